@@ -1,0 +1,15 @@
+"""The sla-engine's settings: env prefix SLA_ENGINE_, nested groups with `__`."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from slm_shared.settings import ServiceSettings
+
+
+class SlaEngineSettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="SLA_ENGINE_", env_nested_delimiter="__", extra="ignore")
+
+    timer_batch_size: int = Field(default=200, ge=1, description="due timers fired per transaction")
+    timer_max_sleep_seconds: float = Field(default=0.5, gt=0, description="longest wait between timer scans")

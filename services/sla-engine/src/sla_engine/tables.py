@@ -1,0 +1,84 @@
+"""The sla-engine's tables: versioned configuration, ticket timelines, clocks, emitted transitions, timers."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
+
+from slm_shared.auth import define_api_key_table
+from slm_shared.inbox import define_inbox_table
+from slm_shared.outbox import define_outbox_table
+
+metadata = sa.MetaData()
+
+config_versions = sa.Table(
+    "config_versions",
+    metadata,
+    sa.Column("tenant_id", sa.Text, primary_key=True),
+    sa.Column("version", sa.Integer, primary_key=True),
+    sa.Column("bundle", JSONB, nullable=False),
+    sa.Column("source_text", sa.Text, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+)
+
+# The ticket timeline: every snapshot as received (arrival breaks event-time ties, DESIGN 4).
+ticket_events = sa.Table(
+    "ticket_events",
+    metadata,
+    sa.Column("arrival", sa.BigInteger, sa.Identity(), primary_key=True),
+    sa.Column("tenant_id", sa.Text, nullable=False),
+    sa.Column("ticket_id", sa.Text, nullable=False),
+    sa.Column("source", sa.Text, nullable=False),
+    sa.Column("event_id", sa.Text, nullable=False),
+    sa.Column("event_time", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("snapshot", JSONB, nullable=False),
+    sa.UniqueConstraint("tenant_id", "source", "event_id", name="ticket_events_dedup"),
+    sa.Index("ticket_events_by_ticket", "tenant_id", "ticket_id", "event_time"),
+)
+
+# The current state of every clock, for reads and metrics; the timeline stays the source of truth.
+clocks = sa.Table(
+    "clocks",
+    metadata,
+    sa.Column("tenant_id", sa.Text, primary_key=True),
+    sa.Column("ticket_id", sa.Text, primary_key=True),
+    sa.Column("policy_id", sa.Text, primary_key=True),
+    sa.Column("metric", sa.Text, primary_key=True),
+    sa.Column("cycle", sa.Integer, primary_key=True),
+    sa.Column("policy_version", sa.Integer, nullable=False),
+    sa.Column("state", sa.Text, nullable=False),
+    sa.Column("breached", sa.Boolean, nullable=False),
+    sa.Column("due_at", sa.DateTime(timezone=True)),
+    sa.Column("clock", JSONB, nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+# What was already published, so a re-evaluation emits only what is new and retracts what a late event undid.
+emitted_transitions = sa.Table(
+    "emitted_transitions",
+    metadata,
+    sa.Column("tenant_id", sa.Text, primary_key=True),
+    sa.Column("ticket_id", sa.Text, primary_key=True),
+    sa.Column("policy_id", sa.Text, primary_key=True),
+    sa.Column("metric", sa.Text, primary_key=True),
+    sa.Column("cycle", sa.Integer, primary_key=True),
+    sa.Column("transition", sa.Text, primary_key=True),
+    sa.Column("at", sa.DateTime(timezone=True), primary_key=True),
+    sa.Column("threshold", sa.Integer, primary_key=True, server_default="0"),
+    sa.Column("emitted_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+)
+
+# One durable timer per ticket: the earliest warning or breach instant of its running clocks.
+timers = sa.Table(
+    "timers",
+    metadata,
+    sa.Column("tenant_id", sa.Text, primary_key=True),
+    sa.Column("ticket_id", sa.Text, primary_key=True),
+    sa.Column("due_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("transition", sa.Text, nullable=False),
+    sa.Index("timers_by_due", "due_at"),
+)
+
+inbox = define_inbox_table(metadata)
+outbox = define_outbox_table(metadata)
+api_keys = define_api_key_table(metadata)

@@ -1,0 +1,246 @@
+"""Event contracts of DESIGN.md section 2: the CloudEvent envelope and the data of every event type.
+
+Models are frozen and accept only aware datetimes. The envelope keeps unknown CloudEvent extension
+attributes (CloudEvents allows them); `data` is validated per `type` by `parse_data`.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Annotated, Any, Final, Literal
+
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    JsonValue,
+    ValidationError,
+)
+
+TICKET_EVENT: Final = "itsm.ticket.v1"
+AVAILABILITY_EVENT: Final = "itsm.availability.v1"
+MEASUREMENT_EVENT: Final = "itsm.measurement.v1"
+MAINTENANCE_EVENT: Final = "itsm.maintenance.v1"
+FEEDBACK_EVENT: Final = "itsm.feedback.v1"
+CLOCK_EVENT: Final = "sla.clock.v1"
+SLO_STATUS_EVENT: Final = "slo.status.v1"
+SLO_ALERT_EVENT: Final = "slo.alert.v1"
+REPORT_PUBLISHED_EVENT: Final = "report.published.v1"
+API_KEY_EVENT: Final = "tenant.apikey.v1"
+
+TicketAction = Literal[
+    "created", "updated", "agent_replied", "customer_replied", "resolved", "reopened", "closed", "cancelled"
+]
+TicketStatus = Literal[
+    "new", "open", "in_progress", "pending_customer", "pending_vendor", "on_hold", "resolved", "closed", "cancelled"
+]
+TicketKind = Literal["incident", "service_request", "problem", "change"]
+ClockTransitionName = Literal[
+    "started", "paused", "resumed", "warning", "breached", "met", "stopped_breached", "cancelled", "recalculated"
+]
+ClockState = Literal["running", "paused", "met", "breached", "cancelled"]
+
+TICKET_ACTIONS: Final = frozenset(TicketAction.__args__)  # type: ignore[attr-defined]
+TICKET_STATUSES: Final = frozenset(TicketStatus.__args__)  # type: ignore[attr-defined]
+
+
+def _not_blank(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must not be blank")
+    return value
+
+
+NonBlank = Annotated[str, AfterValidator(_not_blank), Field(max_length=512)]
+
+
+class _Contract(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class TicketSnapshotData(_Contract):
+    """`itsm.ticket.v1`: the full ticket after a change, plus what happened."""
+
+    ticket_id: NonBlank
+    action: TicketAction
+    kind: TicketKind
+    service: NonBlank
+    customer: NonBlank
+    priority: NonBlank
+    status: TicketStatus
+    assignment_group: str | None = None
+    assignee: str | None = None
+    title: str | None = Field(default=None, max_length=4096)
+    attributes: dict[str, JsonValue] = Field(default_factory=dict)
+
+
+class AvailabilityData(_Contract):
+    service: NonBlank
+    component: NonBlank
+    state: Literal["up", "degraded", "down"]
+
+
+class MeasurementData(_Contract):
+    """A good/total window, or a single sample (`value`) at the event time."""
+
+    service: NonBlank
+    sli: NonBlank
+    window_start: AwareDatetime | None = None
+    window_end: AwareDatetime | None = None
+    good: int | None = Field(default=None, ge=0)
+    total: int | None = Field(default=None, ge=0)
+    value: float | None = None
+
+
+class MaintenanceData(_Contract):
+    service: NonBlank
+    window_id: NonBlank
+    start: AwareDatetime
+    end: AwareDatetime
+    status: Literal["scheduled", "cancelled"]
+
+
+class FeedbackData(_Contract):
+    ticket_id: NonBlank
+    service: NonBlank
+    score: int = Field(ge=0)
+    scale: int = Field(gt=0)
+    comment: str | None = None
+
+
+class ClockTransitionData(_Contract):
+    """`sla.clock.v1`: one clock transition with the clock's state right after it."""
+
+    ticket_id: str
+    policy_id: str
+    policy_version: int
+    agreement: Literal["SLA", "OLA", "UC"]
+    metric: str
+    cycle: int
+    transition: ClockTransitionName
+    state: ClockState
+    breached: bool
+    target_seconds: int
+    elapsed_seconds: int
+    remaining_seconds: int
+    percent: float
+    started_at: AwareDatetime | None
+    due_at: AwareDatetime | None
+    breached_at: AwareDatetime | None
+    stopped_at: AwareDatetime | None
+    threshold: int | None = None
+    service: str
+    customer: str
+    priority: str
+    kind: str
+    calendar: str
+
+
+class ApiKeyData(_Contract):
+    """`tenant.apikey.v1` (an extension of the contract): how intake tells the other services of a key."""
+
+    key_id: str
+    tenant_id: str
+    key_hash: str
+    status: Literal["active", "revoked"]
+
+
+DATA_MODELS: Final[dict[str, type[BaseModel]]] = {
+    TICKET_EVENT: TicketSnapshotData,
+    AVAILABILITY_EVENT: AvailabilityData,
+    MEASUREMENT_EVENT: MeasurementData,
+    MAINTENANCE_EVENT: MaintenanceData,
+    FEEDBACK_EVENT: FeedbackData,
+    CLOCK_EVENT: ClockTransitionData,
+    API_KEY_EVENT: ApiKeyData,
+}
+
+
+class CloudEvent(BaseModel):
+    """A CloudEvents 1.0 envelope in JSON structured mode with the `tenantid` extension."""
+
+    model_config = ConfigDict(frozen=True, extra="allow")
+
+    specversion: Literal["1.0"]
+    id: NonBlank
+    source: NonBlank
+    type: NonBlank
+    time: AwareDatetime
+    tenantid: NonBlank
+    subject: str | None = None
+    datacontenttype: str | None = None
+    data: dict[str, JsonValue]
+
+    @property
+    def dedup_key(self) -> tuple[str, str, str]:
+        return (self.tenantid, self.source, self.id)
+
+    def to_json_bytes(self) -> bytes:
+        return self.model_dump_json(exclude_none=True).encode()
+
+
+class InvalidEvent(ValueError):
+    """Raised with a reason that names the field and what was wrong with it."""
+
+
+def describe_validation_error(error: ValidationError, prefix: str = "") -> str:
+    parts = []
+    for item in error.errors():
+        location = ".".join(str(p) for p in item["loc"])
+        parts.append(f"{prefix}{location}: {item['msg']}" if location else f"{prefix}{item['msg']}")
+    return "; ".join(parts)
+
+
+def parse_data(event: CloudEvent) -> BaseModel:
+    """Validate `data` against the model of the event's `type`."""
+    model = DATA_MODELS.get(event.type)
+    if model is None:
+        raise InvalidEvent(f"type: unknown event type {event.type!r}")
+    try:
+        return model.model_validate(event.data)
+    except ValidationError as error:
+        raise InvalidEvent(describe_validation_error(error, "data.")) from error
+
+
+def parse_cloudevent(raw: bytes | str | dict[str, Any]) -> CloudEvent:
+    """Parse and validate an envelope and its data; raises `InvalidEvent` with a precise reason."""
+    if isinstance(raw, bytes | str):
+        try:
+            document = json.loads(raw)
+        except (UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise InvalidEvent(f"body: not valid JSON ({error})") from error
+    else:
+        document = raw
+    if not isinstance(document, dict):
+        raise InvalidEvent("body: a CloudEvent must be a JSON object")
+    try:
+        event = CloudEvent.model_validate(document)
+    except ValidationError as error:
+        raise InvalidEvent(describe_validation_error(error)) from error
+    parse_data(event)
+    return event
+
+
+def make_event(
+    *,
+    event_id: str,
+    source: str,
+    event_type: str,
+    time: datetime,
+    tenant_id: str,
+    subject: str | None,
+    data: BaseModel,
+) -> CloudEvent:
+    return CloudEvent(
+        specversion="1.0",
+        id=event_id,
+        source=source,
+        type=event_type,
+        time=time,
+        tenantid=tenant_id,
+        subject=subject,
+        datacontenttype="application/json",
+        data=data.model_dump(mode="json"),
+    )

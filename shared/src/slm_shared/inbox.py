@@ -1,0 +1,40 @@
+"""Idempotent inbox: processed event ids, recorded in the same transaction as the effect."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+
+def define_inbox_table(metadata: sa.MetaData) -> sa.Table:
+    return sa.Table(
+        "inbox",
+        metadata,
+        sa.Column("consumer", sa.Text, primary_key=True),
+        sa.Column("tenant_id", sa.Text, primary_key=True),
+        sa.Column("source", sa.Text, primary_key=True),
+        sa.Column("event_id", sa.Text, primary_key=True),
+        sa.Column("processed_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    )
+
+
+class Inbox:
+    """`first_delivery` inserts the event's key and says whether this is the first time it is seen.
+
+    Run it inside the handler's transaction: if the effect rolls back, so does the inbox row, and a
+    redelivery is processed again; if the effect commits, a redelivery is a no-op.
+    """
+
+    def __init__(self, table: sa.Table, consumer: str) -> None:
+        self._table = table
+        self._consumer = consumer
+
+    async def first_delivery(self, session: AsyncSession, tenant_id: str, source: str, event_id: str) -> bool:
+        statement = (
+            insert(self._table)
+            .values(consumer=self._consumer, tenant_id=tenant_id, source=source, event_id=event_id)
+            .on_conflict_do_nothing()
+            .returning(self._table.c.event_id)
+        )
+        return (await session.execute(statement)).first() is not None

@@ -1,0 +1,53 @@
+"""Structured JSON logs carrying tenant, event id, ticket id and trace id from context variables."""
+
+from __future__ import annotations
+
+import contextvars
+import json
+import logging
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+
+_CONTEXT: contextvars.ContextVar[dict[str, str]] = contextvars.ContextVar("slm_log_context", default={})
+
+
+@contextmanager
+def log_context(**fields: str | None) -> Iterator[None]:
+    """Adds fields (tenant, event_id, ticket_id, trace_id) to every log line inside the block."""
+    merged = {**_CONTEXT.get(), **{k: v for k, v in fields.items() if v is not None}}
+    token = _CONTEXT.set(merged)
+    try:
+        yield
+    finally:
+        _CONTEXT.reset(token)
+
+
+class JsonFormatter(logging.Formatter):
+    def __init__(self, service: str) -> None:
+        super().__init__()
+        self._service = service
+
+    def format(self, record: logging.LogRecord) -> str:
+        document: dict[str, object] = {
+            "ts": datetime.fromtimestamp(record.created, tz=UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "service": self._service,
+            "logger": record.name,
+            "message": record.getMessage(),
+            **_CONTEXT.get(),
+        }
+        if record.exc_info:
+            document["exception"] = self.formatException(record.exc_info)
+        return json.dumps(document, default=str)
+
+
+def configure_logging(service: str, level: str) -> None:
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(JsonFormatter(service))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    # aiokafka logs every coordinator step at INFO; keep its warnings only.
+    logging.getLogger("aiokafka").setLevel(logging.WARNING)

@@ -1,0 +1,203 @@
+"""Transactional outbox: events are rows written with the business change, then relayed to Kafka.
+
+The relay never tracks "the last id seen": concurrent transactions commit out of id order, so a row with a
+smaller id can become visible after a larger one was published. It selects every unpublished row with
+`FOR UPDATE SKIP LOCKED` instead, so several relays (replicas) share the work without publishing a row twice
+while it is locked, and a crash between publish and mark re-publishes (at-least-once; consumers dedup).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+import sqlalchemy as sa
+from aiokafka import AIOKafkaProducer
+from prometheus_client import Counter, Gauge
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from slm_shared.events import CloudEvent
+
+NOTIFY_CHANNEL = "outbox"
+log = logging.getLogger(__name__)
+
+OUTBOX_PUBLISHED = Counter("slm_outbox_published_total", "Outbox rows published to Kafka", ["topic"])
+OUTBOX_BACKLOG = Gauge("slm_outbox_backlog", "Unpublished outbox rows at the last relay pass")
+OUTBOX_OLDEST_AGE = Gauge("slm_outbox_oldest_age_seconds", "Age of the oldest unpublished outbox row")
+
+
+def define_outbox_table(metadata: sa.MetaData) -> sa.Table:
+    return sa.Table(
+        "outbox",
+        metadata,
+        sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
+        sa.Column("topic", sa.Text, nullable=False),
+        sa.Column("key", sa.Text, nullable=False),
+        sa.Column("payload", sa.LargeBinary, nullable=False),
+        sa.Column("headers", JSONB, nullable=False, server_default=sa.text("'{}'::jsonb")),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+        sa.Column("published_at", sa.DateTime(timezone=True)),
+        sa.Index("outbox_unpublished", "id", postgresql_where=sa.text("published_at IS NULL")),
+    )
+
+
+@dataclass(frozen=True)
+class OutgoingEvent:
+    topic: str
+    key: str
+    event: CloudEvent
+    headers: Mapping[str, str] | None = None
+
+
+class Outbox:
+    """Adds events to the outbox inside the caller's transaction; never commits."""
+
+    def __init__(self, table: sa.Table) -> None:
+        self._table = table
+
+    async def add(self, session: AsyncSession, events: Sequence[OutgoingEvent]) -> None:
+        if not events:
+            return
+        await session.execute(
+            sa.insert(self._table),
+            [
+                {
+                    "topic": item.topic,
+                    "key": item.key,
+                    "payload": item.event.to_json_bytes(),
+                    "headers": dict(item.headers or {}),
+                }
+                for item in events
+            ],
+        )
+        # Delivered at commit only, so the relay wakes exactly when the rows become visible.
+        await session.execute(sa.text("SELECT pg_notify(:channel, '')"), {"channel": NOTIFY_CHANNEL})
+
+
+def asyncpg_dsn(sqlalchemy_url: str) -> str:
+    return sqlalchemy_url.replace("postgresql+asyncpg://", "postgresql://", 1)
+
+
+class OutboxRelay:
+    """Publishes unpublished outbox rows with an idempotent producer, then marks them published."""
+
+    def __init__(
+        self,
+        *,
+        dsn: str,
+        producer_options: Mapping[str, Any],
+        batch_size: int = 500,
+        poll_seconds: float = 0.5,
+        retention_seconds: float = 3600.0,
+    ) -> None:
+        self._dsn = dsn
+        self._producer_options = dict(producer_options)
+        self._batch_size = batch_size
+        self._poll_seconds = poll_seconds
+        self._retention_seconds = retention_seconds
+        self._wakeup = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._producer: AIOKafkaProducer | None = None
+        self._listener: asyncpg.Connection | None = None
+        self._last_purge = 0.0
+        self.healthy = False
+
+    async def start(self) -> None:
+        self._producer = AIOKafkaProducer(
+            enable_idempotence=True, acks="all", linger_ms=2, **self._producer_options
+        )
+        await self._producer.start()
+        self._listener = await asyncpg.connect(self._dsn)
+        await self._listener.add_listener(NOTIFY_CHANNEL, self._on_notify)
+        self._task = asyncio.create_task(self._run(), name="outbox-relay")
+
+    async def stop(self) -> None:
+        """Finish the pass in flight, so rows already sent are marked, then close."""
+        self._stopping.set()
+        self._wakeup.set()
+        if self._task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self._listener is not None:
+            await self._listener.close()
+        if self._producer is not None:
+            await self._producer.stop()
+
+    def _on_notify(self, *_: object) -> None:
+        self._wakeup.set()
+
+    async def _run(self) -> None:
+        connection = await asyncpg.connect(self._dsn)
+        try:
+            while not self._stopping.is_set():
+                try:
+                    published = await self.relay_once(connection)
+                    self.healthy = True
+                except Exception as error:  # a broker or database fault must not end the relay
+                    self.healthy = False
+                    log.warning("outbox relay pass failed: %s", error)
+                    published = 0
+                    await asyncio.sleep(1.0)
+                    if connection.is_closed():
+                        connection = await asyncpg.connect(self._dsn)
+                if published < self._batch_size:
+                    self._wakeup.clear()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wakeup.wait(), self._poll_seconds)
+        finally:
+            await connection.close()
+
+    async def relay_once(self, connection: asyncpg.Connection) -> int:
+        """One pass: lock a batch, publish it, await every ack, mark it; returns rows published."""
+        assert self._producer is not None
+        async with connection.transaction():
+            rows = await connection.fetch(
+                "SELECT id, topic, key, payload, headers, created_at FROM outbox "
+                "WHERE published_at IS NULL ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
+                self._batch_size,
+            )
+            if rows:
+                OUTBOX_OLDEST_AGE.set(max(0.0, time.time() - rows[0]["created_at"].timestamp()))
+                futures = []
+                for row in rows:
+                    headers = [(k, v.encode()) for k, v in json.loads(row["headers"]).items()]
+                    futures.append(
+                        await self._producer.send(
+                            row["topic"], value=row["payload"], key=row["key"].encode(), headers=headers
+                        )
+                    )
+                await asyncio.gather(*futures)
+                await connection.execute(
+                    "UPDATE outbox SET published_at = now() WHERE id = ANY($1::bigint[])",
+                    [row["id"] for row in rows],
+                )
+                for row in rows:
+                    OUTBOX_PUBLISHED.labels(row["topic"]).inc()
+            else:
+                OUTBOX_OLDEST_AGE.set(0)
+        if len(rows) < self._batch_size:
+            OUTBOX_BACKLOG.set(0)
+        else:
+            OUTBOX_BACKLOG.set(await connection.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL"))
+        await self._purge(connection)
+        return len(rows)
+
+    async def _purge(self, connection: asyncpg.Connection) -> None:
+        """Published rows are kept a while for inspection, then deleted."""
+        now = time.monotonic()
+        if now - self._last_purge < 60:
+            return
+        self._last_purge = now
+        await connection.execute(
+            "DELETE FROM outbox WHERE published_at < now() - make_interval(secs => $1)",
+            self._retention_seconds,
+        )

@@ -1,0 +1,75 @@
+"""The settings base every service extends: one typed class per service, env prefix, nested groups."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from ssl import SSLContext
+
+from aiokafka.helpers import create_ssl_context
+from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
+from pydantic import BaseModel, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class KafkaSettings(BaseModel):
+    bootstrap_servers: str = "127.0.0.1:9092"
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    ssl_cafile: str | None = None
+    group_id: str | None = Field(default=None, description="consumer group; defaults to the service name")
+    topic_partitions: int = Field(default=6, ge=1)
+    topic_replication_factor: int = Field(default=1, ge=1)
+    max_batch_records: int = Field(default=200, ge=1)
+
+    def _ssl_context(self) -> SSLContext | None:
+        if self.security_protocol not in ("SSL", "SASL_SSL"):
+            return None
+        return create_ssl_context(cafile=self.ssl_cafile)
+
+    def _password(self) -> str:
+        return self.sasl_password.get_secret_value() if self.sasl_password else ""
+
+    def client_options(self) -> dict[str, Any]:
+        """Connection options for aiokafka's producer, consumer and admin clients."""
+        options: dict[str, Any] = {
+            "bootstrap_servers": self.bootstrap_servers,
+            "security_protocol": self.security_protocol,
+        }
+        if self.sasl_mechanism:
+            options["sasl_mechanism"] = self.sasl_mechanism
+            options["sasl_plain_username"] = self.sasl_username
+            options["sasl_plain_password"] = self._password()
+        if (context := self._ssl_context()) is not None:
+            options["ssl_context"] = context
+        return options
+
+    def broker_security(self) -> BaseSecurity | None:
+        """The same settings in the form FastStream's broker takes."""
+        context = self._ssl_context()
+        username = self.sasl_username or ""
+        if self.sasl_mechanism == "SCRAM-SHA-256":
+            return SASLScram256(username, self._password(), ssl_context=context)
+        if self.sasl_mechanism == "SCRAM-SHA-512":
+            return SASLScram512(username, self._password(), ssl_context=context)
+        if self.sasl_mechanism == "PLAIN":
+            return SASLPlaintext(username, self._password(), ssl_context=context)
+        return BaseSecurity(ssl_context=context) if context else None
+
+
+class ServiceSettings(BaseSettings):
+    """Fields common to the three services; each subclass sets its own `env_prefix`."""
+
+    model_config = SettingsConfigDict(env_nested_delimiter="__", extra="ignore")
+
+    database_url: SecretStr
+    kafka: KafkaSettings = KafkaSettings()
+    http_host: str = "0.0.0.0"  # noqa: S104 - a service in a pod listens on all interfaces
+    http_port: int = 8000
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    drain_timeout_seconds: float = Field(default=20.0, gt=0)
+    outbox_batch_size: int = Field(default=500, ge=1)
+    outbox_poll_seconds: float = Field(default=0.5, gt=0)
+    create_topics: bool = True

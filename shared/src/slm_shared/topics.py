@@ -1,0 +1,29 @@
+"""Topic names of DESIGN.md section 1-2 and the Kafka keys that keep one ticket or service on one partition."""
+
+from __future__ import annotations
+
+from typing import Final
+
+INGEST: Final = "itsm.ingest.v1"
+INGEST_DLQ: Final = "itsm.ingest.dlq.v1"
+TICKETS: Final = "itsm.tickets.v1"
+SIGNALS: Final = "itsm.signals.v1"
+FEEDBACK: Final = "itsm.feedback.v1"
+CLOCKS: Final = "sla.clocks.v1"
+SLO_STATUS: Final = "slo.status.v1"
+SLO_ALERTS: Final = "slo.alerts.v1"
+REPORTS: Final = "reports.v1"
+# Extension: API key lifecycle, so every service validates keys the same way without reading intake's db.
+TENANTS: Final = "itsm.tenants.v1"
+
+ALL_TOPICS: Final = (
+    INGEST, INGEST_DLQ, TICKETS, SIGNALS, FEEDBACK, CLOCKS, SLO_STATUS, SLO_ALERTS, REPORTS, TENANTS,
+)
+
+
+def ticket_key(tenant_id: str, ticket_id: str) -> str:
+    return f"{tenant_id}/{ticket_id}"
+
+
+def service_key(tenant_id: str, service: str) -> str:
+    return f"{tenant_id}/{service}"
