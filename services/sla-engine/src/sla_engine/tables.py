@@ -36,6 +36,17 @@ ticket_events = sa.Table(
     sa.Index("ticket_events_by_ticket", "tenant_id", "ticket_id", "event_time"),
 )
 
+# The configuration version each ticket is evaluated with: pinned at its first snapshot, moved only by an
+# explicit recalculation, so applying a bundle never silently rewrites history.
+ticket_versions = sa.Table(
+    "ticket_versions",
+    metadata,
+    sa.Column("tenant_id", sa.Text, primary_key=True),
+    sa.Column("ticket_id", sa.Text, primary_key=True),
+    sa.Column("config_version", sa.Integer, nullable=False),
+    sa.Column("first_event_at", sa.DateTime(timezone=True), nullable=False),
+)
+
 # The current state of every clock, for reads and metrics; the timeline stays the source of truth.
 clocks = sa.Table(
     "clocks",

@@ -1,0 +1,139 @@
+"""The sla-engine's HTTP routes: configuration, explained clocks, recalculation and what-if."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import date, datetime
+from enum import Enum
+from typing import Any, Literal
+
+from fastapi import APIRouter, HTTPException, Query, Request, status
+from fastapi.responses import JSONResponse
+from pydantic import AwareDatetime, BaseModel
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from sla_engine.config import BundleCache, ConfigService, Recalculation, RecalculationReport
+from sla_engine.domain.bundle import BundleError
+from sla_engine.domain.clocks import evaluate_ticket
+from sla_engine.handlers import Now
+from sla_engine.repository import SqlSlaRepository
+from slm_shared.runtime import Tenant
+
+MAX_BUNDLE_BYTES = 1024 * 1024
+
+
+def plain(value: Any) -> Any:
+    """Dataclasses, datetimes and enums as JSON-ready values."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, dict):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [plain(v) for v in value]
+    return value
+
+
+def report_body(report: RecalculationReport) -> dict[str, Any]:
+    return {
+        "mode": report.mode, "from_version": report.from_version, "version": report.to_version,
+        "tickets_considered": report.tickets_considered,
+        "clocks_changed": [plain(change) for change in report.clocks_changed],
+    }
+
+
+def bundle_error_response(error: BundleError) -> JSONResponse:
+    return JSONResponse(
+        status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
+        content={"detail": "invalid bundle; nothing was changed", "errors": [plain(e) for e in error.errors]},
+    )
+
+
+class RecalculateRequest(BaseModel):
+    mode: Literal["ongoing", "all"]
+
+
+class SimulateRequest(BaseModel):
+    bundle: str
+    format: Literal["yaml", "json"] = "yaml"
+    start: AwareDatetime
+    end: AwareDatetime
+
+
+async def _bundle_text(request: Request) -> tuple[str, Literal["yaml", "json"]]:
+    body = await request.body()
+    if len(body) > MAX_BUNDLE_BYTES:
+        raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, "bundle larger than 1 MiB")
+    try:
+        text = body.decode()
+    except UnicodeDecodeError as error:
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, "bundle must be UTF-8 text") from error
+    content_type = request.headers.get("content-type", "")
+    return text, "json" if "json" in content_type else "yaml"
+
+
+def sla_router(
+    sessions: async_sessionmaker[AsyncSession], bundles: BundleCache, config: ConfigService, now: Now
+) -> APIRouter:
+    router = APIRouter(prefix="/v1", tags=["sla"])
+
+    @router.post("/config:apply", response_model=None)
+    async def apply_config(
+        request: Request, tenant: Tenant, recalculate: Recalculation = Query("none")
+    ) -> dict[str, Any] | JSONResponse:
+        """Apply a YAML or JSON bundle as a new version; `recalculate` = none | ongoing | all.
+
+        A bad bundle changes nothing and answers 422 naming each wrong field and its line.
+        """
+        text, content_type = await _bundle_text(request)
+        try:
+            report = await config.apply(tenant, text, content_type, recalculate, now())
+        except BundleError as error:
+            return bundle_error_response(error)
+        return report_body(report)
+
+    @router.get("/config")
+    async def get_config(tenant: Tenant) -> dict[str, Any]:
+        async with sessions() as session:
+            latest = await SqlSlaRepository(session).latest_config(tenant)
+        if latest is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, "no configuration applied yet")
+        return {"version": latest.version, "created_at": latest.created_at.isoformat(), "bundle": latest.bundle,
+                "source": latest.source_text}
+
+    @router.post("/recalculate")
+    async def recalculate(body: RecalculateRequest, tenant: Tenant) -> dict[str, Any]:
+        """Move `ongoing` or `all` tickets to the latest configuration; returns which clocks changed."""
+        return report_body(await config.recalculate(tenant, body.mode, now()))
+
+    @router.post("/simulate", response_model=None)
+    async def simulate(body: SimulateRequest, tenant: Tenant) -> dict[str, Any] | JSONResponse:
+        """What-if: replay the tickets active in [start, end) under a draft bundle; emits nothing."""
+        if body.end <= body.start:
+            raise HTTPException(status.HTTP_400_BAD_REQUEST, "end must be after start")
+        try:
+            return await config.simulate(tenant, body.bundle, body.format, body.start, body.end, now())
+        except BundleError as error:
+            return bundle_error_response(error)
+
+    @router.get("/tickets/{ticket_id}/clocks")
+    async def ticket_clocks(ticket_id: str, tenant: Tenant, at: AwareDatetime | None = None) -> dict[str, Any]:
+        """Every clock of the ticket as it stood at `at` (default now), with its explained timeline."""
+        instant = at or now()
+        async with sessions() as session:
+            repository = SqlSlaRepository(session)
+            timeline = await repository.timeline(tenant, ticket_id)
+            if not timeline:
+                raise HTTPException(status.HTTP_404_NOT_FOUND, "unknown ticket")
+            pinned = await repository.config_for_ticket(tenant, ticket_id, timeline[0].time)
+            await session.rollback()  # a read never pins
+        if pinned is None:
+            return {"ticket_id": ticket_id, "at": instant.isoformat(), "clocks": []}
+        clocks = evaluate_ticket(timeline, bundles.get(pinned), policy_version=pinned.version, at=instant)
+        return {"ticket_id": ticket_id, "at": instant.isoformat(), "config_version": pinned.version,
+                "clocks": [plain(clock) for clock in clocks]}
+
+    return router

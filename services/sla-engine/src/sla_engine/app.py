@@ -1,0 +1,53 @@
+"""The sla-engine's composition root."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI
+from faststream import AckPolicy
+from faststream.kafka import KafkaRouter
+
+from sla_engine import tables
+from sla_engine.api import sla_router
+from sla_engine.config import BundleCache, ConfigService
+from sla_engine.handlers import ClockKeeper, Now, utc_now
+from sla_engine.settings import SlaEngineSettings
+from sla_engine.timers import TimerLoop
+from slm_shared import topics
+from slm_shared.runtime import RawRecords, ServiceRuntime, keep_raw_bytes, process_records, subscribe_api_keys
+
+SERVICE = "sla-engine"
+ALEMBIC_INI = Path(__file__).resolve().parents[2] / "alembic.ini"
+
+
+def ticket_router(runtime: ServiceRuntime, keeper: ClockKeeper) -> KafkaRouter:
+    router = KafkaRouter()
+
+    @router.subscriber(
+        topics.TICKETS, group_id=runtime.group_id, batch=True, auto_offset_reset="earliest",
+        max_records=runtime.settings.kafka.max_batch_records, ack_policy=AckPolicy.NACK_ON_ERROR,
+        decoder=keep_raw_bytes, title="ticket-snapshots", description="itsm.ticket.v1 snapshots from intake",
+    )
+    async def on_ticket_snapshots(raw: RawRecords) -> None:
+        await process_records(raw, keeper.on_ticket_record)
+
+    # Documented in AsyncAPI only: the outbox relay, not this publisher, writes to the topic.
+    router.publisher(topics.CLOCKS, title="clock-transitions", description="sla.clock.v1 via the outbox")
+    return router
+
+
+def create_app(settings: SlaEngineSettings, now: Now = utc_now) -> FastAPI:
+    runtime = ServiceRuntime(
+        service=SERVICE, settings=settings, alembic_ini=ALEMBIC_INI, api_key_table=tables.api_keys,
+        topics=topics.ALL_TOPICS,
+    )
+    bundles = BundleCache()
+    keeper = ClockKeeper(runtime.sessions, bundles, now)
+    config = ConfigService(runtime.sessions, bundles, keeper)
+    timers = TimerLoop(keeper, runtime.sessions, now, batch_size=settings.timer_batch_size,
+                       max_sleep_seconds=settings.timer_max_sleep_seconds)
+    runtime.add_background(timers.run, timers.stop)
+    runtime.broker.include_router(ticket_router(runtime, keeper))
+    runtime.broker.include_router(subscribe_api_keys(runtime, tables.api_keys, tables.inbox))
+    return runtime.http_app(title="sla-engine", routers=[sla_router(runtime.sessions, bundles, config, now)])

@@ -1,0 +1,200 @@
+"""Configuration lifecycle: apply a bundle as a new version, recalculate explicitly, simulate a draft.
+
+Applying never rewrites history by itself: each ticket keeps the version it was pinned to unless the
+caller asks to recalculate `ongoing` (tickets with a running or paused clock) or `all` tickets. Every
+recalculation returns a diff report of the clocks whose outcome changes.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal, Protocol
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from sla_engine.domain.bundle import Bundle, dump_bundle, parse_bundle
+from sla_engine.domain.clocks import Clock, evaluate_ticket
+from sla_engine.repository import ConfigVersion, SqlSlaRepository
+
+Recalculation = Literal["none", "ongoing", "all"]
+
+
+class Reconciler(Protocol):
+    async def reconcile(self, session: AsyncSession, tenant_id: str, ticket_id: str, now: datetime) -> list[Clock]: ...
+
+
+class BundleCache:
+    """Parsed bundles by (tenant, version): versions are immutable, so entries never go stale."""
+
+    def __init__(self, limit: int = 1024) -> None:
+        self._bundles: dict[tuple[str, int], Bundle] = {}
+        self._limit = limit
+
+    def get(self, config: ConfigVersion) -> Bundle:
+        key = (config.tenant_id, config.version)
+        bundle = self._bundles.get(key)
+        if bundle is None:
+            if len(self._bundles) >= self._limit:
+                self._bundles.clear()
+            bundle = parse_bundle(config.source_text, content_type=_content_type_of(config.source_text))
+            self._bundles[key] = bundle
+        return bundle
+
+
+def _content_type_of(text: str) -> Literal["yaml", "json"]:
+    return "json" if text.lstrip().startswith("{") else "yaml"
+
+
+@dataclass(frozen=True)
+class ClockChange:
+    ticket_id: str
+    policy_id: str
+    metric: str
+    cycle: int
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+
+
+@dataclass
+class RecalculationReport:
+    mode: Recalculation
+    from_version: int | None
+    to_version: int
+    tickets_considered: int = 0
+    clocks_changed: list[ClockChange] = field(default_factory=list)
+
+
+def outcome(clock: Clock) -> dict[str, Any]:
+    """The fields a customer would notice change: state, breach, target and deadline."""
+    return {
+        "state": clock.state, "breached": clock.breached, "target_seconds": clock.target_seconds,
+        "due_at": clock.due_at.isoformat() if clock.due_at else None,
+        "breached_at": clock.breached_at.isoformat() if clock.breached_at else None,
+        "policy_version": clock.policy_version,
+    }
+
+
+def compare(ticket_id: str, before: list[Clock], after: list[Clock]) -> list[ClockChange]:
+    def key(c: Clock) -> tuple[str, str, int]:
+        return (c.policy_id, c.metric, c.cycle)
+
+    old = {key(c): outcome(c) for c in before}
+    new = {key(c): outcome(c) for c in after}
+    changes = []
+    for k in sorted(old.keys() | new.keys()):
+        o, n = old.get(k), new.get(k)
+        comparable_o = {f: v for f, v in (o or {}).items() if f != "policy_version"}
+        comparable_n = {f: v for f, v in (n or {}).items() if f != "policy_version"}
+        if o is None or n is None or comparable_o != comparable_n:
+            changes.append(ClockChange(ticket_id, k[0], k[1], k[2], o, n))
+    return changes
+
+
+@dataclass(frozen=True)
+class Attainment:
+    met: int
+    breached: int
+
+    @property
+    def percent(self) -> float | None:
+        total = self.met + self.breached
+        return None if total == 0 else round(100.0 * self.met / total, 2)
+
+
+def attainment(clocks: list[Clock], start: datetime, end: datetime) -> dict[str, Attainment]:
+    """Per policy/metric/priority: cycles that stopped in [start, end) as met or breached."""
+    counts: Counter[tuple[str, str]] = Counter()
+    for clock in clocks:
+        if clock.stopped_at is None or not (start <= clock.stopped_at < end) or clock.state == "cancelled":
+            continue
+        group = f"{clock.policy_id}/{clock.metric}/{clock.priority}"
+        counts[(group, "met" if clock.state == "met" else "breached")] += 1
+    groups = sorted({g for g, _ in counts})
+    return {g: Attainment(counts[(g, "met")], counts[(g, "breached")]) for g in groups}
+
+
+class ConfigService:
+    def __init__(
+        self, sessions: async_sessionmaker[AsyncSession], bundles: BundleCache, reconciler: Reconciler
+    ) -> None:
+        self._sessions = sessions
+        self._bundles = bundles
+        self._reconciler = reconciler
+
+    async def apply(
+        self, tenant_id: str, text: str, content_type: Literal["yaml", "json"], mode: Recalculation,
+        now: datetime,
+    ) -> RecalculationReport:
+        """Validate (raises `BundleError`, changing nothing), store a new version, recalculate as asked."""
+        bundle = parse_bundle(text, content_type=content_type)
+        async with self._sessions() as session, session.begin():
+            repository = SqlSlaRepository(session)
+            previous = await repository.latest_config(tenant_id)
+            version = await repository.add_config(tenant_id, dump_bundle(bundle), text)
+            report = RecalculationReport(mode, previous.version if previous else None, version)
+            if mode != "none":
+                await self._recalculate(session, tenant_id, version, report, now)
+            return report
+
+    async def recalculate(self, tenant_id: str, mode: Recalculation, now: datetime) -> RecalculationReport:
+        """Move tickets to the latest version without applying a new bundle."""
+        async with self._sessions() as session, session.begin():
+            latest = await SqlSlaRepository(session).latest_config(tenant_id)
+            if latest is None:
+                return RecalculationReport(mode, None, 0)
+            report = RecalculationReport(mode, None, latest.version)
+            if mode != "none":
+                await self._recalculate(session, tenant_id, latest.version, report, now)
+            return report
+
+    async def _recalculate(
+        self, session: AsyncSession, tenant_id: str, version: int, report: RecalculationReport, now: datetime
+    ) -> None:
+        repository = SqlSlaRepository(session)
+        tickets = await repository.tickets(tenant_id, only_open=(report.mode == "ongoing"))
+        report.tickets_considered = len(tickets)
+        for ticket_id in tickets:
+            await repository.lock_ticket(tenant_id, ticket_id)
+            timeline = await repository.timeline(tenant_id, ticket_id)
+            pinned = await repository.config_for_ticket(tenant_id, ticket_id, timeline[0].time)
+            before = (
+                evaluate_ticket(timeline, self._bundles.get(pinned), policy_version=pinned.version, at=now)
+                if pinned else []
+            )
+            await repository.pin_version(tenant_id, [ticket_id], version)
+            after = await self._reconciler.reconcile(session, tenant_id, ticket_id, now)
+            report.clocks_changed.extend(compare(ticket_id, before, after))
+
+    async def simulate(
+        self, tenant_id: str, draft_text: str, content_type: Literal["yaml", "json"], start: datetime,
+        end: datetime, now: datetime,
+    ) -> dict[str, Any]:
+        """Replay the tickets active in [start, end) under the draft; nothing is stored or emitted."""
+        draft = parse_bundle(draft_text, content_type=content_type)
+        before_clocks: list[Clock] = []
+        after_clocks: list[Clock] = []
+        changes: list[ClockChange] = []
+        async with self._sessions() as session:
+            repository = SqlSlaRepository(session)
+            tickets = await repository.tickets_active_between(tenant_id, start, end)
+            latest = await repository.latest_config(tenant_id)
+            for ticket_id in tickets:
+                timeline = await repository.timeline(tenant_id, ticket_id)
+                pinned = await repository.config_for_ticket(tenant_id, ticket_id, timeline[0].time)
+                before = (
+                    evaluate_ticket(timeline, self._bundles.get(pinned), policy_version=pinned.version, at=now)
+                    if pinned else []
+                )
+                after = evaluate_ticket(timeline, draft, policy_version=(latest.version + 1 if latest else 1), at=now)
+                before_clocks.extend(before)
+                after_clocks.extend(after)
+                changes.extend(compare(ticket_id, before, after))
+            await session.rollback()  # config_for_ticket may pin unpinned tickets: a simulation stores nothing
+        return {
+            "tickets": len(tickets),
+            "before": {g: vars(a) | {"percent": a.percent} for g, a in attainment(before_clocks, start, end).items()},
+            "after": {g: vars(a) | {"percent": a.percent} for g, a in attainment(after_clocks, start, end).items()},
+            "clocks_changed": [vars(c) for c in changes],
+        }

@@ -1,0 +1,55 @@
+"""Finding the real Kafka and PostgreSQL the tests run against.
+
+`make up` starts them and writes `.stack/env`; CI and developers export those variables. Without them, a
+laptop with Docker gets testcontainers; anywhere else the tests stop with a one-line instruction.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+SERVICES = ("intake", "sla-engine", "reporting")
+
+
+@dataclass(frozen=True)
+class Stack:
+    kafka_bootstrap: str
+    database_urls: dict[str, str]  # service -> postgresql+asyncpg URL
+
+    def service_env(self, service: str, **extra: str) -> dict[str, str]:
+        """Environment for one service process: its prefix, its database, the broker."""
+        prefix = service.replace("-", "_").upper()
+        return {
+            f"{prefix}_DATABASE_URL": self.database_urls[service],
+            f"{prefix}_KAFKA__BOOTSTRAP_SERVERS": self.kafka_bootstrap,
+            **{f"{prefix}_{k.upper()}": v for k, v in extra.items()},
+        }
+
+
+def _env_file() -> dict[str, str]:
+    path = REPO / ".stack" / "env"
+    if not path.exists():
+        return {}
+    pairs = (line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
+    return {k.strip(): v.strip() for k, v in pairs}
+
+
+def discover() -> Stack | None:
+    values = {**_env_file(), **os.environ}
+    urls = {s: values.get(f"{s.replace('-', '_').upper()}_DATABASE_URL", "") for s in SERVICES}
+    if values.get("KAFKA_BOOTSTRAP_SERVERS") and all(urls.values()):
+        return Stack(values["KAFKA_BOOTSTRAP_SERVERS"], urls)
+    return None
+
+
+def docker_answers() -> bool:
+    try:
+        import docker  # type: ignore[import-untyped]
+
+        docker.from_env().ping()
+    except Exception:  # no engine, no socket, no permission: all mean "no Docker"
+        return False
+    return True
