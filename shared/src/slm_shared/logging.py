@@ -6,11 +6,13 @@ import contextvars
 import json
 import logging
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from types import MappingProxyType
 
-_CONTEXT: contextvars.ContextVar[dict[str, str]] = contextvars.ContextVar("slm_log_context", default={})
+_EMPTY: Mapping[str, str] = MappingProxyType({})
+_CONTEXT: contextvars.ContextVar[Mapping[str, str]] = contextvars.ContextVar("slm_log_context", default=_EMPTY)
 
 
 @contextmanager

@@ -8,9 +8,10 @@ taking requests, the broker drains in-flight messages and commits their offsets,
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any
@@ -21,17 +22,16 @@ from aiokafka.errors import TopicAlreadyExistsError
 from aiokafka.structs import ConsumerRecord
 from fastapi import APIRouter, Depends, FastAPI, Response
 from fastapi.responses import JSONResponse
-from faststream import Context
-from faststream import AckPolicy
+from faststream import AckPolicy, Context
 from faststream.kafka import KafkaBroker, KafkaRouter
 from faststream.specification import AsyncAPI
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 
 from slm_shared import topics
 from slm_shared.auth import ApiKeyAuthenticator, current_tenant, store_key
+from slm_shared.db import create_engine, ensure_migrated, session_factory
 from slm_shared.events import ApiKeyData, InvalidEvent, parse_cloudevent
 from slm_shared.inbox import Inbox
-from slm_shared.db import create_engine, ensure_migrated, session_factory
 from slm_shared.logging import configure_logging, log_context
 from slm_shared.outbox import OutboxRelay, asyncpg_dsn
 from slm_shared.settings import ServiceSettings
@@ -117,7 +117,7 @@ class ServiceRuntime:
             poll_seconds=settings.outbox_poll_seconds,
         )
         self.authenticator = ApiKeyAuthenticator(api_key_table, self.sessions)
-        self.background: list[Callable[[], Awaitable[None]]] = []
+        self.background: list[Callable[[], Coroutine[Any, Any, None]]] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._stop_hooks: list[Callable[[], Awaitable[None]]] = []
 
@@ -125,7 +125,7 @@ class ServiceRuntime:
     def group_id(self) -> str:
         return self.settings.kafka.group_id or self.service
 
-    def add_background(self, run: Callable[[], Awaitable[None]], stop: Callable[[], Awaitable[None]]) -> None:
+    def add_background(self, run: Callable[[], Coroutine[Any, Any, None]], stop: Callable[[], Awaitable[None]]) -> None:
         """A long-running task (e.g. the timer wheel) started after the broker and stopped before it."""
         self.background.append(run)
         self._stop_hooks.append(stop)
@@ -165,10 +165,8 @@ class ServiceRuntime:
                 if topic not in existing
             ]
             if missing:
-                try:
+                with contextlib.suppress(TopicAlreadyExistsError):  # another replica created it first
                     await admin.create_topics(missing)
-                except TopicAlreadyExistsError:
-                    pass  # another replica created it first
         finally:
             await admin.close()
 

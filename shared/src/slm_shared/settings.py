@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
-
 from ssl import SSLContext
+from typing import Any, Literal
 
 from aiokafka.helpers import create_ssl_context
 from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
@@ -27,7 +26,8 @@ class KafkaSettings(BaseModel):
     def _ssl_context(self) -> SSLContext | None:
         if self.security_protocol not in ("SSL", "SASL_SSL"):
             return None
-        return create_ssl_context(cafile=self.ssl_cafile)
+        context: SSLContext = create_ssl_context(cafile=self.ssl_cafile)
+        return context
 
     def _password(self) -> str:
         return self.sasl_password.get_secret_value() if self.sasl_password else ""

@@ -49,8 +49,8 @@ class EventIntake:
                 event_id = item.document.get("id") if isinstance(item.document, dict) else None
                 results.append(EventResult(index, "rejected", str(event_id) if event_id else None, str(error)))
         async with self._sessions() as session, session.begin():
-            for index, item, raw in routed:
-                results.append(await self._record(session, index, item, raw, channel))
+            for index, event, raw in routed:
+                results.append(await self._record(session, index, event, raw, channel))
         return sorted(results, key=lambda result: result.index)
 
     async def _record(self, session: AsyncSession, index: int, item: Routed, raw: bytes, channel: str) -> EventResult:

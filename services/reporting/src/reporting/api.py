@@ -24,7 +24,7 @@ def report_router(sessions: async_sessionmaker[AsyncSession]) -> APIRouter:
         end: AwareDatetime | None = Query(None, alias="to"),
         service: str | None = None,
         customer: str | None = None,
-        format: Literal["json"] = "json",  # noqa: A002 - the contract's parameter name
+        format: Literal["json"] = "json",
     ) -> dict[str, Any]:
         """Clock outcomes of the period: a cycle counts in the period in which it stopped."""
         end = end or datetime.now(UTC)

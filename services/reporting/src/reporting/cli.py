@@ -14,5 +14,5 @@ def main(argv: list[str] | None = None) -> None:
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("serve", help="run the reporting service")
     parser.parse_args(argv)
-    settings = ReportingSettings()  # type: ignore[call-arg]  # fields come from the environment
+    settings = ReportingSettings()  # fields come from the environment
     serve(create_app(settings), settings)

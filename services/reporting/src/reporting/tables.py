@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import JSONB
 
 from slm_shared.auth import define_api_key_table
 from slm_shared.inbox import define_inbox_table

@@ -39,72 +39,20 @@ class SlaRepository(Protocol):
     async def add_snapshot(self, tenant_id: str, source: str, event_id: str, snapshot: TicketSnapshot) -> bool: ...
     async def timeline(self, tenant_id: str, ticket_id: str) -> list[TicketSnapshot]: ...
     async def latest_config(self, tenant_id: str) -> ConfigVersion | None: ...
-    async def config(self, tenant_id: str, version: int) -> ConfigVersion | None:
-        c = tables.config_versions
-        row = (
-            await self._session.execute(sa.select(c).where(c.c.tenant_id == tenant_id, c.c.version == version))
-        ).first()
-        return None if row is None else ConfigVersion(row.tenant_id, row.version, row.bundle, row.source_text,
-                                                      row.created_at)
-
-    async def config_for_ticket(
-        self, tenant_id: str, ticket_id: str, first_event_at: datetime
-    ) -> ConfigVersion | None:
-        """The ticket's pinned version; a ticket seen for the first time is pinned to the latest."""
-        v = tables.ticket_versions
-        pinned = (
-            await self._session.execute(
-                sa.select(v.c.config_version).where(v.c.tenant_id == tenant_id, v.c.ticket_id == ticket_id)
-            )
-        ).scalar()
-        if pinned is not None:
-            return await self.config(tenant_id, pinned)
-        latest = await self.latest_config(tenant_id)
-        if latest is not None:
-            await self._session.execute(
-                insert(v).values(tenant_id=tenant_id, ticket_id=ticket_id, config_version=latest.version,
-                                 first_event_at=first_event_at).on_conflict_do_nothing()
-            )
-        return latest
-
-    async def pin_version(self, tenant_id: str, ticket_ids: Sequence[str], version: int) -> None:
-        v = tables.ticket_versions
-        if ticket_ids:
-            await self._session.execute(
-                sa.update(v).where(v.c.tenant_id == tenant_id, v.c.ticket_id.in_(ticket_ids)).values(
-                    config_version=version
-                )
-            )
-
-    async def tickets(self, tenant_id: str, *, only_open: bool) -> list[str]:
-        """Tickets with a pinned version; `only_open`: those with a clock still running or paused."""
-        if only_open:
-            c = tables.clocks
-            statement = sa.select(c.c.ticket_id).where(
-                c.c.tenant_id == tenant_id, c.c.state.in_(("running", "paused"))
-            ).distinct()
-        else:
-            v = tables.ticket_versions
-            statement = sa.select(v.c.ticket_id).where(v.c.tenant_id == tenant_id)
-        return sorted(str(row[0]) for row in await self._session.execute(statement))
-
-    async def tickets_active_between(self, tenant_id: str, start: datetime, end: datetime) -> list[str]:
-        t = tables.ticket_events
-        statement = sa.select(t.c.ticket_id).where(
-            t.c.tenant_id == tenant_id, t.c.event_time >= start, t.c.event_time < end
-        ).distinct()
-        return sorted(str(row[0]) for row in await self._session.execute(statement))
-
     async def add_config(self, tenant_id: str, bundle: dict[str, Any], source_text: str) -> int: ...
     async def config(self, tenant_id: str, version: int) -> ConfigVersion | None: ...
-    async def config_for_ticket(self, tenant_id: str, ticket_id: str, first_event_at: datetime) -> ConfigVersion | None: ...
+    async def config_for_ticket(
+        self, tenant_id: str, ticket_id: str, first_event_at: datetime
+    ) -> ConfigVersion | None: ...
     async def pin_version(self, tenant_id: str, ticket_ids: Sequence[str], version: int) -> None: ...
     async def tickets(self, tenant_id: str, *, only_open: bool) -> list[str]: ...
     async def tickets_active_between(self, tenant_id: str, start: datetime, end: datetime) -> list[str]: ...
     async def emitted(self, tenant_id: str, ticket_id: str) -> set[TransitionKey]: ...
     async def record_emitted(self, tenant_id: str, ticket_id: str, keys: Iterable[TransitionKey]) -> None: ...
     async def forget_emitted(self, tenant_id: str, ticket_id: str, keys: Iterable[TransitionKey]) -> None: ...
-    async def save_clocks(self, tenant_id: str, ticket_id: str, rows: Sequence[dict[str, Any]], now: datetime) -> None: ...
+    async def save_clocks(
+        self, tenant_id: str, ticket_id: str, rows: Sequence[dict[str, Any]], now: datetime
+    ) -> None: ...
     async def set_timer(self, tenant_id: str, ticket_id: str, due: tuple[datetime, str] | None) -> None: ...
     async def due_timers(self, now: datetime, limit: int) -> list[DueTimer]: ...
     async def next_timer_due(self) -> datetime | None: ...
@@ -284,13 +232,14 @@ class SqlSlaRepository:
                 )
             )
 
-    async def save_clocks(self, tenant_id: str, ticket_id: str, rows: Sequence[dict[str, Any]], now: datetime) -> None:
+    async def save_clocks(
+        self, tenant_id: str, ticket_id: str, rows: Sequence[dict[str, Any]], now: datetime
+    ) -> None:
         c = tables.clocks
         await self._session.execute(sa.delete(c).where(c.c.tenant_id == tenant_id, c.c.ticket_id == ticket_id))
         if rows:
-            await self._session.execute(
-                sa.insert(c), [{**row, "tenant_id": tenant_id, "ticket_id": ticket_id, "updated_at": now} for row in rows]
-            )
+            values = [{**row, "tenant_id": tenant_id, "ticket_id": ticket_id, "updated_at": now} for row in rows]
+            await self._session.execute(sa.insert(c), values)
 
     async def set_timer(self, tenant_id: str, ticket_id: str, due: tuple[datetime, str] | None) -> None:
         t = tables.timers

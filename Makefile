@@ -1,0 +1,51 @@
+# The Makefile is the interface: CI calls the same targets a person does.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+UV_VERSION := 0.13.8
+SERVICES := intake sla-engine reporting
+# Every target that talks to the stack reads the addresses `make up` wrote.
+WITH_STACK := set -a; . .stack/env; set +a;
+PYTEST_ARGS ?=
+
+.PHONY: install up down status reset migrate lint typecheck unit test demo bench clean
+
+install:  ## the virtualenv, from the committed lock file
+	@command -v uv >/dev/null || python3 -m pip install --quiet "uv==$(UV_VERSION)"
+	uv sync --frozen --all-packages
+
+up: install  ## Kafka 4.x (KRaft) and PostgreSQL, started locally
+	bash deploy/local/stack.sh up
+
+down:  ## stop both, leave no process behind
+	bash deploy/local/stack.sh down
+
+status:
+	bash deploy/local/stack.sh status
+
+reset:  ## wipe Kafka data and recreate the three databases
+	bash deploy/local/stack.sh reset
+
+migrate: up  ## Alembic, as its own step, for each service's own database
+	$(WITH_STACK) for service in $(SERVICES); do uv run alembic -c services/$$service/alembic.ini upgrade head; done
+
+lint: install
+	uv run ruff check .
+	uv run lint-imports
+
+typecheck: install
+	uv run mypy shared/src services/intake/src services/sla-engine/src services/reporting/src tests bench
+
+unit: install  ## the pure domain tests, no I/O
+	uv run pytest tests/unit -q $(PYTEST_ARGS)
+
+test: up migrate lint typecheck  ## lint, types, and every test against the real stack
+	$(WITH_STACK) uv run pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+
+demo: up migrate  ## the three services and a small realistic day of tickets, then the SLA report
+	$(WITH_STACK) uv run python -m scripts.demo
+
+bench: up migrate
+	$(WITH_STACK) for bench in bench/*/bench_*.py; do echo "== $$bench"; uv run python $$bench; done
+
+clean: down
+	rm -rf .stack .venv
