@@ -5,8 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-
-from tests.support.stack import Stack, discover, docker_answers
+from scripts.localstack import Stack, discover, docker_answers
 
 
 @pytest.fixture(scope="session")

@@ -80,9 +80,10 @@ kafka_fetch_jars() {
   rm -rf "$KAFKA_LIBS"
   mkdir -p "$KAFKA_LIBS"
   # -f keeps Maven's working files next to the pom; includeScope=runtime = what the broker needs.
+  # Output to a file (even -q prints colour codes); shown only when Maven fails.
   mvn -B -q -f "$KAFKA_SRC/pom.xml" dependency:copy-dependencies \
-    -DincludeScope=runtime -DoutputDirectory="$KAFKA_LIBS" >&2 \
-    || die "Maven could not fetch the Kafka jars (see above)"
+    -DincludeScope=runtime -DoutputDirectory="$KAFKA_LIBS" >"$KAFKA_DIR/mvn.log" 2>&1 \
+    || { cat "$KAFKA_DIR/mvn.log" >&2; die "Maven could not fetch the Kafka jars (see above)"; }
   compgen -G "$KAFKA_LIBS/kafka_2.13-*.jar" >/dev/null || die "Maven ran but copied no kafka_2.13 jar"
   printf '%s\n' "$want" >"$KAFKA_LIBS/.pom.sha256"
 }
@@ -155,7 +156,7 @@ kafka_start() {
   log "starting Kafka"
   # setsid: own session, so a Ctrl-C in the terminal that ran `up` does not reach the broker later.
   # nohup + redirections: the broker must not hold the caller's terminal or pipes (CI would hang
-  # waiting for EOF). setsid execs in place here (a background child is no group leader), so $! is
+  # waiting for EOF), nor fd 9, the stack lock (it would hold the lock for its whole life). setsid execs in place here (a background child is no group leader), so $! is
   # the JVM's pid.
   nohup setsid java -Xms256m -Xmx768m -XX:+UseG1GC -Djava.awt.headless=true \
     "$KAFKA_MARKER" \
@@ -163,7 +164,7 @@ kafka_start() {
     -Dlog4j2.configurationFile="$KAFKA_SRC/log4j2.xml" \
     -Dkafka.logs.dir="$KAFKA_DIR" \
     kafka.Kafka "$KAFKA_CONF" \
-    </dev/null >"$KAFKA_OUT" 2>&1 &
+    </dev/null >"$KAFKA_OUT" 2>&1 9>&- &
   printf '%s\n' "$!" >"$KAFKA_PID"
 }
 
@@ -288,9 +289,10 @@ PY
 }
 
 # Run a PostgreSQL binary as the cluster's OS user: initdb and postgres refuse to run as root.
+# From /: the postgres user may not be allowed into the caller's working directory.
 pg_as_owner() {
   if [[ "$(id -u)" == 0 ]]; then
-    runuser -u postgres -- "$@"
+    (cd / && runuser -u postgres -- "$@")
   else
     "$@"
   fi
@@ -389,7 +391,8 @@ EOF
   fi
   log "starting the private PostgreSQL on $PG_HOST:$PG_PORT"
   # -w waits until the server accepts connections; the log goes next to the data dir (owner-writable).
-  pg_as_owner "$bin/pg_ctl" -D "$PG_HOME/data" -l "$PG_HOME/postgres.log" -w -t 60 start >/dev/null \
+  # 9>&-: the server must not inherit the stack lock's fd.
+  pg_as_owner "$bin/pg_ctl" -D "$PG_HOME/data" -l "$PG_HOME/postgres.log" -w -t 60 start >/dev/null 9>&- \
     || { tail -n 30 "$PG_HOME/postgres.log" >&2; die "PostgreSQL did not start"; }
 }
 

@@ -7,7 +7,7 @@ import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from tests.support.stack import REPO, SERVICES, Stack
+from scripts.localstack import REPO, SERVICES, Stack
 
 
 @contextmanager

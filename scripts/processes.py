@@ -1,4 +1,4 @@
-"""The three services as real processes, the way they run in production, for end-to-end tests."""
+"""The three services as real processes, the way they run in production (demo and end-to-end tests)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.support.stack import REPO, Stack
+from scripts.localstack import REPO, Stack
 
 LOGS = REPO / ".stack" / "test-logs"
 

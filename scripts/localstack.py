@@ -1,4 +1,4 @@
-"""Finding the real Kafka and PostgreSQL the tests run against.
+"""Finding the real Kafka and PostgreSQL that `make up` started (tests, the demo and benches use it).
 
 `make up` starts them and writes `.stack/env`; CI and developers export those variables. Without them, a
 laptop with Docker gets testcontainers; anywhere else the tests stop with a one-line instruction.
@@ -10,7 +10,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 SERVICES = ("intake", "sla-engine", "reporting")
 
 
