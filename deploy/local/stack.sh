@@ -79,7 +79,8 @@ kafka_fetch_jars() {
   log "fetching the Kafka jars with Maven (first run only)..."
   rm -rf "$KAFKA_LIBS"
   mkdir -p "$KAFKA_LIBS"
-  # -f keeps Maven's working files next to the pom; includeScope=runtime = what the broker needs.
+  # The pom only lists dependencies (packaging pom): nothing is built or written under deploy/.
+  # includeScope=runtime is exactly what the broker needs at run time.
   # Output to a file (even -q prints colour codes); shown only when Maven fails.
   mvn -B -q -f "$KAFKA_SRC/pom.xml" dependency:copy-dependencies \
     -DincludeScope=runtime -DoutputDirectory="$KAFKA_LIBS" >"$KAFKA_DIR/mvn.log" 2>&1 \
@@ -156,8 +157,8 @@ kafka_start() {
   log "starting Kafka"
   # setsid: own session, so a Ctrl-C in the terminal that ran `up` does not reach the broker later.
   # nohup + redirections: the broker must not hold the caller's terminal or pipes (CI would hang
-  # waiting for EOF), nor fd 9, the stack lock (it would hold the lock for its whole life). setsid execs in place here (a background child is no group leader), so $! is
-  # the JVM's pid.
+  # waiting for EOF), nor fd 9, the stack lock (it would hold the lock for its whole life).
+  # setsid execs in place here (a background child is no group leader), so $! is the JVM's pid.
   nohup setsid java -Xms256m -Xmx768m -XX:+UseG1GC -Djava.awt.headless=true \
     "$KAFKA_MARKER" \
     -cp "$KAFKA_LIBS/*" \
@@ -207,7 +208,10 @@ async def main(bootstrap: str, timeout: float) -> None:
         except Exception as exc:  # noqa: BLE001 - any failure means "not yet"
             last = repr(exc)
         finally:
-            await admin.close()
+            try:
+                await admin.close()
+            except Exception:  # noqa: BLE001 - closing a half-started client
+                pass
         await asyncio.sleep(0.3)
     sys.exit(f"metadata call failed: {last}")
 
@@ -253,8 +257,10 @@ kafka_stop() {
 pg_bindir() {
   local best
   # Highest major version, compared numerically (a lexical glob puts "9" after "17").
-  best="$(for d in /usr/lib/postgresql/*/bin; do [[ -x "$d/initdb" && -x "$d/pg_ctl" ]] && echo "$d"; done \
-    | sort -t/ -k5,5n | tail -n1)"
+  # (`if`, not `&&`: under pipefail a loop ending on a false test would fail the whole assignment.)
+  best="$(for d in /usr/lib/postgresql/*/bin; do
+    if [[ -x "$d/initdb" && -x "$d/pg_ctl" ]]; then echo "$d"; fi
+  done | sort -t/ -k5,5n | tail -n1)"
   if [[ -z "$best" ]] && command -v initdb >/dev/null && command -v pg_ctl >/dev/null; then
     best="$(dirname "$(command -v initdb)")"
   fi
@@ -403,7 +409,8 @@ pg_private_stop() {
   if pg_private_running; then
     log "stopping the private PostgreSQL"
     # fast: roll back open transactions and disconnect clients, no waiting for them to leave.
-    pg_as_owner "$bin/pg_ctl" -D "$PG_HOME/data" -m fast -w -t 60 stop >/dev/null
+    pg_as_owner "$bin/pg_ctl" -D "$PG_HOME/data" -m fast -w -t 60 stop >/dev/null \
+      || die "pg_ctl stop failed; see $PG_HOME/postgres.log"
   fi
 }
 
@@ -481,10 +488,14 @@ cmd_up() {
   pg_decide
   # Kafka's JVM starts in the background first; PostgreSQL starts while it boots.
   kafka_start
+  if [[ "$PG_MODE" == external ]] && ! pg_can_connect "$PG_HOST" "$PG_PORT"; then
+    # The server chosen by an earlier `up` is gone: choose again (likely a private cluster now).
+    log "the PostgreSQL on $PG_HOST:$PG_PORT chosen earlier does not answer: choosing again"
+    rm -f "$PG_STATE"
+    pg_decide
+  fi
   if [[ "$PG_MODE" == private ]]; then
     pg_private_start
-  elif ! pg_can_connect "$PG_HOST" "$PG_PORT"; then
-    die "the PostgreSQL on $PG_HOST:$PG_PORT (chosen earlier) does not answer; rm $PG_STATE to choose again"
   fi
   pg_ensure_databases 0
   kafka_wait_ready
@@ -498,17 +509,27 @@ cmd_down() {
   kafka_stop
   if [[ -f "$PG_STATE" ]]; then
     read -r PG_MODE PG_PORT PG_HOME <"$PG_STATE"
-    [[ "$PG_MODE" == private ]] && pg_private_stop
+    if [[ "$PG_MODE" == private ]]; then
+      pg_private_stop
+    fi
   fi
-  # Prove it: no broker JVM of this checkout and no postmaster of the private cluster remain.
-  local left
+  # Prove it: no broker JVM of this checkout and no postmaster of the private cluster remain
+  # (by pid file and by command line, in case the pid file went missing).
+  local left pid
   left="$(kafka_stray_pids)"
-  if pid="$(pg_private_pid)"; then
-    left="$left $pid"
+  if [[ "${PG_MODE:-}" == private ]]; then
+    if pid="$(pg_private_pid)"; then
+      left="$left $pid"
+    fi
+    left="$left $(pgrep -f -- "-D $PG_HOME/data\$" || true)"
   fi
-  left="$(echo $left)"
+  left="$(tr -s ' \n' ' ' <<<"$left" | sed 's/^ //; s/ $//')"  # one line, no stray blanks
   [[ -z "$left" ]] || die "processes of this stack still running: $left"
-  log "down: nothing of this stack is running"
+  if [[ "${PG_MODE:-}" == external ]]; then
+    log "down: nothing of this stack is running (the external PostgreSQL on $PG_HOST:$PG_PORT is not ours: left alone)"
+  else
+    log "down: nothing of this stack is running"
+  fi
 }
 
 cmd_status() {
