@@ -110,6 +110,12 @@ class FeedbackData(_Contract):
     comment: str | None = None
 
 
+class RetractedTransition(_Contract):
+    transition: ClockTransitionName
+    at: AwareDatetime
+    threshold: int | None = None
+
+
 class ClockTransitionData(_Contract):
     """`sla.clock.v1`: one clock transition with the clock's state right after it."""
 
@@ -131,6 +137,8 @@ class ClockTransitionData(_Contract):
     breached_at: AwareDatetime | None
     stopped_at: AwareDatetime | None
     threshold: int | None = None
+    # Extension: on `recalculated`, the earlier transition a late event proved wrong.
+    retracts: RetractedTransition | None = None
     service: str
     customer: str
     priority: str

@@ -29,6 +29,7 @@ from slm_shared.events import (
     ClockTransitionData,
     CloudEvent,
     InvalidEvent,
+    RetractedTransition,
     TicketSnapshotData,
     make_event,
     parse_cloudevent,
@@ -58,14 +59,20 @@ def transition_key(clock: Clock, transition: Transition) -> TransitionKey:
             transition.threshold or 0)
 
 
-def clock_payload(clock: Clock, transition: str, threshold: int | None) -> ClockTransitionData:
+def clock_payload(
+    clock: Clock, transition: str, threshold: int | None, retracts: TransitionKey | None = None
+) -> ClockTransitionData:
+    retracted = None
+    if retracts is not None:
+        retracted = RetractedTransition(transition=retracts[3], at=retracts[4],  # type: ignore[arg-type]
+                                        threshold=retracts[5] or None)
     return ClockTransitionData(
         ticket_id=clock.ticket_id, policy_id=clock.policy_id, policy_version=clock.policy_version,
         agreement=clock.agreement, metric=clock.metric, cycle=clock.cycle, transition=transition,  # type: ignore[arg-type]
         state=clock.state, breached=clock.breached, target_seconds=clock.target_seconds,  # type: ignore[arg-type]
         elapsed_seconds=clock.elapsed_seconds, remaining_seconds=clock.remaining_seconds,
         percent=float(clock.percent), started_at=clock.started_at, due_at=clock.due_at,
-        breached_at=clock.breached_at, stopped_at=clock.stopped_at, threshold=threshold,
+        breached_at=clock.breached_at, stopped_at=clock.stopped_at, threshold=threshold, retracts=retracted,
         service=clock.service, customer=clock.customer, priority=clock.priority, kind=clock.kind,
         calendar=clock.calendar,
     )
@@ -161,10 +168,14 @@ class ClockKeeper:
             at_transition = self._clock_at(timeline, bundle, config.version, clock, transition.at)
             outgoing.append(self._event(tenant_id, at_transition, transition.transition, transition.threshold,
                                         transition.at))
+        if retracted:
+            saved = await repository.saved_clocks(tenant_id, ticket_id)
         for key in sorted(retracted, key=lambda k: (k[4], k[2])):
             clock_now = next((c for c in clocks if (c.policy_id, c.metric, c.cycle) == key[:3]), None)
             if clock_now is not None:
                 outgoing.append(self._event(tenant_id, clock_now, "recalculated", None, now, retracts=key))
+            elif key[:3] in saved:
+                outgoing.append(self._voided_cycle(tenant_id, saved[key[:3]], key, now))
         await self._outbox.add(session, outgoing)
         await repository.record_emitted(tenant_id, ticket_id, new_keys)
         await repository.forget_emitted(tenant_id, ticket_id, retracted)
@@ -190,6 +201,19 @@ class ClockKeeper:
         return at, name
 
     @staticmethod
+    def _voided_cycle(tenant_id: str, saved: dict[str, Any], key: TransitionKey, now: datetime) -> OutgoingEvent:
+        """A cycle the timeline no longer implies: it counts nowhere, like a cancelled one."""
+        data = ClockTransitionData.model_validate({
+            **saved, "transition": "recalculated", "state": "cancelled", "breached": False, "due_at": None,
+            "retracts": {"transition": key[3], "at": key[4], "threshold": key[5] or None},
+        })
+        event = make_event(
+            event_id=f"{data.ticket_id}:{key[0]}:{key[1]}:{key[2]}:voided:{key[3]}@{key[4].isoformat()}",
+            source=SOURCE, event_type=CLOCK_EVENT, time=now, tenant_id=tenant_id, subject=data.ticket_id, data=data,
+        )
+        return OutgoingEvent(topic=topics.CLOCKS, key=topics.ticket_key(tenant_id, data.ticket_id), event=event)
+
+    @staticmethod
     def _event(
         tenant_id: str, clock: Clock, transition: str, threshold: int | None, at: datetime,
         retracts: TransitionKey | None = None,
@@ -200,6 +224,6 @@ class ClockKeeper:
         event = make_event(
             event_id=f"{clock.ticket_id}:{clock.policy_id}:{clock.metric}:{clock.cycle}:{suffix}",
             source=SOURCE, event_type=CLOCK_EVENT, time=at, tenant_id=tenant_id, subject=clock.ticket_id,
-            data=clock_payload(clock, transition, threshold),
+            data=clock_payload(clock, transition, threshold, retracts),
         )
         return OutgoingEvent(topic=topics.CLOCKS, key=topics.ticket_key(tenant_id, clock.ticket_id), event=event)

@@ -47,6 +47,7 @@ class SlaRepository(Protocol):
     async def pin_version(self, tenant_id: str, ticket_ids: Sequence[str], version: int) -> None: ...
     async def tickets(self, tenant_id: str, *, only_open: bool) -> list[str]: ...
     async def tickets_active_between(self, tenant_id: str, start: datetime, end: datetime) -> list[str]: ...
+    async def saved_clocks(self, tenant_id: str, ticket_id: str) -> dict[tuple[str, str, int], dict[str, Any]]: ...
     async def emitted(self, tenant_id: str, ticket_id: str) -> set[TransitionKey]: ...
     async def record_emitted(self, tenant_id: str, ticket_id: str, keys: Iterable[TransitionKey]) -> None: ...
     async def forget_emitted(self, tenant_id: str, ticket_id: str, keys: Iterable[TransitionKey]) -> None: ...
@@ -202,6 +203,16 @@ class SqlSlaRepository:
             sa.insert(c).values(tenant_id=tenant_id, version=version, bundle=bundle, source_text=source_text)
         )
         return version
+
+    async def saved_clocks(self, tenant_id: str, ticket_id: str) -> dict[tuple[str, str, int], dict[str, Any]]:
+        """The clocks as last published, by (policy, metric, cycle)."""
+        c = tables.clocks
+        rows = await self._session.execute(
+            sa.select(c.c.policy_id, c.c.metric, c.c.cycle, c.c.clock).where(
+                c.c.tenant_id == tenant_id, c.c.ticket_id == ticket_id
+            )
+        )
+        return {(r.policy_id, r.metric, r.cycle): dict(r.clock) for r in rows}
 
     async def emitted(self, tenant_id: str, ticket_id: str) -> set[TransitionKey]:
         e = tables.emitted_transitions

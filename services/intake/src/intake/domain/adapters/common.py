@@ -1,0 +1,114 @@
+"""What the three webhook adapters share: reading upstream payloads and building the canonical event."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from intake.domain.acceptance import Rejected
+from intake.domain.mapping import TicketMapping
+from slm_shared.events import TICKET_EVENT, TicketAction, TicketStatus
+
+CLOSED_STATUSES = frozenset({"resolved", "closed", "cancelled"})
+# The statuses whose arrival is itself the action (DESIGN.md 2.1).
+STATUS_ACTIONS: dict[TicketStatus, TicketAction] = {
+    "resolved": "resolved", "closed": "closed", "cancelled": "cancelled",
+}
+
+
+def value_at(payload: Any, path: str | None) -> Any:
+    """Follow a dotted path (`fields.components.0.name`); None where any step is missing."""
+    if path is None:
+        return None
+    current = payload
+    for step in path.split("."):
+        if isinstance(current, dict):
+            current = current.get(step)
+        elif isinstance(current, list) and step.isdigit() and int(step) < len(current):
+            current = current[int(step)]
+        else:
+            return None
+    return current
+
+
+def text_of(value: Any) -> str | None:
+    """A readable string from a scalar or an upstream reference object (display value, name, id)."""
+    if isinstance(value, dict):
+        for field in ("display_value", "displayName", "name", "value", "key", "id"):
+            if value.get(field) not in (None, ""):
+                return text_of(value[field])
+        return None
+    if isinstance(value, bool) or value is None:
+        return None
+    text = str(value).strip()
+    return text or None
+
+
+def object_at(payload: Any, path: str, system: str) -> dict[str, Any]:
+    value = value_at(payload, path)
+    if not isinstance(value, dict):
+        raise Rejected("invalid_webhook", f"{path}: a {system} webhook must carry an object here")
+    return value
+
+
+def required_text(payload: Any, path: str, system: str) -> str:
+    text = text_of(value_at(payload, path))
+    if text is None:
+        raise Rejected("invalid_webhook", f"{path}: missing from the {system} webhook")
+    return text
+
+
+def epoch_millis(value: Any, field: str) -> datetime:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < 253402300800000:
+        raise Rejected("invalid_webhook", f"{field}: must be milliseconds since the epoch")
+    return datetime.fromtimestamp(value / 1000, tz=UTC)
+
+
+def require_status(status: TicketStatus | None, upstream: str | None, system: str) -> TicketStatus:
+    if status is None:
+        raise Rejected("unmapped_value",
+                       f"status: upstream status {upstream!r} has no mapping; add it with PUT /v1/mappings/{system}")
+    return status
+
+
+def ticket_document(
+    *,
+    event_id: str,
+    source: str,
+    time: datetime,
+    ticket_id: str,
+    action: TicketAction,
+    status: TicketStatus,
+    mapping: TicketMapping,
+    kind: str,
+    priority: str,
+    service: str | None,
+    customer: str | None,
+    assignment_group: str | None,
+    assignee: str | None,
+    title: str | None,
+    attributes: dict[str, Any],
+) -> dict[str, Any]:
+    """The canonical `itsm.ticket.v1` CloudEvent a webhook becomes, before intake's acceptance rules."""
+    return {
+        "specversion": "1.0",
+        "id": event_id,
+        "source": mapping.source or source,
+        "type": TICKET_EVENT,
+        "time": time.isoformat(),
+        "subject": ticket_id,
+        "datacontenttype": "application/json",
+        "data": {
+            "ticket_id": ticket_id,
+            "action": action,
+            "kind": kind,
+            "service": service or mapping.default_service,
+            "customer": customer or mapping.default_customer,
+            "priority": priority,
+            "status": status,
+            "assignment_group": assignment_group,
+            "assignee": assignee,
+            "title": title[:4096] if title else None,
+            "attributes": {key: value for key, value in attributes.items() if value is not None},
+        },
+    }
