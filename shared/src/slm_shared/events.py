@@ -146,6 +146,44 @@ class ClockTransitionData(_Contract):
     calendar: str
 
 
+class SloStatusData(_Contract):
+    """`slo.status.v1` (DESIGN 2.5): one SLO evaluation; budgets in the unit of `good`/`total`."""
+
+    slo_id: NonBlank
+    service: NonBlank
+    window_start: AwareDatetime
+    window_end: AwareDatetime
+    sli_value: float | None
+    objective: float
+    good: float = Field(ge=0)
+    total: float = Field(ge=0)
+    error_budget_total: float
+    error_budget_remaining: float
+    burn_rates: dict[str, float | None] = Field(default_factory=dict)
+
+
+class SloAlertData(_Contract):
+    """`slo.alert.v1` (DESIGN 2.5): a burn-rate, budget or no-data alert changing state."""
+
+    slo_id: NonBlank
+    alert: Literal["page", "ticket", "budget_exhausted", "no_data"]
+    state: Literal["firing", "resolved"]
+    burn_rate: float | None = None
+    windows: JsonValue = None
+
+
+class ReportPublishedData(_Contract):
+    """`report.published.v1` (DESIGN 2.5); `revision` and `amends` extend it for amendments."""
+
+    report_id: NonBlank
+    period_start: AwareDatetime
+    period_end: AwareDatetime
+    scope: dict[str, str | None]
+    links: dict[str, str]
+    revision: int = 0
+    amends: str | None = None
+
+
 class ApiKeyData(_Contract):
     """`tenant.apikey.v1` (an extension of the contract): how intake tells the other services of a key."""
 
@@ -162,6 +200,9 @@ DATA_MODELS: Final[dict[str, type[BaseModel]]] = {
     MAINTENANCE_EVENT: MaintenanceData,
     FEEDBACK_EVENT: FeedbackData,
     CLOCK_EVENT: ClockTransitionData,
+    SLO_STATUS_EVENT: SloStatusData,
+    SLO_ALERT_EVENT: SloAlertData,
+    REPORT_PUBLISHED_EVENT: ReportPublishedData,
     API_KEY_EVENT: ApiKeyData,
 }
 

@@ -81,6 +81,15 @@ class Outbox:
         # Delivered at commit only, so the relay wakes exactly when the rows become visible.
         await session.execute(sa.text("SELECT pg_notify(:channel, '')"), {"channel": NOTIFY_CHANNEL})
 
+    async def add_raw(
+        self, session: AsyncSession, topic: str, key: str, payload: bytes, headers: Mapping[str, str] | None = None
+    ) -> None:
+        """Add a record whose value is published byte for byte (a dead letter keeps the bytes as received)."""
+        await session.execute(
+            sa.insert(self._table).values(topic=topic, key=key, payload=payload, headers=dict(headers or {}))
+        )
+        await session.execute(sa.text("SELECT pg_notify(:channel, '')"), {"channel": NOTIFY_CHANNEL})
+
 
 def asyncpg_dsn(sqlalchemy_url: str) -> str:
     return sqlalchemy_url.replace("postgresql+asyncpg://", "postgresql://", 1)

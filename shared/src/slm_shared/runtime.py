@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Sequence
 from contextlib import asynccontextmanager
@@ -29,7 +30,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_
 
 from slm_shared import topics
 from slm_shared.auth import ApiKeyAuthenticator, current_tenant, store_key
-from slm_shared.db import create_engine, ensure_migrated, session_factory
+from slm_shared.db import DatabaseNotMigrated, create_engine, ensure_migrated, session_factory
 from slm_shared.events import ApiKeyData, InvalidEvent, parse_cloudevent
 from slm_shared.inbox import Inbox
 from slm_shared.logging import configure_logging, log_context
@@ -129,6 +130,14 @@ class ServiceRuntime:
         """A long-running task (e.g. the timer wheel) started after the broker and stopped before it."""
         self.background.append(run)
         self._stop_hooks.append(stop)
+
+    async def preflight(self) -> None:
+        """The schema check on a short-lived engine (the service's own pool belongs to uvicorn's loop)."""
+        engine = create_engine(self.settings.database_url.get_secret_value(), pool_size=1)
+        try:
+            await ensure_migrated(engine, self.alembic_ini, self.service)
+        finally:
+            await engine.dispose()
 
     async def start(self) -> None:
         configure_logging(self.service, self.settings.log_level)
@@ -230,8 +239,18 @@ class ServiceRuntime:
 
 
 def serve(app: FastAPI, settings: ServiceSettings) -> None:
-    """Run the service until SIGTERM/SIGINT; uvicorn then drains HTTP and runs the lifespan shutdown."""
+    """Run the service until SIGTERM/SIGINT; uvicorn then drains HTTP and runs the lifespan shutdown.
+
+    An unmigrated database stops it before anything starts, with one clear line and exit status 2.
+    """
     import uvicorn
+
+    runtime: ServiceRuntime = app.state.runtime
+    try:
+        asyncio.run(runtime.preflight())
+    except DatabaseNotMigrated as error:
+        print(f"refusing to start: {error}", file=sys.stderr)  # noqa: T201 - before logging is configured
+        raise SystemExit(2) from None
 
     uvicorn.run(
         app,
