@@ -19,9 +19,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from sla_engine import tables
 from sla_engine.config import BundleCache
-from sla_engine.domain.clocks import Clock, Transition, evaluate_ticket
+from sla_engine.domain.clocks import Clock, TransitionKey, diff_transitions, evaluate_ticket
 from sla_engine.domain.timeline import TicketSnapshot
-from sla_engine.repository import SqlSlaRepository, TransitionKey
+from sla_engine.repository import SqlSlaRepository
 from slm_shared import topics
 from slm_shared.events import (
     CLOCK_EVENT,
@@ -54,22 +54,17 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-def transition_key(clock: Clock, transition: Transition) -> TransitionKey:
-    return (clock.policy_id, clock.metric, clock.cycle, transition.transition, transition.at,
-            transition.threshold or 0)
-
-
 def clock_payload(
     clock: Clock, transition: str, threshold: int | None, retracts: TransitionKey | None = None
 ) -> ClockTransitionData:
     retracted = None
     if retracts is not None:
-        retracted = RetractedTransition(transition=retracts[3], at=retracts[4],  # type: ignore[arg-type]
-                                        threshold=retracts[5] or None)
+        retracted = RetractedTransition(transition=retracts.transition, at=retracts.at,
+                                        threshold=retracts.threshold or None)
     return ClockTransitionData(
         ticket_id=clock.ticket_id, policy_id=clock.policy_id, policy_version=clock.policy_version,
-        agreement=clock.agreement, metric=clock.metric, cycle=clock.cycle, transition=transition,  # type: ignore[arg-type]
-        state=clock.state, breached=clock.breached, target_seconds=clock.target_seconds,  # type: ignore[arg-type]
+        agreement=clock.agreement, metric=clock.metric, cycle=clock.cycle, transition=transition,
+        state=clock.state, breached=clock.breached, target_seconds=clock.target_seconds,
         elapsed_seconds=clock.elapsed_seconds, remaining_seconds=clock.remaining_seconds,
         percent=float(clock.percent), started_at=clock.started_at, due_at=clock.due_at,
         breached_at=clock.breached_at, stopped_at=clock.stopped_at, threshold=threshold, retracts=retracted,
@@ -156,33 +151,31 @@ class ClockKeeper:
             return []
         bundle = self._bundles.get(config)
         clocks = evaluate_ticket(timeline, bundle, policy_version=config.version, at=now)
-        current = {transition_key(c, t): (c, t) for c in clocks for t in c.transitions}
-        emitted = await repository.emitted(tenant_id, ticket_id)
-        new_keys = sorted((k for k in current if k not in emitted), key=lambda k: (k[4], k[2]))
-        retracted = emitted - current.keys()
+        diff = diff_transitions(await repository.emitted(tenant_id, ticket_id),
+                                (t for c in clocks for t in c.transitions))
+        by_cycle = {(c.policy_id, c.metric, c.cycle): c for c in clocks}
 
         outgoing: list[OutgoingEvent] = []
-        for key in new_keys:
-            clock, transition = current[key]
+        for transition in sorted(diff.new, key=lambda t: (t.at, t.cycle)):
             # The payload is the clock as it stood at the transition's instant (DESIGN 2.4: event time).
+            clock = by_cycle[(transition.policy_id, transition.metric, transition.cycle)]
             at_transition = self._clock_at(timeline, bundle, config.version, clock, transition.at)
             outgoing.append(self._event(tenant_id, at_transition, transition.transition, transition.threshold,
                                         transition.at))
-        if retracted:
-            saved = await repository.saved_clocks(tenant_id, ticket_id)
-        for key in sorted(retracted, key=lambda k: (k[4], k[2])):
-            clock_now = next((c for c in clocks if (c.policy_id, c.metric, c.cycle) == key[:3]), None)
-            if clock_now is not None:
-                outgoing.append(self._event(tenant_id, clock_now, "recalculated", None, now, retracts=key))
-            elif key[:3] in saved:
-                outgoing.append(self._voided_cycle(tenant_id, saved[key[:3]], key, now))
+        saved = await repository.saved_clocks(tenant_id, ticket_id) if diff.retracted else {}
+        for key in sorted(diff.retracted, key=lambda k: (k.at, k.cycle)):
+            cycle = (key.policy_id, key.metric, key.cycle)
+            if cycle in by_cycle:
+                outgoing.append(self._event(tenant_id, by_cycle[cycle], "recalculated", None, now, retracts=key))
+            elif cycle in saved:
+                outgoing.append(self._voided_cycle(tenant_id, saved[cycle], key, now))
         await self._outbox.add(session, outgoing)
-        await repository.record_emitted(tenant_id, ticket_id, new_keys)
-        await repository.forget_emitted(tenant_id, ticket_id, retracted)
+        await repository.record_emitted(tenant_id, ticket_id, [t.key for t in diff.new])
+        await repository.forget_emitted(tenant_id, ticket_id, diff.retracted)
         await repository.save_clocks(tenant_id, ticket_id, [clock_row(c) for c in clocks], now)
         await repository.set_timer(tenant_id, ticket_id, self._next_timer(clocks, now))
-        for key in new_keys:
-            TRANSITIONS_EMITTED.labels(key[3]).inc()
+        for transition in diff.new:
+            TRANSITIONS_EMITTED.labels(transition.transition).inc()
         return clocks
 
     @staticmethod
@@ -205,10 +198,10 @@ class ClockKeeper:
         """A cycle the timeline no longer implies: it counts nowhere, like a cancelled one."""
         data = ClockTransitionData.model_validate({
             **saved, "transition": "recalculated", "state": "cancelled", "breached": False, "due_at": None,
-            "retracts": {"transition": key[3], "at": key[4], "threshold": key[5] or None},
+            "retracts": {"transition": key.transition, "at": key.at, "threshold": key.threshold or None},
         })
         event = make_event(
-            event_id=f"{data.ticket_id}:{key[0]}:{key[1]}:{key[2]}:voided:{key[3]}@{key[4].isoformat()}",
+            event_id=f"{data.ticket_id}:{key.policy_id}:{key.metric}:{key.cycle}:voided:{key.transition}@{key.at.isoformat()}",
             source=SOURCE, event_type=CLOCK_EVENT, time=now, tenant_id=tenant_id, subject=data.ticket_id, data=data,
         )
         return OutgoingEvent(topic=topics.CLOCKS, key=topics.ticket_key(tenant_id, data.ticket_id), event=event)
@@ -220,7 +213,7 @@ class ClockKeeper:
     ) -> OutgoingEvent:
         suffix = f"{transition}:{threshold or 0}:{at.isoformat()}"
         if retracts is not None:
-            suffix += f":retracts:{retracts[3]}@{retracts[4].isoformat()}"
+            suffix += f":retracts:{retracts.transition}@{retracts.at.isoformat()}"
         event = make_event(
             event_id=f"{clock.ticket_id}:{clock.policy_id}:{clock.metric}:{clock.cycle}:{suffix}",
             source=SOURCE, event_type=CLOCK_EVENT, time=at, tenant_id=tenant_id, subject=clock.ticket_id,

@@ -12,9 +12,8 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sla_engine import tables
+from sla_engine.domain.clocks import TransitionKey
 from sla_engine.domain.timeline import TicketSnapshot
-
-TransitionKey = tuple[str, str, int, str, datetime, int]  # policy, metric, cycle, transition, at, threshold
 
 
 @dataclass(frozen=True)
@@ -221,7 +220,7 @@ class SqlSlaRepository:
                 e.c.tenant_id == tenant_id, e.c.ticket_id == ticket_id
             )
         )
-        return {(r.policy_id, r.metric, r.cycle, r.transition, r.at, r.threshold) for r in rows}
+        return {TransitionKey(r.policy_id, r.metric, r.cycle, r.transition, r.at, r.threshold) for r in rows}
 
     async def record_emitted(self, tenant_id: str, ticket_id: str, keys: Iterable[TransitionKey]) -> None:
         values = [

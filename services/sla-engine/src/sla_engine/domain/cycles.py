@@ -1,0 +1,350 @@
+"""The clock state machine of one metric of one policy over one ticket's timeline (DESIGN.md section 4).
+
+Rules, in the order a snapshot at instant t is applied:
+- Time first: while running, every warning and the breach whose crossing instant lies strictly before t fire
+  at that instant (event-free "timer" transitions), then elapsed grows by the business seconds up to t.
+- Then the snapshot, with this precedence for an active cycle: a status in `cancel.statuses` cancels; else a
+  stop action or status stops (met, or stopped_breached if breached before t: a stop exactly at the deadline
+  is met); else a policy that no longer matches or a priority without a target cancels; else the priority in
+  force sets the target (elapsed is kept) and the status pauses or resumes.
+- Then, if the cycle still runs or is paused and is not breached, warnings and the breach whose thresholds
+  elapsed already reaches fire at t (a priority upgrade can breach at the upgrade instant). A crossing exactly
+  at t therefore fires only when the snapshot at t did not stop or cancel the cycle.
+- No warning fires once the cycle is breached; each threshold fires once per cycle; a breach stays.
+- Idle (no cycle yet, or the last one cancelled): a cycle starts at the first snapshot where the policy
+  matches, the priority has a target and neither stop nor cancel holds. With `start.retroactive` the first
+  cycle starts at the `created` snapshot instead, replaying the pause rule and priorities since then.
+- Stopped: a reopen is the action `reopened`, or for a cycle stopped by a status, a status no longer in
+  `stop.statuses`; it counts only where the start rule holds. `resume` continues the cycle (elapsed and any
+  breach kept), `new_cycle` starts cycle+1 from zero, `ignore` does nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sla_engine.domain.bundle import MetricRule, Policy
+from sla_engine.domain.calendar import BusinessCalendar, from_epoch, to_epoch
+from sla_engine.domain.explain import business_duration, deadline_reason
+from sla_engine.domain.results import Clock, ClockState, Segment, SegmentState, Transition, TransitionName
+from sla_engine.domain.timeline import TicketSnapshot
+
+
+def warning_seconds(target: int, percent: int) -> int:
+    """Elapsed seconds at which `percent`% of `target` is reached, rounded up to the next whole second."""
+    return -(-target * percent // 100)
+
+
+@dataclass
+class _OpenSegment:
+    start: int
+    state: SegmentState
+    event_id: str | None
+    condition: str
+    priority: str
+    target: int
+    elapsed_at_start: int
+
+
+@dataclass
+class _Cycle:
+    number: int
+    started_at: int
+    priority: str
+    target: int
+    running: bool
+    checkpoint: int
+    snapshot: TicketSnapshot
+    elapsed: int = 0
+    breached_at: int | None = None
+    warned: set[int] = field(default_factory=set)
+    stopped_at: int | None = None
+    stopped_by_status: bool = False
+    stop_event: str | None = None
+    stop_condition: str = ""
+    outcome: ClockState | None = None
+    transitions: list[Transition] = field(default_factory=list)
+    segments: list[Segment] = field(default_factory=list)
+    open: _OpenSegment | None = None
+
+
+class MetricRun:
+    """Feeds ordered snapshots through the rules of one (policy, metric) and yields its cycles as clocks."""
+
+    def __init__(self, policy: Policy, rule: MetricRule, calendar: BusinessCalendar) -> None:
+        self.policy = policy
+        self.rule = rule
+        self.calendar = calendar
+        self.phase: str = "idle"  # idle | active | stopped
+        self.cycles: list[_Cycle] = []
+        self.seen: list[TicketSnapshot] = []
+
+    # -- feeding ---------------------------------------------------------------------------------------
+
+    def feed(self, snapshot: TicketSnapshot, t: int) -> None:
+        self.seen.append(snapshot)
+        if self.phase == "idle":
+            if self._start_holds(snapshot):
+                self._start(snapshot, t)
+        elif self.phase == "active":
+            self._active(self.cycles[-1], snapshot, t)
+        else:
+            self._stopped(self.cycles[-1], snapshot, t)
+
+    def _stop_reason(self, snapshot: TicketSnapshot) -> str | None:
+        if snapshot.status in self.rule.stop_statuses:
+            return f"status {snapshot.status} is in stop.statuses"
+        if snapshot.action in self.rule.stop_actions:
+            return f"action {snapshot.action} is in stop.actions"
+        return None
+
+    def _start_holds(self, snapshot: TicketSnapshot) -> bool:
+        return (self.policy.matches(snapshot) and snapshot.priority in self.rule.targets
+                and self._stop_reason(snapshot) is None and snapshot.status not in self.rule.cancel_statuses)
+
+    def _start(self, snapshot: TicketSnapshot, t: int) -> None:
+        target = self.rule.targets[snapshot.priority]
+        why = (f"policy {self.policy.id} matches, {snapshot.priority} has a target of "
+               f"{business_duration(target)}, no stop or cancel condition")
+        position = self._created_before(t) if self.rule.retroactive and not self.cycles else None
+        if position is None:
+            self._begin(snapshot, t, target, snapshot, f"started: {why}")
+            self._post_check(self.cycles[-1], snapshot, t)
+            return
+        created = self.seen[position]
+        created_at = _epoch(created)
+        self._begin(created, created_at, self.rule.targets.get(created.priority, target), snapshot,
+                    f"started retroactively at the created event {created.event_id}: {why} at {snapshot.event_id}")
+        cycle = self.cycles[-1]
+        for replayed in self.seen[position + 1:-1]:
+            self._advance(cycle, _epoch(replayed), inclusive=False)
+            self._update(cycle, replayed, _epoch(replayed),
+                         self.rule.targets.get(replayed.priority, cycle.target))
+            self._post_check(cycle, replayed, _epoch(replayed))
+        self._advance(cycle, t, inclusive=False)
+        self._update(cycle, snapshot, t, target)
+        self._post_check(cycle, snapshot, t)
+
+    def _created_before(self, t: int) -> int | None:
+        """Position of the ticket's first `created` snapshot, if it lies before t."""
+        for position, snapshot in enumerate(self.seen):
+            if snapshot.action == "created":
+                return position if _epoch(snapshot) < t else None
+        return None
+
+    def _begin(self, snapshot: TicketSnapshot, t: int, target: int, cause: TicketSnapshot, condition: str) -> None:
+        running = snapshot.status not in self.rule.pause_statuses
+        cycle = _Cycle(number=len(self.cycles) + 1, started_at=t, priority=snapshot.priority, target=target,
+                       running=running, checkpoint=t, snapshot=cause)
+        self.cycles.append(cycle)
+        self.phase = "active"
+        self._emit(cycle, "started", t, cause.event_id)
+        if not running:
+            self._emit(cycle, "paused", t, cause.event_id)
+            condition += f"; status {snapshot.status} is in pause.statuses"
+        cycle.open = _OpenSegment(t, "running" if running else "paused", cause.event_id, condition,
+                                  cycle.priority, target, 0)
+
+    def _active(self, cycle: _Cycle, snapshot: TicketSnapshot, t: int) -> None:
+        self._advance(cycle, t, inclusive=False)
+        cycle.snapshot = snapshot
+        if snapshot.status in self.rule.cancel_statuses:
+            self._cancel(cycle, snapshot, t, f"status {snapshot.status} is in cancel.statuses")
+            return
+        stop_reason = self._stop_reason(snapshot)
+        if stop_reason is not None:
+            self._stop(cycle, snapshot, t, stop_reason)
+            return
+        if not self.policy.matches(snapshot):
+            self._cancel(cycle, snapshot, t, f"policy {self.policy.id} no longer matches ({self._mismatch(snapshot)})")
+            return
+        target = self.rule.targets.get(snapshot.priority)
+        if target is None:
+            self._cancel(cycle, snapshot, t, f"priority {snapshot.priority} has no target")
+            return
+        self._update(cycle, snapshot, t, target)
+        self._post_check(cycle, snapshot, t)
+
+    def _stopped(self, cycle: _Cycle, snapshot: TicketSnapshot, t: int) -> None:
+        if self.rule.on_reopen == "ignore":
+            return
+        if snapshot.action == "reopened":
+            trigger = "action reopened"
+        elif cycle.stopped_by_status and snapshot.status not in self.rule.stop_statuses:
+            trigger = f"status {snapshot.status} is no longer in stop.statuses"
+        else:
+            return
+        if not self._start_holds(snapshot):
+            return
+        if self.rule.on_reopen == "new_cycle":
+            self._start(snapshot, t)
+            return
+        assert cycle.stopped_at is not None
+        cycle.segments.append(self._segment(_OpenSegment(
+            cycle.stopped_at, "stopped", cycle.stop_event, cycle.stop_condition, cycle.priority, cycle.target,
+            cycle.elapsed), t, cycle.elapsed))
+        cycle.outcome, cycle.stopped_at, cycle.checkpoint, cycle.running = None, None, t, True
+        cycle.snapshot = snapshot
+        self.phase = "active"
+        self._emit(cycle, "resumed", t, snapshot.event_id)
+        cycle.open = _OpenSegment(t, "running", snapshot.event_id, f"reopened ({trigger}): on_reopen resume",
+                                  cycle.priority, cycle.target, cycle.elapsed)
+        self._update(cycle, snapshot, t, self.rule.targets[snapshot.priority])
+        self._post_check(cycle, snapshot, t)
+
+    # -- effects ---------------------------------------------------------------------------------------
+
+    def _update(self, cycle: _Cycle, snapshot: TicketSnapshot, t: int, target: int) -> None:
+        """Apply the priority in force and the pause rule; a change closes the current segment."""
+        changes: list[str] = []
+        if snapshot.priority != cycle.priority or target != cycle.target:
+            changes.append(f"priority {cycle.priority} to {snapshot.priority}: target "
+                           f"{business_duration(cycle.target)} to {business_duration(target)}, elapsed kept")
+            cycle.priority, cycle.target = snapshot.priority, target
+        paused = snapshot.status in self.rule.pause_statuses
+        if cycle.running and paused:
+            cycle.running = False
+            self._emit(cycle, "paused", t, snapshot.event_id)
+            changes.append(f"status {snapshot.status} is in pause.statuses")
+        elif not cycle.running and not paused:
+            cycle.running = True
+            self._emit(cycle, "resumed", t, snapshot.event_id)
+            changes.append(f"status {snapshot.status} is not in pause.statuses")
+        if not changes:
+            return
+        event_id: str | None = snapshot.event_id
+        condition = "; ".join(changes)
+        if cycle.open is not None and cycle.open.start == t:
+            # Several changes at one instant make one segment, not empty ones.
+            event_id, condition = cycle.open.event_id, f"{cycle.open.condition}; {condition}"
+            cycle.open = None
+        self._close_segment(cycle, t)
+        cycle.open = _OpenSegment(t, "running" if cycle.running else "paused", event_id, condition,
+                                  cycle.priority, cycle.target, cycle.elapsed)
+
+    def _stop(self, cycle: _Cycle, snapshot: TicketSnapshot, t: int, reason: str) -> None:
+        breached = cycle.breached_at is not None and cycle.breached_at < t
+        cycle.outcome = "breached" if breached else "met"
+        cycle.stopped_at, cycle.stop_event, cycle.stop_condition = t, snapshot.event_id, reason
+        cycle.stopped_by_status = snapshot.status in self.rule.stop_statuses
+        self._emit(cycle, "stopped_breached" if breached else "met", t, snapshot.event_id)
+        self._close_segment(cycle, t)
+        self.phase = "stopped"
+
+    def _cancel(self, cycle: _Cycle, snapshot: TicketSnapshot, t: int, reason: str) -> None:
+        cycle.outcome = "cancelled"
+        cycle.stopped_at, cycle.stop_event, cycle.stop_condition = t, snapshot.event_id, reason
+        self._emit(cycle, "cancelled", t, snapshot.event_id)
+        self._close_segment(cycle, t)
+        self.phase = "idle"  # a cancelled cycle is final; the start rule may begin the next one later
+
+    def _mismatch(self, snapshot: TicketSnapshot) -> str:
+        for key, values in self.policy.match.items():
+            if snapshot.field_value(key) not in values:
+                return f"{key} is {snapshot.field_value(key)}, not {' or '.join(values)}"
+        return "no match"
+
+    # -- time ------------------------------------------------------------------------------------------
+
+    def _pending(self, cycle: _Cycle) -> list[tuple[TransitionName, int | None, int]]:
+        """Crossings still ahead, by the elapsed seconds they need: warnings first, the breach last."""
+        if cycle.breached_at is not None:
+            return []
+        ahead: list[tuple[TransitionName, int | None, int]] = [
+            ("warning", percent, warning_seconds(cycle.target, percent))
+            for percent in self.rule.warn_at if percent not in cycle.warned
+        ]
+        ahead.append(("breached", None, cycle.target))
+        return ahead
+
+    def _advance(self, cycle: _Cycle, to: int, *, inclusive: bool) -> None:
+        """Let time run to `to`: fire the crossings before it (or at it, if inclusive), then count."""
+        if cycle.running and to > cycle.checkpoint:
+            for name, threshold, needed in self._pending(cycle):
+                if needed <= cycle.elapsed:
+                    continue
+                instant = self.calendar.deadline_after_epoch(cycle.checkpoint, needed - cycle.elapsed)
+                if instant > to or (instant == to and not inclusive):
+                    break
+                self._emit(cycle, name, instant, None, threshold=threshold, elapsed=needed)
+            cycle.elapsed += self.calendar.business_seconds_between_epochs(cycle.checkpoint, to)
+        cycle.checkpoint = max(cycle.checkpoint, to)
+
+    def _post_check(self, cycle: _Cycle, snapshot: TicketSnapshot, t: int) -> None:
+        for name, threshold, needed in self._pending(cycle):
+            if cycle.elapsed >= needed:
+                self._emit(cycle, name, t, snapshot.event_id, threshold=threshold)
+
+    def upcoming(self, cycle: _Cycle) -> list[Transition]:
+        """The crossings a still-running cycle will reach if nothing changes, from its checkpoint on."""
+        if not cycle.running or cycle.outcome is not None:
+            return []
+        ahead = []
+        for name, threshold, needed in self._pending(cycle):
+            instant = self.calendar.deadline_after_epoch(cycle.checkpoint, max(0, needed - cycle.elapsed))
+            ahead.append(Transition(name, from_epoch(instant), threshold, None, needed, cycle.target,
+                                    self.policy.id, self.rule.metric, cycle.number))
+        return ahead
+
+    def _emit(self, cycle: _Cycle, name: TransitionName, at: int, event_id: str | None, *,
+              threshold: int | None = None, elapsed: int | None = None) -> None:
+        if name == "warning" and threshold is not None:
+            cycle.warned.add(threshold)
+        if name == "breached":
+            cycle.breached_at = at
+        cycle.transitions.append(Transition(
+            name, from_epoch(at), threshold, event_id, cycle.elapsed if elapsed is None else elapsed,
+            cycle.target, self.policy.id, self.rule.metric, cycle.number))
+
+    # -- segments and results --------------------------------------------------------------------------
+
+    def _segment(self, open_segment: _OpenSegment, end: int, elapsed_at_end: int) -> Segment:
+        start, finish = from_epoch(open_segment.start), from_epoch(end)
+        counted = elapsed_at_end - open_segment.elapsed_at_start
+        skipped = tuple(self.calendar.non_working_spans(start, finish)) if open_segment.state == "running" else ()
+        return Segment(start, finish, open_segment.state, open_segment.event_id, open_segment.condition,
+                       open_segment.priority, open_segment.target, counted, elapsed_at_end, skipped)
+
+    def _close_segment(self, cycle: _Cycle, t: int) -> None:
+        if cycle.open is not None:
+            cycle.segments.append(self._segment(cycle.open, t, cycle.elapsed))
+            cycle.open = None
+
+    def finish(self, at: int, *, ticket_id: str, policy_version: int) -> list[Clock]:
+        """Run the active cycle up to `at` (crossings at `at` included) and report every cycle."""
+        if self.phase == "active":
+            self._advance(self.cycles[-1], at, inclusive=True)
+        return [self._clock(cycle, at, ticket_id, policy_version) for cycle in self.cycles]
+
+    def _clock(self, cycle: _Cycle, at: int, ticket_id: str, policy_version: int) -> Clock:
+        segments = list(cycle.segments)
+        if cycle.open is not None:
+            segments.append(self._segment(cycle.open, max(at, cycle.open.start), cycle.elapsed))
+        state: ClockState = cycle.outcome or ("running" if cycle.running else "paused")
+        breached_at = from_epoch(cycle.breached_at) if cycle.breached_at is not None and state != "cancelled" \
+            else None
+        upcoming = tuple(self.upcoming(cycle))
+        due_at = next((u.at for u in upcoming if u.transition == "breached"), None)
+        stopped_at = from_epoch(cycle.stopped_at) if cycle.stopped_at is not None else None
+        snapshot = cycle.snapshot
+        return Clock(
+            ticket_id=ticket_id, policy_id=self.policy.id, policy_version=policy_version,
+            agreement=self.policy.agreement, metric=self.rule.metric, cycle=cycle.number, state=state,
+            breached=breached_at is not None, target_seconds=cycle.target, elapsed_seconds=cycle.elapsed,
+            remaining_seconds=cycle.target - cycle.elapsed,
+            percent=round(100 * cycle.elapsed / cycle.target, 2) if cycle.target else 0.0,
+            started_at=from_epoch(cycle.started_at), stopped_at=stopped_at, breached_at=breached_at,
+            due_at=due_at, service=snapshot.service, customer=snapshot.customer, priority=cycle.priority,
+            kind=snapshot.kind, calendar=self.calendar.name,
+            transitions=tuple(sorted(cycle.transitions, key=lambda transition: transition.at)),
+            explanation=tuple(segments),
+            deadline_reason=deadline_reason(
+                calendar=self.calendar, priority=cycle.priority, target_seconds=cycle.target,
+                elapsed_seconds=cycle.elapsed, state=state, breached_at=breached_at, stopped_at=stopped_at,
+                due_at=due_at, segments=segments),
+            upcoming=upcoming,
+        )
+
+
+def _epoch(snapshot: TicketSnapshot) -> int:
+    return to_epoch(snapshot.time)

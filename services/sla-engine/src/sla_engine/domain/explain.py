@@ -1,0 +1,90 @@
+"""Plain-language explanations of a clock, written for a service-desk manager.
+
+Times are shown in the calendar's own zone (the zone its working hours are written in), durations in
+business hours and minutes: `1d` of target is shown as `24h` because it means 24 working hours.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sla_engine.domain.calendar import BusinessCalendar
+from sla_engine.domain.results import ClockState, Segment
+
+
+def business_duration(seconds: int) -> str:
+    """`34200` -> `9h30m`; negative values keep their sign."""
+    sign = "-" if seconds < 0 else ""
+    hours, rest = divmod(abs(seconds), 3600)
+    minutes, rest_seconds = divmod(rest, 60)
+    text = (f"{hours}h" if hours else "") + (f"{minutes}m" if minutes else "") + (f"{rest_seconds}s"
+                                                                                   if rest_seconds else "")
+    return sign + (text or "0s")
+
+
+def local_time(instant: datetime, calendar: BusinessCalendar) -> str:
+    """`Mon 2026-11-09 16:00 +08:00`, in the calendar's zone."""
+    local = instant.astimezone(calendar.zone)
+    offset = local.strftime("%z")
+    clock = local.strftime("%H:%M:%S" if local.second else "%H:%M")
+    return f"{local.strftime('%a %Y-%m-%d')} {clock} {offset[:3]}:{offset[3:]}"
+
+
+def local_span(start: datetime, end: datetime, calendar: BusinessCalendar) -> str:
+    first, last = local_time(start, calendar), local_time(end, calendar)
+    if first[:14] == last[:14]:  # same local date: show the end's time only
+        last = last[15:]
+    return f"{first} to {last}"
+
+
+def _segment_text(segment: Segment, calendar: BusinessCalendar) -> str:
+    span = local_span(segment.start, segment.end, calendar)
+    if segment.state != "running":
+        return f"{segment.state} {span} ({segment.condition})"
+    text = f"{business_duration(segment.business_seconds)} counted {span} ({segment.condition})"
+    skipped: list[str] = []
+    for gap in segment.non_working:
+        if gap.reason not in skipped:
+            skipped.append(gap.reason)
+    return f"{text}, not counting {', '.join(skipped)}" if skipped else text
+
+
+def deadline_reason(
+    *,
+    calendar: BusinessCalendar,
+    priority: str,
+    target_seconds: int,
+    elapsed_seconds: int,
+    state: ClockState,
+    breached_at: datetime | None,
+    stopped_at: datetime | None,
+    due_at: datetime | None,
+    segments: Sequence[Segment],
+) -> str:
+    """Why the clock stands where it does: target, what counted and what did not, and the deadline."""
+    where = ("around the clock (calendar 24x7)" if calendar.is_continuous
+             else f"of business time on calendar {calendar.name} ({calendar.timezone})")
+    sentences = [f"Target for {priority}: {business_duration(target_seconds)} {where}."]
+    if segments:
+        sentences.append("Timeline: " + "; ".join(_segment_text(s, calendar) for s in segments) + ".")
+    used = business_duration(elapsed_seconds)
+    left = business_duration(target_seconds - elapsed_seconds)
+    if breached_at is not None and state != "cancelled":
+        sentences.append(f"Breached at {local_time(breached_at, calendar)}, when elapsed time reached the target.")
+    if state == "running" and due_at is not None:
+        sentences.append(f"{used} used, {left} left: due {local_time(due_at, calendar)} if it keeps running.")
+    elif state == "running":
+        sentences.append(f"{used} used, {business_duration(elapsed_seconds - target_seconds)} over the target "
+                         "and still running.")
+    elif state == "paused":
+        sentences.append(f"{used} used, {left} left; paused, so the deadline moves out until the clock resumes.")
+    elif state == "met" and stopped_at is not None:
+        sentences.append(f"Stopped {local_time(stopped_at, calendar)} after {used}: met.")
+    elif state == "breached" and stopped_at is not None:
+        over = business_duration(elapsed_seconds - target_seconds)
+        sentences.append(f"Stopped {local_time(stopped_at, calendar)} after {used} ({over} over): breached.")
+    elif state == "cancelled" and stopped_at is not None:
+        sentences.append(f"Cancelled {local_time(stopped_at, calendar)} after {used}: "
+                         "counts neither as met nor breached.")
+    return " ".join(sentences)
