@@ -74,6 +74,19 @@ class ServiceProcess:
             self.process.wait()
             raise
 
+    def stop_gracefully(self) -> bool:
+        """SIGTERM, then: did the service drain and close everything before exiting?
+
+        uvicorn re-raises the signal after its shutdown, so the exit status is the signal's (143), as
+        Kubernetes expects; the service's own last log line tells that the lifespan shutdown completed.
+        """
+        offset = self.log_path.stat().st_size if self.log_path.exists() else 0
+        code = self.stop()
+        with self.log_path.open("rb") as log:
+            log.seek(offset)
+            tail = log.read().decode(errors="replace")
+        return code in (0, -signal.SIGTERM) and f'"message": "{self.service} stopped"' in tail
+
     def kill(self) -> None:
         """SIGKILL: a crash with no chance to drain or commit."""
         if self.process is not None and self.process.poll() is None:

@@ -1,0 +1,142 @@
+"""Events/s through intake -> sla-engine -> reporting, next to a raw aiokafka consume->produce relay.
+
+Both run on the same broker in the same run. The pipeline figure counts ticket events from the first POST to
+intake until reporting's read model holds every resulting clock; the baseline counts from the first
+produce until the relay's output topic holds every record. Run: `make bench` or
+`uv run python bench/pipeline/bench_pipeline.py [events]` with the stack's environment.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import httpx
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from scripts.localstack import discover
+from scripts.processes import ServiceProcess, create_api_key, wait_until_key_works
+
+BUNDLE = """
+calendars: []
+policies:
+  - id: gold-incidents
+    name: Gold incidents
+    agreement: SLA
+    match: {kind: incident}
+    metrics:
+      - metric: response
+        calendar: 24x7
+        targets: {P1: 15m, P2: 1h, P3: 4h, P4: 1d}
+        stop: {actions: [agent_replied], statuses: [resolved, closed]}
+"""
+
+
+def ticket_events(tenant: str, count: int) -> list[dict[str, object]]:
+    base = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
+    return [
+        {"specversion": "1.0", "id": str(uuid.uuid4()), "source": "bench://pipeline", "type": "itsm.ticket.v1",
+         "time": (base + timedelta(seconds=n % 3000)).isoformat(), "tenantid": tenant, "subject": f"B-{n}",
+         "data": {"ticket_id": f"B-{n}", "action": "created", "kind": "incident", "service": "email",
+                  "customer": "acme", "priority": f"P{1 + n % 4}", "status": "new"}}
+        for n in range(count)
+    ]
+
+
+async def raw_relay_baseline(bootstrap: str, events: list[dict[str, object]]) -> float:
+    """Produce to A; a consumer relays A -> B record by record; time until B holds them all."""
+    source, target = f"bench.a.{uuid.uuid4().hex[:6]}", f"bench.b.{uuid.uuid4().hex[:6]}"
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    await admin.create_topics([NewTopic(source, 6, 1), NewTopic(target, 6, 1)])
+    await admin.close()
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, acks="all", linger_ms=2)
+    relay_in = AIOKafkaConsumer(source, bootstrap_servers=bootstrap, group_id=f"relay-{uuid.uuid4()}",
+                                auto_offset_reset="earliest", enable_auto_commit=False)
+    sink = AIOKafkaConsumer(target, bootstrap_servers=bootstrap, group_id=f"sink-{uuid.uuid4()}",
+                            auto_offset_reset="earliest")
+    await producer.start()
+    await relay_in.start()
+    await sink.start()
+
+    async def relay() -> None:
+        relayed = 0
+        while relayed < len(events):
+            batches = await relay_in.getmany(timeout_ms=200, max_records=500)
+            for records in batches.values():
+                for record in records:
+                    await producer.send(target, record.value, key=record.key)
+                    relayed += 1
+            await producer.flush()
+            await relay_in.commit()
+
+    started = time.perf_counter()
+    relaying = asyncio.create_task(relay())
+    for event in events:
+        await producer.send(source, json.dumps(event).encode(), key=str(event["subject"]).encode())
+    await producer.flush()
+    seen = 0
+    while seen < len(events):
+        batches = await sink.getmany(timeout_ms=200, max_records=5000)
+        seen += sum(len(records) for records in batches.values())
+    elapsed = time.perf_counter() - started
+    await relaying
+    for client in (relay_in, sink, producer):
+        await client.stop()
+    return elapsed
+
+
+def pipeline(events: list[dict[str, object]], intake: ServiceProcess, reporting: ServiceProcess,
+             headers: dict[str, str]) -> float:
+    started = time.perf_counter()
+    with httpx.Client(headers=headers, timeout=60) as client:
+        for start in range(0, len(events), 500):
+            answer = client.post(f"{intake.url}/v1/events", content=json.dumps(events[start:start + 500]),
+                                 headers={"Content-Type": "application/cloudevents-batch+json"})
+            answer.raise_for_status()
+        while True:
+            report = client.get(f"{reporting.url}/v1/reports/slr", params={"format": "json"}).json()
+            if len(report["clocks"]) >= len(events):
+                return time.perf_counter() - started
+            time.sleep(0.2)
+
+
+def main() -> int:
+    count = int(sys.argv[1]) if len(sys.argv) > 1 else 5000
+    stack = discover()
+    if stack is None:
+        print("no stack found: run `make up` first", file=sys.stderr)
+        return 1
+    processes = [ServiceProcess(s, stack, name=f"bench-{s}") for s in ("intake", "sla-engine", "reporting")]
+    try:
+        for process in processes:
+            process.start()
+        intake, engine, reporting = processes
+        tenant = f"bench-{uuid.uuid4().hex[:6]}"
+        key = create_api_key(stack, tenant)
+        wait_until_key_works([engine.url], key, "/v1/config")
+        wait_until_key_works([reporting.url], key, "/v1/reports/slr")
+        headers = {"Authorization": f"Bearer {key}"}
+        httpx.post(f"{engine.url}/v1/config:apply", content=BUNDLE, timeout=30,
+                   headers={**headers, "Content-Type": "application/yaml"}).raise_for_status()
+        events = ticket_events(tenant, count)
+        through_pipeline = pipeline(events, intake, reporting, headers)
+    finally:
+        for process in processes:
+            process.stop()
+    baseline = asyncio.run(raw_relay_baseline(stack.kafka_bootstrap, ticket_events("baseline", count)))
+    pipeline_rate, baseline_rate = count / through_pipeline, count / baseline
+    print(f"events                         {count}")
+    print(f"pipeline intake->engine->report {pipeline_rate:10.0f} events/s ({through_pipeline:.1f} s)")
+    print(f"raw aiokafka relay baseline     {baseline_rate:10.0f} events/s ({baseline:.1f} s)")
+    print(f"ratio pipeline / baseline       {pipeline_rate / baseline_rate:10.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
