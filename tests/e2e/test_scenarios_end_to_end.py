@@ -7,10 +7,12 @@ published on `sla.clocks.v1` (net of those it retracted with `recalculated`) mus
 
 from __future__ import annotations
 
+import asyncio
 import time
 from datetime import datetime
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.e2e.conftest import TenantClient
@@ -64,16 +66,16 @@ async def test_the_scenario_gives_the_expected_clocks_through_the_running_servic
     assert now is not None
     deadline = time.monotonic() + 60
     clocks: dict[tuple[str, str, int], dict[str, Any]] = {}
-    with tenant.client(tenant.platform.sla_engine) as engine:
+    async with httpx.AsyncClient(base_url=tenant.platform.sla_engine.url, headers=tenant.headers) as engine:
         while time.monotonic() < deadline:
-            answer = engine.get(f"/v1/tickets/{scenario.ticket_id}/clocks", params={"at": now.isoformat()})
+            answer = await engine.get(f"/v1/tickets/{scenario.ticket_id}/clocks", params={"at": now.isoformat()})
             if answer.status_code == 200:
                 clocks = {(c["policy_id"], c["metric"], c["cycle"]): c for c in answer.json()["clocks"]}
                 if clocks.keys() == expected.keys() and all(
                     clocks[k]["state"] == expected[k]["state"] for k in expected
                 ):
                     break
-            time.sleep(0.3)
+            await asyncio.sleep(0.3)
     assert clocks.keys() == expected.keys()
     for key, want in expected.items():
         got = clocks[key]
