@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
+
+from slm_shared.events import CloudEvent
 
 
 def define_inbox_table(metadata: sa.MetaData) -> sa.Table:
@@ -38,3 +42,24 @@ class Inbox:
             .returning(self._table.c.event_id)
         )
         return (await session.execute(statement)).first() is not None
+
+    async def first_deliveries(
+        self, session: AsyncSession, events: Sequence[CloudEvent]
+    ) -> list[CloudEvent]:
+        """The events of a batch seen for the first time, in order; one statement for the whole batch.
+
+        A key repeated inside the batch counts once (its first occurrence).
+        """
+        unique: dict[tuple[str, str, str], CloudEvent] = {}
+        for event in events:
+            unique.setdefault(event.dedup_key, event)
+        if not unique:
+            return []
+        statement = (
+            insert(self._table)
+            .values([{"consumer": self._consumer, "tenant_id": t, "source": s, "event_id": i} for t, s, i in unique])
+            .on_conflict_do_nothing()
+            .returning(self._table.c.tenant_id, self._table.c.source, self._table.c.event_id)
+        )
+        fresh = {(row[0], row[1], row[2]) for row in await session.execute(statement)}
+        return [event for key, event in unique.items() if key in fresh]

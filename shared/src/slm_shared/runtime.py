@@ -84,6 +84,30 @@ async def process_records(raw: Any, handle: RecordHandler) -> None:
         PROCESSING_SECONDS.labels(record.topic).observe(time.perf_counter() - started)
 
 
+BatchHandler = Callable[[Sequence[ConsumerRecord[bytes, bytes]]], Awaitable[Sequence[str]]]
+
+
+async def process_batch(raw: Any, handle: BatchHandler) -> None:
+    """Run `handle` on a whole batch (one transaction for all of it); it returns one outcome per record.
+
+    Same failure rule as `process_records`: an exception rewinds to the batch start after a pause.
+    """
+    records = records_of(raw)
+    started = time.perf_counter()
+    try:
+        outcomes = await handle(records)
+    except Exception:
+        for record in records:
+            EVENTS_CONSUMED.labels(record.topic, "error").inc()
+        log.exception("processing a batch of %d records failed; it will be redelivered", len(records))
+        await asyncio.sleep(1.0)
+        raise
+    per_record = (time.perf_counter() - started) / max(1, len(records))
+    for record, outcome in zip(records, outcomes, strict=True):
+        EVENTS_CONSUMED.labels(record.topic, outcome).inc()
+        PROCESSING_SECONDS.labels(record.topic).observe(per_record)
+
+
 class ServiceRuntime:
     """Holds the engine, broker, relay and authenticator of one service; connects nothing until started."""
 

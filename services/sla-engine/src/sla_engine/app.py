@@ -15,7 +15,7 @@ from sla_engine.handlers import ClockKeeper, Now, utc_now
 from sla_engine.settings import SlaEngineSettings
 from sla_engine.timers import TimerLoop
 from slm_shared import topics
-from slm_shared.runtime import RawRecords, ServiceRuntime, keep_raw_bytes, process_records, subscribe_api_keys
+from slm_shared.runtime import RawRecords, ServiceRuntime, keep_raw_bytes, process_batch, subscribe_api_keys
 
 SERVICE = "sla-engine"
 ALEMBIC_INI = Path(__file__).resolve().parents[2] / "alembic.ini"
@@ -30,7 +30,7 @@ def ticket_router(runtime: ServiceRuntime, keeper: ClockKeeper) -> KafkaRouter:
         decoder=keep_raw_bytes, title="ticket-snapshots", description="itsm.ticket.v1 snapshots from intake",
     )
     async def on_ticket_snapshots(raw: RawRecords) -> None:
-        await process_records(raw, keeper.on_ticket_record)
+        await process_batch(raw, keeper.on_ticket_records)
 
     # Documented in AsyncAPI only: the outbox relay, not this publisher, writes to the topic.
     router.publisher(topics.CLOCKS, title="clock-transitions", description="sla.clock.v1 via the outbox")

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sla_engine import tables
 from sla_engine.domain.clocks import TransitionKey
 from sla_engine.domain.timeline import TicketSnapshot
+from sla_engine.reconciliation import Reconciliation, TicketState, clock_row
 
 
 @dataclass(frozen=True)
@@ -34,8 +35,12 @@ class DueTimer:
 
 class SlaRepository(Protocol):
     async def lock_ticket(self, tenant_id: str, ticket_id: str) -> None: ...
-    async def try_lock_ticket(self, tenant_id: str, ticket_id: str) -> bool: ...
-    async def add_snapshot(self, tenant_id: str, source: str, event_id: str, snapshot: TicketSnapshot) -> bool: ...
+    async def lock_tickets(self, pairs: Sequence[tuple[str, str]]) -> None: ...
+    async def try_lock_tickets(self, pairs: Sequence[tuple[str, str]]) -> list[tuple[str, str]]: ...
+    async def add_snapshots(self, snapshots: Sequence[tuple[str, str, TicketSnapshot]]) -> None: ...
+    async def configured_tenants(self, tenant_ids: Iterable[str]) -> set[str]: ...
+    async def load_states(self, pairs: Sequence[tuple[str, str]]) -> list[tuple[TicketState, ConfigVersion | None]]: ...
+    async def save_reconciliations(self, results: Sequence[Reconciliation], now: datetime) -> None: ...
     async def timeline(self, tenant_id: str, ticket_id: str) -> list[TicketSnapshot]: ...
     async def latest_config(self, tenant_id: str) -> ConfigVersion | None: ...
     async def add_config(self, tenant_id: str, bundle: dict[str, Any], source_text: str) -> int: ...
@@ -46,14 +51,7 @@ class SlaRepository(Protocol):
     async def pin_version(self, tenant_id: str, ticket_ids: Sequence[str], version: int) -> None: ...
     async def tickets(self, tenant_id: str, *, only_open: bool) -> list[str]: ...
     async def tickets_active_between(self, tenant_id: str, start: datetime, end: datetime) -> list[str]: ...
-    async def saved_clocks(self, tenant_id: str, ticket_id: str) -> dict[tuple[str, str, int], dict[str, Any]]: ...
-    async def emitted(self, tenant_id: str, ticket_id: str) -> set[TransitionKey]: ...
-    async def record_emitted(self, tenant_id: str, ticket_id: str, keys: Iterable[TransitionKey]) -> None: ...
     async def forget_emitted(self, tenant_id: str, ticket_id: str, keys: Iterable[TransitionKey]) -> None: ...
-    async def save_clocks(
-        self, tenant_id: str, ticket_id: str, rows: Sequence[dict[str, Any]], now: datetime
-    ) -> None: ...
-    async def set_timer(self, tenant_id: str, ticket_id: str, due: tuple[datetime, str] | None) -> None: ...
     async def due_timers(self, now: datetime, limit: int) -> list[DueTimer]: ...
     async def next_timer_due(self) -> datetime | None: ...
 
@@ -77,6 +75,18 @@ def _snapshot_from_row(row: Any) -> TicketSnapshot:
     )
 
 
+def _snapshot_data(snapshot: TicketSnapshot) -> dict[str, Any]:
+    return {
+        "action": snapshot.action, "kind": snapshot.kind, "status": snapshot.status, "priority": snapshot.priority,
+        "service": snapshot.service, "customer": snapshot.customer, "assignment_group": snapshot.assignment_group,
+        "assignee": snapshot.assignee, "attributes": dict(snapshot.attributes),
+    }
+
+
+def _in_pairs(table: sa.Table, pairs: Sequence[tuple[str, str]]) -> sa.ColumnElement[bool]:
+    return sa.tuple_(table.c.tenant_id, table.c.ticket_id).in_(pairs)
+
+
 class SqlSlaRepository:
     """`SlaRepository` on the service's own PostgreSQL database, inside the caller's transaction."""
 
@@ -89,28 +99,126 @@ class SqlSlaRepository:
             sa.text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"), {"key": f"{tenant_id}/{ticket_id}"}
         )
 
-    async def try_lock_ticket(self, tenant_id: str, ticket_id: str) -> bool:
-        result = await self._session.execute(
-            sa.text("SELECT pg_try_advisory_xact_lock(hashtextextended(:key, 0))"),
-            {"key": f"{tenant_id}/{ticket_id}"},
-        )
-        return bool(result.scalar())
+    async def lock_tickets(self, pairs: Sequence[tuple[str, str]]) -> None:
+        """`lock_ticket` for many, in one statement and a stable order (two workers never deadlock)."""
+        keys = sorted(f"{tenant}/{ticket}" for tenant, ticket in pairs)
+        if keys:
+            await self._session.execute(
+                sa.text("SELECT count(pg_advisory_xact_lock(hashtextextended(k, 0))) FROM "
+                        "(SELECT unnest(CAST(:keys AS text[])) AS k ORDER BY 1) AS ordered"),
+                {"keys": keys},
+            )
 
-    async def add_snapshot(self, tenant_id: str, source: str, event_id: str, snapshot: TicketSnapshot) -> bool:
-        data = {
-            "action": snapshot.action, "kind": snapshot.kind, "status": snapshot.status,
-            "priority": snapshot.priority, "service": snapshot.service, "customer": snapshot.customer,
-            "assignment_group": snapshot.assignment_group, "assignee": snapshot.assignee,
-            "attributes": dict(snapshot.attributes),
-        }
-        statement = (
-            insert(tables.ticket_events)
-            .values(tenant_id=tenant_id, ticket_id=snapshot.ticket_id, source=source, event_id=event_id,
-                    event_time=snapshot.time, snapshot=data)
-            .on_conflict_do_nothing()
-            .returning(tables.ticket_events.c.arrival)
+    async def try_lock_tickets(self, pairs: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
+        """The tickets whose lock was free (and is now held); the others are being worked on elsewhere."""
+        if not pairs:
+            return []
+        rows = await self._session.execute(
+            sa.text("SELECT k FROM (SELECT unnest(CAST(:keys AS text[])) AS k ORDER BY 1) AS ordered "
+                    "WHERE pg_try_advisory_xact_lock(hashtextextended(k, 0))"),
+            {"keys": [f"{tenant}/{ticket}" for tenant, ticket in pairs]},
         )
-        return (await self._session.execute(statement)).first() is not None
+        free = {str(row[0]) for row in rows}
+        return [(tenant, ticket) for tenant, ticket in pairs if f"{tenant}/{ticket}" in free]
+
+    async def add_snapshots(self, snapshots: Sequence[tuple[str, str, TicketSnapshot]]) -> None:
+        """Store (tenant, source, snapshot) rows; an already stored (tenant, source, event id) is skipped."""
+        if not snapshots:
+            return
+        rows = [
+            {"tenant_id": tenant_id, "ticket_id": snapshot.ticket_id, "source": source,
+             "event_id": snapshot.event_id, "event_time": snapshot.time, "snapshot": _snapshot_data(snapshot)}
+            for tenant_id, source, snapshot in snapshots
+        ]
+        await self._session.execute(insert(tables.ticket_events).on_conflict_do_nothing(), rows)
+
+    async def configured_tenants(self, tenant_ids: Iterable[str]) -> set[str]:
+        c = tables.config_versions
+        wanted = list(tenant_ids)
+        if not wanted:
+            return set()
+        rows = await self._session.execute(sa.select(c.c.tenant_id).where(c.c.tenant_id.in_(wanted)).distinct())
+        return {str(row[0]) for row in rows}
+
+    async def load_states(
+        self, pairs: Sequence[tuple[str, str]]
+    ) -> list[tuple[TicketState, ConfigVersion | None]]:
+        """Everything reconciling these tickets reads, in five queries whatever their number.
+
+        A ticket not pinned yet gets its tenant's latest configuration (`pinned` False: the caller pins it).
+        """
+        if not pairs:
+            return []
+        states = {pair: TicketState(*pair) for pair in pairs}
+        e, v, c, cl = tables.ticket_events, tables.ticket_versions, tables.emitted_transitions, tables.clocks
+        rows = await self._session.execute(
+            sa.select(e).where(_in_pairs(e, pairs)).order_by(e.c.tenant_id, e.c.ticket_id, e.c.event_time, e.c.arrival)
+        )
+        for row in rows:
+            states[(row.tenant_id, row.ticket_id)].timeline.append(_snapshot_from_row(row))
+        for row in await self._session.execute(sa.select(c).where(_in_pairs(c, pairs))):
+            states[(row.tenant_id, row.ticket_id)].emitted.add(
+                TransitionKey(row.policy_id, row.metric, row.cycle, row.transition, row.at, row.threshold))
+        for row in await self._session.execute(
+            sa.select(cl.c.tenant_id, cl.c.ticket_id, cl.c.policy_id, cl.c.metric, cl.c.cycle, cl.c.clock).where(
+                _in_pairs(cl, pairs))
+        ):
+            states[(row.tenant_id, row.ticket_id)].saved[(row.policy_id, row.metric, row.cycle)] = dict(row.clock)
+        pins = {(r.tenant_id, r.ticket_id): r.config_version
+                for r in await self._session.execute(sa.select(v).where(_in_pairs(v, pairs)))}
+        cv = tables.config_versions
+        newest_query = (
+            sa.select(cv.c.tenant_id, sa.func.max(cv.c.version).label("version"))
+            .where(cv.c.tenant_id.in_(sorted({tenant for tenant, _ in pairs})))
+            .group_by(cv.c.tenant_id)
+        )
+        newest = {r.tenant_id: r.version for r in await self._session.execute(newest_query)}
+        wanted = {pair: pins.get(pair, newest.get(pair[0])) for pair in pairs}
+        versions = sorted({(pair[0], version) for pair, version in wanted.items() if version is not None})
+        configs: dict[tuple[str, int], ConfigVersion] = {}
+        if versions:
+            for row in await self._session.execute(
+                sa.select(cv).where(sa.tuple_(cv.c.tenant_id, cv.c.version).in_(versions))
+            ):
+                configs[(row.tenant_id, row.version)] = ConfigVersion(
+                    row.tenant_id, row.version, row.bundle, row.source_text, row.created_at)
+        result = []
+        for pair, state in states.items():
+            state.pinned = pair in pins
+            version = wanted[pair]
+            result.append((state, configs.get((pair[0], version)) if version is not None else None))
+        return result
+
+    async def save_reconciliations(self, results: Sequence[Reconciliation], now: datetime) -> None:
+        """Write what `reconcile_ticket` decided for these tickets, in bulk."""
+        if not results:
+            return
+        pairs = [(r.tenant_id, r.ticket_id) for r in results]
+        published = [
+            {"tenant_id": r.tenant_id, "ticket_id": r.ticket_id, "policy_id": k.policy_id, "metric": k.metric,
+             "cycle": k.cycle, "transition": k.transition, "at": k.at, "threshold": k.threshold}
+            for r in results for k in r.published
+        ]
+        if published:
+            await self._session.execute(insert(tables.emitted_transitions).on_conflict_do_nothing(), published)
+        for r in results:
+            await self.forget_emitted(r.tenant_id, r.ticket_id, r.retracted)
+        c = tables.clocks
+        await self._session.execute(sa.delete(c).where(_in_pairs(c, pairs)))
+        clock_rows = [{**clock_row(clock), "tenant_id": r.tenant_id, "ticket_id": r.ticket_id, "updated_at": now}
+                      for r in results for clock in r.clocks]
+        if clock_rows:
+            await self._session.execute(sa.insert(c), clock_rows)
+        t = tables.timers
+        await self._session.execute(sa.delete(t).where(_in_pairs(t, pairs)))
+        timer_rows = [{"tenant_id": r.tenant_id, "ticket_id": r.ticket_id, "due_at": r.timer[0],
+                       "transition": r.timer[1]} for r in results if r.timer is not None]
+        if timer_rows:
+            await self._session.execute(sa.insert(t), timer_rows)
+        pins = [{"tenant_id": r.tenant_id, "ticket_id": r.ticket_id, "config_version": r.pin_version,
+                 "first_event_at": r.first_event_at} for r in results if r.pin_version is not None]
+        if pins:
+            await self._session.execute(insert(tables.ticket_versions).on_conflict_do_nothing(), pins)
 
     async def timeline(self, tenant_id: str, ticket_id: str) -> list[TicketSnapshot]:
         t = tables.ticket_events
@@ -203,34 +311,6 @@ class SqlSlaRepository:
         )
         return version
 
-    async def saved_clocks(self, tenant_id: str, ticket_id: str) -> dict[tuple[str, str, int], dict[str, Any]]:
-        """The clocks as last published, by (policy, metric, cycle)."""
-        c = tables.clocks
-        rows = await self._session.execute(
-            sa.select(c.c.policy_id, c.c.metric, c.c.cycle, c.c.clock).where(
-                c.c.tenant_id == tenant_id, c.c.ticket_id == ticket_id
-            )
-        )
-        return {(r.policy_id, r.metric, r.cycle): dict(r.clock) for r in rows}
-
-    async def emitted(self, tenant_id: str, ticket_id: str) -> set[TransitionKey]:
-        e = tables.emitted_transitions
-        rows = await self._session.execute(
-            sa.select(e.c.policy_id, e.c.metric, e.c.cycle, e.c.transition, e.c.at, e.c.threshold).where(
-                e.c.tenant_id == tenant_id, e.c.ticket_id == ticket_id
-            )
-        )
-        return {TransitionKey(r.policy_id, r.metric, r.cycle, r.transition, r.at, r.threshold) for r in rows}
-
-    async def record_emitted(self, tenant_id: str, ticket_id: str, keys: Iterable[TransitionKey]) -> None:
-        values = [
-            {"tenant_id": tenant_id, "ticket_id": ticket_id, "policy_id": k[0], "metric": k[1], "cycle": k[2],
-             "transition": k[3], "at": k[4], "threshold": k[5]}
-            for k in keys
-        ]
-        if values:
-            await self._session.execute(insert(tables.emitted_transitions).on_conflict_do_nothing(), values)
-
     async def forget_emitted(self, tenant_id: str, ticket_id: str, keys: Iterable[TransitionKey]) -> None:
         e = tables.emitted_transitions
         for k in keys:
@@ -241,28 +321,6 @@ class SqlSlaRepository:
                     e.c.threshold == k[5],
                 )
             )
-
-    async def save_clocks(
-        self, tenant_id: str, ticket_id: str, rows: Sequence[dict[str, Any]], now: datetime
-    ) -> None:
-        c = tables.clocks
-        await self._session.execute(sa.delete(c).where(c.c.tenant_id == tenant_id, c.c.ticket_id == ticket_id))
-        if rows:
-            values = [{**row, "tenant_id": tenant_id, "ticket_id": ticket_id, "updated_at": now} for row in rows]
-            await self._session.execute(sa.insert(c), values)
-
-    async def set_timer(self, tenant_id: str, ticket_id: str, due: tuple[datetime, str] | None) -> None:
-        t = tables.timers
-        if due is None:
-            await self._session.execute(sa.delete(t).where(t.c.tenant_id == tenant_id, t.c.ticket_id == ticket_id))
-            return
-        statement = insert(t).values(tenant_id=tenant_id, ticket_id=ticket_id, due_at=due[0], transition=due[1])
-        await self._session.execute(
-            statement.on_conflict_do_update(
-                index_elements=[t.c.tenant_id, t.c.ticket_id],
-                set_={"due_at": statement.excluded.due_at, "transition": statement.excluded.transition},
-            )
-        )
 
     async def due_timers(self, now: datetime, limit: int) -> list[DueTimer]:
         t = tables.timers

@@ -5,8 +5,8 @@ Rules:
   (or of the weekday an `extra_workdays` entry names), unless the date is a holiday (the `holidays` package's
   country set or `extra_holidays`). A make-up day in `extra_workdays` is worked even on a country holiday.
 - Wall-clock times become instants through the calendar's IANA zone with `fold=0`, so an interval on a
-  daylight-saving day is as long as it really is. Where `fold=0` maps a wall time inside a spring-forward gap
-  past the start of the day's next interval, the overlap is counted once.
+  daylight-saving day is as long as it really is. Working time is the union of the converted intervals:
+  where `fold=0` makes two of them overlap (a wall time inside a spring-forward gap), it counts once.
 - Instants are floored to whole seconds; every result is an integer number of seconds.
 - Elapsed time and deadlines both come from one indexed interval list (UTC epoch seconds, cumulative working
   seconds, binary search), built per local year on first use, so any date in years 2..9998 works.
@@ -259,7 +259,7 @@ class BusinessCalendar:
         if name is not None:
             return name
         if day in self._config.extra_holidays:
-            return "extra holiday"
+            return "company holiday (extra_holidays)"
         return None
 
     def hours_on(self, day: date) -> DayHours:
@@ -333,7 +333,13 @@ class BusinessCalendar:
         first, last = self._year_of(start), self._year_of(end)
         if self._index is not None:
             first, last = min(first, self._index.first_year), max(last, self._index.last_year)
-        return self._extend_to(first, last)
+        index = self._extend_to(first, last)
+        # A zone whose New Year midnight falls in a DST gap starts the local year a little late: pad by a year.
+        while start < index.lo:
+            index = self._extend_to(index.first_year - 1, index.last_year)
+        while end > index.hi:
+            index = self._extend_to(index.first_year, index.last_year + 1)
+        return index
 
     def _extend_to(self, first_year: int, last_year: int) -> _Index:
         """Make the index cover [first_year, last_year], building only the missing years."""
@@ -351,30 +357,43 @@ class BusinessCalendar:
         return index
 
     def _build(self, first_year: int, last_year: int) -> _Index:
-        starts: list[int] = []
-        ends: list[int] = []
+        intervals: list[tuple[int, int]] = []
         day, stop = date(first_year, 1, 1), date(last_year + 1, 1, 1)
         while day < stop:
             for wall_start, wall_end in self.hours_on(day):
-                begin, finish = self._wall_epoch(day, wall_start), self._wall_epoch(day, wall_end)
-                if ends and begin < ends[-1]:
-                    begin = ends[-1]  # fold=0 inside a DST gap can overlap the previous interval: count once
-                if finish > begin:
-                    starts.append(begin)
-                    ends.append(finish)
+                intervals.append((self._wall_epoch(day, wall_start), self._wall_epoch(day, wall_end)))
             day += ONE_DAY
+        starts, ends = _union(intervals)
         return _Index(first_year, last_year, self._wall_epoch(date(first_year, 1, 1), 0),
                       self._wall_epoch(stop, 0), starts, ends, _cumulative(starts, ends))
+
+
+def _union(intervals: list[tuple[int, int]]) -> tuple[list[int], list[int]]:
+    """Sorted, disjoint intervals covering the same instants; empty ones dropped, touching ones joined.
+
+    Sorting matters only on daylight-saving days: `fold=0` maps a wall time inside a spring-forward gap to
+    the offset before the change, which can put it after the start of the day's next interval.
+    """
+    intervals.sort()
+    starts: list[int] = []
+    ends: list[int] = []
+    for begin, finish in intervals:
+        if finish <= begin:
+            continue
+        if ends and begin <= ends[-1]:
+            ends[-1] = max(ends[-1], finish)
+        else:
+            starts.append(begin)
+            ends.append(finish)
+    return starts, ends
 
 
 def _join(earlier: _Index, later: _Index) -> _Index:
     """Concatenate adjacent year ranges and recount the cumulative working seconds from zero."""
     starts, ends = earlier.starts + later.starts, earlier.ends + later.ends
     boundary = len(earlier.starts)
-    if 0 < boundary < len(starts) and starts[boundary] < ends[boundary - 1]:
-        starts[boundary] = ends[boundary - 1]  # same DST-gap overlap rule as inside a year
-        if starts[boundary] >= ends[boundary]:
-            del starts[boundary], ends[boundary]
+    if 0 < boundary < len(starts) and starts[boundary] <= ends[boundary - 1]:
+        starts, ends = _union(list(zip(starts, ends, strict=True)))  # touching or overlapping at New Year
     return _Index(earlier.first_year, later.last_year, earlier.lo, later.hi, starts, ends, _cumulative(starts, ends))
 
 

@@ -326,6 +326,7 @@ class MetricRun:
         upcoming = tuple(self.upcoming(cycle))
         due_at = next((u.at for u in upcoming if u.transition == "breached"), None)
         stopped_at = from_epoch(cycle.stopped_at) if cycle.stopped_at is not None else None
+        stop_reason = cycle.stop_condition if cycle.outcome is not None else None
         snapshot = cycle.snapshot
         return Clock(
             ticket_id=ticket_id, policy_id=self.policy.id, policy_version=policy_version,
@@ -341,7 +342,8 @@ class MetricRun:
             deadline_reason=deadline_reason(
                 calendar=self.calendar, priority=cycle.priority, target_seconds=cycle.target,
                 elapsed_seconds=cycle.elapsed, state=state, breached_at=breached_at, stopped_at=stopped_at,
-                due_at=due_at, segments=segments),
+                due_at=due_at, segments=segments, stop_reason=stop_reason),
+            stop_reason=stop_reason,
             upcoming=upcoming,
         )
 

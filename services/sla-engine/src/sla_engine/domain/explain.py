@@ -7,9 +7,9 @@ business hours and minutes: `1d` of target is shown as `24h` because it means 24
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from sla_engine.domain.calendar import BusinessCalendar
+from sla_engine.domain.calendar import BusinessCalendar, NonWorkingSpan
 from sla_engine.domain.results import ClockState, Segment
 
 
@@ -38,16 +38,29 @@ def local_span(start: datetime, end: datetime, calendar: BusinessCalendar) -> st
     return f"{first} to {last}"
 
 
+def _skipped_text(spans: Sequence[NonWorkingSpan], calendar: BusinessCalendar) -> str:
+    """Days off by name and date range; the hours outside the working day as a total."""
+    parts: list[str] = []
+    off_hours = sum(span.seconds for span in spans if span.reason == "outside working hours")
+    for span in spans:
+        if span.reason == "outside working hours":
+            continue
+        first = span.start.astimezone(calendar.zone).date()
+        last = (span.end.astimezone(calendar.zone) - timedelta(seconds=1)).date()
+        days = first.isoformat() if first == last else f"{first.isoformat()} to {last.isoformat()}"
+        parts.append(f"{span.reason} ({days})")
+    if off_hours:
+        parts.append(f"{business_duration(off_hours)} outside working hours")
+    return ", ".join(parts)
+
+
 def _segment_text(segment: Segment, calendar: BusinessCalendar) -> str:
     span = local_span(segment.start, segment.end, calendar)
     if segment.state != "running":
         return f"{segment.state} {span} ({segment.condition})"
     text = f"{business_duration(segment.business_seconds)} counted {span} ({segment.condition})"
-    skipped: list[str] = []
-    for gap in segment.non_working:
-        if gap.reason not in skipped:
-            skipped.append(gap.reason)
-    return f"{text}, not counting {', '.join(skipped)}" if skipped else text
+    skipped = _skipped_text(segment.non_working, calendar)
+    return f"{text}, not counting {skipped}" if skipped else text
 
 
 def deadline_reason(
@@ -61,6 +74,7 @@ def deadline_reason(
     stopped_at: datetime | None,
     due_at: datetime | None,
     segments: Sequence[Segment],
+    stop_reason: str | None = None,
 ) -> str:
     """Why the clock stands where it does: target, what counted and what did not, and the deadline."""
     where = ("around the clock (calendar 24x7)" if calendar.is_continuous
@@ -69,6 +83,7 @@ def deadline_reason(
     if segments:
         sentences.append("Timeline: " + "; ".join(_segment_text(s, calendar) for s in segments) + ".")
     used = business_duration(elapsed_seconds)
+    because = f" ({stop_reason})" if stop_reason else ""
     left = business_duration(target_seconds - elapsed_seconds)
     if breached_at is not None and state != "cancelled":
         sentences.append(f"Breached at {local_time(breached_at, calendar)}, when elapsed time reached the target.")
@@ -80,11 +95,12 @@ def deadline_reason(
     elif state == "paused":
         sentences.append(f"{used} used, {left} left; paused, so the deadline moves out until the clock resumes.")
     elif state == "met" and stopped_at is not None:
-        sentences.append(f"Stopped {local_time(stopped_at, calendar)} after {used}: met.")
+        sentences.append(f"Stopped {local_time(stopped_at, calendar)}{because} after {used}: met.")
     elif state == "breached" and stopped_at is not None:
-        over = business_duration(elapsed_seconds - target_seconds)
-        sentences.append(f"Stopped {local_time(stopped_at, calendar)} after {used} ({over} over): breached.")
+        over = (f"{business_duration(elapsed_seconds - target_seconds)} over" if elapsed_seconds > target_seconds
+                else "the breach under an earlier, tighter target stays")
+        sentences.append(f"Stopped {local_time(stopped_at, calendar)}{because} after {used} ({over}): breached.")
     elif state == "cancelled" and stopped_at is not None:
-        sentences.append(f"Cancelled {local_time(stopped_at, calendar)} after {used}: "
+        sentences.append(f"Cancelled {local_time(stopped_at, calendar)}{because} after {used}: "
                          "counts neither as met nor breached.")
     return " ".join(sentences)

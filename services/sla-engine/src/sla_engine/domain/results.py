@@ -75,7 +75,8 @@ class Segment:
 class Clock:
     """One cycle of one metric of one policy for one ticket, as it stood at the evaluation instant.
 
-    `due_at` is set only for a running clock not yet breached. `upcoming` lists the warnings and the breach
+    `due_at` is set only for a running clock not yet breached. `stop_reason` says which rule stopped or
+    cancelled the cycle (None while it runs or is paused). `upcoming` lists the warnings and the breach
     still ahead if the clock keeps running (empty unless running): what a durable timer must wake up for.
     """
 
@@ -103,6 +104,7 @@ class Clock:
     transitions: tuple[Transition, ...]
     explanation: tuple[Segment, ...]
     deadline_reason: str
+    stop_reason: str | None = None
     upcoming: tuple[Transition, ...] = ()
 
     def next_due_transition(self, after: datetime) -> tuple[str, datetime, int | None] | None:
