@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import httpx
 import pytest
+
 from scripts.localstack import Stack
 from scripts.processes import ServiceProcess, create_api_key, wait_until_key_works
 

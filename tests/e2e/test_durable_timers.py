@@ -10,8 +10,8 @@ from typing import Any
 
 import httpx
 import pytest
-from scripts.processes import ServiceProcess
 
+from scripts.processes import ServiceProcess
 from slm_shared import topics
 from tests.e2e.conftest import TenantClient
 from tests.support.events import BATCH_HEADERS, batch_body, ticket_event

@@ -1,26 +1,67 @@
-"""Intake's composition root."""
+"""Intake's composition root: the only place that wires things."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from fastapi import FastAPI
+from faststream import AckPolicy
+from faststream.kafka import KafkaRouter
 
 from intake import tables
-from intake.api import events_router
-from intake.handlers import EventIntake
+from intake.api import admin_router, authenticated, events_router
+from intake.domain.ratelimit import RateLimiter
+from intake.handlers import EventIntake, Now, Purger, Replayer, utc_now
+from intake.repository import IntakeRepository
 from intake.settings import IntakeSettings
 from slm_shared import topics
-from slm_shared.runtime import ServiceRuntime
+from slm_shared.outbox import Outbox
+from slm_shared.runtime import RawRecords, ServiceRuntime, keep_raw_bytes, records_of
 
 SERVICE = "intake"
 ALEMBIC_INI = Path(__file__).resolve().parents[2] / "alembic.ini"
 
 
-def create_app(settings: IntakeSettings) -> FastAPI:
+def ingest_router(runtime: ServiceRuntime, intake: EventIntake, settings: IntakeSettings) -> KafkaRouter:
+    router = KafkaRouter()
+
+    @router.subscriber(
+        settings.ingest_topic, group_id=runtime.group_id, batch=True, auto_offset_reset="earliest",
+        max_records=runtime.settings.kafka.max_batch_records, ack_policy=AckPolicy.NACK_ON_ERROR,
+        decoder=keep_raw_bytes, title="ingest",
+        description="CloudEvents published by upstream systems; the tenant is the event's tenantid",
+    )
+    async def on_ingest(raw: RawRecords) -> None:
+        await intake.on_ingest_records(records_of(raw))
+
+    # Documented in AsyncAPI only: the outbox relay, not these publishers, writes to the topics.
+    router.publisher(settings.dead_letter_topic, title="dead-letters",
+                     description="invalid ingest records: original bytes, reason in the dlq-* headers")
+    router.publisher(settings.output_topic(topics.TICKETS), title="tickets",
+                     description="itsm.ticket.v1 via the outbox")
+    router.publisher(settings.output_topic(topics.SIGNALS), title="signals",
+                     description="availability, measurement, maintenance")
+    router.publisher(settings.output_topic(topics.FEEDBACK), title="feedback",
+                     description="itsm.feedback.v1 via the outbox")
+    return router
+
+
+def create_app(settings: IntakeSettings, now: Now = utc_now) -> FastAPI:
     runtime = ServiceRuntime(
         service=SERVICE, settings=settings, alembic_ini=ALEMBIC_INI, api_key_table=tables.api_keys,
-        topics=topics.ALL_TOPICS,
+        topics=tuple(dict.fromkeys((
+            *topics.ALL_TOPICS, settings.ingest_topic, settings.dead_letter_topic,
+            *(settings.output_topic(topic) for topic in (topics.TICKETS, topics.SIGNALS, topics.FEEDBACK)),
+        ))),
     )
-    intake = EventIntake(runtime.sessions, settings.max_future_skew_seconds)
-    return runtime.http_app(title="intake", routers=[events_router(intake, settings)])
+    repository = IntakeRepository(Outbox(tables.outbox), settings.output_topic_prefix)
+    intake = EventIntake(runtime.sessions, repository, settings, now)
+    replayer = Replayer(runtime.sessions, repository, settings.replay_page_size)
+    purger = Purger(runtime.sessions, repository, settings, now)
+    runtime.add_background(purger.run, purger.stop)
+    runtime.broker.include_router(ingest_router(runtime, intake, settings))
+    caller = authenticated(RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst))
+    return runtime.http_app(title="intake", routers=[
+        events_router(intake, settings, caller),
+        admin_router(runtime.sessions, repository, replayer, settings, caller),
+    ])

@@ -1,60 +1,48 @@
-"""`slm-intake`: run the service, and manage tenants' API keys (create, rotate, revoke)."""
+"""`slm-intake`: run the service; manage tenants' API keys; replay a tenant's archive; purge by retention."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-from datetime import UTC, datetime
+import sys
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import TypeVar
 
-import sqlalchemy as sa
+from tqdm import tqdm
 
 from intake import tables
 from intake.app import create_app
+from intake.handlers import Purger, Replayer
+from intake.keys import KeyAdmin, UnknownKey
+from intake.repository import IntakeRepository
 from intake.settings import IntakeSettings
-from slm_shared import topics
-from slm_shared.auth import issue_key
 from slm_shared.db import create_engine, session_factory
-from slm_shared.events import API_KEY_EVENT, ApiKeyData, make_event
-from slm_shared.outbox import Outbox, OutgoingEvent
+from slm_shared.outbox import Outbox
 from slm_shared.runtime import serve
 
-
-async def _announce(settings: IntakeSettings, key: ApiKeyData) -> None:
-    """Store the key and announce it to the other services, in one transaction."""
-    engine = create_engine(settings.database_url.get_secret_value(), pool_size=1)
-    now = datetime.now(UTC)
-    try:
-        async with session_factory(engine)() as session, session.begin():
-            await session.execute(
-                sa.dialects.postgresql.insert(tables.api_keys)
-                .values(key_id=key.key_id, tenant_id=key.tenant_id, key_hash=key.key_hash,
-                        status=key.status, updated_at=now)
-                .on_conflict_do_update(index_elements=["key_id"], set_={"status": key.status, "updated_at": now})
-            )
-            event = make_event(event_id=f"{key.key_id}-{key.status}", source="slm://intake/keys",
-                               event_type=API_KEY_EVENT, time=now, tenant_id=key.tenant_id, subject=key.key_id,
-                               data=key)
-            await Outbox(tables.outbox).add(
-                session, [OutgoingEvent(topic=topics.TENANTS, key=f"{key.tenant_id}/{key.key_id}", event=event)]
-            )
-    finally:
-        await engine.dispose()
+T = TypeVar("T")
 
 
-async def _find_key(settings: IntakeSettings, key_id: str) -> ApiKeyData:
-    engine = create_engine(settings.database_url.get_secret_value(), pool_size=1)
-    try:
-        async with engine.connect() as connection:
-            row = (await connection.execute(
-                sa.select(tables.api_keys).where(tables.api_keys.c.key_id == key_id))).first()
-    finally:
-        await engine.dispose()
-    if row is None:
-        raise SystemExit(f"no API key with id {key_id}")
-    return ApiKeyData(key_id=row.key_id, tenant_id=row.tenant_id, key_hash=row.key_hash, status=row.status)
+def _with_sessions(settings: IntakeSettings, work: Callable[..., Awaitable[T]]) -> T:
+    async def run() -> T:
+        engine = create_engine(settings.database_url.get_secret_value(), pool_size=2)
+        try:
+            return await work(session_factory(engine))
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(run())
 
 
-def main(argv: list[str] | None = None) -> None:
+def _aware(value: str) -> datetime:
+    parsed = datetime.fromisoformat(value)
+    if parsed.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"{value!r} has no UTC offset (add Z or +hh:mm)")
+    return parsed
+
+
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="slm-intake")
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("serve", help="run the intake service")
@@ -65,24 +53,59 @@ def main(argv: list[str] | None = None) -> None:
     rotate.add_argument("key_id")
     revoke = keys.add_parser("revoke", help="revoke a key everywhere")
     revoke.add_argument("key_id")
-    args = parser.parse_args(argv)
+    listing = keys.add_parser("list", help="list keys (ids, tenants, status; never the keys)")
+    listing.add_argument("--tenant")
+    replay = commands.add_parser("replay", help="re-publish a tenant's archived events of a time range")
+    replay.add_argument("--tenant", required=True)
+    replay.add_argument("--from", dest="start", required=True, type=_aware, help="RFC 3339, inclusive")
+    replay.add_argument("--to", dest="end", required=True, type=_aware, help="RFC 3339, exclusive")
+    replay.add_argument("--type", dest="types", action="append", help="only this event type (repeatable)")
+    commands.add_parser("purge", help="apply the retention settings once")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = _parser().parse_args(argv)
     settings = IntakeSettings()  # fields come from the environment
 
     if args.command == "serve":
         serve(create_app(settings), settings)
-        return
-    if args.action == "create":
-        issued = issue_key(args.tenant)
-        asyncio.run(_announce(settings, ApiKeyData(key_id=issued.key_id, tenant_id=issued.tenant_id,
-                                                   key_hash=issued.key_hash, status="active")))
-        print(issued.plaintext)
-    elif args.action == "rotate":
-        old = asyncio.run(_find_key(settings, args.key_id))
-        issued = issue_key(old.tenant_id)
-        asyncio.run(_announce(settings, ApiKeyData(key_id=issued.key_id, tenant_id=issued.tenant_id,
-                                                   key_hash=issued.key_hash, status="active")))
-        asyncio.run(_announce(settings, old.model_copy(update={"status": "revoked"})))
-        print(issued.plaintext)
-    elif args.action == "revoke":
-        old = asyncio.run(_find_key(settings, args.key_id))
-        asyncio.run(_announce(settings, old.model_copy(update={"status": "revoked"})))
+    elif args.command == "keys":
+        _keys(settings, args)
+    elif args.command == "replay":
+        _replay(settings, args.tenant, args.start, args.end, args.types)
+    elif args.command == "purge":
+        repository = IntakeRepository(Outbox(tables.outbox))
+        totals = _with_sessions(settings, lambda sessions: Purger(sessions, repository, settings).purge())
+        print(", ".join(f"{name}: {count}" for name, count in totals.items()))
+
+
+def _keys(settings: IntakeSettings, args: argparse.Namespace) -> None:
+    try:
+        if args.action == "create":
+            issued = _with_sessions(settings, lambda sessions: KeyAdmin(sessions).create(args.tenant))
+            print(issued.plaintext)
+        elif args.action == "rotate":
+            issued = _with_sessions(settings, lambda sessions: KeyAdmin(sessions).rotate(args.key_id))
+            print(issued.plaintext)
+        elif args.action == "revoke":
+            revoked = _with_sessions(settings, lambda sessions: KeyAdmin(sessions).revoke(args.key_id))
+            print(f"revoked {revoked.key_id} of tenant {revoked.tenant_id}")
+        elif args.action == "list":
+            for key in _with_sessions(settings, lambda sessions: KeyAdmin(sessions).list(args.tenant)):
+                print(f"{key.key_id}\t{key.tenant_id}\t{key.status}")
+    except (UnknownKey, ValueError) as error:
+        raise SystemExit(str(error)) from error
+
+
+def _replay(settings: IntakeSettings, tenant: str, start: datetime, end: datetime, types: list[str] | None) -> None:
+    async def work(sessions: object) -> tuple[int, str]:
+        replayer = Replayer(sessions, IntakeRepository(Outbox(tables.outbox), settings.output_topic_prefix),  # type: ignore[arg-type]
+                            settings.replay_page_size)
+        total = await replayer.count(tenant, start, end, types)
+        with tqdm(total=total, unit="event", desc=f"replay {tenant}", file=sys.stderr) as bar:
+            summary = await replayer.replay(tenant, start, end, types, progress=lambda done: bar.update(done))
+        return summary.events, summary.replay_id
+
+    events, replay_id = _with_sessions(settings, work)
+    print(f"replay {replay_id}: {events} events re-published")

@@ -1,79 +1,390 @@
-"""Intake's handlers: validate, dedup and route events, one transaction for a request or a record."""
+"""Intake's handlers: HTTP events, native webhooks and Kafka ingest records in; canonical events out.
+
+All three paths apply the same acceptance rules (`intake.domain`) and end in one transaction that writes
+the dedup ledger row, the archive, the outbox row (or the dead letter) and the rejection record together:
+a retried request or a redelivered record is `duplicate` and never a second canonical event.
+"""
 
 from __future__ import annotations
 
-import json
-from collections.abc import Sequence
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeAlias
 
-from sqlalchemy.dialects.postgresql import insert
+import sqlalchemy as sa
+from aiokafka.structs import ConsumerRecord
+from prometheus_client import Counter
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from intake import tables
-from intake.domain import EventResult, Routed, accept
-from slm_shared.events import InvalidEvent
-from slm_shared.outbox import Outbox, OutgoingEvent
+from intake.domain import EventResult, Limits, Outcome, Rejected, Routed, accept, check_values, parse_json, route
+from intake.domain.acceptance import reject_result
+from intake.domain.adapters import ADAPTERS
+from intake.domain.mapping import System, effective_mapping
+from intake.repository import ArchivedEvent, IntakeRepository, Rejection, db_text
+from intake.settings import IntakeSettings
+from slm_shared.events import CloudEvent
+from slm_shared.logging import log_context
+from slm_shared.outbox import OutgoingEvent
+from slm_shared.runtime import EVENTS_CONSUMED, PROCESSING_SECONDS
+
+log = logging.getLogger(__name__)
+
+EVENTS = Counter("intake_events_total", "Events received by intake", ["channel", "outcome"])
+REJECTIONS = Counter("intake_rejections_total", "Events rejected by intake", ["channel", "code"])
+
+Now = Callable[[], datetime]
+Record: TypeAlias = "ConsumerRecord[bytes, bytes]"
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def limits_of(settings: IntakeSettings) -> Limits:
+    return Limits(max_future_skew=timedelta(seconds=settings.max_future_skew_seconds),
+                  max_event_bytes=settings.max_event_bytes)
+
+
+def _storage_fault(error: sa.exc.DBAPIError) -> bool:
+    """A fault of the data (a value PostgreSQL refuses), not of the database: retrying would fail again."""
+    return isinstance(error, sa.exc.DataError | sa.exc.IntegrityError) and not error.connection_invalidated
+
+
+def _count(channel: str, results: Sequence[EventResult]) -> None:
+    for result in results:
+        EVENTS.labels(channel, result.outcome).inc()
+        if result.code is not None:
+            REJECTIONS.labels(channel, result.code).inc()
 
 
 @dataclass(frozen=True)
-class Incoming:
-    document: Any
-    raw: bytes
+class _Validated:
+    routed: list[tuple[int, Routed, bytes | None]]
+    rejected: dict[int, tuple[Rejected, Any, bytes | None]]
 
 
 class EventIntake:
     """Accepts events for a tenant: validated, deduplicated on (tenantid, source, id), archived, routed.
 
-    Idempotent: the dedup row and the outbox row are written in the same transaction, so a retried
-    request or a redelivered record yields `duplicate` and never a second canonical event.
+    Idempotent: the ledger row and the outbox row are written in the same transaction.
     """
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], max_future_skew_seconds: int) -> None:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        repository: IntakeRepository,
+        settings: IntakeSettings,
+        now: Now = utc_now,
+    ) -> None:
         self._sessions = sessions
-        self._outbox = Outbox(tables.outbox)
-        self._skew = timedelta(seconds=max_future_skew_seconds)
+        self._repository = repository
+        self._limits = limits_of(settings)
+        self._dead_letter_topic = settings.dead_letter_topic
+        self._now = now
+
+    def _validate(self, tenant_id: str | None, items: Sequence[tuple[Any, bytes | None]]) -> _Validated:
+        now = self._now()
+        routed: list[tuple[int, Routed, bytes | None]] = []
+        rejected: dict[int, tuple[Rejected, Any, bytes | None]] = {}
+        for index, (document, raw) in enumerate(items):
+            try:
+                routed.append((index, accept(document, tenant_id=tenant_id, now=now, limits=self._limits), raw))
+            except Rejected as error:
+                rejected[index] = (error, document, raw)
+            except Exception as error:  # a bug in a rule must cost one event, never the batch
+                log.exception("validating event %s failed", index)
+                rejected[index] = (Rejected("internal_error", f"body: could not be validated ({type(error).__name__})"),
+                                   document, raw)
+        return _Validated(routed, rejected)
 
     async def accept_batch(
-        self, tenant_id: str | None, incoming: Sequence[Incoming], channel: str
+        self, tenant_id: str, items: Sequence[tuple[Any, bytes | None]], channel: str = "http"
     ) -> list[EventResult]:
-        now = datetime.now(UTC)
-        results: list[EventResult] = []
-        routed: list[tuple[int, Routed, bytes]] = []
-        for index, item in enumerate(incoming):
+        """Per event `accepted | duplicate | rejected`; one bad event never fails the others."""
+        validated = self._validate(tenant_id, items)
+        outcomes = await self._store(channel, validated, tenant_id=tenant_id)
+        results = [self._result(index, validated, outcomes) for index in range(len(items))]
+        _count(channel, results)
+        return results
+
+    async def accept_webhook(self, tenant_id: str, system: System, body: bytes) -> EventResult:
+        """A native webhook: mapped with the tenant's mapping for `system`, then the same rules."""
+        try:
+            payload = parse_json(body)
+            check_values(payload)
+            async with self._sessions() as session:
+                override = await self._repository.mapping_override(session, tenant_id, system)
+            document = ADAPTERS[system](payload, effective_mapping(system, override))
+        except Rejected as error:
+            validated = _Validated([], {0: (error, None, body)})
+        else:
+            validated = self._validate(tenant_id, [(document, body)])
+        outcomes = await self._store(f"webhook:{system}", validated, tenant_id=tenant_id)
+        result = self._result(0, validated, outcomes)
+        _count(f"webhook:{system}", [result])
+        return result
+
+    def _result(self, index: int, validated: _Validated, outcomes: dict[int, Outcome | Rejected]) -> EventResult:
+        if index in validated.rejected:
+            error, document, _ = validated.rejected[index]
+            return reject_result(index, document, error)
+        outcome = outcomes[index]
+        event_id = next(item.event.id for i, item, _ in validated.routed if i == index)
+        if isinstance(outcome, Rejected):
+            return EventResult(index, "rejected", event_id, outcome.reason, outcome.code)
+        return EventResult(index, outcome, event_id)
+
+    async def _store(
+        self,
+        channel: str,
+        validated: _Validated,
+        *,
+        tenant_id: str | None,
+        dead_letters: Sequence[tuple[Record, Rejected]] = (),
+        known_tenants_only: bool = False,
+    ) -> dict[int, Outcome | Rejected]:
+        """One transaction for everything; if PostgreSQL refuses a value, one transaction per event."""
+        try:
+            async with self._sessions() as session, session.begin():
+                return await self._write(session, channel, validated, tenant_id, dead_letters, known_tenants_only)
+        except sa.exc.DBAPIError as error:
+            if not _storage_fault(error):
+                raise
+            log.warning("a batch could not be stored (%s); storing its events one by one", type(error.orig).__name__)
+        outcomes: dict[int, Outcome | Rejected] = {}
+        for entry in validated.routed:
             try:
-                routed.append((index, accept(item.document, tenant_id=tenant_id, now=now,
-                                             max_future_skew=self._skew), item.raw))
-            except InvalidEvent as error:
-                event_id = item.document.get("id") if isinstance(item.document, dict) else None
-                results.append(EventResult(index, "rejected", str(event_id) if event_id else None, str(error)))
+                async with self._sessions() as session, session.begin():
+                    outcomes.update(await self._write(
+                        session, channel, _Validated([entry], {}), tenant_id, (), known_tenants_only))
+            except sa.exc.DBAPIError as error:
+                if not _storage_fault(error):
+                    raise
+                log.warning("event %s could not be stored: %s", entry[1].event.id, type(error.orig).__name__)
+                outcomes[entry[0]] = Rejected("storage_error", "body: a value could not be stored")
         async with self._sessions() as session, session.begin():
-            for index, event, raw in routed:
-                results.append(await self._record(session, index, event, raw, channel))
-        return sorted(results, key=lambda result: result.index)
+            await self._write(session, channel, _Validated([], validated.rejected), tenant_id, dead_letters, False)
+        return outcomes
 
-    async def _record(self, session: AsyncSession, index: int, item: Routed, raw: bytes, channel: str) -> EventResult:
-        event = item.event
-        inserted = (
-            await session.execute(
-                insert(tables.received_events)
-                .values(tenant_id=event.tenantid, source=event.source, event_id=event.id, type=event.type,
-                        event_time=event.time, channel=channel, payload=raw)
-                .on_conflict_do_nothing()
-                .returning(tables.received_events.c.event_id)
+    async def _write(
+        self,
+        session: AsyncSession,
+        channel: str,
+        validated: _Validated,
+        tenant_id: str | None,
+        dead_letters: Sequence[tuple[Record, Rejected]],
+        known_tenants_only: bool,
+    ) -> dict[int, Outcome | Rejected]:
+        outcomes: dict[int, Outcome | Rejected] = {}
+        routed = validated.routed
+        if known_tenants_only and routed:
+            known = await self._repository.known_tenants(session, {item.event.tenantid for _, item, _ in routed})
+            for index, item, _ in routed:
+                if item.event.tenantid not in known:
+                    outcomes[index] = Rejected(
+                        "unknown_tenant", f"tenantid: {item.event.tenantid[:64]!r} has no active API key")
+            routed = [entry for entry in routed if entry[0] not in outcomes]
+        outcomes.update(await self._repository.record(session, channel, routed))
+        rejections = [
+            Rejection(error.code, error.reason, _id_of(document), raw, tenant_id)
+            for error, document, raw in validated.rejected.values()
+        ]
+        await self._repository.reject(session, channel, rejections)
+        for record, error in dead_letters:
+            await self._dead_letter(session, record, error)
+        return outcomes
+
+    async def _dead_letter(self, session: AsyncSession, record: Record, error: Rejected) -> None:
+        """The record's original bytes to the DLQ topic, with why and where from in its headers."""
+        headers = {
+            "dlq-code": error.code,
+            "dlq-reason": db_text(error.reason, 1024) or "",
+            "dlq-topic": record.topic,
+            "dlq-partition": str(record.partition),
+            "dlq-offset": str(record.offset),
+            "dlq-at": self._now().isoformat(),
+        }
+        for name, value in record.headers or ():
+            try:
+                headers.setdefault(f"original-{name}", value.decode("utf-8").replace("\x00", ""))
+            except (UnicodeDecodeError, AttributeError):
+                continue
+        key = db_text(record.key.decode("utf-8", "replace") if record.key else "", 1024) or ""
+        await self._repository.outbox.add_raw(session, self._dead_letter_topic, key, record.value or b"", headers)
+        await self._repository.reject(session, "kafka", [Rejection(error.code, error.reason, None, record.value)])
+
+    async def on_ingest_records(self, records: Sequence[Record]) -> None:
+        """A poll's records from `itsm.ingest.v1`: valid ones accepted, invalid ones dead-lettered.
+
+        Idempotent: one transaction for the batch holds the ledger rows, outbox rows and dead letters; the
+        offsets are committed after it (NACK_ON_ERROR rewinds the batch if it fails, and the ledger turns
+        the records already accepted into duplicates). The tenant is the event's `tenantid`, which must
+        have an active API key.
+        """
+        started = time.perf_counter()
+        documents: list[tuple[Any, bytes | None]] = []
+        unparsed: dict[int, Rejected] = {}
+        for index, record in enumerate(records):
+            try:
+                documents.append((parse_json(record.value or b""), record.value))
+            except Rejected as error:
+                unparsed[index] = error
+                documents.append((None, record.value))
+        validated = self._validate(None, [(None if i in unparsed else d, raw) for i, (d, raw) in enumerate(documents)])
+        for index, fault in unparsed.items():
+            validated.rejected[index] = (fault, None, documents[index][1])
+        rejected = dict(validated.rejected)
+        try:
+            outcomes = await self._store(
+                "kafka", _Validated(validated.routed, {}), tenant_id=None, known_tenants_only=True,
+                dead_letters=[(records[index], fault) for index, (fault, _, _) in sorted(rejected.items())],
             )
-        ).first()
-        if inserted is None:
-            return EventResult(index, "duplicate", event.id)
-        await self._outbox.add(session, [OutgoingEvent(topic=item.topic, key=item.key, event=event)])
-        return EventResult(index, "accepted", event.id)
+        except Exception:
+            EVENTS_CONSUMED.labels(records[0].topic if records else "ingest", "error").inc(len(records))
+            log.exception("storing %d ingest records failed; the batch will be redelivered", len(records))
+            await asyncio.sleep(1.0)
+            raise
+        late_rejects = [(index, outcome) for index, outcome in outcomes.items() if isinstance(outcome, Rejected)]
+        if late_rejects:  # unknown tenant or a refused value: dead-letter them too, in their own transaction
+            async with self._sessions() as session, session.begin():
+                for index, fault in late_rejects:
+                    await self._dead_letter(session, records[index], fault)
+                    rejected[index] = (fault, documents[index][0], records[index].value)
+        results = []
+        for index, record in enumerate(records):
+            if index in rejected:
+                fault, document, _ = rejected[index]
+                result = reject_result(index, document, fault)
+                with log_context(topic=record.topic, tenant=_tenant_of(document)):
+                    log.info("dead-lettered %s@%s:%s: %s", record.topic, record.partition, record.offset, fault)
+            else:
+                outcome = outcomes[index]
+                assert not isinstance(outcome, Rejected)
+                result = EventResult(index, outcome)
+            results.append(result)
+            EVENTS_CONSUMED.labels(record.topic, result.outcome).inc()
+        _count("kafka", results)
+        if records:
+            PROCESSING_SECONDS.labels(records[0].topic).observe((time.perf_counter() - started) / len(records))
 
 
-def split_batch(body: bytes) -> list[Incoming]:
-    """A JSON array of events: each keeps its own re-serialised bytes for the archive."""
-    documents = json.loads(body)
-    if not isinstance(documents, list):
-        raise InvalidEvent("body: a batch must be a JSON array of CloudEvents")
-    return [Incoming(document, json.dumps(document).encode()) for document in documents]
+def _id_of(document: Any) -> str | None:
+    value = document.get("id") if isinstance(document, dict) else None
+    return value if isinstance(value, str) else None
 
+
+def _tenant_of(document: Any) -> str | None:
+    value = document.get("tenantid") if isinstance(document, dict) else None
+    return db_text(value, 128) if isinstance(value, str) else None
+
+
+@dataclass(frozen=True)
+class ReplaySummary:
+    replay_id: str
+    events: int
+    skipped: int
+
+
+class Replayer:
+    """Re-publishes a tenant's archived canonical events of a time range through the outbox.
+
+    Safe to repeat: every event keeps its id, so downstream inboxes skip what they already applied; a
+    replay repairs consumers whose state was lost or rebuilt. Pages of `page_size` events, one transaction
+    each, in event-time order; every record carries the header `slm-replay: <replay id>`.
+    """
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], repository: IntakeRepository, page_size: int):
+        self._sessions = sessions
+        self._repository = repository
+        self._page_size = page_size
+
+    async def count(self, tenant_id: str, start: datetime, end: datetime, types: Sequence[str] | None) -> int:
+        async with self._sessions() as session:
+            return await self._repository.count_archive(session, tenant_id, start, end, types)
+
+    async def replay(
+        self,
+        tenant_id: str,
+        start: datetime,
+        end: datetime,
+        types: Sequence[str] | None = None,
+        progress: Callable[[int], object] | None = None,
+    ) -> ReplaySummary:
+        replay_id = uuid.uuid4().hex
+        published = skipped = 0
+        after: ArchivedEvent | None = None
+        while True:
+            async with self._sessions() as session, session.begin():
+                page = await self._repository.archive_page(
+                    session, tenant_id, start, end, types, after, self._page_size)
+                outgoing = []
+                for archived in page:
+                    try:
+                        event = CloudEvent.model_validate_json(archived.canonical)
+                        topic, key = route(event)
+                    except (ValueError, KeyError):
+                        skipped += 1
+                        continue
+                    outgoing.append(OutgoingEvent(topic=self._repository.topic_prefix + topic, key=key, event=event,
+                                                  headers={"slm-replay": replay_id}))
+                await self._repository.outbox.add(session, outgoing)
+            published += len(outgoing)
+            if progress is not None and page:
+                progress(len(page))
+            if len(page) < self._page_size:
+                break
+            after = page[-1]
+        log.info("replay %s of tenant %s: %d events re-published, %d skipped", replay_id, tenant_id, published,
+                 skipped)
+        return ReplaySummary(replay_id, published, skipped)
+
+
+class Purger:
+    """Retention: clears archived payloads, forgets old dedup keys, drops old rejections, every interval."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], repository: IntakeRepository,
+                 settings: IntakeSettings, now: Now = utc_now) -> None:
+        self._sessions = sessions
+        self._repository = repository
+        self._settings = settings
+        self._now = now
+        self._stopping = asyncio.Event()
+
+    async def purge(self, tenant_id: str | None = None, at: datetime | None = None) -> dict[str, int]:
+        at = at or self._now()
+        settings = self._settings
+        totals = {"archive_cleared": 0, "dedup_forgotten": 0, "rejections_dropped": 0}
+        while True:
+            async with self._sessions() as session, session.begin():
+                counts = await self._repository.purge(
+                    session,
+                    archive_before=at - timedelta(days=settings.archive_retention_days),
+                    dedup_before=at - timedelta(days=settings.dedup_retention_days),
+                    rejected_before=at - timedelta(days=settings.rejected_retention_days),
+                    tenant_id=tenant_id,
+                )
+            for name, value in counts.items():
+                totals[name] += value
+            if not any(counts.values()):
+                return totals
+
+    async def run(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                totals = await self.purge()
+                if any(totals.values()):
+                    log.info("retention purge: %s", totals)
+            except Exception as error:  # the next interval retries; retention is never urgent
+                log.warning("retention purge failed: %s", error)
+            try:
+                await asyncio.wait_for(self._stopping.wait(), self._settings.purge_interval_seconds)
+            except TimeoutError:
+                continue
+
+    async def stop(self) -> None:
+        self._stopping.set()

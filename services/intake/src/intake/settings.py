@@ -5,12 +5,30 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
+from slm_shared import topics
 from slm_shared.settings import ServiceSettings
 
 
 class IntakeSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="INTAKE_", env_nested_delimiter="__", extra="ignore")
 
-    max_batch_events: int = Field(default=1000, ge=1)
+    max_batch_events: int = Field(default=1000, ge=1, le=10_000)
     max_body_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)
+    # Below Kafka's default 1 MiB message limit, so the outbox relay can always publish an accepted event.
+    max_event_bytes: int = Field(default=512 * 1024, ge=1024, le=1_000_000)
     max_future_skew_seconds: int = Field(default=300, ge=0, description="reject events timed further ahead")
+    ingest_topic: str = Field(default=topics.INGEST, description="topic upstream systems publish CloudEvents to")
+    dead_letter_topic: str = Field(default=topics.INGEST_DLQ, description="where invalid ingest records go")
+    output_topic_prefix: str = Field(
+        default="", description="prepended to the output topics (benches, isolated test runs); empty in production")
+    rate_limit_per_second: float = Field(default=50.0, ge=0, description="requests per second per API key; 0 = off")
+    rate_limit_burst: int = Field(default=100, ge=1, description="requests a key may make at once")
+    archive_retention_days: float = Field(default=90, gt=0, description="raw and canonical events kept for replay")
+    dedup_retention_days: float = Field(default=400, gt=0, description="how long a retried event is a duplicate")
+    rejected_retention_days: float = Field(default=30, gt=0)
+    purge_interval_seconds: float = Field(default=3600, gt=0)
+    replay_page_size: int = Field(default=1000, ge=1, le=10_000)
+    replay_max_http_events: int = Field(default=100_000, ge=1, description="larger replays: `slm-intake replay`")
+
+    def output_topic(self, topic: str) -> str:
+        return f"{self.output_topic_prefix}{topic}"

@@ -1,14 +1,18 @@
-"""Intake's tables: the dedup ledger (which doubles as the raw-event archive), keys, outbox."""
+"""Intake's tables: the dedup ledger and raw-event archive, rejected events, mappings, keys, outbox."""
 
 from __future__ import annotations
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
 
 from slm_shared.auth import define_api_key_table
 from slm_shared.outbox import define_outbox_table
 
 metadata = sa.MetaData()
 
+# One row per accepted (tenant, source, id): the dedup ledger. `raw` (bytes as received) and `canonical`
+# (the event as published) are the archive; both are cleared after the archive retention, the row itself
+# (the dedup memory) is deleted after the longer dedup retention.
 received_events = sa.Table(
     "received_events",
     metadata,
@@ -19,9 +23,36 @@ received_events = sa.Table(
     sa.Column("event_time", sa.DateTime(timezone=True), nullable=False),
     sa.Column("received_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
     sa.Column("channel", sa.Text, nullable=False),
-    sa.Column("payload", sa.LargeBinary, nullable=False),
+    sa.Column("raw", sa.LargeBinary),
+    sa.Column("canonical", sa.LargeBinary),
 )
 sa.Index("received_events_by_tenant_time", received_events.c.tenant_id, received_events.c.received_at)
+sa.Index("received_events_by_event_time", received_events.c.tenant_id, received_events.c.event_time)
+sa.Index("received_events_received_at", received_events.c.received_at)
+
+rejected_events = sa.Table(
+    "rejected_events",
+    metadata,
+    sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
+    sa.Column("tenant_id", sa.Text),
+    sa.Column("channel", sa.Text, nullable=False),
+    sa.Column("code", sa.Text, nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("event_id", sa.Text),
+    sa.Column("raw", sa.LargeBinary),
+    sa.Column("received_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+)
+sa.Index("rejected_events_by_tenant", rejected_events.c.tenant_id, rejected_events.c.id)
+sa.Index("rejected_events_received_at", rejected_events.c.received_at)
+
+webhook_mappings = sa.Table(
+    "webhook_mappings",
+    metadata,
+    sa.Column("tenant_id", sa.Text, primary_key=True),
+    sa.Column("system", sa.Text, primary_key=True),
+    sa.Column("override", JSONB, nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+)
 
 api_keys = define_api_key_table(metadata)
 outbox = define_outbox_table(metadata)

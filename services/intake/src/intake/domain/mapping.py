@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from typing import Any, Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from intake.domain.acceptance import check_values
 from slm_shared.events import TicketKind, TicketStatus
 
 System = Literal["jira", "servicenow", "zendesk"]
@@ -40,6 +41,13 @@ class MappingOverride(BaseModel):
     source: str | None = Field(default=None, min_length=1, max_length=256)
 
     _normalise = field_validator("statuses", "priorities", "kinds")(_lower_keys)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _storable(cls, value: Any) -> Any:
+        """The same text and number rules as events (no U+0000, no lone surrogates): it is stored as JSON."""
+        check_values(value)
+        return value
 
     @field_validator("priorities")
     @classmethod

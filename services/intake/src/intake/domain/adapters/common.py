@@ -44,6 +44,11 @@ def text_of(value: Any) -> str | None:
     return text or None
 
 
+def as_object(value: Any) -> dict[str, Any]:
+    """The value if it is a JSON object, else an empty one (upstream payloads omit or null fields)."""
+    return value if isinstance(value, dict) else {}
+
+
 def object_at(payload: Any, path: str, system: str) -> dict[str, Any]:
     value = value_at(payload, path)
     if not isinstance(value, dict):

@@ -1,0 +1,123 @@
+"""Tenant-scoped administration: webhook mappings, replay of the archive, recent rejections."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, HTTPException, Query, status
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from intake.api.common import Caller, error_responses
+from intake.domain.mapping import MappingOverride, System, TicketMapping, effective_mapping
+from intake.handlers import Replayer
+from intake.repository import IntakeRepository
+from intake.settings import IntakeSettings
+
+AcceptedType = Literal[
+    "itsm.ticket.v1", "itsm.availability.v1", "itsm.measurement.v1", "itsm.maintenance.v1", "itsm.feedback.v1"
+]
+
+
+class MappingView(BaseModel):
+    system: System
+    override: MappingOverride
+    effective: TicketMapping
+
+
+class ReplayRequest(BaseModel):
+    model_config = ConfigDict(populate_by_name=True, extra="forbid")
+
+    start: AwareDatetime = Field(alias="from", description="event time, inclusive")
+    end: AwareDatetime = Field(alias="to", description="event time, exclusive")
+    types: list[AcceptedType] | None = Field(default=None, max_length=10, description="only these event types")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ReplayRequest:
+        if self.start >= self.end:
+            raise ValueError("`from` must be before `to`")
+        return self
+
+
+class ReplayResponse(BaseModel):
+    replay_id: str
+    events: int
+    skipped: int
+
+
+class RejectionView(BaseModel):
+    id: int
+    channel: str
+    code: str
+    reason: str
+    event_id: str | None
+    received_at: datetime
+    raw_preview: str | None = Field(description="the first 2 KiB of the bytes as received, as UTF-8")
+
+
+def admin_router(
+    sessions: async_sessionmaker[AsyncSession],
+    repository: IntakeRepository,
+    replayer: Replayer,
+    settings: IntakeSettings,
+    caller: Callable[..., Awaitable[Caller]],
+) -> APIRouter:
+    router = APIRouter(prefix="/v1")
+    responses = error_responses(401, 429)
+
+    @router.get("/mappings/{system}", response_model=MappingView, tags=["mappings"], responses=responses)
+    async def get_mapping(system: System, who: Caller = Depends(caller)) -> MappingView:
+        """The tenant's mapping of this system's statuses, priorities and kinds, and the defaults it overrides."""
+        async with sessions() as session:
+            override = await repository.mapping_override(session, who.tenant_id, system)
+        return MappingView(system=system, override=override or MappingOverride(),
+                           effective=effective_mapping(system, override))
+
+    @router.put("/mappings/{system}", response_model=MappingView, tags=["mappings"], responses=responses)
+    async def put_mapping(
+        system: System, override: MappingOverride, who: Caller = Depends(caller)
+    ) -> MappingView:
+        """Replace the tenant's override for this system; entries merge over the defaults key by key."""
+        async with sessions() as session, session.begin():
+            await repository.save_mapping(session, who.tenant_id, system, override)
+        return MappingView(system=system, override=override, effective=effective_mapping(system, override))
+
+    @router.post(
+        "/replay", response_model=ReplayResponse, status_code=status.HTTP_202_ACCEPTED, tags=["replay"],
+        responses=error_responses(401, 413, 429),
+    )
+    async def replay(request: ReplayRequest, who: Caller = Depends(caller)) -> ReplayResponse:
+        """Re-publish the tenant's archived canonical events with event time in [from, to) to their topics.
+
+        Safe to repeat (events keep their ids; consumers dedup). Larger than `replay_max_http_events`:
+        use `slm-intake replay`, which shows progress.
+        """
+        count = await replayer.count(who.tenant_id, request.start, request.end, request.types)
+        if count > settings.replay_max_http_events:
+            raise HTTPException(
+                status.HTTP_413_CONTENT_TOO_LARGE,
+                f"{count} events to replay, over {settings.replay_max_http_events}: narrow the range or use "
+                "`slm-intake replay`",
+            )
+        summary = await replayer.replay(who.tenant_id, request.start, request.end, request.types)
+        return ReplayResponse(replay_id=summary.replay_id, events=summary.events, skipped=summary.skipped)
+
+    @router.get("/rejections", response_model=list[RejectionView], tags=["events"], responses=responses)
+    async def rejections(
+        who: Caller = Depends(caller), limit: Annotated[int, Query(ge=1, le=500)] = 50
+    ) -> list[RejectionView]:
+        """The tenant's most recent rejected events (HTTP and webhooks), newest first."""
+        async with sessions() as session:
+            rows = await repository.recent_rejections(session, who.tenant_id, limit)
+        return [
+            RejectionView(
+                id=row["id"], channel=row["channel"], code=row["code"], reason=row["reason"],
+                event_id=row["event_id"], received_at=row["received_at"],
+                raw_preview=row["raw"][:2048].decode("utf-8", "replace") if row["raw"] is not None else None,
+            )
+            for row in rows
+        ]
+
+    return router
