@@ -9,7 +9,8 @@ Rules:
   where `fold=0` makes two of them overlap (a wall time inside a spring-forward gap), it counts once.
 - Instants are floored to whole seconds; every result is an integer number of seconds.
 - Elapsed time and deadlines both come from one indexed interval list (UTC epoch seconds, cumulative working
-  seconds, binary search), built per local year on first use, so any date in years 2..9998 works.
+  seconds, binary search), built per local year on first use and kept. Local years 1900..2200 are supported
+  (outside them a ValueError): an unbounded range would let one absurd instant build centuries of index.
 - A calendar whose every weekday is worked 00:00-24:00 with no holidays (the built-in `24x7`) counts true
   elapsed seconds.
 """
@@ -29,7 +30,7 @@ import holidays as holiday_tables
 WEEKDAYS: tuple[str, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 WEEKDAY_NAMES: tuple[str, ...] = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 DAY_SECONDS = 86_400
-MIN_YEAR, MAX_YEAR = 2, 9998  # one year of margin on each side of datetime's range for zone offsets
+MIN_YEAR, MAX_YEAR = 1900, 2200  # about 110,000 days at most: a few MB of index, built in about a second
 
 DayHours = tuple[tuple[int, int], ...]
 """One weekday's working intervals: (start, end) seconds after local midnight, [start, end), end <= 86400."""

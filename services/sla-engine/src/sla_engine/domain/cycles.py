@@ -2,21 +2,26 @@
 
 Rules, in the order a snapshot at instant t is applied:
 - Time first: while running, every warning and the breach whose crossing instant lies strictly before t fire
-  at that instant (event-free "timer" transitions), then elapsed grows by the business seconds up to t.
+  at that instant (transitions without an event id), then elapsed grows by the business seconds up to t.
 - Then the snapshot, with this precedence for an active cycle: a status in `cancel.statuses` cancels; else a
   stop action or status stops (met, or stopped_breached if breached before t: a stop exactly at the deadline
   is met); else a policy that no longer matches or a priority without a target cancels; else the priority in
   force sets the target (elapsed is kept) and the status pauses or resumes.
-- Then, if the cycle still runs or is paused and is not breached, warnings and the breach whose thresholds
-  elapsed already reaches fire at t (a priority upgrade can breach at the upgrade instant). A crossing exactly
-  at t therefore fires only when the snapshot at t did not stop or cancel the cycle.
-- No warning fires once the cycle is breached; each threshold fires once per cycle; a breach stays.
+- Then, if the cycle still runs or is paused and is not breached, the warnings and the breach whose
+  thresholds elapsed already reaches fire at t, in that order, caused by the snapshot. So a crossing exactly
+  at t counts only if the snapshot at t did not stop or cancel the cycle, and is judged against the target
+  in force at t: a pause exactly at the deadline is a breach there, a downgrade exactly then is not; an
+  upgrade past the new target breaches at the upgrade, after the warnings it jumped over.
+- A warning needs ceil(target x percent / 100) seconds; each threshold fires once per cycle, none after the
+  breach; a breach stays whatever the target does later. A cancelled cycle reports no breach.
 - Idle (no cycle yet, or the last one cancelled): a cycle starts at the first snapshot where the policy
-  matches, the priority has a target and neither stop nor cancel holds. With `start.retroactive` the first
-  cycle starts at the `created` snapshot instead, replaying the pause rule and priorities since then.
+  matches, the priority has a target and neither stop nor cancel holds; a snapshot in a pause status starts
+  it paused (`started` then `paused`). With `start.retroactive` the first cycle (only) starts at the
+  `created` snapshot instead, replaying the pause rule and priorities since then (a priority without a
+  target keeps the previous one); its `started` transition is dated then but caused by the later snapshot.
 - Stopped: a reopen is the action `reopened`, or for a cycle stopped by a status, a status no longer in
-  `stop.statuses`; it counts only where the start rule holds. `resume` continues the cycle (elapsed and any
-  breach kept), `new_cycle` starts cycle+1 from zero, `ignore` does nothing.
+  `stop.statuses`; it counts only where the start rule holds. `resume` continues the cycle (`resumed`;
+  elapsed and any breach kept), `new_cycle` starts cycle+1 from zero, `ignore` does nothing.
 """
 
 from __future__ import annotations

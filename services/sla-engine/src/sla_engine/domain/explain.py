@@ -23,17 +23,24 @@ def business_duration(seconds: int) -> str:
     return sign + (text or "0s")
 
 
+_WEEKDAY_ABBREVIATIONS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+
+
 def local_time(instant: datetime, calendar: BusinessCalendar) -> str:
-    """`Mon 2026-11-09 16:00 +08:00`, in the calendar's zone."""
+    """`Mon 2026-11-09 16:00 +08:00`, in the calendar's zone (seconds only when there are any)."""
     local = instant.astimezone(calendar.zone)
-    offset = local.strftime("%z")
-    clock = local.strftime("%H:%M:%S" if local.second else "%H:%M")
-    return f"{local.strftime('%a %Y-%m-%d')} {clock} {offset[:3]}:{offset[3:]}"
+    offset = local.utcoffset() or timedelta(0)
+    sign = "-" if offset < timedelta(0) else "+"
+    offset_hours, offset_minutes = divmod(abs(int(offset.total_seconds())) // 60, 60)
+    seconds = f":{local.second:02d}" if local.second else ""
+    # Formatted by hand: strftime was most of an evaluation's cost.
+    return (f"{_WEEKDAY_ABBREVIATIONS[local.weekday()]} {local.year:04d}-{local.month:02d}-{local.day:02d} "
+            f"{local.hour:02d}:{local.minute:02d}{seconds} {sign}{offset_hours:02d}:{offset_minutes:02d}")
 
 
 def local_span(start: datetime, end: datetime, calendar: BusinessCalendar) -> str:
     first, last = local_time(start, calendar), local_time(end, calendar)
-    if first[:14] == last[:14]:  # same local date: show the end's time only
+    if first[:14] == last[:14]:  # same local date ("Mon 2026-11-09"): show the end's time only
         last = last[15:]
     return f"{first} to {last}"
 
@@ -86,7 +93,8 @@ def deadline_reason(
     because = f" ({stop_reason})" if stop_reason else ""
     left = business_duration(target_seconds - elapsed_seconds)
     if breached_at is not None and state != "cancelled":
-        sentences.append(f"Breached at {local_time(breached_at, calendar)}, when elapsed time reached the target.")
+        sentences.append(f"Breached at {local_time(breached_at, calendar)}, "
+                         "when elapsed time reached the target in force.")
     if state == "running" and due_at is not None:
         sentences.append(f"{used} used, {left} left: due {local_time(due_at, calendar)} if it keeps running.")
     elif state == "running":

@@ -1,0 +1,204 @@
+"""The sla-engine's HTTP contract on the running services: versioned configuration with precise errors,
+explained clocks at any instant, explicit recalculation with a diff report, what-if simulation, tenancy."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+
+from scripts.processes import create_api_key, wait_until_key_works
+from slm_shared import topics
+from tests.e2e.conftest import TenantClient
+from tests.support.events import ticket_event
+from tests.support.kafka import collect
+
+pytestmark = pytest.mark.e2e
+YAML = {"Content-Type": "application/yaml"}
+
+BUSINESS_BUNDLE = """
+calendars:
+  - name: cn-business
+    timezone: Asia/Shanghai
+    hours: {mon-fri: ["09:00-12:00", "13:00-18:00"]}
+policies:
+  - id: gold-incidents
+    name: Gold incidents
+    agreement: SLA
+    match: {kind: incident}
+    metrics:
+      - metric: resolution
+        calendar: cn-business
+        targets: {P2: 8h}
+        pause: {statuses: [pending_customer]}
+        stop: {statuses: [resolved, closed]}
+"""
+
+
+def resolution_bundle(p2_target: str) -> str:
+    return f"""
+policies:
+  - id: gold-incidents
+    name: Gold incidents
+    agreement: SLA
+    match: {{kind: incident}}
+    metrics:
+      - metric: resolution
+        calendar: 24x7
+        targets: {{P2: {p2_target}}}
+        stop: {{statuses: [resolved, closed]}}
+"""
+
+
+def post_events(tenant: TenantClient, events: list[dict[str, Any]]) -> None:
+    with tenant.client(tenant.platform.intake) as intake:
+        for event in events:
+            assert intake.post("/v1/events", json=event).json()["accepted"] == 1
+
+
+def clocks_when(tenant: TenantClient, ticket: str, ready: Any, at: datetime | None = None) -> list[dict[str, Any]]:
+    params = {"at": at.isoformat()} if at else {}
+    deadline = time.monotonic() + 60
+    with tenant.client(tenant.platform.sla_engine) as engine:
+        while time.monotonic() < deadline:
+            answer = engine.get(f"/v1/tickets/{ticket}/clocks", params=params)
+            if answer.status_code == 200 and ready(answer.json()["clocks"]):
+                return list(answer.json()["clocks"])
+            time.sleep(0.3)
+    raise AssertionError(f"clocks of {ticket} never became ready")
+
+
+def test_a_bad_bundle_names_each_wrong_field_with_its_line_and_changes_nothing(tenant: TenantClient) -> None:
+    bad = resolution_bundle("8h").replace("calendar: 24x7", "calendar: nowhere").replace("P2: 8h", "P2: 8 hours")
+    with tenant.client(tenant.platform.sla_engine) as engine:
+        assert engine.post("/v1/config:apply", content=resolution_bundle("8h"), headers=YAML).json()["version"] == 1
+        answer = engine.post("/v1/config:apply", content=bad, headers=YAML)
+        assert answer.status_code == 422
+        errors = {e["path"]: e for e in answer.json()["errors"]}
+        assert errors["policies[0].metrics[0].calendar"]["line"] == 9
+        assert errors["policies[0].metrics[0].targets.P2"]["line"] == 10
+        current = engine.get("/v1/config").json()
+        assert current["version"] == 1
+        assert "8h" in current["source"]
+
+
+def test_every_apply_is_a_new_version(tenant: TenantClient) -> None:
+    with tenant.client(tenant.platform.sla_engine) as engine:
+        versions = [engine.post("/v1/config:apply", content=resolution_bundle(t), headers=YAML).json()["version"]
+                    for t in ("8h", "6h", "4h")]
+        assert versions == [1, 2, 3]
+        assert "4h" in engine.get("/v1/config").json()["source"]
+
+
+def test_a_clock_read_at_an_instant_explains_its_pause_and_the_weekend_it_skipped(tenant: TenantClient) -> None:
+    with tenant.client(tenant.platform.sla_engine) as engine:
+        assert engine.post("/v1/config:apply", content=BUSINESS_BUNDLE, headers=YAML).status_code == 200
+    shanghai = timedelta(hours=8)
+    friday = datetime(2026, 11, 6, 6, 0, tzinfo=UTC)  # 14:00 in Shanghai
+    post_events(tenant, [
+        ticket_event(tenant.tenant, "INC-X", friday),
+        ticket_event(tenant.tenant, "INC-X", friday + timedelta(hours=3), action="updated", status="pending_customer"),
+        ticket_event(tenant.tenant, "INC-X", friday + timedelta(days=3, hours=-4), action="customer_replied",
+                     status="in_progress"),
+    ])
+    monday_noon = datetime(2026, 11, 9, 12, 0, tzinfo=UTC) - shanghai
+    # Ready once the engine has all three snapshots: the clock was paused and runs again.
+    clocks = clocks_when(tenant, "INC-X", lambda cs: len(cs) == 1 and cs[0]["state"] == "running" and any(
+        s["state"] == "paused" for s in cs[0]["explanation"]) and cs[0]["explanation"][-1]["state"] == "running",
+        monday_noon)
+    clock = clocks[0]
+    # Friday 14:00-17:00 (3h), paused until Monday 10:00, then 10:00-12:00 (2h).
+    assert clock["elapsed_seconds"] == 5 * 3600
+    assert clock["due_at"] == "2026-11-09T08:00:00+00:00"  # Monday 16:00 in Shanghai: 3h left after 13:00
+    running = [s for s in clock["explanation"] if s["state"] == "running"]
+    assert [s["business_seconds"] for s in running][:2] == [3 * 3600, 2 * 3600]
+    assert any(s["state"] == "paused" and "pending_customer" in s["condition"] for s in clock["explanation"])
+    assert clock["deadline_reason"]
+
+    earlier = clocks_when(tenant, "INC-X", lambda cs: len(cs) == 1, friday + timedelta(hours=1))
+    assert earlier[0]["elapsed_seconds"] == 3600
+
+
+async def test_recalculation_is_an_explicit_choice_with_a_report_of_what_changes(tenant: TenantClient) -> None:
+    with tenant.client(tenant.platform.sla_engine) as engine:
+        engine.post("/v1/config:apply", content=resolution_bundle("4h"), headers=YAML).raise_for_status()
+    created = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)
+    post_events(tenant, [ticket_event(tenant.tenant, "INC-R", created)])
+    clocks_when(tenant, "INC-R", lambda cs: len(cs) == 1)
+
+    with tenant.client(tenant.platform.sla_engine) as engine:
+        untouched = engine.post("/v1/config:apply", content=resolution_bundle("1h"), headers=YAML,
+                                params={"recalculate": "none"}).json()
+        assert untouched["clocks_changed"] == []
+        assert engine.get("/v1/tickets/INC-R/clocks").json()["clocks"][0]["target_seconds"] == 4 * 3600
+
+        report = engine.post("/v1/config:apply", content=resolution_bundle("1h"), headers=YAML,
+                             params={"recalculate": "ongoing"}).json()
+        assert report["version"] == 3
+        assert report["tickets_considered"] == 1
+        [change] = report["clocks_changed"]
+        assert change["ticket_id"] == "INC-R"
+        assert change["before"]["breached"] is False
+        assert change["after"]["breached"] is True
+        assert change["after"]["breached_at"] == (created + timedelta(hours=1)).isoformat()
+        now_clock = engine.get("/v1/tickets/INC-R/clocks").json()
+        assert now_clock["config_version"] == 3
+        assert now_clock["clocks"][0]["target_seconds"] == 3600
+
+    events = await collect(tenant.platform.stack.kafka_bootstrap, topics.CLOCKS,
+                           lambda got: any(e["data"]["transition"] == "breached" for e in got), tenant=tenant.tenant)
+    breached = [e for e in events if e["data"]["transition"] == "breached"]
+    assert [datetime.fromisoformat(e["time"]) for e in breached] == [created + timedelta(hours=1)]
+
+
+async def test_simulation_compares_attainment_and_stores_and_emits_nothing(tenant: TenantClient) -> None:
+    with tenant.client(tenant.platform.sla_engine) as engine:
+        engine.post("/v1/config:apply", content=resolution_bundle("2h"), headers=YAML).raise_for_status()
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=6)
+    post_events(tenant, [
+        ticket_event(tenant.tenant, "INC-S1", start),
+        ticket_event(tenant.tenant, "INC-S1", start + timedelta(minutes=90), action="resolved", status="resolved"),
+        ticket_event(tenant.tenant, "INC-S2", start + timedelta(hours=1)),
+        ticket_event(tenant.tenant, "INC-S2", start + timedelta(hours=1, minutes=30), action="resolved",
+                     status="resolved"),
+    ])
+    clocks_when(tenant, "INC-S2", lambda cs: len(cs) == 1 and cs[0]["state"] == "met")
+    before = await collect(tenant.platform.stack.kafka_bootstrap, topics.CLOCKS, lambda got: len(got) >= 4,
+                           tenant=tenant.tenant)
+
+    with tenant.client(tenant.platform.sla_engine) as engine:
+        answer = engine.post("/v1/simulate", json={
+            "bundle": resolution_bundle("1h"), "start": start.isoformat(),
+            "end": (start + timedelta(hours=6)).isoformat()})
+        assert answer.status_code == 200, answer.text
+        result = answer.json()
+        assert result["tickets"] == 2
+        assert result["before"]["gold-incidents/resolution/P2"] == {"met": 2, "breached": 0, "percent": 100.0}
+        assert result["after"]["gold-incidents/resolution/P2"] == {"met": 1, "breached": 1, "percent": 50.0}
+        assert engine.get("/v1/config").json()["version"] == 1
+    await asyncio.sleep(2)
+    after = await collect(tenant.platform.stack.kafka_bootstrap, topics.CLOCKS, lambda got: len(got) >= len(before),
+                          tenant=tenant.tenant)
+    assert len(after) == len(before)
+
+
+def test_another_tenants_key_sees_nothing_of_this_tenant(tenant: TenantClient) -> None:
+    with tenant.client(tenant.platform.sla_engine) as engine:
+        engine.post("/v1/config:apply", content=resolution_bundle("8h"), headers=YAML).raise_for_status()
+    post_events(tenant, [ticket_event(tenant.tenant, "INC-PRIVATE", datetime.now(UTC).replace(microsecond=0))])
+    clocks_when(tenant, "INC-PRIVATE", lambda cs: len(cs) == 1)
+
+    other = create_api_key(tenant.platform.stack, f"other-{uuid.uuid4().hex[:6]}")
+    wait_until_key_works([tenant.platform.sla_engine.url], other, "/v1/config")
+    headers = {"Authorization": f"Bearer {other}"}
+    with httpx.Client(base_url=tenant.platform.sla_engine.url, headers=headers) as engine:
+        assert engine.get("/v1/tickets/INC-PRIVATE/clocks").status_code == 404
+        assert engine.get("/v1/config").status_code == 404
+    with httpx.Client(base_url=tenant.platform.sla_engine.url) as anonymous:
+        assert anonymous.get("/v1/config").status_code == 401
+        assert anonymous.get("/v1/tickets/INC-PRIVATE/clocks").status_code == 401
