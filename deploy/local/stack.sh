@@ -32,8 +32,10 @@ KAFKA_PID="$KAFKA_DIR/kafka.pid"
 KAFKA_LOG="$KAFKA_DIR/broker.log"  # written by log4j2 (deploy/kafka/log4j2.xml)
 KAFKA_OUT="$KAFKA_DIR/kafka.out"   # the JVM's own stdout/stderr (crashes before logging starts)
 KAFKA_HOST=127.0.0.1
-KAFKA_PORT=9092
-KAFKA_SASL_PORT=9094
+# Ports can be moved (SLM_*_PORT) so a second checkout, e.g. a CI dry run, can run beside this one.
+KAFKA_PORT=${SLM_KAFKA_PORT:-9092}
+KAFKA_CONTROLLER_PORT=${SLM_KAFKA_CONTROLLER_PORT:-9093}
+KAFKA_SASL_PORT=${SLM_KAFKA_SASL_PORT:-9094}
 KAFKA_READY_TIMEOUT=60
 # Kept for `kafka.tools.StorageTool format --add-scram`; a later test exercises the SASL settings.
 KAFKA_SCRAM_USER=slm
@@ -45,7 +47,7 @@ KAFKA_MARKER="-Dslm.stack.dir=$STACK_DIR"
 PG_DIR="$STACK_DIR/pg"
 PG_HOST=127.0.0.1
 PG_SYSTEM_PORT=5432
-PG_PRIVATE_PORT=55432
+PG_PRIVATE_PORT=${SLM_PG_PORT:-55432}
 PG_STATE="$PG_DIR/state"  # "external <port>" or "private <port> <data dir>", decided once by `up`
 DATABASES=(intake sla_engine reporting)
 
@@ -92,7 +94,9 @@ kafka_fetch_jars() {
 # Regenerated on every `up` from the template, so a template edit applies on the next start.
 kafka_render_config() {
   mkdir -p "$KAFKA_DATA"
-  sed -e "s|@KAFKA_DATA_DIR@|$KAFKA_DATA|g" "$KAFKA_SRC/server.properties.template" >"$KAFKA_CONF"
+  sed -e "s|@KAFKA_DATA_DIR@|$KAFKA_DATA|g" -e "s|@KAFKA_PORT@|$KAFKA_PORT|g" \
+    -e "s|@KAFKA_CONTROLLER_PORT@|$KAFKA_CONTROLLER_PORT|g" -e "s|@KAFKA_SASL_PORT@|$KAFKA_SASL_PORT|g" \
+    "$KAFKA_SRC/server.properties.template" >"$KAFKA_CONF"
 }
 
 kafka_java() {
