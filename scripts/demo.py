@@ -110,9 +110,9 @@ def print_report(report: dict[str, Any]) -> None:
     print(f"\nService Level Report for tenant {report['tenant']}")
     print(f"{'ticket':9} {'prio':4} {'metric':10} {'cycle':>5} {'state':9} {'elapsed':>8} {'target':>8} breached")
     for c in clocks:
-        breached = "yes" if c["breached"] else "no"
+        over = "yes" if c["breached"] else "no"
         print(f"{c['ticket_id']:9} {c['priority']:4} {c['metric']:10} {c['cycle']:>5} {c['state']:9} "
-              f"{duration(c['elapsed_seconds']):>8} {duration(c['target_seconds']):>8} {breached}")
+              f"{duration(c['elapsed_seconds']):>8} {duration(c['target_seconds']):>8} {over}")
     outcome: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
     for c in clocks:
         if c["state"] in ("met", "breached"):

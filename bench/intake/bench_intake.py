@@ -33,9 +33,9 @@ import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.structs import TopicPartition
+
 from scripts.localstack import Stack, discover
 from scripts.processes import ServiceProcess, create_api_key
-
 from slm_shared.outbox import asyncpg_dsn
 
 BATCH_CONTENT_TYPE = "application/cloudevents-batch+json"

@@ -21,7 +21,8 @@ def wait_for_clock(tenant: TenantClient, ticket_id: str, state: str, timeout: fl
             report = reporting.get("/v1/reports/slr", params={"format": "json"}).json()
             clocks = [c for c in report["clocks"] if c["ticket_id"] == ticket_id]
             if clocks and clocks[0]["state"] == state:
-                return clocks[0]
+                found: dict[str, Any] = clocks[0]
+                return found
             time.sleep(0.3)
     raise AssertionError(f"{ticket_id} never reached {state}")
 

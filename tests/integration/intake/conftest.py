@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
-from scripts.localstack import Stack
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from scripts.localstack import Stack
 from tests.integration.intake.support import Keys, RunningIntake, intake_engine, intake_settings, running_intake
 
 

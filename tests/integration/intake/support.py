@@ -17,12 +17,12 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
-from scripts.localstack import Stack
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from intake.app import create_app
 from intake.keys import KeyAdmin
 from intake.settings import IntakeSettings
+from scripts.localstack import Stack
 from slm_shared.db import create_engine, session_factory
 from slm_shared.settings import KafkaSettings
 

@@ -22,10 +22,10 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from scripts.localstack import REPO, Stack
-from scripts.processes import ServiceProcess, create_api_key
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from scripts.localstack import REPO, Stack
+from scripts.processes import ServiceProcess, create_api_key
 from slm_shared import topics
 from tests.integration.intake.support import Keys, Tenant, TopicReader, drained, ensure_topic, unique
 

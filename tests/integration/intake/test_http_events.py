@@ -10,9 +10,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from scripts.localstack import Stack
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from scripts.localstack import Stack
 from slm_shared import topics
 from tests.integration.intake.support import (
     Keys,

@@ -7,9 +7,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from aiokafka import AIOKafkaProducer
-from scripts.localstack import Stack
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from scripts.localstack import Stack
 from slm_shared import topics
 from tests.integration.intake.support import Keys, RunningIntake, TopicReader, drained, ensure_topic
 from tests.support.events import ticket_event

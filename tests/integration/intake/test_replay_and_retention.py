@@ -8,12 +8,12 @@ import subprocess
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from scripts.localstack import REPO, Stack
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from intake import tables
 from intake.handlers import Purger
 from intake.repository import IntakeRepository
+from scripts.localstack import REPO, Stack
 from slm_shared import topics
 from slm_shared.db import session_factory
 from slm_shared.outbox import Outbox

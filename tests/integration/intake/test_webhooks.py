@@ -6,10 +6,10 @@ import json
 from pathlib import Path
 
 import pytest
-from scripts.localstack import Stack
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from intake.tables import received_events
+from scripts.localstack import Stack
 from slm_shared import topics
 from tests.integration.intake.support import Keys, RunningIntake, TopicReader, drained
 

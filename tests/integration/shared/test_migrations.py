@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
@@ -22,7 +22,7 @@ async def _admin(stack: Stack) -> asyncpg.Connection:
 
 
 @pytest.fixture
-async def empty_database(stack: Stack) -> Iterator[str]:
+async def empty_database(stack: Stack) -> AsyncIterator[str]:
     name = f"migrate_{uuid.uuid4().hex[:8]}"
     admin = await _admin(stack)
     await admin.execute(f'CREATE DATABASE "{name}"')

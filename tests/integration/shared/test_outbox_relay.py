@@ -11,8 +11,8 @@ from datetime import UTC, datetime
 import asyncpg
 import pytest
 import sqlalchemy as sa
-from scripts.localstack import Stack
 
+from scripts.localstack import Stack
 from slm_shared.db import create_engine, session_factory
 from slm_shared.events import TICKET_EVENT, TicketSnapshotData, make_event
 from slm_shared.outbox import Outbox, OutboxRelay, OutgoingEvent, asyncpg_dsn, define_outbox_table
