@@ -45,7 +45,8 @@ demo: up migrate  ## the three services and a small realistic day of tickets, th
 	$(WITH_STACK) uv run python -m scripts.demo
 
 bench: up migrate
-	$(WITH_STACK) for bench in bench/*/bench_*.py; do echo "== $$bench"; uv run python $$bench; done
+	$(WITH_STACK) for bench in bench/*/bench_*.py; do module=$${bench%.py}; echo "== $$module"; \
+		uv run python -m $${module//\//.}; done
 
 clean: down
 	rm -rf .stack .venv

@@ -2,8 +2,9 @@
 
 Both run on the same broker in the same run. The pipeline figure counts ticket events from the first POST to
 intake until reporting's read model holds every resulting clock; the baseline counts from the first
-produce until the relay's output topic holds every record. Run: `make bench` or
-`uv run python bench/pipeline/bench_pipeline.py [events]` with the stack's environment.
+produce until the relay's output topic holds every record; the sla-engine alone counts from producing
+ticket events onto its input topic until each new ticket's `started` is on its output topic. Run:
+`make bench` or `uv run python -m bench.pipeline.bench_pipeline [events]` with the stack's environment.
 """
 
 from __future__ import annotations
@@ -37,12 +38,12 @@ policies:
 """
 
 
-def ticket_events(tenant: str, count: int) -> list[dict[str, object]]:
+def ticket_events(tenant: str, count: int, prefix: str = "B") -> list[dict[str, object]]:
     base = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
     return [
         {"specversion": "1.0", "id": str(uuid.uuid4()), "source": "bench://pipeline", "type": "itsm.ticket.v1",
-         "time": (base + timedelta(seconds=n % 3000)).isoformat(), "tenantid": tenant, "subject": f"B-{n}",
-         "data": {"ticket_id": f"B-{n}", "action": "created", "kind": "incident", "service": "email",
+         "time": (base + timedelta(seconds=n % 3000)).isoformat(), "tenantid": tenant, "subject": f"{prefix}-{n}",
+         "data": {"ticket_id": f"{prefix}-{n}", "action": "created", "kind": "incident", "service": "email",
                   "customer": "acme", "priority": f"P{1 + n % 4}", "status": "new"}}
         for n in range(count)
     ]
@@ -91,6 +92,30 @@ async def raw_relay_baseline(bootstrap: str, events: list[dict[str, object]]) ->
     return elapsed
 
 
+async def engine_only(bootstrap: str, events: list[dict[str, object]]) -> float:
+    """Ticket events produced straight onto itsm.tickets.v1; time until every `started` is on sla.clocks.v1."""
+    tenant = str(events[0]["tenantid"])
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=2)
+    sink = AIOKafkaConsumer("sla.clocks.v1", bootstrap_servers=bootstrap, group_id=f"sink-{uuid.uuid4()}",
+                            auto_offset_reset="latest")
+    await producer.start()
+    await sink.start()
+    await asyncio.sleep(1)  # let the sink's partitions be assigned before the first record
+    started = time.perf_counter()
+    for event in events:
+        await producer.send("itsm.tickets.v1", json.dumps(event).encode(),
+                            key=f"{tenant}/{event['subject']}".encode())
+    await producer.flush()
+    seen = 0
+    while seen < len(events):
+        batches = await sink.getmany(timeout_ms=200, max_records=5000)
+        seen += sum(1 for records in batches.values() for r in records if json.loads(r.value)["tenantid"] == tenant)
+    elapsed = time.perf_counter() - started
+    await producer.stop()
+    await sink.stop()
+    return elapsed
+
+
 def pipeline(events: list[dict[str, object]], intake: ServiceProcess, reporting: ServiceProcess,
              headers: dict[str, str]) -> float:
     started = time.perf_counter()
@@ -126,6 +151,7 @@ def main() -> int:
                    headers={**headers, "Content-Type": "application/yaml"}).raise_for_status()
         events = ticket_events(tenant, count)
         through_pipeline = pipeline(events, intake, reporting, headers)
+        through_engine = asyncio.run(engine_only(stack.kafka_bootstrap, ticket_events(tenant, count, "E")))
     finally:
         for process in processes:
             process.stop()
@@ -133,8 +159,11 @@ def main() -> int:
     pipeline_rate, baseline_rate = count / through_pipeline, count / baseline
     print(f"events                         {count}")
     print(f"pipeline intake->engine->report {pipeline_rate:10.0f} events/s ({through_pipeline:.1f} s)")
+    engine_rate = count / through_engine
+    print(f"sla-engine alone (topic->topic) {engine_rate:10.0f} events/s ({through_engine:.1f} s)")
     print(f"raw aiokafka relay baseline     {baseline_rate:10.0f} events/s ({baseline:.1f} s)")
     print(f"ratio pipeline / baseline       {pipeline_rate / baseline_rate:10.3f}")
+    print(f"ratio sla-engine / baseline     {engine_rate / baseline_rate:10.3f}")
     return 0
 
 
