@@ -132,7 +132,10 @@ def sla_router(
             await session.rollback()  # a read never pins
         if pinned is None:
             return {"ticket_id": ticket_id, "at": instant.isoformat(), "clocks": []}
-        clocks = evaluate_ticket(timeline, bundles.get(pinned), policy_version=pinned.version, at=instant)
+        try:
+            clocks = evaluate_ticket(timeline, bundles.get(pinned), policy_version=pinned.version, at=instant)
+        except ValueError as error:  # an instant outside the calendars' supported years
+            raise HTTPException(status.HTTP_400_BAD_REQUEST, f"at: {error}") from error
         return {"ticket_id": ticket_id, "at": instant.isoformat(), "config_version": pinned.version,
                 "clocks": [plain(clock) for clock in clocks]}
 
