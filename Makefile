@@ -9,9 +9,10 @@ PYTEST_ARGS ?=
 
 .PHONY: install up down status reset migrate lint typecheck unit test demo bench clean
 
-install:  ## the virtualenv, from the committed lock file
+install:  ## the virtualenv from the committed lock file, and the Debian packages reports and tests need
 	@command -v uv >/dev/null || python3 -m pip install --quiet "uv==$(UV_VERSION)"
 	uv sync --frozen --all-packages
+	bash services/reporting/scripts/install-system-deps.sh
 
 up: install  ## Kafka 4.x (KRaft) and PostgreSQL, started locally
 	bash deploy/local/stack.sh up

@@ -1,52 +1,242 @@
-"""Reporting's HTTP routes: the Service Level Report."""
+"""Reporting's HTTP routes: the Service Level Report, published snapshots, configuration, period close and
+the live dashboard.
+
+Every route is scoped by the API key's tenant. The dashboard also accepts the key as `?key=` (it is then moved
+into an HttpOnly cookie and the URL cleaned by a redirect) or through its login form, because a browser cannot
+send a bearer header on a plain page load; the cookie is limited to /v1/dashboard.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import re
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
+from urllib.parse import parse_qs
 
 import sqlalchemy as sa
-from fastapi import APIRouter, HTTPException, Query, status
-from pydantic import AwareDatetime
+from fastapi import APIRouter, Body, HTTPException, Query, Request, status
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from pydantic import AwareDatetime, BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from reporting import tables
+from reporting import queries, tables
+from reporting.closing import PeriodCloser, PublishedReport
+from reporting.domain.config import ReportingConfig
+from reporting.domain.dashboard import DashboardView, dashboard
+from reporting.domain.periods import period_containing
+from reporting.handlers import Now
+from reporting.render.html import render_dashboard, render_login, render_report_html
+from reporting.render.pdf import render_pdf
+from reporting.render.tabular import TABLES, render_csv, render_csv_zip
+from reporting.reports import ReportService, load_config, report_document, report_schema, save_config
+from reporting.settings import ReportingSettings
+from slm_shared.auth import ApiKeyAuthenticator
 from slm_shared.runtime import Tenant
 
+Format = Literal["json", "csv", "html", "pdf"]
+DASHBOARD_COOKIE = "slm_dashboard_key"
+DASHBOARD_PATH = "/v1/dashboard"
+DASHBOARD_LIST_LIMIT = 50
 
-def report_router(sessions: async_sessionmaker[AsyncSession]) -> APIRouter:
+
+class PeriodCloseRequest(BaseModel):
+    at: AwareDatetime | None = None
+
+
+def _file_stem(document: dict[str, Any]) -> str:
+    header = document["header"]
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", f"slr-{header['tenant']}-{header['period']['label']}")
+
+
+async def rendered(document: dict[str, Any], fmt: Format, table: str | None,
+                   links: dict[str, str] | None = None) -> Response:
+    if table is not None and table not in TABLES:
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, f"`table` is one of {sorted(TABLES)}")
+    if fmt == "json":
+        return JSONResponse(document)
+    stem = _file_stem(document)
+    if fmt == "csv":
+        if table is not None:
+            return Response(render_csv(document, table), media_type="text/csv; charset=utf-8",
+                            headers={"Content-Disposition": f'attachment; filename="{stem}-{table}.csv"'})
+        return Response(render_csv_zip(document), media_type="application/zip",
+                        headers={"Content-Disposition": f'attachment; filename="{stem}-csv.zip"'})
+    if fmt == "html":
+        return HTMLResponse(render_report_html(document, links=links))
+    pdf = await asyncio.to_thread(render_pdf, document)  # CPU-bound layout off the event loop
+    return Response(pdf, media_type="application/pdf",
+                    headers={"Content-Disposition": f'inline; filename="{stem}.pdf"'})
+
+
+def report_router(sessions: async_sessionmaker[AsyncSession], settings: ReportingSettings, now: Now,
+                  closer: PeriodCloser) -> APIRouter:
     router = APIRouter(prefix="/v1", tags=["reports"])
+    service = ReportService(sessions, now)
 
-    @router.get("/reports/slr")
+    @router.get("/reports/slr", summary="Service Level Report for a period")
     async def service_level_report(
         tenant: Tenant,
-        start: AwareDatetime | None = Query(None, alias="from"),
-        end: AwareDatetime | None = Query(None, alias="to"),
-        service: str | None = None,
+        start: Annotated[AwareDatetime | None, Query(alias="from", description="period start, RFC 3339")] = None,
+        end: Annotated[AwareDatetime | None, Query(alias="to", description="period end (exclusive), RFC 3339")] = None,
+        service_name: Annotated[str | None, Query(alias="service")] = None,
         customer: str | None = None,
-        format: Literal["json"] = "json",
-    ) -> dict[str, Any]:
-        """Clock outcomes of the period: a cycle counts in the period in which it stopped."""
-        end = end or datetime.now(UTC)
+        format: Format = "json",
+        table: Annotated[str | None, Query(description="one CSV table instead of the zip")] = None,
+        clocks_limit: Annotated[int, Query(ge=0, le=100_000)] = 1000,
+    ) -> Response:
+        """Counting rules and the JSON schema: docs/reporting.md and /v1/reports/slr/schema.
+        Without `from`/`to` the period is the last 30 days up to now."""
+        end = end or now()
         start = start or end - timedelta(days=30)
         if end <= start:
             raise HTTPException(status.HTTP_400_BAD_REQUEST, "`to` must be after `from`")
-        t = tables.clock_outcomes
-        condition = [t.c.tenant_id == tenant]
-        if service:
-            condition.append(t.c.service == service)
-        if customer:
-            condition.append(t.c.customer == customer)
-        in_period = sa.or_(
-            sa.and_(t.c.stopped_at >= start, t.c.stopped_at < end),
-            sa.and_(t.c.stopped_at.is_(None), t.c.started_at < end),
-        )
+        if end - start > timedelta(days=settings.max_report_days):
+            raise HTTPException(status.HTTP_400_BAD_REQUEST, f"a report covers at most {settings.max_report_days} days")
+        report = await service.generate(tenant, start.astimezone(UTC), end.astimezone(UTC), service_name, customer,
+                                        clocks_limit)
+        return await rendered(report_document(report), format, table)
+
+    @router.get("/reports/slr/schema", summary="JSON schema of the report (format=json)")
+    async def schema() -> dict[str, Any]:
+        return report_schema()
+
+    @router.get("/reports", summary="Published report snapshots of the tenant")
+    async def snapshots(tenant: Tenant, limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> dict[str, Any]:
+        t = tables.report_snapshots
         async with sessions() as session:
-            rows = (await session.execute(sa.select(t).where(*condition, in_period).order_by(
-                t.c.ticket_id, t.c.policy_id, t.c.metric, t.c.cycle))).mappings().all()
-        clocks = [{k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in row.items()
-                   if k not in ("tenant_id", "updated_at")} for row in rows]
-        return {"tenant": tenant, "period": {"from": start.isoformat(), "to": end.isoformat()},
-                "scope": {"service": service, "customer": customer}, "clocks": clocks}
+            rows = (await session.execute(
+                sa.select(t.c.report_id, t.c.period_start, t.c.period_end, t.c.scope, t.c.revision, t.c.kind,
+                          t.c.amends, t.c.created_at, t.c.content_sha256)
+                .where(t.c.tenant_id == tenant).order_by(t.c.period_start.desc(), t.c.scope_key, t.c.revision)
+                .limit(limit))).mappings().all()
+        base = settings.public_base_url.rstrip("/")
+        return {"reports": [{**{k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in row.items()},
+                             "links": {f: f"{base}/v1/reports/{row['report_id']}?format={f}"
+                                       for f in ("json", "csv", "html", "pdf")}} for row in rows]}
+
+    @router.get("/reports/{report_id}", summary="A published snapshot, exactly as frozen")
+    async def snapshot(tenant: Tenant, report_id: str, format: Format = "json",
+                       table: str | None = None,
+                       lineage: bool = False) -> Response:
+        t = tables.report_snapshots
+        async with sessions() as session:
+            row = (await session.execute(sa.select(t.c.content, t.c.lineage).where(
+                t.c.report_id == report_id, t.c.tenant_id == tenant))).first()
+        if row is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, "no such report")
+        if lineage:
+            return JSONResponse(row.lineage)
+        return await rendered(row.content, format, table)
+
+    @router.get("/reporting-config", summary="The tenant's reporting configuration")
+    async def get_config(tenant: Tenant) -> dict[str, Any]:
+        async with sessions() as session:
+            config, version = await load_config(session, tenant)
+        return {"version": version, "config": config.model_dump(mode="json")}
+
+    @router.put("/reporting-config", summary="Replace the tenant's reporting configuration")
+    async def put_config(tenant: Tenant, config: Annotated[ReportingConfig, Body()]) -> dict[str, Any]:
+        async with sessions() as session, session.begin():
+            version = await save_config(session, tenant, config, now())
+        return {"version": version, "config": config.model_dump(mode="json")}
+
+    @router.post("/periods:close", summary="Close the tenant's periods that ended by `at` (default now)")
+    async def close_periods(tenant: Tenant, request: Annotated[PeriodCloseRequest | None, Body()] = None
+                            ) -> dict[str, Any]:
+        current = now()
+        at = request.at if request and request.at else current
+        if at > current:
+            raise HTTPException(status.HTTP_400_BAD_REQUEST, "`at` must not be in the future")
+        published = await closer.close_due(at, tenant)
+        return {"published": [_published(p) for p in published]}
 
     return router
+
+
+def _published(report: PublishedReport) -> dict[str, Any]:
+    return {"report_id": report.report_id, "period_start": report.period_start.isoformat(),
+            "period_end": report.period_end.isoformat(), "label": report.label, "scope": report.scope,
+            "revision": report.revision, "kind": report.kind, "amends": report.amends, "links": report.links}
+
+
+async def dashboard_view(sessions: async_sessionmaker[AsyncSession], tenant: str, at: datetime) -> DashboardView:
+    async with sessions() as session, session.begin():
+        await session.execute(sa.text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY"))
+        config, _ = await load_config(session, tenant)
+        period = period_containing(at, config.timezone, config.period)
+        scope = queries.Scope(tenant)
+        return dashboard(
+            tenant, at, period, config,
+            await queries.outcome_cells(session, scope, period.start, at),
+            await queries.open_breaches(session, scope, at, DASHBOARD_LIST_LIMIT),
+            await queries.about_to_breach(session, scope, at, timedelta(seconds=config.dashboard_horizon_seconds),
+                                          DASHBOARD_LIST_LIMIT),
+            await queries.slo_statuses(session, scope, None, at + timedelta(seconds=1)),
+        )
+
+
+def dashboard_router(sessions: async_sessionmaker[AsyncSession], authenticator: ApiKeyAuthenticator,
+                     settings: ReportingSettings, now: Now) -> APIRouter:
+    router = APIRouter(prefix=DASHBOARD_PATH, tags=["dashboard"])
+    adapter = _dashboard_adapter()
+
+    def set_cookie(response: Response, request: Request, key: str) -> None:
+        response.set_cookie(DASHBOARD_COOKIE, key, httponly=True, samesite="strict", path=DASHBOARD_PATH,
+                            secure=request.url.scheme == "https", max_age=12 * 3600)
+
+    @router.get("", response_class=HTMLResponse, summary="The live dashboard of the key's tenant")
+    async def live(request: Request, key: str | None = None, fragment: bool = False) -> Response:
+        if key is not None:  # `?key=`: check it, move it into the cookie, drop it from the address bar
+            await authenticator.tenant_for(f"Bearer {key}")
+            response = RedirectResponse(DASHBOARD_PATH, status_code=status.HTTP_303_SEE_OTHER)
+            set_cookie(response, request, key)
+            return response
+        authorization = request.headers.get("authorization")
+        cookie = request.cookies.get(DASHBOARD_COOKIE)
+        if authorization is None and cookie is None:
+            if fragment:
+                raise HTTPException(status.HTTP_401_UNAUTHORIZED, "sign in first")
+            return RedirectResponse(f"{DASHBOARD_PATH}/login", status_code=status.HTTP_303_SEE_OTHER)
+        tenant = await authenticator.tenant_for(authorization or f"Bearer {cookie}")
+        view = adapter.dump_python(await dashboard_view(sessions, tenant, now()), mode="json")
+        html = render_dashboard(view, fragment=fragment, refresh_seconds=settings.dashboard_refresh_seconds)
+        return HTMLResponse(html, headers={"Cache-Control": "no-store"})
+
+    @router.get("/data", summary="The dashboard's content as JSON")
+    async def data(request: Request) -> dict[str, Any]:
+        authorization = request.headers.get("authorization")
+        cookie = request.cookies.get(DASHBOARD_COOKIE)
+        tenant = await authenticator.tenant_for(authorization or (f"Bearer {cookie}" if cookie else None))
+        document: dict[str, Any] = adapter.dump_python(await dashboard_view(sessions, tenant, now()), mode="json")
+        return document
+
+    @router.get("/login", response_class=HTMLResponse, include_in_schema=False)
+    async def login_form() -> HTMLResponse:
+        return HTMLResponse(render_login(error=None))
+
+    @router.post("/login", include_in_schema=False)
+    async def login(request: Request) -> Response:
+        form = parse_qs((await request.body()).decode(errors="replace"))
+        key = (form.get("key") or [""])[0].strip()
+        try:
+            await authenticator.tenant_for(f"Bearer {key}")
+        except HTTPException:
+            return HTMLResponse(render_login(error="That key is not valid."), status_code=401)
+        response = RedirectResponse(DASHBOARD_PATH, status_code=status.HTTP_303_SEE_OTHER)
+        set_cookie(response, request, key)
+        return response
+
+    @router.post("/logout", include_in_schema=False)
+    async def logout() -> Response:
+        response = RedirectResponse(f"{DASHBOARD_PATH}/login", status_code=status.HTTP_303_SEE_OTHER)
+        response.delete_cookie(DASHBOARD_COOKIE, path=DASHBOARD_PATH)
+        return response
+
+    return router
+
+
+def _dashboard_adapter() -> Any:
+    from pydantic import TypeAdapter
+
+    return TypeAdapter(DashboardView)

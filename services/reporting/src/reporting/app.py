@@ -9,35 +9,55 @@ from faststream import AckPolicy
 from faststream.kafka import KafkaRouter
 
 from reporting import tables
-from reporting.api import report_router
-from reporting.handlers import ClockOutcomes
+from reporting.api import dashboard_router, report_router
+from reporting.closing import PeriodCloser
+from reporting.handlers import Now, ReadModels, utc_now
 from reporting.settings import ReportingSettings
 from slm_shared import topics
-from slm_shared.runtime import RawRecords, ServiceRuntime, keep_raw_bytes, process_records, subscribe_api_keys
+from slm_shared.runtime import RawRecords, ServiceRuntime, keep_raw_bytes, subscribe_api_keys
 
 SERVICE = "reporting"
 ALEMBIC_INI = Path(__file__).resolve().parents[2] / "alembic.ini"
+CONSUMED = {
+    topics.CLOCKS: "sla.clock.v1 from the sla-engine",
+    topics.TICKETS: "itsm.ticket.v1 snapshots from intake (volumes)",
+    topics.FEEDBACK: "itsm.feedback.v1 survey answers from intake (CSAT)",
+    topics.SLO_STATUS: "slo.status.v1 evaluations from the sla-engine",
+    topics.SLO_ALERTS: "slo.alert.v1 from the sla-engine",
+}
 
 
-def clock_router(runtime: ServiceRuntime, outcomes: ClockOutcomes) -> KafkaRouter:
+def read_model_router(runtime: ServiceRuntime, read_models: ReadModels, settings: ReportingSettings) -> KafkaRouter:
+    """One consumer for the five topics: fewer group members, fewer rebalances, one ordered pass per partition."""
     router = KafkaRouter()
 
     @router.subscriber(
-        topics.CLOCKS, group_id=runtime.group_id, batch=True, auto_offset_reset="earliest",
+        *CONSUMED, group_id=runtime.group_id, batch=True,
+        auto_offset_reset=settings.consumer_offset_reset,
         max_records=runtime.settings.kafka.max_batch_records, ack_policy=AckPolicy.NACK_ON_ERROR,
-        decoder=keep_raw_bytes, title="clock-transitions", description="sla.clock.v1 from the sla-engine",
+        decoder=keep_raw_bytes, title="read-models", description="; ".join(f"{t}: {d}" for t, d in CONSUMED.items()),
     )
-    async def on_clock_transitions(raw: RawRecords) -> None:
-        await process_records(raw, outcomes.on_clock_record)
+    async def on_records(raw: RawRecords) -> None:
+        await read_models.on_records(raw)
 
+    # Documented in AsyncAPI only: the outbox relay, not this publisher, writes to the topic.
+    router.publisher(topics.REPORTS, title="reports", description="report.published.v1 via the outbox")
     return router
 
 
-def create_app(settings: ReportingSettings) -> FastAPI:
+def create_app(settings: ReportingSettings, now: Now = utc_now) -> FastAPI:
     runtime = ServiceRuntime(
         service=SERVICE, settings=settings, alembic_ini=ALEMBIC_INI, api_key_table=tables.api_keys,
         topics=topics.ALL_TOPICS,
     )
-    runtime.broker.include_router(clock_router(runtime, ClockOutcomes(runtime.sessions)))
+    closer = PeriodCloser(runtime.sessions, now, interval_seconds=settings.period_close_interval_seconds,
+                          amendment_quiet_seconds=settings.amendment_quiet_seconds,
+                          base_url=settings.public_base_url)
+    if settings.period_close_enabled:
+        runtime.add_background(closer.run, closer.stop)
+    runtime.broker.include_router(read_model_router(runtime, ReadModels(runtime.sessions, now), settings))
     runtime.broker.include_router(subscribe_api_keys(runtime, tables.api_keys, tables.inbox))
-    return runtime.http_app(title="reporting", routers=[report_router(runtime.sessions)])
+    return runtime.http_app(title="reporting", routers=[
+        report_router(runtime.sessions, settings, now, closer),
+        dashboard_router(runtime.sessions, runtime.authenticator, settings, now),
+    ])

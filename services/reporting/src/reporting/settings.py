@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from slm_shared.settings import ServiceSettings
@@ -9,3 +12,13 @@ from slm_shared.settings import ServiceSettings
 
 class ReportingSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="REPORTING_", env_nested_delimiter="__", extra="ignore")
+
+    period_close_enabled: bool = Field(default=True, description="run the period-close loop in this replica")
+    period_close_interval_seconds: float = Field(default=60.0, gt=0, description="seconds between close passes")
+    amendment_quiet_seconds: float = Field(
+        default=300.0, ge=0, description="wait this long after the last late event before amending a period")
+    public_base_url: str = Field(default="", description="prefix of the links in report.published.v1")
+    dashboard_refresh_seconds: int = Field(default=30, ge=2, le=3600)
+    consumer_offset_reset: Literal["earliest", "latest"] = Field(
+        default="earliest", description="where a new consumer group starts; `latest` only for throwaway groups")
+    max_report_days: int = Field(default=400, ge=1, description="longest period a report may cover")

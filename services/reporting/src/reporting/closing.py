@@ -1,0 +1,229 @@
+"""Period close: freeze each tenant's report snapshots when a period ends, publish them, amend on late events.
+
+Safe with several replicas: a close runs under the tenant's exclusive advisory lock (event handlers hold it
+shared, so no event commits into a period while it is being frozen), and `period_closes` has one row per
+(tenant, period start), so a second replica finds the period closed and does nothing. Snapshots are never
+updated: a late event that changes a closed period is recorded in `late_changes`, and once no further late
+event has come for `amendment_quiet_seconds`, a new revision (an amendment listing what changed) is frozen
+and published beside the original.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from importlib.metadata import version
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from reporting import tables
+from reporting.domain.amendments import changes
+from reporting.domain.config import PublishScope, ReportingConfig
+from reporting.domain.periods import Period, periods_between
+from reporting.handlers import Now
+from reporting.reports import build_report, canonical_bytes, load_config, report_document
+from reporting.repository import lock_tenant_exclusive
+from slm_shared import topics
+from slm_shared.events import REPORT_PUBLISHED_EVENT, ReportPublishedData, make_event
+from slm_shared.outbox import Outbox, OutgoingEvent
+
+log = logging.getLogger(__name__)
+SOURCE = "slm://reporting"
+MAX_BACKFILL_PERIODS = 24  # a tenant whose first event is older gets its last two years closed, not its history
+SNAPSHOT_CLOCKS_LIMIT = 1000
+FORMATS = ("json", "csv", "html", "pdf")
+
+
+@dataclass(frozen=True)
+class PublishedReport:
+    report_id: str
+    tenant: str
+    period_start: datetime
+    period_end: datetime
+    label: str
+    scope: dict[str, str | None]
+    revision: int
+    kind: str
+    amends: str | None
+    links: dict[str, str]
+
+
+def report_links(base_url: str, report_id: str) -> dict[str, str]:
+    return {fmt: f"{base_url}/v1/reports/{report_id}?format={fmt}" for fmt in FORMATS}
+
+
+class PeriodCloser:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], now: Now, *, interval_seconds: float,
+                 amendment_quiet_seconds: float, base_url: str) -> None:
+        self._sessions = sessions
+        self._now = now
+        self._interval = interval_seconds
+        self._quiet = timedelta(seconds=amendment_quiet_seconds)
+        self._base_url = base_url.rstrip("/")
+        self._outbox = Outbox(tables.outbox)
+        self._stopping = asyncio.Event()
+
+    async def run(self) -> None:
+        """The background loop: close what is due, amend what is pending, sleep, repeat until stopped."""
+        while not self._stopping.is_set():
+            try:
+                await self.close_due(self._now())
+            except Exception:  # a database fault must not end the loop
+                log.exception("period close pass failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), self._interval)
+
+    async def stop(self) -> None:
+        self._stopping.set()
+
+    async def close_due(self, until: datetime, tenant: str | None = None) -> list[PublishedReport]:
+        """Close every period that ended (plus the tenant's close delay) by `until`, then write due amendments.
+
+        `until` is normally now; an operator or a test may close as of an earlier instant. Snapshots are
+        stamped with the service's clock either way."""
+        published: list[PublishedReport] = []
+        for name in await self._tenants(tenant):
+            published.extend(await self.close_tenant(name, until))
+        published.extend(await self.amend_due(tenant))
+        return published
+
+    async def _tenants(self, tenant: str | None) -> list[str]:
+        async with self._sessions() as session:
+            if tenant is not None:
+                return [tenant]
+            rows = (await session.execute(sa.select(tables.tenants_seen.c.tenant_id))).scalars().all()
+            return sorted(rows)
+
+    async def close_tenant(self, tenant: str, until: datetime) -> list[PublishedReport]:
+        now = self._now()
+        async with self._sessions() as session, session.begin():
+            first = (await session.execute(sa.select(tables.tenants_seen.c.first_event_time).where(
+                tables.tenants_seen.c.tenant_id == tenant))).scalar()
+            if first is None:
+                return []
+            config, config_version = await load_config(session, tenant)
+            due = periods_between(first, until - timedelta(seconds=config.close_delay_seconds), config.timezone,
+                                  config.period)[-MAX_BACKFILL_PERIODS:]
+            if not due or await self._all_closed(session, tenant, due):
+                return []
+            await lock_tenant_exclusive(session, tenant)
+            closed = set((await session.execute(sa.select(tables.period_closes.c.period_start).where(
+                tables.period_closes.c.tenant_id == tenant))).scalars().all())
+            published: list[PublishedReport] = []
+            for period in due:
+                if period.start in closed:
+                    continue
+                for scope in config.publish_scopes:
+                    frozen = await self._freeze(session, tenant, period, scope, config, config_version, now,
+                                                revision=0, previous=None, late_events=0)
+                    assert frozen is not None  # an original is always frozen
+                    published.append(frozen)
+                await session.execute(sa.insert(tables.period_closes).values(
+                    tenant_id=tenant, period_start=period.start, period_end=period.end, kind=period.kind,
+                    label=period.label, timezone=period.timezone, closed_at=now))
+                log.info("closed period %s of %s", period.label, tenant)
+            return published
+
+    async def _all_closed(self, session: AsyncSession, tenant: str, due: list[Period]) -> bool:
+        count = (await session.execute(sa.select(sa.func.count()).select_from(tables.period_closes).where(
+            tables.period_closes.c.tenant_id == tenant,
+            tables.period_closes.c.period_start.in_([p.start for p in due])))).scalar()
+        return count == len(due)
+
+    async def amend_due(self, tenant: str | None = None) -> list[PublishedReport]:
+        now = self._now()
+        late = tables.late_changes
+        query = (sa.select(late.c.tenant_id, late.c.period_start, sa.func.max(late.c.received_at).label("last"))
+                 .where(late.c.handled_at.is_(None)).group_by(late.c.tenant_id, late.c.period_start))
+        if tenant is not None:
+            query = query.where(late.c.tenant_id == tenant)
+        async with self._sessions() as session:
+            pending = (await session.execute(query)).all()
+        published: list[PublishedReport] = []
+        for row in pending:
+            if row.last <= now - self._quiet:
+                published.extend(await self._amend(row.tenant_id, row.period_start, now))
+        return published
+
+    async def _amend(self, tenant: str, period_start: datetime, now: datetime) -> list[PublishedReport]:
+        late, snapshots, closes = tables.late_changes, tables.report_snapshots, tables.period_closes
+        async with self._sessions() as session, session.begin():
+            await lock_tenant_exclusive(session, tenant)
+            ids = (await session.execute(sa.select(late.c.id).where(
+                late.c.tenant_id == tenant, late.c.period_start == period_start, late.c.handled_at.is_(None))
+                .with_for_update(skip_locked=True))).scalars().all()
+            close = (await session.execute(sa.select(closes).where(
+                closes.c.tenant_id == tenant, closes.c.period_start == period_start))).mappings().first()
+            if not ids or close is None:
+                return []
+            period = Period(close["period_start"], close["period_end"], close["timezone"], close["kind"],
+                            close["label"])
+            config, config_version = await load_config(session, tenant)
+            latest = (await session.execute(
+                sa.select(snapshots).where(snapshots.c.tenant_id == tenant, snapshots.c.period_start == period_start)
+                .order_by(snapshots.c.scope_key, snapshots.c.revision.desc())
+                .distinct(snapshots.c.scope_key))).mappings().all()
+            published = []
+            for previous in latest:
+                scope = PublishScope.model_validate(previous["scope"])
+                report = await self._freeze(session, tenant, period, scope, config, config_version, now,
+                                            revision=previous["revision"] + 1, previous=previous,
+                                            late_events=len(ids))
+                if report is not None:
+                    published.append(report)
+            await session.execute(sa.update(late).where(late.c.id.in_(ids)).values(
+                handled_at=now, amendment_ids=[p.report_id for p in published]))
+            return published
+
+    async def _freeze(self, session: AsyncSession, tenant: str, period: Period, scope: PublishScope,
+                      config: ReportingConfig, config_version: int, now: datetime, *, revision: int,
+                      previous: Any, late_events: int) -> PublishedReport | None:
+        report = await build_report(session, tenant, period, config, config_version, scope.service, scope.customer,
+                                    now, SNAPSHOT_CLOCKS_LIMIT)
+        document = report_document(report)
+        report_id = str(uuid.uuid4())
+        amends = None
+        if previous is not None:
+            found = changes(previous["content"], document)
+            if not found:
+                log.info("late events left %s of %s unchanged: no amendment", period.label, tenant)
+                return None
+            amends = previous["report_id"]
+            document["amendment"] = {"amends": amends, "revision": revision, "late_events": late_events,
+                                     "changes": [{"path": c.path, "before": c.before, "after": c.after}
+                                                 for c in found]}
+        digest = hashlib.sha256(canonical_bytes(document)).hexdigest()
+        links = report_links(self._base_url, report_id)
+        lineage = {
+            "generator": f"slm-reporting {version('slm-reporting')}",
+            "generated_at": now.isoformat(),
+            "config_version": config_version,
+            "config": config.model_dump(mode="json"),
+            "period": {"start": period.start.isoformat(), "end": period.end.isoformat(), "label": period.label,
+                       "timezone": period.timezone, "kind": period.kind},
+            "scope": scope.model_dump(),
+            "inputs": document["data_notes"]["events"],
+            "method": "whole UTC days from the clock_daily/ticket_daily rollups, partial days from the raw read "
+                      "models, in one REPEATABLE READ transaction under the tenant's exclusive lock",
+            "amends": amends,
+            "content_sha256": digest,
+        }
+        kind = "original" if previous is None else "amendment"
+        await session.execute(sa.insert(tables.report_snapshots).values(
+            report_id=report_id, tenant_id=tenant, period_start=period.start, period_end=period.end,
+            scope_key=scope.key, scope=scope.model_dump(), revision=revision, kind=kind, amends=amends,
+            content=document, lineage=lineage, content_sha256=digest, created_at=now))
+        data = ReportPublishedData(report_id=report_id, period_start=period.start, period_end=period.end,
+                                   scope=scope.model_dump(), links=links, revision=revision, amends=amends)
+        event = make_event(event_id=report_id, source=SOURCE, event_type=REPORT_PUBLISHED_EVENT, time=now,
+                           tenant_id=tenant, subject=scope.key, data=data)
+        await self._outbox.add(session, [OutgoingEvent(topics.REPORTS, f"{tenant}/reports", event)])
+        return PublishedReport(report_id, tenant, period.start, period.end, period.label, scope.model_dump(),
+                               revision, kind, amends, links)

@@ -1,0 +1,63 @@
+"""A tenant's reporting configuration: time zone, period, attainment targets, what to publish at close."""
+
+from __future__ import annotations
+
+from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+RagStatus = Literal["green", "amber", "red", "no_data"]
+
+
+class PublishScope(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    service: str | None = None
+    customer: str | None = None
+
+    @property
+    def key(self) -> str:
+        return f"service={self.service or '*'};customer={self.customer or '*'}"
+
+
+class ReportingConfig(BaseModel):
+    """Defaults are what a tenant gets before it configures anything (UTC, monthly, 95 % with 5 points amber)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    timezone: str = "UTC"
+    period: Literal["monthly", "weekly"] = "monthly"
+    default_target_percent: float = Field(default=95.0, ge=0, le=100)
+    metric_targets_percent: dict[str, float] = Field(
+        default_factory=dict, description="attainment target per metric, e.g. {response: 95, resolution: 90}")
+    amber_margin_percent: float = Field(default=5.0, ge=0, le=100,
+                                        description="points below target that are still amber")
+    close_delay_seconds: int = Field(default=3600, ge=0, le=31 * 86400,
+                                     description="wait after a period ends before freezing its snapshot")
+    publish_scopes: list[PublishScope] = Field(default_factory=lambda: [PublishScope()],
+                                               description="one snapshot per scope at each close")
+    dashboard_horizon_seconds: int = Field(default=4 * 3600, gt=0,
+                                           description="running clocks due within this long are 'about to breach'")
+    csat_satisfied_ratio: float = Field(default=0.8, gt=0, le=1,
+                                        description="an answer is satisfied when score/scale reaches this (4 of 5)")
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as error:
+            raise ValueError(f"unknown IANA time zone {value!r}") from error
+        return value
+
+    @field_validator("metric_targets_percent")
+    @classmethod
+    def _percentages(cls, value: dict[str, float]) -> dict[str, float]:
+        for metric, percent in value.items():
+            if not 0 <= percent <= 100:
+                raise ValueError(f"target for {metric!r} must be within 0..100")
+        return value
+
+    def target_for(self, metric: str) -> float:
+        return self.metric_targets_percent.get(metric, self.default_target_percent)

@@ -1,0 +1,32 @@
+"""Clock outcomes: which transition wins a cycle, and what a cycle contributes to the period counts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+
+@dataclass(frozen=True)
+class Contribution:
+    """A stopped cycle's share of the rollups: it counts on the UTC day of `stopped_at`, met or breached."""
+
+    stopped_at: datetime
+    met: int
+    breached: int
+    elapsed_seconds: int
+    over_target_seconds: int
+
+
+def wins(new_time: datetime, new_transition: str, current_time: datetime | None) -> bool:
+    """The latest transition by event time wins (ties: the later arrival); `recalculated` always replaces."""
+    return current_time is None or new_transition == "recalculated" or new_time >= current_time
+
+
+def contribution(state: str, stopped_at: datetime | None, elapsed_seconds: int,
+                 target_seconds: int) -> Contribution | None:
+    """Met and breached cycles count where they stopped; running, paused and cancelled cycles count nowhere."""
+    if stopped_at is None or state not in ("met", "breached"):
+        return None
+    breached = state == "breached"
+    return Contribution(stopped_at, 0 if breached else 1, 1 if breached else 0, elapsed_seconds,
+                        max(0, elapsed_seconds - target_seconds) if breached else 0)

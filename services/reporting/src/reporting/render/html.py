@@ -1,0 +1,148 @@
+"""HTML of the report (printable, charts inline) and of the dashboard, from Jinja2 templates."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+from markupsafe import Markup
+
+from reporting.render.charts import SERIES_COLORS, STATUS_COLORS, Bar, Series, bar_chart, budget_bars, line_chart
+
+ENVIRONMENT = Environment(
+    loader=PackageLoader("reporting.render", "templates"),
+    autoescape=select_autoescape(["html", "j2"], default_for_string=True),
+    undefined=StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+
+
+def duration(seconds: int | float | None) -> str:
+    """Business time as `1d 02h 05m` (d = 24 h), `2h 05m`, `4m 10s`."""
+    if seconds is None:
+        return "–"
+    sign = "-" if seconds < 0 else ""
+    remaining = int(abs(seconds))
+    days, remaining = divmod(remaining, 86400)
+    hours, remaining = divmod(remaining, 3600)
+    minutes, secs = divmod(remaining, 60)
+    if days:
+        return f"{sign}{days}d {hours:02d}h {minutes:02d}m"
+    if hours:
+        return f"{sign}{hours}h {minutes:02d}m"
+    return f"{sign}{minutes}m {secs:02d}s"
+
+
+def local_time(value: str | None, timezone: str) -> str:
+    if not value:
+        return "–"
+    return datetime.fromisoformat(value).astimezone(ZoneInfo(timezone)).strftime("%Y-%m-%d %H:%M")
+
+
+def since(value: str | None, now: str) -> str:
+    """Wall-clock time from `value` to `now` (both RFC 3339), e.g. how long a clock has been breached."""
+    if not value:
+        return "–"
+    return duration((datetime.fromisoformat(now) - datetime.fromisoformat(value)).total_seconds())
+
+
+def percent(ratio: dict[str, Any] | float | None) -> str:
+    value = ratio.get("percent") if isinstance(ratio, dict) else ratio
+    return "n/a" if value is None else f"{value:.2f} %"
+
+
+def fraction(ratio: dict[str, Any]) -> str:
+    return f"{ratio['numerator']} / {ratio['denominator']}"
+
+
+def status_badge(status: str) -> Markup:
+    label = {"no_data": "no data"}.get(status, status)
+    return Markup(f"<span class='rag rag-{status}' style='background:{STATUS_COLORS.get(status, '#9e9e9e')}'>"  # noqa: S704
+                  f"{label}</span>")
+
+
+ENVIRONMENT.filters.update(duration=duration, local_time=local_time, percent=percent, fraction=fraction,
+                           badge=status_badge, since=since)
+
+
+def _metric_trend(document: dict[str, Any]) -> tuple[list[str], list[Series]]:
+    """SLA attainment per metric across the trend periods (every priority together)."""
+    labels: list[str] = []
+    sums: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(lambda: [0, 0]))
+    for row in document["attainment"]:
+        if row["agreement"] != "SLA":
+            continue
+        for point in row["trend"]:
+            if point["label"] not in labels:
+                labels.append(point["label"])
+            cell = sums[row["metric"]][point["label"]]
+            cell[0] += point["attainment"]["numerator"]
+            cell[1] += point["attainment"]["denominator"]
+    series = []
+    for number, (metric, by_label) in enumerate(sorted(sums.items())):
+        values = [100 * by_label[label][0] / by_label[label][1] if by_label[label][1] else None for label in labels]
+        series.append(Series(metric, SERIES_COLORS[number % len(SERIES_COLORS)], values))
+    return labels, series
+
+
+def report_charts(document: dict[str, Any]) -> dict[str, Markup]:
+    targets = document["summary"]["targets"]
+    charts = {
+        "attainment": bar_chart(
+            [Bar(f"{t['metric'][:4]} {t['priority']}", t["attainment"]["percent"], STATUS_COLORS[t["status"]],
+                 fraction(t["attainment"])) for t in targets],
+            title="SLA attainment by metric and priority (bars) against target", max_value=100.0, unit="%",
+            target=document["header"]["targets"]["default_percent"],
+            width=max(640, 70 * len(targets) + 60)),
+        "breaches": bar_chart(
+            [Bar(f"{b['agreement']} {b['priority']}", b["breached"], STATUS_COLORS["red"], fraction(b["breach_share"]))
+             for b in document["breaches"]["by_priority"]],
+            title="Breached cycles by priority"),
+        "volumes": bar_chart(
+            [bar for v in document["volumes"]["by_priority"] for bar in (
+                Bar(f"{v['priority']} new", v["created"], "#1565c0"),
+                Bar(f"{v['priority']} done", v["resolved"], "#2e7d32"))],
+            title="Tickets created and resolved by priority",
+            width=max(640, 60 * 2 * len(document["volumes"]["by_priority"]) + 60)),
+        "csat": bar_chart(
+            [Bar(p["label"], p["score"]["percent"], "#00838f", fraction(p["score"]))
+             for p in document["csat"]["trend"]],
+            title="CSAT: satisfied answers per period", max_value=100.0, unit="%"),
+        "budgets": budget_bars(
+            [(s["slo_id"], s["error_budget_remaining_percent"], s["status"]) for s in document["slos"]],
+            title="Error budget remaining"),
+    }
+    labels, series = _metric_trend(document)
+    charts["trend"] = line_chart(series, labels, title="SLA attainment trend per metric",
+                                 target=document["header"]["targets"]["default_percent"])
+    return charts
+
+
+def render_report_html(document: dict[str, Any], *, links: dict[str, str] | None = None) -> str:
+    template = ENVIRONMENT.get_template("report.html.j2")
+    return template.render(report=document, charts=report_charts(document), tz=document["header"]["period"]["timezone"],
+                           links=links or {})
+
+
+def render_dashboard(view: dict[str, Any], *, fragment: bool, refresh_seconds: int) -> str:
+    template = ENVIRONMENT.get_template("dashboard.html.j2")
+    targets = view["attainment"]
+    charts = {
+        "attainment": bar_chart(
+            [Bar(f"{t['metric'][:4]} {t['priority']}", t["attainment"]["percent"], STATUS_COLORS[t["status"]],
+                 fraction(t["attainment"])) for t in targets],
+            title="Attainment this period", max_value=100.0, unit="%", target=view["default_target_percent"],
+            width=max(560, 70 * len(targets) + 60)),
+        "budgets": budget_bars([(s["slo_id"], s["error_budget_remaining_percent"], s["status"])
+                                for s in view["slos"]], title="SLO error budget remaining", width=560),
+    }
+    return template.render(view=view, charts=charts, fragment=fragment, refresh_seconds=refresh_seconds,
+                           tz=view["timezone"])
+
+
+def render_login(*, error: str | None) -> str:
+    return ENVIRONMENT.get_template("login.html.j2").render(error=error)

@@ -1,0 +1,167 @@
+"""Period close: snapshots frozen and published once per period and scope, late events as amendments."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from datetime import datetime
+
+import pytest
+import sqlalchemy as sa
+
+from reporting import tables
+from reporting.closing import PeriodCloser
+from reporting.reports import canonical_bytes
+from slm_shared import topics
+from slm_shared.events import CloudEvent
+from tests.integration.reporting.conftest import Reporting, Tenant
+from tests.integration.reporting.events import clock_event, local
+from tests.support.kafka import collect
+
+pytestmark = pytest.mark.integration
+
+CONFIG = {"timezone": "Asia/Shanghai", "close_delay_seconds": 3600,
+          "publish_scopes": [{}, {"customer": "acme"}]}
+SEPTEMBER = {"from": "2026-08-31T16:00:00Z", "to": "2026-09-30T16:00:00Z"}
+
+
+def september(tenant: str) -> list[CloudEvent]:
+    """Two P2 responses (one breached) and a P1 resolution, all stopped in September (Asia/Shanghai)."""
+    return [
+        clock_event(tenant, "INC-1", "met", local("09-14 09:20"), metric="response", state="met", elapsed=1200,
+                    priority="P2", started_at=local("09-14 09:00"), stopped_at=local("09-14 09:20")),
+        clock_event(tenant, "INC-2", "stopped_breached", local("09-15 11:00"), metric="response",
+                    state="breached", elapsed=5400, priority="P2", started_at=local("09-15 09:00"),
+                    stopped_at=local("09-15 11:00"), breached_at=local("09-15 10:00")),
+        clock_event(tenant, "INC-3", "met", local("09-30 23:00"), metric="resolution", state="met", elapsed=7200,
+                    priority="P1", started_at=local("09-30 13:00"), stopped_at=local("09-30 23:00"),
+                    customer="globex"),
+    ]
+
+
+async def configured_tenant(reporting: Reporting, prefix: str) -> Tenant:
+    tenant = await reporting.tenant(prefix)
+    answer = await reporting.client.put("/v1/reporting-config", json=CONFIG, headers=tenant.headers)
+    assert answer.status_code == 200, answer.text
+    events = september(tenant.name)
+    await reporting.publish(events)
+    await reporting.wait_applied(tenant.name, len(events))
+    return tenant
+
+
+async def close(tenant: Tenant, at: datetime) -> list[dict[str, object]]:
+    tenant.reporting.clock.pinned = local("11-20 12:00")  # "now" of the service, after `at`
+    answer = await tenant.reporting.client.post("/v1/periods:close", json={"at": at.isoformat()},
+                                                headers=tenant.headers)
+    assert answer.status_code == 200, answer.text
+    published: list[dict[str, object]] = answer.json()["published"]
+    return published
+
+
+async def test_a_period_closes_once_its_close_delay_has_passed_with_one_snapshot_per_scope(
+        reporting: Reporting) -> None:
+    tenant = await configured_tenant(reporting, "close")
+    assert await close(tenant, local("10-01 00:30")) == []  # September ended 30 minutes ago: not yet
+    published = await close(tenant, local("10-01 01:30"))
+    assert [(p["label"], p["scope"], p["revision"], p["kind"]) for p in published] == [
+        ("2026-09", {"service": None, "customer": None}, 0, "original"),
+        ("2026-09", {"service": None, "customer": "acme"}, 0, "original"),
+    ]
+    assert await close(tenant, local("10-01 02:30")) == []  # closing is idempotent
+
+    everything = published[0]
+    answer = await tenant.get(f"/v1/reports/{everything['report_id']}")
+    frozen = answer.json()
+    assert frozen["header"]["period"]["label"] == "2026-09"
+    assert frozen["summary"]["overall"] == {"numerator": 2, "denominator": 3, "percent": 66.67}
+    acme = (await tenant.get(f"/v1/reports/{published[1]['report_id']}")).json()
+    assert acme["summary"]["overall"] == {"numerator": 1, "denominator": 2, "percent": 50.0}  # INC-3 is globex
+    lineage = (await tenant.get(f"/v1/reports/{everything['report_id']}", lineage="true")).json()
+    assert lineage["period"]["label"] == "2026-09"
+    assert lineage["config_version"] == 1
+    # Reproducible: the snapshot served is byte for byte what was hashed when it was frozen.
+    assert hashlib.sha256(canonical_bytes(frozen)).hexdigest() == lineage["content_sha256"]
+    first = await tenant.get(f"/v1/reports/{everything['report_id']}", format="csv")
+    second = await tenant.get(f"/v1/reports/{everything['report_id']}", format="csv")
+    assert first.content == second.content
+    assert everything["links"] == {f: f"http://reporting.test/v1/reports/{everything['report_id']}?format={f}"
+                                   for f in ("json", "csv", "html", "pdf")}
+    html = await tenant.get(f"/v1/reports/{everything['report_id']}", format="html")
+    assert "66.67 %" in html.text
+
+    announced = await collect(reporting.stack.kafka_bootstrap, topics.REPORTS, lambda got: len(got) >= 2,
+                              tenant=tenant.name)
+    assert sorted(e["data"]["report_id"] for e in announced) == sorted(str(p["report_id"]) for p in published)
+    assert {e["type"] for e in announced} == {"report.published.v1"}
+    assert announced[0]["data"]["period_start"] == "2026-08-31T16:00:00Z"
+    # The live report of the same period names the snapshots published for it.
+    live = (await tenant.get("/v1/reports/slr", **SEPTEMBER)).json()
+    assert [p["report_id"] for p in live["header"]["published"]] == [everything["report_id"]]
+
+
+async def test_a_late_event_never_changes_a_published_snapshot_but_produces_an_amendment(
+        reporting: Reporting) -> None:
+    tenant = await configured_tenant(reporting, "late")
+    original = (await close(tenant, local("10-01 01:30")))[0]
+    before = (await tenant.get(f"/v1/reports/{original['report_id']}")).json()
+
+    late = clock_event(tenant.name, "INC-4", "stopped_breached", local("09-29 17:00"), metric="response",
+                       state="breached", elapsed=4000, priority="P2", started_at=local("09-29 09:00"),
+                       stopped_at=local("09-29 17:00"), breached_at=local("09-29 16:00"), customer="globex")
+    await reporting.publish([late])
+    await reporting.wait_applied(tenant.name, 4)
+
+    assert (await tenant.get(f"/v1/reports/{original['report_id']}")).json() == before
+    live = (await tenant.get("/v1/reports/slr", **SEPTEMBER)).json()
+    assert live["summary"]["overall"] == {"numerator": 2, "denominator": 4, "percent": 50.0}
+    assert live["data_notes"]["late_events_after_close"] == 1
+    assert any("waiting for the next amendment" in note for note in live["data_notes"]["notes"])
+
+    amendments = await close(tenant, local("10-02 09:00"))
+    # The customer "acme" scope did not change (INC-4 is globex's): only the whole-tenant report is amended.
+    assert [(a["revision"], a["kind"], a["amends"], a["scope"]) for a in amendments] == [
+        (1, "amendment", original["report_id"], {"service": None, "customer": None})]
+    amended = (await tenant.get(f"/v1/reports/{amendments[0]['report_id']}")).json()
+    assert amended["amendment"]["amends"] == original["report_id"]
+    assert amended["amendment"]["late_events"] == 1
+    changes = {c["path"]: (c["before"], c["after"]) for c in amended["amendment"]["changes"]}
+    assert changes["summary.overall.denominator"] == (3, 4)
+    assert changes["summary.breached_cycles"] == (1, 2)
+    assert (await tenant.get(f"/v1/reports/{original['report_id']}")).json() == before
+    assert await close(tenant, local("10-02 10:00")) == []  # the late change is handled
+    listed = (await tenant.get("/v1/reports")).json()["reports"]
+    assert [(r["revision"], r["kind"]) for r in listed if r["scope"] == {"service": None, "customer": None}] == [
+        (0, "original"), (1, "amendment")]
+
+
+async def test_two_replicas_closing_at_once_publish_each_snapshot_once(reporting: Reporting) -> None:
+    tenant = await configured_tenant(reporting, "replicas")
+    closers = [PeriodCloser(reporting.sessions, reporting.clock, interval_seconds=1, amendment_quiet_seconds=0,
+                            base_url="") for _ in range(3)]
+    results = await asyncio.gather(*(c.close_due(local("10-05 12:00"), tenant.name) for c in closers))
+    assert sorted(len(r) for r in results) == [0, 0, 2]
+    async with reporting.sessions() as session:
+        snapshots = (await session.execute(sa.select(sa.func.count()).select_from(tables.report_snapshots).where(
+            tables.report_snapshots.c.tenant_id == tenant.name))).scalar_one()
+        outbox = (await session.execute(sa.select(sa.func.count()).select_from(tables.outbox).where(
+            tables.outbox.c.key == f"{tenant.name}/reports"))).scalar_one()
+    assert (snapshots, outbox) == (2, 2)
+
+
+async def test_the_background_loop_closes_periods_by_its_injected_clock(reporting: Reporting) -> None:
+    tenant = await configured_tenant(reporting, "loop")
+    closer = PeriodCloser(reporting.sessions, lambda: local("10-03 08:00"), interval_seconds=0.1,
+                          amendment_quiet_seconds=0, base_url="")
+    task = asyncio.create_task(closer.run())
+    try:
+        for _ in range(300):
+            async with reporting.sessions() as session:
+                closed = (await session.execute(sa.select(tables.period_closes.c.label).where(
+                    tables.period_closes.c.tenant_id == tenant.name))).scalars().all()
+            if closed:
+                break
+            await asyncio.sleep(0.1)
+    finally:
+        await closer.stop()
+        await task
+    assert closed == ["2026-09"]

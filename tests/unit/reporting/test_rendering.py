@@ -1,0 +1,53 @@
+"""The renderers: HTML escapes what upstream systems send, CSV is reproducible, charts need no network."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from datetime import UTC, datetime
+
+from reporting.domain.assemble import assemble
+from reporting.domain.config import ReportingConfig
+from reporting.domain.inputs import OutcomeCell, ReportInputs
+from reporting.domain.model import BreachedCycle
+from reporting.domain.periods import period_containing
+from reporting.render.html import render_report_html
+from reporting.render.tabular import render_csv, render_csv_zip
+from reporting.reports import report_document
+
+NOW = datetime(2026, 11, 2, tzinfo=UTC)
+HOSTILE = "<script>alert(1)</script>"
+
+
+def document() -> dict[str, object]:
+    period = period_containing(datetime(2026, 10, 15, tzinfo=UTC), "UTC", "monthly")
+    breached = BreachedCycle(HOSTILE, "gold", 1, "SLA", "response", 1, "P1", "email", "acme", "breached", 900, 1200,
+                             300, 33.33, datetime(2026, 10, 3, tzinfo=UTC), datetime(2026, 10, 3, 1, tzinfo=UTC))
+    inputs = ReportInputs(
+        tenant="t", service=None, customer=None, generated_at=NOW, config_version=0,
+        cells=[OutcomeCell("email", "*", "SLA", "gold", 1, "24x7", "response", "P1", 3, 1)], trend=[],
+        breached=[breached], open_breaches=[], times=[], volumes=[], backlog_at_start=0, backlog_at_end=0, csat=[],
+        answered_tickets=0, slo_statuses=[], alerts=[], sla_breached_tickets=1, underpinning_links=[],
+        event_ranges=[], recalculations=0, recalculated_cycles=0, clocks=[], clocks_truncated=False)
+    return report_document(assemble(inputs, period, ReportingConfig()))
+
+
+def test_html_escapes_text_from_upstream_systems() -> None:
+    html = render_report_html(document())
+    assert HOSTILE not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+
+
+def test_html_loads_nothing_from_the_network() -> None:
+    html = render_report_html(document())
+    assert "<script" not in html
+    assert "https://" not in html
+    assert "<link" not in html
+    assert html.count("<svg") >= 5
+
+
+def test_csv_is_the_same_bytes_every_time() -> None:
+    assert render_csv_zip(document()) == render_csv_zip(document())
+    names = zipfile.ZipFile(io.BytesIO(render_csv_zip(document()))).namelist()
+    assert "breached_tickets.csv" in names
+    assert render_csv(document(), "summary_targets").splitlines()[1] == "SLA,response,P1,3,4,75.0,95.0,red"
