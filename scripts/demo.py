@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 import httpx
 
 from scripts.localstack import discover
-from scripts.processes import ServiceProcess, create_api_key, wait_until_key_works
+from scripts.processes import LocalPlatform
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 BUNDLE = """
@@ -127,15 +127,11 @@ def main() -> int:
     if stack is None:
         print("no stack found: run `make up` first", file=sys.stderr)
         return 1
-    processes = [ServiceProcess(name, stack, name=f"demo-{name}") for name in ("intake", "sla-engine", "reporting")]
+    platform = LocalPlatform.start(stack, prefix="demo-")
     try:
-        for process in processes:
-            process.start()
-        intake, engine, reporting = processes
+        intake, engine, reporting = platform.processes
         tenant = f"demo-{uuid.uuid4().hex[:6]}"
-        key = create_api_key(stack, tenant)
-        wait_until_key_works([engine.url], key, "/v1/config")
-        wait_until_key_works([reporting.url], key, "/v1/reports/slr")
+        key = platform.new_tenant(tenant)
         headers = {"Authorization": f"Bearer {key}"}
         answer = httpx.post(f"{engine.url}/v1/config:apply", content=BUNDLE, timeout=30,
                             headers={**headers, "Content-Type": "application/yaml"})
@@ -166,8 +162,7 @@ def main() -> int:
     except KeyboardInterrupt:
         pass
     finally:
-        for process in processes:
-            process.stop()
+        platform.stop()
     return 0
 
 

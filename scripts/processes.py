@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -114,3 +115,40 @@ def wait_until_key_works(urls: list[str], key: str, probe_path: str = "/v1/confi
             time.sleep(0.2)
     if pending:
         raise TimeoutError(f"API key not accepted by {pending} after {timeout}s")
+
+
+@dataclass
+class LocalPlatform:
+    """The three services running on the local stack, started together and stopped together."""
+
+    stack: Stack
+    intake: ServiceProcess
+    sla_engine: ServiceProcess
+    reporting: ServiceProcess
+
+    @classmethod
+    def start(cls, stack: Stack, prefix: str = "") -> LocalPlatform:
+        processes = [ServiceProcess(s, stack, name=f"{prefix}{s}") for s in ("intake", "sla-engine", "reporting")]
+        try:
+            for process in processes:
+                process.start()
+        except Exception:
+            for process in processes:
+                process.stop()
+            raise
+        return cls(stack, *processes)
+
+    @property
+    def processes(self) -> list[ServiceProcess]:
+        return [self.intake, self.sla_engine, self.reporting]
+
+    def stop(self) -> None:
+        for process in self.processes:
+            process.stop()
+
+    def new_tenant(self, tenant: str) -> str:
+        """A key for a new tenant, once every service accepts it."""
+        key = create_api_key(self.stack, tenant)
+        wait_until_key_works([self.sla_engine.url], key, "/v1/config")
+        wait_until_key_works([self.reporting.url], key, "/v1/reports/slr")
+        return key

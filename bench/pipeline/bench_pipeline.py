@@ -21,7 +21,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from scripts.localstack import discover
-from scripts.processes import ServiceProcess, create_api_key, wait_until_key_works
+from scripts.processes import LocalPlatform, ServiceProcess
 
 BUNDLE = """
 calendars: []
@@ -137,15 +137,11 @@ def main() -> int:
     if stack is None:
         print("no stack found: run `make up` first", file=sys.stderr)
         return 1
-    processes = [ServiceProcess(s, stack, name=f"bench-{s}") for s in ("intake", "sla-engine", "reporting")]
+    platform = LocalPlatform.start(stack, prefix="bench-")
     try:
-        for process in processes:
-            process.start()
-        intake, engine, reporting = processes
+        intake, engine, reporting = platform.processes
         tenant = f"bench-{uuid.uuid4().hex[:6]}"
-        key = create_api_key(stack, tenant)
-        wait_until_key_works([engine.url], key, "/v1/config")
-        wait_until_key_works([reporting.url], key, "/v1/reports/slr")
+        key = platform.new_tenant(tenant)
         headers = {"Authorization": f"Bearer {key}"}
         httpx.post(f"{engine.url}/v1/config:apply", content=BUNDLE, timeout=30,
                    headers={**headers, "Content-Type": "application/yaml"}).raise_for_status()
@@ -153,8 +149,7 @@ def main() -> int:
         through_pipeline = pipeline(events, intake, reporting, headers)
         through_engine = asyncio.run(engine_only(stack.kafka_bootstrap, ticket_events(tenant, count, "E")))
     finally:
-        for process in processes:
-            process.stop()
+        platform.stop()
     baseline = asyncio.run(raw_relay_baseline(stack.kafka_bootstrap, ticket_events("baseline", count)))
     pipeline_rate, baseline_rate = count / through_pipeline, count / baseline
     print(f"events                         {count}")

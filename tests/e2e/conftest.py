@@ -10,26 +10,14 @@ import httpx
 import pytest
 
 from scripts.localstack import Stack
-from scripts.processes import ServiceProcess, create_api_key, wait_until_key_works
-
-
-@dataclass
-class Platform:
-    stack: Stack
-    intake: ServiceProcess
-    sla_engine: ServiceProcess
-    reporting: ServiceProcess
-
-    @property
-    def processes(self) -> list[ServiceProcess]:
-        return [self.intake, self.sla_engine, self.reporting]
+from scripts.processes import LocalPlatform, ServiceProcess
 
 
 @dataclass(frozen=True)
 class TenantClient:
     tenant: str
     key: str
-    platform: Platform
+    platform: LocalPlatform
 
     @property
     def headers(self) -> dict[str, str]:
@@ -40,23 +28,14 @@ class TenantClient:
 
 
 @pytest.fixture(scope="session")
-def platform(stack: Stack) -> Iterator[Platform]:
-    started = Platform(
-        stack,
-        ServiceProcess("intake", stack).start(),
-        ServiceProcess("sla-engine", stack).start(),
-        ServiceProcess("reporting", stack).start(),
-    )
+def platform(stack: Stack) -> Iterator[LocalPlatform]:
+    started = LocalPlatform.start(stack)
     yield started
-    for process in started.processes:
-        process.stop()
+    started.stop()
 
 
 @pytest.fixture
-def tenant(platform: Platform) -> TenantClient:
+def tenant(platform: LocalPlatform) -> TenantClient:
     """A fresh tenant with a key every service accepts."""
     name = f"t-{uuid.uuid4().hex[:10]}"
-    key = create_api_key(platform.stack, name)
-    wait_until_key_works([platform.sla_engine.url], key, "/v1/config")
-    wait_until_key_works([platform.reporting.url], key, "/v1/reports/slr")
-    return TenantClient(name, key, platform)
+    return TenantClient(name, platform.new_tenant(name), platform)
