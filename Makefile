@@ -34,7 +34,7 @@ lint: install
 	uv run lint-imports
 
 typecheck: install
-	uv run mypy shared/src services/intake/src services/sla-engine/src services/reporting/src tests bench
+	uv run mypy shared/src services/intake/src services/sla-engine/src services/reporting/src tests bench scripts
 
 unit: install  ## the pure domain tests, no I/O
 	uv run pytest tests/unit -q $(PYTEST_ARGS)
