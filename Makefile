@@ -7,12 +7,13 @@ SERVICES := intake sla-engine reporting
 WITH_STACK := set -a; . .stack/env; set +a;
 PYTEST_ARGS ?=
 
-.PHONY: install up down status reset migrate lint typecheck unit test demo bench clean
+.PHONY: install up down status reset migrate lint typecheck unit test demo bench deploy-check clean
 
 install:  ## the virtualenv from the committed lock file, and the Debian packages reports and tests need
 	@command -v uv >/dev/null || python3 -m pip install --quiet "uv==$(UV_VERSION)"
 	uv sync --frozen --all-packages
 	bash services/reporting/scripts/install-system-deps.sh
+	bash deploy/scripts/install-tools.sh
 
 up: install  ## Kafka 4.x (KRaft) and PostgreSQL, started locally
 	bash deploy/local/stack.sh up
@@ -48,6 +49,9 @@ demo: up migrate  ## the three services and a small realistic day of tickets, th
 bench: up migrate
 	$(WITH_STACK) for bench in bench/*/bench_*.py; do module=$${bench%.py}; echo "== $$module"; \
 		uv run python -m $${module//\//.}; done
+
+deploy-check: install  ## Dockerfiles, Kustomize overlays (rendered and schema-checked), compose file, dashboard: offline
+	uv run pytest tests/deploy -q -p no:cacheprovider
 
 clean: down
 	rm -rf .stack .venv

@@ -1,0 +1,79 @@
+"""deploy/compose.yaml, the laptop path, agrees with the Dockerfiles, the settings and the Kubernetes manifests."""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.deploy.support import DEPLOY, REPO, SERVICES, env_names, render
+
+
+@cache
+def compose() -> dict[str, Any]:
+    document: dict[str, Any] = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
+    return document
+
+
+def environment(service: str) -> dict[str, str]:
+    return {name: str(value) for name, value in compose()["services"][service]["environment"].items()}
+
+
+def test_compose_runs_kafka_in_kraft_mode_postgres_and_the_three_services() -> None:
+    services = compose()["services"]
+    assert set(services) == {"kafka", "postgres", *SERVICES, *(f"{s}-migrate" for s in SERVICES)}
+    kafka = services["kafka"]
+    assert kafka["image"].startswith("apache/kafka:4.")
+    assert kafka["environment"]["KAFKA_PROCESS_ROLES"] == "broker,controller"
+    assert services["postgres"]["image"].startswith("postgres:")
+    init = (DEPLOY / "docker" / "postgres-init.sql").read_text()
+    for service in SERVICES:  # every service's own database is created
+        database = environment(service)[f"{service.replace('-', '_').upper()}_DATABASE_URL"].rsplit("/", 1)[1]
+        assert f"CREATE DATABASE {database};" in init
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_each_service_is_built_from_its_dockerfile_and_migrated_before_it_starts(service: str) -> None:
+    services = compose()["services"]
+    for name in (service, f"{service}-migrate"):
+        build = services[name]["build"]
+        assert (DEPLOY / build["context"] / build["dockerfile"]).resolve() == REPO / "services" / service / "Dockerfile"
+    migrate = services[f"{service}-migrate"]
+    assert migrate["entrypoint"] == ["alembic", "-c", f"services/{service}/alembic.ini", "upgrade", "head"]
+    assert services[service]["depends_on"][f"{service}-migrate"] == {"condition": "service_completed_successfully"}
+    assert services[service]["read_only"] is True
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_compose_sets_only_real_settings_and_every_required_one(service: str) -> None:
+    known = env_names(SERVICES[service])
+    for name in (service, f"{service}-migrate"):
+        env = environment(name)
+        assert set(env) <= set(known), sorted(set(env) - set(known))
+        assert {field for field, required in known.items() if required} <= set(env)
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_compose_publishes_the_port_the_service_listens_on_as_kubernetes_does(service: str) -> None:
+    prefix = service.replace("-", "_").upper()
+    listens = int(environment(service)[f"{prefix}_HTTP_PORT"])
+    [mapping] = compose()["services"][service]["ports"]
+    assert int(mapping.rsplit(":", 1)[1]) == listens
+    [deployment] = [d for d in render("dev") if d["kind"] == "Deployment" and d["metadata"]["name"] == service]
+    [container] = deployment["spec"]["template"]["spec"]["containers"]
+    assert container["ports"][0]["containerPort"] == listens
+
+
+def test_compose_and_kubernetes_set_the_same_settings_apart_from_the_platform_specific_ones() -> None:
+    # Kubernetes has the topic operator (CREATE_TOPICS=false) and a consumer group pinned per service; compose
+    # lets the services create their topics and pins the partitions for a one-broker cluster.
+    platform_specific = {"CREATE_TOPICS", "KAFKA__GROUP_ID", "KAFKA__SECURITY_PROTOCOL", "KAFKA__TOPIC_PARTITIONS",
+                         "PUBLIC_BASE_URL", "DATABASE_URL"}
+    config_maps = {d["metadata"]["name"]: d["data"] for d in render("dev") if d["kind"] == "ConfigMap"}
+    for service in SERVICES:
+        prefix = service.replace("-", "_").upper() + "_"
+        in_compose = {name.removeprefix(prefix) for name in environment(service)} - platform_specific
+        in_kubernetes = {name.removeprefix(prefix) for name in config_maps[f"{service}-config"]} - platform_specific
+        assert in_compose == in_kubernetes
