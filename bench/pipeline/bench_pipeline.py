@@ -40,12 +40,14 @@ policies:
 
 
 def ticket_events(tenant: str, count: int, prefix: str = "B") -> list[dict[str, object]]:
-    base = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
+    # Created in the last ten minutes with targets of an hour or more: each ticket yields exactly one clock
+    # event (`started`) during the run, so counting clock events counts tickets.
+    base = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=10)
     return [
         {"specversion": "1.0", "id": str(uuid.uuid4()), "source": "bench://pipeline", "type": "itsm.ticket.v1",
-         "time": (base + timedelta(seconds=n % 3000)).isoformat(), "tenantid": tenant, "subject": f"{prefix}-{n}",
+         "time": (base + timedelta(seconds=n % 600)).isoformat(), "tenantid": tenant, "subject": f"{prefix}-{n}",
          "data": {"ticket_id": f"{prefix}-{n}", "action": "created", "kind": "incident", "service": "email",
-                  "customer": "acme", "priority": f"P{1 + n % 4}", "status": "new"}}
+                  "customer": "acme", "priority": f"P{2 + n % 3}", "status": "new"}}
         for n in range(count)
     ]
 
