@@ -10,7 +10,6 @@ import os
 import sys
 import time
 import uuid
-from collections import defaultdict
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -107,19 +106,19 @@ def duration(seconds: int) -> str:
 
 def print_report(report: dict[str, Any]) -> None:
     clocks = sorted(report["clocks"], key=lambda c: (c["ticket_id"], c["metric"], c["cycle"]))
-    print(f"\nService Level Report for tenant {report['tenant']}")
+    print(f"\nService Level Report for tenant {report['header']['tenant']}")
     print(f"{'ticket':9} {'prio':4} {'metric':10} {'cycle':>5} {'state':9} {'elapsed':>8} {'target':>8} breached")
     for c in clocks:
         over = "yes" if c["breached"] else "no"
         print(f"{c['ticket_id']:9} {c['priority']:4} {c['metric']:10} {c['cycle']:>5} {c['state']:9} "
               f"{duration(c['elapsed_seconds']):>8} {duration(c['target_seconds']):>8} {over}")
-    outcome: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
-    for c in clocks:
-        if c["state"] in ("met", "breached"):
-            outcome[(c["metric"], c["priority"])][0 if c["state"] == "met" else 1] += 1
-    print("\nAttainment of stopped clocks (met / met + breached):")
-    for (metric, priority), (met, breached) in sorted(outcome.items()):
-        print(f"  {metric:10} {priority}: {met}/{met + breached} = {100 * met / (met + breached):.1f}%")
+    print("\nAttainment of the cycles that stopped in the period (met / met + breached, against target):")
+    for row in report["attainment"]:
+        ratio = row["attainment"]
+        print(f"  {row['agreement']} {row['metric']:10} {row['priority']}: {ratio['numerator']}/{ratio['denominator']}"
+              f" = {ratio['percent']}%  target {row['target_percent']}%  {row['status']}")
+    print("(a running or paused clock shows its elapsed time as of its last transition;"
+          " GET /v1/tickets/{id}/clocks on the sla-engine shows it now, explained)")
 
 
 def main() -> int:
@@ -155,6 +154,8 @@ def main() -> int:
         print_report(report)
         print(f"\ndemo tenant: {tenant}\nAPI key:     {key}")
         print(f"intake {intake.url}  sla-engine {engine.url}  reporting {reporting.url}")
+        print(f"the report as HTML: {reporting.url}/v1/reports/slr?format=html (Authorization: Bearer <key>)")
+        print(f"the live dashboard: {reporting.url}/v1/dashboard?key=<key>")
         if os.environ.get("KEEP"):
             print("services keep running; Ctrl-C stops them")
             while True:
