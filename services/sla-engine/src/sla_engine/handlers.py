@@ -126,7 +126,8 @@ class ClockKeeper:
 
     async def reconcile(self, session: AsyncSession, tenant_id: str, ticket_id: str, now: datetime) -> list[Clock]:
         """Reconcile one ticket (recalculation, tests); the caller holds its lock."""
-        return (await self.reconcile_many(session, [(tenant_id, ticket_id)], now))[0].clocks
+        results = await self.reconcile_many(session, [(tenant_id, ticket_id)], now)
+        return results[0].clocks if results else []
 
     async def reconcile_many(
         self, session: AsyncSession, tickets: Sequence[tuple[str, str]], now: datetime
@@ -138,6 +139,7 @@ class ClockKeeper:
         """
         repository = SqlSlaRepository(session)
         results: list[Reconciliation] = []
+        failed: list[tuple[str, str]] = []
         for state, config in await repository.load_states(tickets):
             try:
                 if config is not None:
@@ -146,8 +148,11 @@ class ClockKeeper:
             except Exception:  # a bug in one ticket's evaluation must not block the others
                 log.exception("reconciling %s/%s failed; its events are kept and the next event retries",
                               state.tenant_id, state.ticket_id)
+                failed.append((state.tenant_id, state.ticket_id))
         await self._outbox.add(session, [event for result in results for event in result.outgoing])
         await repository.save_reconciliations(results, now)
+        # A failing ticket's timer would come due again at once and spin the timer loop: drop it instead.
+        await repository.clear_timers(failed)
         for result in results:
             for transition in result.new_transitions:
                 TRANSITIONS_EMITTED.labels(transition).inc()
