@@ -13,6 +13,7 @@ from sla_engine.api import sla_router
 from sla_engine.config import BundleCache, ConfigService
 from sla_engine.handlers import ClockKeeper, Now, utc_now
 from sla_engine.settings import SlaEngineSettings
+from sla_engine.slo_handlers import SloKeeper, SloLoop
 from sla_engine.timers import TimerLoop
 from slm_shared import topics
 from slm_shared.runtime import RawRecords, ServiceRuntime, keep_raw_bytes, process_batch, subscribe_api_keys
@@ -37,6 +38,25 @@ def ticket_router(runtime: ServiceRuntime, keeper: ClockKeeper) -> KafkaRouter:
     return router
 
 
+def signal_router(runtime: ServiceRuntime, keeper: SloKeeper) -> KafkaRouter:
+    router = KafkaRouter()
+
+    # A consumer group of its own: joining the ticket consumers' group would rebalance (pause) ticket
+    # consumption every time a signal consumer joins or leaves.
+    @router.subscriber(
+        topics.SIGNALS, group_id=f"{runtime.group_id}-signals", batch=True, auto_offset_reset="earliest",
+        max_records=runtime.settings.kafka.max_batch_records, ack_policy=AckPolicy.NACK_ON_ERROR,
+        decoder=keep_raw_bytes, title="signals", description="availability, measurement and maintenance signals",
+    )
+    async def on_signals(raw: RawRecords) -> None:
+        await process_batch(raw, keeper.on_signal_records)
+
+    # Documented in AsyncAPI only: the outbox relay, not these publishers, writes to the topics.
+    router.publisher(topics.SLO_STATUS, title="slo-status", description="slo.status.v1 via the outbox")
+    router.publisher(topics.SLO_ALERTS, title="slo-alerts", description="slo.alert.v1 via the outbox")
+    return router
+
+
 def create_app(settings: SlaEngineSettings, now: Now = utc_now) -> FastAPI:
     runtime = ServiceRuntime(
         service=SERVICE, settings=settings, alembic_ini=ALEMBIC_INI, api_key_table=tables.api_keys,
@@ -49,5 +69,9 @@ def create_app(settings: SlaEngineSettings, now: Now = utc_now) -> FastAPI:
                        max_sleep_seconds=settings.timer_max_sleep_seconds)
     runtime.add_background(timers.run, timers.stop)
     runtime.broker.include_router(ticket_router(runtime, keeper))
+    slo_keeper = SloKeeper(runtime.sessions, bundles, now, status_interval_seconds=settings.slo_status_interval_seconds)
+    slo_loop = SloLoop(slo_keeper, settings.slo_evaluation_interval_seconds)
+    runtime.add_background(slo_loop.run, slo_loop.stop)
+    runtime.broker.include_router(signal_router(runtime, slo_keeper))
     runtime.broker.include_router(subscribe_api_keys(runtime, tables.api_keys, tables.inbox))
     return runtime.http_app(title="sla-engine", routers=[sla_router(runtime.sessions, bundles, config, now)])

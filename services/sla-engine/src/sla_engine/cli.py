@@ -1,4 +1,4 @@
-"""`slm-sla-engine`: run the service, or apply a configuration bundle from a file."""
+"""`slm-sla-engine`: run the service, apply a configuration bundle from a file, or import OpenSLO SLOs."""
 
 from __future__ import annotations
 
@@ -8,10 +8,13 @@ import json
 import sys
 from pathlib import Path
 
+import yaml
+
 from sla_engine.api import report_body
 from sla_engine.app import create_app
 from sla_engine.config import BundleCache, ConfigService
 from sla_engine.domain.bundle import BundleError
+from sla_engine.domain.bundle.openslo import import_openslo
 from sla_engine.handlers import ClockKeeper, utc_now
 from sla_engine.settings import SlaEngineSettings
 from slm_shared.db import create_engine, session_factory
@@ -37,6 +40,19 @@ async def apply_file(settings: SlaEngineSettings, tenant: str, path: Path, mode:
     return 0
 
 
+def print_openslo(path: Path) -> int:
+    """Print the `slos:` section for an OpenSLO file; what is not carried over goes to stderr as notes."""
+    imported = import_openslo(path.read_text())
+    for line in imported.unsupported:
+        print(f"note: {line}", file=sys.stderr)
+    for line in imported.errors:
+        print(f"error: {line}", file=sys.stderr)
+    if imported.errors:
+        return 1
+    print(yaml.safe_dump({"slos": imported.entries}, sort_keys=False), end="")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="slm-sla-engine")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -45,7 +61,11 @@ def main(argv: list[str] | None = None) -> None:
     apply.add_argument("file", type=Path)
     apply.add_argument("--tenant", required=True)
     apply.add_argument("--recalculate", choices=["none", "ongoing", "all"], default="none")
+    openslo = commands.add_parser("openslo", help="print the slos: section for an OpenSLO v1/v1alpha YAML file")
+    openslo.add_argument("file", type=Path)
     args = parser.parse_args(argv)
+    if args.command == "openslo":
+        raise SystemExit(print_openslo(args.file))
     settings = SlaEngineSettings()  # fields come from the environment
     if args.command == "serve":
         serve(create_app(settings), settings)

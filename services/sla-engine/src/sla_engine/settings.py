@@ -13,3 +13,7 @@ class SlaEngineSettings(ServiceSettings):
 
     timer_batch_size: int = Field(default=200, ge=1, description="due timers fired per transaction")
     timer_max_sleep_seconds: float = Field(default=0.5, gt=0, description="longest wait between timer scans")
+    slo_status_interval_seconds: float = Field(
+        default=10.0, ge=0, description="least time between two slo.status.v1 events of one SLO")
+    slo_evaluation_interval_seconds: float = Field(
+        default=10.0, gt=0, description="period of the SLO evaluation loop (ongoing outages, no_data)")

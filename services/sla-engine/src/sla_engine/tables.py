@@ -1,4 +1,4 @@
-"""The sla-engine's tables: versioned configuration, ticket timelines, clocks, emitted transitions, timers."""
+"""The sla-engine's tables: versioned configuration, ticket timelines, clocks, emitted transitions, timers, SLIs."""
 
 from __future__ import annotations
 
@@ -88,6 +88,67 @@ timers = sa.Table(
     sa.Column("due_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("transition", sa.Text, nullable=False),
     sa.Index("timers_by_due", "due_at"),
+)
+
+# Service SLOs (docs/slo.md): the availability state timeline and maintenance windows as received, the
+# per-minute integer rollups every SLO window is computed from, and what each SLO last published.
+slo_state_changes = sa.Table(
+    "slo_state_changes",
+    metadata,
+    sa.Column("tenant_id", sa.Text, primary_key=True),
+    sa.Column("source", sa.Text, primary_key=True),
+    sa.Column("event_id", sa.Text, primary_key=True),
+    sa.Column("service", sa.Text, nullable=False),
+    sa.Column("component", sa.Text, nullable=False),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("state", sa.Text, nullable=False),
+    sa.Index("slo_state_changes_by_service", "tenant_id", "service", "at"),
+)
+
+slo_maintenance = sa.Table(
+    "slo_maintenance",
+    metadata,
+    sa.Column("tenant_id", sa.Text, primary_key=True),
+    sa.Column("service", sa.Text, primary_key=True),
+    sa.Column("window_id", sa.Text, primary_key=True),
+    sa.Column("starts_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("ends_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("status", sa.Text, nullable=False),
+    sa.Column("event_time", sa.DateTime(timezone=True), nullable=False),
+)
+
+slo_availability_minutes = sa.Table(
+    "slo_availability_minutes",
+    metadata,
+    sa.Column("tenant_id", sa.Text, primary_key=True),
+    sa.Column("service", sa.Text, primary_key=True),
+    sa.Column("minute", sa.DateTime(timezone=True), primary_key=True),
+    sa.Column("up_seconds", sa.Integer, nullable=False),
+    sa.Column("degraded_seconds", sa.Integer, nullable=False),
+    sa.Column("down_seconds", sa.Integer, nullable=False),
+    sa.Column("maintenance_seconds", sa.Integer, nullable=False),
+)
+
+slo_ratio_minutes = sa.Table(
+    "slo_ratio_minutes",
+    metadata,
+    sa.Column("tenant_id", sa.Text, primary_key=True),
+    sa.Column("service", sa.Text, primary_key=True),
+    sa.Column("sli", sa.Text, primary_key=True),
+    sa.Column("minute", sa.DateTime(timezone=True), primary_key=True),
+    sa.Column("good", sa.BigInteger, nullable=False),
+    sa.Column("total", sa.BigInteger, nullable=False),
+)
+
+# The alerts firing and the last published status per SLO, so fire/resolve go out once and status coalesces.
+slo_evaluations = sa.Table(
+    "slo_evaluations",
+    metadata,
+    sa.Column("tenant_id", sa.Text, primary_key=True),
+    sa.Column("slo_id", sa.Text, primary_key=True),
+    sa.Column("firing", JSONB, nullable=False, server_default=sa.text("'[]'::jsonb")),
+    sa.Column("status", JSONB),
+    sa.Column("published_at", sa.DateTime(timezone=True)),
 )
 
 inbox = define_inbox_table(metadata)

@@ -86,7 +86,7 @@ def parse_bundle(text: str, *, content_type: Literal["yaml", "json"] = "yaml") -
     slo_ids: set[str] = set()
     for position, raw in enumerate(check.sequence(top.get("slos"), "slos")):
         path = join_path("slos", position)
-        slo = parse_slo(check, raw, path)
+        slo = parse_slo(check, raw, path, names)
         if slo is not None and slo.id in slo_ids:
             check.error(join_path(path, "id"), f"duplicate SLO id {slo.id!r}")
         elif slo is not None:

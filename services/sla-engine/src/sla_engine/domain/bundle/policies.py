@@ -15,6 +15,7 @@ from sla_engine.domain.bundle.model import (
     SloConfig,
     parse_duration,
 )
+from sla_engine.domain.bundle.slos import parse_slo_definition
 from sla_engine.domain.bundle.source import Checker, join_path, kind_of
 from sla_engine.domain.timeline import TICKET_ACTIONS, TICKET_KINDS, TICKET_STATUSES
 
@@ -180,15 +181,15 @@ def _parse_warn_at(check: Checker, raw: Any, path: str) -> tuple[int, ...]:
     return tuple(sorted(thresholds))
 
 
-def parse_slo(check: Checker, raw: Any, path: str) -> SloConfig | None:
+def parse_slo(check: Checker, raw: Any, path: str, calendars: set[str] | None = None) -> SloConfig | None:
     if not isinstance(raw, dict):
         check.error(path, f"must be a mapping, not {kind_of(raw)}")
         return None
-    slo_id = check.text(raw.get("id"), join_path(path, "id"))
-    service = check.text(raw.get("service"), join_path(path, "service"))
-    if slo_id is None or service is None:
+    # Validated here for path+line errors; the evaluator rebuilds the definition from `raw`.
+    definition = parse_slo_definition(check, raw, path, calendars)
+    if definition is None:
         return None
-    return SloConfig(id=slo_id, service=service, raw=_jsonable(raw))
+    return SloConfig(id=definition.id, service=definition.service, raw=_jsonable(raw))
 
 
 def _jsonable(value: Any) -> Any:

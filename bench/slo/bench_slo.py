@@ -1,0 +1,138 @@
+"""Service SLOs: signals/s into per-minute rollups, and evaluation time for 1,000 SLOs over 90 days of minutes.
+
+1. Ingestion (needs the stack: `set -a; . .stack/env; set +a`): measurement windows and availability changes
+   go through `SloKeeper.on_signal_records` against the real sla-engine database in batches of 500, one
+   transaction per batch (inbox, rollup upserts, availability minutes, SLO evaluation, outbox). Baseline, in
+   the same run: the same batches through the inbox alone, the least any consumer transaction does.
+2. Evaluation (pure): 1,000 SLOs, each over 90 days of per-minute counts (129,600 minutes), with `evaluate`
+   and the burn-rate alerts. Baseline: summing good and total over the same minutes in plain Python.
+
+Run: `uv run python -m bench.slo.bench_slo [slos] [signals]` (defaults 1000 and 20000).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import sqlalchemy as sa
+from aiokafka.structs import ConsumerRecord
+
+from sla_engine import tables
+from sla_engine.config import BundleCache
+from sla_engine.domain.bundle import dump_bundle, parse_bundle
+from sla_engine.domain.bundle.slos import slo_definition
+from sla_engine.domain.slo.alerts import alert_transitions
+from sla_engine.domain.slo.evaluation import MinuteCounts, evaluate
+from sla_engine.repository import SqlSlaRepository
+from sla_engine.slo_handlers import SloKeeper
+from slm_shared import topics
+from slm_shared.db import create_engine, session_factory
+from slm_shared.events import parse_cloudevent
+from slm_shared.inbox import Inbox
+
+SERVICES = 10
+BATCH = 500
+BUNDLE = "slos:\n" + "".join(
+    f"  - {{id: api-{n}, service: api-{n}, sli: {{type: ratio, sli: requests}}, objective: 99.9, "
+    f"window: {{rolling: 28d}}}}\n  - {{id: web-{n}, service: web-{n}, sli: {{type: availability}}, "
+    f"objective: 99.9, window: {{calendar: month}}}}\n" for n in range(SERVICES))
+
+
+def signal_records(tenant: str, count: int, end: datetime) -> list[ConsumerRecord[bytes, bytes]]:
+    records = []
+    for index in range(count):
+        at = end - timedelta(seconds=count - index)  # a signal a second, the newest now
+        service = index % SERVICES
+        if index % 10 == 0:  # one in ten is an availability change, the rest good/total windows
+            data: dict[str, object] = {"service": f"web-{service}", "component": "lb",
+                                       "state": "down" if index % 20 == 0 else "up"}
+            kind = "itsm.availability.v1"
+        else:
+            data = {"service": f"api-{service}", "sli": "requests",
+                    "window_start": (at - timedelta(minutes=1)).isoformat(), "window_end": at.isoformat(),
+                    "good": 995 + index % 5, "total": 1_000}
+            kind = "itsm.measurement.v1"
+        event = {"specversion": "1.0", "id": f"{tenant}-{index}", "source": "probe://bench", "type": kind,
+                 "time": at.isoformat(), "tenantid": tenant, "data": data}
+        value = json.dumps(event).encode()
+        records.append(ConsumerRecord(topics.SIGNALS, 0, index, 0, 0, None, value, None, 0, len(value), []))
+    return records
+
+
+async def ingestion(count: int) -> tuple[float, float]:
+    url = os.environ.get("SLA_ENGINE_DATABASE_URL")
+    if not url:
+        raise SystemExit("SLA_ENGINE_DATABASE_URL is not set: run `set -a; . .stack/env; set +a` first")
+    engine = create_engine(url, pool_size=2)
+    sessions = session_factory(engine)
+    tenant = f"bench-slo-{uuid.uuid4().hex[:8]}"
+    baseline_tenant = f"{tenant}-inbox"
+    end = datetime.now(UTC).replace(second=0, microsecond=0)
+    async with sessions() as session, session.begin():
+        await SqlSlaRepository(session).add_config(tenant, dump_bundle(parse_bundle(BUNDLE)), BUNDLE)
+    try:
+        inbox = Inbox(tables.inbox, "bench.slo.baseline")
+        baseline_records = signal_records(baseline_tenant, count, end)
+        started = time.perf_counter()
+        for offset in range(0, count, BATCH):
+            events = [parse_cloudevent(record.value or b"") for record in baseline_records[offset:offset + BATCH]]
+            async with sessions() as session, session.begin():
+                await inbox.first_deliveries(session, events)
+        baseline = count / (time.perf_counter() - started)
+
+        keeper = SloKeeper(sessions, BundleCache(), status_interval_seconds=60)
+        records = signal_records(tenant, count, end)
+        started = time.perf_counter()
+        for offset in range(0, count, BATCH):
+            await keeper.on_signal_records(records[offset:offset + BATCH])
+        measured = count / (time.perf_counter() - started)
+    finally:
+        async with sessions() as session, session.begin():
+            for table in (tables.slo_state_changes, tables.slo_maintenance, tables.slo_availability_minutes,
+                          tables.slo_ratio_minutes, tables.slo_evaluations, tables.config_versions, tables.inbox):
+                await session.execute(sa.delete(table).where(table.c.tenant_id.in_([tenant, baseline_tenant])))
+        await engine.dispose()
+    return measured, baseline
+
+
+def evaluation(slos: int) -> tuple[float, float]:
+    at = datetime(2026, 6, 1, tzinfo=UTC)
+    minutes = 90 * 1_440
+    definition = slo_definition(parse_bundle(
+        "slos:\n  - {id: api, service: api, sli: {type: ratio, sli: requests}, objective: 99.9, "
+        "window: {rolling: 90d}}\n").slos[0])
+    counts = [MinuteCounts(at - timedelta(minutes=minutes - index), Decimal(999 + index % 2), Decimal(1_000))
+              for index in range(minutes)]
+    started = time.perf_counter()
+    for _ in range(slos):
+        good = total = Decimal(0)
+        for minute in counts:
+            good += minute.good
+            total += minute.total
+    baseline = time.perf_counter() - started
+    started = time.perf_counter()
+    for _ in range(slos):
+        alert_transitions(definition, evaluate(definition, counts, at), frozenset())
+    return time.perf_counter() - started, baseline
+
+
+def main() -> None:
+    slos = int(sys.argv[1]) if len(sys.argv) > 1 else 1_000
+    signals = int(sys.argv[2]) if len(sys.argv) > 2 else 20_000
+    measured, baseline = asyncio.run(ingestion(signals))
+    print(f"ingestion into rollups: {measured:,.0f} signals/s "
+          f"(baseline, inbox only: {baseline:,.0f} signals/s; {signals:,} signals, batches of {BATCH})")
+    elapsed, floor = evaluation(slos)
+    print(f"evaluation of {slos:,} SLOs x 90 days of minutes: {elapsed:.1f} s, {1_000 * elapsed / slos:.1f} ms per SLO "
+          f"(baseline, plain sum of the same minutes: {floor:.1f} s)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,239 @@
+"""Import OpenSLO `SLO`/`SLI` documents (v1, and the v1alpha form Sloth reads) into `slos:` bundle entries.
+
+Rules:
+- Every document of a multi-document YAML stream is read; `kind: SLI` documents are indicators an `SLO` can
+  name with `indicatorRef`. Other kinds (`Service`, `AlertPolicy`, ...) are reported as unsupported.
+- A ratio indicator (`ratioMetric` in v1, `ratioMetrics` in v1alpha) becomes `{type: ratio, sli: <name>}`
+  where the name is the indicator's `metadata.name` (or the SLO's name for an inline v1alpha ratio): its
+  good/total come from `itsm.measurement.v1` windows with that `sli`. The metric sources and queries are
+  reported as not used, since the platform is fed by events, not by querying a metrics backend.
+- A rolling window of `<n>m|h|d|w` becomes `{rolling: ...}`; a calendar window of one week, month or
+  quarter becomes `{calendar: week|month|quarter, timezone: ...}`.
+- `target` 0.995 becomes objective 99.5 (exactly, as Decimal text); `Timeslices` needs a 1-minute
+  `timeSliceWindow`. With several objectives, each becomes its own SLO, named `<slo>-<objective name or n>`.
+- Nothing is dropped silently: every field that is not carried over is listed in `unsupported` with its path.
+  The entries are then validated like any bundle entry.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+import yaml
+
+from sla_engine.domain.bundle.slos import parse_slo_definition
+from sla_engine.domain.bundle.source import Checker
+from sla_engine.domain.slo.definition import SloDefinition
+
+_UNITS = {"m": "m", "h": "h", "d": "d"}
+_V1ALPHA_UNITS = {"Second": "s", "Minute": "m", "Hour": "h", "Day": "d"}
+_CALENDAR = {("1", "w"): "week", ("1", "M"): "month", ("1", "Q"): "quarter", ("3", "M"): "quarter",
+             ("Week", 1): "week", ("Month", 1): "month", ("Quarter", 1): "quarter", ("Month", 3): "quarter"}
+_IGNORED_METADATA = ("displayName", "labels", "annotations", "namespace")
+
+
+@dataclass
+class OpenSloImport:
+    entries: list[dict[str, Any]] = field(default_factory=list)
+    definitions: list[SloDefinition] = field(default_factory=list)
+    unsupported: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+
+def import_openslo(text: str) -> OpenSloImport:
+    """Translate OpenSLO YAML into bundle entries, listing what is not carried over and what is invalid."""
+    result = OpenSloImport()
+    try:
+        documents = [document for document in yaml.safe_load_all(text) if document is not None]
+    except yaml.YAMLError as error:
+        result.errors.append(f"<document>: not valid YAML ({error})")
+        return result
+    indicators: dict[str, dict[str, Any]] = {}
+    slos: list[tuple[str, dict[str, Any]]] = []
+    for position, document in enumerate(documents):
+        path = f"documents[{position}]"
+        if not isinstance(document, dict):
+            result.errors.append(f"{path}: must be a mapping")
+            continue
+        version, kind = document.get("apiVersion"), document.get("kind")
+        if version not in ("openslo/v1", "openslo/v1alpha"):
+            result.errors.append(f"{path}.apiVersion: {version!r} is not openslo/v1 or openslo/v1alpha")
+        elif kind == "SLI":
+            name = _name(document)
+            if name is not None:
+                indicators[name] = document
+        elif kind == "SLO":
+            slos.append((path, document))
+        else:
+            result.unsupported.append(f"{path}.kind: {kind!r} documents are not imported")
+    for path, document in slos:
+        _import_slo(result, path, document, indicators)
+    check = Checker({}, [])
+    for position, entry in enumerate(result.entries):
+        definition = parse_slo_definition(check, entry, f"slos[{position}] ({entry.get('id')})")
+        if definition is not None:
+            result.definitions.append(definition)
+    result.errors += [f"{issue.path}: {issue.message}" for issue in check.issues]
+    return result
+
+
+def _name(document: dict[str, Any]) -> str | None:
+    metadata = document.get("metadata")
+    name = metadata.get("name") if isinstance(metadata, dict) else None
+    return name if isinstance(name, str) and name else None
+
+
+def _import_slo(result: OpenSloImport, path: str, document: dict[str, Any],
+                indicators: dict[str, dict[str, Any]]) -> None:
+    name = _name(document)
+    spec = document.get("spec")
+    if name is None or not isinstance(spec, dict):
+        result.errors.append(f"{path}: an SLO needs metadata.name and a spec mapping")
+        return
+    _report_extra(result, f"{path}.metadata", document.get("metadata", {}), ("name",), _IGNORED_METADATA)
+    alpha = document.get("apiVersion") == "openslo/v1alpha"
+    known = ("service", "description", "budgetingMethod", "objectives",
+             *(("timeWindows", "indicator") if alpha else ("timeWindow", "indicator", "indicatorRef")))
+    _report_extra(result, f"{path}.spec", spec, known, ("description", "alertPolicies"))
+    if "alertPolicies" in spec:
+        result.unsupported.append(f"{path}.spec.alertPolicies: alerts are the fixed multi-window burn-rate set "
+                                  "(docs/slo.md)")
+    window = _window(result, f"{path}.spec", spec, alpha)
+    budgeting = {"Occurrences": "occurrences", "Timeslices": "timeslices"}.get(str(spec.get("budgetingMethod")))
+    if budgeting is None:
+        result.errors.append(f"{path}.spec.budgetingMethod: {spec.get('budgetingMethod')!r} is not supported; "
+                             "use Occurrences or Timeslices")
+        return
+    indicator_sli = None if alpha else _indicator(result, f"{path}.spec", spec, indicators)
+    objectives = spec.get("objectives")
+    if not isinstance(objectives, list) or not objectives:
+        result.errors.append(f"{path}.spec.objectives: at least one objective is required")
+        return
+    for index, objective in enumerate(objectives):
+        objective_path = f"{path}.spec.objectives[{index}]"
+        if not isinstance(objective, dict):
+            result.errors.append(f"{objective_path}: must be a mapping")
+            continue
+        sli = indicator_sli
+        if alpha:
+            sli = _alpha_indicator(result, objective_path, objective, name)
+        target = _percent(result, f"{objective_path}.target", objective.get("target"))
+        _report_extra(result, objective_path, objective,
+                      ("target", "timeSliceTarget", "timeSliceWindow", "ratioMetrics"), ("displayName", "value",
+                                                                                         "op"))
+        if sli is None or target is None or window is None:
+            continue
+        label = objective.get("displayName") or str(index + 1)
+        entry: dict[str, Any] = {"id": name if len(objectives) == 1 else f"{name}-{label}",
+                                 "service": spec.get("service"), "sli": sli, "objective": target,
+                                 "window": window, "budgeting": budgeting}
+        if budgeting == "timeslices":
+            slice_target = _percent(result, f"{objective_path}.timeSliceTarget", objective.get("timeSliceTarget"))
+            if objective.get("timeSliceWindow", "1m") not in ("1m", "60s"):
+                result.errors.append(f"{objective_path}.timeSliceWindow: only 1m slices are supported")
+                continue
+            if slice_target is not None:
+                entry["timeslice_target"] = slice_target
+        result.entries.append(entry)
+
+
+def _indicator(result: OpenSloImport, path: str, spec: dict[str, Any],
+               indicators: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
+    if "indicatorRef" in spec:
+        document = indicators.get(str(spec["indicatorRef"]))
+        if document is None:
+            result.errors.append(f"{path}.indicatorRef: no SLI named {spec['indicatorRef']!r} in the documents")
+            return None
+    else:
+        document = spec.get("indicator")
+        if not isinstance(document, dict):
+            result.errors.append(f"{path}: needs indicator or indicatorRef")
+            return None
+    name = _name(document)
+    indicator = document.get("spec")
+    if name is None or not isinstance(indicator, dict):
+        result.errors.append(f"{path}.indicator: needs metadata.name and spec")
+        return None
+    if "ratioMetric" not in indicator:
+        result.errors.append(f"{path}.indicator.spec: only ratioMetric indicators are supported "
+                             f"(found {', '.join(map(str, indicator)) or 'nothing'})")
+        return None
+    result.unsupported.append(f"{path}.indicator.spec.ratioMetric: metric sources are not queried; good/total "
+                              f"come from itsm.measurement.v1 events with sli {name!r}")
+    return {"type": "ratio", "sli": name}
+
+
+def _alpha_indicator(result: OpenSloImport, path: str, objective: dict[str, Any], slo_name: str
+                     ) -> dict[str, Any] | None:
+    if "ratioMetrics" not in objective:
+        result.errors.append(f"{path}: only ratioMetrics objectives are supported")
+        return None
+    result.unsupported.append(f"{path}.ratioMetrics: queries are not run; good/total come from "
+                              f"itsm.measurement.v1 events with sli {slo_name!r}")
+    return {"type": "ratio", "sli": slo_name}
+
+
+def _window(result: OpenSloImport, path: str, spec: dict[str, Any], alpha: bool) -> dict[str, Any] | None:
+    key = "timeWindows" if alpha else "timeWindow"
+    windows = spec.get(key)
+    if not isinstance(windows, list) or len(windows) != 1 or not isinstance(windows[0], dict):
+        result.errors.append(f"{path}.{key}: exactly one time window is supported")
+        return None
+    window = windows[0]
+    rolling = window.get("isRolling", not alpha)
+    if alpha:
+        unit, count = window.get("unit"), window.get("count")
+        if rolling:
+            suffix = _V1ALPHA_UNITS.get(str(unit))
+            if suffix is None and unit == "Week" and isinstance(count, int):
+                return {"rolling": f"{count * 7}d"}
+            if suffix is None or not isinstance(count, int):
+                result.errors.append(f"{path}.{key}[0]: rolling windows of {count!r} {unit!r} are not supported")
+                return None
+            return {"rolling": f"{count}{suffix}"}
+        calendar = _CALENDAR.get((str(unit), count))
+    else:
+        duration = str(window.get("duration", ""))
+        amount, unit_letter = duration[:-1], duration[-1:]
+        if rolling:
+            if unit_letter == "w" and amount.isdigit():
+                return {"rolling": f"{int(amount) * 7}d"}
+            if unit_letter not in _UNITS or not amount.isdigit():
+                result.errors.append(f"{path}.{key}[0].duration: rolling {duration!r} is not supported; use m, h, d "
+                                     "or w")
+                return None
+            return {"rolling": f"{amount}{unit_letter}"}
+        calendar = _CALENDAR.get((amount, unit_letter))
+    if calendar is None:
+        result.errors.append(f"{path}.{key}[0]: calendar windows of one week, month or quarter are supported")
+        return None
+    raw_calendar = window.get("calendar")
+    details: dict[str, Any] = raw_calendar if isinstance(raw_calendar, dict) else {}
+    if "startTime" in details:
+        result.unsupported.append(f"{path}.{key}[0].calendar.startTime: calendar windows start at the week, "
+                                  "month or quarter boundary")
+    return {"calendar": calendar, "timezone": details.get("timeZone", "UTC")}
+
+
+def _percent(result: OpenSloImport, path: str, raw: Any) -> str | None:
+    try:
+        ratio = Decimal(repr(raw)) if isinstance(raw, float) else Decimal(str(raw))
+    except InvalidOperation:
+        ratio = Decimal("NaN")
+    if isinstance(raw, bool) or raw is None or not ratio.is_finite() or not Decimal(0) < ratio < Decimal(1):
+        result.errors.append(f"{path}: {raw!r} is not a ratio strictly between 0 and 1")
+        return None
+    return format((ratio * 100).normalize(), "f")
+
+
+def _report_extra(result: OpenSloImport, path: str, value: Any, used: tuple[str, ...],
+                  ignored: tuple[str, ...]) -> None:
+    if not isinstance(value, dict):
+        return
+    for key in value:
+        if key in ignored:
+            result.unsupported.append(f"{path}.{key}: not carried over")
+        elif key not in used:
+            result.unsupported.append(f"{path}.{key}: unknown to the importer, not carried over")

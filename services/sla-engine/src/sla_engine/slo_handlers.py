@@ -1,0 +1,326 @@
+"""Service SLOs: `itsm.signals.v1` in, per-minute rollups stored, `slo.status.v1` and `slo.alert.v1` out.
+
+Business rules (docs/slo.md):
+- A batch of signals is one transaction: the inbox drops redelivered ids; availability state changes and
+  maintenance windows are stored and the availability minutes from the earliest affected instant to now are
+  recomputed (so a late signal rewrites exactly the minutes it changes); good/total measurement windows are
+  added to their minute. Then every SLO of the touched services is evaluated.
+- The periodic loop extends availability minutes to now (an outage keeps burning budget without new
+  signals) and evaluates every SLO, which is also what raises `no_data` and what picks up ticket SLA
+  attainment (`ticket_sla` SLOs read the stopped clocks in this database).
+- Status goes out when it changed, at most once per SLO per `slo_status_interval_seconds`; alerts go out
+  once on firing and once on resolving (the firing set is stored under a row lock).
+- Idempotent: a redelivered batch adds nothing, and re-evaluating unchanged data publishes nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from aiokafka.structs import ConsumerRecord
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from sla_engine import tables
+from sla_engine.config import BundleCache
+from sla_engine.domain.bundle import Bundle
+from sla_engine.domain.bundle.slos import slo_definition
+from sla_engine.domain.slo.alerts import AlertName, AlertTransition, alert_transitions
+from sla_engine.domain.slo.definition import AvailabilitySli, SloDefinition, ThresholdSli, TicketSlaSli
+from sla_engine.domain.slo.evaluation import (
+    LOOKBACKS,
+    SloStatus,
+    availability_counts,
+    evaluate,
+    ratio_counts,
+)
+from sla_engine.domain.slo.rollups import RatioMinute, availability_minutes, merge_ratio, minute_of, ratio_minute
+from sla_engine.domain.slo.windows import window_bounds
+from sla_engine.handlers import Now, utc_now
+from sla_engine.repository import SqlSlaRepository
+from sla_engine.slo_repository import SqlSloRepository
+from slm_shared import topics
+from slm_shared.events import (
+    AVAILABILITY_EVENT,
+    MAINTENANCE_EVENT,
+    MEASUREMENT_EVENT,
+    SLO_ALERT_EVENT,
+    SLO_STATUS_EVENT,
+    AvailabilityData,
+    CloudEvent,
+    InvalidEvent,
+    MaintenanceData,
+    MeasurementData,
+    SloAlertData,
+    SloStatusData,
+    make_event,
+    parse_cloudevent,
+)
+from slm_shared.inbox import Inbox
+from slm_shared.outbox import Outbox, OutgoingEvent
+
+log = logging.getLogger(__name__)
+
+SOURCE = "slm://sla-engine"
+SIGNAL_TYPES = (AVAILABILITY_EVENT, MEASUREMENT_EVENT, MAINTENANCE_EVENT)
+_LONGEST_LOOKBACK = timedelta(seconds=max(LOOKBACKS.values()))
+ServiceKey = tuple[str, str]
+
+
+class SloKeeper:
+    """Keeps rollups current and publishes each SLO's status and alert changes."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], bundles: BundleCache, now: Now = utc_now, *,
+                 status_interval_seconds: float = 10.0) -> None:
+        self._sessions = sessions
+        self._bundles = bundles
+        self._now = now
+        self._interval = timedelta(seconds=status_interval_seconds)
+        self._outbox = Outbox(tables.outbox)
+        self._inbox = Inbox(tables.inbox, "sla-engine.signals")
+
+    async def on_signal_records(self, records: Sequence[ConsumerRecord[bytes, bytes]]) -> list[str]:
+        """Store a batch of signals and evaluate the touched services' SLOs, in one transaction."""
+        outcomes: list[str] = []
+        events: list[CloudEvent] = []
+        for record in records:
+            try:
+                event = parse_cloudevent(record.value or b"")
+            except InvalidEvent as error:
+                log.error("dropping an invalid record from %s: %s", record.topic, error)
+                outcomes.append("rejected")
+                continue
+            if event.type not in SIGNAL_TYPES:
+                outcomes.append("ignored")
+                continue
+            events.append(event)
+            outcomes.append("applied")
+        if not events:
+            return outcomes
+        now = self._now()
+        async with self._sessions() as session, session.begin():
+            repository = SqlSloRepository(session)
+            fresh = await self._inbox.first_deliveries(session, events)
+            thresholds = {tenant_id: await self._thresholds(session, tenant_id)
+                          for tenant_id in sorted({event.tenantid for event in fresh})}
+            affected = await self._store(repository, fresh, thresholds)
+            for (tenant_id, service), since in sorted(affected.items()):
+                if since is not None:
+                    await self._refresh_availability(repository, tenant_id, service, since, now)
+            await self._evaluate_services(session, set(affected), now)
+        return outcomes
+
+    async def evaluate_all(self, tenant_ids: Sequence[str] | None = None) -> int:
+        """The periodic pass: extend availability minutes to now and evaluate every SLO (of every tenant, or of
+        `tenant_ids`). Returns the number of SLOs evaluated."""
+        now = self._now()
+        if tenant_ids is None:
+            async with self._sessions() as session, session.begin():
+                tenants = await SqlSloRepository(session).tenants_with_config()
+        else:
+            tenants = list(tenant_ids)
+        evaluated = 0
+        for tenant_id in tenants:
+            async with self._sessions() as session, session.begin():
+                repository = SqlSloRepository(session)
+                slos = await self._slos(session, tenant_id)
+                for service in sorted({slo.service for slo in slos if isinstance(slo.sli, AvailabilitySli)}):
+                    last = await repository.last_availability_minute(tenant_id, service)
+                    since = last if last is not None else await repository.first_state_change(tenant_id, service)
+                    if since is not None:
+                        await self._refresh_availability(repository, tenant_id, service, since, now)
+                evaluated += await self._evaluate(session, tenant_id, slos, now)
+        return evaluated
+
+    async def _thresholds(self, session: AsyncSession, tenant_id: str) -> dict[tuple[str, str], set[ThresholdSli]]:
+        """The tenant's threshold SLIs by (service, sli): samples are rolled up for each of them on arrival."""
+        found: dict[tuple[str, str], set[ThresholdSli]] = defaultdict(set)
+        for slo in await self._slos(session, tenant_id):
+            if isinstance(slo.sli, ThresholdSli):
+                found[(slo.service, slo.sli.sli)].add(slo.sli)
+        return found
+
+    async def _store(self, repository: SqlSloRepository, events: Sequence[CloudEvent],
+                     thresholds: dict[str, dict[tuple[str, str], set[ThresholdSli]]]
+                     ) -> dict[ServiceKey, datetime | None]:
+        """Store the signals; returns each touched service with the earliest instant its availability changed."""
+        affected: dict[ServiceKey, datetime | None] = {}
+        changes: list[dict[str, Any]] = []
+        windows: list[dict[str, Any]] = []
+        ratios: dict[tuple[str, str, str], list[RatioMinute]] = defaultdict(list)
+
+        def touch(key: ServiceKey, since: datetime | None) -> None:
+            before = affected.get(key)
+            affected[key] = since if before is None else (before if since is None else min(before, since))
+
+        for event in events:
+            if event.type == AVAILABILITY_EVENT:
+                availability = AvailabilityData.model_validate(event.data)
+                changes.append({"tenant_id": event.tenantid, "source": event.source, "event_id": event.id,
+                                "service": availability.service, "component": availability.component,
+                                "at": event.time, "state": availability.state})
+                touch((event.tenantid, availability.service), event.time)
+            elif event.type == MAINTENANCE_EVENT:
+                maintenance = MaintenanceData.model_validate(event.data)
+                windows.append({"tenant_id": event.tenantid, "service": maintenance.service,
+                                "window_id": maintenance.window_id, "starts_at": maintenance.start,
+                                "ends_at": maintenance.end, "status": maintenance.status, "event_time": event.time})
+                touch((event.tenantid, maintenance.service), maintenance.start)
+            else:
+                measurement = MeasurementData.model_validate(event.data)
+                if measurement.value is not None:
+                    # A sample counts once for every threshold configured on its (service, sli) when it arrives.
+                    sample = Decimal(repr(measurement.value))
+                    if not sample.is_finite():
+                        continue
+                    for threshold in thresholds[event.tenantid].get((measurement.service, measurement.sli), ()):
+                        ratios[(event.tenantid, measurement.service, threshold.rollup_key)].append(
+                            RatioMinute(minute_of(event.time), int(threshold.meets(sample)), 1))
+                    touch((event.tenantid, measurement.service), None)
+                    continue
+                if measurement.good is None or measurement.total is None or measurement.window_end is None:
+                    continue
+                ratios[(event.tenantid, measurement.service, measurement.sli)].append(
+                    RatioMinute(ratio_minute(measurement.window_end), measurement.good, measurement.total))
+                touch((event.tenantid, measurement.service), None)
+        await repository.add_state_changes(changes)
+        await repository.upsert_maintenance(windows)
+        for (tenant_id, service, sli), rows in sorted(ratios.items()):
+            await repository.add_ratio_minutes(tenant_id, service, sli, merge_ratio(rows))
+        return affected
+
+    async def _refresh_availability(self, repository: SqlSloRepository, tenant_id: str, service: str,
+                                    since: datetime, now: datetime) -> None:
+        start = minute_of(since)
+        if start >= now:
+            return
+        changes = await repository.state_changes_since(tenant_id, service, start)
+        maintenance = await repository.maintenance_between(tenant_id, service, start, now)
+        rows = availability_minutes(changes, maintenance, start, now)
+        await repository.replace_availability_minutes(tenant_id, service, start, rows)
+
+    async def _evaluate_services(self, session: AsyncSession, services: set[ServiceKey], now: datetime) -> None:
+        by_tenant: dict[str, set[str]] = defaultdict(set)
+        for tenant_id, service in services:
+            by_tenant[tenant_id].add(service)
+        for tenant_id, names in sorted(by_tenant.items()):
+            slos = [slo for slo in await self._slos(session, tenant_id) if slo.service in names]
+            await self._evaluate(session, tenant_id, slos, now)
+
+    async def _bundle(self, session: AsyncSession, tenant_id: str) -> Bundle | None:
+        config = await SqlSlaRepository(session).latest_config(tenant_id)
+        return None if config is None else self._bundles.get(config)
+
+    async def _slos(self, session: AsyncSession, tenant_id: str) -> list[SloDefinition]:
+        bundle = await self._bundle(session, tenant_id)
+        return [] if bundle is None else [slo_definition(entry) for entry in bundle.slos]
+
+    async def _evaluate(self, session: AsyncSession, tenant_id: str, slos: Sequence[SloDefinition],
+                        now: datetime) -> int:
+        repository = SqlSloRepository(session)
+        bundle = await self._bundle(session, tenant_id)
+        outgoing: list[OutgoingEvent] = []
+        for slo in sorted(slos, key=lambda item: item.id):
+            hours = bundle.calendar(slo.calendar) if bundle is not None and slo.calendar is not None else None
+            start, _ = window_bounds(slo.window, now)
+            since = min(start, now - _LONGEST_LOOKBACK)
+            if isinstance(slo.sli, AvailabilitySli):
+                counts = availability_counts(await repository.availability_minutes(tenant_id, slo.service, since, now),
+                                             slo.sli.degraded_weight)
+            elif isinstance(slo.sli, TicketSlaSli):
+                counts = ratio_counts(await repository.ticket_sla_minutes(
+                    tenant_id, slo.service, slo.sli.policy, slo.sli.metric, slo.sli.priorities, since, now))
+            else:
+                series = slo.sli.rollup_key if isinstance(slo.sli, ThresholdSli) else slo.sli.sli
+                counts = ratio_counts(await repository.ratio_minutes(tenant_id, slo.service, series, since, now))
+            status = evaluate(slo, counts, now, hours)
+            stored = await repository.lock_evaluation(tenant_id, slo.id)
+            firing, transitions = alert_transitions(slo, status, _alert_names(stored.firing))
+            outgoing += [_alert_event(tenant_id, slo, transition, now) for transition in transitions]
+            payload = status_data(status).model_dump(mode="json")
+            published_at = stored.published_at
+            if _comparable(payload) != _comparable(stored.status) and \
+                    (published_at is None or now - published_at >= self._interval):
+                outgoing.append(_status_event(tenant_id, slo, payload, now))
+                stored_status: dict[str, Any] | None = payload
+                published_at = now
+            else:
+                stored_status = stored.status
+            await repository.save_evaluation(tenant_id, slo.id, frozenset(firing), stored_status, published_at)
+        await self._outbox.add(session, outgoing)
+        return len(slos)
+
+
+def status_data(status: SloStatus) -> SloStatusData:
+    """`slo.status.v1`: `sli_value` and `objective` in percent; budgets in the SLI's unit (seconds or events)."""
+    return SloStatusData(
+        slo_id=status.slo_id, service=status.service, window_start=status.window_start,
+        window_end=status.window_end,
+        sli_value=None if status.sli_value is None else float(status.sli_value * 100),
+        objective=float(status.objective), good=float(status.good), total=float(status.total),
+        error_budget_total=float(status.error_budget_total),
+        error_budget_remaining=float(status.error_budget_remaining),
+        burn_rates={name: None if rate is None else float(rate) for name, rate in status.burn_rates().items()},
+    )
+
+
+def _comparable(payload: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A status without its window bounds: a rolling window moves every second without anything changing."""
+    if payload is None:
+        return None
+    return {key: value for key, value in payload.items() if key not in ("window_start", "window_end")}
+
+
+def _alert_names(names: frozenset[str]) -> frozenset[AlertName]:
+    known: tuple[AlertName, ...] = ("page", "ticket", "budget_exhausted", "no_data")
+    return frozenset(name for name in known if name in names)
+
+
+def _status_event(tenant_id: str, slo: SloDefinition, payload: dict[str, Any], now: datetime) -> OutgoingEvent:
+    event = make_event(event_id=f"{slo.id}:status@{now.isoformat()}", source=SOURCE, event_type=SLO_STATUS_EVENT,
+                       time=now, tenant_id=tenant_id, subject=slo.service, data=SloStatusData.model_validate(payload))
+    return OutgoingEvent(topic=topics.SLO_STATUS, key=topics.service_key(tenant_id, slo.service), event=event)
+
+
+def _alert_event(tenant_id: str, slo: SloDefinition, transition: AlertTransition, now: datetime) -> OutgoingEvent:
+    data = SloAlertData(slo_id=slo.id, alert=transition.alert, state=transition.state,
+                        burn_rate=None if transition.burn_rate is None else float(transition.burn_rate),
+                        windows={key: _json(value) for key, value in transition.windows.items()})
+    event = make_event(event_id=f"{slo.id}:{transition.alert}:{transition.state}@{now.isoformat()}", source=SOURCE,
+                       event_type=SLO_ALERT_EVENT, time=now, tenant_id=tenant_id, subject=slo.service, data=data)
+    return OutgoingEvent(topic=topics.SLO_ALERTS, key=topics.service_key(tenant_id, slo.service), event=event)
+
+
+def _json(value: object) -> str | int | float | None:
+    if isinstance(value, Decimal):
+        return str(value)
+    if value is None or isinstance(value, str | int | float):
+        return value
+    return str(value)
+
+
+class SloLoop:
+    """Evaluates every SLO every `interval_seconds` (time-driven changes: ongoing outages, no data)."""
+
+    def __init__(self, keeper: SloKeeper, interval_seconds: float) -> None:
+        self._keeper = keeper
+        self._interval = interval_seconds
+        self._stopping = asyncio.Event()
+
+    async def run(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                await self._keeper.evaluate_all()
+            except Exception:  # a database fault must not end the loop
+                log.exception("SLO evaluation pass failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), self._interval)
+
+    async def stop(self) -> None:
+        self._stopping.set()
