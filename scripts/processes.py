@@ -127,8 +127,10 @@ class LocalPlatform:
     reporting: ServiceProcess
 
     @classmethod
-    def start(cls, stack: Stack, prefix: str = "") -> LocalPlatform:
-        processes = [ServiceProcess(s, stack, name=f"{prefix}{s}") for s in ("intake", "sla-engine", "reporting")]
+    def start(cls, stack: Stack, prefix: str = "", **settings: dict[str, str]) -> LocalPlatform:
+        """`settings` per service, e.g. `reporting={"period_close_enabled": "false"}`."""
+        processes = [ServiceProcess(s, stack, name=f"{prefix}{s}", **settings.get(s.replace("-", "_"), {}))
+                     for s in ("intake", "sla-engine", "reporting")]
         try:
             for process in processes:
                 process.start()

@@ -27,9 +27,13 @@ class TenantClient:
         return httpx.Client(base_url=service.url, headers=self.headers, timeout=30)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def platform(stack: Stack) -> Iterator[LocalPlatform]:
-    started = LocalPlatform.start(stack)
+    """Stopped when the e2e package is done, so no running service touches the databases other tests use.
+
+    Period close is off here: its loop works on every tenant of the shared reporting database, and the
+    period-close tests drive it themselves."""
+    started = LocalPlatform.start(stack, reporting={"period_close_enabled": "false"})
     yield started
     started.stop()
 
