@@ -12,8 +12,9 @@ import contextlib
 import logging
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Coroutine, Iterable, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -31,7 +32,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_
 from slm_shared import topics
 from slm_shared.auth import ApiKeyAuthenticator, current_tenant, store_key
 from slm_shared.db import DatabaseNotMigrated, create_engine, ensure_migrated, session_factory
-from slm_shared.events import ApiKeyData, InvalidEvent, parse_cloudevent
+from slm_shared.events import ApiKeyData, CloudEvent, InvalidEvent, parse_cloudevent
 from slm_shared.inbox import Inbox
 from slm_shared.logging import configure_logging, log_context
 from slm_shared.outbox import OutboxRelay, asyncpg_dsn
@@ -82,6 +83,44 @@ async def process_records(raw: Any, handle: RecordHandler) -> None:
             raise
         EVENTS_CONSUMED.labels(record.topic, outcome).inc()
         PROCESSING_SECONDS.labels(record.topic).observe(time.perf_counter() - started)
+
+
+@dataclass
+class ParsedBatch:
+    """A batch's records as events: `outcomes` has one entry per record, `events` the accepted ones in order."""
+
+    events: list[CloudEvent] = field(default_factory=list)
+    outcomes: list[str] = field(default_factory=list)
+    positions: list[int] = field(default_factory=list)  # where each event's outcome stands in `outcomes`
+
+    def mark_duplicates(self, fresh: Sequence[CloudEvent]) -> list[str]:
+        """Outcomes with every event the inbox did not pass (or already saw in this batch) as `duplicate`."""
+        first_time = {event.dedup_key for event in fresh}
+        seen: set[tuple[str, str, str]] = set()
+        for event, position in zip(self.events, self.positions, strict=True):
+            if event.dedup_key not in first_time or event.dedup_key in seen:
+                self.outcomes[position] = "duplicate"
+            seen.add(event.dedup_key)
+        return self.outcomes
+
+
+def parse_batch(records: Sequence[ConsumerRecord[bytes, bytes]], accepted_types: Collection[str]) -> ParsedBatch:
+    """Parse each record: invalid ones are `rejected` (logged), other event types `ignored`, the rest `applied`."""
+    batch = ParsedBatch()
+    for record in records:
+        try:
+            event = parse_cloudevent(record.value or b"")
+        except InvalidEvent as error:
+            log.error("dropping an invalid record from %s: %s", record.topic, error)
+            batch.outcomes.append("rejected")
+            continue
+        if event.type not in accepted_types:
+            batch.outcomes.append("ignored")
+            continue
+        batch.positions.append(len(batch.outcomes))
+        batch.events.append(event)
+        batch.outcomes.append("applied")
+    return batch
 
 
 BatchHandler = Callable[[Sequence[ConsumerRecord[bytes, bytes]]], Awaitable[Sequence[str]]]

@@ -22,9 +22,10 @@ from sla_engine.domain.clocks import Clock
 from sla_engine.domain.timeline import TicketSnapshot
 from sla_engine.reconciliation import ConfigRef, Reconciliation, reconcile_ticket
 from sla_engine.repository import SqlSlaRepository
-from slm_shared.events import TICKET_EVENT, CloudEvent, InvalidEvent, TicketSnapshotData, parse_cloudevent
+from slm_shared.events import TICKET_EVENT, CloudEvent, TicketSnapshotData
 from slm_shared.inbox import Inbox
 from slm_shared.outbox import Outbox
+from slm_shared.runtime import parse_batch
 
 log = logging.getLogger(__name__)
 
@@ -69,26 +70,12 @@ class ClockKeeper:
         consumers never deadlock). Idempotent: a redelivered batch changes nothing. Returns one outcome per
         record.
         """
-        outcomes: list[str] = []
-        events: list[CloudEvent] = []
-        for record in records:
-            try:
-                event = parse_cloudevent(record.value or b"")
-            except InvalidEvent as error:
-                log.error("dropping an invalid record from %s: %s", record.topic, error)
-                outcomes.append("rejected")
-                continue
-            if event.type != TICKET_EVENT:
-                outcomes.append("ignored")
-                continue
-            events.append(event)
-            outcomes.append("applied")
-        if not events:
-            return outcomes
+        batch = parse_batch(records, {TICKET_EVENT})
+        if not batch.events:
+            return batch.outcomes
         async with self._sessions() as session, session.begin():
             repository = SqlSlaRepository(session)
-            fresh = await self._inbox.first_deliveries(session, events)
-            duplicates = {event.dedup_key for event in events} - {event.dedup_key for event in fresh}
+            fresh = await self._inbox.first_deliveries(session, batch.events)
             await repository.add_snapshots([(event.tenantid, event.source, snapshot_of(event)) for event in fresh])
             touched = sorted({(event.tenantid, str(event.data["ticket_id"])) for event in fresh})
             configured = await repository.configured_tenants({tenant for tenant, _ in touched})
@@ -96,17 +83,7 @@ class ClockKeeper:
             touched = [(tenant, ticket) for tenant, ticket in touched if tenant in configured]
             await repository.lock_tickets(touched)
             await self.reconcile_many(session, touched, self._now())
-        seen: set[tuple[str, str, str]] = set()
-        index = 0
-        for position, outcome in enumerate(outcomes):
-            if outcome != "applied":
-                continue
-            key = events[index].dedup_key
-            index += 1
-            if key in duplicates or key in seen:
-                outcomes[position] = "duplicate"
-            seen.add(key)
-        return outcomes
+        return batch.mark_duplicates(fresh)
 
     async def fire_due_timers(self, limit: int) -> int:
         """Fire the timers due now: one transaction, each ticket under its lock; returns tickets fired.

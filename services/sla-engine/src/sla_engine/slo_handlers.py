@@ -54,16 +54,15 @@ from slm_shared.events import (
     SLO_STATUS_EVENT,
     AvailabilityData,
     CloudEvent,
-    InvalidEvent,
     MaintenanceData,
     MeasurementData,
     SloAlertData,
     SloStatusData,
     make_event,
-    parse_cloudevent,
 )
 from slm_shared.inbox import Inbox
 from slm_shared.outbox import Outbox, OutgoingEvent
+from slm_shared.runtime import parse_batch
 
 log = logging.getLogger(__name__)
 
@@ -87,26 +86,13 @@ class SloKeeper:
 
     async def on_signal_records(self, records: Sequence[ConsumerRecord[bytes, bytes]]) -> list[str]:
         """Store a batch of signals and evaluate the touched services' SLOs, in one transaction."""
-        outcomes: list[str] = []
-        events: list[CloudEvent] = []
-        for record in records:
-            try:
-                event = parse_cloudevent(record.value or b"")
-            except InvalidEvent as error:
-                log.error("dropping an invalid record from %s: %s", record.topic, error)
-                outcomes.append("rejected")
-                continue
-            if event.type not in SIGNAL_TYPES:
-                outcomes.append("ignored")
-                continue
-            events.append(event)
-            outcomes.append("applied")
-        if not events:
-            return outcomes
+        batch = parse_batch(records, SIGNAL_TYPES)
+        if not batch.events:
+            return batch.outcomes
         now = self._now()
         async with self._sessions() as session, session.begin():
             repository = SqlSloRepository(session)
-            fresh = await self._inbox.first_deliveries(session, events)
+            fresh = await self._inbox.first_deliveries(session, batch.events)
             thresholds = {tenant_id: await self._thresholds(session, tenant_id)
                           for tenant_id in sorted({event.tenantid for event in fresh})}
             affected = await self._store(repository, fresh, thresholds)
@@ -114,7 +100,7 @@ class SloKeeper:
                 if since is not None:
                     await self._refresh_availability(repository, tenant_id, service, since, now)
             await self._evaluate_services(session, set(affected), now)
-        return outcomes
+        return batch.mark_duplicates(fresh)
 
     async def evaluate_all(self, tenant_ids: Sequence[str] | None = None) -> int:
         """The periodic pass: extend availability minutes to now and evaluate every SLO (of every tenant, or of
