@@ -11,13 +11,15 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from types import MappingProxyType
 
+from opentelemetry import trace
+
 _EMPTY: Mapping[str, str] = MappingProxyType({})
 _CONTEXT: contextvars.ContextVar[Mapping[str, str]] = contextvars.ContextVar("slm_log_context", default=_EMPTY)
 
 
 @contextmanager
 def log_context(**fields: str | None) -> Iterator[None]:
-    """Adds fields (tenant, event_id, ticket_id, trace_id) to every log line inside the block."""
+    """Adds fields (tenant, event_id, ticket_id) to every log line inside the block; trace_id comes from the span."""
     merged = {**_CONTEXT.get(), **{k: v for k, v in fields.items() if v is not None}}
     token = _CONTEXT.set(merged)
     try:
@@ -40,6 +42,10 @@ class JsonFormatter(logging.Formatter):
             "message": record.getMessage(),
             **_CONTEXT.get(),
         }
+        span = trace.get_current_span().get_span_context()
+        if span.is_valid:
+            document["trace_id"] = format(span.trace_id, "032x")
+            document["span_id"] = format(span.span_id, "016x")
         if record.exc_info:
             document["exception"] = self.formatException(record.exc_info)
         return json.dumps(document, default=str)

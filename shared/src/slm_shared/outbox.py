@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +26,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from slm_shared.events import CloudEvent
+from slm_shared.tracing import current_headers
 
 NOTIFY_CHANNEL = "outbox"
 log = logging.getLogger(__name__)
@@ -57,6 +59,18 @@ class OutgoingEvent:
     headers: Mapping[str, str] | None = None
 
 
+def traced(events: Iterable[OutgoingEvent]) -> list[OutgoingEvent]:
+    """The events with the current span's `traceparent`, unless they carry a trace of their own already."""
+    headers = current_headers()
+    if not headers:
+        return list(events)
+    return [
+        event if event.headers and "traceparent" in event.headers
+        else dataclasses.replace(event, headers={**headers, **(event.headers or {})})
+        for event in events
+    ]
+
+
 class Outbox:
     """Adds events to the outbox inside the caller's transaction; never commits."""
 
@@ -75,7 +89,7 @@ class Outbox:
                     "payload": item.event.to_json_bytes(),
                     "headers": dict(item.headers or {}),
                 }
-                for item in events
+                for item in traced(events)
             ],
         )
         # Delivered at commit only, so the relay wakes exactly when the rows become visible.
@@ -86,7 +100,8 @@ class Outbox:
     ) -> None:
         """Add a record whose value is published byte for byte (a dead letter keeps the bytes as received)."""
         await session.execute(
-            sa.insert(self._table).values(topic=topic, key=key, payload=payload, headers=dict(headers or {}))
+            sa.insert(self._table).values(topic=topic, key=key, payload=payload,
+                                          headers={**current_headers(), **(headers or {})})
         )
         await session.execute(sa.text("SELECT pg_notify(:channel, '')"), {"channel": NOTIFY_CHANNEL})
 

@@ -22,11 +22,13 @@ import sqlalchemy as sa
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 from aiokafka.structs import ConsumerRecord
-from fastapi import APIRouter, Depends, FastAPI, Response
+from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from faststream import AckPolicy, Context
 from faststream.kafka import KafkaBroker, KafkaRouter
 from faststream.specification import AsyncAPI
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.trace import SpanKind
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 
 from slm_shared import topics
@@ -37,6 +39,15 @@ from slm_shared.inbox import Inbox
 from slm_shared.logging import configure_logging, log_context
 from slm_shared.outbox import OutboxRelay, asyncpg_dsn
 from slm_shared.settings import ServiceSettings
+from slm_shared.tracing import (
+    KafkaHeaders,
+    TraceContext,
+    batch_contexts,
+    configure_tracing,
+    consuming,
+    context_from_headers,
+    tracer,
+)
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +71,14 @@ async def keep_raw_bytes(message: Any) -> Any:
     return message.body
 
 
+OPERATIONS_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+
+
+def record_attributes(record: ConsumerRecord[bytes, bytes]) -> dict[str, str | int]:
+    return {"messaging.destination.name": record.topic, "messaging.kafka.destination.partition": record.partition,
+            "messaging.kafka.message.offset": record.offset}
+
+
 RecordHandler = Callable[[ConsumerRecord[bytes, bytes]], Awaitable[str]]
 
 
@@ -73,7 +92,9 @@ async def process_records(raw: Any, handle: RecordHandler) -> None:
         started = time.perf_counter()
         key = record.key.decode(errors="replace") if record.key else None
         try:
-            with log_context(kafka_key=key, topic=record.topic):
+            with (log_context(kafka_key=key, topic=record.topic),
+                  consuming(f"{record.topic} process", context_from_headers(record.headers),
+                            attributes=record_attributes(record))):
                 outcome = await handle(record)
         except Exception:
             EVENTS_CONSUMED.labels(record.topic, "error").inc()
@@ -92,6 +113,12 @@ class ParsedBatch:
     events: list[CloudEvent] = field(default_factory=list)
     outcomes: list[str] = field(default_factory=list)
     positions: list[int] = field(default_factory=list)  # where each event's outcome stands in `outcomes`
+    headers: list[KafkaHeaders] = field(default_factory=list)  # every record's, in record order
+
+    def trace_parents(self) -> dict[tuple[str, str, str], TraceContext]:
+        """Each event's producer trace context by dedup key (for a span of the effect it caused)."""
+        return {event.dedup_key: context_from_headers(self.headers[position])
+                for event, position in zip(self.events, self.positions, strict=True)}
 
     def mark_duplicates(self, fresh: Sequence[CloudEvent]) -> list[str]:
         """Outcomes with every event the inbox did not pass (or already saw in this batch) as `duplicate`."""
@@ -108,6 +135,7 @@ def parse_batch(records: Sequence[ConsumerRecord[bytes, bytes]], accepted_types:
     """Parse each record: invalid ones are `rejected` (logged), other event types `ignored`, the rest `applied`."""
     batch = ParsedBatch()
     for record in records:
+        batch.headers.append(record.headers)
         try:
             event = parse_cloudevent(record.value or b"")
         except InvalidEvent as error:
@@ -134,7 +162,10 @@ async def process_batch(raw: Any, handle: BatchHandler) -> None:
     records = records_of(raw)
     started = time.perf_counter()
     try:
-        outcomes = await handle(records)
+        with consuming(f"{records[0].topic} process batch" if records else "process batch",
+                       links=batch_contexts(record.headers for record in records),
+                       attributes={"messaging.batch.message_count": len(records)}):
+            outcomes = await handle(records)
     except Exception:
         for record in records:
             EVENTS_CONSUMED.labels(record.topic, "error").inc()
@@ -184,6 +215,7 @@ class ServiceRuntime:
         self.background: list[Callable[[], Coroutine[Any, Any, None]]] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._stop_hooks: list[Callable[[], Awaitable[None]]] = []
+        self._tracer_provider: TracerProvider | None = None
 
     @property
     def group_id(self) -> str:
@@ -204,6 +236,7 @@ class ServiceRuntime:
 
     async def start(self) -> None:
         configure_logging(self.service, self.settings.log_level)
+        self._tracer_provider = configure_tracing(self.service, self.settings.tracing)
         await ensure_migrated(self.engine, self.alembic_ini, self.service)
         if self.settings.create_topics:
             await self.ensure_topics()
@@ -221,6 +254,8 @@ class ServiceRuntime:
         await self.relay.stop()
         await self.engine.dispose()
         log.info("%s stopped", self.service)
+        if self._tracer_provider is not None:
+            await asyncio.to_thread(self._tracer_provider.shutdown)  # flushes the spans still queued
 
     async def ensure_topics(self) -> None:
         admin = AIOKafkaAdminClient(**self.settings.kafka.client_options(), client_id=f"{self.service}-admin")
@@ -272,6 +307,20 @@ class ServiceRuntime:
         app = FastAPI(title=title, version="1.0.0", lifespan=lifespan)
         app.state.authenticator = self.authenticator
         app.state.runtime = self
+
+        @app.middleware("http")
+        async def trace_requests(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+            """A server span per API request, child of the caller's `traceparent` if it sent one."""
+            if request.url.path in OPERATIONS_PATHS:
+                return await call_next(request)
+            with tracer().start_as_current_span(
+                f"{request.method} {request.url.path}", context=context_from_headers(dict(request.headers)),
+                kind=SpanKind.SERVER, attributes={"http.request.method": request.method,
+                                                  "url.path": request.url.path},
+            ) as span:
+                response = await call_next(request)
+                span.set_attribute("http.response.status_code", response.status_code)
+                return response
         app.include_router(self._operations_router(title))
         for router in routers:
             app.include_router(router)

@@ -31,6 +31,7 @@ from slm_shared.events import CloudEvent
 from slm_shared.logging import log_context
 from slm_shared.outbox import OutgoingEvent
 from slm_shared.runtime import EVENTS_CONSUMED, PROCESSING_SECONDS
+from slm_shared.tracing import batch_contexts, consuming
 
 log = logging.getLogger(__name__)
 
@@ -219,6 +220,12 @@ class EventIntake:
         await self._repository.reject(session, "kafka", [Rejection(error.code, error.reason, None, record.value)])
 
     async def on_ingest_records(self, records: Sequence[Record]) -> None:
+        """See `ingest_records`; one consumer span for the batch, linked to each record's upstream trace."""
+        with consuming("ingest process batch", links=batch_contexts(record.headers for record in records),
+                       attributes={"messaging.batch.message_count": len(records)}):
+            await self.ingest_records(records)
+
+    async def ingest_records(self, records: Sequence[Record]) -> None:
         """A poll's records from `itsm.ingest.v1`: valid ones accepted, invalid ones dead-lettered.
 
         Idempotent: one transaction for the batch holds the ledger rows, outbox rows and dead letters; the

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -46,6 +46,7 @@ from slm_shared.events import (
 from slm_shared.inbox import Inbox
 from slm_shared.logging import log_context
 from slm_shared.runtime import EVENTS_CONSUMED, PROCESSING_SECONDS, records_of
+from slm_shared.tracing import TraceContext, consuming, context_from_headers
 
 log = logging.getLogger(__name__)
 
@@ -107,16 +108,21 @@ class ReadModels:
         """One transaction for the batch; an exception rolls it back and the subscriber redelivers it."""
         records = records_of(raw)
         events: list[CloudEvent] = []
+        parents: dict[tuple[str, str, str], TraceContext] = {}
         for record in records:
             try:
-                events.append(parse_cloudevent(record.value or b""))
+                event = parse_cloudevent(record.value or b"")
+                events.append(event)
+                parents[event.dedup_key] = context_from_headers(record.headers)
             except InvalidEvent as error:
                 EVENTS_CONSUMED.labels(record.topic, "rejected").inc()
                 log.error("dropping an invalid record from %s@%s:%s: %s", record.topic, record.partition,
                           record.offset, error)
         started = time.perf_counter()
         try:
-            outcomes = await self.apply_batch(events)
+            with consuming("read-models process batch", links=list(parents.values()),
+                           attributes={"messaging.batch.message_count": len(records)}):
+                outcomes = await self.apply_batch(events, parents)
         except Exception:
             if not await self._database_answers():
                 log.exception("a batch of %d records failed, the database is unreachable; it will be redelivered",
@@ -126,19 +132,19 @@ class ReadModels:
             # The database answers, so some event it refuses must not block its partition: apply the batch
             # event by event and set aside (inbox row, error log) only what fails on its own.
             log.exception("a batch of %d records failed; applying them one by one", len(records))
-            outcomes = [await self._apply_alone(event) for event in events]
+            outcomes = [await self._apply_alone(event, parents) for event in events]
         elapsed = time.perf_counter() - started
         for event, outcome in zip(events, outcomes, strict=True):
             topic = TOPIC_OF.get(event.type, event.type)
             EVENTS_CONSUMED.labels(topic, outcome).inc()
             PROCESSING_SECONDS.labels(topic).observe(elapsed / max(len(events), 1))
 
-    async def _apply_alone(self, event: CloudEvent) -> str:
+    async def _apply_alone(self, event: CloudEvent, parents: Mapping[tuple[str, str, str], TraceContext]) -> str:
         """Three tries (a deadlock or a serialization failure passes); then, if the database still answers,
         the event is set aside: its inbox row is written so redelivery skips it, and the error is logged."""
         for attempt in range(ALONE_ATTEMPTS):
             try:
-                return (await self.apply_batch([event]))[0]
+                return (await self.apply_batch([event], parents))[0]
             except Exception as error:
                 if not await self._database_answers():
                     raise
@@ -159,13 +165,18 @@ class ReadModels:
     async def on_event(self, event: CloudEvent) -> str:
         return (await self.apply_batch([event]))[0]
 
-    async def apply_batch(self, events: list[CloudEvent]) -> list[str]:
+    async def apply_batch(
+        self, events: list[CloudEvent], parents: Mapping[tuple[str, str, str], TraceContext] | None = None
+    ) -> list[str]:
+        """`parents`: each event's producer trace context, so its span continues the event's trace."""
         outcomes: list[str] = []
         async with self._sessions() as session, session.begin():
             deltas = Deltas()
             closed: dict[str, list[tuple[datetime, datetime]]] = {}
             for event in events:
-                outcomes.append(await self._apply(session, deltas, closed, event))
+                with consuming(f"apply {event.type}", (parents or {}).get(event.dedup_key),
+                               attributes={"slm.tenant": event.tenantid, "slm.event_id": event.id}):
+                    outcomes.append(await self._apply(session, deltas, closed, event))
             await repository.flush(session, deltas)
         return outcomes
 

@@ -9,7 +9,7 @@ depends only on the timeline, out-of-order, late and duplicate deliveries give e
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 
 from aiokafka.structs import ConsumerRecord
@@ -24,8 +24,9 @@ from sla_engine.reconciliation import ConfigRef, Reconciliation, reconcile_ticke
 from sla_engine.repository import SqlSlaRepository
 from slm_shared.events import TICKET_EVENT, CloudEvent, TicketSnapshotData
 from slm_shared.inbox import Inbox
-from slm_shared.outbox import Outbox
+from slm_shared.outbox import Outbox, traced
 from slm_shared.runtime import parse_batch
+from slm_shared.tracing import TraceContext, tracer
 
 log = logging.getLogger(__name__)
 
@@ -78,11 +79,14 @@ class ClockKeeper:
             fresh = await self._inbox.first_deliveries(session, batch.events)
             await repository.add_snapshots([(event.tenantid, event.source, snapshot_of(event)) for event in fresh])
             touched = sorted({(event.tenantid, str(event.data["ticket_id"])) for event in fresh})
+            # A ticket's reconciliation continues the trace of its newest event in the batch.
+            parents = batch.trace_parents()
+            trace_of = {(event.tenantid, str(event.data["ticket_id"])): parents[event.dedup_key] for event in fresh}
             configured = await repository.configured_tenants({tenant for tenant, _ in touched})
             # Tenants with no configuration yet: stored; a later apply with recalculation picks them up.
             touched = [(tenant, ticket) for tenant, ticket in touched if tenant in configured]
             await repository.lock_tickets(touched)
-            await self.reconcile_many(session, touched, self._now())
+            await self.reconcile_many(session, touched, self._now(), trace_of)
         return batch.mark_duplicates(fresh)
 
     async def fire_due_timers(self, limit: int) -> int:
@@ -107,7 +111,8 @@ class ClockKeeper:
         return results[0].clocks if results else []
 
     async def reconcile_many(
-        self, session: AsyncSession, tickets: Sequence[tuple[str, str]], now: datetime
+        self, session: AsyncSession, tickets: Sequence[tuple[str, str]], now: datetime,
+        trace_of: Mapping[tuple[str, str], TraceContext] | None = None,
     ) -> list[Reconciliation]:
         """Publish what each ticket's timeline now implies and reschedule its timer; callers hold the locks.
 
@@ -118,14 +123,21 @@ class ClockKeeper:
         results: list[Reconciliation] = []
         failed: list[tuple[str, str]] = []
         for state, config in await repository.load_states(tickets):
+            ticket = (state.tenant_id, state.ticket_id)
             try:
-                if config is not None:
-                    state.config = ConfigRef(config.version, self._bundles.get(config))
-                results.append(reconcile_ticket(state, now))
+                with tracer().start_as_current_span(
+                    "reconcile ticket", context=(trace_of or {}).get(ticket),
+                    attributes={"slm.tenant": state.tenant_id, "slm.ticket_id": state.ticket_id},
+                ):
+                    if config is not None:
+                        state.config = ConfigRef(config.version, self._bundles.get(config))
+                    result = reconcile_ticket(state, now)
+                    result.outgoing[:] = traced(result.outgoing)  # the transitions carry this span's trace
+                results.append(result)
             except Exception:  # a bug in one ticket's evaluation must not block the others
                 log.exception("reconciling %s/%s failed; its events are kept and the next event retries",
                               state.tenant_id, state.ticket_id)
-                failed.append((state.tenant_id, state.ticket_id))
+                failed.append(ticket)
         await self._outbox.add(session, [event for result in results for event in result.outgoing])
         await repository.save_reconciliations(results, now)
         # A failing ticket's timer would come due again at once and spin the timer loop: drop it instead.
