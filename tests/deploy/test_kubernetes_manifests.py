@@ -119,10 +119,12 @@ def test_lag_autoscaling_covers_the_consumers_and_never_exceeds_the_partitions(o
     partitions = min(d["spec"]["partitions"] for d in of_kind(overlay, "KafkaTopic"))
     scaled = {d["spec"]["scaleTargetRef"]["name"]: d for d in of_kind(overlay, "ScaledObject")}
     assert set(scaled) == {"sla-engine", "reporting"}
+    # Every consumer group a service runs (the group ids the services default to) has a lag trigger.
+    groups = {"sla-engine": {"sla-engine", "sla-engine-signals"}, "reporting": {"reporting"}}
     for service, scaled_object in scaled.items():
-        [trigger] = scaled_object["spec"]["triggers"]
-        assert trigger["type"] == "kafka"
-        assert trigger["metadata"]["consumerGroup"] == service  # the group id the services default to
+        triggers = scaled_object["spec"]["triggers"]
+        assert {trigger["type"] for trigger in triggers} == {"kafka"}
+        assert {trigger["metadata"]["consumerGroup"] for trigger in triggers} == groups[service]
         # Extra consumers past the partition count sit idle: never scale beyond it.
         assert scaled_object["spec"]["maxReplicaCount"] <= partitions
     [hpa] = of_kind(overlay, "HorizontalPodAutoscaler")
@@ -185,9 +187,20 @@ def test_production_talks_to_kafka_over_tls_with_scram_and_a_secret_password() -
         mounts = {m["mountPath"] for m in container["volumeMounts"]}
         assert env[f"{prefix}_KAFKA__SSL_CAFILE"].rsplit("/", 1)[0] in mounts
     for scaled_object in of_kind("prod", "ScaledObject"):
-        [trigger] = scaled_object["spec"]["triggers"]
-        assert trigger["metadata"]["sasl"].startswith("scram_")
-        named("prod", "TriggerAuthentication", trigger["authenticationRef"]["name"])
+        for trigger in scaled_object["spec"]["triggers"]:
+            assert trigger["metadata"]["sasl"].startswith("scram_")
+            assert trigger["metadata"]["tls"] == "enable"
+            assert trigger["metadata"]["bootstrapServers"].endswith(":9093")
+            named("prod", "TriggerAuthentication", trigger["authenticationRef"]["name"])
+
+
+def test_production_exports_traces_and_the_default_sends_none() -> None:
+    for service in SERVICES:
+        prefix = service.replace("-", "_").upper()
+        [container] = named("prod", "Deployment", service)["spec"]["template"]["spec"]["containers"]
+        assert container_env("prod", container)[f"{prefix}_TRACING__EXPORTER"] == "otlp"
+        [container] = named("dev", "Deployment", service)["spec"]["template"]["spec"]["containers"]
+        assert container_env("dev", container)[f"{prefix}_TRACING__EXPORTER"] == "none"
 
 
 def test_alert_rules_use_only_metrics_the_services_export() -> None:

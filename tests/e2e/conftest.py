@@ -11,6 +11,7 @@ import pytest
 
 from scripts.localstack import Stack
 from scripts.processes import LocalPlatform, ServiceProcess
+from tests.support.otlp_collector import OtlpCollector
 
 
 @dataclass(frozen=True)
@@ -28,12 +29,22 @@ class TenantClient:
 
 
 @pytest.fixture(scope="package")
-def platform(stack: Stack) -> Iterator[LocalPlatform]:
+def otlp_collector() -> Iterator[OtlpCollector]:
+    """Receives the spans every e2e service exports, as an OpenTelemetry collector would."""
+    collector = OtlpCollector().start()
+    yield collector
+    collector.stop()
+
+
+@pytest.fixture(scope="package")
+def platform(stack: Stack, otlp_collector: OtlpCollector) -> Iterator[LocalPlatform]:
     """Stopped when the e2e package is done, so no running service touches the databases other tests use.
 
     Period close is off here: its loop works on every tenant of the shared reporting database, and the
-    period-close tests drive it themselves."""
-    started = LocalPlatform.start(stack, reporting={"period_close_enabled": "false"})
+    period-close tests drive it themselves. Tracing is on, exporting to the package's collector."""
+    tracing = {"tracing__exporter": "otlp", "tracing__otlp_endpoint": otlp_collector.endpoint}
+    started = LocalPlatform.start(stack, intake=tracing, sla_engine={"clock_census_interval_seconds": "1", **tracing},
+                                  reporting={"period_close_enabled": "false", **tracing})
     yield started
     started.stop()
 

@@ -29,7 +29,7 @@ from reporting.handlers import Now
 from reporting.render.html import render_dashboard, render_login, render_report_html
 from reporting.render.pdf import render_pdf
 from reporting.render.tabular import TABLES, render_csv, render_csv_zip
-from reporting.reports import ReportService, load_config, report_document, report_schema, save_config
+from reporting.reports import REPORT_SECONDS, ReportService, load_config, report_document, report_schema, save_config
 from reporting.settings import ReportingSettings
 from slm_shared.auth import ApiKeyAuthenticator
 from slm_shared.runtime import Tenant
@@ -93,9 +93,10 @@ def report_router(sessions: async_sessionmaker[AsyncSession], settings: Reportin
             raise HTTPException(status.HTTP_400_BAD_REQUEST, "`to` must be after `from`")
         if end - start > timedelta(days=settings.max_report_days):
             raise HTTPException(status.HTTP_400_BAD_REQUEST, f"a report covers at most {settings.max_report_days} days")
-        report = await service.generate(tenant, start.astimezone(UTC), end.astimezone(UTC), service_name, customer,
-                                        clocks_limit)
-        return await rendered(report_document(report), format, table)
+        with REPORT_SECONDS.labels("live", format).time():
+            report = await service.generate(tenant, start.astimezone(UTC), end.astimezone(UTC), service_name,
+                                            customer, clocks_limit)
+            return await rendered(report_document(report), format, table)
 
     @router.get("/reports/slr/schema", summary="JSON schema of the report (format=json)")
     async def schema() -> dict[str, Any]:
@@ -127,7 +128,8 @@ def report_router(sessions: async_sessionmaker[AsyncSession], settings: Reportin
             raise HTTPException(status.HTTP_404_NOT_FOUND, "no such report")
         if lineage:
             return JSONResponse(row.lineage)
-        return await rendered(row.content, format, table)
+        with REPORT_SECONDS.labels("snapshot", format).time():
+            return await rendered(row.content, format, table)
 
     @router.get("/reporting-config", summary="The tenant's reporting configuration")
     async def get_config(tenant: Tenant) -> dict[str, Any]:

@@ -28,7 +28,7 @@ from reporting.domain.amendments import changes
 from reporting.domain.config import PublishScope, ReportingConfig
 from reporting.domain.periods import Period, periods_between
 from reporting.handlers import Now
-from reporting.reports import build_report, canonical_bytes, load_config, report_document
+from reporting.reports import REPORT_SECONDS, build_report, canonical_bytes, load_config, report_document
 from reporting.repository import lock_tenant_exclusive
 from slm_shared import topics
 from slm_shared.events import REPORT_PUBLISHED_EVENT, ReportPublishedData, make_event
@@ -185,9 +185,10 @@ class PeriodCloser:
     async def _freeze(self, session: AsyncSession, tenant: str, period: Period, scope: PublishScope,
                       config: ReportingConfig, config_version: int, now: datetime, *, revision: int,
                       previous: Any, late_events: int) -> PublishedReport | None:
-        report = await build_report(session, tenant, period, config, config_version, scope.service, scope.customer,
-                                    now, SNAPSHOT_CLOCKS_LIMIT)
-        document = report_document(report)
+        with REPORT_SECONDS.labels("close", "json").time():
+            report = await build_report(session, tenant, period, config, config_version, scope.service,
+                                        scope.customer, now, SNAPSHOT_CLOCKS_LIMIT)
+            document = report_document(report)
         report_id = str(uuid.uuid4())
         amends = None
         if previous is not None:

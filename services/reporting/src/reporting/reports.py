@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from prometheus_client import Histogram
 from pydantic import TypeAdapter
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -23,6 +24,11 @@ from reporting.domain.periods import Period, classify, previous_periods
 from reporting.handlers import Now
 
 TREND_PERIODS = 6
+REPORT_SECONDS = Histogram(
+    "slm_report_generation_seconds", "Time to build and render a Service Level Report",
+    ["kind", "format"],  # kind: live (GET /v1/reports/slr), snapshot (a frozen one rendered), close (frozen)
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
 SNAPSHOT_ID = re.compile(r"[0-9A-F]+-[0-9A-F]+-[0-9]+")
 REPORT_ADAPTER: TypeAdapter[ServiceLevelReport] = TypeAdapter(ServiceLevelReport)
 

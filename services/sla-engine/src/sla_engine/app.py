@@ -10,6 +10,7 @@ from faststream.kafka import KafkaRouter
 
 from sla_engine import tables
 from sla_engine.api import sla_router
+from sla_engine.census import ClockCensus
 from sla_engine.config import BundleCache, ConfigService
 from sla_engine.handlers import ClockKeeper, Now, utc_now
 from sla_engine.settings import SlaEngineSettings
@@ -68,6 +69,8 @@ def create_app(settings: SlaEngineSettings, now: Now = utc_now) -> FastAPI:
     timers = TimerLoop(keeper, runtime.sessions, now, batch_size=settings.timer_batch_size,
                        max_sleep_seconds=settings.timer_max_sleep_seconds)
     runtime.add_background(timers.run, timers.stop)
+    census = ClockCensus(runtime.sessions, settings.clock_census_interval_seconds)
+    runtime.add_background(census.run, census.stop)
     runtime.broker.include_router(ticket_router(runtime, keeper))
     slo_keeper = SloKeeper(runtime.sessions, bundles, now, status_interval_seconds=settings.slo_status_interval_seconds)
     slo_loop = SloLoop(slo_keeper, settings.slo_evaluation_interval_seconds)

@@ -55,6 +55,7 @@ class SlaRepository(Protocol):
     async def clear_timers(self, pairs: Sequence[tuple[str, str]]) -> None: ...
     async def due_timers(self, now: datetime, limit: int) -> list[DueTimer]: ...
     async def next_timer_due(self) -> datetime | None: ...
+    async def count_clocks(self) -> dict[tuple[str, bool], int]: ...
 
 
 def _snapshot_from_row(row: Any) -> TicketSnapshot:
@@ -342,3 +343,10 @@ class SqlSlaRepository:
         t = tables.timers
         value: datetime | None = (await self._session.execute(sa.select(sa.func.min(t.c.due_at)))).scalar()
         return value
+
+    async def count_clocks(self) -> dict[tuple[str, bool], int]:
+        """Every tenant's current clocks by (state, breached): running and breached is an overdue clock."""
+        c = tables.clocks
+        rows = await self._session.execute(
+            sa.select(c.c.state, c.c.breached, sa.func.count()).group_by(c.c.state, c.c.breached))
+        return {(state, breached): count for state, breached, count in rows.tuples()}
