@@ -60,3 +60,18 @@ def test_each_report_request_is_timed_by_kind_and_format(tenant: TenantClient) -
             assert reporting.get("/v1/reports/slr", params={"format": "csv"}).status_code == 200
     assert sample(reporting_process, "slm_report_generation_seconds_count", kind="live", format="csv") == before + 2
     assert sample(reporting_process, "slm_report_generation_seconds_sum", kind="live", format="csv") > 0
+
+
+def test_each_service_reports_the_lag_of_every_consumer_group_it_runs(tenant: TenantClient) -> None:
+    expected = {
+        tenant.platform.intake: {("intake", "itsm.ingest.v1")},
+        tenant.platform.sla_engine: {("sla-engine", "itsm.tickets.v1"), ("sla-engine-signals", "itsm.signals.v1"),
+                                     ("sla-engine", "itsm.tenants.v1")},
+        tenant.platform.reporting: {("reporting", "sla.clocks.v1"), ("reporting", "itsm.tickets.v1"),
+                                    ("reporting", "slo.status.v1"), ("reporting", "itsm.tenants.v1")},
+    }
+    for service, series in expected.items():
+        text = httpx.get(f"{service.url}/metrics", timeout=10).text
+        reported = {(s.labels["group"], s.labels["topic"]) for family in text_string_to_metric_families(text)
+                    for s in family.samples if s.name == "slm_consumer_lag"}
+        assert series <= reported, f"{service.name} reports {reported}"

@@ -33,6 +33,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_
 
 from slm_shared import topics
 from slm_shared.auth import ApiKeyAuthenticator, current_tenant, store_key
+from slm_shared.consumer_lag import ConsumerLagMonitor
 from slm_shared.db import DatabaseNotMigrated, create_engine, ensure_migrated, session_factory
 from slm_shared.events import ApiKeyData, CloudEvent, InvalidEvent, parse_cloudevent
 from slm_shared.inbox import Inbox
@@ -221,6 +222,15 @@ class ServiceRuntime:
     def group_id(self) -> str:
         return self.settings.kafka.group_id or self.service
 
+    def consumer_groups(self) -> dict[str, list[str]]:
+        """Each consumer group this service's subscribers join, with their topics."""
+        groups: dict[str, list[str]] = {}
+        for subscriber in self.broker.subscribers:
+            group_id = getattr(subscriber, "group_id", None)
+            if group_id:
+                groups.setdefault(group_id, []).extend(getattr(subscriber, "topic_names", ()))
+        return groups
+
     def add_background(self, run: Callable[[], Coroutine[Any, Any, None]], stop: Callable[[], Awaitable[None]]) -> None:
         """A long-running task (e.g. the timer wheel) started after the broker and stopped before it."""
         self.background.append(run)
@@ -242,7 +252,10 @@ class ServiceRuntime:
             await self.ensure_topics()
         await self.relay.start()
         await self.broker.start()
-        self._tasks = [asyncio.create_task(run()) for run in self.background]
+        lag = ConsumerLagMonitor(self.settings.kafka.client_options(), self.consumer_groups(),
+                                 self.settings.consumer_lag_interval_seconds, self.service)
+        self._stop_hooks.append(lag.stop)
+        self._tasks = [asyncio.create_task(run()) for run in (*self.background, lag.run)]
         log.info("%s started", self.service)
 
     async def stop(self) -> None:

@@ -75,4 +75,5 @@ class ServiceSettings(BaseSettings):
     outbox_batch_size: int = Field(default=500, ge=1)
     outbox_poll_seconds: float = Field(default=0.5, gt=0)
     create_topics: bool = True
+    consumer_lag_interval_seconds: float = Field(default=15.0, gt=0, description="period of the slm_consumer_lag count")
     tracing: TracingSettings = TracingSettings()

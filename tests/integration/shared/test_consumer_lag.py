@@ -1,0 +1,43 @@
+"""`slm_consumer_lag` against the real broker: end offsets minus the group's commits, per topic."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.structs import OffsetAndMetadata, TopicPartition
+from prometheus_client import REGISTRY
+
+from scripts.localstack import Stack
+from slm_shared.consumer_lag import ConsumerLagMonitor
+
+pytestmark = pytest.mark.integration
+
+
+async def test_lag_is_what_the_group_has_not_committed_counting_uncommitted_partitions_whole(stack: Stack) -> None:
+    options = {"bootstrap_servers": stack.kafka_bootstrap}
+    topic, group = f"lag-{uuid.uuid4().hex[:8]}", f"lag-group-{uuid.uuid4().hex[:8]}"
+    admin = AIOKafkaAdminClient(**options)
+    await admin.start()
+    await admin.create_topics([NewTopic(topic, num_partitions=2, replication_factor=1)])
+    await admin.close()
+    producer = AIOKafkaProducer(**options)
+    await producer.start()
+    for partition, count in ((0, 5), (1, 3)):
+        for n in range(count):
+            await producer.send_and_wait(topic, f"r{n}".encode(), partition=partition)
+    await producer.stop()
+    # The group has done 2 of partition 0's 5 records and nothing of partition 1.
+    consumer = AIOKafkaConsumer(**options, group_id=group, enable_auto_commit=False)
+    await consumer.start()
+    consumer.assign([TopicPartition(topic, 0)])
+    await consumer.commit({TopicPartition(topic, 0): OffsetAndMetadata(2, "")})
+    await consumer.stop()
+
+    monitor = ConsumerLagMonitor(options, {group: [topic]}, interval_seconds=60, client_id="test")
+    lag = await monitor.measure()
+
+    assert lag == {(group, topic): (5 - 2) + 3}
+    assert REGISTRY.get_sample_value("slm_consumer_lag", {"group": group, "topic": topic}) == 6
