@@ -6,6 +6,7 @@ import json
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -198,3 +199,84 @@ async def test_ticket_sla_attainment_counts_stopped_clocks(sessions: async_sessi
     alerts = {data["data"]["alert"] for topic, data in await published(sessions, tenant)
               if topic == topics.SLO_ALERTS and data["data"]["slo_id"] == "p2-resolution"}
     assert alerts == {"budget_exhausted"}
+
+
+HOURS_BUNDLE = """\
+calendars:
+  - {name: office, timezone: UTC, hours: {mon-fri: ["09:00-17:00"]}}
+slos:
+  - id: email-week
+    service: email
+    sli: {type: availability}
+    objective: 99.9
+    window: {rolling: 7d}
+  - id: email-office-hours
+    service: email
+    sli: {type: availability, calendar: office}
+    objective: 99.9
+    window: {rolling: 7d}
+"""
+
+SUNDAY_MAINTENANCE = HOURS_BUNDLE.replace("""\
+    sli: {type: availability}
+""", """\
+    sli:
+      type: availability
+      maintenance:
+        - {rrule: "FREQ=WEEKLY;BYDAY=SU;BYHOUR=2", dtstart: "2026-01-04T02:00", duration: 2h,
+           timezone: Europe/Berlin}
+""")
+
+
+async def apply(sessions: async_sessionmaker[AsyncSession], tenant: str, text: str) -> None:
+    async with sessions() as session, session.begin():
+        await SqlSlaRepository(session).add_config(tenant, dump_bundle(parse_bundle(text)), text)
+
+
+async def test_a_recurring_window_added_later_corrects_the_minutes_already_stored(
+        sessions: async_sessionmaker[AsyncSession]) -> None:
+    tenant = f"slo-{uuid.uuid4().hex[:8]}"
+    await apply(sessions, tenant, HOURS_BUNDLE)
+    keeper = SloKeeper(sessions, BundleCache(), Clock(utc("2026-01-12T00:00:00")), status_interval_seconds=0)
+    await keeper.on_signal_records([
+        availability(tenant, "2026-01-01T00:00:00", "up"),
+        availability(tenant, "2026-01-07T10:00:00", "down"), availability(tenant, "2026-01-07T10:10:00", "up"),
+        availability(tenant, "2026-01-11T02:00:00", "down"), availability(tenant, "2026-01-11T02:30:00", "up")])
+
+    def latest(found: list[tuple[str, dict[str, Any]]], slo_id: str) -> dict[str, Any]:
+        statuses: list[dict[str, Any]] = [data["data"] for topic, data in found
+                                          if topic == topics.SLO_STATUS and data["data"]["slo_id"] == slo_id]
+        return statuses[-1]
+
+    week = latest(await published(sessions, tenant), "email-week")
+    # 5-12 January, 604,800 s with data: 600 s down on Wednesday, 1,800 s on Sunday 02:00-02:30Z.
+    assert (week["total"], week["good"]) == (604_800, 602_400)
+    assert week["error_budget_total"] == pytest.approx(604.8)
+    office = latest(await published(sessions, tenant), "email-office-hours")
+    # Service hours: Monday 5 to Friday 9 January, 5 x 8 h = 144,000 s; only Wednesday's 600 s are in them.
+    assert (office["total"], office["good"]) == (144_000, 143_400)
+    assert office["error_budget_total"] == pytest.approx(144.0)
+
+    # The Sunday window becomes planned maintenance in a new version: no new signal, the same stored minutes.
+    await apply(sessions, tenant, SUNDAY_MAINTENANCE)
+    await keeper.evaluate_all([tenant])
+    week = latest(await published(sessions, tenant), "email-week")
+    # 01:00Z-03:00Z on 11 January (02:00 CET) is out of both sides: 604,800 - 7,200 = 597,600 s agreed.
+    assert (week["total"], week["good"]) == (597_600, 597_000)
+    assert week["error_budget_total"] == pytest.approx(597.6)
+    assert week["error_budget_remaining"] == pytest.approx(-2.4)
+    a = tables.slo_availability_minutes
+    async with sessions() as session:
+        stored_down = (await session.execute(sa.select(sa.func.sum(a.c.down_seconds)).where(
+            a.c.tenant_id == tenant))).scalar_one()
+    assert stored_down == 2_400  # the rollups keep what the signals said; the exclusion is the bundle's
+
+    version, readings = await keeper.readings(tenant)
+    assert version == 2
+    by_id = {reading.slo.id: reading for reading in readings}
+    assert by_id["email-week"].status.error_budget_consumed == 600
+    assert set(by_id["email-week"].alerts) == {"budget_exhausted"}  # 600 s against 597.6 s of budget
+    assert by_id["email-office-hours"].status.error_budget_remaining == Decimal("-456.0")  # 144 - 600
+    assert (await keeper.readings(tenant, "email-office-hours"))[1][0].slo.id == "email-office-hours"
+    assert (await keeper.readings(tenant, "nothing"))[1] == []
+    assert await keeper.readings(f"none-{uuid.uuid4().hex[:8]}") == (None, [])

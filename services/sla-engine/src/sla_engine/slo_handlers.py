@@ -10,6 +10,9 @@ Business rules (docs/slo.md):
   attainment (`ticket_sla` SLOs read the stopped clocks in this database).
 - Status goes out when it changed, at most once per SLO per `slo_status_interval_seconds`; alerts go out
   once on firing and once on resolving (the firing set is stored under a row lock).
+- Planned maintenance is excluded when evaluating: the stored `itsm.maintenance.v1` windows are already in
+  the rollups, and recurring windows from the bundle (`sli.maintenance`) are expanded over the evaluated
+  range, so a bundle that adds or changes one corrects every stored minute without rewriting any.
 - Idempotent: a redelivered batch adds nothing, and re-evaluating unchanged data publishes nothing.
 """
 
@@ -19,7 +22,8 @@ import asyncio
 import contextlib
 import logging
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -31,7 +35,7 @@ from sla_engine import tables
 from sla_engine.config import BundleCache
 from sla_engine.domain.bundle import Bundle
 from sla_engine.domain.bundle.slos import slo_definition
-from sla_engine.domain.slo.alerts import AlertName, AlertTransition, alert_transitions
+from sla_engine.domain.slo.alerts import AlertName, AlertTransition, alert_transitions, firing_alerts
 from sla_engine.domain.slo.definition import AvailabilitySli, SloDefinition, ThresholdSli, TicketSlaSli
 from sla_engine.domain.slo.evaluation import (
     LOOKBACKS,
@@ -40,6 +44,7 @@ from sla_engine.domain.slo.evaluation import (
     evaluate,
     ratio_counts,
 )
+from sla_engine.domain.slo.maintenance import recurring_windows
 from sla_engine.domain.slo.rollups import RatioMinute, availability_minutes, merge_ratio, minute_of, ratio_minute
 from sla_engine.domain.slo.windows import window_bounds
 from sla_engine.handlers import Now, utc_now
@@ -70,6 +75,16 @@ SOURCE = "slm://sla-engine"
 SIGNAL_TYPES = (AVAILABILITY_EVENT, MEASUREMENT_EVENT, MAINTENANCE_EVENT)
 _LONGEST_LOOKBACK = timedelta(seconds=max(LOOKBACKS.values()))
 ServiceKey = tuple[str, str]
+
+
+@dataclass(frozen=True)
+class SloReading:
+    """One SLO as configured (`entry`, as written), its status now and its alerts firing now."""
+
+    entry: Mapping[str, Any]
+    slo: SloDefinition
+    status: SloStatus
+    alerts: Mapping[AlertName, AlertTransition]
 
 
 class SloKeeper:
@@ -123,6 +138,26 @@ class SloKeeper:
                         await self._refresh_availability(repository, tenant_id, service, since, now)
                 evaluated += await self._evaluate(session, tenant_id, slos, now)
         return evaluated
+
+    async def readings(self, tenant_id: str, slo_id: str | None = None) -> tuple[int | None, list[SloReading]]:
+        """The tenant's configuration version and each SLO's status as of now (only `slo_id`, if given), with
+        the alerts whose conditions hold. Reads only: stores, publishes and locks nothing."""
+        now = self._now()
+        async with self._sessions() as session:
+            config = await SqlSlaRepository(session).latest_config(tenant_id)
+            if config is None:
+                return None, []
+            bundle = self._bundles.get(config)
+            repository = SqlSloRepository(session)
+            readings = []
+            for entry in bundle.slos:
+                if slo_id is not None and entry.id != slo_id:
+                    continue
+                slo = slo_definition(entry)
+                status = await current_status(repository, tenant_id, slo, bundle, now)
+                readings.append(SloReading(entry.raw, slo, status, firing_alerts(slo, status)))
+            await session.rollback()
+        return config.version, readings
 
     async def _thresholds(self, session: AsyncSession, tenant_id: str) -> dict[tuple[str, str], set[ThresholdSli]]:
         """The tenant's threshold SLIs by (service, sli): samples are rolled up for each of them on arrival."""
@@ -213,19 +248,7 @@ class SloKeeper:
         bundle = await self._bundle(session, tenant_id)
         outgoing: list[OutgoingEvent] = []
         for slo in sorted(slos, key=lambda item: item.id):
-            hours = bundle.calendar(slo.calendar) if bundle is not None and slo.calendar is not None else None
-            start, _ = window_bounds(slo.window, now)
-            since = min(start, now - _LONGEST_LOOKBACK)
-            if isinstance(slo.sli, AvailabilitySli):
-                counts = availability_counts(await repository.availability_minutes(tenant_id, slo.service, since, now),
-                                             slo.sli.degraded_weight)
-            elif isinstance(slo.sli, TicketSlaSli):
-                counts = ratio_counts(await repository.ticket_sla_minutes(
-                    tenant_id, slo.service, slo.sli.policy, slo.sli.metric, slo.sli.priorities, since, now))
-            else:
-                series = slo.sli.rollup_key if isinstance(slo.sli, ThresholdSli) else slo.sli.sli
-                counts = ratio_counts(await repository.ratio_minutes(tenant_id, slo.service, series, since, now))
-            status = evaluate(slo, counts, now, hours)
+            status = await current_status(repository, tenant_id, slo, bundle, now)
             stored = await repository.lock_evaluation(tenant_id, slo.id)
             firing, transitions = alert_transitions(slo, status, _alert_names(stored.firing))
             outgoing += [_alert_event(tenant_id, slo, transition, now) for transition in transitions]
@@ -241,6 +264,32 @@ class SloKeeper:
             await repository.save_evaluation(tenant_id, slo.id, frozenset(firing), stored_status, published_at)
         await self._outbox.add(session, outgoing)
         return len(slos)
+
+
+async def current_status(repository: SqlSloRepository, tenant_id: str, slo: SloDefinition, bundle: Bundle | None,
+                         now: datetime) -> SloStatus:
+    """The SLO's status at `now` from the stored rollups, with its service hours and planned maintenance.
+
+    Recurring maintenance (`sli.maintenance`) is expanded here, over the window and the lookbacks only, and
+    excluded together with the stored `itsm.maintenance.v1` windows: a bundle change takes effect on every
+    minute at once, with nothing to rewrite."""
+    hours = bundle.calendar(slo.calendar) if bundle is not None and slo.calendar is not None else None
+    start, end = window_bounds(slo.window, now)
+    since = min(start, now - _LONGEST_LOOKBACK)
+    maintenance: list[tuple[datetime, datetime]] = []
+    if isinstance(slo.sli, AvailabilitySli):
+        counts = availability_counts(await repository.availability_minutes(tenant_id, slo.service, since, now),
+                                     slo.sli.degraded_weight)
+        scheduled = await repository.maintenance_between(tenant_id, slo.service, since, end)
+        maintenance = [(window.start, window.end) for window in scheduled]
+        maintenance += recurring_windows(slo.sli.maintenance, since, end)
+    elif isinstance(slo.sli, TicketSlaSli):
+        counts = ratio_counts(await repository.ticket_sla_minutes(
+            tenant_id, slo.service, slo.sli.policy, slo.sli.metric, slo.sli.priorities, since, now))
+    else:
+        series = slo.sli.rollup_key if isinstance(slo.sli, ThresholdSli) else slo.sli.sli
+        counts = ratio_counts(await repository.ratio_minutes(tenant_id, slo.service, series, since, now))
+    return evaluate(slo, counts, now, hours, maintenance)
 
 
 def status_data(status: SloStatus) -> SloStatusData:

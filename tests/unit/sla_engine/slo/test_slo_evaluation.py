@@ -10,7 +10,9 @@ import pytest
 
 from sla_engine.domain.bundle import BundleError, parse_bundle
 from sla_engine.domain.bundle.slos import slo_definition
+from sla_engine.domain.slo.definition import AvailabilitySli
 from sla_engine.domain.slo.evaluation import availability_counts, evaluate, ratio_counts
+from sla_engine.domain.slo.maintenance import recurring_windows
 from sla_engine.domain.slo.rollups import (
     AvailabilityMinute,
     MaintenanceWindow,
@@ -43,7 +45,8 @@ def test_a_month_with_a_40_minute_outage_and_a_2_hour_maintenance_window() -> No
                StateChange("smtp", utc("2026-11-20T03:30:00"), "up")]
     maintenance = [MaintenanceWindow("chg-77", utc("2026-11-20T02:00:00"), utc("2026-11-20T04:00:00"))]
     rows = availability_minutes(changes, maintenance, utc("2026-11-01T00:00:00"), utc("2026-12-01T00:00:00"))
-    status = evaluate(EMAIL_MONTH, availability_counts(rows, Decimal(0)), utc("2026-11-30T23:59:59"))
+    status = evaluate(EMAIL_MONTH, availability_counts(rows, Decimal(0)), utc("2026-11-30T23:59:59"),
+                      maintenance=[(window.start, window.end) for window in maintenance])
 
     assert (status.window_start, status.window_end) == (utc("2026-11-01T00:00:00"), utc("2026-12-01T00:00:00"))
     assert status.total == 2_584_800
@@ -206,8 +209,7 @@ calendars:
 slos:
   - id: email-office-hours
     service: email
-    sli: {type: availability}
-    calendar: office
+    sli: {type: availability, calendar: office}
     objective: 99.9
     window: {calendar: month}
 """)
@@ -231,8 +233,61 @@ def test_service_hours_name_a_defined_calendar_and_apply_to_availability_only() 
     with pytest.raises(BundleError) as caught:
         parse_bundle("""\
 slos:
-  - {id: a, service: s, sli: {type: availability}, calendar: office, objective: 99, window: {rolling: 1d}}
-  - {id: r, service: s, sli: {type: ratio, sli: x}, calendar: 24x7, objective: 99, window: {rolling: 1d}}
+  - {id: a, service: s, sli: {type: availability, calendar: office}, objective: 99, window: {rolling: 1d}}
+  - {id: r, service: s, sli: {type: ratio, sli: x, calendar: 24x7}, objective: 99, window: {rolling: 1d}}
+  - {id: b, service: s, sli: {type: availability}, calendar: office, objective: 99, window: {rolling: 1d}}
 """)
-    assert [(issue.path, issue.line) for issue in caught.value.errors] == [("slos[0].calendar", 2),
-                                                                          ("slos[1].calendar", 3)]
+    assert [(issue.path, issue.line) for issue in caught.value.errors] == [
+        ("slos[0].sli.calendar", 2), ("slos[1].sli.calendar", 3), ("slos[2].calendar", 4)]
+    assert "unknown calendar 'office'" in caught.value.errors[0].message
+
+
+def test_the_earlier_slo_level_calendar_spelling_means_the_same() -> None:
+    bundle = parse_bundle("""\
+calendars:
+  - {name: office, timezone: UTC, hours: {mon-fri: ["09:00-17:00"]}}
+slos:
+  - {id: a, service: s, sli: {type: availability, calendar: office}, objective: 99, window: {rolling: 1d}}
+  - {id: b, service: s, sli: {type: availability}, calendar: office, objective: 99, window: {rolling: 1d}}
+""")
+    first, second = (slo_definition(entry) for entry in bundle.slos)
+    assert first.sli == second.sli
+    assert first.calendar == "office"
+
+
+def test_service_hours_and_recurring_maintenance_inside_them_set_the_budget() -> None:
+    bundle = parse_bundle("""\
+calendars:
+  - name: office
+    timezone: UTC
+    hours: {mon-fri: ["09:00-17:00"]}
+slos:
+  - id: email-office-hours
+    service: email
+    sli:
+      type: availability
+      calendar: office
+      maintenance: [{rrule: "FREQ=WEEKLY;BYDAY=WE", dtstart: "2026-11-04T16:00", duration: 2h}]
+    objective: 99.9
+    window: {calendar: month}
+""")
+    slo = slo_definition(bundle.slos[0])
+    assert isinstance(slo.sli, AvailabilitySli)
+    start, end = utc("2026-11-01T00:00:00"), utc("2026-12-01T00:00:00")
+    windows = recurring_windows(slo.sli.maintenance, start, end)
+    assert len(windows) == 4  # Wednesdays 4, 11, 18 and 25 November, 16:00-18:00 UTC
+    changes = [StateChange("smtp", start, "up"),
+               StateChange("smtp", utc("2026-11-11T16:30:00"), "down"),  # inside maintenance: not counted
+               StateChange("smtp", utc("2026-11-12T09:00:00"), "up"),  # 17:00-09:00 is outside hours
+               StateChange("smtp", utc("2026-11-13T09:00:00"), "down"),  # Friday, 10 minutes in hours
+               StateChange("smtp", utc("2026-11-13T09:10:00"), "up")]
+    rows = availability_minutes(changes, [], start, end)
+    status = evaluate(slo, availability_counts(rows, Decimal(0)), utc("2026-11-30T23:59:59"),
+                      bundle.calendar("office"), windows)
+    # 21 weekdays x 8 h = 604,800 working seconds; each Wednesday window has 16:00-17:00 inside working time:
+    # 4 x 3,600 = 14,400 s out, 590,400 agreed. 17:00-18:00 is outside the hours anyway. The last second
+    # (23:59:59 on Monday 30th) is outside the hours, so every working second so far is counted.
+    assert status.total == 590_400
+    assert status.error_budget_consumed == 600
+    assert status.error_budget_total == Decimal("590.4")
+    assert status.error_budget_remaining == Decimal("-9.6")

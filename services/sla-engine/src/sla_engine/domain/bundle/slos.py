@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sla_engine.domain.bundle.model import SloConfig, parse_duration
+from sla_engine.domain.bundle.model import SloConfig, format_duration, parse_duration
 from sla_engine.domain.bundle.source import Checker, join_path, kind_of
 from sla_engine.domain.slo.definition import (
     BUDGETING,
@@ -23,6 +25,9 @@ from sla_engine.domain.slo.definition import (
     TicketSlaSli,
     Window,
 )
+from sla_engine.domain.slo.maintenance import RecurrenceError, RecurringMaintenance
+
+DAY_SECONDS = 86_400
 
 
 def parse_slo_definition(check: Checker, raw: Any, path: str,
@@ -35,11 +40,12 @@ def parse_slo_definition(check: Checker, raw: Any, path: str,
     slo_id = check.text(raw.get("id"), join_path(path, "id"))
     service = check.text(raw.get("service"), join_path(path, "service"))
     value = check.mapping(raw, path, ("id", "service", "sli", "objective", "window", "budgeting",
-                                      "timeslice_target", "timeslice_min_events", "no_data_after", "calendar"),
+                                      "timeslice_target", "timeslice", "timeslice_min_events", "no_data_after",
+                                      "calendar"),
                           required=("sli", "objective", "window"))
     if value is None:
         return None
-    sli = _parse_sli(check, value.get("sli"), join_path(path, "sli")) if "sli" in value else None
+    sli = _parse_sli(check, value.get("sli"), join_path(path, "sli"), calendars) if "sli" in value else None
     objective = _percent(check, value.get("objective"), join_path(path, "objective")) \
         if value.get("objective") is not None else None
     window = _parse_window(check, value.get("window"), join_path(path, "window")) if "window" in value else None
@@ -51,6 +57,7 @@ def parse_slo_definition(check: Checker, raw: Any, path: str,
         timeslice_target = _percent(check, value["timeslice_target"], join_path(path, "timeslice_target"))
     elif budgeting == "timeslices":
         check.error(join_path(path, "timeslice_target"), "is required with budgeting: timeslices")
+    slice_seconds = _timeslice(check, value, path, budgeting, window)
     min_events = value.get("timeslice_min_events", 1)
     if isinstance(min_events, bool) or not isinstance(min_events, int) or min_events < 1:
         check.error(join_path(path, "timeslice_min_events"), f"{min_events!r} is not a whole number >= 1")
@@ -59,18 +66,53 @@ def parse_slo_definition(check: Checker, raw: Any, path: str,
         no_data_after = _duration(check, value["no_data_after"], join_path(path, "no_data_after")) or 0
     calendar = value.get("calendar")
     if calendar is not None:
+        # The earlier spelling of `sli.calendar`, still read so stored bundles keep working.
         if not isinstance(sli, AvailabilitySli) and sli is not None:
             check.error(join_path(path, "calendar"), "service hours apply to availability SLIs only")
-        elif check.text(calendar, join_path(path, "calendar")) is not None and calendars is not None \
-                and calendar not in calendars:
-            check.error(join_path(path, "calendar"), f"unknown calendar {calendar!r}; define it under calendars")
+        elif isinstance(sli, AvailabilitySli) and sli.calendar is not None:
+            check.error(join_path(path, "calendar"), "give service hours once, as sli.calendar")
+        else:
+            _calendar_name(check, calendar, join_path(path, "calendar"), calendars)
     if len(check.issues) > before or slo_id is None or service is None or sli is None or objective is None \
-            or window is None or budgeting not in BUDGETING:
+            or window is None or budgeting not in BUDGETING or slice_seconds is None:
         return None
+    if isinstance(sli, AvailabilitySli) and isinstance(calendar, str):
+        sli = replace(sli, calendar=calendar)
     return SloDefinition(id=slo_id, service=service, sli=sli, objective=objective, window=window,
                          budgeting=budgeting, timeslice_target=timeslice_target,
                          timeslice_min_events=min_events, no_data_after_seconds=no_data_after,
-                         calendar=calendar if isinstance(calendar, str) else None)
+                         timeslice_seconds=slice_seconds)
+
+
+def _calendar_name(check: Checker, raw: Any, path: str, calendars: set[str] | None) -> str | None:
+    """A calendar name; checked against the bundle's calendars when they are known (at apply time)."""
+    name = check.text(raw, path)
+    if name is not None and calendars is not None and name not in calendars:
+        check.error(path, f"unknown calendar {name!r}; define it under calendars")
+        return None
+    return name
+
+
+def _timeslice(check: Checker, value: dict[Any, Any], path: str, budgeting: Any, window: Window | None
+               ) -> int | None:
+    """Seconds per slice: whole minutes dividing a day, and a rolling window must hold whole slices."""
+    if "timeslice" not in value:
+        return 60
+    slice_path = join_path(path, "timeslice")
+    if budgeting not in ("timeslices", "ratio_timeslices"):
+        check.error(slice_path, "applies to budgeting: timeslices or ratio_timeslices only")
+        return None
+    seconds = _duration(check, value["timeslice"], slice_path)
+    if seconds is None:
+        return None
+    if seconds % 60 or DAY_SECONDS % seconds:
+        check.error(slice_path, f"{value['timeslice']!r} is not whole minutes dividing a day (e.g. 1m, 5m, 1h, 1d)")
+        return None
+    if isinstance(window, RollingWindow) and window.seconds % seconds:
+        check.error(slice_path, f"the rolling window of {format_duration(window.seconds)} is not a whole number "
+                                f"of {value['timeslice']} slices")
+        return None
+    return seconds
 
 
 def slo_definition(config: SloConfig) -> SloDefinition:
@@ -82,22 +124,28 @@ def slo_definition(config: SloConfig) -> SloDefinition:
     return definition
 
 
-def _parse_sli(check: Checker, raw: Any, path: str) -> Sli | None:
+def _parse_sli(check: Checker, raw: Any, path: str, calendars: set[str] | None) -> Sli | None:
     if not isinstance(raw, dict):
         check.error(path, f"must be a mapping, not {kind_of(raw)}")
         return None
     kind = raw.get("type")
     if kind == "availability":
-        value = check.mapping(raw, path, ("type", "degraded_weight"))
+        value = check.mapping(raw, path, ("type", "degraded_weight", "calendar", "maintenance"))
         if value is None:
             return None
+        before = len(check.issues)
         weight = _decimal(check, value.get("degraded_weight", 0), join_path(path, "degraded_weight"))
-        if weight is None:
-            return None
-        if not Decimal(0) <= weight <= Decimal(1):
+        if weight is not None and not Decimal(0) <= weight <= Decimal(1):
             check.error(join_path(path, "degraded_weight"), f"{weight} is not between 0 and 1")
+        calendar = _calendar_name(check, value["calendar"], join_path(path, "calendar"), calendars) \
+            if value.get("calendar") is not None else None
+        schedules = [_recurring(check, item, join_path(join_path(path, "maintenance"), position))
+                     for position, item in enumerate(check.sequence(value.get("maintenance"),
+                                                                    join_path(path, "maintenance")))]
+        if weight is None or len(check.issues) > before:
             return None
-        return AvailabilitySli(degraded_weight=weight)
+        return AvailabilitySli(degraded_weight=weight, calendar=calendar,
+                               maintenance=tuple(item for item in schedules if item is not None))
     if kind == "ratio":
         value = check.mapping(raw, path, ("type", "sli"), required=("sli",))
         name = check.text(value.get("sli"), join_path(path, "sli")) if value and value.get("sli") is not None \
@@ -165,6 +213,54 @@ def _parse_window(check: Checker, raw: Any, path: str) -> Window | None:
         return CalendarWindow(unit=unit, timezone=zone) if valid and unit in CALENDAR_UNITS else None
     check.error(path, "expected {rolling: <duration>} or {calendar: week|month|quarter, timezone: <IANA zone>}")
     return None
+
+
+def _recurring(check: Checker, raw: Any, path: str) -> RecurringMaintenance | None:
+    """One recurring maintenance window: `{rrule, dtstart, duration, timezone}` (rules in domain.slo.maintenance)."""
+    value = check.mapping(raw, path, ("rrule", "dtstart", "duration", "timezone"),
+                          required=("rrule", "dtstart", "duration"))
+    if value is None:
+        return None
+    before = len(check.issues)
+    rule = check.text(value.get("rrule"), join_path(path, "rrule")) if value.get("rrule") is not None else None
+    duration = _duration(check, value["duration"], join_path(path, "duration")) \
+        if value.get("duration") is not None else None
+    if duration is not None and duration % 60:
+        check.error(join_path(path, "duration"), f"{value['duration']!r} is not whole minutes")
+    zone = _zone(check, value.get("timezone", "UTC"), join_path(path, "timezone"))
+    start = _local_time(check, value["dtstart"], join_path(path, "dtstart")) \
+        if value.get("dtstart") is not None else None
+    if len(check.issues) > before or rule is None or duration is None or zone is None or start is None:
+        return None
+    try:
+        return RecurringMaintenance(rrule=rule, dtstart=start, duration_seconds=duration, timezone=zone)
+    except RecurrenceError as error:
+        check.error(join_path(path, "dtstart" if str(error).startswith("dtstart") else "rrule"), str(error))
+        return None
+
+
+def _local_time(check: Checker, raw: Any, path: str) -> datetime | None:
+    if isinstance(raw, datetime):
+        return raw
+    if isinstance(raw, str):
+        try:
+            return datetime.fromisoformat(raw.strip())
+        except ValueError:
+            pass
+    check.error(path, f"{raw!r} is not a local date and time such as 2026-01-04T02:00")
+    return None
+
+
+def _zone(check: Checker, raw: Any, path: str) -> str | None:
+    if not isinstance(raw, str) or not raw:
+        check.error(path, f"must be a non-empty string, not {kind_of(raw)}")
+        return None
+    try:
+        ZoneInfo(raw)
+    except (ZoneInfoNotFoundError, ValueError):
+        check.error(path, f"{raw!r} is not an IANA time zone")
+        return None
+    return raw
 
 
 def _decimal(check: Checker, raw: Any, path: str) -> Decimal | None:

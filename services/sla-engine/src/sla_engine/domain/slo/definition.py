@@ -12,11 +12,17 @@ Rules:
   counts the service's ticket clocks that stopped met (good) or breached, so "95 % of P2 resolved within
   target per month" is an occurrences SLO like any other. Tickets are sparse: `no_data` is off unless
   `no_data_after` is given.
-- `calendar` (availability SLIs only) names a bundle calendar as the agreed service hours: only time inside
-  it counts, in the SLI and in the budget. Calendar hours are whole minutes, so a minute is in or out.
+- `sli.calendar` (availability SLIs only) names a bundle calendar as the agreed service hours: only time
+  inside it counts, in the SLI and in the budget. Calendar hours are whole minutes, so a minute is in or out.
+  (`calendar` at the SLO level, the earlier spelling, means the same.)
+- `sli.maintenance` (availability SLIs only): recurring planned maintenance windows, each an RFC 5545 RRULE
+  expanded in local wall time of its time zone from `dtstart`, lasting `duration` (elapsed time); they are
+  excluded like scheduled `itsm.maintenance.v1` windows (see `sla_engine.domain.slo.maintenance`).
 - `window` is `{rolling: 28d}` or `{calendar: week|month|quarter, timezone: <IANA>}` (default UTC).
-- `budgeting` is `occurrences` (default) or `timeslices`; timeslices need `timeslice_target` (a percent) and
-  take `timeslice_min_events` (default 1): a one-minute slice with fewer events is not judged.
+- `budgeting` is `occurrences` (default), `timeslices` or `ratio_timeslices`. Timeslices need
+  `timeslice_target` (a percent): a slice is good when its good/total meets it. Ratio timeslices (OpenSLO
+  `RatioTimeslices`) score each slice with its good/total ratio. Both take `timeslice` (default 1m: whole
+  minutes dividing a day) and `timeslice_min_events` (default 1): a slice with fewer events is not judged.
 - `no_data_after` (default 1h): the `no_data` alert fires when the last such span held no data
   (`no_data_after_seconds == 0`: never).
 """
@@ -27,16 +33,20 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Literal
 
+from sla_engine.domain.slo.maintenance import RecurringMaintenance
+
 CalendarUnit = Literal["week", "month", "quarter"]
 CALENDAR_UNITS: tuple[CalendarUnit, ...] = ("week", "month", "quarter")
-Budgeting = Literal["occurrences", "timeslices"]
-BUDGETING: tuple[Budgeting, ...] = ("occurrences", "timeslices")
+Budgeting = Literal["occurrences", "timeslices", "ratio_timeslices"]
+BUDGETING: tuple[Budgeting, ...] = ("occurrences", "timeslices", "ratio_timeslices")
 HUNDRED = Decimal(100)
 
 
 @dataclass(frozen=True)
 class AvailabilitySli:
     degraded_weight: Decimal = Decimal(0)
+    calendar: str | None = None
+    maintenance: tuple[RecurringMaintenance, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -109,7 +119,16 @@ class SloDefinition:
     timeslice_target: Decimal | None = None
     timeslice_min_events: int = 1
     no_data_after_seconds: int = 3_600
-    calendar: str | None = None
+    timeslice_seconds: int = 60
+
+    @property
+    def calendar(self) -> str | None:
+        """The agreed service hours (a bundle calendar name) of an availability SLI; None = all the time."""
+        return self.sli.calendar if isinstance(self.sli, AvailabilitySli) else None
+
+    @property
+    def sliced(self) -> bool:
+        return self.budgeting != "occurrences"
 
     @property
     def target(self) -> Decimal:

@@ -20,20 +20,24 @@ Rules:
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from fractions import Fraction
 
 from sla_engine.domain.calendar import BusinessCalendar
 from sla_engine.domain.slo.definition import AvailabilitySli, RollingWindow, SloDefinition
+from sla_engine.domain.slo.maintenance import Interval, merge
 from sla_engine.domain.slo.rollups import AvailabilityMinute, RatioMinute
 from sla_engine.domain.slo.windows import window_bounds
 
 LOOKBACKS: Mapping[str, int] = {"5m": 300, "30m": 1_800, "1h": 3_600, "2h": 7_200, "6h": 21_600,
                                 "1d": 86_400, "3d": 259_200}
 _RATE_PLACES = Decimal("0.0001")
+_MINUTE = timedelta(minutes=1)
+_FAR_FUTURE = datetime.max.replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -102,53 +106,37 @@ def ratio_counts(rows: Iterable[RatioMinute]) -> list[MinuteCounts]:
 
 
 def evaluate(slo: SloDefinition, counts: Sequence[MinuteCounts], at: datetime,
-             hours: BusinessCalendar | None = None) -> SloStatus:
+             hours: BusinessCalendar | None = None, maintenance: Iterable[Interval] = ()) -> SloStatus:
     """The SLO's status at `at` from its per-minute counts (any order; minutes outside the spans are ignored).
 
     With `hours` (the SLO's agreed service hours), only minutes inside them count, and the window's agreed
-    time is its working time."""
+    time is its working time. `maintenance` (availability SLIs) is every planned maintenance window known for
+    the window: scheduled events and recurring occurrences. A minute wholly inside one is excluded, and the
+    windows' seconds (inside `hours`) are taken off the agreed time."""
     start, end = window_bounds(slo.window, at)
-    if hours is not None and not hours.is_continuous:
+    if hours is not None and hours.is_continuous:
+        hours = None
+    windows = merge(maintenance) if isinstance(slo.sli, AvailabilitySli) else []
+    if hours is not None:
         counts = [minute for minute in counts if _in_hours(hours, minute.minute)]
-    target = slo.target
-    timeslices = slo.budgeting == "timeslices"
-    slice_ratio = Fraction(slo.timeslice_ratio)
-    minimum = 1 if isinstance(slo.sli, AvailabilitySli) else slo.timeslice_min_events
+    if windows:
+        counts = [minute for minute in counts if not _covered(windows, minute.minute)]
     lookback_from = {name: at - timedelta(seconds=seconds) for name, seconds in LOOKBACKS.items()}
-    earliest_lookback = min(lookback_from.values())
-    span_bad = dict.fromkeys(LOOKBACKS, Decimal(0))
-    span_total = dict.fromkeys(LOOKBACKS, Decimal(0))
-    good = total = Decimal(0)
-    excluded = 0
     last_data: datetime | None = None
     for minute in counts:
-        if minute.minute >= at:
-            continue
-        if minute.total > 0 and (last_data is None or minute.minute > last_data):
+        if minute.total > 0 and minute.minute < at and (last_data is None or minute.minute > last_data):
             last_data = minute.minute
-        if timeslices:
-            if minute.total < minimum or minute.total == 0:
-                continue
-            bad_slice = Fraction(minute.good) / Fraction(minute.total) < slice_ratio
-            minute_good, minute_total = Decimal(0 if bad_slice else 1), Decimal(1)
-        else:
-            minute_good, minute_total = minute.good, minute.total
-        if start <= minute.minute < end:
-            good += minute_good
-            total += minute_total
-            excluded += minute.excluded
-        if minute.minute < earliest_lookback:
-            continue
-        for name, since in lookback_from.items():
-            if minute.minute >= since:
-                span_bad[name] += minute_total - minute_good
-                span_total[name] += minute_total
+    if slo.sliced:
+        good, total, spans = _sliced(slo, counts, at, start, end, lookback_from)
+    else:
+        good, total, spans = _occurrences(counts, at, start, end, lookback_from)
     consumed = total - good
-    agreed = int((end - start).total_seconds()) if hours is None else hours.business_seconds_between(start, end)
-    if timeslices:
-        budget = (1 - target) * Decimal(agreed // 60)
+    agreed = _agreed_seconds(start, end, hours, windows)
+    target = slo.target
+    if slo.sliced:
+        budget = (1 - target) * Decimal(agreed) / Decimal(slo.timeslice_seconds)
     elif isinstance(slo.sli, AvailabilitySli):
-        budget = (1 - target) * (Decimal(agreed) - excluded)
+        budget = (1 - target) * Decimal(agreed)
     else:
         budget = (1 - target) * total
     remaining = budget - consumed
@@ -156,8 +144,102 @@ def evaluate(slo: SloDefinition, counts: Sequence[MinuteCounts], at: datetime,
         slo_id=slo.id, service=slo.service, at=at, window_start=start, window_end=end, objective=slo.objective,
         good=good, total=total, sli_value=good / total if total else None,
         error_budget_total=budget, error_budget_consumed=consumed, error_budget_remaining=remaining,
-        spans={name: Span(span_bad[name], span_total[name]) for name in LOOKBACKS},
-        exhaustion_at=_exhaustion(slo, start, end, at, consumed, remaining), last_data_minute=last_data)
+        spans=spans, exhaustion_at=_exhaustion(slo, start, end, at, consumed, remaining), last_data_minute=last_data)
+
+
+def _occurrences(counts: Sequence[MinuteCounts], at: datetime, start: datetime, end: datetime,
+                 lookback_from: Mapping[str, datetime]) -> tuple[Decimal, Decimal, dict[str, Span]]:
+    earliest_lookback = min(lookback_from.values())
+    span_bad = dict.fromkeys(LOOKBACKS, Decimal(0))
+    span_total = dict.fromkeys(LOOKBACKS, Decimal(0))
+    good = total = Decimal(0)
+    for minute in counts:
+        if minute.minute >= at:
+            continue
+        if start <= minute.minute < end:
+            good += minute.good
+            total += minute.total
+        if minute.minute < earliest_lookback:
+            continue
+        for name, since in lookback_from.items():
+            if minute.minute >= since:
+                span_bad[name] += minute.total - minute.good
+                span_total[name] += minute.total
+    return good, total, {name: Span(span_bad[name], span_total[name]) for name in LOOKBACKS}
+
+
+def _sliced(slo: SloDefinition, counts: Sequence[MinuteCounts], at: datetime, start: datetime, end: datetime,
+            lookback_from: Mapping[str, datetime]) -> tuple[Decimal, Decimal, dict[str, Span]]:
+    """Slices of `timeslice_seconds` on a grid from the window start (calendar windows) or the Unix epoch
+    (rolling ones); each span judges the slices formed by its own minutes."""
+    length = slo.timeslice_seconds
+    anchor = 0 if isinstance(slo.window, RollingWindow) else int(start.timestamp())
+    window: dict[int, list[Decimal]] = {}
+    spans: dict[str, dict[int, list[Decimal]]] = {name: {} for name in LOOKBACKS}
+    earliest_lookback = min(lookback_from.values())
+    for minute in counts:
+        if minute.minute >= at:
+            continue
+        epoch = int(minute.minute.timestamp())
+        key = epoch - (epoch - anchor) % length
+        if start <= minute.minute < end:
+            _add(window, key, minute)
+        if minute.minute < earliest_lookback:
+            continue
+        for name, since in lookback_from.items():
+            if minute.minute >= since:
+                _add(spans[name], key, minute)
+    good, total = _judge(slo, window)
+    judged = {name: _judge(slo, slices) for name, slices in spans.items()}
+    return good, total, {name: Span(slice_total - slice_good, slice_total)
+                         for name, (slice_good, slice_total) in judged.items()}
+
+
+def _add(slices: dict[int, list[Decimal]], key: int, minute: MinuteCounts) -> None:
+    found = slices.get(key)
+    if found is None:
+        slices[key] = [minute.good, minute.total]
+    else:
+        found[0] += minute.good
+        found[1] += minute.total
+
+
+def _judge(slo: SloDefinition, slices: dict[int, list[Decimal]]) -> tuple[Decimal, Decimal]:
+    """Good and total slices: a slice with too few events is not judged; a timeslice is good (1) when its ratio
+    meets the slice target, a ratio timeslice scores its ratio."""
+    minimum = 1 if isinstance(slo.sli, AvailabilitySli) else slo.timeslice_min_events
+    slice_ratio = Fraction(slo.timeslice_ratio)
+    good = total = Decimal(0)
+    for slice_good, slice_total in slices.values():
+        if slice_total <= 0 or slice_total < minimum:
+            continue
+        total += 1
+        if slo.budgeting == "ratio_timeslices":
+            good += slice_good / slice_total
+        elif Fraction(slice_good) / Fraction(slice_total) >= slice_ratio:
+            good += 1
+    return good, total
+
+
+def _agreed_seconds(start: datetime, end: datetime, hours: BusinessCalendar | None,
+                    windows: Sequence[Interval]) -> int:
+    """The window's length (or working time) minus the planned maintenance in it (inside working time)."""
+    def seconds(begin: datetime, finish: datetime) -> int:
+        if hours is None:
+            return int((finish - begin).total_seconds())
+        return hours.business_seconds_between(begin, finish)
+
+    agreed = seconds(start, end)
+    for begin, finish in windows:
+        if finish > start and begin < end:
+            agreed -= seconds(max(begin, start), min(finish, end))
+    return agreed
+
+
+def _covered(windows: Sequence[Interval], minute: datetime) -> bool:
+    """Whether the whole minute lies inside one of the merged, ordered windows."""
+    position = bisect_right(windows, (minute, _FAR_FUTURE)) - 1
+    return position >= 0 and windows[position][1] >= minute + _MINUTE
 
 
 def _in_hours(hours: BusinessCalendar, minute: datetime) -> bool:
