@@ -9,20 +9,27 @@ Rules:
   reported as not used, since the platform is fed by events, not by querying a metrics backend.
 - A rolling window of `<n>m|h|d|w` becomes `{rolling: ...}`; a calendar window of one week, month or
   quarter becomes `{calendar: week|month|quarter, timezone: ...}`.
-- `target` 0.995 becomes objective 99.5 (exactly, as Decimal text); `Timeslices` needs a 1-minute
-  `timeSliceWindow`. With several objectives, each becomes its own SLO, named `<slo>-<objective name or n>`.
+- A threshold indicator (`thresholdMetric`) becomes `{type: threshold, sli: <name>, op, value}` from the
+  objective's `op` (`lt`, `lte`, `gt`, `gte`) and `value`: each `itsm.measurement.v1` sample of that `sli` is
+  one event, good when the comparison holds.
+- `target` 0.995 (or `targetPercent` 99.5) becomes objective 99.5 (exactly, as Decimal text). `Timeslices`
+  and `RatioTimeslices` become `timeslices` / `ratio_timeslices` with `timeslice: <timeSliceWindow>` (whole
+  minutes dividing a day; 1m when absent). With several objectives, each becomes its own SLO, named
+  `<slo>-<objective name or n>`.
 - Nothing is dropped silently: every field that is not carried over is listed in `unsupported` with its path.
   The entries are then validated like any bundle entry.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import yaml
 
+from sla_engine.domain.bundle.model import format_duration
 from sla_engine.domain.bundle.slos import parse_slo_definition
 from sla_engine.domain.bundle.source import Checker
 from sla_engine.domain.slo.definition import SloDefinition
@@ -32,6 +39,10 @@ _V1ALPHA_UNITS = {"Second": "s", "Minute": "m", "Hour": "h", "Day": "d"}
 _CALENDAR = {("1", "w"): "week", ("1", "M"): "month", ("1", "Q"): "quarter", ("3", "M"): "quarter",
              ("Week", 1): "week", ("Month", 1): "month", ("Quarter", 1): "quarter", ("Month", 3): "quarter"}
 _IGNORED_METADATA = ("displayName", "labels", "annotations", "namespace")
+_BUDGETING = {"Occurrences": "occurrences", "Timeslices": "timeslices", "RatioTimeslices": "ratio_timeslices"}
+_OPERATORS = {"lt": "<", "lte": "<=", "gt": ">", "gte": ">="}
+_SHORTHAND = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
+_SHORTHAND_SECONDS = {"s": 1, "m": 60, "h": 3_600, "d": 86_400, "w": 604_800}
 
 
 @dataclass
@@ -101,12 +112,13 @@ def _import_slo(result: OpenSloImport, path: str, document: dict[str, Any],
         result.unsupported.append(f"{path}.spec.alertPolicies: alerts are the fixed multi-window burn-rate set "
                                   "(docs/slo.md)")
     window = _window(result, f"{path}.spec", spec, alpha)
-    budgeting = {"Occurrences": "occurrences", "Timeslices": "timeslices"}.get(str(spec.get("budgetingMethod")))
+    budgeting = _BUDGETING.get(str(spec.get("budgetingMethod")))
     if budgeting is None:
         result.errors.append(f"{path}.spec.budgetingMethod: {spec.get('budgetingMethod')!r} is not supported; "
-                             "use Occurrences or Timeslices")
+                             "use Occurrences, Timeslices or RatioTimeslices")
         return
-    indicator_sli = None if alpha else _indicator(result, f"{path}.spec", spec, indicators)
+    indicator = _alpha_threshold(result, f"{path}.spec", spec, name) if alpha \
+        else _indicator(result, f"{path}.spec", spec, indicators)
     objectives = spec.get("objectives")
     if not isinstance(objectives, list) or not objectives:
         result.errors.append(f"{path}.spec.objectives: at least one objective is required")
@@ -116,31 +128,45 @@ def _import_slo(result: OpenSloImport, path: str, document: dict[str, Any],
         if not isinstance(objective, dict):
             result.errors.append(f"{objective_path}: must be a mapping")
             continue
-        sli = indicator_sli
-        if alpha:
-            sli = _alpha_indicator(result, objective_path, objective, name)
-        target = _percent(result, f"{objective_path}.target", objective.get("target"))
+        objective_indicator = indicator
+        if alpha and "ratioMetrics" in objective:
+            objective_indicator = _alpha_indicator(result, objective_path, objective, name)
+        elif alpha and indicator is None:
+            result.errors.append(f"{objective_path}: only ratioMetrics objectives or a thresholdMetric indicator "
+                                 "are supported")
+        sli = _objective_sli(result, objective_path, objective, objective_indicator)
+        target = _target(result, objective_path, objective)
+        threshold = sli is not None and sli["type"] == "threshold"
         _report_extra(result, objective_path, objective,
-                      ("target", "timeSliceTarget", "timeSliceWindow", "ratioMetrics"), ("displayName", "value",
-                                                                                         "op"))
+                      ("target", "targetPercent", "timeSliceTarget", "timeSliceWindow", "ratioMetrics",
+                       *(("op", "value") if threshold else ())),
+                      ("displayName", *(() if threshold else ("value", "op"))))
         if sli is None or target is None or window is None:
             continue
         label = objective.get("displayName") or str(index + 1)
         entry: dict[str, Any] = {"id": name if len(objectives) == 1 else f"{name}-{label}",
                                  "service": spec.get("service"), "sli": sli, "objective": target,
                                  "window": window, "budgeting": budgeting}
+        if budgeting != "occurrences":
+            if "timeSliceWindow" not in objective:
+                result.unsupported.append(f"{objective_path}.timeSliceWindow: missing; 1-minute slices are used")
+            length = _slice_length(result, f"{objective_path}.timeSliceWindow", objective.get("timeSliceWindow", "1m"))
+            if length is None:
+                continue
+            if length != "1m":
+                entry["timeslice"] = length
         if budgeting == "timeslices":
             slice_target = _percent(result, f"{objective_path}.timeSliceTarget", objective.get("timeSliceTarget"))
-            if objective.get("timeSliceWindow", "1m") not in ("1m", "60s"):
-                result.errors.append(f"{objective_path}.timeSliceWindow: only 1m slices are supported")
-                continue
             if slice_target is not None:
                 entry["timeslice_target"] = slice_target
+        elif "timeSliceTarget" in objective:
+            result.unsupported.append(f"{objective_path}.timeSliceTarget: used by Timeslices only, not carried over")
         result.entries.append(entry)
 
 
 def _indicator(result: OpenSloImport, path: str, spec: dict[str, Any],
-               indicators: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
+               indicators: dict[str, dict[str, Any]]) -> tuple[str, str] | None:
+    """The indicator's kind (`ratio` or `threshold`) and the `sli` name its measurements carry."""
     if "indicatorRef" in spec:
         document = indicators.get(str(spec["indicatorRef"]))
         if document is None:
@@ -156,23 +182,78 @@ def _indicator(result: OpenSloImport, path: str, spec: dict[str, Any],
     if name is None or not isinstance(indicator, dict):
         result.errors.append(f"{path}.indicator: needs metadata.name and spec")
         return None
-    if "ratioMetric" not in indicator:
-        result.errors.append(f"{path}.indicator.spec: only ratioMetric indicators are supported "
-                             f"(found {', '.join(map(str, indicator)) or 'nothing'})")
-        return None
-    result.unsupported.append(f"{path}.indicator.spec.ratioMetric: metric sources are not queried; good/total "
-                              f"come from itsm.measurement.v1 events with sli {name!r}")
-    return {"type": "ratio", "sli": name}
+    if "ratioMetric" in indicator:
+        result.unsupported.append(f"{path}.indicator.spec.ratioMetric: metric sources are not queried; good/total "
+                                  f"come from itsm.measurement.v1 events with sli {name!r}")
+        return "ratio", name
+    if "thresholdMetric" in indicator:
+        result.unsupported.append(f"{path}.indicator.spec.thresholdMetric: metric sources are not queried; samples "
+                                  f"come from itsm.measurement.v1 events with sli {name!r}")
+        return "threshold", name
+    result.errors.append(f"{path}.indicator.spec: only ratioMetric and thresholdMetric indicators are supported "
+                         f"(found {', '.join(map(str, indicator)) or 'nothing'})")
+    return None
+
+
+def _alpha_threshold(result: OpenSloImport, path: str, spec: dict[str, Any], slo_name: str
+                     ) -> tuple[str, str] | None:
+    """A v1alpha `spec.indicator.thresholdMetric` (ratio objectives carry their own `ratioMetrics`)."""
+    indicator = spec.get("indicator")
+    if isinstance(indicator, dict) and "thresholdMetric" in indicator:
+        result.unsupported.append(f"{path}.indicator.thresholdMetric: queries are not run; samples come from "
+                                  f"itsm.measurement.v1 events with sli {slo_name!r}")
+        return "threshold", slo_name
+    if indicator is not None:
+        result.errors.append(f"{path}.indicator: only thresholdMetric indicators are supported here")
+    return None
 
 
 def _alpha_indicator(result: OpenSloImport, path: str, objective: dict[str, Any], slo_name: str
-                     ) -> dict[str, Any] | None:
-    if "ratioMetrics" not in objective:
-        result.errors.append(f"{path}: only ratioMetrics objectives are supported")
-        return None
+                     ) -> tuple[str, str]:
     result.unsupported.append(f"{path}.ratioMetrics: queries are not run; good/total come from "
                               f"itsm.measurement.v1 events with sli {slo_name!r}")
-    return {"type": "ratio", "sli": slo_name}
+    return "ratio", slo_name
+
+
+def _objective_sli(result: OpenSloImport, path: str, objective: dict[str, Any],
+                   indicator: tuple[str, str] | None) -> dict[str, Any] | None:
+    """The bundle SLI for one objective: a threshold takes the objective's `op` and `value`."""
+    if indicator is None:
+        return None
+    kind, name = indicator
+    if kind == "ratio":
+        return {"type": "ratio", "sli": name}
+    operator = _OPERATORS.get(str(objective.get("op")))
+    if operator is None:
+        result.errors.append(f"{path}.op: {objective.get('op')!r} is not one of: {', '.join(_OPERATORS)}")
+    value = objective.get("value")
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        result.errors.append(f"{path}.value: a threshold objective needs a number, not {value!r}")
+        return None
+    return None if operator is None else {"type": "threshold", "sli": name, "op": operator, "value": value}
+
+
+def _target(result: OpenSloImport, path: str, objective: dict[str, Any]) -> str | None:
+    if "target" not in objective and "targetPercent" in objective:
+        ratio = _decimal(objective.get("targetPercent"))
+        if ratio is None:
+            result.errors.append(f"{path}.targetPercent: {objective.get('targetPercent')!r} is not a number")
+            return None
+        return _percent(result, f"{path}.targetPercent", ratio / 100)
+    return _percent(result, f"{path}.target", objective.get("target"))
+
+
+def _slice_length(result: OpenSloImport, path: str, raw: Any) -> str | None:
+    """An OpenSLO duration shorthand (`5m`, `1h`, `300s`) as a bundle duration; the bundle checks the length."""
+    match = _SHORTHAND.match(str(raw))
+    if isinstance(raw, bool) or match is None:
+        result.errors.append(f"{path}: {raw!r} is not a slice length such as 1m, 5m or 1h")
+        return None
+    seconds = int(match.group(1)) * _SHORTHAND_SECONDS[match.group(2)]
+    if seconds <= 0:
+        result.errors.append(f"{path}: {raw!r} is not a positive length")
+        return None
+    return format_duration(seconds)
 
 
 def _window(result: OpenSloImport, path: str, spec: dict[str, Any], alpha: bool) -> dict[str, Any] | None:
@@ -217,12 +298,19 @@ def _window(result: OpenSloImport, path: str, spec: dict[str, Any], alpha: bool)
     return {"calendar": calendar, "timezone": details.get("timeZone", "UTC")}
 
 
-def _percent(result: OpenSloImport, path: str, raw: Any) -> str | None:
+def _decimal(raw: Any) -> Decimal | None:
+    if isinstance(raw, bool) or raw is None:
+        return None
     try:
-        ratio = Decimal(repr(raw)) if isinstance(raw, float) else Decimal(str(raw))
+        number = Decimal(repr(raw)) if isinstance(raw, float) else Decimal(str(raw))
     except InvalidOperation:
-        ratio = Decimal("NaN")
-    if isinstance(raw, bool) or raw is None or not ratio.is_finite() or not Decimal(0) < ratio < Decimal(1):
+        return None
+    return number if number.is_finite() else None
+
+
+def _percent(result: OpenSloImport, path: str, raw: Any) -> str | None:
+    ratio = _decimal(raw)
+    if ratio is None or not Decimal(0) < ratio < Decimal(1):
         result.errors.append(f"{path}: {raw!r} is not a ratio strictly between 0 and 1")
         return None
     return format((ratio * 100).normalize(), "f")
