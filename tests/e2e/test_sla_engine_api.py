@@ -204,3 +204,103 @@ def test_another_tenants_key_sees_nothing_of_this_tenant(tenant: TenantClient) -
     with httpx.Client(base_url=tenant.platform.sla_engine.url) as anonymous:
         assert anonymous.get("/v1/config").status_code == 401
         assert anonymous.get("/v1/tickets/INC-PRIVATE/clocks").status_code == 401
+
+
+SLO_BUNDLE = """
+slos:
+  - id: email-availability
+    service: email
+    sli: {type: availability}
+    objective: 95
+    window: {rolling: 1d}
+"""
+
+
+def availability_event(tenant: str, at: datetime, state: str) -> dict[str, Any]:
+    return {"specversion": "1.0", "id": f"av-{uuid.uuid4().hex}", "source": "probe://e2e",
+            "type": "itsm.availability.v1", "time": at.isoformat(), "tenantid": tenant, "subject": "email",
+            "data": {"service": "email", "component": "smtp", "state": state}}
+
+
+def test_slo_status_is_read_over_http_for_the_keys_tenant_only(tenant: TenantClient) -> None:
+    with tenant.client(tenant.platform.sla_engine) as engine:
+        engine.post("/v1/config:apply", content=SLO_BUNDLE, headers=YAML).raise_for_status()
+    now = datetime.now(UTC).replace(microsecond=0)
+    post_events(tenant, [availability_event(tenant.tenant, now - timedelta(hours=2), "up"),
+                         availability_event(tenant.tenant, now - timedelta(hours=1), "down"),
+                         availability_event(tenant.tenant, now - timedelta(minutes=30), "up")])
+    deadline = time.monotonic() + 60
+    with tenant.client(tenant.platform.sla_engine) as engine:
+        while True:
+            listed = engine.get("/v1/slos")
+            assert listed.status_code == 200, listed.text
+            slos = listed.json()["slos"]
+            if slos and slos[0]["error_budget"]["consumed"] == 1_800:
+                break
+            assert time.monotonic() < deadline, slos
+            time.sleep(0.3)
+        assert listed.json()["config_version"] == 1
+        one = engine.get("/v1/slos/email-availability").json()
+        assert engine.get("/v1/slos/nothing-like-it").status_code == 404
+    # 5 % of a day is 4,320 s; 30 minutes down leave 2,520 s. Over the last 2 h (the only data) 25 % is bad,
+    # a 5x burn on 1d and 2h: a ticket, no page (the last 30 minutes are clean).
+    assert (one["slo_id"], one["service"], one["objective"]) == ("email-availability", "email", 95)
+    assert one["sli"] == {"type": "availability"}
+    assert one["window"] == {"rolling": "1d"}
+    assert one["error_budget"]["total"] == pytest.approx(4_320)
+    assert one["error_budget"]["consumed"] == 1_800
+    assert one["error_budget"]["remaining"] == pytest.approx(2_520)
+    assert one["total"] - one["good"] == 1_800
+    assert [alert["alert"] for alert in one["alerts"]] == ["ticket"]
+    # At the rolling window's average rate (1,800 s per day) the 2,520 s left last 1.4 days.
+    assert datetime.fromisoformat(one["exhaustion_at"]) - datetime.fromisoformat(one["at"]) \
+        == timedelta(seconds=120_960)
+
+    other = create_api_key(tenant.platform.stack, f"other-{uuid.uuid4().hex[:6]}")
+    wait_until_key_works([tenant.platform.sla_engine.url], other, "/v1/slos")
+    with httpx.Client(base_url=tenant.platform.sla_engine.url, headers={"Authorization": f"Bearer {other}"}) as engine:
+        assert engine.get("/v1/slos").json()["slos"] == []
+        assert engine.get("/v1/slos/email-availability").status_code == 404
+    with httpx.Client(base_url=tenant.platform.sla_engine.url) as anonymous:
+        assert anonymous.get("/v1/slos").status_code == 401
+        assert anonymous.post("/v1/config:import-openslo", content="kind: SLO").status_code == 401
+
+
+OPENSLO = """\
+apiVersion: openslo/v1
+kind: SLI
+metadata: {name: latency_ms}
+spec:
+  thresholdMetric: {metricSource: {type: Prometheus, spec: {query: 'p99_latency'}}}
+---
+apiVersion: openslo/v1
+kind: SLO
+metadata: {name: api-latency, displayName: API latency}
+spec:
+  service: api
+  indicatorRef: latency_ms
+  timeWindow: [{duration: 28d, isRolling: true}]
+  budgetingMethod: RatioTimeslices
+  objectives: [{op: lte, value: 300, target: 0.99, timeSliceWindow: 5m}]
+"""
+
+
+def test_openslo_documents_convert_to_a_bundle_section_that_applies(tenant: TenantClient) -> None:
+    with tenant.client(tenant.platform.sla_engine) as engine:
+        converted = engine.post("/v1/config:import-openslo", content=OPENSLO, headers=YAML)
+        assert converted.status_code == 200, converted.text
+        body = converted.json()
+        assert body["slos"] == [{"id": "api-latency", "service": "api",
+                                 "sli": {"type": "threshold", "sli": "latency_ms", "op": "<=", "value": 300},
+                                 "objective": "99", "window": {"rolling": "28d"}, "budgeting": "ratio_timeslices",
+                                 "timeslice": "5m"}]
+        assert "documents[1].metadata.displayName: not carried over" in body["notes"]
+        applied = engine.post("/v1/config:apply", content=body["yaml"], headers=YAML)
+        assert applied.status_code == 200, applied.text
+        assert [slo["slo_id"] for slo in engine.get("/v1/slos").json()["slos"]] == ["api-latency"]
+
+        refused = engine.post("/v1/config:import-openslo", content=OPENSLO.replace("timeSliceWindow: 5m",
+                                                                                    "timeSliceWindow: 7m"))
+        assert refused.status_code == 422
+        assert refused.json()["errors"] == ["slos[0] (api-latency).timeslice: '7m' is not whole minutes dividing "
+                                            "a day (e.g. 1m, 5m, 1h, 1d)"]

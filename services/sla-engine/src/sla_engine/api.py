@@ -1,4 +1,5 @@
-"""The sla-engine's HTTP routes: configuration, explained clocks, recalculation and what-if."""
+"""The sla-engine's HTTP routes: configuration, explained clocks, recalculation, what-if, SLO status and
+OpenSLO conversion."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from datetime import date, datetime
 from enum import Enum
 from typing import Any, Literal
 
+import yaml
 from fastapi import APIRouter, HTTPException, Query, Request, status
 from fastapi.responses import JSONResponse
 from pydantic import AwareDatetime, BaseModel
@@ -14,9 +16,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from sla_engine.config import BundleCache, ConfigService, Recalculation, RecalculationReport
 from sla_engine.domain.bundle import BundleError
+from sla_engine.domain.bundle.openslo import import_openslo
 from sla_engine.domain.clocks import evaluate_ticket
 from sla_engine.handlers import Now
 from sla_engine.repository import SqlSlaRepository
+from sla_engine.slo_handlers import SloKeeper, SloReading
 from slm_shared.runtime import Tenant
 
 MAX_BUNDLE_BYTES = 1024 * 1024
@@ -139,4 +143,56 @@ def sla_router(
         return {"ticket_id": ticket_id, "at": instant.isoformat(), "config_version": pinned.version,
                 "clocks": [plain(clock) for clock in clocks]}
 
+    slo_readers = SloKeeper(sessions, bundles, now)
+
+    @router.get("/slos")
+    async def list_slos(tenant: Tenant) -> dict[str, Any]:
+        """Every SLO of the tenant's latest configuration, evaluated now (docs/slo.md, HTTP)."""
+        version, readings = await slo_readers.readings(tenant)
+        return {"config_version": version, "at": now().isoformat(), "slos": [slo_body(r) for r in readings]}
+
+    @router.get("/slos/{slo_id}")
+    async def get_slo(slo_id: str, tenant: Tenant) -> dict[str, Any]:
+        """One SLO evaluated now: SLI, objective, window, error budget, burn rates, projection, firing alerts."""
+        version, readings = await slo_readers.readings(tenant, slo_id)
+        if not readings:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no SLO {slo_id!r} in the latest configuration")
+        return {"config_version": version, **slo_body(readings[0])}
+
+    @router.post("/config:import-openslo", response_model=None)
+    async def import_openslo_documents(request: Request, tenant: Tenant) -> dict[str, Any] | JSONResponse:
+        """Convert OpenSLO v1/v1alpha `SLO`/`SLI` YAML to the bundle's `slos:` section; applies nothing.
+
+        Fields not carried over come back as `notes`; anything that cannot be represented answers 422 with
+        `errors` (each with its path), never a silent drop."""
+        text, _ = await _bundle_text(request)
+        imported = import_openslo(text)
+        if imported.errors:
+            return JSONResponse(status_code=status.HTTP_422_UNPROCESSABLE_CONTENT, content={
+                "detail": "the OpenSLO documents cannot be represented; nothing was converted",
+                "errors": imported.errors, "notes": imported.unsupported})
+        return {"slos": imported.entries, "yaml": yaml.safe_dump({"slos": imported.entries}, sort_keys=False),
+                "notes": imported.unsupported}
+
     return router
+
+
+def slo_body(reading: SloReading) -> dict[str, Any]:
+    """An SLO's status for HTTP: percents for the SLI and objective, the budget in the SLI's unit (seconds of
+    availability, events, or slices), burn rates per lookback, and the alerts firing now."""
+    status_now = reading.status
+    return {
+        "slo_id": reading.slo.id, "service": reading.slo.service, "sli": plain(reading.entry.get("sli")),
+        "objective": float(status_now.objective), "window": plain(reading.entry.get("window")),
+        "budgeting": reading.slo.budgeting, "at": status_now.at.isoformat(),
+        "window_start": status_now.window_start.isoformat(), "window_end": status_now.window_end.isoformat(),
+        "sli_value": None if status_now.sli_value is None else float(status_now.sli_value * 100),
+        "good": float(status_now.good), "total": float(status_now.total),
+        "error_budget": {"total": float(status_now.error_budget_total),
+                         "consumed": float(status_now.error_budget_consumed),
+                         "remaining": float(status_now.error_budget_remaining)},
+        "burn_rates": {name: None if rate is None else float(rate) for name, rate in status_now.burn_rates().items()},
+        "exhaustion_at": status_now.exhaustion_at.isoformat() if status_now.exhaustion_at else None,
+        "alerts": [{"alert": alert.alert, "burn_rate": None if alert.burn_rate is None else float(alert.burn_rate),
+                    "windows": plain(dict(alert.windows))} for alert in reading.alerts.values()],
+    }
