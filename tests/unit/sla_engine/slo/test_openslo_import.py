@@ -187,3 +187,11 @@ def test_a_slice_length_the_bundle_cannot_tile_is_an_error_with_its_path() -> No
 def test_target_percent_is_read_like_target() -> None:
     (success, _) = import_openslo(V1.replace("target: 0.995", "targetPercent: 99.5")).definitions
     assert success.objective == Decimal("99.5")
+
+
+def test_a_composite_objective_with_its_own_indicator_is_an_error() -> None:
+    composite = V1.replace("objectives: [{displayName: good, target: 0.995}]",
+                           "objectives: [{displayName: good, target: 0.995, indicatorRef: requests}]")
+    assert import_openslo(composite).errors == [
+        "documents[1].spec.objectives[0]: objectives with an indicator of their own (composite SLOs) are not "
+        "supported"]

@@ -128,6 +128,10 @@ def _import_slo(result: OpenSloImport, path: str, document: dict[str, Any],
         if not isinstance(objective, dict):
             result.errors.append(f"{objective_path}: must be a mapping")
             continue
+        if "indicator" in objective or "indicatorRef" in objective:
+            result.errors.append(f"{objective_path}: objectives with an indicator of their own (composite SLOs) "
+                                 "are not supported")
+            continue
         objective_indicator = indicator
         if alpha and "ratioMetrics" in objective:
             objective_indicator = _alpha_indicator(result, objective_path, objective, name)
