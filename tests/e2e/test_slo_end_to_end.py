@@ -72,3 +72,32 @@ async def test_signals_give_status_and_alerts_and_a_late_signal_corrects_the_sta
                              tenant=tenant.tenant, within=90)
     assert downtime(statuses)[-1] == 900
     assert statuses[-1]["data"]["error_budget_remaining"] == pytest.approx(4_320 - 900)
+
+
+async def test_a_recurring_maintenance_window_in_the_bundle_excludes_an_outage(tenant: TenantClient) -> None:
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
+    start = now - timedelta(hours=1)
+    bundle = BUNDLE.replace("    sli: {type: availability}\n", f"""\
+    sli:
+      type: availability
+      maintenance: [{{rrule: "FREQ=DAILY", dtstart: "{start.strftime('%Y-%m-%dT%H:%M')}", duration: 30m}}]
+""")
+    with tenant.client(tenant.platform.sla_engine) as engine:
+        applied = engine.post("/v1/config:apply", content=bundle, headers={"Content-Type": "application/yaml"})
+        assert applied.status_code == 200, applied.text
+    post(tenant, [availability(tenant.tenant, now - timedelta(hours=2), "up"),
+                  availability(tenant.tenant, start, "down"),
+                  availability(tenant.tenant, now - timedelta(minutes=30), "up")])
+
+    statuses = await collect(tenant.platform.stack.kafka_bootstrap, topics.SLO_STATUS,
+                             lambda found: any(event["data"]["total"] >= 5_400 for event in found),
+                             tenant=tenant.tenant, within=90)
+    status = statuses[-1]["data"]
+    # The whole outage lies in today's window (UTC, the default zone): nothing is down, and the day's agreed
+    # time is 86,400 - 1,800 s, so the budget is 5 % of 84,600 = 4,230 s.
+    assert status["total"] == status["good"]
+    assert status["error_budget_total"] == pytest.approx(4_230)
+    with tenant.client(tenant.platform.sla_engine) as engine:
+        (slo,) = engine.get("/v1/slos").json()["slos"]
+    assert slo["error_budget"]["consumed"] == 0
+    assert slo["alerts"] == []

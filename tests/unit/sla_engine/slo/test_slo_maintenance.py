@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from decimal import Decimal
 
 import pytest
 
-from sla_engine.domain.bundle import BundleError, parse_bundle
+from sla_engine.domain.bundle import BundleError, dump_bundle, parse_bundle
 from sla_engine.domain.bundle.slos import slo_definition
 from sla_engine.domain.slo.definition import AvailabilitySli, SloDefinition
 from sla_engine.domain.slo.evaluation import availability_counts, evaluate
@@ -188,3 +189,9 @@ slos:
     window: {rolling: 1d}
 """)
     assert [(issue.path, issue.line) for issue in caught.value.errors] == [("slos[0].sli.maintenance", 4)]
+
+
+def test_a_dumped_bundle_keeps_the_recurring_windows() -> None:
+    bundle = parse_bundle(WEEKLY_BUNDLE.replace('dtstart: "2026-01-04T02:00"', "dtstart: 2026-01-04 02:00:00"))
+    again = parse_bundle(json.dumps(dump_bundle(bundle)), content_type="json")
+    assert slo_definition(again.slos[0]) == slo_definition(bundle.slos[0]) == weekly_slo()
