@@ -1,4 +1,4 @@
-"""Reporting's handlers: fold every consumed event into the read models, one transaction per event.
+"""Reporting's handlers: fold every consumed event into the read models, one transaction per batch.
 
 A batch of records is one transaction: for each event, the tenant's shared advisory lock (period close takes
 it exclusively, so a close never races an event into a period it is freezing), the inbox row, the effect, and a
@@ -64,11 +64,6 @@ async def _clock(session: AsyncSession, deltas: Deltas, event: CloudEvent, data:
     return await repository.apply_clock(session, deltas, event, data)
 
 
-async def _ticket(session: AsyncSession, deltas: Deltas, event: CloudEvent, data: BaseModel) -> Effect:
-    assert isinstance(data, TicketSnapshotData)
-    return await repository.apply_ticket(session, deltas, event, data)
-
-
 async def _feedback(session: AsyncSession, deltas: Deltas, event: CloudEvent, data: BaseModel) -> Effect:
     assert isinstance(data, FeedbackData)
     return await repository.apply_feedback(session, deltas, event, data)
@@ -84,12 +79,13 @@ async def _slo_alert(session: AsyncSession, deltas: Deltas, event: CloudEvent, d
     return await repository.apply_slo_alert(session, deltas, event, data)
 
 
+APPLICABLE = frozenset({TICKET_EVENT, CLOCK_EVENT, FEEDBACK_EVENT, SLO_STATUS_EVENT, SLO_ALERT_EVENT})
 TOPIC_OF = {CLOCK_EVENT: topics.CLOCKS, TICKET_EVENT: topics.TICKETS, FEEDBACK_EVENT: topics.FEEDBACK,
             SLO_STATUS_EVENT: topics.SLO_STATUS, SLO_ALERT_EVENT: topics.SLO_ALERTS}
 
+# Ticket snapshots are applied together, by `repository.apply_tickets`; the others one by one.
 APPLIERS: dict[str, Apply] = {
     CLOCK_EVENT: _clock,
-    TICKET_EVENT: _ticket,
     FEEDBACK_EVENT: _feedback,
     SLO_STATUS_EVENT: _slo_status,
     SLO_ALERT_EVENT: _slo_alert,
@@ -168,38 +164,52 @@ class ReadModels:
     async def apply_batch(
         self, events: list[CloudEvent], parents: Mapping[tuple[str, str, str], TraceContext] | None = None
     ) -> list[str]:
-        """`parents`: each event's producer trace context, so its span continues the event's trace."""
-        outcomes: list[str] = []
+        """One transaction: the tenants' shared locks, the inbox rows of the batch in one statement, the ticket
+        snapshots together, the other events one by one in order, each event's late-change note and counters,
+        then the summed rollup deltas. `parents`: each event's producer trace context, for its span."""
+        applicable = [event for event in events if event.type in APPLICABLE]
+        data = {event.dedup_key: parse_data(event) for event in applicable}
         async with self._sessions() as session, session.begin():
-            deltas = Deltas()
             closed: dict[str, list[tuple[datetime, datetime]]] = {}
+            for tenant in sorted({event.tenantid for event in applicable}):  # one lock order for every replica
+                await repository.lock_tenant_shared(session, tenant)
+                closed[tenant] = await repository.closed_periods(session, tenant)
+            fresh = {event.dedup_key for event in await self._inbox.first_deliveries(session, applicable)}
+            firsts: dict[tuple[str, str, str], CloudEvent] = {}  # a key repeated in the batch applies once
+            for event in applicable:
+                if event.dedup_key in fresh:
+                    firsts.setdefault(event.dedup_key, event)
+            deltas = Deltas()
+            tickets = [(event, data[key]) for key, event in firsts.items() if event.type == TICKET_EVENT]
+            ticket_effects = dict(zip((event.dedup_key for event, _ in tickets), await repository.apply_tickets(
+                session, deltas, [(event, TicketSnapshotData.model_validate(d)) for event, d in tickets]), strict=True))
+            outcomes: list[str] = []
             for event in events:
-                with consuming(f"apply {event.type}", (parents or {}).get(event.dedup_key),
-                               attributes={"slm.tenant": event.tenantid, "slm.event_id": event.id}):
-                    outcomes.append(await self._apply(session, deltas, closed, event))
+                key = event.dedup_key
+                if event.type not in APPLICABLE:
+                    outcomes.append("ignored")
+                    continue
+                if firsts.get(key) is not event:
+                    outcomes.append("duplicate")
+                    continue
+                ticket = event.data.get("ticket_id")
+                with consuming(f"apply {event.type}", (parents or {}).get(key),
+                               attributes={"slm.tenant": event.tenantid, "slm.event_id": event.id}), \
+                        log_context(tenant=event.tenantid, event_id=event.id,
+                                    ticket_id=ticket if isinstance(ticket, str) else None):
+                    effect = (ticket_effects[key] if event.type == TICKET_EVENT
+                              else await APPLIERS[event.type](session, deltas, event, data[key]))
+                    await self._note(session, deltas, closed[event.tenantid], event, effect)
+                outcomes.append("applied")
             await repository.flush(session, deltas)
         return outcomes
 
-    async def _apply(self, session: AsyncSession, deltas: Deltas,
-                     closed: dict[str, list[tuple[datetime, datetime]]], event: CloudEvent) -> str:
-        """Business rule per type in `repository`; the effect, inbox row and late-change note go together."""
-        apply = APPLIERS.get(event.type)
-        if apply is None:
-            return "ignored"
-        data = parse_data(event)
-        ticket = event.data.get("ticket_id")
-        ticket_id = ticket if isinstance(ticket, str) else None
-        with log_context(tenant=event.tenantid, event_id=event.id, ticket_id=ticket_id):
-            if event.tenantid not in closed:
-                await repository.lock_tenant_shared(session, event.tenantid)
-                closed[event.tenantid] = await repository.closed_periods(session, event.tenantid)
-            if not await self._inbox.first_delivery(session, event.tenantid, event.source, event.id):
-                return "duplicate"
-            effect = await apply(session, deltas, event, data)
-            received_at = self._now()
-            late = repository.periods_holding(closed[event.tenantid], effect.changed_at)
-            if late:
-                await repository.record_late_changes(session, event, late, received_at)
-                log.info("late event changes closed periods %s", [p.isoformat() for p in late])
-            deltas.count_event(event, effect, bool(late), received_at)
-        return "applied"
+    async def _note(self, session: AsyncSession, deltas: Deltas, closed: list[tuple[datetime, datetime]],
+                    event: CloudEvent, effect: Effect) -> None:
+        """The event's counters, and a late-change note when it moved the counts of a period already closed."""
+        received_at = self._now()
+        late = repository.periods_holding(closed, effect.changed_at)
+        if late:
+            await repository.record_late_changes(session, event, late, received_at)
+            log.info("late event changes closed periods %s", [p.isoformat() for p in late])
+        deltas.count_event(event, effect, bool(late), received_at)

@@ -209,52 +209,73 @@ def _listed_fields(row: Any) -> tuple[Any, ...]:
     return (row["state"], row["breached"], row["breached_at"], row["stopped_at"])
 
 
-async def apply_ticket(session: AsyncSession, deltas: Deltas, event: CloudEvent,
-                       data: TicketSnapshotData) -> Effect:
-    """Add the snapshot to the ticket's timeline, re-derive its volume transitions and move the rollup."""
-    tenant, ticket = event.tenantid, data.ticket_id
-    e = tables.ticket_events
-    await session.execute(sa.insert(e).values(
-        tenant_id=tenant, ticket_id=ticket, event_time=event.time, event_id=event.id, action=data.action,
-        status=data.status, priority=data.priority, service=data.service, customer=data.customer, kind=data.kind))
-    rows = (await session.execute(
-        sa.select(e).where(e.c.tenant_id == tenant, e.c.ticket_id == ticket).order_by(e.c.event_time, e.c.sequence)
-    )).mappings().all()
-    timeline = [Snapshot(r["event_time"], r["sequence"], r["event_id"], r["action"], r["status"], r["priority"],
-                         r["service"], r["customer"], r["kind"]) for r in rows]
-    out_of_order = any(s.at > event.time for s in timeline)
-    new = volume_transitions(timeline)
-    tr = tables.ticket_transitions
-    old_rows = (await session.execute(
-        sa.delete(tr).where(tr.c.tenant_id == tenant, tr.c.ticket_id == ticket).returning(tr)
-    )).mappings().all()
-    old = [VolumeTransition(r["at"], r["kind"], r["open_delta"], r["priority"], r["service"], r["customer"],
-                            r["ticket_kind"]) for r in old_rows]
-    if new:
-        await session.execute(sa.insert(tr), [
-            {"tenant_id": tenant, "ticket_id": ticket, "position": i, "at": v.at, "kind": v.kind,
+async def apply_tickets(session: AsyncSession, deltas: Deltas,
+                        items: Sequence[tuple[CloudEvent, TicketSnapshotData]]) -> list[Effect]:
+    """Add snapshots to their tickets' timelines, re-derive the volume transitions and move the rollup.
+
+    One statement per table for the whole batch; the effect of each event (and so the rollup) is exactly what
+    applying the events one at a time, in this order, gives: each is judged against its ticket's timeline up
+    to its own row.
+    """
+    if not items:
+        return []
+    e, tr, f = tables.ticket_events, tables.ticket_transitions, tables.feedback
+    sequences = (await session.execute(
+        sa.insert(e).returning(e.c.sequence, sort_by_parameter_order=True),
+        [{"tenant_id": event.tenantid, "ticket_id": data.ticket_id, "event_time": event.time, "event_id": event.id,
+          "action": data.action, "status": data.status, "priority": data.priority, "service": data.service,
+          "customer": data.customer, "kind": data.kind} for event, data in items],
+    )).scalars().all()
+    tickets = sorted({(event.tenantid, data.ticket_id) for event, data in items})
+    timelines: dict[tuple[str, str], list[tuple[int, Snapshot]]] = {ticket: [] for ticket in tickets}
+    for r in (await session.execute(
+        sa.select(e).where(sa.tuple_(e.c.tenant_id, e.c.ticket_id).in_(tickets))
+        .order_by(e.c.tenant_id, e.c.ticket_id, e.c.event_time, e.c.sequence)
+    )).mappings():
+        timelines[(r["tenant_id"], r["ticket_id"])].append((r["sequence"], Snapshot(
+            r["event_time"], r["sequence"], r["event_id"], r["action"], r["status"], r["priority"], r["service"],
+            r["customer"], r["kind"])))
+    current: dict[tuple[str, str], list[VolumeTransition]] = {ticket: [] for ticket in tickets}
+    for r in (await session.execute(
+        sa.delete(tr).where(sa.tuple_(tr.c.tenant_id, tr.c.ticket_id).in_(tickets)).returning(tr)
+    )).mappings():
+        current[(r["tenant_id"], r["ticket_id"])].append(VolumeTransition(
+            r["at"], r["kind"], r["open_delta"], r["priority"], r["service"], r["customer"], r["ticket_kind"]))
+    effects = []
+    for (event, data), sequence in zip(items, sequences, strict=True):
+        ticket = (event.tenantid, data.ticket_id)
+        timeline = [snapshot for seq, snapshot in timelines[ticket] if seq <= sequence]
+        new = volume_transitions(timeline)
+        removed = Counter(current[ticket]) - Counter(new)
+        added = Counter(new) - Counter(current[ticket])
+        for transition, count in removed.items():
+            deltas.add_ticket(event.tenantid, transition, -count)
+        for transition, count in added.items():
+            deltas.add_ticket(event.tenantid, transition, count)
+        current[ticket] = new
+        effects.append(Effect(tuple(sorted({v.at for v in (*removed, *added)})),
+                              any(s.at > event.time for s in timeline)))
+    rows = [{"tenant_id": tenant, "ticket_id": ticket, "position": i, "at": v.at, "kind": v.kind,
              "open_delta": v.open_delta, "priority": v.priority, "service": v.service, "customer": v.customer,
-             "ticket_kind": v.ticket_kind} for i, v in enumerate(new)])
-    removed = Counter(old) - Counter(new)
-    added = Counter(new) - Counter(old)
-    for transition, count in removed.items():
-        deltas.add_ticket(tenant, transition, -count)
-    for transition, count in added.items():
-        deltas.add_ticket(tenant, transition, count)
-    head = latest(timeline)
-    facts = {"tenant_id": tenant, "ticket_id": ticket, "created_at": timeline[0].at, "status": head.status,
-             "priority": head.priority, "service": head.service, "customer": head.customer, "kind": head.kind,
-             "last_event_time": head.at}
-    statement = insert(tables.ticket_facts).values(**facts)
+             "ticket_kind": v.ticket_kind} for (tenant, ticket), new in current.items() for i, v in enumerate(new)]
+    if rows:
+        await session.execute(sa.insert(tr), rows)
+    heads = {ticket: (snapshots[0][1].at, latest([s for _, s in snapshots])) for ticket, snapshots in timelines.items()}
+    facts = [{"tenant_id": tenant, "ticket_id": ticket, "created_at": created, "status": head.status,
+              "priority": head.priority, "service": head.service, "customer": head.customer, "kind": head.kind,
+              "last_event_time": head.at} for (tenant, ticket), (created, head) in heads.items()]
+    statement = insert(tables.ticket_facts)
     await session.execute(statement.on_conflict_do_update(
         index_elements=["tenant_id", "ticket_id"],
-        set_={k: statement.excluded[k] for k in facts if k not in ("tenant_id", "ticket_id")}))
-    f = tables.feedback
-    await session.execute(sa.update(f).where(f.c.tenant_id == tenant, f.c.ticket_id == ticket,
-                                             f.c.customer.is_distinct_from(head.customer))
-                          .values(customer=head.customer))
-    changed = tuple(sorted({v.at for v in (*removed, *added)}))
-    return Effect(changed, out_of_order)
+        set_={k: statement.excluded[k] for k in facts[0] if k not in ("tenant_id", "ticket_id")}), facts)
+    # A survey answer takes its customer from the ticket: follow a changed customer.
+    await session.execute(
+        sa.update(f).where(f.c.tenant_id == sa.bindparam("b_tenant"), f.c.ticket_id == sa.bindparam("b_ticket"),
+                           f.c.customer.is_distinct_from(sa.bindparam("b_customer")))
+        .values(customer=sa.bindparam("b_customer")),
+        [{"b_tenant": tenant, "b_ticket": ticket, "b_customer": head.customer}
+         for (tenant, ticket), (_, head) in heads.items()])
+    return effects
 
 
 async def apply_feedback(session: AsyncSession, deltas: Deltas, event: CloudEvent, data: FeedbackData) -> Effect:
