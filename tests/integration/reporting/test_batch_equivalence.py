@@ -1,8 +1,9 @@
 """A batch applied at once leaves exactly the read models that its events applied one at a time leave.
 
-Reporting applies a batch's ticket snapshots together (one statement per table); this compares it, on the real
-PostgreSQL, with event-by-event application on random timelines: several events per ticket in one batch, out
-of order, repeated, with changing customers and survey answers.
+Reporting applies a batch's ticket snapshots and clock transitions together (one statement per table); this
+compares it, on the real PostgreSQL, with event-by-event application on random timelines: several events per
+ticket and per cycle in one batch, out of order, repeated, with changing customers, recalculations and survey
+answers.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from reporting import tables
 from reporting.handlers import ReadModels
 from slm_shared.events import CloudEvent
 from tests.integration.reporting.conftest import Reporting
-from tests.integration.reporting.events import feedback_event, ticket_event
+from tests.integration.reporting.events import clock_event, feedback_event, ticket_event
 
 pytestmark = pytest.mark.integration
 
@@ -40,8 +41,29 @@ def random_events(rng: random.Random, tenant: str) -> list[CloudEvent]:
                                        customer=rng.choice(["acme", "globex"])))
         if rng.random() < 0.5:
             events.append(feedback_event(tenant, ticket, start + timedelta(days=5), rng.randint(1, 5)))
+        events += random_clock_events(rng, tenant, ticket, start)
     rng.shuffle(events)  # arrival order is not event-time order
     events += rng.sample(events, 4)  # redeliveries inside the batch
+    return events
+
+
+def random_clock_events(rng: random.Random, tenant: str, ticket: str, start: datetime) -> list[CloudEvent]:
+    """Transitions of one or two response cycles: running, then met or breached, sometimes recalculated."""
+    events = []
+    for cycle in range(1, rng.randint(1, 2) + 1):
+        started = start + timedelta(hours=rng.randint(0, 48))
+        events.append(clock_event(tenant, ticket, "started", started, metric="response", state="running", elapsed=0,
+                                  priority="P2", started_at=started, cycle=cycle))
+        for _ in range(rng.randint(1, 3)):
+            stopped = started + timedelta(minutes=rng.randint(5, 180))
+            elapsed = int((stopped - started).total_seconds())
+            breached = elapsed > 3600
+            events.append(clock_event(
+                tenant, ticket, rng.choice(["stopped_breached" if breached else "met", "recalculated"]),
+                stopped, metric="response", state="breached" if breached else "met", elapsed=elapsed,
+                priority="P2", started_at=started, stopped_at=stopped, cycle=cycle,
+                breached_at=started + timedelta(hours=1) if breached else None,
+                customer=rng.choice(["acme", "globex"])))
     return events
 
 
@@ -61,6 +83,10 @@ async def read_models_of(reporting: Reporting, tenant: str) -> dict[str, Any]:
                 "transitions": rows(tables.ticket_transitions, "ticket_id", "position"),
                 "facts": rows(tables.ticket_facts, "ticket_id", without=("updated_at",)),
                 "daily": rows(tables.ticket_daily, "day", "service", "customer", "priority"),
+                "cycles": rows(tables.clock_outcomes, "ticket_id", "policy_id", "metric", "cycle",
+                               without=("updated_at",)),
+                "clock_daily": rows(tables.clock_daily, *(c.name for c in tables.clock_daily.primary_key.columns
+                                                          if c.name != "tenant_id")),
                 "stats": rows(tables.event_stats, "event_type", "hour"),
                 "feedback": sa.select(tables.feedback.c.ticket_id, tables.feedback.c.customer)
                 .where(tables.feedback.c.tenant_id == tenant).order_by(tables.feedback.c.ticket_id),
@@ -68,6 +94,7 @@ async def read_models_of(reporting: Reporting, tenant: str) -> dict[str, Any]:
         }
     # A rollup row whose deltas netted to zero exists or not depending on the batch size; both count nothing.
     found["daily"] = [row for row in found["daily"] if any(row[4:])]
+    found["clock_daily"] = [row for row in found["clock_daily"] if any(row[-4:])]
     return found
 
 
@@ -84,4 +111,5 @@ async def test_a_batch_leaves_what_its_events_one_by_one_leave(reporting: Report
     assert outcomes_together.count("duplicate") == 4
     batch, single = await read_models_of(reporting, together), await read_models_of(reporting, alone)
     assert batch["transitions"], "the random timelines produced no volume transitions"
+    assert batch["clock_daily"], "the random clocks produced no outcomes"
     assert batch == single

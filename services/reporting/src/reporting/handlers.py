@@ -59,11 +59,6 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-async def _clock(session: AsyncSession, deltas: Deltas, event: CloudEvent, data: BaseModel) -> Effect:
-    assert isinstance(data, ClockTransitionData)
-    return await repository.apply_clock(session, deltas, event, data)
-
-
 async def _feedback(session: AsyncSession, deltas: Deltas, event: CloudEvent, data: BaseModel) -> Effect:
     assert isinstance(data, FeedbackData)
     return await repository.apply_feedback(session, deltas, event, data)
@@ -83,9 +78,9 @@ APPLICABLE = frozenset({TICKET_EVENT, CLOCK_EVENT, FEEDBACK_EVENT, SLO_STATUS_EV
 TOPIC_OF = {CLOCK_EVENT: topics.CLOCKS, TICKET_EVENT: topics.TICKETS, FEEDBACK_EVENT: topics.FEEDBACK,
             SLO_STATUS_EVENT: topics.SLO_STATUS, SLO_ALERT_EVENT: topics.SLO_ALERTS}
 
-# Ticket snapshots are applied together, by `repository.apply_tickets`; the others one by one.
+# Ticket snapshots and clock transitions are applied a batch at a time (`apply_tickets`, `apply_clocks`);
+# the others one by one.
 APPLIERS: dict[str, Apply] = {
-    CLOCK_EVENT: _clock,
     FEEDBACK_EVENT: _feedback,
     SLO_STATUS_EVENT: _slo_status,
     SLO_ALERT_EVENT: _slo_alert,
@@ -180,9 +175,14 @@ class ReadModels:
                 if event.dedup_key in fresh:
                     firsts.setdefault(event.dedup_key, event)
             deltas = Deltas()
-            tickets = [(event, data[key]) for key, event in firsts.items() if event.type == TICKET_EVENT]
-            ticket_effects = dict(zip((event.dedup_key for event, _ in tickets), await repository.apply_tickets(
-                session, deltas, [(event, TicketSnapshotData.model_validate(d)) for event, d in tickets]), strict=True))
+            tickets = [(event, TicketSnapshotData.model_validate(data[key]))
+                       for key, event in firsts.items() if event.type == TICKET_EVENT]
+            clocks = [(event, ClockTransitionData.model_validate(data[key]))
+                      for key, event in firsts.items() if event.type == CLOCK_EVENT]
+            together = dict(zip(
+                [event.dedup_key for event, _ in (*tickets, *clocks)],
+                [*await repository.apply_tickets(session, deltas, tickets),
+                 *await repository.apply_clocks(session, deltas, clocks)], strict=True))
             outcomes: list[str] = []
             for event in events:
                 key = event.dedup_key
@@ -197,7 +197,7 @@ class ReadModels:
                                attributes={"slm.tenant": event.tenantid, "slm.event_id": event.id}), \
                         log_context(tenant=event.tenantid, event_id=event.id,
                                     ticket_id=ticket if isinstance(ticket, str) else None):
-                    effect = (ticket_effects[key] if event.type == TICKET_EVENT
+                    effect = (together[key] if key in together
                               else await APPLIERS[event.type](session, deltas, event, data[key]))
                     await self._note(session, deltas, closed[event.tenantid], event, effect)
                 outcomes.append("applied")

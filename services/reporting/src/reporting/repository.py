@@ -158,34 +158,58 @@ async def flush(session: AsyncSession, deltas: Deltas) -> None:
             [{"tenant_id": k, "first_event_time": v} for k, v in sorted(deltas.first_seen.items())])
 
 
-async def apply_clock(session: AsyncSession, deltas: Deltas, event: CloudEvent,
-                      data: ClockTransitionData) -> Effect:
-    """Upsert the cycle if this transition wins it, and move its rollup contribution accordingly."""
+async def apply_clocks(session: AsyncSession, deltas: Deltas,
+                       items: Sequence[tuple[CloudEvent, ClockTransitionData]]) -> list[Effect]:
+    """Upsert each cycle to the transition that wins it, and move its rollup contribution accordingly.
+
+    The batch's cycles are read (locked) in one statement and written in one; in between, each event is judged,
+    in order, against the cycle as the events before it left it, so the effects are those of one-at-a-time.
+    """
+    if not items:
+        return []
     t = tables.clock_outcomes
-    key = {"tenant_id": event.tenantid, "ticket_id": data.ticket_id, "policy_id": data.policy_id,
-           "metric": data.metric, "cycle": data.cycle}
-    current = (await session.execute(
-        sa.select(t).where(*(getattr(t.c, k) == v for k, v in key.items())).with_for_update()
-    )).mappings().first()
-    out_of_order = current is not None and event.time < current["last_event_time"]
-    if not wins(event.time, data.transition, current["last_event_time"] if current else None):
+    key_columns = ("tenant_id", "ticket_id", "policy_id", "metric", "cycle")
+    keys = sorted({(event.tenantid, data.ticket_id, data.policy_id, data.metric, data.cycle) for event, data in items})
+    current: dict[tuple[Any, ...], dict[str, Any]] = {
+        tuple(row[k] for k in key_columns): dict(row) for row in (await session.execute(
+            sa.select(t).where(sa.tuple_(*(t.c[k] for k in key_columns)).in_(keys))
+            .order_by(*(t.c[k] for k in key_columns)).with_for_update())).mappings()}
+    changed_rows: dict[tuple[Any, ...], dict[str, Any]] = {}
+    effects = []
+    for event, data in items:
+        key = (event.tenantid, data.ticket_id, data.policy_id, data.metric, data.cycle)
+        found = current.get(key)
+        effects.append(_clock_effect(deltas, event, data, key, found, current, changed_rows))
+    if changed_rows:
+        statement = insert(t)
+        columns = [k for k in next(iter(changed_rows.values())) if k not in key_columns]
+        await session.execute(statement.on_conflict_do_update(
+            index_elements=list(key_columns),
+            set_={**{k: statement.excluded[k] for k in columns}, "updated_at": sa.func.now()}),
+            [changed_rows[key] for key in sorted(changed_rows)])
+    return effects
+
+
+def _clock_effect(deltas: Deltas, event: CloudEvent, data: ClockTransitionData, key: tuple[Any, ...],
+                  found: dict[str, Any] | None, current: dict[tuple[Any, ...], dict[str, Any]],
+                  changed_rows: dict[tuple[Any, ...], dict[str, Any]]) -> Effect:
+    out_of_order = found is not None and event.time < found["last_event_time"]
+    if not wins(event.time, data.transition, found["last_event_time"] if found else None):
         return Effect(out_of_order=True)
     values = {
-        **key, "agreement": data.agreement, "policy_version": data.policy_version, "state": data.state,
+        "tenant_id": key[0], "ticket_id": key[1], "policy_id": key[2], "metric": key[3], "cycle": key[4],
+        "agreement": data.agreement, "policy_version": data.policy_version, "state": data.state,
         "breached": data.breached, "service": data.service, "customer": data.customer, "priority": data.priority,
         "kind": data.kind, "calendar": data.calendar, "target_seconds": data.target_seconds,
         "elapsed_seconds": data.elapsed_seconds, "started_at": data.started_at, "due_at": data.due_at,
         "breached_at": data.breached_at, "stopped_at": data.stopped_at, "last_transition": data.transition,
         "last_event_time": event.time, "last_event_id": event.id,
-        "recalculations": (current["recalculations"] if current else 0) + (data.transition == "recalculated"),
-        "updated_at": sa.func.now(),
+        "recalculations": (found["recalculations"] if found else 0) + (data.transition == "recalculated"),
     }
-    statement = insert(t).values(**values)
-    await session.execute(statement.on_conflict_do_update(
-        index_elements=list(key), set_={k: statement.excluded[k] for k in values if k not in key}))
-    old = _contribution_of(current) if current else None
+    current[key] = changed_rows[key] = values
+    old = _contribution_of(found) if found else None
     new = contribution(data.state, data.stopped_at, data.elapsed_seconds, data.target_seconds)
-    old_dims = {k: current[k] for k in OUTCOME_DIMENSIONS} if current else None
+    old_dims = {k: found[k] for k in OUTCOME_DIMENSIONS} if found else None
     new_dims = {k: values[k] for k in OUTCOME_DIMENSIONS}
     changed: list[datetime] = []
     if (old, old_dims if old else None) != (new, new_dims if new else None):
@@ -195,7 +219,7 @@ async def apply_clock(session: AsyncSession, deltas: Deltas, event: CloudEvent,
         if new is not None:
             deltas.add_clock(event.tenantid, new_dims, new, 1)
             changed.append(new.stopped_at)
-    elif current is not None and _listed_fields(current) != _listed_fields(values):
+    elif found is not None and _listed_fields(found) != _listed_fields(values):
         # Not in the counts, but in the lists (open breaches): a change all the same.
         changed.append(event.time)
     return Effect(tuple(changed), out_of_order, data.transition == "recalculated")
