@@ -15,7 +15,7 @@ import pytest
 from scripts.processes import create_api_key, wait_until_key_works
 from slm_shared import topics
 from tests.e2e.conftest import TenantClient
-from tests.support.events import ticket_event
+from tests.support.events import AVAILABILITY_SLO_BUNDLE, availability_event, ticket_event
 from tests.support.kafka import collect
 
 pytestmark = pytest.mark.e2e
@@ -206,25 +206,11 @@ def test_another_tenants_key_sees_nothing_of_this_tenant(tenant: TenantClient) -
         assert anonymous.get("/v1/tickets/INC-PRIVATE/clocks").status_code == 401
 
 
-SLO_BUNDLE = """
-slos:
-  - id: email-availability
-    service: email
-    sli: {type: availability}
-    objective: 95
-    window: {rolling: 1d}
-"""
-
-
-def availability_event(tenant: str, at: datetime, state: str) -> dict[str, Any]:
-    return {"specversion": "1.0", "id": f"av-{uuid.uuid4().hex}", "source": "probe://e2e",
-            "type": "itsm.availability.v1", "time": at.isoformat(), "tenantid": tenant, "subject": "email",
-            "data": {"service": "email", "component": "smtp", "state": state}}
 
 
 def test_slo_status_is_read_over_http_for_the_keys_tenant_only(tenant: TenantClient) -> None:
     with tenant.client(tenant.platform.sla_engine) as engine:
-        engine.post("/v1/config:apply", content=SLO_BUNDLE, headers=YAML).raise_for_status()
+        engine.post("/v1/config:apply", content=AVAILABILITY_SLO_BUNDLE, headers=YAML).raise_for_status()
     now = datetime.now(UTC).replace(microsecond=0)
     post_events(tenant, [availability_event(tenant.tenant, now - timedelta(hours=2), "up"),
                          availability_event(tenant.tenant, now - timedelta(hours=1), "down"),

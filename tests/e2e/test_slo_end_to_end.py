@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -10,24 +9,11 @@ import pytest
 
 from slm_shared import topics
 from tests.e2e.conftest import TenantClient
+from tests.support.events import AVAILABILITY_SLO_BUNDLE, availability_event
 from tests.support.kafka import collect
 
 pytestmark = pytest.mark.e2e
 
-BUNDLE = """\
-slos:
-  - id: email-availability
-    service: email
-    sli: {type: availability}
-    objective: 95
-    window: {rolling: 1d}
-"""
-
-
-def availability(tenant: str, at: datetime, state: str) -> dict[str, Any]:
-    return {"specversion": "1.0", "id": f"av-{uuid.uuid4().hex}", "source": "probe://e2e",
-            "type": "itsm.availability.v1", "time": at.isoformat(), "tenantid": tenant, "subject": "email",
-            "data": {"service": "email", "component": "smtp", "state": state}}
 
 
 def post(tenant: TenantClient, events: list[dict[str, Any]]) -> None:
@@ -45,12 +31,13 @@ def downtime(events: list[dict[str, Any]]) -> list[float]:
 
 async def test_signals_give_status_and_alerts_and_a_late_signal_corrects_the_status(tenant: TenantClient) -> None:
     with tenant.client(tenant.platform.sla_engine) as engine:
-        applied = engine.post("/v1/config:apply", content=BUNDLE, headers={"Content-Type": "application/yaml"})
+        applied = engine.post("/v1/config:apply", content=AVAILABILITY_SLO_BUNDLE,
+                              headers={"Content-Type": "application/yaml"})
         assert applied.status_code == 200, applied.text
     now = datetime.now(UTC).replace(microsecond=0)
-    post(tenant, [availability(tenant.tenant, now - timedelta(hours=2), "up"),
-                  availability(tenant.tenant, now - timedelta(hours=1), "down"),
-                  availability(tenant.tenant, now - timedelta(minutes=30), "up")])
+    post(tenant, [availability_event(tenant.tenant, now - timedelta(hours=2), "up"),
+                  availability_event(tenant.tenant, now - timedelta(hours=1), "down"),
+                  availability_event(tenant.tenant, now - timedelta(minutes=30), "up")])
 
     bootstrap = tenant.platform.stack.kafka_bootstrap
     statuses = await collect(bootstrap, topics.SLO_STATUS, lambda found: 1_800 in downtime(found),
@@ -67,7 +54,7 @@ async def test_signals_give_status_and_alerts_and_a_late_signal_corrects_the_sta
     assert [(e["data"]["alert"], e["data"]["state"]) for e in alerts] == [("ticket", "firing")]
 
     # A late signal: the service actually came back 15 minutes into the outage.
-    post(tenant, [availability(tenant.tenant, now - timedelta(minutes=45), "up")])
+    post(tenant, [availability_event(tenant.tenant, now - timedelta(minutes=45), "up")])
     statuses = await collect(bootstrap, topics.SLO_STATUS, lambda found: 900 in downtime(found),
                              tenant=tenant.tenant, within=90)
     assert downtime(statuses)[-1] == 900
@@ -77,7 +64,7 @@ async def test_signals_give_status_and_alerts_and_a_late_signal_corrects_the_sta
 async def test_a_recurring_maintenance_window_in_the_bundle_excludes_an_outage(tenant: TenantClient) -> None:
     now = datetime.now(UTC).replace(second=0, microsecond=0)
     start = now - timedelta(hours=1)
-    bundle = BUNDLE.replace("    sli: {type: availability}\n", f"""\
+    bundle = AVAILABILITY_SLO_BUNDLE.replace("    sli: {type: availability}\n", f"""\
     sli:
       type: availability
       maintenance: [{{rrule: "FREQ=DAILY", dtstart: "{start.strftime('%Y-%m-%dT%H:%M')}", duration: 30m}}]
@@ -85,9 +72,9 @@ async def test_a_recurring_maintenance_window_in_the_bundle_excludes_an_outage(t
     with tenant.client(tenant.platform.sla_engine) as engine:
         applied = engine.post("/v1/config:apply", content=bundle, headers={"Content-Type": "application/yaml"})
         assert applied.status_code == 200, applied.text
-    post(tenant, [availability(tenant.tenant, now - timedelta(hours=2), "up"),
-                  availability(tenant.tenant, start, "down"),
-                  availability(tenant.tenant, now - timedelta(minutes=30), "up")])
+    post(tenant, [availability_event(tenant.tenant, now - timedelta(hours=2), "up"),
+                  availability_event(tenant.tenant, start, "down"),
+                  availability_event(tenant.tenant, now - timedelta(minutes=30), "up")])
 
     statuses = await collect(tenant.platform.stack.kafka_bootstrap, topics.SLO_STATUS,
                              lambda found: any(event["data"]["total"] >= 5_400 for event in found),

@@ -42,3 +42,21 @@ policies:
         stop: {actions: [agent_replied], statuses: [resolved, closed]}
         cancel: {statuses: [cancelled]}
 """
+
+
+# One availability SLO of the email service: 95 % over a rolling day (72 minutes of budget).
+AVAILABILITY_SLO_BUNDLE = """\
+slos:
+  - id: email-availability
+    service: email
+    sli: {type: availability}
+    objective: 95
+    window: {rolling: 1d}
+"""
+
+
+def availability_event(tenant: str, at: datetime, state: str) -> dict[str, Any]:
+    """An `itsm.availability.v1` state change of the email service's smtp component."""
+    return {"specversion": "1.0", "id": f"av-{uuid.uuid4().hex}", "source": "probe://e2e",
+            "type": "itsm.availability.v1", "time": at.isoformat(), "tenantid": tenant, "subject": "email",
+            "data": {"service": "email", "component": "smtp", "state": state}}
