@@ -3,6 +3,11 @@
 Applying never rewrites history by itself: each ticket keeps the version it was pinned to unless the
 caller asks to recalculate `ongoing` (tickets with a running or paused clock) or `all` tickets. Every
 recalculation returns a diff report of the clocks whose outcome changes.
+
+Threshold SLIs are the exception that does look back: a threshold series (service, `threshold:<sli><op><value>`)
+the new version has and the version before it did not is rebuilt from the stored samples in the same
+transaction (docs/slo.md "Threshold samples and backfill"), so an added or changed threshold starts with the
+history the samples hold. Re-applying a bundle adds no series and so changes no rollup.
 """
 
 from __future__ import annotations
@@ -15,8 +20,11 @@ from typing import Any, Literal, Protocol
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from sla_engine.domain.bundle import Bundle, dump_bundle, parse_bundle
+from sla_engine.domain.bundle.slos import slo_definition
 from sla_engine.domain.clocks import Clock, evaluate_ticket
+from sla_engine.domain.slo.definition import ThresholdSli
 from sla_engine.repository import ConfigVersion, SqlSlaRepository
+from sla_engine.slo_repository import SqlSloRepository
 
 Recalculation = Literal["none", "ongoing", "all"]
 
@@ -115,6 +123,23 @@ def attainment(clocks: list[Clock], start: datetime, end: datetime) -> dict[str,
     return {g: Attainment(counts[(g, "met")], counts[(g, "breached")]) for g in groups}
 
 
+def added_threshold_series(before: Bundle | None, after: Bundle) -> list[tuple[str, ThresholdSli]]:
+    """The (service, threshold) series of `after` that `before` lacks, in a stable order; several SLOs sharing
+    one series count once. Series `before` had were kept current on arrival and need no backfill."""
+
+    def series(bundle: Bundle | None) -> dict[tuple[str, str], tuple[str, ThresholdSli]]:
+        # Keyed by the series name: Decimal('300') == Decimal('300.0'), but they are two series.
+        found = {}
+        for entry in bundle.slos if bundle is not None else ():
+            slo = slo_definition(entry)
+            if isinstance(slo.sli, ThresholdSli):
+                found[(slo.service, slo.sli.rollup_key)] = (slo.service, slo.sli)
+        return found
+
+    known = series(before)
+    return [item for key, item in sorted(series(after).items()) if key not in known]
+
+
 class ConfigService:
     def __init__(
         self, sessions: async_sessionmaker[AsyncSession], bundles: BundleCache, reconciler: Reconciler
@@ -127,7 +152,8 @@ class ConfigService:
         self, tenant_id: str, text: str, content_type: Literal["yaml", "json"], mode: Recalculation,
         now: datetime,
     ) -> RecalculationReport:
-        """Validate (raises `BundleError`, changing nothing), store a new version, recalculate as asked."""
+        """Validate (raises `BundleError`, changing nothing), store a new version, recalculate as asked, and
+        backfill the threshold series the version adds from the stored samples, all in one transaction."""
         bundle = parse_bundle(text, content_type=content_type)
         async with self._sessions() as session, session.begin():
             repository = SqlSlaRepository(session)
@@ -136,7 +162,20 @@ class ConfigService:
             report = RecalculationReport(mode, previous.version if previous else None, version)
             if mode != "none":
                 await self._recalculate(session, tenant_id, version, report, now)
+            await self._backfill_thresholds(session, tenant_id, version, bundle)
             return report
+
+    async def _backfill_thresholds(self, session: AsyncSession, tenant_id: str, version: int, bundle: Bundle) -> None:
+        # The version before, read under add_config's apply lock (`latest_config` above is read before it).
+        before = await SqlSlaRepository(session).config(tenant_id, version - 1)
+        added = added_threshold_series(None if before is None else self._bundles.get(before), bundle)
+        if not added:
+            return
+        repository = SqlSloRepository(session)
+        # Last, so signal batches of the tenant wait only for the backfill and the commit, not a recalculation.
+        await repository.lock_samples_exclusive(tenant_id)
+        for service, threshold in added:
+            await repository.rebuild_threshold_series(tenant_id, service, threshold)
 
     async def recalculate(self, tenant_id: str, mode: Recalculation, now: datetime) -> RecalculationReport:
         """Move tickets to the latest version without applying a new bundle."""

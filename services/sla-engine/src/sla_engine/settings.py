@@ -17,5 +17,8 @@ class SlaEngineSettings(ServiceSettings):
         default=10.0, ge=0, description="least time between two slo.status.v1 events of one SLO")
     slo_evaluation_interval_seconds: float = Field(
         default=10.0, gt=0, description="period of the SLO evaluation loop (ongoing outages, no_data)")
+    slo_sample_retention_days: int = Field(
+        default=100, ge=1,
+        description="days raw threshold samples are kept for backfill: a quarter window plus the 3d lookback")
     clock_census_interval_seconds: float = Field(
         default=30.0, gt=0, description="period of the count behind the slm_clocks gauge")

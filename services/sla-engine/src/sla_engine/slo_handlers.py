@@ -5,6 +5,11 @@ Business rules (docs/slo.md):
   maintenance windows are stored and the availability minutes from the earliest affected instant to now are
   recomputed (so a late signal rewrites exactly the minutes it changes); good/total measurement windows are
   added to their minute. Then every SLO of the touched services is evaluated.
+- Every finite sample (`value`) is kept in `slo_samples` (exact, `Decimal`) and counted for each threshold
+  configured when it arrives; a threshold added later is backfilled from the samples when its bundle is
+  applied (config.py). The batch holds the tenants' shared samples lock from before it reads the thresholds,
+  so a sample is counted either on arrival or by the backfill, never both, never neither. Samples older than
+  `sample_retention_days` are purged by the periodic loop.
 - The periodic loop extends availability minutes to now (an outage keeps burning budget without new
   signals) and evaluates every SLO, which is also what raises `no_data` and what picks up ticket SLA
   attainment (`ticket_sla` SLOs read the stopped clocks in this database).
@@ -91,11 +96,12 @@ class SloKeeper:
     """Keeps rollups current and publishes each SLO's status and alert changes."""
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession], bundles: BundleCache, now: Now = utc_now, *,
-                 status_interval_seconds: float = 10.0) -> None:
+                 status_interval_seconds: float = 10.0, sample_retention_days: int = 100) -> None:
         self._sessions = sessions
         self._bundles = bundles
         self._now = now
         self._interval = timedelta(seconds=status_interval_seconds)
+        self._retention = timedelta(days=sample_retention_days)
         self._outbox = Outbox(tables.outbox)
         self._inbox = Inbox(tables.inbox, "sla-engine.signals")
 
@@ -108,6 +114,7 @@ class SloKeeper:
         async with self._sessions() as session, session.begin():
             repository = SqlSloRepository(session)
             fresh = await self._inbox.first_deliveries(session, batch.events)
+            await repository.lock_samples_shared([event.tenantid for event in fresh])
             thresholds = {tenant_id: await self._thresholds(session, tenant_id)
                           for tenant_id in sorted({event.tenantid for event in fresh})}
             affected = await self._store(repository, fresh, thresholds)
@@ -139,6 +146,12 @@ class SloKeeper:
                 evaluated += await self._evaluate(session, tenant_id, slos, now)
         return evaluated
 
+    async def purge_samples(self) -> int:
+        """Delete the samples past retention, cut at a whole minute so every minute kept is complete (a backfill
+        rebuilds from the first kept minute on). Returns how many were deleted."""
+        async with self._sessions() as session, session.begin():
+            return await SqlSloRepository(session).purge_samples(minute_of(self._now() - self._retention))
+
     async def readings(self, tenant_id: str, slo_id: str | None = None) -> tuple[int | None, list[SloReading]]:
         """The tenant's configuration version and each SLO's status as of now (only `slo_id`, if given), with
         the alerts whose conditions hold. Reads only: stores, publishes and locks nothing."""
@@ -159,21 +172,24 @@ class SloKeeper:
             await session.rollback()
         return config.version, readings
 
-    async def _thresholds(self, session: AsyncSession, tenant_id: str) -> dict[tuple[str, str], set[ThresholdSli]]:
-        """The tenant's threshold SLIs by (service, sli): samples are rolled up for each of them on arrival."""
-        found: dict[tuple[str, str], set[ThresholdSli]] = defaultdict(set)
+    async def _thresholds(self, session: AsyncSession, tenant_id: str
+                          ) -> dict[tuple[str, str], dict[str, ThresholdSli]]:
+        """The tenant's threshold SLIs by (service, sli), by series: samples are rolled up for each on arrival.
+        Keyed by series name, as `Decimal('300') == Decimal('300.0')` but they are two series."""
+        found: dict[tuple[str, str], dict[str, ThresholdSli]] = defaultdict(dict)
         for slo in await self._slos(session, tenant_id):
             if isinstance(slo.sli, ThresholdSli):
-                found[(slo.service, slo.sli.sli)].add(slo.sli)
+                found[(slo.service, slo.sli.sli)][slo.sli.rollup_key] = slo.sli
         return found
 
     async def _store(self, repository: SqlSloRepository, events: Sequence[CloudEvent],
-                     thresholds: dict[str, dict[tuple[str, str], set[ThresholdSli]]]
+                     thresholds: dict[str, dict[tuple[str, str], dict[str, ThresholdSli]]]
                      ) -> dict[ServiceKey, datetime | None]:
         """Store the signals; returns each touched service with the earliest instant its availability changed."""
         affected: dict[ServiceKey, datetime | None] = {}
         changes: list[dict[str, Any]] = []
         windows: list[dict[str, Any]] = []
+        samples: list[dict[str, Any]] = []
         ratios: dict[tuple[str, str, str], list[RatioMinute]] = defaultdict(list)
 
         def touch(key: ServiceKey, since: datetime | None) -> None:
@@ -196,11 +212,15 @@ class SloKeeper:
             else:
                 measurement = MeasurementData.model_validate(event.data)
                 if measurement.value is not None:
-                    # A sample counts once for every threshold configured on its (service, sli) when it arrives.
+                    # Kept for later backfills, and counted once for every threshold configured on it when it arrives.
                     sample = Decimal(repr(measurement.value))
                     if not sample.is_finite():
                         continue
-                    for threshold in thresholds[event.tenantid].get((measurement.service, measurement.sli), ()):
+                    samples.append({"tenant_id": event.tenantid, "source": event.source, "event_id": event.id,
+                                    "service": measurement.service, "sli": measurement.sli, "time": event.time,
+                                    "value": sample})
+                    configured = thresholds[event.tenantid].get((measurement.service, measurement.sli), {})
+                    for threshold in configured.values():
                         ratios[(event.tenantid, measurement.service, threshold.rollup_key)].append(
                             RatioMinute(minute_of(event.time), int(threshold.meets(sample)), 1))
                     touch((event.tenantid, measurement.service), None)
@@ -212,6 +232,7 @@ class SloKeeper:
                 touch((event.tenantid, measurement.service), None)
         await repository.add_state_changes(changes)
         await repository.upsert_maintenance(windows)
+        await repository.add_samples(samples)
         for (tenant_id, service, sli), rows in sorted(ratios.items()):
             await repository.add_ratio_minutes(tenant_id, service, sli, merge_ratio(rows))
         return affected
@@ -341,7 +362,8 @@ def _json(value: object) -> str | int | float | None:
 
 
 class SloLoop:
-    """Evaluates every SLO every `interval_seconds` (time-driven changes: ongoing outages, no data)."""
+    """Evaluates every SLO every `interval_seconds` (time-driven changes: ongoing outages, no data) and purges
+    the threshold samples past retention (one indexed delete of what expired since the last pass)."""
 
     def __init__(self, keeper: SloKeeper, interval_seconds: float) -> None:
         self._keeper = keeper
@@ -352,6 +374,7 @@ class SloLoop:
         while not self._stopping.is_set():
             try:
                 await self._keeper.evaluate_all()
+                await self._keeper.purge_samples()
             except Exception:  # a database fault must not end the loop
                 log.exception("SLO evaluation pass failed")
             with contextlib.suppress(TimeoutError):

@@ -12,7 +12,12 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sla_engine import tables
+from sla_engine.domain.slo.definition import ThresholdSli
 from sla_engine.domain.slo.rollups import AvailabilityMinute, MaintenanceWindow, RatioMinute, State, StateChange
+
+# Seed of the per-tenant advisory lock between sample writers (shared) and threshold backfills (exclusive);
+# 0 is the ticket lock and 1 the apply lock (repository.py).
+_SAMPLES_LOCK_SEED = 2
 
 
 @dataclass(frozen=True)
@@ -49,6 +54,51 @@ class SqlSloRepository:
             await self._session.execute(statement.on_conflict_do_update(
                 index_elements=[r.c.tenant_id, r.c.service, r.c.sli, r.c.minute],
                 set_={"good": r.c.good + statement.excluded.good, "total": r.c.total + statement.excluded.total}))
+
+    async def lock_samples_shared(self, tenant_ids: Sequence[str]) -> None:
+        """Held by a signal batch from before it reads the tenants' thresholds until it commits, so a backfill
+        (`lock_samples_exclusive`) sees every sample not counted for the thresholds it adds."""
+        keys = sorted(set(tenant_ids))
+        if keys:
+            await self._session.execute(
+                sa.text("SELECT count(pg_advisory_xact_lock_shared(hashtextextended(k, :seed))) FROM "
+                        "(SELECT unnest(CAST(:keys AS text[])) AS k ORDER BY 1) AS ordered"),
+                {"keys": keys, "seed": _SAMPLES_LOCK_SEED})
+
+    async def lock_samples_exclusive(self, tenant_id: str) -> None:
+        """Waits for the tenant's signal batches in flight and holds back new ones until this transaction ends."""
+        await self._session.execute(sa.text("SELECT pg_advisory_xact_lock(hashtextextended(:key, :seed))"),
+                                    {"key": tenant_id, "seed": _SAMPLES_LOCK_SEED})
+
+    async def add_samples(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Raw samples (`value` a finite `Decimal`); a redelivered event id is stored once."""
+        if rows:
+            await self._session.execute(insert(tables.slo_samples).values(list(rows)).on_conflict_do_nothing())
+
+    async def rebuild_threshold_series(self, tenant_id: str, service: str, threshold: ThresholdSli) -> None:
+        """Replace the series' minutes from the first stored sample's minute on with counts from the samples.
+
+        One minute = `date_trunc` in UTC, which is `minute_of`; the comparison is on `numeric`, so it is as
+        exact as `ThresholdSli.meets`. Minutes before the first stored sample are left as they are."""
+        s, r = tables.slo_samples, tables.slo_ratio_minutes
+        of_series = (s.c.tenant_id == tenant_id, s.c.service == service, s.c.sli == threshold.sli)
+        minute = sa.func.date_trunc("minute", s.c.time, "UTC")
+        first = sa.select(sa.func.date_trunc("minute", sa.func.min(s.c.time), "UTC")).where(*of_series)
+        await self._session.execute(sa.delete(r).where(
+            r.c.tenant_id == tenant_id, r.c.service == service, r.c.sli == threshold.rollup_key,
+            r.c.minute >= first.scalar_subquery()))
+        good = sa.func.count().filter(_holds(s.c.value, threshold))
+        counted = (sa.select(sa.literal(tenant_id), sa.literal(service), sa.literal(threshold.rollup_key),
+                             minute.label("minute"), good, sa.func.count())
+                   .where(*of_series).group_by(minute))
+        await self._session.execute(sa.insert(r).from_select(
+            ["tenant_id", "service", "sli", "minute", "good", "total"], counted))
+
+    async def purge_samples(self, before: datetime) -> int:
+        """Delete the samples older than `before`; returns how many."""
+        s = tables.slo_samples
+        result = await self._session.execute(sa.delete(s).where(s.c.time < before))
+        return int(getattr(result, "rowcount", 0) or 0)
 
     async def state_changes_since(self, tenant_id: str, service: str, since: datetime) -> list[StateChange]:
         """Each component's state in force at `since`, and every change after it."""
@@ -145,6 +195,17 @@ class SqlSloRepository:
     async def tenants_with_config(self) -> list[str]:
         c = tables.config_versions
         return list((await self._session.execute(sa.select(c.c.tenant_id).distinct())).scalars())
+
+
+def _holds(value: sa.ColumnElement[Any], threshold: ThresholdSli) -> sa.ColumnElement[bool]:
+    bound = sa.literal(threshold.threshold, sa.Numeric())
+    if threshold.operator == "<=":
+        return value <= bound
+    if threshold.operator == "<":
+        return value < bound
+    if threshold.operator == ">=":
+        return value >= bound
+    return value > bound
 
 
 def _state(value: str) -> State:

@@ -140,6 +140,22 @@ slo_ratio_minutes = sa.Table(
     sa.Column("total", sa.BigInteger, nullable=False),
 )
 
+# Raw `itsm.measurement.v1` samples (docs/slo.md "Threshold samples"): kept `slo_sample_retention_days` so a
+# threshold added or changed later is backfilled from them. `value` is exact (numeric, never float).
+slo_samples = sa.Table(
+    "slo_samples",
+    metadata,
+    sa.Column("tenant_id", sa.Text, primary_key=True),
+    sa.Column("source", sa.Text, primary_key=True),
+    sa.Column("event_id", sa.Text, primary_key=True),
+    sa.Column("service", sa.Text, nullable=False),
+    sa.Column("sli", sa.Text, nullable=False),
+    sa.Column("time", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("value", sa.Numeric, nullable=False),
+    sa.Index("slo_samples_by_series", "tenant_id", "service", "sli", "time"),
+    sa.Index("slo_samples_by_time", "time"),
+)
+
 # The alerts firing and the last published status per SLO, so fire/resolve go out once and status coalesces.
 slo_evaluations = sa.Table(
     "slo_evaluations",
