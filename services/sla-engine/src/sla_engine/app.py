@@ -72,7 +72,8 @@ def create_app(settings: SlaEngineSettings, now: Now = utc_now) -> FastAPI:
     census = ClockCensus(runtime.sessions, settings.clock_census_interval_seconds)
     runtime.add_background(census.run, census.stop)
     runtime.broker.include_router(ticket_router(runtime, keeper))
-    slo_keeper = SloKeeper(runtime.sessions, bundles, now, status_interval_seconds=settings.slo_status_interval_seconds)
+    slo_keeper = SloKeeper(runtime.sessions, bundles, now, status_interval_seconds=settings.slo_status_interval_seconds,
+                           sample_retention_days=settings.slo_sample_retention_days)
     slo_loop = SloLoop(slo_keeper, settings.slo_evaluation_interval_seconds)
     runtime.add_background(slo_loop.run, slo_loop.stop)
     runtime.broker.include_router(signal_router(runtime, slo_keeper))
