@@ -41,12 +41,13 @@ class TracingSettings(BaseModel):
     sample_ratio: float = Field(default=1.0, ge=0.0, le=1.0, description="share of new traces recorded")
 
 
-_provider = TracerProvider(resource=Resource.create({"service.name": "slm"}))
+# One tracer per provider, kept: `get_tracer` builds a new one on every call.
+_tracer = TracerProvider(resource=Resource.create({"service.name": "slm"})).get_tracer("slm")
 
 
 def configure_tracing(service: str, settings: TracingSettings) -> TracerProvider:
     """Install this process's tracer provider (the last call wins: tests start several apps in one process)."""
-    global _provider
+    global _tracer
     provider = TracerProvider(
         resource=Resource.create({"service.name": service}),
         sampler=ParentBased(TraceIdRatioBased(settings.sample_ratio)),
@@ -54,7 +55,7 @@ def configure_tracing(service: str, settings: TracingSettings) -> TracerProvider
     processor = _span_processor(settings)
     if processor is not None:
         provider.add_span_processor(processor)
-    _provider = provider
+    _tracer = provider.get_tracer("slm")
     return provider
 
 
@@ -78,7 +79,7 @@ def _parse_headers(text: str) -> dict[str, str]:
 
 
 def tracer() -> trace.Tracer:
-    return _provider.get_tracer("slm")
+    return _tracer
 
 
 def context_from_headers(headers: KafkaHeaders | Mapping[str, str]) -> TraceContext:
@@ -88,7 +89,7 @@ def context_from_headers(headers: KafkaHeaders | Mapping[str, str]) -> TraceCont
     for name, value in items:
         if name.lower() in TRACE_HEADERS:
             carrier[name.lower()] = value.decode("latin-1") if isinstance(value, bytes) else value
-    return _PROPAGATOR.extract(carrier)
+    return _PROPAGATOR.extract(carrier) if carrier else Context()
 
 
 def current_headers() -> dict[str, str]:
