@@ -1,15 +1,13 @@
 """The `slm_consumer_lag` gauge: records on each topic a consumer group of this service has not committed yet.
 
-Read from the broker every interval (the group's committed offsets against the partitions' end offsets), the
-same figure KEDA scales on, so a service reports its own lag without a Kafka Exporter. Every replica reports
-the same numbers (take `max` across pods); a partition with no commit yet counts from its beginning.
+Read from the broker every interval by `ServiceRuntime` (the group's committed offsets against the partitions'
+end offsets), the same figure KEDA scales on, so a service reports its own lag without a Kafka Exporter. Every
+replica reports the same numbers (take `max` across pods); a partition with no commit yet counts from its
+beginning.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -18,21 +16,17 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import TopicPartition
 from prometheus_client import Gauge
 
-log = logging.getLogger(__name__)
-
 CONSUMER_LAG = Gauge("slm_consumer_lag", "Records not yet committed by a consumer group, per topic",
                      ["group", "topic"])
 
 
 class ConsumerLagMonitor:
     def __init__(self, client_options: Mapping[str, Any], groups: Mapping[str, Sequence[str]],
-                 interval_seconds: float, client_id: str) -> None:
+                 client_id: str) -> None:
         """`groups`: each consumer group of the service and the topics it subscribes to."""
         self._options = dict(client_options)
         self._groups = {group: tuple(topic_names) for group, topic_names in groups.items()}
-        self._interval = interval_seconds
         self._client_id = client_id
-        self._stopping = asyncio.Event()
 
     async def measure(self) -> dict[tuple[str, str], int]:
         """Lag per (group, topic) now, also set on the gauge."""
@@ -62,15 +56,3 @@ class ConsumerLagMonitor:
         finally:
             await offsets.stop()
             await admin.close()
-
-    async def run(self) -> None:
-        while not self._stopping.is_set():
-            try:
-                await self.measure()
-            except Exception as error:  # the broker may be away; the gauge keeps its last value
-                log.warning("measuring consumer lag failed: %s", error)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), self._interval)
-
-    async def stop(self) -> None:
-        self._stopping.set()

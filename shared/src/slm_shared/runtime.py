@@ -43,9 +43,9 @@ from slm_shared.settings import ServiceSettings
 from slm_shared.tracing import (
     KafkaHeaders,
     TraceContext,
-    batch_contexts,
     configure_tracing,
     consuming,
+    consuming_batch,
     context_from_headers,
     tracer,
 )
@@ -163,9 +163,8 @@ async def process_batch(raw: Any, handle: BatchHandler) -> None:
     records = records_of(raw)
     started = time.perf_counter()
     try:
-        with consuming(f"{records[0].topic} process batch" if records else "process batch",
-                       links=batch_contexts(record.headers for record in records),
-                       attributes={"messaging.batch.message_count": len(records)}):
+        with consuming_batch(f"{records[0].topic} process batch" if records else "process batch",
+                             [record.headers for record in records]):
             outcomes = await handle(records)
     except Exception:
         for record in records:
@@ -177,6 +176,29 @@ async def process_batch(raw: Any, handle: BatchHandler) -> None:
     for record, outcome in zip(records, outcomes, strict=True):
         EVENTS_CONSUMED.labels(record.topic, outcome).inc()
         PROCESSING_SECONDS.labels(record.topic).observe(per_record)
+
+
+class PeriodicTask:
+    """Runs `work` every `interval_seconds` until stopped. A failed pass (database or broker away) is logged and
+    the next interval retries: a background loop must never end on a fault."""
+
+    def __init__(self, name: str, interval_seconds: float, work: Callable[[], Awaitable[object]]) -> None:
+        self._name = name
+        self._interval = interval_seconds
+        self._work = work
+        self._stopping = asyncio.Event()
+
+    async def run(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                await self._work()
+            except Exception as error:
+                log.warning("%s failed: %s", self._name, error, exc_info=True)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), self._interval)
+
+    async def stop(self) -> None:
+        self._stopping.set()
 
 
 class ServiceRuntime:
@@ -236,6 +258,11 @@ class ServiceRuntime:
         self.background.append(run)
         self._stop_hooks.append(stop)
 
+    def add_periodic(self, name: str, interval_seconds: float, work: Callable[[], Awaitable[object]]) -> None:
+        """`work` every interval, as a background task (see `PeriodicTask`)."""
+        task = PeriodicTask(name, interval_seconds, work)
+        self.add_background(task.run, task.stop)
+
     async def preflight(self) -> None:
         """The schema check on a short-lived engine (the service's own pool belongs to uvicorn's loop)."""
         engine = create_engine(self.settings.database_url.get_secret_value(), pool_size=1)
@@ -252,10 +279,10 @@ class ServiceRuntime:
             await self.ensure_topics()
         await self.relay.start()
         await self.broker.start()
-        lag = ConsumerLagMonitor(self.settings.kafka.client_options(), self.consumer_groups(),
-                                 self.settings.consumer_lag_interval_seconds, self.service)
-        self._stop_hooks.append(lag.stop)
-        self._tasks = [asyncio.create_task(run()) for run in (*self.background, lag.run)]
+        # The groups are known once every router is included, so the lag task is added here, not in __init__.
+        lag = ConsumerLagMonitor(self.settings.kafka.client_options(), self.consumer_groups(), self.service)
+        self.add_periodic("measuring consumer lag", self.settings.consumer_lag_interval_seconds, lag.measure)
+        self._tasks = [asyncio.create_task(run()) for run in self.background]
         log.info("%s started", self.service)
 
     async def stop(self) -> None:

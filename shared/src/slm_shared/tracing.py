@@ -11,8 +11,8 @@ convention); an effect traced to one record (a ticket's reconciliation, a read-m
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from typing import Literal, TypeAlias
 
 from opentelemetry import trace
@@ -110,5 +110,7 @@ def consuming(name: str, parent: TraceContext | None = None, *, links: Sequence[
         yield span
 
 
-def batch_contexts(headers: Iterable[KafkaHeaders]) -> list[TraceContext]:
-    return [context_from_headers(item) for item in headers]
+def consuming_batch(name: str, headers: Sequence[KafkaHeaders]) -> AbstractContextManager[Span]:
+    """One consumer span for records handled together, linked to each record's producer context."""
+    return consuming(name, links=[context_from_headers(item) for item in headers],
+                     attributes={"messaging.batch.message_count": len(headers)})

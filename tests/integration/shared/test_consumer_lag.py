@@ -36,7 +36,7 @@ async def test_lag_is_what_the_group_has_not_committed_counting_uncommitted_part
     await consumer.commit({TopicPartition(topic, 0): OffsetAndMetadata(2, "")})
     await consumer.stop()
 
-    monitor = ConsumerLagMonitor(options, {group: [topic]}, interval_seconds=60, client_id="test")
+    monitor = ConsumerLagMonitor(options, {group: [topic]}, client_id="test")
     lag = await monitor.measure()
 
     assert lag == {(group, topic): (5 - 2) + 3}

@@ -30,8 +30,8 @@ from intake.settings import IntakeSettings
 from slm_shared.events import CloudEvent
 from slm_shared.logging import log_context
 from slm_shared.outbox import OutgoingEvent
-from slm_shared.runtime import EVENTS_CONSUMED, PROCESSING_SECONDS
-from slm_shared.tracing import batch_contexts, consuming
+from slm_shared.runtime import EVENTS_CONSUMED, PROCESSING_SECONDS, PeriodicTask
+from slm_shared.tracing import consuming_batch
 
 log = logging.getLogger(__name__)
 
@@ -221,8 +221,7 @@ class EventIntake:
 
     async def on_ingest_records(self, records: Sequence[Record]) -> None:
         """See `ingest_records`; one consumer span for the batch, linked to each record's upstream trace."""
-        with consuming("ingest process batch", links=batch_contexts(record.headers for record in records),
-                       attributes={"messaging.batch.message_count": len(records)}):
+        with consuming_batch("ingest process batch", [record.headers for record in records]):
             await self.ingest_records(records)
 
     async def ingest_records(self, records: Sequence[Record]) -> None:
@@ -360,7 +359,7 @@ class Purger:
         self._repository = repository
         self._settings = settings
         self._now = now
-        self._stopping = asyncio.Event()
+        self._loop = PeriodicTask("retention purge", settings.purge_interval_seconds, self._purge_and_report)
 
     async def purge(self, tenant_id: str | None = None, at: datetime | None = None) -> dict[str, int]:
         at = at or self._now()
@@ -381,17 +380,13 @@ class Purger:
                 return totals
 
     async def run(self) -> None:
-        while not self._stopping.is_set():
-            try:
-                totals = await self.purge()
-                if any(totals.values()):
-                    log.info("retention purge: %s", totals)
-            except Exception as error:  # the next interval retries; retention is never urgent
-                log.warning("retention purge failed: %s", error)
-            try:
-                await asyncio.wait_for(self._stopping.wait(), self._settings.purge_interval_seconds)
-            except TimeoutError:
-                continue
+        """Purge every `purge_interval_seconds` until stopped; a failed pass waits for the next (never urgent)."""
+        await self._loop.run()
 
     async def stop(self) -> None:
-        self._stopping.set()
+        await self._loop.stop()
+
+    async def _purge_and_report(self) -> None:
+        totals = await self.purge()
+        if any(totals.values()):
+            log.info("retention purge: %s", totals)

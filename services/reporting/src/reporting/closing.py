@@ -10,8 +10,6 @@ and published beside the original.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import hashlib
 import logging
 import uuid
@@ -33,6 +31,7 @@ from reporting.repository import lock_tenant_exclusive
 from slm_shared import topics
 from slm_shared.events import REPORT_PUBLISHED_EVENT, ReportPublishedData, make_event
 from slm_shared.outbox import Outbox, OutgoingEvent
+from slm_shared.runtime import PeriodicTask
 
 log = logging.getLogger(__name__)
 SOURCE = "slm://reporting"
@@ -64,24 +63,17 @@ class PeriodCloser:
                  amendment_quiet_seconds: float, base_url: str) -> None:
         self._sessions = sessions
         self._now = now
-        self._interval = interval_seconds
         self._quiet = timedelta(seconds=amendment_quiet_seconds)
         self._base_url = base_url.rstrip("/")
         self._outbox = Outbox(tables.outbox)
-        self._stopping = asyncio.Event()
+        self._loop = PeriodicTask("period close pass", interval_seconds, lambda: self.close_due(self._now()))
 
     async def run(self) -> None:
-        """The background loop: close what is due, amend what is pending, sleep, repeat until stopped."""
-        while not self._stopping.is_set():
-            try:
-                await self.close_due(self._now())
-            except Exception:  # a database fault must not end the loop
-                log.exception("period close pass failed")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), self._interval)
+        """The background loop: close what is due, amend what is pending, every interval, until stopped."""
+        await self._loop.run()
 
     async def stop(self) -> None:
-        self._stopping.set()
+        await self._loop.stop()
 
     async def close_due(self, until: datetime, tenant: str | None = None) -> list[PublishedReport]:
         """Close every period that ended (plus the tenant's close delay) by `until`, then write due amendments.

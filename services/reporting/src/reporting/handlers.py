@@ -46,7 +46,7 @@ from slm_shared.events import (
 from slm_shared.inbox import Inbox
 from slm_shared.logging import log_context
 from slm_shared.runtime import EVENTS_CONSUMED, PROCESSING_SECONDS, records_of
-from slm_shared.tracing import TraceContext, consuming, context_from_headers
+from slm_shared.tracing import TraceContext, consuming, consuming_batch, context_from_headers
 
 log = logging.getLogger(__name__)
 
@@ -111,8 +111,7 @@ class ReadModels:
                           record.offset, error)
         started = time.perf_counter()
         try:
-            with consuming("read-models process batch", links=list(parents.values()),
-                           attributes={"messaging.batch.message_count": len(records)}):
+            with consuming_batch("read-models process batch", [record.headers for record in records]):
                 outcomes = await self.apply_batch(events, parents)
         except Exception:
             if not await self._database_answers():

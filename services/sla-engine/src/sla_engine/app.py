@@ -14,7 +14,7 @@ from sla_engine.census import ClockCensus
 from sla_engine.config import BundleCache, ConfigService
 from sla_engine.handlers import ClockKeeper, Now, utc_now
 from sla_engine.settings import SlaEngineSettings
-from sla_engine.slo_handlers import SloKeeper, SloLoop
+from sla_engine.slo_handlers import SloKeeper
 from sla_engine.timers import TimerLoop
 from slm_shared import topics
 from slm_shared.runtime import RawRecords, ServiceRuntime, keep_raw_bytes, process_batch, subscribe_api_keys
@@ -69,13 +69,11 @@ def create_app(settings: SlaEngineSettings, now: Now = utc_now) -> FastAPI:
     timers = TimerLoop(keeper, runtime.sessions, now, batch_size=settings.timer_batch_size,
                        max_sleep_seconds=settings.timer_max_sleep_seconds)
     runtime.add_background(timers.run, timers.stop)
-    census = ClockCensus(runtime.sessions, settings.clock_census_interval_seconds)
-    runtime.add_background(census.run, census.stop)
+    runtime.add_periodic("clock census", settings.clock_census_interval_seconds, ClockCensus(runtime.sessions).count)
     runtime.broker.include_router(ticket_router(runtime, keeper))
     slo_keeper = SloKeeper(runtime.sessions, bundles, now, status_interval_seconds=settings.slo_status_interval_seconds,
                            sample_retention_days=settings.slo_sample_retention_days)
-    slo_loop = SloLoop(slo_keeper, settings.slo_evaluation_interval_seconds)
-    runtime.add_background(slo_loop.run, slo_loop.stop)
+    runtime.add_periodic("SLO evaluation", settings.slo_evaluation_interval_seconds, slo_keeper.periodic_pass)
     runtime.broker.include_router(signal_router(runtime, slo_keeper))
     runtime.broker.include_router(subscribe_api_keys(runtime, tables.api_keys, tables.inbox))
     return runtime.http_app(title="sla-engine", routers=[sla_router(runtime.sessions, bundles, config, now)])

@@ -23,8 +23,6 @@ Business rules (docs/slo.md):
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
@@ -145,6 +143,13 @@ class SloKeeper:
                         await self._refresh_availability(repository, tenant_id, service, since, now)
                 evaluated += await self._evaluate(session, tenant_id, slos, now)
         return evaluated
+
+    async def periodic_pass(self) -> None:
+        """Every `slo_evaluation_interval_seconds` (app.py): evaluate every SLO (time-driven changes: ongoing
+        outages, no data), then purge the threshold samples past retention (one indexed delete of what expired
+        since the last pass)."""
+        await self.evaluate_all()
+        await self.purge_samples()
 
     async def purge_samples(self) -> int:
         """Delete the samples past retention, cut at a whole minute so every minute kept is complete (a backfill
@@ -360,25 +365,3 @@ def _json(value: object) -> str | int | float | None:
         return value
     return str(value)
 
-
-class SloLoop:
-    """Evaluates every SLO every `interval_seconds` (time-driven changes: ongoing outages, no data) and purges
-    the threshold samples past retention (one indexed delete of what expired since the last pass)."""
-
-    def __init__(self, keeper: SloKeeper, interval_seconds: float) -> None:
-        self._keeper = keeper
-        self._interval = interval_seconds
-        self._stopping = asyncio.Event()
-
-    async def run(self) -> None:
-        while not self._stopping.is_set():
-            try:
-                await self._keeper.evaluate_all()
-                await self._keeper.purge_samples()
-            except Exception:  # a database fault must not end the loop
-                log.exception("SLO evaluation pass failed")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), self._interval)
-
-    async def stop(self) -> None:
-        self._stopping.set()
