@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -14,14 +13,13 @@ import sqlalchemy as sa
 from aiokafka.structs import ConsumerRecord
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from scripts.localstack import Stack
 from sla_engine import tables
 from sla_engine.config import BundleCache
 from sla_engine.domain.bundle import dump_bundle, parse_bundle
 from sla_engine.repository import SqlSlaRepository
 from sla_engine.slo_handlers import SloKeeper
 from slm_shared import topics
-from slm_shared.db import create_engine, session_factory
+from tests.integration.sla_engine.conftest import Clock
 
 pytestmark = pytest.mark.integration
 
@@ -52,21 +50,6 @@ slos:
 
 def utc(text: str) -> datetime:
     return datetime.fromisoformat(text).replace(tzinfo=UTC)
-
-
-class Clock:
-    def __init__(self, at: datetime) -> None:
-        self.at = at
-
-    def __call__(self) -> datetime:
-        return self.at
-
-
-@pytest.fixture
-async def sessions(stack: Stack) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
-    engine = create_engine(stack.database_urls["sla-engine"], pool_size=2)
-    yield session_factory(engine)
-    await engine.dispose()
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -14,13 +13,12 @@ import sqlalchemy as sa
 from aiokafka.structs import ConsumerRecord
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from scripts.localstack import Stack
 from sla_engine import tables
 from sla_engine.config import BundleCache, ConfigService
 from sla_engine.handlers import ClockKeeper
 from sla_engine.slo_handlers import SloKeeper
 from slm_shared import topics
-from slm_shared.db import create_engine, session_factory
+from tests.integration.sla_engine.conftest import Clock
 
 pytestmark = pytest.mark.integration
 
@@ -48,21 +46,6 @@ NOW = datetime(2026, 11, 10, 12, 5, tzinfo=UTC)
 
 def at(text: str) -> datetime:
     return datetime.fromisoformat(f"2026-11-10T{text}").replace(tzinfo=UTC)
-
-
-class Clock:
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
-@pytest.fixture
-async def sessions(stack: Stack) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
-    engine = create_engine(stack.database_urls["sla-engine"], pool_size=2)
-    yield session_factory(engine)
-    await engine.dispose()
 
 
 @pytest.fixture
