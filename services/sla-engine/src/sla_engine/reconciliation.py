@@ -13,7 +13,14 @@ from datetime import datetime
 from typing import Any
 
 from sla_engine.domain.bundle import Bundle
-from sla_engine.domain.clocks import Clock, Transition, TransitionKey, diff_transitions, evaluate_ticket
+from sla_engine.domain.clocks import (
+    Clock,
+    Transition,
+    TransitionKey,
+    diff_transitions,
+    evaluate_timeline,
+    transition_key,
+)
 from sla_engine.domain.timeline import TicketSnapshot
 from slm_shared import topics
 from slm_shared.events import CLOCK_EVENT, ClockTransitionData, RetractedTransition, make_event
@@ -95,14 +102,18 @@ def reconcile_ticket(state: TicketState, now: datetime) -> Reconciliation:
     if state.config is None or not state.timeline:
         return Reconciliation(state.tenant_id, state.ticket_id, [], [], [], [], None, None, None)
     bundle, version = state.config.bundle, state.config.version
-    clocks = evaluate_ticket(state.timeline, bundle, policy_version=version, at=now)
+    emitted = {transition_key(key) for key in state.emitted}
+    # One evaluation also keeps, for each transition not published yet, its clock at its own instant.
+    evaluation = evaluate_timeline(state.timeline, bundle, policy_version=version, at=now,
+                                   watch=lambda transition: transition.key not in emitted)
+    clocks = evaluation.clocks
     diff = diff_transitions(state.emitted, (t for c in clocks for t in c.transitions))
     by_cycle = {cycle_of(c): c for c in clocks}
 
     outgoing: list[OutgoingEvent] = []
     for transition in sorted(diff.new, key=lambda t: (t.at, t.cycle)):
         # The payload is the clock as it stood at the transition's instant (DESIGN 2.4: event time).
-        at_transition = _clock_at(state.timeline, bundle, version, by_cycle[cycle_of(transition)], transition.at)
+        at_transition = evaluation.clock_when(transition)
         outgoing.append(_event(state.tenant_id, at_transition, transition.transition, transition.threshold,
                                transition.at))
     for key in sorted(diff.retracted, key=lambda k: (k.at, k.cycle)):
@@ -115,13 +126,6 @@ def reconcile_ticket(state: TicketState, now: datetime) -> Reconciliation:
         published=[t.key for t in diff.new], retracted=list(diff.retracted), timer=_next_timer(clocks, now),
         pin_version=None if state.pinned else version, first_event_at=state.timeline[0].time,
     )
-
-
-def _clock_at(timeline: list[TicketSnapshot], bundle: Bundle, version: int, clock: Clock, at: datetime) -> Clock:
-    for candidate in evaluate_ticket(timeline, bundle, policy_version=version, at=at):
-        if cycle_of(candidate) == cycle_of(clock):
-            return candidate
-    return clock
 
 
 def _next_timer(clocks: list[Clock], now: datetime) -> tuple[datetime, str] | None:

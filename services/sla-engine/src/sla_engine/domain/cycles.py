@@ -26,7 +26,8 @@ Rules, in the order a snapshot at instant t is applied:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 
 from sla_engine.domain.bundle import MetricRule, Policy
 from sla_engine.domain.calendar import BusinessCalendar, from_epoch, to_epoch
@@ -60,6 +61,7 @@ class _Cycle:
     running: bool
     checkpoint: int
     snapshot: TicketSnapshot
+    known_at: int  # the instant of the snapshot that started it: an evaluation up to earlier has no such cycle
     elapsed: int = 0
     breached_at: int | None = None
     warned: set[int] = field(default_factory=set)
@@ -71,23 +73,43 @@ class _Cycle:
     transitions: list[Transition] = field(default_factory=list)
     segments: list[Segment] = field(default_factory=list)
     open: _OpenSegment | None = None
+    shadow: bool = False  # a copy that shows the cycle as it stood at an instant; its transitions are not watched
+
+    def shadow_copy(self) -> _Cycle:
+        return replace(self, warned=set(self.warned), transitions=list(self.transitions),
+                       segments=list(self.segments), shadow=True)
 
 
 class MetricRun:
-    """Feeds ordered snapshots through the rules of one (policy, metric) and yields its cycles as clocks."""
+    """Feeds ordered snapshots through the rules of one (policy, metric) and yields its cycles as clocks.
 
-    def __init__(self, policy: Policy, rule: MetricRule, calendar: BusinessCalendar) -> None:
+    `seen` is the timeline fed so far, the snapshot being fed last: the caller appends to it, and may share it
+    between runs. A run may skip the snapshots before its policy could first match (it would only have idled).
+    For every transition `watch` accepts, `finish` also gives the cycle's clock as it stood at the transition's
+    instant (`stood`): what evaluating only the timeline up to that instant would say of that cycle, or the
+    final clock where that evaluation has no such cycle yet (a retroactive start dated before its cause).
+    """
+
+    def __init__(self, policy: Policy, rule: MetricRule, calendar: BusinessCalendar, seen: list[TicketSnapshot],
+                 watch: Callable[[Transition], bool] | None = None) -> None:
         self.policy = policy
         self.rule = rule
         self.calendar = calendar
         self.phase: str = "idle"  # idle | active | stopped
         self.cycles: list[_Cycle] = []
-        self.seen: list[TicketSnapshot] = []
+        self.seen = seen
+        self.stood: dict[tuple[int, int], Clock] = {}  # (cycle, instant) -> the clock then; filled by finish
+        self._watch = watch
+        self._fed_at = 0
+        self._stood_cycles: dict[tuple[int, int], _Cycle | None] = {}  # None: the final clock
+        self._deferred: list[tuple[int, int]] = []  # (cycle, instant) of transitions caused by a snapshot
 
     # -- feeding ---------------------------------------------------------------------------------------
 
     def feed(self, snapshot: TicketSnapshot, t: int) -> None:
-        self.seen.append(snapshot)
+        if t > self._fed_at:
+            self._capture_deferred()
+        self._fed_at = t
         if self.phase == "idle":
             if self._start_holds(snapshot):
                 self._start(snapshot, t)
@@ -140,7 +162,7 @@ class MetricRun:
     def _begin(self, snapshot: TicketSnapshot, t: int, target: int, cause: TicketSnapshot, condition: str) -> None:
         running = snapshot.status not in self.rule.pause_statuses
         cycle = _Cycle(number=len(self.cycles) + 1, started_at=t, priority=snapshot.priority, target=target,
-                       running=running, checkpoint=t, snapshot=cause)
+                       running=running, checkpoint=t, snapshot=cause, known_at=self._fed_at)
         self.cycles.append(cycle)
         self.phase = "active"
         self._emit(cycle, "started", t, cause.event_id)
@@ -297,9 +319,39 @@ class MetricRun:
             cycle.warned.add(threshold)
         if name == "breached":
             cycle.breached_at = at
-        cycle.transitions.append(Transition(
-            name, from_epoch(at), threshold, event_id, cycle.elapsed if elapsed is None else elapsed,
-            cycle.target, self.policy.id, self.rule.metric, cycle.number))
+        transition = Transition(name, from_epoch(at), threshold, event_id,
+                                cycle.elapsed if elapsed is None else elapsed, cycle.target, self.policy.id,
+                                self.rule.metric, cycle.number)
+        cycle.transitions.append(transition)
+        if self._watch is not None and not cycle.shadow and self._watch(transition):
+            self._capture(cycle, at, crossing=elapsed is not None)
+
+    # -- the clock as it stood at a transition's instant ---------------------------------------------
+
+    def _capture(self, cycle: _Cycle, at: int, *, crossing: bool) -> None:
+        key = (cycle.number, at)
+        if key in self._stood_cycles or key in self._deferred:
+            return
+        if at < cycle.known_at:
+            self._stood_cycles[key] = None
+        elif crossing:
+            # Emitted while time runs towards a later instant: the cycle stands exactly at `at` now.
+            self._stood_cycles[key] = self._stood_at(cycle, at)
+        else:
+            # Caused by a snapshot: other snapshots at the same instant still count, so wait until they are fed.
+            self._deferred.append(key)
+
+    def _capture_deferred(self) -> None:
+        for number, at in self._deferred:
+            self._stood_cycles[(number, at)] = self._stood_at(self.cycles[number - 1], at)
+        self._deferred.clear()
+
+    def _stood_at(self, cycle: _Cycle, at: int) -> _Cycle:
+        """A copy of the cycle run up to `at` (crossings at `at` included), as `finish(at)` would."""
+        copy = cycle.shadow_copy()
+        if self.phase == "active" and cycle is self.cycles[-1]:
+            self._advance(copy, at, inclusive=True)
+        return copy
 
     # -- segments and results --------------------------------------------------------------------------
 
@@ -317,9 +369,14 @@ class MetricRun:
 
     def finish(self, at: int, *, ticket_id: str, policy_version: int) -> list[Clock]:
         """Run the active cycle up to `at` (crossings at `at` included) and report every cycle."""
+        self._capture_deferred()
         if self.phase == "active":
             self._advance(self.cycles[-1], at, inclusive=True)
-        return [self._clock(cycle, at, ticket_id, policy_version) for cycle in self.cycles]
+        clocks = [self._clock(cycle, at, ticket_id, policy_version) for cycle in self.cycles]
+        self.stood = {(number, instant): clocks[number - 1] if stood is None
+                      else self._clock(stood, instant, ticket_id, policy_version)
+                      for (number, instant), stood in self._stood_cycles.items()}
+        return clocks
 
     def _clock(self, cycle: _Cycle, at: int, ticket_id: str, policy_version: int) -> Clock:
         segments = list(cycle.segments)

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from sla_engine.domain.bundle.index import PolicyIndex
 from sla_engine.domain.calendar import TWENTY_FOUR_SEVEN, BusinessCalendar, CalendarConfig
 from sla_engine.domain.timeline import TicketSnapshot
 
@@ -103,10 +104,12 @@ class Bundle:
     policies: tuple[Policy, ...] = ()
     slos: tuple[SloConfig, ...] = ()
     _built: Mapping[str, BusinessCalendar] = field(init=False, compare=False, repr=False)
+    policy_index: PolicyIndex = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         built = {config.name: BusinessCalendar(config) for config in self.calendars}
         object.__setattr__(self, "_built", built)
+        object.__setattr__(self, "policy_index", PolicyIndex(self.policies))
 
     def calendar(self, name: str) -> BusinessCalendar:
         """The named calendar; `24x7` is always there. Raises KeyError for an unknown name."""
