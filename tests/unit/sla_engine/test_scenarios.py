@@ -1,4 +1,4 @@
-"""The contract's clock scenarios, run through the pure clock logic."""
+"""The contract's clock scenarios and the project's own (tests/scenarios_project), run through the pure clock logic."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ from sla_engine.domain.clocks import Clock, evaluate_ticket
 from sla_engine.domain.timeline import TicketSnapshot
 from tests.scenarios.loader import SCENARIO_DIR, Scenario, load_scenarios
 
-SCENARIOS = load_scenarios()
+PROJECT_SCENARIO_DIR = Path(__file__).resolve().parents[2] / "scenarios_project"
+SCENARIOS = load_scenarios() + load_scenarios(PROJECT_SCENARIO_DIR)
 SHARED_SCENARIOS = Path(__file__).resolve().parents[3].parent / "shared" / "scenarios"
 CLOCK_KEY_FIELDS = ("policy_id", "metric", "cycle")
 INSTANT_FIELDS = ("started_at", "stopped_at", "breached_at", "due_at")
@@ -95,4 +96,7 @@ def test_the_scenario_copies_are_byte_identical_to_the_shared_contract() -> None
 
 
 def test_every_scenario_file_is_loaded() -> None:
-    assert len(SCENARIOS) == len(list(SCENARIO_DIR.glob("*.yaml"))) >= 13
+    project = list(PROJECT_SCENARIO_DIR.glob("*.yaml"))
+    assert len(SCENARIOS) == len(list(SCENARIO_DIR.glob("*.yaml"))) + len(project)
+    assert len(SCENARIOS) - len(project) >= 13
+    assert project

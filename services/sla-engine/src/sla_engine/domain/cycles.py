@@ -387,6 +387,9 @@ class MetricRun:
             else None
         upcoming = tuple(self.upcoming(cycle))
         due_at = next((u.at for u in upcoming if u.transition == "breached"), None)
+        if state == "running" and cycle.breached_at is not None and cycle.elapsed < cycle.target:
+            # Breached under a tighter target, now below a looser one: still due when elapsed reaches it (4.9).
+            due_at = from_epoch(self.calendar.deadline_after_epoch(cycle.checkpoint, cycle.target - cycle.elapsed))
         stopped_at = from_epoch(cycle.stopped_at) if cycle.stopped_at is not None else None
         stop_reason = cycle.stop_condition if cycle.outcome is not None else None
         snapshot = cycle.snapshot

@@ -75,8 +75,9 @@ class Segment:
 class Clock:
     """One cycle of one metric of one policy for one ticket, as it stood at the evaluation instant.
 
-    `due_at` is set only for a running clock not yet breached. `stop_reason` says which rule stopped or
-    cancelled the cycle (None while it runs or is paused). `upcoming` lists the warnings and the breach
+    `due_at` is set only for a running clock below its target (not breached, or breached under an earlier,
+    tighter target): the instant elapsed reaches the target if it keeps running. `stop_reason` says which rule
+    stopped or cancelled the cycle (None while it runs or is paused). `upcoming` lists the warnings and the breach
     still ahead if the clock keeps running (empty unless running): what a durable timer must wake up for.
     """
 
