@@ -22,6 +22,7 @@ from sla_engine.domain.clocks import Clock
 from sla_engine.domain.timeline import TicketSnapshot
 from sla_engine.reconciliation import ConfigRef, Reconciliation, reconcile_ticket
 from sla_engine.repository import SqlSlaRepository
+from sla_engine.timeline_cache import TimelineCache
 from slm_shared.events import TICKET_EVENT, CloudEvent, TicketSnapshotData
 from slm_shared.inbox import Inbox
 from slm_shared.outbox import Outbox, traced
@@ -62,6 +63,7 @@ class ClockKeeper:
         self._now = now
         self._outbox = Outbox(tables.outbox)
         self._inbox = Inbox(tables.inbox, "sla-engine.tickets")
+        self._timelines = TimelineCache()  # decoded timeline rows of this database, across batches
 
     async def on_ticket_records(self, records: Sequence[ConsumerRecord[bytes, bytes]]) -> list[str]:
         """Business rule: each snapshot joins its ticket's timeline, then each touched ticket is reconciled.
@@ -119,7 +121,7 @@ class ClockKeeper:
         A fault in one ticket's evaluation (pure code) is logged and skips only that ticket: its events are kept
         and its next event retries. Database faults fail the transaction, which the caller's delivery retries.
         """
-        repository = SqlSlaRepository(session)
+        repository = SqlSlaRepository(session, self._timelines)
         results: list[Reconciliation] = []
         failed: list[tuple[str, str]] = []
         for state, config in await repository.load_states(tickets):

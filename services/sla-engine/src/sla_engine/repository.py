@@ -8,13 +8,14 @@ from datetime import datetime
 from typing import Any, Protocol
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sla_engine import tables
 from sla_engine.domain.clocks import TransitionKey
 from sla_engine.domain.timeline import TicketSnapshot
 from sla_engine.reconciliation import Reconciliation, TicketState, clock_row
+from sla_engine.timeline_cache import TimelineCache
 
 
 @dataclass(frozen=True)
@@ -90,10 +91,15 @@ def _in_pairs(table: sa.Table, pairs: Sequence[tuple[str, str]]) -> sa.ColumnEle
 
 
 class SqlSlaRepository:
-    """`SlaRepository` on the service's own PostgreSQL database, inside the caller's transaction."""
+    """`SlaRepository` on the service's own PostgreSQL database, inside the caller's transaction.
 
-    def __init__(self, session: AsyncSession) -> None:
+    With a `TimelineCache` (one per database, kept by the caller across transactions), `load_states` decodes
+    only the timeline rows it has not decoded before.
+    """
+
+    def __init__(self, session: AsyncSession, timelines: TimelineCache | None = None) -> None:
         self._session = session
+        self._timelines = timelines
 
     async def lock_ticket(self, tenant_id: str, ticket_id: str) -> None:
         """Serialise all work on one ticket (consumer, timers, replicas) until the transaction ends."""
@@ -152,12 +158,9 @@ class SqlSlaRepository:
         if not pairs:
             return []
         states = {pair: TicketState(*pair) for pair in pairs}
-        e, v, c, cl = tables.ticket_events, tables.ticket_versions, tables.emitted_transitions, tables.clocks
-        rows = await self._session.execute(
-            sa.select(e).where(_in_pairs(e, pairs)).order_by(e.c.tenant_id, e.c.ticket_id, e.c.event_time, e.c.arrival)
-        )
-        for row in rows:
-            states[(row.tenant_id, row.ticket_id)].timeline.append(_snapshot_from_row(row))
+        v, c, cl = tables.ticket_versions, tables.emitted_transitions, tables.clocks
+        for pair, timeline in (await self._timelines_of(pairs)).items():
+            states[pair].timeline = timeline
         for row in await self._session.execute(sa.select(c).where(_in_pairs(c, pairs))):
             states[(row.tenant_id, row.ticket_id)].emitted.add(
                 TransitionKey(row.policy_id, row.metric, row.cycle, row.transition, row.at, row.threshold))
@@ -190,6 +193,32 @@ class SqlSlaRepository:
             version = wanted[pair]
             result.append((state, configs.get((pair[0], version)) if version is not None else None))
         return result
+
+    async def _timelines_of(self, pairs: Sequence[tuple[str, str]]) -> dict[tuple[str, str], list[TicketSnapshot]]:
+        """Each ticket's snapshots by (event time, arrival); with a cache, only rows not decoded yet are read whole."""
+        e = tables.ticket_events
+        order = (e.c.tenant_id, e.c.ticket_id, e.c.event_time, e.c.arrival)
+        timelines: dict[tuple[str, str], list[TicketSnapshot]] = {pair: [] for pair in pairs}
+        if self._timelines is None:
+            for row in await self._session.execute(sa.select(e).where(_in_pairs(e, pairs)).order_by(*order)):
+                timelines[(row.tenant_id, row.ticket_id)].append(_snapshot_from_row(row))
+            return timelines
+        cache = self._timelines
+        listing = (await self._session.execute(
+            sa.select(e.c.tenant_id, e.c.ticket_id, e.c.arrival).where(_in_pairs(e, pairs)).order_by(*order))).all()
+        cached = {pair: cache.rows(pair) for pair in pairs}
+        missing = [row.arrival for row in listing if row.arrival not in cached[(row.tenant_id, row.ticket_id)]]
+        fetched: dict[int, TicketSnapshot] = {}  # this load's own copy: the cache may evict during a large batch
+        if missing:
+            wanted = sa.bindparam("arrivals", missing, type_=ARRAY(sa.BigInteger))
+            for row in await self._session.execute(sa.select(e).where(e.c.arrival == sa.any_(wanted))):
+                fetched[row.arrival] = _snapshot_from_row(row)
+                cache.keep((row.tenant_id, row.ticket_id), row.arrival, fetched[row.arrival])
+        for row in listing:
+            known = cached[(row.tenant_id, row.ticket_id)]
+            timelines[(row.tenant_id, row.ticket_id)].append(
+                known[row.arrival] if row.arrival in known else fetched[row.arrival])
+        return timelines
 
     async def save_reconciliations(self, results: Sequence[Reconciliation], now: datetime) -> None:
         """Write what `reconcile_ticket` decided for these tickets, in bulk."""

@@ -1,0 +1,83 @@
+"""What loading tickets' stored timelines costs: `SqlSlaRepository.load_states` on PostgreSQL.
+
+Stores TICKETS workload tickets (bench/engine_scale/workload.py, 6-10 events each) in a scratch sla-engine
+database, then loads them in batches of BATCH tickets the way the consumer and the timer loop do, in fresh
+transactions, ROUNDS times over: the first round reads every timeline for the first time, later rounds read
+timelines already read once (the timer loop and every later event of a ticket). Once without a cache (every row
+fetched and decoded each time) and once with the `TimelineCache` the ClockKeeper keeps, the two modes taking
+turns round by round. Prints milliseconds per batch and per ticket for each round and mode.
+
+Run: `make bench`, or `uv run python -m bench.engine_scale.bench_timeline_loading [tickets]` with the stack's env.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import time
+import uuid
+
+import asyncpg
+
+from bench.engine_scale.workload import make_tickets
+from scripts.localstack import REPO, discover
+from sla_engine.repository import SqlSlaRepository
+from sla_engine.timeline_cache import TimelineCache
+from slm_shared.db import create_engine, session_factory
+from slm_shared.outbox import asyncpg_dsn
+
+BATCH = 100
+ROUNDS = 4
+
+
+async def run(count: int) -> None:
+    stack = discover()
+    if stack is None:
+        raise SystemExit("no stack found: run `make up` first")
+    base = stack.database_urls["sla-engine"].rsplit("/", 1)[0]
+    name = f"bench_timelines_{uuid.uuid4().hex[:6]}"
+    admin = await asyncpg.connect(asyncpg_dsn(f"{base}/postgres"))
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    url = f"{base}/{name}"
+    try:
+        migrate = await asyncio.create_subprocess_exec(
+            str(REPO / ".venv" / "bin" / "alembic"), "-c", str(REPO / "services" / "sla-engine" / "alembic.ini"),
+            "upgrade", "head", env={**os.environ, "SLA_ENGINE_DATABASE_URL": url})
+        if await migrate.wait() != 0:
+            raise SystemExit("migrating the scratch database failed")
+        engine = create_engine(url, pool_size=2)
+        sessions = session_factory(engine)
+        tickets = make_tickets(count, policies=100)
+        async with sessions() as session, session.begin():
+            await SqlSlaRepository(session).add_snapshots(
+                [("bench", "bench://engine-scale", snapshot) for ticket in tickets for snapshot in ticket.snapshots])
+        pairs = [("bench", ticket.ticket_id) for ticket in tickets]
+        events = sum(len(ticket.snapshots) for ticket in tickets)
+        print(f"{count} tickets, {events} events, batches of {BATCH} tickets")
+        cache = TimelineCache(max_tickets=count)
+        batches = -(-len(pairs) // BATCH)
+        for round_number in range(1, ROUNDS + 1):
+            for mode, timelines in (("no cache", None), ("cache", cache)):
+                started = time.perf_counter()
+                loaded = 0
+                for first in range(0, len(pairs), BATCH):
+                    async with sessions() as session, session.begin():
+                        states = await SqlSlaRepository(session, timelines).load_states(pairs[first:first + BATCH])
+                        loaded += sum(len(state.timeline) for state, _ in states)
+                elapsed = time.perf_counter() - started
+                assert loaded == events, (loaded, events)
+                print(f"round {round_number} {mode:>8}: {1000 * elapsed / batches:7.1f} ms per batch, "
+                      f"{1e6 * elapsed / len(pairs):7.0f} us per ticket")
+        await engine.dispose()
+    finally:
+        await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+def main() -> None:
+    asyncio.run(run(int(sys.argv[1]) if len(sys.argv) > 1 else 2000))
+
+
+if __name__ == "__main__":
+    main()
