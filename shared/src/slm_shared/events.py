@@ -139,6 +139,9 @@ class ClockTransitionData(_Contract):
     threshold: int | None = None
     # Extension: on `recalculated`, the earlier transition a late event proved wrong.
     retracts: RetractedTransition | None = None
+    # Extension: the engine's publication number within the cycle (1, 2, ...): the highest is the cycle's current
+    # state whatever the arrival order; absent from producers older than it (docs/clocks.md).
+    sequence: int | None = None
     service: str
     customer: str
     priority: str

@@ -3,7 +3,8 @@
 Reporting applies a batch's ticket snapshots and clock transitions together (one statement per table); this
 compares it, on the real PostgreSQL, with event-by-event application on random timelines: several events per
 ticket and per cycle in one batch, out of order, repeated, with changing customers, recalculations and survey
-answers.
+answers; cycles numbered by the engine's `sequence` (some after unnumbered events of an older engine) and
+cycles without it.
 """
 
 from __future__ import annotations
@@ -48,22 +49,30 @@ def random_events(rng: random.Random, tenant: str) -> list[CloudEvent]:
 
 
 def random_clock_events(rng: random.Random, tenant: str, ticket: str, start: datetime) -> list[CloudEvent]:
-    """Transitions of one or two response cycles: running, then met or breached, sometimes recalculated."""
+    """Transitions of one or two response cycles: running, then met or breached, sometimes recalculated.
+
+    Most cycles are numbered as the engine numbers them (`sequence` in publication order; a `recalculated`
+    dated when it was published), some of those after events of an engine without sequences."""
     events = []
     for cycle in range(1, rng.randint(1, 2) + 1):
+        numbered, older = rng.random() < 0.7, rng.randint(0, 1)
         started = start + timedelta(hours=rng.randint(0, 48))
-        events.append(clock_event(tenant, ticket, "started", started, metric="response", state="running", elapsed=0,
-                                  priority="P2", started_at=started, cycle=cycle))
+        published = [clock_event(tenant, ticket, "started", started, metric="response", state="running", elapsed=0,
+                                 priority="P2", started_at=started, cycle=cycle,
+                                 sequence=1 if numbered and not older else None)]
         for _ in range(rng.randint(1, 3)):
             stopped = started + timedelta(minutes=rng.randint(5, 180))
             elapsed = int((stopped - started).total_seconds())
             breached = elapsed > 3600
-            events.append(clock_event(
-                tenant, ticket, rng.choice(["stopped_breached" if breached else "met", "recalculated"]),
-                stopped, metric="response", state="breached" if breached else "met", elapsed=elapsed,
+            transition = rng.choice(["stopped_breached" if breached else "met", "recalculated"])
+            published.append(clock_event(
+                tenant, ticket, transition, RECEIVED_AT if numbered and transition == "recalculated" else stopped,
+                metric="response", state="breached" if breached else "met", elapsed=elapsed,
                 priority="P2", started_at=started, stopped_at=stopped, cycle=cycle,
                 breached_at=started + timedelta(hours=1) if breached else None,
-                customer=rng.choice(["acme", "globex"])))
+                customer=rng.choice(["acme", "globex"]),
+                sequence=len(published) + 1 - older if numbered and len(published) >= older else None))
+        events += published
     return events
 
 
@@ -113,3 +122,15 @@ async def test_a_batch_leaves_what_its_events_one_by_one_leave(reporting: Report
     assert batch["transitions"], "the random timelines produced no volume transitions"
     assert batch["clock_daily"], "the random clocks produced no outcomes"
     assert batch == single
+    # A numbered cycle ends on its highest sequence, whatever the arrival order.
+    highest: dict[tuple[Any, ...], int] = {}
+    for event in events:
+        if event.type == "sla.clock.v1" and event.data.get("sequence") is not None:
+            key = (event.data["ticket_id"], event.data["policy_id"], event.data["metric"], event.data["cycle"])
+            highest[key] = max(highest.get(key, 0), int(str(event.data["sequence"])))
+    async with reporting.sessions() as session:
+        o = tables.clock_outcomes
+        ended = {(r.ticket_id, r.policy_id, r.metric, r.cycle): r.last_sequence for r in await session.execute(
+            sa.select(o).where(o.c.tenant_id == together))}
+    assert highest
+    assert {key: ended[key] for key in highest} == highest

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from reporting.domain.amendments import changes
 from reporting.domain.assemble import overall_attainment, priority_order, rag, ratio, target_summaries
 from reporting.domain.config import ReportingConfig
 from reporting.domain.inputs import OutcomeCell
 from reporting.domain.model import Ratio
-from reporting.domain.outcomes import contribution, wins
+from reporting.domain.outcomes import arrived_out_of_order, contribution, wins
 from reporting.domain.tickets import Snapshot, volume_transitions
 
 T0 = datetime(2026, 10, 1, tzinfo=UTC)
@@ -44,6 +48,65 @@ def test_the_latest_transition_wins_and_a_recalculation_always_replaces() -> Non
     assert wins(T0, "met", T0)
     assert not wins(T0, "started", T0 + timedelta(seconds=1))
     assert wins(T0, "recalculated", T0 + timedelta(days=1))
+
+
+@dataclass(frozen=True)
+class Published:
+    """One `sla.clock.v1` of a cycle as reporting judges it: event time, transition, engine sequence."""
+
+    time: datetime
+    transition: str
+    sequence: int | None
+
+
+def winner(arrivals: list[Published]) -> Published | None:
+    """The event a cycle's row ends on when the events arrive in this order (what `apply_clocks` keeps)."""
+    won: Published | None = None
+    for event in arrivals:
+        if won is None or wins(event.time, event.transition, won.time, new_sequence=event.sequence,
+                               current_sequence=won.sequence):
+            won = event
+    return won
+
+
+TRANSITIONS = ["started", "paused", "resumed", "warning", "breached", "met", "stopped_breached", "cancelled",
+               "recalculated"]
+published_events = st.builds(Published, st.integers(0, 30 * 24).map(lambda h: T0 + timedelta(hours=h)),
+                             st.sampled_from(TRANSITIONS), st.none())
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(published_events, min_size=1, max_size=8), st.lists(published_events, max_size=4), st.data())
+def test_any_arrival_order_ends_on_the_highest_sequence(
+    numbered: list[Published], older: list[Published], data: st.DataObject
+) -> None:
+    # The engine numbers a cycle's events 1, 2, ...; event times and transitions say nothing of their order (a
+    # `recalculated` is dated when it was noticed, the transitions it precedes in their own past). Events of an
+    # engine older than sequences (`older`) come before all of them.
+    cycle = [Published(e.time, e.transition, n) for n, e in enumerate(numbered, start=1)] + older
+    arrivals = data.draw(st.permutations(cycle))
+    assert winner(arrivals) == cycle[len(numbered) - 1]
+
+
+def test_the_issue_18_timeline_ends_on_the_stop_whatever_the_arrival_order() -> None:
+    # Breached, then a late pause retracts the breach (`recalculated`, dated at processing time, 20 days on),
+    # then the resume, the new breach and the stop, dated in their own past.
+    cycle = [Published(T0, "started", 1), Published(T0 + timedelta(hours=8), "breached", 2),
+             Published(T0 + timedelta(hours=5), "paused", 3), Published(T0 + timedelta(days=20), "recalculated", 4),
+             Published(T0 + timedelta(hours=7), "resumed", 5), Published(T0 + timedelta(hours=10), "breached", 6),
+             Published(T0 + timedelta(hours=16), "stopped_breached", 7)]
+    assert winner(cycle) == cycle[-1]
+    assert winner(cycle[::-1]) == cycle[-1]
+    unnumbered = [Published(e.time, e.transition, None) for e in cycle]
+    assert winner(unnumbered) == unnumbered[3]  # the old rule: the `recalculated` of 20 days on hid the stop
+
+
+def test_an_event_is_out_of_order_when_a_later_one_arrived_first() -> None:
+    later = T0 + timedelta(days=1)
+    assert arrived_out_of_order(T0, later, new_sequence=5, current_sequence=4) is False
+    assert arrived_out_of_order(later, T0, new_sequence=3, current_sequence=4) is True
+    assert arrived_out_of_order(T0, later) is True
+    assert arrived_out_of_order(T0, None, new_sequence=1) is False
 
 
 def cell(metric: str, priority: str, met: int, breached: int, agreement: str = "SLA") -> OutcomeCell:

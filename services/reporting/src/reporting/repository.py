@@ -19,7 +19,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from reporting import tables
-from reporting.domain.outcomes import Contribution, contribution, wins
+from reporting.domain.outcomes import Contribution, arrived_out_of_order, contribution, wins
 from reporting.domain.tickets import Snapshot, VolumeTransition, latest, volume_transitions
 from slm_shared.events import (
     ClockTransitionData,
@@ -160,7 +160,7 @@ async def flush(session: AsyncSession, deltas: Deltas) -> None:
 
 async def apply_clocks(session: AsyncSession, deltas: Deltas,
                        items: Sequence[tuple[CloudEvent, ClockTransitionData]]) -> list[Effect]:
-    """Upsert each cycle to the transition that wins it, and move its rollup contribution accordingly.
+    """Upsert each cycle to the event that wins it (`outcomes.wins`), and move its rollup contribution accordingly.
 
     The batch's cycles are read (locked) in one statement and written in one; in between, each event is judged,
     in order, against the cycle as the events before it left it, so the effects are those of one-at-a-time.
@@ -193,8 +193,11 @@ async def apply_clocks(session: AsyncSession, deltas: Deltas,
 def _clock_effect(deltas: Deltas, event: CloudEvent, data: ClockTransitionData, key: tuple[Any, ...],
                   found: dict[str, Any] | None, current: dict[tuple[Any, ...], dict[str, Any]],
                   changed_rows: dict[tuple[Any, ...], dict[str, Any]]) -> Effect:
-    out_of_order = found is not None and event.time < found["last_event_time"]
-    if not wins(event.time, data.transition, found["last_event_time"] if found else None):
+    current_time, current_sequence = (found["last_event_time"], found["last_sequence"]) if found else (None, None)
+    out_of_order = arrived_out_of_order(event.time, current_time, new_sequence=data.sequence,
+                                        current_sequence=current_sequence)
+    if not wins(event.time, data.transition, current_time, new_sequence=data.sequence,
+                current_sequence=current_sequence):
         return Effect(out_of_order=True)
     values = {
         "tenant_id": key[0], "ticket_id": key[1], "policy_id": key[2], "metric": key[3], "cycle": key[4],
@@ -203,7 +206,7 @@ def _clock_effect(deltas: Deltas, event: CloudEvent, data: ClockTransitionData, 
         "kind": data.kind, "calendar": data.calendar, "target_seconds": data.target_seconds,
         "elapsed_seconds": data.elapsed_seconds, "started_at": data.started_at, "due_at": data.due_at,
         "breached_at": data.breached_at, "stopped_at": data.stopped_at, "last_transition": data.transition,
-        "last_event_time": event.time, "last_event_id": event.id,
+        "last_event_time": event.time, "last_event_id": event.id, "last_sequence": data.sequence,
         "recalculations": (found["recalculations"] if found else 0) + (data.transition == "recalculated"),
     }
     current[key] = changed_rows[key] = values

@@ -17,7 +17,7 @@ from slm_shared.outbox import define_outbox_table
 metadata = sa.MetaData()
 TZ = sa.DateTime(timezone=True)
 
-# One row per clock cycle: the latest transition by event time wins, `recalculated` replaces.
+# One row per clock cycle: the event with the highest engine `sequence` wins (`domain.outcomes.wins`).
 clock_outcomes = sa.Table(
     "clock_outcomes",
     metadata,
@@ -44,6 +44,7 @@ clock_outcomes = sa.Table(
     sa.Column("last_transition", sa.Text, nullable=False),
     sa.Column("last_event_time", TZ, nullable=False),
     sa.Column("last_event_id", sa.Text, nullable=False),
+    sa.Column("last_sequence", sa.Integer),  # None: the winning event came from an engine without sequences
     sa.Column("recalculations", sa.Integer, nullable=False, server_default="0"),
     sa.Column("updated_at", TZ, nullable=False, server_default=sa.func.now()),
     # Covering index: counted cycles of a period and their times without touching the heap.

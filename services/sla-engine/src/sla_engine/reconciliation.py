@@ -4,6 +4,11 @@ Given the ticket's stored state (timeline, configuration, transitions already pu
 saved) and the instant, `reconcile_ticket` says which `sla.clock.v1` events to publish (new transitions at
 their own instants; `recalculated` for published ones a late event proved wrong), which clock rows to keep
 and when the ticket's timer is next due. The handlers load states and save results in bulk around it.
+
+Every event of a cycle carries the next number of the cycle's `sequence` (docs/clocks.md): within one
+reconciliation the new transitions in event-time order, then the `recalculated` ones, so the cycle's highest
+sequence always carries its current state. Event ids include the sequence: unique per source, and the same
+for a re-publication of the same event (the relay retrying, a rolled-back reconciliation redone).
 """
 
 from __future__ import annotations
@@ -47,6 +52,7 @@ class TicketState:
     pinned: bool = False
     emitted: set[TransitionKey] = field(default_factory=set)
     saved: dict[CycleKey, dict[str, Any]] = field(default_factory=dict)
+    sequences: dict[CycleKey, int] = field(default_factory=dict)  # events published per cycle so far
 
 
 @dataclass(frozen=True)
@@ -60,6 +66,7 @@ class Reconciliation:
     timer: tuple[datetime, str] | None
     pin_version: int | None  # set when the ticket is pinned to a version for the first time
     first_event_at: datetime | None
+    sequences: dict[CycleKey, int] = field(default_factory=dict)  # the cycles that published: their new count
 
     @property
     def new_transitions(self) -> list[str]:
@@ -67,7 +74,8 @@ class Reconciliation:
 
 
 def clock_payload(
-    clock: Clock, transition: str, threshold: int | None, retracts: TransitionKey | None = None
+    clock: Clock, transition: str, threshold: int | None, retracts: TransitionKey | None = None,
+    sequence: int | None = None,
 ) -> ClockTransitionData:
     retracted = None
     if retracts is not None:
@@ -80,7 +88,7 @@ def clock_payload(
         elapsed_seconds=clock.elapsed_seconds, remaining_seconds=clock.remaining_seconds,
         percent=float(clock.percent), started_at=clock.started_at, due_at=clock.due_at,
         breached_at=clock.breached_at, stopped_at=clock.stopped_at, threshold=threshold, retracts=retracted,
-        service=clock.service, customer=clock.customer, priority=clock.priority, kind=clock.kind,
+        sequence=sequence, service=clock.service, customer=clock.customer, priority=clock.priority, kind=clock.kind,
         calendar=clock.calendar,
     )
 
@@ -101,6 +109,7 @@ def reconcile_ticket(state: TicketState, now: datetime) -> Reconciliation:
     """The events, clock rows and timer that make the published record match the timeline at `now`."""
     if state.config is None or not state.timeline:
         return Reconciliation(state.tenant_id, state.ticket_id, [], [], [], [], None, None, None)
+    sequences = _Sequences(state.sequences)
     bundle, version = state.config.bundle, state.config.version
     emitted = {transition_key(key) for key in state.emitted}
     # One evaluation also keeps, for each transition not published yet, its clock at its own instant.
@@ -111,21 +120,65 @@ def reconcile_ticket(state: TicketState, now: datetime) -> Reconciliation:
     by_cycle = {cycle_of(c): c for c in clocks}
 
     outgoing: list[OutgoingEvent] = []
+    last_new: dict[CycleKey, tuple[TransitionKey, OutgoingEvent]] = {}
     for transition in sorted(diff.new, key=lambda t: (t.at, t.cycle)):
         # The payload is the clock as it stood at the transition's instant (DESIGN 2.4: event time).
         at_transition = evaluation.clock_when(transition)
         outgoing.append(_event(state.tenant_id, at_transition, transition.transition, transition.threshold,
-                               transition.at))
+                               transition.at, sequence=sequences.next(cycle_of(transition))))
+        last_new[cycle_of(transition)] = (transition.key, outgoing[-1])
+    recalculated: set[CycleKey] = set()
     for key in sorted(diff.retracted, key=lambda k: (k.at, k.cycle)):
         if cycle_of(key) in by_cycle:
-            outgoing.append(_event(state.tenant_id, by_cycle[cycle_of(key)], "recalculated", None, now, key))
+            outgoing.append(_event(state.tenant_id, by_cycle[cycle_of(key)], "recalculated", None, now, key,
+                                   sequence=sequences.next(cycle_of(key))))
+            recalculated.add(cycle_of(key))
         elif cycle_of(key) in state.saved:
-            outgoing.append(_voided_cycle(state.tenant_id, state.saved[cycle_of(key)], key, now))
+            outgoing.append(_voided_cycle(state.tenant_id, state.saved[cycle_of(key)], key, now,
+                                          sequences.next(cycle_of(key))))
+    for cycle, clock in by_cycle.items():
+        if cycle not in recalculated and _published_state_is_stale(clock, last_new.get(cycle), state.saved.get(cycle)):
+            outgoing.append(_event(state.tenant_id, clock, "recalculated", None, now, sequence=sequences.next(cycle)))
     return Reconciliation(
         tenant_id=state.tenant_id, ticket_id=state.ticket_id, clocks=clocks, outgoing=outgoing,
         published=[t.key for t in diff.new], retracted=list(diff.retracted), timer=_next_timer(clocks, now),
         pin_version=None if state.pinned else version, first_event_at=state.timeline[0].time,
+        sequences=sequences.advanced,
     )
+
+
+class _Sequences:
+    """Numbers each cycle's events on from what the cycle already published."""
+
+    def __init__(self, published: dict[CycleKey, int]) -> None:
+        self._published = published
+        self.advanced: dict[CycleKey, int] = {}
+
+    def next(self, cycle: CycleKey) -> int:
+        self.advanced[cycle] = self.advanced.get(cycle, self._published.get(cycle, 0)) + 1
+        return self.advanced[cycle]
+
+
+def _published_state_is_stale(clock: Clock, last_new: tuple[TransitionKey, OutgoingEvent] | None,
+                              saved: dict[str, Any] | None) -> bool:
+    """Whether the cycle's highest sequence so far would not say where the clock stands (then a `recalculated`
+    carrying the clock follows): a late transition published after later ones carries a past state, and a
+    stopped cycle's frozen figures may change under a late event without any transition changing."""
+    if last_new is not None and last_new[0] != clock.transitions[-1].key:
+        return True
+    if clock.state in ("running", "paused"):
+        return False  # their figures between transitions are published with the next one, as in order
+    if last_new is not None:
+        published = ClockTransitionData.model_validate(last_new[1].event.data)
+    elif saved is not None:
+        published = ClockTransitionData.model_validate(saved)
+    else:
+        return False
+    return _standing(published) != _standing(clock_payload(clock, "recalculated", None))
+
+
+def _standing(data: ClockTransitionData) -> dict[str, Any]:
+    return data.model_dump(mode="json", exclude={"transition", "threshold", "retracts", "sequence"})
 
 
 def _next_timer(clocks: list[Clock], now: datetime) -> tuple[datetime, str] | None:
@@ -136,30 +189,38 @@ def _next_timer(clocks: list[Clock], now: datetime) -> tuple[datetime, str] | No
     return at, name
 
 
-def _voided_cycle(tenant_id: str, saved: dict[str, Any], key: TransitionKey, now: datetime) -> OutgoingEvent:
+def _voided_cycle(tenant_id: str, saved: dict[str, Any], key: TransitionKey, now: datetime,
+                  sequence: int) -> OutgoingEvent:
     """A cycle the timeline no longer implies: it counts nowhere, like a cancelled one."""
     data = ClockTransitionData.model_validate({
         **saved, "transition": "recalculated", "state": "cancelled", "breached": False, "due_at": None,
         "retracts": {"transition": key.transition, "at": key.at, "threshold": key.threshold or None},
+        "sequence": sequence,
     })
     event = make_event(
-        event_id=f"{data.ticket_id}:{key.policy_id}:{key.metric}:{key.cycle}:voided:{key.transition}@{key.at.isoformat()}",
+        event_id=f"{data.ticket_id}:{key.policy_id}:{key.metric}:{key.cycle}:{sequence}:voided"
+                 f":retracts:{_retracted_part(key)}",
         source=SOURCE, event_type=CLOCK_EVENT, time=now, tenant_id=tenant_id, subject=data.ticket_id, data=data,
     )
     return OutgoingEvent(topic=topics.CLOCKS, key=topics.ticket_key(tenant_id, data.ticket_id), event=event)
 
 
+def _retracted_part(key: TransitionKey) -> str:
+    return f"{key.transition}:{key.threshold or 0}@{key.at.isoformat()}"
+
+
 def _event(
     tenant_id: str, clock: Clock, transition: str, threshold: int | None, at: datetime,
-    retracts: TransitionKey | None = None,
+    retracts: TransitionKey | None = None, *, sequence: int,
 ) -> OutgoingEvent:
-    # Deterministic ids: a re-published transition is the same event, which consumers' inboxes drop.
-    suffix = f"{transition}:{threshold or 0}:{at.isoformat()}"
+    # The cycle and its sequence make the id unique; the rest says what it is. Deterministic, so the same
+    # publication redone (a rolled-back reconciliation, the relay retrying) is the same event for every inbox.
+    suffix = f"{sequence}:{transition}:{threshold or 0}@{at.isoformat()}"
     if retracts is not None:
-        suffix += f":retracts:{retracts.transition}@{retracts.at.isoformat()}"
+        suffix += f":retracts:{_retracted_part(retracts)}"
     event = make_event(
         event_id=f"{clock.ticket_id}:{clock.policy_id}:{clock.metric}:{clock.cycle}:{suffix}",
         source=SOURCE, event_type=CLOCK_EVENT, time=at, tenant_id=tenant_id, subject=clock.ticket_id,
-        data=clock_payload(clock, transition, threshold, retracts),
+        data=clock_payload(clock, transition, threshold, retracts, sequence),
     )
     return OutgoingEvent(topic=topics.CLOCKS, key=topics.ticket_key(tenant_id, clock.ticket_id), event=event)

@@ -151,7 +151,7 @@ class SqlSlaRepository:
     async def load_states(
         self, pairs: Sequence[tuple[str, str]]
     ) -> list[tuple[TicketState, ConfigVersion | None]]:
-        """Everything reconciling these tickets reads, in five queries whatever their number.
+        """Everything reconciling these tickets reads, in six queries whatever their number.
 
         A ticket not pinned yet gets its tenant's latest configuration (`pinned` False: the caller pins it).
         """
@@ -169,6 +169,9 @@ class SqlSlaRepository:
                 _in_pairs(cl, pairs))
         ):
             states[(row.tenant_id, row.ticket_id)].saved[(row.policy_id, row.metric, row.cycle)] = dict(row.clock)
+        sq = tables.cycle_sequences
+        for row in await self._session.execute(sa.select(sq).where(_in_pairs(sq, pairs))):
+            states[(row.tenant_id, row.ticket_id)].sequences[(row.policy_id, row.metric, row.cycle)] = row.sequence
         pins = {(r.tenant_id, r.ticket_id): r.config_version
                 for r in await self._session.execute(sa.select(v).where(_in_pairs(v, pairs)))}
         cv = tables.config_versions
@@ -234,6 +237,14 @@ class SqlSlaRepository:
             await self._session.execute(insert(tables.emitted_transitions).on_conflict_do_nothing(), published)
         for r in results:
             await self.forget_emitted(r.tenant_id, r.ticket_id, r.retracted)
+        sequences = [{"tenant_id": r.tenant_id, "ticket_id": r.ticket_id, "policy_id": policy, "metric": metric,
+                      "cycle": cycle, "sequence": sequence}
+                     for r in results for (policy, metric, cycle), sequence in sorted(r.sequences.items())]
+        if sequences:
+            statement = insert(tables.cycle_sequences)
+            await self._session.execute(statement.on_conflict_do_update(
+                index_elements=["tenant_id", "ticket_id", "policy_id", "metric", "cycle"],
+                set_={"sequence": statement.excluded.sequence}), sequences)
         c = tables.clocks
         await self._session.execute(sa.delete(c).where(_in_pairs(c, pairs)))
         clock_rows = [{**clock_row(clock), "tenant_id": r.tenant_id, "ticket_id": r.ticket_id, "updated_at": now}

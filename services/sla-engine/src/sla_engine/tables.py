@@ -79,6 +79,19 @@ emitted_transitions = sa.Table(
     sa.Column("emitted_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
 )
 
+# How many `sla.clock.v1` events each cycle has published: the next one carries the count plus one as its
+# `sequence`. Never deleted with the cycle, so a cycle a late event voids and another restores keeps counting up.
+cycle_sequences = sa.Table(
+    "cycle_sequences",
+    metadata,
+    sa.Column("tenant_id", sa.Text, primary_key=True),
+    sa.Column("ticket_id", sa.Text, primary_key=True),
+    sa.Column("policy_id", sa.Text, primary_key=True),
+    sa.Column("metric", sa.Text, primary_key=True),
+    sa.Column("cycle", sa.Integer, primary_key=True),
+    sa.Column("sequence", sa.Integer, nullable=False),
+)
+
 # One durable timer per ticket: the earliest warning or breach instant of its running clocks.
 timers = sa.Table(
     "timers",

@@ -20,7 +20,8 @@ COUNTING_RULES = (
     "Cycles still running or paused at the end of the period are not counted; those already breached are "
     "listed separately under breaches.open_breaches.",
     "Cancelled cycles count nowhere: neither met nor breached, nor in the times.",
-    "The latest transition of a cycle by event time wins; a `recalculated` transition replaces it.",
+    "Each cycle is as the SLA engine's event with the highest sequence says, whatever the arrival order "
+    "(events without a sequence: the latest by event time wins, a `recalculated` one replaces it).",
     "Response and resolution times are the elapsed business seconds of stopped cycles of SLA policies; "
     "median and p90 are nearest-rank percentiles; the mean is floored to whole seconds.",
     "Volumes count ticket state changes whose event time is in the period: created, resolved (open to "
