@@ -125,6 +125,7 @@ class RecordsRefused(Exception):
 _TRANSIENT_TYPES: tuple[type[BaseException], ...] = (
     ConnectionError, TimeoutError, socket.gaierror,  # refused, reset, aborted, broken pipe; timeouts; DNS
     asyncpg.PostgresConnectionError, asyncpg.CannotConnectNowError,
+    asyncpg.InternalClientError,  # a pooled connection left mid-operation by a server restart, not the data
     sa.exc.DisconnectionError, sa.exc.TimeoutError,  # SQLAlchemy's pool: a dead connection, no connection free
     KafkaConnectionError, KafkaTimeoutError, NodeNotReadyError, RequestTimedOutError,
 )
