@@ -4,6 +4,7 @@ stopping the private PostgreSQL for a while."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import subprocess
@@ -131,3 +132,19 @@ def consumed(topic: str, outcome: str) -> float:
     from prometheus_client import REGISTRY
 
     return REGISTRY.get_sample_value("slm_events_consumed_total", {"topic": topic, "outcome": outcome}) or 0.0
+
+
+async def ensure_topics(bootstrap: str, names: Sequence[str], partitions: int = 6) -> None:
+    """Create the topics a test sends to before the services would (they create them with the same default)."""
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+    from aiokafka.errors import TopicAlreadyExistsError
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        missing = [name for name in names if name not in set(await admin.list_topics())]
+        if missing:
+            with contextlib.suppress(TopicAlreadyExistsError):
+                await admin.create_topics([NewTopic(name, partitions, 1) for name in missing])
+    finally:
+        await admin.close()
