@@ -41,6 +41,8 @@ from slm_shared.tracing import KafkaHeaders, TraceContext, consuming_batch, cont
 
 log = logging.getLogger(__name__)
 
+LOGGED_REASON_CHARS = 300  # a retry's log line; the set-aside row keeps the whole reason
+
 Record: TypeAlias = "ConsumerRecord[bytes, bytes]"
 BatchHandler = Callable[[Sequence[Record]], Awaitable[Sequence[str]]]
 
@@ -214,7 +216,8 @@ class ConsumerPipeline:
         pause = policy.pause(policy.transient_backoff_seconds, self._transient_failures,
                              policy.transient_backoff_cap_seconds)
         log.warning("%s: a batch of %d records met the infrastructure away (%s); it is delivered again in %.1f s "
-                    "(failure %d in a row)", self.group, size, describe(error), pause, self._transient_failures)
+                    "(failure %d in a row)", self.group, size, describe(error)[:LOGGED_REASON_CHARS], pause,
+                    self._transient_failures)
         await self._sleep(pause)
 
     async def process(self, records: Sequence[Record]) -> list[str]:
@@ -245,13 +248,13 @@ class ConsumerPipeline:
                 failures += 1
                 if failures < attempts:
                     log.warning("%s: %d records failed (%s), try %d of %d", self.group, len(records),
-                                describe(error), failures, attempts)
+                                describe(error)[:LOGGED_REASON_CHARS], failures, attempts)
                     await self._sleep(self._policy.pause(self._policy.retry_backoff_seconds, failures, 5.0))
                     continue
                 if len(records) > 1:
                     middle = len(records) // 2
                     log.warning("%s: %d records keep failing (%s); splitting them to find the one at fault",
-                                self.group, len(records), describe(error))
+                                self.group, len(records), describe(error)[:LOGGED_REASON_CHARS])
                     # Halves of more than one record get one try: a failure just splits further.
                     halves = records[:middle], records[middle:]
                     return [outcome for half in halves

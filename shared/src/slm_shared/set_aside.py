@@ -82,10 +82,14 @@ def headers_of(record: ConsumerRecord[bytes, bytes]) -> list[dict[str, str]]:
 
 
 def describe(error: BaseException) -> str:
-    cause = getattr(error, "orig", None) or error.__cause__
-    text = f"{type(error).__name__}: {error}"
-    if cause is not None and str(cause) not in text:
-        text += f" (caused by {type(cause).__name__}: {cause})"
+    """The error in a line or two: for a database error, the driver's message without SQLAlchemy's statement dump."""
+    orig = getattr(error, "orig", None)
+    if isinstance(orig, BaseException):
+        text = f"{type(error).__name__}: {orig}"
+    else:
+        text = f"{type(error).__name__}: {error}"
+        if error.__cause__ is not None and str(error.__cause__) not in text:
+            text += f" (caused by {type(error.__cause__).__name__}: {error.__cause__})"
     return _text(text, REASON_CHARS)
 
 
