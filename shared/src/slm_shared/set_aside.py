@@ -30,6 +30,7 @@ RECORDS_SET_ASIDE = Counter("slm_records_set_aside_total", "Consumed records set
                             ["group", "topic"])
 REASON_CHARS = 2000  # enough for any exception message worth reading; the bytes are kept whole
 Position = tuple[str, int, int]  # topic, partition, offset
+BIGINT_MAX = 2**63 - 1  # the id column's range: a larger `after` would fail to bind
 
 
 def define_set_aside_table(metadata: sa.MetaData) -> sa.Table:
@@ -151,7 +152,7 @@ def set_aside_router(table: sa.Table, sessions: async_sessionmaker[AsyncSession]
     @router.get("/v1/set-aside", response_model=SetAsidePage)
     async def list_set_aside(
         tenant: Annotated[str, Depends(current_tenant)],
-        after: Annotated[int, Query(ge=0, description="the `next_after` of the previous page")] = 0,
+        after: Annotated[int, Query(ge=0, le=BIGINT_MAX, description="the `next_after` of the previous page")] = 0,
         limit: Annotated[int, Query(ge=1, le=500)] = 100,
     ) -> SetAsidePage:
         async with sessions() as session:
