@@ -70,3 +70,8 @@ def test_a_measurement_whose_names_are_512_four_byte_characters_is_refused() -> 
 def test_a_name_of_fifty_four_byte_characters_is_taken() -> None:
     event = signal(MEASUREMENT_EVENT, {"service": "\U0001f600" * 50, "sli": "latency", "value": 1.0})
     assert signal_refusal(event, NOW, RETENTION) is None
+
+
+def test_an_old_measurement_is_taken_since_it_is_one_row_the_retention_purge_removes() -> None:
+    event = signal(MEASUREMENT_EVENT, {"service": "api", "sli": "latency_ms", "value": 1.0}, "1900-01-01T00:00:00Z")
+    assert signal_refusal(event, NOW, RETENTION) is None

@@ -32,7 +32,8 @@ LATEST = datetime(9998, 1, 1, tzinfo=UTC)
 def signal_refusal(event: CloudEvent, now: datetime, horizon: timedelta) -> str | None:
     """Why `event` (an availability, maintenance or measurement signal) is refused, or None to take it.
 
-    `horizon`: how far back a signal may lie (the sample retention): older, it counts in no window kept.
+    `horizon`: how far back an availability signal or a maintenance window's start may lie (the sample
+    retention): older, it counts in no window kept, and the availability minutes would be rebuilt from there.
     """
     for field, value in (("source", event.source), ("id", event.id)):
         if len(value.encode()) > MAX_ID_BYTES:
@@ -55,7 +56,7 @@ def signal_refusal(event: CloudEvent, now: datetime, horizon: timedelta) -> str 
             data = MeasurementData.model_validate(event.data)
             names = {"service": data.service, "sli": data.sli}
             instants = {"time": event.time, "window_start": data.window_start, "window_end": data.window_end}
-            since = {"time": event.time} if data.value is not None else {"window_end": data.window_end}
+            since = {}  # one sample or ratio row whatever its age; the retention purge takes the old ones
     except ValidationError as error:
         return f"data: {error.errors()[0]['msg']}"[:500]
     for name, text in names.items():
