@@ -11,10 +11,8 @@ import asyncio
 import contextlib
 import logging
 import sys
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Coroutine, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -24,158 +22,34 @@ from aiokafka.errors import TopicAlreadyExistsError
 from aiokafka.structs import ConsumerRecord
 from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
-from faststream import AckPolicy, Context
+from faststream import AckPolicy
 from faststream.kafka import KafkaBroker, KafkaRouter
 from faststream.specification import AsyncAPI
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import SpanKind
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from slm_shared import topics
 from slm_shared.auth import ApiKeyAuthenticator, current_tenant, store_key
+from slm_shared.consumer import BatchHandler, ConsumerPipeline, RawRecords, keep_raw_bytes, parse_batch
 from slm_shared.consumer_lag import ConsumerLagMonitor
 from slm_shared.db import DatabaseNotMigrated, create_engine, ensure_migrated, session_factory
-from slm_shared.events import ApiKeyData, CloudEvent, InvalidEvent, parse_cloudevent
+from slm_shared.events import API_KEY_EVENT, ApiKeyData
 from slm_shared.inbox import Inbox
-from slm_shared.logging import configure_logging, log_context
+from slm_shared.logging import configure_logging
 from slm_shared.outbox import OutboxRelay, asyncpg_dsn
+from slm_shared.set_aside import SqlSetAside, set_aside_router
 from slm_shared.settings import ServiceSettings
 from slm_shared.tracing import (
-    KafkaHeaders,
-    TraceContext,
     configure_tracing,
-    consuming,
-    consuming_batch,
     context_from_headers,
     tracer,
 )
 
 log = logging.getLogger(__name__)
 
-EVENTS_CONSUMED = Counter("slm_events_consumed_total", "Kafka records consumed", ["topic", "outcome"])
-PROCESSING_SECONDS = Histogram(
-    "slm_event_processing_seconds", "Time to process one consumed record", ["topic"],
-    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
-)
-
-# The raw records of a batch subscriber: key, headers, offsets and the original bytes.
-RawRecords = Annotated[Any, Context("message.raw_message")]
 Tenant = Annotated[str, Depends(current_tenant)]
-
-
-def records_of(raw: Any) -> tuple[ConsumerRecord[bytes, bytes], ...]:
-    return raw if isinstance(raw, tuple) else (raw,)
-
-
-async def keep_raw_bytes(message: Any) -> Any:
-    """Decoder that hands the handler the bytes as received (DLQ entries keep them unaltered)."""
-    return message.body
-
-
 OPERATIONS_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
-
-
-def record_attributes(record: ConsumerRecord[bytes, bytes]) -> dict[str, str | int]:
-    return {"messaging.destination.name": record.topic, "messaging.kafka.destination.partition": record.partition,
-            "messaging.kafka.message.offset": record.offset}
-
-
-RecordHandler = Callable[[ConsumerRecord[bytes, bytes]], Awaitable[str]]
-
-
-async def process_records(raw: Any, handle: RecordHandler) -> None:
-    """Run `handle` on each record in order; it owns one transaction per record and returns an outcome.
-
-    An exception (database or broker down) propagates after a pause: the subscriber's NACK_ON_ERROR
-    policy rewinds to the batch start, and the inbox skips the records already committed.
-    """
-    for record in records_of(raw):
-        started = time.perf_counter()
-        key = record.key.decode(errors="replace") if record.key else None
-        try:
-            with (log_context(kafka_key=key, topic=record.topic),
-                  consuming(f"{record.topic} process", context_from_headers(record.headers),
-                            attributes=record_attributes(record))):
-                outcome = await handle(record)
-        except Exception:
-            EVENTS_CONSUMED.labels(record.topic, "error").inc()
-            log.exception("processing %s@%s:%s failed; will be redelivered", record.topic, record.partition,
-                          record.offset)
-            await asyncio.sleep(1.0)
-            raise
-        EVENTS_CONSUMED.labels(record.topic, outcome).inc()
-        PROCESSING_SECONDS.labels(record.topic).observe(time.perf_counter() - started)
-
-
-@dataclass
-class ParsedBatch:
-    """A batch's records as events: `outcomes` has one entry per record, `events` the accepted ones in order."""
-
-    events: list[CloudEvent] = field(default_factory=list)
-    outcomes: list[str] = field(default_factory=list)
-    positions: list[int] = field(default_factory=list)  # where each event's outcome stands in `outcomes`
-    headers: list[KafkaHeaders] = field(default_factory=list)  # every record's, in record order
-
-    def trace_parents(self) -> dict[tuple[str, str, str], TraceContext]:
-        """Each event's producer trace context by dedup key (for a span of the effect it caused)."""
-        return {event.dedup_key: context_from_headers(self.headers[position])
-                for event, position in zip(self.events, self.positions, strict=True)}
-
-    def mark_duplicates(self, fresh: Sequence[CloudEvent]) -> list[str]:
-        """Outcomes with every event the inbox did not pass (or already saw in this batch) as `duplicate`."""
-        first_time = {event.dedup_key for event in fresh}
-        seen: set[tuple[str, str, str]] = set()
-        for event, position in zip(self.events, self.positions, strict=True):
-            if event.dedup_key not in first_time or event.dedup_key in seen:
-                self.outcomes[position] = "duplicate"
-            seen.add(event.dedup_key)
-        return self.outcomes
-
-
-def parse_batch(records: Sequence[ConsumerRecord[bytes, bytes]], accepted_types: Collection[str]) -> ParsedBatch:
-    """Parse each record: invalid ones are `rejected` (logged), other event types `ignored`, the rest `applied`."""
-    batch = ParsedBatch()
-    for record in records:
-        batch.headers.append(record.headers)
-        try:
-            event = parse_cloudevent(record.value or b"")
-        except InvalidEvent as error:
-            log.error("dropping an invalid record from %s: %s", record.topic, error)
-            batch.outcomes.append("rejected")
-            continue
-        if event.type not in accepted_types:
-            batch.outcomes.append("ignored")
-            continue
-        batch.positions.append(len(batch.outcomes))
-        batch.events.append(event)
-        batch.outcomes.append("applied")
-    return batch
-
-
-BatchHandler = Callable[[Sequence[ConsumerRecord[bytes, bytes]]], Awaitable[Sequence[str]]]
-
-
-async def process_batch(raw: Any, handle: BatchHandler) -> None:
-    """Run `handle` on a whole batch (one transaction for all of it); it returns one outcome per record.
-
-    Same failure rule as `process_records`: an exception rewinds to the batch start after a pause.
-    """
-    records = records_of(raw)
-    started = time.perf_counter()
-    try:
-        with consuming_batch(f"{records[0].topic} process batch" if records else "process batch",
-                             [record.headers for record in records]):
-            outcomes = await handle(records)
-    except Exception:
-        for record in records:
-            EVENTS_CONSUMED.labels(record.topic, "error").inc()
-        log.exception("processing a batch of %d records failed; it will be redelivered", len(records))
-        await asyncio.sleep(1.0)
-        raise
-    per_record = (time.perf_counter() - started) / max(1, len(records))
-    for record, outcome in zip(records, outcomes, strict=True):
-        EVENTS_CONSUMED.labels(record.topic, outcome).inc()
-        PROCESSING_SECONDS.labels(record.topic).observe(per_record)
 
 
 class PeriodicTask:
@@ -211,6 +85,7 @@ class ServiceRuntime:
         settings: ServiceSettings,
         alembic_ini: Path,
         api_key_table: sa.Table,
+        set_aside_table: sa.Table,
         topics: Sequence[str],
     ) -> None:
         self.service = service
@@ -235,6 +110,8 @@ class ServiceRuntime:
             poll_seconds=settings.outbox_poll_seconds,
         )
         self.authenticator = ApiKeyAuthenticator(api_key_table, self.sessions)
+        self.set_aside_table = set_aside_table
+        self.set_aside = SqlSetAside(set_aside_table, self.sessions)
         self.background: list[Callable[[], Coroutine[Any, Any, None]]] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._stop_hooks: list[Callable[[], Awaitable[None]]] = []
@@ -243,6 +120,10 @@ class ServiceRuntime:
     @property
     def group_id(self) -> str:
         return self.settings.kafka.group_id or self.service
+
+    def pipeline(self, handle: BatchHandler, group_id: str | None = None) -> ConsumerPipeline:
+        """The consumer pipeline (retry, split, set aside) around `handle`, for a subscriber of `group_id`."""
+        return ConsumerPipeline(group_id or self.group_id, handle, self.set_aside)
 
     def consumer_groups(self) -> dict[str, list[str]]:
         """Each consumer group this service's subscribers join, with their topics."""
@@ -362,6 +243,7 @@ class ServiceRuntime:
                 span.set_attribute("http.response.status_code", response.status_code)
                 return response
         app.include_router(self._operations_router(title))
+        app.include_router(set_aside_router(self.set_aside_table, self.sessions))
         for router in routers:
             app.include_router(router)
         return app
@@ -417,23 +299,24 @@ def serve(app: FastAPI, settings: ServiceSettings) -> None:
 def subscribe_api_keys(runtime: ServiceRuntime, api_key_table: sa.Table, inbox_table: sa.Table) -> KafkaRouter:
     """Keep this service's copy of the API keys intake announces on `itsm.tenants.v1`.
 
-    Idempotent: the inbox row and the key upsert share one transaction; a revocation is never undone.
+    Idempotent: the inbox rows and the key upserts of a batch share one transaction; a revocation is never
+    undone. Other event types on the topic are `ignored`; a key event that cannot be stored is set aside by the
+    pipeline, so neither stops the keys behind it.
     """
     router = KafkaRouter()
     inbox = Inbox(inbox_table, f"{runtime.service}.api-keys")
 
-    async def handle(record: ConsumerRecord[bytes, bytes]) -> str:
-        try:
-            event = parse_cloudevent(record.value or b"")
-        except InvalidEvent as error:
-            log.error("ignoring an invalid API key event: %s", error)
-            return "rejected"
-        key = ApiKeyData.model_validate(event.data)
+    async def handle(records: Sequence[ConsumerRecord[bytes, bytes]]) -> list[str]:
+        batch = parse_batch(records, {API_KEY_EVENT})
+        if not batch.events:
+            return batch.outcomes
         async with runtime.sessions() as session, session.begin():
-            if not await inbox.first_delivery(session, event.tenantid, event.source, event.id):
-                return "duplicate"
-            await store_key(session, api_key_table, key, event.time)
-        return "applied"
+            fresh = await inbox.first_deliveries(session, batch.events)
+            for event in fresh:
+                await store_key(session, api_key_table, ApiKeyData.model_validate(event.data), event.time)
+        return batch.mark_duplicates(fresh)
+
+    pipeline = runtime.pipeline(handle)
 
     @router.subscriber(
         topics.TENANTS, group_id=runtime.group_id, batch=True, auto_offset_reset="earliest",
@@ -441,6 +324,6 @@ def subscribe_api_keys(runtime: ServiceRuntime, api_key_table: sa.Table, inbox_t
         description="API key announcements from intake",
     )
     async def on_api_key_events(raw: RawRecords) -> None:
-        await process_records(raw, handle)
+        await pipeline(raw)
 
     return router

@@ -1,11 +1,15 @@
-"""Bad input never blocks a partition nor loses the good events around it."""
+"""Bad input never blocks a partition nor loses the good events around it; it is set aside, visible to its tenant."""
 
 from __future__ import annotations
 
+import base64
+
 import pytest
 
+from slm_shared import topics
 from tests.integration.reporting.conftest import Reporting
 from tests.integration.reporting.events import clock_event, local
+from tests.support.poison import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -20,7 +24,17 @@ async def test_an_event_the_database_refuses_is_set_aside_and_its_neighbours_are
     poison = clock_event(tenant.name, "INC-2", "met", local("10-08 09:30"), state="met", elapsed=3_000_000_000,
                          target=3_000_000_000, stopped_at=local("10-08 09:30"), **common)  # type: ignore[arg-type]
     await reporting.publish([good[0], poison, good[1]])
-    await reporting.wait_applied(tenant.name, 3)
+    await reporting.wait_applied(tenant.name, 2)
+
+    async def set_aside() -> bool:
+        return bool((await tenant.get("/v1/set-aside")).json()["records"])
+    await eventually(set_aside, "the poison event visible through GET /v1/set-aside")
+    [record] = (await tenant.get("/v1/set-aside")).json()["records"]
+    assert base64.b64decode(record["value_base64"]) == poison.to_json_bytes()
+    assert record["topic"] == topics.CLOCKS
+    assert "out of int32 range" in record["reason"]
+    other = await reporting.tenant("other")
+    assert (await other.get("/v1/set-aside")).json() == {"records": [], "next_after": None}
     report = (await tenant.get("/v1/reports/slr", **{"from": "2026-10-01T00:00:00Z",
                                                     "to": "2026-11-01T00:00:00Z"})).json()
     assert sorted(c["ticket_id"] for c in report["clocks"]) == ["INC-1", "INC-3"]

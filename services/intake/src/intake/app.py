@@ -15,8 +15,9 @@ from intake.handlers import EventIntake, Now, Purger, Replayer, utc_now
 from intake.repository import IntakeRepository
 from intake.settings import IntakeSettings
 from slm_shared import topics
+from slm_shared.consumer import RawRecords, keep_raw_bytes
 from slm_shared.outbox import Outbox
-from slm_shared.runtime import RawRecords, ServiceRuntime, keep_raw_bytes, records_of
+from slm_shared.runtime import ServiceRuntime
 
 SERVICE = "intake"
 ALEMBIC_INI = Path(__file__).resolve().parents[2] / "alembic.ini"
@@ -24,6 +25,7 @@ ALEMBIC_INI = Path(__file__).resolve().parents[2] / "alembic.ini"
 
 def ingest_router(runtime: ServiceRuntime, intake: EventIntake, settings: IntakeSettings) -> KafkaRouter:
     router = KafkaRouter()
+    pipeline = runtime.pipeline(intake.on_ingest_records)
 
     @router.subscriber(
         settings.ingest_topic, group_id=runtime.group_id, batch=True, auto_offset_reset="earliest",
@@ -32,7 +34,7 @@ def ingest_router(runtime: ServiceRuntime, intake: EventIntake, settings: Intake
         description="CloudEvents published by upstream systems; the tenant is the event's tenantid",
     )
     async def on_ingest(raw: RawRecords) -> None:
-        await intake.on_ingest_records(records_of(raw))
+        await pipeline(raw)
 
     # Documented in AsyncAPI only: the outbox relay, not these publishers, writes to the topics.
     router.publisher(settings.dead_letter_topic, title="dead-letters",
@@ -49,6 +51,7 @@ def ingest_router(runtime: ServiceRuntime, intake: EventIntake, settings: Intake
 def create_app(settings: IntakeSettings, now: Now = utc_now) -> FastAPI:
     runtime = ServiceRuntime(
         service=SERVICE, settings=settings, alembic_ini=ALEMBIC_INI, api_key_table=tables.api_keys,
+        set_aside_table=tables.set_aside,
         topics=tuple(dict.fromkeys((
             *topics.ALL_TOPICS, settings.ingest_topic, settings.dead_letter_topic,
             *(settings.output_topic(topic) for topic in (topics.TICKETS, topics.SIGNALS, topics.FEEDBACK)),

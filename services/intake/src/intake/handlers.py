@@ -7,9 +7,7 @@ a retried request or a redelivered record is `duplicate` and never a second cano
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -30,8 +28,7 @@ from intake.settings import IntakeSettings
 from slm_shared.events import CloudEvent
 from slm_shared.logging import log_context
 from slm_shared.outbox import OutgoingEvent
-from slm_shared.runtime import EVENTS_CONSUMED, PROCESSING_SECONDS, PeriodicTask
-from slm_shared.tracing import consuming_batch
+from slm_shared.runtime import PeriodicTask
 
 log = logging.getLogger(__name__)
 
@@ -219,20 +216,15 @@ class EventIntake:
         await self._repository.outbox.add_raw(session, self._dead_letter_topic, key, record.value or b"", headers)
         await self._repository.reject(session, "kafka", [Rejection(error.code, error.reason, None, record.value)])
 
-    async def on_ingest_records(self, records: Sequence[Record]) -> None:
-        """See `ingest_records`; one consumer span for the batch, linked to each record's upstream trace."""
-        with consuming_batch("ingest process batch", [record.headers for record in records]):
-            await self.ingest_records(records)
-
-    async def ingest_records(self, records: Sequence[Record]) -> None:
-        """A poll's records from `itsm.ingest.v1`: valid ones accepted, invalid ones dead-lettered.
+    async def on_ingest_records(self, records: Sequence[Record]) -> list[str]:
+        """A poll's records from `itsm.ingest.v1`: valid ones accepted, invalid ones dead-lettered; one outcome
+        per record (`accepted`, `duplicate`, `rejected`).
 
         Idempotent: one transaction for the batch holds the ledger rows, outbox rows and dead letters; the
-        offsets are committed after it (NACK_ON_ERROR rewinds the batch if it fails, and the ledger turns
-        the records already accepted into duplicates). The tenant is the event's `tenantid`, which must
-        have an active API key.
+        offsets are committed after it (the consumer pipeline retries or splits the batch if it fails, and the
+        ledger turns the records already accepted into duplicates). The tenant is the event's `tenantid`, which
+        must have an active API key.
         """
-        started = time.perf_counter()
         documents: list[tuple[Any, bytes | None]] = []
         unparsed: dict[int, Rejected] = {}
         for index, record in enumerate(records):
@@ -245,16 +237,10 @@ class EventIntake:
         for index, fault in unparsed.items():
             validated.rejected[index] = (fault, None, documents[index][1])
         rejected = dict(validated.rejected)
-        try:
-            outcomes = await self._store(
-                "kafka", _Validated(validated.routed, {}), tenant_id=None, known_tenants_only=True,
-                dead_letters=[(records[index], fault) for index, (fault, _, _) in sorted(rejected.items())],
-            )
-        except Exception:
-            EVENTS_CONSUMED.labels(records[0].topic if records else "ingest", "error").inc(len(records))
-            log.exception("storing %d ingest records failed; the batch will be redelivered", len(records))
-            await asyncio.sleep(1.0)
-            raise
+        outcomes = await self._store(
+            "kafka", _Validated(validated.routed, {}), tenant_id=None, known_tenants_only=True,
+            dead_letters=[(records[index], fault) for index, (fault, _, _) in sorted(rejected.items())],
+        )
         late_rejects = [(index, outcome) for index, outcome in outcomes.items() if isinstance(outcome, Rejected)]
         if late_rejects:  # unknown tenant or a refused value: dead-letter them too, in their own transaction
             async with self._sessions() as session, session.begin():
@@ -273,10 +259,8 @@ class EventIntake:
                 assert not isinstance(outcome, Rejected)
                 result = EventResult(index, outcome)
             results.append(result)
-            EVENTS_CONSUMED.labels(record.topic, result.outcome).inc()
         _count("kafka", results)
-        if records:
-            PROCESSING_SECONDS.labels(records[0].topic).observe((time.perf_counter() - started) / len(records))
+        return [result.outcome for result in results]
 
 
 def _id_of(document: Any) -> str | None:

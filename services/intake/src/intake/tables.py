@@ -7,6 +7,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 
 from slm_shared.auth import define_api_key_table
 from slm_shared.outbox import define_outbox_table
+from slm_shared.set_aside import define_set_aside_table
 
 metadata = sa.MetaData()
 
@@ -56,3 +57,4 @@ webhook_mappings = sa.Table(
 
 api_keys = define_api_key_table(metadata)
 outbox = define_outbox_table(metadata)
+set_aside = define_set_aside_table(metadata)

@@ -14,7 +14,8 @@ from reporting.closing import PeriodCloser
 from reporting.handlers import Now, ReadModels, utc_now
 from reporting.settings import ReportingSettings
 from slm_shared import topics
-from slm_shared.runtime import RawRecords, ServiceRuntime, keep_raw_bytes, subscribe_api_keys
+from slm_shared.consumer import RawRecords, keep_raw_bytes
+from slm_shared.runtime import ServiceRuntime, subscribe_api_keys
 
 SERVICE = "reporting"
 ALEMBIC_INI = Path(__file__).resolve().parents[2] / "alembic.ini"
@@ -30,6 +31,7 @@ CONSUMED = {
 def read_model_router(runtime: ServiceRuntime, read_models: ReadModels, settings: ReportingSettings) -> KafkaRouter:
     """One consumer for the five topics: fewer group members, fewer rebalances, one ordered pass per partition."""
     router = KafkaRouter()
+    pipeline = runtime.pipeline(read_models.on_records)
 
     @router.subscriber(
         *CONSUMED, group_id=runtime.group_id, batch=True,
@@ -38,7 +40,7 @@ def read_model_router(runtime: ServiceRuntime, read_models: ReadModels, settings
         decoder=keep_raw_bytes, title="read-models", description="; ".join(f"{t}: {d}" for t, d in CONSUMED.items()),
     )
     async def on_records(raw: RawRecords) -> None:
-        await read_models.on_records(raw)
+        await pipeline(raw)
 
     # Documented in AsyncAPI only: the outbox relay, not this publisher, writes to the topic.
     router.publisher(topics.REPORTS, title="reports", description="report.published.v1 via the outbox")
@@ -48,7 +50,7 @@ def read_model_router(runtime: ServiceRuntime, read_models: ReadModels, settings
 def create_app(settings: ReportingSettings, now: Now = utc_now) -> FastAPI:
     runtime = ServiceRuntime(
         service=SERVICE, settings=settings, alembic_ini=ALEMBIC_INI, api_key_table=tables.api_keys,
-        topics=topics.ALL_TOPICS,
+        set_aside_table=tables.set_aside, topics=topics.ALL_TOPICS,
     )
     closer = PeriodCloser(runtime.sessions, now, interval_seconds=settings.period_close_interval_seconds,
                           amendment_quiet_seconds=settings.amendment_quiet_seconds,

@@ -3,30 +3,26 @@
 A batch of records is one transaction: for each event, the tenant's shared advisory lock (period close takes
 it exclusively, so a close never races an event into a period it is freezing), the inbox row, the effect, and a
 late-change note when it moved the counts of a period already closed; then the batch's summed rollup deltas.
-If anything fails, the whole batch rolls back and is redelivered (the subscriber rewinds): effects and inbox
-rows commit together, so no event is lost or applied twice. Idempotent: a redelivered event finds its inbox
-row and changes nothing. One commit per batch rather than per event is what lets one consumer keep up with
-hundreds of events a second on a small machine. If a batch fails while the database answers, its events are
-applied one by one and an event that fails on its own is set aside (inbox row, error log with its id), so one
-event the database refuses never blocks its partition nor the good events around it.
+If anything fails, the whole batch rolls back: effects and inbox rows commit together, so no event is lost or
+applied twice. Idempotent: a redelivered event finds its inbox row and changes nothing. One commit per batch
+rather than per event is what lets one consumer keep up with hundreds of events a second on a small machine.
+The consumer pipeline (`slm_shared.consumer`) retries a failed batch, splits it, and sets aside the one event
+the database refuses, so it never blocks its partition nor the good events around it.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
 
-import sqlalchemy as sa
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from reporting import repository, tables
 from reporting.repository import Deltas, Effect
 from slm_shared import topics
+from slm_shared.consumer import Record, parse_batch
 from slm_shared.events import (
     CLOCK_EVENT,
     FEEDBACK_EVENT,
@@ -36,22 +32,18 @@ from slm_shared.events import (
     ClockTransitionData,
     CloudEvent,
     FeedbackData,
-    InvalidEvent,
     SloAlertData,
     SloStatusData,
     TicketSnapshotData,
-    parse_cloudevent,
     parse_data,
 )
 from slm_shared.inbox import Inbox
 from slm_shared.logging import log_context
-from slm_shared.runtime import EVENTS_CONSUMED, PROCESSING_SECONDS, records_of
-from slm_shared.tracing import TraceContext, consuming, consuming_batch, context_from_headers
+from slm_shared.tracing import TraceContext, consuming
 
 log = logging.getLogger(__name__)
 
 Now = Callable[[], datetime]
-ALONE_ATTEMPTS = 3
 Apply = Callable[[AsyncSession, Deltas, CloudEvent, BaseModel], Awaitable[Effect]]
 
 
@@ -95,62 +87,15 @@ class ReadModels:
         self._now = now
         self._inbox = Inbox(tables.inbox, "reporting.read-models")
 
-    async def on_records(self, raw: Any) -> None:
-        """One transaction for the batch; an exception rolls it back and the subscriber redelivers it."""
-        records = records_of(raw)
-        events: list[CloudEvent] = []
-        parents: dict[tuple[str, str, str], TraceContext] = {}
-        for record in records:
-            try:
-                event = parse_cloudevent(record.value or b"")
-                events.append(event)
-                parents[event.dedup_key] = context_from_headers(record.headers)
-            except InvalidEvent as error:
-                EVENTS_CONSUMED.labels(record.topic, "rejected").inc()
-                log.error("dropping an invalid record from %s@%s:%s: %s", record.topic, record.partition,
-                          record.offset, error)
-        started = time.perf_counter()
-        try:
-            with consuming_batch("read-models process batch", [record.headers for record in records]):
-                outcomes = await self.apply_batch(events, parents)
-        except Exception:
-            if not await self._database_answers():
-                log.exception("a batch of %d records failed, the database is unreachable; it will be redelivered",
-                              len(records))
-                await asyncio.sleep(1.0)
-                raise
-            # The database answers, so some event it refuses must not block its partition: apply the batch
-            # event by event and set aside (inbox row, error log) only what fails on its own.
-            log.exception("a batch of %d records failed; applying them one by one", len(records))
-            outcomes = [await self._apply_alone(event, parents) for event in events]
-        elapsed = time.perf_counter() - started
-        for event, outcome in zip(events, outcomes, strict=True):
-            topic = TOPIC_OF.get(event.type, event.type)
-            EVENTS_CONSUMED.labels(topic, outcome).inc()
-            PROCESSING_SECONDS.labels(topic).observe(elapsed / max(len(events), 1))
-
-    async def _apply_alone(self, event: CloudEvent, parents: Mapping[tuple[str, str, str], TraceContext]) -> str:
-        """Three tries (a deadlock or a serialization failure passes); then, if the database still answers,
-        the event is set aside: its inbox row is written so redelivery skips it, and the error is logged."""
-        for attempt in range(ALONE_ATTEMPTS):
-            try:
-                return (await self.apply_batch([event], parents))[0]
-            except Exception as error:
-                if not await self._database_answers():
-                    raise
-                if attempt + 1 == ALONE_ATTEMPTS:
-                    log.error("setting aside event %s of %s (%s): %s", event.id, event.tenantid, event.type, error)
-        async with self._sessions() as session, session.begin():
-            await self._inbox.first_delivery(session, event.tenantid, event.source, event.id)
-        return "rejected"
-
-    async def _database_answers(self) -> bool:
-        try:
-            async with self._sessions() as session:
-                await session.execute(sa.text("SELECT 1"))
-        except Exception:  # unreachable is the answer, not an error
-            return False
-        return True
+    async def on_records(self, records: Sequence[Record]) -> list[str]:
+        """A batch of records in one transaction (`apply_batch`); one outcome per record. If it fails, the
+        consumer pipeline retries it, then splits it and sets aside the one record that fails alone."""
+        batch = parse_batch(records, APPLICABLE)
+        if batch.events:
+            applied = await self.apply_batch(batch.events, batch.trace_parents())
+            for position, outcome in zip(batch.positions, applied, strict=True):
+                batch.outcomes[position] = outcome
+        return batch.outcomes
 
     async def on_event(self, event: CloudEvent) -> str:
         return (await self.apply_batch([event]))[0]

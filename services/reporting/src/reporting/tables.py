@@ -13,6 +13,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from slm_shared.auth import define_api_key_table
 from slm_shared.inbox import define_inbox_table
 from slm_shared.outbox import define_outbox_table
+from slm_shared.set_aside import define_set_aside_table
 
 metadata = sa.MetaData()
 TZ = sa.DateTime(timezone=True)
@@ -293,3 +294,4 @@ late_changes = sa.Table(
 inbox = define_inbox_table(metadata)
 outbox = define_outbox_table(metadata)
 api_keys = define_api_key_table(metadata)
+set_aside = define_set_aside_table(metadata)

@@ -17,7 +17,8 @@ from sla_engine.settings import SlaEngineSettings
 from sla_engine.slo_handlers import SloKeeper
 from sla_engine.timers import TimerLoop
 from slm_shared import topics
-from slm_shared.runtime import RawRecords, ServiceRuntime, keep_raw_bytes, process_batch, subscribe_api_keys
+from slm_shared.consumer import RawRecords, keep_raw_bytes
+from slm_shared.runtime import ServiceRuntime, subscribe_api_keys
 
 SERVICE = "sla-engine"
 ALEMBIC_INI = Path(__file__).resolve().parents[2] / "alembic.ini"
@@ -25,6 +26,7 @@ ALEMBIC_INI = Path(__file__).resolve().parents[2] / "alembic.ini"
 
 def ticket_router(runtime: ServiceRuntime, keeper: ClockKeeper) -> KafkaRouter:
     router = KafkaRouter()
+    pipeline = runtime.pipeline(keeper.on_ticket_records)
 
     @router.subscriber(
         topics.TICKETS, group_id=runtime.group_id, batch=True, auto_offset_reset="earliest",
@@ -32,7 +34,7 @@ def ticket_router(runtime: ServiceRuntime, keeper: ClockKeeper) -> KafkaRouter:
         decoder=keep_raw_bytes, title="ticket-snapshots", description="itsm.ticket.v1 snapshots from intake",
     )
     async def on_ticket_snapshots(raw: RawRecords) -> None:
-        await process_batch(raw, keeper.on_ticket_records)
+        await pipeline(raw)
 
     # Documented in AsyncAPI only: the outbox relay, not this publisher, writes to the topic.
     router.publisher(topics.CLOCKS, title="clock-transitions", description="sla.clock.v1 via the outbox")
@@ -41,16 +43,17 @@ def ticket_router(runtime: ServiceRuntime, keeper: ClockKeeper) -> KafkaRouter:
 
 def signal_router(runtime: ServiceRuntime, keeper: SloKeeper) -> KafkaRouter:
     router = KafkaRouter()
+    pipeline = runtime.pipeline(keeper.on_signal_records, f"{runtime.group_id}-signals")
 
     # A consumer group of its own: joining the ticket consumers' group would rebalance (pause) ticket
     # consumption every time a signal consumer joins or leaves.
     @router.subscriber(
-        topics.SIGNALS, group_id=f"{runtime.group_id}-signals", batch=True, auto_offset_reset="earliest",
+        topics.SIGNALS, group_id=pipeline.group, batch=True, auto_offset_reset="earliest",
         max_records=runtime.settings.kafka.max_batch_records, ack_policy=AckPolicy.NACK_ON_ERROR,
         decoder=keep_raw_bytes, title="signals", description="availability, measurement and maintenance signals",
     )
     async def on_signals(raw: RawRecords) -> None:
-        await process_batch(raw, keeper.on_signal_records)
+        await pipeline(raw)
 
     # Documented in AsyncAPI only: the outbox relay, not these publishers, writes to the topics.
     router.publisher(topics.SLO_STATUS, title="slo-status", description="slo.status.v1 via the outbox")
@@ -61,7 +64,7 @@ def signal_router(runtime: ServiceRuntime, keeper: SloKeeper) -> KafkaRouter:
 def create_app(settings: SlaEngineSettings, now: Now = utc_now) -> FastAPI:
     runtime = ServiceRuntime(
         service=SERVICE, settings=settings, alembic_ini=ALEMBIC_INI, api_key_table=tables.api_keys,
-        topics=topics.ALL_TOPICS,
+        set_aside_table=tables.set_aside, topics=topics.ALL_TOPICS,
     )
     bundles = BundleCache()
     keeper = ClockKeeper(runtime.sessions, bundles, now)

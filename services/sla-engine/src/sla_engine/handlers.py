@@ -23,10 +23,10 @@ from sla_engine.domain.timeline import TicketSnapshot
 from sla_engine.reconciliation import ConfigRef, Reconciliation, reconcile_ticket
 from sla_engine.repository import SqlSlaRepository
 from sla_engine.timeline_cache import TimelineCache
+from slm_shared.consumer import parse_batch
 from slm_shared.events import TICKET_EVENT, CloudEvent, TicketSnapshotData
 from slm_shared.inbox import Inbox
 from slm_shared.outbox import Outbox, traced
-from slm_shared.runtime import parse_batch
 from slm_shared.tracing import TraceContext, tracer
 
 log = logging.getLogger(__name__)

@@ -38,6 +38,7 @@ from sla_engine import tables
 from sla_engine.config import BundleCache
 from sla_engine.domain.bundle import Bundle
 from sla_engine.domain.bundle.slos import slo_definition
+from sla_engine.domain.slo.admission import signal_refusal
 from sla_engine.domain.slo.alerts import AlertName, AlertTransition, alert_transitions, firing_alerts
 from sla_engine.domain.slo.definition import AvailabilitySli, SloDefinition, ThresholdSli, TicketSlaSli
 from sla_engine.domain.slo.evaluation import (
@@ -54,6 +55,7 @@ from sla_engine.handlers import Now, utc_now
 from sla_engine.repository import SqlSlaRepository
 from sla_engine.slo_repository import SqlSloRepository
 from slm_shared import topics
+from slm_shared.consumer import RecordsRefused, parse_batch
 from slm_shared.events import (
     AVAILABILITY_EVENT,
     MAINTENANCE_EVENT,
@@ -70,7 +72,6 @@ from slm_shared.events import (
 )
 from slm_shared.inbox import Inbox
 from slm_shared.outbox import Outbox, OutgoingEvent
-from slm_shared.runtime import parse_batch
 
 log = logging.getLogger(__name__)
 
@@ -104,11 +105,17 @@ class SloKeeper:
         self._inbox = Inbox(tables.inbox, "sla-engine.signals")
 
     async def on_signal_records(self, records: Sequence[ConsumerRecord[bytes, bytes]]) -> list[str]:
-        """Store a batch of signals and evaluate the touched services' SLOs, in one transaction."""
+        """Store a batch of signals and evaluate the touched services' SLOs, in one transaction. A signal the engine
+        cannot take (`signal_refusal`: older than the sample retention, instants out of range, names too long for
+        an index) is refused before anything is stored."""
         batch = parse_batch(records, SIGNAL_TYPES)
         if not batch.events:
             return batch.outcomes
         now = self._now()
+        refused = {position: reason for event, position in zip(batch.events, batch.positions, strict=True)
+                   if (reason := signal_refusal(event, now, self._retention)) is not None}
+        if refused:  # before any effect: the pipeline sets them aside and hands back the others
+            raise RecordsRefused(refused)
         async with self._sessions() as session, session.begin():
             repository = SqlSloRepository(session)
             fresh = await self._inbox.first_deliveries(session, batch.events)

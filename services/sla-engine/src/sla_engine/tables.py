@@ -8,6 +8,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from slm_shared.auth import define_api_key_table
 from slm_shared.inbox import define_inbox_table
 from slm_shared.outbox import define_outbox_table
+from slm_shared.set_aside import define_set_aside_table
 
 metadata = sa.MetaData()
 
@@ -183,3 +184,4 @@ slo_evaluations = sa.Table(
 inbox = define_inbox_table(metadata)
 outbox = define_outbox_table(metadata)
 api_keys = define_api_key_table(metadata)
+set_aside = define_set_aside_table(metadata)

@@ -1,0 +1,191 @@
+"""The consumer pipeline's failure rules with a handler that commits all of a call or nothing (no I/O)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import asyncpg
+import pytest
+import sqlalchemy as sa
+from aiokafka.structs import ConsumerRecord
+
+from slm_shared.consumer import ConsumerPipeline, Record, RecordsRefused, RetryPolicy, is_transient
+from slm_shared.set_aside import Position
+
+GROUP = "test-group"
+
+
+
+def records(values: Sequence[bytes], topic: str = "itsm.signals.v1", first_offset: int = 100) -> tuple[Record, ...]:
+    return tuple(ConsumerRecord(topic=topic, partition=3, offset=first_offset + n, timestamp=0, timestamp_type=0,
+                                key=b"acme/svc", value=value, checksum=None, serialized_key_size=8,
+                                serialized_value_size=len(value), headers=[]) for n, value in enumerate(values))
+
+
+class Poison(Exception):
+    pass
+
+
+class TransactionalHandler:
+    """Applies a call's records only if none of them fails, as one database transaction would."""
+
+    def __init__(self, failures: dict[bytes, list[BaseException]] | None = None,
+                 always_failing: frozenset[bytes] = frozenset()) -> None:
+        self.applied: list[bytes] = []
+        self.calls: list[list[bytes]] = []
+        self._failures = failures or {}  # errors raised, one per call, by a value's first calls
+        self._always_failing = always_failing
+
+    async def __call__(self, batch: Sequence[Record]) -> list[str]:
+        values = [record.value or b"" for record in batch]
+        self.calls.append(values)
+        for value in values:
+            if value in self._always_failing:
+                raise Poison(f"cannot store {value!r}")
+            pending = self._failures.get(value)
+            if pending:
+                raise pending.pop(0)
+        self.applied.extend(values)
+        return ["applied"] * len(values)
+
+
+class MemorySetAside:
+    def __init__(self) -> None:
+        self.rows: dict[Position, tuple[bytes | None, str]] = {}
+
+    async def already_set_aside(self, group: str, batch: Sequence[Record]) -> set[Position]:
+        return {(r.topic, r.partition, r.offset) for r in batch} & set(self.rows)
+
+    async def set_aside(self, group: str, record: Record, error: BaseException) -> bool:
+        position = (record.topic, record.partition, record.offset)
+        if position in self.rows:
+            return False
+        self.rows[position] = (record.value, f"{type(error).__name__}: {error}")
+        return True
+
+
+class Pauses:
+    def __init__(self) -> None:
+        self.seconds: list[float] = []
+
+    async def __call__(self, seconds: float) -> None:
+        self.seconds.append(seconds)
+
+
+def pipeline(handler: TransactionalHandler, store: MemorySetAside, pauses: Pauses) -> ConsumerPipeline:
+    return ConsumerPipeline(GROUP, handler, store, RetryPolicy(attempts=3), sleep=pauses)
+
+
+GOOD = [f"good-{n}".encode() for n in range(10)]
+
+
+async def test_a_poison_record_is_set_aside_once_and_every_other_record_takes_effect_once() -> None:
+    handler, store, pauses = TransactionalHandler(always_failing=frozenset({b"poison"})), MemorySetAside(), Pauses()
+    batch = records([*GOOD[:6], b"poison", *GOOD[6:]])
+    await pipeline(handler, store, pauses)(batch)
+    assert sorted(handler.applied) == sorted(GOOD)
+    assert store.rows == {("itsm.signals.v1", 3, 106): (b"poison", "Poison: cannot store b'poison'")}
+
+
+async def test_outcomes_say_which_record_was_set_aside() -> None:
+    handler, store, pauses = TransactionalHandler(always_failing=frozenset({b"poison"})), MemorySetAside(), Pauses()
+    outcomes = await pipeline(handler, store, pauses).process(records([GOOD[0], b"poison", GOOD[1]]))
+    assert outcomes == ["applied", "set_aside", "applied"]
+
+
+async def test_the_lone_failing_record_is_tried_the_policy_s_number_of_times_before_it_is_set_aside() -> None:
+    handler, store, pauses = TransactionalHandler(always_failing=frozenset({b"poison"})), MemorySetAside(), Pauses()
+    await pipeline(handler, store, pauses).process(records([b"poison"]))
+    assert handler.calls == [[b"poison"]] * 3
+    assert len(store.rows) == 1
+
+
+async def test_two_poison_records_in_one_batch_are_both_set_aside() -> None:
+    handler = TransactionalHandler(always_failing=frozenset({b"poison-a", b"poison-b"}))
+    store, pauses = MemorySetAside(), Pauses()
+    await pipeline(handler, store, pauses).process(records([b"poison-a", *GOOD[:5], b"poison-b", *GOOD[5:]]))
+    assert sorted(handler.applied) == sorted(GOOD)
+    assert sorted(value for value, _ in store.rows.values() if value) == [b"poison-a", b"poison-b"]
+
+
+async def test_a_failure_that_passes_on_retry_sets_nothing_aside_and_does_not_split_the_batch() -> None:
+    handler = TransactionalHandler(failures={GOOD[3]: [Poison("deadlock detected"), Poison("deadlock detected")]})
+    store, pauses = MemorySetAside(), Pauses()
+    await pipeline(handler, store, pauses).process(records(GOOD))
+    assert handler.calls == [GOOD] * 3
+    assert handler.applied == GOOD
+    assert store.rows == {}
+
+
+@pytest.mark.parametrize("error", [
+    ConnectionRefusedError(111, "Connect call failed"),
+    asyncpg.CannotConnectNowError("the database system is starting up"),
+    sa.exc.OperationalError("SELECT 1", {}, ConnectionResetError("reset by peer")),
+    sa.exc.DBAPIError("INSERT", {}, Exception("connection is closed"), connection_invalidated=True),
+    TimeoutError(),
+])
+async def test_an_infrastructure_error_rewinds_the_batch_after_a_pause_and_sets_nothing_aside(
+        error: Exception) -> None:
+    handler, store, pauses = TransactionalHandler(failures={GOOD[2]: [error]}), MemorySetAside(), Pauses()
+    with pytest.raises(type(error)):
+        await pipeline(handler, store, pauses)(records(GOOD))
+    assert handler.calls == [GOOD]  # neither retried in place nor split: the subscriber rewinds and redelivers
+    assert store.rows == {}
+    assert len(pauses.seconds) == 1
+
+
+async def test_pauses_while_the_infrastructure_is_away_grow_up_to_the_cap() -> None:
+    errors: list[BaseException] = [ConnectionRefusedError() for _ in range(12)]
+    handler, store, pauses = TransactionalHandler(failures={GOOD[0]: errors}), MemorySetAside(), Pauses()
+    consume = ConsumerPipeline(GROUP, handler, store, RetryPolicy(transient_backoff_seconds=0.5,
+                                                                  transient_backoff_cap_seconds=10.0), sleep=pauses)
+    for _ in range(12):
+        with pytest.raises(ConnectionRefusedError):
+            await consume(records(GOOD))
+    await consume(records(GOOD))
+    assert handler.applied == GOOD
+    assert 0.25 <= pauses.seconds[0] <= 0.5
+    assert all(5.0 <= pause <= 10.0 for pause in pauses.seconds[6:])
+    assert store.rows == {}
+
+
+async def test_a_record_set_aside_before_is_skipped_when_delivered_again() -> None:
+    handler, store, pauses = TransactionalHandler(always_failing=frozenset({b"poison"})), MemorySetAside(), Pauses()
+    batch = records([GOOD[0], b"poison", GOOD[1]])
+    await pipeline(handler, store, pauses).process(batch)
+    again = TransactionalHandler(always_failing=frozenset({b"poison"}))
+    outcomes = await pipeline(again, store, pauses).process(batch)  # a restart before the offsets were committed
+    assert outcomes == ["applied", "skipped", "applied"]
+    assert again.calls == [[GOOD[0], GOOD[1]]]
+    assert len(store.rows) == 1
+
+
+async def test_records_the_handler_refuses_are_set_aside_at_once_with_its_reason() -> None:
+    store, pauses = MemorySetAside(), Pauses()
+    seen: list[list[bytes]] = []
+
+    async def refusing(batch: Sequence[Record]) -> list[str]:
+        seen.append([record.value or b"" for record in batch])
+        refused = {n: "time: 1900-01-01T00:00:00+00:00 is too old" for n, r in enumerate(batch) if r.value == b"1900"}
+        if refused:
+            raise RecordsRefused(refused)
+        return ["applied"] * len(batch)
+
+    consume = ConsumerPipeline(GROUP, refusing, store, sleep=pauses)
+    outcomes = await consume.process(records([GOOD[0], b"1900", GOOD[1]]))
+    assert outcomes == ["applied", "set_aside", "applied"]
+    assert seen == [[GOOD[0], b"1900", GOOD[1]], [GOOD[0], GOOD[1]]]
+    assert list(store.rows.values()) == [(b"1900", "RecordRefused: time: 1900-01-01T00:00:00+00:00 is too old")]
+    assert pauses.seconds == []
+
+
+def test_errors_of_the_data_are_not_transient() -> None:
+    assert not is_transient(sa.exc.DataError("INSERT", {}, ValueError("year 0 is out of range")))
+    assert not is_transient(sa.exc.DBAPIError("INSERT", {}, Exception("index row size 4112 exceeds maximum 2704")))
+    assert not is_transient(OverflowError("date value out of range"))
+
+
+def test_pauses_between_tries_have_jitter_within_half_of_the_exponential_ceiling() -> None:
+    pauses = [RetryPolicy.pause(1.0, failures, 8.0) for failures in range(1, 7) for _ in range(20)]
+    assert all(0.5 <= pause <= 8.0 for pause in pauses)
+    assert all(4.0 <= RetryPolicy.pause(1.0, 10, 8.0) <= 8.0 for _ in range(20))
