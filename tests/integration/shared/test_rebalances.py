@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from collections.abc import Callable
 
 import pytest
 from aiokafka import AIOKafkaConsumer
@@ -22,11 +23,12 @@ def rebalances(group: str) -> float | None:
     return REGISTRY.get_sample_value("slm_consumer_rebalances_total", {"group": group})
 
 
-async def until(condition: object, timeout: float = 30) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not condition():  # type: ignore[operator]
-        assert asyncio.get_running_loop().time() < deadline, "timed out"
-        await asyncio.sleep(0.1)
+async def until(condition: Callable[[], bool]) -> None:
+    async with asyncio.timeout(30):
+        while True:
+            if condition():
+                return
+            await asyncio.sleep(0.1)
 
 
 async def test_joining_is_not_a_rebalance_and_a_second_member_joining_is(stack: Stack) -> None:

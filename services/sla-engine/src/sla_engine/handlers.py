@@ -28,6 +28,7 @@ from sla_engine import tables
 from sla_engine.config import BundleCache
 from sla_engine.domain.clocks import Clock
 from sla_engine.domain.timeline import TicketSnapshot
+from sla_engine.fair_share import FairShare
 from sla_engine.reconciliation import ConfigRef, Reconciliation, reconcile_ticket
 from sla_engine.repository import EVENTS_DUE, DueTimer, SqlSlaRepository
 from slm_shared.events import TICKET_EVENT, CloudEvent, TicketSnapshotData
@@ -90,6 +91,7 @@ class ClockKeeper:
         # Evaluation is pure CPU: one worker thread runs it, so the event loop (heartbeats, HTTP, consumers)
         # gets the interpreter back every switch interval (5 ms) even while one ticket takes seconds.
         self._evaluator = ThreadPoolExecutor(max_workers=1, thread_name_prefix="clock-evaluation")
+        self._share = FairShare()  # evaluation time per tenant, shared fairly by the reconcile loop
 
     async def on_ticket_records(self, records: Sequence[ConsumerRecord[bytes, bytes]]) -> list[str]:
         """Business rule: each snapshot joins its ticket's timeline, and each touched ticket becomes due now.
@@ -125,10 +127,12 @@ class ClockKeeper:
         """One round of the reconcile loop: due tickets (new snapshots, warning and breach timers) reconciled
         in one transaction; returns how many.
 
-        At most `limit` tickets, `per_tenant` of each tenant, taken round-robin across tenants; evaluation
-        stops once `budget_seconds` are spent, and the tickets not reached stay due for the next round, so a
-        round (and the ticket locks it holds) stays short however expensive the bundle. A ticket whose lock
-        another worker holds is skipped: that worker reconciles it and reschedules.
+        At most `limit` tickets, `per_tenant` of each tenant (earliest due first); among them the next ticket
+        evaluated is always of the tenant that used the least evaluation time (`FairShare`), and evaluation
+        stops once `budget_seconds` are spent: the tickets not reached stay due for the next round, so a round
+        (and the ticket locks it holds) stays short however expensive the bundle, and one tenant's backlog or
+        bundle never holds another tenant's clocks back. A ticket whose lock another worker holds is skipped:
+        that worker reconciles it and reschedules.
         """
         now = self._now()
         deadline = time.monotonic() + budget_seconds
@@ -139,12 +143,12 @@ class ClockKeeper:
             trace_of = {(t.tenant_id, t.ticket_id): context_from_headers({"traceparent": t.traceparent})
                         for t in locked if t.traceparent}
             done = await self._reconcile_until(session, [(t.tenant_id, t.ticket_id) for t in locked], now,
-                                               trace_of, deadline)
+                                               trace_of, deadline, share=self._share)
         reconciled_at = self._now()
-        for timer in locked[:done]:
-            lateness = max(0.0, (reconciled_at - timer.due_at).total_seconds())
-            (RECONCILE_DELAY if timer.reason == EVENTS_DUE else TIMER_LATENESS).observe(lateness)
-        return done
+        for pair in done:
+            lateness = max(0.0, (reconciled_at - due[pair].due_at).total_seconds())
+            (RECONCILE_DELAY if due[pair].reason == EVENTS_DUE else TIMER_LATENESS).observe(lateness)
+        return len(done)
 
     async def fire_due_timers(self, limit: int) -> int:
         """Reconcile every ticket due now, `limit` at a time, with no fairness cap or time budget (tests)."""
@@ -167,10 +171,10 @@ class ClockKeeper:
     async def _reconcile_until(
         self, session: AsyncSession, tickets: Sequence[tuple[str, str]], now: datetime,
         trace_of: Mapping[tuple[str, str], TraceContext] | None, deadline: float,
-        results: list[Reconciliation] | None = None,
-    ) -> int:
-        """`reconcile_many` for the first tickets, in order, until the monotonic `deadline`; returns how many
-        were dealt with (the rest are left untouched).
+        results: list[Reconciliation] | None = None, share: FairShare | None = None,
+    ) -> list[tuple[str, str]]:
+        """`reconcile_many` until the monotonic `deadline`; returns the tickets dealt with (the others are left
+        untouched). With a `share`, tickets are taken fairly across tenants and their time charged to it.
 
         A fault in one ticket's evaluation (pure code) is logged and skips only that ticket: its events are kept
         and its next event retries. Database faults fail the transaction, which the caller's delivery retries.
@@ -178,13 +182,17 @@ class ClockKeeper:
         repository = SqlSlaRepository(session)
         results = [] if results is None else results
         failed: list[tuple[str, str]] = []
+        done: list[tuple[str, str]] = []
         loop = asyncio.get_running_loop()
-        done = 0
-        for state, config in await repository.load_states(tickets):
+        share = share or FairShare()
+        for tenant, (state, config) in share.schedule(
+            (state.tenant_id, (state, config)) for state, config in await repository.load_states(tickets)
+        ):
             if done and time.monotonic() >= deadline:
                 break
-            done += 1
+            started = time.monotonic()
             ticket = (state.tenant_id, state.ticket_id)
+            done.append(ticket)
             try:
                 with tracer().start_as_current_span(
                     "reconcile ticket", context=(trace_of or {}).get(ticket),
@@ -199,6 +207,7 @@ class ClockKeeper:
                 log.exception("reconciling %s/%s failed; its events are kept and the next event retries",
                               state.tenant_id, state.ticket_id)
                 failed.append(ticket)
+            share.charge(tenant, time.monotonic() - started)
         await self._outbox.add(session, [event for result in results for event in result.outgoing])
         await repository.save_reconciliations(results, now)
         # A failing ticket's timer would come due again at once and spin the timer loop: drop it instead.

@@ -13,7 +13,7 @@ class SlaEngineSettings(ServiceSettings):
 
     timer_batch_size: int = Field(default=200, ge=1, description="due tickets reconciled per round (transaction)")
     reconcile_tickets_per_tenant: int = Field(
-        default=20, ge=1, description="due tickets of one tenant per round: the others' turn comes in the same round")
+        default=50, ge=1, description="due tickets of one tenant per round: the others' turn comes in the same round")
     reconcile_round_seconds: float = Field(
         default=0.5, gt=0, description="evaluation time after which a round commits; the rest stay due")
     timer_max_sleep_seconds: float = Field(default=0.5, gt=0, description="longest wait between timer scans")
