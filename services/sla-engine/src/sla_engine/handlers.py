@@ -29,8 +29,8 @@ from sla_engine.config import BundleCache
 from sla_engine.domain.clocks import Clock
 from sla_engine.domain.timeline import TicketSnapshot
 from sla_engine.fair_share import FairShare
-from sla_engine.reconciliation import ConfigRef, Reconciliation, reconcile_ticket
-from sla_engine.repository import EVENTS_DUE, DueTimer, SqlSlaRepository
+from sla_engine.reconciliation import ConfigRef, Reconciliation, TicketState, reconcile_ticket
+from sla_engine.repository import EVENTS_DUE, ConfigVersion, DueTimer, SqlSlaRepository
 from slm_shared.events import TICKET_EVENT, CloudEvent, TicketSnapshotData
 from slm_shared.inbox import Inbox
 from slm_shared.outbox import Outbox, traced
@@ -168,6 +168,12 @@ class ClockKeeper:
         await self._reconcile_until(session, tickets, now, trace_of, float("inf"), results)
         return results
 
+    def _evaluate(self, state: TicketState, config: ConfigVersion | None, now: datetime) -> Reconciliation:
+        """In the evaluation thread: parsing a new bundle version is as much CPU as evaluating with it."""
+        if config is not None:
+            state.config = ConfigRef(config.version, self._bundles.get(config))
+        return reconcile_ticket(state, now)
+
     async def _reconcile_until(
         self, session: AsyncSession, tickets: Sequence[tuple[str, str]], now: datetime,
         trace_of: Mapping[tuple[str, str], TraceContext] | None, deadline: float,
@@ -198,9 +204,7 @@ class ClockKeeper:
                     "reconcile ticket", context=(trace_of or {}).get(ticket),
                     attributes={"slm.tenant": state.tenant_id, "slm.ticket_id": state.ticket_id},
                 ):
-                    if config is not None:
-                        state.config = ConfigRef(config.version, self._bundles.get(config))
-                    result = await loop.run_in_executor(self._evaluator, reconcile_ticket, state, now)
+                    result = await loop.run_in_executor(self._evaluator, self._evaluate, state, config, now)
                     result.outgoing[:] = traced(result.outgoing)  # the transitions carry this span's trace
                 results.append(result)
             except Exception:  # a bug in one ticket's evaluation must not block the others

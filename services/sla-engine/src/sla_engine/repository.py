@@ -343,17 +343,16 @@ class SqlSlaRepository:
         if not due:
             return
         t = tables.timers
-        statement = insert(t).values([
-            {"tenant_id": d.tenant_id, "ticket_id": d.ticket_id, "due_at": d.due_at, "transition": d.reason,
-             "traceparent": d.traceparent} for d in due
-        ])
+        statement = insert(t)
         earlier = statement.excluded.due_at < t.c.due_at
+        # Rows as parameters (executemany), not `.values([...])`: one cached statement, not one compiled per batch.
         await self._session.execute(statement.on_conflict_do_update(
             index_elements=[t.c.tenant_id, t.c.ticket_id],
             set_={"due_at": sa.func.least(t.c.due_at, statement.excluded.due_at),
                   "transition": sa.case((earlier, statement.excluded.transition), else_=t.c.transition),
                   "traceparent": sa.func.coalesce(statement.excluded.traceparent, t.c.traceparent)},
-        ))
+        ), [{"tenant_id": d.tenant_id, "ticket_id": d.ticket_id, "due_at": d.due_at, "transition": d.reason,
+             "traceparent": d.traceparent} for d in due])
 
     async def due_tickets(self, now: datetime, limit: int, per_tenant: int) -> list[DueTimer]:
         """Up to `limit` due tickets, at most `per_tenant` of each tenant, in round-robin order across tenants.
