@@ -50,6 +50,8 @@ RECONCILE_DELAY = Histogram(
 )
 
 Now = Callable[[], datetime]
+# A ticket evaluation this short runs on the event loop: the loop is held at most this long at a time.
+INLINE_SECONDS = 0.02
 
 
 def utc_now() -> datetime:
@@ -88,9 +90,12 @@ class ClockKeeper:
         self._inbox = Inbox(tables.inbox, "sla-engine.tickets")
         # Set when the consumer has made tickets due, so the reconcile loop wakes at once.
         self.tickets_due = asyncio.Event()
-        # Evaluation is pure CPU: one worker thread runs it, so the event loop (heartbeats, HTTP, consumers)
-        # gets the interpreter back every switch interval (5 ms) even while one ticket takes seconds.
+        # Evaluation is pure CPU. A tenant's tickets that take long (a large bundle) are evaluated in one worker
+        # thread, so the event loop (heartbeats, HTTP, consumers) gets the interpreter back every switch interval
+        # (5 ms) even while one ticket takes seconds. Cheap ones run on the loop, one ticket at a time: handing
+        # them to a thread would make every socket call of the loop wait for the interpreter (the GIL convoy).
         self._evaluator = ThreadPoolExecutor(max_workers=1, thread_name_prefix="clock-evaluation")
+        self._ticket_seconds: dict[str, float] = {}  # per tenant, a moving average of one ticket's evaluation
         self._share = FairShare()  # evaluation time per tenant, shared fairly by the reconcile loop
 
     async def on_ticket_records(self, records: Sequence[ConsumerRecord[bytes, bytes]]) -> list[str]:
@@ -168,6 +173,13 @@ class ClockKeeper:
         await self._reconcile_until(session, tickets, now, trace_of, float("inf"), results)
         return results
 
+    def _evaluate_inline(self, tenant: str, config: ConfigVersion | None) -> bool:
+        """On the loop only what is known to be quick: a tenant whose tickets took under INLINE_SECONDS, with a
+        bundle already parsed (parsing a large one takes seconds)."""
+        average = self._ticket_seconds.get(tenant)
+        parsed = config is None or config in self._bundles
+        return average is not None and average < INLINE_SECONDS and parsed
+
     def _evaluate(self, state: TicketState, config: ConfigVersion | None, now: datetime) -> Reconciliation:
         """In the evaluation thread: parsing a new bundle version is as much CPU as evaluating with it."""
         if config is not None:
@@ -204,14 +216,21 @@ class ClockKeeper:
                     "reconcile ticket", context=(trace_of or {}).get(ticket),
                     attributes={"slm.tenant": state.tenant_id, "slm.ticket_id": state.ticket_id},
                 ):
-                    result = await loop.run_in_executor(self._evaluator, self._evaluate, state, config, now)
+                    if self._evaluate_inline(tenant, config):
+                        result = self._evaluate(state, config, now)
+                    else:
+                        result = await loop.run_in_executor(self._evaluator, self._evaluate, state, config, now)
                     result.outgoing[:] = traced(result.outgoing)  # the transitions carry this span's trace
                 results.append(result)
             except Exception:  # a bug in one ticket's evaluation must not block the others
                 log.exception("reconciling %s/%s failed; its events are kept and the next event retries",
                               state.tenant_id, state.ticket_id)
                 failed.append(ticket)
-            share.charge(tenant, time.monotonic() - started)
+            took = time.monotonic() - started
+            share.charge(tenant, took)
+            average = self._ticket_seconds.get(tenant)
+            self._ticket_seconds[tenant] = took if average is None else 0.8 * average + 0.2 * took
+            await asyncio.sleep(0)  # the loop runs between two tickets, whichever way they were evaluated
         await self._outbox.add(session, [event for result in results for event in result.outgoing])
         await repository.save_reconciliations(results, now)
         # A failing ticket's timer would come due again at once and spin the timer loop: drop it instead.

@@ -15,7 +15,7 @@ class SlaEngineSettings(ServiceSettings):
     reconcile_tickets_per_tenant: int = Field(
         default=50, ge=1, description="due tickets of one tenant per round: the others' turn comes in the same round")
     reconcile_round_seconds: float = Field(
-        default=0.5, gt=0, description="evaluation time after which a round commits; the rest stay due")
+        default=0.2, gt=0, description="evaluation time after which a round commits; the rest stay due")
     timer_max_sleep_seconds: float = Field(default=0.5, gt=0, description="longest wait between timer scans")
     slo_status_interval_seconds: float = Field(
         default=10.0, ge=0, description="least time between two slo.status.v1 events of one SLO")

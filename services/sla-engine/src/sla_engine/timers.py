@@ -30,7 +30,7 @@ IDLE_PAUSE_SECONDS = 0.05
 class TimerLoop:
     def __init__(
         self, keeper: ClockKeeper, sessions: async_sessionmaker[AsyncSession], now: Now, *,
-        batch_size: int, max_sleep_seconds: float, per_tenant: int | None = None, round_seconds: float = 0.5,
+        batch_size: int, max_sleep_seconds: float, per_tenant: int | None = None, round_seconds: float = 0.2,
     ) -> None:
         self._keeper = keeper
         self._sessions = sessions
