@@ -155,10 +155,6 @@ class ClockKeeper:
             (RECONCILE_DELAY if due[pair].reason == EVENTS_DUE else TIMER_LATENESS).observe(lateness)
         return len(done)
 
-    async def fire_due_timers(self, limit: int) -> int:
-        """Reconcile every ticket due now, `limit` at a time, with no fairness cap or time budget (tests)."""
-        return await self.reconcile_due(limit, limit, float("inf"))
-
     async def reconcile(self, session: AsyncSession, tenant_id: str, ticket_id: str, now: datetime) -> list[Clock]:
         """Reconcile one ticket (recalculation, tests); the caller holds its lock."""
         results = await self.reconcile_many(session, [(tenant_id, ticket_id)], now)
