@@ -5,7 +5,9 @@ intake until reporting has committed every resulting clock event to its read mod
 count, polled cheaply; the report is checked once at the end); the baseline counts from the first
 produce until the relay's output topic holds every record; the sla-engine alone counts from producing
 ticket events onto its input topic until each new ticket's `started` is on its output topic. Run:
-`make bench` or `uv run python -m bench.pipeline.bench_pipeline [events]` with the stack's environment.
+`make bench` or `uv run python -m bench.pipeline.bench_pipeline [events] [--realistic]` with the stack's
+environment; `--realistic` uses bench/engine_scale's workload (business calendars, 6-10 events per ticket)
+and counts until the engine has caught up with every ticket and reporting has applied every clock event.
 """
 
 from __future__ import annotations
@@ -18,11 +20,15 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import httpx
+import sqlalchemy as sa
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from scripts.localstack import discover
+from bench.engine_scale.bench_engine_scale import produce, until
+from bench.engine_scale.workload import Ticket, bundle_yaml, make_tickets, with_tenant
+from scripts.localstack import Stack, discover
 from scripts.processes import LocalPlatform, ServiceProcess
+from slm_shared.db import create_engine, session_factory
 
 BUNDLE = """
 calendars: []
@@ -146,9 +152,104 @@ def pipeline(events: list[dict[str, object]], intake: ServiceProcess, reporting:
             time.sleep(0.1)
 
 
+def engine_clock_events(stack_url: str, tenant: str) -> int:
+    """How many clock events the engine has written to its outbox for the tenant (what reporting must apply)."""
+    async def count() -> int:
+        database = create_engine(stack_url, pool_size=1)
+        try:
+            async with session_factory(database)() as session:
+                return int(await session.scalar(sa.text(
+                    "SELECT count(*) FROM outbox WHERE topic = :topic AND key LIKE :tenant"),
+                    {"topic": "sla.clocks.v1", "tenant": f"{tenant}/%"}) or 0)
+        finally:
+            await database.dispose()
+    return asyncio.run(count())
+
+
+def realistic_pipeline(stack: Stack, events: list[dict[str, object]], tickets: int, intake: ServiceProcess,
+                       reporting: ServiceProcess, headers: dict[str, str]) -> float:
+    """The realistic workload through intake: until the engine has caught up with every ticket and reporting
+    has applied every clock event the engine wrote for the tenant."""
+    tenant = str(events[0]["tenantid"])
+    engine_url = stack.database_urls["sla-engine"]
+    with httpx.Client(headers=headers, timeout=60) as client:
+        before = clock_events_applied(client, reporting)
+        started = time.perf_counter()
+        for start in range(0, len(events), 500):
+            answer = client.post(f"{intake.url}/v1/events", content=json.dumps(events[start:start + 500]),
+                                 headers={"Content-Type": "application/cloudevents-batch+json"})
+            answer.raise_for_status()
+
+        async def engine_caught_up() -> None:
+            database = create_engine(engine_url, pool_size=1)
+            try:
+                await until(session_factory(database), tenant, tickets)
+            finally:
+                await database.dispose()
+        asyncio.run(engine_caught_up())
+        expected = engine_clock_events(engine_url, tenant)
+        while clock_events_applied(client, reporting) - before < expected:
+            time.sleep(0.1)
+            expected = engine_clock_events(engine_url, tenant)  # the relay may still be writing the last ones
+        return time.perf_counter() - started
+
+
+async def realistic_engine_only(stack: Stack, tenant: str, tickets: list[Ticket]) -> tuple[int, float]:
+    """The realistic workload produced onto itsm.tickets.v1; until the engine has caught up with every ticket."""
+    database = create_engine(stack.database_urls["sla-engine"], pool_size=1)
+    try:
+        started = time.perf_counter()
+        sent = await produce(stack.kafka_bootstrap, tenant, tickets)
+        await until(session_factory(database), tenant, len(tickets))
+        return sent, time.perf_counter() - started
+    finally:
+        await database.dispose()
+
+
+def realistic(stack: Stack, count: int) -> int:
+    """`--realistic`: bench/engine_scale's workload (10-policy bundle with business calendars, tickets of 6-10
+    events with pauses, priority changes, reopens and late arrivals) through the pipeline, the engine alone,
+    and the raw relay on the same broker."""
+    platform = LocalPlatform.start(stack, prefix="bench-")
+    try:
+        intake, engine, reporting = platform.processes
+        tenant = f"bench-{uuid.uuid4().hex[:6]}"
+        key = platform.new_tenant(tenant)
+        headers = {"Authorization": f"Bearer {key}"}
+        httpx.post(f"{engine.url}/v1/config:apply", content=bundle_yaml(10), timeout=60,
+                   headers={**headers, "Content-Type": "application/yaml"}).raise_for_status()
+        tickets = make_tickets(max(1, count // 8), policies=10, tenant_id=tenant, seed=21)
+        events = [event for ticket in tickets for event in ticket.events]
+        through_pipeline = realistic_pipeline(stack, events, len(tickets), intake, reporting, headers)
+        engine_tickets = [with_tenant(ticket, tenant) for ticket in
+                          make_tickets(max(1, count // 8), policies=10, tenant_id=tenant, seed=22)]
+        engine_tickets = [Ticket(f"E{t.ticket_id}", t.snapshots, tuple(
+            {**e, "id": f"E{e['id']}", "subject": f"E{t.ticket_id}",
+             "data": {**e["data"], "ticket_id": f"E{t.ticket_id}"}} for e in t.events)) for t in engine_tickets]
+        engine_events, through_engine = asyncio.run(realistic_engine_only(stack, tenant, engine_tickets))
+    finally:
+        platform.stop()
+    baseline_events = [event for ticket in make_tickets(max(count, 50_000) // 8, policies=10, seed=23)
+                       for event in ticket.events]
+    baseline = asyncio.run(raw_relay_baseline(stack.kafka_bootstrap, baseline_events))
+    pipeline_rate, engine_rate = len(events) / through_pipeline, engine_events / through_engine
+    baseline_rate = len(baseline_events) / baseline
+    print(f"realistic workload: {len(events)} events of {len(tickets)} tickets, bundle of 10 policies")
+    print(f"pipeline intake->engine->report {pipeline_rate:10.0f} events/s ({through_pipeline:.1f} s)")
+    print(f"sla-engine alone (topic->caught up) {engine_rate:6.0f} events/s ({through_engine:.1f} s)")
+    print(f"raw aiokafka relay baseline     {baseline_rate:10.0f} events/s "
+          f"({len(baseline_events)} in {baseline:.1f} s)")
+    print(f"ratio pipeline / baseline       {pipeline_rate / baseline_rate:10.3f}   (target >= 0.25)")
+    print(f"ratio sla-engine / baseline     {engine_rate / baseline_rate:10.3f}")
+    return 0
+
+
 def main() -> int:
-    count = int(sys.argv[1]) if len(sys.argv) > 1 else 5000
+    arguments = [argument for argument in sys.argv[1:] if argument != "--realistic"]
+    count = int(arguments[0]) if arguments else 5000
     stack = discover()
+    if stack is not None and "--realistic" in sys.argv[1:]:
+        return realistic(stack, count)
     if stack is None:
         print("no stack found: run `make up` first", file=sys.stderr)
         return 1

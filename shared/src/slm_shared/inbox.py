@@ -57,9 +57,10 @@ class Inbox:
             return []
         statement = (
             insert(self._table)
-            .values([{"consumer": self._consumer, "tenant_id": t, "source": s, "event_id": i} for t, s, i in unique])
             .on_conflict_do_nothing()
             .returning(self._table.c.tenant_id, self._table.c.source, self._table.c.event_id)
         )
-        fresh = {(row[0], row[1], row[2]) for row in await session.execute(statement)}
+        # Rows as parameters (insertmanyvalues), not `.values([...])`: the statement is compiled once and cached.
+        rows = [{"consumer": self._consumer, "tenant_id": t, "source": s, "event_id": i} for t, s, i in unique]
+        fresh = {(row[0], row[1], row[2]) for row in await session.execute(statement, rows)}
         return [event for key, event in unique.items() if key in fresh]

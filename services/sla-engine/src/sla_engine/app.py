@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -18,6 +19,7 @@ from sla_engine.slo_handlers import SloKeeper
 from sla_engine.timers import TimerLoop
 from slm_shared import topics
 from slm_shared.consumer import RawRecords, keep_raw_bytes
+from slm_shared.rebalances import RebalanceCounter, count_commit_failures
 from slm_shared.runtime import ServiceRuntime, subscribe_api_keys
 
 SERVICE = "sla-engine"
@@ -31,7 +33,8 @@ def ticket_router(runtime: ServiceRuntime, keeper: ClockKeeper) -> KafkaRouter:
     @router.subscriber(
         topics.TICKETS, group_id=runtime.group_id, batch=True, auto_offset_reset="earliest",
         max_records=runtime.settings.kafka.max_batch_records, ack_policy=AckPolicy.NACK_ON_ERROR,
-        decoder=keep_raw_bytes, title="ticket-snapshots", description="itsm.ticket.v1 snapshots from intake",
+        listener=RebalanceCounter(runtime.group_id), decoder=keep_raw_bytes, title="ticket-snapshots",
+        description="itsm.ticket.v1 snapshots from intake",
     )
     async def on_ticket_snapshots(raw: RawRecords) -> None:
         await pipeline(raw)
@@ -50,7 +53,8 @@ def signal_router(runtime: ServiceRuntime, keeper: SloKeeper) -> KafkaRouter:
     @router.subscriber(
         topics.SIGNALS, group_id=pipeline.group, batch=True, auto_offset_reset="earliest",
         max_records=runtime.settings.kafka.max_batch_records, ack_policy=AckPolicy.NACK_ON_ERROR,
-        decoder=keep_raw_bytes, title="signals", description="availability, measurement and maintenance signals",
+        listener=RebalanceCounter(pipeline.group), decoder=keep_raw_bytes, title="signals",
+        description="availability, measurement and maintenance signals",
     )
     async def on_signals(raw: RawRecords) -> None:
         await pipeline(raw)
@@ -66,11 +70,13 @@ def create_app(settings: SlaEngineSettings, now: Now = utc_now) -> FastAPI:
         service=SERVICE, settings=settings, alembic_ini=ALEMBIC_INI, api_key_table=tables.api_keys,
         set_aside_table=tables.set_aside, topics=topics.ALL_TOPICS,
     )
+    count_commit_failures(logging.getLogger(f"{SERVICE}.broker"), runtime.group_id)
     bundles = BundleCache()
     keeper = ClockKeeper(runtime.sessions, bundles, now)
     config = ConfigService(runtime.sessions, bundles, keeper)
     timers = TimerLoop(keeper, runtime.sessions, now, batch_size=settings.timer_batch_size,
-                       max_sleep_seconds=settings.timer_max_sleep_seconds)
+                       max_sleep_seconds=settings.timer_max_sleep_seconds,
+                       per_tenant=settings.reconcile_tickets_per_tenant, round_seconds=settings.reconcile_round_seconds)
     runtime.add_background(timers.run, timers.stop)
     runtime.add_periodic("clock census", settings.clock_census_interval_seconds, ClockCensus(runtime.sessions).count)
     runtime.broker.include_router(ticket_router(runtime, keeper))

@@ -40,6 +40,9 @@ class BundleCache:
         self._bundles: dict[tuple[str, int], Bundle] = {}
         self._limit = limit
 
+    def __contains__(self, config: object) -> bool:
+        return isinstance(config, ConfigVersion) and (config.tenant_id, config.version) in self._bundles
+
     def get(self, config: ConfigVersion) -> Bundle:
         key = (config.tenant_id, config.version)
         bundle = self._bundles.get(key)

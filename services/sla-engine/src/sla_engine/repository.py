@@ -27,11 +27,17 @@ class ConfigVersion:
     created_at: datetime
 
 
+# The timer reason of a ticket made due by new snapshots (the others name the clock transition coming due).
+EVENTS_DUE = "events"
+
+
 @dataclass(frozen=True)
 class DueTimer:
     tenant_id: str
     ticket_id: str
     due_at: datetime
+    reason: str = EVENTS_DUE
+    traceparent: str | None = None
 
 
 class SlaRepository(Protocol):
@@ -54,7 +60,8 @@ class SlaRepository(Protocol):
     async def tickets_active_between(self, tenant_id: str, start: datetime, end: datetime) -> list[str]: ...
     async def forget_emitted(self, tenant_id: str, ticket_id: str, keys: Iterable[TransitionKey]) -> None: ...
     async def clear_timers(self, pairs: Sequence[tuple[str, str]]) -> None: ...
-    async def due_timers(self, now: datetime, limit: int) -> list[DueTimer]: ...
+    async def mark_due(self, due: Sequence[DueTimer]) -> None: ...
+    async def due_tickets(self, now: datetime, limit: int, per_tenant: int) -> list[DueTimer]: ...
     async def next_timer_due(self) -> datetime | None: ...
     async def count_clocks(self) -> dict[tuple[str, bool], int]: ...
 
@@ -368,16 +375,47 @@ class SqlSlaRepository:
         if pairs:
             await self._session.execute(sa.delete(tables.timers).where(_in_pairs(tables.timers, pairs)))
 
-    async def due_timers(self, now: datetime, limit: int) -> list[DueTimer]:
+    async def mark_due(self, due: Sequence[DueTimer]) -> None:
+        """Make these tickets due by `due_at` at the latest: an earlier timer stays, a later one moves up.
+
+        The ticket's newest trace context replaces the stored one, so its reconciliation continues that trace.
+        """
+        if not due:
+            return
         t = tables.timers
-        rows = await self._session.execute(
-            sa.select(t.c.tenant_id, t.c.ticket_id, t.c.due_at)
+        statement = insert(t)
+        earlier = statement.excluded.due_at < t.c.due_at
+        # Rows as parameters (executemany), not `.values([...])`: one cached statement, not one compiled per batch.
+        await self._session.execute(statement.on_conflict_do_update(
+            index_elements=[t.c.tenant_id, t.c.ticket_id],
+            set_={"due_at": sa.func.least(t.c.due_at, statement.excluded.due_at),
+                  "transition": sa.case((earlier, statement.excluded.transition), else_=t.c.transition),
+                  "traceparent": sa.func.coalesce(statement.excluded.traceparent, t.c.traceparent)},
+        ), [{"tenant_id": d.tenant_id, "ticket_id": d.ticket_id, "due_at": d.due_at, "transition": d.reason,
+             "traceparent": d.traceparent} for d in due])
+
+    async def due_tickets(self, now: datetime, limit: int, per_tenant: int) -> list[DueTimer]:
+        """Up to `limit` due tickets, at most `per_tenant` of each tenant, in round-robin order across tenants.
+
+        Each tenant's earliest due ticket comes first, then each one's second, and so on, so one tenant's
+        backlog never queues another's tickets behind it. Rows another worker holds are skipped.
+        """
+        t = tables.timers
+        ranked = (
+            sa.select(t.c.tenant_id, t.c.ticket_id,
+                      sa.func.row_number().over(partition_by=t.c.tenant_id, order_by=t.c.due_at).label("turn"))
             .where(t.c.due_at <= now)
-            .order_by(t.c.due_at)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
+            .subquery()
         )
-        return [DueTimer(r.tenant_id, r.ticket_id, r.due_at) for r in rows]
+        rows = await self._session.execute(
+            sa.select(t.c.tenant_id, t.c.ticket_id, t.c.due_at, t.c.transition, t.c.traceparent)
+            .join(ranked, sa.and_(ranked.c.tenant_id == t.c.tenant_id, ranked.c.ticket_id == t.c.ticket_id))
+            .where(ranked.c.turn <= per_tenant, t.c.due_at <= now)
+            .order_by(ranked.c.turn, t.c.due_at)
+            .limit(limit)
+            .with_for_update(of=t, skip_locked=True)
+        )
+        return [DueTimer(r.tenant_id, r.ticket_id, r.due_at, r.transition, r.traceparent) for r in rows]
 
     async def next_timer_due(self) -> datetime | None:
         t = tables.timers

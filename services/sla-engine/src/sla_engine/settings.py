@@ -11,7 +11,11 @@ from slm_shared.settings import ServiceSettings
 class SlaEngineSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="SLA_ENGINE_", env_nested_delimiter="__", extra="ignore")
 
-    timer_batch_size: int = Field(default=200, ge=1, description="due timers fired per transaction")
+    timer_batch_size: int = Field(default=200, ge=1, description="due tickets reconciled per round (transaction)")
+    reconcile_tickets_per_tenant: int = Field(
+        default=50, ge=1, description="due tickets of one tenant per round: the others' turn comes in the same round")
+    reconcile_round_seconds: float = Field(
+        default=0.2, gt=0, description="evaluation time after which a round commits; the rest stay due")
     timer_max_sleep_seconds: float = Field(default=0.5, gt=0, description="longest wait between timer scans")
     slo_status_interval_seconds: float = Field(
         default=10.0, ge=0, description="least time between two slo.status.v1 events of one SLO")

@@ -23,6 +23,7 @@ Business rules (docs/slo.md):
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
@@ -267,16 +268,22 @@ class SloKeeper:
             slos = [slo for slo in await self._slos(session, tenant_id) if slo.service in names]
             await self._evaluate(session, tenant_id, slos, now)
 
-    async def _bundle(self, session: AsyncSession, tenant_id: str) -> Bundle | None:
+    async def _bundle(self, session: AsyncSession, tenant_id: str, *, only_with_slos: bool = False) -> Bundle | None:
+        """The tenant's latest bundle, parsed off the event loop (a large bundle takes seconds of CPU);
+        `only_with_slos`: None, unparsed, when the stored bundle has no SLOs (most tenants, every pass)."""
         config = await SqlSlaRepository(session).latest_config(tenant_id)
-        return None if config is None else self._bundles.get(config)
+        if config is None or (only_with_slos and not config.bundle.get("slos")):
+            return None
+        return await asyncio.to_thread(self._bundles.get, config)
 
     async def _slos(self, session: AsyncSession, tenant_id: str) -> list[SloDefinition]:
-        bundle = await self._bundle(session, tenant_id)
+        bundle = await self._bundle(session, tenant_id, only_with_slos=True)
         return [] if bundle is None else [slo_definition(entry) for entry in bundle.slos]
 
     async def _evaluate(self, session: AsyncSession, tenant_id: str, slos: Sequence[SloDefinition],
                         now: datetime) -> int:
+        if not slos:
+            return 0
         repository = SqlSloRepository(session)
         bundle = await self._bundle(session, tenant_id)
         outgoing: list[OutgoingEvent] = []

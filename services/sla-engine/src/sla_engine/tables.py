@@ -93,7 +93,9 @@ cycle_sequences = sa.Table(
     sa.Column("sequence", sa.Integer, nullable=False),
 )
 
-# One durable timer per ticket: the earliest warning or breach instant of its running clocks.
+# One durable timer per ticket, the per-ticket due queue the reconcile loop works from: the earliest warning or
+# breach instant of its running clocks, or the instant a new snapshot arrived (`transition` "events", with the
+# `traceparent` of the newest one so its reconciliation continues that trace).
 timers = sa.Table(
     "timers",
     metadata,
@@ -101,6 +103,7 @@ timers = sa.Table(
     sa.Column("ticket_id", sa.Text, primary_key=True),
     sa.Column("due_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("transition", sa.Text, nullable=False),
+    sa.Column("traceparent", sa.Text),
     sa.Index("timers_by_due", "due_at"),
 )
 

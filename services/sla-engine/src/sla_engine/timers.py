@@ -1,13 +1,18 @@
-"""The durable timer loop: timers live in PostgreSQL, so they survive restarts and rebalances.
+"""The reconcile loop: works off the `timers` table, the per-ticket due queue in PostgreSQL.
 
-Any number of replicas may run it: `FOR UPDATE SKIP LOCKED` hands each due timer to one of them, and the
+A ticket is due when new snapshots arrived (the consumer marks it due now) or when a warning or breach of one
+of its running clocks comes due. Timers live in PostgreSQL, so they survive restarts and rebalances, and any
+number of replicas may run the loop: `FOR UPDATE SKIP LOCKED` hands each due ticket to one of them, and the
 per-ticket lock plus the emitted-transition ledger make a transition publish once.
+
+Each round takes at most `batch_size` due tickets, `per_tenant` of each tenant, round-robin across tenants (a
+tenant's backlog never holds another tenant's clocks hostage), and stops evaluating after `round_seconds`.
+Between rounds, and between tickets within one, the event loop runs heartbeats, consumers and HTTP.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -17,34 +22,46 @@ from sla_engine.repository import SqlSlaRepository
 
 log = logging.getLogger(__name__)
 
+# After a round that reconciled nothing (the due tickets' locks are held elsewhere) wait this long at least,
+# instead of asking again at once.
+IDLE_PAUSE_SECONDS = 0.05
+
 
 class TimerLoop:
     def __init__(
         self, keeper: ClockKeeper, sessions: async_sessionmaker[AsyncSession], now: Now, *,
-        batch_size: int, max_sleep_seconds: float,
+        batch_size: int, max_sleep_seconds: float, per_tenant: int | None = None, round_seconds: float = 0.2,
     ) -> None:
         self._keeper = keeper
         self._sessions = sessions
         self._now = now
         self._batch_size = batch_size
+        self._per_tenant = per_tenant or batch_size
+        self._round_seconds = round_seconds
         self._max_sleep = max_sleep_seconds
         self._stopping = asyncio.Event()
 
     async def run(self) -> None:
         while not self._stopping.is_set():
+            self._keeper.tickets_due.clear()  # tickets made due from here on wake the wait below
             try:
-                fired = await self._keeper.fire_due_timers(self._batch_size)
-                if fired >= self._batch_size:
-                    continue
-                pause = await self._until_next_due()
+                if await self._keeper.reconcile_due(self._batch_size, self._per_tenant, self._round_seconds):
+                    continue  # more may be due: the next round at once (the loop yielded during this one)
+                pause = max(IDLE_PAUSE_SECONDS, await self._until_next_due())
             except Exception:  # a database fault must not end the loop
-                log.exception("timer pass failed")
+                log.exception("reconcile round failed")
                 pause = 1.0
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), pause)
+            await self._wait(pause)
 
     async def stop(self) -> None:
         self._stopping.set()
+
+    async def _wait(self, pause: float) -> None:
+        """Until `pause` has passed, the consumer made tickets due, or the loop is stopping."""
+        waits = [asyncio.ensure_future(self._stopping.wait()), asyncio.ensure_future(self._keeper.tickets_due.wait())]
+        await asyncio.wait(waits, timeout=pause, return_when=asyncio.FIRST_COMPLETED)
+        for waiting in waits:
+            waiting.cancel()
 
     async def _until_next_due(self) -> float:
         async with self._sessions() as session:

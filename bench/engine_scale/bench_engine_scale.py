@@ -1,0 +1,260 @@
+"""The sla-engine under a realistic workload (bench/engine_scale/workload.py), as a real process on the stack.
+
+One run prints:
+- engine events/s per bundle size (1, 10, 100, 1000 policies) and the ratio to the 1-policy case: ticket
+  events produced onto itsm.tickets.v1 (every ticket's first event, then every ticket's second, ... as
+  tickets that live at the same time arrive), timed until every ticket is reconciled since its last event;
+- then a backlog of 20,000 events of one tenant: p50/p99 of `GET /v1/tickets/{id}/clocks` (known and unknown
+  tickets) while it drains, and the time until a second tenant's 100 tickets, sent right after the backlog,
+  all have clocks;
+- the engine's own count of consumer rebalances and refused commits during the run.
+
+Run: `make bench` or `uv run python -m bench.engine_scale.bench_engine_scale [--sizes 1,10,100,1000]
+[--backlog-events 20000] [--backlog-policies 10]` with the stack's environment (`. .stack/env`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import statistics
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import httpx
+import sqlalchemy as sa
+from aiokafka import AIOKafkaProducer
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bench.engine_scale.workload import Ticket, bundle_yaml, make_tickets
+from scripts.localstack import Stack, discover
+from scripts.processes import ServiceProcess
+from sla_engine import tables
+from sla_engine.config import BundleCache, ConfigService
+from sla_engine.handlers import ClockKeeper
+from slm_shared import topics
+from slm_shared.auth import issue_key, store_key
+from slm_shared.db import create_engine, session_factory
+from slm_shared.events import ApiKeyData
+
+# Tickets per bundle size: the larger bundles cost more per ticket, so fewer keep the run short.
+DEFAULT_TICKETS = {1: 1500, 10: 1500, 100: 500, 1000: 100}
+SECOND_TENANT_TICKETS = 100
+
+
+@dataclass(frozen=True)
+class SizeRate:
+    policies: int
+    events: int
+    seconds: float
+
+    @property
+    def rate(self) -> float:
+        return self.events / self.seconds
+
+
+async def produce(bootstrap: str, tenant: str, tickets: list[Ticket]) -> int:
+    """Every ticket's first event, then every ticket's second, ...; returns how many were sent."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, max_batch_size=256 * 1024)
+    await producer.start()
+    sent = 0
+    try:
+        for step in range(max(len(ticket.events) for ticket in tickets)):
+            for ticket in tickets:
+                if step < len(ticket.events):
+                    await producer.send(topics.TICKETS, json.dumps(ticket.events[step]).encode(),
+                                        key=topics.ticket_key(tenant, ticket.ticket_id).encode())
+                    sent += 1
+        await producer.flush()
+    finally:
+        await producer.stop()
+    return sent
+
+
+async def caught_up(sessions: async_sessionmaker[AsyncSession], tenant: str) -> int:
+    """The tenant's tickets reconciled since their last snapshot: pinned to a version and not waiting as due."""
+    v, t = tables.ticket_versions, tables.timers
+    waiting = sa.select(t.c.ticket_id).where(t.c.tenant_id == tenant, t.c.transition == "events")
+    async with sessions() as session:
+        count = await session.scalar(sa.select(sa.func.count()).select_from(v).where(
+            v.c.tenant_id == tenant, v.c.ticket_id.not_in(waiting)))
+    return int(count or 0)
+
+
+async def with_clocks(sessions: async_sessionmaker[AsyncSession], tenant: str) -> int:
+    c = tables.clocks
+    async with sessions() as session:
+        count = await session.scalar(
+            sa.select(sa.func.count(sa.distinct(c.c.ticket_id))).where(c.c.tenant_id == tenant))
+    return int(count or 0)
+
+
+async def until(sessions: async_sessionmaker[AsyncSession], tenant: str, tickets: int, *,
+                clocks: bool = False) -> None:
+    """Until `tickets` of the tenant's tickets are caught up (or, with `clocks`, have clocks)."""
+    count = with_clocks if clocks else caught_up
+    while True:
+        if await count(sessions, tenant) >= tickets:
+            return
+        await asyncio.sleep(0.1)
+
+
+async def stored_events(sessions: async_sessionmaker[AsyncSession], tenant: str) -> int:
+    e = tables.ticket_events
+    async with sessions() as session:
+        return int(await session.scalar(sa.select(sa.func.count()).select_from(e).where(e.c.tenant_id == tenant)) or 0)
+
+
+async def until_stored(sessions: async_sessionmaker[AsyncSession], tenant: str, events: int) -> None:
+    while True:
+        if await stored_events(sessions, tenant) >= events:
+            return
+        await asyncio.sleep(0.1)
+
+
+async def new_tenant(sessions: async_sessionmaker[AsyncSession], policies: int, label: str) -> str:
+    tenant = f"scale-{label}-{uuid.uuid4().hex[:6]}"
+    bundles = BundleCache()
+    config = ConfigService(sessions, bundles, ClockKeeper(sessions, bundles))
+    await config.apply(tenant, bundle_yaml(policies), "yaml", "none", datetime.now(UTC))
+    return tenant
+
+
+async def api_key(sessions: async_sessionmaker[AsyncSession], tenant: str) -> str:
+    """A key stored straight into the engine's copy (intake would announce it the same way)."""
+    issued = issue_key(tenant)
+    async with sessions() as session, session.begin():
+        await store_key(session, tables.api_keys, ApiKeyData(key_id=issued.key_id, tenant_id=tenant,
+                                                               key_hash=issued.key_hash, status="active"),
+                        datetime.now(UTC))
+    return issued.plaintext
+
+
+async def size_rate(stack: Stack, sessions: async_sessionmaker[AsyncSession], policies: int, tickets: int) -> SizeRate:
+    tenant = await new_tenant(sessions, policies, f"p{policies}")
+    workload = make_tickets(tickets, policies=policies, tenant_id=tenant, seed=policies)
+    started = time.perf_counter()
+    events = await produce(stack.kafka_bootstrap, tenant, workload)
+    await until(sessions, tenant, tickets)
+    return SizeRate(policies, events, time.perf_counter() - started)
+
+
+@dataclass(frozen=True)
+class Backlog:
+    events: int
+    drained_seconds: float
+    latencies: list[float]
+    unknown_latencies: list[float]
+    second_tenant_seconds: float
+    second_tenant_stored_seconds: float  # until the consumer had stored all its events (they queue behind the backlog)
+
+
+async def backlog_drain(stack: Stack, sessions: async_sessionmaker[AsyncSession], engine: ServiceProcess,
+                        events: int, policies: int) -> Backlog:
+    first = await new_tenant(sessions, policies, "backlog")
+    second = await new_tenant(sessions, policies, "second")
+    key = await api_key(sessions, first)
+    tickets = make_tickets(max(1, events * 2 // 16), policies=policies, tenant_id=first, seed=7)
+    seconds = make_tickets(SECOND_TENANT_TICKETS, policies=policies, tenant_id=second, seed=8)
+    latencies: list[float] = []
+    unknown: list[float] = []
+    rng = random.Random(3)
+
+    async def ask_clocks(stop: asyncio.Event) -> None:
+        async with httpx.AsyncClient(base_url=engine.url, headers={"Authorization": f"Bearer {key}"},
+                                     timeout=60) as client:
+            while not stop.is_set():
+                known = rng.random() < 0.8
+                ticket = rng.choice(tickets).ticket_id if known else f"NOPE-{rng.randrange(10**9)}"
+                started = time.perf_counter()
+                answer = await client.get(f"/v1/tickets/{ticket}/clocks")
+                (latencies if known else unknown).append(time.perf_counter() - started)
+                assert answer.status_code in (200, 404), answer.text
+                await asyncio.sleep(0.05)
+
+    started = time.perf_counter()
+    sent = await produce(stack.kafka_bootstrap, first, tickets)
+    stop = asyncio.Event()
+    asking = asyncio.create_task(ask_clocks(stop))
+    second_started = time.perf_counter()
+    second_events = await produce(stack.kafka_bootstrap, second, seconds)
+    await until_stored(sessions, second, second_events)  # its records queue behind the backlog's on the partitions
+    second_stored = time.perf_counter() - second_started
+    await until(sessions, second, SECOND_TENANT_TICKETS, clocks=True)
+    second_took = time.perf_counter() - second_started
+    await until(sessions, first, len(tickets))
+    drained = time.perf_counter() - started
+    stop.set()
+    await asking
+    return Backlog(sent, drained, latencies, unknown, second_took, second_stored)
+
+
+def counter(engine: ServiceProcess, name: str, group: str = "sla-engine") -> float:
+    prefix = f'{name}{{group="{group}"}}'
+    for line in httpx.get(f"{engine.url}/metrics", timeout=30).text.splitlines():
+        if line.startswith(prefix):
+            return float(line.split()[-1])
+    return 0.0
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+async def run(stack: Stack, sizes: list[int], backlog_events: int, backlog_policies: int) -> None:
+    database = create_engine(stack.database_urls["sla-engine"], pool_size=2)
+    sessions = session_factory(database)
+    engine = await asyncio.to_thread(ServiceProcess("sla-engine", stack, name="bench-scale-sla-engine").start)
+    try:
+        rebalances = await asyncio.to_thread(counter, engine, "slm_consumer_rebalances_total")
+        failures = await asyncio.to_thread(counter, engine, "slm_consumer_commit_failures_total")
+        rates = [await size_rate(stack, sessions, size, DEFAULT_TICKETS.get(size, 100)) for size in sizes]
+        backlog = await backlog_drain(stack, sessions, engine, backlog_events, backlog_policies)
+        rebalances = await asyncio.to_thread(counter, engine, "slm_consumer_rebalances_total") - rebalances
+        failures = await asyncio.to_thread(counter, engine, "slm_consumer_commit_failures_total") - failures
+    finally:
+        await asyncio.to_thread(engine.stop)
+        await database.dispose()
+    one = next((r.rate for r in rates if r.policies == 1), rates[0].rate if rates else 1.0)
+    print("policies   events   seconds   events/s   ratio to 1 policy")
+    for r in rates:
+        print(f"{r.policies:>8} {r.events:>8} {r.seconds:>9.1f} {r.rate:>10.0f}   {r.rate / one:8.3f}")
+    print(f"backlog                       {backlog.events} events, {backlog_policies} policies, drained in "
+          f"{backlog.drained_seconds:.1f} s ({backlog.events / backlog.drained_seconds:.0f} events/s)")
+    print(f"clocks API while draining     p50 {percentile(backlog.latencies, 0.5) * 1000:.0f} ms, "
+          f"p99 {percentile(backlog.latencies, 0.99) * 1000:.0f} ms, max {max(backlog.latencies, default=0) * 1000:.0f}"
+          f" ms ({len(backlog.latencies)} requests; target p99 <= 250 ms)")
+    print(f"unknown ticket (404)          p50 {percentile(backlog.unknown_latencies, 0.5) * 1000:.0f} ms, "
+          f"p99 {percentile(backlog.unknown_latencies, 0.99) * 1000:.0f} ms ({len(backlog.unknown_latencies)})")
+    print(f"second tenant's {SECOND_TENANT_TICKETS} tickets     all with clocks {backlog.second_tenant_seconds:.1f} s"
+          f" after they were sent (target <= 5 s); its events all consumed after "
+          f"{backlog.second_tenant_stored_seconds:.1f} s")
+    print(f"rebalances during the run     {rebalances:.0f}  (refused commits {failures:.0f}; target 0)")
+    if backlog.latencies:
+        print(f"clocks API mean               {statistics.fmean(backlog.latencies) * 1000:.0f} ms")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--sizes", default="1,10,100,1000", help="bundle sizes (policies), comma-separated")
+    parser.add_argument("--backlog-events", type=int, default=20_000)
+    parser.add_argument("--backlog-policies", type=int, default=10)
+    arguments = parser.parse_args()
+    stack = discover()
+    if stack is None:
+        print("no stack found: run `make up` first")
+        return 1
+    sizes = [int(size) for size in arguments.sizes.split(",") if size]
+    asyncio.run(run(stack, sizes, arguments.backlog_events, arguments.backlog_policies))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
