@@ -193,5 +193,10 @@ def test_reconciliation_payloads_equal_the_per_transition_reevaluation(
     new = sorted((t for c in clocks for t in c.transitions if t.key not in published), key=lambda t: (t.at, t.cycle))
     expected = [clock_payload(clock_at_by_reevaluation(timeline, bundle, by_cycle[cycle_of(t)], t), t.transition,
                               t.threshold) for t in new]
-    assert [ClockTransitionData.model_validate(event.event.data) for event in result.outgoing] == expected
+    # New transitions come first; a `recalculated` restating a stopped cycle may follow, and each event's
+    # `sequence` numbers the cycle's events (tested with the sequences), not the payload compared here.
+    payloads = [ClockTransitionData.model_validate(event.event.data).model_copy(update={"sequence": None})
+                for event in result.outgoing]
+    assert payloads[:len(expected)] == expected
+    assert all(payload.transition == "recalculated" for payload in payloads[len(expected):])
     assert result.published == [t.key for c in clocks for t in c.transitions if t.key not in published]
