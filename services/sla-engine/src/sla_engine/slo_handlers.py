@@ -23,6 +23,7 @@ Business rules (docs/slo.md):
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
@@ -38,17 +39,13 @@ from sla_engine import tables
 from sla_engine.config import BundleCache
 from sla_engine.domain.bundle import Bundle
 from sla_engine.domain.bundle.slos import slo_definition
+from sla_engine.domain.calendar import BusinessCalendar
 from sla_engine.domain.slo.alerts import AlertName, AlertTransition, alert_transitions, firing_alerts
 from sla_engine.domain.slo.definition import AvailabilitySli, SloDefinition, ThresholdSli, TicketSlaSli
-from sla_engine.domain.slo.evaluation import (
-    LOOKBACKS,
-    SloStatus,
-    availability_counts,
-    evaluate,
-    ratio_counts,
-)
+from sla_engine.domain.slo.evaluation import LOOKBACKS, SloStatus, evaluate
 from sla_engine.domain.slo.maintenance import recurring_windows
 from sla_engine.domain.slo.rollups import RatioMinute, availability_minutes, merge_ratio, minute_of, ratio_minute
+from sla_engine.domain.slo.series import MinuteSeries, ratio_counts
 from sla_engine.domain.slo.windows import window_bounds
 from sla_engine.handlers import Now, utc_now
 from sla_engine.repository import SqlSlaRepository
@@ -249,7 +246,7 @@ class SloKeeper:
             return
         changes = await repository.state_changes_since(tenant_id, service, start)
         maintenance = await repository.maintenance_between(tenant_id, service, start, now)
-        rows = availability_minutes(changes, maintenance, start, now)
+        rows = await asyncio.to_thread(availability_minutes, changes, maintenance, start, now)
         await repository.replace_availability_minutes(tenant_id, service, start, rows)
 
     async def _evaluate_services(self, session: AsyncSession, services: set[ServiceKey], now: datetime) -> None:
@@ -302,20 +299,28 @@ async def current_status(repository: SqlSloRepository, tenant_id: str, slo: SloD
     hours = bundle.calendar(slo.calendar) if bundle is not None and slo.calendar is not None else None
     start, end = window_bounds(slo.window, now)
     since = min(start, now - _LONGEST_LOOKBACK)
-    maintenance: list[tuple[datetime, datetime]] = []
+    scheduled: list[tuple[datetime, datetime]] = []
     if isinstance(slo.sli, AvailabilitySli):
-        counts = availability_counts(await repository.availability_minutes(tenant_id, slo.service, since, now),
-                                     slo.sli.degraded_weight)
-        scheduled = await repository.maintenance_between(tenant_id, slo.service, since, end)
-        maintenance = [(window.start, window.end) for window in scheduled]
-        maintenance += recurring_windows(slo.sli.maintenance, since, end)
+        series = await repository.availability_series(tenant_id, slo.service, since, now, slo.sli.degraded_weight)
+        scheduled = [(window.start, window.end)
+                     for window in await repository.maintenance_between(tenant_id, slo.service, since, end)]
     elif isinstance(slo.sli, TicketSlaSli):
-        counts = ratio_counts(await repository.ticket_sla_minutes(
+        series = ratio_counts(await repository.ticket_sla_minutes(
             tenant_id, slo.service, slo.sli.policy, slo.sli.metric, slo.sli.priorities, since, now))
     else:
-        series = slo.sli.rollup_key if isinstance(slo.sli, ThresholdSli) else slo.sli.sli
-        counts = ratio_counts(await repository.ratio_minutes(tenant_id, slo.service, series, since, now))
-    return evaluate(slo, counts, now, hours, maintenance)
+        name = slo.sli.rollup_key if isinstance(slo.sli, ThresholdSli) else slo.sli.sli
+        series = await repository.ratio_series(tenant_id, slo.service, name, since, now)
+    # The sums, calendar checks and RRULE expansion are CPU work: a worker thread keeps the event loop (Kafka
+    # heartbeats, HTTP) running while it lasts.
+    return await asyncio.to_thread(_status, slo, series, now, hours, scheduled, since, end)
+
+
+def _status(slo: SloDefinition, series: MinuteSeries, now: datetime, hours: BusinessCalendar | None,
+            scheduled: list[tuple[datetime, datetime]], since: datetime, end: datetime) -> SloStatus:
+    maintenance = list(scheduled)
+    if isinstance(slo.sli, AvailabilitySli):
+        maintenance += recurring_windows(slo.sli.maintenance, since, end)
+    return evaluate(slo, series, now, hours, maintenance)
 
 
 def status_data(status: SloStatus) -> SloStatusData:

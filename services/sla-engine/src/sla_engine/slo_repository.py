@@ -5,15 +5,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.dialects.postgresql import ARRAY, aggregate_order_by, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sla_engine import tables
 from sla_engine.domain.slo.definition import ThresholdSli
 from sla_engine.domain.slo.rollups import AvailabilityMinute, MaintenanceWindow, RatioMinute, State, StateChange
+from sla_engine.domain.slo.series import MinuteSeries
 
 # Seed of the per-tenant advisory lock between sample writers (shared) and threshold backfills (exclusive);
 # 0 is the ticket lock and 1 the apply lock (repository.py).
@@ -146,21 +148,25 @@ class SqlSloRepository:
             s.c.tenant_id == tenant_id, s.c.service == service))).scalar_one()
         return first
 
-    async def availability_minutes(self, tenant_id: str, service: str, start: datetime,
-                                   end: datetime) -> list[AvailabilityMinute]:
+    async def availability_series(self, tenant_id: str, service: str, start: datetime, end: datetime,
+                                  degraded_weight: Decimal) -> MinuteSeries:
+        """The minutes `[start, end)` as ordered columns, aggregated into arrays by the database (asyncpg
+        decodes integer arrays without a Python object per row)."""
         a = tables.slo_availability_minutes
-        rows = await self._session.execute(sa.select(a).where(
-            a.c.tenant_id == tenant_id, a.c.service == service, a.c.minute >= start, a.c.minute < end))
-        return [AvailabilityMinute(row.minute, row.up_seconds, row.degraded_seconds, row.down_seconds,
-                                   row.maintenance_seconds) for row in rows]
+        row = (await self._session.execute(_columns(
+            a.c.minute, a.c.up_seconds + a.c.degraded_seconds + a.c.down_seconds, a.c.down_seconds,
+            a.c.degraded_seconds).where(a.c.tenant_id == tenant_id, a.c.service == service, a.c.minute >= start,
+                                        a.c.minute < end))).one()
+        return MinuteSeries(row[0] or [], row[1] or [], row[2] or [], row[3] or [], degraded_weight)
 
-    async def ratio_minutes(self, tenant_id: str, service: str, sli: str, start: datetime,
-                            end: datetime) -> list[RatioMinute]:
+    async def ratio_series(self, tenant_id: str, service: str, sli: str, start: datetime,
+                           end: datetime) -> MinuteSeries:
+        """The series' minutes `[start, end)` as ordered columns (bad = total - good)."""
         r = tables.slo_ratio_minutes
-        rows = await self._session.execute(sa.select(r.c.minute, r.c.good, r.c.total).where(
+        row = (await self._session.execute(_columns(r.c.minute, r.c.total, r.c.total - r.c.good).where(
             r.c.tenant_id == tenant_id, r.c.service == service, r.c.sli == sli, r.c.minute >= start,
-            r.c.minute < end))
-        return [RatioMinute(row.minute, row.good, row.total) for row in rows]
+            r.c.minute < end))).one()
+        return MinuteSeries(row[0] or [], row[1] or [], row[2] or [])
 
     async def ticket_sla_minutes(self, tenant_id: str, service: str, policy: str, metric: str,
                                  priorities: Sequence[str], start: datetime, end: datetime) -> list[RatioMinute]:
@@ -195,6 +201,15 @@ class SqlSloRepository:
     async def tenants_with_config(self) -> list[str]:
         c = tables.config_versions
         return list((await self._session.execute(sa.select(c.c.tenant_id).distinct())).scalars())
+
+
+def _columns(minute: sa.ColumnElement[Any], *values: sa.ColumnElement[Any]) -> sa.Select[Any]:
+    """One row of arrays ordered by minute: epoch seconds of the minute, then each of `values` (NULL when empty)."""
+    epoch = sa.cast(sa.extract("epoch", minute), sa.BigInteger)
+    arrays: list[sa.ColumnElement[Any]] = [
+        sa.func.array_agg(aggregate_order_by(column, minute), type_=ARRAY(sa.BigInteger))
+        for column in (epoch, *values)]
+    return sa.select(*arrays)
 
 
 def _holds(value: sa.ColumnElement[Any], threshold: ThresholdSli) -> sa.ColumnElement[bool]:

@@ -11,9 +11,10 @@ import pytest
 from sla_engine.domain.bundle import BundleError, dump_bundle, parse_bundle
 from sla_engine.domain.bundle.slos import slo_definition
 from sla_engine.domain.slo.definition import AvailabilitySli, SloDefinition
-from sla_engine.domain.slo.evaluation import availability_counts, evaluate
+from sla_engine.domain.slo.evaluation import evaluate
 from sla_engine.domain.slo.maintenance import RecurringMaintenance, merge, recurring_windows
 from sla_engine.domain.slo.rollups import StateChange, availability_minutes
+from sla_engine.domain.slo.series import availability_counts
 
 from .builders import utc
 
