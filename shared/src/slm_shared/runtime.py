@@ -57,6 +57,9 @@ PROCESSING_SECONDS = Histogram(
     "slm_event_processing_seconds", "Time to process one consumed record", ["topic"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
 )
+# One item (a tenant, an SLO, a period) a background loop skipped after a failure, so the others go on.
+BACKGROUND_FAILURES = Counter("slm_background_failures_total", "Items a background pass skipped after a failure",
+                              ["task"])
 
 # The raw records of a batch subscriber: key, headers, offsets and the original bytes.
 RawRecords = Annotated[Any, Context("message.raw_message")]

@@ -46,7 +46,7 @@ class BundleCache:
         if bundle is None:
             if len(self._bundles) >= self._limit:
                 self._bundles.clear()
-            bundle = parse_bundle(config.source_text, content_type=_content_type_of(config.source_text))
+            bundle = parse_bundle(config.source_text, content_type=_content_type_of(config.source_text), stored=True)
             self._bundles[key] = bundle
         return bundle
 

@@ -33,6 +33,7 @@ from decimal import Decimal
 from typing import Any
 
 from aiokafka.structs import ConsumerRecord
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from sla_engine import tables
@@ -67,7 +68,7 @@ from slm_shared.events import (
 )
 from slm_shared.inbox import Inbox
 from slm_shared.outbox import Outbox, OutgoingEvent
-from slm_shared.runtime import parse_batch
+from slm_shared.runtime import BACKGROUND_FAILURES, parse_batch
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +76,7 @@ SOURCE = "slm://sla-engine"
 SIGNAL_TYPES = (AVAILABILITY_EVENT, MEASUREMENT_EVENT, MAINTENANCE_EVENT)
 _LONGEST_LOOKBACK = timedelta(seconds=max(LOOKBACKS.values()))
 ServiceKey = tuple[str, str]
+_TASK = "slo evaluation"
 
 
 @dataclass(frozen=True)
@@ -130,16 +132,22 @@ class SloKeeper:
             tenants = list(tenant_ids)
         evaluated = 0
         for tenant_id in tenants:
-            async with self._sessions() as session, session.begin():
-                repository = SqlSloRepository(session)
-                slos = await self._slos(session, tenant_id)
-                for service in sorted({slo.service for slo in slos if isinstance(slo.sli, AvailabilitySli)}):
-                    last = await repository.last_availability_minute(tenant_id, service)
-                    since = last if last is not None else await repository.first_state_change(tenant_id, service)
-                    if since is not None:
-                        await self._refresh_availability(repository, tenant_id, service, since, now)
-                evaluated += await self._evaluate(session, tenant_id, slos, now)
+            try:
+                evaluated += await self._evaluate_tenant(tenant_id, now)
+            except Exception as error:
+                _skipped(error, "tenant %s", tenant_id)
         return evaluated
+
+    async def _evaluate_tenant(self, tenant_id: str, now: datetime) -> int:
+        async with self._sessions() as session, session.begin():
+            repository = SqlSloRepository(session)
+            slos = await self._slos(session, tenant_id)
+            for service in sorted({slo.service for slo in slos if isinstance(slo.sli, AvailabilitySli)}):
+                last = await repository.last_availability_minute(tenant_id, service)
+                since = last if last is not None else await repository.first_state_change(tenant_id, service)
+                if since is not None:
+                    await self._refresh_availability(repository, tenant_id, service, since, now)
+            return await self._evaluate(session, tenant_id, slos, now)
 
     async def periodic_pass(self) -> None:
         """Every `slo_evaluation_interval_seconds` (app.py): evaluate every SLO (time-driven changes: ongoing
@@ -262,31 +270,50 @@ class SloKeeper:
         return None if config is None else self._bundles.get(config)
 
     async def _slos(self, session: AsyncSession, tenant_id: str) -> list[SloDefinition]:
+        """The tenant's SLOs; an entry that no longer validates (a bound added since it was applied) is skipped,
+        logged and counted, and the others are kept."""
         bundle = await self._bundle(session, tenant_id)
-        return [] if bundle is None else [slo_definition(entry) for entry in bundle.slos]
+        definitions = []
+        for entry in [] if bundle is None else bundle.slos:
+            try:
+                definitions.append(slo_definition(entry))
+            except ValueError as error:
+                _skipped(error, "SLO %s of tenant %s", entry.id, tenant_id)
+        return definitions
 
     async def _evaluate(self, session: AsyncSession, tenant_id: str, slos: Sequence[SloDefinition],
                         now: datetime) -> int:
         repository = SqlSloRepository(session)
         bundle = await self._bundle(session, tenant_id)
         outgoing: list[OutgoingEvent] = []
+        evaluated = 0
         for slo in sorted(slos, key=lambda item: item.id):
-            status = await current_status(repository, tenant_id, slo, bundle, now)
-            stored = await repository.lock_evaluation(tenant_id, slo.id)
-            firing, transitions = alert_transitions(slo, status, _alert_names(stored.firing))
-            outgoing += [_alert_event(tenant_id, slo, transition, now) for transition in transitions]
-            payload = status_data(status).model_dump(mode="json")
-            published_at = stored.published_at
-            if _comparable(payload) != _comparable(stored.status) and \
-                    (published_at is None or now - published_at >= self._interval):
-                outgoing.append(_status_event(tenant_id, slo, payload, now))
-                stored_status: dict[str, Any] | None = payload
-                published_at = now
-            else:
-                stored_status = stored.status
-            await repository.save_evaluation(tenant_id, slo.id, frozenset(firing), stored_status, published_at)
+            try:
+                async with session.begin_nested():  # a savepoint: a failed SLO leaves the others' work intact
+                    outgoing += await self._evaluate_slo(repository, tenant_id, slo, bundle, now)
+                evaluated += 1
+            except Exception as error:
+                _skipped(error, "SLO %s of tenant %s", slo.id, tenant_id)
         await self._outbox.add(session, outgoing)
-        return len(slos)
+        return evaluated
+
+    async def _evaluate_slo(self, repository: SqlSloRepository, tenant_id: str, slo: SloDefinition,
+                            bundle: Bundle | None, now: datetime) -> list[OutgoingEvent]:
+        status = await current_status(repository, tenant_id, slo, bundle, now)
+        stored = await repository.lock_evaluation(tenant_id, slo.id)
+        firing, transitions = alert_transitions(slo, status, _alert_names(stored.firing))
+        outgoing = [_alert_event(tenant_id, slo, transition, now) for transition in transitions]
+        payload = status_data(status).model_dump(mode="json")
+        published_at = stored.published_at
+        if _comparable(payload) != _comparable(stored.status) and \
+                (published_at is None or now - published_at >= self._interval):
+            outgoing.append(_status_event(tenant_id, slo, payload, now))
+            stored_status: dict[str, Any] | None = payload
+            published_at = now
+        else:
+            stored_status = stored.status
+        await repository.save_evaluation(tenant_id, slo.id, frozenset(firing), stored_status, published_at)
+        return outgoing
 
 
 async def current_status(repository: SqlSloRepository, tenant_id: str, slo: SloDefinition, bundle: Bundle | None,
@@ -321,6 +348,15 @@ def _status(slo: SloDefinition, series: MinuteSeries, now: datetime, hours: Busi
     if isinstance(slo.sli, AvailabilitySli):
         maintenance += recurring_windows(slo.sli.maintenance, since, end)
     return evaluate(slo, series, now, hours, maintenance)
+
+
+def _skipped(error: Exception, what: str, *args: object) -> None:
+    """Count and log one item the pass skips; a lost database connection is no item's fault and ends the pass
+    (the periodic task logs it and retries at the next interval)."""
+    if isinstance(error, OSError) or (isinstance(error, DBAPIError) and error.connection_invalidated):
+        raise error
+    BACKGROUND_FAILURES.labels(task=_TASK).inc()
+    log.error("SLO evaluation skipped " + what + ": %s", *args, error, exc_info=error)
 
 
 def status_data(status: SloStatus) -> SloStatusData:
