@@ -19,6 +19,9 @@ Business rules (docs/slo.md):
   the rollups, and recurring windows from the bundle (`sli.maintenance`) are expanded over the evaluated
   range, so a bundle that adds or changes one corrects every stored minute without rewriting any.
 - Idempotent: a redelivered batch adds nothing, and re-evaluating unchanged data publishes nothing.
+- Isolation: each tenant of the pass is one transaction and each SLO one savepoint; a failure is rolled back
+  alone, logged and counted (`slm_background_failures_total{task="slo evaluation"}`) and the rest goes on.
+  CPU work (evaluation, availability minutes) runs in a worker thread so the event loop stays live.
 """
 
 from __future__ import annotations
