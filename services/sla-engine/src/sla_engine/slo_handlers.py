@@ -328,18 +328,26 @@ async def current_status(repository: SqlSloRepository, tenant_id: str, slo: SloD
     minute at once, with nothing to rewrite."""
     hours = bundle.calendar(slo.calendar) if bundle is not None and slo.calendar is not None else None
     start, end = window_bounds(slo.window, now)
-    since = min(start, now - _LONGEST_LOOKBACK)
+    split = now - _LONGEST_LOOKBACK
+    since = min(start, split)
+    # The window's minutes older than every lookback are summed by the database when nothing among them is
+    # excluded minute by minute (service hours, maintenance) and no slice is judged.
+    summed_ahead = start < split and not slo.sliced and (hours is None or hours.is_continuous)
     scheduled: list[tuple[datetime, datetime]] = []
     if isinstance(slo.sli, AvailabilitySli):
-        series = await repository.availability_series(tenant_id, slo.service, since, now, slo.sli.degraded_weight)
         scheduled = [(window.start, window.end)
                      for window in await repository.maintenance_between(tenant_id, slo.service, since, end)]
+        summed_ahead = summed_ahead and not slo.sli.maintenance and \
+            not any(begin < split and finish > start for begin, finish in scheduled)
+        series = await repository.availability_series(tenant_id, slo.service, since, now, slo.sli.degraded_weight,
+                                                      split if summed_ahead else None)
     elif isinstance(slo.sli, TicketSlaSli):
         series = ratio_counts(await repository.ticket_sla_minutes(
             tenant_id, slo.service, slo.sli.policy, slo.sli.metric, slo.sli.priorities, since, now))
     else:
         name = slo.sli.rollup_key if isinstance(slo.sli, ThresholdSli) else slo.sli.sli
-        series = await repository.ratio_series(tenant_id, slo.service, name, since, now)
+        series = await repository.ratio_series(tenant_id, slo.service, name, since, now,
+                                               split if summed_ahead else None)
     # The sums, calendar checks and RRULE expansion are CPU work: a worker thread keeps the event loop (Kafka
     # heartbeats, HTTP) running while it lasts.
     return await asyncio.to_thread(_status, slo, series, now, hours, scheduled, since, end)

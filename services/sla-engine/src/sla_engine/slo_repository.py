@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sla_engine import tables
 from sla_engine.domain.slo.definition import ThresholdSli
 from sla_engine.domain.slo.rollups import AvailabilityMinute, MaintenanceWindow, RatioMinute, State, StateChange
-from sla_engine.domain.slo.series import MinuteSeries
+from sla_engine.domain.slo.series import Head, MinuteSeries, RangeSums, epoch_ceil
 
 # Seed of the per-tenant advisory lock between sample writers (shared) and threshold backfills (exclusive);
 # 0 is the ticket lock and 1 the apply lock (repository.py).
@@ -149,24 +149,39 @@ class SqlSloRepository:
         return first
 
     async def availability_series(self, tenant_id: str, service: str, start: datetime, end: datetime,
-                                  degraded_weight: Decimal) -> MinuteSeries:
+                                  degraded_weight: Decimal, split: datetime | None = None) -> MinuteSeries:
         """The minutes `[start, end)` as ordered columns, aggregated into arrays by the database (asyncpg
-        decodes integer arrays without a Python object per row)."""
+        decodes integer arrays without a Python object per row). With `split`, the minutes before it are
+        summed by the database instead (the series' head)."""
         a = tables.slo_availability_minutes
-        row = (await self._session.execute(_columns(
-            a.c.minute, a.c.up_seconds + a.c.degraded_seconds + a.c.down_seconds, a.c.down_seconds,
-            a.c.degraded_seconds).where(a.c.tenant_id == tenant_id, a.c.service == service, a.c.minute >= start,
-                                        a.c.minute < end))).one()
-        return MinuteSeries(row[0] or [], row[1] or [], row[2] or [], row[3] or [], degraded_weight)
+        of_service = (a.c.tenant_id == tenant_id, a.c.service == service, a.c.minute < end)
+        total = a.c.up_seconds + a.c.degraded_seconds + a.c.down_seconds
+        row = (await self._session.execute(_columns(a.c.minute, total, a.c.down_seconds, a.c.degraded_seconds)
+                                           .where(*of_service, a.c.minute >= (split or start)))).one()
+        head = None if split is None else await self._head(
+            a.c.minute, total, a.c.down_seconds, a.c.degraded_seconds, start, split, *of_service)
+        return MinuteSeries(row[0] or [], row[1] or [], row[2] or [], row[3] or [], degraded_weight, head)
 
-    async def ratio_series(self, tenant_id: str, service: str, sli: str, start: datetime,
-                           end: datetime) -> MinuteSeries:
-        """The series' minutes `[start, end)` as ordered columns (bad = total - good)."""
+    async def ratio_series(self, tenant_id: str, service: str, sli: str, start: datetime, end: datetime,
+                           split: datetime | None = None) -> MinuteSeries:
+        """The series' minutes `[start, end)` as ordered columns (bad = total - good); with `split`, the minutes
+        before it summed by the database (the series' head)."""
         r = tables.slo_ratio_minutes
+        of_series = (r.c.tenant_id == tenant_id, r.c.service == service, r.c.sli == sli, r.c.minute < end)
         row = (await self._session.execute(_columns(r.c.minute, r.c.total, r.c.total - r.c.good).where(
-            r.c.tenant_id == tenant_id, r.c.service == service, r.c.sli == sli, r.c.minute >= start,
-            r.c.minute < end))).one()
-        return MinuteSeries(row[0] or [], row[1] or [], row[2] or [])
+            *of_series, r.c.minute >= (split or start)))).one()
+        head = None if split is None else await self._head(
+            r.c.minute, r.c.total, r.c.total - r.c.good, sa.literal(0), start, split, *of_series)
+        return MinuteSeries(row[0] or [], row[1] or [], row[2] or [], head=head)
+
+    async def _head(self, minute: sa.ColumnElement[Any], total: sa.ColumnElement[Any], bad: sa.ColumnElement[Any],
+                    weighted: sa.ColumnElement[Any], start: datetime, split: datetime,
+                    *where: sa.ColumnElement[bool]) -> Head:
+        row = (await self._session.execute(sa.select(
+            sa.func.coalesce(sa.func.sum(total), 0), sa.func.coalesce(sa.func.sum(bad), 0),
+            sa.func.coalesce(sa.func.sum(weighted), 0), sa.func.max(minute).filter(total > 0),
+        ).where(*where, minute >= start, minute < split))).one()
+        return Head(epoch_ceil(start), epoch_ceil(split), RangeSums(int(row[0]), int(row[1]), int(row[2])), row[3])
 
     async def ticket_sla_minutes(self, tenant_id: str, service: str, policy: str, metric: str,
                                  priorities: Sequence[str], start: datetime, end: datetime) -> list[RatioMinute]:

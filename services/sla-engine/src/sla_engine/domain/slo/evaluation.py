@@ -29,11 +29,12 @@ from fractions import Fraction
 from sla_engine.domain.calendar import BusinessCalendar
 from sla_engine.domain.slo.definition import AvailabilitySli, RollingWindow, SloDefinition
 from sla_engine.domain.slo.maintenance import Interval, merge
-from sla_engine.domain.slo.series import MinuteSeries, epoch_floor
+from sla_engine.domain.slo.series import Head, MinuteSeries, epoch_ceil, epoch_floor, instant
 from sla_engine.domain.slo.windows import window_bounds
 
 LOOKBACKS: Mapping[str, int] = {"5m": 300, "30m": 1_800, "1h": 3_600, "2h": 7_200, "6h": 21_600,
                                 "1d": 86_400, "3d": 259_200}
+_LONGEST = max(LOOKBACKS.values())
 _RATE_PLACES = Decimal("0.0001")
 
 
@@ -94,6 +95,8 @@ def evaluate(slo: SloDefinition, series: MinuteSeries, at: datetime, hours: Busi
     if hours is not None:
         calendar = hours
         series = series.keeping(lambda minute: _in_hours(calendar, minute))
+    if series.head is not None:
+        _check_head(slo, series.head, start, end, at, hours, windows)
     series = series.without_covered(windows)
     until = series.index(at)
     ranges = {name: (series.index(at - timedelta(seconds=seconds)), until) for name, seconds in LOOKBACKS.items()}
@@ -123,9 +126,22 @@ def evaluate(slo: SloDefinition, series: MinuteSeries, at: datetime, hours: Busi
 Positions = tuple[int, int]
 
 
+def _check_head(slo: SloDefinition, head: Head, start: datetime, end: datetime, at: datetime,
+                hours: BusinessCalendar | None, windows: Sequence[Interval]) -> None:
+    """A head is summed as a whole: it must lie in the window before every lookback, with nothing to exclude."""
+    if slo.sliced or hours is not None:
+        raise ValueError("minutes summed ahead (a head) serve occurrences budgeting without service hours only")
+    if head.start != epoch_ceil(start) or head.end > epoch_ceil(min(end, at - timedelta(seconds=_LONGEST))):
+        raise ValueError("a head must start with the window and end before the longest lookback")
+    if any(begin < instant(head.end) and finish > instant(head.start) for begin, finish in windows):
+        raise ValueError("a maintenance window overlaps the minutes summed ahead")
+
+
 def _occurrences(series: MinuteSeries, window: Positions, ranges: Mapping[str, Positions]
                  ) -> tuple[Decimal, Decimal, dict[str, Span]]:
     sums = series.sums(*window)
+    if series.head is not None:
+        sums = series.head.sums + sums
     spans = {}
     for name, positions in ranges.items():
         span = series.sums(*positions)

@@ -8,6 +8,9 @@ Rules:
   of integer slices (no per-minute Python work); the sums equal minute-by-minute `Decimal` sums exactly
   (integers, and one `Decimal` product per range).
 - Excluding minutes (outside service hours, inside planned maintenance) gives a new, shorter series.
+- A `head` is the window's older minutes summed by the database (`[head.start, head.end)`, before every
+  column minute and every lookback): an occurrences SLO with nothing to exclude there needs no minute of it,
+  so a 90-day window reads 3 days of columns and three sums.
 """
 
 from __future__ import annotations
@@ -48,6 +51,20 @@ class RangeSums:
     weighted: int
 
 
+    def __add__(self, other: RangeSums) -> RangeSums:
+        return RangeSums(self.total + other.total, self.bad + other.bad, self.weighted + other.weighted)
+
+
+@dataclass(frozen=True)
+class Head:
+    """Sums of the minutes `[start, end)` (epoch seconds), and the last of them with data."""
+
+    start: int
+    end: int
+    sums: RangeSums
+    last_data: datetime | None
+
+
 @dataclass(frozen=True)
 class MinuteSeries:
     minutes: Sequence[int]
@@ -55,6 +72,7 @@ class MinuteSeries:
     bad: Sequence[int]
     weighted: Sequence[int] = ()
     weight: Decimal = field(default=Decimal(0))
+    head: Head | None = None
 
     @classmethod
     def empty(cls) -> MinuteSeries:
@@ -82,11 +100,11 @@ class MinuteSeries:
         return Decimal(sums.bad) + self.weight * sums.weighted
 
     def last_data_before(self, end: int) -> datetime | None:
-        """The latest minute before position `end` with any data."""
+        """The latest minute before position `end` with any data (else the head's last)."""
         for position in range(end - 1, -1, -1):
             if self.total[position] > 0:
                 return instant(self.minutes[position])
-        return None
+        return None if self.head is None else self.head.last_data
 
     def keeping(self, keep: Callable[[int], bool]) -> MinuteSeries:
         """Only the minutes `keep` accepts (by epoch second)."""
@@ -110,7 +128,7 @@ class MinuteSeries:
             return self
         return MinuteSeries(list(compress(self.minutes, mask)), list(compress(self.total, mask)),
                             list(compress(self.bad, mask)),
-                            list(compress(self.weighted, mask)) if self.weighted else (), self.weight)
+                            list(compress(self.weighted, mask)) if self.weighted else (), self.weight, self.head)
 
 
 def availability_counts(rows: Iterable[AvailabilityMinute], degraded_weight: Decimal) -> MinuteSeries:
