@@ -36,6 +36,7 @@ from sla_engine.domain.slo.rollups import RatioMinute
 from sla_engine.domain.slo.series import MinuteSeries, ratio_counts
 from sla_engine.repository import SqlSlaRepository
 from sla_engine.slo_handlers import SloKeeper
+from sla_engine.slo_repository import SqlSloRepository
 from slm_shared import topics
 from slm_shared.db import create_engine, session_factory
 from slm_shared.events import parse_cloudevent
@@ -140,6 +141,42 @@ def evaluation(slos: int) -> tuple[float, float]:
     return time.perf_counter() - started, baseline
 
 
+async def stored_evaluation(slos: int) -> tuple[float, float]:
+    """Seconds per SLO reading 90 days of stored minutes from PostgreSQL and evaluating them: with the minutes
+    older than the lookbacks summed by the database (what the service does for occurrences SLOs), and with the
+    whole window read as arrays (what it does with service hours, recurring maintenance or timeslices)."""
+    url = os.environ["SLA_ENGINE_DATABASE_URL"]
+    engine = create_engine(url, pool_size=2)
+    sessions = session_factory(engine)
+    tenant = f"bench-slo-{uuid.uuid4().hex[:8]}"
+    at = datetime.now(UTC).replace(second=0, microsecond=0)
+    start = at - timedelta(days=90)
+    definition = slo_definition(parse_bundle(
+        "slos:\n  - {id: api, service: api, sli: {type: ratio, sli: requests}, objective: 99.9, "
+        "window: {rolling: 90d}}\n").slos[0])
+    r = tables.slo_ratio_minutes
+    minute = sa.func.generate_series(start, at - timedelta(minutes=1), timedelta(minutes=1)).column_valued("m")
+    async with sessions() as session, session.begin():
+        await session.execute(sa.insert(r).from_select(["tenant_id", "service", "sli", "minute", "good", "total"], (
+            sa.select(sa.literal(tenant), sa.literal("api"), sa.literal("requests"), minute,
+                      999 + sa.cast(sa.extract("epoch", minute) / 60, sa.Integer) % 2, sa.literal(1_000)))))
+    try:
+        timings = []
+        for split in (at - timedelta(days=3), None):
+            started = time.perf_counter()
+            for _ in range(slos):
+                async with sessions() as session:
+                    series = await SqlSloRepository(session).ratio_series(tenant, "api", "requests", start, at,
+                                                                           split)
+                    evaluate(definition, series, at)
+            timings.append((time.perf_counter() - started) / slos)
+    finally:
+        async with sessions() as session, session.begin():
+            await session.execute(sa.delete(r).where(r.c.tenant_id == tenant))
+        await engine.dispose()
+    return timings[0], timings[1]
+
+
 def main() -> None:
     slos = int(sys.argv[1]) if len(sys.argv) > 1 else 1_000
     signals = int(sys.argv[2]) if len(sys.argv) > 2 else 20_000
@@ -149,6 +186,11 @@ def main() -> None:
     elapsed, floor = evaluation(slos)
     print(f"evaluation of {slos:,} SLOs x 90 days of minutes: {elapsed:.1f} s, {1_000 * elapsed / slos:.1f} ms per SLO "
           f"(baseline, plain sum of the same minutes: {floor:.1f} s; ratio {elapsed / floor:.2f})")
+    stored = max(1, slos // 10)
+    ahead, whole = asyncio.run(stored_evaluation(stored))
+    print(f"reading 90 days of stored minutes and evaluating, {stored:,} SLOs: {1_000 * ahead:.1f} ms per SLO with "
+          f"the older minutes summed by PostgreSQL, {1_000 * whole:.1f} ms reading the whole window as arrays "
+          f"(plain sum of the minutes, for scale: {1_000 * floor / slos:.1f} ms)")
 
 
 if __name__ == "__main__":

@@ -22,7 +22,14 @@ from sla_engine.domain.slo.definition import AvailabilitySli, RollingWindow, Slo
 from sla_engine.domain.slo.evaluation import LOOKBACKS, Span, evaluate
 from sla_engine.domain.slo.maintenance import Interval, merge
 from sla_engine.domain.slo.rollups import AvailabilityMinute, RatioMinute
-from sla_engine.domain.slo.series import Head, RangeSums, availability_counts, epoch_ceil, ratio_counts
+from sla_engine.domain.slo.series import (
+    Head,
+    MinuteSeries,
+    RangeSums,
+    availability_counts,
+    epoch_ceil,
+    ratio_counts,
+)
 from sla_engine.domain.slo.windows import window_bounds
 
 from .builders import utc
@@ -182,3 +189,9 @@ def test_a_head_with_something_to_exclude_is_refused() -> None:
         evaluate(slo, series, at, maintenance=[(at - timedelta(days=5), at - timedelta(days=4))])
     with pytest.raises(ValueError, match="service hours"):
         evaluate(slo, series, at, HOURS)
+
+
+def test_columns_read_out_of_order_are_put_in_minute_order() -> None:
+    series = MinuteSeries.from_columns([120, 0, 60], [3, 1, 2], [0, 1, 0], [5, 0, 0], Decimal("0.5"))
+    assert (series.minutes, series.total, series.bad, series.weighted) == ([0, 60, 120], [1, 2, 3], [1, 0, 0],
+                                                                            [0, 0, 5])

@@ -75,6 +75,15 @@ class MinuteSeries:
     head: Head | None = None
 
     @classmethod
+    def from_columns(cls, minutes: list[int], total: list[int], bad: list[int], weighted: list[int] | None = None,
+                     weight: Decimal = Decimal(0), head: Head | None = None) -> MinuteSeries:
+        """Columns as read; put in minute order if they are not (a linear check when they are)."""
+        columns = [minutes, total, bad, *([weighted] if weighted else [])]
+        if minutes != sorted(minutes):  # linear, in C, on ordered input
+            columns = [list(column) for column in zip(*sorted(zip(*columns, strict=True)), strict=True)]
+        return cls(columns[0], columns[1], columns[2], columns[3] if weighted else (), weight, head)
+
+    @classmethod
     def empty(cls) -> MinuteSeries:
         return cls((), (), ())
 
