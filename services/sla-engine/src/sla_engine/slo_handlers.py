@@ -273,7 +273,7 @@ class SloKeeper:
         return None if config is None else self._bundles.get(config)
 
     async def _slos(self, session: AsyncSession, tenant_id: str) -> list[SloDefinition]:
-        """The tenant's SLOs; an entry that no longer validates (a bound added since it was applied) is skipped,
+        """The tenant's SLOs; an entry that no longer validates (a rule changed since it was applied) is skipped,
         logged and counted, and the others are kept."""
         bundle = await self._bundle(session, tenant_id)
         definitions = []
