@@ -9,14 +9,12 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
-import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from sla_engine import tables
 from sla_engine.domain.bundle import parse_bundle
 from sla_engine.domain.bundle.slos import slo_definition
 from sla_engine.domain.slo.evaluation import evaluate
-from sla_engine.domain.slo.rollups import AvailabilityMinute, RatioMinute
+from sla_engine.domain.slo.rollups import AvailabilityMinute, RatioMinute, merge_ratio
 from sla_engine.domain.slo.series import availability_counts, ratio_counts
 from sla_engine.slo_repository import SqlSloRepository
 
@@ -29,26 +27,32 @@ async def test_arrays_and_sums_read_back_the_same_status(sessions: async_session
     tenant = f"series-{uuid.uuid4().hex[:8]}"
     generator = random.Random(7)
     first = AT.replace(second=0) - timedelta(days=10)
-    minutes = [first + timedelta(minutes=index) for index in range(10 * 1_440) if generator.random() < 0.6]
+    minutes = [first + timedelta(minutes=index) for index in range(10 * 1_440) if generator.random() < 0.15]
     ratios = [RatioMinute(minute, good, good + generator.choice([0, 0, 3])) for minute in minutes
               for good in [generator.randrange(100)]]
     availability = [AvailabilityMinute(minute, up, 60 - up - down, down, 0) for minute in minutes
                     for up in [generator.randrange(40, 61)] for down in [generator.randrange(61 - up)]]
+    # Written as the service writes them, so the day sums are kept too: the ratio minutes in two batches (the
+    # second adds to minutes already stored, as late signals do), the availability minutes replaced twice
+    # (the second time from an instant in the middle of a day, as a late state change does).
+    late = [RatioMinute(row.minute, 1, 2) for row in ratios[::7]]
+    replaced_from = first + timedelta(days=5, hours=7, minutes=13)
+    changed = [AvailabilityMinute(row.minute, 0, 0, 60, 0) for row in availability if row.minute >= replaced_from]
     async with sessions() as session, session.begin():
-        await session.execute(sa.insert(tables.slo_ratio_minutes), [
-            {"tenant_id": tenant, "service": "api", "sli": "requests", "minute": row.minute, "good": row.good,
-             "total": row.total} for row in ratios])
-        await session.execute(sa.insert(tables.slo_availability_minutes), [
-            {"tenant_id": tenant, "service": "web", "minute": row.minute, "up_seconds": row.up,
-             "degraded_seconds": row.degraded, "down_seconds": row.down, "maintenance_seconds": 0}
-            for row in availability])
+        repository = SqlSloRepository(session)
+        await repository.add_ratio_minutes(tenant, "api", "requests", ratios)
+        await repository.add_ratio_minutes(tenant, "api", "requests", late)
+        await repository.replace_availability_minutes(tenant, "web", first, availability)
+        await repository.replace_availability_minutes(tenant, "web", replaced_from, changed[::2])
+    ratios = merge_ratio([*ratios, *late])
+    availability = [row for row in availability if row.minute < replaced_from] + changed[::2]
     ratio_slo = slo_definition(parse_bundle(
         "slos:\n  - {id: a, service: api, sli: {type: ratio, sli: requests}, objective: 99, window: {rolling: 7d}}\n"
     ).slos[0])
     web_slo = slo_definition(parse_bundle(
         "slos:\n  - {id: w, service: web, sli: {type: availability, degraded_weight: 0.5}, objective: 99, "
         "window: {rolling: 7d}}\n").slos[0])
-    start, split = AT - timedelta(days=7), AT - timedelta(days=3)
+    start, split = AT - timedelta(days=7), AT - timedelta(days=3)  # whole days in between, and edges
     async with sessions() as session:
         repository = SqlSloRepository(session)
         ratio_whole = await repository.ratio_series(tenant, "api", "requests", start, AT)
