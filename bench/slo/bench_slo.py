@@ -5,7 +5,8 @@
    transaction per batch (inbox, rollup upserts, availability minutes, SLO evaluation, outbox). Baseline, in
    the same run: the same batches through the inbox alone, the least any consumer transaction does.
 2. Evaluation (pure): 1,000 SLOs, each over 90 days of per-minute counts (129,600 minutes), with `evaluate`
-   and the burn-rate alerts. Baseline: summing good and total over the same minutes in plain Python.
+   and the burn-rate alerts, from the integer columns the repository reads (`ratio_series`). Baseline: summing
+   good and total (`Decimal`) over the same minutes in a plain Python loop.
 
 Run: `uv run python -m bench.slo.bench_slo [slos] [signals]` (defaults 1000 and 20000).
 """
@@ -18,6 +19,7 @@ import os
 import sys
 import time
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -29,9 +31,12 @@ from sla_engine.config import BundleCache
 from sla_engine.domain.bundle import dump_bundle, parse_bundle
 from sla_engine.domain.bundle.slos import slo_definition
 from sla_engine.domain.slo.alerts import alert_transitions
-from sla_engine.domain.slo.evaluation import MinuteCounts, evaluate
+from sla_engine.domain.slo.evaluation import evaluate
+from sla_engine.domain.slo.rollups import RatioMinute
+from sla_engine.domain.slo.series import MinuteSeries, ratio_counts
 from sla_engine.repository import SqlSlaRepository
 from sla_engine.slo_handlers import SloKeeper
+from sla_engine.slo_repository import SqlSloRepository
 from slm_shared import topics
 from slm_shared.db import create_engine, session_factory
 from slm_shared.events import parse_cloudevent
@@ -96,10 +101,20 @@ async def ingestion(count: int) -> tuple[float, float]:
     finally:
         async with sessions() as session, session.begin():
             for table in (tables.slo_state_changes, tables.slo_maintenance, tables.slo_availability_minutes,
-                          tables.slo_ratio_minutes, tables.slo_evaluations, tables.config_versions, tables.inbox):
+                          tables.slo_availability_days, tables.slo_ratio_minutes, tables.slo_ratio_days,
+                          tables.slo_evaluations, tables.config_versions, tables.inbox):
                 await session.execute(sa.delete(table).where(table.c.tenant_id.in_([tenant, baseline_tenant])))
         await engine.dispose()
     return measured, baseline
+
+
+@dataclass(frozen=True)
+class PlainMinute:
+    """The baseline's minute: good and total as `Decimal`, summed in a plain loop."""
+
+    minute: datetime
+    good: Decimal
+    total: Decimal
 
 
 def evaluation(slos: int) -> tuple[float, float]:
@@ -108,19 +123,61 @@ def evaluation(slos: int) -> tuple[float, float]:
     definition = slo_definition(parse_bundle(
         "slos:\n  - {id: api, service: api, sli: {type: ratio, sli: requests}, objective: 99.9, "
         "window: {rolling: 90d}}\n").slos[0])
-    counts = [MinuteCounts(at - timedelta(minutes=minutes - index), Decimal(999 + index % 2), Decimal(1_000))
-              for index in range(minutes)]
+    rows = [RatioMinute(at - timedelta(minutes=minutes - index), 999 + index % 2, 1_000) for index in range(minutes)]
+    plain = [PlainMinute(row.minute, Decimal(row.good), Decimal(row.total)) for row in rows]
     started = time.perf_counter()
     for _ in range(slos):
         good = total = Decimal(0)
-        for minute in counts:
+        for minute in plain:
             good += minute.good
             total += minute.total
     baseline = time.perf_counter() - started
+    # The columns as `SqlSloRepository.ratio_series` returns them (integer arrays decoded by asyncpg); each SLO
+    # gets its own copy, as each evaluation reads its own, so nothing computed for one is reused by the next.
+    columns = ratio_counts(rows)
     started = time.perf_counter()
     for _ in range(slos):
-        alert_transitions(definition, evaluate(definition, counts, at), frozenset())
+        series = MinuteSeries(list(columns.minutes), list(columns.total), list(columns.bad))
+        alert_transitions(definition, evaluate(definition, series, at), frozenset())
     return time.perf_counter() - started, baseline
+
+
+async def stored_evaluation(slos: int) -> tuple[float, float]:
+    """Seconds per SLO reading 90 days of stored minutes from PostgreSQL and evaluating them: with the minutes
+    older than the lookbacks summed from the day sums (what the service does for occurrences SLOs), and with
+    the whole window read as arrays (what it does with service hours, recurring maintenance or timeslices)."""
+    url = os.environ["SLA_ENGINE_DATABASE_URL"]
+    engine = create_engine(url, pool_size=2)
+    sessions = session_factory(engine)
+    tenant = f"bench-slo-{uuid.uuid4().hex[:8]}"
+    at = datetime.now(UTC).replace(second=0, microsecond=0)
+    start = at - timedelta(days=90)
+    definition = slo_definition(parse_bundle(
+        "slos:\n  - {id: api, service: api, sli: {type: ratio, sli: requests}, objective: 99.9, "
+        "window: {rolling: 90d}}\n").slos[0])
+    r = tables.slo_ratio_minutes
+    minute = sa.func.generate_series(start, at - timedelta(minutes=1), timedelta(minutes=1)).column_valued("m")
+    async with sessions() as session, session.begin():
+        await session.execute(sa.insert(r).from_select(["tenant_id", "service", "sli", "minute", "good", "total"], (
+            sa.select(sa.literal(tenant), sa.literal("api"), sa.literal("requests"), minute,
+                      999 + sa.cast(sa.extract("epoch", minute) / 60, sa.Integer) % 2, sa.literal(1_000)))))
+        await SqlSloRepository(session).refresh_ratio_days(tenant, "api", "requests")
+    try:
+        timings = []
+        for split in (at - timedelta(days=3), None):
+            started = time.perf_counter()
+            for _ in range(slos):
+                async with sessions() as session:
+                    series = await SqlSloRepository(session).ratio_series(tenant, "api", "requests", start, at,
+                                                                           split)
+                    evaluate(definition, series, at)
+            timings.append((time.perf_counter() - started) / slos)
+    finally:
+        async with sessions() as session, session.begin():
+            for table in (r, tables.slo_ratio_days):
+                await session.execute(sa.delete(table).where(table.c.tenant_id == tenant))
+        await engine.dispose()
+    return timings[0], timings[1]
 
 
 def main() -> None:
@@ -131,7 +188,12 @@ def main() -> None:
           f"(baseline, inbox only: {baseline:,.0f} signals/s; {signals:,} signals, batches of {BATCH})")
     elapsed, floor = evaluation(slos)
     print(f"evaluation of {slos:,} SLOs x 90 days of minutes: {elapsed:.1f} s, {1_000 * elapsed / slos:.1f} ms per SLO "
-          f"(baseline, plain sum of the same minutes: {floor:.1f} s)")
+          f"(baseline, plain sum of the same minutes: {floor:.1f} s; ratio {elapsed / floor:.2f})")
+    stored = max(1, slos // 10)
+    ahead, whole = asyncio.run(stored_evaluation(stored))
+    print(f"reading 90 days of stored minutes and evaluating, {stored:,} SLOs: {1_000 * ahead:.1f} ms per SLO with "
+          f"the older minutes summed from day sums, {1_000 * whole:.1f} ms reading the whole window as arrays "
+          f"(plain sum of the minutes, for scale: {1_000 * floor / slos:.1f} ms)")
 
 
 if __name__ == "__main__":

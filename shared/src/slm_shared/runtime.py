@@ -27,7 +27,7 @@ from faststream.kafka import KafkaBroker, KafkaRouter
 from faststream.specification import AsyncAPI
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import SpanKind
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, generate_latest
 
 from slm_shared import topics
 from slm_shared.auth import ApiKeyAuthenticator, current_tenant, store_key
@@ -47,6 +47,10 @@ from slm_shared.tracing import (
 )
 
 log = logging.getLogger(__name__)
+
+# One item (a tenant, an SLO, a period) a background loop skipped after a failure, so the others go on.
+BACKGROUND_FAILURES = Counter("slm_background_failures_total", "Items a background pass skipped after a failure",
+                              ["task"])
 
 Tenant = Annotated[str, Depends(current_tenant)]
 OPERATIONS_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})

@@ -19,6 +19,9 @@ Business rules (docs/slo.md):
   the rollups, and recurring windows from the bundle (`sli.maintenance`) are expanded over the evaluated
   range, so a bundle that adds or changes one corrects every stored minute without rewriting any.
 - Idempotent: a redelivered batch adds nothing, and re-evaluating unchanged data publishes nothing.
+- Isolation: each tenant of the pass is one transaction and each SLO one savepoint; a failure is rolled back
+  alone, logged and counted (`slm_background_failures_total{task="slo evaluation"}`) and the rest goes on.
+  CPU work (evaluation, availability minutes) runs in a worker thread so the event loop stays live.
 """
 
 from __future__ import annotations
@@ -33,24 +36,21 @@ from decimal import Decimal
 from typing import Any
 
 from aiokafka.structs import ConsumerRecord
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from sla_engine import tables
 from sla_engine.config import BundleCache
 from sla_engine.domain.bundle import Bundle
 from sla_engine.domain.bundle.slos import slo_definition
+from sla_engine.domain.calendar import BusinessCalendar
 from sla_engine.domain.slo.admission import signal_refusal
 from sla_engine.domain.slo.alerts import AlertName, AlertTransition, alert_transitions, firing_alerts
 from sla_engine.domain.slo.definition import AvailabilitySli, SloDefinition, ThresholdSli, TicketSlaSli
-from sla_engine.domain.slo.evaluation import (
-    LOOKBACKS,
-    SloStatus,
-    availability_counts,
-    evaluate,
-    ratio_counts,
-)
+from sla_engine.domain.slo.evaluation import LOOKBACKS, SloStatus, evaluate
 from sla_engine.domain.slo.maintenance import recurring_windows
 from sla_engine.domain.slo.rollups import RatioMinute, availability_minutes, merge_ratio, minute_of, ratio_minute
+from sla_engine.domain.slo.series import MinuteSeries, ratio_counts
 from sla_engine.domain.slo.windows import window_bounds
 from sla_engine.handlers import Now, utc_now
 from sla_engine.repository import SqlSlaRepository
@@ -73,6 +73,7 @@ from slm_shared.events import (
 )
 from slm_shared.inbox import Inbox
 from slm_shared.outbox import Outbox, OutgoingEvent
+from slm_shared.runtime import BACKGROUND_FAILURES
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +81,7 @@ SOURCE = "slm://sla-engine"
 SIGNAL_TYPES = (AVAILABILITY_EVENT, MEASUREMENT_EVENT, MAINTENANCE_EVENT)
 _LONGEST_LOOKBACK = timedelta(seconds=max(LOOKBACKS.values()))
 ServiceKey = tuple[str, str]
+_TASK = "slo evaluation"
 
 
 @dataclass(frozen=True)
@@ -141,16 +143,22 @@ class SloKeeper:
             tenants = list(tenant_ids)
         evaluated = 0
         for tenant_id in tenants:
-            async with self._sessions() as session, session.begin():
-                repository = SqlSloRepository(session)
-                slos = await self._slos(session, tenant_id)
-                for service in sorted({slo.service for slo in slos if isinstance(slo.sli, AvailabilitySli)}):
-                    last = await repository.last_availability_minute(tenant_id, service)
-                    since = last if last is not None else await repository.first_state_change(tenant_id, service)
-                    if since is not None:
-                        await self._refresh_availability(repository, tenant_id, service, since, now)
-                evaluated += await self._evaluate(session, tenant_id, slos, now)
+            try:
+                evaluated += await self._evaluate_tenant(tenant_id, now)
+            except Exception as error:
+                _skipped(error, "tenant %s", tenant_id)
         return evaluated
+
+    async def _evaluate_tenant(self, tenant_id: str, now: datetime) -> int:
+        async with self._sessions() as session, session.begin():
+            repository = SqlSloRepository(session)
+            slos = await self._slos(session, tenant_id)
+            for service in sorted({slo.service for slo in slos if isinstance(slo.sli, AvailabilitySli)}):
+                last = await repository.last_availability_minute(tenant_id, service)
+                since = last if last is not None else await repository.first_state_change(tenant_id, service)
+                if since is not None:
+                    await self._refresh_availability(repository, tenant_id, service, since, now)
+            return await self._evaluate(session, tenant_id, slos, now)
 
     async def periodic_pass(self) -> None:
         """Every `slo_evaluation_interval_seconds` (app.py): evaluate every SLO (time-driven changes: ongoing
@@ -257,7 +265,7 @@ class SloKeeper:
             return
         changes = await repository.state_changes_since(tenant_id, service, start)
         maintenance = await repository.maintenance_between(tenant_id, service, start, now)
-        rows = availability_minutes(changes, maintenance, start, now)
+        rows = await asyncio.to_thread(availability_minutes, changes, maintenance, start, now)
         await repository.replace_availability_minutes(tenant_id, service, start, rows)
 
     async def _evaluate_services(self, session: AsyncSession, services: set[ServiceKey], now: datetime) -> None:
@@ -277,8 +285,16 @@ class SloKeeper:
         return await asyncio.to_thread(self._bundles.get, config)
 
     async def _slos(self, session: AsyncSession, tenant_id: str) -> list[SloDefinition]:
+        """The tenant's SLOs; an entry that no longer validates (a rule changed since it was applied) is skipped,
+        logged and counted, and the others are kept."""
         bundle = await self._bundle(session, tenant_id, only_with_slos=True)
-        return [] if bundle is None else [slo_definition(entry) for entry in bundle.slos]
+        definitions = []
+        for entry in [] if bundle is None else bundle.slos:
+            try:
+                definitions.append(slo_definition(entry))
+            except ValueError as error:
+                _skipped(error, "SLO %s of tenant %s", entry.id, tenant_id)
+        return definitions
 
     async def _evaluate(self, session: AsyncSession, tenant_id: str, slos: Sequence[SloDefinition],
                         now: datetime) -> int:
@@ -287,23 +303,34 @@ class SloKeeper:
         repository = SqlSloRepository(session)
         bundle = await self._bundle(session, tenant_id)
         outgoing: list[OutgoingEvent] = []
+        evaluated = 0
         for slo in sorted(slos, key=lambda item: item.id):
-            status = await current_status(repository, tenant_id, slo, bundle, now)
-            stored = await repository.lock_evaluation(tenant_id, slo.id)
-            firing, transitions = alert_transitions(slo, status, _alert_names(stored.firing))
-            outgoing += [_alert_event(tenant_id, slo, transition, now) for transition in transitions]
-            payload = status_data(status).model_dump(mode="json")
-            published_at = stored.published_at
-            if _comparable(payload) != _comparable(stored.status) and \
-                    (published_at is None or now - published_at >= self._interval):
-                outgoing.append(_status_event(tenant_id, slo, payload, now))
-                stored_status: dict[str, Any] | None = payload
-                published_at = now
-            else:
-                stored_status = stored.status
-            await repository.save_evaluation(tenant_id, slo.id, frozenset(firing), stored_status, published_at)
+            try:
+                async with session.begin_nested():  # a savepoint: a failed SLO leaves the others' work intact
+                    outgoing += await self._evaluate_slo(repository, tenant_id, slo, bundle, now)
+                evaluated += 1
+            except Exception as error:
+                _skipped(error, "SLO %s of tenant %s", slo.id, tenant_id)
         await self._outbox.add(session, outgoing)
-        return len(slos)
+        return evaluated
+
+    async def _evaluate_slo(self, repository: SqlSloRepository, tenant_id: str, slo: SloDefinition,
+                            bundle: Bundle | None, now: datetime) -> list[OutgoingEvent]:
+        status = await current_status(repository, tenant_id, slo, bundle, now)
+        stored = await repository.lock_evaluation(tenant_id, slo.id)
+        firing, transitions = alert_transitions(slo, status, _alert_names(stored.firing))
+        outgoing = [_alert_event(tenant_id, slo, transition, now) for transition in transitions]
+        payload = status_data(status).model_dump(mode="json")
+        published_at = stored.published_at
+        if _comparable(payload) != _comparable(stored.status) and \
+                (published_at is None or now - published_at >= self._interval):
+            outgoing.append(_status_event(tenant_id, slo, payload, now))
+            stored_status: dict[str, Any] | None = payload
+            published_at = now
+        else:
+            stored_status = stored.status
+        await repository.save_evaluation(tenant_id, slo.id, frozenset(firing), stored_status, published_at)
+        return outgoing
 
 
 async def current_status(repository: SqlSloRepository, tenant_id: str, slo: SloDefinition, bundle: Bundle | None,
@@ -315,21 +342,46 @@ async def current_status(repository: SqlSloRepository, tenant_id: str, slo: SloD
     minute at once, with nothing to rewrite."""
     hours = bundle.calendar(slo.calendar) if bundle is not None and slo.calendar is not None else None
     start, end = window_bounds(slo.window, now)
-    since = min(start, now - _LONGEST_LOOKBACK)
-    maintenance: list[tuple[datetime, datetime]] = []
+    split = now - _LONGEST_LOOKBACK
+    since = min(start, split)
+    # The window's minutes older than every lookback are summed by the database when nothing among them is
+    # excluded minute by minute (service hours, maintenance) and no slice is judged.
+    summed_ahead = start < split and not slo.sliced and (hours is None or hours.is_continuous)
+    scheduled: list[tuple[datetime, datetime]] = []
     if isinstance(slo.sli, AvailabilitySli):
-        counts = availability_counts(await repository.availability_minutes(tenant_id, slo.service, since, now),
-                                     slo.sli.degraded_weight)
-        scheduled = await repository.maintenance_between(tenant_id, slo.service, since, end)
-        maintenance = [(window.start, window.end) for window in scheduled]
-        maintenance += recurring_windows(slo.sli.maintenance, since, end)
+        scheduled = [(window.start, window.end)
+                     for window in await repository.maintenance_between(tenant_id, slo.service, since, end)]
+        summed_ahead = summed_ahead and not slo.sli.maintenance and \
+            not any(begin < split and finish > start for begin, finish in scheduled)
+        series = await repository.availability_series(tenant_id, slo.service, since, now, slo.sli.degraded_weight,
+                                                      split if summed_ahead else None)
     elif isinstance(slo.sli, TicketSlaSli):
-        counts = ratio_counts(await repository.ticket_sla_minutes(
+        series = ratio_counts(await repository.ticket_sla_minutes(
             tenant_id, slo.service, slo.sli.policy, slo.sli.metric, slo.sli.priorities, since, now))
     else:
-        series = slo.sli.rollup_key if isinstance(slo.sli, ThresholdSli) else slo.sli.sli
-        counts = ratio_counts(await repository.ratio_minutes(tenant_id, slo.service, series, since, now))
-    return evaluate(slo, counts, now, hours, maintenance)
+        name = slo.sli.rollup_key if isinstance(slo.sli, ThresholdSli) else slo.sli.sli
+        series = await repository.ratio_series(tenant_id, slo.service, name, since, now,
+                                               split if summed_ahead else None)
+    # The sums, calendar checks and RRULE expansion are CPU work: a worker thread keeps the event loop (Kafka
+    # heartbeats, HTTP) running while it lasts.
+    return await asyncio.to_thread(_status, slo, series, now, hours, scheduled, since, end)
+
+
+def _status(slo: SloDefinition, series: MinuteSeries, now: datetime, hours: BusinessCalendar | None,
+            scheduled: list[tuple[datetime, datetime]], since: datetime, end: datetime) -> SloStatus:
+    maintenance = list(scheduled)
+    if isinstance(slo.sli, AvailabilitySli):
+        maintenance += recurring_windows(slo.sli.maintenance, since, end)
+    return evaluate(slo, series, now, hours, maintenance)
+
+
+def _skipped(error: Exception, what: str, *args: object) -> None:
+    """Count and log one item the pass skips; a lost database connection is no item's fault and ends the pass
+    (the periodic task logs it and retries at the next interval)."""
+    if isinstance(error, OSError) or (isinstance(error, DBAPIError) and error.connection_invalidated):
+        raise error
+    BACKGROUND_FAILURES.labels(task=_TASK).inc()
+    log.error("SLO evaluation skipped " + what + ": %s", *args, error, exc_info=error)
 
 
 def status_data(status: SloStatus) -> SloStatusData:

@@ -4,20 +4,23 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sla_engine import tables
 from sla_engine.domain.slo.definition import ThresholdSli
 from sla_engine.domain.slo.rollups import AvailabilityMinute, MaintenanceWindow, RatioMinute, State, StateChange
+from sla_engine.domain.slo.series import Head, MinuteSeries, RangeSums, epoch_ceil
 
 # Seed of the per-tenant advisory lock between sample writers (shared) and threshold backfills (exclusive);
 # 0 is the ticket lock and 1 the apply lock (repository.py).
 _SAMPLES_LOCK_SEED = 2
+_ONE_DAY = timedelta(days=1)
 
 
 @dataclass(frozen=True)
@@ -25,6 +28,14 @@ class StoredEvaluation:
     firing: frozenset[str]
     status: dict[str, Any] | None
     published_at: datetime | None
+
+
+@dataclass(frozen=True)
+class _DaySums:
+    first: datetime
+    last: datetime
+    sums: RangeSums
+    last_data: datetime | None
 
 
 class SqlSloRepository:
@@ -54,6 +65,22 @@ class SqlSloRepository:
             await self._session.execute(statement.on_conflict_do_update(
                 index_elements=[r.c.tenant_id, r.c.service, r.c.sli, r.c.minute],
                 set_={"good": r.c.good + statement.excluded.good, "total": r.c.total + statement.excluded.total}))
+        # The day sums, added to like the minutes (so concurrent batches commute).
+        d = tables.slo_ratio_days
+        days: dict[datetime, list[Any]] = {}
+        for row in rows:
+            day = days.setdefault(_day(row.minute), [0, 0, None])
+            day[0] += row.good
+            day[1] += row.total
+            if row.total > 0 and (day[2] is None or row.minute > day[2]):
+                day[2] = row.minute
+        for day_start, (good, total, last_data) in sorted(days.items()):
+            statement = insert(d).values(tenant_id=tenant_id, service=service, sli=sli, day=day_start, good=good,
+                                         total=total, last_data=last_data)
+            await self._session.execute(statement.on_conflict_do_update(
+                index_elements=[d.c.tenant_id, d.c.service, d.c.sli, d.c.day],
+                set_={"good": d.c.good + statement.excluded.good, "total": d.c.total + statement.excluded.total,
+                      "last_data": sa.func.greatest(d.c.last_data, statement.excluded.last_data)}))
 
     async def lock_samples_shared(self, tenant_ids: Sequence[str]) -> None:
         """Held by a signal batch from before it reads the tenants' thresholds until it commits, so a backfill
@@ -93,6 +120,20 @@ class SqlSloRepository:
                    .where(*of_series).group_by(minute))
         await self._session.execute(sa.insert(r).from_select(
             ["tenant_id", "service", "sli", "minute", "good", "total"], counted))
+        await self.refresh_ratio_days(tenant_id, service, threshold.rollup_key)
+
+    async def refresh_ratio_days(self, tenant_id: str, service: str, sli: str) -> None:
+        """Recompute the series' day sums from its minutes (after minutes were replaced, not added to)."""
+        r, d = tables.slo_ratio_minutes, tables.slo_ratio_days
+        await self._session.execute(sa.delete(d).where(d.c.tenant_id == tenant_id, d.c.service == service,
+                                                       d.c.sli == sli))
+        day = sa.func.date_trunc("day", r.c.minute, "UTC")
+        await self._session.execute(sa.insert(d).from_select(
+            ["tenant_id", "service", "sli", "day", "good", "total", "last_data"],
+            sa.select(r.c.tenant_id, r.c.service, r.c.sli, day, sa.func.sum(r.c.good), sa.func.sum(r.c.total),
+                      sa.func.max(r.c.minute).filter(r.c.total > 0))
+            .where(r.c.tenant_id == tenant_id, r.c.service == service, r.c.sli == sli)
+            .group_by(r.c.tenant_id, r.c.service, r.c.sli, day)))
 
     async def purge_samples(self, before: datetime) -> int:
         """Delete the samples older than `before`; returns how many."""
@@ -133,6 +174,23 @@ class SqlSloRepository:
                 {"tenant_id": tenant_id, "service": service, "minute": row.minute, "up_seconds": row.up,
                  "degraded_seconds": row.degraded, "down_seconds": row.down,
                  "maintenance_seconds": row.maintenance} for row in rows])
+        await self.refresh_availability_days(tenant_id, service, since)
+
+    async def refresh_availability_days(self, tenant_id: str, service: str, since: datetime) -> None:
+        """Recompute the service's day sums from the day of `since` on, from its minutes."""
+        a, d = tables.slo_availability_minutes, tables.slo_availability_days
+        first = _day(since)
+        await self._session.execute(sa.delete(d).where(d.c.tenant_id == tenant_id, d.c.service == service,
+                                                       d.c.day >= first))
+        day = sa.func.date_trunc("day", a.c.minute, "UTC")
+        total = a.c.up_seconds + a.c.degraded_seconds + a.c.down_seconds
+        await self._session.execute(sa.insert(d).from_select(
+            ["tenant_id", "service", "day", "up_seconds", "degraded_seconds", "down_seconds", "last_data"],
+            sa.select(a.c.tenant_id, a.c.service, day, sa.func.sum(a.c.up_seconds),
+                      sa.func.sum(a.c.degraded_seconds), sa.func.sum(a.c.down_seconds),
+                      sa.func.max(a.c.minute).filter(total > 0))
+            .where(a.c.tenant_id == tenant_id, a.c.service == service, a.c.minute >= first)
+            .group_by(a.c.tenant_id, a.c.service, day)))
 
     async def last_availability_minute(self, tenant_id: str, service: str) -> datetime | None:
         a = tables.slo_availability_minutes
@@ -146,21 +204,77 @@ class SqlSloRepository:
             s.c.tenant_id == tenant_id, s.c.service == service))).scalar_one()
         return first
 
-    async def availability_minutes(self, tenant_id: str, service: str, start: datetime,
-                                   end: datetime) -> list[AvailabilityMinute]:
+    async def availability_series(self, tenant_id: str, service: str, start: datetime, end: datetime,
+                                  degraded_weight: Decimal, split: datetime | None = None) -> MinuteSeries:
+        """The minutes `[start, end)` as ordered columns, aggregated into arrays by the database (asyncpg
+        decodes integer arrays without a Python object per row). With `split`, the minutes before it are
+        summed by the database instead (the series' head)."""
         a = tables.slo_availability_minutes
-        rows = await self._session.execute(sa.select(a).where(
-            a.c.tenant_id == tenant_id, a.c.service == service, a.c.minute >= start, a.c.minute < end))
-        return [AvailabilityMinute(row.minute, row.up_seconds, row.degraded_seconds, row.down_seconds,
-                                   row.maintenance_seconds) for row in rows]
+        of_service = (a.c.tenant_id == tenant_id, a.c.service == service, a.c.minute < end)
+        total = a.c.up_seconds + a.c.degraded_seconds + a.c.down_seconds
+        row = (await self._session.execute(_columns(
+            a.c.minute, (total, a.c.down_seconds, a.c.degraded_seconds), *of_service,
+            a.c.minute >= (split or start)))).one()
+        head = None
+        if split is not None:
+            d = tables.slo_availability_days
+            days = await self._day_sums(
+                d.c.up_seconds + d.c.degraded_seconds + d.c.down_seconds, d.c.down_seconds, d.c.degraded_seconds,
+                d.c.last_data, d.c.day, start, split, d.c.tenant_id == tenant_id, d.c.service == service)
+            head = await self._head(a.c.minute, total, a.c.down_seconds, a.c.degraded_seconds, start, split, days,
+                                    *of_service)
+        return MinuteSeries.from_columns(row[0] or [], row[1] or [], row[2] or [], row[3] or [], degraded_weight,
+                                         head)
 
-    async def ratio_minutes(self, tenant_id: str, service: str, sli: str, start: datetime,
-                            end: datetime) -> list[RatioMinute]:
+    async def ratio_series(self, tenant_id: str, service: str, sli: str, start: datetime, end: datetime,
+                           split: datetime | None = None) -> MinuteSeries:
+        """The series' minutes `[start, end)` as ordered columns (bad = total - good); with `split`, the minutes
+        before it summed by the database (the series' head)."""
         r = tables.slo_ratio_minutes
-        rows = await self._session.execute(sa.select(r.c.minute, r.c.good, r.c.total).where(
-            r.c.tenant_id == tenant_id, r.c.service == service, r.c.sli == sli, r.c.minute >= start,
-            r.c.minute < end))
-        return [RatioMinute(row.minute, row.good, row.total) for row in rows]
+        of_series = (r.c.tenant_id == tenant_id, r.c.service == service, r.c.sli == sli, r.c.minute < end)
+        row = (await self._session.execute(_columns(
+            r.c.minute, (r.c.total, r.c.total - r.c.good), *of_series, r.c.minute >= (split or start)))).one()
+        head = None
+        if split is not None:
+            d = tables.slo_ratio_days
+            days = await self._day_sums(d.c.total, d.c.total - d.c.good, sa.literal(0), d.c.last_data, d.c.day,
+                                        start, split, d.c.tenant_id == tenant_id, d.c.service == service,
+                                        d.c.sli == sli)
+            head = await self._head(r.c.minute, r.c.total, r.c.total - r.c.good, sa.literal(0), start, split, days,
+                                    *of_series)
+        return MinuteSeries.from_columns(row[0] or [], row[1] or [], row[2] or [], head=head)
+
+    async def _day_sums(self, total: sa.ColumnElement[Any], bad: sa.ColumnElement[Any],
+                        weighted: sa.ColumnElement[Any], last_data: sa.ColumnElement[Any],
+                        day: sa.ColumnElement[Any], start: datetime, split: datetime,
+                        *where: sa.ColumnElement[bool]) -> _DaySums | None:
+        """The sums of the whole UTC days inside `[start, split)`, or None when there is none."""
+        first, last = _day(start), _day(split)
+        if first < start:
+            first += _ONE_DAY
+        if first >= last:
+            return None
+        row = (await self._session.execute(sa.select(
+            sa.func.coalesce(sa.func.sum(total), 0), sa.func.coalesce(sa.func.sum(bad), 0),
+            sa.func.coalesce(sa.func.sum(weighted), 0), sa.func.max(last_data),
+        ).where(*where, day >= first, day < last))).one()
+        return _DaySums(first, last, RangeSums(int(row[0]), int(row[1]), int(row[2])), row[3])
+
+    async def _head(self, minute: sa.ColumnElement[Any], total: sa.ColumnElement[Any], bad: sa.ColumnElement[Any],
+                    weighted: sa.ColumnElement[Any], start: datetime, split: datetime, days: _DaySums | None,
+                    *where: sa.ColumnElement[bool]) -> Head:
+        """The minutes `[start, split)` summed: whole days from the day sums, the rest from the minutes."""
+        outside = sa.true() if days is None else sa.or_(minute < days.first, minute >= days.last)
+        row = (await self._session.execute(sa.select(
+            sa.func.coalesce(sa.func.sum(total), 0), sa.func.coalesce(sa.func.sum(bad), 0),
+            sa.func.coalesce(sa.func.sum(weighted), 0), sa.func.max(minute).filter(total > 0),
+        ).where(*where, minute >= start, minute < split, outside))).one()
+        sums = RangeSums(int(row[0]), int(row[1]), int(row[2]))
+        last_data: datetime | None = row[3]
+        if days is not None:
+            sums = sums + days.sums
+            last_data = max((found for found in (last_data, days.last_data) if found is not None), default=None)
+        return Head(epoch_ceil(start), epoch_ceil(split), sums, last_data)
 
     async def ticket_sla_minutes(self, tenant_id: str, service: str, policy: str, metric: str,
                                  priorities: Sequence[str], start: datetime, end: datetime) -> list[RatioMinute]:
@@ -195,6 +309,23 @@ class SqlSloRepository:
     async def tenants_with_config(self) -> list[str]:
         c = tables.config_versions
         return list((await self._session.execute(sa.select(c.c.tenant_id).distinct())).scalars())
+
+
+def _day(at: datetime) -> datetime:
+    """The start of the UTC day of `at` (`date_trunc('day', ..., 'UTC')`)."""
+    return at.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def _columns(minute: sa.ColumnElement[Any], values: tuple[sa.ColumnElement[Any], ...],
+             *where: sa.ColumnElement[bool]) -> sa.Select[Any]:
+    """One row of arrays: epoch seconds of each minute, then each of `values` (NULL when empty). The rows come
+    from one index scan in minute order (an `ORDER BY` inside each `array_agg` would sort once per array);
+    `MinuteSeries.from_columns` checks the order, which PostgreSQL keeps but does not promise."""
+    epoch = sa.cast(sa.extract("epoch", minute), sa.BigInteger)
+    rows = sa.select(epoch, *values).where(*where).order_by(minute).subquery()
+    arrays: list[sa.ColumnElement[Any]] = [sa.func.array_agg(column, type_=ARRAY(sa.BigInteger))
+                                           for column in rows.c]
+    return sa.select(*arrays)
 
 
 def _holds(value: sa.ColumnElement[Any], threshold: ThresholdSli) -> sa.ColumnElement[bool]:

@@ -157,6 +157,33 @@ slo_ratio_minutes = sa.Table(
     sa.Column("total", sa.BigInteger, nullable=False),
 )
 
+# The minutes above summed per UTC day (`date_trunc('day', minute, 'UTC')`), written in the transaction that
+# writes the minutes, so a long window's older part is summed from days (docs/slo.md "Evaluation pass").
+# `last_data`: the day's last minute with any data.
+slo_ratio_days = sa.Table(
+    "slo_ratio_days",
+    metadata,
+    sa.Column("tenant_id", sa.Text, primary_key=True),
+    sa.Column("service", sa.Text, primary_key=True),
+    sa.Column("sli", sa.Text, primary_key=True),
+    sa.Column("day", sa.DateTime(timezone=True), primary_key=True),
+    sa.Column("good", sa.BigInteger, nullable=False),
+    sa.Column("total", sa.BigInteger, nullable=False),
+    sa.Column("last_data", sa.DateTime(timezone=True)),
+)
+
+slo_availability_days = sa.Table(
+    "slo_availability_days",
+    metadata,
+    sa.Column("tenant_id", sa.Text, primary_key=True),
+    sa.Column("service", sa.Text, primary_key=True),
+    sa.Column("day", sa.DateTime(timezone=True), primary_key=True),
+    sa.Column("up_seconds", sa.BigInteger, nullable=False),
+    sa.Column("degraded_seconds", sa.BigInteger, nullable=False),
+    sa.Column("down_seconds", sa.BigInteger, nullable=False),
+    sa.Column("last_data", sa.DateTime(timezone=True)),
+)
+
 # Raw `itsm.measurement.v1` samples (docs/slo.md "Threshold samples"): kept `slo_sample_retention_days` so a
 # threshold added or changed later is backfilled from them. `value` is exact (numeric, never float).
 slo_samples = sa.Table(

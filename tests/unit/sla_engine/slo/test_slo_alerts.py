@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from decimal import Decimal
 from fractions import Fraction
 
 import pytest
 
 from sla_engine.domain.slo.alerts import BURN_RULES, AlertName, AlertTransition, alert_transitions, burn_factor
 from sla_engine.domain.slo.definition import SloDefinition
-from sla_engine.domain.slo.evaluation import MinuteCounts, evaluate, ratio_counts
+from sla_engine.domain.slo.evaluation import evaluate
 from sla_engine.domain.slo.rollups import RatioMinute
+from sla_engine.domain.slo.series import MinuteSeries, ratio_counts
 
 from .builders import slo_from_yaml, utc
 
@@ -45,8 +45,8 @@ def run(slo: SloDefinition, rows: list[RatioMinute], start: datetime, minutes: i
     seen: list[tuple[datetime, AlertTransition]] = []
     for step in range(minutes):
         at = start + timedelta(minutes=step)
-        firing, transitions = alert_transitions(slo, evaluate(slo, [c for c in counts if c.minute < at], at),
-                                                firing)
+        # Minutes at or after `at` are ignored by the evaluator: the same as not having them yet.
+        firing, transitions = alert_transitions(slo, evaluate(slo, counts, at), firing)
         seen += [(at, transition) for transition in transitions]
     return seen
 
@@ -84,13 +84,13 @@ def test_a_slow_burn_opens_a_ticket_but_does_not_page() -> None:
 def test_budget_exhaustion_and_no_data_fire_once_and_resolve() -> None:
     slo = api_slo("    no_data_after: 10m\n")
     at = utc("2026-03-04T00:00:00")
-    status = evaluate(slo, [MinuteCounts(at - timedelta(minutes=1), Decimal(990), Decimal(1_000))], at)
+    status = evaluate(slo, ratio_counts([RatioMinute(at - timedelta(minutes=1), 990, 1_000)]), at)
     firing, transitions = alert_transitions(slo, status, frozenset())
     assert {t.alert for t in transitions} >= {"budget_exhausted"}
     firing, again = alert_transitions(slo, status, firing)
     assert again == []
     later = at + timedelta(minutes=30)
-    firing, transitions = alert_transitions(slo, evaluate(slo, [], later), firing)
+    firing, transitions = alert_transitions(slo, evaluate(slo, MinuteSeries.empty(), later), firing)
     assert ("no_data", "firing") in [(t.alert, t.state) for t in transitions]
     assert ("budget_exhausted", "resolved") in [(t.alert, t.state) for t in transitions]
     healthy = evaluate(slo, ratio_counts([RatioMinute(later - timedelta(minutes=1), 1_000, 1_000)]), later)

@@ -68,6 +68,8 @@ def test_a_dumped_bundle_gives_the_same_definitions() -> None:
     ("    timeslice_target: 95\n", "", "slos[1].timeslice_target", 7, "required with budgeting: timeslices"),
     ("no_data_after: 30m", "no_data_after: soon", "slos[1].no_data_after", 15, "not a duration"),
     ("    objective: 99.5\n", "    objectiv: 99.5\n", "slos[1].objectiv", 10, "unknown key"),
+    ("rolling: 28d", "rolling: 3000000d", "slos[1].window.rolling", 11, "longer than the longest allowed, 400d"),
+    ("no_data_after: 30m", "no_data_after: 401d", "slos[1].no_data_after", 15, "longest allowed"),
 ])
 def test_an_invalid_slo_is_reported_with_its_path_and_line(old: str, new: str, path: str, line: int,
                                                            words: str) -> None:
@@ -112,3 +114,43 @@ slos:
     slo = slo_definition(bundle.slos[0])
     assert slo.sli == TicketSlaSli("gold-incidents", "resolution", ("P2",))
     assert slo.no_data_after_seconds == 0
+
+
+MAINTAINED = """\
+slos:
+  - id: email-week
+    service: email
+    sli:
+      type: availability
+      maintenance:
+        - {rrule: "FREQ=WEEKLY;BYDAY=SU;BYHOUR=2", dtstart: "2026-01-04T02:00", duration: 2h}
+    objective: 99.9
+    window: {rolling: 7d}
+"""
+
+
+@pytest.mark.parametrize(("old", "new", "path", "words"), [
+    # Never occurs (no 30 February): the RRULE library would walk to the year 9999 at every evaluation.
+    ("FREQ=WEEKLY;BYDAY=SU;BYHOUR=2", "FREQ=DAILY;BYMONTH=2;BYMONTHDAY=30", "rrule", "does not occur in the 5 years"),
+    ("FREQ=WEEKLY;BYDAY=SU;BYHOUR=2", "FREQ=YEARLY;INTERVAL=4;BYMONTH=2;BYMONTHDAY=29", "rrule",
+     "does not occur in the 5 years"),  # 2026, 2030, ...: never a leap year
+    ("BYHOUR=2", "BYHOUR=2;UNTIL=20250101T000000Z", "rrule", "ends (UNTIL) before its first occurrence"),
+    # Every minute over a 7-day window and 3 days of lookbacks: 1,440 a day, 14,400 per evaluation.
+    ("FREQ=WEEKLY;BYDAY=SU;BYHOUR=2", "FREQ=MINUTELY", "rrule", "more than 10,000 times"),
+    ("duration: 2h", "duration: 500d", "duration", "longest allowed"),
+])
+def test_a_recurring_window_is_bounded_at_apply(old: str, new: str, path: str, words: str) -> None:
+    with pytest.raises(BundleError) as caught:
+        parse_bundle(MAINTAINED.replace(old, new))
+    matching = [issue for issue in caught.value.errors if issue.path == f"slos[0].sli.maintenance[0].{path}"]
+    assert matching, caught.value.errors
+    assert matching[0].line == 7
+    assert words in matching[0].message
+
+
+def test_a_bundle_stored_before_the_bounds_still_reads_back() -> None:
+    text = BUNDLE.replace("rolling: 28d", "rolling: 500d")
+    with pytest.raises(BundleError):
+        parse_bundle(text)
+    stored = parse_bundle(text, stored=True)
+    assert slo_definition(stored.slos[1]).window == RollingWindow(500 * 86_400)

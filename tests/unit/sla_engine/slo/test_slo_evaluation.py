@@ -11,7 +11,7 @@ import pytest
 from sla_engine.domain.bundle import BundleError, parse_bundle
 from sla_engine.domain.bundle.slos import slo_definition
 from sla_engine.domain.slo.definition import AvailabilitySli
-from sla_engine.domain.slo.evaluation import availability_counts, evaluate, ratio_counts
+from sla_engine.domain.slo.evaluation import evaluate
 from sla_engine.domain.slo.maintenance import recurring_windows
 from sla_engine.domain.slo.rollups import (
     AvailabilityMinute,
@@ -22,6 +22,7 @@ from sla_engine.domain.slo.rollups import (
     merge_ratio,
     ratio_minute,
 )
+from sla_engine.domain.slo.series import MinuteSeries, availability_counts, ratio_counts
 from sla_engine.domain.slo.windows import window_bounds
 
 from .builders import slo_from_yaml, utc
@@ -67,8 +68,8 @@ def test_budget_follows_the_real_month_length_in_the_window_time_zone() -> None:
     window: {calendar: month, timezone: Asia/Shanghai}
 """)
     # 43.2 min in a 30-day month, 44.64 min in a 31-day one.
-    november = evaluate(shanghai, [], utc("2026-11-15T00:00:00"))
-    october = evaluate(shanghai, [], utc("2026-10-15T00:00:00"))
+    november = evaluate(shanghai, MinuteSeries.empty(), utc("2026-11-15T00:00:00"))
+    october = evaluate(shanghai, MinuteSeries.empty(), utc("2026-10-15T00:00:00"))
     assert november.error_budget_total == Decimal("2592.0")
     assert october.error_budget_total == Decimal("2678.4")
     assert october.window_start == utc("2026-09-30T16:00:00")  # midnight in Shanghai

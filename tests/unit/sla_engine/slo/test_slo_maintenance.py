@@ -11,9 +11,10 @@ import pytest
 from sla_engine.domain.bundle import BundleError, dump_bundle, parse_bundle
 from sla_engine.domain.bundle.slos import slo_definition
 from sla_engine.domain.slo.definition import AvailabilitySli, SloDefinition
-from sla_engine.domain.slo.evaluation import availability_counts, evaluate
-from sla_engine.domain.slo.maintenance import RecurringMaintenance, merge, recurring_windows
+from sla_engine.domain.slo.evaluation import evaluate
+from sla_engine.domain.slo.maintenance import RecurrenceError, RecurringMaintenance, merge, recurring_windows
 from sla_engine.domain.slo.rollups import StateChange, availability_minutes
+from sla_engine.domain.slo.series import availability_counts
 
 from .builders import utc
 
@@ -195,3 +196,23 @@ def test_a_dumped_bundle_keeps_the_recurring_windows() -> None:
     bundle = parse_bundle(WEEKLY_BUNDLE.replace('dtstart: "2026-01-04T02:00"', "dtstart: 2026-01-04 02:00:00"))
     again = parse_bundle(json.dumps(dump_bundle(bundle)), content_type="json")
     assert slo_definition(again.slos[0]) == slo_definition(bundle.slos[0]) == weekly_slo()
+
+
+@pytest.mark.parametrize(("rule", "dtstart"), [
+    ("FREQ=WEEKLY;BYDAY=SU;BYHOUR=2", "2026-01-04T02:00"),
+    ("FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=29", "2026-01-04T02:00"),  # first in 2028, within the 5 years
+    ("FREQ=YEARLY", "2028-02-29T03:00"),  # a leap day start: every fourth year (the probe keeps leap days)
+    ("FREQ=MONTHLY;BYDAY=-1SU;COUNT=1", "2026-01-04T02:00"),
+    ("FREQ=WEEKLY;BYDAY=SU;UNTIL=20260201T000000Z", "2026-01-04T02:00"),
+    ("FREQ=WEEKLY;BYDAY=SU", "9998-01-04T02:00"),  # near the end of the calendar
+    ("FREQ=MINUTELY;INTERVAL=15;BYHOUR=2", "1970-01-04T02:00"),  # 4 a day: 136 in 34 days
+])
+def test_bounded_rules_pass_the_apply_check(rule: str, dtstart: str) -> None:
+    RecurringMaintenance(rule, local(dtstart), 600, "Europe/Berlin").check_bounds(34 * 86_400)
+
+
+def test_the_occurrence_cap_counts_the_range_one_evaluation_expands() -> None:
+    every_five_minutes = RecurringMaintenance("FREQ=MINUTELY;INTERVAL=5", local("2026-01-04T02:00"), 300)
+    every_five_minutes.check_bounds(34 * 86_400)  # 9,792 occurrences
+    with pytest.raises(RecurrenceError, match="more than 10,000 times"):
+        every_five_minutes.check_bounds(35 * 86_400)  # 10,080

@@ -8,8 +8,9 @@ from decimal import Decimal
 import pytest
 
 from sla_engine.domain.bundle import BundleError, parse_bundle
-from sla_engine.domain.slo.evaluation import evaluate, ratio_counts
+from sla_engine.domain.slo.evaluation import evaluate
 from sla_engine.domain.slo.rollups import RatioMinute
+from sla_engine.domain.slo.series import ratio_counts
 
 from .builders import slo_from_yaml, utc
 

@@ -43,8 +43,11 @@ __all__ = [
 ]
 
 
-def parse_bundle(text: str, *, content_type: Literal["yaml", "json"] = "yaml") -> Bundle:
-    """Parse and validate a bundle; raises `BundleError` listing every problem with its path and line."""
+def parse_bundle(text: str, *, content_type: Literal["yaml", "json"] = "yaml", stored: bool = False) -> Bundle:
+    """Parse and validate a bundle; raises `BundleError` listing every problem with its path and line.
+
+    `stored`: a bundle read back from storage, accepted when it was applied; the SLO bounds added since
+    (`sla_engine.domain.bundle.slos`) are not re-checked, so it keeps working as applied."""
     data, lines, issues = load(text, content_type)
     if issues and data is None:
         raise BundleError(issues)
@@ -86,7 +89,7 @@ def parse_bundle(text: str, *, content_type: Literal["yaml", "json"] = "yaml") -
     slo_ids: set[str] = set()
     for position, raw in enumerate(check.sequence(top.get("slos"), "slos")):
         path = join_path("slos", position)
-        slo = parse_slo(check, raw, path, names)
+        slo = parse_slo(check, raw, path, names, bounded=not stored)
         if slo is not None and slo.id in slo_ids:
             check.error(join_path(path, "id"), f"duplicate SLO id {slo.id!r}")
         elif slo is not None:

@@ -181,12 +181,13 @@ def _parse_warn_at(check: Checker, raw: Any, path: str) -> tuple[int, ...]:
     return tuple(sorted(thresholds))
 
 
-def parse_slo(check: Checker, raw: Any, path: str, calendars: set[str] | None = None) -> SloConfig | None:
+def parse_slo(check: Checker, raw: Any, path: str, calendars: set[str] | None = None, *,
+              bounded: bool = True) -> SloConfig | None:
     if not isinstance(raw, dict):
         check.error(path, f"must be a mapping, not {kind_of(raw)}")
         return None
     # Validated here for path+line errors; the evaluator rebuilds the definition from `raw`.
-    definition = parse_slo_definition(check, raw, path, calendars)
+    definition = parse_slo_definition(check, raw, path, calendars, bounded=bounded)
     if definition is None:
         return None
     return SloConfig(id=definition.id, service=definition.service, raw=_jsonable(raw))

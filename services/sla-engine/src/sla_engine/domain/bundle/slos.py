@@ -28,11 +28,21 @@ from sla_engine.domain.slo.definition import (
 from sla_engine.domain.slo.maintenance import RecurrenceError, RecurringMaintenance
 
 DAY_SECONDS = 86_400
+# Bounds on new bundles (`bounded`): longer durations overflow date arithmetic (`rolling: 3000000d`) or make
+# every evaluation read more minutes than any agreement needs.
+MAX_DURATION_SECONDS = 400 * DAY_SECONDS
+_LONGEST_LOOKBACK_SECONDS = 3 * DAY_SECONDS
+_LONGEST_CALENDAR_SECONDS = {"week": 7 * DAY_SECONDS, "month": 31 * DAY_SECONDS, "quarter": 92 * DAY_SECONDS}
 
 
-def parse_slo_definition(check: Checker, raw: Any, path: str,
-                         calendars: set[str] | None = None) -> SloDefinition | None:
-    """Validate one `slos:` entry, reporting every problem with its path; None when it is invalid."""
+def parse_slo_definition(check: Checker, raw: Any, path: str, calendars: set[str] | None = None, *,
+                         bounded: bool = True) -> SloDefinition | None:
+    """Validate one `slos:` entry, reporting every problem with its path; None when it is invalid.
+
+    `bounded` (new bundles) also enforces the bounds: durations at most `MAX_DURATION_SECONDS` (400d), and each
+    recurring maintenance rule occurring within 5 years and at most 10,000 times per evaluated range
+    (`RecurringMaintenance.check_bounds`). A stored bundle is read back without them (`bounded=False`), so one
+    applied before a bound was added keeps working; its failures are isolated per SLO by the evaluator."""
     if not isinstance(raw, dict):
         check.error(path, f"must be a mapping, not {kind_of(raw)}")
         return None
@@ -45,10 +55,12 @@ def parse_slo_definition(check: Checker, raw: Any, path: str,
                           required=("sli", "objective", "window"))
     if value is None:
         return None
-    sli = _parse_sli(check, value.get("sli"), join_path(path, "sli"), calendars) if "sli" in value else None
+    sli = _parse_sli(check, value.get("sli"), join_path(path, "sli"), calendars, bounded) if "sli" in value \
+        else None
     objective = _percent(check, value.get("objective"), join_path(path, "objective")) \
         if value.get("objective") is not None else None
-    window = _parse_window(check, value.get("window"), join_path(path, "window")) if "window" in value else None
+    window = _parse_window(check, value.get("window"), join_path(path, "window"), bounded) if "window" in value \
+        else None
     budgeting = value.get("budgeting", "occurrences")
     if budgeting not in BUDGETING:
         check.error(join_path(path, "budgeting"), f"{budgeting!r} is not one of: {', '.join(BUDGETING)}")
@@ -63,7 +75,7 @@ def parse_slo_definition(check: Checker, raw: Any, path: str,
         check.error(join_path(path, "timeslice_min_events"), f"{min_events!r} is not a whole number >= 1")
     no_data_after = 0 if isinstance(sli, TicketSlaSli) else 3_600
     if "no_data_after" in value:
-        no_data_after = _duration(check, value["no_data_after"], join_path(path, "no_data_after")) or 0
+        no_data_after = _duration(check, value["no_data_after"], join_path(path, "no_data_after"), bounded) or 0
     calendar = value.get("calendar")
     if calendar is not None:
         # The earlier spelling of `sli.calendar`, still read so stored bundles keep working.
@@ -76,12 +88,26 @@ def parse_slo_definition(check: Checker, raw: Any, path: str,
     if len(check.issues) > before or slo_id is None or service is None or sli is None or objective is None \
             or window is None or budgeting not in BUDGETING or slice_seconds is None:
         return None
+    if bounded and isinstance(sli, AvailabilitySli) and window is not None:
+        _check_recurrences(check, sli, window, join_path(join_path(path, "sli"), "maintenance"))
+    if len(check.issues) > before:
+        return None
     if isinstance(sli, AvailabilitySli) and isinstance(calendar, str):
         sli = replace(sli, calendar=calendar)
     return SloDefinition(id=slo_id, service=service, sli=sli, objective=objective, window=window,
                          budgeting=budgeting, timeslice_target=timeslice_target,
                          timeslice_min_events=min_events, no_data_after_seconds=no_data_after,
                          timeslice_seconds=slice_seconds)
+
+
+def _check_recurrences(check: Checker, sli: AvailabilitySli, window: Window, path: str) -> None:
+    """Each recurring window must occur soon enough and not too often for one evaluation to expand."""
+    span = window.seconds if isinstance(window, RollingWindow) else _LONGEST_CALENDAR_SECONDS[window.unit]
+    for position, schedule in enumerate(sli.maintenance):
+        try:
+            schedule.check_bounds(span + _LONGEST_LOOKBACK_SECONDS)
+        except RecurrenceError as error:
+            check.error(join_path(join_path(path, position), "rrule"), str(error))
 
 
 def _calendar_name(check: Checker, raw: Any, path: str, calendars: set[str] | None) -> str | None:
@@ -118,13 +144,13 @@ def _timeslice(check: Checker, value: dict[Any, Any], path: str, budgeting: Any,
 def slo_definition(config: SloConfig) -> SloDefinition:
     """The definition of a stored, already validated entry; raises ValueError if it no longer validates."""
     check = Checker({}, [])
-    definition = parse_slo_definition(check, dict(config.raw), "slo")
+    definition = parse_slo_definition(check, dict(config.raw), "slo", bounded=False)
     if definition is None:
         raise ValueError("; ".join(f"{issue.path}: {issue.message}" for issue in check.issues))
     return definition
 
 
-def _parse_sli(check: Checker, raw: Any, path: str, calendars: set[str] | None) -> Sli | None:
+def _parse_sli(check: Checker, raw: Any, path: str, calendars: set[str] | None, bounded: bool) -> Sli | None:
     if not isinstance(raw, dict):
         check.error(path, f"must be a mapping, not {kind_of(raw)}")
         return None
@@ -139,7 +165,7 @@ def _parse_sli(check: Checker, raw: Any, path: str, calendars: set[str] | None) 
             check.error(join_path(path, "degraded_weight"), f"{weight} is not between 0 and 1")
         calendar = _calendar_name(check, value["calendar"], join_path(path, "calendar"), calendars) \
             if value.get("calendar") is not None else None
-        schedules = [_recurring(check, item, join_path(join_path(path, "maintenance"), position))
+        schedules = [_recurring(check, item, join_path(join_path(path, "maintenance"), position), bounded)
                      for position, item in enumerate(check.sequence(value.get("maintenance"),
                                                                     join_path(path, "maintenance")))]
         if weight is None or len(check.issues) > before:
@@ -184,13 +210,13 @@ def _parse_sli(check: Checker, raw: Any, path: str, calendars: set[str] | None) 
     return None
 
 
-def _parse_window(check: Checker, raw: Any, path: str) -> Window | None:
+def _parse_window(check: Checker, raw: Any, path: str, bounded: bool) -> Window | None:
     if not isinstance(raw, dict):
         check.error(path, f"must be a mapping, not {kind_of(raw)}")
         return None
     if "rolling" in raw:
         value = check.mapping(raw, path, ("rolling",))
-        seconds = _duration(check, value.get("rolling") if value else None, join_path(path, "rolling"))
+        seconds = _duration(check, value.get("rolling") if value else None, join_path(path, "rolling"), bounded)
         return RollingWindow(seconds) if seconds is not None else None
     if "calendar" in raw:
         value = check.mapping(raw, path, ("calendar", "timezone"))
@@ -215,7 +241,7 @@ def _parse_window(check: Checker, raw: Any, path: str) -> Window | None:
     return None
 
 
-def _recurring(check: Checker, raw: Any, path: str) -> RecurringMaintenance | None:
+def _recurring(check: Checker, raw: Any, path: str, bounded: bool) -> RecurringMaintenance | None:
     """One recurring maintenance window: `{rrule, dtstart, duration, timezone}` (rules in domain.slo.maintenance)."""
     value = check.mapping(raw, path, ("rrule", "dtstart", "duration", "timezone"),
                           required=("rrule", "dtstart", "duration"))
@@ -223,7 +249,7 @@ def _recurring(check: Checker, raw: Any, path: str) -> RecurringMaintenance | No
         return None
     before = len(check.issues)
     rule = check.text(value.get("rrule"), join_path(path, "rrule")) if value.get("rrule") is not None else None
-    duration = _duration(check, value["duration"], join_path(path, "duration")) \
+    duration = _duration(check, value["duration"], join_path(path, "duration"), bounded) \
         if value.get("duration") is not None else None
     if duration is not None and duration % 60:
         check.error(join_path(path, "duration"), f"{value['duration']!r} is not whole minutes")
@@ -287,12 +313,16 @@ def _percent(check: Checker, raw: Any, path: str) -> Decimal | None:
     return number
 
 
-def _duration(check: Checker, raw: Any, path: str) -> int | None:
+def _duration(check: Checker, raw: Any, path: str, bounded: bool = True) -> int | None:
     if not isinstance(raw, str):
         check.error(path, f"{raw!r} is not a duration: give a unit, e.g. 28d, 6h, 30m")
         return None
     try:
-        return parse_duration(raw)
+        seconds = parse_duration(raw)
     except ValueError as error:
         check.error(path, str(error))
         return None
+    if bounded and seconds > MAX_DURATION_SECONDS:
+        check.error(path, f"{raw!r} is longer than the longest allowed, {format_duration(MAX_DURATION_SECONDS)}")
+        return None
+    return seconds

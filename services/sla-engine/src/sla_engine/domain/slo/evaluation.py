@@ -20,34 +20,22 @@ Rules:
 
 from __future__ import annotations
 
-from bisect import bisect_right
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from fractions import Fraction
 
 from sla_engine.domain.calendar import BusinessCalendar
 from sla_engine.domain.slo.definition import AvailabilitySli, RollingWindow, SloDefinition
 from sla_engine.domain.slo.maintenance import Interval, merge
-from sla_engine.domain.slo.rollups import AvailabilityMinute, RatioMinute
+from sla_engine.domain.slo.series import Head, MinuteSeries, epoch_ceil, epoch_floor, instant
 from sla_engine.domain.slo.windows import window_bounds
 
 LOOKBACKS: Mapping[str, int] = {"5m": 300, "30m": 1_800, "1h": 3_600, "2h": 7_200, "6h": 21_600,
                                 "1d": 86_400, "3d": 259_200}
+_LONGEST = max(LOOKBACKS.values())
 _RATE_PLACES = Decimal("0.0001")
-_MINUTE = timedelta(minutes=1)
-_FAR_FUTURE = datetime.max.replace(tzinfo=UTC)
-
-
-@dataclass(frozen=True)
-class MinuteCounts:
-    """One minute as the evaluator sees it: good and total in the SLI's unit, plus excluded seconds."""
-
-    minute: datetime
-    good: Decimal
-    total: Decimal
-    excluded: int = 0
 
 
 @dataclass(frozen=True)
@@ -92,22 +80,9 @@ class SloStatus:
         return rates
 
 
-def availability_counts(rows: Iterable[AvailabilityMinute], degraded_weight: Decimal) -> list[MinuteCounts]:
-    counts = []
-    for row in rows:
-        total = Decimal(row.up + row.degraded + row.down)
-        good = total - row.down - degraded_weight * row.degraded
-        counts.append(MinuteCounts(row.minute, good, total, row.maintenance))
-    return counts
-
-
-def ratio_counts(rows: Iterable[RatioMinute]) -> list[MinuteCounts]:
-    return [MinuteCounts(row.minute, Decimal(row.good), Decimal(row.total)) for row in rows]
-
-
-def evaluate(slo: SloDefinition, counts: Sequence[MinuteCounts], at: datetime,
-             hours: BusinessCalendar | None = None, maintenance: Iterable[Interval] = ()) -> SloStatus:
-    """The SLO's status at `at` from its per-minute counts (any order; minutes outside the spans are ignored).
+def evaluate(slo: SloDefinition, series: MinuteSeries, at: datetime, hours: BusinessCalendar | None = None,
+             maintenance: Iterable[Interval] = ()) -> SloStatus:
+    """The SLO's status at `at` from its per-minute counts (minutes outside the spans are ignored).
 
     With `hours` (the SLO's agreed service hours), only minutes inside them count, and the window's agreed
     time is its working time. `maintenance` (availability SLIs) is every planned maintenance window known for
@@ -118,18 +93,19 @@ def evaluate(slo: SloDefinition, counts: Sequence[MinuteCounts], at: datetime,
         hours = None
     windows = merge(maintenance) if isinstance(slo.sli, AvailabilitySli) else []
     if hours is not None:
-        counts = [minute for minute in counts if _in_hours(hours, minute.minute)]
-    if windows:
-        counts = [minute for minute in counts if not _covered(windows, minute.minute)]
-    lookback_from = {name: at - timedelta(seconds=seconds) for name, seconds in LOOKBACKS.items()}
-    last_data: datetime | None = None
-    for minute in counts:
-        if minute.total > 0 and minute.minute < at and (last_data is None or minute.minute > last_data):
-            last_data = minute.minute
+        calendar = hours
+        series = series.keeping(lambda minute: _in_hours(calendar, minute))
+    if series.head is not None:
+        _check_head(slo, series.head, start, end, at, hours, windows)
+    series = series.without_covered(windows)
+    until = series.index(at)
+    ranges = {name: (series.index(at - timedelta(seconds=seconds)), until) for name, seconds in LOOKBACKS.items()}
+    window = (series.index(start), min(series.index(end), until))
+    last_data = series.last_data_before(until)
     if slo.sliced:
-        good, total, spans = _sliced(slo, counts, at, start, end, lookback_from)
+        good, total, spans = _sliced(slo, series, window, ranges, start)
     else:
-        good, total, spans = _occurrences(counts, at, start, end, lookback_from)
+        good, total, spans = _occurrences(series, window, ranges)
     consumed = total - good
     agreed = _agreed_seconds(start, end, hours, windows)
     target = slo.target
@@ -147,78 +123,91 @@ def evaluate(slo: SloDefinition, counts: Sequence[MinuteCounts], at: datetime,
         spans=spans, exhaustion_at=_exhaustion(slo, start, end, at, consumed, remaining), last_data_minute=last_data)
 
 
-def _occurrences(counts: Sequence[MinuteCounts], at: datetime, start: datetime, end: datetime,
-                 lookback_from: Mapping[str, datetime]) -> tuple[Decimal, Decimal, dict[str, Span]]:
-    earliest_lookback = min(lookback_from.values())
-    span_bad = dict.fromkeys(LOOKBACKS, Decimal(0))
-    span_total = dict.fromkeys(LOOKBACKS, Decimal(0))
-    good = total = Decimal(0)
-    for minute in counts:
-        if minute.minute >= at:
-            continue
-        if start <= minute.minute < end:
-            good += minute.good
-            total += minute.total
-        if minute.minute < earliest_lookback:
-            continue
-        for name, since in lookback_from.items():
-            if minute.minute >= since:
-                span_bad[name] += minute.total - minute.good
-                span_total[name] += minute.total
-    return good, total, {name: Span(span_bad[name], span_total[name]) for name in LOOKBACKS}
+Positions = tuple[int, int]
 
 
-def _sliced(slo: SloDefinition, counts: Sequence[MinuteCounts], at: datetime, start: datetime, end: datetime,
-            lookback_from: Mapping[str, datetime]) -> tuple[Decimal, Decimal, dict[str, Span]]:
+def _check_head(slo: SloDefinition, head: Head, start: datetime, end: datetime, at: datetime,
+                hours: BusinessCalendar | None, windows: Sequence[Interval]) -> None:
+    """A head is summed as a whole: it must lie in the window before every lookback, with nothing to exclude."""
+    if slo.sliced or hours is not None:
+        raise ValueError("minutes summed ahead (a head) serve occurrences budgeting without service hours only")
+    if head.start != epoch_ceil(start) or head.end > epoch_ceil(min(end, at - timedelta(seconds=_LONGEST))):
+        raise ValueError("a head must start with the window and end before the longest lookback")
+    if any(begin < instant(head.end) and finish > instant(head.start) for begin, finish in windows):
+        raise ValueError("a maintenance window overlaps the minutes summed ahead")
+
+
+def _occurrences(series: MinuteSeries, window: Positions, ranges: Mapping[str, Positions]
+                 ) -> tuple[Decimal, Decimal, dict[str, Span]]:
+    sums = series.sums(*window)
+    if series.head is not None:
+        sums = series.head.sums + sums
+    spans = {}
+    for name, positions in ranges.items():
+        span = series.sums(*positions)
+        spans[name] = Span(series.bad_of(span), Decimal(span.total))
+    return series.good_of(sums), Decimal(sums.total), spans
+
+
+def _sliced(slo: SloDefinition, series: MinuteSeries, window: Positions, ranges: Mapping[str, Positions],
+            start: datetime) -> tuple[Decimal, Decimal, dict[str, Span]]:
     """Slices of `timeslice_seconds` on a grid from the window start (calendar windows) or the Unix epoch
     (rolling ones); each span judges the slices formed by its own minutes."""
     length = slo.timeslice_seconds
-    anchor = 0 if isinstance(slo.window, RollingWindow) else int(start.timestamp())
-    window: dict[int, list[Decimal]] = {}
-    spans: dict[str, dict[int, list[Decimal]]] = {name: {} for name in LOOKBACKS}
-    earliest_lookback = min(lookback_from.values())
-    for minute in counts:
-        if minute.minute >= at:
-            continue
-        epoch = int(minute.minute.timestamp())
-        key = epoch - (epoch - anchor) % length
-        if start <= minute.minute < end:
-            _add(window, key, minute)
-        if minute.minute < earliest_lookback:
-            continue
-        for name, since in lookback_from.items():
-            if minute.minute >= since:
-                _add(spans[name], key, minute)
-    good, total = _judge(slo, window)
-    judged = {name: _judge(slo, slices) for name, slices in spans.items()}
-    return good, total, {name: Span(slice_total - slice_good, slice_total)
-                         for name, (slice_good, slice_total) in judged.items()}
+    anchor = 0 if isinstance(slo.window, RollingWindow) else epoch_floor(start)
+    judge = _SliceJudge(slo, series.weight)
+    good, total = judge.judge(_slices(series, window, anchor, length))
+    spans = {}
+    for name, positions in ranges.items():
+        slice_good, slice_total = judge.judge(_slices(series, positions, anchor, length))
+        spans[name] = Span(slice_total - slice_good, slice_total)
+    return good, total, spans
 
 
-def _add(slices: dict[int, list[Decimal]], key: int, minute: MinuteCounts) -> None:
-    found = slices.get(key)
-    if found is None:
-        slices[key] = [minute.good, minute.total]
-    else:
-        found[0] += minute.good
-        found[1] += minute.total
+def _slices(series: MinuteSeries, positions: Positions, anchor: int, length: int) -> list[list[int]]:
+    """[total, bad, weighted] per slice over the minutes at `positions`, in minute order."""
+    slices: list[list[int]] = []
+    key = None
+    weighted = series.weighted
+    for position in range(*positions):
+        epoch = series.minutes[position]
+        slice_key = epoch - (epoch - anchor) % length
+        if slice_key != key:
+            slices.append([0, 0, 0])
+            key = slice_key
+        current = slices[-1]
+        current[0] += series.total[position]
+        current[1] += series.bad[position]
+        if weighted:
+            current[2] += weighted[position]
+    return slices
 
 
-def _judge(slo: SloDefinition, slices: dict[int, list[Decimal]]) -> tuple[Decimal, Decimal]:
+class _SliceJudge:
     """Good and total slices: a slice with too few events is not judged; a timeslice is good (1) when its ratio
-    meets the slice target, a ratio timeslice scores its ratio."""
-    minimum = 1 if isinstance(slo.sli, AvailabilitySli) else slo.timeslice_min_events
-    slice_ratio = Fraction(slo.timeslice_ratio)
-    good = total = Decimal(0)
-    for slice_good, slice_total in slices.values():
-        if slice_total <= 0 or slice_total < minimum:
-            continue
-        total += 1
-        if slo.budgeting == "ratio_timeslices":
-            good += slice_good / slice_total
-        elif Fraction(slice_good) / Fraction(slice_total) >= slice_ratio:
-            good += 1
-    return good, total
+    meets the slice target (compared in integers: good x q >= p x total), a ratio timeslice scores its ratio."""
+
+    def __init__(self, slo: SloDefinition, weight: Decimal) -> None:
+        self._minimum = 1 if isinstance(slo.sli, AvailabilitySli) else slo.timeslice_min_events
+        self._ratio_scored = slo.budgeting == "ratio_timeslices"
+        self._target = Fraction(slo.timeslice_ratio)
+        self._weight = weight
+        self._weight_fraction = Fraction(weight)
+
+    def judge(self, slices: Iterable[list[int]]) -> tuple[Decimal, Decimal]:
+        good = Decimal(0)
+        total = 0
+        weight, scale = self._weight_fraction.numerator, self._weight_fraction.denominator
+        target, target_scale = self._target.numerator, self._target.denominator
+        for slice_total, bad, weighted in slices:
+            if slice_total <= 0 or slice_total < self._minimum:
+                continue
+            total += 1
+            if self._ratio_scored:
+                good += (Decimal(slice_total - bad) - self._weight * weighted) / slice_total
+            elif ((slice_total - bad) * scale - weight * weighted) * target_scale >= target * slice_total * scale:
+                good += 1
+        return good, Decimal(total)
 
 
 def _agreed_seconds(start: datetime, end: datetime, hours: BusinessCalendar | None,
@@ -236,15 +225,8 @@ def _agreed_seconds(start: datetime, end: datetime, hours: BusinessCalendar | No
     return agreed
 
 
-def _covered(windows: Sequence[Interval], minute: datetime) -> bool:
-    """Whether the whole minute lies inside one of the merged, ordered windows."""
-    position = bisect_right(windows, (minute, _FAR_FUTURE)) - 1
-    return position >= 0 and windows[position][1] >= minute + _MINUTE
-
-
-def _in_hours(hours: BusinessCalendar, minute: datetime) -> bool:
-    start = int(minute.timestamp())
-    return hours.business_seconds_between_epochs(start, start + 60) == 60
+def _in_hours(hours: BusinessCalendar, minute: int) -> bool:
+    return hours.business_seconds_between_epochs(minute, minute + 60) == 60
 
 
 def _exhaustion(slo: SloDefinition, start: datetime, end: datetime, at: datetime, consumed: Decimal,

@@ -11,6 +11,13 @@ Rules:
   rollup minute is either inside a window or outside it; that is what lets the evaluator exclude them from
   the stored per-minute rollups exactly (docs/slo.md).
 - Only the occurrences overlapping the requested range are expanded.
+- Bounds, checked when a bundle is applied (`check_bounds`): the rule must occur within `HORIZON_YEARS` of
+  `dtstart` (a rule that never occurs, e.g. `FREQ=DAILY;BYMONTH=2;BYMONTHDAY=30`, would otherwise be walked to
+  the year 9999 at every evaluation), and at most `MAX_OCCURRENCES` times in the range one evaluation expands
+  (the SLO window plus the longest lookback), counted from the first occurrence.
+- The check walks a copy of the rule moved by whole 400-year Gregorian cycles (same weekdays, same leap days,
+  so the same occurrences, shifted) to just before the year 9999, where the RRULE library stops: a rule that
+  never occurs costs at most ~400 years of its periods, not ~8,000.
 """
 
 from __future__ import annotations
@@ -24,6 +31,10 @@ from zoneinfo import ZoneInfo
 from dateutil import rrule as rfc5545
 
 Interval = tuple[datetime, datetime]
+HORIZON_YEARS = 5
+MAX_OCCURRENCES = 10_000
+_CYCLE_YEARS = 400  # the Gregorian calendar repeats every 400 years (146,097 days, a whole number of weeks)
+_LAST_PROBE_YEAR = 9_999 - HORIZON_YEARS
 
 
 class RecurrenceError(ValueError):
@@ -54,6 +65,31 @@ class RecurringMaintenance:
             if finish > start and begin < end:
                 found.append((begin, finish))
         return found
+
+    def check_bounds(self, evaluated_seconds: int) -> None:
+        """RecurrenceError unless the rule occurs within `HORIZON_YEARS` of dtstart and at most
+        `MAX_OCCURRENCES` times in `evaluated_seconds` from its first occurrence."""
+        shift = _CYCLE_YEARS * ((_LAST_PROBE_YEAR - self.dtstart.year) // _CYCLE_YEARS)
+        start = self.dtstart.replace(year=self.dtstart.year + shift)
+        probe = self.rule.replace(dtstart=start, until=None, count=None)
+        first = probe.after(start, inc=True)
+        horizon = timedelta(days=365 * HORIZON_YEARS + HORIZON_YEARS // 4 + 1)
+        if first is None or first > start + horizon:
+            raise RecurrenceError(f"{self.rrule!r} does not occur in the {HORIZON_YEARS} years after dtstart")
+        # The real rule, with its COUNT and UNTIL, walked at most those few years: it has that occurrence unless
+        # UNTIL ends it first.
+        actual_first = first.replace(year=first.year - shift, tzinfo=ZoneInfo(self.timezone))
+        if self.rule.after(actual_first, inc=True) is None:
+            raise RecurrenceError(f"{self.rrule!r} ends (UNTIL) before its first occurrence")
+        last = first + timedelta(seconds=evaluated_seconds)
+        for count, occurrence in enumerate(probe.xafter(first, inc=True), start=1):
+            if occurrence > last:
+                break
+            if count > MAX_OCCURRENCES:
+                raise RecurrenceError(
+                    f"{self.rrule!r} occurs more than {MAX_OCCURRENCES:,} times in the "
+                    f"{evaluated_seconds // 86_400} days one evaluation covers (window and lookbacks); "
+                    "use a coarser rule or a longer duration")
 
 
 def parse_rrule(text: str, dtstart: datetime, timezone: str) -> rfc5545.rrule:
