@@ -13,6 +13,7 @@ for a re-publication of the same event (the relay retrying, a rolled-back reconc
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -168,17 +169,27 @@ def _published_state_is_stale(clock: Clock, last_new: tuple[TransitionKey, Outgo
         return True
     if clock.state in ("running", "paused"):
         return False  # their figures between transitions are published with the next one, as in order
-    if last_new is not None:
-        published = ClockTransitionData.model_validate(last_new[1].event.data)
-    elif saved is not None:
-        published = ClockTransitionData.model_validate(saved)
-    else:
-        return False
-    return _standing(published) != _standing(clock_payload(clock, "recalculated", None))
+    published = last_new[1].event.data if last_new is not None else saved
+    return published is not None and _differs(published, clock)
 
 
-def _standing(data: ClockTransitionData) -> dict[str, Any]:
-    return data.model_dump(mode="json", exclude={"transition", "threshold", "retracts", "sequence"})
+# Where a stopped cycle stands, as its payload says it (`clock_payload`); compared without building a payload,
+# as this runs for every stopped cycle of every reconciled ticket.
+_FIGURES = ("policy_version", "agreement", "state", "breached", "target_seconds", "elapsed_seconds",
+            "remaining_seconds", "service", "customer", "priority", "kind", "calendar")
+_INSTANTS = ("started_at", "due_at", "breached_at", "stopped_at")
+
+
+def _differs(published: Mapping[str, Any], clock: Clock) -> bool:
+    if any(published.get(name) != getattr(clock, name) for name in _FIGURES):
+        return True
+    if published.get("percent") != float(clock.percent):
+        return True
+    return any(_instant(published.get(name)) != getattr(clock, name) for name in _INSTANTS)
+
+
+def _instant(value: Any) -> datetime | None:
+    return datetime.fromisoformat(value) if isinstance(value, str) else None
 
 
 def _next_timer(clocks: list[Clock], now: datetime) -> tuple[datetime, str] | None:
