@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from aiokafka.structs import ConsumerRecord
 
 from slm_shared.consumer import ConsumerPipeline, Record, RecordsRefused, RetryPolicy, is_transient
-from slm_shared.set_aside import Position
+from slm_shared.set_aside import Position, describe, headers_of, tenant_of
 
 GROUP = "test-group"
 
@@ -189,3 +189,18 @@ def test_pauses_between_tries_have_jitter_within_half_of_the_exponential_ceiling
     pauses = [RetryPolicy.pause(1.0, failures, 8.0) for failures in range(1, 7) for _ in range(20)]
     assert all(0.5 <= pause <= 8.0 for pause in pauses)
     assert all(4.0 <= RetryPolicy.pause(1.0, 10, 8.0) <= 8.0 for _ in range(20))
+
+
+def test_a_set_aside_row_keeps_the_tenant_named_in_the_bytes_and_every_header_exactly() -> None:
+    [record] = records([b'{"tenantid": "acme\\u0000x", "id": "1"}'])
+    record.headers = [("traceparent", b"00-abc-01"), ("raw", b"\xff\x00")]
+    assert tenant_of(record) == "acme\\0x"  # PostgreSQL text refuses NUL
+    assert headers_of(record) == [{"name": "traceparent", "value": "00-abc-01"},
+                                  {"name": "raw", "value_base64": "/wA="}]
+    [unreadable] = records([b"\xff not json"])
+    assert tenant_of(unreadable) is None
+
+
+def test_a_database_error_s_reason_is_the_driver_s_message_without_the_statement() -> None:
+    error = sa.exc.DBAPIError("INSERT INTO inbox VALUES ($1)", {"a": "x" * 5000}, Exception("index row size 4152"))
+    assert describe(error) == "DBAPIError: index row size 4152"
