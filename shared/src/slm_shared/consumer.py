@@ -189,6 +189,10 @@ class ConsumerPipeline:
         self._policy = policy or RetryPolicy()
         self._sleep = sleep
         self._transient_failures = 0  # consecutive batches that met the infrastructure away
+        # Per partition, the offset after the last batch this process settled. A batch that starts there is new
+        # to this process, so none of its records can have been set aside: the lookup is skipped. A rewind, a
+        # rebalance or a restart starts elsewhere (or with nothing known) and looks up.
+        self._next_offset: dict[tuple[str, int], int] = {}
 
     async def __call__(self, raw: Any) -> None:
         """The subscriber's body: process the batch, count its outcomes; re-raise only what rewinds it."""
@@ -223,14 +227,29 @@ class ConsumerPipeline:
     async def process(self, records: Sequence[Record]) -> list[str]:
         """One outcome per record: the handler's, `set_aside` for a record that failed alone, `skipped` for one
         set aside before. Raises only transient errors (after which nothing of the batch is assumed done)."""
-        done = await self._store.already_set_aside(self.group, records)
-        pending = [index for index, record in enumerate(records)
-                   if (record.topic, record.partition, record.offset) not in done]
-        outcomes = ["skipped"] * len(records)
-        settled = await self._settle([records[index] for index in pending], self._policy.attempts)
+        partitions = {(record.topic, record.partition) for record in records}
+        try:
+            done = set() if self._continues(records) else await self._store.already_set_aside(self.group, records)
+            pending = [index for index, record in enumerate(records)
+                       if (record.topic, record.partition, record.offset) not in done]
+            outcomes = ["skipped"] * len(records)
+            settled = await self._settle([records[index] for index in pending], self._policy.attempts)
+        except BaseException:
+            for partition in partitions:  # some of the batch may be set aside by now: the redelivery looks up
+                self._next_offset.pop(partition, None)
+            raise
         for index, outcome in zip(pending, settled, strict=True):
             outcomes[index] = outcome
+        for record in records:
+            self._next_offset[(record.topic, record.partition)] = record.offset + 1
         return outcomes
+
+    def _continues(self, records: Sequence[Record]) -> bool:
+        """Whether, on every partition, the batch starts where the last one this process settled ended."""
+        starts: dict[tuple[str, int], int] = {}
+        for record in records:  # a partition's records come in offset order
+            starts.setdefault((record.topic, record.partition), record.offset)
+        return bool(starts) and all(self._next_offset.get(partition) == start for partition, start in starts.items())
 
     async def _settle(self, records: Sequence[Record], attempts: int) -> list[str]:
         """Handle `records`, retrying `attempts` times; then split, or set aside a lone record."""

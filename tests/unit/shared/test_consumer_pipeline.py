@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from aiokafka.structs import ConsumerRecord
 
 from slm_shared.consumer import ConsumerPipeline, Record, RecordsRefused, RetryPolicy, is_transient
-from slm_shared.set_aside import Position
+from slm_shared.set_aside import Position, describe, headers_of, tenant_of
 
 GROUP = "test-group"
 
@@ -189,3 +189,51 @@ def test_pauses_between_tries_have_jitter_within_half_of_the_exponential_ceiling
     pauses = [RetryPolicy.pause(1.0, failures, 8.0) for failures in range(1, 7) for _ in range(20)]
     assert all(0.5 <= pause <= 8.0 for pause in pauses)
     assert all(4.0 <= RetryPolicy.pause(1.0, 10, 8.0) <= 8.0 for _ in range(20))
+
+
+def test_a_set_aside_row_keeps_the_tenant_named_in_the_bytes_and_every_header_exactly() -> None:
+    [record] = records([b'{"tenantid": "acme\\u0000x", "id": "1"}'])
+    record.headers = [("traceparent", b"00-abc-01"), ("raw", b"\xff\x00")]
+    assert tenant_of(record) == "acme\\0x"  # PostgreSQL text refuses NUL
+    assert headers_of(record) == [{"name": "traceparent", "value": "00-abc-01"},
+                                  {"name": "raw", "value_base64": "/wA="}]
+    [unreadable] = records([b"\xff not json"])
+    assert tenant_of(unreadable) is None
+
+
+def test_a_database_error_s_reason_is_the_driver_s_message_without_the_statement() -> None:
+    error = sa.exc.DBAPIError("INSERT INTO inbox VALUES ($1)", {"a": "x" * 5000}, Exception("index row size 4152"))
+    assert describe(error) == "DBAPIError: index row size 4152"
+
+
+class CountingSetAside(MemorySetAside):
+    def __init__(self) -> None:
+        super().__init__()
+        self.lookups = 0
+
+    async def already_set_aside(self, group: str, batch: Sequence[Record]) -> set[Position]:
+        self.lookups += 1
+        return await super().already_set_aside(group, batch)
+
+
+async def test_set_aside_records_are_looked_up_only_when_a_batch_does_not_continue_the_last_one() -> None:
+    handler, store, pauses = TransactionalHandler(), CountingSetAside(), Pauses()
+    consume = pipeline(handler, store, pauses)
+    await consume.process(records(GOOD[:5], first_offset=100))
+    await consume.process(records(GOOD[5:], first_offset=105))  # the next poll: nothing new to look up
+    assert store.lookups == 1
+    await consume.process(records(GOOD[:5], first_offset=100))  # a rewind
+    assert store.lookups == 2
+
+
+async def test_a_batch_that_failed_after_setting_a_record_aside_looks_it_up_when_delivered_again() -> None:
+    handler = TransactionalHandler(failures={GOOD[4]: [ConnectionResetError()]}, always_failing=frozenset({b"p"}))
+    store, pauses = CountingSetAside(), Pauses()
+    consume = pipeline(handler, store, pauses)
+    await consume.process(records(GOOD[:2], first_offset=98))
+    batch = records([GOOD[2], b"p", GOOD[3], GOOD[4]], first_offset=100)
+    with pytest.raises(ConnectionResetError):  # the poison is set aside, then the database goes away
+        await consume.process(batch)
+    assert [value for value, _ in store.rows.values()] == [b"p"]
+    assert await consume.process(batch) == ["applied", "skipped", "applied", "applied"]
+    assert store.lookups == 2  # the first batch (nothing known yet) and the redelivery
