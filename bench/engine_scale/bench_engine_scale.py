@@ -215,17 +215,19 @@ async def run(stack: Stack, sizes: list[int], backlog_events: int, backlog_polic
     try:
         rebalances = await asyncio.to_thread(counter, engine, "slm_consumer_rebalances_total")
         failures = await asyncio.to_thread(counter, engine, "slm_consumer_commit_failures_total")
-        rates = [await size_rate(stack, sessions, size, DEFAULT_TICKETS.get(size, 100)) for size in sizes]
+        rates = []
+        print("policies   events   seconds   events/s   ratio to 1 policy", flush=True)
+        for size in sizes:  # each line as soon as it is measured: a long run still leaves figures if cut short
+            rates.append(await size_rate(stack, sessions, size, DEFAULT_TICKETS.get(size, 100)))
+            one = next((r.rate for r in rates if r.policies == 1), rates[0].rate)
+            r = rates[-1]
+            print(f"{r.policies:>8} {r.events:>8} {r.seconds:>9.1f} {r.rate:>10.0f}   {r.rate / one:8.3f}", flush=True)
         backlog = await backlog_drain(stack, sessions, engine, backlog_events, backlog_policies)
         rebalances = await asyncio.to_thread(counter, engine, "slm_consumer_rebalances_total") - rebalances
         failures = await asyncio.to_thread(counter, engine, "slm_consumer_commit_failures_total") - failures
     finally:
         await asyncio.to_thread(engine.stop)
         await database.dispose()
-    one = next((r.rate for r in rates if r.policies == 1), rates[0].rate if rates else 1.0)
-    print("policies   events   seconds   events/s   ratio to 1 policy")
-    for r in rates:
-        print(f"{r.policies:>8} {r.events:>8} {r.seconds:>9.1f} {r.rate:>10.0f}   {r.rate / one:8.3f}")
     print(f"backlog                       {backlog.events} events, {backlog_policies} policies, drained in "
           f"{backlog.drained_seconds:.1f} s ({backlog.events / backlog.drained_seconds:.0f} events/s)")
     print(f"clocks API while draining     p50 {percentile(backlog.latencies, 0.5) * 1000:.0f} ms, "
