@@ -18,7 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 
+import asyncpg
 import sqlalchemy as sa
+import sqlalchemy.exc
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 from aiokafka.structs import ConsumerRecord
@@ -33,6 +35,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_
 
 from slm_shared import topics
 from slm_shared.auth import ApiKeyAuthenticator, current_tenant, store_key
+from slm_shared.background import BACKGROUND_FAILURES, Backoff, is_unavailable
 from slm_shared.consumer_lag import ConsumerLagMonitor
 from slm_shared.db import DatabaseNotMigrated, create_engine, ensure_migrated, session_factory
 from slm_shared.events import ApiKeyData, CloudEvent, InvalidEvent, parse_cloudevent
@@ -193,7 +196,8 @@ class PeriodicTask:
             try:
                 await self._work()
             except Exception as error:
-                log.warning("%s failed: %s", self._name, error, exc_info=True)
+                BACKGROUND_FAILURES.labels(self._name).inc()
+                log.warning("%s failed: %r", self._name, error, exc_info=not is_unavailable(error))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), self._interval)
 
@@ -235,8 +239,10 @@ class ServiceRuntime:
             poll_seconds=settings.outbox_poll_seconds,
         )
         self.authenticator = ApiKeyAuthenticator(api_key_table, self.sessions)
-        self.background: list[Callable[[], Coroutine[Any, Any, None]]] = []
+        self.background: list[tuple[str, Callable[[], Coroutine[Any, Any, None]]]] = []
         self._tasks: list[asyncio.Task[None]] = []
+        self._restarting: set[str] = set()  # supervised tasks between a crash and their restart
+        self._running = False
         self._stop_hooks: list[Callable[[], Awaitable[None]]] = []
         self._tracer_provider: TracerProvider | None = None
 
@@ -253,15 +259,42 @@ class ServiceRuntime:
                 groups.setdefault(group_id, []).extend(getattr(subscriber, "topic_names", ()))
         return groups
 
-    def add_background(self, run: Callable[[], Coroutine[Any, Any, None]], stop: Callable[[], Awaitable[None]]) -> None:
-        """A long-running task (e.g. the timer wheel) started after the broker and stopped before it."""
-        self.background.append(run)
+    def add_background(self, run: Callable[[], Coroutine[Any, Any, None]], stop: Callable[[], Awaitable[None]],
+                       name: str | None = None) -> None:
+        """A long-running task (e.g. the timer wheel) started after the broker and stopped before it.
+
+        Supervised: if `run` raises or returns while the service runs, the service is unready until it has
+        been started again after a backoff pause (counted in `slm_background_failures_total`)."""
+        self.background.append((name or str(getattr(run, "__qualname__", None) or repr(run)), run))
         self._stop_hooks.append(stop)
 
     def add_periodic(self, name: str, interval_seconds: float, work: Callable[[], Awaitable[object]]) -> None:
         """`work` every interval, as a background task (see `PeriodicTask`)."""
         task = PeriodicTask(name, interval_seconds, work)
-        self.add_background(task.run, task.stop)
+        self.add_background(task.run, task.stop, name)
+
+    async def _supervised(self, name: str, run: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        backoff = Backoff(initial_seconds=1.0, maximum_seconds=30.0)
+        while True:
+            try:
+                await run()
+                if not self._running:
+                    return
+                log.error("background task %s ended while the service runs; restarting it", name)
+            except Exception:
+                log.exception("background task %s died; restarting it", name)
+            if not self._running:
+                return
+            BACKGROUND_FAILURES.labels(name).inc()
+            self._restarting.add(name)
+            await asyncio.sleep(backoff.next_delay())
+            self._restarting.discard(name)
+
+    def alive(self) -> bool:
+        """Liveness: every supervisor and the relay still run (they end only on a bug worth a restart)."""
+        if not self._running:
+            return True
+        return self.relay.alive and not any(task.done() for task in self._tasks)
 
     async def preflight(self) -> None:
         """The schema check on a short-lived engine (the service's own pool belongs to uvicorn's loop)."""
@@ -282,10 +315,12 @@ class ServiceRuntime:
         # The groups are known once every router is included, so the lag task is added here, not in __init__.
         lag = ConsumerLagMonitor(self.settings.kafka.client_options(), self.consumer_groups(), self.service)
         self.add_periodic("measuring consumer lag", self.settings.consumer_lag_interval_seconds, lag.measure)
-        self._tasks = [asyncio.create_task(run()) for run in self.background]
+        self._running = True
+        self._tasks = [asyncio.create_task(self._supervised(name, run), name=name) for name, run in self.background]
         log.info("%s started", self.service)
 
     async def stop(self) -> None:
+        self._running = False
         for hook in self._stop_hooks:
             await hook()
         for task in self._tasks:
@@ -318,7 +353,8 @@ class ServiceRuntime:
             await admin.close()
 
     async def ready(self) -> dict[str, bool]:
-        checks = {"postgres": False, "kafka": False, "outbox_relay": self.relay.healthy}
+        checks = {"postgres": False, "kafka": False, "outbox_relay": self.relay.healthy,
+                  "background": not self._restarting}
         try:
             async with self.engine.connect() as connection:
                 await connection.execute(sa.text("SELECT 1"))
@@ -361,6 +397,8 @@ class ServiceRuntime:
                 response = await call_next(request)
                 span.set_attribute("http.response.status_code", response.status_code)
                 return response
+        for unavailable in OUTAGE_ERRORS:
+            app.add_exception_handler(unavailable, answer_outage)
         app.include_router(self._operations_router(title))
         for router in routers:
             app.include_router(router)
@@ -370,8 +408,10 @@ class ServiceRuntime:
         router = APIRouter(tags=["operations"])
 
         @router.get("/healthz")
-        async def healthz() -> dict[str, str]:
-            return {"status": "ok"}
+        async def healthz() -> JSONResponse:
+            alive = self.alive()
+            return JSONResponse({"status": "ok" if alive else "a background task is dead"},
+                                status_code=200 if alive else 503)
 
         @router.get("/readyz")
         async def readyz() -> JSONResponse:
@@ -388,6 +428,23 @@ class ServiceRuntime:
             return self.asyncapi(title)
 
         return router
+
+
+# What a request may raise when its database (or broker) is away; `answer_outage` sorts them out.
+OUTAGE_ERRORS: tuple[type[Exception], ...] = (sa.exc.DBAPIError, sa.exc.TimeoutError, OSError,
+                                              asyncpg.exceptions.PostgresError, asyncpg.exceptions.InterfaceError)
+RETRY_AFTER_SECONDS = 5
+
+
+async def answer_outage(request: Request, error: Exception) -> Response:
+    """503 with `Retry-After` while a dependency is down (upstream senders retry those); any other error of
+    these kinds is a bug of ours and stays a 500."""
+    if is_unavailable(error):
+        log.warning("%s %s: dependency unavailable: %r", request.method, request.url.path, error)
+        return JSONResponse({"detail": "service temporarily unavailable (database or broker); retry later"},
+                            status_code=503, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+    log.error("%s %s failed", request.method, request.url.path, exc_info=error)
+    return JSONResponse({"detail": "internal server error"}, status_code=500)
 
 
 def serve(app: FastAPI, settings: ServiceSettings) -> None:
