@@ -250,6 +250,12 @@ class ServiceRuntime:
     def group_id(self) -> str:
         return self.settings.kafka.group_id or self.service
 
+    def group_instance_id(self, subscriber: str) -> str | None:
+        """A subscriber's static membership id when `kafka.group_instance_id` is set: a member SIGKILLed and
+        started again rejoins as itself, without waiting for its old session to expire."""
+        instance = self.settings.kafka.group_instance_id
+        return f"{instance}-{subscriber}" if instance else None
+
     def consumer_groups(self) -> dict[str, list[str]]:
         """Each consumer group this service's subscribers join, with their topics."""
         groups: dict[str, list[str]] = {}
@@ -493,9 +499,11 @@ def subscribe_api_keys(runtime: ServiceRuntime, api_key_table: sa.Table, inbox_t
         return "applied"
 
     @router.subscriber(
-        topics.TENANTS, group_id=runtime.group_id, batch=True, auto_offset_reset="earliest",
+        # A group of its own: sharing the main consumers' group made every start (and every restart after a
+        # crash) a rebalance of both, the main consumer waiting for this one's join or dead session.
+        topics.TENANTS, group_id=f"{runtime.group_id}-api-keys", batch=True, auto_offset_reset="earliest",
         ack_policy=AckPolicy.NACK_ON_ERROR, decoder=keep_raw_bytes, title="api-keys",
-        description="API key announcements from intake",
+        description="API key announcements from intake", group_instance_id=runtime.group_instance_id("api-keys"),
     )
     async def on_api_key_events(raw: RawRecords) -> None:
         await process_records(raw, handle)
