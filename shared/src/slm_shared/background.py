@@ -9,11 +9,12 @@ from stopping the pass for every tenant after it.
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import logging
 import random
-from collections.abc import Awaitable, Callable, Iterable
-from typing import TypeVar
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
+from typing import Any, TypeVar
 
 import asyncpg
 import sqlalchemy.exc
@@ -110,3 +111,49 @@ async def for_each_isolated(
             BACKGROUND_FAILURES.labels(task).inc()
             log.exception("%s failed for %s; going on with the others", task, describe(item))
     return results
+
+
+class Supervisor:
+    """Keeps long-running background tasks running: one that raises, or returns before `stop`, is started again
+    after a backoff pause, counted in `slm_background_failures_total{task}`, and listed in `restarting` until it
+    runs again (the service reports unready meanwhile)."""
+
+    def __init__(self, initial_seconds: float = 1.0, maximum_seconds: float = 30.0) -> None:
+        self._initial = initial_seconds
+        self._maximum = maximum_seconds
+        self._tasks: list[asyncio.Task[None]] = []
+        self._running = False
+        self.restarting: set[str] = set()
+
+    def start(self, tasks: Iterable[tuple[str, Callable[[], Coroutine[Any, Any, None]]]]) -> None:
+        self._running = True
+        self._tasks = [asyncio.create_task(self._keep_running(name, run), name=name) for name, run in tasks]
+
+    def stopping(self) -> None:
+        """Called before the tasks' own stop hooks: their `run` returning is then the expected end."""
+        self._running = False
+
+    async def wait(self) -> None:
+        for task in self._tasks:
+            await task
+
+    def alive(self) -> bool:
+        """False if a supervisor itself ended while running (a bug: let liveness restart the process)."""
+        return not self._running or not any(task.done() for task in self._tasks)
+
+    async def _keep_running(self, name: str, run: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        backoff = Backoff(self._initial, self._maximum)
+        while True:
+            try:
+                await run()
+                if not self._running:
+                    return
+                log.error("background task %s ended while the service runs; restarting it", name)
+            except Exception:
+                log.exception("background task %s died; restarting it", name)
+            if not self._running:
+                return
+            BACKGROUND_FAILURES.labels(name).inc()
+            self.restarting.add(name)
+            await asyncio.sleep(backoff.next_delay())
+            self.restarting.discard(name)

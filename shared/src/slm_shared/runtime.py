@@ -35,7 +35,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_
 
 from slm_shared import topics
 from slm_shared.auth import ApiKeyAuthenticator, current_tenant, store_key
-from slm_shared.background import BACKGROUND_FAILURES, Backoff, is_unavailable
+from slm_shared.background import BACKGROUND_FAILURES, Supervisor, is_unavailable
 from slm_shared.consumer_lag import ConsumerLagMonitor
 from slm_shared.db import DatabaseNotMigrated, create_engine, ensure_migrated, session_factory
 from slm_shared.events import ApiKeyData, CloudEvent, InvalidEvent, parse_cloudevent
@@ -240,9 +240,7 @@ class ServiceRuntime:
         )
         self.authenticator = ApiKeyAuthenticator(api_key_table, self.sessions)
         self.background: list[tuple[str, Callable[[], Coroutine[Any, Any, None]]]] = []
-        self._tasks: list[asyncio.Task[None]] = []
-        self._restarting: set[str] = set()  # supervised tasks between a crash and their restart
-        self._running = False
+        self.supervisor = Supervisor()
         self._stop_hooks: list[Callable[[], Awaitable[None]]] = []
         self._tracer_provider: TracerProvider | None = None
 
@@ -279,28 +277,9 @@ class ServiceRuntime:
         task = PeriodicTask(name, interval_seconds, work)
         self.add_background(task.run, task.stop, name)
 
-    async def _supervised(self, name: str, run: Callable[[], Coroutine[Any, Any, None]]) -> None:
-        backoff = Backoff(initial_seconds=1.0, maximum_seconds=30.0)
-        while True:
-            try:
-                await run()
-                if not self._running:
-                    return
-                log.error("background task %s ended while the service runs; restarting it", name)
-            except Exception:
-                log.exception("background task %s died; restarting it", name)
-            if not self._running:
-                return
-            BACKGROUND_FAILURES.labels(name).inc()
-            self._restarting.add(name)
-            await asyncio.sleep(backoff.next_delay())
-            self._restarting.discard(name)
-
     def alive(self) -> bool:
         """Liveness: every supervisor and the relay still run (they end only on a bug worth a restart)."""
-        if not self._running:
-            return True
-        return self.relay.alive and not any(task.done() for task in self._tasks)
+        return self.relay.alive and self.supervisor.alive()
 
     async def preflight(self) -> None:
         """The schema check on a short-lived engine (the service's own pool belongs to uvicorn's loop)."""
@@ -321,16 +300,14 @@ class ServiceRuntime:
         # The groups are known once every router is included, so the lag task is added here, not in __init__.
         lag = ConsumerLagMonitor(self.settings.kafka.client_options(), self.consumer_groups(), self.service)
         self.add_periodic("measuring consumer lag", self.settings.consumer_lag_interval_seconds, lag.measure)
-        self._running = True
-        self._tasks = [asyncio.create_task(self._supervised(name, run), name=name) for name, run in self.background]
+        self.supervisor.start(self.background)
         log.info("%s started", self.service)
 
     async def stop(self) -> None:
-        self._running = False
+        self.supervisor.stopping()
         for hook in self._stop_hooks:
             await hook()
-        for task in self._tasks:
-            await task
+        await self.supervisor.wait()
         await self.broker.stop()
         await self.relay.stop()
         await self.engine.dispose()
@@ -360,7 +337,7 @@ class ServiceRuntime:
 
     async def ready(self) -> dict[str, bool]:
         checks = {"postgres": False, "kafka": False, "outbox_relay": self.relay.healthy,
-                  "background": not self._restarting}
+                  "background": not self.supervisor.restarting}
         try:
             async with self.engine.connect() as connection:
                 await connection.execute(sa.text("SELECT 1"))

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import asyncpg
 import pytest
 import sqlalchemy.exc
 from aiokafka.errors import KafkaConnectionError
 from prometheus_client import REGISTRY
 
-from slm_shared.background import Backoff, for_each_isolated, is_unavailable
+from slm_shared.background import Backoff, Supervisor, for_each_isolated, is_unavailable
 
 
 def test_backoff_doubles_up_to_its_cap_and_starts_over_after_a_success() -> None:
@@ -74,3 +76,30 @@ async def test_an_outage_ends_the_pass_instead_of_failing_every_remaining_item()
     with pytest.raises(ConnectionRefusedError):
         await for_each_isolated("unit outage", ["a", "b", "c"], work)
     assert done == ["a"]
+
+
+async def test_a_background_task_that_dies_is_restarted_and_reported_until_it_runs_again() -> None:
+    before = REGISTRY.get_sample_value("slm_background_failures_total", {"task": "unit timers"}) or 0.0
+    starts: list[int] = []
+    running_again = asyncio.Event()
+    release = asyncio.Event()
+
+    async def timers() -> None:
+        starts.append(len(starts))
+        if len(starts) == 1:
+            raise ConnectionResetError(104, "the database went away")
+        running_again.set()
+        await release.wait()
+
+    supervisor = Supervisor(initial_seconds=0.05, maximum_seconds=0.05)
+    supervisor.start([("unit timers", timers)])
+    await asyncio.sleep(0)  # the first run raises; the supervisor pauses before the restart
+    assert supervisor.restarting == {"unit timers"}
+    await asyncio.wait_for(running_again.wait(), 5)
+    assert supervisor.restarting == set()
+    assert supervisor.alive()
+    assert REGISTRY.get_sample_value("slm_background_failures_total", {"task": "unit timers"}) == before + 1
+    supervisor.stopping()
+    release.set()
+    await supervisor.wait()
+    assert len(starts) == 2  # stopped: the run's return is not restarted
