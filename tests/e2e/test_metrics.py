@@ -66,9 +66,9 @@ def test_each_service_reports_the_lag_of_every_consumer_group_it_runs(tenant: Te
     expected = {
         tenant.platform.intake: {("intake", "itsm.ingest.v1")},
         tenant.platform.sla_engine: {("sla-engine", "itsm.tickets.v1"), ("sla-engine-signals", "itsm.signals.v1"),
-                                     ("sla-engine", "itsm.tenants.v1")},
+                                     ("sla-engine-api-keys", "itsm.tenants.v1")},
         tenant.platform.reporting: {("reporting", "sla.clocks.v1"), ("reporting", "itsm.tickets.v1"),
-                                    ("reporting", "slo.status.v1"), ("reporting", "itsm.tenants.v1")},
+                                    ("reporting", "slo.status.v1"), ("reporting-api-keys", "itsm.tenants.v1")},
     }
     for service, series in expected.items():
         text = httpx.get(f"{service.url}/metrics", timeout=10).text

@@ -8,6 +8,7 @@ beginning.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -30,29 +31,33 @@ class ConsumerLagMonitor:
 
     async def measure(self) -> dict[tuple[str, str], int]:
         """Lag per (group, topic) now, also set on the gauge."""
-        admin = AIOKafkaAdminClient(**self._options, client_id=f"{self._client_id}-lag")
-        offsets = AIOKafkaConsumer(**self._options, client_id=f"{self._client_id}-lag", enable_auto_commit=False)
-        await admin.start()
-        await offsets.start()
-        try:
-            described = await admin.describe_topics(sorted({t for names in self._groups.values() for t in names}))
-            partitions_of = {item["topic"]: sorted(p["partition"] for p in item["partitions"]) for item in described}
-            lag: dict[tuple[str, str], int] = {}
-            for group, topic_names in self._groups.items():
-                partitions = [TopicPartition(topic, p) for topic in topic_names for p in partitions_of.get(topic, ())]
-                if not partitions:
-                    continue
-                committed = await admin.list_consumer_group_offsets(group, partitions=partitions)
-                ends = await offsets.end_offsets(partitions)
-                beginnings = await offsets.beginning_offsets(partitions)
-                for partition in partitions:
-                    done = committed.get(partition)
-                    position = done.offset if done is not None and done.offset >= 0 else beginnings[partition]
-                    key = (group, partition.topic)
-                    lag[key] = lag.get(key, 0) + max(0, ends[partition] - position)
-            for (group, topic), value in lag.items():
-                CONSUMER_LAG.labels(group, topic).set(value)
-            return lag
-        finally:
-            await offsets.stop()
-            await admin.close()
+        async with contextlib.AsyncExitStack() as clients:
+            # Each client is closed even when its own start fails (a broker outage): a client whose start
+            # raised still holds its connections and metadata task until closed.
+            admin = AIOKafkaAdminClient(**self._options, client_id=f"{self._client_id}-lag")
+            clients.push_async_callback(admin.close)
+            await admin.start()
+            offsets = AIOKafkaConsumer(**self._options, client_id=f"{self._client_id}-lag", enable_auto_commit=False)
+            clients.push_async_callback(offsets.stop)
+            await offsets.start()
+            return await self._measure(admin, offsets)
+
+    async def _measure(self, admin: AIOKafkaAdminClient, offsets: AIOKafkaConsumer) -> dict[tuple[str, str], int]:
+        described = await admin.describe_topics(sorted({t for names in self._groups.values() for t in names}))
+        partitions_of = {item["topic"]: sorted(p["partition"] for p in item["partitions"]) for item in described}
+        lag: dict[tuple[str, str], int] = {}
+        for group, topic_names in self._groups.items():
+            partitions = [TopicPartition(topic, p) for topic in topic_names for p in partitions_of.get(topic, ())]
+            if not partitions:
+                continue
+            committed = await admin.list_consumer_group_offsets(group, partitions=partitions)
+            ends = await offsets.end_offsets(partitions)
+            beginnings = await offsets.beginning_offsets(partitions)
+            for partition in partitions:
+                done = committed.get(partition)
+                position = done.offset if done is not None and done.offset >= 0 else beginnings[partition]
+                key = (group, partition.topic)
+                lag[key] = lag.get(key, 0) + max(0, ends[partition] - position)
+        for (group, topic), value in lag.items():
+            CONSUMER_LAG.labels(group, topic).set(value)
+        return lag

@@ -25,6 +25,7 @@ from prometheus_client import Counter, Gauge
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from slm_shared.background import Backoff, is_unavailable
 from slm_shared.events import CloudEvent
 from slm_shared.tracing import current_headers
 
@@ -140,8 +141,6 @@ class OutboxRelay:
             enable_idempotence=True, acks="all", linger_ms=2, **self._producer_options
         )
         await self._producer.start()
-        self._listener = await asyncpg.connect(self._dsn)
-        await self._listener.add_listener(NOTIFY_CHANNEL, self._on_notify)
         self._task = asyncio.create_task(self._run(), name="outbox-relay")
 
     async def stop(self) -> None:
@@ -151,34 +150,70 @@ class OutboxRelay:
         if self._task is not None:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        if self._listener is not None:
-            await self._listener.close()
         if self._producer is not None:
             await self._producer.stop()
+
+    @property
+    def alive(self) -> bool:
+        """False only if the relay's task ended while the service runs (a liveness failure)."""
+        return self._task is None or not self._task.done() or self._stopping.is_set()
 
     def _on_notify(self, *_: object) -> None:
         self._wakeup.set()
 
-    async def _run(self) -> None:
+    async def _connect(self) -> asyncpg.Connection:
+        """The working connection, plus a LISTEN connection to wake up on commits (both fresh)."""
+        await self._close_listener()
         connection = await asyncpg.connect(self._dsn)
+        try:
+            self._listener = await asyncpg.connect(self._dsn)
+            await self._listener.add_listener(NOTIFY_CHANNEL, self._on_notify)
+        except BaseException:
+            await _close_quietly(connection)
+            raise
+        return connection
+
+    async def _close_listener(self) -> None:
+        if self._listener is not None:
+            await _close_quietly(self._listener)
+            self._listener = None
+
+    async def _run(self) -> None:
+        """Relay until stopped. A pass that fails (database or broker away) closes the connections and
+        tries again after a backoff pause, reconnecting and re-LISTENing; nothing but `stop` ends the loop."""
+        connection: asyncpg.Connection | None = None
+        backoff = Backoff()
         try:
             while not self._stopping.is_set():
                 try:
+                    if connection is None or connection.is_closed() or self._listener_lost():
+                        if connection is not None:
+                            await _close_quietly(connection)
+                        connection = None
+                        connection = await self._connect()
                     published = await self.relay_once(connection)
                     self.healthy = True
+                    backoff.reset()
                 except Exception as error:  # a broker or database fault must not end the relay
                     self.healthy = False
-                    log.warning("outbox relay pass failed: %s", error)
-                    published = 0
-                    await asyncio.sleep(1.0)
-                    if connection.is_closed():
-                        connection = await asyncpg.connect(self._dsn)
+                    log.warning("outbox relay pass failed: %r", error)
+                    if connection is not None and (connection.is_closed() or is_unavailable(error)):
+                        await _close_quietly(connection)
+                        connection = None
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._stopping.wait(), backoff.next_delay())
+                    continue
                 if published < self._batch_size:
                     self._wakeup.clear()
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._wakeup.wait(), self._poll_seconds)
         finally:
-            await connection.close()
+            if connection is not None:
+                await _close_quietly(connection)
+            await self._close_listener()
+
+    def _listener_lost(self) -> bool:
+        return self._listener is None or self._listener.is_closed()
 
     async def relay_once(self, connection: asyncpg.Connection) -> int:
         """One pass: lock a batch, publish it, await every ack, mark it; returns rows published."""
@@ -225,3 +260,11 @@ class OutboxRelay:
             "DELETE FROM outbox WHERE published_at < now() - make_interval(secs => $1)",
             self._retention_seconds,
         )
+
+
+async def _close_quietly(connection: asyncpg.Connection) -> None:
+    """Close a connection whose server may be gone: a dead socket is terminated, not awaited."""
+    try:
+        await asyncio.wait_for(connection.close(), 2.0)
+    except Exception:  # already broken: nothing left to release but the socket
+        connection.terminate()

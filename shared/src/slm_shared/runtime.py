@@ -16,7 +16,9 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
+import asyncpg
 import sqlalchemy as sa
+import sqlalchemy.exc
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 from aiokafka.structs import ConsumerRecord
@@ -27,10 +29,11 @@ from faststream.kafka import KafkaBroker, KafkaRouter
 from faststream.specification import AsyncAPI
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import SpanKind
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from slm_shared import topics
 from slm_shared.auth import ApiKeyAuthenticator, current_tenant, store_key
+from slm_shared.background import BACKGROUND_FAILURES, Supervisor, is_unavailable
 from slm_shared.consumer import BatchHandler, ConsumerPipeline, RawRecords, keep_raw_bytes, parse_batch
 from slm_shared.consumer_lag import ConsumerLagMonitor
 from slm_shared.db import DatabaseNotMigrated, create_engine, ensure_migrated, session_factory
@@ -47,10 +50,6 @@ from slm_shared.tracing import (
 )
 
 log = logging.getLogger(__name__)
-
-# One item (a tenant, an SLO, a period) a background loop skipped after a failure, so the others go on.
-BACKGROUND_FAILURES = Counter("slm_background_failures_total", "Items a background pass skipped after a failure",
-                              ["task"])
 
 Tenant = Annotated[str, Depends(current_tenant)]
 OPERATIONS_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
@@ -71,7 +70,8 @@ class PeriodicTask:
             try:
                 await self._work()
             except Exception as error:
-                log.warning("%s failed: %s", self._name, error, exc_info=True)
+                BACKGROUND_FAILURES.labels(self._name).inc()
+                log.warning("%s failed: %r", self._name, error, exc_info=not is_unavailable(error))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), self._interval)
 
@@ -116,8 +116,8 @@ class ServiceRuntime:
         self.authenticator = ApiKeyAuthenticator(api_key_table, self.sessions)
         self.set_aside_table = set_aside_table
         self.set_aside = SqlSetAside(set_aside_table, self.sessions)
-        self.background: list[Callable[[], Coroutine[Any, Any, None]]] = []
-        self._tasks: list[asyncio.Task[None]] = []
+        self.background: list[tuple[str, Callable[[], Coroutine[Any, Any, None]]]] = []
+        self.supervisor = Supervisor()
         self._stop_hooks: list[Callable[[], Awaitable[None]]] = []
         self._tracer_provider: TracerProvider | None = None
 
@@ -129,6 +129,12 @@ class ServiceRuntime:
         """The consumer pipeline (retry, split, set aside) around `handle`, for a subscriber of `group_id`."""
         return ConsumerPipeline(group_id or self.group_id, handle, self.set_aside)
 
+    def group_instance_id(self, subscriber: str) -> str | None:
+        """A subscriber's static membership id when `kafka.group_instance_id` is set: a member SIGKILLed and
+        started again rejoins as itself, without waiting for its old session to expire."""
+        instance = self.settings.kafka.group_instance_id
+        return f"{instance}-{subscriber}" if instance else None
+
     def consumer_groups(self) -> dict[str, list[str]]:
         """Each consumer group this service's subscribers join, with their topics."""
         groups: dict[str, list[str]] = {}
@@ -138,15 +144,23 @@ class ServiceRuntime:
                 groups.setdefault(group_id, []).extend(getattr(subscriber, "topic_names", ()))
         return groups
 
-    def add_background(self, run: Callable[[], Coroutine[Any, Any, None]], stop: Callable[[], Awaitable[None]]) -> None:
-        """A long-running task (e.g. the timer wheel) started after the broker and stopped before it."""
-        self.background.append(run)
+    def add_background(self, run: Callable[[], Coroutine[Any, Any, None]], stop: Callable[[], Awaitable[None]],
+                       name: str | None = None) -> None:
+        """A long-running task (e.g. the timer wheel) started after the broker and stopped before it.
+
+        Supervised: if `run` raises or returns while the service runs, the service is unready until it has
+        been started again after a backoff pause (counted in `slm_background_failures_total`)."""
+        self.background.append((name or str(getattr(run, "__qualname__", None) or repr(run)), run))
         self._stop_hooks.append(stop)
 
     def add_periodic(self, name: str, interval_seconds: float, work: Callable[[], Awaitable[object]]) -> None:
         """`work` every interval, as a background task (see `PeriodicTask`)."""
         task = PeriodicTask(name, interval_seconds, work)
-        self.add_background(task.run, task.stop)
+        self.add_background(task.run, task.stop, name)
+
+    def alive(self) -> bool:
+        """Liveness: every supervisor and the relay still run (they end only on a bug worth a restart)."""
+        return self.relay.alive and self.supervisor.alive()
 
     async def preflight(self) -> None:
         """The schema check on a short-lived engine (the service's own pool belongs to uvicorn's loop)."""
@@ -167,14 +181,14 @@ class ServiceRuntime:
         # The groups are known once every router is included, so the lag task is added here, not in __init__.
         lag = ConsumerLagMonitor(self.settings.kafka.client_options(), self.consumer_groups(), self.service)
         self.add_periodic("measuring consumer lag", self.settings.consumer_lag_interval_seconds, lag.measure)
-        self._tasks = [asyncio.create_task(run()) for run in self.background]
+        self.supervisor.start(self.background)
         log.info("%s started", self.service)
 
     async def stop(self) -> None:
+        self.supervisor.stopping()
         for hook in self._stop_hooks:
             await hook()
-        for task in self._tasks:
-            await task
+        await self.supervisor.wait()
         await self.broker.stop()
         await self.relay.stop()
         await self.engine.dispose()
@@ -203,7 +217,8 @@ class ServiceRuntime:
             await admin.close()
 
     async def ready(self) -> dict[str, bool]:
-        checks = {"postgres": False, "kafka": False, "outbox_relay": self.relay.healthy}
+        checks = {"postgres": False, "kafka": False, "outbox_relay": self.relay.healthy,
+                  "background": not self.supervisor.restarting}
         try:
             async with self.engine.connect() as connection:
                 await connection.execute(sa.text("SELECT 1"))
@@ -246,6 +261,8 @@ class ServiceRuntime:
                 response = await call_next(request)
                 span.set_attribute("http.response.status_code", response.status_code)
                 return response
+        for unavailable in OUTAGE_ERRORS:
+            app.add_exception_handler(unavailable, answer_outage)
         app.include_router(self._operations_router(title))
         app.include_router(set_aside_router(self.set_aside_table, self.sessions))
         for router in routers:
@@ -256,8 +273,10 @@ class ServiceRuntime:
         router = APIRouter(tags=["operations"])
 
         @router.get("/healthz")
-        async def healthz() -> dict[str, str]:
-            return {"status": "ok"}
+        async def healthz() -> JSONResponse:
+            alive = self.alive()
+            return JSONResponse({"status": "ok" if alive else "a background task is dead"},
+                                status_code=200 if alive else 503)
 
         @router.get("/readyz")
         async def readyz() -> JSONResponse:
@@ -274,6 +293,23 @@ class ServiceRuntime:
             return self.asyncapi(title)
 
         return router
+
+
+# What a request may raise when its database (or broker) is away; `answer_outage` sorts them out.
+OUTAGE_ERRORS: tuple[type[Exception], ...] = (sa.exc.DBAPIError, sa.exc.TimeoutError, OSError,
+                                              asyncpg.exceptions.PostgresError, asyncpg.exceptions.InterfaceError)
+RETRY_AFTER_SECONDS = 5
+
+
+async def answer_outage(request: Request, error: Exception) -> Response:
+    """503 with `Retry-After` while a dependency is down (upstream senders retry those); any other error of
+    these kinds is a bug of ours and stays a 500."""
+    if is_unavailable(error):
+        log.warning("%s %s: dependency unavailable: %r", request.method, request.url.path, error)
+        return JSONResponse({"detail": "service temporarily unavailable (database or broker); retry later"},
+                            status_code=503, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+    log.error("%s %s failed", request.method, request.url.path, exc_info=error)
+    return JSONResponse({"detail": "internal server error"}, status_code=500)
 
 
 def serve(app: FastAPI, settings: ServiceSettings) -> None:
@@ -320,12 +356,15 @@ def subscribe_api_keys(runtime: ServiceRuntime, api_key_table: sa.Table, inbox_t
                 await store_key(session, api_key_table, ApiKeyData.model_validate(event.data), event.time)
         return batch.mark_duplicates(fresh)
 
-    pipeline = runtime.pipeline(handle)
+    group_id = f"{runtime.group_id}-api-keys"
+    pipeline = runtime.pipeline(handle, group_id)
 
     @router.subscriber(
-        topics.TENANTS, group_id=runtime.group_id, batch=True, auto_offset_reset="earliest",
+        # A group of its own: sharing the main consumers' group made every start (and every restart after a
+        # crash) a rebalance of both, the main consumer waiting for this one's join or dead session.
+        topics.TENANTS, group_id=group_id, batch=True, auto_offset_reset="earliest",
         ack_policy=AckPolicy.NACK_ON_ERROR, decoder=keep_raw_bytes, title="api-keys",
-        description="API key announcements from intake",
+        description="API key announcements from intake", group_instance_id=runtime.group_instance_id("api-keys"),
     )
     async def on_api_key_events(raw: RawRecords) -> None:
         await pipeline(raw)

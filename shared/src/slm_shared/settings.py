@@ -21,6 +21,9 @@ class KafkaSettings(BaseModel):
     sasl_password: SecretStr | None = None
     ssl_cafile: str | None = None
     group_id: str | None = Field(default=None, description="consumer group; defaults to the service name")
+    group_instance_id: str | None = Field(
+        default=None, description="static group membership (KIP-345): a name stable across restarts and unique "
+        "per replica, e.g. the pod name; a restarted replica then takes its partitions back at once")
     topic_partitions: int = Field(default=6, ge=1)
     topic_replication_factor: int = Field(default=1, ge=1)
     max_batch_records: int = Field(default=200, ge=1)

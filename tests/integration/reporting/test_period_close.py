@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from datetime import datetime
+from datetime import UTC, datetime
 
 import pytest
 import sqlalchemy as sa
+from prometheus_client import REGISTRY
 
 from reporting import tables
-from reporting.closing import PeriodCloser
+from reporting.closing import MAX_BACKFILL_PERIODS, PeriodCloser
 from reporting.reports import canonical_bytes
 from slm_shared import topics
 from slm_shared.events import CloudEvent
@@ -165,3 +166,33 @@ async def test_the_background_loop_closes_periods_by_its_injected_clock(reportin
         await closer.stop()
         await task
     assert closed == ["2026-09"]
+
+
+async def test_a_tenant_whose_close_fails_is_counted_and_skipped_and_an_ancient_first_event_is_clamped(
+        reporting: Reporting) -> None:
+    broken = await configured_tenant(reporting, "a0-broken")  # sorts first: the pass meets it before the others
+    ancient = await configured_tenant(reporting, "a1-ancient")
+    good = await configured_tenant(reporting, "a2-good")
+    async with reporting.sessions() as session, session.begin():
+        # Stored data the service cannot use: a config no release accepts, a first event timed 0001-01-01.
+        await session.execute(sa.update(tables.reporting_config).where(
+            tables.reporting_config.c.tenant_id == broken.name).values(config={"period": "fortnightly"}))
+        await session.execute(sa.update(tables.tenants_seen).where(
+            tables.tenants_seen.c.tenant_id == ancient.name).values(first_event_time=datetime(1, 1, 1, tzinfo=UTC)))
+    failures = REGISTRY.get_sample_value("slm_background_failures_total", {"task": "period close"}) or 0.0
+    closer = PeriodCloser(reporting.sessions, reporting.clock, interval_seconds=1, amendment_quiet_seconds=0,
+                          base_url="")
+    try:
+        published = await closer.close_due(local("10-01 01:30"))
+    finally:  # repaired, so later passes (and later runs on this database) do not meet it again
+        async with reporting.sessions() as session, session.begin():
+            await session.execute(sa.update(tables.reporting_config).where(
+                tables.reporting_config.c.tenant_id == broken.name).values(config=CONFIG))
+
+    closed = {(p.tenant, p.label) for p in published}
+    assert (good.name, "2026-09") in closed
+    # Clamped to the last MAX_BACKFILL_PERIODS months instead of overflowing from year 1.
+    assert sorted(label for tenant, label in closed if tenant == ancient.name)[-1] == "2026-09"
+    assert len({label for tenant, label in closed if tenant == ancient.name}) == MAX_BACKFILL_PERIODS
+    assert not any(tenant == broken.name for tenant, _ in closed)
+    assert REGISTRY.get_sample_value("slm_background_failures_total", {"task": "period close"}) == failures + 1

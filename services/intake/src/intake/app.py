@@ -32,6 +32,7 @@ def ingest_router(runtime: ServiceRuntime, intake: EventIntake, settings: Intake
         max_records=runtime.settings.kafka.max_batch_records, ack_policy=AckPolicy.NACK_ON_ERROR,
         decoder=keep_raw_bytes, title="ingest",
         description="CloudEvents published by upstream systems; the tenant is the event's tenantid",
+        group_instance_id=runtime.group_instance_id("ingest"),
     )
     async def on_ingest(raw: RawRecords) -> None:
         await pipeline(raw)

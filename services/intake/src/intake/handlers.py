@@ -25,6 +25,7 @@ from intake.domain.adapters import ADAPTERS
 from intake.domain.mapping import System, effective_mapping
 from intake.repository import ArchivedEvent, IntakeRepository, Rejection, db_text
 from intake.settings import IntakeSettings
+from slm_shared.background import for_each_isolated
 from slm_shared.events import CloudEvent
 from slm_shared.logging import log_context
 from slm_shared.outbox import OutgoingEvent
@@ -370,7 +371,22 @@ class Purger:
     async def stop(self) -> None:
         await self._loop.stop()
 
+    async def purge_each_tenant(self) -> dict[str, int]:
+        """One pass: each tenant's data in turn, isolated (a tenant that fails is logged and counted in
+        `slm_background_failures_total{task="retention purge"}`, the others go on), then whatever no tenant
+        with a key owns (rejections without a tenant)."""
+        async with self._sessions() as session:
+            tenants: list[str | None] = [*await self._repository.tenants_with_keys(session), None]
+        at = self._now()
+        passes = await for_each_isolated("retention purge", tenants, lambda tenant: self.purge(tenant, at),
+                                         describe=lambda tenant: tenant or "data of no tenant")
+        totals = {"archive_cleared": 0, "dedup_forgotten": 0, "rejections_dropped": 0}
+        for counts in passes:
+            for name, value in counts.items():
+                totals[name] += value
+        return totals
+
     async def _purge_and_report(self) -> None:
-        totals = await self.purge()
+        totals = await self.purge_each_tenant()
         if any(totals.values()):
             log.info("retention purge: %s", totals)

@@ -116,6 +116,11 @@ class IntakeRepository:
         )
         return [dict(row._mapping) for row in rows]
 
+    async def tenants_with_keys(self, session: AsyncSession) -> list[str]:
+        """Every tenant ever given an API key (revoked ones too: their data still ages out)."""
+        rows = await session.execute(sa.select(tables.api_keys.c.tenant_id).distinct())
+        return sorted(row.tenant_id for row in rows)
+
     async def known_tenants(self, session: AsyncSession, tenants: set[str]) -> set[str]:
         """The tenants among `tenants` that have an active API key."""
         if not tenants:

@@ -14,7 +14,7 @@ import hashlib
 import logging
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from importlib.metadata import version
 from typing import Any
 
@@ -29,6 +29,7 @@ from reporting.handlers import Now
 from reporting.reports import REPORT_SECONDS, build_report, canonical_bytes, load_config, report_document
 from reporting.repository import lock_tenant_exclusive
 from slm_shared import topics
+from slm_shared.background import for_each_isolated
 from slm_shared.events import REPORT_PUBLISHED_EVENT, ReportPublishedData, make_event
 from slm_shared.outbox import Outbox, OutgoingEvent
 from slm_shared.runtime import PeriodicTask
@@ -36,6 +37,8 @@ from slm_shared.runtime import PeriodicTask
 log = logging.getLogger(__name__)
 SOURCE = "slm://reporting"
 MAX_BACKFILL_PERIODS = 24  # a tenant whose first event is older gets its last two years closed, not its history
+# More than MAX_BACKFILL_PERIODS of the longest period kind (31-day months), plus the one in progress.
+BACKFILL_HORIZON = timedelta(days=(MAX_BACKFILL_PERIODS + 1) * 31)
 SNAPSHOT_CLOCKS_LIMIT = 1000
 FORMATS = ("json", "csv", "html", "pdf")
 
@@ -80,11 +83,10 @@ class PeriodCloser:
 
         `until` is normally now; an operator or a test may close as of an earlier instant. Snapshots are
         stamped with the service's clock either way."""
-        published: list[PublishedReport] = []
-        for name in await self._tenants(tenant):
-            published.extend(await self.close_tenant(name, until))
-        published.extend(await self.amend_due(tenant))
-        return published
+        # One tenant's bad data must not stop the close for the tenants after it (failures are counted).
+        closed = await for_each_isolated("period close", await self._tenants(tenant),
+                                         lambda name: self.close_tenant(name, until))
+        return [report for reports in closed for report in reports] + await self.amend_due(tenant)
 
     async def _tenants(self, tenant: str | None) -> list[str]:
         async with self._sessions() as session:
@@ -101,8 +103,13 @@ class PeriodCloser:
             if first is None:
                 return []
             config, config_version = await load_config(session, tenant)
-            due = periods_between(first, until - timedelta(seconds=config.close_delay_seconds), config.timezone,
-                                  config.period)[-MAX_BACKFILL_PERIODS:]
+            # Only the last MAX_BACKFILL_PERIODS are closed, so an older first event (even 0001-01-01, which
+            # overflows in a time zone west of UTC) need not be walked from: start a little before them.
+            closable_until = until - timedelta(seconds=config.close_delay_seconds)
+            if first.tzinfo is None:  # asyncpg hands the year-1 extreme back without an offset
+                first = first.replace(tzinfo=UTC)
+            first = max(first, closable_until - BACKFILL_HORIZON)
+            due = periods_between(first, closable_until, config.timezone, config.period)[-MAX_BACKFILL_PERIODS:]
             if not due or await self._all_closed(session, tenant, due):
                 return []
             await lock_tenant_exclusive(session, tenant)
@@ -138,11 +145,11 @@ class PeriodCloser:
             query = query.where(late.c.tenant_id == tenant)
         async with self._sessions() as session:
             pending = (await session.execute(query)).all()
-        published: list[PublishedReport] = []
-        for row in pending:
-            if row.last <= now - self._quiet:
-                published.extend(await self._amend(row.tenant_id, row.period_start, now))
-        return published
+        quiet = [row for row in pending if row.last <= now - self._quiet]
+        amended = await for_each_isolated("period amendment", quiet,
+                                          lambda row: self._amend(row.tenant_id, row.period_start, now),
+                                          describe=lambda row: f"{row.tenant_id} {row.period_start:%Y-%m-%d}")
+        return [report for reports in amended for report in reports]
 
     async def _amend(self, tenant: str, period_start: datetime, now: datetime) -> list[PublishedReport]:
         late, snapshots, closes = tables.late_changes, tables.report_snapshots, tables.period_closes

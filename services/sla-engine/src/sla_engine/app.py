@@ -34,7 +34,7 @@ def ticket_router(runtime: ServiceRuntime, keeper: ClockKeeper) -> KafkaRouter:
         topics.TICKETS, group_id=runtime.group_id, batch=True, auto_offset_reset="earliest",
         max_records=runtime.settings.kafka.max_batch_records, ack_policy=AckPolicy.NACK_ON_ERROR,
         listener=RebalanceCounter(runtime.group_id), decoder=keep_raw_bytes, title="ticket-snapshots",
-        description="itsm.ticket.v1 snapshots from intake",
+        description="itsm.ticket.v1 snapshots from intake", group_instance_id=runtime.group_instance_id("tickets"),
     )
     async def on_ticket_snapshots(raw: RawRecords) -> None:
         await pipeline(raw)
@@ -55,6 +55,7 @@ def signal_router(runtime: ServiceRuntime, keeper: SloKeeper) -> KafkaRouter:
         max_records=runtime.settings.kafka.max_batch_records, ack_policy=AckPolicy.NACK_ON_ERROR,
         listener=RebalanceCounter(pipeline.group), decoder=keep_raw_bytes, title="signals",
         description="availability, measurement and maintenance signals",
+        group_instance_id=runtime.group_instance_id("signals"),
     )
     async def on_signals(raw: RawRecords) -> None:
         await pipeline(raw)

@@ -56,6 +56,7 @@ from sla_engine.handlers import Now, utc_now
 from sla_engine.repository import SqlSlaRepository
 from sla_engine.slo_repository import SqlSloRepository
 from slm_shared import topics
+from slm_shared.background import BACKGROUND_FAILURES
 from slm_shared.consumer import RecordsRefused, parse_batch
 from slm_shared.events import (
     AVAILABILITY_EVENT,
@@ -73,7 +74,6 @@ from slm_shared.events import (
 )
 from slm_shared.inbox import Inbox
 from slm_shared.outbox import Outbox, OutgoingEvent
-from slm_shared.runtime import BACKGROUND_FAILURES
 
 log = logging.getLogger(__name__)
 

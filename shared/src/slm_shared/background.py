@@ -1,0 +1,159 @@
+"""Background work that outlives faults: retry pauses, outage detection, per-item isolation.
+
+Every component that holds a database or broker connection outside a request (outbox relay, timer loop,
+periodic tasks, consumers) must survive the dependency going away and coming back. The pieces here are the
+one place that decides how long to wait before trying again, which errors mean "a dependency is down" (retry
+later, answer 503) rather than "this data is bad" (isolate and go on), and how one tenant's failure is kept
+from stopping the pass for every tenant after it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import logging
+import random
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
+from typing import Any, TypeVar
+
+import asyncpg
+import sqlalchemy.exc
+from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError, NodeNotReadyError
+from prometheus_client import Counter
+
+log = logging.getLogger(__name__)
+
+BACKGROUND_FAILURES = Counter(
+    "slm_background_failures_total",
+    "Failed background passes, per-tenant items and restarted background tasks, by task", ["task"],
+)
+
+Item = TypeVar("Item")
+Result = TypeVar("Result")
+
+# The errors that say "the server is not there (yet)", whatever the layer that raised them.
+_UNAVAILABLE: tuple[type[BaseException], ...] = (
+    ConnectionError,  # refused, reset, aborted
+    TimeoutError,
+    asyncpg.exceptions.PostgresConnectionError,  # SQLSTATE class 08, CannotConnectNowError while starting
+    asyncpg.exceptions.OperatorInterventionError,  # 57P01 admin shutdown, 57P03 cannot connect now
+    asyncpg.exceptions.ConnectionDoesNotExistError,
+    sqlalchemy.exc.TimeoutError,  # the pool waited in vain for a connection
+    KafkaConnectionError,
+    KafkaTimeoutError,
+    NodeNotReadyError,
+)
+
+
+_NETWORK_ERRNOS = frozenset({errno.ECONNREFUSED, errno.ECONNRESET, errno.ECONNABORTED, errno.EHOSTUNREACH,
+                             errno.ENETUNREACH, errno.ETIMEDOUT, errno.EPIPE})
+
+
+def is_unavailable(error: BaseException) -> bool:
+    """True when `error`, or what caused it, says a database or broker is unreachable (retry later)."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, _UNAVAILABLE):
+            return True
+        if isinstance(current, sqlalchemy.exc.DBAPIError) and current.connection_invalidated:
+            return True
+        if isinstance(current, asyncpg.exceptions.InterfaceError) and "connection is closed" in str(current):
+            return True
+        if isinstance(current, OSError) and (current.errno in _NETWORK_ERRNOS or "Connect call failed" in str(current)):
+            return True
+        original = getattr(current, "orig", None)
+        current = original if isinstance(original, BaseException) else (current.__cause__ or current.__context__)
+    return False
+
+
+class Backoff:
+    """Exponential pauses with jitter: replicas that lost the same server do not reconnect in lockstep.
+
+    Capped low (3 s by default) because the target is to be working again within seconds of the server's return.
+    """
+
+    def __init__(self, initial_seconds: float = 0.2, maximum_seconds: float = 3.0,
+                 jitter: Callable[[], float] = random.random) -> None:
+        self._initial = initial_seconds
+        self._maximum = maximum_seconds
+        self._jitter = jitter
+        self._attempts = 0
+
+    def next_delay(self) -> float:
+        """The next pause: half the exponential step plus a random share of the other half."""
+        step = min(self._maximum, self._initial * 2.0 ** min(self._attempts, 30))
+        self._attempts += 1
+        return step / 2 + self._jitter() * step / 2
+
+    def reset(self) -> None:
+        self._attempts = 0
+
+
+async def for_each_isolated(
+    task: str, items: Iterable[Item], work: Callable[[Item], Awaitable[Result]],
+    describe: Callable[[Item], str] = str,
+) -> list[Result]:
+    """`work` on every item in turn; an item that fails is logged, counted in `slm_background_failures_total`
+    under `task`, and skipped, so one tenant's bad data never stops the pass for the tenants after it.
+
+    An outage (`is_unavailable`) is not an item's fault: it ends the pass with the error, and the caller's
+    loop retries later instead of logging one failure per remaining item.
+    """
+    results: list[Result] = []
+    for item in items:
+        try:
+            results.append(await work(item))
+        except Exception as error:
+            if is_unavailable(error):
+                raise
+            BACKGROUND_FAILURES.labels(task).inc()
+            log.exception("%s failed for %s; going on with the others", task, describe(item))
+    return results
+
+
+class Supervisor:
+    """Keeps long-running background tasks running: one that raises, or returns before `stop`, is started again
+    after a backoff pause, counted in `slm_background_failures_total{task}`, and listed in `restarting` until it
+    runs again (the service reports unready meanwhile)."""
+
+    def __init__(self, initial_seconds: float = 1.0, maximum_seconds: float = 30.0) -> None:
+        self._initial = initial_seconds
+        self._maximum = maximum_seconds
+        self._tasks: list[asyncio.Task[None]] = []
+        self._running = False
+        self.restarting: set[str] = set()
+
+    def start(self, tasks: Iterable[tuple[str, Callable[[], Coroutine[Any, Any, None]]]]) -> None:
+        self._running = True
+        self._tasks = [asyncio.create_task(self._keep_running(name, run), name=name) for name, run in tasks]
+
+    def stopping(self) -> None:
+        """Called before the tasks' own stop hooks: their `run` returning is then the expected end."""
+        self._running = False
+
+    async def wait(self) -> None:
+        for task in self._tasks:
+            await task
+
+    def alive(self) -> bool:
+        """False if a supervisor itself ended while running (a bug: let liveness restart the process)."""
+        return not self._running or not any(task.done() for task in self._tasks)
+
+    async def _keep_running(self, name: str, run: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        backoff = Backoff(self._initial, self._maximum)
+        while True:
+            try:
+                await run()
+                if not self._running:
+                    return
+                log.error("background task %s ended while the service runs; restarting it", name)
+            except Exception:
+                log.exception("background task %s died; restarting it", name)
+            if not self._running:
+                return
+            BACKGROUND_FAILURES.labels(name).inc()
+            self.restarting.add(name)
+            await asyncio.sleep(backoff.next_delay())
+            self.restarting.discard(name)
