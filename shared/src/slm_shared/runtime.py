@@ -39,6 +39,7 @@ from slm_shared.events import ApiKeyData, CloudEvent, InvalidEvent, parse_cloude
 from slm_shared.inbox import Inbox
 from slm_shared.logging import configure_logging, log_context
 from slm_shared.outbox import OutboxRelay, asyncpg_dsn
+from slm_shared.request_guard import BodyLimits, RequestGuard
 from slm_shared.settings import ServiceSettings
 from slm_shared.tracing import (
     KafkaHeaders,
@@ -335,7 +336,9 @@ class ServiceRuntime:
         document: dict[str, Any] = AsyncAPI(self.broker, title=title, version="1.0.0").to_specification().to_jsonable()
         return document
 
-    def http_app(self, *, title: str, routers: Iterable[APIRouter]) -> FastAPI:
+    def http_app(self, *, title: str, routers: Iterable[APIRouter], body_limits: BodyLimits | None = None,
+                 public_paths: Iterable[str] = ()) -> FastAPI:
+        """`body_limits` per route (default: `max_request_body_bytes`); `public_paths` take a body without a key."""
         @asynccontextmanager
         async def lifespan(_: FastAPI) -> AsyncIterator[None]:
             await self.start()
@@ -347,6 +350,8 @@ class ServiceRuntime:
         app = FastAPI(title=title, version="1.0.0", lifespan=lifespan)
         app.state.authenticator = self.authenticator
         app.state.runtime = self
+        app.add_middleware(RequestGuard, limits=body_limits or BodyLimits(self.settings.max_request_body_bytes),
+                           authenticator=self.authenticator, public_paths=OPERATIONS_PATHS | set(public_paths))
 
         @app.middleware("http")
         async def trace_requests(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:

@@ -16,6 +16,7 @@ from intake.repository import IntakeRepository
 from intake.settings import IntakeSettings
 from slm_shared import topics
 from slm_shared.outbox import Outbox
+from slm_shared.request_guard import BodyLimits
 from slm_shared.runtime import RawRecords, ServiceRuntime, keep_raw_bytes, records_of
 
 SERVICE = "intake"
@@ -64,4 +65,5 @@ def create_app(settings: IntakeSettings, now: Now = utc_now) -> FastAPI:
     return runtime.http_app(title="intake", routers=[
         events_router(intake, settings, caller),
         admin_router(runtime.sessions, repository, replayer, settings, caller),
-    ])
+    ], body_limits=BodyLimits(settings.max_request_body_bytes,
+                              {"/v1/events": settings.max_body_bytes, "/v1/webhooks/*": settings.max_body_bytes}))
