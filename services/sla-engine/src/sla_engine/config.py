@@ -12,6 +12,7 @@ history the samples hold. Re-applying a bundle adds no series and so changes no 
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -154,7 +155,8 @@ class ConfigService:
     ) -> RecalculationReport:
         """Validate (raises `BundleError`, changing nothing), store a new version, recalculate as asked, and
         backfill the threshold series the version adds from the stored samples, all in one transaction."""
-        bundle = parse_bundle(text, content_type=content_type)
+        # Off the event loop: a large bundle parses for a while, and heartbeats and requests must go on.
+        bundle = await asyncio.to_thread(parse_bundle, text, content_type=content_type)
         async with self._sessions() as session, session.begin():
             repository = SqlSlaRepository(session)
             previous = await repository.latest_config(tenant_id)
@@ -211,7 +213,7 @@ class ConfigService:
         end: datetime, now: datetime,
     ) -> dict[str, Any]:
         """Replay the tickets active in [start, end) under the draft; nothing is stored or emitted."""
-        draft = parse_bundle(draft_text, content_type=content_type)
+        draft = await asyncio.to_thread(parse_bundle, draft_text, content_type=content_type)
         before_clocks: list[Clock] = []
         after_clocks: list[Clock] = []
         changes: list[ClockChange] = []
