@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from intake.domain import EventResult, Limits, Outcome, Rejected, Routed, accept, check_values, parse_json, route
 from intake.domain.acceptance import reject_result
 from intake.domain.adapters import ADAPTERS
-from intake.domain.mapping import System, effective_mapping
+from intake.domain.mapping import System, TicketMapping, effective_mapping
 from intake.repository import ArchivedEvent, IntakeRepository, Rejection, db_text
 from intake.settings import IntakeSettings
 from slm_shared.events import CloudEvent
@@ -48,7 +48,9 @@ def utc_now() -> datetime:
 
 def limits_of(settings: IntakeSettings) -> Limits:
     return Limits(max_future_skew=timedelta(seconds=settings.max_future_skew_seconds),
-                  max_event_bytes=settings.max_event_bytes)
+                  max_event_bytes=settings.max_event_bytes, earliest_time=settings.earliest_event_time.astimezone(UTC),
+                  latest_time=settings.latest_event_time.astimezone(UTC),
+                  max_age=timedelta(days=settings.max_event_age_days))
 
 
 def _storage_fault(error: sa.exc.DBAPIError) -> bool:
@@ -120,7 +122,7 @@ class EventIntake:
             check_values(payload)
             async with self._sessions() as session:
                 override = await self._repository.mapping_override(session, tenant_id, system)
-            document = ADAPTERS[system](payload, effective_mapping(system, override))
+            document = _adapted(system, payload, effective_mapping(system, override))
         except Rejected as error:
             validated = _Validated([], {0: (error, None, body)})
         else:
@@ -277,6 +279,18 @@ class EventIntake:
         _count("kafka", results)
         if records:
             PROCESSING_SECONDS.labels(records[0].topic).observe((time.perf_counter() - started) / len(records))
+
+
+def _adapted(system: System, payload: Any, mapping: TicketMapping) -> dict[str, Any]:
+    """The adapter's canonical event; any fault of the payload (or an adapter bug) is a rejection, never a 500."""
+    try:
+        return ADAPTERS[system](payload, mapping)
+    except Rejected:
+        raise
+    except Exception as error:
+        log.warning("the %s adapter could not map a webhook", system, exc_info=True)
+        raise Rejected("invalid_webhook",
+                       f"body: the {system} payload cannot become a ticket event ({type(error).__name__})") from error
 
 
 def _id_of(document: Any) -> str | None:
