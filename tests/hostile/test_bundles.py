@@ -38,7 +38,7 @@ HOSTILE_BUNDLES: list[tuple[str, bytes, dict[str, str], int, str]] = [
     ("alias inside policies", (b"calendars: []\nx: &p {id: a}\npolicies: [*p, *p]\n"), YAML, 422, "aliases"),
     ("deep flow nesting", b"policies: " + b"[" * 50_000 + b"]" * 50_000, YAML, 422, "nested deeper"),
     ("deep block nesting", "".join(f"{'  ' * n}k{n}:\n" for n in range(200)).encode(), YAML, 422, "nested deeper"),
-    ("deep JSON nesting", b'{"policies": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", JSON, 413, "body exceeds"),
+    ("deep JSON nesting", b'{"policies": ' + b"[" * 600_000 + b"]" * 600_000 + b"}", JSON, 413, "body exceeds"),
     ("deep JSON nesting under 1 MiB", b'{"policies": ' + b"[" * 5_000 + b"]" * 5_000 + b"}", JSON, 422, "nested"),
     ("many entries", ("policies:\n" + "  - {}\n" * 120_000).encode(), YAML, 422, "values"),
     ("oversized", b"# " + b"x" * (1024 * 1024 + 10), YAML, 413, "body exceeds"),

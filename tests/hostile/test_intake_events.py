@@ -46,7 +46,7 @@ def hostile_events(tenant: str) -> list[tuple[dict[str, Any], str, str]]:
     }
     wide = "𝄞" * 200  # 200 characters, 800 bytes of UTF-8
     return [
-        (_with(base, time="0001-01-01T00:00:00+01:00"), "time_out_of_range", "cannot"),
+        (_with(base, time="0001-01-01T00:00:00+01:00"), "time_out_of_range", "can hold in UTC"),
         (_with(base, time="0001-01-01T00:00:00Z"), "time_out_of_range", "outside"),
         (_with(base, time="9999-12-31T23:59:59-05:00"), "time_out_of_range", "time:"),
         (_with(base, time="1969-12-31T23:59:59Z"), "time_out_of_range", "1970"),
@@ -64,6 +64,9 @@ def hostile_events(tenant: str) -> list[tuple[dict[str, Any], str, str]]:
         (_with_data(base, ticket_id="INC\x00-1"), "invalid_text", "U+0000"),
         (_with(base, id="evt\x00"), "invalid_text", "U+0000"),
         (_with(base, time=NOW.isoformat() + "\x00"), "invalid_text", "U+0000"),
+        (_with_data(base, title="\ud800"), "invalid_text", "surrogate"),
+        (_with_data(base, attributes={"n": 2**70}), "invalid_number", "64-bit"),
+        (_with_data(base, attributes={"blob": "x" * 600_000}), "event_too_large", "bytes"),
     ]
 
 
