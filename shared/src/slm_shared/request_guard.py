@@ -8,6 +8,10 @@ One ASGI middleware for the three services, in this order and before any byte of
    FastAPI reads and parses body parameters before it resolves any dependency, so the key is checked here;
 4. the body is then counted as it streams in, and the read that crosses the limit answers 413
    (chunked bodies have no `Content-Length`).
+
+A body FastAPI cannot validate answers 422 through `validation_error_response`, which echoes each faulty
+input shortened and as valid UTF-8 (FastAPI's own handler fails with a 500 on bytes that are not UTF-8 and
+on lone surrogates).
 """
 
 from __future__ import annotations
@@ -16,13 +20,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from fastapi import HTTPException, status
+from fastapi import FastAPI, HTTPException, Request, status
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from slm_shared.auth import ApiKeyAuthenticator
 
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+ECHO_CHARS = 200  # of a faulty input quoted back in a 422
 
 
 @dataclass(frozen=True)
@@ -113,3 +119,31 @@ def _headers(scope: Scope) -> dict[str, str]:
 def _error(code: int, detail: str, headers: Mapping[str, str] | None = None) -> JSONResponse:
     body: dict[str, Any] = {"detail": detail}
     return JSONResponse(body, status_code=code, headers=dict(headers or {}))
+
+
+def install(app: FastAPI, *, limits: BodyLimits, authenticator: ApiKeyAuthenticator,
+            public_paths: frozenset[str]) -> None:
+    """The guard around `app`, and the 422 handler that never fails on what it quotes back."""
+    app.add_middleware(RequestGuard, limits=limits, authenticator=authenticator, public_paths=public_paths)
+    app.add_exception_handler(RequestValidationError, validation_error_response)  # type: ignore[arg-type]
+
+
+async def validation_error_response(_: Request, error: RequestValidationError) -> JSONResponse:
+    detail = [{"loc": [_printable(part) for part in item.get("loc", ())], "msg": _printable(item.get("msg", "")),
+               "type": _printable(item.get("type", "")), **({"input": _printable(item["input"])}
+                                                             if "input" in item else {})}
+              for item in error.errors()]
+    return JSONResponse({"detail": detail}, status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)
+
+
+def _printable(value: Any) -> Any:
+    """Numbers as they are; anything else as short, valid UTF-8 text."""
+    if isinstance(value, bool | int | float) or value is None:
+        return value
+    if isinstance(value, bytes):
+        text = value.decode("utf-8", "replace")
+    elif isinstance(value, str):
+        text = value.encode("utf-8", "replace").decode("utf-8")
+    else:
+        text = repr(value).encode("utf-8", "replace").decode("utf-8")
+    return text if len(text) <= ECHO_CHARS else f"{text[:ECHO_CHARS - 1]}…"

@@ -31,7 +31,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import SpanKind
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 
-from slm_shared import topics
+from slm_shared import request_guard, topics
 from slm_shared.auth import ApiKeyAuthenticator, current_tenant, store_key
 from slm_shared.consumer_lag import ConsumerLagMonitor
 from slm_shared.db import DatabaseNotMigrated, create_engine, ensure_migrated, session_factory
@@ -39,7 +39,7 @@ from slm_shared.events import ApiKeyData, CloudEvent, InvalidEvent, parse_cloude
 from slm_shared.inbox import Inbox
 from slm_shared.logging import configure_logging, log_context
 from slm_shared.outbox import OutboxRelay, asyncpg_dsn
-from slm_shared.request_guard import BodyLimits, RequestGuard
+from slm_shared.request_guard import BodyLimits
 from slm_shared.settings import ServiceSettings
 from slm_shared.tracing import (
     KafkaHeaders,
@@ -350,8 +350,8 @@ class ServiceRuntime:
         app = FastAPI(title=title, version="1.0.0", lifespan=lifespan)
         app.state.authenticator = self.authenticator
         app.state.runtime = self
-        app.add_middleware(RequestGuard, limits=body_limits or BodyLimits(self.settings.max_request_body_bytes),
-                           authenticator=self.authenticator, public_paths=OPERATIONS_PATHS | set(public_paths))
+        request_guard.install(app, limits=body_limits or BodyLimits(self.settings.max_request_body_bytes),
+                              authenticator=self.authenticator, public_paths=OPERATIONS_PATHS | set(public_paths))
 
         @app.middleware("http")
         async def trace_requests(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:

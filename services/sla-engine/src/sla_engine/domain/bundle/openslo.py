@@ -31,7 +31,7 @@ import yaml
 
 from sla_engine.domain.bundle.model import format_duration
 from sla_engine.domain.bundle.slos import parse_slo_definition
-from sla_engine.domain.bundle.source import MAX_ISSUES, Checker, load_all, shorten
+from sla_engine.domain.bundle.source import MAX_ISSUES, Checker, load_all, shorten, unstorable_text
 from sla_engine.domain.slo.definition import SloDefinition
 
 _UNITS = {"m": "m", "h": "h", "d": "d"}
@@ -60,6 +60,9 @@ def import_openslo(text: str) -> OpenSloImport:
         documents = [document for document in load_all(text) if document is not None]
     except yaml.YAMLError as error:
         result.errors.append(shorten(f"<document>: not valid YAML ({error})"))
+        return result
+    if unreadable := unstorable_text(documents, {}):
+        result.errors += [f"documents{issue.path}: {issue.message}" for issue in unreadable]
         return result
     indicators: dict[str, dict[str, Any]] = {}
     slos: list[tuple[str, dict[str, Any]]] = []

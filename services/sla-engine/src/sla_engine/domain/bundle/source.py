@@ -64,6 +64,8 @@ def load_all(text: str) -> list[Any]:
 
 
 def shorten(text: str, limit: int = MAX_MESSAGE_CHARS) -> str:
+    """At most `limit` characters of valid UTF-8 (a lone surrogate in a key or value becomes `?`)."""
+    text = text.encode("utf-8", "replace").decode("utf-8")
     return text if len(text) <= limit else f"{text[:limit - 1]}…"
 
 
@@ -91,7 +93,7 @@ def load(text: str, content_type: Literal["yaml", "json"]) -> tuple[Any, dict[st
             node = None  # JSON that PyYAML's YAML 1.1 reader refuses: valid, only without line numbers
         if node is not None:
             _walk(node, "", lines, issues, 0)
-        return data, lines, issues + _unstorable_text(data, lines)
+        return data, lines, issues + unstorable_text(data, lines)
     loader = BoundedLoader(text)
     try:
         node = loader.get_single_node()
@@ -106,10 +108,10 @@ def load(text: str, content_type: Literal["yaml", "json"]) -> tuple[Any, dict[st
         return None, lines, [BundleIssue("", None, shorten(f"invalid YAML: {error}"))]
     finally:
         loader.dispose()
-    return data, lines, issues + _unstorable_text(data, lines)
+    return data, lines, issues + unstorable_text(data, lines)
 
 
-def _unstorable_text(data: Any, lines: dict[str, int]) -> list[BundleIssue]:
+def unstorable_text(data: Any, lines: dict[str, int]) -> list[BundleIssue]:
     """Keys and strings PostgreSQL cannot store (the bundle is kept as JSON): U+0000 and lone surrogates."""
     issues: list[BundleIssue] = []
     stack: list[tuple[Any, str]] = [(data, "")]
