@@ -57,7 +57,9 @@ def issue_key(tenant_id: str) -> IssuedKey:
 
 def key_id_of(plaintext: str) -> str | None:
     parts = plaintext.split("_", 2)
-    if len(parts) != 3 or parts[0] != KEY_PREFIX or not parts[1]:
+    # Key ids are hex (`issue_key`); anything else never reaches the database (a NUL would fail the query).
+    if len(parts) != 3 or parts[0] != KEY_PREFIX or not parts[1] or len(parts[1]) > 64 or not (
+            parts[1].isascii() and parts[1].isalnum()):
         return None
     return parts[1]
 

@@ -31,7 +31,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import SpanKind
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from slm_shared import topics
+from slm_shared import request_guard, topics
 from slm_shared.auth import ApiKeyAuthenticator, current_tenant, store_key
 from slm_shared.background import BACKGROUND_FAILURES, Supervisor, is_unavailable
 from slm_shared.consumer import BatchHandler, ConsumerPipeline, RawRecords, keep_raw_bytes, parse_batch
@@ -41,6 +41,7 @@ from slm_shared.events import API_KEY_EVENT, ApiKeyData
 from slm_shared.inbox import Inbox
 from slm_shared.logging import configure_logging
 from slm_shared.outbox import OutboxRelay, asyncpg_dsn
+from slm_shared.request_guard import BodyLimits
 from slm_shared.set_aside import SqlSetAside, set_aside_router
 from slm_shared.settings import ServiceSettings
 from slm_shared.tracing import (
@@ -235,7 +236,9 @@ class ServiceRuntime:
         document: dict[str, Any] = AsyncAPI(self.broker, title=title, version="1.0.0").to_specification().to_jsonable()
         return document
 
-    def http_app(self, *, title: str, routers: Iterable[APIRouter]) -> FastAPI:
+    def http_app(self, *, title: str, routers: Iterable[APIRouter], body_limits: BodyLimits | None = None,
+                 public_paths: Iterable[str] = ()) -> FastAPI:
+        """`body_limits` per route (default: `max_request_body_bytes`); `public_paths` take a body without a key."""
         @asynccontextmanager
         async def lifespan(_: FastAPI) -> AsyncIterator[None]:
             await self.start()
@@ -247,6 +250,8 @@ class ServiceRuntime:
         app = FastAPI(title=title, version="1.0.0", lifespan=lifespan)
         app.state.authenticator = self.authenticator
         app.state.runtime = self
+        request_guard.install(app, limits=body_limits or BodyLimits(self.settings.max_request_body_bytes),
+                              authenticator=self.authenticator, public_paths=OPERATIONS_PATHS | set(public_paths))
 
         @app.middleware("http")
         async def trace_requests(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:

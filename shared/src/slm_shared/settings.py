@@ -80,3 +80,6 @@ class ServiceSettings(BaseSettings):
     create_topics: bool = True
     consumer_lag_interval_seconds: float = Field(default=15.0, gt=0, description="period of the slm_consumer_lag count")
     tracing: TracingSettings = TracingSettings()
+    max_request_body_bytes: int = Field(
+        default=64 * 1024, ge=1024, le=64 * 1024 * 1024,
+        description="body limit of the HTTP routes without a limit of their own (docs/operations.md, limits)")

@@ -17,6 +17,7 @@ from intake.settings import IntakeSettings
 from slm_shared import topics
 from slm_shared.consumer import RawRecords, keep_raw_bytes
 from slm_shared.outbox import Outbox
+from slm_shared.request_guard import BodyLimits
 from slm_shared.runtime import ServiceRuntime
 
 SERVICE = "intake"
@@ -68,4 +69,5 @@ def create_app(settings: IntakeSettings, now: Now = utc_now) -> FastAPI:
     return runtime.http_app(title="intake", routers=[
         events_router(intake, settings, caller),
         admin_router(runtime.sessions, repository, replayer, settings, caller),
-    ])
+    ], body_limits=BodyLimits(settings.max_request_body_bytes,
+                              {"/v1/events": settings.max_body_bytes, "/v1/webhooks/*": settings.max_body_bytes}))

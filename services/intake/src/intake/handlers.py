@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from intake.domain import EventResult, Limits, Outcome, Rejected, Routed, accept, check_values, parse_json, route
 from intake.domain.acceptance import reject_result
 from intake.domain.adapters import ADAPTERS
-from intake.domain.mapping import System, effective_mapping
+from intake.domain.mapping import System, TicketMapping, effective_mapping
 from intake.repository import ArchivedEvent, IntakeRepository, Rejection, db_text
 from intake.settings import IntakeSettings
 from slm_shared.background import for_each_isolated
@@ -46,7 +46,9 @@ def utc_now() -> datetime:
 
 def limits_of(settings: IntakeSettings) -> Limits:
     return Limits(max_future_skew=timedelta(seconds=settings.max_future_skew_seconds),
-                  max_event_bytes=settings.max_event_bytes)
+                  max_event_bytes=settings.max_event_bytes, earliest_time=settings.earliest_event_time.astimezone(UTC),
+                  latest_time=settings.latest_event_time.astimezone(UTC),
+                  max_age=timedelta(days=settings.max_event_age_days))
 
 
 def _storage_fault(error: sa.exc.DBAPIError) -> bool:
@@ -118,7 +120,7 @@ class EventIntake:
             check_values(payload)
             async with self._sessions() as session:
                 override = await self._repository.mapping_override(session, tenant_id, system)
-            document = ADAPTERS[system](payload, effective_mapping(system, override))
+            document = _adapted(system, payload, effective_mapping(system, override))
         except Rejected as error:
             validated = _Validated([], {0: (error, None, body)})
         else:
@@ -262,6 +264,18 @@ class EventIntake:
             results.append(result)
         _count("kafka", results)
         return [result.outcome for result in results]
+
+
+def _adapted(system: System, payload: Any, mapping: TicketMapping) -> dict[str, Any]:
+    """The adapter's canonical event; any fault of the payload (or an adapter bug) is a rejection, never a 500."""
+    try:
+        return ADAPTERS[system](payload, mapping)
+    except Rejected:
+        raise
+    except Exception as error:
+        log.warning("the %s adapter could not map a webhook", system, exc_info=True)
+        raise Rejected("invalid_webhook",
+                       f"body: the {system} payload cannot become a ticket event ({type(error).__name__})") from error
 
 
 def _id_of(document: Any) -> str | None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from datetime import UTC, datetime
+
+from pydantic import AwareDatetime, Field
 from pydantic_settings import SettingsConfigDict
 
 from slm_shared import topics
@@ -16,7 +18,14 @@ class IntakeSettings(ServiceSettings):
     max_body_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)
     # Below Kafka's default 1 MiB message limit, so the outbox relay can always publish an accepted event.
     max_event_bytes: int = Field(default=512 * 1024, ge=1024, le=1_000_000)
-    max_future_skew_seconds: int = Field(default=300, ge=0, description="reject events timed further ahead")
+    max_future_skew_seconds: int = Field(default=300, ge=0, le=86400, description="reject events timed further ahead")
+    earliest_event_time: AwareDatetime = Field(default=datetime(1970, 1, 1, tzinfo=UTC),
+                                               description="reject events (and times in data) before this")
+    latest_event_time: AwareDatetime = Field(default=datetime(2200, 1, 1, tzinfo=UTC),
+                                             description="reject events (and times in data) at or after this")
+    # The longest report (400 days) ending a year ago: older events no longer count anywhere.
+    max_event_age_days: float = Field(default=800, gt=0, le=36_500,
+                                      description="reject events timed longer ago than this before intake's clock")
     ingest_topic: str = Field(default=topics.INGEST, description="topic upstream systems publish CloudEvents to")
     dead_letter_topic: str = Field(default=topics.INGEST_DLQ, description="where invalid ingest records go")
     output_topic_prefix: str = Field(

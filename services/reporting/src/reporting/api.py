@@ -32,12 +32,16 @@ from reporting.render.tabular import TABLES, render_csv, render_csv_zip
 from reporting.reports import REPORT_SECONDS, ReportService, load_config, report_document, report_schema, save_config
 from reporting.settings import ReportingSettings
 from slm_shared.auth import ApiKeyAuthenticator
+from slm_shared.instants import utc_instant
 from slm_shared.runtime import Tenant
 
 Format = Literal["json", "csv", "html", "pdf"]
 DASHBOARD_COOKIE = "slm_dashboard_key"
 DASHBOARD_PATH = "/v1/dashboard"
 DASHBOARD_LIST_LIMIT = 50
+# The sign-in form carries the key itself, so it is the one body taken without one; it only ever holds a key.
+DASHBOARD_PUBLIC = frozenset({f"{DASHBOARD_PATH}/login", f"{DASHBOARD_PATH}/logout"})
+DASHBOARD_BODY_LIMITS = {f"{DASHBOARD_PATH}/login": 4096, f"{DASHBOARD_PATH}/logout": 1024}
 
 
 class PeriodCloseRequest(BaseModel):
@@ -87,8 +91,8 @@ def report_router(sessions: async_sessionmaker[AsyncSession], settings: Reportin
     ) -> Response:
         """Counting rules and the JSON schema: docs/reporting.md and /v1/reports/slr/schema.
         Without `from`/`to` the period is the last 30 days up to now."""
-        end = end or now()
-        start = start or end - timedelta(days=30)
+        end = utc_instant(end, "to") if end else now()
+        start = utc_instant(start, "from") if start else end - timedelta(days=30)
         if end <= start:
             raise HTTPException(status.HTTP_400_BAD_REQUEST, "`to` must be after `from`")
         if end - start > timedelta(days=settings.max_report_days):
@@ -147,7 +151,7 @@ def report_router(sessions: async_sessionmaker[AsyncSession], settings: Reportin
     async def close_periods(tenant: Tenant, request: Annotated[PeriodCloseRequest | None, Body()] = None
                             ) -> dict[str, Any]:
         current = now()
-        at = request.at if request and request.at else current
+        at = utc_instant(request.at, "at") if request and request.at else current
         if at > current:
             raise HTTPException(status.HTTP_400_BAD_REQUEST, "`at` must not be in the future")
         published = await closer.close_due(at, tenant)

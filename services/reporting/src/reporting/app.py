@@ -9,12 +9,13 @@ from faststream import AckPolicy
 from faststream.kafka import KafkaRouter
 
 from reporting import tables
-from reporting.api import dashboard_router, report_router
+from reporting.api import DASHBOARD_BODY_LIMITS, DASHBOARD_PUBLIC, dashboard_router, report_router
 from reporting.closing import PeriodCloser
 from reporting.handlers import Now, ReadModels, utc_now
 from reporting.settings import ReportingSettings
 from slm_shared import topics
 from slm_shared.consumer import RawRecords, keep_raw_bytes
+from slm_shared.request_guard import BodyLimits
 from slm_shared.runtime import ServiceRuntime, subscribe_api_keys
 
 SERVICE = "reporting"
@@ -63,4 +64,4 @@ def create_app(settings: ReportingSettings, now: Now = utc_now) -> FastAPI:
     return runtime.http_app(title="reporting", routers=[
         report_router(runtime.sessions, settings, now, closer),
         dashboard_router(runtime.sessions, runtime.authenticator, settings, now),
-    ])
+    ], body_limits=BodyLimits(settings.max_request_body_bytes, DASHBOARD_BODY_LIMITS), public_paths=DASHBOARD_PUBLIC)

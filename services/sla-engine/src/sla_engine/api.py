@@ -22,9 +22,18 @@ from sla_engine.domain.clocks import Clock, evaluate_ticket
 from sla_engine.handlers import Now
 from sla_engine.repository import SqlSlaRepository
 from sla_engine.slo_handlers import SloKeeper, SloReading
+from slm_shared.instants import utc_instant
+from slm_shared.request_guard import BodyLimits
 from slm_shared.runtime import Tenant
 
 MAX_BUNDLE_BYTES = 1024 * 1024
+
+
+def body_limits(default: int) -> BodyLimits:
+    """Bundles up to 1 MiB; `/v1/simulate` carries one as a JSON string, which at worst doubles its newlines
+    and quotes (`\\n`, `\\"`)."""
+    return BodyLimits(default, {"/v1/config:apply": MAX_BUNDLE_BYTES, "/v1/config:import-openslo": MAX_BUNDLE_BYTES,
+                                "/v1/simulate": 2 * MAX_BUNDLE_BYTES + 4096})
 
 
 def plain(value: Any) -> Any:
@@ -117,17 +126,20 @@ def sla_router(
     @router.post("/simulate", response_model=None)
     async def simulate(body: SimulateRequest, tenant: Tenant) -> dict[str, Any] | JSONResponse:
         """What-if: replay the tickets active in [start, end) under a draft bundle; emits nothing."""
-        if body.end <= body.start:
+        start, end = utc_instant(body.start, "start"), utc_instant(body.end, "end")
+        if end <= start:
             raise HTTPException(status.HTTP_400_BAD_REQUEST, "end must be after start")
+        if len(body.bundle.encode("utf-8", "surrogatepass")) > MAX_BUNDLE_BYTES:
+            raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, "bundle larger than 1 MiB")
         try:
-            return await config.simulate(tenant, body.bundle, body.format, body.start, body.end, now())
+            return await config.simulate(tenant, body.bundle, body.format, start, end, now())
         except BundleError as error:
             return bundle_error_response(error)
 
     @router.get("/tickets/{ticket_id}/clocks")
     async def ticket_clocks(ticket_id: str, tenant: Tenant, at: AwareDatetime | None = None) -> dict[str, Any]:
         """Every clock of the ticket as it stood at `at` (default now), with its explained timeline."""
-        instant = at or now()
+        instant = utc_instant(at, "at") if at else now()
         async with sessions() as session:
             repository = SqlSlaRepository(session)
             timeline = await repository.timeline(tenant, ticket_id)
@@ -170,7 +182,7 @@ def sla_router(
         Fields not carried over come back as `notes`; anything that cannot be represented answers 422 with
         `errors` (each with its path), never a silent drop."""
         text, _ = await _bundle_text(request)
-        imported = import_openslo(text)
+        imported = await asyncio.to_thread(import_openslo, text)
         if imported.errors:
             return JSONResponse(status_code=status.HTTP_422_UNPROCESSABLE_CONTENT, content={
                 "detail": "the OpenSLO documents cannot be represented; nothing was converted",

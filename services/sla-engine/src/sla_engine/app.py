@@ -10,7 +10,7 @@ from faststream import AckPolicy
 from faststream.kafka import KafkaRouter
 
 from sla_engine import tables
-from sla_engine.api import sla_router
+from sla_engine.api import body_limits, sla_router
 from sla_engine.census import ClockCensus
 from sla_engine.config import BundleCache, ConfigService
 from sla_engine.handlers import ClockKeeper, Now, utc_now
@@ -86,4 +86,5 @@ def create_app(settings: SlaEngineSettings, now: Now = utc_now) -> FastAPI:
     runtime.add_periodic("SLO evaluation", settings.slo_evaluation_interval_seconds, slo_keeper.periodic_pass)
     runtime.broker.include_router(signal_router(runtime, slo_keeper))
     runtime.broker.include_router(subscribe_api_keys(runtime, tables.api_keys, tables.inbox))
-    return runtime.http_app(title="sla-engine", routers=[sla_router(runtime.sessions, bundles, config, now)])
+    return runtime.http_app(title="sla-engine", routers=[sla_router(runtime.sessions, bundles, config, now)],
+                            body_limits=body_limits(settings.max_request_body_bytes))

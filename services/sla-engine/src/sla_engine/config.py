@@ -158,7 +158,8 @@ class ConfigService:
     ) -> RecalculationReport:
         """Validate (raises `BundleError`, changing nothing), store a new version, recalculate as asked, and
         backfill the threshold series the version adds from the stored samples, all in one transaction."""
-        # In a worker thread: validation probes recurrence rules (up to ~1 s for one that never occurs).
+        # Off the event loop: a large bundle parses for a while and validation probes recurrence rules (up to
+        # ~1 s for one that never occurs), and heartbeats and requests must go on.
         bundle = await asyncio.to_thread(parse_bundle, text, content_type=content_type)
         async with self._sessions() as session, session.begin():
             repository = SqlSlaRepository(session)

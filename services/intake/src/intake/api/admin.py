@@ -15,6 +15,7 @@ from intake.domain.mapping import MappingOverride, System, TicketMapping, effect
 from intake.handlers import Replayer
 from intake.repository import IntakeRepository
 from intake.settings import IntakeSettings
+from slm_shared.instants import utc_instant
 
 AcceptedType = Literal[
     "itsm.ticket.v1", "itsm.availability.v1", "itsm.measurement.v1", "itsm.maintenance.v1", "itsm.feedback.v1"
@@ -94,14 +95,15 @@ def admin_router(
         Safe to repeat (events keep their ids; consumers dedup). Larger than `replay_max_http_events`:
         use `slm-intake replay`, which shows progress.
         """
-        count = await replayer.count(who.tenant_id, request.start, request.end, request.types)
+        start, end = utc_instant(request.start, "from"), utc_instant(request.end, "to")
+        count = await replayer.count(who.tenant_id, start, end, request.types)
         if count > settings.replay_max_http_events:
             raise HTTPException(
                 status.HTTP_413_CONTENT_TOO_LARGE,
                 f"{count} events to replay, over {settings.replay_max_http_events}: narrow the range or use "
                 "`slm-intake replay`",
             )
-        summary = await replayer.replay(who.tenant_id, request.start, request.end, request.types)
+        summary = await replayer.replay(who.tenant_id, start, end, request.types)
         return ReplayResponse(replay_id=summary.replay_id, events=summary.events, skipped=summary.skipped)
 
     @router.get("/rejections", response_model=list[RejectionView], tags=["events"], responses=responses)

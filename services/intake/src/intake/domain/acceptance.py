@@ -7,14 +7,19 @@ Every rejection carries a `code` (stable, for programs) and a `reason` naming th
    strings hold no U+0000 and no lone surrogates; numbers are finite and integers fit in 64 bits.
 2. `tenantid` is the API key's tenant on HTTP (absent = filled in from the key; another tenant = rejected,
    never rerouted); on Kafka it is required and must be a known tenant (checked by the caller).
-3. `time` is an RFC 3339 string with an offset, and lies at most `max_future_skew` ahead of `now`.
+3. `time` (and the times inside `data`) is an RFC 3339 string with an offset, within `[earliest_time,
+   latest_time)`, not older than `max_age` before `now` (nothing still counts it), and at most
+   `max_future_skew` ahead of `now`; accepted times are normalised to UTC.
 4. Unknown envelope attributes are CloudEvents extensions: kept if the name is 1-20 lower-case letters or
    digits and the value a string, number or boolean; `data_base64` (binary data) is refused.
 5. The envelope and `data` match the shared contract (`slm_shared.events`); unknown `data` fields are
    rejected, upstream extras of a ticket belong in `data.attributes`.
 6. Cross-field rules the contract types cannot express: `good <= total`, a window's start before its end,
    a feedback score within its scale.
-7. The canonical event fits in `max_event_bytes` (the outbox relay must be able to publish it).
+7. Identifiers (`id`, `source`, `tenantid`, `subject`, the ticket, service, customer, priority, group and
+   assignee of `data`) hold at most `MAX_IDENTIFIER_BYTES` bytes of UTF-8: they become Kafka keys and
+   database keys, which are bounded in bytes, not characters.
+8. The canonical event fits in `max_event_bytes` (the outbox relay must be able to publish it).
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ import math
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Final, Literal
 
 from pydantic import BaseModel, ValidationError
@@ -64,9 +69,11 @@ RejectCode = Literal[
     "invalid_time",
     "time_without_offset",
     "time_in_future",
+    "time_out_of_range",
     "invalid_extension",
     "binary_data",
     "invalid_envelope",
+    "identifier_too_long",
     "unknown_type",
     "invalid_data",
     "inconsistent_data",
@@ -81,6 +88,9 @@ REJECT_CODES: Final[frozenset[str]] = frozenset(RejectCode.__args__)  # type: ig
 Outcome = Literal["accepted", "duplicate", "rejected"]
 
 MAX_DEPTH: Final = 32
+MAX_IDENTIFIER_BYTES: Final = 512
+ENVELOPE_IDENTIFIERS: Final = ("id", "source", "tenantid", "subject")
+DATA_IDENTIFIERS: Final = ("ticket_id", "service", "customer", "priority", "assignment_group", "assignee")
 INT64_MAX: Final = 2**63 - 1
 # CloudEvents 1.0 core attributes; anything else in the envelope is an extension attribute.
 CORE_ATTRIBUTES: Final = frozenset(
@@ -131,6 +141,9 @@ class Routed:
 class Limits:
     max_future_skew: timedelta
     max_event_bytes: int
+    earliest_time: datetime = datetime(1970, 1, 1, tzinfo=UTC)
+    latest_time: datetime = datetime(2200, 1, 1, tzinfo=UTC)
+    max_age: timedelta | None = None
 
 
 def _reject_constant(name: str) -> Any:
@@ -250,6 +263,35 @@ def parse_rfc3339(value: Any, field: str) -> datetime:
         raise Rejected("invalid_time", f"{field}: {value[:64]!r} is not a valid date/time ({error})") from error
 
 
+def utc_time_in_range(value: Any, field: str, now: datetime, limits: Limits) -> datetime:
+    """Rule 3: the time in UTC, inside the accepted range; a naive, malformed or out-of-range one is refused."""
+    parsed = parse_rfc3339(value, field)
+    try:
+        instant = parsed.astimezone(UTC)
+    except OverflowError as error:  # year 1 with a positive offset, year 9999 with a negative one
+        raise Rejected("time_out_of_range",
+                       f"{field}: {value[:64]!r} is outside the years datetimes can hold in UTC") from error
+    if not limits.earliest_time <= instant < limits.latest_time:
+        raise Rejected("time_out_of_range",
+                       f"{field}: {instant.isoformat()} is outside [{limits.earliest_time.isoformat()}, "
+                       f"{limits.latest_time.isoformat()}), the times intake accepts")
+    if limits.max_age is not None and instant < now - limits.max_age:
+        raise Rejected("time_out_of_range",
+                       f"{field}: {instant.isoformat()} is more than {limits.max_age.days} days old; nothing counts "
+                       "events that old any more")
+    return instant
+
+
+def _check_identifiers(event: CloudEvent) -> None:
+    """Rule 7, in bytes: 512 characters of a 4-byte script would be 2 KiB of key."""
+    named = [(name, getattr(event, name)) for name in ENVELOPE_IDENTIFIERS]
+    named += [(f"data.{name}", event.data.get(name)) for name in DATA_IDENTIFIERS]
+    for name, value in named:
+        if isinstance(value, str) and len(value.encode("utf-8")) > MAX_IDENTIFIER_BYTES:
+            raise Rejected("identifier_too_long",
+                           f"{name}: {len(value.encode('utf-8'))} bytes of UTF-8, over {MAX_IDENTIFIER_BYTES}")
+
+
 def _check_extensions(document: dict[str, Any]) -> None:
     if "data_base64" in document:
         raise Rejected("binary_data", "data_base64: binary data is not accepted; send JSON `data`")
@@ -332,7 +374,7 @@ def accept(document: Any, *, tenant_id: str | None, now: datetime, limits: Limit
         raise Rejected("missing_tenant", "tenantid: Field required")
     if "time" not in document:
         raise Rejected("invalid_envelope", "time: Field required")
-    event_time = parse_rfc3339(document["time"], "time")
+    event_time = utc_time_in_range(document["time"], "time", now, limits)
     _check_extensions(document)
     _check_content_type(document)
     try:
@@ -341,9 +383,9 @@ def accept(document: Any, *, tenant_id: str | None, now: datetime, limits: Limit
         raise Rejected(*_validation_reason(error)) from error
     if event.type not in ROUTES:
         raise Rejected("unknown_type", f"type: {event.type[:64]!r} is not accepted by intake (one of {sorted(ROUTES)})")
-    for field in DATA_TIMES.get(event.type, ()):
-        if event.data.get(field) is not None:
-            parse_rfc3339(event.data[field], f"data.{field}")
+    _check_identifiers(event)
+    data_times = {field: utc_time_in_range(event.data[field], f"data.{field}", now, limits)
+                  for field in DATA_TIMES.get(event.type, ()) if event.data.get(field) is not None}
     try:
         data = parse_data(event)
     except InvalidEvent as error:
@@ -352,14 +394,20 @@ def accept(document: Any, *, tenant_id: str | None, now: datetime, limits: Limit
     if event_time > now + limits.max_future_skew:
         raise Rejected("time_in_future",
                        f"time: {event_time.isoformat()} is more than {limits.max_future_skew} ahead of intake's clock")
+    normalised: dict[str, Any] = {
+        "time": event_time, "data": {**event.data, **{field: _utc_text(at) for field, at in data_times.items()}}}
     if event.subject is None:
-        subject = event.data.get("ticket_id") or event.data.get("service")
-        event = event.model_copy(update={"subject": subject})
+        normalised["subject"] = event.data.get("ticket_id") or event.data.get("service")
+    event = event.model_copy(update=normalised)
     canonical = event.to_json_bytes()
     if len(canonical) > limits.max_event_bytes:
         raise Rejected("event_too_large", f"body: the event is {len(canonical)} bytes, over {limits.max_event_bytes}")
     topic, key = route(event)
     return Routed(event=event, topic=topic, key=key, canonical=canonical)
+
+
+def _utc_text(instant: datetime) -> str:
+    return instant.isoformat().replace("+00:00", "Z")
 
 
 def reject_result(index: int, document: Any, error: Rejected) -> EventResult:

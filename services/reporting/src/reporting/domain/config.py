@@ -2,19 +2,31 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 RagStatus = Literal["green", "amber", "red", "no_data"]
+MAX_PUBLISH_SCOPES = 100
+MAX_DASHBOARD_HORIZON_SECONDS = 31 * 86400
+
+
+def _storable(value: str) -> str:
+    """The configuration is stored as PostgreSQL JSON, which cannot hold U+0000."""
+    if "\x00" in value:
+        raise ValueError("must not contain U+0000")
+    return value
+
+
+Name = Annotated[str, Field(min_length=1, max_length=512), AfterValidator(_storable)]
 
 
 class PublishScope(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    service: str | None = None
-    customer: str | None = None
+    service: Name | None = None
+    customer: Name | None = None
 
     @property
     def key(self) -> str:
@@ -26,18 +38,20 @@ class ReportingConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    timezone: str = "UTC"
+    timezone: str = Field(default="UTC", max_length=64)
     period: Literal["monthly", "weekly"] = "monthly"
     default_target_percent: float = Field(default=95.0, ge=0, le=100)
-    metric_targets_percent: dict[str, float] = Field(
-        default_factory=dict, description="attainment target per metric, e.g. {response: 95, resolution: 90}")
+    metric_targets_percent: dict[Name, float] = Field(
+        default_factory=dict, max_length=50,
+        description="attainment target per metric, e.g. {response: 95, resolution: 90}")
     amber_margin_percent: float = Field(default=5.0, ge=0, le=100,
                                         description="points below target that are still amber")
     close_delay_seconds: int = Field(default=3600, ge=0, le=31 * 86400,
                                      description="wait after a period ends before freezing its snapshot")
     publish_scopes: list[PublishScope] = Field(default_factory=lambda: [PublishScope()],
+                                               max_length=MAX_PUBLISH_SCOPES,
                                                description="one snapshot per scope at each close")
-    dashboard_horizon_seconds: int = Field(default=4 * 3600, gt=0,
+    dashboard_horizon_seconds: int = Field(default=4 * 3600, gt=0, le=MAX_DASHBOARD_HORIZON_SECONDS,
                                            description="running clocks due within this long are 'about to breach'")
     csat_satisfied_ratio: float = Field(default=0.8, gt=0, le=1,
                                         description="an answer is satisfied when score/scale reaches this (4 of 5)")

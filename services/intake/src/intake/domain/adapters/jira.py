@@ -112,7 +112,7 @@ def jira_event(payload: Any, mapping: TicketMapping) -> dict[str, Any]:
     status, upstream_status = _status(mapping, fields.get("status"))
     status = require_status(status, upstream_status, "jira")
     action, extra = _action(event, payload, fields, status, mapping)
-    host = urlsplit(str(issue.get("self") or "")).hostname
+    host = _host(issue.get("self"))
     upstream_priority = text_of(value_at(fields, "priority.name"))
     upstream_kind = text_of(value_at(fields, "issuetype.name"))
     return ticket_document(
@@ -141,6 +141,14 @@ def jira_event(payload: Any, mapping: TicketMapping) -> dict[str, Any]:
             **extra,
         },
     )
+
+
+def _host(self_link: Any) -> str | None:
+    """The Jira site of `issue.self`; a value that is not a URL (`http://[x`) names no site, it fails nothing."""
+    try:
+        return urlsplit(str(self_link or "")).hostname
+    except ValueError:
+        return None
 
 
 def _rooted(path: str | None) -> str | None:

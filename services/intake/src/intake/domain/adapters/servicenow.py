@@ -52,7 +52,10 @@ def _time(value: Any) -> datetime:
     if text is None:
         raise Rejected("invalid_webhook", "sys_updated_on: missing from the ServiceNow record")
     if GLIDE_TIME.fullmatch(text):
-        return datetime.strptime(text, "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC)
+        try:
+            return datetime.strptime(text, "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC)
+        except ValueError as error:  # the shape of a date, not a date: 2026-13-45 99:99:99
+            raise Rejected("invalid_webhook", f"sys_updated_on: {text[:64]!r} is not a valid date/time") from error
     return parse_rfc3339(text, "sys_updated_on")
 
 

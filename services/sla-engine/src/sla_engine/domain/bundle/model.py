@@ -21,14 +21,21 @@ _DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
 _UNIT_SECONDS = (("d", 86_400), ("h", 3_600), ("m", 60), ("s", 1))
 
 
+# Ten years: far beyond any service level target, and far from where datetime arithmetic overflows.
+MAX_DURATION_SECONDS = 3660 * 86400
+
+
 def parse_duration(text: str) -> int:
     """Seconds of a duration such as `4h30m`; raises ValueError with a readable reason."""
-    match = _DURATION.match(text.strip()) if text.strip() else None
+    shown = repr(text) if len(text) <= 40 else f"{text[:37]!r}…"
+    match = _DURATION.match(text.strip()) if text.strip() and len(text) <= 64 else None
     if match is None:
-        raise ValueError(f"{text!r} is not a duration: use d, h, m, s in that order, e.g. 15m, 4h30m, 1d, 90s")
+        raise ValueError(f"{shown} is not a duration: use d, h, m, s in that order, e.g. 15m, 4h30m, 1d, 90s")
     seconds = sum(int(part) * unit for part, (_, unit) in zip(match.groups(), _UNIT_SECONDS, strict=True) if part)
     if seconds <= 0:
-        raise ValueError(f"{text!r} is not a positive duration")
+        raise ValueError(f"{shown} is not a positive duration")
+    if seconds > MAX_DURATION_SECONDS:
+        raise ValueError(f"{shown} is longer than {MAX_DURATION_SECONDS // 86400}d, the longest a bundle takes")
     return seconds
 
 

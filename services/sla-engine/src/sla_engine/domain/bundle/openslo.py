@@ -31,7 +31,7 @@ import yaml
 
 from sla_engine.domain.bundle.model import format_duration
 from sla_engine.domain.bundle.slos import parse_slo_definition
-from sla_engine.domain.bundle.source import Checker
+from sla_engine.domain.bundle.source import MAX_ISSUES, Checker, load_all, shorten, unstorable_text
 from sla_engine.domain.slo.definition import SloDefinition
 
 _UNITS = {"m": "m", "h": "h", "d": "d"}
@@ -57,9 +57,12 @@ def import_openslo(text: str) -> OpenSloImport:
     """Translate OpenSLO YAML into bundle entries, listing what is not carried over and what is invalid."""
     result = OpenSloImport()
     try:
-        documents = [document for document in yaml.safe_load_all(text) if document is not None]
+        documents = [document for document in load_all(text) if document is not None]
     except yaml.YAMLError as error:
-        result.errors.append(f"<document>: not valid YAML ({error})")
+        result.errors.append(shorten(f"<document>: not valid YAML ({error})"))
+        return result
+    if unreadable := unstorable_text(documents, {}):
+        result.errors += [f"documents{issue.path}: {issue.message}" for issue in unreadable]
         return result
     indicators: dict[str, dict[str, Any]] = {}
     slos: list[tuple[str, dict[str, Any]]] = []
@@ -87,6 +90,9 @@ def import_openslo(text: str) -> OpenSloImport:
         if definition is not None:
             result.definitions.append(definition)
     result.errors += [f"{issue.path}: {issue.message}" for issue in check.issues]
+    # Messages echo the documents' values: cut each one and their number, so a huge input is never sent back.
+    result.errors = [shorten(error) for error in result.errors[:MAX_ISSUES]]
+    result.unsupported = [shorten(note) for note in result.unsupported[:MAX_ISSUES]]
     return result
 
 
