@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -21,7 +24,6 @@ from tests.support.poison import (
     produce,
     rewind,
     set_aside_rows,
-    unindexable,
 )
 
 pytestmark = pytest.mark.integration
@@ -33,6 +35,29 @@ def encoded(event: dict[str, object]) -> bytes:
     return json.dumps(event).encode()
 
 
+@asynccontextmanager
+async def database_refusing(engine: AsyncEngine, event_id: str) -> AsyncIterator[None]:
+    """A real PostgreSQL trigger that refuses to store one event id, like a constraint the data breaks.
+
+    Inputs that made the database refuse a valid event (over-long keys, NUL bytes, out-of-range times) are now
+    rejected at the door, so the test makes the database refuse this one record itself.
+    """
+    name = f"refuse_{uuid.uuid4().hex[:8]}"
+    async with engine.begin() as connection:
+        await connection.execute(sa.text(
+            f"CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+            f"IF NEW.event_id = '{event_id}' THEN RAISE EXCEPTION 'event refused by the test trigger'; END IF; "
+            "RETURN NEW; END $$"))
+        await connection.execute(sa.text(
+            f"CREATE TRIGGER {name} BEFORE INSERT ON received_events FOR EACH ROW EXECUTE FUNCTION {name}()"))
+    try:
+        yield
+    finally:
+        async with engine.begin() as connection:
+            await connection.execute(sa.text(f"DROP TRIGGER {name} ON received_events"))
+            await connection.execute(sa.text(f"DROP FUNCTION {name}()"))
+
+
 async def test_a_record_the_database_refuses_is_set_aside_once_and_a_restart_does_not_process_it_again(
         keys: Keys, stack: Stack, engine: AsyncEngine) -> None:
     tenant = await keys.tenant("poison")
@@ -40,12 +65,11 @@ async def test_a_record_the_database_refuses_is_set_aside_once_and_a_restart_doe
     group, ingest = settings.kafka.group_id, settings.ingest_topic
     assert group is not None
     good = [ticket_event(tenant.id, f"INC-{n}", NOW - timedelta(minutes=5)) for n in range(6)]
-    # A valid event whose source and id (512 characters each) make a dedup ledger key PostgreSQL refuses (54000).
-    poison = ticket_event(tenant.id, "INC-P", NOW - timedelta(minutes=5), event_id=unindexable(),
-                          source=unindexable(seed=1))
+    # A valid event the database refuses to store (a trigger raises for its id).
+    poison = ticket_event(tenant.id, "INC-P", NOW - timedelta(minutes=5), event_id=f"poison-{uuid.uuid4().hex}")
     await ensure_topic(stack.kafka_bootstrap, ingest)
     reader = await TopicReader(stack.kafka_bootstrap, topics.TICKETS).start()
-    async with running_intake(settings):
+    async with database_refusing(engine, str(poison["id"])), running_intake(settings):
         sent = await produce(stack.kafka_bootstrap, ingest, [encoded(e) for e in [*good[:3], poison, *good[3:]]],
                              key=tenant.id.encode())
         partition, end = sent[-1][0], sent[-1][1] + 1
@@ -58,8 +82,7 @@ async def test_a_record_the_database_refuses_is_set_aside_once_and_a_restart_doe
     rows = await set_aside_rows(engine, group)
     assert [(r.topic, r.partition, r.offset, r.tenant_id) for r in rows] == [(ingest, partition, sent[3][1], tenant.id)]
     assert rows[0].value == encoded(poison)
-    assert "index row" in rows[0].reason
-    assert rows[0].error_type == "DBAPIError"
+    assert "event refused by the test trigger" in rows[0].reason
 
     # A crash before the commit: the group starts again from the first record; the poison one is skipped.
     await rewind(stack.kafka_bootstrap, group, ingest, partition, sent[0][1])
