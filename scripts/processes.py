@@ -41,13 +41,17 @@ class ServiceProcess:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, ready_timeout: float = 60.0) -> ServiceProcess:
-        log = self.log_path.open("ab")
-        self.process = subprocess.Popen(
-            [str(REPO / ".venv" / "bin" / f"slm-{self.service}"), "serve"], env=self.env, stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+        self.launch()
         self.wait_ready(ready_timeout)
         return self
+
+    def launch(self) -> None:
+        """Start the process without waiting for it to be ready (a supervisor's restart)."""
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [str(REPO / ".venv" / "bin" / f"slm-{self.service}"), "serve"], env=self.env, stdout=log,
+                stderr=subprocess.STDOUT,
+            )
 
     def wait_ready(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
