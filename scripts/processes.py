@@ -99,11 +99,11 @@ class ServiceProcess:
             self.process.wait()
 
 
-def create_api_key(stack: Stack, tenant: str) -> str:
+def create_api_key(stack: Stack, tenant: str, timeout: float = 60.0) -> str:
     """The operator's one command: `slm-intake keys create --tenant <tenant>`."""
     completed = subprocess.run(
         [str(REPO / ".venv" / "bin" / "slm-intake"), "keys", "create", "--tenant", tenant],
-        env={**os.environ, **stack.service_env("intake")}, capture_output=True, check=True, timeout=60,
+        env={**os.environ, **stack.service_env("intake")}, capture_output=True, check=True, timeout=timeout,
     )
     return completed.stdout.decode().strip().splitlines()[-1]
 

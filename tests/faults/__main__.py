@@ -6,13 +6,15 @@ import asyncio
 import logging
 import sys
 
-from tests.faults.harness import LONG, SHORT, run
+from tests.faults.harness import CALIBRATION, LONG, SHORT, run
 
 
 def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-    result = asyncio.run(run(LONG if "--long" in sys.argv else SHORT))
+    for noisy in ("httpx", "aiokafka"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    shape = LONG if "--long" in sys.argv else CALIBRATION if "--calibrate" in sys.argv else SHORT
+    result = asyncio.run(run(shape))
     sys.stdout.write(result.describe() + "\n")
     return 1 if any(result.findings.violations.values()) else 0
 

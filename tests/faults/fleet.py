@@ -53,7 +53,7 @@ class Fleet:
         for process in self.all:
             process.launch()
         for process in self.all:
-            process.wait_ready(90)
+            process.wait_ready(300)  # six interpreters starting at once on a busy 2-core machine
 
     def stop(self) -> None:
         for process in self.all:
@@ -61,9 +61,9 @@ class Fleet:
                 process.stop()
 
     def new_tenant(self, tenant: str, bundle: str) -> str:
-        key = create_api_key(self.stack, tenant)
-        wait_until_key_works(self.urls("sla-engine"), key, "/v1/config")
-        wait_until_key_works(self.urls("reporting"), key, "/v1/reports/slr")
+        key = create_api_key(self.stack, tenant, timeout=300)  # an interpreter start, on a busy machine
+        wait_until_key_works(self.urls("sla-engine"), key, "/v1/config", timeout=300)
+        wait_until_key_works(self.urls("reporting"), key, "/v1/reports/slr", timeout=300)
         answer = httpx.post(f"{self.urls('sla-engine')[0]}/v1/config:apply", content=bundle, timeout=60,
                             headers={"Authorization": f"Bearer {key}", "Content-Type": "application/yaml"})
         answer.raise_for_status()

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit, urlunsplit
 
+import httpx
+
 from scripts.localstack import REPO, Stack, discover
 from slm_shared import topics
 from tests.faults import injectors
@@ -19,7 +21,7 @@ from tests.faults.checker import Findings, check
 from tests.faults.fleet import SERVICES, Fleet
 from tests.faults.infra import LocalInfra
 from tests.faults.injectors import FaultContext, FaultOutcome
-from tests.faults.observe import EndState, observe, read_topic
+from tests.faults.observe import EndState, normalized, observe, read_topic
 from tests.faults.proxy import TcpFaultProxy
 from tests.faults.sender import SenderRecord, UpstreamSender
 from tests.faults.soak import SoakSeries, sample
@@ -45,6 +47,9 @@ class RunShape:
 
 SHORT = RunShape(WorkloadShape(tickets=500, stream_seconds=150), rounds=1, max_gap_seconds=2.0,
                  stalled=("sla-engine",), rolled=("sla-engine",))
+# No faults at all: both runs must compare equal, or the checker itself is wrong.
+CALIBRATION = RunShape(WorkloadShape(tickets=120, stream_seconds=30), rounds=0, max_gap_seconds=1.0,
+                       settle_seconds=60.0)
 LONG = RunShape(WorkloadShape(tickets=2500, stream_seconds=1800), rounds=3, max_gap_seconds=25.0)
 
 
@@ -76,14 +81,20 @@ def through_proxy(stack: Stack, proxy_port: int) -> Stack:
     return Stack(stack.kafka_bootstrap, {service: moved(url) for service, url in stack.database_urls.items()})
 
 
-async def settle(bootstrap: str, tenant: str, since: datetime, within: float) -> None:
-    """Until the tenant's clock transitions stop growing for 15 s (or `within` passes)."""
-    deadline, last, steady = time.monotonic() + within, -1, 0
-    while time.monotonic() < deadline and steady < 3:
-        count = len(await read_topic(bootstrap, topics.CLOCKS, tenant, since))
-        steady = steady + 1 if count == last else 0
-        last = count
-        await asyncio.sleep(5)
+async def settle(bootstrap: str, tenant: str, key: str, reporting_url: str, since: datetime, within: float) -> None:
+    """Until the tenant's clock transitions and its report stop changing for 15 s (or `within` passes)."""
+    deadline, last, steady = time.monotonic() + within, None, 0
+    async with httpx.AsyncClient(headers={"Authorization": f"Bearer {key}"}, timeout=60) as client:
+        while time.monotonic() < deadline and steady < 3:
+            count = len(await read_topic(bootstrap, topics.CLOCKS, tenant, since))
+            try:
+                answer = await client.get(f"{reporting_url}/v1/reports/slr", params={"format": "json"})
+                report = normalized(answer.json(), tenant) if answer.status_code == 200 else answer.status_code
+            except httpx.HTTPError as error:
+                report = str(error)
+            steady = steady + 1 if (count, report) == last else 0
+            last = (count, report)
+            await asyncio.sleep(5)
 
 
 async def faulted_run(shape: RunShape, stack: Stack, workload: Workload, rng: random.Random, since: datetime,
@@ -113,7 +124,7 @@ async def faulted_run(shape: RunShape, stack: Stack, workload: Workload, rng: ra
         durations["faults"] = time.monotonic() - began
         log.info("faults done; %d acknowledged; settling", len(sent.acknowledged))
         began = time.monotonic()
-        await settle(stack.kafka_bootstrap, tenant, since, shape.settle_seconds)
+        await settle(stack.kafka_bootstrap, tenant, key, fleet.urls("reporting")[0], since, shape.settle_seconds)
         sampler.cancel()
         state = await observe(tenant, key, stack.kafka_bootstrap, fleet.urls("sla-engine")[0],
                               fleet.urls("reporting")[0], workload.tickets, datetime.now(UTC), since)
@@ -134,7 +145,7 @@ async def clean_run(shape: RunShape, stack: Stack, workload: Workload, at: datet
         key = await asyncio.to_thread(fleet.new_tenant, tenant, BUNDLE)
         log.info("clean run: tenant %s", tenant)
         await UpstreamSender(fleet.urls("intake"), key, tenant).send(workload, 0)
-        await settle(stack.kafka_bootstrap, tenant, since, shape.settle_seconds)
+        await settle(stack.kafka_bootstrap, tenant, key, fleet.urls("reporting")[0], since, shape.settle_seconds)
         return await observe(tenant, key, stack.kafka_bootstrap, fleet.urls("sla-engine")[0],
                              fleet.urls("reporting")[0], workload.tickets, at, since)
     finally:
@@ -156,6 +167,8 @@ async def run(shape: RunShape) -> RunResult:
     if faulted.at > workload.quiet_to:
         raise RuntimeError("the faulted run outlasted the workload's quiet window: timers would not compare")
     clean = await clean_run(shape, stack, workload, faulted.at, since, durations)
+    faulted.save(RUNS / "faulted-end-state.json")
+    clean.save(RUNS / "clean-end-state.json")
     findings = check(faulted, clean, sent, outcomes, workload.start)
     result = RunResult(workload, outcomes, findings, sent, soak, durations)
     (RUNS / "last-result.txt").write_text(result.describe() + "\n")

@@ -6,10 +6,12 @@ import asyncio
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 
 from slm_shared import topics
 
@@ -43,6 +45,14 @@ class EndState:
     slos: dict[str, Any]
     report: Any
 
+    def save(self, path: Path) -> None:
+        """The evidence behind a verdict, for a person to diff."""
+        path.write_text(json.dumps({
+            "tenant": self.tenant, "at": self.at.isoformat(), "published_ids": sorted(self.published_ids),
+            "transitions": [{"id": t.event_id, "produced": t.produced.isoformat(), "time": t.time.isoformat(),
+                             **t.data} for t in self.transitions],
+            "clocks": self.clocks, "slos": self.slos, "report": self.report}, indent=1, default=str))
+
 
 def normalized(value: Any, tenant: str) -> Any:
     """The same document for two tenants compares equal: the tenant's name and render times left out."""
@@ -57,13 +67,16 @@ def normalized(value: Any, tenant: str) -> Any:
 
 async def read_topic(bootstrap: str, topic: str, tenant: str, since: datetime) -> list[tuple[dict[str, Any], int]]:
     """The tenant's records of `topic` produced since `since`, with their timestamps (ms), up to today's end."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        (described,) = await admin.describe_topics([topic])
+    finally:
+        await admin.close()
+    partitions = [TopicPartition(topic, int(p["partition"])) for p in described["partitions"]]
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None)
     await consumer.start()
     try:
-        partitions = [TopicPartition(topic, p) for p in (consumer.partitions_for_topic(topic) or set())]
-        if not partitions:
-            await consumer.topics()  # fetches the metadata
-            partitions = [TopicPartition(topic, p) for p in (consumer.partitions_for_topic(topic) or set())]
         consumer.assign(partitions)
         starts = await consumer.offsets_for_times({p: int(since.timestamp() * 1000) for p in partitions})
         ends = await consumer.end_offsets(partitions)
@@ -114,4 +127,11 @@ async def observe(tenant: str, key: str, bootstrap: str, engine_url: str, report
         slos = (await client.get(f"{engine_url}/v1/slos")).json()
         report = (await client.get(f"{reporting_url}/v1/reports/slr",
                                    params={"format": "json", "clocks_limit": 100_000})).json()
-    return EndState(tenant, at, published, transitions, clocks, normalized(slos, tenant), normalized(report, tenant))
+    return EndState(tenant, at, published, transitions, clocks, slo_view(slos), normalized(report, tenant))
+
+
+def slo_view(listed: dict[str, Any]) -> dict[str, Any]:
+    """What of each SLO does not move with the reading instant: its objective and the bad time (or events)
+    it counted. Budget totals, burn rates and alerts follow the rolling window's end, i.e. when it is read."""
+    return {slo["slo_id"]: {"objective": slo["objective"], "bad": slo["total"] - slo["good"],
+                            "consumed": slo["error_budget"]["consumed"]} for slo in listed.get("slos", [])}

@@ -189,8 +189,9 @@ def _signals(start: datetime, rng: random.Random) -> list[dict[str, Any]]:
                            "data": {"service": service, "component": "core", "state": state}})
             at += timedelta(minutes=rng.uniform(3, 25) if state != "up" else rng.uniform(20, 60))
             state = "up" if state != "up" else rng.choice(("down", "degraded"))
-        if state != "up":
-            events.append({**events[-1], "id": str(uuid.UUID(int=rng.getrandbits(128))), "time": at.isoformat(),
+        if state != "up":  # the last outage ends before S
+            ended = min(at, start - timedelta(minutes=5))
+            events.append({**events[-1], "id": str(uuid.UUID(int=rng.getrandbits(128))), "time": ended.isoformat(),
                            "data": {"service": service, "component": "core", "state": "up"}})
     return events
 
@@ -209,7 +210,7 @@ def generate(shape: WorkloadShape, start: datetime) -> Workload:
         placed_due = rng.random() < shape.due_in_run_share
         while True:
             if placed_due:  # unanswered, its response breach falls due while the faults run
-                created = start - RESPONSE_TARGETS[priority] + stream * rng.uniform(0.05, 0.95)
+                created = start - RESPONSE_TARGETS[priority] + stream * rng.uniform(0.05, 0.85)
                 flow: list[Step] = [(timedelta(), "created", "new")]
             else:
                 created = start - timedelta(hours=rng.uniform(0.5, 30))
@@ -219,7 +220,7 @@ def generate(shape: WorkloadShape, start: datetime) -> Workload:
             if not steps:
                 continue
             instants = _open_clock_instants(created, steps[1:], priority)
-            quiet = all(not quiet_from - timedelta(minutes=1) <= due <= quiet_to for due in instants)
+            quiet = all(not quiet_from <= due <= quiet_to for due in instants)
             in_stream = [due for due in instants if start < due < quiet_from]
             if quiet and (not in_stream or placed_due) and created < start - timedelta(minutes=1):
                 break
