@@ -70,8 +70,10 @@ def differences(left: Any, right: Any, path: str = "") -> list[str]:
 def check_transitions(faulted: list[Transition], findings: Findings) -> None:
     seen: dict[str, Transition] = {}
     for transition in faulted:
-        earlier = seen.setdefault(transition.event_id, transition)
-        if earlier is not transition:
+        earlier = seen.get(transition.event_id)
+        if earlier is None:
+            seen[transition.event_id] = transition
+        else:
             if earlier.data == transition.data:
                 findings.redelivered += 1
             else:

@@ -110,7 +110,7 @@ class Workload:
 Step = tuple[timedelta, str, str]
 
 
-def _open_clock_instants(created: datetime, steps: list[tuple[datetime, str, str]], priority: str) -> list[datetime]:
+def open_clock_instants(created: datetime, steps: list[tuple[datetime, str, str]], priority: str) -> list[datetime]:
     """When the warnings and breach of each clock still running at the end of the timeline fall due (24x7)."""
     instants: list[datetime] = []
     for metric, targets in (("response", RESPONSE_TARGETS), ("resolution", RESOLUTION_TARGETS)):
@@ -219,7 +219,7 @@ def generate(shape: WorkloadShape, start: datetime) -> Workload:
                      if created + offset < start - timedelta(minutes=1)]
             if not steps:
                 continue
-            instants = _open_clock_instants(created, steps[1:], priority)
+            instants = open_clock_instants(created, steps[1:], priority)
             quiet = all(not quiet_from <= due <= quiet_to for due in instants)
             in_stream = [due for due in instants if start < due < quiet_from]
             if quiet and (not in_stream or placed_due) and created < start - timedelta(minutes=1):
