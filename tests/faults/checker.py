@@ -1,9 +1,9 @@
 """The verdict: the faulted run's end state against a clean run of the same workload.
 
 Invariants: nothing intake acknowledged is lost; no transition happens twice downstream (outside a
-`recalculated`); each clock's transitions come in event-time order; clocks, final transitions, SLO statuses
-and the report equal the clean run's; every timer due while the faults ran fires exactly once, never early;
-event ids are unique.
+`recalculated`); each cycle's transitions are published in sequence order (where the engine numbers them);
+clocks, final transitions, SLO statuses and the report equal the clean run's; every timer due while the faults
+ran fires exactly once, never early; event ids are unique.
 """
 
 from __future__ import annotations
@@ -73,25 +73,42 @@ def check_transitions(faulted: list[Transition], findings: Findings) -> None:
         earlier = seen.get(transition.event_id)
         if earlier is None:
             seen[transition.event_id] = transition
+        elif earlier.data == transition.data:
+            findings.redelivered += 1
         else:
-            if earlier.data == transition.data:
-                findings.redelivered += 1
-            else:
-                findings.id_collisions.append(transition.event_id)
+            findings.id_collisions.append(transition.event_id)
     for clock in by_clock(list(seen.values())).values():
-        since_recalculated: dict[tuple[str, float | None], str] = {}
-        previous: Transition | None = None
+        # A duplicated effect: the same transition at the same instant published again under a new id, with
+        # no `recalculated` of this clock in between (a correction re-publishes on purpose, before its marker).
+        since_recalculated: set[tuple[str, float | None, datetime]] = set()
+        last: tuple[int, Transition] | None = None
         for transition in clock:
             if transition.transition == "recalculated":
                 since_recalculated.clear()
-                previous = None
+            else:
+                instant = (transition.transition, transition.threshold, transition.time)
+                if instant in since_recalculated:
+                    findings.duplicated.append(transition)
+                since_recalculated.add(instant)
+            number = sequence(transition)
+            if number is None:
                 continue
-            if (transition.transition, transition.threshold) in since_recalculated:
-                findings.duplicated.append(transition)
-            since_recalculated[(transition.transition, transition.threshold)] = transition.event_id
-            if previous is not None and transition.time < previous.time:
-                findings.order_violations.append((previous, transition))
-            previous = transition
+            if last is not None and number <= last[0]:
+                findings.order_violations.append((last[1], transition))
+            last = (number, transition)
+
+
+def sequence(transition: Transition) -> int | None:
+    """The per-cycle sequence a consumer orders by (clocks.md); engines before it publish none."""
+    value = transition.data.get("sequence")
+    return None if value is None else int(value)
+
+
+def final(transitions: list[Transition]) -> Transition:
+    """A cycle's final word: the highest sequence, or without sequences the last one published."""
+    if all(sequence(t) is not None for t in transitions):
+        return max(transitions, key=lambda t: sequence(t) or 0)
+    return transitions[-1]
 
 
 def check_timers(faulted: EndState, clean: EndState, stream_start: datetime, outcomes: list[FaultOutcome],
@@ -125,9 +142,9 @@ def check(faulted: EndState, clean: EndState, sent: SenderRecord, outcomes: list
                             if event_id not in faulted.published_ids), key=lambda lost: lost[1])
     check_transitions(faulted.transitions, findings)
     findings.clock_mismatches = sorted(t for t in clean.clocks if faulted.clocks.get(t) != clean.clocks[t])
-    finals = {k: v[-1] for k, v in by_clock(faulted.transitions).items()}
+    finals = {k: final(v) for k, v in by_clock(faulted.transitions).items()}
     for key, transitions in by_clock(clean.transitions).items():
-        last, other = transitions[-1], finals.get(key)
+        last, other = final(transitions), finals.get(key)
         if other is None or any(last.data.get(f) != other.data.get(f) for f in FINAL_FIELDS):
             findings.final_mismatches.append(key)
     findings.slo_mismatches = differences(faulted.slos, clean.slos)

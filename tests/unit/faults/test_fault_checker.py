@@ -44,7 +44,7 @@ def test_an_unanswered_ticket_falls_due_at_its_targets_and_a_pause_moves_the_res
     assert instants[-1] == created + timedelta(hours=5)
 
 
-def test_the_same_transition_under_a_new_id_is_a_duplicate_unless_recalculated_between() -> None:
+def test_the_same_transition_at_the_same_instant_under_a_new_id_is_a_duplicate_unless_recalculated_between() -> None:
     findings = Findings()
     check_transitions([transition("a", "started", 0), transition("b", "breached", 60),
                        transition("c", "breached", 60)], findings)
@@ -56,6 +56,13 @@ def test_the_same_transition_under_a_new_id_is_a_duplicate_unless_recalculated_b
     assert findings.duplicated == []
 
 
+def test_a_correction_at_another_instant_is_not_a_duplicate() -> None:
+    findings = Findings()
+    check_transitions([transition("a", "started", 10), transition("b", "started", 0),
+                       transition("r", "recalculated", 61)], findings)
+    assert findings.duplicated == []
+
+
 def test_a_redelivered_record_is_not_a_duplicate_but_a_reused_id_is_a_collision() -> None:
     findings = Findings()
     first = transition("a", "started", 0)
@@ -63,8 +70,11 @@ def test_a_redelivered_record_is_not_a_duplicate_but_a_reused_id_is_a_collision(
     assert (findings.redelivered, findings.id_collisions, findings.duplicated) == (1, ["a"], [])
 
 
-def test_transitions_out_of_event_time_order_are_reported() -> None:
+def test_a_cycle_published_out_of_sequence_is_reported() -> None:
     findings = Findings()
-    check_transitions([transition("a", "started", 0), transition("b", "warning", 30, 50.0),
-                       transition("c", "paused", 10)], findings)
+    numbered = [transition(event_id, kind, minute) for event_id, kind, minute in
+                (("a", "started", 0), ("b", "paused", 10), ("c", "resumed", 20))]
+    for number, item in zip((1, 3, 2), numbered, strict=True):
+        item.data["sequence"] = number
+    check_transitions(numbered, findings)
     assert [(earlier.event_id, later.event_id) for earlier, later in findings.order_violations] == [("b", "c")]
