@@ -7,7 +7,7 @@ SERVICES := intake sla-engine reporting
 WITH_STACK := set -a; . .stack/env; set +a;
 PYTEST_ARGS ?=
 
-.PHONY: install up down status reset migrate lint typecheck unit test demo bench deploy-check clean
+.PHONY: install up down status reset migrate lint typecheck unit test faults demo bench deploy-check clean
 
 install:  ## the virtualenv from the committed lock file, and the Debian packages reports and tests need
 	@command -v uv >/dev/null || python3 -m pip install --quiet "uv==$(UV_VERSION)"
@@ -42,6 +42,15 @@ unit: install  ## the pure domain tests, no I/O
 
 test: up migrate lint typecheck  ## lint, types, and every test against the real stack
 	$(WITH_STACK) uv run pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+
+# The short form (a few minutes) is a pytest test; LONG=1 is the 30-minute run with the larger workload.
+# Both print the table per fault type; the last result is kept in .stack/faults/last-result.txt.
+faults: up migrate  ## services, broker and PostgreSQL killed, stalled and cut off under a workload; checked
+ifdef LONG
+	$(WITH_STACK) uv run python -m tests.faults --long
+else
+	$(WITH_STACK) SLM_FAULTS=1 uv run pytest -q -s -p no:cacheprovider tests/faults $(PYTEST_ARGS)
+endif
 
 demo: up migrate  ## the three services and a small realistic day of tickets, then the SLA report
 	$(WITH_STACK) uv run python -m scripts.demo

@@ -41,13 +41,17 @@ class ServiceProcess:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, ready_timeout: float = 60.0) -> ServiceProcess:
-        log = self.log_path.open("ab")
-        self.process = subprocess.Popen(
-            [str(REPO / ".venv" / "bin" / f"slm-{self.service}"), "serve"], env=self.env, stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+        self.launch()
         self.wait_ready(ready_timeout)
         return self
+
+    def launch(self) -> None:
+        """Start the process without waiting for it to be ready (a supervisor's restart)."""
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [str(REPO / ".venv" / "bin" / f"slm-{self.service}"), "serve"], env=self.env, stdout=log,
+                stderr=subprocess.STDOUT,
+            )
 
     def wait_ready(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -95,11 +99,11 @@ class ServiceProcess:
             self.process.wait()
 
 
-def create_api_key(stack: Stack, tenant: str) -> str:
+def create_api_key(stack: Stack, tenant: str, timeout: float = 60.0) -> str:
     """The operator's one command: `slm-intake keys create --tenant <tenant>`."""
     completed = subprocess.run(
         [str(REPO / ".venv" / "bin" / "slm-intake"), "keys", "create", "--tenant", tenant],
-        env={**os.environ, **stack.service_env("intake")}, capture_output=True, check=True, timeout=60,
+        env={**os.environ, **stack.service_env("intake")}, capture_output=True, check=True, timeout=timeout,
     )
     return completed.stdout.decode().strip().splitlines()[-1]
 

@@ -1,0 +1,1 @@
+"""Fault injection against the three services on the real stack, checked against a clean run (`make faults`)."""

@@ -1,0 +1,175 @@
+"""One fault run: the workload streamed into two instances per service while faults are injected, then the
+same workload into a fresh platform with no faults, then the checker's verdict on both end states."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+
+from scripts.localstack import REPO, Stack, discover
+from slm_shared import topics
+from tests.faults import injectors
+from tests.faults.checker import Findings, check
+from tests.faults.fleet import SERVICES, Fleet
+from tests.faults.infra import LocalInfra
+from tests.faults.injectors import FaultContext, FaultOutcome
+from tests.faults.observe import EndState, normalized, observe, read_topic
+from tests.faults.proxy import TcpFaultProxy
+from tests.faults.sender import SenderRecord, UpstreamSender
+from tests.faults.soak import SoakSeries, sample
+from tests.faults.table import summary
+from tests.faults.workload import BUNDLE, Workload, WorkloadShape, generate
+
+RUNS = REPO / ".stack" / "faults"
+log = logging.getLogger("faults")
+
+
+@dataclass(frozen=True)
+class RunShape:
+    workload: WorkloadShape
+    rounds: int  # how many times each fault is injected
+    max_gap_seconds: float  # faults come at a random moment up to this long after the previous one recovered
+    stalled: tuple[str, ...] = SERVICES
+    rolled: tuple[str, ...] = SERVICES
+    stall_seconds: float = 13.0
+    blackhole_seconds: float = 20.0
+    latency_seconds: float = 0.3
+    settle_seconds: float = 120.0
+
+
+SHORT = RunShape(WorkloadShape(tickets=500, stream_seconds=150), rounds=1, max_gap_seconds=2.0,
+                 stalled=("sla-engine",), rolled=("sla-engine",))
+# No faults at all: both runs must compare equal, or the checker itself is wrong.
+CALIBRATION = RunShape(WorkloadShape(tickets=120, stream_seconds=30), rounds=0, max_gap_seconds=1.0,
+                       settle_seconds=60.0)
+LONG = RunShape(WorkloadShape(tickets=2500, stream_seconds=1800), rounds=3, max_gap_seconds=25.0)
+
+
+@dataclass
+class RunResult:
+    workload: Workload
+    outcomes: list[FaultOutcome]
+    findings: Findings
+    sent: SenderRecord
+    soak: SoakSeries
+    durations: dict[str, float] = field(default_factory=dict)
+
+    def describe(self) -> str:
+        return "\n".join([
+            f"workload: {len(self.workload.tickets)} tickets, {len(self.workload.events)} events, "
+            f"{self.workload.deliveries} deliveries in {len(self.workload.batches)} batches, "
+            f"{self.workload.due_in_stream} breaches placed to fall due during the faults",
+            f"sender retries: {self.sent.retries_by_cause or 'none'}; "
+            f"refused batches: {len(self.sent.refused_batches)}",
+            "phases: " + ", ".join(f"{name} {seconds:.0f}s" for name, seconds in self.durations.items()),
+            summary(self.outcomes, self.findings), "soak:", self.soak.describe()])
+
+
+def through_proxy(stack: Stack, proxy_port: int) -> Stack:
+    """The same stack, with every database URL pointing at the fault proxy."""
+    def moved(url: str) -> str:
+        parts = urlsplit(url)
+        return urlunsplit(parts._replace(netloc=f"{parts.username}@127.0.0.1:{proxy_port}"))
+    return Stack(stack.kafka_bootstrap, {service: moved(url) for service, url in stack.database_urls.items()})
+
+
+async def settle(bootstrap: str, tenant: str, key: str, reporting_url: str, since: datetime, within: float) -> None:
+    """Until the tenant's clock transitions and its report stop changing for 15 s (or `within` passes)."""
+    deadline, last, steady = time.monotonic() + within, None, 0
+    async with httpx.AsyncClient(headers={"Authorization": f"Bearer {key}"}, timeout=60) as client:
+        while time.monotonic() < deadline and steady < 3:
+            count = len(await read_topic(bootstrap, topics.CLOCKS, tenant, since))
+            try:
+                answer = await client.get(f"{reporting_url}/v1/reports/slr", params={"format": "json"})
+                report = normalized(answer.json(), tenant) if answer.status_code == 200 else answer.status_code
+            except httpx.HTTPError as error:
+                report = str(error)
+            steady = steady + 1 if (count, report) == last else 0
+            last = (count, report)
+            await asyncio.sleep(5)
+
+
+async def faulted_run(shape: RunShape, stack: Stack, workload: Workload, rng: random.Random, since: datetime,
+                      durations: dict[str, float]) -> tuple[EndState, list[FaultOutcome], SenderRecord, SoakSeries]:
+    pg = urlsplit(stack.database_urls["intake"])
+    proxy = TcpFaultProxy(pg.hostname or "127.0.0.1", pg.port or 5432).start()
+    fleet = Fleet(through_proxy(stack, proxy.port), instances=2, prefix="faults-")
+    soak = SoakSeries()
+    try:
+        began = time.monotonic()
+        await asyncio.to_thread(fleet.start)
+        await asyncio.to_thread(fleet.enable_probe)
+        tenant = f"faults-{uuid.uuid4().hex[:8]}"
+        key = await asyncio.to_thread(fleet.new_tenant, tenant, BUNDLE)
+        durations["start"] = time.monotonic() - began
+        log.info("faulted run: %d instances ready, tenant %s", len(fleet.all), tenant)
+        infra = LocalInfra()
+        context = FaultContext(fleet, infra, proxy, rng, shape.stall_seconds, shape.blackhole_seconds,
+                               shape.latency_seconds)
+        faults = injectors.schedule(SERVICES, shape.rounds, rng, postgres=infra.postgres_is_private(),
+                                    stalled=shape.stalled, rolled=shape.rolled)
+        sampler = asyncio.create_task(sample(fleet, stack.database_urls, soak, every=5.0))
+        sender = UpstreamSender(fleet.urls("intake"), key, tenant)
+        began = time.monotonic()
+        sent, outcomes = await asyncio.gather(sender.send(workload, workload.stream_seconds),
+                                              injectors.fault_loop(faults, context, shape.max_gap_seconds))
+        durations["faults"] = time.monotonic() - began
+        log.info("faults done; %d acknowledged; settling", len(sent.acknowledged))
+        began = time.monotonic()
+        await settle(stack.kafka_bootstrap, tenant, key, fleet.urls("reporting")[0], since, shape.settle_seconds)
+        sampler.cancel()
+        state = await observe(tenant, key, stack.kafka_bootstrap, fleet.urls("sla-engine")[0],
+                              fleet.urls("reporting")[0], workload.tickets, datetime.now(UTC), since)
+        durations["settle+observe"] = time.monotonic() - began
+        return state, outcomes, sent, soak
+    finally:
+        await asyncio.to_thread(fleet.stop)
+        proxy.stop()
+
+
+async def clean_run(shape: RunShape, stack: Stack, workload: Workload, at: datetime, since: datetime,
+                    durations: dict[str, float]) -> EndState:
+    fleet = Fleet(stack, instances=1, prefix="clean-")
+    began = time.monotonic()
+    try:
+        await asyncio.to_thread(fleet.start)
+        tenant = f"clean-{uuid.uuid4().hex[:8]}"
+        key = await asyncio.to_thread(fleet.new_tenant, tenant, BUNDLE)
+        log.info("clean run: tenant %s", tenant)
+        await UpstreamSender(fleet.urls("intake"), key, tenant).send(workload, 0)
+        await settle(stack.kafka_bootstrap, tenant, key, fleet.urls("reporting")[0], since, shape.settle_seconds)
+        return await observe(tenant, key, stack.kafka_bootstrap, fleet.urls("sla-engine")[0],
+                             fleet.urls("reporting")[0], workload.tickets, at, since)
+    finally:
+        await asyncio.to_thread(fleet.stop)
+        durations["clean run"] = time.monotonic() - began
+
+
+async def run(shape: RunShape) -> RunResult:
+    stack = discover()
+    if stack is None:
+        raise RuntimeError("no stack: run `make up` first")
+    rng = random.Random(shape.workload.seed)
+    since = datetime.now(UTC) - timedelta(seconds=5)
+    workload = generate(shape.workload, datetime.now(UTC).replace(microsecond=0))
+    RUNS.mkdir(parents=True, exist_ok=True)
+    workload.save(RUNS / "workload.json")  # the recording: both runs send exactly these deliveries
+    durations: dict[str, float] = {}
+    faulted, outcomes, sent, soak = await faulted_run(shape, stack, workload, rng, since, durations)
+    if faulted.at > workload.quiet_to:
+        raise RuntimeError("the faulted run outlasted the workload's quiet window: timers would not compare")
+    clean = await clean_run(shape, stack, workload, faulted.at, since, durations)
+    faulted.save(RUNS / "faulted-end-state.json")
+    clean.save(RUNS / "clean-end-state.json")
+    findings = check(faulted, clean, sent, outcomes, workload.start)
+    result = RunResult(workload, outcomes, findings, sent, soak, durations)
+    (RUNS / "last-result.txt").write_text(result.describe() + "\n")
+    return result
