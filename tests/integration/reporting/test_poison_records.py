@@ -60,7 +60,11 @@ async def test_a_poison_record_on_each_consumed_topic_is_set_aside_once_and_skip
         public_base_url="http://reporting.test")
     consumed_topics = [topics.CLOCKS, topics.TICKETS, topics.FEEDBACK, topics.TENANTS]
     await ensure_topics(stack.kafka_bootstrap, consumed_topics)
-    await start_group_at_end(stack.kafka_bootstrap, group, [*consumed_topics, topics.SLO_STATUS, topics.SLO_ALERTS])
+    # The API-key subscriber consumes in a group of its own.
+    group_of = {topic: f"{group}-api-keys" if topic == topics.TENANTS else group for topic in consumed_topics}
+    await start_group_at_end(stack.kafka_bootstrap, group, [topics.CLOCKS, topics.TICKETS, topics.FEEDBACK,
+                                                            topics.SLO_STATUS, topics.SLO_ALERTS])
+    await start_group_at_end(stack.kafka_bootstrap, group_of[topics.TENANTS], [topics.TENANTS])
     engine = create_engine(stack.database_urls["reporting"], pool_size=2)
 
     common = {"metric": "response", "priority": "P2", "started_at": local("10-08 09:00")}
@@ -93,7 +97,7 @@ async def test_a_poison_record_on_each_consumed_topic_is_set_aside_once_and_skip
     async def all_committed() -> bool:
         for topic in plan:
             partition, last = sent[topic][-1]
-            if await committed(stack.kafka_bootstrap, group, topic, partition) != last + 1:
+            if await committed(stack.kafka_bootstrap, group_of[topic], topic, partition) != last + 1:
                 return False
         return True
 
@@ -106,7 +110,7 @@ async def test_a_poison_record_on_each_consumed_topic_is_set_aside_once_and_skip
         assert await count(engine, "SELECT count(*) FROM inbox WHERE consumer = 'reporting.read-models' "
                                    "AND tenant_id = :tenant", tenant) == len(clocks) + len(tickets) + len(feedbacks)
         assert await count(engine, "SELECT count(*) FROM api_keys WHERE tenant_id = :tenant", tenant) == len(keys)
-        rows = await set_aside_rows(engine, group)
+        rows = [*await set_aside_rows(engine, group), *await set_aside_rows(engine, group_of[topics.TENANTS])]
         assert sorted((r.topic, r.offset, r.value) for r in rows) == sorted(
             (topic, sent[topic][plan[topic].index(event)][1], event.to_json_bytes())
             for topic, event in poisons.items())
@@ -117,11 +121,12 @@ async def test_a_poison_record_on_each_consumed_topic_is_set_aside_once_and_skip
 
         # A crash before the commit: the group starts again from each first record; poison ones are skipped.
         for topic in plan:
-            await rewind(stack.kafka_bootstrap, group, topic, sent[topic][0][0], sent[topic][0][1])
+            await rewind(stack.kafka_bootstrap, group_of[topic], topic, sent[topic][0][0], sent[topic][0][1])
         skipped = {topic: consumed(topic, "skipped") for topic in plan}
         async with LifespanManager(create_app(settings), startup_timeout=120, shutdown_timeout=60):
             await eventually(all_committed, "the restarted consumers committed their offsets")
         assert {topic: consumed(topic, "skipped") - skipped[topic] for topic in plan} == dict.fromkeys(plan, 1)
-        assert len(await set_aside_rows(engine, group)) == len(rows)
+        assert len([*await set_aside_rows(engine, group),
+                    *await set_aside_rows(engine, group_of[topics.TENANTS])]) == len(rows)
     finally:
         await engine.dispose()

@@ -75,7 +75,8 @@ async def test_a_poison_record_on_each_consumed_topic_is_set_aside_once_and_skip
         kafka={"bootstrap_servers": stack.kafka_bootstrap, "group_id": group})
     await ensure_topics(stack.kafka_bootstrap, [topics.TICKETS, topics.SIGNALS, topics.TENANTS])
     # New groups that skip the shared topics' history: only this test's records are theirs.
-    await start_group_at_end(stack.kafka_bootstrap, group, [topics.TICKETS, topics.TENANTS])
+    await start_group_at_end(stack.kafka_bootstrap, group, [topics.TICKETS])
+    await start_group_at_end(stack.kafka_bootstrap, f"{group}-api-keys", [topics.TENANTS])
     await start_group_at_end(stack.kafka_bootstrap, f"{group}-signals", [topics.SIGNALS])
     engine = create_engine(stack.database_urls["sla-engine"], pool_size=2)
 
@@ -105,7 +106,7 @@ async def test_a_poison_record_on_each_consumed_topic_is_set_aside_once_and_skip
     plan = {
         topics.TICKETS: (group, [*tickets[:2], ticket_poison, *tickets[2:]], f"{tenant}/INC-1"),
         topics.SIGNALS: (f"{group}-signals", [signals[0], *signal_poisons.values(), *signals[1:]], f"{tenant}/email"),
-        topics.TENANTS: (group, [keys[0], not_a_key, key_poison, *keys[1:]], f"{tenant}/keys"),
+        topics.TENANTS: (f"{group}-api-keys", [keys[0], not_a_key, key_poison, *keys[1:]], f"{tenant}/keys"),
     }
     poison_values = {encoded(e) for e in [ticket_poison, key_poison, *signal_poisons.values()]}
     sent: dict[str, list[tuple[int, int]]] = {}
@@ -129,7 +130,8 @@ async def test_a_poison_record_on_each_consumed_topic_is_set_aside_once_and_skip
         assert await count(engine, "SELECT count(*) FROM api_keys WHERE tenant_id = :tenant",
                            tenant=tenant) == len(keys)
 
-        rows = [*await set_aside_rows(engine, group), *await set_aside_rows(engine, f"{group}-signals")]
+        rows = [*await set_aside_rows(engine, group), *await set_aside_rows(engine, f"{group}-signals"),
+                *await set_aside_rows(engine, f"{group}-api-keys")]
         assert sorted((r.topic, r.offset) for r in rows) == sorted(
             (topic, offset) for topic, (_, events, _) in plan.items()
             for (_, offset), event in zip(sent[topic], events, strict=True) if encoded(event) in poison_values)
@@ -150,7 +152,8 @@ async def test_a_poison_record_on_each_consumed_topic_is_set_aside_once_and_skip
             await eventually(all_committed, "the restarted consumers committed their offsets")
         assert {topic: consumed(topic, "skipped") - skipped[topic] for topic in plan} == {
             topics.TICKETS: 1, topics.SIGNALS: len(signal_poisons), topics.TENANTS: 1}
-        assert len([*await set_aside_rows(engine, group), *await set_aside_rows(engine, f"{group}-signals")]) == len(
+        assert len([*await set_aside_rows(engine, group), *await set_aside_rows(engine, f"{group}-signals"),
+                *await set_aside_rows(engine, f"{group}-api-keys")]) == len(
             rows)
     finally:
         await engine.dispose()

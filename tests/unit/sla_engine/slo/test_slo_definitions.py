@@ -68,7 +68,8 @@ def test_a_dumped_bundle_gives_the_same_definitions() -> None:
     ("    timeslice_target: 95\n", "", "slos[1].timeslice_target", 7, "required with budgeting: timeslices"),
     ("no_data_after: 30m", "no_data_after: soon", "slos[1].no_data_after", 15, "not a duration"),
     ("    objective: 99.5\n", "    objectiv: 99.5\n", "slos[1].objectiv", 10, "unknown key"),
-    ("rolling: 28d", "rolling: 3000000d", "slos[1].window.rolling", 11, "longer than the longest allowed, 400d"),
+    ("rolling: 28d", "rolling: 500d", "slos[1].window.rolling", 11, "longer than the longest allowed, 400d"),
+    ("rolling: 28d", "rolling: 3000000d", "slos[1].window.rolling", 11, "longer than 3660d"),
     ("no_data_after: 30m", "no_data_after: 401d", "slos[1].no_data_after", 15, "longest allowed"),
 ])
 def test_an_invalid_slo_is_reported_with_its_path_and_line(old: str, new: str, path: str, line: int,

@@ -383,8 +383,10 @@ class MetricRun:
         if cycle.open is not None:
             segments.append(self._segment(cycle.open, max(at, cycle.open.start), cycle.elapsed))
         state: ClockState = cycle.outcome or ("running" if cycle.running else "paused")
-        breached_at = from_epoch(cycle.breached_at) if cycle.breached_at is not None and state != "cancelled" \
-            else None
+        # A met cycle reports no breach: one crossed at the very instant it stopped (a pause exactly at the deadline,
+        # then a stop at that instant) is not earlier than the stop, so it does not count (DESIGN 4.3).
+        breached_at = from_epoch(cycle.breached_at) if cycle.breached_at is not None and state not in (
+            "cancelled", "met") else None
         upcoming = tuple(self.upcoming(cycle))
         due_at = next((u.at for u in upcoming if u.transition == "breached"), None)
         if state == "running" and cycle.breached_at is not None and cycle.elapsed < cycle.target:
