@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 import sqlalchemy as sa
+import yaml
 from aiokafka import AIOKafkaProducer
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -30,9 +31,18 @@ from slm_shared import topics
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 
-EXPENSIVE_POLICIES = 400  # every ticket evaluates all of them: a few tenths of a second per ticket
+EXPENSIVE_POLICIES = 400  # every ticket matches all of them: a few tenths of a second per ticket
 FLOOD_TICKETS = 60
 OTHER_TICKETS = 20
+
+
+def bundle_matching_everything(policies: int) -> str:
+    """The workload's bundle with every policy matching every ticket, so the policy index cannot spare any:
+    each flood ticket really evaluates all of them."""
+    document = yaml.safe_load(bundle_yaml(policies))
+    for policy in document["policies"]:
+        policy["match"] = {"kind": ["incident", "service_request", "problem", "change"]}
+    return yaml.safe_dump(document, sort_keys=False)
 
 
 def counter(engine: ServiceProcess, name: str, group: str) -> float:
@@ -83,7 +93,7 @@ async def test_a_flood_on_an_expensive_bundle_keeps_the_consumer_in_its_group_an
     flooding, other = f"flood-{uuid.uuid4().hex[:8]}", f"other-{uuid.uuid4().hex[:8]}"
     bundles = BundleCache()
     config = ConfigService(sessions, bundles, ClockKeeper(sessions, bundles))
-    await config.apply(flooding, bundle_yaml(EXPENSIVE_POLICIES), "yaml", "none", datetime.now(UTC))
+    await config.apply(flooding, bundle_matching_everything(EXPENSIVE_POLICIES), "yaml", "none", datetime.now(UTC))
     await config.apply(other, bundle_yaml(3), "yaml", "none", datetime.now(UTC))
     flood = make_tickets(FLOOD_TICKETS, policies=EXPENSIVE_POLICIES, tenant_id=flooding, seed=11)
     others = make_tickets(OTHER_TICKETS, policies=3, tenant_id=other, seed=12)
