@@ -20,6 +20,8 @@ from scripts.localstack import Stack
 from scripts.processes import LOGS, LocalPlatform
 from tests.e2e.conftest import TenantClient
 
+KAFKA_RECORD = 0  # the `status` of a hostile Kafka record in the tally
+
 
 class Tally:
     """Hostile inputs sent, by class, and the status codes they got."""
@@ -31,11 +33,16 @@ class Tally:
         self.answers[kind][response.status_code] += 1
         return response
 
+    def records(self, kind: str, count: int) -> None:
+        """Kafka records produced (no HTTP answer): shown as `record×N`."""
+        self.answers[kind][KAFKA_RECORD] += count
+
     def lines(self) -> list[str]:
         rows = []
         for kind in sorted(self.answers):
             counts = self.answers[kind]
-            answers = ", ".join(f"{code}×{count}" for code, count in sorted(counts.items()))
+            answers = ", ".join(f"{'record' if code == KAFKA_RECORD else code}×{count}"
+                                for code, count in sorted(counts.items()))
             rows.append(f"{kind:<34} {sum(counts.values()):>6} sent  {answers}")
         return rows
 
