@@ -42,6 +42,9 @@ ClockTransitionName = Literal[
     "started", "paused", "resumed", "warning", "breached", "met", "stopped_breached", "cancelled", "recalculated"
 ]
 ClockState = Literal["running", "paused", "met", "breached", "cancelled"]
+# What an API key may do (docs/security.md, "Scoped API keys"); a key announced without scopes has them all.
+ApiScope = Literal["ingest", "read", "config", "admin"]
+API_SCOPES: Final[tuple[ApiScope, ...]] = ("ingest", "read", "config", "admin")
 
 TICKET_ACTIONS: Final = frozenset(TicketAction.__args__)  # type: ignore[attr-defined]
 TICKET_STATUSES: Final = frozenset(TicketStatus.__args__)  # type: ignore[attr-defined]
@@ -194,6 +197,9 @@ class ApiKeyData(_Contract):
     tenant_id: str
     key_hash: str
     status: Literal["active", "revoked"]
+    # Additive fields: an announcement from before scopes grants every scope, as keys did then.
+    scopes: tuple[ApiScope, ...] = API_SCOPES
+    signature: str | None = Field(default=None, description="intake's Ed25519 signature (slm_shared.signing)")
 
 
 DATA_MODELS: Final[dict[str, type[BaseModel]]] = {

@@ -4,8 +4,9 @@ One ASGI middleware for the three services, in this order and before any byte of
 1. a path or query string with a NUL byte answers 400 (PostgreSQL text cannot hold one, so a ticket id,
    a filter or a report id carrying it would otherwise fail deep inside a query);
 2. a body larger than the route's limit by its `Content-Length` answers 413;
-3. a request that carries a body (POST, PUT, PATCH) to a non-public path needs a valid API key (401):
-   FastAPI reads and parses body parameters before it resolves any dependency, so the key is checked here;
+3. a request that carries a body (POST, PUT, PATCH) to a non-public path needs a valid API key (401; 429 for
+   a client that failed too often): FastAPI reads and parses body parameters before it resolves any
+   dependency, so the key is checked here (its scope is the route's to check);
 4. the body is then counted as it streams in, and the read that crosses the limit answers 413
    (chunked bodies have no `Content-Length`).
 
@@ -52,14 +53,19 @@ class BodyTooLarge(HTTPException):
 
 
 class RequestGuard:
-    """ASGI middleware applying the rules of this module; `public_paths` take a body without a key."""
+    """ASGI middleware applying the rules of this module; `public_paths` take a body without a key (a path
+    ending in `*` is a prefix: the signed webhooks authenticate by their signature instead)."""
 
     def __init__(self, app: ASGIApp, *, limits: BodyLimits, authenticator: ApiKeyAuthenticator,
                  public_paths: frozenset[str]) -> None:
         self.app = app
         self.limits = limits
         self.authenticator = authenticator
-        self.public_paths = public_paths
+        self.public_paths = frozenset(path for path in public_paths if not path.endswith("*"))
+        self.public_prefixes = tuple(path[:-1] for path in public_paths if path.endswith("*"))
+
+    def is_public(self, path: str) -> bool:
+        return path in self.public_paths or path.startswith(self.public_prefixes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -104,9 +110,11 @@ class RequestGuard:
         declared = headers.get("content-length", "")
         if declared.isdigit() and int(declared) > limit:
             return _error(status.HTTP_413_CONTENT_TOO_LARGE, f"body exceeds {limit} bytes")
-        if scope["method"] in BODY_METHODS and path not in self.public_paths:
+        if scope["method"] in BODY_METHODS and not self.is_public(path):
+            client = scope.get("client")
             try:
-                await self.authenticator.tenant_for(headers.get("authorization"))
+                await self.authenticator.tenant_for(headers.get("authorization"),
+                                                    client=client[0] if client else None)
             except HTTPException as error:
                 return _error(error.status_code, str(error.detail), error.headers)
         return None

@@ -29,10 +29,10 @@ from faststream.kafka import KafkaBroker, KafkaRouter
 from faststream.specification import AsyncAPI
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import SpanKind
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, generate_latest
 
 from slm_shared import request_guard, topics
-from slm_shared.auth import ApiKeyAuthenticator, current_tenant, store_key
+from slm_shared.auth import ApiKeyAuthenticator, FailedAuthentications, current_tenant, store_key, tenant_with
 from slm_shared.background import BACKGROUND_FAILURES, Supervisor, is_unavailable
 from slm_shared.consumer import BatchHandler, ConsumerPipeline, RawRecords, keep_raw_bytes, parse_batch
 from slm_shared.consumer_lag import ConsumerLagMonitor
@@ -44,6 +44,7 @@ from slm_shared.outbox import OutboxRelay, asyncpg_dsn
 from slm_shared.request_guard import BodyLimits
 from slm_shared.set_aside import SqlSetAside, set_aside_router
 from slm_shared.settings import ServiceSettings
+from slm_shared.signing import AnnouncementVerifier
 from slm_shared.tracing import (
     configure_tracing,
     context_from_headers,
@@ -52,7 +53,14 @@ from slm_shared.tracing import (
 
 log = logging.getLogger(__name__)
 
-Tenant = Annotated[str, Depends(current_tenant)]
+Tenant = Annotated[str, Depends(current_tenant)]  # any valid key; routes name a scope with the aliases below
+IngestTenant = Annotated[str, Depends(tenant_with("ingest"))]
+ReadTenant = Annotated[str, Depends(tenant_with("read"))]
+ConfigTenant = Annotated[str, Depends(tenant_with("config"))]
+AdminTenant = Annotated[str, Depends(tenant_with("admin"))]
+KEY_ANNOUNCEMENTS = Counter("slm_key_announcements_total", "API key announcements consumed, by outcome "
+                            "(stored, or rejected: unsigned or with a signature no public key verifies)",
+                            ["outcome"])
 OPERATIONS_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 
 
@@ -114,7 +122,9 @@ class ServiceRuntime:
             batch_size=settings.outbox_batch_size,
             poll_seconds=settings.outbox_poll_seconds,
         )
-        self.authenticator = ApiKeyAuthenticator(api_key_table, self.sessions)
+        self.authenticator = ApiKeyAuthenticator(
+            api_key_table, self.sessions,
+            FailedAuthentications(settings.auth_failure_burst, settings.auth_failure_per_minute))
         self.set_aside_table = set_aside_table
         self.set_aside = SqlSetAside(set_aside_table, self.sessions)
         self.background: list[tuple[str, Callable[[], Coroutine[Any, Any, None]]]] = []
@@ -345,21 +355,42 @@ def subscribe_api_keys(runtime: ServiceRuntime, api_key_table: sa.Table, inbox_t
     """Keep this service's copy of the API keys intake announces on `itsm.tenants.v1`.
 
     Idempotent: the inbox rows and the key upserts of a batch share one transaction; a revocation is never
-    undone. Other event types on the topic are `ignored`; a key event that cannot be stored is set aside by the
-    pipeline, so neither stops the keys behind it.
+    undone. Only announcements signed by intake count (`slm_shared.signing`): one without a valid signature is
+    `ignored`, logged and counted in `slm_key_announcements_total{outcome="rejected"}`. Other event types on
+    the topic are `ignored`; a key event that cannot be stored is set aside by the pipeline, so neither stops
+    the keys behind it.
     """
     router = KafkaRouter()
     inbox = Inbox(inbox_table, f"{runtime.service}.api-keys")
+    verifier = AnnouncementVerifier(runtime.settings.key_announcement_public_keys)
+    if not verifier.configured:
+        log.warning("no key announcement public key is set: every API key announcement will be ignored")
 
     async def handle(records: Sequence[ConsumerRecord[bytes, bytes]]) -> list[str]:
         batch = parse_batch(records, {API_KEY_EVENT})
         if not batch.events:
             return batch.outcomes
         async with runtime.sessions() as session, session.begin():
-            fresh = await inbox.first_deliveries(session, batch.events)
+            # Verified before the inbox sees them: a forged record must not take the id of a genuine one to
+            # come (`<key_id>-revoked`) and have the genuine announcement dropped as its duplicate.
+            verified: dict[int, ApiKeyData] = {}
+            for event in batch.events:
+                announced = ApiKeyData.model_validate(event.data)
+                if verifier.verify(announced):
+                    verified[id(event)] = announced
+                    continue
+                KEY_ANNOUNCEMENTS.labels("rejected").inc()
+                log.warning("ignored an API key announcement without a valid signature: event %s, key %s, "
+                            "tenant %s", event.id, announced.key_id, announced.tenant_id)
+            fresh = await inbox.first_deliveries(session, [e for e in batch.events if id(e) in verified])
             for event in fresh:
-                await store_key(session, api_key_table, ApiKeyData.model_validate(event.data), event.time)
-        return batch.mark_duplicates(fresh)
+                await store_key(session, api_key_table, verified[id(event)], event.time)
+                KEY_ANNOUNCEMENTS.labels("stored").inc()
+        outcomes = list(batch.mark_duplicates(fresh))
+        for event, position in zip(batch.events, batch.positions, strict=True):
+            if id(event) not in verified:
+                outcomes[position] = "ignored"
+        return outcomes
 
     group_id = f"{runtime.group_id}-api-keys"
     pipeline = runtime.pipeline(handle, group_id)

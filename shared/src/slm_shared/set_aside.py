@@ -22,7 +22,7 @@ from pydantic import BaseModel
 from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from slm_shared.auth import current_tenant
+from slm_shared.auth import tenant_with
 
 log = logging.getLogger(__name__)
 
@@ -158,7 +158,7 @@ def set_aside_router(table: sa.Table, sessions: async_sessionmaker[AsyncSession]
 
     @router.get("/v1/set-aside", response_model=SetAsidePage)
     async def list_set_aside(
-        tenant: Annotated[str, Depends(current_tenant)],
+        tenant: Annotated[str, Depends(tenant_with("admin"))],
         after: Annotated[int, Query(ge=0, le=BIGINT_MAX, description="the `next_after` of the previous page")] = 0,
         limit: Annotated[int, Query(ge=1, le=500)] = 100,
     ) -> SetAsidePage:

@@ -80,6 +80,11 @@ class ServiceSettings(BaseSettings):
     create_topics: bool = True
     consumer_lag_interval_seconds: float = Field(default=15.0, gt=0, description="period of the slm_consumer_lag count")
     tracing: TracingSettings = TracingSettings()
+    auth_failure_burst: int = Field(default=20, ge=1, description="failed authentications a client may make at once")
+    auth_failure_per_minute: float = Field(default=10.0, gt=0, description="failures forgiven per minute and client")
+    key_announcement_public_keys: str = Field(
+        default="", description="base64 Ed25519 public keys (comma-separated) that verify intake's key "
+        "announcements; without one, every announcement is ignored (docs/security.md, key announcements)")
     max_request_body_bytes: int = Field(
         default=64 * 1024, ge=1024, le=64 * 1024 * 1024,
         description="body limit of the HTTP routes without a limit of their own (docs/operations.md, limits)")

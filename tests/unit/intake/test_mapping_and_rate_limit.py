@@ -6,7 +6,7 @@ import pytest
 from pydantic import ValidationError
 
 from intake.domain.mapping import DEFAULTS, MappingOverride, effective_mapping
-from intake.domain.ratelimit import RateLimiter
+from slm_shared.ratelimit import RateLimiter
 
 
 def test_an_override_merges_its_entries_over_the_defaults_key_by_key() -> None:

@@ -9,14 +9,16 @@ from faststream import AckPolicy
 from faststream.kafka import KafkaRouter
 
 from intake import tables
-from intake.api import admin_router, authenticated, events_router
-from intake.domain.ratelimit import RateLimiter
+from intake.api import Callers, admin_router, events_router
+from intake.domain.mapping import SYSTEMS
 from intake.handlers import EventIntake, Now, Purger, Replayer, utc_now
 from intake.repository import IntakeRepository
 from intake.settings import IntakeSettings
+from intake.webhook_secrets import SecretCipher, WebhookSecrets
 from slm_shared import topics
 from slm_shared.consumer import RawRecords, keep_raw_bytes
 from slm_shared.outbox import Outbox
+from slm_shared.ratelimit import RateLimiter
 from slm_shared.request_guard import BodyLimits
 from slm_shared.runtime import ServiceRuntime
 
@@ -62,12 +64,20 @@ def create_app(settings: IntakeSettings, now: Now = utc_now) -> FastAPI:
     repository = IntakeRepository(Outbox(tables.outbox), settings.output_topic_prefix)
     intake = EventIntake(runtime.sessions, repository, settings, now)
     replayer = Replayer(runtime.sessions, repository, settings.replay_page_size)
-    purger = Purger(runtime.sessions, repository, settings, now)
+    webhook_secrets = WebhookSecrets(runtime.sessions, webhook_cipher(settings))
+    purger = Purger(runtime.sessions, repository, settings, now, webhook_secrets)
     runtime.add_background(purger.run, purger.stop)
     runtime.broker.include_router(ingest_router(runtime, intake, settings))
-    caller = authenticated(RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst))
+    callers = Callers.of(RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst))
     return runtime.http_app(title="intake", routers=[
-        events_router(intake, settings, caller),
-        admin_router(runtime.sessions, repository, replayer, settings, caller),
+        events_router(intake, settings, callers.ingest, webhook_secrets, now),
+        admin_router(runtime.sessions, repository, replayer, settings, callers, webhook_secrets, now),
     ], body_limits=BodyLimits(settings.max_request_body_bytes,
-                              {"/v1/events": settings.max_body_bytes, "/v1/webhooks/*": settings.max_body_bytes}))
+                              {"/v1/events": settings.max_body_bytes, "/v1/webhooks/*": settings.max_body_bytes}),
+        # The signed webhooks carry no API key: their signature is checked by the route.
+        public_paths=[f"/v1/webhooks/{system}/*" for system in SYSTEMS])
+
+
+def webhook_cipher(settings: IntakeSettings) -> SecretCipher:
+    keys = settings.webhook_secret_keys
+    return SecretCipher(keys.get_secret_value() if keys is not None else None)

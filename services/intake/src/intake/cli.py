@@ -1,4 +1,5 @@
-"""`slm-intake`: run the service; manage tenants' API keys; replay a tenant's archive; purge by retention."""
+"""`slm-intake`: run the service; manage tenants' API keys and webhook secrets; replay a tenant's archive;
+purge by retention."""
 
 from __future__ import annotations
 
@@ -6,20 +7,24 @@ import argparse
 import asyncio
 import sys
 from collections.abc import Awaitable, Callable
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
 from tqdm import tqdm
 
 from intake import tables
-from intake.app import create_app
+from intake.app import create_app, webhook_cipher
 from intake.handlers import Purger, Replayer
 from intake.keys import KeyAdmin, UnknownKey
 from intake.repository import IntakeRepository
 from intake.settings import IntakeSettings
+from intake.webhook_secrets import SecretsNotConfigured, WebhookSecrets, check_system
+from slm_shared.auth import parse_scopes
 from slm_shared.db import create_engine, session_factory
+from slm_shared.events import API_SCOPES
 from slm_shared.outbox import Outbox
 from slm_shared.runtime import serve
+from slm_shared.signing import AnnouncementSigner, generate_signing_key
 
 T = TypeVar("T")
 
@@ -49,12 +54,34 @@ def _parser() -> argparse.ArgumentParser:
     keys = commands.add_parser("keys", help="manage API keys").add_subparsers(dest="action", required=True)
     create = keys.add_parser("create", help="create a tenant's API key (prints it once)")
     create.add_argument("--tenant", required=True)
+    create.add_argument("--scopes", default=",".join(API_SCOPES), type=parse_scopes,
+                        help=f"comma-separated, of {', '.join(API_SCOPES)} (default: all); e.g. `ingest` for an "
+                        "upstream system, `read` for a report consumer")
     rotate = keys.add_parser("rotate", help="issue a new key for the same tenant and revoke the old one")
     rotate.add_argument("key_id")
     revoke = keys.add_parser("revoke", help="revoke a key everywhere")
     revoke.add_argument("key_id")
-    listing = keys.add_parser("list", help="list keys (ids, tenants, status; never the keys)")
+    listing = keys.add_parser("list", help="list keys (ids, tenants, status, scopes; never the keys)")
     listing.add_argument("--tenant")
+    keys.add_parser("reannounce", help="announce every key again, signed with the current signing key")
+    keys.add_parser("signing-key", help="print a new Ed25519 key pair for the key announcements (private, public)")
+    hooks = commands.add_parser("webhooks", help="manage tenants' webhook secrets").add_subparsers(
+        dest="action", required=True)
+    for name, text in (("create", "issue a tenant's webhook secret for a system (prints it once)"),
+                       ("rotate", "a new secret; the old one stays valid for the grace period")):
+        command = hooks.add_parser(name, help=text)
+        command.add_argument("--tenant", required=True)
+        command.add_argument("--system", required=True, type=check_system)
+        command.add_argument("--secret-stdin", action="store_true",
+                             help="read the system's own secret from stdin (Zendesk generates its own)")
+        if name == "rotate":
+            command.add_argument("--grace-hours", type=float, help="default: INTAKE_WEBHOOK_ROTATION_GRACE_HOURS")
+    revoke_hook = hooks.add_parser("revoke", help="revoke a tenant's secrets for a system at once")
+    revoke_hook.add_argument("--tenant", required=True)
+    revoke_hook.add_argument("--system", required=True, type=check_system)
+    hooks_list = hooks.add_parser("list", help="list secrets (ids, validity; never the secrets)")
+    hooks_list.add_argument("--tenant")
+    hooks.add_parser("reencrypt", help="re-encrypt every secret with the first INTAKE_WEBHOOK_SECRET_KEYS key")
     replay = commands.add_parser("replay", help="re-publish a tenant's archived events of a time range")
     replay.add_argument("--tenant", required=True)
     replay.add_argument("--from", dest="start", required=True, type=_aware, help="RFC 3339, inclusive")
@@ -72,6 +99,8 @@ def main(argv: list[str] | None = None) -> None:
         serve(create_app(settings), settings)
     elif args.command == "keys":
         _keys(settings, args)
+    elif args.command == "webhooks":
+        _webhooks(settings, args)
     elif args.command == "replay":
         _replay(settings, args.tenant, args.start, args.end, args.types)
     elif args.command == "purge":
@@ -80,21 +109,72 @@ def main(argv: list[str] | None = None) -> None:
         print(", ".join(f"{name}: {count}" for name, count in totals.items()))
 
 
+def signer_of(settings: IntakeSettings) -> AnnouncementSigner | None:
+    if settings.key_signing_key is None:
+        return None
+    return AnnouncementSigner(settings.key_signing_key.get_secret_value())
+
+
 def _keys(settings: IntakeSettings, args: argparse.Namespace) -> None:
+    if args.action == "signing-key":
+        private, public = generate_signing_key()
+        print(f"INTAKE_KEY_SIGNING_KEY={private}\n<PREFIX>_KEY_ANNOUNCEMENT_PUBLIC_KEYS={public}")
+        return
+    signer = signer_of(settings)
+    if signer is None and args.action in ("create", "rotate", "revoke", "reannounce"):
+        print("warning: INTAKE_KEY_SIGNING_KEY is not set; the sla-engine and reporting will ignore this "
+              "key's announcement", file=sys.stderr)
+
+    def admin(sessions: object) -> KeyAdmin:
+        return KeyAdmin(sessions, signer)  # type: ignore[arg-type]
+
     try:
         if args.action == "create":
-            issued = _with_sessions(settings, lambda sessions: KeyAdmin(sessions).create(args.tenant))
+            issued = _with_sessions(settings, lambda sessions: admin(sessions).create(args.tenant, args.scopes))
             print(issued.plaintext)
         elif args.action == "rotate":
-            issued = _with_sessions(settings, lambda sessions: KeyAdmin(sessions).rotate(args.key_id))
+            issued = _with_sessions(settings, lambda sessions: admin(sessions).rotate(args.key_id))
             print(issued.plaintext)
         elif args.action == "revoke":
-            revoked = _with_sessions(settings, lambda sessions: KeyAdmin(sessions).revoke(args.key_id))
+            revoked = _with_sessions(settings, lambda sessions: admin(sessions).revoke(args.key_id))
             print(f"revoked {revoked.key_id} of tenant {revoked.tenant_id}")
+        elif args.action == "reannounce":
+            print(f"{_with_sessions(settings, lambda sessions: admin(sessions).reannounce())} keys announced")
         elif args.action == "list":
-            for key in _with_sessions(settings, lambda sessions: KeyAdmin(sessions).list(args.tenant)):
-                print(f"{key.key_id}\t{key.tenant_id}\t{key.status}")
+            for key in _with_sessions(settings, lambda sessions: admin(sessions).list(args.tenant)):
+                print(f"{key.key_id}\t{key.tenant_id}\t{key.status}\t{','.join(key.scopes)}")
     except (UnknownKey, ValueError) as error:
+        raise SystemExit(str(error)) from error
+
+
+def _webhooks(settings: IntakeSettings, args: argparse.Namespace) -> None:
+    def store(sessions: object) -> WebhookSecrets:
+        return WebhookSecrets(sessions, webhook_cipher(settings))  # type: ignore[arg-type]
+
+    now = datetime.now(UTC)
+    try:
+        if args.action in ("create", "rotate"):
+            given = sys.stdin.readline().strip() if args.secret_stdin else None
+            hours = getattr(args, "grace_hours", None)
+            grace = timedelta(hours=settings.webhook_rotation_grace_hours if hours is None else hours)
+            issued = _with_sessions(settings, lambda sessions: store(sessions).issue(
+                args.tenant, args.system, now, grace, given))
+            if args.action == "create" and issued.previous_valid_until is not None:
+                print(f"note: the previous secret stays valid until {issued.previous_valid_until.isoformat()}",
+                      file=sys.stderr)
+            print(f"{issued.secret_id}\t/v1/webhooks/{args.system}/{args.tenant}")
+            if given is None:
+                print(issued.secret)
+        elif args.action == "revoke":
+            count = _with_sessions(settings, lambda sessions: store(sessions).revoke(args.tenant, args.system))
+            print(f"revoked {count} {args.system} webhook secret(s) of tenant {args.tenant}")
+        elif args.action == "list":
+            for info in _with_sessions(settings, lambda sessions: store(sessions).list(args.tenant)):
+                until = info.valid_until.isoformat() if info.valid_until else "active"
+                print(f"{info.secret_id}\t{info.tenant_id}\t{info.system}\t{until}")
+        elif args.action == "reencrypt":
+            print(f"{_with_sessions(settings, lambda sessions: store(sessions).reencrypt())} secrets re-encrypted")
+    except (SecretsNotConfigured, ValueError) as error:
         raise SystemExit(str(error)) from error
 
 

@@ -25,6 +25,7 @@ from intake.domain.adapters import ADAPTERS
 from intake.domain.mapping import System, TicketMapping, effective_mapping
 from intake.repository import ArchivedEvent, IntakeRepository, Rejection, db_text
 from intake.settings import IntakeSettings
+from intake.webhook_secrets import WebhookSecrets
 from slm_shared.background import for_each_isolated
 from slm_shared.events import CloudEvent
 from slm_shared.logging import log_context
@@ -350,10 +351,13 @@ class Replayer:
 
 
 class Purger:
-    """Retention: clears archived payloads, forgets old dedup keys, drops old rejections, every interval."""
+    """Retention: clears archived payloads, forgets old dedup keys, drops old rejections and old signed
+    webhook deliveries (kept at least twice the replay window, so a timestamped one is refused for its age
+    before it is forgotten), every interval."""
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession], repository: IntakeRepository,
-                 settings: IntakeSettings, now: Now = utc_now) -> None:
+                 settings: IntakeSettings, now: Now = utc_now, webhook_secrets: WebhookSecrets | None = None) -> None:
+        self._webhook_secrets = webhook_secrets
         self._sessions = sessions
         self._repository = repository
         self._settings = settings
@@ -400,7 +404,15 @@ class Purger:
                 totals[name] += value
         return totals
 
+    async def forget_webhook_deliveries(self) -> int:
+        if self._webhook_secrets is None:
+            return 0
+        keep = max(timedelta(days=self._settings.webhook_delivery_retention_days),
+                   2 * timedelta(seconds=self._settings.webhook_replay_window_seconds))
+        return await self._webhook_secrets.forget_deliveries(self._now() - keep)
+
     async def _purge_and_report(self) -> None:
         totals = await self.purge_each_tenant()
+        totals["webhook_deliveries_forgotten"] = await self.forget_webhook_deliveries()
         if any(totals.values()):
             log.info("retention purge: %s", totals)

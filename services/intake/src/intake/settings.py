@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from pydantic import AwareDatetime, Field
+from pydantic import AwareDatetime, Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from slm_shared import topics
@@ -38,6 +38,17 @@ class IntakeSettings(ServiceSettings):
     purge_interval_seconds: float = Field(default=3600, gt=0)
     replay_page_size: int = Field(default=1000, ge=1, le=10_000)
     replay_max_http_events: int = Field(default=100_000, ge=1, description="larger replays: `slm-intake replay`")
+
+    key_signing_key: SecretStr | None = Field(
+        default=None, description="base64 Ed25519 private key signing the API key announcements (docs/security.md)")
+    webhook_secret_keys: SecretStr | None = Field(
+        default=None, description="Fernet keys (comma-separated, the first encrypts) for the stored webhook secrets")
+    webhook_replay_window_seconds: int = Field(
+        default=300, ge=1, le=86400, description="a signed webhook timestamped further from now is refused")
+    webhook_delivery_retention_days: float = Field(
+        default=7, gt=0, description="how long a signed delivery is remembered to refuse its replay")
+    webhook_rotation_grace_hours: float = Field(
+        default=24, ge=0, description="how long a rotated webhook secret stays valid beside the new one")
 
     def output_topic(self, topic: str) -> str:
         return f"{self.output_topic_prefix}{topic}"

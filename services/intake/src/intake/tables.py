@@ -58,3 +58,30 @@ webhook_mappings = sa.Table(
 api_keys = define_api_key_table(metadata)
 outbox = define_outbox_table(metadata)
 set_aside = define_set_aside_table(metadata)
+
+# A tenant's webhook secrets per upstream system, encrypted (intake.webhook_secrets). The active one has
+# `valid_until` null; a rotated one stays valid until its `valid_until` (the grace period), a revoked one is
+# deleted.
+webhook_secrets = sa.Table(
+    "webhook_secrets",
+    metadata,
+    sa.Column("secret_id", sa.Text, primary_key=True),
+    sa.Column("tenant_id", sa.Text, nullable=False),
+    sa.Column("system", sa.Text, nullable=False),
+    sa.Column("ciphertext", sa.LargeBinary, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("valid_until", sa.DateTime(timezone=True)),
+)
+sa.Index("webhook_secrets_by_tenant_system", webhook_secrets.c.tenant_id, webhook_secrets.c.system)
+
+# Signed deliveries already taken (a digest of their signature), refused if they come again; purged after
+# the replay retention.
+webhook_deliveries = sa.Table(
+    "webhook_deliveries",
+    metadata,
+    sa.Column("tenant_id", sa.Text, primary_key=True),
+    sa.Column("system", sa.Text, primary_key=True),
+    sa.Column("delivery", sa.Text, primary_key=True),
+    sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
+)
+sa.Index("webhook_deliveries_received_at", webhook_deliveries.c.received_at)

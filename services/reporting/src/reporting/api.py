@@ -1,7 +1,8 @@
 """Reporting's HTTP routes: the Service Level Report, published snapshots, configuration, period close and
 the live dashboard.
 
-Every route is scoped by the API key's tenant. The dashboard also accepts the key as `?key=` (it is then moved
+Every route is scoped by the API key's tenant and names the key scope it needs: `read` for reports, snapshots,
+the configuration and the dashboard, `config` to change the configuration, `admin` to close periods. The dashboard also accepts the key as `?key=` (it is then moved
 into an HttpOnly cookie and the URL cleaned by a redirect) or through its login form, because a browser cannot
 send a bearer header on a plain page load; the cookie is limited to /v1/dashboard.
 """
@@ -33,7 +34,7 @@ from reporting.reports import REPORT_SECONDS, ReportService, load_config, report
 from reporting.settings import ReportingSettings
 from slm_shared.auth import ApiKeyAuthenticator
 from slm_shared.instants import utc_instant
-from slm_shared.runtime import Tenant
+from slm_shared.runtime import AdminTenant, ConfigTenant, ReadTenant
 
 Format = Literal["json", "csv", "html", "pdf"]
 DASHBOARD_COOKIE = "slm_dashboard_key"
@@ -80,7 +81,7 @@ def report_router(sessions: async_sessionmaker[AsyncSession], settings: Reportin
 
     @router.get("/reports/slr", summary="Service Level Report for a period")
     async def service_level_report(
-        tenant: Tenant,
+        tenant: ReadTenant,
         start: Annotated[AwareDatetime | None, Query(alias="from", description="period start, RFC 3339")] = None,
         end: Annotated[AwareDatetime | None, Query(alias="to", description="period end (exclusive), RFC 3339")] = None,
         service_name: Annotated[str | None, Query(alias="service")] = None,
@@ -107,7 +108,7 @@ def report_router(sessions: async_sessionmaker[AsyncSession], settings: Reportin
         return report_schema()
 
     @router.get("/reports", summary="Published report snapshots of the tenant")
-    async def snapshots(tenant: Tenant, limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> dict[str, Any]:
+    async def snapshots(tenant: ReadTenant, limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> dict[str, Any]:
         t = tables.report_snapshots
         async with sessions() as session:
             rows = (await session.execute(
@@ -121,7 +122,7 @@ def report_router(sessions: async_sessionmaker[AsyncSession], settings: Reportin
                                        for f in ("json", "csv", "html", "pdf")}} for row in rows]}
 
     @router.get("/reports/{report_id}", summary="A published snapshot, exactly as frozen")
-    async def snapshot(tenant: Tenant, report_id: str, format: Format = "json",
+    async def snapshot(tenant: ReadTenant, report_id: str, format: Format = "json",
                        table: str | None = None,
                        lineage: bool = False) -> Response:
         t = tables.report_snapshots
@@ -136,19 +137,19 @@ def report_router(sessions: async_sessionmaker[AsyncSession], settings: Reportin
             return await rendered(row.content, format, table)
 
     @router.get("/reporting-config", summary="The tenant's reporting configuration")
-    async def get_config(tenant: Tenant) -> dict[str, Any]:
+    async def get_config(tenant: ReadTenant) -> dict[str, Any]:
         async with sessions() as session:
             config, version = await load_config(session, tenant)
         return {"version": version, "config": config.model_dump(mode="json")}
 
     @router.put("/reporting-config", summary="Replace the tenant's reporting configuration")
-    async def put_config(tenant: Tenant, config: Annotated[ReportingConfig, Body()]) -> dict[str, Any]:
+    async def put_config(tenant: ConfigTenant, config: Annotated[ReportingConfig, Body()]) -> dict[str, Any]:
         async with sessions() as session, session.begin():
             version = await save_config(session, tenant, config, now())
         return {"version": version, "config": config.model_dump(mode="json")}
 
     @router.post("/periods:close", summary="Close the tenant's periods that ended by `at` (default now)")
-    async def close_periods(tenant: Tenant, request: Annotated[PeriodCloseRequest | None, Body()] = None
+    async def close_periods(tenant: AdminTenant, request: Annotated[PeriodCloseRequest | None, Body()] = None
                             ) -> dict[str, Any]:
         current = now()
         at = utc_instant(request.at, "at") if request and request.at else current
@@ -194,7 +195,7 @@ def dashboard_router(sessions: async_sessionmaker[AsyncSession], authenticator: 
     @router.get("", response_class=HTMLResponse, summary="The live dashboard of the key's tenant")
     async def live(request: Request, key: str | None = None, fragment: bool = False) -> Response:
         if key is not None:  # `?key=`: check it, move it into the cookie, drop it from the address bar
-            await authenticator.tenant_for(f"Bearer {key}")
+            await authenticator.tenant_for(f"Bearer {key}", scope="read")
             response = RedirectResponse(DASHBOARD_PATH, status_code=status.HTTP_303_SEE_OTHER)
             set_cookie(response, request, key)
             return response
@@ -204,7 +205,7 @@ def dashboard_router(sessions: async_sessionmaker[AsyncSession], authenticator: 
             if fragment:
                 raise HTTPException(status.HTTP_401_UNAUTHORIZED, "sign in first")
             return RedirectResponse(f"{DASHBOARD_PATH}/login", status_code=status.HTTP_303_SEE_OTHER)
-        tenant = await authenticator.tenant_for(authorization or f"Bearer {cookie}")
+        tenant = await authenticator.tenant_for(authorization or f"Bearer {cookie}", scope="read")
         view = adapter.dump_python(await dashboard_view(sessions, tenant, now()), mode="json")
         html = render_dashboard(view, fragment=fragment, refresh_seconds=settings.dashboard_refresh_seconds)
         return HTMLResponse(html, headers={"Cache-Control": "no-store"})
@@ -213,7 +214,8 @@ def dashboard_router(sessions: async_sessionmaker[AsyncSession], authenticator: 
     async def data(request: Request) -> dict[str, Any]:
         authorization = request.headers.get("authorization")
         cookie = request.cookies.get(DASHBOARD_COOKIE)
-        tenant = await authenticator.tenant_for(authorization or (f"Bearer {cookie}" if cookie else None))
+        tenant = await authenticator.tenant_for(authorization or (f"Bearer {cookie}" if cookie else None),
+                                                scope="read")
         document: dict[str, Any] = adapter.dump_python(await dashboard_view(sessions, tenant, now()), mode="json")
         return document
 
@@ -226,7 +228,7 @@ def dashboard_router(sessions: async_sessionmaker[AsyncSession], authenticator: 
         form = parse_qs((await request.body()).decode(errors="replace"))
         key = (form.get("key") or [""])[0].strip()
         try:
-            await authenticator.tenant_for(f"Bearer {key}")
+            await authenticator.tenant_for(f"Bearer {key}", scope="read")
         except HTTPException:
             return HTMLResponse(render_login(error="That key is not valid."), status_code=401)
         response = RedirectResponse(DASHBOARD_PATH, status_code=status.HTTP_303_SEE_OTHER)

@@ -1,5 +1,6 @@
 """The sla-engine's HTTP routes: configuration, explained clocks, recalculation, what-if, SLO status and
-OpenSLO conversion."""
+OpenSLO conversion. Reading needs a key with the `read` scope; applying, recalculating, simulating and
+converting configuration need `config`."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ from sla_engine.repository import SqlSlaRepository
 from sla_engine.slo_handlers import SloKeeper, SloReading
 from slm_shared.instants import utc_instant
 from slm_shared.request_guard import BodyLimits
-from slm_shared.runtime import Tenant
+from slm_shared.runtime import ConfigTenant, ReadTenant
 
 MAX_BUNDLE_BYTES = 1024 * 1024
 
@@ -96,7 +97,7 @@ def sla_router(
 
     @router.post("/config:apply", response_model=None)
     async def apply_config(
-        request: Request, tenant: Tenant, recalculate: Recalculation = Query("none")
+        request: Request, tenant: ConfigTenant, recalculate: Recalculation = Query("none")
     ) -> dict[str, Any] | JSONResponse:
         """Apply a YAML or JSON bundle as a new version; `recalculate` = none | ongoing | all.
 
@@ -110,7 +111,7 @@ def sla_router(
         return report_body(report)
 
     @router.get("/config")
-    async def get_config(tenant: Tenant) -> dict[str, Any]:
+    async def get_config(tenant: ReadTenant) -> dict[str, Any]:
         async with sessions() as session:
             latest = await SqlSlaRepository(session).latest_config(tenant)
         if latest is None:
@@ -119,12 +120,12 @@ def sla_router(
                 "source": latest.source_text}
 
     @router.post("/recalculate")
-    async def recalculate(body: RecalculateRequest, tenant: Tenant) -> dict[str, Any]:
+    async def recalculate(body: RecalculateRequest, tenant: ConfigTenant) -> dict[str, Any]:
         """Move `ongoing` or `all` tickets to the latest configuration; returns which clocks changed."""
         return report_body(await config.recalculate(tenant, body.mode, now()))
 
     @router.post("/simulate", response_model=None)
-    async def simulate(body: SimulateRequest, tenant: Tenant) -> dict[str, Any] | JSONResponse:
+    async def simulate(body: SimulateRequest, tenant: ConfigTenant) -> dict[str, Any] | JSONResponse:
         """What-if: replay the tickets active in [start, end) under a draft bundle; emits nothing."""
         start, end = utc_instant(body.start, "start"), utc_instant(body.end, "end")
         if end <= start:
@@ -137,7 +138,7 @@ def sla_router(
             return bundle_error_response(error)
 
     @router.get("/tickets/{ticket_id}/clocks")
-    async def ticket_clocks(ticket_id: str, tenant: Tenant, at: AwareDatetime | None = None) -> dict[str, Any]:
+    async def ticket_clocks(ticket_id: str, tenant: ReadTenant, at: AwareDatetime | None = None) -> dict[str, Any]:
         """Every clock of the ticket as it stood at `at` (default now), with its explained timeline."""
         instant = utc_instant(at, "at") if at else now()
         async with sessions() as session:
@@ -162,13 +163,13 @@ def sla_router(
     slo_readers = SloKeeper(sessions, bundles, now)
 
     @router.get("/slos")
-    async def list_slos(tenant: Tenant) -> dict[str, Any]:
+    async def list_slos(tenant: ReadTenant) -> dict[str, Any]:
         """Every SLO of the tenant's latest configuration, evaluated now (docs/slo.md, HTTP)."""
         version, readings = await slo_readers.readings(tenant)
         return {"config_version": version, "at": now().isoformat(), "slos": [slo_body(r) for r in readings]}
 
     @router.get("/slos/{slo_id}")
-    async def get_slo(slo_id: str, tenant: Tenant) -> dict[str, Any]:
+    async def get_slo(slo_id: str, tenant: ReadTenant) -> dict[str, Any]:
         """One SLO evaluated now: SLI, objective, window, error budget, burn rates, projection, firing alerts."""
         version, readings = await slo_readers.readings(tenant, slo_id)
         if not readings:
@@ -176,7 +177,7 @@ def sla_router(
         return {"config_version": version, **slo_body(readings[0])}
 
     @router.post("/config:import-openslo", response_model=None)
-    async def import_openslo_documents(request: Request, tenant: Tenant) -> dict[str, Any] | JSONResponse:
+    async def import_openslo_documents(request: Request, tenant: ConfigTenant) -> dict[str, Any] | JSONResponse:
         """Convert OpenSLO v1/v1alpha `SLO`/`SLI` YAML to the bundle's `slos:` section; applies nothing.
 
         Fields not carried over come back as `notes`; anything that cannot be represented answers 422 with

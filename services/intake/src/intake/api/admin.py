@@ -1,20 +1,21 @@
-"""Tenant-scoped administration: webhook mappings, replay of the archive, recent rejections."""
+"""Tenant-scoped administration: webhook mappings (`read` to see, `config` to change), the tenant's webhook
+secrets and replay of the archive (`admin`), recent rejections (`read`)."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, status
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from intake.api.common import Caller, error_responses
+from intake.api.common import Caller, Callers, error_responses
 from intake.domain.mapping import MappingOverride, System, TicketMapping, effective_mapping
-from intake.handlers import Replayer
+from intake.handlers import Now, Replayer
 from intake.repository import IntakeRepository
 from intake.settings import IntakeSettings
+from intake.webhook_secrets import SecretsNotConfigured, WebhookSecrets
 from slm_shared.instants import utc_instant
 
 AcceptedType = Literal[
@@ -58,18 +59,45 @@ class RejectionView(BaseModel):
     raw_preview: str | None = Field(description="the first 2 KiB of the bytes as received, as UTF-8")
 
 
+class WebhookSecretRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    secret: str | None = Field(default=None, min_length=16, max_length=512, description=(
+        "the system's own signing secret (Zendesk generates its own); omit to have one generated"))
+    grace_seconds: int | None = Field(default=None, ge=0, le=30 * 86400, description=(
+        "how long the secret being replaced stays valid (default: webhook_rotation_grace_hours)"))
+
+
+class IssuedWebhookSecret(BaseModel):
+    secret_id: str
+    system: System
+    secret: str = Field(description="shown this once; set it on the system's webhook")
+    url_path: str = Field(description="where the system posts, e.g. /v1/webhooks/jira/acme")
+    previous_valid_until: datetime | None
+
+
+class WebhookSecretView(BaseModel):
+    secret_id: str
+    system: str
+    created_at: datetime
+    valid_until: datetime | None = Field(description="null for the active secret; else the end of its grace")
+
+
 def admin_router(
     sessions: async_sessionmaker[AsyncSession],
     repository: IntakeRepository,
     replayer: Replayer,
     settings: IntakeSettings,
-    caller: Callable[..., Awaitable[Caller]],
+    callers: Callers,
+    webhook_secrets: WebhookSecrets,
+    now: Now,
 ) -> APIRouter:
     router = APIRouter(prefix="/v1")
-    responses = error_responses(401, 429)
+    responses = error_responses(401, 403, 429)
+    read, config, admin = callers.read, callers.config, callers.admin
 
     @router.get("/mappings/{system}", response_model=MappingView, tags=["mappings"], responses=responses)
-    async def get_mapping(system: System, who: Caller = Depends(caller)) -> MappingView:
+    async def get_mapping(system: System, who: Caller = Depends(read)) -> MappingView:
         """The tenant's mapping of this system's statuses, priorities and kinds, and the defaults it overrides."""
         async with sessions() as session:
             override = await repository.mapping_override(session, who.tenant_id, system)
@@ -78,7 +106,7 @@ def admin_router(
 
     @router.put("/mappings/{system}", response_model=MappingView, tags=["mappings"], responses=responses)
     async def put_mapping(
-        system: System, override: MappingOverride, who: Caller = Depends(caller)
+        system: System, override: MappingOverride, who: Caller = Depends(config)
     ) -> MappingView:
         """Replace the tenant's override for this system; entries merge over the defaults key by key."""
         async with sessions() as session, session.begin():
@@ -87,9 +115,9 @@ def admin_router(
 
     @router.post(
         "/replay", response_model=ReplayResponse, status_code=status.HTTP_202_ACCEPTED, tags=["replay"],
-        responses=error_responses(401, 413, 429),
+        responses=error_responses(401, 403, 413, 429),
     )
-    async def replay(request: ReplayRequest, who: Caller = Depends(caller)) -> ReplayResponse:
+    async def replay(request: ReplayRequest, who: Caller = Depends(admin)) -> ReplayResponse:
         """Re-publish the tenant's archived canonical events with event time in [from, to) to their topics.
 
         Safe to repeat (events keep their ids; consumers dedup). Larger than `replay_max_http_events`:
@@ -108,7 +136,7 @@ def admin_router(
 
     @router.get("/rejections", response_model=list[RejectionView], tags=["events"], responses=responses)
     async def rejections(
-        who: Caller = Depends(caller), limit: Annotated[int, Query(ge=1, le=500)] = 50
+        who: Caller = Depends(read), limit: Annotated[int, Query(ge=1, le=500)] = 50
     ) -> list[RejectionView]:
         """The tenant's most recent rejected events (HTTP and webhooks), newest first."""
         async with sessions() as session:
@@ -121,5 +149,36 @@ def admin_router(
             )
             for row in rows
         ]
+
+    @router.post("/webhook-secrets/{system}", response_model=IssuedWebhookSecret, tags=["webhooks"],
+                 status_code=status.HTTP_201_CREATED, responses=error_responses(401, 403, 429))
+    async def issue_webhook_secret(
+        system: System, who: Caller = Depends(admin), body: WebhookSecretRequest | None = None
+    ) -> IssuedWebhookSecret:
+        """Issue (or import) the tenant's webhook secret for `system`; one already active is rotated: it stays
+        valid for the grace period beside the new one, so the system's configuration can be changed without
+        losing deliveries."""
+        request = body or WebhookSecretRequest()
+        grace = timedelta(seconds=request.grace_seconds if request.grace_seconds is not None
+                          else settings.webhook_rotation_grace_hours * 3600)
+        try:
+            issued = await webhook_secrets.issue(who.tenant_id, system, now(), grace, request.secret)
+        except SecretsNotConfigured as error:
+            raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(error)) from error
+        return IssuedWebhookSecret(secret_id=issued.secret_id, system=system, secret=issued.secret,
+                                   url_path=f"/v1/webhooks/{system}/{who.tenant_id}",
+                                   previous_valid_until=issued.previous_valid_until)
+
+    @router.get("/webhook-secrets", response_model=list[WebhookSecretView], tags=["webhooks"],
+                responses=responses)
+    async def list_webhook_secrets(who: Caller = Depends(admin)) -> list[WebhookSecretView]:
+        """The tenant's webhook secrets (ids and validity, never the secrets)."""
+        return [WebhookSecretView(secret_id=info.secret_id, system=info.system, created_at=info.created_at,
+                                  valid_until=info.valid_until) for info in await webhook_secrets.list(who.tenant_id)]
+
+    @router.delete("/webhook-secrets/{system}", tags=["webhooks"], responses=responses)
+    async def revoke_webhook_secrets(system: System, who: Caller = Depends(admin)) -> dict[str, int]:
+        """Revoke every webhook secret of the tenant for `system` at once (no grace)."""
+        return {"revoked": await webhook_secrets.revoke(who.tenant_id, system)}
 
     return router

@@ -1,8 +1,11 @@
-"""`POST /v1/events` (one CloudEvent or a batch) and `POST /v1/webhooks/{jira|servicenow|zendesk}`."""
+"""`POST /v1/events` (one CloudEvent or a batch), `POST /v1/webhooks/{jira|servicenow|zendesk}` (bearer key
+with the `ingest` scope, as DESIGN.md has it) and `POST /v1/webhooks/{system}/{tenant}` (the system's own
+signature with the tenant's webhook secret: Jira's admin webhooks cannot send a bearer header)."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request, status
@@ -20,8 +23,12 @@ from intake.api.common import (
 )
 from intake.domain import EventResult, Rejected, parse_json, split_json_array
 from intake.domain.mapping import SYSTEMS, System
-from intake.handlers import EventIntake
+from intake.domain.signatures import SIGNATURE_HEADERS, verify
+from intake.handlers import EventIntake, Now
+from intake.keys import TENANT_ID
 from intake.settings import IntakeSettings
+from intake.webhook_secrets import WebhookSecrets
+from slm_shared.auth import ApiKeyAuthenticator, client_address
 
 _TIME = {"type": "string", "format": "date-time", "description": "RFC 3339 with an offset"}
 CLOUDEVENT_SCHEMA: dict[str, Any] = {
@@ -71,8 +78,17 @@ def _single_response(result: EventResult) -> JSONResponse:
     return JSONResponse(EventsResponse.of([result]).model_dump(mode="json"), status_code=code)
 
 
+SIGNATURE_REFUSALS = {
+    "missing_signature": "the signature header is missing",
+    "bad_signature": "the signature does not verify with this tenant's webhook secret for this system",
+    "bad_timestamp": "the signature timestamp is missing or not Unix seconds / RFC 3339",
+    "stale_timestamp": "the signature timestamp is outside the replay window",
+}
+
+
 def events_router(
-    intake: EventIntake, settings: IntakeSettings, caller: Callable[..., Awaitable[Caller]]
+    intake: EventIntake, settings: IntakeSettings, caller: Callable[..., Awaitable[Caller]],
+    webhook_secrets: WebhookSecrets, now: Now,
 ) -> APIRouter:
     router = APIRouter(prefix="/v1", tags=["events"])
 
@@ -125,6 +141,47 @@ def events_router(
             openapi_extra=WEBHOOK_BODY,
         )
 
+    window = timedelta(seconds=settings.webhook_replay_window_seconds)
+
+    def signed_webhook(system: System) -> None:
+        signature_header, timestamp_header = SIGNATURE_HEADERS[system]
+
+        async def post_signed_webhook(request: Request, tenant: str) -> JSONResponse:
+            authenticator: ApiKeyAuthenticator = request.app.state.authenticator
+            client = client_address(request)
+            authenticator.refuse_if_throttled(client)
+            require_media_type(request, JSON_CONTENT_TYPES)
+            body = await read_limited(request, settings.max_body_bytes)
+            at = now()
+            # An unknown tenant looks like a bad signature: the answer must not tell which tenants exist.
+            secrets = await webhook_secrets.valid(tenant, system, at) if TENANT_ID.fullmatch(tenant) else []
+            verdict = verify(system, secrets, request.headers, body, at, window)
+            if not verdict.ok or verdict.delivery is None:
+                reason = verdict.reason or "bad_signature"
+                authenticator.record_failure(client, f"webhook_{reason}")
+                raise HTTPException(status.HTTP_401_UNAUTHORIZED, SIGNATURE_REFUSALS[reason])
+            if await webhook_secrets.seen(tenant, system, verdict.delivery):
+                raise HTTPException(status.HTTP_409_CONFLICT, "this signed delivery was already taken (replay)")
+            result = await intake.accept_webhook(tenant, system, body)
+            if result.outcome != "rejected":
+                await webhook_secrets.remember(tenant, system, verdict.delivery, at)
+            return _single_response(result)
+
+        signed_by = f"`{signature_header}`" + (f" and `{timestamp_header}`" if timestamp_header else "")
+        router.add_api_route(
+            f"/webhooks/{system}/{{tenant}}", post_signed_webhook, methods=["POST"],
+            status_code=status.HTTP_202_ACCEPTED, response_model=EventsResponse, tags=["webhooks"],
+            name=f"post_signed_{system}_webhook", summary=f"Take a native {system} webhook signed with the "
+            "tenant's webhook secret",
+            description=(f"No API key: the delivery is authenticated by {signed_by}, HMAC-SHA256 with the "
+                         f"tenant's {system} webhook secret (docs/security.md). A delivery already taken is "
+                         "refused (409); otherwise as the bearer route."),
+            responses={400: {"model": EventsResponse, "description": "the payload cannot become a ticket event"},
+                       **error_responses(401, 409, 413, 415, 429)},
+            openapi_extra=WEBHOOK_BODY,
+        )
+
     for system in SYSTEMS:
         webhook(system)
+        signed_webhook(system)
     return router

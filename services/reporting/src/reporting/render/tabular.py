@@ -1,4 +1,9 @@
-"""The report as CSV: one table per section, singly or all together in a zip."""
+"""The report as CSV: one table per section, singly or all together in a zip.
+
+Text cells that a spreadsheet would take for a formula (starting with `=`, `+`, `-`, `@`, a tab or a carriage
+return: OWASP's CSV injection list) get a leading `'`, so a ticket title such as `=HYPERLINK(...)` is shown,
+never evaluated. Numbers are written as numbers, so a negative remaining time stays a number.
+"""
 
 from __future__ import annotations
 
@@ -131,6 +136,18 @@ TABLES: dict[str, Callable[[dict[str, Any]], Iterable[Row]]] = {
 }
 
 
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def escape_cell(value: Any) -> Any:
+    """A cell as written: None empty, text that could start a formula prefixed with `'`, the rest as is."""
+    if value is None:
+        return ""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
 def render_csv(document: dict[str, Any], table: str) -> str:
     rows = list(TABLES[table](document))
     columns: list[str] = []
@@ -140,7 +157,7 @@ def render_csv(document: dict[str, Any], table: str) -> str:
     writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
     writer.writeheader()
     for row in rows:
-        writer.writerow({k: "" if v is None else v for k, v in row.items()})
+        writer.writerow({k: escape_cell(v) for k, v in row.items()})
     return buffer.getvalue()
 
 

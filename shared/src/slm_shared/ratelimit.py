@@ -1,4 +1,5 @@
-"""Token buckets per API key, pure: the caller passes the clock reading (monotonic seconds).
+"""Token buckets per key (an API key, a client address), pure: the caller passes the clock reading (monotonic
+seconds). Intake's per-key request limit and every service's failed-authentication throttle use it.
 
 Each request takes one token; a bucket holds at most `burst` tokens and refills at `rate` per second.
 The buckets live in the process's memory: with N replicas a key gets up to N times the rate, which is
@@ -47,3 +48,11 @@ class RateLimiter:
             bucket.tokens -= 1.0
             return 0.0
         return (1.0 - bucket.tokens) / self.rate
+
+    def wait(self, key: str, now: float) -> float:
+        """The seconds until `key` has a token again, taking none: 0.0 if it has one now."""
+        bucket = self._buckets.get(key)
+        if not self.enabled or bucket is None:
+            return 0.0
+        tokens = min(self.burst, bucket.tokens + max(0.0, now - bucket.updated) * self.rate)
+        return 0.0 if tokens >= 1.0 else (1.0 - tokens) / self.rate
