@@ -130,15 +130,19 @@ def main() -> int:
     try:
         intake, engine, reporting = platform.processes
         tenant = f"demo-{uuid.uuid4().hex[:6]}"
-        key = platform.new_tenant(tenant)
+        # Least privilege: each party gets a key with only the scope it needs (docs/security.md).
+        config_key = platform.new_tenant(tenant, scopes="config")   # the SLA manager applying the bundle
+        ingest_key = platform.new_tenant(tenant, scopes="ingest")   # the upstream service desk posting events
+        key = platform.new_tenant(tenant, scopes="read")            # report consumers and the dashboard
         headers = {"Authorization": f"Bearer {key}"}
         answer = httpx.post(f"{engine.url}/v1/config:apply", content=BUNDLE, timeout=30,
-                            headers={**headers, "Content-Type": "application/yaml"})
+                            headers={"Authorization": f"Bearer {config_key}", "Content-Type": "application/yaml"})
         answer.raise_for_status()
         day = last_weekday(datetime.now(SHANGHAI).date())
         events = events_for(tenant, day)
         answer = httpx.post(f"{intake.url}/v1/events", json=events, timeout=30,
-                            headers={**headers, "Content-Type": "application/cloudevents-batch+json"})
+                            headers={"Authorization": f"Bearer {ingest_key}",
+                                     "Content-Type": "application/cloudevents-batch+json"})
         answer.raise_for_status()
         print(f"sent {answer.json()['accepted']} ticket events for {day} (Asia/Shanghai)")
         # Every ticket here is an acme/globex incident: two clocks each, one more for the reopened cycle.
@@ -152,7 +156,12 @@ def main() -> int:
                 break
             time.sleep(0.5)
         print_report(report)
-        print(f"\ndemo tenant: {tenant}\nAPI key:     {key}")
+        refused = httpx.post(f"{intake.url}/v1/events", json=events[:1], timeout=30,
+                             headers={**headers, "Content-Type": "application/cloudevents+json"})
+        print(f"\nthe read-only key posting an event: {refused.status_code} {refused.json()['detail']}")
+        print(f"\ndemo tenant: {tenant}\nread-only API key (reports, dashboard): {key}"
+              f"\ningest-only API key (upstream systems):  {ingest_key}\nconfig API key (SLA bundles):           "
+              f"{config_key}")
         print(f"intake {intake.url}  sla-engine {engine.url}  reporting {reporting.url}")
         print(f"the report as HTML: {reporting.url}/v1/reports/slr?format=html (Authorization: Bearer <key>)")
         print(f"the live dashboard: {reporting.url}/v1/dashboard?key=<key>")

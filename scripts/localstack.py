@@ -7,24 +7,34 @@ laptop with Docker gets testcontainers; anywhere else the tests stop with a one-
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 SERVICES = ("intake", "sla-engine", "reporting")
+# The stack's secrets `make up` writes (deploy/local/stack.sh, .stack/secrets.env): signed key announcements
+# and the webhook secrets' encryption key.
+SECRET_NAMES = ("INTAKE_KEY_SIGNING_KEY", "SLA_ENGINE_KEY_ANNOUNCEMENT_PUBLIC_KEYS",
+                "REPORTING_KEY_ANNOUNCEMENT_PUBLIC_KEYS", "INTAKE_WEBHOOK_SECRET_KEYS")
 
 
 @dataclass(frozen=True)
 class Stack:
     kafka_bootstrap: str
     database_urls: dict[str, str]  # service -> postgresql+asyncpg URL
+    secrets: dict[str, str] = field(default_factory=dict)  # SECRET_NAMES -> value, those the stack has
+
+    def secret(self, service: str, name: str) -> str | None:
+        """A service's setting from the stack's secrets, e.g. ("intake", "key_signing_key")."""
+        return self.secrets.get(f"{service.replace('-', '_').upper()}_{name.upper()}")
 
     def service_env(self, service: str, **extra: str) -> dict[str, str]:
-        """Environment for one service process: its prefix, its database, the broker."""
+        """Environment for one service process: its prefix, its database, the broker, its secrets."""
         prefix = service.replace("-", "_").upper()
         return {
             f"{prefix}_DATABASE_URL": self.database_urls[service],
             f"{prefix}_KAFKA__BOOTSTRAP_SERVERS": self.kafka_bootstrap,
+            **{name: value for name, value in self.secrets.items() if name.startswith(f"{prefix}_")},
             **{f"{prefix}_{k.upper()}": v for k, v in extra.items()},
         }
 
@@ -41,7 +51,8 @@ def discover() -> Stack | None:
     values = {**_env_file(), **os.environ}
     urls = {s: values.get(f"{s.replace('-', '_').upper()}_DATABASE_URL", "") for s in SERVICES}
     if values.get("KAFKA_BOOTSTRAP_SERVERS") and all(urls.values()):
-        return Stack(values["KAFKA_BOOTSTRAP_SERVERS"], urls)
+        return Stack(values["KAFKA_BOOTSTRAP_SERVERS"], urls,
+                     {name: values[name] for name in SECRET_NAMES if values.get(name)})
     return None
 
 
@@ -53,3 +64,15 @@ def docker_answers() -> bool:
     except Exception:  # no engine, no socket, no permission: all mean "no Docker"
         return False
     return True
+
+
+def generated_secrets() -> dict[str, str]:
+    """A fresh set of the stack's secrets (for a stack `make up` did not start, e.g. testcontainers)."""
+    from cryptography.fernet import Fernet
+
+    from slm_shared.signing import generate_signing_key
+
+    private, public = generate_signing_key()
+    return {"INTAKE_KEY_SIGNING_KEY": private, "SLA_ENGINE_KEY_ANNOUNCEMENT_PUBLIC_KEYS": public,
+            "REPORTING_KEY_ANNOUNCEMENT_PUBLIC_KEYS": public,
+            "INTAKE_WEBHOOK_SECRET_KEYS": Fernet.generate_key().decode()}

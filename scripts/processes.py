@@ -99,10 +99,11 @@ class ServiceProcess:
             self.process.wait()
 
 
-def create_api_key(stack: Stack, tenant: str, timeout: float = 60.0) -> str:
-    """The operator's one command: `slm-intake keys create --tenant <tenant>`."""
+def create_api_key(stack: Stack, tenant: str, timeout: float = 60.0, scopes: str | None = None) -> str:
+    """The operator's one command: `slm-intake keys create --tenant <tenant> [--scopes ingest,read]`."""
     completed = subprocess.run(
-        [str(REPO / ".venv" / "bin" / "slm-intake"), "keys", "create", "--tenant", tenant],
+        [str(REPO / ".venv" / "bin" / "slm-intake"), "keys", "create", "--tenant", tenant,
+         *(["--scopes", scopes] if scopes else [])],
         env={**os.environ, **stack.service_env("intake")}, capture_output=True, check=True, timeout=timeout,
     )
     return completed.stdout.decode().strip().splitlines()[-1]
@@ -152,9 +153,10 @@ class LocalPlatform:
         for process in self.processes:
             process.stop()
 
-    def new_tenant(self, tenant: str) -> str:
-        """A key for a new tenant, once every service accepts it."""
-        key = create_api_key(self.stack, tenant)
+    def new_tenant(self, tenant: str, scopes: str | None = None) -> str:
+        """A key for a new (or existing) tenant, once every service knows it (a key lacking a route's scope
+        gets 403 there, which counts as known)."""
+        key = create_api_key(self.stack, tenant, scopes=scopes)
         wait_until_key_works([self.sla_engine.url], key, "/v1/config")
         wait_until_key_works([self.reporting.url], key, "/v1/reports/slr")
         return key

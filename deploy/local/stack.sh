@@ -459,6 +459,25 @@ PY
 # Commands
 # ---------------------------------------------------------------------------------------------------
 
+# The local stack's own secrets, made once per checkout and kept in .stack/secrets.env (git-ignored): intake's
+# key announcement signing key with the public key the sla-engine and reporting verify with, and the key that
+# encrypts the stored webhook secrets (docs/security.md). Production sets its own from a secret store.
+SECRETS_FILE="$STACK_DIR/secrets.env"
+ensure_secrets() {
+  [[ -s "$SECRETS_FILE" ]] && return 0
+  mkdir -p "$STACK_DIR"
+  (umask 077 && "$PY" - >"$SECRETS_FILE.tmp" <<'PY'
+from cryptography.fernet import Fernet
+from slm_shared.signing import generate_signing_key
+private, public = generate_signing_key()
+print(f"INTAKE_KEY_SIGNING_KEY={private}")
+print(f"SLA_ENGINE_KEY_ANNOUNCEMENT_PUBLIC_KEYS={public}")
+print(f"REPORTING_KEY_ANNOUNCEMENT_PUBLIC_KEYS={public}")
+print(f"INTAKE_WEBHOOK_SECRET_KEYS={Fernet.generate_key().decode()}")
+PY
+  ) && mv "$SECRETS_FILE.tmp" "$SECRETS_FILE"
+}
+
 # The port to print: what `up` decided, or what it would use (the private port) before any `up`.
 env_lines() {
   local port=$PG_PRIVATE_PORT
@@ -474,6 +493,9 @@ INTAKE_DATABASE_URL=postgresql+asyncpg://$base/intake
 SLA_ENGINE_DATABASE_URL=postgresql+asyncpg://$base/sla_engine
 REPORTING_DATABASE_URL=postgresql+asyncpg://$base/reporting
 EOF
+  if [[ -s "$SECRETS_FILE" ]]; then
+    cat "$SECRETS_FILE"
+  fi
 }
 
 # One `up`/`down`/`reset` at a time per checkout (two `make up` in parallel would race the format).
@@ -503,6 +525,7 @@ cmd_up() {
   fi
   pg_ensure_databases 0
   kafka_wait_ready
+  ensure_secrets
   env_lines >"$ENV_FILE.tmp" && mv "$ENV_FILE.tmp" "$ENV_FILE"
   log "up: Kafka $KAFKA_HOST:$KAFKA_PORT, PostgreSQL $PG_HOST:$PG_PORT ($PG_MODE); env in $ENV_FILE"
   cat "$ENV_FILE"
@@ -583,6 +606,7 @@ cmd_reset() {
   fi
   pg_ensure_databases 1
   kafka_wait_ready
+  ensure_secrets
   env_lines >"$ENV_FILE"
   cat "$ENV_FILE"
 }

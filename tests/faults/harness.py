@@ -78,7 +78,8 @@ def through_proxy(stack: Stack, proxy_port: int) -> Stack:
     def moved(url: str) -> str:
         parts = urlsplit(url)
         return urlunsplit(parts._replace(netloc=f"{parts.username}@127.0.0.1:{proxy_port}"))
-    return Stack(stack.kafka_bootstrap, {service: moved(url) for service, url in stack.database_urls.items()})
+    return Stack(stack.kafka_bootstrap, {service: moved(url) for service, url in stack.database_urls.items()},
+                 stack.secrets)
 
 
 async def settle(bootstrap: str, tenant: str, key: str, reporting_url: str, since: datetime, within: float) -> None:

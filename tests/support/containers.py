@@ -7,7 +7,7 @@ import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from scripts.localstack import REPO, SERVICES, Stack
+from scripts.localstack import REPO, SERVICES, Stack, generated_secrets
 
 
 @contextmanager
@@ -24,7 +24,7 @@ def container_stack() -> Iterator[Stack]:
             name = service.replace("-", "_")
             subprocess.run(["psql", admin + "/postgres", "-c", f"CREATE DATABASE {name}"], check=False)
             urls[service] = f"{base}/{name}"
-        found = Stack(kafka.get_bootstrap_server(), urls)
+        found = Stack(kafka.get_bootstrap_server(), urls, generated_secrets())
         for service in SERVICES:
             subprocess.run(["uv", "run", "alembic", "-c", str(REPO / "services" / service / "alembic.ini"),
                             "upgrade", "head"], check=True, env={**os.environ, **found.service_env(service)})

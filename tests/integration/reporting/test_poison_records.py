@@ -16,7 +16,7 @@ from reporting.settings import ReportingSettings
 from scripts.localstack import Stack
 from slm_shared import topics
 from slm_shared.db import create_engine
-from slm_shared.events import API_KEY_EVENT, FEEDBACK_EVENT, ApiKeyData, CloudEvent, FeedbackData, make_event
+from slm_shared.events import API_KEY_EVENT, FEEDBACK_EVENT, CloudEvent, FeedbackData, make_event
 from tests.integration.reporting.events import clock_event, local, ticket_event
 from tests.support.poison import (
     committed,
@@ -29,6 +29,7 @@ from tests.support.poison import (
     start_group_at_end,
     unindexable,
 )
+from tests.support.signing import PUBLIC_KEY, signed_key
 
 pytestmark = pytest.mark.integration
 
@@ -42,7 +43,7 @@ def feedback(tenant: str, ticket: str, *, event_id: str | None = None, source: s
 def key_event(tenant: str, key_id: str, *, event_id: str | None = None, source: str = "slm://intake") -> CloudEvent:
     return make_event(event_id=event_id or uuid.uuid4().hex, source=source, event_type=API_KEY_EVENT,
                       time=datetime.now(UTC), tenant_id=tenant, subject=key_id,
-                      data=ApiKeyData(key_id=key_id, tenant_id=tenant, key_hash="0" * 64, status="active"))
+                      data=signed_key(tenant, key_id))
 
 
 async def count(engine: AsyncEngine, query: str, tenant: str) -> int:
@@ -57,7 +58,7 @@ async def test_a_poison_record_on_each_consumed_topic_is_set_aside_once_and_skip
     settings = ReportingSettings(
         database_url=stack.database_urls["reporting"], log_level="WARNING", outbox_poll_seconds=0.1,
         kafka={"bootstrap_servers": stack.kafka_bootstrap, "group_id": group}, period_close_enabled=False,
-        public_base_url="http://reporting.test")
+        public_base_url="http://reporting.test", key_announcement_public_keys=PUBLIC_KEY)
     consumed_topics = [topics.CLOCKS, topics.TICKETS, topics.FEEDBACK, topics.TENANTS]
     await ensure_topics(stack.kafka_bootstrap, consumed_topics)
     # The API-key subscriber consumes in a group of its own.

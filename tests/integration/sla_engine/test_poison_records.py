@@ -33,6 +33,7 @@ from tests.support.poison import (
     start_group_at_end,
     unindexable,
 )
+from tests.support.signing import PUBLIC_KEY, signed_key_json
 
 pytestmark = pytest.mark.integration
 
@@ -52,7 +53,7 @@ def signal(tenant: str, kind: str, data: dict[str, Any], time: str | None = None
 def key_event(tenant: str, key_id: str, **envelope: str) -> dict[str, Any]:
     return {"specversion": "1.0", "id": uuid.uuid4().hex, "source": "slm://intake", "type": API_KEY_EVENT,
             "time": NOW.isoformat(), "tenantid": tenant, "subject": key_id, **envelope,
-            "data": {"key_id": key_id, "tenant_id": tenant, "key_hash": "0" * 64, "status": "active"}}
+            "data": signed_key_json(tenant, key_id)}
 
 
 @asynccontextmanager
@@ -72,7 +73,7 @@ async def test_a_poison_record_on_each_consumed_topic_is_set_aside_once_and_skip
     group = f"sla-engine-test-{uuid.uuid4().hex[:8]}"
     settings = SlaEngineSettings(
         database_url=stack.database_urls["sla-engine"], log_level="WARNING", outbox_poll_seconds=0.1,
-        kafka={"bootstrap_servers": stack.kafka_bootstrap, "group_id": group})
+        kafka={"bootstrap_servers": stack.kafka_bootstrap, "group_id": group}, key_announcement_public_keys=PUBLIC_KEY)
     await ensure_topics(stack.kafka_bootstrap, [topics.TICKETS, topics.SIGNALS, topics.TENANTS])
     # New groups that skip the shared topics' history: only this test's records are theirs.
     await start_group_at_end(stack.kafka_bootstrap, group, [topics.TICKETS])

@@ -6,6 +6,8 @@ import io
 import zipfile
 from datetime import UTC, datetime
 
+import pytest
+
 from reporting.domain.assemble import assemble
 from reporting.domain.config import ReportingConfig
 from reporting.domain.inputs import OutcomeCell, ReportInputs
@@ -51,3 +53,36 @@ def test_csv_is_the_same_bytes_every_time() -> None:
     names = zipfile.ZipFile(io.BytesIO(render_csv_zip(document()))).namelist()
     assert "breached_tickets.csv" in names
     assert render_csv(document(), "summary_targets").splitlines()[1] == "SLA,response,P1,3,4,75.0,95.0,red"
+
+
+def test_csv_cells_that_a_spreadsheet_would_evaluate_are_escaped() -> None:
+    from reporting.render.tabular import escape_cell
+
+    assert [escape_cell(v) for v in ["=HYPERLINK(\"http://x\")", "+1", "-cmd", "@SUM(A1)", "\tx", "\rx"]] == [
+        "'=HYPERLINK(\"http://x\")", "'+1", "'-cmd", "'@SUM(A1)", "'\tx", "'\rx"]
+    assert [escape_cell(v) for v in ["INC-1", "a=b", -5, 2.5, None]] == ["INC-1", "a=b", -5, 2.5, ""]
+
+
+def test_the_pdf_fetcher_refuses_everything_but_inline_data() -> None:
+    from reporting.render.pdf import inline_data_only_fetcher
+
+    fetcher = inline_data_only_fetcher()
+    for url in ("file:///etc/passwd", "http://169.254.169.254/latest/meta-data/", "https://example.org/a.png",
+                "ftp://example.org/x"):
+        with pytest.raises(ValueError, match="data"):
+            fetcher.fetch(url)
+    response = fetcher.fetch("data:text/plain;base64,aGVsbG8=")
+    assert response.read() == b"hello"
+    response.close()
+
+
+def test_weasyprint_renders_with_the_fetcher_and_asks_it_for_an_injected_url() -> None:
+    from weasyprint import HTML  # type: ignore[import-untyped]
+
+    from reporting.render.pdf import FETCHES_REFUSED, inline_data_only_fetcher
+
+    before = FETCHES_REFUSED._value.get()
+    pdf = HTML(string='<p>x</p><img src="file:///etc/hostname">',
+               url_fetcher=inline_data_only_fetcher()).write_pdf()
+    assert pdf.startswith(b"%PDF")
+    assert FETCHES_REFUSED._value.get() == before + 1
