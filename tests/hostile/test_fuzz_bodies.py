@@ -21,7 +21,9 @@ pytestmark = pytest.mark.e2e
 # Every route that reads a body, by service; checked against each service's OpenAPI document below.
 BODY_ROUTES: dict[str, list[tuple[str, str]]] = {
     "intake": [("POST", "/v1/events"), ("POST", "/v1/webhooks/jira"), ("POST", "/v1/webhooks/servicenow"),
-               ("POST", "/v1/webhooks/zendesk"), ("PUT", "/v1/mappings/jira"), ("POST", "/v1/replay")],
+               ("POST", "/v1/webhooks/zendesk"), ("PUT", "/v1/mappings/jira"), ("POST", "/v1/replay"),
+               ("POST", "/v1/webhooks/jira/{tenant}"), ("POST", "/v1/webhooks/servicenow/{tenant}"),
+               ("POST", "/v1/webhooks/zendesk/{tenant}"), ("POST", "/v1/webhook-secrets/jira")],
     "sla_engine": [("POST", "/v1/config:apply"), ("POST", "/v1/config:import-openslo"), ("POST", "/v1/recalculate"),
                    ("POST", "/v1/simulate")],
     "reporting": [("PUT", "/v1/reporting-config"), ("POST", "/v1/periods:close"), ("POST", "/v1/dashboard/login"),
@@ -88,6 +90,7 @@ def test_the_fuzzed_routes_are_every_route_that_takes_a_body(platform: LocalPlat
 def test_no_body_makes_a_route_fail(tenant: TenantClient, tally: Tally, service_name: str, method: str,
                                     path: str) -> None:
     service = getattr(tenant.platform, service_name)
+    path = path.replace("{tenant}", tenant.tenant)
 
     @settings(max_examples=40, deadline=None, database=None,
               suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])

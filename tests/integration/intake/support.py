@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from asgi_lifespan import LifespanManager
+from cryptography.fernet import Fernet
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -24,6 +25,7 @@ from intake.keys import KeyAdmin
 from intake.settings import IntakeSettings
 from scripts.localstack import Stack
 from slm_shared.db import create_engine, session_factory
+from slm_shared.events import API_SCOPES, ApiScope
 from slm_shared.settings import KafkaSettings
 
 
@@ -41,6 +43,9 @@ def intake_settings(stack: Stack, **overrides: Any) -> IntakeSettings:
         "ingest_topic": f"test.ingest.{suffix}",
         "dead_letter_topic": f"test.ingest.dlq.{suffix}",
         "rate_limit_per_second": 0,
+        # Many tests fail authentication on purpose; the throttle has its own test with its own instance.
+        "auth_failure_burst": 1_000_000,
+        "webhook_secret_keys": stack.secret("intake", "webhook_secret_keys") or Fernet.generate_key().decode(),
         "outbox_poll_seconds": 0.1,
         "log_level": "WARNING",
         **overrides,
@@ -81,8 +86,13 @@ class Keys:
     def __init__(self, engine: AsyncEngine) -> None:
         self.admin = KeyAdmin(session_factory(engine))
 
-    async def tenant(self, prefix: str = "t") -> Tenant:
-        issued = await self.admin.create(unique(prefix))
+    async def tenant(self, prefix: str = "t", scopes: tuple[ApiScope, ...] = API_SCOPES) -> Tenant:
+        issued = await self.admin.create(unique(prefix), scopes)
+        return Tenant(issued.tenant_id, issued.plaintext, issued.key_id)
+
+    async def another_key(self, tenant: Tenant, scopes: tuple[ApiScope, ...]) -> Tenant:
+        """One more key of the same tenant, with these scopes."""
+        issued = await self.admin.create(tenant.id, scopes)
         return Tenant(issued.tenant_id, issued.plaintext, issued.key_id)
 
 
