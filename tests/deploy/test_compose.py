@@ -68,9 +68,11 @@ def test_compose_publishes_the_port_the_service_listens_on_as_kubernetes_does(se
 
 def test_compose_and_kubernetes_set_the_same_settings_apart_from_the_platform_specific_ones() -> None:
     # Kubernetes has the topic operator (CREATE_TOPICS=false) and a consumer group pinned per service; compose
-    # lets the services create their topics and pins the partitions for a one-broker cluster.
+    # lets the services create their topics and pins the partitions for a one-broker cluster. Secrets (and the
+    # announcement public key, shared by two services) come from Secrets and a ConfigMap of their own there.
     platform_specific = {"CREATE_TOPICS", "KAFKA__GROUP_ID", "KAFKA__SECURITY_PROTOCOL", "KAFKA__TOPIC_PARTITIONS",
-                         "PUBLIC_BASE_URL", "DATABASE_URL"}
+                         "PUBLIC_BASE_URL", "DATABASE_URL", "KEY_SIGNING_KEY", "WEBHOOK_SECRET_KEYS",
+                         "KEY_ANNOUNCEMENT_PUBLIC_KEYS"}
     config_maps = {d["metadata"]["name"]: d["data"] for d in render("dev") if d["kind"] == "ConfigMap"}
     for service in SERVICES:
         prefix = service.replace("-", "_").upper() + "_"

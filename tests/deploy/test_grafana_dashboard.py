@@ -14,7 +14,7 @@ EXTERNAL_METRICS = {"kafka_consumergroup_lag"}
 PROMQL_WORDS = {
     "sum", "max", "min", "avg", "count", "rate", "irate", "increase", "histogram_quantile", "by", "without",
     "label_values", "le", "job", "topic", "outcome", "namespace", "transition", "channel", "code", "consumergroup",
-    "state", "breached", "kind", "format", "group", "task",
+    "state", "breached", "kind", "format", "group", "task", "reason",
 }
 
 

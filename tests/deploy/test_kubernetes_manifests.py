@@ -212,3 +212,19 @@ def test_alert_rules_use_only_metrics_the_services_export() -> None:
             used |= {"up"} if re.search(r"\bup\{", rule["expr"]) else set()
             assert used, f"{rule['alert']} uses no metric of ours"
             assert used <= real, f"{rule['alert']}: {sorted(used - real)} are not exported"
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_key_announcements_are_signed_by_intake_alone_and_verified_by_the_others(overlay: str) -> None:
+    """docs/security.md: intake's signing key and the webhook secrets' encryption keys come from Secrets; the
+    other services get only the public key, and none of them the private one."""
+    for service in SERVICES:
+        prefix = service.replace("-", "_").upper()
+        [container] = named(overlay, "Deployment", service)["spec"]["template"]["spec"]["containers"]
+        env = container_env(overlay, container)
+        if service == "intake":
+            assert "secretKeyRef" in env["INTAKE_KEY_SIGNING_KEY"]
+            assert "secretKeyRef" in env["INTAKE_WEBHOOK_SECRET_KEYS"]
+        else:
+            assert env[f"{prefix}_KEY_ANNOUNCEMENT_PUBLIC_KEYS"]["configMapKeyRef"]["name"] == "slm-key-announcements"
+            assert not any(name.endswith("KEY_SIGNING_KEY") for name in env)
