@@ -157,7 +157,8 @@ class ApiKeyAuthenticator:
         try:
             principal = await self._principal(authorization)
         except HTTPException as error:
-            self.record_failure(client, "api_key")
+            if authorization:  # no key at all guesses nothing: only a key that fails counts
+                self.record_failure(client, "api_key")
             raise error
         if scope is not None and scope not in principal.scopes:
             raise HTTPException(status.HTTP_403_FORBIDDEN,

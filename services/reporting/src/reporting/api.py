@@ -1,10 +1,12 @@
 """Reporting's HTTP routes: the Service Level Report, published snapshots, configuration, period close and
 the live dashboard.
 
-Every route is scoped by the API key's tenant and names the key scope it needs: `read` for reports, snapshots,
-the configuration and the dashboard, `config` to change the configuration, `admin` to close periods. The dashboard also accepts the key as `?key=` (it is then moved
+Every route is scoped by the API key's tenant. The dashboard also accepts the key as `?key=` (it is then moved
 into an HttpOnly cookie and the URL cleaned by a redirect) or through its login form, because a browser cannot
 send a bearer header on a plain page load; the cookie is limited to /v1/dashboard.
+
+Each route names the key scope it needs: `read` for reports, snapshots, the configuration and the dashboard,
+`config` to change the configuration, `admin` to close periods.
 """
 
 from __future__ import annotations

@@ -158,7 +158,8 @@ def events_router(
             verdict = verify(system, secrets, request.headers, body, at, window)
             if not verdict.ok or verdict.delivery is None:
                 reason = verdict.reason or "bad_signature"
-                authenticator.record_failure(client, f"webhook_{reason}")
+                if reason != "missing_signature":  # an unsigned request guesses nothing
+                    authenticator.record_failure(client, f"webhook_{reason}")
                 raise HTTPException(status.HTTP_401_UNAUTHORIZED, SIGNATURE_REFUSALS[reason])
             if await webhook_secrets.seen(tenant, system, verdict.delivery):
                 raise HTTPException(status.HTTP_409_CONFLICT, "this signed delivery was already taken (replay)")
