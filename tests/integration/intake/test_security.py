@@ -11,6 +11,9 @@ import base64
 import hashlib
 import hmac
 import json
+import os
+import subprocess
+import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -20,7 +23,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from intake.tables import received_events, webhook_secrets
-from scripts.localstack import Stack
+from scripts.localstack import REPO, Stack
 from tests.integration.intake.support import Keys, RunningIntake, Tenant, intake_settings, running_intake
 
 pytestmark = pytest.mark.integration
@@ -244,3 +247,37 @@ async def test_a_client_that_fails_authentication_too_often_is_throttled(stack: 
                                               headers=jira_headers("guess-guess-guess", JIRA_BODY))
             assert forged_hooks.status_code == 429
             assert (await bystander.get("/v1/rejections", headers=tenant.headers)).status_code == 200
+
+
+def slm_intake(stack: Stack, *args: str, stdin: str | None = None) -> list[str]:
+    completed = subprocess.run([str(REPO / ".venv" / "bin" / "slm-intake"), *args], input=stdin, text=True,
+                               env={**os.environ, **stack.service_env("intake")}, capture_output=True, check=True,
+                               timeout=120)
+    return completed.stdout.strip().splitlines()
+
+
+async def test_the_cli_issues_scoped_keys_and_webhook_secrets_the_service_accepts(
+        intake: RunningIntake, stack: Stack) -> None:
+    if stack.secret("intake", "webhook_secret_keys") is None:
+        pytest.skip("the stack has no webhook encryption key (`make up` writes one)")
+    tenant = f"cli-{uuid.uuid4().hex[:8]}"
+    [key] = slm_intake(stack, "keys", "create", "--tenant", tenant, "--scopes", "ingest")
+    listed = [line.split("\t") for line in slm_intake(stack, "keys", "list", "--tenant", tenant)]
+    assert [row[1:] for row in listed] == [[tenant, "active", "ingest"]]
+    refused = await intake.client.get("/v1/rejections", headers={"Authorization": f"Bearer {key}"})
+    assert refused.status_code == 403
+
+    secret = "imported-zendesk-signing-secret-000111"
+    [line] = slm_intake(stack, "webhooks", "create", "--tenant", tenant, "--system", "zendesk", "--secret-stdin",
+                        stdin=secret + "\n")
+    assert line.endswith(f"/v1/webhooks/zendesk/{tenant}")
+    answer = await intake.client.post(f"/v1/webhooks/zendesk/{tenant}", content=ZENDESK_BODY,
+                                      headers=zendesk_headers(secret, ZENDESK_BODY))
+    assert answer.status_code == 202, answer.text
+    _, rotated = slm_intake(stack, "webhooks", "rotate", "--tenant", tenant, "--system", "zendesk",
+                            "--grace-hours", "0")
+    old = await intake.client.post(f"/v1/webhooks/zendesk/{tenant}", content=ZENDESK_BODY,
+                                   headers=zendesk_headers(secret, ZENDESK_BODY))
+    new = await intake.client.post(f"/v1/webhooks/zendesk/{tenant}", content=ZENDESK_BODY,
+                                   headers=zendesk_headers(rotated, ZENDESK_BODY))
+    assert (old.status_code, new.status_code) == (401, 202)

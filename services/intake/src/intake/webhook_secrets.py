@@ -47,9 +47,13 @@ class SecretCipher:
         return self._ready().encrypt(secret.encode())
 
     def decrypt(self, ciphertext: bytes) -> bytes | None:
+        """None when the secret cannot be read (no keys configured, or encrypted under a key no longer
+        configured): its webhooks are then refused, never let through."""
+        if self._fernet is None:
+            return None
         try:
-            return self._ready().decrypt(ciphertext)
-        except InvalidToken:  # encrypted under a key no longer configured: the secret is unusable
+            return self._fernet.decrypt(ciphertext)
+        except InvalidToken:
             return None
 
     def reencrypt(self, ciphertext: bytes) -> bytes:
