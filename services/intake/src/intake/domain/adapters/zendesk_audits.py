@@ -137,7 +137,8 @@ def audit_events(
             raise Rejected("invalid_webhook", f"audit {str(audit.get('id'))[:32]}: no status, and intake holds no "
                                               "earlier snapshot of the ticket to take it from")
         base_id = f"{ticket_id}-{time.isoformat()}"
-        common = {"ticket_id": ticket_id, "source": source, "time": time, "mapping": mapping, "audit": audit}
+        common: dict[str, Any] = {"ticket_id": ticket_id, "source": source, "time": time, "mapping": mapping,
+                                  "audit": audit}
         comments = [e for e in events if e.get("type") in ("Comment", "VoiceComment")]
         public = [e for e in comments if e.get("public") is not False]
         if created:
