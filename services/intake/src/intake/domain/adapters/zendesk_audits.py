@@ -12,7 +12,8 @@ Rules (docs/intake.md, "Upstream payload rules"):
 - An audit with `Create` events is one `created` snapshot. Otherwise a public `Comment` is a reply
   (`customer_replied` when its author is the ticket's requester, else `agent_replied`), then the field
   changes are one more snapshot (`resolved`, `reopened`, ... as for webhooks) with the state after the audit;
-  an audit with only a private comment or other changes is one `updated`. So an agent's public reply and a
+  an audit with only a private comment or other changes is one `updated`; one with neither (notifications,
+  a rating alone) is no ticket snapshot. So an agent's public reply and a
   status change to solved in one audit are `agent_replied` (status before) then `resolved`, at the same time.
 - Event ids: the audit's last ticket snapshot is `<ticket id>-<created_at in UTC>`, the id a trigger webhook
   (`<ticket id>-<ticket.updated_at>`) of the same update gets; a reply before it is `...-comment-<event id>`.
@@ -153,7 +154,7 @@ def audit_events(
                     event_id=base_id if last else f"{base_id}-comment-{text_of(comment.get('id'))}",
                     action="customer_replied" if by_requester else "agent_replied",
                     status=(before or after) if changed else after, **common))
-            if changed or not public:
+            if changed or (comments and not public):  # an audit of notifications or a rating alone changes nothing
                 produced.append(_snapshot(state, event_id=base_id, action=_change_action(before, after),
                                           status=after, **common))
         for event in events:
