@@ -180,7 +180,8 @@ async def test_zendesk_tickets_with_audits_and_ratings_give_the_clocks_worked_ou
         ("35500", 1, 1, "2026-11-04T06:00:00Z")]
     # A trigger webhook of the solving update names the same id (`<ticket id>-<updated_at>`): a duplicate.
     trigger = {"event": "updated", "account": "acmehelp", "ticket": {
-        "id": "35500", "status": "solved", "priority": "high", "type": "incident", "updated_at": "2026-11-04T05:30:00Z"}}
+        "id": "35500", "status": "solved", "priority": "high", "type": "incident",
+        "updated_at": "2026-11-04T05:30:00Z"}}
     answer = await intake.client.post("/v1/webhooks/zendesk", json=trigger, headers=tenant.headers)
     assert (answer.status_code, answer.json()["results"][0]["result"]) == (202, "duplicate")
 

@@ -126,7 +126,7 @@ async def test_a_servicenow_record_never_updated_and_without_operation_is_its_cr
     assert (data["action"], data["status"], data["service"]) == ("created", "new", "Printing")
 
 
-async def test_a_zendesk_audit_with_a_public_reply_and_solved_is_a_reply_then_resolved_and_a_trigger_repeat_is_a_duplicate(
+async def test_a_zendesk_audit_with_a_public_reply_and_solved_is_a_reply_then_resolved_a_trigger_repeat_a_duplicate(
     intake: RunningIntake, keys: Keys, engine: AsyncEngine
 ) -> None:
     tenant = await keys.tenant()
@@ -145,7 +145,8 @@ async def test_a_zendesk_audit_with_a_public_reply_and_solved_is_a_reply_then_re
     assert {e["time"] for e in events} == {"2026-11-20T04:00:00Z"}
     assert events[1]["id"] == "35441-2026-11-20T04:00:00+00:00"
     trigger = {"event": "updated", "account": "acmehelp", "ticket": {
-        "id": "35441", "status": "solved", "priority": "normal", "type": "incident", "updated_at": "2026-11-20T04:00:00Z"}}
+        "id": "35441", "status": "solved", "priority": "normal", "type": "incident",
+        "updated_at": "2026-11-20T04:00:00Z"}}
     code, results = await post(intake, tenant, "zendesk", json.dumps(trigger).encode())
     assert (code, results[0]["result"]) == (202, "duplicate")
 
@@ -158,7 +159,8 @@ async def test_csat_from_zendesk_audits_and_ratings_is_published_as_feedback_lin
     code, results = await post(intake, tenant, "zendesk", body("upstream/zendesk/ticket_audits_with_rating.json"))
     assert code == 202
     # created (01:00), open + assigned (02:00), agent reply then solved (04:00), the rating (05:00).
-    assert len(results) == 5 and {r["result"] for r in results} == {"accepted"}
+    assert len(results) == 5
+    assert {r["result"] for r in results} == {"accepted"}
     code, rated = await post(intake, tenant, "zendesk", body("upstream/zendesk/satisfaction_rating.json"))
     assert (code, rated[0]["id"]) == (202, "35441-csat-bad")
     await reader.read_until(lambda _: len(reader.events(tenant.id)) >= 2)
