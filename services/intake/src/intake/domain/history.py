@@ -61,7 +61,8 @@ def jira_payloads(issue: Any) -> list[dict[str, Any]]:
     fields: dict[str, Any] = issue["fields"]
     histories = [h for h in as_object(issue.get("changelog")).get("histories") or [] if isinstance(h, dict)]
     histories.sort(key=lambda h: (_millis(h.get("created"), "changelog.histories.created"), str(h.get("id"))))
-    state = {name: copy.deepcopy(value) for name, value in fields.items() if name != "comment"}
+    # Shallow copies throughout: a change replaces a field's value, it never edits one in place.
+    state = {name: value for name, value in fields.items() if name != "comment"}
     for history in reversed(histories):
         for item in history.get("items") or []:
             target = JIRA_FIELDS.get(str(as_object(item).get("field", "")).lower())
@@ -84,14 +85,14 @@ def jira_payloads(issue: Any) -> list[dict[str, Any]]:
                 if target is not None:
                     state[target] = _jira_value(target, text_of(item.get("toString")), item.get("to"))
             payloads.append({"webhookEvent": "jira:issue_updated", "timestamp": at, "user": history.get("author"),
-                             "issue": {**identity, "fields": copy.deepcopy(state)},
+                             "issue": {**identity, "fields": dict(state)},
                              "changelog": {"id": history.get("id"), "items": history.get("items") or []}})
         elif change["kind"] == "comment":
             payloads.append({"webhookEvent": "comment_created", "timestamp": at, "comment": change["comment"],
-                             "issue": {**identity, "fields": copy.deepcopy(state)}})
+                             "issue": {**identity, "fields": dict(state)}})
         else:
             payloads.append({"webhookEvent": "jira:issue_created", "timestamp": at,
-                             "issue": {**identity, "fields": copy.deepcopy(state)}})
+                             "issue": {**identity, "fields": dict(state)}})
     return payloads
 
 
