@@ -11,6 +11,7 @@ import logging
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeAlias
 
@@ -67,6 +68,11 @@ def _count(channel: str, results: Sequence[EventResult]) -> None:
 class _Validated:
     routed: list[tuple[int, Routed, bytes | None]]
     rejected: dict[int, tuple[Rejected, Any, bytes | None]]
+
+    @cached_property
+    def ids(self) -> dict[int, str]:
+        """Event id by index: looking each one up in `routed` made a batch's results quadratic."""
+        return {index: item.event.id for index, item, _ in self.routed}
 
 
 class EventIntake:
@@ -149,7 +155,7 @@ class EventIntake:
             error, document, _ = validated.rejected[index]
             return reject_result(index, document, error)
         outcome = outcomes[index]
-        event_id = next(item.event.id for i, item, _ in validated.routed if i == index)
+        event_id = validated.ids[index]
         if isinstance(outcome, Rejected):
             return EventResult(index, "rejected", event_id, outcome.reason, outcome.code)
         return EventResult(index, outcome, event_id)
