@@ -10,7 +10,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import sys
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -80,6 +82,36 @@ class PeriodicTask:
         self._stopping.set()
 
 
+def process_age_seconds() -> float | None:
+    """Seconds since this process was started (Linux `/proc`); None where that cannot be read."""
+    try:
+        started_ticks = int(Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19])
+        uptime = float(Path("/proc/uptime").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    return max(0.0, uptime - started_ticks / os.sysconf("SC_CLK_TCK"))
+
+
+class StartupClock:
+    """Where a service's start-up time goes, phase by phase: logged once when it is up (`summary`), and read
+    by bench/recovery. Its first phase is the interpreter and the imports, from the process's own start."""
+
+    def __init__(self) -> None:
+        before = process_age_seconds()
+        self.phases: dict[str, float] = {} if before is None else {"interpreter and imports": before}
+        self._mark = time.monotonic()
+
+    def lap(self, phase: str) -> None:
+        """The time since the previous lap is `phase`'s."""
+        now = time.monotonic()
+        self.phases[phase] = self.phases.get(phase, 0.0) + now - self._mark
+        self._mark = now
+
+    def summary(self) -> str:
+        total = sum(self.phases.values())
+        return f"{total:.2f} s (" + ", ".join(f"{name} {seconds:.2f} s" for name, seconds in self.phases.items()) + ")"
+
+
 class ServiceRuntime:
     """Holds the engine, broker, relay and authenticator of one service; connects nothing until started."""
 
@@ -121,6 +153,7 @@ class ServiceRuntime:
         self.supervisor = Supervisor()
         self._stop_hooks: list[Callable[[], Awaitable[None]]] = []
         self._tracer_provider: TracerProvider | None = None
+        self.startup = StartupClock()
 
     @property
     def group_id(self) -> str:
@@ -165,25 +198,35 @@ class ServiceRuntime:
 
     async def preflight(self) -> None:
         """The schema check on a short-lived engine (the service's own pool belongs to uvicorn's loop)."""
+        self.startup.lap("composition")
         engine = create_engine(self.settings.database_url.get_secret_value(), pool_size=1)
         try:
             await ensure_migrated(engine, self.alembic_ini, self.service)
         finally:
             await engine.dispose()
+        self.startup.lap("schema check")
 
     async def start(self) -> None:
+        clock = self.startup
+        clock.lap("web server")
         configure_logging(self.service, self.settings.log_level)
         self._tracer_provider = configure_tracing(self.service, self.settings.tracing)
+        clock.lap("logging and tracing")
         await ensure_migrated(self.engine, self.alembic_ini, self.service)
+        clock.lap("schema check")
         if self.settings.create_topics:
             await self.ensure_topics()
+            clock.lap("topics")
         await self.relay.start()
+        clock.lap("outbox relay")
         await self.broker.start()
+        clock.lap("consumer groups joined")
         # The groups are known once every router is included, so the lag task is added here, not in __init__.
         lag = ConsumerLagMonitor(self.settings.kafka.client_options(), self.consumer_groups(), self.service)
         self.add_periodic("measuring consumer lag", self.settings.consumer_lag_interval_seconds, lag.measure)
         self.supervisor.start(self.background)
-        log.info("%s started", self.service)
+        clock.lap("background tasks")
+        log.info("%s started in %s", self.service, clock.summary())
 
     async def stop(self) -> None:
         self.supervisor.stopping()
