@@ -9,6 +9,9 @@ virtualenv was installed without `--compile-bytecode` started when `PYTHONDONTWR
 `ready` is timed from the launch to the first `/readyz` 200; the phases are the service's own (its
 "<service> started in ..." log line, `slm_shared.runtime.StartupClock`), so they add up to a bit less.
 CPU is the process's user+system seconds until ready: the part of start-up a busy machine stretches.
+`+joined` is how long after it began serving its consumers had all joined their groups (they join in the
+background: a member joining waits for the others to rejoin and, after a SIGKILL, for the dead member's
+session to end).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from scripts.processes import ServiceProcess
 TIMEOUT = 120.0
 SERVICES = ("intake", "sla-engine", "reporting")
 PHASE = re.compile(r"([a-z][a-z ]+?) (\d+\.\d+) s")
+JOINED = re.compile(r"every consumer group joined, (\d+\.\d+) s after")
 
 
 def option(name: str, default: str) -> str:
@@ -40,13 +44,16 @@ def cpu_seconds(process: ServiceProcess) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def launch_and_time(process: ServiceProcess) -> tuple[float, float, dict[str, float]]:
-    """(seconds to ready, CPU seconds until then, the service's own phases)."""
+def launch_and_time(process: ServiceProcess) -> tuple[float, float, float, dict[str, float]]:
+    """(seconds to ready, CPU seconds until then, seconds from serving to every consumer group joined, the
+    service's own phases)."""
     offset = process.log_path.stat().st_size if process.log_path.exists() else 0
     began = time.monotonic()
     process.launch()
     while time.monotonic() - began < TIMEOUT:
-        assert process.process is not None and process.process.poll() is None, f"{process.name} exited"
+        assert process.process is not None
+        if process.process.poll() is not None:
+            raise RuntimeError(f"{process.name} exited; see {process.log_path}")
         try:
             if httpx.get(f"{process.url}/readyz", timeout=2).status_code == 200:
                 break
@@ -57,16 +64,27 @@ def launch_and_time(process: ServiceProcess) -> tuple[float, float, dict[str, fl
         raise TimeoutError(f"{process.name} not ready after {TIMEOUT}s")
     ready = time.monotonic() - began
     cpu = cpu_seconds(process)
+    joined = float("nan")
+    while time.monotonic() - began < TIMEOUT:  # the consumers join their groups once the service serves
+        if (found := JOINED.search(log_since(process, offset))) is not None:
+            joined = float(found.group(1))
+            break
+        time.sleep(0.1)
+    summary = next((line for line in log_since(process, offset).splitlines()
+                    if f'"message": "{process.service} started in' in line), "")
+    phases = {name: float(seconds) for name, seconds in PHASE.findall(summary.split(" started in", 1)[-1])}
+    return ready, cpu, joined, phases
+
+
+def log_since(process: ServiceProcess, offset: int) -> str:
     with process.log_path.open("rb") as log:
         log.seek(offset)
-        lines = log.read().decode(errors="replace").splitlines()
-    summary = next((line for line in lines if f'"message": "{process.service} started in' in line), "")
-    return ready, cpu, {name: float(seconds) for name, seconds in PHASE.findall(summary.split(" started in", 1)[-1])}
+        return log.read().decode(errors="replace")
 
 
-def row(label: str, ready: float, cpu: float, phases: dict[str, float]) -> str:
-    parts = ", ".join(f"{name} {seconds:.1f}" for name, seconds in phases.items())
-    return f"{label:<34} {ready:>6.1f} {cpu:>6.1f}  {parts}"
+def row(label: str, ready: float, cpu: float, joined: float, phases: dict[str, float]) -> str:
+    parts = ", ".join(f"{name} {seconds:.1f}" for name, seconds in phases.items() if seconds >= 0.05)
+    return f"{label:<34} {ready:>6.1f} {cpu:>6.1f} {joined:>7.1f}  {parts}"
 
 
 def main() -> None:
@@ -80,7 +98,7 @@ def main() -> None:
         os.environ["PYTHONPYCACHEPREFIX"] = cache  # inherited by the services: no compiled module is found
     print(f"load average {os.getloadavg()[0]:.1f}; membership {'static' if static else 'dynamic'}; "
           f"bytecode {'none (compiled at every start)' if cache else 'as installed'}")
-    print(f"{'scenario':<34} {'ready':>6} {'CPU s':>6}  phases (s)")
+    print(f"{'scenario':<34} {'ready':>6} {'CPU s':>6} {'+joined':>7}  phases of at least 0.05 s")
     for service in services:
         settings = {"period_close_enabled": "false"} if service == "reporting" else {}
 

@@ -1,8 +1,9 @@
 """The process every service runs: FastAPI for HTTP, a FastStream Kafka broker, and the outbox relay.
 
 `ServiceRuntime` builds the pieces without connecting anything; the FastAPI lifespan connects them in order
-(database schema check, topics, broker, relay) and tears them down in reverse on SIGTERM: uvicorn stops
+(database schema check, topics, relay, broker) and tears them down in reverse on SIGTERM: uvicorn stops
 taking requests, the broker drains in-flight messages and commits their offsets, the relay finishes its pass.
+The consumers join their groups once the service serves (`_join_consumer_groups`).
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from slm_shared import request_guard, topics
 from slm_shared.auth import ApiKeyAuthenticator, current_tenant, store_key
-from slm_shared.background import BACKGROUND_FAILURES, Supervisor, is_unavailable
+from slm_shared.background import BACKGROUND_FAILURES, Backoff, Supervisor, is_unavailable
 from slm_shared.consumer import BatchHandler, ConsumerPipeline, RawRecords, keep_raw_bytes, parse_batch
 from slm_shared.consumer_lag import ConsumerLagMonitor
 from slm_shared.db import DatabaseNotMigrated, create_engine, ensure_migrated, session_factory
@@ -154,6 +155,8 @@ class ServiceRuntime:
         self._stop_hooks: list[Callable[[], Awaitable[None]]] = []
         self._tracer_provider: TracerProvider | None = None
         self.startup = StartupClock()
+        self._joining: asyncio.Task[None] | None = None
+        self.consumers_failing = False  # a subscriber's start failed and is being retried
 
     @property
     def group_id(self) -> str:
@@ -219,8 +222,9 @@ class ServiceRuntime:
             clock.lap("topics")
         await self.relay.start()
         clock.lap("outbox relay")
-        await self.broker.start()
-        clock.lap("consumer groups joined")
+        await self.broker.connect()  # the broker answers (or the start fails, as when it is down)
+        clock.lap("broker connected")
+        self._joining = asyncio.create_task(self._join_consumer_groups(), name="joining consumer groups")
         # The groups are known once every router is included, so the lag task is added here, not in __init__.
         lag = ConsumerLagMonitor(self.settings.kafka.client_options(), self.consumer_groups(), self.service)
         self.add_periodic("measuring consumer lag", self.settings.consumer_lag_interval_seconds, lag.measure)
@@ -228,7 +232,44 @@ class ServiceRuntime:
         clock.lap("background tasks")
         log.info("%s started in %s", self.service, clock.summary())
 
+    async def _join_consumer_groups(self) -> None:
+        """Every subscriber joins its consumer group, all at once, while the service already serves.
+
+        Not before the service is ready: a join waits for the group's other members to rejoin and, after a
+        crash, for the dead member's session to end (up to the session timeout), and nothing HTTP serves
+        needs it (DESIGN: ready = Kafka and PostgreSQL reachable); records wait in Kafka meanwhile. Not one
+        after another either, as FastStream's `broker.start` does: the waits would add up. A subscriber whose
+        start fails is stopped and started again after a pause; `/readyz` says `consumers: false` meanwhile."""
+        began = time.monotonic()
+        backoff = Backoff(0.5, 10.0)
+        pending = list(self.broker.subscribers)
+        while pending:
+            outcomes = await asyncio.gather(*(subscriber.start() for subscriber in pending), return_exceptions=True)
+            failed = []
+            for subscriber, outcome in zip(pending, outcomes, strict=True):
+                if isinstance(outcome, asyncio.CancelledError):
+                    raise outcome
+                if isinstance(outcome, BaseException):
+                    failed.append(subscriber)
+                    log.warning("a consumer of %s could not join its group (%r); trying again",
+                                getattr(subscriber, "topic_names", "?"), outcome)
+                    with contextlib.suppress(Exception):  # release its half-started client before the retry
+                        await subscriber.stop()
+            self.consumers_failing = bool(failed)
+            pending = failed
+            if failed:
+                await asyncio.sleep(backoff.next_delay())
+        for publisher in self.broker.publishers:
+            await publisher.start()
+        self.broker.running = True
+        log.info("%s: every consumer group joined, %.2f s after it began serving", self.service,
+                 time.monotonic() - began)
+
     async def stop(self) -> None:
+        if self._joining is not None and not self._joining.done():
+            self._joining.cancel()  # a SIGTERM while joining: the subscribers started so far are stopped below
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._joining
         self.supervisor.stopping()
         for hook in self._stop_hooks:
             await hook()
@@ -262,7 +303,7 @@ class ServiceRuntime:
 
     async def ready(self) -> dict[str, bool]:
         checks = {"postgres": False, "kafka": False, "outbox_relay": self.relay.healthy,
-                  "background": not self.supervisor.restarting}
+                  "background": not self.supervisor.restarting, "consumers": not self.consumers_failing}
         try:
             async with self.engine.connect() as connection:
                 await connection.execute(sa.text("SELECT 1"))
