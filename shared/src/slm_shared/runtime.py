@@ -44,7 +44,7 @@ from slm_shared.events import API_KEY_EVENT, ApiKeyData
 from slm_shared.inbox import Inbox
 from slm_shared.logging import configure_logging
 from slm_shared.outbox import OutboxRelay, asyncpg_dsn
-from slm_shared.request_guard import BodyLimits
+from slm_shared.request_guard import BodyLimits, unavailable_response
 from slm_shared.set_aside import SqlSetAside, set_aside_router
 from slm_shared.settings import ServiceSettings
 from slm_shared.tracing import (
@@ -387,7 +387,6 @@ class ServiceRuntime:
 # What a request may raise when its database (or broker) is away; `answer_outage` sorts them out.
 OUTAGE_ERRORS: tuple[type[Exception], ...] = (sa.exc.DBAPIError, sa.exc.TimeoutError, OSError,
                                               asyncpg.exceptions.PostgresError, asyncpg.exceptions.InterfaceError)
-RETRY_AFTER_SECONDS = 5
 
 
 async def answer_outage(request: Request, error: Exception) -> Response:
@@ -395,8 +394,7 @@ async def answer_outage(request: Request, error: Exception) -> Response:
     these kinds is a bug of ours and stays a 500."""
     if is_unavailable(error):
         log.warning("%s %s: dependency unavailable: %r", request.method, request.url.path, error)
-        return JSONResponse({"detail": "service temporarily unavailable (database or broker); retry later"},
-                            status_code=503, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+        return unavailable_response()
     log.error("%s %s failed", request.method, request.url.path, exc_info=error)
     return JSONResponse({"detail": "internal server error"}, status_code=500)
 
