@@ -159,9 +159,8 @@ def main() -> int:
         refused = httpx.post(f"{intake.url}/v1/events", json=events[:1], timeout=30,
                              headers={**headers, "Content-Type": "application/cloudevents+json"})
         print(f"\nthe read-only key posting an event: {refused.status_code} {refused.json()['detail']}")
-        print(f"\ndemo tenant: {tenant}\nread-only API key (reports, dashboard): {key}"
-              f"\ningest-only API key (upstream systems):  {ingest_key}\nconfig API key (SLA bundles):           "
-              f"{config_key}")
+        print(f"\ndemo tenant: {tenant}\nread-only key (reports, dashboard): {key}"
+              f"\ningest-only key (upstream systems): {ingest_key}\nconfig key (SLA bundles):           {config_key}")
         print(f"intake {intake.url}  sla-engine {engine.url}  reporting {reporting.url}")
         print(f"the report as HTML: {reporting.url}/v1/reports/slr?format=html (Authorization: Bearer <key>)")
         print(f"the live dashboard: {reporting.url}/v1/dashboard?key=<key>")
