@@ -2,7 +2,9 @@
 # Local infrastructure for development and integration tests, without Docker:
 #   - Apache Kafka 4.x, single node in KRaft mode (broker + controller in one JVM), built from the
 #     jars on Maven Central (deploy/kafka/pom.xml), listening on 127.0.0.1:9092 (PLAINTEXT),
-#     :9093 (controller) and :9094 (SASL_PLAINTEXT, SCRAM-SHA-256, user slm / slm-secret);
+#     :9093 (controller) and :9094 (SASL_PLAINTEXT with ACLs: user slm / slm-secret, SCRAM-SHA-256, an
+#     administrator; the KafkaUsers of deploy/k8s/base/kafka/users.yaml, SCRAM-SHA-512, <name>-local-secret,
+#     each with exactly the ACLs listed there);
 #   - PostgreSQL: whatever already answers on 127.0.0.1:5432 as user postgres, otherwise a private
 #     cluster on 127.0.0.1:55432 whose data lives under .stack/pg.
 #
@@ -221,6 +223,13 @@ async def main(bootstrap: str, timeout: float) -> None:
 
 asyncio.run(main(sys.argv[1], float(sys.argv[2])))
 PY
+}
+
+# The production KafkaUsers (SCRAM credentials and ACLs) onto the SASL listener, through the PLAINTEXT one
+# (its principal is a super user). Idempotent: runs on every `up`, so an edited users.yaml applies at once.
+kafka_apply_users() {
+  (cd "$REPO_ROOT" && "$PY" -m scripts.kafka_users "$KAFKA_HOST:$KAFKA_PORT") \
+    || kafka_fail "could not apply the Kafka users and ACLs (deploy/k8s/base/kafka/users.yaml)"
 }
 
 # SIGTERM lets the broker flush and close cleanly (fast restart, no log recovery); SIGKILL after 20 s.
@@ -503,6 +512,7 @@ cmd_up() {
   fi
   pg_ensure_databases 0
   kafka_wait_ready
+  kafka_apply_users
   env_lines >"$ENV_FILE.tmp" && mv "$ENV_FILE.tmp" "$ENV_FILE"
   log "up: Kafka $KAFKA_HOST:$KAFKA_PORT, PostgreSQL $PG_HOST:$PG_PORT ($PG_MODE); env in $ENV_FILE"
   cat "$ENV_FILE"
@@ -583,6 +593,7 @@ cmd_reset() {
   fi
   pg_ensure_databases 1
   kafka_wait_ready
+  kafka_apply_users
   env_lines >"$ENV_FILE"
   cat "$ENV_FILE"
 }
