@@ -13,7 +13,7 @@ from tests.deploy.support import OVERLAYS, REPO, SERVICES, env_names, metric_nam
 
 KUBERNETES_VERSION = "1.33"
 # Custom resources kubernetes-validate has no schema for; checked by the dedicated tests below instead.
-CUSTOM_KINDS = {"KafkaTopic", "ScaledObject", "TriggerAuthentication", "ServiceMonitor", "PrometheusRule"}
+CUSTOM_KINDS = {"KafkaTopic", "KafkaUser", "ScaledObject", "TriggerAuthentication", "ServiceMonitor", "PrometheusRule"}
 WORKLOAD_KINDS = ("Deployment", "Job")
 
 
