@@ -21,8 +21,8 @@ from typing import Any
 
 import yaml
 from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.protocol.api import Request, RequestStruct, Response
 from aiokafka.protocol.admin import CreateAclsRequest, DeleteAclsRequest, DescribeAclsRequest
+from aiokafka.protocol.api import Request, RequestStruct, Response
 from aiokafka.protocol.types import (
     CompactArray,
     CompactBytes,
@@ -37,7 +37,7 @@ from aiokafka.protocol.types import (
 REPO = Path(__file__).resolve().parents[1]
 USERS_FILE = REPO / "deploy" / "k8s" / "base" / "kafka" / "users.yaml"
 # Local development passwords (the SASL listener binds 127.0.0.1 only); Strimzi generates real ones.
-LOCAL_PASSWORD_SUFFIX = "-local-secret"
+LOCAL_PASSWORD_SUFFIX = "-local-secret"  # noqa: S105 - loopback-only development broker
 SCRAM_ITERATIONS = 4096  # Kafka's minimum for SCRAM-SHA-512 (KIP-554)
 
 # Kafka's wire codes (org.apache.kafka.common.acl / resource).
@@ -85,7 +85,7 @@ def bindings(users: list[dict[str, Any]]) -> set[AclBinding]:
     return found
 
 
-class AlterUserScramCredentialsResponse_v0(Response):  # noqa: N801 - aiokafka's naming of protocol versions
+class AlterUserScramCredentialsResponse_v0(Response):  # type: ignore[misc]  # noqa: N801 - aiokafka's naming
     API_KEY = 51
     API_VERSION = 0
     SCHEMA = Schema(
@@ -96,7 +96,7 @@ class AlterUserScramCredentialsResponse_v0(Response):  # noqa: N801 - aiokafka's
     )
 
 
-class AlterUserScramCredentialsRequest_v0(RequestStruct):  # noqa: N801
+class AlterUserScramCredentialsRequest_v0(RequestStruct):  # type: ignore[misc]  # noqa: N801
     FLEXIBLE_VERSION = True
     API_KEY = 51
     API_VERSION = 0
@@ -110,7 +110,7 @@ class AlterUserScramCredentialsRequest_v0(RequestStruct):  # noqa: N801
     )
 
 
-class AlterUserScramCredentialsRequest(Request[AlterUserScramCredentialsRequest_v0]):
+class AlterUserScramCredentialsRequest(Request[AlterUserScramCredentialsRequest_v0]):  # type: ignore[misc]
     API_KEY = 51
 
     def __init__(self, passwords: dict[str, str]) -> None:
@@ -118,7 +118,7 @@ class AlterUserScramCredentialsRequest(Request[AlterUserScramCredentialsRequest_
 
     def build(self, request_struct_class: type[AlterUserScramCredentialsRequest_v0]
               ) -> AlterUserScramCredentialsRequest_v0:
-        upsertions = []
+        upsertions: list[tuple[str, int, int, bytes, bytes, dict[int, bytes]]] = []
         for user, password in sorted(self._passwords.items()):
             salt = secrets.token_bytes(32)
             # SCRAM's Hi() is PBKDF2 with HMAC (RFC 5802); the client sends the salted password, never the password.
@@ -135,8 +135,8 @@ def _create(binding: AclBinding) -> CreateAclsRequest:
 async def existing_bindings(admin: AIOKafkaAdminClient, principals: set[str]) -> set[AclBinding]:
     found: set[AclBinding] = set()
     for principal in sorted(principals):
-        response = await admin._send_request(DescribeAclsRequest(  # noqa: SLF001 - no public call for ACLs
-            ANY, None, MATCH_ANY_PATTERN, principal, None, ANY, ANY))  # type: ignore[arg-type]
+        response = await admin._send_request(DescribeAclsRequest(
+            ANY, None, MATCH_ANY_PATTERN, principal, None, ANY, ANY))
         if response.error_code:
             raise RuntimeError(f"DescribeAcls for {principal}: {response.error_code} {response.error_message}")
         for resource_type, name, pattern, acls in response.resources:
@@ -154,19 +154,19 @@ async def apply(bootstrap: str, path: Path = USERS_FILE) -> tuple[int, int]:
     await admin.start()
     try:
         names = [user["metadata"]["name"] for user in users]
-        response = await admin._send_request(  # noqa: SLF001
+        response = await admin._send_request(
             AlterUserScramCredentialsRequest({name: local_password(name) for name in names}))
         failed = [(name, code, message) for name, code, message, _ in response.results if code]
         if failed:
             raise RuntimeError(f"AlterUserScramCredentials failed: {failed}")
         present = await existing_bindings(admin, {f"User:{name}" for name in names})
         for binding in sorted(wanted - present):
-            created = await admin._send_request(_create(binding))  # noqa: SLF001
+            created = await admin._send_request(_create(binding))
             for code, message in created.creation_responses:
                 if code:
                     raise RuntimeError(f"CreateAcls {binding}: {code} {message}")
         for binding in sorted(present - wanted):
-            await admin._send_request(DeleteAclsRequest(  # noqa: SLF001
+            await admin._send_request(DeleteAclsRequest(
                 binding.resource_type, binding.resource_name, binding.pattern_type, binding.principal,
                 binding.host, binding.operation, ALLOW))
         return len(wanted - present), len(present - wanted)

@@ -59,9 +59,9 @@ def allowed(user: dict[str, Any], kind: str, name: str, operation: str) -> bool:
 def consumed_by_service() -> dict[str, dict[str, list[str]]]:
     """Each service's consumer groups and their topics, from its own subscribers (with the default settings)."""
     apps = {
-        "intake": create_intake(IntakeSettings(database_url=DATABASE)),  # type: ignore[arg-type]
-        "sla-engine": create_sla_engine(SlaEngineSettings(database_url=DATABASE)),  # type: ignore[arg-type]
-        "reporting": create_reporting(ReportingSettings(database_url=DATABASE)),  # type: ignore[arg-type]
+        "intake": create_intake(IntakeSettings(database_url=DATABASE)),
+        "sla-engine": create_sla_engine(SlaEngineSettings(database_url=DATABASE)),
+        "reporting": create_reporting(ReportingSettings(database_url=DATABASE)),
     }
     return {service: app.state.runtime.consumer_groups() for service, app in apps.items()}
 
@@ -127,6 +127,7 @@ def test_production_services_log_in_as_their_kafka_user() -> None:
     found = users("prod")
     for service in SERVICES:
         prefix = service.replace("-", "_").upper()
-        [config] = [d for d in render("prod") if d["kind"] == "ConfigMap" and d["metadata"]["name"] == f"{service}-config"]
+        [config] = [d for d in render("prod")
+                    if d["kind"] == "ConfigMap" and d["metadata"]["name"] == f"{service}-config"]
         assert config["data"][f"{prefix}_KAFKA__SASL_USERNAME"] in found
         assert config["data"][f"{prefix}_KAFKA__SASL_MECHANISM"] == "SCRAM-SHA-512"
