@@ -179,7 +179,7 @@ async def test_pages_and_api_answers_carry_the_security_headers(reporting: Repor
         assert "frame-ancestors 'none'" in answer.headers["content-security-policy"]
         assert answer.headers["x-frame-options"] == "DENY"
         assert answer.headers["x-content-type-options"] == "nosniff"
-        assert answer.headers["referrer-policy"] == "no-referrer"
+        assert answer.headers["referrer-policy"] == "same-origin"
         assert "strict-transport-security" not in answer.headers  # plain HTTP
     for answer in (login_page, page):
         policy = answer.headers["content-security-policy"]

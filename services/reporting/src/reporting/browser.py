@@ -1,6 +1,6 @@
 """What reporting does for browsers: security headers on every answer, and the Origin check of forms.
 
-- Every response carries `nosniff`, `X-Frame-Options: DENY`, `Referrer-Policy: no-referrer`, a
+- Every response carries `nosniff`, `X-Frame-Options: DENY`, `Referrer-Policy: same-origin`, a
   Cross-Origin-Opener-Policy and a Content-Security-Policy with `frame-ancestors 'none'` (no page of ours can be
   framed: no clickjacking of the sign-out button or of a report). The default policy allows no script at all
   and inline styles and `data:` images only, which is what the HTML report needs; the dashboard's pages send
@@ -29,7 +29,8 @@ DEFAULT_POLICY = ("default-src 'none'; style-src 'unsafe-inline'; img-src data:;
 BASELINE_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
-    "Referrer-Policy": "no-referrer",
+    # same-origin, not no-referrer: under no-referrer browsers send `Origin: null` on our own form posts.
+    "Referrer-Policy": "same-origin",
     "Cross-Origin-Opener-Policy": "same-origin",
     "Permissions-Policy": "camera=(), microphone=(), geolocation=(), payment=()",
 }
