@@ -7,7 +7,7 @@ laptop with Docker gets testcontainers; anywhere else the tests stop with a one-
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -17,13 +17,15 @@ SERVICES = ("intake", "sla-engine", "reporting")
 @dataclass(frozen=True)
 class Stack:
     kafka_bootstrap: str
-    database_urls: dict[str, str]  # service -> postgresql+asyncpg URL
+    database_urls: dict[str, str]  # service -> postgresql+asyncpg URL (an administrator: migrations, fixtures)
+    # service -> URL of the role the service itself runs as (rows only, no schema changes), when the stack has one
+    app_database_urls: dict[str, str] = field(default_factory=dict)
 
     def service_env(self, service: str, **extra: str) -> dict[str, str]:
-        """Environment for one service process: its prefix, its database, the broker."""
+        """Environment for one service process: its prefix, its database (as its own role), the broker."""
         prefix = service.replace("-", "_").upper()
         return {
-            f"{prefix}_DATABASE_URL": self.database_urls[service],
+            f"{prefix}_DATABASE_URL": self.app_database_urls.get(service) or self.database_urls[service],
             f"{prefix}_KAFKA__BOOTSTRAP_SERVERS": self.kafka_bootstrap,
             **{f"{prefix}_{k.upper()}": v for k, v in extra.items()},
         }
@@ -41,7 +43,8 @@ def discover() -> Stack | None:
     values = {**_env_file(), **os.environ}
     urls = {s: values.get(f"{s.replace('-', '_').upper()}_DATABASE_URL", "") for s in SERVICES}
     if values.get("KAFKA_BOOTSTRAP_SERVERS") and all(urls.values()):
-        return Stack(values["KAFKA_BOOTSTRAP_SERVERS"], urls)
+        app_urls = {s: values.get(f"{s.replace('-', '_').upper()}_APP_DATABASE_URL", "") for s in SERVICES}
+        return Stack(values["KAFKA_BOOTSTRAP_SERVERS"], urls, {s: url for s, url in app_urls.items() if url})
     return None
 
 
