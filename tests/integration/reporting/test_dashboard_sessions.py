@@ -22,7 +22,7 @@ from tests.integration.reporting.conftest import Reporting, Tenant
 pytestmark = pytest.mark.integration
 
 FORM = {"Content-Type": "application/x-www-form-urlencoded", "Origin": "http://reporting.test"}
-DEFAULTS = ReportingSettings(database_url="postgresql+asyncpg://unused/none")  # type: ignore[arg-type]
+DEFAULTS = ReportingSettings(database_url="postgresql+asyncpg://unused/none")
 
 
 async def sign_in(reporting: Reporting, tenant: Tenant, **headers: str) -> httpx.Response:
@@ -38,11 +38,13 @@ async def dashboard(reporting: Reporting, session_id: str) -> httpx.Response:
     return await reporting.client.get("/v1/dashboard", cookies={DASHBOARD_COOKIE: session_id})
 
 
-async def stored_sessions(reporting: Reporting, tenant: Tenant) -> list[sa.Row[tuple[str, str]]]:
+async def stored_sessions(reporting: Reporting, tenant: Tenant) -> list[tuple[str, str]]:
+    """(session hash, key id) of the tenant's stored sessions."""
     t = tables.dashboard_sessions
     async with reporting.sessions() as session:
-        return list((await session.execute(sa.select(t.c.session_hash, t.c.key_id).where(
-            t.c.tenant_id == tenant.name))).all())
+        rows = (await session.execute(sa.select(t.c.session_hash, t.c.key_id).where(
+            t.c.tenant_id == tenant.name))).all()
+    return [(str(row.session_hash), str(row.key_id)) for row in rows]
 
 
 @pytest.fixture(autouse=True)
