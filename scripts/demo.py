@@ -163,7 +163,7 @@ def main() -> int:
               f"\ningest-only key (upstream systems): {ingest_key}\nconfig key (SLA bundles):           {config_key}")
         print(f"intake {intake.url}  sla-engine {engine.url}  reporting {reporting.url}")
         print(f"the report as HTML: {reporting.url}/v1/reports/slr?format=html (Authorization: Bearer <key>)")
-        print(f"the live dashboard: {reporting.url}/v1/dashboard?key=<key>")
+        print(f"the live dashboard: {reporting.url}/v1/dashboard (sign in with the key)")
         if os.environ.get("KEEP"):
             print("services keep running; Ctrl-C stops them")
             while True:

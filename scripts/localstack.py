@@ -21,18 +21,21 @@ SECRET_NAMES = ("INTAKE_KEY_SIGNING_KEY", "SLA_ENGINE_KEY_ANNOUNCEMENT_PUBLIC_KE
 @dataclass(frozen=True)
 class Stack:
     kafka_bootstrap: str
-    database_urls: dict[str, str]  # service -> postgresql+asyncpg URL
+    database_urls: dict[str, str]  # service -> postgresql+asyncpg URL (an administrator: migrations, fixtures)
     secrets: dict[str, str] = field(default_factory=dict)  # SECRET_NAMES -> value, those the stack has
+    # service -> URL of the role the service itself runs as (rows only, no schema changes), when the stack has one
+    app_database_urls: dict[str, str] = field(default_factory=dict)
 
     def secret(self, service: str, name: str) -> str | None:
         """A service's setting from the stack's secrets, e.g. ("intake", "key_signing_key")."""
         return self.secrets.get(f"{service.replace('-', '_').upper()}_{name.upper()}")
 
     def service_env(self, service: str, **extra: str) -> dict[str, str]:
-        """Environment for one service process: its prefix, its database, the broker, its secrets."""
+        """Environment for one service process: its prefix, its database (as its own role), the broker, its
+        secrets."""
         prefix = service.replace("-", "_").upper()
         return {
-            f"{prefix}_DATABASE_URL": self.database_urls[service],
+            f"{prefix}_DATABASE_URL": self.app_database_urls.get(service) or self.database_urls[service],
             f"{prefix}_KAFKA__BOOTSTRAP_SERVERS": self.kafka_bootstrap,
             **{name: value for name, value in self.secrets.items() if name.startswith(f"{prefix}_")},
             **{f"{prefix}_{k.upper()}": v for k, v in extra.items()},
@@ -51,8 +54,10 @@ def discover() -> Stack | None:
     values = {**_env_file(), **os.environ}
     urls = {s: values.get(f"{s.replace('-', '_').upper()}_DATABASE_URL", "") for s in SERVICES}
     if values.get("KAFKA_BOOTSTRAP_SERVERS") and all(urls.values()):
+        app_urls = {s: values.get(f"{s.replace('-', '_').upper()}_APP_DATABASE_URL", "") for s in SERVICES}
         return Stack(values["KAFKA_BOOTSTRAP_SERVERS"], urls,
-                     {name: values[name] for name in SECRET_NAMES if values.get(name)})
+                     secrets={name: values[name] for name in SECRET_NAMES if values.get(name)},
+                     app_database_urls={s: url for s, url in app_urls.items() if url})
     return None
 
 

@@ -2,9 +2,13 @@
 # Local infrastructure for development and integration tests, without Docker:
 #   - Apache Kafka 4.x, single node in KRaft mode (broker + controller in one JVM), built from the
 #     jars on Maven Central (deploy/kafka/pom.xml), listening on 127.0.0.1:9092 (PLAINTEXT),
-#     :9093 (controller) and :9094 (SASL_PLAINTEXT, SCRAM-SHA-256, user slm / slm-secret);
+#     :9093 (controller) and :9094 (SASL_PLAINTEXT with ACLs: user slm / slm-secret, SCRAM-SHA-256, an
+#     administrator; the KafkaUsers of deploy/k8s/base/kafka/users.yaml, SCRAM-SHA-512, <name>-local-secret,
+#     each with exactly the ACLs listed there);
 #   - PostgreSQL: whatever already answers on 127.0.0.1:5432 as user postgres, otherwise a private
-#     cluster on 127.0.0.1:55432 whose data lives under .stack/pg.
+#     cluster on 127.0.0.1:55432 whose data lives under .stack/pg. Each service database gets the roles
+#     <db>_owner (may migrate) and <db>_app (rows only, cannot change the schema): the services started by
+#     the demo and the tests run as <db>_app (*_APP_DATABASE_URL), migrations and test fixtures as postgres.
 #
 # Usage: deploy/local/stack.sh up|down|status|env|reset
 #   up      start what is not running (idempotent), ensure the databases, write .stack/env, print it
@@ -221,6 +225,13 @@ async def main(bootstrap: str, timeout: float) -> None:
 
 asyncio.run(main(sys.argv[1], float(sys.argv[2])))
 PY
+}
+
+# The production KafkaUsers (SCRAM credentials and ACLs) onto the SASL listener, through the PLAINTEXT one
+# (its principal is a super user). Idempotent: runs on every `up`, so an edited users.yaml applies at once.
+kafka_apply_users() {
+  (cd "$REPO_ROOT" && "$PY" -m scripts.kafka_users "$KAFKA_HOST:$KAFKA_PORT") \
+    || kafka_fail "could not apply the Kafka users and ACLs (deploy/k8s/base/kafka/users.yaml)"
 }
 
 # SIGTERM lets the broker flush and close cleanly (fast restart, no log recovery); SIGKILL after 20 s.
@@ -448,8 +459,37 @@ async def main(host: str, port: int, reset: bool, names: list[str]) -> None:
             if not exists:
                 await conn.execute(f'CREATE DATABASE "{name}"')
                 print(f"[stack] created database {name}", file=sys.stderr)
+            await ensure_roles(host, port, name)
     finally:
         await conn.close()
+
+
+async def ensure_roles(host: str, port: int, name: str) -> None:
+    """<db>_app: what the services run as, rows only (no CREATE, ALTER, DROP, TRUNCATE); <db>_owner: may
+    migrate. The tests and `make migrate` keep the superuser (they create and drop whole databases), so the
+    grants cover what postgres creates as well as what the owner creates."""
+    admin = await asyncpg.connect(host=host, port=port, user="postgres", database=name, timeout=10)
+    try:
+        for role in (f"{name}_owner", f"{name}_app"):
+            if not await admin.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", role):
+                await admin.execute(f'CREATE ROLE "{role}" LOGIN')
+        app, owner = f'"{name}_app"', f'"{name}_owner"'
+        await admin.execute(f"""
+            REVOKE CREATE ON SCHEMA public FROM PUBLIC;
+            GRANT CREATE, USAGE ON SCHEMA public TO {owner};
+            GRANT USAGE ON SCHEMA public TO {app};
+            GRANT CONNECT, TEMPORARY ON DATABASE "{name}" TO {app}, {owner};
+            GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {app};
+            GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {app};
+            ALTER DEFAULT PRIVILEGES FOR ROLE postgres IN SCHEMA public
+                GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO {app};
+            ALTER DEFAULT PRIVILEGES FOR ROLE postgres IN SCHEMA public GRANT USAGE, SELECT ON SEQUENCES TO {app};
+            ALTER DEFAULT PRIVILEGES FOR ROLE {owner} IN SCHEMA public
+                GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO {app};
+            ALTER DEFAULT PRIVILEGES FOR ROLE {owner} IN SCHEMA public GRANT USAGE, SELECT ON SEQUENCES TO {app};
+        """)
+    finally:
+        await admin.close()
 
 asyncio.run(main(sys.argv[1], int(sys.argv[2]), sys.argv[3] == "1", sys.argv[4:]))
 PY
@@ -492,6 +532,9 @@ POSTGRES_ADMIN_URL=postgresql://$base/postgres
 INTAKE_DATABASE_URL=postgresql+asyncpg://$base/intake
 SLA_ENGINE_DATABASE_URL=postgresql+asyncpg://$base/sla_engine
 REPORTING_DATABASE_URL=postgresql+asyncpg://$base/reporting
+INTAKE_APP_DATABASE_URL=postgresql+asyncpg://intake_app@$PG_HOST:$port/intake
+SLA_ENGINE_APP_DATABASE_URL=postgresql+asyncpg://sla_engine_app@$PG_HOST:$port/sla_engine
+REPORTING_APP_DATABASE_URL=postgresql+asyncpg://reporting_app@$PG_HOST:$port/reporting
 EOF
   if [[ -s "$SECRETS_FILE" ]]; then
     cat "$SECRETS_FILE"
@@ -526,6 +569,7 @@ cmd_up() {
   pg_ensure_databases 0
   kafka_wait_ready
   ensure_secrets
+  kafka_apply_users
   env_lines >"$ENV_FILE.tmp" && mv "$ENV_FILE.tmp" "$ENV_FILE"
   log "up: Kafka $KAFKA_HOST:$KAFKA_PORT, PostgreSQL $PG_HOST:$PG_PORT ($PG_MODE); env in $ENV_FILE"
   cat "$ENV_FILE"
@@ -607,6 +651,7 @@ cmd_reset() {
   pg_ensure_databases 1
   kafka_wait_ready
   ensure_secrets
+  kafka_apply_users
   env_lines >"$ENV_FILE"
   cat "$ENV_FILE"
 }

@@ -31,7 +31,7 @@ def test_compose_runs_kafka_in_kraft_mode_postgres_and_the_three_services() -> N
     init = (DEPLOY / "docker" / "postgres-init.sql").read_text()
     for service in SERVICES:  # every service's own database is created
         database = environment(service)[f"{service.replace('-', '_').upper()}_DATABASE_URL"].rsplit("/", 1)[1]
-        assert f"CREATE DATABASE {database};" in init
+        assert f"CREATE DATABASE {database} OWNER {database}_owner;" in init
 
 
 @pytest.mark.parametrize("service", SERVICES)
@@ -72,10 +72,30 @@ def test_compose_and_kubernetes_set_the_same_settings_apart_from_the_platform_sp
     # announcement public key, shared by two services) come from Secrets and a ConfigMap of their own there.
     platform_specific = {"CREATE_TOPICS", "KAFKA__GROUP_ID", "KAFKA__SECURITY_PROTOCOL", "KAFKA__TOPIC_PARTITIONS",
                          "PUBLIC_BASE_URL", "DATABASE_URL", "KEY_SIGNING_KEY", "WEBHOOK_SECRET_KEYS",
-                         "KEY_ANNOUNCEMENT_PUBLIC_KEYS"}
+                         "KEY_ANNOUNCEMENT_PUBLIC_KEYS", "FORWARDED_ALLOW_IPS"}
     config_maps = {d["metadata"]["name"]: d["data"] for d in render("dev") if d["kind"] == "ConfigMap"}
     for service in SERVICES:
         prefix = service.replace("-", "_").upper() + "_"
         in_compose = {name.removeprefix(prefix) for name in environment(service)} - platform_specific
         in_kubernetes = {name.removeprefix(prefix) for name in config_maps[f"{service}-config"]} - platform_specific
         assert in_compose == in_kubernetes
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_the_service_runs_as_a_role_that_cannot_change_the_schema_and_its_migrations_as_the_owner(
+        service: str) -> None:
+    database = service.replace("-", "_")
+    variable = f"{database.upper()}_DATABASE_URL"
+    app_url = environment(service)[variable]
+    owner_url = compose()["services"][f"{service}-migrate"]["environment"][variable]
+    assert app_url.split("://", 1)[1].startswith(f"{database}_app:")
+    assert owner_url.split("://", 1)[1].startswith(f"{database}_owner:")
+    init = (DEPLOY / "docker" / "postgres-init.sql").read_text()
+    statements = " ".join(init.split())  # one line per statement, whatever the wrapping
+    # The app role gets rows of what the owner creates, and no CREATE on the schema (PUBLIC loses it too).
+    assert (f"ALTER DEFAULT PRIVILEGES FOR ROLE {database}_owner IN SCHEMA public GRANT SELECT, INSERT, UPDATE, "
+            f"DELETE ON TABLES TO {database}_app;") in statements
+    assert f"GRANT USAGE ON SCHEMA public TO {database}_app;" in statements
+    assert "REVOKE CREATE ON SCHEMA public FROM PUBLIC;" in statements
+    granted_to_app = [line for line in init.splitlines() if f"TO {database}_app" in line and "GRANT" in line]
+    assert not [line for line in granted_to_app if "CREATE ON SCHEMA" in line or "ALL" in line]

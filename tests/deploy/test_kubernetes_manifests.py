@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import re
 from typing import Any
 
@@ -13,7 +14,7 @@ from tests.deploy.support import OVERLAYS, REPO, SERVICES, env_names, metric_nam
 
 KUBERNETES_VERSION = "1.33"
 # Custom resources kubernetes-validate has no schema for; checked by the dedicated tests below instead.
-CUSTOM_KINDS = {"KafkaTopic", "ScaledObject", "TriggerAuthentication", "ServiceMonitor", "PrometheusRule"}
+CUSTOM_KINDS = {"KafkaTopic", "KafkaUser", "ScaledObject", "TriggerAuthentication", "ServiceMonitor", "PrometheusRule"}
 WORKLOAD_KINDS = ("Deployment", "Job")
 
 
@@ -168,12 +169,67 @@ def test_migration_jobs_run_alembic_with_the_service_own_alembic_ini(overlay: st
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
-def test_only_intake_is_reachable_from_the_ingress_and_the_rest_only_from_monitoring(overlay: str) -> None:
+def test_the_ingress_reaches_intake_and_the_dashboard_and_the_rest_only_monitoring(overlay: str) -> None:
     for service in SERVICES:
         policy = named(overlay, "NetworkPolicy", service)
         [rule] = policy["spec"]["ingress"]
         namespaces = {peer["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"] for peer in rule["from"]}
-        assert namespaces == ({"ingress-nginx", "monitoring"} if service == "intake" else {"monitoring"})
+        reached_by_ingress = service in {"intake", "reporting"}  # webhooks/events; the dashboard and report links
+        assert namespaces == ({"ingress-nginx", "monitoring"} if reached_by_ingress else {"monitoring"})
+        migration = named(overlay, "NetworkPolicy", f"{service}-migrate")
+        assert migration["spec"]["policyTypes"] == ["Ingress", "Egress"]
+        assert not migration["spec"].get("ingress"), "nothing may reach a migration Job"
+
+
+def egress_ports(policy: dict[str, Any]) -> list[set[int]]:
+    return [{port["port"] for port in rule["ports"]} for rule in policy["spec"]["egress"]]
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_egress_goes_only_to_dns_the_database_kafka_and_the_otlp_collector(overlay: str) -> None:
+    for deployment in of_kind(overlay, "Deployment"):
+        service = service_of(deployment)
+        policy = named(overlay, "NetworkPolicy", service)
+        assert "Egress" in policy["spec"]["policyTypes"]
+        assert egress_ports(policy) == [{53}, {5432}, {9092, 9093}, {4318}]
+        for rule in policy["spec"]["egress"]:
+            for peer in rule["to"]:  # never "anywhere": each peer is selected or a private range
+                assert peer.get("podSelector") or peer.get("ipBlock", {}).get("cidr", "0.0.0.0/0") != "0.0.0.0/0"
+        # The policy's pods are the Deployment's, and the ports are the ones the settings point at.
+        assert policy["spec"]["podSelector"]["matchLabels"] == deployment["spec"]["selector"]["matchLabels"]
+        [container] = deployment["spec"]["template"]["spec"]["containers"]
+        env = container_env(overlay, container)
+        prefix = service.replace("-", "_").upper()
+        assert int(env[f"{prefix}_KAFKA__BOOTSTRAP_SERVERS"].rsplit(":", 1)[1]) in {9092, 9093}
+        assert env[f"{prefix}_TRACING__OTLP_ENDPOINT"].split("/")[2].endswith(":4318")
+        migration = named(overlay, "NetworkPolicy", f"{service}-migrate")
+        assert egress_ports(migration) == [{53}, {5432}]
+        assert migration["spec"]["egress"][1] == policy["spec"]["egress"][1]  # the same database peer
+    if overlay == "prod":  # the managed database is outside the cluster
+        assert named("prod", "NetworkPolicy", "reporting")["spec"]["egress"][1]["to"][0]["ipBlock"]["cidr"]
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_services_use_their_rows_only_role_and_migrations_the_owner_role(overlay: str) -> None:
+    for service in SERVICES:
+        prefix = service.replace("-", "_").upper()
+        [app] = named(overlay, "Deployment", service)["spec"]["template"]["spec"]["containers"]
+        [migration] = named(overlay, "Job", f"{service}-migrate")["spec"]["template"]["spec"]["containers"]
+        app_secret = container_env(overlay, app)[f"{prefix}_DATABASE_URL"]["secretKeyRef"]["name"]
+        owner_secret = container_env(overlay, migration)[f"{prefix}_DATABASE_URL"]["secretKeyRef"]["name"]
+        assert app_secret.startswith(f"{service}-database")
+        assert owner_secret.startswith(f"{service}-database-owner")
+        assert not app_secret.startswith(f"{service}-database-owner")
+
+
+def test_the_dev_secrets_name_the_app_and_owner_roles() -> None:
+    secrets = {d["metadata"]["name"].rsplit("-", 1)[0]: d for d in of_kind("dev", "Secret")}
+    for service in SERVICES:
+        database = service.replace("-", "_")
+        app = base64.b64decode(secrets[f"{service}-database"]["data"]["url"]).decode()
+        owner = base64.b64decode(secrets[f"{service}-database-owner"]["data"]["url"]).decode()
+        assert app.split("://", 1)[1].startswith(f"{database}_app:")
+        assert owner.split("://", 1)[1].startswith(f"{database}_owner:")
 
 
 def test_production_talks_to_kafka_over_tls_with_scram_and_a_secret_password() -> None:

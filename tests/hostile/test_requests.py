@@ -70,7 +70,7 @@ def test_bodies_over_the_route_limit_are_refused_by_length_and_by_stream(tenant:
 
 def test_the_dashboard_sign_in_form_is_bounded_and_never_fails(platform: LocalPlatform, tally: Tally) -> None:
     url = f"{platform.reporting.url}/v1/dashboard/login"
-    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    form = {"Content-Type": "application/x-www-form-urlencoded", "Origin": platform.reporting.url}
     large = tally.sent("requests: dashboard login", httpx.post(url, content=b"key=" + b"a" * 10_000, headers=form))
     assert_refused(large, 413, "body exceeds 4096 bytes")
     for key in ("slm_%00_x", "slm_" + "%F0%9D%84%9E" * 100 + "_x", "%ff%fe", "slm__", "slm_abc_" + "x" * 3000):

@@ -430,6 +430,10 @@ def serve(app: FastAPI, settings: ServiceSettings) -> None:
         log_config=None,
         access_log=False,
         timeout_graceful_shutdown=int(settings.drain_timeout_seconds),
+        # Behind a TLS-terminating ingress the connection is plain HTTP: the scheme (and the client address)
+        # come from X-Forwarded-Proto/-For, believed only from the configured proxies.
+        proxy_headers=bool(settings.forwarded_allow_ips),
+        forwarded_allow_ips=settings.forwarded_allow_ips or None,
     )
 
 

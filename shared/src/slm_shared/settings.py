@@ -73,6 +73,9 @@ class ServiceSettings(BaseSettings):
     kafka: KafkaSettings = KafkaSettings()
     http_host: str = "0.0.0.0"  # noqa: S104 - a service in a pod listens on all interfaces
     http_port: int = 8000
+    forwarded_allow_ips: str = Field(
+        default="", description="comma-separated addresses or networks of the TLS-terminating proxies whose "
+        "X-Forwarded-Proto/-For uvicorn believes (the scheme decides Secure cookies and HSTS); empty: none")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     drain_timeout_seconds: float = Field(default=20.0, gt=0)
     outbox_batch_size: int = Field(default=500, ge=1)

@@ -1,9 +1,10 @@
 """Reporting's HTTP routes: the Service Level Report, published snapshots, configuration, period close and
 the live dashboard.
 
-Every route is scoped by the API key's tenant. The dashboard also accepts the key as `?key=` (it is then moved
-into an HttpOnly cookie and the URL cleaned by a redirect) or through its login form, because a browser cannot
-send a bearer header on a plain page load; the cookie is limited to /v1/dashboard.
+Every route is scoped by the API key's tenant. A browser cannot send a bearer header on a plain page load, so
+the dashboard also takes a sign-in: the key is posted once to its login form and the browser keeps only a
+server-side session's random id, in an HttpOnly, SameSite=Strict cookie limited to /v1/dashboard
+(reporting.sessions); the forms check the Origin (reporting.browser). Keys are never accepted in URLs.
 
 Each route names the key scope it needs: `read` for reports, snapshots, the configuration and the dashboard,
 `config` to change the configuration, `admin` to close periods.
@@ -24,6 +25,7 @@ from pydantic import AwareDatetime, BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from reporting import queries, tables
+from reporting.browser import dashboard_policy, form_origin_allowed, new_nonce, own_origin, trusted_origins
 from reporting.closing import PeriodCloser, PublishedReport
 from reporting.domain.config import ReportingConfig
 from reporting.domain.dashboard import DashboardView, dashboard
@@ -33,13 +35,14 @@ from reporting.render.html import render_dashboard, render_login, render_report_
 from reporting.render.pdf import render_pdf
 from reporting.render.tabular import TABLES, render_csv, render_csv_zip
 from reporting.reports import REPORT_SECONDS, ReportService, load_config, report_document, report_schema, save_config
+from reporting.sessions import SqlDashboardSessions
 from reporting.settings import ReportingSettings
-from slm_shared.auth import ApiKeyAuthenticator
+from slm_shared.auth import ApiKeyAuthenticator, key_id_of
 from slm_shared.instants import utc_instant
 from slm_shared.runtime import AdminTenant, ConfigTenant, ReadTenant
 
 Format = Literal["json", "csv", "html", "pdf"]
-DASHBOARD_COOKIE = "slm_dashboard_key"
+DASHBOARD_COOKIE = "slm_dashboard_session"
 DASHBOARD_PATH = "/v1/dashboard"
 DASHBOARD_LIST_LIMIT = 50
 # The sign-in form carries the key itself, so it is the one body taken without one; it only ever holds a key.
@@ -186,59 +189,101 @@ async def dashboard_view(sessions: async_sessionmaker[AsyncSession], tenant: str
 
 
 def dashboard_router(sessions: async_sessionmaker[AsyncSession], authenticator: ApiKeyAuthenticator,
-                     settings: ReportingSettings, now: Now) -> APIRouter:
+                     settings: ReportingSettings, now: Now, signins: SqlDashboardSessions) -> APIRouter:
     router = APIRouter(prefix=DASHBOARD_PATH, tags=["dashboard"])
     adapter = _dashboard_adapter()
+    trusted = trusted_origins([settings.public_base_url, *settings.dashboard_trusted_origins.split(",")])
 
-    def set_cookie(response: Response, request: Request, key: str) -> None:
-        response.set_cookie(DASHBOARD_COOKIE, key, httponly=True, samesite="strict", path=DASHBOARD_PATH,
-                            secure=request.url.scheme == "https", max_age=12 * 3600)
+    def set_cookie(response: Response, request: Request, session_id: str) -> None:
+        # Secure whenever the browser reached us over HTTPS, also through a trusted TLS-terminating proxy.
+        response.set_cookie(DASHBOARD_COOKIE, session_id, httponly=True, samesite="strict", path=DASHBOARD_PATH,
+                            secure=request.url.scheme == "https", max_age=settings.dashboard_session_seconds)
 
-    @router.get("", response_class=HTMLResponse, summary="The live dashboard of the key's tenant")
-    async def live(request: Request, key: str | None = None, fragment: bool = False) -> Response:
-        if key is not None:  # `?key=`: check it, move it into the cookie, drop it from the address bar
-            await authenticator.tenant_for(f"Bearer {key}", scope="read")
-            response = RedirectResponse(DASHBOARD_PATH, status_code=status.HTTP_303_SEE_OTHER)
-            set_cookie(response, request, key)
-            return response
+    def page(html: str, nonce: str, status_code: int = 200) -> HTMLResponse:
+        return HTMLResponse(html, status_code=status_code, headers={
+            "Cache-Control": "no-store", "Content-Security-Policy": dashboard_policy(nonce)})
+
+    def from_this_site(request: Request) -> bool:
+        return form_origin_allowed(request.headers.get("origin"), request.headers.get("referer"),
+                                   own_origin(request), trusted)
+
+    async def viewer(request: Request) -> str | None:
+        """The tenant of a bearer key (API clients; a wrong key is a 401) or of the session cookie, else None."""
         authorization = request.headers.get("authorization")
-        cookie = request.cookies.get(DASHBOARD_COOKIE)
-        if authorization is None and cookie is None:
-            if fragment:
-                raise HTTPException(status.HTTP_401_UNAUTHORIZED, "sign in first")
-            return RedirectResponse(f"{DASHBOARD_PATH}/login", status_code=status.HTTP_303_SEE_OTHER)
-        tenant = await authenticator.tenant_for(authorization or f"Bearer {cookie}", scope="read")
+        if authorization is not None:
+            return await authenticator.tenant_for(authorization, scope="read")
+        session_id = request.cookies.get(DASHBOARD_COOKIE)
+        if not session_id:
+            return None
+        async with sessions() as session, session.begin():
+            found = await signins.resolve(session, session_id, now())
+        return found.tenant_id if found else None
+
+    def signed_out(fragment: bool) -> Response:
+        if fragment:
+            response: Response = JSONResponse({"detail": "sign in first"}, status_code=401)
+        else:
+            response = RedirectResponse(f"{DASHBOARD_PATH}/login", status_code=status.HTTP_303_SEE_OTHER)
+        response.delete_cookie(DASHBOARD_COOKIE, path=DASHBOARD_PATH)
+        return response
+
+    @router.get("", response_class=HTMLResponse, summary="The live dashboard of the signed-in tenant")
+    async def live(request: Request, fragment: bool = False) -> Response:
+        if "key" in request.query_params:  # keys never travel in URLs (proxy logs, history, Referer)
+            raise HTTPException(status.HTTP_400_BAD_REQUEST,
+                                f"API keys are not accepted in URLs: sign in at {DASHBOARD_PATH}/login")
+        tenant = await viewer(request)
+        if tenant is None:
+            return signed_out(fragment)
         view = adapter.dump_python(await dashboard_view(sessions, tenant, now()), mode="json")
-        html = render_dashboard(view, fragment=fragment, refresh_seconds=settings.dashboard_refresh_seconds)
-        return HTMLResponse(html, headers={"Cache-Control": "no-store"})
+        nonce = new_nonce()
+        return page(render_dashboard(view, fragment=fragment, refresh_seconds=settings.dashboard_refresh_seconds,
+                                     nonce=nonce), nonce)
 
     @router.get("/data", summary="The dashboard's content as JSON")
-    async def data(request: Request) -> dict[str, Any]:
-        authorization = request.headers.get("authorization")
-        cookie = request.cookies.get(DASHBOARD_COOKIE)
-        tenant = await authenticator.tenant_for(authorization or (f"Bearer {cookie}" if cookie else None),
-                                                scope="read")
+    async def data(request: Request) -> Response:
+        tenant = await viewer(request)
+        if tenant is None:
+            raise HTTPException(status.HTTP_401_UNAUTHORIZED, "sign in first or send a bearer API key",
+                                headers={"WWW-Authenticate": "Bearer"})
         document: dict[str, Any] = adapter.dump_python(await dashboard_view(sessions, tenant, now()), mode="json")
-        return document
+        return JSONResponse(document, headers={"Cache-Control": "no-store"})
 
     @router.get("/login", response_class=HTMLResponse, include_in_schema=False)
     async def login_form() -> HTMLResponse:
-        return HTMLResponse(render_login(error=None))
+        nonce = new_nonce()
+        return page(render_login(error=None, nonce=nonce), nonce)
 
     @router.post("/login", include_in_schema=False)
     async def login(request: Request) -> Response:
+        nonce = new_nonce()
+        if not from_this_site(request):
+            return page(render_login(error="This sign-in did not come from this site.", nonce=nonce), nonce, 403)
         form = parse_qs((await request.body()).decode(errors="replace"))
         key = (form.get("key") or [""])[0].strip()
+        key_id = key_id_of(key)
         try:
-            await authenticator.tenant_for(f"Bearer {key}", scope="read")
-        except HTTPException:
-            return HTMLResponse(render_login(error="That key is not valid."), status_code=401)
+            tenant = await authenticator.tenant_for(f"Bearer {key}", scope="read")
+        except HTTPException as refused:
+            if refused.status_code == status.HTTP_403_FORBIDDEN:  # a valid key without the `read` scope
+                return page(render_login(error="That key may not read reports.", nonce=nonce), nonce, 403)
+            return page(render_login(error="That key is not valid.", nonce=nonce), nonce, 401)
+        assert key_id is not None  # the authenticator accepted it, so it parsed
+        async with sessions() as session, session.begin():
+            if previous := request.cookies.get(DASHBOARD_COOKIE):  # a sign-in always starts a new session
+                await signins.close(session, previous)
+            session_id = await signins.open(session, key_id, tenant, now())
         response = RedirectResponse(DASHBOARD_PATH, status_code=status.HTTP_303_SEE_OTHER)
-        set_cookie(response, request, key)
+        set_cookie(response, request, session_id)
         return response
 
     @router.post("/logout", include_in_schema=False)
-    async def logout() -> Response:
+    async def logout(request: Request) -> Response:
+        if not from_this_site(request):
+            raise HTTPException(status.HTTP_403_FORBIDDEN, "this sign-out did not come from this site")
+        if session_id := request.cookies.get(DASHBOARD_COOKIE):
+            async with sessions() as session, session.begin():
+                await signins.close(session, session_id)  # the server forgets it: a copied cookie is dead too
         response = RedirectResponse(f"{DASHBOARD_PATH}/login", status_code=status.HTTP_303_SEE_OTHER)
         response.delete_cookie(DASHBOARD_COOKIE, path=DASHBOARD_PATH)
         return response

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -10,8 +11,10 @@ from faststream.kafka import KafkaRouter
 
 from reporting import tables
 from reporting.api import DASHBOARD_BODY_LIMITS, DASHBOARD_PUBLIC, dashboard_router, report_router
+from reporting.browser import SecurityHeaders
 from reporting.closing import PeriodCloser
 from reporting.handlers import Now, ReadModels, utc_now
+from reporting.sessions import SessionPolicy, SqlDashboardSessions
 from reporting.settings import ReportingSettings
 from slm_shared import topics
 from slm_shared.consumer import RawRecords, keep_raw_bytes
@@ -19,6 +22,7 @@ from slm_shared.request_guard import BodyLimits
 from slm_shared.runtime import ServiceRuntime, subscribe_api_keys
 
 SERVICE = "reporting"
+SESSION_PURGE_SECONDS = 300.0  # ended sessions are refused at once; the purge only keeps the table small
 ALEMBIC_INI = Path(__file__).resolve().parents[2] / "alembic.ini"
 CONSUMED = {
     topics.CLOCKS: "sla.clock.v1 from the sla-engine",
@@ -61,7 +65,18 @@ def create_app(settings: ReportingSettings, now: Now = utc_now) -> FastAPI:
         runtime.add_background(closer.run, closer.stop)
     runtime.broker.include_router(read_model_router(runtime, ReadModels(runtime.sessions, now), settings))
     runtime.broker.include_router(subscribe_api_keys(runtime, tables.api_keys, tables.inbox))
-    return runtime.http_app(title="reporting", routers=[
+    signins = SqlDashboardSessions(tables.dashboard_sessions, tables.api_keys, SessionPolicy(
+        lifetime=timedelta(seconds=settings.dashboard_session_seconds),
+        idle=timedelta(seconds=settings.dashboard_session_idle_seconds)))
+
+    async def purge_sessions() -> None:
+        async with runtime.sessions() as session, session.begin():
+            await signins.purge(session, now())
+
+    runtime.add_periodic("purging dashboard sessions", SESSION_PURGE_SECONDS, purge_sessions)
+    app = runtime.http_app(title="reporting", routers=[
         report_router(runtime.sessions, settings, now, closer),
-        dashboard_router(runtime.sessions, runtime.authenticator, settings, now),
+        dashboard_router(runtime.sessions, runtime.authenticator, settings, now, signins),
     ], body_limits=BodyLimits(settings.max_request_body_bytes, DASHBOARD_BODY_LIMITS), public_paths=DASHBOARD_PUBLIC)
+    app.add_middleware(SecurityHeaders)
+    return app

@@ -22,3 +22,10 @@ class ReportingSettings(ServiceSettings):
     consumer_offset_reset: Literal["earliest", "latest"] = Field(
         default="earliest", description="where a new consumer group starts; `latest` only for throwaway groups")
     max_report_days: int = Field(default=400, ge=1, description="longest period a report may cover")
+    dashboard_session_seconds: int = Field(
+        default=8 * 3600, ge=1, le=7 * 86400, description="a dashboard sign-in ends this long after it was made")
+    dashboard_session_idle_seconds: int = Field(
+        default=1800, ge=1, description="a dashboard sign-in ends after this long without a request")
+    dashboard_trusted_origins: str = Field(
+        default="", description="comma-separated origins (https://host[:port]) besides the request's own and "
+        "public_base_url's that may post the dashboard's sign-in and sign-out forms")

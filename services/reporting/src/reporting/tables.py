@@ -295,3 +295,18 @@ inbox = define_inbox_table(metadata)
 outbox = define_outbox_table(metadata)
 api_keys = define_api_key_table(metadata)
 set_aside = define_set_aside_table(metadata)
+
+# Dashboard sign-ins (reporting.sessions): the browser holds a random id, only its SHA-256 is stored. The key
+# that signed in is kept so its revocation ends the session; a row is deleted on logout or once expired.
+dashboard_sessions = sa.Table(
+    "dashboard_sessions",
+    metadata,
+    sa.Column("session_hash", sa.Text, primary_key=True),
+    sa.Column("key_id", sa.Text, nullable=False),
+    sa.Column("tenant_id", sa.Text, nullable=False),
+    sa.Column("created_at", TZ, nullable=False),
+    sa.Column("last_seen_at", TZ, nullable=False),
+    sa.Column("expires_at", TZ, nullable=False),
+    sa.Index("dashboard_sessions_by_key", "key_id"),
+    sa.Index("dashboard_sessions_by_expiry", "expires_at"),
+)

@@ -128,7 +128,8 @@ def render_report_html(document: dict[str, Any], *, links: dict[str, str] | None
                            links=links or {})
 
 
-def render_dashboard(view: dict[str, Any], *, fragment: bool, refresh_seconds: int) -> str:
+def render_dashboard(view: dict[str, Any], *, fragment: bool, refresh_seconds: int, nonce: str = "") -> str:
+    """`nonce`: the Content-Security-Policy nonce of the response, put on the page's inline script and style."""
     template = ENVIRONMENT.get_template("dashboard.html.j2")
     targets = view["attainment"]
     charts = {
@@ -141,8 +142,8 @@ def render_dashboard(view: dict[str, Any], *, fragment: bool, refresh_seconds: i
                                 for s in view["slos"]], title="SLO error budget remaining", width=560),
     }
     return template.render(view=view, charts=charts, fragment=fragment, refresh_seconds=refresh_seconds,
-                           tz=view["timezone"])
+                           tz=view["timezone"], nonce=nonce)
 
 
-def render_login(*, error: str | None) -> str:
-    return ENVIRONMENT.get_template("login.html.j2").render(error=error)
+def render_login(*, error: str | None, nonce: str = "") -> str:
+    return ENVIRONMENT.get_template("login.html.j2").render(error=error, nonce=nonce)
