@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
@@ -26,11 +26,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from sla_engine import tables
 from sla_engine.config import BundleCache
+from sla_engine.domain.bundle import Bundle
 from sla_engine.domain.clocks import Clock
 from sla_engine.domain.timeline import TicketSnapshot
 from sla_engine.fair_share import FairShare
 from sla_engine.reconciliation import ConfigRef, Reconciliation, TicketState, reconcile_ticket
-from sla_engine.repository import EVENTS_DUE, ConfigVersion, DueTimer, SqlSlaRepository
+from sla_engine.repository import EVENTS_DUE, BundleSource, DueTimer, SqlSlaRepository, VersionKey
 from sla_engine.timeline_cache import TimelineCache
 from slm_shared.consumer import ParsedBatch, parse_batch
 from slm_shared.events import TICKET_EVENT, CloudEvent, TicketSnapshotData
@@ -171,17 +172,17 @@ class ClockKeeper:
         await self._reconcile_until(session, tickets, now, trace_of, float("inf"), results)
         return results
 
-    def _evaluate_inline(self, tenant: str, config: ConfigVersion | None) -> bool:
-        """On the loop only what is known to be quick: a tenant whose tickets took under INLINE_SECONDS, with a
-        bundle already parsed (parsing a large one takes seconds)."""
+    def _evaluate_inline(self, tenant: str, bundle: Bundle | None) -> bool:
+        """On the loop only what is known to be quick: a tenant whose tickets took under INLINE_SECONDS, with its
+        bundle at hand (parsing a large one takes seconds)."""
         average = self._ticket_seconds.get(tenant)
-        parsed = config is None or config in self._bundles
-        return average is not None and average < INLINE_SECONDS and parsed
+        return average is not None and average < INLINE_SECONDS and bundle is not None
 
-    def _evaluate(self, state: TicketState, config: ConfigVersion | None, now: datetime) -> Reconciliation:
-        """In the evaluation thread: parsing a new bundle version is as much CPU as evaluating with it."""
-        if config is not None:
-            state.config = ConfigRef(config.version, self._bundles.get(config))
+    def _evaluate(self, state: TicketState, version: VersionKey | None, bundles: _RoundBundles,
+                  now: datetime) -> Reconciliation:
+        """In the evaluation thread when the bundle is not parsed yet: parsing is as much CPU as evaluating."""
+        if version is not None:
+            state.config = ConfigRef(version[1], bundles.bundle(version))
         return reconcile_ticket(state, now)
 
     async def _reconcile_until(
@@ -201,9 +202,10 @@ class ClockKeeper:
         done: list[tuple[str, str]] = []
         loop = asyncio.get_running_loop()
         share = share or FairShare()
-        for tenant, (state, config) in share.schedule(
-            (state.tenant_id, (state, config)) for state, config in await repository.load_states(tickets)
-        ):
+        loaded = await repository.load_states(tickets)
+        bundles = _RoundBundles(self._bundles)
+        bundles.sources.update(await repository.bundle_sources(bundles.hold(version for _, version in loaded)))
+        for tenant, (state, config) in share.schedule((state.tenant_id, (state, config)) for state, config in loaded):
             if done and time.monotonic() >= deadline:
                 break
             started = time.monotonic()
@@ -214,10 +216,11 @@ class ClockKeeper:
                     "reconcile ticket", context=(trace_of or {}).get(ticket),
                     attributes={"slm.tenant": state.tenant_id, "slm.ticket_id": state.ticket_id},
                 ):
-                    if self._evaluate_inline(tenant, config):
-                        result = self._evaluate(state, config, now)
+                    if self._evaluate_inline(tenant, bundles.held(config)):
+                        result = self._evaluate(state, config, bundles, now)
                     else:
-                        result = await loop.run_in_executor(self._evaluator, self._evaluate, state, config, now)
+                        result = await loop.run_in_executor(self._evaluator, self._evaluate, state, config, bundles,
+                                                            now)
                     result.outgoing[:] = traced(result.outgoing)  # the transitions carry this span's trace
                 results.append(result)
             except Exception:  # a bug in one ticket's evaluation must not block the others
@@ -237,3 +240,33 @@ class ClockKeeper:
             for transition in result.new_transitions:
                 TRANSITIONS_EMITTED.labels(transition).inc()
         return done
+
+
+class _RoundBundles:
+    """The parsed bundles one round evaluates with, held for the whole round (the process-wide `BundleCache` may
+    drop entries meanwhile); versions not parsed yet are parsed from `sources` at first use, once."""
+
+    def __init__(self, cache: BundleCache) -> None:
+        self._cache = cache
+        self._held: dict[VersionKey, Bundle] = {}
+        self.sources: dict[VersionKey, BundleSource] = {}
+
+    def hold(self, versions: Iterable[VersionKey | None]) -> list[VersionKey]:
+        """Hold the cached ones; returns the versions whose source text is needed."""
+        missing = []
+        for version in {version for version in versions if version is not None}:
+            bundle = self._cache.cached(version)
+            if bundle is None:
+                missing.append(version)
+            else:
+                self._held[version] = bundle
+        return sorted(missing)
+
+    def held(self, version: VersionKey | None) -> Bundle | None:
+        return None if version is None else self._held.get(version)
+
+    def bundle(self, version: VersionKey) -> Bundle:
+        bundle = self._held.get(version)
+        if bundle is None:
+            bundle = self._held[version] = self._cache.get(self.sources[version])
+        return bundle

@@ -113,9 +113,10 @@ def reconcile_ticket(state: TicketState, now: datetime) -> Reconciliation:
     sequences = _Sequences(state.sequences)
     bundle, version = state.config.bundle, state.config.version
     emitted = {transition_key(key) for key in state.emitted}
-    # One evaluation also keeps, for each transition not published yet, its clock at its own instant.
+    # One evaluation also keeps, for each transition not published yet, its clock at its own instant. Published
+    # payloads and clock rows carry no explanation, so none is written (the clocks API explains on request).
     evaluation = evaluate_timeline(state.timeline, bundle, policy_version=version, at=now,
-                                   watch=lambda transition: transition.key not in emitted)
+                                   watch=lambda transition: transition.key not in emitted, explain=False)
     clocks = evaluation.clocks
     diff = diff_transitions(state.emitted, (t for c in clocks for t in c.transitions))
     by_cycle = {cycle_of(c): c for c in clocks}
