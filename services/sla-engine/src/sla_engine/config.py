@@ -57,7 +57,7 @@ class BundleCache:
         key = (config.tenant_id, config.version)
         bundle = self._bundles.get(key)
         if bundle is None:
-            bundle = parse_bundle(config.source_text, content_type=_content_type_of(config.source_text), stored=True)
+            bundle = parse_source(config)
             BUNDLE_PARSES.inc()
             self.keep(key, bundle)
         return bundle
@@ -70,6 +70,11 @@ class BundleCache:
         if len(self._bundles) >= self._limit:
             self._bundles.clear()
         self._bundles[version] = bundle
+
+
+def parse_source(config: BundleSource) -> Bundle:
+    """A stored version's bundle, from its text (accepted when it was applied)."""
+    return parse_bundle(config.source_text, content_type=_content_type_of(config.source_text), stored=True)
 
 
 def _content_type_of(text: str) -> Literal["yaml", "json"]:

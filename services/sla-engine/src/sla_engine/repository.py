@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sla_engine import tables
 from sla_engine.domain.clocks import TransitionKey, transition_key
 from sla_engine.domain.timeline import TicketSnapshot
-from sla_engine.reconciliation import Reconciliation, TicketState, clock_row
+from sla_engine.reconciliation import Reconciliation, TicketState
 from sla_engine.timeline_cache import TimelineCache
 
 
@@ -274,8 +274,8 @@ class SqlSlaRepository:
                 set_={"sequence": statement.excluded.sequence}), sequences)
         c = tables.clocks
         await self._session.execute(sa.delete(c).where(_in_pairs(c, pairs)))
-        clock_rows = [{**clock_row(clock), "tenant_id": r.tenant_id, "ticket_id": r.ticket_id, "updated_at": now}
-                      for r in results for clock in r.clocks]
+        clock_rows = [{**row, "tenant_id": r.tenant_id, "ticket_id": r.ticket_id, "updated_at": now}
+                      for r in results for row in r.clock_rows()]
         if clock_rows:
             await self._session.execute(sa.insert(c), clock_rows)
         t = tables.timers
