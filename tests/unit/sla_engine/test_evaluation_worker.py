@@ -4,7 +4,7 @@ Tickets of the realistic workload (bench/engine_scale/workload.py: business cale
 priority changes, reopens, late events) are reconciled in this process with `reconcile_ticket`, and through
 the worker process and the worker thread: the clock rows, the outbox records and every other decision are
 equal. The worker is sent a version's bundle text once, and again after it was restarted; a ticket whose
-evaluation fails gives that ticket an error and the others their result.
+evaluation fails, or whose version is not stored, gives that ticket an error and the others their result.
 """
 
 from __future__ import annotations
@@ -113,12 +113,15 @@ def test_a_ticket_whose_evaluation_fails_leaves_the_others_their_result() -> Non
     good = [ticket.snapshots for ticket in TICKETS[:2]]
     broken = Job(TicketState(VERSION[0], "T-broken", timeline=list(TICKETS[2].snapshots)), VERSION)
     broken.state.emitted = {("not", "a", "key")}  # type: ignore[arg-type]  # a fault inside reconcile_ticket
+    unknown = Job(TicketState(VERSION[0], "T-unknown", timeline=list(TICKETS[3].snapshots)), (VERSION[0], 99))
     evaluator = ProcessEvaluator()
     try:
-        outcomes = asyncio.run(evaluator.evaluate([jobs(good)[0], broken, jobs(good)[1]], NOW, Sources()))
+        outcomes = asyncio.run(evaluator.evaluate([jobs(good)[0], broken, unknown, jobs(good)[1]], NOW, Sources()))
     finally:
         evaluator.close()
     assert outcomes[1].result is None
     assert outcomes[1].error is not None
     assert "IndexError" in outcomes[1].error
-    assert results([outcomes[0], outcomes[2]]) == [decisions(result) for result in in_process(good)]
+    assert outcomes[2].result is None
+    assert outcomes[2].error == "configuration version ('acme', 99) not found"
+    assert results([outcomes[0], outcomes[3]]) == [decisions(result) for result in in_process(good)]

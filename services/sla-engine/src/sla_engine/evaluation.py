@@ -59,6 +59,7 @@ class Outcome:
 
 
 class Evaluator(Protocol):
+    async def start(self) -> None: ...
     async def evaluate(self, jobs: Sequence[Job], now: datetime, sources: Sources) -> list[Outcome]: ...
     def close(self) -> None: ...
 
@@ -79,9 +80,14 @@ def _quiet_worker() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def _evaluate_chunk(jobs: list[Job], sources: dict[VersionKey, BundleSource],
-                    now: datetime) -> tuple[list[Outcome], int]:
-    """Reconcile each job; returns the outcomes and how many bundles were parsed for them."""
+def _ready() -> None:
+    """Nothing: the worker has imported what evaluating needs."""
+
+
+def _evaluate_chunk(jobs: list[Job], sources: dict[VersionKey, BundleSource], now: datetime,
+                    absent: frozenset[VersionKey] = frozenset()) -> tuple[list[Outcome], int]:
+    """Reconcile each job; returns the outcomes and how many bundles were parsed for them. Jobs of an `absent`
+    version (not stored) fail alone."""
     parses = 0
     for version, source in sources.items():
         if version not in _bundles:
@@ -89,10 +95,12 @@ def _evaluate_chunk(jobs: list[Job], sources: dict[VersionKey, BundleSource],
             parses += 1
             while len(_bundles) > WORKER_BUNDLES:
                 _bundles.popitem(last=False)
-    missing = sorted({job.version for job in jobs if job.version is not None and job.version not in _bundles})
+    missing = sorted({job.version for job in jobs
+                      if job.version is not None and job.version not in _bundles and job.version not in absent})
     if missing:
         raise _MissingBundles(missing)
-    return [_evaluate_one(job, now) for job in jobs], parses
+    return [Outcome(None, f"configuration version {job.version} not found", 0.0) if job.version in absent
+            else _evaluate_one(job, now) for job in jobs], parses
 
 
 def _evaluate_one(job: Job, now: datetime) -> Outcome:
@@ -128,14 +136,23 @@ class ProcessEvaluator:
             self._sent.clear()
         return self._pool
 
+    async def start(self) -> None:
+        """Start the worker now (a fresh interpreter takes seconds to import), not with the first round."""
+        try:
+            await asyncio.get_running_loop().run_in_executor(self._executor(), _ready)
+        except BrokenProcessPool:
+            self.close()
+            raise
+
     async def evaluate(self, jobs: Sequence[Job], now: datetime, sources: Sources) -> list[Outcome]:
         loop = asyncio.get_running_loop()
         wanted = sorted({job.version for job in jobs if job.version is not None} - self._sent)
         for _ in range(2):  # a second time only if the worker had dropped bundles it was sent
             texts = await sources(wanted) if wanted else {}
+            absent = frozenset(wanted) - texts.keys()
             pool = self._executor()
             try:
-                outcomes, parses = await loop.run_in_executor(pool, _evaluate_chunk, list(jobs), texts, now)
+                outcomes, parses = await loop.run_in_executor(pool, _evaluate_chunk, list(jobs), texts, now, absent)
             except _MissingBundles as missing:
                 self._sent.difference_update(missing.versions)
                 wanted = missing.versions
@@ -162,6 +179,9 @@ class ThreadEvaluator:
         self._bundle = bundle
         self._cached = cached
         self._thread: Executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="clock-evaluation")
+
+    async def start(self) -> None:
+        """Nothing to start."""
 
     async def evaluate(self, jobs: Sequence[Job], now: datetime, sources: Sources) -> list[Outcome]:
         held = {version: bundle for version in {job.version for job in jobs if job.version is not None}

@@ -7,7 +7,8 @@ tickets in rounds, round-robin across tenants, and reconciles them.
 
 Every reconciliation goes through `reconcile_many`: load the tickets' stored state in bulk, let the pure
 `reconcile_ticket` decide what the timeline now implies (new transitions; `recalculated` for published ones a
-late event proved wrong; the next timer), and write it back in bulk with the outbox rows. Because the result
+late event proved wrong; the next timer), in the evaluation worker process (evaluation.py), and write it back
+in bulk with the outbox rows. Because the result
 depends only on the timeline, out-of-order, late and duplicate deliveries give exactly the in-order result.
 """
 
@@ -103,6 +104,10 @@ class ClockKeeper:
             else ThreadEvaluator(bundles.get, bundles.cached))
         self._ticket_seconds: dict[str, float] = {}  # per tenant, a moving average of one ticket's evaluation
         self._share = FairShare()  # evaluation time per tenant, shared fairly by the reconcile loop
+
+    async def start(self) -> None:
+        """Start the evaluation worker (the reconcile loop does, while the consumers join their groups)."""
+        await self._evaluator.start()
 
     def close(self) -> None:
         """Stop the evaluation worker (the service is stopping)."""

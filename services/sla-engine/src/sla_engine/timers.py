@@ -47,6 +47,7 @@ class TimerLoop:
 
     async def run(self) -> None:
         try:
+            await self._keeper.start()
             await asyncio.gather(*(self._rounds() for _ in range(self._rounds_in_flight)))
         finally:
             self._keeper.close()
