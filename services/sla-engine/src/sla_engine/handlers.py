@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
@@ -147,7 +148,8 @@ class ClockKeeper:
         """One round of the reconcile loop: due tickets (new snapshots, warning and breach timers) reconciled
         in one transaction; returns how many.
 
-        At most `limit` tickets, `per_tenant` of each tenant (earliest due first); among them the next ticket
+        At most `limit` tickets, `per_tenant` of each tenant (earliest due first; of a tenant whose tickets are
+        expensive, only as many as the budget evaluates, so the round holds no more); among them the next ticket
         evaluated is always of the tenant that used the least evaluation time (`FairShare`), and evaluation
         stops once `budget_seconds` are spent: the tickets not reached stay due for the next round, so a round
         (and the ticket locks it holds) stays short however expensive the bundle, and one tenant's backlog or
@@ -158,7 +160,11 @@ class ClockKeeper:
         deadline = time.monotonic() + budget_seconds
         async with self._sessions() as session, session.begin():
             repository = SqlSlaRepository(session)
-            due = {(t.tenant_id, t.ticket_id): t for t in await repository.due_tickets(now, limit, per_tenant)}
+            # A tenant takes no more tickets than the round's budget evaluates, by its recent CPU per ticket.
+            caps = {tenant: cap for tenant, seconds in self._ticket_seconds.items()
+                    if seconds > 0 and (cap := max(1, math.ceil(budget_seconds / seconds))) < per_tenant}
+            due = {(t.tenant_id, t.ticket_id): t
+                   for t in await repository.due_tickets(now, limit, per_tenant, caps)}
             locked = [due[pair] for pair in await repository.try_lock_tickets(list(due))]
             trace_of = {(t.tenant_id, t.ticket_id): context_from_headers({"traceparent": t.traceparent})
                         for t in locked if t.traceparent}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -75,7 +75,8 @@ class SlaRepository(Protocol):
     async def forget_emitted(self, tenant_id: str, ticket_id: str, keys: Iterable[TransitionKey]) -> None: ...
     async def clear_timers(self, pairs: Sequence[tuple[str, str]]) -> None: ...
     async def mark_due(self, due: Sequence[DueTimer]) -> None: ...
-    async def due_tickets(self, now: datetime, limit: int, per_tenant: int) -> list[DueTimer]: ...
+    async def due_tickets(self, now: datetime, limit: int, per_tenant: int,
+                          caps: Mapping[str, int] | None = None) -> list[DueTimer]: ...
     async def next_timer_due(self) -> datetime | None: ...
     async def count_clocks(self) -> dict[tuple[str, bool], int]: ...
 
@@ -424,23 +425,34 @@ class SqlSlaRepository:
         ), [{"tenant_id": d.tenant_id, "ticket_id": d.ticket_id, "due_at": d.due_at, "transition": d.reason,
              "traceparent": d.traceparent} for d in due])
 
-    async def due_tickets(self, now: datetime, limit: int, per_tenant: int) -> list[DueTimer]:
-        """Up to `limit` due tickets, at most `per_tenant` of each tenant, in round-robin order across tenants.
+    async def due_tickets(self, now: datetime, limit: int, per_tenant: int,
+                          caps: Mapping[str, int] | None = None) -> list[DueTimer]:
+        """Up to `limit` due tickets, at most `per_tenant` of each tenant (fewer for a tenant `caps` names), in
+        round-robin order across tenants.
 
         Each tenant's earliest due ticket comes first, then each one's second, and so on, so one tenant's
         backlog never queues another's tickets behind it. Rows another worker holds are skipped.
         """
         t = tables.timers
+        cap: sa.ColumnElement[Any]
+        if caps:
+            # A tenant whose tickets are expensive gets no more than a round can evaluate: the round holds every
+            # ticket it takes (timer row and ticket lock) until it commits, and the consumer waits for them.
+            cap = sa.case({tenant: min(count, per_tenant) for tenant, count in caps.items()},
+                          value=t.c.tenant_id, else_=per_tenant)
+        else:
+            cap = sa.literal(per_tenant)
         ranked = (
             sa.select(t.c.tenant_id, t.c.ticket_id,
-                      sa.func.row_number().over(partition_by=t.c.tenant_id, order_by=t.c.due_at).label("turn"))
+                      sa.func.row_number().over(partition_by=t.c.tenant_id, order_by=t.c.due_at).label("turn"),
+                      cap.label("cap"))
             .where(t.c.due_at <= now)
             .subquery()
         )
         rows = await self._session.execute(
             sa.select(t.c.tenant_id, t.c.ticket_id, t.c.due_at, t.c.transition, t.c.traceparent)
             .join(ranked, sa.and_(ranked.c.tenant_id == t.c.tenant_id, ranked.c.ticket_id == t.c.ticket_id))
-            .where(ranked.c.turn <= per_tenant, t.c.due_at <= now)
+            .where(ranked.c.turn <= ranked.c.cap, t.c.due_at <= now)
             .order_by(ranked.c.turn, t.c.due_at)
             .limit(limit)
             .with_for_update(of=t, skip_locked=True)
