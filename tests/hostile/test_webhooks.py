@@ -29,6 +29,14 @@ def jira(issue_id: str, key: str, **issue: Any) -> dict[str, Any]:
     return payload
 
 
+def without_times(payload: dict[str, Any], timestamp: Any) -> dict[str, Any]:
+    """A Jira payload whose `timestamp` is unreadable and with no `updated`/`created` to fall back on."""
+    payload = {**payload, "timestamp": timestamp}
+    fields = payload["issue"]["fields"]
+    payload["issue"]["fields"] = {k: v for k, v in fields.items() if k not in ("updated", "created")}
+    return payload
+
+
 def servicenow(sys_id: str, number: str, updated_on: str) -> dict[str, Any]:
     payload = copy.deepcopy(fixture("servicenow", "incident_inserted"))
     record = payload["record"]
@@ -47,8 +55,8 @@ def zendesk(event_id: str, ticket: str, time: str) -> dict[str, Any]:
 
 HOSTILE: list[tuple[str, Any, str]] = [
     ("jira", jira("90001", "BAD-1", self="http://[not-a-url"), ""),  # no site: mapped as jira://unknown
-    ("jira", {**jira("90002", "BAD-2"), "timestamp": -1}, "timestamp"),
-    ("jira", {**jira("90003", "BAD-3"), "timestamp": 10**30}, "timestamp"),
+    ("jira", without_times(jira("90002", "BAD-2"), -1), "timestamp"),
+    ("jira", without_times(jira("90003", "BAD-3"), 10**30), "timestamp"),
     ("jira", jira("90004", "BAD-4\x00"), "U+0000"),
     ("servicenow", servicenow("bad5", "BAD-5", "2026-13-45 99:99:99"), "sys_updated_on"),
     ("servicenow", servicenow("bad6", "BAD-6", "0001-01-01T00:00:00+01:00"), "time"),

@@ -13,12 +13,13 @@ import asyncio
 import errno
 import logging
 import random
+import socket
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from typing import Any, TypeVar
 
 import asyncpg
 import sqlalchemy.exc
-from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError, NodeNotReadyError
+from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError, NodeNotReadyError, RequestTimedOutError
 from prometheus_client import Counter
 
 log = logging.getLogger(__name__)
@@ -31,26 +32,34 @@ BACKGROUND_FAILURES = Counter(
 Item = TypeVar("Item")
 Result = TypeVar("Result")
 
-# The errors that say "the server is not there (yet)", whatever the layer that raised them.
+# The errors that say "the server is not there (yet)", whatever the layer that raised them. The one definition
+# of an outage: the consumer pipeline (retry the batch without end instead of setting it aside), background
+# loops (end the pass, retry later), the outbox relay (reconnect) and HTTP (503 + Retry-After) all ask it.
 _UNAVAILABLE: tuple[type[BaseException], ...] = (
-    ConnectionError,  # refused, reset, aborted
+    ConnectionError,  # refused, reset, aborted, broken pipe
     TimeoutError,
-    asyncpg.exceptions.PostgresConnectionError,  # SQLSTATE class 08, CannotConnectNowError while starting
-    asyncpg.exceptions.OperatorInterventionError,  # 57P01 admin shutdown, 57P03 cannot connect now
-    asyncpg.exceptions.ConnectionDoesNotExistError,
+    socket.gaierror,  # DNS: the server's name does not resolve (yet)
+    asyncpg.exceptions.PostgresConnectionError,  # SQLSTATE class 08: cannot connect, connection gone
+    asyncpg.exceptions.InternalClientError,  # a pooled connection left mid-operation by a server restart
+    sqlalchemy.exc.DisconnectionError,  # the pool's pre-ping found a dead connection
     sqlalchemy.exc.TimeoutError,  # the pool waited in vain for a connection
     KafkaConnectionError,
     KafkaTimeoutError,
     NodeNotReadyError,
+    RequestTimedOutError,
 )
-
+# SQLSTATEs of an unreachable or restarting server, besides class 08 (taken whole): admin and crash shutdown,
+# cannot connect now (starting up, or recovering after a crash), too many connections, disk full. Not the rest
+# of class 57: a statement timeout (57014) is something a record or a request can cause.
+_UNAVAILABLE_SQLSTATES = frozenset({"57P01", "57P02", "57P03", "53300", "53100"})
 
 _NETWORK_ERRNOS = frozenset({errno.ECONNREFUSED, errno.ECONNRESET, errno.ECONNABORTED, errno.EHOSTUNREACH,
                              errno.ENETUNREACH, errno.ETIMEDOUT, errno.EPIPE})
 
 
 def is_unavailable(error: BaseException) -> bool:
-    """True when `error`, or what caused it, says a database or broker is unreachable (retry later)."""
+    """True when `error`, or what caused it, says a database or broker is unreachable (retry later) rather
+    than that the data or the code is wrong."""
     seen: set[int] = set()
     current: BaseException | None = error
     while current is not None and id(current) not in seen:
@@ -58,6 +67,9 @@ def is_unavailable(error: BaseException) -> bool:
         if isinstance(current, _UNAVAILABLE):
             return True
         if isinstance(current, sqlalchemy.exc.DBAPIError) and current.connection_invalidated:
+            return True
+        sqlstate = getattr(current, "sqlstate", None)
+        if isinstance(sqlstate, str) and (sqlstate.startswith("08") or sqlstate in _UNAVAILABLE_SQLSTATES):
             return True
         if isinstance(current, asyncpg.exceptions.InterfaceError) and "connection is closed" in str(current):
             return True

@@ -4,9 +4,10 @@ A subscriber hands its batch to `ConsumerPipeline`; the service's handler takes 
 outcome per record, owning one database transaction per call (inbox rows and effect together). What happens
 when the handler raises depends on why:
 
-- **Infrastructure away** (database or broker down, a connection reset, a timeout; `is_transient`): nothing is
-  set aside. The pipeline waits (capped exponential backoff with jitter) and re-raises, so the subscriber's
-  NACK_ON_ERROR rewinds the partitions to the batch start and the batch comes again, for as long as it takes.
+- **Infrastructure away** (database or broker down, a connection reset, a timeout: the kit's one test,
+  `slm_shared.background.is_unavailable`): nothing is set aside. The pipeline waits (capped exponential backoff
+  with jitter) and re-raises, so the subscriber's NACK_ON_ERROR rewinds the partitions to the batch start and
+  the batch comes again, for as long as it takes.
 - **Anything else** (a value the database refuses, a bug a record triggers): the batch is tried a few times
   (a deadlock passes), then split in halves, each its own handler call and transaction, down to the record that
   fails alone. That record is tried a few times more and then set aside (`slm_shared.set_aside`) with its bytes
@@ -21,19 +22,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-import socket
 import time
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Protocol, TypeAlias
 
-import asyncpg
-import sqlalchemy as sa
-from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError, NodeNotReadyError, RequestTimedOutError
 from aiokafka.structs import ConsumerRecord
 from faststream import Context
 from prometheus_client import Counter, Histogram
 
+from slm_shared.background import is_unavailable
 from slm_shared.events import CloudEvent, InvalidEvent, parse_cloudevent
 from slm_shared.logging import log_context
 from slm_shared.set_aside import Position, describe, tenant_of
@@ -124,34 +122,9 @@ class RecordsRefused(Exception):
         self.reasons = dict(reasons)
 
 
-_TRANSIENT_TYPES: tuple[type[BaseException], ...] = (
-    ConnectionError, TimeoutError, socket.gaierror,  # refused, reset, aborted, broken pipe; timeouts; DNS
-    asyncpg.PostgresConnectionError, asyncpg.CannotConnectNowError,
-    asyncpg.InternalClientError,  # a pooled connection left mid-operation by a server restart, not the data
-    sa.exc.DisconnectionError, sa.exc.TimeoutError,  # SQLAlchemy's pool: a dead connection, no connection free
-    KafkaConnectionError, KafkaTimeoutError, NodeNotReadyError, RequestTimedOutError,
-)
-# SQLSTATEs of an unreachable or restarting server (class 08 is added whole): admin/crash shutdown, starting up,
-# too many connections, disk full. A statement timeout (57014) is not among them: a record can cause one.
-_TRANSIENT_SQLSTATES = frozenset({"57P01", "57P02", "57P03", "53300", "53100"})
-
-
-def is_transient(error: BaseException) -> bool:
-    """Whether the error says the infrastructure is away (retry without end) rather than the data is bad."""
-    seen: set[int] = set()
-    current: BaseException | None = error
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        if isinstance(current, _TRANSIENT_TYPES):
-            return True
-        if isinstance(current, sa.exc.DBAPIError) and current.connection_invalidated:
-            return True
-        sqlstate = getattr(current, "sqlstate", None)
-        if isinstance(sqlstate, str) and (sqlstate.startswith("08") or sqlstate in _TRANSIENT_SQLSTATES):
-            return True
-        orig = getattr(current, "orig", None)
-        current = orig if isinstance(orig, BaseException) else (current.__cause__ or current.__context__)
-    return False
+# The pipeline's test for "the infrastructure is away" is the kit's one definition of an outage; kept under
+# this name for the callers that know it by it.
+is_transient = is_unavailable
 
 
 @dataclass(frozen=True)
@@ -262,7 +235,7 @@ class ConsumerPipeline:
             except RecordsRefused as refused:
                 return await self._set_aside_refused(records, refused, attempts)
             except Exception as error:
-                if is_transient(error):
+                if is_unavailable(error):
                     raise
                 failures += 1
                 if failures < attempts:

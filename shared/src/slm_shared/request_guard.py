@@ -6,6 +6,8 @@ One ASGI middleware for the three services, in this order and before any byte of
 2. a body larger than the route's limit by its `Content-Length` answers 413;
 3. a request that carries a body (POST, PUT, PATCH) to a non-public path needs a valid API key (401):
    FastAPI reads and parses body parameters before it resolves any dependency, so the key is checked here;
+   a key that cannot be checked because the database is away answers 503 with `Retry-After` (this
+   middleware runs outside the app's exception handlers, which would answer it so for a route);
 4. the body is then counted as it streams in, and the read that crosses the limit answers 413
    (chunked bodies have no `Content-Length`).
 
@@ -16,6 +18,7 @@ on lone surrogates).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,9 +29,21 @@ from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from slm_shared.auth import ApiKeyAuthenticator
+from slm_shared.background import is_unavailable
+
+log = logging.getLogger(__name__)
 
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 ECHO_CHARS = 200  # of a faulty input quoted back in a 422
+RETRY_AFTER_SECONDS = 5
+
+
+def unavailable_response() -> JSONResponse:
+    """What a request that meets an unreachable database or broker answers: 503 with `Retry-After`, which
+    upstream senders retry (a bare 500 they may not)."""
+    return JSONResponse({"detail": "service temporarily unavailable (database or broker); retry later"},
+                        status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+                        headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
 
 
 @dataclass(frozen=True)
@@ -109,6 +124,12 @@ class RequestGuard:
                 await self.authenticator.tenant_for(headers.get("authorization"))
             except HTTPException as error:
                 return _error(error.status_code, str(error.detail), error.headers)
+            except Exception as error:
+                if not is_unavailable(error):
+                    raise
+                log.warning("%s %s: the API key cannot be checked, the database is unavailable: %r", scope["method"],
+                            path, error)
+                return unavailable_response()
         return None
 
 

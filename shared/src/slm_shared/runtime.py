@@ -1,8 +1,9 @@
 """The process every service runs: FastAPI for HTTP, a FastStream Kafka broker, and the outbox relay.
 
 `ServiceRuntime` builds the pieces without connecting anything; the FastAPI lifespan connects them in order
-(database schema check, topics, broker, relay) and tears them down in reverse on SIGTERM: uvicorn stops
+(database schema check, topics, relay, broker) and tears them down in reverse on SIGTERM: uvicorn stops
 taking requests, the broker drains in-flight messages and commits their offsets, the relay finishes its pass.
+The consumers join their groups once the service serves (`_join_consumer_groups`).
 """
 
 from __future__ import annotations
@@ -10,7 +11,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import sys
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -33,7 +36,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from slm_shared import request_guard, topics
 from slm_shared.auth import ApiKeyAuthenticator, current_tenant, store_key
-from slm_shared.background import BACKGROUND_FAILURES, Supervisor, is_unavailable
+from slm_shared.background import BACKGROUND_FAILURES, Backoff, Supervisor, is_unavailable
 from slm_shared.consumer import BatchHandler, ConsumerPipeline, RawRecords, keep_raw_bytes, parse_batch
 from slm_shared.consumer_lag import ConsumerLagMonitor
 from slm_shared.db import DatabaseNotMigrated, create_engine, ensure_migrated, session_factory
@@ -41,7 +44,7 @@ from slm_shared.events import API_KEY_EVENT, ApiKeyData
 from slm_shared.inbox import Inbox
 from slm_shared.logging import configure_logging
 from slm_shared.outbox import OutboxRelay, asyncpg_dsn
-from slm_shared.request_guard import BodyLimits
+from slm_shared.request_guard import BodyLimits, unavailable_response
 from slm_shared.set_aside import SqlSetAside, set_aside_router
 from slm_shared.settings import ServiceSettings
 from slm_shared.tracing import (
@@ -78,6 +81,36 @@ class PeriodicTask:
 
     async def stop(self) -> None:
         self._stopping.set()
+
+
+def process_age_seconds() -> float | None:
+    """Seconds since this process was started (Linux `/proc`); None where that cannot be read."""
+    try:
+        started_ticks = int(Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19])
+        uptime = float(Path("/proc/uptime").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    return max(0.0, uptime - started_ticks / os.sysconf("SC_CLK_TCK"))
+
+
+class StartupClock:
+    """Where a service's start-up time goes, phase by phase: logged once when it is up (`summary`), and read
+    by bench/recovery. Its first phase is the interpreter and the imports, from the process's own start."""
+
+    def __init__(self) -> None:
+        before = process_age_seconds()
+        self.phases: dict[str, float] = {} if before is None else {"interpreter and imports": before}
+        self._mark = time.monotonic()
+
+    def lap(self, phase: str) -> None:
+        """The time since the previous lap is `phase`'s."""
+        now = time.monotonic()
+        self.phases[phase] = self.phases.get(phase, 0.0) + now - self._mark
+        self._mark = now
+
+    def summary(self) -> str:
+        total = sum(self.phases.values())
+        return f"{total:.2f} s (" + ", ".join(f"{name} {seconds:.2f} s" for name, seconds in self.phases.items()) + ")"
 
 
 class ServiceRuntime:
@@ -121,6 +154,9 @@ class ServiceRuntime:
         self.supervisor = Supervisor()
         self._stop_hooks: list[Callable[[], Awaitable[None]]] = []
         self._tracer_provider: TracerProvider | None = None
+        self.startup = StartupClock()
+        self._joining: asyncio.Task[None] | None = None
+        self.consumers_failing = False  # a subscriber's start failed and is being retried
 
     @property
     def group_id(self) -> str:
@@ -165,27 +201,75 @@ class ServiceRuntime:
 
     async def preflight(self) -> None:
         """The schema check on a short-lived engine (the service's own pool belongs to uvicorn's loop)."""
+        self.startup.lap("composition")
         engine = create_engine(self.settings.database_url.get_secret_value(), pool_size=1)
         try:
             await ensure_migrated(engine, self.alembic_ini, self.service)
         finally:
             await engine.dispose()
+        self.startup.lap("schema check")
 
     async def start(self) -> None:
+        clock = self.startup
+        clock.lap("web server")
         configure_logging(self.service, self.settings.log_level)
         self._tracer_provider = configure_tracing(self.service, self.settings.tracing)
+        clock.lap("logging and tracing")
         await ensure_migrated(self.engine, self.alembic_ini, self.service)
+        clock.lap("schema check")
         if self.settings.create_topics:
             await self.ensure_topics()
+            clock.lap("topics")
         await self.relay.start()
-        await self.broker.start()
+        clock.lap("outbox relay")
+        await self.broker.connect()  # the broker answers (or the start fails, as when it is down)
+        clock.lap("broker connected")
+        self._joining = asyncio.create_task(self._join_consumer_groups(), name="joining consumer groups")
         # The groups are known once every router is included, so the lag task is added here, not in __init__.
         lag = ConsumerLagMonitor(self.settings.kafka.client_options(), self.consumer_groups(), self.service)
         self.add_periodic("measuring consumer lag", self.settings.consumer_lag_interval_seconds, lag.measure)
         self.supervisor.start(self.background)
-        log.info("%s started", self.service)
+        clock.lap("background tasks")
+        log.info("%s started in %s", self.service, clock.summary())
+
+    async def _join_consumer_groups(self) -> None:
+        """Every subscriber joins its consumer group, all at once, while the service already serves.
+
+        Not before the service is ready: a join waits for the group's other members to rejoin and, after a
+        crash, for the dead member's session to end (up to the session timeout), and nothing HTTP serves
+        needs it (DESIGN: ready = Kafka and PostgreSQL reachable); records wait in Kafka meanwhile. Not one
+        after another either, as FastStream's `broker.start` does: the waits would add up. A subscriber whose
+        start fails is stopped and started again after a pause; `/readyz` says `consumers: false` meanwhile."""
+        began = time.monotonic()
+        backoff = Backoff(0.5, 10.0)
+        pending = list(self.broker.subscribers)
+        while pending:
+            outcomes = await asyncio.gather(*(subscriber.start() for subscriber in pending), return_exceptions=True)
+            failed = []
+            for subscriber, outcome in zip(pending, outcomes, strict=True):
+                if isinstance(outcome, asyncio.CancelledError):
+                    raise outcome
+                if isinstance(outcome, BaseException):
+                    failed.append(subscriber)
+                    log.warning("a consumer of %s could not join its group (%r); trying again",
+                                getattr(subscriber, "topic_names", "?"), outcome)
+                    with contextlib.suppress(Exception):  # release its half-started client before the retry
+                        await subscriber.stop()
+            self.consumers_failing = bool(failed)
+            pending = failed
+            if failed:
+                await asyncio.sleep(backoff.next_delay())
+        for publisher in self.broker.publishers:
+            await publisher.start()
+        self.broker.running = True
+        log.info("%s: every consumer group joined, %.2f s after it began serving", self.service,
+                 time.monotonic() - began)
 
     async def stop(self) -> None:
+        if self._joining is not None and not self._joining.done():
+            self._joining.cancel()  # a SIGTERM while joining: the subscribers started so far are stopped below
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._joining
         self.supervisor.stopping()
         for hook in self._stop_hooks:
             await hook()
@@ -219,7 +303,7 @@ class ServiceRuntime:
 
     async def ready(self) -> dict[str, bool]:
         checks = {"postgres": False, "kafka": False, "outbox_relay": self.relay.healthy,
-                  "background": not self.supervisor.restarting}
+                  "background": not self.supervisor.restarting, "consumers": not self.consumers_failing}
         try:
             async with self.engine.connect() as connection:
                 await connection.execute(sa.text("SELECT 1"))
@@ -303,7 +387,6 @@ class ServiceRuntime:
 # What a request may raise when its database (or broker) is away; `answer_outage` sorts them out.
 OUTAGE_ERRORS: tuple[type[Exception], ...] = (sa.exc.DBAPIError, sa.exc.TimeoutError, OSError,
                                               asyncpg.exceptions.PostgresError, asyncpg.exceptions.InterfaceError)
-RETRY_AFTER_SECONDS = 5
 
 
 async def answer_outage(request: Request, error: Exception) -> Response:
@@ -311,8 +394,7 @@ async def answer_outage(request: Request, error: Exception) -> Response:
     these kinds is a bug of ours and stays a 500."""
     if is_unavailable(error):
         log.warning("%s %s: dependency unavailable: %r", request.method, request.url.path, error)
-        return JSONResponse({"detail": "service temporarily unavailable (database or broker); retry later"},
-                            status_code=503, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+        return unavailable_response()
     log.error("%s %s failed", request.method, request.url.path, exc_info=error)
     return JSONResponse({"detail": "internal server error"}, status_code=500)
 

@@ -101,9 +101,10 @@ def test_an_unmapped_status_without_a_category_is_rejected_with_the_mapping_endp
     ("mutate", "reason"),
     [
         (lambda p: p.pop("issue"), "issue:"),
-        (lambda p: p.update(webhookEvent="jira:issue_deleted"), "webhookEvent:"),
-        (lambda p: p.update(timestamp="yesterday"), "timestamp:"),
-        (lambda p: p["issue"].pop("key"), "key:"),
+        (lambda p: p.update(webhookEvent="jira:worklog_updated"), "webhookEvent:"),
+        (lambda p: (p.update(timestamp="yesterday"), p["issue"]["fields"].pop("updated", None),
+                    p["issue"]["fields"].pop("created", None)), "timestamp:"),
+        (lambda p: p["issue"].pop("id"), "issue.id:"),
     ],
 )
 def test_a_jira_payload_missing_what_a_ticket_needs_is_rejected(mutate: Any, reason: str) -> None:

@@ -10,6 +10,7 @@ import sqlalchemy.exc
 from aiokafka.errors import KafkaConnectionError
 from prometheus_client import REGISTRY
 
+from slm_shared import consumer
 from slm_shared.background import Backoff, Supervisor, for_each_isolated, is_unavailable
 
 
@@ -103,3 +104,29 @@ async def test_a_background_task_that_dies_is_restarted_and_reported_until_it_ru
     release.set()
     await supervisor.wait()
     assert len(starts) == 2  # stopped: the run's return is not restarted
+
+
+@pytest.mark.parametrize("error", [
+    asyncpg.exceptions.QueryCanceledError("canceling statement due to statement timeout"),
+    asyncpg.exceptions.InterfaceError("cannot perform operation: another operation is in progress"),
+    asyncpg.exceptions.UniqueViolationError("duplicate key value violates unique constraint"),
+])
+def test_a_statement_timeout_or_a_misuse_of_a_connection_is_not_an_outage(error: Exception) -> None:
+    # A statement timeout is something one record or request can cause: retried without end it would stall a
+    # partition behind a poison record, and it is no reason to answer 503.
+    assert not is_unavailable(error)
+
+
+@pytest.mark.parametrize("error", [
+    asyncpg.exceptions.TooManyConnectionsError("sorry, too many clients already"),
+    asyncpg.exceptions.CrashShutdownError("terminating connection because of crash of another server process"),
+    asyncpg.exceptions.InternalClientError("connection left mid-operation"),
+    sqlalchemy.exc.DisconnectionError("pre-ping failed"),
+    sqlalchemy.exc.DBAPIError("COMMIT", {}, asyncpg.exceptions.ConnectionFailureError("connection failure")),
+])
+def test_a_server_that_is_full_crashing_or_gone_mid_operation_is_an_outage(error: Exception) -> None:
+    assert is_unavailable(error)
+
+
+def test_the_consumer_pipeline_and_the_background_loops_share_one_outage_test() -> None:
+    assert consumer.is_transient is is_unavailable

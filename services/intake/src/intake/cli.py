@@ -1,4 +1,5 @@
-"""`slm-intake`: run the service; manage tenants' API keys; replay a tenant's archive; purge by retention."""
+"""`slm-intake`: run the service; manage tenants' API keys; replay a tenant's archive; purge by retention;
+import a service desk's history."""
 
 from __future__ import annotations
 
@@ -7,13 +8,16 @@ import asyncio
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import datetime
+from pathlib import Path
 from typing import TypeVar
 
 from tqdm import tqdm
 
 from intake import tables
 from intake.app import create_app
-from intake.handlers import Purger, Replayer
+from intake.domain.mapping import SYSTEMS, System
+from intake.handlers import EventIntake, Purger, Replayer
+from intake.importer import HistoryImport
 from intake.keys import KeyAdmin, UnknownKey
 from intake.repository import IntakeRepository
 from intake.settings import IntakeSettings
@@ -61,6 +65,13 @@ def _parser() -> argparse.ArgumentParser:
     replay.add_argument("--to", dest="end", required=True, type=_aware, help="RFC 3339, exclusive")
     replay.add_argument("--type", dest="types", action="append", help="only this event type (repeatable)")
     commands.add_parser("purge", help="apply the retention settings once")
+    history = commands.add_parser("import", help="import a service desk's history export (one event per change)")
+    history.add_argument("system", choices=SYSTEMS)
+    history.add_argument("path", type=Path, help="a JSON export, a JSON Lines file (a ticket a line) or a directory")
+    history.add_argument("--tenant", required=True)
+    history.add_argument("--instance", help="ServiceNow: the instance host (the source webhooks name)")
+    history.add_argument("--account", help="Zendesk: the account id (the source webhooks name)")
+    history.add_argument("--restart", action="store_true", help="ignore the resume point of an interrupted run")
     return parser
 
 
@@ -74,6 +85,8 @@ def main(argv: list[str] | None = None) -> None:
         _keys(settings, args)
     elif args.command == "replay":
         _replay(settings, args.tenant, args.start, args.end, args.types)
+    elif args.command == "import":
+        _import(settings, args)
     elif args.command == "purge":
         repository = IntakeRepository(Outbox(tables.outbox))
         totals = _with_sessions(settings, lambda sessions: Purger(sessions, repository, settings).purge())
@@ -109,3 +122,21 @@ def _replay(settings: IntakeSettings, tenant: str, start: datetime, end: datetim
 
     events, replay_id = _with_sessions(settings, work)
     print(f"replay {replay_id}: {events} events re-published")
+
+
+def _import(settings: IntakeSettings, args: argparse.Namespace) -> None:
+    system: System = args.system
+    if not args.path.exists():
+        raise SystemExit(f"{args.path}: no such file or directory")
+
+    async def work(sessions: object) -> list[str]:
+        repository = IntakeRepository(Outbox(tables.outbox), settings.output_topic_prefix)
+        intake = EventIntake(sessions, repository, settings)  # type: ignore[arg-type]
+        importer = HistoryImport(intake, sessions, repository, settings)  # type: ignore[arg-type]
+        with tqdm(unit="ticket", desc=f"import {system}", file=sys.stderr) as bar:
+            summary = await importer.run(args.tenant, system, args.path, instance=args.instance,
+                                         account=args.account, restart=args.restart,
+                                         progress=lambda done: bar.update(done))
+        return summary.lines()
+
+    print("\n".join(_with_sessions(settings, work)))

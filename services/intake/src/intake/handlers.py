@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import cached_property
 from typing import Any, TypeAlias
 
 import sqlalchemy as sa
@@ -21,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from intake.domain import EventResult, Limits, Outcome, Rejected, Routed, accept, check_values, parse_json, route
 from intake.domain.acceptance import reject_result
-from intake.domain.adapters import ADAPTERS
+from intake.domain.adapters import ADAPTERS, Snapshot
 from intake.domain.mapping import System, TicketMapping, effective_mapping
 from intake.repository import ArchivedEvent, IntakeRepository, Rejection, db_text
 from intake.settings import IntakeSettings
@@ -68,6 +69,11 @@ class _Validated:
     routed: list[tuple[int, Routed, bytes | None]]
     rejected: dict[int, tuple[Rejected, Any, bytes | None]]
 
+    @cached_property
+    def ids(self) -> dict[int, str]:
+        """Event id by index: looking each one up in `routed` made a batch's results quadratic."""
+        return {index: item.event.id for index, item, _ in self.routed}
+
 
 class EventIntake:
     """Accepts events for a tenant: validated, deduplicated on (tenantid, source, id), archived, routed.
@@ -113,29 +119,43 @@ class EventIntake:
         _count(channel, results)
         return results
 
-    async def accept_webhook(self, tenant_id: str, system: System, body: bytes) -> EventResult:
-        """A native webhook: mapped with the tenant's mapping for `system`, then the same rules."""
+    async def accept_webhook(self, tenant_id: str, system: System, body: bytes) -> list[EventResult]:
+        """A native webhook: mapped with the tenant's mapping for `system` and the ticket's last archived
+        snapshot (for what the payload leaves out), then the same rules; one result per canonical event."""
         try:
             payload = parse_json(body)
             check_values(payload)
+            adapter = ADAPTERS[system]
             async with self._sessions() as session:
                 override = await self._repository.mapping_override(session, tenant_id, system)
-            document = _adapted(system, payload, effective_mapping(system, override))
+                ref = adapter.ref(payload)
+                previous = None if ref is None else await self._repository.last_snapshot(session, tenant_id, ref)
+            documents = _adapted(system, payload, effective_mapping(system, override), previous)
         except Rejected as error:
-            validated = _Validated([], {0: (error, None, body)})
-        else:
-            validated = self._validate(tenant_id, [(document, body)])
-        outcomes = await self._store(f"webhook:{system}", validated, tenant_id=tenant_id)
-        result = self._result(0, validated, outcomes)
-        _count(f"webhook:{system}", [result])
-        return result
+            return await self.accept_mapped(tenant_id, f"webhook:{system}", [(error, body)])
+        return await self.accept_mapped(tenant_id, f"webhook:{system}", [(document, body) for document in documents])
+
+    async def accept_mapped(
+        self, tenant_id: str, channel: str, items: Sequence[tuple[dict[str, Any] | Rejected, bytes | None]]
+    ) -> list[EventResult]:
+        """Canonical events an adapter made (or its rejections), through the same rules, in one transaction."""
+        validated = self._validate(tenant_id, [(None if isinstance(d, Rejected) else d, raw) for d, raw in items])
+        for index, (document, raw) in enumerate(items):
+            if isinstance(document, Rejected):
+                validated.rejected[index] = (document, None, raw)
+        validated = _Validated([entry for entry in validated.routed if entry[0] not in validated.rejected],
+                               validated.rejected)
+        outcomes = await self._store(channel, validated, tenant_id=tenant_id)
+        results = [self._result(index, validated, outcomes) for index in range(len(items))]
+        _count(channel, results)
+        return results
 
     def _result(self, index: int, validated: _Validated, outcomes: dict[int, Outcome | Rejected]) -> EventResult:
         if index in validated.rejected:
             error, document, _ = validated.rejected[index]
             return reject_result(index, document, error)
         outcome = outcomes[index]
-        event_id = next(item.event.id for i, item, _ in validated.routed if i == index)
+        event_id = validated.ids[index]
         if isinstance(outcome, Rejected):
             return EventResult(index, "rejected", event_id, outcome.reason, outcome.code)
         return EventResult(index, outcome, event_id)
@@ -266,10 +286,14 @@ class EventIntake:
         return [result.outcome for result in results]
 
 
-def _adapted(system: System, payload: Any, mapping: TicketMapping) -> dict[str, Any]:
-    """The adapter's canonical event; any fault of the payload (or an adapter bug) is a rejection, never a 500."""
+def _adapted(system: System, payload: Any, mapping: TicketMapping, previous: Snapshot | None) -> list[dict[str, Any]]:
+    """The adapter's canonical events; any fault of the payload (or an adapter bug) is a rejection, never a 500."""
     try:
-        return ADAPTERS[system](payload, mapping)
+        documents = ADAPTERS[system].events(payload, mapping, previous)
+        if not documents:
+            raise Rejected("invalid_webhook", f"body: the {system} payload holds no change intake takes "
+                                              "(a rating only offered, say)")
+        return documents
     except Rejected:
         raise
     except Exception as error:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -13,15 +14,18 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from intake import tables
 from intake.domain import Outcome, Routed, first_occurrences
+from intake.domain.adapters import Snapshot, TicketRef
 from intake.domain.mapping import MappingOverride, System
+from slm_shared.events import TICKET_EVENT
 from slm_shared.outbox import Outbox, OutgoingEvent
 
 # One statement for a whole batch: unnest the columns, skip keys already in the ledger, return the new ones.
 _LEDGER_INSERT = sa.text(
-    "INSERT INTO received_events (tenant_id, source, event_id, type, event_time, channel, raw, canonical) "
+    "INSERT INTO received_events (tenant_id, source, event_id, type, event_time, channel, raw, canonical, "
+    "upstream_ref) "
     "SELECT * FROM unnest(CAST(:tenants AS text[]), CAST(:sources AS text[]), CAST(:ids AS text[]), "
     "CAST(:types AS text[]), CAST(:times AS timestamptz[]), CAST(:channels AS text[]), "
-    "CAST(:raws AS bytea[]), CAST(:canonicals AS bytea[])) "
+    "CAST(:raws AS bytea[]), CAST(:canonicals AS bytea[]), CAST(:refs AS text[])) "
     "ON CONFLICT DO NOTHING RETURNING tenant_id, source, event_id"
 )
 PURGE_CHUNK = 5000
@@ -32,6 +36,17 @@ def db_text(value: str | None, limit: int = 4096) -> str | None:
     if value is None:
         return None
     return value[:limit].replace("\x00", "\ufffd").encode("utf-8", "replace").decode("utf-8")
+
+
+def upstream_ref(item: Routed) -> str | None:
+    """`<system>:<upstream id>` of a ticket snapshot an adapter made (its attributes name both), else None."""
+    attributes = item.event.data.get("attributes")
+    if item.event.type != TICKET_EVENT or not isinstance(attributes, dict):
+        return None
+    system, upstream_id = attributes.get("upstream_system"), attributes.get("upstream_id")
+    if not isinstance(system, str) or not isinstance(upstream_id, str):
+        return None
+    return db_text(f"{system}:{upstream_id}", 1024)
 
 
 @dataclass(frozen=True)
@@ -82,6 +97,7 @@ class IntakeRepository:
             "channels": [channel] * len(ordered),
             "raws": [raws[index] for index, _ in ordered],
             "canonicals": [item.canonical for _, item in ordered],
+            "refs": [upstream_ref(item) for _, item in ordered],
         })
         inserted = {(row.tenant_id, row.source, row.event_id) for row in rows}
         outgoing = []
@@ -91,6 +107,19 @@ class IntakeRepository:
                 outgoing.append(OutgoingEvent(topic=self.topic_prefix + item.topic, key=item.key, event=item.event))
         await self.outbox.add(session, outgoing)
         return outcomes
+
+    async def last_snapshot(self, session: AsyncSession, tenant_id: str, ref: TicketRef) -> Snapshot | None:
+        """The archived canonical snapshot of the upstream ticket with the latest event time, if any."""
+        table = tables.received_events
+        row = (await session.execute(
+            sa.select(table.c.canonical)
+            .where(table.c.tenant_id == tenant_id, table.c.upstream_ref == ref.key, table.c.canonical.is_not(None))
+            .order_by(table.c.event_time.desc(), table.c.received_at.desc()).limit(1)
+        )).first()
+        if row is None:
+            return None
+        data = json.loads(row.canonical).get("data", {})
+        return Snapshot(str(data.get("ticket_id")), data)
 
     async def reject(self, session: AsyncSession, channel: str, rejections: Sequence[Rejection]) -> None:
         if not rejections:

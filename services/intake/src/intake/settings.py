@@ -37,6 +37,8 @@ class IntakeSettings(ServiceSettings):
     rejected_retention_days: float = Field(default=30, gt=0)
     purge_interval_seconds: float = Field(default=3600, gt=0)
     replay_page_size: int = Field(default=1000, ge=1, le=10_000)
+    import_max_document_bytes: int = Field(default=256 * 1024 * 1024, ge=1024,
+                                           description="largest JSON document `slm-intake import` reads whole")
     replay_max_http_events: int = Field(default=100_000, ge=1, description="larger replays: `slm-intake replay`")
 
     def output_topic(self, topic: str) -> str:

@@ -263,6 +263,8 @@ class SloKeeper:
         start = minute_of(since)
         if start >= now:
             return
+        # Before reading: another replica's rewrite of these minutes commits first, and is read (not overwritten).
+        await repository.lock_availability(tenant_id, service)
         changes = await repository.state_changes_since(tenant_id, service, start)
         maintenance = await repository.maintenance_between(tenant_id, service, start, now)
         rows = await asyncio.to_thread(availability_minutes, changes, maintenance, start, now)

@@ -20,6 +20,8 @@ from sla_engine.domain.slo.series import Head, MinuteSeries, RangeSums, epoch_ce
 # Seed of the per-tenant advisory lock between sample writers (shared) and threshold backfills (exclusive);
 # 0 is the ticket lock and 1 the apply lock (repository.py).
 _SAMPLES_LOCK_SEED = 2
+# Seed of the per-service lock of the availability rollup (`lock_availability`).
+_AVAILABILITY_LOCK_SEED = 3
 _ONE_DAY = timedelta(days=1)
 
 
@@ -164,8 +166,20 @@ class SqlSloRepository:
             m.c.starts_at < end, m.c.ends_at > start))
         return [MaintenanceWindow(row.window_id, row.starts_at, row.ends_at) for row in rows]
 
+    async def lock_availability(self, tenant_id: str, service: str) -> None:
+        """Held from before the service's availability minutes are computed until the transaction ends.
+
+        Every engine replica rewrites the same minutes (each periodic pass, and the signal batches of its
+        partitions): unserialised, two replicas deleting and inserting the same range collide on the minutes'
+        primary key, and a replica that read the state changes before another's batch committed would write
+        its stale minutes over the fresh ones. Under the lock the second writer reads, computes and writes
+        after the first committed."""
+        await self._session.execute(sa.text("SELECT pg_advisory_xact_lock(hashtextextended(:key, :seed))"),
+                                    {"key": f"{tenant_id}/{service}", "seed": _AVAILABILITY_LOCK_SEED})
+
     async def replace_availability_minutes(self, tenant_id: str, service: str, since: datetime,
                                            rows: Sequence[AvailabilityMinute]) -> None:
+        """Replace the service's minutes from `since` on (the caller holds `lock_availability`)."""
         a = tables.slo_availability_minutes
         await self._session.execute(sa.delete(a).where(a.c.tenant_id == tenant_id, a.c.service == service,
                                                        a.c.minute >= since))

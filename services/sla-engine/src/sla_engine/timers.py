@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from sla_engine.handlers import ClockKeeper, Now
 from sla_engine.repository import SqlSlaRepository
+from slm_shared.background import Backoff, is_unavailable
 
 log = logging.getLogger(__name__)
 
@@ -53,15 +54,19 @@ class TimerLoop:
             self._keeper.close()
 
     async def _rounds(self) -> None:
+        backoff = Backoff()  # after a failed round: short jittered pauses, so the loop is back soon after the database
         while not self._stopping.is_set():
             self._keeper.tickets_due.clear()  # tickets made due from here on wake the wait below
             try:
                 if await self._keeper.reconcile_due(self._batch_size, self._per_tenant, self._round_seconds):
+                    backoff.reset()
                     continue  # more may be due: the next round at once (the loop yielded during this one)
                 pause = max(IDLE_PAUSE_SECONDS, await self._until_next_due())
-            except Exception:  # a database fault must not end the loop
-                log.exception("reconcile round failed")
-                pause = 1.0
+                backoff.reset()
+            except Exception as error:  # a database fault must not end the loop
+                # An outage is one line per round, not a traceback; anything else keeps its traceback.
+                log.warning("reconcile round failed: %r", error, exc_info=not is_unavailable(error))
+                pause = backoff.next_delay()
             await self._wait(pause)
 
     async def stop(self) -> None:

@@ -71,6 +71,15 @@ def _single_response(result: EventResult) -> JSONResponse:
     return JSONResponse(EventsResponse.of([result]).model_dump(mode="json"), status_code=code)
 
 
+def _webhook_response(results: list[EventResult]) -> JSONResponse:
+    """One event: as `POST /v1/events` answers one. Several (Zendesk audits): 202 unless every one was rejected."""
+    if len(results) == 1:
+        return _single_response(results[0])
+    rejected = all(result.outcome == "rejected" for result in results)
+    return JSONResponse(EventsResponse.of(results).model_dump(mode="json"),
+                        status_code=status.HTTP_400_BAD_REQUEST if rejected else status.HTTP_202_ACCEPTED)
+
+
 def events_router(
     intake: EventIntake, settings: IntakeSettings, caller: Callable[..., Awaitable[Caller]]
 ) -> APIRouter:
@@ -112,13 +121,14 @@ def events_router(
         async def post_webhook(request: Request, who: Caller = Depends(caller)) -> JSONResponse:
             require_media_type(request, JSON_CONTENT_TYPES)
             body = await read_limited(request, settings.max_body_bytes)
-            return _single_response(await intake.accept_webhook(who.tenant_id, system, body))
+            return _webhook_response(await intake.accept_webhook(who.tenant_id, system, body))
 
         router.add_api_route(
             f"/webhooks/{system}", post_webhook, methods=["POST"], status_code=status.HTTP_202_ACCEPTED,
             response_model=EventsResponse, tags=["webhooks"], name=f"post_{system}_webhook",
             summary=f"Take a native {system} webhook",
-            description=(f"The {system} payload becomes one `itsm.ticket.v1` event, mapped with the tenant's "
+            description=(f"The {system} payload becomes `itsm.ticket.v1` (and CSAT `itsm.feedback.v1`) events, "
+                         f"mapped with the tenant's "
                          f"mapping (`/v1/mappings/{system}`); a redelivered webhook is a duplicate."),
             responses={400: {"model": EventsResponse, "description": "the payload cannot become a ticket event"},
                        **error_responses(401, 413, 415, 429)},

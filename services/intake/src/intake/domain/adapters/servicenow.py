@@ -8,7 +8,10 @@ at the top level or under `record` (or `result`), optionally with `operation` (`
 RFC 3339 with an offset.
 
 Event id: `<sys_id>-<sys_mod_count>` (the record's update counter, so a redelivery is a duplicate), else
-`<sys_id>-<sys_updated_on>`. State mapping looks up `<state>/<hold_reason>` first (on hold awaiting the
+`<sys_id>-<sys_updated_on>`. Without `operation`, a record whose `sys_mod_count` is 0 has never been updated:
+it is the record's creation. A survey answer (`asmt_assessment_instance`, with its `asmt_metric_result`
+rows under `metric_results`) is an `itsm.feedback.v1` answer for the task in `trigger_id`.
+State mapping looks up `<state>/<hold_reason>` first (on hold awaiting the
 caller -> `pending_customer`, awaiting a vendor -> `pending_vendor`), then `<state>`.
 """
 
@@ -22,7 +25,10 @@ from intake.domain.acceptance import Rejected, parse_rfc3339
 from intake.domain.adapters.common import (
     CLOSED_STATUSES,
     STATUS_ACTIONS,
+    Snapshot,
+    TicketRef,
     as_object,
+    feedback_document,
     require_status,
     text_of,
     ticket_document,
@@ -67,9 +73,10 @@ def _status(record: dict[str, Any], mapping: TicketMapping) -> tuple[TicketStatu
     return found, display if display != state else state
 
 
-def _action(payload: dict[str, Any], status: TicketStatus, mapping: TicketMapping) -> TicketAction:
+def _action(payload: dict[str, Any], record: dict[str, Any], status: TicketStatus,
+            mapping: TicketMapping) -> TicketAction:
     operation = (text_of(payload.get("operation")) or "").lower()
-    if operation == "insert":
+    if operation == "insert" or (not operation and _raw(record.get("sys_mod_count")) == "0"):
         return "created"
     previous = as_object(payload.get("previous"))
     before = mapping.status_for(_raw(previous.get("state"))) if previous.get("state") is not None else None
@@ -83,13 +90,90 @@ def _action(payload: dict[str, Any], status: TicketStatus, mapping: TicketMappin
     return "updated"
 
 
-def servicenow_event(payload: Any, mapping: TicketMapping) -> dict[str, Any]:
-    """The canonical ticket event of one ServiceNow record; raises `Rejected` if it cannot be one."""
+SURVEY_TABLE = "asmt_assessment_instance"
+DEFAULT_SURVEY_SCALE = 5  # the out-of-box customer satisfaction survey rates 1-5
+
+
+def _record(payload: Any) -> dict[str, Any]:
     if not isinstance(payload, dict):
         raise Rejected("invalid_webhook", "body: a ServiceNow payload is a JSON object")
     record = payload.get("record", payload.get("result", payload))
     if not isinstance(record, dict):
         raise Rejected("invalid_webhook", "record: must be a JSON object")
+    return record
+
+
+def _is_survey(payload: dict[str, Any], record: dict[str, Any]) -> bool:
+    table = _raw(record.get("sys_class_name")) or text_of(payload.get("table"))
+    return table == SURVEY_TABLE or (table is None and "trigger_id" in record and "metric_type" in record)
+
+
+def servicenow_ref(payload: Any) -> TicketRef | None:
+    """The task whose last snapshot this payload may need: the record itself, or a survey's `trigger_id`."""
+    try:
+        record = _record(payload)
+    except Rejected:
+        return None
+    sys_id = _raw(record.get("trigger_id")) if _is_survey(payload, record) else _raw(record.get("sys_id"))
+    return TicketRef("servicenow", sys_id) if sys_id else None
+
+
+def _number(value: Any) -> float | None:
+    try:
+        number = float(str(_raw(value)))
+    except ValueError:
+        return None
+    return number if number == number and abs(number) < 1e9 else None  # NaN and absurd values are no score
+
+
+def servicenow_survey(payload: dict[str, Any], record: dict[str, Any], mapping: TicketMapping,
+                      previous: Snapshot | None) -> dict[str, Any]:
+    """A completed survey instance -> one CSAT answer for its task.
+
+    The score is the first numeric `actual_value` of the instance's `metric_results` (asmt_metric_result
+    rows), else the instance's own `score`; the scale is that result's (or the record's) `scale_factor` or
+    `max`, else 5. The ticket is `trigger_id`'s display value (the task number), else the last snapshot's.
+    """
+    sys_id = _raw(record.get("sys_id"))
+    if sys_id is None:
+        raise Rejected("invalid_webhook", "sys_id: missing from the ServiceNow survey instance")
+    state = (_raw(record.get("state")) or "").lower()
+    if state not in ("complete", "completed", ""):
+        raise Rejected("invalid_webhook", f"state: survey instance {state[:32]!r} is not complete")
+    results = record.get("metric_results", payload.get("metric_results"))
+    rows = [as_object(row) for row in results] if isinstance(results, list) else []
+    scored = next((row for row in rows if _number(row.get("actual_value")) is not None), record)
+    score = _number(scored.get("actual_value", scored.get("score")))
+    if score is None or score < 0:
+        raise Rejected("invalid_webhook", "metric_results: the survey instance carries no numeric answer")
+    scale = next((value for value in (_number(scored.get("scale_factor")), _number(scored.get("max")))
+                  if value is not None and value > 0), DEFAULT_SURVEY_SCALE)
+    trigger = _display(record.get("trigger_id"))
+    ticket_id = previous.ticket_id if previous is not None else trigger
+    if ticket_id is None:
+        raise Rejected("invalid_webhook", "trigger_id: the survey instance names no task")
+    time = _time(record.get("taken_on") or record.get("sys_updated_on"))
+    instance = text_of(payload.get("instance"))
+    service = previous.get("service") if previous is not None else None
+    return feedback_document(
+        event_id=f"{sys_id}-survey", source=mapping.source or (f"servicenow://{instance}" if instance
+                                                                else "servicenow://unknown"),
+        time=time, ticket_id=ticket_id, service=service or mapping.default_service,
+        score=round(score), scale=round(scale) or 1, comment=_display(scored.get("string_value")),
+    )
+
+
+def servicenow_events(payload: Any, mapping: TicketMapping, previous: Snapshot | None = None) -> list[dict[str, Any]]:
+    """The canonical events of one ServiceNow payload: a task snapshot, or a survey's CSAT answer."""
+    record = _record(payload)
+    if _is_survey(payload, record):
+        return [servicenow_survey(payload, record, mapping, previous)]
+    return [servicenow_event(payload, mapping)]
+
+
+def servicenow_event(payload: Any, mapping: TicketMapping) -> dict[str, Any]:
+    """The canonical ticket event of one ServiceNow record; raises `Rejected` if it cannot be one."""
+    record = _record(payload)
     sys_id = _raw(record.get("sys_id"))
     number = _display(record.get("number"))
     if sys_id is None or number is None:
@@ -106,7 +190,7 @@ def servicenow_event(payload: Any, mapping: TicketMapping) -> dict[str, Any]:
         source=f"servicenow://{instance}" if instance else "servicenow://unknown",
         time=time,
         ticket_id=number,
-        action=_action(payload, status, mapping),
+        action=_action(payload, record, status, mapping),
         status=status,
         mapping=mapping,
         kind=mapping.kind_for(table),

@@ -1,11 +1,13 @@
 """Zendesk ticket webhooks -> `itsm.ticket.v1`.
 
-Two shapes, both from Zendesk's documentation:
+Four shapes, all from Zendesk's documentation:
 - event-subscribed webhooks (`"type": "zen:event-type:ticket.<event>"`, with `id`, `time`, `account_id`,
   `detail` = the ticket, `event` = what changed); the event id is Zendesk's own event `id`, which a
   retried delivery keeps;
 - trigger/automation webhooks with the JSON body intake documents (`{"ticket": {...}, "event": ...}` built
-  from placeholders); the event id is `<ticket id>-<updated_at>`.
+  from placeholders); the event id is `<ticket id>-<updated_at>`;
+- the REST API's ticket audits (`{"audit": ...}`, `{"audits": [...]}` of one ticket) and satisfaction
+  ratings (`{"satisfaction_rating": ...}`, `{"satisfaction_ratings": [...]}`): see `zendesk_audits`.
 
 `ticket.comment_added` with a public comment is `agent_replied` when the author is staff, else
 `customer_replied`; a private note is an `updated`.
@@ -19,6 +21,8 @@ from intake.domain.acceptance import Rejected, parse_rfc3339
 from intake.domain.adapters.common import (
     CLOSED_STATUSES,
     STATUS_ACTIONS,
+    Snapshot,
+    TicketRef,
     as_object,
     require_status,
     required_text,
@@ -26,6 +30,7 @@ from intake.domain.adapters.common import (
     ticket_document,
     value_at,
 )
+from intake.domain.adapters.zendesk_audits import audit_events, rating_events
 from intake.domain.mapping import TicketMapping
 from slm_shared.events import TicketAction, TicketStatus
 
@@ -52,6 +57,52 @@ def _action(kind: str, payload: dict[str, Any], status: TicketStatus, mapping: T
     if before in CLOSED_STATUSES and status not in CLOSED_STATUSES:
         return "reopened"
     return "updated"
+
+
+def _audits(payload: dict[str, Any]) -> list[Any] | None:
+    if isinstance(payload.get("audits"), list):
+        return list(payload["audits"])
+    return [payload["audit"]] if "audit" in payload else None
+
+
+def _ratings(payload: dict[str, Any]) -> list[Any] | None:
+    if isinstance(payload.get("satisfaction_ratings"), list):
+        return list(payload["satisfaction_ratings"])
+    return [payload["satisfaction_rating"]] if "satisfaction_rating" in payload else None
+
+
+def zendesk_ref(payload: Any) -> TicketRef | None:
+    """The ticket whose last snapshot this payload may need (audits and ratings carry only changes)."""
+    if not isinstance(payload, dict):
+        return None
+    items = _audits(payload) or _ratings(payload) or []
+    ids = {text_of(as_object(item).get("ticket_id")) for item in items} - {None}
+    if len(ids) == 1:
+        return TicketRef("zendesk", str(ids.pop()))
+    ticket = payload.get("detail", payload.get("ticket"))
+    ticket_id = text_of(as_object(ticket).get("id"))
+    return TicketRef("zendesk", ticket_id) if ticket_id else None
+
+
+def zendesk_source(payload: dict[str, Any], mapping: TicketMapping) -> str:
+    account = text_of(payload.get("account_id")) or text_of(payload.get("account"))
+    return mapping.source or f"zendesk://{account or 'unknown'}"
+
+
+def zendesk_events(payload: Any, mapping: TicketMapping, previous: Snapshot | None = None) -> list[dict[str, Any]]:
+    """Every canonical event of one Zendesk payload: one for a webhook, several for audits or ratings."""
+    if isinstance(payload, dict):
+        audits = _audits(payload)
+        if audits is not None:
+            ids = {text_of(as_object(audit).get("ticket_id")) for audit in audits}
+            if len(ids) > 1:
+                raise Rejected("invalid_webhook", "audits: one ticket's audits per request (slm-intake import "
+                                                  "takes many tickets)")
+            return audit_events(audits, mapping, previous, zendesk_source(payload, mapping))
+        ratings = _ratings(payload)
+        if ratings is not None:
+            return rating_events(ratings, mapping, previous, zendesk_source(payload, mapping))
+    return [zendesk_event(payload, mapping)]
 
 
 def zendesk_event(payload: Any, mapping: TicketMapping) -> dict[str, Any]:
@@ -103,6 +154,8 @@ def zendesk_event(payload: Any, mapping: TicketMapping) -> dict[str, Any]:
             "upstream_status": upstream_status,
             "upstream_priority": upstream_priority,
             "upstream_kind": upstream_kind,
+            "upstream_id": ticket_id,
+            "upstream_requester": _known(text_of(ticket.get("requester_id"))),
             "upstream_event": event_type or kind,
             "channel": text_of(value_at(ticket, "via.channel")),
             "tags": [str(tag) for tag in ticket.get("tags", [])][:50] if isinstance(ticket.get("tags"), list) else None,
