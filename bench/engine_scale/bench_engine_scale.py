@@ -7,7 +7,10 @@ One run prints:
 - then a backlog of 20,000 events of one tenant: p50/p99 of `GET /v1/tickets/{id}/clocks` (known and unknown
   tickets) while it drains, and the time until a second tenant's 100 tickets, sent right after the backlog,
   all have clocks;
-- the engine's own count of consumer rebalances and refused commits during the run.
+- the engine's own count of consumer rebalances and refused commits during the run;
+- per bundle size, the CPU time of the engine's processes (the service and its evaluation worker) and events
+  per CPU second: on a shared machine events/s is the share of the cores the engine got, CPU time is what the
+  code costs; and how many times the engine parsed a bundle (once per configuration version).
 
 Run: `make bench` or `uv run python -m bench.engine_scale.bench_engine_scale [--sizes 1,10,100,1000]
 [--backlog-events 20000] [--backlog-policies 10]` with the stack's environment (`. .stack/env`).
@@ -18,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import random
 import statistics
 import time
@@ -41,8 +45,9 @@ from slm_shared.auth import issue_key, store_key
 from slm_shared.db import create_engine, session_factory
 from slm_shared.events import ApiKeyData
 
-# Tickets per bundle size: the larger bundles cost more per ticket, so fewer keep the run short.
-DEFAULT_TICKETS = {1: 1500, 10: 1500, 100: 500, 1000: 100}
+# Tickets per bundle size: the same for every size (a ticket costs about the same whatever the bundle), and
+# enough that the one parse of the bundle (seconds for a thousand policies) is not the figure.
+DEFAULT_TICKETS = {1: 1500, 10: 1500, 100: 1500, 1000: 1500}
 SECOND_TENANT_TICKETS = 100
 
 
@@ -51,10 +56,38 @@ class SizeRate:
     policies: int
     events: int
     seconds: float
+    cpu_seconds: float  # the engine's processes' CPU time meanwhile (user + system)
 
     @property
     def rate(self) -> float:
         return self.events / self.seconds
+
+    @property
+    def rate_per_cpu(self) -> float:
+        """Events per CPU second of the engine: what the code costs, whatever share of the machine it got."""
+        return self.events / self.cpu_seconds if self.cpu_seconds else float("nan")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of the process and its descendants (the evaluation worker), from /proc."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    parents: dict[int, int] = {}
+    times: dict[int, float] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents[int(entry)] = int(fields[1])
+        times[int(entry)] = (int(fields[11]) + int(fields[12])) / ticks
+    family, added = {pid}, True
+    while added:
+        grown = family | {child for child, parent in parents.items() if parent in family}
+        added, family = grown != family, grown
+    return sum(times.get(member, 0.0) for member in family)
 
 
 async def produce(bootstrap: str, tenant: str, tickets: list[Ticket]) -> int:
@@ -134,13 +167,17 @@ async def api_key(sessions: async_sessionmaker[AsyncSession], tenant: str) -> st
     return issued.plaintext
 
 
-async def size_rate(stack: Stack, sessions: async_sessionmaker[AsyncSession], policies: int, tickets: int) -> SizeRate:
+async def size_rate(stack: Stack, sessions: async_sessionmaker[AsyncSession], engine: ServiceProcess, policies: int,
+                    tickets: int) -> SizeRate:
     tenant = await new_tenant(sessions, policies, f"p{policies}")
     workload = make_tickets(tickets, policies=policies, tenant_id=tenant, seed=policies)
+    assert engine.process is not None
+    cpu = cpu_seconds(engine.process.pid)
     started = time.perf_counter()
     events = await produce(stack.kafka_bootstrap, tenant, workload)
     await until(sessions, tenant, tickets)
-    return SizeRate(policies, events, time.perf_counter() - started)
+    took = time.perf_counter() - started
+    return SizeRate(policies, events, took, cpu_seconds(engine.process.pid) - cpu)
 
 
 @dataclass(frozen=True)
@@ -193,8 +230,8 @@ async def backlog_drain(stack: Stack, sessions: async_sessionmaker[AsyncSession]
     return Backlog(sent, drained, latencies, unknown, second_took, second_stored)
 
 
-def counter(engine: ServiceProcess, name: str, group: str = "sla-engine") -> float:
-    prefix = f'{name}{{group="{group}"}}'
+def counter(engine: ServiceProcess, name: str, group: str | None = "sla-engine") -> float:
+    prefix = f'{name}{{group="{group}"}}' if group is not None else f"{name} "
     for line in httpx.get(f"{engine.url}/metrics", timeout=30).text.splitlines():
         if line.startswith(prefix):
             return float(line.split()[-1])
@@ -215,16 +252,22 @@ async def run(stack: Stack, sizes: list[int], backlog_events: int, backlog_polic
     try:
         rebalances = await asyncio.to_thread(counter, engine, "slm_consumer_rebalances_total")
         failures = await asyncio.to_thread(counter, engine, "slm_consumer_commit_failures_total")
+        parses = await asyncio.to_thread(counter, engine, "slm_bundle_parses_total", None)
         rates = []
-        print("policies   events   seconds   events/s   ratio to 1 policy", flush=True)
+        print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores (a shared machine: events/s is the"
+              " share the engine got; events per CPU s is what the code costs)", flush=True)
+        print("policies   events   seconds   events/s   ratio to 1 policy   engine CPU s   events per CPU s",
+              flush=True)
         for size in sizes:  # each line as soon as it is measured: a long run still leaves figures if cut short
-            rates.append(await size_rate(stack, sessions, size, DEFAULT_TICKETS.get(size, 100)))
+            rates.append(await size_rate(stack, sessions, engine, size, DEFAULT_TICKETS.get(size, 100)))
             one = next((r.rate for r in rates if r.policies == 1), rates[0].rate)
             r = rates[-1]
-            print(f"{r.policies:>8} {r.events:>8} {r.seconds:>9.1f} {r.rate:>10.0f}   {r.rate / one:8.3f}", flush=True)
+            print(f"{r.policies:>8} {r.events:>8} {r.seconds:>9.1f} {r.rate:>10.0f}   {r.rate / one:17.3f}"
+                  f"   {r.cpu_seconds:12.1f}   {r.rate_per_cpu:16.0f}", flush=True)
         backlog = await backlog_drain(stack, sessions, engine, backlog_events, backlog_policies)
         rebalances = await asyncio.to_thread(counter, engine, "slm_consumer_rebalances_total") - rebalances
         failures = await asyncio.to_thread(counter, engine, "slm_consumer_commit_failures_total") - failures
+        parses = await asyncio.to_thread(counter, engine, "slm_bundle_parses_total", None) - parses
     finally:
         await asyncio.to_thread(engine.stop)
         await database.dispose()
@@ -239,6 +282,7 @@ async def run(stack: Stack, sizes: list[int], backlog_events: int, backlog_polic
           f" after they were sent (target <= 5 s); its events all consumed after "
           f"{backlog.second_tenant_stored_seconds:.1f} s")
     print(f"rebalances during the run     {rebalances:.0f}  (refused commits {failures:.0f}; target 0)")
+    print(f"bundle parses in the engine   {parses:.0f} for {len(sizes) + 2} configuration versions (one each)")
     if backlog.latencies:
         print(f"clocks API mean               {statistics.fmean(backlog.latencies) * 1000:.0f} ms")
 

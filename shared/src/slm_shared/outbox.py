@@ -16,7 +16,7 @@ import logging
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 import sqlalchemy as sa
@@ -59,8 +59,25 @@ class OutgoingEvent:
     event: CloudEvent
     headers: Mapping[str, str] | None = None
 
+    def serialized(self) -> OutgoingRecord:
+        """The same outbox row with the event already in its bytes: cheap to pickle (the model is not)."""
+        return OutgoingRecord(self.topic, self.key, self.event.to_json_bytes(), self.headers)
 
-def traced(events: Iterable[OutgoingEvent]) -> list[OutgoingEvent]:
+
+@dataclass(frozen=True)
+class OutgoingRecord:
+    """An event serialized already (`OutgoingEvent.serialized`), e.g. by a worker process."""
+
+    topic: str
+    key: str
+    payload: bytes
+    headers: Mapping[str, str] | None = None
+
+
+Outgoing = TypeVar("Outgoing", OutgoingEvent, OutgoingRecord, OutgoingEvent | OutgoingRecord)
+
+
+def traced(events: Iterable[Outgoing]) -> list[Outgoing]:
     """The events with the current span's `traceparent`, unless they carry a trace of their own already."""
     headers = current_headers()
     if not headers:
@@ -78,7 +95,7 @@ class Outbox:
     def __init__(self, table: sa.Table) -> None:
         self._table = table
 
-    async def add(self, session: AsyncSession, events: Sequence[OutgoingEvent]) -> None:
+    async def add(self, session: AsyncSession, events: Sequence[OutgoingEvent | OutgoingRecord]) -> None:
         if not events:
             return
         await session.execute(
@@ -87,7 +104,7 @@ class Outbox:
                 {
                     "topic": item.topic,
                     "key": item.key,
-                    "payload": item.event.to_json_bytes(),
+                    "payload": item.payload if isinstance(item, OutgoingRecord) else item.event.to_json_bytes(),
                     "headers": dict(item.headers or {}),
                 }
                 for item in traced(events)

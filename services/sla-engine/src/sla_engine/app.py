@@ -73,11 +73,12 @@ def create_app(settings: SlaEngineSettings, now: Now = utc_now) -> FastAPI:
     )
     count_commit_failures(logging.getLogger(f"{SERVICE}.broker"), runtime.group_id)
     bundles = BundleCache()
-    keeper = ClockKeeper(runtime.sessions, bundles, now)
+    keeper = ClockKeeper(runtime.sessions, bundles, now, processes=settings.reconcile_processes)
     config = ConfigService(runtime.sessions, bundles, keeper)
     timers = TimerLoop(keeper, runtime.sessions, now, batch_size=settings.timer_batch_size,
                        max_sleep_seconds=settings.timer_max_sleep_seconds,
-                       per_tenant=settings.reconcile_tickets_per_tenant, round_seconds=settings.reconcile_round_seconds)
+                       per_tenant=settings.reconcile_tickets_per_tenant, round_seconds=settings.reconcile_round_seconds,
+                       rounds_in_flight=settings.reconcile_rounds_in_flight)
     runtime.add_background(timers.run, timers.stop)
     runtime.add_periodic("clock census", settings.clock_census_interval_seconds, ClockCensus(runtime.sessions).count)
     runtime.broker.include_router(ticket_router(runtime, keeper))

@@ -18,13 +18,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, Protocol
 
+import prometheus_client
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from sla_engine.domain.bundle import Bundle, dump_bundle, parse_bundle
 from sla_engine.domain.bundle.slos import slo_definition
 from sla_engine.domain.clocks import Clock, evaluate_ticket
 from sla_engine.domain.slo.definition import ThresholdSli
-from sla_engine.repository import ConfigVersion, SqlSlaRepository
+from sla_engine.repository import BundleSource, SqlSlaRepository, VersionKey
 from sla_engine.slo_repository import SqlSloRepository
 
 Recalculation = Literal["none", "ongoing", "all"]
@@ -34,25 +35,46 @@ class Reconciler(Protocol):
     async def reconcile(self, session: AsyncSession, tenant_id: str, ticket_id: str, now: datetime) -> list[Clock]: ...
 
 
+BUNDLE_PARSES = prometheus_client.Counter("slm_bundle_parses_total", "Configuration versions parsed from stored text")
+
+
 class BundleCache:
-    """Parsed bundles by (tenant, version): versions are immutable, so entries never go stale."""
+    """Parsed bundles by (tenant, version): versions are immutable, so entries never go stale. Each version is
+    parsed once per process (a thousand policies take seconds); `slm_bundle_parses_total` counts the parses."""
 
     def __init__(self, limit: int = 1024) -> None:
-        self._bundles: dict[tuple[str, int], Bundle] = {}
+        self._bundles: dict[VersionKey, Bundle] = {}
         self._limit = limit
 
-    def __contains__(self, config: object) -> bool:
-        return isinstance(config, ConfigVersion) and (config.tenant_id, config.version) in self._bundles
+    def __contains__(self, version: object) -> bool:
+        return version in self._bundles
 
-    def get(self, config: ConfigVersion) -> Bundle:
+    def cached(self, version: VersionKey) -> Bundle | None:
+        return self._bundles.get(version)
+
+    def get(self, config: BundleSource) -> Bundle:
+        """The version's bundle, parsed from its text if this process has not parsed it yet."""
         key = (config.tenant_id, config.version)
         bundle = self._bundles.get(key)
         if bundle is None:
-            if len(self._bundles) >= self._limit:
-                self._bundles.clear()
-            bundle = parse_bundle(config.source_text, content_type=_content_type_of(config.source_text), stored=True)
-            self._bundles[key] = bundle
+            bundle = parse_source(config)
+            BUNDLE_PARSES.inc()
+            self.keep(key, bundle)
         return bundle
+
+    def forget(self, version: VersionKey) -> None:
+        self._bundles.pop(version, None)
+
+    def keep(self, version: VersionKey, bundle: Bundle) -> None:
+        """Remember a version's bundle (one parsed when it was applied: the same text gives the same bundle)."""
+        if len(self._bundles) >= self._limit:
+            self._bundles.clear()
+        self._bundles[version] = bundle
+
+
+def parse_source(config: BundleSource) -> Bundle:
+    """A stored version's bundle, from its text (accepted when it was applied)."""
+    return parse_bundle(config.source_text, content_type=_content_type_of(config.source_text), stored=True)
 
 
 def _content_type_of(text: str) -> Literal["yaml", "json"]:
@@ -161,15 +183,24 @@ class ConfigService:
         # Off the event loop: a large bundle parses for a while and validation probes recurrence rules (up to
         # ~1 s for one that never occurs), and heartbeats and requests must go on.
         bundle = await asyncio.to_thread(parse_bundle, text, content_type=content_type)
-        async with self._sessions() as session, session.begin():
-            repository = SqlSlaRepository(session)
-            previous = await repository.latest_config(tenant_id)
-            version = await repository.add_config(tenant_id, dump_bundle(bundle), text)
-            report = RecalculationReport(mode, previous.version if previous else None, version)
-            if mode != "none":
-                await self._recalculate(session, tenant_id, version, report, now)
-            await self._backfill_thresholds(session, tenant_id, version, bundle)
-            return report
+        version: int | None = None
+        try:
+            async with self._sessions() as session, session.begin():
+                repository = SqlSlaRepository(session)
+                previous = await repository.latest_source(tenant_id)
+                version = await repository.add_config(tenant_id, dump_bundle(bundle), text)
+                # Kept before the recalculation below evaluates with it, so this process never parses it again.
+                self._bundles.keep((tenant_id, version), bundle)
+                report = RecalculationReport(mode, previous.version if previous else None, version)
+                if mode != "none":
+                    await self._recalculate(session, tenant_id, version, report, now)
+                await self._backfill_thresholds(session, tenant_id, version, bundle)
+                return report
+        except BaseException:
+            # Rolled back: the next apply takes the same version number for another text.
+            if version is not None:
+                self._bundles.forget((tenant_id, version))
+            raise
 
     async def _backfill_thresholds(self, session: AsyncSession, tenant_id: str, version: int, bundle: Bundle) -> None:
         # The version before, read under add_config's apply lock (`latest_config` above is read before it).
@@ -186,7 +217,7 @@ class ConfigService:
     async def recalculate(self, tenant_id: str, mode: Recalculation, now: datetime) -> RecalculationReport:
         """Move tickets to the latest version without applying a new bundle."""
         async with self._sessions() as session, session.begin():
-            latest = await SqlSlaRepository(session).latest_config(tenant_id)
+            latest = await SqlSlaRepository(session).latest_source(tenant_id)
             if latest is None:
                 return RecalculationReport(mode, None, 0)
             report = RecalculationReport(mode, None, latest.version)
@@ -224,7 +255,7 @@ class ConfigService:
         async with self._sessions() as session:
             repository = SqlSlaRepository(session)
             tickets = await repository.tickets_active_between(tenant_id, start, end)
-            latest = await repository.latest_config(tenant_id)
+            latest = await repository.latest_source(tenant_id)
             for ticket_id in tickets:
                 timeline = await repository.timeline(tenant_id, ticket_id)
                 pinned = await repository.config_for_ticket(tenant_id, ticket_id, timeline[0].time)

@@ -7,7 +7,8 @@ tickets in rounds, round-robin across tenants, and reconciles them.
 
 Every reconciliation goes through `reconcile_many`: load the tickets' stored state in bulk, let the pure
 `reconcile_ticket` decide what the timeline now implies (new transitions; `recalculated` for published ones a
-late event proved wrong; the next timer), and write it back in bulk with the outbox rows. Because the result
+late event proved wrong; the next timer), in the evaluation worker process (evaluation.py), and write it back
+in bulk with the outbox rows. Because the result
 depends only on the timeline, out-of-order, late and duplicate deliveries give exactly the in-order result.
 """
 
@@ -15,9 +16,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
-from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 
 from aiokafka.structs import ConsumerRecord
@@ -25,17 +26,18 @@ from prometheus_client import Counter, Histogram
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from sla_engine import tables
-from sla_engine.config import BundleCache
+from sla_engine.config import BUNDLE_PARSES, BundleCache
 from sla_engine.domain.clocks import Clock
 from sla_engine.domain.timeline import TicketSnapshot
+from sla_engine.evaluation import Evaluator, Job, ProcessEvaluator, ThreadEvaluator
 from sla_engine.fair_share import FairShare
-from sla_engine.reconciliation import ConfigRef, Reconciliation, TicketState, reconcile_ticket
-from sla_engine.repository import EVENTS_DUE, ConfigVersion, DueTimer, SqlSlaRepository
+from sla_engine.reconciliation import Reconciliation
+from sla_engine.repository import EVENTS_DUE, DueTimer, SqlSlaRepository
 from sla_engine.timeline_cache import TimelineCache
 from slm_shared.consumer import ParsedBatch, parse_batch
 from slm_shared.events import TICKET_EVENT, CloudEvent, TicketSnapshotData
 from slm_shared.inbox import Inbox
-from slm_shared.outbox import Outbox, traced
+from slm_shared.outbox import Outbox, OutgoingEvent, OutgoingRecord, traced
 from slm_shared.tracing import TraceContext, context_from_headers, tracer
 
 log = logging.getLogger(__name__)
@@ -51,8 +53,12 @@ RECONCILE_DELAY = Histogram(
 )
 
 Now = Callable[[], datetime]
-# A ticket evaluation this short runs on the event loop: the loop is held at most this long at a time.
-INLINE_SECONDS = 0.02
+# Tickets are handed to the evaluator in chunks of about this much evaluation time (by each tenant's recent
+# average; a tenant not seen yet counts UNKNOWN_TICKET_SECONDS a ticket), at most CHUNK_TICKETS: one handover
+# (pickling, a process switch) per chunk, and a round stops soon after its time budget.
+CHUNK_SECONDS = 0.05
+CHUNK_TICKETS = 64
+UNKNOWN_TICKET_SECONDS = 0.01
 
 
 def utc_now() -> datetime:
@@ -83,7 +89,8 @@ def newest_traceparents(batch: ParsedBatch, events: Sequence[CloudEvent]) -> dic
 class ClockKeeper:
     """Keeps every ticket's published clock transitions equal to what its timeline implies."""
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], bundles: BundleCache, now: Now = utc_now) -> None:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], bundles: BundleCache, now: Now = utc_now, *,
+                 processes: int = 0) -> None:
         self._sessions = sessions
         self._bundles = bundles
         self._now = now
@@ -92,13 +99,20 @@ class ClockKeeper:
         self._timelines = TimelineCache()  # decoded timeline rows of this database, across batches
         # Set when the consumer has made tickets due, so the reconcile loop wakes at once.
         self.tickets_due = asyncio.Event()
-        # Evaluation is pure CPU. A tenant's tickets that take long (a large bundle) are evaluated in one worker
-        # thread, so the event loop (heartbeats, HTTP, consumers) gets the interpreter back every switch interval
-        # (5 ms) even while one ticket takes seconds. Cheap ones run on the loop, one ticket at a time: handing
-        # them to a thread would make every socket call of the loop wait for the interpreter (the GIL convoy).
-        self._evaluator = ThreadPoolExecutor(max_workers=1, thread_name_prefix="clock-evaluation")
+        # Evaluation is pure CPU: in a worker process by default (evaluation.py says why), or in a thread.
+        self._evaluator: Evaluator = (
+            ProcessEvaluator(on_parse=BUNDLE_PARSES.inc) if processes
+            else ThreadEvaluator(bundles.get, bundles.cached))
         self._ticket_seconds: dict[str, float] = {}  # per tenant, a moving average of one ticket's evaluation
         self._share = FairShare()  # evaluation time per tenant, shared fairly by the reconcile loop
+
+    async def start(self) -> None:
+        """Start the evaluation worker (the reconcile loop does, while the consumers join their groups)."""
+        await self._evaluator.start()
+
+    def close(self) -> None:
+        """Stop the evaluation worker (the service is stopping)."""
+        self._evaluator.close()
 
     async def on_ticket_records(self, records: Sequence[ConsumerRecord[bytes, bytes]]) -> list[str]:
         """Business rule: each snapshot joins its ticket's timeline, and each touched ticket becomes due now.
@@ -134,7 +148,8 @@ class ClockKeeper:
         """One round of the reconcile loop: due tickets (new snapshots, warning and breach timers) reconciled
         in one transaction; returns how many.
 
-        At most `limit` tickets, `per_tenant` of each tenant (earliest due first); among them the next ticket
+        At most `limit` tickets, `per_tenant` of each tenant (earliest due first; of a tenant whose tickets are
+        expensive, only as many as the budget evaluates, so the round holds no more); among them the next ticket
         evaluated is always of the tenant that used the least evaluation time (`FairShare`), and evaluation
         stops once `budget_seconds` are spent: the tickets not reached stay due for the next round, so a round
         (and the ticket locks it holds) stays short however expensive the bundle, and one tenant's backlog or
@@ -145,7 +160,11 @@ class ClockKeeper:
         deadline = time.monotonic() + budget_seconds
         async with self._sessions() as session, session.begin():
             repository = SqlSlaRepository(session)
-            due = {(t.tenant_id, t.ticket_id): t for t in await repository.due_tickets(now, limit, per_tenant)}
+            # A tenant takes no more tickets than the round's budget evaluates, by its recent CPU per ticket.
+            caps = {tenant: cap for tenant, seconds in self._ticket_seconds.items()
+                    if seconds > 0 and (cap := max(1, math.ceil(budget_seconds / seconds))) < per_tenant}
+            due = {(t.tenant_id, t.ticket_id): t
+                   for t in await repository.due_tickets(now, limit, per_tenant, caps)}
             locked = [due[pair] for pair in await repository.try_lock_tickets(list(due))]
             trace_of = {(t.tenant_id, t.ticket_id): context_from_headers({"traceparent": t.traceparent})
                         for t in locked if t.traceparent}
@@ -168,68 +187,72 @@ class ClockKeeper:
     ) -> list[Reconciliation]:
         """Publish what each ticket's timeline now implies and reschedule its timer; callers hold the locks."""
         results: list[Reconciliation] = []
-        await self._reconcile_until(session, tickets, now, trace_of, float("inf"), results)
+        await self._reconcile_until(session, tickets, now, trace_of, float("inf"), results, keep_clocks=True)
         return results
 
-    def _evaluate_inline(self, tenant: str, config: ConfigVersion | None) -> bool:
-        """On the loop only what is known to be quick: a tenant whose tickets took under INLINE_SECONDS, with a
-        bundle already parsed (parsing a large one takes seconds)."""
-        average = self._ticket_seconds.get(tenant)
-        parsed = config is None or config in self._bundles
-        return average is not None and average < INLINE_SECONDS and parsed
-
-    def _evaluate(self, state: TicketState, config: ConfigVersion | None, now: datetime) -> Reconciliation:
-        """In the evaluation thread: parsing a new bundle version is as much CPU as evaluating with it."""
-        if config is not None:
-            state.config = ConfigRef(config.version, self._bundles.get(config))
-        return reconcile_ticket(state, now)
+    def _chunk(self, queue: Iterator[tuple[str, Job]], share: FairShare) -> list[tuple[str, Job, float]]:
+        """The next tickets in fair order, about CHUNK_SECONDS of evaluation by each tenant's recent average;
+        each is charged its expected time as it is taken (corrected when its outcome comes back), so the next
+        pick already counts it."""
+        chunk: list[tuple[str, Job, float]] = []
+        expected_total = 0.0
+        for tenant, job in queue:
+            expected = self._ticket_seconds.get(tenant, UNKNOWN_TICKET_SECONDS)
+            share.charge(tenant, expected)
+            chunk.append((tenant, job, expected))
+            expected_total += expected
+            if expected_total >= CHUNK_SECONDS or len(chunk) >= CHUNK_TICKETS:
+                break
+        return chunk
 
     async def _reconcile_until(
         self, session: AsyncSession, tickets: Sequence[tuple[str, str]], now: datetime,
         trace_of: Mapping[tuple[str, str], TraceContext] | None, deadline: float,
-        results: list[Reconciliation] | None = None, share: FairShare | None = None,
+        results: list[Reconciliation] | None = None, share: FairShare | None = None, *, keep_clocks: bool = False,
     ) -> list[tuple[str, str]]:
         """`reconcile_many` until the monotonic `deadline`; returns the tickets dealt with (the others are left
-        untouched). With a `share`, tickets are taken fairly across tenants and their time charged to it.
+        untouched). With a `share`, tickets are taken fairly across tenants and their time charged to it. The
+        results keep their clocks only with `keep_clocks` (the loop's need only the rows to save).
 
-        A fault in one ticket's evaluation (pure code) is logged and skips only that ticket: its events are kept
-        and its next event retries. Database faults fail the transaction, which the caller's delivery retries.
+        Tickets go to the evaluator in chunks; the loop runs other work (the other round in flight, consumers,
+        HTTP) while a chunk is evaluated. A fault in one ticket's evaluation (pure code) is logged and skips only
+        that ticket: its events are kept and its next event retries. Database faults, and a worker process that
+        died, fail the transaction, which the caller's delivery or the next round retries.
         """
         repository = SqlSlaRepository(session, self._timelines)
         results = [] if results is None else results
         failed: list[tuple[str, str]] = []
         done: list[tuple[str, str]] = []
-        loop = asyncio.get_running_loop()
+        outbox: list[OutgoingEvent | OutgoingRecord] = []
         share = share or FairShare()
-        for tenant, (state, config) in share.schedule(
-            (state.tenant_id, (state, config)) for state, config in await repository.load_states(tickets)
-        ):
-            if done and time.monotonic() >= deadline:
+        loaded = await repository.load_states(tickets)
+        queue = iter(share.schedule((state.tenant_id, Job(state, version, compact=not keep_clocks))
+                                    for state, version in loaded))
+        while not done or time.monotonic() < deadline:
+            chunk = self._chunk(queue, share)
+            if not chunk:
                 break
-            started = time.monotonic()
-            ticket = (state.tenant_id, state.ticket_id)
-            done.append(ticket)
-            try:
+            outcomes = await self._evaluator.evaluate([job for _, job, _ in chunk], now, repository.bundle_sources)
+            for (tenant, job, expected), outcome in zip(chunk, outcomes, strict=True):
+                ticket = (job.state.tenant_id, job.state.ticket_id)
+                done.append(ticket)
+                share.charge(tenant, outcome.seconds - expected)
+                average = self._ticket_seconds.get(tenant)
+                self._ticket_seconds[tenant] = outcome.seconds if average is None else (
+                    0.8 * average + 0.2 * outcome.seconds)
+                if outcome.result is None:  # a bug in one ticket's evaluation must not block the others
+                    log.error("reconciling %s/%s failed; its events are kept and the next event retries\n%s",
+                              *ticket, outcome.error)
+                    failed.append(ticket)
+                    continue
                 with tracer().start_as_current_span(
                     "reconcile ticket", context=(trace_of or {}).get(ticket),
-                    attributes={"slm.tenant": state.tenant_id, "slm.ticket_id": state.ticket_id},
+                    attributes={"slm.tenant": ticket[0], "slm.ticket_id": ticket[1],
+                                "slm.evaluation_seconds": outcome.seconds},
                 ):
-                    if self._evaluate_inline(tenant, config):
-                        result = self._evaluate(state, config, now)
-                    else:
-                        result = await loop.run_in_executor(self._evaluator, self._evaluate, state, config, now)
-                    result.outgoing[:] = traced(result.outgoing)  # the transitions carry this span's trace
-                results.append(result)
-            except Exception:  # a bug in one ticket's evaluation must not block the others
-                log.exception("reconciling %s/%s failed; its events are kept and the next event retries",
-                              state.tenant_id, state.ticket_id)
-                failed.append(ticket)
-            took = time.monotonic() - started
-            share.charge(tenant, took)
-            average = self._ticket_seconds.get(tenant)
-            self._ticket_seconds[tenant] = took if average is None else 0.8 * average + 0.2 * took
-            await asyncio.sleep(0)  # the loop runs between two tickets, whichever way they were evaluated
-        await self._outbox.add(session, [event for result in results for event in result.outgoing])
+                    outbox.extend(traced(outcome.result.outbox_records()))  # they carry this span's trace
+                results.append(outcome.result)
+        await self._outbox.add(session, outbox)
         await repository.save_reconciliations(results, now)
         # A failing ticket's timer would come due again at once and spin the timer loop: drop it instead.
         await repository.clear_timers(failed)

@@ -14,7 +14,7 @@ for a re-publication of the same event (the relay retrying, a rolled-back reconc
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -30,7 +30,7 @@ from sla_engine.domain.clocks import (
 from sla_engine.domain.timeline import TicketSnapshot
 from slm_shared import topics
 from slm_shared.events import CLOCK_EVENT, ClockTransitionData, RetractedTransition, make_event
-from slm_shared.outbox import OutgoingEvent
+from slm_shared.outbox import OutgoingEvent, OutgoingRecord
 
 SOURCE = "slm://sla-engine"
 CycleKey = tuple[str, str, int]  # policy, metric, cycle
@@ -68,10 +68,26 @@ class Reconciliation:
     pin_version: int | None  # set when the ticket is pinned to a version for the first time
     first_event_at: datetime | None
     sequences: dict[CycleKey, int] = field(default_factory=dict)  # the cycles that published: their new count
+    rows: tuple[dict[str, Any], ...] | None = None  # the clock rows, where `compact` left the clocks behind
+    records: tuple[OutgoingRecord, ...] | None = None  # the events serialized, where `compact` left them behind
 
     @property
     def new_transitions(self) -> list[str]:
         return [key.transition for key in self.published]
+
+    def clock_rows(self) -> list[dict[str, Any]]:
+        """The `clocks` table rows of this ticket (without tenant, ticket and time of writing)."""
+        return list(self.rows) if self.rows is not None else [clock_row(clock) for clock in self.clocks]
+
+    def outbox_records(self) -> list[OutgoingEvent | OutgoingRecord]:
+        """The outbox rows to add: the events, or their serialized form."""
+        return list(self.records) if self.records is not None else list(self.outgoing)
+
+    def compact(self) -> Reconciliation:
+        """The same decisions, cheap to pickle across a process boundary: clock rows instead of the clocks, and
+        the events serialized (unpickling the event models cost the parent as much as evaluating)."""
+        return replace(self, clocks=[], rows=tuple(self.clock_rows()), outgoing=[],
+                       records=tuple(item.serialized() for item in self.outgoing))
 
 
 def clock_payload(
@@ -113,9 +129,10 @@ def reconcile_ticket(state: TicketState, now: datetime) -> Reconciliation:
     sequences = _Sequences(state.sequences)
     bundle, version = state.config.bundle, state.config.version
     emitted = {transition_key(key) for key in state.emitted}
-    # One evaluation also keeps, for each transition not published yet, its clock at its own instant.
+    # One evaluation also keeps, for each transition not published yet, its clock at its own instant. Published
+    # payloads and clock rows carry no explanation, so none is written (the clocks API explains on request).
     evaluation = evaluate_timeline(state.timeline, bundle, policy_version=version, at=now,
-                                   watch=lambda transition: transition.key not in emitted)
+                                   watch=lambda transition: transition.key not in emitted, explain=False)
     clocks = evaluation.clocks
     diff = diff_transitions(state.emitted, (t for c in clocks for t in c.transitions))
     by_cycle = {cycle_of(c): c for c in clocks}
@@ -125,9 +142,10 @@ def reconcile_ticket(state: TicketState, now: datetime) -> Reconciliation:
     for transition in sorted(diff.new, key=lambda t: (t.at, t.cycle)):
         # The payload is the clock as it stood at the transition's instant (DESIGN 2.4: event time).
         at_transition = evaluation.clock_when(transition)
-        outgoing.append(_event(state.tenant_id, at_transition, transition.transition, transition.threshold,
-                               transition.at, sequence=sequences.next(cycle_of(transition))))
-        last_new[cycle_of(transition)] = (transition.key, outgoing[-1])
+        event = _event(state.tenant_id, at_transition, transition.transition, transition.threshold, transition.at,
+                       sequence=sequences.next(cycle_of(transition)))
+        outgoing.append(event)
+        last_new[cycle_of(transition)] = (transition.key, event)
     recalculated: set[CycleKey] = set()
     for key in sorted(diff.retracted, key=lambda k: (k.at, k.cycle)):
         if cycle_of(key) in by_cycle:

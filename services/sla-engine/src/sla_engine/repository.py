@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -12,9 +12,9 @@ from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sla_engine import tables
-from sla_engine.domain.clocks import TransitionKey
+from sla_engine.domain.clocks import TransitionKey, transition_key
 from sla_engine.domain.timeline import TicketSnapshot
-from sla_engine.reconciliation import Reconciliation, TicketState, clock_row
+from sla_engine.reconciliation import Reconciliation, TicketState
 from sla_engine.timeline_cache import TimelineCache
 
 
@@ -26,6 +26,18 @@ class ConfigVersion:
     source_text: str
     created_at: datetime
 
+
+@dataclass(frozen=True)
+class BundleSource:
+    """A configuration version as parsing it needs it: its identity and source text. The stored JSONB form is
+    not read: decoding it costs as much CPU as parsing, on the event loop, for every row that selects it."""
+
+    tenant_id: str
+    version: int
+    source_text: str
+
+
+VersionKey = tuple[str, int]  # tenant, configuration version
 
 # The timer reason of a ticket made due by new snapshots (the others name the clock transition coming due).
 EVENTS_DUE = "events"
@@ -46,22 +58,25 @@ class SlaRepository(Protocol):
     async def try_lock_tickets(self, pairs: Sequence[tuple[str, str]]) -> list[tuple[str, str]]: ...
     async def add_snapshots(self, snapshots: Sequence[tuple[str, str, TicketSnapshot]]) -> None: ...
     async def configured_tenants(self, tenant_ids: Iterable[str]) -> set[str]: ...
-    async def load_states(self, pairs: Sequence[tuple[str, str]]) -> list[tuple[TicketState, ConfigVersion | None]]: ...
+    async def load_states(self, pairs: Sequence[tuple[str, str]]) -> list[tuple[TicketState, VersionKey | None]]: ...
+    async def bundle_sources(self, versions: Sequence[VersionKey]) -> dict[VersionKey, BundleSource]: ...
     async def save_reconciliations(self, results: Sequence[Reconciliation], now: datetime) -> None: ...
     async def timeline(self, tenant_id: str, ticket_id: str) -> list[TicketSnapshot]: ...
     async def latest_config(self, tenant_id: str) -> ConfigVersion | None: ...
+    async def latest_source(self, tenant_id: str, *, only_with_slos: bool = False) -> BundleSource | None: ...
     async def add_config(self, tenant_id: str, bundle: dict[str, Any], source_text: str) -> int: ...
-    async def config(self, tenant_id: str, version: int) -> ConfigVersion | None: ...
+    async def config(self, tenant_id: str, version: int) -> BundleSource | None: ...
     async def config_for_ticket(
         self, tenant_id: str, ticket_id: str, first_event_at: datetime
-    ) -> ConfigVersion | None: ...
+    ) -> BundleSource | None: ...
     async def pin_version(self, tenant_id: str, ticket_ids: Sequence[str], version: int) -> None: ...
     async def tickets(self, tenant_id: str, *, only_open: bool) -> list[str]: ...
     async def tickets_active_between(self, tenant_id: str, start: datetime, end: datetime) -> list[str]: ...
     async def forget_emitted(self, tenant_id: str, ticket_id: str, keys: Iterable[TransitionKey]) -> None: ...
     async def clear_timers(self, pairs: Sequence[tuple[str, str]]) -> None: ...
     async def mark_due(self, due: Sequence[DueTimer]) -> None: ...
-    async def due_tickets(self, now: datetime, limit: int, per_tenant: int) -> list[DueTimer]: ...
+    async def due_tickets(self, now: datetime, limit: int, per_tenant: int,
+                          caps: Mapping[str, int] | None = None) -> list[DueTimer]: ...
     async def next_timer_due(self) -> datetime | None: ...
     async def count_clocks(self) -> dict[tuple[str, bool], int]: ...
 
@@ -157,8 +172,9 @@ class SqlSlaRepository:
 
     async def load_states(
         self, pairs: Sequence[tuple[str, str]]
-    ) -> list[tuple[TicketState, ConfigVersion | None]]:
-        """Everything reconciling these tickets reads, in six queries whatever their number.
+    ) -> list[tuple[TicketState, VersionKey | None]]:
+        """Everything reconciling these tickets reads, in a fixed number of queries whatever their number, with
+        the configuration version each is evaluated with (its text: `bundle_sources`, for versions not parsed yet).
 
         A ticket not pinned yet gets its tenant's latest configuration (`pinned` False: the caller pins it).
         """
@@ -181,28 +197,29 @@ class SqlSlaRepository:
             states[(row.tenant_id, row.ticket_id)].sequences[(row.policy_id, row.metric, row.cycle)] = row.sequence
         pins = {(r.tenant_id, r.ticket_id): r.config_version
                 for r in await self._session.execute(sa.select(v).where(_in_pairs(v, pairs)))}
-        cv = tables.config_versions
-        newest_query = (
-            sa.select(cv.c.tenant_id, sa.func.max(cv.c.version).label("version"))
-            .where(cv.c.tenant_id.in_(sorted({tenant for tenant, _ in pairs})))
-            .group_by(cv.c.tenant_id)
-        )
-        newest = {r.tenant_id: r.version for r in await self._session.execute(newest_query)}
-        wanted = {pair: pins.get(pair, newest.get(pair[0])) for pair in pairs}
-        versions = sorted({(pair[0], version) for pair, version in wanted.items() if version is not None})
-        configs: dict[tuple[str, int], ConfigVersion] = {}
-        if versions:
-            for row in await self._session.execute(
-                sa.select(cv).where(sa.tuple_(cv.c.tenant_id, cv.c.version).in_(versions))
-            ):
-                configs[(row.tenant_id, row.version)] = ConfigVersion(
-                    row.tenant_id, row.version, row.bundle, row.source_text, row.created_at)
-        result = []
+        unpinned = sorted({tenant for tenant, ticket in pairs if (tenant, ticket) not in pins})
+        newest: dict[str, int] = {}
+        if unpinned:
+            cv = tables.config_versions
+            newest = {r.tenant_id: r.version for r in await self._session.execute(
+                sa.select(cv.c.tenant_id, sa.func.max(cv.c.version).label("version"))
+                .where(cv.c.tenant_id.in_(unpinned)).group_by(cv.c.tenant_id))}
+        result: list[tuple[TicketState, VersionKey | None]] = []
         for pair, state in states.items():
             state.pinned = pair in pins
-            version = wanted[pair]
-            result.append((state, configs.get((pair[0], version)) if version is not None else None))
+            version = pins.get(pair, newest.get(pair[0]))
+            result.append((state, None if version is None else (pair[0], version)))
         return result
+
+    async def bundle_sources(self, versions: Sequence[VersionKey]) -> dict[VersionKey, BundleSource]:
+        """The source text of these configuration versions (those that exist)."""
+        if not versions:
+            return {}
+        cv = tables.config_versions
+        rows = await self._session.execute(
+            sa.select(cv.c.tenant_id, cv.c.version, cv.c.source_text)
+            .where(sa.tuple_(cv.c.tenant_id, cv.c.version).in_(sorted(set(versions)))))
+        return {(r.tenant_id, r.version): BundleSource(r.tenant_id, r.version, r.source_text) for r in rows}
 
     async def _timelines_of(self, pairs: Sequence[tuple[str, str]]) -> dict[tuple[str, str], list[TicketSnapshot]]:
         """Each ticket's snapshots by (event time, arrival); with a cache, only rows not decoded yet are read whole."""
@@ -242,8 +259,12 @@ class SqlSlaRepository:
         ]
         if published:
             await self._session.execute(insert(tables.emitted_transitions).on_conflict_do_nothing(), published)
-        for r in results:
-            await self.forget_emitted(r.tenant_id, r.ticket_id, r.retracted)
+        retracted = [(r.tenant_id, r.ticket_id, *transition_key(k)) for r in results for k in r.retracted]
+        if retracted:
+            e = tables.emitted_transitions
+            columns = (e.c.tenant_id, e.c.ticket_id, e.c.policy_id, e.c.metric, e.c.cycle, e.c.transition, e.c.at,
+                       e.c.threshold)
+            await self._session.execute(sa.delete(e).where(sa.tuple_(*columns).in_(retracted)))
         sequences = [{"tenant_id": r.tenant_id, "ticket_id": r.ticket_id, "policy_id": policy, "metric": metric,
                       "cycle": cycle, "sequence": sequence}
                      for r in results for (policy, metric, cycle), sequence in sorted(r.sequences.items())]
@@ -254,8 +275,8 @@ class SqlSlaRepository:
                 set_={"sequence": statement.excluded.sequence}), sequences)
         c = tables.clocks
         await self._session.execute(sa.delete(c).where(_in_pairs(c, pairs)))
-        clock_rows = [{**clock_row(clock), "tenant_id": r.tenant_id, "ticket_id": r.ticket_id, "updated_at": now}
-                      for r in results for clock in r.clocks]
+        clock_rows = [{**row, "tenant_id": r.tenant_id, "ticket_id": r.ticket_id, "updated_at": now}
+                      for r in results for row in r.clock_rows()]
         if clock_rows:
             await self._session.execute(sa.insert(c), clock_rows)
         t = tables.timers
@@ -289,17 +310,27 @@ class SqlSlaRepository:
             return None
         return ConfigVersion(row.tenant_id, row.version, row.bundle, row.source_text, row.created_at)
 
-    async def config(self, tenant_id: str, version: int) -> ConfigVersion | None:
+    async def latest_source(self, tenant_id: str, *, only_with_slos: bool = False) -> BundleSource | None:
+        """The tenant's latest version as parsing needs it; `only_with_slos`: None unless its bundle has SLOs
+        (asked of the stored JSONB in the database, which is not read)."""
         c = tables.config_versions
-        row = (
-            await self._session.execute(sa.select(c).where(c.c.tenant_id == tenant_id, c.c.version == version))
-        ).first()
-        return None if row is None else ConfigVersion(row.tenant_id, row.version, row.bundle, row.source_text,
-                                                      row.created_at)
+        has_slos = sa.func.jsonb_array_length(sa.func.coalesce(c.c.bundle["slos"], sa.text("'[]'::jsonb"))) > 0
+        # Without SLOs the text is not even read (a thousand policies: megabytes, every SLO pass).
+        text = sa.case((has_slos, c.c.source_text), else_=None) if only_with_slos else c.c.source_text
+        row = (await self._session.execute(
+            sa.select(c.c.tenant_id, c.c.version, text.label("source_text"))
+            .where(c.c.tenant_id == tenant_id).order_by(c.c.version.desc()).limit(1))).first()
+        if row is None or row.source_text is None:
+            return None
+        return BundleSource(row.tenant_id, row.version, row.source_text)
+
+    async def config(self, tenant_id: str, version: int) -> BundleSource | None:
+        sources = await self.bundle_sources([(tenant_id, version)])
+        return sources.get((tenant_id, version))
 
     async def config_for_ticket(
         self, tenant_id: str, ticket_id: str, first_event_at: datetime
-    ) -> ConfigVersion | None:
+    ) -> BundleSource | None:
         """The ticket's pinned version; a ticket seen for the first time is pinned to the latest."""
         v = tables.ticket_versions
         pinned = (
@@ -309,7 +340,7 @@ class SqlSlaRepository:
         ).scalar()
         if pinned is not None:
             return await self.config(tenant_id, pinned)
-        latest = await self.latest_config(tenant_id)
+        latest = await self.latest_source(tenant_id)
         if latest is not None:
             await self._session.execute(
                 insert(v).values(tenant_id=tenant_id, ticket_id=ticket_id, config_version=latest.version,
@@ -394,23 +425,34 @@ class SqlSlaRepository:
         ), [{"tenant_id": d.tenant_id, "ticket_id": d.ticket_id, "due_at": d.due_at, "transition": d.reason,
              "traceparent": d.traceparent} for d in due])
 
-    async def due_tickets(self, now: datetime, limit: int, per_tenant: int) -> list[DueTimer]:
-        """Up to `limit` due tickets, at most `per_tenant` of each tenant, in round-robin order across tenants.
+    async def due_tickets(self, now: datetime, limit: int, per_tenant: int,
+                          caps: Mapping[str, int] | None = None) -> list[DueTimer]:
+        """Up to `limit` due tickets, at most `per_tenant` of each tenant (fewer for a tenant `caps` names), in
+        round-robin order across tenants.
 
         Each tenant's earliest due ticket comes first, then each one's second, and so on, so one tenant's
         backlog never queues another's tickets behind it. Rows another worker holds are skipped.
         """
         t = tables.timers
+        cap: sa.ColumnElement[Any]
+        if caps:
+            # A tenant whose tickets are expensive gets no more than a round can evaluate: the round holds every
+            # ticket it takes (timer row and ticket lock) until it commits, and the consumer waits for them.
+            cap = sa.case({tenant: min(count, per_tenant) for tenant, count in caps.items()},
+                          value=t.c.tenant_id, else_=per_tenant)
+        else:
+            cap = sa.literal(per_tenant)
         ranked = (
             sa.select(t.c.tenant_id, t.c.ticket_id,
-                      sa.func.row_number().over(partition_by=t.c.tenant_id, order_by=t.c.due_at).label("turn"))
+                      sa.func.row_number().over(partition_by=t.c.tenant_id, order_by=t.c.due_at).label("turn"),
+                      cap.label("cap"))
             .where(t.c.due_at <= now)
             .subquery()
         )
         rows = await self._session.execute(
             sa.select(t.c.tenant_id, t.c.ticket_id, t.c.due_at, t.c.transition, t.c.traceparent)
             .join(ranked, sa.and_(ranked.c.tenant_id == t.c.tenant_id, ranked.c.ticket_id == t.c.ticket_id))
-            .where(ranked.c.turn <= per_tenant, t.c.due_at <= now)
+            .where(ranked.c.turn <= ranked.c.cap, t.c.due_at <= now)
             .order_by(ranked.c.turn, t.c.due_at)
             .limit(limit)
             .with_for_update(of=t, skip_locked=True)

@@ -16,6 +16,11 @@ class SlaEngineSettings(ServiceSettings):
         default=50, ge=1, description="due tickets of one tenant per round: the others' turn comes in the same round")
     reconcile_round_seconds: float = Field(
         default=0.2, gt=0, description="evaluation time after which a round commits; the rest stay due")
+    reconcile_processes: int = Field(
+        default=1, ge=0, le=1,
+        description="worker processes evaluating tickets (1: beside the event loop, on another core; 0: a thread)")
+    reconcile_rounds_in_flight: int = Field(
+        default=2, ge=1, description="reconcile rounds at once: one does database work while another is evaluated")
     timer_max_sleep_seconds: float = Field(default=0.5, gt=0, description="longest wait between timer scans")
     slo_status_interval_seconds: float = Field(
         default=10.0, ge=0, description="least time between two slo.status.v1 events of one SLO")

@@ -178,7 +178,7 @@ class SloKeeper:
         the alerts whose conditions hold. Reads only: stores, publishes and locks nothing."""
         now = self._now()
         async with self._sessions() as session:
-            config = await SqlSlaRepository(session).latest_config(tenant_id)
+            config = await SqlSlaRepository(session).latest_source(tenant_id)
             if config is None:
                 return None, []
             bundle = self._bundles.get(config)
@@ -281,8 +281,8 @@ class SloKeeper:
     async def _bundle(self, session: AsyncSession, tenant_id: str, *, only_with_slos: bool = False) -> Bundle | None:
         """The tenant's latest bundle, parsed off the event loop (a large bundle takes seconds of CPU);
         `only_with_slos`: None, unparsed, when the stored bundle has no SLOs (most tenants, every pass)."""
-        config = await SqlSlaRepository(session).latest_config(tenant_id)
-        if config is None or (only_with_slos and not config.bundle.get("slos")):
+        config = await SqlSlaRepository(session).latest_source(tenant_id, only_with_slos=only_with_slos)
+        if config is None:
             return None
         return await asyncio.to_thread(self._bundles.get, config)
 

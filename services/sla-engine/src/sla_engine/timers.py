@@ -7,7 +7,9 @@ per-ticket lock plus the emitted-transition ledger make a transition publish onc
 
 Each round takes at most `batch_size` due tickets, `per_tenant` of each tenant, round-robin across tenants (a
 tenant's backlog never holds another tenant's clocks hostage), and stops evaluating after `round_seconds`.
-Between rounds, and between tickets within one, the event loop runs heartbeats, consumers and HTTP.
+Between rounds, and while a round's tickets are evaluated, the event loop runs heartbeats, consumers and HTTP.
+`rounds_in_flight` rounds run at once, each its own transaction on other tickets (SKIP LOCKED): while one waits
+for its evaluation (a worker process), the other does its database work, so both cores are busy.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ class TimerLoop:
     def __init__(
         self, keeper: ClockKeeper, sessions: async_sessionmaker[AsyncSession], now: Now, *,
         batch_size: int, max_sleep_seconds: float, per_tenant: int | None = None, round_seconds: float = 0.2,
+        rounds_in_flight: int = 1,
     ) -> None:
         self._keeper = keeper
         self._sessions = sessions
@@ -40,9 +43,17 @@ class TimerLoop:
         self._per_tenant = per_tenant or batch_size
         self._round_seconds = round_seconds
         self._max_sleep = max_sleep_seconds
+        self._rounds_in_flight = rounds_in_flight
         self._stopping = asyncio.Event()
 
     async def run(self) -> None:
+        try:
+            await self._keeper.start()
+            await asyncio.gather(*(self._rounds() for _ in range(self._rounds_in_flight)))
+        finally:
+            self._keeper.close()
+
+    async def _rounds(self) -> None:
         backoff = Backoff()  # after a failed round: short jittered pauses, so the loop is back soon after the database
         while not self._stopping.is_set():
             self._keeper.tickets_due.clear()  # tickets made due from here on wake the wait below

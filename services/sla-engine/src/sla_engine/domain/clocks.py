@@ -62,11 +62,12 @@ def evaluate_ticket(timeline: Sequence[TicketSnapshot], bundle: Bundle, *, polic
 
 
 def evaluate_timeline(timeline: Sequence[TicketSnapshot], bundle: Bundle, *, policy_version: int, at: datetime,
-                      watch: Callable[[Transition], bool] | None = None) -> Evaluation:
+                      watch: Callable[[Transition], bool] | None = None, explain: bool = True) -> Evaluation:
     """`evaluate_ticket`, plus the clock as it stood at each transition `watch` accepts, in one pass.
 
     That clock equals the transition's cycle in `evaluate_ticket(..., at=transition.at)`, or the cycle's clock
     at `at` where that evaluation has no such cycle (a retroactive start, dated before the snapshot causing it).
+    `explain=False` leaves every clock's `explanation` and `deadline_reason` empty, and everything else equal.
     """
     if at.tzinfo is None:
         raise ValueError("at must be timezone-aware")
@@ -81,8 +82,8 @@ def evaluate_timeline(timeline: Sequence[TicketSnapshot], bundle: Bundle, *, pol
         for position in bundle.policy_index.candidates(snapshot):
             if position not in runs:
                 policy = bundle.policies[position]
-                runs[position] = [MetricRun(policy, rule, bundle.calendar(rule.calendar), seen, watch)
-                                  for rule in policy.metrics]
+                runs[position] = [MetricRun(policy, rule, bundle.calendar(rule.calendar), seen, watch,
+                                            explain=explain) for rule in policy.metrics]
                 live.extend(runs[position])
         instant = to_epoch(snapshot.time)
         for run in live:
