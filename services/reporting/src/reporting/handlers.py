@@ -154,6 +154,11 @@ class ReadModels:
                     self._note(deltas, closed[event.tenantid], event, effect, received_at)
                 outcomes.append("applied")
             await repository.flush(session, deltas)
+        if deltas.late_changes:  # one line per batch: a replay into closed periods would log every event
+            log.info("%d late events change closed periods %s of tenants %s",
+                     len({row["event_id"] for row in deltas.late_changes}),
+                     sorted({row["period_start"].isoformat() for row in deltas.late_changes}),
+                     sorted({row["tenant_id"] for row in deltas.late_changes}))
         return outcomes
 
     def _note(self, deltas: Deltas, closed: list[tuple[datetime, datetime]], event: CloudEvent, effect: Effect,
@@ -163,5 +168,4 @@ class ReadModels:
         late = repository.periods_holding(closed, effect.changed_at)
         if late:
             deltas.note_late_change(event, late, received_at)
-            log.info("late event changes closed periods %s", [p.isoformat() for p in late])
         deltas.count_event(event, effect, bool(late), received_at)
