@@ -30,9 +30,10 @@ from typing import Annotated, Any, Protocol, TypeAlias
 from aiokafka.structs import ConsumerRecord
 from faststream import Context
 from prometheus_client import Counter, Histogram
+from pydantic import BaseModel
 
 from slm_shared.background import is_unavailable
-from slm_shared.events import CloudEvent, InvalidEvent, parse_cloudevent
+from slm_shared.events import CloudEvent, InvalidEvent, parse_cloudevent_and_data
 from slm_shared.logging import log_context
 from slm_shared.set_aside import Position, describe, tenant_of
 from slm_shared.tracing import KafkaHeaders, TraceContext, consuming_batch, context_from_headers
@@ -65,9 +66,11 @@ async def keep_raw_bytes(message: Any) -> Any:
 
 @dataclass
 class ParsedBatch:
-    """A batch's records as events: `outcomes` has one entry per record, `events` the accepted ones in order."""
+    """A batch's records as events: `outcomes` has one entry per record, `events` the accepted ones in order,
+    `data` each event's validated `data` model (validated once, here: handlers use it rather than again)."""
 
     events: list[CloudEvent] = field(default_factory=list)
+    data: list[BaseModel] = field(default_factory=list)
     outcomes: list[str] = field(default_factory=list)
     positions: list[int] = field(default_factory=list)  # where each event's outcome stands in `outcomes`
     headers: list[KafkaHeaders] = field(default_factory=list)  # every record's, in record order
@@ -76,6 +79,13 @@ class ParsedBatch:
         """Each event's producer trace context by dedup key (for a span of the effect it caused)."""
         return {event.dedup_key: context_from_headers(self.headers[position])
                 for event, position in zip(self.events, self.positions, strict=True)}
+
+    def traceparent(self, index: int) -> str | None:
+        """The `traceparent` header of the record behind `events[index]`, if it has one."""
+        for name, value in self.headers[self.positions[index]] or ():
+            if name.lower() == "traceparent":
+                return value.decode("latin-1")
+        return None
 
     def mark_duplicates(self, fresh: Sequence[CloudEvent]) -> list[str]:
         """Outcomes with every event the inbox did not pass (or already saw in this batch) as `duplicate`."""
@@ -94,7 +104,7 @@ def parse_batch(records: Sequence[Record], accepted_types: Collection[str]) -> P
     for record in records:
         batch.headers.append(record.headers)
         try:
-            event = parse_cloudevent(record.value or b"")
+            event, data = parse_cloudevent_and_data(record.value or b"")
         except InvalidEvent as error:
             log.error("dropping an invalid record from %s@%s:%s: %s", record.topic, record.partition, record.offset,
                       error)
@@ -105,6 +115,7 @@ def parse_batch(records: Sequence[Record], accepted_types: Collection[str]) -> P
             continue
         batch.positions.append(len(batch.outcomes))
         batch.events.append(event)
+        batch.data.append(data)
         batch.outcomes.append("applied")
     return batch
 

@@ -264,7 +264,24 @@ def parse_data(event: CloudEvent) -> BaseModel:
 
 def parse_cloudevent(raw: bytes | str | dict[str, Any]) -> CloudEvent:
     """Parse and validate an envelope and its data; raises `InvalidEvent` with a precise reason."""
+    return parse_cloudevent_and_data(raw)[0]
+
+
+def parse_cloudevent_and_data(raw: bytes | str | dict[str, Any]) -> tuple[CloudEvent, BaseModel]:
+    """`parse_cloudevent`, also returning the validated `data` model, so a consumer validates it only once.
+
+    Bytes and text are first validated straight from JSON (pydantic-core's parser: a few times faster than
+    `json.loads` then validation, which was most of a consumer's cost per record). Anything that path refuses
+    (invalid JSON, UTF-16, lone surrogates, a bad field) goes the `json.loads` way, so what is accepted and the
+    reason given for what is not stay exactly as before.
+    """
     if isinstance(raw, bytes | str):
+        try:
+            event = CloudEvent.model_validate_json(raw)
+        except ValidationError:
+            pass
+        else:
+            return event, parse_data(event)
         try:
             document = json.loads(raw)
         except (UnicodeDecodeError, json.JSONDecodeError) as error:
@@ -277,8 +294,7 @@ def parse_cloudevent(raw: bytes | str | dict[str, Any]) -> CloudEvent:
         event = CloudEvent.model_validate(document)
     except ValidationError as error:
         raise InvalidEvent(describe_validation_error(error)) from error
-    parse_data(event)
-    return event
+    return event, parse_data(event)
 
 
 def make_event(

@@ -41,7 +41,7 @@ def read_model_router(runtime: ServiceRuntime, read_models: ReadModels, settings
     @router.subscriber(
         *CONSUMED, group_id=runtime.group_id, batch=True,
         auto_offset_reset=settings.consumer_offset_reset,
-        max_records=runtime.settings.kafka.max_batch_records, ack_policy=AckPolicy.NACK_ON_ERROR,
+        max_records=settings.read_model_batch_records, ack_policy=AckPolicy.NACK_ON_ERROR,
         decoder=keep_raw_bytes, title="read-models", description="; ".join(f"{t}: {d}" for t, d in CONSUMED.items()),
         group_instance_id=runtime.group_instance_id("read-models"),
     )

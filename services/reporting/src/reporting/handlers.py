@@ -92,7 +92,7 @@ class ReadModels:
         consumer pipeline retries it, then splits it and sets aside the one record that fails alone."""
         batch = parse_batch(records, APPLICABLE)
         if batch.events:
-            applied = await self.apply_batch(batch.events, batch.trace_parents())
+            applied = await self.apply_batch(batch.events, batch.trace_parents(), batch.data)
             for position, outcome in zip(batch.positions, applied, strict=True):
                 batch.outcomes[position] = outcome
         return batch.outcomes
@@ -101,13 +101,20 @@ class ReadModels:
         return (await self.apply_batch([event]))[0]
 
     async def apply_batch(
-        self, events: list[CloudEvent], parents: Mapping[tuple[str, str, str], TraceContext] | None = None
+        self, events: list[CloudEvent], parents: Mapping[tuple[str, str, str], TraceContext] | None = None,
+        validated: Sequence[BaseModel] | None = None,
     ) -> list[str]:
         """One transaction: the tenants' shared locks, the inbox rows of the batch in one statement, the ticket
-        snapshots together, the other events one by one in order, each event's late-change note and counters,
-        then the summed rollup deltas. `parents`: each event's producer trace context, for its span."""
+        snapshots together, the clock transitions together, the other events one by one in order, each event's
+        counters and late-change notes, then the summed rollup deltas and the batch's notes in one statement
+        each. `parents`: each event's producer trace context, for its span; `validated`: each event's data as
+        the consumer pipeline validated it (validated here when not given)."""
         applicable = [event for event in events if event.type in APPLICABLE]
-        data = {event.dedup_key: parse_data(event) for event in applicable}
+        if validated is None:
+            data = {event.dedup_key: parse_data(event) for event in applicable}
+        else:
+            data = {event.dedup_key: model for event, model in zip(events, validated, strict=True)
+                    if event.type in APPLICABLE}
         async with self._sessions() as session, session.begin():
             closed: dict[str, list[tuple[datetime, datetime]]] = {}
             for tenant in sorted({event.tenantid for event in applicable}):  # one lock order for every replica
@@ -119,6 +126,7 @@ class ReadModels:
                 if event.dedup_key in fresh:
                     firsts.setdefault(event.dedup_key, event)
             deltas = Deltas()
+            received_at = self._now()  # one instant for the batch: its events are received together
             tickets = [(event, TicketSnapshotData.model_validate(data[key]))
                        for key, event in firsts.items() if event.type == TICKET_EVENT]
             clocks = [(event, ClockTransitionData.model_validate(data[key]))
@@ -143,17 +151,21 @@ class ReadModels:
                                     ticket_id=ticket if isinstance(ticket, str) else None):
                     effect = (together[key] if key in together
                               else await APPLIERS[event.type](session, deltas, event, data[key]))
-                    await self._note(session, deltas, closed[event.tenantid], event, effect)
+                    self._note(deltas, closed[event.tenantid], event, effect, received_at)
                 outcomes.append("applied")
             await repository.flush(session, deltas)
+        if deltas.late_changes:  # one line per batch: a replay into closed periods would log every event
+            log.info("%d late events change closed periods %s of tenants %s",
+                     len({row["event_id"] for row in deltas.late_changes}),
+                     sorted({row["period_start"].isoformat() for row in deltas.late_changes}),
+                     sorted({row["tenant_id"] for row in deltas.late_changes}))
         return outcomes
 
-    async def _note(self, session: AsyncSession, deltas: Deltas, closed: list[tuple[datetime, datetime]],
-                    event: CloudEvent, effect: Effect) -> None:
-        """The event's counters, and a late-change note when it moved the counts of a period already closed."""
-        received_at = self._now()
+    def _note(self, deltas: Deltas, closed: list[tuple[datetime, datetime]], event: CloudEvent, effect: Effect,
+              received_at: datetime) -> None:
+        """The event's counters, and a late-change note when it moved the counts of a period already closed
+        (written with the batch's deltas: one statement for all of them)."""
         late = repository.periods_holding(closed, effect.changed_at)
         if late:
-            await repository.record_late_changes(session, event, late, received_at)
-            log.info("late event changes closed periods %s", [p.isoformat() for p in late])
+            deltas.note_late_change(event, late, received_at)
         deltas.count_event(event, effect, bool(late), received_at)

@@ -69,6 +69,13 @@ class Deltas:
     ticket_daily: dict[tuple[Any, ...], list[int]] = field(default_factory=dict)
     stats: dict[tuple[str, str, datetime], dict[str, Any]] = field(default_factory=dict)
     first_seen: dict[str, datetime] = field(default_factory=dict)
+    late_changes: list[dict[str, Any]] = field(default_factory=list)
+
+    def note_late_change(self, event: CloudEvent, periods: Iterable[datetime], received_at: datetime) -> None:
+        """A late event that changed closed periods: one `late_changes` row per period, written by `flush`."""
+        self.late_changes.extend(
+            {"tenant_id": event.tenantid, "period_start": start, "event_type": event.type, "event_id": event.id,
+             "subject": event.subject, "received_at": received_at} for start in periods)
 
     def add_clock(self, tenant: str, dims: dict[str, Any], part: Contribution, sign: int) -> None:
         key = (tenant, _utc_day(part.stopped_at), *(dims[d] for d in OUTCOME_DIMENSIONS))
@@ -108,7 +115,10 @@ CLOCK_MEASURES = ("met", "breached", "elapsed_sum", "over_target_sum")
 
 
 async def flush(session: AsyncSession, deltas: Deltas) -> None:
-    """Write a batch's summed deltas in key order (the same lock order in every replica)."""
+    """Write a batch's summed deltas in key order (the same lock order in every replica), and its late-change
+    notes."""
+    if deltas.late_changes:
+        await session.execute(sa.insert(tables.late_changes), deltas.late_changes)
     if deltas.clock_daily:
         rows = [dict(zip(("tenant_id", "day", *OUTCOME_DIMENSIONS), key, strict=True))
                 | dict(zip(("met", "breached", "elapsed_sum", "over_target_sum"), sums, strict=True))
@@ -347,13 +357,6 @@ async def closed_periods(session: AsyncSession, tenant: str) -> list[tuple[datet
 
 def periods_holding(closed: Sequence[tuple[datetime, datetime]], instants: Sequence[datetime]) -> list[datetime]:
     return sorted({start for start, end in closed if any(start <= i < end for i in instants)})
-
-
-async def record_late_changes(session: AsyncSession, event: CloudEvent, periods: Iterable[datetime],
-                              received_at: datetime) -> None:
-    await session.execute(sa.insert(tables.late_changes), [
-        {"tenant_id": event.tenantid, "period_start": start, "event_type": event.type, "event_id": event.id,
-         "subject": event.subject, "received_at": received_at} for start in periods])
 
 
 def hour_floor(instant: datetime) -> datetime:

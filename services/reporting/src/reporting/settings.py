@@ -21,6 +21,9 @@ class ReportingSettings(ServiceSettings):
     dashboard_refresh_seconds: int = Field(default=30, ge=2, le=3600)
     consumer_offset_reset: Literal["earliest", "latest"] = Field(
         default="earliest", description="where a new consumer group starts; `latest` only for throwaway groups")
+    read_model_batch_records: int = Field(
+        default=1000, ge=1, description="records per read-model batch (one transaction): most of its cost is per "
+        "statement, not per record, so a larger batch applies a backlog faster")
     max_report_days: int = Field(default=400, ge=1, description="longest period a report may cover")
     dashboard_session_seconds: int = Field(
         default=8 * 3600, ge=1, le=7 * 86400, description="a dashboard sign-in ends this long after it was made")

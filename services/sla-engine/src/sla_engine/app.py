@@ -26,13 +26,13 @@ SERVICE = "sla-engine"
 ALEMBIC_INI = Path(__file__).resolve().parents[2] / "alembic.ini"
 
 
-def ticket_router(runtime: ServiceRuntime, keeper: ClockKeeper) -> KafkaRouter:
+def ticket_router(runtime: ServiceRuntime, keeper: ClockKeeper, settings: SlaEngineSettings) -> KafkaRouter:
     router = KafkaRouter()
     pipeline = runtime.pipeline(keeper.on_ticket_records)
 
     @router.subscriber(
         topics.TICKETS, group_id=runtime.group_id, batch=True, auto_offset_reset="earliest",
-        max_records=runtime.settings.kafka.max_batch_records, ack_policy=AckPolicy.NACK_ON_ERROR,
+        max_records=settings.ticket_batch_records, ack_policy=AckPolicy.NACK_ON_ERROR,
         listener=RebalanceCounter(runtime.group_id), decoder=keep_raw_bytes, title="ticket-snapshots",
         description="itsm.ticket.v1 snapshots from intake", group_instance_id=runtime.group_instance_id("tickets"),
     )
@@ -81,7 +81,7 @@ def create_app(settings: SlaEngineSettings, now: Now = utc_now) -> FastAPI:
                        rounds_in_flight=settings.reconcile_rounds_in_flight)
     runtime.add_background(timers.run, timers.stop)
     runtime.add_periodic("clock census", settings.clock_census_interval_seconds, ClockCensus(runtime.sessions).count)
-    runtime.broker.include_router(ticket_router(runtime, keeper))
+    runtime.broker.include_router(ticket_router(runtime, keeper, settings))
     slo_keeper = SloKeeper(runtime.sessions, bundles, now, status_interval_seconds=settings.slo_status_interval_seconds,
                            sample_retention_days=settings.slo_sample_retention_days)
     runtime.add_periodic("SLO evaluation", settings.slo_evaluation_interval_seconds, slo_keeper.periodic_pass)

@@ -15,6 +15,7 @@ depends only on the timeline, out-of-order, late and duplicate deliveries give e
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import math
 import time
@@ -28,15 +29,13 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sla_engine import tables
 from sla_engine.config import BUNDLE_PARSES, BundleCache
 from sla_engine.domain.clocks import Clock
-from sla_engine.domain.timeline import TicketSnapshot
 from sla_engine.evaluation import Evaluator, Job, ProcessEvaluator, ThreadEvaluator
 from sla_engine.fair_share import FairShare
 from sla_engine.reconciliation import Reconciliation
-from sla_engine.repository import EVENTS_DUE, DueTimer, SqlSlaRepository
+from sla_engine.repository import EVENTS_DUE, SqlSlaRepository, StoredSnapshot
 from sla_engine.timeline_cache import TimelineCache
-from slm_shared.consumer import ParsedBatch, parse_batch
-from slm_shared.events import TICKET_EVENT, CloudEvent, TicketSnapshotData
-from slm_shared.inbox import Inbox
+from slm_shared.consumer import parse_batch
+from slm_shared.events import TICKET_EVENT, TicketSnapshotData
 from slm_shared.outbox import Outbox, OutgoingEvent, OutgoingRecord, traced
 from slm_shared.tracing import TraceContext, context_from_headers, tracer
 
@@ -65,25 +64,13 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-def snapshot_of(event: CloudEvent) -> TicketSnapshot:
-    data = TicketSnapshotData.model_validate(event.data)
-    return TicketSnapshot(
-        event_id=event.id, time=event.time, arrival=0, ticket_id=data.ticket_id, action=data.action,
-        kind=data.kind, status=data.status, priority=data.priority, service=data.service,
-        customer=data.customer, assignment_group=data.assignment_group, assignee=data.assignee,
-        attributes=data.attributes,
-    )
-
-
-def newest_traceparents(batch: ParsedBatch, events: Sequence[CloudEvent]) -> dict[tuple[str, str], str]:
-    """The `traceparent` header of each ticket's last event in the batch (events without one are skipped)."""
-    position_of = {event.dedup_key: position for event, position in zip(batch.events, batch.positions, strict=True)}
-    found: dict[tuple[str, str], str] = {}
-    for event in events:
-        for name, value in batch.headers[position_of[event.dedup_key]] or ():
-            if name.lower() == "traceparent":
-                found[(event.tenantid, str(event.data["ticket_id"]))] = value.decode("latin-1")
-    return found
+def stored_json(data: TicketSnapshotData) -> str:
+    """The JSON a snapshot is stored as in `ticket_events.snapshot` (what `_snapshot_from_row` reads back)."""
+    return json.dumps({
+        "action": data.action, "kind": data.kind, "status": data.status, "priority": data.priority,
+        "service": data.service, "customer": data.customer, "assignment_group": data.assignment_group,
+        "assignee": data.assignee, "attributes": data.attributes,
+    })
 
 
 class ClockKeeper:
@@ -95,7 +82,7 @@ class ClockKeeper:
         self._bundles = bundles
         self._now = now
         self._outbox = Outbox(tables.outbox)
-        self._inbox = Inbox(tables.inbox, "sla-engine.tickets")
+        self._inbox_consumer = "sla-engine.tickets"  # the inbox's consumer name of the ticket snapshots
         self._timelines = TimelineCache()  # decoded timeline rows of this database, across batches
         # Set when the consumer has made tickets due, so the reconcile loop wakes at once.
         self.tickets_due = asyncio.Event()
@@ -117,32 +104,34 @@ class ClockKeeper:
     async def on_ticket_records(self, records: Sequence[ConsumerRecord[bytes, bytes]]) -> list[str]:
         """Business rule: each snapshot joins its ticket's timeline, and each touched ticket becomes due now.
 
-        One transaction for the batch: the inbox drops redelivered ids, the new snapshots are stored, and every
-        touched ticket of a configured tenant is made due in `timers` under its lock (taken in a stable order,
-        so two consumers never deadlock; the lock keeps a reconciliation that read the timeline before these
-        snapshots from overwriting the due mark). The reconcile loop evaluates them, fairly across tenants.
-        Tickets of tenants with no configuration are stored only: a later apply with recalculation picks them
-        up. Idempotent: a redelivered batch changes nothing. Returns one outcome per record.
+        One transaction, one statement for the batch (`SqlSlaRepository.store_snapshots`): the inbox drops
+        redelivered ids, the new snapshots are stored, and every touched ticket of a configured tenant is made
+        due in `timers` under its lock (taken in a stable order, so two consumers never deadlock; the lock keeps
+        a reconciliation that read the timeline before these snapshots from overwriting the due mark). Nothing
+        is evaluated here: the reconcile loop does that, fairly across tenants, so the partitions drain at the
+        store path's speed whatever the bundles cost. Tickets of tenants with no configuration are stored only:
+        a later apply with recalculation picks them up. Idempotent: a redelivered batch changes nothing.
+        Returns one outcome per record.
         """
         batch = parse_batch(records, {TICKET_EVENT})
         if not batch.events:
             return batch.outcomes
-        now = self._now()
+        # One row per key (its first occurrence), built from the data the pipeline validated: no evaluation and
+        # no second validation here, and one statement for the whole batch (`store_snapshots`), so the store path
+        # costs a few round trips per batch, not per record.
+        unique: dict[tuple[str, str, str], StoredSnapshot] = {}
+        for index, (event, data) in enumerate(zip(batch.events, batch.data, strict=True)):
+            if event.dedup_key not in unique:
+                assert isinstance(data, TicketSnapshotData)
+                # A ticket's reconciliation continues the trace of its newest event in the batch.
+                unique[event.dedup_key] = StoredSnapshot(event.tenantid, event.source, event.id, data.ticket_id,
+                                                         event.time, stored_json(data), batch.traceparent(index))
         async with self._sessions() as session, session.begin():
-            repository = SqlSlaRepository(session)
-            fresh = await self._inbox.first_deliveries(session, batch.events)
-            await repository.add_snapshots([(event.tenantid, event.source, snapshot_of(event)) for event in fresh])
-            touched = sorted({(event.tenantid, str(event.data["ticket_id"])) for event in fresh})
-            configured = await repository.configured_tenants({tenant for tenant, _ in touched})
-            touched = [(tenant, ticket) for tenant, ticket in touched if tenant in configured]
-            await repository.lock_tickets(touched)
-            # A ticket's reconciliation continues the trace of its newest event in the batch.
-            traceparents = newest_traceparents(batch, fresh)
-            await repository.mark_due([DueTimer(tenant, ticket, now, EVENTS_DUE, traceparents.get((tenant, ticket)))
-                                       for tenant, ticket in touched])
-        if touched:
+            fresh, due = await SqlSlaRepository(session).store_snapshots(self._inbox_consumer, list(unique.values()),
+                                                                         self._now())
+        if due:
             self.tickets_due.set()
-        return batch.mark_duplicates(fresh)
+        return batch.mark_duplicates([event for event in batch.events if event.dedup_key in fresh])
 
     async def reconcile_due(self, limit: int, per_tenant: int, budget_seconds: float) -> int:
         """One round of the reconcile loop: due tickets (new snapshots, warning and breach timers) reconciled

@@ -44,6 +44,61 @@ EVENTS_DUE = "events"
 
 
 @dataclass(frozen=True)
+class StoredSnapshot:
+    """One consumed snapshot as the store path writes it: `snapshot` is the stored JSON text of its data."""
+
+    tenant_id: str
+    source: str
+    event_id: str
+    ticket_id: str
+    event_time: datetime
+    snapshot: str
+    traceparent: str | None = None
+
+
+# The consumer's whole store path in one statement (one round trip per batch, whatever its size): the inbox
+# keeps the keys not seen before (`fresh`), their snapshots join the timelines in batch order (arrival is the
+# tie-break of equal event times), and each touched ticket of a configured tenant is made due now, under its
+# advisory lock, taken in the order of `lock_tickets` (the sub-select is sorted before the volatile lock call
+# runs, which PostgreSQL never pushes below the sort), so two workers never deadlock. Its due mark keeps an
+# earlier timer and the newest traceparent of the batch (the last event that has one).
+_STORE_SNAPSHOTS = sa.text("""
+WITH input AS (
+    SELECT * FROM unnest(CAST(:tenants AS text[]), CAST(:sources AS text[]), CAST(:ids AS text[]),
+                         CAST(:tickets AS text[]), CAST(:times AS timestamptz[]), CAST(:snapshots AS text[]),
+                         CAST(:traceparents AS text[])) WITH ORDINALITY
+        AS i(tenant_id, source, event_id, ticket_id, event_time, snapshot, traceparent, position)
+), fresh AS (
+    INSERT INTO inbox (consumer, tenant_id, source, event_id)
+    SELECT CAST(:consumer AS text), tenant_id, source, event_id FROM input ORDER BY position
+    ON CONFLICT DO NOTHING
+    RETURNING tenant_id, source, event_id
+), new AS (
+    SELECT i.* FROM input AS i JOIN fresh AS f USING (tenant_id, source, event_id)
+), stored AS (
+    INSERT INTO ticket_events (tenant_id, ticket_id, source, event_id, event_time, snapshot)
+    SELECT tenant_id, ticket_id, source, event_id, event_time, CAST(snapshot AS jsonb) FROM new ORDER BY position
+    ON CONFLICT DO NOTHING
+), touched AS (
+    SELECT DISTINCT ON (tenant_id, ticket_id) tenant_id, ticket_id, traceparent, tenant_id || '/' || ticket_id AS k
+    FROM new WHERE tenant_id IN (SELECT tenant_id FROM config_versions)
+    ORDER BY tenant_id, ticket_id, traceparent IS NULL, position DESC
+), due AS (
+    INSERT INTO timers AS t (tenant_id, ticket_id, due_at, transition, traceparent)
+    SELECT tenant_id, ticket_id, CAST(:now AS timestamptz), CAST(:reason AS text), traceparent
+    FROM (SELECT * FROM touched ORDER BY k) AS ordered
+    WHERE pg_advisory_xact_lock(hashtextextended(k, 0)) IS NOT NULL
+    ON CONFLICT (tenant_id, ticket_id) DO UPDATE SET
+        due_at = least(t.due_at, excluded.due_at),
+        transition = CASE WHEN excluded.due_at < t.due_at THEN excluded.transition ELSE t.transition END,
+        traceparent = coalesce(excluded.traceparent, t.traceparent)
+    RETURNING t.tenant_id
+)
+SELECT f.tenant_id, f.source, f.event_id, (SELECT count(*) FROM due) AS due FROM fresh AS f
+""")
+
+
+@dataclass(frozen=True)
 class DueTimer:
     tenant_id: str
     ticket_id: str
@@ -57,7 +112,9 @@ class SlaRepository(Protocol):
     async def lock_tickets(self, pairs: Sequence[tuple[str, str]]) -> None: ...
     async def try_lock_tickets(self, pairs: Sequence[tuple[str, str]]) -> list[tuple[str, str]]: ...
     async def add_snapshots(self, snapshots: Sequence[tuple[str, str, TicketSnapshot]]) -> None: ...
-    async def configured_tenants(self, tenant_ids: Iterable[str]) -> set[str]: ...
+    async def store_snapshots(
+        self, consumer: str, snapshots: Sequence[StoredSnapshot], now: datetime
+    ) -> tuple[set[tuple[str, str, str]], int]: ...
     async def load_states(self, pairs: Sequence[tuple[str, str]]) -> list[tuple[TicketState, VersionKey | None]]: ...
     async def bundle_sources(self, versions: Sequence[VersionKey]) -> dict[VersionKey, BundleSource]: ...
     async def save_reconciliations(self, results: Sequence[Reconciliation], now: datetime) -> None: ...
@@ -74,7 +131,6 @@ class SlaRepository(Protocol):
     async def tickets_active_between(self, tenant_id: str, start: datetime, end: datetime) -> list[str]: ...
     async def forget_emitted(self, tenant_id: str, ticket_id: str, keys: Iterable[TransitionKey]) -> None: ...
     async def clear_timers(self, pairs: Sequence[tuple[str, str]]) -> None: ...
-    async def mark_due(self, due: Sequence[DueTimer]) -> None: ...
     async def due_tickets(self, now: datetime, limit: int, per_tenant: int,
                           caps: Mapping[str, int] | None = None) -> list[DueTimer]: ...
     async def next_timer_due(self) -> datetime | None: ...
@@ -162,13 +218,24 @@ class SqlSlaRepository:
         ]
         await self._session.execute(insert(tables.ticket_events).on_conflict_do_nothing(), rows)
 
-    async def configured_tenants(self, tenant_ids: Iterable[str]) -> set[str]:
-        c = tables.config_versions
-        wanted = list(tenant_ids)
-        if not wanted:
-            return set()
-        rows = await self._session.execute(sa.select(c.c.tenant_id).where(c.c.tenant_id.in_(wanted)).distinct())
-        return {str(row[0]) for row in rows}
+    async def store_snapshots(
+        self, consumer: str, snapshots: Sequence[StoredSnapshot], now: datetime
+    ) -> tuple[set[tuple[str, str, str]], int]:
+        """The consumer's batch in one statement (`_STORE_SNAPSHOTS`): inbox rows, snapshots, due marks.
+
+        `snapshots` must have distinct (tenant, source, event id) keys. Returns the keys seen for the first
+        time and how many tickets were made due.
+        """
+        if not snapshots:
+            return set(), 0
+        rows = (await self._session.execute(_STORE_SNAPSHOTS, {
+            "tenants": [s.tenant_id for s in snapshots], "sources": [s.source for s in snapshots],
+            "ids": [s.event_id for s in snapshots], "tickets": [s.ticket_id for s in snapshots],
+            "times": [s.event_time for s in snapshots], "snapshots": [s.snapshot for s in snapshots],
+            "traceparents": [s.traceparent for s in snapshots], "consumer": consumer, "now": now,
+            "reason": EVENTS_DUE,
+        })).all()
+        return {(row.tenant_id, row.source, row.event_id) for row in rows}, int(rows[0].due) if rows else 0
 
     async def load_states(
         self, pairs: Sequence[tuple[str, str]]
@@ -405,25 +472,6 @@ class SqlSlaRepository:
     async def clear_timers(self, pairs: Sequence[tuple[str, str]]) -> None:
         if pairs:
             await self._session.execute(sa.delete(tables.timers).where(_in_pairs(tables.timers, pairs)))
-
-    async def mark_due(self, due: Sequence[DueTimer]) -> None:
-        """Make these tickets due by `due_at` at the latest: an earlier timer stays, a later one moves up.
-
-        The ticket's newest trace context replaces the stored one, so its reconciliation continues that trace.
-        """
-        if not due:
-            return
-        t = tables.timers
-        statement = insert(t)
-        earlier = statement.excluded.due_at < t.c.due_at
-        # Rows as parameters (executemany), not `.values([...])`: one cached statement, not one compiled per batch.
-        await self._session.execute(statement.on_conflict_do_update(
-            index_elements=[t.c.tenant_id, t.c.ticket_id],
-            set_={"due_at": sa.func.least(t.c.due_at, statement.excluded.due_at),
-                  "transition": sa.case((earlier, statement.excluded.transition), else_=t.c.transition),
-                  "traceparent": sa.func.coalesce(statement.excluded.traceparent, t.c.traceparent)},
-        ), [{"tenant_id": d.tenant_id, "ticket_id": d.ticket_id, "due_at": d.due_at, "transition": d.reason,
-             "traceparent": d.traceparent} for d in due])
 
     async def due_tickets(self, now: datetime, limit: int, per_tenant: int,
                           caps: Mapping[str, int] | None = None) -> list[DueTimer]:

@@ -11,6 +11,9 @@ from slm_shared.settings import ServiceSettings
 class SlaEngineSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="SLA_ENGINE_", env_nested_delimiter="__", extra="ignore")
 
+    ticket_batch_records: int = Field(
+        default=1000, ge=1, description="ticket snapshots per consumer batch (one transaction, one statement): the "
+        "store path's cost is mostly per batch, so a large batch drains a backlog faster")
     timer_batch_size: int = Field(default=200, ge=1, description="due tickets reconciled per round (transaction)")
     reconcile_tickets_per_tenant: int = Field(
         default=50, ge=1, description="due tickets of one tenant per round: the others' turn comes in the same round")
