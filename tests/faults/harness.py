@@ -45,8 +45,10 @@ class RunShape:
     settle_seconds: float = 120.0
 
 
-SHORT = RunShape(WorkloadShape(tickets=500, stream_seconds=150), rounds=1, max_gap_seconds=2.0,
-                 stalled=("sla-engine",), rolled=("sla-engine",))
+# The CI form (`make test`'s last step, ~5 minutes idle): every fault type once, the stream about as long as the
+# fault loop so that the breaches placed in it fall due while faults run; settled once 15 s pass unchanged.
+SHORT = RunShape(WorkloadShape(tickets=200, stream_seconds=120), rounds=1, max_gap_seconds=2.0,
+                 stalled=("sla-engine",), rolled=("sla-engine",), settle_seconds=60.0)
 # No faults at all: both runs must compare equal, or the checker itself is wrong.
 CALIBRATION = RunShape(WorkloadShape(tickets=120, stream_seconds=30), rounds=0, max_gap_seconds=1.0,
                        settle_seconds=60.0)
@@ -97,6 +99,12 @@ async def settle(bootstrap: str, tenant: str, key: str, reporting_url: str, sinc
             await asyncio.sleep(5)
 
 
+def report_period(workload: Workload) -> tuple[datetime, datetime]:
+    """The period both runs' reports cover: every event of the workload (all in the 31 hours before S) up to
+    the quiet window's end, so nothing either run does falls outside it and its windows do not move."""
+    return workload.start - timedelta(days=7), workload.quiet_to
+
+
 async def faulted_run(shape: RunShape, stack: Stack, workload: Workload, rng: random.Random, since: datetime,
                       durations: dict[str, float]) -> tuple[EndState, list[FaultOutcome], SenderRecord, SoakSeries]:
     pg = urlsplit(stack.database_urls["intake"])
@@ -127,7 +135,8 @@ async def faulted_run(shape: RunShape, stack: Stack, workload: Workload, rng: ra
         await settle(stack.kafka_bootstrap, tenant, key, fleet.urls("reporting")[0], since, shape.settle_seconds)
         sampler.cancel()
         state = await observe(tenant, key, stack.kafka_bootstrap, fleet.urls("sla-engine")[0],
-                              fleet.urls("reporting")[0], workload.tickets, datetime.now(UTC), since)
+                              fleet.urls("reporting")[0], workload.tickets, datetime.now(UTC), since,
+                              report_period(workload))
         durations["settle+observe"] = time.monotonic() - began
         return state, outcomes, sent, soak
     finally:
@@ -147,7 +156,7 @@ async def clean_run(shape: RunShape, stack: Stack, workload: Workload, at: datet
         await UpstreamSender(fleet.urls("intake"), key, tenant).send(workload, 0)
         await settle(stack.kafka_bootstrap, tenant, key, fleet.urls("reporting")[0], since, shape.settle_seconds)
         return await observe(tenant, key, stack.kafka_bootstrap, fleet.urls("sla-engine")[0],
-                             fleet.urls("reporting")[0], workload.tickets, at, since)
+                             fleet.urls("reporting")[0], workload.tickets, at, since, report_period(workload))
     finally:
         await asyncio.to_thread(fleet.stop)
         durations["clean run"] = time.monotonic() - began
@@ -167,6 +176,8 @@ async def run(shape: RunShape) -> RunResult:
     if faulted.at > workload.quiet_to:
         raise RuntimeError("the faulted run outlasted the workload's quiet window: timers would not compare")
     clean = await clean_run(shape, stack, workload, faulted.at, since, durations)
+    if datetime.now(UTC) > workload.quiet_to:
+        raise RuntimeError("the clean run outlasted the workload's quiet window: its timers would not compare")
     faulted.save(RUNS / "faulted-end-state.json")
     clean.save(RUNS / "clean-end-state.json")
     findings = check(faulted, clean, sent, outcomes, workload.start)

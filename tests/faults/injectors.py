@@ -9,6 +9,7 @@ import random
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
@@ -100,75 +101,52 @@ class RollingRestart:
 
 
 @dataclass
-class KillBroker:
-    target: str = "kafka"
-    kind: str = "broker kill -9"
-    down_seconds: float = 5.0
+class Outage:
+    """A dependency taken away for a while and given back: the broker or PostgreSQL process, or the proxy's
+    path to PostgreSQL. Recovery is timed from the moment it is back."""
+
+    kind: str
+    target: str
+    take_away: Callable[[FaultContext], object]  # blocking calls: run in a thread
+    give_back: Callable[[FaultContext], object]
+    seconds: Callable[[FaultContext], float]  # how long it stays away
 
     async def inject_and_lift(self, context: FaultContext) -> float:
-        context.infra.kill_broker()
-        await asyncio.sleep(self.down_seconds)
-        await asyncio.to_thread(context.infra.bring_back)
+        await asyncio.to_thread(self.take_away, context)
+        await asyncio.sleep(self.seconds(context))
+        await asyncio.to_thread(self.give_back, context)
         return time.monotonic()
 
 
-@dataclass
-class StopPostgres:
-    target: str = "postgresql"
-    kind: str = "postgres immediate stop"
-    down_seconds: float = 5.0
-
-    async def inject_and_lift(self, context: FaultContext) -> float:
-        await asyncio.to_thread(context.infra.stop_postgres_immediately)
-        await asyncio.sleep(self.down_seconds)
-        await asyncio.to_thread(context.infra.bring_back)
-        return time.monotonic()
+def _set_latency(context: FaultContext, seconds: float) -> None:
+    context.proxy.latency = seconds
 
 
-@dataclass
-class ProxyLatency:
-    target: str = "postgresql proxy"
-    kind: str = "db latency"
-    seconds: float = 10.0
-
-    async def inject_and_lift(self, context: FaultContext) -> float:
-        context.proxy.latency = context.latency_seconds
-        await asyncio.sleep(self.seconds)
-        context.proxy.latency = 0.0
-        return time.monotonic()
-
-
-@dataclass
-class ProxyReset:
-    target: str = "postgresql proxy"
-    kind: str = "db connection reset"
-
-    async def inject_and_lift(self, context: FaultContext) -> float:
-        await asyncio.to_thread(context.proxy.reset_connections)
-        await asyncio.sleep(1.0)
-        await asyncio.to_thread(context.proxy.reset_connections)
-        return time.monotonic()
-
-
-@dataclass
-class ProxyBlackhole:
-    target: str = "postgresql proxy"
-    kind: str = "db blackhole"
-
-    async def inject_and_lift(self, context: FaultContext) -> float:
-        context.proxy.blackhole(context.blackhole_seconds)
-        await asyncio.sleep(context.blackhole_seconds)
-        return time.monotonic()
+DOWN_SECONDS = 5.0  # a process fault: the broker or PostgreSQL stays down this long, then `stack.sh up`
+KILL_BROKER = Outage("broker kill -9", "kafka", lambda c: c.infra.kill_broker(), lambda c: c.infra.bring_back(),
+                     lambda c: DOWN_SECONDS)
+STOP_POSTGRES = Outage("postgres immediate stop", "postgresql", lambda c: c.infra.stop_postgres_immediately(),
+                       lambda c: c.infra.bring_back(), lambda c: DOWN_SECONDS)
+PROXY_LATENCY = Outage("db latency", "postgresql proxy", lambda c: _set_latency(c, c.latency_seconds),
+                       lambda c: _set_latency(c, 0.0), lambda c: 10.0)
+# Every connection reset, then again a second later, when the pools have reconnected.
+PROXY_RESET = Outage("db connection reset", "postgresql proxy", lambda c: c.proxy.reset_connections(),
+                     lambda c: c.proxy.reset_connections(), lambda c: 1.0)
+PROXY_BLACKHOLE = Outage("db blackhole", "postgresql proxy", lambda c: c.proxy.blackhole(c.blackhole_seconds),
+                         lambda c: None, lambda c: c.blackhole_seconds)
+# Every fault type, in the order the table lists them.
+FAULT_KINDS = (KillService.kind, StallService.kind, RollingRestart.kind, KILL_BROKER.kind, STOP_POSTGRES.kind,
+               PROXY_LATENCY.kind, PROXY_RESET.kind, PROXY_BLACKHOLE.kind)
 
 
 def schedule(services: tuple[str, ...], rounds: int, rng: random.Random, *, postgres: bool,
              stalled: tuple[str, ...], rolled: tuple[str, ...]) -> list[Fault]:
     """Every fault type, `rounds` times, in a shuffled order; SIGKILL against every service."""
     one_round: list[Fault] = [*(KillService(s) for s in services), *(StallService(s) for s in stalled),
-                              *(RollingRestart(s) for s in rolled), KillBroker(), ProxyLatency(), ProxyReset(),
-                              ProxyBlackhole()]
+                              *(RollingRestart(s) for s in rolled), KILL_BROKER, PROXY_LATENCY, PROXY_RESET,
+                              PROXY_BLACKHOLE]
     if postgres:
-        one_round.append(StopPostgres())
+        one_round.append(STOP_POSTGRES)
     faults = [fault for _ in range(rounds) for fault in one_round]
     rng.shuffle(faults)
     return faults

@@ -47,7 +47,9 @@ def summary(outcomes: list[FaultOutcome], findings: Findings) -> str:
              "verdict: " + ("end state equal to the clean run, no invariant broken" if not broken else
                             "BROKEN " + ", ".join(f"{name}={count}" for name, count in broken.items()))]
     for name, sample in (("clock mismatches", findings.clock_mismatches[:3]),
-                         ("final transition mismatches", findings.final_mismatches[:3]),
+                         ("final state mismatches", findings.final_mismatches[:3]),
+                         ("published vs engine", findings.published_vs_engine[:3]),
+                         ("report vs engine", findings.report_vs_engine[:3]),
                          ("SLO differences", findings.slo_mismatches[:3]),
                          ("report differences", findings.report_differences[:5]),
                          ("timers missing", findings.timers_missing[:3]),
