@@ -105,8 +105,11 @@ def report_period(workload: Workload) -> tuple[datetime, datetime]:
     return workload.start - timedelta(days=7), workload.quiet_to
 
 
-async def faulted_run(shape: RunShape, stack: Stack, workload: Workload, rng: random.Random, since: datetime,
-                      durations: dict[str, float]) -> tuple[EndState, list[FaultOutcome], SenderRecord, SoakSeries]:
+FaultedRun = tuple[Workload, EndState, list[FaultOutcome], SenderRecord, SoakSeries]
+
+
+async def faulted_run(shape: RunShape, stack: Stack, rng: random.Random, since: datetime,
+                      durations: dict[str, float]) -> FaultedRun:
     pg = urlsplit(stack.database_urls["intake"])
     proxy = TcpFaultProxy(pg.hostname or "127.0.0.1", pg.port or 5432).start()
     fleet = Fleet(through_proxy(stack, proxy.port), instances=2, prefix="faults-")
@@ -119,6 +122,10 @@ async def faulted_run(shape: RunShape, stack: Stack, workload: Workload, rng: ra
         key = await asyncio.to_thread(fleet.new_tenant, tenant, BUNDLE)
         durations["start"] = time.monotonic() - began
         log.info("faulted run: %d instances ready, tenant %s", len(fleet.all), tenant)
+        # S is now, once the fleet serves: the breaches placed in the stream fall due while the faults run, not
+        # while six interpreters start.
+        workload = generate(shape.workload, datetime.now(UTC).replace(microsecond=0))
+        workload.save(RUNS / "workload.json")  # the recording: both runs send exactly these deliveries
         infra = LocalInfra()
         context = FaultContext(fleet, infra, proxy, rng, shape.stall_seconds, shape.blackhole_seconds,
                                shape.latency_seconds)
@@ -138,7 +145,7 @@ async def faulted_run(shape: RunShape, stack: Stack, workload: Workload, rng: ra
                               fleet.urls("reporting")[0], workload.tickets, datetime.now(UTC), since,
                               report_period(workload))
         durations["settle+observe"] = time.monotonic() - began
-        return state, outcomes, sent, soak
+        return workload, state, outcomes, sent, soak
     finally:
         await asyncio.to_thread(fleet.stop)
         proxy.stop()
@@ -168,11 +175,9 @@ async def run(shape: RunShape) -> RunResult:
         raise RuntimeError("no stack: run `make up` first")
     rng = random.Random(shape.workload.seed)
     since = datetime.now(UTC) - timedelta(seconds=5)
-    workload = generate(shape.workload, datetime.now(UTC).replace(microsecond=0))
     RUNS.mkdir(parents=True, exist_ok=True)
-    workload.save(RUNS / "workload.json")  # the recording: both runs send exactly these deliveries
     durations: dict[str, float] = {}
-    faulted, outcomes, sent, soak = await faulted_run(shape, stack, workload, rng, since, durations)
+    workload, faulted, outcomes, sent, soak = await faulted_run(shape, stack, rng, since, durations)
     if faulted.at > workload.quiet_to:
         raise RuntimeError("the faulted run outlasted the workload's quiet window: timers would not compare")
     clean = await clean_run(shape, stack, workload, faulted.at, since, durations)
