@@ -14,12 +14,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
 
+from scripts.processes import ServiceProcess
 from tests.faults.fleet import Fleet
 from tests.faults.infra import LocalInfra
 from tests.faults.proxy import TcpFaultProxy
 
 log = logging.getLogger("faults")
-RECOVERY_BUDGET_SECONDS = 60.0  # past this, the instance did not recover by itself and is restarted by hand
+# Past this, an instance did not recover by itself and is restarted by hand (a `manual` restart, which fails
+# the run). Generous: a SIGKILLed instance took 58 s to be ready on a 2-core machine at load 20, and the suite
+# must not fail on a slow machine; how long recovery took is the table's figure, not a pass mark.
+RECOVERY_BUDGET_SECONDS = 180.0
 
 
 @dataclass
@@ -31,6 +35,10 @@ class FaultContext:
     stall_seconds: float  # longer than the consumers' session timeout (aiokafka's default 10 s)
     blackhole_seconds: float
     latency_seconds: float
+
+    def victim(self, service: str) -> ServiceProcess:
+        """One instance of `service`, at random."""
+        return self.rng.choice(self.fleet.instances[service])
 
 
 @dataclass
@@ -63,7 +71,7 @@ class KillService:
     kind: str = "SIGKILL service"
 
     async def inject_and_lift(self, context: FaultContext) -> float:
-        victim = context.rng.choice(context.fleet.instances[self.target])
+        victim = context.victim(self.target)
         await asyncio.to_thread(victim.kill)
         victim.launch()  # the supervisor's restart, as Kubernetes does for a crashed container
         return time.monotonic()
@@ -75,7 +83,7 @@ class StallService:
     kind: str = "SIGSTOP stall"
 
     async def inject_and_lift(self, context: FaultContext) -> float:
-        victim = context.rng.choice(context.fleet.instances[self.target])
+        victim = context.victim(self.target)
         assert victim.process is not None
         os.kill(victim.process.pid, signal.SIGSTOP)
         await asyncio.sleep(context.stall_seconds)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from tests.faults.checker import Findings, attribute
+from tests.faults.checker import Findings, attribute, sequence
 from tests.faults.injectors import FaultOutcome
 
 
@@ -55,6 +55,8 @@ def summary(outcomes: list[FaultOutcome], findings: Findings) -> str:
                          ("timers missing", findings.timers_missing[:3]),
                          ("lost", [event_id for event_id, _ in findings.lost[:3]]),
                          ("duplicated", [t.key for t in findings.duplicated[:3]]),
+                         ("order violations", [(later.key[:3], sequence(earlier), sequence(later))
+                                               for earlier, later in findings.order_violations[:3]]),
                          ("rejected", list(findings.rejected.items())[:3])):
         if sample:
             lines.append(f"  e.g. {name}: {sample}")
