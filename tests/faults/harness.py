@@ -134,8 +134,11 @@ async def faulted_run(shape: RunShape, stack: Stack, rng: random.Random, since: 
         sampler = asyncio.create_task(sample(fleet, stack.database_urls, soak, every=5.0))
         sender = UpstreamSender(fleet.urls("intake"), key, tenant)
         began = time.monotonic()
-        sent, outcomes = await asyncio.gather(sender.send(workload, workload.stream_seconds),
-                                              injectors.fault_loop(faults, context, shape.max_gap_seconds))
+        stream_ends = time.monotonic() + workload.stream_seconds
+        sent, outcomes = await asyncio.gather(
+            sender.send(workload, workload.stream_seconds),
+            injectors.fault_loop(faults, context, shape.max_gap_seconds, until=stream_ends,
+                                 every_kind=len(faults) // max(1, shape.rounds)))
         durations["faults"] = time.monotonic() - began
         log.info("faults done; %d acknowledged; settling", len(sent.acknowledged))
         began = time.monotonic()

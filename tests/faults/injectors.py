@@ -104,7 +104,11 @@ class RollingRestart:
             except subprocess.TimeoutExpired:  # did not drain in a minute: stop() killed it
                 context.fleet.crash_restarts += 1
             instance.launch()
-            await asyncio.to_thread(instance.wait_ready, 90.0)  # the next one only once this one serves
+            try:  # the next one only once this one serves
+                await asyncio.to_thread(instance.wait_ready, RECOVERY_BUDGET_SECONDS)
+            except (TimeoutError, RuntimeError) as error:  # not ready or exited: the recovery measurement says so
+                log.warning("rolling restart: %s", error)
+                break
         return time.monotonic()
 
 
@@ -155,8 +159,10 @@ def schedule(services: tuple[str, ...], rounds: int, rng: random.Random, *, post
                               PROXY_BLACKHOLE]
     if postgres:
         one_round.append(STOP_POSTGRES)
-    faults = [fault for _ in range(rounds) for fault in one_round]
-    rng.shuffle(faults)
+    faults = []
+    for _ in range(rounds):  # each round shuffled on its own: the first one holds every fault type
+        rng.shuffle(one_round)
+        faults.extend(one_round)
     return faults
 
 
@@ -182,9 +188,15 @@ async def run_fault(fault: Fault, context: FaultContext) -> FaultOutcome:
     return outcome
 
 
-async def fault_loop(faults: list[Fault], context: FaultContext, max_gap_seconds: float) -> list[FaultOutcome]:
+async def fault_loop(faults: list[Fault], context: FaultContext, max_gap_seconds: float,
+                     until: float | None = None, every_kind: int = 0) -> list[FaultOutcome]:
+    """The faults in turn; past the monotonic instant `until` (the stream's end) no new one starts once the
+    first `every_kind` (a round: every fault type) ran, so a slow machine does not stretch the run."""
     outcomes = []
-    for fault in faults:
+    for index, fault in enumerate(faults):
+        if until is not None and index >= every_kind and time.monotonic() > until:
+            log.info("the stream is over: %d of %d faults injected", index, len(faults))
+            break
         await asyncio.sleep(context.rng.uniform(0.5, max_gap_seconds))  # a random moment of the stream
         outcomes.append(await run_fault(fault, context))
     return outcomes
