@@ -43,10 +43,16 @@ typecheck: install
 unit: install  ## the pure domain tests, no I/O
 	uv run pytest tests/unit -q $(PYTEST_ARGS)
 
-test: up migrate lint typecheck  ## lint, types, and every test against the real stack
+# The short fault run comes last: it stops and restarts the broker and PostgreSQL every other test uses.
+# `make test SKIP_FAULTS=1` leaves it out (a quick local run; CI never sets it).
+test: up migrate lint typecheck  ## lint, types, every test against the real stack, then the short fault run
 	$(WITH_STACK) uv run pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+ifndef SKIP_FAULTS
+	$(WITH_STACK) SLM_FAULTS=1 uv run pytest -q -s -p no:cacheprovider tests/faults
+endif
 
-# The short form (a few minutes) is a pytest test; LONG=1 is the 30-minute run with the larger workload.
+# The short form (about 5 minutes; also `make test`'s last step) is a pytest test; LONG=1 is the 30-minute
+# run with the larger workload.
 # Both print the table per fault type; the last result is kept in .stack/faults/last-result.txt.
 faults: up migrate  ## services, broker and PostgreSQL killed, stalled and cut off under a workload; checked
 ifdef LONG

@@ -8,7 +8,9 @@ ran fires exactly once, never early; event ids are unique.
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -18,7 +20,10 @@ from tests.faults.observe import EndState, Transition
 from tests.faults.sender import SenderRecord
 
 TIMER_TRANSITIONS = ("warning", "breached")
-FINAL_FIELDS = ("state", "breached", "due_at", "breached_at", "stopped_at", "target_seconds", "elapsed_seconds")
+# Where a cycle stands (DESIGN 2.4): what its final word, the engine's API and the report must agree on.
+STATE_FIELDS = ("state", "breached", "target_seconds", "elapsed_seconds", "started_at", "due_at", "breached_at",
+                "stopped_at")
+REPORTED_FIELDS = (*STATE_FIELDS, "policy_version", "agreement", "priority", "service", "customer")
 ClockKey = tuple[str, str, int]
 
 
@@ -30,7 +35,9 @@ class Findings:
     id_collisions: list[str] = field(default_factory=list)  # one id, two different events
     order_violations: list[tuple[Transition, Transition]] = field(default_factory=list)
     clock_mismatches: list[str] = field(default_factory=list)  # tickets whose clocks differ from the clean run
-    final_mismatches: list[ClockKey] = field(default_factory=list)
+    final_mismatches: list[ClockKey] = field(default_factory=list)  # cycles whose final word differs at `at`
+    published_vs_engine: list[str] = field(default_factory=list)  # a final word that is not the engine's clock
+    report_vs_engine: list[str] = field(default_factory=list)  # a report line that is not the final word
     slo_mismatches: list[str] = field(default_factory=list)
     report_differences: list[str] = field(default_factory=list)
     timers_expected: int = 0
@@ -44,7 +51,9 @@ class Findings:
     def violations(self) -> dict[str, int]:
         return {"lost": len(self.lost), "duplicated": len(self.duplicated), "id collisions": len(self.id_collisions),
                 "order violations": len(self.order_violations), "clock mismatches": len(self.clock_mismatches),
-                "final transition mismatches": len(self.final_mismatches),
+                "final state mismatches": len(self.final_mismatches),
+                "published vs engine": len(self.published_vs_engine),
+                "report vs engine": len(self.report_vs_engine),
                 "SLO mismatches": len(self.slo_mismatches), "report differences": len(self.report_differences),
                 "timers missing": len(self.timers_missing), "timers fired twice": len(self.timers_twice),
                 "timers early": len(self.timers_early), "rejected": len(self.rejected)}
@@ -105,10 +114,121 @@ def sequence(transition: Transition) -> int | None:
 
 
 def final(transitions: list[Transition]) -> Transition:
-    """A cycle's final word: the highest sequence, or without sequences the last one published."""
+    """A cycle's final word: the highest sequence (reporting's rule 5), or without sequences the last published."""
     if all(sequence(t) is not None for t in transitions):
         return max(transitions, key=lambda t: sequence(t) or 0)
     return transitions[-1]
+
+
+def _instant(value: Any) -> Any:
+    """Instants compare as instants: the engine's API writes `+00:00`, its events and the report `Z`."""
+    if isinstance(value, str) and len(value) >= 20 and value[4] == "-" and value[10] == "T":
+        return datetime.fromisoformat(value)
+    return value
+
+
+def state_of(fields: Mapping[str, Any], names: tuple[str, ...] = STATE_FIELDS) -> dict[str, Any]:
+    return {name: _instant(fields.get(name)) for name in names}
+
+
+def projected(fields: Mapping[str, Any], stood_at: datetime, at: datetime) -> dict[str, Any]:
+    """A clock's state as it stands at `at`, from figures that stood at `stood_at` (an event's `time`).
+
+    A transition carries the clock at its own instant and a `recalculated` the clock when the engine noticed
+    (clocks.md): a running clock's elapsed then depends on when a run happened to publish, its state does not.
+    Between its transitions a running clock gains the wall seconds in between (24x7, the workload's only
+    calendar); the engine floors elapsed from whole-second boundaries, so the fraction of `stood_at` counts.
+    """
+    state = state_of(fields)
+    if state["state"] == "running" and isinstance(state["elapsed_seconds"], int):
+        moved = (at - stood_at.replace(microsecond=0)).total_seconds()
+        state["elapsed_seconds"] = math.floor(state["elapsed_seconds"] + moved)
+    return state
+
+
+def final_states(transitions: list[Transition], at: datetime) -> dict[ClockKey, dict[str, Any]]:
+    """Each cycle's final word, as the clock stands at `at`."""
+    states = {}
+    for key, cycle in by_clock(transitions).items():
+        last = final(cycle)
+        states[key] = projected(last.data, last.time, at)
+    return states
+
+
+def check_published_against_engine(run: str, state: EndState, findings: Findings) -> None:
+    """Within one run: each cycle's final word equals the engine's own clock (its API) at the reading instant,
+    and every cycle the engine has was published. A difference is the engine publishing a stale state."""
+    finals = final_states(state.transitions, state.at)
+    for ticket, answer in state.clocks.items():
+        if not isinstance(answer, dict):
+            findings.published_vs_engine.append(f"{run} {ticket}: clocks answered {answer}")
+            continue
+        for clock in answer.get("clocks", []):
+            key = (ticket, str(clock["metric"]), int(clock["cycle"]))
+            published, engine = finals.get(key), state_of(clock)
+            if published is None:
+                findings.published_vs_engine.append(f"{run} {key}: never published")
+            elif published != engine:
+                findings.published_vs_engine.append(f"{run} {key}: {_fields_apart(published, engine)}")
+
+
+def _fields_apart(left: Mapping[str, Any], right: Mapping[str, Any]) -> str:
+    return ", ".join(f"{name} {left.get(name)} != {right.get(name)}" for name in sorted(set(left) | set(right))
+                     if left.get(name) != right.get(name))
+
+
+def _cycle(entry: Mapping[str, Any]) -> ClockKey:
+    return (str(entry["ticket_id"]), str(entry["metric"]), int(entry["cycle"]))
+
+
+def report_view(run: str, state: EndState, findings: Findings) -> dict[str, Any]:
+    """The report as compared with the other run's, after checking it against this run's final words.
+
+    Every cycle the report lists must show the engine's final word for it (counting rule 5); a cycle still
+    running shows the figures of that word, which stood when the run published it, so for the comparison
+    they are moved to the reading instant like the final words themselves. Lists of cycles compare as sets
+    (their order follows the over-target seconds of running clocks). What depends on when a run read or
+    evaluated, not on what it was sent, is left out: SLO evaluations (their rolling window ends when they
+    ran; the bad time they counted is kept), alerts, when events were received and how many clock and SLO
+    events a run's batching produced.
+    """
+    report = state.report
+    if not isinstance(report, dict):
+        return {"report": report}
+    finals = {key: final(cycle) for key, cycle in by_clock(state.transitions).items()}
+
+    def cycles(entries: list[dict[str, Any]]) -> dict[str, Any]:
+        keyed = {}
+        for entry in entries:
+            key, entry = _cycle(entry), dict(entry)
+            word = finals.get(key)
+            if word is None:
+                findings.report_vs_engine.append(f"{run} {key}: in the report, never published")
+            else:
+                names = tuple(name for name in REPORTED_FIELDS if name in entry)
+                shown, published = state_of(entry, names), state_of(word.data, names)
+                if shown != published:
+                    findings.report_vs_engine.append(f"{run} {key}: {_fields_apart(shown, published)}")
+                if entry.get("state") == "running":
+                    entry["elapsed_seconds"] = projected(word.data, word.time, state.at)["elapsed_seconds"]
+                    for derived in ("over_target_seconds", "over_target_percent"):
+                        entry.pop(derived, None)
+            keyed["/".join(map(str, key))] = entry
+        return keyed
+
+    view = {name: value for name, value in report.items() if name not in ("clocks", "breaches", "slos", "data_notes")}
+    view["clocks"] = cycles(report.get("clocks", []))
+    breaches = dict(report.get("breaches", {}))
+    for listed in ("tickets", "open_breaches"):
+        breaches[listed] = cycles(breaches.get(listed, []))
+    view["breaches"] = breaches
+    view["slos"] = {slo["slo_id"]: {"service": slo["service"], "objective": slo["objective"],
+                                    "bad": slo["total"] - slo["good"]} for slo in report.get("slos", [])}
+    view["data_notes"] = {row["event_type"]: {name: row[name] for name in ("events", "first_event_time",
+                                                                          "last_event_time")}
+                          for row in report.get("data_notes", {}).get("events", [])
+                          if str(row["event_type"]).startswith("itsm.")}
+    return view
 
 
 def check_timers(faulted: EndState, clean: EndState, stream_start: datetime, outcomes: list[FaultOutcome],
@@ -142,13 +262,17 @@ def check(faulted: EndState, clean: EndState, sent: SenderRecord, outcomes: list
                             if event_id not in faulted.published_ids), key=lambda lost: lost[1])
     check_transitions(faulted.transitions, findings)
     findings.clock_mismatches = sorted(t for t in clean.clocks if faulted.clocks.get(t) != clean.clocks[t])
-    finals = {k: final(v) for k, v in by_clock(faulted.transitions).items()}
-    for key, transitions in by_clock(clean.transitions).items():
-        last, other = final(transitions), finals.get(key)
-        if other is None or any(last.data.get(f) != other.data.get(f) for f in FINAL_FIELDS):
+    # Both runs' final words as they stand at the same instant (the faulted run's reading).
+    finals = final_states(faulted.transitions, faulted.at)
+    for key, state in final_states(clean.transitions, faulted.at).items():
+        if finals.get(key) != state:
             findings.final_mismatches.append(key)
+    findings.final_mismatches.extend(sorted(set(finals) - set(by_clock(clean.transitions))))
+    for run, end_state in (("faulted", faulted), ("clean", clean)):
+        check_published_against_engine(run, end_state, findings)
     findings.slo_mismatches = differences(faulted.slos, clean.slos)
-    findings.report_differences = differences(faulted.report, clean.report)
+    findings.report_differences = differences(report_view("faulted", faulted, findings),
+                                              report_view("clean", clean, findings))
     check_timers(faulted, clean, stream_start, outcomes, findings)
     return findings
 

@@ -45,8 +45,10 @@ class RunShape:
     settle_seconds: float = 120.0
 
 
-SHORT = RunShape(WorkloadShape(tickets=500, stream_seconds=150), rounds=1, max_gap_seconds=2.0,
-                 stalled=("sla-engine",), rolled=("sla-engine",))
+# The CI form (`make test`'s last step, ~5 minutes idle): every fault type once, the stream about as long as the
+# fault loop so that the breaches placed in it fall due while faults run; settled once 15 s pass unchanged.
+SHORT = RunShape(WorkloadShape(tickets=200, stream_seconds=120), rounds=1, max_gap_seconds=2.0,
+                 stalled=("sla-engine",), rolled=("sla-engine",), settle_seconds=60.0)
 # No faults at all: both runs must compare equal, or the checker itself is wrong.
 CALIBRATION = RunShape(WorkloadShape(tickets=120, stream_seconds=30), rounds=0, max_gap_seconds=1.0,
                        settle_seconds=60.0)
@@ -98,8 +100,17 @@ async def settle(bootstrap: str, tenant: str, key: str, reporting_url: str, sinc
             await asyncio.sleep(5)
 
 
-async def faulted_run(shape: RunShape, stack: Stack, workload: Workload, rng: random.Random, since: datetime,
-                      durations: dict[str, float]) -> tuple[EndState, list[FaultOutcome], SenderRecord, SoakSeries]:
+def report_period(workload: Workload) -> tuple[datetime, datetime]:
+    """The period both runs' reports cover: every event of the workload (all in the 31 hours before S) up to
+    the quiet window's end, so nothing either run does falls outside it and its windows do not move."""
+    return workload.start - timedelta(days=7), workload.quiet_to
+
+
+FaultedRun = tuple[Workload, EndState, list[FaultOutcome], SenderRecord, SoakSeries]
+
+
+async def faulted_run(shape: RunShape, stack: Stack, rng: random.Random, since: datetime,
+                      durations: dict[str, float]) -> FaultedRun:
     pg = urlsplit(stack.database_urls["intake"])
     proxy = TcpFaultProxy(pg.hostname or "127.0.0.1", pg.port or 5432).start()
     fleet = Fleet(through_proxy(stack, proxy.port), instances=2, prefix="faults-")
@@ -112,6 +123,10 @@ async def faulted_run(shape: RunShape, stack: Stack, workload: Workload, rng: ra
         key = await asyncio.to_thread(fleet.new_tenant, tenant, BUNDLE)
         durations["start"] = time.monotonic() - began
         log.info("faulted run: %d instances ready, tenant %s", len(fleet.all), tenant)
+        # S is now, once the fleet serves: the breaches placed in the stream fall due while the faults run, not
+        # while six interpreters start.
+        workload = generate(shape.workload, datetime.now(UTC).replace(microsecond=0))
+        workload.save(RUNS / "workload.json")  # the recording: both runs send exactly these deliveries
         infra = LocalInfra()
         context = FaultContext(fleet, infra, proxy, rng, shape.stall_seconds, shape.blackhole_seconds,
                                shape.latency_seconds)
@@ -120,17 +135,21 @@ async def faulted_run(shape: RunShape, stack: Stack, workload: Workload, rng: ra
         sampler = asyncio.create_task(sample(fleet, stack.database_urls, soak, every=5.0))
         sender = UpstreamSender(fleet.urls("intake"), key, tenant)
         began = time.monotonic()
-        sent, outcomes = await asyncio.gather(sender.send(workload, workload.stream_seconds),
-                                              injectors.fault_loop(faults, context, shape.max_gap_seconds))
+        stream_ends = time.monotonic() + workload.stream_seconds
+        sent, outcomes = await asyncio.gather(
+            sender.send(workload, workload.stream_seconds),
+            injectors.fault_loop(faults, context, shape.max_gap_seconds, until=stream_ends,
+                                 every_kind=len(faults) // max(1, shape.rounds)))
         durations["faults"] = time.monotonic() - began
         log.info("faults done; %d acknowledged; settling", len(sent.acknowledged))
         began = time.monotonic()
         await settle(stack.kafka_bootstrap, tenant, key, fleet.urls("reporting")[0], since, shape.settle_seconds)
         sampler.cancel()
         state = await observe(tenant, key, stack.kafka_bootstrap, fleet.urls("sla-engine")[0],
-                              fleet.urls("reporting")[0], workload.tickets, datetime.now(UTC), since)
+                              fleet.urls("reporting")[0], workload.tickets, datetime.now(UTC), since,
+                              report_period(workload))
         durations["settle+observe"] = time.monotonic() - began
-        return state, outcomes, sent, soak
+        return workload, state, outcomes, sent, soak
     finally:
         await asyncio.to_thread(fleet.stop)
         proxy.stop()
@@ -148,7 +167,7 @@ async def clean_run(shape: RunShape, stack: Stack, workload: Workload, at: datet
         await UpstreamSender(fleet.urls("intake"), key, tenant).send(workload, 0)
         await settle(stack.kafka_bootstrap, tenant, key, fleet.urls("reporting")[0], since, shape.settle_seconds)
         return await observe(tenant, key, stack.kafka_bootstrap, fleet.urls("sla-engine")[0],
-                             fleet.urls("reporting")[0], workload.tickets, at, since)
+                             fleet.urls("reporting")[0], workload.tickets, at, since, report_period(workload))
     finally:
         await asyncio.to_thread(fleet.stop)
         durations["clean run"] = time.monotonic() - began
@@ -160,14 +179,14 @@ async def run(shape: RunShape) -> RunResult:
         raise RuntimeError("no stack: run `make up` first")
     rng = random.Random(shape.workload.seed)
     since = datetime.now(UTC) - timedelta(seconds=5)
-    workload = generate(shape.workload, datetime.now(UTC).replace(microsecond=0))
     RUNS.mkdir(parents=True, exist_ok=True)
-    workload.save(RUNS / "workload.json")  # the recording: both runs send exactly these deliveries
     durations: dict[str, float] = {}
-    faulted, outcomes, sent, soak = await faulted_run(shape, stack, workload, rng, since, durations)
+    workload, faulted, outcomes, sent, soak = await faulted_run(shape, stack, rng, since, durations)
     if faulted.at > workload.quiet_to:
         raise RuntimeError("the faulted run outlasted the workload's quiet window: timers would not compare")
     clean = await clean_run(shape, stack, workload, faulted.at, since, durations)
+    if datetime.now(UTC) > workload.quiet_to:
+        raise RuntimeError("the clean run outlasted the workload's quiet window: its timers would not compare")
     faulted.save(RUNS / "faulted-end-state.json")
     clean.save(RUNS / "clean-end-state.json")
     findings = check(faulted, clean, sent, outcomes, workload.start)

@@ -9,16 +9,21 @@ import random
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
 
+from scripts.processes import ServiceProcess
 from tests.faults.fleet import Fleet
 from tests.faults.infra import LocalInfra
 from tests.faults.proxy import TcpFaultProxy
 
 log = logging.getLogger("faults")
-RECOVERY_BUDGET_SECONDS = 60.0  # past this, the instance did not recover by itself and is restarted by hand
+# Past this, an instance did not recover by itself and is restarted by hand (a `manual` restart, which fails
+# the run). Generous: a SIGKILLed instance took 58 s to be ready on a 2-core machine at load 20, and the suite
+# must not fail on a slow machine; how long recovery took is the table's figure, not a pass mark.
+RECOVERY_BUDGET_SECONDS = 180.0
 
 
 @dataclass
@@ -30,6 +35,10 @@ class FaultContext:
     stall_seconds: float  # longer than the consumers' session timeout (aiokafka's default 10 s)
     blackhole_seconds: float
     latency_seconds: float
+
+    def victim(self, service: str) -> ServiceProcess:
+        """One instance of `service`, at random."""
+        return self.rng.choice(self.fleet.instances[service])
 
 
 @dataclass
@@ -62,7 +71,7 @@ class KillService:
     kind: str = "SIGKILL service"
 
     async def inject_and_lift(self, context: FaultContext) -> float:
-        victim = context.rng.choice(context.fleet.instances[self.target])
+        victim = context.victim(self.target)
         await asyncio.to_thread(victim.kill)
         victim.launch()  # the supervisor's restart, as Kubernetes does for a crashed container
         return time.monotonic()
@@ -74,7 +83,7 @@ class StallService:
     kind: str = "SIGSTOP stall"
 
     async def inject_and_lift(self, context: FaultContext) -> float:
-        victim = context.rng.choice(context.fleet.instances[self.target])
+        victim = context.victim(self.target)
         assert victim.process is not None
         os.kill(victim.process.pid, signal.SIGSTOP)
         await asyncio.sleep(context.stall_seconds)
@@ -95,82 +104,65 @@ class RollingRestart:
             except subprocess.TimeoutExpired:  # did not drain in a minute: stop() killed it
                 context.fleet.crash_restarts += 1
             instance.launch()
-            await asyncio.to_thread(instance.wait_ready, 90.0)  # the next one only once this one serves
+            try:  # the next one only once this one serves
+                await asyncio.to_thread(instance.wait_ready, RECOVERY_BUDGET_SECONDS)
+            except (TimeoutError, RuntimeError) as error:  # not ready or exited: the recovery measurement says so
+                log.warning("rolling restart: %s", error)
+                break
         return time.monotonic()
 
 
 @dataclass
-class KillBroker:
-    target: str = "kafka"
-    kind: str = "broker kill -9"
-    down_seconds: float = 5.0
+class Outage:
+    """A dependency taken away for a while and given back: the broker or PostgreSQL process, or the proxy's
+    path to PostgreSQL. Recovery is timed from the moment it is back."""
+
+    kind: str
+    target: str
+    take_away: Callable[[FaultContext], object]  # blocking calls: run in a thread
+    give_back: Callable[[FaultContext], object]
+    seconds: Callable[[FaultContext], float]  # how long it stays away
 
     async def inject_and_lift(self, context: FaultContext) -> float:
-        context.infra.kill_broker()
-        await asyncio.sleep(self.down_seconds)
-        await asyncio.to_thread(context.infra.bring_back)
+        await asyncio.to_thread(self.take_away, context)
+        await asyncio.sleep(self.seconds(context))
+        await asyncio.to_thread(self.give_back, context)
         return time.monotonic()
 
 
-@dataclass
-class StopPostgres:
-    target: str = "postgresql"
-    kind: str = "postgres immediate stop"
-    down_seconds: float = 5.0
-
-    async def inject_and_lift(self, context: FaultContext) -> float:
-        await asyncio.to_thread(context.infra.stop_postgres_immediately)
-        await asyncio.sleep(self.down_seconds)
-        await asyncio.to_thread(context.infra.bring_back)
-        return time.monotonic()
+def _set_latency(context: FaultContext, seconds: float) -> None:
+    context.proxy.latency = seconds
 
 
-@dataclass
-class ProxyLatency:
-    target: str = "postgresql proxy"
-    kind: str = "db latency"
-    seconds: float = 10.0
-
-    async def inject_and_lift(self, context: FaultContext) -> float:
-        context.proxy.latency = context.latency_seconds
-        await asyncio.sleep(self.seconds)
-        context.proxy.latency = 0.0
-        return time.monotonic()
-
-
-@dataclass
-class ProxyReset:
-    target: str = "postgresql proxy"
-    kind: str = "db connection reset"
-
-    async def inject_and_lift(self, context: FaultContext) -> float:
-        await asyncio.to_thread(context.proxy.reset_connections)
-        await asyncio.sleep(1.0)
-        await asyncio.to_thread(context.proxy.reset_connections)
-        return time.monotonic()
-
-
-@dataclass
-class ProxyBlackhole:
-    target: str = "postgresql proxy"
-    kind: str = "db blackhole"
-
-    async def inject_and_lift(self, context: FaultContext) -> float:
-        context.proxy.blackhole(context.blackhole_seconds)
-        await asyncio.sleep(context.blackhole_seconds)
-        return time.monotonic()
+DOWN_SECONDS = 5.0  # a process fault: the broker or PostgreSQL stays down this long, then `stack.sh up`
+KILL_BROKER = Outage("broker kill -9", "kafka", lambda c: c.infra.kill_broker(), lambda c: c.infra.bring_back(),
+                     lambda c: DOWN_SECONDS)
+STOP_POSTGRES = Outage("postgres immediate stop", "postgresql", lambda c: c.infra.stop_postgres_immediately(),
+                       lambda c: c.infra.bring_back(), lambda c: DOWN_SECONDS)
+PROXY_LATENCY = Outage("db latency", "postgresql proxy", lambda c: _set_latency(c, c.latency_seconds),
+                       lambda c: _set_latency(c, 0.0), lambda c: 10.0)
+# Every connection reset, then again a second later, when the pools have reconnected.
+PROXY_RESET = Outage("db connection reset", "postgresql proxy", lambda c: c.proxy.reset_connections(),
+                     lambda c: c.proxy.reset_connections(), lambda c: 1.0)
+PROXY_BLACKHOLE = Outage("db blackhole", "postgresql proxy", lambda c: c.proxy.blackhole(c.blackhole_seconds),
+                         lambda c: None, lambda c: c.blackhole_seconds)
+# Every fault type, in the order the table lists them.
+FAULT_KINDS = (KillService.kind, StallService.kind, RollingRestart.kind, KILL_BROKER.kind, STOP_POSTGRES.kind,
+               PROXY_LATENCY.kind, PROXY_RESET.kind, PROXY_BLACKHOLE.kind)
 
 
 def schedule(services: tuple[str, ...], rounds: int, rng: random.Random, *, postgres: bool,
              stalled: tuple[str, ...], rolled: tuple[str, ...]) -> list[Fault]:
     """Every fault type, `rounds` times, in a shuffled order; SIGKILL against every service."""
     one_round: list[Fault] = [*(KillService(s) for s in services), *(StallService(s) for s in stalled),
-                              *(RollingRestart(s) for s in rolled), KillBroker(), ProxyLatency(), ProxyReset(),
-                              ProxyBlackhole()]
+                              *(RollingRestart(s) for s in rolled), KILL_BROKER, PROXY_LATENCY, PROXY_RESET,
+                              PROXY_BLACKHOLE]
     if postgres:
-        one_round.append(StopPostgres())
-    faults = [fault for _ in range(rounds) for fault in one_round]
-    rng.shuffle(faults)
+        one_round.append(STOP_POSTGRES)
+    faults = []
+    for _ in range(rounds):  # each round shuffled on its own: the first one holds every fault type
+        rng.shuffle(one_round)
+        faults.extend(one_round)
     return faults
 
 
@@ -196,9 +188,15 @@ async def run_fault(fault: Fault, context: FaultContext) -> FaultOutcome:
     return outcome
 
 
-async def fault_loop(faults: list[Fault], context: FaultContext, max_gap_seconds: float) -> list[FaultOutcome]:
+async def fault_loop(faults: list[Fault], context: FaultContext, max_gap_seconds: float,
+                     until: float | None = None, every_kind: int = 0) -> list[FaultOutcome]:
+    """The faults in turn; past the monotonic instant `until` (the stream's end) no new one starts once the
+    first `every_kind` (a round: every fault type) ran, so a slow machine does not stretch the run."""
     outcomes = []
-    for fault in faults:
+    for index, fault in enumerate(faults):
+        if until is not None and index >= every_kind and time.monotonic() > until:
+            log.info("the stream is over: %d of %d faults injected", index, len(faults))
+            break
         await asyncio.sleep(context.rng.uniform(0.5, max_gap_seconds))  # a random moment of the stream
         outcomes.append(await run_fault(fault, context))
     return outcomes

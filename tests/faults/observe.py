@@ -111,7 +111,9 @@ def transitions_of(records: list[tuple[dict[str, Any], int]]) -> list[Transition
 
 
 async def observe(tenant: str, key: str, bootstrap: str, engine_url: str, reporting_url: str, tickets: list[str],
-                  at: datetime, since: datetime) -> EndState:
+                  at: datetime, since: datetime, period: tuple[datetime, datetime]) -> EndState:
+    """The run's end state: clocks as they stood at `at`, the report of the fixed `period` (both runs read the
+    same one; the default, the 30 days up to the request, would move its windows with the reading time)."""
     published: set[str] = set()
     for topic in (topics.TICKETS, topics.SIGNALS, topics.FEEDBACK):
         published.update(str(event["id"]) for event, _ in await read_topic(bootstrap, topic, tenant, since))
@@ -129,7 +131,8 @@ async def observe(tenant: str, key: str, bootstrap: str, engine_url: str, report
         await asyncio.gather(*(read_clocks(ticket) for ticket in tickets))
         slos = (await client.get(f"{engine_url}/v1/slos")).json()
         report = (await client.get(f"{reporting_url}/v1/reports/slr",
-                                   params={"format": "json", "clocks_limit": 100_000})).json()
+                                   params={"format": "json", "clocks_limit": 100_000, "from": period[0].isoformat(),
+                                           "to": period[1].isoformat()})).json()
     return EndState(tenant, at, published, transitions, clocks, slo_view(slos), normalized(report, tenant))
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from tests.faults.checker import Findings, attribute
+from tests.faults.checker import Findings, attribute, sequence
 from tests.faults.injectors import FaultOutcome
 
 
@@ -47,12 +47,16 @@ def summary(outcomes: list[FaultOutcome], findings: Findings) -> str:
              "verdict: " + ("end state equal to the clean run, no invariant broken" if not broken else
                             "BROKEN " + ", ".join(f"{name}={count}" for name, count in broken.items()))]
     for name, sample in (("clock mismatches", findings.clock_mismatches[:3]),
-                         ("final transition mismatches", findings.final_mismatches[:3]),
+                         ("final state mismatches", findings.final_mismatches[:3]),
+                         ("published vs engine", findings.published_vs_engine[:3]),
+                         ("report vs engine", findings.report_vs_engine[:3]),
                          ("SLO differences", findings.slo_mismatches[:3]),
                          ("report differences", findings.report_differences[:5]),
                          ("timers missing", findings.timers_missing[:3]),
                          ("lost", [event_id for event_id, _ in findings.lost[:3]]),
                          ("duplicated", [t.key for t in findings.duplicated[:3]]),
+                         ("order violations", [(later.key[:3], sequence(earlier), sequence(later))
+                                               for earlier, later in findings.order_violations[:3]]),
                          ("rejected", list(findings.rejected.items())[:3])):
         if sample:
             lines.append(f"  e.g. {name}: {sample}")

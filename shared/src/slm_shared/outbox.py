@@ -1,9 +1,14 @@
 """Transactional outbox: events are rows written with the business change, then relayed to Kafka.
 
 The relay never tracks "the last id seen": concurrent transactions commit out of id order, so a row with a
-smaller id can become visible after a larger one was published. It selects every unpublished row with
-`FOR UPDATE SKIP LOCKED` instead, so several relays (replicas) share the work without publishing a row twice
-while it is locked, and a crash between publish and mark re-publishes (at-least-once; consumers dedup).
+smaller id can become visible after a larger one was published. It selects every unpublished row in id order
+instead, and a crash between publish and mark re-publishes (at-least-once; consumers dedup).
+
+One relay per database publishes at a time (a transaction-level advisory lock; the other replicas' passes find
+it taken and wait for the next wake-up): relays that shared the rows with `SKIP LOCKED` published a key's later
+rows while another relay still held its earlier ones, so a partition carried a ticket's events out of order
+(the fault suite saw a cycle's `sequence` 3, 4, 5 before 1, 2). The lock ends with the holder's transaction or
+connection, so a relay that dies or is cut off frees it for the next.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from slm_shared.events import CloudEvent
 from slm_shared.tracing import current_headers
 
 NOTIFY_CHANNEL = "outbox"
+RELAY_LOCK = 0x6F7574626F78  # pg_advisory_xact_lock key ("outbox"): one publishing relay per database
 log = logging.getLogger(__name__)
 
 OUTBOX_PUBLISHED = Counter("slm_outbox_published_total", "Outbox rows published to Kafka", ["topic"])
@@ -236,6 +242,8 @@ class OutboxRelay:
         """One pass: lock a batch, publish it, await every ack, mark it; returns rows published."""
         assert self._producer is not None
         async with connection.transaction():
+            if not await connection.fetchval("SELECT pg_try_advisory_xact_lock($1)", RELAY_LOCK):
+                return 0  # another replica is publishing: its rows first, in order
             rows = await connection.fetch(
                 "SELECT id, topic, key, payload, headers, created_at FROM outbox "
                 "WHERE published_at IS NULL ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",

@@ -7,8 +7,8 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from tests.faults.checker import Findings, check_transitions
-from tests.faults.observe import Transition
+from tests.faults.checker import Findings, check_transitions, differences, final_states, projected, report_view
+from tests.faults.observe import EndState, Transition
 from tests.faults.workload import WorkloadShape, generate, open_clock_instants
 
 START = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
@@ -78,3 +78,86 @@ def test_a_cycle_published_out_of_sequence_is_reported() -> None:
         item.data["sequence"] = number
     check_transitions(numbered, findings)
     assert [(earlier.event_id, later.event_id) for earlier, later in findings.order_violations] == [("b", "c")]
+
+
+def clock_event(event_id: str, kind: str, at: datetime, sequence: int, **state: Any) -> Transition:
+    data: dict[str, Any] = {"ticket_id": "INC-1", "policy_id": "p", "metric": "resolution", "cycle": 1,
+                            "transition": kind, "sequence": sequence, "target_seconds": 28800, "breached": False,
+                            "started_at": "2026-12-01T00:00:00Z", "due_at": None, "breached_at": None,
+                            "stopped_at": None, **state}
+    return Transition(event_id, "INC-1", "resolution", 1, kind, None, at, at, data)
+
+
+def end_state(at: datetime, transitions: list[Transition], report: Any) -> EndState:
+    return EndState("t", at, set(), transitions, {}, {}, report)
+
+
+def test_a_running_clocks_final_word_stands_at_the_reading_instant_whenever_it_was_published() -> None:
+    # One run published the breach at its instant; another followed it with a `recalculated` when it noticed a
+    # late event (its figures stand at that processing instant, with a fraction of a second).
+    breached_at = START + timedelta(hours=8)
+    breach = clock_event("b", "breached", breached_at, 5, state="running", breached=True, elapsed_seconds=28800,
+                         breached_at="2026-12-01T20:00:00Z")
+    noticed = START + timedelta(hours=10, seconds=7, microseconds=710_097)
+    recalculated = clock_event("r", "recalculated", noticed, 11, state="running", breached=True,
+                               elapsed_seconds=28800 + 2 * 3600 + 7, breached_at="2026-12-01T20:00:00Z")
+    at = START + timedelta(hours=12, microseconds=500_000)
+    by_instant = final_states([breach], at)[("INC-1", "resolution", 1)]
+    by_noticing = final_states([breach, recalculated], at)[("INC-1", "resolution", 1)]
+    assert by_instant == by_noticing
+    assert by_instant["elapsed_seconds"] == 28800 + 4 * 3600  # four hours running since the breach
+
+
+def test_a_paused_or_stopped_clock_does_not_move_with_the_reading_instant() -> None:
+    paused = clock_event("p", "paused", START, 2, state="paused", elapsed_seconds=600)
+    met = clock_event("m", "met", START, 3, state="met", elapsed_seconds=900, stopped_at="2026-12-01T12:00:00Z")
+    later = START + timedelta(days=1)
+    assert projected(paused.data, paused.time, later)["elapsed_seconds"] == 600
+    assert projected(met.data, met.time, later)["elapsed_seconds"] == 900
+
+
+def report_line(**state: Any) -> dict[str, Any]:
+    return {"ticket_id": "INC-1", "policy_id": "p", "metric": "resolution", "cycle": 1, "target_seconds": 28800,
+            "breached_at": None, "stopped_at": None, **state}
+
+
+def test_a_report_line_that_is_not_the_cycles_highest_sequence_is_a_divergence_from_the_engine() -> None:
+    started = clock_event("s", "started", START, 1, state="running", elapsed_seconds=0)
+    stopped = clock_event("m", "met", START + timedelta(hours=1), 2, state="met", elapsed_seconds=3600,
+                          stopped_at="2026-12-01T13:00:00Z")
+    stale = {"clocks": [report_line(state="running", elapsed_seconds=0)]}
+    findings = Findings()
+    report_view("faulted", end_state(START + timedelta(hours=2), [started, stopped], stale), findings)
+    assert len(findings.report_vs_engine) == 1
+    assert "state running != met" in findings.report_vs_engine[0]
+
+    agreeing = {"clocks": [report_line(state="met", elapsed_seconds=3600, stopped_at="2026-12-01T13:00:00Z")]}
+    findings = Findings()
+    report_view("faulted", end_state(START + timedelta(hours=2), [started, stopped], agreeing), findings)
+    assert findings.report_vs_engine == []
+
+
+def test_reports_compare_cycles_as_sets_and_slos_by_the_bad_time_they_counted() -> None:
+    events = [clock_event("a", "breached", START, 1, state="running", breached=True, elapsed_seconds=28800,
+                          breached_at="2026-12-01T12:00:00Z")]
+    other = clock_event("b", "breached", START, 1, state="running", breached=True, elapsed_seconds=28800,
+                        breached_at="2026-12-01T12:00:00Z")
+    other = Transition("b", "INC-2", "resolution", 1, "breached", None, START, START,
+                       {**other.data, "ticket_id": "INC-2"})
+    events.append(other)
+    first, second = (report_line(state="running", breached=True, elapsed_seconds=28800,
+                                 breached_at="2026-12-01T12:00:00Z", over_target_seconds=0) for _ in range(2))
+    second["ticket_id"] = "INC-2"
+
+    def report(lines: list[dict[str, Any]], evaluated: str, good: float, total: float) -> dict[str, Any]:
+        return {"breaches": {"open_breaches": lines}, "slos": [
+            {"slo_id": "email", "service": "email", "objective": 95.0, "evaluated_at": evaluated, "good": good,
+             "total": total, "sli_value": 100 * good / total}]}
+
+    at = START + timedelta(hours=1)
+    one = report_view("faulted", end_state(at, events, report([first, second], "12:00", 900.0, 1000.0)), Findings())
+    two = report_view("clean", end_state(at, events, report([second, first], "12:03", 1080.0, 1180.0)), Findings())
+    assert differences(one, two) == []
+    three = report_view("clean", end_state(at, events, report([second, first], "12:03", 1070.0, 1180.0)),
+                        Findings())
+    assert differences(one, three) == [".slos.email.bad: 100.0 != 110.0"]
