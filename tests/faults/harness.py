@@ -4,6 +4,7 @@ same workload into a fresh platform with no faults, then the checker's verdict o
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import random
 import time
@@ -79,9 +80,12 @@ def through_proxy(stack: Stack, proxy_port: int) -> Stack:
     """The same stack, with every database URL pointing at the fault proxy."""
     def moved(url: str) -> str:
         parts = urlsplit(url)
-        return urlunsplit(parts._replace(netloc=f"{parts.username}@127.0.0.1:{proxy_port}"))
-    return Stack(stack.kafka_bootstrap, {service: moved(url) for service, url in stack.database_urls.items()},
-                 stack.secrets)
+        credentials = parts.netloc.rsplit("@", 1)[0] + "@" if "@" in parts.netloc else ""
+        return urlunsplit(parts._replace(netloc=f"{credentials}127.0.0.1:{proxy_port}"))
+    # The services run as their own database roles (app_database_urls): those must pass the proxy too.
+    return dataclasses.replace(
+        stack, database_urls={service: moved(url) for service, url in stack.database_urls.items()},
+        app_database_urls={service: moved(url) for service, url in stack.app_database_urls.items()})
 
 
 async def settle(bootstrap: str, tenant: str, key: str, reporting_url: str, since: datetime, within: float) -> None:
