@@ -86,25 +86,36 @@ def check_transitions(faulted: list[Transition], findings: Findings) -> None:
             findings.redelivered += 1
         else:
             findings.id_collisions.append(transition.event_id)
+    findings.duplicated.extend(repeated_without_correction(list(seen.values())))
     for clock in by_clock(list(seen.values())).values():
-        # A duplicated effect: the same transition at the same instant published again under a new id, with
-        # no `recalculated` of this clock in between (a correction re-publishes on purpose, before its marker).
-        since_recalculated: set[tuple[str, float | None, datetime]] = set()
         last: tuple[int, Transition] | None = None
         for transition in clock:
-            if transition.transition == "recalculated":
-                since_recalculated.clear()
-            else:
-                instant = (transition.transition, transition.threshold, transition.time)
-                if instant in since_recalculated:
-                    findings.duplicated.append(transition)
-                since_recalculated.add(instant)
             number = sequence(transition)
             if number is None:
                 continue
             if last is not None and number <= last[0]:
                 findings.order_violations.append((last[1], transition))
             last = (number, transition)
+
+
+def repeated_without_correction(transitions: list[Transition], kinds: tuple[str, ...] | None = None, *,
+                                any_instant: bool = False) -> list[Transition]:
+    """Transitions published again for the same instant under a new id with no `recalculated` of their clock in
+    between: a duplicated effect. A correction re-publishes on purpose (before its marker), and a late event can
+    retract a warning that is then published again at its corrected instant: neither is a repeat. With
+    `any_instant` (timers) a second publication at another instant with no correction between counts too."""
+    repeated = []
+    for clock in by_clock(transitions).values():
+        since_recalculated: set[tuple[str, float | None, datetime | None]] = set()
+        for transition in clock:
+            if transition.transition == "recalculated":
+                since_recalculated.clear()
+            elif kinds is None or transition.transition in kinds:
+                instant = (transition.transition, transition.threshold, None if any_instant else transition.time)
+                if instant in since_recalculated:
+                    repeated.append(transition)
+                since_recalculated.add(instant)
+    return repeated
 
 
 def sequence(transition: Transition) -> int | None:
@@ -241,7 +252,8 @@ def check_timers(faulted: EndState, clean: EndState, stream_start: datetime, out
                 found[transition.key].append(transition)
         return found
 
-    expected, fired = due(clean.transitions), due(list({t.event_id: t for t in faulted.transitions}.values()))
+    unique = list({t.event_id: t for t in faulted.transitions}.values())
+    expected, fired = due(clean.transitions), due(unique)
     findings.timers_expected = len(expected)
     for key, transitions in expected.items():
         if key not in fired:
@@ -249,10 +261,10 @@ def check_timers(faulted: EndState, clean: EndState, stream_start: datetime, out
         when = transitions[0].time
         if any(o.began_at <= when <= o.recovered_at for o in outcomes):
             findings.timers_due_in_downtime += 1
-    for key, transitions in fired.items():
-        if len(transitions) > 1:
-            findings.timers_twice.append(key)
+    for transitions in fired.values():
         findings.timers_early.extend(t for t in transitions if t.produced < t.time - timedelta(seconds=0.5))
+    repeats = repeated_without_correction(unique, TIMER_TRANSITIONS, any_instant=True)
+    findings.timers_twice.extend(sorted({t.key for t in repeats if t.key in fired}, key=str))
 
 
 def check(faulted: EndState, clean: EndState, sent: SenderRecord, outcomes: list[FaultOutcome],

@@ -7,7 +7,15 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from tests.faults.checker import Findings, check_transitions, differences, final_states, projected, report_view
+from tests.faults.checker import (
+    Findings,
+    check_transitions,
+    differences,
+    final_states,
+    projected,
+    repeated_without_correction,
+    report_view,
+)
 from tests.faults.observe import EndState, Transition
 from tests.faults.workload import WorkloadShape, generate, open_clock_instants
 
@@ -61,6 +69,16 @@ def test_a_correction_at_another_instant_is_not_a_duplicate() -> None:
     check_transitions([transition("a", "started", 10), transition("b", "started", 0),
                        transition("r", "recalculated", 61)], findings)
     assert findings.duplicated == []
+
+
+def test_a_warning_retracted_and_published_again_at_its_corrected_instant_fired_once() -> None:
+    corrected = [transition("a", "started", 0), transition("w1", "warning", 30),
+                 transition("r", "recalculated", 40), transition("w2", "warning", 45)]
+    assert repeated_without_correction(corrected, ("warning", "breached"), any_instant=True) == []
+    twice = [transition("a", "started", 0), transition("w1", "warning", 30), transition("w2", "warning", 45)]
+    assert [t.event_id for t in repeated_without_correction(twice, ("warning", "breached"), any_instant=True)] == [
+        "w2"]
+    assert repeated_without_correction(twice, ("warning", "breached")) == []  # as duplicates: another instant
 
 
 def test_a_redelivered_record_is_not_a_duplicate_but_a_reused_id_is_a_collision() -> None:
