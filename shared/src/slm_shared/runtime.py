@@ -64,6 +64,7 @@ AdminTenant = Annotated[str, Depends(tenant_with("admin"))]
 KEY_ANNOUNCEMENTS = Counter("slm_key_announcements_total", "API key announcements consumed, by outcome "
                             "(stored, or rejected: unsigned or with a signature no public key verifies)",
                             ["outcome"])
+READY_PROBE_SECONDS = 3.0  # Kubernetes probes time out after 1-10 s: answer within that
 OPERATIONS_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 
 
@@ -311,12 +312,16 @@ class ServiceRuntime:
         finally:
             await admin.close()
 
+    async def _postgres_answers(self) -> None:
+        async with self.engine.connect() as connection:
+            await connection.execute(sa.text("SELECT 1"))
+
     async def ready(self) -> dict[str, bool]:
         checks = {"postgres": False, "kafka": False, "outbox_relay": self.relay.healthy,
                   "background": not self.supervisor.restarting, "consumers": not self.consumers_failing}
         try:
-            async with self.engine.connect() as connection:
-                await connection.execute(sa.text("SELECT 1"))
+            # Bounded: a call that hangs (half-open connection after a failover) must read as not ready, not stall.
+            await asyncio.wait_for(self._postgres_answers(), timeout=READY_PROBE_SECONDS)
             checks["postgres"] = True
         except Exception as error:  # readiness reports, never raises
             log.warning("readiness: postgres unreachable: %s", error)
