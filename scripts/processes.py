@@ -110,14 +110,24 @@ def create_api_key(stack: Stack, tenant: str, timeout: float = 60.0, scopes: str
 
 
 def wait_until_key_works(urls: list[str], key: str, probe_path: str = "/v1/config", timeout: float = 30.0) -> None:
-    """Keys reach the other services as events; wait until each one accepts it."""
+    """Keys reach the other services as events; wait until each one accepts it.
+
+    Each 401 meanwhile counts as a failed authentication from this address: past the service's burst it answers
+    429 (with `Retry-After`) until enough failures are forgiven, so a 429 is waited out, not taken as success."""
     deadline = time.monotonic() + timeout
     pending = list(urls)
     while pending and time.monotonic() < deadline:
-        pending = [u for u in pending
-                   if httpx.get(f"{u}{probe_path}", headers={"Authorization": f"Bearer {key}"}).status_code == 401]
+        pause = 0.5
+        still = []
+        for url in pending:
+            answer = httpx.get(f"{url}{probe_path}", headers={"Authorization": f"Bearer {key}"})
+            if answer.status_code == 429:
+                pause = max(pause, min(float(answer.headers.get("retry-after") or 1), 10.0))
+            if answer.status_code in (401, 429):
+                still.append(url)
+        pending = still
         if pending:
-            time.sleep(0.2)
+            time.sleep(pause)
     if pending:
         raise TimeoutError(f"API key not accepted by {pending} after {timeout}s")
 
