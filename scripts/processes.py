@@ -53,7 +53,7 @@ class ServiceProcess:
                 stderr=subprocess.STDOUT,
             )
 
-    def wait_ready(self, timeout: float) -> None:
+    def wait_ready(self, timeout: float, poll: float = 0.2) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             assert self.process is not None
@@ -64,7 +64,7 @@ class ServiceProcess:
                     return
             except httpx.HTTPError:
                 pass
-            time.sleep(0.2)
+            time.sleep(poll)
         raise TimeoutError(f"{self.name} not ready after {timeout}s; see {self.log_path}")
 
     def stop(self, timeout: float = 40.0) -> int:

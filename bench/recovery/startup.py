@@ -23,8 +23,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import httpx
-
 from scripts.localstack import discover
 from scripts.processes import ServiceProcess
 
@@ -50,18 +48,7 @@ def launch_and_time(process: ServiceProcess) -> tuple[float, float, float, dict[
     offset = process.log_path.stat().st_size if process.log_path.exists() else 0
     began = time.monotonic()
     process.launch()
-    while time.monotonic() - began < TIMEOUT:
-        assert process.process is not None
-        if process.process.poll() is not None:
-            raise RuntimeError(f"{process.name} exited; see {process.log_path}")
-        try:
-            if httpx.get(f"{process.url}/readyz", timeout=2).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.05)
-    else:
-        raise TimeoutError(f"{process.name} not ready after {TIMEOUT}s")
+    process.wait_ready(TIMEOUT, poll=0.05)  # fine-grained: the figure is the time to ready
     ready = time.monotonic() - began
     cpu = cpu_seconds(process)
     joined = float("nan")

@@ -133,11 +133,6 @@ class RecordsRefused(Exception):
         self.reasons = dict(reasons)
 
 
-# The pipeline's test for "the infrastructure is away" is the kit's one definition of an outage; kept under
-# this name for the callers that know it by it.
-is_transient = is_unavailable
-
-
 @dataclass(frozen=True)
 class RetryPolicy:
     attempts: int = 3  # tries of a whole batch, and of a lone record, before splitting or setting it aside

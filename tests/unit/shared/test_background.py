@@ -10,7 +10,6 @@ import sqlalchemy.exc
 from aiokafka.errors import KafkaConnectionError
 from prometheus_client import REGISTRY
 
-from slm_shared import consumer
 from slm_shared.background import Backoff, Supervisor, for_each_isolated, is_unavailable
 
 
@@ -126,7 +125,3 @@ def test_a_statement_timeout_or_a_misuse_of_a_connection_is_not_an_outage(error:
 ])
 def test_a_server_that_is_full_crashing_or_gone_mid_operation_is_an_outage(error: Exception) -> None:
     assert is_unavailable(error)
-
-
-def test_the_consumer_pipeline_and_the_background_loops_share_one_outage_test() -> None:
-    assert consumer.is_transient is is_unavailable

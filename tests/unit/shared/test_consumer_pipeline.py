@@ -9,7 +9,8 @@ import pytest
 import sqlalchemy as sa
 from aiokafka.structs import ConsumerRecord
 
-from slm_shared.consumer import ConsumerPipeline, Record, RecordsRefused, RetryPolicy, is_transient
+from slm_shared.background import is_unavailable
+from slm_shared.consumer import ConsumerPipeline, Record, RecordsRefused, RetryPolicy
 from slm_shared.set_aside import Position, describe, headers_of, tenant_of
 
 GROUP = "test-group"
@@ -180,9 +181,9 @@ async def test_records_the_handler_refuses_are_set_aside_at_once_with_its_reason
 
 
 def test_errors_of_the_data_are_not_transient() -> None:
-    assert not is_transient(sa.exc.DataError("INSERT", {}, ValueError("year 0 is out of range")))
-    assert not is_transient(sa.exc.DBAPIError("INSERT", {}, Exception("index row size 4112 exceeds maximum 2704")))
-    assert not is_transient(OverflowError("date value out of range"))
+    assert not is_unavailable(sa.exc.DataError("INSERT", {}, ValueError("year 0 is out of range")))
+    assert not is_unavailable(sa.exc.DBAPIError("INSERT", {}, Exception("index row size 4112 exceeds maximum 2704")))
+    assert not is_unavailable(OverflowError("date value out of range"))
 
 
 def test_pauses_between_tries_have_jitter_within_half_of_the_exponential_ceiling() -> None:
