@@ -159,3 +159,16 @@ def test_two_warnings_of_one_instant_retracted_together_have_distinct_ids() -> N
         [("warning", 50), ("warning", 75)]
     assert len({e.time for e in recalculated}) == 1
     assert len({e.id for e in recalculated}) == len(recalculated)
+
+
+def test_a_late_event_at_a_published_flips_instant_that_leaves_the_clock_paused_is_published() -> None:
+    """Found by the property above: a pause and resume at one instant were published (state running); a late
+    pause at that same instant adds no new transition (its key was published with the flip), yet the clock is
+    now paused. A `recalculated` carrying the paused clock follows, so the cycle's last word is the engine's."""
+    statuses = ["open", "pending_customer", "open", "pending_customer"]
+    timeline = [snap(f"e{i}", START, "created" if i == 0 else "updated", status, arrival=i)
+                for i, status in enumerate(statuses)]
+    published, clocks, _ = run(timeline, [[0, 1, 2], [3]], [0, 0])
+    assert [(e.event.data["transition"], e.event.data["state"]) for e in published] == [
+        ("started", "running"), ("paused", "running"), ("resumed", "running"), ("recalculated", "paused")]
+    assert [clock.state for clock in clocks] == ["paused"]

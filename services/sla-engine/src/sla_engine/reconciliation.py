@@ -186,7 +186,10 @@ def _published_state_is_stale(clock: Clock, last_new: tuple[TransitionKey, Outgo
     if last_new is not None and last_new[0] != clock.transitions[-1].key:
         return True
     if clock.state in ("running", "paused"):
-        return False  # their figures between transitions are published with the next one, as in order
+        # Their figures between transitions are published with the next one, as in order. Where they stand
+        # can still change with no new transition: a late event at an instant whose pause/resume flip was
+        # already published (the flip's keys are all published, the state after them is not the same).
+        return last_new is None and saved is not None and _stands_elsewhere(saved, clock)
     published = last_new[1].event.data if last_new is not None else saved
     return published is not None and _differs(published, clock)
 
@@ -196,6 +199,8 @@ def _published_state_is_stale(clock: Clock, last_new: tuple[TransitionKey, Outgo
 _FIGURES = ("policy_version", "agreement", "state", "breached", "target_seconds", "elapsed_seconds",
             "remaining_seconds", "service", "customer", "priority", "kind", "calendar")
 _INSTANTS = ("started_at", "due_at", "breached_at", "stopped_at")
+_STANDING = ("policy_version", "agreement", "state", "breached")
+_STANDING_INSTANTS = ("started_at", "breached_at", "stopped_at")
 
 
 def _differs(published: Mapping[str, Any], clock: Clock) -> bool:
@@ -204,6 +209,13 @@ def _differs(published: Mapping[str, Any], clock: Clock) -> bool:
     if published.get("percent") != float(clock.percent):
         return True
     return any(_instant(published.get(name)) != getattr(clock, name) for name in _INSTANTS)
+
+
+def _stands_elsewhere(published: Mapping[str, Any], clock: Clock) -> bool:
+    """A running or paused cycle's state, breach and instants differ from what it last published."""
+    if any(published.get(name) != getattr(clock, name) for name in _STANDING):
+        return True
+    return any(_instant(published.get(name)) != getattr(clock, name) for name in _STANDING_INSTANTS)
 
 
 def _instant(value: Any) -> datetime | None:
