@@ -1,8 +1,8 @@
 """What loading tickets' stored timelines costs: `SqlSlaRepository.load_states` on PostgreSQL.
 
 Stores TICKETS workload tickets (bench/engine_scale/workload.py, 6-10 events each) in a scratch sla-engine
-database, then loads them in batches of BATCH tickets the way the consumer and the timer loop do, in fresh
-transactions, ROUNDS times over: the first round reads every timeline for the first time, later rounds read
+database, then loads them in batches of about BATCH tickets (sizes vary) the way the reconcile loop does, in
+fresh transactions, ROUNDS times over: the first round reads every timeline for the first time, later rounds read
 timelines already read once (the timer loop and every later event of a ticket). Once without a cache (every row
 fetched and decoded each time) and once with the `TimelineCache` the ClockKeeper keeps, the two modes taking
 turns round by round. Prints milliseconds per batch and per ticket for each round and mode.
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 import sys
 import time
 import uuid
@@ -29,6 +30,16 @@ from slm_shared.outbox import asyncpg_dsn
 
 BATCH = 100
 ROUNDS = 4
+
+
+def batch_sizes(total: int) -> list[int]:
+    """Batches of BATCH tickets on average but of varying size, as the reconcile loop's rounds are (how many
+    tickets are due, and how many the budget took, changes every round)."""
+    rng = random.Random(7)
+    sizes: list[int] = []
+    while (left := total - sum(sizes)) > 0:
+        sizes.append(min(left, rng.randint(BATCH // 2, BATCH * 3 // 2)))
+    return sizes
 
 
 async def run(count: int) -> None:
@@ -54,17 +65,20 @@ async def run(count: int) -> None:
                 [("bench", "bench://engine-scale", snapshot) for ticket in tickets for snapshot in ticket.snapshots])
         pairs = [("bench", ticket.ticket_id) for ticket in tickets]
         events = sum(len(ticket.snapshots) for ticket in tickets)
-        print(f"{count} tickets, {events} events, batches of {BATCH} tickets")
+        print(f"{count} tickets, {events} events, batches of about {BATCH} tickets")
         cache = TimelineCache(max_tickets=count)
-        batches = -(-len(pairs) // BATCH)
+        sizes = batch_sizes(len(pairs))
+        batches = len(sizes)
         for round_number in range(1, ROUNDS + 1):
             for mode, timelines in (("no cache", None), ("cache", cache)):
                 started = time.perf_counter()
                 loaded = 0
-                for first in range(0, len(pairs), BATCH):
+                first = 0
+                for size in sizes:
                     async with sessions() as session, session.begin():
-                        states = await SqlSlaRepository(session, timelines).load_states(pairs[first:first + BATCH])
+                        states = await SqlSlaRepository(session, timelines).load_states(pairs[first:first + size])
                         loaded += sum(len(state.timeline) for state, _ in states)
+                    first += size
                 elapsed = time.perf_counter() - started
                 assert loaded == events, (loaded, events)
                 print(f"round {round_number} {mode:>8}: {1000 * elapsed / batches:7.1f} ms per batch, "

@@ -165,7 +165,13 @@ def _snapshot_data(snapshot: TicketSnapshot) -> dict[str, Any]:
 
 
 def _in_pairs(table: sa.Table, pairs: Sequence[tuple[str, str]]) -> sa.ColumnElement[bool]:
-    return sa.tuple_(table.c.tenant_id, table.c.ticket_id).in_(pairs)
+    """(tenant, ticket) among `pairs`, as two arrays unnested: one statement text whatever their number, so the
+    driver's prepared-statement cache serves it. An `IN` list of N pairs is a new statement (parsed and planned
+    again) for every N, and the reconcile loop's rounds vary in size."""
+    tenants = sa.bindparam(None, [tenant for tenant, _ in pairs], type_=ARRAY(sa.Text))
+    tickets = sa.bindparam(None, [ticket for _, ticket in pairs], type_=ARRAY(sa.Text))
+    wanted = sa.func.unnest(tenants, tickets).table_valued("tenant_id", "ticket_id").render_derived()
+    return sa.tuple_(table.c.tenant_id, table.c.ticket_id).in_(sa.select(wanted.c.tenant_id, wanted.c.ticket_id))
 
 
 class SqlSlaRepository:
