@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sla_engine.fair_share import FairShare
+from sla_engine.fair_share import FORGET_AFTER_ROUNDS, FairShare
 
 COST = {"expensive": 0.5, "cheap": 0.01}
 
@@ -43,17 +43,37 @@ def test_each_tenant_keeps_its_own_order_and_equal_costs_alternate() -> None:
     assert taken == ["a1", "b1", "a2"]
 
 
-def test_usage_carries_over_rounds_relative_to_the_least_and_absent_tenants_are_forgotten() -> None:
+def test_usage_carries_over_rounds_relative_to_the_least_and_long_absent_tenants_are_forgotten() -> None:
     share = FairShare()
     share.charge("expensive", 5.0)
     share.charge("cheap", 1.0)
     share.start_round(["expensive", "cheap"])
     assert share.used == {"expensive": 4.0, "cheap": 0.0}
 
-    # The cheap tenant had nothing due for a while: it comes back level, not owed the time it did not use.
-    share.start_round(["expensive"])
+    # Absent from a few rounds (its tickets were in the other round in flight): it keeps its standing.
+    for _ in range(3):
+        share.start_round(["expensive"])
+    share.start_round(["expensive", "cheap"])
+    assert share.used == {"expensive": 4.0, "cheap": 0.0}
+
+    # Nothing due for longer: it comes back level, not owed the time it did not use.
+    for _ in range(FORGET_AFTER_ROUNDS + 1):
+        share.start_round(["expensive"])
     share.start_round(["expensive", "cheap"])
     assert share.used == {"expensive": 0.0, "cheap": 0.0}
+
+
+def test_an_empty_round_in_flight_leaves_the_share_as_it_was() -> None:
+    """Two rounds run at once; the second found every due ticket locked by the first. CI caught the old
+    `start_round([])` wiping the share: every round then began with a tie the backlog's earliest ticket won, and
+    the cheap tenant waited for the whole backlog."""
+    share = FairShare()
+    backlog = [("expensive", f"E{n}") for n in range(20)]
+    cheap = [("cheap", f"C{n}") for n in range(20)]
+
+    assert run_round(share, backlog + cheap, budget=0.5) == ["E0"]
+    assert run_round(share, [], budget=0.5) == []
+    assert run_round(share, backlog[1:] + cheap, budget=0.5) == [f"C{n}" for n in range(20)] + ["E1"]
 
 
 def test_a_tenant_arriving_behind_a_backlog_starts_level_and_catches_up_in_the_next_round() -> None:
