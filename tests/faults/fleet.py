@@ -43,6 +43,7 @@ class Fleet:
         self.crash_restarts = 0  # a process that exited by itself, relaunched as Kubernetes would
         self.manual_restarts = 0  # an instance that never became ready again, restarted by hand
         self._probe_key = ""
+        self.probe_stage = "not probed"
 
     @property
     def all(self) -> list[ServiceProcess]:
@@ -96,8 +97,11 @@ class Fleet:
         return None
 
     async def probe_flows(self, within: float) -> float | None:
-        """Seconds until a new ticket posted to intake shows in reporting's read model: the whole path works."""
+        """Seconds until a new ticket posted to intake shows in reporting's read model: the whole path works.
+
+        `probe_stage` says how far the last probe got, so a run that never flows says where it stopped."""
         began = time.monotonic()
+        self.probe_stage = "not accepted by intake"
         ticket = f"PROBE-{uuid.uuid4().hex[:10]}"
         event = {"specversion": "1.0", "id": str(uuid.uuid4()), "source": "probe://faults", "type": "itsm.ticket.v1",
                  "time": datetime.now(UTC).isoformat(), "subject": ticket,
@@ -114,12 +118,20 @@ class Fleet:
                             posted = answer.status_code == 202
                             if posted:
                                 break
+                        if posted:
+                            self.probe_stage = "accepted by intake, no clocks in the sla-engine"
                     else:
                         for url in self.urls("reporting"):
                             answer = await client.get(f"{url}/v1/reports/slr", params={"format": "json"})
                             if answer.status_code == 200 and any(
                                     clock["ticket_id"] == ticket for clock in answer.json()["clocks"]):
+                                self.probe_stage = "in reporting"
                                 return time.monotonic() - began
+                        if self.probe_stage.startswith("accepted"):
+                            for url in self.urls("sla-engine"):
+                                if (await client.get(f"{url}/v1/tickets/{ticket}/clocks")).status_code == 200:
+                                    self.probe_stage = "clocks in the sla-engine, not in reporting's report"
+                                    break
                 except httpx.HTTPError:
                     pass
                 await asyncio.sleep(0.5)

@@ -51,6 +51,7 @@ class FaultOutcome:
     time_to_flow: float | None  # from the same instant to a probe ticket visible in reporting
     manual_restarts: int
     crash_restarts: int
+    stuck_at: str | None = None  # how far the probe ticket got when it never flowed
 
     @property
     def recovered(self) -> bool:
@@ -177,12 +178,16 @@ async def run_fault(fault: Fault, context: FaultContext) -> FaultOutcome:
         time_to_ready = time.monotonic() - lifted
         if await fleet.probe_flows(RECOVERY_BUDGET_SECONDS) is not None:
             time_to_flow = time.monotonic() - lifted
+    stuck_at = None
     if time_to_flow is None:  # not recovered by itself: restart by hand so the run can go on, and count it
+        stuck_at = fleet.probe_stage
+        log.warning("%s %s: the probe did not flow within %.0f s: %s", fault.kind, fault.target,
+                    RECOVERY_BUDGET_SECONDS, stuck_at)
         await fleet.restart_by_hand()
         await fleet.wait_ready(RECOVERY_BUDGET_SECONDS)
         await fleet.probe_flows(RECOVERY_BUDGET_SECONDS)
     outcome = FaultOutcome(fault.kind, fault.target, began_at, datetime.now(UTC), time_to_ready, time_to_flow,
-                           fleet.manual_restarts - manual, fleet.crash_restarts - crashes)
+                           fleet.manual_restarts - manual, fleet.crash_restarts - crashes, stuck_at)
     log.info("%s %s: ready after %s s, flowing after %s s, %d crashes, %d manual restarts", outcome.kind,
              outcome.target, time_to_ready, time_to_flow, outcome.crash_restarts, outcome.manual_restarts)
     return outcome

@@ -46,6 +46,8 @@ def summary(outcomes: list[FaultOutcome], findings: Findings) -> str:
              f"redelivered records (same id, absorbed by inboxes): {findings.redelivered}",
              "verdict: " + ("end state equal to the clean run, no invariant broken" if not broken else
                             "BROKEN " + ", ".join(f"{name}={count}" for name, count in broken.items()))]
+    lines += [f"not flowing after {o.kind} ({o.target}): the probe ticket was {o.stuck_at}"
+              for o in outcomes if o.stuck_at is not None]
     for name, sample in (("clock mismatches", findings.clock_mismatches[:3]),
                          ("final state mismatches", findings.final_mismatches[:3]),
                          ("published vs engine", findings.published_vs_engine[:3]),

@@ -27,5 +27,5 @@ async def test_under_faults_nothing_is_lost_or_doubled_and_the_end_state_equals_
     # PostgreSQL is stopped only when the stack started its own (never a system server).
     expected = set(FAULT_KINDS) - (set() if LocalInfra().postgres_is_private() else {STOP_POSTGRES.kind})
     assert {outcome.kind for outcome in result.outcomes} == expected
-    not_recovered = [(o.kind, o.target, o.manual_restarts) for o in result.outcomes if not o.recovered]
+    not_recovered = [(o.kind, o.target, o.manual_restarts, o.stuck_at) for o in result.outcomes if not o.recovered]
     assert not_recovered == []
