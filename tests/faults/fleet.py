@@ -30,6 +30,11 @@ policies:
 """
 
 
+# The consumer groups the three services join (their defaults): a fleet starts them at the topics' end.
+SERVICE_GROUPS = ("intake", "sla-engine", "sla-engine-signals", "sla-engine-api-keys", "reporting",
+                  "reporting-api-keys")
+
+
 class Fleet:
     def __init__(self, stack: Stack, *, instances: int, prefix: str) -> None:
         # Period close works on every tenant of the shared reporting database: off, as in the e2e tests. Waiting
