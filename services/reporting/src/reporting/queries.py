@@ -133,7 +133,8 @@ async def open_breaches(session: AsyncSession, scope: Scope, end: datetime, limi
         SELECT $columns FROM clock_outcomes
         WHERE tenant_id = :tenant AND state = 'breached' AND stopped_at >= :end AND breached_at < :end$scope
         ORDER BY breached_at, ticket_id $limit""",
-                  columns=_CYCLE_COLUMNS, scope=scope.sql(), limit="LIMIT :limit" if limit else "")
+                  columns=f"{_CYCLE_COLUMNS}, calendar, last_event_time", scope=scope.sql(),
+                  limit="LIMIT :limit" if limit else "")
     rows = (await session.execute(sa.text(sql), scope.params(end=end, limit=limit))).all()
     return [_breached_cycle(r) for r in rows]
 
@@ -151,7 +152,7 @@ async def about_to_breach(session: AsyncSession, scope: Scope, now: datetime, ho
 def _clock_row(r: Any) -> ClockRow:
     return ClockRow(r.ticket_id, r.policy_id, r.policy_version, r.agreement, r.metric, r.cycle, r.state,
                     r.breached, r.elapsed_seconds, r.target_seconds, r.started_at, r.stopped_at, r.breached_at,
-                    r.due_at, r.service, r.customer, r.priority)
+                    r.due_at, r.service, r.customer, r.priority, r.calendar, r.last_event_time)
 
 
 async def clock_rows(session: AsyncSession, scope: Scope, start: datetime, end: datetime,

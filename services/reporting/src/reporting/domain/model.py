@@ -174,6 +174,9 @@ class BreachedCycle:
     over_target_percent: float | None
     breached_at: datetime | None
     stopped_at: datetime | None
+    calendar: str = ""
+    as_of: datetime | None = None  # the instant the stored values hold (the cycle's last transition)
+    live: bool = False  # elapsed and over-target brought forward to the report's instant (domain.live)
 
 
 @dataclass(frozen=True)
@@ -327,6 +330,11 @@ class ClockRow:
     service: str
     customer: str
     priority: str
+    calendar: str = ""
+    as_of: datetime | None = None  # the instant the stored values hold (the cycle's last transition)
+    remaining_seconds: int | None = None  # target - elapsed, negative over target
+    percent: float | None = None  # 100 * elapsed / target
+    live: bool = False  # values brought forward to the report's instant (domain.live)
 
 
 @dataclass(frozen=True)

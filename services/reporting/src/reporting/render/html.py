@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import datetime
+from datetime import datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -50,6 +50,24 @@ def since(value: str | None, now: str) -> str:
     return duration((datetime.fromisoformat(now) - datetime.fromisoformat(value)).total_seconds())
 
 
+def period_caption(point: dict[str, Any], timezone: str) -> str:
+    """A short name for a trend period: calendar periods keep their label (`2026-10`, `2026-W41`); a custom
+    window, whose label is two full timestamps, becomes its local dates (`10-01–10-10`, end inclusive)."""
+    label = str(point["label"])
+    if "/" not in label:
+        return label
+    zone = ZoneInfo(timezone)
+    start = datetime.fromisoformat(point["start"]).astimezone(zone)
+    end = datetime.fromisoformat(point["end"]).astimezone(zone)
+    if start.time() == end.time() == time(0) and end > start:
+        last = (end - timedelta(days=1)).date()
+        fmt = "%m-%d" if start.year == last.year else "%Y-%m-%d"
+        if last == start.date():
+            return start.strftime(fmt)
+        return f"{start.strftime(fmt)}–{last.strftime(fmt)}"
+    return f"{start:%m-%d %H:%M}–{end:%m-%d %H:%M}"
+
+
 def percent(ratio: dict[str, Any] | float | None) -> str:
     value = ratio.get("percent") if isinstance(ratio, dict) else ratio
     return "n/a" if value is None else f"{value:.2f} %"
@@ -66,12 +84,14 @@ def status_badge(status: str) -> Markup:
 
 
 ENVIRONMENT.filters.update(duration=duration, local_time=local_time, percent=percent, fraction=fraction,
-                           badge=status_badge, since=since)
+                           badge=status_badge, since=since, period_caption=period_caption)
 
 
 def _metric_trend(document: dict[str, Any]) -> tuple[list[str], list[Series]]:
-    """SLA attainment per metric across the trend periods (every priority together)."""
+    """SLA attainment per metric across the trend periods (every priority together), with short labels."""
+    timezone = document["header"]["period"]["timezone"]
     labels: list[str] = []
+    captions: dict[str, str] = {}
     sums: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(lambda: [0, 0]))
     for row in document["attainment"]:
         if row["agreement"] != "SLA":
@@ -79,6 +99,7 @@ def _metric_trend(document: dict[str, Any]) -> tuple[list[str], list[Series]]:
         for point in row["trend"]:
             if point["label"] not in labels:
                 labels.append(point["label"])
+                captions[point["label"]] = period_caption(point, timezone)
             cell = sums[row["metric"]][point["label"]]
             cell[0] += point["attainment"]["numerator"]
             cell[1] += point["attainment"]["denominator"]
@@ -86,7 +107,7 @@ def _metric_trend(document: dict[str, Any]) -> tuple[list[str], list[Series]]:
     for number, (metric, by_label) in enumerate(sorted(sums.items())):
         values = [100 * by_label[label][0] / by_label[label][1] if by_label[label][1] else None for label in labels]
         series.append(Series(metric, SERIES_COLORS[number % len(SERIES_COLORS)], values))
-    return labels, series
+    return [captions[label] for label in labels], series
 
 
 def report_charts(document: dict[str, Any]) -> dict[str, Markup]:
@@ -109,7 +130,8 @@ def report_charts(document: dict[str, Any]) -> dict[str, Markup]:
             title="Tickets created and resolved by priority",
             width=max(640, 60 * 2 * len(document["volumes"]["by_priority"]) + 60)),
         "csat": bar_chart(
-            [Bar(p["label"], p["score"]["percent"], "#00838f", fraction(p["score"]))
+            [Bar(period_caption(p, document["header"]["period"]["timezone"]), p["score"]["percent"], "#00838f",
+                 fraction(p["score"]))
              for p in document["csat"]["trend"]],
             title="CSAT: satisfied answers per period", max_value=100.0, unit="%"),
         "budgets": budget_bars(
