@@ -84,3 +84,12 @@ def test_every_pdf_page_keeps_its_right_margin_blank(tmp_path: Path) -> None:
     assert len(pages) >= 2
     inked = {page.name: ink_in_right_margin(page) for page in pages}
     assert inked == dict.fromkeys(inked, 0)
+
+
+def test_the_margin_check_sees_a_table_that_runs_off_the_page(tmp_path: Path) -> None:
+    from weasyprint import HTML  # type: ignore[import-untyped]
+
+    wide = "<table style='width:260mm;border:1px solid #000'><tr>" + "<td>cell</td>" * 30 + "</tr></table>"
+    [page] = pdf_pages(HTML(string=f"<style>@page {{size: A4; margin: 14mm 12mm}}</style>{wide}").write_pdf(),
+                       tmp_path)
+    assert ink_in_right_margin(page) > 0
