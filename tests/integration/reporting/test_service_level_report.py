@@ -18,8 +18,20 @@ from tests.integration.reporting.month import UTC_PERIOD, month_events
 
 pytestmark = pytest.mark.integration
 
+QUALITY_TARGETS = [
+    {"id": "email-satisfied", "kpi": "csat_satisfied", "threshold": 80, "service": "email", "min_sample": 5},
+    {"id": "csat-mean", "kpi": "csat_mean", "threshold": 70},
+    {"id": "reopens", "kpi": "reopen_rate", "threshold": 5},
+    {"id": "first-contact", "kpi": "first_contact_resolution", "threshold": 90},
+    {"id": "backlog-age", "kpi": "backlog_age_p90", "threshold": 864000},
+    {"id": "desk-ola-breaches", "kpi": "breach_rate", "threshold": 25, "agreement": "OLA"},
+    {"id": "globex-resolution", "kpi": "sla_attainment", "threshold": 90, "customer": "globex",
+     "metric": "resolution"},
+    {"id": "email-availability", "kpi": "slo_attainment", "threshold": 99.9, "slo_id": "email-availability"},
+]
 CONFIG = {"timezone": "Asia/Shanghai", "period": "monthly", "default_target_percent": 95,
-          "metric_targets_percent": {"response": 95, "resolution": 90}, "amber_margin_percent": 5}
+          "metric_targets_percent": {"response": 95, "resolution": 90}, "amber_margin_percent": 5,
+          "quality_targets": QUALITY_TARGETS}
 OCTOBER = {"from": UTC_PERIOD[0], "to": UTC_PERIOD[1]}
 
 
@@ -229,6 +241,39 @@ def test_csat_counts_the_latest_answer_per_ticket_against_resolutions(month: Mon
     assert [p["score"] for p in csat["trend"]][-2:] == [ratio(1, 1, 100.0), ratio(6, 9, 66.67)]
 
 
+def test_quality_targets_are_judged_on_the_month_with_their_standard_and_trend(month: Month) -> None:
+    quality = {q["target_id"]: q for q in month.report["quality"]}
+    found = {k: (q["value"], q["numerator"], q["denominator"], q["status"]) for k, q in quality.items()}
+    assert found == {
+        # email answers (latest per ticket): 6 of 8 reach 4/5 (INC-02 2/5 and INC-05 3/5 do not).
+        "email-satisfied": (75.0, 6, 8, "missed"),
+        # (1 + .4 + .8 + .6 + .8 + 1 + .8 + .4 + .9) / 9 = 6.7 / 9.
+        "csat-mean": (74.44, 6.7, 9, "met"),
+        "reopens": (3.85, 1, 26, "met"),
+        # 26 resolutions; not first contact: INC-04 (the customer replied after the agent) and INC-08's second
+        # resolution (after its reopen).
+        "first-contact": (92.31, 24, 26, "met"),
+        # Open at the end: INC-28 (10 min), INC-26 (1 d 7 h), INC-13 (5 d 15 h), INC-14 (15 d 15 h = 1,350,000 s);
+        # nearest-rank p90 of 4 values is the 4th.
+        "backlog-age": (1350000.0, 1350000, 4, "missed"),
+        "desk-ola-breaches": (50.0, 2, 4, "missed"),  # INC-03 and INC-06 of four desk-ola cycles
+        "globex-resolution": (25.0, 1, 4, "missed"),  # only INC-23 of INC-03, -06, -11, -23 met
+        "email-availability": (99.87, 2673000.0, 2676600.0, "missed"),
+    }
+    assert quality["reopens"]["standard"] == "reopen rate <= 5 %"
+    assert quality["email-satisfied"]["standard"] == \
+        "CSAT satisfied answers >= 80 % for service email, at least 5 in the sample"
+    # August and September, then October: INC-12's 5/5 answer fell on 30 September local time.
+    assert [(p["label"], p["value"], p["status"]) for p in quality["csat-mean"]["trend"]] == [
+        ("2026-08", None, "no_data"), ("2026-09", 100.0, "met"), ("2026-10", 74.44, "met")]
+
+
+async def test_a_customer_scoped_report_shows_the_tenants_and_that_customers_targets(month: Month) -> None:
+    answer = await month.tenant.get("/v1/reports/slr", **OCTOBER, customer="acme")
+    assert "globex-resolution" not in {q["target_id"] for q in answer.json()["quality"]}
+    assert "csat-mean" in {q["target_id"] for q in answer.json()["quality"]}
+
+
 def test_ola_and_uc_performance_is_shown_under_the_customer_sla(month: Month) -> None:
     # SLA-breached tickets: INC-02, -03, -06, -07, -11, -17, -24 (7); the OLA breached on INC-03 and INC-06,
     # the UC on INC-11.
@@ -299,7 +344,8 @@ async def test_html_is_one_self_contained_printable_page_with_charts(month: Mont
     keep_artifact("month.html", answer.content)
     assert answer.headers["content-type"].startswith("text/html")
     for title in ("Executive summary", "Attainment against target", "Breaches", "Response and resolution times",
-                  "Volumes", "Availability and SLOs", "Customer satisfaction", "OLA and UC", "Data notes"):
+                  "Volumes", "Availability and SLOs", "Customer satisfaction", "OLA and UC", "Data notes",
+                  "Service quality targets", "reopen rate &lt;= 5 %"):
         assert title in html
     assert html.count("<svg") >= 6
     assert "http://" not in html.replace("http://www.w3.org/2000/svg", "")  # nothing loaded from elsewhere

@@ -22,6 +22,7 @@ from reporting.domain.inputs import PeriodOutcomes, ReportInputs
 from reporting.domain.model import ServiceLevelReport, TimeStats
 from reporting.domain.periods import Period, classify, previous_periods
 from reporting.handlers import Now
+from reporting.quality import quality_results
 
 TREND_PERIODS = 6
 REPORT_SECONDS = Histogram(
@@ -143,5 +144,6 @@ async def build_report(session: AsyncSession, tenant: str, period: Period, confi
         clocks_truncated=truncated,
         published=await queries.published_snapshots(session, tenant, start, end, scope_key),
         pending_late_events=await queries.pending_late_changes(session, tenant, start),
+        quality=await quality_results(session, tenant, period, config, service, customer),
     )
     return assemble(inputs, period, config)

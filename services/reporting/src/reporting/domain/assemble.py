@@ -339,4 +339,5 @@ def assemble(inputs: ReportInputs, period: Period, config: ReportingConfig) -> S
         data_notes=_data_notes(inputs),
         clocks=[live_clock(c, at) for c in inputs.clocks],
         clocks_truncated=inputs.clocks_truncated,
+        quality=list(inputs.quality),
     )

@@ -33,6 +33,43 @@ class PublishScope(BaseModel):
         return f"service={self.service or '*'};customer={self.customer or '*'}"
 
 
+Kpi = Literal["csat_mean", "csat_satisfied", "reopen_rate", "first_contact_resolution", "backlog_age_p90",
+              "breach_rate", "sla_attainment", "slo_attainment"]
+Comparison = Literal[">=", "<="]
+# The comparison a target gets when it names none: more is better for these, less for the rest.
+HIGHER_IS_BETTER: frozenset[str] = frozenset(
+    {"csat_mean", "csat_satisfied", "first_contact_resolution", "sla_attainment", "slo_attainment"})
+MAX_QUALITY_TARGETS = 100
+
+
+class QualityTarget(BaseModel):
+    """A service quality target (ISO/IEC 20000-1 8.3.3): a KPI of a scope, its threshold and comparison.
+
+    Thresholds are percent for rates and for `csat_mean` (mean score / scale, so 4.2 of 5 is 84), seconds for
+    `backlog_age_p90`, the SLI in percent for `slo_attainment`. Below `min_sample` answers (or resolutions,
+    cycles, open tickets) the period is `insufficient_data`, not judged.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: Name
+    kpi: Kpi
+    threshold: float = Field(ge=0)
+    comparison: Comparison | None = None
+    service: Name | None = None
+    customer: Name | None = None
+    agreement: Name = "SLA"  # breach_rate, sla_attainment
+    metric: Name | None = None  # breach_rate, sla_attainment: one metric, or every metric
+    slo_id: Name | None = None  # slo_attainment
+    min_sample: int = Field(default=1, ge=1, le=1_000_000)
+
+    @property
+    def effective_comparison(self) -> Comparison:
+        if self.comparison is not None:
+            return self.comparison
+        return ">=" if self.kpi in HIGHER_IS_BETTER else "<="
+
+
 class ReportingConfig(BaseModel):
     """Defaults are what a tenant gets before it configures anything (UTC, monthly, 95 % with 5 points amber)."""
 
@@ -55,6 +92,13 @@ class ReportingConfig(BaseModel):
                                            description="running clocks due within this long are 'about to breach'")
     csat_satisfied_ratio: float = Field(default=0.8, gt=0, le=1,
                                         description="an answer is satisfied when score/scale reaches this (4 of 5)")
+    quality_targets: list[QualityTarget] = Field(default_factory=list, max_length=MAX_QUALITY_TARGETS,
+                                                 description="service quality targets, evaluated per period")
+    complaint_below_ratio: float = Field(
+        default=0.6, gt=0, le=1, description="an answer with score/scale under this is a complaint (1, 2 of 5)")
+    csat_min_response_rate: float = Field(
+        default=0.1, ge=0, le=1, description="below this response rate CSAT is flagged as not representative")
+    csat_min_answers: int = Field(default=10, ge=0, description="below this many answers CSAT is flagged too")
 
     @field_validator("timezone")
     @classmethod

@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Literal
 
 from reporting.domain.config import RagStatus
+from reporting.domain.quality import QualityResult
 
 SCHEMA_ID = "slm.reporting.service-level-report/1"
 
@@ -369,4 +370,6 @@ class ServiceLevelReport:
     schema: str = SCHEMA_ID
     amendment: Amendment | None = None
     sections: list[str] = field(default_factory=lambda: [
-        "header", "summary", "attainment", "breaches", "times", "volumes", "slos", "csat", "ola_uc", "data_notes"])
+        "header", "summary", "attainment", "breaches", "times", "volumes", "slos", "csat", "ola_uc", "quality",
+        "data_notes"])
+    quality: list[QualityResult] = field(default_factory=list)  # service quality targets (domain.quality)

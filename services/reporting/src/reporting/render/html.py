@@ -54,7 +54,7 @@ def period_caption(point: dict[str, Any], timezone: str) -> str:
     """A short name for a trend period: calendar periods keep their label (`2026-10`, `2026-W41`); a custom
     window, whose label is two full timestamps, becomes its local dates (`10-01–10-10`, end inclusive)."""
     label = str(point["label"])
-    if "/" not in label:
+    if "/" not in label or not point.get("start") or not point.get("end"):
         return label
     zone = ZoneInfo(timezone)
     start = datetime.fromisoformat(point["start"]).astimezone(zone)
@@ -83,6 +83,23 @@ def status_badge(status: str) -> Markup:
                   f"{label}</span>")
 
 
+TARGET_COLORS = {"met": STATUS_COLORS["green"], "missed": STATUS_COLORS["red"],
+                 "insufficient_data": STATUS_COLORS["amber"], "no_data": STATUS_COLORS["no_data"]}
+
+
+def target_badge(status: str) -> Markup:
+    label = status.replace("_", " ")
+    return Markup(f"<span class='rag target-{status}' style='background:{TARGET_COLORS.get(status, '#9e9e9e')}'>"  # noqa: S704
+                  f"{label}</span>")
+
+
+def quality_value(value: float | None, unit: str) -> str:
+    if value is None:
+        return "n/a"
+    return duration(value) if unit == "s" else f"{value:.2f} %"
+
+
+ENVIRONMENT.filters.update(target_badge=target_badge, quality_value=quality_value)
 ENVIRONMENT.filters.update(duration=duration, local_time=local_time, percent=percent, fraction=fraction,
                            badge=status_badge, since=since, period_caption=period_caption)
 
