@@ -6,7 +6,7 @@ import io
 import os
 import zipfile
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -374,3 +374,58 @@ async def test_the_json_schema_describes_the_report(month: Month) -> None:
     assert set(schema["required"]) >= {"header", "summary", "attainment", "breaches", "times", "volumes", "slos",
                                        "csat", "ola_uc", "data_notes", "clocks"}
     assert "Ratio" in schema["$defs"]
+
+
+# The improvement register and the period close run last: they pin the clock and close the month's periods.
+
+async def test_an_improvement_takes_its_baseline_and_after_value_from_the_data(month: Month) -> None:
+    headers = month.tenant.headers
+    client = month.tenant.reporting.client
+    created = await client.post("/v1/improvements", headers=headers, json={
+        "title": "Call back every unhappy email customer within a day",
+        "trigger": {"kind": "complaint", "ref": "INC-02"},
+        "kpi": {"kpi": "csat_satisfied", "service": "email"}, "target_value": 80, "owner": "li.wei",
+        "due": "2026-12-31", "baseline_period": {"from": UTC_PERIOD[0], "to": UTC_PERIOD[1]}})
+    assert created.status_code == 201, created.text
+    entry = created.json()
+    # October's email answers: 6 of 8 satisfied.
+    assert (entry["status"], entry["baseline_value"], entry["comparison"], entry["baseline_period"]["label"]) == \
+        ("open", 75.0, ">=", "2026-10")
+    again = await client.post("/v1/improvements", headers=headers, json={
+        "title": "twice", "trigger": {"kind": "complaint", "ref": "INC-02"}, "kpi": {"kpi": "reopen_rate"},
+        "target_value": 1})
+    assert again.status_code == 409
+    path = f"/v1/improvements/{entry['improvement_id']}"
+    refused = await client.patch(path, headers=headers, json={"status": "proposed"})
+    assert refused.status_code == 409
+    month.tenant.reporting.clock.pinned = datetime(2026, 10, 20, 4, tzinfo=UTC)  # 20 October 12:00 local
+    try:
+        assert (await client.patch(path, headers=headers, json={"status": "in_progress"})).status_code == 200
+        done = (await client.patch(path, headers=headers, json={"status": "done", "note": "rota in place"})).json()
+    finally:
+        month.tenant.reporting.clock.pinned = None
+    # October up to the 20th, 12:00: INC-01 5/5, INC-04 4/5 satisfied; INC-02 2/5, INC-05 3/5 and INC-08 (its
+    # answer then was 1/5) not: 2 of 5.
+    assert (done["status"], done["after_value"], done["after_period"]["label"]) == ("done", 40.0, "2026-10")
+    assert [h["status"] for h in done["history"]] == ["open", "in_progress", "done"]
+    listed = (await month.tenant.get("/v1/improvements", status="done")).json()["improvements"]
+    assert [i["improvement_id"] for i in listed] == [entry["improvement_id"]]
+
+
+async def test_closing_the_month_proposes_an_entry_per_missed_target_once(month: Month) -> None:
+    client = month.tenant.reporting.client
+    month.tenant.reporting.clock.pinned = datetime(2026, 11, 2, tzinfo=UTC)
+    try:
+        for _ in range(2):
+            answer = await client.post("/v1/periods:close", headers=month.tenant.headers, json={})
+            assert answer.status_code == 200, answer.text
+    finally:
+        month.tenant.reporting.clock.pinned = None
+    proposed = (await month.tenant.get("/v1/improvements", status="proposed")).json()["improvements"]
+    # September missed nothing (too few answers is not a miss; no OLA cycles, no SLO evaluation is no data).
+    assert sorted(p["trigger_ref"] for p in proposed) == [
+        "backlog-age@2026-10", "desk-ola-breaches@2026-10", "email-availability@2026-10",
+        "email-satisfied@2026-10", "globex-resolution@2026-10"]
+    ola = next(p for p in proposed if p["trigger_ref"] == "desk-ola-breaches@2026-10")
+    assert (ola["baseline_value"], ola["target_value"], ola["comparison"], ola["kpi"]["agreement"]) == \
+        (50.0, 25.0, "<=", "OLA")
