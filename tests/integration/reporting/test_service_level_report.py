@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import zipfile
@@ -13,8 +14,11 @@ from typing import Any
 import pytest
 from pypdf import PdfReader
 
+from reporting.reports import canonical_bytes
 from tests.integration.reporting.conftest import Reporting, Tenant
 from tests.integration.reporting.month import UTC_PERIOD, month_events
+from tests.support.chromium import headless_chromium
+from tests.support.layout import ink_in_right_margin, load_html, overflow, overlapping_labels, pdf_pages
 
 pytestmark = pytest.mark.integration
 
@@ -31,7 +35,7 @@ QUALITY_TARGETS = [
 ]
 CONFIG = {"timezone": "Asia/Shanghai", "period": "monthly", "default_target_percent": 95,
           "metric_targets_percent": {"response": 95, "resolution": 90}, "amber_margin_percent": 5,
-          "quality_targets": QUALITY_TARGETS}
+          "quality_targets": QUALITY_TARGETS, "workload_limits": [{"customer": "acme", "tickets_per_period": 20}]}
 OCTOBER = {"from": UTC_PERIOD[0], "to": UTC_PERIOD[1]}
 
 
@@ -429,3 +433,95 @@ async def test_closing_the_month_proposes_an_entry_per_missed_target_once(month:
     ola = next(p for p in proposed if p["trigger_ref"] == "desk-ola-breaches@2026-10")
     assert (ola["baseline_value"], ola["target_value"], ola["comparison"], ola["kpi"]["agreement"]) == \
         (50.0, 25.0, "<=", "OLA")
+
+
+async def test_the_service_review_of_october_brings_the_sections_together(month: Month) -> None:
+    client, headers = month.tenant.reporting.client, month.tenant.headers
+    handled = await client.patch("/v1/complaints/INC-02", headers=headers,
+                                 json={"status": "in_progress", "owner": "li.wei", "note": "called back"})
+    assert handled.status_code == 200, handled.text
+    assert (await client.patch("/v1/complaints/INC-05", headers=headers, json={"marked": True})).status_code == 200
+    answer = await month.tenant.get("/v1/reviews/2026-10")
+    assert answer.status_code == 200, answer.text
+    review = answer.json()
+    assert review["schema"] == "slm.reporting.service-review/1"
+    assert review["banner"]["period"]["label"] == "2026-10"
+    sla = {s["service"]: [(p["label"], p["attainment"]["numerator"], p["attainment"]["denominator"])
+                          for p in s["trend"]] for s in review["sla"]}
+    # email in September: INC-S1's breached response, INC-S2's two met cycles, INC-S1's met resolution and
+    # INC-12's response (stopped 30 September 17:10 local).
+    assert sla["email"] == [("2026-08", 0, 0), ("2026-09", 4, 5), ("2026-10", 41, 44)]
+    assert sla["vpn"][-1] == ("2026-10", 4, 8)
+    # acme created 24 of October's 29 tickets (globex: INC-03, -06, -11, -14, -23), over its limit of 20, and vpn
+    # is red: an exception.
+    [workload] = review["workload"]
+    assert (workload["customer"], workload["created"], workload["limit"], workload["exception"]) == \
+        ("acme", 24, 20, True)
+    experience = {e["service"]: e for e in review["experience"]}
+    # email is green at 93.18 % but only 6 of 8 answers are satisfied (75 % < 80 %): flagged.
+    assert (experience["email"]["sla_status"], experience["email"]["flagged"]) == ("green", True)
+    assert experience["vpn"]["flagged"] is False  # a red SLA is no surprise
+    # Under 3/5 (0.6): INC-02 (2/5) and INC-17 (2/5); INC-05 (3/5) because it was marked.
+    assert [(c["ticket_id"], c["reason"], c["status"]) for c in review["satisfaction"]["complaints"]] == [
+        ("INC-02", "score", "in_progress"), ("INC-05", "marked", "open"), ("INC-17", "score", "open")]
+    assert review["complaints_by_status"] == {"in_progress": 1, "open": 2}
+    assert {q["target_id"] for q in review["quality"]} == {t["id"] for t in QUALITY_TARGETS}
+    assert [d["revision"] for d in review["distribution"]] == [0]  # the close published October once
+    assert review["approval"] is None
+
+
+async def test_novembers_review_lists_the_entries_its_close_proposed(month: Month) -> None:
+    review = (await month.tenant.get("/v1/reviews/2026-11")).json()
+    assert sorted((i["trigger_ref"], i["movement"]) for i in review["improvements"]) == [
+        (f"{target}@2026-10", "opened") for target in ("backlog-age", "desk-ola-breaches", "email-availability",
+                                                       "email-satisfied", "globex-resolution")]
+
+
+async def test_the_review_speaks_english_or_chinese_by_lang_or_accept_language(month: Month) -> None:
+    client, headers = month.tenant.reporting.client, month.tenant.headers
+    chinese = await client.get("/v1/reviews/2026-10", headers={**headers, "Accept-Language": "zh-CN,zh;q=0.9"},
+                               params={"format": "html"})
+    assert chinese.headers["content-language"] == "zh"
+    for text in ("服务评审", "投诉记录", "SLA 达标但客户不满意"):
+        assert text in chinese.text
+    english = await client.get("/v1/reviews/2026-10", headers={**headers, "Accept-Language": "zh-CN"},
+                               params={"format": "html", "lang": "en"})
+    assert english.headers["content-language"] == "en"
+    for text in ("Complaint log", "green SLA, unhappy customers"):
+        assert text in english.text
+
+
+async def test_approving_the_review_freezes_it_with_its_hash(month: Month) -> None:
+    client, headers = month.tenant.reporting.client, month.tenant.headers
+    approved = await client.post("/v1/reviews/2026-10:approve", headers=headers,
+                                 json={"approved_by": "Wang Fang", "comment": "Agreed; act on email CSAT."})
+    assert approved.status_code == 201, approved.text
+    record = approved.json()
+    assert (record["approved_by"], record["period"]) == ("Wang Fang", "2026-10")
+    # Handling changes after the approval do not reach the approved pack.
+    await client.patch("/v1/complaints/INC-17", headers=headers, json={"status": "resolved"})
+    frozen = (await month.tenant.get("/v1/reviews/2026-10")).json()
+    assert frozen["approval"]["content_sha256"] == record["content_sha256"]
+    content = {k: v for k, v in frozen.items() if k != "approval"} | {"approval": None}
+    assert hashlib.sha256(canonical_bytes(content)).hexdigest() == record["content_sha256"]
+    assert [c["status"] for c in frozen["satisfaction"]["complaints"]][-1] == "open"
+    again = await client.post("/v1/reviews/2026-10:approve", headers=headers, json={"approved_by": "someone"})
+    assert again.status_code == 409
+    running = await client.post("/v1/reviews/2099-01:approve", headers=headers, json={"approved_by": "someone"})
+    assert running.status_code == 409
+
+
+@pytest.mark.parametrize("language", ["en", "zh"])
+async def test_the_review_pages_keep_to_the_page_in_chromium_and_in_every_pdf_page(
+        month: Month, language: str, tmp_path: Path) -> None:
+    html = (await month.tenant.get("/v1/reviews/2026-10", format="html", lang=language)).text
+    pdf = (await month.tenant.get("/v1/reviews/2026-10", format="pdf", lang=language)).content
+    keep_artifact(f"review-{language}.html", html.encode())
+    keep_artifact(f"review-{language}.pdf", pdf)
+    async with headless_chromium() as browser:
+        await load_html(browser, html, tmp_path, width=794 - 90, print_media=True)
+        assert await overlapping_labels(browser) == []
+        assert await overflow(browser) == 0
+    pages = pdf_pages(pdf, tmp_path)
+    assert len(pages) >= 2
+    assert {page.name: ink_in_right_margin(page) for page in pages} == {page.name: 0 for page in pages}

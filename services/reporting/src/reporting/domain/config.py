@@ -70,6 +70,17 @@ class QualityTarget(BaseModel):
         return ">=" if self.kpi in HIGHER_IS_BETTER else "<="
 
 
+class WorkloadLimit(BaseModel):
+    """The workload an agreement was priced for (`workload_limit`): tickets created per period in a scope.
+    A target missed while the workload was over its limit is an exception in the service review."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    service: Name | None = None
+    customer: Name | None = None
+    tickets_per_period: int = Field(gt=0, le=100_000_000)
+
+
 class ReportingConfig(BaseModel):
     """Defaults are what a tenant gets before it configures anything (UTC, monthly, 95 % with 5 points amber)."""
 
@@ -99,6 +110,13 @@ class ReportingConfig(BaseModel):
     csat_min_response_rate: float = Field(
         default=0.1, ge=0, le=1, description="below this response rate CSAT is flagged as not representative")
     csat_min_answers: int = Field(default=10, ge=0, description="below this many answers CSAT is flagged too")
+    language: Literal["en", "zh"] = Field(
+        default="en", description="language of rendered reviews when neither ?lang= nor Accept-Language decides")
+    workload_limits: list[WorkloadLimit] = Field(default_factory=list, max_length=MAX_QUALITY_TARGETS)
+    experience_min_satisfied_percent: float = Field(
+        default=80.0, ge=0, le=100, description="a green SLA with CSAT satisfied under this is flagged")
+    experience_max_reopen_percent: float = Field(
+        default=10.0, ge=0, le=100, description="a green SLA with a reopen rate over this is flagged")
 
     @field_validator("timezone")
     @classmethod

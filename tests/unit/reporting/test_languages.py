@@ -1,0 +1,41 @@
+"""The review pack's languages: every text of the template has its Chinese, the language is chosen from
+`?lang=`, then Accept-Language, then the tenant's default, and numbers and dates follow the locale."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+
+from babel.messages.pofile import read_po
+
+from reporting.i18n import CATALOGS, choose_language, instant, number, translations
+
+TEMPLATES = Path(__file__).resolve().parents[3] / "services/reporting/src/reporting/render/templates"
+
+
+def test_every_text_of_the_review_template_has_its_chinese() -> None:
+    texts = set(re.findall(r'_\("([^"]+)"\)', (TEMPLATES / "review.html.j2").read_text(encoding="utf-8")))
+    with (CATALOGS / "zh_Hans/LC_MESSAGES/messages.po").open("rb") as source:
+        catalog = read_po(source)
+    translated = {message.id for message in catalog if message.id and message.string}
+    assert len(texts) > 50
+    assert texts - translated == set()
+    assert translations("zh").gettext("Complaint log") == "投诉记录"
+
+
+def test_the_language_comes_from_lang_then_accept_language_then_the_tenant_default() -> None:
+    assert choose_language("zh", "en-GB") == "zh"
+    assert choose_language(None, "en-US,en;q=0.9,zh-CN;q=0.8") == "en"
+    assert choose_language(None, "fr-FR, zh-Hans;q=0.5") == "zh"
+    assert choose_language(None, "zh-TW") == "en"  # Traditional Chinese is not Simplified: the default
+    assert choose_language(None, None, "zh") == "zh"
+    assert choose_language("klingon", "de", "zh") == "zh"
+
+
+def test_numbers_and_dates_follow_the_locale() -> None:
+    assert number(12345.678, "en") == "12,345.68"
+    assert number(12345.678, "zh", 0) == "12,346"
+    moment = datetime(2026, 10, 31, 16, 0, tzinfo=UTC)
+    assert instant(moment, "Asia/Shanghai", "en") == "2026-11-01 00:00"
+    assert instant(moment, "Asia/Shanghai", "zh") == "2026年11月1日 00:00"
