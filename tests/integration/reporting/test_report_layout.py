@@ -17,6 +17,7 @@ from reporting.domain.config import ReportingConfig
 from reporting.domain.inputs import CsatCell, OutcomeCell, PeriodOutcomes, ReportInputs, VolumeCell
 from reporting.domain.model import BreachedCycle
 from reporting.domain.periods import classify, previous_periods
+from reporting.i18n import Language
 from reporting.render.html import render_report_html
 from reporting.render.pdf import render_pdf
 from reporting.reports import report_document
@@ -61,8 +62,10 @@ def test_a_running_clock_of_the_ten_day_report_shows_its_elapsed_time_at_the_per
     assert (breach["elapsed_seconds"], breach["over_target_seconds"], breach["live"]) == (32400, 18000, True)
 
 
-def test_the_html_report_has_no_overlapping_chart_labels_and_nothing_past_the_page_edge(tmp_path: Path) -> None:
-    html = render_report_html(ten_day_document())
+@pytest.mark.parametrize("language", ["en", "zh"])
+def test_the_html_report_has_no_overlapping_chart_labels_and_nothing_past_the_page_edge(
+        tmp_path: Path, language: Language) -> None:
+    html = render_report_html(ten_day_document(), language=language)
 
     async def check() -> tuple[list[dict[str, Any]], float, list[dict[str, Any]], float]:
         async with headless_chromium() as browser:
@@ -79,8 +82,9 @@ def test_the_html_report_has_no_overlapping_chart_labels_and_nothing_past_the_pa
     assert print_overflow == 0
 
 
-def test_every_pdf_page_keeps_its_right_margin_blank(tmp_path: Path) -> None:
-    pages = pdf_pages(render_pdf(ten_day_document()), tmp_path)
+@pytest.mark.parametrize("language", ["en", "zh"])
+def test_every_pdf_page_keeps_its_right_margin_blank(tmp_path: Path, language: Language) -> None:
+    pages = pdf_pages(render_pdf(ten_day_document(), language), tmp_path)
     assert len(pages) >= 2
     inked = {page.name: ink_in_right_margin(page) for page in pages}
     assert inked == dict.fromkeys(inked, 0)

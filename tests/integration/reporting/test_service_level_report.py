@@ -359,6 +359,17 @@ async def test_html_is_one_self_contained_printable_page_with_charts(month: Mont
     assert "86.54 %" in html
 
 
+async def test_the_report_comes_in_simplified_chinese_by_lang_or_accept_language(month: Month) -> None:
+    chinese = await month.tenant.get("/v1/reports/slr", **OCTOBER, format="html", lang="zh")
+    assert chinese.headers["content-language"] == "zh"
+    for text in ("服务级别报告", "管理摘要", "86.54 %", "INC-11"):
+        assert text in chinese.text
+    answer = await month.tenant.reporting.client.get(
+        "/v1/reports/slr", params={**OCTOBER, "format": "html"},
+        headers={**month.tenant.headers, "Accept-Language": "zh-Hans;q=0.9, en;q=0.5"})
+    assert "服务级别报告" in answer.text
+
+
 async def test_pdf_carries_the_same_report(month: Month) -> None:
     answer = await month.tenant.get("/v1/reports/slr", **OCTOBER, format="pdf")
     assert answer.headers["content-type"] == "application/pdf"

@@ -19,7 +19,7 @@ from typing import Annotated, Any, Literal
 from urllib.parse import parse_qs
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Body, HTTPException, Query, Request, status
+from fastapi import APIRouter, Body, Header, HTTPException, Query, Request, status
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from pydantic import AwareDatetime, BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -31,6 +31,7 @@ from reporting.domain.config import ReportingConfig
 from reporting.domain.dashboard import DashboardView, dashboard
 from reporting.domain.periods import period_containing
 from reporting.handlers import Now
+from reporting.i18n import Language
 from reporting.render.html import render_dashboard, render_login, render_report_html
 from reporting.render.pdf import render_pdf
 from reporting.render.tabular import TABLES, render_csv, render_csv_zip
@@ -60,7 +61,7 @@ def _file_stem(document: dict[str, Any]) -> str:
 
 
 async def rendered(document: dict[str, Any], fmt: Format, table: str | None,
-                   links: dict[str, str] | None = None) -> Response:
+                   links: dict[str, str] | None = None, language: Language = "en") -> Response:
     if table is not None and table not in TABLES:
         raise HTTPException(status.HTTP_400_BAD_REQUEST, f"`table` is one of {sorted(TABLES)}")
     if fmt == "json":
@@ -73,10 +74,11 @@ async def rendered(document: dict[str, Any], fmt: Format, table: str | None,
         return Response(render_csv_zip(document), media_type="application/zip",
                         headers={"Content-Disposition": f'attachment; filename="{stem}-csv.zip"'})
     if fmt == "html":
-        return HTMLResponse(render_report_html(document, links=links))
-    pdf = await asyncio.to_thread(render_pdf, document)  # CPU-bound layout off the event loop
+        return HTMLResponse(render_report_html(document, links=links, language=language),
+                            headers={"Content-Language": language})
+    pdf = await asyncio.to_thread(render_pdf, document, language)  # CPU-bound layout off the event loop
     return Response(pdf, media_type="application/pdf",
-                    headers={"Content-Disposition": f'inline; filename="{stem}.pdf"'})
+                    headers={"Content-Disposition": f'inline; filename="{stem}.pdf"', "Content-Language": language})
 
 
 def report_router(sessions: async_sessionmaker[AsyncSession], settings: ReportingSettings, now: Now,
@@ -94,6 +96,8 @@ def report_router(sessions: async_sessionmaker[AsyncSession], settings: Reportin
         format: Format = "json",
         table: Annotated[str | None, Query(description="one CSV table instead of the zip")] = None,
         clocks_limit: Annotated[int, Query(ge=0, le=100_000)] = 1000,
+        lang: Annotated[str | None, Query(description="en or zh (HTML, PDF); else Accept-Language")] = None,
+        accept_language: Annotated[str | None, Header()] = None,
     ) -> Response:
         """Counting rules and the JSON schema: docs/reporting.md and /v1/reports/slr/schema.
         Without `from`/`to` the period is the last 30 days up to now."""
@@ -106,7 +110,8 @@ def report_router(sessions: async_sessionmaker[AsyncSession], settings: Reportin
         with REPORT_SECONDS.labels("live", format).time():
             report = await service.generate(tenant, start.astimezone(UTC), end.astimezone(UTC), service_name,
                                             customer, clocks_limit)
-            return await rendered(report_document(report), format, table)
+            language = await service.language(tenant, lang, accept_language) if format in ("html", "pdf") else "en"
+            return await rendered(report_document(report), format, table, language=language)
 
     @router.get("/reports/slr/schema", summary="JSON schema of the report (format=json)")
     async def schema() -> dict[str, Any]:
@@ -128,8 +133,8 @@ def report_router(sessions: async_sessionmaker[AsyncSession], settings: Reportin
 
     @router.get("/reports/{report_id}", summary="A published snapshot, exactly as frozen")
     async def snapshot(tenant: ReadTenant, report_id: str, format: Format = "json",
-                       table: str | None = None,
-                       lineage: bool = False) -> Response:
+                       table: str | None = None, lineage: bool = False, lang: str | None = None,
+                       accept_language: Annotated[str | None, Header()] = None) -> Response:
         t = tables.report_snapshots
         async with sessions() as session:
             row = (await session.execute(sa.select(t.c.content, t.c.lineage).where(
@@ -139,7 +144,8 @@ def report_router(sessions: async_sessionmaker[AsyncSession], settings: Reportin
         if lineage:
             return JSONResponse(row.lineage)
         with REPORT_SECONDS.labels("snapshot", format).time():
-            return await rendered(row.content, format, table)
+            language = await service.language(tenant, lang, accept_language) if format in ("html", "pdf") else "en"
+            return await rendered(row.content, format, table, language=language)
 
     @router.get("/reporting-config", summary="The tenant's reporting configuration")
     async def get_config(tenant: ReadTenant) -> dict[str, Any]:

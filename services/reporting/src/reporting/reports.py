@@ -22,6 +22,7 @@ from reporting.domain.inputs import PeriodOutcomes, ReportInputs
 from reporting.domain.model import ServiceLevelReport, TimeStats
 from reporting.domain.periods import Period, classify, previous_periods
 from reporting.handlers import Now
+from reporting.i18n import Language, choose_language
 from reporting.quality import quality_results
 
 TREND_PERIODS = 6
@@ -78,6 +79,10 @@ class ReportService:
     async def config(self, tenant: str) -> tuple[ReportingConfig, int]:
         async with self._sessions() as session:
             return await load_config(session, tenant)
+
+    async def language(self, tenant: str, requested: str | None, accept_language: str | None) -> Language:
+        """`?lang=`, else Accept-Language, else the tenant's configured language."""
+        return choose_language(requested, accept_language, (await self.config(tenant))[0].language)
 
     async def generate(self, tenant: str, start: datetime, end: datetime, service: str | None = None,
                        customer: str | None = None, clocks_limit: int = 1000) -> ServiceLevelReport:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -33,8 +34,10 @@ GLYPH_EM = 0.64
 
 
 def text_width(text: str, font_size: float) -> float:
-    """Estimated width of `text` in px: the charts are drawn on the server, with no layout engine to ask."""
-    return len(text) * font_size * GLYPH_EM
+    """Estimated width of `text` in px: the charts are drawn on the server, with no layout engine to ask.
+    Wide (CJK) characters take a full em."""
+    ems = sum(1.0 if unicodedata.east_asian_width(c) in ("W", "F") else GLYPH_EM for c in text)
+    return ems * font_size
 
 
 def label_stride(labels: Sequence[str], step: float, font_size: float) -> int:

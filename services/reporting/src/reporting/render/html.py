@@ -2,23 +2,33 @@
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
+from collections.abc import Callable
 from datetime import datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
+from reporting.i18n import Language, translations
 from reporting.render.charts import SERIES_COLORS, STATUS_COLORS, Bar, Series, bar_chart, budget_bars, line_chart
 
-ENVIRONMENT = Environment(
-    loader=PackageLoader("reporting.render", "templates"),
-    autoescape=select_autoescape(["html", "j2"], default_for_string=True),
-    undefined=StrictUndefined,
-    trim_blocks=True,
-    lstrip_blocks=True,
-)
+
+def _environment() -> Environment:
+    return Environment(
+        loader=PackageLoader("reporting.render", "templates"),
+        autoescape=select_autoescape(["html", "j2"], default_for_string=True),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        extensions=["jinja2.ext.i18n"],
+    )
+
+
+ENVIRONMENT = _environment()
+ENVIRONMENT.install_null_translations(newstyle=True)  # type: ignore[attr-defined]  # English: the source texts
 
 
 def duration(seconds: int | float | None) -> str:
@@ -77,8 +87,8 @@ def fraction(ratio: dict[str, Any]) -> str:
     return f"{ratio['numerator']} / {ratio['denominator']}"
 
 
-def status_badge(status: str) -> Markup:
-    label = {"no_data": "no data"}.get(status, status)
+def status_badge(status: str, gettext: Callable[[str], str] = str) -> Markup:
+    label = escape(gettext({"no_data": "no data"}.get(status, status)))
     return Markup(f"<span class='rag rag-{status}' style='background:{STATUS_COLORS.get(status, '#9e9e9e')}'>"  # noqa: S704
                   f"{label}</span>")
 
@@ -127,44 +137,59 @@ def _metric_trend(document: dict[str, Any]) -> tuple[list[str], list[Series]]:
     return [captions[label] for label in labels], series
 
 
-def report_charts(document: dict[str, Any]) -> dict[str, Markup]:
+@functools.cache
+def localized(language: Language) -> Environment:
+    """The report's environment with the language's catalog (English: the shared one, texts as written)."""
+    if language == "en":
+        return ENVIRONMENT
+    env = _environment()
+    env.filters.update(ENVIRONMENT.filters)
+    gettext = translations(language).gettext
+    env.install_gettext_translations(translations(language), newstyle=True)  # type: ignore[attr-defined]
+    env.filters["badge"] = lambda status: status_badge(status, gettext)
+    return env
+
+
+def report_charts(document: dict[str, Any], language: Language = "en") -> dict[str, Markup]:
+    _ = translations(language).gettext
     targets = document["summary"]["targets"]
     charts = {
         "attainment": bar_chart(
             [Bar(f"{t['metric'][:4]} {t['priority']}", t["attainment"]["percent"], STATUS_COLORS[t["status"]],
                  fraction(t["attainment"])) for t in targets],
-            title="SLA attainment by metric and priority (bars) against target", max_value=100.0, unit="%",
+            title=_("SLA attainment by metric and priority (bars) against target"), max_value=100.0, unit="%",
             target=document["header"]["targets"]["default_percent"],
             width=max(640, 70 * len(targets) + 60)),
         "breaches": bar_chart(
             [Bar(f"{b['agreement']} {b['priority']}", b["breached"], STATUS_COLORS["red"], fraction(b["breach_share"]))
              for b in document["breaches"]["by_priority"]],
-            title="Breached cycles by priority"),
+            title=_("Breached cycles by priority")),
         "volumes": bar_chart(
             [bar for v in document["volumes"]["by_priority"] for bar in (
                 Bar(f"{v['priority']} new", v["created"], "#1565c0"),
                 Bar(f"{v['priority']} done", v["resolved"], "#2e7d32"))],
-            title="Tickets created and resolved by priority",
+            title=_("Tickets created and resolved by priority"),
             width=max(640, 60 * 2 * len(document["volumes"]["by_priority"]) + 60)),
         "csat": bar_chart(
             [Bar(period_caption(p, document["header"]["period"]["timezone"]), p["score"]["percent"], "#00838f",
                  fraction(p["score"]))
              for p in document["csat"]["trend"]],
-            title="CSAT: satisfied answers per period", max_value=100.0, unit="%"),
+            title=_("CSAT: satisfied answers per period"), max_value=100.0, unit="%"),
         "budgets": budget_bars(
             [(s["slo_id"], s["error_budget_remaining_percent"], s["status"]) for s in document["slos"]],
-            title="Error budget remaining"),
+            title=_("Error budget remaining")),
     }
     labels, series = _metric_trend(document)
-    charts["trend"] = line_chart(series, labels, title="SLA attainment trend per metric",
+    charts["trend"] = line_chart(series, labels, title=_("SLA attainment trend per metric"),
                                  target=document["header"]["targets"]["default_percent"])
     return charts
 
 
-def render_report_html(document: dict[str, Any], *, links: dict[str, str] | None = None) -> str:
-    template = ENVIRONMENT.get_template("report.html.j2")
-    return template.render(report=document, charts=report_charts(document), tz=document["header"]["period"]["timezone"],
-                           links=links or {})
+def render_report_html(document: dict[str, Any], *, links: dict[str, str] | None = None,
+                       language: Language = "en") -> str:
+    template = localized(language).get_template("report.html.j2")
+    return template.render(report=document, charts=report_charts(document, language),
+                           tz=document["header"]["period"]["timezone"], links=links or {}, lang=language)
 
 
 def render_dashboard(view: dict[str, Any], *, fragment: bool, refresh_seconds: int, nonce: str = "") -> str:

@@ -13,6 +13,7 @@ from typing import Any
 
 from prometheus_client import Counter
 
+from reporting.i18n import Language
 from reporting.render.html import render_report_html
 
 log = logging.getLogger(__name__)
@@ -44,5 +45,5 @@ def html_to_pdf(html: str) -> bytes:
     return pdf
 
 
-def render_pdf(document: dict[str, Any]) -> bytes:
-    return html_to_pdf(render_report_html(document))
+def render_pdf(document: dict[str, Any], language: Language = "en") -> bytes:
+    return html_to_pdf(render_report_html(document, language=language))
