@@ -396,6 +396,9 @@ async def test_the_json_schema_describes_the_report(month: Month) -> None:
 async def test_an_improvement_takes_its_baseline_and_after_value_from_the_data(month: Month) -> None:
     headers = month.tenant.headers
     client = month.tenant.reporting.client
+    clock = month.tenant.reporting.clock
+    before = clock.pinned
+    clock.pinned = datetime(2026, 10, 19, 4, tzinfo=UTC)  # opened on 19 October, 12:00 local
     created = await client.post("/v1/improvements", headers=headers, json={
         "title": "Call back every unhappy email customer within a day",
         "trigger": {"kind": "complaint", "ref": "INC-02"},
@@ -413,12 +416,12 @@ async def test_an_improvement_takes_its_baseline_and_after_value_from_the_data(m
     path = f"/v1/improvements/{entry['improvement_id']}"
     refused = await client.patch(path, headers=headers, json={"status": "proposed"})
     assert refused.status_code == 409
-    month.tenant.reporting.clock.pinned = datetime(2026, 10, 20, 4, tzinfo=UTC)  # 20 October 12:00 local
+    clock.pinned = datetime(2026, 10, 20, 4, tzinfo=UTC)  # 20 October 12:00 local
     try:
         assert (await client.patch(path, headers=headers, json={"status": "in_progress"})).status_code == 200
         done = (await client.patch(path, headers=headers, json={"status": "done", "note": "rota in place"})).json()
     finally:
-        month.tenant.reporting.clock.pinned = None
+        clock.pinned = before
     # October up to the 20th, 12:00: INC-01 5/5, INC-04 4/5 satisfied; INC-02 2/5, INC-05 3/5 and INC-08 (its
     # answer then was 1/5) not: 2 of 5.
     assert (done["status"], done["after_value"], done["after_period"]["label"]) == ("done", 40.0, "2026-10")
@@ -428,14 +431,14 @@ async def test_an_improvement_takes_its_baseline_and_after_value_from_the_data(m
 
 
 async def test_closing_the_month_proposes_an_entry_per_missed_target_once(month: Month) -> None:
-    client = month.tenant.reporting.client
-    month.tenant.reporting.clock.pinned = datetime(2026, 11, 2, tzinfo=UTC)
+    client, clock = month.tenant.reporting.client, month.tenant.reporting.clock
+    before, clock.pinned = clock.pinned, datetime(2026, 11, 2, tzinfo=UTC)
     try:
         for _ in range(2):
             answer = await client.post("/v1/periods:close", headers=month.tenant.headers, json={})
             assert answer.status_code == 200, answer.text
     finally:
-        month.tenant.reporting.clock.pinned = None
+        clock.pinned = before
     proposed = (await month.tenant.get("/v1/improvements", status="proposed")).json()["improvements"]
     # September missed nothing (too few answers is not a miss; no OLA cycles, no SLO evaluation is no data).
     assert sorted(p["trigger_ref"] for p in proposed) == [
@@ -503,12 +506,17 @@ async def test_the_review_speaks_english_or_chinese_by_lang_or_accept_language(m
 
 
 async def test_approving_the_review_freezes_it_with_its_hash(month: Month) -> None:
-    client, headers = month.tenant.reporting.client, month.tenant.headers
-    approved = await client.post("/v1/reviews/2026-10:approve", headers=headers,
-                                 json={"approved_by": "Wang Fang", "comment": "Agreed; act on email CSAT."})
+    client, headers, clock = month.tenant.reporting.client, month.tenant.headers, month.tenant.reporting.clock
+    before, clock.pinned = clock.pinned, datetime(2026, 11, 5, 2, tzinfo=UTC)  # the review meeting
+    try:
+        approved = await client.post("/v1/reviews/2026-10:approve", headers=headers,
+                                     json={"approved_by": "Wang Fang", "comment": "Agreed; act on email CSAT."})
+    finally:
+        clock.pinned = before
     assert approved.status_code == 201, approved.text
     record = approved.json()
-    assert (record["approved_by"], record["period"]) == ("Wang Fang", "2026-10")
+    assert (record["approved_by"], record["approved_at"], record["period"]) == \
+        ("Wang Fang", "2026-11-05T02:00:00+00:00", "2026-10")
     # Handling changes after the approval do not reach the approved pack.
     await client.patch("/v1/complaints/INC-17", headers=headers, json={"status": "resolved"})
     frozen = (await month.tenant.get("/v1/reviews/2026-10")).json()
