@@ -15,14 +15,14 @@ from reporting.i18n import CATALOGS, choose_language, instant, number, translati
 TEMPLATES = Path(__file__).resolve().parents[3] / "services/reporting/src/reporting/render/templates"
 
 
-@pytest.mark.parametrize("template", ["review.html.j2", "report.html.j2"])
+@pytest.mark.parametrize("template", ["review.html.j2", "report.html.j2", "dashboard.html.j2"])
 def test_every_text_of_the_templates_has_its_chinese(template: str) -> None:
     source = (TEMPLATES / template).read_text(encoding="utf-8")
     texts = set(re.findall(r'_\("([^"]+)"\)', source)) | set(re.findall(r"_\('([^']+)'\)", source))
     with (CATALOGS / "zh_Hans/LC_MESSAGES/messages.po").open("rb") as catalog_file:
         catalog = read_po(catalog_file)
     translated = {message.id for message in catalog if message.id and message.string}
-    assert len(texts) > 50
+    assert len(texts) > 30
     assert texts - translated == set()
     assert translations("zh").gettext("Complaint log") == "投诉记录"
 

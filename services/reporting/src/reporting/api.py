@@ -31,7 +31,7 @@ from reporting.domain.config import ReportingConfig
 from reporting.domain.dashboard import DashboardView, dashboard
 from reporting.domain.periods import period_containing
 from reporting.handlers import Now
-from reporting.i18n import Language
+from reporting.i18n import Language, choose_language
 from reporting.render.html import render_dashboard, render_login, render_report_html
 from reporting.render.pdf import render_pdf
 from reporting.render.tabular import TABLES, render_csv, render_csv_zip
@@ -234,7 +234,7 @@ def dashboard_router(sessions: async_sessionmaker[AsyncSession], authenticator: 
         return response
 
     @router.get("", response_class=HTMLResponse, summary="The live dashboard of the signed-in tenant")
-    async def live(request: Request, fragment: bool = False) -> Response:
+    async def live(request: Request, fragment: bool = False, lang: str | None = None) -> Response:
         if "key" in request.query_params:  # keys never travel in URLs (proxy logs, history, Referer)
             raise HTTPException(status.HTTP_400_BAD_REQUEST,
                                 f"API keys are not accepted in URLs: sign in at {DASHBOARD_PATH}/login")
@@ -243,8 +243,9 @@ def dashboard_router(sessions: async_sessionmaker[AsyncSession], authenticator: 
             return signed_out(fragment)
         view = adapter.dump_python(await dashboard_view(sessions, tenant, now()), mode="json")
         nonce = new_nonce()
+        language = choose_language(lang, request.headers.get("accept-language"), view["language"])
         return page(render_dashboard(view, fragment=fragment, refresh_seconds=settings.dashboard_refresh_seconds,
-                                     nonce=nonce), nonce)
+                                     nonce=nonce, language=language), nonce)
 
     @router.get("/data", summary="The dashboard's content as JSON")
     async def data(request: Request) -> Response:

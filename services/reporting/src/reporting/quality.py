@@ -18,8 +18,8 @@ from reporting.domain.quality import (
     OpenTicket,
     QualityFacts,
     QualityResult,
-    Reopen,
-    Resolution,
+    Reopens,
+    Resolutions,
     SloValue,
     evaluate,
 )
@@ -37,36 +37,55 @@ async def answers(session: AsyncSession, tenant: str, start: datetime, end: date
             for r in rows]
 
 
+# domain.quality.first_contact on each resolution's timeline (ordered by event time, then arrival): no
+# `reopened` before the resolution and no `customer_replied` after an `agent_replied`.
+FIRST_CONTACT_SQL = """NOT EXISTS (
+    SELECT 1 FROM ticket_events e
+    WHERE e.tenant_id = tr.tenant_id AND e.ticket_id = tr.ticket_id AND e.event_time <= tr.at
+      AND (e.action = 'reopened' OR (e.action = 'customer_replied' AND EXISTS (
+          SELECT 1 FROM ticket_events a
+          WHERE a.tenant_id = e.tenant_id AND a.ticket_id = e.ticket_id AND a.action = 'agent_replied'
+            AND (a.event_time, a.sequence) < (e.event_time, e.sequence)))))"""
+
+
 async def quality_facts(session: AsyncSession, tenant: str, start: datetime, end: datetime,
                         satisfied_ratio: float) -> QualityFacts:
+    """Counts per service and customer, aggregated in SQL (a month of a million cycles is a few hundred rows);
+    survey answers one by one (the complaint log needs them), open tickets one by one (the p90 of their ages)."""
     params: dict[str, Any] = {"tenant": tenant, "start": start, "end": end}
-    resolutions = (await session.execute(sa.text("""
-        SELECT tr.ticket_id, tr.service, tr.customer, tr.at,
-               (SELECT array_agg(e.action ORDER BY e.event_time, e.sequence) FROM ticket_events e
-                WHERE e.tenant_id = tr.tenant_id AND e.ticket_id = tr.ticket_id AND e.event_time <= tr.at) AS actions
+    resolutions = (await session.execute(sa.text(queries.compose("""
+        SELECT tr.service, tr.customer, count(*) AS resolved, count(*) FILTER (WHERE $first_contact) AS first
         FROM ticket_transitions tr
-        WHERE tr.tenant_id = :tenant AND tr.kind = 'resolved' AND tr.at >= :start AND tr.at < :end"""),
-        params)).all()
+        WHERE tr.tenant_id = :tenant AND tr.kind = 'resolved' AND tr.at >= :start AND tr.at < :end
+        GROUP BY tr.service, tr.customer""", first_contact=FIRST_CONTACT_SQL)), params)).all()
     reopens = (await session.execute(sa.text("""
-        SELECT ticket_id, service, customer FROM ticket_transitions
-        WHERE tenant_id = :tenant AND kind = 'reopened' AND at >= :start AND at < :end"""), params)).all()
+        SELECT service, customer, count(*) AS reopened FROM ticket_transitions
+        WHERE tenant_id = :tenant AND kind = 'reopened' AND at >= :start AND at < :end
+        GROUP BY service, customer"""), params)).all()
+    # Open at the end: only a ticket still open now, or changed since the end, can have been open then.
     open_at_end = (await session.execute(sa.text("""
         SELECT f.ticket_id, f.service, f.customer, f.created_at FROM ticket_facts f
-        JOIN (SELECT ticket_id FROM ticket_transitions WHERE tenant_id = :tenant AND at < :end
-              GROUP BY ticket_id HAVING sum(open_delta) > 0) open USING (ticket_id)
-        WHERE f.tenant_id = :tenant"""), params)).all()
-    cycles = (await session.execute(sa.text("""
-        SELECT service, customer, agreement, metric, count(*) FILTER (WHERE state = 'met') AS met,
-               count(*) FILTER (WHERE state = 'breached') AS breached
-        FROM clock_outcomes WHERE tenant_id = :tenant AND state IN ('met', 'breached')
-          AND stopped_at >= :start AND stopped_at < :end
-        GROUP BY service, customer, agreement, metric"""), params)).all()
+        WHERE f.tenant_id = :tenant AND f.created_at < :end
+          AND (f.status NOT IN ('resolved', 'closed', 'cancelled') OR f.last_event_time >= :end)
+          AND (SELECT sum(t.open_delta) FROM ticket_transitions t
+               WHERE t.tenant_id = f.tenant_id AND t.ticket_id = f.ticket_id AND t.at < :end) > 0"""),
+        params)).all()
+    first_day, end_day, edges, edge_params = queries.period_edges(start, end, "stopped_at")
+    cycles = (await session.execute(sa.text(queries.compose("""
+        SELECT service, customer, agreement, metric, sum(met)::bigint AS met, sum(breached)::bigint AS breached
+        FROM (SELECT service, customer, agreement, metric, met, breached FROM clock_daily
+              WHERE tenant_id = :tenant AND day >= :first_day AND day < :end_day
+              UNION ALL
+              SELECT service, customer, agreement, metric, (state = 'met')::int, (state = 'breached')::int
+              FROM clock_outcomes WHERE tenant_id = :tenant AND state IN ('met', 'breached') AND $edges) counted
+        GROUP BY service, customer, agreement, metric""", edges=edges)),
+        {**params, "first_day": first_day, "end_day": end_day, **edge_params})).all()
     slos = await queries.slo_statuses(session, queries.Scope(tenant), start, end)
     return QualityFacts(
         end=end, satisfied_ratio=satisfied_ratio, start=start,
         answers=await answers(session, tenant, start, end),
-        resolutions=[Resolution(r.ticket_id, r.service, r.customer, r.at, tuple(r.actions or ())) for r in resolutions],
-        reopens=[Reopen(r.ticket_id, r.service, r.customer) for r in reopens],
+        resolutions=[Resolutions(r.service, r.customer, int(r.resolved), int(r.first)) for r in resolutions],
+        reopens=[Reopens(r.service, r.customer, int(r.reopened)) for r in reopens],
         open_at_end=[OpenTicket(r.ticket_id, r.service, r.customer, r.created_at) for r in open_at_end],
         cycles=[CycleCount(r.service, r.customer, r.agreement, r.metric, int(r.met), int(r.breached)) for r in cycles],
         slos=[SloValue(s.slo_id, s.service, s.sli_value, s.good, s.total) for s in slos],
@@ -80,12 +99,27 @@ def targets_in_scope(config: ReportingConfig, service: str | None, customer: str
             and (customer is None or t.customer in (None, customer))]
 
 
+class FactsCache:
+    """The facts of each period read once, whoever asks (the review reads them for several sections)."""
+
+    def __init__(self, session: AsyncSession, tenant: str, config: ReportingConfig) -> None:
+        self._session, self._tenant, self._config = session, tenant, config
+        self._found: dict[tuple[datetime, datetime], QualityFacts] = {}
+
+    async def of(self, period: Period) -> QualityFacts:
+        key = (period.start, period.end)
+        if key not in self._found:
+            self._found[key] = await quality_facts(self._session, self._tenant, period.start, period.end,
+                                                   self._config.csat_satisfied_ratio)
+        return self._found[key]
+
+
 async def quality_results(session: AsyncSession, tenant: str, period: Period, config: ReportingConfig,
-                          service: str | None = None, customer: str | None = None) -> list[QualityResult]:
+                          service: str | None = None, customer: str | None = None,
+                          cache: FactsCache | None = None) -> list[QualityResult]:
     targets = targets_in_scope(config, service, customer)
     if not targets:
         return []
-    history = [(p.label, await quality_facts(session, tenant, p.start, p.end, config.csat_satisfied_ratio))
-               for p in previous_periods(period, QUALITY_TREND_PERIODS)]
-    facts = await quality_facts(session, tenant, period.start, period.end, config.csat_satisfied_ratio)
-    return evaluate(targets, facts, period.label, history)
+    facts = cache or FactsCache(session, tenant, config)
+    history = [(p.label, await facts.of(p)) for p in previous_periods(period, QUALITY_TREND_PERIODS)]
+    return evaluate(targets, await facts.of(period), period.label, history)

@@ -51,7 +51,8 @@ class Scope:
         return {"tenant": self.tenant, "service": self.service, "customer": self.customer, **extra}
 
 
-def _edges(start: datetime, end: datetime, column: str) -> tuple[date, date, str, dict[str, Any]]:
+def period_edges(start: datetime, end: datetime, column: str) -> tuple[date, date, str, dict[str, Any]]:
+    """[start, end) as whole UTC days (for the rollups) and an SQL condition on `column` for the partial edges."""
     split = split_utc_days(start, end)
     clauses, params = [], {}
     for index, (edge_start, edge_end) in enumerate(split.edges):
@@ -62,7 +63,7 @@ def _edges(start: datetime, end: datetime, column: str) -> tuple[date, date, str
 
 
 async def outcome_cells(session: AsyncSession, scope: Scope, start: datetime, end: datetime) -> list[OutcomeCell]:
-    first_day, end_day, edges, params = _edges(start, end, "stopped_at")
+    first_day, end_day, edges, params = period_edges(start, end, "stopped_at")
     # The report groups by service, never by customer (a filter only): the smaller rollup serves unless the
     # scope names a customer.
     dims = "service, agreement, policy_id, policy_version, calendar, metric, priority"
@@ -169,7 +170,7 @@ async def clock_rows(session: AsyncSession, scope: Scope, start: datetime, end: 
 
 
 async def volume_cells(session: AsyncSession, scope: Scope, start: datetime, end: datetime) -> list[VolumeCell]:
-    first_day, end_day, edges, params = _edges(start, end, "at")
+    first_day, end_day, edges, params = period_edges(start, end, "at")
     sql = compose("""
         SELECT priority, sum(created)::bigint AS created, sum(resolved)::bigint AS resolved,
                sum(reopened)::bigint AS reopened, sum(cancelled)::bigint AS cancelled FROM (

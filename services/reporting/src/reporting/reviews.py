@@ -32,7 +32,7 @@ from reporting.domain.review import ImprovementRecord, ServiceReview, assemble_r
 from reporting.domain.satisfaction import Handling, complaint_counts, satisfaction
 from reporting.handlers import Now
 from reporting.i18n import Language, choose_language
-from reporting.quality import QUALITY_TREND_PERIODS, answers, quality_facts, quality_results
+from reporting.quality import QUALITY_TREND_PERIODS, FactsCache, quality_results
 from reporting.render.pdf import html_to_pdf
 from reporting.render.review import render_review_html
 from reporting.reports import build_report, canonical_bytes, load_config
@@ -110,14 +110,18 @@ async def build_review(session: AsyncSession, tenant: str, period: Period, confi
     earlier = previous_periods(period, QUALITY_TREND_PERIODS)
     history = [(p.label, await queries.outcome_cells(session, scope, p.start, p.end)) for p in earlier]
     current = await queries.outcome_cells(session, scope, period.start, period.end)
-    facts = await quality_facts(session, tenant, period.start, period.end, config.csat_satisfied_ratio)
-    resolved = Counter((r.service, r.customer) for r in facts.resolutions if customer in (None, r.customer))
-    past_answers = [(p.label, _mine(await answers(session, tenant, p.start, p.end), customer)) for p in earlier]
+    cache = FactsCache(session, tenant, config)
+    facts = await cache.of(period)
+    resolved: Counter[tuple[str, str]] = Counter()
+    for r in facts.resolutions:
+        if customer in (None, r.customer):
+            resolved[(r.service, r.customer)] += r.resolved
+    past_answers = [(p.label, _mine((await cache.of(p)).answers, customer)) for p in earlier]
     found = satisfaction(_mine(facts.answers, customer), resolved, past_answers, await _handling(session, tenant),
                          config, period.label)
     return assemble_review(
         report, history, current, await _created(session, tenant, period),
-        await quality_results(session, tenant, period, config, None, customer), facts, found,
+        await quality_results(session, tenant, period, config, None, customer, cache), facts, found,
         complaint_counts(found.complaints), await _improvements(session, tenant, customer), config)
 
 

@@ -28,6 +28,7 @@ class DashboardView:
     breaches: list[BreachedCycle]
     about_to_breach: list[ClockRow]
     slos: list[SloRow]
+    language: str = "en"  # the tenant's configured language (a request's ?lang= or Accept-Language wins)
 
 
 def dashboard(tenant: str, now: datetime, period: Period, config: ReportingConfig, cells: list[OutcomeCell],
@@ -40,4 +41,5 @@ def dashboard(tenant: str, now: datetime, period: Period, config: ReportingConfi
         overall=overall, overall_status=status, attainment=target_summaries(cells, config),
         breaches=sorted((live_breach(c, now) for c in breaches), key=lambda c: (-c.over_target_seconds, c.ticket_id)),
         about_to_breach=[live_clock(c, now) for c in about_to_breach], slos=slo_rows(statuses, []),
+        language=config.language,
     )

@@ -43,21 +43,21 @@ class Answer:
 
 
 @dataclass(frozen=True)
-class Resolution:
-    """A ticket resolved in the period, with the actions of its timeline up to that resolution."""
+class Resolutions:
+    """Resolutions of the period in one service and customer, and how many of them were first contact
+    (`first_contact` below, applied to each resolution's timeline by the read)."""
 
-    ticket_id: str
     service: str
     customer: str
-    resolved_at: datetime
-    actions: tuple[str, ...]
+    resolved: int
+    first_contact: int
 
 
 @dataclass(frozen=True)
-class Reopen:
-    ticket_id: str
+class Reopens:
     service: str
     customer: str
+    reopened: int
 
 
 @dataclass(frozen=True)
@@ -95,8 +95,8 @@ class QualityFacts:
     satisfied_ratio: float
     start: datetime | None = None
     answers: list[Answer] = field(default_factory=list)
-    resolutions: list[Resolution] = field(default_factory=list)
-    reopens: list[Reopen] = field(default_factory=list)
+    resolutions: list[Resolutions] = field(default_factory=list)
+    reopens: list[Reopens] = field(default_factory=list)
     open_at_end: list[OpenTicket] = field(default_factory=list)
     cycles: list[CycleCount] = field(default_factory=list)
     slos: list[SloValue] = field(default_factory=list)
@@ -139,7 +139,8 @@ class QualityResult:
 
 
 def first_contact(actions: Sequence[str]) -> bool:
-    """Resolved with no customer reply after the first agent reply (and never reopened before it)."""
+    """Resolved with no customer reply after the first agent reply (and never reopened before it): the rule
+    the read (`reporting.quality.FIRST_CONTACT_SQL`) applies to every resolution's timeline in SQL."""
     replied = False
     for action in actions:
         if action == "agent_replied":
@@ -177,12 +178,13 @@ def measure(target: QualityTarget, facts: QualityFacts) -> Measure:
         satisfied = sum(1 for a in answers if Fraction(a.score, a.scale) >= Fraction(str(facts.satisfied_ratio)))
         return Measure(_percent(satisfied, len(answers)), satisfied, len(answers), len(answers))
     if kpi in ("reopen_rate", "first_contact_resolution"):
-        resolved = [r for r in facts.resolutions if _in_scope(target, r.service, r.customer)]
+        mine = [r for r in facts.resolutions if _in_scope(target, r.service, r.customer)]
+        resolved = sum(r.resolved for r in mine)
         if kpi == "reopen_rate":
-            reopened = sum(1 for r in facts.reopens if _in_scope(target, r.service, r.customer))
-            return Measure(_percent(reopened, len(resolved)), reopened, len(resolved), len(resolved))
-        first = sum(1 for r in resolved if first_contact(r.actions))
-        return Measure(_percent(first, len(resolved)), first, len(resolved), len(resolved))
+            reopened = sum(r.reopened for r in facts.reopens if _in_scope(target, r.service, r.customer))
+            return Measure(_percent(reopened, resolved), reopened, resolved, resolved)
+        first = sum(r.first_contact for r in mine)
+        return Measure(_percent(first, resolved), first, resolved, resolved)
     if kpi == "backlog_age_p90":
         ages = [int((facts.end - t.created_at).total_seconds()) for t in facts.open_at_end
                 if _in_scope(target, t.service, t.customer)]

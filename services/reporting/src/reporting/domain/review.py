@@ -197,8 +197,10 @@ def _experience(report: ServiceLevelReport, facts: QualityFacts, config: Reporti
     rows = []
     for line in report.summary.services:
         answers = [a for a in facts.answers if a.service == line.service and customer in (None, a.customer)]
-        resolved = sum(1 for r in facts.resolutions if r.service == line.service and customer in (None, r.customer))
-        reopened = sum(1 for r in facts.reopens if r.service == line.service and customer in (None, r.customer))
+        resolved = sum(r.resolved for r in facts.resolutions
+                       if r.service == line.service and customer in (None, r.customer))
+        reopened = sum(r.reopened for r in facts.reopens
+                       if r.service == line.service and customer in (None, r.customer))
         csat = ratio(sum(1 for a in answers if Fraction(a.score, a.scale) >= satisfied_at), len(answers))
         reopen = ratio(reopened, resolved)
         reasons = []

@@ -192,21 +192,23 @@ def render_report_html(document: dict[str, Any], *, links: dict[str, str] | None
                            tz=document["header"]["period"]["timezone"], links=links or {}, lang=language)
 
 
-def render_dashboard(view: dict[str, Any], *, fragment: bool, refresh_seconds: int, nonce: str = "") -> str:
+def render_dashboard(view: dict[str, Any], *, fragment: bool, refresh_seconds: int, nonce: str = "",
+                     language: Language = "en") -> str:
     """`nonce`: the Content-Security-Policy nonce of the response, put on the page's inline script and style."""
-    template = ENVIRONMENT.get_template("dashboard.html.j2")
+    _ = translations(language).gettext
+    template = localized(language).get_template("dashboard.html.j2")
     targets = view["attainment"]
     charts = {
         "attainment": bar_chart(
             [Bar(f"{t['metric'][:4]} {t['priority']}", t["attainment"]["percent"], STATUS_COLORS[t["status"]],
                  fraction(t["attainment"])) for t in targets],
-            title="Attainment this period", max_value=100.0, unit="%", target=view["default_target_percent"],
+            title=_("Attainment this period"), max_value=100.0, unit="%", target=view["default_target_percent"],
             width=max(560, 70 * len(targets) + 60)),
         "budgets": budget_bars([(s["slo_id"], s["error_budget_remaining_percent"], s["status"])
-                                for s in view["slos"]], title="SLO error budget remaining", width=560),
+                                for s in view["slos"]], title=_("SLO error budget remaining"), width=560),
     }
     return template.render(view=view, charts=charts, fragment=fragment, refresh_seconds=refresh_seconds,
-                           tz=view["timezone"], nonce=nonce)
+                           tz=view["timezone"], nonce=nonce, lang=language)
 
 
 def render_login(*, error: str | None, nonce: str = "") -> str:
