@@ -16,7 +16,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from reporting.domain.config import Comparison, Kpi, Name, QualityTarget, ReportingConfig
+from reporting.domain.config import Comparison, Kpi, Name, QualityTarget, ReportingConfig, Text
 from reporting.domain.improvements import Status, TransitionRefused, TriggerKind, check_transition, proposals
 from reporting.domain.periods import Period, classify, period_containing, previous_periods
 from reporting.domain.quality import QualityResult, measure
@@ -26,8 +26,6 @@ from reporting.reports import load_config
 from reporting.review_tables import improvements
 from slm_shared.instants import utc_instant
 from slm_shared.runtime import ConfigTenant, ReadTenant
-
-Text = Annotated[str, Field(min_length=1, max_length=2000)]
 
 
 class Trigger(BaseModel):
@@ -57,7 +55,7 @@ class NewImprovement(BaseModel):
     title: Text
     trigger: Trigger
     kpi: KpiSpec
-    target_value: float = Field(ge=0)
+    target_value: float = Field(ge=0, le=1e12, allow_inf_nan=False)
     comparison: Comparison | None = None
     owner: Name | None = None
     due: date | None = None

@@ -48,22 +48,34 @@ FIRST_CONTACT_SQL = """NOT EXISTS (
             AND (a.event_time, a.sequence) < (e.event_time, e.sequence)))))"""
 
 
+# Which facts each KPI is measured on: a report reads only what its targets need.
+NEEDS: dict[str, frozenset[str]] = {
+    "csat_mean": frozenset({"answers"}), "csat_satisfied": frozenset({"answers"}),
+    "reopen_rate": frozenset({"resolutions", "reopens"}), "first_contact_resolution": frozenset({"resolutions"}),
+    "backlog_age_p90": frozenset({"open_at_end"}), "breach_rate": frozenset({"cycles"}),
+    "sla_attainment": frozenset({"cycles"}), "slo_attainment": frozenset({"slos"}),
+}
+EVERY_FACT = frozenset().union(*NEEDS.values())
+
+
 async def quality_facts(session: AsyncSession, tenant: str, start: datetime, end: datetime,
-                        satisfied_ratio: float) -> QualityFacts:
+                        satisfied_ratio: float, needs: frozenset[str] = EVERY_FACT) -> QualityFacts:
     """Counts per service and customer, aggregated in SQL (a month of a million cycles is a few hundred rows);
-    survey answers one by one (the complaint log needs them), open tickets one by one (the p90 of their ages)."""
+    survey answers one by one (the complaint log needs them), open tickets one by one (the p90 of their ages).
+    Facts not in `needs` are left empty."""
     params: dict[str, Any] = {"tenant": tenant, "start": start, "end": end}
-    resolutions = (await session.execute(sa.text(queries.compose("""
+    empty: list[Any] = []
+    resolutions = empty if "resolutions" not in needs else (await session.execute(sa.text(queries.compose("""
         SELECT tr.service, tr.customer, count(*) AS resolved, count(*) FILTER (WHERE $first_contact) AS first
         FROM ticket_transitions tr
         WHERE tr.tenant_id = :tenant AND tr.kind = 'resolved' AND tr.at >= :start AND tr.at < :end
         GROUP BY tr.service, tr.customer""", first_contact=FIRST_CONTACT_SQL)), params)).all()
-    reopens = (await session.execute(sa.text("""
+    reopens = empty if "reopens" not in needs else (await session.execute(sa.text("""
         SELECT service, customer, count(*) AS reopened FROM ticket_transitions
         WHERE tenant_id = :tenant AND kind = 'reopened' AND at >= :start AND at < :end
         GROUP BY service, customer"""), params)).all()
     # Open at the end: only a ticket still open now, or changed since the end, can have been open then.
-    open_at_end = (await session.execute(sa.text("""
+    open_at_end = empty if "open_at_end" not in needs else (await session.execute(sa.text("""
         SELECT f.ticket_id, f.service, f.customer, f.created_at FROM ticket_facts f
         WHERE f.tenant_id = :tenant AND f.created_at < :end
           AND (f.status NOT IN ('resolved', 'closed', 'cancelled') OR f.last_event_time >= :end)
@@ -71,7 +83,7 @@ async def quality_facts(session: AsyncSession, tenant: str, start: datetime, end
                WHERE t.tenant_id = f.tenant_id AND t.ticket_id = f.ticket_id AND t.at < :end) > 0"""),
         params)).all()
     first_day, end_day, edges, edge_params = queries.period_edges(start, end, "stopped_at")
-    cycles = (await session.execute(sa.text(queries.compose("""
+    cycles = empty if "cycles" not in needs else (await session.execute(sa.text(queries.compose("""
         SELECT service, customer, agreement, metric, sum(met)::bigint AS met, sum(breached)::bigint AS breached
         FROM (SELECT service, customer, agreement, metric, met, breached FROM clock_daily
               WHERE tenant_id = :tenant AND day >= :first_day AND day < :end_day
@@ -80,10 +92,10 @@ async def quality_facts(session: AsyncSession, tenant: str, start: datetime, end
               FROM clock_outcomes WHERE tenant_id = :tenant AND state IN ('met', 'breached') AND $edges) counted
         GROUP BY service, customer, agreement, metric""", edges=edges)),
         {**params, "first_day": first_day, "end_day": end_day, **edge_params})).all()
-    slos = await queries.slo_statuses(session, queries.Scope(tenant), start, end)
+    slos = await queries.slo_statuses(session, queries.Scope(tenant), start, end) if "slos" in needs else []
     return QualityFacts(
         end=end, satisfied_ratio=satisfied_ratio, start=start,
-        answers=await answers(session, tenant, start, end),
+        answers=await answers(session, tenant, start, end) if "answers" in needs else [],
         resolutions=[Resolutions(r.service, r.customer, int(r.resolved), int(r.first)) for r in resolutions],
         reopens=[Reopens(r.service, r.customer, int(r.reopened)) for r in reopens],
         open_at_end=[OpenTicket(r.ticket_id, r.service, r.customer, r.created_at) for r in open_at_end],
@@ -102,15 +114,16 @@ def targets_in_scope(config: ReportingConfig, service: str | None, customer: str
 class FactsCache:
     """The facts of each period read once, whoever asks (the review reads them for several sections)."""
 
-    def __init__(self, session: AsyncSession, tenant: str, config: ReportingConfig) -> None:
-        self._session, self._tenant, self._config = session, tenant, config
+    def __init__(self, session: AsyncSession, tenant: str, config: ReportingConfig,
+                 needs: frozenset[str] = EVERY_FACT) -> None:
+        self._session, self._tenant, self._config, self._needs = session, tenant, config, needs
         self._found: dict[tuple[datetime, datetime], QualityFacts] = {}
 
     async def of(self, period: Period) -> QualityFacts:
         key = (period.start, period.end)
         if key not in self._found:
             self._found[key] = await quality_facts(self._session, self._tenant, period.start, period.end,
-                                                   self._config.csat_satisfied_ratio)
+                                                   self._config.csat_satisfied_ratio, self._needs)
         return self._found[key]
 
 
@@ -120,6 +133,6 @@ async def quality_results(session: AsyncSession, tenant: str, period: Period, co
     targets = targets_in_scope(config, service, customer)
     if not targets:
         return []
-    facts = cache or FactsCache(session, tenant, config)
+    facts = cache or FactsCache(session, tenant, config, frozenset().union(*(NEEDS[t.kpi] for t in targets)))
     history = [(p.label, await facts.of(p)) for p in previous_periods(period, QUALITY_TREND_PERIODS)]
     return evaluate(targets, await facts.of(period), period.label, history)

@@ -23,7 +23,7 @@ from reporting.domain.model import ServiceLevelReport, TimeStats
 from reporting.domain.periods import Period, classify, previous_periods
 from reporting.handlers import Now
 from reporting.i18n import Language, choose_language
-from reporting.quality import quality_results
+from reporting.quality import FactsCache, quality_results
 
 TREND_PERIODS = 6
 REPORT_SECONDS = Histogram(
@@ -113,7 +113,8 @@ class ReportService:
 
 async def build_report(session: AsyncSession, tenant: str, period: Period, config: ReportingConfig,
                        config_version: int, service: str | None, customer: str | None, now: datetime,
-                       clocks_limit: int, times: Awaitable[list[TimeStats]] | None = None) -> ServiceLevelReport:
+                       clocks_limit: int, times: Awaitable[list[TimeStats]] | None = None,
+                       quality_cache: FactsCache | None = None) -> ServiceLevelReport:
     scope = queries.Scope(tenant, service, customer)
     start, end = period.start, period.end
     trend = []
@@ -149,6 +150,6 @@ async def build_report(session: AsyncSession, tenant: str, period: Period, confi
         clocks_truncated=truncated,
         published=await queries.published_snapshots(session, tenant, start, end, scope_key),
         pending_late_events=await queries.pending_late_changes(session, tenant, start),
-        quality=await quality_results(session, tenant, period, config, service, customer),
+        quality=await quality_results(session, tenant, period, config, service, customer, quality_cache),
     )
     return assemble(inputs, period, config)

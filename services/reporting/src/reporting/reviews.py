@@ -18,14 +18,14 @@ from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Body, HTTPException, Request, status
+from fastapi import APIRouter, Body, HTTPException, Path, Request, status
 from fastapi.responses import HTMLResponse, JSONResponse, Response
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import BaseModel, ConfigDict, TypeAdapter
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from reporting import queries
-from reporting.domain.config import Name, ReportingConfig
+from reporting.domain.config import Name, ReportingConfig, Text
 from reporting.domain.periods import Period, period_containing, previous_periods
 from reporting.domain.quality import Answer
 from reporting.domain.review import ImprovementRecord, ServiceReview, assemble_review
@@ -49,7 +49,7 @@ ALL_CUSTOMERS = "*"
 class ApprovalRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     approved_by: Name
-    comment: Annotated[str, Field(max_length=4000)] | None = None
+    comment: Text | None = None
 
 
 class ComplaintChange(BaseModel):
@@ -57,7 +57,7 @@ class ComplaintChange(BaseModel):
     marked: bool | None = None
     status: Literal["open", "acknowledged", "in_progress", "resolved", "rejected"] | None = None
     owner: Name | None = None
-    note: Annotated[str, Field(max_length=4000)] | None = None
+    note: Text | None = None
     improvement_id: Name | None = None
 
 
@@ -106,11 +106,12 @@ def _mine(found: list[Answer], customer: str | None) -> list[Answer]:
 async def build_review(session: AsyncSession, tenant: str, period: Period, config: ReportingConfig,
                        config_version: int, customer: str | None, now: datetime) -> ServiceReview:
     scope = queries.Scope(tenant, None, customer)
-    report = await build_report(session, tenant, period, config, config_version, None, customer, now, 0)
+    cache = FactsCache(session, tenant, config)
+    report = await build_report(session, tenant, period, config, config_version, None, customer, now, 0,
+                                quality_cache=cache)
     earlier = previous_periods(period, QUALITY_TREND_PERIODS)
     history = [(p.label, await queries.outcome_cells(session, scope, p.start, p.end)) for p in earlier]
     current = await queries.outcome_cells(session, scope, period.start, period.end)
-    cache = FactsCache(session, tenant, config)
     facts = await cache.of(period)
     resolved: Counter[tuple[str, str]] = Counter()
     for r in facts.resolutions:
@@ -185,7 +186,7 @@ def reviews_router(sessions: async_sessionmaker[AsyncSession], now: Now) -> APIR
                 "approved_at": at.isoformat(), "comment": body.comment, "content_sha256": digest}
 
     @router.patch("/complaints/{ticket_id}", summary="Mark a survey answer a complaint, or record its handling")
-    async def handle_complaint(tenant: ConfigTenant, ticket_id: Annotated[str, Field(max_length=512)],
+    async def handle_complaint(tenant: ConfigTenant, ticket_id: Annotated[str, Path(max_length=512)],
                                change: Annotated[ComplaintChange, Body()]) -> dict[str, Any]:
         values = {k: v for k, v in change.model_dump().items() if v is not None}
         statement = insert(complaint_handling).values(

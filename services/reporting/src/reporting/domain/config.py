@@ -20,6 +20,7 @@ def _storable(value: str) -> str:
 
 
 Name = Annotated[str, Field(min_length=1, max_length=512), AfterValidator(_storable)]
+Text = Annotated[str, Field(min_length=1, max_length=4000), AfterValidator(_storable)]
 
 
 class PublishScope(BaseModel):
@@ -54,7 +55,7 @@ class QualityTarget(BaseModel):
 
     id: Name
     kpi: Kpi
-    threshold: float = Field(ge=0)
+    threshold: float = Field(ge=0, le=1e12, allow_inf_nan=False)
     comparison: Comparison | None = None
     service: Name | None = None
     customer: Name | None = None
