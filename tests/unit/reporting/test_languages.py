@@ -42,3 +42,19 @@ def test_numbers_and_dates_follow_the_locale() -> None:
     moment = datetime(2026, 10, 31, 16, 0, tzinfo=UTC)
     assert instant(moment, "Asia/Shanghai", "en") == "2026-11-01 00:00"
     assert instant(moment, "Asia/Shanghai", "zh") == "2026年11月1日 00:00"
+
+
+def test_the_dashboard_renders_in_chinese_and_its_refresh_keeps_the_language() -> None:
+    from pydantic import TypeAdapter
+
+    from reporting.domain.config import ReportingConfig
+    from reporting.domain.dashboard import DashboardView, dashboard
+    from reporting.domain.periods import period_containing
+    from reporting.render.html import render_dashboard
+
+    now = datetime(2026, 10, 20, 4, tzinfo=UTC)
+    view = dashboard("t", now, period_containing(now, "UTC", "monthly"), ReportingConfig(), [], [], [], [])
+    page = render_dashboard(TypeAdapter(DashboardView).dump_python(view, mode="json"), fragment=False,
+                            refresh_seconds=30, nonce="n", language="zh")
+    for text in ("服务级别看板", "当前违约", "每 30 秒自动刷新。", 'lang="zh-Hans"', "?fragment=1&lang=zh"):
+        assert text in page
