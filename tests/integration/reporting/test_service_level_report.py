@@ -428,6 +428,11 @@ async def test_an_improvement_takes_its_baseline_and_after_value_from_the_data(m
     assert [h["status"] for h in done["history"]] == ["open", "in_progress", "done"]
     listed = (await month.tenant.get("/v1/improvements", status="done")).json()["improvements"]
     assert [i["improvement_id"] for i in listed] == [entry["improvement_id"]]
+    other = await month.tenant.reporting.tenant("other")
+    assert (await other.get(path)).status_code == 404  # another tenant's key never sees the entry
+    assert (await other.get("/v1/improvements")).json() == {"improvements": []}
+    assert (await month.tenant.reporting.client.patch(path, headers=other.headers, json={"owner": "x"})).status_code \
+        == 404
 
 
 async def test_closing_the_month_proposes_an_entry_per_missed_target_once(month: Month) -> None:
