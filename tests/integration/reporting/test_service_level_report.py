@@ -549,3 +549,18 @@ async def test_the_review_pages_keep_to_the_page_in_chromium_and_in_every_pdf_pa
     pages = pdf_pages(pdf, tmp_path)
     assert len(pages) >= 2
     assert {page.name: ink_in_right_margin(page) for page in pages} == {page.name: 0 for page in pages}
+
+
+async def test_the_dashboard_shows_the_quality_targets_on_the_period_so_far(month: Month) -> None:
+    clock = month.tenant.reporting.clock
+    before, clock.pinned = clock.pinned, datetime(2026, 10, 20, 4, tzinfo=UTC)  # 20 October 12:00 local
+    try:
+        view = (await month.tenant.get("/v1/dashboard/data")).json()
+    finally:
+        clock.pinned = before
+    quality = {q["target_id"]: q for q in view["quality"]}
+    assert set(quality) == {t["id"] for t in QUALITY_TARGETS}
+    # Latest answers by then: INC-01 5/5, INC-02 2/5, INC-04 4/5, INC-05 3/5, INC-08 1/5: 3.0 / 5 = 60 %.
+    mean = quality["csat-mean"]
+    assert (mean["value"], mean["status"], [p["label"] for p in mean["trend"]]) == \
+        (60.0, "missed", ["2026-08", "2026-09", "2026-10"])

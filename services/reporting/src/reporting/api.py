@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 from urllib.parse import parse_qs
@@ -32,6 +33,7 @@ from reporting.domain.dashboard import DashboardView, dashboard
 from reporting.domain.periods import period_containing
 from reporting.handlers import Now
 from reporting.i18n import Language, choose_language
+from reporting.quality import quality_results
 from reporting.render.html import render_dashboard, render_login, render_report_html
 from reporting.render.pdf import render_pdf
 from reporting.render.tabular import TABLES, render_csv, render_csv_zip
@@ -191,6 +193,8 @@ async def dashboard_view(sessions: async_sessionmaker[AsyncSession], tenant: str
             await queries.about_to_breach(session, scope, at, timedelta(seconds=config.dashboard_horizon_seconds),
                                           DASHBOARD_LIST_LIMIT),
             await queries.slo_statuses(session, scope, None, at + timedelta(seconds=1)),
+            # The quality targets on the period so far, with the two whole periods before as their trend.
+            await quality_results(session, tenant, replace(period, end=max(at, period.start)), config),
         )
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from reporting.domain.assemble import overall_attainment, slo_rows, target_summaries
@@ -11,6 +11,7 @@ from reporting.domain.inputs import OutcomeCell, SloStatusRow
 from reporting.domain.live import live_breach, live_clock
 from reporting.domain.model import BreachedCycle, ClockRow, Ratio, SloRow, TargetSummary
 from reporting.domain.periods import Period
+from reporting.domain.quality import QualityResult
 
 
 @dataclass(frozen=True)
@@ -29,11 +30,12 @@ class DashboardView:
     about_to_breach: list[ClockRow]
     slos: list[SloRow]
     language: str = "en"  # the tenant's configured language (a request's ?lang= or Accept-Language wins)
+    quality: list[QualityResult] = field(default_factory=list)  # the targets on the period so far
 
 
 def dashboard(tenant: str, now: datetime, period: Period, config: ReportingConfig, cells: list[OutcomeCell],
               breaches: list[BreachedCycle], about_to_breach: list[ClockRow],
-              statuses: list[SloStatusRow]) -> DashboardView:
+              statuses: list[SloStatusRow], quality: list[QualityResult] | None = None) -> DashboardView:
     overall, status = overall_attainment(cells, config)
     return DashboardView(
         tenant=tenant, now=now, timezone=config.timezone, period_label=period.label, period_start=period.start,
@@ -41,5 +43,5 @@ def dashboard(tenant: str, now: datetime, period: Period, config: ReportingConfi
         overall=overall, overall_status=status, attainment=target_summaries(cells, config),
         breaches=sorted((live_breach(c, now) for c in breaches), key=lambda c: (-c.over_target_seconds, c.ticket_id)),
         about_to_breach=[live_clock(c, now) for c in about_to_breach], slos=slo_rows(statuses, []),
-        language=config.language,
+        language=config.language, quality=list(quality or []),
     )

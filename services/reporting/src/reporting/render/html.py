@@ -97,8 +97,8 @@ TARGET_COLORS = {"met": STATUS_COLORS["green"], "missed": STATUS_COLORS["red"],
                  "insufficient_data": STATUS_COLORS["amber"], "no_data": STATUS_COLORS["no_data"]}
 
 
-def target_badge(status: str) -> Markup:
-    label = status.replace("_", " ")
+def target_badge(status: str, gettext: Callable[[str], str] = str) -> Markup:
+    label = escape(gettext(status.replace("_", " ")))
     return Markup(f"<span class='rag target-{status}' style='background:{TARGET_COLORS.get(status, '#9e9e9e')}'>"  # noqa: S704
                   f"{label}</span>")
 
@@ -147,6 +147,7 @@ def localized(language: Language) -> Environment:
     gettext = translations(language).gettext
     env.install_gettext_translations(translations(language), newstyle=True)  # type: ignore[attr-defined]
     env.filters["badge"] = lambda status: status_badge(status, gettext)
+    env.filters["target_badge"] = lambda status: target_badge(status, gettext)
     return env
 
 
