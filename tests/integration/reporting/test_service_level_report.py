@@ -484,6 +484,12 @@ async def test_the_service_review_of_october_brings_the_sections_together(month:
     assert [(c["ticket_id"], c["reason"], c["status"]) for c in review["satisfaction"]["complaints"]] == [
         ("INC-02", "score", "in_progress"), ("INC-05", "marked", "open"), ("INC-17", "score", "open")]
     assert review["complaints_by_status"] == {"in_progress": 1, "open": 2}
+    # The three commented answers: the two unsatisfied ones (2/5, earlier first) as concerns, the 5/5 as praise.
+    verbatims = review["satisfaction"]
+    assert [(v["ticket_id"], v["comment"]) for v in verbatims["concerns"]] == [
+        ("INC-02", "Two hours for a P1 reply"), ("INC-17", "VPN down all week")]
+    assert [(v["ticket_id"], v["comment"]) for v in verbatims["praise"]] == [
+        ("INC-09", "Fixed before lunch, thank you")]
     assert {q["target_id"] for q in review["quality"]} == {t["id"] for t in QUALITY_TARGETS}
     assert [d["revision"] for d in review["distribution"]] == [0]  # the close published October once
     assert review["approval"] is None

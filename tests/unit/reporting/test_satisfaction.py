@@ -37,10 +37,10 @@ def test_each_service_and_customer_gets_answers_response_rate_and_a_note_when_to
     assert [(p.label, p.satisfied.denominator) for p in globex.trend] == [("2026-09", 0), ("2026-10", 2)]
 
 
-def test_verbatims_are_the_harshest_and_the_warmest_comments() -> None:
+def test_verbatims_are_the_harshest_unsatisfied_and_the_warmest_satisfied_comments() -> None:
     result = satisfaction(ANSWERS, {}, [], {}, CONFIG)
-    assert [v.ticket_id for v in result.concerns] == ["T4", "T3", "T2"]
-    assert [v.ticket_id for v in result.praise] == ["T1"]
+    assert [v.ticket_id for v in result.concerns] == ["T4", "T3"]  # 1/5, 2/5
+    assert [v.ticket_id for v in result.praise] == ["T1", "T2"]  # 5/5, 4/5 (T5 has no comment)
 
 
 def test_the_complaint_log_holds_low_scores_and_marked_answers_with_their_handling() -> None:

@@ -20,7 +20,7 @@ from reporting.domain.config import ReportingConfig
 from reporting.domain.model import Ratio
 from reporting.domain.quality import Answer
 
-VERBATIMS_EACH_WAY = 3  # the three warmest and three harshest comments of the period
+VERBATIMS_EACH_WAY = 3  # the three harshest comments of unsatisfied answers, the three warmest of satisfied ones
 
 
 @dataclass(frozen=True)
@@ -147,11 +147,13 @@ def satisfaction(answers: Sequence[Answer], resolutions: Mapping[tuple[str, str]
         return Verbatim(a.ticket_id, a.service, a.customer or "unknown", a.score, a.scale, a.comment or "",
                         a.answered_at)
 
-    by_score = sorted(commented, key=lambda a: (Fraction(a.score, a.scale), a.answered_at, a.ticket_id))
-    concerns = [verbatim(a) for a in by_score[:VERBATIMS_EACH_WAY]]
-    praise = [verbatim(a) for a in sorted(commented, key=lambda a: (-Fraction(a.score, a.scale),
-                                                                    a.answered_at, a.ticket_id))
-              if a not in by_score[:VERBATIMS_EACH_WAY]][:VERBATIMS_EACH_WAY]
+    satisfied_at = Fraction(str(config.csat_satisfied_ratio))
+    unhappy = sorted((a for a in commented if Fraction(a.score, a.scale) < satisfied_at),
+                     key=lambda a: (Fraction(a.score, a.scale), a.answered_at, a.ticket_id))
+    happy = sorted((a for a in commented if Fraction(a.score, a.scale) >= satisfied_at),
+                   key=lambda a: (-Fraction(a.score, a.scale), a.answered_at, a.ticket_id))
+    concerns = [verbatim(a) for a in unhappy[:VERBATIMS_EACH_WAY]]
+    praise = [verbatim(a) for a in happy[:VERBATIMS_EACH_WAY]]
     complaints = []
     for answer in sorted(answers, key=lambda a: (a.answered_at, a.ticket_id)):
         record = handling.get(answer.ticket_id)
