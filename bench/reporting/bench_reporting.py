@@ -5,7 +5,9 @@ answers is loaded with COPY into a scratch copy of reporting's schema; the daily
 the way the consumers maintain them. Then the same month's report is generated
   * by reporting's own code path (`ReportService.generate` + the JSON document), and
   * by a straightforward SQL scan of the raw read models (no rollups),
-each run three times (the median is printed). Usage: `python bench/reporting/bench_reporting.py [sizes...]`.
+each run three times (the median is printed). The service review pack of the same month (reviews.build_review:
+the report, three periods of per-service attainment, the quality targets below over three periods, CSAT and
+complaints) is timed beside them. Usage: `python bench/reporting/bench_reporting.py [sizes...]`.
 """
 
 from __future__ import annotations
@@ -26,7 +28,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 import asyncpg
 
-from reporting.reports import ReportService, report_document
+from reporting.domain.config import ReportingConfig
+from reporting.reports import ReportService, load_config, report_document, save_config
+from reporting.reviews import build_review, parse_period, review_document
 from scripts.localstack import REPO, discover
 from slm_shared.db import create_engine, session_factory
 from slm_shared.outbox import asyncpg_dsn
@@ -204,6 +208,39 @@ async def generate(url: str, tenant: str) -> tuple[float, int]:
         await engine.dispose()
 
 
+# Targets that read every kind of fact the review measures (answers, resolutions, open tickets, cycles).
+REVIEW_CONFIG = ReportingConfig.model_validate({"quality_targets": [
+    {"id": "satisfied", "kpi": "csat_satisfied", "threshold": 80},
+    {"id": "reopens", "kpi": "reopen_rate", "threshold": 5},
+    {"id": "first-contact", "kpi": "first_contact_resolution", "threshold": 80},
+    {"id": "backlog", "kpi": "backlog_age_p90", "threshold": 864000},
+    {"id": "ola", "kpi": "breach_rate", "threshold": 10, "agreement": "OLA"}],
+    "workload_limits": [{"tickets_per_period": 100000}]})
+
+
+async def review(url: str, tenant: str) -> float:
+    engine = create_engine(url, pool_size=1)
+    sessions = session_factory(engine)
+    try:
+        started = time.perf_counter()
+        async with sessions() as session, session.begin():
+            config, version = await load_config(session, tenant)
+            review_document(await build_review(session, tenant, parse_period("2026-10", config), config, version,
+                                               None, datetime.now(UTC)))
+        return time.perf_counter() - started
+    finally:
+        await engine.dispose()
+
+
+async def configure(url: str, tenant: str) -> None:
+    engine = create_engine(url, pool_size=1)
+    try:
+        async with session_factory(engine)() as session, session.begin():
+            await save_config(session, tenant, REVIEW_CONFIG, datetime.now(UTC))
+    finally:
+        await engine.dispose()
+
+
 async def main(sizes: list[int]) -> None:
     stack = discover()
     if stack is None:
@@ -218,21 +255,24 @@ async def main(sizes: list[int]) -> None:
                         str(REPO / "services" / "reporting" / "alembic.ini"), "upgrade", "head"],
                        env={**os.environ, "REPORTING_DATABASE_URL": url}, check=True, capture_output=True,
                        timeout=120)
-        print(f"{'outcomes':>10} {'load s':>8} {'counted':>9} {'report s':>9} {'scan s':>8} {'scan/report':>12}")
+        print(f"{'outcomes':>10} {'load s':>8} {'counted':>9} {'report s':>9} {'scan s':>8} {'scan/report':>12} "
+              f"{'review s':>9}")
         for size in sizes:
             tenant = f"bench-{size}"
             loaded = await load(asyncpg_dsn(url), tenant, size)
+            await configure(url, tenant)
             await generate(url, tenant)  # warm caches and plans for both, once
             await scan(asyncpg_dsn(url), tenant)
             report_runs, counted = [], 0
-            scan_runs = []
+            scan_runs, review_runs = [], []
             for _ in range(RUNS):
                 elapsed, counted = await generate(url, tenant)
                 report_runs.append(elapsed)
                 scan_runs.append(await scan(asyncpg_dsn(url), tenant))
+                review_runs.append(await review(url, tenant))
             report_s, scan_s = statistics.median(report_runs), statistics.median(scan_runs)
-            print(f"{size:>10} {loaded:>8.1f} {counted:>9} {report_s:>9.3f} {scan_s:>8.3f} {scan_s / report_s:>12.2f}",
-                  flush=True)
+            print(f"{size:>10} {loaded:>8.1f} {counted:>9} {report_s:>9.3f} {scan_s:>8.3f} {scan_s / report_s:>12.2f} "
+                  f"{statistics.median(review_runs):>9.3f}", flush=True)
     finally:
         await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
         await admin.close()

@@ -27,7 +27,9 @@ BODY_ROUTES: dict[str, list[tuple[str, str]]] = {
     "sla_engine": [("POST", "/v1/config:apply"), ("POST", "/v1/config:import-openslo"), ("POST", "/v1/recalculate"),
                    ("POST", "/v1/simulate")],
     "reporting": [("PUT", "/v1/reporting-config"), ("POST", "/v1/periods:close"), ("POST", "/v1/dashboard/login"),
-                  ("POST", "/v1/dashboard/logout")],
+                  ("POST", "/v1/dashboard/logout"), ("POST", "/v1/improvements"),
+                  ("PATCH", "/v1/improvements/{improvement_id}"), ("POST", "/v1/reviews/{period}:approve"),
+                  ("PATCH", "/v1/complaints/{ticket_id}")],
 }
 SHAPES: dict[str, dict[str, Any]] = {
     "/v1/events": {"specversion": "1.0", "id": "x", "source": "s", "type": "itsm.ticket.v1",
@@ -40,7 +42,15 @@ SHAPES: dict[str, dict[str, Any]] = {
     "/v1/reporting-config": {"timezone": "UTC", "period": "monthly", "publish_scopes": [{"service": "a"}],
                              "dashboard_horizon_seconds": 3600, "metric_targets_percent": {"response": 90}},
     "/v1/periods:close": {"at": "2026-11-01T00:00:00Z"},
+    "/v1/improvements": {"title": "t", "trigger": {"kind": "complaint", "ref": "T-1"}, "kpi": {"kpi": "reopen_rate"},
+                         "target_value": 5, "baseline_period": {"from": "2026-10-01T00:00:00Z",
+                                                                "to": "2026-11-01T00:00:00Z"}},
+    "/v1/improvements/IMP-NONE": {"status": "done", "note": "n"},
+    "/v1/reviews/2026-10:approve": {"approved_by": "a", "comment": "c"},
+    "/v1/complaints/T-1": {"status": "resolved", "marked": True, "owner": "o"},
 }
+# Concrete values for the path parameters of the fuzzed routes.
+PATH_VALUES = {"{improvement_id}": "IMP-NONE", "{period}": "2026-10", "{ticket_id}": "T-1"}
 CONTENT_TYPES = ["application/json", "application/cloudevents+json", "application/cloudevents-batch+json",
                  "application/yaml", "text/plain", "application/x-www-form-urlencoded", "multipart/form-data"]
 
@@ -91,6 +101,8 @@ def test_no_body_makes_a_route_fail(tenant: TenantClient, tally: Tally, service_
                                     path: str) -> None:
     service = getattr(tenant.platform, service_name)
     path = path.replace("{tenant}", tenant.tenant)
+    for name, value in PATH_VALUES.items():
+        path = path.replace(name, value)
 
     @settings(max_examples=40, deadline=None, database=None,
               suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])

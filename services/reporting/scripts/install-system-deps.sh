@@ -5,7 +5,8 @@
 # Usage: bash services/reporting/scripts/install-system-deps.sh [--runtime-only]
 set -euo pipefail
 
-runtime=(libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz0b libfontconfig1 fonts-dejavu-core shared-mime-info)
+# fonts-wqy-microhei: the Simplified Chinese reports and reviews (DejaVu has no CJK glyphs).
+runtime=(libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz0b libfontconfig1 fonts-dejavu-core fonts-wqy-microhei shared-mime-info)
 testing=(chromium poppler-utils)
 
 packages=("${runtime[@]}")

@@ -66,8 +66,8 @@ def ticket_event(tenant: str, ticket: str, at: datetime, action: str, status: st
 
 
 def feedback_event(tenant: str, ticket: str, at: datetime, score: int, scale: int = 5,
-                   service: str = "email") -> CloudEvent:
-    data = FeedbackData(ticket_id=ticket, service=service, score=score, scale=scale)
+                   service: str = "email", comment: str | None = None) -> CloudEvent:
+    data = FeedbackData(ticket_id=ticket, service=service, score=score, scale=scale, comment=comment)
     return make_event(event_id=str(uuid.uuid4()), source="jira://acme.atlassian.net", event_type=FEEDBACK_EVENT,
                       time=at, tenant_id=tenant, subject=ticket, data=data)
 

@@ -219,14 +219,14 @@ def feedback(tenant: str) -> list[CloudEvent]:
     return [
         feedback_event(tenant, "INC-12", local("09-30 17:30"), 5),
         feedback_event(tenant, "INC-01", local("10-08 13:00"), 5),
-        feedback_event(tenant, "INC-02", local("10-08 15:00"), 2),
+        feedback_event(tenant, "INC-02", local("10-08 15:00"), 2, comment="Two hours for a P1 reply"),
         feedback_event(tenant, "INC-04", local("10-13 15:00"), 4),
         feedback_event(tenant, "INC-05", local("10-13 13:00"), 3),
         feedback_event(tenant, "INC-08", local("10-16 09:00"), 1),
         feedback_event(tenant, "INC-08", local("10-25 09:00"), 4),  # the latest answer of a ticket counts
-        feedback_event(tenant, "INC-09", local("10-21 14:00"), 5),
+        feedback_event(tenant, "INC-09", local("10-21 14:00"), 5, comment="Fixed before lunch, thank you"),
         feedback_event(tenant, "INC-15", local("10-28 09:00"), 4),
-        feedback_event(tenant, "INC-17", local("10-30 15:00"), 2, service="vpn"),
+        feedback_event(tenant, "INC-17", local("10-30 15:00"), 2, service="vpn", comment="VPN down all week"),
         feedback_event(tenant, "INC-21", local("10-21 16:00"), 9, scale=10),
     ]
 

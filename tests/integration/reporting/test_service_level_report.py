@@ -2,24 +2,40 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import zipfile
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 from pypdf import PdfReader
 
+from reporting.reports import canonical_bytes
 from tests.integration.reporting.conftest import Reporting, Tenant
 from tests.integration.reporting.month import UTC_PERIOD, month_events
+from tests.support.chromium import headless_chromium
+from tests.support.layout import ink_in_right_margin, load_html, overflow, overlapping_labels, pdf_pages
 
 pytestmark = pytest.mark.integration
 
+QUALITY_TARGETS = [
+    {"id": "email-satisfied", "kpi": "csat_satisfied", "threshold": 80, "service": "email", "min_sample": 5},
+    {"id": "csat-mean", "kpi": "csat_mean", "threshold": 70},
+    {"id": "reopens", "kpi": "reopen_rate", "threshold": 5},
+    {"id": "first-contact", "kpi": "first_contact_resolution", "threshold": 90},
+    {"id": "backlog-age", "kpi": "backlog_age_p90", "threshold": 864000},
+    {"id": "desk-ola-breaches", "kpi": "breach_rate", "threshold": 25, "agreement": "OLA"},
+    {"id": "globex-resolution", "kpi": "sla_attainment", "threshold": 90, "customer": "globex",
+     "metric": "resolution"},
+    {"id": "email-availability", "kpi": "slo_attainment", "threshold": 99.9, "slo_id": "email-availability"},
+]
 CONFIG = {"timezone": "Asia/Shanghai", "period": "monthly", "default_target_percent": 95,
-          "metric_targets_percent": {"response": 95, "resolution": 90}, "amber_margin_percent": 5}
+          "metric_targets_percent": {"response": 95, "resolution": 90}, "amber_margin_percent": 5,
+          "quality_targets": QUALITY_TARGETS, "workload_limits": [{"customer": "acme", "tickets_per_period": 20}]}
 OCTOBER = {"from": UTC_PERIOD[0], "to": UTC_PERIOD[1]}
 
 
@@ -229,6 +245,39 @@ def test_csat_counts_the_latest_answer_per_ticket_against_resolutions(month: Mon
     assert [p["score"] for p in csat["trend"]][-2:] == [ratio(1, 1, 100.0), ratio(6, 9, 66.67)]
 
 
+def test_quality_targets_are_judged_on_the_month_with_their_standard_and_trend(month: Month) -> None:
+    quality = {q["target_id"]: q for q in month.report["quality"]}
+    found = {k: (q["value"], q["numerator"], q["denominator"], q["status"]) for k, q in quality.items()}
+    assert found == {
+        # email answers (latest per ticket): 6 of 8 reach 4/5 (INC-02 2/5 and INC-05 3/5 do not).
+        "email-satisfied": (75.0, 6, 8, "missed"),
+        # (1 + .4 + .8 + .6 + .8 + 1 + .8 + .4 + .9) / 9 = 6.7 / 9.
+        "csat-mean": (74.44, 6.7, 9, "met"),
+        "reopens": (3.85, 1, 26, "met"),
+        # 26 resolutions; not first contact: INC-04 (the customer replied after the agent) and INC-08's second
+        # resolution (after its reopen).
+        "first-contact": (92.31, 24, 26, "met"),
+        # Open at the end: INC-28 (10 min), INC-26 (1 d 7 h), INC-13 (5 d 15 h), INC-14 (15 d 15 h = 1,350,000 s);
+        # nearest-rank p90 of 4 values is the 4th.
+        "backlog-age": (1350000.0, 1350000, 4, "missed"),
+        "desk-ola-breaches": (50.0, 2, 4, "missed"),  # INC-03 and INC-06 of four desk-ola cycles
+        "globex-resolution": (25.0, 1, 4, "missed"),  # only INC-23 of INC-03, -06, -11, -23 met
+        "email-availability": (99.87, 2673000.0, 2676600.0, "missed"),
+    }
+    assert quality["reopens"]["standard"] == "reopen rate <= 5 %"
+    assert quality["email-satisfied"]["standard"] == \
+        "CSAT satisfied answers >= 80 % for service email, at least 5 in the sample"
+    # August and September, then October: INC-12's 5/5 answer fell on 30 September local time.
+    assert [(p["label"], p["value"], p["status"]) for p in quality["csat-mean"]["trend"]] == [
+        ("2026-08", None, "no_data"), ("2026-09", 100.0, "met"), ("2026-10", 74.44, "met")]
+
+
+async def test_a_customer_scoped_report_shows_the_tenants_and_that_customers_targets(month: Month) -> None:
+    answer = await month.tenant.get("/v1/reports/slr", **OCTOBER, customer="acme")
+    assert "globex-resolution" not in {q["target_id"] for q in answer.json()["quality"]}
+    assert "csat-mean" in {q["target_id"] for q in answer.json()["quality"]}
+
+
 def test_ola_and_uc_performance_is_shown_under_the_customer_sla(month: Month) -> None:
     # SLA-breached tickets: INC-02, -03, -06, -07, -11, -17, -24 (7); the OLA breached on INC-03 and INC-06,
     # the UC on INC-11.
@@ -299,7 +348,8 @@ async def test_html_is_one_self_contained_printable_page_with_charts(month: Mont
     keep_artifact("month.html", answer.content)
     assert answer.headers["content-type"].startswith("text/html")
     for title in ("Executive summary", "Attainment against target", "Breaches", "Response and resolution times",
-                  "Volumes", "Availability and SLOs", "Customer satisfaction", "OLA and UC", "Data notes"):
+                  "Volumes", "Availability and SLOs", "Customer satisfaction", "OLA and UC", "Data notes",
+                  "Service quality targets", "reopen rate &lt;= 5 %"):
         assert title in html
     assert html.count("<svg") >= 6
     assert "http://" not in html.replace("http://www.w3.org/2000/svg", "")  # nothing loaded from elsewhere
@@ -307,6 +357,17 @@ async def test_html_is_one_self_contained_printable_page_with_charts(month: Mont
     assert "@media print" in html
     assert "INC-11" in html
     assert "86.54 %" in html
+
+
+async def test_the_report_comes_in_simplified_chinese_by_lang_or_accept_language(month: Month) -> None:
+    chinese = await month.tenant.get("/v1/reports/slr", **OCTOBER, format="html", lang="zh")
+    assert chinese.headers["content-language"] == "zh"
+    for text in ("服务级别报告", "管理摘要", "86.54 %", "INC-11"):
+        assert text in chinese.text
+    answer = await month.tenant.reporting.client.get(
+        "/v1/reports/slr", params={**OCTOBER, "format": "html"},
+        headers={**month.tenant.headers, "Accept-Language": "zh-Hans;q=0.9, en;q=0.5"})
+    assert "服务级别报告" in answer.text
 
 
 async def test_pdf_carries_the_same_report(month: Month) -> None:
@@ -328,3 +389,184 @@ async def test_the_json_schema_describes_the_report(month: Month) -> None:
     assert set(schema["required"]) >= {"header", "summary", "attainment", "breaches", "times", "volumes", "slos",
                                        "csat", "ola_uc", "data_notes", "clocks"}
     assert "Ratio" in schema["$defs"]
+
+
+# The improvement register and the period close run last: they pin the clock and close the month's periods.
+
+async def test_an_improvement_takes_its_baseline_and_after_value_from_the_data(month: Month) -> None:
+    headers = month.tenant.headers
+    client = month.tenant.reporting.client
+    clock = month.tenant.reporting.clock
+    before = clock.pinned
+    clock.pinned = datetime(2026, 10, 19, 4, tzinfo=UTC)  # opened on 19 October, 12:00 local
+    created = await client.post("/v1/improvements", headers=headers, json={
+        "title": "Call back every unhappy email customer within a day",
+        "trigger": {"kind": "complaint", "ref": "INC-02"},
+        "kpi": {"kpi": "csat_satisfied", "service": "email"}, "target_value": 80, "owner": "li.wei",
+        "due": "2026-12-31", "baseline_period": {"from": UTC_PERIOD[0], "to": UTC_PERIOD[1]}})
+    assert created.status_code == 201, created.text
+    entry = created.json()
+    # October's email answers: 6 of 8 satisfied.
+    assert (entry["status"], entry["baseline_value"], entry["comparison"], entry["baseline_period"]["label"]) == \
+        ("open", 75.0, ">=", "2026-10")
+    again = await client.post("/v1/improvements", headers=headers, json={
+        "title": "twice", "trigger": {"kind": "complaint", "ref": "INC-02"}, "kpi": {"kpi": "reopen_rate"},
+        "target_value": 1})
+    assert again.status_code == 409
+    path = f"/v1/improvements/{entry['improvement_id']}"
+    refused = await client.patch(path, headers=headers, json={"status": "proposed"})
+    assert refused.status_code == 409
+    clock.pinned = datetime(2026, 10, 20, 4, tzinfo=UTC)  # 20 October 12:00 local
+    try:
+        assert (await client.patch(path, headers=headers, json={"status": "in_progress"})).status_code == 200
+        done = (await client.patch(path, headers=headers, json={"status": "done", "note": "rota in place"})).json()
+    finally:
+        clock.pinned = before
+    # October up to the 20th, 12:00: INC-01 5/5, INC-04 4/5 satisfied; INC-02 2/5, INC-05 3/5 and INC-08 (its
+    # answer then was 1/5) not: 2 of 5.
+    assert (done["status"], done["after_value"], done["after_period"]["label"]) == ("done", 40.0, "2026-10")
+    assert [h["status"] for h in done["history"]] == ["open", "in_progress", "done"]
+    listed = (await month.tenant.get("/v1/improvements", status="done")).json()["improvements"]
+    assert [i["improvement_id"] for i in listed] == [entry["improvement_id"]]
+    other = await month.tenant.reporting.tenant("other")
+    assert (await other.get(path)).status_code == 404  # another tenant's key never sees the entry
+    assert (await other.get("/v1/improvements")).json() == {"improvements": []}
+    assert (await month.tenant.reporting.client.patch(path, headers=other.headers, json={"owner": "x"})).status_code \
+        == 404
+
+
+async def test_closing_the_month_proposes_an_entry_per_missed_target_once(month: Month) -> None:
+    client, clock = month.tenant.reporting.client, month.tenant.reporting.clock
+    before, clock.pinned = clock.pinned, datetime(2026, 11, 2, tzinfo=UTC)
+    try:
+        for _ in range(2):
+            answer = await client.post("/v1/periods:close", headers=month.tenant.headers, json={})
+            assert answer.status_code == 200, answer.text
+    finally:
+        clock.pinned = before
+    proposed = (await month.tenant.get("/v1/improvements", status="proposed")).json()["improvements"]
+    # September missed nothing (too few answers is not a miss; no OLA cycles, no SLO evaluation is no data).
+    assert sorted(p["trigger_ref"] for p in proposed) == [
+        "backlog-age@2026-10", "desk-ola-breaches@2026-10", "email-availability@2026-10",
+        "email-satisfied@2026-10", "globex-resolution@2026-10"]
+    ola = next(p for p in proposed if p["trigger_ref"] == "desk-ola-breaches@2026-10")
+    assert (ola["baseline_value"], ola["target_value"], ola["comparison"], ola["kpi"]["agreement"]) == \
+        (50.0, 25.0, "<=", "OLA")
+
+
+async def test_the_service_review_of_october_brings_the_sections_together(month: Month) -> None:
+    client, headers = month.tenant.reporting.client, month.tenant.headers
+    handled = await client.patch("/v1/complaints/INC-02", headers=headers,
+                                 json={"status": "in_progress", "owner": "li.wei", "note": "called back"})
+    assert handled.status_code == 200, handled.text
+    assert (await client.patch("/v1/complaints/INC-05", headers=headers, json={"marked": True})).status_code == 200
+    answer = await month.tenant.get("/v1/reviews/2026-10")
+    assert answer.status_code == 200, answer.text
+    review = answer.json()
+    assert review["schema"] == "slm.reporting.service-review/1"
+    assert review["banner"]["period"]["label"] == "2026-10"
+    sla = {s["service"]: [(p["label"], p["attainment"]["numerator"], p["attainment"]["denominator"])
+                          for p in s["trend"]] for s in review["sla"]}
+    # email in September: INC-S1's breached response, INC-S2's two met cycles, INC-S1's met resolution and
+    # INC-12's response (stopped 30 September 17:10 local).
+    assert sla["email"] == [("2026-08", 0, 0), ("2026-09", 4, 5), ("2026-10", 41, 44)]
+    assert sla["vpn"][-1] == ("2026-10", 4, 8)
+    # acme created 24 of October's 29 tickets (globex: INC-03, -06, -11, -14, -23), over its limit of 20, and vpn
+    # is red: an exception.
+    [workload] = review["workload"]
+    assert (workload["customer"], workload["created"], workload["limit"], workload["exception"]) == \
+        ("acme", 24, 20, True)
+    experience = {e["service"]: e for e in review["experience"]}
+    # email is green at 93.18 % but only 6 of 8 answers are satisfied (75 % < 80 %): flagged.
+    assert (experience["email"]["sla_status"], experience["email"]["flagged"]) == ("green", True)
+    assert experience["vpn"]["flagged"] is False  # a red SLA is no surprise
+    # Under 3/5 (0.6): INC-02 (2/5) and INC-17 (2/5); INC-05 (3/5) because it was marked.
+    assert [(c["ticket_id"], c["reason"], c["status"]) for c in review["satisfaction"]["complaints"]] == [
+        ("INC-02", "score", "in_progress"), ("INC-05", "marked", "open"), ("INC-17", "score", "open")]
+    assert review["complaints_by_status"] == {"in_progress": 1, "open": 2}
+    # The three commented answers: the two unsatisfied ones (2/5, earlier first) as concerns, the 5/5 as praise.
+    verbatims = review["satisfaction"]
+    assert [(v["ticket_id"], v["comment"]) for v in verbatims["concerns"]] == [
+        ("INC-02", "Two hours for a P1 reply"), ("INC-17", "VPN down all week")]
+    assert [(v["ticket_id"], v["comment"]) for v in verbatims["praise"]] == [
+        ("INC-09", "Fixed before lunch, thank you")]
+    assert {q["target_id"] for q in review["quality"]} == {t["id"] for t in QUALITY_TARGETS}
+    assert [d["revision"] for d in review["distribution"]] == [0]  # the close published October once
+    assert review["approval"] is None
+
+
+async def test_novembers_review_lists_the_entries_its_close_proposed(month: Month) -> None:
+    review = (await month.tenant.get("/v1/reviews/2026-11")).json()
+    assert sorted((i["trigger_ref"], i["movement"]) for i in review["improvements"]) == [
+        (f"{target}@2026-10", "opened") for target in ("backlog-age", "desk-ola-breaches", "email-availability",
+                                                       "email-satisfied", "globex-resolution")]
+
+
+async def test_the_review_speaks_english_or_chinese_by_lang_or_accept_language(month: Month) -> None:
+    client, headers = month.tenant.reporting.client, month.tenant.headers
+    chinese = await client.get("/v1/reviews/2026-10", headers={**headers, "Accept-Language": "zh-CN,zh;q=0.9"},
+                               params={"format": "html"})
+    assert chinese.headers["content-language"] == "zh"
+    for text in ("服务评审", "投诉记录", "SLA 达标但客户不满意"):
+        assert text in chinese.text
+    english = await client.get("/v1/reviews/2026-10", headers={**headers, "Accept-Language": "zh-CN"},
+                               params={"format": "html", "lang": "en"})
+    assert english.headers["content-language"] == "en"
+    for text in ("Complaint log", "green SLA, unhappy customers"):
+        assert text in english.text
+
+
+async def test_approving_the_review_freezes_it_with_its_hash(month: Month) -> None:
+    client, headers, clock = month.tenant.reporting.client, month.tenant.headers, month.tenant.reporting.clock
+    before, clock.pinned = clock.pinned, datetime(2026, 11, 5, 2, tzinfo=UTC)  # the review meeting
+    try:
+        approved = await client.post("/v1/reviews/2026-10:approve", headers=headers,
+                                     json={"approved_by": "Wang Fang", "comment": "Agreed; act on email CSAT."})
+    finally:
+        clock.pinned = before
+    assert approved.status_code == 201, approved.text
+    record = approved.json()
+    assert (record["approved_by"], record["approved_at"], record["period"]) == \
+        ("Wang Fang", "2026-11-05T02:00:00+00:00", "2026-10")
+    # Handling changes after the approval do not reach the approved pack.
+    await client.patch("/v1/complaints/INC-17", headers=headers, json={"status": "resolved"})
+    frozen = (await month.tenant.get("/v1/reviews/2026-10")).json()
+    assert frozen["approval"]["content_sha256"] == record["content_sha256"]
+    content = {k: v for k, v in frozen.items() if k != "approval"} | {"approval": None}
+    assert hashlib.sha256(canonical_bytes(content)).hexdigest() == record["content_sha256"]
+    assert [c["status"] for c in frozen["satisfaction"]["complaints"]][-1] == "open"
+    again = await client.post("/v1/reviews/2026-10:approve", headers=headers, json={"approved_by": "someone"})
+    assert again.status_code == 409
+    running = await client.post("/v1/reviews/2099-01:approve", headers=headers, json={"approved_by": "someone"})
+    assert running.status_code == 409
+
+
+@pytest.mark.parametrize("language", ["en", "zh"])
+async def test_the_review_pages_keep_to_the_page_in_chromium_and_in_every_pdf_page(
+        month: Month, language: str, tmp_path: Path) -> None:
+    html = (await month.tenant.get("/v1/reviews/2026-10", format="html", lang=language)).text
+    pdf = (await month.tenant.get("/v1/reviews/2026-10", format="pdf", lang=language)).content
+    keep_artifact(f"review-{language}.html", html.encode())
+    keep_artifact(f"review-{language}.pdf", pdf)
+    async with headless_chromium() as browser:
+        await load_html(browser, html, tmp_path, width=794 - 90, print_media=True)
+        assert await overlapping_labels(browser) == []
+        assert await overflow(browser) == 0
+    pages = pdf_pages(pdf, tmp_path)
+    assert len(pages) >= 2
+    assert {page.name: ink_in_right_margin(page) for page in pages} == {page.name: 0 for page in pages}
+
+
+async def test_the_dashboard_shows_the_quality_targets_on_the_period_so_far(month: Month) -> None:
+    clock = month.tenant.reporting.clock
+    before, clock.pinned = clock.pinned, datetime(2026, 10, 20, 4, tzinfo=UTC)  # 20 October 12:00 local
+    try:
+        view = (await month.tenant.get("/v1/dashboard/data")).json()
+    finally:
+        clock.pinned = before
+    quality = {q["target_id"]: q for q in view["quality"]}
+    assert set(quality) == {t["id"] for t in QUALITY_TARGETS}
+    # Latest answers by then: INC-01 5/5, INC-02 2/5, INC-04 4/5, INC-05 3/5, INC-08 1/5: 3.0 / 5 = 60 %.
+    mean = quality["csat-mean"]
+    assert (mean["value"], mean["status"], [p["label"] for p in mean["trend"]]) == \
+        (60.0, "missed", ["2026-08", "2026-09", "2026-10"])

@@ -86,3 +86,25 @@ def test_weasyprint_renders_with_the_fetcher_and_asks_it_for_an_injected_url() -
                url_fetcher=inline_data_only_fetcher()).write_pdf()
     assert pdf.startswith(b"%PDF")
     assert FETCHES_REFUSED._value.get() == before + 1
+
+
+def test_a_snapshot_frozen_before_live_clocks_and_quality_targets_still_renders() -> None:
+    from reporting.domain.assemble import assemble as build
+    from reporting.domain.model import BreachedCycle as Cycle
+
+    period = period_containing(datetime(2026, 10, 15, tzinfo=UTC), "UTC", "monthly")
+    running = Cycle("INC-9", "gold", 1, "SLA", "resolution", 1, "P1", "email", "acme", "running", 900, 1200, 300,
+                    33.33, datetime(2026, 10, 3, tzinfo=UTC), None, "24x7", datetime(2026, 10, 3, tzinfo=UTC))
+    inputs = ReportInputs(
+        tenant="t", service=None, customer=None, generated_at=NOW, config_version=0, cells=[], trend=[],
+        breached=[], open_breaches=[running], times=[], volumes=[], backlog_at_start=0, backlog_at_end=0, csat=[],
+        answered_tickets=0, slo_statuses=[], alerts=[], sla_breached_tickets=0, underpinning_links=[],
+        event_ranges=[], recalculations=0, recalculated_cycles=0, clocks=[], clocks_truncated=False)
+    old = report_document(build(inputs, period, ReportingConfig()))
+    del old["quality"]
+    for cycle in old["breaches"]["open_breaches"]:
+        for name in ("live", "as_of", "calendar"):
+            del cycle[name]
+    html = render_report_html(old)
+    assert "INC-9" in html
+    assert "<span class=\"note\">as of" not in html  # nothing to say about a value frozen without its instant

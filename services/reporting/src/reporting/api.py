@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import asyncio
 import re
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 from urllib.parse import parse_qs
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Body, HTTPException, Query, Request, status
+from fastapi import APIRouter, Body, Header, HTTPException, Query, Request, status
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from pydantic import AwareDatetime, BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -31,6 +32,8 @@ from reporting.domain.config import ReportingConfig
 from reporting.domain.dashboard import DashboardView, dashboard
 from reporting.domain.periods import period_containing
 from reporting.handlers import Now
+from reporting.i18n import Language, choose_language
+from reporting.quality import quality_results
 from reporting.render.html import render_dashboard, render_login, render_report_html
 from reporting.render.pdf import render_pdf
 from reporting.render.tabular import TABLES, render_csv, render_csv_zip
@@ -60,7 +63,7 @@ def _file_stem(document: dict[str, Any]) -> str:
 
 
 async def rendered(document: dict[str, Any], fmt: Format, table: str | None,
-                   links: dict[str, str] | None = None) -> Response:
+                   links: dict[str, str] | None = None, language: Language = "en") -> Response:
     if table is not None and table not in TABLES:
         raise HTTPException(status.HTTP_400_BAD_REQUEST, f"`table` is one of {sorted(TABLES)}")
     if fmt == "json":
@@ -73,10 +76,11 @@ async def rendered(document: dict[str, Any], fmt: Format, table: str | None,
         return Response(render_csv_zip(document), media_type="application/zip",
                         headers={"Content-Disposition": f'attachment; filename="{stem}-csv.zip"'})
     if fmt == "html":
-        return HTMLResponse(render_report_html(document, links=links))
-    pdf = await asyncio.to_thread(render_pdf, document)  # CPU-bound layout off the event loop
+        return HTMLResponse(render_report_html(document, links=links, language=language),
+                            headers={"Content-Language": language})
+    pdf = await asyncio.to_thread(render_pdf, document, language)  # CPU-bound layout off the event loop
     return Response(pdf, media_type="application/pdf",
-                    headers={"Content-Disposition": f'inline; filename="{stem}.pdf"'})
+                    headers={"Content-Disposition": f'inline; filename="{stem}.pdf"', "Content-Language": language})
 
 
 def report_router(sessions: async_sessionmaker[AsyncSession], settings: ReportingSettings, now: Now,
@@ -94,6 +98,8 @@ def report_router(sessions: async_sessionmaker[AsyncSession], settings: Reportin
         format: Format = "json",
         table: Annotated[str | None, Query(description="one CSV table instead of the zip")] = None,
         clocks_limit: Annotated[int, Query(ge=0, le=100_000)] = 1000,
+        lang: Annotated[str | None, Query(description="en or zh (HTML, PDF); else Accept-Language")] = None,
+        accept_language: Annotated[str | None, Header()] = None,
     ) -> Response:
         """Counting rules and the JSON schema: docs/reporting.md and /v1/reports/slr/schema.
         Without `from`/`to` the period is the last 30 days up to now."""
@@ -106,7 +112,8 @@ def report_router(sessions: async_sessionmaker[AsyncSession], settings: Reportin
         with REPORT_SECONDS.labels("live", format).time():
             report = await service.generate(tenant, start.astimezone(UTC), end.astimezone(UTC), service_name,
                                             customer, clocks_limit)
-            return await rendered(report_document(report), format, table)
+            language = await service.language(tenant, lang, accept_language) if format in ("html", "pdf") else "en"
+            return await rendered(report_document(report), format, table, language=language)
 
     @router.get("/reports/slr/schema", summary="JSON schema of the report (format=json)")
     async def schema() -> dict[str, Any]:
@@ -128,8 +135,8 @@ def report_router(sessions: async_sessionmaker[AsyncSession], settings: Reportin
 
     @router.get("/reports/{report_id}", summary="A published snapshot, exactly as frozen")
     async def snapshot(tenant: ReadTenant, report_id: str, format: Format = "json",
-                       table: str | None = None,
-                       lineage: bool = False) -> Response:
+                       table: str | None = None, lineage: bool = False, lang: str | None = None,
+                       accept_language: Annotated[str | None, Header()] = None) -> Response:
         t = tables.report_snapshots
         async with sessions() as session:
             row = (await session.execute(sa.select(t.c.content, t.c.lineage).where(
@@ -139,7 +146,8 @@ def report_router(sessions: async_sessionmaker[AsyncSession], settings: Reportin
         if lineage:
             return JSONResponse(row.lineage)
         with REPORT_SECONDS.labels("snapshot", format).time():
-            return await rendered(row.content, format, table)
+            language = await service.language(tenant, lang, accept_language) if format in ("html", "pdf") else "en"
+            return await rendered(row.content, format, table, language=language)
 
     @router.get("/reporting-config", summary="The tenant's reporting configuration")
     async def get_config(tenant: ReadTenant) -> dict[str, Any]:
@@ -185,6 +193,8 @@ async def dashboard_view(sessions: async_sessionmaker[AsyncSession], tenant: str
             await queries.about_to_breach(session, scope, at, timedelta(seconds=config.dashboard_horizon_seconds),
                                           DASHBOARD_LIST_LIMIT),
             await queries.slo_statuses(session, scope, None, at + timedelta(seconds=1)),
+            # The quality targets on the period so far, with the two whole periods before as their trend.
+            await quality_results(session, tenant, replace(period, end=max(at, period.start)), config),
         )
 
 
@@ -228,7 +238,7 @@ def dashboard_router(sessions: async_sessionmaker[AsyncSession], authenticator: 
         return response
 
     @router.get("", response_class=HTMLResponse, summary="The live dashboard of the signed-in tenant")
-    async def live(request: Request, fragment: bool = False) -> Response:
+    async def live(request: Request, fragment: bool = False, lang: str | None = None) -> Response:
         if "key" in request.query_params:  # keys never travel in URLs (proxy logs, history, Referer)
             raise HTTPException(status.HTTP_400_BAD_REQUEST,
                                 f"API keys are not accepted in URLs: sign in at {DASHBOARD_PATH}/login")
@@ -237,8 +247,9 @@ def dashboard_router(sessions: async_sessionmaker[AsyncSession], authenticator: 
             return signed_out(fragment)
         view = adapter.dump_python(await dashboard_view(sessions, tenant, now()), mode="json")
         nonce = new_nonce()
+        language = choose_language(lang, request.headers.get("accept-language"), view["language"])
         return page(render_dashboard(view, fragment=fragment, refresh_seconds=settings.dashboard_refresh_seconds,
-                                     nonce=nonce), nonce)
+                                     nonce=nonce, language=language), nonce)
 
     @router.get("/data", summary="The dashboard's content as JSON")
     async def data(request: Request) -> Response:

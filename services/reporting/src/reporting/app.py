@@ -14,6 +14,8 @@ from reporting.api import DASHBOARD_BODY_LIMITS, DASHBOARD_PUBLIC, dashboard_rou
 from reporting.browser import SecurityHeaders
 from reporting.closing import PeriodCloser
 from reporting.handlers import Now, ReadModels, utc_now
+from reporting.improvements import improvements_router
+from reporting.reviews import reviews_router
 from reporting.sessions import SessionPolicy, SqlDashboardSessions
 from reporting.settings import ReportingSettings
 from slm_shared import topics
@@ -76,6 +78,8 @@ def create_app(settings: ReportingSettings, now: Now = utc_now) -> FastAPI:
     runtime.add_periodic("purging dashboard sessions", SESSION_PURGE_SECONDS, purge_sessions)
     app = runtime.http_app(title="reporting", routers=[
         report_router(runtime.sessions, settings, now, closer),
+        improvements_router(runtime.sessions, now),
+        reviews_router(runtime.sessions, now),
         dashboard_router(runtime.sessions, runtime.authenticator, settings, now, signins),
     ], body_limits=BodyLimits(settings.max_request_body_bytes, DASHBOARD_BODY_LIMITS), public_paths=DASHBOARD_PUBLIC)
     app.add_middleware(SecurityHeaders)

@@ -26,6 +26,8 @@ from reporting.domain.amendments import changes
 from reporting.domain.config import PublishScope, ReportingConfig
 from reporting.domain.periods import Period, periods_between
 from reporting.handlers import Now
+from reporting.improvements import propose_missed
+from reporting.quality import quality_results
 from reporting.reports import REPORT_SECONDS, build_report, canonical_bytes, load_config, report_document
 from reporting.repository import lock_tenant_exclusive
 from slm_shared import topics
@@ -127,6 +129,9 @@ class PeriodCloser:
                 await session.execute(sa.insert(tables.period_closes).values(
                     tenant_id=tenant, period_start=period.start, period_end=period.end, kind=period.kind,
                     label=period.label, timezone=period.timezone, closed_at=now))
+                # ISO/IEC 20000-1 10.2: a missed quality target opens a proposed improvement.
+                missed = await quality_results(session, tenant, period, config)
+                await propose_missed(session, tenant, period, missed, now)
                 log.info("closed period %s of %s", period.label, tenant)
             return published
 

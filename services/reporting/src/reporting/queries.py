@@ -51,7 +51,8 @@ class Scope:
         return {"tenant": self.tenant, "service": self.service, "customer": self.customer, **extra}
 
 
-def _edges(start: datetime, end: datetime, column: str) -> tuple[date, date, str, dict[str, Any]]:
+def period_edges(start: datetime, end: datetime, column: str) -> tuple[date, date, str, dict[str, Any]]:
+    """[start, end) as whole UTC days (for the rollups) and an SQL condition on `column` for the partial edges."""
     split = split_utc_days(start, end)
     clauses, params = [], {}
     for index, (edge_start, edge_end) in enumerate(split.edges):
@@ -62,7 +63,7 @@ def _edges(start: datetime, end: datetime, column: str) -> tuple[date, date, str
 
 
 async def outcome_cells(session: AsyncSession, scope: Scope, start: datetime, end: datetime) -> list[OutcomeCell]:
-    first_day, end_day, edges, params = _edges(start, end, "stopped_at")
+    first_day, end_day, edges, params = period_edges(start, end, "stopped_at")
     # The report groups by service, never by customer (a filter only): the smaller rollup serves unless the
     # scope names a customer.
     dims = "service, agreement, policy_id, policy_version, calendar, metric, priority"
@@ -133,7 +134,8 @@ async def open_breaches(session: AsyncSession, scope: Scope, end: datetime, limi
         SELECT $columns FROM clock_outcomes
         WHERE tenant_id = :tenant AND state = 'breached' AND stopped_at >= :end AND breached_at < :end$scope
         ORDER BY breached_at, ticket_id $limit""",
-                  columns=_CYCLE_COLUMNS, scope=scope.sql(), limit="LIMIT :limit" if limit else "")
+                  columns=f"{_CYCLE_COLUMNS}, calendar, last_event_time", scope=scope.sql(),
+                  limit="LIMIT :limit" if limit else "")
     rows = (await session.execute(sa.text(sql), scope.params(end=end, limit=limit))).all()
     return [_breached_cycle(r) for r in rows]
 
@@ -151,7 +153,7 @@ async def about_to_breach(session: AsyncSession, scope: Scope, now: datetime, ho
 def _clock_row(r: Any) -> ClockRow:
     return ClockRow(r.ticket_id, r.policy_id, r.policy_version, r.agreement, r.metric, r.cycle, r.state,
                     r.breached, r.elapsed_seconds, r.target_seconds, r.started_at, r.stopped_at, r.breached_at,
-                    r.due_at, r.service, r.customer, r.priority)
+                    r.due_at, r.service, r.customer, r.priority, r.calendar, r.last_event_time)
 
 
 async def clock_rows(session: AsyncSession, scope: Scope, start: datetime, end: datetime,
@@ -168,7 +170,7 @@ async def clock_rows(session: AsyncSession, scope: Scope, start: datetime, end: 
 
 
 async def volume_cells(session: AsyncSession, scope: Scope, start: datetime, end: datetime) -> list[VolumeCell]:
-    first_day, end_day, edges, params = _edges(start, end, "at")
+    first_day, end_day, edges, params = period_edges(start, end, "at")
     sql = compose("""
         SELECT priority, sum(created)::bigint AS created, sum(resolved)::bigint AS resolved,
                sum(reopened)::bigint AS reopened, sum(cancelled)::bigint AS cancelled FROM (

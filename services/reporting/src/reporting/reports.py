@@ -22,6 +22,8 @@ from reporting.domain.inputs import PeriodOutcomes, ReportInputs
 from reporting.domain.model import ServiceLevelReport, TimeStats
 from reporting.domain.periods import Period, classify, previous_periods
 from reporting.handlers import Now
+from reporting.i18n import Language, choose_language
+from reporting.quality import FactsCache, quality_results
 
 TREND_PERIODS = 6
 REPORT_SECONDS = Histogram(
@@ -78,6 +80,10 @@ class ReportService:
         async with self._sessions() as session:
             return await load_config(session, tenant)
 
+    async def language(self, tenant: str, requested: str | None, accept_language: str | None) -> Language:
+        """`?lang=`, else Accept-Language, else the tenant's configured language."""
+        return choose_language(requested, accept_language, (await self.config(tenant))[0].language)
+
     async def generate(self, tenant: str, start: datetime, end: datetime, service: str | None = None,
                        customer: str | None = None, clocks_limit: int = 1000) -> ServiceLevelReport:
         async with self._sessions() as session, session.begin():
@@ -107,7 +113,8 @@ class ReportService:
 
 async def build_report(session: AsyncSession, tenant: str, period: Period, config: ReportingConfig,
                        config_version: int, service: str | None, customer: str | None, now: datetime,
-                       clocks_limit: int, times: Awaitable[list[TimeStats]] | None = None) -> ServiceLevelReport:
+                       clocks_limit: int, times: Awaitable[list[TimeStats]] | None = None,
+                       quality_cache: FactsCache | None = None) -> ServiceLevelReport:
     scope = queries.Scope(tenant, service, customer)
     start, end = period.start, period.end
     trend = []
@@ -143,5 +150,6 @@ async def build_report(session: AsyncSession, tenant: str, period: Period, confi
         clocks_truncated=truncated,
         published=await queries.published_snapshots(session, tenant, start, end, scope_key),
         pending_late_events=await queries.pending_late_changes(session, tenant, start),
+        quality=await quality_results(session, tenant, period, config, service, customer, quality_cache),
     )
     return assemble(inputs, period, config)

@@ -5,11 +5,13 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 from collections.abc import Iterable
+from datetime import datetime
 from decimal import ROUND_HALF_EVEN, Decimal
 from fractions import Fraction
 
 from reporting.domain.config import RagStatus, ReportingConfig
 from reporting.domain.inputs import AlertRow, CsatCell, OutcomeCell, ReportInputs, SloStatusRow
+from reporting.domain.live import live_breach, live_clock
 from reporting.domain.model import (
     COUNTING_RULES,
     AlertCount,
@@ -185,7 +187,12 @@ def _attained(pair: tuple[int, int]) -> tuple[int, int]:
     return pair[0], pair[0] + pair[1]
 
 
-def _breaches(inputs: ReportInputs) -> Breaches:
+def report_instant(inputs: ReportInputs, period: Period) -> datetime:
+    """The instant running clocks are shown at: the period's end, or now for a period not over yet."""
+    return min(inputs.generated_at, period.end)
+
+
+def _breaches(inputs: ReportInputs, at: datetime) -> Breaches:
     by_priority = [
         BreachesByPriority(agreement, priority, b, m + b, ratio(b, m + b))
         for (agreement, priority), (m, b) in sorted(
@@ -193,8 +200,8 @@ def _breaches(inputs: ReportInputs) -> Breaches:
     ]
     tickets = sorted(inputs.breached, key=lambda c: (-c.over_target_seconds, c.ticket_id, c.policy_id, c.metric,
                                                      c.cycle))
-    open_breaches = sorted(inputs.open_breaches, key=lambda c: (-c.over_target_seconds, c.ticket_id, c.policy_id,
-                                                                c.metric, c.cycle))
+    open_breaches = sorted((live_breach(c, at) for c in inputs.open_breaches),
+                           key=lambda c: (-c.over_target_seconds, c.ticket_id, c.policy_id, c.metric, c.cycle))
     return Breaches(by_priority, tickets, open_breaches)
 
 
@@ -318,17 +325,19 @@ def _data_notes(inputs: ReportInputs) -> DataNotes:
 def assemble(inputs: ReportInputs, period: Period, config: ReportingConfig) -> ServiceLevelReport:
     """The report of `period`, a pure function of its inputs and the tenant's reporting configuration."""
     volumes = _volumes(inputs)
+    at = report_instant(inputs, period)
     return ServiceLevelReport(
         header=_header(inputs, period, config),
         summary=_summary(inputs, config),
         attainment=_attainment(inputs, period, config),
-        breaches=_breaches(inputs),
+        breaches=_breaches(inputs, at),
         times=_times(inputs),
         volumes=volumes,
         slos=slo_rows(inputs.slo_statuses, inputs.alerts),
         csat=_csat(inputs, period, volumes.resolved),
         ola_uc=_underpinning(inputs, config),
         data_notes=_data_notes(inputs),
-        clocks=inputs.clocks,
+        clocks=[live_clock(c, at) for c in inputs.clocks],
         clocks_truncated=inputs.clocks_truncated,
+        quality=list(inputs.quality),
     )

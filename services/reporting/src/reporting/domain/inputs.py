@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from reporting.domain.model import BreachedCycle, ClockRow, EventRange, PublishedSnapshot, TimeStats
+from reporting.domain.quality import QualityResult
 
 
 @dataclass(frozen=True)
@@ -113,3 +114,4 @@ class ReportInputs:
     clocks_truncated: bool
     published: list[PublishedSnapshot] = field(default_factory=list)
     pending_late_events: int = 0
+    quality: list[QualityResult] = field(default_factory=list)  # evaluated by domain.quality

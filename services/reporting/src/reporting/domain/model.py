@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Literal
 
 from reporting.domain.config import RagStatus
+from reporting.domain.quality import QualityResult
 
 SCHEMA_ID = "slm.reporting.service-level-report/1"
 
@@ -174,6 +175,9 @@ class BreachedCycle:
     over_target_percent: float | None
     breached_at: datetime | None
     stopped_at: datetime | None
+    calendar: str = ""
+    as_of: datetime | None = None  # the instant the stored values hold (the cycle's last transition)
+    live: bool = False  # elapsed and over-target brought forward to the report's instant (domain.live)
 
 
 @dataclass(frozen=True)
@@ -327,6 +331,11 @@ class ClockRow:
     service: str
     customer: str
     priority: str
+    calendar: str = ""
+    as_of: datetime | None = None  # the instant the stored values hold (the cycle's last transition)
+    remaining_seconds: int | None = None  # target - elapsed, negative over target
+    percent: float | None = None  # 100 * elapsed / target
+    live: bool = False  # values brought forward to the report's instant (domain.live)
 
 
 @dataclass(frozen=True)
@@ -361,4 +370,6 @@ class ServiceLevelReport:
     schema: str = SCHEMA_ID
     amendment: Amendment | None = None
     sections: list[str] = field(default_factory=lambda: [
-        "header", "summary", "attainment", "breaches", "times", "volumes", "slos", "csat", "ola_uc", "data_notes"])
+        "header", "summary", "attainment", "breaches", "times", "volumes", "slos", "csat", "ola_uc", "quality",
+        "data_notes"])
+    quality: list[QualityResult] = field(default_factory=list)  # service quality targets (domain.quality)

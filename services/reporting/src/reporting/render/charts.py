@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -28,6 +29,23 @@ class Series:
     values: Sequence[float | None]
 
 
+# Average advance of a DejaVu Sans glyph is about 0.62 em (digits 0.636 em): enough to keep labels apart.
+GLYPH_EM = 0.64
+
+
+def text_width(text: str, font_size: float) -> float:
+    """Estimated width of `text` in px: the charts are drawn on the server, with no layout engine to ask.
+    Wide (CJK) characters take a full em."""
+    ems = sum(1.0 if unicodedata.east_asian_width(c) in ("W", "F") else GLYPH_EM for c in text)
+    return ems * font_size
+
+
+def label_stride(labels: Sequence[str], step: float, font_size: float) -> int:
+    """Show every n-th axis label so that neighbours never overlap (with 4 px between them)."""
+    widest = max((text_width(label, font_size) for label in labels), default=0.0)
+    return max(1, math.ceil((widest + 4) / step)) if step > 0 else 1
+
+
 def _number(value: float) -> str:
     return f"{value:.1f}".rstrip("0").rstrip(".")
 
@@ -41,17 +59,22 @@ def bar_chart(bars: Sequence[Bar], *, title: str, max_value: float | None = None
     ceiling = max_value if max_value is not None else max([*values, target or 0, 1.0]) * 1.1
     if max_value is None and all(float(v).is_integer() for v in values):
         ceiling = float(math.ceil(ceiling / 2) * 2)  # counts: whole numbers on the axis
-    slot = (width - left - 10) / max(len(bars), 1)
+    # The target's label sits right of the plot, where no bar's value label can run into it.
+    right = 10 if target is None else 14 + int(text_width(f"target {_number(target)}{unit}", 11))
+    slot = (width - left - right) / max(len(bars), 1)
     bar_width = min(56.0, slot * 0.7)
+    stride = label_stride([b.label for b in bars], slot, 11)
+    caption_stride = label_stride([b.caption for b in bars], slot, 9)
     parts = [f"<svg xmlns='http://www.w3.org/2000/svg' class='chart' role='img' viewBox='0 0 {width} {height}' "
              f"width='{width}' height='{height}' aria-label='{escape(title)}' {FONT} font-size='11'>",
              f"<text x='{left}' y='16' font-size='13' font-weight='bold'>{escape(title)}</text>",
-             f"<line x1='{left}' y1='{top + plot_height}' x2='{width - 10}' y2='{top + plot_height}' stroke='#555'/>"]
+             f"<line x1='{left}' y1='{top + plot_height}' x2='{width - right}' y2='{top + plot_height}' "
+             f"stroke='#555'/>"]
     for fraction in (0.0, 0.5, 1.0):
         y = top + plot_height * (1 - fraction)
         parts.append(f"<text x='{left - 6}' y='{y + 4:.1f}' text-anchor='end' fill='#555'>"
                      f"{_number(ceiling * fraction)}{escape(unit)}</text>")
-        parts.append(f"<line x1='{left}' y1='{y:.1f}' x2='{width - 10}' y2='{y:.1f}' stroke='#eee'/>")
+        parts.append(f"<line x1='{left}' y1='{y:.1f}' x2='{width - right}' y2='{y:.1f}' stroke='#eee'/>")
     for index, bar in enumerate(bars):
         x = left + index * slot + (slot - bar_width) / 2
         label_x = x + bar_width / 2
@@ -66,16 +89,18 @@ def bar_chart(bars: Sequence[Bar], *, title: str, max_value: float | None = None
         else:
             parts.append(f"<text x='{label_x:.1f}' y='{top + plot_height - 6}' text-anchor='middle' "
                          f"fill='#999'>n/a</text>")
-        parts.append(f"<text x='{label_x:.1f}' y='{top + plot_height + 14}' text-anchor='middle'>"
-                     f"{escape(bar.label)}</text>")
-        if bar.caption:
+        shown = index % stride == 0
+        if shown:
+            parts.append(f"<text class='axis-label' x='{label_x:.1f}' y='{top + plot_height + 14}' "
+                         f"text-anchor='middle'>{escape(bar.label)}</text>")
+        if bar.caption and index % caption_stride == 0:
             parts.append(f"<text x='{label_x:.1f}' y='{top + plot_height + 27}' text-anchor='middle' "
                          f"fill='#777' font-size='9'>{escape(bar.caption)}</text>")
     if target is not None:
         y = top + plot_height * (1 - min(target, ceiling) / ceiling)
-        parts.append(f"<line class='target' x1='{left}' y1='{y:.1f}' x2='{width - 10}' y2='{y:.1f}' "
+        parts.append(f"<line class='target' x1='{left}' y1='{y:.1f}' x2='{width - right}' y2='{y:.1f}' "
                      f"stroke='#212121' stroke-dasharray='5,3'/>")
-        parts.append(f"<text x='{width - 12}' y='{y - 3:.1f}' text-anchor='end' fill='#212121'>target "
+        parts.append(f"<text x='{width - right + 4}' y='{y + 4:.1f}' fill='#212121'>target "
                      f"{_number(target)}{escape(unit)}</text>")
     parts.append("</svg>")
     return Markup("".join(parts))  # noqa: S704
@@ -100,9 +125,14 @@ def line_chart(series: Sequence[Series], labels: Sequence[str], *, title: str, y
         parts.append(f"<line x1='{left}' y1='{y_of(value):.1f}' x2='{left + plot_width}' y2='{y_of(value):.1f}' "
                      f"stroke='#eee'/><text x='{left - 6}' y='{y_of(value) + 4:.1f}' text-anchor='end' "
                      f"fill='#555'>{_number(value)}{escape(unit)}</text>")
+    # The last label (the period reported) is always shown; thinning counts back from it.
+    stride = label_stride(labels, step, 10)
+    last = len(labels) - 1
     for index, label in enumerate(labels):
-        parts.append(f"<text x='{left + index * step:.1f}' y='{top + plot_height + 16}' text-anchor='middle' "
-                     f"font-size='10'>{escape(label)}</text>")
+        if (last - index) % stride:
+            continue
+        parts.append(f"<text class='axis-label' x='{left + index * step:.1f}' y='{top + plot_height + 16}' "
+                     f"text-anchor='middle' font-size='10'>{escape(label)}</text>")
     if target is not None:
         parts.append(f"<line class='target' x1='{left}' y1='{y_of(target):.1f}' x2='{left + plot_width}' "
                      f"y2='{y_of(target):.1f}' stroke='#212121' stroke-dasharray='5,3'/>")

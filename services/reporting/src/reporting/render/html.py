@@ -2,23 +2,33 @@
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
-from datetime import datetime
+from collections.abc import Callable
+from datetime import datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
+from reporting.i18n import Language, translations
 from reporting.render.charts import SERIES_COLORS, STATUS_COLORS, Bar, Series, bar_chart, budget_bars, line_chart
 
-ENVIRONMENT = Environment(
-    loader=PackageLoader("reporting.render", "templates"),
-    autoescape=select_autoescape(["html", "j2"], default_for_string=True),
-    undefined=StrictUndefined,
-    trim_blocks=True,
-    lstrip_blocks=True,
-)
+
+def _environment() -> Environment:
+    return Environment(
+        loader=PackageLoader("reporting.render", "templates"),
+        autoescape=select_autoescape(["html", "j2"], default_for_string=True),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        extensions=["jinja2.ext.i18n"],
+    )
+
+
+ENVIRONMENT = _environment()
+ENVIRONMENT.install_null_translations(newstyle=True)  # type: ignore[attr-defined]  # English: the source texts
 
 
 def duration(seconds: int | float | None) -> str:
@@ -50,6 +60,24 @@ def since(value: str | None, now: str) -> str:
     return duration((datetime.fromisoformat(now) - datetime.fromisoformat(value)).total_seconds())
 
 
+def period_caption(point: dict[str, Any], timezone: str) -> str:
+    """A short name for a trend period: calendar periods keep their label (`2026-10`, `2026-W41`); a custom
+    window, whose label is two full timestamps, becomes its local dates (`10-01–10-10`, end inclusive)."""
+    label = str(point["label"])
+    if "/" not in label or not point.get("start") or not point.get("end"):
+        return label
+    zone = ZoneInfo(timezone)
+    start = datetime.fromisoformat(point["start"]).astimezone(zone)
+    end = datetime.fromisoformat(point["end"]).astimezone(zone)
+    if start.time() == end.time() == time(0) and end > start:
+        last = (end - timedelta(days=1)).date()
+        fmt = "%m-%d" if start.year == last.year else "%Y-%m-%d"
+        if last == start.date():
+            return start.strftime(fmt)
+        return f"{start.strftime(fmt)}–{last.strftime(fmt)}"
+    return f"{start:%m-%d %H:%M}–{end:%m-%d %H:%M}"
+
+
 def percent(ratio: dict[str, Any] | float | None) -> str:
     value = ratio.get("percent") if isinstance(ratio, dict) else ratio
     return "n/a" if value is None else f"{value:.2f} %"
@@ -59,19 +87,38 @@ def fraction(ratio: dict[str, Any]) -> str:
     return f"{ratio['numerator']} / {ratio['denominator']}"
 
 
-def status_badge(status: str) -> Markup:
-    label = {"no_data": "no data"}.get(status, status)
+def status_badge(status: str, gettext: Callable[[str], str] = str) -> Markup:
+    label = escape(gettext({"no_data": "no data"}.get(status, status)))
     return Markup(f"<span class='rag rag-{status}' style='background:{STATUS_COLORS.get(status, '#9e9e9e')}'>"  # noqa: S704
                   f"{label}</span>")
 
 
+TARGET_COLORS = {"met": STATUS_COLORS["green"], "missed": STATUS_COLORS["red"],
+                 "insufficient_data": STATUS_COLORS["amber"], "no_data": STATUS_COLORS["no_data"]}
+
+
+def target_badge(status: str, gettext: Callable[[str], str] = str) -> Markup:
+    label = escape(gettext(status.replace("_", " ")))
+    return Markup(f"<span class='rag target-{status}' style='background:{TARGET_COLORS.get(status, '#9e9e9e')}'>"  # noqa: S704
+                  f"{label}</span>")
+
+
+def quality_value(value: float | None, unit: str) -> str:
+    if value is None:
+        return "n/a"
+    return duration(value) if unit == "s" else f"{value:.2f} %"
+
+
+ENVIRONMENT.filters.update(target_badge=target_badge, quality_value=quality_value)
 ENVIRONMENT.filters.update(duration=duration, local_time=local_time, percent=percent, fraction=fraction,
-                           badge=status_badge, since=since)
+                           badge=status_badge, since=since, period_caption=period_caption)
 
 
 def _metric_trend(document: dict[str, Any]) -> tuple[list[str], list[Series]]:
-    """SLA attainment per metric across the trend periods (every priority together)."""
+    """SLA attainment per metric across the trend periods (every priority together), with short labels."""
+    timezone = document["header"]["period"]["timezone"]
     labels: list[str] = []
+    captions: dict[str, str] = {}
     sums: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(lambda: [0, 0]))
     for row in document["attainment"]:
         if row["agreement"] != "SLA":
@@ -79,6 +126,7 @@ def _metric_trend(document: dict[str, Any]) -> tuple[list[str], list[Series]]:
         for point in row["trend"]:
             if point["label"] not in labels:
                 labels.append(point["label"])
+                captions[point["label"]] = period_caption(point, timezone)
             cell = sums[row["metric"]][point["label"]]
             cell[0] += point["attainment"]["numerator"]
             cell[1] += point["attainment"]["denominator"]
@@ -86,63 +134,82 @@ def _metric_trend(document: dict[str, Any]) -> tuple[list[str], list[Series]]:
     for number, (metric, by_label) in enumerate(sorted(sums.items())):
         values = [100 * by_label[label][0] / by_label[label][1] if by_label[label][1] else None for label in labels]
         series.append(Series(metric, SERIES_COLORS[number % len(SERIES_COLORS)], values))
-    return labels, series
+    return [captions[label] for label in labels], series
 
 
-def report_charts(document: dict[str, Any]) -> dict[str, Markup]:
+@functools.cache
+def localized(language: Language) -> Environment:
+    """The report's environment with the language's catalog (English: the shared one, texts as written)."""
+    if language == "en":
+        return ENVIRONMENT
+    env = _environment()
+    env.filters.update(ENVIRONMENT.filters)
+    gettext = translations(language).gettext
+    env.install_gettext_translations(translations(language), newstyle=True)  # type: ignore[attr-defined]
+    env.filters["badge"] = lambda status: status_badge(status, gettext)
+    env.filters["target_badge"] = lambda status: target_badge(status, gettext)
+    return env
+
+
+def report_charts(document: dict[str, Any], language: Language = "en") -> dict[str, Markup]:
+    _ = translations(language).gettext
     targets = document["summary"]["targets"]
     charts = {
         "attainment": bar_chart(
             [Bar(f"{t['metric'][:4]} {t['priority']}", t["attainment"]["percent"], STATUS_COLORS[t["status"]],
                  fraction(t["attainment"])) for t in targets],
-            title="SLA attainment by metric and priority (bars) against target", max_value=100.0, unit="%",
+            title=_("SLA attainment by metric and priority (bars) against target"), max_value=100.0, unit="%",
             target=document["header"]["targets"]["default_percent"],
             width=max(640, 70 * len(targets) + 60)),
         "breaches": bar_chart(
             [Bar(f"{b['agreement']} {b['priority']}", b["breached"], STATUS_COLORS["red"], fraction(b["breach_share"]))
              for b in document["breaches"]["by_priority"]],
-            title="Breached cycles by priority"),
+            title=_("Breached cycles by priority")),
         "volumes": bar_chart(
             [bar for v in document["volumes"]["by_priority"] for bar in (
                 Bar(f"{v['priority']} new", v["created"], "#1565c0"),
                 Bar(f"{v['priority']} done", v["resolved"], "#2e7d32"))],
-            title="Tickets created and resolved by priority",
+            title=_("Tickets created and resolved by priority"),
             width=max(640, 60 * 2 * len(document["volumes"]["by_priority"]) + 60)),
         "csat": bar_chart(
-            [Bar(p["label"], p["score"]["percent"], "#00838f", fraction(p["score"]))
+            [Bar(period_caption(p, document["header"]["period"]["timezone"]), p["score"]["percent"], "#00838f",
+                 fraction(p["score"]))
              for p in document["csat"]["trend"]],
-            title="CSAT: satisfied answers per period", max_value=100.0, unit="%"),
+            title=_("CSAT: satisfied answers per period"), max_value=100.0, unit="%"),
         "budgets": budget_bars(
             [(s["slo_id"], s["error_budget_remaining_percent"], s["status"]) for s in document["slos"]],
-            title="Error budget remaining"),
+            title=_("Error budget remaining")),
     }
     labels, series = _metric_trend(document)
-    charts["trend"] = line_chart(series, labels, title="SLA attainment trend per metric",
+    charts["trend"] = line_chart(series, labels, title=_("SLA attainment trend per metric"),
                                  target=document["header"]["targets"]["default_percent"])
     return charts
 
 
-def render_report_html(document: dict[str, Any], *, links: dict[str, str] | None = None) -> str:
-    template = ENVIRONMENT.get_template("report.html.j2")
-    return template.render(report=document, charts=report_charts(document), tz=document["header"]["period"]["timezone"],
-                           links=links or {})
+def render_report_html(document: dict[str, Any], *, links: dict[str, str] | None = None,
+                       language: Language = "en") -> str:
+    template = localized(language).get_template("report.html.j2")
+    return template.render(report=document, charts=report_charts(document, language),
+                           tz=document["header"]["period"]["timezone"], links=links or {}, lang=language)
 
 
-def render_dashboard(view: dict[str, Any], *, fragment: bool, refresh_seconds: int, nonce: str = "") -> str:
+def render_dashboard(view: dict[str, Any], *, fragment: bool, refresh_seconds: int, nonce: str = "",
+                     language: Language = "en") -> str:
     """`nonce`: the Content-Security-Policy nonce of the response, put on the page's inline script and style."""
-    template = ENVIRONMENT.get_template("dashboard.html.j2")
+    _ = translations(language).gettext
+    template = localized(language).get_template("dashboard.html.j2")
     targets = view["attainment"]
     charts = {
         "attainment": bar_chart(
             [Bar(f"{t['metric'][:4]} {t['priority']}", t["attainment"]["percent"], STATUS_COLORS[t["status"]],
                  fraction(t["attainment"])) for t in targets],
-            title="Attainment this period", max_value=100.0, unit="%", target=view["default_target_percent"],
+            title=_("Attainment this period"), max_value=100.0, unit="%", target=view["default_target_percent"],
             width=max(560, 70 * len(targets) + 60)),
         "budgets": budget_bars([(s["slo_id"], s["error_budget_remaining_percent"], s["status"])
-                                for s in view["slos"]], title="SLO error budget remaining", width=560),
+                                for s in view["slos"]], title=_("SLO error budget remaining"), width=560),
     }
     return template.render(view=view, charts=charts, fragment=fragment, refresh_seconds=refresh_seconds,
-                           tz=view["timezone"], nonce=nonce)
+                           tz=view["timezone"], nonce=nonce, lang=language)
 
 
 def render_login(*, error: str | None, nonce: str = "") -> str:

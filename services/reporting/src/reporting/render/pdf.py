@@ -13,6 +13,7 @@ from typing import Any
 
 from prometheus_client import Counter
 
+from reporting.i18n import Language
 from reporting.render.html import render_report_html
 
 log = logging.getLogger(__name__)
@@ -36,10 +37,13 @@ def inline_data_only_fetcher() -> Any:
     return InlineDataOnly(allowed_protocols=INLINE_ONLY, allow_redirects=False, timeout=1)
 
 
-def render_pdf(document: dict[str, Any]) -> bytes:
+def html_to_pdf(html: str) -> bytes:
     # Imported on use: its native libraries load only for PDF requests.
     from weasyprint import HTML  # type: ignore[import-untyped]
 
-    html = render_report_html(document)
     pdf: bytes = HTML(string=html, url_fetcher=inline_data_only_fetcher()).write_pdf()
     return pdf
+
+
+def render_pdf(document: dict[str, Any], language: Language = "en") -> bytes:
+    return html_to_pdf(render_report_html(document, language=language))

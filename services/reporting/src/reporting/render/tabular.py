@@ -115,6 +115,14 @@ def _clocks(d: dict[str, Any]) -> Iterable[Row]:
     yield from d["clocks"]
 
 
+def _quality(d: dict[str, Any]) -> Iterable[Row]:
+    for q in d.get("quality", []):  # snapshots frozen before quality targets existed have none
+        yield {"target_id": q["target_id"], "kpi": q["kpi"], "service": q["service"], "customer": q["customer"],
+               "standard": q["standard"], "comparison": q["comparison"], "threshold": q["threshold"],
+               "unit": q["unit"], "value": q["value"], "numerator": q["numerator"], "denominator": q["denominator"],
+               "sample": q["sample"], "min_sample": q["min_sample"], "status": q["status"]}
+
+
 TABLES: dict[str, Callable[[dict[str, Any]], Iterable[Row]]] = {
     "summary_services": _summary_services,
     "summary_targets": _summary_targets,
@@ -133,6 +141,7 @@ TABLES: dict[str, Callable[[dict[str, Any]], Iterable[Row]]] = {
     "ola_uc": _ola_uc,
     "data_notes_events": _events,
     "clocks": _clocks,
+    "quality_targets": _quality,
 }
 
 

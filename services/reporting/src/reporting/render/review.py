@@ -1,0 +1,72 @@
+"""HTML of the service review pack in English or Simplified Chinese: one Jinja2 environment per language with
+the gettext catalog installed (reporting.i18n), the report's filters and charts, numbers and dates per locale."""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+from markupsafe import Markup
+
+from reporting.i18n import Language, instant, number, translations
+from reporting.render.charts import SERIES_COLORS, STATUS_COLORS, Series, budget_bars, line_chart
+from reporting.render.html import ENVIRONMENT, duration
+
+BADGE_COLORS = {**STATUS_COLORS, "met": STATUS_COLORS["green"], "missed": STATUS_COLORS["red"],
+                "insufficient_data": STATUS_COLORS["amber"]}
+
+
+@functools.cache
+def environment(language: Language) -> Environment:
+    env = Environment(
+        loader=PackageLoader("reporting.render", "templates"),
+        autoescape=select_autoescape(["html", "j2"], default_for_string=True),
+        undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True, extensions=["jinja2.ext.i18n"],
+    )
+    env.filters.update(ENVIRONMENT.filters)
+    env.install_gettext_translations(translations(language), newstyle=True)  # type: ignore[attr-defined]
+    gettext = translations(language).gettext
+
+    def badge(status: str) -> Markup:
+        label = gettext(status.replace("_", " "))
+        color = BADGE_COLORS.get(status, "#9e9e9e")
+        return Markup(f"<span class='rag rag-{status}' style='background:{color}'>"  # noqa: S704
+                      f"{Markup.escape(label)}</span>")
+
+    def ratio(value: dict[str, Any] | None) -> str:
+        if not value or value.get("percent") is None:
+            return gettext("n/a")
+        return f"{number(value['percent'], language)} %"
+
+    def kpi_value(value: float | None, unit: str) -> str:
+        if value is None:
+            return gettext("n/a")
+        return duration(value) if unit == "s" else f"{number(value, language)} %"
+
+    env.filters.update(
+        badge=badge, ratio=ratio, kpi_value=kpi_value,
+        num=lambda value, decimals=2: number(value, language, decimals),
+        when=lambda value, timezone: instant(value, timezone, language),
+    )
+    return env
+
+
+def review_charts(document: dict[str, Any], language: Language) -> dict[str, Markup]:
+    gettext = translations(language).gettext
+    sla = document["sla"]
+    labels = [p["label"] for p in sla[0]["trend"]] if sla else []
+    series = [Series(row["service"], SERIES_COLORS[n % len(SERIES_COLORS)],
+                     [p["attainment"]["percent"] for p in row["trend"]]) for n, row in enumerate(sla)]
+    return {
+        "sla": line_chart(series, labels, title=gettext("SLA attainment per service, three periods"),
+                          target=document["banner"]["targets"]["default_percent"]),
+        "budgets": budget_bars([(s["slo_id"], s["error_budget_remaining_percent"], s["status"])
+                                for s in document["slos"]], title=gettext("Error budget remaining")),
+    }
+
+
+def render_review_html(document: dict[str, Any], language: Language) -> str:
+    template = environment(language).get_template("review.html.j2")
+    return template.render(review=document, charts=review_charts(document, language),
+                           tz=document["banner"]["period"]["timezone"], lang=language)

@@ -1,0 +1,204 @@
+"""The service review pack over HTTP: `GET /v1/reviews/{period}` (json, html, pdf), its approval
+`POST /v1/reviews/{period}:approve` (who, when, comment; the pack frozen with the SHA-256 of its canonical JSON)
+and the complaint log's handling `PATCH /v1/complaints/{ticket_id}`.
+
+`{period}` is a label of the tenant's configured period: `2026-10` (monthly) or `2026-W41` (weekly). An
+approved review is served exactly as approved. Reads need the key scope `read`; approving and handling
+complaints need `config`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import re
+from collections import Counter
+from datetime import date, datetime, time
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+from fastapi import APIRouter, Body, HTTPException, Path, Request, status
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from pydantic import BaseModel, ConfigDict, TypeAdapter
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from reporting import queries
+from reporting.domain.config import Name, ReportingConfig, Text
+from reporting.domain.periods import Period, period_containing, previous_periods
+from reporting.domain.quality import Answer
+from reporting.domain.review import ImprovementRecord, ServiceReview, assemble_review
+from reporting.domain.satisfaction import Handling, complaint_counts, satisfaction
+from reporting.handlers import Now
+from reporting.i18n import Language, choose_language
+from reporting.quality import QUALITY_TREND_PERIODS, FactsCache, quality_results
+from reporting.render.pdf import html_to_pdf
+from reporting.render.review import render_review_html
+from reporting.reports import build_report, canonical_bytes, load_config
+from reporting.review_tables import complaint_handling, improvements, review_approvals
+from slm_shared.runtime import ConfigTenant, ReadTenant
+
+ReviewFormat = Literal["json", "html", "pdf"]
+REVIEW_ADAPTER: TypeAdapter[ServiceReview] = TypeAdapter(ServiceReview)
+MONTH_LABEL = re.compile(r"^(\d{4})-(\d{2})$")
+WEEK_LABEL = re.compile(r"^(\d{4})-W(\d{2})$")
+ALL_CUSTOMERS = "*"
+
+
+class ApprovalRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    approved_by: Name
+    comment: Text | None = None
+
+
+class ComplaintChange(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    marked: bool | None = None
+    status: Literal["open", "acknowledged", "in_progress", "resolved", "rejected"] | None = None
+    owner: Name | None = None
+    note: Text | None = None
+    improvement_id: Name | None = None
+
+
+def parse_period(label: str, config: ReportingConfig) -> Period:
+    """The configured period named `label`; 404 when the label is not one of the tenant's periods."""
+    zone = ZoneInfo(config.timezone)
+    try:
+        if config.period == "monthly" and (month := MONTH_LABEL.match(label)):
+            first = date(int(month.group(1)), int(month.group(2)), 1)
+        elif config.period == "weekly" and (week := WEEK_LABEL.match(label)):
+            first = date.fromisocalendar(int(week.group(1)), int(week.group(2)), 1)
+        else:
+            raise ValueError(label)
+    except ValueError as error:
+        example = "2026-10" if config.period == "monthly" else "2026-W41"
+        raise HTTPException(status.HTTP_404_NOT_FOUND,
+                            f"no {config.period} period {label!r}; name one like {example}") from error
+    return period_containing(datetime.combine(first, time(12), tzinfo=zone), config.timezone, config.period)
+
+
+async def _created(session: AsyncSession, tenant: str, period: Period) -> dict[tuple[str, str], int]:
+    rows = (await session.execute(sa.text("""
+        SELECT service, customer, count(*) AS n FROM ticket_transitions
+        WHERE tenant_id = :tenant AND kind = 'created' AND at >= :start AND at < :end GROUP BY service, customer"""),
+        {"tenant": tenant, "start": period.start, "end": period.end})).all()
+    return {(r.service, r.customer): int(r.n) for r in rows}
+
+
+async def _handling(session: AsyncSession, tenant: str) -> dict[str, Handling]:
+    rows = (await session.execute(sa.select(complaint_handling).where(complaint_handling.c.tenant_id == tenant))).all()
+    return {r.ticket_id: Handling(r.marked, r.status, r.owner, r.note, r.improvement_id) for r in rows}
+
+
+async def _improvements(session: AsyncSession, tenant: str, customer: str | None) -> list[ImprovementRecord]:
+    rows = (await session.execute(sa.select(improvements).where(improvements.c.tenant_id == tenant))).all()
+    return [ImprovementRecord(r.improvement_id, r.title, r.trigger_kind, r.trigger_ref, r.kpi, r.status, r.owner,
+                              r.due, r.target_value, r.comparison, r.baseline_value, r.after_value, r.created_at,
+                              r.history)
+            for r in rows if customer is None or r.kpi.get("customer") in (None, customer)]
+
+
+def _mine(found: list[Answer], customer: str | None) -> list[Answer]:
+    return [a for a in found if customer is None or a.customer == customer]
+
+
+async def build_review(session: AsyncSession, tenant: str, period: Period, config: ReportingConfig,
+                       config_version: int, customer: str | None, now: datetime) -> ServiceReview:
+    scope = queries.Scope(tenant, None, customer)
+    cache = FactsCache(session, tenant, config)
+    report = await build_report(session, tenant, period, config, config_version, None, customer, now, 0,
+                                quality_cache=cache)
+    earlier = previous_periods(period, QUALITY_TREND_PERIODS)
+    history = [(p.label, await queries.outcome_cells(session, scope, p.start, p.end)) for p in earlier]
+    current = await queries.outcome_cells(session, scope, period.start, period.end)
+    facts = await cache.of(period)
+    resolved: Counter[tuple[str, str]] = Counter()
+    for r in facts.resolutions:
+        if customer in (None, r.customer):
+            resolved[(r.service, r.customer)] += r.resolved
+    past_answers = [(p.label, _mine((await cache.of(p)).answers, customer)) for p in earlier]
+    found = satisfaction(_mine(facts.answers, customer), resolved, past_answers, await _handling(session, tenant),
+                         config, period.label)
+    return assemble_review(
+        report, history, current, await _created(session, tenant, period),
+        await quality_results(session, tenant, period, config, None, customer, cache), facts, found,
+        complaint_counts(found.complaints), await _improvements(session, tenant, customer), config)
+
+
+def review_document(review: ServiceReview) -> dict[str, Any]:
+    document: dict[str, Any] = REVIEW_ADAPTER.dump_python(review, mode="json")
+    return document
+
+
+def reviews_router(sessions: async_sessionmaker[AsyncSession], now: Now) -> APIRouter:
+    router = APIRouter(prefix="/v1", tags=["reviews"])
+
+    async def current_document(tenant: str, label: str, customer: str | None) -> tuple[dict[str, Any], Language]:
+        async with sessions() as session, session.begin():
+            await session.execute(sa.text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY"))
+            config, version = await load_config(session, tenant)
+            period = parse_period(label, config)
+            approved = (await session.execute(sa.select(review_approvals).where(
+                review_approvals.c.tenant_id == tenant, review_approvals.c.period_start == period.start,
+                review_approvals.c.customer == (customer or ALL_CUSTOMERS)))).first()
+            if approved is not None:
+                return {**approved.content, "approval": {
+                    "approved_by": approved.approved_by, "approved_at": approved.approved_at.isoformat(),
+                    "comment": approved.comment, "content_sha256": approved.content_sha256}}, config.language
+            document = review_document(await build_review(session, tenant, period, config, version, customer, now()))
+            return document, config.language
+
+    @router.get("/reviews/{period}", summary="The service review pack of a period")
+    async def review(tenant: ReadTenant, period: str, request: Request, customer: str | None = None,
+                     format: ReviewFormat = "json", lang: str | None = None) -> Response:
+        document, default = await current_document(tenant, period, customer)
+        if format == "json":
+            return JSONResponse(document)
+        language = choose_language(lang, request.headers.get("accept-language"), default)
+        html = render_review_html(document, language)
+        if format == "html":
+            return HTMLResponse(html, headers={"Content-Language": language})
+        pdf = await asyncio.to_thread(html_to_pdf, html)
+        stem = re.sub(r"[^A-Za-z0-9._-]+", "_", f"review-{tenant}-{period}-{customer or 'all'}")
+        return Response(pdf, media_type="application/pdf", headers={
+            "Content-Disposition": f'inline; filename="{stem}.pdf"', "Content-Language": language})
+
+    @router.post("/reviews/{period}:approve", status_code=status.HTTP_201_CREATED,
+                 summary="Approve a period's review: freeze it with who, when, a comment and its hash")
+    async def approve(tenant: ConfigTenant, period: str, body: Annotated[ApprovalRequest, Body()],
+                      customer: str | None = None) -> dict[str, Any]:
+        at = now()
+        async with sessions() as session, session.begin():
+            config, version = await load_config(session, tenant)
+            found = parse_period(period, config)
+            if found.end > at:
+                raise HTTPException(status.HTTP_409_CONFLICT, "a period is approved once it has ended")
+            content = review_document(await build_review(session, tenant, found, config, version, customer, at))
+            digest = hashlib.sha256(canonical_bytes(content)).hexdigest()
+            inserted = await session.execute(insert(review_approvals).values(
+                tenant_id=tenant, period_start=found.start, customer=customer or ALL_CUSTOMERS,
+                period_end=found.end, label=found.label, approved_by=body.approved_by, approved_at=at,
+                comment=body.comment, content=content, content_sha256=digest).on_conflict_do_nothing())
+            if not inserted.rowcount:  # type: ignore[attr-defined]
+                raise HTTPException(status.HTTP_409_CONFLICT, "this review is approved already")
+        return {"period": found.label, "customer": customer, "approved_by": body.approved_by,
+                "approved_at": at.isoformat(), "comment": body.comment, "content_sha256": digest}
+
+    @router.patch("/complaints/{ticket_id}", summary="Mark a survey answer a complaint, or record its handling")
+    async def handle_complaint(tenant: ConfigTenant, ticket_id: Annotated[str, Path(max_length=512)],
+                               change: Annotated[ComplaintChange, Body()]) -> dict[str, Any]:
+        values = {k: v for k, v in change.model_dump().items() if v is not None}
+        statement = insert(complaint_handling).values(
+            tenant_id=tenant, ticket_id=ticket_id, marked=values.get("marked", False),
+            status=values.get("status", "open"), owner=values.get("owner"), note=values.get("note"),
+            improvement_id=values.get("improvement_id"), updated_at=now())
+        async with sessions() as session, session.begin():
+            row = (await session.execute(statement.on_conflict_do_update(
+                index_elements=["tenant_id", "ticket_id"], set_={**values, "updated_at": now()})
+                .returning(complaint_handling))).first()
+        assert row is not None
+        return {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in row._mapping.items()
+                if k != "tenant_id"}
+
+    return router
