@@ -1,7 +1,10 @@
-"""`make demo`: the three services, a small realistic working day of tickets, and the resulting SLA report.
+"""`make demo`: the three services, a working day of the whole product, and where to look at it.
 
-The day is the last weekday before today in Asia/Shanghai: twelve tickets across P1-P4, with agent
-replies, a wait on the customer, a reopen and a cancellation, under the "gold incidents" policy of DESIGN.md.
+The day is the last weekday before today in Asia/Shanghai (scripts/demo_day.py): twelve tickets across P1-P4
+under an SLA with an OLA beneath it, survey answers with a complaint, availability signals with a planned
+maintenance window and an outage under an SLO, quality targets and a workload limit, an improvement entry.
+It prints the SLA report and a summary of the month's service review pack, then the URLs and keys, and keeps
+the services running until Ctrl-C (`DEMO_EXIT=1`: stop after printing, as tests/e2e/test_demo.py runs it).
 """
 
 from __future__ import annotations
@@ -10,92 +13,17 @@ import os
 import sys
 import time
 import uuid
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import httpx
 
+from scripts import demo_day
 from scripts.localstack import discover
-from scripts.processes import LocalPlatform
+from scripts.processes import LocalPlatform, ServiceProcess
 
-SHANGHAI = ZoneInfo("Asia/Shanghai")
-BUNDLE = """
-calendars:
-  - name: cn-business
-    timezone: Asia/Shanghai
-    hours: {mon-fri: ["09:00-12:00", "13:00-18:00"]}
-    holidays: {country: CN}
-policies:
-  - id: gold-incidents
-    name: Gold incident SLA
-    agreement: SLA
-    match: {kind: incident, customer: [acme, globex]}
-    metrics:
-      - metric: response
-        calendar: cn-business
-        targets: {P1: 15m, P2: 1h, P3: 4h, P4: 1d}
-        stop: {actions: [agent_replied], statuses: [resolved, closed]}
-        cancel: {statuses: [cancelled]}
-        warn_at: [50, 75, 90]
-      - metric: resolution
-        calendar: cn-business
-        targets: {P1: 4h, P2: 8h, P3: 3d, P4: 5d}
-        pause: {statuses: [pending_customer, pending_vendor]}
-        stop: {statuses: [resolved, closed]}
-        cancel: {statuses: [cancelled]}
-        on_reopen: resume
-        warn_at: [75, 90]
-"""
-
-# (ticket, priority, customer, [(local time, action, status)])
-DAY: list[tuple[str, str, str, list[tuple[str, str, str]]]] = [
-    ("INC-101", "P1", "acme", [("09:05", "created", "new"), ("09:12", "agent_replied", "in_progress"),
-                               ("11:40", "resolved", "resolved")]),
-    ("INC-102", "P1", "globex", [("10:00", "created", "new"), ("10:31", "agent_replied", "in_progress"),
-                                 ("15:30", "resolved", "resolved")]),
-    ("INC-103", "P2", "acme", [("09:30", "created", "new"), ("10:05", "agent_replied", "in_progress"),
-                               ("11:00", "updated", "pending_customer"), ("14:00", "customer_replied", "in_progress"),
-                               ("16:00", "resolved", "resolved")]),
-    ("INC-104", "P2", "acme", [("11:50", "created", "new"), ("13:20", "agent_replied", "in_progress")]),
-    ("INC-105", "P3", "globex", [("09:45", "created", "new"), ("12:30", "agent_replied", "in_progress"),
-                                 ("17:10", "resolved", "resolved")]),
-    ("INC-106", "P3", "acme", [("13:05", "created", "new"), ("13:40", "agent_replied", "in_progress"),
-                               ("14:10", "resolved", "resolved"), ("15:00", "reopened", "in_progress"),
-                               ("16:30", "resolved", "resolved")]),
-    ("INC-107", "P4", "acme", [("14:00", "created", "new"), ("16:45", "agent_replied", "pending_customer")]),
-    ("INC-108", "P2", "globex", [("15:10", "created", "new"), ("15:25", "agent_replied", "in_progress"),
-                                 ("17:55", "updated", "pending_vendor")]),
-    ("INC-109", "P4", "globex", [("16:20", "created", "new"), ("16:40", "cancelled", "cancelled")]),
-    ("INC-110", "P1", "acme", [("17:30", "created", "new"), ("17:41", "agent_replied", "in_progress")]),
-    ("INC-111", "P3", "acme", [("10:15", "created", "new"), ("10:20", "agent_replied", "in_progress"),
-                               ("10:50", "updated", "pending_customer")]),
-    ("INC-112", "P2", "acme", [("12:10", "created", "new"), ("13:30", "agent_replied", "in_progress"),
-                               ("17:00", "resolved", "resolved")]),
-]
-
-
-def last_weekday(today: date) -> date:
-    day = today - timedelta(days=1)
-    while day.weekday() >= 5:
-        day -= timedelta(days=1)
-    return day
-
-
-def events_for(tenant: str, day: date) -> list[dict[str, Any]]:
-    events = []
-    for ticket, priority, customer, steps in DAY:
-        for clock_time, action, status in steps:
-            hour, minute = (int(part) for part in clock_time.split(":"))
-            at = datetime(day.year, day.month, day.day, hour, minute, tzinfo=SHANGHAI)
-            events.append({
-                "specversion": "1.0", "id": str(uuid.uuid4()), "source": "jira://demo.atlassian.net",
-                "type": "itsm.ticket.v1", "time": at.isoformat(), "tenantid": tenant, "subject": ticket,
-                "data": {"ticket_id": ticket, "action": action, "kind": "incident", "service": "email",
-                         "customer": customer, "priority": priority, "status": status,
-                         "assignment_group": "service-desk", "title": f"Demo ticket {ticket}"},
-            })
-    return sorted(events, key=lambda e: e["time"])
+BATCH = "application/cloudevents-batch+json"
+WAIT_SECONDS = 120
 
 
 def duration(seconds: int) -> str:
@@ -104,21 +32,159 @@ def duration(seconds: int) -> str:
     return f"{sign}{seconds // 3600}h{seconds % 3600 // 60:02d}m"
 
 
+def ratio(found: dict[str, Any]) -> str:
+    percent = "n/a" if found["percent"] is None else f"{found['percent']}%"
+    return f"{found['numerator']}/{found['denominator']} = {percent}"
+
+
 def print_report(report: dict[str, Any]) -> None:
-    clocks = sorted(report["clocks"], key=lambda c: (c["ticket_id"], c["metric"], c["cycle"]))
+    clocks = sorted(report["clocks"], key=lambda c: (c["ticket_id"], c["agreement"], c["metric"], c["cycle"]))
     print(f"\nService Level Report for tenant {report['header']['tenant']}")
-    print(f"{'ticket':9} {'prio':4} {'metric':10} {'cycle':>5} {'state':9} {'elapsed':>8} {'target':>8} breached")
+    print(f"{'ticket':9} {'prio':4} {'agr':3} {'metric':10} {'cycle':>5} {'state':9} {'elapsed':>8} {'target':>8} "
+          "breached")
     for c in clocks:
         over = "yes" if c["breached"] else "no"
-        print(f"{c['ticket_id']:9} {c['priority']:4} {c['metric']:10} {c['cycle']:>5} {c['state']:9} "
-              f"{duration(c['elapsed_seconds']):>8} {duration(c['target_seconds']):>8} {over}")
+        print(f"{c['ticket_id']:9} {c['priority']:4} {c['agreement']:3} {c['metric']:10} {c['cycle']:>5} "
+              f"{c['state']:9} {duration(c['elapsed_seconds']):>8} {duration(c['target_seconds']):>8} {over}")
     print("\nAttainment of the cycles that stopped in the period (met / met + breached, against target):")
     for row in report["attainment"]:
-        ratio = row["attainment"]
-        print(f"  {row['agreement']} {row['metric']:10} {row['priority']}: {ratio['numerator']}/{ratio['denominator']}"
-              f" = {ratio['percent']}%  target {row['target_percent']}%  {row['status']}")
-    print("(a running or paused clock shows its elapsed time as of its last transition;"
-          " GET /v1/tickets/{id}/clocks on the sla-engine shows it now, explained)")
+        print(f"  {row['agreement']} {row['metric']:10} {row['priority']}: {ratio(row['attainment'])}"
+              f"  target {row['target_percent']}%  {row['status']}")
+    print("OLA/UC under the SLA:")
+    for row in report["ola_uc"]:
+        print(f"  {row['agreement']} {row['policy_id']} {row['metric']}: {ratio(row['attainment'])}  {row['status']};"
+              f" SLA-breached tickets also breached here {ratio(row['sla_breaches_also_breached_here'])}")
+    print("SLOs (availability, planned maintenance excluded):")
+    for slo in report["slos"]:
+        alerts = ", ".join(f"{a['alert']} fired {a['fired']}" for a in slo["alerts"]) or "no alerts"
+        print(f"  SLO {slo['slo_id']}: SLI {slo['sli_value']:.2f}% objective {slo['objective']}%  error budget "
+              f"{slo['error_budget_remaining']:.0f}/{slo['error_budget_total']:.0f} s left  {slo['status']}  {alerts}")
+    csat = report["csat"]
+    print(f"CSAT: satisfied {ratio(csat['score'])}, mean score {csat['mean_score_percent']}%,"
+          f" response rate {ratio(csat['response_rate'])}")
+    print("Quality targets:")
+    for target in report["quality"]:
+        print(f"  target {target['target_id']}: {target['standard']}: value {target['value']}{target['unit']}"
+              f"  {target['status']}")
+    print("(24x7 running clocks are shown live at the report's instant; business-hours ones as of their last"
+          " transition: GET /v1/tickets/{id}/clocks on the sla-engine shows them now, explained)")
+
+
+def print_review(review: dict[str, Any]) -> None:
+    banner = review["banner"]
+    print(f"\nService review pack {banner['period']['label']} (config version {banner['config_version']}, "
+          f"{len(banner['policies'])} policies, calendars: {', '.join(c['name'] for c in banner['calendars'])})")
+    for row in review["sla"]:
+        trend = " -> ".join(f"{p['label']} {p['attainment']['percent']}%" for p in row["trend"])
+        print(f"  review sla {row['service']}: {row['status']}  ({trend})")
+    for row in review["workload"]:
+        print(f"  review workload {row['customer'] or '*'}/{row['service'] or '*'}: {row['created']} tickets,"
+              f" limit {row['limit']}, over limit: {row['over_limit']}, exception: {row['exception']}")
+    print(f"  review ola_uc: {len(review['ola_uc'])} rows; slos: {len(review['slos'])} rows; quality: "
+          + ", ".join(f"{q['target_id']} {q['status']}" for q in review["quality"]))
+    for row in review["satisfaction"]["rows"]:
+        print(f"  review csat {row['service']}/{row['customer']}: {row['answers']} answers, satisfied "
+              f"{ratio(row['satisfied'])}, response rate {ratio(row['response_rate'])}"
+              + (f" ({row['note']})" if row["note"] else ""))
+    for complaint in review["satisfaction"]["complaints"]:
+        print(f"  review complaint {complaint['ticket_id']} ({complaint['customer']}): {complaint['score']}/"
+              f"{complaint['scale']} \"{complaint['comment']}\" status {complaint['status']}"
+              f" improvement {complaint['improvement_id']}")
+    for row in review["experience"]:
+        print(f"  review experience {row['service']}: SLA {row['sla_status']}, CSAT satisfied "
+              f"{row['csat_satisfied']['percent']}%, reopens {row['reopen_rate']['percent']}%, flagged "
+              f"{row['flagged']} {'; '.join(row['reasons'])}")
+    for item in review["improvements"]:
+        print(f"  review improvement {item['improvement_id']} {item['movement']}: {item['title']} "
+              f"(baseline {item['baseline_value']}, target {item['comparison']} {item['target_value']})")
+    print(f"  review distribution: {len(review['distribution'])} published snapshots (the month's close publishes"
+          " them); approval: " + ("none yet" if review["approval"] is None else review["approval"]["approved_by"]))
+
+
+def post(url: str, key: str, body: Any, content_type: str = "application/json") -> httpx.Response:
+    data = body if isinstance(body, str) else None
+    answer = httpx.post(url, content=data, json=None if data is not None else body, timeout=30,
+                        headers={"Authorization": f"Bearer {key}", "Content-Type": content_type})
+    answer.raise_for_status()
+    return answer
+
+
+def wait_for_report(reporting: ServiceProcess, key: str, period: dict[str, str]) -> dict[str, Any]:
+    """Events travel through Kafka: poll until every clock, answer and SLO evaluation has reached reporting."""
+    clocks = 3 * len(demo_day.DAY)  # response, resolution (SLA) and handover (OLA) per ticket
+    deadline = time.monotonic() + WAIT_SECONDS
+    report: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        report = httpx.get(f"{reporting.url}/v1/reports/slr", params={**period, "format": "json"},
+                           headers={"Authorization": f"Bearer {key}"}, timeout=30).json()
+        if (len({(c["ticket_id"], c["metric"]) for c in report["clocks"]}) >= clocks
+                and report["csat"]["score"]["denominator"] >= len(demo_day.ANSWERS)
+                and any(s["total"] - s["good"] > 0 for s in report["slos"])):
+            break
+        time.sleep(1)
+    return report
+
+
+def run(platform: LocalPlatform) -> dict[str, str]:
+    """The day of the whole product; returns the tenant, keys and the review's period label."""
+    intake, engine, reporting = platform.processes
+    tenant = f"demo-{uuid.uuid4().hex[:6]}"
+    # Least privilege: each party gets a key with only the scope it needs (docs/security.md).
+    config_key = platform.new_tenant(tenant, scopes="config")   # the SLA manager: bundle, targets, register
+    ingest_key = platform.new_tenant(tenant, scopes="ingest")   # the service desk, survey tool and probes
+    key = platform.new_tenant(tenant, scopes="read")            # report consumers and the dashboard
+    now = datetime.now(UTC)
+    post(f"{engine.url}/v1/config:apply", config_key, demo_day.bundle(now), "application/yaml")
+    answer = httpx.put(f"{reporting.url}/v1/reporting-config", json=demo_day.REPORTING_CONFIG, timeout=30,
+                       headers={"Authorization": f"Bearer {config_key}"})
+    answer.raise_for_status()
+    print(f"reporting configuration version {answer.json()['version']}: "
+          f"{len(demo_day.REPORTING_CONFIG['quality_targets'])} quality targets, a workload limit for acme")
+    day = demo_day.last_weekday(now.astimezone(demo_day.SHANGHAI).date())
+    events = demo_day.ticket_events(tenant, day)
+    sent = post(f"{intake.url}/v1/events", ingest_key, events, BATCH).json()["accepted"]
+    answers = post(f"{intake.url}/v1/events", ingest_key, demo_day.feedback_events(tenant, day), BATCH)
+    signals = post(f"{intake.url}/v1/events", ingest_key, demo_day.availability_events(tenant, now), BATCH)
+    print(f"sent {sent} ticket events for {day} (Asia/Shanghai), {answers.json()['accepted']} survey answers,"
+          f" {signals.json()['accepted']} availability signals of the last four hours")
+    period = {"from": (now - timedelta(days=10)).isoformat(), "to": datetime.now(UTC).isoformat()}
+    print_report(wait_for_report(reporting, key, period))
+    # After the day reached reporting: the baseline is measured from it.
+    entry = post(f"{reporting.url}/v1/improvements", config_key, demo_day.improvement(day)).json()
+    print(f"improvement {entry['improvement_id']} opened: {entry['title']} (reopen rate baseline "
+          f"{entry['baseline_value']}% measured on {day}, target <= {entry['target_value']}%)")
+    handled = httpx.patch(f"{reporting.url}/v1/complaints/{demo_day.COMPLAINT_TICKET}", timeout=30,
+                          headers={"Authorization": f"Bearer {config_key}"},
+                          json={"status": "acknowledged", "owner": "li.wei", "improvement_id": entry["improvement_id"],
+                                "note": "called the customer back"})
+    handled.raise_for_status()
+    label = f"{day.year}-{day.month:02d}"
+    review = httpx.get(f"{reporting.url}/v1/reviews/{label}", params={"format": "json"}, timeout=60,
+                       headers={"Authorization": f"Bearer {key}"})
+    review.raise_for_status()
+    print_review(review.json())
+    refused = httpx.post(f"{intake.url}/v1/events", json=events[:1], timeout=30,
+                         headers={"Authorization": f"Bearer {key}", "Content-Type": "application/cloudevents+json"})
+    print(f"\nthe read-only key posting an event: {refused.status_code} {refused.json()['detail']}")
+    return {"tenant": tenant, "read": key, "ingest": ingest_key, "config": config_key, "label": label}
+
+
+def print_where(platform: LocalPlatform, found: dict[str, str]) -> None:
+    intake, engine, reporting = platform.processes
+    r, label = reporting.url, found["label"]
+    print(f"\ndemo tenant: {found['tenant']}\nread-only key (reports, dashboard, review): {found['read']}"
+          f"\ningest-only key (upstream systems):          {found['ingest']}"
+          f"\nconfig key (bundles, targets, improvements): {found['config']}")
+    print(f"intake: {intake.url}\nsla-engine: {engine.url}\nreporting: {r}")
+    print(f"dashboard: {r}/v1/dashboard (sign in with the read-only key; {r}/v1/dashboard?lang=zh in Chinese)")
+    print("with the header Authorization: Bearer <read-only key>:")
+    print(f"report HTML: {r}/v1/reports/slr?format=html\nreport PDF: {r}/v1/reports/slr?format=pdf")
+    print(f"report HTML (zh): {r}/v1/reports/slr?format=html&lang=zh\nreport PDF (zh): {r}/v1/reports/slr?format=pdf&lang=zh")
+    print(f"review JSON: {r}/v1/reviews/{label}?format=json\nreview HTML: {r}/v1/reviews/{label}?format=html")
+    print(f"review PDF: {r}/v1/reviews/{label}?format=pdf\nreview PDF (zh): {r}/v1/reviews/{label}?format=pdf&lang=zh")
+    print(f"improvement register: {r}/v1/improvements\nSLOs now: {engine.url}/v1/slos")
+    print(f"e.g. curl -H 'Authorization: Bearer {found['read']}' '{r}/v1/reviews/{label}?format=html&lang=zh'",
+          flush=True)
 
 
 def main() -> int:
@@ -128,48 +194,13 @@ def main() -> int:
         return 1
     platform = LocalPlatform.start(stack, prefix="demo-")
     try:
-        intake, engine, reporting = platform.processes
-        tenant = f"demo-{uuid.uuid4().hex[:6]}"
-        # Least privilege: each party gets a key with only the scope it needs (docs/security.md).
-        config_key = platform.new_tenant(tenant, scopes="config")   # the SLA manager applying the bundle
-        ingest_key = platform.new_tenant(tenant, scopes="ingest")   # the upstream service desk posting events
-        key = platform.new_tenant(tenant, scopes="read")            # report consumers and the dashboard
-        headers = {"Authorization": f"Bearer {key}"}
-        answer = httpx.post(f"{engine.url}/v1/config:apply", content=BUNDLE, timeout=30,
-                            headers={"Authorization": f"Bearer {config_key}", "Content-Type": "application/yaml"})
-        answer.raise_for_status()
-        day = last_weekday(datetime.now(SHANGHAI).date())
-        events = events_for(tenant, day)
-        answer = httpx.post(f"{intake.url}/v1/events", json=events, timeout=30,
-                            headers={"Authorization": f"Bearer {ingest_key}",
-                                     "Content-Type": "application/cloudevents-batch+json"})
-        answer.raise_for_status()
-        print(f"sent {answer.json()['accepted']} ticket events for {day} (Asia/Shanghai)")
-        # Every ticket here is an acme/globex incident: two clocks each, one more for the reopened cycle.
-        period = {"from": (datetime.now(UTC) - timedelta(days=10)).isoformat(), "to": datetime.now(UTC).isoformat()}
-        deadline = time.monotonic() + 60
-        report: dict[str, Any] = {}
-        while time.monotonic() < deadline:
-            report = httpx.get(f"{reporting.url}/v1/reports/slr", params={**period, "format": "json"},
-                               headers=headers, timeout=30).json()
-            if len({(c["ticket_id"], c["metric"]) for c in report["clocks"]}) >= 2 * len(DAY):
-                break
-            time.sleep(0.5)
-        print_report(report)
-        refused = httpx.post(f"{intake.url}/v1/events", json=events[:1], timeout=30,
-                             headers={**headers, "Content-Type": "application/cloudevents+json"})
-        print(f"\nthe read-only key posting an event: {refused.status_code} {refused.json()['detail']}")
-        print(f"\ndemo tenant: {tenant}\nread-only key (reports, dashboard): {key}"
-              f"\ningest-only key (upstream systems): {ingest_key}\nconfig key (SLA bundles):           {config_key}")
-        print(f"intake {intake.url}  sla-engine {engine.url}  reporting {reporting.url}")
-        print(f"the report as HTML: {reporting.url}/v1/reports/slr?format=html (Authorization: Bearer <key>)")
-        print(f"the live dashboard: {reporting.url}/v1/dashboard (sign in with the key)")
-        if os.environ.get("KEEP"):
-            print("services keep running; Ctrl-C stops them")
+        print_where(platform, run(platform))
+        if not os.environ.get("DEMO_EXIT"):
+            print("\nthe services keep running: Ctrl-C stops them", flush=True)
             while True:
                 time.sleep(3600)
     except KeyboardInterrupt:
-        pass
+        print("\nstopping the services")
     finally:
         platform.stop()
     return 0
