@@ -109,13 +109,15 @@ def post(url: str, key: str, body: Any, content_type: str = "application/json") 
     return answer
 
 
-def wait_for_report(reporting: ServiceProcess, key: str, period: dict[str, str]) -> dict[str, Any]:
-    """Events travel through Kafka: poll until every clock, answer and SLO evaluation has reached reporting."""
+def wait_for_report(reporting: ServiceProcess, key: str, since: datetime) -> dict[str, Any]:
+    """Events travel through Kafka: poll until every clock, answer and SLO evaluation has reached reporting.
+    Each poll's report ends now: SLO evaluations carry the instant they were made."""
     clocks = 3 * len(demo_day.DAY)  # response, resolution (SLA) and handover (OLA) per ticket
     deadline = time.monotonic() + WAIT_SECONDS
     report: dict[str, Any] = {}
     while time.monotonic() < deadline:
-        report = httpx.get(f"{reporting.url}/v1/reports/slr", params={**period, "format": "json"},
+        period = {"from": since.isoformat(), "to": datetime.now(UTC).isoformat(), "format": "json"}
+        report = httpx.get(f"{reporting.url}/v1/reports/slr", params=period,
                            headers={"Authorization": f"Bearer {key}"}, timeout=30).json()
         if (len({(c["ticket_id"], c["metric"]) for c in report["clocks"]}) >= clocks
                 and report["csat"]["score"]["denominator"] >= len(demo_day.ANSWERS)
@@ -147,8 +149,7 @@ def run(platform: LocalPlatform) -> dict[str, str]:
     signals = post(f"{intake.url}/v1/events", ingest_key, demo_day.availability_events(tenant, now), BATCH)
     print(f"sent {sent} ticket events for {day} (Asia/Shanghai), {answers.json()['accepted']} survey answers,"
           f" {signals.json()['accepted']} availability signals of the last four hours")
-    period = {"from": (now - timedelta(days=10)).isoformat(), "to": datetime.now(UTC).isoformat()}
-    print_report(wait_for_report(reporting, key, period))
+    print_report(wait_for_report(reporting, key, now - timedelta(days=10)))
     # After the day reached reporting: the baseline is measured from it.
     entry = post(f"{reporting.url}/v1/improvements", config_key, demo_day.improvement(day)).json()
     print(f"improvement {entry['improvement_id']} opened: {entry['title']} (reopen rate baseline "
