@@ -61,7 +61,7 @@ else
 	$(WITH_STACK) SLM_FAULTS=1 uv run pytest -q -s -p no:cacheprovider tests/faults $(PYTEST_ARGS)
 endif
 
-demo: up migrate  ## the three services and a small realistic day of tickets, then the SLA report
+demo: up migrate  ## the services and a day of the whole product; prints report, review, URLs; Ctrl-C stops (DEMO_EXIT=1: at once)
 	$(WITH_STACK) uv run python -m scripts.demo
 
 bench: up migrate

@@ -180,7 +180,8 @@ def print_where(platform: LocalPlatform, found: dict[str, str]) -> None:
     print(f"dashboard: {r}/v1/dashboard (sign in with the read-only key; {r}/v1/dashboard?lang=zh in Chinese)")
     print("with the header Authorization: Bearer <read-only key>:")
     print(f"report HTML: {r}/v1/reports/slr?format=html\nreport PDF: {r}/v1/reports/slr?format=pdf")
-    print(f"report HTML (zh): {r}/v1/reports/slr?format=html&lang=zh\nreport PDF (zh): {r}/v1/reports/slr?format=pdf&lang=zh")
+    print(f"report HTML (zh): {r}/v1/reports/slr?format=html&lang=zh"
+          f"\nreport PDF (zh): {r}/v1/reports/slr?format=pdf&lang=zh")
     print(f"review JSON: {r}/v1/reviews/{label}?format=json\nreview HTML: {r}/v1/reviews/{label}?format=html")
     print(f"review PDF: {r}/v1/reviews/{label}?format=pdf\nreview PDF (zh): {r}/v1/reviews/{label}?format=pdf&lang=zh")
     print(f"improvement register: {r}/v1/improvements\nSLOs now: {engine.url}/v1/slos")
