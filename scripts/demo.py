@@ -1,6 +1,6 @@
 """`make demo`: the three services, a working day of the whole product, and where to look at it.
 
-The day is the last weekday before today in Asia/Shanghai (scripts/demo_day.py): twelve tickets across P1-P4
+The day is the last weekday before today in Asia/Shanghai (scripts/demo_day.py): fourteen tickets across P1-P4
 under an SLA with an OLA beneath it, survey answers with a complaint, availability signals with a planned
 maintenance window and an outage under an SLO, quality targets and a workload limit, an improvement entry.
 It prints the SLA report and a summary of the month's service review pack, then the URLs and keys, and keeps
@@ -75,7 +75,7 @@ def print_review(review: dict[str, Any]) -> None:
     print(f"\nService review pack {banner['period']['label']} (config version {banner['config_version']}, "
           f"{len(banner['policies'])} policies, calendars: {', '.join(c['name'] for c in banner['calendars'])})")
     for row in review["sla"]:
-        trend = " -> ".join(f"{p['label']} {p['attainment']['percent']}%" for p in row["trend"])
+        trend = " -> ".join(f"{p['label']} {ratio(p['attainment'])}" for p in row["trend"])
         print(f"  review sla {row['service']}: {row['status']}  ({trend})")
     for row in review["workload"]:
         print(f"  review workload {row['customer'] or '*'}/{row['service'] or '*'}: {row['created']} tickets,"
@@ -112,7 +112,7 @@ def post(url: str, key: str, body: Any, content_type: str = "application/json") 
 def wait_for_report(reporting: ServiceProcess, key: str, since: datetime) -> dict[str, Any]:
     """Events travel through Kafka: poll until every clock, answer and SLO evaluation has reached reporting.
     Each poll's report ends now: SLO evaluations carry the instant they were made."""
-    clocks = 3 * len(demo_day.DAY)  # response, resolution (SLA) and handover (OLA) per ticket
+    clocks = 3 * len(demo_day.tickets())  # response, resolution (SLA) and handover (OLA) per ticket
     deadline = time.monotonic() + WAIT_SECONDS
     report: dict[str, Any] = {}
     while time.monotonic() < deadline:

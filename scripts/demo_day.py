@@ -63,7 +63,7 @@ slos:
     window: {{rolling: 1d}}
 """
 
-# (ticket, priority, customer, [(local time, action, status)])
+# (ticket, priority, customer, [(local time, action, status)]) of the email service
 DAY: list[tuple[str, str, str, list[tuple[str, str, str]]]] = [
     ("INC-101", "P1", "acme", [("09:05", "created", "new"), ("09:12", "agent_replied", "in_progress"),
                                ("11:40", "resolved", "resolved")]),
@@ -88,15 +88,32 @@ DAY: list[tuple[str, str, str, list[tuple[str, str, str]]]] = [
     ("INC-112", "P2", "acme", [("12:10", "created", "new"), ("13:30", "agent_replied", "in_progress"),
                                ("17:00", "resolved", "resolved")]),
 ]
+# Two VPN tickets of globex, both well within every target, whose customers were unhappy all the same: the
+# review's experience-versus-SLA view flags the vpn service (a green SLA with unsatisfied customers).
+VPN_DAY: list[tuple[str, str, str, list[tuple[str, str, str]]]] = [
+    ("INC-113", "P3", "globex", [("10:30", "created", "new"), ("10:40", "agent_replied", "in_progress"),
+                                 ("11:30", "resolved", "resolved")]),
+    ("INC-114", "P3", "globex", [("14:20", "created", "new"), ("14:30", "agent_replied", "in_progress"),
+                                 ("15:10", "resolved", "resolved")]),
+]
+SERVICES = {"email": DAY, "vpn": VPN_DAY}
 
-# Survey answers of the resolved tickets, sent that evening: (ticket, local time, score of 5, comment).
-# INC-106 was resolved, reopened and resolved again: its 1 of 5 is under the complaint ratio (0.6).
-ANSWERS: list[tuple[str, str, int, str]] = [
-    ("INC-101", "18:10", 5, "Fixed within the morning, thank you"),
-    ("INC-102", "18:15", 4, "Good, though the first reply took a while"),
-    ("INC-103", "18:20", 5, "Very helpful agent"),
-    ("INC-105", "18:30", 3, "Took most of the day"),
-    ("INC-106", "18:40", 1, "Closed before it was fixed, I had to reopen it"),
+
+def tickets() -> list[tuple[str, str, str, str, list[tuple[str, str, str]]]]:
+    """Every ticket of the day with its service: (service, ticket, priority, customer, steps)."""
+    return [(service, *ticket) for service, day in SERVICES.items() for ticket in day]
+
+# Survey answers of the resolved tickets, sent that evening: (ticket, service, local time, score of 5, comment).
+# INC-106 was resolved, reopened and resolved again: its 1 of 5 is under the complaint ratio (0.6), as is
+# INC-113's 2 of 5; the demo records the handling of the first and leaves the second open.
+ANSWERS: list[tuple[str, str, str, int, str]] = [
+    ("INC-101", "email", "18:10", 5, "Fixed within the morning, thank you"),
+    ("INC-102", "email", "18:15", 4, "Good, though the first reply took a while"),
+    ("INC-103", "email", "18:20", 5, "Very helpful agent"),
+    ("INC-105", "email", "18:30", 3, "Took most of the day"),
+    ("INC-106", "email", "18:40", 1, "Closed before it was fixed, I had to reopen it"),
+    ("INC-113", "vpn", "18:50", 2, "Closed in an hour, but nobody checked the VPN actually worked"),
+    ("INC-114", "vpn", "18:55", 3, "Fixed, though I had to explain it three times"),
 ]
 COMPLAINT_TICKET = "INC-106"
 
@@ -115,13 +132,13 @@ def _at(day: date, clock_time: str) -> datetime:
 
 def ticket_events(tenant: str, day: date) -> list[dict[str, Any]]:
     events = []
-    for ticket, priority, customer, steps in DAY:
+    for service, ticket, priority, customer, steps in tickets():
         for clock_time, action, status in steps:
             events.append({
                 "specversion": "1.0", "id": str(uuid.uuid4()), "source": "jira://demo.atlassian.net",
                 "type": "itsm.ticket.v1", "time": _at(day, clock_time).isoformat(), "tenantid": tenant,
                 "subject": ticket,
-                "data": {"ticket_id": ticket, "action": action, "kind": "incident", "service": "email",
+                "data": {"ticket_id": ticket, "action": action, "kind": "incident", "service": service,
                          "customer": customer, "priority": priority, "status": status,
                          "assignment_group": "service-desk", "title": f"Demo ticket {ticket}"},
             })
@@ -132,8 +149,8 @@ def feedback_events(tenant: str, day: date) -> list[dict[str, Any]]:
     """`itsm.feedback.v1` answers (DESIGN.md 2.3); reporting links them to the tickets' customers."""
     return [{"specversion": "1.0", "id": str(uuid.uuid4()), "source": "survey://demo", "type": "itsm.feedback.v1",
              "time": _at(day, clock_time).isoformat(), "tenantid": tenant, "subject": ticket,
-             "data": {"ticket_id": ticket, "service": "email", "score": score, "scale": 5, "comment": comment}}
-            for ticket, clock_time, score, comment in ANSWERS]
+             "data": {"ticket_id": ticket, "service": service, "score": score, "scale": 5, "comment": comment}}
+            for ticket, service, clock_time, score, comment in ANSWERS]
 
 
 def maintenance_start(now: datetime) -> datetime:
