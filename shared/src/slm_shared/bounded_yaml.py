@@ -50,6 +50,6 @@ def load_one(text: str) -> Any:
     """The single document of `text` (raises `yaml.YAMLError`, also for a stream of several)."""
     loader = BoundedLoader(text)
     try:
-        return loader.get_single_data()  # type: ignore[no-untyped-call]
+        return loader.get_single_data()
     finally:
         loader.dispose()

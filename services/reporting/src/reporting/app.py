@@ -12,14 +12,20 @@ from faststream.kafka import KafkaRouter
 from reporting import tables
 from reporting.api import DASHBOARD_BODY_LIMITS, DASHBOARD_PUBLIC, dashboard_router, report_router
 from reporting.browser import SecurityHeaders
+from reporting.channels import Senders
 from reporting.closing import PeriodCloser
+from reporting.delivery import NotificationDelivery
 from reporting.handlers import Now, ReadModels, utc_now
+from reporting.notification_api import BODY_LIMITS as NOTIFICATION_BODY_LIMITS
+from reporting.notification_api import notification_router
+from reporting.notifications import PolicyStore
 from reporting.sessions import SessionPolicy, SqlDashboardSessions
 from reporting.settings import ReportingSettings
 from slm_shared import topics
 from slm_shared.consumer import RawRecords, keep_raw_bytes
 from slm_shared.request_guard import BodyLimits
-from slm_shared.runtime import ServiceRuntime, subscribe_api_keys
+from slm_shared.runtime import PeriodicTask, ServiceRuntime, subscribe_api_keys
+from slm_shared.secret_cipher import SecretCipher
 
 SERVICE = "reporting"
 SESSION_PURGE_SECONDS = 300.0  # ended sessions are refused at once; the purge only keeps the table small
@@ -53,6 +59,20 @@ def read_model_router(runtime: ServiceRuntime, read_models: ReadModels, settings
     return router
 
 
+def add_notification_delivery(runtime: ServiceRuntime, policies: PolicyStore, settings: ReportingSettings,
+                              now: Now) -> None:
+    """The delivery loop: the kit's periodic task, inside the lifetime of the senders' HTTP client."""
+    senders = Senders(settings.notification_timeout_seconds)
+    delivery = NotificationDelivery(runtime.sessions, policies, senders, now, settings)
+    task = PeriodicTask("delivering notifications", settings.notification_poll_seconds, delivery.run_pass)
+
+    async def run() -> None:
+        async with senders.open():
+            await task.run()
+
+    runtime.add_background(run, task.stop, "delivering notifications")
+
+
 def create_app(settings: ReportingSettings, now: Now = utc_now) -> FastAPI:
     runtime = ServiceRuntime(
         service=SERVICE, settings=settings, alembic_ini=ALEMBIC_INI, api_key_table=tables.api_keys,
@@ -74,9 +94,16 @@ def create_app(settings: ReportingSettings, now: Now = utc_now) -> FastAPI:
             await signins.purge(session, now())
 
     runtime.add_periodic("purging dashboard sessions", SESSION_PURGE_SECONDS, purge_sessions)
+    keys = settings.notification_secret_keys
+    policies = PolicyStore(SecretCipher(keys.get_secret_value() if keys else None,
+                                        "REPORTING_NOTIFICATION_SECRET_KEYS"))
+    if settings.notifications_enabled:
+        add_notification_delivery(runtime, policies, settings, now)
     app = runtime.http_app(title="reporting", routers=[
         report_router(runtime.sessions, settings, now, closer),
         dashboard_router(runtime.sessions, runtime.authenticator, settings, now, signins),
-    ], body_limits=BodyLimits(settings.max_request_body_bytes, DASHBOARD_BODY_LIMITS), public_paths=DASHBOARD_PUBLIC)
+        notification_router(runtime.sessions, policies, now),
+    ], body_limits=BodyLimits(settings.max_request_body_bytes, {**DASHBOARD_BODY_LIMITS, **NOTIFICATION_BODY_LIMITS}),
+        public_paths=DASHBOARD_PUBLIC)
     app.add_middleware(SecurityHeaders)
     return app
