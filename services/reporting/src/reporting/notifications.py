@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.dialects.postgresql import distinct_on, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from reporting import tables
@@ -98,7 +98,7 @@ async def load_policies(session: AsyncSession, tenants: Sequence[str],
     if version is not None:
         statement = statement.where(t.c.version == version)
     rows = (await session.execute(statement.order_by(t.c.tenant_id, t.c.version.desc())
-                                  .distinct(t.c.tenant_id))).all()
+                                  .ext(distinct_on(t.c.tenant_id)))).all()
     return {row.tenant_id: StoredPolicy(row.version, PolicyStore.open(row.document), row.document) for row in rows}
 
 
