@@ -47,7 +47,8 @@ class Receivers:
     smtp_port: int = 0
     requests: list[Received] = field(default_factory=list)
     mails: list[EmailMessage] = field(default_factory=list)
-    failures_left: dict[str, int] = field(default_factory=dict)  # path -> 500s to answer before taking
+    failures_left: dict[str, int] = field(default_factory=dict)  # path -> 503s to answer before taking
+    delay_seconds: float = 0.0  # a slow receiver: each request takes this long to answer
 
     def at(self, path: str) -> list[Received]:
         return [r for r in self.requests if r.path == path]
@@ -165,6 +166,8 @@ def _app(receivers: Receivers) -> Starlette:
     async def receive(request: Request) -> Response:
         raw = await request.body()
         path = request.url.path
+        if receivers.delay_seconds:
+            await asyncio.sleep(receivers.delay_seconds)
         if receivers.failures_left.get(path, 0) > 0:
             receivers.failures_left[path] -= 1
             return Response("try later", status_code=503)

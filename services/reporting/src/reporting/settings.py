@@ -40,8 +40,10 @@ class ReportingSettings(ServiceSettings):
     notification_poll_seconds: float = Field(
         default=0.5, gt=0, description="seconds between delivery passes: a notification goes out at most this "
         "long after it is due, plus the time to send")
-    notification_batch: int = Field(default=200, ge=1, le=5000, description="notifications claimed per transaction")
-    notification_concurrency: int = Field(default=32, ge=1, le=1000, description="sends in flight per batch")
+    notification_batch: int = Field(
+        default=50, ge=1, le=5000, description="notifications claimed, sent and recorded per transaction: a replica "
+        "killed mid-batch leaves at most this many to be sent again (same webhook-id / dedup key)")
+    notification_concurrency: int = Field(default=50, ge=1, le=1000, description="sends in flight per batch")
     notification_max_attempts: int = Field(default=8, ge=1, le=100, description="tries before a notification is dead")
     notification_timeout_seconds: float = Field(default=10.0, gt=0, le=120, description="per send")
     notification_channel_rate_per_second: float = Field(
