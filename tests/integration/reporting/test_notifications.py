@@ -293,6 +293,19 @@ async def test_policies_are_versioned_secrets_never_shown_and_limits_answered_at
         headers=tenant.headers)
     assert too_many.status_code == 422
     assert too_many.json()["detail"][0]["loc"] == ["rules"]
+    stored_nul = await client.put("/v1/notification-policies", json={
+        "channels": [{"name": "c", "type": "slack", "url": "http://x\u0000"}]}, headers=tenant.headers)
+    assert stored_nul.status_code == 422
+    deep = await client.put("/v1/notification-policies", content=b"[" * 100_000,
+                            headers={**tenant.headers, "content-type": "application/json"})
+    assert deep.status_code == 400
+    read_only = await reporting.tenant("ntf-reader")
+    async with reporting.sessions() as session, session.begin():  # the same tenant, a key with `read` only
+        await session.execute(sa.update(tables.api_keys).where(tables.api_keys.c.tenant_id == read_only.name)
+                              .values(scopes="read"))
+    refused = await client.put("/v1/notification-policies", content=webhook_policy(receivers).encode(),
+                               headers={**read_only.headers, "content-type": "application/yaml"})
+    assert refused.status_code == 403
     other = await reporting.tenant("ntf-other")
     assert (await other.get("/v1/notification-policies")).status_code == 404
 

@@ -19,7 +19,7 @@ from typing import Annotated, Any, Literal
 import sqlalchemy as sa
 import yaml
 from fastapi import APIRouter, HTTPException, Query, Request, status
-from fastapi.responses import JSONResponse
+from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -42,25 +42,22 @@ def _iso(value: Any) -> Any:
 def notification_router(sessions: async_sessionmaker[AsyncSession], store: PolicyStore, now: Now) -> APIRouter:
     router = APIRouter(prefix="/v1", tags=["notifications"])
 
-    @router.put("/notification-policies", summary="Apply a new version of the tenant's notification policy",
-                response_model=None)
-    async def put_policy(request: Request, tenant: ConfigTenant) -> dict[str, Any] | JSONResponse:
+    @router.put("/notification-policies", summary="Apply a new version of the tenant's notification policy")
+    async def put_policy(request: Request, tenant: ConfigTenant) -> dict[str, Any]:
         body = await request.body()
         try:
             text = body.decode()
             content_type = request.headers.get("content-type", "")
             document = load_one(text) if "yaml" in content_type else json.loads(text)
-        except (UnicodeDecodeError, ValueError, yaml.YAMLError) as error:
+        except (UnicodeDecodeError, ValueError, RecursionError, yaml.YAMLError) as error:
             raise HTTPException(status.HTTP_400_BAD_REQUEST,
                                 f"not a {'YAML' if 'yaml' in content_type else 'JSON'} document: "
                                 f"{str(error)[:300]}") from error
         try:
             policy = NotificationPolicy.model_validate(document if document is not None else {})
         except ValidationError as error:
-            return JSONResponse({"detail": [
-                {"loc": list(item["loc"]), "msg": str(item["msg"])[:300], "type": item["type"]}
-                for item in error.errors(include_url=False, include_input=False)[:50]]},
-                status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)
+            # The kit's 422 handler answers it, quoting back only short, valid UTF-8.
+            raise RequestValidationError(error.errors(include_url=False, include_input=False)[:50]) from error
         if any(channel.secret is not None for channel in policy.channels) and not store.can_store_secrets:
             raise HTTPException(status.HTTP_400_BAD_REQUEST, "this reporting service cannot store channel secrets: "
                                 "REPORTING_NOTIFICATION_SECRET_KEYS is not set")

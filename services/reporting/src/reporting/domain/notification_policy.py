@@ -46,9 +46,13 @@ _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 def _storable(value: str) -> str:
-    """Stored as PostgreSQL JSON, which cannot hold U+0000."""
+    """Stored as PostgreSQL JSON, which holds neither U+0000 nor a lone surrogate (not UTF-8)."""
     if "\x00" in value:
         raise ValueError("must not contain U+0000")
+    try:
+        value.encode()
+    except UnicodeEncodeError as error:
+        raise ValueError("must be valid UTF-8 (no lone surrogates)") from error
     return value
 
 
@@ -157,7 +161,7 @@ class Channel(BaseModel):
 
     name: Name
     type: ChannelType
-    url: Annotated[str, Field(max_length=2048)] | None = None
+    url: Annotated[str, Field(max_length=2048), AfterValidator(_storable)] | None = None
     secret: SecretStr | None = None
     smtp: SmtpServer | None = None
 
@@ -219,7 +223,7 @@ class NotificationCalendar(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    timezone: Annotated[str, Field(max_length=64)] = "UTC"
+    timezone: Annotated[str, Field(max_length=64), AfterValidator(_storable)] = "UTC"
     hours: dict[Annotated[str, Field(max_length=32)], Annotated[list[str], Field(max_length=12)]] = Field(
         min_length=1, max_length=7)
 
