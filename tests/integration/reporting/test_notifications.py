@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
 
 from reporting import tables
 from tests.integration.reporting.conftest import Reporting, Tenant
@@ -362,3 +363,19 @@ async def _status(tenant: Tenant, ticket: str, status: str) -> bool:
 
 async def _attempts(tenant: Tenant, ticket: str, attempts: int) -> bool:
     return any(row["attempts"] >= attempts for row in await delivery_log(tenant, ticket=ticket))
+
+
+async def test_a_channel_secret_no_key_decrypts_is_never_sent_unsigned(
+        reporting: Reporting, receivers: Receivers) -> None:
+    tenant = await reporting.tenant("ntf")
+    await apply(tenant, webhook_policy(receivers))
+    t = tables.notification_policies
+    async with reporting.sessions() as session, session.begin():  # as if encrypted under a key since dropped
+        await session.execute(sa.update(t).where(t.c.tenant_id == tenant.name).values(
+            document=t.c.document.op("||")(sa.cast({"secrets": {"desk": "gAAAAA-not-ours"}}, JSONB))))
+    reporting.clock.pinned = BREACH
+    await reporting.publish([breach(tenant, "INC-K1")])
+    await eventually(partial(_status, tenant, "INC-K1", "dead"), "the notification is dead")
+    [row] = await delivery_log(tenant, ticket="INC-K1")
+    assert row["last_error"] == "the channel's secret cannot be decrypted with the configured keys"
+    assert receivers.at("/hook") == []

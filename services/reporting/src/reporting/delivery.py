@@ -140,6 +140,10 @@ class NotificationDelivery:
                 return update | {"b_status": row["status"], "b_next": now + timedelta(seconds=wait)}
             delivery = self._delivery(row, stored, channel.name, clock, now)
             try:
+                if delivery.secret is None and channel.name in stored.document["secrets"]:
+                    # Never send unsigned (or unauthenticated) what was configured with a secret.
+                    raise DeliveryFailed("the channel's secret cannot be decrypted with the configured keys",
+                                         permanent=True)
                 await self._senders.send(delivery, now)
             except DeliveryFailed as error:
                 attempts = row["attempts"] + 1
