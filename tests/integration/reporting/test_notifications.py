@@ -379,3 +379,29 @@ async def test_a_channel_secret_no_key_decrypts_is_never_sent_unsigned(
     [row] = await delivery_log(tenant, ticket="INC-K1")
     assert row["last_error"] == "the channel's secret cannot be decrypted with the configured keys"
     assert receivers.at("/hook") == []
+
+
+async def test_an_event_received_long_after_its_instant_notifies_nobody_and_a_stop_with_nothing_paged_no_resolve(
+        reporting: Reporting, receivers: Receivers) -> None:
+    tenant = await reporting.tenant("ntf")
+    await apply(tenant, f"""
+channels:
+  - {{name: desk, type: webhook, url: "{receivers.base_url}/hook", secret: {WEBHOOK_SECRET}}}
+  - {{name: pager, type: pagerduty, url: "{receivers.base_url}/pagerduty/v2/enqueue", secret: R0UTING-KEY-2}}
+rules:
+  - {{id: p1-breaches, triggers: [breached], match: {{priority: P1}}, channel: desk}}
+  - {{id: p1-pages, triggers: [breached], match: {{priority: P1}}, channel: pager}}
+""")
+    reporting.clock.pinned = BREACH + timedelta(hours=2)  # a read model rebuilt from the topic, two hours on
+    met = BREACH + timedelta(minutes=5)
+    await reporting.publish([
+        breach(tenant, "INC-S1"),
+        clock_event(tenant.name, "INC-S2", "met", met, metric="resolution", state="met", elapsed=600,
+                    priority="P1", started_at=BREACH, stopped_at=met, calendar="24x7", target=14400)])
+    await reporting.wait_applied(tenant.name, 2)
+    await passes(reporting)
+    log = await delivery_log(tenant)
+    assert [(row["ticket_id"], row["rule_id"], row["status"], row["reason"]) for row in log] == [
+        ("INC-S1", "p1-breaches", "suppressed", "stale: received 2:00:00 after the event"),
+        ("INC-S1", "p1-pages", "suppressed", "stale: received 2:00:00 after the event")]
+    assert receivers.requests == []

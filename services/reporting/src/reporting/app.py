@@ -83,7 +83,8 @@ def create_app(settings: ReportingSettings, now: Now = utc_now) -> FastAPI:
                           base_url=settings.public_base_url)
     if settings.period_close_enabled:
         runtime.add_background(closer.run, closer.stop)
-    runtime.broker.include_router(read_model_router(runtime, ReadModels(runtime.sessions, now), settings))
+    read_models = ReadModels(runtime.sessions, now, timedelta(seconds=settings.notification_max_age_seconds))
+    runtime.broker.include_router(read_model_router(runtime, read_models, settings))
     runtime.broker.include_router(subscribe_api_keys(runtime, tables.api_keys, tables.inbox))
     signins = SqlDashboardSessions(tables.dashboard_sessions, tables.api_keys, SessionPolicy(
         lifetime=timedelta(seconds=settings.dashboard_session_seconds),

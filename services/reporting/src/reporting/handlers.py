@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -84,9 +84,11 @@ APPLIERS: dict[str, Apply] = {
 class ReadModels:
     """Consumes sla.clocks.v1, itsm.tickets.v1, itsm.feedback.v1, slo.status.v1 and slo.alerts.v1."""
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], now: Now = utc_now) -> None:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], now: Now = utc_now,
+                 notification_max_age: timedelta = timedelta(hours=1)) -> None:
         self._sessions = sessions
         self._now = now
+        self._notification_max_age = notification_max_age
         self._inbox = Inbox(tables.inbox, "reporting.read-models")
 
     async def on_records(self, records: Sequence[Record]) -> list[str]:
@@ -158,7 +160,8 @@ class ReadModels:
             # The notifications these events make due commit with the read-model change that caused them.
             await plan_batch(session, clocks, [
                 (event, SloAlertData.model_validate(data[key]))
-                for key, event in firsts.items() if event.type == SLO_ALERT_EVENT], received_at)
+                for key, event in firsts.items() if event.type == SLO_ALERT_EVENT], received_at,
+                self._notification_max_age)
             await repository.flush(session, deltas)
         if deltas.late_changes:  # one line per batch: a replay into closed periods would log every event
             log.info("%d late events change closed periods %s of tenants %s",

@@ -13,7 +13,7 @@ import logging
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from reporting import tables
 from reporting.domain.notification_policy import STORED, NotificationPolicy
-from reporting.domain.notifications import AlertFacts, ClockFacts, Planned, plan
+from reporting.domain.notifications import RESOLVE, AlertFacts, ClockFacts, Planned, plan
 from slm_shared.events import ClockTransitionData, CloudEvent, SloAlertData
 from slm_shared.secret_cipher import SecretCipher
 
@@ -141,9 +141,15 @@ async def insert_planned(session: AsyncSession, rows: list[dict[str, Any]]) -> N
 
 
 async def plan_batch(session: AsyncSession, clocks: Sequence[tuple[CloudEvent, ClockTransitionData]],
-                     alerts: Sequence[tuple[CloudEvent, SloAlertData]], now: datetime) -> int:
+                     alerts: Sequence[tuple[CloudEvent, SloAlertData]], now: datetime,
+                     max_age: timedelta = timedelta(hours=1)) -> int:
     """The notifications the batch's first deliveries make due, under each tenant's latest policy; one
-    statement to read the policies, one to write the rows."""
+    statement to read the policies, one to write the rows. Returns how many were planned (a replay's are then
+    skipped).
+
+    An event received more than `max_age` after its instant (a read model rebuilt from the topic, a backlog after
+    a long outage) is not news: its notifications are logged as `suppressed` ("stale"), never sent. A PagerDuty
+    `resolve` is planned only for a cycle and rule that has a trigger notification to resolve."""
     tenants = sorted({event.tenantid for event, _ in (*clocks, *alerts)})
     if not tenants:
         return 0
@@ -158,7 +164,31 @@ async def plan_batch(session: AsyncSession, clocks: Sequence[tuple[CloudEvent, C
         stored = policies.get(event.tenantid)
         if stored is None:
             continue
-        rows.extend(planned_row(event.tenantid, stored.version, planned, facts, data, now)
-                    for planned in plan(facts, stored.policy))
+        stale = now - event.time > max_age
+        for planned in plan(facts, stored.policy):
+            row = planned_row(event.tenantid, stored.version, planned, facts, data, now)
+            if stale:
+                row |= {"status": "suppressed", "reason": f"stale: received {now - event.time} after the event"}
+            rows.append(row)
+    rows = await _with_something_to_resolve(session, rows)
     await insert_planned(session, rows)
     return len(rows)
+
+
+async def _with_something_to_resolve(session: AsyncSession, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """`rows` without the resolves whose cycle and rule have no trigger notification (stored or in `rows`):
+    a tenant with a PagerDuty rule would otherwise log a suppressed resolve for every clock that stops."""
+    def scope(row: dict[str, Any]) -> tuple[Any, ...]:
+        return (row["tenant_id"], row["ticket_id"], row["policy_id"], row["metric"], row["cycle"], row["rule_id"])
+
+    resolves = {scope(row) for row in rows if row["trigger"] == RESOLVE}
+    if not resolves:
+        return rows
+    t = tables.notifications
+    triggered = {scope(row) for row in rows if row["trigger"] != RESOLVE} | {tuple(found) for found in (
+        await session.execute(sa.select(t.c.tenant_id, t.c.ticket_id, t.c.policy_id, t.c.metric, t.c.cycle,
+                                        t.c.rule_id).distinct().where(
+            t.c.trigger != RESOLVE,
+            sa.tuple_(t.c.tenant_id, t.c.ticket_id, t.c.policy_id, t.c.metric, t.c.cycle, t.c.rule_id).in_(
+                sorted(resolves))))).all()}
+    return [row for row in rows if row["trigger"] != RESOLVE or scope(row) in triggered]

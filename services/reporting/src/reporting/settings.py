@@ -43,12 +43,17 @@ class ReportingSettings(ServiceSettings):
     notification_batch: int = Field(
         default=50, ge=1, le=5000, description="notifications claimed, sent and recorded per transaction: a replica "
         "killed mid-batch leaves at most this many to be sent again (same webhook-id / dedup key)")
-    notification_concurrency: int = Field(default=50, ge=1, le=1000, description="sends in flight per batch")
+    notification_concurrency: int = Field(
+        default=8, ge=1, le=1000, description="sends in flight per batch: enough to overlap receivers' latency; "
+        "httpx's connection pool costs more CPU per request the more wait in it (bench/notifications)")
     notification_max_attempts: int = Field(default=8, ge=1, le=100, description="tries before a notification is dead")
     notification_timeout_seconds: float = Field(default=10.0, gt=0, le=120, description="per send")
     notification_channel_rate_per_second: float = Field(
         default=0.0, ge=0, description="sends per second per channel and tenant (0: unlimited); over it a "
         "notification waits for the next pass")
+    notification_max_age_seconds: float = Field(
+        default=3600.0, gt=0, description="an event received longer than this after its instant (a rebuilt read "
+        "model, a long backlog) notifies nobody: its notifications are logged as suppressed (stale)")
     explained_clock_base_url: str = Field(
         default="", description="the sla-engine's public URL: messages link to its explained clock "
         "(`/v1/tickets/{id}/clocks?at=`)")
