@@ -27,7 +27,8 @@ BODY_ROUTES: dict[str, list[tuple[str, str]]] = {
     "sla_engine": [("POST", "/v1/config:apply"), ("POST", "/v1/config:import-openslo"), ("POST", "/v1/recalculate"),
                    ("POST", "/v1/simulate")],
     "reporting": [("PUT", "/v1/reporting-config"), ("POST", "/v1/periods:close"), ("POST", "/v1/dashboard/login"),
-                  ("POST", "/v1/dashboard/logout")],
+                  ("POST", "/v1/dashboard/logout"), ("PUT", "/v1/notification-policies"),
+                  ("POST", "/v1/notifications/{notification_id}:ack")],
 }
 SHAPES: dict[str, dict[str, Any]] = {
     "/v1/events": {"specversion": "1.0", "id": "x", "source": "s", "type": "itsm.ticket.v1",
@@ -40,6 +41,9 @@ SHAPES: dict[str, dict[str, Any]] = {
     "/v1/reporting-config": {"timezone": "UTC", "period": "monthly", "publish_scopes": [{"service": "a"}],
                              "dashboard_horizon_seconds": 3600, "metric_targets_percent": {"response": 90}},
     "/v1/periods:close": {"at": "2026-11-01T00:00:00Z"},
+    "/v1/notification-policies": {"channels": [{"name": "c", "type": "slack", "url": "http://127.0.0.1:9/x"}],
+                                  "rules": [{"id": "r", "triggers": ["breached"], "channel": "c",
+                                             "calendar": {"hours": {"mon-fri": ["09:00-18:00"]}}}]},
 }
 CONTENT_TYPES = ["application/json", "application/cloudevents+json", "application/cloudevents-batch+json",
                  "application/yaml", "text/plain", "application/x-www-form-urlencoded", "multipart/form-data"]
