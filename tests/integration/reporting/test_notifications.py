@@ -297,6 +297,8 @@ async def test_policies_are_versioned_secrets_never_shown_and_limits_answered_at
     stored_nul = await client.put("/v1/notification-policies", json={
         "channels": [{"name": "c", "type": "slack", "url": "http://x\u0000"}]}, headers=tenant.headers)
     assert stored_nul.status_code == 422
+    not_utf8 = await client.put("/v1/notification-policies", content=b"\x80", headers=tenant.headers)
+    assert not_utf8.status_code == 400
     deep = await client.put("/v1/notification-policies", content=b"[" * 100_000,
                             headers={**tenant.headers, "content-type": "application/json"})
     assert deep.status_code == 400

@@ -45,9 +45,9 @@ def notification_router(sessions: async_sessionmaker[AsyncSession], store: Polic
     @router.put("/notification-policies", summary="Apply a new version of the tenant's notification policy")
     async def put_policy(request: Request, tenant: ConfigTenant) -> dict[str, Any]:
         body = await request.body()
+        content_type = request.headers.get("content-type", "")
         try:
             text = body.decode()
-            content_type = request.headers.get("content-type", "")
             document = load_one(text) if "yaml" in content_type else json.loads(text)
         except (UnicodeDecodeError, ValueError, RecursionError, yaml.YAMLError) as error:
             raise HTTPException(status.HTTP_400_BAD_REQUEST,
