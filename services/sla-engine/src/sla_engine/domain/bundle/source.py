@@ -15,8 +15,9 @@ from typing import Any, Literal
 import yaml
 
 from sla_engine.domain.bundle.model import BundleIssue
-from slm_shared.bounded_yaml import MAX_DEPTH, BoundedLoader
-from slm_shared.bounded_yaml import MAX_NODES as MAX_NODES  # re-exported: the bounds the bundle tests name
+from slm_shared.bounded_yaml import MAX_DEPTH as MAX_DEPTH  # re-exported: the bounds the bundle tests name
+from slm_shared.bounded_yaml import MAX_NODES as MAX_NODES
+from slm_shared.bounded_yaml import BoundedLoader
 
 MAX_MESSAGE_CHARS = 300
 MAX_ISSUES = 200
