@@ -58,9 +58,9 @@ def clock_event(tenant: str, ticket: str, transition: str, at: datetime, *, metr
 
 
 def ticket_event(tenant: str, ticket: str, at: datetime, action: str, status: str, *, priority: str,
-                 service: str = "email", customer: str = "acme") -> CloudEvent:
+                 service: str = "email", customer: str = "acme", assignment_group: str | None = None) -> CloudEvent:
     data = TicketSnapshotData(ticket_id=ticket, action=action, kind="incident", service=service,
-                              customer=customer, priority=priority, status=status)
+                              customer=customer, priority=priority, status=status, assignment_group=assignment_group)
     return make_event(event_id=str(uuid.uuid4()), source="jira://acme.atlassian.net", event_type=TICKET_EVENT,
                       time=at, tenant_id=tenant, subject=ticket, data=data)
 

@@ -20,7 +20,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 
 from reporting import tables
 from tests.integration.reporting.conftest import Reporting, Tenant
-from tests.integration.reporting.events import SHANGHAI, clock_event
+from tests.integration.reporting.events import SHANGHAI, clock_event, ticket_event
 from tests.integration.reporting.receivers import WEBHOOK_SECRET, Receivers, running_receivers
 
 pytestmark = pytest.mark.integration
@@ -407,3 +407,24 @@ rules:
         ("INC-S1", "p1-breaches", "suppressed", "stale: received 2:00:00 after the event"),
         ("INC-S1", "p1-pages", "suppressed", "stale: received 2:00:00 after the event")]
     assert receivers.requests == []
+
+
+async def test_a_rule_filtered_on_the_assignment_group_follows_the_ticket_s_latest_snapshot(
+        reporting: Reporting, receivers: Receivers) -> None:
+    tenant = await reporting.tenant("ntf")
+    await apply(tenant, webhook_policy(receivers).replace("match: {priority: P1}",
+                                                          "match: {priority: P1, assignment_group: network}"))
+    reporting.clock.pinned = BREACH
+    opened = BREACH - timedelta(hours=4)
+    await reporting.publish([
+        ticket_event(tenant.name, "INC-G1", opened, "created", "open", priority="P1", assignment_group="desk"),
+        ticket_event(tenant.name, "INC-G1", opened + timedelta(hours=1), "updated", "open", priority="P1",
+                     assignment_group="network"),
+        ticket_event(tenant.name, "INC-G2", opened, "created", "open", priority="P1", assignment_group="desk")])
+    await reporting.wait_applied(tenant.name, 3)
+    await reporting.publish([breach(tenant, "INC-G1"), breach(tenant, "INC-G2")])
+    await reporting.wait_applied(tenant.name, 5)
+    await eventually(partial(_count, receivers, "/hook", 1), "the network ticket's breach was delivered")
+    await passes(reporting)
+    assert [r.body["data"]["ticket_id"] for r in receivers.at("/hook")] == ["INC-G1"]
+    assert [row["ticket_id"] for row in await delivery_log(tenant)] == ["INC-G1"]

@@ -1,4 +1,5 @@
-"""notification_policies and notifications: versioned notification policies, the notification outbox and log
+"""notification_policies and notifications: versioned notification policies, the notification outbox and log;
+ticket_facts.assignment_group for the notification filters
 
 Revision ID: 0006
 Revises: 0005
@@ -17,6 +18,7 @@ TZ = sa.DateTime(timezone=True)
 
 
 def upgrade() -> None:
+    op.add_column("ticket_facts", sa.Column("assignment_group", sa.Text(), nullable=True))
     op.create_table(
         "notification_policies",
         sa.Column("tenant_id", sa.Text(), nullable=False),
@@ -69,3 +71,4 @@ def downgrade() -> None:
     op.drop_index("notifications_due", table_name="notifications")
     op.drop_table("notifications")
     op.drop_table("notification_policies")
+    op.drop_column("ticket_facts", "assignment_group")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -157,8 +157,10 @@ async def plan_batch(session: AsyncSession, clocks: Sequence[tuple[CloudEvent, C
     if not policies:
         return 0
     rows: list[dict[str, Any]] = []
+    groups = await _assignment_groups(session, policies, clocks)
     items: list[tuple[CloudEvent, ClockFacts | AlertFacts, dict[str, Any]]] = [
-        *((event, clock_facts(event, data), data.model_dump(mode="json")) for event, data in clocks),
+        *((event, replace(clock_facts(event, data), assignment_group=groups.get((event.tenantid, data.ticket_id))),
+           data.model_dump(mode="json")) for event, data in clocks),
         *((event, alert_facts(event, data), data.model_dump(mode="json")) for event, data in alerts)]
     for event, facts, data in items:
         stored = policies.get(event.tenantid)
@@ -173,6 +175,21 @@ async def plan_batch(session: AsyncSession, clocks: Sequence[tuple[CloudEvent, C
     rows = await _with_something_to_resolve(session, rows)
     await insert_planned(session, rows)
     return len(rows)
+
+
+async def _assignment_groups(session: AsyncSession, policies: dict[str, StoredPolicy],
+                             clocks: Sequence[tuple[CloudEvent, ClockTransitionData]]) -> dict[tuple[str, str], str]:
+    """The tickets' assignment groups (clock transitions do not carry them), read only for tenants whose policy
+    filters on them: the latest ticket snapshot's, as the read model holds it."""
+    wanted = sorted({(event.tenantid, data.ticket_id) for event, data in clocks
+                     if (stored := policies.get(event.tenantid)) is not None
+                     and any(rule.match.assignment_group for rule in stored.policy.rules)})
+    if not wanted:
+        return {}
+    f = tables.ticket_facts
+    found = (await session.execute(sa.select(f.c.tenant_id, f.c.ticket_id, f.c.assignment_group).where(
+        sa.tuple_(f.c.tenant_id, f.c.ticket_id).in_(wanted), f.c.assignment_group.is_not(None)))).all()
+    return {(row.tenant_id, row.ticket_id): row.assignment_group for row in found}
 
 
 async def _with_something_to_resolve(session: AsyncSession, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

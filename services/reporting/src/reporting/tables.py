@@ -123,6 +123,7 @@ ticket_facts = sa.Table(
     sa.Column("customer", sa.Text, nullable=False),
     sa.Column("kind", sa.Text, nullable=False),
     sa.Column("last_event_time", TZ, nullable=False),
+    sa.Column("assignment_group", sa.Text),  # of the latest snapshot: what notification filters match
 )
 
 # The volume transitions the timeline implies (created, resolved, reopened, cancelled) and their rollup.
