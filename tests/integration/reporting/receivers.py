@@ -49,6 +49,7 @@ class Receivers:
     mails: list[EmailMessage] = field(default_factory=list)
     failures_left: dict[str, int] = field(default_factory=dict)  # path -> 503s to answer before taking
     delay_seconds: float = 0.0  # a slow receiver: each request takes this long to answer
+    path_delays: dict[str, float] = field(default_factory=dict)  # one slow path among quick ones
 
     def at(self, path: str) -> list[Received]:
         return [r for r in self.requests if r.path == path]
@@ -166,8 +167,8 @@ def _app(receivers: Receivers) -> Starlette:
     async def receive(request: Request) -> Response:
         raw = await request.body()
         path = request.url.path
-        if receivers.delay_seconds:
-            await asyncio.sleep(receivers.delay_seconds)
+        if receivers.delay_seconds or path in receivers.path_delays:
+            await asyncio.sleep(receivers.path_delays.get(path, receivers.delay_seconds))
         if receivers.failures_left.get(path, 0) > 0:
             receivers.failures_left[path] -= 1
             return Response("try later", status_code=503)

@@ -428,3 +428,18 @@ async def test_a_rule_filtered_on_the_assignment_group_follows_the_ticket_s_late
     await passes(reporting)
     assert [r.body["data"]["ticket_id"] for r in receivers.at("/hook")] == ["INC-G1"]
     assert [row["ticket_id"] for row in await delivery_log(tenant)] == ["INC-G1"]
+
+
+async def test_a_tenant_whose_receiver_hangs_does_not_hold_up_another_tenant(
+        reporting: Reporting, receivers: Receivers) -> None:
+    slow, quick = await reporting.tenant("ntf-slow"), await reporting.tenant("ntf-quick")
+    await apply(slow, webhook_policy(receivers).replace("/hook", "/hook/other"))
+    await apply(quick, webhook_policy(receivers))
+    receivers.path_delays["/hook/other"] = 2.0  # the slow tenant's receiver: 40 take 20 s, 4 at a time
+    reporting.clock.pinned = BREACH
+    await reporting.publish([breach(slow, f"INC-H{n}") for n in range(40)])
+    await eventually(partial(_count, receivers, "/hook/other", 1), "the slow tenant's deliveries began")
+    await reporting.publish([breach(quick, "INC-Q1")])
+    await eventually(partial(_count, receivers, "/hook", 1), "the quick tenant's breach was delivered")
+    assert len(receivers.at("/hook/other")) < 40  # delivered while the slow tenant still had some to go
+    await eventually(partial(_count, receivers, "/hook/other", 40), "the slow tenant's were all delivered")

@@ -68,7 +68,10 @@ def add_notification_delivery(runtime: ServiceRuntime, policies: PolicyStore, se
 
     async def run() -> None:
         async with senders.open():
-            await task.run()
+            try:
+                await task.run()
+            finally:
+                await delivery.drain()  # the lanes still sending finish before the client closes
 
     runtime.add_background(run, task.stop, "delivering notifications")
 

@@ -1,11 +1,11 @@
 """The notification delivery loop: claim due notifications, check them again, send, record the outcome.
 
-A pass (the kit's periodic task, every `notification_poll_seconds`) finds the tenants with due rows and
-delivers each tenant's in turn, isolated (`for_each_isolated`): one tenant's broken policy or failing database
-rows never stop the others. Per tenant, batches of due rows are claimed with `FOR UPDATE SKIP LOCKED` in one
-transaction that also records their outcomes, so two replicas never send the same row, and a replica that dies
-mid-batch leaves its rows pending for the next pass (at-least-once; the webhook id and PagerDuty dedup key let
-a receiver drop the repeat).
+A pass (the kit's periodic task, every `notification_poll_seconds`) finds the tenants with due rows and starts a
+lane for each, a few side by side (`run_pass`), each isolated (`for_each_isolated`): one tenant's broken policy,
+failing rows or hanging receiver never stops nor holds up the others. Per tenant, batches of due rows are
+claimed with `FOR UPDATE SKIP LOCKED` in one transaction that also records their outcomes, so two replicas never
+send the same row, and a replica that dies mid-batch leaves its rows pending for the next pass (at-least-once;
+the webhook id and PagerDuty dedup key let a receiver drop the repeat).
 
 At sending time each row is checked again against the read model, in the same transaction: a warning or breach
 whose clock was answered, paused or stopped meanwhile is `suppressed` (and logged), an acknowledged ladder too;
@@ -22,6 +22,7 @@ import random
 import time
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 import sqlalchemy as sa
@@ -37,7 +38,7 @@ from reporting.domain.notifications import ClockNow, Planned, repeat_after, retr
 from reporting.handlers import Now
 from reporting.notifications import PolicyStore, StoredPolicy, load_policies, new_id
 from reporting.settings import ReportingSettings
-from slm_shared.background import for_each_isolated
+from slm_shared.background import BACKGROUND_FAILURES, for_each_isolated
 from slm_shared.logging import log_context
 from slm_shared.ratelimit import RateLimiter
 
@@ -48,6 +49,8 @@ NOTIFICATIONS = Counter("slm_notifications_total", "Notifications by channel typ
 LATENESS = Histogram("slm_notification_lateness_seconds", "Seconds from when a notification was due to when its "
                      "channel took it", ["channel"], buckets=(0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300))
 ACTIVE = ("pending", "retrying")
+TENANTS_IN_PARALLEL = 4
+BATCHES_PER_LANE = 20
 
 
 class NotificationDelivery:
@@ -59,26 +62,57 @@ class NotificationDelivery:
         self._now = now
         self._settings = settings
         self._jitter = jitter
+        self._lanes: dict[str, asyncio.Task[None]] = {}
         self._rate = RateLimiter(settings.notification_channel_rate_per_second,
                                  burst=max(1, int(settings.notification_channel_rate_per_second)))
 
     async def run_pass(self) -> int:
-        """Every tenant's due notifications; returns how many rows were settled (sent, suppressed, retried)."""
+        """Starts a lane for each tenant with due rows that has none running, most overdue first, up to
+        `TENANTS_IN_PARALLEL` lanes (each holds a database connection while it sends); returns how many it
+        started. A lane delivers its tenant's due rows, at most `BATCHES_PER_LANE` batches, then frees its place,
+        so a busy tenant cannot keep the others waiting and a tenant whose receiver hangs until the timeout
+        delays only its own notifications. The pass does not wait for the lanes: the next one starts lanes for
+        tenants that became due meanwhile."""
         t = tables.notifications
         async with self._sessions() as session:
-            tenants = (await session.execute(sa.select(t.c.tenant_id).distinct().where(
-                t.c.status.in_(ACTIVE), t.c.next_attempt_at <= self._now()))).scalars().all()
-        settled = await for_each_isolated("delivering notifications", sorted(tenants), self.deliver_tenant,
-                                          describe=lambda tenant: f"tenant {tenant}")
-        return sum(settled)
+            overdue = (await session.execute(
+                sa.select(t.c.tenant_id).where(t.c.status.in_(ACTIVE), t.c.next_attempt_at <= self._now())
+                .group_by(t.c.tenant_id).order_by(sa.func.min(t.c.next_attempt_at)))).scalars().all()
+        started = 0
+        for tenant in overdue:
+            if tenant in self._lanes or len(self._lanes) >= TENANTS_IN_PARALLEL:
+                continue
+            lane = asyncio.create_task(self._lane(tenant), name=f"notifications of {tenant}")
+            self._lanes[tenant] = lane
+            lane.add_done_callback(partial(self._lane_ended, tenant))
+            started += 1
+        return started
 
-    async def deliver_tenant(self, tenant: str) -> int:
+    def _lane_ended(self, tenant: str, _: asyncio.Task[None]) -> None:
+        self._lanes.pop(tenant, None)
+
+    async def _lane(self, tenant: str) -> None:
+        try:
+            # The kit's isolation: a failure of this tenant's is logged and counted, never anyone else's.
+            await for_each_isolated("delivering notifications", [tenant], self.deliver_tenant,
+                                    describe=lambda tenant: f"tenant {tenant}")
+        except Exception as error:  # an outage: the next pass tries again
+            BACKGROUND_FAILURES.labels("delivering notifications").inc()
+            log.warning("delivering notifications of %s stopped: %r", tenant, error)
+
+    async def drain(self) -> None:
+        """Waits for the running lanes (at shutdown, after the loop stopped starting new ones)."""
+        await asyncio.gather(*self._lanes.values(), return_exceptions=True)
+
+    async def deliver_tenant(self, tenant: str, batches: int | None = None) -> int:
+        """The tenant's due rows, batch after batch, at most `batches` of them (`BATCHES_PER_LANE` by default)."""
         total = 0
-        while True:
+        for _ in range(batches or BATCHES_PER_LANE):
             count = await self._batch(tenant)
             total += count
             if count < self._settings.notification_batch:
-                return total
+                break
+        return total
 
     async def _batch(self, tenant: str) -> int:
         t = tables.notifications
