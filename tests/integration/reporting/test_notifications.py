@@ -240,6 +240,11 @@ rules:
     resolve = receivers.at("/pagerduty/v2/enqueue")[1]
     assert resolve.problems == []
     assert (resolve.body["event_action"], resolve.body["dedup_key"]) == ("resolve", trigger["dedup_key"])
+    await eventually(partial(_count, receivers, "/am/api/v2/alerts", 2), "the alert was resolved")
+    firing, resolved = (r.body[0] for r in receivers.at("/am/api/v2/alerts"))
+    assert receivers.at("/am/api/v2/alerts")[1].problems == []
+    assert "endsAt" not in firing
+    assert (resolved["labels"], resolved["endsAt"]) == (firing["labels"], stopped.isoformat())
 
 
 async def test_a_failing_receiver_is_retried_with_backoff_until_it_takes_the_message(

@@ -130,17 +130,20 @@ def pagerduty_payload(delivery: Delivery) -> dict[str, Any]:
 
 
 def alertmanager_payload(delivery: Delivery, now: datetime) -> list[dict[str, Any]]:
+    """One alert per (cycle or alert episode, rule), like PagerDuty's dedup key: its labels, which are its
+    identity in Alertmanager, stay the same from the first warning to the resolve (`endsAt`); what changes (the
+    trigger, severity, priority, figures) travels in the annotations."""
     data = delivery.data
-    labels = {"alertname": "SLABreach" if delivery.trigger in ("breached", "stopped_breached") else
-              "SLAWarning" if delivery.trigger.startswith("warning") else "SLOAlert" if
-              delivery.trigger.startswith("slo:") else "SLAClock",
-              "severity": delivery.message.severity, "dedup_key": delivery.dedup_key}
-    for key in ("ticket_id", "policy_id", "metric", "priority", "service", "customer", "slo_id"):
+    labels = {"alertname": "SLOAlert" if data.get("slo_id") else "SLAClock", "dedup_key": delivery.dedup_key}
+    for key in ("ticket_id", "policy_id", "metric", "slo_id"):
         if data.get(key) is not None:
             labels[key] = str(data[key])
-    alert: dict[str, Any] = {"labels": labels,
-                             "annotations": {"summary": delivery.message.title, "description": delivery.message.text},
-                             "startsAt": delivery.event_at.isoformat()}
+    annotations = {"summary": delivery.message.title, "description": delivery.message.text,
+                   "severity": delivery.message.severity, "trigger": delivery.trigger}
+    for key in ("priority", "service", "customer"):
+        if data.get(key) is not None:
+            annotations[key] = str(data[key])
+    alert: dict[str, Any] = {"labels": labels, "annotations": annotations, "startsAt": delivery.event_at.isoformat()}
     if delivery.trigger == "resolve":
         alert["endsAt"] = now.isoformat()
     if delivery.message.link:

@@ -10,8 +10,8 @@ Rules:
   instant the previous one was due, until the clock stops, pauses, or someone acknowledges.
 - The idempotency key is (clock cycle, trigger, rule, level): a redelivered or replayed transition plans the
   same keys again, which the store refuses, so nothing is ever sent twice for one of them.
-- A stop (`met`, `stopped_breached`, `cancelled`) also plans a PagerDuty `resolve` for each PagerDuty rule the
-  cycle matches, with the same dedup key as its triggers; it is sent only if a trigger was.
+- A stop (`met`, `stopped_breached`, `cancelled`) also plans a `resolve` for each PagerDuty or Alertmanager rule
+  the cycle matches, with the same dedup key as its triggers; it is sent only if a trigger was.
 """
 
 from __future__ import annotations
@@ -114,8 +114,9 @@ def _trigger_named(rule: Rule, facts: ClockFacts | AlertFacts) -> str | None:
 
 
 def _pages(rule: Rule, policy: NotificationPolicy) -> bool:
+    """Channels that hold an open incident or alert until told it is over: PagerDuty, Alertmanager."""
     channel = policy.channel(rule.channel)
-    return channel is not None and channel.type == "pagerduty"
+    return channel is not None and channel.type in ("pagerduty", "alertmanager")
 
 
 def _ladder(rule: Rule, facts: ClockFacts | AlertFacts, trigger: str) -> list[Planned]:
