@@ -28,7 +28,7 @@ BODY_ROUTES: dict[str, list[tuple[str, str]]] = {
                    ("POST", "/v1/simulate")],
     "reporting": [("PUT", "/v1/reporting-config"), ("POST", "/v1/periods:close"), ("POST", "/v1/dashboard/login"),
                   ("POST", "/v1/dashboard/logout"), ("PUT", "/v1/notification-policies"),
-                  ("POST", "/v1/notifications/{notification_id}:ack")],
+                  ("POST", "/v1/notifications/{notification_id}:ack"), ("POST", "/v1/notification-acks/{token}")],
 }
 SHAPES: dict[str, dict[str, Any]] = {
     "/v1/events": {"specversion": "1.0", "id": "x", "source": "s", "type": "itsm.ticket.v1",

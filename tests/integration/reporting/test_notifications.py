@@ -448,3 +448,32 @@ async def test_a_tenant_whose_receiver_hangs_does_not_hold_up_another_tenant(
     await eventually(partial(_count, receivers, "/hook", 1), "the quick tenant's breach was delivered")
     assert len(receivers.at("/hook/other")) < 40  # delivered while the slow tenant still had some to go
     await eventually(partial(_count, receivers, "/hook/other", 40), "the slow tenant's were all delivered")
+
+
+async def test_the_signed_link_in_the_message_acknowledges_without_a_key_and_only_by_post(
+        reporting: Reporting, receivers: Receivers) -> None:
+    tenant = await reporting.tenant("ntf")
+    await apply(tenant, webhook_policy(receivers, """    escalation:
+      levels: [{after: 0m}, {after: 10m}]
+"""))
+    reporting.clock.pinned = BREACH
+    await reporting.publish([breach(tenant, "INC-A1")])
+    await eventually(partial(_count, receivers, "/hook", 1), "level 0 went out")
+    link = receivers.at("/hook")[0].body["data"]["ack_link"]
+    assert link.startswith("http://reporting.test/v1/notification-acks/")
+    path = link.removeprefix("http://reporting.test")
+    client = reporting.client
+    page = await client.get(path)
+    assert (page.status_code, 'method="post"' in page.text) == (200, True)
+    [level0, level1] = await delivery_log(tenant, ticket="INC-A1")
+    assert (level0["acked_at"], level1["status"]) == (None, "pending")  # opening the link acknowledged nothing
+
+    forged = path[:-3] + ("AAA" if not path.endswith("AAA") else "BBB")
+    assert (await client.post(forged)).status_code == 403
+    done = await client.post(path)
+    assert done.status_code == 200, done.text
+    [level0, level1] = await delivery_log(tenant, ticket="INC-A1")
+    assert (level0["acked_at"], level1["status"], level1["reason"]) == (BREACH.isoformat(), "suppressed",
+                                                                         "acknowledged")
+    reporting.clock.pinned = BREACH + timedelta(days=8)
+    assert (await client.post(path)).status_code == 403  # expired after 7 days

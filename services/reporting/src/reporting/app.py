@@ -10,6 +10,7 @@ from faststream import AckPolicy
 from faststream.kafka import KafkaRouter
 
 from reporting import tables
+from reporting.ack_links import AckLinks
 from reporting.api import DASHBOARD_BODY_LIMITS, DASHBOARD_PUBLIC, dashboard_router, report_router
 from reporting.browser import SecurityHeaders
 from reporting.channels import Senders
@@ -17,6 +18,7 @@ from reporting.closing import PeriodCloser
 from reporting.delivery import NotificationDelivery
 from reporting.handlers import Now, ReadModels, utc_now
 from reporting.notification_api import BODY_LIMITS as NOTIFICATION_BODY_LIMITS
+from reporting.notification_api import PUBLIC_PATHS as NOTIFICATION_PUBLIC
 from reporting.notification_api import notification_router
 from reporting.notifications import PolicyStore
 from reporting.sessions import SessionPolicy, SqlDashboardSessions
@@ -60,10 +62,10 @@ def read_model_router(runtime: ServiceRuntime, read_models: ReadModels, settings
 
 
 def add_notification_delivery(runtime: ServiceRuntime, policies: PolicyStore, settings: ReportingSettings,
-                              now: Now) -> None:
+                              now: Now, ack_links: AckLinks) -> None:
     """The delivery loop: the kit's periodic task, inside the lifetime of the senders' HTTP client."""
     senders = Senders(settings.notification_timeout_seconds)
-    delivery = NotificationDelivery(runtime.sessions, policies, senders, now, settings)
+    delivery = NotificationDelivery(runtime.sessions, policies, senders, now, settings, ack_links=ack_links)
     task = PeriodicTask("delivering notifications", settings.notification_poll_seconds, delivery.run_pass)
 
     async def run() -> None:
@@ -98,16 +100,16 @@ def create_app(settings: ReportingSettings, now: Now = utc_now) -> FastAPI:
             await signins.purge(session, now())
 
     runtime.add_periodic("purging dashboard sessions", SESSION_PURGE_SECONDS, purge_sessions)
-    keys = settings.notification_secret_keys
-    policies = PolicyStore(SecretCipher(keys.get_secret_value() if keys else None,
-                                        "REPORTING_NOTIFICATION_SECRET_KEYS"))
+    keys = settings.notification_secret_keys.get_secret_value() if settings.notification_secret_keys else None
+    policies = PolicyStore(SecretCipher(keys, "REPORTING_NOTIFICATION_SECRET_KEYS"))
+    ack_links = AckLinks(keys, settings.public_base_url)
     if settings.notifications_enabled:
-        add_notification_delivery(runtime, policies, settings, now)
+        add_notification_delivery(runtime, policies, settings, now, ack_links)
     app = runtime.http_app(title="reporting", routers=[
         report_router(runtime.sessions, settings, now, closer),
         dashboard_router(runtime.sessions, runtime.authenticator, settings, now, signins),
-        notification_router(runtime.sessions, policies, now),
+        notification_router(runtime.sessions, policies, now, ack_links),
     ], body_limits=BodyLimits(settings.max_request_body_bytes, {**DASHBOARD_BODY_LIMITS, **NOTIFICATION_BODY_LIMITS}),
-        public_paths=DASHBOARD_PUBLIC)
+        public_paths=DASHBOARD_PUBLIC | NOTIFICATION_PUBLIC)
     app.add_middleware(SecurityHeaders)
     return app

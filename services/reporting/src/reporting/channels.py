@@ -90,8 +90,10 @@ def slack_payload(delivery: Delivery) -> dict[str, Any]:
         {"type": "section", "fields": [{"type": "mrkdwn", "text": f"*{label}*\n{value}" if label else value}
                                        for label, value in message.fields[:10]]},
     ]
-    if message.link:
-        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": f"<{message.link}|{message.link_label}>"}})
+    links = [f"<{url}|{label}>" for url, label in ((message.link, message.link_label),
+                                                    (message.ack_link, message.ack_label)) if url]
+    if links:
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": "  ·  ".join(links)}})
     if delivery.recipients:
         blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": " ".join(delivery.recipients)}]})
     return {"text": message.text, "blocks": blocks}
@@ -105,8 +107,10 @@ def teams_payload(delivery: Delivery) -> dict[str, Any]:
     ]
     card: dict[str, Any] = {"$schema": "http://adaptivecards.io/schemas/adaptive-card.json", "type": "AdaptiveCard",
                             "version": "1.4", "body": body}
-    if message.link:
-        card["actions"] = [{"type": "Action.OpenUrl", "title": message.link_label, "url": message.link}]
+    actions = [{"type": "Action.OpenUrl", "title": label, "url": url}
+               for url, label in ((message.link, message.link_label), (message.ack_link, message.ack_label)) if url]
+    if actions:
+        card["actions"] = actions
     return {"type": "message", "attachments": [
         {"contentType": "application/vnd.microsoft.card.adaptive", "contentUrl": None, "content": card}]}
 
@@ -124,8 +128,10 @@ def pagerduty_payload(delivery: Delivery) -> dict[str, Any]:
                                                                                      or ""),
                     "class": delivery.trigger, "custom_details": delivery.data},
     }
-    if message.link:
-        payload["links"] = [{"href": message.link, "text": message.link_label}]
+    links = [{"href": url, "text": label} for url, label in ((message.link, message.link_label),
+                                                             (message.ack_link, message.ack_label)) if url]
+    if links:
+        payload["links"] = links
     return payload
 
 
@@ -140,7 +146,7 @@ def alertmanager_payload(delivery: Delivery, now: datetime) -> list[dict[str, An
             labels[key] = str(data[key])
     annotations = {"summary": delivery.message.title, "description": delivery.message.text,
                    "severity": delivery.message.severity, "trigger": delivery.trigger}
-    for key in ("priority", "service", "customer"):
+    for key in ("priority", "service", "customer", "ack_link"):
         if data.get(key) is not None:
             annotations[key] = str(data[key])
     alert: dict[str, Any] = {"labels": labels, "annotations": annotations, "startsAt": delivery.event_at.isoformat()}
@@ -163,8 +169,9 @@ def email_message(delivery: Delivery) -> EmailMessage:
     mail.set_content(message.text)
     rows = "".join(f"<tr><th align=left>{html.escape(label)}</th><td>{html.escape(value)}</td></tr>"
                    for label, value in message.fields)
-    link = (f'<p><a href="{html.escape(message.link, quote=True)}">{html.escape(message.link_label)}</a></p>'
-            if message.link else "")
+    link = "".join(f'<p><a href="{html.escape(url, quote=True)}">{html.escape(label)}</a></p>'
+                   for url, label in ((message.link, message.link_label), (message.ack_link, message.ack_label))
+                   if url)
     mail.add_alternative(f"<html><body><h2>{html.escape(message.title)}</h2><table>{rows}</table>{link}"
                          f"</body></html>", subtype="html")
     return mail

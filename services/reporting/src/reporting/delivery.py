@@ -31,6 +31,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from reporting import tables
+from reporting.ack_links import AckLinks
 from reporting.channels import Delivery, DeliveryFailed, Senders
 from reporting.domain.messages import notification_message
 from reporting.domain.notification_policy import NotificationPolicy
@@ -55,13 +56,15 @@ BATCHES_PER_LANE = 20
 
 class NotificationDelivery:
     def __init__(self, sessions: async_sessionmaker[AsyncSession], store: PolicyStore, senders: Senders, now: Now,
-                 settings: ReportingSettings, jitter: Callable[[], float] = random.random) -> None:
+                 settings: ReportingSettings, jitter: Callable[[], float] = random.random,
+                 ack_links: AckLinks | None = None) -> None:
         self._sessions = sessions
         self._store = store
         self._senders = senders
         self._now = now
         self._settings = settings
         self._jitter = jitter
+        self._ack_links = ack_links
         self._lanes: dict[str, asyncio.Task[None]] = {}
         self._rate = RateLimiter(settings.notification_channel_rate_per_second,
                                  burst=max(1, int(settings.notification_channel_rate_per_second)))
@@ -202,12 +205,14 @@ class NotificationDelivery:
         language = rule.language or policy.language
         values = values_at(clock, now) if clock is not None and row["ticket_id"] else None
         link = self._clock_link(row)
+        ack_link = (self._ack_links.link(row["id"], now) if self._ack_links and row["trigger"] != "resolve"
+                    else None)
         message = notification_message(row["trigger"], row["level"], row["facts"], values, language,
                                        rule.templates.get(language), link,
-                                       rule.calendar.timezone if rule.calendar else "UTC")
+                                       rule.calendar.timezone if rule.calendar else "UTC", ack_link)
         data = {**row["facts"], "notification_id": row["id"], "trigger": row["trigger"], "level": row["level"],
                 "rule": row["rule_id"], "recipients": row["recipients"], "due_at": row["due_at"].isoformat(),
-                "sent_at": now.isoformat(), "title": message.title, "link": link}
+                "sent_at": now.isoformat(), "title": message.title, "link": link, "ack_link": ack_link}
         if values is not None:
             data |= {"elapsed_seconds_now": values.elapsed_seconds, "remaining_seconds_now": values.remaining_seconds,
                      "percent_now": values.percent, "values_as_of": values.as_of.isoformat(),

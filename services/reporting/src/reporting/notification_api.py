@@ -8,10 +8,13 @@
 - `GET /v1/notifications?ticket=&status=&limit=` (scope `read`): the delivery log, newest first.
 - `POST /v1/notifications/{id}:ack` (scope `read`: whoever is paged may stop the reminders; it changes no
   data): the ladder stops, its pending levels are suppressed.
+- `GET|POST /v1/notification-acks/{signed token}` (no key: the signed link in each message, reporting.ack_links):
+  the GET shows a button, the POST acknowledges as above.
 """
 
 from __future__ import annotations
 
+import html
 import json
 from datetime import datetime
 from typing import Annotated, Any, Literal
@@ -20,10 +23,12 @@ import sqlalchemy as sa
 import yaml
 from fastapi import APIRouter, HTTPException, Query, Request, status
 from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from reporting import tables
+from reporting.ack_links import LINK_PATH, AckLinks
 from reporting.domain.notification_policy import MAX_POLICY_BYTES, NotificationPolicy
 from reporting.handlers import Now
 from reporting.notifications import PolicyStore, load_policies, save_policy
@@ -31,7 +36,9 @@ from slm_shared.bounded_yaml import load_one
 from slm_shared.runtime import ConfigTenant, ReadTenant
 
 POLICY_PATH = "/v1/notification-policies"
-BODY_LIMITS = {POLICY_PATH: MAX_POLICY_BYTES}
+ACK_LINK_PREFIX = LINK_PATH.removeprefix("/v1")
+BODY_LIMITS = {POLICY_PATH: MAX_POLICY_BYTES, f"{LINK_PATH}/*": 1024}
+PUBLIC_PATHS = frozenset({f"{LINK_PATH}/*"})  # the signed link is its own credential
 Status = Literal["pending", "retrying", "sent", "suppressed", "dead"]
 
 
@@ -39,7 +46,34 @@ def _iso(value: Any) -> Any:
     return value.isoformat() if isinstance(value, datetime) else value
 
 
-def notification_router(sessions: async_sessionmaker[AsyncSession], store: PolicyStore, now: Now) -> APIRouter:
+async def acknowledged(session: AsyncSession, tenant: str, notification_id: str, at: datetime) -> list[str] | None:
+    """Acknowledges the notification's ladder: the notification is marked, the ladder's pending levels are
+    suppressed and no repeat follows. Returns the suppressed ids, or None when the tenant has no such
+    notification."""
+    t = tables.notifications
+    if len(notification_id) > 128:
+        return None
+    ladder = (await session.execute(sa.select(t.c.ladder_key).where(
+        t.c.tenant_id == tenant, t.c.id == notification_id))).scalar()
+    if ladder is None:
+        return None
+    mine = sa.and_(t.c.tenant_id == tenant, t.c.ladder_key == ladder)
+    await session.execute(sa.update(t).where(mine, t.c.id == notification_id, t.c.acked_at.is_(None))
+                          .values(acked_at=at))
+    stopped = (await session.execute(sa.update(t).where(mine, t.c.status.in_(("pending", "retrying")))
+                                     .values(status="suppressed", reason="acknowledged")
+                                     .returning(t.c.id))).scalars().all()
+    return sorted(stopped)
+
+
+def _page(message: str, status_code: int = status.HTTP_200_OK) -> HTMLResponse:
+    body = message if message.startswith("<form") else html.escape(message)
+    return HTMLResponse(f"<!doctype html><html><head><meta charset=utf-8><title>Notification</title></head>"
+                        f"<body>{body}</body></html>", status_code=status_code, headers={"Cache-Control": "no-store"})
+
+
+def notification_router(sessions: async_sessionmaker[AsyncSession], store: PolicyStore, now: Now,
+                        links: AckLinks) -> APIRouter:
     router = APIRouter(prefix="/v1", tags=["notifications"])
 
     @router.put("/notification-policies", summary="Apply a new version of the tenant's notification policy")
@@ -98,21 +132,34 @@ def notification_router(sessions: async_sessionmaker[AsyncSession], store: Polic
 
     @router.post("/notifications/{notification_id}:ack", summary="Acknowledge: the ladder stops")
     async def acknowledge(tenant: ReadTenant, notification_id: str) -> dict[str, Any]:
-        if len(notification_id) > 64:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, "no such notification")
-        t = tables.notifications
         at = now()
         async with sessions() as session, session.begin():
-            ladder = (await session.execute(sa.select(t.c.ladder_key).where(
-                t.c.tenant_id == tenant, t.c.id == notification_id))).scalar()
-            if ladder is None:
-                raise HTTPException(status.HTTP_404_NOT_FOUND, "no such notification")
-            mine = sa.and_(t.c.tenant_id == tenant, t.c.ladder_key == ladder)
-            await session.execute(sa.update(t).where(mine, t.c.id == notification_id, t.c.acked_at.is_(None))
-                                  .values(acked_at=at))
-            stopped = (await session.execute(sa.update(t).where(mine, t.c.status.in_(("pending", "retrying")))
-                                             .values(status="suppressed", reason="acknowledged")
-                                             .returning(t.c.id))).scalars().all()
-        return {"id": notification_id, "acknowledged_at": at.isoformat(), "suppressed": sorted(stopped)}
+            stopped = await acknowledged(session, tenant, notification_id, at)
+        if stopped is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, "no such notification")
+        return {"id": notification_id, "acknowledged_at": at.isoformat(), "suppressed": stopped}
+
+    @router.get(f"{ACK_LINK_PREFIX}/{{token}}", response_class=HTMLResponse, include_in_schema=False)
+    async def ack_page(token: str) -> HTMLResponse:
+        """The signed link's page: a button, because only the POST acknowledges (link scanners only GET)."""
+        if links.verify(token, now()) is None:
+            return _page("This link is not valid or has expired.", status.HTTP_403_FORBIDDEN)
+        action = html.escape(f"/v1{ACK_LINK_PREFIX}/{token}", quote=True)
+        return _page(f'<form method="post" action="{action}"><button type="submit">Acknowledge</button></form>')
+
+    @router.post(f"{ACK_LINK_PREFIX}/{{token}}", response_class=HTMLResponse,
+                 summary="Acknowledge through a signed link (no API key): the ladder stops")
+    async def ack_by_link(token: str) -> HTMLResponse:
+        at = now()
+        notification_id = links.verify(token, at)
+        if notification_id is None:
+            return _page("This link is not valid or has expired.", status.HTTP_403_FORBIDDEN)
+        t = tables.notifications
+        async with sessions() as session, session.begin():
+            tenant = (await session.execute(sa.select(t.c.tenant_id).where(t.c.id == notification_id))).scalar()
+            stopped = await acknowledged(session, tenant, notification_id, at) if tenant else None
+        if stopped is None:
+            return _page("This notification no longer exists.", status.HTTP_404_NOT_FOUND)
+        return _page(f"Acknowledged: {len(stopped)} pending reminder(s) stopped.")
 
     return router

@@ -33,10 +33,10 @@ LABELS: dict[Language, dict[str, str]] = {
     "en": {"ticket": "Ticket", "metric": "Metric", "priority": "Priority", "service": "Service",
            "customer": "Customer", "due": "Due", "remaining": "Remaining", "elapsed": "Elapsed",
            "percent": "Used", "as_of": "as of", "level": "Escalation level", "link": "Explained clock",
-           "slo": "SLO", "burn_rate": "Burn rate"},
+           "slo": "SLO", "burn_rate": "Burn rate", "ack": "Acknowledge"},
     "zh-CN": {"ticket": "工单", "metric": "指标", "priority": "优先级", "service": "服务", "customer": "客户",
               "due": "截止时间", "remaining": "剩余", "elapsed": "已用", "percent": "已用比例", "as_of": "截至",
-              "level": "升级级别", "link": "时钟详情", "slo": "SLO", "burn_rate": "消耗速率"},
+              "level": "升级级别", "link": "时钟详情", "slo": "SLO", "burn_rate": "消耗速率", "ack": "确认"},
 }
 
 
@@ -47,12 +47,16 @@ class Message:
     link: str | None
     link_label: str
     severity: str  # critical | warning | info: PagerDuty's and Alertmanager's vocabulary
+    ack_link: str | None = None  # a signed link that stops the ladder (reporting.ack_links)
+    ack_label: str = "Acknowledge"
 
     @property
     def text(self) -> str:
         lines = [self.title, *(f"{label}: {value}" if label else value for label, value in self.fields)]
         if self.link:
             lines.append(f"{self.link_label}: {self.link}")
+        if self.ack_link:
+            lines.append(f"{self.ack_label}: {self.ack_link}")
         return "\n".join(lines)
 
 
@@ -67,7 +71,7 @@ def duration_text(seconds: int, language: Language) -> str:
 
 
 def compose(values: dict[str, str], fields: list[tuple[str, str]], kind: str, language: Language,
-            override: Templates | None, link: str | None, severity: str) -> Message:
+            override: Templates | None, link: str | None, severity: str, ack_link: str | None = None) -> Message:
     """`values`: the placeholders; `fields`: (label key, value) pairs; `kind`: warning, breached,
     stopped_breached, resolve or slo."""
     labels = LABELS[language]
@@ -75,7 +79,7 @@ def compose(values: dict[str, str], fields: list[tuple[str, str]], kind: str, la
     shown = tuple((labels.get(key, key), value) for key, value in fields)
     if override and override.text:
         shown = (("", Template(override.text).safe_substitute(values)), *shown)
-    return Message(title, shown, link, labels["link"], severity)
+    return Message(title, shown, link, labels["link"], severity, ack_link, labels["ack"])
 
 
 def when(instant: datetime | None, timezone_name: str) -> str:
@@ -86,7 +90,7 @@ def when(instant: datetime | None, timezone_name: str) -> str:
 
 def notification_message(trigger: str, level: int, facts: dict[str, object], values: Values | None,
                          language: Language, override: Templates | None, link: str | None,
-                         timezone_name: str) -> Message:
+                         timezone_name: str, ack_link: str | None = None) -> Message:
     """The message of one notification: `facts` is the event's data as planned, `values` the clock's figures
     for the sending instant (None for an SLO alert or a clock no longer in the read model)."""
     kind = "slo" if trigger.startswith("slo:") else trigger.split(":")[0]
@@ -113,4 +117,4 @@ def notification_message(trigger: str, level: int, facts: dict[str, object], val
         severity = {"warning": "warning", "resolve": "info"}.get(kind, "critical")
     if level > 0:
         fields.append(("level", str(level)))
-    return compose(text, fields, kind, language, override, link, severity)
+    return compose(text, fields, kind, language, override, link, severity, ack_link)
