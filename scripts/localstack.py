@@ -15,7 +15,8 @@ SERVICES = ("intake", "sla-engine", "reporting")
 # The stack's secrets `make up` writes (deploy/local/stack.sh, .stack/secrets.env): signed key announcements
 # and the webhook secrets' encryption key.
 SECRET_NAMES = ("INTAKE_KEY_SIGNING_KEY", "SLA_ENGINE_KEY_ANNOUNCEMENT_PUBLIC_KEYS",
-                "REPORTING_KEY_ANNOUNCEMENT_PUBLIC_KEYS", "INTAKE_WEBHOOK_SECRET_KEYS")
+                "REPORTING_KEY_ANNOUNCEMENT_PUBLIC_KEYS", "INTAKE_WEBHOOK_SECRET_KEYS",
+                "REPORTING_NOTIFICATION_SECRET_KEYS")
 
 
 @dataclass(frozen=True)

@@ -113,14 +113,19 @@ def wait_until_key_works(urls: list[str], key: str, probe_path: str = "/v1/confi
     """Keys reach the other services as events; wait until each one accepts it.
 
     Each 401 meanwhile counts as a failed authentication from this address: past the service's burst it answers
-    429 (with `Retry-After`) until enough failures are forgiven, so a 429 is waited out, not taken as success."""
+    429 (with `Retry-After`) until enough failures are forgiven, so a 429 is waited out, not taken as success; a
+    request that times out or finds no listener is tried again too."""
     deadline = time.monotonic() + timeout
     pending = list(urls)
     while pending and time.monotonic() < deadline:
         pause = 0.5
         still = []
         for url in pending:
-            answer = httpx.get(f"{url}{probe_path}", headers={"Authorization": f"Bearer {key}"})
+            try:
+                answer = httpx.get(f"{url}{probe_path}", headers={"Authorization": f"Bearer {key}"}, timeout=10)
+            except httpx.TransportError:  # a service busy with a backlog, or restarting: not yet
+                still.append(url)
+                continue
             if answer.status_code == 429:
                 pause = max(pause, min(float(answer.headers.get("retry-after") or 1), 10.0))
             if answer.status_code in (401, 429):

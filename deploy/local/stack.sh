@@ -514,6 +514,7 @@ print(f"INTAKE_KEY_SIGNING_KEY={private}")
 print(f"SLA_ENGINE_KEY_ANNOUNCEMENT_PUBLIC_KEYS={public}")
 print(f"REPORTING_KEY_ANNOUNCEMENT_PUBLIC_KEYS={public}")
 print(f"INTAKE_WEBHOOK_SECRET_KEYS={Fernet.generate_key().decode()}")
+print(f"REPORTING_NOTIFICATION_SECRET_KEYS={Fernet.generate_key().decode()}")
 PY
   ) && mv "$SECRETS_FILE.tmp" "$SECRETS_FILE"
 }

@@ -72,7 +72,7 @@ def test_compose_and_kubernetes_set_the_same_settings_apart_from_the_platform_sp
     # announcement public key, shared by two services) come from Secrets and a ConfigMap of their own there.
     platform_specific = {"CREATE_TOPICS", "KAFKA__GROUP_ID", "KAFKA__SECURITY_PROTOCOL", "KAFKA__TOPIC_PARTITIONS",
                          "PUBLIC_BASE_URL", "DATABASE_URL", "KEY_SIGNING_KEY", "WEBHOOK_SECRET_KEYS",
-                         "KEY_ANNOUNCEMENT_PUBLIC_KEYS", "FORWARDED_ALLOW_IPS"}
+                         "NOTIFICATION_SECRET_KEYS", "KEY_ANNOUNCEMENT_PUBLIC_KEYS", "FORWARDED_ALLOW_IPS"}
     config_maps = {d["metadata"]["name"]: d["data"] for d in render("dev") if d["kind"] == "ConfigMap"}
     for service in SERVICES:
         prefix = service.replace("-", "_").upper() + "_"

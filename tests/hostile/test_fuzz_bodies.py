@@ -29,7 +29,8 @@ BODY_ROUTES: dict[str, list[tuple[str, str]]] = {
     "reporting": [("PUT", "/v1/reporting-config"), ("POST", "/v1/periods:close"), ("POST", "/v1/dashboard/login"),
                   ("POST", "/v1/dashboard/logout"), ("POST", "/v1/improvements"),
                   ("PATCH", "/v1/improvements/{improvement_id}"), ("POST", "/v1/reviews/{period}:approve"),
-                  ("PATCH", "/v1/complaints/{ticket_id}")],
+                  ("PATCH", "/v1/complaints/{ticket_id}"), ("PUT", "/v1/notification-policies"),
+                  ("POST", "/v1/notifications/{notification_id}:ack"), ("POST", "/v1/notification-acks/{token}")],
 }
 SHAPES: dict[str, dict[str, Any]] = {
     "/v1/events": {"specversion": "1.0", "id": "x", "source": "s", "type": "itsm.ticket.v1",
@@ -48,6 +49,9 @@ SHAPES: dict[str, dict[str, Any]] = {
     "/v1/improvements/IMP-NONE": {"status": "done", "note": "n"},
     "/v1/reviews/2026-10:approve": {"approved_by": "a", "comment": "c"},
     "/v1/complaints/T-1": {"status": "resolved", "marked": True, "owner": "o"},
+    "/v1/notification-policies": {"channels": [{"name": "c", "type": "slack", "url": "http://127.0.0.1:9/x"}],
+                                  "rules": [{"id": "r", "triggers": ["breached"], "channel": "c",
+                                             "calendar": {"hours": {"mon-fri": ["09:00-18:00"]}}}]},
 }
 # Concrete values for the path parameters of the fuzzed routes.
 PATH_VALUES = {"{improvement_id}": "IMP-NONE", "{period}": "2026-10", "{ticket_id}": "T-1"}

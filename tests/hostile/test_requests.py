@@ -33,6 +33,7 @@ def body_routes(platform: LocalPlatform) -> list[tuple[ServiceProcess, str, str]
         (platform.sla_engine, "POST", "/v1/simulate"),
         (platform.reporting, "PUT", "/v1/reporting-config"),
         (platform.reporting, "POST", "/v1/periods:close"),
+        (platform.reporting, "PUT", "/v1/notification-policies"),
     ]
 
 
@@ -56,7 +57,8 @@ def _chunks(total: int, size: int = 64 * 1024) -> Iterator[bytes]:
 def test_bodies_over_the_route_limit_are_refused_by_length_and_by_stream(tenant: TenantClient, tally: Tally) -> None:
     platform = tenant.platform
     limits = {"/v1/events": 5 * 1024 * 1024, "/v1/webhooks/jira": 5 * 1024 * 1024, "/v1/config:apply": 1024 * 1024,
-              "/v1/config:import-openslo": 1024 * 1024, "/v1/simulate": 2 * 1024 * 1024 + 4096}
+              "/v1/config:import-openslo": 1024 * 1024, "/v1/simulate": 2 * 1024 * 1024 + 4096,
+              "/v1/notification-policies": 256 * 1024}
     for service, method, path in body_routes(platform):
         limit = limits.get(path, 64 * 1024)
         with tenant.client(service) as client:

@@ -17,6 +17,7 @@ import pytest
 import sqlalchemy as sa
 from aiokafka import AIOKafkaProducer
 from asgi_lifespan import LifespanManager
+from cryptography.fernet import Fernet
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from reporting import tables
@@ -43,6 +44,9 @@ TOPIC_OF = {
     SLO_STATUS_EVENT: topics.SLO_STATUS,
     SLO_ALERT_EVENT: topics.SLO_ALERTS,
 }
+
+
+NOTIFICATION_SECRET_KEY = Fernet.generate_key().decode()
 
 
 class MovableClock:
@@ -132,6 +136,9 @@ async def reporting(stack: Stack) -> AsyncIterator[Reporting]:
                "group_id": f"reporting-test-{uuid.uuid4().hex[:8]}"},
         consumer_offset_reset="latest", period_close_enabled=False, amendment_quiet_seconds=0,
         public_base_url="http://reporting.test",
+        # Notifications (test_notifications.py): secrets stored encrypted, passes often, links to the engine.
+        notification_secret_keys=NOTIFICATION_SECRET_KEY, notification_poll_seconds=0.2,
+        explained_clock_base_url="http://sla-engine.test",
     )
     app = create_app(settings, now=clock)
     engine = create_engine(stack.database_urls["reporting"], pool_size=2)

@@ -43,7 +43,7 @@ def clock_event(tenant: str, ticket: str, transition: str, at: datetime, *, metr
                 due_at: datetime | None = None, policy: str = "gold-incidents", version: int = 3,
                 agreement: str = "SLA", calendar: str = "cn-business", service: str = "email",
                 customer: str = "acme", cycle: int = 1, event_id: str | None = None,
-                sequence: int | None = None) -> CloudEvent:
+                sequence: int | None = None, threshold: int | None = None) -> CloudEvent:
     target = target if target is not None else TARGETS[(metric, priority)]
     breached = breached_at is not None
     data = ClockTransitionData(
@@ -52,15 +52,15 @@ def clock_event(tenant: str, ticket: str, transition: str, at: datetime, *, metr
         breached=breached, target_seconds=target, elapsed_seconds=elapsed, remaining_seconds=target - elapsed,
         percent=round(100 * elapsed / target, 2), started_at=started_at, due_at=due_at, breached_at=breached_at,
         stopped_at=stopped_at, service=service, customer=customer, priority=priority, kind="incident",
-        calendar=calendar, sequence=sequence)
+        calendar=calendar, sequence=sequence, threshold=threshold)
     return make_event(event_id=event_id or str(uuid.uuid4()), source="slm://sla-engine", event_type=CLOCK_EVENT,
                       time=at, tenant_id=tenant, subject=ticket, data=data)
 
 
 def ticket_event(tenant: str, ticket: str, at: datetime, action: str, status: str, *, priority: str,
-                 service: str = "email", customer: str = "acme") -> CloudEvent:
+                 service: str = "email", customer: str = "acme", assignment_group: str | None = None) -> CloudEvent:
     data = TicketSnapshotData(ticket_id=ticket, action=action, kind="incident", service=service,
-                              customer=customer, priority=priority, status=status)
+                              customer=customer, priority=priority, status=status, assignment_group=assignment_group)
     return make_event(event_id=str(uuid.uuid4()), source="jira://acme.atlassian.net", event_type=TICKET_EVENT,
                       time=at, tenant_id=tenant, subject=ticket, data=data)
 

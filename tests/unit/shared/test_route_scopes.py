@@ -12,11 +12,13 @@ from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 
 # No key: operations, the API documents, the signed webhooks (their signature instead), the report schema,
-# and the dashboard's pages, which check the `read` scope themselves (cookie or header, reporting/api.py).
+# the dashboard's pages, which check the `read` scope themselves (cookie or header, reporting/api.py), and the
+# signed acknowledgement links of notifications (the link is the credential, reporting/ack_links.py).
 UNSCOPED = {
     "/healthz", "/readyz", "/metrics", "/asyncapi.json", "/v1/reports/slr/schema",
     "/v1/webhooks/jira/{tenant}", "/v1/webhooks/servicenow/{tenant}", "/v1/webhooks/zendesk/{tenant}",
     "/v1/dashboard", "/v1/dashboard/data", "/v1/dashboard/login", "/v1/dashboard/logout",
+    "/v1/notification-acks/{token}",
 }
 DATABASE = "postgresql+asyncpg://nobody@127.0.0.1:1/none"
 

@@ -14,13 +14,14 @@ from intake.domain.mapping import SYSTEMS
 from intake.handlers import EventIntake, Now, Purger, Replayer, utc_now
 from intake.repository import IntakeRepository
 from intake.settings import IntakeSettings
-from intake.webhook_secrets import SecretCipher, WebhookSecrets
+from intake.webhook_secrets import WebhookSecrets
 from slm_shared import topics
 from slm_shared.consumer import RawRecords, keep_raw_bytes
 from slm_shared.outbox import Outbox
 from slm_shared.ratelimit import RateLimiter
 from slm_shared.request_guard import BodyLimits
 from slm_shared.runtime import ServiceRuntime
+from slm_shared.secret_cipher import SecretCipher
 
 SERVICE = "intake"
 ALEMBIC_INI = Path(__file__).resolve().parents[2] / "alembic.ini"
@@ -80,4 +81,4 @@ def create_app(settings: IntakeSettings, now: Now = utc_now) -> FastAPI:
 
 def webhook_cipher(settings: IntakeSettings) -> SecretCipher:
     keys = settings.webhook_secret_keys
-    return SecretCipher(keys.get_secret_value() if keys is not None else None)
+    return SecretCipher(keys.get_secret_value() if keys is not None else None, "INTAKE_WEBHOOK_SECRET_KEYS")

@@ -21,12 +21,13 @@ from intake.importer import HistoryImport
 from intake.keys import KeyAdmin, UnknownKey
 from intake.repository import IntakeRepository
 from intake.settings import IntakeSettings
-from intake.webhook_secrets import SecretsNotConfigured, WebhookSecrets, check_system
+from intake.webhook_secrets import WebhookSecrets, check_system
 from slm_shared.auth import parse_scopes
 from slm_shared.db import create_engine, session_factory
 from slm_shared.events import API_SCOPES
 from slm_shared.outbox import Outbox
 from slm_shared.runtime import serve
+from slm_shared.secret_cipher import SecretsNotConfigured
 from slm_shared.signing import AnnouncementSigner, generate_signing_key
 
 T = TypeVar("T")

@@ -2,9 +2,9 @@
 memory of signed deliveries already taken, so a replayed one is refused.
 
 A verifier needs the secret itself (HMAC), so secrets are stored encrypted, not hashed: Fernet (AES-128-CBC
-with HMAC-SHA256) under `INTAKE_WEBHOOK_SECRET_KEYS`, a comma-separated list whose first key encrypts and all
-of which decrypt, so the encryption key can be rotated too (`slm-intake webhooks reencrypt`). Secrets are
-never logged; they are shown once, when issued.
+with HMAC-SHA256, the kit's `slm_shared.secret_cipher`) under `INTAKE_WEBHOOK_SECRET_KEYS`, a comma-separated
+list whose first key encrypts and all of which decrypt, so the encryption key can be rotated too
+(`slm-intake webhooks reencrypt`). Secrets are never logged; they are shown once, when issued.
 """
 
 from __future__ import annotations
@@ -15,49 +15,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
-from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from intake import tables
 from intake.domain.mapping import SYSTEMS, System
+from slm_shared.secret_cipher import SecretCipher
 
 MIN_SECRET_CHARS = 16
-
-
-class SecretsNotConfigured(RuntimeError):
-    """No `INTAKE_WEBHOOK_SECRET_KEYS`: webhook secrets cannot be stored or read."""
-
-
-class NoSecret(LookupError):
-    """The tenant has no webhook secret for that system."""
-
-
-class SecretCipher:
-    def __init__(self, keys: str | None) -> None:
-        parts = [part.strip() for part in (keys or "").split(",") if part.strip()]
-        self._fernet = MultiFernet([Fernet(part) for part in parts]) if parts else None
-
-    def _ready(self) -> MultiFernet:
-        if self._fernet is None:
-            raise SecretsNotConfigured("INTAKE_WEBHOOK_SECRET_KEYS is not set: webhook secrets cannot be stored")
-        return self._fernet
-
-    def encrypt(self, secret: str) -> bytes:
-        return self._ready().encrypt(secret.encode())
-
-    def decrypt(self, ciphertext: bytes) -> bytes | None:
-        """None when the secret cannot be read (no keys configured, or encrypted under a key no longer
-        configured): its webhooks are then refused, never let through."""
-        if self._fernet is None:
-            return None
-        try:
-            return self._fernet.decrypt(ciphertext)
-        except InvalidToken:
-            return None
-
-    def reencrypt(self, ciphertext: bytes) -> bytes:
-        return self._ready().rotate(ciphertext)
 
 
 @dataclass(frozen=True)

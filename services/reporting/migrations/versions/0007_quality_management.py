@@ -1,7 +1,7 @@
 """complaint_handling, improvements, review_approvals: service quality management (reporting.review_tables)
 
 Revision ID: 0007
-Revises: 0005
+Revises: 0006
 """
 
 import sqlalchemy as sa
@@ -9,7 +9,7 @@ from alembic import op
 from sqlalchemy.dialects.postgresql import JSONB
 
 revision = "0007"
-down_revision = "0005"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 TZ = sa.DateTime(timezone=True)

@@ -10,18 +10,26 @@ from faststream import AckPolicy
 from faststream.kafka import KafkaRouter
 
 from reporting import tables
+from reporting.ack_links import AckLinks
 from reporting.api import DASHBOARD_BODY_LIMITS, DASHBOARD_PUBLIC, dashboard_router, report_router
 from reporting.browser import SecurityHeaders
+from reporting.channels import Senders
 from reporting.closing import PeriodCloser
+from reporting.delivery import NotificationDelivery
 from reporting.handlers import Now, ReadModels, utc_now
 from reporting.improvements import improvements_router
+from reporting.notification_api import BODY_LIMITS as NOTIFICATION_BODY_LIMITS
+from reporting.notification_api import PUBLIC_PATHS as NOTIFICATION_PUBLIC
+from reporting.notification_api import notification_router
+from reporting.notifications import PolicyStore
 from reporting.reviews import reviews_router
 from reporting.sessions import SessionPolicy, SqlDashboardSessions
 from reporting.settings import ReportingSettings
 from slm_shared import topics
 from slm_shared.consumer import RawRecords, keep_raw_bytes
 from slm_shared.request_guard import BodyLimits
-from slm_shared.runtime import ServiceRuntime, subscribe_api_keys
+from slm_shared.runtime import PeriodicTask, ServiceRuntime, subscribe_api_keys
+from slm_shared.secret_cipher import SecretCipher
 
 SERVICE = "reporting"
 SESSION_PURGE_SECONDS = 300.0  # ended sessions are refused at once; the purge only keeps the table small
@@ -55,6 +63,23 @@ def read_model_router(runtime: ServiceRuntime, read_models: ReadModels, settings
     return router
 
 
+def add_notification_delivery(runtime: ServiceRuntime, policies: PolicyStore, settings: ReportingSettings,
+                              now: Now, ack_links: AckLinks) -> None:
+    """The delivery loop: the kit's periodic task, inside the lifetime of the senders' HTTP client."""
+    senders = Senders(settings.notification_timeout_seconds)
+    delivery = NotificationDelivery(runtime.sessions, policies, senders, now, settings, ack_links=ack_links)
+    task = PeriodicTask("delivering notifications", settings.notification_poll_seconds, delivery.run_pass)
+
+    async def run() -> None:
+        async with senders.open():
+            try:
+                await task.run()
+            finally:
+                await delivery.drain()  # the lanes still sending finish before the client closes
+
+    runtime.add_background(run, task.stop, "delivering notifications")
+
+
 def create_app(settings: ReportingSettings, now: Now = utc_now) -> FastAPI:
     runtime = ServiceRuntime(
         service=SERVICE, settings=settings, alembic_ini=ALEMBIC_INI, api_key_table=tables.api_keys,
@@ -65,7 +90,8 @@ def create_app(settings: ReportingSettings, now: Now = utc_now) -> FastAPI:
                           base_url=settings.public_base_url)
     if settings.period_close_enabled:
         runtime.add_background(closer.run, closer.stop)
-    runtime.broker.include_router(read_model_router(runtime, ReadModels(runtime.sessions, now), settings))
+    read_models = ReadModels(runtime.sessions, now, timedelta(seconds=settings.notification_max_age_seconds))
+    runtime.broker.include_router(read_model_router(runtime, read_models, settings))
     runtime.broker.include_router(subscribe_api_keys(runtime, tables.api_keys, tables.inbox))
     signins = SqlDashboardSessions(tables.dashboard_sessions, tables.api_keys, SessionPolicy(
         lifetime=timedelta(seconds=settings.dashboard_session_seconds),
@@ -76,11 +102,18 @@ def create_app(settings: ReportingSettings, now: Now = utc_now) -> FastAPI:
             await signins.purge(session, now())
 
     runtime.add_periodic("purging dashboard sessions", SESSION_PURGE_SECONDS, purge_sessions)
+    keys = settings.notification_secret_keys.get_secret_value() if settings.notification_secret_keys else None
+    policies = PolicyStore(SecretCipher(keys, "REPORTING_NOTIFICATION_SECRET_KEYS"))
+    ack_links = AckLinks(keys, settings.public_base_url)
+    if settings.notifications_enabled:
+        add_notification_delivery(runtime, policies, settings, now, ack_links)
     app = runtime.http_app(title="reporting", routers=[
         report_router(runtime.sessions, settings, now, closer),
         improvements_router(runtime.sessions, now),
         reviews_router(runtime.sessions, now),
         dashboard_router(runtime.sessions, runtime.authenticator, settings, now, signins),
-    ], body_limits=BodyLimits(settings.max_request_body_bytes, DASHBOARD_BODY_LIMITS), public_paths=DASHBOARD_PUBLIC)
+        notification_router(runtime.sessions, policies, now, ack_links),
+    ], body_limits=BodyLimits(settings.max_request_body_bytes, {**DASHBOARD_BODY_LIMITS, **NOTIFICATION_BODY_LIMITS}),
+        public_paths=DASHBOARD_PUBLIC | NOTIFICATION_PUBLIC)
     app.add_middleware(SecurityHeaders)
     return app

@@ -2,7 +2,8 @@
 
 A batch of records is one transaction: for each event, the tenant's shared advisory lock (period close takes
 it exclusively, so a close never races an event into a period it is freezing), the inbox row, the effect, and a
-late-change note when it moved the counts of a period already closed; then the batch's summed rollup deltas.
+late-change note when it moved the counts of a period already closed; the notifications the events make due
+(reporting.notifications); then the batch's summed rollup deltas.
 If anything fails, the whole batch rolls back: effects and inbox rows commit together, so no event is lost or
 applied twice. Idempotent: a redelivered event finds its inbox row and changes nothing. One commit per batch
 rather than per event is what lets one consumer keep up with hundreds of events a second on a small machine.
@@ -14,12 +15,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from reporting import repository, tables
+from reporting.notifications import plan_batch
 from reporting.repository import Deltas, Effect
 from slm_shared import topics
 from slm_shared.consumer import Record, parse_batch
@@ -82,9 +84,11 @@ APPLIERS: dict[str, Apply] = {
 class ReadModels:
     """Consumes sla.clocks.v1, itsm.tickets.v1, itsm.feedback.v1, slo.status.v1 and slo.alerts.v1."""
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], now: Now = utc_now) -> None:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], now: Now = utc_now,
+                 notification_max_age: timedelta = timedelta(hours=1)) -> None:
         self._sessions = sessions
         self._now = now
+        self._notification_max_age = notification_max_age
         self._inbox = Inbox(tables.inbox, "reporting.read-models")
 
     async def on_records(self, records: Sequence[Record]) -> list[str]:
@@ -153,6 +157,11 @@ class ReadModels:
                               else await APPLIERS[event.type](session, deltas, event, data[key]))
                     self._note(deltas, closed[event.tenantid], event, effect, received_at)
                 outcomes.append("applied")
+            # The notifications these events make due commit with the read-model change that caused them.
+            await plan_batch(session, clocks, [
+                (event, SloAlertData.model_validate(data[key]))
+                for key, event in firsts.items() if event.type == SLO_ALERT_EVENT], received_at,
+                self._notification_max_age)
             await repository.flush(session, deltas)
         if deltas.late_changes:  # one line per batch: a replay into closed periods would log every event
             log.info("%d late events change closed periods %s of tenants %s",

@@ -298,13 +298,22 @@ async def apply_tickets(session: AsyncSession, deltas: Deltas,
     if rows:
         await session.execute(sa.insert(tr), rows)
     heads = {ticket: (snapshots[0][1].at, latest([s for _, s in snapshots])) for ticket, snapshots in timelines.items()}
+    # The assignment group is not in the timeline rows: it comes from the batch when the head is one of its events,
+    # else the stored one (set when that head arrived) stays.
+    groups = {event.id: data.assignment_group for event, data in items}
     facts = [{"tenant_id": tenant, "ticket_id": ticket, "created_at": created, "status": head.status,
               "priority": head.priority, "service": head.service, "customer": head.customer, "kind": head.kind,
-              "last_event_time": head.at} for (tenant, ticket), (created, head) in heads.items()]
+              "last_event_time": head.at, "assignment_group": groups.get(head.event_id)}
+             for (tenant, ticket), (created, head) in heads.items()]
     statement = insert(tables.ticket_facts)
+    t = tables.ticket_facts
     await session.execute(statement.on_conflict_do_update(
         index_elements=["tenant_id", "ticket_id"],
-        set_={k: statement.excluded[k] for k in facts[0] if k not in ("tenant_id", "ticket_id")}), facts)
+        set_={**{k: statement.excluded[k] for k in facts[0] if k not in ("tenant_id", "ticket_id", "assignment_group")},
+              "assignment_group": sa.case((statement.excluded.last_event_time != t.c.last_event_time,
+                                           statement.excluded.assignment_group),
+                                          else_=sa.func.coalesce(statement.excluded.assignment_group,
+                                                                 t.c.assignment_group))}), facts)
     # A survey answer takes its customer from the ticket: follow a changed customer.
     await session.execute(
         sa.update(f).where(f.c.tenant_id == sa.bindparam("b_tenant"), f.c.ticket_id == sa.bindparam("b_ticket"),

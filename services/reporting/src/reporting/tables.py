@@ -123,6 +123,7 @@ ticket_facts = sa.Table(
     sa.Column("customer", sa.Text, nullable=False),
     sa.Column("kind", sa.Text, nullable=False),
     sa.Column("last_event_time", TZ, nullable=False),
+    sa.Column("assignment_group", sa.Text),  # of the latest snapshot: what notification filters match
 )
 
 # The volume transitions the timeline implies (created, resolved, reopened, cancelled) and their rollup.
@@ -309,4 +310,53 @@ dashboard_sessions = sa.Table(
     sa.Column("expires_at", TZ, nullable=False),
     sa.Index("dashboard_sessions_by_key", "key_id"),
     sa.Index("dashboard_sessions_by_expiry", "expires_at"),
+)
+
+# Notification policies (reporting.notifications): every apply a new version; channel secrets inside `document`
+# are Fernet ciphertexts, never plaintext.
+notification_policies = sa.Table(
+    "notification_policies",
+    metadata,
+    sa.Column("tenant_id", sa.Text, primary_key=True),
+    sa.Column("version", sa.Integer, primary_key=True),
+    sa.Column("document", JSONB, nullable=False),
+    sa.Column("created_at", TZ, nullable=False),
+)
+
+# The notification outbox and delivery log: one row per (clock cycle or alert episode, trigger, rule, level),
+# written in the transaction of the read-model change that made it due; `idempotency_key` unique per tenant, so
+# a redelivered or replayed event never plans one twice. The delivery loop claims due rows with SKIP LOCKED.
+notifications = sa.Table(
+    "notifications",
+    metadata,
+    sa.Column("id", sa.Text, primary_key=True),
+    sa.Column("tenant_id", sa.Text, nullable=False),
+    sa.Column("idempotency_key", sa.Text, nullable=False),
+    sa.Column("ladder_key", sa.Text, nullable=False),
+    sa.Column("policy_version", sa.Integer, nullable=False),
+    sa.Column("rule_id", sa.Text, nullable=False),
+    sa.Column("trigger", sa.Text, nullable=False),
+    sa.Column("level", sa.Integer, nullable=False),
+    sa.Column("channel", sa.Text, nullable=False),
+    sa.Column("recipients", JSONB, nullable=False),
+    sa.Column("ticket_id", sa.Text),
+    sa.Column("policy_id", sa.Text),
+    sa.Column("metric", sa.Text),
+    sa.Column("cycle", sa.Integer),
+    sa.Column("slo_id", sa.Text),
+    sa.Column("facts", JSONB, nullable=False),  # the event's data, for the message
+    sa.Column("event_at", TZ, nullable=False),
+    sa.Column("due_at", TZ, nullable=False),
+    sa.Column("next_attempt_at", TZ, nullable=False),
+    sa.Column("status", sa.Text, nullable=False),  # pending | retrying | sent | suppressed | dead
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("last_error", sa.Text),
+    sa.Column("reason", sa.Text),
+    sa.Column("sent_at", TZ),
+    sa.Column("acked_at", TZ),
+    sa.Column("created_at", TZ, nullable=False),
+    sa.UniqueConstraint("tenant_id", "idempotency_key", name="notifications_once"),
+    sa.Index("notifications_due", "next_attempt_at", postgresql_where=sa.text("status IN ('pending', 'retrying')")),
+    sa.Index("notifications_by_ticket", "tenant_id", "ticket_id", "created_at"),
+    sa.Index("notifications_by_ladder", "tenant_id", "ladder_key"),
 )

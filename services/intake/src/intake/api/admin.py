@@ -15,8 +15,9 @@ from intake.domain.mapping import MappingOverride, System, TicketMapping, effect
 from intake.handlers import Now, Replayer
 from intake.repository import IntakeRepository
 from intake.settings import IntakeSettings
-from intake.webhook_secrets import SecretsNotConfigured, WebhookSecrets
+from intake.webhook_secrets import WebhookSecrets
 from slm_shared.instants import utc_instant
+from slm_shared.secret_cipher import SecretsNotConfigured
 
 AcceptedType = Literal[
     "itsm.ticket.v1", "itsm.availability.v1", "itsm.measurement.v1", "itsm.maintenance.v1", "itsm.feedback.v1"

@@ -1,9 +1,8 @@
 """Reading a bundle's source: the document, the line of every field in it, and issues that carry lines.
 
-YAML is read with `BoundedLoader`: aliases (`*name`) are refused, because PyYAML walks an alias as if the
-anchored value were copied there (a few hundred bytes of nested aliases is a "billion laughs" that takes
-seconds and gigabytes), nesting is capped at `MAX_DEPTH` (the composer recurses) and a document holds at most
-`MAX_NODES` values. Issue messages are cut at `MAX_MESSAGE_CHARS`, so a huge value is never echoed back whole.
+YAML is read with the kit's `BoundedLoader` (slm_shared.bounded_yaml): no aliases, nesting capped at
+`MAX_DEPTH`, at most `MAX_NODES` values in a document. Issue messages are cut at `MAX_MESSAGE_CHARS`, so a
+huge value is never echoed back whole.
 """
 
 from __future__ import annotations
@@ -16,39 +15,12 @@ from typing import Any, Literal
 import yaml
 
 from sla_engine.domain.bundle.model import BundleIssue
+from slm_shared.bounded_yaml import MAX_DEPTH as MAX_DEPTH  # re-exported: the bounds the bundle tests name
+from slm_shared.bounded_yaml import MAX_NODES as MAX_NODES
+from slm_shared.bounded_yaml import BoundedLoader
 
-MAX_DEPTH = 64
-MAX_NODES = 200_000  # a 1,000-policy bundle of 2-3 metrics is ~108,000 values (bench/engine_scale); 1 MiB caps the rest
 MAX_MESSAGE_CHARS = 300
 MAX_ISSUES = 200
-
-
-class BoundedLoader(yaml.SafeLoader):
-    """PyYAML's safe loader without aliases, with a depth and a node budget counted while composing."""
-
-    def __init__(self, stream: str) -> None:
-        super().__init__(stream)
-        self._depth = 0
-        self._nodes = 0
-
-    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
-        if self.check_event(yaml.AliasEvent):
-            self._refuse("aliases (*name) are not accepted; write the value out")
-        self._nodes += 1
-        if self._nodes > MAX_NODES:
-            self._refuse(f"more than {MAX_NODES} values in one document")
-        if self._depth >= MAX_DEPTH:
-            self._refuse(f"nested deeper than {MAX_DEPTH} levels")
-        self._depth += 1
-        try:
-            node: yaml.Node | None = super().compose_node(parent, index)
-        finally:
-            self._depth -= 1
-        return node
-
-    def _refuse(self, problem: str) -> None:
-        mark = self.peek_event().start_mark  # type: ignore[no-untyped-call]
-        raise yaml.composer.ComposerError(None, None, problem, mark)
 
 
 def load_all(text: str) -> list[Any]:

@@ -1,0 +1,120 @@
+"""The words of a notification, in English or Simplified Chinese: a title, plain-text lines, and labelled
+fields every channel lays out its own way (Block Kit, Adaptive Card, e-mail). Pure; the values come in already
+computed for the sending instant. A rule may override the title and the text with `$name` templates.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from string import Template
+from zoneinfo import ZoneInfo
+
+from reporting.domain.notification_policy import Language, Templates
+from reporting.domain.notifications import Values
+
+TITLES: dict[Language, dict[str, str]] = {
+    "en": {
+        "warning": "SLA warning: $ticket_id $metric at $threshold %",
+        "breached": "SLA breached: $ticket_id $metric",
+        "stopped_breached": "SLA closed in breach: $ticket_id $metric",
+        "resolve": "SLA clock stopped: $ticket_id $metric",
+        "slo": "SLO alert $alert: $slo_id",
+    },
+    "zh-CN": {
+        "warning": "SLA 预警：$ticket_id $metric 已达 $threshold %",
+        "breached": "SLA 已违约：$ticket_id $metric",
+        "stopped_breached": "SLA 违约结束：$ticket_id $metric",
+        "resolve": "SLA 计时已停止：$ticket_id $metric",
+        "slo": "SLO 告警 $alert：$slo_id",
+    },
+}
+LABELS: dict[Language, dict[str, str]] = {
+    "en": {"ticket": "Ticket", "metric": "Metric", "priority": "Priority", "service": "Service",
+           "customer": "Customer", "due": "Due", "remaining": "Remaining", "elapsed": "Elapsed",
+           "percent": "Used", "as_of": "as of", "level": "Escalation level", "link": "Explained clock",
+           "slo": "SLO", "burn_rate": "Burn rate", "ack": "Acknowledge"},
+    "zh-CN": {"ticket": "工单", "metric": "指标", "priority": "优先级", "service": "服务", "customer": "客户",
+              "due": "截止时间", "remaining": "剩余", "elapsed": "已用", "percent": "已用比例", "as_of": "截至",
+              "level": "升级级别", "link": "时钟详情", "slo": "SLO", "burn_rate": "消耗速率", "ack": "确认"},
+}
+
+
+@dataclass(frozen=True)
+class Message:
+    title: str
+    fields: tuple[tuple[str, str], ...]  # (label, value) in display order
+    link: str | None
+    link_label: str
+    severity: str  # critical | warning | info: PagerDuty's and Alertmanager's vocabulary
+    ack_link: str | None = None  # a signed link that stops the ladder (reporting.ack_links)
+    ack_label: str = "Acknowledge"
+
+    @property
+    def text(self) -> str:
+        lines = [self.title, *(f"{label}: {value}" if label else value for label, value in self.fields)]
+        if self.link:
+            lines.append(f"{self.link_label}: {self.link}")
+        if self.ack_link:
+            lines.append(f"{self.ack_label}: {self.ack_link}")
+        return "\n".join(lines)
+
+
+def duration_text(seconds: int, language: Language) -> str:
+    """`-1h 05m` / `-1小时05分`: a negative remaining time is time over target."""
+    sign = "-" if seconds < 0 else ""
+    minutes = abs(seconds) // 60
+    hours, minutes = divmod(minutes, 60)
+    if language == "zh-CN":
+        return f"{sign}{hours}小时{minutes:02d}分" if hours else f"{sign}{minutes}分"
+    return f"{sign}{hours}h {minutes:02d}m" if hours else f"{sign}{minutes}m"
+
+
+def compose(values: dict[str, str], fields: list[tuple[str, str]], kind: str, language: Language,
+            override: Templates | None, link: str | None, severity: str, ack_link: str | None = None) -> Message:
+    """`values`: the placeholders; `fields`: (label key, value) pairs; `kind`: warning, breached,
+    stopped_breached, resolve or slo."""
+    labels = LABELS[language]
+    title = Template(override.title if override and override.title else TITLES[language][kind]).safe_substitute(values)
+    shown = tuple((labels.get(key, key), value) for key, value in fields)
+    if override and override.text:
+        shown = (("", Template(override.text).safe_substitute(values)), *shown)
+    return Message(title, shown, link, labels["link"], severity, ack_link, labels["ack"])
+
+
+def when(instant: datetime | None, timezone_name: str) -> str:
+    if instant is None:
+        return "-"
+    return instant.astimezone(ZoneInfo(timezone_name)).isoformat(timespec="minutes")
+
+
+def notification_message(trigger: str, level: int, facts: dict[str, object], values: Values | None,
+                         language: Language, override: Templates | None, link: str | None,
+                         timezone_name: str, ack_link: str | None = None) -> Message:
+    """The message of one notification: `facts` is the event's data as planned, `values` the clock's figures
+    for the sending instant (None for an SLO alert or a clock no longer in the read model)."""
+    kind = "slo" if trigger.startswith("slo:") else trigger.split(":")[0]
+    text = {k: str(v) for k, v in facts.items() if v is not None and not isinstance(v, dict | list)}
+    text["trigger"] = trigger
+    text["link"] = link or ""
+    fields: list[tuple[str, str]] = []
+    if kind == "slo":
+        fields += [("slo", text.get("slo_id", "")), ("service", text.get("service", "")),
+                   ("burn_rate", text.get("burn_rate", "-"))]
+        severity = "critical" if facts.get("alert") == "page" else "warning"
+    else:
+        fields += [("ticket", text.get("ticket_id", "")), ("metric", text.get("metric", "")),
+                   ("priority", text.get("priority", "")), ("service", text.get("service", "")),
+                   ("customer", text.get("customer", ""))]
+        if values is not None:
+            text |= {"due_at": when(values.due_at, timezone_name),
+                     "remaining": duration_text(values.remaining_seconds, language),
+                     "percent": f"{values.percent:.1f}"}
+            if values.due_at is not None:
+                fields.append(("due", text["due_at"]))
+            as_of = "" if values.exact else f" ({LABELS[language]['as_of']} {when(values.as_of, timezone_name)})"
+            fields += [("remaining", text["remaining"] + as_of), ("percent", f"{values.percent:.1f} %{as_of}")]
+        severity = {"warning": "warning", "resolve": "info"}.get(kind, "critical")
+    if level > 0:
+        fields.append(("level", str(level)))
+    return compose(text, fields, kind, language, override, link, severity, ack_link)

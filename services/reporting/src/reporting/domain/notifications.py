@@ -1,0 +1,221 @@
+"""The notification decision, pure and with time passed in: from one clock transition (or SLO alert) and the
+tenant's policy, which notifications are due and when; at sending time, whether the condition still holds and
+what the values are at that instant; after a failure, when to try again.
+
+Rules:
+- A transition notifies through each rule whose triggers name it and whose filters match it. `recalculated`
+  never notifies (a correction is not news), nor does anything else the policy does not name.
+- Each ladder level is one notification, due `after` the transition instant, deferred to the rule's next
+  working minute; with `repeat_every` the last level repeats (levels len(ladder), len(ladder)+1, ...) from the
+  instant the previous one was due, until the clock stops, pauses, or someone acknowledges.
+- The idempotency key is (clock cycle, trigger, rule, level): a redelivered or replayed transition plans the
+  same keys again, which the store refuses, so nothing is ever sent twice for one of them.
+- A stop (`met`, `stopped_breached`, `cancelled`) also plans a `resolve` for each PagerDuty or Alertmanager rule
+  the cycle matches, with the same dedup key as its triggers; it is sent only if a trigger was.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from reporting.domain.notification_policy import Level, NotificationPolicy, Rule, parse_duration
+
+STOPS = frozenset({"met", "stopped_breached", "cancelled"})
+RESOLVE = "resolve"
+
+
+@dataclass(frozen=True)
+class ClockFacts:
+    """What a clock transition says, as the decision needs it."""
+
+    ticket_id: str
+    policy_id: str
+    metric: str
+    cycle: int
+    transition: str
+    at: datetime  # the transition instant (event time: for warning/breached the computed crossing instant)
+    threshold: int | None
+    agreement: str
+    priority: str
+    service: str
+    customer: str
+    assignment_group: str | None = None
+
+    @property
+    def cycle_key(self) -> str:
+        return f"clock/{self.ticket_id}/{self.policy_id}/{self.metric}/{self.cycle}"
+
+    def filter_values(self) -> dict[str, str | None]:
+        return {"agreement": self.agreement, "policy": self.policy_id, "metric": self.metric,
+                "priority": self.priority, "service": self.service, "customer": self.customer,
+                "assignment_group": self.assignment_group}
+
+
+@dataclass(frozen=True)
+class AlertFacts:
+    """An SLO alert changing state."""
+
+    slo_id: str
+    service: str
+    alert: str
+    state: str
+    at: datetime
+
+    @property
+    def cycle_key(self) -> str:
+        # One alert episode per firing instant: a re-fire later is a new episode, a redelivery the same one.
+        return f"slo/{self.slo_id}/{self.alert}/{self.at.isoformat()}"
+
+    def filter_values(self) -> dict[str, str | None]:
+        return {"service": self.service, "policy": self.slo_id}
+
+
+@dataclass(frozen=True)
+class Planned:
+    """One notification to store: sent at `due_at` unless its condition no longer holds then."""
+
+    key: str  # idempotency key, unique per tenant
+    ladder: str  # the cycle+trigger+rule every level of one ladder shares (acknowledging stops them all)
+    rule_id: str
+    trigger: str
+    level: int
+    event_at: datetime
+    due_at: datetime
+    channel: str
+    recipients: tuple[str, ...]
+
+
+def plan(facts: ClockFacts | AlertFacts, policy: NotificationPolicy) -> list[Planned]:
+    """Every notification the event makes due under `policy`, every ladder level of it."""
+    if isinstance(facts, ClockFacts) and facts.transition == "recalculated":
+        return []
+    planned: list[Planned] = []
+    for rule in policy.rules:
+        if not rule.match.matches(facts.filter_values()):
+            continue
+        trigger = _trigger_named(rule, facts)
+        if trigger is not None:
+            planned.extend(_ladder(rule, facts, trigger))
+        if isinstance(facts, ClockFacts) and facts.transition in STOPS and _pages(rule, policy) \
+                and any(t.event != "slo_alert" for t in rule.triggers):
+            planned.append(_one(rule, facts, RESOLVE, 0, facts.at, rule.channel, rule.recipients))
+    return planned
+
+
+def _trigger_named(rule: Rule, facts: ClockFacts | AlertFacts) -> str | None:
+    for trigger in rule.triggers:
+        if isinstance(facts, AlertFacts):
+            if trigger.event == "slo_alert" and trigger.alert == facts.alert and facts.state == "firing":
+                return trigger.name
+        elif trigger.event == facts.transition and (trigger.event != "warning" or trigger.threshold == facts.threshold):
+            return trigger.name
+    return None
+
+
+def _pages(rule: Rule, policy: NotificationPolicy) -> bool:
+    """Channels that hold an open incident or alert until told it is over: PagerDuty, Alertmanager."""
+    channel = policy.channel(rule.channel)
+    return channel is not None and channel.type in ("pagerduty", "alertmanager")
+
+
+def _ladder(rule: Rule, facts: ClockFacts | AlertFacts, trigger: str) -> list[Planned]:
+    levels = rule.ladder[:1] if trigger == "stopped_breached" else rule.ladder  # a final fact: nothing to escalate
+    return [_one(rule, facts, trigger, index, facts.at + level.delay, level.channel or rule.channel,
+                 level.recipients if level.recipients is not None else rule.recipients)
+            for index, level in enumerate(levels)]
+
+
+def _one(rule: Rule, facts: ClockFacts | AlertFacts, trigger: str, level: int, at: datetime, channel: str,
+         recipients: list[str]) -> Planned:
+    ladder = f"{facts.cycle_key}/{trigger}/{rule.id}"
+    due = rule.calendar.next_working_instant(at) if rule.calendar and trigger != RESOLVE else at
+    return Planned(key=f"{ladder}/{level}", ladder=ladder, rule_id=rule.id, trigger=trigger, level=level,
+                   event_at=facts.at, due_at=due, channel=channel, recipients=tuple(recipients))
+
+
+def repeat_after(rule: Rule, sent: Planned) -> Planned | None:
+    """The next repeat of a ladder whose level `sent` just went out: due `repeat_every` after `sent` was due
+    (before deferral by the calendar, so repeats keep their rhythm), or None when the rule does not repeat,
+    the level is not the last, or the repeats are used up."""
+    escalation = rule.escalation
+    if escalation is None or escalation.repeat_every is None or sent.trigger in ("stopped_breached", RESOLVE):
+        return None
+    last = len(escalation.levels) - 1
+    if sent.level < last or sent.level - last >= escalation.max_repeats:
+        return None
+    every = parse_duration(escalation.repeat_every)
+    undeferred = sent.event_at + escalation.levels[-1].delay + every * (sent.level - last + 1)
+    level: Level = escalation.levels[-1]
+    due = rule.calendar.next_working_instant(undeferred) if rule.calendar else undeferred
+    return Planned(key=f"{sent.ladder}/{sent.level + 1}", ladder=sent.ladder, rule_id=rule.id,
+                   trigger=sent.trigger, level=sent.level + 1, event_at=sent.event_at, due_at=due,
+                   channel=level.channel or rule.channel,
+                   recipients=tuple(level.recipients if level.recipients is not None else rule.recipients))
+
+
+@dataclass(frozen=True)
+class ClockNow:
+    """The clock's cycle as the read model holds it at sending time."""
+
+    state: str  # running | paused | met | breached | cancelled
+    breached: bool
+    target_seconds: int
+    elapsed_seconds: int
+    last_event_time: datetime
+    due_at: datetime | None
+    breached_at: datetime | None
+    calendar: str
+
+
+def still_holds(trigger: str, clock: ClockNow | None) -> str | None:
+    """None when the notification should go out now, else why it is suppressed.
+
+    A warning or a breach (and every escalation of them) is news only while the clock runs: an answered,
+    paused, stopped or cancelled clock needs nobody. A `stopped_breached` is a fact and always goes.
+    """
+    if trigger in ("stopped_breached", RESOLVE) or trigger.startswith("slo:"):
+        return None
+    if clock is None:
+        return "the clock is not in the read model"
+    if clock.state != "running":
+        return f"the clock is {clock.state}"
+    if trigger == "breached" and not clock.breached:
+        return "the clock is no longer breached"
+    return None
+
+
+@dataclass(frozen=True)
+class Values:
+    """The clock's figures for the sending instant. Exact when `exact`: a 24x7 clock's business seconds are
+    real seconds, so elapsed grows with the wall clock since the last transition. On a business calendar
+    reporting does not hold the calendar, so elapsed is as of `as_of` and the deadline (`due_at`, exact while
+    the clock runs) is what the message leads with."""
+
+    elapsed_seconds: int
+    remaining_seconds: int
+    percent: float
+    due_at: datetime | None
+    as_of: datetime
+    exact: bool
+
+
+def values_at(clock: ClockNow, now: datetime) -> Values:
+    exact = clock.calendar == "24x7" or clock.state != "running"
+    elapsed = clock.elapsed_seconds
+    as_of = clock.last_event_time
+    if clock.state == "running" and clock.calendar == "24x7":
+        elapsed += max(0, int((now - clock.last_event_time).total_seconds()))
+        as_of = now
+    target = clock.target_seconds
+    return Values(elapsed, target - elapsed, round(100 * elapsed / target, 2) if target else 0.0,
+                  clock.due_at if clock.state == "running" else None, as_of, exact)
+
+
+def retry_delay(attempts: int, jitter: float, first: timedelta = timedelta(seconds=10),
+                cap: timedelta = timedelta(hours=1)) -> timedelta:
+    """The pause after the `attempts`-th failed try: exponential from `first`, capped, half of it fixed and half
+    scaled by `jitter` in [0, 1), so receivers that failed together are not retried in lockstep (the same shape
+    as the kit's `Backoff`, kept here because the attempt count lives in the database, not in a loop)."""
+    step: timedelta = min(cap, first * 2 ** min(max(attempts - 1, 0), 30))
+    return step / 2 + step * (jitter / 2)

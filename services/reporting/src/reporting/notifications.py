@@ -1,0 +1,211 @@
+"""Notification policies (versioned, secrets encrypted) and the notification rows a batch of events makes due.
+
+`plan_batch` runs inside the read-model handler's transaction: the notifications an event makes due commit
+together with the read-model change that caused them, or not at all. Each row carries its idempotency key
+(clock cycle or alert episode, trigger, rule, level), unique per tenant, and is inserted with ON CONFLICT DO
+NOTHING: a redelivered batch, a replay from the start of the topic, or two replicas racing on one event plan
+nothing new. Every function runs in the caller's transaction and never commits.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import distinct_on, insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from reporting import tables
+from reporting.domain.notification_policy import STORED, NotificationPolicy
+from reporting.domain.notifications import RESOLVE, AlertFacts, ClockFacts, Planned, plan
+from slm_shared.events import ClockTransitionData, CloudEvent, SloAlertData
+from slm_shared.secret_cipher import SecretCipher
+
+log = logging.getLogger(__name__)
+
+# Serialises a tenant's policy applies, so versions are 1, 2, 3... without gaps or clashes.
+POLICY_LOCK_CLASS = 7302
+
+
+@dataclass(frozen=True)
+class StoredPolicy:
+    version: int
+    policy: NotificationPolicy  # channel secrets left out: `PolicyStore.secret` reads them
+    document: dict[str, Any]
+
+
+class PolicyStore:
+    """Seals a policy for storage (channel secrets encrypted, apart from the policy) and opens it again."""
+
+    def __init__(self, cipher: SecretCipher) -> None:
+        self._cipher = cipher
+
+    @property
+    def can_store_secrets(self) -> bool:
+        return self._cipher.configured
+
+    def seal(self, policy: NotificationPolicy) -> dict[str, Any]:
+        body: dict[str, Any] = policy.model_dump(mode="json", exclude_none=True)
+        sealed: dict[str, str] = {}
+        for channel, dumped in zip(policy.channels, body["channels"], strict=True):
+            dumped.pop("secret", None)
+            if channel.secret is not None:
+                sealed[channel.name] = self._cipher.encrypt(channel.secret.get_secret_value()).decode()
+        return {"policy": body, "secrets": sealed}
+
+    @staticmethod
+    def open(document: dict[str, Any]) -> NotificationPolicy:
+        return NotificationPolicy.model_validate(document["policy"], context={STORED: True})
+
+    @staticmethod
+    def shown(document: dict[str, Any]) -> dict[str, Any]:
+        """The policy as GET shows it: a channel with a secret says so, never what it is."""
+        body: dict[str, Any] = {**document["policy"], "channels": [
+            {**channel, **({"secret": "**********"} if channel["name"] in document["secrets"] else {})}
+            for channel in document["policy"].get("channels", [])]}
+        return body
+
+    def secret(self, document: dict[str, Any], channel: str) -> str | None:
+        """The channel's secret in clear, or None (none configured, or unreadable under the current keys)."""
+        token = document["secrets"].get(channel)
+        if token is None:
+            return None
+        plain = self._cipher.decrypt(token.encode())
+        return plain.decode() if plain is not None else None
+
+
+async def save_policy(session: AsyncSession, tenant: str, document: dict[str, Any], now: datetime) -> int:
+    """A new version of the tenant's policy; the earlier ones stay (what each notification was planned under)."""
+    await session.execute(sa.text("SELECT pg_advisory_xact_lock(:c, hashtext(:t))"),
+                          {"c": POLICY_LOCK_CLASS, "t": tenant})
+    t = tables.notification_policies
+    version = int((await session.execute(sa.select(sa.func.coalesce(sa.func.max(t.c.version), 0))
+                                         .where(t.c.tenant_id == tenant))).scalar_one()) + 1
+    await session.execute(sa.insert(t).values(tenant_id=tenant, version=version, document=document, created_at=now))
+    return version
+
+
+async def load_policies(session: AsyncSession, tenants: Sequence[str],
+                        version: int | None = None) -> dict[str, StoredPolicy]:
+    """Each tenant's latest policy (or `version` of it), in one statement."""
+    t = tables.notification_policies
+    statement = sa.select(t.c.tenant_id, t.c.version, t.c.document).where(t.c.tenant_id.in_(tenants))
+    if version is not None:
+        statement = statement.where(t.c.version == version)
+    rows = (await session.execute(statement.order_by(t.c.tenant_id, t.c.version.desc())
+                                  .ext(distinct_on(t.c.tenant_id)))).all()
+    return {row.tenant_id: StoredPolicy(row.version, PolicyStore.open(row.document), row.document) for row in rows}
+
+
+def clock_facts(event: CloudEvent, data: ClockTransitionData) -> ClockFacts:
+    return ClockFacts(ticket_id=data.ticket_id, policy_id=data.policy_id, metric=data.metric, cycle=data.cycle,
+                      transition=data.transition, at=event.time, threshold=data.threshold,
+                      agreement=data.agreement, priority=data.priority, service=data.service,
+                      customer=data.customer)
+
+
+def alert_facts(event: CloudEvent, data: SloAlertData) -> AlertFacts:
+    return AlertFacts(slo_id=data.slo_id, service=event.subject or "", alert=data.alert, state=data.state,
+                      at=event.time)
+
+
+def new_id() -> str:
+    return f"ntf_{secrets.token_hex(10)}"
+
+
+def planned_row(tenant: str, version: int, planned: Planned, facts: ClockFacts | AlertFacts,
+                data: dict[str, Any], now: datetime) -> dict[str, Any]:
+    clock = facts if isinstance(facts, ClockFacts) else None
+    return {
+        "id": new_id(), "tenant_id": tenant, "idempotency_key": planned.key, "ladder_key": planned.ladder,
+        "policy_version": version, "rule_id": planned.rule_id, "trigger": planned.trigger, "level": planned.level,
+        "channel": planned.channel, "recipients": list(planned.recipients),
+        "ticket_id": clock.ticket_id if clock else None, "policy_id": clock.policy_id if clock else None,
+        "metric": clock.metric if clock else None, "cycle": clock.cycle if clock else None,
+        "slo_id": facts.slo_id if isinstance(facts, AlertFacts) else None, "facts": data,
+        "event_at": planned.event_at, "due_at": planned.due_at, "next_attempt_at": planned.due_at,
+        "status": "pending", "attempts": 0, "created_at": now,
+    }
+
+
+async def insert_planned(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+    """Rows whose key is already stored are skipped: that is what makes a replay notify nothing."""
+    if rows:
+        await session.execute(insert(tables.notifications).on_conflict_do_nothing(
+            index_elements=["tenant_id", "idempotency_key"]), rows)
+
+
+async def plan_batch(session: AsyncSession, clocks: Sequence[tuple[CloudEvent, ClockTransitionData]],
+                     alerts: Sequence[tuple[CloudEvent, SloAlertData]], now: datetime,
+                     max_age: timedelta = timedelta(hours=1)) -> int:
+    """The notifications the batch's first deliveries make due, under each tenant's latest policy; one
+    statement to read the policies, one to write the rows. Returns how many were planned (a replay's are then
+    skipped).
+
+    An event received more than `max_age` after its instant (a read model rebuilt from the topic, a backlog after
+    a long outage) is not news: its notifications are logged as `suppressed` ("stale"), never sent. A PagerDuty
+    `resolve` is planned only for a cycle and rule that has a trigger notification to resolve."""
+    tenants = sorted({event.tenantid for event, _ in (*clocks, *alerts)})
+    if not tenants:
+        return 0
+    policies = await load_policies(session, tenants)
+    if not policies:
+        return 0
+    rows: list[dict[str, Any]] = []
+    groups = await _assignment_groups(session, policies, clocks)
+    items: list[tuple[CloudEvent, ClockFacts | AlertFacts, dict[str, Any]]] = [
+        *((event, replace(clock_facts(event, data), assignment_group=groups.get((event.tenantid, data.ticket_id))),
+           data.model_dump(mode="json")) for event, data in clocks),
+        *((event, alert_facts(event, data), data.model_dump(mode="json")) for event, data in alerts)]
+    for event, facts, data in items:
+        stored = policies.get(event.tenantid)
+        if stored is None:
+            continue
+        stale = now - event.time > max_age
+        for planned in plan(facts, stored.policy):
+            row = planned_row(event.tenantid, stored.version, planned, facts, data, now)
+            if stale:
+                row |= {"status": "suppressed", "reason": f"stale: received {now - event.time} after the event"}
+            rows.append(row)
+    rows = await _with_something_to_resolve(session, rows)
+    await insert_planned(session, rows)
+    return len(rows)
+
+
+async def _assignment_groups(session: AsyncSession, policies: dict[str, StoredPolicy],
+                             clocks: Sequence[tuple[CloudEvent, ClockTransitionData]]) -> dict[tuple[str, str], str]:
+    """The tickets' assignment groups (clock transitions do not carry them), read only for tenants whose policy
+    filters on them: the latest ticket snapshot's, as the read model holds it."""
+    wanted = sorted({(event.tenantid, data.ticket_id) for event, data in clocks
+                     if (stored := policies.get(event.tenantid)) is not None
+                     and any(rule.match.assignment_group for rule in stored.policy.rules)})
+    if not wanted:
+        return {}
+    f = tables.ticket_facts
+    found = (await session.execute(sa.select(f.c.tenant_id, f.c.ticket_id, f.c.assignment_group).where(
+        sa.tuple_(f.c.tenant_id, f.c.ticket_id).in_(wanted), f.c.assignment_group.is_not(None)))).all()
+    return {(row.tenant_id, row.ticket_id): row.assignment_group for row in found}
+
+
+async def _with_something_to_resolve(session: AsyncSession, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """`rows` without the resolves whose cycle and rule have no trigger notification (stored or in `rows`):
+    a tenant with a PagerDuty rule would otherwise log a suppressed resolve for every clock that stops."""
+    def scope(row: dict[str, Any]) -> tuple[Any, ...]:
+        return (row["tenant_id"], row["ticket_id"], row["policy_id"], row["metric"], row["cycle"], row["rule_id"])
+
+    resolves = {scope(row) for row in rows if row["trigger"] == RESOLVE}
+    if not resolves:
+        return rows
+    t = tables.notifications
+    triggered = {scope(row) for row in rows if row["trigger"] != RESOLVE} | {tuple(found) for found in (
+        await session.execute(sa.select(t.c.tenant_id, t.c.ticket_id, t.c.policy_id, t.c.metric, t.c.cycle,
+                                        t.c.rule_id).distinct().where(
+            t.c.trigger != RESOLVE,
+            sa.tuple_(t.c.tenant_id, t.c.ticket_id, t.c.policy_id, t.c.metric, t.c.cycle, t.c.rule_id).in_(
+                sorted(resolves))))).all()}
+    return [row for row in rows if row["trigger"] != RESOLVE or scope(row) in triggered]
