@@ -130,9 +130,11 @@ async def observe(tenant: str, key: str, bootstrap: str, engine_url: str, report
 
         await asyncio.gather(*(read_clocks(ticket) for ticket in tickets))
         slos = (await client.get(f"{engine_url}/v1/slos")).json()
+        # The period ends at the reading instant at the latest: running clocks are then shown at that instant
+        # (the report's instant is the period's end, or now), the one both runs are compared at.
         report = (await client.get(f"{reporting_url}/v1/reports/slr",
                                    params={"format": "json", "clocks_limit": 100_000, "from": period[0].isoformat(),
-                                           "to": period[1].isoformat()})).json()
+                                           "to": min(period[1], at).isoformat()})).json()
     return EndState(tenant, at, published, transitions, clocks, slo_view(slos), normalized(report, tenant))
 
 

@@ -11,6 +11,7 @@ business calendar keeps its stored value, marked `live = False` with `as_of`, an
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 from datetime import datetime
 
@@ -36,7 +37,9 @@ def live_values(state: str, calendar: str, elapsed_seconds: int, target_seconds:
         if state in NOT_GROWING:
             live = True
         elif state == "running" and calendar == WALL_CLOCK_CALENDAR:
-            elapsed += int((at - as_of).total_seconds())  # DESIGN 4.10: reported seconds are floored
+            # DESIGN 4.10: elapsed counts whole seconds from whole-second boundaries, as the engine floors it, so
+            # an `as_of` with a fraction (a `recalculated` stamped when the engine noticed) gains no extra second.
+            elapsed += math.floor(at.timestamp()) - math.floor(as_of.timestamp())
             live = True
     percent = round(100 * elapsed / target_seconds, 2) if target_seconds > 0 else None
     return LiveValues(elapsed, target_seconds - elapsed, percent, live)
