@@ -71,10 +71,22 @@ def test_a_correction_at_another_instant_is_not_a_duplicate() -> None:
     assert findings.duplicated == []
 
 
+def retraction(event_id: str, minute: int, retracted: Transition) -> Transition:
+    marker = transition(event_id, "recalculated", minute)
+    marker.data["retracts"] = {"transition": retracted.transition, "threshold": retracted.threshold,
+                               "at": retracted.time.isoformat()}
+    return marker
+
+
 def test_a_warning_retracted_and_published_again_at_its_corrected_instant_fired_once() -> None:
-    corrected = [transition("a", "started", 0), transition("w1", "warning", 30),
-                 transition("r", "recalculated", 40), transition("w2", "warning", 45)]
+    first = transition("w1", "warning", 30, 50)
+    corrected = [transition("a", "started", 0), first, retraction("r", 40, first), transition("w2", "warning", 45, 50)]
     assert repeated_without_correction(corrected, ("warning", "breached"), any_instant=True) == []
+    # The engine's own order (clocks.md): the corrected transition first, then the `recalculated` retracting the
+    # old one, in the same reconciliation.
+    engine_order = [transition("a", "started", 0), first, transition("w2", "warning", 45, 50),
+                    retraction("r", 45, first)]
+    assert repeated_without_correction(engine_order, ("warning", "breached"), any_instant=True) == []
     twice = [transition("a", "started", 0), transition("w1", "warning", 30), transition("w2", "warning", 45)]
     assert [t.event_id for t in repeated_without_correction(twice, ("warning", "breached"), any_instant=True)] == [
         "w2"]
