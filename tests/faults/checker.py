@@ -252,7 +252,10 @@ def report_view(run: str, state: EndState, findings: Findings) -> dict[str, Any]
                     entry["elapsed_seconds"] = projected(word.data, word.time, state.at)["elapsed_seconds"]
                     for derived in ("over_target_seconds", "over_target_percent", "remaining_seconds", "percent"):
                         entry.pop(derived, None)
-                entry.pop("as_of", None)  # when the stored figures stood: a run's batching, not what it was sent
+                # When the stored figures stood, and so whether they could be shown live at the report's instant:
+                # a run's batching (a `recalculated` stamped after the instant), not what it was sent.
+                entry.pop("as_of", None)
+                entry.pop("live", None)
             keyed["/".join(map(str, key))] = entry
         return keyed
 
