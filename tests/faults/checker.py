@@ -220,9 +220,9 @@ def report_view(run: str, state: EndState, findings: Findings) -> dict[str, Any]
     """The report as compared with the other run's, after checking it against this run's final words.
 
     Every cycle the report lists must show the engine's final word for it (counting rule 5); a cycle still
-    running is shown live at the report's instant (the reading instant: `observe` ends the period there) when
-    its calendar allows, else with the figures of that word, which stood when the run published it; for the
-    comparison they are moved to the reading instant like the final words themselves. Lists of cycles compare as sets
+    running is shown live at the report's instant (its render time, `EndState.report_at`) when its calendar
+    allows, else with the figures of that word, which stood when the run published it; for the comparison
+    they are moved to the reading instant like the final words themselves. Lists of cycles compare as sets
     (their order follows the over-target seconds of running clocks). What depends on when a run read or
     evaluated, not on what it was sent, is left out: SLO evaluations (their rolling window ends when they
     ran; the bad time they counted is kept), alerts, when events were received and how many clock and SLO
@@ -242,9 +242,10 @@ def report_view(run: str, state: EndState, findings: Findings) -> dict[str, Any]
                 findings.report_vs_engine.append(f"{run} {key}: in the report, never published")
             else:
                 names = tuple(name for name in REPORTED_FIELDS if name in entry)
-                # A live running clock is shown at the report's instant, the reading instant (`observe`).
-                stood = ({**word.data, **projected(word.data, word.time, state.at)}
-                         if entry.get("live") and entry.get("state") == "running" else word.data)
+                # A live running clock is shown as it stands at the report's instant (`observe`).
+                live = entry.get("live") and entry.get("state") == "running" and state.report_at is not None
+                stood = ({**word.data, **projected(word.data, word.time, state.report_at)}
+                         if live and state.report_at is not None else word.data)
                 shown, published = state_of(entry, names), state_of(stood, names)
                 if shown != published:
                     findings.report_vs_engine.append(f"{run} {key}: {_fields_apart(shown, published)}")

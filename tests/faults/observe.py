@@ -44,6 +44,7 @@ class EndState:
     clocks: dict[str, Any]  # ticket -> its clocks at `at`
     slos: dict[str, Any]
     report: Any
+    report_at: datetime | None = None  # the report's instant: live running clocks are shown as they stand then
 
     def save(self, path: Path) -> None:
         """The evidence behind a verdict, for a person to diff."""
@@ -130,12 +131,19 @@ async def observe(tenant: str, key: str, bootstrap: str, engine_url: str, report
 
         await asyncio.gather(*(read_clocks(ticket) for ticket in tickets))
         slos = (await client.get(f"{engine_url}/v1/slos")).json()
-        # The period ends at the reading instant at the latest: running clocks are then shown at that instant
-        # (the report's instant is the period's end, or now), the one both runs are compared at.
         report = (await client.get(f"{reporting_url}/v1/reports/slr",
                                    params={"format": "json", "clocks_limit": 100_000, "from": period[0].isoformat(),
-                                           "to": min(period[1], at).isoformat()})).json()
-    return EndState(tenant, at, published, transitions, clocks, slo_view(slos), normalized(report, tenant))
+                                           "to": period[1].isoformat()})).json()
+    return EndState(tenant, at, published, transitions, clocks, slo_view(slos), normalized(report, tenant),
+                    report_instant(report, period[1]))
+
+
+def report_instant(report: Any, period_end: datetime) -> datetime | None:
+    """When the report shows running clocks (its render time, or the period's end if that came first)."""
+    rendered = report.get("header", {}).get("generated_at") if isinstance(report, dict) else None
+    if not isinstance(rendered, str):
+        return None
+    return min(datetime.fromisoformat(rendered.replace("Z", "+00:00")), period_end)
 
 
 def slo_view(listed: dict[str, Any]) -> dict[str, Any]:
