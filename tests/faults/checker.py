@@ -103,17 +103,18 @@ def repeated_without_correction(transitions: list[Transition], kinds: tuple[str,
     """Transitions published again for the same instant under a new id with no `recalculated` of their clock in
     between: a duplicated effect. A correction re-publishes on purpose (before its marker), and a late event can
     retract a warning that is then published again at its corrected instant: neither is a repeat. With
-    `any_instant` (timers) a second publication at another instant with no correction between counts too."""
+    `any_instant` (timers) a second publication at another instant counts too, unless retracted
+    (`_timers_repeated`)."""
     if any_instant:
         return _timers_repeated(transitions, kinds)
     repeated = []
     for clock in by_clock(transitions).values():
-        since_recalculated: set[tuple[str, float | None, datetime | None]] = set()
+        since_recalculated: set[tuple[str, float | None, datetime]] = set()
         for transition in clock:
             if transition.transition == "recalculated":
                 since_recalculated.clear()
             elif kinds is None or transition.transition in kinds:
-                instant = (transition.transition, transition.threshold, None if any_instant else transition.time)
+                instant = (transition.transition, transition.threshold, transition.time)
                 if instant in since_recalculated:
                     repeated.append(transition)
                 since_recalculated.add(instant)
@@ -243,9 +244,8 @@ def report_view(run: str, state: EndState, findings: Findings) -> dict[str, Any]
             else:
                 names = tuple(name for name in REPORTED_FIELDS if name in entry)
                 # A live running clock is shown as it stands at the report's instant (`observe`).
-                live = entry.get("live") and entry.get("state") == "running" and state.report_at is not None
-                stood = ({**word.data, **projected(word.data, word.time, state.report_at)}
-                         if live and state.report_at is not None else word.data)
+                live_at = state.report_at if entry.get("live") and entry.get("state") == "running" else None
+                stood = {**word.data, **projected(word.data, word.time, live_at)} if live_at else word.data
                 shown, published = state_of(entry, names), state_of(stood, names)
                 if shown != published:
                     findings.report_vs_engine.append(f"{run} {key}: {_fields_apart(shown, published)}")

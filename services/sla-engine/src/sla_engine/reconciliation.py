@@ -204,18 +204,19 @@ _STANDING_INSTANTS = ("started_at", "breached_at", "stopped_at")
 
 
 def _differs(published: Mapping[str, Any], clock: Clock) -> bool:
-    if any(published.get(name) != getattr(clock, name) for name in _FIGURES):
-        return True
-    if published.get("percent") != float(clock.percent):
-        return True
-    return any(_instant(published.get(name)) != getattr(clock, name) for name in _INSTANTS)
+    return published.get("percent") != float(clock.percent) or _apart(published, clock, _FIGURES, _INSTANTS)
 
 
 def _stands_elsewhere(published: Mapping[str, Any], clock: Clock) -> bool:
     """A running or paused cycle's state, breach and instants differ from what it last published."""
-    if any(published.get(name) != getattr(clock, name) for name in _STANDING):
+    return _apart(published, clock, _STANDING, _STANDING_INSTANTS)
+
+
+def _apart(published: Mapping[str, Any], clock: Clock, figures: tuple[str, ...], instants: tuple[str, ...]) -> bool:
+    """Whether any of these figures, or these instants (ISO text in a payload), differ from the clock's."""
+    if any(published.get(name) != getattr(clock, name) for name in figures):
         return True
-    return any(_instant(published.get(name)) != getattr(clock, name) for name in _STANDING_INSTANTS)
+    return any(_instant(published.get(name)) != getattr(clock, name) for name in instants)
 
 
 def _instant(value: Any) -> datetime | None:
