@@ -133,7 +133,8 @@ class ClockKeeper:
             self.tickets_due.set()
         return batch.mark_duplicates([event for event in batch.events if event.dedup_key in fresh])
 
-    async def reconcile_due(self, limit: int, per_tenant: int, budget_seconds: float) -> int:
+    async def reconcile_due(self, limit: int, per_tenant: int, budget_seconds: float,
+                            part: tuple[int, int] = (0, 1)) -> int:
         """One round of the reconcile loop: due tickets (new snapshots, warning and breach timers) reconciled
         in one transaction; returns how many.
 
@@ -143,7 +144,8 @@ class ClockKeeper:
         stops once `budget_seconds` are spent: the tickets not reached stay due for the next round, so a round
         (and the ticket locks it holds) stays short however expensive the bundle, and one tenant's backlog or
         bundle never holds another tenant's clocks back. A ticket whose lock another worker holds is skipped:
-        that worker reconciles it and reschedules.
+        that worker reconciles it and reschedules. `part` = (index, count): the slice of the due tickets this
+        round takes (repository.due_tickets), one per round in flight.
         """
         now = self._now()
         deadline = time.monotonic() + budget_seconds
@@ -153,7 +155,7 @@ class ClockKeeper:
             caps = {tenant: cap for tenant, seconds in self._ticket_seconds.items()
                     if seconds > 0 and (cap := max(1, math.ceil(budget_seconds / seconds))) < per_tenant}
             due = {(t.tenant_id, t.ticket_id): t
-                   for t in await repository.due_tickets(now, limit, per_tenant, caps)}
+                   for t in await repository.due_tickets(now, limit, per_tenant, caps, part)}
             locked = [due[pair] for pair in await repository.try_lock_tickets(list(due))]
             trace_of = {(t.tenant_id, t.ticket_id): context_from_headers({"traceparent": t.traceparent})
                         for t in locked if t.traceparent}

@@ -8,8 +8,9 @@ per-ticket lock plus the emitted-transition ledger make a transition publish onc
 Each round takes at most `batch_size` due tickets, `per_tenant` of each tenant, round-robin across tenants (a
 tenant's backlog never holds another tenant's clocks hostage), and stops evaluating after `round_seconds`.
 Between rounds, and while a round's tickets are evaluated, the event loop runs heartbeats, consumers and HTTP.
-`rounds_in_flight` rounds run at once, each its own transaction on other tickets (SKIP LOCKED): while one waits
-for its evaluation (a worker process), the other does its database work, so both cores are busy.
+`rounds_in_flight` rounds run at once, each its own transaction on its own hash slice of the tickets (so one
+never finds its due tickets held by the other; SKIP LOCKED still parts replicas): while one waits for its
+evaluation (a worker process), the other does its database work, so both cores are busy.
 """
 
 from __future__ import annotations
@@ -49,16 +50,18 @@ class TimerLoop:
     async def run(self) -> None:
         try:
             await self._keeper.start()
-            await asyncio.gather(*(self._rounds() for _ in range(self._rounds_in_flight)))
+            await asyncio.gather(*(self._rounds((index, self._rounds_in_flight))
+                                   for index in range(self._rounds_in_flight)))
         finally:
             self._keeper.close()
 
-    async def _rounds(self) -> None:
+    async def _rounds(self, part: tuple[int, int]) -> None:
+        """One round in flight, taking slice `part` of the due tickets: the rounds never contend for a row."""
         backoff = Backoff()  # after a failed round: short jittered pauses, so the loop is back soon after the database
         while not self._stopping.is_set():
             self._keeper.tickets_due.clear()  # tickets made due from here on wake the wait below
             try:
-                if await self._keeper.reconcile_due(self._batch_size, self._per_tenant, self._round_seconds):
+                if await self._keeper.reconcile_due(self._batch_size, self._per_tenant, self._round_seconds, part):
                     backoff.reset()
                     continue  # more may be due: the next round at once (the loop yielded during this one)
                 pause = max(IDLE_PAUSE_SECONDS, await self._until_next_due())
