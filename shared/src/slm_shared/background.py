@@ -51,7 +51,8 @@ _UNAVAILABLE: tuple[type[BaseException], ...] = (
 # SQLSTATEs of an unreachable or restarting server, besides class 08 (taken whole): admin and crash shutdown,
 # cannot connect now (starting up, or recovering after a crash), too many connections, disk full. Not the rest
 # of class 57: a statement timeout (57014) is something a record or a request can cause.
-_UNAVAILABLE_SQLSTATES = frozenset({"57P01", "57P02", "57P03", "53300", "53100"})
+# Server going away or out of resources; and deadlock_detected (40P01), which only says "run it again".
+_UNAVAILABLE_SQLSTATES = frozenset({"57P01", "57P02", "57P03", "53300", "53100", "40P01"})
 
 _NETWORK_ERRNOS = frozenset({errno.ECONNREFUSED, errno.ECONNRESET, errno.ECONNABORTED, errno.EHOSTUNREACH,
                              errno.ENETUNREACH, errno.ETIMEDOUT, errno.EPIPE})

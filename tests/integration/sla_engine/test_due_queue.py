@@ -2,7 +2,8 @@
 
 What a round takes: round-robin across tenants (every tenant's first due ticket before anyone's second), at most
 `per_tenant` of each and fewer for a capped tenant, nothing not yet due, nothing another transaction holds; the
-slices of the rounds in flight are disjoint and together cover the queue. And the plan: the queue is ranked once
+slices of the rounds in flight are disjoint and together cover the queue; a snapshot stored while its ticket
+is reconciled is neither waited for nor lost (the timer's mark). And the plan: the queue is ranked once
 per round, even on statistics taken while the table was empty (the join it replaced ranked the whole queue
 again for every due row: 2.3 s a round at 1,500 due tickets).
 
@@ -11,9 +12,11 @@ The rows are due in the year 2000, so no other test's timers (due now) are in th
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections import Counter
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -22,7 +25,14 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from sla_engine import tables
-from sla_engine.repository import DUE_TICKETS, SqlSlaRepository
+from sla_engine.config import BundleCache
+from sla_engine.domain.bundle import dump_bundle, parse_bundle
+from sla_engine.evaluation import Job, Outcome, Sources
+from sla_engine.handlers import ClockKeeper
+from sla_engine.repository import DUE_TICKETS, EVENTS_DUE, SqlSlaRepository
+from tests.integration.sla_engine.conftest import Clock
+from tests.integration.sla_engine.test_clock_sequences import BUNDLE, T0, records
+from tests.support.events import ticket_event
 
 pytestmark = pytest.mark.integration
 
@@ -122,3 +132,42 @@ async def test_the_queue_is_ranked_once_even_on_statistics_of_an_empty_table(
         plan = json.loads(plan) if isinstance(plan, str) else plan
         await session.rollback()
     assert window_loops(plan[0]["Plan"]) == [1]
+
+
+async def test_a_snapshot_stored_while_its_ticket_is_reconciled_is_not_waited_for_nor_lost(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    """The consumer stores a ticket's resolution while a round holds the ticket, between the round's read of the
+    timeline and its save. The consumer does not wait for the round; the round, having read the older timeline,
+    leaves the ticket due instead of setting its warning timer; the next round sees the resolution."""
+    tenant = f"mark-{uuid.uuid4().hex[:8]}"
+    async with sessions() as session, session.begin():
+        await SqlSlaRepository(session).add_config(tenant, dump_bundle(parse_bundle(BUNDLE)), BUNDLE)
+    now = Clock(T0 + timedelta(hours=1))
+    keeper = ClockKeeper(sessions, BundleCache(), now)
+    await keeper.on_ticket_records(records([ticket_event(tenant, "INC-1", T0)]))
+    resolved = records([ticket_event(tenant, "INC-1", T0 + timedelta(minutes=30), action="resolved",
+                                     status="resolved")])
+    evaluate = keeper._evaluator.evaluate  # the seam between the round's read and its save
+
+    async def resolution_arrives_first(jobs: Sequence[Job], at: datetime, sources: Sources) -> list[Outcome]:
+        # The round holds INC-1 (its advisory lock) and has read its timeline: the consumer must not wait.
+        await asyncio.wait_for(keeper.on_ticket_records(resolved), timeout=60)
+        return await evaluate(jobs, at, sources)
+
+    keeper._evaluator.evaluate = resolution_arrives_first  # type: ignore[method-assign,assignment]
+    assert await keeper.reconcile_due(limit=10, per_tenant=10, budget_seconds=60, part=(0, 1)) >= 1
+    keeper._evaluator.evaluate = evaluate  # type: ignore[method-assign]
+
+    async with sessions() as session:
+        timer = (await session.execute(sa.select(tables.timers).where(tables.timers.c.tenant_id == tenant))).one()
+        state = (await session.execute(sa.select(tables.clocks.c.state).where(
+            tables.clocks.c.tenant_id == tenant))).scalar_one()
+    assert (timer.due_at, timer.transition) == (now.at, EVENTS_DUE)  # still due, not the warning timer
+    assert state == "running"  # what the round saw
+    await keeper.reconcile_due(limit=10, per_tenant=10, budget_seconds=60)
+    async with sessions() as session:
+        timers = (await session.execute(sa.select(tables.timers).where(tables.timers.c.tenant_id == tenant))).all()
+        state = (await session.execute(sa.select(tables.clocks.c.state).where(
+            tables.clocks.c.tenant_id == tenant))).scalar_one()
+    assert (timers, state) == ([], "met")

@@ -106,8 +106,8 @@ class ClockKeeper:
 
         One transaction, one statement for the batch (`SqlSlaRepository.store_snapshots`): the inbox drops
         redelivered ids, the new snapshots are stored, and every touched ticket of a configured tenant is made
-        due in `timers` under its lock (taken in a stable order, so two consumers never deadlock; the lock keeps
-        a reconciliation that read the timeline before these snapshots from overwriting the due mark). Nothing
+        due in `timers` with a new mark, without waiting for a reconciliation of it in flight: one that read
+        the timeline before these snapshots finds the mark changed and leaves the ticket due. Nothing
         is evaluated here: the reconcile loop does that, fairly across tenants, so the partitions drain at the
         store path's speed whatever the bundles cost. Tickets of tenants with no configuration are stored only:
         a later apply with recalculation picks them up. Idempotent: a redelivered batch changes nothing.
@@ -145,7 +145,8 @@ class ClockKeeper:
         (and the ticket locks it holds) stays short however expensive the bundle, and one tenant's backlog or
         bundle never holds another tenant's clocks back. A ticket whose lock another worker holds is skipped:
         that worker reconciles it and reschedules. `part` = (index, count): the slice of the due tickets this
-        round takes (repository.due_tickets), one per round in flight.
+        round takes (repository.due_tickets), one per round in flight. The consumer is never held up by a round:
+        a ticket it makes due meanwhile stays due for the next (the timer's mark, repository.py).
         """
         now = self._now()
         deadline = time.monotonic() + budget_seconds
@@ -156,11 +157,9 @@ class ClockKeeper:
                     if seconds > 0 and (cap := max(1, math.ceil(budget_seconds / seconds))) < per_tenant}
             due = {(t.tenant_id, t.ticket_id): t
                    for t in await repository.due_tickets(now, limit, per_tenant, caps, part)}
-            locked = [due[pair] for pair in await repository.try_lock_tickets(list(due))]
-            trace_of = {(t.tenant_id, t.ticket_id): context_from_headers({"traceparent": t.traceparent})
-                        for t in locked if t.traceparent}
-            done = await self._reconcile_until(session, [(t.tenant_id, t.ticket_id) for t in locked], now,
-                                               trace_of, deadline, share=self._share)
+            trace_of = {pair: context_from_headers({"traceparent": t.traceparent})
+                        for pair, t in due.items() if t.traceparent}
+            done = await self._reconcile_until(session, list(due), now, trace_of, deadline, share=self._share)
         reconciled_at = self._now()
         for pair in done:
             lateness = max(0.0, (reconciled_at - due[pair].due_at).total_seconds())

@@ -58,10 +58,11 @@ class StoredSnapshot:
 
 # The consumer's whole store path in one statement (one round trip per batch, whatever its size): the inbox
 # keeps the keys not seen before (`fresh`), their snapshots join the timelines in batch order (arrival is the
-# tie-break of equal event times), and each touched ticket of a configured tenant is made due now, under its
-# advisory lock, taken in the order of `lock_tickets` (the sub-select is sorted before the volatile lock call
-# runs, which PostgreSQL never pushes below the sort), so two workers never deadlock. Its due mark keeps an
-# earlier timer and the newest traceparent of the batch (the last event that has one).
+# tie-break of equal event times), and each touched ticket of a configured tenant is made due now, with a new
+# `mark`. No ticket lock: a reconciliation that read the timeline before these snapshots sees the mark changed
+# and leaves the ticket due (`_SAVE_TIMERS`), so the consumer never waits for the rounds. Rows are written in key
+# order, the order every writer of timers locks in. The due mark keeps an earlier timer and the newest
+# traceparent of the batch (the last event that has one).
 _STORE_SNAPSHOTS = sa.text("""
 WITH input AS (
     SELECT * FROM unnest(CAST(:tenants AS text[]), CAST(:sources AS text[]), CAST(:ids AS text[]),
@@ -87,22 +88,24 @@ WITH input AS (
     INSERT INTO timers AS t (tenant_id, ticket_id, due_at, transition, traceparent)
     SELECT tenant_id, ticket_id, CAST(:now AS timestamptz), CAST(:reason AS text), traceparent
     FROM (SELECT * FROM touched ORDER BY k) AS ordered
-    WHERE pg_advisory_xact_lock(hashtextextended(k, 0)) IS NOT NULL
     ON CONFLICT (tenant_id, ticket_id) DO UPDATE SET
         due_at = least(t.due_at, excluded.due_at),
         transition = CASE WHEN excluded.due_at < t.due_at THEN excluded.transition ELSE t.transition END,
-        traceparent = coalesce(excluded.traceparent, t.traceparent)
+        traceparent = coalesce(excluded.traceparent, t.traceparent),
+        mark = excluded.mark
     RETURNING t.tenant_id
 )
 SELECT f.tenant_id, f.source, f.event_id, (SELECT count(*) FROM due) AS due FROM fresh AS f
 """)
 
 
-# Due tickets for one round. The ranking is computed once (MATERIALIZED) and rows are locked one by one
-# through LATERAL, in rank order, until `limit`: a plan stale statistics cannot spoil. A tenant whose tickets
-# are expensive gets no more than a round can evaluate (`caps`): the round holds every ticket it takes until it
-# commits. The earlier join of timers with its own ranking was planned, on statistics taken while the queue
-# was empty, as a nested loop that ranked the whole queue again per due row (2.3 s for 1,500 due, not 3 ms).
+# Due tickets for one round. The ranking is computed once (MATERIALIZED), then the tickets' advisory locks are
+# tried one by one through LATERAL, in rank order, until `limit` are held: a plan stale statistics cannot spoil.
+# The timer rows themselves are not locked, so the consumer marks tickets due meanwhile (their marks tell the
+# round's save). A tenant whose tickets are expensive gets no more than a round can evaluate (`caps`): the
+# round holds every ticket it takes until it commits. The earlier join of timers with its own ranking was
+# planned, on statistics taken while the queue was empty, as a nested loop that ranked the whole queue again per
+# due row (2.3 s for 1,500 due tickets, not 3 ms).
 DUE_TICKETS = sa.text("""
 WITH caps AS (
     SELECT * FROM unnest(CAST(:cap_tenants AS text[]), CAST(:cap_counts AS int[])) AS c(tenant_id, cap)
@@ -122,9 +125,43 @@ SELECT t.tenant_id, t.ticket_id, t.due_at, t.transition, t.traceparent
 FROM chosen AS c CROSS JOIN LATERAL (
     SELECT * FROM timers AS t
     WHERE t.tenant_id = c.tenant_id AND t.ticket_id = c.ticket_id AND t.due_at <= :now
-    FOR UPDATE SKIP LOCKED
+    OFFSET 0  -- a fence: the lock below is tried only for rows still due
 ) AS t
+WHERE pg_try_advisory_xact_lock(hashtextextended(t.tenant_id || '/' || t.ticket_id, 0))
 LIMIT :limit
+""")
+
+# A reconciliation's timers: only rows that still bear the mark read before the timeline (`TIMER_MARKS`) are
+# moved or cleared, and only if no one holds them (a held row is the consumer making the ticket due again);
+# a ticket that had no row gets one unless the consumer has just made one. Rows are taken in key order, through
+# LATERAL (a plan statistics cannot spoil), and never waited for, so the save cannot deadlock with the consumer.
+_SAVE_TIMERS = sa.text("""
+WITH plan AS (
+    SELECT * FROM unnest(CAST(:tenants AS text[]), CAST(:tickets AS text[]), CAST(:marks AS bigint[]),
+                         CAST(:dues AS timestamptz[]), CAST(:transitions AS text[]))
+        AS p(tenant_id, ticket_id, mark, due_at, transition)
+), mine AS (
+    SELECT t.tenant_id, t.ticket_id, p.due_at, p.transition
+    FROM (SELECT * FROM plan WHERE mark IS NOT NULL ORDER BY tenant_id || '/' || ticket_id) AS p
+    CROSS JOIN LATERAL (
+        SELECT tenant_id, ticket_id FROM timers AS t
+        WHERE t.tenant_id = p.tenant_id AND t.ticket_id = p.ticket_id AND t.mark = p.mark
+        FOR UPDATE SKIP LOCKED
+    ) AS t
+), cleared AS (
+    DELETE FROM timers AS t USING mine AS m
+    WHERE t.tenant_id = m.tenant_id AND t.ticket_id = m.ticket_id AND m.due_at IS NULL
+), moved AS (
+    UPDATE timers AS t SET due_at = m.due_at, transition = m.transition, traceparent = NULL,
+                           mark = nextval('timer_marks')
+    FROM mine AS m
+    WHERE t.tenant_id = m.tenant_id AND t.ticket_id = m.ticket_id AND m.due_at IS NOT NULL
+)
+INSERT INTO timers (tenant_id, ticket_id, due_at, transition)
+SELECT tenant_id, ticket_id, due_at, transition FROM plan
+WHERE mark IS NULL AND due_at IS NOT NULL
+ORDER BY tenant_id || '/' || ticket_id
+ON CONFLICT (tenant_id, ticket_id) DO NOTHING
 """)
 
 
@@ -140,7 +177,6 @@ class DueTimer:
 class SlaRepository(Protocol):
     async def lock_ticket(self, tenant_id: str, ticket_id: str) -> None: ...
     async def lock_tickets(self, pairs: Sequence[tuple[str, str]]) -> None: ...
-    async def try_lock_tickets(self, pairs: Sequence[tuple[str, str]]) -> list[tuple[str, str]]: ...
     async def add_snapshots(self, snapshots: Sequence[tuple[str, str, TicketSnapshot]]) -> None: ...
     async def store_snapshots(
         self, consumer: str, snapshots: Sequence[StoredSnapshot], now: datetime
@@ -214,9 +250,12 @@ class SqlSlaRepository:
     def __init__(self, session: AsyncSession, timelines: TimelineCache | None = None) -> None:
         self._session = session
         self._timelines = timelines
+        # Per ticket, the timer mark `load_states` read (absent: no timer row then); the save compares it.
+        self._marks: dict[tuple[str, str], int] = {}
 
     async def lock_ticket(self, tenant_id: str, ticket_id: str) -> None:
-        """Serialise all work on one ticket (consumer, timers, replicas) until the transaction ends."""
+        """Serialise the reconciliations of one ticket (reconcile rounds, replicas, recalculation) until the
+        transaction ends. The consumer does not take it: it changes the timer's mark instead (`_STORE_SNAPSHOTS`)."""
         await self._session.execute(
             sa.text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"), {"key": f"{tenant_id}/{ticket_id}"}
         )
@@ -230,18 +269,6 @@ class SqlSlaRepository:
                         "(SELECT unnest(CAST(:keys AS text[])) AS k ORDER BY 1) AS ordered"),
                 {"keys": keys},
             )
-
-    async def try_lock_tickets(self, pairs: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
-        """The tickets whose lock was free (and is now held); the others are being worked on elsewhere."""
-        if not pairs:
-            return []
-        rows = await self._session.execute(
-            sa.text("SELECT k FROM (SELECT unnest(CAST(:keys AS text[])) AS k ORDER BY 1) AS ordered "
-                    "WHERE pg_try_advisory_xact_lock(hashtextextended(k, 0))"),
-            {"keys": [f"{tenant}/{ticket}" for tenant, ticket in pairs]},
-        )
-        free = {str(row[0]) for row in rows}
-        return [(tenant, ticket) for tenant, ticket in pairs if f"{tenant}/{ticket}" in free]
 
     async def add_snapshots(self, snapshots: Sequence[tuple[str, str, TicketSnapshot]]) -> None:
         """Store (tenant, source, snapshot) rows; an already stored (tenant, source, event id) is skipped."""
@@ -284,6 +311,12 @@ class SqlSlaRepository:
         if not pairs:
             return []
         states = {pair: TicketState(*pair) for pair in pairs}
+        # The timer marks first: a snapshot stored after this read changes the mark, so the save leaves the
+        # ticket due; one stored before it is in the timeline read next.
+        t = tables.timers
+        for timer in await self._session.execute(sa.select(t.c.tenant_id, t.c.ticket_id, t.c.mark).where(
+                _in_pairs(t, pairs))):
+            self._marks[(timer.tenant_id, timer.ticket_id)] = timer.mark
         v, c, cl = tables.ticket_versions, tables.emitted_transitions, tables.clocks
         for pair, timeline in (await self._timelines_of(pairs)).items():
             states[pair].timeline = timeline
@@ -382,12 +415,7 @@ class SqlSlaRepository:
                       for r in results for row in r.clock_rows()]
         if clock_rows:
             await self._session.execute(sa.insert(c), clock_rows)
-        t = tables.timers
-        await self._session.execute(sa.delete(t).where(_in_pairs(t, pairs)))
-        timer_rows = [{"tenant_id": r.tenant_id, "ticket_id": r.ticket_id, "due_at": r.timer[0],
-                       "transition": r.timer[1]} for r in results if r.timer is not None]
-        if timer_rows:
-            await self._session.execute(sa.insert(t), timer_rows)
+        await self._save_timers([(r.tenant_id, r.ticket_id, r.timer) for r in results])
         pins = [{"tenant_id": r.tenant_id, "ticket_id": r.ticket_id, "config_version": r.pin_version,
                  "first_event_at": r.first_event_at} for r in results if r.pin_version is not None]
         if pins:
@@ -506,8 +534,19 @@ class SqlSlaRepository:
             )
 
     async def clear_timers(self, pairs: Sequence[tuple[str, str]]) -> None:
-        if pairs:
-            await self._session.execute(sa.delete(tables.timers).where(_in_pairs(tables.timers, pairs)))
+        """Drop these tickets' timers, unless the consumer has made them due again since `load_states`."""
+        await self._save_timers([(tenant, ticket, None) for tenant, ticket in pairs])
+
+    async def _save_timers(self, timers: Sequence[tuple[str, str, tuple[datetime, str] | None]]) -> None:
+        """Each ticket's next timer (None: none), against the marks `load_states` read (`_SAVE_TIMERS`)."""
+        if not timers:
+            return
+        await self._session.execute(_SAVE_TIMERS, {
+            "tenants": [tenant for tenant, _, _ in timers], "tickets": [ticket for _, ticket, _ in timers],
+            "marks": [self._marks.get((tenant, ticket)) for tenant, ticket, _ in timers],
+            "dues": [timer[0] if timer else None for _, _, timer in timers],
+            "transitions": [timer[1] if timer else None for _, _, timer in timers],
+        })
 
     async def due_tickets(self, now: datetime, limit: int, per_tenant: int,
                           caps: Mapping[str, int] | None = None, part: tuple[int, int] = (0, 1)) -> list[DueTimer]:

@@ -95,7 +95,10 @@ cycle_sequences = sa.Table(
 
 # One durable timer per ticket, the per-ticket due queue the reconcile loop works from: the earliest warning or
 # breach instant of its running clocks, or the instant a new snapshot arrived (`transition` "events", with the
-# `traceparent` of the newest one so its reconciliation continues that trace).
+# `traceparent` of the newest one so its reconciliation continues that trace). `mark` is new on every write
+# (the sequence `timer_marks`): a reconciliation clears or moves a timer only if it still bears the mark read
+# before the timeline, so the consumer marks tickets due without waiting for the rounds holding them.
+timer_marks = sa.Sequence("timer_marks", metadata=metadata)
 timers = sa.Table(
     "timers",
     metadata,
@@ -104,6 +107,7 @@ timers = sa.Table(
     sa.Column("due_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("transition", sa.Text, nullable=False),
     sa.Column("traceparent", sa.Text),
+    sa.Column("mark", sa.BigInteger, timer_marks, nullable=False, server_default=timer_marks.next_value()),
     sa.Index("timers_by_due", "due_at"),
 )
 
