@@ -196,3 +196,44 @@ async def test_a_tenant_whose_close_fails_is_counted_and_skipped_and_an_ancient_
     assert len({label for tenant, label in closed if tenant == ancient.name}) == MAX_BACKFILL_PERIODS
     assert not any(tenant == broken.name for tenant, _ in closed)
     assert REGISTRY.get_sample_value("slm_background_failures_total", {"task": "period close"}) == failures + 1
+
+
+async def test_the_close_freezes_the_review_and_a_late_amendment_is_shown_beside_it_never_merged(
+        reporting: Reporting) -> None:
+    tenant = await configured_tenant(reporting, "freeze")
+    await close(tenant, local("10-01 01:30"))
+    review = (await tenant.get("/v1/reviews/2026-09")).json()
+    frozen = {k: v for k, v in review.items() if k not in ("frozen", "after_close")}
+    # The pack as frozen hashes to what the close stored, and its SLA figures are the three September cycles.
+    assert review["frozen"]["content_sha256"] == hashlib.sha256(canonical_bytes(frozen)).hexdigest()
+    assert review["frozen"]["frozen_at"] == local("11-20 12:00").astimezone(UTC).isoformat()
+    assert [(p["attainment"]["numerator"], p["attainment"]["denominator"])
+            for p in review["sla"][0]["trend"]][-1] == (2, 3)
+    assert review["after_close"] == {"report_amendments": [], "pending_late_events": 0, "complaint_handling": []}
+    acme = (await tenant.get("/v1/reviews/2026-09", customer="acme")).json()
+    assert acme["frozen"]["content_sha256"] != review["frozen"]["content_sha256"]  # frozen per published customer
+
+    late = clock_event(tenant.name, "INC-4", "stopped_breached", local("09-29 17:00"), metric="response",
+                       state="breached", elapsed=4000, priority="P2", started_at=local("09-29 09:00"),
+                       stopped_at=local("09-29 17:00"), breached_at=local("09-29 16:00"), customer="globex")
+    await reporting.publish([late])
+    await reporting.wait_applied(tenant.name, 4)
+    waiting = (await tenant.get("/v1/reviews/2026-09")).json()
+    assert waiting["after_close"]["pending_late_events"] == 1
+    [amendment] = await close(tenant, local("10-02 09:00"))
+    after = (await tenant.get("/v1/reviews/2026-09")).json()
+    # Served as frozen: 2 of 3, not the 2 of 4 the late breach makes; the amendment is listed beside it.
+    assert {k: v for k, v in after.items() if k not in ("frozen", "after_close")} == frozen
+    [listed] = after["after_close"]["report_amendments"]
+    assert (listed["report_id"], listed["revision"], listed["late_events"]) == (amendment["report_id"], 1, 1)
+    assert {c["path"]: (c["before"], c["after"]) for c in listed["changes"]}["summary.overall.denominator"] == (3, 4)
+    assert after["after_close"]["pending_late_events"] == 0
+    html = (await tenant.get("/v1/reviews/2026-09", format="html")).text
+    assert 'id="frozen"' in html and 'id="after-close"' in html and amendment["report_id"] in html
+
+    # Approval approves the frozen pack: its hash is the close's.
+    tenant.reporting.clock.pinned = local("11-21 10:00")
+    approved = await reporting.client.post("/v1/reviews/2026-09:approve", headers=tenant.headers,
+                                           json={"approved_by": "Wang Fang"})
+    assert approved.status_code == 201, approved.text
+    assert approved.json()["content_sha256"] == review["frozen"]["content_sha256"]

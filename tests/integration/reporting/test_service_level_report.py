@@ -480,10 +480,17 @@ async def test_the_service_review_of_october_brings_the_sections_together(month:
     # email is green at 93.18 % but only 6 of 8 answers are satisfied (75 % < 80 %): flagged.
     assert (experience["email"]["sla_status"], experience["email"]["flagged"]) == ("green", True)
     assert experience["vpn"]["flagged"] is False  # a red SLA is no surprise
-    # Under 3/5 (0.6): INC-02 (2/5) and INC-17 (2/5); INC-05 (3/5) because it was marked.
+    # October is closed (test_closing_the_month_...): the review is served as its close froze it. Under 3/5 (0.6):
+    # INC-02 (2/5) and INC-17 (2/5), both open at the close.
     assert [(c["ticket_id"], c["reason"], c["status"]) for c in review["satisfaction"]["complaints"]] == [
-        ("INC-02", "score", "in_progress"), ("INC-05", "marked", "open"), ("INC-17", "score", "open")]
-    assert review["complaints_by_status"] == {"in_progress": 1, "open": 2}
+        ("INC-02", "score", "open"), ("INC-17", "score", "open")]
+    assert review["complaints_by_status"] == {"open": 2}
+    # Handled and marked after the close: shown beside the frozen log, never merged into it.
+    assert [(c["ticket_id"], c["at_close"], c["status"], c["marked"])
+            for c in review["after_close"]["complaint_handling"]] == [
+        ("INC-02", "open", "in_progress", False), ("INC-05", None, "open", True)]
+    unfrozen = {k: v for k, v in review.items() if k not in ("frozen", "after_close")}
+    assert review["frozen"]["content_sha256"] == hashlib.sha256(canonical_bytes(unfrozen)).hexdigest()
     # The three commented answers: the two unsatisfied ones (2/5, earlier first) as concerns, the 5/5 as praise.
     verbatims = review["satisfaction"]
     assert [(v["ticket_id"], v["comment"]) for v in verbatims["concerns"]] == [
@@ -532,7 +539,8 @@ async def test_approving_the_review_freezes_it_with_its_hash(month: Month) -> No
     await client.patch("/v1/complaints/INC-17", headers=headers, json={"status": "resolved"})
     frozen = (await month.tenant.get("/v1/reviews/2026-10")).json()
     assert frozen["approval"]["content_sha256"] == record["content_sha256"]
-    content = {k: v for k, v in frozen.items() if k != "approval"} | {"approval": None}
+    content = {k: v for k, v in frozen.items() if k not in ("approval", "frozen", "after_close")} | {"approval": None}
+    assert record["content_sha256"] == frozen["frozen"]["content_sha256"]  # the pack the close froze
     assert hashlib.sha256(canonical_bytes(content)).hexdigest() == record["content_sha256"]
     assert [c["status"] for c in frozen["satisfaction"]["complaints"]][-1] == "open"
     again = await client.post("/v1/reviews/2026-10:approve", headers=headers, json={"approved_by": "someone"})
