@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import html
 import io
 import os
+import re
 import zipfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -14,6 +16,9 @@ from typing import Any
 import pytest
 from pypdf import PdfReader
 
+from reporting.domain.model import COUNTING_RULES
+from reporting.domain.quality import KPI_NAMES
+from reporting.i18n import translations
 from reporting.reports import canonical_bytes
 from tests.integration.reporting.conftest import Reporting, Tenant
 from tests.integration.reporting.month import UTC_PERIOD, month_events
@@ -37,6 +42,7 @@ CONFIG = {"timezone": "Asia/Shanghai", "period": "monthly", "default_target_perc
           "metric_targets_percent": {"response": 95, "resolution": 90}, "amber_margin_percent": 5,
           "quality_targets": QUALITY_TARGETS, "workload_limits": [{"customer": "acme", "tickets_per_period": 20}]}
 OCTOBER = {"from": UTC_PERIOD[0], "to": UTC_PERIOD[1]}
+TEMPLATES = Path(__file__).resolve().parents[3] / "services/reporting/src/reporting/render/templates"
 
 
 @dataclass(frozen=True)
@@ -578,3 +584,46 @@ async def test_the_dashboard_shows_the_quality_targets_on_the_period_so_far(mont
     mean = quality["csat-mean"]
     assert (mean["value"], mean["status"], [p["label"] for p in mean["trend"]]) == \
         (60.0, "missed", ["2026-08", "2026-09", "2026-10"])
+
+
+
+def english_texts() -> set[str]:
+    """The English texts the pages are made of: every text of the three templates, the counting rules, the
+    data notes and KPI names the domain writes, and the words of the data shown translated; less those whose
+    Chinese is the same (SLA, CSAT, ...)."""
+    texts: set[str] = set()
+    for template in ("report.html.j2", "review.html.j2", "dashboard.html.j2"):
+        source = (TEMPLATES / template).read_text(encoding="utf-8")
+        texts |= set(re.findall(r'_\("([^"]+)"\)', source)) | set(re.findall(r"_\('([^']+)'\)", source))
+    texts |= set(COUNTING_RULES) | set(KPI_NAMES.values())
+    texts |= {"original", "amendment", "page", "budget exhausted", "missed target", "complaint", "met", "missed",
+              "green", "amber", "red", "no data", "insufficient data", "open", "in progress", "resolved", "new",
+              "done", "proposed", "opened", "progressed", "closed", "n/a"}
+    chinese = translations("zh").gettext
+    return {text for text in texts if chinese(text) != text}
+
+
+def visible_texts(page: str) -> list[str]:
+    page = re.sub(r"<(style|script)\b.*?</\1>", "", page, flags=re.S)
+    return [html.unescape(node).strip() for node in re.split(r"<[^>]+>", page) if node.strip()]
+
+
+async def test_the_chinese_pages_carry_no_english_text_of_their_templates(month: Month) -> None:
+    clock = month.tenant.reporting.clock
+    report = (await month.tenant.get("/v1/reports/slr", **OCTOBER, format="html", lang="zh")).text
+    review = (await month.tenant.get("/v1/reviews/2026-10", format="html", lang="zh")).text
+    before, clock.pinned = clock.pinned, datetime(2026, 10, 20, 4, tzinfo=UTC)  # 20 October 12:00 local
+    try:
+        dashboard = (await month.tenant.get("/v1/dashboard", lang="zh")).text
+    finally:
+        clock.pinned = before
+    english = english_texts()
+    assert len(english) > 100
+    whole = {text for text in english if " " in text}  # a sentence or phrase left in English, anywhere
+    for name, page in (("report-zh.html", report), ("review-zh.html", review), ("dashboard-zh.html", dashboard)):
+        keep_artifact(name, page.encode())
+        nodes = visible_texts(page)
+        assert len(nodes) > 50
+        leftovers = sorted({node for node in nodes if node in english}
+                           | {text for text in whole for node in nodes if text in node})
+        assert leftovers == [], f"{name}: {leftovers}"
