@@ -26,7 +26,7 @@ from reporting.domain.amendments import changes
 from reporting.domain.config import PublishScope, ReportingConfig
 from reporting.domain.periods import Period, periods_between
 from reporting.handlers import Now
-from reporting.improvements import propose_missed
+from reporting.improvements import measure_after_close, propose_missed
 from reporting.quality import quality_results
 from reporting.reports import REPORT_SECONDS, build_report, canonical_bytes, load_config, report_document
 from reporting.repository import lock_tenant_exclusive
@@ -133,6 +133,8 @@ class PeriodCloser:
                 # ISO/IEC 20000-1 10.2: a missed quality target opens a proposed improvement.
                 missed = await quality_results(session, tenant, period, config)
                 await propose_missed(session, tenant, period, missed, now)
+                # The first whole period after an entry's completion measures its after-value (ISO 20000-1 10.2).
+                await measure_after_close(session, tenant, period, config, now)
                 # Last: the frozen review lists the entries this close proposed and the reports it published.
                 await freeze_reviews(session, tenant, period, config, config_version, now)
                 log.info("closed period %s of %s", period.label, tenant)

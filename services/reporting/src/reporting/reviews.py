@@ -102,7 +102,7 @@ async def _improvements(session: AsyncSession, tenant: str, customer: str | None
     rows = (await session.execute(sa.select(improvements).where(improvements.c.tenant_id == tenant))).all()
     return [ImprovementRecord(r.improvement_id, r.title, r.trigger_kind, r.trigger_ref, r.kpi, r.status, r.owner,
                               r.due, r.target_value, r.comparison, r.baseline_value, r.after_value, r.created_at,
-                              r.history)
+                              r.history, r.after_period)
             for r in rows if customer is None or r.kpi.get("customer") in (None, customer)]
 
 
