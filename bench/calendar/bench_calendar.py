@@ -25,7 +25,7 @@ import holidays
 import pytz  # type: ignore[import-untyped]
 
 from sla_engine.domain.bundle import parse_bundle
-from sla_engine.domain.calendar import BusinessCalendar
+from slm_shared.business_time import BusinessCalendar
 
 ZONE = "Asia/Shanghai"
 BUNDLE = f"""

@@ -35,6 +35,7 @@ WRITERS = {
     topics.CLOCKS: {"sla-engine"},
     topics.SLO_STATUS: {"sla-engine"},
     topics.SLO_ALERTS: {"sla-engine"},
+    topics.CALENDARS: {"sla-engine"},
     topics.REPORTS: {"reporting"},
 }
 DATABASE = "postgresql+asyncpg://nobody@127.0.0.1:1/none"  # never connected: the apps are only built

@@ -7,7 +7,7 @@ attributes (CloudEvents allows them); `data` is validated per `type` by `parse_d
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Any, Final, Literal
 
 from pydantic import (
@@ -30,6 +30,7 @@ SLO_STATUS_EVENT: Final = "slo.status.v1"
 SLO_ALERT_EVENT: Final = "slo.alert.v1"
 REPORT_PUBLISHED_EVENT: Final = "report.published.v1"
 API_KEY_EVENT: Final = "tenant.apikey.v1"
+CALENDAR_EVENT: Final = "sla.calendar.v1"
 
 TicketAction = Literal[
     "created", "updated", "agent_replied", "customer_replied", "resolved", "reopened", "closed", "cancelled"
@@ -202,6 +203,25 @@ class ApiKeyData(_Contract):
     signature: str | None = Field(default=None, description="intake's Ed25519 signature (slm_shared.signing)")
 
 
+class CalendarData(_Contract):
+    """`sla.calendar.v1` (an extension of the contract): one business calendar of an applied bundle version.
+
+    The definition as `slm_shared.business_time.CalendarConfig` holds it: `hours` has seven entries, Monday
+    first, each a list of [start, end) seconds after local midnight; `extra_workdays` maps a date to the weekday
+    (0 = Monday) whose hours it is worked with. Sizes are not bounded here: a consumer refuses a definition
+    larger than it keeps, with that reason, rather than dropping it as malformed.
+    """
+
+    calendar_id: NonBlank
+    bundle_version: int = Field(ge=1)
+    timezone: NonBlank
+    hours: tuple[tuple[tuple[int, int], ...], ...] = Field(min_length=7, max_length=7)
+    holidays_country: str | None = None
+    holidays_subdivision: str | None = None
+    extra_holidays: tuple[date, ...] = ()
+    extra_workdays: tuple[tuple[date, int], ...] = ()
+
+
 DATA_MODELS: Final[dict[str, type[BaseModel]]] = {
     TICKET_EVENT: TicketSnapshotData,
     AVAILABILITY_EVENT: AvailabilityData,
@@ -213,6 +233,7 @@ DATA_MODELS: Final[dict[str, type[BaseModel]]] = {
     SLO_ALERT_EVENT: SloAlertData,
     REPORT_PUBLISHED_EVENT: ReportPublishedData,
     API_KEY_EVENT: ApiKeyData,
+    CALENDAR_EVENT: CalendarData,
 }
 
 

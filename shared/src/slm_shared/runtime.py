@@ -302,6 +302,7 @@ class ServiceRuntime:
                     name=topic,
                     num_partitions=self.settings.kafka.topic_partitions,
                     replication_factor=self.settings.kafka.topic_replication_factor,
+                    topic_configs={"cleanup.policy": "compact"} if topic in topics.COMPACTED_TOPICS else None,
                 )
                 for topic in self.topics
                 if topic not in existing

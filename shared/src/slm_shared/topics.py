@@ -15,10 +15,15 @@ SLO_ALERTS: Final = "slo.alerts.v1"
 REPORTS: Final = "reports.v1"
 # Extension: API key lifecycle, so every service validates keys the same way without reading intake's db.
 TENANTS: Final = "itsm.tenants.v1"
+# Extension: the business calendars of each applied bundle, so reporting counts working time as the engine does.
+CALENDARS: Final = "sla.calendars.v1"
 
 ALL_TOPICS: Final = (
-    INGEST, INGEST_DLQ, TICKETS, SIGNALS, FEEDBACK, CLOCKS, SLO_STATUS, SLO_ALERTS, REPORTS, TENANTS,
+    INGEST, INGEST_DLQ, TICKETS, SIGNALS, FEEDBACK, CLOCKS, SLO_STATUS, SLO_ALERTS, REPORTS, TENANTS, CALENDARS,
 )
+# Topics whose newest record per key is the state (Kafka log compaction): a consumer group that starts late still
+# reads every calendar in force, and an old definition goes once a newer one of its key is written.
+COMPACTED_TOPICS: Final = frozenset({CALENDARS})
 
 
 def ticket_key(tenant_id: str, ticket_id: str) -> str:
@@ -27,3 +32,7 @@ def ticket_key(tenant_id: str, ticket_id: str) -> str:
 
 def service_key(tenant_id: str, service: str) -> str:
     return f"{tenant_id}/{service}"
+
+
+def calendar_key(tenant_id: str, calendar_id: str) -> str:
+    return f"{tenant_id}/{calendar_id}"

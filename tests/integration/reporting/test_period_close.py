@@ -196,3 +196,103 @@ async def test_a_tenant_whose_close_fails_is_counted_and_skipped_and_an_ancient_
     assert len({label for tenant, label in closed if tenant == ancient.name}) == MAX_BACKFILL_PERIODS
     assert not any(tenant == broken.name for tenant, _ in closed)
     assert REGISTRY.get_sample_value("slm_background_failures_total", {"task": "period close"}) == failures + 1
+
+
+async def test_the_close_freezes_the_review_and_a_late_amendment_is_shown_beside_it_never_merged(
+        reporting: Reporting) -> None:
+    tenant = await configured_tenant(reporting, "freeze")
+    await close(tenant, local("10-01 01:30"))
+    review = (await tenant.get("/v1/reviews/2026-09")).json()
+    frozen = {k: v for k, v in review.items() if k not in ("frozen", "after_close")}
+    # The pack as frozen hashes to what the close stored, and its SLA figures are the three September cycles.
+    assert review["frozen"]["content_sha256"] == hashlib.sha256(canonical_bytes(frozen)).hexdigest()
+    assert review["frozen"]["frozen_at"] == local("11-20 12:00").astimezone(UTC).isoformat()
+    assert [(p["attainment"]["numerator"], p["attainment"]["denominator"])
+            for p in review["sla"][0]["trend"]][-1] == (2, 3)
+    assert review["after_close"] == {"report_amendments": [], "pending_late_events": 0, "complaint_handling": []}
+    acme = (await tenant.get("/v1/reviews/2026-09", customer="acme")).json()
+    assert acme["frozen"]["content_sha256"] != review["frozen"]["content_sha256"]  # frozen per published customer
+
+    late = clock_event(tenant.name, "INC-4", "stopped_breached", local("09-29 17:00"), metric="response",
+                       state="breached", elapsed=4000, priority="P2", started_at=local("09-29 09:00"),
+                       stopped_at=local("09-29 17:00"), breached_at=local("09-29 16:00"), customer="globex")
+    await reporting.publish([late])
+    await reporting.wait_applied(tenant.name, 4)
+    waiting = (await tenant.get("/v1/reviews/2026-09")).json()
+    assert waiting["after_close"]["pending_late_events"] == 1
+    [amendment] = await close(tenant, local("10-02 09:00"))
+    after = (await tenant.get("/v1/reviews/2026-09")).json()
+    # Served as frozen: 2 of 3, not the 2 of 4 the late breach makes; the amendment is listed beside it.
+    assert {k: v for k, v in after.items() if k not in ("frozen", "after_close")} == frozen
+    [listed] = after["after_close"]["report_amendments"]
+    assert (listed["report_id"], listed["revision"], listed["late_events"]) == (amendment["report_id"], 1, 1)
+    assert {c["path"]: (c["before"], c["after"]) for c in listed["changes"]}["summary.overall.denominator"] == (3, 4)
+    assert after["after_close"]["pending_late_events"] == 0
+    html = (await tenant.get("/v1/reviews/2026-09", format="html")).text
+    assert 'id="frozen"' in html
+    assert 'id="after-close"' in html
+    assert str(amendment["report_id"]) in html
+
+    # Approval approves the frozen pack: its hash is the close's.
+    tenant.reporting.clock.pinned = local("11-21 10:00")
+    approved = await reporting.client.post("/v1/reviews/2026-09:approve", headers=tenant.headers,
+                                           json={"approved_by": "Wang Fang"})
+    assert approved.status_code == 201, approved.text
+    assert approved.json()["content_sha256"] == review["frozen"]["content_sha256"]
+
+
+async def test_a_completed_improvement_is_measured_again_when_the_first_whole_period_after_it_closes(
+        reporting: Reporting) -> None:
+    """SLA response attainment: September 1 met of 2 (INC-1 met, INC-2 breached) = 50 %. Completed on 20 October,
+    when October so far held one met response (INC-5): 100 %, provisional. October's close leaves it (October holds
+    the completion: INC-6's breach came after it); November's close measures November: 3 met of 4 = 75 %."""
+    tenant = await configured_tenant(reporting, "after")
+
+    def response(ticket: str, day: str, met: bool) -> CloudEvent:
+        at, started = local(f"{day} 10:00"), local(f"{day} 09:00")
+        if met:
+            return clock_event(tenant.name, ticket, "met", at, metric="response", state="met", elapsed=1800,
+                               priority="P2", started_at=started, stopped_at=at)
+        return clock_event(tenant.name, ticket, "stopped_breached", at, metric="response", state="breached",
+                           elapsed=5400, priority="P2", started_at=started, stopped_at=at,
+                           breached_at=local(f"{day} 09:59"))
+
+    later = [response("INC-5", "10-10", True), response("INC-6", "10-25", False),
+             *(response(f"INC-{n}", f"11-{n:02d}", True) for n in (7, 8, 9)), response("INC-10", "11-12", False)]
+    await reporting.publish(later)
+    await reporting.wait_applied(tenant.name, 3 + len(later))
+    client, headers, clock = reporting.client, tenant.headers, reporting.clock
+    clock.pinned = local("10-02 09:00")
+    created = await client.post("/v1/improvements", headers=headers, json={
+        "title": "Answer every P2 within the hour", "trigger": {"kind": "breached_clock", "ref": "INC-2"},
+        "kpi": {"kpi": "sla_attainment", "agreement": "SLA", "metric": "response"}, "target_value": 90,
+        "baseline_period": SEPTEMBER})
+    assert created.status_code == 201, created.text
+    path = f"/v1/improvements/{created.json()['improvement_id']}"
+    assert created.json()["baseline_value"] == 50.0
+    clock.pinned = local("10-20 12:00")
+    done = (await client.patch(path, headers=headers, json={"status": "done"})).json()
+    assert (done["after_value"], done["after_period"]["label"], done["after_period"]["measured"]) == (
+        100.0, "2026-10", "at completion")
+
+    await close(tenant, local("11-01 01:30"))  # September and October
+    october = (await tenant.get(path)).json()
+    assert (october["after_value"], october["after_period"]["measured"]) == (100.0, "at completion")
+    clock.pinned = local("12-05 12:00")  # the service's "now", after November's close is due
+    november_close = await client.post("/v1/periods:close", json={"at": local("12-01 01:30").isoformat()},
+                                       headers=headers)
+    assert november_close.status_code == 200, november_close.text
+    november = (await tenant.get(path)).json()
+    assert (november["baseline_value"], november["after_value"], november["after_period"]["label"],
+            november["after_period"]["measured"]) == (50.0, 75.0, "2026-11", "at close")
+    again = await client.post("/v1/periods:close", json={"at": local("12-01 02:30").isoformat()}, headers=headers)
+    assert again.status_code == 200, again.text
+    assert (await tenant.get(path)).json()["after_period"] == november["after_period"]  # measured once
+
+    review = (await tenant.get("/v1/reviews/2026-11")).json()  # frozen by November's close, after the measure
+    [item] = [i for i in review["improvements"] if i["improvement_id"] == november["improvement_id"]]
+    assert (item["movement"], item["baseline_value"], item["after_value"], item["after_period"]["label"]) == (
+        "measured", 50.0, 75.0, "2026-11")
+    page = (await tenant.get("/v1/reviews/2026-11", format="html", lang="zh")).text
+    clock.pinned = local("11-20 12:00")  # as the other tests of the module leave it
+    assert "已复测" in page

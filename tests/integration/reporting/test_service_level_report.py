@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import html
 import io
 import os
+import re
 import zipfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -14,6 +16,9 @@ from typing import Any
 import pytest
 from pypdf import PdfReader
 
+from reporting.domain.model import COUNTING_RULES
+from reporting.domain.quality import KPI_NAMES
+from reporting.i18n import translations
 from reporting.reports import canonical_bytes
 from tests.integration.reporting.conftest import Reporting, Tenant
 from tests.integration.reporting.month import UTC_PERIOD, month_events
@@ -37,6 +42,7 @@ CONFIG = {"timezone": "Asia/Shanghai", "period": "monthly", "default_target_perc
           "metric_targets_percent": {"response": 95, "resolution": 90}, "amber_margin_percent": 5,
           "quality_targets": QUALITY_TARGETS, "workload_limits": [{"customer": "acme", "tickets_per_period": 20}]}
 OCTOBER = {"from": UTC_PERIOD[0], "to": UTC_PERIOD[1]}
+TEMPLATES = Path(__file__).resolve().parents[3] / "services/reporting/src/reporting/render/templates"
 
 
 @dataclass(frozen=True)
@@ -480,10 +486,17 @@ async def test_the_service_review_of_october_brings_the_sections_together(month:
     # email is green at 93.18 % but only 6 of 8 answers are satisfied (75 % < 80 %): flagged.
     assert (experience["email"]["sla_status"], experience["email"]["flagged"]) == ("green", True)
     assert experience["vpn"]["flagged"] is False  # a red SLA is no surprise
-    # Under 3/5 (0.6): INC-02 (2/5) and INC-17 (2/5); INC-05 (3/5) because it was marked.
+    # October is closed (test_closing_the_month_...): the review is served as its close froze it. Under 3/5 (0.6):
+    # INC-02 (2/5) and INC-17 (2/5), both open at the close.
     assert [(c["ticket_id"], c["reason"], c["status"]) for c in review["satisfaction"]["complaints"]] == [
-        ("INC-02", "score", "in_progress"), ("INC-05", "marked", "open"), ("INC-17", "score", "open")]
-    assert review["complaints_by_status"] == {"in_progress": 1, "open": 2}
+        ("INC-02", "score", "open"), ("INC-17", "score", "open")]
+    assert review["complaints_by_status"] == {"open": 2}
+    # Handled and marked after the close: shown beside the frozen log, never merged into it.
+    assert [(c["ticket_id"], c["at_close"], c["status"], c["marked"])
+            for c in review["after_close"]["complaint_handling"]] == [
+        ("INC-02", "open", "in_progress", False), ("INC-05", None, "open", True)]
+    unfrozen = {k: v for k, v in review.items() if k not in ("frozen", "after_close")}
+    assert review["frozen"]["content_sha256"] == hashlib.sha256(canonical_bytes(unfrozen)).hexdigest()
     # The three commented answers: the two unsatisfied ones (2/5, earlier first) as concerns, the 5/5 as praise.
     verbatims = review["satisfaction"]
     assert [(v["ticket_id"], v["comment"]) for v in verbatims["concerns"]] == [
@@ -532,7 +545,8 @@ async def test_approving_the_review_freezes_it_with_its_hash(month: Month) -> No
     await client.patch("/v1/complaints/INC-17", headers=headers, json={"status": "resolved"})
     frozen = (await month.tenant.get("/v1/reviews/2026-10")).json()
     assert frozen["approval"]["content_sha256"] == record["content_sha256"]
-    content = {k: v for k, v in frozen.items() if k != "approval"} | {"approval": None}
+    content = {k: v for k, v in frozen.items() if k not in ("approval", "frozen", "after_close")} | {"approval": None}
+    assert record["content_sha256"] == frozen["frozen"]["content_sha256"]  # the pack the close froze
     assert hashlib.sha256(canonical_bytes(content)).hexdigest() == record["content_sha256"]
     assert [c["status"] for c in frozen["satisfaction"]["complaints"]][-1] == "open"
     again = await client.post("/v1/reviews/2026-10:approve", headers=headers, json={"approved_by": "someone"})
@@ -570,3 +584,46 @@ async def test_the_dashboard_shows_the_quality_targets_on_the_period_so_far(mont
     mean = quality["csat-mean"]
     assert (mean["value"], mean["status"], [p["label"] for p in mean["trend"]]) == \
         (60.0, "missed", ["2026-08", "2026-09", "2026-10"])
+
+
+
+def english_texts() -> set[str]:
+    """The English texts the pages are made of: every text of the three templates, the counting rules, the
+    data notes and KPI names the domain writes, and the words of the data shown translated; less those whose
+    Chinese is the same (SLA, CSAT, ...)."""
+    texts: set[str] = set()
+    for template in ("report.html.j2", "review.html.j2", "dashboard.html.j2"):
+        source = (TEMPLATES / template).read_text(encoding="utf-8")
+        texts |= set(re.findall(r'_\("([^"]+)"\)', source)) | set(re.findall(r"_\('([^']+)'\)", source))
+    texts |= set(COUNTING_RULES) | set(KPI_NAMES.values())
+    texts |= {"original", "amendment", "page", "budget exhausted", "missed target", "complaint", "met", "missed",
+              "green", "amber", "red", "no data", "insufficient data", "open", "in progress", "resolved", "new",
+              "done", "proposed", "opened", "progressed", "closed", "n/a"}
+    chinese = translations("zh").gettext
+    return {text for text in texts if chinese(text) != text}
+
+
+def visible_texts(page: str) -> list[str]:
+    page = re.sub(r"<(style|script)\b.*?</\1>", "", page, flags=re.S)
+    return [html.unescape(node).strip() for node in re.split(r"<[^>]+>", page) if node.strip()]
+
+
+async def test_the_chinese_pages_carry_no_english_text_of_their_templates(month: Month) -> None:
+    clock = month.tenant.reporting.clock
+    report = (await month.tenant.get("/v1/reports/slr", **OCTOBER, format="html", lang="zh")).text
+    review = (await month.tenant.get("/v1/reviews/2026-10", format="html", lang="zh")).text
+    before, clock.pinned = clock.pinned, datetime(2026, 10, 20, 4, tzinfo=UTC)  # 20 October 12:00 local
+    try:
+        dashboard = (await month.tenant.get("/v1/dashboard", lang="zh")).text
+    finally:
+        clock.pinned = before
+    english = english_texts()
+    assert len(english) > 100
+    whole = {text for text in english if " " in text}  # a sentence or phrase left in English, anywhere
+    for name, page in (("report-zh.html", report), ("review-zh.html", review), ("dashboard-zh.html", dashboard)):
+        keep_artifact(name, page.encode())
+        nodes = visible_texts(page)
+        assert len(nodes) > 50
+        leftovers = sorted({node for node in nodes if node in english}
+                           | {text for text in whole for node in nodes if text in node})
+        assert leftovers == [], f"{name}: {leftovers}"

@@ -10,9 +10,9 @@ from zoneinfo import ZoneInfo
 import yaml
 
 from sla_engine.domain.bundle import Bundle, parse_bundle
-from sla_engine.domain.calendar import BusinessCalendar
 from sla_engine.domain.clocks import Clock, evaluate_ticket
 from sla_engine.domain.timeline import TicketSnapshot
+from slm_shared.business_time import BusinessCalendar
 
 CN_HOURS = {"mon-fri": ["09:00-12:00", "13:00-18:00"]}
 

@@ -15,7 +15,7 @@ from sla_engine.domain.bundle import (
     parse_bundle,
     parse_duration,
 )
-from sla_engine.domain.calendar import TWENTY_FOUR_SEVEN
+from slm_shared.business_time import TWENTY_FOUR_SEVEN
 
 # The example of DESIGN.md section 3 without its comments; line numbers below refer to this text.
 DESIGN_EXAMPLE = """\

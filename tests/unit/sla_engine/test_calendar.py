@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from sla_engine.domain.calendar import TWENTY_FOUR_SEVEN, BusinessCalendar
+from slm_shared.business_time import TWENTY_FOUR_SEVEN, BusinessCalendar
 from tests.unit.sla_engine.builders import CN_HOURS, local, make_calendar, utc
 
 SH = "Asia/Shanghai"

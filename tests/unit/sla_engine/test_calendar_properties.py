@@ -12,7 +12,7 @@ import pytz  # type: ignore[import-untyped]
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sla_engine.domain.calendar import WEEKDAYS, BusinessCalendar
+from slm_shared.business_time import WEEKDAYS, BusinessCalendar
 from tests.unit.sla_engine.builders import make_calendar
 
 DST_ZONES = ["UTC", "Europe/Berlin", "America/New_York", "Asia/Shanghai", "Australia/Lord_Howe", "America/Santiago"]

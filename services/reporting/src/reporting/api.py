@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from reporting import queries, tables
 from reporting.browser import dashboard_policy, form_origin_allowed, new_nonce, own_origin, trusted_origins
+from reporting.calendars import calendars_of
 from reporting.closing import PeriodCloser, PublishedReport
 from reporting.domain.config import ReportingConfig
 from reporting.domain.dashboard import DashboardView, dashboard
@@ -186,15 +187,19 @@ async def dashboard_view(sessions: async_sessionmaker[AsyncSession], tenant: str
         config, _ = await load_config(session, tenant)
         period = period_containing(at, config.timezone, config.period)
         scope = queries.Scope(tenant)
+        breaches = await queries.open_breaches(session, scope, at, DASHBOARD_LIST_LIMIT)
+        soon = await queries.about_to_breach(session, scope, at, timedelta(seconds=config.dashboard_horizon_seconds),
+                                             DASHBOARD_LIST_LIMIT)
+        running = [(c.calendar, c.policy_version) for c in breaches if c.state == "running"]
+        running += [(c.calendar, c.policy_version) for c in soon if c.state == "running"]
         return dashboard(
             tenant, at, period, config,
             await queries.outcome_cells(session, scope, period.start, at),
-            await queries.open_breaches(session, scope, at, DASHBOARD_LIST_LIMIT),
-            await queries.about_to_breach(session, scope, at, timedelta(seconds=config.dashboard_horizon_seconds),
-                                          DASHBOARD_LIST_LIMIT),
+            breaches, soon,
             await queries.slo_statuses(session, scope, None, at + timedelta(seconds=1)),
             # The quality targets on the period so far, with the two whole periods before as their trend.
             await quality_results(session, tenant, replace(period, end=max(at, period.start)), config),
+            await calendars_of(session, tenant, running),
         )
 
 

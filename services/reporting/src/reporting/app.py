@@ -13,6 +13,7 @@ from reporting import tables
 from reporting.ack_links import AckLinks
 from reporting.api import DASHBOARD_BODY_LIMITS, DASHBOARD_PUBLIC, dashboard_router, report_router
 from reporting.browser import SecurityHeaders
+from reporting.calendars import subscribe_calendars
 from reporting.channels import Senders
 from reporting.closing import PeriodCloser
 from reporting.delivery import NotificationDelivery
@@ -93,6 +94,7 @@ def create_app(settings: ReportingSettings, now: Now = utc_now) -> FastAPI:
     read_models = ReadModels(runtime.sessions, now, timedelta(seconds=settings.notification_max_age_seconds))
     runtime.broker.include_router(read_model_router(runtime, read_models, settings))
     runtime.broker.include_router(subscribe_api_keys(runtime, tables.api_keys, tables.inbox))
+    runtime.broker.include_router(subscribe_calendars(runtime, now))
     signins = SqlDashboardSessions(tables.dashboard_sessions, tables.api_keys, SessionPolicy(
         lifetime=timedelta(seconds=settings.dashboard_session_seconds),
         idle=timedelta(seconds=settings.dashboard_session_idle_seconds)))

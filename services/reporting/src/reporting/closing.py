@@ -5,7 +5,7 @@ shared, so no event commits into a period while it is being frozen), and `period
 (tenant, period start), so a second replica finds the period closed and does nothing. Snapshots are never
 updated: a late event that changes a closed period is recorded in `late_changes`, and once no further late
 event has come for `amendment_quiet_seconds`, a new revision (an amendment listing what changed) is frozen
-and published beside the original.
+and published beside the original. The close also freezes the period's service reviews (reporting.reviews).
 """
 
 from __future__ import annotations
@@ -26,10 +26,11 @@ from reporting.domain.amendments import changes
 from reporting.domain.config import PublishScope, ReportingConfig
 from reporting.domain.periods import Period, periods_between
 from reporting.handlers import Now
-from reporting.improvements import propose_missed
+from reporting.improvements import measure_after_close, propose_missed
 from reporting.quality import quality_results
 from reporting.reports import REPORT_SECONDS, build_report, canonical_bytes, load_config, report_document
 from reporting.repository import lock_tenant_exclusive
+from reporting.reviews import freeze_reviews
 from slm_shared import topics
 from slm_shared.background import for_each_isolated
 from slm_shared.events import REPORT_PUBLISHED_EVENT, ReportPublishedData, make_event
@@ -132,6 +133,10 @@ class PeriodCloser:
                 # ISO/IEC 20000-1 10.2: a missed quality target opens a proposed improvement.
                 missed = await quality_results(session, tenant, period, config)
                 await propose_missed(session, tenant, period, missed, now)
+                # The first whole period after an entry's completion measures its after-value (ISO 20000-1 10.2).
+                await measure_after_close(session, tenant, period, config, now)
+                # Last: the frozen review lists the entries this close proposed and the reports it published.
+                await freeze_reviews(session, tenant, period, config, config_version, now)
                 log.info("closed period %s of %s", period.label, tenant)
             return published
 

@@ -1,8 +1,10 @@
 """The improvement register over HTTP (`/v1/improvements`) and in SQL: entries with their trigger, the KPI they
 aim at (a quality target's definition), its baseline measured on a period of data, the target value, owner, due
-date and status; on completion the KPI is measured again (the period holding the completion, up to then).
-Closing a period proposes an entry for every quality target it missed (`propose_missed`, in the close's
-transaction). Read routes need the key scope `read`, changes `config`."""
+date and status; on completion the KPI is measured again (the period holding the completion, up to then:
+provisional), and once more, automatically, when the first whole period after the completion closes
+(`measure_after_close`: final; domain.improvements). Closing a period proposes an entry for every quality target
+it missed (`propose_missed`); both run in the close's transaction. Read routes need the key scope `read`, changes
+`config`."""
 
 from __future__ import annotations
 
@@ -17,7 +19,16 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from reporting.domain.config import Comparison, Kpi, Name, QualityTarget, ReportingConfig, Text
-from reporting.domain.improvements import Status, TransitionRefused, TriggerKind, check_transition, proposals
+from reporting.domain.improvements import (
+    AT_CLOSE,
+    AT_COMPLETION,
+    Status,
+    TransitionRefused,
+    TriggerKind,
+    check_transition,
+    measures_after,
+    proposals,
+)
 from reporting.domain.periods import Period, classify, period_containing, previous_periods
 from reporting.domain.quality import QualityResult, measure
 from reporting.handlers import Now
@@ -75,8 +86,9 @@ def _target(spec: dict[str, Any], target_value: float, comparison: str | None) -
                                          "comparison": comparison})
 
 
-def _period_json(period: Period, until: datetime | None = None) -> dict[str, Any]:
-    return {"start": period.start.isoformat(), "end": (until or period.end).isoformat(), "label": period.label}
+def _period_json(period: Period, until: datetime | None = None, measured: str | None = None) -> dict[str, Any]:
+    found = {"start": period.start.isoformat(), "end": (until or period.end).isoformat(), "label": period.label}
+    return found if measured is None else {**found, "measured": measured}
 
 
 async def measured(session: AsyncSession, tenant: str, target: QualityTarget, start: datetime, end: datetime,
@@ -111,6 +123,25 @@ async def propose_missed(session: AsyncSession, tenant: str, period: Period, res
         ).on_conflict_do_nothing(constraint="improvements_one_per_trigger"))
         created += inserted.rowcount or 0  # type: ignore[attr-defined]
     return created
+
+
+async def measure_after_close(session: AsyncSession, tenant: str, period: Period, config: ReportingConfig,
+                              now: datetime) -> int:
+    """Measure, on the closing `period`, the after-value of every entry completed in the period before it (in the
+    close's transaction). Returns how many entries it measured."""
+    rows = (await session.execute(sa.select(improvements).where(
+        improvements.c.tenant_id == tenant, improvements.c.status == "done").with_for_update())).all()
+    measured_now = 0
+    for row in rows:
+        if not measures_after(row.status, row.history, row.after_period, period):
+            continue
+        target = _target(row.kpi, row.target_value, row.comparison)
+        await session.execute(sa.update(improvements).where(
+            improvements.c.tenant_id == tenant, improvements.c.improvement_id == row.improvement_id).values(
+            after_period={**_period_json(period, measured=AT_CLOSE), "measured_at": now.isoformat()},
+            after_value=await measured(session, tenant, target, period.start, period.end, config), updated_at=now))
+        measured_now += 1
+    return measured_now
 
 
 def improvements_router(sessions: async_sessionmaker[AsyncSession], now: Now) -> APIRouter:
@@ -193,7 +224,7 @@ def improvements_router(sessions: async_sessionmaker[AsyncSession], now: Now) ->
                 config, _ = await load_config(session, tenant)
                 after = period_containing(current, config.timezone, config.period)
                 target = _target(row.kpi, row.target_value, row.comparison)
-                values["after_period"] = _period_json(after, until=current)
+                values["after_period"] = _period_json(after, until=current, measured=AT_COMPLETION)
                 values["after_value"] = await measured(session, tenant, target, after.start, current, config)
             updated = (await session.execute(sa.update(improvements).where(
                 improvements.c.tenant_id == tenant, improvements.c.improvement_id == improvement_id)

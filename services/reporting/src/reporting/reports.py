@@ -16,6 +16,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from reporting import queries, tables
+from reporting.calendars import calendars_of
 from reporting.domain.assemble import assemble
 from reporting.domain.config import PublishScope, ReportingConfig
 from reporting.domain.inputs import PeriodOutcomes, ReportInputs
@@ -126,13 +127,16 @@ async def build_report(session: AsyncSession, tenant: str, period: Period, confi
     sla_breached, links = await queries.underpinning(session, scope, start, end)
     ranges, recalculations = await queries.event_ranges(session, tenant, start, end)
     clocks, truncated = await queries.clock_rows(session, scope, start, end, clocks_limit)
+    open_breaches = await queries.open_breaches(session, scope, end)
+    running = [(c.calendar, c.policy_version) for c in clocks if c.state == "running"]
+    running += [(c.calendar, c.policy_version) for c in open_breaches if c.state == "running"]
     scope_key = PublishScope(service=service, customer=customer).key
     inputs = ReportInputs(
         tenant=tenant, service=service, customer=customer, generated_at=now, config_version=config_version,
         cells=await queries.outcome_cells(session, scope, start, end),
         trend=trend,
         breached=await queries.breached_cycles(session, scope, start, end),
-        open_breaches=await queries.open_breaches(session, scope, end),
+        open_breaches=open_breaches,
         times=await times if times is not None else await queries.time_stats(session, scope, start, end),
         volumes=await queries.volume_cells(session, scope, start, end),
         backlog_at_start=await queries.backlog_at(session, scope, start),
@@ -151,5 +155,6 @@ async def build_report(session: AsyncSession, tenant: str, period: Period, confi
         published=await queries.published_snapshots(session, tenant, start, end, scope_key),
         pending_late_events=await queries.pending_late_changes(session, tenant, start),
         quality=await quality_results(session, tenant, period, config, service, customer, quality_cache),
+        calendars=await calendars_of(session, tenant, running),
     )
     return assemble(inputs, period, config)

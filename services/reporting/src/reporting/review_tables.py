@@ -1,6 +1,6 @@
-"""Service quality management's own rows (migration 0007): the complaint log's handling, the continual
-improvement register and the approvals of service reviews. Written by people through the API, never by events;
-same metadata as the read models (reporting.tables)."""
+"""Service quality management's own rows (migrations 0007, 0010): the complaint log's handling, the continual
+improvement register, the service reviews the period close froze and their approvals. Written by people through
+the API or by the period close, never by events; same metadata as the read models (reporting.tables)."""
 
 from __future__ import annotations
 
@@ -64,4 +64,19 @@ review_approvals = sa.Table(
     sa.Column("comment", sa.Text),
     sa.Column("content", JSONB, nullable=False),
     sa.Column("content_sha256", sa.Text, nullable=False),
+)
+
+# The service review pack as the period close froze it (the whole tenant, "*", and each customer the tenant
+# publishes reports for): later reads of the closed period serve it, and an approval approves it, by its hash.
+review_freezes = sa.Table(
+    "review_freezes",
+    metadata,
+    sa.Column("tenant_id", sa.Text, primary_key=True),
+    sa.Column("period_start", TZ, primary_key=True),
+    sa.Column("customer", sa.Text, primary_key=True),  # "*" for the whole tenant
+    sa.Column("period_end", TZ, nullable=False),
+    sa.Column("label", sa.Text, nullable=False),
+    sa.Column("content", JSONB, nullable=False),
+    sa.Column("content_sha256", sa.Text, nullable=False),
+    sa.Column("frozen_at", TZ, nullable=False),
 )

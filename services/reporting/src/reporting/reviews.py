@@ -2,9 +2,16 @@
 `POST /v1/reviews/{period}:approve` (who, when, comment; the pack frozen with the SHA-256 of its canonical JSON)
 and the complaint log's handling `PATCH /v1/complaints/{ticket_id}`.
 
-`{period}` is a label of the tenant's configured period: `2026-10` (monthly) or `2026-W41` (weekly). An
-approved review is served exactly as approved. Reads need the key scope `read`; approving and handling
-complaints need `config`.
+`{period}` is a label of the tenant's configured period: `2026-10` (monthly) or `2026-W41` (weekly).
+
+Closing a period freezes its review (`freeze_reviews`, called by the period close in its transaction): the pack
+of the whole tenant and of each customer the tenant publishes reports for, stored with the SHA-256 of its
+canonical JSON. A later read of the closed period serves that frozen pack (`frozen`: when, which hash); what
+changed after the close is shown beside it under `after_close`, never merged into it: the report amendments
+late events made, late events still waiting for one, complaint handling recorded since. An approval approves the
+frozen pack and refers to its hash; an approved review is served exactly as approved. A period closed before
+reviews were frozen, or a customer the close did not freeze, is built on each read as before. Reads need the key
+scope `read`; approving and handling complaints need `config`.
 """
 
 from __future__ import annotations
@@ -24,8 +31,8 @@ from pydantic import BaseModel, ConfigDict, TypeAdapter
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from reporting import queries
-from reporting.domain.config import Name, ReportingConfig, Text
+from reporting import queries, tables
+from reporting.domain.config import Name, PublishScope, ReportingConfig, Text
 from reporting.domain.periods import Period, period_containing, previous_periods
 from reporting.domain.quality import Answer
 from reporting.domain.review import ImprovementRecord, ServiceReview, assemble_review
@@ -36,7 +43,7 @@ from reporting.quality import QUALITY_TREND_PERIODS, FactsCache, quality_results
 from reporting.render.pdf import html_to_pdf
 from reporting.render.review import render_review_html
 from reporting.reports import build_report, canonical_bytes, load_config
-from reporting.review_tables import complaint_handling, improvements, review_approvals
+from reporting.review_tables import complaint_handling, improvements, review_approvals, review_freezes
 from slm_shared.runtime import ConfigTenant, ReadTenant
 
 ReviewFormat = Literal["json", "html", "pdf"]
@@ -95,7 +102,7 @@ async def _improvements(session: AsyncSession, tenant: str, customer: str | None
     rows = (await session.execute(sa.select(improvements).where(improvements.c.tenant_id == tenant))).all()
     return [ImprovementRecord(r.improvement_id, r.title, r.trigger_kind, r.trigger_ref, r.kpi, r.status, r.owner,
                               r.due, r.target_value, r.comparison, r.baseline_value, r.after_value, r.created_at,
-                              r.history)
+                              r.history, r.after_period)
             for r in rows if customer is None or r.kpi.get("customer") in (None, customer)]
 
 
@@ -131,6 +138,51 @@ def review_document(review: ServiceReview) -> dict[str, Any]:
     return document
 
 
+def frozen_customers(config: ReportingConfig) -> list[str | None]:
+    """Whose reviews a close freezes: the whole tenant's (None) and each customer reports are published for."""
+    return [None, *sorted({scope.customer for scope in config.publish_scopes if scope.customer})]
+
+
+async def freeze_reviews(session: AsyncSession, tenant: str, period: Period, config: ReportingConfig,
+                         config_version: int, now: datetime) -> None:
+    """Freeze the period's reviews with their hashes, in the caller's (the close's) transaction. Idempotent: a
+    review frozen already is kept as it was."""
+    for customer in frozen_customers(config):
+        content = review_document(await build_review(session, tenant, period, config, config_version, customer,
+                                                     now))
+        await session.execute(insert(review_freezes).values(
+            tenant_id=tenant, period_start=period.start, customer=customer or ALL_CUSTOMERS, period_end=period.end,
+            label=period.label, content=content, content_sha256=hashlib.sha256(canonical_bytes(content)).hexdigest(),
+            frozen_at=now).on_conflict_do_nothing())
+
+
+async def after_close(session: AsyncSession, tenant: str, period: Period, customer: str | None,
+                      content: dict[str, Any], frozen_at: datetime) -> dict[str, Any]:
+    """What changed since the review was frozen, for showing beside it (never merged into it)."""
+    snapshots = tables.report_snapshots
+    amendments = (await session.execute(sa.select(
+        snapshots.c.report_id, snapshots.c.revision, snapshots.c.created_at, snapshots.c.content["amendment"])
+        .where(snapshots.c.tenant_id == tenant, snapshots.c.period_start == period.start,
+               snapshots.c.scope_key == PublishScope(customer=customer).key, snapshots.c.kind == "amendment")
+        .order_by(snapshots.c.revision))).all()
+    at_close = {c["ticket_id"]: c["status"] for c in content["satisfaction"]["complaints"]}
+    handled = (await session.execute(sa.select(complaint_handling).where(
+        complaint_handling.c.tenant_id == tenant, complaint_handling.c.updated_at > frozen_at)
+        .order_by(complaint_handling.c.updated_at, complaint_handling.c.ticket_id))).all()
+    return {
+        "report_amendments": [
+            {"report_id": row.report_id, "revision": row.revision, "created_at": row.created_at.isoformat(),
+             "late_events": (row[3] or {}).get("late_events"), "changes": (row[3] or {}).get("changes", [])}
+            for row in amendments],
+        "pending_late_events": await queries.pending_late_changes(session, tenant, period.start),
+        # A complaint handled (or marked) since the close; `at_close` None: it was not in the frozen log.
+        "complaint_handling": [
+            {"ticket_id": row.ticket_id, "at_close": at_close.get(row.ticket_id), "status": row.status,
+             "marked": row.marked, "owner": row.owner, "note": row.note, "updated_at": row.updated_at.isoformat()}
+            for row in handled if row.ticket_id in at_close or row.marked],
+    }
+
+
 def reviews_router(sessions: async_sessionmaker[AsyncSession], now: Now) -> APIRouter:
     router = APIRouter(prefix="/v1", tags=["reviews"])
 
@@ -142,10 +194,21 @@ def reviews_router(sessions: async_sessionmaker[AsyncSession], now: Now) -> APIR
             approved = (await session.execute(sa.select(review_approvals).where(
                 review_approvals.c.tenant_id == tenant, review_approvals.c.period_start == period.start,
                 review_approvals.c.customer == (customer or ALL_CUSTOMERS)))).first()
+            frozen = (await session.execute(sa.select(review_freezes).where(
+                review_freezes.c.tenant_id == tenant, review_freezes.c.period_start == period.start,
+                review_freezes.c.customer == (customer or ALL_CUSTOMERS)))).first()
+            extra: dict[str, Any] = {}
+            if frozen is not None:
+                extra = {"frozen": {"frozen_at": frozen.frozen_at.isoformat(),
+                                    "content_sha256": frozen.content_sha256},
+                         "after_close": await after_close(session, tenant, period, customer, frozen.content,
+                                                          frozen.frozen_at)}
             if approved is not None:
                 return {**approved.content, "approval": {
                     "approved_by": approved.approved_by, "approved_at": approved.approved_at.isoformat(),
-                    "comment": approved.comment, "content_sha256": approved.content_sha256}}, config.language
+                    "comment": approved.comment, "content_sha256": approved.content_sha256}, **extra}, config.language
+            if frozen is not None:
+                return {**frozen.content, **extra}, config.language
             document = review_document(await build_review(session, tenant, period, config, version, customer, now()))
             return document, config.language
 
@@ -174,8 +237,14 @@ def reviews_router(sessions: async_sessionmaker[AsyncSession], now: Now) -> APIR
             found = parse_period(period, config)
             if found.end > at:
                 raise HTTPException(status.HTTP_409_CONFLICT, "a period is approved once it has ended")
-            content = review_document(await build_review(session, tenant, found, config, version, customer, at))
-            digest = hashlib.sha256(canonical_bytes(content)).hexdigest()
+            frozen = (await session.execute(sa.select(review_freezes.c.content, review_freezes.c.content_sha256).where(
+                review_freezes.c.tenant_id == tenant, review_freezes.c.period_start == found.start,
+                review_freezes.c.customer == (customer or ALL_CUSTOMERS)))).first()
+            if frozen is not None:  # the pack the close froze, by its hash
+                content, digest = frozen.content, frozen.content_sha256
+            else:  # a period not closed yet (the close delay) or a customer the close does not freeze
+                content = review_document(await build_review(session, tenant, found, config, version, customer, at))
+                digest = hashlib.sha256(canonical_bytes(content)).hexdigest()
             inserted = await session.execute(insert(review_approvals).values(
                 tenant_id=tenant, period_start=found.start, customer=customer or ALL_CUSTOMERS,
                 period_end=found.end, label=found.label, approved_by=body.approved_by, approved_at=at,

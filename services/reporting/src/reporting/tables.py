@@ -292,6 +292,19 @@ late_changes = sa.Table(
     sa.Index("late_changes_pending", "tenant_id", "period_start", postgresql_where=sa.text("handled_at IS NULL")),
 )
 
+# The business calendars the sla-engine announces (sla.calendars.v1), one row per calendar and bundle version:
+# a clock pinned to a version is brought forward with that version's working hours (reporting.calendars).
+calendars = sa.Table(
+    "calendars",
+    metadata,
+    sa.Column("tenant_id", sa.Text, primary_key=True),
+    sa.Column("calendar_id", sa.Text, primary_key=True),
+    sa.Column("bundle_version", sa.Integer, primary_key=True),
+    sa.Column("definition", JSONB, nullable=False),  # the sla.calendar.v1 data as received
+    sa.Column("event_id", sa.Text, nullable=False),
+    sa.Column("received_at", TZ, nullable=False),
+)
+
 inbox = define_inbox_table(metadata)
 outbox = define_outbox_table(metadata)
 api_keys = define_api_key_table(metadata)

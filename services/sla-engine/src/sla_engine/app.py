@@ -41,6 +41,8 @@ def ticket_router(runtime: ServiceRuntime, keeper: ClockKeeper, settings: SlaEng
 
     # Documented in AsyncAPI only: the outbox relay, not this publisher, writes to the topic.
     router.publisher(topics.CLOCKS, title="clock-transitions", description="sla.clock.v1 via the outbox")
+    router.publisher(topics.CALENDARS, title="calendars",
+                     description="sla.calendar.v1, one per calendar of each applied bundle, via the outbox")
     return router
 
 

@@ -8,6 +8,10 @@ Threshold SLIs are the exception that does look back: a threshold series (servic
 the new version has and the version before it did not is rebuilt from the stored samples in the same
 transaction (docs/slo.md "Threshold samples and backfill"), so an added or changed threshold starts with the
 history the samples hold. Re-applying a bundle adds no series and so changes no rollup.
+
+Every apply also announces each calendar of the new version (`sla.calendar.v1` on the compacted
+`sla.calendars.v1`, keyed by tenant and calendar) through the outbox, in the apply's transaction: reporting
+counts a running clock's working time with the calendar the engine counts it with (docs/reporting.md).
 """
 
 from __future__ import annotations
@@ -21,14 +25,20 @@ from typing import Any, Literal, Protocol
 import prometheus_client
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from sla_engine import tables
 from sla_engine.domain.bundle import Bundle, dump_bundle, parse_bundle
 from sla_engine.domain.bundle.slos import slo_definition
 from sla_engine.domain.clocks import Clock, evaluate_ticket
 from sla_engine.domain.slo.definition import ThresholdSli
 from sla_engine.repository import BundleSource, SqlSlaRepository, VersionKey
 from sla_engine.slo_repository import SqlSloRepository
+from slm_shared import topics
+from slm_shared.business_time import CalendarConfig
+from slm_shared.events import CALENDAR_EVENT, CalendarData, make_event
+from slm_shared.outbox import Outbox, OutgoingEvent
 
 Recalculation = Literal["none", "ongoing", "all"]
+SOURCE = "slm://sla-engine"
 
 
 class Reconciler(Protocol):
@@ -166,6 +176,29 @@ def added_threshold_series(before: Bundle | None, after: Bundle) -> list[tuple[s
     return [item for key, item in sorted(series(after).items()) if key not in known]
 
 
+def calendar_data(config: CalendarConfig, version: int) -> CalendarData:
+    """A calendar of bundle `version` as the `sla.calendar.v1` contract carries it."""
+    return CalendarData(
+        calendar_id=config.name, bundle_version=version, timezone=config.timezone, hours=config.hours,
+        holidays_country=config.holidays_country, holidays_subdivision=config.holidays_subdivision,
+        extra_holidays=tuple(sorted(config.extra_holidays)), extra_workdays=config.extra_workdays,
+    )
+
+
+def calendar_events(tenant_id: str, version: int, bundle: Bundle, now: datetime) -> list[OutgoingEvent]:
+    """One `sla.calendar.v1` per calendar the version defines (the built-in 24x7 is everyone's already).
+
+    The event id names calendar and version, so an outbox row relayed twice is one event to its consumers."""
+    return [
+        OutgoingEvent(
+            topic=topics.CALENDARS, key=topics.calendar_key(tenant_id, config.name),
+            event=make_event(event_id=f"calendar:{config.name}@{version}", source=SOURCE, event_type=CALENDAR_EVENT,
+                             time=now, tenant_id=tenant_id, subject=config.name, data=calendar_data(config, version)),
+        )
+        for config in bundle.calendars
+    ]
+
+
 class ConfigService:
     def __init__(
         self, sessions: async_sessionmaker[AsyncSession], bundles: BundleCache, reconciler: Reconciler
@@ -173,13 +206,15 @@ class ConfigService:
         self._sessions = sessions
         self._bundles = bundles
         self._reconciler = reconciler
+        self._outbox = Outbox(tables.outbox)
 
     async def apply(
         self, tenant_id: str, text: str, content_type: Literal["yaml", "json"], mode: Recalculation,
         now: datetime,
     ) -> RecalculationReport:
-        """Validate (raises `BundleError`, changing nothing), store a new version, recalculate as asked, and
-        backfill the threshold series the version adds from the stored samples, all in one transaction."""
+        """Validate (raises `BundleError`, changing nothing), store a new version, announce its calendars,
+        recalculate as asked, and backfill the threshold series the version adds from the stored samples, all
+        in one transaction."""
         # Off the event loop: a large bundle parses for a while and validation probes recurrence rules (up to
         # ~1 s for one that never occurs), and heartbeats and requests must go on.
         bundle = await asyncio.to_thread(parse_bundle, text, content_type=content_type)
@@ -192,6 +227,7 @@ class ConfigService:
                 # Kept before the recalculation below evaluates with it, so this process never parses it again.
                 self._bundles.keep((tenant_id, version), bundle)
                 report = RecalculationReport(mode, previous.version if previous else None, version)
+                await self._outbox.add(session, calendar_events(tenant_id, version, bundle, now))
                 if mode != "none":
                     await self._recalculate(session, tenant_id, version, report, now)
                 await self._backfill_thresholds(session, tenant_id, version, bundle)

@@ -43,7 +43,6 @@ from sla_engine import tables
 from sla_engine.config import BundleCache
 from sla_engine.domain.bundle import Bundle
 from sla_engine.domain.bundle.slos import slo_definition
-from sla_engine.domain.calendar import BusinessCalendar
 from sla_engine.domain.slo.admission import signal_refusal
 from sla_engine.domain.slo.alerts import AlertName, AlertTransition, alert_transitions, firing_alerts
 from sla_engine.domain.slo.definition import AvailabilitySli, SloDefinition, ThresholdSli, TicketSlaSli
@@ -57,6 +56,7 @@ from sla_engine.repository import SqlSlaRepository
 from sla_engine.slo_repository import SqlSloRepository
 from slm_shared import topics
 from slm_shared.background import BACKGROUND_FAILURES
+from slm_shared.business_time import BusinessCalendar
 from slm_shared.consumer import RecordsRefused, parse_batch
 from slm_shared.events import (
     AVAILABILITY_EVENT,

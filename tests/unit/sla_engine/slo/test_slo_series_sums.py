@@ -17,7 +17,6 @@ import pytest
 
 from sla_engine.domain.bundle import parse_bundle
 from sla_engine.domain.bundle.slos import slo_definition
-from sla_engine.domain.calendar import BusinessCalendar
 from sla_engine.domain.slo.definition import AvailabilitySli, RollingWindow, SloDefinition
 from sla_engine.domain.slo.evaluation import LOOKBACKS, Span, evaluate
 from sla_engine.domain.slo.maintenance import Interval, merge
@@ -31,6 +30,7 @@ from sla_engine.domain.slo.series import (
     ratio_counts,
 )
 from sla_engine.domain.slo.windows import window_bounds
+from slm_shared.business_time import BusinessCalendar
 
 from .builders import utc
 

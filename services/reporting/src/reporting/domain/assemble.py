@@ -200,7 +200,7 @@ def _breaches(inputs: ReportInputs, at: datetime) -> Breaches:
     ]
     tickets = sorted(inputs.breached, key=lambda c: (-c.over_target_seconds, c.ticket_id, c.policy_id, c.metric,
                                                      c.cycle))
-    open_breaches = sorted((live_breach(c, at) for c in inputs.open_breaches),
+    open_breaches = sorted((live_breach(c, at, inputs.calendars) for c in inputs.open_breaches),
                            key=lambda c: (-c.over_target_seconds, c.ticket_id, c.policy_id, c.metric, c.cycle))
     return Breaches(by_priority, tickets, open_breaches)
 
@@ -337,7 +337,7 @@ def assemble(inputs: ReportInputs, period: Period, config: ReportingConfig) -> S
         csat=_csat(inputs, period, volumes.resolved),
         ola_uc=_underpinning(inputs, config),
         data_notes=_data_notes(inputs),
-        clocks=[live_clock(c, at) for c in inputs.clocks],
+        clocks=[live_clock(c, at, inputs.calendars) for c in inputs.clocks],
         clocks_truncated=inputs.clocks_truncated,
         quality=list(inputs.quality),
     )

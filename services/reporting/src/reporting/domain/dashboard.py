@@ -8,7 +8,7 @@ from datetime import datetime
 from reporting.domain.assemble import overall_attainment, slo_rows, target_summaries
 from reporting.domain.config import RagStatus, ReportingConfig
 from reporting.domain.inputs import OutcomeCell, SloStatusRow
-from reporting.domain.live import live_breach, live_clock
+from reporting.domain.live import Calendars, live_breach, live_clock
 from reporting.domain.model import BreachedCycle, ClockRow, Ratio, SloRow, TargetSummary
 from reporting.domain.periods import Period
 from reporting.domain.quality import QualityResult
@@ -35,13 +35,15 @@ class DashboardView:
 
 def dashboard(tenant: str, now: datetime, period: Period, config: ReportingConfig, cells: list[OutcomeCell],
               breaches: list[BreachedCycle], about_to_breach: list[ClockRow],
-              statuses: list[SloStatusRow], quality: list[QualityResult] | None = None) -> DashboardView:
+              statuses: list[SloStatusRow], quality: list[QualityResult] | None = None,
+              calendars: Calendars | None = None) -> DashboardView:
     overall, status = overall_attainment(cells, config)
     return DashboardView(
         tenant=tenant, now=now, timezone=config.timezone, period_label=period.label, period_start=period.start,
         horizon_seconds=config.dashboard_horizon_seconds, default_target_percent=config.default_target_percent,
         overall=overall, overall_status=status, attainment=target_summaries(cells, config),
-        breaches=sorted((live_breach(c, now) for c in breaches), key=lambda c: (-c.over_target_seconds, c.ticket_id)),
-        about_to_breach=[live_clock(c, now) for c in about_to_breach], slos=slo_rows(statuses, []),
+        breaches=sorted((live_breach(c, now, calendars or {}) for c in breaches),
+                        key=lambda c: (-c.over_target_seconds, c.ticket_id)),
+        about_to_breach=[live_clock(c, now, calendars or {}) for c in about_to_breach], slos=slo_rows(statuses, []),
         language=config.language, quality=list(quality or []),
     )

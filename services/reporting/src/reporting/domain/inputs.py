@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from reporting.domain.live import Calendars
 from reporting.domain.model import BreachedCycle, ClockRow, EventRange, PublishedSnapshot, TimeStats
 from reporting.domain.quality import QualityResult
 
@@ -115,3 +116,5 @@ class ReportInputs:
     published: list[PublishedSnapshot] = field(default_factory=list)
     pending_late_events: int = 0
     quality: list[QualityResult] = field(default_factory=list)  # evaluated by domain.quality
+    # The calendars the engine announced, for bringing running clocks to the report's instant (domain.live).
+    calendars: Calendars = field(default_factory=dict)

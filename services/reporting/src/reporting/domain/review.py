@@ -15,6 +15,7 @@ from typing import Any
 
 from reporting.domain.assemble import CUSTOMER_AGREEMENT, overall_attainment, ratio
 from reporting.domain.config import RagStatus, ReportingConfig, WorkloadLimit
+from reporting.domain.improvements import AT_CLOSE
 from reporting.domain.inputs import OutcomeCell
 from reporting.domain.model import (
     CalendarUsed,
@@ -96,6 +97,8 @@ class ImprovementItem:
     comparison: str
     baseline_value: float | None
     after_value: float | None
+    # Where the after-value was measured: {start, end, label, measured: "at completion" | "at close"}.
+    after_period: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -142,6 +145,7 @@ class ImprovementRecord:
     after_value: float | None
     created_at: datetime
     history: list[dict[str, Any]]
+    after_period: dict[str, Any] | None = None
 
 
 def service_attainment(cells: Sequence[OutcomeCell], config: ReportingConfig) -> dict[str, tuple[Ratio, RagStatus]]:
@@ -216,9 +220,14 @@ def _experience(report: ServiceLevelReport, facts: QualityFacts, config: Reporti
 
 
 def movement(record: ImprovementRecord, start: datetime, end: datetime) -> str | None:
-    """What happened to an entry in [start, end); None when it was closed before or opened after."""
+    """What happened to an entry in [start, end); None when it was closed before or opened after. `measured`: done
+    before, its after-value measured on this very period at its close."""
     if record.created_at >= end:
         return None
+    after = record.after_period or {}
+    if (record.status == "done" and after.get("measured") == AT_CLOSE
+            and (datetime.fromisoformat(after["start"]), datetime.fromisoformat(after["end"])) == (start, end)):
+        return "measured"
     inside = [h for h in record.history if start <= datetime.fromisoformat(h["at"]) < end]
     if any(h["status"] in ("done", "cancelled") for h in inside):
         return "closed"
@@ -244,7 +253,7 @@ def assemble_review(report: ServiceLevelReport, history: Sequence[tuple[str, Seq
             items.append(ImprovementItem(
                 record.improvement_id, record.title, record.trigger_kind, record.trigger_ref, record.kpi,
                 record.status, moved, record.owner, record.due, record.target_value, record.comparison,
-                record.baseline_value, record.after_value))
+                record.baseline_value, record.after_value, record.after_period))
     notes = [row.note for row in satisfaction.rows if row.note]
     return ServiceReview(
         banner=Banner(header.tenant, customer, header.period, header.generated_at, header.config_version,

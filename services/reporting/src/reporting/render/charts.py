@@ -51,7 +51,7 @@ def _number(value: float) -> str:
 
 
 def bar_chart(bars: Sequence[Bar], *, title: str, max_value: float | None = None, target: float | None = None,
-              unit: str = "", width: int = 640, height: int = 240) -> Markup:
+              unit: str = "", width: int = 640, height: int = 240, missing: str = "n/a") -> Markup:
     """Vertical bars with value labels; an optional dashed target line."""
     left, bottom, top = 44, 42, 26
     plot_height = height - bottom - top
@@ -88,7 +88,7 @@ def bar_chart(bars: Sequence[Bar], *, title: str, max_value: float | None = None
                          f"{_number(bar.value)}{escape(unit)}</text>")
         else:
             parts.append(f"<text x='{label_x:.1f}' y='{top + plot_height - 6}' text-anchor='middle' "
-                         f"fill='#999'>n/a</text>")
+                         f"fill='#999'>{escape(missing)}</text>")
         shown = index % stride == 0
         if shown:
             parts.append(f"<text class='axis-label' x='{label_x:.1f}' y='{top + plot_height + 14}' "
@@ -152,7 +152,8 @@ def line_chart(series: Sequence[Series], labels: Sequence[str], *, title: str, y
     return Markup("".join(parts))  # noqa: S704
 
 
-def budget_bars(rows: Sequence[tuple[str, float | None, str]], *, title: str, width: int = 640) -> Markup:
+def budget_bars(rows: Sequence[tuple[str, float | None, str]], *, title: str, width: int = 640,
+                missing: str = "n/a") -> Markup:
     """Horizontal bars of the error budget left (percent), one per SLO."""
     row_height, left, top = 26, 170, 26
     height = top + row_height * max(len(rows), 1) + 10
@@ -170,6 +171,6 @@ def budget_bars(rows: Sequence[tuple[str, float | None, str]], *, title: str, wi
                          f"fill='{STATUS_COLORS.get(status, '#9e9e9e')}'/><text x='{left + plot_width + 6}' "
                          f"y='{y + 15}'>{_number(percent)}%</text>")
         else:
-            parts.append(f"<text x='{left + plot_width + 6}' y='{y + 15}' fill='#999'>n/a</text>")
+            parts.append(f"<text x='{left + plot_width + 6}' y='{y + 15}' fill='#999'>{escape(missing)}</text>")
     parts.append("</svg>")
     return Markup("".join(parts))  # noqa: S704

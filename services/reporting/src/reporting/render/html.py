@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import re
 from collections import defaultdict
 from collections.abc import Callable
 from datetime import datetime, time, timedelta
@@ -12,6 +13,7 @@ from zoneinfo import ZoneInfo
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup, escape
 
+from reporting.domain.quality import KPI_NAMES
 from reporting.i18n import Language, translations
 from reporting.render.charts import SERIES_COLORS, STATUS_COLORS, Bar, Series, bar_chart, budget_bars, line_chart
 
@@ -78,9 +80,9 @@ def period_caption(point: dict[str, Any], timezone: str) -> str:
     return f"{start:%m-%d %H:%M}–{end:%m-%d %H:%M}"
 
 
-def percent(ratio: dict[str, Any] | float | None) -> str:
+def percent(ratio: dict[str, Any] | float | None, missing: str = "n/a") -> str:
     value = ratio.get("percent") if isinstance(ratio, dict) else ratio
-    return "n/a" if value is None else f"{value:.2f} %"
+    return missing if value is None else f"{value:.2f} %"
 
 
 def fraction(ratio: dict[str, Any]) -> str:
@@ -103,13 +105,48 @@ def target_badge(status: str, gettext: Callable[[str], str] = str) -> Markup:
                   f"{label}</span>")
 
 
-def quality_value(value: float | None, unit: str) -> str:
+def quality_value(value: float | None, unit: str, missing: str = "n/a") -> str:
     if value is None:
-        return "n/a"
+        return missing
     return duration(value) if unit == "s" else f"{value:.2f} %"
 
 
-ENVIRONMENT.filters.update(target_badge=target_badge, quality_value=quality_value)
+NUMBER = re.compile(r"\d+")
+# A quality target's standard in words (reporting.domain.quality.standard): what, comparison, threshold and unit,
+# then the optional scope and minimum sample.
+STANDARD = re.compile(r"^(?P<what>.+?) (?P<comparison>>=|<=) (?P<threshold>\S+?) ?(?P<unit>%|s)"
+                      r"(?: for (?P<scope>.+?))?(?:, at least (?P<sample>\d+) in the sample)?$")
+
+
+def translated_text(text: str, gettext: Callable[[str], str] = str) -> str:
+    """A sentence the domain writes in English (counting rules, data notes) in the catalog's language: its
+    numbers stand as `{}` in the catalog's text, so "3 events arrived ..." is one entry whatever the count."""
+    key = NUMBER.sub("{}", text)
+    found = gettext(key)
+    if found == key:
+        return text
+    return found.format(*NUMBER.findall(text))
+
+
+def standard_text(result: dict[str, Any], gettext: Callable[[str], str] | None = None) -> str:
+    """A quality target's standard in the page's language (English: as the domain wrote it)."""
+    text: str = result["standard"]
+    match = STANDARD.match(text)
+    kpi_name = KPI_NAMES.get(result["kpi"], "")
+    if gettext is None or match is None or not match["what"].startswith(kpi_name):
+        return text
+    what = gettext(kpi_name) + match["what"][len(kpi_name):]  # the agreement, metric or SLO qualifier is data
+    parts = [f"{what} {match['comparison']} {match['threshold']} {match['unit']}"]
+    scope = [f"{gettext(name)} {value}" for name in ("service", "customer") if (value := result.get(name))]
+    if scope:
+        parts.append("，".join(scope))
+    if match["sample"]:
+        parts.append(gettext("at least {} in the sample").format(match["sample"]))
+    return "；".join(parts)
+
+
+ENVIRONMENT.filters.update(target_badge=target_badge, quality_value=quality_value, translated=translated_text,
+                           standard=standard_text)
 ENVIRONMENT.filters.update(duration=duration, local_time=local_time, percent=percent, fraction=fraction,
                            badge=status_badge, since=since, period_caption=period_caption)
 
@@ -148,6 +185,10 @@ def localized(language: Language) -> Environment:
     env.install_gettext_translations(translations(language), newstyle=True)  # type: ignore[attr-defined]
     env.filters["badge"] = lambda status: status_badge(status, gettext)
     env.filters["target_badge"] = lambda status: target_badge(status, gettext)
+    env.filters["translated"] = lambda text: translated_text(text, gettext)
+    env.filters["standard"] = lambda result: standard_text(result, gettext)
+    env.filters["percent"] = lambda ratio: percent(ratio, gettext("n/a"))
+    env.filters["quality_value"] = lambda value, unit: quality_value(value, unit, gettext("n/a"))
     return env
 
 
@@ -159,6 +200,7 @@ def report_charts(document: dict[str, Any], language: Language = "en") -> dict[s
             [Bar(f"{t['metric'][:4]} {t['priority']}", t["attainment"]["percent"], STATUS_COLORS[t["status"]],
                  fraction(t["attainment"])) for t in targets],
             title=_("SLA attainment by metric and priority (bars) against target"), max_value=100.0, unit="%",
+            missing=_("n/a"),
             target=document["header"]["targets"]["default_percent"],
             width=max(640, 70 * len(targets) + 60)),
         "breaches": bar_chart(
@@ -167,18 +209,18 @@ def report_charts(document: dict[str, Any], language: Language = "en") -> dict[s
             title=_("Breached cycles by priority")),
         "volumes": bar_chart(
             [bar for v in document["volumes"]["by_priority"] for bar in (
-                Bar(f"{v['priority']} new", v["created"], "#1565c0"),
-                Bar(f"{v['priority']} done", v["resolved"], "#2e7d32"))],
+                Bar(f"{v['priority']} {_('new')}", v["created"], "#1565c0"),
+                Bar(f"{v['priority']} {_('done')}", v["resolved"], "#2e7d32"))],
             title=_("Tickets created and resolved by priority"),
             width=max(640, 60 * 2 * len(document["volumes"]["by_priority"]) + 60)),
         "csat": bar_chart(
             [Bar(period_caption(p, document["header"]["period"]["timezone"]), p["score"]["percent"], "#00838f",
                  fraction(p["score"]))
              for p in document["csat"]["trend"]],
-            title=_("CSAT: satisfied answers per period"), max_value=100.0, unit="%"),
+            title=_("CSAT: satisfied answers per period"), max_value=100.0, unit="%", missing=_("n/a")),
         "budgets": budget_bars(
             [(s["slo_id"], s["error_budget_remaining_percent"], s["status"]) for s in document["slos"]],
-            title=_("Error budget remaining")),
+            title=_("Error budget remaining"), missing=_("n/a")),
     }
     labels, series = _metric_trend(document)
     charts["trend"] = line_chart(series, labels, title=_("SLA attainment trend per metric"),
@@ -204,9 +246,11 @@ def render_dashboard(view: dict[str, Any], *, fragment: bool, refresh_seconds: i
             [Bar(f"{t['metric'][:4]} {t['priority']}", t["attainment"]["percent"], STATUS_COLORS[t["status"]],
                  fraction(t["attainment"])) for t in targets],
             title=_("Attainment this period"), max_value=100.0, unit="%", target=view["default_target_percent"],
+            missing=_("n/a"),
             width=max(560, 70 * len(targets) + 60)),
         "budgets": budget_bars([(s["slo_id"], s["error_budget_remaining_percent"], s["status"])
-                                for s in view["slos"]], title=_("SLO error budget remaining"), width=560),
+                                for s in view["slos"]], title=_("SLO error budget remaining"), width=560,
+                               missing=_("n/a")),
     }
     return template.render(view=view, charts=charts, fragment=fragment, refresh_seconds=refresh_seconds,
                            tz=view["timezone"], nonce=nonce, lang=language)

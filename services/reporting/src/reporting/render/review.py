@@ -11,7 +11,7 @@ from markupsafe import Markup
 
 from reporting.i18n import Language, instant, number, translations
 from reporting.render.charts import SERIES_COLORS, STATUS_COLORS, Series, budget_bars, line_chart
-from reporting.render.html import ENVIRONMENT, duration
+from reporting.render.html import ENVIRONMENT, duration, standard_text, translated_text
 
 BADGE_COLORS = {**STATUS_COLORS, "met": STATUS_COLORS["green"], "missed": STATUS_COLORS["red"],
                 "insufficient_data": STATUS_COLORS["amber"]}
@@ -45,7 +45,8 @@ def environment(language: Language) -> Environment:
         return duration(value) if unit == "s" else f"{number(value, language)} %"
 
     env.filters.update(
-        badge=badge, ratio=ratio, kpi_value=kpi_value,
+        badge=badge, ratio=ratio, kpi_value=kpi_value, translated=lambda text: translated_text(text, gettext),
+        standard=lambda result: standard_text(result, None if language == "en" else gettext),
         num=lambda value, decimals=2: number(value, language, decimals),
         when=lambda value, timezone: instant(value, timezone, language),
     )
@@ -62,7 +63,8 @@ def review_charts(document: dict[str, Any], language: Language) -> dict[str, Mar
         "sla": line_chart(series, labels, title=gettext("SLA attainment per service, three periods"),
                           target=document["banner"]["targets"]["default_percent"]),
         "budgets": budget_bars([(s["slo_id"], s["error_budget_remaining_percent"], s["status"])
-                                for s in document["slos"]], title=gettext("Error budget remaining")),
+                                for s in document["slos"]], title=gettext("Error budget remaining"),
+                               missing=gettext("n/a")),
     }
 
 

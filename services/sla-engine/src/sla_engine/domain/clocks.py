@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sla_engine.domain.bundle import Bundle
-from sla_engine.domain.calendar import from_epoch, to_epoch
 from sla_engine.domain.cycles import MetricRun
 from sla_engine.domain.results import (
     Clock,
@@ -33,6 +32,7 @@ from sla_engine.domain.results import (
     TransitionName,
 )
 from sla_engine.domain.timeline import TicketSnapshot, ordered_timeline
+from slm_shared.business_time import from_epoch, to_epoch
 
 __all__ = [
     "Clock", "ClockState", "Evaluation", "Segment", "SegmentState", "Transition", "TransitionDiff",

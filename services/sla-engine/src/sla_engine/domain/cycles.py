@@ -30,10 +30,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from sla_engine.domain.bundle import MetricRule, Policy
-from sla_engine.domain.calendar import BusinessCalendar, from_epoch, to_epoch
 from sla_engine.domain.explain import business_duration, deadline_reason
 from sla_engine.domain.results import Clock, ClockState, Segment, SegmentState, Transition, TransitionName
 from sla_engine.domain.timeline import TicketSnapshot
+from slm_shared.business_time import BusinessCalendar, from_epoch, to_epoch
 
 
 def warning_seconds(target: int, percent: int) -> int:

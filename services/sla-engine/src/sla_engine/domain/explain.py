@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from sla_engine.domain.calendar import BusinessCalendar, NonWorkingSpan
 from sla_engine.domain.results import ClockState, Segment
+from slm_shared.business_time import BusinessCalendar, NonWorkingSpan
 
 
 def business_duration(seconds: int) -> str:

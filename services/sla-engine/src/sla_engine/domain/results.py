@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal, NamedTuple
 
-from sla_engine.domain.calendar import NonWorkingSpan
+from slm_shared.business_time import NonWorkingSpan
 
 TransitionName = Literal["started", "paused", "resumed", "warning", "breached", "met", "stopped_breached",
                          "cancelled"]

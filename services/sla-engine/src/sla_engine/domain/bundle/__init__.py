@@ -34,7 +34,7 @@ from sla_engine.domain.bundle.model import (
 )
 from sla_engine.domain.bundle.policies import parse_policy, parse_slo
 from sla_engine.domain.bundle.source import Checker, join_path, load
-from sla_engine.domain.calendar import TWENTY_FOUR_SEVEN, CalendarConfig
+from slm_shared.business_time import TWENTY_FOUR_SEVEN, CalendarConfig
 
 __all__ = [
     "AGREEMENTS", "MATCH_FIELDS", "ON_REOPEN", "Bundle", "BundleError", "BundleIssue", "CalendarConfig",

@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import holidays as holiday_tables
 
 from sla_engine.domain.bundle.source import Checker, join_path
-from sla_engine.domain.calendar import DAY_SECONDS, TWENTY_FOUR_SEVEN, WEEKDAYS, CalendarConfig, DayHours
+from slm_shared.business_time import DAY_SECONDS, TWENTY_FOUR_SEVEN, WEEKDAYS, CalendarConfig, DayHours
 
 _DAY_KEY = re.compile(r"^([a-z]{3})(?:-([a-z]{3}))?$")
 _INTERVAL = re.compile(r"^(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})$")

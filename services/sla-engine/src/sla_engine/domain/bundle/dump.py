@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from sla_engine.domain.bundle.model import Bundle, MetricRule, Policy, format_duration
-from sla_engine.domain.calendar import WEEKDAYS, CalendarConfig, DayHours
+from slm_shared.business_time import WEEKDAYS, CalendarConfig, DayHours
 
 
 def dump_bundle(bundle: Bundle) -> dict[str, Any]:

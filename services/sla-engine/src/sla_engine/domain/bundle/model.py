@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from sla_engine.domain.bundle.index import PolicyIndex
-from sla_engine.domain.calendar import TWENTY_FOUR_SEVEN, BusinessCalendar, CalendarConfig
 from sla_engine.domain.timeline import TicketSnapshot
+from slm_shared.business_time import TWENTY_FOUR_SEVEN, BusinessCalendar, CalendarConfig
 
 OnReopen = Literal["resume", "new_cycle", "ignore"]
 ON_REOPEN: tuple[OnReopen, ...] = ("resume", "new_cycle", "ignore")

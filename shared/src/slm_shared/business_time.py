@@ -1,5 +1,8 @@
 """Business time: which instants count, and the arithmetic on them (DESIGN.md section 5).
 
+Pure (no I/O, time passed in) and in the kit because more than one service counts working time: the
+sla-engine runs its clocks on it, reporting brings running clocks forward to a report's instant with it.
+
 Rules:
 - The working time of a calendar is, for every local date, the wall-clock intervals of that date's weekday
   (or of the weekday an `extra_workdays` entry names), unless the date is a holiday (the `holidays` package's
