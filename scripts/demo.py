@@ -66,8 +66,9 @@ def print_report(report: dict[str, Any]) -> None:
     for target in report["quality"]:
         print(f"  target {target['target_id']}: {target['standard']}: value {target['value']}{target['unit']}"
               f"  {target['status']}")
-    print("(24x7 running clocks are shown live at the report's instant; business-hours ones as of their last"
-          " transition: GET /v1/tickets/{id}/clocks on the sla-engine shows them now, explained)")
+    print("(running clocks are shown live at the report's instant, in their calendar's working time; one whose"
+          " calendar reporting has not received yet is shown as of its last transition:"
+          " GET /v1/tickets/{id}/clocks on the sla-engine shows them now, explained)")
 
 
 def print_review(review: dict[str, Any]) -> None:

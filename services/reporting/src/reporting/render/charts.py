@@ -51,7 +51,8 @@ def _number(value: float) -> str:
 
 
 def bar_chart(bars: Sequence[Bar], *, title: str, max_value: float | None = None, target: float | None = None,
-              unit: str = "", width: int = 640, height: int = 240, missing: str = "n/a") -> Markup:
+              unit: str = "", width: int = 640, height: int = 240, missing: str = "n/a",
+              target_label: str = "target") -> Markup:
     """Vertical bars with value labels; an optional dashed target line."""
     left, bottom, top = 44, 42, 26
     plot_height = height - bottom - top
@@ -60,7 +61,7 @@ def bar_chart(bars: Sequence[Bar], *, title: str, max_value: float | None = None
     if max_value is None and all(float(v).is_integer() for v in values):
         ceiling = float(math.ceil(ceiling / 2) * 2)  # counts: whole numbers on the axis
     # The target's label sits right of the plot, where no bar's value label can run into it.
-    right = 10 if target is None else 14 + int(text_width(f"target {_number(target)}{unit}", 11))
+    right = 10 if target is None else 14 + int(text_width(f"{target_label} {_number(target)}{unit}", 11))
     slot = (width - left - right) / max(len(bars), 1)
     bar_width = min(56.0, slot * 0.7)
     stride = label_stride([b.label for b in bars], slot, 11)
@@ -100,7 +101,7 @@ def bar_chart(bars: Sequence[Bar], *, title: str, max_value: float | None = None
         y = top + plot_height * (1 - min(target, ceiling) / ceiling)
         parts.append(f"<line class='target' x1='{left}' y1='{y:.1f}' x2='{width - right}' y2='{y:.1f}' "
                      f"stroke='#212121' stroke-dasharray='5,3'/>")
-        parts.append(f"<text x='{width - right + 4}' y='{y + 4:.1f}' fill='#212121'>target "
+        parts.append(f"<text x='{width - right + 4}' y='{y + 4:.1f}' fill='#212121'>{escape(target_label)} "
                      f"{_number(target)}{escape(unit)}</text>")
     parts.append("</svg>")
     return Markup("".join(parts))  # noqa: S704

@@ -200,7 +200,7 @@ def report_charts(document: dict[str, Any], language: Language = "en") -> dict[s
             [Bar(f"{t['metric'][:4]} {t['priority']}", t["attainment"]["percent"], STATUS_COLORS[t["status"]],
                  fraction(t["attainment"])) for t in targets],
             title=_("SLA attainment by metric and priority (bars) against target"), max_value=100.0, unit="%",
-            missing=_("n/a"),
+            missing=_("n/a"), target_label=_("target"),
             target=document["header"]["targets"]["default_percent"],
             width=max(640, 70 * len(targets) + 60)),
         "breaches": bar_chart(
@@ -246,7 +246,7 @@ def render_dashboard(view: dict[str, Any], *, fragment: bool, refresh_seconds: i
             [Bar(f"{t['metric'][:4]} {t['priority']}", t["attainment"]["percent"], STATUS_COLORS[t["status"]],
                  fraction(t["attainment"])) for t in targets],
             title=_("Attainment this period"), max_value=100.0, unit="%", target=view["default_target_percent"],
-            missing=_("n/a"),
+            missing=_("n/a"), target_label=_("target"),
             width=max(560, 70 * len(targets) + 60)),
         "budgets": budget_bars([(s["slo_id"], s["error_budget_remaining_percent"], s["status"])
                                 for s in view["slos"]], title=_("SLO error budget remaining"), width=560,
