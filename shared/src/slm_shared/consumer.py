@@ -41,6 +41,10 @@ from slm_shared.tracing import KafkaHeaders, TraceContext, consuming_batch, cont
 log = logging.getLogger(__name__)
 
 LOGGED_REASON_CHARS = 300  # a retry's log line; the set-aside row keeps the whole reason
+# An envelope's tenant, source and id each hold at most this many bytes of UTF-8: together they are the inbox's
+# key, and PostgreSQL caps a btree entry at 2,704 bytes. (The envelope model bounds them in characters, which let
+# a 512-character id of four-byte characters through: its batch failed three times before it was set aside.)
+MAX_KEY_PART_BYTES = 512
 
 Record: TypeAlias = "ConsumerRecord[bytes, bytes]"
 BatchHandler = Callable[[Sequence[Record]], Awaitable[Sequence[str]]]
@@ -99,9 +103,14 @@ class ParsedBatch:
 
 
 def parse_batch(records: Sequence[Record], accepted_types: Collection[str]) -> ParsedBatch:
-    """Parse each record: invalid ones are `rejected` (logged), other event types `ignored`, the rest `applied`."""
+    """Parse each record: invalid ones are `rejected` (logged), other event types `ignored`, the rest `applied`.
+
+    Raises `RecordsRefused` (the pipeline sets those records aside at once, with the reason) for events whose
+    inbox key could not be stored (`MAX_KEY_PART_BYTES`).
+    """
     batch = ParsedBatch()
-    for record in records:
+    refused: dict[int, str] = {}
+    for index, record in enumerate(records):
         batch.headers.append(record.headers)
         try:
             event, data = parse_cloudevent_and_data(record.value or b"")
@@ -113,10 +122,15 @@ def parse_batch(records: Sequence[Record], accepted_types: Collection[str]) -> P
         if event.type not in accepted_types:
             batch.outcomes.append("ignored")
             continue
+        for name in ("tenantid", "source", "id"):
+            if (size := len(str(getattr(event, name)).encode())) > MAX_KEY_PART_BYTES:
+                refused.setdefault(index, f"{name}: {size} bytes of UTF-8, over {MAX_KEY_PART_BYTES}")
         batch.positions.append(len(batch.outcomes))
         batch.events.append(event)
         batch.data.append(data)
         batch.outcomes.append("applied")
+    if refused:
+        raise RecordsRefused(refused)
     return batch
 
 

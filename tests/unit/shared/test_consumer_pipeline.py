@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
+from datetime import UTC, datetime
 
 import asyncpg
 import pytest
@@ -10,8 +12,17 @@ import sqlalchemy as sa
 from aiokafka.structs import ConsumerRecord
 
 from slm_shared.background import is_unavailable
-from slm_shared.consumer import ConsumerPipeline, Record, RecordsRefused, RetryPolicy
+from slm_shared.consumer import (
+    MAX_KEY_PART_BYTES,
+    ConsumerPipeline,
+    Record,
+    RecordsRefused,
+    RetryPolicy,
+    parse_batch,
+)
+from slm_shared.events import TICKET_EVENT
 from slm_shared.set_aside import Position, describe, headers_of, tenant_of
+from tests.support.events import ticket_event
 
 GROUP = "test-group"
 
@@ -238,3 +249,25 @@ async def test_a_batch_that_failed_after_setting_a_record_aside_looks_it_up_when
     assert [value for value, _ in store.rows.values()] == [b"p"]
     assert await consume.process(batch) == ["applied", "skipped", "applied", "applied"]
     assert store.lookups == 2  # the first batch (nothing known yet) and the redelivery
+
+
+async def test_an_event_whose_inbox_key_cannot_be_stored_is_set_aside_at_once_with_its_reason() -> None:
+    """512 four-byte characters fit the envelope model (512 characters) but not the inbox's btree entry: the
+    record is set aside at parsing, after one try, and the events beside it are handled."""
+    when = datetime(2026, 11, 2, 8, tzinfo=UTC)
+    values = [json.dumps(ticket_event("acme", f"INC-{n}", when)).encode() for n in range(3)]
+    oversized = ticket_event("acme", "INC-X", when, event_id="\U0001f300" * 129)  # 516 bytes
+    handled: list[list[str]] = []
+
+    async def handle(batch: Sequence[Record]) -> list[str]:
+        parsed = parse_batch(batch, {TICKET_EVENT})
+        handled.append([str(event.data["ticket_id"]) for event in parsed.events])
+        return parsed.outcomes
+
+    store = MemorySetAside()
+    outcomes = await ConsumerPipeline(GROUP, handle, store, RetryPolicy(attempts=3), sleep=Pauses()).process(
+        records([values[0], json.dumps(oversized).encode(), *values[1:]], topic="itsm.tickets.v1"))
+    assert outcomes == ["applied", "set_aside", "applied", "applied"]
+    assert handled == [["INC-0", "INC-1", "INC-2"]]
+    assert [reason for _, reason in store.rows.values()] == [
+        f"RecordRefused: id: 516 bytes of UTF-8, over {MAX_KEY_PART_BYTES}"]
