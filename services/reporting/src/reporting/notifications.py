@@ -22,8 +22,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from reporting import tables
 from reporting.domain.notification_policy import STORED, NotificationPolicy
-from reporting.domain.notifications import RESOLVE, AlertFacts, ClockFacts, Planned, plan
-from slm_shared.events import ClockTransitionData, CloudEvent, SloAlertData
+from reporting.domain.notifications import RESOLVE, AlertFacts, ClockFacts, Facts, Planned, ReportFacts, plan
+from slm_shared.events import ClockTransitionData, CloudEvent, ReportPublishedData, SloAlertData
 from slm_shared.secret_cipher import SecretCipher
 
 log = logging.getLogger(__name__)
@@ -118,7 +118,7 @@ def new_id() -> str:
     return f"ntf_{secrets.token_hex(10)}"
 
 
-def planned_row(tenant: str, version: int, planned: Planned, facts: ClockFacts | AlertFacts,
+def planned_row(tenant: str, version: int, planned: Planned, facts: Facts,
                 data: dict[str, Any], now: datetime) -> dict[str, Any]:
     clock = facts if isinstance(facts, ClockFacts) else None
     return {
@@ -173,6 +173,24 @@ async def plan_batch(session: AsyncSession, clocks: Sequence[tuple[CloudEvent, C
                 row |= {"status": "suppressed", "reason": f"stale: received {now - event.time} after the event"}
             rows.append(row)
     rows = await _with_something_to_resolve(session, rows)
+    await insert_planned(session, rows)
+    return len(rows)
+
+
+async def plan_report_published(session: AsyncSession, event: CloudEvent, data: ReportPublishedData,
+                                label: str, kind: str, now: datetime) -> int:
+    """The notifications of a report publication, planned in the transaction that freezes the snapshot and
+    adds `report.published.v1` to the outbox: the report is published and its distribution planned together,
+    or neither. Returns how many were planned."""
+    stored = (await load_policies(session, [event.tenantid])).get(event.tenantid)
+    if stored is None:
+        return 0
+    facts = ReportFacts(report_id=data.report_id, service=data.scope.get("service"),
+                        customer=data.scope.get("customer"), at=event.time)
+    document = data.model_dump(mode="json") | {"label": label, "kind": kind, "service": facts.service,
+                                                "customer": facts.customer}
+    rows = [planned_row(event.tenantid, stored.version, planned, facts, document, now)
+            for planned in plan(facts, stored.policy)]
     await insert_planned(session, rows)
     return len(rows)
 

@@ -10,7 +10,7 @@ from datetime import datetime
 from string import Template
 from zoneinfo import ZoneInfo
 
-from reporting.domain.notification_policy import Language, Templates
+from reporting.domain.notification_policy import REPORT_PUBLISHED, Language, Templates
 from reporting.domain.notifications import Values
 
 TITLES: dict[Language, dict[str, str]] = {
@@ -20,6 +20,7 @@ TITLES: dict[Language, dict[str, str]] = {
         "stopped_breached": "SLA closed in breach: $ticket_id $metric",
         "resolve": "SLA clock stopped: $ticket_id $metric",
         "slo": "SLO alert $alert: $slo_id",
+        "report.published": "Service level report published: $label (revision $revision)",
     },
     "zh-CN": {
         "warning": "SLA 预警：$ticket_id $metric 已达 $threshold %",
@@ -27,16 +28,19 @@ TITLES: dict[Language, dict[str, str]] = {
         "stopped_breached": "SLA 违约结束：$ticket_id $metric",
         "resolve": "SLA 计时已停止：$ticket_id $metric",
         "slo": "SLO 告警 $alert：$slo_id",
+        "report.published": "服务级别报告已发布：$label（修订 $revision）",
     },
 }
 LABELS: dict[Language, dict[str, str]] = {
     "en": {"ticket": "Ticket", "metric": "Metric", "priority": "Priority", "service": "Service",
            "customer": "Customer", "due": "Due", "remaining": "Remaining", "elapsed": "Elapsed",
            "percent": "Used", "as_of": "as of", "level": "Escalation level", "link": "Explained clock",
-           "slo": "SLO", "burn_rate": "Burn rate", "ack": "Acknowledge"},
+           "slo": "SLO", "burn_rate": "Burn rate", "ack": "Acknowledge", "period": "Period",
+           "revision": "Revision", "report": "Report"},
     "zh-CN": {"ticket": "工单", "metric": "指标", "priority": "优先级", "service": "服务", "customer": "客户",
               "due": "截止时间", "remaining": "剩余", "elapsed": "已用", "percent": "已用比例", "as_of": "截至",
-              "level": "升级级别", "link": "时钟详情", "slo": "SLO", "burn_rate": "消耗速率", "ack": "确认"},
+              "level": "升级级别", "link": "时钟详情", "slo": "SLO", "burn_rate": "消耗速率", "ack": "确认",
+              "period": "周期", "revision": "修订", "report": "报告"},
 }
 
 
@@ -79,7 +83,8 @@ def compose(values: dict[str, str], fields: list[tuple[str, str]], kind: str, la
     shown = tuple((labels.get(key, key), value) for key, value in fields)
     if override and override.text:
         shown = (("", Template(override.text).safe_substitute(values)), *shown)
-    return Message(title, shown, link, labels["link"], severity, ack_link, labels["ack"])
+    link_label = labels["report"] if kind == REPORT_PUBLISHED else labels["link"]
+    return Message(title, shown, link, link_label, severity, ack_link, labels["ack"])
 
 
 def when(instant: datetime | None, timezone_name: str) -> str:
@@ -98,7 +103,12 @@ def notification_message(trigger: str, level: int, facts: dict[str, object], val
     text["trigger"] = trigger
     text["link"] = link or ""
     fields: list[tuple[str, str]] = []
-    if kind == "slo":
+    if kind == REPORT_PUBLISHED:
+        fields += [("period", text.get("label", "")), ("revision", text.get("revision", "0")),
+                   ("service", text.get("service", "*")), ("customer", text.get("customer", "*")),
+                   ("report", text.get("report_id", ""))]
+        severity = "info"
+    elif kind == "slo":
         fields += [("slo", text.get("slo_id", "")), ("service", text.get("service", "")),
                    ("burn_rate", text.get("burn_rate", "-"))]
         severity = "critical" if facts.get("alert") == "page" else "warning"

@@ -39,6 +39,7 @@ ClockTrigger = Literal["warning", "breached", "stopped_breached"]
 SloTrigger = Literal["page", "ticket", "budget_exhausted"]
 ChannelType = Literal["webhook", "slack", "teams", "pagerduty", "alertmanager", "email"]
 Language = Literal["en", "zh-CN"]
+REPORT_PUBLISHED = "report.published"
 STORED = "stored"  # validation context: a policy read back from the store, its secrets kept apart
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _DURATION = re.compile(r"^(\d+)([smhd])$")
@@ -79,11 +80,12 @@ Duration = Annotated[str, Field(max_length=16), AfterValidator(_duration)]
 
 class Trigger(BaseModel):
     """`breached`, `stopped_breached`, `{event: warning, threshold: 75}` (the engine's `warn_at` percent crossed),
-    or `{event: slo_alert, alert: page}`."""
+    `{event: slo_alert, alert: page}`, or `report_published` (a period's report frozen and published, its
+    original or an amendment: the distribution of the report)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    event: Literal["warning", "breached", "stopped_breached", "slo_alert"]
+    event: Literal["warning", "breached", "stopped_breached", "slo_alert", "report_published"]
     threshold: int | None = Field(default=None, ge=1, le=99)
     alert: SloTrigger | None = None
 
@@ -104,7 +106,9 @@ class Trigger(BaseModel):
 
     @property
     def name(self) -> str:
-        """The trigger part of the idempotency key: `warning:75`, `breached`, `slo:page`."""
+        """The trigger part of the idempotency key: `warning:75`, `breached`, `slo:page`, `report.published`."""
+        if self.event == "report_published":
+            return REPORT_PUBLISHED
         if self.event == "warning":
             return f"warning:{self.threshold}"
         if self.event == "slo_alert":

@@ -12,6 +12,8 @@ Rules:
   same keys again, which the store refuses, so nothing is ever sent twice for one of them.
 - A stop (`met`, `stopped_breached`, `cancelled`) also plans a `resolve` for each PagerDuty or Alertmanager rule
   the cycle matches, with the same dedup key as its triggers; it is sent only if a trigger was.
+- A published report (`report.published`) notifies each rule naming it whose service/customer filters match the
+  published scope, once per report revision and rule (its first level only: a publication is a fact).
 """
 
 from __future__ import annotations
@@ -19,10 +21,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from reporting.domain.notification_policy import Level, NotificationPolicy, Rule, parse_duration
+from reporting.domain.notification_policy import REPORT_PUBLISHED, Level, NotificationPolicy, Rule, parse_duration
 
 STOPS = frozenset({"met", "stopped_breached", "cancelled"})
 RESOLVE = "resolve"
+FINAL = frozenset({"stopped_breached", REPORT_PUBLISHED})  # facts, not conditions: nothing to escalate
 
 
 @dataclass(frozen=True)
@@ -72,6 +75,26 @@ class AlertFacts:
 
 
 @dataclass(frozen=True)
+class ReportFacts:
+    """A report frozen and published (`report.published.v1`): one notification per revision and rule."""
+
+    report_id: str
+    service: str | None  # the published scope
+    customer: str | None
+    at: datetime  # the publication instant
+
+    @property
+    def cycle_key(self) -> str:
+        return f"report/{self.report_id}"
+
+    def filter_values(self) -> dict[str, str | None]:
+        return {"service": self.service, "customer": self.customer}
+
+
+Facts = ClockFacts | AlertFacts | ReportFacts
+
+
+@dataclass(frozen=True)
 class Planned:
     """One notification to store: sent at `due_at` unless its condition no longer holds then."""
 
@@ -86,7 +109,7 @@ class Planned:
     recipients: tuple[str, ...]
 
 
-def plan(facts: ClockFacts | AlertFacts, policy: NotificationPolicy) -> list[Planned]:
+def plan(facts: Facts, policy: NotificationPolicy) -> list[Planned]:
     """Every notification the event makes due under `policy`, every ladder level of it."""
     if isinstance(facts, ClockFacts) and facts.transition == "recalculated":
         return []
@@ -103,9 +126,12 @@ def plan(facts: ClockFacts | AlertFacts, policy: NotificationPolicy) -> list[Pla
     return planned
 
 
-def _trigger_named(rule: Rule, facts: ClockFacts | AlertFacts) -> str | None:
+def _trigger_named(rule: Rule, facts: Facts) -> str | None:
     for trigger in rule.triggers:
-        if isinstance(facts, AlertFacts):
+        if isinstance(facts, ReportFacts):
+            if trigger.event == "report_published":
+                return trigger.name
+        elif isinstance(facts, AlertFacts):
             if trigger.event == "slo_alert" and trigger.alert == facts.alert and facts.state == "firing":
                 return trigger.name
         elif trigger.event == facts.transition and (trigger.event != "warning" or trigger.threshold == facts.threshold):
@@ -119,14 +145,14 @@ def _pages(rule: Rule, policy: NotificationPolicy) -> bool:
     return channel is not None and channel.type in ("pagerduty", "alertmanager")
 
 
-def _ladder(rule: Rule, facts: ClockFacts | AlertFacts, trigger: str) -> list[Planned]:
-    levels = rule.ladder[:1] if trigger == "stopped_breached" else rule.ladder  # a final fact: nothing to escalate
+def _ladder(rule: Rule, facts: Facts, trigger: str) -> list[Planned]:
+    levels = rule.ladder[:1] if trigger in FINAL else rule.ladder
     return [_one(rule, facts, trigger, index, facts.at + level.delay, level.channel or rule.channel,
                  level.recipients if level.recipients is not None else rule.recipients)
             for index, level in enumerate(levels)]
 
 
-def _one(rule: Rule, facts: ClockFacts | AlertFacts, trigger: str, level: int, at: datetime, channel: str,
+def _one(rule: Rule, facts: Facts, trigger: str, level: int, at: datetime, channel: str,
          recipients: list[str]) -> Planned:
     ladder = f"{facts.cycle_key}/{trigger}/{rule.id}"
     due = rule.calendar.next_working_instant(at) if rule.calendar and trigger != RESOLVE else at
@@ -139,7 +165,7 @@ def repeat_after(rule: Rule, sent: Planned) -> Planned | None:
     (before deferral by the calendar, so repeats keep their rhythm), or None when the rule does not repeat,
     the level is not the last, or the repeats are used up."""
     escalation = rule.escalation
-    if escalation is None or escalation.repeat_every is None or sent.trigger in ("stopped_breached", RESOLVE):
+    if escalation is None or escalation.repeat_every is None or sent.trigger in (*FINAL, RESOLVE):
         return None
     last = len(escalation.levels) - 1
     if sent.level < last or sent.level - last >= escalation.max_repeats:
@@ -172,9 +198,10 @@ def still_holds(trigger: str, clock: ClockNow | None) -> str | None:
     """None when the notification should go out now, else why it is suppressed.
 
     A warning or a breach (and every escalation of them) is news only while the clock runs: an answered,
-    paused, stopped or cancelled clock needs nobody. A `stopped_breached` is a fact and always goes.
+    paused, stopped or cancelled clock needs nobody. A `stopped_breached` and a `report.published` are facts
+    and always go.
     """
-    if trigger in ("stopped_breached", RESOLVE) or trigger.startswith("slo:"):
+    if trigger in (*FINAL, RESOLVE) or trigger.startswith("slo:"):
         return None
     if clock is None:
         return "the clock is not in the read model"

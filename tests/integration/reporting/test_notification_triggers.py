@@ -1,0 +1,92 @@
+"""Notifications beyond a clock's own transitions, on the real stack: a report's publication (and the review's
+distribution record of it), a correction after a recalculation, and events that arrive late.
+
+Same setting as test_notifications.py: reporting in-process with its clock pinned, events through Kafka,
+real receivers on loopback checking each payload's documented shape.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from functools import partial
+
+import pytest
+import sqlalchemy as sa
+
+from reporting import tables
+from tests.integration.reporting.conftest import Reporting
+from tests.integration.reporting.events import local
+from tests.integration.reporting.receivers import WEBHOOK_SECRET, Receivers, running_receivers
+from tests.integration.reporting.test_notifications import _count, apply, eventually, passes
+from tests.integration.reporting.test_period_close import close, configured_tenant
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+async def receivers(reporting: Reporting) -> AsyncIterator[Receivers]:
+    async with running_receivers() as running:
+        yield running
+    reporting.clock.pinned = None
+
+
+def report_policy(receivers: Receivers) -> str:
+    return f"""
+channels:
+  - {{name: desk, type: webhook, url: "{receivers.base_url}/hook", secret: {WEBHOOK_SECRET}}}
+rules:
+  - {{id: every-report, triggers: [report_published], channel: desk, recipients: [sla-manager]}}
+  - {{id: acme-reports, triggers: [report_published], match: {{customer: acme}}, channel: desk,
+     recipients: [acme-service-owner, acme-cio]}}
+"""
+
+
+async def test_a_published_report_notifies_its_rules_and_the_review_lists_who_received_it(
+        reporting: Reporting, receivers: Receivers) -> None:
+    """September closes with two snapshots (everything, and acme's: test_period_close.CONFIG). `every-report`
+    matches both, `acme-reports` only acme's: three notifications, each once, however often the close runs."""
+    tenant = await configured_tenant(reporting, "ntf-pub")
+    await apply(tenant, report_policy(receivers))
+    published = await close(tenant, local("10-01 01:30"))
+    assert await close(tenant, local("10-01 02:30")) == []  # closing again publishes and plans nothing
+    everything, acme = (str(p["report_id"]) for p in published)
+    await eventually(partial(_count, receivers, "/hook", 3), "the three publications were delivered")
+    await passes(reporting)
+
+    hooks = receivers.at("/hook")
+    assert [h.problems for h in hooks] == [[], [], []]
+    sent = sorted((h.body["data"]["report_id"], h.body["data"]["rule"], tuple(h.body["data"]["recipients"]))
+                  for h in hooks)
+    assert sent == sorted([(everything, "every-report", ("sla-manager",)),
+                           (acme, "every-report", ("sla-manager",)),
+                           (acme, "acme-reports", ("acme-service-owner", "acme-cio"))])
+    acme_hook = next(h for h in hooks if h.body["data"]["rule"] == "acme-reports")
+    data = acme_hook.body["data"]
+    assert (data["trigger"], data["label"], data["revision"], data["customer"]) == (
+        "report.published", "2026-09", 0, "acme")
+    assert data["title"] == "Service level report published: 2026-09 (revision 0)"
+    assert data["link"] == f"http://reporting.test/v1/reports/{acme}?format=html"
+    assert data["ack_link"] is None  # a publication is a fact: nothing to escalate, nothing to acknowledge
+
+    # The notification rows were written by the transaction that froze the snapshot: the same instant.
+    async with reporting.sessions() as session:
+        n, s = tables.notifications, tables.report_snapshots
+        pairs = (await session.execute(sa.select(n.c.created_at, s.c.created_at).join(
+            s, sa.and_(s.c.tenant_id == n.c.tenant_id,
+                       s.c.report_id == sa.func.split_part(n.c.ladder_key, "/", 2))).where(
+            n.c.tenant_id == tenant.name))).all()
+    assert len(pairs) == 3
+    assert all(planned == frozen for planned, frozen in pairs)
+
+    review = (await tenant.get("/v1/reviews/2026-09")).json()
+    [distributed] = review["distribution"]
+    assert (distributed["report_id"], distributed["revision"]) == (everything, 0)
+    assert [(d["rule_id"], d["channel"], d["recipients"], d["status"], d["delivered_at"], d["attempts"])
+            for d in distributed["deliveries"]] == [
+        ("every-report", "desk", ["sla-manager"], "sent", "2026-11-20T04:00:00Z", 1)]  # 12:00 in Shanghai
+    review_acme = (await tenant.get("/v1/reviews/2026-09", customer="acme")).json()
+    [distributed_acme] = review_acme["distribution"]
+    assert [(d["rule_id"], d["recipients"], d["status"]) for d in distributed_acme["deliveries"]] == [
+        ("acme-reports", ["acme-service-owner", "acme-cio"], "sent"), ("every-report", ["sla-manager"], "sent")]
+    page = await tenant.get("/v1/reviews/2026-09", customer="acme", format="html", lang="zh")
+    assert "发送给 acme-service-owner, acme-cio 经由 desk (acme-reports): sent" in page.text
