@@ -8,16 +8,26 @@ real receivers on loopback checking each payload's documented shape.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import datetime, timedelta
 from functools import partial
 
 import pytest
 import sqlalchemy as sa
 
 from reporting import tables
-from tests.integration.reporting.conftest import Reporting
-from tests.integration.reporting.events import local
+from slm_shared.events import CloudEvent, RetractedTransition
+from tests.integration.reporting.conftest import Reporting, Tenant
+from tests.integration.reporting.events import clock_event, local
 from tests.integration.reporting.receivers import WEBHOOK_SECRET, Receivers, running_receivers
-from tests.integration.reporting.test_notifications import _count, apply, eventually, passes
+from tests.integration.reporting.test_notifications import (
+    BREACH,
+    _count,
+    apply,
+    breach,
+    delivery_log,
+    eventually,
+    passes,
+)
 from tests.integration.reporting.test_period_close import close, configured_tenant
 
 pytestmark = pytest.mark.integration
@@ -90,3 +100,70 @@ async def test_a_published_report_notifies_its_rules_and_the_review_lists_who_re
         ("acme-reports", ["acme-service-owner", "acme-cio"], "sent"), ("every-report", ["sla-manager"], "sent")]
     page = await tenant.get("/v1/reviews/2026-09", customer="acme", format="html", lang="zh")
     assert "发送给 acme-service-owner, acme-cio 经由 desk (acme-reports): sent" in page.text
+
+
+def correcting_policy(receivers: Receivers) -> str:
+    return f"""
+channels:
+  - {{name: desk, type: webhook, url: "{receivers.base_url}/hook", secret: {WEBHOOK_SECRET}}}
+  - {{name: quiet, type: webhook, url: "{receivers.base_url}/hook/other", secret: {WEBHOOK_SECRET}}}
+rules:
+  - {{id: corrected, triggers: [breached], channel: desk, recipients: [oncall], on_recalculation: correct}}
+  - {{id: default, triggers: [breached], channel: quiet, recipients: [oncall]}}
+"""
+
+
+def recalculated(tenant: Tenant, ticket: str, at: datetime, sequence: int, *, event_id: str | None = None,
+                 breached_at: datetime | None = None, due_at: datetime = BREACH + timedelta(minutes=30),
+                 retracts: RetractedTransition | None = None) -> CloudEvent:
+    """The engine, on a late event showing a 30-minute pause before the breach: the clock runs on, due half an
+    hour later, not breached (elapsed 4 h - 30 min at the pause's end, then 20 minutes more)."""
+    return clock_event(tenant.name, ticket, "recalculated", at, metric="resolution", state="running",
+                       elapsed=13800, priority="P1", started_at=BREACH - timedelta(hours=4), breached_at=breached_at,
+                       due_at=due_at, calendar="24x7", target=14400, sequence=sequence, event_id=event_id,
+                       retracts=retracts)
+
+
+async def test_a_recalculation_that_retracts_a_sent_breach_sends_one_correction_and_only_where_asked(
+        reporting: Reporting, receivers: Receivers) -> None:
+    tenant = await reporting.tenant("ntf-fix")
+    await apply(tenant, correcting_policy(receivers))
+    reporting.clock.pinned = BREACH
+    await reporting.publish([breach(tenant, "INC-C1", due_at=BREACH, sequence=2)])
+    await eventually(lambda: _both(receivers, 1, 1), "the breach went to both rules")
+
+    at = BREACH + timedelta(minutes=20)
+    reporting.clock.pinned = at
+    retraction = recalculated(tenant, "INC-C1", at, 3, event_id="INC-C1:gold:resolution:1:3:recalculated",
+                              retracts=RetractedTransition(transition="breached", at=BREACH))
+    republished = recalculated(tenant, "INC-C1", at, 3, retracts=RetractedTransition(transition="breached", at=BREACH))
+    # The same recalculation redelivered, then published again under another id: one correction.
+    await reporting.publish([retraction, retraction, republished])
+    await reporting.wait_applied(tenant.name, 3)
+    await eventually(lambda: _both(receivers, 2, 1), "the correction went out")
+    # A later recalculation that leaves what the correction said as it was: nothing more.
+    later = BREACH + timedelta(minutes=25)
+    reporting.clock.pinned = later
+    await reporting.publish([recalculated(tenant, "INC-C1", later, 4)])
+    await reporting.wait_applied(tenant.name, 4)
+    await passes(reporting)
+
+    assert (len(receivers.at("/hook")), len(receivers.at("/hook/other"))) == (2, 1)
+    correction = receivers.at("/hook")[1]
+    assert correction.problems == []
+    data = correction.body["data"]
+    assert (data["trigger"], data["rule"], data["title"]) == ("correction", "corrected",
+                                                              "SLA correction: INC-C1 resolution")
+    assert data["correction"] == {
+        "changed": ["retracted", "breached", "due_at"], "corrects": "breached",
+        "before": {"state": "running", "breached": True, "due_at": "2026-12-08T03:00:00Z"},
+        "after": {"state": "running", "breached": False, "due_at": "2026-12-08T03:30:00Z"}}
+    # Figures for the sending instant: 13,800 s at the recalculation, the clock running 24x7.
+    assert (data["elapsed_seconds_now"], data["remaining_seconds_now"]) == (13800, 600)
+    log = await delivery_log(tenant, ticket="INC-C1")
+    assert sorted((row["trigger"], row["rule_id"], row["status"]) for row in log) == [
+        ("breached", "corrected", "sent"), ("breached", "default", "sent"), ("correction", "corrected", "sent")]
+
+
+async def _both(receivers: Receivers, hook: int, quiet: int) -> bool:
+    return len(receivers.at("/hook")) >= hook and len(receivers.at("/hook/other")) >= quiet

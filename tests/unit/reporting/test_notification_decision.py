@@ -16,6 +16,10 @@ from reporting.domain.notifications import (
     AlertFacts,
     ClockFacts,
     ClockNow,
+    ReportFacts,
+    Retracted,
+    Said,
+    corrections,
     plan,
     repeat_after,
     retry_delay,
@@ -209,3 +213,55 @@ def test_a_policy_over_its_limits_or_inconsistent_is_refused_with_the_reason(doc
                                                                               complaint: str) -> None:
     with pytest.raises(ValidationError, match=complaint.replace("(", r"\(").replace("`", ".")):
         NotificationPolicy.model_validate(document)
+
+
+CORRECTING = policy("""
+channels:
+  - {name: desk, type: webhook, url: "http://127.0.0.1:1/hook"}
+rules:
+  - {id: told-and-corrected, triggers: [breached], channel: desk, recipients: [oncall], on_recalculation: correct}
+  - {id: told-once, triggers: [breached], channel: desk, recipients: [oncall]}
+""")
+
+
+def test_a_recalculation_that_retracts_a_sent_breach_plans_one_correction_for_the_rule_that_asks() -> None:
+    breach = datetime(2026, 12, 8, 3, 0, tzinfo=UTC)
+    before = Said("breached", "running", True, breach)
+    after = Said("recalculated", "running", False, breach + timedelta(minutes=30))
+    facts = clock("recalculated", breach + timedelta(minutes=20), "P1")
+    planned = corrections(facts, "3", after, Retracted("breached", breach, None),
+                          {"told-and-corrected": before, "told-once": before}, CORRECTING)
+    assert [(p.rule_id, p.trigger, p.key, p.due_at, changed) for p, changed in planned] == [
+        ("told-and-corrected", "correction", "clock/INC-1/gold/resolution/1/correction/told-and-corrected/3",
+         breach + timedelta(minutes=20), ["retracted", "breached", "due_at"])]
+    # The same recalculation again (a redelivery, a republication): the same key.
+    assert [p.key for p, _ in corrections(facts, "3", after, None, {"told-and-corrected": before}, CORRECTING)] \
+        == [planned[0][0].key]
+
+
+def test_a_recalculation_that_changes_nothing_said_or_finds_nothing_sent_plans_no_correction() -> None:
+    breach = datetime(2026, 12, 8, 3, 0, tzinfo=UTC)
+    said = Said("breached", "running", True, breach)
+    facts = clock("recalculated", breach + timedelta(minutes=20), "P1")
+    assert corrections(facts, "4", Said("recalculated", "running", True, breach), None,
+                       {"told-and-corrected": said}, CORRECTING) == []
+    assert corrections(facts, "4", Said("recalculated", "met", False, None), None, {}, CORRECTING) == []
+    # Only what was said counts: a stop after a sent warning changes its state.
+    [(_, changed)] = corrections(facts, "5", Said("recalculated", "met", False, None), None,
+                                 {"told-and-corrected": Said("warning:75", "running", False, breach)}, CORRECTING)
+    assert changed == ["due_at", "state"]
+
+
+def test_a_published_report_notifies_rules_whose_filters_match_its_scope_once_per_revision() -> None:
+    reports = policy("""
+channels: [{name: desk, type: webhook, url: "http://127.0.0.1:1/hook"}]
+rules:
+  - {id: all, triggers: [report_published], channel: desk, escalation: {levels: [{after: 0m}, {after: 1h}]}}
+  - {id: acme, triggers: [report_published], match: {customer: acme}, channel: desk}
+  - {id: breaches, triggers: [breached], channel: desk}
+""")
+    at = datetime(2026, 10, 1, 1, 30, tzinfo=UTC)
+    whole = plan(ReportFacts("r-1", None, None, at), reports)
+    assert [(p.rule_id, p.key, p.level, p.due_at) for p in whole] == [
+        ("all", "report/r-1/report.published/all/0", 0, at)]  # a publication is a fact: its first level only
+    assert [p.rule_id for p in plan(ReportFacts("r-2", None, "acme", at), reports)] == ["all", "acme"]

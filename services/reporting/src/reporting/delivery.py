@@ -35,7 +35,15 @@ from reporting.ack_links import AckLinks
 from reporting.channels import Delivery, DeliveryFailed, Senders
 from reporting.domain.messages import notification_message
 from reporting.domain.notification_policy import REPORT_PUBLISHED, NotificationPolicy
-from reporting.domain.notifications import ClockNow, Planned, repeat_after, retry_delay, still_holds, values_at
+from reporting.domain.notifications import (
+    CORRECTION,
+    ClockNow,
+    Planned,
+    repeat_after,
+    retry_delay,
+    still_holds,
+    values_at,
+)
 from reporting.handlers import Now
 from reporting.notifications import PolicyStore, StoredPolicy, load_policies, new_id
 from reporting.settings import ReportingSettings
@@ -206,7 +214,7 @@ class NotificationDelivery:
         values = values_at(clock, now) if clock is not None and row["ticket_id"] else None
         link = self._clock_link(row) if row["trigger"] != REPORT_PUBLISHED else row["facts"]["links"].get("html")
         ack_link = (self._ack_links.link(row["id"], now) if self._ack_links
-                    and row["trigger"] not in ("resolve", REPORT_PUBLISHED) else None)
+                    and row["trigger"] not in ("resolve", REPORT_PUBLISHED, CORRECTION) else None)
         message = notification_message(row["trigger"], row["level"], row["facts"], values, language,
                                        rule.templates.get(language), link,
                                        rule.calendar.timezone if rule.calendar else "UTC", ack_link)

@@ -22,7 +22,18 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from reporting import tables
 from reporting.domain.notification_policy import STORED, NotificationPolicy
-from reporting.domain.notifications import RESOLVE, AlertFacts, ClockFacts, Facts, Planned, ReportFacts, plan
+from reporting.domain.notifications import (
+    RESOLVE,
+    AlertFacts,
+    ClockFacts,
+    Facts,
+    Planned,
+    ReportFacts,
+    Retracted,
+    Said,
+    corrections,
+    plan,
+)
 from slm_shared.events import ClockTransitionData, CloudEvent, ReportPublishedData, SloAlertData
 from slm_shared.secret_cipher import SecretCipher
 
@@ -172,9 +183,71 @@ async def plan_batch(session: AsyncSession, clocks: Sequence[tuple[CloudEvent, C
             if stale:
                 row |= {"status": "suppressed", "reason": f"stale: received {now - event.time} after the event"}
             rows.append(row)
+    rows.extend(await _corrections(session, policies, clocks, now, max_age))
     rows = await _with_something_to_resolve(session, rows)
     await insert_planned(session, rows)
     return len(rows)
+
+
+def said(trigger: str, data: dict[str, Any]) -> Said:
+    due = data.get("due_at")
+    return Said(trigger=trigger, state=str(data.get("state")), breached=bool(data.get("breached")),
+                due_at=datetime.fromisoformat(due) if isinstance(due, str) else None,
+                threshold=data.get("threshold"))
+
+
+def _figures(told: Said) -> dict[str, Any]:
+    # The instant as the events' JSON writes it (pydantic: `Z` for UTC).
+    due = told.due_at.isoformat().replace("+00:00", "Z") if told.due_at else None
+    return {"state": told.state, "breached": told.breached, "due_at": due}
+
+
+async def _corrections(session: AsyncSession, policies: dict[str, StoredPolicy],
+                       clocks: Sequence[tuple[CloudEvent, ClockTransitionData]], now: datetime,
+                       max_age: timedelta) -> list[dict[str, Any]]:
+    """The corrections the batch's recalculations make due: for tenants with a rule that asks for them, the
+    latest sent notification of each recalculated cycle and rule (one statement) against the recalculation."""
+    recalculated = [(event, data) for event, data in clocks if data.transition == "recalculated"
+                    and (stored := policies.get(event.tenantid)) is not None
+                    and any(rule.on_recalculation == "correct" for rule in stored.policy.rules)]
+    if not recalculated:
+        return []
+    t = tables.notifications
+    cycles = sorted({(event.tenantid, d.ticket_id, d.policy_id, d.metric, d.cycle) for event, d in recalculated})
+    latest = (await session.execute(
+        sa.select(t.c.tenant_id, t.c.ticket_id, t.c.policy_id, t.c.metric, t.c.cycle, t.c.rule_id, t.c.trigger,
+                  t.c.facts).where(t.c.status == "sent", t.c.trigger != RESOLVE,
+                                   sa.tuple_(t.c.tenant_id, t.c.ticket_id, t.c.policy_id, t.c.metric, t.c.cycle)
+                                   .in_(cycles))
+        .order_by(t.c.tenant_id, t.c.ticket_id, t.c.policy_id, t.c.metric, t.c.cycle, t.c.rule_id,
+                  t.c.sent_at.desc())
+        .ext(distinct_on(t.c.tenant_id, t.c.ticket_id, t.c.policy_id, t.c.metric, t.c.cycle, t.c.rule_id)))).all()
+    sent: dict[tuple[Any, ...], dict[str, Said]] = {}
+    for found in latest:
+        sent.setdefault(tuple(found)[:5], {})[found.rule_id] = said(found.trigger, found.facts)
+    rows: list[dict[str, Any]] = []
+    for event, data in recalculated:
+        stored = policies[event.tenantid]
+        before = sent.get((event.tenantid, data.ticket_id, data.policy_id, data.metric, data.cycle))
+        if not before:
+            continue
+        document = data.model_dump(mode="json")
+        after = said("recalculated", document)
+        retracted = (Retracted(data.retracts.transition, data.retracts.at, data.retracts.threshold)
+                     if data.retracts else None)
+        # The engine's publication number identifies the recalculation in its cycle; the event id otherwise.
+        recalculation = str(data.sequence) if data.sequence is not None else event.id
+        facts = clock_facts(event, data)
+        for planned, changed in corrections(facts, recalculation, after, retracted, before, stored.policy):
+            was = before[planned.rule_id]
+            correction = {"changed": changed, "corrects": was.trigger, "before": _figures(was),
+                          "after": _figures(after)}
+            row = planned_row(event.tenantid, stored.version, planned, facts, document | {"correction": correction},
+                              now)
+            if now - event.time > max_age:
+                row |= {"status": "suppressed", "reason": f"stale: received {now - event.time} after the event"}
+            rows.append(row)
+    return rows
 
 
 async def plan_report_published(session: AsyncSession, event: CloudEvent, data: ReportPublishedData,

@@ -8,10 +8,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from string import Template
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from reporting.domain.notification_policy import REPORT_PUBLISHED, Language, Templates
-from reporting.domain.notifications import Values
+from reporting.domain.notifications import CORRECTION, Values
 
 TITLES: dict[Language, dict[str, str]] = {
     "en": {
@@ -21,6 +22,7 @@ TITLES: dict[Language, dict[str, str]] = {
         "resolve": "SLA clock stopped: $ticket_id $metric",
         "slo": "SLO alert $alert: $slo_id",
         "report.published": "Service level report published: $label (revision $revision)",
+        "correction": "SLA correction: $ticket_id $metric",
     },
     "zh-CN": {
         "warning": "SLA 预警：$ticket_id $metric 已达 $threshold %",
@@ -29,6 +31,7 @@ TITLES: dict[Language, dict[str, str]] = {
         "resolve": "SLA 计时已停止：$ticket_id $metric",
         "slo": "SLO 告警 $alert：$slo_id",
         "report.published": "服务级别报告已发布：$label（修订 $revision）",
+        "correction": "SLA 更正：$ticket_id $metric",
     },
 }
 LABELS: dict[Language, dict[str, str]] = {
@@ -36,11 +39,13 @@ LABELS: dict[Language, dict[str, str]] = {
            "customer": "Customer", "due": "Due", "remaining": "Remaining", "elapsed": "Elapsed",
            "percent": "Used", "as_of": "as of", "level": "Escalation level", "link": "Explained clock",
            "slo": "SLO", "burn_rate": "Burn rate", "ack": "Acknowledge", "period": "Period",
-           "revision": "Revision", "report": "Report"},
+           "revision": "Revision", "report": "Report", "corrects": "Corrects", "retracted": "Retracted",
+           "breached": "Breached", "state": "State", "yes": "yes", "no": "no"},
     "zh-CN": {"ticket": "工单", "metric": "指标", "priority": "优先级", "service": "服务", "customer": "客户",
               "due": "截止时间", "remaining": "剩余", "elapsed": "已用", "percent": "已用比例", "as_of": "截至",
               "level": "升级级别", "link": "时钟详情", "slo": "SLO", "burn_rate": "消耗速率", "ack": "确认",
-              "period": "周期", "revision": "修订", "report": "报告"},
+              "period": "周期", "revision": "修订", "report": "报告", "corrects": "更正", "retracted": "已撤回",
+              "breached": "违约", "state": "状态", "yes": "是", "no": "否"},
 }
 
 
@@ -93,6 +98,27 @@ def when(instant: datetime | None, timezone_name: str) -> str:
     return instant.astimezone(ZoneInfo(timezone_name)).isoformat(timespec="minutes")
 
 
+def _corrected(correction: dict[str, Any], language: Language, timezone_name: str) -> list[tuple[str, str]]:
+    """`before -> after` of each figure a recalculation changed in what was sent."""
+    labels = LABELS[language]
+    before, after = correction["before"], correction["after"]
+
+    def shown(key: str, value: Any) -> str:
+        if key == "breached":
+            return labels["yes" if value else "no"]
+        if key == "due_at":
+            return when(datetime.fromisoformat(value), timezone_name) if value else "-"
+        return str(value)
+
+    fields = [("corrects", str(correction["corrects"]))]
+    for key in correction["changed"]:
+        if key == "retracted":
+            fields.append(("retracted", str(correction["corrects"])))
+        else:
+            fields.append(({"due_at": "due"}.get(key, key), f"{shown(key, before[key])} → {shown(key, after[key])}"))
+    return fields
+
+
 def notification_message(trigger: str, level: int, facts: dict[str, object], values: Values | None,
                          language: Language, override: Templates | None, link: str | None,
                          timezone_name: str, ack_link: str | None = None) -> Message:
@@ -124,7 +150,10 @@ def notification_message(trigger: str, level: int, facts: dict[str, object], val
                 fields.append(("due", text["due_at"]))
             as_of = "" if values.exact else f" ({LABELS[language]['as_of']} {when(values.as_of, timezone_name)})"
             fields += [("remaining", text["remaining"] + as_of), ("percent", f"{values.percent:.1f} %{as_of}")]
-        severity = {"warning": "warning", "resolve": "info"}.get(kind, "critical")
+        correction = facts.get("correction")
+        if kind == CORRECTION and isinstance(correction, dict):
+            fields += _corrected(correction, language, timezone_name)
+        severity = {"warning": "warning", "resolve": "info", CORRECTION: "info"}.get(kind, "critical")
     if level > 0:
         fields.append(("level", str(level)))
     return compose(text, fields, kind, language, override, link, severity, ack_link)

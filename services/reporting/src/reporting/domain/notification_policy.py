@@ -325,6 +325,9 @@ class Rule(BaseModel):
     calendar: NotificationCalendar | None = Field(default=None, description="none: any time (P1 always)")
     language: Language | None = None
     templates: dict[Language, Templates] = Field(default_factory=dict)
+    on_recalculation: Literal["ignore", "correct"] = Field(
+        default="ignore", description="`correct`: when a recalculation changes what a sent notification of this "
+        "rule said (breach retracted, due moved, state changed), send one correction with before and after")
 
     @property
     def ladder(self) -> list[Level]:
