@@ -167,3 +167,41 @@ async def test_a_recalculation_that_retracts_a_sent_breach_sends_one_correction_
 
 async def _both(receivers: Receivers, hook: int, quiet: int) -> bool:
     return len(receivers.at("/hook")) >= hook and len(receivers.at("/hook/other")) >= quiet
+
+
+async def test_templates_are_stored_with_the_policy_and_an_unknown_name_is_refused_at_the_door(
+        reporting: Reporting, receivers: Receivers) -> None:
+    tenant = await reporting.tenant("ntf-tpl")
+    refused = await reporting.client.put("/v1/notification-policies", headers=tenant.headers, json={
+        "channels": [{"name": "desk", "type": "webhook", "url": f"{receivers.base_url}/hook"}],
+        "rules": [{"id": "r", "triggers": ["breached"], "channel": "desk",
+                   "templates": {"en": {"title": "$ticket_id for $assignee"}}}]})
+    assert refused.status_code == 422, refused.text
+    assert "unknown template names ['assignee']" in refused.text
+    assert (await tenant.get("/v1/notification-policies")).status_code == 404  # nothing was stored
+
+    applied = await apply(tenant, f"""
+language: en
+templates:
+  en: {{title: "[$priority] $ticket_id breached ($customer)"}}
+  zh-Hans: {{title: "【$priority】$ticket_id 已违约"}}
+channels:
+  - {{name: desk, type: webhook, url: "{receivers.base_url}/hook", secret: {WEBHOOK_SECRET}}}
+rules:
+  - {{id: english, triggers: [breached], channel: desk}}
+  - id: chinese
+    triggers: [breached]
+    channel: desk
+    language: zh-Hans
+    templates: {{zh-Hans: {{text: "请值班处理 $ticket_id，剩余 $remaining"}}}}
+""")
+    assert applied["version"] == 1
+    assert applied["policy"]["templates"]["zh-CN"] == {"title": "【$priority】$ticket_id 已违约"}
+    reporting.clock.pinned = BREACH
+    await reporting.publish([breach(tenant, "INC-T1")])
+    await eventually(partial(_count, receivers, "/hook", 2), "both rules' messages went out")
+    by_rule = {r.body["data"]["rule"]: r.body["data"] for r in receivers.at("/hook")}
+    assert by_rule["english"]["title"] == "[P1] INC-T1 breached (acme)"
+    assert by_rule["chinese"]["title"] == "【P1】INC-T1 已违约"  # the tenant's title, the rule's text
+    assert by_rule["english"]["link"] == by_rule["chinese"]["link"] == \
+        "http://sla-engine.test/v1/tickets/INC-T1/clocks?at=2026-12-08T03:00:00%2B00:00"

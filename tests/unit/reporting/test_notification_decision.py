@@ -3,6 +3,7 @@ out by hand (2026-12-07 is a Monday; Asia/Shanghai is UTC+8 without daylight sav
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -10,8 +11,8 @@ import yaml
 from pydantic import ValidationError
 
 from reporting.channels import standard_webhook_signature
-from reporting.domain.messages import duration_text
-from reporting.domain.notification_policy import MAX_RULES, NotificationCalendar, NotificationPolicy
+from reporting.domain.messages import duration_text, notification_message
+from reporting.domain.notification_policy import MAX_RULES, NotificationCalendar, NotificationPolicy, Templates
 from reporting.domain.notifications import (
     AlertFacts,
     ClockFacts,
@@ -265,3 +266,49 @@ rules:
     assert [(p.rule_id, p.key, p.level, p.due_at) for p in whole] == [
         ("all", "report/r-1/report.published/all/0", 0, at)]  # a publication is a fact: its first level only
     assert [p.rule_id for p in plan(ReportFacts("r-2", None, "acme", at), reports)] == ["all", "acme"]
+
+
+TEMPLATED = {
+    "language": "zh-Hans",
+    "templates": {"en": {"title": "[$priority] $ticket_id: $trigger"},
+                  "zh-Hans": {"title": "【$priority】$ticket_id 已违约", "text": "请处理 $ticket_id，剩余 $remaining"}},
+    "channels": [{"name": "desk", "type": "webhook", "url": "http://127.0.0.1:1/hook"}],
+    "rules": [{"id": "own", "triggers": ["breached"], "channel": "desk",
+               "templates": {"zh": {"text": "值班请看 $ticket_id"}}},
+              {"id": "tenant", "triggers": ["breached"], "channel": "desk", "language": "en"}],
+}
+
+
+def test_templates_fall_back_field_by_field_from_the_rule_to_the_tenant_in_either_language() -> None:
+    templated = NotificationPolicy.model_validate(TEMPLATED)
+    own, tenant = templated.rules
+    assert templated.language == "zh-CN"  # zh-Hans and zh are Simplified Chinese
+    assert templated.templates_for(own, "zh-CN") == Templates(title="【$priority】$ticket_id 已违约",
+                                                              text="值班请看 $ticket_id")
+    assert templated.templates_for(tenant, "en") == Templates(title="[$priority] $ticket_id: $trigger")
+    assert templated.templates_for(tenant, "zh-CN") == templated.templates["zh-CN"]
+
+
+def test_a_template_renders_its_names_and_the_explained_clock_link_is_always_in_the_message() -> None:
+    templated = NotificationPolicy.model_validate(TEMPLATED)
+    facts = {"ticket_id": "INC-7", "metric": "resolution", "priority": "P1", "service": "email", "customer": "acme"}
+    link = "http://sla-engine.test/v1/tickets/INC-7/clocks?at=2026-12-08T03:00:00%2B00:00"
+    message = notification_message("breached", 0, dict(facts), None, "zh-CN",
+                                   templated.templates_for(templated.rules[0], "zh-CN"), link, "Asia/Shanghai")
+    assert message.title == "【P1】INC-7 已违约"
+    assert message.fields[0] == ("", "值班请看 INC-7")
+    assert f"时钟详情: {link}" in message.text.splitlines()  # the template never names $link: still there
+    english = notification_message("breached", 0, dict(facts), None, "en",
+                                   templated.templates_for(templated.rules[1], "en"), link, "UTC")
+    assert english.title == "[P1] INC-7: breached"
+
+
+@pytest.mark.parametrize(("template", "reason"), [
+    ("$ticket_id at $nope", "unknown template names ['nope']"),
+    ("${ticket_id.__class__}", "not a valid template"),
+    ("违" * 1366, "at most 4096 bytes"),  # 4,098 bytes in UTF-8, under 4,096 characters
+])
+def test_a_template_with_an_unknown_name_or_over_its_bytes_is_refused_at_the_door(template: str, reason: str) -> None:
+    document = {**TEMPLATED, "templates": {"en": {"text": template}}}
+    with pytest.raises(ValidationError, match=re.escape(reason)):
+        NotificationPolicy.model_validate(document)

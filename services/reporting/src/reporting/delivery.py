@@ -216,7 +216,7 @@ class NotificationDelivery:
         ack_link = (self._ack_links.link(row["id"], now) if self._ack_links
                     and row["trigger"] not in ("resolve", REPORT_PUBLISHED, CORRECTION) else None)
         message = notification_message(row["trigger"], row["level"], row["facts"], values, language,
-                                       rule.templates.get(language), link,
+                                       policy.templates_for(rule, language), link,
                                        rule.calendar.timezone if rule.calendar else "UTC", ack_link)
         data = {**row["facts"], "notification_id": row["id"], "trigger": row["trigger"], "level": row["level"],
                 "rule": row["rule_id"], "recipients": row["recipients"], "due_at": row["due_at"].isoformat(),
@@ -230,8 +230,9 @@ class NotificationDelivery:
                         recipients=tuple(row["recipients"]), message=message, data=data, event_at=row["event_at"])
 
     def _clock_link(self, row: dict[str, Any]) -> str | None:
+        # Always there for a clock: without the sla-engine's public URL configured, its path on the sla-engine.
         base = self._settings.explained_clock_base_url.rstrip("/")
-        if not base or not row["ticket_id"]:
+        if not row["ticket_id"]:
             return None
         return f"{base}/v1/tickets/{row['ticket_id']}/clocks?at={row['event_at'].isoformat().replace('+', '%2B')}"
 

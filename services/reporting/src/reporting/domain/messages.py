@@ -11,7 +11,7 @@ from string import Template
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from reporting.domain.notification_policy import REPORT_PUBLISHED, Language, Templates
+from reporting.domain.notification_policy import REPORT_PUBLISHED, TEMPLATE_NAMES, Language, Templates
 from reporting.domain.notifications import CORRECTION, Values
 
 TITLES: dict[Language, dict[str, str]] = {
@@ -84,6 +84,9 @@ def compose(values: dict[str, str], fields: list[tuple[str, str]], kind: str, la
     """`values`: the placeholders; `fields`: (label key, value) pairs; `kind`: warning, breached,
     stopped_breached, resolve or slo."""
     labels = LABELS[language]
+    # Every name a template may use has a value ("-" when this notification has none): the policy's
+    # validation refused any other name, and safe_substitute leaves a stray `$` of an older policy as it is.
+    values = dict.fromkeys(TEMPLATE_NAMES, "-") | values
     title = Template(override.title if override and override.title else TITLES[language][kind]).safe_substitute(values)
     shown = tuple((labels.get(key, key), value) for key, value in fields)
     if override and override.text:
@@ -128,6 +131,7 @@ def notification_message(trigger: str, level: int, facts: dict[str, object], val
     text = {k: str(v) for k, v in facts.items() if v is not None and not isinstance(v, dict | list)}
     text["trigger"] = trigger
     text["link"] = link or ""
+    text["level"] = str(level)
     fields: list[tuple[str, str]] = []
     if kind == REPORT_PUBLISHED:
         fields += [("period", text.get("label", "")), ("revision", text.get("revision", "0")),
