@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from functools import partial
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -205,3 +206,76 @@ rules:
     assert by_rule["chinese"]["title"] == "【P1】INC-T1 已违约"  # the tenant's title, the rule's text
     assert by_rule["english"]["link"] == by_rule["chinese"]["link"] == \
         "http://sla-engine.test/v1/tickets/INC-T1/clocks?at=2026-12-08T03:00:00%2B00:00"
+
+
+def late_policy(receivers: Receivers) -> str:
+    return f"""
+channels:
+  - {{name: desk, type: webhook, url: "{receivers.base_url}/hook", secret: {WEBHOOK_SECRET}}}
+rules:
+  - {{id: p1, triggers: [breached, {{event: warning, threshold: 75}}], channel: desk, recipients: [oncall]}}
+"""
+
+
+def p1(tenant: Tenant, ticket: str, transition: str, at: datetime, sequence: int, **fields: Any) -> CloudEvent:
+    figures: dict[str, Any] = {"metric": "resolution", "state": "running", "priority": "P1", "calendar": "24x7",
+                               "target": 14400, "started_at": BREACH - timedelta(hours=4)} | fields
+    return clock_event(tenant.name, ticket, transition, at, sequence=sequence, **figures)
+
+
+async def test_a_breach_missed_while_reporting_was_down_is_told_late_and_old_or_overtaken_news_is_not(
+        reporting: Reporting, receivers: Receivers) -> None:
+    """Reporting comes back two hours after the breaches (its consumer reads the backlog then):
+    INC-D1 breached and still runs breached: told, 2 h 00 m 30 s late (the 30 s the backlog gets to settle);
+    INC-D2 breached and was answered an hour later, both in the backlog: not told;
+    INC-D3 crossed 75 % an hour before its breach: the breach is told, the warning superseded by it;
+    INC-D4's met arrives before its breach (a replay, or a backlog out of order): the breach is overtaken.
+    Then a breach received 26 hours after it happened: history, suppressed as stale."""
+    tenant = await reporting.tenant("ntf-late")
+    await apply(tenant, late_policy(receivers))
+    back = BREACH + timedelta(hours=2)
+    reporting.clock.pinned = back
+    met = BREACH + timedelta(hours=1)
+    await reporting.publish([
+        p1(tenant, "INC-D1", "breached", BREACH, 2, elapsed=14400, breached_at=BREACH),
+        p1(tenant, "INC-D2", "breached", BREACH, 2, elapsed=14400, breached_at=BREACH),
+        p1(tenant, "INC-D2", "met", met, 3, state="met", elapsed=18000, breached_at=BREACH, stopped_at=met),
+        p1(tenant, "INC-D3", "warning", BREACH - timedelta(hours=1), 2, elapsed=10800, threshold=75),
+        p1(tenant, "INC-D3", "breached", BREACH, 3, elapsed=14400, breached_at=BREACH),
+        p1(tenant, "INC-D4", "met", met, 3, state="met", elapsed=18000, breached_at=BREACH, stopped_at=met),
+        p1(tenant, "INC-D4", "breached", BREACH, 2, elapsed=14400, breached_at=BREACH),
+    ])
+    await reporting.wait_applied(tenant.name, 7)
+    await passes(reporting)
+    assert receivers.at("/hook") == []  # nothing before the backlog has settled
+    reporting.clock.pinned = back + timedelta(seconds=30)
+    await eventually(partial(_count, receivers, "/hook", 2), "the two breaches that still hold were told")
+    await passes(reporting)
+
+    told = {r.body["data"]["ticket_id"]: r.body["data"] for r in receivers.at("/hook")}
+    assert sorted(told) == ["INC-D1", "INC-D3"]
+    assert all(r.problems == [] for r in receivers.at("/hook"))
+    d1 = told["INC-D1"]
+    assert (d1["trigger"], d1["late_seconds"]) == ("breached", 7230)
+    # Figures for the sending instant: 4 h at the breach, 2 h 00 m 30 s since on a 24x7 clock.
+    assert (d1["elapsed_seconds_now"], d1["remaining_seconds_now"]) == (14400 + 7230, -7230)
+    log = {(row["ticket_id"], row["trigger"]): row for row in await delivery_log(tenant)}
+    assert (log[("INC-D1", "breached")]["due_at"], log[("INC-D1", "breached")]["sent_at"]) == (
+        (back + timedelta(seconds=30)).isoformat(), (back + timedelta(seconds=30)).isoformat())
+    assert log[("INC-D2", "breached")]["status"] == "suppressed"
+    # Applied in one batch the met had overtaken it already; in two, the met was applied before it was due.
+    assert log[("INC-D2", "breached")]["reason"] in ("superseded: its cycle had moved on when it arrived",
+                                                     "the clock is met")
+    assert log[("INC-D3", "warning:75")]["status"] == "suppressed"
+    assert log[("INC-D3", "warning:75")]["reason"] in ("superseded: its cycle had moved on when it arrived",
+                                                       "superseded by the cycle's breach")
+    assert (log[("INC-D4", "breached")]["status"], log[("INC-D4", "breached")]["reason"]) == (
+        "suppressed", "superseded: its cycle had moved on when it arrived")
+
+    reporting.clock.pinned = BREACH + timedelta(hours=26)
+    await reporting.publish([p1(tenant, "INC-D5", "breached", BREACH, 2, elapsed=14400, breached_at=BREACH)])
+    await reporting.wait_applied(tenant.name, 8)
+    await passes(reporting)
+    [d5] = await delivery_log(tenant, ticket="INC-D5")
+    assert (d5["status"], d5["reason"]) == ("suppressed", "stale: received 1 day, 2:00:00 after the event")
+    assert len(receivers.at("/hook")) == 2

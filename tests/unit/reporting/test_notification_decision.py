@@ -15,12 +15,15 @@ from reporting.domain.messages import duration_text, notification_message
 from reporting.domain.notification_policy import MAX_RULES, NotificationCalendar, NotificationPolicy, Templates
 from reporting.domain.notifications import (
     AlertFacts,
+    Arrival,
     ClockFacts,
     ClockNow,
+    Lateness,
     ReportFacts,
     Retracted,
     Said,
     corrections,
+    on_arrival,
     plan,
     repeat_after,
     retry_delay,
@@ -312,3 +315,27 @@ def test_a_template_with_an_unknown_name_or_over_its_bytes_is_refused_at_the_doo
     document = {**TEMPLATED, "templates": {"en": {"text": template}}}
     with pytest.raises(ValidationError, match=re.escape(reason)):
         NotificationPolicy.model_validate(document)
+
+
+def test_an_event_s_arrival_makes_its_notification_on_time_late_overtaken_or_stale() -> None:
+    breach = datetime(2026, 12, 8, 3, 0, tzinfo=UTC)
+    lateness = Lateness(late_after=timedelta(minutes=1), horizon=timedelta(hours=24), settle=timedelta(seconds=30))
+    assert on_arrival(breach, breach, breach + timedelta(seconds=59), lateness, newest=True) == \
+        Arrival(None, breach, late=False)
+    two_hours = breach + timedelta(hours=2)
+    assert on_arrival(breach, breach, two_hours, lateness, newest=True) == \
+        Arrival(None, two_hours + timedelta(seconds=30), late=True)
+    # A later ladder level still in the future keeps its instant.
+    assert on_arrival(breach + timedelta(hours=3), breach, two_hours, lateness, newest=True).due_at == \
+        breach + timedelta(hours=3)
+    assert on_arrival(breach, breach, two_hours, lateness, newest=False).suppressed == \
+        "superseded: its cycle had moved on when it arrived"
+    assert on_arrival(breach, breach, breach + timedelta(hours=25), lateness, newest=True).suppressed == \
+        "stale: received 1 day, 1:00:00 after the event"
+
+
+def test_a_warning_whose_cycle_breached_before_it_went_out_is_superseded_by_the_breach() -> None:
+    at = datetime(2026, 12, 8, 1, 0, tzinfo=UTC)
+    breached = ClockNow("running", True, 14400, 14400, at, at, at, "24x7")
+    assert still_holds("warning:75", breached) == "superseded by the cycle's breach"
+    assert still_holds("breached", breached) is None

@@ -16,6 +16,7 @@ from reporting.browser import SecurityHeaders
 from reporting.channels import Senders
 from reporting.closing import PeriodCloser
 from reporting.delivery import NotificationDelivery
+from reporting.domain.notifications import Lateness
 from reporting.handlers import Now, ReadModels, utc_now
 from reporting.improvements import improvements_router
 from reporting.notification_api import BODY_LIMITS as NOTIFICATION_BODY_LIMITS
@@ -90,7 +91,10 @@ def create_app(settings: ReportingSettings, now: Now = utc_now) -> FastAPI:
                           base_url=settings.public_base_url)
     if settings.period_close_enabled:
         runtime.add_background(closer.run, closer.stop)
-    read_models = ReadModels(runtime.sessions, now, timedelta(seconds=settings.notification_max_age_seconds))
+    read_models = ReadModels(runtime.sessions, now, Lateness(
+        late_after=timedelta(seconds=settings.notification_late_after_seconds),
+        horizon=timedelta(seconds=settings.notification_max_age_seconds),
+        settle=timedelta(seconds=settings.notification_late_settle_seconds)))
     runtime.broker.include_router(read_model_router(runtime, read_models, settings))
     runtime.broker.include_router(subscribe_api_keys(runtime, tables.api_keys, tables.inbox))
     signins = SqlDashboardSessions(tables.dashboard_sessions, tables.api_keys, SessionPolicy(

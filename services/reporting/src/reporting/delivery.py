@@ -215,10 +215,15 @@ class NotificationDelivery:
         link = self._clock_link(row) if row["trigger"] != REPORT_PUBLISHED else row["facts"]["links"].get("html")
         ack_link = (self._ack_links.link(row["id"], now) if self._ack_links
                     and row["trigger"] not in ("resolve", REPORT_PUBLISHED, CORRECTION) else None)
-        message = notification_message(row["trigger"], row["level"], row["facts"], values, language,
+        facts = dict(row["facts"])
+        if isinstance(late := facts.get("late"), dict):
+            # Received late (reporting was down or lagging): how long after it should have gone out it goes.
+            facts["late_seconds"] = max(0, int((now - datetime.fromisoformat(late["should_have_gone_at"]))
+                                               .total_seconds()))
+        message = notification_message(row["trigger"], row["level"], facts, values, language,
                                        policy.templates_for(rule, language), link,
                                        rule.calendar.timezone if rule.calendar else "UTC", ack_link)
-        data = {**row["facts"], "notification_id": row["id"], "trigger": row["trigger"], "level": row["level"],
+        data = {**facts, "notification_id": row["id"], "trigger": row["trigger"], "level": row["level"],
                 "rule": row["rule_id"], "recipients": row["recipients"], "due_at": row["due_at"].isoformat(),
                 "sent_at": now.isoformat(), "title": message.title, "link": link, "ack_link": ack_link}
         if values is not None:

@@ -13,7 +13,7 @@ import logging
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -27,11 +27,13 @@ from reporting.domain.notifications import (
     AlertFacts,
     ClockFacts,
     Facts,
+    Lateness,
     Planned,
     ReportFacts,
     Retracted,
     Said,
     corrections,
+    on_arrival,
     plan,
 )
 from slm_shared.events import ClockTransitionData, CloudEvent, ReportPublishedData, SloAlertData
@@ -39,6 +41,7 @@ from slm_shared.secret_cipher import SecretCipher
 
 log = logging.getLogger(__name__)
 
+DEFAULT_LATENESS = Lateness()
 # Serialises a tenant's policy applies, so versions are 1, 2, 3... without gaps or clashes.
 POLICY_LOCK_CLASS = 7302
 
@@ -140,7 +143,7 @@ def planned_row(tenant: str, version: int, planned: Planned, facts: Facts,
         "metric": clock.metric if clock else None, "cycle": clock.cycle if clock else None,
         "slo_id": facts.slo_id if isinstance(facts, AlertFacts) else None, "facts": data,
         "event_at": planned.event_at, "due_at": planned.due_at, "next_attempt_at": planned.due_at,
-        "status": "pending", "attempts": 0, "created_at": now,
+        "status": "pending", "reason": None, "attempts": 0, "created_at": now,
     }
 
 
@@ -153,14 +156,16 @@ async def insert_planned(session: AsyncSession, rows: list[dict[str, Any]]) -> N
 
 async def plan_batch(session: AsyncSession, clocks: Sequence[tuple[CloudEvent, ClockTransitionData]],
                      alerts: Sequence[tuple[CloudEvent, SloAlertData]], now: datetime,
-                     max_age: timedelta = timedelta(hours=1)) -> int:
+                     lateness: Lateness = DEFAULT_LATENESS) -> int:
     """The notifications the batch's first deliveries make due, under each tenant's latest policy; one
     statement to read the policies, one to write the rows. Returns how many were planned (a replay's are then
     skipped).
 
-    An event received more than `max_age` after its instant (a read model rebuilt from the topic, a backlog after
-    a long outage) is not news: its notifications are logged as `suppressed` ("stale"), never sent. A PagerDuty
-    `resolve` is planned only for a cycle and rule that has a trigger notification to resolve."""
+    An event received late is judged by `on_arrival` (reporting.domain.notifications): history beyond the
+    horizon and a late transition its cycle had already moved past are logged as `suppressed`, never sent;
+    any other late one waits for the backlog behind it and carries when it should have gone out, so the
+    message says how late it is. A PagerDuty `resolve` is planned only for a cycle and rule that has a trigger
+    notification to resolve."""
     tenants = sorted({event.tenantid for event, _ in (*clocks, *alerts)})
     if not tenants:
         return 0
@@ -169,6 +174,8 @@ async def plan_batch(session: AsyncSession, clocks: Sequence[tuple[CloudEvent, C
         return 0
     rows: list[dict[str, Any]] = []
     groups = await _assignment_groups(session, policies, clocks)
+    overtaken = await _overtaken(session, [(event, data) for event, data in clocks if event.tenantid in policies
+                                           and lateness.late_after < now - event.time <= lateness.horizon])
     items: list[tuple[CloudEvent, ClockFacts | AlertFacts, dict[str, Any]]] = [
         *((event, replace(clock_facts(event, data), assignment_group=groups.get((event.tenantid, data.ticket_id))),
            data.model_dump(mode="json")) for event, data in clocks),
@@ -177,16 +184,43 @@ async def plan_batch(session: AsyncSession, clocks: Sequence[tuple[CloudEvent, C
         stored = policies.get(event.tenantid)
         if stored is None:
             continue
-        stale = now - event.time > max_age
-        for planned in plan(facts, stored.policy):
-            row = planned_row(event.tenantid, stored.version, planned, facts, data, now)
-            if stale:
-                row |= {"status": "suppressed", "reason": f"stale: received {now - event.time} after the event"}
-            rows.append(row)
-    rows.extend(await _corrections(session, policies, clocks, now, max_age))
+        newest = event.dedup_key not in overtaken
+        rows.extend(arrived(planned_row(event.tenantid, stored.version, planned, facts, data, now), event.time,
+                            now, lateness, newest) for planned in plan(facts, stored.policy))
+    rows.extend(await _corrections(session, policies, clocks, now, lateness))
     rows = await _with_something_to_resolve(session, rows)
     await insert_planned(session, rows)
     return len(rows)
+
+
+def arrived(row: dict[str, Any], event_at: datetime, received_at: datetime, lateness: Lateness,
+            newest: bool = True) -> dict[str, Any]:
+    """The planned row as its event's arrival makes it: pending on time, suppressed, or late (due after the
+    backlog has settled, with the instant it should have gone out kept in its facts for the message)."""
+    arrival = on_arrival(row["due_at"], event_at, received_at, lateness, newest)
+    if arrival.suppressed is not None:
+        return row | {"status": "suppressed", "reason": arrival.suppressed}
+    if not arrival.late:
+        return row
+    late = {"received_at": received_at.isoformat(), "should_have_gone_at": row["due_at"].isoformat()}
+    return row | {"due_at": arrival.due_at, "next_attempt_at": arrival.due_at, "facts": row["facts"] | {"late": late}}
+
+
+async def _overtaken(session: AsyncSession,
+                     clocks: Sequence[tuple[CloudEvent, ClockTransitionData]]) -> set[tuple[str, str, str]]:
+    """The dedup keys of `clocks` whose cycle the read model (this batch applied) holds at a later publication
+    (the engine's `sequence`): transitions a late backlog or a replay brings after their cycle moved on."""
+    numbered = [(event, data) for event, data in clocks if data.sequence is not None]
+    if not numbered:
+        return set()
+    c = tables.clock_outcomes
+    latest = {tuple(row[:5]): row.last_sequence for row in (await session.execute(
+        sa.select(c.c.tenant_id, c.c.ticket_id, c.c.policy_id, c.c.metric, c.c.cycle, c.c.last_sequence).where(
+            sa.tuple_(c.c.tenant_id, c.c.ticket_id, c.c.policy_id, c.c.metric, c.c.cycle).in_(sorted(
+                {(event.tenantid, d.ticket_id, d.policy_id, d.metric, d.cycle) for event, d in numbered}))))).all()}
+    return {event.dedup_key for event, d in numbered
+            if (found := latest.get((event.tenantid, d.ticket_id, d.policy_id, d.metric, d.cycle))) is not None
+            and d.sequence is not None and found > d.sequence}
 
 
 def said(trigger: str, data: dict[str, Any]) -> Said:
@@ -204,7 +238,7 @@ def _figures(told: Said) -> dict[str, Any]:
 
 async def _corrections(session: AsyncSession, policies: dict[str, StoredPolicy],
                        clocks: Sequence[tuple[CloudEvent, ClockTransitionData]], now: datetime,
-                       max_age: timedelta) -> list[dict[str, Any]]:
+                       lateness: Lateness) -> list[dict[str, Any]]:
     """The corrections the batch's recalculations make due: for tenants with a rule that asks for them, the
     latest sent notification of each recalculated cycle and rule (one statement) against the recalculation."""
     recalculated = [(event, data) for event, data in clocks if data.transition == "recalculated"
@@ -242,11 +276,8 @@ async def _corrections(session: AsyncSession, policies: dict[str, StoredPolicy],
             was = before[planned.rule_id]
             correction = {"changed": changed, "corrects": was.trigger, "before": _figures(was),
                           "after": _figures(after)}
-            row = planned_row(event.tenantid, stored.version, planned, facts, document | {"correction": correction},
-                              now)
-            if now - event.time > max_age:
-                row |= {"status": "suppressed", "reason": f"stale: received {now - event.time} after the event"}
-            rows.append(row)
+            rows.append(arrived(planned_row(event.tenantid, stored.version, planned, facts,
+                                            document | {"correction": correction}, now), event.time, now, lateness))
     return rows
 
 

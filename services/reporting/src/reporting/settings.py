@@ -53,8 +53,15 @@ class ReportingSettings(ServiceSettings):
         default=0.0, ge=0, description="sends per second per channel and tenant (0: unlimited); over it a "
         "notification waits for the next pass")
     notification_max_age_seconds: float = Field(
-        default=3600.0, gt=0, description="an event received longer than this after its instant (a rebuilt read "
-        "model, a long backlog) notifies nobody: its notifications are logged as suppressed (stale)")
+        default=86400.0, gt=0, description="an event received longer than this after its instant is history (a "
+        "replay, a rebuilt read model): it notifies nobody, its notifications are logged as suppressed (stale)")
+    notification_late_after_seconds: float = Field(
+        default=60.0, ge=0, description="an event received longer than this after its instant is late (reporting "
+        "was down or lagging): notified only if its cycle had not moved on and the condition still holds when "
+        "sent, the message saying how late")
+    notification_late_settle_seconds: float = Field(
+        default=30.0, ge=0, description="a late event's notification waits this long after its arrival, so the "
+        "cycle's later events in the same backlog are applied before it is checked and sent")
     explained_clock_base_url: str = Field(
         default="", description="the sla-engine's public URL: messages link to its explained clock "
         "(`/v1/tickets/{id}/clocks?at=`)")

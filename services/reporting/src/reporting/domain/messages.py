@@ -40,12 +40,14 @@ LABELS: dict[Language, dict[str, str]] = {
            "percent": "Used", "as_of": "as of", "level": "Escalation level", "link": "Explained clock",
            "slo": "SLO", "burn_rate": "Burn rate", "ack": "Acknowledge", "period": "Period",
            "revision": "Revision", "report": "Report", "corrects": "Corrects", "retracted": "Retracted",
-           "breached": "Breached", "state": "State", "yes": "yes", "no": "no"},
+           "breached": "Breached", "state": "State", "yes": "yes", "no": "no",
+           "late": "Late by"},
     "zh-CN": {"ticket": "工单", "metric": "指标", "priority": "优先级", "service": "服务", "customer": "客户",
               "due": "截止时间", "remaining": "剩余", "elapsed": "已用", "percent": "已用比例", "as_of": "截至",
               "level": "升级级别", "link": "时钟详情", "slo": "SLO", "burn_rate": "消耗速率", "ack": "确认",
               "period": "周期", "revision": "修订", "report": "报告", "corrects": "更正", "retracted": "已撤回",
-              "breached": "违约", "state": "状态", "yes": "是", "no": "否"},
+              "breached": "违约", "state": "状态", "yes": "是", "no": "否",
+              "late": "延迟"},
 }
 
 
@@ -158,6 +160,9 @@ def notification_message(trigger: str, level: int, facts: dict[str, object], val
         if kind == CORRECTION and isinstance(correction, dict):
             fields += _corrected(correction, language, timezone_name)
         severity = {"warning": "warning", "resolve": "info", CORRECTION: "info"}.get(kind, "critical")
+    if isinstance(late := facts.get("late_seconds"), int):
+        text["late"] = duration_text(late, language)
+        fields.append(("late", text["late"]))
     if level > 0:
         fields.append(("level", str(level)))
     return compose(text, fields, kind, language, override, link, severity, ack_link)

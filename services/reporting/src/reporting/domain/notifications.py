@@ -269,7 +269,50 @@ def still_holds(trigger: str, clock: ClockNow | None) -> str | None:
         return f"the clock is {clock.state}"
     if trigger == "breached" and not clock.breached:
         return "the clock is no longer breached"
+    if trigger.startswith("warning") and clock.breached:
+        return "superseded by the cycle's breach"  # its breach notification says more, and later
     return None
+
+
+@dataclass(frozen=True)
+class Lateness:
+    """How reporting treats an event that reaches it after its instant (it was down, or lagging)."""
+
+    late_after: timedelta = timedelta(minutes=1)  # received later than this after its instant: late
+    horizon: timedelta = timedelta(hours=24)  # later than this: history (a replay, a rebuilt read model)
+    settle: timedelta = timedelta(seconds=30)  # a late notification waits this long for the backlog behind it
+
+
+@dataclass(frozen=True)
+class Arrival:
+    """What becomes of a notification planned from an event received at some instant."""
+
+    suppressed: str | None  # why it will never be sent; None: it is pending
+    due_at: datetime
+    late: bool
+
+
+def on_arrival(due_at: datetime, event_at: datetime, received_at: datetime, lateness: Lateness,
+               newest: bool) -> Arrival:
+    """A breach that happened while reporting was down is still told when it comes back, never a flood of
+    old news after a replay:
+
+    - received within `late_after` of its instant: on time;
+    - later than `horizon`: history, suppressed as stale (a replay of the topic, a rebuilt read model);
+    - in between, late: suppressed when its cycle had already moved on when it arrived (`newest` false: the
+      read model holds a later publication of the cycle, so this one is a replayed or overtaken transition);
+      otherwise due no earlier than `settle` after its arrival, so the cycle's later events in the same
+      backlog are applied first, and then sent only if its condition still holds (`still_holds`), marked late
+      with how late. A warning whose cycle breached meanwhile is superseded by the breach at sending time.
+    """
+    age = received_at - event_at
+    if age <= lateness.late_after:
+        return Arrival(None, due_at, late=False)
+    if age > lateness.horizon:
+        return Arrival(f"stale: received {age} after the event", due_at, late=True)
+    if not newest:
+        return Arrival("superseded: its cycle had moved on when it arrived", due_at, late=True)
+    return Arrival(None, max(due_at, received_at + lateness.settle), late=True)
 
 
 @dataclass(frozen=True)
