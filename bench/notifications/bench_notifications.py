@@ -128,8 +128,8 @@ async def paced(producer: AIOKafkaProducer, receiver: Receiver, tenant: str, clo
                 ) -> dict[str, float]:
     start = time.time() + 3.0
     instants = [start + seconds * n / clocks for n in range(clocks)]
-    tickets = [f"PACED-{n}" for n in range(clocks)]
-    before = len(receiver.arrivals)
+    tickets = [f"PACED-{tenant}-{n}" for n in range(clocks)]  # the tenant's own: runs share the receiver
+    before, arrived = len(receiver.bodies), len(receiver.arrivals)
     publish_late: list[float] = []
     ids: dict[str, float] = {}
     for ticket, instant in zip(tickets, instants, strict=True):
@@ -141,10 +141,10 @@ async def paced(producer: AIOKafkaProducer, receiver: Receiver, tenant: str, clo
         publish_late.append(time.time() - instant)
         ids[ticket] = instant
     await producer.flush()
-    complete = await wait_for(receiver, before + clocks, 300)
+    complete = await wait_for(receiver, arrived + clocks, 300)
     # webhook-id is the notification id; map arrivals back to tickets through the bodies.
     lateness = []
-    for headers, body in receiver.bodies:
+    for headers, body in receiver.bodies[before:]:
         ticket = _ticket(body)
         if ticket in ids and headers.get("webhook-id") in receiver.arrivals:
             lateness.append(receiver.arrivals[headers["webhook-id"]] - ids.pop(ticket))
@@ -214,7 +214,7 @@ async def measure(stack: Stack, receiver: Receiver, hook: str, producer: AIOKafk
             await wait_for(receiver, probed + 1, 5)
         first = await paced(producer, receiver, tenant, clocks, seconds)
         print(f"[{name}] paced: {clocks} breaches within {seconds:.0f} s, {first['delivered']:.0f} delivered"
-              f"{'' if first['complete'] else ' (INCOMPLETE)'}")
+              f"{'' if first['complete'] else ' (INCOMPLETE)'}", flush=True)
         print(f"[{name}]   lateness after the breach instant: p50 {first['p50']:.3f} s, p99 {first['p99']:.3f} s, "
               f"max {first['max']:.3f} s (target p99 <= 2 s); publisher p99 {first['publish_p99']:.3f} s late")
         second = await backlog(producer, receiver, tenant, clocks)

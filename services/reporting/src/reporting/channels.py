@@ -31,10 +31,9 @@ from datetime import datetime
 from email.message import EmailMessage
 from typing import Any
 
-import httpx
-
 from reporting.domain.messages import Message
 from reporting.domain.notification_policy import Channel
+from reporting.http11 import Http11Client, HttpFailure
 
 EVENT_TYPE = "sla.notification.v1"
 
@@ -181,18 +180,19 @@ class Senders:
     """Sends a delivery on its channel; raises `DeliveryFailed` when the channel did not take it."""
 
     def __init__(self, timeout_seconds: float) -> None:
-        self._client: httpx.AsyncClient | None = None
+        self._client: Http11Client | None = None
         self._timeout = timeout_seconds
 
     @asynccontextmanager
     async def open(self) -> AsyncIterator[None]:
-        """One HTTP client (its connection pool) for every send while open."""
-        async with httpx.AsyncClient(follow_redirects=False) as client:
-            self._client = client
-            try:
-                yield
-            finally:
-                self._client = None
+        """One HTTP client (its kept-alive connections) for every send while open."""
+        client = Http11Client(self._timeout)
+        self._client = client
+        try:
+            yield
+        finally:
+            self._client = None
+            await client.aclose()
 
     async def send(self, delivery: Delivery, now: datetime) -> None:
         channel = delivery.channel
@@ -218,13 +218,13 @@ class Senders:
         if self._client is None:
             raise DeliveryFailed("the senders are not open")
         try:
-            response = await self._client.post(url, content=body, timeout=self._timeout,
-                                               headers=headers or {"content-type": "application/json"})
-        except httpx.HTTPError as error:
-            raise DeliveryFailed(f"{type(error).__name__}: {error}") from error
-        if response.status_code >= 300:
-            permanent = 400 <= response.status_code < 500 and response.status_code not in (408, 425, 429)
-            raise DeliveryFailed(f"HTTP {response.status_code}: {response.text[:200]}", permanent=permanent)
+            answer = await self._client.post(url, body, headers or {"content-type": "application/json"})
+        except HttpFailure as error:
+            raise DeliveryFailed(str(error)) from error
+        if answer.status >= 300:
+            permanent = 400 <= answer.status < 500 and answer.status not in (408, 425, 429)
+            raise DeliveryFailed(f"HTTP {answer.status}: {answer.body[:200].decode(errors='replace')}",
+                                 permanent=permanent)
 
     def _send_mail(self, delivery: Delivery) -> None:
         smtp = delivery.channel.smtp
