@@ -67,7 +67,7 @@ def read_model_router(runtime: ServiceRuntime, read_models: ReadModels, settings
 def add_notification_delivery(runtime: ServiceRuntime, policies: PolicyStore, settings: ReportingSettings,
                               now: Now, ack_links: AckLinks) -> None:
     """The delivery loop: the kit's periodic task, inside the lifetime of the senders' HTTP client."""
-    senders = Senders(settings.notification_timeout_seconds)
+    senders = Senders(settings.notification_timeout_seconds, settings.notification_http_client)
     delivery = NotificationDelivery(runtime.sessions, policies, senders, now, settings, ack_links=ack_links)
     task = PeriodicTask("delivering notifications", settings.notification_poll_seconds, delivery.run_pass)
 

@@ -29,11 +29,11 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from email.message import EmailMessage
-from typing import Any
+from typing import Any, Literal
 
 from reporting.domain.messages import Message
 from reporting.domain.notification_policy import Channel
-from reporting.http11 import Http11Client, HttpFailure
+from reporting.http11 import Http11Client, HttpFailure, HttpxClient
 
 EVENT_TYPE = "sla.notification.v1"
 
@@ -179,14 +179,15 @@ def email_message(delivery: Delivery) -> EmailMessage:
 class Senders:
     """Sends a delivery on its channel; raises `DeliveryFailed` when the channel did not take it."""
 
-    def __init__(self, timeout_seconds: float) -> None:
-        self._client: Http11Client | None = None
+    def __init__(self, timeout_seconds: float, http_client: Literal["h11", "httpx"] = "h11") -> None:
+        self._client: Http11Client | HttpxClient | None = None
         self._timeout = timeout_seconds
+        self._kind = http_client
 
     @asynccontextmanager
     async def open(self) -> AsyncIterator[None]:
         """One HTTP client (its kept-alive connections) for every send while open."""
-        client = Http11Client(self._timeout)
+        client = Http11Client(self._timeout) if self._kind == "h11" else HttpxClient(self._timeout)
         self._client = client
         try:
             yield

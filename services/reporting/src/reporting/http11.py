@@ -1,5 +1,7 @@
-"""A lean HTTP/1.1 client for the notification channels: h11 (the parser httpx itself uses) over asyncio
-streams, keep-alive connections pooled per origin, each request written in one piece.
+"""The notification channels' HTTP clients. `Http11Client`, the default: h11 (the parser httpx itself uses)
+over asyncio streams, keep-alive connections pooled per origin, each request written in one piece.
+`HttpxClient`: httpx, for a deployment that needs what the lean one leaves out (`REPORTING_NOTIFICATION_HTTP_CLIENT
+=httpx`: proxies from the environment, HTTP/2 never, redirects still not followed).
 
 Why not httpx here: posting a notification cost httpx about 1 ms of CPU on this machine (its transport layers,
 anyio, a write for the headers and another for the body), h11 alone about 0.2 ms (bench/notifications and the
@@ -16,6 +18,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import h11
+import httpx
 
 MAX_KEPT_BODY = 4096  # of a response: enough for the error text a failure logs
 IDLE_PER_ORIGIN = 32
@@ -131,3 +134,20 @@ class Http11Client:
             for connection in connections:
                 connection.close()
         self._idle.clear()
+
+
+class HttpxClient:
+    """The same interface over httpx (its connection pool; `HTTP(S)_PROXY` honoured)."""
+
+    def __init__(self, timeout_seconds: float) -> None:
+        self._client = httpx.AsyncClient(follow_redirects=False, timeout=timeout_seconds)
+
+    async def post(self, url: str, body: bytes, headers: dict[str, str]) -> Answer:
+        try:
+            response = await self._client.post(url, content=body, headers=headers)
+        except httpx.HTTPError as error:
+            raise HttpFailure(f"{type(error).__name__}: {error}") from error
+        return Answer(response.status_code, response.content[:MAX_KEPT_BODY])
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
