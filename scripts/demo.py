@@ -3,6 +3,9 @@
 The day is the last weekday before today in Asia/Shanghai (scripts/demo_day.py): fourteen tickets across P1-P4
 under an SLA with an OLA beneath it, survey answers with a complaint, availability signals with a planned
 maintenance window and an outage under an SLO, quality targets and a workload limit, an improvement entry.
+One notification rule (SLO alerts and SLA breaches to a signed webhook) is applied before the day goes in; its
+channel is a receiver the demo itself serves on loopback (scripts/demo_receiver.py), which writes every
+notification it takes to a file whose path is printed with what reporting's delivery log says went out.
 It prints the SLA report and a summary of the month's service review pack, then the URLs and keys, and keeps
 the services running until Ctrl-C (`DEMO_EXIT=1`: stop after printing, as tests/e2e/test_demo.py runs it).
 """
@@ -19,11 +22,24 @@ from typing import Any
 import httpx
 
 from scripts import demo_day
-from scripts.localstack import discover
+from scripts.demo_receiver import DemoReceiver, new_secret
+from scripts.localstack import REPO, discover
 from scripts.processes import LocalPlatform, ServiceProcess
 
 BATCH = "application/cloudevents-batch+json"
 WAIT_SECONDS = 120
+NOTIFICATIONS_DIR = REPO / ".stack" / "demo"
+NOTIFICATION_RULE = "demo-alerts"
+
+
+def notification_policy(receiver: DemoReceiver) -> dict[str, Any]:
+    """One rule: the SLO's alerts and every SLA breach, at once, to the demo's receiver (Standard Webhooks)."""
+    return {"language": "en",
+            "channels": [{"name": "demo-receiver", "type": "webhook", "url": receiver.url,
+                          "secret": receiver.secret}],
+            "rules": [{"id": NOTIFICATION_RULE, "channel": "demo-receiver", "recipients": ["sla-manager@example.com"],
+                       "triggers": ["breached", {"event": "slo_alert", "alert": "page"},
+                                    {"event": "slo_alert", "alert": "ticket"}]}]}
 
 
 def duration(seconds: int) -> str:
@@ -128,7 +144,37 @@ def wait_for_report(reporting: ServiceProcess, key: str, since: datetime) -> dic
     return report
 
 
-def run(platform: LocalPlatform) -> dict[str, str]:
+def wait_for_notifications(reporting: ServiceProcess, key: str, receiver: DemoReceiver) -> list[dict[str, Any]]:
+    """The delivery log once nothing in it is waiting any more and the receiver holds every one sent."""
+    deadline = time.monotonic() + WAIT_SECONDS
+    log: list[dict[str, Any]] = []
+    while time.monotonic() < deadline:
+        log = httpx.get(f"{reporting.url}/v1/notifications", params={"limit": 1000}, timeout=30,
+                        headers={"Authorization": f"Bearer {key}"}).json()["notifications"]
+        sent = [n for n in log if n["status"] == "sent"]
+        if sent and all(n["status"] not in ("pending", "retrying") for n in log) \
+                and len(receiver.received) >= len(sent):
+            break
+        time.sleep(0.5)
+    return log
+
+
+def print_notifications(log: list[dict[str, Any]], receiver: DemoReceiver) -> None:
+    counts = {state: sum(n["status"] == state for n in log) for state in ("sent", "suppressed", "dead")}
+    print(f"\nnotifications of rule {NOTIFICATION_RULE} (SLO alerts and SLA breaches): {counts['sent']} sent, "
+          f"{counts['suppressed']} suppressed, {counts['dead']} dead")
+    print(f"notification receiver: {receiver.url} (the demo's own, Standard Webhooks signature checked)")
+    print(f"notifications file: {receiver.file} ({len(receiver.received)} received)")
+    for entry in receiver.received:
+        data = entry["body"]["data"]
+        print(f"  received {data['trigger']} \"{data['title']}\" at {entry['received_at']}"
+              f" signature {'verified' if entry['signature_ok'] else 'WRONG'}")
+    for n in log:
+        if n["status"] == "suppressed":
+            print(f"  suppressed {n['trigger']} {n['ticket_id'] or n['slo_id']} {n['metric'] or ''}: {n['reason']}")
+
+
+def run(platform: LocalPlatform, receiver: DemoReceiver) -> dict[str, str]:
     """The day of the whole product; returns the tenant, keys and the review's period label."""
     intake, engine, reporting = platform.processes
     tenant = f"demo-{uuid.uuid4().hex[:6]}"
@@ -143,6 +189,11 @@ def run(platform: LocalPlatform) -> dict[str, str]:
     answer.raise_for_status()
     print(f"reporting configuration version {answer.json()['version']}: "
           f"{len(demo_day.REPORTING_CONFIG['quality_targets'])} quality targets, a workload limit for acme")
+    # Before the day goes in: notifications are planned as the events arrive, under the policy of that moment.
+    applied = httpx.put(f"{reporting.url}/v1/notification-policies", json=notification_policy(receiver), timeout=30,
+                        headers={"Authorization": f"Bearer {config_key}"})
+    applied.raise_for_status()
+    print(f"notification policy version {applied.json()['version']}: rule {NOTIFICATION_RULE} to {receiver.url}")
     day = demo_day.last_weekday(now.astimezone(demo_day.SHANGHAI).date())
     events = demo_day.ticket_events(tenant, day)
     sent = post(f"{intake.url}/v1/events", ingest_key, events, BATCH).json()["accepted"]
@@ -165,6 +216,7 @@ def run(platform: LocalPlatform) -> dict[str, str]:
                        headers={"Authorization": f"Bearer {key}"})
     review.raise_for_status()
     print_review(review.json())
+    print_notifications(wait_for_notifications(reporting, key, receiver), receiver)
     refused = httpx.post(f"{intake.url}/v1/events", json=events[:1], timeout=30,
                          headers={"Authorization": f"Bearer {key}", "Content-Type": "application/cloudevents+json"})
     print(f"\nthe read-only key posting an event: {refused.status_code} {refused.json()['detail']}")
@@ -196,8 +248,9 @@ def main() -> int:
         print("no stack found: run `make up` first", file=sys.stderr)
         return 1
     platform = LocalPlatform.start(stack, prefix="demo-")
+    receiver = DemoReceiver(NOTIFICATIONS_DIR / f"notifications-{uuid.uuid4().hex[:6]}.jsonl", new_secret()).start()
     try:
-        print_where(platform, run(platform))
+        print_where(platform, run(platform, receiver))
         if not os.environ.get("DEMO_EXIT"):
             print("\nthe services keep running: Ctrl-C stops them", flush=True)
             while True:
@@ -206,6 +259,7 @@ def main() -> int:
         print("\nstopping the services")
     finally:
         platform.stop()
+        receiver.stop()
     return 0
 
 

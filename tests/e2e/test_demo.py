@@ -4,6 +4,7 @@ printing. The expected figures are worked out by hand from the demo's day (scrip
 
 from __future__ import annotations
 
+import json
 import os
 import queue
 import re
@@ -13,6 +14,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from datetime import datetime
+from pathlib import Path
 
 import httpx
 import pytest
@@ -179,11 +181,34 @@ def test_the_demo_shows_every_section_keeps_running_and_stops_on_ctrl_c(
         httpx.get(f"{reporting}/readyz", timeout=5)
 
 
+def assert_notifications_arrived(output: list[str]) -> None:
+    """The demo's rule sends SLO alerts and SLA breaches to its own receiver, which wrote them to the printed file.
+
+    By hand: the 5-minute outage 45-50 minutes ago spends 300 of the day's 423 s of budget (71 %): over the
+    ticket rules' 10 % in a day, so `ticket` fires; the page rules' 5- and 30-minute short windows hold no error,
+    so `page` does not. Six clocks of the ticket day breached (INC-102's SLA response and resolution and OLA
+    handover, the OLA handover of INC-103, INC-105 and INC-110): each `breached` is planned and suppressed (the
+    day is over a day old and those clocks have stopped). So the file holds exactly one notification."""
+    text = "\n".join(output)
+    file = Path(printed(output, "notifications file"))
+    received = [json.loads(line) for line in file.read_text().splitlines()]
+    assert len(received) == 1, text
+    (entry,) = received
+    assert entry["signature_ok"], entry
+    data = entry["body"]["data"]
+    assert (data["trigger"], data["slo_id"], data["rule"]) == ("slo:ticket", demo_day.SLO_ID, "demo-alerts")
+    assert entry["body"]["type"] == "sla.notification.v1"
+    assert entry["webhook_id"] == data["notification_id"]
+    assert re.search(r"^notifications of rule demo-alerts .*: 1 sent, 6 suppressed, 0 dead$", text, re.M), text
+    assert "  received slo:ticket \"SLO alert ticket: email-availability\"" in text, text
+
+
 def test_demo_exit_stops_after_printing(stack: Stack) -> None:
     process, lines = start_demo(stack, DEMO_EXIT="1")
     output = read_until(lines, None)
     assert process.wait(120) == 0, "\n".join(output)
     assert LAST_LINE not in output
     assert_every_section(output)
+    assert_notifications_arrived(output)
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"{printed(output, 'reporting')}/readyz", timeout=5)

@@ -59,3 +59,6 @@ def configure_logging(service: str, level: str) -> None:
     root.setLevel(level)
     # aiokafka logs every coordinator step at INFO; keep its warnings only.
     logging.getLogger("aiokafka").setLevel(logging.WARNING)
+    # httpx logs every request at INFO: one JSON line per notification sent cost reporting's delivery loop a
+    # line's formatting and write per message (bench/notifications); the delivery log and metrics say it all.
+    logging.getLogger("httpx").setLevel(logging.WARNING)

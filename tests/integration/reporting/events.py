@@ -15,6 +15,7 @@ from slm_shared.events import (
     ClockTransitionData,
     CloudEvent,
     FeedbackData,
+    RetractedTransition,
     SloAlertData,
     SloStatusData,
     TicketSnapshotData,
@@ -43,7 +44,8 @@ def clock_event(tenant: str, ticket: str, transition: str, at: datetime, *, metr
                 due_at: datetime | None = None, policy: str = "gold-incidents", version: int = 3,
                 agreement: str = "SLA", calendar: str = "cn-business", service: str = "email",
                 customer: str = "acme", cycle: int = 1, event_id: str | None = None,
-                sequence: int | None = None, threshold: int | None = None) -> CloudEvent:
+                sequence: int | None = None, threshold: int | None = None,
+                retracts: RetractedTransition | None = None) -> CloudEvent:
     target = target if target is not None else TARGETS[(metric, priority)]
     breached = breached_at is not None
     data = ClockTransitionData(
@@ -52,7 +54,7 @@ def clock_event(tenant: str, ticket: str, transition: str, at: datetime, *, metr
         breached=breached, target_seconds=target, elapsed_seconds=elapsed, remaining_seconds=target - elapsed,
         percent=round(100 * elapsed / target, 2), started_at=started_at, due_at=due_at, breached_at=breached_at,
         stopped_at=stopped_at, service=service, customer=customer, priority=priority, kind="incident",
-        calendar=calendar, sequence=sequence, threshold=threshold)
+        calendar=calendar, sequence=sequence, threshold=threshold, retracts=retracts)
     return make_event(event_id=event_id or str(uuid.uuid4()), source="slm://sla-engine", event_type=CLOCK_EVENT,
                       time=at, tenant_id=tenant, subject=ticket, data=data)
 

@@ -3,6 +3,7 @@ out by hand (2026-12-07 is a Monday; Asia/Shanghai is UTC+8 without daylight sav
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -10,12 +11,19 @@ import yaml
 from pydantic import ValidationError
 
 from reporting.channels import standard_webhook_signature
-from reporting.domain.messages import duration_text
-from reporting.domain.notification_policy import MAX_RULES, NotificationCalendar, NotificationPolicy
+from reporting.domain.messages import duration_text, notification_message
+from reporting.domain.notification_policy import MAX_RULES, NotificationCalendar, NotificationPolicy, Templates
 from reporting.domain.notifications import (
     AlertFacts,
+    Arrival,
     ClockFacts,
     ClockNow,
+    Lateness,
+    ReportFacts,
+    Retracted,
+    Said,
+    corrections,
+    on_arrival,
     plan,
     repeat_after,
     retry_delay,
@@ -209,3 +217,125 @@ def test_a_policy_over_its_limits_or_inconsistent_is_refused_with_the_reason(doc
                                                                               complaint: str) -> None:
     with pytest.raises(ValidationError, match=complaint.replace("(", r"\(").replace("`", ".")):
         NotificationPolicy.model_validate(document)
+
+
+CORRECTING = policy("""
+channels:
+  - {name: desk, type: webhook, url: "http://127.0.0.1:1/hook"}
+rules:
+  - {id: told-and-corrected, triggers: [breached], channel: desk, recipients: [oncall], on_recalculation: correct}
+  - {id: told-once, triggers: [breached], channel: desk, recipients: [oncall]}
+""")
+
+
+def test_a_recalculation_that_retracts_a_sent_breach_plans_one_correction_for_the_rule_that_asks() -> None:
+    breach = datetime(2026, 12, 8, 3, 0, tzinfo=UTC)
+    before = Said("breached", "running", True, breach)
+    after = Said("recalculated", "running", False, breach + timedelta(minutes=30))
+    facts = clock("recalculated", breach + timedelta(minutes=20), "P1")
+    planned = corrections(facts, "3", after, Retracted("breached", breach, None),
+                          {"told-and-corrected": before, "told-once": before}, CORRECTING)
+    assert [(p.rule_id, p.trigger, p.key, p.due_at, changed) for p, changed in planned] == [
+        ("told-and-corrected", "correction", "clock/INC-1/gold/resolution/1/correction/told-and-corrected/3",
+         breach + timedelta(minutes=20), ["retracted", "breached", "due_at"])]
+    # The same recalculation again (a redelivery, a republication): the same key.
+    assert [p.key for p, _ in corrections(facts, "3", after, None, {"told-and-corrected": before}, CORRECTING)] \
+        == [planned[0][0].key]
+
+
+def test_a_recalculation_that_changes_nothing_said_or_finds_nothing_sent_plans_no_correction() -> None:
+    breach = datetime(2026, 12, 8, 3, 0, tzinfo=UTC)
+    said = Said("breached", "running", True, breach)
+    facts = clock("recalculated", breach + timedelta(minutes=20), "P1")
+    assert corrections(facts, "4", Said("recalculated", "running", True, breach), None,
+                       {"told-and-corrected": said}, CORRECTING) == []
+    assert corrections(facts, "4", Said("recalculated", "met", False, None), None, {}, CORRECTING) == []
+    # Only what was said counts: a stop after a sent warning changes its state.
+    [(_, changed)] = corrections(facts, "5", Said("recalculated", "met", False, None), None,
+                                 {"told-and-corrected": Said("warning:75", "running", False, breach)}, CORRECTING)
+    assert changed == ["due_at", "state"]
+
+
+def test_a_published_report_notifies_rules_whose_filters_match_its_scope_once_per_revision() -> None:
+    reports = policy("""
+channels: [{name: desk, type: webhook, url: "http://127.0.0.1:1/hook"}]
+rules:
+  - {id: all, triggers: [report_published], channel: desk, escalation: {levels: [{after: 0m}, {after: 1h}]}}
+  - {id: acme, triggers: [report_published], match: {customer: acme}, channel: desk}
+  - {id: breaches, triggers: [breached], channel: desk}
+""")
+    at = datetime(2026, 10, 1, 1, 30, tzinfo=UTC)
+    whole = plan(ReportFacts("r-1", None, None, at), reports)
+    assert [(p.rule_id, p.key, p.level, p.due_at) for p in whole] == [
+        ("all", "report/r-1/report.published/all/0", 0, at)]  # a publication is a fact: its first level only
+    assert [p.rule_id for p in plan(ReportFacts("r-2", None, "acme", at), reports)] == ["all", "acme"]
+
+
+TEMPLATED = {
+    "language": "zh-Hans",
+    "templates": {"en": {"title": "[$priority] $ticket_id: $trigger"},
+                  "zh-Hans": {"title": "【$priority】$ticket_id 已违约", "text": "请处理 $ticket_id，剩余 $remaining"}},
+    "channels": [{"name": "desk", "type": "webhook", "url": "http://127.0.0.1:1/hook"}],
+    "rules": [{"id": "own", "triggers": ["breached"], "channel": "desk",
+               "templates": {"zh": {"text": "值班请看 $ticket_id"}}},
+              {"id": "tenant", "triggers": ["breached"], "channel": "desk", "language": "en"}],
+}
+
+
+def test_templates_fall_back_field_by_field_from_the_rule_to_the_tenant_in_either_language() -> None:
+    templated = NotificationPolicy.model_validate(TEMPLATED)
+    own, tenant = templated.rules
+    assert templated.language == "zh-CN"  # zh-Hans and zh are Simplified Chinese
+    assert templated.templates_for(own, "zh-CN") == Templates(title="【$priority】$ticket_id 已违约",
+                                                              text="值班请看 $ticket_id")
+    assert templated.templates_for(tenant, "en") == Templates(title="[$priority] $ticket_id: $trigger")
+    assert templated.templates_for(tenant, "zh-CN") == templated.templates["zh-CN"]
+
+
+def test_a_template_renders_its_names_and_the_explained_clock_link_is_always_in_the_message() -> None:
+    templated = NotificationPolicy.model_validate(TEMPLATED)
+    facts = {"ticket_id": "INC-7", "metric": "resolution", "priority": "P1", "service": "email", "customer": "acme"}
+    link = "http://sla-engine.test/v1/tickets/INC-7/clocks?at=2026-12-08T03:00:00%2B00:00"
+    message = notification_message("breached", 0, dict(facts), None, "zh-CN",
+                                   templated.templates_for(templated.rules[0], "zh-CN"), link, "Asia/Shanghai")
+    assert message.title == "【P1】INC-7 已违约"
+    assert message.fields[0] == ("", "值班请看 INC-7")
+    assert f"时钟详情: {link}" in message.text.splitlines()  # the template never names $link: still there
+    english = notification_message("breached", 0, dict(facts), None, "en",
+                                   templated.templates_for(templated.rules[1], "en"), link, "UTC")
+    assert english.title == "[P1] INC-7: breached"
+
+
+@pytest.mark.parametrize(("template", "reason"), [
+    ("$ticket_id at $nope", "unknown template names ['nope']"),
+    ("${ticket_id.__class__}", "not a valid template"),
+    ("违" * 1366, "at most 4096 bytes"),  # 4,098 bytes in UTF-8, under 4,096 characters
+])
+def test_a_template_with_an_unknown_name_or_over_its_bytes_is_refused_at_the_door(template: str, reason: str) -> None:
+    document = {**TEMPLATED, "templates": {"en": {"text": template}}}
+    with pytest.raises(ValidationError, match=re.escape(reason)):
+        NotificationPolicy.model_validate(document)
+
+
+def test_an_event_s_arrival_makes_its_notification_on_time_late_overtaken_or_stale() -> None:
+    breach = datetime(2026, 12, 8, 3, 0, tzinfo=UTC)
+    lateness = Lateness(late_after=timedelta(minutes=1), horizon=timedelta(hours=24), settle=timedelta(seconds=30))
+    assert on_arrival(breach, breach, breach + timedelta(seconds=59), lateness, newest=True) == \
+        Arrival(None, breach, late=False)
+    two_hours = breach + timedelta(hours=2)
+    assert on_arrival(breach, breach, two_hours, lateness, newest=True) == \
+        Arrival(None, two_hours + timedelta(seconds=30), late=True)
+    # A later ladder level still in the future keeps its instant.
+    assert on_arrival(breach + timedelta(hours=3), breach, two_hours, lateness, newest=True).due_at == \
+        breach + timedelta(hours=3)
+    assert on_arrival(breach, breach, two_hours, lateness, newest=False).suppressed == \
+        "superseded: its cycle had moved on when it arrived"
+    assert on_arrival(breach, breach, breach + timedelta(hours=25), lateness, newest=True).suppressed == \
+        "stale: received 1 day, 1:00:00 after the event"
+
+
+def test_a_warning_whose_cycle_breached_before_it_went_out_is_superseded_by_the_breach() -> None:
+    at = datetime(2026, 12, 8, 1, 0, tzinfo=UTC)
+    breached = ClockNow("running", True, 14400, 14400, at, at, at, "24x7")
+    assert still_holds("warning:75", breached) == "superseded by the cycle's breach"
+    assert still_holds("breached", breached) is None

@@ -17,6 +17,7 @@ from reporting.calendars import subscribe_calendars
 from reporting.channels import Senders
 from reporting.closing import PeriodCloser
 from reporting.delivery import NotificationDelivery
+from reporting.domain.notifications import Lateness
 from reporting.handlers import Now, ReadModels, utc_now
 from reporting.improvements import improvements_router
 from reporting.notification_api import BODY_LIMITS as NOTIFICATION_BODY_LIMITS
@@ -67,7 +68,7 @@ def read_model_router(runtime: ServiceRuntime, read_models: ReadModels, settings
 def add_notification_delivery(runtime: ServiceRuntime, policies: PolicyStore, settings: ReportingSettings,
                               now: Now, ack_links: AckLinks) -> None:
     """The delivery loop: the kit's periodic task, inside the lifetime of the senders' HTTP client."""
-    senders = Senders(settings.notification_timeout_seconds)
+    senders = Senders(settings.notification_timeout_seconds, settings.notification_http_client)
     delivery = NotificationDelivery(runtime.sessions, policies, senders, now, settings, ack_links=ack_links)
     task = PeriodicTask("delivering notifications", settings.notification_poll_seconds, delivery.run_pass)
 
@@ -91,7 +92,10 @@ def create_app(settings: ReportingSettings, now: Now = utc_now) -> FastAPI:
                           base_url=settings.public_base_url)
     if settings.period_close_enabled:
         runtime.add_background(closer.run, closer.stop)
-    read_models = ReadModels(runtime.sessions, now, timedelta(seconds=settings.notification_max_age_seconds))
+    read_models = ReadModels(runtime.sessions, now, Lateness(
+        late_after=timedelta(seconds=settings.notification_late_after_seconds),
+        horizon=timedelta(seconds=settings.notification_max_age_seconds),
+        settle=timedelta(seconds=settings.notification_late_settle_seconds)))
     runtime.broker.include_router(read_model_router(runtime, read_models, settings))
     runtime.broker.include_router(subscribe_api_keys(runtime, tables.api_keys, tables.inbox))
     runtime.broker.include_router(subscribe_calendars(runtime, now))

@@ -29,12 +29,11 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from email.message import EmailMessage
-from typing import Any
-
-import httpx
+from typing import Any, Literal
 
 from reporting.domain.messages import Message
 from reporting.domain.notification_policy import Channel
+from reporting.http11 import Http11Client, HttpFailure, HttpxClient
 
 EVENT_TYPE = "sla.notification.v1"
 
@@ -180,19 +179,21 @@ def email_message(delivery: Delivery) -> EmailMessage:
 class Senders:
     """Sends a delivery on its channel; raises `DeliveryFailed` when the channel did not take it."""
 
-    def __init__(self, timeout_seconds: float) -> None:
-        self._client: httpx.AsyncClient | None = None
+    def __init__(self, timeout_seconds: float, http_client: Literal["h11", "httpx"] = "h11") -> None:
+        self._client: Http11Client | HttpxClient | None = None
         self._timeout = timeout_seconds
+        self._kind = http_client
 
     @asynccontextmanager
     async def open(self) -> AsyncIterator[None]:
-        """One HTTP client (its connection pool) for every send while open."""
-        async with httpx.AsyncClient(follow_redirects=False) as client:
-            self._client = client
-            try:
-                yield
-            finally:
-                self._client = None
+        """One HTTP client (its kept-alive connections) for every send while open."""
+        client = Http11Client(self._timeout) if self._kind == "h11" else HttpxClient(self._timeout)
+        self._client = client
+        try:
+            yield
+        finally:
+            self._client = None
+            await client.aclose()
 
     async def send(self, delivery: Delivery, now: datetime) -> None:
         channel = delivery.channel
@@ -218,13 +219,13 @@ class Senders:
         if self._client is None:
             raise DeliveryFailed("the senders are not open")
         try:
-            response = await self._client.post(url, content=body, timeout=self._timeout,
-                                               headers=headers or {"content-type": "application/json"})
-        except httpx.HTTPError as error:
-            raise DeliveryFailed(f"{type(error).__name__}: {error}") from error
-        if response.status_code >= 300:
-            permanent = 400 <= response.status_code < 500 and response.status_code not in (408, 425, 429)
-            raise DeliveryFailed(f"HTTP {response.status_code}: {response.text[:200]}", permanent=permanent)
+            answer = await self._client.post(url, body, headers or {"content-type": "application/json"})
+        except HttpFailure as error:
+            raise DeliveryFailed(str(error)) from error
+        if answer.status >= 300:
+            permanent = 400 <= answer.status < 500 and answer.status not in (408, 425, 429)
+            raise DeliveryFailed(f"HTTP {answer.status}: {answer.body[:200].decode(errors='replace')}",
+                                 permanent=permanent)
 
     def _send_mail(self, delivery: Delivery) -> None:
         smtp = delivery.channel.smtp

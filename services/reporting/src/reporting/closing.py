@@ -27,6 +27,7 @@ from reporting.domain.config import PublishScope, ReportingConfig
 from reporting.domain.periods import Period, periods_between
 from reporting.handlers import Now
 from reporting.improvements import measure_after_close, propose_missed
+from reporting.notifications import plan_report_published
 from reporting.quality import quality_results
 from reporting.reports import REPORT_SECONDS, build_report, canonical_bytes, load_config, report_document
 from reporting.repository import lock_tenant_exclusive
@@ -235,5 +236,7 @@ class PeriodCloser:
         event = make_event(event_id=report_id, source=SOURCE, event_type=REPORT_PUBLISHED_EVENT, time=now,
                            tenant_id=tenant, subject=scope.key, data=data)
         await self._outbox.add(session, [OutgoingEvent(topics.REPORTS, f"{tenant}/reports", event)])
+        # The distribution: whoever a `report_published` rule names hears of it, planned in this transaction.
+        await plan_report_published(session, event, data, period.label, kind, now)
         return PublishedReport(report_id, tenant, period.start, period.end, period.label, scope.model_dump(),
                                revision, kind, amends, links)

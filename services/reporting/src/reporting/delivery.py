@@ -34,8 +34,16 @@ from reporting import tables
 from reporting.ack_links import AckLinks
 from reporting.channels import Delivery, DeliveryFailed, Senders
 from reporting.domain.messages import notification_message
-from reporting.domain.notification_policy import NotificationPolicy
-from reporting.domain.notifications import ClockNow, Planned, repeat_after, retry_delay, still_holds, values_at
+from reporting.domain.notification_policy import REPORT_PUBLISHED, NotificationPolicy
+from reporting.domain.notifications import (
+    CORRECTION,
+    ClockNow,
+    Planned,
+    repeat_after,
+    retry_delay,
+    still_holds,
+    values_at,
+)
 from reporting.handlers import Now
 from reporting.notifications import PolicyStore, StoredPolicy, load_policies, new_id
 from reporting.settings import ReportingSettings
@@ -108,14 +116,25 @@ class NotificationDelivery:
         await asyncio.gather(*self._lanes.values(), return_exceptions=True)
 
     async def deliver_tenant(self, tenant: str, batches: int | None = None) -> int:
-        """The tenant's due rows, batch after batch, at most `batches` of them (`BATCHES_PER_LANE` by default)."""
-        total = 0
-        for _ in range(batches or BATCHES_PER_LANE):
-            count = await self._batch(tenant)
-            total += count
-            if count < self._settings.notification_batch:
-                break
-        return total
+        """The tenant's due rows, at most `batches` batches (`BATCHES_PER_LANE` by default), claimed by
+        `notification_batches_in_flight` workers side by side: each claims its own batch (SKIP LOCKED keeps them
+        apart), so one batch's database round trips and commit overlap another's sends instead of the
+        receiver and the database taking turns."""
+        left = batches or BATCHES_PER_LANE
+
+        async def worker() -> int:
+            nonlocal left
+            total = 0
+            while left > 0:
+                left -= 1
+                count = await self._batch(tenant)
+                total += count
+                if count < self._settings.notification_batch:
+                    break
+            return total
+
+        return sum(await asyncio.gather(*(worker() for _ in range(
+            min(left, self._settings.notification_batches_in_flight)))))
 
     async def _batch(self, tenant: str) -> int:
         t = tables.notifications
@@ -132,10 +151,13 @@ class NotificationDelivery:
             acked = await _acked_ladders(session, tenant, rows)
             paged = await _paged_cycles(session, tenant, rows)
             semaphore = asyncio.Semaphore(self._settings.notification_concurrency)
+            # Each channel's secret decrypted once per batch, not once per row (Fernet's HMAC and AES).
+            secrets = ({channel.name: self._store.secret(stored.document, channel.name)
+                        for channel in stored.policy.channels} if stored else {})
 
             async def settle(row: dict[str, Any]) -> dict[str, Any]:
                 async with semaphore:
-                    return await self._settle(row, stored, clocks, acked, paged, now)
+                    return await self._settle(row, stored, clocks, acked, paged, now, secrets)
 
             updates = await asyncio.gather(*(settle(row) for row in rows))
             await session.execute(sa.update(t).where(t.c.id == sa.bindparam("b_id")).values(
@@ -151,7 +173,8 @@ class NotificationDelivery:
         return len(rows)
 
     async def _settle(self, row: dict[str, Any], stored: StoredPolicy | None, clocks: dict[tuple[Any, ...], ClockNow],
-                      acked: set[str], paged: set[tuple[Any, ...]], now: datetime) -> dict[str, Any]:
+                      acked: set[str], paged: set[tuple[Any, ...]], now: datetime,
+                      secrets: dict[str, str | None]) -> dict[str, Any]:
         """Sends one row (or decides not to); returns its update."""
         update = {"b_id": row["id"], "b_status": "sent", "b_attempts": row["attempts"],
                   "b_next": row["next_attempt_at"], "b_error": row["last_error"], "b_reason": None, "b_sent": None}
@@ -175,7 +198,7 @@ class NotificationDelivery:
             wait = self._rate.take(f"{row['tenant_id']}/{channel.name}", time.monotonic())
             if wait > 0:  # over the channel's rate: it waits, without counting as an attempt
                 return update | {"b_status": row["status"], "b_next": now + timedelta(seconds=wait)}
-            delivery = self._delivery(row, stored, channel.name, clock, now)
+            delivery = self._delivery(row, stored, channel.name, clock, now, secrets.get(channel.name))
             try:
                 if delivery.secret is None and channel.name in stored.document["secrets"]:
                     # Never send unsigned (or unauthenticated) what was configured with a secret.
@@ -196,7 +219,7 @@ class NotificationDelivery:
             return update | {"b_attempts": row["attempts"] + 1, "b_sent": self._now()}
 
     def _delivery(self, row: dict[str, Any], stored: StoredPolicy, channel_name: str, clock: ClockNow | None,
-                  now: datetime) -> Delivery:
+                  now: datetime, secret: str | None) -> Delivery:
         policy: NotificationPolicy = stored.policy
         rule = policy.rule(row["rule_id"])
         channel = policy.channel(channel_name)
@@ -204,13 +227,18 @@ class NotificationDelivery:
         assert channel is not None
         language = rule.language or policy.language
         values = values_at(clock, now) if clock is not None and row["ticket_id"] else None
-        link = self._clock_link(row)
-        ack_link = (self._ack_links.link(row["id"], now) if self._ack_links and row["trigger"] != "resolve"
-                    else None)
-        message = notification_message(row["trigger"], row["level"], row["facts"], values, language,
-                                       rule.templates.get(language), link,
+        link = self._clock_link(row) if row["trigger"] != REPORT_PUBLISHED else row["facts"]["links"].get("html")
+        ack_link = (self._ack_links.link(row["id"], now) if self._ack_links
+                    and row["trigger"] not in ("resolve", REPORT_PUBLISHED, CORRECTION) else None)
+        facts = dict(row["facts"])
+        if isinstance(late := facts.get("late"), dict):
+            # Received late (reporting was down or lagging): how long after it should have gone out it goes.
+            facts["late_seconds"] = max(0, int((now - datetime.fromisoformat(late["should_have_gone_at"]))
+                                               .total_seconds()))
+        message = notification_message(row["trigger"], row["level"], facts, values, language,
+                                       policy.templates_for(rule, language), link,
                                        rule.calendar.timezone if rule.calendar else "UTC", ack_link)
-        data = {**row["facts"], "notification_id": row["id"], "trigger": row["trigger"], "level": row["level"],
+        data = {**facts, "notification_id": row["id"], "trigger": row["trigger"], "level": row["level"],
                 "rule": row["rule_id"], "recipients": row["recipients"], "due_at": row["due_at"].isoformat(),
                 "sent_at": now.isoformat(), "title": message.title, "link": link, "ack_link": ack_link}
         if values is not None:
@@ -218,12 +246,13 @@ class NotificationDelivery:
                      "percent_now": values.percent, "values_as_of": values.as_of.isoformat(),
                      "values_exact": values.exact}
         return Delivery(notification_id=row["id"], dedup_key=_dedup_key(row), trigger=row["trigger"],
-                        level=row["level"], channel=channel, secret=self._store.secret(stored.document, channel.name),
+                        level=row["level"], channel=channel, secret=secret,
                         recipients=tuple(row["recipients"]), message=message, data=data, event_at=row["event_at"])
 
     def _clock_link(self, row: dict[str, Any]) -> str | None:
+        # Always there for a clock: without the sla-engine's public URL configured, its path on the sla-engine.
         base = self._settings.explained_clock_base_url.rstrip("/")
-        if not base or not row["ticket_id"]:
+        if not row["ticket_id"]:
             return None
         return f"{base}/v1/tickets/{row['ticket_id']}/clocks?at={row['event_at'].isoformat().replace('+', '%2B')}"
 

@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from reporting import repository, tables
-from reporting.notifications import plan_batch
+from reporting.domain.notifications import Lateness
+from reporting.notifications import DEFAULT_LATENESS, plan_batch
 from reporting.repository import Deltas, Effect
 from slm_shared import topics
 from slm_shared.consumer import Record, parse_batch
@@ -85,10 +86,10 @@ class ReadModels:
     """Consumes sla.clocks.v1, itsm.tickets.v1, itsm.feedback.v1, slo.status.v1 and slo.alerts.v1."""
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession], now: Now = utc_now,
-                 notification_max_age: timedelta = timedelta(hours=1)) -> None:
+                 lateness: Lateness = DEFAULT_LATENESS) -> None:
         self._sessions = sessions
         self._now = now
-        self._notification_max_age = notification_max_age
+        self._lateness = lateness
         self._inbox = Inbox(tables.inbox, "reporting.read-models")
 
     async def on_records(self, records: Sequence[Record]) -> list[str]:
@@ -161,7 +162,7 @@ class ReadModels:
             await plan_batch(session, clocks, [
                 (event, SloAlertData.model_validate(data[key]))
                 for key, event in firsts.items() if event.type == SLO_ALERT_EVENT], received_at,
-                self._notification_max_age)
+                self._lateness)
             await repository.flush(session, deltas)
         if deltas.late_changes:  # one line per batch: a replay into closed periods would log every event
             log.info("%d late events change closed periods %s of tenants %s",

@@ -13,7 +13,7 @@ import logging
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -22,12 +22,26 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from reporting import tables
 from reporting.domain.notification_policy import STORED, NotificationPolicy
-from reporting.domain.notifications import RESOLVE, AlertFacts, ClockFacts, Planned, plan
-from slm_shared.events import ClockTransitionData, CloudEvent, SloAlertData
+from reporting.domain.notifications import (
+    RESOLVE,
+    AlertFacts,
+    ClockFacts,
+    Facts,
+    Lateness,
+    Planned,
+    ReportFacts,
+    Retracted,
+    Said,
+    corrections,
+    on_arrival,
+    plan,
+)
+from slm_shared.events import ClockTransitionData, CloudEvent, ReportPublishedData, SloAlertData
 from slm_shared.secret_cipher import SecretCipher
 
 log = logging.getLogger(__name__)
 
+DEFAULT_LATENESS = Lateness()
 # Serialises a tenant's policy applies, so versions are 1, 2, 3... without gaps or clashes.
 POLICY_LOCK_CLASS = 7302
 
@@ -118,7 +132,7 @@ def new_id() -> str:
     return f"ntf_{secrets.token_hex(10)}"
 
 
-def planned_row(tenant: str, version: int, planned: Planned, facts: ClockFacts | AlertFacts,
+def planned_row(tenant: str, version: int, planned: Planned, facts: Facts,
                 data: dict[str, Any], now: datetime) -> dict[str, Any]:
     clock = facts if isinstance(facts, ClockFacts) else None
     return {
@@ -129,7 +143,7 @@ def planned_row(tenant: str, version: int, planned: Planned, facts: ClockFacts |
         "metric": clock.metric if clock else None, "cycle": clock.cycle if clock else None,
         "slo_id": facts.slo_id if isinstance(facts, AlertFacts) else None, "facts": data,
         "event_at": planned.event_at, "due_at": planned.due_at, "next_attempt_at": planned.due_at,
-        "status": "pending", "attempts": 0, "created_at": now,
+        "status": "pending", "reason": None, "attempts": 0, "created_at": now,
     }
 
 
@@ -142,14 +156,16 @@ async def insert_planned(session: AsyncSession, rows: list[dict[str, Any]]) -> N
 
 async def plan_batch(session: AsyncSession, clocks: Sequence[tuple[CloudEvent, ClockTransitionData]],
                      alerts: Sequence[tuple[CloudEvent, SloAlertData]], now: datetime,
-                     max_age: timedelta = timedelta(hours=1)) -> int:
+                     lateness: Lateness = DEFAULT_LATENESS) -> int:
     """The notifications the batch's first deliveries make due, under each tenant's latest policy; one
     statement to read the policies, one to write the rows. Returns how many were planned (a replay's are then
     skipped).
 
-    An event received more than `max_age` after its instant (a read model rebuilt from the topic, a backlog after
-    a long outage) is not news: its notifications are logged as `suppressed` ("stale"), never sent. A PagerDuty
-    `resolve` is planned only for a cycle and rule that has a trigger notification to resolve."""
+    An event received late is judged by `on_arrival` (reporting.domain.notifications): history beyond the
+    horizon and a late transition its cycle had already moved past are logged as `suppressed`, never sent;
+    any other late one waits for the backlog behind it and carries when it should have gone out, so the
+    message says how late it is. A PagerDuty `resolve` is planned only for a cycle and rule that has a trigger
+    notification to resolve."""
     tenants = sorted({event.tenantid for event, _ in (*clocks, *alerts)})
     if not tenants:
         return 0
@@ -158,6 +174,8 @@ async def plan_batch(session: AsyncSession, clocks: Sequence[tuple[CloudEvent, C
         return 0
     rows: list[dict[str, Any]] = []
     groups = await _assignment_groups(session, policies, clocks)
+    overtaken = await _overtaken(session, [(event, data) for event, data in clocks if event.tenantid in policies
+                                           and lateness.late_after < now - event.time <= lateness.horizon])
     items: list[tuple[CloudEvent, ClockFacts | AlertFacts, dict[str, Any]]] = [
         *((event, replace(clock_facts(event, data), assignment_group=groups.get((event.tenantid, data.ticket_id))),
            data.model_dump(mode="json")) for event, data in clocks),
@@ -166,13 +184,117 @@ async def plan_batch(session: AsyncSession, clocks: Sequence[tuple[CloudEvent, C
         stored = policies.get(event.tenantid)
         if stored is None:
             continue
-        stale = now - event.time > max_age
-        for planned in plan(facts, stored.policy):
-            row = planned_row(event.tenantid, stored.version, planned, facts, data, now)
-            if stale:
-                row |= {"status": "suppressed", "reason": f"stale: received {now - event.time} after the event"}
-            rows.append(row)
+        newest = event.dedup_key not in overtaken
+        rows.extend(arrived(planned_row(event.tenantid, stored.version, planned, facts, data, now), event.time,
+                            now, lateness, newest) for planned in plan(facts, stored.policy))
+    rows.extend(await _corrections(session, policies, clocks, now, lateness))
     rows = await _with_something_to_resolve(session, rows)
+    await insert_planned(session, rows)
+    return len(rows)
+
+
+def arrived(row: dict[str, Any], event_at: datetime, received_at: datetime, lateness: Lateness,
+            newest: bool = True) -> dict[str, Any]:
+    """The planned row as its event's arrival makes it: pending on time, suppressed, or late (due after the
+    backlog has settled, with the instant it should have gone out kept in its facts for the message)."""
+    arrival = on_arrival(row["due_at"], event_at, received_at, lateness, newest)
+    if arrival.suppressed is not None:
+        return row | {"status": "suppressed", "reason": arrival.suppressed}
+    if not arrival.late:
+        return row
+    late = {"received_at": received_at.isoformat(), "should_have_gone_at": row["due_at"].isoformat()}
+    return row | {"due_at": arrival.due_at, "next_attempt_at": arrival.due_at, "facts": row["facts"] | {"late": late}}
+
+
+async def _overtaken(session: AsyncSession,
+                     clocks: Sequence[tuple[CloudEvent, ClockTransitionData]]) -> set[tuple[str, str, str]]:
+    """The dedup keys of `clocks` whose cycle the read model (this batch applied) holds at a later publication
+    (the engine's `sequence`): transitions a late backlog or a replay brings after their cycle moved on."""
+    numbered = [(event, data) for event, data in clocks if data.sequence is not None]
+    if not numbered:
+        return set()
+    c = tables.clock_outcomes
+    latest = {tuple(row[:5]): row.last_sequence for row in (await session.execute(
+        sa.select(c.c.tenant_id, c.c.ticket_id, c.c.policy_id, c.c.metric, c.c.cycle, c.c.last_sequence).where(
+            sa.tuple_(c.c.tenant_id, c.c.ticket_id, c.c.policy_id, c.c.metric, c.c.cycle).in_(sorted(
+                {(event.tenantid, d.ticket_id, d.policy_id, d.metric, d.cycle) for event, d in numbered}))))).all()}
+    return {event.dedup_key for event, d in numbered
+            if (found := latest.get((event.tenantid, d.ticket_id, d.policy_id, d.metric, d.cycle))) is not None
+            and d.sequence is not None and found > d.sequence}
+
+
+def said(trigger: str, data: dict[str, Any]) -> Said:
+    due = data.get("due_at")
+    return Said(trigger=trigger, state=str(data.get("state")), breached=bool(data.get("breached")),
+                due_at=datetime.fromisoformat(due) if isinstance(due, str) else None,
+                threshold=data.get("threshold"))
+
+
+def _figures(told: Said) -> dict[str, Any]:
+    # The instant as the events' JSON writes it (pydantic: `Z` for UTC).
+    due = told.due_at.isoformat().replace("+00:00", "Z") if told.due_at else None
+    return {"state": told.state, "breached": told.breached, "due_at": due}
+
+
+async def _corrections(session: AsyncSession, policies: dict[str, StoredPolicy],
+                       clocks: Sequence[tuple[CloudEvent, ClockTransitionData]], now: datetime,
+                       lateness: Lateness) -> list[dict[str, Any]]:
+    """The corrections the batch's recalculations make due: for tenants with a rule that asks for them, the
+    latest sent notification of each recalculated cycle and rule (one statement) against the recalculation."""
+    recalculated = [(event, data) for event, data in clocks if data.transition == "recalculated"
+                    and (stored := policies.get(event.tenantid)) is not None
+                    and any(rule.on_recalculation == "correct" for rule in stored.policy.rules)]
+    if not recalculated:
+        return []
+    t = tables.notifications
+    cycles = sorted({(event.tenantid, d.ticket_id, d.policy_id, d.metric, d.cycle) for event, d in recalculated})
+    latest = (await session.execute(
+        sa.select(t.c.tenant_id, t.c.ticket_id, t.c.policy_id, t.c.metric, t.c.cycle, t.c.rule_id, t.c.trigger,
+                  t.c.facts).where(t.c.status == "sent", t.c.trigger != RESOLVE,
+                                   sa.tuple_(t.c.tenant_id, t.c.ticket_id, t.c.policy_id, t.c.metric, t.c.cycle)
+                                   .in_(cycles))
+        .order_by(t.c.tenant_id, t.c.ticket_id, t.c.policy_id, t.c.metric, t.c.cycle, t.c.rule_id,
+                  t.c.sent_at.desc())
+        .ext(distinct_on(t.c.tenant_id, t.c.ticket_id, t.c.policy_id, t.c.metric, t.c.cycle, t.c.rule_id)))).all()
+    sent: dict[tuple[Any, ...], dict[str, Said]] = {}
+    for found in latest:
+        sent.setdefault(tuple(found)[:5], {})[found.rule_id] = said(found.trigger, found.facts)
+    rows: list[dict[str, Any]] = []
+    for event, data in recalculated:
+        stored = policies[event.tenantid]
+        before = sent.get((event.tenantid, data.ticket_id, data.policy_id, data.metric, data.cycle))
+        if not before:
+            continue
+        document = data.model_dump(mode="json")
+        after = said("recalculated", document)
+        retracted = (Retracted(data.retracts.transition, data.retracts.at, data.retracts.threshold)
+                     if data.retracts else None)
+        # The engine's publication number identifies the recalculation in its cycle; the event id otherwise.
+        recalculation = str(data.sequence) if data.sequence is not None else event.id
+        facts = clock_facts(event, data)
+        for planned, changed in corrections(facts, recalculation, after, retracted, before, stored.policy):
+            was = before[planned.rule_id]
+            correction = {"changed": changed, "corrects": was.trigger, "before": _figures(was),
+                          "after": _figures(after)}
+            rows.append(arrived(planned_row(event.tenantid, stored.version, planned, facts,
+                                            document | {"correction": correction}, now), event.time, now, lateness))
+    return rows
+
+
+async def plan_report_published(session: AsyncSession, event: CloudEvent, data: ReportPublishedData,
+                                label: str, kind: str, now: datetime) -> int:
+    """The notifications of a report publication, planned in the transaction that freezes the snapshot and
+    adds `report.published.v1` to the outbox: the report is published and its distribution planned together,
+    or neither. Returns how many were planned."""
+    stored = (await load_policies(session, [event.tenantid])).get(event.tenantid)
+    if stored is None:
+        return 0
+    facts = ReportFacts(report_id=data.report_id, service=data.scope.get("service"),
+                        customer=data.scope.get("customer"), at=event.time)
+    document = data.model_dump(mode="json") | {"label": label, "kind": kind, "service": facts.service,
+                                                "customer": facts.customer}
+    rows = [planned_row(event.tenantid, stored.version, planned, facts, document, now)
+            for planned in plan(facts, stored.policy)]
     await insert_planned(session, rows)
     return len(rows)
 

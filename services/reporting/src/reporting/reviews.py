@@ -33,9 +33,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from reporting import queries, tables
 from reporting.domain.config import Name, PublishScope, ReportingConfig, Text
+from reporting.domain.notification_policy import REPORT_PUBLISHED
 from reporting.domain.periods import Period, period_containing, previous_periods
 from reporting.domain.quality import Answer
-from reporting.domain.review import ImprovementRecord, ServiceReview, assemble_review
+from reporting.domain.review import Delivered, ImprovementRecord, ServiceReview, assemble_review
 from reporting.domain.satisfaction import Handling, complaint_counts, satisfaction
 from reporting.handlers import Now
 from reporting.i18n import Language, choose_language
@@ -130,7 +131,27 @@ async def build_review(session: AsyncSession, tenant: str, period: Period, confi
     return assemble_review(
         report, history, current, await _created(session, tenant, period),
         await quality_results(session, tenant, period, config, None, customer, cache), facts, found,
-        complaint_counts(found.complaints), await _improvements(session, tenant, customer), config)
+        complaint_counts(found.complaints), await _improvements(session, tenant, customer), config,
+        await _distribution(session, tenant, [p.report_id for p in report.header.published]))
+
+
+async def _distribution(session: AsyncSession, tenant: str, report_ids: list[str]) -> dict[str, list[Delivered]]:
+    """The delivery log's `report.published` notifications of the reports (their ladder key is
+    `report/{report_id}/...`, reporting.domain.notifications.ReportFacts)."""
+    if not report_ids:
+        return {}
+    t = tables.notifications
+    report_id = sa.func.split_part(t.c.ladder_key, "/", 2)
+    rows = (await session.execute(sa.select(report_id.label("report_id"), t.c.rule_id, t.c.channel, t.c.recipients,
+                                            t.c.status, t.c.sent_at, t.c.attempts, t.c.reason, t.c.last_error)
+                                  .where(t.c.tenant_id == tenant, t.c.trigger == REPORT_PUBLISHED,
+                                         report_id.in_(report_ids)))).all()
+    found: dict[str, list[Delivered]] = {}
+    for row in rows:
+        found.setdefault(row.report_id, []).append(Delivered(
+            row.rule_id, row.channel, list(row.recipients), row.status, row.sent_at, row.attempts,
+            row.reason or row.last_error))
+    return found
 
 
 def review_document(review: ServiceReview) -> dict[str, Any]:

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import re
 from datetime import datetime, time, timedelta
+from string import Template
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     SecretStr,
@@ -33,12 +35,19 @@ MAX_TRIGGERS = 20
 MAX_LEVELS = 10
 MAX_RECIPIENTS = 50
 MAX_REPEATS = 100
-MAX_TEMPLATE_CHARS = 4000
+MAX_TEMPLATE_BYTES = 4096  # UTF-8 bytes of one template (a Chinese character is three)
+# The `$name`s a template may use (reporting.domain.messages fills every one of them, "-" when the notification
+# has no such value): anything else is refused when the policy is applied, never discovered while sending.
+TEMPLATE_NAMES = frozenset({
+    "ticket_id", "metric", "trigger", "priority", "service", "customer", "agreement", "policy_id", "cycle",
+    "threshold", "due_at", "remaining", "percent", "link", "level", "late", "slo_id", "alert", "label",
+    "revision", "report_id"})
 
 ClockTrigger = Literal["warning", "breached", "stopped_breached"]
 SloTrigger = Literal["page", "ticket", "budget_exhausted"]
 ChannelType = Literal["webhook", "slack", "teams", "pagerduty", "alertmanager", "email"]
-Language = Literal["en", "zh-CN"]
+Language = Literal["en", "zh-CN"]  # zh-CN: Simplified Chinese (also accepted as `zh-Hans` or `zh`)
+REPORT_PUBLISHED = "report.published"
 STORED = "stored"  # validation context: a policy read back from the store, its secrets kept apart
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _DURATION = re.compile(r"^(\d+)([smhd])$")
@@ -79,11 +88,12 @@ Duration = Annotated[str, Field(max_length=16), AfterValidator(_duration)]
 
 class Trigger(BaseModel):
     """`breached`, `stopped_breached`, `{event: warning, threshold: 75}` (the engine's `warn_at` percent crossed),
-    or `{event: slo_alert, alert: page}`."""
+    `{event: slo_alert, alert: page}`, or `report_published` (a period's report frozen and published, its
+    original or an amendment: the distribution of the report)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    event: Literal["warning", "breached", "stopped_breached", "slo_alert"]
+    event: Literal["warning", "breached", "stopped_breached", "slo_alert", "report_published"]
     threshold: int | None = Field(default=None, ge=1, le=99)
     alert: SloTrigger | None = None
 
@@ -104,7 +114,9 @@ class Trigger(BaseModel):
 
     @property
     def name(self) -> str:
-        """The trigger part of the idempotency key: `warning:75`, `breached`, `slo:page`."""
+        """The trigger part of the idempotency key: `warning:75`, `breached`, `slo:page`, `report.published`."""
+        if self.event == "report_published":
+            return REPORT_PUBLISHED
         if self.event == "warning":
             return f"warning:{self.threshold}"
         if self.event == "slo_alert":
@@ -299,14 +311,47 @@ def _interval(text: str) -> tuple[time, time | None]:
     return start, end
 
 
+def _template(value: str, info: ValidationInfo) -> str:
+    """A `string.Template` (no expressions, no attribute access: nothing to sandbox) of at most
+    `MAX_TEMPLATE_BYTES`, using only `TEMPLATE_NAMES`. A stored policy is read back as it was accepted."""
+    if info.context and info.context.get(STORED):
+        return value
+    if len(value.encode()) > MAX_TEMPLATE_BYTES:
+        raise ValueError(f"a template is at most {MAX_TEMPLATE_BYTES} bytes (UTF-8)")
+    template = Template(value)
+    if not template.is_valid():
+        raise ValueError("not a valid template: `$name` or `${name}`, `$$` for a dollar sign")
+    unknown = sorted(set(template.get_identifiers()) - TEMPLATE_NAMES)
+    if unknown:
+        raise ValueError(f"unknown template names {unknown}: use {sorted(TEMPLATE_NAMES)}")
+    return value
+
+
+TemplateText = Annotated[str, Field(max_length=MAX_TEMPLATE_BYTES), AfterValidator(_storable),
+                         AfterValidator(_template)]
+
+
+def _language(value: Any) -> Any:
+    return "zh-CN" if value in ("zh-Hans", "zh") else value
+
+
 class Templates(BaseModel):
-    """Overrides of the default message, `$name` placeholders (`string.Template`): ticket_id, metric, trigger,
-    priority, service, customer, due_at, remaining, percent, link."""
+    """Overrides of the default message, `$name` placeholders (`string.Template`, names from `TEMPLATE_NAMES`).
+    The title replaces the default title; the text goes before the default fields. The explained clock's link
+    is never left to a template: every message carries it."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    title: Annotated[str, Field(max_length=MAX_TEMPLATE_CHARS), AfterValidator(_storable)] | None = None
-    text: Annotated[str, Field(max_length=MAX_TEMPLATE_CHARS), AfterValidator(_storable)] | None = None
+    title: TemplateText | None = None
+    text: TemplateText | None = None
+
+
+def _languages(value: Any) -> Any:
+    return {_language(key): v for key, v in value.items()} if isinstance(value, dict) else value
+
+
+LanguageTemplates = Annotated[dict[Language, Templates], Field(max_length=2), BeforeValidator(_languages)]
+AnyLanguage = Annotated[Language, BeforeValidator(_language)]
 
 
 class Rule(BaseModel):
@@ -319,8 +364,11 @@ class Rule(BaseModel):
     recipients: Annotated[list[Recipient], Field(max_length=MAX_RECIPIENTS)] = Field(default_factory=list)
     escalation: Escalation | None = None
     calendar: NotificationCalendar | None = Field(default=None, description="none: any time (P1 always)")
-    language: Language | None = None
-    templates: dict[Language, Templates] = Field(default_factory=dict)
+    language: AnyLanguage | None = None
+    templates: LanguageTemplates = Field(default_factory=dict)
+    on_recalculation: Literal["ignore", "correct"] = Field(
+        default="ignore", description="`correct`: when a recalculation changes what a sent notification of this "
+        "rule said (breach retracted, due moved, state changed), send one correction with before and after")
 
     @property
     def ladder(self) -> list[Level]:
@@ -328,11 +376,13 @@ class Rule(BaseModel):
 
 
 class NotificationPolicy(BaseModel):
-    """A tenant's whole policy; `language` is the tenant's default for rules that name none."""
+    """A tenant's whole policy; `language` is the tenant's default for rules that name none, `templates` the
+    tenant's own defaults (per language) for rules that have none of their own."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    language: Language = "en"
+    language: AnyLanguage = "en"
+    templates: LanguageTemplates = Field(default_factory=dict)
     channels: Annotated[list[Channel], Field(max_length=MAX_CHANNELS)] = Field(default_factory=list)
     rules: Annotated[list[Rule], Field(max_length=MAX_RULES)] = Field(default_factory=list)
 
@@ -355,3 +405,10 @@ class NotificationPolicy(BaseModel):
 
     def rule(self, rule_id: str) -> Rule | None:
         return next((rule for rule in self.rules if rule.id == rule_id), None)
+
+    def templates_for(self, rule: Rule, language: Language) -> Templates | None:
+        """The rule's templates in `language`, field by field falling back to the tenant's; None: the defaults."""
+        own, tenant = rule.templates.get(language), self.templates.get(language)
+        if own is None or tenant is None:
+            return own or tenant
+        return Templates(title=own.title or tenant.title, text=own.text or tenant.text)

@@ -12,6 +12,13 @@ Rules:
   same keys again, which the store refuses, so nothing is ever sent twice for one of them.
 - A stop (`met`, `stopped_breached`, `cancelled`) also plans a `resolve` for each PagerDuty or Alertmanager rule
   the cycle matches, with the same dedup key as its triggers; it is sent only if a trigger was.
+- A `recalculated` transition notifies nobody, except through a rule with `on_recalculation: correct` that
+  already sent something about the cycle: when the recalculation changed what the latest sent notification said
+  (the breach retracted, the due instant moved, the state changed, or its very transition retracted), one
+  `correction` with before and after is planned per (cycle, rule, recalculation), the recalculation being the
+  engine's publication number in the cycle, so a redelivery or a republication plans the same key again.
+- A published report (`report.published`) notifies each rule naming it whose service/customer filters match the
+  published scope, once per report revision and rule (its first level only: a publication is a fact).
 """
 
 from __future__ import annotations
@@ -19,10 +26,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from reporting.domain.notification_policy import Level, NotificationPolicy, Rule, parse_duration
+from reporting.domain.notification_policy import REPORT_PUBLISHED, Level, NotificationPolicy, Rule, parse_duration
 
 STOPS = frozenset({"met", "stopped_breached", "cancelled"})
 RESOLVE = "resolve"
+CORRECTION = "correction"
+# Facts, not conditions: nothing to escalate, and true whenever they are sent.
+FINAL = frozenset({"stopped_breached", REPORT_PUBLISHED, CORRECTION})
 
 
 @dataclass(frozen=True)
@@ -72,6 +82,26 @@ class AlertFacts:
 
 
 @dataclass(frozen=True)
+class ReportFacts:
+    """A report frozen and published (`report.published.v1`): one notification per revision and rule."""
+
+    report_id: str
+    service: str | None  # the published scope
+    customer: str | None
+    at: datetime  # the publication instant
+
+    @property
+    def cycle_key(self) -> str:
+        return f"report/{self.report_id}"
+
+    def filter_values(self) -> dict[str, str | None]:
+        return {"service": self.service, "customer": self.customer}
+
+
+Facts = ClockFacts | AlertFacts | ReportFacts
+
+
+@dataclass(frozen=True)
 class Planned:
     """One notification to store: sent at `due_at` unless its condition no longer holds then."""
 
@@ -86,7 +116,7 @@ class Planned:
     recipients: tuple[str, ...]
 
 
-def plan(facts: ClockFacts | AlertFacts, policy: NotificationPolicy) -> list[Planned]:
+def plan(facts: Facts, policy: NotificationPolicy) -> list[Planned]:
     """Every notification the event makes due under `policy`, every ladder level of it."""
     if isinstance(facts, ClockFacts) and facts.transition == "recalculated":
         return []
@@ -103,9 +133,12 @@ def plan(facts: ClockFacts | AlertFacts, policy: NotificationPolicy) -> list[Pla
     return planned
 
 
-def _trigger_named(rule: Rule, facts: ClockFacts | AlertFacts) -> str | None:
+def _trigger_named(rule: Rule, facts: Facts) -> str | None:
     for trigger in rule.triggers:
-        if isinstance(facts, AlertFacts):
+        if isinstance(facts, ReportFacts):
+            if trigger.event == "report_published":
+                return trigger.name
+        elif isinstance(facts, AlertFacts):
             if trigger.event == "slo_alert" and trigger.alert == facts.alert and facts.state == "firing":
                 return trigger.name
         elif trigger.event == facts.transition and (trigger.event != "warning" or trigger.threshold == facts.threshold):
@@ -119,14 +152,14 @@ def _pages(rule: Rule, policy: NotificationPolicy) -> bool:
     return channel is not None and channel.type in ("pagerduty", "alertmanager")
 
 
-def _ladder(rule: Rule, facts: ClockFacts | AlertFacts, trigger: str) -> list[Planned]:
-    levels = rule.ladder[:1] if trigger == "stopped_breached" else rule.ladder  # a final fact: nothing to escalate
+def _ladder(rule: Rule, facts: Facts, trigger: str) -> list[Planned]:
+    levels = rule.ladder[:1] if trigger in FINAL else rule.ladder
     return [_one(rule, facts, trigger, index, facts.at + level.delay, level.channel or rule.channel,
                  level.recipients if level.recipients is not None else rule.recipients)
             for index, level in enumerate(levels)]
 
 
-def _one(rule: Rule, facts: ClockFacts | AlertFacts, trigger: str, level: int, at: datetime, channel: str,
+def _one(rule: Rule, facts: Facts, trigger: str, level: int, at: datetime, channel: str,
          recipients: list[str]) -> Planned:
     ladder = f"{facts.cycle_key}/{trigger}/{rule.id}"
     due = rule.calendar.next_working_instant(at) if rule.calendar and trigger != RESOLVE else at
@@ -134,12 +167,65 @@ def _one(rule: Rule, facts: ClockFacts | AlertFacts, trigger: str, level: int, a
                    event_at=facts.at, due_at=due, channel=channel, recipients=tuple(recipients))
 
 
+@dataclass(frozen=True)
+class Said:
+    """What a notification said about its clock: the figures of the event it was planned from."""
+
+    trigger: str
+    state: str
+    breached: bool
+    due_at: datetime | None
+    threshold: int | None = None
+
+
+@dataclass(frozen=True)
+class Retracted:
+    transition: str
+    at: datetime
+    threshold: int | None
+
+
+def changes(before: Said, after: Said, retracted: Retracted | None) -> list[str]:
+    """What a recalculation changed in what was said, in a fixed order; empty: nothing to correct."""
+    changed = []
+    if retracted is not None and retracted.transition == before.trigger.split(":")[0] \
+            and retracted.threshold == before.threshold:
+        changed.append("retracted")
+    if before.breached != after.breached:
+        changed.append("breached")
+    if before.due_at != after.due_at:
+        changed.append("due_at")
+    if before.state != after.state:
+        changed.append("state")
+    return changed
+
+
+def corrections(facts: ClockFacts, recalculation: str, after: Said, retracted: Retracted | None,
+                sent: dict[str, Said], policy: NotificationPolicy) -> list[tuple[Planned, list[str]]]:
+    """One correction per rule with `on_recalculation: correct` whose latest sent notification of the cycle
+    (`sent`, by rule id) the recalculation contradicts, with the fields that changed. `recalculation`
+    identifies the recalculation within the cycle (the engine's sequence number)."""
+    planned = []
+    for rule in policy.rules:
+        if rule.on_recalculation != "correct" or rule.id not in sent:
+            continue
+        changed = changes(sent[rule.id], after, retracted)
+        if not changed:
+            continue
+        ladder = f"{facts.cycle_key}/{CORRECTION}/{rule.id}"
+        due = rule.calendar.next_working_instant(facts.at) if rule.calendar else facts.at
+        planned.append((Planned(key=f"{ladder}/{recalculation}", ladder=ladder, rule_id=rule.id, trigger=CORRECTION,
+                                level=0, event_at=facts.at, due_at=due, channel=rule.channel,
+                                recipients=tuple(rule.recipients)), changed))
+    return planned
+
+
 def repeat_after(rule: Rule, sent: Planned) -> Planned | None:
     """The next repeat of a ladder whose level `sent` just went out: due `repeat_every` after `sent` was due
     (before deferral by the calendar, so repeats keep their rhythm), or None when the rule does not repeat,
     the level is not the last, or the repeats are used up."""
     escalation = rule.escalation
-    if escalation is None or escalation.repeat_every is None or sent.trigger in ("stopped_breached", RESOLVE):
+    if escalation is None or escalation.repeat_every is None or sent.trigger in (*FINAL, RESOLVE):
         return None
     last = len(escalation.levels) - 1
     if sent.level < last or sent.level - last >= escalation.max_repeats:
@@ -172,9 +258,10 @@ def still_holds(trigger: str, clock: ClockNow | None) -> str | None:
     """None when the notification should go out now, else why it is suppressed.
 
     A warning or a breach (and every escalation of them) is news only while the clock runs: an answered,
-    paused, stopped or cancelled clock needs nobody. A `stopped_breached` is a fact and always goes.
+    paused, stopped or cancelled clock needs nobody. A `stopped_breached` and a `report.published` are facts
+    and always go.
     """
-    if trigger in ("stopped_breached", RESOLVE) or trigger.startswith("slo:"):
+    if trigger in (*FINAL, RESOLVE) or trigger.startswith("slo:"):
         return None
     if clock is None:
         return "the clock is not in the read model"
@@ -182,7 +269,50 @@ def still_holds(trigger: str, clock: ClockNow | None) -> str | None:
         return f"the clock is {clock.state}"
     if trigger == "breached" and not clock.breached:
         return "the clock is no longer breached"
+    if trigger.startswith("warning") and clock.breached:
+        return "superseded by the cycle's breach"  # its breach notification says more, and later
     return None
+
+
+@dataclass(frozen=True)
+class Lateness:
+    """How reporting treats an event that reaches it after its instant (it was down, or lagging)."""
+
+    late_after: timedelta = timedelta(minutes=1)  # received later than this after its instant: late
+    horizon: timedelta = timedelta(hours=24)  # later than this: history (a replay, a rebuilt read model)
+    settle: timedelta = timedelta(seconds=30)  # a late notification waits this long for the backlog behind it
+
+
+@dataclass(frozen=True)
+class Arrival:
+    """What becomes of a notification planned from an event received at some instant."""
+
+    suppressed: str | None  # why it will never be sent; None: it is pending
+    due_at: datetime
+    late: bool
+
+
+def on_arrival(due_at: datetime, event_at: datetime, received_at: datetime, lateness: Lateness,
+               newest: bool) -> Arrival:
+    """A breach that happened while reporting was down is still told when it comes back, never a flood of
+    old news after a replay:
+
+    - received within `late_after` of its instant: on time;
+    - later than `horizon`: history, suppressed as stale (a replay of the topic, a rebuilt read model);
+    - in between, late: suppressed when its cycle had already moved on when it arrived (`newest` false: the
+      read model holds a later publication of the cycle, so this one is a replayed or overtaken transition);
+      otherwise due no earlier than `settle` after its arrival, so the cycle's later events in the same
+      backlog are applied first, and then sent only if its condition still holds (`still_holds`), marked late
+      with how late. A warning whose cycle breached meanwhile is superseded by the breach at sending time.
+    """
+    age = received_at - event_at
+    if age <= lateness.late_after:
+        return Arrival(None, due_at, late=False)
+    if age > lateness.horizon:
+        return Arrival(f"stale: received {age} after the event", due_at, late=True)
+    if not newest:
+        return Arrival("superseded: its cycle had moved on when it arrived", due_at, late=True)
+    return Arrival(None, max(due_at, received_at + lateness.settle), late=True)
 
 
 @dataclass(frozen=True)

@@ -110,6 +110,30 @@ class Approval:
 
 
 @dataclass(frozen=True)
+class Delivered:
+    """Who a published report went to, as the delivery log says (a `report_published` notification rule)."""
+
+    rule_id: str
+    channel: str
+    recipients: list[str]
+    status: str  # pending | retrying | sent | suppressed | dead
+    delivered_at: datetime | None  # when the channel took it
+    attempts: int
+    reason: str | None = None  # why it was suppressed, or the last error
+
+
+@dataclass(frozen=True)
+class DistributedReport:
+    """A published snapshot of the period and its distribution."""
+
+    report_id: str
+    revision: int
+    kind: str
+    created_at: datetime
+    deliveries: list[Delivered] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
 class ServiceReview:
     banner: Banner
     sla: list[ServiceAttainment]
@@ -121,7 +145,7 @@ class ServiceReview:
     complaints_by_status: dict[str, int]
     experience: list[ExperienceRow]
     improvements: list[ImprovementItem]
-    distribution: list[PublishedSnapshot]
+    distribution: list[DistributedReport]
     schema: str = SCHEMA_ID
     approval: Approval | None = None
     notes: list[str] = field(default_factory=list)
@@ -219,6 +243,11 @@ def _experience(report: ServiceLevelReport, facts: QualityFacts, config: Reporti
     return rows
 
 
+def _distributed(snapshot: PublishedSnapshot, deliveries: Sequence[Delivered]) -> DistributedReport:
+    return DistributedReport(snapshot.report_id, snapshot.revision, snapshot.kind, snapshot.created_at,
+                             sorted(deliveries, key=lambda d: (d.rule_id, d.channel)))
+
+
 def movement(record: ImprovementRecord, start: datetime, end: datetime) -> str | None:
     """What happened to an entry in [start, end); None when it was closed before or opened after. `measured`: done
     before, its after-value measured on this very period at its close."""
@@ -242,7 +271,9 @@ def assemble_review(report: ServiceLevelReport, history: Sequence[tuple[str, Seq
                     current_cells: Sequence[OutcomeCell], created: Mapping[tuple[str, str], int],
                     quality: list[QualityResult], facts: QualityFacts, satisfaction: Satisfaction,
                     complaints_by_status: dict[str, int], improvements: Sequence[ImprovementRecord],
-                    config: ReportingConfig) -> ServiceReview:
+                    config: ReportingConfig,
+                    deliveries: Mapping[str, Sequence[Delivered]] | None = None) -> ServiceReview:
+    """`deliveries`: per published report id, its notifications (the distribution record)."""
     header = report.header
     customer = header.scope.customer
     sla = _sla(current_cells, history, header.period.label, config)
@@ -263,5 +294,7 @@ def assemble_review(report: ServiceLevelReport, history: Sequence[tuple[str, Seq
         ola_uc=report.ola_uc, slos=report.slos, quality=quality, satisfaction=satisfaction,
         complaints_by_status=complaints_by_status,
         experience=_experience(report, facts, config, customer),
-        improvements=items, distribution=header.published, notes=sorted(set(notes)),
+        improvements=items, distribution=[_distributed(p, (deliveries or {}).get(p.report_id, ()))
+                                          for p in header.published],
+        notes=sorted(set(notes)),
     )
