@@ -32,7 +32,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from reporting import tables
 from reporting.ack_links import AckLinks
+from reporting.calendars import calendars_of
 from reporting.channels import Delivery, DeliveryFailed, Senders
+from reporting.domain.live import Calendars
 from reporting.domain.messages import notification_message
 from reporting.domain.notification_policy import REPORT_PUBLISHED, NotificationPolicy
 from reporting.domain.notifications import (
@@ -148,6 +150,9 @@ class NotificationDelivery:
                 return 0
             stored = (await load_policies(session, [tenant])).get(tenant)
             clocks = await _clocks_now(session, tenant, rows)
+            # The running clocks' calendars, for their figures at the sending instant (as the live report).
+            calendars = await calendars_of(session, tenant, [clock.calendar_key for clock in clocks.values()
+                                                             if clock.state == "running"])
             acked = await _acked_ladders(session, tenant, rows)
             paged = await _paged_cycles(session, tenant, rows)
             semaphore = asyncio.Semaphore(self._settings.notification_concurrency)
@@ -157,7 +162,7 @@ class NotificationDelivery:
 
             async def settle(row: dict[str, Any]) -> dict[str, Any]:
                 async with semaphore:
-                    return await self._settle(row, stored, clocks, acked, paged, now, secrets)
+                    return await self._settle(row, stored, clocks, calendars, acked, paged, now, secrets)
 
             updates = await asyncio.gather(*(settle(row) for row in rows))
             await session.execute(sa.update(t).where(t.c.id == sa.bindparam("b_id")).values(
@@ -173,7 +178,7 @@ class NotificationDelivery:
         return len(rows)
 
     async def _settle(self, row: dict[str, Any], stored: StoredPolicy | None, clocks: dict[tuple[Any, ...], ClockNow],
-                      acked: set[str], paged: set[tuple[Any, ...]], now: datetime,
+                      calendars: Calendars, acked: set[str], paged: set[tuple[Any, ...]], now: datetime,
                       secrets: dict[str, str | None]) -> dict[str, Any]:
         """Sends one row (or decides not to); returns its update."""
         update = {"b_id": row["id"], "b_status": "sent", "b_attempts": row["attempts"],
@@ -198,7 +203,7 @@ class NotificationDelivery:
             wait = self._rate.take(f"{row['tenant_id']}/{channel.name}", time.monotonic())
             if wait > 0:  # over the channel's rate: it waits, without counting as an attempt
                 return update | {"b_status": row["status"], "b_next": now + timedelta(seconds=wait)}
-            delivery = self._delivery(row, stored, channel.name, clock, now, secrets.get(channel.name))
+            delivery = self._delivery(row, stored, channel.name, clock, calendars, now, secrets.get(channel.name))
             try:
                 if delivery.secret is None and channel.name in stored.document["secrets"]:
                     # Never send unsigned (or unauthenticated) what was configured with a secret.
@@ -219,14 +224,14 @@ class NotificationDelivery:
             return update | {"b_attempts": row["attempts"] + 1, "b_sent": self._now()}
 
     def _delivery(self, row: dict[str, Any], stored: StoredPolicy, channel_name: str, clock: ClockNow | None,
-                  now: datetime, secret: str | None) -> Delivery:
+                  calendars: Calendars, now: datetime, secret: str | None) -> Delivery:
         policy: NotificationPolicy = stored.policy
         rule = policy.rule(row["rule_id"])
         channel = policy.channel(channel_name)
         assert rule is not None
         assert channel is not None
         language = rule.language or policy.language
-        values = values_at(clock, now) if clock is not None and row["ticket_id"] else None
+        values = values_at(clock, now, calendars) if clock is not None and row["ticket_id"] else None
         link = self._clock_link(row) if row["trigger"] != REPORT_PUBLISHED else row["facts"]["links"].get("html")
         ack_link = (self._ack_links.link(row["id"], now) if self._ack_links
                     and row["trigger"] not in ("resolve", REPORT_PUBLISHED, CORRECTION) else None)
@@ -245,6 +250,8 @@ class NotificationDelivery:
             data |= {"elapsed_seconds_now": values.elapsed_seconds, "remaining_seconds_now": values.remaining_seconds,
                      "percent_now": values.percent, "values_as_of": values.as_of.isoformat(),
                      "values_exact": values.exact}
+            if values.note is not None:
+                data["values_note"] = values.note
         return Delivery(notification_id=row["id"], dedup_key=_dedup_key(row), trigger=row["trigger"],
                         level=row["level"], channel=channel, secret=secret,
                         recipients=tuple(row["recipients"]), message=message, data=data, event_at=row["event_at"])
@@ -278,7 +285,7 @@ async def _clocks_now(session: AsyncSession, tenant: str, rows: Sequence[dict[st
         c.c.tenant_id == tenant, sa.tuple_(c.c.ticket_id, c.c.policy_id, c.c.metric, c.c.cycle).in_(keys)))).mappings()
     return {(r["ticket_id"], r["policy_id"], r["metric"], r["cycle"]): ClockNow(
         r["state"], r["breached"], r["target_seconds"], r["elapsed_seconds"], r["last_event_time"], r["due_at"],
-        r["breached_at"], r["calendar"]) for r in found}
+        r["breached_at"], r["calendar"], r["policy_version"]) for r in found}
 
 
 async def _acked_ladders(session: AsyncSession, tenant: str, rows: Sequence[dict[str, Any]]) -> set[str]:

@@ -26,6 +26,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from reporting.domain.live import Calendars, live_values, working_calendar
 from reporting.domain.notification_policy import REPORT_PUBLISHED, Level, NotificationPolicy, Rule, parse_duration
 
 STOPS = frozenset({"met", "stopped_breached", "cancelled"})
@@ -252,6 +253,11 @@ class ClockNow:
     due_at: datetime | None
     breached_at: datetime | None
     calendar: str
+    policy_version: int = 0  # the bundle version the clock is pinned to: whose calendar it counts with
+
+    @property
+    def calendar_key(self) -> tuple[str, int]:
+        return (self.calendar, self.policy_version)
 
 
 def still_holds(trigger: str, clock: ClockNow | None) -> str | None:
@@ -317,10 +323,9 @@ def on_arrival(due_at: datetime, event_at: datetime, received_at: datetime, late
 
 @dataclass(frozen=True)
 class Values:
-    """The clock's figures for the sending instant. Exact when `exact`: a 24x7 clock's business seconds are
-    real seconds, so elapsed grows with the wall clock since the last transition. On a business calendar
-    reporting does not hold the calendar, so elapsed is as of `as_of` and the deadline (`due_at`, exact while
-    the clock runs) is what the message leads with."""
+    """The clock's figures for the sending instant, in the clock's working time (`exact`). A running clock on a
+    calendar reporting has not received keeps its stored figures as of `as_of`, with a `note` saying why; its
+    deadline (`due_at`, computed by the engine and exact while the clock runs) is what the message leads with."""
 
     elapsed_seconds: int
     remaining_seconds: int
@@ -328,18 +333,20 @@ class Values:
     due_at: datetime | None
     as_of: datetime
     exact: bool
+    note: str | None = None
 
 
-def values_at(clock: ClockNow, now: datetime) -> Values:
-    exact = clock.calendar == "24x7" or clock.state != "running"
-    elapsed = clock.elapsed_seconds
-    as_of = clock.last_event_time
-    if clock.state == "running" and clock.calendar == "24x7":
-        elapsed += max(0, int((now - clock.last_event_time).total_seconds()))
-        as_of = now
-    target = clock.target_seconds
-    return Values(elapsed, target - elapsed, round(100 * elapsed / target, 2) if target else 0.0,
-                  clock.due_at if clock.state == "running" else None, as_of, exact)
+def values_at(clock: ClockNow, now: datetime, calendars: Calendars) -> Values:
+    """The figures at `now`, brought forward exactly as the live report brings them (domain.live): the same
+    calendar lookup (`calendars`: the ones reporting holds, by calendar and bundle version) and arithmetic."""
+    calendar = working_calendar(clock.calendar, clock.policy_version, calendars)
+    live = live_values(clock.state, calendar, clock.elapsed_seconds, clock.target_seconds, clock.last_event_time,
+                       now)
+    note = None if live.live or calendar is not None else (f"calendar {clock.calendar!r} of bundle version {clock.policy_version} "
+                                   "is not known to reporting: figures as of the clock's last transition")
+    return Values(live.elapsed_seconds, live.remaining_seconds, live.percent if live.percent is not None else 0.0,
+                  clock.due_at if clock.state == "running" else None, now if live.live else clock.last_event_time,
+                  live.live, note)
 
 
 def retry_delay(attempts: int, jitter: float, first: timedelta = timedelta(seconds=10),
