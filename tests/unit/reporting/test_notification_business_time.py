@@ -49,5 +49,7 @@ def test_a_clock_pinned_to_a_bundle_version_whose_calendar_is_unknown_keeps_its_
     last = local(2026, 12, 7, 11, 30)
     clock = running(last, 1_800, local(2026, 12, 8, 11), version=4)  # version 4 was never announced
     values = values_at(clock, last + timedelta(hours=3), CALENDARS)
-    assert (values.elapsed_seconds, values.remaining_seconds, values.exact, values.as_of) == (1_800, 27_000, False, last)
-    assert values.note is not None and "bundle version 4" in values.note
+    assert (values.elapsed_seconds, values.remaining_seconds, values.exact, values.as_of) == (
+        1_800, 27_000, False, last)
+    assert values.note is not None
+    assert "bundle version 4" in values.note

@@ -174,7 +174,8 @@ def test_a_24x7_clock_s_values_are_computed_for_the_sending_instant() -> None:
     values = values_at(business, last + timedelta(minutes=5), {})  # a calendar reporting has not received
     assert (values.elapsed_seconds, values.as_of, values.exact, values.due_at) == (
         2700, last, False, last + timedelta(hours=20))
-    assert values.note is not None and "'cn-business'" in values.note
+    assert values.note is not None
+    assert "'cn-business'" in values.note
 
 
 def test_retries_back_off_exponentially_with_jitter_up_to_the_cap() -> None:

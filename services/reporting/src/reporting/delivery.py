@@ -191,7 +191,7 @@ class NotificationDelivery:
                       else "the rule or its channel is no longer in the policy" if channel is None or rule is None
                       else "nothing was paged for this cycle" if row["trigger"] == "resolve"
                       and (*_cycle(row), row["rule_id"]) not in paged
-                      else still_holds(row["trigger"], clock))
+                      else still_holds(row["trigger"], clock, _planned_due(row)))
             if reason is not None:
                 NOTIFICATIONS.labels(channel.type if channel else "unknown", "suppressed").inc()
                 log.info("notification %s (%s, level %d) suppressed: %s", row["id"], row["trigger"], row["level"],
@@ -262,6 +262,12 @@ class NotificationDelivery:
         if not row["ticket_id"]:
             return None
         return f"{base}/v1/tickets/{row['ticket_id']}/clocks?at={row['event_at'].isoformat().replace('+', '%2B')}"
+
+
+def _planned_due(row: dict[str, Any]) -> datetime | None:
+    """The clock's due instant as the event the row was planned from stated it."""
+    due = row["facts"].get("due_at")
+    return datetime.fromisoformat(due) if isinstance(due, str) else None
 
 
 def _cycle(row: dict[str, Any]) -> tuple[Any, ...]:
