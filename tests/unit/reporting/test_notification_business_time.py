@@ -151,3 +151,11 @@ def test_a_lead_time_trigger_names_only_its_lead() -> None:
 channels: [{name: desk, type: webhook, url: "http://127.0.0.1:1/hook"}]
 rules: [{id: soon, triggers: [{event: warning, threshold: 75, before_due: 30m}], channel: desk}]
 """))
+
+
+def test_an_slo_alert_is_suppressed_at_sending_time_once_it_resolved_after_it_fired() -> None:
+    fired = local(2026, 12, 7, 3)
+    assert still_holds("slo:page", None, resolved_at=None, fired_at=fired) is None
+    assert still_holds("slo:page", None, resolved_at=fired - timedelta(hours=1), fired_at=fired) is None  # before
+    assert still_holds("slo:page", None, resolved_at=fired + timedelta(minutes=5), fired_at=fired) == \
+        "the SLO alert resolved at 2026-12-07T03:05:00+08:00"

@@ -7,11 +7,12 @@ claimed with `FOR UPDATE SKIP LOCKED` in one transaction that also records their
 send the same row, and a replica that dies mid-batch leaves its rows pending for the next pass (at-least-once;
 the webhook id and PagerDuty dedup key let a receiver drop the repeat).
 
-At sending time each row is checked again against the read model, in the same transaction: a warning or breach
-whose clock was answered, paused or stopped meanwhile is `suppressed` (and logged), an acknowledged ladder too;
-the clock's figures are computed for the sending instant. A failed send is retried with exponential backoff and
-jitter (`retry_delay`), `dead` after `notification_max_attempts`. A sent last level of a repeating ladder plans
-its next repeat in the same transaction.
+At sending time each row is checked again against the read model, in the same transaction: a warning or breach whose
+clock was answered, paused or stopped meanwhile is `suppressed` (and logged), a lead-time notification whose due
+instant moved, an SLO alert resolved meanwhile, an acknowledged ladder too; the clock's figures are computed for the
+sending instant in the clock's working time (the live report's calendars and arithmetic). A failed send is retried
+with exponential backoff and jitter (`retry_delay`), `dead` after `notification_max_attempts`. A sent last level of
+a repeating ladder plans its next repeat in the same transaction.
 """
 
 from __future__ import annotations
@@ -154,6 +155,7 @@ class NotificationDelivery:
             calendars = await calendars_of(session, tenant, [clock.calendar_key for clock in clocks.values()
                                                              if clock.state == "running"])
             acked = await _acked_ladders(session, tenant, rows)
+            resolved = await _alerts_resolved(session, tenant, rows)
             paged = await _paged_cycles(session, tenant, rows)
             semaphore = asyncio.Semaphore(self._settings.notification_concurrency)
             # Each channel's secret decrypted once per batch, not once per row (Fernet's HMAC and AES).
@@ -162,7 +164,7 @@ class NotificationDelivery:
 
             async def settle(row: dict[str, Any]) -> dict[str, Any]:
                 async with semaphore:
-                    return await self._settle(row, stored, clocks, calendars, acked, paged, now, secrets)
+                    return await self._settle(row, stored, clocks, calendars, acked, paged, resolved, now, secrets)
 
             updates = await asyncio.gather(*(settle(row) for row in rows))
             await session.execute(sa.update(t).where(t.c.id == sa.bindparam("b_id")).values(
@@ -178,7 +180,8 @@ class NotificationDelivery:
         return len(rows)
 
     async def _settle(self, row: dict[str, Any], stored: StoredPolicy | None, clocks: dict[tuple[Any, ...], ClockNow],
-                      calendars: Calendars, acked: set[str], paged: set[tuple[Any, ...]], now: datetime,
+                      calendars: Calendars, acked: set[str], paged: set[tuple[Any, ...]],
+                      resolved: dict[tuple[str, str], datetime], now: datetime,
                       secrets: dict[str, str | None]) -> dict[str, Any]:
         """Sends one row (or decides not to); returns its update."""
         update = {"b_id": row["id"], "b_status": "sent", "b_attempts": row["attempts"],
@@ -191,7 +194,9 @@ class NotificationDelivery:
                       else "the rule or its channel is no longer in the policy" if channel is None or rule is None
                       else "nothing was paged for this cycle" if row["trigger"] == "resolve"
                       and (*_cycle(row), row["rule_id"]) not in paged
-                      else still_holds(row["trigger"], clock, _planned_due(row)))
+                      else still_holds(row["trigger"], clock, _planned_due(row),
+                                       resolved.get((row["slo_id"], row["trigger"].removeprefix("slo:"))),
+                                       row["event_at"]))
             if reason is not None:
                 NOTIFICATIONS.labels(channel.type if channel else "unknown", "suppressed").inc()
                 log.info("notification %s (%s, level %d) suppressed: %s", row["id"], row["trigger"], row["level"],
@@ -299,6 +304,21 @@ async def _acked_ladders(session: AsyncSession, tenant: str, rows: Sequence[dict
     ladders = sorted({row["ladder_key"] for row in rows})
     return set((await session.execute(sa.select(t.c.ladder_key).distinct().where(
         t.c.tenant_id == tenant, t.c.ladder_key.in_(ladders), t.c.acked_at.is_not(None)))).scalars())
+
+
+async def _alerts_resolved(session: AsyncSession, tenant: str,
+                           rows: Sequence[dict[str, Any]]) -> dict[tuple[str, str], datetime]:
+    """(slo_id, alert) of the SLO alert rows among `rows`: the instant of its latest `resolved` in the read
+    model (the consumer writes it in the batch that receives it), for alerts that have one."""
+    wanted = sorted({(row["slo_id"], row["trigger"].removeprefix("slo:")) for row in rows
+                     if row["trigger"].startswith("slo:") and row["slo_id"] is not None})
+    if not wanted:
+        return {}
+    a = tables.slo_alerts
+    found = (await session.execute(sa.select(a.c.slo_id, a.c.alert, sa.func.max(a.c.at)).where(
+        a.c.tenant_id == tenant, a.c.state == "resolved", sa.tuple_(a.c.slo_id, a.c.alert).in_(wanted))
+        .group_by(a.c.slo_id, a.c.alert))).all()
+    return {(slo_id, alert): at for slo_id, alert, at in found}
 
 
 async def _paged_cycles(session: AsyncSession, tenant: str, rows: Sequence[dict[str, Any]]) -> set[tuple[Any, ...]]:

@@ -316,15 +316,22 @@ class ClockNow:
         return (self.calendar, self.policy_version)
 
 
-def still_holds(trigger: str, clock: ClockNow | None, planned_due: datetime | None = None) -> str | None:
+def still_holds(trigger: str, clock: ClockNow | None, planned_due: datetime | None = None,
+                resolved_at: datetime | None = None, fired_at: datetime | None = None) -> str | None:
     """None when the notification should go out now, else why it is suppressed.
 
     A warning or a breach (and every escalation of them) is news only while the clock runs: an answered,
     paused, stopped or cancelled clock needs nobody. A `stopped_breached` and a `report.published` are facts
     and always go. A lead-time notification also needs the clock still due at `planned_due` (the due instant it
-    was planned from): a recalculation that moved it re-plans it, and this one is stale.
+    was planned from): a recalculation that moved it re-plans it, and this one is stale. An SLO alert (and its
+    escalations) is news only while the alert fires: `resolved_at`, the alert's latest `resolved` as the read
+    model holds it, after `fired_at` (the episode's firing instant) suppresses it.
     """
-    if trigger in (*FINAL, RESOLVE) or trigger.startswith("slo:"):
+    if trigger.startswith("slo:"):
+        if resolved_at is not None and fired_at is not None and resolved_at > fired_at:
+            return f"the SLO alert resolved at {resolved_at.isoformat()}"
+        return None
+    if trigger in (*FINAL, RESOLVE):
         return None
     if clock is None:
         return "the clock is not in the read model"
