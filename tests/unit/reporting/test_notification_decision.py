@@ -168,12 +168,14 @@ def test_at_sending_time_an_answered_paused_or_stopped_clock_suppresses_warnings
 def test_a_24x7_clock_s_values_are_computed_for_the_sending_instant() -> None:
     last = datetime(2026, 12, 8, 3, 0, tzinfo=UTC)
     running = ClockNow("running", False, 3600, 2700, last, last + timedelta(seconds=900), None, "24x7")
-    values = values_at(running, last + timedelta(minutes=5))
+    values = values_at(running, last + timedelta(minutes=5), {})
     assert (values.elapsed_seconds, values.remaining_seconds, values.percent, values.exact) == (3000, 600, 83.33, True)
     business = ClockNow("running", False, 3600, 2700, last, last + timedelta(hours=20), None, "cn-business")
-    values = values_at(business, last + timedelta(minutes=5))
+    values = values_at(business, last + timedelta(minutes=5), {})  # a calendar reporting has not received
     assert (values.elapsed_seconds, values.as_of, values.exact, values.due_at) == (
         2700, last, False, last + timedelta(hours=20))
+    assert values.note is not None
+    assert "'cn-business'" in values.note
 
 
 def test_retries_back_off_exponentially_with_jitter_up_to_the_cap() -> None:

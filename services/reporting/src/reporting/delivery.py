@@ -7,11 +7,12 @@ claimed with `FOR UPDATE SKIP LOCKED` in one transaction that also records their
 send the same row, and a replica that dies mid-batch leaves its rows pending for the next pass (at-least-once;
 the webhook id and PagerDuty dedup key let a receiver drop the repeat).
 
-At sending time each row is checked again against the read model, in the same transaction: a warning or breach
-whose clock was answered, paused or stopped meanwhile is `suppressed` (and logged), an acknowledged ladder too;
-the clock's figures are computed for the sending instant. A failed send is retried with exponential backoff and
-jitter (`retry_delay`), `dead` after `notification_max_attempts`. A sent last level of a repeating ladder plans
-its next repeat in the same transaction.
+At sending time each row is checked again against the read model, in the same transaction: a warning or breach whose
+clock was answered, paused or stopped meanwhile is `suppressed` (and logged), a lead-time notification whose due
+instant moved, an SLO alert resolved meanwhile, an acknowledged ladder too; the clock's figures are computed for the
+sending instant in the clock's working time (the live report's calendars and arithmetic). A failed send is retried
+with exponential backoff and jitter (`retry_delay`), `dead` after `notification_max_attempts`. A sent last level of
+a repeating ladder plans its next repeat in the same transaction.
 """
 
 from __future__ import annotations
@@ -32,7 +33,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from reporting import tables
 from reporting.ack_links import AckLinks
+from reporting.calendars import calendars_of
 from reporting.channels import Delivery, DeliveryFailed, Senders
+from reporting.domain.live import Calendars
 from reporting.domain.messages import notification_message
 from reporting.domain.notification_policy import REPORT_PUBLISHED, NotificationPolicy
 from reporting.domain.notifications import (
@@ -148,7 +151,11 @@ class NotificationDelivery:
                 return 0
             stored = (await load_policies(session, [tenant])).get(tenant)
             clocks = await _clocks_now(session, tenant, rows)
+            # The running clocks' calendars, for their figures at the sending instant (as the live report).
+            calendars = await calendars_of(session, tenant, [clock.calendar_key for clock in clocks.values()
+                                                             if clock.state == "running"])
             acked = await _acked_ladders(session, tenant, rows)
+            resolved = await _alerts_resolved(session, tenant, rows)
             paged = await _paged_cycles(session, tenant, rows)
             semaphore = asyncio.Semaphore(self._settings.notification_concurrency)
             # Each channel's secret decrypted once per batch, not once per row (Fernet's HMAC and AES).
@@ -157,7 +164,7 @@ class NotificationDelivery:
 
             async def settle(row: dict[str, Any]) -> dict[str, Any]:
                 async with semaphore:
-                    return await self._settle(row, stored, clocks, acked, paged, now, secrets)
+                    return await self._settle(row, stored, clocks, calendars, acked, paged, resolved, now, secrets)
 
             updates = await asyncio.gather(*(settle(row) for row in rows))
             await session.execute(sa.update(t).where(t.c.id == sa.bindparam("b_id")).values(
@@ -173,7 +180,8 @@ class NotificationDelivery:
         return len(rows)
 
     async def _settle(self, row: dict[str, Any], stored: StoredPolicy | None, clocks: dict[tuple[Any, ...], ClockNow],
-                      acked: set[str], paged: set[tuple[Any, ...]], now: datetime,
+                      calendars: Calendars, acked: set[str], paged: set[tuple[Any, ...]],
+                      resolved: dict[tuple[str, str], datetime], now: datetime,
                       secrets: dict[str, str | None]) -> dict[str, Any]:
         """Sends one row (or decides not to); returns its update."""
         update = {"b_id": row["id"], "b_status": "sent", "b_attempts": row["attempts"],
@@ -186,7 +194,9 @@ class NotificationDelivery:
                       else "the rule or its channel is no longer in the policy" if channel is None or rule is None
                       else "nothing was paged for this cycle" if row["trigger"] == "resolve"
                       and (*_cycle(row), row["rule_id"]) not in paged
-                      else still_holds(row["trigger"], clock))
+                      else still_holds(row["trigger"], clock, _planned_due(row),
+                                       resolved.get((row["slo_id"], row["trigger"].removeprefix("slo:"))),
+                                       row["event_at"]))
             if reason is not None:
                 NOTIFICATIONS.labels(channel.type if channel else "unknown", "suppressed").inc()
                 log.info("notification %s (%s, level %d) suppressed: %s", row["id"], row["trigger"], row["level"],
@@ -198,7 +208,7 @@ class NotificationDelivery:
             wait = self._rate.take(f"{row['tenant_id']}/{channel.name}", time.monotonic())
             if wait > 0:  # over the channel's rate: it waits, without counting as an attempt
                 return update | {"b_status": row["status"], "b_next": now + timedelta(seconds=wait)}
-            delivery = self._delivery(row, stored, channel.name, clock, now, secrets.get(channel.name))
+            delivery = self._delivery(row, stored, channel.name, clock, calendars, now, secrets.get(channel.name))
             try:
                 if delivery.secret is None and channel.name in stored.document["secrets"]:
                     # Never send unsigned (or unauthenticated) what was configured with a secret.
@@ -219,14 +229,14 @@ class NotificationDelivery:
             return update | {"b_attempts": row["attempts"] + 1, "b_sent": self._now()}
 
     def _delivery(self, row: dict[str, Any], stored: StoredPolicy, channel_name: str, clock: ClockNow | None,
-                  now: datetime, secret: str | None) -> Delivery:
+                  calendars: Calendars, now: datetime, secret: str | None) -> Delivery:
         policy: NotificationPolicy = stored.policy
         rule = policy.rule(row["rule_id"])
         channel = policy.channel(channel_name)
         assert rule is not None
         assert channel is not None
         language = rule.language or policy.language
-        values = values_at(clock, now) if clock is not None and row["ticket_id"] else None
+        values = values_at(clock, now, calendars) if clock is not None and row["ticket_id"] else None
         link = self._clock_link(row) if row["trigger"] != REPORT_PUBLISHED else row["facts"]["links"].get("html")
         ack_link = (self._ack_links.link(row["id"], now) if self._ack_links
                     and row["trigger"] not in ("resolve", REPORT_PUBLISHED, CORRECTION) else None)
@@ -245,6 +255,8 @@ class NotificationDelivery:
             data |= {"elapsed_seconds_now": values.elapsed_seconds, "remaining_seconds_now": values.remaining_seconds,
                      "percent_now": values.percent, "values_as_of": values.as_of.isoformat(),
                      "values_exact": values.exact}
+            if values.note is not None:
+                data["values_note"] = values.note
         return Delivery(notification_id=row["id"], dedup_key=_dedup_key(row), trigger=row["trigger"],
                         level=row["level"], channel=channel, secret=secret,
                         recipients=tuple(row["recipients"]), message=message, data=data, event_at=row["event_at"])
@@ -255,6 +267,12 @@ class NotificationDelivery:
         if not row["ticket_id"]:
             return None
         return f"{base}/v1/tickets/{row['ticket_id']}/clocks?at={row['event_at'].isoformat().replace('+', '%2B')}"
+
+
+def _planned_due(row: dict[str, Any]) -> datetime | None:
+    """The clock's due instant as the event the row was planned from stated it."""
+    due = row["facts"].get("due_at")
+    return datetime.fromisoformat(due) if isinstance(due, str) else None
 
 
 def _cycle(row: dict[str, Any]) -> tuple[Any, ...]:
@@ -278,7 +296,7 @@ async def _clocks_now(session: AsyncSession, tenant: str, rows: Sequence[dict[st
         c.c.tenant_id == tenant, sa.tuple_(c.c.ticket_id, c.c.policy_id, c.c.metric, c.c.cycle).in_(keys)))).mappings()
     return {(r["ticket_id"], r["policy_id"], r["metric"], r["cycle"]): ClockNow(
         r["state"], r["breached"], r["target_seconds"], r["elapsed_seconds"], r["last_event_time"], r["due_at"],
-        r["breached_at"], r["calendar"]) for r in found}
+        r["breached_at"], r["calendar"], r["policy_version"]) for r in found}
 
 
 async def _acked_ladders(session: AsyncSession, tenant: str, rows: Sequence[dict[str, Any]]) -> set[str]:
@@ -286,6 +304,21 @@ async def _acked_ladders(session: AsyncSession, tenant: str, rows: Sequence[dict
     ladders = sorted({row["ladder_key"] for row in rows})
     return set((await session.execute(sa.select(t.c.ladder_key).distinct().where(
         t.c.tenant_id == tenant, t.c.ladder_key.in_(ladders), t.c.acked_at.is_not(None)))).scalars())
+
+
+async def _alerts_resolved(session: AsyncSession, tenant: str,
+                           rows: Sequence[dict[str, Any]]) -> dict[tuple[str, str], datetime]:
+    """(slo_id, alert) of the SLO alert rows among `rows`: the instant of its latest `resolved` in the read
+    model (the consumer writes it in the batch that receives it), for alerts that have one."""
+    wanted = sorted({(row["slo_id"], row["trigger"].removeprefix("slo:")) for row in rows
+                     if row["trigger"].startswith("slo:") and row["slo_id"] is not None})
+    if not wanted:
+        return {}
+    a = tables.slo_alerts
+    found = (await session.execute(sa.select(a.c.slo_id, a.c.alert, sa.func.max(a.c.at)).where(
+        a.c.tenant_id == tenant, a.c.state == "resolved", sa.tuple_(a.c.slo_id, a.c.alert).in_(wanted))
+        .group_by(a.c.slo_id, a.c.alert))).all()
+    return {(slo_id, alert): at for slo_id, alert, at in found}
 
 
 async def _paged_cycles(session: AsyncSession, tenant: str, rows: Sequence[dict[str, Any]]) -> set[tuple[Any, ...]]:

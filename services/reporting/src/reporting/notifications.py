@@ -21,8 +21,12 @@ from sqlalchemy.dialects.postgresql import distinct_on, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from reporting import tables
+from reporting.calendars import calendars_of
+from reporting.domain.live import Calendars
 from reporting.domain.notification_policy import STORED, NotificationPolicy
 from reporting.domain.notifications import (
+    BEFORE_DUE,
+    LEAD_TRANSITIONS,
     RESOLVE,
     AlertFacts,
     ClockFacts,
@@ -120,7 +124,9 @@ def clock_facts(event: CloudEvent, data: ClockTransitionData) -> ClockFacts:
     return ClockFacts(ticket_id=data.ticket_id, policy_id=data.policy_id, metric=data.metric, cycle=data.cycle,
                       transition=data.transition, at=event.time, threshold=data.threshold,
                       agreement=data.agreement, priority=data.priority, service=data.service,
-                      customer=data.customer)
+                      customer=data.customer, state=data.state, due_at=data.due_at,
+                      elapsed_seconds=data.elapsed_seconds, target_seconds=data.target_seconds,
+                      calendar=data.calendar, policy_version=data.policy_version)
 
 
 def alert_facts(event: CloudEvent, data: SloAlertData) -> AlertFacts:
@@ -148,10 +154,24 @@ def planned_row(tenant: str, version: int, planned: Planned, facts: Facts,
 
 
 async def insert_planned(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
-    """Rows whose key is already stored are skipped: that is what makes a replay notify nothing."""
-    if rows:
-        await session.execute(insert(tables.notifications).on_conflict_do_nothing(
-            index_elements=["tenant_id", "idempotency_key"]), rows)
+    """Rows whose key is already stored are skipped: that is what makes a replay notify nothing. A lead-time
+    row planned again (a resume, a recalculation) re-arms its stored row for the new instant, unless that one
+    was sent (or is dead): a key still goes out at most once."""
+    t = tables.notifications
+    # One row per key (ON CONFLICT touches a row once per statement): the batch's latest transition wins.
+    leads = list({row["idempotency_key"]: row for row in rows
+                  if row["trigger"].startswith(BEFORE_DUE) and row["status"] == "pending"}.values())
+    others = [row for row in rows if not (row["trigger"].startswith(BEFORE_DUE) and row["status"] == "pending")]
+    if others:
+        await session.execute(insert(t).on_conflict_do_nothing(index_elements=["tenant_id", "idempotency_key"]),
+                              others)
+    if leads:
+        statement = insert(t)
+        await session.execute(statement.on_conflict_do_update(
+            index_elements=[t.c.tenant_id, t.c.idempotency_key],
+            set_={name: statement.excluded[name] for name in (
+                "policy_version", "facts", "event_at", "due_at", "next_attempt_at", "status", "reason")},
+            where=t.c.status.in_(("pending", "retrying", "suppressed"))), leads)
 
 
 async def plan_batch(session: AsyncSession, clocks: Sequence[tuple[CloudEvent, ClockTransitionData]],
@@ -172,6 +192,7 @@ async def plan_batch(session: AsyncSession, clocks: Sequence[tuple[CloudEvent, C
     policies = await load_policies(session, tenants)
     if not policies:
         return 0
+    calendars = await _lead_calendars(session, policies, clocks)
     rows: list[dict[str, Any]] = []
     groups = await _assignment_groups(session, policies, clocks)
     overtaken = await _overtaken(session, [(event, data) for event, data in clocks if event.tenantid in policies
@@ -186,11 +207,25 @@ async def plan_batch(session: AsyncSession, clocks: Sequence[tuple[CloudEvent, C
             continue
         newest = event.dedup_key not in overtaken
         rows.extend(arrived(planned_row(event.tenantid, stored.version, planned, facts, data, now), event.time,
-                            now, lateness, newest) for planned in plan(facts, stored.policy))
+                            now, lateness, newest)
+                    for planned in plan(facts, stored.policy, calendars.get(event.tenantid)))
     rows.extend(await _corrections(session, policies, clocks, now, lateness))
     rows = await _with_something_to_resolve(session, rows)
     await insert_planned(session, rows)
     return len(rows)
+
+
+async def _lead_calendars(session: AsyncSession, policies: dict[str, StoredPolicy],
+                          clocks: Sequence[tuple[CloudEvent, ClockTransitionData]]) -> dict[str, Calendars]:
+    """Per tenant whose policy has a lead-time trigger, the calendars of its clocks that a transition of the
+    batch leaves running towards a due instant (one statement per such tenant)."""
+    wanted: dict[str, set[tuple[str, int]]] = {}
+    for event, data in clocks:
+        stored = policies.get(event.tenantid)
+        if stored is not None and data.transition in LEAD_TRANSITIONS and data.state == "running" \
+                and any(trigger.event == BEFORE_DUE for rule in stored.policy.rules for trigger in rule.triggers):
+            wanted.setdefault(event.tenantid, set()).add((data.calendar, data.policy_version))
+    return {tenant: await calendars_of(session, tenant, sorted(keys)) for tenant, keys in wanted.items()}
 
 
 def arrived(row: dict[str, Any], event_at: datetime, received_at: datetime, lateness: Lateness,

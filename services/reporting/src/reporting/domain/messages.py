@@ -18,6 +18,7 @@ TITLES: dict[Language, dict[str, str]] = {
     "en": {
         "warning": "SLA warning: $ticket_id $metric at $threshold %",
         "breached": "SLA breached: $ticket_id $metric",
+        "before_due": "SLA due soon: $ticket_id $metric, due $due_at",
         "stopped_breached": "SLA closed in breach: $ticket_id $metric",
         "resolve": "SLA clock stopped: $ticket_id $metric",
         "slo": "SLO alert $alert: $slo_id",
@@ -27,6 +28,7 @@ TITLES: dict[Language, dict[str, str]] = {
     "zh-CN": {
         "warning": "SLA 预警：$ticket_id $metric 已达 $threshold %",
         "breached": "SLA 已违约：$ticket_id $metric",
+        "before_due": "SLA 即将到期：$ticket_id $metric，截止 $due_at",
         "stopped_breached": "SLA 违约结束：$ticket_id $metric",
         "resolve": "SLA 计时已停止：$ticket_id $metric",
         "slo": "SLO 告警 $alert：$slo_id",
@@ -159,7 +161,8 @@ def notification_message(trigger: str, level: int, facts: dict[str, object], val
         correction = facts.get("correction")
         if kind == CORRECTION and isinstance(correction, dict):
             fields += _corrected(correction, language, timezone_name)
-        severity = {"warning": "warning", "resolve": "info", CORRECTION: "info"}.get(kind, "critical")
+        severity = {"warning": "warning", "before_due": "warning", "resolve": "info",
+                    CORRECTION: "info"}.get(kind, "critical")
     if isinstance(late := facts.get("late_seconds"), int):
         text["late"] = duration_text(late, language)
         fields.append(("late", text["late"]))

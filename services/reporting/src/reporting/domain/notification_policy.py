@@ -35,6 +35,7 @@ MAX_TRIGGERS = 20
 MAX_LEVELS = 10
 MAX_RECIPIENTS = 50
 MAX_REPEATS = 100
+MAX_LEAD = timedelta(days=7)  # a lead-time trigger's lead: "30m before due", at most a week of business time
 MAX_TEMPLATE_BYTES = 4096  # UTF-8 bytes of one template (a Chinese character is three)
 # The `$name`s a template may use (reporting.domain.messages fills every one of them, "-" when the notification
 # has no such value): anything else is refused when the policy is applied, never discovered while sending.
@@ -88,18 +89,22 @@ Duration = Annotated[str, Field(max_length=16), AfterValidator(_duration)]
 
 class Trigger(BaseModel):
     """`breached`, `stopped_breached`, `{event: warning, threshold: 75}` (the engine's `warn_at` percent crossed),
-    `{event: slo_alert, alert: page}`, or `report_published` (a period's report frozen and published, its
-    original or an amendment: the distribution of the report)."""
+    `{before_due: 30m}` (the clock's remaining *business* time reaches 30 minutes), `{event: slo_alert, alert:
+    page}`, or `report_published` (a period's report frozen and published, its original or an amendment: the
+    distribution of the report)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    event: Literal["warning", "breached", "stopped_breached", "slo_alert", "report_published"]
+    event: Literal["warning", "breached", "stopped_breached", "before_due", "slo_alert", "report_published"]
     threshold: int | None = Field(default=None, ge=1, le=99)
     alert: SloTrigger | None = None
+    before_due: Duration | None = None
 
     @model_validator(mode="before")
     @classmethod
     def _shorthand(cls, value: Any) -> Any:
+        if isinstance(value, dict) and "before_due" in value and "event" not in value:
+            return {"event": "before_due", **value}
         return {"event": value} if isinstance(value, str) else value
 
     @model_validator(mode="after")
@@ -108,13 +113,20 @@ class Trigger(BaseModel):
             raise ValueError("a warning trigger names its `threshold` (a percent the clock's warn_at crosses)")
         if self.event != "warning" and self.threshold is not None:
             raise ValueError("only a warning trigger has a `threshold`")
+        if (self.event == "before_due") != (self.before_due is not None):
+            raise ValueError("a before_due trigger, and only it, names its lead (`before_due: 30m`)")
+        if self.before_due is not None and not timedelta(0) < parse_duration(self.before_due) <= MAX_LEAD:
+            raise ValueError(f"a before_due lead is more than 0 and at most {MAX_LEAD.days}d")
         if (self.event == "slo_alert") != (self.alert is not None):
             raise ValueError("an slo_alert trigger, and only it, names its `alert` (page, ticket, budget_exhausted)")
         return self
 
     @property
     def name(self) -> str:
-        """The trigger part of the idempotency key: `warning:75`, `breached`, `slo:page`, `report.published`."""
+        """The trigger part of the idempotency key: `warning:75`, `breached`, `before_due:1800s`, `slo:page`,
+        `report.published` (a lead in seconds: `30m` and `1800s` are one trigger)."""
+        if self.event == "before_due":
+            return f"before_due:{int(self.lead.total_seconds())}s"
         if self.event == "report_published":
             return REPORT_PUBLISHED
         if self.event == "warning":
@@ -122,6 +134,10 @@ class Trigger(BaseModel):
         if self.event == "slo_alert":
             return f"slo:{self.alert}"
         return self.event
+
+    @property
+    def lead(self) -> timedelta:
+        return parse_duration(self.before_due) if self.before_due is not None else timedelta(0)
 
 
 def _one_or_many(value: Any) -> Any:

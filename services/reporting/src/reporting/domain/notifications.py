@@ -17,18 +17,37 @@ Rules:
   (the breach retracted, the due instant moved, the state changed, or its very transition retracted), one
   `correction` with before and after is planned per (cycle, rule, recalculation), the recalculation being the
   engine's publication number in the cycle, so a redelivery or a republication plans the same key again.
+- A lead-time trigger (`before_due: 30m`) is planned when a running clock's transition with a due instant
+  arrives (`started`, `resumed`, `recalculated`): due when the remaining business time reaches the lead, counted
+  with the clock's calendar (as domain.live brings figures forward; 24x7: `due_at - lead`), deferred by the
+  rule's notification calendar like any trigger. Its key is (cycle, trigger, rule, level) like the others: a
+  later resume or recalculation plans the same keys again, and the store re-arms them if they were not sent.
+  Nothing is planned when the lead is already reached at the transition, nor for a calendar reporting does not
+  hold. At sending time it is suppressed unless the clock still runs towards the same due instant.
 - A published report (`report.published`) notifies each rule naming it whose service/customer filters match the
   published scope, once per report revision and rule (its first level only: a publication is a fact).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from reporting.domain.notification_policy import REPORT_PUBLISHED, Level, NotificationPolicy, Rule, parse_duration
+from reporting.domain.live import Calendars, live_values, working_calendar
+from reporting.domain.notification_policy import (
+    REPORT_PUBLISHED,
+    Level,
+    NotificationPolicy,
+    Rule,
+    parse_duration,
+)
+from slm_shared.business_time import BusinessCalendar, from_epoch
 
 STOPS = frozenset({"met", "stopped_breached", "cancelled"})
+BEFORE_DUE = "before_due"
+# The transitions after which a running clock's due instant is (again) known: lead-time triggers are planned then.
+LEAD_TRANSITIONS = frozenset({"started", "resumed", "recalculated"})
 RESOLVE = "resolve"
 CORRECTION = "correction"
 # Facts, not conditions: nothing to escalate, and true whenever they are sent.
@@ -51,6 +70,13 @@ class ClockFacts:
     service: str
     customer: str
     assignment_group: str | None = None
+    # The clock right after the transition, for lead-time triggers (None/0: not known, nothing planned).
+    state: str | None = None
+    due_at: datetime | None = None
+    elapsed_seconds: int = 0
+    target_seconds: int = 0
+    calendar: str = "24x7"
+    policy_version: int = 0
 
     @property
     def cycle_key(self) -> str:
@@ -116,20 +142,48 @@ class Planned:
     recipients: tuple[str, ...]
 
 
-def plan(facts: Facts, policy: NotificationPolicy) -> list[Planned]:
-    """Every notification the event makes due under `policy`, every ladder level of it."""
-    if isinstance(facts, ClockFacts) and facts.transition == "recalculated":
-        return []
+def plan(facts: Facts, policy: NotificationPolicy, calendars: Calendars | None = None) -> list[Planned]:
+    """Every notification the event makes due under `policy`, every ladder level of it. `calendars`: the
+    business calendars reporting holds (domain.live), for lead-time triggers."""
     planned: list[Planned] = []
     for rule in policy.rules:
         if not rule.match.matches(facts.filter_values()):
             continue
+        if isinstance(facts, ClockFacts):
+            planned.extend(_lead_times(rule, facts, calendars or {}))
+            if facts.transition == "recalculated":
+                continue  # a correction is not news (corrections() decides whether to say it)
         trigger = _trigger_named(rule, facts)
         if trigger is not None:
             planned.extend(_ladder(rule, facts, trigger))
         if isinstance(facts, ClockFacts) and facts.transition in STOPS and _pages(rule, policy) \
                 and any(t.event != "slo_alert" for t in rule.triggers):
             planned.append(_one(rule, facts, RESOLVE, 0, facts.at, rule.channel, rule.recipients))
+    return planned
+
+
+def lead_instant(calendar: BusinessCalendar, as_of: datetime, elapsed_seconds: int, target_seconds: int,
+                 lead: timedelta) -> datetime | None:
+    """The instant a clock running since `as_of` (with `elapsed_seconds` then) has `lead` of business time left,
+    or None when it has no more than that at `as_of`. Whole seconds from `as_of`'s whole second, as the engine
+    counts (DESIGN 4.10); on 24x7 that is `due_at - lead`."""
+    ahead = target_seconds - elapsed_seconds - int(lead.total_seconds())
+    if ahead <= 0:
+        return None
+    return calendar.deadline_after(from_epoch(math.floor(as_of.timestamp())), ahead)
+
+
+def _lead_times(rule: Rule, facts: ClockFacts, calendars: Calendars) -> list[Planned]:
+    if facts.transition not in LEAD_TRANSITIONS or facts.state != "running" or facts.due_at is None:
+        return []
+    calendar = working_calendar(facts.calendar, facts.policy_version, calendars)
+    planned: list[Planned] = []
+    for trigger in rule.triggers:
+        if trigger.event != BEFORE_DUE or calendar is None:
+            continue
+        at = lead_instant(calendar, facts.at, facts.elapsed_seconds, facts.target_seconds, trigger.lead)
+        if at is not None:
+            planned.extend(_ladder(rule, facts, trigger.name, at))
     return planned
 
 
@@ -152,19 +206,22 @@ def _pages(rule: Rule, policy: NotificationPolicy) -> bool:
     return channel is not None and channel.type in ("pagerduty", "alertmanager")
 
 
-def _ladder(rule: Rule, facts: Facts, trigger: str) -> list[Planned]:
+def _ladder(rule: Rule, facts: Facts, trigger: str, at: datetime | None = None) -> list[Planned]:
+    """`at`: the trigger instant when it is not the event's (a lead time's), from which the levels count."""
     levels = rule.ladder[:1] if trigger in FINAL else rule.ladder
-    return [_one(rule, facts, trigger, index, facts.at + level.delay, level.channel or rule.channel,
-                 level.recipients if level.recipients is not None else rule.recipients)
+    start = facts.at if at is None else at
+    return [_one(rule, facts, trigger, index, start + level.delay, level.channel or rule.channel,
+                 level.recipients if level.recipients is not None else rule.recipients, start)
             for index, level in enumerate(levels)]
 
 
 def _one(rule: Rule, facts: Facts, trigger: str, level: int, at: datetime, channel: str,
-         recipients: list[str]) -> Planned:
+         recipients: list[str], event_at: datetime | None = None) -> Planned:
     ladder = f"{facts.cycle_key}/{trigger}/{rule.id}"
     due = rule.calendar.next_working_instant(at) if rule.calendar and trigger != RESOLVE else at
     return Planned(key=f"{ladder}/{level}", ladder=ladder, rule_id=rule.id, trigger=trigger, level=level,
-                   event_at=facts.at, due_at=due, channel=channel, recipients=tuple(recipients))
+                   event_at=facts.at if event_at is None else event_at, due_at=due, channel=channel,
+                   recipients=tuple(recipients))
 
 
 @dataclass(frozen=True)
@@ -252,16 +309,29 @@ class ClockNow:
     due_at: datetime | None
     breached_at: datetime | None
     calendar: str
+    policy_version: int = 0  # the bundle version the clock is pinned to: whose calendar it counts with
+
+    @property
+    def calendar_key(self) -> tuple[str, int]:
+        return (self.calendar, self.policy_version)
 
 
-def still_holds(trigger: str, clock: ClockNow | None) -> str | None:
+def still_holds(trigger: str, clock: ClockNow | None, planned_due: datetime | None = None,
+                resolved_at: datetime | None = None, fired_at: datetime | None = None) -> str | None:
     """None when the notification should go out now, else why it is suppressed.
 
     A warning or a breach (and every escalation of them) is news only while the clock runs: an answered,
     paused, stopped or cancelled clock needs nobody. A `stopped_breached` and a `report.published` are facts
-    and always go.
+    and always go. A lead-time notification also needs the clock still due at `planned_due` (the due instant it
+    was planned from): a recalculation that moved it re-plans it, and this one is stale. An SLO alert (and its
+    escalations) is news only while the alert fires: `resolved_at`, the alert's latest `resolved` as the read
+    model holds it, after `fired_at` (the episode's firing instant) suppresses it.
     """
-    if trigger in (*FINAL, RESOLVE) or trigger.startswith("slo:"):
+    if trigger.startswith("slo:"):
+        if resolved_at is not None and fired_at is not None and resolved_at > fired_at:
+            return f"the SLO alert resolved at {resolved_at.isoformat()}"
+        return None
+    if trigger in (*FINAL, RESOLVE):
         return None
     if clock is None:
         return "the clock is not in the read model"
@@ -271,6 +341,11 @@ def still_holds(trigger: str, clock: ClockNow | None) -> str | None:
         return "the clock is no longer breached"
     if trigger.startswith("warning") and clock.breached:
         return "superseded by the cycle's breach"  # its breach notification says more, and later
+    if trigger.startswith(BEFORE_DUE):
+        if clock.breached:
+            return "superseded by the cycle's breach"
+        if clock.due_at != planned_due:
+            return f"the due instant moved from {planned_due} to {clock.due_at}"
     return None
 
 
@@ -317,10 +392,9 @@ def on_arrival(due_at: datetime, event_at: datetime, received_at: datetime, late
 
 @dataclass(frozen=True)
 class Values:
-    """The clock's figures for the sending instant. Exact when `exact`: a 24x7 clock's business seconds are
-    real seconds, so elapsed grows with the wall clock since the last transition. On a business calendar
-    reporting does not hold the calendar, so elapsed is as of `as_of` and the deadline (`due_at`, exact while
-    the clock runs) is what the message leads with."""
+    """The clock's figures for the sending instant, in the clock's working time (`exact`). A running clock on a
+    calendar reporting has not received keeps its stored figures as of `as_of`, with a `note` saying why; its
+    deadline (`due_at`, computed by the engine and exact while the clock runs) is what the message leads with."""
 
     elapsed_seconds: int
     remaining_seconds: int
@@ -328,18 +402,21 @@ class Values:
     due_at: datetime | None
     as_of: datetime
     exact: bool
+    note: str | None = None
 
 
-def values_at(clock: ClockNow, now: datetime) -> Values:
-    exact = clock.calendar == "24x7" or clock.state != "running"
-    elapsed = clock.elapsed_seconds
-    as_of = clock.last_event_time
-    if clock.state == "running" and clock.calendar == "24x7":
-        elapsed += max(0, int((now - clock.last_event_time).total_seconds()))
-        as_of = now
-    target = clock.target_seconds
-    return Values(elapsed, target - elapsed, round(100 * elapsed / target, 2) if target else 0.0,
-                  clock.due_at if clock.state == "running" else None, as_of, exact)
+def values_at(clock: ClockNow, now: datetime, calendars: Calendars) -> Values:
+    """The figures at `now`, brought forward exactly as the live report brings them (domain.live): the same
+    calendar lookup (`calendars`: the ones reporting holds, by calendar and bundle version) and arithmetic."""
+    calendar = working_calendar(clock.calendar, clock.policy_version, calendars)
+    live = live_values(clock.state, calendar, clock.elapsed_seconds, clock.target_seconds, clock.last_event_time,
+                       now)
+    note = None if live.live or calendar is not None else (
+        f"calendar {clock.calendar!r} of bundle version {clock.policy_version} is not known to reporting: "
+        "figures as of the clock's last transition")
+    return Values(live.elapsed_seconds, live.remaining_seconds, live.percent if live.percent is not None else 0.0,
+                  clock.due_at if clock.state == "running" else None, now if live.live else clock.last_event_time,
+                  live.live, note)
 
 
 def retry_delay(attempts: int, jitter: float, first: timedelta = timedelta(seconds=10),
