@@ -49,6 +49,7 @@ from slm_shared.runtime import ConfigTenant, ReadTenant
 
 ReviewFormat = Literal["json", "html", "pdf"]
 REVIEW_ADAPTER: TypeAdapter[ServiceReview] = TypeAdapter(ServiceReview)
+DELIVERIES_ADAPTER: TypeAdapter[list[Delivered]] = TypeAdapter(list[Delivered])
 MONTH_LABEL = re.compile(r"^(\d{4})-(\d{2})$")
 WEEK_LABEL = re.compile(r"^(\d{4})-W(\d{2})$")
 ALL_CUSTOMERS = "*"
@@ -154,6 +155,18 @@ async def _distribution(session: AsyncSession, tenant: str, report_ids: list[str
     return found
 
 
+async def _delivered_now(session: AsyncSession, tenant: str, document: dict[str, Any]) -> dict[str, Any]:
+    """A frozen or approved pack with its distribution record as the delivery log says now: a report is
+    published at the close, so who received it is only known after the freeze (the hash covers the pack as
+    frozen, whose deliveries were then still pending)."""
+    published = document.get("distribution") or []
+    found = await _distribution(session, tenant, [str(item["report_id"]) for item in published])
+    return {**document, "distribution": [
+        {**item, "deliveries": DELIVERIES_ADAPTER.dump_python(
+            sorted(found.get(str(item["report_id"]), []), key=lambda d: (d.rule_id, d.channel)), mode="json")}
+        for item in published]}
+
+
 def review_document(review: ServiceReview) -> dict[str, Any]:
     document: dict[str, Any] = REVIEW_ADAPTER.dump_python(review, mode="json")
     return document
@@ -225,11 +238,11 @@ def reviews_router(sessions: async_sessionmaker[AsyncSession], now: Now) -> APIR
                          "after_close": await after_close(session, tenant, period, customer, frozen.content,
                                                           frozen.frozen_at)}
             if approved is not None:
-                return {**approved.content, "approval": {
+                return await _delivered_now(session, tenant, {**approved.content, "approval": {
                     "approved_by": approved.approved_by, "approved_at": approved.approved_at.isoformat(),
-                    "comment": approved.comment, "content_sha256": approved.content_sha256}, **extra}, config.language
+                    "comment": approved.comment, "content_sha256": approved.content_sha256}, **extra}), config.language
             if frozen is not None:
-                return {**frozen.content, **extra}, config.language
+                return await _delivered_now(session, tenant, {**frozen.content, **extra}), config.language
             document = review_document(await build_review(session, tenant, period, config, version, customer, now()))
             return document, config.language
 
