@@ -28,23 +28,9 @@ from slm_shared import topics
 from slm_shared.auth import issue_key, store_key
 from slm_shared.db import create_engine, session_factory
 from slm_shared.events import (
-    CLOCK_EVENT,
-    FEEDBACK_EVENT,
-    SLO_ALERT_EVENT,
-    SLO_STATUS_EVENT,
-    TICKET_EVENT,
     ApiKeyData,
     CloudEvent,
 )
-
-TOPIC_OF = {
-    CLOCK_EVENT: topics.CLOCKS,
-    TICKET_EVENT: topics.TICKETS,
-    FEEDBACK_EVENT: topics.FEEDBACK,
-    SLO_STATUS_EVENT: topics.SLO_STATUS,
-    SLO_ALERT_EVENT: topics.SLO_ALERTS,
-}
-
 
 NOTIFICATION_SECRET_KEY = Fernet.generate_key().decode()
 
@@ -81,7 +67,7 @@ class Reporting:
     async def publish(self, events: Iterable[CloudEvent]) -> None:
         for event in events:
             key = f"{event.tenantid}/{event.subject}"
-            await self.producer.send(TOPIC_OF[event.type], event.to_json_bytes(), key=key.encode())
+            await self.producer.send(topics.TOPIC_OF[event.type], event.to_json_bytes(), key=key.encode())
         await self.producer.flush()
 
     async def wait_applied(self, tenant: str, count: int, within: float = 90.0) -> None:

@@ -24,7 +24,6 @@ from reporting import repository, tables
 from reporting.domain.notifications import Lateness
 from reporting.notifications import DEFAULT_LATENESS, plan_batch
 from reporting.repository import Deltas, Effect
-from slm_shared import topics
 from slm_shared.consumer import Record, parse_batch
 from slm_shared.events import (
     CLOCK_EVENT,
@@ -70,8 +69,6 @@ async def _slo_alert(session: AsyncSession, deltas: Deltas, event: CloudEvent, d
 
 
 APPLICABLE = frozenset({TICKET_EVENT, CLOCK_EVENT, FEEDBACK_EVENT, SLO_STATUS_EVENT, SLO_ALERT_EVENT})
-TOPIC_OF = {CLOCK_EVENT: topics.CLOCKS, TICKET_EVENT: topics.TICKETS, FEEDBACK_EVENT: topics.FEEDBACK,
-            SLO_STATUS_EVENT: topics.SLO_STATUS, SLO_ALERT_EVENT: topics.SLO_ALERTS}
 
 # Ticket snapshots and clock transitions are applied a batch at a time (`apply_tickets`, `apply_clocks`);
 # the others one by one.
