@@ -99,9 +99,6 @@ class ReadModels:
                 batch.outcomes[position] = outcome
         return batch.outcomes
 
-    async def on_event(self, event: CloudEvent) -> str:
-        return (await self.apply_batch([event]))[0]
-
     async def apply_batch(
         self, events: list[CloudEvent], parents: Mapping[tuple[str, str, str], TraceContext] | None = None,
         validated: Sequence[BaseModel] | None = None,

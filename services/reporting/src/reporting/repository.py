@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -370,8 +370,3 @@ def periods_holding(closed: Sequence[tuple[datetime, datetime]], instants: Seque
 
 def hour_floor(instant: datetime) -> datetime:
     return instant.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
-
-
-def hour_ceil(instant: datetime) -> datetime:
-    floor = hour_floor(instant)
-    return floor if floor == instant else floor + timedelta(hours=1)
