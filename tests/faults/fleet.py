@@ -120,11 +120,10 @@ class Fleet:
                     if not posted:
                         for url in self.urls("intake"):
                             answer = await client.post(f"{url}/v1/events", json=event)
-                            posted = answer.status_code == 202
-                            if posted:
+                            if answer.status_code == 202:
+                                posted = True
+                                self.probe_stage = "accepted by intake, no clocks in the sla-engine"
                                 break
-                        if posted:
-                            self.probe_stage = "accepted by intake, no clocks in the sla-engine"
                     else:
                         for url in self.urls("reporting"):
                             answer = await client.get(f"{url}/v1/reports/slr", params={"format": "json"})

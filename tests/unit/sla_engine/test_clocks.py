@@ -241,7 +241,8 @@ def reopened_by(action: str, status: str) -> list[TicketSnapshot]:
 
 
 REOPEN_CASES = [
-    # (id, on_reopen, events, [(cycle, state, elapsed, started, stopped)])
+    # Each case: its id, the on_reopen setting, the events, then the cycles expected as tuples of
+    # cycle, state, elapsed, started and stopped.
     ("resume by action", "resume", reopened_by("reopened", "in_progress"),
      [(1, "met", 5 * H, T("08:00"), T("13:00", day=3))]),
     ("resume by status change", "resume", reopened_by("updated", "in_progress"),
