@@ -9,7 +9,7 @@ PYTEST_ARGS ?=
 
 .PHONY: install up down status reset migrate lint typecheck unit test faults demo bench deploy-check clean
 
-# Bytecode is compiled once here, as the images do (Dockerfiles): with PYTHONDONTWRITEBYTECODE set and nothing
+# Bytecode is compiled once here, as the images do (deploy/Dockerfile): with PYTHONDONTWRITEBYTECODE set and nothing
 # compiled, every service start compiled its ~5,000 modules again (3x the CPU of a start; docs/architecture.md).
 install:  ## the virtualenv from the committed lock file, and the Debian packages reports and tests need
 	@command -v uv >/dev/null || python3 -m pip install --quiet "uv==$(UV_VERSION)"
@@ -68,7 +68,7 @@ bench: up migrate
 	$(WITH_STACK) for bench in bench/*/bench_*.py; do module=$${bench%.py}; echo "== $$module"; \
 		uv run python -m $${module//\//.}; done
 
-deploy-check: install  ## Dockerfiles, Kustomize overlays (rendered and schema-checked), compose file, dashboard: offline
+deploy-check: install  ## the Dockerfile, Kustomize overlays (rendered and schema-checked), compose file, dashboard: offline
 	uv run pytest tests/deploy -q -p no:cacheprovider
 
 clean: down

@@ -35,11 +35,13 @@ def test_compose_runs_kafka_in_kraft_mode_postgres_and_the_three_services() -> N
 
 
 @pytest.mark.parametrize("service", SERVICES)
-def test_each_service_is_built_from_its_dockerfile_and_migrated_before_it_starts(service: str) -> None:
+def test_each_service_is_built_from_the_dockerfile_and_migrated_before_it_starts(service: str) -> None:
     services = compose()["services"]
     for name in (service, f"{service}-migrate"):
         build = services[name]["build"]
-        assert (DEPLOY / build["context"] / build["dockerfile"]).resolve() == REPO / "services" / service / "Dockerfile"
+        assert (DEPLOY / build["context"]).resolve() == REPO
+        assert (REPO / build["dockerfile"]).resolve() == DEPLOY / "Dockerfile"  # relative to the context
+        assert build["args"] == {"SERVICE": service}
     migrate = services[f"{service}-migrate"]
     assert migrate["entrypoint"] == ["alembic", "-c", f"services/{service}/alembic.ini", "upgrade", "head"]
     assert services[service]["depends_on"][f"{service}-migrate"] == {"condition": "service_completed_successfully"}

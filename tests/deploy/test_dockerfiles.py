@@ -1,4 +1,5 @@
-"""Each service's Dockerfile: multi-stage, uv-built from the lock, only its own package, non-root, no HEALTHCHECK."""
+"""deploy/Dockerfile, one for the three services (build argument SERVICE): for each of them multi-stage, uv-built from
+the lock, only its own package, non-root, no HEALTHCHECK."""
 
 from __future__ import annotations
 
@@ -16,16 +17,27 @@ class Instruction:
     arguments: str
 
 
+DOCKERFILE = REPO / "deploy" / "Dockerfile"
+# `RUN if [ "${SERVICE}" = "x" ]; then ...; fi`: a step only one service's image runs.
+ONLY_FOR = re.compile(r'^if \[ "\$\{SERVICE\}" = "([a-z-]+)" \]; then (.*); fi$')
+
+
 def instructions(service: str) -> list[Instruction]:
-    """The Dockerfile's instructions, continuation lines joined and comments dropped."""
-    text = (REPO / "services" / service / "Dockerfile").read_text()
-    lines = [line for line in text.splitlines() if not line.lstrip().startswith("#")]
+    """The instructions as docker runs them with `--build-arg SERVICE=<service>`: continuation lines joined,
+    comments dropped, `${SERVICE}` filled in, and a RUN guarded for another service left out."""
+    lines = [line for line in DOCKERFILE.read_text().splitlines() if not line.lstrip().startswith("#")]
     joined = re.sub(r"\\\n", " ", "\n".join(lines))
     parsed = []
     for line in joined.splitlines():
         if line.strip():
             command, _, arguments = line.strip().partition(" ")
-            parsed.append(Instruction(command.upper(), " ".join(arguments.split())))
+            arguments = " ".join(arguments.split())
+            guarded = ONLY_FOR.match(arguments) if command.upper() == "RUN" else None
+            if guarded:
+                if guarded.group(1) != service:
+                    continue
+                arguments = guarded.group(2)
+            parsed.append(Instruction(command.upper(), arguments.replace("${SERVICE}", service)))
     return parsed
 
 
@@ -83,8 +95,11 @@ def test_the_service_runs_as_a_non_root_user_without_a_healthcheck(service: str)
     assert user.split(":")[0] not in {"0", "root"}
     # The user is the last switch before the entry point, so nothing at run time is root.
     assert commands.index("USER") > max(index for index, c in enumerate(commands) if c == "RUN")
+    # The one entry point name is a link to this service's console script, made in the build stage.
     [entrypoint] = [i.arguments for i in runtime if i.command == "ENTRYPOINT"]
-    assert entrypoint == f'["slm-{service}"]'
+    assert entrypoint == '["slm-service"]'
+    build_runs = " ".join(i.arguments for i in stages(service)[1] if i.command == "RUN")
+    assert f"ln -s slm-{service} /app/.venv/bin/slm-service" in build_runs
     [expose] = [i.arguments for i in runtime if i.command == "EXPOSE"]
     assert int(expose) == SERVICES[service].model_fields["http_port"].default
 
@@ -107,6 +122,17 @@ def test_reporting_has_pango_and_fonts_for_weasyprint_and_the_others_no_extra_pa
             assert "rm -rf /var/lib/apt/lists/*" in runs
         else:
             assert "apt-get" not in runs
+
+
+def test_every_service_step_is_written_once_and_the_service_must_be_named() -> None:
+    text = DOCKERFILE.read_text()
+    assert not any((REPO / "services" / service / "Dockerfile").exists() for service in SERVICES)
+    # No default: `docker build` without --build-arg SERVICE stops at the check instead of building nobody's image.
+    assert re.search(r"^ARG SERVICE$", text, re.MULTILINE)
+    for service in ("intake", "sla-engine"):
+        assert f'"{service}"' not in text  # nothing special-cased for them
+    [check] = [i.arguments for i in instructions("") if i.command == "RUN" and "exit 1" in i.arguments]
+    assert check.startswith('case "" in intake|sla-engine|reporting) ;;')
 
 
 def test_the_docker_build_context_leaves_out_the_virtualenv_and_the_local_stack() -> None:
