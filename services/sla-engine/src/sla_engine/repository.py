@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -230,16 +230,6 @@ class SqlSlaRepository:
         await self._session.execute(
             sa.text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"), {"key": f"{tenant_id}/{ticket_id}"}
         )
-
-    async def lock_tickets(self, pairs: Sequence[tuple[str, str]]) -> None:
-        """`lock_ticket` for many, in one statement and a stable order (two workers never deadlock)."""
-        keys = sorted(f"{tenant}/{ticket}" for tenant, ticket in pairs)
-        if keys:
-            await self._session.execute(
-                sa.text("SELECT count(pg_advisory_xact_lock(hashtextextended(k, 0))) FROM "
-                        "(SELECT unnest(CAST(:keys AS text[])) AS k ORDER BY 1) AS ordered"),
-                {"keys": keys},
-            )
 
     async def add_snapshots(self, snapshots: Sequence[tuple[str, str, TicketSnapshot]]) -> None:
         """Store (tenant, source, snapshot) rows; an already stored (tenant, source, event id) is skipped."""
@@ -492,17 +482,6 @@ class SqlSlaRepository:
             sa.insert(c).values(tenant_id=tenant_id, version=version, bundle=bundle, source_text=source_text)
         )
         return version
-
-    async def forget_emitted(self, tenant_id: str, ticket_id: str, keys: Iterable[TransitionKey]) -> None:
-        e = tables.emitted_transitions
-        for k in keys:
-            await self._session.execute(
-                sa.delete(e).where(
-                    e.c.tenant_id == tenant_id, e.c.ticket_id == ticket_id, e.c.policy_id == k[0],
-                    e.c.metric == k[1], e.c.cycle == k[2], e.c.transition == k[3], e.c.at == k[4],
-                    e.c.threshold == k[5],
-                )
-            )
 
     async def clear_timers(self, pairs: Sequence[tuple[str, str]]) -> None:
         """Drop these tickets' timers, unless the consumer has made them due again since `load_states`."""
