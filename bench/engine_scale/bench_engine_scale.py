@@ -5,8 +5,9 @@ One run prints:
   events produced onto itsm.tickets.v1 (every ticket's first event, then every ticket's second, ... as
   tickets that live at the same time arrive), timed until every ticket is reconciled since its last event;
 - then a backlog of 20,000 events of one tenant: p50/p99 of `GET /v1/tickets/{id}/clocks` (known and unknown
-  tickets) while it drains, and the time until a second tenant's 100 tickets, sent right after the backlog,
-  all have clocks;
+  tickets) while it drains, asked of the engine and, side by side, of a process of role `api` (HTTP only,
+  as a deployment beside the consuming one would run it), and the time until a second tenant's 100 tickets,
+  sent right after the backlog, all have clocks;
 - the engine's own count of consumer rebalances and refused commits during the run;
 - per bundle size, the CPU time of the engine's processes (the service and its evaluation worker) and events
   per CPU second: on a shared machine events/s is the share of the cores the engine got, CPU time is what the
@@ -186,12 +187,13 @@ class Backlog:
     drained_seconds: float
     latencies: list[float]
     unknown_latencies: list[float]
+    api_latencies: list[float]  # the same requests to a process of role `api` beside the engine
     second_tenant_seconds: float
     second_tenant_stored_seconds: float  # until the consumer had stored all its events (they queue behind the backlog)
 
 
 async def backlog_drain(stack: Stack, sessions: async_sessionmaker[AsyncSession], engine: ServiceProcess,
-                        events: int, policies: int) -> Backlog:
+                        api: ServiceProcess, events: int, policies: int) -> Backlog:
     first = await new_tenant(sessions, policies, "backlog")
     second = await new_tenant(sessions, policies, "second")
     key = await api_key(sessions, first)
@@ -199,24 +201,26 @@ async def backlog_drain(stack: Stack, sessions: async_sessionmaker[AsyncSession]
     seconds = make_tickets(SECOND_TENANT_TICKETS, policies=policies, tenant_id=second, seed=8)
     latencies: list[float] = []
     unknown: list[float] = []
-    rng = random.Random(3)
+    api_latencies: list[float] = []
 
-    async def ask_clocks(stop: asyncio.Event) -> None:
-        async with httpx.AsyncClient(base_url=engine.url, headers={"Authorization": f"Bearer {key}"},
-                                     timeout=60) as client:
+    async def ask_clocks(stop: asyncio.Event, url: str, known_latencies: list[float],
+                         unknown_latencies: list[float], seed: int) -> None:
+        rng = random.Random(seed)
+        async with httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=60) as client:
             while not stop.is_set():
                 known = rng.random() < 0.8
                 ticket = rng.choice(tickets).ticket_id if known else f"NOPE-{rng.randrange(10**9)}"
                 started = time.perf_counter()
                 answer = await client.get(f"/v1/tickets/{ticket}/clocks")
-                (latencies if known else unknown).append(time.perf_counter() - started)
+                (known_latencies if known else unknown_latencies).append(time.perf_counter() - started)
                 assert answer.status_code in (200, 404), answer.text
                 await asyncio.sleep(0.05)
 
     started = time.perf_counter()
     sent = await produce(stack.kafka_bootstrap, first, tickets)
     stop = asyncio.Event()
-    asking = asyncio.create_task(ask_clocks(stop))
+    asking = asyncio.gather(ask_clocks(stop, engine.url, latencies, unknown, 3),
+                            ask_clocks(stop, api.url, api_latencies, [], 4))
     second_started = time.perf_counter()
     second_events = await produce(stack.kafka_bootstrap, second, seconds)
     await until_stored(sessions, second, second_events)  # its records queue behind the backlog's on the partitions
@@ -227,7 +231,7 @@ async def backlog_drain(stack: Stack, sessions: async_sessionmaker[AsyncSession]
     drained = time.perf_counter() - started
     stop.set()
     await asking
-    return Backlog(sent, drained, latencies, unknown, second_took, second_stored)
+    return Backlog(sent, drained, latencies, unknown, api_latencies, second_took, second_stored)
 
 
 def counter(engine: ServiceProcess, name: str, group: str | None = "sla-engine") -> float:
@@ -249,6 +253,8 @@ async def run(stack: Stack, sizes: list[int], backlog_events: int, backlog_polic
     database = create_engine(stack.database_urls["sla-engine"], pool_size=2)
     sessions = session_factory(database)
     engine = await asyncio.to_thread(ServiceProcess("sla-engine", stack, name="bench-scale-sla-engine").start)
+    api = await asyncio.to_thread(
+        ServiceProcess("sla-engine", stack, name="bench-scale-sla-engine-api", role="api").start)
     try:
         rebalances = await asyncio.to_thread(counter, engine, "slm_consumer_rebalances_total")
         failures = await asyncio.to_thread(counter, engine, "slm_consumer_commit_failures_total")
@@ -264,18 +270,22 @@ async def run(stack: Stack, sizes: list[int], backlog_events: int, backlog_polic
             r = rates[-1]
             print(f"{r.policies:>8} {r.events:>8} {r.seconds:>9.1f} {r.rate:>10.0f}   {r.rate / one:17.3f}"
                   f"   {r.cpu_seconds:12.1f}   {r.rate_per_cpu:16.0f}", flush=True)
-        backlog = await backlog_drain(stack, sessions, engine, backlog_events, backlog_policies)
+        backlog = await backlog_drain(stack, sessions, engine, api, backlog_events, backlog_policies)
         rebalances = await asyncio.to_thread(counter, engine, "slm_consumer_rebalances_total") - rebalances
         failures = await asyncio.to_thread(counter, engine, "slm_consumer_commit_failures_total") - failures
         parses = await asyncio.to_thread(counter, engine, "slm_bundle_parses_total", None) - parses
     finally:
         await asyncio.to_thread(engine.stop)
+        await asyncio.to_thread(api.stop)
         await database.dispose()
     print(f"backlog                       {backlog.events} events, {backlog_policies} policies, drained in "
           f"{backlog.drained_seconds:.1f} s ({backlog.events / backlog.drained_seconds:.0f} events/s)")
     print(f"clocks API while draining     p50 {percentile(backlog.latencies, 0.5) * 1000:.0f} ms, "
           f"p99 {percentile(backlog.latencies, 0.99) * 1000:.0f} ms, max {max(backlog.latencies, default=0) * 1000:.0f}"
           f" ms ({len(backlog.latencies)} requests; target p99 <= 250 ms)")
+    print(f"  the same, role api process  p50 {percentile(backlog.api_latencies, 0.5) * 1000:.0f} ms, "
+          f"p99 {percentile(backlog.api_latencies, 0.99) * 1000:.0f} ms ({len(backlog.api_latencies)} requests to a "
+          "process serving HTTP only, beside the engine)")
     print(f"unknown ticket (404)          p50 {percentile(backlog.unknown_latencies, 0.5) * 1000:.0f} ms, "
           f"p99 {percentile(backlog.unknown_latencies, 0.99) * 1000:.0f} ms ({len(backlog.unknown_latencies)})")
     print(f"second tenant's {SECOND_TENANT_TICKETS} tickets     all with clocks {backlog.second_tenant_seconds:.1f} s"

@@ -168,6 +168,8 @@ class ServiceRuntime:
         self.startup = StartupClock()
         self._joining: asyncio.Task[None] | None = None
         self.consumers_failing = False  # a subscriber's start failed and is being retried
+        # Role `api`: the HTTP API alone; the consumers, loops and relay run in the deployment of role `all`.
+        self.api_only = settings.role == "api"
 
     @property
     def group_id(self) -> str:
@@ -208,7 +210,7 @@ class ServiceRuntime:
 
     def alive(self) -> bool:
         """Liveness: every supervisor and the relay still run (they end only on a bug worth a restart)."""
-        return self.relay.alive and self.supervisor.alive()
+        return self.api_only or (self.relay.alive and self.supervisor.alive())
 
     async def preflight(self) -> None:
         """The schema check on a short-lived engine (the service's own pool belongs to uvicorn's loop)."""
@@ -228,6 +230,9 @@ class ServiceRuntime:
         clock.lap("logging and tracing")
         await ensure_migrated(self.engine, self.alembic_ini, self.service)
         clock.lap("schema check")
+        if self.api_only:
+            log.info("%s started (role api: HTTP only) in %s", self.service, clock.summary())
+            return
         if self.settings.create_topics:
             await self.ensure_topics()
             clock.lap("topics")
@@ -277,6 +282,11 @@ class ServiceRuntime:
                  time.monotonic() - began)
 
     async def stop(self) -> None:
+        if self.api_only:
+            await self.engine.dispose()
+            log.info("%s stopped", self.service)
+            await self._shutdown_tracing()
+            return
         if self._joining is not None and not self._joining.done():
             self._joining.cancel()  # a SIGTERM while joining: the subscribers started so far are stopped below
             with contextlib.suppress(asyncio.CancelledError):
@@ -289,6 +299,9 @@ class ServiceRuntime:
         await self.relay.stop()
         await self.engine.dispose()
         log.info("%s stopped", self.service)
+        await self._shutdown_tracing()
+
+    async def _shutdown_tracing(self) -> None:
         if self._tracer_provider is not None:
             await asyncio.to_thread(self._tracer_provider.shutdown)  # flushes the spans still queued
 
@@ -318,14 +331,18 @@ class ServiceRuntime:
             await connection.execute(sa.text("SELECT 1"))
 
     async def ready(self) -> dict[str, bool]:
-        checks = {"postgres": False, "kafka": False, "outbox_relay": self.relay.healthy,
-                  "background": not self.supervisor.restarting, "consumers": not self.consumers_failing}
+        """Every dependency's check; role `api` needs only PostgreSQL (keys, timelines and reports are there)."""
+        checks = {"postgres": False} if self.api_only else {
+            "postgres": False, "kafka": False, "outbox_relay": self.relay.healthy,
+            "background": not self.supervisor.restarting, "consumers": not self.consumers_failing}
         try:
             # Bounded: a call that hangs (half-open connection after a failover) must read as not ready, not stall.
             await asyncio.wait_for(self._postgres_answers(), timeout=READY_PROBE_SECONDS)
             checks["postgres"] = True
         except Exception as error:  # readiness reports, never raises
             log.warning("readiness: postgres unreachable: %s", error)
+        if self.api_only:
+            return checks
         try:
             checks["kafka"] = await self.broker.ping(timeout=2.0)
         except Exception as error:  # readiness reports, never raises

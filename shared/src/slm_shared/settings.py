@@ -77,6 +77,10 @@ class ServiceSettings(BaseSettings):
         default="", description="comma-separated addresses or networks of the TLS-terminating proxies whose "
         "X-Forwarded-Proto/-For uvicorn believes (the scheme decides Secure cookies and HSTS); empty: none")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    role: Literal["all", "api"] = Field(
+        default="all", description="all: the consumers, background loops, outbox relay and HTTP API in one process; "
+        "api: the HTTP API only (no Kafka client, loop or relay), for a deployment that answers requests beside "
+        "the one that consumes, so a draining backlog never queues a request behind its work")
     drain_timeout_seconds: float = Field(default=20.0, gt=0)
     outbox_batch_size: int = Field(default=500, ge=1)
     outbox_poll_seconds: float = Field(default=0.5, gt=0)
