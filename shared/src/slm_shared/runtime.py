@@ -282,11 +282,15 @@ class ServiceRuntime:
                  time.monotonic() - began)
 
     async def stop(self) -> None:
-        if self.api_only:
-            await self.engine.dispose()
-            log.info("%s stopped", self.service)
-            await self._shutdown_tracing()
-            return
+        if not self.api_only:  # role api started none of the Kafka side
+            await self._stop_consuming()
+        await self.engine.dispose()
+        log.info("%s stopped", self.service)
+        if self._tracer_provider is not None:
+            await asyncio.to_thread(self._tracer_provider.shutdown)  # flushes the spans still queued
+
+    async def _stop_consuming(self) -> None:
+        """The subscribers, background tasks, broker and relay, in that order."""
         if self._joining is not None and not self._joining.done():
             self._joining.cancel()  # a SIGTERM while joining: the subscribers started so far are stopped below
             with contextlib.suppress(asyncio.CancelledError):
@@ -297,13 +301,6 @@ class ServiceRuntime:
         await self.supervisor.wait()
         await self.broker.stop()
         await self.relay.stop()
-        await self.engine.dispose()
-        log.info("%s stopped", self.service)
-        await self._shutdown_tracing()
-
-    async def _shutdown_tracing(self) -> None:
-        if self._tracer_provider is not None:
-            await asyncio.to_thread(self._tracer_provider.shutdown)  # flushes the spans still queued
 
     async def ensure_topics(self) -> None:
         admin = AIOKafkaAdminClient(**self.settings.kafka.client_options(), client_id=f"{self.service}-admin")

@@ -36,7 +36,13 @@ from reporting.domain.config import Name, PublishScope, ReportingConfig, Text
 from reporting.domain.notification_policy import REPORT_PUBLISHED
 from reporting.domain.periods import Period, period_containing, previous_periods
 from reporting.domain.quality import Answer
-from reporting.domain.review import Delivered, ImprovementRecord, ServiceReview, assemble_review
+from reporting.domain.review import (
+    Delivered,
+    ImprovementRecord,
+    ServiceReview,
+    assemble_review,
+    delivery_order,
+)
 from reporting.domain.satisfaction import Handling, complaint_counts, satisfaction
 from reporting.handlers import Now
 from reporting.i18n import Language, choose_language
@@ -163,7 +169,7 @@ async def _delivered_now(session: AsyncSession, tenant: str, document: dict[str,
     found = await _distribution(session, tenant, [str(item["report_id"]) for item in published])
     return {**document, "distribution": [
         {**item, "deliveries": DELIVERIES_ADAPTER.dump_python(
-            sorted(found.get(str(item["report_id"]), []), key=lambda d: (d.rule_id, d.channel)), mode="json")}
+            delivery_order(found.get(str(item["report_id"]), [])), mode="json")}
         for item in published]}
 
 

@@ -243,9 +243,14 @@ def _experience(report: ServiceLevelReport, facts: QualityFacts, config: Reporti
     return rows
 
 
+def delivery_order(deliveries: Sequence[Delivered]) -> list[Delivered]:
+    """A report's deliveries as the distribution record lists them: by rule, then channel."""
+    return sorted(deliveries, key=lambda d: (d.rule_id, d.channel))
+
+
 def _distributed(snapshot: PublishedSnapshot, deliveries: Sequence[Delivered]) -> DistributedReport:
     return DistributedReport(snapshot.report_id, snapshot.revision, snapshot.kind, snapshot.created_at,
-                             sorted(deliveries, key=lambda d: (d.rule_id, d.channel)))
+                             delivery_order(deliveries))
 
 
 def movement(record: ImprovementRecord, start: datetime, end: datetime) -> str | None:
