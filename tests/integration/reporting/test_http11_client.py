@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 
 import pytest
 
-from reporting.http11 import Http11Client, HttpFailure, HttpxClient
+from reporting.notifications.http11 import Http11Client, HttpFailure, HttpxClient
 
 pytestmark = pytest.mark.integration
 

@@ -32,7 +32,6 @@ from reporting.closing import PeriodCloser, PublishedReport
 from reporting.domain.config import ReportingConfig
 from reporting.domain.dashboard import DashboardView, dashboard
 from reporting.domain.periods import period_containing
-from reporting.handlers import Now
 from reporting.i18n import Language, choose_language
 from reporting.quality import quality_results
 from reporting.render.html import render_dashboard, render_login, render_report_html
@@ -44,6 +43,7 @@ from reporting.settings import ReportingSettings
 from slm_shared.auth import ApiKeyAuthenticator, key_id_of
 from slm_shared.instants import utc_instant
 from slm_shared.runtime import AdminTenant, ConfigTenant, ReadTenant
+from slm_shared.time_source import Now
 
 Format = Literal["json", "csv", "html", "pdf"]
 DASHBOARD_COOKIE = "slm_dashboard_session"

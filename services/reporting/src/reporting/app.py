@@ -10,28 +10,30 @@ from faststream import AckPolicy
 from faststream.kafka import KafkaRouter
 
 from reporting import tables
-from reporting.ack_links import AckLinks
 from reporting.api import DASHBOARD_BODY_LIMITS, DASHBOARD_PUBLIC, dashboard_router, report_router
 from reporting.browser import SecurityHeaders
 from reporting.calendars import subscribe_calendars
-from reporting.channels import Senders
 from reporting.closing import PeriodCloser
-from reporting.delivery import NotificationDelivery
 from reporting.domain.notifications import Lateness
-from reporting.handlers import Now, ReadModels, utc_now
+from reporting.handlers import ReadModels
 from reporting.improvements import improvements_router
-from reporting.notification_api import BODY_LIMITS as NOTIFICATION_BODY_LIMITS
-from reporting.notification_api import PUBLIC_PATHS as NOTIFICATION_PUBLIC
-from reporting.notification_api import notification_router
-from reporting.notifications import PolicyStore
+from reporting.notifications.ack_links import AckLinks
+from reporting.notifications.api import BODY_LIMITS as NOTIFICATION_BODY_LIMITS
+from reporting.notifications.api import PUBLIC_PATHS as NOTIFICATION_PUBLIC
+from reporting.notifications.api import notification_router
+from reporting.notifications.channels import Senders
+from reporting.notifications.delivery import NotificationDelivery
+from reporting.notifications.policies import PolicyStore
 from reporting.reviews import reviews_router
 from reporting.sessions import SessionPolicy, SqlDashboardSessions
 from reporting.settings import ReportingSettings
+from reporting.unit_of_work import ReportingUnitOfWork
 from slm_shared import topics
 from slm_shared.consumer import RawRecords, keep_raw_bytes
 from slm_shared.request_guard import BodyLimits
 from slm_shared.runtime import PeriodicTask, ServiceRuntime, subscribe_api_keys
 from slm_shared.secret_cipher import SecretCipher
+from slm_shared.time_source import Now, utc_now
 
 SERVICE = "reporting"
 SESSION_PURGE_SECONDS = 300.0  # ended sessions are refused at once; the purge only keeps the table small
@@ -87,12 +89,16 @@ def create_app(settings: ReportingSettings, now: Now = utc_now) -> FastAPI:
         service=SERVICE, settings=settings, alembic_ini=ALEMBIC_INI, api_key_table=tables.api_keys,
         set_aside_table=tables.set_aside, topics=topics.ALL_TOPICS,
     )
-    closer = PeriodCloser(runtime.sessions, now, interval_seconds=settings.period_close_interval_seconds,
+
+    def units() -> ReportingUnitOfWork:
+        return ReportingUnitOfWork(runtime.sessions)
+
+    closer = PeriodCloser(units, now, interval_seconds=settings.period_close_interval_seconds,
                           amendment_quiet_seconds=settings.amendment_quiet_seconds,
                           base_url=settings.public_base_url)
     if settings.period_close_enabled:
         runtime.add_background(closer.run, closer.stop)
-    read_models = ReadModels(runtime.sessions, now, Lateness(
+    read_models = ReadModels(units, now, Lateness(
         late_after=timedelta(seconds=settings.notification_late_after_seconds),
         horizon=timedelta(seconds=settings.notification_max_age_seconds),
         settle=timedelta(seconds=settings.notification_late_settle_seconds)))

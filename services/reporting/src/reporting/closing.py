@@ -13,30 +13,30 @@ from __future__ import annotations
 import hashlib
 import logging
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from importlib.metadata import version
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from reporting import tables
 from reporting.domain.amendments import changes
 from reporting.domain.config import PublishScope, ReportingConfig
 from reporting.domain.periods import Period, periods_between
-from reporting.handlers import Now
 from reporting.improvements import measure_after_close, propose_missed
-from reporting.notifications import plan_report_published
 from reporting.quality import quality_results
 from reporting.reports import REPORT_SECONDS, build_report, canonical_bytes, load_config, report_document
-from reporting.repository import lock_tenant_exclusive
 from reporting.reviews import freeze_reviews
+from reporting.unit_of_work import ReportingUnitOfWork
 from slm_shared import topics
 from slm_shared.background import for_each_isolated
 from slm_shared.events import REPORT_PUBLISHED_EVENT, ReportPublishedData, make_event
-from slm_shared.outbox import Outbox, OutgoingEvent
+from slm_shared.outbox import OutgoingEvent
 from slm_shared.runtime import PeriodicTask
+from slm_shared.time_source import Now
 
 log = logging.getLogger(__name__)
 SOURCE = "slm://reporting"
@@ -66,13 +66,12 @@ def report_links(base_url: str, report_id: str) -> dict[str, str]:
 
 
 class PeriodCloser:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], now: Now, *, interval_seconds: float,
+    def __init__(self, units: Callable[[], ReportingUnitOfWork], now: Now, *, interval_seconds: float,
                  amendment_quiet_seconds: float, base_url: str) -> None:
-        self._sessions = sessions
+        self._units = units
         self._now = now
         self._quiet = timedelta(seconds=amendment_quiet_seconds)
         self._base_url = base_url.rstrip("/")
-        self._outbox = Outbox(tables.outbox)
         self._loop = PeriodicTask("period close pass", interval_seconds, lambda: self.close_due(self._now()))
 
     async def run(self) -> None:
@@ -93,15 +92,16 @@ class PeriodCloser:
         return [report for reports in closed for report in reports] + await self.amend_due(tenant)
 
     async def _tenants(self, tenant: str | None) -> list[str]:
-        async with self._sessions() as session:
-            if tenant is not None:
-                return [tenant]
-            rows = (await session.execute(sa.select(tables.tenants_seen.c.tenant_id))).scalars().all()
+        if tenant is not None:
+            return [tenant]
+        async with self._units() as uow:
+            rows = (await uow.session.execute(sa.select(tables.tenants_seen.c.tenant_id))).scalars().all()
             return sorted(rows)
 
     async def close_tenant(self, tenant: str, until: datetime) -> list[PublishedReport]:
         now = self._now()
-        async with self._sessions() as session, session.begin():
+        async with self._units() as uow:
+            session = uow.session
             first = (await session.execute(sa.select(tables.tenants_seen.c.first_event_time).where(
                 tables.tenants_seen.c.tenant_id == tenant))).scalar()
             if first is None:
@@ -116,7 +116,7 @@ class PeriodCloser:
             due = periods_between(first, closable_until, config.timezone, config.period)[-MAX_BACKFILL_PERIODS:]
             if not due or await self._all_closed(session, tenant, due):
                 return []
-            await lock_tenant_exclusive(session, tenant)
+            await uow.read_models.lock_tenant_exclusive(tenant)
             closed = set((await session.execute(sa.select(tables.period_closes.c.period_start).where(
                 tables.period_closes.c.tenant_id == tenant))).scalars().all())
             published: list[PublishedReport] = []
@@ -124,7 +124,7 @@ class PeriodCloser:
                 if period.start in closed:
                     continue
                 for scope in config.publish_scopes:
-                    frozen = await self._freeze(session, tenant, period, scope, config, config_version, now,
+                    frozen = await self._freeze(uow, tenant, period, scope, config, config_version, now,
                                                 revision=0, previous=None, late_events=0)
                     assert frozen is not None  # an original is always frozen
                     published.append(frozen)
@@ -139,6 +139,7 @@ class PeriodCloser:
                 # Last: the frozen review lists the entries this close proposed and the reports it published.
                 await freeze_reviews(session, tenant, period, config, config_version, now)
                 log.info("closed period %s of %s", period.label, tenant)
+            await uow.commit()
             return published
 
     async def _all_closed(self, session: AsyncSession, tenant: str, due: list[Period]) -> bool:
@@ -154,8 +155,8 @@ class PeriodCloser:
                  .where(late.c.handled_at.is_(None)).group_by(late.c.tenant_id, late.c.period_start))
         if tenant is not None:
             query = query.where(late.c.tenant_id == tenant)
-        async with self._sessions() as session:
-            pending = (await session.execute(query)).all()
+        async with self._units() as uow:
+            pending = (await uow.session.execute(query)).all()
         quiet = [row for row in pending if row.last <= now - self._quiet]
         amended = await for_each_isolated("period amendment", quiet,
                                           lambda row: self._amend(row.tenant_id, row.period_start, now),
@@ -164,8 +165,9 @@ class PeriodCloser:
 
     async def _amend(self, tenant: str, period_start: datetime, now: datetime) -> list[PublishedReport]:
         late, snapshots, closes = tables.late_changes, tables.report_snapshots, tables.period_closes
-        async with self._sessions() as session, session.begin():
-            await lock_tenant_exclusive(session, tenant)
+        async with self._units() as uow:
+            session = uow.session
+            await uow.read_models.lock_tenant_exclusive(tenant)
             ids = (await session.execute(sa.select(late.c.id).where(
                 late.c.tenant_id == tenant, late.c.period_start == period_start, late.c.handled_at.is_(None))
                 .with_for_update(skip_locked=True))).scalars().all()
@@ -183,20 +185,21 @@ class PeriodCloser:
             published = []
             for previous in latest:
                 scope = PublishScope.model_validate(previous["scope"])
-                report = await self._freeze(session, tenant, period, scope, config, config_version, now,
+                report = await self._freeze(uow, tenant, period, scope, config, config_version, now,
                                             revision=previous["revision"] + 1, previous=previous,
                                             late_events=len(ids))
                 if report is not None:
                     published.append(report)
             await session.execute(sa.update(late).where(late.c.id.in_(ids)).values(
                 handled_at=now, amendment_ids=[p.report_id for p in published]))
+            await uow.commit()
             return published
 
-    async def _freeze(self, session: AsyncSession, tenant: str, period: Period, scope: PublishScope,
+    async def _freeze(self, uow: ReportingUnitOfWork, tenant: str, period: Period, scope: PublishScope,
                       config: ReportingConfig, config_version: int, now: datetime, *, revision: int,
                       previous: Any, late_events: int) -> PublishedReport | None:
         with REPORT_SECONDS.labels("close", "json").time():
-            report = await build_report(session, tenant, period, config, config_version, scope.service,
+            report = await build_report(uow.session, tenant, period, config, config_version, scope.service,
                                         scope.customer, now, SNAPSHOT_CLOCKS_LIMIT)
             document = report_document(report)
         report_id = str(uuid.uuid4())
@@ -227,7 +230,7 @@ class PeriodCloser:
             "content_sha256": digest,
         }
         kind = "original" if previous is None else "amendment"
-        await session.execute(sa.insert(tables.report_snapshots).values(
+        await uow.session.execute(sa.insert(tables.report_snapshots).values(
             report_id=report_id, tenant_id=tenant, period_start=period.start, period_end=period.end,
             scope_key=scope.key, scope=scope.model_dump(), revision=revision, kind=kind, amends=amends,
             content=document, lineage=lineage, content_sha256=digest, created_at=now))
@@ -235,8 +238,8 @@ class PeriodCloser:
                                    scope=scope.model_dump(), links=links, revision=revision, amends=amends)
         event = make_event(event_id=report_id, source=SOURCE, event_type=REPORT_PUBLISHED_EVENT, time=now,
                            tenant_id=tenant, subject=scope.key, data=data)
-        await self._outbox.add(session, [OutgoingEvent(topics.REPORTS, f"{tenant}/reports", event)])
+        await uow.outbox.add([OutgoingEvent(topics.REPORTS, f"{tenant}/reports", event)])
         # The distribution: whoever a `report_published` rule names hears of it, planned in this transaction.
-        await plan_report_published(session, event, data, period.label, kind, now)
+        await uow.notifications.plan_report_published(event, data, period.label, kind, now)
         return PublishedReport(report_id, tenant, period.start, period.end, period.label, scope.model_dump(),
                                revision, kind, amends, links)

@@ -31,12 +31,12 @@ from reporting.domain.improvements import (
 )
 from reporting.domain.periods import Period, classify, period_containing, previous_periods
 from reporting.domain.quality import QualityResult, measure
-from reporting.handlers import Now
 from reporting.quality import quality_facts
 from reporting.reports import load_config
 from reporting.review_tables import improvements
 from slm_shared.instants import utc_instant
 from slm_shared.runtime import ConfigTenant, ReadTenant
+from slm_shared.time_source import Now
 
 
 class Trigger(BaseModel):

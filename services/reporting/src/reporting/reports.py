@@ -22,9 +22,9 @@ from reporting.domain.config import PublishScope, ReportingConfig
 from reporting.domain.inputs import PeriodOutcomes, ReportInputs
 from reporting.domain.model import ServiceLevelReport, TimeStats
 from reporting.domain.periods import Period, classify, previous_periods
-from reporting.handlers import Now
 from reporting.i18n import Language, choose_language
 from reporting.quality import FactsCache, quality_results
+from slm_shared.time_source import Now
 
 TREND_PERIODS = 6
 REPORT_SECONDS = Histogram(

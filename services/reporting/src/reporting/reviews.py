@@ -44,7 +44,6 @@ from reporting.domain.review import (
     delivery_order,
 )
 from reporting.domain.satisfaction import Handling, complaint_counts, satisfaction
-from reporting.handlers import Now
 from reporting.i18n import Language, choose_language
 from reporting.quality import QUALITY_TREND_PERIODS, FactsCache, quality_results
 from reporting.render.pdf import html_to_pdf
@@ -52,6 +51,7 @@ from reporting.render.review import render_review_html
 from reporting.reports import build_report, canonical_bytes, load_config
 from reporting.review_tables import complaint_handling, improvements, review_approvals, review_freezes
 from slm_shared.runtime import ConfigTenant, ReadTenant
+from slm_shared.time_source import Now
 
 ReviewFormat = Literal["json", "html", "pdf"]
 REVIEW_ADAPTER: TypeAdapter[ServiceReview] = TypeAdapter(ServiceReview)

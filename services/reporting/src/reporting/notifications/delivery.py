@@ -32,9 +32,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from reporting import tables
-from reporting.ack_links import AckLinks
 from reporting.calendars import calendars_of
-from reporting.channels import Delivery, DeliveryFailed, Senders
 from reporting.domain.live import Calendars
 from reporting.domain.messages import notification_message
 from reporting.domain.notification_policy import REPORT_PUBLISHED, NotificationPolicy
@@ -47,12 +45,15 @@ from reporting.domain.notifications import (
     still_holds,
     values_at,
 )
-from reporting.handlers import Now
-from reporting.notifications import PolicyStore, StoredPolicy, load_policies, new_id
+from reporting.notifications.ack_links import AckLinks
+from reporting.notifications.channels import Delivery, DeliveryFailed, Senders
+from reporting.notifications.planning import new_id
+from reporting.notifications.policies import PolicyStore, SqlPolicyRepository, StoredPolicy
 from reporting.settings import ReportingSettings
 from slm_shared.background import BACKGROUND_FAILURES, for_each_isolated
 from slm_shared.logging import log_context
 from slm_shared.ratelimit import RateLimiter
+from slm_shared.time_source import Now
 
 log = logging.getLogger(__name__)
 
@@ -149,7 +150,7 @@ class NotificationDelivery:
                 .with_for_update(skip_locked=True))).mappings()]
             if not rows:
                 return 0
-            stored = (await load_policies(session, [tenant])).get(tenant)
+            stored = (await SqlPolicyRepository(session).latest([tenant])).get(tenant)
             clocks = await _clocks_now(session, tenant, rows)
             # The running clocks' calendars, for their figures at the sending instant (as the live report).
             calendars = await calendars_of(session, tenant, [clock.calendar_key for clock in clocks.values()

@@ -28,12 +28,12 @@ from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from reporting import tables
-from reporting.ack_links import LINK_PATH, AckLinks
 from reporting.domain.notification_policy import MAX_POLICY_BYTES, NotificationPolicy
-from reporting.handlers import Now
-from reporting.notifications import PolicyStore, load_policies, save_policy
+from reporting.notifications.ack_links import LINK_PATH, AckLinks
+from reporting.notifications.policies import PolicyStore, SqlPolicyRepository
 from slm_shared.bounded_yaml import load_one
 from slm_shared.runtime import ConfigTenant, ReadTenant
+from slm_shared.time_source import Now
 
 POLICY_PATH = "/v1/notification-policies"
 ACK_LINK_PREFIX = LINK_PATH.removeprefix("/v1")
@@ -97,14 +97,14 @@ def notification_router(sessions: async_sessionmaker[AsyncSession], store: Polic
                                 "REPORTING_NOTIFICATION_SECRET_KEYS is not set")
         sealed = store.seal(policy)
         async with sessions() as session, session.begin():
-            version = await save_policy(session, tenant, sealed, now())
+            version = await SqlPolicyRepository(session).save(tenant, sealed, now())
         return {"version": version, "policy": store.shown(sealed)}
 
     @router.get("/notification-policies", summary="The tenant's notification policy (latest or `version`)")
     async def get_policy(tenant: ReadTenant,
                          version: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None) -> dict[str, Any]:
         async with sessions() as session:
-            found = (await load_policies(session, [tenant], version)).get(tenant)
+            found = (await SqlPolicyRepository(session).latest([tenant], version)).get(tenant)
         if found is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, "no such notification policy version" if version
                                 else "no notification policy applied yet")

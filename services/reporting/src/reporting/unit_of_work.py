@@ -1,0 +1,31 @@
+"""Reporting's unit of work: one transaction and the repositories that work in it."""
+
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from reporting import tables
+from reporting.notifications.planning import SqlNotificationPlanner
+from reporting.repository import SqlReadModelRepository
+from slm_shared.inbox import Inbox
+from slm_shared.outbox import Outbox
+from slm_shared.unit_of_work import SessionInbox, SessionOutbox, SqlUnitOfWork
+
+READ_MODEL_INBOX = Inbox(tables.inbox, "reporting.read-models")
+OUTBOX = Outbox(tables.outbox)
+
+
+class ReportingUnitOfWork(SqlUnitOfWork):
+    """The read models, the notifications planned with them, the read-model consumer's inbox and the outbox
+    (reports published)."""
+
+    inbox: SessionInbox
+    outbox: SessionOutbox
+    read_models: SqlReadModelRepository
+    notifications: SqlNotificationPlanner
+
+    def _open(self, session: AsyncSession) -> None:
+        self.inbox = SessionInbox(READ_MODEL_INBOX, session)
+        self.outbox = SessionOutbox(OUTBOX, session)
+        self.read_models = SqlReadModelRepository(session)
+        self.notifications = SqlNotificationPlanner(session)
