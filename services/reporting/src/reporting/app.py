@@ -24,6 +24,7 @@ from reporting.notifications.api import notification_router
 from reporting.notifications.channels import Senders
 from reporting.notifications.delivery import NotificationDelivery
 from reporting.notifications.policies import PolicyStore
+from reporting.reports import ReportService
 from reporting.reviews import reviews_router
 from reporting.sessions import SessionPolicy, SqlDashboardSessions
 from reporting.settings import ReportingSettings
@@ -119,11 +120,12 @@ def create_app(settings: ReportingSettings, now: Now = utc_now) -> FastAPI:
     ack_links = AckLinks(keys, settings.public_base_url)
     if settings.notifications_enabled:
         add_notification_delivery(runtime, policies, settings, now, ack_links)
+    reports = ReportService(runtime.sessions, now)
     app = runtime.http_app(title="reporting", routers=[
-        report_router(runtime.sessions, settings, now, closer),
+        report_router(runtime.sessions, reports, settings, now, closer),
         improvements_router(runtime.sessions, now),
         reviews_router(runtime.sessions, now),
-        dashboard_router(runtime.sessions, runtime.authenticator, settings, now, signins),
+        dashboard_router(runtime.sessions, reports, runtime.authenticator, settings, now, signins),
         notification_router(runtime.sessions, policies, now, ack_links),
     ], body_limits=BodyLimits(settings.max_request_body_bytes, {**DASHBOARD_BODY_LIMITS, **NOTIFICATION_BODY_LIMITS}),
         public_paths=DASHBOARD_PUBLIC | NOTIFICATION_PUBLIC)

@@ -28,7 +28,9 @@ from reporting.domain.config import PublishScope, ReportingConfig
 from reporting.domain.periods import Period, periods_between
 from reporting.improvements import measure_after_close, propose_missed
 from reporting.quality import quality_results
-from reporting.reports import REPORT_SECONDS, build_report, canonical_bytes, load_config, report_document
+from reporting.read_side.config import load_config
+from reporting.read_side.snapshots import report_links
+from reporting.reports import REPORT_SECONDS, build_report, canonical_bytes, report_document
 from reporting.reviews import freeze_reviews
 from reporting.unit_of_work import ReportingUnitOfWork
 from slm_shared import topics
@@ -44,7 +46,6 @@ MAX_BACKFILL_PERIODS = 24  # a tenant whose first event is older gets its last t
 # More than MAX_BACKFILL_PERIODS of the longest period kind (31-day months), plus the one in progress.
 BACKFILL_HORIZON = timedelta(days=(MAX_BACKFILL_PERIODS + 1) * 31)
 SNAPSHOT_CLOCKS_LIMIT = 1000
-FORMATS = ("json", "csv", "html", "pdf")
 
 
 @dataclass(frozen=True)
@@ -59,10 +60,6 @@ class PublishedReport:
     kind: str
     amends: str | None
     links: dict[str, str]
-
-
-def report_links(base_url: str, report_id: str) -> dict[str, str]:
-    return {fmt: f"{base_url}/v1/reports/{report_id}?format={fmt}" for fmt in FORMATS}
 
 
 class PeriodCloser:

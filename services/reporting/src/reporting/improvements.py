@@ -32,7 +32,7 @@ from reporting.domain.improvements import (
 from reporting.domain.periods import Period, classify, period_containing, previous_periods
 from reporting.domain.quality import QualityResult, measure
 from reporting.quality import quality_facts
-from reporting.reports import load_config
+from reporting.read_side.config import load_config
 from reporting.review_tables import improvements
 from slm_shared.instants import utc_instant
 from slm_shared.runtime import ConfigTenant, ReadTenant

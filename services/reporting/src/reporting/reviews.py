@@ -31,7 +31,7 @@ from pydantic import BaseModel, ConfigDict, TypeAdapter
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from reporting import queries, tables
+from reporting import tables
 from reporting.domain.config import Name, PublishScope, ReportingConfig, Text
 from reporting.domain.notification_policy import REPORT_PUBLISHED
 from reporting.domain.periods import Period, period_containing, previous_periods
@@ -46,9 +46,12 @@ from reporting.domain.review import (
 from reporting.domain.satisfaction import Handling, complaint_counts, satisfaction
 from reporting.i18n import Language, choose_language
 from reporting.quality import QUALITY_TREND_PERIODS, FactsCache, quality_results
+from reporting.read_side import queries
+from reporting.read_side.config import load_config
+from reporting.read_side.snapshots import read_only
 from reporting.render.pdf import html_to_pdf
 from reporting.render.review import render_review_html
-from reporting.reports import build_report, canonical_bytes, load_config
+from reporting.reports import build_report, canonical_bytes
 from reporting.review_tables import complaint_handling, improvements, review_approvals, review_freezes
 from slm_shared.runtime import ConfigTenant, ReadTenant
 from slm_shared.time_source import Now
@@ -227,8 +230,7 @@ def reviews_router(sessions: async_sessionmaker[AsyncSession], now: Now) -> APIR
     router = APIRouter(prefix="/v1", tags=["reviews"])
 
     async def current_document(tenant: str, label: str, customer: str | None) -> tuple[dict[str, Any], Language]:
-        async with sessions() as session, session.begin():
-            await session.execute(sa.text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY"))
+        async with read_only(sessions) as session:
             config, version = await load_config(session, tenant)
             period = parse_period(label, config)
             approved = (await session.execute(sa.select(review_approvals).where(
