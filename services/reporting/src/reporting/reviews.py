@@ -38,7 +38,7 @@ from reporting.domain.periods import Period, period_containing, previous_periods
 from reporting.domain.quality import Answer
 from reporting.domain.review import (
     Delivered,
-    ImprovementRecord,
+    ImprovementItem,
     ServiceReview,
     assemble_review,
     delivery_order,
@@ -109,11 +109,11 @@ async def _handling(session: AsyncSession, tenant: str) -> dict[str, Handling]:
     return {r.ticket_id: Handling(r.marked, r.status, r.owner, r.note, r.improvement_id) for r in rows}
 
 
-async def _improvements(session: AsyncSession, tenant: str, customer: str | None) -> list[ImprovementRecord]:
+async def _improvements(session: AsyncSession, tenant: str, customer: str | None) -> list[ImprovementItem]:
     rows = (await session.execute(sa.select(improvements).where(improvements.c.tenant_id == tenant))).all()
-    return [ImprovementRecord(r.improvement_id, r.title, r.trigger_kind, r.trigger_ref, r.kpi, r.status, r.owner,
-                              r.due, r.target_value, r.comparison, r.baseline_value, r.after_value, r.created_at,
-                              r.history, r.after_period)
+    return [ImprovementItem(r.improvement_id, r.title, r.trigger_kind, r.trigger_ref, r.kpi, r.status, None,
+                            r.owner, r.due, r.target_value, r.comparison, r.baseline_value, r.after_value,
+                            r.after_period, created_at=r.created_at, history=r.history)
             for r in rows if customer is None or r.kpi.get("customer") in (None, customer)]
 
 
