@@ -28,7 +28,7 @@ from reporting.reports import ReportService
 from reporting.reviews import reviews_router
 from reporting.sessions import SessionPolicy, SqlDashboardSessions
 from reporting.settings import ReportingSettings
-from reporting.unit_of_work import ReportingUnitOfWork
+from reporting.unit_of_work import ReportingUnitOfWork, Units
 from slm_shared import topics
 from slm_shared.consumer import RawRecords, keep_raw_bytes
 from slm_shared.request_guard import BodyLimits
@@ -68,11 +68,11 @@ def read_model_router(runtime: ServiceRuntime, read_models: ReadModels, settings
     return router
 
 
-def add_notification_delivery(runtime: ServiceRuntime, policies: PolicyStore, settings: ReportingSettings,
-                              now: Now, ack_links: AckLinks) -> None:
+def add_notification_delivery(runtime: ServiceRuntime, units: Units, policies: PolicyStore,
+                              settings: ReportingSettings, now: Now, ack_links: AckLinks) -> None:
     """The delivery loop: the kit's periodic task, inside the lifetime of the senders' HTTP client."""
     senders = Senders(settings.notification_timeout_seconds, settings.notification_http_client)
-    delivery = NotificationDelivery(runtime.sessions, policies, senders, now, settings, ack_links=ack_links)
+    delivery = NotificationDelivery(units, policies, senders, now, settings, ack_links=ack_links)
     task = PeriodicTask("delivering notifications", settings.notification_poll_seconds, delivery.run_pass)
 
     async def run() -> None:
@@ -119,14 +119,14 @@ def create_app(settings: ReportingSettings, now: Now = utc_now) -> FastAPI:
     policies = PolicyStore(SecretCipher(keys, "REPORTING_NOTIFICATION_SECRET_KEYS"))
     ack_links = AckLinks(keys, settings.public_base_url)
     if settings.notifications_enabled:
-        add_notification_delivery(runtime, policies, settings, now, ack_links)
+        add_notification_delivery(runtime, units, policies, settings, now, ack_links)
     reports = ReportService(runtime.sessions, now)
     app = runtime.http_app(title="reporting", routers=[
         report_router(runtime.sessions, reports, settings, now, closer),
         improvements_router(runtime.sessions, now),
         reviews_router(runtime.sessions, now),
         dashboard_router(runtime.sessions, reports, runtime.authenticator, settings, now, signins),
-        notification_router(runtime.sessions, policies, now, ack_links),
+        notification_router(units, policies, now, ack_links),
     ], body_limits=BodyLimits(settings.max_request_body_bytes, {**DASHBOARD_BODY_LIMITS, **NOTIFICATION_BODY_LIMITS}),
         public_paths=DASHBOARD_PUBLIC | NOTIFICATION_PUBLIC)
     app.add_middleware(SecurityHeaders)

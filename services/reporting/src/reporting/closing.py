@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from importlib.metadata import version
@@ -32,7 +31,7 @@ from reporting.read_side.config import load_config
 from reporting.read_side.snapshots import report_links
 from reporting.reports import REPORT_SECONDS, build_report, canonical_bytes, report_document
 from reporting.reviews import freeze_reviews
-from reporting.unit_of_work import ReportingUnitOfWork
+from reporting.unit_of_work import ReportingUnitOfWork, Units
 from slm_shared import topics
 from slm_shared.background import for_each_isolated
 from slm_shared.events import REPORT_PUBLISHED_EVENT, ReportPublishedData, make_event
@@ -63,7 +62,7 @@ class PublishedReport:
 
 
 class PeriodCloser:
-    def __init__(self, units: Callable[[], ReportingUnitOfWork], now: Now, *, interval_seconds: float,
+    def __init__(self, units: Units, now: Now, *, interval_seconds: float,
                  amendment_quiet_seconds: float, base_url: str) -> None:
         self._units = units
         self._now = now

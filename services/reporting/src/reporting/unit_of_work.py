@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from reporting import tables
+from reporting.notifications.deliveries import SqlDeliveryRepository
 from reporting.notifications.planning import SqlNotificationPlanner
+from reporting.notifications.policies import SqlPolicyRepository
 from reporting.repository import SqlReadModelRepository
 from slm_shared.inbox import Inbox
 from slm_shared.outbox import Outbox
@@ -16,16 +20,23 @@ OUTBOX = Outbox(tables.outbox)
 
 
 class ReportingUnitOfWork(SqlUnitOfWork):
-    """The read models, the notifications planned with them, the read-model consumer's inbox and the outbox
-    (reports published)."""
+    """Every repository of reporting's writing side: the read models, the notifications planned with them, the
+    notification policies and deliveries, the read-model consumer's inbox and the outbox (reports published)."""
 
     inbox: SessionInbox
     outbox: SessionOutbox
     read_models: SqlReadModelRepository
     notifications: SqlNotificationPlanner
+    policies: SqlPolicyRepository
+    deliveries: SqlDeliveryRepository
 
     def _open(self, session: AsyncSession) -> None:
         self.inbox = SessionInbox(READ_MODEL_INBOX, session)
         self.outbox = SessionOutbox(OUTBOX, session)
         self.read_models = SqlReadModelRepository(session)
         self.notifications = SqlNotificationPlanner(session)
+        self.policies = SqlPolicyRepository(session)
+        self.deliveries = SqlDeliveryRepository(session)
+
+
+Units = Callable[[], ReportingUnitOfWork]

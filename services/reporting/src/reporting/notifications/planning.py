@@ -142,7 +142,7 @@ class SqlNotificationPlanner:
                         for planned in plan(facts, stored.policy, calendars.get(event.tenantid)))
         rows.extend(await self._corrections(policies, clocks, now, lateness))
         rows = await self._with_something_to_resolve(rows)
-        await self.insert_planned(rows)
+        await self._insert_planned(rows)
         return len(rows)
 
     async def plan_report_published(self, event: CloudEvent, data: ReportPublishedData,
@@ -159,10 +159,10 @@ class SqlNotificationPlanner:
                                                     "customer": facts.customer}
         rows = [planned_row(event.tenantid, stored.version, planned, facts, document, now)
                 for planned in plan(facts, stored.policy)]
-        await self.insert_planned(rows)
+        await self._insert_planned(rows)
         return len(rows)
 
-    async def insert_planned(self, rows: list[dict[str, Any]]) -> None:
+    async def _insert_planned(self, rows: list[dict[str, Any]]) -> None:
         """Rows whose key is already stored are skipped: that is what makes a replay notify nothing. A lead-time
         row planned again (a resume, a recalculation) re-arms its stored row for the new instant, unless that one
         was sent (or is dead): a key still goes out at most once."""
@@ -174,8 +174,7 @@ class SqlNotificationPlanner:
                   if not (row["trigger"].startswith(BEFORE_DUE) and row["status"] == "pending")]
         if others:
             await self._session.execute(
-                insert(t).on_conflict_do_nothing(index_elements=["tenant_id", "idempotency_key"]),
-                                  others)
+                insert(t).on_conflict_do_nothing(index_elements=["tenant_id", "idempotency_key"]), others)
         if leads:
             statement = insert(t)
             await self._session.execute(statement.on_conflict_do_update(
