@@ -25,7 +25,7 @@ from reporting.notifications.channels import Senders
 from reporting.notifications.delivery import NotificationDelivery
 from reporting.notifications.policies import PolicyStore
 from reporting.reports import ReportService
-from reporting.reviews import reviews_router
+from reporting.review_api import reviews_router
 from reporting.sessions import SessionPolicy, SqlDashboardSessions
 from reporting.settings import ReportingSettings
 from reporting.unit_of_work import ReportingUnitOfWork, Units
