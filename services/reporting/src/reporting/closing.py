@@ -18,10 +18,6 @@ from datetime import UTC, datetime, timedelta
 from importlib.metadata import version
 from typing import Any
 
-import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncSession
-
-from reporting import tables
 from reporting.domain.amendments import changes
 from reporting.domain.config import PublishScope, ReportingConfig
 from reporting.domain.periods import Period, periods_between
@@ -91,15 +87,13 @@ class PeriodCloser:
         if tenant is not None:
             return [tenant]
         async with self._units() as uow:
-            rows = (await uow.session.execute(sa.select(tables.tenants_seen.c.tenant_id))).scalars().all()
-            return sorted(rows)
+            return await uow.closes.tenants()
 
     async def close_tenant(self, tenant: str, until: datetime) -> list[PublishedReport]:
         now = self._now()
         async with self._units() as uow:
             session = uow.session
-            first = (await session.execute(sa.select(tables.tenants_seen.c.first_event_time).where(
-                tables.tenants_seen.c.tenant_id == tenant))).scalar()
+            first = await uow.closes.first_event_time(tenant)
             if first is None:
                 return []
             config, config_version = await load_config(session, tenant)
@@ -110,11 +104,10 @@ class PeriodCloser:
                 first = first.replace(tzinfo=UTC)
             first = max(first, closable_until - BACKFILL_HORIZON)
             due = periods_between(first, closable_until, config.timezone, config.period)[-MAX_BACKFILL_PERIODS:]
-            if not due or await self._all_closed(session, tenant, due):
+            if not due or len(await uow.closes.closed_starts(tenant, [p.start for p in due])) == len(due):
                 return []
             await uow.read_models.lock_tenant_exclusive(tenant)
-            closed = set((await session.execute(sa.select(tables.period_closes.c.period_start).where(
-                tables.period_closes.c.tenant_id == tenant))).scalars().all())
+            closed = await uow.closes.closed_starts(tenant)
             published: list[PublishedReport] = []
             for period in due:
                 if period.start in closed:
@@ -124,9 +117,7 @@ class PeriodCloser:
                                                 revision=0, previous=None, late_events=0)
                     assert frozen is not None  # an original is always frozen
                     published.append(frozen)
-                await session.execute(sa.insert(tables.period_closes).values(
-                    tenant_id=tenant, period_start=period.start, period_end=period.end, kind=period.kind,
-                    label=period.label, timezone=period.timezone, closed_at=now))
+                await uow.closes.record_close(tenant, period, now)
                 # ISO/IEC 20000-1 10.2: a missed quality target opens a proposed improvement.
                 missed = await quality_results(session, tenant, period, config)
                 await propose_missed(session, tenant, period, missed, now)
@@ -138,46 +129,25 @@ class PeriodCloser:
             await uow.commit()
             return published
 
-    async def _all_closed(self, session: AsyncSession, tenant: str, due: list[Period]) -> bool:
-        count = (await session.execute(sa.select(sa.func.count()).select_from(tables.period_closes).where(
-            tables.period_closes.c.tenant_id == tenant,
-            tables.period_closes.c.period_start.in_([p.start for p in due])))).scalar()
-        return count == len(due)
-
     async def amend_due(self, tenant: str | None = None) -> list[PublishedReport]:
         now = self._now()
-        late = tables.late_changes
-        query = (sa.select(late.c.tenant_id, late.c.period_start, sa.func.max(late.c.received_at).label("last"))
-                 .where(late.c.handled_at.is_(None)).group_by(late.c.tenant_id, late.c.period_start))
-        if tenant is not None:
-            query = query.where(late.c.tenant_id == tenant)
         async with self._units() as uow:
-            pending = (await uow.session.execute(query)).all()
-        quiet = [row for row in pending if row.last <= now - self._quiet]
+            pending = await uow.closes.pending_late_changes(tenant)
+        quiet = [(name, start) for name, start, last in pending if last <= now - self._quiet]
         amended = await for_each_isolated("period amendment", quiet,
-                                          lambda row: self._amend(row.tenant_id, row.period_start, now),
-                                          describe=lambda row: f"{row.tenant_id} {row.period_start:%Y-%m-%d}")
+                                          lambda row: self._amend(row[0], row[1], now),
+                                          describe=lambda row: f"{row[0]} {row[1]:%Y-%m-%d}")
         return [report for reports in amended for report in reports]
 
     async def _amend(self, tenant: str, period_start: datetime, now: datetime) -> list[PublishedReport]:
-        late, snapshots, closes = tables.late_changes, tables.report_snapshots, tables.period_closes
         async with self._units() as uow:
-            session = uow.session
             await uow.read_models.lock_tenant_exclusive(tenant)
-            ids = (await session.execute(sa.select(late.c.id).where(
-                late.c.tenant_id == tenant, late.c.period_start == period_start, late.c.handled_at.is_(None))
-                .with_for_update(skip_locked=True))).scalars().all()
-            close = (await session.execute(sa.select(closes).where(
-                closes.c.tenant_id == tenant, closes.c.period_start == period_start))).mappings().first()
-            if not ids or close is None:
+            ids = await uow.closes.claim_late_changes(tenant, period_start)
+            period = await uow.closes.closed_period(tenant, period_start)
+            if not ids or period is None:
                 return []
-            period = Period(close["period_start"], close["period_end"], close["timezone"], close["kind"],
-                            close["label"])
-            config, config_version = await load_config(session, tenant)
-            latest = (await session.execute(
-                sa.select(snapshots).where(snapshots.c.tenant_id == tenant, snapshots.c.period_start == period_start)
-                .order_by(snapshots.c.scope_key, snapshots.c.revision.desc())
-                .distinct(snapshots.c.scope_key))).mappings().all()
+            config, config_version = await load_config(uow.session, tenant)
+            latest = await uow.closes.latest_snapshots(tenant, period_start)
             published = []
             for previous in latest:
                 scope = PublishScope.model_validate(previous["scope"])
@@ -186,8 +156,7 @@ class PeriodCloser:
                                             late_events=len(ids))
                 if report is not None:
                     published.append(report)
-            await session.execute(sa.update(late).where(late.c.id.in_(ids)).values(
-                handled_at=now, amendment_ids=[p.report_id for p in published]))
+            await uow.closes.mark_amended(ids, now, [p.report_id for p in published])
             await uow.commit()
             return published
 
@@ -226,10 +195,10 @@ class PeriodCloser:
             "content_sha256": digest,
         }
         kind = "original" if previous is None else "amendment"
-        await uow.session.execute(sa.insert(tables.report_snapshots).values(
-            report_id=report_id, tenant_id=tenant, period_start=period.start, period_end=period.end,
-            scope_key=scope.key, scope=scope.model_dump(), revision=revision, kind=kind, amends=amends,
-            content=document, lineage=lineage, content_sha256=digest, created_at=now))
+        await uow.closes.add_snapshot({
+            "report_id": report_id, "tenant_id": tenant, "period_start": period.start, "period_end": period.end,
+            "scope_key": scope.key, "scope": scope.model_dump(), "revision": revision, "kind": kind,
+            "amends": amends, "content": document, "lineage": lineage, "content_sha256": digest, "created_at": now})
         data = ReportPublishedData(report_id=report_id, period_start=period.start, period_end=period.end,
                                    scope=scope.model_dump(), links=links, revision=revision, amends=amends)
         event = make_event(event_id=report_id, source=SOURCE, event_type=REPORT_PUBLISHED_EVENT, time=now,

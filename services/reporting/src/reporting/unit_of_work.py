@@ -10,6 +10,7 @@ from reporting import tables
 from reporting.notifications.deliveries import SqlDeliveryRepository
 from reporting.notifications.planning import SqlNotificationPlanner
 from reporting.notifications.policies import SqlPolicyRepository
+from reporting.period_closes import SqlPeriodCloseRepository
 from reporting.repository import SqlReadModelRepository
 from slm_shared.inbox import Inbox
 from slm_shared.outbox import Outbox
@@ -21,7 +22,8 @@ OUTBOX = Outbox(tables.outbox)
 
 class ReportingUnitOfWork(SqlUnitOfWork):
     """Every repository of reporting's writing side: the read models, the notifications planned with them, the
-    notification policies and deliveries, the read-model consumer's inbox and the outbox (reports published)."""
+    notification policies and deliveries, the period close's rows, the read-model consumer's inbox and the outbox
+    (reports published)."""
 
     inbox: SessionInbox
     outbox: SessionOutbox
@@ -29,6 +31,7 @@ class ReportingUnitOfWork(SqlUnitOfWork):
     notifications: SqlNotificationPlanner
     policies: SqlPolicyRepository
     deliveries: SqlDeliveryRepository
+    closes: SqlPeriodCloseRepository
 
     def _open(self, session: AsyncSession) -> None:
         self.inbox = SessionInbox(READ_MODEL_INBOX, session)
@@ -37,6 +40,7 @@ class ReportingUnitOfWork(SqlUnitOfWork):
         self.notifications = SqlNotificationPlanner(session)
         self.policies = SqlPolicyRepository(session)
         self.deliveries = SqlDeliveryRepository(session)
+        self.closes = SqlPeriodCloseRepository(session)
 
 
 Units = Callable[[], ReportingUnitOfWork]

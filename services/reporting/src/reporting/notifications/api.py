@@ -8,7 +8,8 @@
 - `GET /v1/notifications?ticket=&status=&limit=` (scope `read`): the delivery log, newest first.
 - `POST /v1/notifications/{id}:ack` (scope `read`: whoever is paged may stop the reminders; it changes no
   data): the ladder stops, its pending levels are suppressed.
-- `GET|POST /v1/notification-acks/{signed token}` (no key: the signed link in each message, reporting.ack_links):
+- `GET|POST /v1/notification-acks/{signed token}` (no key: the signed link in each message,
+  reporting.notifications.ack_links):
   the GET shows a button, the POST acknowledges as above.
 """
 
