@@ -105,7 +105,7 @@ def create_app(settings: ReportingSettings, now: Now = utc_now) -> FastAPI:
         settle=timedelta(seconds=settings.notification_late_settle_seconds)))
     runtime.broker.include_router(read_model_router(runtime, read_models, settings))
     runtime.broker.include_router(subscribe_api_keys(runtime, tables.api_keys, tables.inbox))
-    runtime.broker.include_router(subscribe_calendars(runtime, now))
+    runtime.broker.include_router(subscribe_calendars(runtime, units, now))
     signins = SqlDashboardSessions(tables.dashboard_sessions, tables.api_keys, SessionPolicy(
         lifetime=timedelta(seconds=settings.dashboard_session_seconds),
         idle=timedelta(seconds=settings.dashboard_session_idle_seconds)))

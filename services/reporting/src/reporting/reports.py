@@ -13,7 +13,6 @@ from prometheus_client import Histogram
 from pydantic import TypeAdapter
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from reporting.calendars import calendars_of
 from reporting.domain.assemble import assemble
 from reporting.domain.config import PublishScope, ReportingConfig
 from reporting.domain.dashboard import DashboardView, dashboard
@@ -23,6 +22,7 @@ from reporting.domain.periods import Period, classify, period_containing, previo
 from reporting.i18n import Language, choose_language
 from reporting.quality import FactsCache, quality_results
 from reporting.read_side import queries
+from reporting.read_side.calendars import calendars_of
 from reporting.read_side.config import load_config
 from reporting.read_side.snapshots import export_snapshot, read_only
 from slm_shared.time_source import Now

@@ -25,14 +25,15 @@ from reporting.domain.rollups import (
     TicketKey,
 )
 from reporting.domain.tickets import Snapshot, VolumeTransition
-from slm_shared.events import CloudEvent, FeedbackData, SloAlertData, SloStatusData, TicketSnapshotData
+from slm_shared.events import CalendarData, CloudEvent, FeedbackData, SloAlertData, SloStatusData, TicketSnapshotData
 
 # Advisory lock namespace of a tenant's read models: event handlers share it, period close takes it alone.
 TENANT_LOCK_CLASS = 7301
 
 
 class SqlReadModelRepository:
-    """The raw read-model rows (tickets, clock cycles, feedback, SLO statuses and alerts) and the rollups."""
+    """The raw read-model rows (tickets, clock cycles, feedback, SLO statuses and alerts, calendars) and the
+    rollups."""
 
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
@@ -176,6 +177,24 @@ class SqlReadModelRepository:
             tenant_id=event.tenantid, source=event.source, event_id=event.id, slo_id=data.slo_id,
             service=event.subject, alert=data.alert, state=data.state, burn_rate=data.burn_rate,
             windows=data.windows, at=event.time).on_conflict_do_nothing())
+
+    async def store_calendars(self, announced: Sequence[tuple[str, str, CalendarData]],
+                              received_at: datetime) -> None:
+        """Upsert (tenant, event id, definition) rows; the same calendar and version announced again replaces its
+        row (an apply rolled back and redone takes the same version number for another text)."""
+        if not announced:
+            return
+        c = tables.calendars
+        # One row per key and statement (ON CONFLICT refuses to touch a row twice): the last announcement wins.
+        rows = {(tenant, data.calendar_id, data.bundle_version): {
+            "tenant_id": tenant, "calendar_id": data.calendar_id, "bundle_version": data.bundle_version,
+            "definition": data.model_dump(mode="json"), "event_id": event_id, "received_at": received_at}
+            for tenant, event_id, data in announced}
+        statement = insert(c).values(list(rows.values()))
+        await self._session.execute(statement.on_conflict_do_update(
+            index_elements=[c.c.tenant_id, c.c.calendar_id, c.c.bundle_version],
+            set_={"definition": statement.excluded.definition, "event_id": statement.excluded.event_id,
+                  "received_at": statement.excluded.received_at}))
 
     async def flush(self, deltas: Deltas) -> None:
         """Write a batch's summed deltas in key order (the same lock order in every replica), and its late-change

@@ -17,15 +17,17 @@ from slm_shared.outbox import Outbox
 from slm_shared.unit_of_work import SessionInbox, SessionOutbox, SqlUnitOfWork
 
 READ_MODEL_INBOX = Inbox(tables.inbox, "reporting.read-models")
+CALENDAR_INBOX = Inbox(tables.inbox, "reporting.calendars")
 OUTBOX = Outbox(tables.outbox)
 
 
 class ReportingUnitOfWork(SqlUnitOfWork):
     """Every repository of reporting's writing side: the read models, the notifications planned with them, the
-    notification policies and deliveries, the period close's rows, the read-model consumer's inbox and the outbox
-    (reports published)."""
+    notification policies and deliveries, the period close's rows, the inboxes of the read-model and calendar
+    consumers and the outbox (reports published)."""
 
     inbox: SessionInbox
+    calendar_inbox: SessionInbox
     outbox: SessionOutbox
     read_models: SqlReadModelRepository
     notifications: SqlNotificationPlanner
@@ -35,6 +37,7 @@ class ReportingUnitOfWork(SqlUnitOfWork):
 
     def _open(self, session: AsyncSession) -> None:
         self.inbox = SessionInbox(READ_MODEL_INBOX, session)
+        self.calendar_inbox = SessionInbox(CALENDAR_INBOX, session)
         self.outbox = SessionOutbox(OUTBOX, session)
         self.read_models = SqlReadModelRepository(session)
         self.notifications = SqlNotificationPlanner(session)

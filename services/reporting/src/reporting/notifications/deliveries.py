@@ -12,9 +12,9 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from reporting import tables
-from reporting.calendars import calendars_of
 from reporting.domain.live import CalendarKey, Calendars
 from reporting.domain.notifications import ClockNow
+from reporting.read_side.calendars import calendars_of
 
 ACTIVE = ("pending", "retrying")
 

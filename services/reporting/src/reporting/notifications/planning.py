@@ -21,7 +21,6 @@ from sqlalchemy.dialects.postgresql import distinct_on, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from reporting import tables
-from reporting.calendars import calendars_of
 from reporting.domain.live import Calendars
 from reporting.domain.notifications import (
     BEFORE_DUE,
@@ -40,6 +39,7 @@ from reporting.domain.notifications import (
     plan,
 )
 from reporting.notifications.policies import SqlPolicyRepository, StoredPolicy
+from reporting.read_side.calendars import calendars_of
 from slm_shared.events import ClockTransitionData, CloudEvent, ReportPublishedData, SloAlertData
 
 DEFAULT_LATENESS = Lateness()
