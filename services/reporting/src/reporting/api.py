@@ -21,21 +21,20 @@ from urllib.parse import parse_qs
 from fastapi import APIRouter, Body, Header, HTTPException, Query, Request, status
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from pydantic import AwareDatetime, BaseModel
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from reporting.browser import dashboard_policy, form_origin_allowed, new_nonce, own_origin, trusted_origins
 from reporting.closing import PeriodCloser, PublishedReport
 from reporting.domain.config import ReportingConfig
 from reporting.domain.dashboard import DashboardView
 from reporting.i18n import Language, choose_language
-from reporting.read_side.config import save_config
-from reporting.read_side.snapshots import published_report, published_reports, read_only, report_links
+from reporting.read_side.snapshots import report_links
 from reporting.render.html import render_dashboard, render_login, render_report_html
 from reporting.render.pdf import render_pdf
 from reporting.render.tabular import TABLES, render_csv, render_csv_zip
 from reporting.reports import REPORT_SECONDS, ReportService, report_document, report_schema
-from reporting.sessions import SqlDashboardSessions
+from reporting.sessions import SessionPolicy
 from reporting.settings import ReportingSettings
+from reporting.unit_of_work import Units
 from slm_shared.auth import ApiKeyAuthenticator, key_id_of
 from slm_shared.instants import utc_instant
 from slm_shared.runtime import AdminTenant, ConfigTenant, ReadTenant
@@ -79,8 +78,7 @@ async def rendered(document: dict[str, Any], fmt: Format, table: str | None,
                     headers={"Content-Disposition": f'inline; filename="{stem}.pdf"', "Content-Language": language})
 
 
-def report_router(sessions: async_sessionmaker[AsyncSession], service: ReportService, settings: ReportingSettings,
-                  now: Now, closer: PeriodCloser) -> APIRouter:
+def report_router(service: ReportService, settings: ReportingSettings, now: Now, closer: PeriodCloser) -> APIRouter:
     router = APIRouter(prefix="/v1", tags=["reports"])
 
     @router.get("/reports/slr", summary="Service Level Report for a period")
@@ -116,8 +114,7 @@ def report_router(sessions: async_sessionmaker[AsyncSession], service: ReportSer
 
     @router.get("/reports", summary="Published report snapshots of the tenant")
     async def snapshots(tenant: ReadTenant, limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> dict[str, Any]:
-        async with read_only(sessions) as session:
-            rows = await published_reports(session, tenant, limit)
+        rows = await service.published(tenant, limit)
         return {"reports": [{**row, "links": report_links(settings.public_base_url, row["report_id"])}
                             for row in rows]}
 
@@ -125,8 +122,7 @@ def report_router(sessions: async_sessionmaker[AsyncSession], service: ReportSer
     async def snapshot(tenant: ReadTenant, report_id: str, format: Format = "json",
                        table: str | None = None, lineage: bool = False, lang: str | None = None,
                        accept_language: Annotated[str | None, Header()] = None) -> Response:
-        async with read_only(sessions) as session:
-            found = await published_report(session, tenant, report_id)
+        found = await service.published_report(tenant, report_id)
         if found is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, "no such report")
         content, frozen_lineage = found
@@ -143,8 +139,7 @@ def report_router(sessions: async_sessionmaker[AsyncSession], service: ReportSer
 
     @router.put("/reporting-config", summary="Replace the tenant's reporting configuration")
     async def put_config(tenant: ConfigTenant, config: Annotated[ReportingConfig, Body()]) -> dict[str, Any]:
-        async with sessions() as session, session.begin():
-            version = await save_config(session, tenant, config, now())
+        version = await service.save_config(tenant, config, now())
         return {"version": version, "config": config.model_dump(mode="json")}
 
     @router.post("/periods:close", summary="Close the tenant's periods that ended by `at` (default now)")
@@ -166,9 +161,8 @@ def _published(report: PublishedReport) -> dict[str, Any]:
             "revision": report.revision, "kind": report.kind, "amends": report.amends, "links": report.links}
 
 
-def dashboard_router(sessions: async_sessionmaker[AsyncSession], service: ReportService,
-                     authenticator: ApiKeyAuthenticator, settings: ReportingSettings, now: Now,
-                     signins: SqlDashboardSessions) -> APIRouter:
+def dashboard_router(service: ReportService, authenticator: ApiKeyAuthenticator, settings: ReportingSettings, now: Now,
+                     units: Units, policy: SessionPolicy) -> APIRouter:
     router = APIRouter(prefix=DASHBOARD_PATH, tags=["dashboard"])
     adapter = _dashboard_adapter()
     trusted = trusted_origins([settings.public_base_url, *settings.dashboard_trusted_origins.split(",")])
@@ -194,8 +188,9 @@ def dashboard_router(sessions: async_sessionmaker[AsyncSession], service: Report
         session_id = request.cookies.get(DASHBOARD_COOKIE)
         if not session_id:
             return None
-        async with sessions() as session, session.begin():
-            found = await signins.resolve(session, session_id, now())
+        async with units() as uow:
+            found = await uow.signins.resolve(session_id, now(), policy)
+            await uow.commit()
         return found.tenant_id if found else None
 
     def signed_out(fragment: bool) -> Response:
@@ -249,10 +244,11 @@ def dashboard_router(sessions: async_sessionmaker[AsyncSession], service: Report
                 return page(render_login(error="That key may not read reports.", nonce=nonce), nonce, 403)
             return page(render_login(error="That key is not valid.", nonce=nonce), nonce, 401)
         assert key_id is not None  # the authenticator accepted it, so it parsed
-        async with sessions() as session, session.begin():
+        async with units() as uow:
             if previous := request.cookies.get(DASHBOARD_COOKIE):  # a sign-in always starts a new session
-                await signins.close(session, previous)
-            session_id = await signins.open(session, key_id, tenant, now())
+                await uow.signins.close(previous)
+            session_id = await uow.signins.open(key_id, tenant, now(), policy)
+            await uow.commit()
         response = RedirectResponse(DASHBOARD_PATH, status_code=status.HTTP_303_SEE_OTHER)
         set_cookie(response, request, session_id)
         return response
@@ -262,8 +258,9 @@ def dashboard_router(sessions: async_sessionmaker[AsyncSession], service: Report
         if not from_this_site(request):
             raise HTTPException(status.HTTP_403_FORBIDDEN, "this sign-out did not come from this site")
         if session_id := request.cookies.get(DASHBOARD_COOKIE):
-            async with sessions() as session, session.begin():
-                await signins.close(session, session_id)  # the server forgets it: a copied cookie is dead too
+            async with units() as uow:
+                await uow.signins.close(session_id)  # the server forgets it: a copied cookie is dead too
+                await uow.commit()
         response = RedirectResponse(f"{DASHBOARD_PATH}/login", status_code=status.HTTP_303_SEE_OTHER)
         response.delete_cookie(DASHBOARD_COOKIE, path=DASHBOARD_PATH)
         return response

@@ -26,7 +26,7 @@ from reporting.notifications.delivery import NotificationDelivery
 from reporting.notifications.policies import PolicyStore
 from reporting.reports import ReportService
 from reporting.review_api import reviews_router
-from reporting.sessions import SessionPolicy, SqlDashboardSessions
+from reporting.sessions import SessionPolicy
 from reporting.settings import ReportingSettings
 from reporting.unit_of_work import ReportingUnitOfWork, Units
 from slm_shared import topics
@@ -106,13 +106,14 @@ def create_app(settings: ReportingSettings, now: Now = utc_now) -> FastAPI:
     runtime.broker.include_router(read_model_router(runtime, read_models, settings))
     runtime.broker.include_router(subscribe_api_keys(runtime, tables.api_keys, tables.inbox))
     runtime.broker.include_router(subscribe_calendars(runtime, units, now))
-    signins = SqlDashboardSessions(tables.dashboard_sessions, tables.api_keys, SessionPolicy(
+    signin_policy = SessionPolicy(
         lifetime=timedelta(seconds=settings.dashboard_session_seconds),
-        idle=timedelta(seconds=settings.dashboard_session_idle_seconds)))
+        idle=timedelta(seconds=settings.dashboard_session_idle_seconds))
 
     async def purge_sessions() -> None:
-        async with runtime.sessions() as session, session.begin():
-            await signins.purge(session, now())
+        async with units() as uow:
+            await uow.signins.purge(now(), signin_policy)
+            await uow.commit()
 
     runtime.add_periodic("purging dashboard sessions", SESSION_PURGE_SECONDS, purge_sessions)
     keys = settings.notification_secret_keys.get_secret_value() if settings.notification_secret_keys else None
@@ -122,10 +123,10 @@ def create_app(settings: ReportingSettings, now: Now = utc_now) -> FastAPI:
         add_notification_delivery(runtime, units, policies, settings, now, ack_links)
     reports = ReportService(runtime.sessions, now)
     app = runtime.http_app(title="reporting", routers=[
-        report_router(runtime.sessions, reports, settings, now, closer),
+        report_router(reports, settings, now, closer),
         improvements_router(runtime.sessions, now),
         reviews_router(runtime.sessions, now),
-        dashboard_router(runtime.sessions, reports, runtime.authenticator, settings, now, signins),
+        dashboard_router(reports, runtime.authenticator, settings, now, units, signin_policy),
         notification_router(units, policies, now, ack_links),
     ], body_limits=BodyLimits(settings.max_request_body_bytes, {**DASHBOARD_BODY_LIMITS, **NOTIFICATION_BODY_LIMITS}),
         public_paths=DASHBOARD_PUBLIC | NOTIFICATION_PUBLIC)

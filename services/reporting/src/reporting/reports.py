@@ -23,8 +23,8 @@ from reporting.i18n import Language, choose_language
 from reporting.quality import FactsCache, quality_results
 from reporting.read_side import queries
 from reporting.read_side.calendars import calendars_of
-from reporting.read_side.config import load_config
-from reporting.read_side.snapshots import export_snapshot, read_only
+from reporting.read_side.config import load_config, save_config
+from reporting.read_side.snapshots import export_snapshot, published_report, published_reports, read_only
 from slm_shared.time_source import Now
 
 TREND_PERIODS = 6
@@ -55,7 +55,8 @@ def canonical_bytes(document: dict[str, Any]) -> bytes:
 
 
 class ReportService:
-    """Reports and the dashboard, each read in one read-only snapshot transaction."""
+    """The tenants' configuration, their reports (live and published) and the dashboard; every read in one
+    read-only snapshot transaction."""
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession], now: Now) -> None:
         self._sessions = sessions
@@ -64,6 +65,21 @@ class ReportService:
     async def config(self, tenant: str) -> tuple[ReportingConfig, int]:
         async with read_only(self._sessions) as session:
             return await load_config(session, tenant)
+
+    async def save_config(self, tenant: str, config: ReportingConfig, at: datetime) -> int:
+        """A new version of the tenant's configuration."""
+        async with self._sessions() as session, session.begin():
+            return await save_config(session, tenant, config, at)
+
+    async def published(self, tenant: str, limit: int) -> list[dict[str, Any]]:
+        """The tenant's published snapshots, newest period first, without their content."""
+        async with read_only(self._sessions) as session:
+            return await published_reports(session, tenant, limit)
+
+    async def published_report(self, tenant: str, report_id: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
+        """A published snapshot's content and lineage, exactly as frozen."""
+        async with read_only(self._sessions) as session:
+            return await published_report(session, tenant, report_id)
 
     async def language(self, tenant: str, requested: str | None, accept_language: str | None) -> Language:
         """`?lang=`, else Accept-Language, else the tenant's configured language."""

@@ -12,6 +12,7 @@ from reporting.notifications.planning import SqlNotificationPlanner
 from reporting.notifications.policies import SqlPolicyRepository
 from reporting.period_closes import SqlPeriodCloseRepository
 from reporting.repository import SqlReadModelRepository
+from reporting.sessions import SqlDashboardSessions
 from slm_shared.inbox import Inbox
 from slm_shared.outbox import Outbox
 from slm_shared.unit_of_work import SessionInbox, SessionOutbox, SqlUnitOfWork
@@ -23,8 +24,8 @@ OUTBOX = Outbox(tables.outbox)
 
 class ReportingUnitOfWork(SqlUnitOfWork):
     """Every repository of reporting's writing side: the read models, the notifications planned with them, the
-    notification policies and deliveries, the period close's rows, the inboxes of the read-model and calendar
-    consumers and the outbox (reports published)."""
+    notification policies and deliveries, the period close's rows, the dashboard's sign-ins, the inboxes of the
+    read-model and calendar consumers and the outbox (reports published)."""
 
     inbox: SessionInbox
     calendar_inbox: SessionInbox
@@ -34,6 +35,7 @@ class ReportingUnitOfWork(SqlUnitOfWork):
     policies: SqlPolicyRepository
     deliveries: SqlDeliveryRepository
     closes: SqlPeriodCloseRepository
+    signins: SqlDashboardSessions
 
     def _open(self, session: AsyncSession) -> None:
         self.inbox = SessionInbox(READ_MODEL_INBOX, session)
@@ -44,6 +46,7 @@ class ReportingUnitOfWork(SqlUnitOfWork):
         self.policies = SqlPolicyRepository(session)
         self.deliveries = SqlDeliveryRepository(session)
         self.closes = SqlPeriodCloseRepository(session)
+        self.signins = SqlDashboardSessions(session)
 
 
 Units = Callable[[], ReportingUnitOfWork]
