@@ -16,7 +16,7 @@ from reporting.calendars import subscribe_calendars
 from reporting.closing import PeriodCloser
 from reporting.domain.notifications import Lateness
 from reporting.handlers import ReadModels
-from reporting.improvements import improvements_router
+from reporting.improvement_api import improvements_router
 from reporting.notifications.ack_links import AckLinks
 from reporting.notifications.api import BODY_LIMITS as NOTIFICATION_BODY_LIMITS
 from reporting.notifications.api import PUBLIC_PATHS as NOTIFICATION_PUBLIC
