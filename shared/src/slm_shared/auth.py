@@ -20,9 +20,10 @@ import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Annotated
 
 import sqlalchemy as sa
-from fastapi import HTTPException, Request, status
+from fastapi import Depends, HTTPException, Request, status
 from prometheus_client import Counter
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -239,3 +240,10 @@ def tenant_with(scope: ApiScope) -> Callable[[Request], Awaitable[str]]:
 
     scoped_tenant.required_scope = scope  # type: ignore[attr-defined]  # read by the route-scope test
     return scoped_tenant
+
+
+Tenant = Annotated[str, Depends(current_tenant)]  # any valid key; routes name a scope with the aliases below
+IngestTenant = Annotated[str, Depends(tenant_with("ingest"))]
+ReadTenant = Annotated[str, Depends(tenant_with("read"))]
+ConfigTenant = Annotated[str, Depends(tenant_with("config"))]
+AdminTenant = Annotated[str, Depends(tenant_with("admin"))]

@@ -26,8 +26,8 @@ from slm_shared.auth import parse_scopes
 from slm_shared.db import create_engine, session_factory
 from slm_shared.events import API_SCOPES
 from slm_shared.outbox import Outbox
-from slm_shared.runtime import serve
 from slm_shared.secret_cipher import SecretsNotConfigured
+from slm_shared.serve import serve
 from slm_shared.signing import AnnouncementSigner, generate_signing_key
 
 T = TypeVar("T")

@@ -27,11 +27,10 @@ from intake.domain.mapping import System, TicketMapping, effective_mapping
 from intake.repository import ArchivedEvent, IntakeRepository, Rejection, db_text
 from intake.settings import IntakeSettings
 from intake.webhook_secrets import WebhookSecrets
-from slm_shared.background import for_each_isolated
+from slm_shared.background import PeriodicTask, for_each_isolated
 from slm_shared.events import CloudEvent
 from slm_shared.logging import log_context
 from slm_shared.outbox import OutgoingEvent
-from slm_shared.runtime import PeriodicTask
 
 log = logging.getLogger(__name__)
 
