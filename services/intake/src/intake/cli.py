@@ -11,21 +11,22 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TypeVar
 
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tqdm import tqdm
 
-from intake import tables
 from intake.app import create_app, webhook_cipher
 from intake.domain.mapping import SYSTEMS, System
-from intake.handlers import EventIntake, Purger, Replayer
+from intake.handlers.intake import EventIntake
+from intake.handlers.purge import Purger
+from intake.handlers.replay import Replayer
 from intake.importer import HistoryImport
 from intake.keys import KeyAdmin, UnknownKey
-from intake.repository import IntakeRepository
 from intake.settings import IntakeSettings
+from intake.unit_of_work import IntakeUnitOfWork
 from intake.webhook_secrets import WebhookSecrets, check_system
 from slm_shared.auth import parse_scopes
 from slm_shared.db import create_engine, session_factory
 from slm_shared.events import API_SCOPES
-from slm_shared.outbox import Outbox
 from slm_shared.secret_cipher import SecretsNotConfigured
 from slm_shared.serve import serve
 from slm_shared.signing import AnnouncementSigner, generate_signing_key
@@ -117,8 +118,8 @@ def main(argv: list[str] | None = None) -> None:
     elif args.command == "import":
         _import(settings, args)
     elif args.command == "purge":
-        repository = IntakeRepository(Outbox(tables.outbox))
-        totals = _with_sessions(settings, lambda sessions: Purger(sessions, repository, settings).purge())
+        totals = _with_sessions(settings, lambda sessions: Purger(
+            lambda: IntakeUnitOfWork(sessions), settings).purge())
         print(", ".join(f"{name}: {count}" for name, count in totals.items()))
 
 
@@ -192,9 +193,9 @@ def _webhooks(settings: IntakeSettings, args: argparse.Namespace) -> None:
 
 
 def _replay(settings: IntakeSettings, tenant: str, start: datetime, end: datetime, types: list[str] | None) -> None:
-    async def work(sessions: object) -> tuple[int, str]:
-        replayer = Replayer(sessions, IntakeRepository(Outbox(tables.outbox), settings.output_topic_prefix),  # type: ignore[arg-type]
-                            settings.replay_page_size)
+    async def work(sessions: async_sessionmaker[AsyncSession]) -> tuple[int, str]:
+        replayer = Replayer(lambda: IntakeUnitOfWork(sessions), settings.replay_page_size,
+                            settings.output_topic_prefix)
         total = await replayer.count(tenant, start, end, types)
         with tqdm(total=total, unit="event", desc=f"replay {tenant}", file=sys.stderr) as bar:
             summary = await replayer.replay(tenant, start, end, types, progress=lambda done: bar.update(done))
@@ -209,10 +210,11 @@ def _import(settings: IntakeSettings, args: argparse.Namespace) -> None:
     if not args.path.exists():
         raise SystemExit(f"{args.path}: no such file or directory")
 
-    async def work(sessions: object) -> list[str]:
-        repository = IntakeRepository(Outbox(tables.outbox), settings.output_topic_prefix)
-        intake = EventIntake(sessions, repository, settings)  # type: ignore[arg-type]
-        importer = HistoryImport(intake, sessions, repository, settings)  # type: ignore[arg-type]
+    async def work(sessions: async_sessionmaker[AsyncSession]) -> list[str]:
+        def units() -> IntakeUnitOfWork:
+            return IntakeUnitOfWork(sessions)
+
+        importer = HistoryImport(EventIntake(units, settings), units, settings)
         with tqdm(unit="ticket", desc=f"import {system}", file=sys.stderr) as bar:
             summary = await importer.run(args.tenant, system, args.path, instance=args.instance,
                                          account=args.account, restart=args.restart,
