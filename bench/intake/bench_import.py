@@ -30,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 import asyncpg
 
+from intake.app import webhook_cipher
 from intake.domain import accept
 from intake.domain.adapters import ADAPTERS, snapshot_of
 from intake.domain.history import jira_payloads
@@ -118,7 +119,7 @@ async def run(changes: int) -> None:
         sessions = session_factory(engine)
 
         def units() -> IntakeUnitOfWork:
-            return IntakeUnitOfWork(sessions)
+            return IntakeUnitOfWork(sessions, webhook_cipher(settings))
 
         importer = HistoryImport(EventIntake(units, settings), units, settings)
         began = time.perf_counter()

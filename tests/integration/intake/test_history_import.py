@@ -19,6 +19,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from intake.app import webhook_cipher
 from intake.cli import main
 from intake.handlers.intake import EventIntake
 from intake.importer import HistoryImport, ImportSummary
@@ -61,7 +62,7 @@ def importer(engine: AsyncEngine, settings: IntakeSettings) -> HistoryImport:
     sessions = session_factory(engine)
 
     def units() -> IntakeUnitOfWork:
-        return IntakeUnitOfWork(sessions)
+        return IntakeUnitOfWork(sessions, webhook_cipher(settings))
 
     return HistoryImport(EventIntake(units, settings), units, settings)
 

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from intake.app import webhook_cipher
 from intake.handlers.purge import Purger
 from intake.unit_of_work import IntakeUnitOfWork
 from scripts.localstack import REPO, Stack
@@ -92,7 +93,7 @@ async def test_retention_clears_the_archive_and_later_forgets_the_dedup_key(
     sent = ticket_event(tenant.id, "INC-1", BASE)
     await intake.client.post("/v1/events", json=sent, headers=tenant.headers)
     sessions = session_factory(engine)
-    purger = Purger(lambda: IntakeUnitOfWork(sessions), intake.settings)
+    purger = Purger(lambda: IntakeUnitOfWork(sessions, webhook_cipher(intake.settings)), intake.settings)
     now = datetime.now(UTC)
     settings = intake.settings
     archive_only = now + timedelta(days=settings.archive_retention_days + 1)

@@ -10,7 +10,7 @@ import copy
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Any, Self
 
@@ -18,6 +18,7 @@ from intake.domain import Routed
 from intake.domain.adapters import Snapshot, TicketRef
 from intake.domain.mapping import MappingOverride, System
 from intake.repository import ArchivedEvent, DedupKey, Rejection
+from intake.webhook_secrets import IssuedSecret, SecretInfo
 from slm_shared.outbox import OutgoingEvent, OutgoingRecord
 
 
@@ -43,6 +44,7 @@ class State:
     rejections: list[StoredRejection] = field(default_factory=list)
     mappings: dict[tuple[str, System], MappingOverride] = field(default_factory=dict)
     active_tenants: set[str] = field(default_factory=set)
+    webhook_deliveries: dict[tuple[str, System, str], datetime] = field(default_factory=dict)
     outbox: list[OutgoingEvent | OutgoingRecord] = field(default_factory=list)
 
 
@@ -142,6 +144,38 @@ class FakeTenants:
         return tenants & self._state.active_tenants
 
 
+class FakeWebhookSecrets:
+    """The signed deliveries only: issuing and checking secrets is the routes' business (tested with the stack)."""
+
+    def __init__(self, state: State) -> None:
+        self._state = state
+
+    async def issue(self, tenant_id: str, system: System, now: datetime, grace: timedelta,
+                    secret: str | None = None) -> IssuedSecret:
+        raise NotImplementedError
+
+    async def revoke(self, tenant_id: str, system: System) -> int:
+        raise NotImplementedError
+
+    async def list(self, tenant_id: str | None = None) -> Sequence[SecretInfo]:
+        raise NotImplementedError
+
+    async def valid(self, tenant_id: str, system: System, now: datetime) -> Sequence[bytes]:
+        raise NotImplementedError
+
+    async def seen(self, tenant_id: str, system: System, delivery: str) -> bool:
+        return (tenant_id, system, delivery) in self._state.webhook_deliveries
+
+    async def remember(self, tenant_id: str, system: System, delivery: str, now: datetime) -> None:
+        self._state.webhook_deliveries.setdefault((tenant_id, system, delivery), now)
+
+    async def forget_deliveries(self, before: datetime) -> int:
+        old = [key for key, at in self._state.webhook_deliveries.items() if at < before]
+        for key in old:
+            del self._state.webhook_deliveries[key]
+        return len(old)
+
+
 class FakeOutbox:
     def __init__(self, state: State, failure: Exception | None) -> None:
         self._state = state
@@ -187,6 +221,7 @@ class FakeUnitOfWork:
         self.rejections = FakeRejections(self._state, received_at)
         self.mappings = FakeMappings(self._state)
         self.tenants = FakeTenants(self._state)
+        self.webhook_secrets = FakeWebhookSecrets(self._state)
         self.outbox = FakeOutbox(self._state, self._store.outbox_failure)
         return self
 

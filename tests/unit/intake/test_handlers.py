@@ -166,3 +166,18 @@ async def test_a_purge_clears_old_payloads_and_rejections_but_keeps_the_dedup_ke
     assert totals == {"archive_cleared": 1, "dedup_forgotten": 0, "rejections_dropped": 1}
     assert store.state.ledger[("t1", "test://helpdesk", "old")].canonical is None
     assert [result.outcome for result in await intake_of(store).accept_batch("t1", sent(old))] == ["duplicate"]
+
+
+async def test_the_retention_pass_forgets_signed_deliveries_older_than_twice_the_replay_window() -> None:
+    store = FakeStore()
+    settings = SETTINGS.model_copy(update={"webhook_delivery_retention_days": 1,
+                                           "webhook_replay_window_seconds": 86400})
+    async with store.unit() as uow:  # kept 2 days (twice the window), not 1 (the retention)
+        await uow.webhook_secrets.remember("t1", "jira", "older", NOW - timedelta(days=2, seconds=1))
+        await uow.webhook_secrets.remember("t1", "jira", "younger", NOW - timedelta(days=1, hours=23))
+        await uow.commit()
+
+    forgotten = await Purger(store.unit, settings, now=lambda: NOW).forget_webhook_deliveries()
+
+    assert forgotten == 1
+    assert set(store.state.webhook_deliveries) == {("t1", "jira", "younger")}

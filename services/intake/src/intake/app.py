@@ -16,7 +16,6 @@ from intake.handlers.purge import Purger
 from intake.handlers.replay import Replayer
 from intake.settings import IntakeSettings
 from intake.unit_of_work import IntakeUnitOfWork
-from intake.webhook_secrets import WebhookSecrets
 from slm_shared import topics
 from slm_shared.consumer import RawRecords, keep_raw_bytes
 from slm_shared.ratelimit import RateLimiter
@@ -64,20 +63,19 @@ def create_app(settings: IntakeSettings, now: Now = utc_now) -> FastAPI:
             *(settings.output_topic(topic) for topic in (topics.TICKETS, topics.SIGNALS, topics.FEEDBACK)),
         ))),
     )
-    sessions = runtime.sessions
+    sessions, cipher = runtime.sessions, webhook_cipher(settings)
 
     def units() -> IntakeUnitOfWork:
-        return IntakeUnitOfWork(sessions)
+        return IntakeUnitOfWork(sessions, cipher)
 
     intake = EventIntake(units, settings, now)
     replayer = Replayer(units, settings.replay_page_size, settings.output_topic_prefix)
-    webhook_secrets = WebhookSecrets(sessions, webhook_cipher(settings))
-    purger = Purger(units, settings, now, webhook_secrets)
+    purger = Purger(units, settings, now)
     runtime.add_background(purger.run, purger.stop)
     runtime.broker.include_router(ingest_router(runtime, intake, settings))
     app = runtime.http_app(title="intake", routers=[
-        events_router(intake, settings, webhook_secrets, now),
-        admin_router(units, replayer, settings, webhook_secrets, now),
+        events_router(intake, units, settings, now),
+        admin_router(units, replayer, settings, now),
     ], body_limits=BodyLimits(settings.max_request_body_bytes,
                               {"/v1/events": settings.max_body_bytes, "/v1/webhooks/*": settings.max_body_bytes}),
         # The signed webhooks carry no API key: their signature is checked by the route.

@@ -7,13 +7,14 @@ in fakes instead (tests/unit/intake/fakes.py).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from intake.domain import Routed
 from intake.domain.adapters import Snapshot, TicketRef
 from intake.domain.mapping import MappingOverride, System
 from intake.repository import ArchivedEvent, DedupKey, Rejection
+from intake.webhook_secrets import IssuedSecret, SecretInfo
 from slm_shared.unit_of_work import OutboxPort, UnitOfWork
 
 
@@ -58,6 +59,25 @@ class Tenants(Protocol):
     async def known(self, tenants: set[str]) -> set[str]: ...
 
 
+class WebhookSecrets(Protocol):
+    """Tenants' webhook secrets and the signed deliveries already taken."""
+
+    async def issue(self, tenant_id: str, system: System, now: datetime, grace: timedelta,
+                    secret: str | None = None) -> IssuedSecret: ...
+
+    async def revoke(self, tenant_id: str, system: System) -> int: ...
+
+    async def list(self, tenant_id: str | None = None) -> Sequence[SecretInfo]: ...
+
+    async def valid(self, tenant_id: str, system: System, now: datetime) -> Sequence[bytes]: ...
+
+    async def seen(self, tenant_id: str, system: System, delivery: str) -> bool: ...
+
+    async def remember(self, tenant_id: str, system: System, delivery: str, now: datetime) -> None: ...
+
+    async def forget_deliveries(self, before: datetime) -> int: ...
+
+
 class IntakeUnitOfWorkPort(UnitOfWork, Protocol):
     """One transaction and intake's repositories in it (read-only: what the handlers use, never reassign)."""
 
@@ -72,6 +92,9 @@ class IntakeUnitOfWorkPort(UnitOfWork, Protocol):
 
     @property
     def tenants(self) -> Tenants: ...
+
+    @property
+    def webhook_secrets(self) -> WebhookSecrets: ...
 
     @property
     def outbox(self) -> OutboxPort: ...

@@ -14,7 +14,6 @@ from intake.domain.mapping import MappingOverride, System, TicketMapping, effect
 from intake.handlers.replay import Replayer
 from intake.ports import IntakeUnitsOfWork
 from intake.settings import IntakeSettings
-from intake.webhook_secrets import WebhookSecrets
 from slm_shared.instants import utc_instant
 from slm_shared.secret_cipher import SecretsNotConfigured
 from slm_shared.time_source import Now
@@ -88,7 +87,6 @@ def admin_router(
     units: IntakeUnitsOfWork,
     replayer: Replayer,
     settings: IntakeSettings,
-    webhook_secrets: WebhookSecrets,
     now: Now,
 ) -> APIRouter:
     router = APIRouter(prefix="/v1")
@@ -157,7 +155,9 @@ def admin_router(
         grace = timedelta(seconds=request.grace_seconds if request.grace_seconds is not None
                           else settings.webhook_rotation_grace_hours * 3600)
         try:
-            issued = await webhook_secrets.issue(who.tenant_id, system, now(), grace, request.secret)
+            async with units() as uow:
+                issued = await uow.webhook_secrets.issue(who.tenant_id, system, now(), grace, request.secret)
+                await uow.commit()
         except SecretsNotConfigured as error:
             raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(error)) from error
         return IssuedWebhookSecret(secret_id=issued.secret_id, system=system, secret=issued.secret,
@@ -168,12 +168,17 @@ def admin_router(
                 responses=responses)
     async def list_webhook_secrets(who: AdminCaller) -> list[WebhookSecretView]:
         """The tenant's webhook secrets (ids and validity, never the secrets)."""
+        async with units() as uow:
+            secrets = await uow.webhook_secrets.list(who.tenant_id)
         return [WebhookSecretView(secret_id=info.secret_id, system=info.system, created_at=info.created_at,
-                                  valid_until=info.valid_until) for info in await webhook_secrets.list(who.tenant_id)]
+                                  valid_until=info.valid_until) for info in secrets]
 
     @router.delete("/webhook-secrets/{system}", tags=["webhooks"], responses=responses)
     async def revoke_webhook_secrets(system: System, who: AdminCaller) -> dict[str, int]:
         """Revoke every webhook secret of the tenant for `system` at once (no grace)."""
-        return {"revoked": await webhook_secrets.revoke(who.tenant_id, system)}
+        async with units() as uow:
+            revoked = await uow.webhook_secrets.revoke(who.tenant_id, system)
+            await uow.commit()
+        return {"revoked": revoked}
 
     return router

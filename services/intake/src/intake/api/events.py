@@ -4,6 +4,7 @@ signature with the tenant's webhook secret: Jira's admin webhooks cannot send a 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -25,8 +26,8 @@ from intake.domain.mapping import SYSTEMS, System
 from intake.domain.signatures import SIGNATURE_HEADERS, verify
 from intake.handlers.intake import EventIntake
 from intake.keys import TENANT_ID
+from intake.ports import IntakeUnitsOfWork
 from intake.settings import IntakeSettings
-from intake.webhook_secrets import WebhookSecrets
 from slm_shared.auth import ApiKeyAuthenticator, client_address
 from slm_shared.time_source import Now
 
@@ -96,7 +97,7 @@ SIGNATURE_REFUSALS = {
 
 
 def events_router(
-    intake: EventIntake, settings: IntakeSettings, webhook_secrets: WebhookSecrets, now: Now,
+    intake: EventIntake, units: IntakeUnitsOfWork, settings: IntakeSettings, now: Now,
 ) -> APIRouter:
     router = APIRouter(prefix="/v1", tags=["events"])
 
@@ -163,18 +164,25 @@ def events_router(
             body = await read_limited(request, settings.max_body_bytes)
             at = now()
             # An unknown tenant looks like a bad signature: the answer must not tell which tenants exist.
-            secrets = await webhook_secrets.valid(tenant, system, at) if TENANT_ID.fullmatch(tenant) else []
+            secrets: Sequence[bytes] = []
+            if TENANT_ID.fullmatch(tenant):
+                async with units() as uow:
+                    secrets = await uow.webhook_secrets.valid(tenant, system, at)
             verdict = verify(system, secrets, request.headers, body, at, window)
             if not verdict.ok or verdict.delivery is None:
                 reason = verdict.reason or "bad_signature"
                 if reason != "missing_signature":  # an unsigned request guesses nothing
                     authenticator.record_failure(client, f"webhook_{reason}")
                 raise HTTPException(status.HTTP_401_UNAUTHORIZED, SIGNATURE_REFUSALS[reason])
-            if await webhook_secrets.seen(tenant, system, verdict.delivery):
+            async with units() as uow:
+                seen = await uow.webhook_secrets.seen(tenant, system, verdict.delivery)
+            if seen:
                 raise HTTPException(status.HTTP_409_CONFLICT, "this signed delivery was already taken (replay)")
             results = await intake.accept_webhook(tenant, system, body)
             if any(result.outcome != "rejected" for result in results):
-                await webhook_secrets.remember(tenant, system, verdict.delivery, at)
+                async with units() as uow:
+                    await uow.webhook_secrets.remember(tenant, system, verdict.delivery, at)
+                    await uow.commit()
             return _webhook_response(results)
 
         signed_by = f"`{signature_header}`" + (f" and `{timestamp_header}`" if timestamp_header else "")

@@ -7,7 +7,6 @@ from datetime import datetime, timedelta
 
 from intake.ports import IntakeUnitsOfWork
 from intake.settings import IntakeSettings
-from intake.webhook_secrets import WebhookSecrets
 from slm_shared.background import PeriodicTask, for_each_isolated
 from slm_shared.time_source import Now, utc_now
 
@@ -19,9 +18,7 @@ class Purger:
     webhook deliveries (kept at least twice the replay window, so a timestamped one is refused for its age
     before it is forgotten), every interval."""
 
-    def __init__(self, units: IntakeUnitsOfWork, settings: IntakeSettings, now: Now = utc_now,
-                 webhook_secrets: WebhookSecrets | None = None) -> None:
-        self._webhook_secrets = webhook_secrets
+    def __init__(self, units: IntakeUnitsOfWork, settings: IntakeSettings, now: Now = utc_now) -> None:
         self._units = units
         self._settings = settings
         self._now = now
@@ -70,11 +67,12 @@ class Purger:
         return totals
 
     async def forget_webhook_deliveries(self) -> int:
-        if self._webhook_secrets is None:
-            return 0
         keep = max(timedelta(days=self._settings.webhook_delivery_retention_days),
                    2 * timedelta(seconds=self._settings.webhook_replay_window_seconds))
-        return await self._webhook_secrets.forget_deliveries(self._now() - keep)
+        async with self._units() as uow:
+            forgotten = await uow.webhook_secrets.forget_deliveries(self._now() - keep)
+            await uow.commit()
+        return forgotten
 
     async def _purge_and_report(self) -> None:
         totals = await self.purge_each_tenant()
