@@ -224,12 +224,6 @@ def client_address(request: Request) -> str | None:
     return request.client.host if request.client else None
 
 
-async def current_tenant(request: Request) -> str:
-    """FastAPI dependency: the tenant of the request's API key, whatever its scopes."""
-    authenticator: ApiKeyAuthenticator = request.app.state.authenticator
-    return await authenticator.tenant_for(request.headers.get("authorization"), client=client_address(request))
-
-
 def tenant_with(scope: ApiScope) -> Callable[[Request], Awaitable[str]]:
     """FastAPI dependency: the tenant of the request's API key, which must carry `scope` (else 403)."""
 
@@ -242,8 +236,7 @@ def tenant_with(scope: ApiScope) -> Callable[[Request], Awaitable[str]]:
     return scoped_tenant
 
 
-Tenant = Annotated[str, Depends(current_tenant)]  # any valid key; routes name a scope with the aliases below
-IngestTenant = Annotated[str, Depends(tenant_with("ingest"))]
+# Each route names the scope it needs (intake has its own, rate-limited, in intake.api.common).
 ReadTenant = Annotated[str, Depends(tenant_with("read"))]
 ConfigTenant = Annotated[str, Depends(tenant_with("config"))]
 AdminTenant = Annotated[str, Depends(tenant_with("admin"))]
