@@ -41,9 +41,8 @@ from reporting.render.tabular import TABLES, render_csv, render_csv_zip
 from reporting.reports import REPORT_SECONDS, ReportService, load_config, report_document, report_schema, save_config
 from reporting.sessions import SqlDashboardSessions
 from reporting.settings import ReportingSettings
-from slm_shared.auth import ApiKeyAuthenticator, key_id_of
+from slm_shared.auth import AdminTenant, ApiKeyAuthenticator, ConfigTenant, ReadTenant, key_id_of
 from slm_shared.instants import utc_instant
-from slm_shared.runtime import AdminTenant, ConfigTenant, ReadTenant
 
 Format = Literal["json", "csv", "html", "pdf"]
 DASHBOARD_COOKIE = "slm_dashboard_session"

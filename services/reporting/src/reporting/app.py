@@ -28,9 +28,11 @@ from reporting.reviews import reviews_router
 from reporting.sessions import SessionPolicy, SqlDashboardSessions
 from reporting.settings import ReportingSettings
 from slm_shared import topics
+from slm_shared.background import PeriodicTask
 from slm_shared.consumer import RawRecords, keep_raw_bytes
+from slm_shared.key_announcements import subscribe_api_keys
 from slm_shared.request_guard import BodyLimits
-from slm_shared.runtime import PeriodicTask, ServiceRuntime, subscribe_api_keys
+from slm_shared.runtime import ServiceRuntime
 from slm_shared.secret_cipher import SecretCipher
 
 SERVICE = "reporting"

@@ -33,10 +33,9 @@ from reporting.reports import REPORT_SECONDS, build_report, canonical_bytes, loa
 from reporting.repository import lock_tenant_exclusive
 from reporting.reviews import freeze_reviews
 from slm_shared import topics
-from slm_shared.background import for_each_isolated
+from slm_shared.background import PeriodicTask, for_each_isolated
 from slm_shared.events import REPORT_PUBLISHED_EVENT, ReportPublishedData, make_event
 from slm_shared.outbox import Outbox, OutgoingEvent
-from slm_shared.runtime import PeriodicTask
 
 log = logging.getLogger(__name__)
 SOURCE = "slm://reporting"

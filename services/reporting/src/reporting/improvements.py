@@ -35,8 +35,8 @@ from reporting.handlers import Now
 from reporting.quality import quality_facts
 from reporting.reports import load_config
 from reporting.review_tables import improvements
+from slm_shared.auth import ConfigTenant, ReadTenant
 from slm_shared.instants import utc_instant
-from slm_shared.runtime import ConfigTenant, ReadTenant
 
 
 class Trigger(BaseModel):

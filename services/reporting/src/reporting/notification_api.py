@@ -32,8 +32,8 @@ from reporting.ack_links import LINK_PATH, AckLinks
 from reporting.domain.notification_policy import MAX_POLICY_BYTES, NotificationPolicy
 from reporting.handlers import Now
 from reporting.notifications import PolicyStore, load_policies, save_policy
+from slm_shared.auth import ConfigTenant, ReadTenant
 from slm_shared.bounded_yaml import load_one
-from slm_shared.runtime import ConfigTenant, ReadTenant
 
 POLICY_PATH = "/v1/notification-policies"
 ACK_LINK_PREFIX = LINK_PATH.removeprefix("/v1")

@@ -51,7 +51,7 @@ from reporting.render.pdf import html_to_pdf
 from reporting.render.review import render_review_html
 from reporting.reports import build_report, canonical_bytes, load_config
 from reporting.review_tables import complaint_handling, improvements, review_approvals, review_freezes
-from slm_shared.runtime import ConfigTenant, ReadTenant
+from slm_shared.auth import ConfigTenant, ReadTenant
 
 ReviewFormat = Literal["json", "html", "pdf"]
 REVIEW_ADAPTER: TypeAdapter[ServiceReview] = TypeAdapter(ServiceReview)
