@@ -30,18 +30,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 import asyncpg
 
-from intake import tables
+from intake.app import webhook_cipher
 from intake.domain import accept
 from intake.domain.adapters import ADAPTERS, snapshot_of
 from intake.domain.history import jira_payloads
 from intake.domain.mapping import DEFAULTS
-from intake.handlers import EventIntake, limits_of
+from intake.handlers.intake import EventIntake, limits_of
 from intake.importer import HistoryImport
-from intake.repository import IntakeRepository
 from intake.settings import IntakeSettings
+from intake.unit_of_work import IntakeUnitOfWork
 from scripts.localstack import discover
 from slm_shared.db import create_engine, session_factory
-from slm_shared.outbox import Outbox, asyncpg_dsn
+from slm_shared.outbox import asyncpg_dsn
 
 CHANGES_PER_TICKET = 10
 STATUSES = ["Open", "In Progress", "Waiting for customer", "In Progress", "Waiting for customer", "In Progress",
@@ -117,8 +117,11 @@ async def run(changes: int) -> None:
         pure_count, pure_seconds = pure_rate(export, settings, tenant)
         engine = create_engine(stack.database_urls["intake"], pool_size=2)
         sessions = session_factory(engine)
-        repository = IntakeRepository(Outbox(tables.outbox), settings.output_topic_prefix)
-        importer = HistoryImport(EventIntake(sessions, repository, settings), sessions, repository, settings)
+
+        def units() -> IntakeUnitOfWork:
+            return IntakeUnitOfWork(sessions, webhook_cipher(settings))
+
+        importer = HistoryImport(EventIntake(units, settings), units, settings)
         began = time.perf_counter()
         summary = await importer.run(tenant, "jira", export)
         import_seconds = time.perf_counter() - began

@@ -10,6 +10,7 @@ from stopping the pass for every tenant after it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import logging
 import random
@@ -170,3 +171,27 @@ class Supervisor:
             self.restarting.add(name)
             await asyncio.sleep(backoff.next_delay())
             self.restarting.discard(name)
+
+
+class PeriodicTask:
+    """Runs `work` every `interval_seconds` until stopped. A failed pass (database or broker away) is logged and
+    the next interval retries: a background loop must never end on a fault."""
+
+    def __init__(self, name: str, interval_seconds: float, work: Callable[[], Awaitable[object]]) -> None:
+        self._name = name
+        self._interval = interval_seconds
+        self._work = work
+        self._stopping = asyncio.Event()
+
+    async def run(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                await self._work()
+            except Exception as error:
+                BACKGROUND_FAILURES.labels(self._name).inc()
+                log.warning("%s failed: %r", self._name, error, exc_info=not is_unavailable(error))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), self._interval)
+
+    async def stop(self) -> None:
+        self._stopping.set()

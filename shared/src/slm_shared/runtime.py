@@ -1,9 +1,9 @@
-"""The process every service runs: FastAPI for HTTP, a FastStream Kafka broker, and the outbox relay.
+"""The process every service runs: a FastStream Kafka broker, the outbox relay and the background tasks.
 
-`ServiceRuntime` builds the pieces without connecting anything; the FastAPI lifespan connects them in order
-(database schema check, topics, relay, broker) and tears them down in reverse on SIGTERM: uvicorn stops
-taking requests, the broker drains in-flight messages and commits their offsets, the relay finishes its pass.
-The consumers join their groups once the service serves (`_join_consumer_groups`).
+`ServiceRuntime` builds the pieces without connecting anything; the FastAPI lifespan (`slm_shared.http_app`)
+connects them in order (database schema check, topics, relay, broker) and tears them down in reverse on
+SIGTERM: uvicorn stops taking requests, the broker drains in-flight messages and commits their offsets, the
+relay finishes its pass. The consumers join their groups once the service serves (`_join_consumer_groups`).
 """
 
 from __future__ import annotations
@@ -12,84 +12,36 @@ import asyncio
 import contextlib
 import logging
 import os
-import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
-import asyncpg
 import sqlalchemy as sa
-import sqlalchemy.exc
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
-from aiokafka.structs import ConsumerRecord
-from fastapi import APIRouter, Depends, FastAPI, Request, Response
-from fastapi.responses import JSONResponse
-from faststream import AckPolicy
-from faststream.kafka import KafkaBroker, KafkaRouter
+from fastapi import APIRouter, FastAPI
+from faststream.kafka import KafkaBroker
 from faststream.specification import AsyncAPI
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.trace import SpanKind
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, generate_latest
 
-from slm_shared import request_guard, topics
-from slm_shared.auth import ApiKeyAuthenticator, FailedAuthentications, current_tenant, store_key, tenant_with
-from slm_shared.background import BACKGROUND_FAILURES, Backoff, Supervisor, is_unavailable
-from slm_shared.consumer import BatchHandler, ConsumerPipeline, RawRecords, keep_raw_bytes, parse_batch
+from slm_shared import topics
+from slm_shared.auth import ApiKeyAuthenticator, FailedAuthentications
+from slm_shared.background import Backoff, PeriodicTask, Supervisor
+from slm_shared.consumer import BatchHandler, ConsumerPipeline
 from slm_shared.consumer_lag import ConsumerLagMonitor
-from slm_shared.db import DatabaseNotMigrated, create_engine, ensure_migrated, session_factory
-from slm_shared.events import API_KEY_EVENT, ApiKeyData
-from slm_shared.inbox import Inbox
+from slm_shared.db import create_engine, ensure_migrated, session_factory
+from slm_shared.http_app import build_http_app
 from slm_shared.logging import configure_logging
 from slm_shared.outbox import OutboxRelay, asyncpg_dsn
-from slm_shared.request_guard import BodyLimits, unavailable_response
-from slm_shared.set_aside import SqlSetAside, set_aside_router
+from slm_shared.request_guard import BodyLimits
+from slm_shared.set_aside import SqlSetAside
 from slm_shared.settings import ServiceSettings
-from slm_shared.signing import AnnouncementVerifier
-from slm_shared.tracing import (
-    configure_tracing,
-    context_from_headers,
-    tracer,
-)
+from slm_shared.tracing import configure_tracing
 
 log = logging.getLogger(__name__)
 
-Tenant = Annotated[str, Depends(current_tenant)]  # any valid key; routes name a scope with the aliases below
-IngestTenant = Annotated[str, Depends(tenant_with("ingest"))]
-ReadTenant = Annotated[str, Depends(tenant_with("read"))]
-ConfigTenant = Annotated[str, Depends(tenant_with("config"))]
-AdminTenant = Annotated[str, Depends(tenant_with("admin"))]
-KEY_ANNOUNCEMENTS = Counter("slm_key_announcements_total", "API key announcements consumed, by outcome "
-                            "(stored, or rejected: unsigned or with a signature no public key verifies)",
-                            ["outcome"])
 READY_PROBE_SECONDS = 3.0  # Kubernetes probes time out after 1-10 s: answer within that
-OPERATIONS_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
-
-
-class PeriodicTask:
-    """Runs `work` every `interval_seconds` until stopped. A failed pass (database or broker away) is logged and
-    the next interval retries: a background loop must never end on a fault."""
-
-    def __init__(self, name: str, interval_seconds: float, work: Callable[[], Awaitable[object]]) -> None:
-        self._name = name
-        self._interval = interval_seconds
-        self._work = work
-        self._stopping = asyncio.Event()
-
-    async def run(self) -> None:
-        while not self._stopping.is_set():
-            try:
-                await self._work()
-            except Exception as error:
-                BACKGROUND_FAILURES.labels(self._name).inc()
-                log.warning("%s failed: %r", self._name, error, exc_info=not is_unavailable(error))
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), self._interval)
-
-    async def stop(self) -> None:
-        self._stopping.set()
 
 
 def process_age_seconds() -> float | None:
@@ -352,163 +304,5 @@ class ServiceRuntime:
 
     def http_app(self, *, title: str, routers: Iterable[APIRouter], body_limits: BodyLimits | None = None,
                  public_paths: Iterable[str] = ()) -> FastAPI:
-        """`body_limits` per route (default: `max_request_body_bytes`); `public_paths` take a body without a key."""
-        @asynccontextmanager
-        async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-            await self.start()
-            try:
-                yield
-            finally:
-                await self.stop()
-
-        app = FastAPI(title=title, version="1.0.0", lifespan=lifespan)
-        app.state.authenticator = self.authenticator
-        app.state.runtime = self
-        request_guard.install(app, limits=body_limits or BodyLimits(self.settings.max_request_body_bytes),
-                              authenticator=self.authenticator, public_paths=OPERATIONS_PATHS | set(public_paths))
-
-        @app.middleware("http")
-        async def trace_requests(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-            """A server span per API request, child of the caller's `traceparent` if it sent one."""
-            if request.url.path in OPERATIONS_PATHS:
-                return await call_next(request)
-            with tracer().start_as_current_span(
-                f"{request.method} {request.url.path}", context=context_from_headers(dict(request.headers)),
-                kind=SpanKind.SERVER, attributes={"http.request.method": request.method,
-                                                  "url.path": request.url.path},
-            ) as span:
-                response = await call_next(request)
-                span.set_attribute("http.response.status_code", response.status_code)
-                return response
-        for unavailable in OUTAGE_ERRORS:
-            app.add_exception_handler(unavailable, answer_outage)
-        app.include_router(self._operations_router(title))
-        app.include_router(set_aside_router(self.set_aside_table, self.sessions))
-        for router in routers:
-            app.include_router(router)
-        return app
-
-    def _operations_router(self, title: str) -> APIRouter:
-        router = APIRouter(tags=["operations"])
-
-        @router.get("/healthz")
-        async def healthz() -> JSONResponse:
-            alive = self.alive()
-            return JSONResponse({"status": "ok" if alive else "a background task is dead"},
-                                status_code=200 if alive else 503)
-
-        @router.get("/readyz")
-        async def readyz() -> JSONResponse:
-            checks = await self.ready()
-            return JSONResponse({"ready": all(checks.values()), "checks": checks},
-                                status_code=200 if all(checks.values()) else 503)
-
-        @router.get("/metrics")
-        async def metrics() -> Response:
-            return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
-
-        @router.get("/asyncapi.json")
-        async def asyncapi() -> dict[str, Any]:
-            return self.asyncapi(title)
-
-        return router
-
-
-# What a request may raise when its database (or broker) is away; `answer_outage` sorts them out.
-OUTAGE_ERRORS: tuple[type[Exception], ...] = (sa.exc.DBAPIError, sa.exc.TimeoutError, OSError,
-                                              asyncpg.exceptions.PostgresError, asyncpg.exceptions.InterfaceError)
-
-
-async def answer_outage(request: Request, error: Exception) -> Response:
-    """503 with `Retry-After` while a dependency is down (upstream senders retry those); any other error of
-    these kinds is a bug of ours and stays a 500."""
-    if is_unavailable(error):
-        log.warning("%s %s: dependency unavailable: %r", request.method, request.url.path, error)
-        return unavailable_response()
-    log.error("%s %s failed", request.method, request.url.path, exc_info=error)
-    return JSONResponse({"detail": "internal server error"}, status_code=500)
-
-
-def serve(app: FastAPI, settings: ServiceSettings) -> None:
-    """Run the service until SIGTERM/SIGINT; uvicorn then drains HTTP and runs the lifespan shutdown.
-
-    An unmigrated database stops it before anything starts, with one clear line and exit status 2.
-    """
-    import uvicorn
-
-    runtime: ServiceRuntime = app.state.runtime
-    try:
-        asyncio.run(runtime.preflight())
-    except DatabaseNotMigrated as error:
-        print(f"refusing to start: {error}", file=sys.stderr)  # noqa: T201 - before logging is configured
-        raise SystemExit(2) from None
-
-    uvicorn.run(
-        app,
-        host=settings.http_host,
-        port=settings.http_port,
-        log_config=None,
-        access_log=False,
-        timeout_graceful_shutdown=int(settings.drain_timeout_seconds),
-        # Behind a TLS-terminating ingress the connection is plain HTTP: the scheme (and the client address)
-        # come from X-Forwarded-Proto/-For, believed only from the configured proxies.
-        proxy_headers=bool(settings.forwarded_allow_ips),
-        forwarded_allow_ips=settings.forwarded_allow_ips or None,
-    )
-
-
-def subscribe_api_keys(runtime: ServiceRuntime, api_key_table: sa.Table, inbox_table: sa.Table) -> KafkaRouter:
-    """Keep this service's copy of the API keys intake announces on `itsm.tenants.v1`.
-
-    Idempotent: the inbox rows and the key upserts of a batch share one transaction; a revocation is never
-    undone. Only announcements signed by intake count (`slm_shared.signing`): one without a valid signature is
-    `ignored`, logged and counted in `slm_key_announcements_total{outcome="rejected"}`. Other event types on
-    the topic are `ignored`; a key event that cannot be stored is set aside by the pipeline, so neither stops
-    the keys behind it.
-    """
-    router = KafkaRouter()
-    inbox = Inbox(inbox_table, f"{runtime.service}.api-keys")
-    verifier = AnnouncementVerifier(runtime.settings.key_announcement_public_keys)
-    if not verifier.configured:
-        log.warning("no key announcement public key is set: every API key announcement will be ignored")
-
-    async def handle(records: Sequence[ConsumerRecord[bytes, bytes]]) -> list[str]:
-        batch = parse_batch(records, {API_KEY_EVENT})
-        if not batch.events:
-            return batch.outcomes
-        async with runtime.sessions() as session, session.begin():
-            # Verified before the inbox sees them: a forged record must not take the id of a genuine one to
-            # come (`<key_id>-revoked`) and have the genuine announcement dropped as its duplicate.
-            verified: dict[int, ApiKeyData] = {}
-            for event in batch.events:
-                announced = ApiKeyData.model_validate(event.data)
-                if verifier.verify(announced):
-                    verified[id(event)] = announced
-                    continue
-                KEY_ANNOUNCEMENTS.labels("rejected").inc()
-                log.warning("ignored an API key announcement without a valid signature: event %s, key %s, "
-                            "tenant %s", event.id, announced.key_id, announced.tenant_id)
-            fresh = await inbox.first_deliveries(session, [e for e in batch.events if id(e) in verified])
-            for event in fresh:
-                await store_key(session, api_key_table, verified[id(event)], event.time)
-                KEY_ANNOUNCEMENTS.labels("stored").inc()
-        outcomes = list(batch.mark_duplicates(fresh))
-        for event, position in zip(batch.events, batch.positions, strict=True):
-            if id(event) not in verified:
-                outcomes[position] = "ignored"
-        return outcomes
-
-    group_id = f"{runtime.group_id}-api-keys"
-    pipeline = runtime.pipeline(handle, group_id)
-
-    @router.subscriber(
-        # A group of its own: sharing the main consumers' group made every start (and every restart after a
-        # crash) a rebalance of both, the main consumer waiting for this one's join or dead session.
-        topics.TENANTS, group_id=group_id, batch=True, auto_offset_reset="earliest",
-        ack_policy=AckPolicy.NACK_ON_ERROR, decoder=keep_raw_bytes, title="api-keys",
-        description="API key announcements from intake", group_instance_id=runtime.group_instance_id("api-keys"),
-    )
-    async def on_api_key_events(raw: RawRecords) -> None:
-        await pipeline(raw)
-
-    return router
+        """This process's HTTP app (`slm_shared.http_app.build_http_app`), its lifespan starting and stopping it."""
+        return build_http_app(self, title=title, routers=routers, body_limits=body_limits, public_paths=public_paths)

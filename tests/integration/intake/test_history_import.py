@@ -19,18 +19,17 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from intake import tables
+from intake.app import webhook_cipher
 from intake.cli import main
-from intake.handlers import EventIntake
+from intake.handlers.intake import EventIntake
 from intake.importer import HistoryImport, ImportSummary
-from intake.repository import IntakeRepository
 from intake.settings import IntakeSettings
+from intake.unit_of_work import IntakeUnitOfWork
 from scripts.localstack import Stack
 from sla_engine.domain.bundle import parse_bundle
 from sla_engine.domain.clocks import Clock, evaluate_ticket
 from sla_engine.domain.timeline import TicketSnapshot
 from slm_shared.db import session_factory
-from slm_shared.outbox import Outbox
 from tests.integration.intake.support import Keys, RunningIntake, Tenant, intake_settings
 
 pytestmark = pytest.mark.integration
@@ -61,8 +60,11 @@ NOW = datetime(2026, 11, 30, tzinfo=UTC)
 
 def importer(engine: AsyncEngine, settings: IntakeSettings) -> HistoryImport:
     sessions = session_factory(engine)
-    repository = IntakeRepository(Outbox(tables.outbox))
-    return HistoryImport(EventIntake(sessions, repository, settings), sessions, repository, settings)
+
+    def units() -> IntakeUnitOfWork:
+        return IntakeUnitOfWork(sessions, webhook_cipher(settings))
+
+    return HistoryImport(EventIntake(units, settings), units, settings)
 
 
 async def published(engine: AsyncEngine, tenant: Tenant) -> list[dict[str, Any]]:

@@ -10,13 +10,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from intake import tables
-from intake.handlers import Purger
-from intake.repository import IntakeRepository
+from intake.app import webhook_cipher
+from intake.handlers.purge import Purger
+from intake.unit_of_work import IntakeUnitOfWork
 from scripts.localstack import REPO, Stack
 from slm_shared import topics
 from slm_shared.db import session_factory
-from slm_shared.outbox import Outbox
 from tests.integration.intake.support import Keys, RunningIntake, TopicReader, drained
 from tests.support.events import BATCH_HEADERS, batch_body, ticket_event
 
@@ -93,7 +92,8 @@ async def test_retention_clears_the_archive_and_later_forgets_the_dedup_key(
     tenant = await keys.tenant()
     sent = ticket_event(tenant.id, "INC-1", BASE)
     await intake.client.post("/v1/events", json=sent, headers=tenant.headers)
-    purger = Purger(session_factory(engine), IntakeRepository(Outbox(tables.outbox)), intake.settings)
+    sessions = session_factory(engine)
+    purger = Purger(lambda: IntakeUnitOfWork(sessions, webhook_cipher(intake.settings)), intake.settings)
     now = datetime.now(UTC)
     settings = intake.settings
     archive_only = now + timedelta(days=settings.archive_retention_days + 1)

@@ -9,19 +9,20 @@ from faststream import AckPolicy
 from faststream.kafka import KafkaRouter
 
 from intake import tables
-from intake.api import Callers, admin_router, events_router
+from intake.api import admin_router, events_router
 from intake.domain.mapping import SYSTEMS
-from intake.handlers import EventIntake, Now, Purger, Replayer, utc_now
-from intake.repository import IntakeRepository
+from intake.handlers.intake import EventIntake
+from intake.handlers.purge import Purger
+from intake.handlers.replay import Replayer
 from intake.settings import IntakeSettings
-from intake.webhook_secrets import WebhookSecrets
+from intake.unit_of_work import IntakeUnitOfWork
 from slm_shared import topics
 from slm_shared.consumer import RawRecords, keep_raw_bytes
-from slm_shared.outbox import Outbox
 from slm_shared.ratelimit import RateLimiter
 from slm_shared.request_guard import BodyLimits
 from slm_shared.runtime import ServiceRuntime
 from slm_shared.secret_cipher import SecretCipher
+from slm_shared.time_source import Now, utc_now
 
 SERVICE = "intake"
 ALEMBIC_INI = Path(__file__).resolve().parents[2] / "alembic.ini"
@@ -62,21 +63,26 @@ def create_app(settings: IntakeSettings, now: Now = utc_now) -> FastAPI:
             *(settings.output_topic(topic) for topic in (topics.TICKETS, topics.SIGNALS, topics.FEEDBACK)),
         ))),
     )
-    repository = IntakeRepository(Outbox(tables.outbox), settings.output_topic_prefix)
-    intake = EventIntake(runtime.sessions, repository, settings, now)
-    replayer = Replayer(runtime.sessions, repository, settings.replay_page_size)
-    webhook_secrets = WebhookSecrets(runtime.sessions, webhook_cipher(settings))
-    purger = Purger(runtime.sessions, repository, settings, now, webhook_secrets)
+    sessions, cipher = runtime.sessions, webhook_cipher(settings)
+
+    def units() -> IntakeUnitOfWork:
+        return IntakeUnitOfWork(sessions, cipher)
+
+    intake = EventIntake(units, settings, now)
+    replayer = Replayer(units, settings.replay_page_size, settings.output_topic_prefix)
+    purger = Purger(units, settings, now)
     runtime.add_background(purger.run, purger.stop)
     runtime.broker.include_router(ingest_router(runtime, intake, settings))
-    callers = Callers.of(RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst))
-    return runtime.http_app(title="intake", routers=[
-        events_router(intake, settings, callers.ingest, webhook_secrets, now),
-        admin_router(runtime.sessions, repository, replayer, settings, callers, webhook_secrets, now),
+    app = runtime.http_app(title="intake", routers=[
+        events_router(intake, units, settings, now),
+        admin_router(units, replayer, settings, now),
     ], body_limits=BodyLimits(settings.max_request_body_bytes,
                               {"/v1/events": settings.max_body_bytes, "/v1/webhooks/*": settings.max_body_bytes}),
         # The signed webhooks carry no API key: their signature is checked by the route.
         public_paths=[f"/v1/webhooks/{system}/*" for system in SYSTEMS])
+    # One bucket per API key, whatever the scope of the route (`intake.api.common.caller_with`).
+    app.state.rate_limiter = RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst)
+    return app
 
 
 def webhook_cipher(settings: IntakeSettings) -> SecretCipher:

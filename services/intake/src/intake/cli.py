@@ -11,23 +11,24 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TypeVar
 
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tqdm import tqdm
 
-from intake import tables
 from intake.app import create_app, webhook_cipher
 from intake.domain.mapping import SYSTEMS, System
-from intake.handlers import EventIntake, Purger, Replayer
+from intake.handlers.intake import EventIntake
+from intake.handlers.purge import Purger
+from intake.handlers.replay import Replayer
 from intake.importer import HistoryImport
 from intake.keys import KeyAdmin, UnknownKey
-from intake.repository import IntakeRepository
 from intake.settings import IntakeSettings
-from intake.webhook_secrets import WebhookSecrets, check_system
+from intake.unit_of_work import IntakeUnitOfWork
+from intake.webhook_secrets import SqlWebhookSecrets, check_system
 from slm_shared.auth import parse_scopes
 from slm_shared.db import create_engine, session_factory
 from slm_shared.events import API_SCOPES
-from slm_shared.outbox import Outbox
-from slm_shared.runtime import serve
 from slm_shared.secret_cipher import SecretsNotConfigured
+from slm_shared.serve import serve
 from slm_shared.signing import AnnouncementSigner, generate_signing_key
 
 T = TypeVar("T")
@@ -42,6 +43,27 @@ def _with_sessions(settings: IntakeSettings, work: Callable[..., Awaitable[T]]) 
             await engine.dispose()
 
     return asyncio.run(run())
+
+
+def _with_units(settings: IntakeSettings, work: Callable[[Callable[[], IntakeUnitOfWork]], Awaitable[T]]) -> T:
+    """`work` given the factory of intake's units of work, on a short-lived engine."""
+    cipher = webhook_cipher(settings)
+
+    async def with_sessions(sessions: async_sessionmaker[AsyncSession]) -> T:
+        return await work(lambda: IntakeUnitOfWork(sessions, cipher))
+
+    return _with_sessions(settings, with_sessions)
+
+
+def _with_webhook_secrets(settings: IntakeSettings, act: Callable[[SqlWebhookSecrets], Awaitable[T]]) -> T:
+    """`act` on the webhook secrets in one committed transaction."""
+    async def work(units: Callable[[], IntakeUnitOfWork]) -> T:
+        async with units() as uow:
+            result = await act(uow.webhook_secrets)
+            await uow.commit()
+        return result
+
+    return _with_units(settings, work)
 
 
 def _aware(value: str) -> datetime:
@@ -117,8 +139,7 @@ def main(argv: list[str] | None = None) -> None:
     elif args.command == "import":
         _import(settings, args)
     elif args.command == "purge":
-        repository = IntakeRepository(Outbox(tables.outbox))
-        totals = _with_sessions(settings, lambda sessions: Purger(sessions, repository, settings).purge())
+        totals = _with_units(settings, lambda units: Purger(units, settings).purge())
         print(", ".join(f"{name}: {count}" for name, count in totals.items()))
 
 
@@ -161,16 +182,13 @@ def _keys(settings: IntakeSettings, args: argparse.Namespace) -> None:
 
 
 def _webhooks(settings: IntakeSettings, args: argparse.Namespace) -> None:
-    def store(sessions: object) -> WebhookSecrets:
-        return WebhookSecrets(sessions, webhook_cipher(settings))  # type: ignore[arg-type]
-
     now = datetime.now(UTC)
     try:
         if args.action in ("create", "rotate"):
             given = sys.stdin.readline().strip() if args.secret_stdin else None
             hours = getattr(args, "grace_hours", None)
             grace = timedelta(hours=settings.webhook_rotation_grace_hours if hours is None else hours)
-            issued = _with_sessions(settings, lambda sessions: store(sessions).issue(
+            issued = _with_webhook_secrets(settings, lambda secrets: secrets.issue(
                 args.tenant, args.system, now, grace, given))
             if args.action == "create" and issued.previous_valid_until is not None:
                 print(f"note: the previous secret stays valid until {issued.previous_valid_until.isoformat()}",
@@ -179,28 +197,27 @@ def _webhooks(settings: IntakeSettings, args: argparse.Namespace) -> None:
             if given is None:
                 print(issued.secret)
         elif args.action == "revoke":
-            count = _with_sessions(settings, lambda sessions: store(sessions).revoke(args.tenant, args.system))
+            count = _with_webhook_secrets(settings, lambda secrets: secrets.revoke(args.tenant, args.system))
             print(f"revoked {count} {args.system} webhook secret(s) of tenant {args.tenant}")
         elif args.action == "list":
-            for info in _with_sessions(settings, lambda sessions: store(sessions).list(args.tenant)):
+            for info in _with_webhook_secrets(settings, lambda secrets: secrets.list(args.tenant)):
                 until = info.valid_until.isoformat() if info.valid_until else "active"
                 print(f"{info.secret_id}\t{info.tenant_id}\t{info.system}\t{until}")
         elif args.action == "reencrypt":
-            print(f"{_with_sessions(settings, lambda sessions: store(sessions).reencrypt())} secrets re-encrypted")
+            print(f"{_with_webhook_secrets(settings, lambda secrets: secrets.reencrypt())} secrets re-encrypted")
     except (SecretsNotConfigured, ValueError) as error:
         raise SystemExit(str(error)) from error
 
 
 def _replay(settings: IntakeSettings, tenant: str, start: datetime, end: datetime, types: list[str] | None) -> None:
-    async def work(sessions: object) -> tuple[int, str]:
-        replayer = Replayer(sessions, IntakeRepository(Outbox(tables.outbox), settings.output_topic_prefix),  # type: ignore[arg-type]
-                            settings.replay_page_size)
+    async def work(units: Callable[[], IntakeUnitOfWork]) -> tuple[int, str]:
+        replayer = Replayer(units, settings.replay_page_size, settings.output_topic_prefix)
         total = await replayer.count(tenant, start, end, types)
         with tqdm(total=total, unit="event", desc=f"replay {tenant}", file=sys.stderr) as bar:
             summary = await replayer.replay(tenant, start, end, types, progress=lambda done: bar.update(done))
         return summary.events, summary.replay_id
 
-    events, replay_id = _with_sessions(settings, work)
+    events, replay_id = _with_units(settings, work)
     print(f"replay {replay_id}: {events} events re-published")
 
 
@@ -209,14 +226,12 @@ def _import(settings: IntakeSettings, args: argparse.Namespace) -> None:
     if not args.path.exists():
         raise SystemExit(f"{args.path}: no such file or directory")
 
-    async def work(sessions: object) -> list[str]:
-        repository = IntakeRepository(Outbox(tables.outbox), settings.output_topic_prefix)
-        intake = EventIntake(sessions, repository, settings)  # type: ignore[arg-type]
-        importer = HistoryImport(intake, sessions, repository, settings)  # type: ignore[arg-type]
+    async def work(units: Callable[[], IntakeUnitOfWork]) -> list[str]:
+        importer = HistoryImport(EventIntake(units, settings), units, settings)
         with tqdm(unit="ticket", desc=f"import {system}", file=sys.stderr) as bar:
             summary = await importer.run(args.tenant, system, args.path, instance=args.instance,
                                          account=args.account, restart=args.restart,
                                          progress=lambda done: bar.update(done))
         return summary.lines()
 
-    print("\n".join(_with_sessions(settings, work)))
+    print("\n".join(_with_units(settings, work)))

@@ -25,14 +25,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-
 from intake.domain import Rejected, parse_json
 from intake.domain.adapters import ADAPTERS, Snapshot, snapshot_of
 from intake.domain.history import export_records, record_payloads, record_ref
 from intake.domain.mapping import System, effective_mapping
-from intake.handlers import EventIntake
-from intake.repository import IntakeRepository
+from intake.handlers.intake import EventIntake
+from intake.ports import IntakeUnitsOfWork
 from intake.settings import IntakeSettings
 
 log = logging.getLogger(__name__)
@@ -120,11 +118,9 @@ def _tickets(system: System, raw: bytes, where: str, max_bytes: int | None) -> I
 class HistoryImport:
     """Imports one export for one tenant; see the module docstring for the rules."""
 
-    def __init__(self, intake: EventIntake, sessions: async_sessionmaker[AsyncSession],
-                 repository: IntakeRepository, settings: IntakeSettings) -> None:
+    def __init__(self, intake: EventIntake, units: IntakeUnitsOfWork, settings: IntakeSettings) -> None:
         self._intake = intake
-        self._sessions = sessions
-        self._repository = repository
+        self._units = units
         self._settings = settings
 
     async def run(
@@ -138,8 +134,8 @@ class HistoryImport:
         restart: bool = False,
         progress: Callable[[int], object] | None = None,
     ) -> ImportSummary:
-        async with self._sessions() as session:
-            override = await self._repository.mapping_override(session, tenant_id, system)
+        async with self._units() as uow:
+            override = await uow.mappings.override(tenant_id, system)
         mapping = effective_mapping(system, override)
         adapter = ADAPTERS[system]
         state_path = path.with_name(f"{path.name}.import-{tenant_id}.json")

@@ -1,5 +1,6 @@
 """Tenants' webhook secrets per upstream system: issue, import, rotate with a grace period, revoke; and the
-memory of signed deliveries already taken, so a replayed one is refused.
+memory of signed deliveries already taken, so a replayed one is refused. A repository of the unit of work
+(`IntakeUnitOfWork.webhook_secrets`): built with its session, never commits.
 
 A verifier needs the secret itself (HMAC), so secrets are stored encrypted, not hashed: Fernet (AES-128-CBC
 with HMAC-SHA256, the kit's `slm_shared.secret_cipher`) under `INTAKE_WEBHOOK_SECRET_KEYS`, a comma-separated
@@ -16,7 +17,7 @@ from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from intake import tables
 from intake.domain.mapping import SYSTEMS, System
@@ -49,9 +50,9 @@ def check_system(system: str) -> System:
     return system
 
 
-class WebhookSecrets:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], cipher: SecretCipher) -> None:
-        self._sessions = sessions
+class SqlWebhookSecrets:
+    def __init__(self, session: AsyncSession, cipher: SecretCipher) -> None:
+        self._session = session
         self._cipher = cipher
 
     async def issue(self, tenant_id: str, system: System, now: datetime, grace: timedelta,
@@ -65,23 +66,22 @@ class WebhookSecrets:
         t = tables.webhook_secrets
         secret_id = f"whs_{secrets.token_hex(6)}"
         previous_until = now + grace if grace > timedelta(0) else None
-        async with self._sessions() as session, session.begin():
-            mine = sa.and_(t.c.tenant_id == tenant_id, t.c.system == system)
-            await session.execute(sa.delete(t).where(mine, t.c.valid_until <= now))
-            replaced = (await session.execute(
-                sa.update(t).where(mine, t.c.valid_until.is_(None)).values(valid_until=now + grace)
-                .returning(t.c.secret_id))).all()
-            await session.execute(insert(t).values(secret_id=secret_id, tenant_id=tenant_id, system=system,
-                                                   ciphertext=ciphertext, created_at=now, valid_until=None))
+        session = self._session
+        mine = sa.and_(t.c.tenant_id == tenant_id, t.c.system == system)
+        await session.execute(sa.delete(t).where(mine, t.c.valid_until <= now))
+        replaced = (await session.execute(
+            sa.update(t).where(mine, t.c.valid_until.is_(None)).values(valid_until=now + grace)
+            .returning(t.c.secret_id))).all()
+        await session.execute(insert(t).values(secret_id=secret_id, tenant_id=tenant_id, system=system,
+                                               ciphertext=ciphertext, created_at=now, valid_until=None))
         return IssuedSecret(secret_id, tenant_id, system, plaintext, previous_until if replaced else None)
 
     async def revoke(self, tenant_id: str, system: System) -> int:
         """Every secret of the tenant for the system, at once; its signed webhooks stop until a new one."""
         t = tables.webhook_secrets
-        async with self._sessions() as session, session.begin():
-            result = await session.execute(sa.delete(t).where(t.c.tenant_id == tenant_id, t.c.system == system)
-                                           .returning(t.c.secret_id))
-            return len(result.all())
+        result = await self._session.execute(sa.delete(t).where(t.c.tenant_id == tenant_id, t.c.system == system)
+                                             .returning(t.c.secret_id))
+        return len(result.all())
 
     async def list(self, tenant_id: str | None = None) -> Sequence[SecretInfo]:
         t = tables.webhook_secrets
@@ -89,17 +89,15 @@ class WebhookSecrets:
             t.c.tenant_id, t.c.system, t.c.created_at)
         if tenant_id is not None:
             statement = statement.where(t.c.tenant_id == tenant_id)
-        async with self._sessions() as session:
-            rows = (await session.execute(statement)).all()
+        rows = (await self._session.execute(statement)).all()
         return [SecretInfo(r.secret_id, r.tenant_id, r.system, r.created_at, r.valid_until) for r in rows]
 
     async def valid(self, tenant_id: str, system: System, now: datetime) -> Sequence[bytes]:
         """The secrets a delivery may be signed with now: the active one and those in their grace period."""
         t = tables.webhook_secrets
-        async with self._sessions() as session:
-            rows = (await session.execute(sa.select(t.c.ciphertext).where(
-                t.c.tenant_id == tenant_id, t.c.system == system,
-                sa.or_(t.c.valid_until.is_(None), t.c.valid_until > now)))).all()
+        rows = (await self._session.execute(sa.select(t.c.ciphertext).where(
+            t.c.tenant_id == tenant_id, t.c.system == system,
+            sa.or_(t.c.valid_until.is_(None), t.c.valid_until > now)))).all()
         if not rows:
             return []
         return [plain for row in rows if (plain := self._cipher.decrypt(row.ciphertext)) is not None]
@@ -107,30 +105,26 @@ class WebhookSecrets:
     async def reencrypt(self) -> int:
         """Every secret under the first configured key (after a new one was put first)."""
         t = tables.webhook_secrets
-        async with self._sessions() as session, session.begin():
-            rows = (await session.execute(sa.select(t.c.secret_id, t.c.ciphertext).with_for_update())).all()
-            for row in rows:
-                await session.execute(sa.update(t).where(t.c.secret_id == row.secret_id)
-                                      .values(ciphertext=self._cipher.reencrypt(row.ciphertext)))
+        rows = (await self._session.execute(sa.select(t.c.secret_id, t.c.ciphertext).with_for_update())).all()
+        for row in rows:
+            await self._session.execute(sa.update(t).where(t.c.secret_id == row.secret_id)
+                                        .values(ciphertext=self._cipher.reencrypt(row.ciphertext)))
         return len(rows)
 
     async def seen(self, tenant_id: str, system: System, delivery: str) -> bool:
         t = tables.webhook_deliveries
-        async with self._sessions() as session:
-            found = (await session.execute(sa.select(t.c.delivery).where(
-                t.c.tenant_id == tenant_id, t.c.system == system, t.c.delivery == delivery))).first()
+        found = (await self._session.execute(sa.select(t.c.delivery).where(
+            t.c.tenant_id == tenant_id, t.c.system == system, t.c.delivery == delivery))).first()
         return found is not None
 
     async def remember(self, tenant_id: str, system: System, delivery: str, now: datetime) -> None:
         """After the delivery took effect: a crash before this lets a retry in, which the dedup ledger makes a
         duplicate, so nothing is applied twice either way."""
         t = tables.webhook_deliveries
-        async with self._sessions() as session, session.begin():
-            await session.execute(insert(t).values(tenant_id=tenant_id, system=system, delivery=delivery,
-                                                   received_at=now).on_conflict_do_nothing())
+        await self._session.execute(insert(t).values(tenant_id=tenant_id, system=system, delivery=delivery,
+                                                     received_at=now).on_conflict_do_nothing())
 
     async def forget_deliveries(self, before: datetime) -> int:
         t = tables.webhook_deliveries
-        async with self._sessions() as session, session.begin():
-            result = await session.execute(sa.delete(t).where(t.c.received_at < before).returning(t.c.delivery))
-            return len(result.all())
+        result = await self._session.execute(sa.delete(t).where(t.c.received_at < before).returning(t.c.delivery))
+        return len(result.all())

@@ -35,9 +35,8 @@ from reporting.reports import REPORT_SECONDS, ReportService, report_document, re
 from reporting.sessions import SessionPolicy
 from reporting.settings import ReportingSettings
 from reporting.unit_of_work import Units
-from slm_shared.auth import ApiKeyAuthenticator, key_id_of
+from slm_shared.auth import AdminTenant, ApiKeyAuthenticator, ConfigTenant, ReadTenant, key_id_of
 from slm_shared.instants import utc_instant
-from slm_shared.runtime import AdminTenant, ConfigTenant, ReadTenant
 from slm_shared.time_source import Now
 
 Format = Literal["json", "csv", "html", "pdf"]

@@ -30,9 +30,11 @@ from reporting.sessions import SessionPolicy
 from reporting.settings import ReportingSettings
 from reporting.unit_of_work import ReportingUnitOfWork, Units
 from slm_shared import topics
+from slm_shared.background import PeriodicTask
 from slm_shared.consumer import RawRecords, keep_raw_bytes
+from slm_shared.key_announcements import subscribe_api_keys
 from slm_shared.request_guard import BodyLimits
-from slm_shared.runtime import PeriodicTask, ServiceRuntime, subscribe_api_keys
+from slm_shared.runtime import ServiceRuntime
 from slm_shared.secret_cipher import SecretCipher
 from slm_shared.time_source import Now, utc_now
 

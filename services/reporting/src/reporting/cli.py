@@ -6,7 +6,7 @@ import argparse
 
 from reporting.app import create_app
 from reporting.settings import ReportingSettings
-from slm_shared.runtime import serve
+from slm_shared.serve import serve
 
 
 def main(argv: list[str] | None = None) -> None:

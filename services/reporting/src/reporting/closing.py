@@ -29,10 +29,9 @@ from reporting.reports import REPORT_SECONDS, build_report, canonical_bytes, rep
 from reporting.reviews import freeze_reviews
 from reporting.unit_of_work import ReportingUnitOfWork, Units
 from slm_shared import topics
-from slm_shared.background import for_each_isolated
+from slm_shared.background import PeriodicTask, for_each_isolated
 from slm_shared.events import REPORT_PUBLISHED_EVENT, ReportPublishedData, make_event
 from slm_shared.outbox import OutgoingEvent
-from slm_shared.runtime import PeriodicTask
 from slm_shared.time_source import Now
 
 log = logging.getLogger(__name__)

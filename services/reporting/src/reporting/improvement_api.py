@@ -32,8 +32,8 @@ from reporting.improvements import (
 )
 from reporting.read_side.config import load_config
 from reporting.read_side.snapshots import read_only
+from slm_shared.auth import ConfigTenant, ReadTenant
 from slm_shared.instants import utc_instant
-from slm_shared.runtime import ConfigTenant, ReadTenant
 from slm_shared.time_source import Now
 
 

@@ -22,7 +22,7 @@ from reporting.i18n import choose_language
 from reporting.render.pdf import html_to_pdf
 from reporting.render.review import render_review_html
 from reporting.reviews import approve_review, current_review, record_complaint_handling
-from slm_shared.runtime import ConfigTenant, ReadTenant
+from slm_shared.auth import ConfigTenant, ReadTenant
 from slm_shared.time_source import Now
 
 ReviewFormat = Literal["json", "html", "pdf"]

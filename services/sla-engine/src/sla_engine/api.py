@@ -23,9 +23,9 @@ from sla_engine.domain.clocks import Clock, evaluate_ticket
 from sla_engine.handlers import Now
 from sla_engine.repository import SqlSlaRepository
 from sla_engine.slo_handlers import SloKeeper, SloReading
+from slm_shared.auth import ConfigTenant, ReadTenant
 from slm_shared.instants import utc_instant
 from slm_shared.request_guard import BodyLimits
-from slm_shared.runtime import ConfigTenant, ReadTenant
 
 MAX_BUNDLE_BYTES = 1024 * 1024
 

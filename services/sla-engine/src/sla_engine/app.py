@@ -19,8 +19,9 @@ from sla_engine.slo_handlers import SloKeeper
 from sla_engine.timers import TimerLoop
 from slm_shared import topics
 from slm_shared.consumer import RawRecords, keep_raw_bytes
+from slm_shared.key_announcements import subscribe_api_keys
 from slm_shared.rebalances import RebalanceCounter, count_commit_failures
-from slm_shared.runtime import ServiceRuntime, subscribe_api_keys
+from slm_shared.runtime import ServiceRuntime
 
 SERVICE = "sla-engine"
 ALEMBIC_INI = Path(__file__).resolve().parents[2] / "alembic.ini"

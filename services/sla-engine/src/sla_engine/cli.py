@@ -18,7 +18,7 @@ from sla_engine.domain.bundle.openslo import import_openslo
 from sla_engine.handlers import ClockKeeper, utc_now
 from sla_engine.settings import SlaEngineSettings
 from slm_shared.db import create_engine, session_factory
-from slm_shared.runtime import serve
+from slm_shared.serve import serve
 
 
 async def apply_file(settings: SlaEngineSettings, tenant: str, path: Path, mode: str) -> int:

@@ -6,18 +6,17 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Query, status
+from fastapi import APIRouter, HTTPException, Query, status
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from intake.api.common import Caller, Callers, error_responses
+from intake.api.common import AdminCaller, ConfigCaller, ReadCaller, error_responses
 from intake.domain.mapping import MappingOverride, System, TicketMapping, effective_mapping
-from intake.handlers import Now, Replayer
-from intake.repository import IntakeRepository
+from intake.handlers.replay import Replayer
+from intake.ports import IntakeUnitsOfWork
 from intake.settings import IntakeSettings
-from intake.webhook_secrets import WebhookSecrets
 from slm_shared.instants import utc_instant
 from slm_shared.secret_cipher import SecretsNotConfigured
+from slm_shared.time_source import Now
 
 AcceptedType = Literal[
     "itsm.ticket.v1", "itsm.availability.v1", "itsm.measurement.v1", "itsm.maintenance.v1", "itsm.feedback.v1"
@@ -85,40 +84,35 @@ class WebhookSecretView(BaseModel):
 
 
 def admin_router(
-    sessions: async_sessionmaker[AsyncSession],
-    repository: IntakeRepository,
+    units: IntakeUnitsOfWork,
     replayer: Replayer,
     settings: IntakeSettings,
-    callers: Callers,
-    webhook_secrets: WebhookSecrets,
     now: Now,
 ) -> APIRouter:
     router = APIRouter(prefix="/v1")
     responses = error_responses(401, 403, 429)
-    read, config, admin = callers.read, callers.config, callers.admin
 
     @router.get("/mappings/{system}", response_model=MappingView, tags=["mappings"], responses=responses)
-    async def get_mapping(system: System, who: Caller = Depends(read)) -> MappingView:
+    async def get_mapping(system: System, who: ReadCaller) -> MappingView:
         """The tenant's mapping of this system's statuses, priorities and kinds, and the defaults it overrides."""
-        async with sessions() as session:
-            override = await repository.mapping_override(session, who.tenant_id, system)
+        async with units() as uow:
+            override = await uow.mappings.override(who.tenant_id, system)
         return MappingView(system=system, override=override or MappingOverride(),
                            effective=effective_mapping(system, override))
 
     @router.put("/mappings/{system}", response_model=MappingView, tags=["mappings"], responses=responses)
-    async def put_mapping(
-        system: System, override: MappingOverride, who: Caller = Depends(config)
-    ) -> MappingView:
+    async def put_mapping(system: System, override: MappingOverride, who: ConfigCaller) -> MappingView:
         """Replace the tenant's override for this system; entries merge over the defaults key by key."""
-        async with sessions() as session, session.begin():
-            await repository.save_mapping(session, who.tenant_id, system, override)
+        async with units() as uow:
+            await uow.mappings.save(who.tenant_id, system, override)
+            await uow.commit()
         return MappingView(system=system, override=override, effective=effective_mapping(system, override))
 
     @router.post(
         "/replay", response_model=ReplayResponse, status_code=status.HTTP_202_ACCEPTED, tags=["replay"],
         responses=error_responses(401, 403, 413, 429),
     )
-    async def replay(request: ReplayRequest, who: Caller = Depends(admin)) -> ReplayResponse:
+    async def replay(request: ReplayRequest, who: AdminCaller) -> ReplayResponse:
         """Re-publish the tenant's archived canonical events with event time in [from, to) to their topics.
 
         Safe to repeat (events keep their ids; consumers dedup). Larger than `replay_max_http_events`:
@@ -136,12 +130,10 @@ def admin_router(
         return ReplayResponse(replay_id=summary.replay_id, events=summary.events, skipped=summary.skipped)
 
     @router.get("/rejections", response_model=list[RejectionView], tags=["events"], responses=responses)
-    async def rejections(
-        who: Caller = Depends(read), limit: Annotated[int, Query(ge=1, le=500)] = 50
-    ) -> list[RejectionView]:
+    async def rejections(who: ReadCaller, limit: Annotated[int, Query(ge=1, le=500)] = 50) -> list[RejectionView]:
         """The tenant's most recent rejected events (HTTP and webhooks), newest first."""
-        async with sessions() as session:
-            rows = await repository.recent_rejections(session, who.tenant_id, limit)
+        async with units() as uow:
+            rows = await uow.rejections.recent(who.tenant_id, limit)
         return [
             RejectionView(
                 id=row["id"], channel=row["channel"], code=row["code"], reason=row["reason"],
@@ -154,7 +146,7 @@ def admin_router(
     @router.post("/webhook-secrets/{system}", response_model=IssuedWebhookSecret, tags=["webhooks"],
                  status_code=status.HTTP_201_CREATED, responses=error_responses(401, 403, 429))
     async def issue_webhook_secret(
-        system: System, who: Caller = Depends(admin), body: WebhookSecretRequest | None = None
+        system: System, who: AdminCaller, body: WebhookSecretRequest | None = None
     ) -> IssuedWebhookSecret:
         """Issue (or import) the tenant's webhook secret for `system`; one already active is rotated: it stays
         valid for the grace period beside the new one, so the system's configuration can be changed without
@@ -163,7 +155,9 @@ def admin_router(
         grace = timedelta(seconds=request.grace_seconds if request.grace_seconds is not None
                           else settings.webhook_rotation_grace_hours * 3600)
         try:
-            issued = await webhook_secrets.issue(who.tenant_id, system, now(), grace, request.secret)
+            async with units() as uow:
+                issued = await uow.webhook_secrets.issue(who.tenant_id, system, now(), grace, request.secret)
+                await uow.commit()
         except SecretsNotConfigured as error:
             raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(error)) from error
         return IssuedWebhookSecret(secret_id=issued.secret_id, system=system, secret=issued.secret,
@@ -172,14 +166,19 @@ def admin_router(
 
     @router.get("/webhook-secrets", response_model=list[WebhookSecretView], tags=["webhooks"],
                 responses=responses)
-    async def list_webhook_secrets(who: Caller = Depends(admin)) -> list[WebhookSecretView]:
+    async def list_webhook_secrets(who: AdminCaller) -> list[WebhookSecretView]:
         """The tenant's webhook secrets (ids and validity, never the secrets)."""
+        async with units() as uow:
+            secrets = await uow.webhook_secrets.list(who.tenant_id)
         return [WebhookSecretView(secret_id=info.secret_id, system=info.system, created_at=info.created_at,
-                                  valid_until=info.valid_until) for info in await webhook_secrets.list(who.tenant_id)]
+                                  valid_until=info.valid_until) for info in secrets]
 
     @router.delete("/webhook-secrets/{system}", tags=["webhooks"], responses=responses)
-    async def revoke_webhook_secrets(system: System, who: Caller = Depends(admin)) -> dict[str, int]:
+    async def revoke_webhook_secrets(system: System, who: AdminCaller) -> dict[str, int]:
         """Revoke every webhook secret of the tenant for `system` at once (no grace)."""
-        return {"revoked": await webhook_secrets.revoke(who.tenant_id, system)}
+        async with units() as uow:
+            revoked = await uow.webhook_secrets.revoke(who.tenant_id, system)
+            await uow.commit()
+        return {"revoked": revoked}
 
     return router

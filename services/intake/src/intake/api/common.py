@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from fastapi import HTTPException, Request, Security, status
+from fastapi import Depends, HTTPException, Request, Security, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
 
@@ -31,31 +31,16 @@ class Caller:
     key_id: str
 
 
-CallerDependency = Callable[..., Awaitable[Caller]]
-
-
-@dataclass(frozen=True)
-class Callers:
-    """One dependency per scope, sharing the per-key rate limiter."""
-
-    ingest: CallerDependency
-    read: CallerDependency
-    config: CallerDependency
-    admin: CallerDependency
-
-    @classmethod
-    def of(cls, limiter: RateLimiter) -> Callers:
-        return cls(*(authenticated(limiter, scope) for scope in ("ingest", "read", "config", "admin")))
-
-
-def authenticated(limiter: RateLimiter, scope: ApiScope) -> CallerDependency:
+def caller_with(scope: ApiScope) -> Callable[..., Awaitable[Caller]]:
     """The dependency: 401 without a valid key, 403 naming `scope` if the key lacks it, 429 with Retry-After
-    once the key's bucket (or its client's failed-authentication bucket) is empty."""
+    once the key's bucket (or its client's failed-authentication bucket) is empty. The per-key rate limiter
+    is the app's (`app.state.rate_limiter`, set by `create_app`), shared by every scope."""
 
     async def caller(
         request: Request, _: Annotated[HTTPAuthorizationCredentials | None, Security(bearer)]
     ) -> Caller:
         authenticator: ApiKeyAuthenticator = request.app.state.authenticator
+        limiter: RateLimiter = request.app.state.rate_limiter
         principal = await authenticator.principal_for(request.headers.get("authorization"),
                                                       client=client_address(request), scope=scope)
         key_id = principal.key_id
@@ -71,6 +56,13 @@ def authenticated(limiter: RateLimiter, scope: ApiScope) -> CallerDependency:
 
     caller.required_scope = scope  # type: ignore[attr-defined]  # read by the route-scope test
     return caller
+
+
+# The kit's `ReadTenant`-style aliases, with the key id beside the tenant (the rate limit is per key).
+IngestCaller = Annotated[Caller, Depends(caller_with("ingest"))]
+ReadCaller = Annotated[Caller, Depends(caller_with("read"))]
+ConfigCaller = Annotated[Caller, Depends(caller_with("config"))]
+AdminCaller = Annotated[Caller, Depends(caller_with("admin"))]
 
 
 def media_type(request: Request) -> str:

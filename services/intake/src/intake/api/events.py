@@ -4,19 +4,19 @@ signature with the tenant's webhook secret: Jira's admin webhooks cannot send a 
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
-from fastapi import APIRouter, Depends, HTTPException, Request, status
+from fastapi import APIRouter, HTTPException, Request, status
 from fastapi.responses import JSONResponse
 
 from intake.api.common import (
     BATCH_CONTENT_TYPE,
     EVENT_CONTENT_TYPES,
     JSON_CONTENT_TYPES,
-    Caller,
     EventsResponse,
+    IngestCaller,
     error_responses,
     read_limited,
     require_media_type,
@@ -24,11 +24,12 @@ from intake.api.common import (
 from intake.domain import EventResult, Rejected, parse_json, split_json_array
 from intake.domain.mapping import SYSTEMS, System
 from intake.domain.signatures import SIGNATURE_HEADERS, verify
-from intake.handlers import EventIntake, Now
+from intake.handlers.intake import EventIntake
 from intake.keys import TENANT_ID
+from intake.ports import IntakeUnitsOfWork
 from intake.settings import IntakeSettings
-from intake.webhook_secrets import WebhookSecrets
 from slm_shared.auth import ApiKeyAuthenticator, client_address
+from slm_shared.time_source import Now
 
 _TIME = {"type": "string", "format": "date-time", "description": "RFC 3339 with an offset"}
 CLOUDEVENT_SCHEMA: dict[str, Any] = {
@@ -96,8 +97,7 @@ SIGNATURE_REFUSALS = {
 
 
 def events_router(
-    intake: EventIntake, settings: IntakeSettings, caller: Callable[..., Awaitable[Caller]],
-    webhook_secrets: WebhookSecrets, now: Now,
+    intake: EventIntake, units: IntakeUnitsOfWork, settings: IntakeSettings, now: Now,
 ) -> APIRouter:
     router = APIRouter(prefix="/v1", tags=["events"])
 
@@ -107,7 +107,7 @@ def events_router(
                    **error_responses(401, 403, 413, 415, 429)},
         openapi_extra=_events_body(settings.max_batch_events),
     )
-    async def post_events(request: Request, who: Caller = Depends(caller)) -> JSONResponse:
+    async def post_events(request: Request, who: IngestCaller) -> JSONResponse:
         """Accept one CloudEvent (structured JSON) or a batch (`application/cloudevents-batch+json`).
 
         A batch answers 202 with `accepted | duplicate | rejected` and the reason per event: one bad event
@@ -134,7 +134,7 @@ def events_router(
         return JSONResponse(EventsResponse.of(results).model_dump(mode="json"), status_code=status.HTTP_202_ACCEPTED)
 
     def webhook(system: System) -> None:
-        async def post_webhook(request: Request, who: Caller = Depends(caller)) -> JSONResponse:
+        async def post_webhook(request: Request, who: IngestCaller) -> JSONResponse:
             require_media_type(request, JSON_CONTENT_TYPES)
             body = await read_limited(request, settings.max_body_bytes)
             return _webhook_response(await intake.accept_webhook(who.tenant_id, system, body))
@@ -164,18 +164,25 @@ def events_router(
             body = await read_limited(request, settings.max_body_bytes)
             at = now()
             # An unknown tenant looks like a bad signature: the answer must not tell which tenants exist.
-            secrets = await webhook_secrets.valid(tenant, system, at) if TENANT_ID.fullmatch(tenant) else []
+            secrets: Sequence[bytes] = []
+            if TENANT_ID.fullmatch(tenant):
+                async with units() as uow:
+                    secrets = await uow.webhook_secrets.valid(tenant, system, at)
             verdict = verify(system, secrets, request.headers, body, at, window)
             if not verdict.ok or verdict.delivery is None:
                 reason = verdict.reason or "bad_signature"
                 if reason != "missing_signature":  # an unsigned request guesses nothing
                     authenticator.record_failure(client, f"webhook_{reason}")
                 raise HTTPException(status.HTTP_401_UNAUTHORIZED, SIGNATURE_REFUSALS[reason])
-            if await webhook_secrets.seen(tenant, system, verdict.delivery):
+            async with units() as uow:
+                seen = await uow.webhook_secrets.seen(tenant, system, verdict.delivery)
+            if seen:
                 raise HTTPException(status.HTTP_409_CONFLICT, "this signed delivery was already taken (replay)")
             results = await intake.accept_webhook(tenant, system, body)
             if any(result.outcome != "rejected" for result in results):
-                await webhook_secrets.remember(tenant, system, verdict.delivery, at)
+                async with units() as uow:
+                    await uow.webhook_secrets.remember(tenant, system, verdict.delivery, at)
+                    await uow.commit()
             return _webhook_response(results)
 
         signed_by = f"`{signature_header}`" + (f" and `{timestamp_header}`" if timestamp_header else "")

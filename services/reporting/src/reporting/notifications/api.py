@@ -30,8 +30,8 @@ from reporting.domain.notification_policy import MAX_POLICY_BYTES, NotificationP
 from reporting.notifications.ack_links import LINK_PATH, AckLinks
 from reporting.notifications.policies import PolicyStore
 from reporting.unit_of_work import Units
+from slm_shared.auth import ConfigTenant, ReadTenant
 from slm_shared.bounded_yaml import load_one
-from slm_shared.runtime import ConfigTenant, ReadTenant
 from slm_shared.time_source import Now
 
 POLICY_PATH = "/v1/notification-policies"

@@ -1,4 +1,4 @@
-"""Intake's handlers: HTTP events, native webhooks and Kafka ingest records in; canonical events out.
+"""Accepting events: HTTP events, native webhooks and Kafka ingest records in; canonical events out.
 
 All three paths apply the same acceptance rules (`intake.domain`) and end in one transaction that writes
 the dedup ledger row, the archive, the outbox row (or the dead letter) and the rejection record together:
@@ -8,42 +8,43 @@ a retried request or a redelivered record is `duplicate` and never a second cano
 from __future__ import annotations
 
 import logging
-import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, timedelta
 from functools import cached_property
 from typing import Any, TypeAlias
 
 import sqlalchemy as sa
 from aiokafka.structs import ConsumerRecord
 from prometheus_client import Counter
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from intake.domain import EventResult, Limits, Outcome, Rejected, Routed, accept, check_values, parse_json, route
+from intake.domain import (
+    EventResult,
+    Limits,
+    Outcome,
+    Rejected,
+    Routed,
+    accept,
+    check_values,
+    first_occurrences,
+    parse_json,
+)
 from intake.domain.acceptance import reject_result
 from intake.domain.adapters import ADAPTERS, Snapshot
 from intake.domain.mapping import System, TicketMapping, effective_mapping
-from intake.repository import ArchivedEvent, IntakeRepository, Rejection, db_text
+from intake.ports import IntakeUnitOfWorkPort, IntakeUnitsOfWork
+from intake.repository import Rejection, db_text
 from intake.settings import IntakeSettings
-from intake.webhook_secrets import WebhookSecrets
-from slm_shared.background import for_each_isolated
-from slm_shared.events import CloudEvent
 from slm_shared.logging import log_context
-from slm_shared.outbox import OutgoingEvent
-from slm_shared.runtime import PeriodicTask
+from slm_shared.outbox import OutgoingEvent, OutgoingRecord
+from slm_shared.time_source import Now, utc_now
 
 log = logging.getLogger(__name__)
 
 EVENTS = Counter("intake_events_total", "Events received by intake", ["channel", "outcome"])
 REJECTIONS = Counter("intake_rejections_total", "Events rejected by intake", ["channel", "code"])
 
-Now = Callable[[], datetime]
 Record: TypeAlias = "ConsumerRecord[bytes, bytes]"
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 def limits_of(settings: IntakeSettings) -> Limits:
@@ -84,13 +85,12 @@ class EventIntake:
 
     def __init__(
         self,
-        sessions: async_sessionmaker[AsyncSession],
-        repository: IntakeRepository,
+        units: IntakeUnitsOfWork,
         settings: IntakeSettings,
         now: Now = utc_now,
     ) -> None:
-        self._sessions = sessions
-        self._repository = repository
+        self._units = units
+        self._topic_prefix = settings.output_topic_prefix
         self._limits = limits_of(settings)
         self._dead_letter_topic = settings.dead_letter_topic
         self._now = now
@@ -127,10 +127,10 @@ class EventIntake:
             payload = parse_json(body)
             check_values(payload)
             adapter = ADAPTERS[system]
-            async with self._sessions() as session:
-                override = await self._repository.mapping_override(session, tenant_id, system)
+            async with self._units() as uow:
+                override = await uow.mappings.override(tenant_id, system)
                 ref = adapter.ref(payload)
-                previous = None if ref is None else await self._repository.last_snapshot(session, tenant_id, ref)
+                previous = None if ref is None else await uow.received.last_snapshot(tenant_id, ref)
             documents = _adapted(system, payload, effective_mapping(system, override), previous)
         except Rejected as error:
             return await self.accept_mapped(tenant_id, f"webhook:{system}", [(error, body)])
@@ -172,8 +172,10 @@ class EventIntake:
     ) -> dict[int, Outcome | Rejected]:
         """One transaction for everything; if PostgreSQL refuses a value, one transaction per event."""
         try:
-            async with self._sessions() as session, session.begin():
-                return await self._write(session, channel, validated, tenant_id, dead_letters, known_tenants_only)
+            async with self._units() as uow:
+                stored = await self._write(uow, channel, validated, tenant_id, dead_letters, known_tenants_only)
+                await uow.commit()
+                return stored
         except sa.exc.DBAPIError as error:
             if not _storage_fault(error):
                 raise
@@ -181,21 +183,23 @@ class EventIntake:
         outcomes: dict[int, Outcome | Rejected] = {}
         for entry in validated.routed:
             try:
-                async with self._sessions() as session, session.begin():
+                async with self._units() as uow:
                     outcomes.update(await self._write(
-                        session, channel, _Validated([entry], {}), tenant_id, (), known_tenants_only))
+                        uow, channel, _Validated([entry], {}), tenant_id, (), known_tenants_only))
+                    await uow.commit()
             except sa.exc.DBAPIError as error:
                 if not _storage_fault(error):
                     raise
                 log.warning("event %s could not be stored: %s", entry[1].event.id, type(error.orig).__name__)
                 outcomes[entry[0]] = Rejected("storage_error", "body: a value could not be stored")
-        async with self._sessions() as session, session.begin():
-            await self._write(session, channel, _Validated([], validated.rejected), tenant_id, dead_letters, False)
+        async with self._units() as uow:
+            await self._write(uow, channel, _Validated([], validated.rejected), tenant_id, dead_letters, False)
+            await uow.commit()
         return outcomes
 
     async def _write(
         self,
-        session: AsyncSession,
+        uow: IntakeUnitOfWorkPort,
         channel: str,
         validated: _Validated,
         tenant_id: str | None,
@@ -205,23 +209,44 @@ class EventIntake:
         outcomes: dict[int, Outcome | Rejected] = {}
         routed = validated.routed
         if known_tenants_only and routed:
-            known = await self._repository.known_tenants(session, {item.event.tenantid for _, item, _ in routed})
+            known = await uow.tenants.known({item.event.tenantid for _, item, _ in routed})
             for index, item, _ in routed:
                 if item.event.tenantid not in known:
                     outcomes[index] = Rejected(
                         "unknown_tenant", f"tenantid: {item.event.tenantid[:64]!r} has no active API key")
             routed = [entry for entry in routed if entry[0] not in outcomes]
-        outcomes.update(await self._repository.record(session, channel, routed))
+        outcomes.update(await self._record(uow, channel, routed))
         rejections = [
             Rejection(error.code, error.reason, _id_of(document), raw, tenant_id)
             for error, document, raw in validated.rejected.values()
         ]
-        await self._repository.reject(session, channel, rejections)
+        await uow.rejections.add(channel, rejections)
         for record, error in dead_letters:
-            await self._dead_letter(session, record, error)
+            await self._dead_letter(uow, record, error)
         return outcomes
 
-    async def _dead_letter(self, session: AsyncSession, record: Record, error: Rejected) -> None:
+    async def _record(
+        self, uow: IntakeUnitOfWorkPort, channel: str, items: Sequence[tuple[int, Routed, bytes | None]]
+    ) -> dict[int, Outcome]:
+        """Ledger rows for the events not seen before and their outbox rows; `duplicate` for the others.
+
+        The outbox rows keep the batch's order, which is the order one ticket's events are published in.
+        """
+        outcomes: dict[int, Outcome] = {index: "duplicate" for index, _, _ in items}
+        raws = {index: raw for index, _, raw in items}
+        firsts = [(index, item) for index, item, first in first_occurrences([(i, r) for i, r, _ in items]) if first]
+        if not firsts:
+            return outcomes
+        inserted = await uow.received.insert_new(channel, [(item, raws[index]) for index, item in firsts])
+        outgoing = []
+        for index, item in firsts:
+            if item.dedup_key in inserted:
+                outcomes[index] = "accepted"
+                outgoing.append(OutgoingEvent(topic=self._topic_prefix + item.topic, key=item.key, event=item.event))
+        await uow.outbox.add(outgoing)
+        return outcomes
+
+    async def _dead_letter(self, uow: IntakeUnitOfWorkPort, record: Record, error: Rejected) -> None:
         """The record's original bytes to the DLQ topic, with why and where from in its headers."""
         headers = {
             "dlq-code": error.code,
@@ -237,8 +262,9 @@ class EventIntake:
             except (UnicodeDecodeError, AttributeError):
                 continue
         key = db_text(record.key.decode("utf-8", "replace") if record.key else "", 1024) or ""
-        await self._repository.outbox.add_raw(session, self._dead_letter_topic, key, record.value or b"", headers)
-        await self._repository.reject(session, "kafka", [Rejection(error.code, error.reason, None, record.value)])
+        # The bytes as received, byte for byte: a dead letter is what the sender sent, not what intake parsed.
+        await uow.outbox.add([OutgoingRecord(self._dead_letter_topic, key, record.value or b"", headers)])
+        await uow.rejections.add("kafka", [Rejection(error.code, error.reason, None, record.value)])
 
     async def on_ingest_records(self, records: Sequence[Record]) -> list[str]:
         """A poll's records from `itsm.ingest.v1`: valid ones accepted, invalid ones dead-lettered; one outcome
@@ -267,10 +293,11 @@ class EventIntake:
         )
         late_rejects = [(index, outcome) for index, outcome in outcomes.items() if isinstance(outcome, Rejected)]
         if late_rejects:  # unknown tenant or a refused value: dead-letter them too, in their own transaction
-            async with self._sessions() as session, session.begin():
+            async with self._units() as uow:
                 for index, fault in late_rejects:
-                    await self._dead_letter(session, records[index], fault)
+                    await self._dead_letter(uow, records[index], fault)
                     rejected[index] = (fault, documents[index][0], records[index].value)
+                await uow.commit()
         results = []
         for index, record in enumerate(records):
             if index in rejected:
@@ -311,132 +338,3 @@ def _id_of(document: Any) -> str | None:
 def _tenant_of(document: Any) -> str | None:
     value = document.get("tenantid") if isinstance(document, dict) else None
     return db_text(value, 128) if isinstance(value, str) else None
-
-
-@dataclass(frozen=True)
-class ReplaySummary:
-    replay_id: str
-    events: int
-    skipped: int
-
-
-class Replayer:
-    """Re-publishes a tenant's archived canonical events of a time range through the outbox.
-
-    Safe to repeat: every event keeps its id, so downstream inboxes skip what they already applied; a
-    replay repairs consumers whose state was lost or rebuilt. Pages of `page_size` events, one transaction
-    each, in event-time order; every record carries the header `slm-replay: <replay id>`.
-    """
-
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], repository: IntakeRepository, page_size: int):
-        self._sessions = sessions
-        self._repository = repository
-        self._page_size = page_size
-
-    async def count(self, tenant_id: str, start: datetime, end: datetime, types: Sequence[str] | None) -> int:
-        async with self._sessions() as session:
-            return await self._repository.count_archive(session, tenant_id, start, end, types)
-
-    async def replay(
-        self,
-        tenant_id: str,
-        start: datetime,
-        end: datetime,
-        types: Sequence[str] | None = None,
-        progress: Callable[[int], object] | None = None,
-    ) -> ReplaySummary:
-        replay_id = uuid.uuid4().hex
-        published = skipped = 0
-        after: ArchivedEvent | None = None
-        while True:
-            async with self._sessions() as session, session.begin():
-                page = await self._repository.archive_page(
-                    session, tenant_id, start, end, types, after, self._page_size)
-                outgoing = []
-                for archived in page:
-                    try:
-                        event = CloudEvent.model_validate_json(archived.canonical)
-                        topic, key = route(event)
-                    except (ValueError, KeyError):
-                        skipped += 1
-                        continue
-                    outgoing.append(OutgoingEvent(topic=self._repository.topic_prefix + topic, key=key, event=event,
-                                                  headers={"slm-replay": replay_id}))
-                await self._repository.outbox.add(session, outgoing)
-            published += len(outgoing)
-            if progress is not None and page:
-                progress(len(page))
-            if len(page) < self._page_size:
-                break
-            after = page[-1]
-        log.info("replay %s of tenant %s: %d events re-published, %d skipped", replay_id, tenant_id, published,
-                 skipped)
-        return ReplaySummary(replay_id, published, skipped)
-
-
-class Purger:
-    """Retention: clears archived payloads, forgets old dedup keys, drops old rejections and old signed
-    webhook deliveries (kept at least twice the replay window, so a timestamped one is refused for its age
-    before it is forgotten), every interval."""
-
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], repository: IntakeRepository,
-                 settings: IntakeSettings, now: Now = utc_now, webhook_secrets: WebhookSecrets | None = None) -> None:
-        self._webhook_secrets = webhook_secrets
-        self._sessions = sessions
-        self._repository = repository
-        self._settings = settings
-        self._now = now
-        self._loop = PeriodicTask("retention purge", settings.purge_interval_seconds, self._purge_and_report)
-
-    async def purge(self, tenant_id: str | None = None, at: datetime | None = None) -> dict[str, int]:
-        at = at or self._now()
-        settings = self._settings
-        totals = {"archive_cleared": 0, "dedup_forgotten": 0, "rejections_dropped": 0}
-        while True:
-            async with self._sessions() as session, session.begin():
-                counts = await self._repository.purge(
-                    session,
-                    archive_before=at - timedelta(days=settings.archive_retention_days),
-                    dedup_before=at - timedelta(days=settings.dedup_retention_days),
-                    rejected_before=at - timedelta(days=settings.rejected_retention_days),
-                    tenant_id=tenant_id,
-                )
-            for name, value in counts.items():
-                totals[name] += value
-            if not any(counts.values()):
-                return totals
-
-    async def run(self) -> None:
-        """Purge every `purge_interval_seconds` until stopped; a failed pass waits for the next (never urgent)."""
-        await self._loop.run()
-
-    async def stop(self) -> None:
-        await self._loop.stop()
-
-    async def purge_each_tenant(self) -> dict[str, int]:
-        """One pass: each tenant's data in turn, isolated (a tenant that fails is logged and counted in
-        `slm_background_failures_total{task="retention purge"}`, the others go on), then whatever no tenant
-        with a key owns (rejections without a tenant)."""
-        async with self._sessions() as session:
-            tenants: list[str | None] = [*await self._repository.tenants_with_keys(session), None]
-        at = self._now()
-        passes = await for_each_isolated("retention purge", tenants, lambda tenant: self.purge(tenant, at),
-                                         describe=lambda tenant: tenant or "data of no tenant")
-        totals = {"archive_cleared": 0, "dedup_forgotten": 0, "rejections_dropped": 0}
-        for counts in passes:
-            for name, value in counts.items():
-                totals[name] += value
-        return totals
-
-    async def forget_webhook_deliveries(self) -> int:
-        if self._webhook_secrets is None:
-            return 0
-        keep = max(timedelta(days=self._settings.webhook_delivery_retention_days),
-                   2 * timedelta(seconds=self._settings.webhook_replay_window_seconds))
-        return await self._webhook_secrets.forget_deliveries(self._now() - keep)
-
-    async def _purge_and_report(self) -> None:
-        totals = await self.purge_each_tenant()
-        totals["webhook_deliveries_forgotten"] = await self.forget_webhook_deliveries()
-        if any(totals.values()):
-            log.info("retention purge: %s", totals)

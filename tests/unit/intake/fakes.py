@@ -1,0 +1,241 @@
+"""In-memory stand-ins for intake's ports (`intake.ports`): the handlers run against them with no database.
+
+`FakeStore` is what a database would hold; each `FakeUnitOfWork` works on a copy of it and writes the copy
+back on `commit`, so leaving without a commit loses the unit's work, as a rolled-back transaction does.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from types import TracebackType
+from typing import Any, Self
+
+from intake.domain import Routed
+from intake.domain.adapters import Snapshot, TicketRef
+from intake.domain.mapping import MappingOverride, System
+from intake.repository import ArchivedEvent, DedupKey, Rejection
+from intake.webhook_secrets import IssuedSecret, SecretInfo
+from slm_shared.outbox import OutgoingEvent, OutgoingRecord
+
+
+@dataclass
+class LedgerRow:
+    routed: Routed
+    channel: str
+    raw: bytes | None
+    canonical: bytes | None
+    received_at: datetime
+
+
+@dataclass
+class StoredRejection:
+    channel: str
+    rejection: Rejection
+    received_at: datetime
+
+
+@dataclass
+class State:
+    ledger: dict[DedupKey, LedgerRow] = field(default_factory=dict)
+    rejections: list[StoredRejection] = field(default_factory=list)
+    mappings: dict[tuple[str, System], MappingOverride] = field(default_factory=dict)
+    active_tenants: set[str] = field(default_factory=set)
+    webhook_deliveries: dict[tuple[str, System, str], datetime] = field(default_factory=dict)
+    outbox: list[OutgoingEvent | OutgoingRecord] = field(default_factory=list)
+
+
+class FakeReceivedEvents:
+    def __init__(self, state: State, received_at: datetime) -> None:
+        self._state = state
+        self._received_at = received_at
+
+    async def insert_new(self, channel: str, items: Sequence[tuple[Routed, bytes | None]]) -> set[DedupKey]:
+        inserted = set()
+        for routed, raw in items:
+            if routed.dedup_key not in self._state.ledger:
+                self._state.ledger[routed.dedup_key] = LedgerRow(routed, channel, raw, routed.canonical,
+                                                                 self._received_at)
+                inserted.add(routed.dedup_key)
+        return inserted
+
+    async def last_snapshot(self, tenant_id: str, ref: TicketRef) -> Snapshot | None:
+        return None  # the webhooks' adapters are tested on their own (test_webhook_adapters.py)
+
+    def _archived(self, tenant_id: str, start: datetime, end: datetime,
+                  types: Sequence[str] | None) -> list[ArchivedEvent]:
+        found = [
+            ArchivedEvent(row.canonical, row.routed.event.time, row.routed.event.source, row.routed.event.id)
+            for row in self._state.ledger.values()
+            if row.canonical is not None and row.routed.event.tenantid == tenant_id
+            and start <= row.routed.event.time < end and (not types or row.routed.event.type in types)
+        ]
+        return sorted(found, key=lambda event: (event.event_time, event.source, event.event_id))
+
+    async def count_archive(self, tenant_id: str, start: datetime, end: datetime,
+                            types: Sequence[str] | None) -> int:
+        return len(self._archived(tenant_id, start, end, types))
+
+    async def archive_page(self, tenant_id: str, start: datetime, end: datetime, types: Sequence[str] | None,
+                           after: ArchivedEvent | None, limit: int) -> list[ArchivedEvent]:
+        events = self._archived(tenant_id, start, end, types)
+        if after is not None:
+            position = (after.event_time, after.source, after.event_id)
+            events = [event for event in events if (event.event_time, event.source, event.event_id) > position]
+        return events[:limit]
+
+    async def purge(self, *, archive_before: datetime, dedup_before: datetime,
+                    tenant_id: str | None) -> dict[str, int]:
+        cleared = forgotten = 0
+        for key, row in list(self._state.ledger.items()):
+            if tenant_id is not None and row.routed.event.tenantid != tenant_id:
+                continue
+            if row.received_at < archive_before and row.canonical is not None:
+                row.raw = row.canonical = None
+                cleared += 1
+            if row.received_at < dedup_before:
+                del self._state.ledger[key]
+                forgotten += 1
+        return {"archive_cleared": cleared, "dedup_forgotten": forgotten}
+
+
+class FakeRejections:
+    def __init__(self, state: State, received_at: datetime) -> None:
+        self._state = state
+        self._received_at = received_at
+
+    async def add(self, channel: str, rejections: Sequence[Rejection]) -> None:
+        self._state.rejections.extend(StoredRejection(channel, item, self._received_at) for item in rejections)
+
+    async def recent(self, tenant_id: str, limit: int) -> list[dict[str, Any]]:
+        mine = [stored for stored in self._state.rejections if stored.rejection.tenant_id == tenant_id]
+        return [{"channel": stored.channel, "code": stored.rejection.code} for stored in reversed(mine)][:limit]
+
+    async def purge(self, *, before: datetime, tenant_id: str | None) -> int:
+        kept = [stored for stored in self._state.rejections
+                if stored.received_at >= before or (tenant_id is not None and stored.rejection.tenant_id != tenant_id)]
+        dropped = len(self._state.rejections) - len(kept)
+        self._state.rejections = kept
+        return dropped
+
+
+class FakeMappings:
+    def __init__(self, state: State) -> None:
+        self._state = state
+
+    async def override(self, tenant_id: str, system: System) -> MappingOverride | None:
+        return self._state.mappings.get((tenant_id, system))
+
+    async def save(self, tenant_id: str, system: System, override: MappingOverride) -> None:
+        self._state.mappings[(tenant_id, system)] = override
+
+
+class FakeTenants:
+    def __init__(self, state: State) -> None:
+        self._state = state
+
+    async def with_keys(self) -> list[str]:
+        return sorted(self._state.active_tenants)
+
+    async def known(self, tenants: set[str]) -> set[str]:
+        return tenants & self._state.active_tenants
+
+
+class FakeWebhookSecrets:
+    """The signed deliveries only: issuing and checking secrets is the routes' business (tested with the stack)."""
+
+    def __init__(self, state: State) -> None:
+        self._state = state
+
+    async def issue(self, tenant_id: str, system: System, now: datetime, grace: timedelta,
+                    secret: str | None = None) -> IssuedSecret:
+        raise NotImplementedError
+
+    async def revoke(self, tenant_id: str, system: System) -> int:
+        raise NotImplementedError
+
+    async def list(self, tenant_id: str | None = None) -> Sequence[SecretInfo]:
+        raise NotImplementedError
+
+    async def valid(self, tenant_id: str, system: System, now: datetime) -> Sequence[bytes]:
+        raise NotImplementedError
+
+    async def seen(self, tenant_id: str, system: System, delivery: str) -> bool:
+        return (tenant_id, system, delivery) in self._state.webhook_deliveries
+
+    async def remember(self, tenant_id: str, system: System, delivery: str, now: datetime) -> None:
+        self._state.webhook_deliveries.setdefault((tenant_id, system, delivery), now)
+
+    async def forget_deliveries(self, before: datetime) -> int:
+        old = [key for key, at in self._state.webhook_deliveries.items() if at < before]
+        for key in old:
+            del self._state.webhook_deliveries[key]
+        return len(old)
+
+
+class FakeOutbox:
+    def __init__(self, state: State, failure: Exception | None) -> None:
+        self._state = state
+        self._failure = failure
+
+    async def add(self, events: Sequence[OutgoingEvent | OutgoingRecord]) -> None:
+        if self._failure is not None:
+            raise self._failure
+        self._state.outbox.extend(events)
+
+
+class FakeStore:
+    """The committed state, the units handed out and the time rows are received at."""
+
+    def __init__(self, received_at: datetime = datetime(2026, 12, 1, tzinfo=UTC)) -> None:
+        self.state = State()
+        self.units: list[FakeUnitOfWork] = []
+        self.received_at = received_at
+        self.outbox_failure: Exception | None = None  # raised by every outbox add, once set
+
+    def unit(self) -> FakeUnitOfWork:
+        """The factory the handlers take (`intake.ports.IntakeUnitsOfWork`)."""
+        unit = FakeUnitOfWork(self)
+        self.units.append(unit)
+        return unit
+
+    @property
+    def committed(self) -> list[bool]:
+        return [unit.committed for unit in self.units]
+
+
+class FakeUnitOfWork:
+    """Satisfies `intake.ports.IntakeUnitOfWorkPort`; `committed` says whether its work was kept."""
+
+    def __init__(self, store: FakeStore) -> None:
+        self._store = store
+        self.committed = False
+
+    async def __aenter__(self) -> Self:
+        self._state = copy.deepcopy(self._store.state)
+        received_at = self._store.received_at
+        self.received = FakeReceivedEvents(self._state, received_at)
+        self.rejections = FakeRejections(self._state, received_at)
+        self.mappings = FakeMappings(self._state)
+        self.tenants = FakeTenants(self._state)
+        self.webhook_secrets = FakeWebhookSecrets(self._state)
+        self.outbox = FakeOutbox(self._state, self._store.outbox_failure)
+        return self
+
+    async def __aexit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                        trace: TracebackType | None) -> None:
+        return None  # the copy is dropped: what was not committed is lost
+
+    async def commit(self) -> None:
+        self._store.state = copy.deepcopy(self._state)
+        self.committed = True
+
+
+def canonical_of(item: OutgoingEvent | OutgoingRecord) -> dict[str, Any]:
+    """An outbox row's event as JSON, whichever form it was added in."""
+    payload = item.payload if isinstance(item, OutgoingRecord) else item.event.to_json_bytes()
+    result: dict[str, Any] = json.loads(payload)
+    return result
