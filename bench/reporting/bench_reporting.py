@@ -29,7 +29,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 import asyncpg
 
 from reporting.domain.config import ReportingConfig
-from reporting.reports import ReportService, load_config, report_document, save_config
+from reporting.read_side.config import load_config, save_config
+from reporting.reports import ReportService, report_document
 from reporting.reviews import build_review, parse_period, review_document
 from scripts.localstack import REPO, discover
 from slm_shared.db import create_engine, session_factory

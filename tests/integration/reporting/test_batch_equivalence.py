@@ -19,6 +19,7 @@ import sqlalchemy as sa
 
 from reporting import tables
 from reporting.handlers import ReadModels
+from reporting.unit_of_work import ReportingUnitOfWork
 from slm_shared.events import CloudEvent
 from tests.integration.reporting.conftest import Reporting
 from tests.integration.reporting.events import clock_event, feedback_event, ticket_event
@@ -109,7 +110,7 @@ async def read_models_of(reporting: Reporting, tenant: str) -> dict[str, Any]:
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
 async def test_a_batch_leaves_what_its_events_one_by_one_leave(reporting: Reporting, seed: int) -> None:
-    read_models = ReadModels(reporting.sessions, now=lambda: RECEIVED_AT)
+    read_models = ReadModels(lambda: ReportingUnitOfWork(reporting.sessions), now=lambda: RECEIVED_AT)
     events = random_events(random.Random(seed), "template")
     together, alone = f"together-{uuid.uuid4().hex[:8]}", f"alone-{uuid.uuid4().hex[:8]}"
 

@@ -13,8 +13,9 @@ import sqlalchemy as sa
 
 from reporting import tables
 from reporting.api import DASHBOARD_COOKIE
-from reporting.sessions import SessionPolicy, SqlDashboardSessions
+from reporting.sessions import SessionPolicy
 from reporting.settings import ReportingSettings
+from reporting.unit_of_work import ReportingUnitOfWork
 from slm_shared.auth import key_id_of, store_key
 from slm_shared.events import ApiKeyData
 from tests.integration.reporting.conftest import Reporting, Tenant
@@ -205,10 +206,10 @@ async def test_the_purge_deletes_ended_sessions_only(reporting: Reporting) -> No
             created_at=now - timedelta(days=2), last_seen_at=now - timedelta(days=2),
             expires_at=now - timedelta(days=1)))
     assert len(await stored_sessions(reporting, tenant)) == 2
-    store = SqlDashboardSessions(tables.dashboard_sessions, tables.api_keys, SessionPolicy(
-        lifetime=timedelta(seconds=DEFAULTS.dashboard_session_seconds),
-        idle=timedelta(seconds=DEFAULTS.dashboard_session_idle_seconds)))
-    async with reporting.sessions() as session, session.begin():
-        assert await store.purge(session, now) >= 1
+    policy = SessionPolicy(lifetime=timedelta(seconds=DEFAULTS.dashboard_session_seconds),
+                           idle=timedelta(seconds=DEFAULTS.dashboard_session_idle_seconds))
+    async with ReportingUnitOfWork(reporting.sessions) as uow:
+        assert await uow.signins.purge(now, policy) >= 1
+        await uow.commit()
     [(remaining, _)] = await stored_sessions(reporting, tenant)
     assert remaining == hashlib.sha256(live.encode()).hexdigest()

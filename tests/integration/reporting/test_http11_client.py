@@ -1,6 +1,6 @@
-"""The channels' HTTP/1.1 client (reporting.http11) against real servers on loopback: a kept-alive connection is
-reused, one the server closed while idle is replaced without failing the request, a redirect is not followed,
-and a server that never answers is a failure after the timeout."""
+"""The channels' HTTP/1.1 client (reporting.notifications.http11) against real servers on loopback: a kept-alive
+connection is reused, one the server closed while idle is replaced without failing the request, a redirect is not
+followed, and a server that never answers is a failure after the timeout."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 
 import pytest
 
-from reporting.http11 import Http11Client, HttpFailure, HttpxClient
+from reporting.notifications.http11 import Http11Client, HttpFailure, HttpxClient
 
 pytestmark = pytest.mark.integration
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import pytest
@@ -13,6 +14,7 @@ from prometheus_client import REGISTRY
 from reporting import tables
 from reporting.closing import MAX_BACKFILL_PERIODS, PeriodCloser
 from reporting.reports import canonical_bytes
+from reporting.unit_of_work import ReportingUnitOfWork
 from slm_shared import topics
 from slm_shared.events import CloudEvent
 from tests.integration.reporting.conftest import Reporting, Tenant
@@ -57,6 +59,10 @@ async def close(tenant: Tenant, at: datetime) -> list[dict[str, object]]:
     assert answer.status_code == 200, answer.text
     published: list[dict[str, object]] = answer.json()["published"]
     return published
+
+
+def units(reporting: Reporting) -> Callable[[], ReportingUnitOfWork]:
+    return lambda: ReportingUnitOfWork(reporting.sessions)
 
 
 async def test_a_period_closes_once_its_close_delay_has_passed_with_one_snapshot_per_scope(
@@ -137,7 +143,7 @@ async def test_a_late_event_never_changes_a_published_snapshot_but_produces_an_a
 
 async def test_two_replicas_closing_at_once_publish_each_snapshot_once(reporting: Reporting) -> None:
     tenant = await configured_tenant(reporting, "replicas")
-    closers = [PeriodCloser(reporting.sessions, reporting.clock, interval_seconds=1, amendment_quiet_seconds=0,
+    closers = [PeriodCloser(units(reporting), reporting.clock, interval_seconds=1, amendment_quiet_seconds=0,
                             base_url="") for _ in range(3)]
     results = await asyncio.gather(*(c.close_due(local("10-05 12:00"), tenant.name) for c in closers))
     assert sorted(len(r) for r in results) == [0, 0, 2]
@@ -151,7 +157,7 @@ async def test_two_replicas_closing_at_once_publish_each_snapshot_once(reporting
 
 async def test_the_background_loop_closes_periods_by_its_injected_clock(reporting: Reporting) -> None:
     tenant = await configured_tenant(reporting, "loop")
-    closer = PeriodCloser(reporting.sessions, lambda: local("10-03 08:00"), interval_seconds=0.1,
+    closer = PeriodCloser(units(reporting), lambda: local("10-03 08:00"), interval_seconds=0.1,
                           amendment_quiet_seconds=0, base_url="")
     task = asyncio.create_task(closer.run())
     try:
@@ -180,7 +186,7 @@ async def test_a_tenant_whose_close_fails_is_counted_and_skipped_and_an_ancient_
         await session.execute(sa.update(tables.tenants_seen).where(
             tables.tenants_seen.c.tenant_id == ancient.name).values(first_event_time=datetime(1, 1, 1, tzinfo=UTC)))
     failures = REGISTRY.get_sample_value("slm_background_failures_total", {"task": "period close"}) or 0.0
-    closer = PeriodCloser(reporting.sessions, reporting.clock, interval_seconds=1, amendment_quiet_seconds=0,
+    closer = PeriodCloser(units(reporting), reporting.clock, interval_seconds=1, amendment_quiet_seconds=0,
                           base_url="")
     try:
         published = await closer.close_due(local("10-01 01:30"))

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 from reporting.domain.improvements import AT_CLOSE, AT_COMPLETION, completed_at, measures_after
 from reporting.domain.periods import period_containing
-from reporting.domain.review import ImprovementRecord, movement
+from reporting.domain.review import ImprovementItem, movement
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 DONE_AT = datetime(2026, 10, 20, 12, 0, tzinfo=SHANGHAI)
@@ -44,9 +44,10 @@ def test_an_entry_not_done_or_measured_at_a_close_already_is_left_alone() -> Non
 def test_the_review_of_the_period_that_measured_it_shows_the_entry_as_measured() -> None:
     final = {"start": NOVEMBER.start.astimezone(UTC).isoformat(), "end": NOVEMBER.end.astimezone(UTC).isoformat(),
              "label": "2026-11", "measured": AT_CLOSE}
-    record = ImprovementRecord(
-        "IMP-1", "Call back unhappy customers", "complaint", "INC-02", {"kpi": "csat_satisfied"}, "done", "li.wei",
-        date(2026, 12, 31), 80.0, ">=", 75.0, 85.0, datetime(2026, 10, 2, 9, tzinfo=SHANGHAI), HISTORY, final)
+    record = ImprovementItem(
+        "IMP-1", "Call back unhappy customers", "complaint", "INC-02", {"kpi": "csat_satisfied"}, "done", None,
+        "li.wei", date(2026, 12, 31), 80.0, ">=", 75.0, 85.0, final,
+        created_at=datetime(2026, 10, 2, 9, tzinfo=SHANGHAI), history=HISTORY)
     assert movement(record, OCTOBER.start, OCTOBER.end) == "closed"
     assert movement(record, NOVEMBER.start, NOVEMBER.end) == "measured"
     assert movement(record, DECEMBER.start, DECEMBER.end) is None

@@ -10,7 +10,6 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from reporting.channels import standard_webhook_signature
 from reporting.domain.messages import duration_text, notification_message
 from reporting.domain.notification_policy import MAX_RULES, NotificationCalendar, NotificationPolicy, Templates
 from reporting.domain.notifications import (
@@ -30,6 +29,7 @@ from reporting.domain.notifications import (
     still_holds,
     values_at,
 )
+from reporting.notifications.channels import standard_webhook_signature
 
 SHANGHAI = timezone(timedelta(hours=8))
 WORKING_HOURS = {"timezone": "Asia/Shanghai", "hours": {"mon-fri": ["09:00-12:00", "13:00-18:00"]}}

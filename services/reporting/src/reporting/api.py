@@ -14,40 +14,34 @@ from __future__ import annotations
 
 import asyncio
 import re
-from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, timedelta
 from typing import Annotated, Any, Literal
 from urllib.parse import parse_qs
 
-import sqlalchemy as sa
 from fastapi import APIRouter, Body, Header, HTTPException, Query, Request, status
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from pydantic import AwareDatetime, BaseModel
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from reporting import queries, tables
 from reporting.browser import dashboard_policy, form_origin_allowed, new_nonce, own_origin, trusted_origins
-from reporting.calendars import calendars_of
 from reporting.closing import PeriodCloser, PublishedReport
 from reporting.domain.config import ReportingConfig
-from reporting.domain.dashboard import DashboardView, dashboard
-from reporting.domain.periods import period_containing
-from reporting.handlers import Now
+from reporting.domain.dashboard import DashboardView
 from reporting.i18n import Language, choose_language
-from reporting.quality import quality_results
+from reporting.read_side.snapshots import report_links
 from reporting.render.html import render_dashboard, render_login, render_report_html
 from reporting.render.pdf import render_pdf
 from reporting.render.tabular import TABLES, render_csv, render_csv_zip
-from reporting.reports import REPORT_SECONDS, ReportService, load_config, report_document, report_schema, save_config
-from reporting.sessions import SqlDashboardSessions
+from reporting.reports import REPORT_SECONDS, ReportService, report_document, report_schema
+from reporting.sessions import SessionPolicy
 from reporting.settings import ReportingSettings
+from reporting.unit_of_work import Units
 from slm_shared.auth import AdminTenant, ApiKeyAuthenticator, ConfigTenant, ReadTenant, key_id_of
 from slm_shared.instants import utc_instant
+from slm_shared.time_source import Now
 
 Format = Literal["json", "csv", "html", "pdf"]
 DASHBOARD_COOKIE = "slm_dashboard_session"
 DASHBOARD_PATH = "/v1/dashboard"
-DASHBOARD_LIST_LIMIT = 50
 # The sign-in form carries the key itself, so it is the one body taken without one; it only ever holds a key.
 DASHBOARD_PUBLIC = frozenset({f"{DASHBOARD_PATH}/login", f"{DASHBOARD_PATH}/logout"})
 DASHBOARD_BODY_LIMITS = {f"{DASHBOARD_PATH}/login": 4096, f"{DASHBOARD_PATH}/logout": 1024}
@@ -83,10 +77,8 @@ async def rendered(document: dict[str, Any], fmt: Format, table: str | None,
                     headers={"Content-Disposition": f'inline; filename="{stem}.pdf"', "Content-Language": language})
 
 
-def report_router(sessions: async_sessionmaker[AsyncSession], settings: ReportingSettings, now: Now,
-                  closer: PeriodCloser) -> APIRouter:
+def report_router(service: ReportService, settings: ReportingSettings, now: Now, closer: PeriodCloser) -> APIRouter:
     router = APIRouter(prefix="/v1", tags=["reports"])
-    service = ReportService(sessions, now)
 
     @router.get("/reports/slr", summary="Service Level Report for a period")
     async def service_level_report(
@@ -121,44 +113,32 @@ def report_router(sessions: async_sessionmaker[AsyncSession], settings: Reportin
 
     @router.get("/reports", summary="Published report snapshots of the tenant")
     async def snapshots(tenant: ReadTenant, limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> dict[str, Any]:
-        t = tables.report_snapshots
-        async with sessions() as session:
-            rows = (await session.execute(
-                sa.select(t.c.report_id, t.c.period_start, t.c.period_end, t.c.scope, t.c.revision, t.c.kind,
-                          t.c.amends, t.c.created_at, t.c.content_sha256)
-                .where(t.c.tenant_id == tenant).order_by(t.c.period_start.desc(), t.c.scope_key, t.c.revision)
-                .limit(limit))).mappings().all()
-        base = settings.public_base_url.rstrip("/")
-        return {"reports": [{**{k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in row.items()},
-                             "links": {f: f"{base}/v1/reports/{row['report_id']}?format={f}"
-                                       for f in ("json", "csv", "html", "pdf")}} for row in rows]}
+        rows = await service.published(tenant, limit)
+        return {"reports": [{**row, "links": report_links(settings.public_base_url, row["report_id"])}
+                            for row in rows]}
 
     @router.get("/reports/{report_id}", summary="A published snapshot, exactly as frozen")
     async def snapshot(tenant: ReadTenant, report_id: str, format: Format = "json",
                        table: str | None = None, lineage: bool = False, lang: str | None = None,
                        accept_language: Annotated[str | None, Header()] = None) -> Response:
-        t = tables.report_snapshots
-        async with sessions() as session:
-            row = (await session.execute(sa.select(t.c.content, t.c.lineage).where(
-                t.c.report_id == report_id, t.c.tenant_id == tenant))).first()
-        if row is None:
+        found = await service.published_report(tenant, report_id)
+        if found is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, "no such report")
+        content, frozen_lineage = found
         if lineage:
-            return JSONResponse(row.lineage)
+            return JSONResponse(frozen_lineage)
         with REPORT_SECONDS.labels("snapshot", format).time():
             language = await service.language(tenant, lang, accept_language) if format in ("html", "pdf") else "en"
-            return await rendered(row.content, format, table, language=language)
+            return await rendered(content, format, table, language=language)
 
     @router.get("/reporting-config", summary="The tenant's reporting configuration")
     async def get_config(tenant: ReadTenant) -> dict[str, Any]:
-        async with sessions() as session:
-            config, version = await load_config(session, tenant)
+        config, version = await service.config(tenant)
         return {"version": version, "config": config.model_dump(mode="json")}
 
     @router.put("/reporting-config", summary="Replace the tenant's reporting configuration")
     async def put_config(tenant: ConfigTenant, config: Annotated[ReportingConfig, Body()]) -> dict[str, Any]:
-        async with sessions() as session, session.begin():
-            version = await save_config(session, tenant, config, now())
+        version = await service.save_config(tenant, config, now())
         return {"version": version, "config": config.model_dump(mode="json")}
 
     @router.post("/periods:close", summary="Close the tenant's periods that ended by `at` (default now)")
@@ -180,30 +160,8 @@ def _published(report: PublishedReport) -> dict[str, Any]:
             "revision": report.revision, "kind": report.kind, "amends": report.amends, "links": report.links}
 
 
-async def dashboard_view(sessions: async_sessionmaker[AsyncSession], tenant: str, at: datetime) -> DashboardView:
-    async with sessions() as session, session.begin():
-        await session.execute(sa.text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY"))
-        config, _ = await load_config(session, tenant)
-        period = period_containing(at, config.timezone, config.period)
-        scope = queries.Scope(tenant)
-        breaches = await queries.open_breaches(session, scope, at, DASHBOARD_LIST_LIMIT)
-        soon = await queries.about_to_breach(session, scope, at, timedelta(seconds=config.dashboard_horizon_seconds),
-                                             DASHBOARD_LIST_LIMIT)
-        running = [(c.calendar, c.policy_version) for c in breaches if c.state == "running"]
-        running += [(c.calendar, c.policy_version) for c in soon if c.state == "running"]
-        return dashboard(
-            tenant, at, period, config,
-            await queries.outcome_cells(session, scope, period.start, at),
-            breaches, soon,
-            await queries.slo_statuses(session, scope, None, at + timedelta(seconds=1)),
-            # The quality targets on the period so far, with the two whole periods before as their trend.
-            await quality_results(session, tenant, replace(period, end=max(at, period.start)), config),
-            await calendars_of(session, tenant, running),
-        )
-
-
-def dashboard_router(sessions: async_sessionmaker[AsyncSession], authenticator: ApiKeyAuthenticator,
-                     settings: ReportingSettings, now: Now, signins: SqlDashboardSessions) -> APIRouter:
+def dashboard_router(service: ReportService, authenticator: ApiKeyAuthenticator, settings: ReportingSettings, now: Now,
+                     units: Units, policy: SessionPolicy) -> APIRouter:
     router = APIRouter(prefix=DASHBOARD_PATH, tags=["dashboard"])
     adapter = _dashboard_adapter()
     trusted = trusted_origins([settings.public_base_url, *settings.dashboard_trusted_origins.split(",")])
@@ -229,8 +187,9 @@ def dashboard_router(sessions: async_sessionmaker[AsyncSession], authenticator: 
         session_id = request.cookies.get(DASHBOARD_COOKIE)
         if not session_id:
             return None
-        async with sessions() as session, session.begin():
-            found = await signins.resolve(session, session_id, now())
+        async with units() as uow:
+            found = await uow.signins.resolve(session_id, now(), policy)
+            await uow.commit()
         return found.tenant_id if found else None
 
     def signed_out(fragment: bool) -> Response:
@@ -249,7 +208,7 @@ def dashboard_router(sessions: async_sessionmaker[AsyncSession], authenticator: 
         tenant = await viewer(request)
         if tenant is None:
             return signed_out(fragment)
-        view = adapter.dump_python(await dashboard_view(sessions, tenant, now()), mode="json")
+        view = adapter.dump_python(await service.dashboard(tenant, now()), mode="json")
         nonce = new_nonce()
         language = choose_language(lang, request.headers.get("accept-language"), view["language"])
         return page(render_dashboard(view, fragment=fragment, refresh_seconds=settings.dashboard_refresh_seconds,
@@ -261,7 +220,7 @@ def dashboard_router(sessions: async_sessionmaker[AsyncSession], authenticator: 
         if tenant is None:
             raise HTTPException(status.HTTP_401_UNAUTHORIZED, "sign in first or send a bearer API key",
                                 headers={"WWW-Authenticate": "Bearer"})
-        document: dict[str, Any] = adapter.dump_python(await dashboard_view(sessions, tenant, now()), mode="json")
+        document: dict[str, Any] = adapter.dump_python(await service.dashboard(tenant, now()), mode="json")
         return JSONResponse(document, headers={"Cache-Control": "no-store"})
 
     @router.get("/login", response_class=HTMLResponse, include_in_schema=False)
@@ -284,10 +243,11 @@ def dashboard_router(sessions: async_sessionmaker[AsyncSession], authenticator: 
                 return page(render_login(error="That key may not read reports.", nonce=nonce), nonce, 403)
             return page(render_login(error="That key is not valid.", nonce=nonce), nonce, 401)
         assert key_id is not None  # the authenticator accepted it, so it parsed
-        async with sessions() as session, session.begin():
+        async with units() as uow:
             if previous := request.cookies.get(DASHBOARD_COOKIE):  # a sign-in always starts a new session
-                await signins.close(session, previous)
-            session_id = await signins.open(session, key_id, tenant, now())
+                await uow.signins.close(previous)
+            session_id = await uow.signins.open(key_id, tenant, now(), policy)
+            await uow.commit()
         response = RedirectResponse(DASHBOARD_PATH, status_code=status.HTTP_303_SEE_OTHER)
         set_cookie(response, request, session_id)
         return response
@@ -297,8 +257,9 @@ def dashboard_router(sessions: async_sessionmaker[AsyncSession], authenticator: 
         if not from_this_site(request):
             raise HTTPException(status.HTTP_403_FORBIDDEN, "this sign-out did not come from this site")
         if session_id := request.cookies.get(DASHBOARD_COOKIE):
-            async with sessions() as session, session.begin():
-                await signins.close(session, session_id)  # the server forgets it: a copied cookie is dead too
+            async with units() as uow:
+                await uow.signins.close(session_id)  # the server forgets it: a copied cookie is dead too
+                await uow.commit()
         response = RedirectResponse(f"{DASHBOARD_PATH}/login", status_code=status.HTTP_303_SEE_OTHER)
         response.delete_cookie(DASHBOARD_COOKIE, path=DASHBOARD_PATH)
         return response

@@ -18,24 +18,21 @@ from datetime import UTC, datetime, timedelta
 from importlib.metadata import version
 from typing import Any
 
-import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-
-from reporting import tables
 from reporting.domain.amendments import changes
 from reporting.domain.config import PublishScope, ReportingConfig
 from reporting.domain.periods import Period, periods_between
-from reporting.handlers import Now
 from reporting.improvements import measure_after_close, propose_missed
-from reporting.notifications import plan_report_published
 from reporting.quality import quality_results
-from reporting.reports import REPORT_SECONDS, build_report, canonical_bytes, load_config, report_document
-from reporting.repository import lock_tenant_exclusive
+from reporting.read_side.config import load_config
+from reporting.read_side.snapshots import report_links
+from reporting.reports import REPORT_SECONDS, build_report, canonical_bytes, report_document
 from reporting.reviews import freeze_reviews
+from reporting.unit_of_work import ReportingUnitOfWork, Units
 from slm_shared import topics
 from slm_shared.background import PeriodicTask, for_each_isolated
 from slm_shared.events import REPORT_PUBLISHED_EVENT, ReportPublishedData, make_event
-from slm_shared.outbox import Outbox, OutgoingEvent
+from slm_shared.outbox import OutgoingEvent
+from slm_shared.time_source import Now
 
 log = logging.getLogger(__name__)
 SOURCE = "slm://reporting"
@@ -43,7 +40,6 @@ MAX_BACKFILL_PERIODS = 24  # a tenant whose first event is older gets its last t
 # More than MAX_BACKFILL_PERIODS of the longest period kind (31-day months), plus the one in progress.
 BACKFILL_HORIZON = timedelta(days=(MAX_BACKFILL_PERIODS + 1) * 31)
 SNAPSHOT_CLOCKS_LIMIT = 1000
-FORMATS = ("json", "csv", "html", "pdf")
 
 
 @dataclass(frozen=True)
@@ -60,18 +56,13 @@ class PublishedReport:
     links: dict[str, str]
 
 
-def report_links(base_url: str, report_id: str) -> dict[str, str]:
-    return {fmt: f"{base_url}/v1/reports/{report_id}?format={fmt}" for fmt in FORMATS}
-
-
 class PeriodCloser:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], now: Now, *, interval_seconds: float,
+    def __init__(self, units: Units, now: Now, *, interval_seconds: float,
                  amendment_quiet_seconds: float, base_url: str) -> None:
-        self._sessions = sessions
+        self._units = units
         self._now = now
         self._quiet = timedelta(seconds=amendment_quiet_seconds)
         self._base_url = base_url.rstrip("/")
-        self._outbox = Outbox(tables.outbox)
         self._loop = PeriodicTask("period close pass", interval_seconds, lambda: self.close_due(self._now()))
 
     async def run(self) -> None:
@@ -92,17 +83,16 @@ class PeriodCloser:
         return [report for reports in closed for report in reports] + await self.amend_due(tenant)
 
     async def _tenants(self, tenant: str | None) -> list[str]:
-        async with self._sessions() as session:
-            if tenant is not None:
-                return [tenant]
-            rows = (await session.execute(sa.select(tables.tenants_seen.c.tenant_id))).scalars().all()
-            return sorted(rows)
+        if tenant is not None:
+            return [tenant]
+        async with self._units() as uow:
+            return await uow.closes.tenants()
 
     async def close_tenant(self, tenant: str, until: datetime) -> list[PublishedReport]:
         now = self._now()
-        async with self._sessions() as session, session.begin():
-            first = (await session.execute(sa.select(tables.tenants_seen.c.first_event_time).where(
-                tables.tenants_seen.c.tenant_id == tenant))).scalar()
+        async with self._units() as uow:
+            session = uow.session
+            first = await uow.closes.first_event_time(tenant)
             if first is None:
                 return []
             config, config_version = await load_config(session, tenant)
@@ -113,23 +103,20 @@ class PeriodCloser:
                 first = first.replace(tzinfo=UTC)
             first = max(first, closable_until - BACKFILL_HORIZON)
             due = periods_between(first, closable_until, config.timezone, config.period)[-MAX_BACKFILL_PERIODS:]
-            if not due or await self._all_closed(session, tenant, due):
+            if not due or len(await uow.closes.closed_starts(tenant, [p.start for p in due])) == len(due):
                 return []
-            await lock_tenant_exclusive(session, tenant)
-            closed = set((await session.execute(sa.select(tables.period_closes.c.period_start).where(
-                tables.period_closes.c.tenant_id == tenant))).scalars().all())
+            await uow.read_models.lock_tenant_exclusive(tenant)
+            closed = await uow.closes.closed_starts(tenant)
             published: list[PublishedReport] = []
             for period in due:
                 if period.start in closed:
                     continue
                 for scope in config.publish_scopes:
-                    frozen = await self._freeze(session, tenant, period, scope, config, config_version, now,
+                    frozen = await self._freeze(uow, tenant, period, scope, config, config_version, now,
                                                 revision=0, previous=None, late_events=0)
                     assert frozen is not None  # an original is always frozen
                     published.append(frozen)
-                await session.execute(sa.insert(tables.period_closes).values(
-                    tenant_id=tenant, period_start=period.start, period_end=period.end, kind=period.kind,
-                    label=period.label, timezone=period.timezone, closed_at=now))
+                await uow.closes.record_close(tenant, period, now)
                 # ISO/IEC 20000-1 10.2: a missed quality target opens a proposed improvement.
                 missed = await quality_results(session, tenant, period, config)
                 await propose_missed(session, tenant, period, missed, now)
@@ -138,64 +125,45 @@ class PeriodCloser:
                 # Last: the frozen review lists the entries this close proposed and the reports it published.
                 await freeze_reviews(session, tenant, period, config, config_version, now)
                 log.info("closed period %s of %s", period.label, tenant)
+            await uow.commit()
             return published
-
-    async def _all_closed(self, session: AsyncSession, tenant: str, due: list[Period]) -> bool:
-        count = (await session.execute(sa.select(sa.func.count()).select_from(tables.period_closes).where(
-            tables.period_closes.c.tenant_id == tenant,
-            tables.period_closes.c.period_start.in_([p.start for p in due])))).scalar()
-        return count == len(due)
 
     async def amend_due(self, tenant: str | None = None) -> list[PublishedReport]:
         now = self._now()
-        late = tables.late_changes
-        query = (sa.select(late.c.tenant_id, late.c.period_start, sa.func.max(late.c.received_at).label("last"))
-                 .where(late.c.handled_at.is_(None)).group_by(late.c.tenant_id, late.c.period_start))
-        if tenant is not None:
-            query = query.where(late.c.tenant_id == tenant)
-        async with self._sessions() as session:
-            pending = (await session.execute(query)).all()
-        quiet = [row for row in pending if row.last <= now - self._quiet]
+        async with self._units() as uow:
+            pending = await uow.closes.pending_late_changes(tenant)
+        quiet = [(name, start) for name, start, last in pending if last <= now - self._quiet]
         amended = await for_each_isolated("period amendment", quiet,
-                                          lambda row: self._amend(row.tenant_id, row.period_start, now),
-                                          describe=lambda row: f"{row.tenant_id} {row.period_start:%Y-%m-%d}")
+                                          lambda row: self._amend(row[0], row[1], now),
+                                          describe=lambda row: f"{row[0]} {row[1]:%Y-%m-%d}")
         return [report for reports in amended for report in reports]
 
     async def _amend(self, tenant: str, period_start: datetime, now: datetime) -> list[PublishedReport]:
-        late, snapshots, closes = tables.late_changes, tables.report_snapshots, tables.period_closes
-        async with self._sessions() as session, session.begin():
-            await lock_tenant_exclusive(session, tenant)
-            ids = (await session.execute(sa.select(late.c.id).where(
-                late.c.tenant_id == tenant, late.c.period_start == period_start, late.c.handled_at.is_(None))
-                .with_for_update(skip_locked=True))).scalars().all()
-            close = (await session.execute(sa.select(closes).where(
-                closes.c.tenant_id == tenant, closes.c.period_start == period_start))).mappings().first()
-            if not ids or close is None:
+        async with self._units() as uow:
+            await uow.read_models.lock_tenant_exclusive(tenant)
+            ids = await uow.closes.claim_late_changes(tenant, period_start)
+            period = await uow.closes.closed_period(tenant, period_start)
+            if not ids or period is None:
                 return []
-            period = Period(close["period_start"], close["period_end"], close["timezone"], close["kind"],
-                            close["label"])
-            config, config_version = await load_config(session, tenant)
-            latest = (await session.execute(
-                sa.select(snapshots).where(snapshots.c.tenant_id == tenant, snapshots.c.period_start == period_start)
-                .order_by(snapshots.c.scope_key, snapshots.c.revision.desc())
-                .distinct(snapshots.c.scope_key))).mappings().all()
+            config, config_version = await load_config(uow.session, tenant)
+            latest = await uow.closes.latest_snapshots(tenant, period_start)
             published = []
             for previous in latest:
                 scope = PublishScope.model_validate(previous["scope"])
-                report = await self._freeze(session, tenant, period, scope, config, config_version, now,
+                report = await self._freeze(uow, tenant, period, scope, config, config_version, now,
                                             revision=previous["revision"] + 1, previous=previous,
                                             late_events=len(ids))
                 if report is not None:
                     published.append(report)
-            await session.execute(sa.update(late).where(late.c.id.in_(ids)).values(
-                handled_at=now, amendment_ids=[p.report_id for p in published]))
+            await uow.closes.mark_amended(ids, now, [p.report_id for p in published])
+            await uow.commit()
             return published
 
-    async def _freeze(self, session: AsyncSession, tenant: str, period: Period, scope: PublishScope,
+    async def _freeze(self, uow: ReportingUnitOfWork, tenant: str, period: Period, scope: PublishScope,
                       config: ReportingConfig, config_version: int, now: datetime, *, revision: int,
                       previous: Any, late_events: int) -> PublishedReport | None:
         with REPORT_SECONDS.labels("close", "json").time():
-            report = await build_report(session, tenant, period, config, config_version, scope.service,
+            report = await build_report(uow.session, tenant, period, config, config_version, scope.service,
                                         scope.customer, now, SNAPSHOT_CLOCKS_LIMIT)
             document = report_document(report)
         report_id = str(uuid.uuid4())
@@ -226,16 +194,16 @@ class PeriodCloser:
             "content_sha256": digest,
         }
         kind = "original" if previous is None else "amendment"
-        await session.execute(sa.insert(tables.report_snapshots).values(
-            report_id=report_id, tenant_id=tenant, period_start=period.start, period_end=period.end,
-            scope_key=scope.key, scope=scope.model_dump(), revision=revision, kind=kind, amends=amends,
-            content=document, lineage=lineage, content_sha256=digest, created_at=now))
+        await uow.closes.add_snapshot({
+            "report_id": report_id, "tenant_id": tenant, "period_start": period.start, "period_end": period.end,
+            "scope_key": scope.key, "scope": scope.model_dump(), "revision": revision, "kind": kind,
+            "amends": amends, "content": document, "lineage": lineage, "content_sha256": digest, "created_at": now})
         data = ReportPublishedData(report_id=report_id, period_start=period.start, period_end=period.end,
                                    scope=scope.model_dump(), links=links, revision=revision, amends=amends)
         event = make_event(event_id=report_id, source=SOURCE, event_type=REPORT_PUBLISHED_EVENT, time=now,
                            tenant_id=tenant, subject=scope.key, data=data)
-        await self._outbox.add(session, [OutgoingEvent(topics.REPORTS, f"{tenant}/reports", event)])
+        await uow.outbox.add([OutgoingEvent(topics.REPORTS, f"{tenant}/reports", event)])
         # The distribution: whoever a `report_published` rule names hears of it, planned in this transaction.
-        await plan_report_published(session, event, data, period.label, kind, now)
+        await uow.notifications.plan_report_published(event, data, period.label, kind, now)
         return PublishedReport(report_id, tenant, period.start, period.end, period.label, scope.model_dump(),
                                revision, kind, amends, links)

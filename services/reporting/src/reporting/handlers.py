@@ -3,7 +3,7 @@
 A batch of records is one transaction: for each event, the tenant's shared advisory lock (period close takes
 it exclusively, so a close never races an event into a period it is freezing), the inbox row, the effect, and a
 late-change note when it moved the counts of a period already closed; the notifications the events make due
-(reporting.notifications); then the batch's summed rollup deltas.
+(reporting.notifications.planning); then the batch's summed rollup deltas.
 If anything fails, the whole batch rolls back: effects and inbox rows commit together, so no event is lost or
 applied twice. Idempotent: a redelivered event finds its inbox row and changes nothing. One commit per batch
 rather than per event is what lets one consumer keep up with hundreds of events a second on a small machine.
@@ -15,15 +15,22 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 
 from pydantic import BaseModel
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from reporting import repository, tables
 from reporting.domain.notifications import Lateness
-from reporting.notifications import DEFAULT_LATENESS, plan_batch
-from reporting.repository import Deltas, Effect
+from reporting.domain.rollups import (
+    Deltas,
+    Effect,
+    cycle_key,
+    judge_clocks,
+    judge_tickets,
+    ticket_heads,
+    ticket_key,
+)
+from reporting.notifications.planning import DEFAULT_LATENESS
+from reporting.ports import ReadModelRepository, ReadModelUnits
 from slm_shared.consumer import Record, parse_batch
 from slm_shared.events import (
     CLOCK_EVENT,
@@ -39,33 +46,31 @@ from slm_shared.events import (
     TicketSnapshotData,
     parse_data,
 )
-from slm_shared.inbox import Inbox
 from slm_shared.logging import log_context
+from slm_shared.time_source import Now, utc_now
 from slm_shared.tracing import TraceContext, consuming
 
 log = logging.getLogger(__name__)
 
-Now = Callable[[], datetime]
-Apply = Callable[[AsyncSession, Deltas, CloudEvent, BaseModel], Awaitable[Effect]]
+Apply = Callable[[ReadModelRepository, CloudEvent, BaseModel], Awaitable[Effect]]
 
 
-def utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
-async def _feedback(session: AsyncSession, deltas: Deltas, event: CloudEvent, data: BaseModel) -> Effect:
+async def _feedback(read_models: ReadModelRepository, event: CloudEvent, data: BaseModel) -> Effect:
     assert isinstance(data, FeedbackData)
-    return await repository.apply_feedback(session, deltas, event, data)
+    await read_models.add_feedback(event, data)
+    return Effect((event.time,))
 
 
-async def _slo_status(session: AsyncSession, deltas: Deltas, event: CloudEvent, data: BaseModel) -> Effect:
+async def _slo_status(read_models: ReadModelRepository, event: CloudEvent, data: BaseModel) -> Effect:
     assert isinstance(data, SloStatusData)
-    return await repository.apply_slo_status(session, deltas, event, data)
+    await read_models.add_slo_status(event, data)
+    return Effect((event.time,))
 
 
-async def _slo_alert(session: AsyncSession, deltas: Deltas, event: CloudEvent, data: BaseModel) -> Effect:
+async def _slo_alert(read_models: ReadModelRepository, event: CloudEvent, data: BaseModel) -> Effect:
     assert isinstance(data, SloAlertData)
-    return await repository.apply_slo_alert(session, deltas, event, data)
+    await read_models.add_slo_alert(event, data)
+    return Effect((event.time,))
 
 
 APPLICABLE = frozenset({TICKET_EVENT, CLOCK_EVENT, FEEDBACK_EVENT, SLO_STATUS_EVENT, SLO_ALERT_EVENT})
@@ -79,15 +84,41 @@ APPLIERS: dict[str, Apply] = {
 }
 
 
+async def apply_clocks(read_models: ReadModelRepository, deltas: Deltas,
+                       items: Sequence[tuple[CloudEvent, ClockTransitionData]]) -> list[Effect]:
+    """The batch's cycles read (locked) in one statement, judged in order (`rollups.judge_clocks`), written in
+    one."""
+    if not items:
+        return []
+    stored = await read_models.lock_cycles(sorted({cycle_key(event, data) for event, data in items}))
+    effects, changed = judge_clocks(deltas, items, stored)
+    await read_models.save_cycles(changed)
+    return effects
+
+
+async def apply_tickets(read_models: ReadModelRepository, deltas: Deltas,
+                        items: Sequence[tuple[CloudEvent, TicketSnapshotData]]) -> list[Effect]:
+    """Add snapshots to their tickets' timelines, re-derive the volume transitions and move the rollup
+    (`rollups.judge_tickets`): one statement per table for the whole batch."""
+    if not items:
+        return []
+    sequences = await read_models.add_snapshots(items)
+    tickets = sorted({ticket_key(event, data) for event, data in items})
+    timelines = await read_models.timelines(tickets)
+    effects, transitions = judge_tickets(deltas, items, sequences, timelines,
+                                         await read_models.take_transitions(tickets))
+    await read_models.store_transitions(transitions)
+    await read_models.store_heads(ticket_heads(timelines), {event.id: data.assignment_group for event, data in items})
+    return effects
+
+
 class ReadModels:
     """Consumes sla.clocks.v1, itsm.tickets.v1, itsm.feedback.v1, slo.status.v1 and slo.alerts.v1."""
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], now: Now = utc_now,
-                 lateness: Lateness = DEFAULT_LATENESS) -> None:
-        self._sessions = sessions
+    def __init__(self, units: ReadModelUnits, now: Now = utc_now, lateness: Lateness = DEFAULT_LATENESS) -> None:
+        self._units = units
         self._now = now
         self._lateness = lateness
-        self._inbox = Inbox(tables.inbox, "reporting.read-models")
 
     async def on_records(self, records: Sequence[Record]) -> list[str]:
         """A batch of records in one transaction (`apply_batch`); one outcome per record. If it fails, the
@@ -114,12 +145,12 @@ class ReadModels:
         else:
             data = {event.dedup_key: model for event, model in zip(events, validated, strict=True)
                     if event.type in APPLICABLE}
-        async with self._sessions() as session, session.begin():
+        async with self._units() as uow:
             closed: dict[str, list[tuple[datetime, datetime]]] = {}
             for tenant in sorted({event.tenantid for event in applicable}):  # one lock order for every replica
-                await repository.lock_tenant_shared(session, tenant)
-                closed[tenant] = await repository.closed_periods(session, tenant)
-            fresh = {event.dedup_key for event in await self._inbox.first_deliveries(session, applicable)}
+                await uow.read_models.lock_tenant_shared(tenant)
+                closed[tenant] = await uow.read_models.closed_periods(tenant)
+            fresh = {event.dedup_key for event in await uow.inbox.first_deliveries(applicable)}
             firsts: dict[tuple[str, str, str], CloudEvent] = {}  # a key repeated in the batch applies once
             for event in applicable:
                 if event.dedup_key in fresh:
@@ -132,8 +163,8 @@ class ReadModels:
                       for key, event in firsts.items() if event.type == CLOCK_EVENT]
             together = dict(zip(
                 [event.dedup_key for event, _ in (*tickets, *clocks)],
-                [*await repository.apply_tickets(session, deltas, tickets),
-                 *await repository.apply_clocks(session, deltas, clocks)], strict=True))
+                [*await apply_tickets(uow.read_models, deltas, tickets),
+                 *await apply_clocks(uow.read_models, deltas, clocks)], strict=True))
             outcomes: list[str] = []
             for event in events:
                 key = event.dedup_key
@@ -149,27 +180,19 @@ class ReadModels:
                         log_context(tenant=event.tenantid, event_id=event.id,
                                     ticket_id=ticket if isinstance(ticket, str) else None):
                     effect = (together[key] if key in together
-                              else await APPLIERS[event.type](session, deltas, event, data[key]))
-                    self._note(deltas, closed[event.tenantid], event, effect, received_at)
+                              else await APPLIERS[event.type](uow.read_models, event, data[key]))
+                    deltas.note(closed[event.tenantid], event, effect, received_at)
                 outcomes.append("applied")
             # The notifications these events make due commit with the read-model change that caused them.
-            await plan_batch(session, clocks, [
+            await uow.notifications.plan_batch(clocks, [
                 (event, SloAlertData.model_validate(data[key]))
                 for key, event in firsts.items() if event.type == SLO_ALERT_EVENT], received_at,
                 self._lateness)
-            await repository.flush(session, deltas)
+            await uow.read_models.flush(deltas)
+            await uow.commit()
         if deltas.late_changes:  # one line per batch: a replay into closed periods would log every event
             log.info("%d late events change closed periods %s of tenants %s",
                      len({row["event_id"] for row in deltas.late_changes}),
                      sorted({row["period_start"].isoformat() for row in deltas.late_changes}),
                      sorted({row["tenant_id"] for row in deltas.late_changes}))
         return outcomes
-
-    def _note(self, deltas: Deltas, closed: list[tuple[datetime, datetime]], event: CloudEvent, effect: Effect,
-              received_at: datetime) -> None:
-        """The event's counters, and a late-change note when it moved the counts of a period already closed
-        (written with the batch's deltas: one statement for all of them)."""
-        late = repository.periods_holding(closed, effect.changed_at)
-        if late:
-            deltas.note_late_change(event, late, received_at)
-        deltas.count_event(event, effect, bool(late), received_at)

@@ -9,7 +9,6 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from reporting import queries
 from reporting.domain.config import QualityTarget, ReportingConfig
 from reporting.domain.periods import Period, previous_periods
 from reporting.domain.quality import (
@@ -23,6 +22,7 @@ from reporting.domain.quality import (
     SloValue,
     evaluate,
 )
+from reporting.read_side import queries
 
 QUALITY_TREND_PERIODS = 2  # with the period itself: the three-period trend of the service review
 

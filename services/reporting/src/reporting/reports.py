@@ -1,30 +1,31 @@
-"""Generating Service Level Reports: configuration, inputs from the read models, the pure assembly."""
+"""Service Level Reports and the live dashboard: their inputs read from the read side, the pure assembly."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-import re
 from collections.abc import Awaitable
-from datetime import datetime
+from dataclasses import replace
+from datetime import datetime, timedelta
 from typing import Any
 
-import sqlalchemy as sa
 from prometheus_client import Histogram
 from pydantic import TypeAdapter
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from reporting import queries, tables
-from reporting.calendars import calendars_of
 from reporting.domain.assemble import assemble
 from reporting.domain.config import PublishScope, ReportingConfig
+from reporting.domain.dashboard import DashboardView, dashboard
 from reporting.domain.inputs import PeriodOutcomes, ReportInputs
 from reporting.domain.model import ServiceLevelReport, TimeStats
-from reporting.domain.periods import Period, classify, previous_periods
-from reporting.handlers import Now
+from reporting.domain.periods import Period, classify, period_containing, previous_periods
 from reporting.i18n import Language, choose_language
 from reporting.quality import FactsCache, quality_results
+from reporting.read_side import queries
+from reporting.read_side.calendars import calendars_of
+from reporting.read_side.config import load_config, save_config
+from reporting.read_side.snapshots import export_snapshot, published_report, published_reports, read_only
+from slm_shared.time_source import Now
 
 TREND_PERIODS = 6
 REPORT_SECONDS = Histogram(
@@ -32,7 +33,7 @@ REPORT_SECONDS = Histogram(
     ["kind", "format"],  # kind: live (GET /v1/reports/slr), snapshot (a frozen one rendered), close (frozen)
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
-SNAPSHOT_ID = re.compile(r"[0-9A-F]+-[0-9A-F]+-[0-9]+")
+DASHBOARD_LIST_LIMIT = 50
 REPORT_ADAPTER: TypeAdapter[ServiceLevelReport] = TypeAdapter(ServiceLevelReport)
 
 
@@ -53,33 +54,32 @@ def canonical_bytes(document: dict[str, Any]) -> bytes:
     return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-async def load_config(session: AsyncSession, tenant: str) -> tuple[ReportingConfig, int]:
-    row = (await session.execute(sa.select(tables.reporting_config.c.config, tables.reporting_config.c.version)
-                                 .where(tables.reporting_config.c.tenant_id == tenant))).first()
-    if row is None:
-        return ReportingConfig(), 0
-    return ReportingConfig.model_validate(row.config), int(row.version)
-
-
-async def save_config(session: AsyncSession, tenant: str, config: ReportingConfig, at: datetime) -> int:
-    """Every change is a new version (the version a report was made with is in its header)."""
-    t = tables.reporting_config
-    statement = insert(t).values(tenant_id=tenant, version=1, config=config.model_dump(mode="json"), updated_at=at)
-    upsert = statement.on_conflict_do_update(
-        index_elements=[t.c.tenant_id],
-        set_={"version": t.c.version + 1, "config": statement.excluded.config, "updated_at": at},
-    ).returning(t.c.version)
-    return int((await session.execute(upsert)).scalar_one())
-
-
 class ReportService:
+    """The tenants' configuration, their reports (live and published) and the dashboard; every read in one
+    read-only snapshot transaction."""
+
     def __init__(self, sessions: async_sessionmaker[AsyncSession], now: Now) -> None:
         self._sessions = sessions
         self._now = now
 
     async def config(self, tenant: str) -> tuple[ReportingConfig, int]:
-        async with self._sessions() as session:
+        async with read_only(self._sessions) as session:
             return await load_config(session, tenant)
+
+    async def save_config(self, tenant: str, config: ReportingConfig, at: datetime) -> int:
+        """A new version of the tenant's configuration."""
+        async with self._sessions() as session, session.begin():
+            return await save_config(session, tenant, config, at)
+
+    async def published(self, tenant: str, limit: int) -> list[dict[str, Any]]:
+        """The tenant's published snapshots, newest period first, without their content."""
+        async with read_only(self._sessions) as session:
+            return await published_reports(session, tenant, limit)
+
+    async def published_report(self, tenant: str, report_id: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
+        """A published snapshot's content and lineage, exactly as frozen."""
+        async with read_only(self._sessions) as session:
+            return await published_report(session, tenant, report_id)
 
     async def language(self, tenant: str, requested: str | None, accept_language: str | None) -> Language:
         """`?lang=`, else Accept-Language, else the tenant's configured language."""
@@ -87,14 +87,13 @@ class ReportService:
 
     async def generate(self, tenant: str, start: datetime, end: datetime, service: str | None = None,
                        customer: str | None = None, clocks_limit: int = 1000) -> ServiceLevelReport:
-        async with self._sessions() as session, session.begin():
-            # One snapshot of the data for every section (REPEATABLE READ), read-only.
-            await session.execute(sa.text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY"))
+        # One snapshot of the data for every section, read-only.
+        async with read_only(self._sessions) as session:
             config, version = await load_config(session, tenant)
             period = classify(start, end, config.timezone, config.period)
             # The percentiles sort every stopped cycle of the period: the one scan a rollup cannot replace. They
-            # run on a second connection, in the very same snapshot (as pg_dump's parallel workers do).
-            snapshot = str((await session.execute(sa.text("SELECT pg_export_snapshot()"))).scalar_one())
+            # run on a second connection, in the very same snapshot.
+            snapshot = await export_snapshot(session)
             times = asyncio.create_task(self._times_in(snapshot, queries.Scope(tenant, service, customer), period))
             try:
                 return await build_report(session, tenant, period, config, version, service, customer, self._now(),
@@ -104,12 +103,30 @@ class ReportService:
                     times.cancel()
 
     async def _times_in(self, snapshot: str, scope: queries.Scope, period: Period) -> list[TimeStats]:
-        if not SNAPSHOT_ID.fullmatch(snapshot):
-            raise ValueError(f"unexpected snapshot id {snapshot!r}")
-        async with self._sessions() as session, session.begin():
-            await session.execute(sa.text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY"))
-            await session.execute(sa.text(f"SET TRANSACTION SNAPSHOT '{snapshot}'"))
+        async with read_only(self._sessions, snapshot) as session:
             return await queries.time_stats(session, scope, period.start, period.end)
+
+    async def dashboard(self, tenant: str, at: datetime) -> DashboardView:
+        """The live dashboard at `at`: the period so far, open and imminent breaches, SLOs, quality targets."""
+        async with read_only(self._sessions) as session:
+            config, _ = await load_config(session, tenant)
+            period = period_containing(at, config.timezone, config.period)
+            scope = queries.Scope(tenant)
+            breaches = await queries.open_breaches(session, scope, at, DASHBOARD_LIST_LIMIT)
+            soon = await queries.about_to_breach(session, scope, at,
+                                                 timedelta(seconds=config.dashboard_horizon_seconds),
+                                                 DASHBOARD_LIST_LIMIT)
+            running = [(c.calendar, c.policy_version) for c in breaches if c.state == "running"]
+            running += [(c.calendar, c.policy_version) for c in soon if c.state == "running"]
+            return dashboard(
+                tenant, at, period, config,
+                await queries.outcome_cells(session, scope, period.start, at),
+                breaches, soon,
+                await queries.slo_statuses(session, scope, None, at + timedelta(seconds=1)),
+                # The quality targets on the period so far, with the two whole periods before as their trend.
+                await quality_results(session, tenant, replace(period, end=max(at, period.start)), config),
+                await calendars_of(session, tenant, running),
+            )
 
 
 async def build_report(session: AsyncSession, tenant: str, period: Period, config: ReportingConfig,

@@ -1,6 +1,5 @@
-"""The service review pack over HTTP: `GET /v1/reviews/{period}` (json, html, pdf), its approval
-`POST /v1/reviews/{period}:approve` (who, when, comment; the pack frozen with the SHA-256 of its canonical JSON)
-and the complaint log's handling `PATCH /v1/complaints/{ticket_id}`.
+"""The service review pack: built from the read side, frozen by the period close, approved, and served with
+what changed since (reporting.review_api serves it over HTTP).
 
 `{period}` is a label of the tenant's configured period: `2026-10` (monthly) or `2026-W41` (weekly).
 
@@ -10,70 +9,50 @@ canonical JSON. A later read of the closed period serves that frozen pack (`froz
 changed after the close is shown beside it under `after_close`, never merged into it: the report amendments
 late events made, late events still waiting for one, complaint handling recorded since. An approval approves the
 frozen pack and refers to its hash; an approved review is served exactly as approved. A period closed before
-reviews were frozen, or a customer the close did not freeze, is built on each read as before. Reads need the key
-scope `read`; approving and handling complaints need `config`.
+reviews were frozen, or a customer the close did not freeze, is built on each read as before.
 """
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import re
 from collections import Counter
 from datetime import date, datetime, time
-from typing import Annotated, Any, Literal
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Body, HTTPException, Path, Request, status
-from fastapi.responses import HTMLResponse, JSONResponse, Response
-from pydantic import BaseModel, ConfigDict, TypeAdapter
+from fastapi import HTTPException, status
+from pydantic import TypeAdapter
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from reporting import queries, tables
-from reporting.domain.config import Name, PublishScope, ReportingConfig, Text
+from reporting import tables
+from reporting.domain.config import PublishScope, ReportingConfig
 from reporting.domain.notification_policy import REPORT_PUBLISHED
 from reporting.domain.periods import Period, period_containing, previous_periods
 from reporting.domain.quality import Answer
 from reporting.domain.review import (
     Delivered,
-    ImprovementRecord,
+    ImprovementItem,
     ServiceReview,
     assemble_review,
     delivery_order,
 )
 from reporting.domain.satisfaction import Handling, complaint_counts, satisfaction
-from reporting.handlers import Now
-from reporting.i18n import Language, choose_language
+from reporting.i18n import Language
 from reporting.quality import QUALITY_TREND_PERIODS, FactsCache, quality_results
-from reporting.render.pdf import html_to_pdf
-from reporting.render.review import render_review_html
-from reporting.reports import build_report, canonical_bytes, load_config
+from reporting.read_side import queries
+from reporting.read_side.config import load_config
+from reporting.read_side.snapshots import read_only
+from reporting.reports import build_report, canonical_bytes
 from reporting.review_tables import complaint_handling, improvements, review_approvals, review_freezes
-from slm_shared.auth import ConfigTenant, ReadTenant
 
-ReviewFormat = Literal["json", "html", "pdf"]
 REVIEW_ADAPTER: TypeAdapter[ServiceReview] = TypeAdapter(ServiceReview)
 DELIVERIES_ADAPTER: TypeAdapter[list[Delivered]] = TypeAdapter(list[Delivered])
 MONTH_LABEL = re.compile(r"^(\d{4})-(\d{2})$")
 WEEK_LABEL = re.compile(r"^(\d{4})-W(\d{2})$")
 ALL_CUSTOMERS = "*"
-
-
-class ApprovalRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    approved_by: Name
-    comment: Text | None = None
-
-
-class ComplaintChange(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    marked: bool | None = None
-    status: Literal["open", "acknowledged", "in_progress", "resolved", "rejected"] | None = None
-    owner: Name | None = None
-    note: Text | None = None
-    improvement_id: Name | None = None
 
 
 def parse_period(label: str, config: ReportingConfig) -> Period:
@@ -106,11 +85,11 @@ async def _handling(session: AsyncSession, tenant: str) -> dict[str, Handling]:
     return {r.ticket_id: Handling(r.marked, r.status, r.owner, r.note, r.improvement_id) for r in rows}
 
 
-async def _improvements(session: AsyncSession, tenant: str, customer: str | None) -> list[ImprovementRecord]:
+async def _improvements(session: AsyncSession, tenant: str, customer: str | None) -> list[ImprovementItem]:
     rows = (await session.execute(sa.select(improvements).where(improvements.c.tenant_id == tenant))).all()
-    return [ImprovementRecord(r.improvement_id, r.title, r.trigger_kind, r.trigger_ref, r.kpi, r.status, r.owner,
-                              r.due, r.target_value, r.comparison, r.baseline_value, r.after_value, r.created_at,
-                              r.history, r.after_period)
+    return [ImprovementItem(r.improvement_id, r.title, r.trigger_kind, r.trigger_ref, r.kpi, r.status, None,
+                            r.owner, r.due, r.target_value, r.comparison, r.baseline_value, r.after_value,
+                            r.after_period, created_at=r.created_at, history=r.history)
             for r in rows if customer is None or r.kpi.get("customer") in (None, customer)]
 
 
@@ -223,91 +202,69 @@ async def after_close(session: AsyncSession, tenant: str, period: Period, custom
     }
 
 
-def reviews_router(sessions: async_sessionmaker[AsyncSession], now: Now) -> APIRouter:
-    router = APIRouter(prefix="/v1", tags=["reviews"])
+async def current_review(sessions: async_sessionmaker[AsyncSession], tenant: str, label: str, customer: str | None,
+                         now: datetime) -> tuple[dict[str, Any], Language]:
+    """The pack of the period as served: approved, else frozen (with what changed since), else built now; and
+    the tenant's language."""
+    async with read_only(sessions) as session:
+        config, version = await load_config(session, tenant)
+        period = parse_period(label, config)
+        approved = (await session.execute(sa.select(review_approvals).where(
+            review_approvals.c.tenant_id == tenant, review_approvals.c.period_start == period.start,
+            review_approvals.c.customer == (customer or ALL_CUSTOMERS)))).first()
+        frozen = (await session.execute(sa.select(review_freezes).where(
+            review_freezes.c.tenant_id == tenant, review_freezes.c.period_start == period.start,
+            review_freezes.c.customer == (customer or ALL_CUSTOMERS)))).first()
+        extra: dict[str, Any] = {}
+        if frozen is not None:
+            extra = {"frozen": {"frozen_at": frozen.frozen_at.isoformat(),
+                                "content_sha256": frozen.content_sha256},
+                     "after_close": await after_close(session, tenant, period, customer, frozen.content,
+                                                      frozen.frozen_at)}
+        if approved is not None:
+            return await _delivered_now(session, tenant, {**approved.content, "approval": {
+                "approved_by": approved.approved_by, "approved_at": approved.approved_at.isoformat(),
+                "comment": approved.comment, "content_sha256": approved.content_sha256}, **extra}), config.language
+        if frozen is not None:
+            return await _delivered_now(session, tenant, {**frozen.content, **extra}), config.language
+        document = review_document(await build_review(session, tenant, period, config, version, customer, now))
+        return document, config.language
 
-    async def current_document(tenant: str, label: str, customer: str | None) -> tuple[dict[str, Any], Language]:
-        async with sessions() as session, session.begin():
-            await session.execute(sa.text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY"))
-            config, version = await load_config(session, tenant)
-            period = parse_period(label, config)
-            approved = (await session.execute(sa.select(review_approvals).where(
-                review_approvals.c.tenant_id == tenant, review_approvals.c.period_start == period.start,
-                review_approvals.c.customer == (customer or ALL_CUSTOMERS)))).first()
-            frozen = (await session.execute(sa.select(review_freezes).where(
-                review_freezes.c.tenant_id == tenant, review_freezes.c.period_start == period.start,
-                review_freezes.c.customer == (customer or ALL_CUSTOMERS)))).first()
-            extra: dict[str, Any] = {}
-            if frozen is not None:
-                extra = {"frozen": {"frozen_at": frozen.frozen_at.isoformat(),
-                                    "content_sha256": frozen.content_sha256},
-                         "after_close": await after_close(session, tenant, period, customer, frozen.content,
-                                                          frozen.frozen_at)}
-            if approved is not None:
-                return await _delivered_now(session, tenant, {**approved.content, "approval": {
-                    "approved_by": approved.approved_by, "approved_at": approved.approved_at.isoformat(),
-                    "comment": approved.comment, "content_sha256": approved.content_sha256}, **extra}), config.language
-            if frozen is not None:
-                return await _delivered_now(session, tenant, {**frozen.content, **extra}), config.language
-            document = review_document(await build_review(session, tenant, period, config, version, customer, now()))
-            return document, config.language
 
-    @router.get("/reviews/{period}", summary="The service review pack of a period")
-    async def review(tenant: ReadTenant, period: str, request: Request, customer: str | None = None,
-                     format: ReviewFormat = "json", lang: str | None = None) -> Response:
-        document, default = await current_document(tenant, period, customer)
-        if format == "json":
-            return JSONResponse(document)
-        language = choose_language(lang, request.headers.get("accept-language"), default)
-        html = render_review_html(document, language)
-        if format == "html":
-            return HTMLResponse(html, headers={"Content-Language": language})
-        pdf = await asyncio.to_thread(html_to_pdf, html)
-        stem = re.sub(r"[^A-Za-z0-9._-]+", "_", f"review-{tenant}-{period}-{customer or 'all'}")
-        return Response(pdf, media_type="application/pdf", headers={
-            "Content-Disposition": f'inline; filename="{stem}.pdf"', "Content-Language": language})
+async def approve_review(session: AsyncSession, tenant: str, label: str, customer: str | None, approved_by: str,
+                         comment: str | None, at: datetime) -> tuple[Period, str]:
+    """Approve the period's pack (the frozen one, else as built now) in the caller's transaction; the period and
+    the approved content's hash. 409 when the period has not ended or was approved already."""
+    config, version = await load_config(session, tenant)
+    found = parse_period(label, config)
+    if found.end > at:
+        raise HTTPException(status.HTTP_409_CONFLICT, "a period is approved once it has ended")
+    frozen = (await session.execute(sa.select(review_freezes.c.content, review_freezes.c.content_sha256).where(
+        review_freezes.c.tenant_id == tenant, review_freezes.c.period_start == found.start,
+        review_freezes.c.customer == (customer or ALL_CUSTOMERS)))).first()
+    if frozen is not None:  # the pack the close froze, by its hash
+        content, digest = frozen.content, frozen.content_sha256
+    else:  # a period not closed yet (the close delay) or a customer the close does not freeze
+        content = review_document(await build_review(session, tenant, found, config, version, customer, at))
+        digest = hashlib.sha256(canonical_bytes(content)).hexdigest()
+    inserted = await session.execute(insert(review_approvals).values(
+        tenant_id=tenant, period_start=found.start, customer=customer or ALL_CUSTOMERS,
+        period_end=found.end, label=found.label, approved_by=approved_by, approved_at=at,
+        comment=comment, content=content, content_sha256=digest).on_conflict_do_nothing())
+    if not inserted.rowcount:  # type: ignore[attr-defined]
+        raise HTTPException(status.HTTP_409_CONFLICT, "this review is approved already")
+    return found, digest
 
-    @router.post("/reviews/{period}:approve", status_code=status.HTTP_201_CREATED,
-                 summary="Approve a period's review: freeze it with who, when, a comment and its hash")
-    async def approve(tenant: ConfigTenant, period: str, body: Annotated[ApprovalRequest, Body()],
-                      customer: str | None = None) -> dict[str, Any]:
-        at = now()
-        async with sessions() as session, session.begin():
-            config, version = await load_config(session, tenant)
-            found = parse_period(period, config)
-            if found.end > at:
-                raise HTTPException(status.HTTP_409_CONFLICT, "a period is approved once it has ended")
-            frozen = (await session.execute(sa.select(review_freezes.c.content, review_freezes.c.content_sha256).where(
-                review_freezes.c.tenant_id == tenant, review_freezes.c.period_start == found.start,
-                review_freezes.c.customer == (customer or ALL_CUSTOMERS)))).first()
-            if frozen is not None:  # the pack the close froze, by its hash
-                content, digest = frozen.content, frozen.content_sha256
-            else:  # a period not closed yet (the close delay) or a customer the close does not freeze
-                content = review_document(await build_review(session, tenant, found, config, version, customer, at))
-                digest = hashlib.sha256(canonical_bytes(content)).hexdigest()
-            inserted = await session.execute(insert(review_approvals).values(
-                tenant_id=tenant, period_start=found.start, customer=customer or ALL_CUSTOMERS,
-                period_end=found.end, label=found.label, approved_by=body.approved_by, approved_at=at,
-                comment=body.comment, content=content, content_sha256=digest).on_conflict_do_nothing())
-            if not inserted.rowcount:  # type: ignore[attr-defined]
-                raise HTTPException(status.HTTP_409_CONFLICT, "this review is approved already")
-        return {"period": found.label, "customer": customer, "approved_by": body.approved_by,
-                "approved_at": at.isoformat(), "comment": body.comment, "content_sha256": digest}
 
-    @router.patch("/complaints/{ticket_id}", summary="Mark a survey answer a complaint, or record its handling")
-    async def handle_complaint(tenant: ConfigTenant, ticket_id: Annotated[str, Path(max_length=512)],
-                               change: Annotated[ComplaintChange, Body()]) -> dict[str, Any]:
-        values = {k: v for k, v in change.model_dump().items() if v is not None}
-        statement = insert(complaint_handling).values(
-            tenant_id=tenant, ticket_id=ticket_id, marked=values.get("marked", False),
-            status=values.get("status", "open"), owner=values.get("owner"), note=values.get("note"),
-            improvement_id=values.get("improvement_id"), updated_at=now())
-        async with sessions() as session, session.begin():
-            row = (await session.execute(statement.on_conflict_do_update(
-                index_elements=["tenant_id", "ticket_id"], set_={**values, "updated_at": now()})
-                .returning(complaint_handling))).first()
-        assert row is not None
-        return {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in row._mapping.items()
-                if k != "tenant_id"}
-
-    return router
+async def record_complaint_handling(session: AsyncSession, tenant: str, ticket_id: str, values: dict[str, Any],
+                                    at: datetime) -> dict[str, Any]:
+    """Mark a survey answer a complaint or record its handling (only the `values` given change); the row."""
+    statement = insert(complaint_handling).values(
+        tenant_id=tenant, ticket_id=ticket_id, marked=values.get("marked", False),
+        status=values.get("status", "open"), owner=values.get("owner"), note=values.get("note"),
+        improvement_id=values.get("improvement_id"), updated_at=at)
+    row = (await session.execute(statement.on_conflict_do_update(
+        index_elements=["tenant_id", "ticket_id"], set_={**values, "updated_at": at})
+        .returning(complaint_handling))).first()
+    assert row is not None
+    return dict(row._mapping)

@@ -7,8 +7,8 @@ Rules:
   the key's tenant must still be the session's);
 - `last_seen_at` is written at most once per `touch_every`, not on every dashboard refresh.
 
-`SessionPolicy` is pure (time passed in); `SqlDashboardSessions` runs in the caller's transaction and never
-commits.
+`SessionPolicy` is pure (time passed in) and decides; `SqlDashboardSessions` runs in the caller's transaction
+(the unit of work's `signins`) and never commits.
 """
 
 from __future__ import annotations
@@ -20,6 +20,8 @@ from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
+
+from reporting import tables
 
 SESSION_ID_BYTES = 32
 
@@ -57,44 +59,43 @@ def session_hash(session_id: str) -> str:
 class SqlDashboardSessions:
     """Sessions in `dashboard_sessions`, checked against the service's copy of the API keys."""
 
-    def __init__(self, table: sa.Table, api_keys: sa.Table, policy: SessionPolicy) -> None:
-        self._table = table
-        self._keys = api_keys
-        self.policy = policy
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
 
-    async def open(self, session: AsyncSession, key_id: str, tenant_id: str, now: datetime) -> str:
+    async def open(self, key_id: str, tenant_id: str, now: datetime, policy: SessionPolicy) -> str:
         """A new session for a key that was just checked; returns the id the browser keeps (never stored)."""
         session_id = new_session_id()
-        await session.execute(sa.insert(self._table).values(
+        await self._session.execute(sa.insert(tables.dashboard_sessions).values(
             session_hash=session_hash(session_id), key_id=key_id, tenant_id=tenant_id, created_at=now,
-            last_seen_at=now, expires_at=self.policy.expires_at(now)))
+            last_seen_at=now, expires_at=policy.expires_at(now)))
         return session_id
 
-    async def resolve(self, session: AsyncSession, session_id: str, now: datetime) -> DashboardSession | None:
+    async def resolve(self, session_id: str, now: datetime, policy: SessionPolicy) -> DashboardSession | None:
         """The live session of this id, or None (unknown, expired, idle too long, or its key revoked)."""
-        t, k = self._table, self._keys
+        t, k = tables.dashboard_sessions, tables.api_keys
         hashed = session_hash(session_id)
-        row = (await session.execute(
+        row = (await self._session.execute(
             sa.select(t.c.key_id, t.c.tenant_id, t.c.last_seen_at, t.c.expires_at, k.c.status, k.c.tenant_id.label(
                 "key_tenant")).select_from(t.outerjoin(k, k.c.key_id == t.c.key_id)).where(t.c.session_hash == hashed)
         )).first()
         if row is None:
             return None
         if (row.status != "active" or row.key_tenant != row.tenant_id
-                or not self.policy.alive(row.expires_at, row.last_seen_at, now)):
-            await session.execute(sa.delete(t).where(t.c.session_hash == hashed))
+                or not policy.alive(row.expires_at, row.last_seen_at, now)):
+            await self._session.execute(sa.delete(t).where(t.c.session_hash == hashed))
             return None
-        if self.policy.touch_due(row.last_seen_at, now):
-            await session.execute(sa.update(t).where(t.c.session_hash == hashed).values(last_seen_at=now))
+        if policy.touch_due(row.last_seen_at, now):
+            await self._session.execute(sa.update(t).where(t.c.session_hash == hashed).values(last_seen_at=now))
         return DashboardSession(tenant_id=row.tenant_id, key_id=row.key_id)
 
-    async def close(self, session: AsyncSession, session_id: str) -> None:
-        await session.execute(sa.delete(self._table).where(self._table.c.session_hash == session_hash(session_id)))
+    async def close(self, session_id: str) -> None:
+        t = tables.dashboard_sessions
+        await self._session.execute(sa.delete(t).where(t.c.session_hash == session_hash(session_id)))
 
-    async def purge(self, session: AsyncSession, now: datetime) -> int:
+    async def purge(self, now: datetime, policy: SessionPolicy) -> int:
         """Delete the sessions that can no longer be used (they are refused anyway; this keeps the table small)."""
-        t, k = self._table, self._keys
+        t, k = tables.dashboard_sessions, tables.api_keys
         active_key = sa.exists().where(k.c.key_id == t.c.key_id, k.c.status == "active", k.c.tenant_id == t.c.tenant_id)
-        result = await session.execute(sa.delete(t).where(sa.or_(
-            t.c.expires_at <= now, t.c.last_seen_at <= now - self.policy.idle, ~active_key)))
+        result = await self._session.execute(sa.delete(t).where(sa.or_(
+            t.c.expires_at <= now, t.c.last_seen_at <= now - policy.idle, ~active_key)))
         return int(result.rowcount or 0)  # type: ignore[attr-defined]

@@ -51,7 +51,8 @@ class ReportingSettings(ServiceSettings):
         default=2, ge=1, le=16, description="batches of one tenant claimed and sent side by side (each holds a "
         "database connection): one batch's round trips and commit overlap another's sends")
     notification_http_client: Literal["h11", "httpx"] = Field(
-        default="h11", description="h11: the lean HTTP/1.1 client (reporting.http11, about a fifth of httpx's CPU "
+        default="h11", description="h11: the lean HTTP/1.1 client (reporting.notifications.http11, about a fifth of "
+        "httpx's CPU "
         "a request); httpx: for HTTP(S)_PROXY from the environment")
     notification_max_attempts: int = Field(default=8, ge=1, le=100, description="tries before a notification is dead")
     notification_timeout_seconds: float = Field(default=10.0, gt=0, le=120, description="per send")

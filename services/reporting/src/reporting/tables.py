@@ -325,7 +325,7 @@ dashboard_sessions = sa.Table(
     sa.Index("dashboard_sessions_by_expiry", "expires_at"),
 )
 
-# Notification policies (reporting.notifications): every apply a new version; channel secrets inside `document`
+# Notification policies (reporting.notifications.policies): every apply a new version; channel secrets inside `document`
 # are Fernet ciphertexts, never plaintext.
 notification_policies = sa.Table(
     "notification_policies",

@@ -60,7 +60,7 @@ class Message:
     link: str | None
     link_label: str
     severity: str  # critical | warning | info: PagerDuty's and Alertmanager's vocabulary
-    ack_link: str | None = None  # a signed link that stops the ladder (reporting.ack_links)
+    ack_link: str | None = None  # a signed link that stops the ladder (reporting.notifications.ack_links)
     ack_label: str = "Acknowledge"
 
     @property

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from fractions import Fraction
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import Field
 
 from reporting.domain.assemble import CUSTOMER_AGREEMENT, overall_attainment, ratio
 from reporting.domain.config import RagStatus, ReportingConfig, WorkloadLimit
@@ -84,13 +86,16 @@ class ExperienceRow:
 
 @dataclass(frozen=True)
 class ImprovementItem:
+    """An entry of the improvement register: as stored (`movement` None), and as a review lists it (`movement`
+    set, from `created_at` and `history`, which the review document leaves out)."""
+
     improvement_id: str
     title: str
     trigger_kind: str
     trigger_ref: str
     kpi: dict[str, Any]
     status: str
-    movement: str  # opened | progressed | closed | carried (open, untouched in the period)
+    movement: str | None  # opened | progressed | closed | carried (open, untouched in the period) | measured
     owner: str | None
     due: date | None
     target_value: float
@@ -99,6 +104,8 @@ class ImprovementItem:
     after_value: float | None
     # Where the after-value was measured: {start, end, label, measured: "at completion" | "at close"}.
     after_period: dict[str, Any] | None = None
+    created_at: Annotated[datetime, Field(exclude=True)] = field(kw_only=True)
+    history: Annotated[list[dict[str, Any]], Field(exclude=True)] = field(kw_only=True)
 
 
 @dataclass(frozen=True)
@@ -149,27 +156,6 @@ class ServiceReview:
     schema: str = SCHEMA_ID
     approval: Approval | None = None
     notes: list[str] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class ImprovementRecord:
-    """An entry of the register as stored, for the review's movements."""
-
-    improvement_id: str
-    title: str
-    trigger_kind: str
-    trigger_ref: str
-    kpi: dict[str, Any]
-    status: str
-    owner: str | None
-    due: date | None
-    target_value: float
-    comparison: str
-    baseline_value: float | None
-    after_value: float | None
-    created_at: datetime
-    history: list[dict[str, Any]]
-    after_period: dict[str, Any] | None = None
 
 
 def service_attainment(cells: Sequence[OutcomeCell], config: ReportingConfig) -> dict[str, tuple[Ratio, RagStatus]]:
@@ -253,7 +239,7 @@ def _distributed(snapshot: PublishedSnapshot, deliveries: Sequence[Delivered]) -
                              delivery_order(deliveries))
 
 
-def movement(record: ImprovementRecord, start: datetime, end: datetime) -> str | None:
+def movement(record: ImprovementItem, start: datetime, end: datetime) -> str | None:
     """What happened to an entry in [start, end); None when it was closed before or opened after. `measured`: done
     before, its after-value measured on this very period at its close."""
     if record.created_at >= end:
@@ -275,7 +261,7 @@ def movement(record: ImprovementRecord, start: datetime, end: datetime) -> str |
 def assemble_review(report: ServiceLevelReport, history: Sequence[tuple[str, Sequence[OutcomeCell]]],
                     current_cells: Sequence[OutcomeCell], created: Mapping[tuple[str, str], int],
                     quality: list[QualityResult], facts: QualityFacts, satisfaction: Satisfaction,
-                    complaints_by_status: dict[str, int], improvements: Sequence[ImprovementRecord],
+                    complaints_by_status: dict[str, int], improvements: Sequence[ImprovementItem],
                     config: ReportingConfig,
                     deliveries: Mapping[str, Sequence[Delivered]] | None = None) -> ServiceReview:
     """`deliveries`: per published report id, its notifications (the distribution record)."""
@@ -286,10 +272,7 @@ def assemble_review(report: ServiceLevelReport, history: Sequence[tuple[str, Seq
     for record in sorted(improvements, key=lambda r: (r.created_at, r.improvement_id)):
         moved = movement(record, header.period.start, header.period.end)
         if moved is not None:
-            items.append(ImprovementItem(
-                record.improvement_id, record.title, record.trigger_kind, record.trigger_ref, record.kpi,
-                record.status, moved, record.owner, record.due, record.target_value, record.comparison,
-                record.baseline_value, record.after_value, record.after_period))
+            items.append(replace(record, movement=moved))
     notes = [row.note for row in satisfaction.rows if row.note]
     return ServiceReview(
         banner=Banner(header.tenant, customer, header.period, header.generated_at, header.config_version,

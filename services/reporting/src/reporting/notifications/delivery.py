@@ -21,20 +21,13 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
-import sqlalchemy as sa
 from prometheus_client import Counter, Histogram
-from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from reporting import tables
-from reporting.ack_links import AckLinks
-from reporting.calendars import calendars_of
-from reporting.channels import Delivery, DeliveryFailed, Senders
 from reporting.domain.live import Calendars
 from reporting.domain.messages import notification_message
 from reporting.domain.notification_policy import REPORT_PUBLISHED, NotificationPolicy
@@ -47,12 +40,17 @@ from reporting.domain.notifications import (
     still_holds,
     values_at,
 )
-from reporting.handlers import Now
-from reporting.notifications import PolicyStore, StoredPolicy, load_policies, new_id
+from reporting.notifications.ack_links import AckLinks
+from reporting.notifications.channels import Delivery, DeliveryFailed, Senders
+from reporting.notifications.deliveries import cycle_of
+from reporting.notifications.planning import new_id
+from reporting.notifications.policies import PolicyStore, StoredPolicy
 from reporting.settings import ReportingSettings
+from reporting.unit_of_work import Units
 from slm_shared.background import BACKGROUND_FAILURES, for_each_isolated
 from slm_shared.logging import log_context
 from slm_shared.ratelimit import RateLimiter
+from slm_shared.time_source import Now
 
 log = logging.getLogger(__name__)
 
@@ -60,16 +58,15 @@ NOTIFICATIONS = Counter("slm_notifications_total", "Notifications by channel typ
                         "(sent, failed: will be retried, dead, suppressed)", ["channel", "outcome"])
 LATENESS = Histogram("slm_notification_lateness_seconds", "Seconds from when a notification was due to when its "
                      "channel took it", ["channel"], buckets=(0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300))
-ACTIVE = ("pending", "retrying")
 TENANTS_IN_PARALLEL = 4
 BATCHES_PER_LANE = 20
 
 
 class NotificationDelivery:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], store: PolicyStore, senders: Senders, now: Now,
+    def __init__(self, units: Units, store: PolicyStore, senders: Senders, now: Now,
                  settings: ReportingSettings, jitter: Callable[[], float] = random.random,
                  ack_links: AckLinks | None = None) -> None:
-        self._sessions = sessions
+        self._units = units
         self._store = store
         self._senders = senders
         self._now = now
@@ -87,11 +84,8 @@ class NotificationDelivery:
         so a busy tenant cannot keep the others waiting and a tenant whose receiver hangs until the timeout
         delays only its own notifications. The pass does not wait for the lanes: the next one starts lanes for
         tenants that became due meanwhile."""
-        t = tables.notifications
-        async with self._sessions() as session:
-            overdue = (await session.execute(
-                sa.select(t.c.tenant_id).where(t.c.status.in_(ACTIVE), t.c.next_attempt_at <= self._now())
-                .group_by(t.c.tenant_id).order_by(sa.func.min(t.c.next_attempt_at)))).scalars().all()
+        async with self._units() as uow:
+            overdue = await uow.deliveries.overdue_tenants(self._now())
         started = 0
         for tenant in overdue:
             if tenant in self._lanes or len(self._lanes) >= TENANTS_IN_PARALLEL:
@@ -140,23 +134,20 @@ class NotificationDelivery:
             min(left, self._settings.notification_batches_in_flight)))))
 
     async def _batch(self, tenant: str) -> int:
-        t = tables.notifications
-        async with self._sessions() as session, session.begin():
+        async with self._units() as uow:
+            deliveries = uow.deliveries
             now = self._now()
-            rows = [dict(row) for row in (await session.execute(
-                sa.select(t).where(t.c.tenant_id == tenant, t.c.status.in_(ACTIVE), t.c.next_attempt_at <= now)
-                .order_by(t.c.next_attempt_at).limit(self._settings.notification_batch)
-                .with_for_update(skip_locked=True))).mappings()]
+            rows = await deliveries.claim_due(tenant, now, self._settings.notification_batch)
             if not rows:
                 return 0
-            stored = (await load_policies(session, [tenant])).get(tenant)
-            clocks = await _clocks_now(session, tenant, rows)
+            stored = (await uow.policies.latest([tenant])).get(tenant)
+            clocks = await deliveries.clocks_now(tenant, rows)
             # The running clocks' calendars, for their figures at the sending instant (as the live report).
-            calendars = await calendars_of(session, tenant, [clock.calendar_key for clock in clocks.values()
-                                                             if clock.state == "running"])
-            acked = await _acked_ladders(session, tenant, rows)
-            resolved = await _alerts_resolved(session, tenant, rows)
-            paged = await _paged_cycles(session, tenant, rows)
+            calendars = await deliveries.calendars(tenant, [clock.calendar_key for clock in clocks.values()
+                                                            if clock.state == "running"])
+            acked = await deliveries.acked_ladders(tenant, rows)
+            resolved = await deliveries.alerts_resolved(tenant, rows)
+            paged = await deliveries.paged_cycles(tenant, rows)
             semaphore = asyncio.Semaphore(self._settings.notification_concurrency)
             # Each channel's secret decrypted once per batch, not once per row (Fernet's HMAC and AES).
             secrets = ({channel.name: self._store.secret(stored.document, channel.name)
@@ -167,16 +158,12 @@ class NotificationDelivery:
                     return await self._settle(row, stored, clocks, calendars, acked, paged, resolved, now, secrets)
 
             updates = await asyncio.gather(*(settle(row) for row in rows))
-            await session.execute(sa.update(t).where(t.c.id == sa.bindparam("b_id")).values(
-                status=sa.bindparam("b_status"), attempts=sa.bindparam("b_attempts"),
-                next_attempt_at=sa.bindparam("b_next"), last_error=sa.bindparam("b_error"),
-                reason=sa.bindparam("b_reason"), sent_at=sa.bindparam("b_sent")), updates)
+            await deliveries.record_outcomes(updates)
             repeats = [repeat for row, update in zip(rows, updates, strict=True) if update["b_status"] == "sent"
                        and stored is not None and row["ladder_key"] not in acked
                        for repeat in [_repeat(stored, row, now)] if repeat is not None]
-            if repeats:
-                await session.execute(insert(t).on_conflict_do_nothing(
-                    index_elements=["tenant_id", "idempotency_key"]), repeats)
+            await deliveries.add_repeats(repeats)
+            await uow.commit()
         return len(rows)
 
     async def _settle(self, row: dict[str, Any], stored: StoredPolicy | None, clocks: dict[tuple[Any, ...], ClockNow],
@@ -187,13 +174,13 @@ class NotificationDelivery:
         update = {"b_id": row["id"], "b_status": "sent", "b_attempts": row["attempts"],
                   "b_next": row["next_attempt_at"], "b_error": row["last_error"], "b_reason": None, "b_sent": None}
         with log_context(tenant=row["tenant_id"], ticket_id=row["ticket_id"]):
-            clock = clocks.get(_cycle(row))
+            clock = clocks.get(cycle_of(row))
             channel = stored.policy.channel(row["channel"]) if stored else None
             rule = stored.policy.rule(row["rule_id"]) if stored else None
             reason = ("acknowledged" if row["ladder_key"] in acked and row["trigger"] != "resolve"
                       else "the rule or its channel is no longer in the policy" if channel is None or rule is None
                       else "nothing was paged for this cycle" if row["trigger"] == "resolve"
-                      and (*_cycle(row), row["rule_id"]) not in paged
+                      and (*cycle_of(row), row["rule_id"]) not in paged
                       else still_holds(row["trigger"], clock, _planned_due(row),
                                        resolved.get((row["slo_id"], row["trigger"].removeprefix("slo:"))),
                                        row["event_at"]))
@@ -275,63 +262,10 @@ def _planned_due(row: dict[str, Any]) -> datetime | None:
     return datetime.fromisoformat(due) if isinstance(due, str) else None
 
 
-def _cycle(row: dict[str, Any]) -> tuple[Any, ...]:
-    return (row["ticket_id"], row["policy_id"], row["metric"], row["cycle"])
-
-
 def _dedup_key(row: dict[str, Any]) -> str:
     """One incident per (tenant, cycle or alert episode, rule): a trigger, its escalations and its resolve."""
-    scope = "/".join(str(part) for part in _cycle(row)) if row["ticket_id"] else row["ladder_key"].rsplit("/", 2)[0]
+    scope = "/".join(str(part) for part in cycle_of(row)) if row["ticket_id"] else row["ladder_key"].rsplit("/", 2)[0]
     return f"{row['tenant_id']}/{scope}/{row['rule_id']}"
-
-
-async def _clocks_now(session: AsyncSession, tenant: str, rows: Sequence[dict[str, Any]]) -> dict[tuple[Any, ...],
-                                                                                                  ClockNow]:
-    """The read model's cycles of the rows, as they stand in this transaction."""
-    keys = sorted({_cycle(row) for row in rows if row["ticket_id"] is not None})
-    if not keys:
-        return {}
-    c = tables.clock_outcomes
-    found = (await session.execute(sa.select(c).where(
-        c.c.tenant_id == tenant, sa.tuple_(c.c.ticket_id, c.c.policy_id, c.c.metric, c.c.cycle).in_(keys)))).mappings()
-    return {(r["ticket_id"], r["policy_id"], r["metric"], r["cycle"]): ClockNow(
-        r["state"], r["breached"], r["target_seconds"], r["elapsed_seconds"], r["last_event_time"], r["due_at"],
-        r["breached_at"], r["calendar"], r["policy_version"]) for r in found}
-
-
-async def _acked_ladders(session: AsyncSession, tenant: str, rows: Sequence[dict[str, Any]]) -> set[str]:
-    t = tables.notifications
-    ladders = sorted({row["ladder_key"] for row in rows})
-    return set((await session.execute(sa.select(t.c.ladder_key).distinct().where(
-        t.c.tenant_id == tenant, t.c.ladder_key.in_(ladders), t.c.acked_at.is_not(None)))).scalars())
-
-
-async def _alerts_resolved(session: AsyncSession, tenant: str,
-                           rows: Sequence[dict[str, Any]]) -> dict[tuple[str, str], datetime]:
-    """(slo_id, alert) of the SLO alert rows among `rows`: the instant of its latest `resolved` in the read
-    model (the consumer writes it in the batch that receives it), for alerts that have one."""
-    wanted = sorted({(row["slo_id"], row["trigger"].removeprefix("slo:")) for row in rows
-                     if row["trigger"].startswith("slo:") and row["slo_id"] is not None})
-    if not wanted:
-        return {}
-    a = tables.slo_alerts
-    found = (await session.execute(sa.select(a.c.slo_id, a.c.alert, sa.func.max(a.c.at)).where(
-        a.c.tenant_id == tenant, a.c.state == "resolved", sa.tuple_(a.c.slo_id, a.c.alert).in_(wanted))
-        .group_by(a.c.slo_id, a.c.alert))).all()
-    return {(slo_id, alert): at for slo_id, alert, at in found}
-
-
-async def _paged_cycles(session: AsyncSession, tenant: str, rows: Sequence[dict[str, Any]]) -> set[tuple[Any, ...]]:
-    """(cycle..., rule) of the resolves among `rows` for which a trigger was sent: only those are resolved."""
-    wanted = sorted({(*_cycle(row), row["rule_id"]) for row in rows if row["trigger"] == "resolve"})
-    if not wanted:
-        return set()
-    t = tables.notifications
-    found = (await session.execute(sa.select(t.c.ticket_id, t.c.policy_id, t.c.metric, t.c.cycle, t.c.rule_id)
-                                   .distinct().where(
-        t.c.tenant_id == tenant, t.c.status == "sent", t.c.trigger != "resolve",
-        sa.tuple_(t.c.ticket_id, t.c.policy_id, t.c.metric, t.c.cycle, t.c.rule_id).in_(wanted)))).all()
-    return {tuple(row) for row in found}
 
 
 def _repeat(stored: StoredPolicy, row: dict[str, Any], now: datetime) -> dict[str, Any] | None:

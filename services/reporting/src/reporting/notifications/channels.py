@@ -33,7 +33,7 @@ from typing import Any, Literal
 
 from reporting.domain.messages import Message
 from reporting.domain.notification_policy import Channel
-from reporting.http11 import Http11Client, HttpFailure, HttpxClient
+from reporting.notifications.http11 import Http11Client, HttpFailure, HttpxClient
 
 EVENT_TYPE = "sla.notification.v1"
 

@@ -8,7 +8,8 @@
 - `GET /v1/notifications?ticket=&status=&limit=` (scope `read`): the delivery log, newest first.
 - `POST /v1/notifications/{id}:ack` (scope `read`: whoever is paged may stop the reminders; it changes no
   data): the ladder stops, its pending levels are suppressed.
-- `GET|POST /v1/notification-acks/{signed token}` (no key: the signed link in each message, reporting.ack_links):
+- `GET|POST /v1/notification-acks/{signed token}` (no key: the signed link in each message,
+  reporting.notifications.ack_links):
   the GET shows a button, the POST acknowledges as above.
 """
 
@@ -19,21 +20,19 @@ import json
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-import sqlalchemy as sa
 import yaml
 from fastapi import APIRouter, HTTPException, Query, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse
 from pydantic import ValidationError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from reporting import tables
-from reporting.ack_links import LINK_PATH, AckLinks
 from reporting.domain.notification_policy import MAX_POLICY_BYTES, NotificationPolicy
-from reporting.handlers import Now
-from reporting.notifications import PolicyStore, load_policies, save_policy
+from reporting.notifications.ack_links import LINK_PATH, AckLinks
+from reporting.notifications.policies import PolicyStore
+from reporting.unit_of_work import Units
 from slm_shared.auth import ConfigTenant, ReadTenant
 from slm_shared.bounded_yaml import load_one
+from slm_shared.time_source import Now
 
 POLICY_PATH = "/v1/notification-policies"
 ACK_LINK_PREFIX = LINK_PATH.removeprefix("/v1")
@@ -46,33 +45,13 @@ def _iso(value: Any) -> Any:
     return value.isoformat() if isinstance(value, datetime) else value
 
 
-async def acknowledged(session: AsyncSession, tenant: str, notification_id: str, at: datetime) -> list[str] | None:
-    """Acknowledges the notification's ladder: the notification is marked, the ladder's pending levels are
-    suppressed and no repeat follows. Returns the suppressed ids, or None when the tenant has no such
-    notification."""
-    t = tables.notifications
-    if len(notification_id) > 128:
-        return None
-    ladder = (await session.execute(sa.select(t.c.ladder_key).where(
-        t.c.tenant_id == tenant, t.c.id == notification_id))).scalar()
-    if ladder is None:
-        return None
-    mine = sa.and_(t.c.tenant_id == tenant, t.c.ladder_key == ladder)
-    await session.execute(sa.update(t).where(mine, t.c.id == notification_id, t.c.acked_at.is_(None))
-                          .values(acked_at=at))
-    stopped = (await session.execute(sa.update(t).where(mine, t.c.status.in_(("pending", "retrying")))
-                                     .values(status="suppressed", reason="acknowledged")
-                                     .returning(t.c.id))).scalars().all()
-    return sorted(stopped)
-
-
 def _page(message: str, status_code: int = status.HTTP_200_OK) -> HTMLResponse:
     body = message if message.startswith("<form") else html.escape(message)
     return HTMLResponse(f"<!doctype html><html><head><meta charset=utf-8><title>Notification</title></head>"
                         f"<body>{body}</body></html>", status_code=status_code, headers={"Cache-Control": "no-store"})
 
 
-def notification_router(sessions: async_sessionmaker[AsyncSession], store: PolicyStore, now: Now,
+def notification_router(units: Units, store: PolicyStore, now: Now,
                         links: AckLinks) -> APIRouter:
     router = APIRouter(prefix="/v1", tags=["notifications"])
 
@@ -96,15 +75,16 @@ def notification_router(sessions: async_sessionmaker[AsyncSession], store: Polic
             raise HTTPException(status.HTTP_400_BAD_REQUEST, "this reporting service cannot store channel secrets: "
                                 "REPORTING_NOTIFICATION_SECRET_KEYS is not set")
         sealed = store.seal(policy)
-        async with sessions() as session, session.begin():
-            version = await save_policy(session, tenant, sealed, now())
+        async with units() as uow:
+            version = await uow.policies.save(tenant, sealed, now())
+            await uow.commit()
         return {"version": version, "policy": store.shown(sealed)}
 
     @router.get("/notification-policies", summary="The tenant's notification policy (latest or `version`)")
     async def get_policy(tenant: ReadTenant,
                          version: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None) -> dict[str, Any]:
-        async with sessions() as session:
-            found = (await load_policies(session, [tenant], version)).get(tenant)
+        async with units() as uow:
+            found = (await uow.policies.latest([tenant], version)).get(tenant)
         if found is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, "no such notification policy version" if version
                                 else "no notification policy applied yet")
@@ -115,26 +95,16 @@ def notification_router(sessions: async_sessionmaker[AsyncSession], store: Polic
                            ticket: Annotated[str | None, Query(max_length=512)] = None,
                            state: Annotated[Status | None, Query(alias="status")] = None,
                            limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> dict[str, Any]:
-        t = tables.notifications
-        statement = sa.select(t.c.id, t.c.ticket_id, t.c.policy_id, t.c.metric, t.c.cycle, t.c.slo_id,
-                              t.c.rule_id, t.c.trigger, t.c.level, t.c.channel, t.c.recipients, t.c.status,
-                              t.c.reason, t.c.attempts, t.c.last_error, t.c.event_at, t.c.due_at,
-                              t.c.next_attempt_at, t.c.sent_at, t.c.acked_at, t.c.policy_version,
-                              t.c.created_at).where(t.c.tenant_id == tenant)
-        if ticket is not None:
-            statement = statement.where(t.c.ticket_id == ticket)
-        if state is not None:
-            statement = statement.where(t.c.status == state)
-        async with sessions() as session:
-            rows = (await session.execute(statement.order_by(t.c.created_at.desc(), t.c.level.desc())
-                                          .limit(limit))).mappings().all()
+        async with units() as uow:
+            rows = await uow.deliveries.log(tenant, ticket, state, limit)
         return {"notifications": [{k: _iso(v) for k, v in row.items()} for row in rows]}
 
     @router.post("/notifications/{notification_id}:ack", summary="Acknowledge: the ladder stops")
     async def acknowledge(tenant: ReadTenant, notification_id: str) -> dict[str, Any]:
         at = now()
-        async with sessions() as session, session.begin():
-            stopped = await acknowledged(session, tenant, notification_id, at)
+        async with units() as uow:
+            stopped = await uow.deliveries.acknowledge(tenant, notification_id, at)
+            await uow.commit()
         if stopped is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, "no such notification")
         return {"id": notification_id, "acknowledged_at": at.isoformat(), "suppressed": stopped}
@@ -154,10 +124,10 @@ def notification_router(sessions: async_sessionmaker[AsyncSession], store: Polic
         notification_id = links.verify(token, at)
         if notification_id is None:
             return _page("This link is not valid or has expired.", status.HTTP_403_FORBIDDEN)
-        t = tables.notifications
-        async with sessions() as session, session.begin():
-            tenant = (await session.execute(sa.select(t.c.tenant_id).where(t.c.id == notification_id))).scalar()
-            stopped = await acknowledged(session, tenant, notification_id, at) if tenant else None
+        async with units() as uow:
+            tenant = await uow.deliveries.tenant_of(notification_id)
+            stopped = await uow.deliveries.acknowledge(tenant, notification_id, at) if tenant else None
+            await uow.commit()
         if stopped is None:
             return _page("This notification no longer exists.", status.HTTP_404_NOT_FOUND)
         return _page(f"Acknowledged: {len(stopped)} pending reminder(s) stopped.")
