@@ -8,13 +8,12 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 from aiokafka.structs import ConsumerRecord
-from faststream import AckPolicy
 from faststream.kafka import KafkaRouter
 from prometheus_client import Counter
 
 from slm_shared import topics
 from slm_shared.auth import store_key
-from slm_shared.consumer import RawRecords, keep_raw_bytes, parse_batch
+from slm_shared.consumer import parse_batch
 from slm_shared.events import API_KEY_EVENT, ApiKeyData
 from slm_shared.inbox import Inbox
 from slm_shared.runtime import ServiceRuntime
@@ -68,17 +67,8 @@ def subscribe_api_keys(runtime: ServiceRuntime, api_key_table: sa.Table, inbox_t
                 outcomes[position] = "ignored"
         return outcomes
 
-    group_id = f"{runtime.group_id}-api-keys"
-    pipeline = runtime.pipeline(handle, group_id)
-
-    @router.subscriber(
-        # A group of its own: sharing the main consumers' group made every start (and every restart after a
-        # crash) a rebalance of both, the main consumer waiting for this one's join or dead session.
-        topics.TENANTS, group_id=group_id, batch=True, auto_offset_reset="earliest",
-        ack_policy=AckPolicy.NACK_ON_ERROR, decoder=keep_raw_bytes, title="api-keys",
-        description="API key announcements from intake", group_instance_id=runtime.group_instance_id("api-keys"),
-    )
-    async def on_api_key_events(raw: RawRecords) -> None:
-        await pipeline(raw)
-
+    # A group of its own: sharing the main consumers' group made every start (and every restart after a crash)
+    # a rebalance of both, the main consumer waiting for this one's join or dead session.
+    runtime.consume(router, topics.TENANTS, handle=handle, group_id=f"{runtime.group_id}-api-keys",
+                    title="api-keys", description="API key announcements from intake")
     return router

@@ -15,20 +15,22 @@ import os
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import sqlalchemy as sa
+from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 from fastapi import APIRouter, FastAPI
-from faststream.kafka import KafkaBroker
+from faststream import AckPolicy
+from faststream.kafka import KafkaBroker, KafkaRouter
 from faststream.specification import AsyncAPI
 from opentelemetry.sdk.trace import TracerProvider
 
 from slm_shared import topics
 from slm_shared.auth import ApiKeyAuthenticator, FailedAuthentications
 from slm_shared.background import Backoff, PeriodicTask, Supervisor
-from slm_shared.consumer import BatchHandler, ConsumerPipeline
+from slm_shared.consumer import BatchHandler, ConsumerPipeline, RawRecords, keep_raw_bytes
 from slm_shared.consumer_lag import ConsumerLagMonitor
 from slm_shared.db import create_engine, ensure_migrated, session_factory
 from slm_shared.http_app import build_http_app
@@ -130,6 +132,25 @@ class ServiceRuntime:
     def pipeline(self, handle: BatchHandler, group_id: str | None = None) -> ConsumerPipeline:
         """The consumer pipeline (retry, split, set aside) around `handle`, for a subscriber of `group_id`."""
         return ConsumerPipeline(group_id or self.group_id, handle, self.set_aside)
+
+    def consume(self, router: KafkaRouter, *topic_names: str, handle: BatchHandler, title: str, description: str,
+                group_id: str | None = None, max_records: int | None = None, offset_reset: Literal["earliest", "latest"] = "earliest",
+                listener: ConsumerRebalanceListener | None = None) -> ConsumerPipeline:
+        """Subscribe `handle` to `topic_names` on `router` through the consumer pipeline, the one way every
+        service consumes: batches of raw records (the pipeline parses, retries, splits and sets aside), offsets
+        committed only after the handler's transaction (`NACK_ON_ERROR`), a static member id per subscriber.
+        `title` names the subscriber in AsyncAPI and in its member id."""
+        pipeline = self.pipeline(handle, group_id)
+
+        @router.subscriber(
+            *topic_names, group_id=pipeline.group, batch=True, auto_offset_reset=offset_reset,
+            max_records=max_records, ack_policy=AckPolicy.NACK_ON_ERROR, listener=listener, decoder=keep_raw_bytes,
+            title=title, description=description, group_instance_id=self.group_instance_id(title),
+        )
+        async def on_records(raw: RawRecords) -> None:
+            await pipeline(raw)
+
+        return pipeline
 
     def group_instance_id(self, subscriber: str) -> str | None:
         """A subscriber's static membership id when `kafka.group_instance_id` is set: a member SIGKILLed and

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from fastapi import FastAPI
-from faststream import AckPolicy
 from faststream.kafka import KafkaRouter
 
 from intake import tables
@@ -17,7 +16,6 @@ from intake.handlers.replay import Replayer
 from intake.settings import IntakeSettings
 from intake.unit_of_work import IntakeUnitOfWork
 from slm_shared import topics
-from slm_shared.consumer import RawRecords, keep_raw_bytes
 from slm_shared.ratelimit import RateLimiter
 from slm_shared.request_guard import BodyLimits
 from slm_shared.runtime import ServiceRuntime
@@ -30,17 +28,9 @@ ALEMBIC_INI = Path(__file__).resolve().parents[2] / "alembic.ini"
 
 def ingest_router(runtime: ServiceRuntime, intake: EventIntake, settings: IntakeSettings) -> KafkaRouter:
     router = KafkaRouter()
-    pipeline = runtime.pipeline(intake.on_ingest_records)
-
-    @router.subscriber(
-        settings.ingest_topic, group_id=runtime.group_id, batch=True, auto_offset_reset="earliest",
-        max_records=runtime.settings.kafka.max_batch_records, ack_policy=AckPolicy.NACK_ON_ERROR,
-        decoder=keep_raw_bytes, title="ingest",
-        description="CloudEvents published by upstream systems; the tenant is the event's tenantid",
-        group_instance_id=runtime.group_instance_id("ingest"),
-    )
-    async def on_ingest(raw: RawRecords) -> None:
-        await pipeline(raw)
+    runtime.consume(router, settings.ingest_topic, handle=intake.on_ingest_records, title="ingest",
+                    description="CloudEvents published by upstream systems; the tenant is the event's tenantid",
+                    max_records=runtime.settings.kafka.max_batch_records)
 
     # Documented in AsyncAPI only: the outbox relay, not these publishers, writes to the topics.
     router.publisher(settings.dead_letter_topic, title="dead-letters",

@@ -6,7 +6,6 @@ from datetime import timedelta
 from pathlib import Path
 
 from fastapi import FastAPI
-from faststream import AckPolicy
 from faststream.kafka import KafkaRouter
 
 from reporting import tables
@@ -31,7 +30,6 @@ from reporting.settings import ReportingSettings
 from reporting.unit_of_work import ReportingUnitOfWork, Units
 from slm_shared import topics
 from slm_shared.background import PeriodicTask
-from slm_shared.consumer import RawRecords, keep_raw_bytes
 from slm_shared.key_announcements import subscribe_api_keys
 from slm_shared.request_guard import BodyLimits
 from slm_shared.runtime import ServiceRuntime
@@ -53,17 +51,9 @@ CONSUMED = {
 def read_model_router(runtime: ServiceRuntime, read_models: ReadModels, settings: ReportingSettings) -> KafkaRouter:
     """One consumer for the five topics: fewer group members, fewer rebalances, one ordered pass per partition."""
     router = KafkaRouter()
-    pipeline = runtime.pipeline(read_models.on_records)
-
-    @router.subscriber(
-        *CONSUMED, group_id=runtime.group_id, batch=True,
-        auto_offset_reset=settings.consumer_offset_reset,
-        max_records=settings.read_model_batch_records, ack_policy=AckPolicy.NACK_ON_ERROR,
-        decoder=keep_raw_bytes, title="read-models", description="; ".join(f"{t}: {d}" for t, d in CONSUMED.items()),
-        group_instance_id=runtime.group_instance_id("read-models"),
-    )
-    async def on_records(raw: RawRecords) -> None:
-        await pipeline(raw)
+    runtime.consume(router, *CONSUMED, handle=read_models.on_records, title="read-models",
+                    description="; ".join(f"{t}: {d}" for t, d in CONSUMED.items()),
+                    max_records=settings.read_model_batch_records, offset_reset=settings.consumer_offset_reset)
 
     # Documented in AsyncAPI only: the outbox relay, not this publisher, writes to the topic.
     router.publisher(topics.REPORTS, title="reports", description="report.published.v1 via the outbox")

@@ -13,12 +13,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-from faststream import AckPolicy
 from faststream.kafka import KafkaRouter
 
 from reporting.unit_of_work import Units
 from slm_shared import topics
-from slm_shared.consumer import RawRecords, Record, RecordsRefused, keep_raw_bytes, parse_batch
+from slm_shared.consumer import Record, RecordsRefused, parse_batch
 from slm_shared.events import CALENDAR_EVENT, CalendarData
 from slm_shared.runtime import ServiceRuntime
 from slm_shared.time_source import Now
@@ -77,16 +76,7 @@ def subscribe_calendars(runtime: ServiceRuntime, units: Units, now: Now) -> Kafk
                      event.data.get("bundle_version"), event.tenantid)
         return list(batch.mark_duplicates(fresh))
 
-    group_id = f"{runtime.group_id}-calendars"
-    pipeline = runtime.pipeline(handle, group_id)
-
-    @router.subscriber(
-        topics.CALENDARS, group_id=group_id, batch=True, auto_offset_reset="earliest",
-        ack_policy=AckPolicy.NACK_ON_ERROR, decoder=keep_raw_bytes, title="calendars",
-        description="sla.calendar.v1: the business calendars of each applied bundle, from the sla-engine",
-        group_instance_id=runtime.group_instance_id("calendars"),
-    )
-    async def on_calendar_events(raw: RawRecords) -> None:
-        await pipeline(raw)
-
+    runtime.consume(router, topics.CALENDARS, handle=handle, group_id=f"{runtime.group_id}-calendars",
+                    title="calendars",
+                    description="sla.calendar.v1: the business calendars of each applied bundle, from the sla-engine")
     return router
