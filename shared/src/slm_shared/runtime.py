@@ -134,7 +134,8 @@ class ServiceRuntime:
         return ConsumerPipeline(group_id or self.group_id, handle, self.set_aside)
 
     def consume(self, router: KafkaRouter, *topic_names: str, handle: BatchHandler, title: str, description: str,
-                group_id: str | None = None, max_records: int | None = None, offset_reset: Literal["earliest", "latest"] = "earliest",
+                group_id: str | None = None, max_records: int | None = None,
+                offset_reset: Literal["earliest", "latest"] = "earliest",
                 listener: ConsumerRebalanceListener | None = None) -> ConsumerPipeline:
         """Subscribe `handle` to `topic_names` on `router` through the consumer pipeline, the one way every
         service consumes: batches of raw records (the pipeline parses, retries, splits and sets aside), offsets
