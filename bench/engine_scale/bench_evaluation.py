@@ -19,9 +19,9 @@ from collections.abc import Callable
 from datetime import timedelta
 
 from bench.engine_scale.workload import Ticket, last_event_time, make_bundle, make_ticket
+from sla_engine.clocks.reconciliation import ConfigRef, TicketState, reconcile_ticket
 from sla_engine.domain.bundle import Bundle
 from sla_engine.domain.clocks import evaluate_ticket
-from sla_engine.reconciliation import ConfigRef, TicketState, reconcile_ticket
 
 BUNDLE_SIZES = (1, 10, 100, 1000)
 TICKETS = 16

@@ -16,11 +16,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bench.engine_scale.workload import last_event_time, make_bundle, make_tickets
+from sla_engine.clocks.reconciliation import ConfigRef, TicketState, clock_payload, cycle_of, reconcile_ticket
 from sla_engine.domain.bundle import Bundle, parse_bundle
 from sla_engine.domain.clocks import Clock, Transition, evaluate_ticket, evaluate_timeline
 from sla_engine.domain.cycles import MetricRun
 from sla_engine.domain.timeline import TICKET_ACTIONS, TICKET_STATUSES, TicketSnapshot, ordered_timeline
-from sla_engine.reconciliation import ConfigRef, TicketState, clock_payload, cycle_of, reconcile_ticket
 from slm_shared.business_time import to_epoch
 from slm_shared.events import ClockTransitionData
 from tests.unit.sla_engine.builders import CN_HOURS, utc

@@ -19,10 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from reporting.domain.outcomes import wins
-from sla_engine.domain.bundle import Bundle
-from sla_engine.domain.clocks import Clock, evaluate_ticket
-from sla_engine.domain.timeline import TICKET_ACTIONS, TicketSnapshot
-from sla_engine.reconciliation import (
+from sla_engine.clocks.reconciliation import (
     ConfigRef,
     CycleKey,
     Reconciliation,
@@ -32,6 +29,9 @@ from sla_engine.reconciliation import (
     cycle_of,
     reconcile_ticket,
 )
+from sla_engine.domain.bundle import Bundle
+from sla_engine.domain.clocks import Clock, evaluate_ticket
+from sla_engine.domain.timeline import TICKET_ACTIONS, TicketSnapshot
 from slm_shared.events import CloudEvent
 from slm_shared.outbox import OutgoingEvent
 from tests.unit.sla_engine.builders import make_bundle, snap, utc
@@ -64,7 +64,7 @@ def deliveries(draw: st.DrawFn) -> tuple[list[TicketSnapshot], list[list[int]], 
 
 
 def save(state: TicketState, reconciled: Reconciliation) -> None:
-    """What `SqlSlaRepository.save_reconciliations` stores, for the next reconciliation to read."""
+    """What `SqlClockStateRepository.save_reconciliations` stores, for the next reconciliation to read."""
     state.emitted |= set(reconciled.published)
     state.emitted -= set(reconciled.retracted)
     state.saved = {cycle_of(clock): clock_row(clock)["clock"] for clock in reconciled.clocks}

@@ -11,16 +11,20 @@ from faststream.kafka import KafkaRouter
 
 from sla_engine import tables
 from sla_engine.api import body_limits, sla_router
-from sla_engine.census import ClockCensus
-from sla_engine.config import BundleCache, ConfigService
-from sla_engine.handlers import ClockKeeper, Now, utc_now
+from sla_engine.bundles.cache import BundleCache
+from sla_engine.bundles.lifecycle import ConfigService
+from sla_engine.clocks.census import ClockCensus
+from sla_engine.clocks.handlers import ClockKeeper
+from sla_engine.clocks.timeline_cache import TimelineCache
+from sla_engine.clocks.timers import TimerLoop
 from sla_engine.settings import SlaEngineSettings
-from sla_engine.slo_handlers import SloKeeper
-from sla_engine.timers import TimerLoop
+from sla_engine.slos.handlers import SloKeeper
+from sla_engine.unit_of_work import engine_units
 from slm_shared import topics
 from slm_shared.consumer import RawRecords, keep_raw_bytes
 from slm_shared.rebalances import RebalanceCounter, count_commit_failures
 from slm_shared.runtime import ServiceRuntime, subscribe_api_keys
+from slm_shared.time_source import Now, utc_now
 
 SERVICE = "sla-engine"
 ALEMBIC_INI = Path(__file__).resolve().parents[2] / "alembic.ini"
@@ -74,20 +78,23 @@ def create_app(settings: SlaEngineSettings, now: Now = utc_now) -> FastAPI:
         set_aside_table=tables.set_aside, topics=topics.ALL_TOPICS,
     )
     count_commit_failures(logging.getLogger(f"{SERVICE}.broker"), runtime.group_id)
+    # One unit of work per transaction, for every handler, loop and request; decoded timeline rows are kept
+    # across them (one cache per database).
+    units = engine_units(runtime.sessions, TimelineCache())
     bundles = BundleCache()
-    keeper = ClockKeeper(runtime.sessions, bundles, now, processes=settings.reconcile_processes)
-    config = ConfigService(runtime.sessions, bundles, keeper)
-    timers = TimerLoop(keeper, runtime.sessions, now, batch_size=settings.timer_batch_size,
+    keeper = ClockKeeper(units, bundles, now, processes=settings.reconcile_processes)
+    config = ConfigService(units, bundles, keeper)
+    timers = TimerLoop(keeper, units, now, batch_size=settings.timer_batch_size,
                        max_sleep_seconds=settings.timer_max_sleep_seconds,
                        per_tenant=settings.reconcile_tickets_per_tenant, round_seconds=settings.reconcile_round_seconds,
                        rounds_in_flight=settings.reconcile_rounds_in_flight)
     runtime.add_background(timers.run, timers.stop)
-    runtime.add_periodic("clock census", settings.clock_census_interval_seconds, ClockCensus(runtime.sessions).count)
+    runtime.add_periodic("clock census", settings.clock_census_interval_seconds, ClockCensus(units).count)
     runtime.broker.include_router(ticket_router(runtime, keeper, settings))
-    slo_keeper = SloKeeper(runtime.sessions, bundles, now, status_interval_seconds=settings.slo_status_interval_seconds,
+    slo_keeper = SloKeeper(units, bundles, now, status_interval_seconds=settings.slo_status_interval_seconds,
                            sample_retention_days=settings.slo_sample_retention_days)
     runtime.add_periodic("SLO evaluation", settings.slo_evaluation_interval_seconds, slo_keeper.periodic_pass)
     runtime.broker.include_router(signal_router(runtime, slo_keeper))
     runtime.broker.include_router(subscribe_api_keys(runtime, tables.api_keys, tables.inbox))
-    return runtime.http_app(title="sla-engine", routers=[sla_router(runtime.sessions, bundles, config, now)],
+    return runtime.http_app(title="sla-engine", routers=[sla_router(units, bundles, config, slo_keeper, now)],
                             body_limits=body_limits(settings.max_request_body_bytes))

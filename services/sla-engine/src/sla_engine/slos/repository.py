@@ -18,7 +18,7 @@ from sla_engine.domain.slo.rollups import AvailabilityMinute, MaintenanceWindow,
 from sla_engine.domain.slo.series import Head, MinuteSeries, RangeSums, epoch_ceil
 
 # Seed of the per-tenant advisory lock between sample writers (shared) and threshold backfills (exclusive);
-# 0 is the ticket lock and 1 the apply lock (repository.py).
+# 0 is the ticket lock (clocks/tickets.py) and 1 the apply lock (bundles/repository.py).
 _SAMPLES_LOCK_SEED = 2
 # Seed of the per-service lock of the availability rollup (`lock_availability`).
 _AVAILABILITY_LOCK_SEED = 3

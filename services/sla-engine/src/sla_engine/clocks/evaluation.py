@@ -31,10 +31,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from sla_engine.config import parse_source
+from sla_engine.bundles.cache import parse_source
+from sla_engine.bundles.repository import BundleSource, VersionKey
+from sla_engine.clocks.reconciliation import ConfigRef, Reconciliation, TicketState, reconcile_ticket
 from sla_engine.domain.bundle import Bundle
-from sla_engine.reconciliation import ConfigRef, Reconciliation, TicketState, reconcile_ticket
-from sla_engine.repository import BundleSource, VersionKey
 
 # Parsed bundles a worker process keeps (a thousand-policy bundle is tens of megabytes parsed).
 WORKER_BUNDLES = 32
