@@ -20,8 +20,9 @@ from typing import Any, Self
 
 from sla_engine.bundles.repository import BundleSource, ConfigVersion, VersionKey
 from sla_engine.clocks.due_queue import DueTimer
-from sla_engine.clocks.reconciliation import Reconciliation, TicketState
+from sla_engine.clocks.publication import ReconciledTicket
 from sla_engine.clocks.tickets import EVENTS_DUE, StoredSnapshot
+from sla_engine.domain.reconciliation import TicketState
 from sla_engine.domain.slo.definition import ThresholdSli
 from sla_engine.domain.slo.rollups import AvailabilityMinute, MaintenanceWindow, RatioMinute, StateChange
 from sla_engine.domain.slo.series import MinuteSeries, ratio_counts
@@ -114,7 +115,7 @@ class FakeClockStates:
             loaded.append((state, None if version is None else (tenant, version)))
         return loaded
 
-    async def save_reconciliations(self, results: Sequence[Reconciliation], now: datetime) -> None:
+    async def save_reconciliations(self, results: Sequence[ReconciledTicket], now: datetime) -> None:
         for result in results:
             pair = (result.tenant_id, result.ticket_id)
             emitted = self._store.emitted.setdefault(pair, set())

@@ -17,8 +17,9 @@ from bench.engine_scale.workload import bundle_yaml, last_event_time, make_ticke
 from sla_engine.bundles.cache import BundleCache
 from sla_engine.bundles.repository import BundleSource, VersionKey
 from sla_engine.clocks.evaluation import Job, Outcome, ProcessEvaluator, ThreadEvaluator
-from sla_engine.clocks.reconciliation import ConfigRef, Reconciliation, TicketState, reconcile_ticket
+from sla_engine.clocks.publication import ReconciledTicket, reconciled_ticket
 from sla_engine.domain.bundle import parse_bundle
+from sla_engine.domain.reconciliation import ConfigRef, TicketState, reconcile_ticket
 from sla_engine.domain.timeline import TicketSnapshot
 from slm_shared.outbox import OutgoingEvent
 
@@ -47,16 +48,16 @@ def jobs(timelines: Sequence[Sequence[TicketSnapshot]], *, compact: bool = True)
     return [Job(state, VERSION, compact=compact) for state in states(timelines)]
 
 
-def in_process(timelines: Sequence[Sequence[TicketSnapshot]]) -> list[Reconciliation]:
+def in_process(timelines: Sequence[Sequence[TicketSnapshot]]) -> list[ReconciledTicket]:
     config = ConfigRef(VERSION[1], parse_bundle(TEXT))
     results = []
     for state in states(timelines):
         state.config = config
-        results.append(reconcile_ticket(state, NOW))
+        results.append(reconciled_ticket(reconcile_ticket(state, NOW), keep_clocks=True))
     return results
 
 
-def decisions(result: Reconciliation | None) -> tuple[object, ...]:
+def decisions(result: ReconciledTicket | None) -> tuple[object, ...]:
     """Everything the handler writes from a reconciliation: rows, outbox records, keys, timer, pin, sequences."""
     assert result is not None
     records = [record.serialized() if isinstance(record, OutgoingEvent) else record

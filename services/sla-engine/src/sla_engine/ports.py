@@ -12,9 +12,10 @@ from typing import Any, Protocol
 
 from sla_engine.bundles.repository import BundleSource, ConfigVersion, VersionKey
 from sla_engine.clocks.due_queue import DueTimer
-from sla_engine.clocks.reconciliation import Reconciliation, TicketState
+from sla_engine.clocks.publication import ReconciledTicket
 from sla_engine.clocks.tickets import StoredSnapshot
 from sla_engine.domain.clocks import Clock
+from sla_engine.domain.reconciliation import TicketState
 from sla_engine.domain.slo.definition import ThresholdSli
 from sla_engine.domain.slo.rollups import AvailabilityMinute, MaintenanceWindow, RatioMinute, StateChange
 from sla_engine.domain.slo.series import MinuteSeries
@@ -43,7 +44,7 @@ class ClockStates(Protocol):
 
     async def load_states(self, pairs: Sequence[tuple[str, str]]) -> list[tuple[TicketState, VersionKey | None]]: ...
 
-    async def save_reconciliations(self, results: Sequence[Reconciliation], now: datetime) -> None: ...
+    async def save_reconciliations(self, results: Sequence[ReconciledTicket], now: datetime) -> None: ...
 
     async def count_clocks(self) -> dict[tuple[str, bool], int]: ...
 

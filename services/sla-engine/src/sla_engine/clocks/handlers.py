@@ -28,7 +28,7 @@ from prometheus_client import Counter, Histogram
 from sla_engine.bundles.cache import BUNDLE_PARSES, BundleCache
 from sla_engine.clocks.evaluation import Evaluator, Job, ProcessEvaluator, ThreadEvaluator
 from sla_engine.clocks.fair_share import FairShare
-from sla_engine.clocks.reconciliation import Reconciliation
+from sla_engine.clocks.publication import ReconciledTicket
 from sla_engine.clocks.tickets import EVENTS_DUE, StoredSnapshot
 from sla_engine.domain.clocks import Clock
 from sla_engine.ports import EngineUnit, EngineUnits
@@ -166,9 +166,9 @@ class ClockKeeper:
     async def reconcile_many(
         self, uow: EngineUnit, tickets: Sequence[tuple[str, str]], now: datetime,
         trace_of: Mapping[tuple[str, str], TraceContext] | None = None,
-    ) -> list[Reconciliation]:
+    ) -> list[ReconciledTicket]:
         """Publish what each ticket's timeline now implies and reschedule its timer; callers hold the locks."""
-        results: list[Reconciliation] = []
+        results: list[ReconciledTicket] = []
         await self._reconcile_until(uow, tickets, now, trace_of, float("inf"), results, keep_clocks=True)
         return results
 
@@ -190,7 +190,7 @@ class ClockKeeper:
     async def _reconcile_until(
         self, uow: EngineUnit, tickets: Sequence[tuple[str, str]], now: datetime,
         trace_of: Mapping[tuple[str, str], TraceContext] | None, deadline: float,
-        results: list[Reconciliation] | None = None, share: FairShare | None = None, *, keep_clocks: bool = False,
+        results: list[ReconciledTicket] | None = None, share: FairShare | None = None, *, keep_clocks: bool = False,
     ) -> list[tuple[str, str]]:
         """`reconcile_many` until the monotonic `deadline`; returns the tickets dealt with (the others are left
         untouched). With a `share`, tickets are taken fairly across tenants and their time charged to it. The

@@ -16,10 +16,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from sla_engine import tables
 from sla_engine.bundles.repository import VersionKey
-from sla_engine.clocks.reconciliation import Reconciliation, TicketState
+from sla_engine.clocks.publication import ReconciledTicket
 from sla_engine.clocks.tickets import in_pairs, snapshot_from_row
 from sla_engine.clocks.timeline_cache import TimelineCache
 from sla_engine.domain.clocks import TransitionKey, transition_key
+from sla_engine.domain.reconciliation import TicketState
 from sla_engine.domain.timeline import TicketSnapshot
 
 
@@ -102,7 +103,7 @@ class SqlClockStateRepository:
                 known[row.arrival] if row.arrival in known else fetched[row.arrival])
         return timelines
 
-    async def save_reconciliations(self, results: Sequence[Reconciliation], now: datetime) -> None:
+    async def save_reconciliations(self, results: Sequence[ReconciledTicket], now: datetime) -> None:
         """Write what `reconcile_ticket` decided for these tickets, in bulk (their timers: `SqlTimerRepository`)."""
         if not results:
             return
