@@ -30,8 +30,8 @@ from sla_engine.bundles.repository import SqlBundleRepository
 from sla_engine.clocks.due_queue import DUE_TICKETS, SqlTimerRepository
 from sla_engine.clocks.evaluation import Job, Outcome, Sources
 from sla_engine.clocks.handlers import ClockKeeper
-from sla_engine.clocks.tickets import EVENTS_DUE
 from sla_engine.domain.bundle import dump_bundle, parse_bundle
+from sla_engine.ports import EVENTS_DUE
 from sla_engine.unit_of_work import engine_units
 from tests.integration.sla_engine.conftest import Clock
 from tests.integration.sla_engine.test_clock_sequences import BUNDLE, T0, records

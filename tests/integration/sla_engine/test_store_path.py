@@ -22,8 +22,9 @@ from sla_engine import tables
 from sla_engine.bundles.cache import BundleCache
 from sla_engine.bundles.repository import SqlBundleRepository
 from sla_engine.clocks.handlers import ClockKeeper
-from sla_engine.clocks.tickets import EVENTS_DUE, SqlTicketRepository
+from sla_engine.clocks.tickets import SqlTicketRepository
 from sla_engine.domain.bundle import dump_bundle, parse_bundle
+from sla_engine.ports import EVENTS_DUE
 from sla_engine.unit_of_work import engine_units
 from slm_shared import topics
 from tests.integration.sla_engine.conftest import Clock

@@ -18,16 +18,21 @@ from decimal import Decimal
 from types import TracebackType
 from typing import Any, Self
 
-from sla_engine.bundles.repository import BundleSource, ConfigVersion, VersionKey
-from sla_engine.clocks.due_queue import DueTimer
 from sla_engine.clocks.publication import ReconciledTicket
-from sla_engine.clocks.tickets import EVENTS_DUE, StoredSnapshot
 from sla_engine.domain.reconciliation import TicketState
 from sla_engine.domain.slo.definition import ThresholdSli
 from sla_engine.domain.slo.rollups import AvailabilityMinute, MaintenanceWindow, RatioMinute, StateChange
 from sla_engine.domain.slo.series import MinuteSeries, ratio_counts
 from sla_engine.domain.timeline import TicketSnapshot
-from sla_engine.slos.repository import StoredEvaluation
+from sla_engine.ports import (
+    EVENTS_DUE,
+    BundleSource,
+    ConfigVersion,
+    DueTimer,
+    StoredEvaluation,
+    StoredSnapshot,
+    VersionKey,
+)
 from slm_shared.events import CloudEvent
 from slm_shared.outbox import OutgoingEvent, OutgoingRecord
 

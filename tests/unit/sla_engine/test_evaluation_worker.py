@@ -15,12 +15,12 @@ from datetime import timedelta
 
 from bench.engine_scale.workload import bundle_yaml, last_event_time, make_ticket
 from sla_engine.bundles.cache import BundleCache
-from sla_engine.bundles.repository import BundleSource, VersionKey
 from sla_engine.clocks.evaluation import Job, Outcome, ProcessEvaluator, ThreadEvaluator
 from sla_engine.clocks.publication import ReconciledTicket, reconciled_ticket
 from sla_engine.domain.bundle import parse_bundle
 from sla_engine.domain.reconciliation import ConfigRef, TicketState, reconcile_ticket
 from sla_engine.domain.timeline import TicketSnapshot
+from sla_engine.ports import BundleSource, VersionKey
 from slm_shared.outbox import OutgoingEvent
 
 TEXT = bundle_yaml(12)

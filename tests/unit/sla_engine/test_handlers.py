@@ -18,9 +18,8 @@ import pytest
 from aiokafka.structs import ConsumerRecord
 
 from sla_engine.bundles.cache import BundleCache
-from sla_engine.clocks.due_queue import DueTimer
 from sla_engine.clocks.handlers import ClockKeeper
-from sla_engine.clocks.tickets import EVENTS_DUE
+from sla_engine.ports import EVENTS_DUE, DueTimer
 from sla_engine.slos.handlers import SloKeeper
 from slm_shared import topics
 from slm_shared.outbox import OutgoingEvent, OutgoingRecord

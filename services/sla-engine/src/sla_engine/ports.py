@@ -6,23 +6,78 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, Protocol
 
-from sla_engine.bundles.repository import BundleSource, ConfigVersion, VersionKey
-from sla_engine.clocks.due_queue import DueTimer
 from sla_engine.clocks.publication import ReconciledTicket
-from sla_engine.clocks.tickets import StoredSnapshot
 from sla_engine.domain.clocks import Clock
 from sla_engine.domain.reconciliation import TicketState
 from sla_engine.domain.slo.definition import ThresholdSli
 from sla_engine.domain.slo.rollups import AvailabilityMinute, MaintenanceWindow, RatioMinute, StateChange
 from sla_engine.domain.slo.series import MinuteSeries
 from sla_engine.domain.timeline import TicketSnapshot
-from sla_engine.slos.repository import StoredEvaluation
 from slm_shared.unit_of_work import InboxPort, OutboxPort, UnitOfWork
 
+# -- the values that cross the ports -----------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ConfigVersion:
+    tenant_id: str
+    version: int
+    bundle: dict[str, Any]
+    source_text: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class BundleSource:
+    """A configuration version as parsing it needs it: its identity and source text. The stored JSONB form is
+    not read: decoding it costs as much CPU as parsing, on the event loop, for every row that selects it."""
+
+    tenant_id: str
+    version: int
+    source_text: str
+
+
+VersionKey = tuple[str, int]  # tenant, configuration version
+
+
+# The timer reason of a ticket made due by new snapshots (the others name the clock transition coming due).
+EVENTS_DUE = "events"
+
+
+@dataclass(frozen=True)
+class StoredSnapshot:
+    """One consumed snapshot as the store path writes it: `snapshot` is the stored JSON text of its data."""
+
+    tenant_id: str
+    source: str
+    event_id: str
+    ticket_id: str
+    event_time: datetime
+    snapshot: str
+    traceparent: str | None = None
+
+
+@dataclass(frozen=True)
+class DueTimer:
+    tenant_id: str
+    ticket_id: str
+    due_at: datetime
+    reason: str = EVENTS_DUE
+    traceparent: str | None = None
+
+
+@dataclass(frozen=True)
+class StoredEvaluation:
+    firing: frozenset[str]
+    status: dict[str, Any] | None
+    published_at: datetime | None
+
+
+# -- the ports ---------------------------------------------------------------------------------------------
 
 class TicketEvents(Protocol):
     """Stored ticket snapshots (clocks/tickets.py)."""

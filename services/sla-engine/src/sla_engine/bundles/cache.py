@@ -6,8 +6,8 @@ from typing import Literal
 
 import prometheus_client
 
-from sla_engine.bundles.repository import BundleSource, VersionKey
 from sla_engine.domain.bundle import Bundle, parse_bundle
+from sla_engine.ports import BundleSource, VersionKey
 
 BUNDLE_PARSES = prometheus_client.Counter("slm_bundle_parses_total", "Configuration versions parsed from stored text")
 

@@ -6,7 +6,6 @@ Repositories never commit: they work inside the caller's unit of work.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -15,29 +14,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sla_engine import tables
-
-
-@dataclass(frozen=True)
-class ConfigVersion:
-    tenant_id: str
-    version: int
-    bundle: dict[str, Any]
-    source_text: str
-    created_at: datetime
-
-
-@dataclass(frozen=True)
-class BundleSource:
-    """A configuration version as parsing it needs it: its identity and source text. The stored JSONB form is
-    not read: decoding it costs as much CPU as parsing, on the event loop, for every row that selects it."""
-
-    tenant_id: str
-    version: int
-    source_text: str
-
-
-VersionKey = tuple[str, int]  # tenant, configuration version
-
+from sla_engine.ports import BundleSource, ConfigVersion, VersionKey
 
 
 class SqlBundleRepository:

@@ -7,14 +7,14 @@ Repositories never commit: they work inside the caller's unit of work.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sla_engine import tables
-from sla_engine.clocks.tickets import EVENTS_DUE, in_pairs
+from sla_engine.clocks.rows import in_pairs
+from sla_engine.ports import DueTimer
 
 # due row (2.3 s for 1,500 due tickets, not 3 ms).
 DUE_TICKETS = sa.text("""
@@ -74,16 +74,6 @@ WHERE mark IS NULL AND due_at IS NOT NULL
 ORDER BY tenant_id || '/' || ticket_id
 ON CONFLICT (tenant_id, ticket_id) DO NOTHING
 """)
-
-
-@dataclass(frozen=True)
-class DueTimer:
-    tenant_id: str
-    ticket_id: str
-    due_at: datetime
-    reason: str = EVENTS_DUE
-    traceparent: str | None = None
-
 
 
 class SqlTimerRepository:

@@ -32,10 +32,10 @@ from datetime import datetime
 from typing import Protocol
 
 from sla_engine.bundles.cache import parse_source
-from sla_engine.bundles.repository import BundleSource, VersionKey
 from sla_engine.clocks.publication import ReconciledTicket, reconciled_ticket
 from sla_engine.domain.bundle import Bundle
 from sla_engine.domain.reconciliation import ConfigRef, TicketState, reconcile_ticket
+from sla_engine.ports import BundleSource, VersionKey
 
 # Parsed bundles a worker process keeps (a thousand-policy bundle is tens of megabytes parsed).
 WORKER_BUNDLES = 32

@@ -29,9 +29,8 @@ from sla_engine.bundles.cache import BUNDLE_PARSES, BundleCache
 from sla_engine.clocks.evaluation import Evaluator, Job, ProcessEvaluator, ThreadEvaluator
 from sla_engine.clocks.fair_share import FairShare
 from sla_engine.clocks.publication import ReconciledTicket
-from sla_engine.clocks.tickets import EVENTS_DUE, StoredSnapshot
 from sla_engine.domain.clocks import Clock
-from sla_engine.ports import EngineUnit, EngineUnits
+from sla_engine.ports import EVENTS_DUE, EngineUnit, EngineUnits, StoredSnapshot
 from slm_shared.consumer import parse_batch
 from slm_shared.events import TICKET_EVENT, TicketSnapshotData
 from slm_shared.outbox import OutgoingEvent, OutgoingRecord, traced

@@ -15,13 +15,13 @@ from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sla_engine import tables
-from sla_engine.bundles.repository import VersionKey
 from sla_engine.clocks.publication import ReconciledTicket
-from sla_engine.clocks.tickets import in_pairs, snapshot_from_row
+from sla_engine.clocks.rows import in_pairs, snapshot_from_row
 from sla_engine.clocks.timeline_cache import TimelineCache
 from sla_engine.domain.clocks import TransitionKey, transition_key
 from sla_engine.domain.reconciliation import TicketState
 from sla_engine.domain.timeline import TicketSnapshot
+from sla_engine.ports import VersionKey
 
 
 class SqlClockStateRepository:

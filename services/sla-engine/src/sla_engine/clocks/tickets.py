@@ -6,33 +6,17 @@ Repositories never commit: they work inside the caller's unit of work.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import ARRAY, insert
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sla_engine import tables
+from sla_engine.clocks.rows import snapshot_from_row
 from sla_engine.domain.timeline import TicketSnapshot
-
-# The timer reason of a ticket made due by new snapshots (the others name the clock transition coming due).
-EVENTS_DUE = "events"
-
-
-@dataclass(frozen=True)
-class StoredSnapshot:
-    """One consumed snapshot as the store path writes it: `snapshot` is the stored JSON text of its data."""
-
-    tenant_id: str
-    source: str
-    event_id: str
-    ticket_id: str
-    event_time: datetime
-    snapshot: str
-    traceparent: str | None = None
-
+from sla_engine.ports import EVENTS_DUE, StoredSnapshot
 
 # The consumer's whole store path in one statement (one round trip per batch, whatever its size): the inbox
 # keeps the keys not seen before (`fresh`), their snapshots join the timelines in batch order (arrival is the
@@ -84,42 +68,12 @@ SELECT f.tenant_id, f.source, f.event_id, (SELECT count(*) FROM due) AS due FROM
 # round holds every ticket it takes until it commits. The earlier join of timers with its own ranking was
 # planned, on statistics taken while the queue was empty, as a nested loop that ranked the whole queue again per
 
-def snapshot_from_row(row: Any) -> TicketSnapshot:
-    data = row.snapshot
-    return TicketSnapshot(
-        event_id=row.event_id,
-        time=row.event_time,
-        arrival=row.arrival,
-        ticket_id=row.ticket_id,
-        action=data["action"],
-        kind=data["kind"],
-        status=data["status"],
-        priority=data["priority"],
-        service=data["service"],
-        customer=data["customer"],
-        assignment_group=data.get("assignment_group"),
-        assignee=data.get("assignee"),
-        attributes=data.get("attributes") or {},
-    )
-
-
 def _snapshot_data(snapshot: TicketSnapshot) -> dict[str, Any]:
     return {
         "action": snapshot.action, "kind": snapshot.kind, "status": snapshot.status, "priority": snapshot.priority,
         "service": snapshot.service, "customer": snapshot.customer, "assignment_group": snapshot.assignment_group,
         "assignee": snapshot.assignee, "attributes": dict(snapshot.attributes),
     }
-
-
-def in_pairs(table: sa.Table, pairs: Sequence[tuple[str, str]]) -> sa.ColumnElement[bool]:
-    """(tenant, ticket) among `pairs`, as two arrays unnested: one statement text whatever their number, so the
-    driver's prepared-statement cache serves it. An `IN` list of N pairs is a new statement (parsed and planned
-    again) for every N, and the reconcile loop's rounds vary in size."""
-    tenants = sa.bindparam(None, [tenant for tenant, _ in pairs], type_=ARRAY(sa.Text))
-    tickets = sa.bindparam(None, [ticket for _, ticket in pairs], type_=ARRAY(sa.Text))
-    wanted = sa.func.unnest(tenants, tickets).table_valued("tenant_id", "ticket_id").render_derived()
-    return sa.tuple_(table.c.tenant_id, table.c.ticket_id).in_(sa.select(wanted.c.tenant_id, wanted.c.ticket_id))
-
 
 
 class SqlTicketRepository:
