@@ -43,39 +43,29 @@ from sla_engine.domain.bundle import Bundle
 from sla_engine.domain.bundle.slos import slo_definition
 from sla_engine.domain.slo.admission import signal_refusal
 from sla_engine.domain.slo.alerts import AlertName, AlertTransition, alert_transitions, firing_alerts
-from sla_engine.domain.slo.definition import AvailabilitySli, SloDefinition, ThresholdSli, TicketSlaSli
-from sla_engine.domain.slo.evaluation import LOOKBACKS, SloStatus, evaluate
-from sla_engine.domain.slo.maintenance import recurring_windows
+from sla_engine.domain.slo.definition import AvailabilitySli, SloDefinition, ThresholdSli
+from sla_engine.domain.slo.evaluation import SloStatus
 from sla_engine.domain.slo.rollups import RatioMinute, availability_minutes, merge_ratio, minute_of, ratio_minute
-from sla_engine.domain.slo.series import MinuteSeries, ratio_counts
-from sla_engine.domain.slo.windows import window_bounds
 from sla_engine.ports import EngineUnit, EngineUnits, SloSeries
-from slm_shared import topics
+from sla_engine.slos.publication import alert_event, alert_names, comparable_status, status_data, status_event
+from sla_engine.slos.status import current_status
 from slm_shared.background import BACKGROUND_FAILURES
-from slm_shared.business_time import BusinessCalendar
 from slm_shared.consumer import RecordsRefused, parse_batch
 from slm_shared.events import (
     AVAILABILITY_EVENT,
     MAINTENANCE_EVENT,
     MEASUREMENT_EVENT,
-    SLO_ALERT_EVENT,
-    SLO_STATUS_EVENT,
     AvailabilityData,
     CloudEvent,
     MaintenanceData,
     MeasurementData,
-    SloAlertData,
-    SloStatusData,
-    make_event,
 )
 from slm_shared.outbox import OutgoingEvent
 from slm_shared.time_source import Now, utc_now
 
 log = logging.getLogger(__name__)
 
-SOURCE = "slm://sla-engine"
 SIGNAL_TYPES = (AVAILABILITY_EVENT, MEASUREMENT_EVENT, MAINTENANCE_EVENT)
-_LONGEST_LOOKBACK = timedelta(seconds=max(LOOKBACKS.values()))
 ServiceKey = tuple[str, str]
 _TASK = "slo evaluation"
 
@@ -314,61 +304,19 @@ class SloKeeper:
                             bundle: Bundle | None, now: datetime) -> list[OutgoingEvent]:
         status = await current_status(repository, tenant_id, slo, bundle, now)
         stored = await repository.lock_evaluation(tenant_id, slo.id)
-        firing, transitions = alert_transitions(slo, status, _alert_names(stored.firing))
-        outgoing = [_alert_event(tenant_id, slo, transition, now) for transition in transitions]
+        firing, transitions = alert_transitions(slo, status, alert_names(stored.firing))
+        outgoing = [alert_event(tenant_id, slo, transition, now) for transition in transitions]
         payload = status_data(status).model_dump(mode="json")
         published_at = stored.published_at
-        if _comparable(payload) != _comparable(stored.status) and \
+        if comparable_status(payload) != comparable_status(stored.status) and \
                 (published_at is None or now - published_at >= self._interval):
-            outgoing.append(_status_event(tenant_id, slo, payload, now))
+            outgoing.append(status_event(tenant_id, slo, payload, now))
             stored_status: dict[str, Any] | None = payload
             published_at = now
         else:
             stored_status = stored.status
         await repository.save_evaluation(tenant_id, slo.id, frozenset(firing), stored_status, published_at)
         return outgoing
-
-
-async def current_status(repository: SloSeries, tenant_id: str, slo: SloDefinition, bundle: Bundle | None,
-                         now: datetime) -> SloStatus:
-    """The SLO's status at `now` from the stored rollups, with its service hours and planned maintenance.
-
-    Recurring maintenance (`sli.maintenance`) is expanded here, over the window and the lookbacks only, and
-    excluded together with the stored `itsm.maintenance.v1` windows: a bundle change takes effect on every
-    minute at once, with nothing to rewrite."""
-    hours = bundle.calendar(slo.calendar) if bundle is not None and slo.calendar is not None else None
-    start, end = window_bounds(slo.window, now)
-    split = now - _LONGEST_LOOKBACK
-    since = min(start, split)
-    # The window's minutes older than every lookback are summed by the database when nothing among them is
-    # excluded minute by minute (service hours, maintenance) and no slice is judged.
-    summed_ahead = start < split and not slo.sliced and (hours is None or hours.is_continuous)
-    scheduled: list[tuple[datetime, datetime]] = []
-    if isinstance(slo.sli, AvailabilitySli):
-        scheduled = [(window.start, window.end)
-                     for window in await repository.maintenance_between(tenant_id, slo.service, since, end)]
-        summed_ahead = summed_ahead and not slo.sli.maintenance and \
-            not any(begin < split and finish > start for begin, finish in scheduled)
-        series = await repository.availability_series(tenant_id, slo.service, since, now, slo.sli.degraded_weight,
-                                                      split if summed_ahead else None)
-    elif isinstance(slo.sli, TicketSlaSli):
-        series = ratio_counts(await repository.ticket_sla_minutes(
-            tenant_id, slo.service, slo.sli.policy, slo.sli.metric, slo.sli.priorities, since, now))
-    else:
-        name = slo.sli.rollup_key if isinstance(slo.sli, ThresholdSli) else slo.sli.sli
-        series = await repository.ratio_series(tenant_id, slo.service, name, since, now,
-                                               split if summed_ahead else None)
-    # The sums, calendar checks and RRULE expansion are CPU work: a worker thread keeps the event loop (Kafka
-    # heartbeats, HTTP) running while it lasts.
-    return await asyncio.to_thread(_status, slo, series, now, hours, scheduled, since, end)
-
-
-def _status(slo: SloDefinition, series: MinuteSeries, now: datetime, hours: BusinessCalendar | None,
-            scheduled: list[tuple[datetime, datetime]], since: datetime, end: datetime) -> SloStatus:
-    maintenance = list(scheduled)
-    if isinstance(slo.sli, AvailabilitySli):
-        maintenance += recurring_windows(slo.sli.maintenance, since, end)
-    return evaluate(slo, series, now, hours, maintenance)
 
 
 def _skipped(error: Exception, what: str, *args: object) -> None:
@@ -379,52 +327,3 @@ def _skipped(error: Exception, what: str, *args: object) -> None:
     BACKGROUND_FAILURES.labels(task=_TASK).inc()
     # The item's own template is filled first, so the log call's format string stays a constant (ruff G).
     log.error("SLO evaluation skipped %s: %s", what % args, error, exc_info=error)
-
-
-def status_data(status: SloStatus) -> SloStatusData:
-    """`slo.status.v1`: `sli_value` and `objective` in percent; budgets in the SLI's unit (seconds or events)."""
-    return SloStatusData(
-        slo_id=status.slo_id, service=status.service, window_start=status.window_start,
-        window_end=status.window_end,
-        sli_value=None if status.sli_value is None else float(status.sli_value * 100),
-        objective=float(status.objective), good=float(status.good), total=float(status.total),
-        error_budget_total=float(status.error_budget_total),
-        error_budget_remaining=float(status.error_budget_remaining),
-        burn_rates={name: None if rate is None else float(rate) for name, rate in status.burn_rates().items()},
-    )
-
-
-def _comparable(payload: dict[str, Any] | None) -> dict[str, Any] | None:
-    """A status without its window bounds: a rolling window moves every second without anything changing."""
-    if payload is None:
-        return None
-    return {key: value for key, value in payload.items() if key not in ("window_start", "window_end")}
-
-
-def _alert_names(names: frozenset[str]) -> frozenset[AlertName]:
-    known: tuple[AlertName, ...] = ("page", "ticket", "budget_exhausted", "no_data")
-    return frozenset(name for name in known if name in names)
-
-
-def _status_event(tenant_id: str, slo: SloDefinition, payload: dict[str, Any], now: datetime) -> OutgoingEvent:
-    event = make_event(event_id=f"{slo.id}:status@{now.isoformat()}", source=SOURCE, event_type=SLO_STATUS_EVENT,
-                       time=now, tenant_id=tenant_id, subject=slo.service, data=SloStatusData.model_validate(payload))
-    return OutgoingEvent(topic=topics.SLO_STATUS, key=topics.service_key(tenant_id, slo.service), event=event)
-
-
-def _alert_event(tenant_id: str, slo: SloDefinition, transition: AlertTransition, now: datetime) -> OutgoingEvent:
-    data = SloAlertData(slo_id=slo.id, alert=transition.alert, state=transition.state,
-                        burn_rate=None if transition.burn_rate is None else float(transition.burn_rate),
-                        windows={key: _json(value) for key, value in transition.windows.items()})
-    event = make_event(event_id=f"{slo.id}:{transition.alert}:{transition.state}@{now.isoformat()}", source=SOURCE,
-                       event_type=SLO_ALERT_EVENT, time=now, tenant_id=tenant_id, subject=slo.service, data=data)
-    return OutgoingEvent(topic=topics.SLO_ALERTS, key=topics.service_key(tenant_id, slo.service), event=event)
-
-
-def _json(value: object) -> str | int | float | None:
-    if isinstance(value, Decimal):
-        return str(value)
-    if value is None or isinstance(value, str | int | float):
-        return value
-    return str(value)
-
