@@ -39,8 +39,10 @@ from bench.engine_scale.workload import Ticket, bundle_yaml, make_tickets
 from scripts.localstack import Stack, discover
 from scripts.processes import ServiceProcess
 from sla_engine import tables
-from sla_engine.config import BundleCache, ConfigService
-from sla_engine.handlers import ClockKeeper
+from sla_engine.bundles.cache import BundleCache
+from sla_engine.bundles.lifecycle import ConfigService
+from sla_engine.clocks.handlers import ClockKeeper
+from sla_engine.unit_of_work import engine_units
 from slm_shared import topics
 from slm_shared.auth import issue_key, store_key
 from slm_shared.db import create_engine, session_factory
@@ -153,7 +155,7 @@ async def until_stored(sessions: async_sessionmaker[AsyncSession], tenant: str, 
 async def new_tenant(sessions: async_sessionmaker[AsyncSession], policies: int, label: str) -> str:
     tenant = f"scale-{label}-{uuid.uuid4().hex[:6]}"
     bundles = BundleCache()
-    config = ConfigService(sessions, bundles, ClockKeeper(sessions, bundles))
+    config = ConfigService(engine_units(sessions), bundles, ClockKeeper(engine_units(sessions), bundles))
     await config.apply(tenant, bundle_yaml(policies), "yaml", "none", datetime.now(UTC))
     return tenant
 

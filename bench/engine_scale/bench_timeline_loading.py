@@ -1,4 +1,4 @@
-"""What loading tickets' stored timelines costs: `SqlSlaRepository.load_states` on PostgreSQL.
+"""What loading tickets' stored timelines costs: `SqlClockStateRepository.load_states` on PostgreSQL.
 
 Stores TICKETS workload tickets (bench/engine_scale/workload.py, 6-10 events each) in a scratch sla-engine
 database, then loads them in batches of about BATCH tickets (sizes vary) the way the reconcile loop does, in
@@ -23,8 +23,9 @@ import asyncpg
 
 from bench.engine_scale.workload import make_tickets
 from scripts.localstack import REPO, discover
-from sla_engine.repository import SqlSlaRepository
-from sla_engine.timeline_cache import TimelineCache
+from sla_engine.clocks.states import SqlClockStateRepository
+from sla_engine.clocks.tickets import SqlTicketRepository
+from sla_engine.clocks.timeline_cache import TimelineCache
 from slm_shared.db import create_engine, session_factory
 from slm_shared.outbox import asyncpg_dsn
 
@@ -61,7 +62,7 @@ async def run(count: int) -> None:
         sessions = session_factory(engine)
         tickets = make_tickets(count, policies=100)
         async with sessions() as session, session.begin():
-            await SqlSlaRepository(session).add_snapshots(
+            await SqlTicketRepository(session).add_snapshots(
                 [("bench", "bench://engine-scale", snapshot) for ticket in tickets for snapshot in ticket.snapshots])
         pairs = [("bench", ticket.ticket_id) for ticket in tickets]
         events = sum(len(ticket.snapshots) for ticket in tickets)
@@ -76,7 +77,8 @@ async def run(count: int) -> None:
                 first = 0
                 for size in sizes:
                     async with sessions() as session, session.begin():
-                        states = await SqlSlaRepository(session, timelines).load_states(pairs[first:first + size])
+                        repository = SqlClockStateRepository(session, timelines)
+                        states = await repository.load_states(pairs[first:first + size])
                         loaded += sum(len(state.timeline) for state, _ in states)
                     first += size
                 elapsed = time.perf_counter() - started

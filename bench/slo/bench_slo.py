@@ -27,16 +27,17 @@ import sqlalchemy as sa
 from aiokafka.structs import ConsumerRecord
 
 from sla_engine import tables
-from sla_engine.config import BundleCache
+from sla_engine.bundles.cache import BundleCache
+from sla_engine.bundles.repository import SqlBundleRepository
 from sla_engine.domain.bundle import dump_bundle, parse_bundle
 from sla_engine.domain.bundle.slos import slo_definition
 from sla_engine.domain.slo.alerts import alert_transitions
 from sla_engine.domain.slo.evaluation import evaluate
 from sla_engine.domain.slo.rollups import RatioMinute
 from sla_engine.domain.slo.series import MinuteSeries, ratio_counts
-from sla_engine.repository import SqlSlaRepository
-from sla_engine.slo_handlers import SloKeeper
-from sla_engine.slo_repository import SqlSloRepository
+from sla_engine.slos.handlers import SloKeeper
+from sla_engine.slos.repository import SqlSloRepository
+from sla_engine.unit_of_work import engine_units
 from slm_shared import topics
 from slm_shared.db import create_engine, session_factory
 from slm_shared.events import parse_cloudevent
@@ -81,7 +82,7 @@ async def ingestion(count: int) -> tuple[float, float]:
     baseline_tenant = f"{tenant}-inbox"
     end = datetime.now(UTC).replace(second=0, microsecond=0)
     async with sessions() as session, session.begin():
-        await SqlSlaRepository(session).add_config(tenant, dump_bundle(parse_bundle(BUNDLE)), BUNDLE)
+        await SqlBundleRepository(session).add_config(tenant, dump_bundle(parse_bundle(BUNDLE)), BUNDLE)
     try:
         inbox = Inbox(tables.inbox, "bench.slo.baseline")
         baseline_records = signal_records(baseline_tenant, count, end)
@@ -92,7 +93,7 @@ async def ingestion(count: int) -> tuple[float, float]:
                 await inbox.first_deliveries(session, events)
         baseline = count / (time.perf_counter() - started)
 
-        keeper = SloKeeper(sessions, BundleCache(), status_interval_seconds=60)
+        keeper = SloKeeper(engine_units(sessions), BundleCache(), status_interval_seconds=60)
         records = signal_records(tenant, count, end)
         started = time.perf_counter()
         for offset in range(0, count, BATCH):

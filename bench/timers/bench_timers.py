@@ -25,9 +25,11 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 
 from scripts.localstack import REPO, discover
-from sla_engine.config import BundleCache, ConfigService
-from sla_engine.handlers import ClockKeeper
-from sla_engine.timers import TimerLoop
+from sla_engine.bundles.cache import BundleCache
+from sla_engine.bundles.lifecycle import ConfigService
+from sla_engine.clocks.handlers import ClockKeeper
+from sla_engine.clocks.timers import TimerLoop
+from sla_engine.unit_of_work import engine_units
 from slm_shared.db import create_engine, session_factory
 from slm_shared.outbox import asyncpg_dsn
 
@@ -147,9 +149,10 @@ async def run(pending: int, seconds: int) -> None:
         engine = create_engine(url)
         sessions = session_factory(engine)
         bundles = BundleCache()
-        keeper = ClockKeeper(sessions, bundles)
+        keeper = ClockKeeper(engine_units(sessions), bundles)
         tenant = "bench"
-        await ConfigService(sessions, bundles, keeper).apply(tenant, BUNDLE, "yaml", "none", datetime.now(UTC))
+        await ConfigService(engine_units(sessions), bundles, keeper).apply(tenant, BUNDLE, "yaml", "none",
+                                                                           datetime.now(UTC))
         due_now = RATE * seconds
         started = time.perf_counter()
         first_due = (datetime.now(UTC) + timedelta(seconds=60 + pending / 40_000)).replace(microsecond=0)
@@ -159,7 +162,8 @@ async def run(pending: int, seconds: int) -> None:
         if wait < 0:
             raise SystemExit("loading took longer than planned; lower `pending`")
         await asyncio.sleep(wait)
-        loop = TimerLoop(keeper, sessions, lambda: datetime.now(UTC), batch_size=200, max_sleep_seconds=0.5)
+        loop = TimerLoop(keeper, engine_units(sessions), lambda: datetime.now(UTC), batch_size=200,
+                         max_sleep_seconds=0.5)
         rss_before = resident_mib()
         stop_watching = asyncio.Event()
         watching = asyncio.create_task(watch_fired(asyncpg_dsn(url), stop_watching))

@@ -16,11 +16,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from scripts.localstack import Stack
 from sla_engine import tables
 from sla_engine.app import create_app
-from sla_engine.config import BundleCache
+from sla_engine.bundles.cache import BundleCache
+from sla_engine.bundles.repository import SqlBundleRepository
+from sla_engine.clocks.handlers import ClockKeeper
 from sla_engine.domain.bundle import dump_bundle, parse_bundle
-from sla_engine.handlers import ClockKeeper
-from sla_engine.repository import SqlSlaRepository
 from sla_engine.settings import SlaEngineSettings
+from sla_engine.unit_of_work import engine_units
 from slm_shared.auth import issue_key, store_key
 from slm_shared.events import ApiKeyData
 from tests.integration.sla_engine.conftest import Clock
@@ -37,8 +38,8 @@ async def test_the_api_role_serves_stored_clocks_with_postgres_alone_and_consume
     group = f"sla-engine-api-role-{uuid.uuid4().hex[:8]}"
     # What the consuming deployment would have stored: the configuration, a ticket's clocks, an announced key.
     async with sessions() as session, session.begin():
-        await SqlSlaRepository(session).add_config(tenant, dump_bundle(parse_bundle(BUNDLE)), BUNDLE)
-    keeper = ClockKeeper(sessions, BundleCache(), Clock(T0 + timedelta(hours=2)))
+        await SqlBundleRepository(session).add_config(tenant, dump_bundle(parse_bundle(BUNDLE)), BUNDLE)
+    keeper = ClockKeeper(engine_units(sessions), BundleCache(), Clock(T0 + timedelta(hours=2)))
     await keeper.on_ticket_records(records([ticket_event(tenant, "INC-1", T0)]))
     await keeper.reconcile_due(limit=10, per_tenant=10, budget_seconds=60)
     key = issue_key(tenant)

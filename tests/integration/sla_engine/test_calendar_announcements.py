@@ -13,9 +13,11 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from sla_engine import tables
-from sla_engine.config import BundleCache, ConfigService
+from sla_engine.bundles.cache import BundleCache
+from sla_engine.bundles.lifecycle import ConfigService
+from sla_engine.clocks.handlers import ClockKeeper
 from sla_engine.domain.bundle import BundleError
-from sla_engine.handlers import ClockKeeper
+from sla_engine.unit_of_work import engine_units
 from slm_shared import topics
 from slm_shared.events import CALENDAR_EVENT, CalendarData
 
@@ -58,7 +60,7 @@ async def test_each_applied_version_announces_its_calendars_and_a_refused_bundle
         sessions: async_sessionmaker[AsyncSession]) -> None:
     tenant = f"cal-{uuid.uuid4().hex[:8]}"
     bundles = BundleCache()
-    config = ConfigService(sessions, bundles, ClockKeeper(sessions, bundles))
+    config = ConfigService(engine_units(sessions), bundles, ClockKeeper(engine_units(sessions), bundles))
     with pytest.raises(BundleError):
         await config.apply(tenant, BUNDLE.replace("Asia/Shanghai", "Asia/Nowhere"), "yaml", "none", NOW)
     assert await announced(sessions, tenant) == []

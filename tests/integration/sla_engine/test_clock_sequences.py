@@ -18,10 +18,11 @@ from aiokafka.structs import ConsumerRecord
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from sla_engine import tables
-from sla_engine.config import BundleCache
+from sla_engine.bundles.cache import BundleCache
+from sla_engine.bundles.repository import SqlBundleRepository
+from sla_engine.clocks.handlers import ClockKeeper
 from sla_engine.domain.bundle import dump_bundle, parse_bundle
-from sla_engine.handlers import ClockKeeper
-from sla_engine.repository import SqlSlaRepository
+from sla_engine.unit_of_work import engine_units
 from slm_shared import topics
 from tests.integration.sla_engine.conftest import Clock
 from tests.support.events import ticket_event
@@ -64,9 +65,9 @@ async def test_a_cycle_numbers_its_events_across_batches_and_ends_on_the_clock(
 ) -> None:
     tenant = f"seq-{uuid.uuid4().hex[:8]}"
     async with sessions() as session, session.begin():
-        await SqlSlaRepository(session).add_config(tenant, dump_bundle(parse_bundle(BUNDLE)), BUNDLE)
+        await SqlBundleRepository(session).add_config(tenant, dump_bundle(parse_bundle(BUNDLE)), BUNDLE)
     now = Clock(T0 + timedelta(days=20))
-    keeper = ClockKeeper(sessions, BundleCache(), now)
+    keeper = ClockKeeper(engine_units(sessions), BundleCache(), now)
 
     def at(hours: int, **fields: Any) -> dict[str, Any]:
         return ticket_event(tenant, "INC-1", T0 + timedelta(hours=hours), **fields)

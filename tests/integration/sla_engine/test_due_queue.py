@@ -1,4 +1,4 @@
-"""The reconcile loop's due queue (`SqlSlaRepository.due_tickets`) on the real PostgreSQL.
+"""The reconcile loop's due queue (`SqlTimerRepository.due_tickets`) on the real PostgreSQL.
 
 What a round takes: round-robin across tenants (every tenant's first due ticket before anyone's second), at most
 `per_tenant` of each and fewer for a capped tenant, nothing not yet due, nothing another transaction holds; the
@@ -25,11 +25,14 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from sla_engine import tables
-from sla_engine.config import BundleCache
+from sla_engine.bundles.cache import BundleCache
+from sla_engine.bundles.repository import SqlBundleRepository
+from sla_engine.clocks.due_queue import DUE_TICKETS, SqlTimerRepository
+from sla_engine.clocks.evaluation import Job, Outcome, Sources
+from sla_engine.clocks.handlers import ClockKeeper
 from sla_engine.domain.bundle import dump_bundle, parse_bundle
-from sla_engine.evaluation import Job, Outcome, Sources
-from sla_engine.handlers import ClockKeeper
-from sla_engine.repository import DUE_TICKETS, EVENTS_DUE, SqlSlaRepository
+from sla_engine.ports import EVENTS_DUE
+from sla_engine.unit_of_work import engine_units
 from tests.integration.sla_engine.conftest import Clock
 from tests.integration.sla_engine.test_clock_sequences import BUNDLE, T0, records
 from tests.support.events import ticket_event
@@ -63,7 +66,7 @@ async def test_a_round_takes_tenants_in_turn_within_their_caps(sessions: async_s
     names = await queue(sessions, {"big": 120, "small": 5, "capped": 30})
     try:
         async with sessions() as session, session.begin():
-            due = await SqlSlaRepository(session).due_tickets(NOW, 60, 20, {names["capped"]: 3})
+            due = await SqlTimerRepository(session).due_tickets(NOW, 60, 20, {names["capped"]: 3})
         taken = Counter(timer.tenant_id for timer in due)
         assert taken == {names["big"]: 20, names["small"]: 5, names["capped"]: 3}
         assert all(timer.ticket_id != "LATER" for timer in due)
@@ -74,7 +77,7 @@ async def test_a_round_takes_tenants_in_turn_within_their_caps(sessions: async_s
 
         # The limit cuts into a turn, earliest due first: every tenant's first ticket, then big's second.
         async with sessions() as session, session.begin():
-            due = await SqlSlaRepository(session).due_tickets(NOW, 4, 20)
+            due = await SqlTimerRepository(session).due_tickets(NOW, 4, 20)
         assert [(t.tenant_id, t.ticket_id) for t in due] == [
             (names["big"], "T0000"), (names["small"], "T0000"), (names["capped"], "T0000"), (names["big"], "T0001")]
     finally:
@@ -88,17 +91,17 @@ async def test_rows_held_elsewhere_are_skipped_and_slices_part_the_queue(
     everything = {(names[label], f"T{n:04}") for label in ("one", "two") for n in range(40)}
     try:
         async with sessions() as holder, holder.begin():
-            held = await SqlSlaRepository(holder).due_tickets(NOW, 10, 100)
+            held = await SqlTimerRepository(holder).due_tickets(NOW, 10, 100)
             assert len(held) == 10
             async with sessions() as other, other.begin():
-                rest = await SqlSlaRepository(other).due_tickets(NOW, 1000, 1000)
+                rest = await SqlTimerRepository(other).due_tickets(NOW, 1000, 1000)
             assert {(t.tenant_id, t.ticket_id) for t in rest} == everything - {(t.tenant_id, t.ticket_id) for t in held}
 
         slices = []
         for index in range(2):
             async with sessions() as session, session.begin():
-                slices.append({(t.tenant_id, t.ticket_id)
-                               for t in await SqlSlaRepository(session).due_tickets(NOW, 1000, 1000, part=(index, 2))})
+                due = await SqlTimerRepository(session).due_tickets(NOW, 1000, 1000, part=(index, 2))
+                slices.append({(t.tenant_id, t.ticket_id) for t in due})
         assert slices[0]
         assert slices[1]
         assert not slices[0] & slices[1]
@@ -142,9 +145,9 @@ async def test_a_snapshot_stored_while_its_ticket_is_reconciled_is_not_waited_fo
     leaves the ticket due instead of setting its warning timer; the next round sees the resolution."""
     tenant = f"mark-{uuid.uuid4().hex[:8]}"
     async with sessions() as session, session.begin():
-        await SqlSlaRepository(session).add_config(tenant, dump_bundle(parse_bundle(BUNDLE)), BUNDLE)
+        await SqlBundleRepository(session).add_config(tenant, dump_bundle(parse_bundle(BUNDLE)), BUNDLE)
     now = Clock(T0 + timedelta(hours=1))
-    keeper = ClockKeeper(sessions, BundleCache(), now)
+    keeper = ClockKeeper(engine_units(sessions), BundleCache(), now)
     await keeper.on_ticket_records(records([ticket_event(tenant, "INC-1", T0)]))
     resolved = records([ticket_event(tenant, "INC-1", T0 + timedelta(minutes=30), action="resolved",
                                      status="resolved")])

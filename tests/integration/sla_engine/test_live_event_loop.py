@@ -30,8 +30,10 @@ from bench.engine_scale.workload import Ticket, bundle_yaml, make_tickets
 from scripts.localstack import Stack
 from scripts.processes import ServiceProcess
 from sla_engine import tables
-from sla_engine.config import BundleCache, ConfigService
-from sla_engine.handlers import ClockKeeper
+from sla_engine.bundles.cache import BundleCache
+from sla_engine.bundles.lifecycle import ConfigService
+from sla_engine.clocks.handlers import ClockKeeper
+from sla_engine.unit_of_work import engine_units
 from slm_shared import topics
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
@@ -110,7 +112,7 @@ async def test_a_flood_on_an_expensive_bundle_keeps_the_consumer_in_its_group_an
 ) -> None:
     flooding, other = f"flood-{uuid.uuid4().hex[:8]}", f"other-{uuid.uuid4().hex[:8]}"
     bundles = BundleCache()
-    config = ConfigService(sessions, bundles, ClockKeeper(sessions, bundles))
+    config = ConfigService(engine_units(sessions), bundles, ClockKeeper(engine_units(sessions), bundles))
     await config.apply(flooding, bundle_matching_everything(EXPENSIVE_POLICIES), "yaml", "none", datetime.now(UTC))
     await config.apply(other, bundle_yaml(3), "yaml", "none", datetime.now(UTC))
     flood = make_tickets(FLOOD_TICKETS, policies=EXPENSIVE_POLICIES, tenant_id=flooding, seed=11)

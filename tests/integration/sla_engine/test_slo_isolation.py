@@ -13,10 +13,11 @@ from prometheus_client import REGISTRY
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from sla_engine import tables
-from sla_engine.config import BundleCache
+from sla_engine.bundles.cache import BundleCache
+from sla_engine.bundles.repository import SqlBundleRepository
 from sla_engine.domain.bundle import dump_bundle, parse_bundle
-from sla_engine.repository import SqlSlaRepository
-from sla_engine.slo_handlers import SloKeeper
+from sla_engine.slos.handlers import SloKeeper
+from sla_engine.unit_of_work import engine_units
 from slm_shared import topics
 from tests.integration.sla_engine.conftest import Clock
 
@@ -49,9 +50,9 @@ async def test_a_tenant_whose_stored_bundle_fails_does_not_stop_the_others(
     broken, healthy = f"iso-a-{run}", f"iso-b-{run}"
     async with sessions() as session, session.begin():
         # Stored as text that no longer parses at all (as a bundle damaged in storage would be).
-        await SqlSlaRepository(session).add_config(broken, dump_bundle(parse_bundle(GOOD)), "slos: [unclosed")
-        await SqlSlaRepository(session).add_config(healthy, dump_bundle(parse_bundle(GOOD)), GOOD)
-    keeper = SloKeeper(sessions, BundleCache(), Clock(AT), status_interval_seconds=0)
+        await SqlBundleRepository(session).add_config(broken, dump_bundle(parse_bundle(GOOD)), "slos: [unclosed")
+        await SqlBundleRepository(session).add_config(healthy, dump_bundle(parse_bundle(GOOD)), GOOD)
+    keeper = SloKeeper(engine_units(sessions), BundleCache(), Clock(AT), status_interval_seconds=0)
     before = failures()
     assert await keeper.evaluate_all([broken, healthy]) == 2
     assert failures() == before + 1
@@ -63,13 +64,13 @@ async def test_an_slo_that_fails_is_rolled_back_alone_and_the_tenants_other_slos
         sessions: async_sessionmaker[AsyncSession]) -> None:
     tenant = f"iso-{uuid.uuid4().hex[:8]}"
     async with sessions() as session, session.begin():
-        await SqlSlaRepository(session).add_config(tenant, dump_bundle(parse_bundle(GOOD)), GOOD)
+        await SqlBundleRepository(session).add_config(tenant, dump_bundle(parse_bundle(GOOD)), GOOD)
         # A clock whose stop time is not a timestamp: reading the ticket SLO's minutes fails in the database.
         await session.execute(sa.insert(tables.clocks).values(
             tenant_id=tenant, ticket_id="INC-1", policy_id="gold-incidents", metric="resolution", cycle=1,
             policy_version=1, state="met", breached=False, due_at=None, updated_at=AT,
             clock={"service": "email", "stopped_at": "not a time"}))
-    keeper = SloKeeper(sessions, BundleCache(), Clock(AT), status_interval_seconds=0)
+    keeper = SloKeeper(engine_units(sessions), BundleCache(), Clock(AT), status_interval_seconds=0)
     before = failures()
     assert await keeper.evaluate_all([tenant]) == 1
     assert failures() == before + 1

@@ -16,7 +16,7 @@ from sla_engine.domain.bundle.slos import slo_definition
 from sla_engine.domain.slo.evaluation import evaluate
 from sla_engine.domain.slo.rollups import AvailabilityMinute, RatioMinute, merge_ratio
 from sla_engine.domain.slo.series import availability_counts, ratio_counts
-from sla_engine.slo_repository import SqlSloRepository
+from sla_engine.slos.repository import SqlSloRepository
 
 pytestmark = pytest.mark.integration
 

@@ -14,10 +14,11 @@ from aiokafka.structs import ConsumerRecord
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from sla_engine import tables
-from sla_engine.config import BundleCache
+from sla_engine.bundles.cache import BundleCache
+from sla_engine.bundles.repository import SqlBundleRepository
 from sla_engine.domain.bundle import dump_bundle, parse_bundle
-from sla_engine.repository import SqlSlaRepository
-from sla_engine.slo_handlers import SloKeeper
+from sla_engine.slos.handlers import SloKeeper
+from sla_engine.unit_of_work import engine_units
 from slm_shared import topics
 from tests.integration.sla_engine.conftest import Clock
 
@@ -56,7 +57,7 @@ def utc(text: str) -> datetime:
 async def tenant(sessions: async_sessionmaker[AsyncSession]) -> str:
     tenant_id = f"slo-{uuid.uuid4().hex[:8]}"
     async with sessions() as session, session.begin():
-        await SqlSlaRepository(session).add_config(tenant_id, dump_bundle(parse_bundle(BUNDLE)), BUNDLE)
+        await SqlBundleRepository(session).add_config(tenant_id, dump_bundle(parse_bundle(BUNDLE)), BUNDLE)
     return tenant_id
 
 
@@ -91,7 +92,7 @@ async def published(sessions: async_sessionmaker[AsyncSession], tenant: str) -> 
 async def test_an_outage_a_late_maintenance_window_and_redelivery(sessions: async_sessionmaker[AsyncSession],
                                                                    tenant: str) -> None:
     clock = Clock(utc("2026-11-10T12:00:00"))
-    keeper = SloKeeper(sessions, BundleCache(), clock, status_interval_seconds=0)
+    keeper = SloKeeper(engine_units(sessions), BundleCache(), clock, status_interval_seconds=0)
     batch = [availability(tenant, "2026-11-01T00:00:00", "up"), availability(tenant, "2026-11-10T10:00:00", "down"),
              availability(tenant, "2026-11-10T10:40:00", "up")]
     await keeper.on_signal_records(batch)
@@ -129,7 +130,7 @@ async def test_a_fast_burn_pages_once_and_resolves_once(sessions: async_sessionm
                                                         tenant: str) -> None:
     start = utc("2026-11-10T11:00:00")
     clock = Clock(utc("2026-11-10T12:00:00"))
-    keeper = SloKeeper(sessions, BundleCache(), clock, status_interval_seconds=0)
+    keeper = SloKeeper(engine_units(sessions), BundleCache(), clock, status_interval_seconds=0)
     # One hour at 2 % errors: a 20x burn, over the 28-day page factor 13.44 on 1h and 5m.
     await keeper.on_signal_records([window(tenant, start + timedelta(minutes=m + 1), 980) for m in range(60)])
     clock.at = utc("2026-11-10T12:30:00")
@@ -147,7 +148,7 @@ async def test_a_fast_burn_pages_once_and_resolves_once(sessions: async_sessionm
 async def test_latency_samples_count_against_a_threshold_slo(sessions: async_sessionmaker[AsyncSession],
                                                              tenant: str) -> None:
     clock = Clock(utc("2026-11-10T12:00:00"))
-    keeper = SloKeeper(sessions, BundleCache(), clock, status_interval_seconds=0)
+    keeper = SloKeeper(engine_units(sessions), BundleCache(), clock, status_interval_seconds=0)
     samples = [record(tenant, "itsm.measurement.v1", utc("2026-11-10T11:58:00") + timedelta(seconds=second),
                       {"service": "api", "sli": "latency_ms", "value": value})
                for second, value in enumerate([120.0, 300.0, 300.5, 95.0])]
@@ -173,7 +174,8 @@ async def test_ticket_sla_attainment_counts_stopped_clocks(sessions: async_sessi
             clock("INC-4", "breached", "P1", "2026-11-05T11:00:00"),  # another priority
             clock("INC-5", "running", "P2", "2026-11-05T12:00:00"),  # not stopped
             clock("INC-6", "met", "P2", "2026-10-30T10:00:00")])  # last month
-    keeper = SloKeeper(sessions, BundleCache(), Clock(utc("2026-11-10T12:00:00")), status_interval_seconds=0)
+    keeper = SloKeeper(engine_units(sessions), BundleCache(), Clock(utc("2026-11-10T12:00:00")),
+                       status_interval_seconds=0)
     await keeper.evaluate_all([tenant])
     attainment = [data["data"] for topic, data in await published(sessions, tenant)
                   if topic == topics.SLO_STATUS and data["data"]["slo_id"] == "p2-resolution"]
@@ -213,14 +215,15 @@ SUNDAY_MAINTENANCE = HOURS_BUNDLE.replace("""\
 
 async def apply(sessions: async_sessionmaker[AsyncSession], tenant: str, text: str) -> None:
     async with sessions() as session, session.begin():
-        await SqlSlaRepository(session).add_config(tenant, dump_bundle(parse_bundle(text)), text)
+        await SqlBundleRepository(session).add_config(tenant, dump_bundle(parse_bundle(text)), text)
 
 
 async def test_a_recurring_window_added_later_corrects_the_minutes_already_stored(
         sessions: async_sessionmaker[AsyncSession]) -> None:
     tenant = f"slo-{uuid.uuid4().hex[:8]}"
     await apply(sessions, tenant, HOURS_BUNDLE)
-    keeper = SloKeeper(sessions, BundleCache(), Clock(utc("2026-01-12T00:00:00")), status_interval_seconds=0)
+    keeper = SloKeeper(engine_units(sessions), BundleCache(), Clock(utc("2026-01-12T00:00:00")),
+                       status_interval_seconds=0)
     await keeper.on_signal_records([
         availability(tenant, "2026-01-01T00:00:00", "up"),
         availability(tenant, "2026-01-07T10:00:00", "down"), availability(tenant, "2026-01-07T10:10:00", "up"),

@@ -14,9 +14,11 @@ from aiokafka.structs import ConsumerRecord
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from sla_engine import tables
-from sla_engine.config import BundleCache, ConfigService
-from sla_engine.handlers import ClockKeeper
-from sla_engine.slo_handlers import SloKeeper
+from sla_engine.bundles.cache import BundleCache
+from sla_engine.bundles.lifecycle import ConfigService
+from sla_engine.clocks.handlers import ClockKeeper
+from sla_engine.slos.handlers import SloKeeper
+from sla_engine.unit_of_work import engine_units
 from slm_shared import topics
 from tests.integration.sla_engine.conftest import Clock
 
@@ -64,7 +66,8 @@ def sample(tenant: str, time: datetime, value: float, *, service: str = "api", s
 
 async def apply(sessions: async_sessionmaker[AsyncSession], tenant: str, text: str) -> None:
     bundles = BundleCache()
-    await ConfigService(sessions, bundles, ClockKeeper(sessions, bundles)).apply(tenant, text, "yaml", "none", NOW)
+    units = engine_units(sessions)
+    await ConfigService(units, bundles, ClockKeeper(units, bundles)).apply(tenant, text, "yaml", "none", NOW)
 
 
 async def series(sessions: async_sessionmaker[AsyncSession], tenant: str, sli: str) -> dict[str, tuple[int, int]]:
@@ -88,7 +91,7 @@ async def counts(keeper: SloKeeper, tenant: str, slo_id: str) -> tuple[int, int]
 async def test_a_threshold_added_later_is_backfilled_from_the_samples_once(
         sessions: async_sessionmaker[AsyncSession], tenant: str) -> None:
     await apply(sessions, tenant, LENIENT)
-    keeper = SloKeeper(sessions, BundleCache(), Clock(NOW), status_interval_seconds=0)
+    keeper = SloKeeper(engine_units(sessions), BundleCache(), Clock(NOW), status_interval_seconds=0)
     redelivered = sample(tenant, at("11:58:40"), 250.5, event_id="dup-1")
     await keeper.on_signal_records([
         sample(tenant, at("11:58:00"), 120.0), sample(tenant, at("11:58:20"), 250.0), redelivered,
@@ -138,7 +141,7 @@ async def test_a_threshold_added_later_is_backfilled_from_the_samples_once(
 
 async def test_the_first_version_of_a_tenant_is_backfilled_from_samples_that_came_before_it(
         sessions: async_sessionmaker[AsyncSession], tenant: str) -> None:
-    keeper = SloKeeper(sessions, BundleCache(), Clock(NOW), status_interval_seconds=0)
+    keeper = SloKeeper(engine_units(sessions), BundleCache(), Clock(NOW), status_interval_seconds=0)
     await keeper.on_signal_records([sample(tenant, at("11:00:05"), 301.0), sample(tenant, at("11:00:55"), 7.5)])
     await apply(sessions, tenant, LENIENT)
     assert await series(sessions, tenant, SERIES_300) == {"11:00": (1, 2)}
@@ -148,7 +151,8 @@ async def test_samples_past_retention_are_purged_at_a_whole_minute(
         sessions: async_sessionmaker[AsyncSession], tenant: str) -> None:
     # Long before any other test's data, so the global purge touches only this tenant's samples.
     now = datetime(2019, 12, 31, 0, 0, 30, tzinfo=UTC)
-    keeper = SloKeeper(sessions, BundleCache(), Clock(now), status_interval_seconds=0, sample_retention_days=100)
+    keeper = SloKeeper(engine_units(sessions), BundleCache(), Clock(now), status_interval_seconds=0,
+                       sample_retention_days=100)
     cutoff_minute = now - timedelta(days=100, seconds=30)  # 2019-09-22T00:00Z
     await keeper.on_signal_records([
         sample(tenant, cutoff_minute - timedelta(seconds=1), 1.0, event_id="old"),

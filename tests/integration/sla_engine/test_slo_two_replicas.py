@@ -21,12 +21,13 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from scripts.localstack import Stack
 from sla_engine import tables
-from sla_engine.config import BundleCache
+from sla_engine.bundles.cache import BundleCache
+from sla_engine.bundles.repository import SqlBundleRepository
 from sla_engine.domain.bundle import dump_bundle, parse_bundle
 from sla_engine.domain.slo.rollups import availability_minutes, minute_of
-from sla_engine.repository import SqlSlaRepository
-from sla_engine.slo_handlers import SloKeeper
-from sla_engine.slo_repository import SqlSloRepository
+from sla_engine.slos.handlers import SloKeeper
+from sla_engine.slos.repository import SqlSloRepository
+from sla_engine.unit_of_work import engine_units
 from slm_shared.db import create_engine, session_factory
 from tests.integration.sla_engine.conftest import Clock
 from tests.integration.sla_engine.test_slo_signals import availability
@@ -80,9 +81,10 @@ async def test_a_replica_rewriting_the_minutes_another_has_not_committed_yet_wai
         sessions: async_sessionmaker[AsyncSession], other_replica: async_sessionmaker[AsyncSession]) -> None:
     tenant = f"two-{uuid.uuid4().hex[:8]}"
     async with sessions() as session, session.begin():
-        await SqlSlaRepository(session).add_config(tenant, dump_bundle(parse_bundle(BUNDLE)), BUNDLE)
-    first = SloKeeper(sessions, BundleCache(), Clock(AT), status_interval_seconds=0)
-    second = SloKeeper(other_replica, BundleCache(), Clock(AT + timedelta(minutes=5)), status_interval_seconds=0)
+        await SqlBundleRepository(session).add_config(tenant, dump_bundle(parse_bundle(BUNDLE)), BUNDLE)
+    first = SloKeeper(engine_units(sessions), BundleCache(), Clock(AT), status_interval_seconds=0)
+    second = SloKeeper(engine_units(other_replica), BundleCache(), Clock(AT + timedelta(minutes=5)),
+                       status_interval_seconds=0)
     await first.on_signal_records([availability(tenant, "2026-11-10T11:00:00", "up"),
                                    availability(tenant, "2026-11-10T11:30:00", "down")])
     before = failures()
@@ -110,10 +112,10 @@ async def test_every_replica_passing_at_once_over_and_over_never_collides(
         sessions: async_sessionmaker[AsyncSession], other_replica: async_sessionmaker[AsyncSession]) -> None:
     tenant = f"two-{uuid.uuid4().hex[:8]}"
     async with sessions() as session, session.begin():
-        await SqlSlaRepository(session).add_config(tenant, dump_bundle(parse_bundle(BUNDLE)), BUNDLE)
+        await SqlBundleRepository(session).add_config(tenant, dump_bundle(parse_bundle(BUNDLE)), BUNDLE)
     clock = Clock(AT)
-    replicas = [SloKeeper(sessions, BundleCache(), clock, status_interval_seconds=0),
-                SloKeeper(other_replica, BundleCache(), clock, status_interval_seconds=0)]
+    replicas = [SloKeeper(engine_units(sessions), BundleCache(), clock, status_interval_seconds=0),
+                SloKeeper(engine_units(other_replica), BundleCache(), clock, status_interval_seconds=0)]
     start = datetime(2026, 11, 10, 11, tzinfo=UTC)
     await replicas[0].on_signal_records([availability(tenant, "2026-11-10T11:00:00", "down")])
     before = failures()

@@ -19,10 +19,13 @@ from aiokafka.structs import ConsumerRecord
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from sla_engine import tables
-from sla_engine.config import BundleCache
+from sla_engine.bundles.cache import BundleCache
+from sla_engine.bundles.repository import SqlBundleRepository
+from sla_engine.clocks.handlers import ClockKeeper
+from sla_engine.clocks.tickets import SqlTicketRepository
 from sla_engine.domain.bundle import dump_bundle, parse_bundle
-from sla_engine.handlers import ClockKeeper
-from sla_engine.repository import EVENTS_DUE, SqlSlaRepository
+from sla_engine.ports import EVENTS_DUE
+from sla_engine.unit_of_work import engine_units
 from slm_shared import topics
 from tests.integration.sla_engine.conftest import Clock
 from tests.integration.sla_engine.test_clock_sequences import BUNDLE
@@ -52,9 +55,9 @@ async def test_one_batch_stores_each_snapshot_once_and_makes_configured_tickets_
 ) -> None:
     tenant, stranger = f"store-{uuid.uuid4().hex[:8]}", f"unconfigured-{uuid.uuid4().hex[:8]}"
     async with sessions() as session, session.begin():
-        await SqlSlaRepository(session).add_config(tenant, dump_bundle(parse_bundle(BUNDLE)), BUNDLE)
+        await SqlBundleRepository(session).add_config(tenant, dump_bundle(parse_bundle(BUNDLE)), BUNDLE)
     clock = Clock(T0 + timedelta(days=1))
-    keeper = ClockKeeper(sessions, BundleCache(), clock)
+    keeper = ClockKeeper(engine_units(sessions), BundleCache(), clock)
 
     # INC-2 already has an earlier breach timer: being made due "now" must not move it later.
     earlier = T0 + timedelta(hours=3)
@@ -81,7 +84,7 @@ async def test_one_batch_stores_each_snapshot_once_and_makes_configured_tickets_
         "customer": replied["data"]["customer"], "assignment_group": replied["data"].get("assignment_group"),
         "assignee": replied["data"].get("assignee"), "attributes": replied["data"].get("attributes", {})}
     async with sessions() as session:
-        timeline = await SqlSlaRepository(session).timeline(tenant, "INC-1")
+        timeline = await SqlTicketRepository(session).timeline(tenant, "INC-1")
     assert [snapshot.event_id for snapshot in timeline] == [replied["id"], created["id"]]
     assert len(await rows(sessions, tables.ticket_events, stranger)) == 1
     assert await rows(sessions, tables.timers, stranger) == []

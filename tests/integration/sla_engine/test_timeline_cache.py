@@ -14,9 +14,10 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bench.engine_scale.workload import make_tickets
+from sla_engine.clocks.states import SqlClockStateRepository
+from sla_engine.clocks.tickets import SqlTicketRepository
+from sla_engine.clocks.timeline_cache import TimelineCache
 from sla_engine.domain.timeline import TicketSnapshot, ordered_timeline
-from sla_engine.repository import SqlSlaRepository
-from sla_engine.timeline_cache import TimelineCache
 
 pytestmark = pytest.mark.integration
 SOURCE = "test://timeline-cache"
@@ -24,14 +25,14 @@ SOURCE = "test://timeline-cache"
 
 async def store(sessions: async_sessionmaker[AsyncSession], tenant: str, snapshots: list[TicketSnapshot]) -> None:
     async with sessions() as session, session.begin():
-        await SqlSlaRepository(session).add_snapshots([(tenant, SOURCE, snapshot) for snapshot in snapshots])
+        await SqlTicketRepository(session).add_snapshots([(tenant, SOURCE, snapshot) for snapshot in snapshots])
 
 
 async def timelines(sessions: async_sessionmaker[AsyncSession], pairs: list[tuple[str, str]],
                     cache: TimelineCache | None) -> dict[tuple[str, str], list[tuple[str, str, str]]]:
     """Each ticket's timeline as (event id, status, priority), in the order load_states gives it."""
     async with sessions() as session, session.begin():
-        states = await SqlSlaRepository(session, cache).load_states(pairs)
+        states = await SqlClockStateRepository(session, cache).load_states(pairs)
     return {(state.tenant_id, state.ticket_id): [(s.event_id, s.status, s.priority) for s in state.timeline]
             for state, _ in states}
 
@@ -69,9 +70,8 @@ async def test_a_row_read_in_a_rolled_back_transaction_never_shows_up(
                              "time": ticket.snapshots[0].time + timedelta(seconds=1)})
     async with sessions() as session:
         transaction = await session.begin()
-        repository = SqlSlaRepository(session, cache)
-        await repository.add_snapshots([(tenant, SOURCE, late)])
-        states = await repository.load_states([pair])
+        await SqlTicketRepository(session).add_snapshots([(tenant, SOURCE, late)])
+        states = await SqlClockStateRepository(session, cache).load_states([pair])
         assert "rolled-back" in [s.event_id for s in states[0][0].timeline]  # seen, and cached, inside it
         await transaction.rollback()
     after = await timelines(sessions, [pair], cache)

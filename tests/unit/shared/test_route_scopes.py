@@ -13,7 +13,7 @@ from fastapi.routing import APIRoute
 
 # No key: operations, the API documents, the signed webhooks (their signature instead), the report schema,
 # the dashboard's pages, which check the `read` scope themselves (cookie or header, reporting/api.py), and the
-# signed acknowledgement links of notifications (the link is the credential, reporting/ack_links.py).
+# signed acknowledgement links of notifications (the link is the credential, reporting/notifications/ack_links.py).
 UNSCOPED = {
     "/healthz", "/readyz", "/metrics", "/asyncapi.json", "/v1/reports/slr/schema",
     "/v1/webhooks/jira/{tenant}", "/v1/webhooks/servicenow/{tenant}", "/v1/webhooks/zendesk/{tenant}",

@@ -16,11 +16,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bench.engine_scale.workload import last_event_time, make_bundle, make_tickets
+from sla_engine.clocks.publication import clock_events, clock_payload
 from sla_engine.domain.bundle import Bundle, parse_bundle
 from sla_engine.domain.clocks import Clock, Transition, evaluate_ticket, evaluate_timeline
 from sla_engine.domain.cycles import MetricRun
+from sla_engine.domain.reconciliation import ConfigRef, TicketState, cycle_of, reconcile_ticket
 from sla_engine.domain.timeline import TICKET_ACTIONS, TICKET_STATUSES, TicketSnapshot, ordered_timeline
-from sla_engine.reconciliation import ConfigRef, TicketState, clock_payload, cycle_of, reconcile_ticket
 from slm_shared.business_time import to_epoch
 from slm_shared.events import ClockTransitionData
 from tests.unit.sla_engine.builders import CN_HOURS, utc
@@ -196,7 +197,7 @@ def test_reconciliation_payloads_equal_the_per_transition_reevaluation(
     # New transitions come first; a `recalculated` restating a stopped cycle may follow, and each event's
     # `sequence` numbers the cycle's events (tested with the sequences), not the payload compared here.
     payloads = [ClockTransitionData.model_validate(event.event.data).model_copy(update={"sequence": None})
-                for event in result.outgoing]
+                for event in clock_events(result)]
     assert payloads[:len(expected)] == expected
     assert all(payload.transition == "recalculated" for payload in payloads[len(expected):])
     assert result.published == [t.key for c in clocks for t in c.transitions if t.key not in published]

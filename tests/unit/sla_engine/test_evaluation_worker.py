@@ -1,4 +1,4 @@
-"""Where tickets are evaluated does not change what is decided (sla_engine/evaluation.py, issue 11).
+"""Where tickets are evaluated does not change what is decided (sla_engine/clocks/evaluation.py, issue 11).
 
 Tickets of the realistic workload (bench/engine_scale/workload.py: business calendars with holidays, pauses,
 priority changes, reopens, late events) are reconciled in this process with `reconcile_ticket`, and through
@@ -14,12 +14,13 @@ from collections.abc import Sequence
 from datetime import timedelta
 
 from bench.engine_scale.workload import bundle_yaml, last_event_time, make_ticket
-from sla_engine.config import BundleCache
+from sla_engine.bundles.cache import BundleCache
+from sla_engine.clocks.evaluation import Job, Outcome, ProcessEvaluator, ThreadEvaluator
+from sla_engine.clocks.publication import ReconciledTicket, reconciled_ticket
 from sla_engine.domain.bundle import parse_bundle
+from sla_engine.domain.reconciliation import ConfigRef, TicketState, reconcile_ticket
 from sla_engine.domain.timeline import TicketSnapshot
-from sla_engine.evaluation import Job, Outcome, ProcessEvaluator, ThreadEvaluator
-from sla_engine.reconciliation import ConfigRef, Reconciliation, TicketState, reconcile_ticket
-from sla_engine.repository import BundleSource, VersionKey
+from sla_engine.ports import BundleSource, VersionKey
 from slm_shared.outbox import OutgoingEvent
 
 TEXT = bundle_yaml(12)
@@ -47,16 +48,16 @@ def jobs(timelines: Sequence[Sequence[TicketSnapshot]], *, compact: bool = True)
     return [Job(state, VERSION, compact=compact) for state in states(timelines)]
 
 
-def in_process(timelines: Sequence[Sequence[TicketSnapshot]]) -> list[Reconciliation]:
+def in_process(timelines: Sequence[Sequence[TicketSnapshot]]) -> list[ReconciledTicket]:
     config = ConfigRef(VERSION[1], parse_bundle(TEXT))
     results = []
     for state in states(timelines):
         state.config = config
-        results.append(reconcile_ticket(state, NOW))
+        results.append(reconciled_ticket(reconcile_ticket(state, NOW), keep_clocks=True))
     return results
 
 
-def decisions(result: Reconciliation | None) -> tuple[object, ...]:
+def decisions(result: ReconciledTicket | None) -> tuple[object, ...]:
     """Everything the handler writes from a reconciliation: rows, outbox records, keys, timer, pin, sequences."""
     assert result is not None
     records = [record.serialized() if isinstance(record, OutgoingEvent) else record

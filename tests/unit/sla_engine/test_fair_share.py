@@ -1,8 +1,8 @@
-"""The reconcile loop's fair share of evaluation time across tenants (sla_engine.fair_share)."""
+"""The reconcile loop's fair share of evaluation time across tenants (sla_engine.clocks.fair_share)."""
 
 from __future__ import annotations
 
-from sla_engine.fair_share import FORGET_AFTER_ROUNDS, FairShare
+from sla_engine.clocks.fair_share import FORGET_AFTER_ROUNDS, FairShare
 
 COST = {"expensive": 0.5, "cheap": 0.01}
 

@@ -19,19 +19,18 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from reporting.domain.outcomes import wins
+from sla_engine.clocks.publication import clock_events, clock_payload, clock_row
 from sla_engine.domain.bundle import Bundle
 from sla_engine.domain.clocks import Clock, evaluate_ticket
-from sla_engine.domain.timeline import TICKET_ACTIONS, TicketSnapshot
-from sla_engine.reconciliation import (
+from sla_engine.domain.reconciliation import (
     ConfigRef,
     CycleKey,
     Reconciliation,
     TicketState,
-    clock_payload,
-    clock_row,
     cycle_of,
     reconcile_ticket,
 )
+from sla_engine.domain.timeline import TICKET_ACTIONS, TicketSnapshot
 from slm_shared.events import CloudEvent
 from slm_shared.outbox import OutgoingEvent
 from tests.unit.sla_engine.builders import make_bundle, snap, utc
@@ -64,7 +63,7 @@ def deliveries(draw: st.DrawFn) -> tuple[list[TicketSnapshot], list[list[int]], 
 
 
 def save(state: TicketState, reconciled: Reconciliation) -> None:
-    """What `SqlSlaRepository.save_reconciliations` stores, for the next reconciliation to read."""
+    """What `SqlClockStateRepository.save_reconciliations` stores, for the next reconciliation to read."""
     state.emitted |= set(reconciled.published)
     state.emitted -= set(reconciled.retracted)
     state.saved = {cycle_of(clock): clock_row(clock)["clock"] for clock in reconciled.clocks}
@@ -82,8 +81,8 @@ def run(snapshots: list[TicketSnapshot], batches: list[list[int]], lags: list[in
         now = max(now, max(s.time for s in state.timeline)) + timedelta(minutes=lag + 1)
         reconciled = reconcile_ticket(state, now)
         again = reconcile_ticket(state, now)  # the same reconciliation redone: the same events, the same ids
-        assert [e.event.id for e in again.outgoing] == [e.event.id for e in reconciled.outgoing]
-        published += reconciled.outgoing
+        assert [e.event.id for e in clock_events(again)] == [e.event.id for e in clock_events(reconciled)]
+        published += clock_events(reconciled)
         save(state, reconciled)
     return published, evaluate_ticket(state.timeline, bundle, policy_version=1, at=now), now
 

@@ -8,26 +8,29 @@ import asyncio
 import dataclasses
 from datetime import date, datetime
 from enum import Enum
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from fastapi import APIRouter, HTTPException, Query, Request, status
 from fastapi.responses import JSONResponse
 from pydantic import AwareDatetime, BaseModel
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from sla_engine.config import BundleCache, ConfigService, Recalculation, RecalculationReport
+from sla_engine.bundles.cache import BundleCache
+from sla_engine.bundles.lifecycle import ConfigService
 from sla_engine.domain.bundle import BundleError
 from sla_engine.domain.bundle.openslo import import_openslo
 from sla_engine.domain.clocks import Clock, evaluate_ticket
-from sla_engine.handlers import Now
-from sla_engine.repository import SqlSlaRepository
-from sla_engine.slo_handlers import SloKeeper, SloReading
+from sla_engine.domain.recalculation import Recalculation, RecalculationReport
+from sla_engine.ports import EngineUnits
+from sla_engine.slos.handlers import SloKeeper, SloReading
 from slm_shared.auth import ConfigTenant, ReadTenant
 from slm_shared.instants import utc_instant
 from slm_shared.request_guard import BodyLimits
+from slm_shared.time_source import Now
 
 MAX_BUNDLE_BYTES = 1024 * 1024
+
+RecalculationMode = Annotated[Recalculation, Query()]
 
 
 def body_limits(default: int) -> BodyLimits:
@@ -90,14 +93,13 @@ async def _bundle_text(request: Request) -> tuple[str, Literal["yaml", "json"]]:
     return text, "json" if "json" in content_type else "yaml"
 
 
-def sla_router(
-    sessions: async_sessionmaker[AsyncSession], bundles: BundleCache, config: ConfigService, now: Now
-) -> APIRouter:
+def sla_router(units: EngineUnits, bundles: BundleCache, config: ConfigService, slos: SloKeeper,
+               now: Now) -> APIRouter:
     router = APIRouter(prefix="/v1", tags=["sla"])
 
     @router.post("/config:apply", response_model=None)
     async def apply_config(
-        request: Request, tenant: ConfigTenant, recalculate: Recalculation = Query("none")
+        request: Request, tenant: ConfigTenant, recalculate: RecalculationMode = "none"
     ) -> dict[str, Any] | JSONResponse:
         """Apply a YAML or JSON bundle as a new version; `recalculate` = none | ongoing | all.
 
@@ -112,8 +114,8 @@ def sla_router(
 
     @router.get("/config")
     async def get_config(tenant: ReadTenant) -> dict[str, Any]:
-        async with sessions() as session:
-            latest = await SqlSlaRepository(session).latest_config(tenant)
+        async with units() as uow:
+            latest = await uow.bundles.latest_config(tenant)
         if latest is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, "no configuration applied yet")
         return {"version": latest.version, "created_at": latest.created_at.isoformat(), "bundle": latest.bundle,
@@ -141,13 +143,11 @@ def sla_router(
     async def ticket_clocks(ticket_id: str, tenant: ReadTenant, at: AwareDatetime | None = None) -> dict[str, Any]:
         """Every clock of the ticket as it stood at `at` (default now), with its explained timeline."""
         instant = utc_instant(at, "at") if at else now()
-        async with sessions() as session:
-            repository = SqlSlaRepository(session)
-            timeline = await repository.timeline(tenant, ticket_id)
+        async with units() as uow:  # never committed: a read never pins
+            timeline = await uow.tickets.timeline(tenant, ticket_id)
             if not timeline:
                 raise HTTPException(status.HTTP_404_NOT_FOUND, "unknown ticket")
-            pinned = await repository.config_for_ticket(tenant, ticket_id, timeline[0].time)
-            await session.rollback()  # a read never pins
+            pinned = await uow.bundles.config_for_ticket(tenant, ticket_id, timeline[0].time)
         if pinned is None:
             return {"ticket_id": ticket_id, "at": instant.isoformat(), "clocks": []}
         def evaluate() -> list[Clock]:  # CPU: off the event loop, so heartbeats and other requests go on
@@ -160,18 +160,16 @@ def sla_router(
         return {"ticket_id": ticket_id, "at": instant.isoformat(), "config_version": pinned.version,
                 "clocks": [plain(clock) for clock in clocks]}
 
-    slo_readers = SloKeeper(sessions, bundles, now)
-
     @router.get("/slos")
     async def list_slos(tenant: ReadTenant) -> dict[str, Any]:
         """Every SLO of the tenant's latest configuration, evaluated now (docs/slo.md, HTTP)."""
-        version, readings = await slo_readers.readings(tenant)
+        version, readings = await slos.readings(tenant)
         return {"config_version": version, "at": now().isoformat(), "slos": [slo_body(r) for r in readings]}
 
     @router.get("/slos/{slo_id}")
     async def get_slo(slo_id: str, tenant: ReadTenant) -> dict[str, Any]:
         """One SLO evaluated now: SLI, objective, window, error budget, burn rates, projection, firing alerts."""
-        version, readings = await slo_readers.readings(tenant, slo_id)
+        version, readings = await slos.readings(tenant, slo_id)
         if not readings:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"no SLO {slo_id!r} in the latest configuration")
         return {"config_version": version, **slo_body(readings[0])}

@@ -12,20 +12,23 @@ import yaml
 
 from sla_engine.api import report_body
 from sla_engine.app import create_app
-from sla_engine.config import BundleCache, ConfigService
+from sla_engine.bundles.cache import BundleCache
+from sla_engine.bundles.lifecycle import ConfigService
+from sla_engine.clocks.handlers import ClockKeeper
 from sla_engine.domain.bundle import BundleError
 from sla_engine.domain.bundle.openslo import import_openslo
-from sla_engine.handlers import ClockKeeper, utc_now
 from sla_engine.settings import SlaEngineSettings
+from sla_engine.unit_of_work import engine_units
 from slm_shared.db import create_engine, session_factory
 from slm_shared.serve import serve
+from slm_shared.time_source import utc_now
 
 
 async def apply_file(settings: SlaEngineSettings, tenant: str, path: Path, mode: str) -> int:
     engine = create_engine(settings.database_url.get_secret_value(), pool_size=1)
-    sessions = session_factory(engine)
+    units = engine_units(session_factory(engine))
     bundles = BundleCache()
-    service = ConfigService(sessions, bundles, ClockKeeper(sessions, bundles))
+    service = ConfigService(units, bundles, ClockKeeper(units, bundles))
     try:
         content_type = "json" if path.suffix == ".json" else "yaml"
         text = await asyncio.to_thread(path.read_text)

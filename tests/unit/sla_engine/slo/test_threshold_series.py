@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from sla_engine.config import added_threshold_series
 from sla_engine.domain.bundle import Bundle, parse_bundle
+from sla_engine.domain.slo.backfill import added_threshold_series
 
 
 def bundle(*thresholds: tuple[str, str, str]) -> Bundle:

@@ -18,11 +18,10 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-
-from sla_engine.handlers import ClockKeeper, Now
-from sla_engine.repository import SqlSlaRepository
+from sla_engine.clocks.handlers import ClockKeeper
+from sla_engine.ports import EngineUnits
 from slm_shared.background import Backoff, is_unavailable
+from slm_shared.time_source import Now
 
 log = logging.getLogger(__name__)
 
@@ -33,12 +32,12 @@ IDLE_PAUSE_SECONDS = 0.05
 
 class TimerLoop:
     def __init__(
-        self, keeper: ClockKeeper, sessions: async_sessionmaker[AsyncSession], now: Now, *,
+        self, keeper: ClockKeeper, units: EngineUnits, now: Now, *,
         batch_size: int, max_sleep_seconds: float, per_tenant: int | None = None, round_seconds: float = 0.2,
         rounds_in_flight: int = 1,
     ) -> None:
         self._keeper = keeper
-        self._sessions = sessions
+        self._units = units
         self._now = now
         self._batch_size = batch_size
         self._per_tenant = per_tenant or batch_size
@@ -83,8 +82,8 @@ class TimerLoop:
             waiting.cancel()
 
     async def _until_next_due(self) -> float:
-        async with self._sessions() as session:
-            next_due = await SqlSlaRepository(session).next_timer_due()
+        async with self._units() as uow:
+            next_due = await uow.timers.next_timer_due()
         if next_due is None:
             return self._max_sleep
         return max(0.0, min(self._max_sleep, (next_due - self._now()).total_seconds()))

@@ -9,22 +9,21 @@ from __future__ import annotations
 from typing import get_args
 
 from prometheus_client import Gauge
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from sla_engine.domain.results import ClockState
-from sla_engine.repository import SqlSlaRepository
+from sla_engine.ports import EngineUnits
 
 CLOCKS = Gauge("slm_clocks", "Clocks by state, every tenant; breached=true on a running clock means overdue",
                ["state", "breached"])
 
 
 class ClockCensus:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
-        self._sessions = sessions
+    def __init__(self, units: EngineUnits) -> None:
+        self._units = units
 
     async def count(self) -> dict[tuple[str, bool], int]:
-        async with self._sessions() as session:
-            counts = await SqlSlaRepository(session).count_clocks()
+        async with self._units() as uow:
+            counts = await uow.states.count_clocks()
         for state in get_args(ClockState):  # states with no clock read 0, not "no data"
             for breached in (False, True):
                 CLOCKS.labels(state, str(breached).lower()).set(counts.get((state, breached), 0))

@@ -16,20 +16,14 @@ from sla_engine import tables
 from sla_engine.domain.slo.definition import ThresholdSli
 from sla_engine.domain.slo.rollups import AvailabilityMinute, MaintenanceWindow, RatioMinute, State, StateChange
 from sla_engine.domain.slo.series import Head, MinuteSeries, RangeSums, epoch_ceil
+from sla_engine.ports import StoredEvaluation
 
 # Seed of the per-tenant advisory lock between sample writers (shared) and threshold backfills (exclusive);
-# 0 is the ticket lock and 1 the apply lock (repository.py).
+# 0 is the ticket lock (clocks/tickets.py) and 1 the apply lock (bundles/repository.py).
 _SAMPLES_LOCK_SEED = 2
 # Seed of the per-service lock of the availability rollup (`lock_availability`).
 _AVAILABILITY_LOCK_SEED = 3
 _ONE_DAY = timedelta(days=1)
-
-
-@dataclass(frozen=True)
-class StoredEvaluation:
-    firing: frozenset[str]
-    status: dict[str, Any] | None
-    published_at: datetime | None
 
 
 @dataclass(frozen=True)

@@ -19,24 +19,22 @@ import json
 import logging
 import math
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from datetime import UTC, datetime
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import datetime
 
 from aiokafka.structs import ConsumerRecord
 from prometheus_client import Counter, Histogram
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from sla_engine import tables
-from sla_engine.config import BUNDLE_PARSES, BundleCache
+from sla_engine.bundles.cache import BUNDLE_PARSES, BundleCache
+from sla_engine.clocks.evaluation import Evaluator, Job, ProcessEvaluator, ThreadEvaluator
+from sla_engine.clocks.fair_share import FairShare
+from sla_engine.clocks.publication import ReconciledTicket
 from sla_engine.domain.clocks import Clock
-from sla_engine.evaluation import Evaluator, Job, ProcessEvaluator, ThreadEvaluator
-from sla_engine.fair_share import FairShare
-from sla_engine.reconciliation import Reconciliation
-from sla_engine.repository import EVENTS_DUE, SqlSlaRepository, StoredSnapshot
-from sla_engine.timeline_cache import TimelineCache
+from sla_engine.ports import EVENTS_DUE, EngineUnit, EngineUnits, StoredSnapshot
 from slm_shared.consumer import parse_batch
 from slm_shared.events import TICKET_EVENT, TicketSnapshotData
-from slm_shared.outbox import Outbox, OutgoingEvent, OutgoingRecord, traced
+from slm_shared.outbox import OutgoingEvent, OutgoingRecord, traced
+from slm_shared.time_source import Now, utc_now
 from slm_shared.tracing import TraceContext, context_from_headers, tracer
 
 log = logging.getLogger(__name__)
@@ -51,17 +49,14 @@ RECONCILE_DELAY = Histogram(
     buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300),
 )
 
-Now = Callable[[], datetime]
 # Tickets are handed to the evaluator in chunks of about this much evaluation time (by each tenant's recent
 # average; a tenant not seen yet counts UNKNOWN_TICKET_SECONDS a ticket), at most CHUNK_TICKETS: one handover
 # (pickling, a process switch) per chunk, and a round stops soon after its time budget.
 CHUNK_SECONDS = 0.05
 CHUNK_TICKETS = 64
 UNKNOWN_TICKET_SECONDS = 0.01
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
+# The inbox's consumer name of the ticket snapshots (written by the store path's own statement).
+TICKETS_INBOX = "sla-engine.tickets"
 
 
 def stored_json(data: TicketSnapshotData) -> str:
@@ -76,14 +71,10 @@ def stored_json(data: TicketSnapshotData) -> str:
 class ClockKeeper:
     """Keeps every ticket's published clock transitions equal to what its timeline implies."""
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], bundles: BundleCache, now: Now = utc_now, *,
-                 processes: int = 0) -> None:
-        self._sessions = sessions
+    def __init__(self, units: EngineUnits, bundles: BundleCache, now: Now = utc_now, *, processes: int = 0) -> None:
+        self._units = units
         self._bundles = bundles
         self._now = now
-        self._outbox = Outbox(tables.outbox)
-        self._inbox_consumer = "sla-engine.tickets"  # the inbox's consumer name of the ticket snapshots
-        self._timelines = TimelineCache()  # decoded timeline rows of this database, across batches
         # Set when the consumer has made tickets due, so the reconcile loop wakes at once.
         self.tickets_due = asyncio.Event()
         # Evaluation is pure CPU: in a worker process by default (evaluation.py says why), or in a thread.
@@ -104,7 +95,7 @@ class ClockKeeper:
     async def on_ticket_records(self, records: Sequence[ConsumerRecord[bytes, bytes]]) -> list[str]:
         """Business rule: each snapshot joins its ticket's timeline, and each touched ticket becomes due now.
 
-        One transaction, one statement for the batch (`SqlSlaRepository.store_snapshots`): the inbox drops
+        One transaction, one statement for the batch (`SqlTicketRepository.store_snapshots`): the inbox drops
         redelivered ids, the new snapshots are stored, and every touched ticket of a configured tenant is made
         due in `timers` with a new mark, without waiting for a reconciliation of it in flight: one that read
         the timeline before these snapshots finds the mark changed and leaves the ticket due. Nothing
@@ -126,9 +117,9 @@ class ClockKeeper:
                 # A ticket's reconciliation continues the trace of its newest event in the batch.
                 unique[event.dedup_key] = StoredSnapshot(event.tenantid, event.source, event.id, data.ticket_id,
                                                          event.time, stored_json(data), batch.traceparent(index))
-        async with self._sessions() as session, session.begin():
-            fresh, due = await SqlSlaRepository(session).store_snapshots(self._inbox_consumer, list(unique.values()),
-                                                                         self._now())
+        async with self._units() as uow:
+            fresh, due = await uow.tickets.store_snapshots(TICKETS_INBOX, list(unique.values()), self._now())
+            await uow.commit()
         if due:
             self.tickets_due.set()
         return batch.mark_duplicates([event for event in batch.events if event.dedup_key in fresh])
@@ -145,39 +136,39 @@ class ClockKeeper:
         (and the ticket locks it holds) stays short however expensive the bundle, and one tenant's backlog or
         bundle never holds another tenant's clocks back. A ticket whose lock another worker holds is skipped:
         that worker reconciles it and reschedules. `part` = (index, count): the slice of the due tickets this
-        round takes (repository.due_tickets), one per round in flight. The consumer is never held up by a round:
-        a ticket it makes due meanwhile stays due for the next (the timer's mark, repository.py).
+        round takes (`SqlTimerRepository.due_tickets`), one per round in flight. The consumer is never held up
+        by a round: a ticket it makes due meanwhile stays due for the next (the timer's mark, clocks/due_queue.py).
         """
         now = self._now()
         deadline = time.monotonic() + budget_seconds
-        async with self._sessions() as session, session.begin():
-            repository = SqlSlaRepository(session)
+        async with self._units() as uow:
             # A tenant takes no more tickets than the round's budget evaluates, by its recent CPU per ticket.
             caps = {tenant: cap for tenant, seconds in self._ticket_seconds.items()
                     if seconds > 0 and (cap := max(1, math.ceil(budget_seconds / seconds))) < per_tenant}
             due = {(t.tenant_id, t.ticket_id): t
-                   for t in await repository.due_tickets(now, limit, per_tenant, caps, part)}
+                   for t in await uow.timers.due_tickets(now, limit, per_tenant, caps, part)}
             trace_of = {pair: context_from_headers({"traceparent": t.traceparent})
                         for pair, t in due.items() if t.traceparent}
-            done = await self._reconcile_until(session, list(due), now, trace_of, deadline, share=self._share)
+            done = await self._reconcile_until(uow, list(due), now, trace_of, deadline, share=self._share)
+            await uow.commit()
         reconciled_at = self._now()
         for pair in done:
             lateness = max(0.0, (reconciled_at - due[pair].due_at).total_seconds())
             (RECONCILE_DELAY if due[pair].reason == EVENTS_DUE else TIMER_LATENESS).observe(lateness)
         return len(done)
 
-    async def reconcile(self, session: AsyncSession, tenant_id: str, ticket_id: str, now: datetime) -> list[Clock]:
-        """Reconcile one ticket (recalculation, tests); the caller holds its lock."""
-        results = await self.reconcile_many(session, [(tenant_id, ticket_id)], now)
+    async def reconcile(self, uow: EngineUnit, tenant_id: str, ticket_id: str, now: datetime) -> list[Clock]:
+        """Reconcile one ticket in the caller's unit of work (recalculation, tests); the caller holds its lock."""
+        results = await self.reconcile_many(uow, [(tenant_id, ticket_id)], now)
         return results[0].clocks if results else []
 
     async def reconcile_many(
-        self, session: AsyncSession, tickets: Sequence[tuple[str, str]], now: datetime,
+        self, uow: EngineUnit, tickets: Sequence[tuple[str, str]], now: datetime,
         trace_of: Mapping[tuple[str, str], TraceContext] | None = None,
-    ) -> list[Reconciliation]:
+    ) -> list[ReconciledTicket]:
         """Publish what each ticket's timeline now implies and reschedule its timer; callers hold the locks."""
-        results: list[Reconciliation] = []
-        await self._reconcile_until(session, tickets, now, trace_of, float("inf"), results, keep_clocks=True)
+        results: list[ReconciledTicket] = []
+        await self._reconcile_until(uow, tickets, now, trace_of, float("inf"), results, keep_clocks=True)
         return results
 
     def _chunk(self, queue: Iterator[tuple[str, Job]], share: FairShare) -> list[tuple[str, Job, float]]:
@@ -196,9 +187,9 @@ class ClockKeeper:
         return chunk
 
     async def _reconcile_until(
-        self, session: AsyncSession, tickets: Sequence[tuple[str, str]], now: datetime,
+        self, uow: EngineUnit, tickets: Sequence[tuple[str, str]], now: datetime,
         trace_of: Mapping[tuple[str, str], TraceContext] | None, deadline: float,
-        results: list[Reconciliation] | None = None, share: FairShare | None = None, *, keep_clocks: bool = False,
+        results: list[ReconciledTicket] | None = None, share: FairShare | None = None, *, keep_clocks: bool = False,
     ) -> list[tuple[str, str]]:
         """`reconcile_many` until the monotonic `deadline`; returns the tickets dealt with (the others are left
         untouched). With a `share`, tickets are taken fairly across tenants and their time charged to it. The
@@ -209,20 +200,22 @@ class ClockKeeper:
         that ticket: its events are kept and its next event retries. Database faults, and a worker process that
         died, fail the transaction, which the caller's delivery or the next round retries.
         """
-        repository = SqlSlaRepository(session, self._timelines)
         results = [] if results is None else results
         failed: list[tuple[str, str]] = []
         done: list[tuple[str, str]] = []
         outbox: list[OutgoingEvent | OutgoingRecord] = []
         share = share or FairShare()
-        loaded = await repository.load_states(tickets)
+        # The timer marks first: a snapshot stored after this read changes the mark, so the save leaves the
+        # ticket due; one stored before it is in the timeline read next.
+        await uow.timers.read_marks(tickets)
+        loaded = await uow.states.load_states(tickets)
         queue = iter(share.schedule((state.tenant_id, Job(state, version, compact=not keep_clocks))
                                     for state, version in loaded))
         while not done or time.monotonic() < deadline:
             chunk = self._chunk(queue, share)
             if not chunk:
                 break
-            outcomes = await self._evaluator.evaluate([job for _, job, _ in chunk], now, repository.bundle_sources)
+            outcomes = await self._evaluator.evaluate([job for _, job, _ in chunk], now, uow.bundles.bundle_sources)
             for (tenant, job, expected), outcome in zip(chunk, outcomes, strict=True):
                 ticket = (job.state.tenant_id, job.state.ticket_id)
                 done.append(ticket)
@@ -242,10 +235,11 @@ class ClockKeeper:
                 ):
                     outbox.extend(traced(outcome.result.outbox_records()))  # they carry this span's trace
                 results.append(outcome.result)
-        await self._outbox.add(session, outbox)
-        await repository.save_reconciliations(results, now)
+        await uow.outbox.add(outbox)
+        await uow.states.save_reconciliations(results, now)
         # A failing ticket's timer would come due again at once and spin the timer loop: drop it instead.
-        await repository.clear_timers(failed)
+        await uow.timers.reschedule([*((r.tenant_id, r.ticket_id, r.timer) for r in results),
+                                     *((tenant, ticket, None) for tenant, ticket in failed)])
         for result in results:
             for transition in result.new_transitions:
                 TRANSITIONS_EMITTED.labels(transition).inc()

@@ -31,10 +31,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from sla_engine.config import parse_source
+from sla_engine.bundles.cache import parse_source
+from sla_engine.clocks.publication import ReconciledTicket, reconciled_ticket
 from sla_engine.domain.bundle import Bundle
-from sla_engine.reconciliation import ConfigRef, Reconciliation, TicketState, reconcile_ticket
-from sla_engine.repository import BundleSource, VersionKey
+from sla_engine.domain.reconciliation import ConfigRef, TicketState, reconcile_ticket
+from sla_engine.ports import BundleSource, VersionKey
 
 # Parsed bundles a worker process keeps (a thousand-policy bundle is tens of megabytes parsed).
 WORKER_BUNDLES = 32
@@ -53,7 +54,7 @@ class Job:
 class Outcome:
     """One ticket's reconciliation, or the traceback of the fault that stopped it; and the CPU time it took."""
 
-    result: Reconciliation | None
+    result: ReconciledTicket | None
     error: str | None
     seconds: float
 
@@ -111,9 +112,8 @@ def _evaluate_one(job: Job, now: datetime) -> Outcome:
         if job.version is not None:
             _bundles.move_to_end(job.version)
             job.state.config = ConfigRef(job.version[1], _bundles[job.version])
-        result = reconcile_ticket(job.state, now)
-        if job.compact:
-            result = result.compact()
+        # Mapped to rows and serialized events here, in the worker: the parent only inserts them.
+        result = reconciled_ticket(reconcile_ticket(job.state, now), keep_clocks=not job.compact)
     except Exception:  # a bug in one ticket's evaluation must not block the others
         return Outcome(None, traceback.format_exc(), time.process_time() - started)
     return Outcome(result, None, time.process_time() - started)
@@ -202,7 +202,8 @@ class ThreadEvaluator:
                 try:
                     if job.version is not None:
                         job.state.config = ConfigRef(job.version[1], held[job.version])
-                    outcome = Outcome(reconcile_ticket(job.state, now), None, 0.0)
+                    result = reconciled_ticket(reconcile_ticket(job.state, now), keep_clocks=not job.compact)
+                    outcome = Outcome(result, None, 0.0)
                 except Exception:
                     outcome = Outcome(None, traceback.format_exc(), 0.0)
                 outcomes.append(Outcome(outcome.result, outcome.error, time.thread_time() - started))

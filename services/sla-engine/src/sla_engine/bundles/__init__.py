@@ -1,0 +1,1 @@
+"""The bundle lifecycle: configuration versions applied, cached parsed, recalculated and simulated."""
