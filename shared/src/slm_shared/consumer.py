@@ -25,9 +25,8 @@ import random
 import time
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Protocol, TypeAlias
+from typing import TYPE_CHECKING, Annotated, Any, Protocol, TypeAlias
 
-from aiokafka.structs import ConsumerRecord
 from faststream import Context
 from prometheus_client import Counter, Histogram
 from pydantic import BaseModel
@@ -37,6 +36,9 @@ from slm_shared.events import CloudEvent, InvalidEvent, parse_cloudevent_and_dat
 from slm_shared.logging import log_context
 from slm_shared.set_aside import Position, describe, tenant_of
 from slm_shared.tracing import KafkaHeaders, TraceContext, consuming_batch, context_from_headers
+
+if TYPE_CHECKING:
+    from aiokafka.structs import ConsumerRecord
 
 log = logging.getLogger(__name__)
 

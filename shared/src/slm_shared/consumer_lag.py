@@ -9,13 +9,15 @@ beginning.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import TopicPartition
 from prometheus_client import Gauge
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
 
 CONSUMER_LAG = Gauge("slm_consumer_lag", "Records not yet committed by a consumer group, per topic",
                      ["group", "topic"])

@@ -4,10 +4,8 @@ verifies each announcement's signature and stores the key, once."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-import sqlalchemy as sa
-from aiokafka.structs import ConsumerRecord
 from faststream.kafka import KafkaRouter
 from prometheus_client import Counter
 
@@ -16,8 +14,15 @@ from slm_shared.auth import store_key
 from slm_shared.consumer import parse_batch
 from slm_shared.events import API_KEY_EVENT, ApiKeyData
 from slm_shared.inbox import Inbox
-from slm_shared.runtime import ServiceRuntime
 from slm_shared.signing import AnnouncementVerifier
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    import sqlalchemy as sa
+    from aiokafka.structs import ConsumerRecord
+
+    from slm_shared.runtime import ServiceRuntime
 
 log = logging.getLogger(__name__)
 

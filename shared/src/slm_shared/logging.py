@@ -6,12 +6,15 @@ import contextvars
 import json
 import logging
 import sys
-from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from types import MappingProxyType
+from typing import TYPE_CHECKING
 
 from opentelemetry import trace
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator, Mapping
 
 _EMPTY: Mapping[str, str] = MappingProxyType({})
 _CONTEXT: contextvars.ContextVar[Mapping[str, str]] = contextvars.ContextVar("slm_log_context", default=_EMPTY)

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from typing import TYPE_CHECKING
 
-import sqlalchemy as sa
 from alembic import context
 from sqlalchemy.ext.asyncio import create_async_engine
+
+if TYPE_CHECKING:
+    import sqlalchemy as sa
 
 
 def run_migrations(metadata: sa.MetaData, database_url: str) -> None:

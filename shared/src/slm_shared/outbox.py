@@ -21,18 +21,20 @@ import logging
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import asyncpg
 import sqlalchemy as sa
 from aiokafka import AIOKafkaProducer
 from prometheus_client import Counter, Gauge
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from slm_shared.background import Backoff, is_unavailable
 from slm_shared.events import CloudEvent
 from slm_shared.tracing import current_headers
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
 
 NOTIFY_CHANNEL = "outbox"
 RELAY_LOCK = 0x6F7574626F78  # pg_advisory_xact_lock key ("outbox"): one publishing relay per database

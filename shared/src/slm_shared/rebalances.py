@@ -13,11 +13,14 @@ processed is delivered again. Both counters should stay at 0 in steady state (do
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import CommitFailedError, IllegalGenerationError, RebalanceInProgressError, UnknownMemberIdError
-from aiokafka.structs import TopicPartition
 from prometheus_client import Counter
+
+if TYPE_CHECKING:
+    from aiokafka.structs import TopicPartition
 
 REBALANCES = Counter(
     "slm_consumer_rebalances_total", "Partition reassignments of a running consumer (after its first assignment)",

@@ -13,19 +13,15 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import sqlalchemy as sa
-from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
-from fastapi import APIRouter, FastAPI
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker, KafkaRouter
 from faststream.specification import AsyncAPI
-from opentelemetry.sdk.trace import TracerProvider
 
 from slm_shared import topics
 from slm_shared.auth import ApiKeyAuthenticator, FailedAuthentications
@@ -36,10 +32,18 @@ from slm_shared.db import create_engine, ensure_migrated, session_factory
 from slm_shared.http_app import build_http_app
 from slm_shared.logging import configure_logging
 from slm_shared.outbox import OutboxRelay, asyncpg_dsn
-from slm_shared.request_guard import BodyLimits
 from slm_shared.set_aside import SqlSetAside
-from slm_shared.settings import ServiceSettings
 from slm_shared.tracing import configure_tracing
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
+
+    from aiokafka.abc import ConsumerRebalanceListener
+    from fastapi import APIRouter, FastAPI
+    from opentelemetry.sdk.trace import TracerProvider
+
+    from slm_shared.request_guard import BodyLimits
+    from slm_shared.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
 

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import sys
-
-from fastapi import FastAPI
+from typing import TYPE_CHECKING
 
 from slm_shared.db import DatabaseNotMigrated
-from slm_shared.runtime import ServiceRuntime
-from slm_shared.settings import ServiceSettings
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+    from slm_shared.runtime import ServiceRuntime
+    from slm_shared.settings import ServiceSettings
 
 
 def serve(app: FastAPI, settings: ServiceSettings) -> None:

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from ssl import SSLContext
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from aiokafka.helpers import create_ssl_context
 from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
@@ -11,6 +10,9 @@ from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from slm_shared.tracing import TracingSettings
+
+if TYPE_CHECKING:
+    from ssl import SSLContext
 
 
 class KafkaSettings(BaseModel):

@@ -17,12 +17,14 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from typing import TYPE_CHECKING
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat, PublicFormat
 
-from slm_shared.events import ApiKeyData
+if TYPE_CHECKING:
+    from slm_shared.events import ApiKeyData
 
 SIGNED_PREFIX = b"slm.tenant.apikey.v1\n"
 

@@ -3,9 +3,8 @@ ticket or service on one partition."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from slm_shared.events import (
     API_KEY_EVENT,
@@ -20,6 +19,9 @@ from slm_shared.events import (
     SLO_STATUS_EVENT,
     TICKET_EVENT,
 )
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 INGEST: Final = "itsm.ingest.v1"
 INGEST_DLQ: Final = "itsm.ingest.dlq.v1"

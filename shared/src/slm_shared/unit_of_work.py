@@ -9,14 +9,16 @@ commit (cosmicpython, chapter 6). Each service subclasses `SqlUnitOfWork` to bui
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from types import TracebackType
-from typing import Protocol, Self
+from typing import TYPE_CHECKING, Protocol, Self
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+if TYPE_CHECKING:
+    from types import TracebackType
 
-from slm_shared.events import CloudEvent
-from slm_shared.inbox import Inbox
-from slm_shared.outbox import Outbox, OutgoingEvent, OutgoingRecord
+    from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+    from slm_shared.events import CloudEvent
+    from slm_shared.inbox import Inbox
+    from slm_shared.outbox import Outbox, OutgoingEvent, OutgoingRecord
 
 
 class UnitOfWork(Protocol):

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from fastapi import FastAPI
 from faststream.kafka import KafkaRouter
 
 from intake import tables
@@ -13,7 +13,6 @@ from intake.domain.mapping import SYSTEMS
 from intake.handlers.intake import EventIntake
 from intake.handlers.purge import Purger
 from intake.handlers.replay import Replayer
-from intake.settings import IntakeSettings
 from intake.unit_of_work import IntakeUnitOfWork
 from slm_shared import topics
 from slm_shared.ratelimit import RateLimiter
@@ -21,6 +20,11 @@ from slm_shared.request_guard import BodyLimits
 from slm_shared.runtime import ServiceRuntime
 from slm_shared.secret_cipher import SecretCipher
 from slm_shared.time_source import Now, utc_now
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+    from intake.settings import IntakeSettings
 
 SERVICE = "intake"
 ALEMBIC_INI = Path(__file__).resolve().parents[2] / "alembic.ini"

@@ -6,12 +6,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tqdm import tqdm
 
 from intake.app import create_app, webhook_cipher
@@ -30,6 +28,11 @@ from slm_shared.events import API_SCOPES
 from slm_shared.secret_cipher import SecretsNotConfigured
 from slm_shared.serve import serve
 from slm_shared.signing import AnnouncementSigner, generate_signing_key
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
+    from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 T = TypeVar("T")
 

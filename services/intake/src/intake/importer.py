@@ -20,18 +20,21 @@ from __future__ import annotations
 import json
 import logging
 from collections import Counter
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from intake.domain import Rejected, parse_json
 from intake.domain.adapters import ADAPTERS, Snapshot, snapshot_of
 from intake.domain.history import export_records, record_payloads, record_ref
 from intake.domain.mapping import System, effective_mapping
-from intake.handlers.intake import EventIntake
-from intake.ports import IntakeUnitsOfWork
-from intake.settings import IntakeSettings
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+    from pathlib import Path
+
+    from intake.handlers.intake import EventIntake
+    from intake.ports import IntakeUnitsOfWork
+    from intake.settings import IntakeSettings
 
 log = logging.getLogger(__name__)
 EXAMPLES_PER_CODE = 5

@@ -8,20 +8,24 @@ A key's scopes are chosen when it is created and kept by a rotation.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from intake import tables
 from slm_shared import topics
 from slm_shared.auth import IssuedKey, issue_key, parse_scopes, scopes_text
 from slm_shared.events import API_KEY_EVENT, API_SCOPES, ApiKeyData, ApiScope, make_event
 from slm_shared.outbox import Outbox, OutgoingEvent
-from slm_shared.signing import AnnouncementSigner
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+    from slm_shared.signing import AnnouncementSigner
 
 # Tenant ids appear in Kafka keys (`<tenant>/<ticket>`): no slash, no spaces.
 TENANT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")

@@ -7,15 +7,18 @@ in fakes instead (tests/unit/intake/fakes.py).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from intake.domain import Routed
-from intake.domain.adapters import Snapshot, TicketRef
-from intake.domain.mapping import MappingOverride, System
-from intake.repository import ArchivedEvent, DedupKey, Rejection
-from intake.webhook_secrets import IssuedSecret, SecretInfo
 from slm_shared.unit_of_work import OutboxPort, UnitOfWork
+
+if TYPE_CHECKING:
+    from datetime import datetime, timedelta
+
+    from intake.domain import Routed
+    from intake.domain.adapters import Snapshot, TicketRef
+    from intake.domain.mapping import MappingOverride, System
+    from intake.repository import ArchivedEvent, DedupKey, Rejection
+    from intake.webhook_secrets import IssuedSecret, SecretInfo
 
 
 class ReceivedEvents(Protocol):

@@ -4,20 +4,24 @@ rejected events, webhook mappings, tenants with keys. None commits."""
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from intake import tables
-from intake.domain import Routed
 from intake.domain.adapters import Snapshot, TicketRef
 from intake.domain.mapping import MappingOverride, System
 from slm_shared.events import TICKET_EVENT
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    from intake.domain import Routed
 
 # One statement for a whole batch: unnest the columns, skip keys already in the ledger, return the new ones.
 _LEDGER_INSERT = sa.text(

@@ -3,14 +3,18 @@ the outbox."""
 
 from __future__ import annotations
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from typing import TYPE_CHECKING
 
 from intake import tables
 from intake.repository import SqlMappings, SqlReceivedEvents, SqlRejections, SqlTenants
 from intake.webhook_secrets import SqlWebhookSecrets
 from slm_shared.outbox import Outbox
-from slm_shared.secret_cipher import SecretCipher
 from slm_shared.unit_of_work import SessionOutbox, SqlUnitOfWork
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+    from slm_shared.secret_cipher import SecretCipher
 
 OUTBOX = Outbox(tables.outbox)
 

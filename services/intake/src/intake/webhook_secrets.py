@@ -11,17 +11,22 @@ list whose first key encrypts and all of which decrypt, so the encryption key ca
 from __future__ import annotations
 
 import secrets
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from intake import tables
 from intake.domain.mapping import SYSTEMS, System
-from slm_shared.secret_cipher import SecretCipher
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    from slm_shared.secret_cipher import SecretCipher
 
 MIN_SECRET_CHARS = 16
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from fastapi import FastAPI
 from faststream.kafka import KafkaRouter
 
 from reporting import tables
@@ -26,7 +26,6 @@ from reporting.notifications.policies import PolicyStore
 from reporting.reports import ReportService
 from reporting.review_api import reviews_router
 from reporting.sessions import SessionPolicy
-from reporting.settings import ReportingSettings
 from reporting.unit_of_work import ReportingUnitOfWork, Units
 from slm_shared import topics
 from slm_shared.background import PeriodicTask
@@ -35,6 +34,11 @@ from slm_shared.request_guard import BodyLimits
 from slm_shared.runtime import ServiceRuntime
 from slm_shared.secret_cipher import SecretCipher
 from slm_shared.time_source import Now, utc_now
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+    from reporting.settings import ReportingSettings
 
 SERVICE = "reporting"
 SESSION_PURGE_SECONDS = 300.0  # ended sessions are refused at once; the purge only keeps the table small

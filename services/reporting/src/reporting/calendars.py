@@ -11,16 +11,20 @@ effect and set aside with its reason (the pipeline's dead letter), never silentl
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from faststream.kafka import KafkaRouter
 
-from reporting.unit_of_work import Units
 from slm_shared import topics
 from slm_shared.consumer import Record, RecordsRefused, parse_batch
 from slm_shared.events import CALENDAR_EVENT, CalendarData
-from slm_shared.runtime import ServiceRuntime
-from slm_shared.time_source import Now
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from reporting.unit_of_work import Units
+    from slm_shared.runtime import ServiceRuntime
+    from slm_shared.time_source import Now
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from importlib.metadata import version
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from reporting.domain.amendments import changes
 from reporting.domain.config import PublishScope, ReportingConfig
@@ -27,12 +27,14 @@ from reporting.read_side.config import load_config
 from reporting.read_side.snapshots import report_links
 from reporting.reports import REPORT_SECONDS, build_report, canonical_bytes, report_document
 from reporting.reviews import freeze_reviews
-from reporting.unit_of_work import ReportingUnitOfWork, Units
 from slm_shared import topics
 from slm_shared.background import PeriodicTask, for_each_isolated
 from slm_shared.events import REPORT_PUBLISHED_EVENT, ReportPublishedData, make_event
 from slm_shared.outbox import OutgoingEvent
-from slm_shared.time_source import Now
+
+if TYPE_CHECKING:
+    from reporting.unit_of_work import ReportingUnitOfWork, Units
+    from slm_shared.time_source import Now
 
 log = logging.getLogger(__name__)
 SOURCE = "slm://reporting"

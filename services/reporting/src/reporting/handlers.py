@@ -15,11 +15,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from datetime import datetime
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel
 
-from reporting.domain.notifications import Lateness
 from reporting.domain.rollups import (
     Deltas,
     Effect,
@@ -49,6 +48,11 @@ from slm_shared.events import (
 from slm_shared.logging import log_context
 from slm_shared.time_source import Now, utc_now
 from slm_shared.tracing import TraceContext, consuming
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    from reporting.domain.notifications import Lateness
 
 log = logging.getLogger(__name__)
 

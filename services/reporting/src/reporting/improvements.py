@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from reporting.domain.config import QualityTarget, ReportingConfig
 from reporting.domain.improvements import (
@@ -22,11 +21,15 @@ from reporting.domain.improvements import (
     measures_after,
     proposals,
 )
-from reporting.domain.periods import Period
 from reporting.domain.quality import QualityResult, measure
 from reporting.quality import quality_facts
 from reporting.read_side.config import load_config
 from reporting.review_tables import improvements
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    from reporting.domain.periods import Period
 
 
 def target_of(spec: dict[str, Any], target_value: float, comparison: str | None) -> QualityTarget:

@@ -5,21 +5,24 @@ ones)."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from reporting.domain.notifications import Lateness
-from reporting.domain.rollups import CycleKey, Deltas, TicketKey
-from reporting.domain.tickets import Snapshot, VolumeTransition
-from slm_shared.events import (
-    ClockTransitionData,
-    CloudEvent,
-    FeedbackData,
-    SloAlertData,
-    SloStatusData,
-    TicketSnapshotData,
-)
 from slm_shared.unit_of_work import InboxPort, UnitOfWork
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    from reporting.domain.notifications import Lateness
+    from reporting.domain.rollups import CycleKey, Deltas, TicketKey
+    from reporting.domain.tickets import Snapshot, VolumeTransition
+    from slm_shared.events import (
+        ClockTransitionData,
+        CloudEvent,
+        FeedbackData,
+        SloAlertData,
+        SloStatusData,
+        TicketSnapshotData,
+    )
 
 
 class ReadModelRepository(Protocol):

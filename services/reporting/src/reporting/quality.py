@@ -3,13 +3,10 @@ with each row's service and customer, so every target picks its own scope in the
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from reporting.domain.config import QualityTarget, ReportingConfig
 from reporting.domain.periods import Period, previous_periods
 from reporting.domain.quality import (
     Answer,
@@ -23,6 +20,13 @@ from reporting.domain.quality import (
     evaluate,
 )
 from reporting.read_side import queries
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    from reporting.domain.config import QualityTarget, ReportingConfig
 
 QUALITY_TREND_PERIODS = 2  # with the period itself: the three-period trend of the service review
 

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable
 from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import Histogram
 from pydantic import TypeAdapter
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from reporting.domain.assemble import assemble
 from reporting.domain.config import PublishScope, ReportingConfig
@@ -25,7 +23,13 @@ from reporting.read_side import queries
 from reporting.read_side.calendars import calendars_of
 from reporting.read_side.config import load_config, save_config
 from reporting.read_side.snapshots import export_snapshot, published_report, published_reports, read_only
-from slm_shared.time_source import Now
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable
+
+    from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+    from slm_shared.time_source import Now
 
 TREND_PERIODS = 6
 REPORT_SECONDS = Histogram(

@@ -6,13 +6,10 @@ reporting.domain.rollups.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from reporting import tables
 from reporting.domain.rollups import (
@@ -25,7 +22,21 @@ from reporting.domain.rollups import (
     TicketKey,
 )
 from reporting.domain.tickets import Snapshot, VolumeTransition
-from slm_shared.events import CalendarData, CloudEvent, FeedbackData, SloAlertData, SloStatusData, TicketSnapshotData
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from datetime import datetime
+
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    from slm_shared.events import (
+        CalendarData,
+        CloudEvent,
+        FeedbackData,
+        SloAlertData,
+        SloStatusData,
+        TicketSnapshotData,
+    )
 
 # Advisory lock namespace of a tenant's read models: event handlers share it, period close takes it alone.
 TENANT_LOCK_CLASS = 7301

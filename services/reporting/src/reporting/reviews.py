@@ -18,20 +18,18 @@ import hashlib
 import re
 from collections import Counter
 from datetime import date, datetime, time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from fastapi import HTTPException, status
 from pydantic import TypeAdapter
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from reporting import tables
 from reporting.domain.config import PublishScope, ReportingConfig
 from reporting.domain.notification_policy import REPORT_PUBLISHED
 from reporting.domain.periods import Period, period_containing, previous_periods
-from reporting.domain.quality import Answer
 from reporting.domain.review import (
     Delivered,
     ImprovementItem,
@@ -40,13 +38,18 @@ from reporting.domain.review import (
     delivery_order,
 )
 from reporting.domain.satisfaction import Handling, complaint_counts, satisfaction
-from reporting.i18n import Language
 from reporting.quality import QUALITY_TREND_PERIODS, FactsCache, quality_results
 from reporting.read_side import queries
 from reporting.read_side.config import load_config
 from reporting.read_side.snapshots import read_only
 from reporting.reports import build_report, canonical_bytes
 from reporting.review_tables import complaint_handling, improvements, review_approvals, review_freezes
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+    from reporting.domain.quality import Answer
+    from reporting.i18n import Language
 
 REVIEW_ADAPTER: TypeAdapter[ServiceReview] = TypeAdapter(ServiceReview)
 DELIVERIES_ADAPTER: TypeAdapter[list[Delivered]] = TypeAdapter(list[Delivered])

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-
-from sqlalchemy.ext.asyncio import AsyncSession
+from typing import TYPE_CHECKING
 
 from reporting import tables
 from reporting.notifications.deliveries import SqlDeliveryRepository
@@ -16,6 +15,9 @@ from reporting.sessions import SqlDashboardSessions
 from slm_shared.inbox import Inbox
 from slm_shared.outbox import Outbox
 from slm_shared.unit_of_work import SessionInbox, SessionOutbox, SqlUnitOfWork
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
 
 READ_MODEL_INBOX = Inbox(tables.inbox, "reporting.read-models")
 CALENDAR_INBOX = Inbox(tables.inbox, "reporting.calendars")

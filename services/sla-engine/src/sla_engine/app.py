@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from fastapi import FastAPI
 from faststream.kafka import KafkaRouter
 
 from sla_engine import tables
@@ -16,7 +16,6 @@ from sla_engine.clocks.census import ClockCensus
 from sla_engine.clocks.handlers import ClockKeeper
 from sla_engine.clocks.timeline_cache import TimelineCache
 from sla_engine.clocks.timers import TimerLoop
-from sla_engine.settings import SlaEngineSettings
 from sla_engine.slos.handlers import SloKeeper
 from sla_engine.unit_of_work import engine_units
 from slm_shared import topics
@@ -24,6 +23,11 @@ from slm_shared.key_announcements import subscribe_api_keys
 from slm_shared.rebalances import RebalanceCounter, count_commit_failures
 from slm_shared.runtime import ServiceRuntime
 from slm_shared.time_source import Now, utc_now
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+    from sla_engine.settings import SlaEngineSettings
 
 SERVICE = "sla-engine"
 ALEMBIC_INI = Path(__file__).resolve().parents[2] / "alembic.ini"

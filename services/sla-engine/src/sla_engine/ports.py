@@ -5,20 +5,23 @@ tests (tests/unit/sla_engine/fakes.py) are the in-memory one."""
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from sla_engine.clocks.publication import ReconciledTicket
-from sla_engine.domain.clocks import Clock
-from sla_engine.domain.reconciliation import TicketState
-from sla_engine.domain.slo.definition import ThresholdSli
-from sla_engine.domain.slo.rollups import AvailabilityMinute, MaintenanceWindow, RatioMinute, StateChange
-from sla_engine.domain.slo.series import MinuteSeries
-from sla_engine.domain.timeline import TicketSnapshot
 from slm_shared.unit_of_work import InboxPort, OutboxPort, UnitOfWork
+
+if TYPE_CHECKING:
+    from contextlib import AbstractAsyncContextManager
+    from decimal import Decimal
+
+    from sla_engine.clocks.publication import ReconciledTicket
+    from sla_engine.domain.clocks import Clock
+    from sla_engine.domain.reconciliation import TicketState
+    from sla_engine.domain.slo.definition import ThresholdSli
+    from sla_engine.domain.slo.rollups import AvailabilityMinute, MaintenanceWindow, RatioMinute, StateChange
+    from sla_engine.domain.slo.series import MinuteSeries
+    from sla_engine.domain.timeline import TicketSnapshot
 
 # -- the values that cross the ports -----------------------------------------------------------------------
 

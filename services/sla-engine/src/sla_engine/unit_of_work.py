@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from contextlib import AbstractAsyncContextManager
-
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from typing import TYPE_CHECKING
 
 from sla_engine import tables
 from sla_engine.bundles.repository import SqlBundleRepository
@@ -17,6 +14,12 @@ from sla_engine.slos.repository import SqlSloRepository
 from slm_shared.inbox import Inbox
 from slm_shared.outbox import Outbox
 from slm_shared.unit_of_work import SessionInbox, SessionOutbox, SqlUnitOfWork
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from contextlib import AbstractAsyncContextManager
+
+    from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 # The signal consumer's inbox; the ticket consumer writes its inbox rows in its own store statement
 # (`SqlTicketRepository.store_snapshots`).

@@ -27,10 +27,9 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 from pydantic import BaseModel, ValidationError
 
@@ -48,6 +47,9 @@ from slm_shared.events import (
     MeasurementData,
     parse_data,
 )
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 # The types intake accepts from upstream, each on its topic from the kit's one map (the others are written by the
 # services themselves).

@@ -21,13 +21,16 @@ from __future__ import annotations
 
 import copy
 from collections import defaultdict
-from collections.abc import Iterator
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from intake.domain.acceptance import Rejected
 from intake.domain.adapters.common import as_object, text_of, upstream_time
-from intake.domain.mapping import System
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from intake.domain.mapping import System
 
 # Changelog field -> (issue field, how the value is written in `fields`).
 JIRA_FIELDS: dict[str, str] = {"status": "status", "priority": "priority", "issuetype": "issuetype",

@@ -19,11 +19,14 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
-from intake.domain.mapping import System
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
+    from intake.domain.mapping import System
 
 JIRA_SIGNATURE = "x-hub-signature"
 ZENDESK_SIGNATURE = "x-zendesk-webhook-signature"

@@ -8,14 +8,12 @@ a retried request or a redelivered record is `duplicate` and never a second cano
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, timedelta
 from functools import cached_property
-from typing import Any, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import sqlalchemy as sa
-from aiokafka.structs import ConsumerRecord
 from prometheus_client import Counter
 
 from intake.domain import (
@@ -32,12 +30,18 @@ from intake.domain import (
 from intake.domain.acceptance import reject_result
 from intake.domain.adapters import ADAPTERS, Snapshot
 from intake.domain.mapping import System, TicketMapping, effective_mapping
-from intake.ports import IntakeUnitOfWorkPort, IntakeUnitsOfWork
 from intake.repository import Rejection, db_text
-from intake.settings import IntakeSettings
 from slm_shared.logging import log_context
 from slm_shared.outbox import OutgoingEvent, OutgoingRecord
 from slm_shared.time_source import Now, utc_now
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from aiokafka.structs import ConsumerRecord
+
+    from intake.ports import IntakeUnitOfWorkPort, IntakeUnitsOfWork
+    from intake.settings import IntakeSettings
 
 log = logging.getLogger(__name__)
 

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
-from intake.ports import IntakeUnitsOfWork
-from intake.settings import IntakeSettings
 from slm_shared.background import PeriodicTask, for_each_isolated
 from slm_shared.time_source import Now, utc_now
+
+if TYPE_CHECKING:
+    from intake.ports import IntakeUnitsOfWork
+    from intake.settings import IntakeSettings
 
 log = logging.getLogger(__name__)
 

@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from typing import TYPE_CHECKING
 
 from intake.domain import route
-from intake.ports import IntakeUnitsOfWork
-from intake.repository import ArchivedEvent
 from slm_shared.events import CloudEvent
 from slm_shared.outbox import OutgoingEvent
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+    from datetime import datetime
+
+    from intake.ports import IntakeUnitsOfWork
+    from intake.repository import ArchivedEvent
 
 log = logging.getLogger(__name__)
 

@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Iterable
-from datetime import datetime
 from decimal import ROUND_HALF_EVEN, Decimal
 from fractions import Fraction
+from typing import TYPE_CHECKING
 
-from reporting.domain.config import RagStatus, ReportingConfig
-from reporting.domain.inputs import AlertRow, CsatCell, OutcomeCell, ReportInputs, SloStatusRow
 from reporting.domain.live import live_breach, live_clock
 from reporting.domain.model import (
     COUNTING_RULES,
@@ -41,7 +38,14 @@ from reporting.domain.model import (
     VolumeRow,
     Volumes,
 )
-from reporting.domain.periods import Period
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+    from datetime import datetime
+
+    from reporting.domain.config import RagStatus, ReportingConfig
+    from reporting.domain.inputs import AlertRow, CsatCell, OutcomeCell, ReportInputs, SloStatusRow
+    from reporting.domain.periods import Period
 
 CUSTOMER_AGREEMENT = "SLA"
 # Below a quarter of its error budget an SLO is amber: the usual "budget at risk" line of SRE practice.

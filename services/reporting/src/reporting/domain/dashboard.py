@@ -4,14 +4,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from reporting.domain.assemble import overall_attainment, slo_rows, target_summaries
 from reporting.domain.config import RagStatus, ReportingConfig
-from reporting.domain.inputs import OutcomeCell, SloStatusRow
 from reporting.domain.live import Calendars, live_breach, live_clock
 from reporting.domain.model import BreachedCycle, ClockRow, Ratio, SloRow, TargetSummary
-from reporting.domain.periods import Period
 from reporting.domain.quality import QualityResult
+
+if TYPE_CHECKING:
+    from reporting.domain.inputs import OutcomeCell, SloStatusRow
+    from reporting.domain.periods import Period
 
 
 @dataclass(frozen=True)

@@ -9,13 +9,16 @@ after the completion measures it again on that period (`AT_CLOSE`, final), autom
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 from reporting.domain.periods import Period, previous_periods
-from reporting.domain.quality import QualityResult
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Sequence
+
+    from reporting.domain.quality import QualityResult
 
 Status = Literal["proposed", "open", "in_progress", "done", "cancelled"]
 TriggerKind = Literal["missed_target", "breached_clock", "slo_alert", "complaint", "assessment"]

@@ -14,11 +14,15 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from datetime import datetime
+from typing import TYPE_CHECKING
 
-from reporting.domain.model import BreachedCycle, ClockRow
 from slm_shared.business_time import TWENTY_FOUR_SEVEN, BusinessCalendar, CalendarConfig
-from slm_shared.events import CalendarData
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    from reporting.domain.model import BreachedCycle, ClockRow
+    from slm_shared.events import CalendarData
 
 WALL_CLOCK_CALENDAR = TWENTY_FOUR_SEVEN.name
 NOT_GROWING = frozenset({"paused", "met", "breached", "cancelled"})

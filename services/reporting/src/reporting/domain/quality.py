@@ -9,13 +9,15 @@ red/amber/green is, so 94.999 % never passes a 95 % target.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from fractions import Fraction
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from reporting.domain.config import QualityTarget
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Sequence
+
+    from reporting.domain.config import QualityTarget
 
 TargetStatus = Literal["met", "missed", "insufficient_data", "no_data"]
 KPI_NAMES = {

@@ -7,18 +7,16 @@ experience-versus-SLA view, the improvement register's movements, the distributi
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from fractions import Fraction
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import Field
 
 from reporting.domain.assemble import CUSTOMER_AGREEMENT, overall_attainment, ratio
 from reporting.domain.config import RagStatus, ReportingConfig, WorkloadLimit
 from reporting.domain.improvements import AT_CLOSE
-from reporting.domain.inputs import OutcomeCell
 from reporting.domain.model import (
     CalendarUsed,
     PolicyUsed,
@@ -32,6 +30,11 @@ from reporting.domain.model import (
 )
 from reporting.domain.quality import QualityFacts, QualityResult
 from reporting.domain.satisfaction import Satisfaction
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
+    from reporting.domain.inputs import OutcomeCell
 
 SCHEMA_ID = "slm.reporting.service-review/1"
 

@@ -9,14 +9,17 @@ always equal the aggregate of the raw rows. Pure: the caller loads the stored ro
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from reporting.domain.outcomes import Contribution, arrived_out_of_order, contribution, wins
 from reporting.domain.tickets import Snapshot, VolumeTransition, latest, volume_transitions
-from slm_shared.events import ClockTransitionData, CloudEvent, TicketSnapshotData
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping, Sequence
+
+    from slm_shared.events import ClockTransitionData, CloudEvent, TicketSnapshotData
 
 OUTCOME_DIMENSIONS = ("service", "customer", "agreement", "policy_id", "policy_version", "calendar", "metric",
                       "priority")

@@ -10,15 +10,19 @@ under the configured minimums carries a representativeness note instead of passi
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from fractions import Fraction
+from typing import TYPE_CHECKING
 
 from reporting.domain.assemble import ratio
-from reporting.domain.config import ReportingConfig
 from reporting.domain.model import Ratio
-from reporting.domain.quality import Answer
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
+    from reporting.domain.config import ReportingConfig
+    from reporting.domain.quality import Answer
 
 VERBATIMS_EACH_WAY = 3  # the three harshest comments of unsatisfied answers, the three warmest of satisfied ones
 

@@ -24,16 +24,18 @@ import hmac
 import html
 import json
 import smtplib
-from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from email.message import EmailMessage
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from reporting.domain.messages import Message
 from reporting.domain.notification_policy import Channel
 from reporting.notifications.http11 import Http11Client, HttpFailure, HttpxClient
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
 
 EVENT_TYPE = "sla.notification.v1"
 

@@ -3,18 +3,22 @@ of their clocks and alerts, their outcomes and a ladder's next repeats. In the c
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from reporting import tables
-from reporting.domain.live import CalendarKey, Calendars
 from reporting.domain.notifications import ClockNow
 from reporting.read_side.calendars import calendars_of
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from datetime import datetime
+
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    from reporting.domain.live import CalendarKey, Calendars
 
 ACTIVE = ("pending", "retrying")
 

@@ -21,14 +21,12 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Callable
 from datetime import datetime, timedelta
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import Counter, Histogram
 
-from reporting.domain.live import Calendars
 from reporting.domain.messages import notification_message
 from reporting.domain.notification_policy import REPORT_PUBLISHED, NotificationPolicy
 from reporting.domain.notifications import (
@@ -40,17 +38,22 @@ from reporting.domain.notifications import (
     still_holds,
     values_at,
 )
-from reporting.notifications.ack_links import AckLinks
 from reporting.notifications.channels import Delivery, DeliveryFailed, Senders
 from reporting.notifications.deliveries import cycle_of
 from reporting.notifications.planning import new_id
-from reporting.notifications.policies import PolicyStore, StoredPolicy
-from reporting.settings import ReportingSettings
-from reporting.unit_of_work import Units
 from slm_shared.background import BACKGROUND_FAILURES, for_each_isolated
 from slm_shared.logging import log_context
 from slm_shared.ratelimit import RateLimiter
-from slm_shared.time_source import Now
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from reporting.domain.live import Calendars
+    from reporting.notifications.ack_links import AckLinks
+    from reporting.notifications.policies import PolicyStore, StoredPolicy
+    from reporting.settings import ReportingSettings
+    from reporting.unit_of_work import Units
+    from slm_shared.time_source import Now
 
 log = logging.getLogger(__name__)
 

@@ -11,17 +11,14 @@ nothing new. Every method runs in the caller's transaction and never commits.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import distinct_on, insert
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from reporting import tables
-from reporting.domain.live import Calendars
 from reporting.domain.notifications import (
     BEFORE_DUE,
     LEAD_TRANSITIONS,
@@ -40,7 +37,14 @@ from reporting.domain.notifications import (
 )
 from reporting.notifications.policies import SqlPolicyRepository, StoredPolicy
 from reporting.read_side.calendars import calendars_of
-from slm_shared.events import ClockTransitionData, CloudEvent, ReportPublishedData, SloAlertData
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    from reporting.domain.live import Calendars
+    from slm_shared.events import ClockTransitionData, CloudEvent, ReportPublishedData, SloAlertData
 
 DEFAULT_LATENESS = Lateness()
 

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import distinct_on
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from reporting import tables
 from reporting.domain.notification_policy import STORED, NotificationPolicy
-from slm_shared.secret_cipher import SecretCipher
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from datetime import datetime
+
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    from slm_shared.secret_cipher import SecretCipher
 
 # Serialises a tenant's policy applies, so versions are 1, 2, 3... without gaps or clashes.
 POLICY_LOCK_CLASS = 7302

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from reporting import tables
 from reporting.domain.live import CalendarKey, Calendars, business_calendar
-from slm_shared.business_time import BusinessCalendar
 from slm_shared.events import CalendarData
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    from slm_shared.business_time import BusinessCalendar
 
 # Definitions cached as business calendars: their interval index is built once per year, not per request.
 CACHED_CALENDARS = 256

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from reporting import tables
 from reporting.domain.config import ReportingConfig
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    from sqlalchemy.ext.asyncio import AsyncSession
 
 
 async def load_config(session: AsyncSession, tenant: str) -> tuple[ReportingConfig, int]:

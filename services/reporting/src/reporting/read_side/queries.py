@@ -8,10 +8,9 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from string import Template
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from reporting.domain.inputs import (
     AlertRow,
@@ -24,6 +23,9 @@ from reporting.domain.inputs import (
 from reporting.domain.model import BreachedCycle, ClockRow, EventRange, PublishedSnapshot, TimeStats
 from reporting.domain.periods import split_utc_days
 from slm_shared.events import CLOCK_EVENT
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
 
 
 def compose(template: str, **fragments: str) -> str:

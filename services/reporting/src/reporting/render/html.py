@@ -5,9 +5,8 @@ from __future__ import annotations
 import functools
 import re
 from collections import defaultdict
-from collections.abc import Callable
 from datetime import datetime, time, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
@@ -16,6 +15,9 @@ from markupsafe import Markup, escape
 from reporting.domain.quality import KPI_NAMES
 from reporting.i18n import Language, translations
 from reporting.render.charts import SERIES_COLORS, STATUS_COLORS, Bar, Series, bar_chart, budget_bars, line_chart
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 
 def _environment() -> Environment:

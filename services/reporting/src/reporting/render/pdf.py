@@ -9,12 +9,14 @@ Every other URL is refused, logged and counted in `slm_pdf_fetches_refused_total
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import Counter
 
-from reporting.i18n import Language
 from reporting.render.html import render_report_html
+
+if TYPE_CHECKING:
+    from reporting.i18n import Language
 
 log = logging.getLogger(__name__)
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import prometheus_client
 
 from sla_engine.domain.bundle import Bundle, parse_bundle
-from sla_engine.ports import BundleSource, VersionKey
+
+if TYPE_CHECKING:
+    from sla_engine.ports import BundleSource, VersionKey
 
 BUNDLE_PARSES = prometheus_client.Counter("slm_bundle_parses_total", "Configuration versions parsed from stored text")
 

@@ -17,19 +17,22 @@ counts a running clock's working time with the calendar the engine counts it wit
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from sla_engine.bundles.cache import BundleCache
 from sla_engine.domain.bundle import Bundle, dump_bundle, parse_bundle
 from sla_engine.domain.clocks import Clock, evaluate_ticket
 from sla_engine.domain.recalculation import ClockChange, Recalculation, RecalculationReport, attainment, compare
 from sla_engine.domain.slo.backfill import added_threshold_series
-from sla_engine.ports import EngineUnit, EngineUnits, Reconciler
 from slm_shared import topics
-from slm_shared.business_time import CalendarConfig
 from slm_shared.events import CALENDAR_EVENT, CalendarData, make_event
 from slm_shared.outbox import OutgoingEvent
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    from sla_engine.bundles.cache import BundleCache
+    from sla_engine.ports import EngineUnit, EngineUnits, Reconciler
+    from slm_shared.business_time import CalendarConfig
 
 SOURCE = "slm://sla-engine"
 

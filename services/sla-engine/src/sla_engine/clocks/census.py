@@ -6,12 +6,14 @@ recalculation. Every replica reports the same totals (use `max`, not `sum`, acro
 
 from __future__ import annotations
 
-from typing import get_args
+from typing import TYPE_CHECKING, get_args
 
 from prometheus_client import Gauge
 
 from sla_engine.domain.results import ClockState
-from sla_engine.ports import EngineUnits
+
+if TYPE_CHECKING:
+    from sla_engine.ports import EngineUnits
 
 CLOCKS = Gauge("slm_clocks", "Clocks by state, every tenant; breached=true on a running clock means overdue",
                ["state", "breached"])

@@ -28,14 +28,17 @@ from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from sla_engine.bundles.cache import parse_source
 from sla_engine.clocks.publication import ReconciledTicket, reconciled_ticket
-from sla_engine.domain.bundle import Bundle
 from sla_engine.domain.reconciliation import ConfigRef, TicketState, reconcile_ticket
 from sla_engine.ports import BundleSource, VersionKey
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    from sla_engine.domain.bundle import Bundle
 
 # Parsed bundles a worker process keeps (a thousand-policy bundle is tens of megabytes parsed).
 WORKER_BUNDLES = 32

@@ -19,23 +19,28 @@ import json
 import logging
 import math
 import time
-from collections.abc import Iterator, Mapping, Sequence
-from datetime import datetime
+from typing import TYPE_CHECKING
 
-from aiokafka.structs import ConsumerRecord
 from prometheus_client import Counter, Histogram
 
 from sla_engine.bundles.cache import BUNDLE_PARSES, BundleCache
 from sla_engine.clocks.evaluation import Evaluator, Job, ProcessEvaluator, ThreadEvaluator
 from sla_engine.clocks.fair_share import FairShare
-from sla_engine.clocks.publication import ReconciledTicket
-from sla_engine.domain.clocks import Clock
 from sla_engine.ports import EVENTS_DUE, EngineUnit, EngineUnits, StoredSnapshot
 from slm_shared.consumer import parse_batch
 from slm_shared.events import TICKET_EVENT, TicketSnapshotData
 from slm_shared.outbox import OutgoingEvent, OutgoingRecord, traced
 from slm_shared.time_source import Now, utc_now
 from slm_shared.tracing import TraceContext, context_from_headers, tracer
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator, Mapping, Sequence
+    from datetime import datetime
+
+    from aiokafka.structs import ConsumerRecord
+
+    from sla_engine.clocks.publication import ReconciledTicket
+    from sla_engine.domain.clocks import Clock
 
 log = logging.getLogger(__name__)
 

@@ -4,16 +4,18 @@ comes back to the event loop is rows and serialized events, cheap to unpickle an
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sla_engine.domain.clocks import Clock, TransitionKey
 from sla_engine.domain.reconciliation import CycleKey, Publication, Reconciliation
 from slm_shared import topics
 from slm_shared.events import CLOCK_EVENT, ClockTransitionData, RetractedTransition, make_event
 from slm_shared.outbox import OutgoingEvent, OutgoingRecord
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 SOURCE = "slm://sla-engine"
 

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import ARRAY
 
 from sla_engine.domain.timeline import TicketSnapshot
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 
 def snapshot_from_row(row: Any) -> TicketSnapshot:

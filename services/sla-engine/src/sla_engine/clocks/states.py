@@ -7,21 +7,26 @@ commit: they work inside the caller's unit of work.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from datetime import datetime
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import ARRAY, insert
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from sla_engine import tables
-from sla_engine.clocks.publication import ReconciledTicket
 from sla_engine.clocks.rows import in_pairs, snapshot_from_row
-from sla_engine.clocks.timeline_cache import TimelineCache
 from sla_engine.domain.clocks import TransitionKey, transition_key
 from sla_engine.domain.reconciliation import TicketState
-from sla_engine.domain.timeline import TicketSnapshot
-from sla_engine.ports import VersionKey
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from datetime import datetime
+
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    from sla_engine.clocks.publication import ReconciledTicket
+    from sla_engine.clocks.timeline_cache import TimelineCache
+    from sla_engine.domain.timeline import TicketSnapshot
+    from sla_engine.ports import VersionKey
 
 
 class SqlClockStateRepository:

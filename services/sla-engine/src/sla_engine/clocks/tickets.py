@@ -5,18 +5,22 @@ Repositories never commit: they work inside the caller's unit of work.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from sla_engine import tables
 from sla_engine.clocks.rows import snapshot_from_row
-from sla_engine.domain.timeline import TicketSnapshot
 from sla_engine.ports import EVENTS_DUE, StoredSnapshot
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from datetime import datetime
+
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    from sla_engine.domain.timeline import TicketSnapshot
 
 # The consumer's whole store path in one statement (one round trip per batch, whatever its size): the inbox
 # keeps the keys not seen before (`fresh`), their snapshots join the timelines in batch order (arrival is the

@@ -11,8 +11,10 @@ least recently loaded first out; one instance serves one database.
 from __future__ import annotations
 
 from collections import OrderedDict
+from typing import TYPE_CHECKING
 
-from sla_engine.domain.timeline import TicketSnapshot
+if TYPE_CHECKING:
+    from sla_engine.domain.timeline import TicketSnapshot
 
 TicketRef = tuple[str, str]  # tenant, ticket
 

@@ -17,11 +17,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import TYPE_CHECKING
 
-from sla_engine.clocks.handlers import ClockKeeper
-from sla_engine.ports import EngineUnits
 from slm_shared.background import Backoff, is_unavailable
-from slm_shared.time_source import Now
+
+if TYPE_CHECKING:
+    from sla_engine.clocks.handlers import ClockKeeper
+    from sla_engine.ports import EngineUnits
+    from slm_shared.time_source import Now
 
 log = logging.getLogger(__name__)
 

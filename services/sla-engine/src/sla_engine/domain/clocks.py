@@ -19,8 +19,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
-from sla_engine.domain.bundle import Bundle
 from sla_engine.domain.cycles import MetricRun
 from sla_engine.domain.results import (
     Clock,
@@ -33,6 +33,9 @@ from sla_engine.domain.results import (
 )
 from sla_engine.domain.timeline import TicketSnapshot, ordered_timeline
 from slm_shared.business_time import from_epoch, to_epoch
+
+if TYPE_CHECKING:
+    from sla_engine.domain.bundle import Bundle
 
 __all__ = [
     "Clock", "ClockState", "Evaluation", "Segment", "SegmentState", "Transition", "TransitionDiff",

@@ -26,14 +26,18 @@ Rules, in the order a snapshot at instant t is applied:
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
-from sla_engine.domain.bundle import MetricRule, Policy
 from sla_engine.domain.explain import business_duration, deadline_reason
 from sla_engine.domain.results import Clock, ClockState, Segment, SegmentState, Transition, TransitionName
 from sla_engine.domain.timeline import TicketSnapshot
 from slm_shared.business_time import BusinessCalendar, from_epoch, to_epoch
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from sla_engine.domain.bundle import MetricRule, Policy
 
 
 def warning_seconds(target: int, percent: int) -> int:

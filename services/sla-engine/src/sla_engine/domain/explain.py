@@ -6,11 +6,14 @@ business hours and minutes: `1d` of target is shown as `24h` because it means 24
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
-from sla_engine.domain.results import ClockState, Segment
-from slm_shared.business_time import BusinessCalendar, NonWorkingSpan
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from sla_engine.domain.results import ClockState, Segment
+    from slm_shared.business_time import BusinessCalendar, NonWorkingSpan
 
 
 def business_duration(seconds: int) -> str:

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from sla_engine.domain.clocks import Clock
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    from sla_engine.domain.clocks import Clock
 
 Recalculation = Literal["none", "ongoing", "all"]
 

@@ -33,20 +33,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from aiokafka.structs import ConsumerRecord
 from sqlalchemy.exc import DBAPIError
 
-from sla_engine.bundles.cache import BundleCache
-from sla_engine.domain.bundle import Bundle
 from sla_engine.domain.bundle.slos import slo_definition
 from sla_engine.domain.slo.admission import signal_refusal
 from sla_engine.domain.slo.alerts import AlertName, AlertTransition, alert_transitions, firing_alerts
 from sla_engine.domain.slo.definition import AvailabilitySli, SloDefinition, ThresholdSli
 from sla_engine.domain.slo.evaluation import SloStatus
 from sla_engine.domain.slo.rollups import RatioMinute, availability_minutes, merge_ratio, minute_of, ratio_minute
-from sla_engine.ports import EngineUnit, EngineUnits, SloSeries
 from sla_engine.slos.publication import alert_event, alert_names, comparable_status, status_data, status_event
 from sla_engine.slos.status import current_status
 from slm_shared.background import BACKGROUND_FAILURES
@@ -60,8 +56,15 @@ from slm_shared.events import (
     MaintenanceData,
     MeasurementData,
 )
-from slm_shared.outbox import OutgoingEvent
 from slm_shared.time_source import Now, utc_now
+
+if TYPE_CHECKING:
+    from aiokafka.structs import ConsumerRecord
+
+    from sla_engine.bundles.cache import BundleCache
+    from sla_engine.domain.bundle import Bundle
+    from sla_engine.ports import EngineUnit, EngineUnits, SloSeries
+    from slm_shared.outbox import OutgoingEvent
 
 log = logging.getLogger(__name__)
 

@@ -3,16 +3,19 @@ or resolves, and how a stored status is compared with a new one."""
 
 from __future__ import annotations
 
-from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sla_engine.domain.slo.alerts import AlertName, AlertTransition
-from sla_engine.domain.slo.definition import SloDefinition
-from sla_engine.domain.slo.evaluation import SloStatus
 from slm_shared import topics
 from slm_shared.events import SLO_ALERT_EVENT, SLO_STATUS_EVENT, SloAlertData, SloStatusData, make_event
 from slm_shared.outbox import OutgoingEvent
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    from sla_engine.domain.slo.alerts import AlertName, AlertTransition
+    from sla_engine.domain.slo.definition import SloDefinition
+    from sla_engine.domain.slo.evaluation import SloStatus
 
 SOURCE = "slm://sla-engine"
 

@@ -2,21 +2,25 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import ARRAY, insert
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from sla_engine import tables
-from sla_engine.domain.slo.definition import ThresholdSli
 from sla_engine.domain.slo.rollups import AvailabilityMinute, MaintenanceWindow, RatioMinute, State, StateChange
 from sla_engine.domain.slo.series import Head, MinuteSeries, RangeSums, epoch_ceil
 from sla_engine.ports import StoredEvaluation
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from decimal import Decimal
+
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    from sla_engine.domain.slo.definition import ThresholdSli
 
 # Seed of the per-tenant advisory lock between sample writers (shared) and threshold backfills (exclusive);
 # 0 is the ticket lock (clocks/tickets.py) and 1 the apply lock (bundles/repository.py).

@@ -5,15 +5,18 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
-from sla_engine.domain.bundle import Bundle
 from sla_engine.domain.slo.definition import AvailabilitySli, SloDefinition, ThresholdSli, TicketSlaSli
 from sla_engine.domain.slo.evaluation import LOOKBACKS, SloStatus, evaluate
 from sla_engine.domain.slo.maintenance import recurring_windows
 from sla_engine.domain.slo.series import MinuteSeries, ratio_counts
 from sla_engine.domain.slo.windows import window_bounds
-from sla_engine.ports import SloSeries
-from slm_shared.business_time import BusinessCalendar
+
+if TYPE_CHECKING:
+    from sla_engine.domain.bundle import Bundle
+    from sla_engine.ports import SloSeries
+    from slm_shared.business_time import BusinessCalendar
 
 _LONGEST_LOOKBACK = timedelta(seconds=max(LOOKBACKS.values()))
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from intake.domain.acceptance import Rejected
-from intake.domain.mapping import TicketMapping
 from slm_shared.events import FEEDBACK_EVENT, TICKET_EVENT, TicketAction, TicketStatus
+
+if TYPE_CHECKING:
+    from intake.domain.mapping import TicketMapping
 
 CLOSED_STATUSES = frozenset({"resolved", "closed", "cancelled"})
 # The statuses whose arrival is itself the action (DESIGN.md 2.1).

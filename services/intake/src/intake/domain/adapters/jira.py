@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from intake.domain.acceptance import Rejected
@@ -42,8 +42,10 @@ from intake.domain.adapters.common import (
     upstream_time,
     value_at,
 )
-from intake.domain.mapping import TicketMapping
-from slm_shared.events import TicketAction, TicketStatus
+
+if TYPE_CHECKING:
+    from intake.domain.mapping import TicketMapping
+    from slm_shared.events import TicketAction, TicketStatus
 
 HANDLED = ("jira:issue_created", "jira:issue_updated", "jira:issue_deleted", "comment_created")
 CATEGORY_STATUSES: dict[str, TicketStatus] = {"new": "new", "indeterminate": "in_progress", "done": "resolved"}

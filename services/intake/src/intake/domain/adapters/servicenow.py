@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from intake.domain.acceptance import Rejected, parse_rfc3339
 from intake.domain.adapters.common import (
@@ -34,8 +34,10 @@ from intake.domain.adapters.common import (
     ticket_document,
     value_at,
 )
-from intake.domain.mapping import TicketMapping
-from slm_shared.events import TicketAction, TicketStatus
+
+if TYPE_CHECKING:
+    from intake.domain.mapping import TicketMapping
+    from slm_shared.events import TicketAction, TicketStatus
 
 GLIDE_TIME = re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}")
 

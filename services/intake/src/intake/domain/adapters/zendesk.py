@@ -15,7 +15,7 @@ Four shapes, all from Zendesk's documentation:
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from intake.domain.acceptance import Rejected, parse_rfc3339
 from intake.domain.adapters.common import (
@@ -31,8 +31,10 @@ from intake.domain.adapters.common import (
     value_at,
 )
 from intake.domain.adapters.zendesk_audits import audit_events, rating_events
-from intake.domain.mapping import TicketMapping
-from slm_shared.events import TicketAction, TicketStatus
+
+if TYPE_CHECKING:
+    from intake.domain.mapping import TicketMapping
+    from slm_shared.events import TicketAction, TicketStatus
 
 EVENT_PREFIX = "zen:event-type:ticket."
 

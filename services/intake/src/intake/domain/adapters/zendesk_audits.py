@@ -24,8 +24,7 @@ Rules (docs/intake.md, "Upstream payload rules"):
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from intake.domain.acceptance import Rejected, parse_rfc3339
 from intake.domain.adapters.common import (
@@ -38,8 +37,12 @@ from intake.domain.adapters.common import (
     text_of,
     ticket_document,
 )
-from intake.domain.mapping import TicketMapping
-from slm_shared.events import TicketAction, TicketStatus
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    from intake.domain.mapping import TicketMapping
+    from slm_shared.events import TicketAction, TicketStatus
 
 # Audit field names -> the upstream ticket field they set.
 AUDIT_FIELDS = {"status": "status", "priority": "priority", "type": "type", "subject": "subject",

@@ -10,10 +10,11 @@ candidate. Candidates are a superset of the matching policies; `Policy.matches` 
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # model.py builds the index, so only the type is needed here
+    from collections.abc import Sequence
+
     from sla_engine.domain.bundle.model import Policy
     from sla_engine.domain.timeline import TicketSnapshot
 

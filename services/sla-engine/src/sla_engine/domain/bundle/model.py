@@ -5,11 +5,13 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from sla_engine.domain.bundle.index import PolicyIndex
-from sla_engine.domain.timeline import TicketSnapshot
 from slm_shared.business_time import TWENTY_FOUR_SEVEN, BusinessCalendar, CalendarConfig
+
+if TYPE_CHECKING:
+    from sla_engine.domain.timeline import TicketSnapshot
 
 OnReopen = Literal["resume", "new_cycle", "ignore"]
 ON_REOPEN: tuple[OnReopen, ...] = ("resume", "new_cycle", "ignore")

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sla_engine.domain.bundle.model import (
     AGREEMENTS,
@@ -18,6 +17,9 @@ from sla_engine.domain.bundle.model import (
 from sla_engine.domain.bundle.slos import parse_slo_definition
 from sla_engine.domain.bundle.source import Checker, join_path, kind_of
 from sla_engine.domain.timeline import TICKET_ACTIONS, TICKET_KINDS, TICKET_STATUSES
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 
 def parse_policy(check: Checker, raw: Any, path: str, calendars: set[str]) -> Policy | None:

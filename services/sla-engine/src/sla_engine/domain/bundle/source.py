@@ -8,9 +8,8 @@ huge value is never echoed back whole.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
 from datetime import date
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
 
@@ -18,6 +17,9 @@ from sla_engine.domain.bundle.model import BundleIssue
 from slm_shared.bounded_yaml import MAX_DEPTH as MAX_DEPTH  # re-exported: the bounds the bundle tests name
 from slm_shared.bounded_yaml import MAX_NODES as MAX_NODES
 from slm_shared.bounded_yaml import BoundedLoader
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
 
 MAX_MESSAGE_CHARS = 300
 MAX_ISSUES = 200

@@ -19,11 +19,13 @@ from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
 from fractions import Fraction
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from sla_engine.domain.slo.definition import SloDefinition
 from sla_engine.domain.slo.evaluation import LOOKBACKS, SloStatus
 from sla_engine.domain.slo.windows import nominal_seconds
+
+if TYPE_CHECKING:
+    from sla_engine.domain.slo.definition import SloDefinition
 
 AlertName = Literal["page", "ticket", "budget_exhausted", "no_data"]
 ALERT_NAMES: tuple[AlertName, ...] = ("page", "ticket", "budget_exhausted", "no_data")

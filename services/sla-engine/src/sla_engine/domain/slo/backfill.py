@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-from sla_engine.domain.bundle import Bundle
+from typing import TYPE_CHECKING
+
 from sla_engine.domain.bundle.slos import slo_definition
 from sla_engine.domain.slo.definition import ThresholdSli
+
+if TYPE_CHECKING:
+    from sla_engine.domain.bundle import Bundle
 
 
 def added_threshold_series(before: Bundle | None, after: Bundle) -> list[tuple[str, ThresholdSli]]:

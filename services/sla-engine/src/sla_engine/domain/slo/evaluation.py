@@ -25,12 +25,15 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from fractions import Fraction
+from typing import TYPE_CHECKING
 
 from sla_engine.domain.slo.definition import AvailabilitySli, RollingWindow, SloDefinition
 from sla_engine.domain.slo.maintenance import Interval, merge
 from sla_engine.domain.slo.series import Head, MinuteSeries, epoch_ceil, epoch_floor, instant
 from sla_engine.domain.slo.windows import window_bounds
-from slm_shared.business_time import BusinessCalendar
+
+if TYPE_CHECKING:
+    from slm_shared.business_time import BusinessCalendar
 
 LOOKBACKS: Mapping[str, int] = {"5m": 300, "30m": 1_800, "1h": 3_600, "2h": 7_200, "6h": 21_600,
                                 "1d": 86_400, "3d": 259_200}

@@ -22,13 +22,16 @@ Rules:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from dateutil import rrule as rfc5545
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Sequence
 
 Interval = tuple[datetime, datetime]
 HORIZON_YEARS = 5

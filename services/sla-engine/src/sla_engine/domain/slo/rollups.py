@@ -14,11 +14,13 @@ Rules:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Sequence
 
 State = Literal["up", "degraded", "down"]
 _SEVERITY: dict[State, int] = {"up": 0, "degraded": 1, "down": 2}

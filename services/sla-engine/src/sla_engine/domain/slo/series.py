@@ -21,8 +21,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from itertools import compress
+from typing import TYPE_CHECKING
 
-from sla_engine.domain.slo.rollups import AvailabilityMinute, RatioMinute
+if TYPE_CHECKING:
+    from sla_engine.domain.slo.rollups import AvailabilityMinute, RatioMinute
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _SECOND = timedelta(seconds=1)
