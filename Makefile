@@ -35,6 +35,7 @@ migrate: up  ## Alembic, as its own step, for each service's own database
 
 lint: install
 	uv run ruff check .
+	uv run ruff format --check .
 	uv run lint-imports
 
 typecheck: install

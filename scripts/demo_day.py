@@ -65,36 +65,94 @@ slos:
 
 # (ticket, priority, customer, [(local time, action, status)]) of the email service
 DAY: list[tuple[str, str, str, list[tuple[str, str, str]]]] = [
-    ("INC-101", "P1", "acme", [("09:05", "created", "new"), ("09:12", "agent_replied", "in_progress"),
-                               ("11:40", "resolved", "resolved")]),
-    ("INC-102", "P1", "globex", [("10:00", "created", "new"), ("10:31", "agent_replied", "in_progress"),
-                                 ("15:30", "resolved", "resolved")]),
-    ("INC-103", "P2", "acme", [("09:30", "created", "new"), ("10:05", "agent_replied", "in_progress"),
-                               ("11:00", "updated", "pending_customer"), ("14:00", "customer_replied", "in_progress"),
-                               ("16:00", "resolved", "resolved")]),
+    (
+        "INC-101",
+        "P1",
+        "acme",
+        [("09:05", "created", "new"), ("09:12", "agent_replied", "in_progress"), ("11:40", "resolved", "resolved")],
+    ),
+    (
+        "INC-102",
+        "P1",
+        "globex",
+        [("10:00", "created", "new"), ("10:31", "agent_replied", "in_progress"), ("15:30", "resolved", "resolved")],
+    ),
+    (
+        "INC-103",
+        "P2",
+        "acme",
+        [
+            ("09:30", "created", "new"),
+            ("10:05", "agent_replied", "in_progress"),
+            ("11:00", "updated", "pending_customer"),
+            ("14:00", "customer_replied", "in_progress"),
+            ("16:00", "resolved", "resolved"),
+        ],
+    ),
     ("INC-104", "P2", "acme", [("11:50", "created", "new"), ("13:20", "agent_replied", "in_progress")]),
-    ("INC-105", "P3", "globex", [("09:45", "created", "new"), ("12:30", "agent_replied", "in_progress"),
-                                 ("17:10", "resolved", "resolved")]),
-    ("INC-106", "P3", "acme", [("13:05", "created", "new"), ("13:40", "agent_replied", "in_progress"),
-                               ("14:10", "resolved", "resolved"), ("15:00", "reopened", "in_progress"),
-                               ("16:30", "resolved", "resolved")]),
+    (
+        "INC-105",
+        "P3",
+        "globex",
+        [("09:45", "created", "new"), ("12:30", "agent_replied", "in_progress"), ("17:10", "resolved", "resolved")],
+    ),
+    (
+        "INC-106",
+        "P3",
+        "acme",
+        [
+            ("13:05", "created", "new"),
+            ("13:40", "agent_replied", "in_progress"),
+            ("14:10", "resolved", "resolved"),
+            ("15:00", "reopened", "in_progress"),
+            ("16:30", "resolved", "resolved"),
+        ],
+    ),
     ("INC-107", "P4", "acme", [("14:00", "created", "new"), ("16:45", "agent_replied", "pending_customer")]),
-    ("INC-108", "P2", "globex", [("15:10", "created", "new"), ("15:25", "agent_replied", "in_progress"),
-                                 ("17:55", "updated", "pending_vendor")]),
+    (
+        "INC-108",
+        "P2",
+        "globex",
+        [
+            ("15:10", "created", "new"),
+            ("15:25", "agent_replied", "in_progress"),
+            ("17:55", "updated", "pending_vendor"),
+        ],
+    ),
     ("INC-109", "P4", "globex", [("16:20", "created", "new"), ("16:40", "cancelled", "cancelled")]),
     ("INC-110", "P1", "acme", [("17:30", "created", "new"), ("17:41", "agent_replied", "in_progress")]),
-    ("INC-111", "P3", "acme", [("10:15", "created", "new"), ("10:20", "agent_replied", "in_progress"),
-                               ("10:50", "updated", "pending_customer")]),
-    ("INC-112", "P2", "acme", [("12:10", "created", "new"), ("13:30", "agent_replied", "in_progress"),
-                               ("17:00", "resolved", "resolved")]),
+    (
+        "INC-111",
+        "P3",
+        "acme",
+        [
+            ("10:15", "created", "new"),
+            ("10:20", "agent_replied", "in_progress"),
+            ("10:50", "updated", "pending_customer"),
+        ],
+    ),
+    (
+        "INC-112",
+        "P2",
+        "acme",
+        [("12:10", "created", "new"), ("13:30", "agent_replied", "in_progress"), ("17:00", "resolved", "resolved")],
+    ),
 ]
 # Two VPN tickets of globex, both well within every target, whose customers were unhappy all the same: the
 # review's experience-versus-SLA view flags the vpn service (a green SLA with unsatisfied customers).
 VPN_DAY: list[tuple[str, str, str, list[tuple[str, str, str]]]] = [
-    ("INC-113", "P3", "globex", [("10:30", "created", "new"), ("10:40", "agent_replied", "in_progress"),
-                                 ("11:30", "resolved", "resolved")]),
-    ("INC-114", "P3", "globex", [("14:20", "created", "new"), ("14:30", "agent_replied", "in_progress"),
-                                 ("15:10", "resolved", "resolved")]),
+    (
+        "INC-113",
+        "P3",
+        "globex",
+        [("10:30", "created", "new"), ("10:40", "agent_replied", "in_progress"), ("11:30", "resolved", "resolved")],
+    ),
+    (
+        "INC-114",
+        "P3",
+        "globex",
+        [("14:20", "created", "new"), ("14:30", "agent_replied", "in_progress"), ("15:10", "resolved", "resolved")],
+    ),
 ]
 SERVICES = {"email": DAY, "vpn": VPN_DAY}
 
@@ -102,6 +160,7 @@ SERVICES = {"email": DAY, "vpn": VPN_DAY}
 def tickets() -> list[tuple[str, str, str, str, list[tuple[str, str, str]]]]:
     """Every ticket of the day with its service: (service, ticket, priority, customer, steps)."""
     return [(service, *ticket) for service, day in SERVICES.items() for ticket in day]
+
 
 # Survey answers of the resolved tickets, sent that evening: (ticket, service, local time, score of 5, comment).
 # INC-106 was resolved, reopened and resolved again: its 1 of 5 is under the complaint ratio (0.6), as is
@@ -134,23 +193,46 @@ def ticket_events(tenant: str, day: date) -> list[dict[str, Any]]:
     events = []
     for service, ticket, priority, customer, steps in tickets():
         for clock_time, action, status in steps:
-            events.append({
-                "specversion": "1.0", "id": str(uuid.uuid4()), "source": "jira://demo.atlassian.net",
-                "type": "itsm.ticket.v1", "time": _at(day, clock_time).isoformat(), "tenantid": tenant,
-                "subject": ticket,
-                "data": {"ticket_id": ticket, "action": action, "kind": "incident", "service": service,
-                         "customer": customer, "priority": priority, "status": status,
-                         "assignment_group": "service-desk", "title": f"Demo ticket {ticket}"},
-            })
+            events.append(
+                {
+                    "specversion": "1.0",
+                    "id": str(uuid.uuid4()),
+                    "source": "jira://demo.atlassian.net",
+                    "type": "itsm.ticket.v1",
+                    "time": _at(day, clock_time).isoformat(),
+                    "tenantid": tenant,
+                    "subject": ticket,
+                    "data": {
+                        "ticket_id": ticket,
+                        "action": action,
+                        "kind": "incident",
+                        "service": service,
+                        "customer": customer,
+                        "priority": priority,
+                        "status": status,
+                        "assignment_group": "service-desk",
+                        "title": f"Demo ticket {ticket}",
+                    },
+                }
+            )
     return sorted(events, key=lambda e: e["time"])
 
 
 def feedback_events(tenant: str, day: date) -> list[dict[str, Any]]:
     """`itsm.feedback.v1` answers (DESIGN.md 2.3); reporting links them to the tickets' customers."""
-    return [{"specversion": "1.0", "id": str(uuid.uuid4()), "source": "survey://demo", "type": "itsm.feedback.v1",
-             "time": _at(day, clock_time).isoformat(), "tenantid": tenant, "subject": ticket,
-             "data": {"ticket_id": ticket, "service": service, "score": score, "scale": 5, "comment": comment}}
-            for ticket, service, clock_time, score, comment in ANSWERS]
+    return [
+        {
+            "specversion": "1.0",
+            "id": str(uuid.uuid4()),
+            "source": "survey://demo",
+            "type": "itsm.feedback.v1",
+            "time": _at(day, clock_time).isoformat(),
+            "tenantid": tenant,
+            "subject": ticket,
+            "data": {"ticket_id": ticket, "service": service, "score": score, "scale": 5, "comment": comment},
+        }
+        for ticket, service, clock_time, score, comment in ANSWERS
+    ]
 
 
 def maintenance_start(now: datetime) -> datetime:
@@ -168,12 +250,26 @@ def availability_events(tenant: str, now: datetime) -> list[dict[str, Any]]:
 
     They are relative to now, not to the ticket day: the SLO is a rolling day evaluated at now."""
     start = maintenance_start(now)
-    changes = [(start - timedelta(hours=2), "up"), (start + timedelta(minutes=5), "down"),
-               (start + timedelta(minutes=20), "up"), (start + timedelta(minutes=70), "down"),
-               (start + timedelta(minutes=75), "up")]
-    return [{"specversion": "1.0", "id": f"av-{uuid.uuid4().hex}", "source": "probe://demo",
-             "type": "itsm.availability.v1", "time": at.isoformat(), "tenantid": tenant, "subject": "email",
-             "data": {"service": "email", "component": "smtp", "state": state}} for at, state in changes]
+    changes = [
+        (start - timedelta(hours=2), "up"),
+        (start + timedelta(minutes=5), "down"),
+        (start + timedelta(minutes=20), "up"),
+        (start + timedelta(minutes=70), "down"),
+        (start + timedelta(minutes=75), "up"),
+    ]
+    return [
+        {
+            "specversion": "1.0",
+            "id": f"av-{uuid.uuid4().hex}",
+            "source": "probe://demo",
+            "type": "itsm.availability.v1",
+            "time": at.isoformat(),
+            "tenantid": tenant,
+            "subject": "email",
+            "data": {"service": "email", "component": "smtp", "state": state},
+        }
+        for at, state in changes
+    ]
 
 
 # The SLA manager's quality targets (docs/service-review.md): one per KPI, so every row of the report's and
@@ -188,8 +284,13 @@ REPORTING_CONFIG: dict[str, Any] = {
         {"id": "first-contact", "kpi": "first_contact_resolution", "threshold": 80, "customer": "acme"},
         {"id": "backlog-age", "kpi": "backlog_age_p90", "threshold": 3 * 86400},
         {"id": "desk-ola-breaches", "kpi": "breach_rate", "threshold": 25, "agreement": "OLA"},
-        {"id": "globex-resolution", "kpi": "sla_attainment", "threshold": 90, "customer": "globex",
-         "metric": "resolution"},
+        {
+            "id": "globex-resolution",
+            "kpi": "sla_attainment",
+            "threshold": 90,
+            "customer": "globex",
+            "metric": "resolution",
+        },
         {"id": SLO_ID, "kpi": "slo_attainment", "threshold": 99.5, "slo_id": SLO_ID},
     ],
     "workload_limits": [{"customer": "acme", "tickets_per_period": 6}],
@@ -201,8 +302,12 @@ REPORTING_CONFIG: dict[str, Any] = {
 def improvement(day: date) -> dict[str, Any]:
     """The register entry the complaint leads to; its baseline is measured on the demo day, not typed in."""
     start = datetime(day.year, day.month, day.day, tzinfo=SHANGHAI)
-    return {"title": "Confirm the fix with the customer before resolving",
-            "trigger": {"kind": "complaint", "ref": COMPLAINT_TICKET},
-            "kpi": {"kpi": "reopen_rate", "service": "email"}, "target_value": 5, "owner": "li.wei",
-            "due": (day + timedelta(days=30)).isoformat(),
-            "baseline_period": {"from": start.isoformat(), "to": (start + timedelta(days=1)).isoformat()}}
+    return {
+        "title": "Confirm the fix with the customer before resolving",
+        "trigger": {"kind": "complaint", "ref": COMPLAINT_TICKET},
+        "kpi": {"kpi": "reopen_rate", "service": "email"},
+        "target_value": 5,
+        "owner": "li.wei",
+        "due": (day + timedelta(days=30)).isoformat(),
+        "baseline_period": {"from": start.isoformat(), "to": (start + timedelta(days=1)).isoformat()},
+    }

@@ -81,8 +81,12 @@ class DemoReceiver:
         self._server.server_close()
 
     def record(self, headers: dict[str, str], raw: bytes) -> None:
-        entry = {"received_at": datetime.now(UTC).isoformat(), "webhook_id": headers.get("webhook-id"),
-                 "signature_ok": signature_ok(self.secret, headers, raw), "body": json.loads(raw)}
+        entry = {
+            "received_at": datetime.now(UTC).isoformat(),
+            "webhook_id": headers.get("webhook-id"),
+            "signature_ok": signature_ok(self.secret, headers, raw),
+            "body": json.loads(raw),
+        }
         with self._lock:
             self._received.append(entry)
             with self.file.open("a", encoding="utf-8") as out:

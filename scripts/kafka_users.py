@@ -43,8 +43,19 @@ SCRAM_ITERATIONS = 4096  # Kafka's minimum for SCRAM-SHA-512 (KIP-554)
 # Kafka's wire codes (org.apache.kafka.common.acl / resource).
 RESOURCE_TYPES = {"topic": 2, "group": 3, "cluster": 4, "transactionalId": 5}
 PATTERN_TYPES = {"literal": 3, "prefix": 4}
-OPERATIONS = {"All": 2, "Read": 3, "Write": 4, "Create": 5, "Delete": 6, "Alter": 7, "Describe": 8,
-              "ClusterAction": 9, "DescribeConfigs": 10, "AlterConfigs": 11, "IdempotentWrite": 12}
+OPERATIONS = {
+    "All": 2,
+    "Read": 3,
+    "Write": 4,
+    "Create": 5,
+    "Delete": 6,
+    "Alter": 7,
+    "Describe": 8,
+    "ClusterAction": 9,
+    "DescribeConfigs": 10,
+    "AlterConfigs": 11,
+    "IdempotentWrite": 12,
+}
 ANY, ALLOW, MATCH_ANY_PATTERN = 1, 3, 1
 SCRAM_SHA_512 = 2
 
@@ -66,8 +77,11 @@ def local_password(user: str) -> str:
 
 
 def kafka_users(path: Path = USERS_FILE) -> list[dict[str, Any]]:
-    return [document for document in yaml.safe_load_all(path.read_text())
-            if document and document.get("kind") == "KafkaUser"]
+    return [
+        document
+        for document in yaml.safe_load_all(path.read_text())
+        if document and document.get("kind") == "KafkaUser"
+    ]
 
 
 def bindings(users: list[dict[str, Any]]) -> set[AclBinding]:
@@ -79,9 +93,16 @@ def bindings(users: list[dict[str, Any]]) -> set[AclBinding]:
             resource = rule["resource"]
             name = resource.get("name", "kafka-cluster")  # the cluster resource has one fixed name
             for operation in rule["operations"]:
-                found.add(AclBinding(principal, RESOURCE_TYPES[resource["type"]], name,
-                                     PATTERN_TYPES[resource.get("patternType", "literal")], OPERATIONS[operation],
-                                     rule.get("host", "*")))
+                found.add(
+                    AclBinding(
+                        principal,
+                        RESOURCE_TYPES[resource["type"]],
+                        name,
+                        PATTERN_TYPES[resource.get("patternType", "literal")],
+                        OPERATIONS[operation],
+                        rule.get("host", "*"),
+                    )
+                )
     return found
 
 
@@ -90,8 +111,15 @@ class AlterUserScramCredentialsResponse_v0(Response):  # type: ignore[misc]  # n
     API_VERSION = 0
     SCHEMA = Schema(
         ("throttle_time_ms", Int32),
-        ("results", CompactArray(("user_name", CompactString("utf-8")), ("error_code", Int16),
-                                 ("error_message", CompactString("utf-8")), ("tags", TaggedFields))),
+        (
+            "results",
+            CompactArray(
+                ("user_name", CompactString("utf-8")),
+                ("error_code", Int16),
+                ("error_message", CompactString("utf-8")),
+                ("tags", TaggedFields),
+            ),
+        ),
         ("tags", TaggedFields),
     )
 
@@ -103,9 +131,17 @@ class AlterUserScramCredentialsRequest_v0(RequestStruct):  # type: ignore[misc] 
     RESPONSE_TYPE = AlterUserScramCredentialsResponse_v0
     SCHEMA = Schema(
         ("deletions", CompactArray(("name", CompactString("utf-8")), ("mechanism", Int8), ("tags", TaggedFields))),
-        ("upsertions", CompactArray(("name", CompactString("utf-8")), ("mechanism", Int8), ("iterations", Int32),
-                                    ("salt", CompactBytes), ("salted_password", CompactBytes),
-                                    ("tags", TaggedFields))),
+        (
+            "upsertions",
+            CompactArray(
+                ("name", CompactString("utf-8")),
+                ("mechanism", Int8),
+                ("iterations", Int32),
+                ("salt", CompactBytes),
+                ("salted_password", CompactBytes),
+                ("tags", TaggedFields),
+            ),
+        ),
         ("tags", TaggedFields),
     )
 
@@ -116,8 +152,9 @@ class AlterUserScramCredentialsRequest(Request[AlterUserScramCredentialsRequest_
     def __init__(self, passwords: dict[str, str]) -> None:
         self._passwords = passwords
 
-    def build(self, request_struct_class: type[AlterUserScramCredentialsRequest_v0]
-              ) -> AlterUserScramCredentialsRequest_v0:
+    def build(
+        self, request_struct_class: type[AlterUserScramCredentialsRequest_v0]
+    ) -> AlterUserScramCredentialsRequest_v0:
         upsertions: list[tuple[str, int, int, bytes, bytes, dict[int, bytes]]] = []
         for user, password in sorted(self._passwords.items()):
             salt = secrets.token_bytes(32)
@@ -128,15 +165,23 @@ class AlterUserScramCredentialsRequest(Request[AlterUserScramCredentialsRequest_
 
 
 def _create(binding: AclBinding) -> CreateAclsRequest:
-    return CreateAclsRequest(binding.resource_type, binding.resource_name, binding.pattern_type, binding.principal,
-                             binding.host, binding.operation, ALLOW)
+    return CreateAclsRequest(
+        binding.resource_type,
+        binding.resource_name,
+        binding.pattern_type,
+        binding.principal,
+        binding.host,
+        binding.operation,
+        ALLOW,
+    )
 
 
 async def existing_bindings(admin: AIOKafkaAdminClient, principals: set[str]) -> set[AclBinding]:
     found: set[AclBinding] = set()
     for principal in sorted(principals):
-        response = await admin._send_request(DescribeAclsRequest(
-            ANY, None, MATCH_ANY_PATTERN, principal, None, ANY, ANY))
+        response = await admin._send_request(
+            DescribeAclsRequest(ANY, None, MATCH_ANY_PATTERN, principal, None, ANY, ANY)
+        )
         if response.error_code:
             raise RuntimeError(f"DescribeAcls for {principal}: {response.error_code} {response.error_message}")
         for resource_type, name, pattern, acls in response.resources:
@@ -155,7 +200,8 @@ async def apply(bootstrap: str, path: Path = USERS_FILE) -> tuple[int, int]:
     try:
         names = [user["metadata"]["name"] for user in users]
         response = await admin._send_request(
-            AlterUserScramCredentialsRequest({name: local_password(name) for name in names}))
+            AlterUserScramCredentialsRequest({name: local_password(name) for name in names})
+        )
         failed = [(name, code, message) for name, code, message, _ in response.results if code]
         if failed:
             raise RuntimeError(f"AlterUserScramCredentials failed: {failed}")
@@ -166,9 +212,17 @@ async def apply(bootstrap: str, path: Path = USERS_FILE) -> tuple[int, int]:
                 if code:
                     raise RuntimeError(f"CreateAcls {binding}: {code} {message}")
         for binding in sorted(present - wanted):
-            await admin._send_request(DeleteAclsRequest(
-                binding.resource_type, binding.resource_name, binding.pattern_type, binding.principal,
-                binding.host, binding.operation, ALLOW))
+            await admin._send_request(
+                DeleteAclsRequest(
+                    binding.resource_type,
+                    binding.resource_name,
+                    binding.pattern_type,
+                    binding.principal,
+                    binding.host,
+                    binding.operation,
+                    ALLOW,
+                )
+            )
         return len(wanted - present), len(present - wanted)
     finally:
         await admin.close()
@@ -176,8 +230,10 @@ async def apply(bootstrap: str, path: Path = USERS_FILE) -> tuple[int, int]:
 
 def main() -> None:
     created, deleted = asyncio.run(apply(sys.argv[1]))
-    print(f"[stack] Kafka users of {USERS_FILE.relative_to(REPO)}: {created} ACL bindings created, "
-          f"{deleted} deleted", file=sys.stderr)
+    print(
+        f"[stack] Kafka users of {USERS_FILE.relative_to(REPO)}: {created} ACL bindings created, {deleted} deleted",
+        file=sys.stderr,
+    )
 
 
 if __name__ == "__main__":

@@ -14,9 +14,13 @@ REPO = Path(__file__).resolve().parents[1]
 SERVICES = ("intake", "sla-engine", "reporting")
 # The stack's secrets `make up` writes (deploy/local/stack.sh, .stack/secrets.env): signed key announcements
 # and the webhook secrets' encryption key.
-SECRET_NAMES = ("INTAKE_KEY_SIGNING_KEY", "SLA_ENGINE_KEY_ANNOUNCEMENT_PUBLIC_KEYS",
-                "REPORTING_KEY_ANNOUNCEMENT_PUBLIC_KEYS", "INTAKE_WEBHOOK_SECRET_KEYS",
-                "REPORTING_NOTIFICATION_SECRET_KEYS")
+SECRET_NAMES = (
+    "INTAKE_KEY_SIGNING_KEY",
+    "SLA_ENGINE_KEY_ANNOUNCEMENT_PUBLIC_KEYS",
+    "REPORTING_KEY_ANNOUNCEMENT_PUBLIC_KEYS",
+    "INTAKE_WEBHOOK_SECRET_KEYS",
+    "REPORTING_NOTIFICATION_SECRET_KEYS",
+)
 
 
 @dataclass(frozen=True)
@@ -56,9 +60,12 @@ def discover() -> Stack | None:
     urls = {s: values.get(f"{s.replace('-', '_').upper()}_DATABASE_URL", "") for s in SERVICES}
     if values.get("KAFKA_BOOTSTRAP_SERVERS") and all(urls.values()):
         app_urls = {s: values.get(f"{s.replace('-', '_').upper()}_APP_DATABASE_URL", "") for s in SERVICES}
-        return Stack(values["KAFKA_BOOTSTRAP_SERVERS"], urls,
-                     secrets={name: values[name] for name in SECRET_NAMES if values.get(name)},
-                     app_database_urls={s: url for s, url in app_urls.items() if url})
+        return Stack(
+            values["KAFKA_BOOTSTRAP_SERVERS"],
+            urls,
+            secrets={name: values[name] for name in SECRET_NAMES if values.get(name)},
+            app_database_urls={s: url for s, url in app_urls.items() if url},
+        )
     return None
 
 
@@ -79,6 +86,9 @@ def generated_secrets() -> dict[str, str]:
     from slm_shared.signing import generate_signing_key
 
     private, public = generate_signing_key()
-    return {"INTAKE_KEY_SIGNING_KEY": private, "SLA_ENGINE_KEY_ANNOUNCEMENT_PUBLIC_KEYS": public,
-            "REPORTING_KEY_ANNOUNCEMENT_PUBLIC_KEYS": public,
-            "INTAKE_WEBHOOK_SECRET_KEYS": Fernet.generate_key().decode()}
+    return {
+        "INTAKE_KEY_SIGNING_KEY": private,
+        "SLA_ENGINE_KEY_ANNOUNCEMENT_PUBLIC_KEYS": public,
+        "REPORTING_KEY_ANNOUNCEMENT_PUBLIC_KEYS": public,
+        "INTAKE_WEBHOOK_SECRET_KEYS": Fernet.generate_key().decode(),
+    }

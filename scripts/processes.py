@@ -49,7 +49,9 @@ class ServiceProcess:
         """Start the process without waiting for it to be ready (a supervisor's restart)."""
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                [str(REPO / ".venv" / "bin" / f"slm-{self.service}"), "serve"], env=self.env, stdout=log,
+                [str(REPO / ".venv" / "bin" / f"slm-{self.service}"), "serve"],
+                env=self.env,
+                stdout=log,
                 stderr=subprocess.STDOUT,
             )
 
@@ -102,9 +104,18 @@ class ServiceProcess:
 def create_api_key(stack: Stack, tenant: str, timeout: float = 60.0, scopes: str | None = None) -> str:
     """The operator's one command: `slm-intake keys create --tenant <tenant> [--scopes ingest,read]`."""
     completed = subprocess.run(
-        [str(REPO / ".venv" / "bin" / "slm-intake"), "keys", "create", "--tenant", tenant,
-         *(["--scopes", scopes] if scopes else [])],
-        env={**os.environ, **stack.service_env("intake")}, capture_output=True, check=True, timeout=timeout,
+        [
+            str(REPO / ".venv" / "bin" / "slm-intake"),
+            "keys",
+            "create",
+            "--tenant",
+            tenant,
+            *(["--scopes", scopes] if scopes else []),
+        ],
+        env={**os.environ, **stack.service_env("intake")},
+        capture_output=True,
+        check=True,
+        timeout=timeout,
     )
     return completed.stdout.decode().strip().splitlines()[-1]
 
@@ -149,8 +160,10 @@ class LocalPlatform:
     @classmethod
     def start(cls, stack: Stack, prefix: str = "", **settings: dict[str, str]) -> LocalPlatform:
         """`settings` per service, e.g. `reporting={"period_close_enabled": "false"}`."""
-        processes = [ServiceProcess(s, stack, name=f"{prefix}{s}", **settings.get(s.replace("-", "_"), {}))
-                     for s in ("intake", "sla-engine", "reporting")]
+        processes = [
+            ServiceProcess(s, stack, name=f"{prefix}{s}", **settings.get(s.replace("-", "_"), {}))
+            for s in ("intake", "sla-engine", "reporting")
+        ]
         try:
             for process in processes:
                 process.start()

@@ -21,5 +21,8 @@ def stack() -> Iterator[Stack]:
         with container_stack() as started:
             yield started
         return
-    pytest.fail("no Kafka/PostgreSQL found: run `make up` first (or export KAFKA_BOOTSTRAP_SERVERS and "
-                "the *_DATABASE_URL variables)", pytrace=False)
+    pytest.fail(
+        "no Kafka/PostgreSQL found: run `make up` first (or export KAFKA_BOOTSTRAP_SERVERS and "
+        "the *_DATABASE_URL variables)",
+        pytrace=False,
+    )

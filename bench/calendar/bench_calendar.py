@@ -45,12 +45,12 @@ def reference_rules() -> Any:
     """The same calendar for businesstimedelta: a workday, a lunch break, the same holiday dates."""
     tz = pytz.timezone(ZONE)
     days = sorted(holidays.country_holidays("CN", years=range(2025, 2031)))
-    workday = businesstimedelta.WorkDayRule(start_time=dt_time(9),
-                                            end_time=dt_time(18),
-                                            working_days=[0, 1, 2, 3, 4], tz=tz)
-    lunch = businesstimedelta.LunchTimeRule(start_time=dt_time(12),
-                                            end_time=dt_time(13),
-                                            working_days=[0, 1, 2, 3, 4], tz=tz)
+    workday = businesstimedelta.WorkDayRule(
+        start_time=dt_time(9), end_time=dt_time(18), working_days=[0, 1, 2, 3, 4], tz=tz
+    )
+    lunch = businesstimedelta.LunchTimeRule(
+        start_time=dt_time(12), end_time=dt_time(13), working_days=[0, 1, 2, 3, 4], tz=tz
+    )
     return businesstimedelta.Rules([workday, lunch, businesstimedelta.HolidayRule(days, tz=tz)])
 
 
@@ -63,9 +63,13 @@ class DayWalker:
 
     def _intervals(self, day: date) -> list[tuple[datetime, datetime]]:
         midnight = datetime(day.year, day.month, day.day)  # noqa: DTZ001 - wall clock, zoned just below
-        return [((midnight + timedelta(seconds=start)).replace(tzinfo=self.zone),
-                 (midnight + timedelta(seconds=end)).replace(tzinfo=self.zone))
-                for start, end in self.calendar.hours_on(day)]
+        return [
+            (
+                (midnight + timedelta(seconds=start)).replace(tzinfo=self.zone),
+                (midnight + timedelta(seconds=end)).replace(tzinfo=self.zone),
+            )
+            for start, end in self.calendar.hours_on(day)
+        ]
 
     def between(self, start: datetime, end: datetime) -> int:
         total = 0
@@ -120,17 +124,22 @@ def main(count: int) -> int:
 
     began = time.perf_counter()
     calendar.business_seconds_between(WINDOW_START - timedelta(days=1), WINDOW_START + timedelta(days=800))
-    print(f"calendar cn-business ({ZONE}, Mon-Fri 09:00-12:00 13:00-18:00, CN holidays): "
-          f"index for 2025-2028 built in {1000 * (time.perf_counter() - began):.1f} ms")
-    print(f"{count:,} random inputs; businesstimedelta and the day walker get every {REFERENCE_SHARE}th "
-          f"({len(sample):,}), compared result by result with ours\n")
+    print(
+        f"calendar cn-business ({ZONE}, Mon-Fri 09:00-12:00 13:00-18:00, CN holidays): "
+        f"index for 2025-2028 built in {1000 * (time.perf_counter() - began):.1f} ms"
+    )
+    print(
+        f"{count:,} random inputs; businesstimedelta and the day walker get every {REFERENCE_SHARE}th "
+        f"({len(sample):,}), compared result by result with ours\n"
+    )
 
     failed = False
     print("deadline_after(start, business_seconds)")
     ours, ours_time = timed(lambda: [calendar.deadline_after(s, n) for s, n in zip(starts, targets, strict=True)])
     ours_rate = report("ours (indexed)", count, ours_time)
     theirs, theirs_time = timed(
-        lambda: [starts[i] + businesstimedelta.BusinessTimeDelta(rules, seconds=targets[i]) for i in sample])
+        lambda: [starts[i] + businesstimedelta.BusinessTimeDelta(rules, seconds=targets[i]) for i in sample]
+    )
     theirs_rate = report("businesstimedelta", len(sample), theirs_time)
     walked, walked_time = timed(lambda: [walker.deadline(starts[i], targets[i]) for i in sample])
     report("day walker", len(sample), walked_time)
@@ -141,7 +150,8 @@ def main(count: int) -> int:
 
     print("business_seconds_between(start, end)")
     ours_b, ours_time = timed(
-        lambda: [calendar.business_seconds_between(s, e) for s, e in zip(starts, ends, strict=True)])
+        lambda: [calendar.business_seconds_between(s, e) for s, e in zip(starts, ends, strict=True)]
+    )
     ours_rate = report("ours (indexed)", count, ours_time)
 
     def btd_between(i: int) -> int:

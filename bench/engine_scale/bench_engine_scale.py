@@ -102,8 +102,11 @@ async def produce(bootstrap: str, tenant: str, tickets: list[Ticket]) -> int:
         for step in range(max(len(ticket.events) for ticket in tickets)):
             for ticket in tickets:
                 if step < len(ticket.events):
-                    await producer.send(topics.TICKETS, json.dumps(ticket.events[step]).encode(),
-                                        key=topics.ticket_key(tenant, ticket.ticket_id).encode())
+                    await producer.send(
+                        topics.TICKETS,
+                        json.dumps(ticket.events[step]).encode(),
+                        key=topics.ticket_key(tenant, ticket.ticket_id).encode(),
+                    )
                     sent += 1
         await producer.flush()
     finally:
@@ -116,8 +119,9 @@ async def caught_up(sessions: async_sessionmaker[AsyncSession], tenant: str) -> 
     v, t = tables.ticket_versions, tables.timers
     waiting = sa.select(t.c.ticket_id).where(t.c.tenant_id == tenant, t.c.transition == "events")
     async with sessions() as session:
-        count = await session.scalar(sa.select(sa.func.count()).select_from(v).where(
-            v.c.tenant_id == tenant, v.c.ticket_id.not_in(waiting)))
+        count = await session.scalar(
+            sa.select(sa.func.count()).select_from(v).where(v.c.tenant_id == tenant, v.c.ticket_id.not_in(waiting))
+        )
     return int(count or 0)
 
 
@@ -125,12 +129,12 @@ async def with_clocks(sessions: async_sessionmaker[AsyncSession], tenant: str) -
     c = tables.clocks
     async with sessions() as session:
         count = await session.scalar(
-            sa.select(sa.func.count(sa.distinct(c.c.ticket_id))).where(c.c.tenant_id == tenant))
+            sa.select(sa.func.count(sa.distinct(c.c.ticket_id))).where(c.c.tenant_id == tenant)
+        )
     return int(count or 0)
 
 
-async def until(sessions: async_sessionmaker[AsyncSession], tenant: str, tickets: int, *,
-                clocks: bool = False) -> None:
+async def until(sessions: async_sessionmaker[AsyncSession], tenant: str, tickets: int, *, clocks: bool = False) -> None:
     """Until `tickets` of the tenant's tickets are caught up (or, with `clocks`, have clocks)."""
     count = with_clocks if clocks else caught_up
     while True:
@@ -164,14 +168,18 @@ async def api_key(sessions: async_sessionmaker[AsyncSession], tenant: str) -> st
     """A key stored straight into the engine's copy (intake would announce it the same way)."""
     issued = issue_key(tenant)
     async with sessions() as session, session.begin():
-        await store_key(session, tables.api_keys, ApiKeyData(key_id=issued.key_id, tenant_id=tenant,
-                                                               key_hash=issued.key_hash, status="active"),
-                        datetime.now(UTC))
+        await store_key(
+            session,
+            tables.api_keys,
+            ApiKeyData(key_id=issued.key_id, tenant_id=tenant, key_hash=issued.key_hash, status="active"),
+            datetime.now(UTC),
+        )
     return issued.plaintext
 
 
-async def size_rate(stack: Stack, sessions: async_sessionmaker[AsyncSession], engine: ServiceProcess, policies: int,
-                    tickets: int) -> SizeRate:
+async def size_rate(
+    stack: Stack, sessions: async_sessionmaker[AsyncSession], engine: ServiceProcess, policies: int, tickets: int
+) -> SizeRate:
     tenant = await new_tenant(sessions, policies, f"p{policies}")
     workload = make_tickets(tickets, policies=policies, tenant_id=tenant, seed=policies)
     assert engine.process is not None
@@ -194,8 +202,14 @@ class Backlog:
     second_tenant_stored_seconds: float  # until the consumer had stored all its events (they queue behind the backlog)
 
 
-async def backlog_drain(stack: Stack, sessions: async_sessionmaker[AsyncSession], engine: ServiceProcess,
-                        api: ServiceProcess, events: int, policies: int) -> Backlog:
+async def backlog_drain(
+    stack: Stack,
+    sessions: async_sessionmaker[AsyncSession],
+    engine: ServiceProcess,
+    api: ServiceProcess,
+    events: int,
+    policies: int,
+) -> Backlog:
     first = await new_tenant(sessions, policies, "backlog")
     second = await new_tenant(sessions, policies, "second")
     key = await api_key(sessions, first)
@@ -205,8 +219,9 @@ async def backlog_drain(stack: Stack, sessions: async_sessionmaker[AsyncSession]
     unknown: list[float] = []
     api_latencies: list[float] = []
 
-    async def ask_clocks(stop: asyncio.Event, url: str, known_latencies: list[float],
-                         unknown_latencies: list[float], seed: int) -> None:
+    async def ask_clocks(
+        stop: asyncio.Event, url: str, known_latencies: list[float], unknown_latencies: list[float], seed: int
+    ) -> None:
         rng = random.Random(seed)
         async with httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=60) as client:
             while not stop.is_set():
@@ -221,8 +236,9 @@ async def backlog_drain(stack: Stack, sessions: async_sessionmaker[AsyncSession]
     started = time.perf_counter()
     sent = await produce(stack.kafka_bootstrap, first, tickets)
     stop = asyncio.Event()
-    asking = asyncio.gather(ask_clocks(stop, engine.url, latencies, unknown, 3),
-                            ask_clocks(stop, api.url, api_latencies, [], 4))
+    asking = asyncio.gather(
+        ask_clocks(stop, engine.url, latencies, unknown, 3), ask_clocks(stop, api.url, api_latencies, [], 4)
+    )
     second_started = time.perf_counter()
     second_events = await produce(stack.kafka_bootstrap, second, seconds)
     await until_stored(sessions, second, second_events)  # its records queue behind the backlog's on the partitions
@@ -256,22 +272,30 @@ async def run(stack: Stack, sizes: list[int], backlog_events: int, backlog_polic
     sessions = session_factory(database)
     engine = await asyncio.to_thread(ServiceProcess("sla-engine", stack, name="bench-scale-sla-engine").start)
     api = await asyncio.to_thread(
-        ServiceProcess("sla-engine", stack, name="bench-scale-sla-engine-api", role="api").start)
+        ServiceProcess("sla-engine", stack, name="bench-scale-sla-engine-api", role="api").start
+    )
     try:
         rebalances = await asyncio.to_thread(counter, engine, "slm_consumer_rebalances_total")
         failures = await asyncio.to_thread(counter, engine, "slm_consumer_commit_failures_total")
         parses = await asyncio.to_thread(counter, engine, "slm_bundle_parses_total", None)
         rates = []
-        print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores (a shared machine: events/s is the"
-              " share the engine got; events per CPU s is what the code costs)", flush=True)
-        print("policies   events   seconds   events/s   ratio to 1 policy   engine CPU s   events per CPU s",
-              flush=True)
+        print(
+            f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores (a shared machine: events/s is the"
+            " share the engine got; events per CPU s is what the code costs)",
+            flush=True,
+        )
+        print(
+            "policies   events   seconds   events/s   ratio to 1 policy   engine CPU s   events per CPU s", flush=True
+        )
         for size in sizes:  # each line as soon as it is measured: a long run still leaves figures if cut short
             rates.append(await size_rate(stack, sessions, engine, size, DEFAULT_TICKETS.get(size, 100)))
             one = next((r.rate for r in rates if r.policies == 1), rates[0].rate)
             r = rates[-1]
-            print(f"{r.policies:>8} {r.events:>8} {r.seconds:>9.1f} {r.rate:>10.0f}   {r.rate / one:17.3f}"
-                  f"   {r.cpu_seconds:12.1f}   {r.rate_per_cpu:16.0f}", flush=True)
+            print(
+                f"{r.policies:>8} {r.events:>8} {r.seconds:>9.1f} {r.rate:>10.0f}   {r.rate / one:17.3f}"
+                f"   {r.cpu_seconds:12.1f}   {r.rate_per_cpu:16.0f}",
+                flush=True,
+            )
         backlog = await backlog_drain(stack, sessions, engine, api, backlog_events, backlog_policies)
         rebalances = await asyncio.to_thread(counter, engine, "slm_consumer_rebalances_total") - rebalances
         failures = await asyncio.to_thread(counter, engine, "slm_consumer_commit_failures_total") - failures
@@ -280,19 +304,29 @@ async def run(stack: Stack, sizes: list[int], backlog_events: int, backlog_polic
         await asyncio.to_thread(engine.stop)
         await asyncio.to_thread(api.stop)
         await database.dispose()
-    print(f"backlog                       {backlog.events} events, {backlog_policies} policies, drained in "
-          f"{backlog.drained_seconds:.1f} s ({backlog.events / backlog.drained_seconds:.0f} events/s)")
-    print(f"clocks API while draining     p50 {percentile(backlog.latencies, 0.5) * 1000:.0f} ms, "
-          f"p99 {percentile(backlog.latencies, 0.99) * 1000:.0f} ms, max {max(backlog.latencies, default=0) * 1000:.0f}"
-          f" ms ({len(backlog.latencies)} requests; target p99 <= 250 ms)")
-    print(f"  the same, role api process  p50 {percentile(backlog.api_latencies, 0.5) * 1000:.0f} ms, "
-          f"p99 {percentile(backlog.api_latencies, 0.99) * 1000:.0f} ms ({len(backlog.api_latencies)} requests to a "
-          "process serving HTTP only, beside the engine)")
-    print(f"unknown ticket (404)          p50 {percentile(backlog.unknown_latencies, 0.5) * 1000:.0f} ms, "
-          f"p99 {percentile(backlog.unknown_latencies, 0.99) * 1000:.0f} ms ({len(backlog.unknown_latencies)})")
-    print(f"second tenant's {SECOND_TENANT_TICKETS} tickets     all with clocks {backlog.second_tenant_seconds:.1f} s"
-          f" after they were sent (target <= 5 s); its events all consumed after "
-          f"{backlog.second_tenant_stored_seconds:.1f} s")
+    print(
+        f"backlog                       {backlog.events} events, {backlog_policies} policies, drained in "
+        f"{backlog.drained_seconds:.1f} s ({backlog.events / backlog.drained_seconds:.0f} events/s)"
+    )
+    print(
+        f"clocks API while draining     p50 {percentile(backlog.latencies, 0.5) * 1000:.0f} ms, "
+        f"p99 {percentile(backlog.latencies, 0.99) * 1000:.0f} ms, max {max(backlog.latencies, default=0) * 1000:.0f}"
+        f" ms ({len(backlog.latencies)} requests; target p99 <= 250 ms)"
+    )
+    print(
+        f"  the same, role api process  p50 {percentile(backlog.api_latencies, 0.5) * 1000:.0f} ms, "
+        f"p99 {percentile(backlog.api_latencies, 0.99) * 1000:.0f} ms ({len(backlog.api_latencies)} requests to a "
+        "process serving HTTP only, beside the engine)"
+    )
+    print(
+        f"unknown ticket (404)          p50 {percentile(backlog.unknown_latencies, 0.5) * 1000:.0f} ms, "
+        f"p99 {percentile(backlog.unknown_latencies, 0.99) * 1000:.0f} ms ({len(backlog.unknown_latencies)})"
+    )
+    print(
+        f"second tenant's {SECOND_TENANT_TICKETS} tickets     all with clocks {backlog.second_tenant_seconds:.1f} s"
+        f" after they were sent (target <= 5 s); its events all consumed after "
+        f"{backlog.second_tenant_stored_seconds:.1f} s"
+    )
     print(f"rebalances during the run     {rebalances:.0f}  (refused commits {failures:.0f}; target 0)")
     print(f"bundle parses in the engine   {parses:.0f} for {len(sizes) + 2} configuration versions (one each)")
     if backlog.latencies:

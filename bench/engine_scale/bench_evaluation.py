@@ -50,9 +50,9 @@ def rate(work: Callable[[], object], seconds: float) -> float:
 def evaluate_all(bundle: Bundle, sample: list[Ticket]) -> Callable[[], object]:
     def work() -> object:
         for ticket in sample:
-            evaluate_ticket(ticket.snapshots, bundle, policy_version=1,
-                            at=last_event_time(ticket) + timedelta(hours=1))
+            evaluate_ticket(ticket.snapshots, bundle, policy_version=1, at=last_event_time(ticket) + timedelta(hours=1))
         return None
+
     return work
 
 
@@ -65,16 +65,24 @@ def reconcile_all(bundle: Bundle, sample: list[Ticket]) -> Callable[[], object]:
             # With its events and rows, as the worker process writes them (clocks/evaluation.py).
             reconciled_ticket(reconcile_ticket(state, last_event_time(ticket) + timedelta(hours=1)))
         return None
+
     return work
 
 
 def main() -> None:
     seconds = float(sys.argv[1]) if len(sys.argv) > 1 else 1.0
     sample = tickets()
-    transitions = sum(len(c.transitions) for t in sample for c in evaluate_ticket(
-        t.snapshots, make_bundle(1), policy_version=1, at=last_event_time(t) + timedelta(hours=1)))
-    print(f"{len(sample)} tickets of {SNAPSHOTS} snapshots, {transitions} transitions in all; "
-          f"best of {ROUNDS} rounds of {seconds:.1f}s per case")
+    transitions = sum(
+        len(c.transitions)
+        for t in sample
+        for c in evaluate_ticket(
+            t.snapshots, make_bundle(1), policy_version=1, at=last_event_time(t) + timedelta(hours=1)
+        )
+    )
+    print(
+        f"{len(sample)} tickets of {SNAPSHOTS} snapshots, {transitions} transitions in all; "
+        f"best of {ROUNDS} rounds of {seconds:.1f}s per case"
+    )
     bundles = {size: make_bundle(size) for size in BUNDLE_SIZES}
     best: dict[tuple[str, int], float] = {}
     for _ in range(ROUNDS):
@@ -86,8 +94,10 @@ def main() -> None:
     print(f"{'policies':>8} {'evaluations/s':>14} {'vs 1':>6} {'reconciliations/s':>18} {'vs 1':>6}")
     for size in BUNDLE_SIZES:
         evaluations, reconciliations = best[("evaluate", size)], best[("reconcile", size)]
-        print(f"{size:>8} {evaluations:>14.0f} {evaluations / best[('evaluate', 1)]:>6.2f} "
-              f"{reconciliations:>18.0f} {reconciliations / best[('reconcile', 1)]:>6.2f}")
+        print(
+            f"{size:>8} {evaluations:>14.0f} {evaluations / best[('evaluate', 1)]:>6.2f} "
+            f"{reconciliations:>18.0f} {reconciliations / best[('reconcile', 1)]:>6.2f}"
+        )
 
 
 if __name__ == "__main__":

@@ -54,8 +54,13 @@ async def run(count: int) -> None:
     url = f"{base}/{name}"
     try:
         migrate = await asyncio.create_subprocess_exec(
-            str(REPO / ".venv" / "bin" / "alembic"), "-c", str(REPO / "services" / "sla-engine" / "alembic.ini"),
-            "upgrade", "head", env={**os.environ, "SLA_ENGINE_DATABASE_URL": url})
+            str(REPO / ".venv" / "bin" / "alembic"),
+            "-c",
+            str(REPO / "services" / "sla-engine" / "alembic.ini"),
+            "upgrade",
+            "head",
+            env={**os.environ, "SLA_ENGINE_DATABASE_URL": url},
+        )
         if await migrate.wait() != 0:
             raise SystemExit("migrating the scratch database failed")
         engine = create_engine(url, pool_size=2)
@@ -63,7 +68,8 @@ async def run(count: int) -> None:
         tickets = make_tickets(count, policies=100)
         async with sessions() as session, session.begin():
             await SqlTicketRepository(session).add_snapshots(
-                [("bench", "bench://engine-scale", snapshot) for ticket in tickets for snapshot in ticket.snapshots])
+                [("bench", "bench://engine-scale", snapshot) for ticket in tickets for snapshot in ticket.snapshots]
+            )
         pairs = [("bench", ticket.ticket_id) for ticket in tickets]
         events = sum(len(ticket.snapshots) for ticket in tickets)
         print(f"{count} tickets, {events} events, batches of about {BATCH} tickets")
@@ -78,13 +84,15 @@ async def run(count: int) -> None:
                 for size in sizes:
                     async with sessions() as session, session.begin():
                         repository = SqlClockStateRepository(session, timelines)
-                        states = await repository.load_states(pairs[first:first + size])
+                        states = await repository.load_states(pairs[first : first + size])
                         loaded += sum(len(state.timeline) for state, _ in states)
                     first += size
                 elapsed = time.perf_counter() - started
                 assert loaded == events, (loaded, events)
-                print(f"round {round_number} {mode:>8}: {1000 * elapsed / batches:7.1f} ms per batch, "
-                      f"{1e6 * elapsed / len(pairs):7.0f} us per ticket")
+                print(
+                    f"round {round_number} {mode:>8}: {1000 * elapsed / batches:7.1f} ms per batch, "
+                    f"{1e6 * elapsed / len(pairs):7.0f} us per ticket"
+                )
         await engine.dispose()
     finally:
         await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')

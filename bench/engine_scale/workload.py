@@ -33,7 +33,8 @@ WINDOW_DAYS = 35
 
 CALENDARS: list[dict[str, Any]] = [
     {
-        "name": "cn-business", "timezone": "Asia/Shanghai",
+        "name": "cn-business",
+        "timezone": "Asia/Shanghai",
         "hours": {"mon-fri": ["09:00-12:00", "13:00-18:00"]},
         "holidays": {"country": "CN"},
         "extra_holidays": ["2026-10-09"],
@@ -41,7 +42,8 @@ CALENDARS: list[dict[str, Any]] = [
         "extra_workdays": {"2026-09-20": "mon", "2026-10-10": "fri", "2026-10-11": "mon"},
     },
     {
-        "name": "de-business", "timezone": "Europe/Berlin",
+        "name": "de-business",
+        "timezone": "Europe/Berlin",
         "hours": {"mon-thu": ["08:00-12:00", "12:30-17:00"], "fri": ["08:00-12:00", "12:30-15:00"]},
         "holidays": {"country": "DE", "subdivision": "BY"},
         "extra_holidays": ["2026-12-24"],
@@ -77,8 +79,11 @@ def policy_match(policy: int) -> dict[str, Any]:
         return {"customer": [customer_of(policy), f"{customer_of(policy)}-eu"], "service": service_of(policy)}
     if shape == 2:
         return {"service": service_of(policy), "priority": ["P1", "P2", "P3"]}
-    return {"assignment_group": group_of(policy), "kind": ["incident", "service_request"],
-            "attributes.region": ["apac", "emea"]}
+    return {
+        "assignment_group": group_of(policy),
+        "kind": ["incident", "service_request"],
+        "attributes.region": ["apac", "emea"],
+    }
 
 
 def policy_definition(policy: int) -> dict[str, Any]:
@@ -87,14 +92,16 @@ def policy_definition(policy: int) -> dict[str, Any]:
     scale = 1 + policy % 3
     metrics: list[dict[str, Any]] = [
         {
-            "metric": "response", "calendar": calendar,
+            "metric": "response",
+            "calendar": calendar,
             "targets": {"P1": f"{15 * scale}m", "P2": f"{scale}h", "P3": f"{4 * scale}h", "P4": f"{scale}d"},
             "stop": {"actions": ["agent_replied"], "statuses": ["resolved", "closed"]},
             "cancel": {"statuses": ["cancelled"]},
             "warn_at": [50, 75, 90],
         },
         {
-            "metric": "resolution", "calendar": calendar,
+            "metric": "resolution",
+            "calendar": calendar,
             "targets": {"P1": f"{4 * scale}h", "P2": f"{8 * scale}h", "P3": f"{3 * scale}d", "P4": f"{5 * scale}d"},
             "pause": {"statuses": ["pending_customer", "pending_vendor"]},
             "stop": {"statuses": ["resolved", "closed"]},
@@ -104,18 +111,26 @@ def policy_definition(policy: int) -> dict[str, Any]:
         },
     ]
     if policy % 2 == 1:
-        metrics.append({
-            "metric": "restoration", "calendar": "24x7",
-            "targets": {"P1": "2h", "P2": "6h", "P3": "1d"},
-            "pause": {"statuses": ["on_hold"]},
-            "stop": {"statuses": ["resolved", "closed"]},
-            "cancel": {"statuses": ["cancelled"]},
-            "on_reopen": "new_cycle",
-            "warn_at": [80],
-            **({"start": {"retroactive": True}} if policy % 4 == 3 else {}),
-        })
-    return {"id": f"policy-{policy:04d}", "name": f"Policy {policy}", "agreement": ("SLA", "OLA", "UC")[policy % 3],
-            "match": policy_match(policy), "metrics": metrics}
+        metrics.append(
+            {
+                "metric": "restoration",
+                "calendar": "24x7",
+                "targets": {"P1": "2h", "P2": "6h", "P3": "1d"},
+                "pause": {"statuses": ["on_hold"]},
+                "stop": {"statuses": ["resolved", "closed"]},
+                "cancel": {"statuses": ["cancelled"]},
+                "on_reopen": "new_cycle",
+                "warn_at": [80],
+                **({"start": {"retroactive": True}} if policy % 4 == 3 else {}),
+            }
+        )
+    return {
+        "id": f"policy-{policy:04d}",
+        "name": f"Policy {policy}",
+        "agreement": ("SLA", "OLA", "UC")[policy % 3],
+        "match": policy_match(policy),
+        "metrics": metrics,
+    }
 
 
 def bundle_yaml(policies: int) -> str:
@@ -155,9 +170,16 @@ class _State:
 def _fields_for(policy: int, rng: random.Random) -> _State:
     """Ticket fields that policy n matches (the other policies of the bundle do not)."""
     shape = policy % 4
-    state = _State(kind="incident", status="new", priority=rng.choice(("P1", "P2", "P2", "P3", "P3", "P4")),
-                   service="svc-shared", customer="cust-shared", group="service-desk", assignee=None,
-                   region=rng.choice(("apac", "emea", "amer")))
+    state = _State(
+        kind="incident",
+        status="new",
+        priority=rng.choice(("P1", "P2", "P2", "P3", "P3", "P4")),
+        service="svc-shared",
+        customer="cust-shared",
+        group="service-desk",
+        assignee=None,
+        region=rng.choice(("apac", "emea", "amer")),
+    )
     if shape == 0:
         state.customer = customer_of(policy)
     elif shape == 1:
@@ -175,11 +197,28 @@ def _fields_for(policy: int, rng: random.Random) -> _State:
 
 def _steps(rng: random.Random, count: int) -> list[str]:
     """The story of a ticket after `created`, `count - 1` steps long."""
-    middle = ["agent_replied", "pause", "customer_replied", "priority", "pause", "customer_replied", "priority",
-              "vendor", "resume", "hold", "resume", "update"]
+    middle = [
+        "agent_replied",
+        "pause",
+        "customer_replied",
+        "priority",
+        "pause",
+        "customer_replied",
+        "priority",
+        "vendor",
+        "resume",
+        "hold",
+        "resume",
+        "update",
+    ]
     ending = rng.choice(("resolve_close", "resolve_reopen", "resolve_reopen", "cancel", "move", "open"))
-    tail = {"resolve_close": ["resolved", "closed"], "resolve_reopen": ["resolved", "reopened", "resolved"],
-            "cancel": ["cancelled"], "move": ["move", "update"], "open": []}[ending]
+    tail = {
+        "resolve_close": ["resolved", "closed"],
+        "resolve_reopen": ["resolved", "reopened", "resolved"],
+        "cancel": ["cancelled"],
+        "move": ["move", "update"],
+        "open": [],
+    }[ending]
     story = [rng.choice(middle) for _ in range(max(0, count - 1 - len(tail)))]
     if story and rng.random() < 0.8:
         story[0] = "agent_replied"
@@ -217,8 +256,16 @@ def _apply(step: str, state: _State, rng: random.Random) -> str:
     return "updated"
 
 
-def make_ticket(ticket_id: str, *, policy: int, events: int, seed: int = 0, late: float = 0.25,
-                start: datetime | None = None, tenant_id: str = "bench") -> Ticket:
+def make_ticket(
+    ticket_id: str,
+    *,
+    policy: int,
+    events: int,
+    seed: int = 0,
+    late: float = 0.25,
+    start: datetime | None = None,
+    tenant_id: str = "bench",
+) -> Ticket:
     """A ticket of `events` events whose fields match policy n; `late` of the events arrive out of order."""
     if events < 1:
         raise ValueError("a ticket needs at least its created event")
@@ -241,26 +288,62 @@ def make_ticket(ticket_id: str, *, policy: int, events: int, seed: int = 0, late
         time, action, fields = in_time_order[index]
         event_id = f"{ticket_id}-e{index:02d}"
         data = _data(ticket_id, action, fields)
-        snapshots.append(TicketSnapshot(
-            event_id=event_id, time=time, arrival=arrival, ticket_id=ticket_id, action=action, kind=fields.kind,
-            status=fields.status, priority=fields.priority, service=fields.service, customer=fields.customer,
-            assignment_group=fields.group, assignee=fields.assignee, attributes=data["attributes"]))
-        cloud_events.append({
-            "specversion": "1.0", "id": event_id, "source": SOURCE, "type": TICKET_EVENT_TYPE,
-            "time": time.isoformat(), "tenantid": tenant_id, "subject": ticket_id,
-            "datacontenttype": "application/json", "data": data,
-        })
+        snapshots.append(
+            TicketSnapshot(
+                event_id=event_id,
+                time=time,
+                arrival=arrival,
+                ticket_id=ticket_id,
+                action=action,
+                kind=fields.kind,
+                status=fields.status,
+                priority=fields.priority,
+                service=fields.service,
+                customer=fields.customer,
+                assignment_group=fields.group,
+                assignee=fields.assignee,
+                attributes=data["attributes"],
+            )
+        )
+        cloud_events.append(
+            {
+                "specversion": "1.0",
+                "id": event_id,
+                "source": SOURCE,
+                "type": TICKET_EVENT_TYPE,
+                "time": time.isoformat(),
+                "tenantid": tenant_id,
+                "subject": ticket_id,
+                "datacontenttype": "application/json",
+                "data": data,
+            }
+        )
     return Ticket(ticket_id=ticket_id, snapshots=tuple(snapshots), events=tuple(cloud_events))
 
 
-def make_tickets(count: int, *, policies: int, seed: int = 0, events: tuple[int, int] = (6, 10),
-                 late: float = 0.25, tenant_id: str = "bench") -> list[Ticket]:
+def make_tickets(
+    count: int,
+    *,
+    policies: int,
+    seed: int = 0,
+    events: tuple[int, int] = (6, 10),
+    late: float = 0.25,
+    tenant_id: str = "bench",
+) -> list[Ticket]:
     """`count` tickets spread over the bundle's first `policies` policies, 6 to 10 events each."""
     rng = random.Random(seed)
     tickets = []
     for number in range(count):
-        tickets.append(make_ticket(f"T-{number:07d}", policy=rng.randrange(policies),
-                                   events=rng.randint(*events), seed=seed, late=late, tenant_id=tenant_id))
+        tickets.append(
+            make_ticket(
+                f"T-{number:07d}",
+                policy=rng.randrange(policies),
+                events=rng.randint(*events),
+                seed=seed,
+                late=late,
+                tenant_id=tenant_id,
+            )
+        )
     return tickets
 
 
@@ -280,8 +363,15 @@ def _copy(state: _State) -> _State:
 
 def _data(ticket_id: str, action: str, state: _State) -> dict[str, Any]:
     return {
-        "ticket_id": ticket_id, "action": action, "kind": state.kind, "service": state.service,
-        "customer": state.customer, "priority": state.priority, "status": state.status,
-        "assignment_group": state.group, "assignee": state.assignee, "title": f"{state.service} trouble",
+        "ticket_id": ticket_id,
+        "action": action,
+        "kind": state.kind,
+        "service": state.service,
+        "customer": state.customer,
+        "priority": state.priority,
+        "status": state.status,
+        "assignment_group": state.group,
+        "assignee": state.assignee,
+        "title": f"{state.service} trouble",
         "attributes": {"region": state.region, "channel": "portal"},
     }

@@ -44,8 +44,15 @@ from slm_shared.db import create_engine, session_factory
 from slm_shared.outbox import asyncpg_dsn
 
 CHANGES_PER_TICKET = 10
-STATUSES = ["Open", "In Progress", "Waiting for customer", "In Progress", "Waiting for customer", "In Progress",
-            "Resolved"]
+STATUSES = [
+    "Open",
+    "In Progress",
+    "Waiting for customer",
+    "In Progress",
+    "Waiting for customer",
+    "In Progress",
+    "Resolved",
+]
 
 
 def jira_time(at: datetime) -> str:
@@ -57,24 +64,44 @@ def issue(n: int, start: datetime) -> dict[str, Any]:
     created = start + timedelta(minutes=n)
     histories = []
     for h in range(7):
-        items: list[dict[str, Any]] = [{"field": "status", "fromString": (["Open", *STATUSES])[h],
-                                        "toString": STATUSES[h]}]
+        items: list[dict[str, Any]] = [
+            {"field": "status", "fromString": (["Open", *STATUSES])[h], "toString": STATUSES[h]}
+        ]
         if h == 0:
-            items.append({"field": "assignee", "from": None, "fromString": None, "to": "agent-1",
-                          "toString": "Agent One"})
-        histories.append({"id": str(n * 10 + h), "created": jira_time(created + timedelta(minutes=10 * (h + 1))),
-                          "items": items})
-    comments = [{"id": str(n * 10 + 7 + c), "created": jira_time(created + timedelta(minutes=15 + 20 * c)),
-                 "author": {"accountId": "agent-1" if c == 0 else "customer-1", "displayName": "x"},
-                 "jsdPublic": True, "body": "reply"} for c in range(2)]
-    return {"id": str(100000 + n), "key": f"BEN-{n}", "self": "https://bench.atlassian.net/rest/api/2/issue/1",
-            "fields": {"summary": f"Bench ticket {n}", "issuetype": {"name": "Incident"}, "priority": {"name": "High"},
-                       "status": {"name": "Resolved"}, "components": [{"name": "email"}],
-                       "reporter": {"accountId": "customer-1"}, "assignee": {"accountId": "agent-1",
-                                                                           "displayName": "Agent One"},
-                       "created": jira_time(created), "updated": jira_time(created + timedelta(minutes=70)),
-                       "comment": {"comments": comments}},
-            "changelog": {"histories": histories}}
+            items.append(
+                {"field": "assignee", "from": None, "fromString": None, "to": "agent-1", "toString": "Agent One"}
+            )
+        histories.append(
+            {"id": str(n * 10 + h), "created": jira_time(created + timedelta(minutes=10 * (h + 1))), "items": items}
+        )
+    comments = [
+        {
+            "id": str(n * 10 + 7 + c),
+            "created": jira_time(created + timedelta(minutes=15 + 20 * c)),
+            "author": {"accountId": "agent-1" if c == 0 else "customer-1", "displayName": "x"},
+            "jsdPublic": True,
+            "body": "reply",
+        }
+        for c in range(2)
+    ]
+    return {
+        "id": str(100000 + n),
+        "key": f"BEN-{n}",
+        "self": "https://bench.atlassian.net/rest/api/2/issue/1",
+        "fields": {
+            "summary": f"Bench ticket {n}",
+            "issuetype": {"name": "Incident"},
+            "priority": {"name": "High"},
+            "status": {"name": "Resolved"},
+            "components": [{"name": "email"}],
+            "reporter": {"accountId": "customer-1"},
+            "assignee": {"accountId": "agent-1", "displayName": "Agent One"},
+            "created": jira_time(created),
+            "updated": jira_time(created + timedelta(minutes=70)),
+            "comment": {"comments": comments},
+        },
+        "changelog": {"histories": histories},
+    }
 
 
 def write_export(path: Path, tickets: int) -> None:
@@ -107,8 +134,13 @@ async def run(changes: int) -> None:
         raise SystemExit("no stack: run `make up` and source .stack/env")
     run_id = uuid.uuid4().hex[:8]
     tenant = f"bench-import-{run_id}"
-    settings = IntakeSettings.model_validate({"database_url": stack.database_urls["intake"],
-                                              "output_topic_prefix": f"bench.{run_id}.", "log_level": "WARNING"})
+    settings = IntakeSettings.model_validate(
+        {
+            "database_url": stack.database_urls["intake"],
+            "output_topic_prefix": f"bench.{run_id}.",
+            "log_level": "WARNING",
+        }
+    )
     tickets = changes // CHANGES_PER_TICKET
     dsn = asyncpg_dsn(stack.database_urls["intake"])
     with tempfile.TemporaryDirectory() as folder:
@@ -130,14 +162,28 @@ async def run(changes: int) -> None:
     try:
         rows = await connection.fetch(
             "SELECT tenant_id, source, event_id, type, event_time, received_at, channel, raw, canonical, upstream_ref "
-            "FROM received_events WHERE tenant_id = $1", tenant)
+            "FROM received_events WHERE tenant_id = $1",
+            tenant,
+        )
         records = [tuple(row) for row in rows]
         await connection.execute("CREATE TEMP TABLE copy_baseline (LIKE received_events INCLUDING ALL)")
         began = time.perf_counter()
         await connection.copy_records_to_table(
-            "copy_baseline", records=records,
-            columns=["tenant_id", "source", "event_id", "type", "event_time", "received_at", "channel", "raw",
-                     "canonical", "upstream_ref"])
+            "copy_baseline",
+            records=records,
+            columns=[
+                "tenant_id",
+                "source",
+                "event_id",
+                "type",
+                "event_time",
+                "received_at",
+                "channel",
+                "raw",
+                "canonical",
+                "upstream_ref",
+            ],
+        )
         copy_seconds = time.perf_counter() - began
         await connection.execute("DELETE FROM outbox WHERE key LIKE $1", f"{tenant}/%")
         await connection.execute("DELETE FROM received_events WHERE tenant_id = $1", tenant)
@@ -145,8 +191,10 @@ async def run(changes: int) -> None:
     finally:
         await connection.close()
     rejected = sum(summary.rejected.values())
-    print(f"import of {changes:,} Jira changes ({tickets:,} tickets of {CHANGES_PER_TICKET}); "
-          f"imported {summary.imported:,}, duplicate {summary.duplicate:,}, rejected {rejected:,}")
+    print(
+        f"import of {changes:,} Jira changes ({tickets:,} tickets of {CHANGES_PER_TICKET}); "
+        f"imported {summary.imported:,}, duplicate {summary.duplicate:,}, rejected {rejected:,}"
+    )
     print(f"{'path':<58} {'rows':>9} {'seconds':>8} {'rows/s':>9}")
     table = [
         ("slm-intake import (rebuild, map, rules, ledger+archive+outbox)", summary.imported, import_seconds),

@@ -45,11 +45,25 @@ def events(tenant: str, count: int, prefix: str) -> list[dict[str, Any]]:
     base = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)
     return [
         {
-            "specversion": "1.0", "id": f"{prefix}-{n}", "source": "bench://desk", "type": "itsm.ticket.v1",
-            "time": (base + timedelta(milliseconds=n)).isoformat(), "tenantid": tenant, "subject": f"B-{n % 5000}",
-            "data": {"ticket_id": f"B-{n % 5000}", "action": "updated", "kind": "incident", "service": "email",
-                     "customer": "acme", "priority": "P2", "status": "open", "assignment_group": "service-desk",
-                     "title": "Benchmark ticket", "attributes": {"channel": "bench", "n": n}},
+            "specversion": "1.0",
+            "id": f"{prefix}-{n}",
+            "source": "bench://desk",
+            "type": "itsm.ticket.v1",
+            "time": (base + timedelta(milliseconds=n)).isoformat(),
+            "tenantid": tenant,
+            "subject": f"B-{n % 5000}",
+            "data": {
+                "ticket_id": f"B-{n % 5000}",
+                "action": "updated",
+                "kind": "incident",
+                "service": "email",
+                "customer": "acme",
+                "priority": "P2",
+                "status": "open",
+                "assignment_group": "service-desk",
+                "title": "Benchmark ticket",
+                "attributes": {"channel": "bench", "n": n},
+            },
         }
         for n in range(count)
     ]
@@ -65,7 +79,7 @@ async def create_topics(bootstrap: str, *names: str) -> None:
 
 
 async def bench_http(url: str, key: str, payload: list[dict[str, Any]], batch: int, concurrency: int) -> float:
-    bodies = [json.dumps(payload[i:i + batch]).encode() for i in range(0, len(payload), batch)]
+    bodies = [json.dumps(payload[i : i + batch]).encode() for i in range(0, len(payload), batch)]
     queue: asyncio.Queue[bytes] = asyncio.Queue()
     for body in bodies:
         queue.put_nowait(body)
@@ -89,8 +103,9 @@ async def bench_http(url: str, key: str, payload: list[dict[str, Any]], batch: i
 
 
 async def produce(bootstrap: str, topic: str, values: list[bytes]) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, linger_ms=5,
-                                max_batch_size=256 * 1024)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, enable_idempotence=True, linger_ms=5, max_batch_size=256 * 1024
+    )
     await producer.start()
     try:
         futures = [await producer.send(topic, value, key=str(n % 5000).encode()) for n, value in enumerate(values)]
@@ -115,12 +130,14 @@ async def bench_kafka_path(
 
     async def all_accepted() -> bool:
         count = await connection.fetchval(
-            "SELECT count(*) FROM received_events WHERE tenant_id = $1 AND channel = 'kafka'", tenant)
+            "SELECT count(*) FROM received_events WHERE tenant_id = $1 AND channel = 'kafka'", tenant
+        )
         return bool(count >= total)
 
     async def all_delivered() -> bool:
         pending = await connection.fetchval(
-            "SELECT count(*) FROM outbox WHERE published_at IS NULL AND key LIKE $1", f"{tenant}/%")
+            "SELECT count(*) FROM outbox WHERE published_at IS NULL AND key LIKE $1", f"{tenant}/%"
+        )
         return bool(pending == 0)
 
     try:
@@ -139,8 +156,14 @@ async def bench_raw_relay(bootstrap: str, payload: list[dict[str, Any]]) -> floa
     """The baseline: consume -> produce with aiokafka alone, offsets committed after the acks."""
     source, target = f"bench.relay.in.{uuid.uuid4().hex[:8]}", f"bench.relay.out.{uuid.uuid4().hex[:8]}"
     await create_topics(bootstrap, source, target)
-    consumer = AIOKafkaConsumer(source, bootstrap_servers=bootstrap, group_id=f"bench-relay-{uuid.uuid4().hex[:8]}",
-                                auto_offset_reset="earliest", enable_auto_commit=False, max_poll_records=500)
+    consumer = AIOKafkaConsumer(
+        source,
+        bootstrap_servers=bootstrap,
+        group_id=f"bench-relay-{uuid.uuid4().hex[:8]}",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        max_poll_records=500,
+    )
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, linger_ms=5)
     await consumer.start()
     await producer.start()
@@ -187,11 +210,18 @@ def main() -> None:
     run = uuid.uuid4().hex[:8]
     ingest = f"bench.ingest.{run}"
     asyncio.run(create_topics(stack.kafka_bootstrap, ingest))
-    intake = ServiceProcess("intake", stack, name=f"intake-bench-{run}", ingest_topic=ingest,
-                            dead_letter_topic=f"bench.ingest.dlq.{run}", rate_limit_per_second="0",
-                            kafka__group_id=f"intake-bench-{run}", log_level="WARNING",
-                            # The bench's events go to its own output topics, not to the sla-engine's input.
-                            output_topic_prefix=f"bench.{run}.")
+    intake = ServiceProcess(
+        "intake",
+        stack,
+        name=f"intake-bench-{run}",
+        ingest_topic=ingest,
+        dead_letter_topic=f"bench.ingest.dlq.{run}",
+        rate_limit_per_second="0",
+        kafka__group_id=f"intake-bench-{run}",
+        log_level="WARNING",
+        # The bench's events go to its own output topics, not to the sla-engine's input.
+        output_topic_prefix=f"bench.{run}.",
+    )
     intake.start()
     try:
         tenant = f"bench-{run}"
@@ -205,7 +235,11 @@ def main() -> None:
         intake.stop()
     n = args.events
     http_rate, kafka_rate, delivered_rate, relay_rate = (
-        n / http_seconds, n / accepted_seconds, n / delivered_seconds, n / relay_seconds)
+        n / http_seconds,
+        n / accepted_seconds,
+        n / delivered_seconds,
+        n / relay_seconds,
+    )
     print(f"events per path: {n} (HTTP batches of {args.batch}, {args.concurrency} clients)")
     print(f"intake HTTP batches, accepted:        {http_rate:10.0f} events/s")
     print(f"intake Kafka path, accepted:          {kafka_rate:10.0f} events/s")

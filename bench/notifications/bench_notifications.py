@@ -66,8 +66,15 @@ class Receiver:
             self.bodies.append(({k: v for k, v in request.headers.items() if k.startswith("webhook-")}, body))
             return Response("ok")
 
-        self.server = uvicorn.Server(uvicorn.Config(Starlette(routes=[Route("/hook", receive, methods=["POST"])]),
-                                                    host="127.0.0.1", port=0, log_level="warning", lifespan="off"))
+        self.server = uvicorn.Server(
+            uvicorn.Config(
+                Starlette(routes=[Route("/hook", receive, methods=["POST"])]),
+                host="127.0.0.1",
+                port=0,
+                log_level="warning",
+                lifespan="off",
+            )
+        )
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
     def start(self) -> str:
@@ -84,12 +91,38 @@ class Receiver:
 
 def breached(tenant: str, ticket: str, at: datetime) -> Any:
     data = ClockTransitionData(
-        ticket_id=ticket, policy_id="gold", policy_version=1, agreement="SLA", metric="resolution", cycle=1,
-        transition="breached", state="running", breached=True, target_seconds=3600, elapsed_seconds=3600,
-        remaining_seconds=0, percent=100.0, started_at=at - timedelta(hours=1), due_at=at, breached_at=at,
-        stopped_at=None, service="email", customer="acme", priority="P1", kind="incident", calendar="24x7")
-    return make_event(event_id=str(uuid.uuid4()), source="slm://sla-engine", event_type=CLOCK_EVENT, time=at,
-                      tenant_id=tenant, subject=ticket, data=data)
+        ticket_id=ticket,
+        policy_id="gold",
+        policy_version=1,
+        agreement="SLA",
+        metric="resolution",
+        cycle=1,
+        transition="breached",
+        state="running",
+        breached=True,
+        target_seconds=3600,
+        elapsed_seconds=3600,
+        remaining_seconds=0,
+        percent=100.0,
+        started_at=at - timedelta(hours=1),
+        due_at=at,
+        breached_at=at,
+        stopped_at=None,
+        service="email",
+        customer="acme",
+        priority="P1",
+        kind="incident",
+        calendar="24x7",
+    )
+    return make_event(
+        event_id=str(uuid.uuid4()),
+        source="slm://sla-engine",
+        event_type=CLOCK_EVENT,
+        time=at,
+        tenant_id=tenant,
+        subject=ticket,
+        data=data,
+    )
 
 
 async def tenant_with_policy(stack: Stack, url: str, hook: str) -> str:
@@ -97,15 +130,22 @@ async def tenant_with_policy(stack: Stack, url: str, hook: str) -> str:
     key = issue_key(tenant)
     engine = create_engine(stack.database_urls["reporting"], pool_size=1)
     async with session_factory(engine)() as session, session.begin():
-        await store_key(session, tables.api_keys, ApiKeyData(key_id=key.key_id, tenant_id=tenant,
-                                                             key_hash=key.key_hash, status="active"),
-                        datetime.now(UTC))
+        await store_key(
+            session,
+            tables.api_keys,
+            ApiKeyData(key_id=key.key_id, tenant_id=tenant, key_hash=key.key_hash, status="active"),
+            datetime.now(UTC),
+        )
     await engine.dispose()
     async with httpx.AsyncClient(base_url=url) as client:
-        answer = await client.put("/v1/notification-policies", headers={"Authorization": f"Bearer {key.plaintext}"},
-                                  json={"channels": [{"name": "hook", "type": "webhook", "url": hook,
-                                                      "secret": SECRET}],
-                                        "rules": [{"id": "breaches", "triggers": ["breached"], "channel": "hook"}]})
+        answer = await client.put(
+            "/v1/notification-policies",
+            headers={"Authorization": f"Bearer {key.plaintext}"},
+            json={
+                "channels": [{"name": "hook", "type": "webhook", "url": hook, "secret": SECRET}],
+                "rules": [{"id": "breaches", "triggers": ["breached"], "channel": "hook"}],
+            },
+        )
         answer.raise_for_status()
     return tenant
 
@@ -124,8 +164,9 @@ def percentile(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
 
 
-async def paced(producer: AIOKafkaProducer, receiver: Receiver, tenant: str, clocks: int, seconds: float
-                ) -> dict[str, float]:
+async def paced(
+    producer: AIOKafkaProducer, receiver: Receiver, tenant: str, clocks: int, seconds: float
+) -> dict[str, float]:
     start = time.time() + 3.0
     instants = [start + seconds * n / clocks for n in range(clocks)]
     tickets = [f"PACED-{tenant}-{n}" for n in range(clocks)]  # the tenant's own: runs share the receiver
@@ -148,8 +189,14 @@ async def paced(producer: AIOKafkaProducer, receiver: Receiver, tenant: str, clo
         ticket = _ticket(body)
         if ticket in ids and headers.get("webhook-id") in receiver.arrivals:
             lateness.append(receiver.arrivals[headers["webhook-id"]] - ids.pop(ticket))
-    return {"delivered": len(lateness), "complete": float(complete), "p50": percentile(lateness, 0.5),
-            "p99": percentile(lateness, 0.99), "max": max(lateness), "publish_p99": percentile(publish_late, 0.99)}
+    return {
+        "delivered": len(lateness),
+        "complete": float(complete),
+        "p50": percentile(lateness, 0.5),
+        "p99": percentile(lateness, 0.99),
+        "max": max(lateness),
+        "publish_p99": percentile(publish_late, 0.99),
+    }
 
 
 def _ticket(body: bytes) -> str:
@@ -166,23 +213,28 @@ async def backlog(producer: AIOKafkaProducer, receiver: Receiver, tenant: str, c
     await producer.flush()
     complete = await wait_for(receiver, before + clocks, 600)
     last = max(receiver.arrivals.values())
-    return {"delivered": len(receiver.arrivals) - before, "complete": float(complete),
-            "per_second": (len(receiver.arrivals) - before) / (last - began)}
+    return {
+        "delivered": len(receiver.arrivals) - before,
+        "complete": float(complete),
+        "per_second": (len(receiver.arrivals) - before) / (last - began),
+    }
 
 
 async def plain_loops(hook: str, payloads: list[tuple[dict[str, str], bytes]]) -> tuple[float, float]:
     async with httpx.AsyncClient() as client:
         began = time.perf_counter()
         for headers, body in payloads:
-            (await client.post(hook, content=body, headers={**headers, "content-type": "application/json"}))\
-                .raise_for_status()
+            (
+                await client.post(hook, content=body, headers={**headers, "content-type": "application/json"})
+            ).raise_for_status()
         sequential = len(payloads) / (time.perf_counter() - began)
         semaphore = asyncio.Semaphore(50)
 
         async def post(headers: dict[str, str], body: bytes) -> None:
             async with semaphore:
-                (await client.post(hook, content=body, headers={**headers, "content-type": "application/json"}))\
-                    .raise_for_status()
+                (
+                    await client.post(hook, content=body, headers={**headers, "content-type": "application/json"})
+                ).raise_for_status()
 
         began = time.perf_counter()
         await asyncio.gather(*(post(headers, body) for headers, body in payloads))
@@ -193,17 +245,29 @@ async def plain_loops(hook: str, payloads: list[tuple[dict[str, str], bytes]]) -
 # The delivery as it was (httpx, one batch of a tenant at a time, a pass every 0.5 s) and as it is (the lean
 # h11 client, two batches in flight, a pass every 0.25 s), in one run. Both run today's code otherwise (e.g.
 # the kit no longer logs a line per httpx request, which helped "before" too).
-SETTINGS = {"before": {"notification_http_client": "httpx", "notification_batches_in_flight": "1",
-                       "notification_poll_seconds": "0.5"},
-            "after": {}}
+SETTINGS = {
+    "before": {
+        "notification_http_client": "httpx",
+        "notification_batches_in_flight": "1",
+        "notification_poll_seconds": "0.5",
+    },
+    "after": {},
+}
 
 
-async def measure(stack: Stack, receiver: Receiver, hook: str, producer: AIOKafkaProducer, clocks: int,
-                  seconds: float, name: str) -> tuple[dict[str, float], dict[str, float]]:
-    service = ServiceProcess("reporting", stack, name=f"reporting-bench-notifications-{name}",
-                             kafka__group_id=f"reporting-bench-{uuid.uuid4().hex[:8]}",
-                             consumer_offset_reset="latest", period_close_enabled="false",
-                             notification_secret_keys=Fernet.generate_key().decode(), **SETTINGS[name]).start(120)
+async def measure(
+    stack: Stack, receiver: Receiver, hook: str, producer: AIOKafkaProducer, clocks: int, seconds: float, name: str
+) -> tuple[dict[str, float], dict[str, float]]:
+    service = ServiceProcess(
+        "reporting",
+        stack,
+        name=f"reporting-bench-notifications-{name}",
+        kafka__group_id=f"reporting-bench-{uuid.uuid4().hex[:8]}",
+        consumer_offset_reset="latest",
+        period_close_enabled="false",
+        notification_secret_keys=Fernet.generate_key().decode(),
+        **SETTINGS[name],
+    ).start(120)
     try:
         tenant = await tenant_with_policy(stack, service.url, hook)
         # Warm-up: until a probe is delivered, the consumer has its partitions and the loop runs.
@@ -214,14 +278,21 @@ async def measure(stack: Stack, receiver: Receiver, hook: str, producer: AIOKafk
             await producer.send_and_wait(topics.CLOCKS, event.to_json_bytes(), key=f"{tenant}/probe".encode())
             await wait_for(receiver, probed + 1, 5)
         first = await paced(producer, receiver, tenant, clocks, seconds)
-        print(f"[{name}] paced: {clocks} breaches within {seconds:.0f} s, {first['delivered']:.0f} delivered"
-              f"{'' if first['complete'] else ' (INCOMPLETE)'}", flush=True)
-        print(f"[{name}]   lateness after the breach instant: p50 {first['p50']:.3f} s, p99 {first['p99']:.3f} s, "
-              f"max {first['max']:.3f} s (target p99 <= 2 s); publisher p99 {first['publish_p99']:.3f} s late")
+        print(
+            f"[{name}] paced: {clocks} breaches within {seconds:.0f} s, {first['delivered']:.0f} delivered"
+            f"{'' if first['complete'] else ' (INCOMPLETE)'}",
+            flush=True,
+        )
+        print(
+            f"[{name}]   lateness after the breach instant: p50 {first['p50']:.3f} s, p99 {first['p99']:.3f} s, "
+            f"max {first['max']:.3f} s (target p99 <= 2 s); publisher p99 {first['publish_p99']:.3f} s late"
+        )
         second = await backlog(producer, receiver, tenant, clocks)
-        print(f"[{name}] backlog: {clocks} breaches at once: {second['per_second']:.0f} deliveries/s end to end "
-              f"(Kafka, read model + plan, claim, sign, send, record){'' if second['complete'] else ' INCOMPLETE'}",
-              flush=True)
+        print(
+            f"[{name}] backlog: {clocks} breaches at once: {second['per_second']:.0f} deliveries/s end to end "
+            f"(Kafka, read model + plan, claim, sign, send, record){'' if second['complete'] else ' INCOMPLETE'}",
+            flush=True,
+        )
         return first, second
     finally:
         service.stop()
@@ -233,8 +304,9 @@ async def main(clocks: int, seconds: float) -> None:
         sys.exit("no stack: run `make up` and source .stack/env")
     receiver = Receiver()
     hook = receiver.start()
-    producer = AIOKafkaProducer(bootstrap_servers=stack.kafka_bootstrap, enable_idempotence=True, acks="all",
-                                linger_ms=5)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=stack.kafka_bootstrap, enable_idempotence=True, acks="all", linger_ms=5
+    )
     await producer.start()
     try:
         results = {name: await measure(stack, receiver, hook, producer, clocks, seconds, name) for name in SETTINGS}
@@ -242,10 +314,14 @@ async def main(clocks: int, seconds: float) -> None:
         sequential, concurrent = await plain_loops(hook, payloads)
         print(f"\n{'':8} {'paced p50':>10} {'paced p99':>10} {'paced max':>10} {'backlog/s':>10}")
         for name, (first, second) in results.items():
-            print(f"{name:8} {first['p50']:>9.3f}s {first['p99']:>9.3f}s {first['max']:>9.3f}s "
-                  f"{second['per_second']:>10.0f}")
-        print(f"baseline, the same signed payloads by a plain httpx loop: {sequential:.0f}/s one at a time, "
-              f"{concurrent:.0f}/s with 50 in flight")
+            print(
+                f"{name:8} {first['p50']:>9.3f}s {first['p99']:>9.3f}s {first['max']:>9.3f}s "
+                f"{second['per_second']:>10.0f}"
+            )
+        print(
+            f"baseline, the same signed payloads by a plain httpx loop: {sequential:.0f}/s one at a time, "
+            f"{concurrent:.0f}/s with 50 in flight"
+        )
         print(f"median request body {statistics.median(len(b) for _, b in payloads)} bytes")
     finally:
         await producer.stop()

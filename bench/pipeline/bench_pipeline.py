@@ -50,10 +50,24 @@ def ticket_events(tenant: str, count: int, prefix: str = "B") -> list[dict[str, 
     # event (`started`) during the run, so counting clock events counts tickets.
     base = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=10)
     return [
-        {"specversion": "1.0", "id": str(uuid.uuid4()), "source": "bench://pipeline", "type": "itsm.ticket.v1",
-         "time": (base + timedelta(seconds=n % 600)).isoformat(), "tenantid": tenant, "subject": f"{prefix}-{n}",
-         "data": {"ticket_id": f"{prefix}-{n}", "action": "created", "kind": "incident", "service": "email",
-                  "customer": "acme", "priority": f"P{2 + n % 3}", "status": "new"}}
+        {
+            "specversion": "1.0",
+            "id": str(uuid.uuid4()),
+            "source": "bench://pipeline",
+            "type": "itsm.ticket.v1",
+            "time": (base + timedelta(seconds=n % 600)).isoformat(),
+            "tenantid": tenant,
+            "subject": f"{prefix}-{n}",
+            "data": {
+                "ticket_id": f"{prefix}-{n}",
+                "action": "created",
+                "kind": "incident",
+                "service": "email",
+                "customer": "acme",
+                "priority": f"P{2 + n % 3}",
+                "status": "new",
+            },
+        }
         for n in range(count)
     ]
 
@@ -66,10 +80,16 @@ async def raw_relay_baseline(bootstrap: str, events: list[dict[str, object]]) ->
     await admin.create_topics([NewTopic(source, 6, 1), NewTopic(target, 6, 1)])
     await admin.close()
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, acks="all", linger_ms=2)
-    relay_in = AIOKafkaConsumer(source, bootstrap_servers=bootstrap, group_id=f"relay-{uuid.uuid4()}",
-                                auto_offset_reset="earliest", enable_auto_commit=False)
-    sink = AIOKafkaConsumer(target, bootstrap_servers=bootstrap, group_id=f"sink-{uuid.uuid4()}",
-                            auto_offset_reset="earliest")
+    relay_in = AIOKafkaConsumer(
+        source,
+        bootstrap_servers=bootstrap,
+        group_id=f"relay-{uuid.uuid4()}",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    sink = AIOKafkaConsumer(
+        target, bootstrap_servers=bootstrap, group_id=f"sink-{uuid.uuid4()}", auto_offset_reset="earliest"
+    )
     await producer.start()
     await relay_in.start()
     await sink.start()
@@ -105,15 +125,15 @@ async def engine_only(bootstrap: str, events: list[dict[str, object]]) -> float:
     """Ticket events produced straight onto itsm.tickets.v1; time until every `started` is on sla.clocks.v1."""
     tenant = str(events[0]["tenantid"])
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=2)
-    sink = AIOKafkaConsumer("sla.clocks.v1", bootstrap_servers=bootstrap, group_id=f"sink-{uuid.uuid4()}",
-                            auto_offset_reset="latest")
+    sink = AIOKafkaConsumer(
+        "sla.clocks.v1", bootstrap_servers=bootstrap, group_id=f"sink-{uuid.uuid4()}", auto_offset_reset="latest"
+    )
     await producer.start()
     await sink.start()
     await asyncio.sleep(1)  # let the sink's partitions be assigned before the first record
     started = time.perf_counter()
     for event in events:
-        await producer.send("itsm.tickets.v1", json.dumps(event).encode(),
-                            key=f"{tenant}/{event['subject']}".encode())
+        await producer.send("itsm.tickets.v1", json.dumps(event).encode(), key=f"{tenant}/{event['subject']}".encode())
     await producer.flush()
     seen = 0
     while seen < len(events):
@@ -132,21 +152,26 @@ def clock_events_applied(client: httpx.Client, reporting: ServiceProcess) -> int
     return sum(int(float(line.split()[-1])) for line in metrics.splitlines() if line.startswith(prefix))
 
 
-def pipeline(events: list[dict[str, object]], intake: ServiceProcess, reporting: ServiceProcess,
-             headers: dict[str, str]) -> float:
+def pipeline(
+    events: list[dict[str, object]], intake: ServiceProcess, reporting: ServiceProcess, headers: dict[str, str]
+) -> float:
     with httpx.Client(headers=headers, timeout=60) as client:
         before = clock_events_applied(client, reporting)
         started = time.perf_counter()
         for start in range(0, len(events), 500):
-            answer = client.post(f"{intake.url}/v1/events", content=json.dumps(events[start:start + 500]),
-                                 headers={"Content-Type": "application/cloudevents-batch+json"})
+            answer = client.post(
+                f"{intake.url}/v1/events",
+                content=json.dumps(events[start : start + 500]),
+                headers={"Content-Type": "application/cloudevents-batch+json"},
+            )
             answer.raise_for_status()
         # Each ticket yields one `started` clock event. The cheap count (all tenants) says when it may be done;
         # the tenant's report, asked only then, says that it is.
         while True:
             if clock_events_applied(client, reporting) - before >= len(events):
-                report = client.get(f"{reporting.url}/v1/reports/slr",
-                                    params={"format": "json", "clocks_limit": len(events)}).json()
+                report = client.get(
+                    f"{reporting.url}/v1/reports/slr", params={"format": "json", "clocks_limit": len(events)}
+                ).json()
                 if len(report["clocks"]) >= len(events):
                     return time.perf_counter() - started
             time.sleep(0.1)
@@ -154,20 +179,32 @@ def pipeline(events: list[dict[str, object]], intake: ServiceProcess, reporting:
 
 def engine_clock_events(stack_url: str, tenant: str) -> int:
     """How many clock events the engine has written to its outbox for the tenant (what reporting must apply)."""
+
     async def count() -> int:
         database = create_engine(stack_url, pool_size=1)
         try:
             async with session_factory(database)() as session:
-                return int(await session.scalar(sa.text(
-                    "SELECT count(*) FROM outbox WHERE topic = :topic AND key LIKE :tenant"),
-                    {"topic": "sla.clocks.v1", "tenant": f"{tenant}/%"}) or 0)
+                return int(
+                    await session.scalar(
+                        sa.text("SELECT count(*) FROM outbox WHERE topic = :topic AND key LIKE :tenant"),
+                        {"topic": "sla.clocks.v1", "tenant": f"{tenant}/%"},
+                    )
+                    or 0
+                )
         finally:
             await database.dispose()
+
     return asyncio.run(count())
 
 
-def realistic_pipeline(stack: Stack, events: list[dict[str, object]], tickets: int, intake: ServiceProcess,
-                       reporting: ServiceProcess, headers: dict[str, str]) -> float:
+def realistic_pipeline(
+    stack: Stack,
+    events: list[dict[str, object]],
+    tickets: int,
+    intake: ServiceProcess,
+    reporting: ServiceProcess,
+    headers: dict[str, str],
+) -> float:
     """The realistic workload through intake: until the engine has caught up with every ticket and reporting
     has applied every clock event the engine wrote for the tenant."""
     tenant = str(events[0]["tenantid"])
@@ -176,8 +213,11 @@ def realistic_pipeline(stack: Stack, events: list[dict[str, object]], tickets: i
         before = clock_events_applied(client, reporting)
         started = time.perf_counter()
         for start in range(0, len(events), 500):
-            answer = client.post(f"{intake.url}/v1/events", content=json.dumps(events[start:start + 500]),
-                                 headers={"Content-Type": "application/cloudevents-batch+json"})
+            answer = client.post(
+                f"{intake.url}/v1/events",
+                content=json.dumps(events[start : start + 500]),
+                headers={"Content-Type": "application/cloudevents-batch+json"},
+            )
             answer.raise_for_status()
 
         async def engine_caught_up() -> None:
@@ -186,6 +226,7 @@ def realistic_pipeline(stack: Stack, events: list[dict[str, object]], tickets: i
                 await until(session_factory(database), tenant, tickets)
             finally:
                 await database.dispose()
+
         asyncio.run(engine_caught_up())
         expected = engine_clock_events(engine_url, tenant)
         while clock_events_applied(client, reporting) - before < expected:
@@ -218,29 +259,50 @@ def realistic(stack: Stack, count: int) -> int:
         tenant = f"bench-{uuid.uuid4().hex[:6]}"
         key = platform.new_tenant(tenant)
         headers = {"Authorization": f"Bearer {key}"}
-        httpx.post(f"{engine.url}/v1/config:apply", content=bundle_yaml(10), timeout=60,
-                   headers={**headers, "Content-Type": "application/yaml"}).raise_for_status()
+        httpx.post(
+            f"{engine.url}/v1/config:apply",
+            content=bundle_yaml(10),
+            timeout=60,
+            headers={**headers, "Content-Type": "application/yaml"},
+        ).raise_for_status()
         tickets = make_tickets(max(1, count // 8), policies=10, tenant_id=tenant, seed=21)
         events = [event for ticket in tickets for event in ticket.events]
         through_pipeline = realistic_pipeline(stack, events, len(tickets), intake, reporting, headers)
-        engine_tickets = [with_tenant(ticket, tenant) for ticket in
-                          make_tickets(max(1, count // 8), policies=10, tenant_id=tenant, seed=22)]
-        engine_tickets = [Ticket(f"E{t.ticket_id}", t.snapshots, tuple(
-            {**e, "id": f"E{e['id']}", "subject": f"E{t.ticket_id}",
-             "data": {**e["data"], "ticket_id": f"E{t.ticket_id}"}} for e in t.events)) for t in engine_tickets]
+        engine_tickets = [
+            with_tenant(ticket, tenant)
+            for ticket in make_tickets(max(1, count // 8), policies=10, tenant_id=tenant, seed=22)
+        ]
+        engine_tickets = [
+            Ticket(
+                f"E{t.ticket_id}",
+                t.snapshots,
+                tuple(
+                    {
+                        **e,
+                        "id": f"E{e['id']}",
+                        "subject": f"E{t.ticket_id}",
+                        "data": {**e["data"], "ticket_id": f"E{t.ticket_id}"},
+                    }
+                    for e in t.events
+                ),
+            )
+            for t in engine_tickets
+        ]
         engine_events, through_engine = asyncio.run(realistic_engine_only(stack, tenant, engine_tickets))
     finally:
         platform.stop()
-    baseline_events = [event for ticket in make_tickets(max(count, 50_000) // 8, policies=10, seed=23)
-                       for event in ticket.events]
+    baseline_events = [
+        event for ticket in make_tickets(max(count, 50_000) // 8, policies=10, seed=23) for event in ticket.events
+    ]
     baseline = asyncio.run(raw_relay_baseline(stack.kafka_bootstrap, baseline_events))
     pipeline_rate, engine_rate = len(events) / through_pipeline, engine_events / through_engine
     baseline_rate = len(baseline_events) / baseline
     print(f"realistic workload: {len(events)} events of {len(tickets)} tickets, bundle of 10 policies")
     print(f"pipeline intake->engine->report {pipeline_rate:10.0f} events/s ({through_pipeline:.1f} s)")
     print(f"sla-engine alone (topic->caught up) {engine_rate:6.0f} events/s ({through_engine:.1f} s)")
-    print(f"raw aiokafka relay baseline     {baseline_rate:10.0f} events/s "
-          f"({len(baseline_events)} in {baseline:.1f} s)")
+    print(
+        f"raw aiokafka relay baseline     {baseline_rate:10.0f} events/s ({len(baseline_events)} in {baseline:.1f} s)"
+    )
     print(f"ratio pipeline / baseline       {pipeline_rate / baseline_rate:10.3f}   (target >= 0.25)")
     print(f"ratio sla-engine / baseline     {engine_rate / baseline_rate:10.3f}")
     return 0
@@ -261,8 +323,12 @@ def main() -> int:
         tenant = f"bench-{uuid.uuid4().hex[:6]}"
         key = platform.new_tenant(tenant)
         headers = {"Authorization": f"Bearer {key}"}
-        httpx.post(f"{engine.url}/v1/config:apply", content=BUNDLE, timeout=30,
-                   headers={**headers, "Content-Type": "application/yaml"}).raise_for_status()
+        httpx.post(
+            f"{engine.url}/v1/config:apply",
+            content=BUNDLE,
+            timeout=30,
+            headers={**headers, "Content-Type": "application/yaml"},
+        ).raise_for_status()
         events = ticket_events(tenant, count)
         through_pipeline = pipeline(events, intake, reporting, headers)
         through_engine = asyncio.run(engine_only(stack.kafka_bootstrap, ticket_events(tenant, count, "E")))

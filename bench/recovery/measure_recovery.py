@@ -39,12 +39,26 @@ def MEMBERSHIP(name: str) -> dict[str, str]:  # noqa: N802 - reads as the consta
 
 
 def ticket(tenant: str) -> bytes:
-    return json.dumps({
-        "specversion": "1.0", "id": str(uuid.uuid4()), "source": "bench://recovery", "type": "itsm.ticket.v1",
-        "time": datetime.now(UTC).isoformat(), "tenantid": tenant, "subject": "INC-1",
-        "data": {"ticket_id": "INC-1", "action": "created", "kind": "incident", "service": "email",
-                 "customer": "acme", "priority": "P2", "status": "new"},
-    }).encode()
+    return json.dumps(
+        {
+            "specversion": "1.0",
+            "id": str(uuid.uuid4()),
+            "source": "bench://recovery",
+            "type": "itsm.ticket.v1",
+            "time": datetime.now(UTC).isoformat(),
+            "tenantid": tenant,
+            "subject": "INC-1",
+            "data": {
+                "ticket_id": "INC-1",
+                "action": "created",
+                "kind": "incident",
+                "service": "email",
+                "customer": "acme",
+                "priority": "P2",
+                "status": "new",
+            },
+        }
+    ).encode()
 
 
 class Probe:

@@ -57,8 +57,14 @@ def launch_and_time(process: ServiceProcess) -> tuple[float, float, float, dict[
             joined = float(found.group(1))
             break
         time.sleep(0.1)
-    summary = next((line for line in log_since(process, offset).splitlines()
-                    if f'"message": "{process.service} started in' in line), "")
+    summary = next(
+        (
+            line
+            for line in log_since(process, offset).splitlines()
+            if f'"message": "{process.service} started in' in line
+        ),
+        "",
+    )
     phases = {name: float(seconds) for name, seconds in PHASE.findall(summary.split(" started in", 1)[-1])}
     return ready, cpu, joined, phases
 
@@ -83,8 +89,10 @@ def main() -> None:
     cache = tempfile.mkdtemp(prefix="slm-no-bytecode-") if "--no-bytecode" in sys.argv else None
     if cache is not None:
         os.environ["PYTHONPYCACHEPREFIX"] = cache  # inherited by the services: no compiled module is found
-    print(f"load average {os.getloadavg()[0]:.1f}; membership {'static' if static else 'dynamic'}; "
-          f"bytecode {'none (compiled at every start)' if cache else 'as installed'}")
+    print(
+        f"load average {os.getloadavg()[0]:.1f}; membership {'static' if static else 'dynamic'}; "
+        f"bytecode {'none (compiled at every start)' if cache else 'as installed'}"
+    )
     print(f"{'scenario':<34} {'ready':>6} {'CPU s':>6} {'+joined':>7}  phases of at least 0.05 s")
     for service in services:
         settings = {"period_close_enabled": "false"} if service == "reporting" else {}

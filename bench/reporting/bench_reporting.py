@@ -41,9 +41,16 @@ MONTH_END = datetime(2026, 11, 1, tzinfo=UTC)
 SERVICES = [f"svc-{n}" for n in range(8)]
 CUSTOMERS = [f"cust-{n}" for n in range(40)]
 PRIORITIES = ["P1", "P2", "P3", "P4"]
-TARGETS = {("response", "P1"): 900, ("response", "P2"): 3600, ("response", "P3"): 14400,
-           ("response", "P4"): 86400, ("resolution", "P1"): 14400, ("resolution", "P2"): 28800,
-           ("resolution", "P3"): 259200, ("resolution", "P4"): 432000}
+TARGETS = {
+    ("response", "P1"): 900,
+    ("response", "P2"): 3600,
+    ("response", "P3"): 14400,
+    ("response", "P4"): 86400,
+    ("resolution", "P1"): 14400,
+    ("resolution", "P2"): 28800,
+    ("resolution", "P3"): 259200,
+    ("resolution", "P4"): 432000,
+}
 RUNS = 3
 # The trend reaches six months back: some older data, so the scan has neighbours to skip.
 HISTORY_SHARE = 0.25
@@ -60,8 +67,11 @@ def outcomes(tenant: str, count: int, rng: random.Random) -> list[tuple[object, 
         target = TARGETS[(metric, priority)]
         draw = rng.random()
         history = rng.random() < HISTORY_SHARE
-        start = (MONTH_START - timedelta(days=rng.randint(1, 180))) if history else \
-            MONTH_START + timedelta(seconds=rng.random() * month_seconds * 0.98)
+        start = (
+            (MONTH_START - timedelta(days=rng.randint(1, 180)))
+            if history
+            else MONTH_START + timedelta(seconds=rng.random() * month_seconds * 0.98)
+        )
         stop = start + timedelta(seconds=rng.randint(60, 3 * 86400))
         if stop >= MONTH_END:
             stop = MONTH_END - timedelta(seconds=1)
@@ -74,16 +84,63 @@ def outcomes(tenant: str, count: int, rng: random.Random) -> list[tuple[object, 
             state, elapsed, breached_at, stopped_at = "running", rng.randint(1, target), None, None
         else:
             state, elapsed, breached_at, stopped_at = "cancelled", rng.randint(1, target), None, stop
-        rows.append((tenant, ticket, policy, metric, 1, agreement, 3, state, breached_at is not None,
-                     rng.choice(SERVICES), rng.choice(CUSTOMERS), priority, "incident", "cn-business", target,
-                     elapsed, start, None, breached_at, stopped_at, "met", stopped_at or start, f"e{number}", 0))
+        rows.append(
+            (
+                tenant,
+                ticket,
+                policy,
+                metric,
+                1,
+                agreement,
+                3,
+                state,
+                breached_at is not None,
+                rng.choice(SERVICES),
+                rng.choice(CUSTOMERS),
+                priority,
+                "incident",
+                "cn-business",
+                target,
+                elapsed,
+                start,
+                None,
+                breached_at,
+                stopped_at,
+                "met",
+                stopped_at or start,
+                f"e{number}",
+                0,
+            )
+        )
     return rows
 
 
-OUTCOME_COLUMNS = ["tenant_id", "ticket_id", "policy_id", "metric", "cycle", "agreement", "policy_version", "state",
-                   "breached", "service", "customer", "priority", "kind", "calendar", "target_seconds",
-                   "elapsed_seconds", "started_at", "due_at", "breached_at", "stopped_at", "last_transition",
-                   "last_event_time", "last_event_id", "recalculations"]
+OUTCOME_COLUMNS = [
+    "tenant_id",
+    "ticket_id",
+    "policy_id",
+    "metric",
+    "cycle",
+    "agreement",
+    "policy_version",
+    "state",
+    "breached",
+    "service",
+    "customer",
+    "priority",
+    "kind",
+    "calendar",
+    "target_seconds",
+    "elapsed_seconds",
+    "started_at",
+    "due_at",
+    "breached_at",
+    "stopped_at",
+    "last_transition",
+    "last_event_time",
+    "last_event_id",
+    "recalculations",
+]
 
 
 def transitions(outcome_rows: list[tuple[object, ...]]) -> list[tuple[object, ...]]:
@@ -104,38 +161,74 @@ async def load(dsn: str, tenant: str, size: int) -> float:
     started = time.perf_counter()
     clock_rows = outcomes(tenant, size, rng)
     volume_rows = transitions(clock_rows)
-    answers = [(tenant, "bench", f"f{i}", row[1], row[9], row[10], rng.randint(1, 5), 5, None, row[19])
-               for i, row in enumerate(clock_rows) if row[3] == "resolution" and row[19] and rng.random() < 0.1]
+    answers = [
+        (tenant, "bench", f"f{i}", row[1], row[9], row[10], rng.randint(1, 5), 5, None, row[19])
+        for i, row in enumerate(clock_rows)
+        if row[3] == "resolution" and row[19] and rng.random() < 0.1
+    ]
     connection = await asyncpg.connect(dsn)
     try:
         await connection.copy_records_to_table("clock_outcomes", records=clock_rows, columns=OUTCOME_COLUMNS)
         await connection.copy_records_to_table(
-            "ticket_transitions", records=volume_rows,
-            columns=["tenant_id", "ticket_id", "position", "at", "kind", "open_delta", "priority", "service",
-                     "customer", "ticket_kind"])
+            "ticket_transitions",
+            records=volume_rows,
+            columns=[
+                "tenant_id",
+                "ticket_id",
+                "position",
+                "at",
+                "kind",
+                "open_delta",
+                "priority",
+                "service",
+                "customer",
+                "ticket_kind",
+            ],
+        )
         await connection.copy_records_to_table(
-            "feedback", records=answers,
-            columns=["tenant_id", "source", "event_id", "ticket_id", "service", "customer", "score", "scale",
-                     "comment", "answered_at"])
+            "feedback",
+            records=answers,
+            columns=[
+                "tenant_id",
+                "source",
+                "event_id",
+                "ticket_id",
+                "service",
+                "customer",
+                "score",
+                "scale",
+                "comment",
+                "answered_at",
+            ],
+        )
         # The rollups as the consumers keep them, built in one statement each.
-        await connection.execute("""
+        await connection.execute(
+            """
             INSERT INTO clock_daily SELECT tenant_id, (stopped_at AT TIME ZONE 'UTC')::date, service, customer,
                    agreement, policy_id, policy_version, calendar, metric, priority,
                    count(*) FILTER (WHERE state = 'met'), count(*) FILTER (WHERE state = 'breached'),
                    sum(elapsed_seconds),
                    coalesce(sum(greatest(elapsed_seconds - target_seconds, 0)) FILTER (WHERE state = 'breached'), 0)
             FROM clock_outcomes WHERE tenant_id = $1 AND state IN ('met', 'breached')
-            GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10""", tenant)
-        await connection.execute("""
+            GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10""",
+            tenant,
+        )
+        await connection.execute(
+            """
             INSERT INTO clock_daily_service SELECT tenant_id, day, service, agreement, policy_id, policy_version,
                    calendar, metric, priority, sum(met), sum(breached), sum(elapsed_sum), sum(over_target_sum)
-            FROM clock_daily WHERE tenant_id = $1 GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9""", tenant)
-        await connection.execute("""
+            FROM clock_daily WHERE tenant_id = $1 GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9""",
+            tenant,
+        )
+        await connection.execute(
+            """
             INSERT INTO ticket_daily SELECT tenant_id, (at AT TIME ZONE 'UTC')::date, service, customer, priority,
                    count(*) FILTER (WHERE kind = 'created'), count(*) FILTER (WHERE kind = 'resolved'),
                    count(*) FILTER (WHERE kind = 'reopened'), count(*) FILTER (WHERE kind = 'cancelled'),
                    sum(open_delta)
-            FROM ticket_transitions WHERE tenant_id = $1 GROUP BY 1, 2, 3, 4, 5""", tenant)
+            FROM ticket_transitions WHERE tenant_id = $1 GROUP BY 1, 2, 3, 4, 5""",
+            tenant,
+        )
         await connection.execute("INSERT INTO tenants_seen VALUES ($1, $2)", tenant, MONTH_START - timedelta(days=180))
         await connection.execute("VACUUM ANALYZE")
     finally:
@@ -210,13 +303,18 @@ async def generate(url: str, tenant: str) -> tuple[float, int]:
 
 
 # Targets that read every kind of fact the review measures (answers, resolutions, open tickets, cycles).
-REVIEW_CONFIG = ReportingConfig.model_validate({"quality_targets": [
-    {"id": "satisfied", "kpi": "csat_satisfied", "threshold": 80},
-    {"id": "reopens", "kpi": "reopen_rate", "threshold": 5},
-    {"id": "first-contact", "kpi": "first_contact_resolution", "threshold": 80},
-    {"id": "backlog", "kpi": "backlog_age_p90", "threshold": 864000},
-    {"id": "ola", "kpi": "breach_rate", "threshold": 10, "agreement": "OLA"}],
-    "workload_limits": [{"tickets_per_period": 100000}]})
+REVIEW_CONFIG = ReportingConfig.model_validate(
+    {
+        "quality_targets": [
+            {"id": "satisfied", "kpi": "csat_satisfied", "threshold": 80},
+            {"id": "reopens", "kpi": "reopen_rate", "threshold": 5},
+            {"id": "first-contact", "kpi": "first_contact_resolution", "threshold": 80},
+            {"id": "backlog", "kpi": "backlog_age_p90", "threshold": 864000},
+            {"id": "ola", "kpi": "breach_rate", "threshold": 10, "agreement": "OLA"},
+        ],
+        "workload_limits": [{"tickets_per_period": 100000}],
+    }
+)
 
 
 async def review(url: str, tenant: str) -> float:
@@ -226,8 +324,11 @@ async def review(url: str, tenant: str) -> float:
         started = time.perf_counter()
         async with sessions() as session, session.begin():
             config, version = await load_config(session, tenant)
-            review_document(await build_review(session, tenant, parse_period("2026-10", config), config, version,
-                                               None, datetime.now(UTC)))
+            review_document(
+                await build_review(
+                    session, tenant, parse_period("2026-10", config), config, version, None, datetime.now(UTC)
+                )
+            )
         return time.perf_counter() - started
     finally:
         await engine.dispose()
@@ -252,12 +353,24 @@ async def main(sizes: list[int]) -> None:
     await admin.execute(f'CREATE DATABASE "{name}"')
     url = f"{base}/{name}"
     try:
-        await asyncio.to_thread(subprocess.run, [str(REPO / ".venv" / "bin" / "alembic"), "-c",
-                        str(REPO / "services" / "reporting" / "alembic.ini"), "upgrade", "head"],
-                       env={**os.environ, "REPORTING_DATABASE_URL": url}, check=True, capture_output=True,
-                       timeout=120)
-        print(f"{'outcomes':>10} {'load s':>8} {'counted':>9} {'report s':>9} {'scan s':>8} {'scan/report':>12} "
-              f"{'review s':>9}")
+        await asyncio.to_thread(
+            subprocess.run,
+            [
+                str(REPO / ".venv" / "bin" / "alembic"),
+                "-c",
+                str(REPO / "services" / "reporting" / "alembic.ini"),
+                "upgrade",
+                "head",
+            ],
+            env={**os.environ, "REPORTING_DATABASE_URL": url},
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
+        print(
+            f"{'outcomes':>10} {'load s':>8} {'counted':>9} {'report s':>9} {'scan s':>8} {'scan/report':>12} "
+            f"{'review s':>9}"
+        )
         for size in sizes:
             tenant = f"bench-{size}"
             loaded = await load(asyncpg_dsn(url), tenant, size)
@@ -272,8 +385,11 @@ async def main(sizes: list[int]) -> None:
                 scan_runs.append(await scan(asyncpg_dsn(url), tenant))
                 review_runs.append(await review(url, tenant))
             report_s, scan_s = statistics.median(report_runs), statistics.median(scan_runs)
-            print(f"{size:>10} {loaded:>8.1f} {counted:>9} {report_s:>9.3f} {scan_s:>8.3f} {scan_s / report_s:>12.2f} "
-                  f"{statistics.median(review_runs):>9.3f}", flush=True)
+            print(
+                f"{size:>10} {loaded:>8.1f} {counted:>9} {report_s:>9.3f} {scan_s:>8.3f} {scan_s / report_s:>12.2f} "
+                f"{statistics.median(review_runs):>9.3f}",
+                flush=True,
+            )
     finally:
         await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
         await admin.close()

@@ -48,7 +48,9 @@ BATCH = 500
 BUNDLE = "slos:\n" + "".join(
     f"  - {{id: api-{n}, service: api-{n}, sli: {{type: ratio, sli: requests}}, objective: 99.9, "
     f"window: {{rolling: 28d}}}}\n  - {{id: web-{n}, service: web-{n}, sli: {{type: availability}}, "
-    f"objective: 99.9, window: {{calendar: month}}}}\n" for n in range(SERVICES))
+    f"objective: 99.9, window: {{calendar: month}}}}\n"
+    for n in range(SERVICES)
+)
 
 
 def signal_records(tenant: str, count: int, end: datetime) -> list[ConsumerRecord[bytes, bytes]]:
@@ -57,16 +59,31 @@ def signal_records(tenant: str, count: int, end: datetime) -> list[ConsumerRecor
         at = end - timedelta(seconds=count - index)  # a signal a second, the newest now
         service = index % SERVICES
         if index % 10 == 0:  # one in ten is an availability change, the rest good/total windows
-            data: dict[str, object] = {"service": f"web-{service}", "component": "lb",
-                                       "state": "down" if index % 20 == 0 else "up"}
+            data: dict[str, object] = {
+                "service": f"web-{service}",
+                "component": "lb",
+                "state": "down" if index % 20 == 0 else "up",
+            }
             kind = "itsm.availability.v1"
         else:
-            data = {"service": f"api-{service}", "sli": "requests",
-                    "window_start": (at - timedelta(minutes=1)).isoformat(), "window_end": at.isoformat(),
-                    "good": 995 + index % 5, "total": 1_000}
+            data = {
+                "service": f"api-{service}",
+                "sli": "requests",
+                "window_start": (at - timedelta(minutes=1)).isoformat(),
+                "window_end": at.isoformat(),
+                "good": 995 + index % 5,
+                "total": 1_000,
+            }
             kind = "itsm.measurement.v1"
-        event = {"specversion": "1.0", "id": f"{tenant}-{index}", "source": "probe://bench", "type": kind,
-                 "time": at.isoformat(), "tenantid": tenant, "data": data}
+        event = {
+            "specversion": "1.0",
+            "id": f"{tenant}-{index}",
+            "source": "probe://bench",
+            "type": kind,
+            "time": at.isoformat(),
+            "tenantid": tenant,
+            "data": data,
+        }
         value = json.dumps(event).encode()
         records.append(ConsumerRecord(topics.SIGNALS, 0, index, 0, 0, None, value, None, 0, len(value), []))
     return records
@@ -88,7 +105,7 @@ async def ingestion(count: int) -> tuple[float, float]:
         baseline_records = signal_records(baseline_tenant, count, end)
         started = time.perf_counter()
         for offset in range(0, count, BATCH):
-            events = [parse_cloudevent(record.value or b"") for record in baseline_records[offset:offset + BATCH]]
+            events = [parse_cloudevent(record.value or b"") for record in baseline_records[offset : offset + BATCH]]
             async with sessions() as session, session.begin():
                 await inbox.first_deliveries(session, events)
         baseline = count / (time.perf_counter() - started)
@@ -97,13 +114,21 @@ async def ingestion(count: int) -> tuple[float, float]:
         records = signal_records(tenant, count, end)
         started = time.perf_counter()
         for offset in range(0, count, BATCH):
-            await keeper.on_signal_records(records[offset:offset + BATCH])
+            await keeper.on_signal_records(records[offset : offset + BATCH])
         measured = count / (time.perf_counter() - started)
     finally:
         async with sessions() as session, session.begin():
-            for table in (tables.slo_state_changes, tables.slo_maintenance, tables.slo_availability_minutes,
-                          tables.slo_availability_days, tables.slo_ratio_minutes, tables.slo_ratio_days,
-                          tables.slo_evaluations, tables.config_versions, tables.inbox):
+            for table in (
+                tables.slo_state_changes,
+                tables.slo_maintenance,
+                tables.slo_availability_minutes,
+                tables.slo_availability_days,
+                tables.slo_ratio_minutes,
+                tables.slo_ratio_days,
+                tables.slo_evaluations,
+                tables.config_versions,
+                tables.inbox,
+            ):
                 await session.execute(sa.delete(table).where(table.c.tenant_id.in_([tenant, baseline_tenant])))
         await engine.dispose()
     return measured, baseline
@@ -121,9 +146,12 @@ class PlainMinute:
 def evaluation(slos: int) -> tuple[float, float]:
     at = datetime(2026, 6, 1, tzinfo=UTC)
     minutes = 90 * 1_440
-    definition = slo_definition(parse_bundle(
-        "slos:\n  - {id: api, service: api, sli: {type: ratio, sli: requests}, objective: 99.9, "
-        "window: {rolling: 90d}}\n").slos[0])
+    definition = slo_definition(
+        parse_bundle(
+            "slos:\n  - {id: api, service: api, sli: {type: ratio, sli: requests}, objective: 99.9, "
+            "window: {rolling: 90d}}\n"
+        ).slos[0]
+    )
     rows = [RatioMinute(at - timedelta(minutes=minutes - index), 999 + index % 2, 1_000) for index in range(minutes)]
     plain = [PlainMinute(row.minute, Decimal(row.good), Decimal(row.total)) for row in rows]
     started = time.perf_counter()
@@ -153,15 +181,30 @@ async def stored_evaluation(slos: int) -> tuple[float, float]:
     tenant = f"bench-slo-{uuid.uuid4().hex[:8]}"
     at = datetime.now(UTC).replace(second=0, microsecond=0)
     start = at - timedelta(days=90)
-    definition = slo_definition(parse_bundle(
-        "slos:\n  - {id: api, service: api, sli: {type: ratio, sli: requests}, objective: 99.9, "
-        "window: {rolling: 90d}}\n").slos[0])
+    definition = slo_definition(
+        parse_bundle(
+            "slos:\n  - {id: api, service: api, sli: {type: ratio, sli: requests}, objective: 99.9, "
+            "window: {rolling: 90d}}\n"
+        ).slos[0]
+    )
     r = tables.slo_ratio_minutes
     minute = sa.func.generate_series(start, at - timedelta(minutes=1), timedelta(minutes=1)).column_valued("m")
     async with sessions() as session, session.begin():
-        await session.execute(sa.insert(r).from_select(["tenant_id", "service", "sli", "minute", "good", "total"], (
-            sa.select(sa.literal(tenant), sa.literal("api"), sa.literal("requests"), minute,
-                      999 + sa.cast(sa.extract("epoch", minute) / 60, sa.Integer) % 2, sa.literal(1_000)))))
+        await session.execute(
+            sa.insert(r).from_select(
+                ["tenant_id", "service", "sli", "minute", "good", "total"],
+                (
+                    sa.select(
+                        sa.literal(tenant),
+                        sa.literal("api"),
+                        sa.literal("requests"),
+                        minute,
+                        999 + sa.cast(sa.extract("epoch", minute) / 60, sa.Integer) % 2,
+                        sa.literal(1_000),
+                    )
+                ),
+            )
+        )
         await SqlSloRepository(session).refresh_ratio_days(tenant, "api", "requests")
     try:
         timings = []
@@ -169,8 +212,7 @@ async def stored_evaluation(slos: int) -> tuple[float, float]:
             started = time.perf_counter()
             for _ in range(slos):
                 async with sessions() as session:
-                    series = await SqlSloRepository(session).ratio_series(tenant, "api", "requests", start, at,
-                                                                           split)
+                    series = await SqlSloRepository(session).ratio_series(tenant, "api", "requests", start, at, split)
                     evaluate(definition, series, at)
             timings.append((time.perf_counter() - started) / slos)
     finally:
@@ -185,16 +227,22 @@ def main() -> None:
     slos = int(sys.argv[1]) if len(sys.argv) > 1 else 1_000
     signals = int(sys.argv[2]) if len(sys.argv) > 2 else 20_000
     measured, baseline = asyncio.run(ingestion(signals))
-    print(f"ingestion into rollups: {measured:,.0f} signals/s "
-          f"(baseline, inbox only: {baseline:,.0f} signals/s; {signals:,} signals, batches of {BATCH})")
+    print(
+        f"ingestion into rollups: {measured:,.0f} signals/s "
+        f"(baseline, inbox only: {baseline:,.0f} signals/s; {signals:,} signals, batches of {BATCH})"
+    )
     elapsed, floor = evaluation(slos)
-    print(f"evaluation of {slos:,} SLOs x 90 days of minutes: {elapsed:.1f} s, {1_000 * elapsed / slos:.1f} ms per SLO "
-          f"(baseline, plain sum of the same minutes: {floor:.1f} s; ratio {elapsed / floor:.2f})")
+    print(
+        f"evaluation of {slos:,} SLOs x 90 days of minutes: {elapsed:.1f} s, {1_000 * elapsed / slos:.1f} ms per SLO "
+        f"(baseline, plain sum of the same minutes: {floor:.1f} s; ratio {elapsed / floor:.2f})"
+    )
     stored = max(1, slos // 10)
     ahead, whole = asyncio.run(stored_evaluation(stored))
-    print(f"reading 90 days of stored minutes and evaluating, {stored:,} SLOs: {1_000 * ahead:.1f} ms per SLO with "
-          f"the older minutes summed from day sums, {1_000 * whole:.1f} ms reading the whole window as arrays "
-          f"(plain sum of the minutes, for scale: {1_000 * floor / slos:.1f} ms)")
+    print(
+        f"reading 90 days of stored minutes and evaluating, {stored:,} SLOs: {1_000 * ahead:.1f} ms per SLO with "
+        f"the older minutes summed from day sums, {1_000 * whole:.1f} ms reading the whole window as arrays "
+        f"(plain sum of the minutes, for scale: {1_000 * floor / slos:.1f} ms)"
+    )
 
 
 if __name__ == "__main__":

@@ -65,8 +65,17 @@ async def load_pending_clocks(dsn: str, tenant: str, pending: int, due_now: int,
     """COPY the rows a running clock leaves behind: snapshot, pin, published `started`, timer."""
     connection = await asyncpg.connect(dsn)
     try:
-        snapshot = json.dumps({"action": "created", "kind": "incident", "status": "new", "priority": "P1",
-                               "service": "email", "customer": "acme", "attributes": {}})
+        snapshot = json.dumps(
+            {
+                "action": "created",
+                "kind": "incident",
+                "status": "new",
+                "priority": "P1",
+                "service": "email",
+                "customer": "acme",
+                "attributes": {},
+            }
+        )
         for chunk in range(0, pending, 100_000):  # chunks keep this process's memory flat
             events, pins, started, timers = [], [], [], []
             for n in range(chunk, min(pending, chunk + 100_000)):
@@ -79,17 +88,31 @@ async def load_pending_clocks(dsn: str, tenant: str, pending: int, due_now: int,
                 started.append((tenant, ticket, "p1", "resolution", 1, "started", created, 0, created))
                 timers.append((tenant, ticket, due, "breached"))
             await connection.copy_records_to_table(
-                "ticket_events", records=events,
-                columns=["tenant_id", "ticket_id", "source", "event_id", "event_time", "snapshot"])
+                "ticket_events",
+                records=events,
+                columns=["tenant_id", "ticket_id", "source", "event_id", "event_time", "snapshot"],
+            )
             await connection.copy_records_to_table(
-                "ticket_versions", records=pins,
-                columns=["tenant_id", "ticket_id", "config_version", "first_event_at"])
+                "ticket_versions", records=pins, columns=["tenant_id", "ticket_id", "config_version", "first_event_at"]
+            )
             await connection.copy_records_to_table(
-                "emitted_transitions", records=started,
-                columns=["tenant_id", "ticket_id", "policy_id", "metric", "cycle", "transition", "at", "threshold",
-                         "emitted_at"])
+                "emitted_transitions",
+                records=started,
+                columns=[
+                    "tenant_id",
+                    "ticket_id",
+                    "policy_id",
+                    "metric",
+                    "cycle",
+                    "transition",
+                    "at",
+                    "threshold",
+                    "emitted_at",
+                ],
+            )
             await connection.copy_records_to_table(
-                "timers", records=timers, columns=["tenant_id", "ticket_id", "due_at", "transition"])
+                "timers", records=timers, columns=["tenant_id", "ticket_id", "due_at", "transition"]
+            )
         await connection.execute("ANALYZE")
     finally:
         await connection.close()
@@ -142,8 +165,13 @@ async def run(pending: int, seconds: int) -> None:
     url = f"{base}/{name}"
     try:
         migrate = await asyncio.create_subprocess_exec(
-            str(REPO / ".venv" / "bin" / "alembic"), "-c", str(REPO / "services" / "sla-engine" / "alembic.ini"),
-            "upgrade", "head", env={**os.environ, "SLA_ENGINE_DATABASE_URL": url})
+            str(REPO / ".venv" / "bin" / "alembic"),
+            "-c",
+            str(REPO / "services" / "sla-engine" / "alembic.ini"),
+            "upgrade",
+            "head",
+            env={**os.environ, "SLA_ENGINE_DATABASE_URL": url},
+        )
         if await migrate.wait() != 0:
             raise SystemExit("migrating the scratch database failed")
         engine = create_engine(url)
@@ -151,8 +179,9 @@ async def run(pending: int, seconds: int) -> None:
         bundles = BundleCache()
         keeper = ClockKeeper(engine_units(sessions), bundles)
         tenant = "bench"
-        await ConfigService(engine_units(sessions), bundles, keeper).apply(tenant, BUNDLE, "yaml", "none",
-                                                                           datetime.now(UTC))
+        await ConfigService(engine_units(sessions), bundles, keeper).apply(
+            tenant, BUNDLE, "yaml", "none", datetime.now(UTC)
+        )
         due_now = RATE * seconds
         started = time.perf_counter()
         first_due = (datetime.now(UTC) + timedelta(seconds=60 + pending / 40_000)).replace(microsecond=0)
@@ -162,8 +191,9 @@ async def run(pending: int, seconds: int) -> None:
         if wait < 0:
             raise SystemExit("loading took longer than planned; lower `pending`")
         await asyncio.sleep(wait)
-        loop = TimerLoop(keeper, engine_units(sessions), lambda: datetime.now(UTC), batch_size=200,
-                         max_sleep_seconds=0.5)
+        loop = TimerLoop(
+            keeper, engine_units(sessions), lambda: datetime.now(UTC), batch_size=200, max_sleep_seconds=0.5
+        )
         rss_before = resident_mib()
         stop_watching = asyncio.Event()
         watching = asyncio.create_task(watch_fired(asyncpg_dsn(url), stop_watching))
@@ -183,11 +213,15 @@ async def run(pending: int, seconds: int) -> None:
     print(f"due during the run            {due_now:>10}   ({RATE}/s for {seconds} s)")
     print(f"fired                         {len(lateness):>10}   ({len(lateness) / seconds:.0f}/s)")
     if lateness:
-        print(f"lateness p50 / p99 / max       {percentile(lateness, 0.5):8.3f} / {percentile(lateness, 0.99):.3f}"
-              f" / {max(lateness):.3f} s   (target p99 <= 1 s)")
+        print(
+            f"lateness p50 / p99 / max       {percentile(lateness, 0.5):8.3f} / {percentile(lateness, 0.99):.3f}"
+            f" / {max(lateness):.3f} s   (target p99 <= 1 s)"
+        )
     print(f"baseline asyncio.sleep p50/p99 {statistics.median(baseline):8.3f} / {percentile(baseline, 0.99):.3f} s")
-    print(f"resident memory               {rss_during:10.0f} MiB at the end of the run ({rss_before:.0f} MiB before"
-          " the timer loop started; the loop runs in this process)")
+    print(
+        f"resident memory               {rss_during:10.0f} MiB at the end of the run ({rss_before:.0f} MiB before"
+        " the timer loop started; the loop runs in this process)"
+    )
 
 
 def main() -> int:

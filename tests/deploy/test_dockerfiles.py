@@ -81,8 +81,7 @@ def test_only_this_service_is_installed_from_the_frozen_lock_with_the_makefile_u
     copied = [i.arguments for i in build if i.command == "COPY"]
     assert f"services/{service} services/{service}" in copied  # src/, alembic.ini and migrations/
     assert "shared/src shared/src" in copied
-    other_sources = [c for c in copied for other in SERVICES
-                     if other != service and c.startswith(f"services/{other} ")]
+    other_sources = [c for c in copied for other in SERVICES if other != service and c.startswith(f"services/{other} ")]
     assert not other_sources
 
 

@@ -12,9 +12,34 @@ DASHBOARD = DEPLOY / "grafana" / "slm-dashboard.json"
 # Not ours: Strimzi's Kafka Exporter publishes consumer-group lag, the figure KEDA scales on.
 EXTERNAL_METRICS = {"kafka_consumergroup_lag"}
 PROMQL_WORDS = {
-    "sum", "max", "min", "avg", "count", "rate", "irate", "increase", "histogram_quantile", "by", "without",
-    "label_values", "le", "job", "topic", "outcome", "namespace", "transition", "channel", "code", "consumergroup",
-    "state", "breached", "kind", "format", "group", "task", "reason",
+    "sum",
+    "max",
+    "min",
+    "avg",
+    "count",
+    "rate",
+    "irate",
+    "increase",
+    "histogram_quantile",
+    "by",
+    "without",
+    "label_values",
+    "le",
+    "job",
+    "topic",
+    "outcome",
+    "namespace",
+    "transition",
+    "channel",
+    "code",
+    "consumergroup",
+    "state",
+    "breached",
+    "kind",
+    "format",
+    "group",
+    "task",
+    "reason",
 }
 
 
@@ -24,8 +49,12 @@ def dashboard() -> dict[str, Any]:
 
 
 def queries() -> list[tuple[str, str]]:
-    return [(panel["title"], target["expr"]) for panel in dashboard()["panels"] if panel["type"] != "row"
-            for target in panel["targets"]]
+    return [
+        (panel["title"], target["expr"])
+        for panel in dashboard()["panels"]
+        if panel["type"] != "row"
+        for target in panel["targets"]
+    ]
 
 
 def metrics_in(expr: str) -> set[str]:
@@ -65,4 +94,5 @@ def test_every_metric_the_services_export_has_a_panel() -> None:
 
 def test_the_metric_extraction_sees_a_misspelt_metric() -> None:
     assert metrics_in('sum by (job) (rate(slm_event_consumed_total{namespace="x"}[5m]))') == {
-        "slm_event_consumed_total"}
+        "slm_event_consumed_total"
+    }

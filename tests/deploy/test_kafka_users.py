@@ -21,8 +21,19 @@ from sla_engine.settings import SlaEngineSettings
 from slm_shared import topics
 from tests.deploy.support import OVERLAYS, SERVICES, render
 
-STRIMZI_OPERATIONS = {"Read", "Write", "Create", "Delete", "Alter", "Describe", "ClusterAction", "AlterConfigs",
-                      "DescribeConfigs", "IdempotentWrite", "All"}
+STRIMZI_OPERATIONS = {
+    "Read",
+    "Write",
+    "Create",
+    "Delete",
+    "Alter",
+    "Describe",
+    "ClusterAction",
+    "AlterConfigs",
+    "DescribeConfigs",
+    "IdempotentWrite",
+    "All",
+}
 # Who may write each topic (issue 13): intake the ticket-side topics and key announcements (and its dead
 # letters), the sla-engine clocks and SLOs, reporting the published reports, upstream producers the ingest topic.
 WRITERS = {
@@ -47,14 +58,25 @@ def users(overlay: str) -> dict[str, dict[str, Any]]:
 
 def rules(user: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     """(resource type, name, pattern type, operation) of every ACL rule of the user."""
-    return [(rule["resource"]["type"], rule["resource"].get("name", ""), rule["resource"].get("patternType", "literal"),
-             operation) for rule in user["spec"]["authorization"]["acls"] for operation in rule["operations"]]
+    return [
+        (
+            rule["resource"]["type"],
+            rule["resource"].get("name", ""),
+            rule["resource"].get("patternType", "literal"),
+            operation,
+        )
+        for rule in user["spec"]["authorization"]["acls"]
+        for operation in rule["operations"]
+    ]
 
 
 def allowed(user: dict[str, Any], kind: str, name: str, operation: str) -> bool:
-    return any(rule_kind == kind and op == operation and (
-        rule_name == name if pattern == "literal" else name.startswith(rule_name))
-        for rule_kind, rule_name, pattern, op in rules(user))
+    return any(
+        rule_kind == kind
+        and op == operation
+        and (rule_name == name if pattern == "literal" else name.startswith(rule_name))
+        for rule_kind, rule_name, pattern, op in rules(user)
+    )
 
 
 def consumed_by_service() -> dict[str, dict[str, list[str]]]:
@@ -128,7 +150,8 @@ def test_production_services_log_in_as_their_kafka_user() -> None:
     found = users("prod")
     for service in SERVICES:
         prefix = service.replace("-", "_").upper()
-        [config] = [d for d in render("prod")
-                    if d["kind"] == "ConfigMap" and d["metadata"]["name"] == f"{service}-config"]
+        [config] = [
+            d for d in render("prod") if d["kind"] == "ConfigMap" and d["metadata"]["name"] == f"{service}-config"
+        ]
         assert config["data"][f"{prefix}_KAFKA__SASL_USERNAME"] in found
         assert config["data"][f"{prefix}_KAFKA__SASL_MECHANISM"] == "SCRAM-SHA-512"

@@ -49,8 +49,12 @@ def container_env(overlay: str, container: dict[str, Any]) -> dict[str, Any]:
 
 
 def workloads(overlay: str) -> list[tuple[dict[str, Any], dict[str, Any]]]:
-    return [(workload, container) for kind in WORKLOAD_KINDS for workload in of_kind(overlay, kind)
-            for container in workload["spec"]["template"]["spec"]["containers"]]
+    return [
+        (workload, container)
+        for kind in WORKLOAD_KINDS
+        for workload in of_kind(overlay, kind)
+        for container in workload["spec"]["template"]["spec"]["containers"]
+    ]
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -154,7 +158,9 @@ def test_pods_outlive_the_drain_and_probe_health_and_readiness(overlay: str) -> 
         assert container["securityContext"]["readOnlyRootFilesystem"] is True
         assert pod["securityContext"]["runAsNonRoot"] is True
         assert {c["topologyKey"] for c in pod["topologySpreadConstraints"]} == {
-            "topology.kubernetes.io/zone", "kubernetes.io/hostname"}
+            "topology.kubernetes.io/zone",
+            "kubernetes.io/hostname",
+        }
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)

@@ -43,12 +43,19 @@ def platform(stack: Stack, otlp_collector: OtlpCollector) -> Iterator[LocalPlatf
     Period close is off here: its loop works on every tenant of the shared reporting database, and the
     period-close tests drive it themselves. Tracing is on, exporting to the package's collector. The services
     verify key announcements with the stack's public key (`make up` writes it)."""
-    tracing = {"tracing__exporter": "otlp", "tracing__otlp_endpoint": otlp_collector.endpoint,
-               # The hostile suites fail authentication on purpose, hundreds of times from this one address;
-               # the failed-authentication throttle has its own tests (tests/integration/intake/test_security.py).
-               "auth_failure_burst": "1000000"}
-    started = LocalPlatform.start(stack, intake=tracing, sla_engine={"clock_census_interval_seconds": "1", **tracing},
-                                  reporting={"period_close_enabled": "false", **tracing})
+    tracing = {
+        "tracing__exporter": "otlp",
+        "tracing__otlp_endpoint": otlp_collector.endpoint,
+        # The hostile suites fail authentication on purpose, hundreds of times from this one address;
+        # the failed-authentication throttle has its own tests (tests/integration/intake/test_security.py).
+        "auth_failure_burst": "1000000",
+    }
+    started = LocalPlatform.start(
+        stack,
+        intake=tracing,
+        sla_engine={"clock_census_interval_seconds": "1", **tracing},
+        reporting={"period_close_enabled": "false", **tracing},
+    )
     yield started
     started.stop()
 

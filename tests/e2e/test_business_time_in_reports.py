@@ -57,8 +57,9 @@ def test_a_running_business_time_clock_is_reported_live_with_the_announced_calen
     start = datetime.now(UTC).replace(microsecond=0) - timedelta(days=20)
     holiday = (start + timedelta(days=10)).date()
     with tenant.client(tenant.platform.sla_engine) as engine:
-        applied = engine.post("/v1/config:apply", content=bundle(holiday.isoformat()),
-                              headers={"Content-Type": "application/yaml"})
+        applied = engine.post(
+            "/v1/config:apply", content=bundle(holiday.isoformat()), headers={"Content-Type": "application/yaml"}
+        )
         assert applied.status_code == 200, applied.text
     with tenant.client(tenant.platform.intake) as intake:
         answer = intake.post("/v1/events", json=[ticket_event(tenant.tenant, "INC-BT-1", start)])

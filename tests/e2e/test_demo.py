@@ -43,8 +43,14 @@ def demo_env(stack: Stack, **extra: str) -> dict[str, str]:
 
 
 def start_demo(stack: Stack, **extra: str) -> tuple[subprocess.Popen[str], queue.Queue[str | None]]:
-    process = subprocess.Popen([sys.executable, "-m", "scripts.demo"], cwd=REPO, env=demo_env(stack, **extra),
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "scripts.demo"],
+        cwd=REPO,
+        env=demo_env(stack, **extra),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     lines: queue.Queue[str | None] = queue.Queue()
 
     def pump() -> None:
@@ -108,16 +114,19 @@ def assert_every_section(output: list[str]) -> None:
     assert re.search(r"^improvement IMP-\w+ opened: .*reopen rate baseline 14.29%", text, re.M), text
     # acme opened 8 of the 12 tickets, over its limit of 6, while its targets were missed.
     assert "review workload acme/*: 8 tickets, limit 6, over limit: True, exception: True" in text, text
-    assert re.search(r'^  review complaint INC-106 \(acme\): 1/5 ".+" status acknowledged improvement IMP-\w+$',
-                     text, re.M), text
+    assert re.search(
+        r'^  review complaint INC-106 \(acme\): 1/5 ".+" status acknowledged improvement IMP-\w+$', text, re.M
+    ), text
     assert re.search(r"^  review csat email/acme: 3 answers, satisfied 2/3", text, re.M), text
     assert re.search(r"^  review improvement IMP-\w+ opened: ", text, re.M), text
     assert re.search(r"^  review experience email: SLA \w+, CSAT satisfied 60.0%, reopens 14.29%", text, re.M), text
     # vpn met every clock, yet neither of its two customers was satisfied: a green SLA, flagged.
-    assert re.search(r"^  review experience vpn: SLA green, CSAT satisfied 0.0%, reopens 0.0%, flagged True ", text,
-                     re.M), text
-    assert re.search(r'^  review complaint INC-113 \(globex\): 2/5 ".+" status open improvement None$',
-                     text, re.M), text
+    assert re.search(
+        r"^  review experience vpn: SLA green, CSAT satisfied 0.0%, reopens 0.0%, flagged True ", text, re.M
+    ), text
+    assert re.search(r'^  review complaint INC-113 \(globex\): 2/5 ".+" status open improvement None$', text, re.M), (
+        text
+    )
     assert "the read-only key posting an event: 403" in text
 
 
@@ -137,7 +146,8 @@ def running_demo(stack: Stack) -> Iterator[tuple[subprocess.Popen[str], list[str
 
 
 def test_the_demo_shows_every_section_keeps_running_and_stops_on_ctrl_c(
-        running_demo: tuple[subprocess.Popen[str], list[str]]) -> None:
+    running_demo: tuple[subprocess.Popen[str], list[str]],
+) -> None:
     process, output = running_demo
     assert_every_section(output)
     key = printed(output, "read-only key (reports, dashboard, review)")
@@ -200,7 +210,7 @@ def assert_notifications_arrived(output: list[str]) -> None:
     assert entry["body"]["type"] == "sla.notification.v1"
     assert entry["webhook_id"] == data["notification_id"]
     assert re.search(r"^notifications of rule demo-alerts .*: 1 sent, 6 suppressed, 0 dead$", text, re.M), text
-    assert "  received slo:ticket \"SLO alert ticket: email-availability\"" in text, text
+    assert '  received slo:ticket "SLO alert ticket: email-availability"' in text, text
 
 
 def test_demo_exit_stops_after_printing(stack: Stack) -> None:

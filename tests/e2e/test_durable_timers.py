@@ -56,8 +56,13 @@ async def test_a_breach_is_published_at_its_instant_with_no_further_event(tenant
     with tenant.client(tenant.platform.intake) as intake:
         intake.post("/v1/events", json=ticket_event(tenant.tenant, "INC-T1", created, priority="P1"))
 
-    events = await collect(tenant.platform.stack.kafka_bootstrap, topics.CLOCKS,
-                           lambda got: bool(transitions(got, "breached")), tenant=tenant.tenant, within=60)
+    events = await collect(
+        tenant.platform.stack.kafka_bootstrap,
+        topics.CLOCKS,
+        lambda got: bool(transitions(got, "breached")),
+        tenant=tenant.tenant,
+        within=60,
+    )
     breached = transitions(events, "breached")
     warning = transitions(events, "warning")
     assert len(breached) == 1
@@ -73,17 +78,32 @@ async def test_a_timer_scheduled_before_a_restart_fires_once_after_it(tenant: Te
     created = datetime.now(UTC).replace(microsecond=0)
     with tenant.client(platform.intake) as intake:
         intake.post("/v1/events", json=ticket_event(tenant.tenant, "INC-T2", created, priority="P1"))
-    await collect(platform.stack.kafka_bootstrap, topics.CLOCKS, lambda got: bool(transitions(got, "started")),
-                  tenant=tenant.tenant, within=60)
+    await collect(
+        platform.stack.kafka_bootstrap,
+        topics.CLOCKS,
+        lambda got: bool(transitions(got, "started")),
+        tenant=tenant.tenant,
+        within=60,
+    )
     assert platform.sla_engine.stop_gracefully()
     await asyncio.sleep(max(0.0, (created + timedelta(seconds=10) - datetime.now(UTC)).total_seconds()))
     platform.sla_engine.start()
 
-    events = await collect(platform.stack.kafka_bootstrap, topics.CLOCKS,
-                           lambda got: bool(transitions(got, "breached")), tenant=tenant.tenant, within=60)
+    events = await collect(
+        platform.stack.kafka_bootstrap,
+        topics.CLOCKS,
+        lambda got: bool(transitions(got, "breached")),
+        tenant=tenant.tenant,
+        within=60,
+    )
     await asyncio.sleep(2)  # a second firing, if any, would be published by now
-    events = await collect(platform.stack.kafka_bootstrap, topics.CLOCKS,
-                           lambda got: len(got) >= len(events), tenant=tenant.tenant, within=30)
+    events = await collect(
+        platform.stack.kafka_bootstrap,
+        topics.CLOCKS,
+        lambda got: len(got) >= len(events),
+        tenant=tenant.tenant,
+        within=30,
+    )
     breached = transitions(events, "breached")
     assert len(breached) == 1
     assert at(breached[0]["time"]) == created + timedelta(seconds=8)
@@ -101,12 +121,21 @@ async def test_two_engine_instances_fire_each_breach_once_across_a_rebalance(ten
     await asyncio.sleep(4)
     assert second.stop_gracefully()  # the group rebalances while every timer is pending
 
-    events = await collect(platform.stack.kafka_bootstrap, topics.CLOCKS,
-                           lambda got: len(transitions(got, "breached")) >= len(tickets), tenant=tenant.tenant,
-                           within=90)
+    events = await collect(
+        platform.stack.kafka_bootstrap,
+        topics.CLOCKS,
+        lambda got: len(transitions(got, "breached")) >= len(tickets),
+        tenant=tenant.tenant,
+        within=90,
+    )
     await asyncio.sleep(2)
-    events = await collect(platform.stack.kafka_bootstrap, topics.CLOCKS,
-                           lambda got: len(got) >= len(events), tenant=tenant.tenant, within=30)
+    events = await collect(
+        platform.stack.kafka_bootstrap,
+        topics.CLOCKS,
+        lambda got: len(got) >= len(events),
+        tenant=tenant.tenant,
+        within=30,
+    )
     per_ticket = Counter(e["data"]["ticket_id"] for e in transitions(events, "breached"))
     assert per_ticket == Counter(dict.fromkeys(tickets, 1))
     started = Counter(e["data"]["ticket_id"] for e in transitions(events, "started"))

@@ -48,8 +48,10 @@ async def test_the_same_ticket_event_delivered_three_times_has_one_effect(tenant
     await producer.start()
     try:
         # Past intake's dedup, straight onto the topic the engine consumes.
-        sent = [await producer.send_and_wait(topics.TICKETS, json.dumps(one).encode(), key=key)
-                for one in (event, event, event, marker)]
+        sent = [
+            await producer.send_and_wait(topics.TICKETS, json.dumps(one).encode(), key=key)
+            for one in (event, event, event, marker)
+        ]
     finally:
         await producer.stop()
     assert len({record.partition for record in sent}) == 1
@@ -70,15 +72,19 @@ async def test_a_killed_engine_restarts_and_every_ticket_has_exactly_one_clock(t
     events = []
     for n in range(tickets):
         events.append(ticket_event(tenant.tenant, f"INC-{n}", base + timedelta(seconds=n % 600)))
-        events.append(ticket_event(tenant.tenant, f"INC-{n}", base + timedelta(seconds=n % 600 + 30),
-                                   action="updated", status="open"))
+        events.append(
+            ticket_event(
+                tenant.tenant, f"INC-{n}", base + timedelta(seconds=n % 600 + 30), action="updated", status="open"
+            )
+        )
 
     async def send_all() -> None:
         async with httpx.AsyncClient(base_url=platform.intake.url, headers=tenant.headers, timeout=60) as intake:
             for start in range(0, len(events), 250):
-                answer = await intake.post("/v1/events", content=batch_body(events[start:start + 250]),
-                                           headers=BATCH_HEADERS)
-                assert answer.json()["accepted"] == len(events[start:start + 250])
+                answer = await intake.post(
+                    "/v1/events", content=batch_body(events[start : start + 250]), headers=BATCH_HEADERS
+                )
+                assert answer.json()["accepted"] == len(events[start : start + 250])
 
     sending = asyncio.create_task(send_all())
     await asyncio.sleep(1.5)
@@ -86,9 +92,13 @@ async def test_a_killed_engine_restarts_and_every_ticket_has_exactly_one_clock(t
     await sending
     platform.sla_engine.start()
 
-    clock_events = await collect(platform.stack.kafka_bootstrap, topics.CLOCKS,
-                                 lambda got: len(started_ids_by_ticket(got)) >= tickets, tenant=tenant.tenant,
-                                 within=240)
+    clock_events = await collect(
+        platform.stack.kafka_bootstrap,
+        topics.CLOCKS,
+        lambda got: len(started_ids_by_ticket(got)) >= tickets,
+        tenant=tenant.tenant,
+        within=240,
+    )
     started = started_ids_by_ticket(clock_events)
     assert len(started) == tickets
     assert all(len(ids) == 1 for ids in started.values())
@@ -97,8 +107,9 @@ async def test_a_killed_engine_restarts_and_every_ticket_has_exactly_one_clock(t
     deadline = time.monotonic() + 60
     async with httpx.AsyncClient(base_url=platform.reporting.url, headers=tenant.headers, timeout=30) as reporting:
         while True:
-            clocks = (await reporting.get("/v1/reports/slr", params={"format": "json", "clocks_limit": 10_000})
-                      ).json()["clocks"]
+            clocks = (await reporting.get("/v1/reports/slr", params={"format": "json", "clocks_limit": 10_000})).json()[
+                "clocks"
+            ]
             if len(clocks) >= tickets or time.monotonic() > deadline:
                 break
             await asyncio.sleep(0.5)

@@ -30,15 +30,25 @@ async def test_an_imported_jira_history_gives_the_engine_the_clocks_worked_out_b
     command = Path(sys.executable).parent / "slm-intake"
     environment = {**os.environ, "INTAKE_DATABASE_URL": tenant.platform.stack.database_urls["intake"]}
     process = await asyncio.create_subprocess_exec(
-        str(command), "import", "jira", str(EXPORTS / "jira_search_expand_changelog.json"), "--tenant", tenant.tenant,
-        env=environment, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        str(command),
+        "import",
+        "jira",
+        str(EXPORTS / "jira_search_expand_changelog.json"),
+        "--tenant",
+        tenant.tenant,
+        env=environment,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
     stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=120)
     assert process.returncode == 0, stderr.decode()
     assert "imported: 9 events" in stdout.decode()
     # Response met after 3600 s at 02:00Z; resolution met after 14100 s at 07:00Z (worked out in the
     # integration test from the export's times). The engine has them once intake's relay delivered all 9.
-    want = {"response": ("met", 3600, "2026-11-02T02:00:00+00:00"),
-            "resolution": ("met", 14100, "2026-11-02T07:00:00+00:00")}
+    want = {
+        "response": ("met", 3600, "2026-11-02T02:00:00+00:00"),
+        "resolution": ("met", 14100, "2026-11-02T07:00:00+00:00"),
+    }
     got: dict[str, tuple[Any, ...]] = {}
     deadline = time.monotonic() + 90
     async with httpx.AsyncClient(base_url=tenant.platform.sla_engine.url, headers=tenant.headers) as engine_api:

@@ -20,8 +20,12 @@ pytestmark = pytest.mark.e2e
 def samples(service: ServiceProcess, name: str, **labels: str) -> list[float]:
     """The values of every series of `name` with these labels on the service's /metrics."""
     text = httpx.get(f"{service.url}/metrics", timeout=10).text
-    return [found.value for family in text_string_to_metric_families(text) for found in family.samples
-            if found.name == name and all(found.labels.get(k) == v for k, v in labels.items())]
+    return [
+        found.value
+        for family in text_string_to_metric_families(text)
+        for found in family.samples
+        if found.name == name and all(found.labels.get(k) == v for k, v in labels.items())
+    ]
 
 
 def sample(service: ServiceProcess, name: str, **labels: str) -> float:
@@ -32,8 +36,12 @@ def sample(service: ServiceProcess, name: str, **labels: str) -> float:
 def test_the_clock_census_counts_a_new_running_clock(tenant: TenantClient) -> None:
     engine_process = tenant.platform.sla_engine
     with tenant.client(engine_process) as engine:
-        assert engine.post("/v1/config:apply", content=RESPONSE_BUNDLE,
-                           headers={"Content-Type": "application/yaml"}).status_code == 200
+        assert (
+            engine.post(
+                "/v1/config:apply", content=RESPONSE_BUNDLE, headers={"Content-Type": "application/yaml"}
+            ).status_code
+            == 200
+        )
     # The gauge counts every tenant's clocks, and earlier tests' clocks may still move between states; the
     # total only grows with new clocks, and no other test opens tickets meanwhile.
     before = sample(engine_process, "slm_clocks")
@@ -65,13 +73,24 @@ def test_each_report_request_is_timed_by_kind_and_format(tenant: TenantClient) -
 def test_each_service_reports_the_lag_of_every_consumer_group_it_runs(tenant: TenantClient) -> None:
     expected = {
         tenant.platform.intake: {("intake", "itsm.ingest.v1")},
-        tenant.platform.sla_engine: {("sla-engine", "itsm.tickets.v1"), ("sla-engine-signals", "itsm.signals.v1"),
-                                     ("sla-engine-api-keys", "itsm.tenants.v1")},
-        tenant.platform.reporting: {("reporting", "sla.clocks.v1"), ("reporting", "itsm.tickets.v1"),
-                                    ("reporting", "slo.status.v1"), ("reporting-api-keys", "itsm.tenants.v1")},
+        tenant.platform.sla_engine: {
+            ("sla-engine", "itsm.tickets.v1"),
+            ("sla-engine-signals", "itsm.signals.v1"),
+            ("sla-engine-api-keys", "itsm.tenants.v1"),
+        },
+        tenant.platform.reporting: {
+            ("reporting", "sla.clocks.v1"),
+            ("reporting", "itsm.tickets.v1"),
+            ("reporting", "slo.status.v1"),
+            ("reporting-api-keys", "itsm.tenants.v1"),
+        },
     }
     for service, series in expected.items():
         text = httpx.get(f"{service.url}/metrics", timeout=10).text
-        reported = {(s.labels["group"], s.labels["topic"]) for family in text_string_to_metric_families(text)
-                    for s in family.samples if s.name == "slm_consumer_lag"}
+        reported = {
+            (s.labels["group"], s.labels["topic"])
+            for family in text_string_to_metric_families(text)
+            for s in family.samples
+            if s.name == "slm_consumer_lag"
+        }
         assert series <= reported, f"{service.name} reports {reported}"

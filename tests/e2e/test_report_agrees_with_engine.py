@@ -38,9 +38,24 @@ policies:
 """
 
 # The fields of a cycle the report's `clocks` list shows, all of which the engine's clock has too.
-REPORTED_FIELDS = ("policy_id", "policy_version", "agreement", "metric", "cycle", "state", "breached",
-                   "elapsed_seconds", "target_seconds", "started_at", "stopped_at", "breached_at", "due_at",
-                   "service", "customer", "priority")
+REPORTED_FIELDS = (
+    "policy_id",
+    "policy_version",
+    "agreement",
+    "metric",
+    "cycle",
+    "state",
+    "breached",
+    "elapsed_seconds",
+    "target_seconds",
+    "started_at",
+    "stopped_at",
+    "breached_at",
+    "due_at",
+    "service",
+    "customer",
+    "priority",
+)
 
 
 INSTANT_FIELDS = frozenset({"started_at", "stopped_at", "breached_at", "due_at"})
@@ -48,8 +63,9 @@ INSTANT_FIELDS = frozenset({"started_at", "stopped_at", "breached_at", "due_at"}
 
 def _shown(cycle: dict[str, Any]) -> dict[str, Any]:
     """The reported fields, instants parsed (the two services may write the same instant differently)."""
-    return {f: datetime.fromisoformat(cycle[f]) if f in INSTANT_FIELDS and cycle[f] else cycle[f]
-            for f in REPORTED_FIELDS}
+    return {
+        f: datetime.fromisoformat(cycle[f]) if f in INSTANT_FIELDS and cycle[f] else cycle[f] for f in REPORTED_FIELDS
+    }
 
 
 def _engine_clock(tenant: TenantClient, ticket_id: str) -> dict[str, Any] | None:
@@ -91,8 +107,9 @@ def _same_as_engine(cycle: dict[str, Any] | None, clock: dict[str, Any]) -> bool
 
 def test_a_ticket_posted_in_three_calls_is_reported_as_the_engine_clocks_it(tenant: TenantClient) -> None:
     with tenant.client(tenant.platform.sla_engine) as engine:
-        applied = engine.post("/v1/config:apply", content=RESOLUTION_BUNDLE,
-                              headers={"Content-Type": "application/yaml"})
+        applied = engine.post(
+            "/v1/config:apply", content=RESOLUTION_BUNDLE, headers={"Content-Type": "application/yaml"}
+        )
         assert applied.status_code == 200, applied.text
     ticket = "INC-ORDER-1"
     t0 = datetime.now(UTC).replace(microsecond=0) - timedelta(days=20)
@@ -108,10 +125,10 @@ def test_a_ticket_posted_in_three_calls_is_reported_as_the_engine_clocks_it(tena
     _until("the engine pauses the cycle", lambda: (c := _engine_clock(tenant, ticket)) and c["state"] == "paused")
     _until("reporting retracts the breach", lambda: (c := _report_cycle(tenant, ticket)) and not c["breached"])
     # Call 3: back in progress at 7 h (5 h elapsed), breached at 10 h, resolved at 16 h: 14 h elapsed.
-    _post(tenant, [event(7, action="updated", status="in_progress"),
-                   event(16, action="resolved", status="resolved")])
-    clock = _until("the engine stops the cycle",
-                   lambda: (c := _engine_clock(tenant, ticket)) and c["state"] == "breached" and c)
+    _post(tenant, [event(7, action="updated", status="in_progress"), event(16, action="resolved", status="resolved")])
+    clock = _until(
+        "the engine stops the cycle", lambda: (c := _engine_clock(tenant, ticket)) and c["state"] == "breached" and c
+    )
     assert clock["elapsed_seconds"] == 14 * 3600
     assert _shown(clock)["stopped_at"] == t0 + timedelta(hours=16)
     assert _shown(clock)["breached_at"] == t0 + timedelta(hours=10)

@@ -31,9 +31,16 @@ def instant(value: str | datetime | None) -> datetime | None:
 
 def cloudevent(tenant: str, scenario: Scenario, event: dict[str, Any]) -> dict[str, Any]:
     data = {k: v for k, v in event.items() if k not in ("id", "time")}
-    return {"specversion": "1.0", "id": event["id"], "source": "scenario://" + scenario.name,
-            "type": "itsm.ticket.v1", "time": event["time"], "tenantid": tenant, "subject": scenario.ticket_id,
-            "data": {"ticket_id": scenario.ticket_id, **data}}
+    return {
+        "specversion": "1.0",
+        "id": event["id"],
+        "source": "scenario://" + scenario.name,
+        "type": "itsm.ticket.v1",
+        "time": event["time"],
+        "tenantid": tenant,
+        "subject": scenario.ticket_id,
+        "data": {"ticket_id": scenario.ticket_id, **data},
+    }
 
 
 def net_transitions(events: list[dict[str, Any]], now: datetime) -> set[tuple[Any, ...]]:
@@ -72,8 +79,9 @@ async def test_the_scenario_gives_the_expected_clocks_through_the_running_servic
     scenario: Scenario, tenant: TenantClient
 ) -> None:
     with tenant.client(tenant.platform.sla_engine) as engine:
-        applied = engine.post("/v1/config:apply", content=scenario.bundle_text,
-                              headers={"Content-Type": "application/yaml"})
+        applied = engine.post(
+            "/v1/config:apply", content=scenario.bundle_text, headers={"Content-Type": "application/yaml"}
+        )
         assert applied.status_code == 200, applied.text
     with tenant.client(tenant.platform.intake) as intake:
         for event in scenario.events:
@@ -95,9 +103,14 @@ async def test_the_scenario_gives_the_expected_clocks_through_the_running_servic
 
     want_transitions = {
         (c["policy_id"], c["metric"], c["cycle"], t["transition"], instant(t["at"]), t.get("threshold"))
-        for c in scenario.expected_clocks for t in c["transitions"]
+        for c in scenario.expected_clocks
+        for t in c["transitions"]
     }
-    published = await collect(tenant.platform.stack.kafka_bootstrap, "sla.clocks.v1",
-                              lambda got: net_transitions(got, now) == want_transitions, tenant=tenant.tenant,
-                              within=60)
+    published = await collect(
+        tenant.platform.stack.kafka_bootstrap,
+        "sla.clocks.v1",
+        lambda got: net_transitions(got, now) == want_transitions,
+        tenant=tenant.tenant,
+        within=60,
+    )
     assert net_transitions(published, now) == want_transitions

@@ -55,10 +55,18 @@ def publish(bootstrap: str, *announcements: tuple[str, ApiKeyData]) -> None:
         await producer.start()
         try:
             for event_id, key in announcements:
-                event = make_event(event_id=event_id, source="slm://intake/keys", event_type=API_KEY_EVENT,
-                                   time=datetime.now(UTC), tenant_id=key.tenant_id, subject=key.key_id, data=key)
-                await producer.send_and_wait(topics.TENANTS, event.to_json_bytes(),
-                                             key=f"{key.tenant_id}/{key.key_id}".encode())
+                event = make_event(
+                    event_id=event_id,
+                    source="slm://intake/keys",
+                    event_type=API_KEY_EVENT,
+                    time=datetime.now(UTC),
+                    tenant_id=key.tenant_id,
+                    subject=key.key_id,
+                    data=key,
+                )
+                await producer.send_and_wait(
+                    topics.TENANTS, event.to_json_bytes(), key=f"{key.tenant_id}/{key.key_id}".encode()
+                )
         finally:
             await producer.stop()
 
@@ -71,17 +79,23 @@ def test_an_ingest_key_cannot_apply_configuration_and_a_read_key_cannot_post_eve
     read = platform.new_tenant(tenant, scopes="read")
     config = platform.new_tenant(tenant, scopes="config")
 
-    applied_by_ingest = httpx.post(f"{platform.sla_engine.url}/v1/config:apply", content=BUNDLE,
-                                   headers={**bearer(ingest), **YAML}, timeout=30)
+    applied_by_ingest = httpx.post(
+        f"{platform.sla_engine.url}/v1/config:apply", content=BUNDLE, headers={**bearer(ingest), **YAML}, timeout=30
+    )
     assert applied_by_ingest.status_code == 403
     assert "`config` scope" in applied_by_ingest.json()["detail"]
-    applied_by_config = httpx.post(f"{platform.sla_engine.url}/v1/config:apply", content=BUNDLE,
-                                   headers={**bearer(config), **YAML}, timeout=30)
+    applied_by_config = httpx.post(
+        f"{platform.sla_engine.url}/v1/config:apply", content=BUNDLE, headers={**bearer(config), **YAML}, timeout=30
+    )
     assert applied_by_config.status_code == 200, applied_by_config.text
     assert httpx.get(f"{platform.sla_engine.url}/v1/config", headers=bearer(read), timeout=30).status_code == 200
 
-    posted_by_read = httpx.post(f"{platform.intake.url}/v1/events", content=b"{}", timeout=30,
-                                headers={**bearer(read), "Content-Type": "application/cloudevents+json"})
+    posted_by_read = httpx.post(
+        f"{platform.intake.url}/v1/events",
+        content=b"{}",
+        timeout=30,
+        headers={**bearer(read), "Content-Type": "application/cloudevents+json"},
+    )
     assert posted_by_read.status_code == 403
     assert "`ingest` scope" in posted_by_read.json()["detail"]
 
@@ -98,17 +112,19 @@ def test_a_forged_key_announcement_on_kafka_is_ignored_and_counted(platform: Loc
     tenant = f"victim-{uuid.uuid4().hex[:8]}"
     genuine = platform.new_tenant(tenant)  # the tenant exists; the attacker wants a key of their own for it
     forged_key = issue_key(tenant)
-    announced = ApiKeyData(key_id=forged_key.key_id, tenant_id=tenant, key_hash=forged_key.key_hash,
-                           status="active")
+    announced = ApiKeyData(key_id=forged_key.key_id, tenant_id=tenant, key_hash=forged_key.key_hash, status="active")
     attacker_private, _ = generate_signing_key()
     before = {service.name: rejected_announcements(service) for service in (platform.sla_engine, platform.reporting)}
 
-    publish(platform.stack.kafka_bootstrap,
-            (f"{forged_key.key_id}-active", announced),                                    # unsigned
-            (f"{forged_key.key_id}-active-2", AnnouncementSigner(attacker_private).sign(announced)),  # wrong key
-            (f"{forged_key.key_id}-active-3", announced.model_copy(update={"signature": "AAAA"})))   # garbage
+    publish(
+        platform.stack.kafka_bootstrap,
+        (f"{forged_key.key_id}-active", announced),  # unsigned
+        (f"{forged_key.key_id}-active-2", AnnouncementSigner(attacker_private).sign(announced)),  # wrong key
+        (f"{forged_key.key_id}-active-3", announced.model_copy(update={"signature": "AAAA"})),
+    )  # garbage
 
     for service in (platform.sla_engine, platform.reporting):
+
         def counted(service: ServiceProcess = service) -> bool:
             return rejected_announcements(service) >= before[service.name] + 3
 
@@ -126,12 +142,21 @@ def test_a_forged_revocation_cannot_swallow_the_genuine_one(platform: LocalPlatf
     key = platform.new_tenant(tenant)
     key_id = key.split("_")[1]
     before = rejected_announcements(platform.sla_engine)
-    publish(platform.stack.kafka_bootstrap,
-            (f"{key_id}-revoked", ApiKeyData(key_id=key_id, tenant_id=tenant, key_hash="0" * 64, status="revoked")))
+    publish(
+        platform.stack.kafka_bootstrap,
+        (f"{key_id}-revoked", ApiKeyData(key_id=key_id, tenant_id=tenant, key_hash="0" * 64, status="revoked")),
+    )
     eventually(lambda: rejected_announcements(platform.sla_engine) >= before + 1, "the forged revocation counted")
     assert httpx.get(f"{platform.sla_engine.url}/v1/config", headers=bearer(key), timeout=30).status_code != 401
 
-    subprocess.run([str(REPO / ".venv" / "bin" / "slm-intake"), "keys", "revoke", key_id], check=True, timeout=60,
-                   env={**os.environ, **platform.stack.service_env("intake")}, capture_output=True)
-    eventually(lambda: httpx.get(f"{platform.sla_engine.url}/v1/config", headers=bearer(key),
-                                 timeout=30).status_code == 401, "the genuine revocation reached the sla-engine")
+    subprocess.run(
+        [str(REPO / ".venv" / "bin" / "slm-intake"), "keys", "revoke", key_id],
+        check=True,
+        timeout=60,
+        env={**os.environ, **platform.stack.service_env("intake")},
+        capture_output=True,
+    )
+    eventually(
+        lambda: httpx.get(f"{platform.sla_engine.url}/v1/config", headers=bearer(key), timeout=30).status_code == 401,
+        "the genuine revocation reached the sla-engine",
+    )

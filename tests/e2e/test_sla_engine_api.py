@@ -89,8 +89,10 @@ def test_a_bad_bundle_names_each_wrong_field_with_its_line_and_changes_nothing(t
 
 def test_every_apply_is_a_new_version(tenant: TenantClient) -> None:
     with tenant.client(tenant.platform.sla_engine) as engine:
-        versions = [engine.post("/v1/config:apply", content=resolution_bundle(t), headers=YAML).json()["version"]
-                    for t in ("8h", "6h", "4h")]
+        versions = [
+            engine.post("/v1/config:apply", content=resolution_bundle(t), headers=YAML).json()["version"]
+            for t in ("8h", "6h", "4h")
+        ]
         assert versions == [1, 2, 3]
         assert "4h" in engine.get("/v1/config").json()["source"]
 
@@ -100,17 +102,35 @@ def test_a_clock_read_at_an_instant_explains_its_pause_and_the_weekend_it_skippe
         assert engine.post("/v1/config:apply", content=BUSINESS_BUNDLE, headers=YAML).status_code == 200
     shanghai = timedelta(hours=8)
     friday = datetime(2026, 11, 6, 6, 0, tzinfo=UTC)  # 14:00 in Shanghai
-    post_events(tenant, [
-        ticket_event(tenant.tenant, "INC-X", friday),
-        ticket_event(tenant.tenant, "INC-X", friday + timedelta(hours=3), action="updated", status="pending_customer"),
-        ticket_event(tenant.tenant, "INC-X", friday + timedelta(days=3, hours=-4), action="customer_replied",
-                     status="in_progress"),
-    ])
+    post_events(
+        tenant,
+        [
+            ticket_event(tenant.tenant, "INC-X", friday),
+            ticket_event(
+                tenant.tenant, "INC-X", friday + timedelta(hours=3), action="updated", status="pending_customer"
+            ),
+            ticket_event(
+                tenant.tenant,
+                "INC-X",
+                friday + timedelta(days=3, hours=-4),
+                action="customer_replied",
+                status="in_progress",
+            ),
+        ],
+    )
     monday_noon = datetime(2026, 11, 9, 12, 0, tzinfo=UTC) - shanghai
     # Ready once the engine has all three snapshots: the clock was paused and runs again.
-    clocks = clocks_when(tenant, "INC-X", lambda cs: len(cs) == 1 and cs[0]["state"] == "running" and any(
-        s["state"] == "paused" for s in cs[0]["explanation"]) and cs[0]["explanation"][-1]["state"] == "running",
-        monday_noon)
+    clocks = clocks_when(
+        tenant,
+        "INC-X",
+        lambda cs: (
+            len(cs) == 1
+            and cs[0]["state"] == "running"
+            and any(s["state"] == "paused" for s in cs[0]["explanation"])
+            and cs[0]["explanation"][-1]["state"] == "running"
+        ),
+        monday_noon,
+    )
     clock = clocks[0]
     # Friday 14:00-17:00 (3h), paused until Monday 10:00, then 10:00-12:00 (2h).
     assert clock["elapsed_seconds"] == 5 * 3600
@@ -132,13 +152,15 @@ async def test_recalculation_is_an_explicit_choice_with_a_report_of_what_changes
     clocks_when(tenant, "INC-R", lambda cs: len(cs) == 1)
 
     with tenant.client(tenant.platform.sla_engine) as engine:
-        untouched = engine.post("/v1/config:apply", content=resolution_bundle("1h"), headers=YAML,
-                                params={"recalculate": "none"}).json()
+        untouched = engine.post(
+            "/v1/config:apply", content=resolution_bundle("1h"), headers=YAML, params={"recalculate": "none"}
+        ).json()
         assert untouched["clocks_changed"] == []
         assert engine.get("/v1/tickets/INC-R/clocks").json()["clocks"][0]["target_seconds"] == 4 * 3600
 
-        report = engine.post("/v1/config:apply", content=resolution_bundle("1h"), headers=YAML,
-                             params={"recalculate": "ongoing"}).json()
+        report = engine.post(
+            "/v1/config:apply", content=resolution_bundle("1h"), headers=YAML, params={"recalculate": "ongoing"}
+        ).json()
         assert report["version"] == 3
         assert report["tickets_considered"] == 1
         [change] = report["clocks_changed"]
@@ -150,8 +172,12 @@ async def test_recalculation_is_an_explicit_choice_with_a_report_of_what_changes
         assert now_clock["config_version"] == 3
         assert now_clock["clocks"][0]["target_seconds"] == 3600
 
-    events = await collect(tenant.platform.stack.kafka_bootstrap, topics.CLOCKS,
-                           lambda got: any(e["data"]["transition"] == "breached" for e in got), tenant=tenant.tenant)
+    events = await collect(
+        tenant.platform.stack.kafka_bootstrap,
+        topics.CLOCKS,
+        lambda got: any(e["data"]["transition"] == "breached" for e in got),
+        tenant=tenant.tenant,
+    )
     breached = [e for e in events if e["data"]["transition"] == "breached"]
     assert [datetime.fromisoformat(e["time"]) for e in breached] == [created + timedelta(hours=1)]
 
@@ -163,20 +189,32 @@ async def test_simulation_compares_attainment_and_stores_and_emits_nothing(tenan
     # record is then exactly two `started` and two `met`, with no breach to retract.
     now = datetime.now(UTC).replace(microsecond=0)
     start = now - timedelta(hours=6)
-    post_events(tenant, [
-        ticket_event(tenant.tenant, "INC-S1", now - timedelta(minutes=100)),
-        ticket_event(tenant.tenant, "INC-S1", now - timedelta(minutes=10), action="resolved", status="resolved"),
-        ticket_event(tenant.tenant, "INC-S2", now - timedelta(minutes=80)),
-        ticket_event(tenant.tenant, "INC-S2", now - timedelta(minutes=50), action="resolved", status="resolved"),
-    ])
-    before = await collect(tenant.platform.stack.kafka_bootstrap, topics.CLOCKS,
-                           lambda got: sum(e["data"]["transition"] == "met" for e in got) == 2, tenant=tenant.tenant)
+    post_events(
+        tenant,
+        [
+            ticket_event(tenant.tenant, "INC-S1", now - timedelta(minutes=100)),
+            ticket_event(tenant.tenant, "INC-S1", now - timedelta(minutes=10), action="resolved", status="resolved"),
+            ticket_event(tenant.tenant, "INC-S2", now - timedelta(minutes=80)),
+            ticket_event(tenant.tenant, "INC-S2", now - timedelta(minutes=50), action="resolved", status="resolved"),
+        ],
+    )
+    before = await collect(
+        tenant.platform.stack.kafka_bootstrap,
+        topics.CLOCKS,
+        lambda got: sum(e["data"]["transition"] == "met" for e in got) == 2,
+        tenant=tenant.tenant,
+    )
     assert sorted(e["data"]["transition"] for e in before) == ["met", "met", "started", "started"]
 
     with tenant.client(tenant.platform.sla_engine) as engine:
-        answer = engine.post("/v1/simulate", json={
-            "bundle": resolution_bundle("1h"), "start": start.isoformat(),
-            "end": (start + timedelta(hours=6)).isoformat()})
+        answer = engine.post(
+            "/v1/simulate",
+            json={
+                "bundle": resolution_bundle("1h"),
+                "start": start.isoformat(),
+                "end": (start + timedelta(hours=6)).isoformat(),
+            },
+        )
         assert answer.status_code == 200, answer.text
         result = answer.json()
         assert result["tickets"] == 2
@@ -184,8 +222,9 @@ async def test_simulation_compares_attainment_and_stores_and_emits_nothing(tenan
         assert result["after"]["gold-incidents/resolution/P2"] == {"met": 1, "breached": 1, "percent": 50.0}
         assert engine.get("/v1/config").json()["version"] == 1
     await asyncio.sleep(2)
-    after = await collect(tenant.platform.stack.kafka_bootstrap, topics.CLOCKS, lambda got: len(got) >= len(before),
-                          tenant=tenant.tenant)
+    after = await collect(
+        tenant.platform.stack.kafka_bootstrap, topics.CLOCKS, lambda got: len(got) >= len(before), tenant=tenant.tenant
+    )
     assert len(after) == len(before)
 
 
@@ -206,15 +245,18 @@ def test_another_tenants_key_sees_nothing_of_this_tenant(tenant: TenantClient) -
         assert anonymous.get("/v1/tickets/INC-PRIVATE/clocks").status_code == 401
 
 
-
-
 def test_slo_status_is_read_over_http_for_the_keys_tenant_only(tenant: TenantClient) -> None:
     with tenant.client(tenant.platform.sla_engine) as engine:
         engine.post("/v1/config:apply", content=AVAILABILITY_SLO_BUNDLE, headers=YAML).raise_for_status()
     now = datetime.now(UTC).replace(microsecond=0)
-    post_events(tenant, [availability_event(tenant.tenant, now - timedelta(hours=2), "up"),
-                         availability_event(tenant.tenant, now - timedelta(hours=1), "down"),
-                         availability_event(tenant.tenant, now - timedelta(minutes=30), "up")])
+    post_events(
+        tenant,
+        [
+            availability_event(tenant.tenant, now - timedelta(hours=2), "up"),
+            availability_event(tenant.tenant, now - timedelta(hours=1), "down"),
+            availability_event(tenant.tenant, now - timedelta(minutes=30), "up"),
+        ],
+    )
     deadline = time.monotonic() + 60
     with tenant.client(tenant.platform.sla_engine) as engine:
         while True:
@@ -239,8 +281,9 @@ def test_slo_status_is_read_over_http_for_the_keys_tenant_only(tenant: TenantCli
     assert one["total"] - one["good"] == 1_800
     assert [alert["alert"] for alert in one["alerts"]] == ["ticket"]
     # At the rolling window's average rate (1,800 s per day) the 2,520 s left last 1.4 days.
-    assert datetime.fromisoformat(one["exhaustion_at"]) - datetime.fromisoformat(one["at"]) \
-        == timedelta(seconds=120_960)
+    assert datetime.fromisoformat(one["exhaustion_at"]) - datetime.fromisoformat(one["at"]) == timedelta(
+        seconds=120_960
+    )
 
     other = create_api_key(tenant.platform.stack, f"other-{uuid.uuid4().hex[:6]}")
     wait_until_key_works([tenant.platform.sla_engine.url], other, "/v1/slos")
@@ -276,17 +319,26 @@ def test_openslo_documents_convert_to_a_bundle_section_that_applies(tenant: Tena
         converted = engine.post("/v1/config:import-openslo", content=OPENSLO, headers=YAML)
         assert converted.status_code == 200, converted.text
         body = converted.json()
-        assert body["slos"] == [{"id": "api-latency", "service": "api",
-                                 "sli": {"type": "threshold", "sli": "latency_ms", "op": "<=", "value": 300},
-                                 "objective": "99", "window": {"rolling": "28d"}, "budgeting": "ratio_timeslices",
-                                 "timeslice": "5m"}]
+        assert body["slos"] == [
+            {
+                "id": "api-latency",
+                "service": "api",
+                "sli": {"type": "threshold", "sli": "latency_ms", "op": "<=", "value": 300},
+                "objective": "99",
+                "window": {"rolling": "28d"},
+                "budgeting": "ratio_timeslices",
+                "timeslice": "5m",
+            }
+        ]
         assert "documents[1].metadata.displayName: not carried over" in body["notes"]
         applied = engine.post("/v1/config:apply", content=body["yaml"], headers=YAML)
         assert applied.status_code == 200, applied.text
         assert [slo["slo_id"] for slo in engine.get("/v1/slos").json()["slos"]] == ["api-latency"]
 
-        refused = engine.post("/v1/config:import-openslo", content=OPENSLO.replace("timeSliceWindow: 5m",
-                                                                                    "timeSliceWindow: 7m"))
+        refused = engine.post(
+            "/v1/config:import-openslo", content=OPENSLO.replace("timeSliceWindow: 5m", "timeSliceWindow: 7m")
+        )
         assert refused.status_code == 422
-        assert refused.json()["errors"] == ["slos[0] (api-latency).timeslice: '7m' is not whole minutes dividing "
-                                            "a day (e.g. 1m, 5m, 1h, 1d)"]
+        assert refused.json()["errors"] == [
+            "slos[0] (api-latency).timeslice: '7m' is not whole minutes dividing a day (e.g. 1m, 5m, 1h, 1d)"
+        ]

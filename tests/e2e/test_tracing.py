@@ -32,13 +32,20 @@ def wait_for_spans(collector: OtlpCollector, trace_id: str, timeout: float = 30)
 
 def test_the_callers_trace_continues_through_every_service(tenant: TenantClient, otlp_collector: OtlpCollector) -> None:
     with tenant.client(tenant.platform.sla_engine) as engine:
-        assert engine.post("/v1/config:apply", content=RESPONSE_BUNDLE,
-                           headers={"Content-Type": "application/yaml"}).status_code == 200
+        assert (
+            engine.post(
+                "/v1/config:apply", content=RESPONSE_BUNDLE, headers={"Content-Type": "application/yaml"}
+            ).status_code
+            == 200
+        )
     trace_id, caller_span = secrets.token_hex(16), secrets.token_hex(8)
     created_at = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=1)
     with tenant.client(tenant.platform.intake) as intake:
-        answer = intake.post("/v1/events", json=ticket_event(tenant.tenant, "INC-T", created_at),
-                             headers={"traceparent": f"00-{trace_id}-{caller_span}-01"})
+        answer = intake.post(
+            "/v1/events",
+            json=ticket_event(tenant.tenant, "INC-T", created_at),
+            headers={"traceparent": f"00-{trace_id}-{caller_span}-01"},
+        )
         assert answer.json()["results"][0]["result"] == "accepted"
     wait_for_clock(tenant, "INC-T", "running")
 

@@ -29,8 +29,7 @@ def wait_for_clock(tenant: TenantClient, ticket_id: str, state: str, timeout: fl
 
 def test_a_ticket_starts_a_response_clock_that_an_agent_reply_stops_as_met(tenant: TenantClient) -> None:
     with tenant.client(tenant.platform.sla_engine) as engine:
-        applied = engine.post("/v1/config:apply", content=RESPONSE_BUNDLE,
-                              headers={"Content-Type": "application/yaml"})
+        applied = engine.post("/v1/config:apply", content=RESPONSE_BUNDLE, headers={"Content-Type": "application/yaml"})
         assert applied.status_code == 200, applied.text
         assert applied.json()["version"] == 1
 
@@ -48,8 +47,10 @@ def test_a_ticket_starts_a_response_clock_that_an_agent_reply_stops_as_met(tenan
         assert running["stopped_at"] is None
 
         replied_at = created_at + timedelta(minutes=5)
-        answer = intake.post("/v1/events", json=ticket_event(
-            tenant.tenant, "INC-1", replied_at, action="agent_replied", status="in_progress"))
+        answer = intake.post(
+            "/v1/events",
+            json=ticket_event(tenant.tenant, "INC-1", replied_at, action="agent_replied", status="in_progress"),
+        )
         assert answer.json()["results"][0]["result"] == "accepted"
 
     met = wait_for_clock(tenant, "INC-1", "met")

@@ -21,8 +21,16 @@ from tests.faults.sender import SenderRecord
 
 TIMER_TRANSITIONS = ("warning", "breached")
 # Where a cycle stands (DESIGN 2.4): what its final word, the engine's API and the report must agree on.
-STATE_FIELDS = ("state", "breached", "target_seconds", "elapsed_seconds", "started_at", "due_at", "breached_at",
-                "stopped_at")
+STATE_FIELDS = (
+    "state",
+    "breached",
+    "target_seconds",
+    "elapsed_seconds",
+    "started_at",
+    "due_at",
+    "breached_at",
+    "stopped_at",
+)
 REPORTED_FIELDS = (*STATE_FIELDS, "policy_version", "agreement", "priority", "service", "customer")
 ClockKey = tuple[str, str, int]
 
@@ -49,14 +57,22 @@ class Findings:
 
     @property
     def violations(self) -> dict[str, int]:
-        return {"lost": len(self.lost), "duplicated": len(self.duplicated), "id collisions": len(self.id_collisions),
-                "order violations": len(self.order_violations), "clock mismatches": len(self.clock_mismatches),
-                "final state mismatches": len(self.final_mismatches),
-                "published vs engine": len(self.published_vs_engine),
-                "report vs engine": len(self.report_vs_engine),
-                "SLO mismatches": len(self.slo_mismatches), "report differences": len(self.report_differences),
-                "timers missing": len(self.timers_missing), "timers fired twice": len(self.timers_twice),
-                "timers early": len(self.timers_early), "rejected": len(self.rejected)}
+        return {
+            "lost": len(self.lost),
+            "duplicated": len(self.duplicated),
+            "id collisions": len(self.id_collisions),
+            "order violations": len(self.order_violations),
+            "clock mismatches": len(self.clock_mismatches),
+            "final state mismatches": len(self.final_mismatches),
+            "published vs engine": len(self.published_vs_engine),
+            "report vs engine": len(self.report_vs_engine),
+            "SLO mismatches": len(self.slo_mismatches),
+            "report differences": len(self.report_differences),
+            "timers missing": len(self.timers_missing),
+            "timers fired twice": len(self.timers_twice),
+            "timers early": len(self.timers_early),
+            "rejected": len(self.rejected),
+        }
 
 
 def by_clock(transitions: list[Transition]) -> dict[ClockKey, list[Transition]]:
@@ -69,8 +85,11 @@ def by_clock(transitions: list[Transition]) -> dict[ClockKey, list[Transition]]:
 
 def differences(left: Any, right: Any, path: str = "") -> list[str]:
     if isinstance(left, dict) and isinstance(right, dict):
-        return [d for k in sorted(set(left) | set(right), key=str)
-                for d in differences(left.get(k), right.get(k), f"{path}.{k}")]
+        return [
+            d
+            for k in sorted(set(left) | set(right), key=str)
+            for d in differences(left.get(k), right.get(k), f"{path}.{k}")
+        ]
     if isinstance(left, list) and isinstance(right, list) and len(left) == len(right):
         return [d for i, (a, b) in enumerate(zip(left, right, strict=True)) for d in differences(a, b, f"{path}[{i}]")]
     return [] if left == right else [f"{path}: {str(left)[:80]} != {str(right)[:80]}"]
@@ -98,8 +117,9 @@ def check_transitions(faulted: list[Transition], findings: Findings) -> None:
             last = (number, transition)
 
 
-def repeated_without_correction(transitions: list[Transition], kinds: tuple[str, ...] | None = None, *,
-                                any_instant: bool = False) -> list[Transition]:
+def repeated_without_correction(
+    transitions: list[Transition], kinds: tuple[str, ...] | None = None, *, any_instant: bool = False
+) -> list[Transition]:
     """Transitions published again for the same instant under a new id with no `recalculated` of their clock in
     between: a duplicated effect. A correction re-publishes on purpose (before its marker), and a late event can
     retract a warning that is then published again at its corrected instant: neither is a repeat. With
@@ -209,8 +229,11 @@ def check_published_against_engine(run: str, state: EndState, findings: Findings
 
 
 def _fields_apart(left: Mapping[str, Any], right: Mapping[str, Any]) -> str:
-    return ", ".join(f"{name} {left.get(name)} != {right.get(name)}" for name in sorted(set(left) | set(right))
-                     if left.get(name) != right.get(name))
+    return ", ".join(
+        f"{name} {left.get(name)} != {right.get(name)}"
+        for name in sorted(set(left) | set(right))
+        if left.get(name) != right.get(name)
+    )
 
 
 def _cycle(entry: Mapping[str, Any]) -> ClockKey:
@@ -266,18 +289,23 @@ def report_view(run: str, state: EndState, findings: Findings) -> dict[str, Any]
     for listed in ("tickets", "open_breaches"):
         breaches[listed] = cycles(breaches.get(listed, []))
     view["breaches"] = breaches
-    view["slos"] = {slo["slo_id"]: {"service": slo["service"], "objective": slo["objective"],
-                                    "bad": slo["total"] - slo["good"]} for slo in report.get("slos", [])}
-    view["data_notes"] = {row["event_type"]: {name: row[name] for name in ("events", "first_event_time",
-                                                                          "last_event_time")}
-                          for row in report.get("data_notes", {}).get("events", [])
-                          if str(row["event_type"]).startswith("itsm.")}
+    view["slos"] = {
+        slo["slo_id"]: {"service": slo["service"], "objective": slo["objective"], "bad": slo["total"] - slo["good"]}
+        for slo in report.get("slos", [])
+    }
+    view["data_notes"] = {
+        row["event_type"]: {name: row[name] for name in ("events", "first_event_time", "last_event_time")}
+        for row in report.get("data_notes", {}).get("events", [])
+        if str(row["event_type"]).startswith("itsm.")
+    }
     return view
 
 
-def check_timers(faulted: EndState, clean: EndState, stream_start: datetime, outcomes: list[FaultOutcome],
-                 findings: Findings) -> None:
+def check_timers(
+    faulted: EndState, clean: EndState, stream_start: datetime, outcomes: list[FaultOutcome], findings: Findings
+) -> None:
     """Timers due between the stream's start and the faulted run's reading: once each, never before due."""
+
     def due(transitions: list[Transition]) -> dict[tuple[str, str, int, str, float | None], list[Transition]]:
         found: dict[tuple[str, str, int, str, float | None], list[Transition]] = defaultdict(list)
         for transition in transitions:
@@ -288,10 +316,11 @@ def check_timers(faulted: EndState, clean: EndState, stream_start: datetime, out
     unique = list({t.event_id: t for t in faulted.transitions}.values())
     # A timer the clean run fired and then retracted (a late event, processed after the instant there, stopped
     # the cycle before it) is not owed by the faulted run, which may have read that event in time.
-    retracted = {(t.ticket, t.metric, t.cycle, str(t.data["retracts"].get("transition")),
-                  t.data["retracts"].get("threshold"))
-                 for t in clean.transitions
-                 if t.transition == "recalculated" and isinstance(t.data.get("retracts"), dict)}
+    retracted = {
+        (t.ticket, t.metric, t.cycle, str(t.data["retracts"].get("transition")), t.data["retracts"].get("threshold"))
+        for t in clean.transitions
+        if t.transition == "recalculated" and isinstance(t.data.get("retracts"), dict)
+    }
     expected = {key: found for key, found in due(clean.transitions).items() if key not in retracted}
     fired = due(unique)
     findings.timers_expected = len(expected)
@@ -307,11 +336,14 @@ def check_timers(faulted: EndState, clean: EndState, stream_start: datetime, out
     findings.timers_twice.extend(sorted({t.key for t in repeats if t.key in fired}, key=str))
 
 
-def check(faulted: EndState, clean: EndState, sent: SenderRecord, outcomes: list[FaultOutcome],
-          stream_start: datetime) -> Findings:
+def check(
+    faulted: EndState, clean: EndState, sent: SenderRecord, outcomes: list[FaultOutcome], stream_start: datetime
+) -> Findings:
     findings = Findings(rejected=dict(sent.rejected))
-    findings.lost = sorted(((event_id, at) for event_id, at in sent.acknowledged.items()
-                            if event_id not in faulted.published_ids), key=lambda lost: lost[1])
+    findings.lost = sorted(
+        ((event_id, at) for event_id, at in sent.acknowledged.items() if event_id not in faulted.published_ids),
+        key=lambda lost: lost[1],
+    )
     check_transitions(faulted.transitions, findings)
     findings.clock_mismatches = sorted(t for t in clean.clocks if faulted.clocks.get(t) != clean.clocks[t])
     # Both runs' final words as they stand at the same instant (the faulted run's reading).
@@ -323,8 +355,9 @@ def check(faulted: EndState, clean: EndState, sent: SenderRecord, outcomes: list
     for run, end_state in (("faulted", faulted), ("clean", clean)):
         check_published_against_engine(run, end_state, findings)
     findings.slo_mismatches = differences(faulted.slos, clean.slos)
-    findings.report_differences = differences(report_view("faulted", faulted, findings),
-                                              report_view("clean", clean, findings))
+    findings.report_differences = differences(
+        report_view("faulted", faulted, findings), report_view("clean", clean, findings)
+    )
     check_timers(faulted, clean, stream_start, outcomes, findings)
     return findings
 

@@ -31,8 +31,14 @@ policies:
 
 
 # The consumer groups the three services join (their defaults): a fleet starts them at the topics' end.
-SERVICE_GROUPS = ("intake", "sla-engine", "sla-engine-signals", "sla-engine-api-keys", "reporting",
-                  "reporting-api-keys")
+SERVICE_GROUPS = (
+    "intake",
+    "sla-engine",
+    "sla-engine-signals",
+    "sla-engine-api-keys",
+    "reporting",
+    "reporting-api-keys",
+)
 
 
 class Fleet:
@@ -41,9 +47,13 @@ class Fleet:
         # for a new key to reach every instance is a run of 401s from this one address: no failed-auth throttle.
         unthrottled = {"auth_failure_burst": "1000000"}
         settings = {"reporting": {"period_close_enabled": "false", **unthrottled}}
-        self.instances = {service: [ServiceProcess(service, stack, name=f"{prefix}{service}-{n}",
-                                                   **settings.get(service, unthrottled))
-                                    for n in range(instances)] for service in SERVICES}
+        self.instances = {
+            service: [
+                ServiceProcess(service, stack, name=f"{prefix}{service}-{n}", **settings.get(service, unthrottled))
+                for n in range(instances)
+            ]
+            for service in SERVICES
+        }
         self.stack = stack
         self.crash_restarts = 0  # a process that exited by itself, relaunched as Kubernetes would
         self.manual_restarts = 0  # an instance that never became ready again, restarted by hand
@@ -72,8 +82,12 @@ class Fleet:
         key = create_api_key(self.stack, tenant, timeout=300)  # an interpreter start, on a busy machine
         wait_until_key_works(self.urls("sla-engine"), key, "/v1/config", timeout=300)
         wait_until_key_works(self.urls("reporting"), key, "/v1/reports/slr", timeout=300)
-        answer = httpx.post(f"{self.urls('sla-engine')[0]}/v1/config:apply", content=bundle, timeout=60,
-                            headers={"Authorization": f"Bearer {key}", "Content-Type": "application/yaml"})
+        answer = httpx.post(
+            f"{self.urls('sla-engine')[0]}/v1/config:apply",
+            content=bundle,
+            timeout=60,
+            headers={"Authorization": f"Bearer {key}", "Content-Type": "application/yaml"},
+        )
         answer.raise_for_status()
         return key
 
@@ -108,10 +122,24 @@ class Fleet:
         began = time.monotonic()
         self.probe_stage = "not accepted by intake"
         ticket = f"PROBE-{uuid.uuid4().hex[:10]}"
-        event = {"specversion": "1.0", "id": str(uuid.uuid4()), "source": "probe://faults", "type": "itsm.ticket.v1",
-                 "time": datetime.now(UTC).isoformat(), "subject": ticket,
-                 "data": {"ticket_id": ticket, "action": "created", "kind": "incident", "service": "email",
-                          "customer": "acme", "priority": "P2", "status": "new", "assignment_group": "probe"}}
+        event = {
+            "specversion": "1.0",
+            "id": str(uuid.uuid4()),
+            "source": "probe://faults",
+            "type": "itsm.ticket.v1",
+            "time": datetime.now(UTC).isoformat(),
+            "subject": ticket,
+            "data": {
+                "ticket_id": ticket,
+                "action": "created",
+                "kind": "incident",
+                "service": "email",
+                "customer": "acme",
+                "priority": "P2",
+                "status": "new",
+                "assignment_group": "probe",
+            },
+        }
         headers = {"Authorization": f"Bearer {self._probe_key}"}
         posted = False
         async with httpx.AsyncClient(headers=headers, timeout=10) as client:
@@ -128,7 +156,8 @@ class Fleet:
                         for url in self.urls("reporting"):
                             answer = await client.get(f"{url}/v1/reports/slr", params={"format": "json"})
                             if answer.status_code == 200 and any(
-                                    clock["ticket_id"] == ticket for clock in answer.json()["clocks"]):
+                                clock["ticket_id"] == ticket for clock in answer.json()["clocks"]
+                            ):
                                 self.probe_stage = "in reporting"
                                 return time.monotonic() - began
                         if self.probe_stage.startswith("accepted"):

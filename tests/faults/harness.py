@@ -49,11 +49,18 @@ class RunShape:
 
 # The CI form (`make test`'s last step, ~5 minutes idle): every fault type once, the stream about as long as the
 # fault loop so that the breaches placed in it fall due while faults run; settled once 15 s pass unchanged.
-SHORT = RunShape(WorkloadShape(tickets=200, stream_seconds=120), rounds=1, max_gap_seconds=2.0,
-                 stalled=("sla-engine",), rolled=("sla-engine",), settle_seconds=60.0)
+SHORT = RunShape(
+    WorkloadShape(tickets=200, stream_seconds=120),
+    rounds=1,
+    max_gap_seconds=2.0,
+    stalled=("sla-engine",),
+    rolled=("sla-engine",),
+    settle_seconds=60.0,
+)
 # No faults at all: both runs must compare equal, or the checker itself is wrong.
-CALIBRATION = RunShape(WorkloadShape(tickets=120, stream_seconds=30), rounds=0, max_gap_seconds=1.0,
-                       settle_seconds=60.0)
+CALIBRATION = RunShape(
+    WorkloadShape(tickets=120, stream_seconds=30), rounds=0, max_gap_seconds=1.0, settle_seconds=60.0
+)
 LONG = RunShape(WorkloadShape(tickets=2500, stream_seconds=1800), rounds=3, max_gap_seconds=25.0)
 
 
@@ -67,26 +74,35 @@ class RunResult:
     durations: dict[str, float] = field(default_factory=dict)
 
     def describe(self) -> str:
-        return "\n".join([
-            f"workload: {len(self.workload.tickets)} tickets, {len(self.workload.events)} events, "
-            f"{self.workload.deliveries} deliveries in {len(self.workload.batches)} batches, "
-            f"{self.workload.due_in_stream} breaches placed to fall due during the faults",
-            f"sender retries: {self.sent.retries_by_cause or 'none'}; "
-            f"refused batches: {len(self.sent.refused_batches)}",
-            "phases: " + ", ".join(f"{name} {seconds:.0f}s" for name, seconds in self.durations.items()),
-            summary(self.outcomes, self.findings), "soak:", self.soak.describe()])
+        return "\n".join(
+            [
+                f"workload: {len(self.workload.tickets)} tickets, {len(self.workload.events)} events, "
+                f"{self.workload.deliveries} deliveries in {len(self.workload.batches)} batches, "
+                f"{self.workload.due_in_stream} breaches placed to fall due during the faults",
+                f"sender retries: {self.sent.retries_by_cause or 'none'}; "
+                f"refused batches: {len(self.sent.refused_batches)}",
+                "phases: " + ", ".join(f"{name} {seconds:.0f}s" for name, seconds in self.durations.items()),
+                summary(self.outcomes, self.findings),
+                "soak:",
+                self.soak.describe(),
+            ]
+        )
 
 
 def through_proxy(stack: Stack, proxy_port: int) -> Stack:
     """The same stack, with every database URL pointing at the fault proxy."""
+
     def moved(url: str) -> str:
         parts = urlsplit(url)
         credentials = parts.netloc.rsplit("@", 1)[0] + "@" if "@" in parts.netloc else ""
         return urlunsplit(parts._replace(netloc=f"{credentials}127.0.0.1:{proxy_port}"))
+
     # The services run as their own database roles (app_database_urls): those must pass the proxy too.
     return dataclasses.replace(
-        stack, database_urls={service: moved(url) for service, url in stack.database_urls.items()},
-        app_database_urls={service: moved(url) for service, url in stack.app_database_urls.items()})
+        stack,
+        database_urls={service: moved(url) for service, url in stack.database_urls.items()},
+        app_database_urls={service: moved(url) for service, url in stack.app_database_urls.items()},
+    )
 
 
 async def settle(bootstrap: str, tenant: str, key: str, reporting_url: str, since: datetime, within: float) -> None:
@@ -123,8 +139,9 @@ async def start_fresh(fleet: Fleet, bootstrap: str) -> None:
 FaultedRun = tuple[Workload, EndState, list[FaultOutcome], SenderRecord, SoakSeries]
 
 
-async def faulted_run(shape: RunShape, stack: Stack, rng: random.Random, since: datetime,
-                      durations: dict[str, float]) -> FaultedRun:
+async def faulted_run(
+    shape: RunShape, stack: Stack, rng: random.Random, since: datetime, durations: dict[str, float]
+) -> FaultedRun:
     pg = urlsplit(stack.database_urls["intake"])
     proxy = TcpFaultProxy(pg.hostname or "127.0.0.1", pg.port or 5432).start()
     fleet = Fleet(through_proxy(stack, proxy.port), instances=2, prefix="faults-")
@@ -142,26 +159,47 @@ async def faulted_run(shape: RunShape, stack: Stack, rng: random.Random, since: 
         workload = generate(shape.workload, datetime.now(UTC).replace(microsecond=0))
         workload.save(RUNS / "workload.json")  # the recording: both runs send exactly these deliveries
         infra = LocalInfra()
-        context = FaultContext(fleet, infra, proxy, rng, shape.stall_seconds, shape.blackhole_seconds,
-                               shape.latency_seconds)
-        faults = injectors.schedule(SERVICES, shape.rounds, rng, postgres=infra.postgres_is_private(),
-                                    stalled=shape.stalled, rolled=shape.rolled)
+        context = FaultContext(
+            fleet, infra, proxy, rng, shape.stall_seconds, shape.blackhole_seconds, shape.latency_seconds
+        )
+        faults = injectors.schedule(
+            SERVICES,
+            shape.rounds,
+            rng,
+            postgres=infra.postgres_is_private(),
+            stalled=shape.stalled,
+            rolled=shape.rolled,
+        )
         sampler = asyncio.create_task(sample(fleet, stack.database_urls, soak, every=5.0))
         sender = UpstreamSender(fleet.urls("intake"), key, tenant)
         began = time.monotonic()
         stream_ends = time.monotonic() + workload.stream_seconds
         sent, outcomes = await asyncio.gather(
             sender.send(workload, workload.stream_seconds),
-            injectors.fault_loop(faults, context, shape.max_gap_seconds, until=stream_ends,
-                                 every_kind=len(faults) // max(1, shape.rounds)))
+            injectors.fault_loop(
+                faults,
+                context,
+                shape.max_gap_seconds,
+                until=stream_ends,
+                every_kind=len(faults) // max(1, shape.rounds),
+            ),
+        )
         durations["faults"] = time.monotonic() - began
         log.info("faults done; %d acknowledged; settling", len(sent.acknowledged))
         began = time.monotonic()
         await settle(stack.kafka_bootstrap, tenant, key, fleet.urls("reporting")[0], since, shape.settle_seconds)
         sampler.cancel()
-        state = await observe(tenant, key, stack.kafka_bootstrap, fleet.urls("sla-engine")[0],
-                              fleet.urls("reporting")[0], workload.tickets, datetime.now(UTC), since,
-                              report_period(workload))
+        state = await observe(
+            tenant,
+            key,
+            stack.kafka_bootstrap,
+            fleet.urls("sla-engine")[0],
+            fleet.urls("reporting")[0],
+            workload.tickets,
+            datetime.now(UTC),
+            since,
+            report_period(workload),
+        )
         durations["settle+observe"] = time.monotonic() - began
         return workload, state, outcomes, sent, soak
     finally:
@@ -169,8 +207,9 @@ async def faulted_run(shape: RunShape, stack: Stack, rng: random.Random, since: 
         proxy.stop()
 
 
-async def clean_run(shape: RunShape, stack: Stack, workload: Workload, at: datetime, since: datetime,
-                    durations: dict[str, float]) -> EndState:
+async def clean_run(
+    shape: RunShape, stack: Stack, workload: Workload, at: datetime, since: datetime, durations: dict[str, float]
+) -> EndState:
     fleet = Fleet(stack, instances=1, prefix="clean-")
     began = time.monotonic()
     try:
@@ -180,8 +219,17 @@ async def clean_run(shape: RunShape, stack: Stack, workload: Workload, at: datet
         log.info("clean run: tenant %s", tenant)
         await UpstreamSender(fleet.urls("intake"), key, tenant).send(workload, 0)
         await settle(stack.kafka_bootstrap, tenant, key, fleet.urls("reporting")[0], since, shape.settle_seconds)
-        return await observe(tenant, key, stack.kafka_bootstrap, fleet.urls("sla-engine")[0],
-                             fleet.urls("reporting")[0], workload.tickets, at, since, report_period(workload))
+        return await observe(
+            tenant,
+            key,
+            stack.kafka_bootstrap,
+            fleet.urls("sla-engine")[0],
+            fleet.urls("reporting")[0],
+            workload.tickets,
+            at,
+            since,
+            report_period(workload),
+        )
     finally:
         await asyncio.to_thread(fleet.stop)
         durations["clean run"] = time.monotonic() - began

@@ -38,5 +38,6 @@ class LocalInfra:
 
     def bring_back(self) -> None:
         """`stack.sh up`: starts whatever is down and returns once the broker answers metadata requests."""
-        subprocess.run(["bash", str(REPO / "deploy" / "local" / "stack.sh"), "up"], check=True,
-                       capture_output=True, timeout=180)
+        subprocess.run(
+            ["bash", str(REPO / "deploy" / "local" / "stack.sh"), "up"], check=True, capture_output=True, timeout=180
+        )

@@ -136,28 +136,70 @@ def _set_latency(context: FaultContext, seconds: float) -> None:
 
 
 DOWN_SECONDS = 5.0  # a process fault: the broker or PostgreSQL stays down this long, then `stack.sh up`
-KILL_BROKER = Outage("broker kill -9", "kafka", lambda c: c.infra.kill_broker(), lambda c: c.infra.bring_back(),
-                     lambda c: DOWN_SECONDS)
-STOP_POSTGRES = Outage("postgres immediate stop", "postgresql", lambda c: c.infra.stop_postgres_immediately(),
-                       lambda c: c.infra.bring_back(), lambda c: DOWN_SECONDS)
-PROXY_LATENCY = Outage("db latency", "postgresql proxy", lambda c: _set_latency(c, c.latency_seconds),
-                       lambda c: _set_latency(c, 0.0), lambda c: 10.0)
+KILL_BROKER = Outage(
+    "broker kill -9", "kafka", lambda c: c.infra.kill_broker(), lambda c: c.infra.bring_back(), lambda c: DOWN_SECONDS
+)
+STOP_POSTGRES = Outage(
+    "postgres immediate stop",
+    "postgresql",
+    lambda c: c.infra.stop_postgres_immediately(),
+    lambda c: c.infra.bring_back(),
+    lambda c: DOWN_SECONDS,
+)
+PROXY_LATENCY = Outage(
+    "db latency",
+    "postgresql proxy",
+    lambda c: _set_latency(c, c.latency_seconds),
+    lambda c: _set_latency(c, 0.0),
+    lambda c: 10.0,
+)
 # Every connection reset, then again a second later, when the pools have reconnected.
-PROXY_RESET = Outage("db connection reset", "postgresql proxy", lambda c: c.proxy.reset_connections(),
-                     lambda c: c.proxy.reset_connections(), lambda c: 1.0)
-PROXY_BLACKHOLE = Outage("db blackhole", "postgresql proxy", lambda c: c.proxy.blackhole(c.blackhole_seconds),
-                         lambda c: None, lambda c: c.blackhole_seconds)
+PROXY_RESET = Outage(
+    "db connection reset",
+    "postgresql proxy",
+    lambda c: c.proxy.reset_connections(),
+    lambda c: c.proxy.reset_connections(),
+    lambda c: 1.0,
+)
+PROXY_BLACKHOLE = Outage(
+    "db blackhole",
+    "postgresql proxy",
+    lambda c: c.proxy.blackhole(c.blackhole_seconds),
+    lambda c: None,
+    lambda c: c.blackhole_seconds,
+)
 # Every fault type, in the order the table lists them.
-FAULT_KINDS = (KillService.kind, StallService.kind, RollingRestart.kind, KILL_BROKER.kind, STOP_POSTGRES.kind,
-               PROXY_LATENCY.kind, PROXY_RESET.kind, PROXY_BLACKHOLE.kind)
+FAULT_KINDS = (
+    KillService.kind,
+    StallService.kind,
+    RollingRestart.kind,
+    KILL_BROKER.kind,
+    STOP_POSTGRES.kind,
+    PROXY_LATENCY.kind,
+    PROXY_RESET.kind,
+    PROXY_BLACKHOLE.kind,
+)
 
 
-def schedule(services: tuple[str, ...], rounds: int, rng: random.Random, *, postgres: bool,
-             stalled: tuple[str, ...], rolled: tuple[str, ...]) -> list[Fault]:
+def schedule(
+    services: tuple[str, ...],
+    rounds: int,
+    rng: random.Random,
+    *,
+    postgres: bool,
+    stalled: tuple[str, ...],
+    rolled: tuple[str, ...],
+) -> list[Fault]:
     """Every fault type, `rounds` times, in a shuffled order; SIGKILL against every service."""
-    one_round: list[Fault] = [*(KillService(s) for s in services), *(StallService(s) for s in stalled),
-                              *(RollingRestart(s) for s in rolled), KILL_BROKER, PROXY_LATENCY, PROXY_RESET,
-                              PROXY_BLACKHOLE]
+    one_round: list[Fault] = [
+        *(KillService(s) for s in services),
+        *(StallService(s) for s in stalled),
+        *(RollingRestart(s) for s in rolled),
+        KILL_BROKER,
+        PROXY_LATENCY,
+        PROXY_RESET,
+        PROXY_BLACKHOLE,
+    ]
     if postgres:
         one_round.append(STOP_POSTGRES)
     faults = []
@@ -181,20 +223,42 @@ async def run_fault(fault: Fault, context: FaultContext) -> FaultOutcome:
     stuck_at = None
     if time_to_flow is None:  # not recovered by itself: restart by hand so the run can go on, and count it
         stuck_at = fleet.probe_stage
-        log.warning("%s %s: the probe did not flow within %.0f s: %s", fault.kind, fault.target,
-                    RECOVERY_BUDGET_SECONDS, stuck_at)
+        log.warning(
+            "%s %s: the probe did not flow within %.0f s: %s",
+            fault.kind,
+            fault.target,
+            RECOVERY_BUDGET_SECONDS,
+            stuck_at,
+        )
         await fleet.restart_by_hand()
         await fleet.wait_ready(RECOVERY_BUDGET_SECONDS)
         await fleet.probe_flows(RECOVERY_BUDGET_SECONDS)
-    outcome = FaultOutcome(fault.kind, fault.target, began_at, datetime.now(UTC), time_to_ready, time_to_flow,
-                           fleet.manual_restarts - manual, fleet.crash_restarts - crashes, stuck_at)
-    log.info("%s %s: ready after %s s, flowing after %s s, %d crashes, %d manual restarts", outcome.kind,
-             outcome.target, time_to_ready, time_to_flow, outcome.crash_restarts, outcome.manual_restarts)
+    outcome = FaultOutcome(
+        fault.kind,
+        fault.target,
+        began_at,
+        datetime.now(UTC),
+        time_to_ready,
+        time_to_flow,
+        fleet.manual_restarts - manual,
+        fleet.crash_restarts - crashes,
+        stuck_at,
+    )
+    log.info(
+        "%s %s: ready after %s s, flowing after %s s, %d crashes, %d manual restarts",
+        outcome.kind,
+        outcome.target,
+        time_to_ready,
+        time_to_flow,
+        outcome.crash_restarts,
+        outcome.manual_restarts,
+    )
     return outcome
 
 
-async def fault_loop(faults: list[Fault], context: FaultContext, max_gap_seconds: float,
-                     until: float | None = None, every_kind: int = 0) -> list[FaultOutcome]:
+async def fault_loop(
+    faults: list[Fault], context: FaultContext, max_gap_seconds: float, until: float | None = None, every_kind: int = 0
+) -> list[FaultOutcome]:
     """The faults in turn; past the monotonic instant `until` (the stream's end) no new one starts once the
     first `every_kind` (a round: every fault type) ran, so a slow machine does not stretch the run."""
     outcomes = []

@@ -48,11 +48,24 @@ class EndState:
 
     def save(self, path: Path) -> None:
         """The evidence behind a verdict, for a person to diff."""
-        path.write_text(json.dumps({
-            "tenant": self.tenant, "at": self.at.isoformat(), "published_ids": sorted(self.published_ids),
-            "transitions": [{"id": t.event_id, "produced": t.produced.isoformat(), "time": t.time.isoformat(),
-                             **t.data} for t in self.transitions],
-            "clocks": self.clocks, "slos": self.slos, "report": self.report}, indent=1, default=str))
+        path.write_text(
+            json.dumps(
+                {
+                    "tenant": self.tenant,
+                    "at": self.at.isoformat(),
+                    "published_ids": sorted(self.published_ids),
+                    "transitions": [
+                        {"id": t.event_id, "produced": t.produced.isoformat(), "time": t.time.isoformat(), **t.data}
+                        for t in self.transitions
+                    ],
+                    "clocks": self.clocks,
+                    "slos": self.slos,
+                    "report": self.report,
+                },
+                indent=1,
+                default=str,
+            )
+        )
 
 
 def normalized(value: Any, tenant: str) -> Any:
@@ -105,14 +118,33 @@ def transitions_of(records: list[tuple[dict[str, Any], int]]) -> list[Transition
     found = []
     for event, timestamp in records:
         data = event["data"]
-        found.append(Transition(str(event["id"]), str(data["ticket_id"]), str(data["metric"]), int(data["cycle"]),
-                                str(data["transition"]), data.get("threshold"), datetime.fromisoformat(event["time"]),
-                                datetime.fromtimestamp(timestamp / 1000, UTC), data))
+        found.append(
+            Transition(
+                str(event["id"]),
+                str(data["ticket_id"]),
+                str(data["metric"]),
+                int(data["cycle"]),
+                str(data["transition"]),
+                data.get("threshold"),
+                datetime.fromisoformat(event["time"]),
+                datetime.fromtimestamp(timestamp / 1000, UTC),
+                data,
+            )
+        )
     return found
 
 
-async def observe(tenant: str, key: str, bootstrap: str, engine_url: str, reporting_url: str, tickets: list[str],
-                  at: datetime, since: datetime, period: tuple[datetime, datetime]) -> EndState:
+async def observe(
+    tenant: str,
+    key: str,
+    bootstrap: str,
+    engine_url: str,
+    reporting_url: str,
+    tickets: list[str],
+    at: datetime,
+    since: datetime,
+    period: tuple[datetime, datetime],
+) -> EndState:
     """The run's end state: clocks as they stood at `at`, the report of the fixed `period` (both runs read the
     same one; the default, the 30 days up to the request, would move its windows with the reading time)."""
     published: set[str] = set()
@@ -131,11 +163,27 @@ async def observe(tenant: str, key: str, bootstrap: str, engine_url: str, report
 
         await asyncio.gather(*(read_clocks(ticket) for ticket in tickets))
         slos = (await client.get(f"{engine_url}/v1/slos")).json()
-        report = (await client.get(f"{reporting_url}/v1/reports/slr",
-                                   params={"format": "json", "clocks_limit": 100_000, "from": period[0].isoformat(),
-                                           "to": period[1].isoformat()})).json()
-    return EndState(tenant, at, published, transitions, clocks, slo_view(slos), normalized(report, tenant),
-                    report_instant(report, period[1]))
+        report = (
+            await client.get(
+                f"{reporting_url}/v1/reports/slr",
+                params={
+                    "format": "json",
+                    "clocks_limit": 100_000,
+                    "from": period[0].isoformat(),
+                    "to": period[1].isoformat(),
+                },
+            )
+        ).json()
+    return EndState(
+        tenant,
+        at,
+        published,
+        transitions,
+        clocks,
+        slo_view(slos),
+        normalized(report, tenant),
+        report_instant(report, period[1]),
+    )
 
 
 def report_instant(report: Any, period_end: datetime) -> datetime | None:
@@ -149,5 +197,11 @@ def report_instant(report: Any, period_end: datetime) -> datetime | None:
 def slo_view(listed: dict[str, Any]) -> dict[str, Any]:
     """What of each SLO does not move with the reading instant: its objective and the bad time (or events)
     it counted. Budget totals, burn rates and alerts follow the rolling window's end, i.e. when it is read."""
-    return {slo["slo_id"]: {"objective": slo["objective"], "bad": slo["total"] - slo["good"],
-                            "consumed": slo["error_budget"]["consumed"]} for slo in listed.get("slos", [])}
+    return {
+        slo["slo_id"]: {
+            "objective": slo["objective"],
+            "bad": slo["total"] - slo["good"],
+            "consumed": slo["error_budget"]["consumed"],
+        }
+        for slo in listed.get("slos", [])
+    }

@@ -82,12 +82,15 @@ class TcpFaultProxy:
             client_writer.transport.abort()
             return
         self._writers.update((client_writer, upstream_writer))
-        await asyncio.gather(self._pipe(client_reader, upstream_writer, client_writer),
-                             self._pipe(upstream_reader, client_writer, upstream_writer))
+        await asyncio.gather(
+            self._pipe(client_reader, upstream_writer, client_writer),
+            self._pipe(upstream_reader, client_writer, upstream_writer),
+        )
         self._writers.difference_update((client_writer, upstream_writer))
 
-    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                    other: asyncio.StreamWriter) -> None:
+    async def _pipe(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, other: asyncio.StreamWriter
+    ) -> None:
         try:
             while chunk := await reader.read(65536):
                 await self._hold_while_blackholed()

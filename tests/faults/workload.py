@@ -19,10 +19,18 @@ from typing import Any
 TENANT_PLACEHOLDER = "@tenant@"
 SOURCE = "jira://faults.example"
 WARN_AT = (50, 75, 90)
-RESPONSE_TARGETS = {"P1": timedelta(minutes=15), "P2": timedelta(hours=1), "P3": timedelta(hours=4),
-                    "P4": timedelta(days=1)}
-RESOLUTION_TARGETS = {"P1": timedelta(hours=4), "P2": timedelta(hours=8), "P3": timedelta(days=3),
-                      "P4": timedelta(days=5)}
+RESPONSE_TARGETS = {
+    "P1": timedelta(minutes=15),
+    "P2": timedelta(hours=1),
+    "P3": timedelta(hours=4),
+    "P4": timedelta(days=1),
+}
+RESOLUTION_TARGETS = {
+    "P1": timedelta(hours=4),
+    "P2": timedelta(hours=8),
+    "P3": timedelta(days=3),
+    "P4": timedelta(days=5),
+}
 SERVICES = ("email", "vpn")
 CUSTOMERS = ("acme", "globex")
 
@@ -92,18 +100,34 @@ class Workload:
         return sum(len(batch) for batch in self.batches)
 
     def save(self, path: Path) -> None:
-        path.write_text(json.dumps({
-            "start": self.start.isoformat(), "stream_seconds": self.stream_seconds,
-            "quiet_from": self.quiet_from.isoformat(), "quiet_to": self.quiet_to.isoformat(),
-            "events": self.events, "batches": self.batches, "due_in_stream": self.due_in_stream,
-            "tickets": self.tickets}))
+        path.write_text(
+            json.dumps(
+                {
+                    "start": self.start.isoformat(),
+                    "stream_seconds": self.stream_seconds,
+                    "quiet_from": self.quiet_from.isoformat(),
+                    "quiet_to": self.quiet_to.isoformat(),
+                    "events": self.events,
+                    "batches": self.batches,
+                    "due_in_stream": self.due_in_stream,
+                    "tickets": self.tickets,
+                }
+            )
+        )
 
     @classmethod
     def load(cls, path: Path) -> Workload:
         raw = json.loads(path.read_text())
-        return cls(datetime.fromisoformat(raw["start"]), raw["stream_seconds"],
-                   datetime.fromisoformat(raw["quiet_from"]), datetime.fromisoformat(raw["quiet_to"]),
-                   raw["events"], raw["batches"], raw["due_in_stream"], raw["tickets"])
+        return cls(
+            datetime.fromisoformat(raw["start"]),
+            raw["stream_seconds"],
+            datetime.fromisoformat(raw["quiet_from"]),
+            datetime.fromisoformat(raw["quiet_to"]),
+            raw["events"],
+            raw["batches"],
+            raw["due_in_stream"],
+            raw["tickets"],
+        )
 
 
 # (offset from created, action, status) steps of a ticket; the generator cuts a timeline at S.
@@ -167,13 +191,28 @@ def _flow(rng: random.Random) -> list[Step]:
     return steps
 
 
-def _ticket_event(ticket: str, at: datetime, action: str, status: str, priority: str, service: str,
-                  customer: str, rng: random.Random) -> dict[str, Any]:
-    return {"specversion": "1.0", "id": str(uuid.UUID(int=rng.getrandbits(128))), "source": SOURCE,
-            "type": "itsm.ticket.v1", "time": at.isoformat(), "tenantid": TENANT_PLACEHOLDER, "subject": ticket,
-            "data": {"ticket_id": ticket, "action": action, "kind": "incident", "service": service,
-                     "customer": customer, "priority": priority, "status": status,
-                     "assignment_group": "service-desk"}}
+def _ticket_event(
+    ticket: str, at: datetime, action: str, status: str, priority: str, service: str, customer: str, rng: random.Random
+) -> dict[str, Any]:
+    return {
+        "specversion": "1.0",
+        "id": str(uuid.UUID(int=rng.getrandbits(128))),
+        "source": SOURCE,
+        "type": "itsm.ticket.v1",
+        "time": at.isoformat(),
+        "tenantid": TENANT_PLACEHOLDER,
+        "subject": ticket,
+        "data": {
+            "ticket_id": ticket,
+            "action": action,
+            "kind": "incident",
+            "service": service,
+            "customer": customer,
+            "priority": priority,
+            "status": status,
+            "assignment_group": "service-desk",
+        },
+    }
 
 
 def _signals(start: datetime, rng: random.Random) -> list[dict[str, Any]]:
@@ -183,16 +222,30 @@ def _signals(start: datetime, rng: random.Random) -> list[dict[str, Any]]:
         at = start - timedelta(hours=6)
         state = "up"
         while at < start - timedelta(minutes=10):
-            events.append({"specversion": "1.0", "id": str(uuid.UUID(int=rng.getrandbits(128))),
-                           "source": "probe://faults", "type": "itsm.availability.v1", "time": at.isoformat(),
-                           "tenantid": TENANT_PLACEHOLDER, "subject": service,
-                           "data": {"service": service, "component": "core", "state": state}})
+            events.append(
+                {
+                    "specversion": "1.0",
+                    "id": str(uuid.UUID(int=rng.getrandbits(128))),
+                    "source": "probe://faults",
+                    "type": "itsm.availability.v1",
+                    "time": at.isoformat(),
+                    "tenantid": TENANT_PLACEHOLDER,
+                    "subject": service,
+                    "data": {"service": service, "component": "core", "state": state},
+                }
+            )
             at += timedelta(minutes=rng.uniform(3, 25) if state != "up" else rng.uniform(20, 60))
             state = "up" if state != "up" else rng.choice(("down", "degraded"))
         if state != "up":  # the last outage ends before S
             ended = min(at, start - timedelta(minutes=5))
-            events.append({**events[-1], "id": str(uuid.UUID(int=rng.getrandbits(128))), "time": ended.isoformat(),
-                           "data": {"service": service, "component": "core", "state": "up"}})
+            events.append(
+                {
+                    **events[-1],
+                    "id": str(uuid.UUID(int=rng.getrandbits(128))),
+                    "time": ended.isoformat(),
+                    "data": {"service": service, "component": "core", "state": "up"},
+                }
+            )
     return events
 
 
@@ -215,8 +268,11 @@ def generate(shape: WorkloadShape, start: datetime) -> Workload:
             else:
                 created = start - timedelta(hours=rng.uniform(0.5, 30))
                 flow = _flow(rng)
-            steps = [(created + offset, action, status) for offset, action, status in flow
-                     if created + offset < start - timedelta(minutes=1)]
+            steps = [
+                (created + offset, action, status)
+                for offset, action, status in flow
+                if created + offset < start - timedelta(minutes=1)
+            ]
             if not steps:
                 continue
             instants = open_clock_instants(created, steps[1:], priority)
@@ -226,14 +282,25 @@ def generate(shape: WorkloadShape, start: datetime) -> Workload:
                 break
         due_in_stream += placed_due
         tickets.append(ticket)
-        timeline = [_ticket_event(ticket, at, action, status, priority, service, customer, rng)
-                    for at, action, status in steps]
+        timeline = [
+            _ticket_event(ticket, at, action, status, priority, service, customer, rng) for at, action, status in steps
+        ]
         events.extend(timeline)
         if steps[-1][2] in ("resolved", "closed") and rng.random() < 0.3:
-            events.append({**timeline[-1], "id": str(uuid.UUID(int=rng.getrandbits(128))),
-                           "type": "itsm.feedback.v1",
-                           "data": {"ticket_id": ticket, "service": service, "score": rng.randint(1, 5),
-                                    "scale": 5, "comment": "survey"}})
+            events.append(
+                {
+                    **timeline[-1],
+                    "id": str(uuid.UUID(int=rng.getrandbits(128))),
+                    "type": "itsm.feedback.v1",
+                    "data": {
+                        "ticket_id": ticket,
+                        "service": service,
+                        "score": rng.randint(1, 5),
+                        "scale": 5,
+                        "comment": "survey",
+                    },
+                }
+            )
     events.extend(_signals(start, rng))
     events.sort(key=lambda event: event["time"])
     order = [event["id"] for event in events]
@@ -241,9 +308,10 @@ def generate(shape: WorkloadShape, start: datetime) -> Workload:
     for event_id in rng.sample(order, int(len(order) * shape.duplicate_share)):  # a sender's retry, later
         position = order.index(event_id)
         order.insert(min(len(order), position + rng.randint(1, 400)), event_id)
-    batches = [order[at:at + shape.batch_size] for at in range(0, len(order), shape.batch_size)]
-    return Workload(start, shape.stream_seconds, quiet_from, quiet_to, {e["id"]: e for e in events}, batches,
-                    due_in_stream, tickets)
+    batches = [order[at : at + shape.batch_size] for at in range(0, len(order), shape.batch_size)]
+    return Workload(
+        start, shape.stream_seconds, quiet_from, quiet_to, {e["id"]: e for e in events}, batches, due_in_stream, tickets
+    )
 
 
 def _delay_some(order: list[str], rng: random.Random, share: float) -> None:

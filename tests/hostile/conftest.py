@@ -41,8 +41,9 @@ class Tally:
         rows = []
         for kind in sorted(self.answers):
             counts = self.answers[kind]
-            answers = ", ".join(f"{'record' if code == KAFKA_RECORD else code}×{count}"
-                                for code, count in sorted(counts.items()))
+            answers = ", ".join(
+                f"{'record' if code == KAFKA_RECORD else code}×{count}" for code, count in sorted(counts.items())
+            )
             rows.append(f"{kind:<34} {sum(counts.values()):>6} sent  {answers}")
         return rows
 
@@ -64,8 +65,11 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     total = sum(sum(counts.values()) for counts in TALLY.answers.values())
     terminalreporter.write_line(f"{'total':<34} {total:>6} sent")
     LOGS.mkdir(parents=True, exist_ok=True)
-    (LOGS / "hostile-tally.json").write_text(json.dumps(
-        {kind: {str(code): n for code, n in counts.items()} for kind, counts in TALLY.answers.items()}, indent=2))
+    (LOGS / "hostile-tally.json").write_text(
+        json.dumps(
+            {kind: {str(code): n for code, n in counts.items()} for kind, counts in TALLY.answers.items()}, indent=2
+        )
+    )
 
 
 @pytest.fixture(scope="package")
@@ -75,8 +79,13 @@ def platform(stack: Stack) -> Iterator[LocalPlatform]:
     The suites fail authentication on purpose, hundreds of times from this one address: the failed-authentication
     throttle would answer 429 to the good requests after them (it has its own tests)."""
     unthrottled = {"auth_failure_burst": "1000000"}
-    started = LocalPlatform.start(stack, prefix="hostile-", intake={"rate_limit_per_second": "0", **unthrottled},
-                                  sla_engine=unthrottled, reporting={"period_close_enabled": "false", **unthrottled})
+    started = LocalPlatform.start(
+        stack,
+        prefix="hostile-",
+        intake={"rate_limit_per_second": "0", **unthrottled},
+        sla_engine=unthrottled,
+        reporting={"period_close_enabled": "false", **unthrottled},
+    )
     yield started
     started.stop()
 

@@ -47,8 +47,13 @@ HOSTILE_BUNDLES: list[tuple[str, bytes, dict[str, str], int, str]] = [
     ("duration of 11 years", policy_with_target("4015d").encode(), YAML, 422, "longer than"),
     ("duration with 5000 digits", policy_with_target("9" * 5000 + "s").encode(), YAML, 422, "not a duration"),
     ("huge key echoed", json.dumps({"x" * 200_000: 1}).encode(), JSON, 422, "unknown key"),
-    ("NUL in a JSON string", json.dumps({"calendars": [{"name": "a\x00b", "timezone": "UTC"}]}).encode(), JSON, 422,
-     "U+0000"),
+    (
+        "NUL in a JSON string",
+        json.dumps({"calendars": [{"name": "a\x00b", "timezone": "UTC"}]}).encode(),
+        JSON,
+        422,
+        "U+0000",
+    ),
     ("YAML \\0 escape", b'calendars:\n  - {name: "a\\0b", timezone: UTC}\n', YAML, 422, "U+0000"),
     ("lone surrogate in JSON", b'{"calendars": [{"name": "\\ud800", "timezone": "UTC"}]}', JSON, 422, "surrogate"),
     ("not UTF-8", b"policies: [\xff\xfe]", YAML, 400, "UTF-8"),
@@ -57,15 +62,17 @@ HOSTILE_BUNDLES: list[tuple[str, bytes, dict[str, str], int, str]] = [
 
 @pytest.mark.parametrize("case", HOSTILE_BUNDLES, ids=[case[0] for case in HOSTILE_BUNDLES])
 def test_a_hostile_bundle_is_refused_with_a_short_reason(
-        tenant: TenantClient, tally: Tally, case: tuple[str, bytes, dict[str, str], int, str]) -> None:
+    tenant: TenantClient, tally: Tally, case: tuple[str, bytes, dict[str, str], int, str]
+) -> None:
     _, body, headers, status, fragment = case
     # A long timeout: a 1 MiB bundle is pure-Python YAML, seconds of CPU on a busy machine (off the event loop).
     with httpx.Client(base_url=tenant.platform.sla_engine.url, headers=tenant.headers, timeout=120) as engine:
         response = tally.sent("bundles: config:apply", engine.post("/v1/config:apply", content=body, headers=headers))
         assert_refused(response, status, fragment)
         assert len(response.content) < 64 * 1024  # nothing huge echoed back
-        openslo = tally.sent("bundles: import-openslo",
-                             engine.post("/v1/config:import-openslo", content=body, headers=headers))
+        openslo = tally.sent(
+            "bundles: import-openslo", engine.post("/v1/config:import-openslo", content=body, headers=headers)
+        )
         assert openslo.status_code in (400, 413, 422), openslo.text[:300]
         assert len(openslo.content) < 64 * 1024
         assert engine.get("/v1/config").status_code == 404  # nothing was applied
@@ -75,10 +82,19 @@ def test_after_hostile_bundles_a_good_one_applies_and_counts(tenant: TenantClien
     start = datetime.now(UTC) - timedelta(hours=1)
     with tenant.client(tenant.platform.sla_engine) as engine:
         for _, body, headers, _, _ in HOSTILE_BUNDLES[:3]:
-            assert tally.sent("bundles: config:apply", engine.post("/v1/config:apply", content=body,
-                                                                   headers=headers)).status_code == 422
-        simulated = tally.sent("bundles: simulate", engine.post("/v1/simulate", json={
-            "bundle": billion_laughs(), "start": start.isoformat(), "end": datetime.now(UTC).isoformat()}))
+            assert (
+                tally.sent(
+                    "bundles: config:apply", engine.post("/v1/config:apply", content=body, headers=headers)
+                ).status_code
+                == 422
+            )
+        simulated = tally.sent(
+            "bundles: simulate",
+            engine.post(
+                "/v1/simulate",
+                json={"bundle": billion_laughs(), "start": start.isoformat(), "end": datetime.now(UTC).isoformat()},
+            ),
+        )
         assert_refused(simulated, 422, "aliases")
         applied = engine.post("/v1/config:apply", content=RESPONSE_BUNDLE, headers=YAML)
         assert applied.status_code == 200, applied.text

@@ -33,16 +33,35 @@ def hostile_events(tenant: str) -> list[tuple[dict[str, Any], str, str]]:
     """(event, expected code, a fragment of the reason) for each hostile event."""
     base = ticket_event(tenant, "HOSTILE", NOW - timedelta(minutes=5))  # each case below gets its own id
     measurement = {
-        "specversion": "1.0", "id": "m", "source": "probe://x", "type": "itsm.measurement.v1",
-        "time": (NOW - timedelta(minutes=5)).isoformat(), "tenantid": tenant,
-        "data": {"service": "email", "sli": "latency", "good": 1, "total": 2,
-                 "window_start": "0001-01-01T00:00:00+01:00", "window_end": (NOW - timedelta(minutes=6)).isoformat()},
+        "specversion": "1.0",
+        "id": "m",
+        "source": "probe://x",
+        "type": "itsm.measurement.v1",
+        "time": (NOW - timedelta(minutes=5)).isoformat(),
+        "tenantid": tenant,
+        "data": {
+            "service": "email",
+            "sli": "latency",
+            "good": 1,
+            "total": 2,
+            "window_start": "0001-01-01T00:00:00+01:00",
+            "window_end": (NOW - timedelta(minutes=6)).isoformat(),
+        },
     }
     maintenance = {
-        "specversion": "1.0", "id": "mw", "source": "cab://x", "type": "itsm.maintenance.v1",
-        "time": (NOW - timedelta(minutes=5)).isoformat(), "tenantid": tenant,
-        "data": {"service": "email", "window_id": "w1", "status": "scheduled", "start": "2026-01-01T00:00:00Z",
-                 "end": "9999-12-31T23:59:59-05:00"},
+        "specversion": "1.0",
+        "id": "mw",
+        "source": "cab://x",
+        "type": "itsm.maintenance.v1",
+        "time": (NOW - timedelta(minutes=5)).isoformat(),
+        "tenantid": tenant,
+        "data": {
+            "service": "email",
+            "window_id": "w1",
+            "status": "scheduled",
+            "start": "2026-01-01T00:00:00Z",
+            "end": "9999-12-31T23:59:59-05:00",
+        },
     }
     wide = "𝄞" * 200  # 200 characters, 800 bytes of UTF-8
     return [
@@ -71,14 +90,18 @@ def hostile_events(tenant: str) -> list[tuple[dict[str, Any], str, str]]:
 
 
 def test_hostile_times_and_identifiers_are_rejected_and_the_good_events_beside_them_count(
-        tenant: TenantClient, tally: Tally) -> None:
+    tenant: TenantClient, tally: Tally
+) -> None:
     hostile = hostile_events(tenant.tenant)
     good_tickets = [f"GOOD-{n}" for n in range(len(hostile))]
     batch: list[dict[str, Any]] = []
     for (event, _, _), ticket in zip(hostile, good_tickets, strict=True):
         batch.append(event)
-        batch.append(ticket_event(tenant.tenant, ticket, NOW - timedelta(minutes=10),
-                                  source="hostile://desk", event_id=f"good-{ticket}"))
+        batch.append(
+            ticket_event(
+                tenant.tenant, ticket, NOW - timedelta(minutes=10), source="hostile://desk", event_id=f"good-{ticket}"
+            )
+        )
     with tenant.client(tenant.platform.intake) as intake:
         response = intake.post("/v1/events", content=json.dumps(batch), headers=BATCH_HEADERS)
         tally.sent("intake: hostile times/ids/text", response)

@@ -50,9 +50,14 @@ READERS = {
     topics.SLO_ALERTS: ["reporting"],
 }
 TYPES = {
-    INGEST: TICKET_EVENT, topics.TICKETS: TICKET_EVENT, topics.SIGNALS: MEASUREMENT_EVENT,
-    topics.TENANTS: API_KEY_EVENT, topics.CLOCKS: CLOCK_EVENT, topics.FEEDBACK: FEEDBACK_EVENT,
-    topics.SLO_STATUS: SLO_STATUS_EVENT, topics.SLO_ALERTS: SLO_ALERT_EVENT,
+    INGEST: TICKET_EVENT,
+    topics.TICKETS: TICKET_EVENT,
+    topics.SIGNALS: MEASUREMENT_EVENT,
+    topics.TENANTS: API_KEY_EVENT,
+    topics.CLOCKS: CLOCK_EVENT,
+    topics.FEEDBACK: FEEDBACK_EVENT,
+    topics.SLO_STATUS: SLO_STATUS_EVENT,
+    topics.SLO_ALERTS: SLO_ALERT_EVENT,
 }
 JSON_VALUES = st.recursive(
     st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats(allow_nan=False) | st.text(max_size=40),
@@ -63,9 +68,17 @@ JSON_VALUES = st.recursive(
 
 def hostile_values(topic: str, tenant: str) -> st.SearchStrategy[bytes]:
     def envelope(data: Any, **overrides: Any) -> bytes:
-        event = {"specversion": "1.0", "id": str(uuid.uuid4()), "source": "fuzz://topic", "type": TYPES[topic],
-                 "time": datetime.now(UTC).isoformat(), "tenantid": tenant, "subject": "FUZZ-1", "data": data,
-                 **overrides}
+        event = {
+            "specversion": "1.0",
+            "id": str(uuid.uuid4()),
+            "source": "fuzz://topic",
+            "type": TYPES[topic],
+            "time": datetime.now(UTC).isoformat(),
+            "tenantid": tenant,
+            "subject": "FUZZ-1",
+            "data": data,
+            **overrides,
+        }
         return json.dumps(event).encode()
 
     good = ticket_event(tenant, "FUZZ-1", datetime.now(UTC) - timedelta(minutes=1))
@@ -82,7 +95,10 @@ def hostile_values(topic: str, tenant: str) -> st.SearchStrategy[bytes]:
 @settings(max_examples=4, deadline=None, suppress_health_check=list(HealthCheck))
 @given(data=st.data())
 def test_hostile_bytes_on_every_consumed_topic_never_stop_a_consumer(
-    data: st.DataObject, stack: Stack, tenant: TenantClient, tally: Tally,
+    data: st.DataObject,
+    stack: Stack,
+    tenant: TenantClient,
+    tally: Tally,
 ) -> None:
     last: dict[tuple[str, int], int] = {}
     good_tickets: list[str] = []
@@ -100,8 +116,9 @@ def test_hostile_bytes_on_every_consumed_topic_never_stop_a_consumer(
         ticket = f"GOOD-{uuid.uuid4().hex[:8]}"
         good_tickets.append(ticket)
         event = ticket_event(tenant.tenant, ticket, datetime.now(UTC) - timedelta(minutes=1))
-        await produce(stack.kafka_bootstrap, INGEST, [json.dumps(event).encode()],
-                      key=f"{tenant.tenant}/{ticket}".encode())
+        await produce(
+            stack.kafka_bootstrap, INGEST, [json.dumps(event).encode()], key=f"{tenant.tenant}/{ticket}".encode()
+        )
 
     asyncio.run(send())
 

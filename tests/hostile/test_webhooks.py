@@ -70,14 +70,19 @@ HOSTILE: list[tuple[str, Any, str]] = [
 
 
 def test_unmappable_webhooks_are_rejected_and_good_ones_beside_them_count(tenant: TenantClient, tally: Tally) -> None:
-    good = [("jira", jira("80001", "JGOOD-1"), "JGOOD-1"),
-            ("servicenow", servicenow("good2", "SGOOD-2", "2026-05-06 03:00:00"), "SGOOD-2"),
-            ("zendesk", zendesk("good3", "ZGOOD-3", "2026-05-06T03:00:00Z"), "ZGOOD-3")]
+    good = [
+        ("jira", jira("80001", "JGOOD-1"), "JGOOD-1"),
+        ("servicenow", servicenow("good2", "SGOOD-2", "2026-05-06 03:00:00"), "SGOOD-2"),
+        ("zendesk", zendesk("good3", "ZGOOD-3", "2026-05-06T03:00:00Z"), "ZGOOD-3"),
+    ]
     with tenant.client(tenant.platform.intake) as intake:
         for system, payload, fragment in HOSTILE:
-            response = tally.sent(f"webhooks: unmappable {system}",
-                                  intake.post(f"/v1/webhooks/{system}", content=json.dumps(payload),
-                                              headers={"Content-Type": "application/json"}))
+            response = tally.sent(
+                f"webhooks: unmappable {system}",
+                intake.post(
+                    f"/v1/webhooks/{system}", content=json.dumps(payload), headers={"Content-Type": "application/json"}
+                ),
+            )
             if system == "jira" and fragment == "":  # a bad self link names no site; the rest maps
                 assert response.status_code == 202, response.text
                 continue
@@ -91,15 +96,30 @@ def test_unmappable_webhooks_are_rejected_and_good_ones_beside_them_count(tenant
 
 def test_webhook_bodies_over_the_limit_or_not_json_are_refused(tenant: TenantClient, tally: Tally) -> None:
     with tenant.client(tenant.platform.intake) as intake:
-        too_large = tally.sent("webhooks: size/encoding", intake.post(
-            "/v1/webhooks/jira", content=b"{" + b" " * (6 * 1024 * 1024) + b"}",
-            headers={"Content-Type": "application/json"}))
+        too_large = tally.sent(
+            "webhooks: size/encoding",
+            intake.post(
+                "/v1/webhooks/jira",
+                content=b"{" + b" " * (6 * 1024 * 1024) + b"}",
+                headers={"Content-Type": "application/json"},
+            ),
+        )
         assert_refused(too_large, 413, "body exceeds")
-        latin1 = tally.sent("webhooks: size/encoding", intake.post(
-            "/v1/webhooks/zendesk", content='{"type": "caf\u00e9"}'.encode("latin-1"),
-            headers={"Content-Type": "application/json"}))
+        latin1 = tally.sent(
+            "webhooks: size/encoding",
+            intake.post(
+                "/v1/webhooks/zendesk",
+                content='{"type": "caf\u00e9"}'.encode("latin-1"),
+                headers={"Content-Type": "application/json"},
+            ),
+        )
         assert_refused(latin1, 400, "not UTF-8")
-        surrogate = tally.sent("webhooks: size/encoding", intake.post(
-            "/v1/webhooks/servicenow", content=b'{"record": {"number": "\\ud800"}}',
-            headers={"Content-Type": "application/json"}))
+        surrogate = tally.sent(
+            "webhooks: size/encoding",
+            intake.post(
+                "/v1/webhooks/servicenow",
+                content=b'{"record": {"number": "\\ud800"}}',
+                headers={"Content-Type": "application/json"},
+            ),
+        )
         assert_refused(surrogate, 400, "surrogate")

@@ -19,17 +19,26 @@ from typing import Any
 
 import pytest
 
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--remote-debugging-pipe"]
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--remote-debugging-pipe",
+]
 TIMEOUT = 60.0
 
 
 def chromium_binary() -> str:
     found = shutil.which("chromium") or shutil.which("chromium-browser")
     if found is None:
-        pytest.fail("Debian's chromium is missing: run services/reporting/scripts/install-system-deps.sh",
-                    pytrace=False)
+        pytest.fail(
+            "Debian's chromium is missing: run services/reporting/scripts/install-system-deps.sh", pytrace=False
+        )
     return found
 
 
@@ -80,13 +89,15 @@ class Browser:
     async def attach(self) -> None:
         targets = (await self.send("Target.getTargets", page=False))["targetInfos"]
         [page] = [t for t in targets if t["type"] == "page"][:1]
-        self._session = (await self.send("Target.attachToTarget", {"targetId": page["targetId"], "flatten": True},
-                                         page=False))["sessionId"]
+        self._session = (
+            await self.send("Target.attachToTarget", {"targetId": page["targetId"], "flatten": True}, page=False)
+        )["sessionId"]
         for domain in ("Page", "Runtime", "Log", "Network"):
             await self.send(f"{domain}.enable")
 
     async def wait_for_event(self, method: str, after: int) -> dict[str, Any]:
         """The first event `method` at or after position `after` of `self.events`."""
+
         async def found() -> dict[str, Any]:
             while True:
                 for event in self.events[after:]:
@@ -94,6 +105,7 @@ class Browser:
                         return event
                 self._event_arrived.clear()
                 await self._event_arrived.wait()
+
         return await asyncio.wait_for(found(), TIMEOUT)
 
     async def navigate(self, url: str) -> None:
@@ -102,8 +114,9 @@ class Browser:
         await self.wait_for_event("Page.loadEventFired", mark)
 
     async def evaluate(self, expression: str) -> Any:
-        result = await self.send("Runtime.evaluate", {"expression": expression, "returnByValue": True,
-                                                      "awaitPromise": True})
+        result = await self.send(
+            "Runtime.evaluate", {"expression": expression, "returnByValue": True, "awaitPromise": True}
+        )
         if "exceptionDetails" in result:
             raise RuntimeError(f"{expression}: {result['exceptionDetails']}")
         return result["result"].get("value")
@@ -125,8 +138,10 @@ class Browser:
         return cookies
 
     async def screenshot(self, width: int, height: int) -> bytes:
-        await self.send("Emulation.setDeviceMetricsOverride", {"width": width, "height": height,
-                                                               "deviceScaleFactor": 1, "mobile": False})
+        await self.send(
+            "Emulation.setDeviceMetricsOverride",
+            {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False},
+        )
         data = (await self.send("Page.captureScreenshot", {"format": "png"}))["data"]
         return base64.b64decode(data)
 
@@ -160,17 +175,25 @@ async def headless_chromium() -> AsyncIterator[Browser]:
     with tempfile.TemporaryDirectory() as profile:
         # Chromium expects the pipe on fds 3 and 4: bash moves our descriptors there before exec'ing it.
         process = await asyncio.create_subprocess_exec(
-            "bash", "-c", f'exec "$0" "$@" 3<&{commands_read} 4>&{answers_write} '
-                          f'{commands_read}<&- {answers_write}>&-',
-            chromium_binary(), *FLAGS, f"--user-data-dir={profile}", "about:blank",
-            pass_fds=(commands_read, answers_write), stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
+            "bash",
+            "-c",
+            f'exec "$0" "$@" 3<&{commands_read} 4>&{answers_write} {commands_read}<&- {answers_write}>&-',
+            chromium_binary(),
+            *FLAGS,
+            f"--user-data-dir={profile}",
+            "about:blank",
+            pass_fds=(commands_read, answers_write),
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
         os.close(commands_read)
         os.close(answers_write)
         reader = asyncio.StreamReader(limit=64 * 1024 * 1024)
         loop = asyncio.get_running_loop()
-        transport, _ = await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader),
-                                                    os.fdopen(answers_read, "rb", buffering=0))
+        transport, _ = await loop.connect_read_pipe(
+            lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(answers_read, "rb", buffering=0)
+        )
         browser = Browser(process, commands_write, reader)
         try:
             await browser.attach()

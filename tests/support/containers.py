@@ -15,8 +15,10 @@ def container_stack() -> Iterator[Stack]:
     from testcontainers.kafka import KafkaContainer
     from testcontainers.postgres import PostgresContainer
 
-    with KafkaContainer("apache/kafka:4.1.1").with_kraft() as kafka, \
-            PostgresContainer("postgres:16", driver="asyncpg") as postgres:
+    with (
+        KafkaContainer("apache/kafka:4.1.1").with_kraft() as kafka,
+        PostgresContainer("postgres:16", driver="asyncpg") as postgres,
+    ):
         base = postgres.get_connection_url().rsplit("/", 1)[0]
         admin = base.replace("+asyncpg", "")
         urls = {}
@@ -26,6 +28,9 @@ def container_stack() -> Iterator[Stack]:
             urls[service] = f"{base}/{name}"
         found = Stack(kafka.get_bootstrap_server(), urls, generated_secrets())
         for service in SERVICES:
-            subprocess.run(["uv", "run", "alembic", "-c", str(REPO / "services" / service / "alembic.ini"),
-                            "upgrade", "head"], check=True, env={**os.environ, **found.service_env(service)})
+            subprocess.run(
+                ["uv", "run", "alembic", "-c", str(REPO / "services" / service / "alembic.ini"), "upgrade", "head"],
+                check=True,
+                env={**os.environ, **found.service_env(service)},
+            )
         yield found

@@ -9,16 +9,37 @@ from typing import Any
 
 
 def ticket_event(
-    tenant: str, ticket_id: str, time: datetime, *, action: str = "created", status: str = "new",
-    priority: str = "P2", kind: str = "incident", service: str = "email", customer: str = "acme",
-    event_id: str | None = None, source: str = "test://helpdesk",
+    tenant: str,
+    ticket_id: str,
+    time: datetime,
+    *,
+    action: str = "created",
+    status: str = "new",
+    priority: str = "P2",
+    kind: str = "incident",
+    service: str = "email",
+    customer: str = "acme",
+    event_id: str | None = None,
+    source: str = "test://helpdesk",
 ) -> dict[str, Any]:
     return {
-        "specversion": "1.0", "id": event_id or str(uuid.uuid4()), "source": source, "type": "itsm.ticket.v1",
-        "time": time.isoformat(), "tenantid": tenant, "subject": ticket_id,
-        "data": {"ticket_id": ticket_id, "action": action, "kind": kind, "service": service,
-                 "customer": customer, "priority": priority, "status": status,
-                 "assignment_group": "service-desk"},
+        "specversion": "1.0",
+        "id": event_id or str(uuid.uuid4()),
+        "source": source,
+        "type": "itsm.ticket.v1",
+        "time": time.isoformat(),
+        "tenantid": tenant,
+        "subject": ticket_id,
+        "data": {
+            "ticket_id": ticket_id,
+            "action": action,
+            "kind": kind,
+            "service": service,
+            "customer": customer,
+            "priority": priority,
+            "status": status,
+            "assignment_group": "service-desk",
+        },
     }
 
 
@@ -57,6 +78,13 @@ slos:
 
 def availability_event(tenant: str, at: datetime, state: str) -> dict[str, Any]:
     """An `itsm.availability.v1` state change of the email service's smtp component."""
-    return {"specversion": "1.0", "id": f"av-{uuid.uuid4().hex}", "source": "probe://e2e",
-            "type": "itsm.availability.v1", "time": at.isoformat(), "tenantid": tenant, "subject": "email",
-            "data": {"service": "email", "component": "smtp", "state": state}}
+    return {
+        "specversion": "1.0",
+        "id": f"av-{uuid.uuid4().hex}",
+        "source": "probe://e2e",
+        "type": "itsm.availability.v1",
+        "time": at.isoformat(),
+        "tenantid": tenant,
+        "subject": "email",
+        "data": {"service": "email", "component": "smtp", "state": state},
+    }

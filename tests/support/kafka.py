@@ -13,12 +13,21 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 
 async def collect(
-    bootstrap: str, topic: str, until: Callable[[list[dict[str, Any]]], bool], *, tenant: str | None = None,
+    bootstrap: str,
+    topic: str,
+    until: Callable[[list[dict[str, Any]]], bool],
+    *,
+    tenant: str | None = None,
     within: float = 60.0,
 ) -> list[dict[str, Any]]:
     """Read `topic` from the beginning until `until(events)` holds; events filtered by tenant."""
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=f"test-{uuid.uuid4()}",
-                                auto_offset_reset="earliest", enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=f"test-{uuid.uuid4()}",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
     await consumer.start()
     events: list[dict[str, Any]] = []
     deadline = time.monotonic() + within

@@ -45,8 +45,9 @@ _LABEL_BOXES = """
 async def load_html(browser: Browser, html: str, directory: Path, *, width: int, print_media: bool) -> None:
     page = directory / "page.html"
     page.write_text(html, encoding="utf-8")
-    await browser.send("Emulation.setDeviceMetricsOverride", {"width": width, "height": 1200,
-                                                              "deviceScaleFactor": 1, "mobile": False})
+    await browser.send(
+        "Emulation.setDeviceMetricsOverride", {"width": width, "height": 1200, "deviceScaleFactor": 1, "mobile": False}
+    )
     await browser.send("Emulation.setEmulatedMedia", {"media": "print" if print_media else "screen"})
     await browser.navigate(page.as_uri())
 
@@ -57,19 +58,22 @@ async def overlapping_labels(browser: Browser) -> list[dict[str, Any]]:
 
 
 async def overflow(browser: Browser) -> float:
-    return float(await browser.evaluate(
-        "Math.max(0, document.documentElement.scrollWidth - document.documentElement.clientWidth)"))
+    return float(
+        await browser.evaluate(
+            "Math.max(0, document.documentElement.scrollWidth - document.documentElement.clientWidth)"
+        )
+    )
 
 
 def pdf_pages(pdf: bytes, directory: Path, dpi: int = 72) -> list[Path]:
     binary = shutil.which("pdftoppm")
     if binary is None:
-        pytest.fail("poppler's pdftoppm is missing: run services/reporting/scripts/install-system-deps.sh",
-                    pytrace=False)
+        pytest.fail(
+            "poppler's pdftoppm is missing: run services/reporting/scripts/install-system-deps.sh", pytrace=False
+        )
     source = directory / "report.pdf"
     source.write_bytes(pdf)
-    subprocess.run([binary, "-r", str(dpi), "-png", str(source), str(directory / "page")],
-                   check=True, timeout=120)
+    subprocess.run([binary, "-r", str(dpi), "-png", str(source), str(directory / "page")], check=True, timeout=120)
     return sorted(directory.glob("page-*.png"))
 
 

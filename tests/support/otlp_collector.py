@@ -62,14 +62,21 @@ class OtlpCollector:
     def _receive(self, request: ExportTraceServiceRequest) -> None:
         received = []
         for resource_spans in request.resource_spans:
-            service = next((a.value.string_value for a in resource_spans.resource.attributes
-                            if a.key == "service.name"), "")
+            service = next(
+                (a.value.string_value for a in resource_spans.resource.attributes if a.key == "service.name"), ""
+            )
             for scope_spans in resource_spans.scope_spans:
                 for span in scope_spans.spans:
-                    received.append(ReceivedSpan(
-                        service, span.name, span.trace_id.hex(), span.span_id.hex(), span.parent_span_id.hex(),
-                        tuple(link.span_id.hex() for link in span.links),
-                    ))
+                    received.append(
+                        ReceivedSpan(
+                            service,
+                            span.name,
+                            span.trace_id.hex(),
+                            span.span_id.hex(),
+                            span.parent_span_id.hex(),
+                            tuple(link.span_id.hex() for link in span.links),
+                        )
+                    )
         with self._lock:
             self.spans.extend(received)
 

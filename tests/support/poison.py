@@ -37,9 +37,15 @@ async def eventually(check: Callable[[], Awaitable[bool]], what: str, within: fl
 
 async def set_aside_rows(engine: AsyncEngine, group: str) -> list[Any]:
     async with engine.connect() as connection:
-        return list(await connection.execute(
-            sa.text('SELECT topic, "partition", "offset", tenant_id, value, reason, error_type FROM set_aside '
-                    "WHERE consumer_group = :group ORDER BY id"), {"group": group}))
+        return list(
+            await connection.execute(
+                sa.text(
+                    'SELECT topic, "partition", "offset", tenant_id, value, reason, error_type FROM set_aside '
+                    "WHERE consumer_group = :group ORDER BY id"
+                ),
+                {"group": group},
+            )
+        )
 
 
 async def produce(bootstrap: str, topic: str, values: Sequence[bytes], key: bytes) -> list[tuple[int, int]]:
@@ -68,8 +74,11 @@ async def start_group_at_end(bootstrap: str, group: str, topics: Sequence[str]) 
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
     await consumer.start()
     try:
-        partitions = [TopicPartition(topic, p) for topic in topics
-                      for p in sorted(consumer.partitions_for_topic(topic) or await _partitions(consumer, topic))]
+        partitions = [
+            TopicPartition(topic, p)
+            for topic in topics
+            for p in sorted(consumer.partitions_for_topic(topic) or await _partitions(consumer, topic))
+        ]
         ends = await consumer.end_offsets(partitions)
         consumer.assign(partitions)
         await consumer.commit(dict(ends.items()))

@@ -35,8 +35,7 @@ KEY_PREFIX = "slm"
 CACHE_SECONDS = 5.0  # a revoked key stops working within this long on every replica
 ALL_SCOPES_TEXT = " ".join(API_SCOPES)  # the column's default: keys from before scopes keep every right
 
-AUTH_FAILURES = Counter("slm_auth_failures_total", "Failed authentications (API keys, webhook signatures)",
-                        ["reason"])
+AUTH_FAILURES = Counter("slm_auth_failures_total", "Failed authentications (API keys, webhook signatures)", ["reason"])
 AUTH_THROTTLED = Counter("slm_auth_throttled_total", "Requests refused because their client failed too often")
 
 
@@ -95,15 +94,21 @@ def hash_key(plaintext: str) -> str:
 def issue_key(tenant_id: str, scopes: tuple[ApiScope, ...] = API_SCOPES) -> IssuedKey:
     key_id = secrets.token_hex(6)
     plaintext = f"{KEY_PREFIX}_{key_id}_{secrets.token_urlsafe(32)}"
-    return IssuedKey(key_id=key_id, tenant_id=tenant_id, plaintext=plaintext, key_hash=hash_key(plaintext),
-                     scopes=scopes)
+    return IssuedKey(
+        key_id=key_id, tenant_id=tenant_id, plaintext=plaintext, key_hash=hash_key(plaintext), scopes=scopes
+    )
 
 
 def key_id_of(plaintext: str) -> str | None:
     parts = plaintext.split("_", 2)
     # Key ids are hex (`issue_key`); anything else never reaches the database (a NUL would fail the query).
-    if len(parts) != 3 or parts[0] != KEY_PREFIX or not parts[1] or len(parts[1]) > 64 or not (
-            parts[1].isascii() and parts[1].isalnum()):
+    if (
+        len(parts) != 3
+        or parts[0] != KEY_PREFIX
+        or not parts[1]
+        or len(parts[1]) > 64
+        or not (parts[1].isascii() and parts[1].isalnum())
+    ):
         return None
     return parts[1]
 
@@ -112,7 +117,11 @@ async def store_key(session: AsyncSession, table: sa.Table, key: ApiKeyData, at:
     """Upsert a key announcement; a revocation is final even if an older `active` arrives later. Scopes are
     fixed when a key is issued, so only the status follows later announcements."""
     statement = insert(table).values(
-        key_id=key.key_id, tenant_id=key.tenant_id, key_hash=key.key_hash, status=key.status, updated_at=at,
+        key_id=key.key_id,
+        tenant_id=key.tenant_id,
+        key_hash=key.key_hash,
+        status=key.status,
+        updated_at=at,
         scopes=scopes_text(key.scopes),
     )
     statement = statement.on_conflict_do_update(
@@ -140,19 +149,22 @@ class FailedAuthentications:
 class ApiKeyAuthenticator:
     """Resolves `Authorization: Bearer <key>` to the key's principal, or answers 401, 403 or 429."""
 
-    def __init__(self, table: sa.Table, sessions: async_sessionmaker[AsyncSession],
-                 failures: FailedAuthentications | None = None) -> None:
+    def __init__(
+        self, table: sa.Table, sessions: async_sessionmaker[AsyncSession], failures: FailedAuthentications | None = None
+    ) -> None:
         self._table = table
         self._sessions = sessions
         self._cache: dict[str, tuple[float, Principal | None]] = {}
         self.failures = failures or FailedAuthentications(burst=20, per_minute=10)
 
-    async def tenant_for(self, authorization: str | None, *, client: str | None = None,
-                         scope: ApiScope | None = None) -> str:
+    async def tenant_for(
+        self, authorization: str | None, *, client: str | None = None, scope: ApiScope | None = None
+    ) -> str:
         return (await self.principal_for(authorization, client=client, scope=scope)).tenant_id
 
-    async def principal_for(self, authorization: str | None, *, client: str | None = None,
-                            scope: ApiScope | None = None) -> Principal:
+    async def principal_for(
+        self, authorization: str | None, *, client: str | None = None, scope: ApiScope | None = None
+    ) -> Principal:
         """The key's principal; 429 first if `client` failed too often, 403 if the key lacks `scope`."""
         self.refuse_if_throttled(client)
         try:
@@ -162,8 +174,10 @@ class ApiKeyAuthenticator:
                 self.record_failure(client, "api_key")
             raise error
         if scope is not None and scope not in principal.scopes:
-            raise HTTPException(status.HTTP_403_FORBIDDEN,
-                                f"this API key lacks the `{scope}` scope (it has: {', '.join(principal.scopes)})")
+            raise HTTPException(
+                status.HTTP_403_FORBIDDEN,
+                f"this API key lacks the `{scope}` scope (it has: {', '.join(principal.scopes)})",
+            )
         return principal
 
     def refuse_if_throttled(self, client: str | None) -> None:
@@ -172,9 +186,11 @@ class ApiKeyAuthenticator:
         wait = self.failures.wait(client, time.monotonic())
         if wait > 0:
             AUTH_THROTTLED.inc()
-            raise HTTPException(status.HTTP_429_TOO_MANY_REQUESTS,
-                                "too many failed authentications from this client; retry later",
-                                headers={"Retry-After": str(max(1, math.ceil(wait)))})
+            raise HTTPException(
+                status.HTTP_429_TOO_MANY_REQUESTS,
+                "too many failed authentications from this client; retry later",
+                headers={"Retry-After": str(max(1, math.ceil(wait)))},
+            )
 
     def record_failure(self, client: str | None, reason: str) -> None:
         AUTH_FAILURES.labels(reason).inc()
@@ -201,8 +217,9 @@ class ApiKeyAuthenticator:
         async with self._sessions() as session:
             row = (
                 await session.execute(
-                    sa.select(self._table.c.tenant_id, self._table.c.key_hash, self._table.c.status,
-                              self._table.c.scopes).where(self._table.c.key_id == key_id)
+                    sa.select(
+                        self._table.c.tenant_id, self._table.c.key_hash, self._table.c.status, self._table.c.scopes
+                    ).where(self._table.c.key_id == key_id)
                 )
             ).first()
         principal = None
@@ -229,8 +246,9 @@ def tenant_with(scope: ApiScope) -> Callable[[Request], Awaitable[str]]:
 
     async def scoped_tenant(request: Request) -> str:
         authenticator: ApiKeyAuthenticator = request.app.state.authenticator
-        return await authenticator.tenant_for(request.headers.get("authorization"),
-                                              client=client_address(request), scope=scope)
+        return await authenticator.tenant_for(
+            request.headers.get("authorization"), client=client_address(request), scope=scope
+        )
 
     scoped_tenant.required_scope = scope  # type: ignore[attr-defined]  # read by the route-scope test
     return scoped_tenant

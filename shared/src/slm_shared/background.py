@@ -29,7 +29,8 @@ log = logging.getLogger(__name__)
 
 BACKGROUND_FAILURES = Counter(
     "slm_background_failures_total",
-    "Failed background passes, per-tenant items and restarted background tasks, by task", ["task"],
+    "Failed background passes, per-tenant items and restarted background tasks, by task",
+    ["task"],
 )
 
 Item = TypeVar("Item")
@@ -57,8 +58,17 @@ _UNAVAILABLE: tuple[type[BaseException], ...] = (
 # Server going away or out of resources; and deadlock_detected (40P01), which only says "run it again".
 _UNAVAILABLE_SQLSTATES = frozenset({"57P01", "57P02", "57P03", "53300", "53100", "40P01"})
 
-_NETWORK_ERRNOS = frozenset({errno.ECONNREFUSED, errno.ECONNRESET, errno.ECONNABORTED, errno.EHOSTUNREACH,
-                             errno.ENETUNREACH, errno.ETIMEDOUT, errno.EPIPE})
+_NETWORK_ERRNOS = frozenset(
+    {
+        errno.ECONNREFUSED,
+        errno.ECONNRESET,
+        errno.ECONNABORTED,
+        errno.EHOSTUNREACH,
+        errno.ENETUNREACH,
+        errno.ETIMEDOUT,
+        errno.EPIPE,
+    }
+)
 
 
 def is_unavailable(error: BaseException) -> bool:
@@ -90,8 +100,9 @@ class Backoff:
     Capped low (3 s by default) because the target is to be working again within seconds of the server's return.
     """
 
-    def __init__(self, initial_seconds: float = 0.2, maximum_seconds: float = 3.0,
-                 jitter: Callable[[], float] = random.random) -> None:
+    def __init__(
+        self, initial_seconds: float = 0.2, maximum_seconds: float = 3.0, jitter: Callable[[], float] = random.random
+    ) -> None:
         self._initial = initial_seconds
         self._maximum = maximum_seconds
         self._jitter = jitter
@@ -108,7 +119,9 @@ class Backoff:
 
 
 async def for_each_isolated(
-    task: str, items: Iterable[Item], work: Callable[[Item], Awaitable[Result]],
+    task: str,
+    items: Iterable[Item],
+    work: Callable[[Item], Awaitable[Result]],
     describe: Callable[[Item], str] = str,
 ) -> list[Result]:
     """`work` on every item in turn; an item that fails is logged, counted in `slm_background_failures_total`

@@ -71,8 +71,7 @@ class CalendarConfig:
     @property
     def is_continuous(self) -> bool:
         """Every second counts: all weekdays 00:00-24:00 and no holiday at all."""
-        return (all(day == FULL_DAY for day in self.hours) and self.holidays_country is None
-                and not self.extra_holidays)
+        return all(day == FULL_DAY for day in self.hours) and self.holidays_country is None and not self.extra_holidays
 
 
 @dataclass(frozen=True)
@@ -231,8 +230,7 @@ class BusinessCalendar:
         a, b = to_epoch(start), to_epoch(end)
         if b <= a or self._continuous:
             return []
-        index = self._covering(a, b) if self._index is None or a < self._index.lo or b > self._index.hi \
-            else self._index
+        index = self._covering(a, b) if self._index is None or a < self._index.lo or b > self._index.hi else self._index
         gaps: list[tuple[int, int]] = []
         cursor = a
         for k in range(bisect_right(index.ends, a), len(index.starts)):
@@ -249,11 +247,13 @@ class BusinessCalendar:
             for piece_start, piece_end, reason in self._split_by_day(gap_start, gap_end):
                 last = spans[-1] if spans else None
                 if last is not None and last.reason == reason and to_epoch(last.end) == piece_start:
-                    spans[-1] = NonWorkingSpan(last.start, from_epoch(piece_end), reason,
-                                               last.seconds + piece_end - piece_start)
+                    spans[-1] = NonWorkingSpan(
+                        last.start, from_epoch(piece_end), reason, last.seconds + piece_end - piece_start
+                    )
                 else:
-                    spans.append(NonWorkingSpan(from_epoch(piece_start), from_epoch(piece_end), reason,
-                                                piece_end - piece_start))
+                    spans.append(
+                        NonWorkingSpan(from_epoch(piece_start), from_epoch(piece_end), reason, piece_end - piece_start)
+                    )
         return spans
 
     # -- what a local date is ----------------------------------------------------------------------------
@@ -294,8 +294,7 @@ class BusinessCalendar:
             if country is None:
                 names = {}
             else:
-                table = holiday_tables.country_holidays(country, subdiv=self._config.holidays_subdivision,
-                                                        years=year)
+                table = holiday_tables.country_holidays(country, subdiv=self._config.holidays_subdivision, years=year)
                 names = {day: str(name) for day, name in table.items() if day.year == year}
             self._holiday_names[year] = names
         return names
@@ -371,8 +370,15 @@ class BusinessCalendar:
                 intervals.append((self._wall_epoch(day, wall_start), self._wall_epoch(day, wall_end)))
             day += ONE_DAY
         starts, ends = _union(intervals)
-        return _Index(first_year, last_year, self._wall_epoch(date(first_year, 1, 1), 0),
-                      self._wall_epoch(stop, 0), starts, ends, _cumulative(starts, ends))
+        return _Index(
+            first_year,
+            last_year,
+            self._wall_epoch(date(first_year, 1, 1), 0),
+            self._wall_epoch(stop, 0),
+            starts,
+            ends,
+            _cumulative(starts, ends),
+        )
 
 
 def _union(intervals: list[tuple[int, int]]) -> tuple[list[int], list[int]]:

@@ -53,7 +53,9 @@ BatchHandler = Callable[[Sequence[Record]], Awaitable[Sequence[str]]]
 
 EVENTS_CONSUMED = Counter("slm_events_consumed_total", "Kafka records consumed", ["topic", "outcome"])
 PROCESSING_SECONDS = Histogram(
-    "slm_event_processing_seconds", "Time to process one consumed record", ["topic"],
+    "slm_event_processing_seconds",
+    "Time to process one consumed record",
+    ["topic"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
 )
 
@@ -83,8 +85,10 @@ class ParsedBatch:
 
     def trace_parents(self) -> dict[tuple[str, str, str], TraceContext]:
         """Each event's producer trace context by dedup key (for a span of the effect it caused)."""
-        return {event.dedup_key: context_from_headers(self.headers[position])
-                for event, position in zip(self.events, self.positions, strict=True)}
+        return {
+            event.dedup_key: context_from_headers(self.headers[position])
+            for event, position in zip(self.events, self.positions, strict=True)
+        }
 
     def traceparent(self, index: int) -> str | None:
         """The `traceparent` header of the record behind `events[index]`, if it has one."""
@@ -117,8 +121,9 @@ def parse_batch(records: Sequence[Record], accepted_types: Collection[str]) -> P
         try:
             event, data = parse_cloudevent_and_data(record.value or b"")
         except InvalidEvent as error:
-            log.error("dropping an invalid record from %s@%s:%s: %s", record.topic, record.partition, record.offset,
-                      error)
+            log.error(
+                "dropping an invalid record from %s@%s:%s: %s", record.topic, record.partition, record.offset, error
+            )
             batch.outcomes.append("rejected")
             continue
         if event.type not in accepted_types:
@@ -176,8 +181,14 @@ Sleep = Callable[[float], Awaitable[None]]
 class ConsumerPipeline:
     """Runs one subscriber's batches through `handle` with the failure rules of the module docstring."""
 
-    def __init__(self, group: str, handle: BatchHandler, store: SetAsideStore, policy: RetryPolicy | None = None,
-                 sleep: Sleep = asyncio.sleep) -> None:
+    def __init__(
+        self,
+        group: str,
+        handle: BatchHandler,
+        store: SetAsideStore,
+        policy: RetryPolicy | None = None,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
         self.group = group
         self._handle = handle
         self._store = store
@@ -194,8 +205,10 @@ class ConsumerPipeline:
         records = records_of(raw)
         started = time.perf_counter()
         try:
-            with consuming_batch(f"{records[0].topic} process batch" if records else "process batch",
-                                 [record.headers for record in records]):
+            with consuming_batch(
+                f"{records[0].topic} process batch" if records else "process batch",
+                [record.headers for record in records],
+            ):
                 outcomes = await self.process(records)
         except Exception as error:
             for record in records:
@@ -212,11 +225,18 @@ class ConsumerPipeline:
         """The pause before a batch that met the infrastructure away is delivered again."""
         self._transient_failures += 1
         policy = self._policy
-        pause = policy.pause(policy.transient_backoff_seconds, self._transient_failures,
-                             policy.transient_backoff_cap_seconds)
-        log.warning("%s: a batch of %d records met the infrastructure away (%s); it is delivered again in %.1f s "
-                    "(failure %d in a row)", self.group, size, describe(error)[:LOGGED_REASON_CHARS], pause,
-                    self._transient_failures)
+        pause = policy.pause(
+            policy.transient_backoff_seconds, self._transient_failures, policy.transient_backoff_cap_seconds
+        )
+        log.warning(
+            "%s: a batch of %d records met the infrastructure away (%s); it is delivered again in %.1f s "
+            "(failure %d in a row)",
+            self.group,
+            size,
+            describe(error)[:LOGGED_REASON_CHARS],
+            pause,
+            self._transient_failures,
+        )
         await self._sleep(pause)
 
     async def process(self, records: Sequence[Record]) -> list[str]:
@@ -225,8 +245,11 @@ class ConsumerPipeline:
         partitions = {(record.topic, record.partition) for record in records}
         try:
             done = set() if self._continues(records) else await self._store.already_set_aside(self.group, records)
-            pending = [index for index, record in enumerate(records)
-                       if (record.topic, record.partition, record.offset) not in done]
+            pending = [
+                index
+                for index, record in enumerate(records)
+                if (record.topic, record.partition, record.offset) not in done
+            ]
             outcomes = ["skipped"] * len(records)
             settled = await self._settle([records[index] for index in pending], self._policy.attempts)
         except BaseException:
@@ -261,23 +284,37 @@ class ConsumerPipeline:
                     raise
                 failures += 1
                 if failures < attempts:
-                    log.warning("%s: %d records failed (%s), try %d of %d", self.group, len(records),
-                                describe(error)[:LOGGED_REASON_CHARS], failures, attempts)
+                    log.warning(
+                        "%s: %d records failed (%s), try %d of %d",
+                        self.group,
+                        len(records),
+                        describe(error)[:LOGGED_REASON_CHARS],
+                        failures,
+                        attempts,
+                    )
                     await self._sleep(self._policy.pause(self._policy.retry_backoff_seconds, failures, 5.0))
                     continue
                 if len(records) > 1:
                     middle = len(records) // 2
-                    log.warning("%s: %d records keep failing (%s); splitting them to find the one at fault",
-                                self.group, len(records), describe(error)[:LOGGED_REASON_CHARS])
+                    log.warning(
+                        "%s: %d records keep failing (%s); splitting them to find the one at fault",
+                        self.group,
+                        len(records),
+                        describe(error)[:LOGGED_REASON_CHARS],
+                    )
                     # Halves of more than one record get one try: a failure just splits further.
                     halves = records[:middle], records[middle:]
-                    return [outcome for half in halves
-                            for outcome in await self._settle(half, self._policy.attempts if len(half) == 1 else 1)]
+                    return [
+                        outcome
+                        for half in halves
+                        for outcome in await self._settle(half, self._policy.attempts if len(half) == 1 else 1)
+                    ]
                 await self._set_aside(records[0], error, tries=failures)
                 return ["set_aside"]
             if len(outcomes) != len(records):
-                raise RuntimeError(f"{self.group}: the handler returned {len(outcomes)} outcomes for "
-                                   f"{len(records)} records")
+                raise RuntimeError(
+                    f"{self.group}: the handler returned {len(outcomes)} outcomes for {len(records)} records"
+                )
             return outcomes
 
     async def _set_aside_refused(self, records: Sequence[Record], refused: RecordsRefused, attempts: int) -> list[str]:
@@ -294,6 +331,14 @@ class ConsumerPipeline:
         key = record.key.decode("utf-8", "replace") if record.key else None
         with log_context(kafka_key=key, topic=record.topic, tenant=tenant_of(record)):
             first = await self._store.set_aside(self.group, record, error)
-            log.error("%s: set aside %s@%s:%s after %d tries: %s%s", self.group, record.topic, record.partition,
-                      record.offset, tries, describe(error), "" if first else " (already set aside)",
-                      exc_info=None if isinstance(error, RecordRefused) else error)
+            log.error(
+                "%s: set aside %s@%s:%s after %d tries: %s%s",
+                self.group,
+                record.topic,
+                record.partition,
+                record.offset,
+                tries,
+                describe(error),
+                "" if first else " (already set aside)",
+                exc_info=None if isinstance(error, RecordRefused) else error,
+            )

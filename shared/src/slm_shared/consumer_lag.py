@@ -19,13 +19,11 @@ from prometheus_client import Gauge
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
-CONSUMER_LAG = Gauge("slm_consumer_lag", "Records not yet committed by a consumer group, per topic",
-                     ["group", "topic"])
+CONSUMER_LAG = Gauge("slm_consumer_lag", "Records not yet committed by a consumer group, per topic", ["group", "topic"])
 
 
 class ConsumerLagMonitor:
-    def __init__(self, client_options: Mapping[str, Any], groups: Mapping[str, Sequence[str]],
-                 client_id: str) -> None:
+    def __init__(self, client_options: Mapping[str, Any], groups: Mapping[str, Sequence[str]], client_id: str) -> None:
         """`groups`: each consumer group of the service and the topics it subscribes to."""
         self._options = dict(client_options)
         self._groups = {group: tuple(topic_names) for group, topic_names in groups.items()}

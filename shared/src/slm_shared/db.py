@@ -47,8 +47,11 @@ def alembic_head(alembic_ini: Path) -> str | None:
 def _module_literals(path: Path, names: tuple[str, ...]) -> dict[str, Any]:
     found: dict[str, Any] = {}
     for node in ast.parse(path.read_text(), str(path)).body:
-        target = node.targets[0] if isinstance(node, ast.Assign) and len(node.targets) == 1 else (
-            node.target if isinstance(node, ast.AnnAssign) else None)
+        target = (
+            node.targets[0]
+            if isinstance(node, ast.Assign) and len(node.targets) == 1
+            else (node.target if isinstance(node, ast.AnnAssign) else None)
+        )
         value = node.value if isinstance(node, (ast.Assign, ast.AnnAssign)) else None
         if isinstance(target, ast.Name) and target.id in names and value is not None:
             found[target.id] = ast.literal_eval(value)
@@ -59,9 +62,7 @@ async def ensure_migrated(engine: AsyncEngine, alembic_ini: Path, service: str) 
     """Raise `DatabaseNotMigrated` unless the database is at the code's Alembic head."""
     expected = alembic_head(alembic_ini)
     async with engine.connect() as connection:
-        has_table = await connection.run_sync(
-            lambda sync: sa.inspect(sync).has_table("alembic_version")
-        )
+        has_table = await connection.run_sync(lambda sync: sa.inspect(sync).has_table("alembic_version"))
         current = None
         if has_table:
             current = (await connection.execute(sa.text("SELECT version_num FROM alembic_version"))).scalar()

@@ -29,15 +29,27 @@ log = logging.getLogger(__name__)
 
 OPERATIONS_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 # What a request may raise when its database (or broker) is away; `answer_outage` sorts them out.
-OUTAGE_ERRORS: tuple[type[Exception], ...] = (sa.exc.DBAPIError, sa.exc.TimeoutError, OSError,
-                                              asyncpg.exceptions.PostgresError, asyncpg.exceptions.InterfaceError)
+OUTAGE_ERRORS: tuple[type[Exception], ...] = (
+    sa.exc.DBAPIError,
+    sa.exc.TimeoutError,
+    OSError,
+    asyncpg.exceptions.PostgresError,
+    asyncpg.exceptions.InterfaceError,
+)
 
 
-def build_http_app(runtime: ServiceRuntime, *, title: str, routers: Iterable[APIRouter],
-                   body_limits: BodyLimits | None = None, public_paths: Iterable[str] = ()) -> FastAPI:
+def build_http_app(
+    runtime: ServiceRuntime,
+    *,
+    title: str,
+    routers: Iterable[APIRouter],
+    body_limits: BodyLimits | None = None,
+    public_paths: Iterable[str] = (),
+) -> FastAPI:
     """`body_limits` per route (default: `max_request_body_bytes`); `public_paths` take a body without a key.
 
     The app's lifespan starts `runtime` and stops it."""
+
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await runtime.start()
@@ -49,8 +61,12 @@ def build_http_app(runtime: ServiceRuntime, *, title: str, routers: Iterable[API
     app = FastAPI(title=title, version="1.0.0", lifespan=lifespan)
     app.state.authenticator = runtime.authenticator
     app.state.runtime = runtime
-    request_guard.install(app, limits=body_limits or BodyLimits(runtime.settings.max_request_body_bytes),
-                          authenticator=runtime.authenticator, public_paths=OPERATIONS_PATHS | set(public_paths))
+    request_guard.install(
+        app,
+        limits=body_limits or BodyLimits(runtime.settings.max_request_body_bytes),
+        authenticator=runtime.authenticator,
+        public_paths=OPERATIONS_PATHS | set(public_paths),
+    )
     app.middleware("http")(trace_requests)
     for unavailable in OUTAGE_ERRORS:
         app.add_exception_handler(unavailable, answer_outage)
@@ -66,8 +82,10 @@ async def trace_requests(request: Request, call_next: Callable[[Request], Awaita
     if request.url.path in OPERATIONS_PATHS:
         return await call_next(request)
     with tracer().start_as_current_span(
-        f"{request.method} {request.url.path}", context=context_from_headers(dict(request.headers)),
-        kind=SpanKind.SERVER, attributes={"http.request.method": request.method, "url.path": request.url.path},
+        f"{request.method} {request.url.path}",
+        context=context_from_headers(dict(request.headers)),
+        kind=SpanKind.SERVER,
+        attributes={"http.request.method": request.method, "url.path": request.url.path},
     ) as span:
         response = await call_next(request)
         span.set_attribute("http.response.status_code", response.status_code)
@@ -80,14 +98,16 @@ def operations_router(runtime: ServiceRuntime, title: str) -> APIRouter:
     @router.get("/healthz")
     async def healthz() -> JSONResponse:
         alive = runtime.alive()
-        return JSONResponse({"status": "ok" if alive else "a background task is dead"},
-                            status_code=200 if alive else 503)
+        return JSONResponse(
+            {"status": "ok" if alive else "a background task is dead"}, status_code=200 if alive else 503
+        )
 
     @router.get("/readyz")
     async def readyz() -> JSONResponse:
         checks = await runtime.ready()
-        return JSONResponse({"ready": all(checks.values()), "checks": checks},
-                            status_code=200 if all(checks.values()) else 503)
+        return JSONResponse(
+            {"ready": all(checks.values()), "checks": checks}, status_code=200 if all(checks.values()) else 503
+        )
 
     @router.get("/metrics")
     async def metrics() -> Response:

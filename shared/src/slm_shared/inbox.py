@@ -47,9 +47,7 @@ class Inbox:
         )
         return (await session.execute(statement)).first() is not None
 
-    async def first_deliveries(
-        self, session: AsyncSession, events: Sequence[CloudEvent]
-    ) -> list[CloudEvent]:
+    async def first_deliveries(self, session: AsyncSession, events: Sequence[CloudEvent]) -> list[CloudEvent]:
         """The events of a batch seen for the first time, in order; one statement for the whole batch.
 
         A key repeated inside the batch counts once (its first occurrence).

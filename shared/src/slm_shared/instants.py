@@ -19,9 +19,11 @@ def utc_instant(value: datetime, name: str) -> datetime:
     try:
         instant = value.astimezone(UTC)
     except OverflowError as error:
-        raise HTTPException(status.HTTP_400_BAD_REQUEST,
-                            f"`{name}`: {value.isoformat()} cannot be held in UTC; use one in [1970, 2200)") from error
+        raise HTTPException(
+            status.HTTP_400_BAD_REQUEST, f"`{name}`: {value.isoformat()} cannot be held in UTC; use one in [1970, 2200)"
+        ) from error
     if not EARLIEST <= instant < LATEST:
-        raise HTTPException(status.HTTP_400_BAD_REQUEST,
-                            f"`{name}`: {instant.isoformat()} is outside the supported years [1970, 2200)")
+        raise HTTPException(
+            status.HTTP_400_BAD_REQUEST, f"`{name}`: {instant.isoformat()} is outside the supported years [1970, 2200)"
+        )
     return instant

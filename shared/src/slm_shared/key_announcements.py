@@ -26,9 +26,12 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-KEY_ANNOUNCEMENTS = Counter("slm_key_announcements_total", "API key announcements consumed, by outcome "
-                            "(stored, or rejected: unsigned or with a signature no public key verifies)",
-                            ["outcome"])
+KEY_ANNOUNCEMENTS = Counter(
+    "slm_key_announcements_total",
+    "API key announcements consumed, by outcome "
+    "(stored, or rejected: unsigned or with a signature no public key verifies)",
+    ["outcome"],
+)
 
 
 def subscribe_api_keys(runtime: ServiceRuntime, api_key_table: sa.Table, inbox_table: sa.Table) -> KafkaRouter:
@@ -60,8 +63,12 @@ def subscribe_api_keys(runtime: ServiceRuntime, api_key_table: sa.Table, inbox_t
                     verified[id(event)] = announced
                     continue
                 KEY_ANNOUNCEMENTS.labels("rejected").inc()
-                log.warning("ignored an API key announcement without a valid signature: event %s, key %s, "
-                            "tenant %s", event.id, announced.key_id, announced.tenant_id)
+                log.warning(
+                    "ignored an API key announcement without a valid signature: event %s, key %s, tenant %s",
+                    event.id,
+                    announced.key_id,
+                    announced.tenant_id,
+                )
             fresh = await inbox.first_deliveries(session, [e for e in batch.events if id(e) in verified])
             for event in fresh:
                 await store_key(session, api_key_table, verified[id(event)], event.time)
@@ -74,6 +81,12 @@ def subscribe_api_keys(runtime: ServiceRuntime, api_key_table: sa.Table, inbox_t
 
     # A group of its own: sharing the main consumers' group made every start (and every restart after a crash)
     # a rebalance of both, the main consumer waiting for this one's join or dead session.
-    runtime.consume(router, topics.TENANTS, handle=handle, group_id=f"{runtime.group_id}-api-keys",
-                    title="api-keys", description="API key announcements from intake")
+    runtime.consume(
+        router,
+        topics.TENANTS,
+        handle=handle,
+        group_id=f"{runtime.group_id}-api-keys",
+        title="api-keys",
+        description="API key announcements from intake",
+    )
     return router

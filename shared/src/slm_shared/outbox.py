@@ -91,7 +91,8 @@ def traced(events: Iterable[Outgoing]) -> list[Outgoing]:
     if not headers:
         return list(events)
     return [
-        event if event.headers and "traceparent" in event.headers
+        event
+        if event.headers and "traceparent" in event.headers
         else dataclasses.replace(event, headers={**headers, **(event.headers or {})})
         for event in events
     ]
@@ -126,8 +127,9 @@ class Outbox:
     ) -> None:
         """Add a record whose value is published byte for byte (a dead letter keeps the bytes as received)."""
         await session.execute(
-            sa.insert(self._table).values(topic=topic, key=key, payload=payload,
-                                          headers={**current_headers(), **(headers or {})})
+            sa.insert(self._table).values(
+                topic=topic, key=key, payload=payload, headers={**current_headers(), **(headers or {})}
+            )
         )
         await session.execute(sa.text("SELECT pg_notify(:channel, '')"), {"channel": NOTIFY_CHANNEL})
 
@@ -162,9 +164,7 @@ class OutboxRelay:
         self.healthy = False
 
     async def start(self) -> None:
-        self._producer = AIOKafkaProducer(
-            enable_idempotence=True, acks="all", linger_ms=2, **self._producer_options
-        )
+        self._producer = AIOKafkaProducer(enable_idempotence=True, acks="all", linger_ms=2, **self._producer_options)
         await self._producer.start()
         self._task = asyncio.create_task(self._run(), name="outbox-relay")
 

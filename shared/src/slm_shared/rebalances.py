@@ -23,7 +23,8 @@ if TYPE_CHECKING:
     from aiokafka.structs import TopicPartition
 
 REBALANCES = Counter(
-    "slm_consumer_rebalances_total", "Partition reassignments of a running consumer (after its first assignment)",
+    "slm_consumer_rebalances_total",
+    "Partition reassignments of a running consumer (after its first assignment)",
     ["group"],
 )
 COMMIT_FAILURES = Counter(

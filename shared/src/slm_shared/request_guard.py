@@ -42,9 +42,11 @@ RETRY_AFTER_SECONDS = 5
 def unavailable_response() -> JSONResponse:
     """What a request that meets an unreachable database or broker answers: 503 with `Retry-After`, which
     upstream senders retry (a bare 500 they may not)."""
-    return JSONResponse({"detail": "service temporarily unavailable (database or broker); retry later"},
-                        status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
-                        headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+    return JSONResponse(
+        {"detail": "service temporarily unavailable (database or broker); retry later"},
+        status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )
 
 
 @dataclass(frozen=True)
@@ -57,8 +59,11 @@ class BodyLimits:
     def for_path(self, path: str) -> int:
         if path in self.routes:
             return self.routes[path]
-        matches = [(len(prefix), limit) for prefix, limit in self.routes.items()
-                   if prefix.endswith("*") and path.startswith(prefix[:-1])]
+        matches = [
+            (len(prefix), limit)
+            for prefix, limit in self.routes.items()
+            if prefix.endswith("*") and path.startswith(prefix[:-1])
+        ]
         return max(matches)[1] if matches else self.default
 
 
@@ -71,8 +76,9 @@ class RequestGuard:
     """ASGI middleware applying the rules of this module; `public_paths` take a body without a key (a path
     ending in `*` is a prefix: the signed webhooks authenticate by their signature instead)."""
 
-    def __init__(self, app: ASGIApp, *, limits: BodyLimits, authenticator: ApiKeyAuthenticator,
-                 public_paths: frozenset[str]) -> None:
+    def __init__(
+        self, app: ASGIApp, *, limits: BodyLimits, authenticator: ApiKeyAuthenticator, public_paths: frozenset[str]
+    ) -> None:
         self.app = app
         self.limits = limits
         self.authenticator = authenticator
@@ -128,15 +134,18 @@ class RequestGuard:
         if scope["method"] in BODY_METHODS and not self.is_public(path):
             client = scope.get("client")
             try:
-                await self.authenticator.tenant_for(headers.get("authorization"),
-                                                    client=client[0] if client else None)
+                await self.authenticator.tenant_for(headers.get("authorization"), client=client[0] if client else None)
             except HTTPException as error:
                 return _error(error.status_code, str(error.detail), error.headers)
             except Exception as error:
                 if not is_unavailable(error):
                     raise
-                log.warning("%s %s: the API key cannot be checked, the database is unavailable: %r", scope["method"],
-                            path, error)
+                log.warning(
+                    "%s %s: the API key cannot be checked, the database is unavailable: %r",
+                    scope["method"],
+                    path,
+                    error,
+                )
                 return unavailable_response()
         return None
 
@@ -150,18 +159,24 @@ def _error(code: int, detail: str, headers: Mapping[str, str] | None = None) -> 
     return JSONResponse(body, status_code=code, headers=dict(headers or {}))
 
 
-def install(app: FastAPI, *, limits: BodyLimits, authenticator: ApiKeyAuthenticator,
-            public_paths: frozenset[str]) -> None:
+def install(
+    app: FastAPI, *, limits: BodyLimits, authenticator: ApiKeyAuthenticator, public_paths: frozenset[str]
+) -> None:
     """The guard around `app`, and the 422 handler that never fails on what it quotes back."""
     app.add_middleware(RequestGuard, limits=limits, authenticator=authenticator, public_paths=public_paths)
     app.add_exception_handler(RequestValidationError, validation_error_response)  # type: ignore[arg-type]
 
 
 async def validation_error_response(_: Request, error: RequestValidationError) -> JSONResponse:
-    detail = [{"loc": [_printable(part) for part in item.get("loc", ())], "msg": _printable(item.get("msg", "")),
-               "type": _printable(item.get("type", "")), **({"input": _printable(item["input"])}
-                                                             if "input" in item else {})}
-              for item in error.errors()]
+    detail = [
+        {
+            "loc": [_printable(part) for part in item.get("loc", ())],
+            "msg": _printable(item.get("msg", "")),
+            "type": _printable(item.get("type", "")),
+            **({"input": _printable(item["input"])} if "input" in item else {}),
+        }
+        for item in error.errors()
+    ]
     return JSONResponse({"detail": detail}, status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)
 
 
@@ -175,4 +190,4 @@ def _printable(value: Any) -> Any:
         text = value.encode("utf-8", "replace").decode("utf-8")
     else:
         text = repr(value).encode("utf-8", "replace").decode("utf-8")
-    return text if len(text) <= ECHO_CHARS else f"{text[:ECHO_CHARS - 1]}…"
+    return text if len(text) <= ECHO_CHARS else f"{text[: ECHO_CHARS - 1]}…"

@@ -115,8 +115,10 @@ class ServiceRuntime:
             poll_seconds=settings.outbox_poll_seconds,
         )
         self.authenticator = ApiKeyAuthenticator(
-            api_key_table, self.sessions,
-            FailedAuthentications(settings.auth_failure_burst, settings.auth_failure_per_minute))
+            api_key_table,
+            self.sessions,
+            FailedAuthentications(settings.auth_failure_burst, settings.auth_failure_per_minute),
+        )
         self.set_aside_table = set_aside_table
         self.set_aside = SqlSetAside(set_aside_table, self.sessions)
         self.background: list[tuple[str, Callable[[], Coroutine[Any, Any, None]]]] = []
@@ -137,10 +139,18 @@ class ServiceRuntime:
         """The consumer pipeline (retry, split, set aside) around `handle`, for a subscriber of `group_id`."""
         return ConsumerPipeline(group_id or self.group_id, handle, self.set_aside)
 
-    def consume(self, router: KafkaRouter, *topic_names: str, handle: BatchHandler, title: str, description: str,
-                group_id: str | None = None, max_records: int | None = None,
-                offset_reset: Literal["earliest", "latest"] = "earliest",
-                listener: ConsumerRebalanceListener | None = None) -> ConsumerPipeline:
+    def consume(
+        self,
+        router: KafkaRouter,
+        *topic_names: str,
+        handle: BatchHandler,
+        title: str,
+        description: str,
+        group_id: str | None = None,
+        max_records: int | None = None,
+        offset_reset: Literal["earliest", "latest"] = "earliest",
+        listener: ConsumerRebalanceListener | None = None,
+    ) -> ConsumerPipeline:
         """Subscribe `handle` to `topic_names` on `router` through the consumer pipeline, the one way every
         service consumes: batches of raw records (the pipeline parses, retries, splits and sets aside), offsets
         committed only after the handler's transaction (`NACK_ON_ERROR`), a static member id per subscriber.
@@ -148,9 +158,17 @@ class ServiceRuntime:
         pipeline = self.pipeline(handle, group_id)
 
         @router.subscriber(
-            *topic_names, group_id=pipeline.group, batch=True, auto_offset_reset=offset_reset,
-            max_records=max_records, ack_policy=AckPolicy.NACK_ON_ERROR, listener=listener, decoder=keep_raw_bytes,
-            title=title, description=description, group_instance_id=self.group_instance_id(title),
+            *topic_names,
+            group_id=pipeline.group,
+            batch=True,
+            auto_offset_reset=offset_reset,
+            max_records=max_records,
+            ack_policy=AckPolicy.NACK_ON_ERROR,
+            listener=listener,
+            decoder=keep_raw_bytes,
+            title=title,
+            description=description,
+            group_instance_id=self.group_instance_id(title),
         )
         async def on_records(raw: RawRecords) -> None:
             await pipeline(raw)
@@ -172,8 +190,9 @@ class ServiceRuntime:
                 groups.setdefault(group_id, []).extend(getattr(subscriber, "topic_names", ()))
         return groups
 
-    def add_background(self, run: Callable[[], Coroutine[Any, Any, None]], stop: Callable[[], Awaitable[None]],
-                       name: str | None = None) -> None:
+    def add_background(
+        self, run: Callable[[], Coroutine[Any, Any, None]], stop: Callable[[], Awaitable[None]], name: str | None = None
+    ) -> None:
         """A long-running task (e.g. the timer wheel) started after the broker and stopped before it.
 
         Supervised: if `run` raises or returns while the service runs, the service is unready until it has
@@ -245,8 +264,11 @@ class ServiceRuntime:
                     raise outcome
                 if isinstance(outcome, BaseException):
                     failed.append(subscriber)
-                    log.warning("a consumer of %s could not join its group (%r); trying again",
-                                getattr(subscriber, "topic_names", "?"), outcome)
+                    log.warning(
+                        "a consumer of %s could not join its group (%r); trying again",
+                        getattr(subscriber, "topic_names", "?"),
+                        outcome,
+                    )
                     with contextlib.suppress(Exception):  # release its half-started client before the retry
                         await subscriber.stop()
             self.consumers_failing = bool(failed)
@@ -256,8 +278,9 @@ class ServiceRuntime:
         for publisher in self.broker.publishers:
             await publisher.start()
         self.broker.running = True
-        log.info("%s: every consumer group joined, %.2f s after it began serving", self.service,
-                 time.monotonic() - began)
+        log.info(
+            "%s: every consumer group joined, %.2f s after it began serving", self.service, time.monotonic() - began
+        )
 
     async def stop(self) -> None:
         if not self.api_only:  # role api started none of the Kafka side
@@ -307,9 +330,17 @@ class ServiceRuntime:
 
     async def ready(self) -> dict[str, bool]:
         """Every dependency's check; role `api` needs only PostgreSQL (keys, timelines and reports are there)."""
-        checks = {"postgres": False} if self.api_only else {
-            "postgres": False, "kafka": False, "outbox_relay": self.relay.healthy,
-            "background": not self.supervisor.restarting, "consumers": not self.consumers_failing}
+        checks = (
+            {"postgres": False}
+            if self.api_only
+            else {
+                "postgres": False,
+                "kafka": False,
+                "outbox_relay": self.relay.healthy,
+                "background": not self.supervisor.restarting,
+                "consumers": not self.consumers_failing,
+            }
+        )
         try:
             # Bounded: a call that hangs (half-open connection after a failover) must read as not ready, not stall.
             await asyncio.wait_for(self._postgres_answers(), timeout=READY_PROBE_SECONDS)
@@ -328,7 +359,13 @@ class ServiceRuntime:
         document: dict[str, Any] = AsyncAPI(self.broker, title=title, version="1.0.0").to_specification().to_jsonable()
         return document
 
-    def http_app(self, *, title: str, routers: Iterable[APIRouter], body_limits: BodyLimits | None = None,
-                 public_paths: Iterable[str] = ()) -> FastAPI:
+    def http_app(
+        self,
+        *,
+        title: str,
+        routers: Iterable[APIRouter],
+        body_limits: BodyLimits | None = None,
+        public_paths: Iterable[str] = (),
+    ) -> FastAPI:
         """This process's HTTP app (`slm_shared.http_app.build_http_app`), its lifespan starting and stopping it."""
         return build_http_app(self, title=title, routers=routers, body_limits=body_limits, public_paths=public_paths)

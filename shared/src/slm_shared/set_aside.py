@@ -26,8 +26,9 @@ from slm_shared.auth import tenant_with
 
 log = logging.getLogger(__name__)
 
-RECORDS_SET_ASIDE = Counter("slm_records_set_aside_total", "Consumed records set aside after failing alone",
-                            ["group", "topic"])
+RECORDS_SET_ASIDE = Counter(
+    "slm_records_set_aside_total", "Consumed records set aside after failing alone", ["group", "topic"]
+)
 REASON_CHARS = 2000  # enough for any exception message worth reading; the bytes are kept whole
 Position = tuple[str, int, int]  # topic, partition, offset
 BIGINT_MAX = 2**63 - 1  # the id column's range: a larger `after` would fail to bind
@@ -75,8 +76,11 @@ def headers_of(record: ConsumerRecord[bytes, bytes]) -> list[dict[str, str]]:
     for name, value in record.headers or ():
         try:
             text = value.decode("utf-8")
-            kept.append({"name": name, "value": text} if "\x00" not in text
-                        else {"name": name, "value_base64": base64.b64encode(value).decode()})
+            kept.append(
+                {"name": name, "value": text}
+                if "\x00" not in text
+                else {"name": name, "value_base64": base64.b64encode(value).decode()}
+            )
         except (UnicodeDecodeError, AttributeError):
             kept.append({"name": name, "value_base64": base64.b64encode(bytes(value or b"")).decode()})
     return kept
@@ -112,20 +116,42 @@ class SqlSetAside:
             spans[(record.topic, record.partition)] = (min(low, record.offset), max(high, record.offset))
         wanted = {(record.topic, record.partition, record.offset) for record in records}
         async with self._sessions() as session:
-            rows = await session.execute(sa.select(table.c.topic, table.c.partition, table.c.offset).where(
-                table.c.consumer_group == group,
-                sa.or_(*(sa.and_(table.c.topic == topic, table.c.partition == partition,
-                                 table.c.offset.between(low, high))
-                         for (topic, partition), (low, high) in sorted(spans.items())))))
+            rows = await session.execute(
+                sa.select(table.c.topic, table.c.partition, table.c.offset).where(
+                    table.c.consumer_group == group,
+                    sa.or_(
+                        *(
+                            sa.and_(
+                                table.c.topic == topic,
+                                table.c.partition == partition,
+                                table.c.offset.between(low, high),
+                            )
+                            for (topic, partition), (low, high) in sorted(spans.items())
+                        )
+                    ),
+                )
+            )
             return {(row.topic, row.partition, row.offset) for row in rows} & wanted
 
     async def set_aside(self, group: str, record: ConsumerRecord[bytes, bytes], error: BaseException) -> bool:
         """Keep the record with why it failed; True the first time, False if it already was."""
-        statement = insert(self._table).values(
-            consumer_group=group, topic=record.topic, partition=record.partition, offset=record.offset,
-            record_key=record.key, tenant_id=tenant_of(record), value=record.value, headers=headers_of(record),
-            reason=describe(error), error_type=_text(type(error).__name__, 200),
-        ).on_conflict_do_nothing().returning(self._table.c.id)
+        statement = (
+            insert(self._table)
+            .values(
+                consumer_group=group,
+                topic=record.topic,
+                partition=record.partition,
+                offset=record.offset,
+                record_key=record.key,
+                tenant_id=tenant_of(record),
+                value=record.value,
+                headers=headers_of(record),
+                reason=describe(error),
+                error_type=_text(type(error).__name__, 200),
+            )
+            .on_conflict_do_nothing()
+            .returning(self._table.c.id)
+        )
         async with self._sessions() as session, session.begin():
             inserted = (await session.execute(statement)).first() is not None
         if inserted:
@@ -163,9 +189,14 @@ def set_aside_router(table: sa.Table, sessions: async_sessionmaker[AsyncSession]
         limit: Annotated[int, Query(ge=1, le=500)] = 100,
     ) -> SetAsidePage:
         async with sessions() as session:
-            rows = (await session.execute(
-                sa.select(table).where(table.c.tenant_id == tenant, table.c.id > after)
-                .order_by(table.c.id).limit(limit))).all()
+            rows = (
+                await session.execute(
+                    sa.select(table)
+                    .where(table.c.tenant_id == tenant, table.c.id > after)
+                    .order_by(table.c.id)
+                    .limit(limit)
+                )
+            ).all()
         records = [_record(row._mapping) for row in rows]
         return SetAsidePage(records=records, next_after=records[-1].id if len(records) == limit else None)
 
@@ -176,8 +207,15 @@ def _record(row: Any) -> SetAsideRecord:
     key: bytes | None = row["record_key"]
     value: bytes | None = row["value"]
     return SetAsideRecord(
-        id=row["id"], consumer_group=row["consumer_group"], topic=row["topic"], partition=row["partition"],
-        offset=row["offset"], key=key.decode("utf-8", "replace") if key is not None else None,
-        reason=row["reason"], error_type=row["error_type"], set_aside_at=row["set_aside_at"],
-        value_base64=base64.b64encode(value).decode() if value is not None else None, headers=row["headers"],
+        id=row["id"],
+        consumer_group=row["consumer_group"],
+        topic=row["topic"],
+        partition=row["partition"],
+        offset=row["offset"],
+        key=key.decode("utf-8", "replace") if key is not None else None,
+        reason=row["reason"],
+        error_type=row["error_type"],
+        set_aside_at=row["set_aside_at"],
+        value_base64=base64.b64encode(value).decode() if value is not None else None,
+        headers=row["headers"],
     )

@@ -24,8 +24,10 @@ class KafkaSettings(BaseModel):
     ssl_cafile: str | None = None
     group_id: str | None = Field(default=None, description="consumer group; defaults to the service name")
     group_instance_id: str | None = Field(
-        default=None, description="static group membership (KIP-345): a name stable across restarts and unique "
-        "per replica, e.g. the pod name; a restarted replica then takes its partitions back at once")
+        default=None,
+        description="static group membership (KIP-345): a name stable across restarts and unique "
+        "per replica, e.g. the pod name; a restarted replica then takes its partitions back at once",
+    )
     topic_partitions: int = Field(default=6, ge=1)
     topic_replication_factor: int = Field(default=1, ge=1)
     max_batch_records: int = Field(default=200, ge=1)
@@ -76,13 +78,17 @@ class ServiceSettings(BaseSettings):
     http_host: str = "0.0.0.0"  # noqa: S104 - a service in a pod listens on all interfaces
     http_port: int = 8000
     forwarded_allow_ips: str = Field(
-        default="", description="comma-separated addresses or networks of the TLS-terminating proxies whose "
-        "X-Forwarded-Proto/-For uvicorn believes (the scheme decides Secure cookies and HSTS); empty: none")
+        default="",
+        description="comma-separated addresses or networks of the TLS-terminating proxies whose "
+        "X-Forwarded-Proto/-For uvicorn believes (the scheme decides Secure cookies and HSTS); empty: none",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     role: Literal["all", "api"] = Field(
-        default="all", description="all: the consumers, background loops, outbox relay and HTTP API in one process; "
+        default="all",
+        description="all: the consumers, background loops, outbox relay and HTTP API in one process; "
         "api: the HTTP API only (no Kafka client, loop or relay), for a deployment that answers requests beside "
-        "the one that consumes, so a draining backlog never queues a request behind its work")
+        "the one that consumes, so a draining backlog never queues a request behind its work",
+    )
     drain_timeout_seconds: float = Field(default=20.0, gt=0)
     outbox_batch_size: int = Field(default=500, ge=1)
     outbox_poll_seconds: float = Field(default=0.5, gt=0)
@@ -92,8 +98,13 @@ class ServiceSettings(BaseSettings):
     auth_failure_burst: int = Field(default=20, ge=1, description="failed authentications a client may make at once")
     auth_failure_per_minute: float = Field(default=10.0, gt=0, description="failures forgiven per minute and client")
     key_announcement_public_keys: str = Field(
-        default="", description="base64 Ed25519 public keys (comma-separated) that verify intake's key "
-        "announcements; without one, every announcement is ignored (docs/security.md, key announcements)")
+        default="",
+        description="base64 Ed25519 public keys (comma-separated) that verify intake's key "
+        "announcements; without one, every announcement is ignored (docs/security.md, key announcements)",
+    )
     max_request_body_bytes: int = Field(
-        default=64 * 1024, ge=1024, le=64 * 1024 * 1024,
-        description="body limit of the HTTP routes without a limit of their own (docs/operations.md, limits)")
+        default=64 * 1024,
+        ge=1024,
+        le=64 * 1024 * 1024,
+        description="body limit of the HTTP routes without a limit of their own (docs/operations.md, limits)",
+    )

@@ -64,8 +64,11 @@ class AnnouncementVerifier:
 
     def __init__(self, public_keys_base64: str) -> None:
         """`public_keys_base64`: comma-separated; more than one while the signing key is being rotated."""
-        self._keys = [Ed25519PublicKey.from_public_bytes(_raw(text, "a key announcement public key"))
-                      for text in public_keys_base64.split(",") if text.strip()]
+        self._keys = [
+            Ed25519PublicKey.from_public_bytes(_raw(text, "a key announcement public key"))
+            for text in public_keys_base64.split(",")
+            if text.strip()
+        ]
 
     @property
     def configured(self) -> bool:

@@ -38,7 +38,17 @@ TENANTS: Final = "itsm.tenants.v1"
 CALENDARS: Final = "sla.calendars.v1"
 
 ALL_TOPICS: Final = (
-    INGEST, INGEST_DLQ, TICKETS, SIGNALS, FEEDBACK, CLOCKS, SLO_STATUS, SLO_ALERTS, REPORTS, TENANTS, CALENDARS,
+    INGEST,
+    INGEST_DLQ,
+    TICKETS,
+    SIGNALS,
+    FEEDBACK,
+    CLOCKS,
+    SLO_STATUS,
+    SLO_ALERTS,
+    REPORTS,
+    TENANTS,
+    CALENDARS,
 )
 # Topics whose newest record per key is the state (Kafka log compaction): a consumer group that starts late still
 # reads every calendar in force, and an old definition goes once a newer one of its key is written.
@@ -47,19 +57,21 @@ COMPACTED_TOPICS: Final = frozenset({CALENDARS})
 # The one event type -> topic map (DESIGN.md section 2): intake routes accepted events by it, and whoever writes a
 # type elsewhere (tests, tools) looks its topic up here rather than keeping a copy that could drift.
 # Read-only, so no importer can reroute a type for everyone else.
-TOPIC_OF: Final[Mapping[str, str]] = MappingProxyType({
-    TICKET_EVENT: TICKETS,
-    AVAILABILITY_EVENT: SIGNALS,
-    MEASUREMENT_EVENT: SIGNALS,
-    MAINTENANCE_EVENT: SIGNALS,
-    FEEDBACK_EVENT: FEEDBACK,
-    CLOCK_EVENT: CLOCKS,
-    SLO_STATUS_EVENT: SLO_STATUS,
-    SLO_ALERT_EVENT: SLO_ALERTS,
-    REPORT_PUBLISHED_EVENT: REPORTS,
-    API_KEY_EVENT: TENANTS,
-    CALENDAR_EVENT: CALENDARS,
-})
+TOPIC_OF: Final[Mapping[str, str]] = MappingProxyType(
+    {
+        TICKET_EVENT: TICKETS,
+        AVAILABILITY_EVENT: SIGNALS,
+        MEASUREMENT_EVENT: SIGNALS,
+        MAINTENANCE_EVENT: SIGNALS,
+        FEEDBACK_EVENT: FEEDBACK,
+        CLOCK_EVENT: CLOCKS,
+        SLO_STATUS_EVENT: SLO_STATUS,
+        SLO_ALERT_EVENT: SLO_ALERTS,
+        REPORT_PUBLISHED_EVENT: REPORTS,
+        API_KEY_EVENT: TENANTS,
+        CALENDAR_EVENT: CALENDARS,
+    }
+)
 
 
 def ticket_key(tenant_id: str, ticket_id: str) -> str:

@@ -35,8 +35,9 @@ TRACE_HEADERS = frozenset(_PROPAGATOR.fields)
 
 class TracingSettings(BaseModel):
     exporter: Literal["none", "otlp", "console"] = "none"
-    otlp_endpoint: str = Field(default="http://127.0.0.1:4318/v1/traces",
-                               description="OTLP/HTTP traces endpoint of a collector")
+    otlp_endpoint: str = Field(
+        default="http://127.0.0.1:4318/v1/traces", description="OTLP/HTTP traces endpoint of a collector"
+    )
     otlp_headers: SecretStr | None = Field(default=None, description="e.g. 'authorization=Bearer x,team=sre'")
     sample_ratio: float = Field(default=1.0, ge=0.0, le=1.0, description="share of new traces recorded")
 
@@ -100,17 +101,33 @@ def current_headers() -> dict[str, str]:
 
 
 @contextmanager
-def consuming(name: str, parent: TraceContext | None = None, *, links: Sequence[TraceContext] = (),
-              attributes: Mapping[str, str | int] | None = None) -> Iterator[Span]:
+def consuming(
+    name: str,
+    parent: TraceContext | None = None,
+    *,
+    links: Sequence[TraceContext] = (),
+    attributes: Mapping[str, str | int] | None = None,
+) -> Iterator[Span]:
     """A consumer span, child of `parent` and linked to `links` (the other records it handles)."""
-    span_links = [Link(span_context) for context in links
-                  if (span_context := trace.get_current_span(context).get_span_context()).is_valid]
-    with tracer().start_as_current_span(name, context=parent, kind=SpanKind.CONSUMER, links=span_links,
-                                        attributes={"messaging.system": "kafka", **(attributes or {})}) as span:
+    span_links = [
+        Link(span_context)
+        for context in links
+        if (span_context := trace.get_current_span(context).get_span_context()).is_valid
+    ]
+    with tracer().start_as_current_span(
+        name,
+        context=parent,
+        kind=SpanKind.CONSUMER,
+        links=span_links,
+        attributes={"messaging.system": "kafka", **(attributes or {})},
+    ) as span:
         yield span
 
 
 def consuming_batch(name: str, headers: Sequence[KafkaHeaders]) -> AbstractContextManager[Span]:
     """One consumer span for records handled together, linked to each record's producer context."""
-    return consuming(name, links=[context_from_headers(item) for item in headers],
-                     attributes={"messaging.batch.message_count": len(headers)})
+    return consuming(
+        name,
+        links=[context_from_headers(item) for item in headers],
+        attributes={"messaging.batch.message_count": len(headers)},
+    )

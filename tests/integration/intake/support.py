@@ -38,8 +38,9 @@ def intake_settings(stack: Stack, **overrides: Any) -> IntakeSettings:
     suffix = uuid.uuid4().hex[:10]
     values: dict[str, Any] = {
         "database_url": stack.database_urls["intake"],
-        "kafka": KafkaSettings(bootstrap_servers=stack.kafka_bootstrap, group_id=f"intake-test-{suffix}",
-                               topic_partitions=3),
+        "kafka": KafkaSettings(
+            bootstrap_servers=stack.kafka_bootstrap, group_id=f"intake-test-{suffix}", topic_partitions=3
+        ),
         "ingest_topic": f"test.ingest.{suffix}",
         "dead_letter_topic": f"test.ingest.dlq.{suffix}",
         "rate_limit_per_second": 0,
@@ -131,8 +132,9 @@ class TopicReader:
         probe = AIOKafkaConsumer(bootstrap_servers=self._bootstrap, enable_auto_commit=False)
         await probe.start()
         try:
-            partitions = [TopicPartition(topic, p) for topic in self._topics
-                          for p in sorted(await self._partitions(probe, topic))]
+            partitions = [
+                TopicPartition(topic, p) for topic in self._topics for p in sorted(await self._partitions(probe, topic))
+            ]
             self._start_offsets = await probe.end_offsets(partitions)
         finally:
             await probe.stop()
@@ -140,8 +142,12 @@ class TopicReader:
 
     async def _open(self) -> AIOKafkaConsumer:
         if self._consumer is None:
-            consumer = AIOKafkaConsumer(bootstrap_servers=self._bootstrap, group_id=unique("intake-test-reader"),
-                                        enable_auto_commit=False, auto_offset_reset="earliest")
+            consumer = AIOKafkaConsumer(
+                bootstrap_servers=self._bootstrap,
+                group_id=unique("intake-test-reader"),
+                enable_auto_commit=False,
+                auto_offset_reset="earliest",
+            )
             await consumer.start()
             consumer.assign(list(self._start_offsets))
             for partition, offset in self._start_offsets.items():
@@ -205,10 +211,12 @@ async def drained(engine: AsyncEngine, tenant: str, within: float = 60.0) -> Non
     deadline = time.monotonic() + within
     while time.monotonic() < deadline:
         async with engine.connect() as connection:
-            pending = (await connection.execute(
-                sa.text("SELECT count(*) FROM outbox WHERE published_at IS NULL AND key LIKE :prefix"),
-                {"prefix": f"{tenant}/%"},
-            )).scalar()
+            pending = (
+                await connection.execute(
+                    sa.text("SELECT count(*) FROM outbox WHERE published_at IS NULL AND key LIKE :prefix"),
+                    {"prefix": f"{tenant}/%"},
+                )
+            ).scalar()
         if pending == 0:
             return
         await asyncio.sleep(0.1)

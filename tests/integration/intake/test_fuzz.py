@@ -39,7 +39,10 @@ NOW = datetime.now(UTC)
 # What a good event may carry: no U+0000, no surrogates, 64-bit integers (intake's text and number rules).
 clean_text = st.text(st.characters(codec="utf-8", exclude_characters="\x00"), max_size=12)
 clean_values = st.recursive(
-    st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.floats(allow_nan=False, allow_infinity=False)
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**63 - 1)
+    | st.floats(allow_nan=False, allow_infinity=False)
     | clean_text,
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(clean_text, inner, max_size=4),
     max_leaves=12,
@@ -54,12 +57,22 @@ json_values = st.recursive(
 @st.composite
 def good_events(draw: st.DrawFn, tenant: str) -> dict[str, Any]:
     return {
-        "specversion": "1.0", "id": f"good-{draw(st.uuids())}", "source": "fuzz://desk", "type": "itsm.ticket.v1",
-        "time": (NOW - timedelta(seconds=draw(st.integers(0, 86_400)))).isoformat(), "tenantid": tenant,
-        "data": {"ticket_id": f"FZ-{draw(st.integers(1, 20))}", "action": "updated", "kind": "incident",
-                 "service": "email", "customer": "acme", "priority": draw(st.sampled_from(["P1", "P2", "P3"])),
-                 "status": draw(st.sampled_from(STATUSES)),
-                 "attributes": draw(st.dictionaries(clean_text, clean_values, max_size=3))},
+        "specversion": "1.0",
+        "id": f"good-{draw(st.uuids())}",
+        "source": "fuzz://desk",
+        "type": "itsm.ticket.v1",
+        "time": (NOW - timedelta(seconds=draw(st.integers(0, 86_400)))).isoformat(),
+        "tenantid": tenant,
+        "data": {
+            "ticket_id": f"FZ-{draw(st.integers(1, 20))}",
+            "action": "updated",
+            "kind": "incident",
+            "service": "email",
+            "customer": "acme",
+            "priority": draw(st.sampled_from(["P1", "P2", "P3"])),
+            "status": draw(st.sampled_from(STATUSES)),
+            "attributes": draw(st.dictionaries(clean_text, clean_values, max_size=3)),
+        },
     }
 
 
@@ -86,8 +99,9 @@ def items(tenant: str) -> st.SearchStrategy[Any]:
 def http_requests(draw: st.DrawFn, tenant: str) -> tuple[bytes, str | None, set[str]]:
     """A body, its Content-Type, and the ids of the good events intake must accept from it."""
     shape = draw(st.sampled_from(["single", "batch", "bytes", "truncated"]))
-    content_type = draw(st.sampled_from([BATCH, "application/cloudevents+json", "application/json", None,
-                                         "text/plain"]))
+    content_type = draw(
+        st.sampled_from([BATCH, "application/cloudevents+json", "application/json", None, "text/plain"])
+    )
     if shape == "single":
         item = draw(items(tenant))
         single_ok = content_type in ("application/cloudevents+json", "application/json", None)
@@ -106,9 +120,14 @@ def http_requests(draw: st.DrawFn, tenant: str) -> tuple[bytes, str | None, set[
 def fuzz_intake(stack: Stack) -> Iterator[ServiceProcess]:
     suffix = uuid.uuid4().hex[:10]
     process = ServiceProcess(
-        "intake", stack, name=f"intake-fuzz-{suffix}", ingest_topic=f"test.ingest.fuzz.{suffix}",
-        dead_letter_topic=f"test.ingest.dlq.fuzz.{suffix}", rate_limit_per_second="0",
-        kafka__group_id=f"intake-fuzz-{suffix}", log_level="WARNING",
+        "intake",
+        stack,
+        name=f"intake-fuzz-{suffix}",
+        ingest_topic=f"test.ingest.fuzz.{suffix}",
+        dead_letter_topic=f"test.ingest.dlq.fuzz.{suffix}",
+        rate_limit_per_second="0",
+        kafka__group_id=f"intake-fuzz-{suffix}",
+        log_level="WARNING",
     ).start()
     yield process
     # uvicorn re-raises the SIGTERM it handled after its graceful shutdown: -15 is a clean stop too.
@@ -133,8 +152,12 @@ async def test_fuzzed_http_bodies_never_cause_a_server_error_and_good_events_arr
 
     with httpx.Client(base_url=fuzz_intake.url, timeout=30) as client:
 
-        @settings(max_examples=150, deadline=None, database=None,
-                  suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+        @settings(
+            max_examples=150,
+            deadline=None,
+            database=None,
+            suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+        )
         @given(request=http_requests(fuzz_tenant.id))
         def post_anything(request: tuple[bytes, str | None, set[str]]) -> None:
             body, content_type, good = request
@@ -186,10 +209,16 @@ async def test_fuzzed_kafka_records_never_stop_consumption_and_good_events_arriv
     loop = asyncio.get_running_loop()
     produced: list[tuple[bytes, str]] = []
 
-    @settings(max_examples=60, deadline=None, database=None,
-              suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-    @given(records=st.lists(kafka_records(fuzz_tenant.id), min_size=1, max_size=8),
-           key=st.one_of(st.none(), st.binary(max_size=16)))
+    @settings(
+        max_examples=60,
+        deadline=None,
+        database=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
+    @given(
+        records=st.lists(kafka_records(fuzz_tenant.id), min_size=1, max_size=8),
+        key=st.one_of(st.none(), st.binary(max_size=16)),
+    )
     def publish_anything(records: list[tuple[bytes, str]], key: bytes | None) -> None:
         async def send() -> None:
             for value, _ in records:
@@ -201,10 +230,23 @@ async def test_fuzzed_kafka_records_never_stop_consumption_and_good_events_arriv
     try:
         await asyncio.to_thread(publish_anything)
         # A last good event behind everything: it arrives only if consumption went on past the garbage.
-        marker = {"specversion": "1.0", "id": f"good-marker-{uuid.uuid4()}", "source": "fuzz://desk",
-                  "type": "itsm.ticket.v1", "time": NOW.isoformat(), "tenantid": fuzz_tenant.id,
-                  "data": {"ticket_id": "FZ-1", "action": "updated", "kind": "incident", "service": "email",
-                           "customer": "acme", "priority": "P2", "status": "open"}}
+        marker = {
+            "specversion": "1.0",
+            "id": f"good-marker-{uuid.uuid4()}",
+            "source": "fuzz://desk",
+            "type": "itsm.ticket.v1",
+            "time": NOW.isoformat(),
+            "tenantid": fuzz_tenant.id,
+            "data": {
+                "ticket_id": "FZ-1",
+                "action": "updated",
+                "kind": "incident",
+                "service": "email",
+                "customer": "acme",
+                "priority": "P2",
+                "status": "open",
+            },
+        }
         await producer.send_and_wait(ingest, json.dumps(marker).encode(), key=b"marker")
         produced.append((json.dumps(marker).encode(), "good"))
     finally:
@@ -240,10 +282,34 @@ def test_schemathesis_finds_no_server_error_in_intakes_openapi(
     """Schemathesis 4 against the running process, bounded in examples and time."""
     key = create_api_key(stack, unique("schemathesis"))
     completed = subprocess.run(
-        [str(REPO / ".venv" / "bin" / "st"), "run", f"{fuzz_intake.url}/openapi.json",
-         "--checks", "not_a_server_error", "--max-examples", "25", "--max-time", "60", "--workers", "1",
-         "--phases", "examples,coverage,fuzzing", "--seed", "7", "--generation-database", "none",
-         "--request-timeout", "30", "--no-color", "-H", f"Authorization: Bearer {key}"],
-        capture_output=True, text=True, timeout=300, check=False, cwd=tmp_path,  # its caches stay out of the repo
+        [
+            str(REPO / ".venv" / "bin" / "st"),
+            "run",
+            f"{fuzz_intake.url}/openapi.json",
+            "--checks",
+            "not_a_server_error",
+            "--max-examples",
+            "25",
+            "--max-time",
+            "60",
+            "--workers",
+            "1",
+            "--phases",
+            "examples,coverage,fuzzing",
+            "--seed",
+            "7",
+            "--generation-database",
+            "none",
+            "--request-timeout",
+            "30",
+            "--no-color",
+            "-H",
+            f"Authorization: Bearer {key}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        cwd=tmp_path,  # its caches stay out of the repo
     )
     assert completed.returncode == 0, completed.stdout[-6000:] + completed.stderr[-2000:]

@@ -71,18 +71,31 @@ async def published(engine: AsyncEngine, tenant: Tenant) -> list[dict[str, Any]]
     """The tenant's events in the order intake queued them for Kafka."""
     async with engine.connect() as connection:
         rows = await connection.execute(
-            sa.text("SELECT payload FROM outbox WHERE key LIKE :prefix ORDER BY id"), {"prefix": f"{tenant.id}/%"})
+            sa.text("SELECT payload FROM outbox WHERE key LIKE :prefix ORDER BY id"), {"prefix": f"{tenant.id}/%"}
+        )
     return [json.loads(row.payload) for row in rows]
 
 
 def clocks(events: list[dict[str, Any]]) -> dict[str, Clock]:
     snapshots = [
-        TicketSnapshot(event_id=e["id"], time=datetime.fromisoformat(e["time"]), arrival=arrival,
-                       ticket_id=e["data"]["ticket_id"], action=e["data"]["action"], kind=e["data"]["kind"],
-                       status=e["data"]["status"], priority=e["data"]["priority"], service=e["data"]["service"],
-                       customer=e["data"]["customer"], assignment_group=e["data"]["assignment_group"],
-                       assignee=e["data"]["assignee"], attributes=e["data"]["attributes"])
-        for arrival, e in enumerate(events) if e["type"] == "itsm.ticket.v1"]
+        TicketSnapshot(
+            event_id=e["id"],
+            time=datetime.fromisoformat(e["time"]),
+            arrival=arrival,
+            ticket_id=e["data"]["ticket_id"],
+            action=e["data"]["action"],
+            kind=e["data"]["kind"],
+            status=e["data"]["status"],
+            priority=e["data"]["priority"],
+            service=e["data"]["service"],
+            customer=e["data"]["customer"],
+            assignment_group=e["data"]["assignment_group"],
+            assignee=e["data"]["assignee"],
+            attributes=e["data"]["attributes"],
+        )
+        for arrival, e in enumerate(events)
+        if e["type"] == "itsm.ticket.v1"
+    ]
     found = evaluate_ticket(snapshots, parse_bundle(BUNDLE), policy_version=1, at=NOW)
     return {clock.metric: clock for clock in found}
 
@@ -96,15 +109,22 @@ async def test_a_jira_issue_with_its_changelog_and_comments_gives_the_clocks_wor
 ) -> None:
     tenant = await keys.tenant()
     summary = await importer(engine, intake_settings(stack)).run(
-        tenant.id, "jira", EXPORTS / "jira_search_expand_changelog.json")
+        tenant.id, "jira", EXPORTS / "jira_search_expand_changelog.json"
+    )
     # created, 5 histories, 2 comments = 8 snapshots; the Satisfaction history is also one CSAT answer.
     assert (summary.imported, summary.duplicate, sum(summary.rejected.values())) == (9, 0, 0)
     events = await published(engine, tenant)
     tickets = [e for e in events if e["type"] == "itsm.ticket.v1"]
     assert [(e["data"]["action"], e["data"]["status"]) for e in tickets] == [
-        ("created", "open"), ("updated", "in_progress"), ("agent_replied", "in_progress"),
-        ("updated", "pending_customer"), ("customer_replied", "pending_customer"), ("updated", "in_progress"),
-        ("resolved", "resolved"), ("updated", "resolved")]
+        ("created", "open"),
+        ("updated", "in_progress"),
+        ("agent_replied", "in_progress"),
+        ("updated", "pending_customer"),
+        ("customer_replied", "pending_customer"),
+        ("updated", "in_progress"),
+        ("resolved", "resolved"),
+        ("updated", "resolved"),
+    ]
     assert tickets[0]["data"]["assignee"] is None  # undone from the first history: unassigned at creation
     result = clocks(events)
     # Response: created 09:00+08 (01:00Z), Li Wei's public comment 10:00+08 -> met after 3600 s.
@@ -116,19 +136,30 @@ async def test_a_jira_issue_with_its_changelog_and_comments_gives_the_clocks_wor
     assert result["resolution"].stopped_at == at("2026-11-02T07:00:00+00:00")
     feedback = [e for e in events if e["type"] == "itsm.feedback.v1"]
     assert [(f["data"]["ticket_id"], f["data"]["score"], f["data"]["scale"], f["time"]) for f in feedback] == [
-        ("ITSM-7", 5, 5, "2026-11-02T08:00:00Z")]
+        ("ITSM-7", 5, 5, "2026-11-02T08:00:00Z")
+    ]
 
     # A webhook of an imported change is a duplicate: the history id is the webhook's changelog id.
-    webhook = {"timestamp": 1793595600000, "webhookEvent": "jira:issue_updated",
-               "issue": {"id": "30001", "key": "ITSM-7", "self": "https://acme.atlassian.net/rest/api/2/issue/30001",
-                         "fields": {"status": {"name": "Waiting for customer"}}},
-               "changelog": {"id": "20002", "items": [{"field": "status", "fromString": "In Progress",
-                                                       "toString": "Waiting for customer"}]}}
+    webhook = {
+        "timestamp": 1793595600000,
+        "webhookEvent": "jira:issue_updated",
+        "issue": {
+            "id": "30001",
+            "key": "ITSM-7",
+            "self": "https://acme.atlassian.net/rest/api/2/issue/30001",
+            "fields": {"status": {"name": "Waiting for customer"}},
+        },
+        "changelog": {
+            "id": "20002",
+            "items": [{"field": "status", "fromString": "In Progress", "toString": "Waiting for customer"}],
+        },
+    }
     answer = await intake.client.post("/v1/webhooks/jira", json=webhook, headers=tenant.headers)
     assert (answer.status_code, answer.json()["results"][0]["result"]) == (202, "duplicate")
 
     again = await importer(engine, intake_settings(stack)).run(
-        tenant.id, "jira", EXPORTS / "jira_search_expand_changelog.json")
+        tenant.id, "jira", EXPORTS / "jira_search_expand_changelog.json"
+    )
     assert (again.imported, again.duplicate) == (0, 9)
 
 
@@ -137,15 +168,21 @@ async def test_a_servicenow_record_with_its_sys_audit_gives_the_clocks_worked_ou
 ) -> None:
     tenant = await keys.tenant()
     summary = await importer(engine, intake_settings(stack)).run(
-        tenant.id, "servicenow", EXPORTS / "servicenow_incidents_with_sys_audit.json", instance="acme.service-now.com")
+        tenant.id, "servicenow", EXPORTS / "servicenow_incidents_with_sys_audit.json", instance="acme.service-now.com"
+    )
     # The insert and 5 checkpoints = 6 snapshots, and the survey instance = 1 CSAT answer.
     assert (summary.imported, sum(summary.rejected.values())) == (7, 0)
     events = await published(engine, tenant)
     tickets = [e for e in events if e["type"] == "itsm.ticket.v1"]
     assert [e["id"].rsplit("-", 1)[1] for e in tickets] == ["0", "1", "2", "3", "4", "5"]
     assert [(e["data"]["action"], e["data"]["status"]) for e in tickets] == [
-        ("created", "new"), ("updated", "in_progress"), ("agent_replied", "in_progress"),
-        ("updated", "pending_customer"), ("customer_replied", "in_progress"), ("resolved", "resolved")]
+        ("created", "new"),
+        ("updated", "in_progress"),
+        ("agent_replied", "in_progress"),
+        ("updated", "pending_customer"),
+        ("customer_replied", "in_progress"),
+        ("resolved", "resolved"),
+    ]
     assert tickets[0]["source"] == "servicenow://acme.service-now.com"
     result = clocks(events)
     # Response: inserted 01:00Z, Abel Tuter's customer-visible comment at 02:00Z -> 3600 s.
@@ -162,15 +199,22 @@ async def test_zendesk_tickets_with_audits_and_ratings_give_the_clocks_worked_ou
 ) -> None:
     tenant = await keys.tenant()
     summary = await importer(engine, intake_settings(stack)).run(
-        tenant.id, "zendesk", EXPORTS / "zendesk_tickets_audits_ratings.json", account="acmehelp")
+        tenant.id, "zendesk", EXPORTS / "zendesk_tickets_audits_ratings.json", account="acmehelp"
+    )
     # 5 audits: created; reply+open; reply+pending; reply+open; solved = 8 snapshots, and 1 rating.
     assert (summary.imported, sum(summary.rejected.values())) == (9, 0)
     events = await published(engine, tenant)
     tickets = [e for e in events if e["type"] == "itsm.ticket.v1"]
     assert [(e["data"]["action"], e["data"]["status"]) for e in tickets] == [
-        ("created", "new"), ("agent_replied", "new"), ("updated", "open"), ("agent_replied", "open"),
-        ("updated", "pending_customer"), ("customer_replied", "pending_customer"), ("updated", "open"),
-        ("resolved", "resolved")]
+        ("created", "new"),
+        ("agent_replied", "new"),
+        ("updated", "open"),
+        ("agent_replied", "open"),
+        ("updated", "pending_customer"),
+        ("customer_replied", "pending_customer"),
+        ("updated", "open"),
+        ("resolved", "resolved"),
+    ]
     result = clocks(events)
     # Response: created 01:00Z, the agent's public reply at 01:45Z -> 2700 s.
     assert (result["response"].state, result["response"].elapsed_seconds) == ("met", 2700)
@@ -179,11 +223,20 @@ async def test_zendesk_tickets_with_audits_and_ratings_give_the_clocks_worked_ou
     assert result["resolution"].stopped_at == at("2026-11-04T05:30:00+00:00")
     feedback = [e for e in events if e["type"] == "itsm.feedback.v1"]
     assert [(f["data"]["ticket_id"], f["data"]["score"], f["data"]["scale"], f["time"]) for f in feedback] == [
-        ("35500", 1, 1, "2026-11-04T06:00:00Z")]
+        ("35500", 1, 1, "2026-11-04T06:00:00Z")
+    ]
     # A trigger webhook of the solving update names the same id (`<ticket id>-<updated_at>`): a duplicate.
-    trigger = {"event": "updated", "account": "acmehelp", "ticket": {
-        "id": "35500", "status": "solved", "priority": "high", "type": "incident",
-        "updated_at": "2026-11-04T05:30:00Z"}}
+    trigger = {
+        "event": "updated",
+        "account": "acmehelp",
+        "ticket": {
+            "id": "35500",
+            "status": "solved",
+            "priority": "high",
+            "type": "incident",
+            "updated_at": "2026-11-04T05:30:00Z",
+        },
+    }
     answer = await intake.client.post("/v1/webhooks/zendesk", json=trigger, headers=tenant.headers)
     assert (answer.status_code, answer.json()["results"][0]["result"]) == (202, "duplicate")
 
@@ -206,8 +259,9 @@ async def test_an_interrupted_import_resumes_after_the_last_committed_ticket(
 
     seen: list[int] = []
     with pytest.raises(Interrupted):
-        await importer(engine, settings).run(tenant.id, "jira", export,
-                                             progress=lambda n: seen.append(n) if not seen else stop_after_second(n))
+        await importer(engine, settings).run(
+            tenant.id, "jira", export, progress=lambda n: seen.append(n) if not seen else stop_after_second(n)
+        )
     state = json.loads((tmp_path / f"issues.jsonl.import-{tenant.id}.json").read_text())
     assert state["tickets_done"] == 1  # ticket 1 was committed when ticket 2's events arrived
     resumed = await importer(engine, settings).run(tenant.id, "jira", export)
@@ -241,5 +295,9 @@ def test_the_cli_imports_an_export_and_prints_the_summary(
     tenant = f"cli-import-{datetime.now(UTC).strftime('%H%M%S%f')}"
     main(["import", "zendesk", str(export), "--tenant", tenant, "--account", "acmehelp"])
     lines = capsys.readouterr().out.splitlines()
-    assert lines[:4] == ["tickets: 1 (0 skipped, done by an earlier run)", "imported: 9 events",
-                         "skipped: 0 events already in intake", "rejected: 0 events"]
+    assert lines[:4] == [
+        "tickets: 1 (0 skipped, done by an earlier run)",
+        "imported: 9 events",
+        "skipped: 0 events already in intake",
+        "rejected: 0 events",
+    ]

@@ -42,8 +42,9 @@ async def test_a_valid_event_is_accepted_and_published_once_to_the_tickets_topic
     sent = event(tenant.id)
     answer = await intake.client.post("/v1/events", json=sent, headers=tenant.headers)
     assert answer.status_code == 202
-    assert answer.json()["results"] == [{"index": 0, "id": sent["id"], "result": "accepted", "code": None,
-                                         "reason": None}]
+    assert answer.json()["results"] == [
+        {"index": 0, "id": sent["id"], "result": "accepted", "code": None, "reason": None}
+    ]
     await reader.read_until(lambda _: len(reader.events(tenant.id)) >= 1)
     await drained(engine, tenant.id)
     await reader.read_to_end()
@@ -52,7 +53,8 @@ async def test_a_valid_event_is_accepted_and_published_once_to_the_tickets_topic
     assert [e["id"] for e in published] == [sent["id"]]
     assert published[0]["data"]["ticket_id"] == "INC-1"
     assert [r.key for r in reader.records if json.loads(r.value).get("tenantid") == tenant.id] == [
-        f"{tenant.id}/INC-1".encode()]
+        f"{tenant.id}/INC-1".encode()
+    ]
 
 
 async def test_a_retried_post_is_a_duplicate_and_never_a_second_canonical_event(
@@ -62,8 +64,9 @@ async def test_a_retried_post_is_a_duplicate_and_never_a_second_canonical_event(
     reader = await TopicReader(stack.kafka_bootstrap, topics.TICKETS).start()
     sent = event(tenant.id)
     first = await intake.client.post("/v1/events", json=sent, headers=tenant.headers)
-    retries = await asyncio.gather(*(intake.client.post("/v1/events", json=sent, headers=tenant.headers)
-                                     for _ in range(5)))
+    retries = await asyncio.gather(
+        *(intake.client.post("/v1/events", json=sent, headers=tenant.headers) for _ in range(5))
+    )
     assert first.json()["accepted"] == 1
     assert all(r.status_code == 202 and r.json()["results"][0]["result"] == "duplicate" for r in retries)
     await reader.read_until(lambda _: len(reader.events(tenant.id)) >= 1)
@@ -79,8 +82,12 @@ async def test_concurrent_batches_sharing_events_accept_each_event_exactly_once(
     tenant = await keys.tenant()
     events = [event(tenant.id, f"INC-{n}") for n in range(200)]
     bodies = [batch_body(events[::-1]), batch_body(events), batch_body(events[50:] + events[:50])]
-    answers = await asyncio.gather(*(intake.client.post("/v1/events", content=body, headers={
-        **tenant.headers, **BATCH_HEADERS}) for body in bodies))
+    answers = await asyncio.gather(
+        *(
+            intake.client.post("/v1/events", content=body, headers={**tenant.headers, **BATCH_HEADERS})
+            for body in bodies
+        )
+    )
     assert all(a.status_code == 202 for a in answers)
     accepted = Counter(r["id"] for a in answers for r in a.json()["results"] if r["result"] == "accepted")
     assert set(accepted) == {e["id"] for e in events}
@@ -113,11 +120,11 @@ async def test_a_batch_accepts_the_good_events_and_names_the_fault_of_each_bad_o
         ("not an object", "not_an_object", "body:"),
         ({**event(tenant.id), "subject": "nul\u0000"}, "invalid_text", "subject:"),
     ]
-    body: list[Any] = [good[0], *(item for item, _, _ in bad[:6]), good[1], *(item for item, _, _ in bad[6:]),
-                       good[2]]
+    body: list[Any] = [good[0], *(item for item, _, _ in bad[:6]), good[1], *(item for item, _, _ in bad[6:]), good[2]]
     reader = await TopicReader(stack.kafka_bootstrap, topics.TICKETS).start()
-    answer = await intake.client.post("/v1/events", content=batch_body(body),
-                                      headers={**tenant.headers, **BATCH_HEADERS})
+    answer = await intake.client.post(
+        "/v1/events", content=batch_body(body), headers={**tenant.headers, **BATCH_HEADERS}
+    )
     assert answer.status_code == 202
     document = answer.json()
     assert (document["accepted"], document["duplicate"], document["rejected"]) == (3, 0, len(bad))
@@ -142,15 +149,17 @@ async def test_a_batch_accepts_the_good_events_and_names_the_fault_of_each_bad_o
 async def test_a_duplicate_inside_one_batch_is_reported_as_duplicate(intake: RunningIntake, keys: Keys) -> None:
     tenant = await keys.tenant()
     sent = event(tenant.id)
-    answer = await intake.client.post("/v1/events", content=batch_body([sent, sent]),
-                                      headers={**tenant.headers, **BATCH_HEADERS})
+    answer = await intake.client.post(
+        "/v1/events", content=batch_body([sent, sent]), headers={**tenant.headers, **BATCH_HEADERS}
+    )
     assert [r["result"] for r in answer.json()["results"]] == ["accepted", "duplicate"]
 
 
 async def test_a_single_rejected_event_answers_400_with_its_reason(intake: RunningIntake, keys: Keys) -> None:
     tenant = await keys.tenant()
-    answer = await intake.client.post("/v1/events", json={**event(tenant.id), "time": "2026-05-06 10:00:00"},
-                                      headers=tenant.headers)
+    answer = await intake.client.post(
+        "/v1/events", json={**event(tenant.id), "time": "2026-05-06 10:00:00"}, headers=tenant.headers
+    )
     assert answer.status_code == 400
     assert answer.json()["results"][0]["code"] == "time_without_offset"
 
@@ -168,8 +177,11 @@ async def test_an_event_without_tenantid_belongs_to_the_keys_tenant(
     tenant = await keys.tenant()
     sent = {k: v for k, v in event(tenant.id).items() if k != "tenantid"}
     reader = await TopicReader(stack.kafka_bootstrap, topics.TICKETS).start()
-    answer = await intake.client.post("/v1/events", content=json.dumps(sent), headers={
-        **tenant.headers, "Content-Type": "application/cloudevents+json"})
+    answer = await intake.client.post(
+        "/v1/events",
+        content=json.dumps(sent),
+        headers={**tenant.headers, "Content-Type": "application/cloudevents+json"},
+    )
     assert answer.status_code == 202
     await reader.read_until(lambda _: len(reader.events(tenant.id)) >= 1)
     await reader.stop()
@@ -192,8 +204,9 @@ async def test_a_body_that_cannot_hold_events_is_refused_whole(
     intake: RunningIntake, keys: Keys, body: bytes, content_type: str, status: int
 ) -> None:
     tenant = await keys.tenant()
-    answer = await intake.client.post("/v1/events", content=body, headers={**tenant.headers,
-                                                                           "Content-Type": content_type})
+    answer = await intake.client.post(
+        "/v1/events", content=body, headers={**tenant.headers, "Content-Type": content_type}
+    )
     assert answer.status_code == status
     document = answer.json()
     assert document.get("detail") or document["results"][0]["code"] == "not_an_object"
@@ -202,8 +215,9 @@ async def test_a_body_that_cannot_hold_events_is_refused_whole(
 async def test_a_batch_over_the_event_limit_answers_413(intake: RunningIntake, keys: Keys) -> None:
     tenant = await keys.tenant()
     events = [event(tenant.id, f"INC-{n}") for n in range(intake.settings.max_batch_events + 1)]
-    answer = await intake.client.post("/v1/events", content=batch_body(events),
-                                      headers={**tenant.headers, **BATCH_HEADERS})
+    answer = await intake.client.post(
+        "/v1/events", content=batch_body(events), headers={**tenant.headers, **BATCH_HEADERS}
+    )
     assert answer.status_code == 413
 
 
@@ -235,8 +249,9 @@ async def test_a_revoked_key_stops_working_and_its_rotation_works(intake: Runnin
         status = (await intake.client.post("/v1/events", json=event(tenant.id), headers=tenant.headers)).status_code
         await asyncio.sleep(0.2)
     assert status == 401
-    answer = await intake.client.post("/v1/events", json=event(tenant.id),
-                                      headers={"Authorization": f"Bearer {rotated.plaintext}"})
+    answer = await intake.client.post(
+        "/v1/events", json=event(tenant.id), headers={"Authorization": f"Bearer {rotated.plaintext}"}
+    )
     assert answer.status_code == 202
 
 
@@ -244,8 +259,10 @@ async def test_a_key_over_its_rate_limit_answers_429_with_retry_after(stack: Sta
     settings = intake_settings(stack, rate_limit_per_second=0.01, rate_limit_burst=3)
     tenant, other = await keys.tenant(), await keys.tenant()
     async with running_intake(settings) as limited:
-        answers = [await limited.client.post("/v1/events", json=event(tenant.id, unique("INC")),
-                                             headers=tenant.headers) for _ in range(4)]
+        answers = [
+            await limited.client.post("/v1/events", json=event(tenant.id, unique("INC")), headers=tenant.headers)
+            for _ in range(4)
+        ]
         neighbour = await limited.client.post("/v1/events", json=event(other.id), headers=other.headers)
     assert [a.status_code for a in answers] == [202, 202, 202, 429]
     assert int(answers[-1].headers["retry-after"]) >= 1

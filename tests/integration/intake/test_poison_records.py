@@ -44,12 +44,16 @@ async def database_refusing(engine: AsyncEngine, event_id: str) -> AsyncIterator
     """
     name = f"refuse_{uuid.uuid4().hex[:8]}"
     async with engine.begin() as connection:
-        await connection.execute(sa.text(
-            f"CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
-            f"IF NEW.event_id = '{event_id}' THEN RAISE EXCEPTION 'event refused by the test trigger'; END IF; "
-            "RETURN NEW; END $$"))
-        await connection.execute(sa.text(
-            f"CREATE TRIGGER {name} BEFORE INSERT ON received_events FOR EACH ROW EXECUTE FUNCTION {name}()"))
+        await connection.execute(
+            sa.text(
+                f"CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+                f"IF NEW.event_id = '{event_id}' THEN RAISE EXCEPTION 'event refused by the test trigger'; END IF; "
+                "RETURN NEW; END $$"
+            )
+        )
+        await connection.execute(
+            sa.text(f"CREATE TRIGGER {name} BEFORE INSERT ON received_events FOR EACH ROW EXECUTE FUNCTION {name}()")
+        )
     try:
         yield
     finally:
@@ -59,7 +63,8 @@ async def database_refusing(engine: AsyncEngine, event_id: str) -> AsyncIterator
 
 
 async def test_a_record_the_database_refuses_is_set_aside_once_and_a_restart_does_not_process_it_again(
-        keys: Keys, stack: Stack, engine: AsyncEngine) -> None:
+    keys: Keys, stack: Stack, engine: AsyncEngine
+) -> None:
     tenant = await keys.tenant("poison")
     settings = intake_settings(stack)
     group, ingest = settings.kafka.group_id, settings.ingest_topic
@@ -70,13 +75,15 @@ async def test_a_record_the_database_refuses_is_set_aside_once_and_a_restart_doe
     await ensure_topic(stack.kafka_bootstrap, ingest)
     reader = await TopicReader(stack.kafka_bootstrap, topics.TICKETS).start()
     async with database_refusing(engine, str(poison["id"])), running_intake(settings):
-        sent = await produce(stack.kafka_bootstrap, ingest, [encoded(e) for e in [*good[:3], poison, *good[3:]]],
-                             key=tenant.id.encode())
+        sent = await produce(
+            stack.kafka_bootstrap, ingest, [encoded(e) for e in [*good[:3], poison, *good[3:]]], key=tenant.id.encode()
+        )
         partition, end = sent[-1][0], sent[-1][1] + 1
         await reader.read_until(lambda _: len(reader.events(tenant.id)) >= len(good))
 
         async def offsets_moved_on() -> bool:
             return await committed(stack.kafka_bootstrap, group, ingest, partition) == end
+
         await eventually(offsets_moved_on, "the ingest offsets committed past the poison record")
 
     rows = await set_aside_rows(engine, group)
@@ -94,6 +101,7 @@ async def test_a_record_the_database_refuses_is_set_aside_once_and_a_restart_doe
 
         async def caught_up() -> bool:
             return await committed(stack.kafka_bootstrap, group, ingest, partition) == end + 1
+
         await eventually(caught_up, "the restarted consumer committed its offsets")
     await reader.read_to_end()
     await reader.stop()
@@ -103,7 +111,8 @@ async def test_a_record_the_database_refuses_is_set_aside_once_and_a_restart_doe
 
 
 async def test_while_the_database_is_down_records_wait_and_none_is_set_aside(
-        keys: Keys, stack: Stack, engine: AsyncEngine) -> None:
+    keys: Keys, stack: Stack, engine: AsyncEngine
+) -> None:
     postgres = PrivatePostgres()
     tenant = await keys.tenant("outage")
     settings = intake_settings(stack)
@@ -119,15 +128,22 @@ async def test_while_the_database_is_down_records_wait_and_none_is_set_aside(
 
             async def met_the_outage() -> bool:
                 return consumed(ingest, "error") > errors_before
+
             await eventually(met_the_outage, "the consumer met the database away")
         finally:
             await postgres.start()
 
         async def all_accepted() -> bool:
             async with engine.connect() as connection:
-                return bool((await connection.execute(sa.text(
-                    "SELECT count(*) FROM outbox WHERE topic = :topic AND key LIKE :prefix"),
-                    {"topic": topics.TICKETS, "prefix": f"{tenant.id}/%"})
-                ).scalar_one() == len(events))
+                return bool(
+                    (
+                        await connection.execute(
+                            sa.text("SELECT count(*) FROM outbox WHERE topic = :topic AND key LIKE :prefix"),
+                            {"topic": topics.TICKETS, "prefix": f"{tenant.id}/%"},
+                        )
+                    ).scalar_one()
+                    == len(events)
+                )
+
         await eventually(all_accepted, "every record accepted once the database is back")
     assert await set_aside_rows(engine, group) == []

@@ -32,8 +32,11 @@ async def test_a_replay_republishes_the_archived_events_of_the_range_with_their_
     await intake.client.post("/v1/events", content=batch_body(events), headers={**tenant.headers, **BATCH_HEADERS})
     await drained(engine, tenant.id)
     reader = await TopicReader(stack.kafka_bootstrap, topics.TICKETS).start()
-    answer = await intake.client.post("/v1/replay", headers=tenant.headers, json={
-        "from": (BASE + timedelta(hours=2)).isoformat(), "to": (BASE + timedelta(hours=7)).isoformat()})
+    answer = await intake.client.post(
+        "/v1/replay",
+        headers=tenant.headers,
+        json={"from": (BASE + timedelta(hours=2)).isoformat(), "to": (BASE + timedelta(hours=7)).isoformat()},
+    )
     assert answer.status_code == 202
     summary = answer.json()
     assert summary["events"] == 5
@@ -50,15 +53,21 @@ async def test_a_replay_republishes_the_archived_events_of_the_range_with_their_
 async def test_a_replay_only_sees_the_callers_tenant(intake: RunningIntake, keys: Keys, engine: AsyncEngine) -> None:
     tenant, other = await keys.tenant(), await keys.tenant()
     await intake.client.post("/v1/events", json=ticket_event(tenant.id, "INC-1", BASE), headers=tenant.headers)
-    answer = await intake.client.post("/v1/replay", headers=other.headers, json={
-        "from": (BASE - timedelta(days=1)).isoformat(), "to": (BASE + timedelta(days=1)).isoformat()})
+    answer = await intake.client.post(
+        "/v1/replay",
+        headers=other.headers,
+        json={"from": (BASE - timedelta(days=1)).isoformat(), "to": (BASE + timedelta(days=1)).isoformat()},
+    )
     assert answer.json()["events"] == 0
 
 
 @pytest.mark.parametrize(
     "body",
-    [{"from": "2026-03-02T10:00:00Z", "to": "2026-03-02T09:00:00Z"}, {"from": "2026-03-02T10:00:00", "to": "x"},
-     {"to": "2026-03-02T10:00:00Z"}],
+    [
+        {"from": "2026-03-02T10:00:00Z", "to": "2026-03-02T09:00:00Z"},
+        {"from": "2026-03-02T10:00:00", "to": "x"},
+        {"to": "2026-03-02T10:00:00Z"},
+    ],
 )
 async def test_a_replay_with_a_bad_range_is_refused(intake: RunningIntake, keys: Keys, body: dict[str, str]) -> None:
     tenant = await keys.tenant()
@@ -75,9 +84,21 @@ async def test_the_replay_command_shows_progress_and_republishes_the_range(
     reader = await TopicReader(stack.kafka_bootstrap, topics.TICKETS).start()
     completed = await asyncio.to_thread(
         subprocess.run,
-        [str(REPO / ".venv" / "bin" / "slm-intake"), "replay", "--tenant", tenant.id,
-         "--from", BASE.isoformat(), "--to", (BASE + timedelta(hours=1)).isoformat()],
-        env={**os.environ, **stack.service_env("intake")}, capture_output=True, text=True, timeout=120, check=True,
+        [
+            str(REPO / ".venv" / "bin" / "slm-intake"),
+            "replay",
+            "--tenant",
+            tenant.id,
+            "--from",
+            BASE.isoformat(),
+            "--to",
+            (BASE + timedelta(hours=1)).isoformat(),
+        ],
+        env={**os.environ, **stack.service_env("intake")},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
     )
     assert "30 events re-published" in completed.stdout
     assert "30/30" in completed.stderr  # the progress bar's last state
@@ -98,12 +119,18 @@ async def test_retention_clears_the_archive_and_later_forgets_the_dedup_key(
     settings = intake.settings
     archive_only = now + timedelta(days=settings.archive_retention_days + 1)
     assert (await purger.purge(tenant.id, at=archive_only))["archive_cleared"] == 1
-    replay = await intake.client.post("/v1/replay", headers=tenant.headers, json={
-        "from": (BASE - timedelta(days=1)).isoformat(), "to": (BASE + timedelta(days=1)).isoformat()})
+    replay = await intake.client.post(
+        "/v1/replay",
+        headers=tenant.headers,
+        json={"from": (BASE - timedelta(days=1)).isoformat(), "to": (BASE + timedelta(days=1)).isoformat()},
+    )
     assert replay.json()["events"] == 0
     again = await intake.client.post("/v1/events", json=sent, headers=tenant.headers)
     assert again.json()["results"][0]["result"] == "duplicate"
     assert (await purger.purge(tenant.id, at=now + timedelta(days=settings.dedup_retention_days + 1))) == {
-        "archive_cleared": 0, "dedup_forgotten": 1, "rejections_dropped": 0}
+        "archive_cleared": 0,
+        "dedup_forgotten": 1,
+        "rejections_dropped": 0,
+    }
     after = await intake.client.post("/v1/events", json=sent, headers=tenant.headers)
     assert after.json()["results"][0]["result"] == "accepted"

@@ -45,8 +45,11 @@ def timestamped(secret: str, body: bytes, timestamp: str) -> str:
 
 def zendesk_headers(secret: str, body: bytes, at: datetime | None = None) -> dict[str, str]:
     timestamp = (at or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%SZ")
-    return {**JSON, "X-Zendesk-Webhook-Signature": timestamped(secret, body, timestamp),
-            "X-Zendesk-Webhook-Signature-Timestamp": timestamp}
+    return {
+        **JSON,
+        "X-Zendesk-Webhook-Signature": timestamped(secret, body, timestamp),
+        "X-Zendesk-Webhook-Signature-Timestamp": timestamp,
+    }
 
 
 async def issue(intake: RunningIntake, admin: Tenant, system: str, **body: object) -> dict[str, str]:
@@ -58,31 +61,43 @@ async def issue(intake: RunningIntake, admin: Tenant, system: str, **body: objec
 
 async def archived(engine: AsyncEngine, tenant: str) -> int:
     async with engine.connect() as connection:
-        return int((await connection.execute(sa.select(sa.func.count()).select_from(received_events).where(
-            received_events.c.tenant_id == tenant))).scalar_one())
+        return int(
+            (
+                await connection.execute(
+                    sa.select(sa.func.count()).select_from(received_events).where(received_events.c.tenant_id == tenant)
+                )
+            ).scalar_one()
+        )
 
 
 async def test_a_jira_webhook_signed_with_the_tenants_secret_is_taken_without_an_api_key(
-        intake: RunningIntake, keys: Keys, engine: AsyncEngine) -> None:
+    intake: RunningIntake, keys: Keys, engine: AsyncEngine
+) -> None:
     admin = await keys.tenant("hook", ("admin",))
     issued = await issue(intake, admin, "jira")
     assert issued["url_path"] == f"/v1/webhooks/jira/{admin.id}"
-    answer = await intake.client.post(issued["url_path"], content=JIRA_BODY,
-                                      headers=jira_headers(issued["secret"], JIRA_BODY))
+    answer = await intake.client.post(
+        issued["url_path"], content=JIRA_BODY, headers=jira_headers(issued["secret"], JIRA_BODY)
+    )
     assert answer.status_code == 202, answer.text
     assert answer.json()["results"][0]["result"] == "accepted"
     assert await archived(engine, admin.id) == 1
 
 
 async def test_a_forged_signature_is_refused_and_nothing_is_taken(
-        intake: RunningIntake, keys: Keys, engine: AsyncEngine) -> None:
+    intake: RunningIntake, keys: Keys, engine: AsyncEngine
+) -> None:
     admin = await keys.tenant("hook", ("admin",))
     issued = await issue(intake, admin, "jira")
-    forged = await intake.client.post(issued["url_path"], content=JIRA_BODY,
-                                      headers=jira_headers("a secret the attacker guessed", JIRA_BODY))
+    forged = await intake.client.post(
+        issued["url_path"], content=JIRA_BODY, headers=jira_headers("a secret the attacker guessed", JIRA_BODY)
+    )
     unsigned = await intake.client.post(issued["url_path"], content=JIRA_BODY, headers=JSON)
-    tampered = await intake.client.post(issued["url_path"], content=JIRA_BODY.replace(b"Mailbox", b"Mallbox"),
-                                        headers=jira_headers(issued["secret"], JIRA_BODY))
+    tampered = await intake.client.post(
+        issued["url_path"],
+        content=JIRA_BODY.replace(b"Mailbox", b"Mallbox"),
+        headers=jira_headers(issued["secret"], JIRA_BODY),
+    )
     bearer_only = await intake.client.post(issued["url_path"], content=JIRA_BODY, headers={**JSON, **admin.headers})
     assert [r.status_code for r in (forged, unsigned, tampered, bearer_only)] == [401, 401, 401, 401]
     assert "does not verify" in forged.json()["detail"]
@@ -93,39 +108,45 @@ async def test_a_forged_signature_is_refused_and_nothing_is_taken(
 async def test_an_unknown_tenant_looks_like_a_bad_signature(intake: RunningIntake, keys: Keys) -> None:
     admin = await keys.tenant("hook", ("admin",))
     issued = await issue(intake, admin, "jira")
-    elsewhere = await intake.client.post(f"/v1/webhooks/jira/{admin.id}-nobody", content=JIRA_BODY,
-                                         headers=jira_headers(issued["secret"], JIRA_BODY))
+    elsewhere = await intake.client.post(
+        f"/v1/webhooks/jira/{admin.id}-nobody", content=JIRA_BODY, headers=jira_headers(issued["secret"], JIRA_BODY)
+    )
     forged = await intake.client.post(issued["url_path"], content=JIRA_BODY, headers=jira_headers("x" * 20, JIRA_BODY))
     assert (elsewhere.status_code, elsewhere.json()) == (forged.status_code, forged.json())
 
 
 async def test_a_stale_zendesk_timestamp_is_refused_even_with_a_good_signature(
-        intake: RunningIntake, keys: Keys, engine: AsyncEngine) -> None:
+    intake: RunningIntake, keys: Keys, engine: AsyncEngine
+) -> None:
     admin = await keys.tenant("hook", ("admin",))
     secret = "zendesk-generated-signing-secret-0123456789"
     issued = await issue(intake, admin, "zendesk", secret=secret)
     assert issued["secret"] == secret
     stale = datetime.now(UTC) - timedelta(seconds=intake.settings.webhook_replay_window_seconds + 60)
-    answer = await intake.client.post(issued["url_path"], content=ZENDESK_BODY,
-                                      headers=zendesk_headers(secret, ZENDESK_BODY, stale))
+    answer = await intake.client.post(
+        issued["url_path"], content=ZENDESK_BODY, headers=zendesk_headers(secret, ZENDESK_BODY, stale)
+    )
     assert answer.status_code == 401
     assert "replay window" in answer.json()["detail"]
-    fresh = await intake.client.post(issued["url_path"], content=ZENDESK_BODY,
-                                     headers=zendesk_headers(secret, ZENDESK_BODY))
+    fresh = await intake.client.post(
+        issued["url_path"], content=ZENDESK_BODY, headers=zendesk_headers(secret, ZENDESK_BODY)
+    )
     assert fresh.status_code == 202, fresh.text
     assert await archived(engine, admin.id) == 1
 
 
 async def test_a_replayed_delivery_is_refused_while_a_new_delivery_of_the_same_payload_is_a_duplicate(
-        intake: RunningIntake, keys: Keys, engine: AsyncEngine) -> None:
+    intake: RunningIntake, keys: Keys, engine: AsyncEngine
+) -> None:
     admin = await keys.tenant("hook", ("admin",))
     secret = "zendesk-generated-signing-secret-abcdefghij"
     issued = await issue(intake, admin, "zendesk", secret=secret)
     headers = zendesk_headers(secret, ZENDESK_BODY, datetime.now(UTC) - timedelta(seconds=5))
     first = await intake.client.post(issued["url_path"], content=ZENDESK_BODY, headers=headers)
     replayed = await intake.client.post(issued["url_path"], content=ZENDESK_BODY, headers=headers)
-    resent = await intake.client.post(issued["url_path"], content=ZENDESK_BODY,
-                                      headers=zendesk_headers(secret, ZENDESK_BODY))
+    resent = await intake.client.post(
+        issued["url_path"], content=ZENDESK_BODY, headers=zendesk_headers(secret, ZENDESK_BODY)
+    )
     assert first.status_code == 202, first.text
     assert replayed.status_code == 409
     assert "replay" in replayed.json()["detail"]
@@ -147,8 +168,11 @@ async def test_servicenow_deliveries_carry_our_shared_secret_hmac_header(intake:
     admin = await keys.tenant("hook", ("admin",))
     issued = await issue(intake, admin, "servicenow")
     timestamp = str(int(datetime.now(UTC).timestamp()))
-    good = {**JSON, "X-SLM-Webhook-Timestamp": timestamp,
-            "X-SLM-Webhook-Signature": timestamped(issued["secret"], SERVICENOW_BODY, timestamp)}
+    good = {
+        **JSON,
+        "X-SLM-Webhook-Timestamp": timestamp,
+        "X-SLM-Webhook-Signature": timestamped(issued["secret"], SERVICENOW_BODY, timestamp),
+    }
     forged = {**good, "X-SLM-Webhook-Signature": timestamped("not-the-secret-at-all", SERVICENOW_BODY, timestamp)}
     assert (await intake.client.post(issued["url_path"], content=SERVICENOW_BODY, headers=forged)).status_code == 401
     answer = await intake.client.post(issued["url_path"], content=SERVICENOW_BODY, headers=good)
@@ -156,24 +180,29 @@ async def test_servicenow_deliveries_carry_our_shared_secret_hmac_header(intake:
 
 
 async def test_a_rotated_secret_stays_valid_for_its_grace_and_a_revoked_one_at_once_not(
-        intake: RunningIntake, keys: Keys) -> None:
+    intake: RunningIntake, keys: Keys
+) -> None:
     admin = await keys.tenant("hook", ("admin",))
     old = await issue(intake, admin, "jira")
     new = await issue(intake, admin, "jira", grace_seconds=3600)
     assert new["previous_valid_until"] is not None
     bodies = [JIRA_BODY.replace(b"INC-", f"INC-{n}".encode()) for n in range(4)]
-    with_old = await intake.client.post(old["url_path"], content=bodies[0],
-                                        headers=jira_headers(old["secret"], bodies[0]))
-    with_new = await intake.client.post(new["url_path"], content=bodies[1],
-                                        headers=jira_headers(new["secret"], bodies[1]))
+    with_old = await intake.client.post(
+        old["url_path"], content=bodies[0], headers=jira_headers(old["secret"], bodies[0])
+    )
+    with_new = await intake.client.post(
+        new["url_path"], content=bodies[1], headers=jira_headers(new["secret"], bodies[1])
+    )
     assert (with_old.status_code, with_new.status_code) == (202, 202)
     listing = (await intake.client.get("/v1/webhook-secrets", headers=admin.headers)).json()
     assert sorted(item["valid_until"] is None for item in listing) == [False, True]
     assert all("secret" not in item for item in listing)
     revoked = await intake.client.delete("/v1/webhook-secrets/jira", headers=admin.headers)
     assert revoked.json() == {"revoked": 2}
-    after = [await intake.client.post(new["url_path"], content=bodies[n], headers=jira_headers(s, bodies[n]))
-             for n, s in ((2, new["secret"]), (3, old["secret"]))]
+    after = [
+        await intake.client.post(new["url_path"], content=bodies[n], headers=jira_headers(s, bodies[n]))
+        for n, s in ((2, new["secret"]), (3, old["secret"]))
+    ]
     assert [a.status_code for a in after] == [401, 401]
 
 
@@ -181,8 +210,9 @@ async def test_a_rotation_without_grace_retires_the_old_secret_at_once(intake: R
     admin = await keys.tenant("hook", ("admin",))
     old = await issue(intake, admin, "jira")
     await issue(intake, admin, "jira", grace_seconds=0)
-    answer = await intake.client.post(old["url_path"], content=JIRA_BODY,
-                                      headers=jira_headers(old["secret"], JIRA_BODY))
+    answer = await intake.client.post(
+        old["url_path"], content=JIRA_BODY, headers=jira_headers(old["secret"], JIRA_BODY)
+    )
     assert answer.status_code == 401
 
 
@@ -190,8 +220,11 @@ async def test_secrets_are_stored_encrypted(intake: RunningIntake, keys: Keys, e
     admin = await keys.tenant("hook", ("admin",))
     issued = await issue(intake, admin, "jira")
     async with engine.connect() as connection:
-        stored = (await connection.execute(sa.select(webhook_secrets.c.ciphertext).where(
-            webhook_secrets.c.secret_id == issued["secret_id"]))).scalar_one()
+        stored = (
+            await connection.execute(
+                sa.select(webhook_secrets.c.ciphertext).where(webhook_secrets.c.secret_id == issued["secret_id"])
+            )
+        ).scalar_one()
     assert issued["secret"].encode() not in stored
     assert base64.urlsafe_b64decode(stored)[:1] == b"\x80"  # a Fernet token (version byte 0x80)
 
@@ -199,19 +232,34 @@ async def test_secrets_are_stored_encrypted(intake: RunningIntake, keys: Keys, e
 async def test_each_key_reaches_only_the_routes_of_its_scopes(intake: RunningIntake, keys: Keys) -> None:
     reader = await keys.tenant("scoped", ("read",))
     ingest = await keys.another_key(reader, ("ingest",))
-    event = {"specversion": "1.0", "id": "evt-scope-1", "source": "jira://acme", "type": "itsm.ticket.v1",
-             "time": "2026-05-04T09:30:00+08:00", "data": {"ticket_id": "INC-1", "action": "created",
-                                                           "kind": "incident", "service": "email", "customer": "acme",
-                                                           "priority": "P2", "status": "new"}}
-    posted_by_reader = await intake.client.post("/v1/events", content=json.dumps(event),
-                                                headers={**reader.headers, **JSON})
+    event = {
+        "specversion": "1.0",
+        "id": "evt-scope-1",
+        "source": "jira://acme",
+        "type": "itsm.ticket.v1",
+        "time": "2026-05-04T09:30:00+08:00",
+        "data": {
+            "ticket_id": "INC-1",
+            "action": "created",
+            "kind": "incident",
+            "service": "email",
+            "customer": "acme",
+            "priority": "P2",
+            "status": "new",
+        },
+    }
+    posted_by_reader = await intake.client.post(
+        "/v1/events", content=json.dumps(event), headers={**reader.headers, **JSON}
+    )
     assert posted_by_reader.status_code == 403
     assert "`ingest` scope" in posted_by_reader.json()["detail"]
-    webhook_by_reader = await intake.client.post("/v1/webhooks/jira", content=JIRA_BODY,
-                                                 headers={**reader.headers, **JSON})
+    webhook_by_reader = await intake.client.post(
+        "/v1/webhooks/jira", content=JIRA_BODY, headers={**reader.headers, **JSON}
+    )
     assert webhook_by_reader.status_code == 403
-    posted_by_ingest = await intake.client.post("/v1/events", content=json.dumps(event),
-                                                headers={**ingest.headers, **JSON})
+    posted_by_ingest = await intake.client.post(
+        "/v1/events", content=json.dumps(event), headers={**ingest.headers, **JSON}
+    )
     assert posted_by_ingest.status_code == 202, posted_by_ingest.text
     assert (await intake.client.get("/v1/rejections", headers=reader.headers)).status_code == 200
     read_by_ingest = await intake.client.get("/v1/rejections", headers=ingest.headers)
@@ -229,9 +277,12 @@ async def test_a_client_that_fails_authentication_too_often_is_throttled(stack: 
     tenant = await keys.tenant("throttle")
     settings = intake_settings(stack, auth_failure_burst=3, auth_failure_per_minute=1)
     async with running_intake(settings) as running:
+
         def client(address: str) -> httpx.AsyncClient:
-            transport = httpx.ASGITransport(app=running.client._transport.app,  # type: ignore[attr-defined]
-                                            client=(address, 40000))
+            transport = httpx.ASGITransport(
+                app=running.client._transport.app,  # type: ignore[attr-defined]
+                client=(address, 40000),
+            )
             return httpx.AsyncClient(transport=transport, base_url="http://intake")
 
         async with client("203.0.113.7") as guesser, client("198.51.100.2") as bystander:
@@ -243,21 +294,31 @@ async def test_a_client_that_fails_authentication_too_often_is_throttled(stack: 
             assert int(throttled.headers["Retry-After"]) >= 1
             posted = await guesser.post("/v1/events", content=b"{}", headers={**wrong, **JSON})
             assert posted.status_code == 429
-            forged_hooks = await guesser.post(f"/v1/webhooks/jira/{tenant.id}", content=JIRA_BODY,
-                                              headers=jira_headers("guess-guess-guess", JIRA_BODY))
+            forged_hooks = await guesser.post(
+                f"/v1/webhooks/jira/{tenant.id}",
+                content=JIRA_BODY,
+                headers=jira_headers("guess-guess-guess", JIRA_BODY),
+            )
             assert forged_hooks.status_code == 429
             assert (await bystander.get("/v1/rejections", headers=tenant.headers)).status_code == 200
 
 
 def slm_intake(stack: Stack, *args: str, stdin: str | None = None) -> list[str]:
-    completed = subprocess.run([str(REPO / ".venv" / "bin" / "slm-intake"), *args], input=stdin, text=True,
-                               env={**os.environ, **stack.service_env("intake")}, capture_output=True, check=True,
-                               timeout=120)
+    completed = subprocess.run(
+        [str(REPO / ".venv" / "bin" / "slm-intake"), *args],
+        input=stdin,
+        text=True,
+        env={**os.environ, **stack.service_env("intake")},
+        capture_output=True,
+        check=True,
+        timeout=120,
+    )
     return completed.stdout.strip().splitlines()
 
 
 async def test_the_cli_issues_scoped_keys_and_webhook_secrets_the_service_accepts(
-        intake: RunningIntake, stack: Stack) -> None:
+    intake: RunningIntake, stack: Stack
+) -> None:
     if stack.secret("intake", "webhook_secret_keys") is None:
         pytest.skip("the stack has no webhook encryption key (`make up` writes one)")
     tenant = f"cli-{uuid.uuid4().hex[:8]}"
@@ -268,16 +329,21 @@ async def test_the_cli_issues_scoped_keys_and_webhook_secrets_the_service_accept
     assert refused.status_code == 403
 
     secret = "imported-zendesk-signing-secret-000111"
-    [line] = slm_intake(stack, "webhooks", "create", "--tenant", tenant, "--system", "zendesk", "--secret-stdin",
-                        stdin=secret + "\n")
+    [line] = slm_intake(
+        stack, "webhooks", "create", "--tenant", tenant, "--system", "zendesk", "--secret-stdin", stdin=secret + "\n"
+    )
     assert line.endswith(f"/v1/webhooks/zendesk/{tenant}")
-    answer = await intake.client.post(f"/v1/webhooks/zendesk/{tenant}", content=ZENDESK_BODY,
-                                      headers=zendesk_headers(secret, ZENDESK_BODY))
+    answer = await intake.client.post(
+        f"/v1/webhooks/zendesk/{tenant}", content=ZENDESK_BODY, headers=zendesk_headers(secret, ZENDESK_BODY)
+    )
     assert answer.status_code == 202, answer.text
-    _, rotated = slm_intake(stack, "webhooks", "rotate", "--tenant", tenant, "--system", "zendesk",
-                            "--grace-hours", "0")
-    old = await intake.client.post(f"/v1/webhooks/zendesk/{tenant}", content=ZENDESK_BODY,
-                                   headers=zendesk_headers(secret, ZENDESK_BODY))
-    new = await intake.client.post(f"/v1/webhooks/zendesk/{tenant}", content=ZENDESK_BODY,
-                                   headers=zendesk_headers(rotated, ZENDESK_BODY))
+    _, rotated = slm_intake(
+        stack, "webhooks", "rotate", "--tenant", tenant, "--system", "zendesk", "--grace-hours", "0"
+    )
+    old = await intake.client.post(
+        f"/v1/webhooks/zendesk/{tenant}", content=ZENDESK_BODY, headers=zendesk_headers(secret, ZENDESK_BODY)
+    )
+    new = await intake.client.post(
+        f"/v1/webhooks/zendesk/{tenant}", content=ZENDESK_BODY, headers=zendesk_headers(rotated, ZENDESK_BODY)
+    )
     assert (old.status_code, new.status_code) == (401, 202)

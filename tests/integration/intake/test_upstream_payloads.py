@@ -40,8 +40,10 @@ async def archived(engine: AsyncEngine, tenant: Tenant) -> list[dict[str, Any]]:
     """The tenant's canonical events in the order intake accepted them."""
     async with engine.connect() as connection:
         rows = await connection.execute(
-            sa.select(received_events.c.canonical).where(received_events.c.tenant_id == tenant.id)
-            .order_by(received_events.c.received_at, received_events.c.event_time))
+            sa.select(received_events.c.canonical)
+            .where(received_events.c.tenant_id == tenant.id)
+            .order_by(received_events.c.received_at, received_events.c.event_time)
+        )
     return [json.loads(row.canonical) for row in rows]
 
 
@@ -119,8 +121,9 @@ async def test_a_servicenow_record_never_updated_and_without_operation_is_its_cr
     intake: RunningIntake, keys: Keys, engine: AsyncEngine
 ) -> None:
     tenant = await keys.tenant()
-    code, results = await post(intake, tenant, "servicenow",
-                               body("upstream/servicenow/incident_created_without_operation.json"))
+    code, results = await post(
+        intake, tenant, "servicenow", body("upstream/servicenow/incident_created_without_operation.json")
+    )
     assert (code, results[0]["id"]) == (202, "46d44a5ea9fe19810012d100cca80666-0")
     data = (await archived(engine, tenant))[-1]["data"]
     assert (data["action"], data["status"], data["service"]) == ("created", "new", "Printing")
@@ -130,8 +133,9 @@ async def test_a_zendesk_audit_with_a_public_reply_and_solved_is_a_reply_then_re
     intake: RunningIntake, keys: Keys, engine: AsyncEngine
 ) -> None:
     tenant = await keys.tenant()
-    assert (await intake.client.put("/v1/mappings/zendesk", json={"source": "zendesk://acmehelp"},
-                                    headers=tenant.headers)).status_code == 200
+    assert (
+        await intake.client.put("/v1/mappings/zendesk", json={"source": "zendesk://acmehelp"}, headers=tenant.headers)
+    ).status_code == 200
     history = json.loads(body("upstream/zendesk/ticket_audits_with_rating.json"))
     code, _ = await post(intake, tenant, "zendesk", json.dumps({"audits": history["audits"][:2]}).encode())
     assert code == 202
@@ -141,12 +145,22 @@ async def test_a_zendesk_audit_with_a_public_reply_and_solved_is_a_reply_then_re
     by_id = {e["id"]: e for e in await archived(engine, tenant)}
     events = [by_id[r["id"]] for r in results]  # results are in publication order
     assert [(e["data"]["action"], e["data"]["status"]) for e in events] == [
-        ("agent_replied", "open"), ("resolved", "resolved")]
+        ("agent_replied", "open"),
+        ("resolved", "resolved"),
+    ]
     assert {e["time"] for e in events} == {"2026-11-20T04:00:00Z"}
     assert events[1]["id"] == "35441-2026-11-20T04:00:00+00:00"
-    trigger = {"event": "updated", "account": "acmehelp", "ticket": {
-        "id": "35441", "status": "solved", "priority": "normal", "type": "incident",
-        "updated_at": "2026-11-20T04:00:00Z"}}
+    trigger = {
+        "event": "updated",
+        "account": "acmehelp",
+        "ticket": {
+            "id": "35441",
+            "status": "solved",
+            "priority": "normal",
+            "type": "incident",
+            "updated_at": "2026-11-20T04:00:00Z",
+        },
+    }
     code, results = await post(intake, tenant, "zendesk", json.dumps(trigger).encode())
     assert (code, results[0]["result"]) == (202, "duplicate")
 
@@ -167,10 +181,14 @@ async def test_csat_from_zendesk_audits_and_ratings_is_published_as_feedback_lin
     await drained(engine, tenant.id)
     await reader.read_to_end()
     await reader.stop()
-    answers = sorted((e["data"]["ticket_id"], e["data"]["score"], e["data"]["scale"], e["data"]["comment"], e["time"])
-                     for e in reader.events(tenant.id))
-    assert answers == [("35441", 0, 1, "Took three days", "2026-11-20T06:00:00Z"),
-                       ("35441", 1, 1, "Thanks, all good", "2026-11-20T05:00:00Z")]
+    answers = sorted(
+        (e["data"]["ticket_id"], e["data"]["score"], e["data"]["scale"], e["data"]["comment"], e["time"])
+        for e in reader.events(tenant.id)
+    )
+    assert answers == [
+        ("35441", 0, 1, "Took three days", "2026-11-20T06:00:00Z"),
+        ("35441", 1, 1, "Thanks, all good", "2026-11-20T05:00:00Z"),
+    ]
     by_id = {e["id"]: e for e in await archived(engine, tenant)}
     tickets = [by_id[r["id"]] for r in results if by_id[r["id"]]["type"] == "itsm.ticket.v1"]
     assert [e["data"]["action"] for e in tickets] == ["created", "updated", "agent_replied", "resolved"]

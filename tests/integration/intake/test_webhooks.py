@@ -27,10 +27,14 @@ async def test_each_webhook_fixture_is_accepted_once_and_published_as_a_ticket_e
     tenant = await keys.tenant()
     body = BODIES[path]
     reader = await TopicReader(stack.kafka_bootstrap, topics.TICKETS).start()
-    first = await intake.client.post(f"/v1/webhooks/{system}", content=body,
-                                     headers={**tenant.headers, "Content-Type": "application/json"})
-    again = await intake.client.post(f"/v1/webhooks/{system}", content=body,
-                                     headers={**tenant.headers, "Content-Type": "application/json; charset=utf-8"})
+    first = await intake.client.post(
+        f"/v1/webhooks/{system}", content=body, headers={**tenant.headers, "Content-Type": "application/json"}
+    )
+    again = await intake.client.post(
+        f"/v1/webhooks/{system}",
+        content=body,
+        headers={**tenant.headers, "Content-Type": "application/json; charset=utf-8"},
+    )
     assert first.status_code == 202, first.text
     assert first.json()["results"][0]["result"] == "accepted"
     assert again.status_code == 202
@@ -50,8 +54,11 @@ async def test_a_tenants_mapping_is_stored_scoped_to_the_tenant_and_applied_to_i
     intake: RunningIntake, keys: Keys
 ) -> None:
     tenant, other = await keys.tenant(), await keys.tenant()
-    override = {"statuses": {"Waiting for customer": "on_hold"}, "priorities": {"high": "P1"},
-                "customer_field": "fields.customfield_10002.0.name"}
+    override = {
+        "statuses": {"Waiting for customer": "on_hold"},
+        "priorities": {"high": "P1"},
+        "customer_field": "fields.customfield_10002.0.name",
+    }
     put = await intake.client.put("/v1/mappings/jira", json=override, headers=tenant.headers)
     assert put.status_code == 200
     assert put.json()["effective"]["statuses"]["waiting for customer"] == "on_hold"
@@ -65,8 +72,7 @@ async def test_a_tenants_mapping_is_stored_scoped_to_the_tenant_and_applied_to_i
     answer = await intake.client.post("/v1/webhooks/jira", content=body, headers=tenant.headers)
     assert answer.status_code == 202
     async with intake.app.state.runtime.sessions() as session:
-        row = (await session.execute(
-            received_events.select().where(received_events.c.tenant_id == tenant.id))).one()
+        row = (await session.execute(received_events.select().where(received_events.c.tenant_id == tenant.id))).one()
     data = json.loads(row.canonical)["data"]
     assert (data["status"], data["priority"], data["customer"]) == ("on_hold", "P1", "globex")
     assert data["attributes"]["upstream_status"] == "Waiting for customer"
@@ -94,18 +100,27 @@ async def test_mappings_of_an_unknown_system_do_not_exist(intake: RunningIntake,
         ("jira", b'{"webhookEvent": "jira:issue_deleted"}', "invalid_webhook"),
         ("jira", b"not json", "malformed_json"),
         ("servicenow", b'{"record": {"number": "INC1"}}', "invalid_webhook"),
-        ("zendesk", b'{"type": "zen:event-type:ticket.created", "id": "e1", "time": "2026-05-06T03:00:00",'
-                    b' "detail": {"id": "1", "status": "NEW"}}', "time_without_offset"),
-        ("zendesk", b'{"type": "zen:event-type:ticket.created", "id": "e2", "time": "2026-05-06T03:00:00Z",'
-                    b' "detail": {"id": "1", "status": "PAUSED"}}', "unmapped_value"),
+        (
+            "zendesk",
+            b'{"type": "zen:event-type:ticket.created", "id": "e1", "time": "2026-05-06T03:00:00",'
+            b' "detail": {"id": "1", "status": "NEW"}}',
+            "time_without_offset",
+        ),
+        (
+            "zendesk",
+            b'{"type": "zen:event-type:ticket.created", "id": "e2", "time": "2026-05-06T03:00:00Z",'
+            b' "detail": {"id": "1", "status": "PAUSED"}}',
+            "unmapped_value",
+        ),
     ],
 )
 async def test_a_webhook_that_cannot_become_a_ticket_event_answers_400_with_the_reason(
     intake: RunningIntake, keys: Keys, system: str, body: bytes, code: str
 ) -> None:
     tenant = await keys.tenant()
-    answer = await intake.client.post(f"/v1/webhooks/{system}", content=body,
-                                      headers={**tenant.headers, "Content-Type": "application/json"})
+    answer = await intake.client.post(
+        f"/v1/webhooks/{system}", content=body, headers={**tenant.headers, "Content-Type": "application/json"}
+    )
     assert answer.status_code == 400
     assert answer.json()["results"][0]["code"] == code
     rejections = (await intake.client.get("/v1/rejections", headers=tenant.headers)).json()

@@ -49,13 +49,19 @@ def alive(platform: LocalPlatform) -> bool:
 
 
 def post(platform: LocalPlatform, key: str, event: dict[str, object]) -> httpx.Response:
-    return httpx.post(f"{platform.intake.url}/v1/events", json=event, timeout=30,
-                      headers={"Authorization": f"Bearer {key}"})
+    return httpx.post(
+        f"{platform.intake.url}/v1/events", json=event, timeout=30, headers={"Authorization": f"Bearer {key}"}
+    )
 
 
 async def published_ids(stack: Stack, tenant: str, wanted: set[str]) -> set[str]:
-    events = await collect(stack.kafka_bootstrap, topics.TICKETS, lambda got: wanted <= {e["id"] for e in got},
-                           tenant=tenant, within=RECOVERY_TIMEOUT)
+    events = await collect(
+        stack.kafka_bootstrap,
+        topics.TICKETS,
+        lambda got: wanted <= {e["id"] for e in got},
+        tenant=tenant,
+        within=RECOVERY_TIMEOUT,
+    )
     return {str(e["id"]) for e in events}
 
 
@@ -71,8 +77,11 @@ async def test_after_a_postgres_crash_every_service_recovers_by_itself_and_nothi
 
     outages.stop_postgres()
     try:
-        outages.wait_for(lambda: all(readiness(p.url) == 503 for p in platform.processes), RECOVERY_TIMEOUT,
-                         "not every service reported unready")
+        outages.wait_for(
+            lambda: all(readiness(p.url) == 503 for p in platform.processes),
+            RECOVERY_TIMEOUT,
+            "not every service reported unready",
+        )
         refused = post(platform, key, ticket_event(tenant, "INC-during", now))
         assert refused.status_code == 503, refused.text
         assert int(refused.headers["Retry-After"]) > 0
@@ -98,8 +107,11 @@ async def test_after_a_broker_crash_every_service_recovers_by_itself_and_publish
 
     outages.kill_broker()
     try:
-        outages.wait_for(lambda: all(readiness(p.url) == 503 for p in platform.processes), RECOVERY_TIMEOUT,
-                         "not every service reported unready")
+        outages.wait_for(
+            lambda: all(readiness(p.url) == 503 for p in platform.processes),
+            RECOVERY_TIMEOUT,
+            "not every service reported unready",
+        )
         # The database is up: intake accepts into its outbox, and the relay publishes once the broker is back.
         during = ticket_event(tenant, "INC-during", now)
         assert post(platform, key, during).status_code == 202

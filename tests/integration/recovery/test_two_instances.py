@@ -46,9 +46,12 @@ policies:
 class Fleet:
     def __init__(self, stack: Stack) -> None:
         settings = {"reporting": {"period_close_enabled": "false"}}
-        self.instances = {service: [ServiceProcess(service, stack, name=f"two-{service}-{n}",
-                                                   **settings.get(service, {})) for n in range(2)]
-                          for service in SERVICES}
+        self.instances = {
+            service: [
+                ServiceProcess(service, stack, name=f"two-{service}-{n}", **settings.get(service, {})) for n in range(2)
+            ]
+            for service in SERVICES
+        }
         self.stack = stack
 
     @property
@@ -88,11 +91,13 @@ def fleet(stack: Stack) -> Iterator[Fleet]:
 
 async def statuses(urls: list[str], path: str) -> list[int]:
     async with httpx.AsyncClient(timeout=5) as client:
+
         async def status(url: str) -> int:
             try:
                 return (await client.get(f"{url}{path}")).status_code
             except httpx.HTTPError:
                 return 0
+
         return list(await asyncio.gather(*(status(url) for url in urls)))
 
 
@@ -147,20 +152,26 @@ async def reported_tickets(fleet: Fleet, key: str) -> set[str]:
 
 async def clocked_tickets(fleet: Fleet, key: str, tickets: list[str]) -> set[str]:
     async with httpx.AsyncClient(headers={"Authorization": f"Bearer {key}"}, timeout=30) as client:
+
         async def clocked(ticket: str) -> str | None:
             answer = await client.get(f"{fleet.urls('sla-engine')[1]}/v1/tickets/{ticket}/clocks")
             return ticket if answer.status_code == 200 and answer.json().get("clocks") else None
+
         found = await asyncio.gather(*(clocked(ticket) for ticket in tickets))
     return {ticket for ticket in found if ticket is not None}
 
 
 async def test_every_instance_comes_back_by_itself_after_a_postgres_crash_under_load_and_nothing_is_lost(
-        fleet: Fleet) -> None:
+    fleet: Fleet,
+) -> None:
     tenant = f"two-{uuid.uuid4().hex[:8]}"
     key = await asyncio.to_thread(fleet.tenant, tenant)
     async with httpx.AsyncClient(timeout=60) as client:
-        applied = await client.post(f"{fleet.urls('sla-engine')[0]}/v1/config:apply", content=BUNDLE,
-                                    headers={"Authorization": f"Bearer {key}", "Content-Type": "application/yaml"})
+        applied = await client.post(
+            f"{fleet.urls('sla-engine')[0]}/v1/config:apply",
+            content=BUNDLE,
+            headers={"Authorization": f"Bearer {key}", "Content-Type": "application/yaml"},
+        )
         assert applied.status_code in (200, 201), applied.text
     pids = fleet.pids()
     sender = Sender(fleet, tenant, key)
@@ -185,8 +196,10 @@ async def test_every_instance_comes_back_by_itself_after_a_postgres_crash_under_
     assert sender.refusals  # the outage was really met: intake refused (503) or could not answer
 
     wanted = set(sender.acknowledged)
-    await until(lambda: _contains(reported_tickets(fleet, key), wanted), "an acknowledged ticket never reached "
-                "reporting's read model")
+    await until(
+        lambda: _contains(reported_tickets(fleet, key), wanted),
+        "an acknowledged ticket never reached reporting's read model",
+    )
     assert await clocked_tickets(fleet, key, sorted(wanted)) == wanted
 
     # The API-key consumers of every instance are back: a tenant created now is accepted everywhere.

@@ -59,9 +59,12 @@ class Reporting:
         name = f"{prefix}-{uuid.uuid4().hex[:10]}"
         key = issue_key(name)
         async with self.sessions() as session, session.begin():
-            await store_key(session, tables.api_keys,
-                            ApiKeyData(key_id=key.key_id, tenant_id=name, key_hash=key.key_hash, status="active"),
-                            datetime.now(UTC))
+            await store_key(
+                session,
+                tables.api_keys,
+                ApiKeyData(key_id=key.key_id, tenant_id=name, key_hash=key.key_hash, status="active"),
+                datetime.now(UTC),
+            )
         return Tenant(name, key.plaintext, self)
 
     async def publish(self, events: Iterable[CloudEvent]) -> None:
@@ -76,9 +79,13 @@ class Reporting:
         seen = -1
         while time.monotonic() < deadline:
             async with self.sessions() as session:
-                seen = (await session.execute(sa.select(sa.func.count()).select_from(tables.inbox).where(
-                    tables.inbox.c.tenant_id == tenant,
-                    tables.inbox.c.consumer == "reporting.read-models"))).scalar_one()
+                seen = (
+                    await session.execute(
+                        sa.select(sa.func.count())
+                        .select_from(tables.inbox)
+                        .where(tables.inbox.c.tenant_id == tenant, tables.inbox.c.consumer == "reporting.read-models")
+                    )
+                ).scalar_one()
             if seen >= count:
                 return
             await asyncio.sleep(0.2)
@@ -118,12 +125,14 @@ async def reporting(stack: Stack) -> AsyncIterator[Reporting]:
     settings = ReportingSettings(
         database_url=stack.database_urls["reporting"],
         # A group of its own that starts at the end of the topics: other runs' events are not ours to replay.
-        kafka={"bootstrap_servers": stack.kafka_bootstrap,
-               "group_id": f"reporting-test-{uuid.uuid4().hex[:8]}"},
-        consumer_offset_reset="latest", period_close_enabled=False, amendment_quiet_seconds=0,
+        kafka={"bootstrap_servers": stack.kafka_bootstrap, "group_id": f"reporting-test-{uuid.uuid4().hex[:8]}"},
+        consumer_offset_reset="latest",
+        period_close_enabled=False,
+        amendment_quiet_seconds=0,
         public_base_url="http://reporting.test",
         # Notifications (test_notifications.py): secrets stored encrypted, passes often, links to the engine.
-        notification_secret_keys=NOTIFICATION_SECRET_KEY, notification_poll_seconds=0.2,
+        notification_secret_keys=NOTIFICATION_SECRET_KEY,
+        notification_poll_seconds=0.2,
         explained_clock_base_url="http://sla-engine.test",
     )
     app = create_app(settings, now=clock)

@@ -159,8 +159,12 @@ def check_alertmanager(body: Any) -> list[str]:
     return problems
 
 
-CHECKS = {"/slack": check_slack, "/teams": check_teams, "/pagerduty/v2/enqueue": check_pagerduty,
-          "/am/api/v2/alerts": check_alertmanager}
+CHECKS = {
+    "/slack": check_slack,
+    "/teams": check_teams,
+    "/pagerduty/v2/enqueue": check_pagerduty,
+    "/am/api/v2/alerts": check_alertmanager,
+}
 
 
 def _app(receivers: Receivers) -> Starlette:
@@ -183,8 +187,9 @@ def _app(receivers: Receivers) -> Starlette:
             problems.append("content-type is not application/json")
         receivers.requests.append(Received(path, headers, body, problems))
         if path == "/pagerduty/v2/enqueue":
-            return JSONResponse({"status": "success", "message": "Event processed",
-                                 "dedup_key": body.get("dedup_key")}, status_code=202)
+            return JSONResponse(
+                {"status": "success", "message": "Event processed", "dedup_key": body.get("dedup_key")}, status_code=202
+            )
         return Response("ok", status_code=200)
 
     paths = ["/hook", "/hook/other", *CHECKS]

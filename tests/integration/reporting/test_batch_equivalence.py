@@ -26,8 +26,15 @@ from tests.integration.reporting.events import clock_event, feedback_event, tick
 
 pytestmark = pytest.mark.integration
 
-STEPS = [("created", "new"), ("updated", "in_progress"), ("updated", "pending_customer"), ("resolved", "resolved"),
-         ("reopened", "open"), ("closed", "closed"), ("cancelled", "cancelled")]
+STEPS = [
+    ("created", "new"),
+    ("updated", "in_progress"),
+    ("updated", "pending_customer"),
+    ("resolved", "resolved"),
+    ("reopened", "open"),
+    ("closed", "closed"),
+    ("cancelled", "cancelled"),
+]
 RECEIVED_AT = datetime(2026, 11, 1, tzinfo=UTC)
 
 
@@ -39,8 +46,17 @@ def random_events(rng: random.Random, tenant: str) -> list[CloudEvent]:
         for _ in range(rng.randint(1, 6)):
             action, status = rng.choice(STEPS)
             at = start + timedelta(hours=rng.randint(0, 96), minutes=rng.randint(0, 59))
-            events.append(ticket_event(tenant, ticket, at, action, status, priority=rng.choice(["P1", "P2"]),
-                                       customer=rng.choice(["acme", "globex"])))
+            events.append(
+                ticket_event(
+                    tenant,
+                    ticket,
+                    at,
+                    action,
+                    status,
+                    priority=rng.choice(["P1", "P2"]),
+                    customer=rng.choice(["acme", "globex"]),
+                )
+            )
         if rng.random() < 0.5:
             events.append(feedback_event(tenant, ticket, start + timedelta(days=5), rng.randint(1, 5)))
         events += random_clock_events(rng, tenant, ticket, start)
@@ -58,21 +74,44 @@ def random_clock_events(rng: random.Random, tenant: str, ticket: str, start: dat
     for cycle in range(1, rng.randint(1, 2) + 1):
         numbered, older = rng.random() < 0.7, rng.randint(0, 1)
         started = start + timedelta(hours=rng.randint(0, 48))
-        published = [clock_event(tenant, ticket, "started", started, metric="response", state="running", elapsed=0,
-                                 priority="P2", started_at=started, cycle=cycle,
-                                 sequence=1 if numbered and not older else None)]
+        published = [
+            clock_event(
+                tenant,
+                ticket,
+                "started",
+                started,
+                metric="response",
+                state="running",
+                elapsed=0,
+                priority="P2",
+                started_at=started,
+                cycle=cycle,
+                sequence=1 if numbered and not older else None,
+            )
+        ]
         for _ in range(rng.randint(1, 3)):
             stopped = started + timedelta(minutes=rng.randint(5, 180))
             elapsed = int((stopped - started).total_seconds())
             breached = elapsed > 3600
             transition = rng.choice(["stopped_breached" if breached else "met", "recalculated"])
-            published.append(clock_event(
-                tenant, ticket, transition, RECEIVED_AT if numbered and transition == "recalculated" else stopped,
-                metric="response", state="breached" if breached else "met", elapsed=elapsed,
-                priority="P2", started_at=started, stopped_at=stopped, cycle=cycle,
-                breached_at=started + timedelta(hours=1) if breached else None,
-                customer=rng.choice(["acme", "globex"]),
-                sequence=len(published) + 1 - older if numbered and len(published) >= older else None))
+            published.append(
+                clock_event(
+                    tenant,
+                    ticket,
+                    transition,
+                    RECEIVED_AT if numbered and transition == "recalculated" else stopped,
+                    metric="response",
+                    state="breached" if breached else "met",
+                    elapsed=elapsed,
+                    priority="P2",
+                    started_at=started,
+                    stopped_at=stopped,
+                    cycle=cycle,
+                    breached_at=started + timedelta(hours=1) if breached else None,
+                    customer=rng.choice(["acme", "globex"]),
+                    sequence=len(published) + 1 - older if numbered and len(published) >= older else None,
+                )
+            )
         events += published
     return events
 
@@ -93,13 +132,17 @@ async def read_models_of(reporting: Reporting, tenant: str) -> dict[str, Any]:
                 "transitions": rows(tables.ticket_transitions, "ticket_id", "position"),
                 "facts": rows(tables.ticket_facts, "ticket_id", without=("updated_at",)),
                 "daily": rows(tables.ticket_daily, "day", "service", "customer", "priority"),
-                "cycles": rows(tables.clock_outcomes, "ticket_id", "policy_id", "metric", "cycle",
-                               without=("updated_at",)),
-                "clock_daily": rows(tables.clock_daily, *(c.name for c in tables.clock_daily.primary_key.columns
-                                                          if c.name != "tenant_id")),
+                "cycles": rows(
+                    tables.clock_outcomes, "ticket_id", "policy_id", "metric", "cycle", without=("updated_at",)
+                ),
+                "clock_daily": rows(
+                    tables.clock_daily,
+                    *(c.name for c in tables.clock_daily.primary_key.columns if c.name != "tenant_id"),
+                ),
                 "stats": rows(tables.event_stats, "event_type", "hour"),
                 "feedback": sa.select(tables.feedback.c.ticket_id, tables.feedback.c.customer)
-                .where(tables.feedback.c.tenant_id == tenant).order_by(tables.feedback.c.ticket_id),
+                .where(tables.feedback.c.tenant_id == tenant)
+                .order_by(tables.feedback.c.ticket_id),
             }.items()
         }
     # A rollup row whose deltas netted to zero exists or not depending on the batch size; both count nothing.
@@ -131,7 +174,9 @@ async def test_a_batch_leaves_what_its_events_one_by_one_leave(reporting: Report
             highest[key] = max(highest.get(key, 0), int(str(event.data["sequence"])))
     async with reporting.sessions() as session:
         o = tables.clock_outcomes
-        ended = {(r.ticket_id, r.policy_id, r.metric, r.cycle): r.last_sequence for r in await session.execute(
-            sa.select(o).where(o.c.tenant_id == together))}
+        ended = {
+            (r.ticket_id, r.policy_id, r.metric, r.cycle): r.last_sequence
+            for r in await session.execute(sa.select(o).where(o.c.tenant_id == together))
+        }
     assert highest
     assert {key: ended[key] for key in highest} == highest

@@ -28,17 +28,30 @@ WORKDAY = ((9 * 3600, 12 * 3600), (13 * 3600, 18 * 3600))
 DECEMBER_7 = {"from": "2026-12-07T00:00:00+08:00", "to": "2026-12-08T00:00:00+08:00", "format": "json"}
 
 
-def calendar_event(tenant: str, version: int, extra_holidays: tuple[date, ...] = (),
-                   event_id: str | None = None) -> CloudEvent:
-    data = CalendarData(calendar_id="cn-office", bundle_version=version, timezone="Asia/Shanghai",
-                        hours=(WORKDAY,) * 5 + ((), ()), extra_holidays=extra_holidays)
-    return make_event(event_id=event_id or f"calendar:cn-office@{version}", source="slm://sla-engine",
-                      event_type=CALENDAR_EVENT, time=local("12-01 09:00"), tenant_id=tenant, subject="cn-office",
-                      data=data)
+def calendar_event(
+    tenant: str, version: int, extra_holidays: tuple[date, ...] = (), event_id: str | None = None
+) -> CloudEvent:
+    data = CalendarData(
+        calendar_id="cn-office",
+        bundle_version=version,
+        timezone="Asia/Shanghai",
+        hours=(WORKDAY,) * 5 + ((), ()),
+        extra_holidays=extra_holidays,
+    )
+    return make_event(
+        event_id=event_id or f"calendar:cn-office@{version}",
+        source="slm://sla-engine",
+        event_type=CALENDAR_EVENT,
+        time=local("12-01 09:00"),
+        tenant_id=tenant,
+        subject="cn-office",
+        data=data,
+    )
 
 
 async def test_a_running_clock_on_an_announced_calendar_is_reported_at_the_instant_and_an_oversized_one_set_aside(
-        reporting: Reporting) -> None:
+    reporting: Reporting,
+) -> None:
     tenant = await reporting.tenant("calendars")
     group = f"{reporting.app.state.runtime.group_id}-calendars"  # type: ignore[attr-defined]
     key = topics.calendar_key(tenant.name, "cn-office").encode()
@@ -56,8 +69,15 @@ async def test_a_running_clock_on_an_announced_calendar_is_reported_at_the_insta
 
     async def stored() -> bool:
         async with reporting.sessions() as session:
-            versions = (await session.execute(sa.select(tables.calendars.c.bundle_version).where(
-                tables.calendars.c.tenant_id == tenant.name))).scalars().all()
+            versions = (
+                (
+                    await session.execute(
+                        sa.select(tables.calendars.c.bundle_version).where(tables.calendars.c.tenant_id == tenant.name)
+                    )
+                )
+                .scalars()
+                .all()
+            )
         return list(versions) == [3] and len(await refused_records()) == 1
 
     try:
@@ -69,11 +89,35 @@ async def test_a_running_clock_on_an_announced_calendar_is_reported_at_the_insta
     assert "3661 extra_holidays, more than 3660" in refused.reason
 
     started = local("12-07 11:30")
-    running = [clock_event(tenant.name, "INC-CAL-1", "started", started, metric="resolution", state="running",
-                           elapsed=0, priority="P2", started_at=started, calendar="cn-office", version=3),
-               # Pinned to a version whose calendar never arrived: shown as of its last transition.
-               clock_event(tenant.name, "INC-CAL-2", "started", started, metric="resolution", state="running",
-                           elapsed=0, priority="P2", started_at=started, calendar="cn-office", version=4)]
+    running = [
+        clock_event(
+            tenant.name,
+            "INC-CAL-1",
+            "started",
+            started,
+            metric="resolution",
+            state="running",
+            elapsed=0,
+            priority="P2",
+            started_at=started,
+            calendar="cn-office",
+            version=3,
+        ),
+        # Pinned to a version whose calendar never arrived: shown as of its last transition.
+        clock_event(
+            tenant.name,
+            "INC-CAL-2",
+            "started",
+            started,
+            metric="resolution",
+            state="running",
+            elapsed=0,
+            priority="P2",
+            started_at=started,
+            calendar="cn-office",
+            version=4,
+        ),
+    ]
     await reporting.publish(running)
     await reporting.wait_applied(tenant.name, len(running))
     reporting.clock.pinned = local("12-07 14:15")
@@ -84,5 +128,8 @@ async def test_a_running_clock_on_an_announced_calendar_is_reported_at_the_insta
     assert answer.status_code == 200, answer.text
     clocks = {c["ticket_id"]: c for c in answer.json()["clocks"]}
     assert {k: clocks["INC-CAL-1"][k] for k in ("elapsed_seconds", "remaining_seconds", "live")} == {
-        "elapsed_seconds": 6_300, "remaining_seconds": 28_800 - 6_300, "live": True}
+        "elapsed_seconds": 6_300,
+        "remaining_seconds": 28_800 - 6_300,
+        "live": True,
+    }
     assert {k: clocks["INC-CAL-2"][k] for k in ("elapsed_seconds", "live")} == {"elapsed_seconds": 0, "live": False}

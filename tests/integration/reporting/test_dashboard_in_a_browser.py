@@ -39,8 +39,13 @@ SESSION_LIFETIME_SECONDS = 20  # of the expiring server's sessions
 def dashboard_server(stack: Stack) -> Iterator[ServiceProcess]:
     # 127.0.0.1 is its trusted proxy: a request from it with X-Forwarded-Proto: https is an HTTPS request.
     process = ServiceProcess(
-        "reporting", stack, name="reporting-dashboard", kafka__group_id=f"reporting-dash-{uuid.uuid4().hex[:8]}",
-        consumer_offset_reset="latest", period_close_enabled="false", dashboard_refresh_seconds="2",
+        "reporting",
+        stack,
+        name="reporting-dashboard",
+        kafka__group_id=f"reporting-dash-{uuid.uuid4().hex[:8]}",
+        consumer_offset_reset="latest",
+        period_close_enabled="false",
+        dashboard_refresh_seconds="2",
         forwarded_allow_ips="127.0.0.1",
     ).start()
     yield process
@@ -50,9 +55,13 @@ def dashboard_server(stack: Stack) -> Iterator[ServiceProcess]:
 @pytest.fixture(scope="module")
 def expiring_server(stack: Stack) -> Iterator[ServiceProcess]:
     process = ServiceProcess(
-        "reporting", stack, name="reporting-dashboard-expiring",
-        kafka__group_id=f"reporting-dash-{uuid.uuid4().hex[:8]}", consumer_offset_reset="latest",
-        period_close_enabled="false", dashboard_session_seconds=str(SESSION_LIFETIME_SECONDS),
+        "reporting",
+        stack,
+        name="reporting-dashboard-expiring",
+        kafka__group_id=f"reporting-dash-{uuid.uuid4().hex[:8]}",
+        consumer_offset_reset="latest",
+        period_close_enabled="false",
+        dashboard_session_seconds=str(SESSION_LIFETIME_SECONDS),
     ).start()
     yield process
     process.stop()
@@ -62,8 +71,10 @@ async def sign_in(browser: Browser, server: ServiceProcess, key: str) -> None:
     """As a person would: open the dashboard, land on the sign-in form, type the key, submit."""
     await browser.navigate(f"{server.url}/v1/dashboard")
     assert await browser.location() == f"{server.url}/v1/dashboard/login"
-    await browser.submit(f"document.getElementById('key').value = {json.dumps(key)}; "
-                         "document.querySelector('button[type=submit]').click()")
+    await browser.submit(
+        f"document.getElementById('key').value = {json.dumps(key)}; "
+        "document.querySelector('button[type=submit]').click()"
+    )
     assert await browser.location() == f"{server.url}/v1/dashboard"
 
 
@@ -79,8 +90,11 @@ async def attacker_site(page: str) -> AsyncIterator[str]:
 
     async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await reader.readuntil(b"\r\n\r\n")
-        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nConnection: close\r\n"
-                     + f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+        writer.write(
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nConnection: close\r\n"
+            + f"Content-Length: {len(body)}\r\n\r\n".encode()
+            + body
+        )
         await writer.drain()
         writer.close()
 
@@ -95,8 +109,10 @@ async def attacker_site(page: str) -> AsyncIterator[str]:
 
 def auto_post(action: str, fields: dict[str, str]) -> str:
     inputs = "".join(f'<input type="hidden" name="{name}" value="{value}">' for name, value in fields.items())
-    return (f'<!DOCTYPE html><html><body><form method="post" action="{action}">{inputs}</form>'
-            "<script>document.forms[0].submit()</script></body></html>")
+    return (
+        f'<!DOCTYPE html><html><body><form method="post" action="{action}">{inputs}</form>'
+        "<script>document.forms[0].submit()</script></body></html>"
+    )
 
 
 def this_month(now: datetime, fraction: float) -> datetime:
@@ -107,45 +123,108 @@ def this_month(now: datetime, fraction: float) -> datetime:
 
 def live_events(tenant: str, now: datetime) -> list[CloudEvent]:
     events = []
-    for number, (priority, elapsed) in enumerate([("P1", 600), ("P1", 1500), ("P2", 1200), ("P2", 2400),
-                                                  ("P2", 4000), ("P3", 3000)]):
+    for number, (priority, elapsed) in enumerate(
+        [("P1", 600), ("P1", 1500), ("P2", 1200), ("P2", 2400), ("P2", 4000), ("P3", 3000)]
+    ):
         stop = this_month(now, 0.5 + number / 20)
         breached = elapsed > {"P1": 900, "P2": 3600, "P3": 14400}[priority]
-        events.append(clock_event(
-            tenant, f"DONE-{number}", "stopped_breached" if breached else "met", stop, metric="response",
-            state="breached" if breached else "met", elapsed=elapsed, priority=priority,
-            started_at=stop - timedelta(seconds=elapsed), stopped_at=stop,
-            breached_at=stop - timedelta(seconds=60) if breached else None, calendar="24x7"))
+        events.append(
+            clock_event(
+                tenant,
+                f"DONE-{number}",
+                "stopped_breached" if breached else "met",
+                stop,
+                metric="response",
+                state="breached" if breached else "met",
+                elapsed=elapsed,
+                priority=priority,
+                started_at=stop - timedelta(seconds=elapsed),
+                stopped_at=stop,
+                breached_at=stop - timedelta(seconds=60) if breached else None,
+                calendar="24x7",
+            )
+        )
     for number, hours_over in enumerate((3, 1)):
         breached_at = now - timedelta(hours=hours_over)
-        events.append(clock_event(
-            tenant, f"LATE-{number}", "breached", breached_at, metric="resolution", state="running",
-            elapsed=28800, priority="P2", started_at=breached_at - timedelta(hours=8), breached_at=breached_at,
-            calendar="24x7"))
+        events.append(
+            clock_event(
+                tenant,
+                f"LATE-{number}",
+                "breached",
+                breached_at,
+                metric="resolution",
+                state="running",
+                elapsed=28800,
+                priority="P2",
+                started_at=breached_at - timedelta(hours=8),
+                breached_at=breached_at,
+                calendar="24x7",
+            )
+        )
     for number, hours_left in enumerate((1, 2, 30)):
         due = now + timedelta(hours=hours_left)
-        events.append(clock_event(
-            tenant, f"SOON-{number}", "started", now - timedelta(hours=2), metric="resolution", state="running",
-            elapsed=7200, priority="P1", started_at=now - timedelta(hours=2), due_at=due, target=7200 + 3600 *
-            hours_left, calendar="24x7"))
+        events.append(
+            clock_event(
+                tenant,
+                f"SOON-{number}",
+                "started",
+                now - timedelta(hours=2),
+                metric="resolution",
+                state="running",
+                elapsed=7200,
+                priority="P1",
+                started_at=now - timedelta(hours=2),
+                due_at=due,
+                target=7200 + 3600 * hours_left,
+                calendar="24x7",
+            )
+        )
     window = {"window_start": now - timedelta(days=28), "window_end": now}
-    events.append(slo_status_event(tenant, now - timedelta(minutes=5), slo_id="email-availability",
-                                   service="email", sli_value=99.95, objective=99.9, good=99950, total=100000,
-                                   error_budget_total=100, error_budget_remaining=50, **window))
-    events.append(slo_status_event(tenant, now - timedelta(minutes=5), slo_id="api-latency", service="api",
-                                   sli_value=99.0, objective=99.5, good=99000, total=100000, error_budget_total=500,
-                                   error_budget_remaining=-500, **window))
+    events.append(
+        slo_status_event(
+            tenant,
+            now - timedelta(minutes=5),
+            slo_id="email-availability",
+            service="email",
+            sli_value=99.95,
+            objective=99.9,
+            good=99950,
+            total=100000,
+            error_budget_total=100,
+            error_budget_remaining=50,
+            **window,
+        )
+    )
+    events.append(
+        slo_status_event(
+            tenant,
+            now - timedelta(minutes=5),
+            slo_id="api-latency",
+            service="api",
+            sli_value=99.0,
+            objective=99.5,
+            good=99000,
+            total=100000,
+            error_budget_total=500,
+            error_budget_remaining=-500,
+            **window,
+        )
+    )
     return events
 
 
 def count_near(image: Image.Image, color: tuple[int, int, int], tolerance: int = 12) -> int:
     red, green, blue = (channel.tobytes() for channel in image.convert("RGB").split())
-    return sum(1 for r, g, b in zip(red, green, blue, strict=True)
-               if abs(r - color[0]) <= tolerance and abs(g - color[1]) <= tolerance and abs(b - color[2]) <= tolerance)
+    return sum(
+        1
+        for r, g, b in zip(red, green, blue, strict=True)
+        if abs(r - color[0]) <= tolerance and abs(g - color[1]) <= tolerance and abs(b - color[2]) <= tolerance
+    )
 
 
 async def test_the_dashboard_renders_its_tables_and_charts_with_data_in_headless_chromium(
-        reporting: Reporting, dashboard_server: ServiceProcess, tmp_path: Path) -> None:
+    reporting: Reporting, dashboard_server: ServiceProcess, tmp_path: Path
+) -> None:
     tenant = await reporting.tenant("dash")
     now = datetime.now(UTC).replace(microsecond=0)
     events = live_events(tenant.name, now)
@@ -159,7 +238,8 @@ async def test_the_dashboard_renders_its_tables_and_charts_with_data_in_headless
         await browser.evaluate(
             "new Promise(done => { const first = document.getElementById('live').dataset.generatedAt;"
             " const check = () => document.getElementById('live').dataset.generatedAt !== first"
-            " ? done(true) : setTimeout(check, 200); check(); })")
+            " ? done(true) : setTimeout(check, 200); check(); })"
+        )
         assert await browser.evaluate("document.getElementById('live').dataset.generatedAt") != generated
         dom = await browser.html()
         png = await browser.screenshot(1280, 1600)
@@ -179,7 +259,7 @@ async def test_the_dashboard_renders_its_tables_and_charts_with_data_in_headless
     assert "email-availability" in dom
     assert "api-latency" in dom
     assert dom.count("<svg") >= 2
-    assert dom.count("class=\"bar\"") >= 4
+    assert dom.count('class="bar"') >= 4
     assert "refresh" in dom
 
     screenshot = tmp_path / "dashboard.png"
@@ -194,7 +274,8 @@ async def test_the_dashboard_renders_its_tables_and_charts_with_data_in_headless
 
 
 async def test_sign_in_then_sign_out_and_the_copied_session_cookie_opens_nothing(
-        reporting: Reporting, dashboard_server: ServiceProcess) -> None:
+    reporting: Reporting, dashboard_server: ServiceProcess
+) -> None:
     tenant = await reporting.tenant("browser-out")
     async with headless_chromium() as browser:
         await sign_in(browser, dashboard_server, tenant.key)
@@ -223,7 +304,8 @@ async def test_sign_in_then_sign_out_and_the_copied_session_cookie_opens_nothing
 
 
 async def test_a_session_ends_with_its_lifetime_in_the_browser(
-        reporting: Reporting, expiring_server: ServiceProcess) -> None:
+    reporting: Reporting, expiring_server: ServiceProcess
+) -> None:
     tenant = await reporting.tenant("browser-expiry")
     async with headless_chromium() as browser:
         await sign_in(browser, expiring_server, tenant.key)
@@ -236,7 +318,8 @@ async def test_a_session_ends_with_its_lifetime_in_the_browser(
 
 
 async def test_a_cross_site_form_can_neither_sign_the_browser_in_nor_out(
-        reporting: Reporting, dashboard_server: ServiceProcess) -> None:
+    reporting: Reporting, dashboard_server: ServiceProcess
+) -> None:
     victim = await reporting.tenant("browser-victim")
     attacker = await reporting.tenant("browser-attacker")
     async with headless_chromium() as browser:
@@ -254,8 +337,9 @@ async def test_a_cross_site_form_can_neither_sign_the_browser_in_nor_out(
         assert await session_cookie(browser) is None
         t = tables.dashboard_sessions
         async with reporting.sessions() as session:
-            opened = (await session.execute(sa.select(sa.func.count()).select_from(t).where(
-                t.c.tenant_id == attacker.name))).scalar_one()
+            opened = (
+                await session.execute(sa.select(sa.func.count()).select_from(t).where(t.c.tenant_id == attacker.name))
+            ).scalar_one()
         assert opened == 0
 
         # A forged sign-out: refused, and the victim's session goes on.
@@ -274,15 +358,23 @@ async def test_a_cross_site_form_can_neither_sign_the_browser_in_nor_out(
 
 
 async def test_the_cookie_is_secure_and_hsts_sent_behind_a_trusted_tls_terminating_proxy(
-        reporting: Reporting, dashboard_server: ServiceProcess, expiring_server: ServiceProcess) -> None:
+    reporting: Reporting, dashboard_server: ServiceProcess, expiring_server: ServiceProcess
+) -> None:
     tenant = await reporting.tenant("proxy")
 
     async def sign_in_through_tls_proxy(server: ServiceProcess) -> httpx.Response:
         origin = f"https://127.0.0.1:{server.port}"  # what the browser saw: the proxy's HTTPS address
         async with httpx.AsyncClient(base_url=server.url) as client:
-            return await client.post("/v1/dashboard/login", content=f"key={tenant.key}", headers={
-                "Content-Type": "application/x-www-form-urlencoded", "Origin": origin, "X-Forwarded-Proto": "https",
-                "X-Forwarded-For": "203.0.113.9"})
+            return await client.post(
+                "/v1/dashboard/login",
+                content=f"key={tenant.key}",
+                headers={
+                    "Content-Type": "application/x-www-form-urlencoded",
+                    "Origin": origin,
+                    "X-Forwarded-Proto": "https",
+                    "X-Forwarded-For": "203.0.113.9",
+                },
+            )
 
     trusted = await sign_in_through_tls_proxy(dashboard_server)  # 127.0.0.1 is its configured proxy
     assert trusted.status_code == 303

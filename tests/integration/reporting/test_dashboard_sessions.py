@@ -28,8 +28,9 @@ DEFAULTS = ReportingSettings(database_url="postgresql+asyncpg://unused/none")
 
 async def sign_in(reporting: Reporting, tenant: Tenant, **headers: str) -> httpx.Response:
     reporting.client.cookies.clear()  # the session-wide client must not carry a cookie from test to test
-    answer = await reporting.client.post("/v1/dashboard/login", content=f"key={tenant.key}",
-                                         headers={**FORM, **headers})
+    answer = await reporting.client.post(
+        "/v1/dashboard/login", content=f"key={tenant.key}", headers={**FORM, **headers}
+    )
     reporting.client.cookies.clear()
     return answer
 
@@ -43,8 +44,9 @@ async def stored_sessions(reporting: Reporting, tenant: Tenant) -> list[tuple[st
     """(session hash, key id) of the tenant's stored sessions."""
     t = tables.dashboard_sessions
     async with reporting.sessions() as session:
-        rows = (await session.execute(sa.select(t.c.session_hash, t.c.key_id).where(
-            t.c.tenant_id == tenant.name))).all()
+        rows = (
+            await session.execute(sa.select(t.c.session_hash, t.c.key_id).where(t.c.tenant_id == tenant.name))
+        ).all()
     return [(str(row.session_hash), str(row.key_id)) for row in rows]
 
 
@@ -54,7 +56,8 @@ def real_time(reporting: Reporting) -> None:
 
 
 async def test_a_sign_in_stores_only_the_hash_of_a_random_session_id_in_a_dashboard_only_cookie(
-        reporting: Reporting) -> None:
+    reporting: Reporting,
+) -> None:
     tenant = await reporting.tenant("session")
     answer = await sign_in(reporting, tenant)
     assert answer.status_code == 303
@@ -83,8 +86,9 @@ async def test_a_stolen_session_cookie_is_dead_after_logout(reporting: Reporting
     tenant = await reporting.tenant("logout")
     session_id = (await sign_in(reporting, tenant)).cookies[DASHBOARD_COOKIE]
     reporting.client.cookies.clear()
-    answer = await reporting.client.post("/v1/dashboard/logout", cookies={DASHBOARD_COOKIE: session_id},
-                                         headers={"Origin": "http://reporting.test"})
+    answer = await reporting.client.post(
+        "/v1/dashboard/logout", cookies={DASHBOARD_COOKIE: session_id}, headers={"Origin": "http://reporting.test"}
+    )
     assert answer.status_code == 303
     assert answer.headers["location"] == "/v1/dashboard/login"
     assert await stored_sessions(reporting, tenant) == []
@@ -104,9 +108,17 @@ async def test_revoking_the_key_ends_the_sessions_it_opened(reporting: Reporting
     key_id = key_id_of(tenant.key)
     assert key_id is not None
     async with reporting.sessions() as session, session.begin():  # what intake's revocation announcement does
-        await store_key(session, tables.api_keys, ApiKeyData(
-            key_id=key_id, tenant_id=tenant.name, key_hash=hashlib.sha256(tenant.key.encode()).hexdigest(),
-            status="revoked"), datetime.now(UTC))
+        await store_key(
+            session,
+            tables.api_keys,
+            ApiKeyData(
+                key_id=key_id,
+                tenant_id=tenant.name,
+                key_hash=hashlib.sha256(tenant.key.encode()).hexdigest(),
+                status="revoked",
+            ),
+            datetime.now(UTC),
+        )
     for session_id in (first, second):
         answer = await dashboard(reporting, session_id)
         assert answer.status_code == 303
@@ -140,14 +152,20 @@ async def test_a_session_ends_after_its_lifetime_and_after_idle_time(reporting: 
 
 async def test_the_sign_in_and_sign_out_forms_refuse_other_origins(reporting: Reporting) -> None:
     tenant = await reporting.tenant("origin")
-    for headers in ({"Origin": "https://attacker.example"}, {"Origin": "null"},
-                    {"Origin": "", "Referer": "https://attacker.example/page"},
-                    {"Origin": "http://reporting.test.attacker.example"}):
+    for headers in (
+        {"Origin": "https://attacker.example"},
+        {"Origin": "null"},
+        {"Origin": "", "Referer": "https://attacker.example/page"},
+        {"Origin": "http://reporting.test.attacker.example"},
+    ):
         answer = await sign_in(reporting, tenant, **headers)
         assert answer.status_code == 403, headers
         assert DASHBOARD_COOKIE not in answer.cookies
-    without = await reporting.client.post("/v1/dashboard/login", content=f"key={tenant.key}",
-                                          headers={"Content-Type": "application/x-www-form-urlencoded"})
+    without = await reporting.client.post(
+        "/v1/dashboard/login",
+        content=f"key={tenant.key}",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
     assert without.status_code == 403  # neither Origin nor Referer: no browser form sent it
     assert await stored_sessions(reporting, tenant) == []
     by_referer = await sign_in(reporting, tenant, Origin="", Referer="http://reporting.test/v1/dashboard/login")
@@ -155,8 +173,9 @@ async def test_the_sign_in_and_sign_out_forms_refuse_other_origins(reporting: Re
 
     session_id = by_referer.cookies[DASHBOARD_COOKIE]
     reporting.client.cookies.clear()
-    forged = await reporting.client.post("/v1/dashboard/logout", cookies={DASHBOARD_COOKIE: session_id},
-                                         headers={"Origin": "https://attacker.example"})
+    forged = await reporting.client.post(
+        "/v1/dashboard/logout", cookies={DASHBOARD_COOKIE: session_id}, headers={"Origin": "https://attacker.example"}
+    )
     assert forged.status_code == 403
     assert (await dashboard(reporting, session_id)).status_code == 200
 
@@ -201,13 +220,21 @@ async def test_the_purge_deletes_ended_sessions_only(reporting: Reporting) -> No
     assert "purging dashboard sessions" in [name for name, _ in runtime.background]
     now = datetime.now(UTC)
     async with reporting.sessions() as session, session.begin():
-        await session.execute(sa.insert(tables.dashboard_sessions).values(
-            session_hash="0" * 64, key_id=key_id_of(tenant.key), tenant_id=tenant.name,
-            created_at=now - timedelta(days=2), last_seen_at=now - timedelta(days=2),
-            expires_at=now - timedelta(days=1)))
+        await session.execute(
+            sa.insert(tables.dashboard_sessions).values(
+                session_hash="0" * 64,
+                key_id=key_id_of(tenant.key),
+                tenant_id=tenant.name,
+                created_at=now - timedelta(days=2),
+                last_seen_at=now - timedelta(days=2),
+                expires_at=now - timedelta(days=1),
+            )
+        )
     assert len(await stored_sessions(reporting, tenant)) == 2
-    policy = SessionPolicy(lifetime=timedelta(seconds=DEFAULTS.dashboard_session_seconds),
-                           idle=timedelta(seconds=DEFAULTS.dashboard_session_idle_seconds))
+    policy = SessionPolicy(
+        lifetime=timedelta(seconds=DEFAULTS.dashboard_session_seconds),
+        idle=timedelta(seconds=DEFAULTS.dashboard_session_idle_seconds),
+    )
     async with ReportingUnitOfWork(reporting.sessions) as uow:
         assert await uow.signins.purge(now, policy) >= 1
         await uow.commit()

@@ -39,8 +39,9 @@ async def server(answer: Answerer) -> AsyncIterator[tuple[str, list[int]]]:
 
 async def read_request(reader: asyncio.StreamReader) -> bytes:
     head = await reader.readuntil(b"\r\n\r\n")
-    length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n")
-                  if line.lower().startswith(b"content-length"))
+    length = next(
+        int(line.split(b":")[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")
+    )
     return head + await reader.readexactly(length)
 
 
@@ -51,6 +52,7 @@ def keep_alive(requests: int, status: bytes = b"204 No Content", extra: bytes = 
             writer.write(b"HTTP/1.1 " + status + b"\r\ncontent-length: 0\r\n" + extra + b"\r\n")
             await writer.drain()
         # then the server closes the connection (an idle timeout on its side)
+
     return answer
 
 
@@ -58,8 +60,9 @@ async def test_a_kept_alive_connection_is_reused_and_one_closed_while_idle_is_re
     async with server(keep_alive(2)) as (base, connections):
         client = Http11Client(timeout_seconds=5)
         try:
-            answers = [await client.post(f"{base}/hook?x=1", b"{}", {"content-type": "application/json"})
-                       for _ in range(3)]
+            answers = [
+                await client.post(f"{base}/hook?x=1", b"{}", {"content-type": "application/json"}) for _ in range(3)
+            ]
             await asyncio.sleep(0.1)  # the server has closed the first connection after its two requests
             answers.append(await client.post(f"{base}/hook", b"{}", {}))
         finally:
@@ -71,7 +74,8 @@ async def test_a_kept_alive_connection_is_reused_and_one_closed_while_idle_is_re
 
 @pytest.mark.parametrize("kind", [Http11Client, HttpxClient])
 async def test_a_redirect_is_an_answer_not_followed_and_silence_is_a_failure(
-        kind: type[Http11Client | HttpxClient]) -> None:
+    kind: type[Http11Client | HttpxClient],
+) -> None:
     """Both clients (`REPORTING_NOTIFICATION_HTTP_CLIENT`) answer the same way."""
     async with server(keep_alive(1, b"302 Found", b"location: http://elsewhere.invalid/\r\n")) as (base, _):
         client = kind(timeout_seconds=5)

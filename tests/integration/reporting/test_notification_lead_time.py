@@ -39,36 +39,75 @@ async def receivers(reporting: Reporting) -> AsyncIterator[Receivers]:
     reporting.clock.pinned = None
 
 
-def transition(tenant: Tenant, ticket: str, name: str, at: datetime, elapsed: int, sequence: int,
-               due_at: datetime | None, state: str = "running") -> CloudEvent:
-    return clock_event(tenant.name, ticket, name, at, metric="resolution", state=state, elapsed=elapsed,
-                       priority="P3", started_at=START, target=12_600, due_at=due_at, calendar="cn-office",
-                       version=3, sequence=sequence)
+def transition(
+    tenant: Tenant,
+    ticket: str,
+    name: str,
+    at: datetime,
+    elapsed: int,
+    sequence: int,
+    due_at: datetime | None,
+    state: str = "running",
+) -> CloudEvent:
+    return clock_event(
+        tenant.name,
+        ticket,
+        name,
+        at,
+        metric="resolution",
+        state=state,
+        elapsed=elapsed,
+        priority="P3",
+        started_at=START,
+        target=12_600,
+        due_at=due_at,
+        calendar="cn-office",
+        version=3,
+        sequence=sequence,
+    )
 
 
 async def _calendar_kept(reporting: Reporting, tenant: str) -> bool:
     async with reporting.sessions() as session:
-        return bool((await session.execute(sa.select(sa.func.count()).select_from(tables.calendars).where(
-            tables.calendars.c.tenant_id == tenant))).scalar_one())
+        return bool(
+            (
+                await session.execute(
+                    sa.select(sa.func.count())
+                    .select_from(tables.calendars)
+                    .where(tables.calendars.c.tenant_id == tenant)
+                )
+            ).scalar_one()
+        )
 
 
 async def test_thirty_business_minutes_before_due_is_told_once_and_a_pause_moves_it_to_after_the_resume(
-        reporting: Reporting, receivers: Receivers) -> None:
+    reporting: Reporting, receivers: Receivers
+) -> None:
     tenant = await reporting.tenant("ntf-lead")
-    await reporting.producer.send(topics.CALENDARS, calendar_event(tenant.name, 3).to_json_bytes(),
-                                  key=topics.calendar_key(tenant.name, "cn-office").encode())
+    await reporting.producer.send(
+        topics.CALENDARS,
+        calendar_event(tenant.name, 3).to_json_bytes(),
+        key=topics.calendar_key(tenant.name, "cn-office").encode(),
+    )
     await reporting.producer.flush()
     await eventually(partial(_calendar_kept, reporting, tenant.name), "the calendar was kept")
-    await apply(tenant, f"""
+    await apply(
+        tenant,
+        f"""
 channels:
   - {{name: desk, type: webhook, url: "{receivers.base_url}/hook", secret: {WEBHOOK_SECRET}}}
 rules:
   - {{id: soon, triggers: [{{before_due: 30m}}], channel: desk, recipients: [resolver]}}
-""")
+""",
+    )
     reporting.clock.pinned = START
     due = local("12-07 13:30")
-    await reporting.publish([transition(tenant, "INC-L1", "started", START, 0, 1, due),
-                             transition(tenant, "INC-L2", "started", START, 0, 1, due)])
+    await reporting.publish(
+        [
+            transition(tenant, "INC-L1", "started", START, 0, 1, due),
+            transition(tenant, "INC-L2", "started", START, 0, 1, due),
+        ]
+    )
     await reporting.wait_applied(tenant.name, 2)
     paused_at = local("12-07 11:00")
     reporting.clock.pinned = paused_at
@@ -85,7 +124,10 @@ rules:
     assert told.problems == []
     data = told.body["data"]
     assert (data["ticket_id"], data["trigger"], data["title"]) == (
-        "INC-L1", "before_due:1800s", "SLA due soon: INC-L1 resolution, due 2026-12-07T05:30+00:00")
+        "INC-L1",
+        "before_due:1800s",
+        "SLA due soon: INC-L1 resolution, due 2026-12-07T05:30+00:00",
+    )
     assert (data["elapsed_seconds_now"], data["remaining_seconds_now"], data["values_exact"]) == (10_800, 1_800, True)
     [paused_row] = await delivery_log(tenant, ticket="INC-L2")
     assert (paused_row["status"], paused_row["reason"]) == ("suppressed", "the clock is paused")
@@ -105,4 +147,7 @@ rules:
     assert (second["elapsed_seconds_now"], second["remaining_seconds_now"]) == (10_800, 1_800)
     [row] = await delivery_log(tenant, ticket="INC-L2")
     assert (row["trigger"], row["status"], datetime.fromisoformat(row["due_at"])) == (
-        "before_due:1800s", "sent", local("12-07 15:00"))
+        "before_due:1800s",
+        "sent",
+        local("12-07 15:00"),
+    )

@@ -29,9 +29,12 @@ async def receivers(reporting: Reporting) -> AsyncIterator[Receivers]:
 
 
 async def test_an_slo_alert_resolved_before_its_escalation_suppresses_the_escalation(
-        reporting: Reporting, receivers: Receivers) -> None:
+    reporting: Reporting, receivers: Receivers
+) -> None:
     tenant = await reporting.tenant("ntf-slo")
-    await apply(tenant, f"""
+    await apply(
+        tenant,
+        f"""
 channels:
   - {{name: desk, type: webhook, url: "{receivers.base_url}/hook", secret: {WEBHOOK_SECRET}}}
 rules:
@@ -39,15 +42,18 @@ rules:
     triggers: [{{event: slo_alert, alert: page}}]
     channel: desk
     escalation: {{levels: [{{after: 0m, recipients: [oncall]}}, {{after: 15m, recipients: [lead]}}]}}
-""")
+""",
+    )
     reporting.clock.pinned = FIRED
-    await reporting.publish([slo_alert_event(tenant.name, FIRED, "api", slo_id="api-success", alert="page",
-                                             state="firing", burn_rate=14.4)])
+    await reporting.publish(
+        [slo_alert_event(tenant.name, FIRED, "api", slo_id="api-success", alert="page", state="firing", burn_rate=14.4)]
+    )
     await eventually(partial(_count, receivers, "/hook", 1), "the page was told")
     resolved = FIRED + timedelta(minutes=5)
     reporting.clock.pinned = resolved
-    await reporting.publish([slo_alert_event(tenant.name, resolved, "api", slo_id="api-success", alert="page",
-                                             state="resolved")])
+    await reporting.publish(
+        [slo_alert_event(tenant.name, resolved, "api", slo_id="api-success", alert="page", state="resolved")]
+    )
     await reporting.wait_applied(tenant.name, 2)
     reporting.clock.pinned = FIRED + timedelta(minutes=15)
     await passes(reporting)
@@ -57,13 +63,15 @@ rules:
     rows = sorted(answer.json()["notifications"], key=lambda row: row["level"])
     assert [(row["trigger"], row["level"], row["status"], row["reason"]) for row in rows] == [
         ("slo:page", 0, "sent", None),
-        ("slo:page", 1, "suppressed", "the SLO alert resolved at 2026-12-08T03:05:00+00:00")]
+        ("slo:page", 1, "suppressed", "the SLO alert resolved at 2026-12-08T03:05:00+00:00"),
+    ]
 
     # It fires again at 04:00: a new episode, told at once, its escalation pending until 04:15.
     again = FIRED + timedelta(hours=1)
     reporting.clock.pinned = again
-    await reporting.publish([slo_alert_event(tenant.name, again, "api", slo_id="api-success", alert="page",
-                                             state="firing", burn_rate=14.4)])
+    await reporting.publish(
+        [slo_alert_event(tenant.name, again, "api", slo_id="api-success", alert="page", state="firing", burn_rate=14.4)]
+    )
     await eventually(partial(_count, receivers, "/hook", 2), "the second episode was told")
     await passes(reporting)
     assert [h.body["data"]["level"] for h in receivers.at("/hook")] == [0, 0]

@@ -53,7 +53,8 @@ rules:
 
 
 async def test_a_published_report_notifies_its_rules_and_the_review_lists_who_received_it(
-        reporting: Reporting, receivers: Receivers) -> None:
+    reporting: Reporting, receivers: Receivers
+) -> None:
     """September closes with two snapshots (everything, and acme's: test_period_close.CONFIG). `every-report`
     matches both, `acme-reports` only acme's: three notifications, each once, however often the close runs."""
     tenant = await configured_tenant(reporting, "ntf-pub")
@@ -66,15 +67,24 @@ async def test_a_published_report_notifies_its_rules_and_the_review_lists_who_re
 
     hooks = receivers.at("/hook")
     assert [h.problems for h in hooks] == [[], [], []]
-    sent = sorted((h.body["data"]["report_id"], h.body["data"]["rule"], tuple(h.body["data"]["recipients"]))
-                  for h in hooks)
-    assert sent == sorted([(everything, "every-report", ("sla-manager",)),
-                           (acme, "every-report", ("sla-manager",)),
-                           (acme, "acme-reports", ("acme-service-owner", "acme-cio"))])
+    sent = sorted(
+        (h.body["data"]["report_id"], h.body["data"]["rule"], tuple(h.body["data"]["recipients"])) for h in hooks
+    )
+    assert sent == sorted(
+        [
+            (everything, "every-report", ("sla-manager",)),
+            (acme, "every-report", ("sla-manager",)),
+            (acme, "acme-reports", ("acme-service-owner", "acme-cio")),
+        ]
+    )
     acme_hook = next(h for h in hooks if h.body["data"]["rule"] == "acme-reports")
     data = acme_hook.body["data"]
     assert (data["trigger"], data["label"], data["revision"], data["customer"]) == (
-        "report.published", "2026-09", 0, "acme")
+        "report.published",
+        "2026-09",
+        0,
+        "acme",
+    )
     assert data["title"] == "Service level report published: 2026-09 (revision 0)"
     assert data["link"] == f"http://reporting.test/v1/reports/{acme}?format=html"
     assert data["ack_link"] is None  # a publication is a fact: nothing to escalate, nothing to acknowledge
@@ -82,23 +92,34 @@ async def test_a_published_report_notifies_its_rules_and_the_review_lists_who_re
     # The notification rows were written by the transaction that froze the snapshot: the same instant.
     async with reporting.sessions() as session:
         n, s = tables.notifications, tables.report_snapshots
-        pairs = (await session.execute(sa.select(n.c.created_at, s.c.created_at).join(
-            s, sa.and_(s.c.tenant_id == n.c.tenant_id,
-                       s.c.report_id == sa.func.split_part(n.c.ladder_key, "/", 2))).where(
-            n.c.tenant_id == tenant.name))).all()
+        pairs = (
+            await session.execute(
+                sa.select(n.c.created_at, s.c.created_at)
+                .join(
+                    s,
+                    sa.and_(
+                        s.c.tenant_id == n.c.tenant_id, s.c.report_id == sa.func.split_part(n.c.ladder_key, "/", 2)
+                    ),
+                )
+                .where(n.c.tenant_id == tenant.name)
+            )
+        ).all()
     assert len(pairs) == 3
     assert all(planned == frozen for planned, frozen in pairs)
 
     review = (await tenant.get("/v1/reviews/2026-09")).json()
     [distributed] = review["distribution"]
     assert (distributed["report_id"], distributed["revision"]) == (everything, 0)
-    assert [(d["rule_id"], d["channel"], d["recipients"], d["status"], d["delivered_at"], d["attempts"])
-            for d in distributed["deliveries"]] == [
-        ("every-report", "desk", ["sla-manager"], "sent", "2026-11-20T04:00:00Z", 1)]  # 12:00 in Shanghai
+    assert [
+        (d["rule_id"], d["channel"], d["recipients"], d["status"], d["delivered_at"], d["attempts"])
+        for d in distributed["deliveries"]
+    ] == [("every-report", "desk", ["sla-manager"], "sent", "2026-11-20T04:00:00Z", 1)]  # 12:00 in Shanghai
     review_acme = (await tenant.get("/v1/reviews/2026-09", customer="acme")).json()
     [distributed_acme] = review_acme["distribution"]
     assert [(d["rule_id"], d["recipients"], d["status"]) for d in distributed_acme["deliveries"]] == [
-        ("acme-reports", ["acme-service-owner", "acme-cio"], "sent"), ("every-report", ["sla-manager"], "sent")]
+        ("acme-reports", ["acme-service-owner", "acme-cio"], "sent"),
+        ("every-report", ["sla-manager"], "sent"),
+    ]
     page = await tenant.get("/v1/reviews/2026-09", customer="acme", format="html", lang="zh")
     assert "发送给 acme-service-owner, acme-cio 经由 desk (acme-reports): sent" in page.text
 
@@ -114,19 +135,42 @@ rules:
 """
 
 
-def recalculated(tenant: Tenant, ticket: str, at: datetime, sequence: int, *, event_id: str | None = None,
-                 breached_at: datetime | None = None, due_at: datetime = BREACH + timedelta(minutes=30),
-                 retracts: RetractedTransition | None = None) -> CloudEvent:
+def recalculated(
+    tenant: Tenant,
+    ticket: str,
+    at: datetime,
+    sequence: int,
+    *,
+    event_id: str | None = None,
+    breached_at: datetime | None = None,
+    due_at: datetime = BREACH + timedelta(minutes=30),
+    retracts: RetractedTransition | None = None,
+) -> CloudEvent:
     """The engine, on a late event showing a 30-minute pause before the breach: the clock runs on, due half an
     hour later, not breached (elapsed 4 h - 30 min at the pause's end, then 20 minutes more)."""
-    return clock_event(tenant.name, ticket, "recalculated", at, metric="resolution", state="running",
-                       elapsed=13800, priority="P1", started_at=BREACH - timedelta(hours=4), breached_at=breached_at,
-                       due_at=due_at, calendar="24x7", target=14400, sequence=sequence, event_id=event_id,
-                       retracts=retracts)
+    return clock_event(
+        tenant.name,
+        ticket,
+        "recalculated",
+        at,
+        metric="resolution",
+        state="running",
+        elapsed=13800,
+        priority="P1",
+        started_at=BREACH - timedelta(hours=4),
+        breached_at=breached_at,
+        due_at=due_at,
+        calendar="24x7",
+        target=14400,
+        sequence=sequence,
+        event_id=event_id,
+        retracts=retracts,
+    )
 
 
 async def test_a_recalculation_that_retracts_a_sent_breach_sends_one_correction_and_only_where_asked(
-        reporting: Reporting, receivers: Receivers) -> None:
+    reporting: Reporting, receivers: Receivers
+) -> None:
     tenant = await reporting.tenant("ntf-fix")
     await apply(tenant, correcting_policy(receivers))
     reporting.clock.pinned = BREACH
@@ -135,8 +179,14 @@ async def test_a_recalculation_that_retracts_a_sent_breach_sends_one_correction_
 
     at = BREACH + timedelta(minutes=20)
     reporting.clock.pinned = at
-    retraction = recalculated(tenant, "INC-C1", at, 3, event_id="INC-C1:gold:resolution:1:3:recalculated",
-                              retracts=RetractedTransition(transition="breached", at=BREACH))
+    retraction = recalculated(
+        tenant,
+        "INC-C1",
+        at,
+        3,
+        event_id="INC-C1:gold:resolution:1:3:recalculated",
+        retracts=RetractedTransition(transition="breached", at=BREACH),
+    )
     republished = recalculated(tenant, "INC-C1", at, 3, retracts=RetractedTransition(transition="breached", at=BREACH))
     # The same recalculation redelivered, then published again under another id: one correction.
     await reporting.publish([retraction, retraction, republished])
@@ -153,17 +203,25 @@ async def test_a_recalculation_that_retracts_a_sent_breach_sends_one_correction_
     correction = receivers.at("/hook")[1]
     assert correction.problems == []
     data = correction.body["data"]
-    assert (data["trigger"], data["rule"], data["title"]) == ("correction", "corrected",
-                                                              "SLA correction: INC-C1 resolution")
+    assert (data["trigger"], data["rule"], data["title"]) == (
+        "correction",
+        "corrected",
+        "SLA correction: INC-C1 resolution",
+    )
     assert data["correction"] == {
-        "changed": ["retracted", "breached", "due_at"], "corrects": "breached",
+        "changed": ["retracted", "breached", "due_at"],
+        "corrects": "breached",
         "before": {"state": "running", "breached": True, "due_at": "2026-12-08T03:00:00Z"},
-        "after": {"state": "running", "breached": False, "due_at": "2026-12-08T03:30:00Z"}}
+        "after": {"state": "running", "breached": False, "due_at": "2026-12-08T03:30:00Z"},
+    }
     # Figures for the sending instant: 13,800 s at the recalculation, the clock running 24x7.
     assert (data["elapsed_seconds_now"], data["remaining_seconds_now"]) == (13800, 600)
     log = await delivery_log(tenant, ticket="INC-C1")
     assert sorted((row["trigger"], row["rule_id"], row["status"]) for row in log) == [
-        ("breached", "corrected", "sent"), ("breached", "default", "sent"), ("correction", "corrected", "sent")]
+        ("breached", "corrected", "sent"),
+        ("breached", "default", "sent"),
+        ("correction", "corrected", "sent"),
+    ]
 
 
 async def _both(receivers: Receivers, hook: int, quiet: int) -> bool:
@@ -171,17 +229,31 @@ async def _both(receivers: Receivers, hook: int, quiet: int) -> bool:
 
 
 async def test_templates_are_stored_with_the_policy_and_an_unknown_name_is_refused_at_the_door(
-        reporting: Reporting, receivers: Receivers) -> None:
+    reporting: Reporting, receivers: Receivers
+) -> None:
     tenant = await reporting.tenant("ntf-tpl")
-    refused = await reporting.client.put("/v1/notification-policies", headers=tenant.headers, json={
-        "channels": [{"name": "desk", "type": "webhook", "url": f"{receivers.base_url}/hook"}],
-        "rules": [{"id": "r", "triggers": ["breached"], "channel": "desk",
-                   "templates": {"en": {"title": "$ticket_id for $assignee"}}}]})
+    refused = await reporting.client.put(
+        "/v1/notification-policies",
+        headers=tenant.headers,
+        json={
+            "channels": [{"name": "desk", "type": "webhook", "url": f"{receivers.base_url}/hook"}],
+            "rules": [
+                {
+                    "id": "r",
+                    "triggers": ["breached"],
+                    "channel": "desk",
+                    "templates": {"en": {"title": "$ticket_id for $assignee"}},
+                }
+            ],
+        },
+    )
     assert refused.status_code == 422, refused.text
     assert "unknown template names ['assignee']" in refused.text
     assert (await tenant.get("/v1/notification-policies")).status_code == 404  # nothing was stored
 
-    applied = await apply(tenant, f"""
+    applied = await apply(
+        tenant,
+        f"""
 language: en
 templates:
   en: {{title: "[$priority] $ticket_id breached ($customer)"}}
@@ -195,7 +267,8 @@ rules:
     channel: desk
     language: zh-Hans
     templates: {{zh-Hans: {{text: "请值班处理 $ticket_id，剩余 $remaining"}}}}
-""")
+""",
+    )
     assert applied["version"] == 1
     assert applied["policy"]["templates"]["zh-CN"] == {"title": "【$priority】$ticket_id 已违约"}
     reporting.clock.pinned = BREACH
@@ -204,8 +277,11 @@ rules:
     by_rule = {r.body["data"]["rule"]: r.body["data"] for r in receivers.at("/hook")}
     assert by_rule["english"]["title"] == "[P1] INC-T1 breached (acme)"
     assert by_rule["chinese"]["title"] == "【P1】INC-T1 已违约"  # the tenant's title, the rule's text
-    assert by_rule["english"]["link"] == by_rule["chinese"]["link"] == \
-        "http://sla-engine.test/v1/tickets/INC-T1/clocks?at=2026-12-08T03:00:00%2B00:00"
+    assert (
+        by_rule["english"]["link"]
+        == by_rule["chinese"]["link"]
+        == "http://sla-engine.test/v1/tickets/INC-T1/clocks?at=2026-12-08T03:00:00%2B00:00"
+    )
 
 
 def late_policy(receivers: Receivers) -> str:
@@ -218,13 +294,20 @@ rules:
 
 
 def p1(tenant: Tenant, ticket: str, transition: str, at: datetime, sequence: int, **fields: Any) -> CloudEvent:
-    figures: dict[str, Any] = {"metric": "resolution", "state": "running", "priority": "P1", "calendar": "24x7",
-                               "target": 14400, "started_at": BREACH - timedelta(hours=4)} | fields
+    figures: dict[str, Any] = {
+        "metric": "resolution",
+        "state": "running",
+        "priority": "P1",
+        "calendar": "24x7",
+        "target": 14400,
+        "started_at": BREACH - timedelta(hours=4),
+    } | fields
     return clock_event(tenant.name, ticket, transition, at, sequence=sequence, **figures)
 
 
 async def test_a_breach_missed_while_reporting_was_down_is_told_late_and_old_or_overtaken_news_is_not(
-        reporting: Reporting, receivers: Receivers) -> None:
+    reporting: Reporting, receivers: Receivers
+) -> None:
     """Reporting comes back two hours after the breaches (its consumer reads the backlog then):
     INC-D1 breached and still runs breached: told, 2 h 00 m 30 s late (the 30 s the backlog gets to settle);
     INC-D2 breached and was answered an hour later, both in the backlog: not told;
@@ -236,15 +319,17 @@ async def test_a_breach_missed_while_reporting_was_down_is_told_late_and_old_or_
     back = BREACH + timedelta(hours=2)
     reporting.clock.pinned = back
     met = BREACH + timedelta(hours=1)
-    await reporting.publish([
-        p1(tenant, "INC-D1", "breached", BREACH, 2, elapsed=14400, breached_at=BREACH),
-        p1(tenant, "INC-D2", "breached", BREACH, 2, elapsed=14400, breached_at=BREACH),
-        p1(tenant, "INC-D2", "met", met, 3, state="met", elapsed=18000, breached_at=BREACH, stopped_at=met),
-        p1(tenant, "INC-D3", "warning", BREACH - timedelta(hours=1), 2, elapsed=10800, threshold=75),
-        p1(tenant, "INC-D3", "breached", BREACH, 3, elapsed=14400, breached_at=BREACH),
-        p1(tenant, "INC-D4", "met", met, 3, state="met", elapsed=18000, breached_at=BREACH, stopped_at=met),
-        p1(tenant, "INC-D4", "breached", BREACH, 2, elapsed=14400, breached_at=BREACH),
-    ])
+    await reporting.publish(
+        [
+            p1(tenant, "INC-D1", "breached", BREACH, 2, elapsed=14400, breached_at=BREACH),
+            p1(tenant, "INC-D2", "breached", BREACH, 2, elapsed=14400, breached_at=BREACH),
+            p1(tenant, "INC-D2", "met", met, 3, state="met", elapsed=18000, breached_at=BREACH, stopped_at=met),
+            p1(tenant, "INC-D3", "warning", BREACH - timedelta(hours=1), 2, elapsed=10800, threshold=75),
+            p1(tenant, "INC-D3", "breached", BREACH, 3, elapsed=14400, breached_at=BREACH),
+            p1(tenant, "INC-D4", "met", met, 3, state="met", elapsed=18000, breached_at=BREACH, stopped_at=met),
+            p1(tenant, "INC-D4", "breached", BREACH, 2, elapsed=14400, breached_at=BREACH),
+        ]
+    )
     await reporting.wait_applied(tenant.name, 7)
     await passes(reporting)
     assert receivers.at("/hook") == []  # nothing before the backlog has settled
@@ -261,16 +346,24 @@ async def test_a_breach_missed_while_reporting_was_down_is_told_late_and_old_or_
     assert (d1["elapsed_seconds_now"], d1["remaining_seconds_now"]) == (14400 + 7230, -7230)
     log = {(row["ticket_id"], row["trigger"]): row for row in await delivery_log(tenant)}
     assert (log[("INC-D1", "breached")]["due_at"], log[("INC-D1", "breached")]["sent_at"]) == (
-        (back + timedelta(seconds=30)).isoformat(), (back + timedelta(seconds=30)).isoformat())
+        (back + timedelta(seconds=30)).isoformat(),
+        (back + timedelta(seconds=30)).isoformat(),
+    )
     assert log[("INC-D2", "breached")]["status"] == "suppressed"
     # Applied in one batch the met had overtaken it already; in two, the met was applied before it was due.
-    assert log[("INC-D2", "breached")]["reason"] in ("superseded: its cycle had moved on when it arrived",
-                                                     "the clock is met")
+    assert log[("INC-D2", "breached")]["reason"] in (
+        "superseded: its cycle had moved on when it arrived",
+        "the clock is met",
+    )
     assert log[("INC-D3", "warning:75")]["status"] == "suppressed"
-    assert log[("INC-D3", "warning:75")]["reason"] in ("superseded: its cycle had moved on when it arrived",
-                                                       "superseded by the cycle's breach")
+    assert log[("INC-D3", "warning:75")]["reason"] in (
+        "superseded: its cycle had moved on when it arrived",
+        "superseded by the cycle's breach",
+    )
     assert (log[("INC-D4", "breached")]["status"], log[("INC-D4", "breached")]["reason"]) == (
-        "suppressed", "superseded: its cycle had moved on when it arrived")
+        "suppressed",
+        "superseded: its cycle had moved on when it arrived",
+    )
 
     reporting.clock.pinned = BREACH + timedelta(hours=26)
     await reporting.publish([p1(tenant, "INC-D5", "breached", BREACH, 2, elapsed=14400, breached_at=BREACH)])

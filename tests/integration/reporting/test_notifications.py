@@ -50,8 +50,11 @@ async def passes(reporting: Reporting, count: int = 5) -> None:
 
 
 async def apply(tenant: Tenant, policy: str) -> dict[str, Any]:
-    answer = await tenant.reporting.client.put("/v1/notification-policies", content=policy.encode(),
-                                               headers={**tenant.headers, "content-type": "application/yaml"})
+    answer = await tenant.reporting.client.put(
+        "/v1/notification-policies",
+        content=policy.encode(),
+        headers={**tenant.headers, "content-type": "application/yaml"},
+    )
     assert answer.status_code == 200, answer.text
     document: dict[str, Any] = answer.json()
     return document
@@ -65,9 +68,16 @@ async def delivery_log(tenant: Tenant, **params: str) -> list[dict[str, Any]]:
 
 
 def breach(tenant: Tenant, ticket: str, at: datetime = BREACH, **overrides: Any) -> Any:
-    fields: dict[str, Any] = {"metric": "resolution", "state": "running", "elapsed": 14400, "priority": "P1",
-                              "started_at": at - timedelta(hours=4), "breached_at": at, "calendar": "24x7",
-                              "target": 14400} | overrides
+    fields: dict[str, Any] = {
+        "metric": "resolution",
+        "state": "running",
+        "elapsed": 14400,
+        "priority": "P1",
+        "started_at": at - timedelta(hours=4),
+        "breached_at": at,
+        "calendar": "24x7",
+        "target": 14400,
+    } | overrides
     return clock_event(tenant.name, ticket, "breached", at, **fields)
 
 
@@ -85,7 +95,8 @@ rules:
 
 
 async def test_a_breach_is_delivered_once_at_the_breach_instant_with_no_further_event(
-        reporting: Reporting, receivers: Receivers) -> None:
+    reporting: Reporting, receivers: Receivers
+) -> None:
     tenant = await reporting.tenant("ntf")
     await apply(tenant, webhook_policy(receivers))
     reporting.clock.pinned = BREACH
@@ -96,18 +107,27 @@ async def test_a_breach_is_delivered_once_at_the_breach_instant_with_no_further_
     [received] = receivers.at("/hook")
     assert received.problems == []
     data = received.body["data"]
-    assert (data["ticket_id"], data["trigger"], data["level"], data["recipients"]) == ("INC-B1", "breached", 0,
-                                                                                         ["oncall"])
+    assert (data["ticket_id"], data["trigger"], data["level"], data["recipients"]) == (
+        "INC-B1",
+        "breached",
+        0,
+        ["oncall"],
+    )
     assert data["link"] == "http://sla-engine.test/v1/tickets/INC-B1/clocks?at=2026-12-08T03:00:00%2B00:00"
     assert (data["elapsed_seconds_now"], data["remaining_seconds_now"], data["values_exact"]) == (14400, 0, True)
     assert received.headers["webhook-id"] == data["notification_id"]
     [row] = await delivery_log(tenant, ticket="INC-B1")
     assert (row["status"], row["attempts"], row["due_at"], row["sent_at"]) == (
-        "sent", 1, BREACH.isoformat(), BREACH.isoformat())
+        "sent",
+        1,
+        BREACH.isoformat(),
+        BREACH.isoformat(),
+    )
 
 
 async def test_a_p4_warning_due_at_two_at_night_goes_out_at_the_next_working_minute(
-        reporting: Reporting, receivers: Receivers) -> None:
+    reporting: Reporting, receivers: Receivers
+) -> None:
     tenant = await reporting.tenant("ntf")
     await apply(tenant, warning_policy(receivers))
     night = datetime(2026, 12, 8, 2, 0, tzinfo=SHANGHAI)
@@ -127,7 +147,8 @@ async def test_a_p4_warning_due_at_two_at_night_goes_out_at_the_next_working_min
 
 
 async def test_a_warning_whose_ticket_was_answered_meanwhile_is_suppressed(
-        reporting: Reporting, receivers: Receivers) -> None:
+    reporting: Reporting, receivers: Receivers
+) -> None:
     tenant = await reporting.tenant("ntf")
     await apply(tenant, warning_policy(receivers))
     night = datetime(2026, 12, 8, 2, 0, tzinfo=SHANGHAI)
@@ -135,9 +156,22 @@ async def test_a_warning_whose_ticket_was_answered_meanwhile_is_suppressed(
     answered = night + timedelta(hours=1)
     await reporting.publish([warning(tenant, "INC-W2", night)])
     await eventually(lambda: _logged(tenant, "INC-W2", 1), "the warning was planned")
-    await reporting.publish([clock_event(tenant.name, "INC-W2", "met", answered, metric="response", state="met",
-                                         elapsed=70000, priority="P4", started_at=night - timedelta(days=1),
-                                         stopped_at=answered)])
+    await reporting.publish(
+        [
+            clock_event(
+                tenant.name,
+                "INC-W2",
+                "met",
+                answered,
+                metric="response",
+                state="met",
+                elapsed=70000,
+                priority="P4",
+                started_at=night - timedelta(days=1),
+                stopped_at=answered,
+            )
+        ]
+    )
     await reporting.wait_applied(tenant.name, 2)
 
     reporting.clock.pinned = datetime(2026, 12, 8, 9, 0, tzinfo=SHANGHAI)
@@ -149,12 +183,19 @@ async def test_a_warning_whose_ticket_was_answered_meanwhile_is_suppressed(
 
 
 async def test_a_ladder_escalates_twice_and_stops_on_acknowledgement(
-        reporting: Reporting, receivers: Receivers) -> None:
+    reporting: Reporting, receivers: Receivers
+) -> None:
     tenant = await reporting.tenant("ntf")
-    await apply(tenant, webhook_policy(receivers, """    escalation:
+    await apply(
+        tenant,
+        webhook_policy(
+            receivers,
+            """    escalation:
       levels: [{after: 0m}, {after: 10m, recipients: [duty-manager]}]
       repeat_every: 10m
-"""))
+""",
+        ),
+    )
     reporting.clock.pinned = BREACH
     await reporting.publish([breach(tenant, "INC-L1")])
     await eventually(lambda: _count(receivers, "/hook", 1), "level 0 went out")
@@ -172,12 +213,17 @@ async def test_a_ladder_escalates_twice_and_stops_on_acknowledgement(
     assert len(receivers.at("/hook")) == 3
     log = await delivery_log(tenant, ticket="INC-L1")
     assert [(row["level"], row["status"], row["reason"]) for row in log] == [
-        (0, "sent", None), (1, "sent", None), (2, "sent", None), (3, "suppressed", "acknowledged")]
+        (0, "sent", None),
+        (1, "sent", None),
+        (2, "sent", None),
+        (3, "suppressed", "acknowledged"),
+    ]
     assert ack.json()["suppressed"] == [log[3]["id"]]
 
 
 async def test_a_redelivered_event_a_replay_and_a_recalculation_send_nothing_more(
-        reporting: Reporting, receivers: Receivers) -> None:
+    reporting: Reporting, receivers: Receivers
+) -> None:
     tenant = await reporting.tenant("ntf")
     await apply(tenant, webhook_policy(receivers))
     reporting.clock.pinned = BREACH
@@ -185,10 +231,20 @@ async def test_a_redelivered_event_a_replay_and_a_recalculation_send_nothing_mor
     await reporting.publish([first])
     await eventually(lambda: _count(receivers, "/hook", 1), "the breach was delivered")
     replayed = breach(tenant, "INC-R1")  # the engine publishing the same transition again, under a new id
-    recalculated = clock_event(tenant.name, "INC-R1", "recalculated", BREACH + timedelta(minutes=1),
-                               metric="resolution", state="running", elapsed=14460, priority="P1",
-                               started_at=BREACH - timedelta(hours=4), breached_at=BREACH, calendar="24x7",
-                               target=14400)
+    recalculated = clock_event(
+        tenant.name,
+        "INC-R1",
+        "recalculated",
+        BREACH + timedelta(minutes=1),
+        metric="resolution",
+        state="running",
+        elapsed=14460,
+        priority="P1",
+        started_at=BREACH - timedelta(hours=4),
+        breached_at=BREACH,
+        calendar="24x7",
+        target=14400,
+    )
     await reporting.publish([first, replayed, recalculated, first])
     await reporting.wait_applied(tenant.name, 3)
     await passes(reporting)
@@ -199,7 +255,9 @@ async def test_a_redelivered_event_a_replay_and_a_recalculation_send_nothing_mor
 async def test_each_channel_receives_its_vendor_s_documented_shape(reporting: Reporting, receivers: Receivers) -> None:
     tenant = await reporting.tenant("ntf")
     base = receivers.base_url
-    await apply(tenant, f"""
+    await apply(
+        tenant,
+        f"""
 language: en
 channels:
   - {{name: slack, type: slack, url: "{base}/slack"}}
@@ -215,7 +273,8 @@ rules:
   - {{id: to-pager, triggers: [breached], channel: pager}}
   - {{id: to-am, triggers: [breached], channel: am}}
   - {{id: to-mail, triggers: [breached], channel: mail, recipients: [li.wei@example.com]}}
-""")
+""",
+    )
     reporting.clock.pinned = BREACH
     await reporting.publish([breach(tenant, "INC-C1")])
     await eventually(lambda: _all_channels(receivers), "every channel received the breach")
@@ -225,17 +284,35 @@ rules:
     assert receivers.at("/slack")[0].body["blocks"][0]["text"]["text"] == "SLA 已违约：INC-C1 resolution"
     trigger = receivers.at("/pagerduty/v2/enqueue")[0].body
     assert (trigger["event_action"], trigger["routing_key"], trigger["payload"]["severity"]) == (
-        "trigger", "R0UTING-KEY-1", "critical")
+        "trigger",
+        "R0UTING-KEY-1",
+        "critical",
+    )
     [mail] = receivers.mails
     assert (mail["To"], mail["Subject"]) == ("li.wei@example.com", "SLA breached: INC-C1 resolution")
     assert [part.get_content_type() for part in mail.iter_parts()] == ["text/plain", "text/html"]
 
     stopped = BREACH + timedelta(minutes=30)
     reporting.clock.pinned = stopped
-    await reporting.publish([clock_event(tenant.name, "INC-C1", "stopped_breached", stopped, metric="resolution",
-                                         state="breached", elapsed=16200, priority="P1", target=14400,
-                                         started_at=BREACH - timedelta(hours=4), breached_at=BREACH,
-                                         stopped_at=stopped, calendar="24x7")])
+    await reporting.publish(
+        [
+            clock_event(
+                tenant.name,
+                "INC-C1",
+                "stopped_breached",
+                stopped,
+                metric="resolution",
+                state="breached",
+                elapsed=16200,
+                priority="P1",
+                target=14400,
+                started_at=BREACH - timedelta(hours=4),
+                breached_at=BREACH,
+                stopped_at=stopped,
+                calendar="24x7",
+            )
+        ]
+    )
     await eventually(lambda: _count(receivers, "/pagerduty/v2/enqueue", 2), "the incident was resolved")
     resolve = receivers.at("/pagerduty/v2/enqueue")[1]
     assert resolve.problems == []
@@ -248,7 +325,8 @@ rules:
 
 
 async def test_a_failing_receiver_is_retried_with_backoff_until_it_takes_the_message(
-        reporting: Reporting, receivers: Receivers) -> None:
+    reporting: Reporting, receivers: Receivers
+) -> None:
     tenant = await reporting.tenant("ntf")
     await apply(tenant, webhook_policy(receivers))
     receivers.failures_left["/hook"] = 2
@@ -257,8 +335,11 @@ async def test_a_failing_receiver_is_retried_with_backoff_until_it_takes_the_mes
     await eventually(lambda: _status(tenant, "INC-F1", "retrying"), "the first try failed")
     [row] = await delivery_log(tenant, ticket="INC-F1")
     assert row["attempts"] == 1
-    assert BREACH + timedelta(seconds=5) <= datetime.fromisoformat(row["next_attempt_at"]) <= \
-        BREACH + timedelta(seconds=10)  # 10 s halved, plus up to half of it as jitter
+    assert (
+        BREACH + timedelta(seconds=5)
+        <= datetime.fromisoformat(row["next_attempt_at"])
+        <= BREACH + timedelta(seconds=10)
+    )  # 10 s halved, plus up to half of it as jitter
     for hours in (1, 2):
         reporting.clock.pinned = BREACH + timedelta(hours=hours)
         await eventually(partial(_attempts, tenant, "INC-F1", hours + 1), f"try {hours + 1} happened")
@@ -268,7 +349,8 @@ async def test_a_failing_receiver_is_retried_with_backoff_until_it_takes_the_mes
 
 
 async def test_policies_are_versioned_secrets_never_shown_and_limits_answered_at_the_door(
-        reporting: Reporting, receivers: Receivers) -> None:
+    reporting: Reporting, receivers: Receivers
+) -> None:
     tenant = await reporting.tenant("ntf")
     client = reporting.client
     first = await apply(tenant, webhook_policy(receivers))
@@ -278,11 +360,21 @@ async def test_policies_are_versioned_secrets_never_shown_and_limits_answered_at
     assert shown["version"] == 2
     assert shown["policy"]["channels"][0]["secret"] == "**********"
     assert WEBHOOK_SECRET.removeprefix("whsec_") not in str(shown)
-    assert (await tenant.get("/v1/notification-policies", version=1)).json()["policy"]["rules"][0]["recipients"] == \
-        ["oncall"]
+    assert (await tenant.get("/v1/notification-policies", version=1)).json()["policy"]["rules"][0]["recipients"] == [
+        "oncall"
+    ]
     async with reporting.sessions() as session:
-        stored = (await session.execute(sa.select(tables.notification_policies.c.document).where(
-            tables.notification_policies.c.tenant_id == tenant.name))).scalars().all()
+        stored = (
+            (
+                await session.execute(
+                    sa.select(tables.notification_policies.c.document).where(
+                        tables.notification_policies.c.tenant_id == tenant.name
+                    )
+                )
+            )
+            .scalars()
+            .all()
+        )
     assert all(WEBHOOK_SECRET.removeprefix("whsec_") not in str(document) for document in stored)
 
     yaml_headers = {**tenant.headers, "content-type": "application/yaml"}
@@ -293,33 +385,48 @@ async def test_policies_are_versioned_secrets_never_shown_and_limits_answered_at
     alias = await client.put("/v1/notification-policies", content=b"a: &x [1]\nb: *x\n", headers=yaml_headers)
     assert alias.status_code == 400
     assert "aliases" in alias.json()["detail"]
-    too_many = await client.put("/v1/notification-policies", json={
-        "channels": [{"name": "c", "type": "slack", "url": "http://x"}],
-        "rules": [{"id": f"r{i}", "triggers": ["breached"], "channel": "c"} for i in range(201)]},
-        headers=tenant.headers)
+    too_many = await client.put(
+        "/v1/notification-policies",
+        json={
+            "channels": [{"name": "c", "type": "slack", "url": "http://x"}],
+            "rules": [{"id": f"r{i}", "triggers": ["breached"], "channel": "c"} for i in range(201)],
+        },
+        headers=tenant.headers,
+    )
     assert too_many.status_code == 422
     assert too_many.json()["detail"][0]["loc"] == ["rules"]
-    stored_nul = await client.put("/v1/notification-policies", json={
-        "channels": [{"name": "c", "type": "slack", "url": "http://x\u0000"}]}, headers=tenant.headers)
+    stored_nul = await client.put(
+        "/v1/notification-policies",
+        json={"channels": [{"name": "c", "type": "slack", "url": "http://x\u0000"}]},
+        headers=tenant.headers,
+    )
     assert stored_nul.status_code == 422
     not_utf8 = await client.put("/v1/notification-policies", content=b"\x80", headers=tenant.headers)
     assert not_utf8.status_code == 400
-    deep = await client.put("/v1/notification-policies", content=b"[" * 100_000,
-                            headers={**tenant.headers, "content-type": "application/json"})
+    deep = await client.put(
+        "/v1/notification-policies",
+        content=b"[" * 100_000,
+        headers={**tenant.headers, "content-type": "application/json"},
+    )
     assert deep.status_code == 400
     read_only = await reporting.tenant("ntf-reader")
     async with reporting.sessions() as session, session.begin():  # the same tenant, a key with `read` only
-        await session.execute(sa.update(tables.api_keys).where(tables.api_keys.c.tenant_id == read_only.name)
-                              .values(scopes="read"))
-    refused = await client.put("/v1/notification-policies", content=webhook_policy(receivers).encode(),
-                               headers={**read_only.headers, "content-type": "application/yaml"})
+        await session.execute(
+            sa.update(tables.api_keys).where(tables.api_keys.c.tenant_id == read_only.name).values(scopes="read")
+        )
+    refused = await client.put(
+        "/v1/notification-policies",
+        content=webhook_policy(receivers).encode(),
+        headers={**read_only.headers, "content-type": "application/yaml"},
+    )
     assert refused.status_code == 403
     other = await reporting.tenant("ntf-other")
     assert (await other.get("/v1/notification-policies")).status_code == 404
 
 
 async def test_the_delivery_log_and_acknowledgement_belong_to_the_key_s_tenant(
-        reporting: Reporting, receivers: Receivers) -> None:
+    reporting: Reporting, receivers: Receivers
+) -> None:
     tenant = await reporting.tenant("ntf")
     await apply(tenant, webhook_policy(receivers))
     reporting.clock.pinned = BREACH
@@ -329,8 +436,7 @@ async def test_the_delivery_log_and_acknowledgement_belong_to_the_key_s_tenant(
     assert await delivery_log(tenant, ticket="INC-T1", status="dead") == []
     other = await reporting.tenant("ntf-other")
     assert await delivery_log(other) == []
-    assert (await reporting.client.post(f"/v1/notifications/{row['id']}:ack", headers=other.headers)).status_code \
-        == 404
+    assert (await reporting.client.post(f"/v1/notifications/{row['id']}:ack", headers=other.headers)).status_code == 404
 
 
 def warning_policy(receivers: Receivers) -> str:
@@ -347,8 +453,19 @@ rules:
 
 
 def warning(tenant: Tenant, ticket: str, at: datetime) -> Any:
-    return clock_event(tenant.name, ticket, "warning", at, metric="response", state="running", elapsed=64800,
-                       priority="P4", started_at=at - timedelta(days=1), due_at=at + timedelta(hours=13), threshold=75)
+    return clock_event(
+        tenant.name,
+        ticket,
+        "warning",
+        at,
+        metric="response",
+        state="running",
+        elapsed=64800,
+        priority="P4",
+        started_at=at - timedelta(days=1),
+        due_at=at + timedelta(hours=13),
+        threshold=75,
+    )
 
 
 async def _count(receivers: Receivers, path: str, count: int) -> bool:
@@ -356,8 +473,9 @@ async def _count(receivers: Receivers, path: str, count: int) -> bool:
 
 
 async def _all_channels(receivers: Receivers) -> bool:
-    return all(receivers.at(path) for path in ("/slack", "/teams", "/pagerduty/v2/enqueue", "/am/api/v2/alerts")) \
-        and bool(receivers.mails)
+    return all(
+        receivers.at(path) for path in ("/slack", "/teams", "/pagerduty/v2/enqueue", "/am/api/v2/alerts")
+    ) and bool(receivers.mails)
 
 
 async def _logged(tenant: Tenant, ticket: str, count: int) -> bool:
@@ -373,13 +491,17 @@ async def _attempts(tenant: Tenant, ticket: str, attempts: int) -> bool:
 
 
 async def test_a_channel_secret_no_key_decrypts_is_never_sent_unsigned(
-        reporting: Reporting, receivers: Receivers) -> None:
+    reporting: Reporting, receivers: Receivers
+) -> None:
     tenant = await reporting.tenant("ntf")
     await apply(tenant, webhook_policy(receivers))
     t = tables.notification_policies
     async with reporting.sessions() as session, session.begin():  # as if encrypted under a key since dropped
-        await session.execute(sa.update(t).where(t.c.tenant_id == tenant.name).values(
-            document=t.c.document.op("||")(sa.cast({"secrets": {"desk": "gAAAAA-not-ours"}}, JSONB))))
+        await session.execute(
+            sa.update(t)
+            .where(t.c.tenant_id == tenant.name)
+            .values(document=t.c.document.op("||")(sa.cast({"secrets": {"desk": "gAAAAA-not-ours"}}, JSONB)))
+        )
     reporting.clock.pinned = BREACH
     await reporting.publish([breach(tenant, "INC-K1")])
     await eventually(partial(_status, tenant, "INC-K1", "dead"), "the notification is dead")
@@ -389,43 +511,76 @@ async def test_a_channel_secret_no_key_decrypts_is_never_sent_unsigned(
 
 
 async def test_an_event_received_long_after_its_instant_notifies_nobody_and_a_stop_with_nothing_paged_no_resolve(
-        reporting: Reporting, receivers: Receivers) -> None:
+    reporting: Reporting, receivers: Receivers
+) -> None:
     tenant = await reporting.tenant("ntf")
-    await apply(tenant, f"""
+    await apply(
+        tenant,
+        f"""
 channels:
   - {{name: desk, type: webhook, url: "{receivers.base_url}/hook", secret: {WEBHOOK_SECRET}}}
   - {{name: pager, type: pagerduty, url: "{receivers.base_url}/pagerduty/v2/enqueue", secret: R0UTING-KEY-2}}
 rules:
   - {{id: p1-breaches, triggers: [breached], match: {{priority: P1}}, channel: desk}}
   - {{id: p1-pages, triggers: [breached], match: {{priority: P1}}, channel: pager}}
-""")
+""",
+    )
     reporting.clock.pinned = BREACH + timedelta(hours=25)  # a read model rebuilt from the topic, a day on
     met = BREACH + timedelta(minutes=5)
-    await reporting.publish([
-        breach(tenant, "INC-S1"),
-        clock_event(tenant.name, "INC-S2", "met", met, metric="resolution", state="met", elapsed=600,
-                    priority="P1", started_at=BREACH, stopped_at=met, calendar="24x7", target=14400)])
+    await reporting.publish(
+        [
+            breach(tenant, "INC-S1"),
+            clock_event(
+                tenant.name,
+                "INC-S2",
+                "met",
+                met,
+                metric="resolution",
+                state="met",
+                elapsed=600,
+                priority="P1",
+                started_at=BREACH,
+                stopped_at=met,
+                calendar="24x7",
+                target=14400,
+            ),
+        ]
+    )
     await reporting.wait_applied(tenant.name, 2)
     await passes(reporting)
     log = await delivery_log(tenant)
     assert sorted((row["ticket_id"], row["rule_id"], row["status"], row["reason"]) for row in log) == [
         ("INC-S1", "p1-breaches", "suppressed", "stale: received 1 day, 1:00:00 after the event"),
-        ("INC-S1", "p1-pages", "suppressed", "stale: received 1 day, 1:00:00 after the event")]
+        ("INC-S1", "p1-pages", "suppressed", "stale: received 1 day, 1:00:00 after the event"),
+    ]
     assert receivers.requests == []
 
 
 async def test_a_rule_filtered_on_the_assignment_group_follows_the_ticket_s_latest_snapshot(
-        reporting: Reporting, receivers: Receivers) -> None:
+    reporting: Reporting, receivers: Receivers
+) -> None:
     tenant = await reporting.tenant("ntf")
-    await apply(tenant, webhook_policy(receivers).replace("match: {priority: P1}",
-                                                          "match: {priority: P1, assignment_group: network}"))
+    await apply(
+        tenant,
+        webhook_policy(receivers).replace("match: {priority: P1}", "match: {priority: P1, assignment_group: network}"),
+    )
     reporting.clock.pinned = BREACH
     opened = BREACH - timedelta(hours=4)
-    await reporting.publish([
-        ticket_event(tenant.name, "INC-G1", opened, "created", "open", priority="P1", assignment_group="desk"),
-        ticket_event(tenant.name, "INC-G1", opened + timedelta(hours=1), "updated", "open", priority="P1",
-                     assignment_group="network"),
-        ticket_event(tenant.name, "INC-G2", opened, "created", "open", priority="P1", assignment_group="desk")])
+    await reporting.publish(
+        [
+            ticket_event(tenant.name, "INC-G1", opened, "created", "open", priority="P1", assignment_group="desk"),
+            ticket_event(
+                tenant.name,
+                "INC-G1",
+                opened + timedelta(hours=1),
+                "updated",
+                "open",
+                priority="P1",
+                assignment_group="network",
+            ),
+            ticket_event(tenant.name, "INC-G2", opened, "created", "open", priority="P1", assignment_group="desk"),
+        ]
+    )
     await reporting.wait_applied(tenant.name, 3)
     await reporting.publish([breach(tenant, "INC-G1"), breach(tenant, "INC-G2")])
     await reporting.wait_applied(tenant.name, 5)
@@ -436,7 +591,8 @@ async def test_a_rule_filtered_on_the_assignment_group_follows_the_ticket_s_late
 
 
 async def test_a_tenant_whose_receiver_hangs_does_not_hold_up_another_tenant(
-        reporting: Reporting, receivers: Receivers) -> None:
+    reporting: Reporting, receivers: Receivers
+) -> None:
     slow, quick = await reporting.tenant("ntf-slow"), await reporting.tenant("ntf-quick")
     await apply(slow, webhook_policy(receivers).replace("/hook", "/hook/other"))
     await apply(quick, webhook_policy(receivers))
@@ -451,11 +607,18 @@ async def test_a_tenant_whose_receiver_hangs_does_not_hold_up_another_tenant(
 
 
 async def test_the_signed_link_in_the_message_acknowledges_without_a_key_and_only_by_post(
-        reporting: Reporting, receivers: Receivers) -> None:
+    reporting: Reporting, receivers: Receivers
+) -> None:
     tenant = await reporting.tenant("ntf")
-    await apply(tenant, webhook_policy(receivers, """    escalation:
+    await apply(
+        tenant,
+        webhook_policy(
+            receivers,
+            """    escalation:
       levels: [{after: 0m}, {after: 10m}]
-"""))
+""",
+        ),
+    )
     reporting.clock.pinned = BREACH
     await reporting.publish([breach(tenant, "INC-A1")])
     await eventually(partial(_count, receivers, "/hook", 1), "level 0 went out")
@@ -473,7 +636,10 @@ async def test_the_signed_link_in_the_message_acknowledges_without_a_key_and_onl
     done = await client.post(path)
     assert done.status_code == 200, done.text
     [level0, level1] = await delivery_log(tenant, ticket="INC-A1")
-    assert (level0["acked_at"], level1["status"], level1["reason"]) == (BREACH.isoformat(), "suppressed",
-                                                                         "acknowledged")
+    assert (level0["acked_at"], level1["status"], level1["reason"]) == (
+        BREACH.isoformat(),
+        "suppressed",
+        "acknowledged",
+    )
     reporting.clock.pinned = BREACH + timedelta(days=8)
     assert (await client.post(path)).status_code == 403  # expired after 7 days

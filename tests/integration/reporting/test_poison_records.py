@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -35,15 +36,27 @@ pytestmark = pytest.mark.integration
 
 
 def feedback(tenant: str, ticket: str, *, event_id: str | None = None, source: str = "survey://acme") -> CloudEvent:
-    return make_event(event_id=event_id or uuid.uuid4().hex, source=source, event_type=FEEDBACK_EVENT,
-                      time=local("10-09 10:00"), tenant_id=tenant, subject=ticket,
-                      data=FeedbackData(ticket_id=ticket, service="email", score=5, scale=5))
+    return make_event(
+        event_id=event_id or uuid.uuid4().hex,
+        source=source,
+        event_type=FEEDBACK_EVENT,
+        time=local("10-09 10:00"),
+        tenant_id=tenant,
+        subject=ticket,
+        data=FeedbackData(ticket_id=ticket, service="email", score=5, scale=5),
+    )
 
 
 def key_event(tenant: str, key_id: str, *, event_id: str | None = None, source: str = "slm://intake") -> CloudEvent:
-    return make_event(event_id=event_id or uuid.uuid4().hex, source=source, event_type=API_KEY_EVENT,
-                      time=datetime.now(UTC), tenant_id=tenant, subject=key_id,
-                      data=signed_key(tenant, key_id))
+    return make_event(
+        event_id=event_id or uuid.uuid4().hex,
+        source=source,
+        event_type=API_KEY_EVENT,
+        time=datetime.now(UTC),
+        tenant_id=tenant,
+        subject=key_id,
+        data=signed_key(tenant, key_id),
+    )
 
 
 async def count(engine: AsyncEngine, query: str, tenant: str) -> int:
@@ -52,31 +65,60 @@ async def count(engine: AsyncEngine, query: str, tenant: str) -> int:
 
 
 async def test_a_poison_record_on_each_consumed_topic_is_set_aside_once_and_skipped_after_a_restart(
-        stack: Stack) -> None:
+    stack: Stack,
+) -> None:
     tenant = f"poison-{uuid.uuid4().hex[:8]}"
     group = f"reporting-test-{uuid.uuid4().hex[:8]}"
     settings = ReportingSettings(
-        database_url=stack.database_urls["reporting"], log_level="WARNING", outbox_poll_seconds=0.1,
-        kafka={"bootstrap_servers": stack.kafka_bootstrap, "group_id": group}, period_close_enabled=False,
-        public_base_url="http://reporting.test", key_announcement_public_keys=PUBLIC_KEY)
+        database_url=stack.database_urls["reporting"],
+        log_level="WARNING",
+        outbox_poll_seconds=0.1,
+        kafka={"bootstrap_servers": stack.kafka_bootstrap, "group_id": group},
+        period_close_enabled=False,
+        public_base_url="http://reporting.test",
+        key_announcement_public_keys=PUBLIC_KEY,
+    )
     consumed_topics = [topics.CLOCKS, topics.TICKETS, topics.FEEDBACK, topics.TENANTS]
     await ensure_topics(stack.kafka_bootstrap, consumed_topics)
     # The API-key subscriber consumes in a group of its own.
     group_of = {topic: f"{group}-api-keys" if topic == topics.TENANTS else group for topic in consumed_topics}
-    await start_group_at_end(stack.kafka_bootstrap, group, [topics.CLOCKS, topics.TICKETS, topics.FEEDBACK,
-                                                            topics.SLO_STATUS, topics.SLO_ALERTS])
+    await start_group_at_end(
+        stack.kafka_bootstrap,
+        group,
+        [topics.CLOCKS, topics.TICKETS, topics.FEEDBACK, topics.SLO_STATUS, topics.SLO_ALERTS],
+    )
     await start_group_at_end(stack.kafka_bootstrap, group_of[topics.TENANTS], [topics.TENANTS])
     engine = create_engine(stack.database_urls["reporting"], pool_size=2)
 
-    common = {"metric": "response", "priority": "P2", "started_at": local("10-08 09:00")}
-    clocks = [clock_event(tenant, f"INC-{n}", "met", local("10-08 09:30"), state="met", elapsed=1800,
-                          stopped_at=local("10-08 09:30"), **common) for n in (1, 3)]  # type: ignore[arg-type]
+    common: dict[str, Any] = {"metric": "response", "priority": "P2", "started_at": local("10-08 09:00")}
+    clocks = [
+        clock_event(
+            tenant,
+            f"INC-{n}",
+            "met",
+            local("10-08 09:30"),
+            state="met",
+            elapsed=1800,
+            stopped_at=local("10-08 09:30"),
+            **common,
+        )
+        for n in (1, 3)
+    ]
     # Valid by the contract, but 3e9 seconds do not fit the read model's integer column.
-    clock_poison = clock_event(tenant, "INC-2", "met", local("10-08 09:30"), state="met", elapsed=3_000_000_000,
-                               target=3_000_000_000, stopped_at=local("10-08 09:30"),
-                               **common)  # type: ignore[arg-type]
-    tickets = [ticket_event(tenant, f"INC-{n}", local("10-08 09:00"), "created", "new", priority="P2")
-               for n in (1, 2, 3)]
+    clock_poison = clock_event(
+        tenant,
+        "INC-2",
+        "met",
+        local("10-08 09:30"),
+        state="met",
+        elapsed=3_000_000_000,
+        target=3_000_000_000,
+        stopped_at=local("10-08 09:30"),
+        **common,
+    )
+    tickets = [
+        ticket_event(tenant, f"INC-{n}", local("10-08 09:00"), "created", "new", priority="P2") for n in (1, 2, 3)
+    ]
     ticket_poison = ticket_event(tenant, "INC-4", local("10-08 09:00"), "created", "new", priority="P2")
     # Its source and id (512 four-byte characters each) make an inbox key PostgreSQL refuses.
     ticket_poison = ticket_poison.model_copy(update={"id": unindexable(), "source": unindexable(seed=1)})
@@ -105,22 +147,27 @@ async def test_a_poison_record_on_each_consumed_topic_is_set_aside_once_and_skip
     try:
         async with LifespanManager(create_app(settings), startup_timeout=120, shutdown_timeout=60):
             for topic, events in plan.items():
-                sent[topic] = await produce(stack.kafka_bootstrap, topic, [e.to_json_bytes() for e in events],
-                                            key=f"{tenant}/INC-1".encode())
+                sent[topic] = await produce(
+                    stack.kafka_bootstrap, topic, [e.to_json_bytes() for e in events], key=f"{tenant}/INC-1".encode()
+                )
             await eventually(all_committed, "every partition committed past its poison record")
-        assert await count(engine, "SELECT count(*) FROM inbox WHERE consumer = 'reporting.read-models' "
-                                   "AND tenant_id = :tenant", tenant) == len(clocks) + len(tickets) + len(feedbacks)
+        assert await count(
+            engine,
+            "SELECT count(*) FROM inbox WHERE consumer = 'reporting.read-models' AND tenant_id = :tenant",
+            tenant,
+        ) == len(clocks) + len(tickets) + len(feedbacks)
         assert await count(engine, "SELECT count(*) FROM api_keys WHERE tenant_id = :tenant", tenant) == len(keys)
         rows = [*await set_aside_rows(engine, group), *await set_aside_rows(engine, group_of[topics.TENANTS])]
         assert sorted((r.topic, r.offset, r.value) for r in rows) == sorted(
-            (topic, sent[topic][plan[topic].index(event)][1], event.to_json_bytes())
-            for topic, event in poisons.items())
+            (topic, sent[topic][plan[topic].index(event)][1], event.to_json_bytes()) for topic, event in poisons.items()
+        )
         assert {r.tenant_id for r in rows} == {tenant}
         reasons = {r.topic: r.reason for r in rows}
         assert "out of int32 range" in reasons[topics.CLOCKS]
         # Refused at parsing, at the first try, rather than by PostgreSQL's index after three.
         assert {reasons[topic] for topic in (topics.TICKETS, topics.FEEDBACK, topics.TENANTS)} == {
-            "RecordRefused: source: 2048 bytes of UTF-8, over 512"}
+            "RecordRefused: source: 2048 bytes of UTF-8, over 512"
+        }
 
         # A crash before the commit: the group starts again from each first record; poison ones are skipped.
         for topic in plan:
@@ -129,7 +176,8 @@ async def test_a_poison_record_on_each_consumed_topic_is_set_aside_once_and_skip
         async with LifespanManager(create_app(settings), startup_timeout=120, shutdown_timeout=60):
             await eventually(all_committed, "the restarted consumers committed their offsets")
         assert {topic: consumed(topic, "skipped") - skipped[topic] for topic in plan} == dict.fromkeys(plan, 1)
-        assert len([*await set_aside_rows(engine, group),
-                    *await set_aside_rows(engine, group_of[topics.TENANTS])]) == len(rows)
+        assert len(
+            [*await set_aside_rows(engine, group), *await set_aside_rows(engine, group_of[topics.TENANTS])]
+        ) == len(rows)
     finally:
         await engine.dispose()

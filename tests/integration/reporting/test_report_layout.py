@@ -32,27 +32,69 @@ A4_CSS_WIDTH = 794  # 210 mm at 96 px per inch
 
 
 def cells(scale: int) -> list[OutcomeCell]:
-    return [OutcomeCell(service, "*", agreement, policy, 1, calendar, metric, priority, 20 + scale, scale % 4)
-            for service in ("email", "erp-finance-and-controlling")
-            for agreement, policy, calendar in (("SLA", "gold-incidents", "cn-business"), ("OLA", "l2-ola", "24x7"))
-            for metric in ("response", "resolution") for priority in ("P1", "P2", "P3")]
+    return [
+        OutcomeCell(service, "*", agreement, policy, 1, calendar, metric, priority, 20 + scale, scale % 4)
+        for service in ("email", "erp-finance-and-controlling")
+        for agreement, policy, calendar in (("SLA", "gold-incidents", "cn-business"), ("OLA", "l2-ola", "24x7"))
+        for metric in ("response", "resolution")
+        for priority in ("P1", "P2", "P3")
+    ]
 
 
 def ten_day_document() -> dict[str, Any]:
     config = ReportingConfig(timezone="Asia/Shanghai")
     period = classify(START, END, config.timezone, config.period)
     assert period.kind == "custom"
-    trend = [PeriodOutcomes(p.label, p.start, p.end, cells(n), [CsatCell("email", 10, 7 + n % 3, 8.0)])
-             for n, p in enumerate(previous_periods(period, 6))]
-    running = BreachedCycle("INC-7", "gold-incidents", 1, "SLA", "resolution", 1, "P1", "email", "acme", "running",
-                            14400, 14400, 0, 0.0, END - timedelta(hours=5), None, "24x7", END - timedelta(hours=5))
+    trend = [
+        PeriodOutcomes(p.label, p.start, p.end, cells(n), [CsatCell("email", 10, 7 + n % 3, 8.0)])
+        for n, p in enumerate(previous_periods(period, 6))
+    ]
+    running = BreachedCycle(
+        "INC-7",
+        "gold-incidents",
+        1,
+        "SLA",
+        "resolution",
+        1,
+        "P1",
+        "email",
+        "acme",
+        "running",
+        14400,
+        14400,
+        0,
+        0.0,
+        END - timedelta(hours=5),
+        None,
+        "24x7",
+        END - timedelta(hours=5),
+    )
     inputs = ReportInputs(
-        tenant="acme-holdings", service=None, customer=None, generated_at=END + timedelta(days=1),
-        config_version=3, cells=cells(7), trend=trend, breached=[], open_breaches=[running], times=[],
-        volumes=[VolumeCell(p, 40, 35, 2, 1) for p in ("P1", "P2", "P3", "P4")], backlog_at_start=12,
-        backlog_at_end=17, csat=[CsatCell("email", 12, 9, 9.6)], answered_tickets=12, slo_statuses=[], alerts=[],
-        sla_breached_tickets=0, underpinning_links=[], event_ranges=[], recalculations=0, recalculated_cycles=0,
-        clocks=[], clocks_truncated=False)
+        tenant="acme-holdings",
+        service=None,
+        customer=None,
+        generated_at=END + timedelta(days=1),
+        config_version=3,
+        cells=cells(7),
+        trend=trend,
+        breached=[],
+        open_breaches=[running],
+        times=[],
+        volumes=[VolumeCell(p, 40, 35, 2, 1) for p in ("P1", "P2", "P3", "P4")],
+        backlog_at_start=12,
+        backlog_at_end=17,
+        csat=[CsatCell("email", 12, 9, 9.6)],
+        answered_tickets=12,
+        slo_statuses=[],
+        alerts=[],
+        sla_breached_tickets=0,
+        underpinning_links=[],
+        event_ranges=[],
+        recalculations=0,
+        recalculated_cycles=0,
+        clocks=[],
+        clocks_truncated=False,
+    )
     return report_document(assemble(inputs, period, config))
 
 
@@ -64,7 +106,8 @@ def test_a_running_clock_of_the_ten_day_report_shows_its_elapsed_time_at_the_per
 
 @pytest.mark.parametrize("language", ["en", "zh"])
 def test_the_html_report_has_no_overlapping_chart_labels_and_nothing_past_the_page_edge(
-        tmp_path: Path, language: Language) -> None:
+    tmp_path: Path, language: Language
+) -> None:
     html = render_report_html(ten_day_document(), language=language)
 
     async def check() -> tuple[list[dict[str, Any]], float, list[dict[str, Any]], float]:
@@ -94,6 +137,5 @@ def test_the_margin_check_sees_a_table_that_runs_off_the_page(tmp_path: Path) ->
     from weasyprint import HTML  # type: ignore[import-untyped]
 
     wide = "<table style='width:260mm;border:1px solid #000'><tr>" + "<td>cell</td>" * 30 + "</tr></table>"
-    [page] = pdf_pages(HTML(string=f"<style>@page {{size: A4; margin: 14mm 12mm}}</style>{wide}").write_pdf(),
-                       tmp_path)
+    [page] = pdf_pages(HTML(string=f"<style>@page {{size: A4; margin: 14mm 12mm}}</style>{wide}").write_pdf(), tmp_path)
     assert ink_in_right_margin(page) > 0

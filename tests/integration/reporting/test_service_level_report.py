@@ -34,13 +34,18 @@ QUALITY_TARGETS = [
     {"id": "first-contact", "kpi": "first_contact_resolution", "threshold": 90},
     {"id": "backlog-age", "kpi": "backlog_age_p90", "threshold": 864000},
     {"id": "desk-ola-breaches", "kpi": "breach_rate", "threshold": 25, "agreement": "OLA"},
-    {"id": "globex-resolution", "kpi": "sla_attainment", "threshold": 90, "customer": "globex",
-     "metric": "resolution"},
+    {"id": "globex-resolution", "kpi": "sla_attainment", "threshold": 90, "customer": "globex", "metric": "resolution"},
     {"id": "email-availability", "kpi": "slo_attainment", "threshold": 99.9, "slo_id": "email-availability"},
 ]
-CONFIG = {"timezone": "Asia/Shanghai", "period": "monthly", "default_target_percent": 95,
-          "metric_targets_percent": {"response": 95, "resolution": 90}, "amber_margin_percent": 5,
-          "quality_targets": QUALITY_TARGETS, "workload_limits": [{"customer": "acme", "tickets_per_period": 20}]}
+CONFIG = {
+    "timezone": "Asia/Shanghai",
+    "period": "monthly",
+    "default_target_percent": 95,
+    "metric_targets_percent": {"response": 95, "resolution": 90},
+    "amber_margin_percent": 5,
+    "quality_targets": QUALITY_TARGETS,
+    "workload_limits": [{"customer": "acme", "tickets_per_period": 20}],
+}
 OCTOBER = {"from": UTC_PERIOD[0], "to": UTC_PERIOD[1]}
 TEMPLATES = Path(__file__).resolve().parents[3] / "services/reporting/src/reporting/render/templates"
 
@@ -86,8 +91,13 @@ def test_the_header_names_the_period_in_the_tenants_time_zone_and_the_versions_u
     header = month.report["header"]
     assert header["tenant"] == month.tenant.name
     assert header["scope"] == {"service": None, "customer": None}
-    assert header["period"] == {"start": "2026-09-30T16:00:00Z", "end": "2026-10-31T16:00:00Z",
-                                "timezone": "Asia/Shanghai", "kind": "monthly", "label": "2026-10"}
+    assert header["period"] == {
+        "start": "2026-09-30T16:00:00Z",
+        "end": "2026-10-31T16:00:00Z",
+        "timezone": "Asia/Shanghai",
+        "kind": "monthly",
+        "label": "2026-10",
+    }
     assert header["config_version"] == 1
     assert header["policies"] == [
         {"policy_id": "desk-ola", "agreement": "OLA", "versions": [1]},
@@ -98,8 +108,11 @@ def test_the_header_names_the_period_in_the_tenants_time_zone_and_the_versions_u
         {"name": "24x7", "policy_versions": ["desk-ola@1", "vendor-uc@2"]},
         {"name": "cn-business", "policy_versions": ["gold-incidents@3", "gold-incidents@4"]},
     ]
-    assert header["targets"] == {"default_percent": 95.0, "per_metric_percent": {"resolution": 90.0, "response": 95.0},
-                                 "amber_margin_percent": 5.0}
+    assert header["targets"] == {
+        "default_percent": 95.0,
+        "per_metric_percent": {"resolution": 90.0, "response": 95.0},
+        "amber_margin_percent": 5.0,
+    }
     assert any("counts in the period in which it stopped" in rule for rule in header["counting_rules"])
     assert header["published"] == []
 
@@ -118,8 +131,9 @@ def test_the_executive_summary_grades_each_service_and_target_red_amber_or_green
         {"service": "email", "attainment": ratio(41, 44, 93.18), "status": "green"},
         {"service": "vpn", "attainment": ratio(4, 8, 50.0), "status": "red"},
     ]
-    targets = {(t["metric"], t["priority"]): (t["attainment"], t["target_percent"], t["status"])
-               for t in summary["targets"]}
+    targets = {
+        (t["metric"], t["priority"]): (t["attainment"], t["target_percent"], t["status"]) for t in summary["targets"]
+    }
     assert targets == {
         ("resolution", "P1"): (ratio(3, 4, 75.0), 90.0, "red"),
         ("resolution", "P2"): (ratio(7, 9, 77.78), 90.0, "red"),
@@ -130,24 +144,38 @@ def test_the_executive_summary_grades_each_service_and_target_red_amber_or_green
         ("response", "P3"): (ratio(8, 8, 100.0), 95.0, "green"),
         ("response", "P4"): (ratio(4, 5, 80.0), 95.0, "red"),
     }
-    assert [(t["metric"], t["priority"]) for t in summary["targets"]][:2] == [("resolution", "P1"),
-                                                                               ("resolution", "P2")]
+    assert [(t["metric"], t["priority"]) for t in summary["targets"]][:2] == [
+        ("resolution", "P1"),
+        ("resolution", "P2"),
+    ]
 
 
 def test_attainment_rows_cover_every_agreement_with_six_previous_months_of_trend(month: Month) -> None:
     rows = {(a["agreement"], a["metric"], a["priority"]): a for a in month.report["attainment"]}
     assert set(rows) == {
         *(("SLA", m, p) for m in ("response", "resolution") for p in ("P1", "P2", "P3", "P4")),
-        ("OLA", "assignment", "P1"), ("OLA", "assignment", "P2"), ("OLA", "assignment", "P3"),
-        ("UC", "resolution", "P1"), ("UC", "resolution", "P3"),
+        ("OLA", "assignment", "P1"),
+        ("OLA", "assignment", "P2"),
+        ("OLA", "assignment", "P3"),
+        ("UC", "resolution", "P1"),
+        ("UC", "resolution", "P3"),
     }
     p2_response = rows[("SLA", "response", "P2")]
     assert (p2_response["met"], p2_response["breached"]) == (8, 1)
-    assert [p["label"] for p in p2_response["trend"]] == ["2026-04", "2026-05", "2026-06", "2026-07", "2026-08",
-                                                          "2026-09", "2026-10"]
+    assert [p["label"] for p in p2_response["trend"]] == [
+        "2026-04",
+        "2026-05",
+        "2026-06",
+        "2026-07",
+        "2026-08",
+        "2026-09",
+        "2026-10",
+    ]
     # September: INC-S1 breached, INC-S2 met; earlier months had nothing.
     assert [p["attainment"] for p in p2_response["trend"]] == [ratio(0, 0, None)] * 5 + [
-        ratio(1, 2, 50.0), ratio(8, 9, 88.89)]
+        ratio(1, 2, 50.0),
+        ratio(8, 9, 88.89),
+    ]
     # INC-12 was answered on 30 September: its response counts in September, its resolution in October.
     assert rows[("SLA", "response", "P3")]["trend"][-2]["attainment"] == ratio(1, 1, 100.0)
     assert rows[("SLA", "resolution", "P3")]["attainment"] == ratio(6, 7, 85.71)
@@ -160,9 +188,15 @@ def test_breaches_are_listed_by_how_far_over_target_with_running_breaches_apart(
     breaches = month.report["breaches"]
     by_priority = {(b["agreement"], b["priority"]): (b["breached"], b["counted"]) for b in breaches["by_priority"]}
     assert by_priority == {
-        ("OLA", "P1"): (1, 2), ("OLA", "P2"): (1, 1), ("OLA", "P3"): (0, 1),
-        ("SLA", "P1"): (2, 9), ("SLA", "P2"): (3, 18), ("SLA", "P3"): (1, 15), ("SLA", "P4"): (1, 10),
-        ("UC", "P1"): (0, 1), ("UC", "P3"): (1, 1),
+        ("OLA", "P1"): (1, 2),
+        ("OLA", "P2"): (1, 1),
+        ("OLA", "P3"): (0, 1),
+        ("SLA", "P1"): (2, 9),
+        ("SLA", "P2"): (3, 18),
+        ("SLA", "P3"): (1, 15),
+        ("SLA", "P4"): (1, 10),
+        ("UC", "P1"): (0, 1),
+        ("UC", "P3"): (1, 1),
     }
     listed = [(c["ticket_id"], c["agreement"], c["metric"], c["over_target_seconds"]) for c in breaches["tickets"]]
     assert listed == [
@@ -182,27 +216,52 @@ def test_breaches_are_listed_by_how_far_over_target_with_running_breaches_apart(
     assert inc_11["breached_at"] == "2026-10-21T10:00:00Z"
     assert inc_11["stopped_at"] == "2026-10-23T05:20:00Z"
     assert [(c["ticket_id"], c["metric"], c["state"], c["breached_at"]) for c in breaches["open_breaches"]] == [
-        ("INC-14", "resolution", "running", "2026-10-28T10:00:00Z")]
+        ("INC-14", "resolution", "running", "2026-10-28T10:00:00Z")
+    ]
 
 
 def test_response_and_resolution_times_give_mean_median_and_p90_in_business_seconds(month: Month) -> None:
     times = month.report["times"]
     # The 27 response elapsed values sum to 298,420 s; sorted, the 14th is 3,000 and the 25th 40,000.
-    assert times["mtta"] == {"agreement": "SLA", "metric": "response", "priority": "all", "count": 27,
-                             "sum_seconds": 298420, "mean_seconds": 11052, "median_seconds": 3000,
-                             "p90_seconds": 40000}
+    assert times["mtta"] == {
+        "agreement": "SLA",
+        "metric": "response",
+        "priority": "all",
+        "count": 27,
+        "sum_seconds": 298420,
+        "mean_seconds": 11052,
+        "median_seconds": 3000,
+        "p90_seconds": 40000,
+    }
     # The 25 resolution values sum to 3,075,200 s; the 13th is 36,000 and the 23rd 350,000.
-    assert times["mttr"] == {"agreement": "SLA", "metric": "resolution", "priority": "all", "count": 25,
-                             "sum_seconds": 3075200, "mean_seconds": 123008, "median_seconds": 36000,
-                             "p90_seconds": 350000}
+    assert times["mttr"] == {
+        "agreement": "SLA",
+        "metric": "resolution",
+        "priority": "all",
+        "count": 25,
+        "sum_seconds": 3075200,
+        "mean_seconds": 123008,
+        "median_seconds": 36000,
+        "p90_seconds": 350000,
+    }
     rows = {(t["agreement"], t["metric"], t["priority"]): t for t in times["rows"]}
     # P1 response: 300, 420, 500, 600, 1,500.
-    assert rows[("SLA", "response", "P1")] == {"agreement": "SLA", "metric": "response", "priority": "P1",
-                                               "count": 5, "sum_seconds": 3320, "mean_seconds": 664,
-                                               "median_seconds": 500, "p90_seconds": 1500}
+    assert rows[("SLA", "response", "P1")] == {
+        "agreement": "SLA",
+        "metric": "response",
+        "priority": "P1",
+        "count": 5,
+        "sum_seconds": 3320,
+        "mean_seconds": 664,
+        "median_seconds": 500,
+        "p90_seconds": 1500,
+    }
     # P1 resolution: 9,000, 10,800, 12,600, 18,000.
-    assert (rows[("SLA", "resolution", "P1")]["mean_seconds"], rows[("SLA", "resolution", "P1")]["median_seconds"],
-            rows[("SLA", "resolution", "P1")]["p90_seconds"]) == (12600, 10800, 18000)
+    assert (
+        rows[("SLA", "resolution", "P1")]["mean_seconds"],
+        rows[("SLA", "resolution", "P1")]["median_seconds"],
+        rows[("SLA", "resolution", "P1")]["p90_seconds"],
+    ) == (12600, 10800, 18000)
     assert rows[("OLA", "assignment", "all")]["count"] == 4
 
 
@@ -225,19 +284,32 @@ def test_slos_show_the_last_evaluation_of_the_month_with_error_budget_and_alerts
     email, vpn = month.report["slos"]
     assert email["slo_id"] == "email-availability"
     assert email["evaluated_at"] == "2026-10-31T15:59:30Z"
-    assert (email["sli_value"], email["objective"], email["good"], email["total"]) == (99.8655, 99.9, 2673000,
-                                                                                       2676600)
+    assert (email["sli_value"], email["objective"], email["good"], email["total"]) == (99.8655, 99.9, 2673000, 2676600)
     assert (email["error_budget_total"], email["error_budget_remaining"]) == (2676.6, -923.4)
     assert email["error_budget_remaining_percent"] == -34.5  # -923.4 / 2,676.6
     assert email["status"] == "red"
     assert email["alerts"] == [
-        {"alert": "budget_exhausted", "fired": 1, "resolved": 0, "first_fired_at": "2026-10-14T03:20:00Z",
-         "last_state": "firing"},
-        {"alert": "page", "fired": 1, "resolved": 1, "first_fired_at": "2026-10-14T02:50:00Z",
-         "last_state": "resolved"},
+        {
+            "alert": "budget_exhausted",
+            "fired": 1,
+            "resolved": 0,
+            "first_fired_at": "2026-10-14T03:20:00Z",
+            "last_state": "firing",
+        },
+        {
+            "alert": "page",
+            "fired": 1,
+            "resolved": 1,
+            "first_fired_at": "2026-10-14T02:50:00Z",
+            "last_state": "resolved",
+        },
     ]
     assert (vpn["slo_id"], vpn["error_budget_remaining_percent"], vpn["status"], vpn["alerts"]) == (
-        "vpn-latency", 50.0, "green", [])
+        "vpn-latency",
+        50.0,
+        "green",
+        [],
+    )
 
 
 def test_csat_counts_the_latest_answer_per_ticket_against_resolutions(month: Month) -> None:
@@ -246,8 +318,10 @@ def test_csat_counts_the_latest_answer_per_ticket_against_resolutions(month: Mon
     assert csat["score"] == ratio(6, 9, 66.67)
     assert csat["mean_score_percent"] == 74.44  # (1 + .4 + .8 + .6 + .8 + 1 + .8 + .4 + .9) / 9
     assert csat["response_rate"] == ratio(9, 26, 34.62)
-    assert csat["by_service"] == [{"service": "email", "score": ratio(6, 8, 75.0)},
-                                  {"service": "vpn", "score": ratio(0, 1, 0.0)}]
+    assert csat["by_service"] == [
+        {"service": "email", "score": ratio(6, 8, 75.0)},
+        {"service": "vpn", "score": ratio(0, 1, 0.0)},
+    ]
     assert [p["score"] for p in csat["trend"]][-2:] == [ratio(1, 1, 100.0), ratio(6, 9, 66.67)]
 
 
@@ -271,11 +345,16 @@ def test_quality_targets_are_judged_on_the_month_with_their_standard_and_trend(m
         "email-availability": (99.87, 2673000.0, 2676600.0, "missed"),
     }
     assert quality["reopens"]["standard"] == "reopen rate <= 5 %"
-    assert quality["email-satisfied"]["standard"] == \
-        "CSAT satisfied answers >= 80 % for service email, at least 5 in the sample"
+    assert (
+        quality["email-satisfied"]["standard"]
+        == "CSAT satisfied answers >= 80 % for service email, at least 5 in the sample"
+    )
     # August and September, then October: INC-12's 5/5 answer fell on 30 September local time.
     assert [(p["label"], p["value"], p["status"]) for p in quality["csat-mean"]["trend"]] == [
-        ("2026-08", None, "no_data"), ("2026-09", 100.0, "met"), ("2026-10", 74.44, "met")]
+        ("2026-08", None, "no_data"),
+        ("2026-09", 100.0, "met"),
+        ("2026-10", 74.44, "met"),
+    ]
 
 
 async def test_a_customer_scoped_report_shows_the_tenants_and_that_customers_targets(month: Month) -> None:
@@ -288,12 +367,28 @@ def test_ola_and_uc_performance_is_shown_under_the_customer_sla(month: Month) ->
     # SLA-breached tickets: INC-02, -03, -06, -07, -11, -17, -24 (7); the OLA breached on INC-03 and INC-06,
     # the UC on INC-11.
     assert month.report["ola_uc"] == [
-        {"agreement": "OLA", "policy_id": "desk-ola", "metric": "assignment", "met": 2, "breached": 2,
-         "attainment": ratio(2, 4, 50.0), "target_percent": 95.0, "status": "red",
-         "sla_breaches_also_breached_here": ratio(2, 7, 28.57)},
-        {"agreement": "UC", "policy_id": "vendor-uc", "metric": "resolution", "met": 1, "breached": 1,
-         "attainment": ratio(1, 2, 50.0), "target_percent": 90.0, "status": "red",
-         "sla_breaches_also_breached_here": ratio(1, 7, 14.29)},
+        {
+            "agreement": "OLA",
+            "policy_id": "desk-ola",
+            "metric": "assignment",
+            "met": 2,
+            "breached": 2,
+            "attainment": ratio(2, 4, 50.0),
+            "target_percent": 95.0,
+            "status": "red",
+            "sla_breaches_also_breached_here": ratio(2, 7, 28.57),
+        },
+        {
+            "agreement": "UC",
+            "policy_id": "vendor-uc",
+            "metric": "resolution",
+            "met": 1,
+            "breached": 1,
+            "attainment": ratio(1, 2, 50.0),
+            "target_percent": 90.0,
+            "status": "red",
+            "sla_breaches_also_breached_here": ratio(1, 7, 14.29),
+        },
     ]
 
 
@@ -309,14 +404,24 @@ def test_data_notes_give_event_ranges_out_of_order_events_and_recalculations(mon
     assert notes["late_events_after_close"] == 0
     clocks = next(e for e in notes["events"] if e["event_type"] == "sla.clock.v1")
     # From INC-01's start (8 October 09:00) to INC-27's stop at the last second of the month, local time.
-    assert (clocks["first_event_time"], clocks["last_event_time"]) == ("2026-10-08T01:00:00Z",
-                                                                       "2026-10-31T15:59:59Z")
+    assert (clocks["first_event_time"], clocks["last_event_time"]) == ("2026-10-08T01:00:00Z", "2026-10-31T15:59:59Z")
 
 
 def test_the_clock_list_keeps_the_skeletons_fields_for_counted_and_running_cycles(month: Month) -> None:
     clocks = {(c["ticket_id"], c["policy_id"], c["metric"]): c for c in month.report["clocks"]}
-    assert {"ticket_id", "policy_id", "metric", "cycle", "state", "breached", "elapsed_seconds", "target_seconds",
-            "started_at", "stopped_at", "breached_at"} <= set(next(iter(clocks.values())))
+    assert {
+        "ticket_id",
+        "policy_id",
+        "metric",
+        "cycle",
+        "state",
+        "breached",
+        "elapsed_seconds",
+        "target_seconds",
+        "started_at",
+        "stopped_at",
+        "breached_at",
+    } <= set(next(iter(clocks.values())))
     assert clocks[("INC-13", "gold-incidents", "resolution")]["state"] == "running"
     assert ("INC-28", "gold-incidents", "response") not in clocks  # stopped in November
     assert clocks[("INC-24", "gold-incidents", "resolution")]["elapsed_seconds"] == 30000
@@ -337,15 +442,26 @@ async def test_csv_comes_as_a_zip_of_tables_or_one_table(month: Month) -> None:
     answer = await month.tenant.get("/v1/reports/slr", **OCTOBER, format="csv")
     assert answer.headers["content-type"] == "application/zip"
     archive = zipfile.ZipFile(io.BytesIO(answer.content))
-    assert {"summary_targets.csv", "attainment.csv", "breached_tickets.csv", "times.csv", "volumes.csv",
-            "slos.csv", "csat.csv", "ola_uc.csv", "data_notes_events.csv"} <= set(archive.namelist())
+    assert {
+        "summary_targets.csv",
+        "attainment.csv",
+        "breached_tickets.csv",
+        "times.csv",
+        "volumes.csv",
+        "slos.csv",
+        "csat.csv",
+        "ola_uc.csv",
+        "data_notes_events.csv",
+    } <= set(archive.namelist())
     breached = archive.read("breached_tickets.csv").decode().splitlines()
     assert len(breached) == 1 + 10
     assert breached[1].startswith("INC-11,gold-incidents,3,SLA,resolution,1,P3,vpn,globex,breached,259200,300000,40800")
     answer = await month.tenant.get("/v1/reports/slr", **OCTOBER, format="csv", table="summary_services")
     assert answer.text.splitlines() == [
         "service,attainment_numerator,attainment_denominator,attainment_percent,status",
-        "email,41,44,93.18,green", "vpn,4,8,50.0,red"]
+        "email,41,44,93.18,green",
+        "vpn,4,8,50.0,red",
+    ]
 
 
 async def test_html_is_one_self_contained_printable_page_with_charts(month: Month) -> None:
@@ -353,9 +469,19 @@ async def test_html_is_one_self_contained_printable_page_with_charts(month: Mont
     html = answer.text
     keep_artifact("month.html", answer.content)
     assert answer.headers["content-type"].startswith("text/html")
-    for title in ("Executive summary", "Attainment against target", "Breaches", "Response and resolution times",
-                  "Volumes", "Availability and SLOs", "Customer satisfaction", "OLA and UC", "Data notes",
-                  "Service quality targets", "reopen rate &lt;= 5 %"):
+    for title in (
+        "Executive summary",
+        "Attainment against target",
+        "Breaches",
+        "Response and resolution times",
+        "Volumes",
+        "Availability and SLOs",
+        "Customer satisfaction",
+        "OLA and UC",
+        "Data notes",
+        "Service quality targets",
+        "reopen rate &lt;= 5 %",
+    ):
         assert title in html
     assert html.count("<svg") >= 6
     assert "http://" not in html.replace("http://www.w3.org/2000/svg", "")  # nothing loaded from elsewhere
@@ -371,8 +497,10 @@ async def test_the_report_comes_in_simplified_chinese_by_lang_or_accept_language
     for text in ("服务级别报告", "管理摘要", "86.54 %", "INC-11"):
         assert text in chinese.text
     answer = await month.tenant.reporting.client.get(
-        "/v1/reports/slr", params={**OCTOBER, "format": "html"},
-        headers={**month.tenant.headers, "Accept-Language": "zh-Hans;q=0.9, en;q=0.5"})
+        "/v1/reports/slr",
+        params={**OCTOBER, "format": "html"},
+        headers={**month.tenant.headers, "Accept-Language": "zh-Hans;q=0.9, en;q=0.5"},
+    )
     assert "服务级别报告" in answer.text
 
 
@@ -392,12 +520,24 @@ async def test_the_json_schema_describes_the_report(month: Month) -> None:
     answer = await month.tenant.get("/v1/reports/slr/schema")
     schema = answer.json()
     assert schema["title"] == "Service Level Report"
-    assert set(schema["required"]) >= {"header", "summary", "attainment", "breaches", "times", "volumes", "slos",
-                                       "csat", "ola_uc", "data_notes", "clocks"}
+    assert set(schema["required"]) >= {
+        "header",
+        "summary",
+        "attainment",
+        "breaches",
+        "times",
+        "volumes",
+        "slos",
+        "csat",
+        "ola_uc",
+        "data_notes",
+        "clocks",
+    }
     assert "Ratio" in schema["$defs"]
 
 
 # The improvement register and the period close run last: they pin the clock and close the month's periods.
+
 
 async def test_an_improvement_takes_its_baseline_and_after_value_from_the_data(month: Month) -> None:
     headers = month.tenant.headers
@@ -405,19 +545,38 @@ async def test_an_improvement_takes_its_baseline_and_after_value_from_the_data(m
     clock = month.tenant.reporting.clock
     before = clock.pinned
     clock.pinned = datetime(2026, 10, 19, 4, tzinfo=UTC)  # opened on 19 October, 12:00 local
-    created = await client.post("/v1/improvements", headers=headers, json={
-        "title": "Call back every unhappy email customer within a day",
-        "trigger": {"kind": "complaint", "ref": "INC-02"},
-        "kpi": {"kpi": "csat_satisfied", "service": "email"}, "target_value": 80, "owner": "li.wei",
-        "due": "2026-12-31", "baseline_period": {"from": UTC_PERIOD[0], "to": UTC_PERIOD[1]}})
+    created = await client.post(
+        "/v1/improvements",
+        headers=headers,
+        json={
+            "title": "Call back every unhappy email customer within a day",
+            "trigger": {"kind": "complaint", "ref": "INC-02"},
+            "kpi": {"kpi": "csat_satisfied", "service": "email"},
+            "target_value": 80,
+            "owner": "li.wei",
+            "due": "2026-12-31",
+            "baseline_period": {"from": UTC_PERIOD[0], "to": UTC_PERIOD[1]},
+        },
+    )
     assert created.status_code == 201, created.text
     entry = created.json()
     # October's email answers: 6 of 8 satisfied.
-    assert (entry["status"], entry["baseline_value"], entry["comparison"], entry["baseline_period"]["label"]) == \
-        ("open", 75.0, ">=", "2026-10")
-    again = await client.post("/v1/improvements", headers=headers, json={
-        "title": "twice", "trigger": {"kind": "complaint", "ref": "INC-02"}, "kpi": {"kpi": "reopen_rate"},
-        "target_value": 1})
+    assert (entry["status"], entry["baseline_value"], entry["comparison"], entry["baseline_period"]["label"]) == (
+        "open",
+        75.0,
+        ">=",
+        "2026-10",
+    )
+    again = await client.post(
+        "/v1/improvements",
+        headers=headers,
+        json={
+            "title": "twice",
+            "trigger": {"kind": "complaint", "ref": "INC-02"},
+            "kpi": {"kpi": "reopen_rate"},
+            "target_value": 1,
+        },
+    )
     assert again.status_code == 409
     path = f"/v1/improvements/{entry['improvement_id']}"
     refused = await client.patch(path, headers=headers, json={"status": "proposed"})
@@ -437,8 +596,9 @@ async def test_an_improvement_takes_its_baseline_and_after_value_from_the_data(m
     other = await month.tenant.reporting.tenant("other")
     assert (await other.get(path)).status_code == 404  # another tenant's key never sees the entry
     assert (await other.get("/v1/improvements")).json() == {"improvements": []}
-    assert (await month.tenant.reporting.client.patch(path, headers=other.headers, json={"owner": "x"})).status_code \
-        == 404
+    assert (
+        await month.tenant.reporting.client.patch(path, headers=other.headers, json={"owner": "x"})
+    ).status_code == 404
 
 
 async def test_closing_the_month_proposes_an_entry_per_missed_target_once(month: Month) -> None:
@@ -453,17 +613,28 @@ async def test_closing_the_month_proposes_an_entry_per_missed_target_once(month:
     proposed = (await month.tenant.get("/v1/improvements", status="proposed")).json()["improvements"]
     # September missed nothing (too few answers is not a miss; no OLA cycles, no SLO evaluation is no data).
     assert sorted(p["trigger_ref"] for p in proposed) == [
-        "backlog-age@2026-10", "desk-ola-breaches@2026-10", "email-availability@2026-10",
-        "email-satisfied@2026-10", "globex-resolution@2026-10"]
+        "backlog-age@2026-10",
+        "desk-ola-breaches@2026-10",
+        "email-availability@2026-10",
+        "email-satisfied@2026-10",
+        "globex-resolution@2026-10",
+    ]
     ola = next(p for p in proposed if p["trigger_ref"] == "desk-ola-breaches@2026-10")
-    assert (ola["baseline_value"], ola["target_value"], ola["comparison"], ola["kpi"]["agreement"]) == \
-        (50.0, 25.0, "<=", "OLA")
+    assert (ola["baseline_value"], ola["target_value"], ola["comparison"], ola["kpi"]["agreement"]) == (
+        50.0,
+        25.0,
+        "<=",
+        "OLA",
+    )
 
 
 async def test_the_service_review_of_october_brings_the_sections_together(month: Month) -> None:
     client, headers = month.tenant.reporting.client, month.tenant.headers
-    handled = await client.patch("/v1/complaints/INC-02", headers=headers,
-                                 json={"status": "in_progress", "owner": "li.wei", "note": "called back"})
+    handled = await client.patch(
+        "/v1/complaints/INC-02",
+        headers=headers,
+        json={"status": "in_progress", "owner": "li.wei", "note": "called back"},
+    )
     assert handled.status_code == 200, handled.text
     assert (await client.patch("/v1/complaints/INC-05", headers=headers, json={"marked": True})).status_code == 200
     answer = await month.tenant.get("/v1/reviews/2026-10")
@@ -471,8 +642,10 @@ async def test_the_service_review_of_october_brings_the_sections_together(month:
     review = answer.json()
     assert review["schema"] == "slm.reporting.service-review/1"
     assert review["banner"]["period"]["label"] == "2026-10"
-    sla = {s["service"]: [(p["label"], p["attainment"]["numerator"], p["attainment"]["denominator"])
-                          for p in s["trend"]] for s in review["sla"]}
+    sla = {
+        s["service"]: [(p["label"], p["attainment"]["numerator"], p["attainment"]["denominator"]) for p in s["trend"]]
+        for s in review["sla"]
+    }
     # email in September: INC-S1's breached response, INC-S2's two met cycles, INC-S1's met resolution and
     # INC-12's response (stopped 30 September 17:10 local).
     assert sla["email"] == [("2026-08", 0, 0), ("2026-09", 4, 5), ("2026-10", 41, 44)]
@@ -480,8 +653,12 @@ async def test_the_service_review_of_october_brings_the_sections_together(month:
     # acme created 24 of October's 29 tickets (globex: INC-03, -06, -11, -14, -23), over its limit of 20, and vpn
     # is red: an exception.
     [workload] = review["workload"]
-    assert (workload["customer"], workload["created"], workload["limit"], workload["exception"]) == \
-        ("acme", 24, 20, True)
+    assert (workload["customer"], workload["created"], workload["limit"], workload["exception"]) == (
+        "acme",
+        24,
+        20,
+        True,
+    )
     experience = {e["service"]: e for e in review["experience"]}
     # email is green at 93.18 % but only 6 of 8 answers are satisfied (75 % < 80 %): flagged.
     assert (experience["email"]["sla_status"], experience["email"]["flagged"]) == ("green", True)
@@ -489,20 +666,25 @@ async def test_the_service_review_of_october_brings_the_sections_together(month:
     # October is closed (test_closing_the_month_...): the review is served as its close froze it. Under 3/5 (0.6):
     # INC-02 (2/5) and INC-17 (2/5), both open at the close.
     assert [(c["ticket_id"], c["reason"], c["status"]) for c in review["satisfaction"]["complaints"]] == [
-        ("INC-02", "score", "open"), ("INC-17", "score", "open")]
+        ("INC-02", "score", "open"),
+        ("INC-17", "score", "open"),
+    ]
     assert review["complaints_by_status"] == {"open": 2}
     # Handled and marked after the close: shown beside the frozen log, never merged into it.
-    assert [(c["ticket_id"], c["at_close"], c["status"], c["marked"])
-            for c in review["after_close"]["complaint_handling"]] == [
-        ("INC-02", "open", "in_progress", False), ("INC-05", None, "open", True)]
+    assert [
+        (c["ticket_id"], c["at_close"], c["status"], c["marked"]) for c in review["after_close"]["complaint_handling"]
+    ] == [("INC-02", "open", "in_progress", False), ("INC-05", None, "open", True)]
     unfrozen = {k: v for k, v in review.items() if k not in ("frozen", "after_close")}
     assert review["frozen"]["content_sha256"] == hashlib.sha256(canonical_bytes(unfrozen)).hexdigest()
     # The three commented answers: the two unsatisfied ones (2/5, earlier first) as concerns, the 5/5 as praise.
     verbatims = review["satisfaction"]
     assert [(v["ticket_id"], v["comment"]) for v in verbatims["concerns"]] == [
-        ("INC-02", "Two hours for a P1 reply"), ("INC-17", "VPN down all week")]
+        ("INC-02", "Two hours for a P1 reply"),
+        ("INC-17", "VPN down all week"),
+    ]
     assert [(v["ticket_id"], v["comment"]) for v in verbatims["praise"]] == [
-        ("INC-09", "Fixed before lunch, thank you")]
+        ("INC-09", "Fixed before lunch, thank you")
+    ]
     assert {q["target_id"] for q in review["quality"]} == {t["id"] for t in QUALITY_TARGETS}
     assert [d["revision"] for d in review["distribution"]] == [0]  # the close published October once
     assert review["approval"] is None
@@ -511,19 +693,22 @@ async def test_the_service_review_of_october_brings_the_sections_together(month:
 async def test_novembers_review_lists_the_entries_its_close_proposed(month: Month) -> None:
     review = (await month.tenant.get("/v1/reviews/2026-11")).json()
     assert sorted((i["trigger_ref"], i["movement"]) for i in review["improvements"]) == [
-        (f"{target}@2026-10", "opened") for target in ("backlog-age", "desk-ola-breaches", "email-availability",
-                                                       "email-satisfied", "globex-resolution")]
+        (f"{target}@2026-10", "opened")
+        for target in ("backlog-age", "desk-ola-breaches", "email-availability", "email-satisfied", "globex-resolution")
+    ]
 
 
 async def test_the_review_speaks_english_or_chinese_by_lang_or_accept_language(month: Month) -> None:
     client, headers = month.tenant.reporting.client, month.tenant.headers
-    chinese = await client.get("/v1/reviews/2026-10", headers={**headers, "Accept-Language": "zh-CN,zh;q=0.9"},
-                               params={"format": "html"})
+    chinese = await client.get(
+        "/v1/reviews/2026-10", headers={**headers, "Accept-Language": "zh-CN,zh;q=0.9"}, params={"format": "html"}
+    )
     assert chinese.headers["content-language"] == "zh"
     for text in ("服务评审", "投诉记录", "SLA 达标但客户不满意"):
         assert text in chinese.text
-    english = await client.get("/v1/reviews/2026-10", headers={**headers, "Accept-Language": "zh-CN"},
-                               params={"format": "html", "lang": "en"})
+    english = await client.get(
+        "/v1/reviews/2026-10", headers={**headers, "Accept-Language": "zh-CN"}, params={"format": "html", "lang": "en"}
+    )
     assert english.headers["content-language"] == "en"
     for text in ("Complaint log", "green SLA, unhappy customers"):
         assert text in english.text
@@ -533,14 +718,20 @@ async def test_approving_the_review_freezes_it_with_its_hash(month: Month) -> No
     client, headers, clock = month.tenant.reporting.client, month.tenant.headers, month.tenant.reporting.clock
     before, clock.pinned = clock.pinned, datetime(2026, 11, 5, 2, tzinfo=UTC)  # the review meeting
     try:
-        approved = await client.post("/v1/reviews/2026-10:approve", headers=headers,
-                                     json={"approved_by": "Wang Fang", "comment": "Agreed; act on email CSAT."})
+        approved = await client.post(
+            "/v1/reviews/2026-10:approve",
+            headers=headers,
+            json={"approved_by": "Wang Fang", "comment": "Agreed; act on email CSAT."},
+        )
     finally:
         clock.pinned = before
     assert approved.status_code == 201, approved.text
     record = approved.json()
-    assert (record["approved_by"], record["approved_at"], record["period"]) == \
-        ("Wang Fang", "2026-11-05T02:00:00+00:00", "2026-10")
+    assert (record["approved_by"], record["approved_at"], record["period"]) == (
+        "Wang Fang",
+        "2026-11-05T02:00:00+00:00",
+        "2026-10",
+    )
     # Handling changes after the approval do not reach the approved pack.
     await client.patch("/v1/complaints/INC-17", headers=headers, json={"status": "resolved"})
     frozen = (await month.tenant.get("/v1/reviews/2026-10")).json()
@@ -557,7 +748,8 @@ async def test_approving_the_review_freezes_it_with_its_hash(month: Month) -> No
 
 @pytest.mark.parametrize("language", ["en", "zh"])
 async def test_the_review_pages_keep_to_the_page_in_chromium_and_in_every_pdf_page(
-        month: Month, language: str, tmp_path: Path) -> None:
+    month: Month, language: str, tmp_path: Path
+) -> None:
     html = (await month.tenant.get("/v1/reviews/2026-10", format="html", lang=language)).text
     pdf = (await month.tenant.get("/v1/reviews/2026-10", format="pdf", lang=language)).content
     keep_artifact(f"review-{language}.html", html.encode())
@@ -582,9 +774,11 @@ async def test_the_dashboard_shows_the_quality_targets_on_the_period_so_far(mont
     assert set(quality) == {t["id"] for t in QUALITY_TARGETS}
     # Latest answers by then: INC-01 5/5, INC-02 2/5, INC-04 4/5, INC-05 3/5, INC-08 1/5: 3.0 / 5 = 60 %.
     mean = quality["csat-mean"]
-    assert (mean["value"], mean["status"], [p["label"] for p in mean["trend"]]) == \
-        (60.0, "missed", ["2026-08", "2026-09", "2026-10"])
-
+    assert (mean["value"], mean["status"], [p["label"] for p in mean["trend"]]) == (
+        60.0,
+        "missed",
+        ["2026-08", "2026-09", "2026-10"],
+    )
 
 
 def english_texts() -> set[str]:
@@ -596,9 +790,33 @@ def english_texts() -> set[str]:
         source = (TEMPLATES / template).read_text(encoding="utf-8")
         texts |= set(re.findall(r'_\("([^"]+)"\)', source)) | set(re.findall(r"_\('([^']+)'\)", source))
     texts |= set(COUNTING_RULES) | set(KPI_NAMES.values())
-    texts |= {"original", "amendment", "page", "budget exhausted", "missed target", "complaint", "met", "missed",
-              "green", "amber", "red", "no data", "insufficient data", "open", "in progress", "resolved", "new",
-              "done", "proposed", "opened", "progressed", "closed", "measured", "n/a", "target"}
+    texts |= {
+        "original",
+        "amendment",
+        "page",
+        "budget exhausted",
+        "missed target",
+        "complaint",
+        "met",
+        "missed",
+        "green",
+        "amber",
+        "red",
+        "no data",
+        "insufficient data",
+        "open",
+        "in progress",
+        "resolved",
+        "new",
+        "done",
+        "proposed",
+        "opened",
+        "progressed",
+        "closed",
+        "measured",
+        "n/a",
+        "target",
+    }
     chinese = translations("zh").gettext
     return {text for text in texts if chinese(text) != text}
 
@@ -624,7 +842,9 @@ async def test_the_chinese_pages_carry_no_english_text_of_their_templates(month:
         keep_artifact(name, page.encode())
         nodes = visible_texts(page)
         assert len(nodes) > 50
-        leftovers = sorted({node for node in nodes if node in english}
-                           | {text for text in whole for node in nodes if text in node}
-                           | {node for node in nodes if node.split(" ")[0] in english and node[-1:] == "%"})
+        leftovers = sorted(
+            {node for node in nodes if node in english}
+            | {text for text in whole for node in nodes if text in node}
+            | {node for node in nodes if node.split(" ")[0] in english and node[-1:] == "%"}
+        )
         assert leftovers == [], f"{name}: {leftovers}"

@@ -56,8 +56,9 @@ async def test_a_measurement_that_cannot_reach_the_broker_leaves_no_client_open(
     leaks: list[str] = []
     loop = asyncio.get_running_loop()
     loop.set_exception_handler(lambda _, context: leaks.append(str(context.get("message"))))
-    monitor = ConsumerLagMonitor({"bootstrap_servers": unreachable, "request_timeout_ms": 2000},
-                                 {"some-group": ["some-topic"]}, client_id="test")
+    monitor = ConsumerLagMonitor(
+        {"bootstrap_servers": unreachable, "request_timeout_ms": 2000}, {"some-group": ["some-topic"]}, client_id="test"
+    )
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", ResourceWarning)

@@ -35,14 +35,17 @@ def app_urls(stack: Stack) -> dict[str, str]:
 
 @pytest.mark.parametrize("service", SERVICES)
 async def test_the_service_role_reads_and_writes_rows_but_cannot_change_the_schema(
-        service: str, app_urls: dict[str, str]) -> None:
+    service: str, app_urls: dict[str, str]
+) -> None:
     connection = await asyncpg.connect(asyncpg_dsn(app_urls[service]))
     try:
         assert await connection.fetchval("SELECT current_user") == f"{service.replace('-', '_')}_app"
         assert await connection.fetchval("SELECT count(*) FROM alembic_version") == 1
         async with connection.transaction():
-            await connection.execute("INSERT INTO set_aside (consumer_group, topic, partition, \"offset\", headers, "
-                                     "reason, error_type) VALUES ('roles-test', 't', 0, -1, '[]', 'r', 'e')")
+            await connection.execute(
+                'INSERT INTO set_aside (consumer_group, topic, partition, "offset", headers, '
+                "reason, error_type) VALUES ('roles-test', 't', 0, -1, '[]', 'r', 'e')"
+            )
             deleted = await connection.execute("DELETE FROM set_aside WHERE consumer_group = 'roles-test'")
             assert deleted == "DELETE 1"
         for statement in SCHEMA_CHANGES:
@@ -56,8 +59,14 @@ def test_the_services_the_tests_start_connect_as_their_own_role(stack: Stack, ap
     for service in SERVICES:
         prefix = service.replace("-", "_").upper()
         assert stack.service_env(service)[f"{prefix}_DATABASE_URL"] == app_urls[service]
-    process = ServiceProcess("reporting", stack, name="reporting-app-role", period_close_enabled="false",
-                             consumer_offset_reset="latest", kafka__group_id="reporting-app-role").start()
+    process = ServiceProcess(
+        "reporting",
+        stack,
+        name="reporting-app-role",
+        period_close_enabled="false",
+        consumer_offset_reset="latest",
+        kafka__group_id="reporting-app-role",
+    ).start()
     try:
         assert "reporting_app@" in process.env["REPORTING_DATABASE_URL"]
     finally:

@@ -27,9 +27,13 @@ __all__ = ["sasl_bootstrap"]  # the SASL listener fixture, shared with the SCRAM
 
 
 def as_user(bootstrap: str, user: str) -> KafkaSettings:
-    return KafkaSettings(bootstrap_servers=bootstrap, security_protocol="SASL_PLAINTEXT",
-                         sasl_mechanism="SCRAM-SHA-512", sasl_username=user,
-                         sasl_password=SecretStr(local_password(user)))
+    return KafkaSettings(
+        bootstrap_servers=bootstrap,
+        security_protocol="SASL_PLAINTEXT",
+        sasl_mechanism="SCRAM-SHA-512",
+        sasl_username=user,
+        sasl_password=SecretStr(local_password(user)),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -47,8 +51,9 @@ async def existing_topics(stack: Stack) -> AsyncIterator[None]:
 
 
 async def produce(settings: KafkaSettings, topic: str, value: bytes) -> None:
-    producer = AIOKafkaProducer(**settings.client_options(), acks="all", enable_idempotence=True,
-                                request_timeout_ms=10_000)
+    producer = AIOKafkaProducer(
+        **settings.client_options(), acks="all", enable_idempotence=True, request_timeout_ms=10_000
+    )
     await producer.start()
     try:
         await producer.send_and_wait(topic, value, key=b"acl-test/1")
@@ -67,8 +72,9 @@ async def test_the_broker_holds_exactly_the_acls_of_the_kafka_users(stack: Stack
     assert present == bindings(users)
     # Spot check against the matrix, written out here rather than derived from the file.
     assert AclBinding("User:intake", 2, topics.TENANTS, 3, 4) in present  # intake writes key announcements
-    assert not any(b.principal != "User:intake" and b.resource_name == topics.TENANTS and b.operation == 4
-                   for b in present)
+    assert not any(
+        b.principal != "User:intake" and b.resource_name == topics.TENANTS and b.operation == 4 for b in present
+    )
 
 
 async def test_intake_writes_tickets_and_key_announcements(sasl_bootstrap: str, existing_topics: None) -> None:
@@ -79,14 +85,19 @@ async def test_intake_writes_tickets_and_key_announcements(sasl_bootstrap: str, 
 
 async def test_a_principal_without_the_write_acl_is_refused(sasl_bootstrap: str, existing_topics: None) -> None:
     # reporting may read itsm.tickets.v1 but never write it; upstream producers may not announce API keys.
-    for user, topic in (("reporting", topics.TICKETS), ("itsm-upstream", topics.TENANTS),
-                        ("sla-engine", topics.REPORTS), ("itsm-upstream", topics.CLOCKS)):
+    for user, topic in (
+        ("reporting", topics.TICKETS),
+        ("itsm-upstream", topics.TENANTS),
+        ("sla-engine", topics.REPORTS),
+        ("itsm-upstream", topics.CLOCKS),
+    ):
         with pytest.raises(TopicAuthorizationFailedError):
             await produce(as_user(sasl_bootstrap, user), topic, b'{"forged": true}')
 
 
 async def test_upstream_producers_write_the_ingest_topic_and_nothing_else(
-        sasl_bootstrap: str, existing_topics: None) -> None:
+    sasl_bootstrap: str, existing_topics: None
+) -> None:
     upstream = as_user(sasl_bootstrap, "itsm-upstream")
     await produce(upstream, topics.INGEST, b'{"acl-test": "ingest"}')
     with pytest.raises(TopicAuthorizationFailedError):
@@ -94,11 +105,17 @@ async def test_upstream_producers_write_the_ingest_topic_and_nothing_else(
 
 
 async def test_a_principal_reads_only_what_it_consumes_with_its_own_groups(
-        sasl_bootstrap: str, existing_topics: None) -> None:
+    sasl_bootstrap: str, existing_topics: None
+) -> None:
     async def read(user: str, topic: str, group: str) -> int:
-        consumer = AIOKafkaConsumer(topic, **as_user(sasl_bootstrap, user).client_options(), group_id=group,
-                                    enable_auto_commit=False, auto_offset_reset="earliest",
-                                    request_timeout_ms=10_000)
+        consumer = AIOKafkaConsumer(
+            topic,
+            **as_user(sasl_bootstrap, user).client_options(),
+            group_id=group,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            request_timeout_ms=10_000,
+        )
         try:
             await consumer.start()
             batch = await consumer.getmany(timeout_ms=5000, max_records=10)

@@ -30,8 +30,11 @@ PASSWORD = "slm-secret"  # the local stack's SCRAM user (deploy/local/stack.sh)
 def sasl_bootstrap(stack: Stack) -> str:
     """The SASL listener `make up` announces in .stack/env (a testcontainers stack has none)."""
     env_file = REPO / ".stack" / "env"
-    values = dict(line.split("=", 1) for line in env_file.read_text().splitlines() if "=" in line) \
-        if env_file.exists() else {}
+    values = (
+        dict(line.split("=", 1) for line in env_file.read_text().splitlines() if "=" in line)
+        if env_file.exists()
+        else {}
+    )
     bootstrap = values.get("KAFKA_SASL_BOOTSTRAP_SERVERS", "").strip()
     if not bootstrap:
         pytest.skip("the stack has no SASL listener (KAFKA_SASL_BOOTSTRAP_SERVERS is not in .stack/env)")
@@ -39,8 +42,13 @@ def sasl_bootstrap(stack: Stack) -> str:
 
 
 def scram(bootstrap: str, password: str = PASSWORD) -> KafkaSettings:
-    return KafkaSettings(bootstrap_servers=bootstrap, security_protocol="SASL_PLAINTEXT",
-                         sasl_mechanism="SCRAM-SHA-256", sasl_username=USERNAME, sasl_password=SecretStr(password))
+    return KafkaSettings(
+        bootstrap_servers=bootstrap,
+        security_protocol="SASL_PLAINTEXT",
+        sasl_mechanism="SCRAM-SHA-256",
+        sasl_username=USERNAME,
+        sasl_password=SecretStr(password),
+    )
 
 
 @pytest.fixture
@@ -57,8 +65,13 @@ async def topic(sasl_bootstrap: str) -> AsyncIterator[str]:
 
 
 async def read_one(settings: KafkaSettings, topic: str) -> bytes | None:
-    consumer = AIOKafkaConsumer(topic, **settings.client_options(), group_id=f"test-{uuid.uuid4()}",
-                                auto_offset_reset="earliest", enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(
+        topic,
+        **settings.client_options(),
+        group_id=f"test-{uuid.uuid4()}",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
     await consumer.start()
     try:
         record = await consumer.getone()
@@ -69,7 +82,8 @@ async def read_one(settings: KafkaSettings, topic: str) -> bytes | None:
 
 
 async def test_a_record_produced_and_consumed_with_the_scram_client_options_round_trips(
-    sasl_bootstrap: str, topic: str,
+    sasl_bootstrap: str,
+    topic: str,
 ) -> None:
     settings = scram(sasl_bootstrap)
     producer = AIOKafkaProducer(**settings.client_options(), acks="all", enable_idempotence=True)
@@ -83,7 +97,8 @@ async def test_a_record_produced_and_consumed_with_the_scram_client_options_roun
 
 
 async def test_a_faststream_broker_built_with_broker_security_connects_and_publishes(
-    sasl_bootstrap: str, topic: str,
+    sasl_bootstrap: str,
+    topic: str,
 ) -> None:
     settings = scram(sasl_bootstrap)
     broker = KafkaBroker(settings.bootstrap_servers, security=settings.broker_security())
@@ -96,8 +111,9 @@ async def test_a_faststream_broker_built_with_broker_security_connects_and_publi
 
 
 async def test_a_wrong_password_is_refused(sasl_bootstrap: str, caplog: pytest.LogCaptureFixture) -> None:
-    producer = AIOKafkaProducer(**scram(sasl_bootstrap, password="not-the-secret").client_options(),
-                                request_timeout_ms=5000)
+    producer = AIOKafkaProducer(
+        **scram(sasl_bootstrap, password="not-the-secret").client_options(), request_timeout_ms=5000
+    )
     with caplog.at_level(logging.ERROR, logger="aiokafka"), pytest.raises(KafkaError):
         await producer.start()
     await producer.stop()
@@ -106,8 +122,9 @@ async def test_a_wrong_password_is_refused(sasl_bootstrap: str, caplog: pytest.L
 
 
 async def test_the_plaintext_settings_cannot_talk_to_the_sasl_listener(sasl_bootstrap: str) -> None:
-    producer = AIOKafkaProducer(**KafkaSettings(bootstrap_servers=sasl_bootstrap).client_options(),
-                                request_timeout_ms=3000)
+    producer = AIOKafkaProducer(
+        **KafkaSettings(bootstrap_servers=sasl_bootstrap).client_options(), request_timeout_ms=3000
+    )
     with pytest.raises(KafkaError):
         await producer.start()
     await producer.stop()

@@ -35,7 +35,11 @@ def alembic(service: str, url: str, *args: str) -> subprocess.CompletedProcess[s
     prefix = service.replace("-", "_").upper()
     return subprocess.run(
         [str(REPO / ".venv" / "bin" / "alembic"), "-c", str(REPO / "services" / service / "alembic.ini"), *args],
-        env={**os.environ, f"{prefix}_DATABASE_URL": url}, capture_output=True, text=True, timeout=120, check=False,
+        env={**os.environ, f"{prefix}_DATABASE_URL": url},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
 
 
@@ -60,15 +64,20 @@ async def test_migrations_go_up_down_and_up_again(service: str, empty_database: 
 
 
 @pytest.mark.parametrize("service", SERVICES)
-def test_a_service_refuses_to_start_on_an_unmigrated_database(
-    service: str, empty_database: str, stack: Stack
-) -> None:
+def test_a_service_refuses_to_start_on_an_unmigrated_database(service: str, empty_database: str, stack: Stack) -> None:
     prefix = service.replace("-", "_").upper()
     completed = subprocess.run(
         [str(REPO / ".venv" / "bin" / f"slm-{service}"), "serve"],
-        env={**os.environ, **stack.service_env(service), f"{prefix}_DATABASE_URL": empty_database,
-             f"{prefix}_HTTP_PORT": "0"},
-        capture_output=True, text=True, timeout=60, check=False,
+        env={
+            **os.environ,
+            **stack.service_env(service),
+            f"{prefix}_DATABASE_URL": empty_database,
+            f"{prefix}_HTTP_PORT": "0",
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert completed.returncode != 0
     assert "run `make migrate`" in completed.stdout + completed.stderr

@@ -44,10 +44,24 @@ async def scratch_database(stack: Stack) -> AsyncIterator[str]:
 
 
 def snapshot_event(tenant: str, topic: str, number: int, ticket: str | None = None) -> OutgoingEvent:
-    data = TicketSnapshotData(ticket_id=ticket or f"T-{number}", action="created", kind="incident", service="email",
-                              customer="acme", priority="P2", status="new")
-    event = make_event(event_id=f"e-{number}", source="test://outbox", event_type=TICKET_EVENT,
-                       time=datetime.now(UTC), tenant_id=tenant, subject=data.ticket_id, data=data)
+    data = TicketSnapshotData(
+        ticket_id=ticket or f"T-{number}",
+        action="created",
+        kind="incident",
+        service="email",
+        customer="acme",
+        priority="P2",
+        status="new",
+    )
+    event = make_event(
+        event_id=f"e-{number}",
+        source="test://outbox",
+        event_type=TICKET_EVENT,
+        time=datetime.now(UTC),
+        tenant_id=tenant,
+        subject=data.ticket_id,
+        data=data,
+    )
     return OutgoingEvent(topic=topic, key=f"{tenant}/{data.ticket_id}", event=event)
 
 
@@ -60,8 +74,12 @@ async def test_concurrent_writers_have_every_row_published_exactly_once(stack: S
     outbox = Outbox(define_outbox_table(metadata))
     # Two relays compete for the same rows, as two replicas would.
     producer_options = {"bootstrap_servers": stack.kafka_bootstrap}
-    relays = [OutboxRelay(dsn=asyncpg_dsn(scratch_database), producer_options=producer_options, batch_size=50,
-                          poll_seconds=0.05) for _ in range(2)]
+    relays = [
+        OutboxRelay(
+            dsn=asyncpg_dsn(scratch_database), producer_options=producer_options, batch_size=50, poll_seconds=0.05
+        )
+        for _ in range(2)
+    ]
     for relay in relays:
         await relay.start()
 
@@ -78,13 +96,13 @@ async def test_concurrent_writers_have_every_row_published_exactly_once(stack: S
 
     await asyncio.gather(*(writer(i) for i in range(WRITERS)))
     expected = WRITERS * ROWS_PER_WRITER
-    events = await collect(stack.kafka_bootstrap, topic, lambda got: len(got) >= expected, tenant=tenant,
-                           within=90)
+    events = await collect(stack.kafka_bootstrap, topic, lambda got: len(got) >= expected, tenant=tenant, within=90)
     for relay in relays:
         await relay.stop()
     async with engine.connect() as connection:
-        unpublished = (await connection.execute(
-            sa.text("SELECT count(*) FROM outbox WHERE published_at IS NULL"))).scalar()
+        unpublished = (
+            await connection.execute(sa.text("SELECT count(*) FROM outbox WHERE published_at IS NULL"))
+        ).scalar()
     await engine.dispose()
 
     ids = [event["id"] for event in events]
@@ -95,7 +113,8 @@ async def test_concurrent_writers_have_every_row_published_exactly_once(stack: S
 
 
 async def test_two_relays_publish_each_tickets_rows_in_the_order_they_were_committed(
-        stack: Stack, scratch_database: str) -> None:
+    stack: Stack, scratch_database: str
+) -> None:
     """A backlog of each ticket's events in commit order (a service catching up after an outage), then two
     relays (two replicas) at once: each ticket's events must reach its partition in that order, as consumers
     of `sla.clocks.v1` read a cycle's sequence. Relays that shared the rows published one relay's batch of a
@@ -106,16 +125,27 @@ async def test_two_relays_publish_each_tickets_rows_in_the_order_they_were_commi
     engine = create_engine(scratch_database)
     outbox = Outbox(define_outbox_table(sa.MetaData()))
     async with session_factory(engine)() as session, session.begin():
-        await outbox.add(session, [snapshot_event(tenant, topic, t * per_ticket + n, f"T-{t}")
-                                   for t in range(tickets) for n in range(per_ticket)])
+        await outbox.add(
+            session,
+            [
+                snapshot_event(tenant, topic, t * per_ticket + n, f"T-{t}")
+                for t in range(tickets)
+                for n in range(per_ticket)
+            ],
+        )
     await engine.dispose()
     producer_options = {"bootstrap_servers": stack.kafka_bootstrap}
     # Small batches: a ticket's events span many of them, taken by both relays in turn.
-    relays = [OutboxRelay(dsn=asyncpg_dsn(scratch_database), producer_options=producer_options, batch_size=4,
-                          poll_seconds=0.01) for _ in range(2)]
+    relays = [
+        OutboxRelay(
+            dsn=asyncpg_dsn(scratch_database), producer_options=producer_options, batch_size=4, poll_seconds=0.01
+        )
+        for _ in range(2)
+    ]
     await asyncio.gather(*(relay.start() for relay in relays))
-    events = await collect(stack.kafka_bootstrap, topic, lambda got: len(got) >= tickets * per_ticket,
-                           tenant=tenant, within=90)
+    events = await collect(
+        stack.kafka_bootstrap, topic, lambda got: len(got) >= tickets * per_ticket, tenant=tenant, within=90
+    )
     for relay in relays:
         await relay.stop()
 

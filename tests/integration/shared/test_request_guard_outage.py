@@ -23,8 +23,12 @@ API_KEYS = define_api_key_table(sa.MetaData())
 async def answer_to_a_post(database_url: str) -> httpx.Response:
     engine = create_engine(database_url, pool_size=1)
     app = FastAPI()
-    install(app, limits=BodyLimits(), authenticator=ApiKeyAuthenticator(API_KEYS, session_factory(engine)),
-            public_paths=frozenset())
+    install(
+        app,
+        limits=BodyLimits(),
+        authenticator=ApiKeyAuthenticator(API_KEYS, session_factory(engine)),
+        public_paths=frozenset(),
+    )
 
     @app.post("/v1/events")
     async def accept() -> dict[str, str]:
@@ -32,8 +36,9 @@ async def answer_to_a_post(database_url: str) -> httpx.Response:
 
     try:
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://guard.test") as client:
-            return await client.post("/v1/events", json={"id": "1"},
-                                     headers={"Authorization": f"Bearer {issue_key('acme').plaintext}"})
+            return await client.post(
+                "/v1/events", json={"id": "1"}, headers={"Authorization": f"Bearer {issue_key('acme').plaintext}"}
+            )
     finally:
         await engine.dispose()
 
@@ -47,7 +52,8 @@ def unreachable_database(stack: Stack) -> str:
 
 
 async def test_a_key_that_cannot_be_checked_while_postgres_is_away_answers_503_with_retry_after(
-        unreachable_database: str) -> None:
+    unreachable_database: str,
+) -> None:
     answer = await answer_to_a_post(unreachable_database)
     assert answer.status_code == 503, answer.text
     assert int(answer.headers["Retry-After"]) > 0

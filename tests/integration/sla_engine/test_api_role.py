@@ -32,7 +32,8 @@ pytestmark = pytest.mark.integration
 
 
 async def test_the_api_role_serves_stored_clocks_with_postgres_alone_and_consumes_nothing(
-    stack: Stack, sessions: async_sessionmaker[AsyncSession],
+    stack: Stack,
+    sessions: async_sessionmaker[AsyncSession],
 ) -> None:
     tenant = f"api-role-{uuid.uuid4().hex[:8]}"
     group = f"sla-engine-api-role-{uuid.uuid4().hex[:8]}"
@@ -44,22 +45,35 @@ async def test_the_api_role_serves_stored_clocks_with_postgres_alone_and_consume
     await keeper.reconcile_due(limit=10, per_tenant=10, budget_seconds=60)
     key = issue_key(tenant)
     async with sessions() as session, session.begin():
-        await store_key(session, tables.api_keys, ApiKeyData(key_id=key.key_id, tenant_id=tenant,
-                                                               key_hash=key.key_hash, status="active"),
-                        datetime.now(UTC))
+        await store_key(
+            session,
+            tables.api_keys,
+            ApiKeyData(key_id=key.key_id, tenant_id=tenant, key_hash=key.key_hash, status="active"),
+            datetime.now(UTC),
+        )
 
-    settings = SlaEngineSettings(database_url=stack.database_urls["sla-engine"], role="api", log_level="WARNING",
-                                 kafka={"bootstrap_servers": stack.kafka_bootstrap, "group_id": group})
+    settings = SlaEngineSettings(
+        database_url=stack.database_urls["sla-engine"],
+        role="api",
+        log_level="WARNING",
+        kafka={"bootstrap_servers": stack.kafka_bootstrap, "group_id": group},
+    )
     app = create_app(settings)
-    async with LifespanManager(app, startup_timeout=60, shutdown_timeout=30), httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://engine.test") as client:
+    async with (
+        LifespanManager(app, startup_timeout=60, shutdown_timeout=30),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://engine.test") as client,
+    ):
         ready = await client.get("/readyz")
         assert (ready.status_code, ready.json()["checks"]) == (200, {"postgres": True})
-        answer = await client.get("/v1/tickets/INC-1/clocks", params={"at": (T0 + timedelta(hours=2)).isoformat()},
-                                  headers={"Authorization": f"Bearer {key.plaintext}"})
+        answer = await client.get(
+            "/v1/tickets/INC-1/clocks",
+            params={"at": (T0 + timedelta(hours=2)).isoformat()},
+            headers={"Authorization": f"Bearer {key.plaintext}"},
+        )
         assert answer.status_code == 200, answer.text
         assert [(c["metric"], c["state"], c["elapsed_seconds"]) for c in answer.json()["clocks"]] == [
-            ("resolution", "running", 7200)]
+            ("resolution", "running", 7200)
+        ]
         assert (await client.get("/v1/tickets/INC-1/clocks")).status_code == 401  # still needs a key
 
         admin = AIOKafkaAdminClient(bootstrap_servers=stack.kafka_bootstrap)

@@ -51,13 +51,17 @@ policies:
 async def announced(sessions: async_sessionmaker[AsyncSession], tenant: str) -> list[tuple[str, dict[str, Any]]]:
     o = tables.outbox
     async with sessions() as session:
-        rows = await session.execute(sa.select(o.c.key, o.c.payload).where(
-            o.c.topic == topics.CALENDARS, o.c.key.like(f"{tenant}/%")).order_by(o.c.id))
+        rows = await session.execute(
+            sa.select(o.c.key, o.c.payload)
+            .where(o.c.topic == topics.CALENDARS, o.c.key.like(f"{tenant}/%"))
+            .order_by(o.c.id)
+        )
     return [(row.key, json.loads(row.payload)) for row in rows]
 
 
 async def test_each_applied_version_announces_its_calendars_and_a_refused_bundle_none(
-        sessions: async_sessionmaker[AsyncSession]) -> None:
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
     tenant = f"cal-{uuid.uuid4().hex[:8]}"
     bundles = BundleCache()
     config = ConfigService(engine_units(sessions), bundles, ClockKeeper(engine_units(sessions), bundles))
@@ -69,13 +73,20 @@ async def test_each_applied_version_announces_its_calendars_and_a_refused_bundle
     await config.apply(tenant, BUNDLE, "yaml", "none", NOW)  # version 2: announced again, under its own id
     events = await announced(sessions, tenant)
     assert [(key, event["id"]) for key, event in events] == [
-        (f"{tenant}/cn-business", "calendar:cn-business@1"), (f"{tenant}/uk-office", "calendar:uk-office@1"),
-        (f"{tenant}/cn-business", "calendar:cn-business@2"), (f"{tenant}/uk-office", "calendar:uk-office@2")]
+        (f"{tenant}/cn-business", "calendar:cn-business@1"),
+        (f"{tenant}/uk-office", "calendar:uk-office@1"),
+        (f"{tenant}/cn-business", "calendar:cn-business@2"),
+        (f"{tenant}/uk-office", "calendar:uk-office@2"),
+    ]
     assert {event["type"] for _, event in events} == {CALENDAR_EVENT}
     assert {event["tenantid"] for _, event in events} == {tenant}
     cn = CalendarData.model_validate(events[0][1]["data"])
     assert (cn.calendar_id, cn.bundle_version, cn.timezone, cn.holidays_country) == (
-        "cn-business", 1, "Asia/Shanghai", "CN")
+        "cn-business",
+        1,
+        "Asia/Shanghai",
+        "CN",
+    )
     assert cn.hours == (((9 * 3600, 12 * 3600), (13 * 3600, 18 * 3600)),) * 5 + ((), ())
     assert cn.extra_workdays == ((date(2026, 10, 10), 4),)
     uk = CalendarData.model_validate(events[1][1]["data"])

@@ -48,15 +48,18 @@ T0 = datetime(2026, 11, 2, 8, tzinfo=UTC)
 
 def records(events: list[dict[str, Any]]) -> list[ConsumerRecord[bytes, bytes]]:
     values = [json.dumps(event).encode() for event in events]
-    return [ConsumerRecord(topics.TICKETS, 0, offset, 0, 0, None, value, None, 0, len(value), [])
-            for offset, value in enumerate(values)]
+    return [
+        ConsumerRecord(topics.TICKETS, 0, offset, 0, 0, None, value, None, 0, len(value), [])
+        for offset, value in enumerate(values)
+    ]
 
 
 async def clock_events(sessions: async_sessionmaker[AsyncSession], tenant: str) -> list[dict[str, Any]]:
     o = tables.outbox
     async with sessions() as session:
-        rows = await session.execute(sa.select(o.c.payload).where(o.c.topic == topics.CLOCKS,
-                                                                  o.c.key.like(f"{tenant}/%")).order_by(o.c.id))
+        rows = await session.execute(
+            sa.select(o.c.payload).where(o.c.topic == topics.CLOCKS, o.c.key.like(f"{tenant}/%")).order_by(o.c.id)
+        )
     return [json.loads(row.payload) for row in rows]
 
 
@@ -72,8 +75,12 @@ async def test_a_cycle_numbers_its_events_across_batches_and_ends_on_the_clock(
     def at(hours: int, **fields: Any) -> dict[str, Any]:
         return ticket_event(tenant, "INC-1", T0 + timedelta(hours=hours), **fields)
 
-    batches = [[at(0)], [at(5, action="updated", status="pending_customer")],
-               [at(7, action="updated", status="in_progress"), at(16, action="resolved", status="resolved")]]
+    batches = [
+        [at(0)],
+        [at(5, action="updated", status="pending_customer")],
+        [at(7, action="updated", status="in_progress"), at(16, action="resolved", status="resolved")],
+    ]
+
     async def consume(events: list[dict[str, Any]]) -> None:
         await keeper.on_ticket_records(records(events))
         await keeper.reconcile_due(limit=10, per_tenant=10, budget_seconds=60)  # the reconcile loop's round
@@ -91,12 +98,21 @@ async def test_a_cycle_numbers_its_events_across_batches_and_ends_on_the_clock(
     assert len({e["id"] for e in events}) == len(events)
     assert "recalculated" in [e["data"]["transition"] for e in events]
     async with sessions() as session:
-        counted = (await session.execute(sa.select(tables.cycle_sequences.c.sequence).where(
-            tables.cycle_sequences.c.tenant_id == tenant))).scalars().all()
-        clock = (await session.execute(sa.select(tables.clocks.c.clock).where(
-            tables.clocks.c.tenant_id == tenant))).scalar_one()
+        counted = (
+            (
+                await session.execute(
+                    sa.select(tables.cycle_sequences.c.sequence).where(tables.cycle_sequences.c.tenant_id == tenant)
+                )
+            )
+            .scalars()
+            .all()
+        )
+        clock = (
+            await session.execute(sa.select(tables.clocks.c.clock).where(tables.clocks.c.tenant_id == tenant))
+        ).scalar_one()
     assert counted == [len(events)]
     last = events[-1]["data"]
     assert (last["state"], last["breached"], last["elapsed_seconds"]) == ("breached", True, 14 * 3600)
-    assert {k: v for k, v in last.items() if k not in ("transition", "sequence", "threshold", "retracts")} == \
-        {k: v for k, v in clock.items() if k not in ("transition", "sequence", "threshold", "retracts")}
+    assert {k: v for k, v in last.items() if k not in ("transition", "sequence", "threshold", "retracts")} == {
+        k: v for k, v in clock.items() if k not in ("transition", "sequence", "threshold", "retracts")
+    }

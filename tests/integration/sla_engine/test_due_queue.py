@@ -48,10 +48,23 @@ async def queue(sessions: async_sessionmaker[AsyncSession], counts: dict[str, in
     names = {label: f"due-{label}-{uuid.uuid4().hex[:6]}" for label in counts}
     rows = []
     for place, (label, count) in enumerate(counts.items()):
-        rows += [{"tenant_id": names[label], "ticket_id": f"T{n:04}", "transition": "events",
-                  "due_at": NOW - timedelta(days=1) + timedelta(seconds=n + place / 10)} for n in range(count)]
-        rows.append({"tenant_id": names[label], "ticket_id": "LATER", "transition": "warning",
-                     "due_at": NOW + timedelta(hours=1)})
+        rows += [
+            {
+                "tenant_id": names[label],
+                "ticket_id": f"T{n:04}",
+                "transition": "events",
+                "due_at": NOW - timedelta(days=1) + timedelta(seconds=n + place / 10),
+            }
+            for n in range(count)
+        ]
+        rows.append(
+            {
+                "tenant_id": names[label],
+                "ticket_id": "LATER",
+                "transition": "warning",
+                "due_at": NOW + timedelta(hours=1),
+            }
+        )
     async with sessions() as session, session.begin():
         await session.execute(sa.insert(tables.timers), rows)
     return names
@@ -72,14 +85,21 @@ async def test_a_round_takes_tenants_in_turn_within_their_caps(sessions: async_s
         assert all(timer.ticket_id != "LATER" for timer in due)
         # Turn by turn: the first 3 rows are each tenant's earliest ticket, in due order.
         assert [(t.tenant_id, t.ticket_id) for t in due[:3]] == [
-            (names["big"], "T0000"), (names["small"], "T0000"), (names["capped"], "T0000")]
+            (names["big"], "T0000"),
+            (names["small"], "T0000"),
+            (names["capped"], "T0000"),
+        ]
         assert [t.ticket_id for t in due if t.tenant_id == names["big"]] == [f"T{n:04}" for n in range(20)]
 
         # The limit cuts into a turn, earliest due first: every tenant's first ticket, then big's second.
         async with sessions() as session, session.begin():
             due = await SqlTimerRepository(session).due_tickets(NOW, 4, 20)
         assert [(t.tenant_id, t.ticket_id) for t in due] == [
-            (names["big"], "T0000"), (names["small"], "T0000"), (names["capped"], "T0000"), (names["big"], "T0001")]
+            (names["big"], "T0000"),
+            (names["small"], "T0000"),
+            (names["capped"], "T0000"),
+            (names["big"], "T0001"),
+        ]
     finally:
         await drop(sessions, names)
 
@@ -125,12 +145,31 @@ async def test_the_queue_is_ranked_once_even_on_statistics_of_an_empty_table(
     async with sessions() as session, session.begin():
         # Statistics say what an ANALYZE of an almost empty queue says; then 1,500 tickets come due.
         await session.execute(sa.text("UPDATE pg_class SET reltuples = 1 WHERE relname = 'timers'"))
-        await session.execute(sa.insert(tables.timers), [
-            {"tenant_id": names["stale"], "ticket_id": f"T{n:04}", "transition": "events",
-             "due_at": NOW - timedelta(seconds=n)} for n in range(1500)])
-        explained = await session.execute(sa.text(f"EXPLAIN (ANALYZE, FORMAT JSON) {DUE_TICKETS.text}"), {
-            "now": NOW, "limit": 200, "candidates": 600, "per_tenant": 50, "cap_tenants": [], "cap_counts": [],
-            "part": 0, "parts": 1})
+        await session.execute(
+            sa.insert(tables.timers),
+            [
+                {
+                    "tenant_id": names["stale"],
+                    "ticket_id": f"T{n:04}",
+                    "transition": "events",
+                    "due_at": NOW - timedelta(seconds=n),
+                }
+                for n in range(1500)
+            ],
+        )
+        explained = await session.execute(
+            sa.text(f"EXPLAIN (ANALYZE, FORMAT JSON) {DUE_TICKETS.text}"),
+            {
+                "now": NOW,
+                "limit": 200,
+                "candidates": 600,
+                "per_tenant": 50,
+                "cap_tenants": [],
+                "cap_counts": [],
+                "part": 0,
+                "parts": 1,
+            },
+        )
         plan = explained.scalar_one()
         plan = json.loads(plan) if isinstance(plan, str) else plan
         await session.rollback()
@@ -149,8 +188,9 @@ async def test_a_snapshot_stored_while_its_ticket_is_reconciled_is_not_waited_fo
     now = Clock(T0 + timedelta(hours=1))
     keeper = ClockKeeper(engine_units(sessions), BundleCache(), now)
     await keeper.on_ticket_records(records([ticket_event(tenant, "INC-1", T0)]))
-    resolved = records([ticket_event(tenant, "INC-1", T0 + timedelta(minutes=30), action="resolved",
-                                     status="resolved")])
+    resolved = records(
+        [ticket_event(tenant, "INC-1", T0 + timedelta(minutes=30), action="resolved", status="resolved")]
+    )
     evaluate = keeper._evaluator.evaluate  # the seam between the round's read and its save
 
     async def resolution_arrives_first(jobs: Sequence[Job], at: datetime, sources: Sources) -> list[Outcome]:
@@ -164,13 +204,15 @@ async def test_a_snapshot_stored_while_its_ticket_is_reconciled_is_not_waited_fo
 
     async with sessions() as session:
         timer = (await session.execute(sa.select(tables.timers).where(tables.timers.c.tenant_id == tenant))).one()
-        state = (await session.execute(sa.select(tables.clocks.c.state).where(
-            tables.clocks.c.tenant_id == tenant))).scalar_one()
+        state = (
+            await session.execute(sa.select(tables.clocks.c.state).where(tables.clocks.c.tenant_id == tenant))
+        ).scalar_one()
     assert (timer.due_at, timer.transition) == (now.at, EVENTS_DUE)  # still due, not the warning timer
     assert state == "running"  # what the round saw
     await keeper.reconcile_due(limit=10, per_tenant=10, budget_seconds=60)
     async with sessions() as session:
         timers = (await session.execute(sa.select(tables.timers).where(tables.timers.c.tenant_id == tenant))).all()
-        state = (await session.execute(sa.select(tables.clocks.c.state).where(
-            tables.clocks.c.tenant_id == tenant))).scalar_one()
+        state = (
+            await session.execute(sa.select(tables.clocks.c.state).where(tables.clocks.c.tenant_id == tenant))
+        ).scalar_one()
     assert (timers, state) == ([], "met")

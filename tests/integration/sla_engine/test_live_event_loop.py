@@ -69,8 +69,11 @@ async def produce(bootstrap: str, tenant: str, tickets: list[Ticket]) -> None:
         for step in range(max(len(ticket.events) for ticket in tickets)):
             for ticket in tickets:
                 if step < len(ticket.events):
-                    await producer.send(topics.TICKETS, json.dumps(ticket.events[step]).encode(),
-                                        key=topics.ticket_key(tenant, ticket.ticket_id).encode())
+                    await producer.send(
+                        topics.TICKETS,
+                        json.dumps(ticket.events[step]).encode(),
+                        key=topics.ticket_key(tenant, ticket.ticket_id).encode(),
+                    )
         await producer.flush()
     finally:
         await producer.stop()
@@ -81,16 +84,16 @@ async def caught_up(sessions: async_sessionmaker[AsyncSession], tenant: str) -> 
     v, t = tables.ticket_versions, tables.timers
     waiting = sa.select(t.c.ticket_id).where(t.c.tenant_id == tenant, t.c.transition == "events")
     async with sessions() as session:
-        count = await session.scalar(sa.select(sa.func.count()).select_from(v).where(
-            v.c.tenant_id == tenant, v.c.ticket_id.not_in(waiting)))
+        count = await session.scalar(
+            sa.select(sa.func.count()).select_from(v).where(v.c.tenant_id == tenant, v.c.ticket_id.not_in(waiting))
+        )
     return int(count or 0)
 
 
 async def stored_events(sessions: async_sessionmaker[AsyncSession], tenant: str) -> int:
     e = tables.ticket_events
     async with sessions() as session:
-        return int(await session.scalar(sa.select(sa.func.count()).select_from(e).where(e.c.tenant_id == tenant))
-                   or 0)
+        return int(await session.scalar(sa.select(sa.func.count()).select_from(e).where(e.c.tenant_id == tenant)) or 0)
 
 
 async def until(condition: Callable[[], Awaitable[bool]]) -> None:
@@ -104,11 +107,13 @@ async def until(condition: Callable[[], Awaitable[bool]]) -> None:
 async def until_caught_up(sessions: async_sessionmaker[AsyncSession], tenant: str, tickets: int) -> None:
     async def done() -> bool:
         return await caught_up(sessions, tenant) >= tickets
+
     await until(done)
 
 
 async def test_a_flood_on_an_expensive_bundle_keeps_the_consumer_in_its_group_and_another_tenant_unblocked(
-    stack: Stack, sessions: async_sessionmaker[AsyncSession],
+    stack: Stack,
+    sessions: async_sessionmaker[AsyncSession],
 ) -> None:
     flooding, other = f"flood-{uuid.uuid4().hex[:8]}", f"other-{uuid.uuid4().hex[:8]}"
     bundles = BundleCache()
@@ -129,6 +134,7 @@ async def test_a_flood_on_an_expensive_bundle_keeps_the_consumer_in_its_group_an
 
         async def flood_stored() -> bool:
             return await stored_events(sessions, flooding) >= flood_events
+
         await until(flood_stored)
         flood_done_when_other_sent = await caught_up(sessions, flooding)
         await produce(stack.kafka_bootstrap, other, others)
@@ -149,6 +155,7 @@ async def test_a_flood_on_an_expensive_bundle_keeps_the_consumer_in_its_group_an
     assert rebalances - rebalances_before == 0
     assert failures - failures_before == 0
     async with sessions() as session:
-        clocks = await session.scalar(sa.select(sa.func.count(sa.distinct(tables.clocks.c.ticket_id))).where(
-            tables.clocks.c.tenant_id == other))
+        clocks = await session.scalar(
+            sa.select(sa.func.count(sa.distinct(tables.clocks.c.ticket_id))).where(tables.clocks.c.tenant_id == other)
+        )
     assert clocks == OTHER_TICKETS

@@ -45,15 +45,30 @@ def encoded(event: dict[str, Any]) -> bytes:
 
 
 def signal(tenant: str, kind: str, data: dict[str, Any], time: str | None = None) -> dict[str, Any]:
-    return {"specversion": "1.0", "id": uuid.uuid4().hex, "source": "probe://edge", "type": kind,
-            "time": time or (NOW - timedelta(minutes=2)).isoformat(), "tenantid": tenant, "subject": data["service"],
-            "data": data}
+    return {
+        "specversion": "1.0",
+        "id": uuid.uuid4().hex,
+        "source": "probe://edge",
+        "type": kind,
+        "time": time or (NOW - timedelta(minutes=2)).isoformat(),
+        "tenantid": tenant,
+        "subject": data["service"],
+        "data": data,
+    }
 
 
 def key_event(tenant: str, key_id: str, **envelope: str) -> dict[str, Any]:
-    return {"specversion": "1.0", "id": uuid.uuid4().hex, "source": "slm://intake", "type": API_KEY_EVENT,
-            "time": NOW.isoformat(), "tenantid": tenant, "subject": key_id, **envelope,
-            "data": signed_key_json(tenant, key_id)}
+    return {
+        "specversion": "1.0",
+        "id": uuid.uuid4().hex,
+        "source": "slm://intake",
+        "type": API_KEY_EVENT,
+        "time": NOW.isoformat(),
+        "tenantid": tenant,
+        "subject": key_id,
+        **envelope,
+        "data": signed_key_json(tenant, key_id),
+    }
 
 
 @asynccontextmanager
@@ -68,12 +83,17 @@ async def count(engine: AsyncEngine, query: str, **parameters: str) -> int:
 
 
 async def test_a_poison_record_on_each_consumed_topic_is_set_aside_once_and_skipped_after_a_restart(
-        stack: Stack) -> None:
+    stack: Stack,
+) -> None:
     tenant = f"poison-{uuid.uuid4().hex[:8]}"
     group = f"sla-engine-test-{uuid.uuid4().hex[:8]}"
     settings = SlaEngineSettings(
-        database_url=stack.database_urls["sla-engine"], log_level="WARNING", outbox_poll_seconds=0.1,
-        kafka={"bootstrap_servers": stack.kafka_bootstrap, "group_id": group}, key_announcement_public_keys=PUBLIC_KEY)
+        database_url=stack.database_urls["sla-engine"],
+        log_level="WARNING",
+        outbox_poll_seconds=0.1,
+        kafka={"bootstrap_servers": stack.kafka_bootstrap, "group_id": group},
+        key_announcement_public_keys=PUBLIC_KEY,
+    )
     await ensure_topics(stack.kafka_bootstrap, [topics.TICKETS, topics.SIGNALS, topics.TENANTS])
     # New groups that skip the shared topics' history: only this test's records are theirs.
     await start_group_at_end(stack.kafka_bootstrap, group, [topics.TICKETS])
@@ -83,22 +103,34 @@ async def test_a_poison_record_on_each_consumed_topic_is_set_aside_once_and_skip
 
     tickets = [ticket_event(tenant, "INC-1", NOW - timedelta(minutes=30 - n), action="updated") for n in range(5)]
     # A snapshot whose source and id (512 four-byte characters each) would make an inbox key PostgreSQL refuses.
-    ticket_poison = ticket_event(tenant, "INC-1", NOW - timedelta(minutes=3), event_id=unindexable(),
-                                 source=unindexable(seed=1))
+    ticket_poison = ticket_event(
+        tenant, "INC-1", NOW - timedelta(minutes=3), event_id=unindexable(), source=unindexable(seed=1)
+    )
     available = {"service": "email", "component": "smtp", "state": "up"}
-    signals = [signal(tenant, AVAILABILITY_EVENT, available),
-               signal(tenant, MEASUREMENT_EVENT, {"service": "api", "sli": "latency_ms", "value": 120.0}),
-               signal(tenant, AVAILABILITY_EVENT, {**available, "state": "down"}),
-               signal(tenant, MEASUREMENT_EVENT, {"service": "api", "sli": "latency_ms", "value": 90.0})]
+    signals = [
+        signal(tenant, AVAILABILITY_EVENT, available),
+        signal(tenant, MEASUREMENT_EVENT, {"service": "api", "sli": "latency_ms", "value": 120.0}),
+        signal(tenant, AVAILABILITY_EVENT, {**available, "state": "down"}),
+        signal(tenant, MEASUREMENT_EVENT, {"service": "api", "sli": "latency_ms", "value": 90.0}),
+    ]
     signal_poisons = {
-        "time: 1900-01-01T00:00:00+00:00 is more than 100 days old":
-            signal(tenant, AVAILABILITY_EVENT, available, time="1900-01-01T00:00:00Z"),
-        "start: 0001-01-01T00:30:00+01:00 is outside the range of UTC instants":
-            signal(tenant, MAINTENANCE_EVENT, {"service": "email", "window_id": "mw-1",
-                                               "start": "0001-01-01T00:30:00+01:00",
-                                               "end": "2026-12-31T00:00:00Z", "status": "scheduled"}),
-        "data.service: longer than 200 bytes in UTF-8":
-            signal(tenant, MEASUREMENT_EVENT, {"service": unindexable(), "sli": unindexable(seed=1), "value": 1.0}),
+        "time: 1900-01-01T00:00:00+00:00 is more than 100 days old": signal(
+            tenant, AVAILABILITY_EVENT, available, time="1900-01-01T00:00:00Z"
+        ),
+        "start: 0001-01-01T00:30:00+01:00 is outside the range of UTC instants": signal(
+            tenant,
+            MAINTENANCE_EVENT,
+            {
+                "service": "email",
+                "window_id": "mw-1",
+                "start": "0001-01-01T00:30:00+01:00",
+                "end": "2026-12-31T00:00:00Z",
+                "status": "scheduled",
+            },
+        ),
+        "data.service: longer than 200 bytes in UTF-8": signal(
+            tenant, MEASUREMENT_EVENT, {"service": unindexable(), "sli": unindexable(seed=1), "value": 1.0}
+        ),
     }
     keys = [key_event(tenant, f"k{n}-{uuid.uuid4().hex[:6]}") for n in range(3)]
     not_a_key = ticket_event(tenant, "INC-9", NOW)  # another event type on the topic: ignored, never blocking
@@ -124,18 +156,31 @@ async def test_a_poison_record_on_each_consumed_topic_is_set_aside_once_and_skip
             for topic, (_, events, key) in plan.items():
                 sent[topic] = await produce(stack.kafka_bootstrap, topic, [encoded(e) for e in events], key.encode())
             await eventually(all_committed, "every partition committed past its poison records")
-        assert await count(engine, "SELECT count(*) FROM inbox WHERE consumer = 'sla-engine.tickets' "
-                                   "AND tenant_id = :tenant", tenant=tenant) == len(tickets)
-        assert await count(engine, "SELECT count(*) FROM inbox WHERE consumer = 'sla-engine.signals' "
-                                   "AND tenant_id = :tenant", tenant=tenant) == len(signals)
-        assert await count(engine, "SELECT count(*) FROM api_keys WHERE tenant_id = :tenant",
-                           tenant=tenant) == len(keys)
+        assert await count(
+            engine,
+            "SELECT count(*) FROM inbox WHERE consumer = 'sla-engine.tickets' AND tenant_id = :tenant",
+            tenant=tenant,
+        ) == len(tickets)
+        assert await count(
+            engine,
+            "SELECT count(*) FROM inbox WHERE consumer = 'sla-engine.signals' AND tenant_id = :tenant",
+            tenant=tenant,
+        ) == len(signals)
+        assert await count(engine, "SELECT count(*) FROM api_keys WHERE tenant_id = :tenant", tenant=tenant) == len(
+            keys
+        )
 
-        rows = [*await set_aside_rows(engine, group), *await set_aside_rows(engine, f"{group}-signals"),
-                *await set_aside_rows(engine, f"{group}-api-keys")]
+        rows = [
+            *await set_aside_rows(engine, group),
+            *await set_aside_rows(engine, f"{group}-signals"),
+            *await set_aside_rows(engine, f"{group}-api-keys"),
+        ]
         assert sorted((r.topic, r.offset) for r in rows) == sorted(
-            (topic, offset) for topic, (_, events, _) in plan.items()
-            for (_, offset), event in zip(sent[topic], events, strict=True) if encoded(event) in poison_values)
+            (topic, offset)
+            for topic, (_, events, _) in plan.items()
+            for (_, offset), event in zip(sent[topic], events, strict=True)
+            if encoded(event) in poison_values
+        )
         assert {r.value for r in rows} == poison_values
         assert {r.tenant_id for r in rows} == {tenant}
         by_value = {r.value: r for r in rows}
@@ -153,9 +198,16 @@ async def test_a_poison_record_on_each_consumed_topic_is_set_aside_once_and_skip
         async with running_engine(settings):
             await eventually(all_committed, "the restarted consumers committed their offsets")
         assert {topic: consumed(topic, "skipped") - skipped[topic] for topic in plan} == {
-            topics.TICKETS: 1, topics.SIGNALS: len(signal_poisons), topics.TENANTS: 1}
-        assert len([*await set_aside_rows(engine, group), *await set_aside_rows(engine, f"{group}-signals"),
-                *await set_aside_rows(engine, f"{group}-api-keys")]) == len(
-            rows)
+            topics.TICKETS: 1,
+            topics.SIGNALS: len(signal_poisons),
+            topics.TENANTS: 1,
+        }
+        assert len(
+            [
+                *await set_aside_rows(engine, group),
+                *await set_aside_rows(engine, f"{group}-signals"),
+                *await set_aside_rows(engine, f"{group}-api-keys"),
+            ]
+        ) == len(rows)
     finally:
         await engine.dispose()

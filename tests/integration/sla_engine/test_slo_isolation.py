@@ -39,13 +39,15 @@ def failures() -> float:
 async def evaluated_slos(sessions: async_sessionmaker[AsyncSession], tenant: str) -> list[str]:
     e = tables.slo_evaluations
     async with sessions() as session:
-        rows = await session.execute(sa.select(e.c.slo_id).where(e.c.tenant_id == tenant, e.c.status.is_not(None))
-                                     .order_by(e.c.slo_id))
+        rows = await session.execute(
+            sa.select(e.c.slo_id).where(e.c.tenant_id == tenant, e.c.status.is_not(None)).order_by(e.c.slo_id)
+        )
     return list(rows.scalars())
 
 
 async def test_a_tenant_whose_stored_bundle_fails_does_not_stop_the_others(
-        sessions: async_sessionmaker[AsyncSession]) -> None:
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
     run = uuid.uuid4().hex[:8]
     broken, healthy = f"iso-a-{run}", f"iso-b-{run}"
     async with sessions() as session, session.begin():
@@ -61,15 +63,27 @@ async def test_a_tenant_whose_stored_bundle_fails_does_not_stop_the_others(
 
 
 async def test_an_slo_that_fails_is_rolled_back_alone_and_the_tenants_other_slos_are_kept(
-        sessions: async_sessionmaker[AsyncSession]) -> None:
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
     tenant = f"iso-{uuid.uuid4().hex[:8]}"
     async with sessions() as session, session.begin():
         await SqlBundleRepository(session).add_config(tenant, dump_bundle(parse_bundle(GOOD)), GOOD)
         # A clock whose stop time is not a timestamp: reading the ticket SLO's minutes fails in the database.
-        await session.execute(sa.insert(tables.clocks).values(
-            tenant_id=tenant, ticket_id="INC-1", policy_id="gold-incidents", metric="resolution", cycle=1,
-            policy_version=1, state="met", breached=False, due_at=None, updated_at=AT,
-            clock={"service": "email", "stopped_at": "not a time"}))
+        await session.execute(
+            sa.insert(tables.clocks).values(
+                tenant_id=tenant,
+                ticket_id="INC-1",
+                policy_id="gold-incidents",
+                metric="resolution",
+                cycle=1,
+                policy_version=1,
+                state="met",
+                breached=False,
+                due_at=None,
+                updated_at=AT,
+                clock={"service": "email", "stopped_at": "not a time"},
+            )
+        )
     keeper = SloKeeper(engine_units(sessions), BundleCache(), Clock(AT), status_interval_seconds=0)
     before = failures()
     assert await keeper.evaluate_all([tenant]) == 1
@@ -80,4 +94,6 @@ async def test_an_slo_that_fails_is_rolled_back_alone_and_the_tenants_other_slos
     async with sessions() as session:
         rows = (await session.execute(sa.select(o.c.topic, o.c.payload).where(o.c.key.like(f"{tenant}/%")))).all()
     assert {(row.topic, json.loads(row.payload)["data"]["slo_id"]) for row in rows} == {
-        (topics.SLO_STATUS, "api-success"), (topics.SLO_ALERTS, "api-success")}
+        (topics.SLO_STATUS, "api-success"),
+        (topics.SLO_ALERTS, "api-success"),
+    }

@@ -28,10 +28,17 @@ async def test_arrays_and_sums_read_back_the_same_status(sessions: async_session
     generator = random.Random(7)
     first = AT.replace(second=0) - timedelta(days=10)
     minutes = [first + timedelta(minutes=index) for index in range(10 * 1_440) if generator.random() < 0.15]
-    ratios = [RatioMinute(minute, good, good + generator.choice([0, 0, 3])) for minute in minutes
-              for good in [generator.randrange(100)]]
-    availability = [AvailabilityMinute(minute, up, 60 - up - down, down, 0) for minute in minutes
-                    for up in [generator.randrange(40, 61)] for down in [generator.randrange(61 - up)]]
+    ratios = [
+        RatioMinute(minute, good, good + generator.choice([0, 0, 3]))
+        for minute in minutes
+        for good in [generator.randrange(100)]
+    ]
+    availability = [
+        AvailabilityMinute(minute, up, 60 - up - down, down, 0)
+        for minute in minutes
+        for up in [generator.randrange(40, 61)]
+        for down in [generator.randrange(61 - up)]
+    ]
     # Written as the service writes them, so the day sums are kept too: the ratio minutes in two batches (the
     # second adds to minutes already stored, as late signals do), the availability minutes replaced twice
     # (the second time from an instant in the middle of a day, as a late state change does).
@@ -46,12 +53,18 @@ async def test_arrays_and_sums_read_back_the_same_status(sessions: async_session
         await repository.replace_availability_minutes(tenant, "web", replaced_from, changed[::2])
     ratios = merge_ratio([*ratios, *late])
     availability = [row for row in availability if row.minute < replaced_from] + changed[::2]
-    ratio_slo = slo_definition(parse_bundle(
-        "slos:\n  - {id: a, service: api, sli: {type: ratio, sli: requests}, objective: 99, window: {rolling: 7d}}\n"
-    ).slos[0])
-    web_slo = slo_definition(parse_bundle(
-        "slos:\n  - {id: w, service: web, sli: {type: availability, degraded_weight: 0.5}, objective: 99, "
-        "window: {rolling: 7d}}\n").slos[0])
+    ratio_slo = slo_definition(
+        parse_bundle(
+            "slos:\n  - {id: a, service: api, sli: {type: ratio, sli: requests}, objective: 99,"
+            " window: {rolling: 7d}}\n"
+        ).slos[0]
+    )
+    web_slo = slo_definition(
+        parse_bundle(
+            "slos:\n  - {id: w, service: web, sli: {type: availability, degraded_weight: 0.5}, objective: 99, "
+            "window: {rolling: 7d}}\n"
+        ).slos[0]
+    )
     start, split = AT - timedelta(days=7), AT - timedelta(days=3)  # whole days in between, and edges
     async with sessions() as session:
         repository = SqlSloRepository(session)

@@ -61,40 +61,68 @@ async def tenant(sessions: async_sessionmaker[AsyncSession]) -> str:
     return tenant_id
 
 
-def record(tenant: str, event_type: str, time: datetime, data: dict[str, Any], event_id: str | None = None
-           ) -> ConsumerRecord[bytes, bytes]:
-    event = {"specversion": "1.0", "id": event_id or uuid.uuid4().hex, "source": "probe://test",
-             "type": event_type, "time": time.isoformat(), "tenantid": tenant, "subject": data["service"],
-             "data": data}
+def record(
+    tenant: str, event_type: str, time: datetime, data: dict[str, Any], event_id: str | None = None
+) -> ConsumerRecord[bytes, bytes]:
+    event = {
+        "specversion": "1.0",
+        "id": event_id or uuid.uuid4().hex,
+        "source": "probe://test",
+        "type": event_type,
+        "time": time.isoformat(),
+        "tenantid": tenant,
+        "subject": data["service"],
+        "data": data,
+    }
     value = json.dumps(event).encode()
     return ConsumerRecord(topics.SIGNALS, 0, 0, 0, 0, None, value, None, 0, len(value), [])
 
 
 def availability(tenant: str, time: str, state: str) -> ConsumerRecord[bytes, bytes]:
-    return record(tenant, "itsm.availability.v1", utc(time),
-                  {"service": "email", "component": "smtp", "state": state}, event_id=f"av-{time}")
+    return record(
+        tenant,
+        "itsm.availability.v1",
+        utc(time),
+        {"service": "email", "component": "smtp", "state": state},
+        event_id=f"av-{time}",
+    )
 
 
 def window(tenant: str, end: datetime, good: int, total: int = 1_000) -> ConsumerRecord[bytes, bytes]:
-    return record(tenant, "itsm.measurement.v1", end,
-                  {"service": "api", "sli": "requests", "window_start": (end - timedelta(minutes=1)).isoformat(),
-                   "window_end": end.isoformat(), "good": good, "total": total})
+    return record(
+        tenant,
+        "itsm.measurement.v1",
+        end,
+        {
+            "service": "api",
+            "sli": "requests",
+            "window_start": (end - timedelta(minutes=1)).isoformat(),
+            "window_end": end.isoformat(),
+            "good": good,
+            "total": total,
+        },
+    )
 
 
 async def published(sessions: async_sessionmaker[AsyncSession], tenant: str) -> list[tuple[str, dict[str, Any]]]:
     o = tables.outbox
     async with sessions() as session:
-        rows = await session.execute(sa.select(o.c.topic, o.c.payload).where(o.c.key.like(f"{tenant}/%"))
-                                     .order_by(o.c.id))
+        rows = await session.execute(
+            sa.select(o.c.topic, o.c.payload).where(o.c.key.like(f"{tenant}/%")).order_by(o.c.id)
+        )
     return [(row.topic, json.loads(row.payload)) for row in rows]
 
 
-async def test_an_outage_a_late_maintenance_window_and_redelivery(sessions: async_sessionmaker[AsyncSession],
-                                                                   tenant: str) -> None:
+async def test_an_outage_a_late_maintenance_window_and_redelivery(
+    sessions: async_sessionmaker[AsyncSession], tenant: str
+) -> None:
     clock = Clock(utc("2026-11-10T12:00:00"))
     keeper = SloKeeper(engine_units(sessions), BundleCache(), clock, status_interval_seconds=0)
-    batch = [availability(tenant, "2026-11-01T00:00:00", "up"), availability(tenant, "2026-11-10T10:00:00", "down"),
-             availability(tenant, "2026-11-10T10:40:00", "up")]
+    batch = [
+        availability(tenant, "2026-11-01T00:00:00", "up"),
+        availability(tenant, "2026-11-10T10:00:00", "down"),
+        availability(tenant, "2026-11-10T10:40:00", "up"),
+    ]
     await keeper.on_signal_records(batch)
     statuses = [data["data"] for topic, data in await published(sessions, tenant) if topic == topics.SLO_STATUS]
     email = [status for status in statuses if status["slo_id"] == "email-availability"]
@@ -106,28 +134,44 @@ async def test_an_outage_a_late_maintenance_window_and_redelivery(sessions: asyn
     assert email[0]["error_budget_remaining"] == pytest.approx(192)
 
     # 2,400 s down in the last 2 h and 1 d: burn rates of 333x and 27.8x open a ticket (the last 1 h is clean).
-    alerts = [(data["data"]["alert"], data["data"]["state"]) for topic, data in await published(sessions, tenant)
-              if topic == topics.SLO_ALERTS]
+    alerts = [
+        (data["data"]["alert"], data["data"]["state"])
+        for topic, data in await published(sessions, tenant)
+        if topic == topics.SLO_ALERTS
+    ]
     assert alerts == [("ticket", "firing")]
 
     before = await published(sessions, tenant)
     await keeper.on_signal_records(batch)  # redelivered: no new effect, no new event
     assert await published(sessions, tenant) == before
 
-    late = record(tenant, "itsm.maintenance.v1", utc("2026-11-09T08:00:00"),
-                  {"service": "email", "window_id": "chg-77", "start": "2026-11-10T10:00:00+00:00",
-                   "end": "2026-11-10T10:30:00+00:00", "status": "scheduled"})
+    late = record(
+        tenant,
+        "itsm.maintenance.v1",
+        utc("2026-11-09T08:00:00"),
+        {
+            "service": "email",
+            "window_id": "chg-77",
+            "start": "2026-11-10T10:00:00+00:00",
+            "end": "2026-11-10T10:30:00+00:00",
+            "status": "scheduled",
+        },
+    )
     await keeper.on_signal_records([late])
-    email = [data["data"] for topic, data in await published(sessions, tenant)
-             if topic == topics.SLO_STATUS and data["data"]["slo_id"] == "email-availability"]
+    email = [
+        data["data"]
+        for topic, data in await published(sessions, tenant)
+        if topic == topics.SLO_STATUS and data["data"]["slo_id"] == "email-availability"
+    ]
     assert len(email) == 2
     assert email[-1]["total"] == 820_800 - 1_800
     assert email[-1]["error_budget_total"] == pytest.approx(2_590.2)
     assert email[-1]["error_budget_remaining"] == pytest.approx(2_590.2 - 600)
 
 
-async def test_a_fast_burn_pages_once_and_resolves_once(sessions: async_sessionmaker[AsyncSession],
-                                                        tenant: str) -> None:
+async def test_a_fast_burn_pages_once_and_resolves_once(
+    sessions: async_sessionmaker[AsyncSession], tenant: str
+) -> None:
     start = utc("2026-11-10T11:00:00")
     clock = Clock(utc("2026-11-10T12:00:00"))
     keeper = SloKeeper(engine_units(sessions), BundleCache(), clock, status_interval_seconds=0)
@@ -137,52 +181,87 @@ async def test_a_fast_burn_pages_once_and_resolves_once(sessions: async_sessionm
     await keeper.on_signal_records([window(tenant, clock.at - timedelta(minutes=29 - m), 1_000) for m in range(30)])
     await keeper.evaluate_all([tenant])
     await keeper.evaluate_all([tenant])
-    alerts = [(data["data"]["alert"], data["data"]["state"]) for topic, data in await published(sessions, tenant)
-              if topic == topics.SLO_ALERTS and data["data"]["slo_id"] == "api-success"]
+    alerts = [
+        (data["data"]["alert"], data["data"]["state"])
+        for topic, data in await published(sessions, tenant)
+        if topic == topics.SLO_ALERTS and data["data"]["slo_id"] == "api-success"
+    ]
     assert alerts.count(("page", "firing")) == 1
     assert alerts.count(("page", "resolved")) == 1
     assert alerts.index(("page", "firing")) < alerts.index(("page", "resolved"))
     assert ("budget_exhausted", "firing") in alerts
 
 
-async def test_latency_samples_count_against_a_threshold_slo(sessions: async_sessionmaker[AsyncSession],
-                                                             tenant: str) -> None:
+async def test_latency_samples_count_against_a_threshold_slo(
+    sessions: async_sessionmaker[AsyncSession], tenant: str
+) -> None:
     clock = Clock(utc("2026-11-10T12:00:00"))
     keeper = SloKeeper(engine_units(sessions), BundleCache(), clock, status_interval_seconds=0)
-    samples = [record(tenant, "itsm.measurement.v1", utc("2026-11-10T11:58:00") + timedelta(seconds=second),
-                      {"service": "api", "sli": "latency_ms", "value": value})
-               for second, value in enumerate([120.0, 300.0, 300.5, 95.0])]
+    samples = [
+        record(
+            tenant,
+            "itsm.measurement.v1",
+            utc("2026-11-10T11:58:00") + timedelta(seconds=second),
+            {"service": "api", "sli": "latency_ms", "value": value},
+        )
+        for second, value in enumerate([120.0, 300.0, 300.5, 95.0])
+    ]
     await keeper.on_signal_records(samples)
-    latency = [data["data"] for topic, data in await published(sessions, tenant)
-               if topic == topics.SLO_STATUS and data["data"]["slo_id"] == "api-latency"]
+    latency = [
+        data["data"]
+        for topic, data in await published(sessions, tenant)
+        if topic == topics.SLO_STATUS and data["data"]["slo_id"] == "api-latency"
+    ]
     assert (latency[-1]["good"], latency[-1]["total"]) == (3, 4)
     assert latency[-1]["sli_value"] == pytest.approx(75)
 
 
-async def test_ticket_sla_attainment_counts_stopped_clocks(sessions: async_sessionmaker[AsyncSession],
-                                                           tenant: str) -> None:
+async def test_ticket_sla_attainment_counts_stopped_clocks(
+    sessions: async_sessionmaker[AsyncSession], tenant: str
+) -> None:
     def clock(ticket: str, state: str, priority: str, stopped_at: str) -> dict[str, Any]:
-        return {"tenant_id": tenant, "ticket_id": ticket, "policy_id": "gold-incidents", "metric": "resolution",
-                "cycle": 1, "policy_version": 1, "state": state, "breached": state == "breached", "due_at": None,
-                "updated_at": utc(stopped_at), "clock": {"service": "email", "priority": priority,
-                                                         "stopped_at": f"{stopped_at}+00:00"}}
+        return {
+            "tenant_id": tenant,
+            "ticket_id": ticket,
+            "policy_id": "gold-incidents",
+            "metric": "resolution",
+            "cycle": 1,
+            "policy_version": 1,
+            "state": state,
+            "breached": state == "breached",
+            "due_at": None,
+            "updated_at": utc(stopped_at),
+            "clock": {"service": "email", "priority": priority, "stopped_at": f"{stopped_at}+00:00"},
+        }
 
     async with sessions() as session, session.begin():
-        await session.execute(sa.insert(tables.clocks), [
-            clock("INC-1", "met", "P2", "2026-11-03T10:00:00"), clock("INC-2", "met", "P2", "2026-11-04T10:00:00"),
-            clock("INC-3", "breached", "P2", "2026-11-05T10:00:00"),
-            clock("INC-4", "breached", "P1", "2026-11-05T11:00:00"),  # another priority
-            clock("INC-5", "running", "P2", "2026-11-05T12:00:00"),  # not stopped
-            clock("INC-6", "met", "P2", "2026-10-30T10:00:00")])  # last month
-    keeper = SloKeeper(engine_units(sessions), BundleCache(), Clock(utc("2026-11-10T12:00:00")),
-                       status_interval_seconds=0)
+        await session.execute(
+            sa.insert(tables.clocks),
+            [
+                clock("INC-1", "met", "P2", "2026-11-03T10:00:00"),
+                clock("INC-2", "met", "P2", "2026-11-04T10:00:00"),
+                clock("INC-3", "breached", "P2", "2026-11-05T10:00:00"),
+                clock("INC-4", "breached", "P1", "2026-11-05T11:00:00"),  # another priority
+                clock("INC-5", "running", "P2", "2026-11-05T12:00:00"),  # not stopped
+                clock("INC-6", "met", "P2", "2026-10-30T10:00:00"),
+            ],
+        )  # last month
+    keeper = SloKeeper(
+        engine_units(sessions), BundleCache(), Clock(utc("2026-11-10T12:00:00")), status_interval_seconds=0
+    )
     await keeper.evaluate_all([tenant])
-    attainment = [data["data"] for topic, data in await published(sessions, tenant)
-                  if topic == topics.SLO_STATUS and data["data"]["slo_id"] == "p2-resolution"]
+    attainment = [
+        data["data"]
+        for topic, data in await published(sessions, tenant)
+        if topic == topics.SLO_STATUS and data["data"]["slo_id"] == "p2-resolution"
+    ]
     assert (attainment[-1]["good"], attainment[-1]["total"]) == (2, 3)
     assert attainment[-1]["error_budget_total"] == pytest.approx(0.15)  # 5 % of 3 tickets
-    alerts = {data["data"]["alert"] for topic, data in await published(sessions, tenant)
-              if topic == topics.SLO_ALERTS and data["data"]["slo_id"] == "p2-resolution"}
+    alerts = {
+        data["data"]["alert"]
+        for topic, data in await published(sessions, tenant)
+        if topic == topics.SLO_ALERTS and data["data"]["slo_id"] == "p2-resolution"
+    }
     assert alerts == {"budget_exhausted"}
 
 
@@ -202,15 +281,18 @@ slos:
     window: {rolling: 7d}
 """
 
-SUNDAY_MAINTENANCE = HOURS_BUNDLE.replace("""\
+SUNDAY_MAINTENANCE = HOURS_BUNDLE.replace(
+    """\
     sli: {type: availability}
-""", """\
+""",
+    """\
     sli:
       type: availability
       maintenance:
         - {rrule: "FREQ=WEEKLY;BYDAY=SU;BYHOUR=2", dtstart: "2026-01-04T02:00", duration: 2h,
            timezone: Europe/Berlin}
-""")
+""",
+)
 
 
 async def apply(sessions: async_sessionmaker[AsyncSession], tenant: str, text: str) -> None:
@@ -219,19 +301,27 @@ async def apply(sessions: async_sessionmaker[AsyncSession], tenant: str, text: s
 
 
 async def test_a_recurring_window_added_later_corrects_the_minutes_already_stored(
-        sessions: async_sessionmaker[AsyncSession]) -> None:
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
     tenant = f"slo-{uuid.uuid4().hex[:8]}"
     await apply(sessions, tenant, HOURS_BUNDLE)
-    keeper = SloKeeper(engine_units(sessions), BundleCache(), Clock(utc("2026-01-12T00:00:00")),
-                       status_interval_seconds=0)
-    await keeper.on_signal_records([
-        availability(tenant, "2026-01-01T00:00:00", "up"),
-        availability(tenant, "2026-01-07T10:00:00", "down"), availability(tenant, "2026-01-07T10:10:00", "up"),
-        availability(tenant, "2026-01-11T02:00:00", "down"), availability(tenant, "2026-01-11T02:30:00", "up")])
+    keeper = SloKeeper(
+        engine_units(sessions), BundleCache(), Clock(utc("2026-01-12T00:00:00")), status_interval_seconds=0
+    )
+    await keeper.on_signal_records(
+        [
+            availability(tenant, "2026-01-01T00:00:00", "up"),
+            availability(tenant, "2026-01-07T10:00:00", "down"),
+            availability(tenant, "2026-01-07T10:10:00", "up"),
+            availability(tenant, "2026-01-11T02:00:00", "down"),
+            availability(tenant, "2026-01-11T02:30:00", "up"),
+        ]
+    )
 
     def latest(found: list[tuple[str, dict[str, Any]]], slo_id: str) -> dict[str, Any]:
-        statuses: list[dict[str, Any]] = [data["data"] for topic, data in found
-                                          if topic == topics.SLO_STATUS and data["data"]["slo_id"] == slo_id]
+        statuses: list[dict[str, Any]] = [
+            data["data"] for topic, data in found if topic == topics.SLO_STATUS and data["data"]["slo_id"] == slo_id
+        ]
         return statuses[-1]
 
     week = latest(await published(sessions, tenant), "email-week")
@@ -253,8 +343,9 @@ async def test_a_recurring_window_added_later_corrects_the_minutes_already_store
     assert week["error_budget_remaining"] == pytest.approx(-2.4)
     a = tables.slo_availability_minutes
     async with sessions() as session:
-        stored_down = (await session.execute(sa.select(sa.func.sum(a.c.down_seconds)).where(
-            a.c.tenant_id == tenant))).scalar_one()
+        stored_down = (
+            await session.execute(sa.select(sa.func.sum(a.c.down_seconds)).where(a.c.tenant_id == tenant))
+        ).scalar_one()
     assert stored_down == 2_400  # the rollups keep what the signals said; the exclusion is the bundle's
 
     version, readings = await keeper.readings(tenant)

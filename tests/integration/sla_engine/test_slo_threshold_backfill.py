@@ -33,13 +33,16 @@ slos:
     window: {rolling: 28d}
 """
 
-STRICT = LENIENT + """\
+STRICT = (
+    LENIENT
+    + """\
   - id: api-latency-strict
     service: api
     sli: {type: threshold, sli: latency_ms, op: "<=", value: 250}
     objective: 99
     window: {rolling: 28d}
 """
+)
 
 SERIES_300 = "threshold:latency_ms<=300"
 SERIES_250 = "threshold:latency_ms<=250"
@@ -55,11 +58,25 @@ def tenant() -> str:
     return f"slo-{uuid.uuid4().hex[:8]}"
 
 
-def sample(tenant: str, time: datetime, value: float, *, service: str = "api", sli: str = "latency_ms",
-           event_id: str | None = None) -> ConsumerRecord[bytes, bytes]:
-    event = {"specversion": "1.0", "id": event_id or uuid.uuid4().hex, "source": "probe://test",
-             "type": "itsm.measurement.v1", "time": time.isoformat(), "tenantid": tenant, "subject": service,
-             "data": {"service": service, "sli": sli, "value": value}}
+def sample(
+    tenant: str,
+    time: datetime,
+    value: float,
+    *,
+    service: str = "api",
+    sli: str = "latency_ms",
+    event_id: str | None = None,
+) -> ConsumerRecord[bytes, bytes]:
+    event = {
+        "specversion": "1.0",
+        "id": event_id or uuid.uuid4().hex,
+        "source": "probe://test",
+        "type": "itsm.measurement.v1",
+        "time": time.isoformat(),
+        "tenantid": tenant,
+        "subject": service,
+        "data": {"service": service, "sli": sli, "value": value},
+    }
     payload = json.dumps(event).encode()
     return ConsumerRecord(topics.SIGNALS, 0, 0, 0, 0, None, payload, None, 0, len(payload), [])
 
@@ -74,8 +91,11 @@ async def series(sessions: async_sessionmaker[AsyncSession], tenant: str, sli: s
     """The series' rollup rows as {"HH:MM": (good, total)}."""
     r = tables.slo_ratio_minutes
     async with sessions() as session:
-        rows = await session.execute(sa.select(r.c.minute, r.c.good, r.c.total).where(
-            r.c.tenant_id == tenant, r.c.service == "api", r.c.sli == sli).order_by(r.c.minute))
+        rows = await session.execute(
+            sa.select(r.c.minute, r.c.good, r.c.total)
+            .where(r.c.tenant_id == tenant, r.c.service == "api", r.c.sli == sli)
+            .order_by(r.c.minute)
+        )
     return {row.minute.astimezone(UTC).strftime("%H:%M"): (row.good, row.total) for row in rows}
 
 
@@ -89,25 +109,35 @@ async def counts(keeper: SloKeeper, tenant: str, slo_id: str) -> tuple[int, int]
 
 
 async def test_a_threshold_added_later_is_backfilled_from_the_samples_once(
-        sessions: async_sessionmaker[AsyncSession], tenant: str) -> None:
+    sessions: async_sessionmaker[AsyncSession], tenant: str
+) -> None:
     await apply(sessions, tenant, LENIENT)
     keeper = SloKeeper(engine_units(sessions), BundleCache(), Clock(NOW), status_interval_seconds=0)
     redelivered = sample(tenant, at("11:58:40"), 250.5, event_id="dup-1")
-    await keeper.on_signal_records([
-        sample(tenant, at("11:58:00"), 120.0), sample(tenant, at("11:58:20"), 250.0), redelivered,
-        sample(tenant, at("11:59:00"), 300.0), sample(tenant, at("11:59:30"), 300.5),
-        sample(tenant, at("11:59:59.999999"), 249.99999999999997),
-        sample(tenant, at("12:01:30"), 95.0), sample(tenant, at("12:01:59"), 251.0),
-        sample(tenant, at("11:58:10"), 10.0, sli="cpu_percent"),  # another SLI
-        sample(tenant, at("11:58:10"), 10.0, service="email"),  # another service
-    ])
+    await keeper.on_signal_records(
+        [
+            sample(tenant, at("11:58:00"), 120.0),
+            sample(tenant, at("11:58:20"), 250.0),
+            redelivered,
+            sample(tenant, at("11:59:00"), 300.0),
+            sample(tenant, at("11:59:30"), 300.5),
+            sample(tenant, at("11:59:59.999999"), 249.99999999999997),
+            sample(tenant, at("12:01:30"), 95.0),
+            sample(tenant, at("12:01:59"), 251.0),
+            sample(tenant, at("11:58:10"), 10.0, sli="cpu_percent"),  # another SLI
+            sample(tenant, at("11:58:10"), 10.0, service="email"),  # another service
+        ]
+    )
     await keeper.on_signal_records([redelivered])  # counted and stored once
     assert await series(sessions, tenant, SERIES_300) == {"11:58": (3, 3), "11:59": (2, 3), "12:01": (2, 2)}
     assert await series(sessions, tenant, SERIES_250) == {}
     s = tables.slo_samples
     async with sessions() as session:
-        kept = (await session.execute(sa.select(s.c.value).where(s.c.tenant_id == tenant, s.c.time == at(
-            "11:59:59.999999")))).scalar_one()
+        kept = (
+            await session.execute(
+                sa.select(s.c.value).where(s.c.tenant_id == tenant, s.c.time == at("11:59:59.999999"))
+            )
+        ).scalar_one()
     assert kept == Decimal("249.99999999999997")  # exact: the float's shortest repr, not a binary approximation
 
     await apply(sessions, tenant, STRICT)
@@ -140,7 +170,8 @@ async def test_a_threshold_added_later_is_backfilled_from_the_samples_once(
 
 
 async def test_the_first_version_of_a_tenant_is_backfilled_from_samples_that_came_before_it(
-        sessions: async_sessionmaker[AsyncSession], tenant: str) -> None:
+    sessions: async_sessionmaker[AsyncSession], tenant: str
+) -> None:
     keeper = SloKeeper(engine_units(sessions), BundleCache(), Clock(NOW), status_interval_seconds=0)
     await keeper.on_signal_records([sample(tenant, at("11:00:05"), 301.0), sample(tenant, at("11:00:55"), 7.5)])
     await apply(sessions, tenant, LENIENT)
@@ -148,16 +179,21 @@ async def test_the_first_version_of_a_tenant_is_backfilled_from_samples_that_cam
 
 
 async def test_samples_past_retention_are_purged_at_a_whole_minute(
-        sessions: async_sessionmaker[AsyncSession], tenant: str) -> None:
+    sessions: async_sessionmaker[AsyncSession], tenant: str
+) -> None:
     # Long before any other test's data, so the global purge touches only this tenant's samples.
     now = datetime(2019, 12, 31, 0, 0, 30, tzinfo=UTC)
-    keeper = SloKeeper(engine_units(sessions), BundleCache(), Clock(now), status_interval_seconds=0,
-                       sample_retention_days=100)
+    keeper = SloKeeper(
+        engine_units(sessions), BundleCache(), Clock(now), status_interval_seconds=0, sample_retention_days=100
+    )
     cutoff_minute = now - timedelta(days=100, seconds=30)  # 2019-09-22T00:00Z
-    await keeper.on_signal_records([
-        sample(tenant, cutoff_minute - timedelta(seconds=1), 1.0, event_id="old"),
-        sample(tenant, cutoff_minute + timedelta(seconds=10), 1.0, event_id="same-minute"),
-        sample(tenant, now, 1.0, event_id="new")])
+    await keeper.on_signal_records(
+        [
+            sample(tenant, cutoff_minute - timedelta(seconds=1), 1.0, event_id="old"),
+            sample(tenant, cutoff_minute + timedelta(seconds=10), 1.0, event_id="same-minute"),
+            sample(tenant, now, 1.0, event_id="new"),
+        ]
+    )
     assert await keeper.purge_samples() >= 1
     s = tables.slo_samples
     async with sessions() as session:

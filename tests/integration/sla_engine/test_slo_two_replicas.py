@@ -56,13 +56,21 @@ def failures() -> float:
 
 async def lock_waiters(sessions: async_sessionmaker[AsyncSession]) -> int:
     async with sessions() as session:
-        return int((await session.execute(sa.text(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-            "AND wait_event_type = 'Lock'"))).scalar_one())
+        return int(
+            (
+                await session.execute(
+                    sa.text(
+                        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                        "AND wait_event_type = 'Lock'"
+                    )
+                )
+            ).scalar_one()
+        )
 
 
-async def until_someone_waits_for_a_lock(sessions: async_sessionmaker[AsyncSession],
-                                         running: asyncio.Task[int]) -> None:
+async def until_someone_waits_for_a_lock(
+    sessions: async_sessionmaker[AsyncSession], running: asyncio.Task[int]
+) -> None:
     deadline = asyncio.get_running_loop().time() + WAIT_LIMIT_SECONDS
     while await lock_waiters(sessions) == 0:
         assert not running.done(), "the second replica's pass ended without meeting the first one's rewrite"
@@ -78,15 +86,18 @@ async def stored_minutes(sessions: async_sessionmaker[AsyncSession], tenant: str
 
 
 async def test_a_replica_rewriting_the_minutes_another_has_not_committed_yet_waits_and_succeeds(
-        sessions: async_sessionmaker[AsyncSession], other_replica: async_sessionmaker[AsyncSession]) -> None:
+    sessions: async_sessionmaker[AsyncSession], other_replica: async_sessionmaker[AsyncSession]
+) -> None:
     tenant = f"two-{uuid.uuid4().hex[:8]}"
     async with sessions() as session, session.begin():
         await SqlBundleRepository(session).add_config(tenant, dump_bundle(parse_bundle(BUNDLE)), BUNDLE)
     first = SloKeeper(engine_units(sessions), BundleCache(), Clock(AT), status_interval_seconds=0)
-    second = SloKeeper(engine_units(other_replica), BundleCache(), Clock(AT + timedelta(minutes=5)),
-                       status_interval_seconds=0)
-    await first.on_signal_records([availability(tenant, "2026-11-10T11:00:00", "up"),
-                                   availability(tenant, "2026-11-10T11:30:00", "down")])
+    second = SloKeeper(
+        engine_units(other_replica), BundleCache(), Clock(AT + timedelta(minutes=5)), status_interval_seconds=0
+    )
+    await first.on_signal_records(
+        [availability(tenant, "2026-11-10T11:00:00", "up"), availability(tenant, "2026-11-10T11:30:00", "down")]
+    )
     before = failures()
 
     # The first replica's pass, caught between its rewrite of the minutes and its commit: an hour from 11:00.
@@ -95,8 +106,9 @@ async def test_a_replica_rewriting_the_minutes_another_has_not_committed_yet_wai
         repository = SqlSloRepository(session)
         await repository.lock_availability(tenant, "email")
         changes = await repository.state_changes_since(tenant, "email", start)
-        await repository.replace_availability_minutes(tenant, "email", start,
-                                                      availability_minutes(changes, [], start, AT))
+        await repository.replace_availability_minutes(
+            tenant, "email", start, availability_minutes(changes, [], start, AT)
+        )
         passing = asyncio.create_task(second.evaluate_all([tenant]))
         await until_someone_waits_for_a_lock(sessions, passing)
 
@@ -109,23 +121,30 @@ async def test_a_replica_rewriting_the_minutes_another_has_not_committed_yet_wai
 
 
 async def test_every_replica_passing_at_once_over_and_over_never_collides(
-        sessions: async_sessionmaker[AsyncSession], other_replica: async_sessionmaker[AsyncSession]) -> None:
+    sessions: async_sessionmaker[AsyncSession], other_replica: async_sessionmaker[AsyncSession]
+) -> None:
     tenant = f"two-{uuid.uuid4().hex[:8]}"
     async with sessions() as session, session.begin():
         await SqlBundleRepository(session).add_config(tenant, dump_bundle(parse_bundle(BUNDLE)), BUNDLE)
     clock = Clock(AT)
-    replicas = [SloKeeper(engine_units(sessions), BundleCache(), clock, status_interval_seconds=0),
-                SloKeeper(engine_units(other_replica), BundleCache(), clock, status_interval_seconds=0)]
+    replicas = [
+        SloKeeper(engine_units(sessions), BundleCache(), clock, status_interval_seconds=0),
+        SloKeeper(engine_units(other_replica), BundleCache(), clock, status_interval_seconds=0),
+    ]
     start = datetime(2026, 11, 10, 11, tzinfo=UTC)
     await replicas[0].on_signal_records([availability(tenant, "2026-11-10T11:00:00", "down")])
     before = failures()
     for step in range(1, 11):
         clock.at = AT + timedelta(minutes=step)
         # Both replicas' passes and a signal batch (half a minute ago), all rewriting the minutes at once.
-        flip = availability(tenant, (clock.at - timedelta(seconds=30)).strftime("%Y-%m-%dT%H:%M:%S"),
-                            "up" if step % 2 else "down")
-        evaluated = await asyncio.gather(replicas[0].evaluate_all([tenant]), replicas[1].evaluate_all([tenant]),
-                                         replicas[1].on_signal_records([flip]))
+        flip = availability(
+            tenant, (clock.at - timedelta(seconds=30)).strftime("%Y-%m-%dT%H:%M:%S"), "up" if step % 2 else "down"
+        )
+        evaluated = await asyncio.gather(
+            replicas[0].evaluate_all([tenant]),
+            replicas[1].evaluate_all([tenant]),
+            replicas[1].on_signal_records([flip]),
+        )
         assert list(evaluated[:2]) == [1, 1]
     assert failures() == before
     # What one writer alone computes from every state change stored.

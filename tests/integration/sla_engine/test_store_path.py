@@ -62,27 +62,44 @@ async def test_one_batch_stores_each_snapshot_once_and_makes_configured_tickets_
     # INC-2 already has an earlier breach timer: being made due "now" must not move it later.
     earlier = T0 + timedelta(hours=3)
     async with sessions() as session, session.begin():
-        await session.execute(sa.insert(tables.timers).values(tenant_id=tenant, ticket_id="INC-2", due_at=earlier,
-                                                             transition="breached"))
+        await session.execute(
+            sa.insert(tables.timers).values(tenant_id=tenant, ticket_id="INC-2", due_at=earlier, transition="breached")
+        )
     created = ticket_event(tenant, "INC-1", T0)
     # Later in the batch but earlier in event time: the timeline orders by event time, then by arrival.
     replied = ticket_event(tenant, "INC-1", T0 - timedelta(minutes=5), action="updated", status="in_progress")
     other = ticket_event(tenant, "INC-2", T0 + timedelta(hours=1))
     foreign = ticket_event(stranger, "X-1", T0)
-    batch = [record(0, created, TRACE_A), record(1, created, TRACE_B), record(2, replied, TRACE_B),
-             record(3, replied), record(4, other), record(5, foreign), record(6, "not an object")]
+    batch = [
+        record(0, created, TRACE_A),
+        record(1, created, TRACE_B),
+        record(2, replied, TRACE_B),
+        record(3, replied),
+        record(4, other),
+        record(5, foreign),
+        record(6, "not an object"),
+    ]
 
     outcomes = await keeper.on_ticket_records(batch)
 
     assert outcomes == ["applied", "duplicate", "applied", "duplicate", "applied", "applied", "rejected"]
     stored = await rows(sessions, tables.ticket_events, tenant)
     assert [(row.ticket_id, row.event_id) for row in stored] == [
-        ("INC-1", created["id"]), ("INC-1", replied["id"]), ("INC-2", other["id"])]
+        ("INC-1", created["id"]),
+        ("INC-1", replied["id"]),
+        ("INC-2", other["id"]),
+    ]
     assert stored[1].snapshot == {
-        "action": "updated", "kind": replied["data"]["kind"], "status": "in_progress",
-        "priority": replied["data"]["priority"], "service": replied["data"]["service"],
-        "customer": replied["data"]["customer"], "assignment_group": replied["data"].get("assignment_group"),
-        "assignee": replied["data"].get("assignee"), "attributes": replied["data"].get("attributes", {})}
+        "action": "updated",
+        "kind": replied["data"]["kind"],
+        "status": "in_progress",
+        "priority": replied["data"]["priority"],
+        "service": replied["data"]["service"],
+        "customer": replied["data"]["customer"],
+        "assignment_group": replied["data"].get("assignment_group"),
+        "assignee": replied["data"].get("assignee"),
+        "attributes": replied["data"].get("attributes", {}),
+    }
     async with sessions() as session:
         timeline = await SqlTicketRepository(session).timeline(tenant, "INC-1")
     assert [snapshot.event_id for snapshot in timeline] == [replied["id"], created["id"]]
@@ -91,9 +108,15 @@ async def test_one_batch_stores_each_snapshot_once_and_makes_configured_tickets_
     timers = {row.ticket_id: row for row in await rows(sessions, tables.timers, tenant)}
     # INC-1's newest event with a trace context is the record at offset 2 (offset 3 has none).
     assert (timers["INC-1"].due_at, timers["INC-1"].transition, timers["INC-1"].traceparent) == (
-        clock.at, EVENTS_DUE, TRACE_B)
+        clock.at,
+        EVENTS_DUE,
+        TRACE_B,
+    )
     assert (timers["INC-2"].due_at, timers["INC-2"].transition, timers["INC-2"].traceparent) == (
-        earlier, "breached", None)
+        earlier,
+        "breached",
+        None,
+    )
     assert keeper.tickets_due.is_set()
 
     keeper.tickets_due.clear()
@@ -103,5 +126,7 @@ async def test_one_batch_stores_each_snapshot_once_and_makes_configured_tickets_
     assert again == ["duplicate"] * 6 + ["rejected"]
     assert len(await rows(sessions, tables.ticket_events, tenant)) == 3
     assert {row.ticket_id: row.due_at for row in await rows(sessions, tables.timers, tenant)} == {
-        "INC-1": clock.at - timedelta(minutes=1), "INC-2": earlier}
+        "INC-1": clock.at - timedelta(minutes=1),
+        "INC-2": earlier,
+    }
     assert not keeper.tickets_due.is_set()

@@ -28,13 +28,16 @@ async def store(sessions: async_sessionmaker[AsyncSession], tenant: str, snapsho
         await SqlTicketRepository(session).add_snapshots([(tenant, SOURCE, snapshot) for snapshot in snapshots])
 
 
-async def timelines(sessions: async_sessionmaker[AsyncSession], pairs: list[tuple[str, str]],
-                    cache: TimelineCache | None) -> dict[tuple[str, str], list[tuple[str, str, str]]]:
+async def timelines(
+    sessions: async_sessionmaker[AsyncSession], pairs: list[tuple[str, str]], cache: TimelineCache | None
+) -> dict[tuple[str, str], list[tuple[str, str, str]]]:
     """Each ticket's timeline as (event id, status, priority), in the order load_states gives it."""
     async with sessions() as session, session.begin():
         states = await SqlClockStateRepository(session, cache).load_states(pairs)
-    return {(state.tenant_id, state.ticket_id): [(s.event_id, s.status, s.priority) for s in state.timeline]
-            for state, _ in states}
+    return {
+        (state.tenant_id, state.ticket_id): [(s.event_id, s.status, s.priority) for s in state.timeline]
+        for state, _ in states
+    }
 
 
 async def test_cached_loads_give_the_timelines_uncached_loads_give(
@@ -44,14 +47,14 @@ async def test_cached_loads_give_the_timelines_uncached_loads_give(
     tickets = make_tickets(6, policies=10, seed=5)
     pairs = [(tenant, ticket.ticket_id) for ticket in tickets]
     half = {ticket.ticket_id: len(ticket.snapshots) // 2 for ticket in tickets}
-    await store(sessions, tenant, [s for t in tickets for s in t.snapshots[:half[t.ticket_id]]])
+    await store(sessions, tenant, [s for t in tickets for s in t.snapshots[: half[t.ticket_id]]])
     cache = TimelineCache(max_tickets=4)  # fewer than the tickets: loads must not depend on what stayed cached
 
     first = await timelines(sessions, pairs, cache)
     assert first == await timelines(sessions, pairs, None)
     assert all(len(first[pair]) == half[pair[1]] for pair in pairs)
 
-    await store(sessions, tenant, [s for t in tickets for s in t.snapshots[half[t.ticket_id]:]])
+    await store(sessions, tenant, [s for t in tickets for s in t.snapshots[half[t.ticket_id] :]])
     complete = await timelines(sessions, pairs, cache)
     assert complete == await timelines(sessions, pairs, None)
     assert all(len(complete[(tenant, t.ticket_id)]) == len(t.snapshots) for t in tickets)
@@ -66,8 +69,13 @@ async def test_a_row_read_in_a_rolled_back_transaction_never_shows_up(
     pair = (tenant, ticket.ticket_id)
     cache = TimelineCache()
     await store(sessions, tenant, list(ticket.snapshots[:2]))
-    late = TicketSnapshot(**{**vars(ticket.snapshots[0]), "event_id": "rolled-back",
-                             "time": ticket.snapshots[0].time + timedelta(seconds=1)})
+    late = TicketSnapshot(
+        **{
+            **vars(ticket.snapshots[0]),
+            "event_id": "rolled-back",
+            "time": ticket.snapshots[0].time + timedelta(seconds=1),
+        }
+    )
     async with sessions() as session:
         transaction = await session.begin()
         await SqlTicketRepository(session).add_snapshots([(tenant, SOURCE, late)])

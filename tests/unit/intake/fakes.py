@@ -57,38 +57,47 @@ class FakeReceivedEvents:
         inserted = set()
         for routed, raw in items:
             if routed.dedup_key not in self._state.ledger:
-                self._state.ledger[routed.dedup_key] = LedgerRow(routed, channel, raw, routed.canonical,
-                                                                 self._received_at)
+                self._state.ledger[routed.dedup_key] = LedgerRow(
+                    routed, channel, raw, routed.canonical, self._received_at
+                )
                 inserted.add(routed.dedup_key)
         return inserted
 
     async def last_snapshot(self, tenant_id: str, ref: TicketRef) -> Snapshot | None:
         return None  # the webhooks' adapters are tested on their own (test_webhook_adapters.py)
 
-    def _archived(self, tenant_id: str, start: datetime, end: datetime,
-                  types: Sequence[str] | None) -> list[ArchivedEvent]:
+    def _archived(
+        self, tenant_id: str, start: datetime, end: datetime, types: Sequence[str] | None
+    ) -> list[ArchivedEvent]:
         found = [
             ArchivedEvent(row.canonical, row.routed.event.time, row.routed.event.source, row.routed.event.id)
             for row in self._state.ledger.values()
-            if row.canonical is not None and row.routed.event.tenantid == tenant_id
-            and start <= row.routed.event.time < end and (not types or row.routed.event.type in types)
+            if row.canonical is not None
+            and row.routed.event.tenantid == tenant_id
+            and start <= row.routed.event.time < end
+            and (not types or row.routed.event.type in types)
         ]
         return sorted(found, key=lambda event: (event.event_time, event.source, event.event_id))
 
-    async def count_archive(self, tenant_id: str, start: datetime, end: datetime,
-                            types: Sequence[str] | None) -> int:
+    async def count_archive(self, tenant_id: str, start: datetime, end: datetime, types: Sequence[str] | None) -> int:
         return len(self._archived(tenant_id, start, end, types))
 
-    async def archive_page(self, tenant_id: str, start: datetime, end: datetime, types: Sequence[str] | None,
-                           after: ArchivedEvent | None, limit: int) -> list[ArchivedEvent]:
+    async def archive_page(
+        self,
+        tenant_id: str,
+        start: datetime,
+        end: datetime,
+        types: Sequence[str] | None,
+        after: ArchivedEvent | None,
+        limit: int,
+    ) -> list[ArchivedEvent]:
         events = self._archived(tenant_id, start, end, types)
         if after is not None:
             position = (after.event_time, after.source, after.event_id)
             events = [event for event in events if (event.event_time, event.source, event.event_id) > position]
         return events[:limit]
 
-    async def purge(self, *, archive_before: datetime, dedup_before: datetime,
-                    tenant_id: str | None) -> dict[str, int]:
+    async def purge(self, *, archive_before: datetime, dedup_before: datetime, tenant_id: str | None) -> dict[str, int]:
         cleared = forgotten = 0
         for key, row in list(self._state.ledger.items()):
             if tenant_id is not None and row.routed.event.tenantid != tenant_id:
@@ -115,8 +124,11 @@ class FakeRejections:
         return [{"channel": stored.channel, "code": stored.rejection.code} for stored in reversed(mine)][:limit]
 
     async def purge(self, *, before: datetime, tenant_id: str | None) -> int:
-        kept = [stored for stored in self._state.rejections
-                if stored.received_at >= before or (tenant_id is not None and stored.rejection.tenant_id != tenant_id)]
+        kept = [
+            stored
+            for stored in self._state.rejections
+            if stored.received_at >= before or (tenant_id is not None and stored.rejection.tenant_id != tenant_id)
+        ]
         dropped = len(self._state.rejections) - len(kept)
         self._state.rejections = kept
         return dropped
@@ -150,8 +162,9 @@ class FakeWebhookSecrets:
     def __init__(self, state: State) -> None:
         self._state = state
 
-    async def issue(self, tenant_id: str, system: System, now: datetime, grace: timedelta,
-                    secret: str | None = None) -> IssuedSecret:
+    async def issue(
+        self, tenant_id: str, system: System, now: datetime, grace: timedelta, secret: str | None = None
+    ) -> IssuedSecret:
         raise NotImplementedError
 
     async def revoke(self, tenant_id: str, system: System) -> int:
@@ -225,8 +238,9 @@ class FakeUnitOfWork:
         self.outbox = FakeOutbox(self._state, self._store.outbox_failure)
         return self
 
-    async def __aexit__(self, kind: type[BaseException] | None, error: BaseException | None,
-                        trace: TracebackType | None) -> None:
+    async def __aexit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
         return None  # the copy is dropped: what was not committed is lost
 
     async def commit(self) -> None:

@@ -22,8 +22,12 @@ from tests.unit.intake.fakes import FakeStore, canonical_of
 NOW = datetime(2026, 12, 1, 12, tzinfo=UTC)
 DLQ = "test.ingest.dlq"
 SETTINGS = IntakeSettings(
-    database_url="postgresql+asyncpg://nobody@127.0.0.1:1/none", output_topic_prefix="", dead_letter_topic=DLQ,
-    archive_retention_days=90, dedup_retention_days=400, rejected_retention_days=30,
+    database_url="postgresql+asyncpg://nobody@127.0.0.1:1/none",
+    output_topic_prefix="",
+    dead_letter_topic=DLQ,
+    archive_retention_days=90,
+    dedup_retention_days=400,
+    rejected_retention_days=30,
 )
 
 
@@ -65,8 +69,10 @@ async def test_an_accepted_batch_puts_its_normalised_events_in_the_outbox_and_co
 
 async def test_a_redelivered_batch_is_duplicate_and_publishes_nothing_more() -> None:
     store = FakeStore()
-    batch = sent(ticket_event("t1", "INC-1", NOW - timedelta(hours=1), event_id="e1"),
-                 ticket_event("t1", "INC-1", NOW, action="updated", event_id="e2"))
+    batch = sent(
+        ticket_event("t1", "INC-1", NOW - timedelta(hours=1), event_id="e1"),
+        ticket_event("t1", "INC-1", NOW, action="updated", event_id="e2"),
+    )
     await intake_of(store).accept_batch("t1", batch)
 
     again = await intake_of(store).accept_batch("t1", batch)
@@ -94,10 +100,14 @@ async def test_an_event_naming_another_tenant_is_rejected_and_recorded_beside_th
     results = await intake_of(store).accept_batch("t1", sent(good, foreign))
 
     assert [(result.outcome, result.code) for result in results] == [
-        ("accepted", None), ("rejected", "tenant_mismatch")]
+        ("accepted", None),
+        ("rejected", "tenant_mismatch"),
+    ]
     assert [canonical_of(item)["id"] for item in events_in(store.state.outbox)] == ["good"]
-    assert [(stored.channel, stored.rejection.code, stored.rejection.event_id, stored.rejection.tenant_id)
-            for stored in store.state.rejections] == [("http", "tenant_mismatch", "foreign", "t1")]
+    assert [
+        (stored.channel, stored.rejection.code, stored.rejection.event_id, stored.rejection.tenant_id)
+        for stored in store.state.rejections
+    ] == [("http", "tenant_mismatch", "foreign", "t1")]
 
 
 async def test_refused_ingest_records_go_to_the_dead_letters_with_their_bytes_and_reason() -> None:
@@ -116,7 +126,9 @@ async def test_refused_ingest_records_go_to_the_dead_letters_with_their_bytes_an
     assert [(item.headers or {})["dlq-code"] for item in dead] == ["malformed_json", "unknown_tenant"]
     assert [(item.headers or {})["dlq-offset"] for item in dead] == ["11", "12"]
     assert [(stored.channel, stored.rejection.code) for stored in store.state.rejections] == [
-        ("kafka", "malformed_json"), ("kafka", "unknown_tenant")]
+        ("kafka", "malformed_json"),
+        ("kafka", "unknown_tenant"),
+    ]
     # The batch, then the late rejects (a tenant unknown once the ledger is asked) in a transaction of their own.
     assert store.committed == [True, True]
 
@@ -136,12 +148,15 @@ async def test_an_error_while_storing_keeps_nothing_of_the_batch() -> None:
 async def test_a_replay_republishes_the_tenants_archive_of_the_range_in_event_time_order() -> None:
     store = FakeStore()
     start = NOW - timedelta(days=1)
-    await intake_of(store).accept_batch("t1", sent(
-        ticket_event("t1", "INC-3", start + timedelta(hours=3), event_id="third"),
-        ticket_event("t1", "INC-1", start + timedelta(hours=1), event_id="first"),
-        ticket_event("t1", "INC-2", start + timedelta(hours=2), event_id="second"),
-        ticket_event("t1", "INC-0", start - timedelta(hours=1), event_id="before the range"),
-    ))
+    await intake_of(store).accept_batch(
+        "t1",
+        sent(
+            ticket_event("t1", "INC-3", start + timedelta(hours=3), event_id="third"),
+            ticket_event("t1", "INC-1", start + timedelta(hours=1), event_id="first"),
+            ticket_event("t1", "INC-2", start + timedelta(hours=2), event_id="second"),
+            ticket_event("t1", "INC-0", start - timedelta(hours=1), event_id="before the range"),
+        ),
+    )
     await intake_of(store).accept_batch("t2", sent(ticket_event("t2", "INC-1", start + timedelta(hours=1))))
     published_before = len(store.state.outbox)
     replayer = Replayer(store.unit, page_size=2)
@@ -170,8 +185,9 @@ async def test_a_purge_clears_old_payloads_and_rejections_but_keeps_the_dedup_ke
 
 async def test_the_retention_pass_forgets_signed_deliveries_older_than_twice_the_replay_window() -> None:
     store = FakeStore()
-    settings = SETTINGS.model_copy(update={"webhook_delivery_retention_days": 1,
-                                           "webhook_replay_window_seconds": 86400})
+    settings = SETTINGS.model_copy(
+        update={"webhook_delivery_retention_days": 1, "webhook_replay_window_seconds": 86400}
+    )
     async with store.unit() as uow:  # kept 2 days (twice the window), not 1 (the retention)
         await uow.webhook_secrets.remember("t1", "jira", "older", NOW - timedelta(days=2, seconds=1))
         await uow.webhook_secrets.remember("t1", "jira", "younger", NOW - timedelta(days=1, hours=23))

@@ -59,8 +59,9 @@ def test_the_least_recently_used_key_is_forgotten_beyond_the_key_limit() -> None
     assert limiter.take("a", 0.0) == 0.0  # "a" was evicted: a fresh bucket
 
 
-@pytest.mark.parametrize("override", [{"statuses": {"a\x00": "open"}}, {"default_service": "nul\x00"},
-                                      {"priorities": {"x": "\ud800"}}])
+@pytest.mark.parametrize(
+    "override", [{"statuses": {"a\x00": "open"}}, {"default_service": "nul\x00"}, {"priorities": {"x": "\ud800"}}]
+)
 def test_an_override_with_text_postgres_cannot_store_is_refused(override: dict[str, object]) -> None:
     with pytest.raises(ValidationError):
         MappingOverride.model_validate(override)

@@ -14,8 +14,7 @@ from intake.domain.adapters import jira_event, servicenow_event
 from intake.domain.mapping import JIRA_DEFAULTS, SERVICENOW_DEFAULTS
 from tests.unit.intake.test_acceptance import NOW, measurement, ticket
 
-LIMITS = Limits(max_future_skew=timedelta(minutes=5), max_event_bytes=64 * 1024,
-                max_age=timedelta(days=800))
+LIMITS = Limits(max_future_skew=timedelta(minutes=5), max_event_bytes=64 * 1024, max_age=timedelta(days=800))
 
 
 def rejected(document: dict[str, Any]) -> Rejected:
@@ -28,18 +27,25 @@ def test_an_accepted_time_and_the_times_in_data_are_normalised_to_utc() -> None:
     routed = accept(ticket(time="2026-11-20T10:00:00+08:00"), tenant_id="acme", now=NOW, limits=LIMITS)
     assert routed.event.time == datetime(2026, 11, 20, 2, 0, tzinfo=UTC)
     assert json.loads(routed.canonical)["time"] == "2026-11-20T02:00:00Z"
-    window = accept(measurement(good=1, total=2, window_start="2026-11-20T12:00:00+02:00",
-                                window_end="2026-11-20T11:00:00Z"), tenant_id="acme", now=NOW, limits=LIMITS)
+    window = accept(
+        measurement(good=1, total=2, window_start="2026-11-20T12:00:00+02:00", window_end="2026-11-20T11:00:00Z"),
+        tenant_id="acme",
+        now=NOW,
+        limits=LIMITS,
+    )
     assert window.event.data["window_start"] == "2026-11-20T10:00:00Z"
 
 
-@pytest.mark.parametrize(("time", "reason"), [
-    ("0001-01-01T00:00:00+01:00", "can hold in UTC"),
-    ("9999-12-31T23:59:59-05:00", "can hold in UTC"),
-    ("1969-12-31T23:59:59Z", "outside [1970-01-01"),
-    ("2200-01-01T00:00:00Z", "outside [1970-01-01"),
-    ("2024-09-01T00:00:00Z", "more than 800 days old"),
-])
+@pytest.mark.parametrize(
+    ("time", "reason"),
+    [
+        ("0001-01-01T00:00:00+01:00", "can hold in UTC"),
+        ("9999-12-31T23:59:59-05:00", "can hold in UTC"),
+        ("1969-12-31T23:59:59Z", "outside [1970-01-01"),
+        ("2200-01-01T00:00:00Z", "outside [1970-01-01"),
+        ("2024-09-01T00:00:00Z", "more than 800 days old"),
+    ],
+)
 def test_a_time_outside_the_range_or_too_old_is_rejected_with_its_reason(time: str, reason: str) -> None:
     error = rejected(ticket(time=time))
     assert error.code == "time_out_of_range"
@@ -48,8 +54,9 @@ def test_a_time_outside_the_range_or_too_old_is_rejected_with_its_reason(time: s
 
 
 def test_a_time_in_data_is_held_to_the_same_range() -> None:
-    error = rejected(measurement(good=1, total=2, window_start="0001-01-01T00:00:00+01:00",
-                                 window_end="2026-11-20T11:00:00Z"))
+    error = rejected(
+        measurement(good=1, total=2, window_start="0001-01-01T00:00:00+01:00", window_end="2026-11-20T11:00:00Z")
+    )
     assert (error.code, error.reason.split(":")[0]) == ("time_out_of_range", "data.window_start")
 
 
@@ -61,9 +68,11 @@ def test_identifiers_are_limited_in_utf8_bytes_not_characters() -> None:
 
 
 def test_a_jira_self_link_that_is_not_a_url_names_no_site() -> None:
-    payload = {"webhookEvent": "jira:issue_created", "timestamp": 1778058000123,
-               "issue": {"id": "1", "key": "K-1", "self": "http://[not-a-url",
-                         "fields": {"status": {"name": "Open"}}}}
+    payload = {
+        "webhookEvent": "jira:issue_created",
+        "timestamp": 1778058000123,
+        "issue": {"id": "1", "key": "K-1", "self": "http://[not-a-url", "fields": {"status": {"name": "Open"}}},
+    }
     assert jira_event(payload, JIRA_DEFAULTS)["source"] == "jira://unknown"
 
 
@@ -72,4 +81,6 @@ def test_a_servicenow_time_shaped_like_a_date_but_impossible_is_a_rejection() ->
     with pytest.raises(Rejected) as caught:
         servicenow_event(payload, SERVICENOW_DEFAULTS)
     assert (caught.value.code, caught.value.reason) == (
-        "invalid_webhook", "sys_updated_on: '2026-13-45 99:99:99' is not a valid date/time")
+        "invalid_webhook",
+        "sys_updated_on: '2026-13-45 99:99:99' is not a valid date/time",
+    )

@@ -35,7 +35,10 @@ def test_a_server_comment_names_its_issue_in_comment_self_and_takes_the_rest_fro
     event = jira_events(load("upstream/jira/server_comment_created_without_issue.json"), JIRA, created_snapshot())[0]
     assert event["source"] == "jira://jira.acme.example"
     assert (event["data"]["ticket_id"], event["data"]["status"], event["data"]["title"]) == (
-        "ITSM-42", "open", "Mailbox full, cannot receive mail")
+        "ITSM-42",
+        "open",
+        "Mailbox full, cannot receive mail",
+    )
 
 
 def test_a_server_comment_by_the_reporter_is_a_customer_reply() -> None:
@@ -76,8 +79,17 @@ def test_a_survey_that_is_not_complete_is_no_answer() -> None:
 
 def test_a_zendesk_audit_without_a_known_status_is_rejected_with_the_reason() -> None:
     with pytest.raises(Rejected, match="no status"):
-        zendesk_events({"audit": {"id": 1, "ticket_id": 9, "created_at": "2026-11-20T04:00:00Z",
-                                  "events": [{"type": "Comment", "public": True, "author_id": 5}]}}, ZENDESK)
+        zendesk_events(
+            {
+                "audit": {
+                    "id": 1,
+                    "ticket_id": 9,
+                    "created_at": "2026-11-20T04:00:00Z",
+                    "events": [{"type": "Comment", "public": True, "author_id": 5}],
+                }
+            },
+            ZENDESK,
+        )
 
 
 def test_an_offered_rating_is_not_an_answer() -> None:
@@ -100,7 +112,14 @@ def test_the_jira_history_undoes_the_changelog_to_find_the_issue_as_created() ->
     assert payloads[0]["issue"]["fields"]["status"]["name"] == "Open"
     assert payloads[0]["issue"]["fields"]["assignee"] is None
     assert [p.get("changelog", {}).get("id") or p.get("comment", {}).get("id") for p in payloads[1:]] == [
-        "20001", "40001", "20002", "40002", "20003", "20004", "20005"]
+        "20001",
+        "40001",
+        "20002",
+        "40002",
+        "20003",
+        "20004",
+        "20005",
+    ]
 
 
 def test_the_servicenow_history_undoes_sys_audit_to_the_inserted_record() -> None:

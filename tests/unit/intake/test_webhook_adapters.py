@@ -47,15 +47,20 @@ ZENDESK = DEFAULTS["zendesk"]
         ("issue_reopened", "reopened", "open", "P1", "10042-change-10201"),
     ],
 )
-def test_jira_webhooks_become_ticket_snapshots(name: str, action: str, status: str, priority: str,
-                                               event_id: str) -> None:
+def test_jira_webhooks_become_ticket_snapshots(
+    name: str, action: str, status: str, priority: str, event_id: str
+) -> None:
     event = canonical(jira_event(fixture("jira", name), JIRA))
     assert event["source"] == "jira://acme.atlassian.net"
     assert event["id"] == event_id
     assert event["subject"] == "ITSM-42"
     data = event["data"]
-    assert (data["ticket_id"], data["action"], data["status"], data["priority"]) == ("ITSM-42", action, status,
-                                                                                      priority)
+    assert (data["ticket_id"], data["action"], data["status"], data["priority"]) == (
+        "ITSM-42",
+        action,
+        status,
+        priority,
+    )
     assert data["kind"] == "incident"
     assert data["attributes"]["upstream_system"] == "jira"
     assert data["attributes"]["upstream_status"]
@@ -102,8 +107,14 @@ def test_an_unmapped_status_without_a_category_is_rejected_with_the_mapping_endp
     [
         (lambda p: p.pop("issue"), "issue:"),
         (lambda p: p.update(webhookEvent="jira:worklog_updated"), "webhookEvent:"),
-        (lambda p: (p.update(timestamp="yesterday"), p["issue"]["fields"].pop("updated", None),
-                    p["issue"]["fields"].pop("created", None)), "timestamp:"),
+        (
+            lambda p: (
+                p.update(timestamp="yesterday"),
+                p["issue"]["fields"].pop("updated", None),
+                p["issue"]["fields"].pop("created", None),
+            ),
+            "timestamp:",
+        ),
         (lambda p: p["issue"].pop("id"), "issue.id:"),
     ],
 )
@@ -120,14 +131,21 @@ def test_a_jira_payload_missing_what_a_ticket_needs_is_rejected(mutate: Any, rea
     ("name", "action", "status", "priority", "kind", "event_id"),
     [
         ("incident_inserted", "created", "new", "P2", "incident", "9d385017c611228701d22104cc95c371-0"),
-        ("incident_on_hold_awaiting_caller", "agent_replied", "pending_customer", "P2", "incident",
-         "9d385017c611228701d22104cc95c371-3"),
+        (
+            "incident_on_hold_awaiting_caller",
+            "agent_replied",
+            "pending_customer",
+            "P2",
+            "incident",
+            "9d385017c611228701d22104cc95c371-3",
+        ),
         ("incident_resolved", "resolved", "resolved", "P2", "incident", "9d385017c611228701d22104cc95c371-7"),
         ("request_item_inserted", "created", "new", "P4", "service_request", "aeed229047801200e0ef563dbb9a71c2-0"),
     ],
 )
-def test_servicenow_records_become_ticket_snapshots(name: str, action: str, status: str, priority: str, kind: str,
-                                                   event_id: str) -> None:
+def test_servicenow_records_become_ticket_snapshots(
+    name: str, action: str, status: str, priority: str, kind: str, event_id: str
+) -> None:
     event = canonical(servicenow_event(fixture("servicenow", name), SERVICENOW))
     assert event["source"] == "servicenow://acme.service-now.com"
     assert event["id"] == event_id
@@ -139,8 +157,7 @@ def test_servicenow_records_become_ticket_snapshots(name: str, action: str, stat
 def test_servicenow_display_values_fill_service_customer_and_group() -> None:
     event = canonical(servicenow_event(fixture("servicenow", "incident_inserted"), SERVICENOW))
     data = event["data"]
-    assert (data["ticket_id"], data["service"], data["customer"]) == ("INC0010042", "SAP Payroll",
-                                                                      "ACME North America")
+    assert (data["ticket_id"], data["service"], data["customer"]) == ("INC0010042", "SAP Payroll", "ACME North America")
     assert data["assignment_group"] == "Software"
     assert data["attributes"]["upstream_priority"] == "2 - High"
     # The Table API's sys_updated_on is UTC without an offset.
@@ -165,16 +182,29 @@ def test_a_servicenow_record_without_sys_id_is_rejected() -> None:
     ("name", "action", "status", "priority", "kind", "event_id"),
     [
         ("ticket_created", "created", "new", "P1", "incident", "01JTQ9V6H6XK4Y2Q0E4C7V3M8N"),
-        ("ticket_comment_added_by_requester", "customer_replied", "open", "P1", "incident",
-         "01JTQA2B3C4D5E6F7G8H9J0K1L"),
-        ("ticket_comment_added_by_agent", "agent_replied", "pending_customer", "P1", "incident",
-         "01JTQA9X8W7V6U5T4S3R2Q1P0O"),
+        (
+            "ticket_comment_added_by_requester",
+            "customer_replied",
+            "open",
+            "P1",
+            "incident",
+            "01JTQA2B3C4D5E6F7G8H9J0K1L",
+        ),
+        (
+            "ticket_comment_added_by_agent",
+            "agent_replied",
+            "pending_customer",
+            "P1",
+            "incident",
+            "01JTQA9X8W7V6U5T4S3R2Q1P0O",
+        ),
         ("ticket_status_changed_solved", "resolved", "resolved", "P1", "incident", "01JTQB7ZK1Q3W5E7R9T1Y3U5I7"),
         ("trigger_ticket_updated", "updated", "on_hold", "P3", "service_request", "35440-2026-05-06T08:00:00+08:00"),
     ],
 )
-def test_zendesk_webhooks_become_ticket_snapshots(name: str, action: str, status: str, priority: str, kind: str,
-                                                  event_id: str) -> None:
+def test_zendesk_webhooks_become_ticket_snapshots(
+    name: str, action: str, status: str, priority: str, kind: str, event_id: str
+) -> None:
     event = canonical(zendesk_event(fixture("zendesk", name), ZENDESK))
     assert event["id"] == event_id
     data = event["data"]
@@ -191,8 +221,9 @@ def test_zendesk_event_webhooks_carry_the_account_as_source_and_the_organization
 
 def test_a_zendesk_user_event_is_not_a_ticket_event() -> None:
     with pytest.raises(Rejected) as caught:
-        zendesk_event({"type": "zen:event-type:user.active_changed", "id": "x", "time": "2026-05-06T03:00:00Z"},
-                      ZENDESK)
+        zendesk_event(
+            {"type": "zen:event-type:user.active_changed", "id": "x", "time": "2026-05-06T03:00:00Z"}, ZENDESK
+        )
     assert caught.value.code == "invalid_webhook"
 
 

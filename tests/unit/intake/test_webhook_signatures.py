@@ -45,67 +45,97 @@ def test_jira_documented_vector_verifies() -> None:
 
 
 def test_jira_signature_over_another_body_is_refused() -> None:
-    verdict = verify("jira", [JIRA_SECRET], {"x-hub-signature": JIRA_SIGNATURE}, b"Hello, World?", ZENDESK_SENT,
-                     WINDOW)
+    verdict = verify("jira", [JIRA_SECRET], {"x-hub-signature": JIRA_SIGNATURE}, b"Hello, World?", ZENDESK_SENT, WINDOW)
     assert verdict.reason == "bad_signature"
 
 
 def test_jira_signature_with_another_secret_is_refused() -> None:
-    verdict = verify("jira", [b"another secret"], {"x-hub-signature": JIRA_SIGNATURE}, JIRA_BODY, ZENDESK_SENT,
-                     WINDOW)
+    verdict = verify("jira", [b"another secret"], {"x-hub-signature": JIRA_SIGNATURE}, JIRA_BODY, ZENDESK_SENT, WINDOW)
     assert verdict.reason == "bad_signature"
 
 
 def test_a_signature_verifies_under_a_rotated_secret_still_in_its_grace_period() -> None:
-    verdict = verify("jira", [b"the new secret", JIRA_SECRET], {"x-hub-signature": JIRA_SIGNATURE}, JIRA_BODY,
-                     ZENDESK_SENT, WINDOW)
+    verdict = verify(
+        "jira", [b"the new secret", JIRA_SECRET], {"x-hub-signature": JIRA_SIGNATURE}, JIRA_BODY, ZENDESK_SENT, WINDOW
+    )
     assert verdict.ok
 
 
 def test_a_missing_signature_header_is_refused() -> None:
     assert verify("jira", [JIRA_SECRET], {}, JIRA_BODY, ZENDESK_SENT, WINDOW).reason == "missing_signature"
-    assert verify("zendesk", [ZENDESK_SECRET], {"x-zendesk-webhook-signature-timestamp": ZENDESK_TIMESTAMP},
-                  ZENDESK_BODY, ZENDESK_SENT, WINDOW).reason == "missing_signature"
+    assert (
+        verify(
+            "zendesk",
+            [ZENDESK_SECRET],
+            {"x-zendesk-webhook-signature-timestamp": ZENDESK_TIMESTAMP},
+            ZENDESK_BODY,
+            ZENDESK_SENT,
+            WINDOW,
+        ).reason
+        == "missing_signature"
+    )
 
 
 def test_zendesk_documented_example_verifies_inside_the_window() -> None:
-    verdict = verify("zendesk", [ZENDESK_SECRET], zendesk_headers(), ZENDESK_BODY,
-                     ZENDESK_SENT + timedelta(minutes=4), WINDOW)
+    verdict = verify(
+        "zendesk", [ZENDESK_SECRET], zendesk_headers(), ZENDESK_BODY, ZENDESK_SENT + timedelta(minutes=4), WINDOW
+    )
     assert verdict.ok
 
 
 def test_zendesk_timestamp_outside_the_window_is_stale_either_way() -> None:
-    late = verify("zendesk", [ZENDESK_SECRET], zendesk_headers(), ZENDESK_BODY,
-                  ZENDESK_SENT + timedelta(minutes=5, seconds=1), WINDOW)
-    early = verify("zendesk", [ZENDESK_SECRET], zendesk_headers(), ZENDESK_BODY,
-                   ZENDESK_SENT - timedelta(minutes=6), WINDOW)
+    late = verify(
+        "zendesk",
+        [ZENDESK_SECRET],
+        zendesk_headers(),
+        ZENDESK_BODY,
+        ZENDESK_SENT + timedelta(minutes=5, seconds=1),
+        WINDOW,
+    )
+    early = verify(
+        "zendesk", [ZENDESK_SECRET], zendesk_headers(), ZENDESK_BODY, ZENDESK_SENT - timedelta(minutes=6), WINDOW
+    )
     assert (late.reason, early.reason) == ("stale_timestamp", "stale_timestamp")
 
 
 def test_zendesk_signature_does_not_move_to_another_timestamp() -> None:
-    verdict = verify("zendesk", [ZENDESK_SECRET], zendesk_headers(timestamp="2021-07-25T10:00:01Z"), ZENDESK_BODY,
-                     ZENDESK_SENT, WINDOW)
+    verdict = verify(
+        "zendesk",
+        [ZENDESK_SECRET],
+        zendesk_headers(timestamp="2021-07-25T10:00:01Z"),
+        ZENDESK_BODY,
+        ZENDESK_SENT,
+        WINDOW,
+    )
     assert verdict.reason == "bad_signature"
 
 
 def test_zendesk_signature_over_body_then_timestamp_is_not_accepted() -> None:
     # The event-connectors variant (BODY + TIMESTAMP) of the same example: a different scheme, refused here.
-    verdict = verify("zendesk", [ZENDESK_SECRET], zendesk_headers("tRDSF7URY8BLCDlaBcQ7FHu051Zk+aAB0NKMP53teMw="),
-                     ZENDESK_BODY, ZENDESK_SENT, WINDOW)
+    verdict = verify(
+        "zendesk",
+        [ZENDESK_SECRET],
+        zendesk_headers("tRDSF7URY8BLCDlaBcQ7FHu051Zk+aAB0NKMP53teMw="),
+        ZENDESK_BODY,
+        ZENDESK_SENT,
+        WINDOW,
+    )
     assert verdict.reason == "bad_signature"
 
 
 def test_a_timestamp_that_is_not_a_time_is_refused() -> None:
-    verdict = verify("zendesk", [ZENDESK_SECRET], zendesk_headers(timestamp="yesterday"), ZENDESK_BODY,
-                     ZENDESK_SENT, WINDOW)
+    verdict = verify(
+        "zendesk", [ZENDESK_SECRET], zendesk_headers(timestamp="yesterday"), ZENDESK_BODY, ZENDESK_SENT, WINDOW
+    )
     assert verdict.reason == "bad_timestamp"
 
 
 def test_servicenow_vector_verifies_with_unix_seconds() -> None:
     headers = {"x-slm-webhook-signature": SERVICENOW_SIGNATURE, "x-slm-webhook-timestamp": SERVICENOW_TIMESTAMP}
     assert verify("servicenow", [SERVICENOW_SECRET], headers, SERVICENOW_BODY, SERVICENOW_SENT, WINDOW).ok
-    tampered = verify("servicenow", [SERVICENOW_SECRET], headers, SERVICENOW_BODY.replace(b"1", b"2"),
-                      SERVICENOW_SENT, WINDOW)
+    tampered = verify(
+        "servicenow", [SERVICENOW_SECRET], headers, SERVICENOW_BODY.replace(b"1", b"2"), SERVICENOW_SENT, WINDOW
+    )
     assert tampered.reason == "bad_signature"
 
 

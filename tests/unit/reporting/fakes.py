@@ -86,15 +86,29 @@ class FakeReadModels:
         for event, data in items:
             sequence = self._tables.next_sequence
             self._tables.next_sequence += 1
-            self._tables.snapshots.setdefault((event.tenantid, data.ticket_id), []).append((sequence, Snapshot(
-                event.time, sequence, event.id, data.action, data.status, data.priority, data.service,
-                data.customer, data.kind)))
+            self._tables.snapshots.setdefault((event.tenantid, data.ticket_id), []).append(
+                (
+                    sequence,
+                    Snapshot(
+                        event.time,
+                        sequence,
+                        event.id,
+                        data.action,
+                        data.status,
+                        data.priority,
+                        data.service,
+                        data.customer,
+                        data.kind,
+                    ),
+                )
+            )
             sequences.append(sequence)
         return sequences
 
     async def timelines(self, tickets: Sequence[TicketKey]) -> dict[TicketKey, list[tuple[int, Snapshot]]]:
-        return {ticket: sorted(self._tables.snapshots.get(ticket, []), key=lambda s: (s[1].at, s[0]))
-                for ticket in tickets}
+        return {
+            ticket: sorted(self._tables.snapshots.get(ticket, []), key=lambda s: (s[1].at, s[0])) for ticket in tickets
+        }
 
     async def take_transitions(self, tickets: Sequence[TicketKey]) -> dict[TicketKey, list[VolumeTransition]]:
         return {ticket: self._tables.transitions.pop(ticket, []) for ticket in tickets}
@@ -102,8 +116,9 @@ class FakeReadModels:
     async def store_transitions(self, transitions: dict[TicketKey, list[VolumeTransition]]) -> None:
         self._tables.transitions.update({ticket: list(found) for ticket, found in transitions.items() if found})
 
-    async def store_heads(self, heads: dict[TicketKey, tuple[datetime, Snapshot]], groups: dict[str, str | None]
-                          ) -> None:
+    async def store_heads(
+        self, heads: dict[TicketKey, tuple[datetime, Snapshot]], groups: dict[str, str | None]
+    ) -> None:
         for ticket, (created, head) in heads.items():
             self._tables.heads[ticket] = (created, head, groups.get(head.event_id))
 
@@ -125,9 +140,13 @@ class FakeNotificationPlanner:
         self._tables = tables
         self._failure = failure
 
-    async def plan_batch(self, clocks: Sequence[tuple[CloudEvent, ClockTransitionData]],
-                         alerts: Sequence[tuple[CloudEvent, SloAlertData]], now: datetime,
-                         lateness: Lateness = DEFAULT_LATENESS) -> int:
+    async def plan_batch(
+        self,
+        clocks: Sequence[tuple[CloudEvent, ClockTransitionData]],
+        alerts: Sequence[tuple[CloudEvent, SloAlertData]],
+        now: datetime,
+        lateness: Lateness = DEFAULT_LATENESS,
+    ) -> int:
         if self._failure is not None:
             raise self._failure
         self._tables.planned.append(Planned(list(clocks), list(alerts), now))
@@ -162,8 +181,9 @@ class FakeUnitOfWork:
         self.notifications = FakeNotificationPlanner(self._work, self._database.planning_fails_with)
         return self
 
-    async def __aexit__(self, kind: type[BaseException] | None, error: BaseException | None,
-                        trace: TracebackType | None) -> None:
+    async def __aexit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
         return None
 
     async def commit(self) -> None:

@@ -63,16 +63,27 @@ def winner(arrivals: list[Published]) -> Published | None:
     """The event a cycle's row ends on when the events arrive in this order (what `apply_clocks` keeps)."""
     won: Published | None = None
     for event in arrivals:
-        if won is None or wins(event.time, event.transition, won.time, new_sequence=event.sequence,
-                               current_sequence=won.sequence):
+        if won is None or wins(
+            event.time, event.transition, won.time, new_sequence=event.sequence, current_sequence=won.sequence
+        ):
             won = event
     return won
 
 
-TRANSITIONS = ["started", "paused", "resumed", "warning", "breached", "met", "stopped_breached", "cancelled",
-               "recalculated"]
-published_events = st.builds(Published, st.integers(0, 30 * 24).map(lambda h: T0 + timedelta(hours=h)),
-                             st.sampled_from(TRANSITIONS), st.none())
+TRANSITIONS = [
+    "started",
+    "paused",
+    "resumed",
+    "warning",
+    "breached",
+    "met",
+    "stopped_breached",
+    "cancelled",
+    "recalculated",
+]
+published_events = st.builds(
+    Published, st.integers(0, 30 * 24).map(lambda h: T0 + timedelta(hours=h)), st.sampled_from(TRANSITIONS), st.none()
+)
 
 
 @settings(max_examples=300, deadline=None)
@@ -91,10 +102,15 @@ def test_any_arrival_order_ends_on_the_highest_sequence(
 def test_the_issue_18_timeline_ends_on_the_stop_whatever_the_arrival_order() -> None:
     # Breached, then a late pause retracts the breach (`recalculated`, dated at processing time, 20 days on),
     # then the resume, the new breach and the stop, dated in their own past.
-    cycle = [Published(T0, "started", 1), Published(T0 + timedelta(hours=8), "breached", 2),
-             Published(T0 + timedelta(hours=5), "paused", 3), Published(T0 + timedelta(days=20), "recalculated", 4),
-             Published(T0 + timedelta(hours=7), "resumed", 5), Published(T0 + timedelta(hours=10), "breached", 6),
-             Published(T0 + timedelta(hours=16), "stopped_breached", 7)]
+    cycle = [
+        Published(T0, "started", 1),
+        Published(T0 + timedelta(hours=8), "breached", 2),
+        Published(T0 + timedelta(hours=5), "paused", 3),
+        Published(T0 + timedelta(days=20), "recalculated", 4),
+        Published(T0 + timedelta(hours=7), "resumed", 5),
+        Published(T0 + timedelta(hours=10), "breached", 6),
+        Published(T0 + timedelta(hours=16), "stopped_breached", 7),
+    ]
     assert winner(cycle) == cycle[-1]
     assert winner(cycle[::-1]) == cycle[-1]
     unnumbered = [Published(e.time, e.transition, None) for e in cycle]
@@ -128,16 +144,27 @@ def test_priorities_sort_by_their_number() -> None:
 
 
 def snap(minutes: int, status: str, sequence: int, action: str = "updated") -> Snapshot:
-    return Snapshot(T0 + timedelta(minutes=minutes), sequence, f"e{sequence}", action, status, "P2", "email", "acme",
-                    "incident")
+    return Snapshot(
+        T0 + timedelta(minutes=minutes), sequence, f"e{sequence}", action, status, "P2", "email", "acme", "incident"
+    )
 
 
 def test_volume_transitions_are_the_same_whatever_the_arrival_order() -> None:
-    timeline = [snap(0, "new", 1, "created"), snap(10, "in_progress", 2), snap(20, "resolved", 3),
-                snap(30, "in_progress", 4, "reopened"), snap(40, "resolved", 5), snap(50, "closed", 6)]
+    timeline = [
+        snap(0, "new", 1, "created"),
+        snap(10, "in_progress", 2),
+        snap(20, "resolved", 3),
+        snap(30, "in_progress", 4, "reopened"),
+        snap(40, "resolved", 5),
+        snap(50, "closed", 6),
+    ]
     in_order = volume_transitions(timeline)
-    assert [(t.kind, t.open_delta) for t in in_order] == [("created", 1), ("resolved", -1), ("reopened", 1),
-                                                           ("resolved", -1)]
+    assert [(t.kind, t.open_delta) for t in in_order] == [
+        ("created", 1),
+        ("resolved", -1),
+        ("reopened", 1),
+        ("resolved", -1),
+    ]
     assert volume_transitions(list(reversed(timeline))) == in_order
     assert sum(t.open_delta for t in in_order) == 0  # resolved at the end: not in the backlog
 
@@ -148,12 +175,20 @@ def test_a_cancelled_ticket_leaves_the_backlog_once() -> None:
 
 
 def test_an_amendment_lists_substantive_changes_only() -> None:
-    before = {"header": {"generated_at": "a", "tenant": "t"}, "summary": {"overall": {"numerator": 2}},
-              "breaches": {"tickets": [{"ticket_id": "INC-1", "metric": "response", "over_target_seconds": 5}]},
-              "data_notes": {"events": 1}}
-    after = {"header": {"generated_at": "b", "tenant": "t"}, "summary": {"overall": {"numerator": 3}},
-             "breaches": {"tickets": [{"ticket_id": "INC-1", "metric": "response", "over_target_seconds": 9}]},
-             "data_notes": {"events": 2}}
+    before = {
+        "header": {"generated_at": "a", "tenant": "t"},
+        "summary": {"overall": {"numerator": 2}},
+        "breaches": {"tickets": [{"ticket_id": "INC-1", "metric": "response", "over_target_seconds": 5}]},
+        "data_notes": {"events": 1},
+    }
+    after = {
+        "header": {"generated_at": "b", "tenant": "t"},
+        "summary": {"overall": {"numerator": 3}},
+        "breaches": {"tickets": [{"ticket_id": "INC-1", "metric": "response", "over_target_seconds": 9}]},
+        "data_notes": {"events": 2},
+    }
     found = {c.path: (c.before, c.after) for c in changes(before, after)}
-    assert found == {"summary.overall.numerator": (2, 3),
-                     "breaches.tickets[ticket_id=INC-1,metric=response].over_target_seconds": (5, 9)}
+    assert found == {
+        "summary.overall.numerator": (2, 3),
+        "breaches.tickets[ticket_id=INC-1,metric=response].over_target_seconds": (5, 9),
+    }

@@ -36,23 +36,27 @@ def test_session_ids_are_random_256_bit_and_stored_as_sha256() -> None:
     assert session_hash("abc") == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
 
 
-@pytest.mark.parametrize(("origin", "referer", "allowed"), [
-    ("https://reports.example.com", None, True),
-    ("HTTPS://Reports.Example.com", None, True),
-    ("https://reports.example.com:8443", None, False),
-    ("http://reports.example.com", None, False),  # the same host over plain HTTP is another origin
-    ("https://reports.example.com.evil.example", None, False),
-    ("https://evil.example", "https://reports.example.com/v1/dashboard/login", False),  # Origin wins
-    ("null", None, False),
-    ("null", "https://reports.example.com/v1/dashboard", True),
-    (None, "https://reports.example.com/v1/dashboard/login", True),
-    (None, "https://evil.example/reports.example.com", False),
-    (None, "not a url", False),
-    (None, None, False),
-    ("https://dashboards.partner.example", None, True),  # configured as trusted
-])
+@pytest.mark.parametrize(
+    ("origin", "referer", "allowed"),
+    [
+        ("https://reports.example.com", None, True),
+        ("HTTPS://Reports.Example.com", None, True),
+        ("https://reports.example.com:8443", None, False),
+        ("http://reports.example.com", None, False),  # the same host over plain HTTP is another origin
+        ("https://reports.example.com.evil.example", None, False),
+        ("https://evil.example", "https://reports.example.com/v1/dashboard/login", False),  # Origin wins
+        ("null", None, False),
+        ("null", "https://reports.example.com/v1/dashboard", True),
+        (None, "https://reports.example.com/v1/dashboard/login", True),
+        (None, "https://evil.example/reports.example.com", False),
+        (None, "not a url", False),
+        (None, None, False),
+        ("https://dashboards.partner.example", None, True),  # configured as trusted
+    ],
+)
 def test_a_form_is_accepted_only_from_this_site_or_a_trusted_origin(
-        origin: str | None, referer: str | None, allowed: bool) -> None:
+    origin: str | None, referer: str | None, allowed: bool
+) -> None:
     trusted = trusted_origins(["https://dashboards.partner.example/some/path", "", "nonsense"])
     assert form_origin_allowed(origin, referer, "https://reports.example.com", trusted) is allowed
 

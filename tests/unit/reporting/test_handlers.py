@@ -26,14 +26,36 @@ def at(day: int, hour: int, minute: int = 0) -> datetime:
 
 
 def started(sequence: int = 1) -> CloudEvent:
-    return clock_event(TENANT, "T-1", "started", at(5, 9), metric="response", state="running", elapsed=0,
-                       priority="P1", started_at=at(5, 9), due_at=at(5, 9, 15), sequence=sequence)
+    return clock_event(
+        TENANT,
+        "T-1",
+        "started",
+        at(5, 9),
+        metric="response",
+        state="running",
+        elapsed=0,
+        priority="P1",
+        started_at=at(5, 9),
+        due_at=at(5, 9, 15),
+        sequence=sequence,
+    )
 
 
 def met(sequence: int = 2) -> CloudEvent:
     # Met after 600 of its 900 seconds.
-    return clock_event(TENANT, "T-1", "met", at(5, 9, 10), metric="response", state="met", elapsed=600,
-                       priority="P1", started_at=at(5, 9), stopped_at=at(5, 9, 10), sequence=sequence)
+    return clock_event(
+        TENANT,
+        "T-1",
+        "met",
+        at(5, 9, 10),
+        metric="response",
+        state="met",
+        elapsed=600,
+        priority="P1",
+        started_at=at(5, 9),
+        stopped_at=at(5, 9, 10),
+        sequence=sequence,
+    )
 
 
 def handler(database: FakeDatabase) -> tuple[ReadModels, FakeUnits]:
@@ -90,9 +112,20 @@ async def test_a_recalculation_moves_the_cycle_from_met_to_breached() -> None:
     read_models, _ = handler(database)
     await read_models.apply_batch([started(), met()])
     # A late pause proved wrong: the cycle really took 1000 s, 100 over its 900 s target.
-    recalculated = clock_event(TENANT, "T-1", "recalculated", at(5, 9, 10), metric="response", state="breached",
-                               elapsed=1000, priority="P1", started_at=at(5, 9), stopped_at=at(5, 9, 10),
-                               breached_at=at(5, 9, 8), sequence=3)
+    recalculated = clock_event(
+        TENANT,
+        "T-1",
+        "recalculated",
+        at(5, 9, 10),
+        metric="response",
+        state="breached",
+        elapsed=1000,
+        priority="P1",
+        started_at=at(5, 9),
+        stopped_at=at(5, 9, 10),
+        breached_at=at(5, 9, 8),
+        sequence=3,
+    )
 
     assert await read_models.apply_batch([recalculated]) == ["applied"]
 

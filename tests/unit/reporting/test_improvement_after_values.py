@@ -15,12 +15,17 @@ SHANGHAI = ZoneInfo("Asia/Shanghai")
 DONE_AT = datetime(2026, 10, 20, 12, 0, tzinfo=SHANGHAI)
 HISTORY: list[dict[str, Any]] = [
     {"at": datetime(2026, 10, 2, 9, tzinfo=SHANGHAI).isoformat(), "status": "open", "note": None},
-    {"at": DONE_AT.isoformat(), "status": "done", "note": "rota in place"}]
+    {"at": DONE_AT.isoformat(), "status": "done", "note": "rota in place"},
+]
 OCTOBER = period_containing(datetime(2026, 10, 15, tzinfo=SHANGHAI), "Asia/Shanghai", "monthly")
 NOVEMBER = period_containing(datetime(2026, 11, 15, tzinfo=SHANGHAI), "Asia/Shanghai", "monthly")
 DECEMBER = period_containing(datetime(2026, 12, 15, tzinfo=SHANGHAI), "Asia/Shanghai", "monthly")
-PROVISIONAL = {"start": OCTOBER.start.isoformat(), "end": DONE_AT.isoformat(), "label": "2026-10",
-               "measured": AT_COMPLETION}
+PROVISIONAL = {
+    "start": OCTOBER.start.isoformat(),
+    "end": DONE_AT.isoformat(),
+    "label": "2026-10",
+    "measured": AT_COMPLETION,
+}
 
 
 def test_the_completion_is_the_last_done_of_the_history() -> None:
@@ -42,12 +47,30 @@ def test_an_entry_not_done_or_measured_at_a_close_already_is_left_alone() -> Non
 
 
 def test_the_review_of_the_period_that_measured_it_shows_the_entry_as_measured() -> None:
-    final = {"start": NOVEMBER.start.astimezone(UTC).isoformat(), "end": NOVEMBER.end.astimezone(UTC).isoformat(),
-             "label": "2026-11", "measured": AT_CLOSE}
+    final = {
+        "start": NOVEMBER.start.astimezone(UTC).isoformat(),
+        "end": NOVEMBER.end.astimezone(UTC).isoformat(),
+        "label": "2026-11",
+        "measured": AT_CLOSE,
+    }
     record = ImprovementItem(
-        "IMP-1", "Call back unhappy customers", "complaint", "INC-02", {"kpi": "csat_satisfied"}, "done", None,
-        "li.wei", date(2026, 12, 31), 80.0, ">=", 75.0, 85.0, final,
-        created_at=datetime(2026, 10, 2, 9, tzinfo=SHANGHAI), history=HISTORY)
+        "IMP-1",
+        "Call back unhappy customers",
+        "complaint",
+        "INC-02",
+        {"kpi": "csat_satisfied"},
+        "done",
+        None,
+        "li.wei",
+        date(2026, 12, 31),
+        80.0,
+        ">=",
+        75.0,
+        85.0,
+        final,
+        created_at=datetime(2026, 10, 2, 9, tzinfo=SHANGHAI),
+        history=HISTORY,
+    )
     assert movement(record, OCTOBER.start, OCTOBER.end) == "closed"
     assert movement(record, NOVEMBER.start, NOVEMBER.end) == "measured"
     assert movement(record, DECEMBER.start, DECEMBER.end) is None

@@ -54,7 +54,12 @@ def test_the_dashboard_renders_in_chinese_and_its_refresh_keeps_the_language() -
 
     now = datetime(2026, 10, 20, 4, tzinfo=UTC)
     view = dashboard("t", now, period_containing(now, "UTC", "monthly"), ReportingConfig(), [], [], [], [])
-    page = render_dashboard(TypeAdapter(DashboardView).dump_python(view, mode="json"), fragment=False,
-                            refresh_seconds=30, nonce="n", language="zh")
+    page = render_dashboard(
+        TypeAdapter(DashboardView).dump_python(view, mode="json"),
+        fragment=False,
+        refresh_seconds=30,
+        nonce="n",
+        language="zh",
+    )
     for text in ("服务级别看板", "当前违约", "每 30 秒自动刷新。", 'lang="zh-Hans"', "?fragment=1&lang=zh"):
         assert text in page

@@ -19,8 +19,12 @@ AS_OF = datetime(2026, 12, 6, 10, 0, 0, 787_000, tzinfo=UTC)  # a `recalculated`
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 WORKDAY = ((9 * 3600, 12 * 3600), (13 * 3600, 18 * 3600))
 CN_BUSINESS = CalendarData(
-    calendar_id="cn-business", bundle_version=3, timezone="Asia/Shanghai", hours=(WORKDAY,) * 5 + ((), ()),
-    holidays_country="CN", extra_workdays=((date(2026, 10, 10), 4),),
+    calendar_id="cn-business",
+    bundle_version=3,
+    timezone="Asia/Shanghai",
+    hours=(WORKDAY,) * 5 + ((), ()),
+    holidays_country="CN",
+    extra_workdays=((date(2026, 10, 10), 4),),
 )
 CALENDAR = business_calendar(CN_BUSINESS)
 
@@ -53,7 +57,11 @@ def test_a_clock_running_over_the_lunch_break_gains_only_the_working_minutes() -
     # Monday 7 December 2026, 11:30 -> 14:15: 11:30-12:00 (1,800 s) and 13:00-14:15 (4,500 s) count, lunch not.
     values = live_values("running", CALENDAR, 1_000, 28_800, local(2026, 12, 7, 11, 30), local(2026, 12, 7, 14, 15))
     assert (values.elapsed_seconds, values.remaining_seconds, values.percent, values.live) == (
-        7_300, 21_500, 25.35, True)
+        7_300,
+        21_500,
+        25.35,
+        True,
+    )
 
 
 def test_the_national_day_holidays_do_not_count() -> None:
@@ -80,18 +88,55 @@ def test_a_clock_counts_with_the_calendar_of_the_bundle_version_it_is_pinned_to(
 def test_an_open_breach_and_a_listed_clock_are_brought_to_the_instant_with_their_calendar() -> None:
     as_of, at = local(2026, 12, 7, 11, 30), local(2026, 12, 7, 14, 15)  # 6,300 working seconds between
     breach = BreachedCycle(
-        ticket_id="T-1", policy_id="p1", policy_version=3, agreement="SLA", metric="resolution", cycle=1,
-        priority="P2", service="email", customer="acme", state="running", target_seconds=3_600,
-        elapsed_seconds=4_000, over_target_seconds=400, over_target_percent=11.11, breached_at=None,
-        stopped_at=None, calendar="cn-business", as_of=as_of)
+        ticket_id="T-1",
+        policy_id="p1",
+        policy_version=3,
+        agreement="SLA",
+        metric="resolution",
+        cycle=1,
+        priority="P2",
+        service="email",
+        customer="acme",
+        state="running",
+        target_seconds=3_600,
+        elapsed_seconds=4_000,
+        over_target_seconds=400,
+        over_target_percent=11.11,
+        breached_at=None,
+        stopped_at=None,
+        calendar="cn-business",
+        as_of=as_of,
+    )
     moved = live_breach(breach, at, {("cn-business", 3): CALENDAR})
     assert (moved.elapsed_seconds, moved.over_target_seconds, moved.over_target_percent, moved.live) == (
-        10_300, 6_700, 186.11, True)
+        10_300,
+        6_700,
+        186.11,
+        True,
+    )
     row = ClockRow(
-        ticket_id="T-2", policy_id="p1", policy_version=3, agreement="SLA", metric="resolution", cycle=1,
-        state="running", breached=False, elapsed_seconds=0, target_seconds=28_800, started_at=as_of,
-        stopped_at=None, breached_at=None, due_at=None, service="email", customer="acme", priority="P2",
-        calendar="cn-business", as_of=as_of)
+        ticket_id="T-2",
+        policy_id="p1",
+        policy_version=3,
+        agreement="SLA",
+        metric="resolution",
+        cycle=1,
+        state="running",
+        breached=False,
+        elapsed_seconds=0,
+        target_seconds=28_800,
+        started_at=as_of,
+        stopped_at=None,
+        breached_at=None,
+        due_at=None,
+        service="email",
+        customer="acme",
+        priority="P2",
+        calendar="cn-business",
+        as_of=as_of,
+    )
     assert live_clock(row, at, {}).live is False  # the calendar has not arrived: as of its last transition
-    assert (live_clock(row, at, {("cn-business", 3): CALENDAR}).elapsed_seconds,
-            live_clock(row, at, {("cn-business", 3): CALENDAR}).remaining_seconds) == (6_300, 22_500)
+    assert (
+        live_clock(row, at, {("cn-business", 3): CALENDAR}).elapsed_seconds,
+        live_clock(row, at, {("cn-business", 3): CALENDAR}).remaining_seconds,
+    ) == (6_300, 22_500)

@@ -63,37 +63,53 @@ rules:
 
 
 def clock(transition: str, at: datetime, priority: str, threshold: int | None = None) -> ClockFacts:
-    return ClockFacts(ticket_id="INC-1", policy_id="gold", metric="resolution", cycle=1, transition=transition,
-                      at=at, threshold=threshold, agreement="SLA", priority=priority, service="email",
-                      customer="acme")
+    return ClockFacts(
+        ticket_id="INC-1",
+        policy_id="gold",
+        metric="resolution",
+        cycle=1,
+        transition=transition,
+        at=at,
+        threshold=threshold,
+        agreement="SLA",
+        priority=priority,
+        service="email",
+        customer="acme",
+    )
 
 
 def test_a_p4_warning_at_two_in_the_night_is_due_at_the_next_working_minute() -> None:
     planned = plan(clock("warning", datetime(2026, 12, 8, 2, 0, tzinfo=SHANGHAI), "P4", 75), POLICY)
     assert [(p.rule_id, p.trigger, p.level, p.due_at) for p in planned] == [
-        ("p4-warnings", "warning:75", 0, datetime(2026, 12, 8, 9, 0, tzinfo=SHANGHAI))]
+        ("p4-warnings", "warning:75", 0, datetime(2026, 12, 8, 9, 0, tzinfo=SHANGHAI))
+    ]
     assert planned[0].key == "clock/INC-1/gold/resolution/1/warning:75/p4-warnings/0"
     assert planned[0].recipients == ("service-desk",)
 
 
 def test_the_calendar_defers_over_lunch_and_over_the_weekend_and_keeps_working_instants() -> None:
     calendar = NotificationCalendar.model_validate(WORKING_HOURS)
-    assert calendar.next_working_instant(datetime(2026, 12, 8, 10, 17, 5, tzinfo=SHANGHAI)) == \
-        datetime(2026, 12, 8, 10, 17, 5, tzinfo=SHANGHAI)
-    assert calendar.next_working_instant(datetime(2026, 12, 8, 12, 30, tzinfo=SHANGHAI)) == \
-        datetime(2026, 12, 8, 13, 0, tzinfo=SHANGHAI)
-    assert calendar.next_working_instant(datetime(2026, 12, 11, 18, 0, tzinfo=SHANGHAI)) == \
-        datetime(2026, 12, 14, 9, 0, tzinfo=SHANGHAI)  # Friday 18:00 (the end is exclusive) -> Monday 09:00
+    assert calendar.next_working_instant(datetime(2026, 12, 8, 10, 17, 5, tzinfo=SHANGHAI)) == datetime(
+        2026, 12, 8, 10, 17, 5, tzinfo=SHANGHAI
+    )
+    assert calendar.next_working_instant(datetime(2026, 12, 8, 12, 30, tzinfo=SHANGHAI)) == datetime(
+        2026, 12, 8, 13, 0, tzinfo=SHANGHAI
+    )
+    assert calendar.next_working_instant(datetime(2026, 12, 11, 18, 0, tzinfo=SHANGHAI)) == datetime(
+        2026, 12, 14, 9, 0, tzinfo=SHANGHAI
+    )  # Friday 18:00 (the end is exclusive) -> Monday 09:00
     # An instant given in UTC is answered in UTC: Saturday 03:00 UTC is Saturday 11:00 in Shanghai.
-    assert calendar.next_working_instant(datetime(2026, 12, 12, 3, 0, tzinfo=UTC)) == \
-        datetime(2026, 12, 14, 1, 0, tzinfo=UTC)
+    assert calendar.next_working_instant(datetime(2026, 12, 12, 3, 0, tzinfo=UTC)) == datetime(
+        2026, 12, 14, 1, 0, tzinfo=UTC
+    )
 
 
 def test_the_calendar_counts_wall_clock_hours_across_a_daylight_saving_change() -> None:
     calendar = NotificationCalendar.model_validate({"timezone": "Europe/Berlin", "hours": {"mon-fri": ["09:00-17:00"]}})
     # Sunday 2026-03-29 is the spring change in Berlin; Monday 09:00 is then UTC+2, 07:00 UTC.
-    assert calendar.next_working_instant(datetime(2026, 3, 28, 12, 0, tzinfo=UTC)) == \
-        datetime(2026, 3, 30, 7, 0, tzinfo=UTC)
+    assert calendar.next_working_instant(datetime(2026, 3, 28, 12, 0, tzinfo=UTC)) == datetime(
+        2026, 3, 30, 7, 0, tzinfo=UTC
+    )
 
 
 def test_a_warning_of_another_threshold_or_priority_notifies_nobody() -> None:
@@ -105,15 +121,18 @@ def test_a_breach_plans_every_level_of_its_ladder_and_a_recalculation_plans_noth
     at = datetime(2026, 12, 8, 3, 0, tzinfo=UTC)
     planned = plan(clock("breached", at, "P1"), POLICY)
     assert [(p.level, p.due_at, p.channel, p.recipients) for p in planned] == [
-        (0, at, "pager", ("oncall",)), (1, at + timedelta(minutes=30), "pager", ("duty-manager",))]
+        (0, at, "pager", ("oncall",)),
+        (1, at + timedelta(minutes=30), "pager", ("duty-manager",)),
+    ]
     assert {p.ladder for p in planned} == {"clock/INC-1/gold/resolution/1/breached/p1-breaches"}
     assert plan(clock("recalculated", at, "P1"), POLICY) == []
 
 
 def test_the_same_transition_plans_the_same_keys_so_a_replay_adds_nothing() -> None:
     at = datetime(2026, 12, 8, 3, 0, tzinfo=UTC)
-    assert [p.key for p in plan(clock("breached", at, "P1"), POLICY)] == \
-        [p.key for p in plan(clock("breached", at + timedelta(hours=5), "P1"), POLICY)]
+    assert [p.key for p in plan(clock("breached", at, "P1"), POLICY)] == [
+        p.key for p in plan(clock("breached", at + timedelta(hours=5), "P1"), POLICY)
+    ]
 
 
 def test_the_last_level_repeats_every_hour_until_the_repeats_are_used_up() -> None:
@@ -124,8 +143,11 @@ def test_the_last_level_repeats_every_hour_until_the_repeats_are_used_up() -> No
     assert repeat_after(rule, first) is None  # not the last level: the ladder already holds level 1
     third = repeat_after(rule, second)
     assert third is not None
-    assert (third.level, third.due_at, third.recipients) == (2, datetime(2026, 12, 8, 4, 30, tzinfo=UTC),
-                                                             ("duty-manager",))
+    assert (third.level, third.due_at, third.recipients) == (
+        2,
+        datetime(2026, 12, 8, 4, 30, tzinfo=UTC),
+        ("duty-manager",),
+    )
     fourth = repeat_after(rule, third)
     assert fourth is not None
     assert (fourth.level, fourth.due_at) == (3, datetime(2026, 12, 8, 5, 30, tzinfo=UTC))
@@ -147,7 +169,8 @@ rules: [{id: slo-pages, triggers: [{event: slo_alert, alert: page}], channel: am
     at = datetime(2026, 12, 8, 3, 0, tzinfo=UTC)
     firing = plan(AlertFacts("api-success", "api", "page", "firing", at), alerting)
     assert [(p.trigger, p.key) for p in firing] == [
-        ("slo:page", "slo/api-success/page/2026-12-08T03:00:00+00:00/slo:page/slo-pages/0")]
+        ("slo:page", "slo/api-success/page/2026-12-08T03:00:00+00:00/slo:page/slo-pages/0")
+    ]
     assert plan(AlertFacts("api-success", "api", "page", "resolved", at), alerting) == []
     assert plan(AlertFacts("api-success", "web", "page", "firing", at), alerting) == []
 
@@ -173,7 +196,11 @@ def test_a_24x7_clock_s_values_are_computed_for_the_sending_instant() -> None:
     business = ClockNow("running", False, 3600, 2700, last, last + timedelta(hours=20), None, "cn-business")
     values = values_at(business, last + timedelta(minutes=5), {})  # a calendar reporting has not received
     assert (values.elapsed_seconds, values.as_of, values.exact, values.due_at) == (
-        2700, last, False, last + timedelta(hours=20))
+        2700,
+        last,
+        False,
+        last + timedelta(hours=20),
+    )
     assert values.note is not None
     assert "'cn-business'" in values.note
 
@@ -186,9 +213,15 @@ def test_retries_back_off_exponentially_with_jitter_up_to_the_cap() -> None:
 
 
 def test_the_standard_webhooks_test_vector_signs_as_the_reference_libraries_do() -> None:
-    assert standard_webhook_signature("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "msg_p5jXN8AQM9LWM0D4loKWxJek",
-                                      1614265330, b'{"test": 2432232314}') == \
-        "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
+    assert (
+        standard_webhook_signature(
+            "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+            "msg_p5jXN8AQM9LWM0D4loKWxJek",
+            1614265330,
+            b'{"test": 2432232314}',
+        )
+        == "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
+    )
 
 
 def test_durations_read_in_both_languages() -> None:
@@ -197,26 +230,73 @@ def test_durations_read_in_both_languages() -> None:
     assert duration_text(3900, "zh-CN") == "1小时05分"
 
 
-@pytest.mark.parametrize(("document", "complaint"), [
-    ({"rules": [{"id": f"r{i}", "triggers": ["breached"], "channel": "c"} for i in range(MAX_RULES + 1)],
-      "channels": [{"name": "c", "type": "slack", "url": "http://x"}]}, "at most 200 items"),
-    ({"rules": [{"id": "r", "triggers": ["breached"], "channel": "missing"}]}, "no channel named 'missing'"),
-    ({"channels": [{"name": "c", "type": "webhook", "url": "http://x", "secret": "plain"}]}, "whsec_"),
-    ({"channels": [{"name": "c", "type": "pagerduty", "url": "http://x"}]}, "routing key"),
-    ({"rules": [{"id": "r", "triggers": [{"event": "warning"}], "channel": "c"}],
-      "channels": [{"name": "c", "type": "slack", "url": "http://x"}]}, "threshold"),
-    ({"rules": [{"id": "r", "triggers": ["breached"], "channel": "c",
-                 "escalation": {"levels": [{"after": "30m"}, {"after": "10m"}]}}],
-      "channels": [{"name": "c", "type": "slack", "url": "http://x"}]}, "in order of `after`"),
-    ({"rules": [{"id": "r", "triggers": ["breached"], "channel": "c",
-                 "calendar": {"timezone": "Mars/Olympus", "hours": {"mon": ["09:00-17:00"]}}}],
-      "channels": [{"name": "c", "type": "slack", "url": "http://x"}]}, "unknown IANA time zone"),
-    ({"rules": [{"id": "r", "triggers": ["breached"], "channel": "c",
-                 "calendar": {"hours": {"mon-fri": ["18:00-09:00"]}}}],
-      "channels": [{"name": "c", "type": "slack", "url": "http://x"}]}, "ends after it starts"),
-])
-def test_a_policy_over_its_limits_or_inconsistent_is_refused_with_the_reason(document: dict[str, object],
-                                                                              complaint: str) -> None:
+@pytest.mark.parametrize(
+    ("document", "complaint"),
+    [
+        (
+            {
+                "rules": [{"id": f"r{i}", "triggers": ["breached"], "channel": "c"} for i in range(MAX_RULES + 1)],
+                "channels": [{"name": "c", "type": "slack", "url": "http://x"}],
+            },
+            "at most 200 items",
+        ),
+        ({"rules": [{"id": "r", "triggers": ["breached"], "channel": "missing"}]}, "no channel named 'missing'"),
+        ({"channels": [{"name": "c", "type": "webhook", "url": "http://x", "secret": "plain"}]}, "whsec_"),
+        ({"channels": [{"name": "c", "type": "pagerduty", "url": "http://x"}]}, "routing key"),
+        (
+            {
+                "rules": [{"id": "r", "triggers": [{"event": "warning"}], "channel": "c"}],
+                "channels": [{"name": "c", "type": "slack", "url": "http://x"}],
+            },
+            "threshold",
+        ),
+        (
+            {
+                "rules": [
+                    {
+                        "id": "r",
+                        "triggers": ["breached"],
+                        "channel": "c",
+                        "escalation": {"levels": [{"after": "30m"}, {"after": "10m"}]},
+                    }
+                ],
+                "channels": [{"name": "c", "type": "slack", "url": "http://x"}],
+            },
+            "in order of `after`",
+        ),
+        (
+            {
+                "rules": [
+                    {
+                        "id": "r",
+                        "triggers": ["breached"],
+                        "channel": "c",
+                        "calendar": {"timezone": "Mars/Olympus", "hours": {"mon": ["09:00-17:00"]}},
+                    }
+                ],
+                "channels": [{"name": "c", "type": "slack", "url": "http://x"}],
+            },
+            "unknown IANA time zone",
+        ),
+        (
+            {
+                "rules": [
+                    {
+                        "id": "r",
+                        "triggers": ["breached"],
+                        "channel": "c",
+                        "calendar": {"hours": {"mon-fri": ["18:00-09:00"]}},
+                    }
+                ],
+                "channels": [{"name": "c", "type": "slack", "url": "http://x"}],
+            },
+            "ends after it starts",
+        ),
+    ],
+)
+def test_a_policy_over_its_limits_or_inconsistent_is_refused_with_the_reason(
+    document: dict[str, object], complaint: str
+) -> None:
     with pytest.raises(ValidationError, match=complaint.replace("(", r"\(").replace("`", ".")):
         NotificationPolicy.model_validate(document)
 
@@ -235,26 +315,49 @@ def test_a_recalculation_that_retracts_a_sent_breach_plans_one_correction_for_th
     before = Said("breached", "running", True, breach)
     after = Said("recalculated", "running", False, breach + timedelta(minutes=30))
     facts = clock("recalculated", breach + timedelta(minutes=20), "P1")
-    planned = corrections(facts, "3", after, Retracted("breached", breach, None),
-                          {"told-and-corrected": before, "told-once": before}, CORRECTING)
+    planned = corrections(
+        facts,
+        "3",
+        after,
+        Retracted("breached", breach, None),
+        {"told-and-corrected": before, "told-once": before},
+        CORRECTING,
+    )
     assert [(p.rule_id, p.trigger, p.key, p.due_at, changed) for p, changed in planned] == [
-        ("told-and-corrected", "correction", "clock/INC-1/gold/resolution/1/correction/told-and-corrected/3",
-         breach + timedelta(minutes=20), ["retracted", "breached", "due_at"])]
+        (
+            "told-and-corrected",
+            "correction",
+            "clock/INC-1/gold/resolution/1/correction/told-and-corrected/3",
+            breach + timedelta(minutes=20),
+            ["retracted", "breached", "due_at"],
+        )
+    ]
     # The same recalculation again (a redelivery, a republication): the same key.
-    assert [p.key for p, _ in corrections(facts, "3", after, None, {"told-and-corrected": before}, CORRECTING)] \
-        == [planned[0][0].key]
+    assert [p.key for p, _ in corrections(facts, "3", after, None, {"told-and-corrected": before}, CORRECTING)] == [
+        planned[0][0].key
+    ]
 
 
 def test_a_recalculation_that_changes_nothing_said_or_finds_nothing_sent_plans_no_correction() -> None:
     breach = datetime(2026, 12, 8, 3, 0, tzinfo=UTC)
     said = Said("breached", "running", True, breach)
     facts = clock("recalculated", breach + timedelta(minutes=20), "P1")
-    assert corrections(facts, "4", Said("recalculated", "running", True, breach), None,
-                       {"told-and-corrected": said}, CORRECTING) == []
+    assert (
+        corrections(
+            facts, "4", Said("recalculated", "running", True, breach), None, {"told-and-corrected": said}, CORRECTING
+        )
+        == []
+    )
     assert corrections(facts, "4", Said("recalculated", "met", False, None), None, {}, CORRECTING) == []
     # Only what was said counts: a stop after a sent warning changes its state.
-    [(_, changed)] = corrections(facts, "5", Said("recalculated", "met", False, None), None,
-                                 {"told-and-corrected": Said("warning:75", "running", False, breach)}, CORRECTING)
+    [(_, changed)] = corrections(
+        facts,
+        "5",
+        Said("recalculated", "met", False, None),
+        None,
+        {"told-and-corrected": Said("warning:75", "running", False, breach)},
+        CORRECTING,
+    )
     assert changed == ["due_at", "state"]
 
 
@@ -269,18 +372,27 @@ rules:
     at = datetime(2026, 10, 1, 1, 30, tzinfo=UTC)
     whole = plan(ReportFacts("r-1", None, None, at), reports)
     assert [(p.rule_id, p.key, p.level, p.due_at) for p in whole] == [
-        ("all", "report/r-1/report.published/all/0", 0, at)]  # a publication is a fact: its first level only
+        ("all", "report/r-1/report.published/all/0", 0, at)
+    ]  # a publication is a fact: its first level only
     assert [p.rule_id for p in plan(ReportFacts("r-2", None, "acme", at), reports)] == ["all", "acme"]
 
 
 TEMPLATED = {
     "language": "zh-Hans",
-    "templates": {"en": {"title": "[$priority] $ticket_id: $trigger"},
-                  "zh-Hans": {"title": "【$priority】$ticket_id 已违约", "text": "请处理 $ticket_id，剩余 $remaining"}},
+    "templates": {
+        "en": {"title": "[$priority] $ticket_id: $trigger"},
+        "zh-Hans": {"title": "【$priority】$ticket_id 已违约", "text": "请处理 $ticket_id，剩余 $remaining"},
+    },
     "channels": [{"name": "desk", "type": "webhook", "url": "http://127.0.0.1:1/hook"}],
-    "rules": [{"id": "own", "triggers": ["breached"], "channel": "desk",
-               "templates": {"zh": {"text": "值班请看 $ticket_id"}}},
-              {"id": "tenant", "triggers": ["breached"], "channel": "desk", "language": "en"}],
+    "rules": [
+        {
+            "id": "own",
+            "triggers": ["breached"],
+            "channel": "desk",
+            "templates": {"zh": {"text": "值班请看 $ticket_id"}},
+        },
+        {"id": "tenant", "triggers": ["breached"], "channel": "desk", "language": "en"},
+    ],
 }
 
 
@@ -288,8 +400,9 @@ def test_templates_fall_back_field_by_field_from_the_rule_to_the_tenant_in_eithe
     templated = NotificationPolicy.model_validate(TEMPLATED)
     own, tenant = templated.rules
     assert templated.language == "zh-CN"  # zh-Hans and zh are Simplified Chinese
-    assert templated.templates_for(own, "zh-CN") == Templates(title="【$priority】$ticket_id 已违约",
-                                                              text="值班请看 $ticket_id")
+    assert templated.templates_for(own, "zh-CN") == Templates(
+        title="【$priority】$ticket_id 已违约", text="值班请看 $ticket_id"
+    )
     assert templated.templates_for(tenant, "en") == Templates(title="[$priority] $ticket_id: $trigger")
     assert templated.templates_for(tenant, "zh-CN") == templated.templates["zh-CN"]
 
@@ -298,21 +411,33 @@ def test_a_template_renders_its_names_and_the_explained_clock_link_is_always_in_
     templated = NotificationPolicy.model_validate(TEMPLATED)
     facts = {"ticket_id": "INC-7", "metric": "resolution", "priority": "P1", "service": "email", "customer": "acme"}
     link = "http://sla-engine.test/v1/tickets/INC-7/clocks?at=2026-12-08T03:00:00%2B00:00"
-    message = notification_message("breached", 0, dict(facts), None, "zh-CN",
-                                   templated.templates_for(templated.rules[0], "zh-CN"), link, "Asia/Shanghai")
+    message = notification_message(
+        "breached",
+        0,
+        dict(facts),
+        None,
+        "zh-CN",
+        templated.templates_for(templated.rules[0], "zh-CN"),
+        link,
+        "Asia/Shanghai",
+    )
     assert message.title == "【P1】INC-7 已违约"
     assert message.fields[0] == ("", "值班请看 INC-7")
     assert f"时钟详情: {link}" in message.text.splitlines()  # the template never names $link: still there
-    english = notification_message("breached", 0, dict(facts), None, "en",
-                                   templated.templates_for(templated.rules[1], "en"), link, "UTC")
+    english = notification_message(
+        "breached", 0, dict(facts), None, "en", templated.templates_for(templated.rules[1], "en"), link, "UTC"
+    )
     assert english.title == "[P1] INC-7: breached"
 
 
-@pytest.mark.parametrize(("template", "reason"), [
-    ("$ticket_id at $nope", "unknown template names ['nope']"),
-    ("${ticket_id.__class__}", "not a valid template"),
-    ("违" * 1366, "at most 4096 bytes"),  # 4,098 bytes in UTF-8, under 4,096 characters
-])
+@pytest.mark.parametrize(
+    ("template", "reason"),
+    [
+        ("$ticket_id at $nope", "unknown template names ['nope']"),
+        ("${ticket_id.__class__}", "not a valid template"),
+        ("违" * 1366, "at most 4096 bytes"),  # 4,098 bytes in UTF-8, under 4,096 characters
+    ],
+)
 def test_a_template_with_an_unknown_name_or_over_its_bytes_is_refused_at_the_door(template: str, reason: str) -> None:
     document = {**TEMPLATED, "templates": {"en": {"text": template}}}
     with pytest.raises(ValidationError, match=re.escape(reason)):
@@ -322,18 +447,25 @@ def test_a_template_with_an_unknown_name_or_over_its_bytes_is_refused_at_the_doo
 def test_an_event_s_arrival_makes_its_notification_on_time_late_overtaken_or_stale() -> None:
     breach = datetime(2026, 12, 8, 3, 0, tzinfo=UTC)
     lateness = Lateness(late_after=timedelta(minutes=1), horizon=timedelta(hours=24), settle=timedelta(seconds=30))
-    assert on_arrival(breach, breach, breach + timedelta(seconds=59), lateness, newest=True) == \
-        Arrival(None, breach, late=False)
+    assert on_arrival(breach, breach, breach + timedelta(seconds=59), lateness, newest=True) == Arrival(
+        None, breach, late=False
+    )
     two_hours = breach + timedelta(hours=2)
-    assert on_arrival(breach, breach, two_hours, lateness, newest=True) == \
-        Arrival(None, two_hours + timedelta(seconds=30), late=True)
+    assert on_arrival(breach, breach, two_hours, lateness, newest=True) == Arrival(
+        None, two_hours + timedelta(seconds=30), late=True
+    )
     # A later ladder level still in the future keeps its instant.
-    assert on_arrival(breach + timedelta(hours=3), breach, two_hours, lateness, newest=True).due_at == \
-        breach + timedelta(hours=3)
-    assert on_arrival(breach, breach, two_hours, lateness, newest=False).suppressed == \
-        "superseded: its cycle had moved on when it arrived"
-    assert on_arrival(breach, breach, breach + timedelta(hours=25), lateness, newest=True).suppressed == \
-        "stale: received 1 day, 1:00:00 after the event"
+    assert on_arrival(
+        breach + timedelta(hours=3), breach, two_hours, lateness, newest=True
+    ).due_at == breach + timedelta(hours=3)
+    assert (
+        on_arrival(breach, breach, two_hours, lateness, newest=False).suppressed
+        == "superseded: its cycle had moved on when it arrived"
+    )
+    assert (
+        on_arrival(breach, breach, breach + timedelta(hours=25), lateness, newest=True).suppressed
+        == "stale: received 1 day, 1:00:00 after the event"
+    )
 
 
 def test_a_warning_whose_cycle_breached_before_it_went_out_is_superseded_by_the_breach() -> None:

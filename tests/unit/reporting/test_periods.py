@@ -13,8 +13,11 @@ def utc(text: str) -> datetime:
 
 def test_a_month_in_shanghai_starts_at_local_midnight_of_the_first() -> None:
     october = period_containing(utc("2026-10-15T12:00:00+08:00"), "Asia/Shanghai", "monthly")
-    assert (october.start, october.end, october.label) == (utc("2026-09-30T16:00:00Z"), utc("2026-10-31T16:00:00Z"),
-                                                           "2026-10")
+    assert (october.start, october.end, october.label) == (
+        utc("2026-09-30T16:00:00Z"),
+        utc("2026-10-31T16:00:00Z"),
+        "2026-10",
+    )
 
 
 def test_the_first_seconds_of_a_local_month_belong_to_it_even_when_utc_says_otherwise() -> None:
@@ -35,16 +38,24 @@ def test_weeks_are_iso_weeks_from_monday() -> None:
 
 def test_the_trend_goes_back_six_calendar_months_oldest_first() -> None:
     october = period_containing(utc("2026-10-15T00:00:00Z"), "Asia/Shanghai", "monthly")
-    assert [p.label for p in previous_periods(october, 6)] == ["2026-04", "2026-05", "2026-06", "2026-07",
-                                                                "2026-08", "2026-09"]
+    assert [p.label for p in previous_periods(october, 6)] == [
+        "2026-04",
+        "2026-05",
+        "2026-06",
+        "2026-07",
+        "2026-08",
+        "2026-09",
+    ]
 
 
 def test_a_custom_window_trends_over_back_to_back_windows_of_its_length() -> None:
     window = classify(utc("2026-10-10T00:00:00Z"), utc("2026-10-20T00:00:00Z"), "UTC", "monthly")
     assert window.kind == "custom"
     previous = previous_periods(window, 2)
-    assert [(p.start, p.end) for p in previous] == [(utc("2026-09-20T00:00:00Z"), utc("2026-09-30T00:00:00Z")),
-                                                    (utc("2026-09-30T00:00:00Z"), utc("2026-10-10T00:00:00Z"))]
+    assert [(p.start, p.end) for p in previous] == [
+        (utc("2026-09-20T00:00:00Z"), utc("2026-09-30T00:00:00Z")),
+        (utc("2026-09-30T00:00:00Z"), utc("2026-10-10T00:00:00Z")),
+    ]
 
 
 def test_only_periods_that_have_ended_are_due_for_closing() -> None:
@@ -55,8 +66,10 @@ def test_only_periods_that_have_ended_are_due_for_closing() -> None:
 def test_a_period_splits_into_whole_utc_days_and_its_partial_edges() -> None:
     split = split_utc_days(utc("2026-09-30T16:00:00Z"), utc("2026-10-31T16:00:00Z"))
     assert (split.first_day, split.end_day) == (date(2026, 10, 1), date(2026, 10, 31))
-    assert split.edges == ((utc("2026-09-30T16:00:00Z"), utc("2026-10-01T00:00:00Z")),
-                           (utc("2026-10-31T00:00:00Z"), utc("2026-10-31T16:00:00Z")))
+    assert split.edges == (
+        (utc("2026-09-30T16:00:00Z"), utc("2026-10-01T00:00:00Z")),
+        (utc("2026-10-31T00:00:00Z"), utc("2026-10-31T16:00:00Z")),
+    )
     assert split_utc_days(utc("2026-10-01T00:00:00Z"), utc("2026-11-01T00:00:00Z")).edges == ()
     inside = split_utc_days(utc("2026-10-01T02:00:00Z"), utc("2026-10-01T05:00:00Z"))
     assert inside.edges == ((utc("2026-10-01T02:00:00Z"), utc("2026-10-01T05:00:00Z")),)

@@ -28,19 +28,26 @@ AT = END - timedelta(days=3)
 
 def facts() -> QualityFacts:
     return QualityFacts(
-        end=END, satisfied_ratio=0.8,
+        end=END,
+        satisfied_ratio=0.8,
         # acme: 5/5, 4/5, 2/5 -> ratios 1, 0.8, 0.4: mean 2.2/3 = 73.33 %, satisfied 2/3; globex: 9/10.
-        answers=[Answer("T1", "email", "acme", 5, 5, AT), Answer("T2", "email", "acme", 4, 5, AT),
-                 Answer("T3", "email", "acme", 2, 5, AT, "slow"), Answer("T4", "erp", "globex", 9, 10, AT)],
+        answers=[
+            Answer("T1", "email", "acme", 5, 5, AT),
+            Answer("T2", "email", "acme", 4, 5, AT),
+            Answer("T3", "email", "acme", 2, 5, AT, "slow"),
+            Answer("T4", "erp", "globex", 9, 10, AT),
+        ],
         # T1, T2, T3 of email/acme (T2 not first contact: the customer replied after the agent), T4 of erp.
         resolutions=[Resolutions("email", "acme", 3, 2), Resolutions("erp", "globex", 1, 1)],
         reopens=[Reopens("email", "acme", 1)],
         # Ages at the end: 1, 2, ... 10 days of email/acme tickets: p90 = the 9th smallest = 9 days.
         open_at_end=[OpenTicket(f"O{d}", "email", "acme", END - timedelta(days=d)) for d in range(1, 11)],
-        cycles=[CycleCount("email", "acme", "SLA", "response", 18, 2),
-                CycleCount("email", "acme", "SLA", "resolution", 7, 3),
-                CycleCount("email", "acme", "OLA", "response", 9, 1),
-                CycleCount("erp", "globex", "SLA", "response", 5, 0)],
+        cycles=[
+            CycleCount("email", "acme", "SLA", "response", 18, 2),
+            CycleCount("email", "acme", "SLA", "resolution", 7, 3),
+            CycleCount("email", "acme", "OLA", "response", 9, 1),
+            CycleCount("erp", "globex", "SLA", "response", 5, 0),
+        ],
         slos=[SloValue("email-availability", "email", 99.95, 43178.4, 43200.0)],
     )
 
@@ -50,8 +57,13 @@ def target(**fields: object) -> QualityTarget:
 
 
 def test_csat_mean_and_satisfied_share_of_one_customer() -> None:
-    mean, satisfied = evaluate([target(kpi="csat_mean", threshold=80, customer="acme"),
-                                target(kpi="csat_satisfied", threshold=60, customer="acme")], facts())
+    mean, satisfied = evaluate(
+        [
+            target(kpi="csat_mean", threshold=80, customer="acme"),
+            target(kpi="csat_satisfied", threshold=60, customer="acme"),
+        ],
+        facts(),
+    )
     assert (mean.value, mean.numerator, mean.denominator, mean.status) == (73.33, 2.2, 3, "missed")
     assert (satisfied.value, satisfied.numerator, satisfied.denominator, satisfied.status) == (66.67, 2, 3, "met")
     assert mean.standard == "CSAT mean score (% of scale) >= 80 % for customer acme"
@@ -64,8 +76,13 @@ def test_too_few_answers_are_not_judged() -> None:
 
 
 def test_reopen_rate_and_first_contact_resolution() -> None:
-    reopen, fcr = evaluate([target(kpi="reopen_rate", threshold=20, service="email"),
-                            target(kpi="first_contact_resolution", threshold=50)], facts())
+    reopen, fcr = evaluate(
+        [
+            target(kpi="reopen_rate", threshold=20, service="email"),
+            target(kpi="first_contact_resolution", threshold=50),
+        ],
+        facts(),
+    )
     # email: 1 reopen / 3 resolutions = 33.33 % > 20 %; everyone: T1, T3, T4 of 4.
     assert (reopen.value, reopen.comparison, reopen.status) == (33.33, "<=", "missed")
     assert (fcr.numerator, fcr.denominator, fcr.value, fcr.status) == (3, 4, 75.0, "met")
@@ -84,10 +101,14 @@ def test_backlog_age_p90_is_the_nearest_rank() -> None:
 
 
 def test_breach_rate_per_agreement_and_sla_attainment_of_a_metric() -> None:
-    sla, ola, resolution = evaluate([
-        target(kpi="breach_rate", threshold=15, customer="acme"),
-        target(kpi="breach_rate", threshold=15, agreement="OLA"),
-        target(kpi="sla_attainment", threshold=75, metric="resolution")], facts())
+    sla, ola, resolution = evaluate(
+        [
+            target(kpi="breach_rate", threshold=15, customer="acme"),
+            target(kpi="breach_rate", threshold=15, agreement="OLA"),
+            target(kpi="sla_attainment", threshold=75, metric="resolution"),
+        ],
+        facts(),
+    )
     # acme SLA: 5 breached / 30 counted = 16.67 %; OLA 1 / 10 = 10 %; SLA resolution 7 / 10 = 70 %.
     assert (sla.value, sla.status) == (16.67, "missed")
     assert (ola.value, ola.status) == (10.0, "met")
@@ -96,9 +117,13 @@ def test_breach_rate_per_agreement_and_sla_attainment_of_a_metric() -> None:
 
 
 def test_slo_attainment_and_an_exact_comparison_at_the_threshold() -> None:
-    met, exact = evaluate([target(kpi="slo_attainment", threshold=99.9, slo_id="email-availability"),
-                           target(kpi="sla_attainment", threshold=90, customer="acme", metric="response")],
-                          facts())
+    met, exact = evaluate(
+        [
+            target(kpi="slo_attainment", threshold=99.9, slo_id="email-availability"),
+            target(kpi="sla_attainment", threshold=90, customer="acme", metric="response"),
+        ],
+        facts(),
+    )
     assert (met.value, met.status) == (99.95, "met")
     assert (exact.value, exact.status) == (90.0, "met")  # 18 / 20 is exactly 90: at the threshold passes
 
@@ -106,8 +131,10 @@ def test_slo_attainment_and_an_exact_comparison_at_the_threshold() -> None:
 def test_no_data_and_the_trend_over_earlier_periods() -> None:
     empty = QualityFacts(end=END - timedelta(days=30), satisfied_ratio=0.8)
     [result] = evaluate([target(kpi="reopen_rate", threshold=20)], facts(), "2026-10", [("2026-09", empty)])
-    assert [(p.label, p.value, p.status) for p in result.trend] == [("2026-09", None, "no_data"),
-                                                                      ("2026-10", 25.0, "missed")]
+    assert [(p.label, p.value, p.status) for p in result.trend] == [
+        ("2026-09", None, "no_data"),
+        ("2026-10", 25.0, "missed"),
+    ]
 
 
 def test_the_configuration_bounds_targets() -> None:

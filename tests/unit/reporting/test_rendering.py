@@ -23,14 +23,50 @@ HOSTILE = "<script>alert(1)</script>"
 
 def document() -> dict[str, object]:
     period = period_containing(datetime(2026, 10, 15, tzinfo=UTC), "UTC", "monthly")
-    breached = BreachedCycle(HOSTILE, "gold", 1, "SLA", "response", 1, "P1", "email", "acme", "breached", 900, 1200,
-                             300, 33.33, datetime(2026, 10, 3, tzinfo=UTC), datetime(2026, 10, 3, 1, tzinfo=UTC))
+    breached = BreachedCycle(
+        HOSTILE,
+        "gold",
+        1,
+        "SLA",
+        "response",
+        1,
+        "P1",
+        "email",
+        "acme",
+        "breached",
+        900,
+        1200,
+        300,
+        33.33,
+        datetime(2026, 10, 3, tzinfo=UTC),
+        datetime(2026, 10, 3, 1, tzinfo=UTC),
+    )
     inputs = ReportInputs(
-        tenant="t", service=None, customer=None, generated_at=NOW, config_version=0,
-        cells=[OutcomeCell("email", "*", "SLA", "gold", 1, "24x7", "response", "P1", 3, 1)], trend=[],
-        breached=[breached], open_breaches=[], times=[], volumes=[], backlog_at_start=0, backlog_at_end=0, csat=[],
-        answered_tickets=0, slo_statuses=[], alerts=[], sla_breached_tickets=1, underpinning_links=[],
-        event_ranges=[], recalculations=0, recalculated_cycles=0, clocks=[], clocks_truncated=False)
+        tenant="t",
+        service=None,
+        customer=None,
+        generated_at=NOW,
+        config_version=0,
+        cells=[OutcomeCell("email", "*", "SLA", "gold", 1, "24x7", "response", "P1", 3, 1)],
+        trend=[],
+        breached=[breached],
+        open_breaches=[],
+        times=[],
+        volumes=[],
+        backlog_at_start=0,
+        backlog_at_end=0,
+        csat=[],
+        answered_tickets=0,
+        slo_statuses=[],
+        alerts=[],
+        sla_breached_tickets=1,
+        underpinning_links=[],
+        event_ranges=[],
+        recalculations=0,
+        recalculated_cycles=0,
+        clocks=[],
+        clocks_truncated=False,
+    )
     return report_document(assemble(inputs, period, ReportingConfig()))
 
 
@@ -54,10 +90,25 @@ def test_csv_is_the_same_bytes_every_time() -> None:
     # the table's text as written here.
     archive = zipfile.ZipFile(io.BytesIO(render_csv_zip(document())))
     assert archive.namelist() == [
-        "summary_services.csv", "summary_targets.csv", "attainment.csv", "attainment_trend.csv",
-        "breaches_by_priority.csv", "breached_tickets.csv", "open_breaches.csv", "times.csv", "volumes.csv",
-        "backlog.csv", "slos.csv", "slo_alerts.csv", "csat.csv", "csat_trend.csv", "ola_uc.csv",
-        "data_notes_events.csv", "clocks.csv", "quality_targets.csv"]
+        "summary_services.csv",
+        "summary_targets.csv",
+        "attainment.csv",
+        "attainment_trend.csv",
+        "breaches_by_priority.csv",
+        "breached_tickets.csv",
+        "open_breaches.csv",
+        "times.csv",
+        "volumes.csv",
+        "backlog.csv",
+        "slos.csv",
+        "slo_alerts.csv",
+        "csat.csv",
+        "csat_trend.csv",
+        "ola_uc.csv",
+        "data_notes_events.csv",
+        "clocks.csv",
+        "quality_targets.csv",
+    ]
     assert {info.date_time for info in archive.infolist()} == {(2000, 1, 1, 0, 0, 0)}
     assert {info.compress_type for info in archive.infolist()} == {zipfile.ZIP_DEFLATED}
     summary_targets = archive.read("summary_targets.csv").decode().splitlines()
@@ -71,8 +122,14 @@ def test_csv_is_the_same_bytes_every_time() -> None:
 def test_csv_cells_that_a_spreadsheet_would_evaluate_are_escaped() -> None:
     from reporting.render.tabular import escape_cell
 
-    assert [escape_cell(v) for v in ["=HYPERLINK(\"http://x\")", "+1", "-cmd", "@SUM(A1)", "\tx", "\rx"]] == [
-        "'=HYPERLINK(\"http://x\")", "'+1", "'-cmd", "'@SUM(A1)", "'\tx", "'\rx"]
+    assert [escape_cell(v) for v in ['=HYPERLINK("http://x")', "+1", "-cmd", "@SUM(A1)", "\tx", "\rx"]] == [
+        '\'=HYPERLINK("http://x")',
+        "'+1",
+        "'-cmd",
+        "'@SUM(A1)",
+        "'\tx",
+        "'\rx",
+    ]
     assert [escape_cell(v) for v in ["INC-1", "a=b", -5, 2.5, None]] == ["INC-1", "a=b", -5, 2.5, ""]
 
 
@@ -80,8 +137,12 @@ def test_the_pdf_fetcher_refuses_everything_but_inline_data() -> None:
     from reporting.render.pdf import inline_data_only_fetcher
 
     fetcher = inline_data_only_fetcher()
-    for url in ("file:///etc/passwd", "http://169.254.169.254/latest/meta-data/", "https://example.org/a.png",
-                "ftp://example.org/x"):
+    for url in (
+        "file:///etc/passwd",
+        "http://169.254.169.254/latest/meta-data/",
+        "https://example.org/a.png",
+        "ftp://example.org/x",
+    ):
         with pytest.raises(ValueError, match="data"):
             fetcher.fetch(url)
     response = fetcher.fetch("data:text/plain;base64,aGVsbG8=")
@@ -95,8 +156,7 @@ def test_weasyprint_renders_with_the_fetcher_and_asks_it_for_an_injected_url() -
     from reporting.render.pdf import FETCHES_REFUSED, inline_data_only_fetcher
 
     before = FETCHES_REFUSED._value.get()
-    pdf = HTML(string='<p>x</p><img src="file:///etc/hostname">',
-               url_fetcher=inline_data_only_fetcher()).write_pdf()
+    pdf = HTML(string='<p>x</p><img src="file:///etc/hostname">', url_fetcher=inline_data_only_fetcher()).write_pdf()
     assert pdf.startswith(b"%PDF")
     assert FETCHES_REFUSED._value.get() == before + 1
 
@@ -106,13 +166,52 @@ def test_a_snapshot_frozen_before_live_clocks_and_quality_targets_still_renders(
     from reporting.domain.model import BreachedCycle as Cycle
 
     period = period_containing(datetime(2026, 10, 15, tzinfo=UTC), "UTC", "monthly")
-    running = Cycle("INC-9", "gold", 1, "SLA", "resolution", 1, "P1", "email", "acme", "running", 900, 1200, 300,
-                    33.33, datetime(2026, 10, 3, tzinfo=UTC), None, "24x7", datetime(2026, 10, 3, tzinfo=UTC))
+    running = Cycle(
+        "INC-9",
+        "gold",
+        1,
+        "SLA",
+        "resolution",
+        1,
+        "P1",
+        "email",
+        "acme",
+        "running",
+        900,
+        1200,
+        300,
+        33.33,
+        datetime(2026, 10, 3, tzinfo=UTC),
+        None,
+        "24x7",
+        datetime(2026, 10, 3, tzinfo=UTC),
+    )
     inputs = ReportInputs(
-        tenant="t", service=None, customer=None, generated_at=NOW, config_version=0, cells=[], trend=[],
-        breached=[], open_breaches=[running], times=[], volumes=[], backlog_at_start=0, backlog_at_end=0, csat=[],
-        answered_tickets=0, slo_statuses=[], alerts=[], sla_breached_tickets=0, underpinning_links=[],
-        event_ranges=[], recalculations=0, recalculated_cycles=0, clocks=[], clocks_truncated=False)
+        tenant="t",
+        service=None,
+        customer=None,
+        generated_at=NOW,
+        config_version=0,
+        cells=[],
+        trend=[],
+        breached=[],
+        open_breaches=[running],
+        times=[],
+        volumes=[],
+        backlog_at_start=0,
+        backlog_at_end=0,
+        csat=[],
+        answered_tickets=0,
+        slo_statuses=[],
+        alerts=[],
+        sla_breached_tickets=0,
+        underpinning_links=[],
+        event_ranges=[],
+        recalculations=0,
+        recalculated_cycles=0,
+        clocks=[],
+        clocks_truncated=False,
+    )
     old = report_document(build(inputs, period, ReportingConfig()))
     del old["quality"]
     for cycle in old["breaches"]["open_breaches"]:
@@ -120,4 +219,4 @@ def test_a_snapshot_frozen_before_live_clocks_and_quality_targets_still_renders(
             del cycle[name]
     html = render_report_html(old)
     assert "INC-9" in html
-    assert "<span class=\"note\">as of" not in html  # nothing to say about a value frozen without its instant
+    assert '<span class="note">as of' not in html  # nothing to say about a value frozen without its instant

@@ -38,14 +38,14 @@ def test_a_snapshot_arriving_after_a_later_one_is_out_of_order_and_moves_only_wh
     # The resolving snapshot alone made the ticket created and resolved on the 6th; the late creation moves the
     # creation to the 5th (the backlog holds it overnight), the resolution stays.
     stored = {(tenant, ticket): volume_transitions([resolved])}
-    effects, transitions = judge_tickets(deltas, [(late, data)], [2],
-                                         {(tenant, ticket): [(2, created), (1, resolved)]}, stored)
+    effects, transitions = judge_tickets(
+        deltas, [(late, data)], [2], {(tenant, ticket): [(2, created), (1, resolved)]}, stored
+    )
 
     [effect] = effects
     assert effect.out_of_order
     assert effect.changed_at == (at(5, 8), at(6, 8))
-    assert [(t.kind, t.at) for t in transitions[(tenant, ticket)]] == [("created", at(5, 8)),
-                                                                        ("resolved", at(6, 8))]
+    assert [(t.kind, t.at) for t in transitions[(tenant, ticket)]] == [("created", at(5, 8)), ("resolved", at(6, 8))]
     assert deltas.ticket_daily == {
         (tenant, date(2026, 10, 5), "email", "acme", "P3"): [1, 0, 0, 0, 1],
         (tenant, date(2026, 10, 6), "email", "acme", "P3"): [-1, 0, 0, 0, -1],

@@ -25,24 +25,30 @@ def test_backoff_jitter_keeps_at_least_half_the_step() -> None:
     assert backoff.next_delay() == 1.0
 
 
-@pytest.mark.parametrize("error", [
-    ConnectionRefusedError(111, "Connect call failed ('127.0.0.1', 5432)"),
-    OSError("Multiple exceptions: [Errno 111] Connect call failed ('127.0.0.1', 5432)"),
-    asyncpg.exceptions.CannotConnectNowError("the database system is starting up"),
-    asyncpg.exceptions.AdminShutdownError("terminating connection due to administrator command"),
-    sqlalchemy.exc.DBAPIError("SELECT 1", {}, ConnectionResetError(104, "reset"), connection_invalidated=True),
-    sqlalchemy.exc.InterfaceError("SELECT 1", {}, asyncpg.exceptions.ConnectionDoesNotExistError("gone")),
-    KafkaConnectionError("no broker"),
-])
+@pytest.mark.parametrize(
+    "error",
+    [
+        ConnectionRefusedError(111, "Connect call failed ('127.0.0.1', 5432)"),
+        OSError("Multiple exceptions: [Errno 111] Connect call failed ('127.0.0.1', 5432)"),
+        asyncpg.exceptions.CannotConnectNowError("the database system is starting up"),
+        asyncpg.exceptions.AdminShutdownError("terminating connection due to administrator command"),
+        sqlalchemy.exc.DBAPIError("SELECT 1", {}, ConnectionResetError(104, "reset"), connection_invalidated=True),
+        sqlalchemy.exc.InterfaceError("SELECT 1", {}, asyncpg.exceptions.ConnectionDoesNotExistError("gone")),
+        KafkaConnectionError("no broker"),
+    ],
+)
 def test_a_database_or_broker_that_is_away_is_an_outage(error: Exception) -> None:
     assert is_unavailable(error)
 
 
-@pytest.mark.parametrize("error", [
-    ValueError("bad period"),
-    sqlalchemy.exc.IntegrityError("INSERT", {}, asyncpg.exceptions.UniqueViolationError("duplicate key")),
-    FileNotFoundError(2, "No such file"),
-])
+@pytest.mark.parametrize(
+    "error",
+    [
+        ValueError("bad period"),
+        sqlalchemy.exc.IntegrityError("INSERT", {}, asyncpg.exceptions.UniqueViolationError("duplicate key")),
+        FileNotFoundError(2, "No such file"),
+    ],
+)
 def test_bad_data_and_bugs_are_not_outages(error: Exception) -> None:
     assert not is_unavailable(error)
 
@@ -105,23 +111,29 @@ async def test_a_background_task_that_dies_is_restarted_and_reported_until_it_ru
     assert len(starts) == 2  # stopped: the run's return is not restarted
 
 
-@pytest.mark.parametrize("error", [
-    asyncpg.exceptions.QueryCanceledError("canceling statement due to statement timeout"),
-    asyncpg.exceptions.InterfaceError("cannot perform operation: another operation is in progress"),
-    asyncpg.exceptions.UniqueViolationError("duplicate key value violates unique constraint"),
-])
+@pytest.mark.parametrize(
+    "error",
+    [
+        asyncpg.exceptions.QueryCanceledError("canceling statement due to statement timeout"),
+        asyncpg.exceptions.InterfaceError("cannot perform operation: another operation is in progress"),
+        asyncpg.exceptions.UniqueViolationError("duplicate key value violates unique constraint"),
+    ],
+)
 def test_a_statement_timeout_or_a_misuse_of_a_connection_is_not_an_outage(error: Exception) -> None:
     # A statement timeout is something one record or request can cause: retried without end it would stall a
     # partition behind a poison record, and it is no reason to answer 503.
     assert not is_unavailable(error)
 
 
-@pytest.mark.parametrize("error", [
-    asyncpg.exceptions.TooManyConnectionsError("sorry, too many clients already"),
-    asyncpg.exceptions.CrashShutdownError("terminating connection because of crash of another server process"),
-    asyncpg.exceptions.InternalClientError("connection left mid-operation"),
-    sqlalchemy.exc.DisconnectionError("pre-ping failed"),
-    sqlalchemy.exc.DBAPIError("COMMIT", {}, asyncpg.exceptions.ConnectionFailureError("connection failure")),
-])
+@pytest.mark.parametrize(
+    "error",
+    [
+        asyncpg.exceptions.TooManyConnectionsError("sorry, too many clients already"),
+        asyncpg.exceptions.CrashShutdownError("terminating connection because of crash of another server process"),
+        asyncpg.exceptions.InternalClientError("connection left mid-operation"),
+        sqlalchemy.exc.DisconnectionError("pre-ping failed"),
+        sqlalchemy.exc.DBAPIError("COMMIT", {}, asyncpg.exceptions.ConnectionFailureError("connection failure")),
+    ],
+)
 def test_a_server_that_is_full_crashing_or_gone_mid_operation_is_an_outage(error: Exception) -> None:
     assert is_unavailable(error)

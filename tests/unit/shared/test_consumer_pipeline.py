@@ -27,11 +27,23 @@ from tests.support.events import ticket_event
 GROUP = "test-group"
 
 
-
 def records(values: Sequence[bytes], topic: str = "itsm.signals.v1", first_offset: int = 100) -> tuple[Record, ...]:
-    return tuple(ConsumerRecord(topic=topic, partition=3, offset=first_offset + n, timestamp=0, timestamp_type=0,
-                                key=b"acme/svc", value=value, checksum=None, serialized_key_size=8,
-                                serialized_value_size=len(value), headers=[]) for n, value in enumerate(values))
+    return tuple(
+        ConsumerRecord(
+            topic=topic,
+            partition=3,
+            offset=first_offset + n,
+            timestamp=0,
+            timestamp_type=0,
+            key=b"acme/svc",
+            value=value,
+            checksum=None,
+            serialized_key_size=8,
+            serialized_value_size=len(value),
+            headers=[],
+        )
+        for n, value in enumerate(values)
+    )
 
 
 class Poison(Exception):
@@ -41,8 +53,9 @@ class Poison(Exception):
 class TransactionalHandler:
     """Applies a call's records only if none of them fails, as one database transaction would."""
 
-    def __init__(self, failures: dict[bytes, list[BaseException]] | None = None,
-                 always_failing: frozenset[bytes] = frozenset()) -> None:
+    def __init__(
+        self, failures: dict[bytes, list[BaseException]] | None = None, always_failing: frozenset[bytes] = frozenset()
+    ) -> None:
         self.applied: list[bytes] = []
         self.calls: list[list[bytes]] = []
         self._failures = failures or {}  # errors raised, one per call, by a value's first calls
@@ -129,15 +142,17 @@ async def test_a_failure_that_passes_on_retry_sets_nothing_aside_and_does_not_sp
     assert store.rows == {}
 
 
-@pytest.mark.parametrize("error", [
-    ConnectionRefusedError(111, "Connect call failed"),
-    asyncpg.CannotConnectNowError("the database system is starting up"),
-    sa.exc.OperationalError("SELECT 1", {}, ConnectionResetError("reset by peer")),
-    sa.exc.DBAPIError("INSERT", {}, Exception("connection is closed"), connection_invalidated=True),
-    TimeoutError(),
-])
-async def test_an_infrastructure_error_rewinds_the_batch_after_a_pause_and_sets_nothing_aside(
-        error: Exception) -> None:
+@pytest.mark.parametrize(
+    "error",
+    [
+        ConnectionRefusedError(111, "Connect call failed"),
+        asyncpg.CannotConnectNowError("the database system is starting up"),
+        sa.exc.OperationalError("SELECT 1", {}, ConnectionResetError("reset by peer")),
+        sa.exc.DBAPIError("INSERT", {}, Exception("connection is closed"), connection_invalidated=True),
+        TimeoutError(),
+    ],
+)
+async def test_an_infrastructure_error_rewinds_the_batch_after_a_pause_and_sets_nothing_aside(error: Exception) -> None:
     handler, store, pauses = TransactionalHandler(failures={GOOD[2]: [error]}), MemorySetAside(), Pauses()
     with pytest.raises(type(error)):
         await pipeline(handler, store, pauses)(records(GOOD))
@@ -149,8 +164,13 @@ async def test_an_infrastructure_error_rewinds_the_batch_after_a_pause_and_sets_
 async def test_pauses_while_the_infrastructure_is_away_grow_up_to_the_cap() -> None:
     errors: list[BaseException] = [ConnectionRefusedError() for _ in range(12)]
     handler, store, pauses = TransactionalHandler(failures={GOOD[0]: errors}), MemorySetAside(), Pauses()
-    consume = ConsumerPipeline(GROUP, handler, store, RetryPolicy(transient_backoff_seconds=0.5,
-                                                                  transient_backoff_cap_seconds=10.0), sleep=pauses)
+    consume = ConsumerPipeline(
+        GROUP,
+        handler,
+        store,
+        RetryPolicy(transient_backoff_seconds=0.5, transient_backoff_cap_seconds=10.0),
+        sleep=pauses,
+    )
     for _ in range(12):
         with pytest.raises(ConnectionRefusedError):
             await consume(records(GOOD))
@@ -207,8 +227,10 @@ def test_a_set_aside_row_keeps_the_tenant_named_in_the_bytes_and_every_header_ex
     [record] = records([b'{"tenantid": "acme\\u0000x", "id": "1"}'])
     record.headers = [("traceparent", b"00-abc-01"), ("raw", b"\xff\x00")]
     assert tenant_of(record) == "acme\\0x"  # PostgreSQL text refuses NUL
-    assert headers_of(record) == [{"name": "traceparent", "value": "00-abc-01"},
-                                  {"name": "raw", "value_base64": "/wA="}]
+    assert headers_of(record) == [
+        {"name": "traceparent", "value": "00-abc-01"},
+        {"name": "raw", "value_base64": "/wA="},
+    ]
     [unreadable] = records([b"\xff not json"])
     assert tenant_of(unreadable) is None
 
@@ -266,8 +288,10 @@ async def test_an_event_whose_inbox_key_cannot_be_stored_is_set_aside_at_once_wi
 
     store = MemorySetAside()
     outcomes = await ConsumerPipeline(GROUP, handle, store, RetryPolicy(attempts=3), sleep=Pauses()).process(
-        records([values[0], json.dumps(oversized).encode(), *values[1:]], topic="itsm.tickets.v1"))
+        records([values[0], json.dumps(oversized).encode(), *values[1:]], topic="itsm.tickets.v1")
+    )
     assert outcomes == ["applied", "set_aside", "applied", "applied"]
     assert handled == [["INC-0", "INC-1", "INC-2"]]
     assert [reason for _, reason in store.rows.values()] == [
-        f"RecordRefused: id: 516 bytes of UTF-8, over {MAX_KEY_PART_BYTES}"]
+        f"RecordRefused: id: 516 bytes of UTF-8, over {MAX_KEY_PART_BYTES}"
+    ]

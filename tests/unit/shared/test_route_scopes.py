@@ -15,9 +15,18 @@ from fastapi.routing import APIRoute
 # the dashboard's pages, which check the `read` scope themselves (cookie or header, reporting/api.py), and the
 # signed acknowledgement links of notifications (the link is the credential, reporting/notifications/ack_links.py).
 UNSCOPED = {
-    "/healthz", "/readyz", "/metrics", "/asyncapi.json", "/v1/reports/slr/schema",
-    "/v1/webhooks/jira/{tenant}", "/v1/webhooks/servicenow/{tenant}", "/v1/webhooks/zendesk/{tenant}",
-    "/v1/dashboard", "/v1/dashboard/data", "/v1/dashboard/login", "/v1/dashboard/logout",
+    "/healthz",
+    "/readyz",
+    "/metrics",
+    "/asyncapi.json",
+    "/v1/reports/slr/schema",
+    "/v1/webhooks/jira/{tenant}",
+    "/v1/webhooks/servicenow/{tenant}",
+    "/v1/webhooks/zendesk/{tenant}",
+    "/v1/dashboard",
+    "/v1/dashboard/data",
+    "/v1/dashboard/login",
+    "/v1/dashboard/logout",
     "/v1/notification-acks/{token}",
 }
 DATABASE = "postgresql+asyncpg://nobody@127.0.0.1:1/none"
@@ -31,9 +40,11 @@ def apps() -> dict[str, Callable[[], FastAPI]]:
     from sla_engine.app import create_app as engine_app
     from sla_engine.settings import SlaEngineSettings
 
-    return {"intake": lambda: intake_app(IntakeSettings(database_url=DATABASE)),
-            "sla-engine": lambda: engine_app(SlaEngineSettings(database_url=DATABASE)),
-            "reporting": lambda: reporting_app(ReportingSettings(database_url=DATABASE))}
+    return {
+        "intake": lambda: intake_app(IntakeSettings(database_url=DATABASE)),
+        "sla-engine": lambda: engine_app(SlaEngineSettings(database_url=DATABASE)),
+        "reporting": lambda: reporting_app(ReportingSettings(database_url=DATABASE)),
+    }
 
 
 def api_routes(routes: Iterable[Any]) -> Iterator[APIRoute]:
@@ -67,8 +78,12 @@ def test_every_route_with_a_key_names_exactly_one_scope(service: str) -> None:
 
 def test_the_routes_that_change_configuration_need_config_and_reading_needs_read() -> None:
     engine = apps()["sla-engine"]()
-    needed = {(method, route.path): next(scopes(route.dependant)) for route in api_routes(engine.routes)
-              if route.path not in UNSCOPED for method in route.methods or ()}
+    needed = {
+        (method, route.path): next(scopes(route.dependant))
+        for route in api_routes(engine.routes)
+        if route.path not in UNSCOPED
+        for method in route.methods or ()
+    }
     assert needed[("POST", "/v1/config:apply")] == "config"
     assert needed[("POST", "/v1/recalculate")] == "config"
     assert needed[("GET", "/v1/config")] == "read"

@@ -14,8 +14,11 @@ from slm_shared.signing import AnnouncementSigner, AnnouncementVerifier, generat
 
 RFC8032_PRIVATE = "nWGxne/9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A="
 RFC8032_PUBLIC = "11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo="
-CANONICAL = (b'slm.tenant.apikey.v1\n{"key_hash":"' + b"0" * 64 +
-             b'","key_id":"a1b2c3d4e5f6","scopes":["ingest"],"status":"active","tenant_id":"acme"}')
+CANONICAL = (
+    b'slm.tenant.apikey.v1\n{"key_hash":"'
+    + b"0" * 64
+    + b'","key_id":"a1b2c3d4e5f6","scopes":["ingest"],"status":"active","tenant_id":"acme"}'
+)
 OPENSSL_SIGNATURE = "TgB1EkuMkhafREIi1ze9RNqy6Egqa3WX+QT6JWNakB2BOw6/3fjPPREymJWMp5sjct2hZ141PBYmHTbwd/HJCQ=="
 KEY = ApiKeyData(key_id="a1b2c3d4e5f6", tenant_id="acme", key_hash="0" * 64, status="active", scopes=("ingest",))
 
@@ -34,8 +37,16 @@ def test_an_openssl_signature_verifies_without_the_signer() -> None:
     assert AnnouncementVerifier(RFC8032_PUBLIC).verify(KEY.model_copy(update={"signature": OPENSSL_SIGNATURE}))
 
 
-@pytest.mark.parametrize("change", [{"tenant_id": "globex"}, {"key_hash": "1" * 64}, {"status": "revoked"},
-                                    {"scopes": ("ingest", "admin")}, {"key_id": "ffffffffffff"}])
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"tenant_id": "globex"},
+        {"key_hash": "1" * 64},
+        {"status": "revoked"},
+        {"scopes": ("ingest", "admin")},
+        {"key_id": "ffffffffffff"},
+    ],
+)
 def test_a_signature_does_not_carry_over_to_a_changed_announcement(change: dict[str, object]) -> None:
     forged = KEY.model_copy(update={"signature": OPENSSL_SIGNATURE, **change})
     assert not AnnouncementVerifier(RFC8032_PUBLIC).verify(forged)

@@ -19,8 +19,15 @@ TRACEPARENT = f"00-{TRACE}-{PARENT}-01"
 
 
 def an_event(headers: dict[str, str] | None = None) -> OutgoingEvent:
-    event = CloudEvent(specversion="1.0", id="e-1", source="test", type="itsm.ticket.v1",
-                       time=datetime(2026, 11, 23, tzinfo=UTC), tenantid="acme", data={})
+    event = CloudEvent(
+        specversion="1.0",
+        id="e-1",
+        source="test",
+        type="itsm.ticket.v1",
+        time=datetime(2026, 11, 23, tzinfo=UTC),
+        tenantid="acme",
+        data={},
+    )
     return OutgoingEvent(topic="t", key="acme/INC-1", event=event, headers=headers)
 
 
@@ -50,8 +57,7 @@ def test_a_malformed_traceparent_is_ignored_rather_than_trusted() -> None:
 def test_outgoing_events_carry_the_current_trace_but_keep_their_own() -> None:
     own = f"00-{'1' * 32}-{'2' * 16}-01"
     with tracer().start_as_current_span("work", context=context_from_headers({"traceparent": TRACEPARENT})):
-        plain, replayed, carried = traced([an_event(), an_event({"slm-replay": "r1"}),
-                                           an_event({"traceparent": own})])
+        plain, replayed, carried = traced([an_event(), an_event({"slm-replay": "r1"}), an_event({"traceparent": own})])
     assert plain.headers is not None
     assert plain.headers["traceparent"].startswith(f"00-{TRACE}-")
     assert replayed.headers == {"slm-replay": "r1", "traceparent": plain.headers["traceparent"]}

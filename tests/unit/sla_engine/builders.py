@@ -48,24 +48,52 @@ def make_bundle(
     retroactive: bool = False,
 ) -> Bundle:
     rule: dict[str, Any] = {
-        "metric": metric, "calendar": calendar, "targets": dict(targets or {"P1": "1h", "P2": "8h", "P3": "1d"}),
-        "pause": {"statuses": list(pause)}, "stop": {"actions": list(stop_actions), "statuses": list(stop_statuses)},
-        "cancel": {"statuses": list(cancel)}, "on_reopen": on_reopen, "warn_at": list(warn_at),
+        "metric": metric,
+        "calendar": calendar,
+        "targets": dict(targets or {"P1": "1h", "P2": "8h", "P3": "1d"}),
+        "pause": {"statuses": list(pause)},
+        "stop": {"actions": list(stop_actions), "statuses": list(stop_statuses)},
+        "cancel": {"statuses": list(cancel)},
+        "on_reopen": on_reopen,
+        "warn_at": list(warn_at),
     }
     if retroactive:
         rule["start"] = {"retroactive": True}
-    policy = {"id": "gold", "name": "Gold", "agreement": "SLA",
-              "match": dict(match if match is not None else {"kind": "incident", "customer": ["acme"]}),
-              "metrics": [rule]}
+    policy = {
+        "id": "gold",
+        "name": "Gold",
+        "agreement": "SLA",
+        "match": dict(match if match is not None else {"kind": "incident", "customer": ["acme"]}),
+        "metrics": [rule],
+    }
     return parse_bundle(yaml.safe_dump({"calendars": [dict(c) for c in calendars], "policies": [policy]}))
 
 
-def snap(event_id: str, time: datetime, action: str = "updated", status: str = "open", priority: str = "P2", *,
-         kind: str = "incident", customer: str = "acme", arrival: int | None = None) -> TicketSnapshot:
+def snap(
+    event_id: str,
+    time: datetime,
+    action: str = "updated",
+    status: str = "open",
+    priority: str = "P2",
+    *,
+    kind: str = "incident",
+    customer: str = "acme",
+    arrival: int | None = None,
+) -> TicketSnapshot:
     return TicketSnapshot(
-        event_id=event_id, time=time, arrival=arrival if arrival is not None else int(time.timestamp()),
-        ticket_id="INC-1", action=action, kind=kind, status=status, priority=priority, service="email",
-        customer=customer, assignment_group="service-desk", assignee=None, attributes={},
+        event_id=event_id,
+        time=time,
+        arrival=arrival if arrival is not None else int(time.timestamp()),
+        ticket_id="INC-1",
+        action=action,
+        kind=kind,
+        status=status,
+        priority=priority,
+        service="email",
+        customer=customer,
+        assignment_group="service-desk",
+        assignee=None,
+        attributes={},
     )
 
 

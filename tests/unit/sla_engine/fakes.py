@@ -61,8 +61,9 @@ class FakeTicketEvents:
     def __init__(self, store: FakeStore) -> None:
         self._store = store
 
-    async def store_snapshots(self, consumer: str, snapshots: Sequence[StoredSnapshot],
-                              now: datetime) -> tuple[set[tuple[str, str, str]], int]:
+    async def store_snapshots(
+        self, consumer: str, snapshots: Sequence[StoredSnapshot], now: datetime
+    ) -> tuple[set[tuple[str, str, str]], int]:
         fresh: set[tuple[str, str, str]] = set()
         touched: set[Pair] = set()
         for stored in snapshots:
@@ -73,12 +74,23 @@ class FakeTicketEvents:
             fresh.add(key[1:])
             data = json.loads(stored.snapshot)
             self._store.arrivals += 1
-            self._store.snapshots.setdefault((stored.tenant_id, stored.ticket_id), []).append(TicketSnapshot(
-                event_id=stored.event_id, time=stored.event_time, arrival=self._store.arrivals,
-                ticket_id=stored.ticket_id, action=data["action"], kind=data["kind"], status=data["status"],
-                priority=data["priority"], service=data["service"], customer=data["customer"],
-                assignment_group=data.get("assignment_group"), assignee=data.get("assignee"),
-                attributes=data.get("attributes") or {}))
+            self._store.snapshots.setdefault((stored.tenant_id, stored.ticket_id), []).append(
+                TicketSnapshot(
+                    event_id=stored.event_id,
+                    time=stored.event_time,
+                    arrival=self._store.arrivals,
+                    ticket_id=stored.ticket_id,
+                    action=data["action"],
+                    kind=data["kind"],
+                    status=data["status"],
+                    priority=data["priority"],
+                    service=data["service"],
+                    customer=data["customer"],
+                    assignment_group=data.get("assignment_group"),
+                    assignee=data.get("assignee"),
+                    attributes=data.get("attributes") or {},
+                )
+            )
             if stored.tenant_id in self._store.versions:
                 touched.add((stored.tenant_id, stored.ticket_id))
         for pair in touched:
@@ -94,12 +106,18 @@ class FakeTicketEvents:
         return sorted(self._store.snapshots.get((tenant_id, ticket_id), []), key=lambda s: (s.time, s.arrival))
 
     async def tickets(self, tenant_id: str, *, only_open: bool) -> list[str]:
-        return sorted(ticket for (tenant, ticket), rows in self._store.clocks.items() if tenant == tenant_id
-                      and (not only_open or any(row["state"] in ("running", "paused") for row in rows)))
+        return sorted(
+            ticket
+            for (tenant, ticket), rows in self._store.clocks.items()
+            if tenant == tenant_id and (not only_open or any(row["state"] in ("running", "paused") for row in rows))
+        )
 
     async def tickets_active_between(self, tenant_id: str, start: datetime, end: datetime) -> list[str]:
-        return sorted(ticket for (tenant, ticket), rows in self._store.snapshots.items()
-                      if tenant == tenant_id and any(start <= row.time < end for row in rows))
+        return sorted(
+            ticket
+            for (tenant, ticket), rows in self._store.snapshots.items()
+            if tenant == tenant_id and any(start <= row.time < end for row in rows)
+        )
 
 
 class FakeClockStates:
@@ -111,11 +129,17 @@ class FakeClockStates:
         for tenant, ticket in pairs:
             pair = (tenant, ticket)
             state = TicketState(
-                tenant, ticket, timeline=await FakeTicketEvents(self._store).timeline(tenant, ticket),
-                pinned=pair in self._store.pins, emitted=set(self._store.emitted.get(pair, set())),
-                saved={(row["policy_id"], row["metric"], row["cycle"]): copy.deepcopy(row["clock"])
-                       for row in self._store.clocks.get(pair, [])},
-                sequences=dict(self._store.sequences.get(pair, {})))
+                tenant,
+                ticket,
+                timeline=await FakeTicketEvents(self._store).timeline(tenant, ticket),
+                pinned=pair in self._store.pins,
+                emitted=set(self._store.emitted.get(pair, set())),
+                saved={
+                    (row["policy_id"], row["metric"], row["cycle"]): copy.deepcopy(row["clock"])
+                    for row in self._store.clocks.get(pair, [])
+                },
+                sequences=dict(self._store.sequences.get(pair, {})),
+            )
             version = self._store.pins.get(pair, len(self._store.versions.get(tenant, [])) or None)
             loaded.append((state, None if version is None else (tenant, version)))
         return loaded
@@ -143,8 +167,14 @@ class FakeDueQueue:
     def __init__(self, store: FakeStore) -> None:
         self._store = store
 
-    async def due_tickets(self, now: datetime, limit: int, per_tenant: int, caps: Mapping[str, int] | None = None,
-                          part: tuple[int, int] = (0, 1)) -> list[DueTimer]:
+    async def due_tickets(
+        self,
+        now: datetime,
+        limit: int,
+        per_tenant: int,
+        caps: Mapping[str, int] | None = None,
+        part: tuple[int, int] = (0, 1),
+    ) -> list[DueTimer]:
         due = sorted((t for t in self._store.timers.values() if t.due_at <= now), key=lambda t: t.due_at)
         return due[:limit]
 
@@ -167,8 +197,11 @@ class FakeBundleVersions:
         self._store = store
 
     async def bundle_sources(self, versions: Sequence[VersionKey]) -> dict[VersionKey, BundleSource]:
-        return {(tenant, version): BundleSource(tenant, version, self._store.versions[tenant][version - 1])
-                for tenant, version in versions if 0 < version <= len(self._store.versions.get(tenant, []))}
+        return {
+            (tenant, version): BundleSource(tenant, version, self._store.versions[tenant][version - 1])
+            for tenant, version in versions
+            if 0 < version <= len(self._store.versions.get(tenant, []))
+        }
 
     async def latest_config(self, tenant_id: str) -> ConfigVersion | None:
         raise NotImplementedError  # the HTTP query, not a handler's
@@ -182,8 +215,7 @@ class FakeBundleVersions:
     async def config(self, tenant_id: str, version: int) -> BundleSource | None:
         return (await self.bundle_sources([(tenant_id, version)])).get((tenant_id, version))
 
-    async def config_for_ticket(self, tenant_id: str, ticket_id: str,
-                                first_event_at: datetime) -> BundleSource | None:
+    async def config_for_ticket(self, tenant_id: str, ticket_id: str, first_event_at: datetime) -> BundleSource | None:
         pinned = self._store.pins.get((tenant_id, ticket_id))
         if pinned is not None:
             return await self.config(tenant_id, pinned)
@@ -240,12 +272,14 @@ class FakeSloSeries:
     async def state_changes_since(self, tenant_id: str, service: str, since: datetime) -> list[StateChange]:
         return []
 
-    async def maintenance_between(self, tenant_id: str, service: str, start: datetime,
-                                  end: datetime) -> list[MaintenanceWindow]:
+    async def maintenance_between(
+        self, tenant_id: str, service: str, start: datetime, end: datetime
+    ) -> list[MaintenanceWindow]:
         return []
 
-    async def replace_availability_minutes(self, tenant_id: str, service: str, since: datetime,
-                                           rows: Sequence[AvailabilityMinute]) -> None:
+    async def replace_availability_minutes(
+        self, tenant_id: str, service: str, since: datetime, rows: Sequence[AvailabilityMinute]
+    ) -> None:
         raise NotImplementedError
 
     async def last_availability_minute(self, tenant_id: str, service: str) -> datetime | None:
@@ -254,25 +288,52 @@ class FakeSloSeries:
     async def first_state_change(self, tenant_id: str, service: str) -> datetime | None:
         return None
 
-    async def availability_series(self, tenant_id: str, service: str, start: datetime, end: datetime,
-                                  degraded_weight: Decimal, split: datetime | None = None) -> MinuteSeries:
+    async def availability_series(
+        self,
+        tenant_id: str,
+        service: str,
+        start: datetime,
+        end: datetime,
+        degraded_weight: Decimal,
+        split: datetime | None = None,
+    ) -> MinuteSeries:
         raise NotImplementedError
 
-    async def ratio_series(self, tenant_id: str, service: str, sli: str, start: datetime, end: datetime,
-                           split: datetime | None = None) -> MinuteSeries:
+    async def ratio_series(
+        self, tenant_id: str, service: str, sli: str, start: datetime, end: datetime, split: datetime | None = None
+    ) -> MinuteSeries:
         minutes = self._store.ratio_minutes.get((tenant_id, service, sli), {})
-        return ratio_counts([RatioMinute(minute, good, total) for minute, (good, total) in sorted(minutes.items())
-                             if start <= minute < end])
+        return ratio_counts(
+            [
+                RatioMinute(minute, good, total)
+                for minute, (good, total) in sorted(minutes.items())
+                if start <= minute < end
+            ]
+        )
 
-    async def ticket_sla_minutes(self, tenant_id: str, service: str, policy: str, metric: str,
-                                 priorities: Sequence[str], start: datetime, end: datetime) -> list[RatioMinute]:
+    async def ticket_sla_minutes(
+        self,
+        tenant_id: str,
+        service: str,
+        policy: str,
+        metric: str,
+        priorities: Sequence[str],
+        start: datetime,
+        end: datetime,
+    ) -> list[RatioMinute]:
         return []
 
     async def lock_evaluation(self, tenant_id: str, slo_id: str) -> StoredEvaluation:
         return self._store.evaluations.get((tenant_id, slo_id), StoredEvaluation(frozenset(), None, None))
 
-    async def save_evaluation(self, tenant_id: str, slo_id: str, firing: frozenset[str],
-                              status: dict[str, Any] | None, published_at: datetime | None) -> None:
+    async def save_evaluation(
+        self,
+        tenant_id: str,
+        slo_id: str,
+        firing: frozenset[str],
+        status: dict[str, Any] | None,
+        published_at: datetime | None,
+    ) -> None:
         self._store.evaluations[(tenant_id, slo_id)] = StoredEvaluation(firing, status, published_at)
 
     async def tenants_with_config(self) -> list[str]:
@@ -322,8 +383,9 @@ class FakeUnitOfWork:
         self._before = copy.deepcopy(self.store)
         return self
 
-    async def __aexit__(self, kind: type[BaseException] | None, error: BaseException | None,
-                        trace: TracebackType | None) -> None:
+    async def __aexit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
         if self._before is not None:  # left without commit: as it was
             vars(self.store).update(vars(self._before))
 

@@ -70,67 +70,170 @@ def defect(old: str, new: str) -> str:
 ERROR_CASES = [
     # (id, text, path, line, words in the message)
     ("bad duration unit", defect("P2: 8h", "P2: 8x"), "policies[0].metrics[1].targets.P2", 23, "not a duration"),
-    ("duration without unit", defect("P1: 15m", "P1: 900"), "policies[0].metrics[0].targets.P1", 17,
-     "give a unit"),
+    ("duration without unit", defect("P1: 15m", "P1: 900"), "policies[0].metrics[0].targets.P1", 17, "give a unit"),
     ("zero duration", defect("P3: 4h", "P3: 0m"), "policies[0].metrics[0].targets.P3", 17, "positive"),
-    ("unknown metric key", defect("        stop: {statuses: [resolved, closed]}",
-                                  "        stopp: {statuses: [resolved, closed]}"),
-     "policies[0].metrics[1].stopp", 25, "unknown key"),
-    ("unknown calendar", defect("        calendar: cn-business\n        targets: {P1: 4h",
-                                "        calendar: cn-busines\n        targets: {P1: 4h"),
-     "policies[0].metrics[1].calendar", 22, "unknown calendar 'cn-busines'"),
-    ("unknown time zone", defect("timezone: Asia/Shanghai\n    hours", "timezone: Asia/Shanghia\n    hours"),
-     "calendars[0].timezone", 3, "unknown time zone"),
-    ("duplicate calendar name", defect("  - name: 24x7\n",
-                                       '  - name: cn-business\n    timezone: UTC\n    hours: {sat: ["10:00-12:00"]}\n'),
-     "calendars[1].name", 8, "duplicate calendar name"),
-    ("redefined 24x7", defect("  - name: 24x7\n", "  - {name: 24x7, timezone: UTC}\n"), "calendars[1].name", 8,
-     "built in"),
-    ("interval ending before it starts", defect('"13:00-18:00"', '"18:00-09:00"'), "calendars[0].hours.mon-fri[1]",
-     4, "not a wall-clock interval"),
-    ("overlapping intervals", defect('"13:00-18:00"', '"11:00-18:00"'), "calendars[0].hours.mon-fri[1]", 4,
-     "overlaps"),
-    ("minutes out of range", defect('"09:00-12:00"', '"09:00-12:60"'), "calendars[0].hours.mon-fri[0]", 4,
-     "not a wall-clock interval"),
+    (
+        "unknown metric key",
+        defect("        stop: {statuses: [resolved, closed]}", "        stopp: {statuses: [resolved, closed]}"),
+        "policies[0].metrics[1].stopp",
+        25,
+        "unknown key",
+    ),
+    (
+        "unknown calendar",
+        defect(
+            "        calendar: cn-business\n        targets: {P1: 4h",
+            "        calendar: cn-busines\n        targets: {P1: 4h",
+        ),
+        "policies[0].metrics[1].calendar",
+        22,
+        "unknown calendar 'cn-busines'",
+    ),
+    (
+        "unknown time zone",
+        defect("timezone: Asia/Shanghai\n    hours", "timezone: Asia/Shanghia\n    hours"),
+        "calendars[0].timezone",
+        3,
+        "unknown time zone",
+    ),
+    (
+        "duplicate calendar name",
+        defect("  - name: 24x7\n", '  - name: cn-business\n    timezone: UTC\n    hours: {sat: ["10:00-12:00"]}\n'),
+        "calendars[1].name",
+        8,
+        "duplicate calendar name",
+    ),
+    (
+        "redefined 24x7",
+        defect("  - name: 24x7\n", "  - {name: 24x7, timezone: UTC}\n"),
+        "calendars[1].name",
+        8,
+        "built in",
+    ),
+    (
+        "interval ending before it starts",
+        defect('"13:00-18:00"', '"18:00-09:00"'),
+        "calendars[0].hours.mon-fri[1]",
+        4,
+        "not a wall-clock interval",
+    ),
+    ("overlapping intervals", defect('"13:00-18:00"', '"11:00-18:00"'), "calendars[0].hours.mon-fri[1]", 4, "overlaps"),
+    (
+        "minutes out of range",
+        defect('"09:00-12:00"', '"09:00-12:60"'),
+        "calendars[0].hours.mon-fri[0]",
+        4,
+        "not a wall-clock interval",
+    ),
     ("bad weekday range", defect("mon-fri:", "mon-fry:"), "calendars[0].hours.mon-fry", 4, "not a weekday"),
-    ("non-canonical status", defect("pending_customer, pending_vendor", "pending_customer, waiting_vendor"),
-     "policies[0].metrics[1].pause.statuses[1]", 24, "not a canonical status"),
-    ("non-canonical action", defect("agent_replied", "agent_reply"), "policies[0].metrics[0].stop.actions[0]", 18,
-     "not a canonical action"),
-    ("unknown holiday country", defect("country: CN", "country: XX"), "calendars[0].holidays.country", 5,
-     "unknown holiday country"),
-    ("unknown holiday subdivision", defect("country: CN}", "country: CN, subdivision: ZZ}"),
-     "calendars[0].holidays.subdivision", 5, "unknown subdivision"),
-    ("warning at 100 percent", defect("warn_at: [50, 75, 90]", "warn_at: [50, 100, 90]"),
-     "policies[0].metrics[0].warn_at[1]", 20, "between 1 and 99"),
-    ("warning at 0 percent", defect("warn_at: [75, 90]", "warn_at: [0, 90]"), "policies[0].metrics[1].warn_at[0]",
-     28, "between 1 and 99"),
-    ("make-up day that is also an extra holiday", defect('"2026-10-11": mon', '"2026-10-09": mon'),
-     "calendars[0].extra_workdays.2026-10-09", 7, "also in extra_holidays"),
-    ("make-up day on a weekday without hours", defect('"2026-10-11": mon', '"2026-10-11": sat'),
-     "calendars[0].extra_workdays.2026-10-11", 7, "no working hours"),
-    ("bad extra holiday date", defect('["2026-10-09"]', '["2026-13-09"]'), "calendars[0].extra_holidays[0]", 6,
-     "not a date"),
+    (
+        "non-canonical status",
+        defect("pending_customer, pending_vendor", "pending_customer, waiting_vendor"),
+        "policies[0].metrics[1].pause.statuses[1]",
+        24,
+        "not a canonical status",
+    ),
+    (
+        "non-canonical action",
+        defect("agent_replied", "agent_reply"),
+        "policies[0].metrics[0].stop.actions[0]",
+        18,
+        "not a canonical action",
+    ),
+    (
+        "unknown holiday country",
+        defect("country: CN", "country: XX"),
+        "calendars[0].holidays.country",
+        5,
+        "unknown holiday country",
+    ),
+    (
+        "unknown holiday subdivision",
+        defect("country: CN}", "country: CN, subdivision: ZZ}"),
+        "calendars[0].holidays.subdivision",
+        5,
+        "unknown subdivision",
+    ),
+    (
+        "warning at 100 percent",
+        defect("warn_at: [50, 75, 90]", "warn_at: [50, 100, 90]"),
+        "policies[0].metrics[0].warn_at[1]",
+        20,
+        "between 1 and 99",
+    ),
+    (
+        "warning at 0 percent",
+        defect("warn_at: [75, 90]", "warn_at: [0, 90]"),
+        "policies[0].metrics[1].warn_at[0]",
+        28,
+        "between 1 and 99",
+    ),
+    (
+        "make-up day that is also an extra holiday",
+        defect('"2026-10-11": mon', '"2026-10-09": mon'),
+        "calendars[0].extra_workdays.2026-10-09",
+        7,
+        "also in extra_holidays",
+    ),
+    (
+        "make-up day on a weekday without hours",
+        defect('"2026-10-11": mon', '"2026-10-11": sat'),
+        "calendars[0].extra_workdays.2026-10-11",
+        7,
+        "no working hours",
+    ),
+    (
+        "bad extra holiday date",
+        defect('["2026-10-09"]', '["2026-13-09"]'),
+        "calendars[0].extra_holidays[0]",
+        6,
+        "not a date",
+    ),
     ("unknown agreement", defect("agreement: SLA", "agreement: SLO"), "policies[0].agreement", 12, "'SLO'"),
-    ("unknown reopen rule", defect("on_reopen: resume", "on_reopen: restart"), "policies[0].metrics[1].on_reopen",
-     27, "'restart'"),
-    ("duplicate YAML key", defect("    agreement: SLA\n", "    name: Again\n    agreement: SLA\n"),
-     "policies[0].name", 12, "duplicate key"),
-    ("status in pause and stop", defect("[pending_customer, pending_vendor]", "[pending_customer, resolved]"),
-     "policies[0].metrics[1].stop.statuses[0]", 25, "already in pause.statuses"),
-    ("unknown ticket kind in match", defect("kind: incident,", "kind: incidnet,"), "policies[0].match.kind", 13,
-     "not a ticket kind"),
-    ("unknown match field", defect("customer: [acme", "client: [acme"), "policies[0].match.client", 13,
-     "unknown key"),
+    (
+        "unknown reopen rule",
+        defect("on_reopen: resume", "on_reopen: restart"),
+        "policies[0].metrics[1].on_reopen",
+        27,
+        "'restart'",
+    ),
+    (
+        "duplicate YAML key",
+        defect("    agreement: SLA\n", "    name: Again\n    agreement: SLA\n"),
+        "policies[0].name",
+        12,
+        "duplicate key",
+    ),
+    (
+        "status in pause and stop",
+        defect("[pending_customer, pending_vendor]", "[pending_customer, resolved]"),
+        "policies[0].metrics[1].stop.statuses[0]",
+        25,
+        "already in pause.statuses",
+    ),
+    (
+        "unknown ticket kind in match",
+        defect("kind: incident,", "kind: incidnet,"),
+        "policies[0].match.kind",
+        13,
+        "not a ticket kind",
+    ),
+    ("unknown match field", defect("customer: [acme", "client: [acme"), "policies[0].match.client", 13, "unknown key"),
     ("SLO without service", defect("    service: email\n", ""), "slos[0].service", 30, "non-empty string"),
     ("unknown top-level key", defect("slos:", "slo:"), "slo", 29, "unknown key"),
-    ("quoted number needed for a match value", defect("customer: [acme, globex]", "customer: [acme, 42]"),
-     "policies[0].match.customer[1]", 13, "quote it"),
+    (
+        "quoted number needed for a match value",
+        defect("customer: [acme, globex]", "customer: [acme, 42]"),
+        "policies[0].match.customer[1]",
+        13,
+        "quote it",
+    ),
 ]
 
 
-@pytest.mark.parametrize(("text", "path", "line", "words"), [c[1:] for c in ERROR_CASES],
-                         ids=[c[0] for c in ERROR_CASES])
+@pytest.mark.parametrize(
+    ("text", "path", "line", "words"), [c[1:] for c in ERROR_CASES], ids=[c[0] for c in ERROR_CASES]
+)
 def test_each_error_names_its_field_and_line(text: str, path: str, line: int, words: str) -> None:
     issues = issues_of(text)
     assert [(i.path, i.line) for i in issues] == [(path, line)], issues
@@ -143,12 +246,15 @@ def test_a_missing_required_field_is_reported_at_its_parent_line() -> None:
 
 
 def test_duplicate_policy_ids_are_reported_on_the_second() -> None:
-    second = DESIGN_EXAMPLE.replace("slos:\n", """\
+    second = DESIGN_EXAMPLE.replace(
+        "slos:\n",
+        """\
   - id: gold-incidents
     agreement: OLA
     metrics: [{metric: response, calendar: 24x7, targets: {P1: 1h}}]
 slos:
-""")
+""",
+    )
     assert [(i.path, i.line) for i in issues_of(second)] == [("policies[1].id", 29)]
 
 
@@ -215,10 +321,16 @@ def test_a_good_bundle_round_trips_through_dump_as_json_and_as_yaml() -> None:
 
 def test_the_dump_is_canonical() -> None:
     dumped = dump_bundle(parse_bundle(DESIGN_EXAMPLE))
-    assert dumped["calendars"] == [{
-        "name": "cn-business", "timezone": "Asia/Shanghai", "hours": {"mon-fri": ["09:00-12:00", "13:00-18:00"]},
-        "holidays": {"country": "CN"}, "extra_holidays": ["2026-10-09"], "extra_workdays": {"2026-10-11": "mon"},
-    }]
+    assert dumped["calendars"] == [
+        {
+            "name": "cn-business",
+            "timezone": "Asia/Shanghai",
+            "hours": {"mon-fri": ["09:00-12:00", "13:00-18:00"]},
+            "holidays": {"country": "CN"},
+            "extra_holidays": ["2026-10-09"],
+            "extra_workdays": {"2026-10-11": "mon"},
+        }
+    ]
     assert dumped["policies"][0]["metrics"][0]["targets"] == {"P1": "15m", "P2": "1h", "P3": "4h", "P4": "1d"}
     assert dumped["slos"][0]["window"] == {"calendar": "month", "timezone": "Asia/Shanghai"}
 
@@ -228,12 +340,22 @@ def test_weekday_ranges_may_wrap_around_the_week_end() -> None:
     config = parse_bundle(text).calendars[0]
     assert [bool(day) for day in config.hours] == [True, True, True, True, False, False, True]
     assert dump_bundle(parse_bundle(text))["calendars"][0]["hours"] == {
-        "mon-thu": ["08:00-16:00"], "sun": ["08:00-16:00"]}
+        "mon-thu": ["08:00-16:00"],
+        "sun": ["08:00-16:00"],
+    }
 
 
-@pytest.mark.parametrize(("text", "seconds"), [
-    ("15m", 900), ("1h", 3600), ("4h30m", 16200), ("1d", 86400), ("90s", 90), ("1d2h3m4s", 93784),
-])
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        ("15m", 900),
+        ("1h", 3600),
+        ("4h30m", 16200),
+        ("1d", 86400),
+        ("90s", 90),
+        ("1d2h3m4s", 93784),
+    ],
+)
 def test_durations_are_business_seconds(text: str, seconds: int) -> None:
     assert parse_duration(text) == seconds
 

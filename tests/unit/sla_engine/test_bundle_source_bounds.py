@@ -25,9 +25,11 @@ def test_aliases_are_refused_before_they_expand() -> None:
 
 def test_nesting_and_node_count_are_capped_while_composing() -> None:
     assert issues("policies: " + "[" * (MAX_DEPTH + 5) + "]" * (MAX_DEPTH + 5)) == [
-        f"invalid YAML: nested deeper than {MAX_DEPTH} levels"]
+        f"invalid YAML: nested deeper than {MAX_DEPTH} levels"
+    ]
     assert issues("policies:\n" + "  - 1\n" * MAX_NODES) == [
-        f"invalid YAML: more than {MAX_NODES} values in one document"]
+        f"invalid YAML: more than {MAX_NODES} values in one document"
+    ]
     assert "nested deeper" in issues('{"policies": ' + "[" * 5000 + "]" * 5000 + "}", "json")[0]
 
 
@@ -35,7 +37,8 @@ def test_text_postgresql_cannot_store_is_an_issue_with_its_path() -> None:
     with pytest.raises(BundleError) as caught:
         parse_bundle(json.dumps({"calendars": [{"name": "a\x00", "timezone": "UTC"}]}), content_type="json")
     assert ("calendars[0].name", "text must not contain U+0000 or a lone surrogate") in [
-        (issue.path, issue.message) for issue in caught.value.errors]
+        (issue.path, issue.message) for issue in caught.value.errors
+    ]
 
 
 def test_durations_have_an_upper_bound_and_short_messages() -> None:

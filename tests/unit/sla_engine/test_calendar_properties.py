@@ -51,8 +51,9 @@ def calendars(draw: st.DrawFn, zones: list[str] = DST_ZONES) -> BusinessCalendar
     makeup = draw(st.lists(days, max_size=4, unique=True).map(lambda ds: [d for d in ds if d not in extra_holidays]))
     if makeup:
         extra["extra_workdays"] = {d.isoformat(): draw(st.sampled_from(worked)) for d in makeup}
-    return make_calendar({day: hours for day, hours in week.items() if hours}, timezone=draw(st.sampled_from(zones)),
-                         **extra)
+    return make_calendar(
+        {day: hours for day, hours in week.items() if hours}, timezone=draw(st.sampled_from(zones)), **extra
+    )
 
 
 instants = st.integers(EARLIEST, LATEST).map(lambda seconds: datetime.fromtimestamp(seconds, UTC))
@@ -99,8 +100,11 @@ def day_by_day(calendar: BusinessCalendar, start: datetime, end: datetime) -> in
     makeup = dict(config.extra_workdays)
     day = start.astimezone(zone).date() - timedelta(days=2)
     last = end.astimezone(zone).date() + timedelta(days=1)
-    table = holidays.country_holidays(config.holidays_country, years=range(day.year, last.year + 1)) \
-        if config.holidays_country else {}
+    table = (
+        holidays.country_holidays(config.holidays_country, years=range(day.year, last.year + 1))
+        if config.holidays_country
+        else {}
+    )
     intervals = []
     while day <= last:
         if day in makeup:
@@ -148,19 +152,24 @@ def shared_calendars(draw: st.DrawFn) -> tuple[BusinessCalendar, Any]:
     zone = draw(st.sampled_from(FIXED_ZONES))
     off = draw(st.lists(st.dates(date(2025, 5, 1), date(2027, 7, 1)), max_size=10, unique=True))
     interval = f"{_clock(start_minutes)}-{_clock(end_minutes)}"
-    ours = make_calendar({WEEKDAYS[d]: [interval] for d in days}, timezone=zone,
-                         extra_holidays=[d.isoformat() for d in off + SENTINEL_HOLIDAYS])
+    ours = make_calendar(
+        {WEEKDAYS[d]: [interval] for d in days},
+        timezone=zone,
+        extra_holidays=[d.isoformat() for d in off + SENTINEL_HOLIDAYS],
+    )
     tz = pytz.timezone(zone)
     workday = businesstimedelta.WorkDayRule(
-        start_time=time(*divmod(start_minutes, 60)), end_time=time(*divmod(end_minutes, 60)),
-        working_days=sorted(days), tz=tz)
+        start_time=time(*divmod(start_minutes, 60)),
+        end_time=time(*divmod(end_minutes, 60)),
+        working_days=sorted(days),
+        tz=tz,
+    )
     rules = businesstimedelta.Rules([workday, businesstimedelta.HolidayRule(off + SENTINEL_HOLIDAYS, tz=tz)])
     return ours, rules
 
 
 @settings(max_examples=150, deadline=None)
-@given(shared_calendars(), instants,
-       st.integers(1, 5 * DAY), st.integers(0, 10 * DAY))
+@given(shared_calendars(), instants, st.integers(1, 5 * DAY), st.integers(0, 10 * DAY))
 def test_elapsed_and_deadlines_agree_with_businesstimedelta(
     pair: tuple[BusinessCalendar, Any], start: datetime, seconds: int, span: int
 ) -> None:

@@ -20,10 +20,16 @@ from tests.unit.sla_engine.builders import CN_HOURS, clocks_at, make_bundle, sna
 START = utc("2026-11-06 01:00")  # Friday 09:00 in Shanghai
 BUNDLES = {
     (calendar, on_reopen): make_bundle(
-        calendar=calendar, calendars=[{"name": "cn", "timezone": "Asia/Shanghai", "hours": CN_HOURS}],
-        targets={"P1": "2h", "P2": "8h"}, warn_at=[50, 90], on_reopen=on_reopen,
-        stop_actions=["agent_replied"], match={"kind": "incident"})
-    for calendar in ("24x7", "cn") for on_reopen in ("ignore", "resume", "new_cycle")
+        calendar=calendar,
+        calendars=[{"name": "cn", "timezone": "Asia/Shanghai", "hours": CN_HOURS}],
+        targets={"P1": "2h", "P2": "8h"},
+        warn_at=[50, 90],
+        on_reopen=on_reopen,
+        stop_actions=["agent_replied"],
+        match={"kind": "incident"},
+    )
+    for calendar in ("24x7", "cn")
+    for on_reopen in ("ignore", "resume", "new_cycle")
 }
 
 
@@ -34,11 +40,17 @@ def timelines(draw: st.DrawFn) -> list[TicketSnapshot]:
     offsets = sorted(draw(st.lists(st.integers(0, 4 * 24 * 60), min_size=count, max_size=count)))
     snapshots = []
     for position, minutes in enumerate(offsets):
-        snapshots.append(snap(
-            f"e{position}", START + timedelta(minutes=minutes),
-            "created" if position == 0 else draw(st.sampled_from(TICKET_ACTIONS[1:])),
-            draw(st.sampled_from(TICKET_STATUSES)), draw(st.sampled_from(["P1", "P2", "P2", "P5"])),
-            kind=draw(st.sampled_from(["incident", "incident", "incident", "change"])), arrival=position))
+        snapshots.append(
+            snap(
+                f"e{position}",
+                START + timedelta(minutes=minutes),
+                "created" if position == 0 else draw(st.sampled_from(TICKET_ACTIONS[1:])),
+                draw(st.sampled_from(TICKET_STATUSES)),
+                draw(st.sampled_from(["P1", "P2", "P2", "P5"])),
+                kind=draw(st.sampled_from(["incident", "incident", "incident", "change"])),
+                arrival=position,
+            )
+        )
     return snapshots
 
 

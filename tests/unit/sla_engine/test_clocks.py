@@ -43,30 +43,45 @@ def stamp(hhmm: str, day: int = 2) -> str:
 # -- start ------------------------------------------------------------------------------------------------
 
 START_CASES = [
-    ("the first snapshot where the policy matches",
-     [snap("e1", T("08:00"), "created", customer="other"), snap("e2", T("09:00"), customer="acme")], T("09:00")),
-    ("the first snapshot whose priority has a target",
-     [snap("e1", T("08:00"), "created", priority="P5"), snap("e2", T("10:00"), priority="P2")], T("10:00")),
-    ("not while a stop status holds, but once it no longer does",
-     [snap("e1", T("08:00"), "created", status="resolved"), snap("e2", T("09:00"), status="in_progress")],
-     T("09:00")),
+    (
+        "the first snapshot where the policy matches",
+        [snap("e1", T("08:00"), "created", customer="other"), snap("e2", T("09:00"), customer="acme")],
+        T("09:00"),
+    ),
+    (
+        "the first snapshot whose priority has a target",
+        [snap("e1", T("08:00"), "created", priority="P5"), snap("e2", T("10:00"), priority="P2")],
+        T("10:00"),
+    ),
+    (
+        "not while a stop status holds, but once it no longer does",
+        [snap("e1", T("08:00"), "created", status="resolved"), snap("e2", T("09:00"), status="in_progress")],
+        T("09:00"),
+    ),
     ("never while a cancel status holds", [snap("e1", T("08:00"), "created", status="cancelled")], None),
     ("never when the policy never matches", [snap("e1", T("08:00"), "created", kind="change")], None),
 ]
 
 
 @pytest.mark.parametrize(("events", "started_at"), [c[1:] for c in START_CASES], ids=[c[0] for c in START_CASES])
-def test_a_clock_starts_where_the_start_rule_first_holds(events: list[TicketSnapshot],
-                                                           started_at: datetime | None) -> None:
+def test_a_clock_starts_where_the_start_rule_first_holds(
+    events: list[TicketSnapshot], started_at: datetime | None
+) -> None:
     clocks = clocks_at(events, make_bundle(), T("12:00"))
     assert [c.started_at for c in clocks] == ([started_at] if started_at else [])
 
 
 def test_a_clock_created_in_a_pause_status_starts_paused() -> None:
-    clock = only_clock([snap("e1", T("08:00"), "created", status="pending_vendor"),
-                        snap("e2", T("09:00"), status="open")], make_bundle(), T("10:00"))
-    assert transitions(clock) == [("started", stamp("08:00"), None), ("paused", stamp("08:00"), None),
-                                  ("resumed", stamp("09:00"), None)]
+    clock = only_clock(
+        [snap("e1", T("08:00"), "created", status="pending_vendor"), snap("e2", T("09:00"), status="open")],
+        make_bundle(),
+        T("10:00"),
+    )
+    assert transitions(clock) == [
+        ("started", stamp("08:00"), None),
+        ("paused", stamp("08:00"), None),
+        ("resumed", stamp("09:00"), None),
+    ]
     assert clock.elapsed_seconds == H
 
 
@@ -75,28 +90,35 @@ def test_a_clock_created_in_a_pause_status_starts_paused() -> None:
 RECATEGORISED = [snap("e1", T("08:00"), "created", kind="change"), snap("e2", T("10:00"), kind="incident")]
 
 
-@pytest.mark.parametrize(("retroactive", "started_at", "elapsed"), [(True, T("08:00"), 3 * H),
-                                                                      (False, T("10:00"), H)])
-def test_a_retroactive_start_counts_from_the_created_event(retroactive: bool, started_at: datetime,
-                                                           elapsed: int) -> None:
+@pytest.mark.parametrize(("retroactive", "started_at", "elapsed"), [(True, T("08:00"), 3 * H), (False, T("10:00"), H)])
+def test_a_retroactive_start_counts_from_the_created_event(
+    retroactive: bool, started_at: datetime, elapsed: int
+) -> None:
     clock = only_clock(RECATEGORISED, make_bundle(retroactive=retroactive), T("11:00"))
     assert (clock.started_at, clock.elapsed_seconds) == (started_at, elapsed)
 
 
 def test_a_retroactive_start_applies_the_pause_rule_since_creation() -> None:
-    events = [snap("e1", T("08:00"), "created", kind="change"),
-              snap("e2", T("09:00"), status="pending_customer", kind="change"),
-              snap("e3", T("09:30"), status="open", kind="change"),
-              snap("e4", T("10:00"), kind="incident")]
+    events = [
+        snap("e1", T("08:00"), "created", kind="change"),
+        snap("e2", T("09:00"), status="pending_customer", kind="change"),
+        snap("e3", T("09:30"), status="open", kind="change"),
+        snap("e4", T("10:00"), kind="incident"),
+    ]
     clock = only_clock(events, make_bundle(retroactive=True), T("11:00"))
     assert clock.elapsed_seconds == H + 90 * 60
-    assert transitions(clock) == [("started", stamp("08:00"), None), ("paused", stamp("09:00"), None),
-                                  ("resumed", stamp("09:30"), None)]
+    assert transitions(clock) == [
+        ("started", stamp("08:00"), None),
+        ("paused", stamp("09:00"), None),
+        ("resumed", stamp("09:30"), None),
+    ]
 
 
 def test_a_retroactive_start_can_reveal_a_breach_in_the_past() -> None:
-    events = [snap("e1", T("08:00"), "created", kind="change", priority="P1"),
-              snap("e2", T("10:00"), kind="incident", priority="P1")]
+    events = [
+        snap("e1", T("08:00"), "created", kind="change", priority="P1"),
+        snap("e2", T("10:00"), kind="incident", priority="P1"),
+    ]
     clock = only_clock(events, make_bundle(retroactive=True), T("10:30"))
     assert transitions(clock) == [("started", stamp("08:00"), None), ("breached", stamp("09:00"), None)]
     assert clock.transitions[1].event_id is None
@@ -104,8 +126,11 @@ def test_a_retroactive_start_can_reveal_a_breach_in_the_past() -> None:
 
 
 def test_a_retroactive_start_applies_only_to_the_first_cycle() -> None:
-    events = [snap("e1", T("08:00"), "created"), snap("e2", T("09:00"), priority="P5"),
-              snap("e3", T("10:00"), priority="P2")]
+    events = [
+        snap("e1", T("08:00"), "created"),
+        snap("e2", T("09:00"), priority="P5"),
+        snap("e3", T("10:00"), priority="P2"),
+    ]
     first, second = clocks_at(events, make_bundle(retroactive=True), T("12:00"))
     assert (first.state, first.started_at) == ("cancelled", T("08:00"))
     assert (second.cycle, second.started_at, second.elapsed_seconds) == (2, T("10:00"), 2 * H)
@@ -113,16 +138,22 @@ def test_a_retroactive_start_applies_only_to_the_first_cycle() -> None:
 
 # -- pause ------------------------------------------------------------------------------------------------
 
-PAUSED = [snap("e1", T("08:00"), "created"), snap("e2", T("09:00"), "customer_replied", "pending_customer"),
-          snap("e3", T("11:00"), "customer_replied", "in_progress")]
+PAUSED = [
+    snap("e1", T("08:00"), "created"),
+    snap("e2", T("09:00"), "customer_replied", "pending_customer"),
+    snap("e3", T("11:00"), "customer_replied", "in_progress"),
+]
 
 
 def test_pause_statuses_stop_elapsed_time_from_growing() -> None:
     clock = only_clock(PAUSED, make_bundle(), T("12:00"))
     assert (clock.state, clock.elapsed_seconds, clock.remaining_seconds) == ("running", 2 * H, 6 * H)
     assert clock.due_at == T("18:00")  # six hours left from 12:00
-    assert transitions(clock) == [("started", stamp("08:00"), None), ("paused", stamp("09:00"), None),
-                                  ("resumed", stamp("11:00"), None)]
+    assert transitions(clock) == [
+        ("started", stamp("08:00"), None),
+        ("paused", stamp("09:00"), None),
+        ("resumed", stamp("11:00"), None),
+    ]
 
 
 def test_a_paused_clock_has_no_deadline_and_no_timer() -> None:
@@ -150,13 +181,21 @@ def test_a_stop_status_stops_the_clock_as_met() -> None:
 
 STOP_AT_DEADLINE_CASES = [
     ("exactly at the deadline is met", T("09:00"), "met", None, ["started", "met"]),
-    ("one second later is breached", T("09:00:01"), "breached", T("09:00"),
-     ["started", "breached", "stopped_breached"]),
+    (
+        "one second later is breached",
+        T("09:00:01"),
+        "breached",
+        T("09:00"),
+        ["started", "breached", "stopped_breached"],
+    ),
 ]
 
 
-@pytest.mark.parametrize(("stop", "state", "breached_at", "names"), [c[1:] for c in STOP_AT_DEADLINE_CASES],
-                         ids=[c[0] for c in STOP_AT_DEADLINE_CASES])
+@pytest.mark.parametrize(
+    ("stop", "state", "breached_at", "names"),
+    [c[1:] for c in STOP_AT_DEADLINE_CASES],
+    ids=[c[0] for c in STOP_AT_DEADLINE_CASES],
+)
 def test_stopping_at_the_deadline(stop: datetime, state: str, breached_at: datetime | None, names: list[str]) -> None:
     events = [snap("e1", T("08:00"), "created", priority="P1"), snap("e2", stop, "resolved", "resolved", "P1")]
     clock = only_clock(events, make_bundle(), T("12:00"))
@@ -166,12 +205,17 @@ def test_stopping_at_the_deadline(stop: datetime, state: str, breached_at: datet
 
 def test_pausing_exactly_at_the_deadline_is_a_breach_at_that_instant() -> None:
     # Only a stop at the deadline is met (rule 3); a pause leaves elapsed at the target, which is a breach.
-    events = [snap("e1", T("08:00"), "created", priority="P1"),
-              snap("e2", T("09:00"), "customer_replied", "pending_customer", "P1")]
+    events = [
+        snap("e1", T("08:00"), "created", priority="P1"),
+        snap("e2", T("09:00"), "customer_replied", "pending_customer", "P1"),
+    ]
     clock = only_clock(events, make_bundle(), T("10:00"))
     assert (clock.state, clock.breached, clock.breached_at) == ("paused", True, T("09:00"))
     assert [(t.transition, t.event_id) for t in clock.transitions] == [
-        ("started", "e1"), ("paused", "e2"), ("breached", "e2")]
+        ("started", "e1"),
+        ("paused", "e2"),
+        ("breached", "e2"),
+    ]
 
 
 def test_a_downgrade_at_the_deadline_instant_sets_the_target_in_force_at_that_instant() -> None:
@@ -202,8 +246,11 @@ def test_clocks_are_as_they_stood_at_the_instant_asked() -> None:
 
 CANCEL_CASES = [
     ("a cancel status", snap("e2", T("09:00"), "cancelled", "cancelled"), "status cancelled is in cancel.statuses"),
-    ("the policy no longer matching", snap("e2", T("09:00"), customer="globex"),
-     "policy gold no longer matches (customer is globex, not acme)"),
+    (
+        "the policy no longer matching",
+        snap("e2", T("09:00"), customer="globex"),
+        "policy gold no longer matches (customer is globex, not acme)",
+    ),
     ("a priority without a target", snap("e2", T("09:00"), priority="P5"), "priority P5 has no target"),
 ]
 
@@ -225,8 +272,11 @@ def test_a_cancelled_cycle_counts_as_not_breached_even_after_its_breach() -> Non
 
 
 def test_a_new_cycle_starts_when_the_start_rule_holds_again_after_a_cancel() -> None:
-    events = [snap("e1", T("08:00"), "created"), snap("e2", T("09:00"), priority="P5"),
-              snap("e3", T("10:00"), priority="P2")]
+    events = [
+        snap("e1", T("08:00"), "created"),
+        snap("e2", T("09:00"), priority="P5"),
+        snap("e3", T("10:00"), priority="P2"),
+    ]
     first, second = clocks_at(events, make_bundle(), T("12:00"))
     assert (first.cycle, first.state, first.elapsed_seconds) == (1, "cancelled", H)
     assert (second.cycle, second.state, second.started_at, second.elapsed_seconds) == (2, "running", T("10:00"), 2 * H)
@@ -236,29 +286,54 @@ def test_a_new_cycle_starts_when_the_start_rule_holds_again_after_a_cancel() -> 
 
 
 def reopened_by(action: str, status: str) -> list[TicketSnapshot]:
-    return [snap("e1", T("08:00"), "created"), snap("e2", T("10:00"), "resolved", "resolved"),
-            snap("e3", T("10:00", day=3), action, status), snap("e4", T("13:00", day=3), "resolved", "resolved")]
+    return [
+        snap("e1", T("08:00"), "created"),
+        snap("e2", T("10:00"), "resolved", "resolved"),
+        snap("e3", T("10:00", day=3), action, status),
+        snap("e4", T("13:00", day=3), "resolved", "resolved"),
+    ]
 
 
 REOPEN_CASES = [
     # Each case: its id, the on_reopen setting, the events, then the cycles expected as tuples of
     # cycle, state, elapsed, started and stopped.
-    ("resume by action", "resume", reopened_by("reopened", "in_progress"),
-     [(1, "met", 5 * H, T("08:00"), T("13:00", day=3))]),
-    ("resume by status change", "resume", reopened_by("updated", "in_progress"),
-     [(1, "met", 5 * H, T("08:00"), T("13:00", day=3))]),
-    ("new cycle by action", "new_cycle", reopened_by("reopened", "in_progress"),
-     [(1, "met", 2 * H, T("08:00"), T("10:00")), (2, "met", 3 * H, T("10:00", day=3), T("13:00", day=3))]),
-    ("new cycle by status change", "new_cycle", reopened_by("updated", "open"),
-     [(1, "met", 2 * H, T("08:00"), T("10:00")), (2, "met", 3 * H, T("10:00", day=3), T("13:00", day=3))]),
+    (
+        "resume by action",
+        "resume",
+        reopened_by("reopened", "in_progress"),
+        [(1, "met", 5 * H, T("08:00"), T("13:00", day=3))],
+    ),
+    (
+        "resume by status change",
+        "resume",
+        reopened_by("updated", "in_progress"),
+        [(1, "met", 5 * H, T("08:00"), T("13:00", day=3))],
+    ),
+    (
+        "new cycle by action",
+        "new_cycle",
+        reopened_by("reopened", "in_progress"),
+        [(1, "met", 2 * H, T("08:00"), T("10:00")), (2, "met", 3 * H, T("10:00", day=3), T("13:00", day=3))],
+    ),
+    (
+        "new cycle by status change",
+        "new_cycle",
+        reopened_by("updated", "open"),
+        [(1, "met", 2 * H, T("08:00"), T("10:00")), (2, "met", 3 * H, T("10:00", day=3), T("13:00", day=3))],
+    ),
     ("ignore", "ignore", reopened_by("reopened", "in_progress"), [(1, "met", 2 * H, T("08:00"), T("10:00"))]),
-    ("resolved to closed is no reopen", "resume", reopened_by("closed", "closed"),
-     [(1, "met", 2 * H, T("08:00"), T("10:00"))]),
+    (
+        "resolved to closed is no reopen",
+        "resume",
+        reopened_by("closed", "closed"),
+        [(1, "met", 2 * H, T("08:00"), T("10:00"))],
+    ),
 ]
 
 
-@pytest.mark.parametrize(("on_reopen", "events", "expected"), [c[1:] for c in REOPEN_CASES],
-                         ids=[c[0] for c in REOPEN_CASES])
+@pytest.mark.parametrize(
+    ("on_reopen", "events", "expected"), [c[1:] for c in REOPEN_CASES], ids=[c[0] for c in REOPEN_CASES]
+)
 def test_reopening(on_reopen: str, events: list[TicketSnapshot], expected: list[tuple[object, ...]]) -> None:
     clocks = clocks_at(events, make_bundle(on_reopen=on_reopen), T("00:00", day=4))
     assert [(c.cycle, c.state, c.elapsed_seconds, c.started_at, c.stopped_at) for c in clocks] == expected
@@ -266,14 +341,22 @@ def test_reopening(on_reopen: str, events: list[TicketSnapshot], expected: list[
 
 def test_a_resumed_cycle_reports_resumed_and_its_second_stop() -> None:
     clock = only_clock(reopened_by("updated", "in_progress"), make_bundle(on_reopen="resume"), T("00:00", day=4))
-    assert transitions(clock) == [("started", stamp("08:00"), None), ("met", stamp("10:00"), None),
-                                  ("resumed", stamp("10:00", 3), None), ("met", stamp("13:00", 3), None)]
+    assert transitions(clock) == [
+        ("started", stamp("08:00"), None),
+        ("met", stamp("10:00"), None),
+        ("resumed", stamp("10:00", 3), None),
+        ("met", stamp("13:00", 3), None),
+    ]
     assert [s.state for s in clock.explanation] == ["running", "stopped", "running"]
 
 
 def test_a_cycle_stopped_by_an_action_is_reopened_only_by_the_reopened_action() -> None:
-    events = [snap("e1", T("08:00"), "created"), snap("e2", T("08:30"), "agent_replied", "open"),
-              snap("e3", T("09:00"), "updated", "in_progress"), snap("e4", T("10:00"), "reopened", "in_progress")]
+    events = [
+        snap("e1", T("08:00"), "created"),
+        snap("e2", T("08:30"), "agent_replied", "open"),
+        snap("e3", T("09:00"), "updated", "in_progress"),
+        snap("e4", T("10:00"), "reopened", "in_progress"),
+    ]
     bundle = make_bundle(metric="response", stop_actions=["agent_replied"], on_reopen="resume")
     assert only_clock(events, bundle, T("09:30")).state == "met"
     clock = only_clock(events, bundle, T("11:00"))
@@ -281,21 +364,36 @@ def test_a_cycle_stopped_by_an_action_is_reopened_only_by_the_reopened_action() 
 
 
 def test_a_reopen_where_the_policy_no_longer_matches_leaves_the_cycle_stopped() -> None:
-    events = [snap("e1", T("08:00"), "created"), snap("e2", T("10:00"), "resolved", "resolved"),
-              snap("e3", T("11:00"), "reopened", "in_progress", customer="globex")]
+    events = [
+        snap("e1", T("08:00"), "created"),
+        snap("e2", T("10:00"), "resolved", "resolved"),
+        snap("e3", T("11:00"), "reopened", "in_progress", customer="globex"),
+    ]
     clock = only_clock(events, make_bundle(on_reopen="resume"), T("12:00"))
     assert (clock.state, clock.elapsed_seconds, clock.stopped_at) == ("met", 2 * H, T("10:00"))
 
 
 def test_a_resumed_cycle_keeps_its_breach() -> None:
-    events = [snap("e1", T("08:00"), "created", priority="P1"), snap("e2", T("10:00"), "resolved", "resolved", "P1"),
-              snap("e3", T("11:00"), "reopened", "in_progress", "P1"),
-              snap("e4", T("11:30"), "resolved", "resolved", "P1")]
+    events = [
+        snap("e1", T("08:00"), "created", priority="P1"),
+        snap("e2", T("10:00"), "resolved", "resolved", "P1"),
+        snap("e3", T("11:00"), "reopened", "in_progress", "P1"),
+        snap("e4", T("11:30"), "resolved", "resolved", "P1"),
+    ]
     clock = only_clock(events, make_bundle(on_reopen="resume"), T("12:00"))
     assert (clock.state, clock.breached, clock.breached_at, clock.elapsed_seconds) == (
-        "breached", True, T("09:00"), 150 * 60)
+        "breached",
+        True,
+        T("09:00"),
+        150 * 60,
+    )
     assert [t.transition for t in clock.transitions] == [
-        "started", "breached", "stopped_breached", "resumed", "stopped_breached"]
+        "started",
+        "breached",
+        "stopped_breached",
+        "resumed",
+        "stopped_breached",
+    ]
 
 
 # -- priority and target ----------------------------------------------------------------------------------
@@ -306,14 +404,19 @@ PRIORITY_CASES = [
 ]
 
 
-@pytest.mark.parametrize(("priority", "target", "due_at"), [c[1:] for c in PRIORITY_CASES],
-                         ids=[c[0] for c in PRIORITY_CASES])
+@pytest.mark.parametrize(
+    ("priority", "target", "due_at"), [c[1:] for c in PRIORITY_CASES], ids=[c[0] for c in PRIORITY_CASES]
+)
 def test_a_priority_change_moves_the_deadline_and_keeps_elapsed(priority: str, target: int, due_at: datetime) -> None:
     bundle = make_bundle(targets={"P1": "4h", "P2": "8h", "P3": "1d"})
     events = [snap("e1", T("08:00"), "created", priority="P2"), snap("e2", T("10:00"), priority=priority)]
     clock = only_clock(events, bundle, T("11:00"))
     assert (clock.priority, clock.target_seconds, clock.elapsed_seconds, clock.due_at) == (
-        priority, target, 3 * H, due_at)
+        priority,
+        target,
+        3 * H,
+        due_at,
+    )
 
 
 def test_a_priority_change_moves_the_deadline_in_business_time() -> None:
@@ -323,7 +426,8 @@ def test_a_priority_change_moves_the_deadline_in_business_time() -> None:
     upgraded = snap("e2", local(SH, "2026-11-09 10:00"), priority="P1")
     # 09:00-12:00 is three hours; the fourth ends at 14:00 after lunch.
     assert only_clock([created, upgraded], bundle, local(SH, "2026-11-09 10:30")).due_at == local(
-        SH, "2026-11-09 14:00")
+        SH, "2026-11-09 14:00"
+    )
 
 
 def test_an_upgrade_past_the_new_target_breaches_at_the_upgrade() -> None:
@@ -336,8 +440,12 @@ def test_an_upgrade_past_the_new_target_breaches_at_the_upgrade() -> None:
 def test_a_looser_target_does_not_undo_a_breach() -> None:
     events = [snap("e1", T("08:00"), "created", priority="P1"), snap("e2", T("09:30"), priority="P3")]
     clock = only_clock(events, make_bundle(), T("10:00"))
-    assert (clock.state, clock.breached, clock.breached_at, clock.target_seconds) == ("running", True, T("09:00"),
-                                                                                         24 * H)
+    assert (clock.state, clock.breached, clock.breached_at, clock.target_seconds) == (
+        "running",
+        True,
+        T("09:00"),
+        24 * H,
+    )
     # Below the new target it is due again where elapsed reaches it, 22h on (DESIGN 4.9; issue 11 item 6).
     assert (clock.elapsed_seconds, clock.remaining_seconds, clock.due_at) == (2 * H, 22 * H, T("08:00", day=3))
     assert [t.transition for t in clock.transitions] == ["started", "breached"]
@@ -348,23 +456,34 @@ def test_a_looser_target_does_not_undo_a_breach() -> None:
 
 def test_warnings_fire_at_their_crossing_instants() -> None:
     clock = only_clock([snap("e1", T("08:00"), "created")], make_bundle(warn_at=[75, 50]), T("14:30"))
-    assert transitions(clock) == [("started", stamp("08:00"), None), ("warning", stamp("12:00"), 50),
-                                  ("warning", stamp("14:00"), 75)]
+    assert transitions(clock) == [
+        ("started", stamp("08:00"), None),
+        ("warning", stamp("12:00"), 50),
+        ("warning", stamp("14:00"), 75),
+    ]
     assert [t.elapsed_seconds for t in clock.transitions[1:]] == [4 * H, 6 * H]
     assert [t.event_id for t in clock.transitions[1:]] == [None, None]
 
 
 def test_a_pause_moves_the_next_warning() -> None:
-    events = [snap("e1", T("08:00"), "created"), snap("e2", T("13:00"), status="on_hold"),
-              snap("e3", T("13:30"), status="open")]
+    events = [
+        snap("e1", T("08:00"), "created"),
+        snap("e2", T("13:00"), status="on_hold"),
+        snap("e3", T("13:30"), status="open"),
+    ]
     clock = only_clock(events, make_bundle(warn_at=[50, 75], pause=["on_hold"]), T("15:00"))
     assert [(n, at) for n, at, _ in transitions(clock) if n == "warning"] == [
-        ("warning", stamp("12:00")), ("warning", stamp("14:30"))]
+        ("warning", stamp("12:00")),
+        ("warning", stamp("14:30")),
+    ]
 
 
 def test_each_warning_fires_once_per_cycle() -> None:
-    events = [snap("e1", T("08:00"), "created"), snap("e2", T("12:30"), priority="P3"),
-              snap("e3", T("13:00"), priority="P2")]
+    events = [
+        snap("e1", T("08:00"), "created"),
+        snap("e2", T("12:30"), priority="P3"),
+        snap("e3", T("13:00"), priority="P2"),
+    ]
     clock = only_clock(events, make_bundle(warn_at=[50]), T("14:00"))
     assert [t for t in transitions(clock) if t[0] == "warning"] == [("warning", stamp("12:00"), 50)]
 
@@ -373,14 +492,19 @@ def test_an_upgrade_fires_the_warnings_it_jumps_over_before_the_breach() -> None
     bundle = make_bundle(targets={"P1": "4h", "P3": "1d"}, warn_at=[50, 75])
     events = [snap("e1", T("08:00"), "created", priority="P3"), snap("e2", T("12:00"), priority="P1")]
     clock = only_clock(events, bundle, T("12:30"))
-    assert transitions(clock) == [("started", stamp("08:00"), None), ("warning", stamp("12:00"), 50),
-                                  ("warning", stamp("12:00"), 75), ("breached", stamp("12:00"), None)]
+    assert transitions(clock) == [
+        ("started", stamp("08:00"), None),
+        ("warning", stamp("12:00"), 50),
+        ("warning", stamp("12:00"), 75),
+        ("breached", stamp("12:00"), None),
+    ]
     assert {t.event_id for t in clock.transitions[1:]} == {"e2"}
 
 
 def test_a_warning_threshold_that_falls_between_seconds_rounds_up() -> None:
-    clock = only_clock([snap("e1", T("08:00"), "created")], make_bundle(targets={"P2": "90s"}, warn_at=[75]),
-                       T("09:00"))
+    clock = only_clock(
+        [snap("e1", T("08:00"), "created")], make_bundle(targets={"P2": "90s"}, warn_at=[75]), T("09:00")
+    )
     assert clock.transitions[1].at == T("08:00:08") + timedelta(minutes=1)  # 67.5 s -> 68 s
 
 
@@ -393,32 +517,64 @@ def test_no_warning_fires_after_the_breach() -> None:
 # -- calendars inside clocks ------------------------------------------------------------------------------
 
 CALENDAR_CASES = [
-    ("New York office hours across the fall-back weekend", {"name": "ny", "timezone": NY,
-                                                             "hours": {"mon-fri": ["08:00-17:00"]}},
-     local(NY, "2026-10-30 13:00"), "8h", utc("2026-11-02 17:00")),
-    ("New York office hours across the spring-forward weekend", {"name": "ny", "timezone": NY,
-                                                                 "hours": {"mon-fri": ["08:00-17:00"]}},
-     local(NY, "2026-03-06 13:00"), "8h", utc("2026-03-09 16:00")),
-    ("Berlin office hours across the fall-back weekend", {"name": "de", "timezone": BERLIN,
-                                                          "hours": {"mon-fri": ["09:00-17:00"]}},
-     local(BERLIN, "2026-10-23 13:00"), "8h", utc("2026-10-26 12:00")),
-    ("national day from the holidays package", {**CN_CALENDAR, "holidays": {"country": "CN"}},
-     local(SH, "2026-09-30 17:00"), "4h", local(SH, "2026-10-08 12:00")),
-    ("a make-up saturday from extra_workdays", {**CN_CALENDAR, "holidays": {"country": "CN"},
-                                                "extra_workdays": {"2026-10-10": "fri"}},
-     local(SH, "2026-10-09 17:00"), "4h", local(SH, "2026-10-10 12:00")),
-    ("the same without the make-up day", {**CN_CALENDAR, "holidays": {"country": "CN"}},
-     local(SH, "2026-10-09 17:00"), "4h", local(SH, "2026-10-12 12:00")),
-    ("several intervals a day", {"name": "split", "timezone": SH,
-                                 "hours": {"mon-fri": ["08:00-10:00", "11:00-12:30", "14:00-17:45"]}},
-     local(SH, "2026-11-09 09:00"), "4h", local(SH, "2026-11-09 15:30")),
+    (
+        "New York office hours across the fall-back weekend",
+        {"name": "ny", "timezone": NY, "hours": {"mon-fri": ["08:00-17:00"]}},
+        local(NY, "2026-10-30 13:00"),
+        "8h",
+        utc("2026-11-02 17:00"),
+    ),
+    (
+        "New York office hours across the spring-forward weekend",
+        {"name": "ny", "timezone": NY, "hours": {"mon-fri": ["08:00-17:00"]}},
+        local(NY, "2026-03-06 13:00"),
+        "8h",
+        utc("2026-03-09 16:00"),
+    ),
+    (
+        "Berlin office hours across the fall-back weekend",
+        {"name": "de", "timezone": BERLIN, "hours": {"mon-fri": ["09:00-17:00"]}},
+        local(BERLIN, "2026-10-23 13:00"),
+        "8h",
+        utc("2026-10-26 12:00"),
+    ),
+    (
+        "national day from the holidays package",
+        {**CN_CALENDAR, "holidays": {"country": "CN"}},
+        local(SH, "2026-09-30 17:00"),
+        "4h",
+        local(SH, "2026-10-08 12:00"),
+    ),
+    (
+        "a make-up saturday from extra_workdays",
+        {**CN_CALENDAR, "holidays": {"country": "CN"}, "extra_workdays": {"2026-10-10": "fri"}},
+        local(SH, "2026-10-09 17:00"),
+        "4h",
+        local(SH, "2026-10-10 12:00"),
+    ),
+    (
+        "the same without the make-up day",
+        {**CN_CALENDAR, "holidays": {"country": "CN"}},
+        local(SH, "2026-10-09 17:00"),
+        "4h",
+        local(SH, "2026-10-12 12:00"),
+    ),
+    (
+        "several intervals a day",
+        {"name": "split", "timezone": SH, "hours": {"mon-fri": ["08:00-10:00", "11:00-12:30", "14:00-17:45"]}},
+        local(SH, "2026-11-09 09:00"),
+        "4h",
+        local(SH, "2026-11-09 15:30"),
+    ),
 ]
 
 
-@pytest.mark.parametrize(("calendar", "created", "target", "due_at"), [c[1:] for c in CALENDAR_CASES],
-                         ids=[c[0] for c in CALENDAR_CASES])
-def test_the_deadline_follows_the_calendar(calendar: dict[str, object], created: datetime, target: str,
-                                           due_at: datetime) -> None:
+@pytest.mark.parametrize(
+    ("calendar", "created", "target", "due_at"), [c[1:] for c in CALENDAR_CASES], ids=[c[0] for c in CALENDAR_CASES]
+)
+def test_the_deadline_follows_the_calendar(
+    calendar: dict[str, object], created: datetime, target: str, due_at: datetime
+) -> None:
     bundle = make_bundle(calendar=str(calendar["name"]), calendars=[calendar], targets={"P2": target})
     clock = only_clock([snap("e1", created, "created")], bundle, created + timedelta(minutes=1))
     assert clock.due_at == due_at
@@ -426,8 +582,9 @@ def test_the_deadline_follows_the_calendar(calendar: dict[str, object], created:
 
 
 def test_the_explanation_names_the_holidays_that_did_not_count() -> None:
-    bundle = make_bundle(calendar="cn", calendars=[{**CN_CALENDAR, "holidays": {"country": "CN"}}],
-                         targets={"P2": "4h"})
+    bundle = make_bundle(
+        calendar="cn", calendars=[{**CN_CALENDAR, "holidays": {"country": "CN"}}], targets={"P2": "4h"}
+    )
     clock = only_clock([snap("e1", local(SH, "2026-09-30 17:00"), "created")], bundle, local(SH, "2026-10-08 10:00"))
     (segment,) = clock.explanation
     assert (segment.state, segment.business_seconds, segment.event_id) == ("running", 2 * H, "e1")
@@ -438,12 +595,17 @@ def test_the_explanation_names_the_holidays_that_did_not_count() -> None:
 
 def test_the_explanation_shows_each_running_and_paused_stretch_and_why() -> None:
     bundle = make_bundle(calendar="cn", calendars=[CN_CALENDAR], warn_at=[50])
-    events = [snap("e1", local(SH, "2026-11-06 14:00"), "created"),
-              snap("e2", local(SH, "2026-11-06 17:00"), "customer_replied", "pending_customer"),
-              snap("e3", local(SH, "2026-11-09 10:00"), "customer_replied", "in_progress")]
+    events = [
+        snap("e1", local(SH, "2026-11-06 14:00"), "created"),
+        snap("e2", local(SH, "2026-11-06 17:00"), "customer_replied", "pending_customer"),
+        snap("e3", local(SH, "2026-11-09 10:00"), "customer_replied", "in_progress"),
+    ]
     clock = only_clock(events, bundle, local(SH, "2026-11-09 10:30"))
     assert [(s.state, s.event_id, s.business_seconds) for s in clock.explanation] == [
-        ("running", "e1", 3 * H), ("paused", "e2", 0), ("running", "e3", 1800)]
+        ("running", "e1", 3 * H),
+        ("paused", "e2", 0),
+        ("running", "e3", 1800),
+    ]
     assert clock.explanation[1].condition == "status pending_customer is in pause.statuses"
     assert clock.explanation[2].condition == "status in_progress is not in pause.statuses"
     assert clock.explanation[-1].elapsed_at_end == clock.elapsed_seconds == 3 * H + 1800
@@ -477,8 +639,10 @@ policies:
     events = [snap("e1", T("08:00"), "created"), snap("e2", T("08:20"), "agent_replied", "open")]
     clocks = evaluate_ticket(events, bundle, policy_version=4, at=T("09:00"))
     assert [(c.policy_id, c.agreement, c.metric, c.state, c.elapsed_seconds, c.policy_version) for c in clocks] == [
-        ("gold", "SLA", "response", "met", 1200, 4), ("gold", "SLA", "resolution", "running", H, 4),
-        ("email-ola", "OLA", "handover", "met", 1200, 4)]
+        ("gold", "SLA", "response", "met", 1200, 4),
+        ("gold", "SLA", "resolution", "running", H, 4),
+        ("email-ola", "OLA", "handover", "met", 1200, 4),
+    ]
 
 
 def test_next_timer_at_is_the_earliest_upcoming_crossing() -> None:
@@ -504,9 +668,11 @@ def test_a_late_event_retracts_a_breach_it_proves_wrong() -> None:
 def test_transition_keys_compare_by_instant_and_treat_no_threshold_as_zero() -> None:
     clock = only_clock([snap("e1", T("08:00"), "created")], make_bundle(warn_at=[50]), T("13:00"))
     shanghai = datetime.fromisoformat("2026-11-02T16:00:00+08:00")  # 08:00 UTC
-    stored = [("gold", "resolution", 1, "started", shanghai, 0),
-              ("gold", "resolution", 1, "warning", T("12:00"), 50),
-              ("gold", "resolution", 1, "met", T("11:00"), None)]
+    stored = [
+        ("gold", "resolution", 1, "started", shanghai, 0),
+        ("gold", "resolution", 1, "warning", T("12:00"), 50),
+        ("gold", "resolution", 1, "met", T("11:00"), None),
+    ]
     diff = diff_transitions(stored, clock.transitions)
     assert diff.new == []
     assert diff.retracted == [TransitionKey("gold", "resolution", 1, "met", T("11:00"), 0)]

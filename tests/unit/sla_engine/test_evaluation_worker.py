@@ -60,10 +60,21 @@ def in_process(timelines: Sequence[Sequence[TicketSnapshot]]) -> list[Reconciled
 def decisions(result: ReconciledTicket | None) -> tuple[object, ...]:
     """Everything the handler writes from a reconciliation: rows, outbox records, keys, timer, pin, sequences."""
     assert result is not None
-    records = [record.serialized() if isinstance(record, OutgoingEvent) else record
-               for record in result.outbox_records()]
-    return (result.tenant_id, result.ticket_id, result.clock_rows(), records, result.published, result.retracted,
-            result.timer, result.pin_version, result.first_event_at, result.sequences)
+    records = [
+        record.serialized() if isinstance(record, OutgoingEvent) else record for record in result.outbox_records()
+    ]
+    return (
+        result.tenant_id,
+        result.ticket_id,
+        result.clock_rows(),
+        records,
+        result.published,
+        result.retracted,
+        result.timer,
+        result.pin_version,
+        result.first_event_at,
+        result.sequences,
+    )
 
 
 def results(outcomes: list[Outcome]) -> list[tuple[object, ...]]:
@@ -86,7 +97,8 @@ def test_the_worker_process_decides_exactly_what_the_service_process_does() -> N
         assert all(outcome.result is not None and outcome.result.clocks == [] for outcome in first)
         kept = await evaluator.evaluate(jobs(timelines[:3], compact=False), NOW, sources)
         assert [outcome.result.clocks if outcome.result else None for outcome in kept] == [
-            result.clocks for result in in_process(timelines[:3])]
+            result.clocks for result in in_process(timelines[:3])
+        ]
         evaluator.close()  # a new worker knows no bundle: it is sent the text again
         again = await evaluator.evaluate(jobs(timelines[:2]), NOW, sources)
         assert results(again) == expected[:2]

@@ -63,14 +63,19 @@ class Now:
 
 def ticket_records(*events: dict[str, Any]) -> list[ConsumerRecord[bytes, bytes]]:
     values = [json.dumps(event).encode() for event in events]
-    return [ConsumerRecord(topics.TICKETS, 0, offset, 0, 0, None, value, None, 0, len(value), [])
-            for offset, value in enumerate(values)]
+    return [
+        ConsumerRecord(topics.TICKETS, 0, offset, 0, 0, None, value, None, 0, len(value), [])
+        for offset, value in enumerate(values)
+    ]
 
 
 def published(store: FakeStore) -> list[dict[str, Any]]:
     """The outbox's events as the relay would send them."""
-    return [json.loads(item.payload if isinstance(item, OutgoingRecord) else item.event.to_json_bytes())
-            for item in store.outbox if isinstance(item, OutgoingEvent | OutgoingRecord)]
+    return [
+        json.loads(item.payload if isinstance(item, OutgoingRecord) else item.event.to_json_bytes())
+        for item in store.outbox
+        if isinstance(item, OutgoingEvent | OutgoingRecord)
+    ]
 
 
 @pytest.fixture
@@ -87,9 +92,10 @@ async def keeper(units: FakeUnits) -> AsyncIterator[ClockKeeper]:
 
 
 async def test_a_snapshot_batch_is_stored_and_its_ticket_made_due_once(units: FakeUnits, keeper: ClockKeeper) -> None:
-    batch = ticket_records(ticket_event(TENANT, "INC-1", T0, event_id="e1"),
-                           ticket_event(TENANT, "INC-1", T0 + timedelta(hours=1), action="updated",
-                                        status="in_progress", event_id="e2"))
+    batch = ticket_records(
+        ticket_event(TENANT, "INC-1", T0, event_id="e1"),
+        ticket_event(TENANT, "INC-1", T0 + timedelta(hours=1), action="updated", status="in_progress", event_id="e2"),
+    )
     assert await keeper.on_ticket_records(batch) == ["applied", "applied"]
     assert units.made[-1].committed
     assert [s.event_id for s in units.store.snapshots[(TENANT, "INC-1")]] == ["e1", "e2"]
@@ -109,15 +115,18 @@ async def test_a_tenant_without_configuration_is_stored_but_never_due(units: Fak
     assert units.store.timers == {}
 
 
-async def test_a_round_publishes_the_transitions_due_and_schedules_the_next(units: FakeUnits,
-                                                                          keeper: ClockKeeper) -> None:
+async def test_a_round_publishes_the_transitions_due_and_schedules_the_next(
+    units: FakeUnits, keeper: ClockKeeper
+) -> None:
     await keeper.on_ticket_records(ticket_records(ticket_event(TENANT, "INC-1", T0, event_id="e1")))
     assert await keeper.reconcile_due(limit=10, per_tenant=10, budget_seconds=60) == 1
     assert units.made[-1].committed
     # At T0 + 5 h: started at T0, 50 % of 8 h at T0 + 4 h; 75 % (T0 + 6 h) is the next timer.
     events = published(units.store)
     assert [(e["data"]["transition"], e["data"]["threshold"], e["data"]["sequence"], e["time"]) for e in events] == [
-        ("started", None, 1, "2026-11-02T08:00:00Z"), ("warning", 50, 2, "2026-11-02T12:00:00Z")]
+        ("started", None, 1, "2026-11-02T08:00:00Z"),
+        ("warning", 50, 2, "2026-11-02T12:00:00Z"),
+    ]
     assert {e["tenantid"] for e in events} == {TENANT}
     assert [t.due_at for t in units.store.timers.values()] == [T0 + timedelta(hours=6)]
     assert units.store.pins == {(TENANT, "INC-1"): 1}
@@ -129,8 +138,9 @@ async def test_a_round_publishes_the_transitions_due_and_schedules_the_next(unit
     assert [t.due_at for t in units.store.timers.values()] == [T0 + timedelta(hours=6)]
 
 
-async def test_a_round_that_fails_keeps_nothing_and_leaves_the_ticket_due(units: FakeUnits,
-                                                                         keeper: ClockKeeper) -> None:
+async def test_a_round_that_fails_keeps_nothing_and_leaves_the_ticket_due(
+    units: FakeUnits, keeper: ClockKeeper
+) -> None:
     await keeper.on_ticket_records(ticket_records(ticket_event(TENANT, "INC-1", T0, event_id="e1")))
 
     class BrokenDueQueue(FakeDueQueue):
@@ -156,10 +166,23 @@ async def test_a_round_that_fails_keeps_nothing_and_leaves_the_ticket_due(units:
 
 
 def measurement(end: datetime, good: int, total: int, event_id: str) -> ConsumerRecord[bytes, bytes]:
-    event = {"specversion": "1.0", "id": event_id, "source": "probe://test", "type": "itsm.measurement.v1",
-             "time": end.isoformat(), "tenantid": TENANT, "subject": "api",
-             "data": {"service": "api", "sli": "requests", "window_start": (end - timedelta(minutes=1)).isoformat(),
-                      "window_end": end.isoformat(), "good": good, "total": total}}
+    event = {
+        "specversion": "1.0",
+        "id": event_id,
+        "source": "probe://test",
+        "type": "itsm.measurement.v1",
+        "time": end.isoformat(),
+        "tenantid": TENANT,
+        "subject": "api",
+        "data": {
+            "service": "api",
+            "sli": "requests",
+            "window_start": (end - timedelta(minutes=1)).isoformat(),
+            "window_end": end.isoformat(),
+            "good": good,
+            "total": total,
+        },
+    }
     value = json.dumps(event).encode()
     return ConsumerRecord(topics.SIGNALS, 0, 0, 0, 0, None, value, None, 0, len(value), [])
 

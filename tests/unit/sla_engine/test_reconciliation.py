@@ -36,8 +36,13 @@ from slm_shared.outbox import OutgoingEvent
 from tests.unit.sla_engine.builders import make_bundle, snap, utc
 
 START = utc("2026-11-06 01:00")
-BUNDLE = make_bundle(targets={"P1": "2h", "P2": "8h"}, warn_at=[50, 75, 90], stop_actions=["agent_replied"],
-                     on_reopen="new_cycle", match={"kind": "incident"})
+BUNDLE = make_bundle(
+    targets={"P1": "2h", "P2": "8h"},
+    warn_at=[50, 75, 90],
+    stop_actions=["agent_replied"],
+    on_reopen="new_cycle",
+    match={"kind": "incident"},
+)
 STATUSES = ["open", "in_progress", "pending_customer", "pending_customer", "in_progress", "resolved", "cancelled"]
 # Fields of a payload that say where the cycle stands, not which transition brought it there.
 TRANSITION_FIELDS = {"transition", "threshold", "retracts", "sequence"}
@@ -49,12 +54,18 @@ def deliveries(draw: st.DrawFn) -> tuple[list[TicketSnapshot], list[list[int]], 
     """A timeline on few instants (so flips at one instant are common), its arrival order cut into batches,
     and the minutes after the latest event at which each batch is reconciled."""
     count = draw(st.integers(1, 10))
-    minutes = sorted(draw(st.lists(st.sampled_from([0, 60, 60, 150, 300, 300, 600]), min_size=count,
-                                   max_size=count)))
-    snapshots = [snap(f"e{i}", START + timedelta(minutes=m), "created" if i == 0 else
-                      draw(st.sampled_from(TICKET_ACTIONS[1:])), draw(st.sampled_from(STATUSES)),
-                      draw(st.sampled_from(["P1", "P2", "P2"])), arrival=i)
-                     for i, m in enumerate(minutes)]
+    minutes = sorted(draw(st.lists(st.sampled_from([0, 60, 60, 150, 300, 300, 600]), min_size=count, max_size=count)))
+    snapshots = [
+        snap(
+            f"e{i}",
+            START + timedelta(minutes=m),
+            "created" if i == 0 else draw(st.sampled_from(TICKET_ACTIONS[1:])),
+            draw(st.sampled_from(STATUSES)),
+            draw(st.sampled_from(["P1", "P2", "P2"])),
+            arrival=i,
+        )
+        for i, m in enumerate(minutes)
+    ]
     order = draw(st.permutations(range(count)))
     cuts = sorted(set(draw(st.lists(st.integers(1, count), max_size=3))) | {count})
     batches = [list(order[start:end]) for start, end in zip([0, *cuts], cuts, strict=False) if end > start]
@@ -70,8 +81,9 @@ def save(state: TicketState, reconciled: Reconciliation) -> None:
     state.sequences.update(reconciled.sequences)
 
 
-def run(snapshots: list[TicketSnapshot], batches: list[list[int]], lags: list[int],
-        bundle: Bundle = BUNDLE) -> tuple[list[OutgoingEvent], list[Clock], datetime]:
+def run(
+    snapshots: list[TicketSnapshot], batches: list[list[int]], lags: list[int], bundle: Bundle = BUNDLE
+) -> tuple[list[OutgoingEvent], list[Clock], datetime]:
     state = TicketState("acme", "INC-1", config=ConfigRef(1, bundle), pinned=True)
     published: list[OutgoingEvent] = []
     now = START
@@ -102,7 +114,8 @@ def standing(data: dict[str, Any], clock: Clock) -> dict[str, Any]:
 @settings(max_examples=300, deadline=None)
 @given(deliveries(), st.randoms(use_true_random=False))
 def test_ids_are_unique_and_the_highest_sequence_of_each_cycle_is_the_engines_clock(
-    delivery: tuple[list[TicketSnapshot], list[list[int]], list[int]], shuffle: random.Random,
+    delivery: tuple[list[TicketSnapshot], list[list[int]], list[int]],
+    shuffle: random.Random,
 ) -> None:
     published, clocks, _ = run(*delivery)
     ids = [event.event.id for event in published]
@@ -121,23 +134,30 @@ def test_ids_are_unique_and_the_highest_sequence_of_each_cycle_is_the_engines_cl
         if clock is None:  # a cycle a late event undid: it counts nowhere
             assert last["state"] == "cancelled"
         else:
-            assert standing(last, clock) == standing(clock_payload(clock, "recalculated", None).model_dump(mode="json"),
-                                                     clock)
+            assert standing(last, clock) == standing(
+                clock_payload(clock, "recalculated", None).model_dump(mode="json"), clock
+            )
         # Reporting's rule, whatever the arrival order, ends on that last event.
         arrivals = list(events)
         shuffle.shuffle(arrivals)
         won: CloudEvent | None = None
         for event in arrivals:
-            if won is None or wins(event.time, str(event.data["transition"]), won.time,
-                                   new_sequence=int(str(event.data["sequence"])),
-                                   current_sequence=int(str(won.data["sequence"]))):
+            if won is None or wins(
+                event.time,
+                str(event.data["transition"]),
+                won.time,
+                new_sequence=int(str(event.data["sequence"])),
+                current_sequence=int(str(won.data["sequence"])),
+            ):
                 won = event
         assert won is events[-1]
 
 
 def test_zero_length_flips_at_one_instant_have_distinct_ids() -> None:
-    flips = [snap(f"flip{i}", START + timedelta(hours=1), status=status, arrival=1 + i)
-             for i, status in enumerate(["pending_customer", "open", "pending_customer", "open"])]
+    flips = [
+        snap(f"flip{i}", START + timedelta(hours=1), status=status, arrival=1 + i)
+        for i, status in enumerate(["pending_customer", "open", "pending_customer", "open"])
+    ]
     published, _, _ = run([snap("created", START, "created", arrival=0), *flips], [[0, 1, 2, 3, 4]], [0])
     ids = [e.event.id for e in published if e.event.data["transition"] in ("paused", "resumed")]
     assert len(ids) == 4
@@ -148,14 +168,18 @@ def test_two_warnings_of_one_instant_retracted_together_have_distinct_ids() -> N
     # An upgrade to P1 at 1 h 45 m crosses both warnings (1 h and 1.5 h of 2 h) at once; a late pause from
     # 30 m proves both wrong: two `recalculated` at one instant retracting transitions of one instant.
     bundle = make_bundle(targets={"P1": "2h", "P2": "8h"}, warn_at=[50, 75], match={"kind": "incident"})
-    timeline = [snap("created", START, "created", arrival=0),
-                snap("upgrade", START + timedelta(minutes=105), priority="P1", arrival=1),
-                snap("late-pause", START + timedelta(minutes=30), status="pending_customer", arrival=2)]
+    timeline = [
+        snap("created", START, "created", arrival=0),
+        snap("upgrade", START + timedelta(minutes=105), priority="P1", arrival=1),
+        snap("late-pause", START + timedelta(minutes=30), status="pending_customer", arrival=2),
+    ]
     published, _, _ = run(timeline, [[0, 1], [2]], [0, 0], bundle)
     recalculated = [e.event for e in published if e.event.data["transition"] == "recalculated"]
     retracts = [e.data["retracts"] for e in recalculated]
-    assert sorted((r["transition"], r["threshold"]) for r in retracts if isinstance(r, dict)) == \
-        [("warning", 50), ("warning", 75)]
+    assert sorted((r["transition"], r["threshold"]) for r in retracts if isinstance(r, dict)) == [
+        ("warning", 50),
+        ("warning", 75),
+    ]
     assert len({e.time for e in recalculated}) == 1
     assert len({e.id for e in recalculated}) == len(recalculated)
 
@@ -165,9 +189,14 @@ def test_a_late_event_at_a_published_flips_instant_that_leaves_the_clock_paused_
     pause at that same instant adds no new transition (its key was published with the flip), yet the clock is
     now paused. A `recalculated` carrying the paused clock follows, so the cycle's last word is the engine's."""
     statuses = ["open", "pending_customer", "open", "pending_customer"]
-    timeline = [snap(f"e{i}", START, "created" if i == 0 else "updated", status, arrival=i)
-                for i, status in enumerate(statuses)]
+    timeline = [
+        snap(f"e{i}", START, "created" if i == 0 else "updated", status, arrival=i) for i, status in enumerate(statuses)
+    ]
     published, clocks, _ = run(timeline, [[0, 1, 2], [3]], [0, 0])
     assert [(e.event.data["transition"], e.event.data["state"]) for e in published] == [
-        ("started", "running"), ("paused", "running"), ("resumed", "running"), ("recalculated", "paused")]
+        ("started", "running"),
+        ("paused", "running"),
+        ("resumed", "running"),
+        ("recalculated", "paused"),
+    ]
     assert [clock.state for clock in clocks] == ["paused"]

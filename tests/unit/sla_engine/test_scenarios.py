@@ -26,13 +26,23 @@ def snapshots_of(scenario: Scenario, order: list[int] | None = None) -> list[Tic
     snapshots = []
     for arrival, position in enumerate(positions):
         event = scenario.events[position]
-        snapshots.append(TicketSnapshot(
-            event_id=event["id"], time=datetime.fromisoformat(event["time"]), arrival=arrival,
-            ticket_id=scenario.ticket_id, action=event["action"], kind=event["kind"], status=event["status"],
-            priority=event["priority"], service=event["service"], customer=event["customer"],
-            assignment_group=event.get("assignment_group"), assignee=event.get("assignee"),
-            attributes=event.get("attributes") or {},
-        ))
+        snapshots.append(
+            TicketSnapshot(
+                event_id=event["id"],
+                time=datetime.fromisoformat(event["time"]),
+                arrival=arrival,
+                ticket_id=scenario.ticket_id,
+                action=event["action"],
+                kind=event["kind"],
+                status=event["status"],
+                priority=event["priority"],
+                service=event["service"],
+                customer=event["customer"],
+                assignment_group=event.get("assignment_group"),
+                assignee=event.get("assignee"),
+                attributes=event.get("attributes") or {},
+            )
+        )
     return snapshots
 
 
@@ -86,10 +96,7 @@ def test_the_scenario_copies_are_byte_identical_to_the_shared_contract() -> None
     if not SHARED_SCENARIOS.is_dir():
         pytest.skip(f"{SHARED_SCENARIOS} is not present in this checkout")
     shared = {p.name: p.read_bytes() for p in SHARED_SCENARIOS.iterdir() if p.is_file()}
-    copied = {
-        p.name: p.read_bytes() for p in SCENARIO_DIR.iterdir()
-        if p.is_file() and p.suffix not in {".py", ".pyc"}
-    }
+    copied = {p.name: p.read_bytes() for p in SCENARIO_DIR.iterdir() if p.is_file() and p.suffix not in {".py", ".pyc"}}
     assert sorted(copied) == sorted(shared), "the scenario file sets differ"
     changed = [name for name in shared if copied[name] != shared[name]]
     assert not changed, f"copies differ from ../shared/scenarios: {changed}"

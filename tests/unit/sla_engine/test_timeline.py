@@ -38,14 +38,34 @@ def test_offsets_do_not_matter_only_instants() -> None:
 
 def test_a_naive_event_time_is_refused() -> None:
     with pytest.raises(ValueError, match="timezone-aware"):
-        TicketSnapshot(event_id="e", time=datetime(2026, 11, 2, 9), arrival=0, ticket_id="T",  # noqa: DTZ001
-                       action="created", kind="incident", status="new", priority="P2", service="s", customer="c")
+        TicketSnapshot(
+            event_id="e",
+            time=datetime(2026, 11, 2, 9),  # noqa: DTZ001
+            arrival=0,
+            ticket_id="T",
+            action="created",
+            kind="incident",
+            status="new",
+            priority="P2",
+            service="s",
+            customer="c",
+        )
 
 
 def test_match_fields_include_attributes_as_text() -> None:
-    snapshot = TicketSnapshot(event_id="e", time=utc("2026-11-02 09:00"), arrival=0, ticket_id="T",
-                              action="created", kind="incident", status="new", priority="P2", service="email",
-                              customer="acme", attributes={"channel": "portal", "vip": True})
+    snapshot = TicketSnapshot(
+        event_id="e",
+        time=utc("2026-11-02 09:00"),
+        arrival=0,
+        ticket_id="T",
+        action="created",
+        kind="incident",
+        status="new",
+        priority="P2",
+        service="email",
+        customer="acme",
+        attributes={"channel": "portal", "vip": True},
+    )
     assert snapshot.field_value("service") == "email"
     assert snapshot.field_value("attributes.channel") == "portal"
     assert snapshot.field_value("attributes.vip") == "True"

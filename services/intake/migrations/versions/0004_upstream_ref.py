@@ -26,9 +26,12 @@ def upgrade() -> None:
         "WHERE tenant_id = archived.t AND source = archived.s AND event_id = archived.e "
         "AND doc #>> '{data,attributes,upstream_id}' IS NOT NULL"
     )
-    op.create_index("received_events_by_upstream_ref", "received_events",
-                    ["tenant_id", "upstream_ref", "event_time"],
-                    postgresql_where=sa.text("upstream_ref IS NOT NULL"))
+    op.create_index(
+        "received_events_by_upstream_ref",
+        "received_events",
+        ["tenant_id", "upstream_ref", "event_time"],
+        postgresql_where=sa.text("upstream_ref IS NOT NULL"),
+    )
 
 
 def downgrade() -> None:

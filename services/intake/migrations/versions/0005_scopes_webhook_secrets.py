@@ -14,8 +14,7 @@ depends_on = None
 
 
 def upgrade() -> None:
-    op.add_column("api_keys", sa.Column("scopes", sa.Text(), nullable=False,
-                                        server_default="ingest read config admin"))
+    op.add_column("api_keys", sa.Column("scopes", sa.Text(), nullable=False, server_default="ingest read config admin"))
     op.create_table(
         "webhook_secrets",
         sa.Column("secret_id", sa.Text(), nullable=False),

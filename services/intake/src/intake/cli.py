@@ -60,6 +60,7 @@ def _with_units(settings: IntakeSettings, work: Callable[[Callable[[], IntakeUni
 
 def _with_webhook_secrets(settings: IntakeSettings, act: Callable[[SqlWebhookSecrets], Awaitable[T]]) -> T:
     """`act` on the webhook secrets in one committed transaction."""
+
     async def work(units: Callable[[], IntakeUnitOfWork]) -> T:
         async with units() as uow:
             result = await act(uow.webhook_secrets)
@@ -83,9 +84,13 @@ def _parser() -> argparse.ArgumentParser:
     keys = commands.add_parser("keys", help="manage API keys").add_subparsers(dest="action", required=True)
     create = keys.add_parser("create", help="create a tenant's API key (prints it once)")
     create.add_argument("--tenant", required=True)
-    create.add_argument("--scopes", default=",".join(API_SCOPES), type=parse_scopes,
-                        help=f"comma-separated, of {', '.join(API_SCOPES)} (default: all); e.g. `ingest` for an "
-                        "upstream system, `read` for a report consumer")
+    create.add_argument(
+        "--scopes",
+        default=",".join(API_SCOPES),
+        type=parse_scopes,
+        help=f"comma-separated, of {', '.join(API_SCOPES)} (default: all); e.g. `ingest` for an "
+        "upstream system, `read` for a report consumer",
+    )
     rotate = keys.add_parser("rotate", help="issue a new key for the same tenant and revoke the old one")
     rotate.add_argument("key_id")
     revoke = keys.add_parser("revoke", help="revoke a key everywhere")
@@ -95,14 +100,20 @@ def _parser() -> argparse.ArgumentParser:
     keys.add_parser("reannounce", help="announce every key again, signed with the current signing key")
     keys.add_parser("signing-key", help="print a new Ed25519 key pair for the key announcements (private, public)")
     hooks = commands.add_parser("webhooks", help="manage tenants' webhook secrets").add_subparsers(
-        dest="action", required=True)
-    for name, text in (("create", "issue a tenant's webhook secret for a system (prints it once)"),
-                       ("rotate", "a new secret; the old one stays valid for the grace period")):
+        dest="action", required=True
+    )
+    for name, text in (
+        ("create", "issue a tenant's webhook secret for a system (prints it once)"),
+        ("rotate", "a new secret; the old one stays valid for the grace period"),
+    ):
         command = hooks.add_parser(name, help=text)
         command.add_argument("--tenant", required=True)
         command.add_argument("--system", required=True, type=check_system)
-        command.add_argument("--secret-stdin", action="store_true",
-                             help="read the system's own secret from stdin (Zendesk generates its own)")
+        command.add_argument(
+            "--secret-stdin",
+            action="store_true",
+            help="read the system's own secret from stdin (Zendesk generates its own)",
+        )
         if name == "rotate":
             command.add_argument("--grace-hours", type=float, help="default: INTAKE_WEBHOOK_ROTATION_GRACE_HOURS")
     revoke_hook = hooks.add_parser("revoke", help="revoke a tenant's secrets for a system at once")
@@ -159,8 +170,11 @@ def _keys(settings: IntakeSettings, args: argparse.Namespace) -> None:
         return
     signer = signer_of(settings)
     if signer is None and args.action in ("create", "rotate", "revoke", "reannounce"):
-        print("warning: INTAKE_KEY_SIGNING_KEY is not set; the sla-engine and reporting will ignore this "
-              "key's announcement", file=sys.stderr)
+        print(
+            "warning: INTAKE_KEY_SIGNING_KEY is not set; the sla-engine and reporting will ignore this "
+            "key's announcement",
+            file=sys.stderr,
+        )
 
     def admin(sessions: object) -> KeyAdmin:
         return KeyAdmin(sessions, signer)  # type: ignore[arg-type]
@@ -191,11 +205,14 @@ def _webhooks(settings: IntakeSettings, args: argparse.Namespace) -> None:
             given = sys.stdin.readline().strip() if args.secret_stdin else None
             hours = getattr(args, "grace_hours", None)
             grace = timedelta(hours=settings.webhook_rotation_grace_hours if hours is None else hours)
-            issued = _with_webhook_secrets(settings, lambda secrets: secrets.issue(
-                args.tenant, args.system, now, grace, given))
+            issued = _with_webhook_secrets(
+                settings, lambda secrets: secrets.issue(args.tenant, args.system, now, grace, given)
+            )
             if args.action == "create" and issued.previous_valid_until is not None:
-                print(f"note: the previous secret stays valid until {issued.previous_valid_until.isoformat()}",
-                      file=sys.stderr)
+                print(
+                    f"note: the previous secret stays valid until {issued.previous_valid_until.isoformat()}",
+                    file=sys.stderr,
+                )
             print(f"{issued.secret_id}\t/v1/webhooks/{args.system}/{args.tenant}")
             if given is None:
                 print(issued.secret)
@@ -232,9 +249,15 @@ def _import(settings: IntakeSettings, args: argparse.Namespace) -> None:
     async def work(units: Callable[[], IntakeUnitOfWork]) -> list[str]:
         importer = HistoryImport(EventIntake(units, settings), units, settings)
         with tqdm(unit="ticket", desc=f"import {system}", file=sys.stderr) as bar:
-            summary = await importer.run(args.tenant, system, args.path, instance=args.instance,
-                                         account=args.account, restart=args.restart,
-                                         progress=lambda done: bar.update(done))
+            summary = await importer.run(
+                args.tenant,
+                system,
+                args.path,
+                instance=args.instance,
+                account=args.account,
+                restart=args.restart,
+                progress=lambda done: bar.update(done),
+            )
         return summary.lines()
 
     print("\n".join(_with_units(settings, work)))

@@ -58,9 +58,12 @@ class ImportSummary:
             shown.append(f"{where}: {reason}")
 
     def lines(self) -> list[str]:
-        lines = [f"tickets: {self.tickets} ({self.resumed_tickets} skipped, done by an earlier run)",
-                 f"imported: {self.imported} events", f"skipped: {self.duplicate} events already in intake",
-                 f"rejected: {sum(self.rejected.values())} events"]
+        lines = [
+            f"tickets: {self.tickets} ({self.resumed_tickets} skipped, done by an earlier run)",
+            f"imported: {self.imported} events",
+            f"skipped: {self.duplicate} events already in intake",
+            f"rejected: {sum(self.rejected.values())} events",
+        ]
         for code, count in self.rejected.most_common():
             lines.append(f"  {code}: {count}")
             lines.extend(f"    {example}" for example in self.examples.get(code, []))
@@ -97,8 +100,10 @@ def read_export(system: System, path: Path, settings: IntakeSettings) -> Iterato
             continue
         size = file.stat().st_size
         if size > settings.import_max_document_bytes:
-            raise SystemExit(f"{file}: {size} bytes is over import_max_document_bytes "
-                             f"({settings.import_max_document_bytes}); export as JSON Lines (one ticket a line)")
+            raise SystemExit(
+                f"{file}: {size} bytes is over import_max_document_bytes "
+                f"({settings.import_max_document_bytes}); export as JSON Lines (one ticket a line)"
+            )
         for ticket in _tickets(system, file.read_bytes(), file.name, None):
             yield ExportTicket(position, ticket.record, ticket.fault)
             position += 1
@@ -106,8 +111,9 @@ def read_export(system: System, path: Path, settings: IntakeSettings) -> Iterato
 
 def _tickets(system: System, raw: bytes, where: str, max_bytes: int | None) -> Iterator[ExportTicket]:
     if max_bytes is not None and len(raw) > max_bytes:
-        yield ExportTicket(0, None, Rejected("event_too_large", f"{where}: {len(raw)} bytes is over "
-                                                                f"max_body_bytes ({max_bytes})"))
+        yield ExportTicket(
+            0, None, Rejected("event_too_large", f"{where}: {len(raw)} bytes is over max_body_bytes ({max_bytes})")
+        )
         return
     try:
         document = parse_json(raw)
@@ -172,8 +178,14 @@ class HistoryImport:
         return summary
 
     def _events(
-        self, system: System, ticket: ExportTicket, mapping: Any, adapter: Any, snapshots: dict[str, Snapshot],
-        instance: str | None, account: str | None,
+        self,
+        system: System,
+        ticket: ExportTicket,
+        mapping: Any,
+        adapter: Any,
+        snapshots: dict[str, Snapshot],
+        instance: str | None,
+        account: str | None,
     ) -> list[tuple[dict[str, Any] | Rejected, bytes | None]]:
         """One ticket's canonical events in event-time order (or its fault), each with its payload's bytes."""
         if ticket.fault is not None:
@@ -182,8 +194,10 @@ class HistoryImport:
             payloads = record_payloads(system, ticket.record, instance=instance, account=account)
             raw_record = json.dumps(ticket.record, ensure_ascii=False).encode("utf-8")
             if len(raw_record) > self._settings.max_body_bytes:
-                raise Rejected("event_too_large", f"ticket: {len(raw_record)} bytes is over max_body_bytes "
-                                                  f"({self._settings.max_body_bytes})")
+                raise Rejected(
+                    "event_too_large",
+                    f"ticket: {len(raw_record)} bytes is over max_body_bytes ({self._settings.max_body_bytes})",
+                )
             events: list[tuple[dict[str, Any] | Rejected, bytes | None]] = []
             ref = record_ref(system, ticket.record)
             for payload in payloads:
@@ -198,20 +212,32 @@ class HistoryImport:
             return [(error, None)]
         except Exception as error:  # an export this reader does not understand costs its ticket, not the import
             log.warning("ticket #%d of the %s export could not be read", ticket.position + 1, system, exc_info=True)
-            return [(Rejected("invalid_webhook", f"ticket: cannot be read as a {system} export "
-                                                 f"({type(error).__name__})"), None)]
+            return [
+                (
+                    Rejected(
+                        "invalid_webhook", f"ticket: cannot be read as a {system} export ({type(error).__name__})"
+                    ),
+                    None,
+                )
+            ]
 
-    async def _commit(self, tenant_id: str, system: System,
-                      batch: list[tuple[dict[str, Any] | Rejected, bytes | None]], where: list[str],
-                      summary: ImportSummary) -> None:
+    async def _commit(
+        self,
+        tenant_id: str,
+        system: System,
+        batch: list[tuple[dict[str, Any] | Rejected, bytes | None]],
+        where: list[str],
+        summary: ImportSummary,
+    ) -> None:
         for result in await self._intake.accept_mapped(tenant_id, f"import:{system}", batch):
             if result.outcome == "accepted":
                 summary.imported += 1
             elif result.outcome == "duplicate":
                 summary.duplicate += 1
             else:
-                summary.reject(result.code or "rejected", f"{where[result.index]} {result.id or ''}".strip(),
-                               result.reason or "")
+                summary.reject(
+                    result.code or "rejected", f"{where[result.index]} {result.id or ''}".strip(), result.reason or ""
+                )
 
 
 def _resume_point(state_path: Path, export: Path) -> int:

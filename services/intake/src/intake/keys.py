@@ -48,8 +48,16 @@ class KeyAdmin:
             raise ValueError(f"tenant id {tenant_id!r}: 1-128 letters, digits, '.', '_' or '-'")
         issued = issue_key(tenant_id, parse_scopes(" ".join(scopes)))
         async with self._sessions() as session, session.begin():
-            await self._store(session, ApiKeyData(key_id=issued.key_id, tenant_id=tenant_id,
-                                                  key_hash=issued.key_hash, status="active", scopes=issued.scopes))
+            await self._store(
+                session,
+                ApiKeyData(
+                    key_id=issued.key_id,
+                    tenant_id=tenant_id,
+                    key_hash=issued.key_hash,
+                    status="active",
+                    scopes=issued.scopes,
+                ),
+            )
         return issued
 
     async def rotate(self, key_id: str) -> IssuedKey:
@@ -57,8 +65,16 @@ class KeyAdmin:
         async with self._sessions() as session, session.begin():
             old = await self._find(session, key_id)
             issued = issue_key(old.tenant_id, old.scopes)
-            await self._store(session, ApiKeyData(key_id=issued.key_id, tenant_id=old.tenant_id,
-                                                  key_hash=issued.key_hash, status="active", scopes=old.scopes))
+            await self._store(
+                session,
+                ApiKeyData(
+                    key_id=issued.key_id,
+                    tenant_id=old.tenant_id,
+                    key_hash=issued.key_hash,
+                    status="active",
+                    scopes=old.scopes,
+                ),
+            )
             await self._store(session, old.model_copy(update={"status": "revoked"}))
         return issued
 
@@ -87,8 +103,13 @@ class KeyAdmin:
 
     @staticmethod
     def _data(row: sa.Row[Any]) -> ApiKeyData:
-        return ApiKeyData(key_id=row.key_id, tenant_id=row.tenant_id, key_hash=row.key_hash, status=row.status,
-                          scopes=parse_scopes(row.scopes))
+        return ApiKeyData(
+            key_id=row.key_id,
+            tenant_id=row.tenant_id,
+            key_hash=row.key_hash,
+            status=row.status,
+            scopes=parse_scopes(row.scopes),
+        )
 
     async def _find(self, session: AsyncSession, key_id: str) -> ApiKeyData:
         row = (await session.execute(sa.select(tables.api_keys).where(tables.api_keys.c.key_id == key_id))).first()
@@ -101,8 +122,14 @@ class KeyAdmin:
         now = datetime.now(UTC)
         await session.execute(
             insert(tables.api_keys)
-            .values(key_id=key.key_id, tenant_id=key.tenant_id, key_hash=key.key_hash, status=key.status,
-                    updated_at=now, scopes=scopes_text(key.scopes))
+            .values(
+                key_id=key.key_id,
+                tenant_id=key.tenant_id,
+                key_hash=key.key_hash,
+                status=key.status,
+                updated_at=now,
+                scopes=scopes_text(key.scopes),
+            )
             .on_conflict_do_update(index_elements=["key_id"], set_={"status": key.status, "updated_at": now})
         )
         await self._announce(session, key, now)
@@ -111,9 +138,15 @@ class KeyAdmin:
         signed = self._signer.sign(key) if self._signer is not None else key
         # A re-announcement needs an id of its own, or the other services' inboxes would drop it as a duplicate.
         suffix = f"-{now.strftime('%Y%m%dT%H%M%S%f')}" if again else ""
-        event = make_event(event_id=f"{key.key_id}-{key.status}{suffix}", source="slm://intake/keys",
-                           event_type=API_KEY_EVENT, time=now, tenant_id=key.tenant_id, subject=key.key_id,
-                           data=signed)
+        event = make_event(
+            event_id=f"{key.key_id}-{key.status}{suffix}",
+            source="slm://intake/keys",
+            event_type=API_KEY_EVENT,
+            time=now,
+            tenant_id=key.tenant_id,
+            subject=key.key_id,
+            data=signed,
+        )
         await self._outbox.add(
             session, [OutgoingEvent(topic=topics.TENANTS, key=f"{key.tenant_id}/{key.key_id}", event=event)]
         )

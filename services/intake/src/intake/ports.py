@@ -33,8 +33,13 @@ class ReceivedEvents(Protocol):
     ) -> int: ...
 
     async def archive_page(
-        self, tenant_id: str, start: datetime, end: datetime, types: Sequence[str] | None,
-        after: ArchivedEvent | None, limit: int,
+        self,
+        tenant_id: str,
+        start: datetime,
+        end: datetime,
+        types: Sequence[str] | None,
+        after: ArchivedEvent | None,
+        limit: int,
     ) -> list[ArchivedEvent]: ...
 
     async def purge(
@@ -65,8 +70,9 @@ class Tenants(Protocol):
 class WebhookSecrets(Protocol):
     """Tenants' webhook secrets and the signed deliveries already taken."""
 
-    async def issue(self, tenant_id: str, system: System, now: datetime, grace: timedelta,
-                    secret: str | None = None) -> IssuedSecret: ...
+    async def issue(
+        self, tenant_id: str, system: System, now: datetime, grace: timedelta, secret: str | None = None
+    ) -> IssuedSecret: ...
 
     async def revoke(self, tenant_id: str, system: System) -> int: ...
 

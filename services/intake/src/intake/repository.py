@@ -87,35 +87,43 @@ class SqlReceivedEvents:
         if not items:
             return set()
         ordered = sorted(items, key=lambda pair: pair[0].dedup_key)
-        rows = await self._session.execute(_LEDGER_INSERT, {
-            "tenants": [item.event.tenantid for item, _ in ordered],
-            "sources": [item.event.source for item, _ in ordered],
-            "ids": [item.event.id for item, _ in ordered],
-            "types": [item.event.type for item, _ in ordered],
-            "times": [item.event.time for item, _ in ordered],
-            "channels": [channel] * len(ordered),
-            "raws": [raw for _, raw in ordered],
-            "canonicals": [item.canonical for item, _ in ordered],
-            "refs": [upstream_ref(item) for item, _ in ordered],
-        })
+        rows = await self._session.execute(
+            _LEDGER_INSERT,
+            {
+                "tenants": [item.event.tenantid for item, _ in ordered],
+                "sources": [item.event.source for item, _ in ordered],
+                "ids": [item.event.id for item, _ in ordered],
+                "types": [item.event.type for item, _ in ordered],
+                "times": [item.event.time for item, _ in ordered],
+                "channels": [channel] * len(ordered),
+                "raws": [raw for _, raw in ordered],
+                "canonicals": [item.canonical for item, _ in ordered],
+                "refs": [upstream_ref(item) for item, _ in ordered],
+            },
+        )
         return {(row.tenant_id, row.source, row.event_id) for row in rows}
 
     async def last_snapshot(self, tenant_id: str, ref: TicketRef) -> Snapshot | None:
         """The archived canonical snapshot of the upstream ticket with the latest event time, if any."""
         table = tables.received_events
-        row = (await self._session.execute(
-            sa.select(table.c.canonical)
-            .where(table.c.tenant_id == tenant_id, table.c.upstream_ref == ref.key, table.c.canonical.is_not(None))
-            .order_by(table.c.event_time.desc(), table.c.received_at.desc()).limit(1)
-        )).first()
+        row = (
+            await self._session.execute(
+                sa.select(table.c.canonical)
+                .where(table.c.tenant_id == tenant_id, table.c.upstream_ref == ref.key, table.c.canonical.is_not(None))
+                .order_by(table.c.event_time.desc(), table.c.received_at.desc())
+                .limit(1)
+            )
+        ).first()
         if row is None:
             return None
         data = json.loads(row.canonical).get("data", {})
         return Snapshot(str(data.get("ticket_id")), data)
 
     async def count_archive(self, tenant_id: str, start: datetime, end: datetime, types: Sequence[str] | None) -> int:
-        statement = sa.select(sa.func.count()).select_from(tables.received_events).where(
-            _archive_filter(tenant_id, start, end, types)
+        statement = (
+            sa.select(sa.func.count())
+            .select_from(tables.received_events)
+            .where(_archive_filter(tenant_id, start, end, types))
         )
         return int((await self._session.execute(statement)).scalar_one())
 
@@ -133,9 +141,14 @@ class SqlReceivedEvents:
         order = (table.c.event_time, table.c.source, table.c.event_id)
         statement = sa.select(table.c.canonical, *order).where(_archive_filter(tenant_id, start, end, types))
         if after is not None:
-            statement = statement.where(sa.tuple_(*order) > sa.tuple_(
-                sa.literal(after.event_time, sa.DateTime(timezone=True)), sa.literal(after.source),
-                sa.literal(after.event_id)))
+            statement = statement.where(
+                sa.tuple_(*order)
+                > sa.tuple_(
+                    sa.literal(after.event_time, sa.DateTime(timezone=True)),
+                    sa.literal(after.source),
+                    sa.literal(after.event_id),
+                )
+            )
         rows = await self._session.execute(statement.order_by(*order).limit(limit))
         return [ArchivedEvent(row.canonical, row.event_time, row.source, row.event_id) for row in rows]
 
@@ -144,14 +157,19 @@ class SqlReceivedEvents:
         events = tables.received_events
         scope = events.c.tenant_id == tenant_id if tenant_id else sa.true()
         key = sa.tuple_(events.c.tenant_id, events.c.source, events.c.event_id)
-        archived = sa.select(events.c.tenant_id, events.c.source, events.c.event_id).where(
-            events.c.received_at < archive_before, events.c.canonical.is_not(None), scope
-        ).limit(PURGE_CHUNK)
+        archived = (
+            sa.select(events.c.tenant_id, events.c.source, events.c.event_id)
+            .where(events.c.received_at < archive_before, events.c.canonical.is_not(None), scope)
+            .limit(PURGE_CHUNK)
+        )
         cleared = await self._session.execute(
-            sa.update(events).where(key.in_(archived)).values(raw=None, canonical=None))
-        forgotten = sa.select(events.c.tenant_id, events.c.source, events.c.event_id).where(
-            events.c.received_at < dedup_before, scope
-        ).limit(PURGE_CHUNK)
+            sa.update(events).where(key.in_(archived)).values(raw=None, canonical=None)
+        )
+        forgotten = (
+            sa.select(events.c.tenant_id, events.c.source, events.c.event_id)
+            .where(events.c.received_at < dedup_before, scope)
+            .limit(PURGE_CHUNK)
+        )
         deleted = await self._session.execute(sa.delete(events).where(key.in_(forgotten)))
         return {"archive_cleared": _rowcount(cleared), "dedup_forgotten": _rowcount(deleted)}
 
@@ -165,24 +183,36 @@ class SqlRejections:
     async def add(self, channel: str, rejections: Sequence[Rejection]) -> None:
         if not rejections:
             return
-        await self._session.execute(sa.insert(tables.rejected_events), [
-            {
-                "tenant_id": db_text(item.tenant_id, 512),
-                "channel": channel,
-                "code": item.code,
-                "reason": db_text(item.reason),
-                "event_id": db_text(item.event_id, 512),
-                "raw": item.raw,
-            }
-            for item in rejections
-        ])
+        await self._session.execute(
+            sa.insert(tables.rejected_events),
+            [
+                {
+                    "tenant_id": db_text(item.tenant_id, 512),
+                    "channel": channel,
+                    "code": item.code,
+                    "reason": db_text(item.reason),
+                    "event_id": db_text(item.event_id, 512),
+                    "raw": item.raw,
+                }
+                for item in rejections
+            ],
+        )
 
     async def recent(self, tenant_id: str, limit: int) -> list[dict[str, Any]]:
         table = tables.rejected_events
         rows = await self._session.execute(
-            sa.select(table.c.id, table.c.channel, table.c.code, table.c.reason, table.c.event_id, table.c.raw,
-                      table.c.received_at)
-            .where(table.c.tenant_id == tenant_id).order_by(table.c.id.desc()).limit(limit)
+            sa.select(
+                table.c.id,
+                table.c.channel,
+                table.c.code,
+                table.c.reason,
+                table.c.event_id,
+                table.c.raw,
+                table.c.received_at,
+            )
+            .where(table.c.tenant_id == tenant_id)
+            .order_by(table.c.id.desc())
+            .limit(limit)
         )
         return [dict(row._mapping) for row in rows]
 
@@ -202,19 +232,23 @@ class SqlMappings:
 
     async def override(self, tenant_id: str, system: System) -> MappingOverride | None:
         table = tables.webhook_mappings
-        stored = (await self._session.execute(
-            sa.select(table.c.override).where(table.c.tenant_id == tenant_id, table.c.system == system)
-        )).scalar()
+        stored = (
+            await self._session.execute(
+                sa.select(table.c.override).where(table.c.tenant_id == tenant_id, table.c.system == system)
+            )
+        ).scalar()
         return None if stored is None else MappingOverride.model_validate(stored)
 
     async def save(self, tenant_id: str, system: System, override: MappingOverride) -> None:
         statement = insert(tables.webhook_mappings).values(
             tenant_id=tenant_id, system=system, override=override.model_dump(mode="json", exclude_defaults=True)
         )
-        await self._session.execute(statement.on_conflict_do_update(
-            index_elements=["tenant_id", "system"],
-            set_={"override": statement.excluded.override, "updated_at": sa.func.now()},
-        ))
+        await self._session.execute(
+            statement.on_conflict_do_update(
+                index_elements=["tenant_id", "system"],
+                set_={"override": statement.excluded.override, "updated_at": sa.func.now()},
+            )
+        )
 
 
 class SqlTenants:
@@ -234,7 +268,8 @@ class SqlTenants:
             return set()
         keys = tables.api_keys
         rows = await self._session.execute(
-            sa.select(keys.c.tenant_id).distinct()
+            sa.select(keys.c.tenant_id)
+            .distinct()
             .where(keys.c.tenant_id.in_(sorted(tenants)), keys.c.status == "active")
         )
         return {row.tenant_id for row in rows}
@@ -245,7 +280,9 @@ def _archive_filter(
 ) -> sa.ColumnElement[bool]:
     table = tables.received_events
     condition = sa.and_(
-        table.c.tenant_id == tenant_id, table.c.event_time >= start, table.c.event_time < end,
+        table.c.tenant_id == tenant_id,
+        table.c.event_time >= start,
+        table.c.event_time < end,
         table.c.canonical.is_not(None),
     )
     return sa.and_(condition, table.c.type.in_(list(types))) if types else condition

@@ -19,17 +19,21 @@ class IntakeSettings(ServiceSettings):
     # Below Kafka's default 1 MiB message limit, so the outbox relay can always publish an accepted event.
     max_event_bytes: int = Field(default=512 * 1024, ge=1024, le=1_000_000)
     max_future_skew_seconds: int = Field(default=300, ge=0, le=86400, description="reject events timed further ahead")
-    earliest_event_time: AwareDatetime = Field(default=datetime(1970, 1, 1, tzinfo=UTC),
-                                               description="reject events (and times in data) before this")
-    latest_event_time: AwareDatetime = Field(default=datetime(2200, 1, 1, tzinfo=UTC),
-                                             description="reject events (and times in data) at or after this")
+    earliest_event_time: AwareDatetime = Field(
+        default=datetime(1970, 1, 1, tzinfo=UTC), description="reject events (and times in data) before this"
+    )
+    latest_event_time: AwareDatetime = Field(
+        default=datetime(2200, 1, 1, tzinfo=UTC), description="reject events (and times in data) at or after this"
+    )
     # The longest report (400 days) ending a year ago: older events no longer count anywhere.
-    max_event_age_days: float = Field(default=800, gt=0, le=36_500,
-                                      description="reject events timed longer ago than this before intake's clock")
+    max_event_age_days: float = Field(
+        default=800, gt=0, le=36_500, description="reject events timed longer ago than this before intake's clock"
+    )
     ingest_topic: str = Field(default=topics.INGEST, description="topic upstream systems publish CloudEvents to")
     dead_letter_topic: str = Field(default=topics.INGEST_DLQ, description="where invalid ingest records go")
     output_topic_prefix: str = Field(
-        default="", description="prepended to the output topics (benches, isolated test runs); empty in production")
+        default="", description="prepended to the output topics (benches, isolated test runs); empty in production"
+    )
     rate_limit_per_second: float = Field(default=50.0, ge=0, description="requests per second per API key; 0 = off")
     rate_limit_burst: int = Field(default=100, ge=1, description="requests a key may make at once")
     archive_retention_days: float = Field(default=90, gt=0, description="raw and canonical events kept for replay")
@@ -37,20 +41,26 @@ class IntakeSettings(ServiceSettings):
     rejected_retention_days: float = Field(default=30, gt=0)
     purge_interval_seconds: float = Field(default=3600, gt=0)
     replay_page_size: int = Field(default=1000, ge=1, le=10_000)
-    import_max_document_bytes: int = Field(default=256 * 1024 * 1024, ge=1024,
-                                           description="largest JSON document `slm-intake import` reads whole")
+    import_max_document_bytes: int = Field(
+        default=256 * 1024 * 1024, ge=1024, description="largest JSON document `slm-intake import` reads whole"
+    )
     replay_max_http_events: int = Field(default=100_000, ge=1, description="larger replays: `slm-intake replay`")
 
     key_signing_key: SecretStr | None = Field(
-        default=None, description="base64 Ed25519 private key signing the API key announcements (docs/security.md)")
+        default=None, description="base64 Ed25519 private key signing the API key announcements (docs/security.md)"
+    )
     webhook_secret_keys: SecretStr | None = Field(
-        default=None, description="Fernet keys (comma-separated, the first encrypts) for the stored webhook secrets")
+        default=None, description="Fernet keys (comma-separated, the first encrypts) for the stored webhook secrets"
+    )
     webhook_replay_window_seconds: int = Field(
-        default=300, ge=1, le=86400, description="a signed webhook timestamped further from now is refused")
+        default=300, ge=1, le=86400, description="a signed webhook timestamped further from now is refused"
+    )
     webhook_delivery_retention_days: float = Field(
-        default=7, gt=0, description="how long a signed delivery is remembered to refuse its replay")
+        default=7, gt=0, description="how long a signed delivery is remembered to refuse its replay"
+    )
     webhook_rotation_grace_hours: float = Field(
-        default=24, ge=0, description="how long a rotated webhook secret stays valid beside the new one")
+        default=24, ge=0, description="how long a rotated webhook secret stays valid beside the new one"
+    )
 
     def output_topic(self, topic: str) -> str:
         return f"{self.output_topic_prefix}{topic}"

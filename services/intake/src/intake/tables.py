@@ -32,8 +32,13 @@ received_events = sa.Table(
 sa.Index("received_events_by_tenant_time", received_events.c.tenant_id, received_events.c.received_at)
 sa.Index("received_events_by_event_time", received_events.c.tenant_id, received_events.c.event_time)
 sa.Index("received_events_received_at", received_events.c.received_at)
-sa.Index("received_events_by_upstream_ref", received_events.c.tenant_id, received_events.c.upstream_ref,
-         received_events.c.event_time, postgresql_where=received_events.c.upstream_ref.is_not(None))
+sa.Index(
+    "received_events_by_upstream_ref",
+    received_events.c.tenant_id,
+    received_events.c.upstream_ref,
+    received_events.c.event_time,
+    postgresql_where=received_events.c.upstream_ref.is_not(None),
+)
 
 rejected_events = sa.Table(
     "rejected_events",

@@ -60,8 +60,9 @@ class SqlWebhookSecrets:
         self._session = session
         self._cipher = cipher
 
-    async def issue(self, tenant_id: str, system: System, now: datetime, grace: timedelta,
-                    secret: str | None = None) -> IssuedSecret:
+    async def issue(
+        self, tenant_id: str, system: System, now: datetime, grace: timedelta, secret: str | None = None
+    ) -> IssuedSecret:
         """A new active secret (generated, or `secret` as the vendor generated it, e.g. Zendesk's signing
         secret). A secret active until now stays valid for `grace` (zero: revoked at once)."""
         if secret is not None and len(secret) < MIN_SECRET_CHARS:
@@ -74,24 +75,39 @@ class SqlWebhookSecrets:
         session = self._session
         mine = sa.and_(t.c.tenant_id == tenant_id, t.c.system == system)
         await session.execute(sa.delete(t).where(mine, t.c.valid_until <= now))
-        replaced = (await session.execute(
-            sa.update(t).where(mine, t.c.valid_until.is_(None)).values(valid_until=now + grace)
-            .returning(t.c.secret_id))).all()
-        await session.execute(insert(t).values(secret_id=secret_id, tenant_id=tenant_id, system=system,
-                                               ciphertext=ciphertext, created_at=now, valid_until=None))
+        replaced = (
+            await session.execute(
+                sa.update(t)
+                .where(mine, t.c.valid_until.is_(None))
+                .values(valid_until=now + grace)
+                .returning(t.c.secret_id)
+            )
+        ).all()
+        await session.execute(
+            insert(t).values(
+                secret_id=secret_id,
+                tenant_id=tenant_id,
+                system=system,
+                ciphertext=ciphertext,
+                created_at=now,
+                valid_until=None,
+            )
+        )
         return IssuedSecret(secret_id, tenant_id, system, plaintext, previous_until if replaced else None)
 
     async def revoke(self, tenant_id: str, system: System) -> int:
         """Every secret of the tenant for the system, at once; its signed webhooks stop until a new one."""
         t = tables.webhook_secrets
-        result = await self._session.execute(sa.delete(t).where(t.c.tenant_id == tenant_id, t.c.system == system)
-                                             .returning(t.c.secret_id))
+        result = await self._session.execute(
+            sa.delete(t).where(t.c.tenant_id == tenant_id, t.c.system == system).returning(t.c.secret_id)
+        )
         return len(result.all())
 
     async def list(self, tenant_id: str | None = None) -> Sequence[SecretInfo]:
         t = tables.webhook_secrets
         statement = sa.select(t.c.secret_id, t.c.tenant_id, t.c.system, t.c.created_at, t.c.valid_until).order_by(
-            t.c.tenant_id, t.c.system, t.c.created_at)
+            t.c.tenant_id, t.c.system, t.c.created_at
+        )
         if tenant_id is not None:
             statement = statement.where(t.c.tenant_id == tenant_id)
         rows = (await self._session.execute(statement)).all()
@@ -100,9 +116,15 @@ class SqlWebhookSecrets:
     async def valid(self, tenant_id: str, system: System, now: datetime) -> Sequence[bytes]:
         """The secrets a delivery may be signed with now: the active one and those in their grace period."""
         t = tables.webhook_secrets
-        rows = (await self._session.execute(sa.select(t.c.ciphertext).where(
-            t.c.tenant_id == tenant_id, t.c.system == system,
-            sa.or_(t.c.valid_until.is_(None), t.c.valid_until > now)))).all()
+        rows = (
+            await self._session.execute(
+                sa.select(t.c.ciphertext).where(
+                    t.c.tenant_id == tenant_id,
+                    t.c.system == system,
+                    sa.or_(t.c.valid_until.is_(None), t.c.valid_until > now),
+                )
+            )
+        ).all()
         if not rows:
             return []
         return [plain for row in rows if (plain := self._cipher.decrypt(row.ciphertext)) is not None]
@@ -112,22 +134,33 @@ class SqlWebhookSecrets:
         t = tables.webhook_secrets
         rows = (await self._session.execute(sa.select(t.c.secret_id, t.c.ciphertext).with_for_update())).all()
         for row in rows:
-            await self._session.execute(sa.update(t).where(t.c.secret_id == row.secret_id)
-                                        .values(ciphertext=self._cipher.reencrypt(row.ciphertext)))
+            await self._session.execute(
+                sa.update(t)
+                .where(t.c.secret_id == row.secret_id)
+                .values(ciphertext=self._cipher.reencrypt(row.ciphertext))
+            )
         return len(rows)
 
     async def seen(self, tenant_id: str, system: System, delivery: str) -> bool:
         t = tables.webhook_deliveries
-        found = (await self._session.execute(sa.select(t.c.delivery).where(
-            t.c.tenant_id == tenant_id, t.c.system == system, t.c.delivery == delivery))).first()
+        found = (
+            await self._session.execute(
+                sa.select(t.c.delivery).where(
+                    t.c.tenant_id == tenant_id, t.c.system == system, t.c.delivery == delivery
+                )
+            )
+        ).first()
         return found is not None
 
     async def remember(self, tenant_id: str, system: System, delivery: str, now: datetime) -> None:
         """After the delivery took effect: a crash before this lets a retry in, which the dedup ledger makes a
         duplicate, so nothing is applied twice either way."""
         t = tables.webhook_deliveries
-        await self._session.execute(insert(t).values(tenant_id=tenant_id, system=system, delivery=delivery,
-                                                     received_at=now).on_conflict_do_nothing())
+        await self._session.execute(
+            insert(t)
+            .values(tenant_id=tenant_id, system=system, delivery=delivery, received_at=now)
+            .on_conflict_do_nothing()
+        )
 
     async def forget_deliveries(self, before: datetime) -> int:
         t = tables.webhook_deliveries

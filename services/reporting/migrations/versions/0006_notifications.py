@@ -58,10 +58,14 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("tenant_id", "idempotency_key", name="notifications_once"),
     )
-    op.create_index("notifications_due", "notifications", ["next_attempt_at"], unique=False,
-                    postgresql_where=sa.text("status IN ('pending', 'retrying')"))
-    op.create_index("notifications_by_ticket", "notifications", ["tenant_id", "ticket_id", "created_at"],
-                    unique=False)
+    op.create_index(
+        "notifications_due",
+        "notifications",
+        ["next_attempt_at"],
+        unique=False,
+        postgresql_where=sa.text("status IN ('pending', 'retrying')"),
+    )
+    op.create_index("notifications_by_ticket", "notifications", ["tenant_id", "ticket_id", "created_at"], unique=False)
     op.create_index("notifications_by_ladder", "notifications", ["tenant_id", "ladder_key"], unique=False)
 
 

@@ -56,8 +56,13 @@ def _file_stem(document: dict[str, Any]) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", f"slr-{header['tenant']}-{header['period']['label']}")
 
 
-async def rendered(document: dict[str, Any], fmt: Format, table: str | None,
-                   links: dict[str, str] | None = None, language: Language = "en") -> Response:
+async def rendered(
+    document: dict[str, Any],
+    fmt: Format,
+    table: str | None,
+    links: dict[str, str] | None = None,
+    language: Language = "en",
+) -> Response:
     if table is not None and table not in TABLES:
         raise HTTPException(status.HTTP_400_BAD_REQUEST, f"`table` is one of {sorted(TABLES)}")
     if fmt == "json":
@@ -65,16 +70,26 @@ async def rendered(document: dict[str, Any], fmt: Format, table: str | None,
     stem = _file_stem(document)
     if fmt == "csv":
         if table is not None:
-            return Response(render_csv(document, table), media_type="text/csv; charset=utf-8",
-                            headers={"Content-Disposition": f'attachment; filename="{stem}-{table}.csv"'})
-        return Response(render_csv_zip(document), media_type="application/zip",
-                        headers={"Content-Disposition": f'attachment; filename="{stem}-csv.zip"'})
+            return Response(
+                render_csv(document, table),
+                media_type="text/csv; charset=utf-8",
+                headers={"Content-Disposition": f'attachment; filename="{stem}-{table}.csv"'},
+            )
+        return Response(
+            render_csv_zip(document),
+            media_type="application/zip",
+            headers={"Content-Disposition": f'attachment; filename="{stem}-csv.zip"'},
+        )
     if fmt == "html":
-        return HTMLResponse(render_report_html(document, links=links, language=language),
-                            headers={"Content-Language": language})
+        return HTMLResponse(
+            render_report_html(document, links=links, language=language), headers={"Content-Language": language}
+        )
     pdf = await asyncio.to_thread(render_pdf, document, language)  # CPU-bound layout off the event loop
-    return Response(pdf, media_type="application/pdf",
-                    headers={"Content-Disposition": f'inline; filename="{stem}.pdf"', "Content-Language": language})
+    return Response(
+        pdf,
+        media_type="application/pdf",
+        headers={"Content-Disposition": f'inline; filename="{stem}.pdf"', "Content-Language": language},
+    )
 
 
 def report_router(service: ReportService, settings: ReportingSettings, now: Now, closer: PeriodCloser) -> APIRouter:
@@ -102,8 +117,9 @@ def report_router(service: ReportService, settings: ReportingSettings, now: Now,
         if end - start > timedelta(days=settings.max_report_days):
             raise HTTPException(status.HTTP_400_BAD_REQUEST, f"a report covers at most {settings.max_report_days} days")
         with REPORT_SECONDS.labels("live", format).time():
-            report = await service.generate(tenant, start.astimezone(UTC), end.astimezone(UTC), service_name,
-                                            customer, clocks_limit)
+            report = await service.generate(
+                tenant, start.astimezone(UTC), end.astimezone(UTC), service_name, customer, clocks_limit
+            )
             language = await service.language(tenant, lang, accept_language) if format in ("html", "pdf") else "en"
             return await rendered(report_document(report), format, table, language=language)
 
@@ -114,13 +130,18 @@ def report_router(service: ReportService, settings: ReportingSettings, now: Now,
     @router.get("/reports", summary="Published report snapshots of the tenant")
     async def snapshots(tenant: ReadTenant, limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> dict[str, Any]:
         rows = await service.published(tenant, limit)
-        return {"reports": [{**row, "links": report_links(settings.public_base_url, row["report_id"])}
-                            for row in rows]}
+        return {"reports": [{**row, "links": report_links(settings.public_base_url, row["report_id"])} for row in rows]}
 
     @router.get("/reports/{report_id}", summary="A published snapshot, exactly as frozen")
-    async def snapshot(tenant: ReadTenant, report_id: str, format: Format = "json",
-                       table: str | None = None, lineage: bool = False, lang: str | None = None,
-                       accept_language: Annotated[str | None, Header()] = None) -> Response:
+    async def snapshot(
+        tenant: ReadTenant,
+        report_id: str,
+        format: Format = "json",
+        table: str | None = None,
+        lineage: bool = False,
+        lang: str | None = None,
+        accept_language: Annotated[str | None, Header()] = None,
+    ) -> Response:
         found = await service.published_report(tenant, report_id)
         if found is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, "no such report")
@@ -142,8 +163,9 @@ def report_router(service: ReportService, settings: ReportingSettings, now: Now,
         return {"version": version, "config": config.model_dump(mode="json")}
 
     @router.post("/periods:close", summary="Close the tenant's periods that ended by `at` (default now)")
-    async def close_periods(tenant: AdminTenant, request: Annotated[PeriodCloseRequest | None, Body()] = None
-                            ) -> dict[str, Any]:
+    async def close_periods(
+        tenant: AdminTenant, request: Annotated[PeriodCloseRequest | None, Body()] = None
+    ) -> dict[str, Any]:
         current = now()
         at = utc_instant(request.at, "at") if request and request.at else current
         if at > current:
@@ -155,29 +177,54 @@ def report_router(service: ReportService, settings: ReportingSettings, now: Now,
 
 
 def _published(report: PublishedReport) -> dict[str, Any]:
-    return {"report_id": report.report_id, "period_start": report.period_start.isoformat(),
-            "period_end": report.period_end.isoformat(), "label": report.label, "scope": report.scope,
-            "revision": report.revision, "kind": report.kind, "amends": report.amends, "links": report.links}
+    return {
+        "report_id": report.report_id,
+        "period_start": report.period_start.isoformat(),
+        "period_end": report.period_end.isoformat(),
+        "label": report.label,
+        "scope": report.scope,
+        "revision": report.revision,
+        "kind": report.kind,
+        "amends": report.amends,
+        "links": report.links,
+    }
 
 
-def dashboard_router(service: ReportService, authenticator: ApiKeyAuthenticator, settings: ReportingSettings, now: Now,
-                     units: Units, policy: SessionPolicy) -> APIRouter:
+def dashboard_router(
+    service: ReportService,
+    authenticator: ApiKeyAuthenticator,
+    settings: ReportingSettings,
+    now: Now,
+    units: Units,
+    policy: SessionPolicy,
+) -> APIRouter:
     router = APIRouter(prefix=DASHBOARD_PATH, tags=["dashboard"])
     adapter = _dashboard_adapter()
     trusted = trusted_origins([settings.public_base_url, *settings.dashboard_trusted_origins.split(",")])
 
     def set_cookie(response: Response, request: Request, session_id: str) -> None:
         # Secure whenever the browser reached us over HTTPS, also through a trusted TLS-terminating proxy.
-        response.set_cookie(DASHBOARD_COOKIE, session_id, httponly=True, samesite="strict", path=DASHBOARD_PATH,
-                            secure=request.url.scheme == "https", max_age=settings.dashboard_session_seconds)
+        response.set_cookie(
+            DASHBOARD_COOKIE,
+            session_id,
+            httponly=True,
+            samesite="strict",
+            path=DASHBOARD_PATH,
+            secure=request.url.scheme == "https",
+            max_age=settings.dashboard_session_seconds,
+        )
 
     def page(html: str, nonce: str, status_code: int = 200) -> HTMLResponse:
-        return HTMLResponse(html, status_code=status_code, headers={
-            "Cache-Control": "no-store", "Content-Security-Policy": dashboard_policy(nonce)})
+        return HTMLResponse(
+            html,
+            status_code=status_code,
+            headers={"Cache-Control": "no-store", "Content-Security-Policy": dashboard_policy(nonce)},
+        )
 
     def from_this_site(request: Request) -> bool:
-        return form_origin_allowed(request.headers.get("origin"), request.headers.get("referer"),
-                                   own_origin(request), trusted)
+        return form_origin_allowed(
+            request.headers.get("origin"), request.headers.get("referer"), own_origin(request), trusted
+        )
 
     async def viewer(request: Request) -> str | None:
         """The tenant of a bearer key (API clients; a wrong key is a 401) or of the session cookie, else None."""
@@ -203,23 +250,35 @@ def dashboard_router(service: ReportService, authenticator: ApiKeyAuthenticator,
     @router.get("", response_class=HTMLResponse, summary="The live dashboard of the signed-in tenant")
     async def live(request: Request, fragment: bool = False, lang: str | None = None) -> Response:
         if "key" in request.query_params:  # keys never travel in URLs (proxy logs, history, Referer)
-            raise HTTPException(status.HTTP_400_BAD_REQUEST,
-                                f"API keys are not accepted in URLs: sign in at {DASHBOARD_PATH}/login")
+            raise HTTPException(
+                status.HTTP_400_BAD_REQUEST, f"API keys are not accepted in URLs: sign in at {DASHBOARD_PATH}/login"
+            )
         tenant = await viewer(request)
         if tenant is None:
             return signed_out(fragment)
         view = adapter.dump_python(await service.dashboard(tenant, now()), mode="json")
         nonce = new_nonce()
         language = choose_language(lang, request.headers.get("accept-language"), view["language"])
-        return page(render_dashboard(view, fragment=fragment, refresh_seconds=settings.dashboard_refresh_seconds,
-                                     nonce=nonce, language=language), nonce)
+        return page(
+            render_dashboard(
+                view,
+                fragment=fragment,
+                refresh_seconds=settings.dashboard_refresh_seconds,
+                nonce=nonce,
+                language=language,
+            ),
+            nonce,
+        )
 
     @router.get("/data", summary="The dashboard's content as JSON")
     async def data(request: Request) -> Response:
         tenant = await viewer(request)
         if tenant is None:
-            raise HTTPException(status.HTTP_401_UNAUTHORIZED, "sign in first or send a bearer API key",
-                                headers={"WWW-Authenticate": "Bearer"})
+            raise HTTPException(
+                status.HTTP_401_UNAUTHORIZED,
+                "sign in first or send a bearer API key",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
         document: dict[str, Any] = adapter.dump_python(await service.dashboard(tenant, now()), mode="json")
         return JSONResponse(document, headers={"Cache-Control": "no-store"})
 

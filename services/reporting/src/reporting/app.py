@@ -55,17 +55,29 @@ CONSUMED = {
 def read_model_router(runtime: ServiceRuntime, read_models: ReadModels, settings: ReportingSettings) -> KafkaRouter:
     """One consumer for the five topics: fewer group members, fewer rebalances, one ordered pass per partition."""
     router = KafkaRouter()
-    runtime.consume(router, *CONSUMED, handle=read_models.on_records, title="read-models",
-                    description="; ".join(f"{t}: {d}" for t, d in CONSUMED.items()),
-                    max_records=settings.read_model_batch_records, offset_reset=settings.consumer_offset_reset)
+    runtime.consume(
+        router,
+        *CONSUMED,
+        handle=read_models.on_records,
+        title="read-models",
+        description="; ".join(f"{t}: {d}" for t, d in CONSUMED.items()),
+        max_records=settings.read_model_batch_records,
+        offset_reset=settings.consumer_offset_reset,
+    )
 
     # Documented in AsyncAPI only: the outbox relay, not this publisher, writes to the topic.
     router.publisher(topics.REPORTS, title="reports", description="report.published.v1 via the outbox")
     return router
 
 
-def add_notification_delivery(runtime: ServiceRuntime, units: Units, policies: PolicyStore,
-                              settings: ReportingSettings, now: Now, ack_links: AckLinks) -> None:
+def add_notification_delivery(
+    runtime: ServiceRuntime,
+    units: Units,
+    policies: PolicyStore,
+    settings: ReportingSettings,
+    now: Now,
+    ack_links: AckLinks,
+) -> None:
     """The delivery loop: the kit's periodic task, inside the lifetime of the senders' HTTP client."""
     senders = Senders(settings.notification_timeout_seconds, settings.notification_http_client)
     delivery = NotificationDelivery(units, policies, senders, now, settings, ack_links=ack_links)
@@ -83,28 +95,42 @@ def add_notification_delivery(runtime: ServiceRuntime, units: Units, policies: P
 
 def create_app(settings: ReportingSettings, now: Now = utc_now) -> FastAPI:
     runtime = ServiceRuntime(
-        service=SERVICE, settings=settings, alembic_ini=ALEMBIC_INI, api_key_table=tables.api_keys,
-        set_aside_table=tables.set_aside, topics=topics.ALL_TOPICS,
+        service=SERVICE,
+        settings=settings,
+        alembic_ini=ALEMBIC_INI,
+        api_key_table=tables.api_keys,
+        set_aside_table=tables.set_aside,
+        topics=topics.ALL_TOPICS,
     )
 
     def units() -> ReportingUnitOfWork:
         return ReportingUnitOfWork(runtime.sessions)
 
-    closer = PeriodCloser(units, now, interval_seconds=settings.period_close_interval_seconds,
-                          amendment_quiet_seconds=settings.amendment_quiet_seconds,
-                          base_url=settings.public_base_url)
+    closer = PeriodCloser(
+        units,
+        now,
+        interval_seconds=settings.period_close_interval_seconds,
+        amendment_quiet_seconds=settings.amendment_quiet_seconds,
+        base_url=settings.public_base_url,
+    )
     if settings.period_close_enabled:
         runtime.add_background(closer.run, closer.stop)
-    read_models = ReadModels(units, now, Lateness(
-        late_after=timedelta(seconds=settings.notification_late_after_seconds),
-        horizon=timedelta(seconds=settings.notification_max_age_seconds),
-        settle=timedelta(seconds=settings.notification_late_settle_seconds)))
+    read_models = ReadModels(
+        units,
+        now,
+        Lateness(
+            late_after=timedelta(seconds=settings.notification_late_after_seconds),
+            horizon=timedelta(seconds=settings.notification_max_age_seconds),
+            settle=timedelta(seconds=settings.notification_late_settle_seconds),
+        ),
+    )
     runtime.broker.include_router(read_model_router(runtime, read_models, settings))
     runtime.broker.include_router(subscribe_api_keys(runtime, tables.api_keys, tables.inbox))
     runtime.broker.include_router(subscribe_calendars(runtime, units, now))
     signin_policy = SessionPolicy(
         lifetime=timedelta(seconds=settings.dashboard_session_seconds),
-        idle=timedelta(seconds=settings.dashboard_session_idle_seconds))
+        idle=timedelta(seconds=settings.dashboard_session_idle_seconds),
+    )
 
     async def purge_sessions() -> None:
         async with units() as uow:
@@ -118,13 +144,17 @@ def create_app(settings: ReportingSettings, now: Now = utc_now) -> FastAPI:
     if settings.notifications_enabled:
         add_notification_delivery(runtime, units, policies, settings, now, ack_links)
     reports = ReportService(runtime.sessions, now)
-    app = runtime.http_app(title="reporting", routers=[
-        report_router(reports, settings, now, closer),
-        improvements_router(runtime.sessions, now),
-        reviews_router(runtime.sessions, now),
-        dashboard_router(reports, runtime.authenticator, settings, now, units, signin_policy),
-        notification_router(units, policies, now, ack_links),
-    ], body_limits=BodyLimits(settings.max_request_body_bytes, {**DASHBOARD_BODY_LIMITS, **NOTIFICATION_BODY_LIMITS}),
-        public_paths=DASHBOARD_PUBLIC | NOTIFICATION_PUBLIC)
+    app = runtime.http_app(
+        title="reporting",
+        routers=[
+            report_router(reports, settings, now, closer),
+            improvements_router(runtime.sessions, now),
+            reviews_router(runtime.sessions, now),
+            dashboard_router(reports, runtime.authenticator, settings, now, units, signin_policy),
+            notification_router(units, policies, now, ack_links),
+        ],
+        body_limits=BodyLimits(settings.max_request_body_bytes, {**DASHBOARD_BODY_LIMITS, **NOTIFICATION_BODY_LIMITS}),
+        public_paths=DASHBOARD_PUBLIC | NOTIFICATION_PUBLIC,
+    )
     app.add_middleware(SecurityHeaders)
     return app

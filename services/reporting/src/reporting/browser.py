@@ -28,8 +28,10 @@ if TYPE_CHECKING:
     from starlette.requests import Request
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-DEFAULT_POLICY = ("default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'none'; "
-                  "base-uri 'none'; form-action 'none'")
+DEFAULT_POLICY = (
+    "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'none'; "
+    "base-uri 'none'; form-action 'none'"
+)
 BASELINE_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
@@ -48,9 +50,11 @@ def new_nonce() -> str:
 def dashboard_policy(nonce: str) -> str:
     """The dashboard's CSP: its one inline script and style by nonce, fetches to itself, forms to itself.
     `style-src-attr` allows the status badges' colour attributes (no script can run from a style attribute)."""
-    return (f"default-src 'none'; script-src 'nonce-{nonce}'; style-src 'nonce-{nonce}'; "
-            "style-src-attr 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; form-action 'self'; "
-            "frame-ancestors 'none'; base-uri 'none'")
+    return (
+        f"default-src 'none'; script-src 'nonce-{nonce}'; style-src 'nonce-{nonce}'; "
+        "style-src-attr 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; form-action 'self'; "
+        "frame-ancestors 'none'; base-uri 'none'"
+    )
 
 
 def origin_of(url: str) -> str | None:
@@ -64,8 +68,9 @@ def trusted_origins(urls: Iterable[str]) -> frozenset[str]:
     return frozenset(origin for origin in (origin_of(url) for url in urls if url) if origin)
 
 
-def form_origin_allowed(origin: str | None, referer: str | None, own_origin: str,
-                        trusted: frozenset[str] = frozenset()) -> bool:
+def form_origin_allowed(
+    origin: str | None, referer: str | None, own_origin: str, trusted: frozenset[str] = frozenset()
+) -> bool:
     """True when a form submission comes from this site. No Origin and no Referer is refused: every browser
     sends one of them on a form POST, and a non-browser client has no business with the sign-in form."""
     source = origin.lower() if origin and origin != "null" else None

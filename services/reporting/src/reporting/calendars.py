@@ -42,8 +42,10 @@ def oversized(record: Record, data: CalendarData) -> str | None:
         return f"calendar {data.calendar_id!r}: the record is {size} bytes, more than {MAX_DEFINITION_BYTES}"
     busiest = max(len(day) for day in data.hours)
     if busiest > MAX_INTERVALS_PER_DAY:
-        return (f"calendar {data.calendar_id!r}: a weekday has {busiest} working intervals, "
-                f"more than {MAX_INTERVALS_PER_DAY}")
+        return (
+            f"calendar {data.calendar_id!r}: a weekday has {busiest} working intervals, "
+            f"more than {MAX_INTERVALS_PER_DAY}"
+        )
     for name, days in (("extra_holidays", data.extra_holidays), ("extra_workdays", data.extra_workdays)):
         if len(days) > MAX_EXTRA_DAYS:
             return f"calendar {data.calendar_id!r}: {len(days)} {name}, more than {MAX_EXTRA_DAYS}"
@@ -71,16 +73,30 @@ def subscribe_calendars(runtime: ServiceRuntime, units: Units, now: Now) -> Kafk
         async with units() as uow:
             fresh = await uow.calendar_inbox.first_deliveries(batch.events)
             kept = {id(event) for event in fresh}
-            await uow.read_models.store_calendars([
-                (event.tenantid, event.id, data) for event, data in zip(batch.events, batch.data, strict=True)
-                if id(event) in kept and isinstance(data, CalendarData)], received_at)
+            await uow.read_models.store_calendars(
+                [
+                    (event.tenantid, event.id, data)
+                    for event, data in zip(batch.events, batch.data, strict=True)
+                    if id(event) in kept and isinstance(data, CalendarData)
+                ],
+                received_at,
+            )
             await uow.commit()
         for event in fresh:
-            log.info("calendar %s of bundle version %s kept for tenant %s", event.data.get("calendar_id"),
-                     event.data.get("bundle_version"), event.tenantid)
+            log.info(
+                "calendar %s of bundle version %s kept for tenant %s",
+                event.data.get("calendar_id"),
+                event.data.get("bundle_version"),
+                event.tenantid,
+            )
         return list(batch.mark_duplicates(fresh))
 
-    runtime.consume(router, topics.CALENDARS, handle=handle, group_id=f"{runtime.group_id}-calendars",
-                    title="calendars",
-                    description="sla.calendar.v1: the business calendars of each applied bundle, from the sla-engine")
+    runtime.consume(
+        router,
+        topics.CALENDARS,
+        handle=handle,
+        group_id=f"{runtime.group_id}-calendars",
+        title="calendars",
+        description="sla.calendar.v1: the business calendars of each applied bundle, from the sla-engine",
+    )
     return router

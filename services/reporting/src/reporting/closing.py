@@ -59,8 +59,9 @@ class PublishedReport:
 
 
 class PeriodCloser:
-    def __init__(self, units: Units, now: Now, *, interval_seconds: float,
-                 amendment_quiet_seconds: float, base_url: str) -> None:
+    def __init__(
+        self, units: Units, now: Now, *, interval_seconds: float, amendment_quiet_seconds: float, base_url: str
+    ) -> None:
         self._units = units
         self._now = now
         self._quiet = timedelta(seconds=amendment_quiet_seconds)
@@ -80,8 +81,9 @@ class PeriodCloser:
         `until` is normally now; an operator or a test may close as of an earlier instant. Snapshots are
         stamped with the service's clock either way."""
         # One tenant's bad data must not stop the close for the tenants after it (failures are counted).
-        closed = await for_each_isolated("period close", await self._tenants(tenant),
-                                         lambda name: self.close_tenant(name, until))
+        closed = await for_each_isolated(
+            "period close", await self._tenants(tenant), lambda name: self.close_tenant(name, until)
+        )
         return [report for reports in closed for report in reports] + await self.amend_due(tenant)
 
     async def _tenants(self, tenant: str | None) -> list[str]:
@@ -114,8 +116,18 @@ class PeriodCloser:
                 if period.start in closed:
                     continue
                 for scope in config.publish_scopes:
-                    frozen = await self._freeze(uow, tenant, period, scope, config, config_version, now,
-                                                revision=0, previous=None, late_events=0)
+                    frozen = await self._freeze(
+                        uow,
+                        tenant,
+                        period,
+                        scope,
+                        config,
+                        config_version,
+                        now,
+                        revision=0,
+                        previous=None,
+                        late_events=0,
+                    )
                     assert frozen is not None  # an original is always frozen
                     published.append(frozen)
                 await uow.closes.record_close(tenant, period, now)
@@ -135,9 +147,12 @@ class PeriodCloser:
         async with self._units() as uow:
             pending = await uow.closes.pending_late_changes(tenant)
         quiet = [(name, start) for name, start, last in pending if last <= now - self._quiet]
-        amended = await for_each_isolated("period amendment", quiet,
-                                          lambda row: self._amend(row[0], row[1], now),
-                                          describe=lambda row: f"{row[0]} {row[1]:%Y-%m-%d}")
+        amended = await for_each_isolated(
+            "period amendment",
+            quiet,
+            lambda row: self._amend(row[0], row[1], now),
+            describe=lambda row: f"{row[0]} {row[1]:%Y-%m-%d}",
+        )
         return [report for reports in amended for report in reports]
 
     async def _amend(self, tenant: str, period_start: datetime, now: datetime) -> list[PublishedReport]:
@@ -152,21 +167,50 @@ class PeriodCloser:
             published = []
             for previous in latest:
                 scope = PublishScope.model_validate(previous["scope"])
-                report = await self._freeze(uow, tenant, period, scope, config, config_version, now,
-                                            revision=previous["revision"] + 1, previous=previous,
-                                            late_events=len(ids))
+                report = await self._freeze(
+                    uow,
+                    tenant,
+                    period,
+                    scope,
+                    config,
+                    config_version,
+                    now,
+                    revision=previous["revision"] + 1,
+                    previous=previous,
+                    late_events=len(ids),
+                )
                 if report is not None:
                     published.append(report)
             await uow.closes.mark_amended(ids, now, [p.report_id for p in published])
             await uow.commit()
             return published
 
-    async def _freeze(self, uow: ReportingUnitOfWork, tenant: str, period: Period, scope: PublishScope,
-                      config: ReportingConfig, config_version: int, now: datetime, *, revision: int,
-                      previous: Any, late_events: int) -> PublishedReport | None:
+    async def _freeze(
+        self,
+        uow: ReportingUnitOfWork,
+        tenant: str,
+        period: Period,
+        scope: PublishScope,
+        config: ReportingConfig,
+        config_version: int,
+        now: datetime,
+        *,
+        revision: int,
+        previous: Any,
+        late_events: int,
+    ) -> PublishedReport | None:
         with REPORT_SECONDS.labels("close", "json").time():
-            report = await build_report(uow.session, tenant, period, config, config_version, scope.service,
-                                        scope.customer, now, SNAPSHOT_CLOCKS_LIMIT)
+            report = await build_report(
+                uow.session,
+                tenant,
+                period,
+                config,
+                config_version,
+                scope.service,
+                scope.customer,
+                now,
+                SNAPSHOT_CLOCKS_LIMIT,
+            )
             document = report_document(report)
         report_id = str(uuid.uuid4())
         amends = None
@@ -176,9 +220,12 @@ class PeriodCloser:
                 log.info("late events left %s of %s unchanged: no amendment", period.label, tenant)
                 return None
             amends = previous["report_id"]
-            document["amendment"] = {"amends": amends, "revision": revision, "late_events": late_events,
-                                     "changes": [{"path": c.path, "before": c.before, "after": c.after}
-                                                 for c in found]}
+            document["amendment"] = {
+                "amends": amends,
+                "revision": revision,
+                "late_events": late_events,
+                "changes": [{"path": c.path, "before": c.before, "after": c.after} for c in found],
+            }
         digest = hashlib.sha256(canonical_bytes(document)).hexdigest()
         links = report_links(self._base_url, report_id)
         lineage = {
@@ -186,26 +233,59 @@ class PeriodCloser:
             "generated_at": now.isoformat(),
             "config_version": config_version,
             "config": config.model_dump(mode="json"),
-            "period": {"start": period.start.isoformat(), "end": period.end.isoformat(), "label": period.label,
-                       "timezone": period.timezone, "kind": period.kind},
+            "period": {
+                "start": period.start.isoformat(),
+                "end": period.end.isoformat(),
+                "label": period.label,
+                "timezone": period.timezone,
+                "kind": period.kind,
+            },
             "scope": scope.model_dump(),
             "inputs": document["data_notes"]["events"],
             "method": "whole UTC days from the clock_daily/ticket_daily rollups, partial days from the raw read "
-                      "models, in one REPEATABLE READ transaction under the tenant's exclusive lock",
+            "models, in one REPEATABLE READ transaction under the tenant's exclusive lock",
             "amends": amends,
             "content_sha256": digest,
         }
         kind = "original" if previous is None else "amendment"
-        await uow.closes.add_snapshot({
-            "report_id": report_id, "tenant_id": tenant, "period_start": period.start, "period_end": period.end,
-            "scope_key": scope.key, "scope": scope.model_dump(), "revision": revision, "kind": kind,
-            "amends": amends, "content": document, "lineage": lineage, "content_sha256": digest, "created_at": now})
-        data = ReportPublishedData(report_id=report_id, period_start=period.start, period_end=period.end,
-                                   scope=scope.model_dump(), links=links, revision=revision, amends=amends)
-        event = make_event(event_id=report_id, source=SOURCE, event_type=REPORT_PUBLISHED_EVENT, time=now,
-                           tenant_id=tenant, subject=scope.key, data=data)
+        await uow.closes.add_snapshot(
+            {
+                "report_id": report_id,
+                "tenant_id": tenant,
+                "period_start": period.start,
+                "period_end": period.end,
+                "scope_key": scope.key,
+                "scope": scope.model_dump(),
+                "revision": revision,
+                "kind": kind,
+                "amends": amends,
+                "content": document,
+                "lineage": lineage,
+                "content_sha256": digest,
+                "created_at": now,
+            }
+        )
+        data = ReportPublishedData(
+            report_id=report_id,
+            period_start=period.start,
+            period_end=period.end,
+            scope=scope.model_dump(),
+            links=links,
+            revision=revision,
+            amends=amends,
+        )
+        event = make_event(
+            event_id=report_id,
+            source=SOURCE,
+            event_type=REPORT_PUBLISHED_EVENT,
+            time=now,
+            tenant_id=tenant,
+            subject=scope.key,
+            data=data,
+        )
         await uow.outbox.add([OutgoingEvent(topics.REPORTS, f"{tenant}/reports", event)])
         # The distribution: whoever a `report_published` rule names hears of it, planned in this transaction.
         await uow.notifications.plan_report_published(event, data, period.label, kind, now)
-        return PublishedReport(report_id, tenant, period.start, period.end, period.label, scope.model_dump(),
-                               revision, kind, amends, links)
+        return PublishedReport(
+            report_id, tenant, period.start, period.end, period.label, scope.model_dump(), revision, kind, amends, links
+        )

@@ -88,8 +88,9 @@ APPLIERS: dict[str, Apply] = {
 }
 
 
-async def apply_clocks(read_models: ReadModelRepository, deltas: Deltas,
-                       items: Sequence[tuple[CloudEvent, ClockTransitionData]]) -> list[Effect]:
+async def apply_clocks(
+    read_models: ReadModelRepository, deltas: Deltas, items: Sequence[tuple[CloudEvent, ClockTransitionData]]
+) -> list[Effect]:
     """The batch's cycles read (locked) in one statement, judged in order (`rollups.judge_clocks`), written in
     one."""
     if not items:
@@ -100,8 +101,9 @@ async def apply_clocks(read_models: ReadModelRepository, deltas: Deltas,
     return effects
 
 
-async def apply_tickets(read_models: ReadModelRepository, deltas: Deltas,
-                        items: Sequence[tuple[CloudEvent, TicketSnapshotData]]) -> list[Effect]:
+async def apply_tickets(
+    read_models: ReadModelRepository, deltas: Deltas, items: Sequence[tuple[CloudEvent, TicketSnapshotData]]
+) -> list[Effect]:
     """Add snapshots to their tickets' timelines, re-derive the volume transitions and move the rollup
     (`rollups.judge_tickets`): one statement per table for the whole batch."""
     if not items:
@@ -109,8 +111,9 @@ async def apply_tickets(read_models: ReadModelRepository, deltas: Deltas,
     sequences = await read_models.add_snapshots(items)
     tickets = sorted({ticket_key(event, data) for event, data in items})
     timelines = await read_models.timelines(tickets)
-    effects, transitions = judge_tickets(deltas, items, sequences, timelines,
-                                         await read_models.take_transitions(tickets))
+    effects, transitions = judge_tickets(
+        deltas, items, sequences, timelines, await read_models.take_transitions(tickets)
+    )
     await read_models.store_transitions(transitions)
     await read_models.store_heads(ticket_heads(timelines), {event.id: data.assignment_group for event, data in items})
     return effects
@@ -135,7 +138,9 @@ class ReadModels:
         return batch.outcomes
 
     async def apply_batch(
-        self, events: list[CloudEvent], parents: Mapping[tuple[str, str, str], TraceContext] | None = None,
+        self,
+        events: list[CloudEvent],
+        parents: Mapping[tuple[str, str, str], TraceContext] | None = None,
         validated: Sequence[BaseModel] | None = None,
     ) -> list[str]:
         """One transaction: the tenants' shared locks, the inbox rows of the batch in one statement, the ticket
@@ -147,8 +152,11 @@ class ReadModels:
         if validated is None:
             data = {event.dedup_key: parse_data(event) for event in applicable}
         else:
-            data = {event.dedup_key: model for event, model in zip(events, validated, strict=True)
-                    if event.type in APPLICABLE}
+            data = {
+                event.dedup_key: model
+                for event, model in zip(events, validated, strict=True)
+                if event.type in APPLICABLE
+            }
         async with self._units() as uow:
             closed: dict[str, list[tuple[datetime, datetime]]] = {}
             for tenant in sorted({event.tenantid for event in applicable}):  # one lock order for every replica
@@ -161,14 +169,26 @@ class ReadModels:
                     firsts.setdefault(event.dedup_key, event)
             deltas = Deltas()
             received_at = self._now()  # one instant for the batch: its events are received together
-            tickets = [(event, TicketSnapshotData.model_validate(data[key]))
-                       for key, event in firsts.items() if event.type == TICKET_EVENT]
-            clocks = [(event, ClockTransitionData.model_validate(data[key]))
-                      for key, event in firsts.items() if event.type == CLOCK_EVENT]
-            together = dict(zip(
-                [event.dedup_key for event, _ in (*tickets, *clocks)],
-                [*await apply_tickets(uow.read_models, deltas, tickets),
-                 *await apply_clocks(uow.read_models, deltas, clocks)], strict=True))
+            tickets = [
+                (event, TicketSnapshotData.model_validate(data[key]))
+                for key, event in firsts.items()
+                if event.type == TICKET_EVENT
+            ]
+            clocks = [
+                (event, ClockTransitionData.model_validate(data[key]))
+                for key, event in firsts.items()
+                if event.type == CLOCK_EVENT
+            ]
+            together = dict(
+                zip(
+                    [event.dedup_key for event, _ in (*tickets, *clocks)],
+                    [
+                        *await apply_tickets(uow.read_models, deltas, tickets),
+                        *await apply_clocks(uow.read_models, deltas, clocks),
+                    ],
+                    strict=True,
+                )
+            )
             outcomes: list[str] = []
             for event in events:
                 key = event.dedup_key
@@ -179,24 +199,41 @@ class ReadModels:
                     outcomes.append("duplicate")
                     continue
                 ticket = event.data.get("ticket_id")
-                with consuming(f"apply {event.type}", (parents or {}).get(key),
-                               attributes={"slm.tenant": event.tenantid, "slm.event_id": event.id}), \
-                        log_context(tenant=event.tenantid, event_id=event.id,
-                                    ticket_id=ticket if isinstance(ticket, str) else None):
-                    effect = (together[key] if key in together
-                              else await APPLIERS[event.type](uow.read_models, event, data[key]))
+                with (
+                    consuming(
+                        f"apply {event.type}",
+                        (parents or {}).get(key),
+                        attributes={"slm.tenant": event.tenantid, "slm.event_id": event.id},
+                    ),
+                    log_context(
+                        tenant=event.tenantid, event_id=event.id, ticket_id=ticket if isinstance(ticket, str) else None
+                    ),
+                ):
+                    effect = (
+                        together[key]
+                        if key in together
+                        else await APPLIERS[event.type](uow.read_models, event, data[key])
+                    )
                     deltas.note(closed[event.tenantid], event, effect, received_at)
                 outcomes.append("applied")
             # The notifications these events make due commit with the read-model change that caused them.
-            await uow.notifications.plan_batch(clocks, [
-                (event, SloAlertData.model_validate(data[key]))
-                for key, event in firsts.items() if event.type == SLO_ALERT_EVENT], received_at,
-                self._lateness)
+            await uow.notifications.plan_batch(
+                clocks,
+                [
+                    (event, SloAlertData.model_validate(data[key]))
+                    for key, event in firsts.items()
+                    if event.type == SLO_ALERT_EVENT
+                ],
+                received_at,
+                self._lateness,
+            )
             await uow.read_models.flush(deltas)
             await uow.commit()
         if deltas.late_changes:  # one line per batch: a replay into closed periods would log every event
-            log.info("%d late events change closed periods %s of tenants %s",
-                     len({row["event_id"] for row in deltas.late_changes}),
-                     sorted({row["period_start"].isoformat() for row in deltas.late_changes}),
-                     sorted({row["tenant_id"] for row in deltas.late_changes}))
+            log.info(
+                "%d late events change closed periods %s of tenants %s",
+                len({row["event_id"] for row in deltas.late_changes}),
+                sorted({row["period_start"].isoformat() for row in deltas.late_changes}),
+                sorted({row["tenant_id"] for row in deltas.late_changes}),
+            )
         return outcomes

@@ -22,8 +22,14 @@ from babel.messages.pofile import read_po
 from babel.numbers import format_decimal
 
 Language = Literal["en", "zh"]
-LANGUAGES: dict[str, Language] = {"en": "en", "zh": "zh", "zh-cn": "zh", "zh-hans": "zh", "zh-sg": "zh",
-                                  "zh-hans-cn": "zh"}
+LANGUAGES: dict[str, Language] = {
+    "en": "en",
+    "zh": "zh",
+    "zh-cn": "zh",
+    "zh-hans": "zh",
+    "zh-sg": "zh",
+    "zh-hans-cn": "zh",
+}
 LOCALES: dict[Language, str] = {"en": "en_GB", "zh": "zh_Hans_CN"}
 CATALOGS = Path(__file__).parent / "locale"
 

@@ -98,21 +98,37 @@ def improvements_router(sessions: async_sessionmaker[AsyncSession], now: Now) ->
             target = target_of(entry.kpi.model_dump(), entry.target_value, entry.comparison)
             value = await measured(session, tenant, target, baseline.start, baseline.end, config)
             improvement_id = f"IMP-{uuid.uuid4().hex[:10].upper()}"
-            row = await add_entry(session, {
-                "tenant_id": tenant, "improvement_id": improvement_id, "title": entry.title,
-                "trigger_kind": entry.trigger.kind, "trigger_ref": entry.trigger.ref, "kpi": entry.kpi.model_dump(),
-                "target_value": entry.target_value, "comparison": target.effective_comparison,
-                "baseline_period": period_json(baseline), "baseline_value": value, "owner": entry.owner,
-                "due": entry.due, "status": "open",
-                "history": [{"at": current.isoformat(), "status": "open", "note": None}],
-                "created_at": current, "updated_at": current})
+            row = await add_entry(
+                session,
+                {
+                    "tenant_id": tenant,
+                    "improvement_id": improvement_id,
+                    "title": entry.title,
+                    "trigger_kind": entry.trigger.kind,
+                    "trigger_ref": entry.trigger.ref,
+                    "kpi": entry.kpi.model_dump(),
+                    "target_value": entry.target_value,
+                    "comparison": target.effective_comparison,
+                    "baseline_period": period_json(baseline),
+                    "baseline_value": value,
+                    "owner": entry.owner,
+                    "due": entry.due,
+                    "status": "open",
+                    "history": [{"at": current.isoformat(), "status": "open", "note": None}],
+                    "created_at": current,
+                    "updated_at": current,
+                },
+            )
         if row is None:
             raise HTTPException(status.HTTP_409_CONFLICT, "an entry for this trigger exists already")
         return shown(row)
 
     @router.get("", summary="The improvement register, newest first")
-    async def register(tenant: ReadTenant, status_filter: Annotated[Status | None, Query(alias="status")] = None,
-                       limit: Annotated[int, Query(ge=1, le=1000)] = 200) -> dict[str, Any]:
+    async def register(
+        tenant: ReadTenant,
+        status_filter: Annotated[Status | None, Query(alias="status")] = None,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+    ) -> dict[str, Any]:
         async with read_only(sessions) as session:
             rows = await entries(session, tenant, status_filter, limit)
         return {"improvements": [shown(r) for r in rows]}
@@ -126,8 +142,9 @@ def improvements_router(sessions: async_sessionmaker[AsyncSession], now: Now) ->
         return shown(row)
 
     @router.patch("/{improvement_id}", summary="Change an entry's status, owner or due date")
-    async def change(tenant: ConfigTenant, improvement_id: str,
-                     patch: Annotated[ImprovementChange, Body()]) -> dict[str, Any]:
+    async def change(
+        tenant: ConfigTenant, improvement_id: str, patch: Annotated[ImprovementChange, Body()]
+    ) -> dict[str, Any]:
         """Done measures the KPI again on the configured period holding the completion, up to that instant."""
         current = now()
         async with sessions() as session, session.begin():
@@ -146,8 +163,10 @@ def improvements_router(sessions: async_sessionmaker[AsyncSession], now: Now) ->
                 raise HTTPException(status.HTTP_409_CONFLICT, str(refused)) from refused
             if new_status != row.status or patch.note:
                 values["status"] = new_status
-                values["history"] = [*row.history, {"at": current.isoformat(), "status": new_status,
-                                                    "note": patch.note}]
+                values["history"] = [
+                    *row.history,
+                    {"at": current.isoformat(), "status": new_status, "note": patch.note},
+                ]
             if new_status == "done" and row.status != "done":
                 config, _ = await load_config(session, tenant)
                 after = period_containing(current, config.timezone, config.period)
@@ -158,5 +177,3 @@ def improvements_router(sessions: async_sessionmaker[AsyncSession], now: Now) ->
         return shown(updated)
 
     return router
-
-

@@ -33,8 +33,9 @@ if TYPE_CHECKING:
 
 
 def target_of(spec: dict[str, Any], target_value: float, comparison: str | None) -> QualityTarget:
-    return QualityTarget.model_validate({"id": "improvement", **spec, "threshold": target_value,
-                                         "comparison": comparison})
+    return QualityTarget.model_validate(
+        {"id": "improvement", **spec, "threshold": target_value, "comparison": comparison}
+    )
 
 
 def period_json(period: Period, until: datetime | None = None, measured: str | None = None) -> dict[str, Any]:
@@ -42,8 +43,9 @@ def period_json(period: Period, until: datetime | None = None, measured: str | N
     return found if measured is None else {**found, "measured": measured}
 
 
-async def measured(session: AsyncSession, tenant: str, target: QualityTarget, start: datetime, end: datetime,
-                   config: ReportingConfig) -> float | None:
+async def measured(
+    session: AsyncSession, tenant: str, target: QualityTarget, start: datetime, end: datetime, config: ReportingConfig
+) -> float | None:
     value = measure(target, await quality_facts(session, tenant, start, end, config.csat_satisfied_ratio)).value
     return None if value is None else round(float(value), 2)
 
@@ -54,8 +56,9 @@ def shown(row: Any) -> dict[str, Any]:
     return {k: (v.isoformat() if isinstance(v, (datetime, date)) else v) for k, v in found.items()}
 
 
-async def propose_missed(session: AsyncSession, tenant: str, period: Period, results: list[QualityResult],
-                         now: datetime) -> int:
+async def propose_missed(
+    session: AsyncSession, tenant: str, period: Period, results: list[QualityResult], now: datetime
+) -> int:
     """Proposed entries for the targets `period` missed; a trigger proposes once however often the close runs."""
     config_targets = {t.id: t for t in (await load_config(session, tenant))[0].quality_targets}
     created = 0
@@ -64,41 +67,70 @@ async def propose_missed(session: AsyncSession, tenant: str, period: Period, res
         if target is None:
             continue
         spec = target.model_dump(include={"kpi", "service", "customer", "agreement", "metric", "slo_id"})
-        inserted = await session.execute(insert(improvements).values(
-            tenant_id=tenant, improvement_id=f"IMP-{uuid.uuid4().hex[:10].upper()}", title=proposal.title,
-            trigger_kind="missed_target", trigger_ref=proposal.trigger_ref, kpi=spec,
-            target_value=proposal.target_value, comparison=proposal.comparison,
-            baseline_period=period_json(period), baseline_value=proposal.baseline_value, status="proposed",
-            history=[{"at": now.isoformat(), "status": "proposed", "note": "proposed by the period close"}],
-            created_at=now, updated_at=now,
-        ).on_conflict_do_nothing(constraint="improvements_one_per_trigger"))
+        inserted = await session.execute(
+            insert(improvements)
+            .values(
+                tenant_id=tenant,
+                improvement_id=f"IMP-{uuid.uuid4().hex[:10].upper()}",
+                title=proposal.title,
+                trigger_kind="missed_target",
+                trigger_ref=proposal.trigger_ref,
+                kpi=spec,
+                target_value=proposal.target_value,
+                comparison=proposal.comparison,
+                baseline_period=period_json(period),
+                baseline_value=proposal.baseline_value,
+                status="proposed",
+                history=[{"at": now.isoformat(), "status": "proposed", "note": "proposed by the period close"}],
+                created_at=now,
+                updated_at=now,
+            )
+            .on_conflict_do_nothing(constraint="improvements_one_per_trigger")
+        )
         created += inserted.rowcount or 0  # type: ignore[attr-defined]
     return created
 
 
-async def measure_after_close(session: AsyncSession, tenant: str, period: Period, config: ReportingConfig,
-                              now: datetime) -> int:
+async def measure_after_close(
+    session: AsyncSession, tenant: str, period: Period, config: ReportingConfig, now: datetime
+) -> int:
     """Measure, on the closing `period`, the after-value of every entry completed in the period before it (in the
     close's transaction). Returns how many entries it measured."""
-    rows = (await session.execute(sa.select(improvements).where(
-        improvements.c.tenant_id == tenant, improvements.c.status == "done").with_for_update())).all()
+    rows = (
+        await session.execute(
+            sa.select(improvements)
+            .where(improvements.c.tenant_id == tenant, improvements.c.status == "done")
+            .with_for_update()
+        )
+    ).all()
     measured_now = 0
     for row in rows:
         if not measures_after(row.status, row.history, row.after_period, period):
             continue
         target = target_of(row.kpi, row.target_value, row.comparison)
-        await session.execute(sa.update(improvements).where(
-            improvements.c.tenant_id == tenant, improvements.c.improvement_id == row.improvement_id).values(
-            after_period={**period_json(period, measured=AT_CLOSE), "measured_at": now.isoformat()},
-            after_value=await measured(session, tenant, target, period.start, period.end, config), updated_at=now))
+        await session.execute(
+            sa.update(improvements)
+            .where(improvements.c.tenant_id == tenant, improvements.c.improvement_id == row.improvement_id)
+            .values(
+                after_period={**period_json(period, measured=AT_CLOSE), "measured_at": now.isoformat()},
+                after_value=await measured(session, tenant, target, period.start, period.end, config),
+                updated_at=now,
+            )
+        )
         measured_now += 1
     return measured_now
 
 
 async def add_entry(session: AsyncSession, values: dict[str, Any]) -> Any:
     """A new entry of the register; None when its trigger has one already."""
-    return (await session.execute(insert(improvements).values(**values).on_conflict_do_nothing(
-        constraint="improvements_one_per_trigger").returning(improvements))).first()
+    return (
+        await session.execute(
+            insert(improvements)
+            .values(**values)
+            .on_conflict_do_nothing(constraint="improvements_one_per_trigger")
+            .returning(improvements)
+        )
+    ).first()
 
 
 async def entries(session: AsyncSession, tenant: str, status: str | None, limit: int) -> list[Any]:
@@ -106,18 +138,29 @@ async def entries(session: AsyncSession, tenant: str, status: str | None, limit:
     query = sa.select(improvements).where(improvements.c.tenant_id == tenant)
     if status is not None:
         query = query.where(improvements.c.status == status)
-    return list((await session.execute(query.order_by(improvements.c.created_at.desc(),
-                                                      improvements.c.improvement_id).limit(limit))).all())
+    return list(
+        (
+            await session.execute(
+                query.order_by(improvements.c.created_at.desc(), improvements.c.improvement_id).limit(limit)
+            )
+        ).all()
+    )
 
 
 async def entry_of(session: AsyncSession, tenant: str, improvement_id: str, lock: bool = False) -> Any:
     """One entry, or None; locked until the transaction ends when `lock`."""
-    query = sa.select(improvements).where(improvements.c.tenant_id == tenant,
-                                          improvements.c.improvement_id == improvement_id)
+    query = sa.select(improvements).where(
+        improvements.c.tenant_id == tenant, improvements.c.improvement_id == improvement_id
+    )
     return (await session.execute(query.with_for_update() if lock else query)).first()
 
 
 async def update_entry(session: AsyncSession, tenant: str, improvement_id: str, values: dict[str, Any]) -> Any:
-    return (await session.execute(sa.update(improvements).where(
-        improvements.c.tenant_id == tenant, improvements.c.improvement_id == improvement_id)
-        .values(**values).returning(improvements))).first()
+    return (
+        await session.execute(
+            sa.update(improvements)
+            .where(improvements.c.tenant_id == tenant, improvements.c.improvement_id == improvement_id)
+            .values(**values)
+            .returning(improvements)
+        )
+    ).first()

@@ -44,8 +44,9 @@ class ReadModelRepository(Protocol):
 
     async def store_transitions(self, transitions: dict[TicketKey, list[VolumeTransition]]) -> None: ...
 
-    async def store_heads(self, heads: dict[TicketKey, tuple[datetime, Snapshot]], groups: dict[str, str | None]
-                          ) -> None: ...
+    async def store_heads(
+        self, heads: dict[TicketKey, tuple[datetime, Snapshot]], groups: dict[str, str | None]
+    ) -> None: ...
 
     async def add_feedback(self, event: CloudEvent, data: FeedbackData) -> None: ...
 
@@ -59,9 +60,13 @@ class ReadModelRepository(Protocol):
 class NotificationPlanner(Protocol):
     """Plans the notifications a batch's first deliveries make due, in the batch's transaction."""
 
-    async def plan_batch(self, clocks: Sequence[tuple[CloudEvent, ClockTransitionData]],
-                         alerts: Sequence[tuple[CloudEvent, SloAlertData]], now: datetime,
-                         lateness: Lateness = ...) -> int: ...
+    async def plan_batch(
+        self,
+        clocks: Sequence[tuple[CloudEvent, ClockTransitionData]],
+        alerts: Sequence[tuple[CloudEvent, SloAlertData]],
+        now: datetime,
+        lateness: Lateness = ...,
+    ) -> int: ...
 
 
 class ReadModelUnitOfWork(UnitOfWork, Protocol):

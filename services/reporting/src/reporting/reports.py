@@ -33,7 +33,8 @@ if TYPE_CHECKING:
 
 TREND_PERIODS = 6
 REPORT_SECONDS = Histogram(
-    "slm_report_generation_seconds", "Time to build and render a Service Level Report",
+    "slm_report_generation_seconds",
+    "Time to build and render a Service Level Report",
     ["kind", "format"],  # kind: live (GET /v1/reports/slr), snapshot (a frozen one rendered), close (frozen)
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
@@ -89,8 +90,15 @@ class ReportService:
         """`?lang=`, else Accept-Language, else the tenant's configured language."""
         return choose_language(requested, accept_language, (await self.config(tenant))[0].language)
 
-    async def generate(self, tenant: str, start: datetime, end: datetime, service: str | None = None,
-                       customer: str | None = None, clocks_limit: int = 1000) -> ServiceLevelReport:
+    async def generate(
+        self,
+        tenant: str,
+        start: datetime,
+        end: datetime,
+        service: str | None = None,
+        customer: str | None = None,
+        clocks_limit: int = 1000,
+    ) -> ServiceLevelReport:
         # One snapshot of the data for every section, read-only.
         async with read_only(self._sessions) as session:
             config, version = await load_config(session, tenant)
@@ -100,8 +108,9 @@ class ReportService:
             snapshot = await export_snapshot(session)
             times = asyncio.create_task(self._times_in(snapshot, queries.Scope(tenant, service, customer), period))
             try:
-                return await build_report(session, tenant, period, config, version, service, customer, self._now(),
-                                          clocks_limit, times=times)
+                return await build_report(
+                    session, tenant, period, config, version, service, customer, self._now(), clocks_limit, times=times
+                )
             finally:
                 if not times.done():
                     times.cancel()
@@ -117,15 +126,19 @@ class ReportService:
             period = period_containing(at, config.timezone, config.period)
             scope = queries.Scope(tenant)
             breaches = await queries.open_breaches(session, scope, at, DASHBOARD_LIST_LIMIT)
-            soon = await queries.about_to_breach(session, scope, at,
-                                                 timedelta(seconds=config.dashboard_horizon_seconds),
-                                                 DASHBOARD_LIST_LIMIT)
+            soon = await queries.about_to_breach(
+                session, scope, at, timedelta(seconds=config.dashboard_horizon_seconds), DASHBOARD_LIST_LIMIT
+            )
             running = [(c.calendar, c.policy_version) for c in breaches if c.state == "running"]
             running += [(c.calendar, c.policy_version) for c in soon if c.state == "running"]
             return dashboard(
-                tenant, at, period, config,
+                tenant,
+                at,
+                period,
+                config,
                 await queries.outcome_cells(session, scope, period.start, at),
-                breaches, soon,
+                breaches,
+                soon,
                 await queries.slo_statuses(session, scope, None, at + timedelta(seconds=1)),
                 # The quality targets on the period so far, with the two whole periods before as their trend.
                 await quality_results(session, tenant, replace(period, end=max(at, period.start)), config),
@@ -133,17 +146,32 @@ class ReportService:
             )
 
 
-async def build_report(session: AsyncSession, tenant: str, period: Period, config: ReportingConfig,
-                       config_version: int, service: str | None, customer: str | None, now: datetime,
-                       clocks_limit: int, times: Awaitable[list[TimeStats]] | None = None,
-                       quality_cache: FactsCache | None = None) -> ServiceLevelReport:
+async def build_report(
+    session: AsyncSession,
+    tenant: str,
+    period: Period,
+    config: ReportingConfig,
+    config_version: int,
+    service: str | None,
+    customer: str | None,
+    now: datetime,
+    clocks_limit: int,
+    times: Awaitable[list[TimeStats]] | None = None,
+    quality_cache: FactsCache | None = None,
+) -> ServiceLevelReport:
     scope = queries.Scope(tenant, service, customer)
     start, end = period.start, period.end
     trend = []
     for past in previous_periods(period, TREND_PERIODS):
-        trend.append(PeriodOutcomes(
-            past.label, past.start, past.end, await queries.outcome_cells(session, scope, past.start, past.end),
-            await queries.csat_cells(session, scope, past.start, past.end, config.csat_satisfied_ratio)))
+        trend.append(
+            PeriodOutcomes(
+                past.label,
+                past.start,
+                past.end,
+                await queries.outcome_cells(session, scope, past.start, past.end),
+                await queries.csat_cells(session, scope, past.start, past.end, config.csat_satisfied_ratio),
+            )
+        )
     csat = await queries.csat_cells(session, scope, start, end, config.csat_satisfied_ratio)
     sla_breached, links = await queries.underpinning(session, scope, start, end)
     ranges, recalculations = await queries.event_ranges(session, tenant, start, end)
@@ -153,7 +181,11 @@ async def build_report(session: AsyncSession, tenant: str, period: Period, confi
     running += [(c.calendar, c.policy_version) for c in open_breaches if c.state == "running"]
     scope_key = PublishScope(service=service, customer=customer).key
     inputs = ReportInputs(
-        tenant=tenant, service=service, customer=customer, generated_at=now, config_version=config_version,
+        tenant=tenant,
+        service=service,
+        customer=customer,
+        generated_at=now,
+        config_version=config_version,
         cells=await queries.outcome_cells(session, scope, start, end),
         trend=trend,
         breached=await queries.breached_cycles(session, scope, start, end),

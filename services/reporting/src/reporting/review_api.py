@@ -47,8 +47,14 @@ def reviews_router(sessions: async_sessionmaker[AsyncSession], now: Now) -> APIR
     router = APIRouter(prefix="/v1", tags=["reviews"])
 
     @router.get("/reviews/{period}", summary="The service review pack of a period")
-    async def review(tenant: ReadTenant, period: str, request: Request, customer: str | None = None,
-                     format: ReviewFormat = "json", lang: str | None = None) -> Response:
+    async def review(
+        tenant: ReadTenant,
+        period: str,
+        request: Request,
+        customer: str | None = None,
+        format: ReviewFormat = "json",
+        lang: str | None = None,
+    ) -> Response:
         document, default = await current_review(sessions, tenant, period, customer, now())
         if format == "json":
             return JSONResponse(document)
@@ -58,22 +64,38 @@ def reviews_router(sessions: async_sessionmaker[AsyncSession], now: Now) -> APIR
             return HTMLResponse(html, headers={"Content-Language": language})
         pdf = await asyncio.to_thread(html_to_pdf, html)
         stem = re.sub(r"[^A-Za-z0-9._-]+", "_", f"review-{tenant}-{period}-{customer or 'all'}")
-        return Response(pdf, media_type="application/pdf", headers={
-            "Content-Disposition": f'inline; filename="{stem}.pdf"', "Content-Language": language})
+        return Response(
+            pdf,
+            media_type="application/pdf",
+            headers={"Content-Disposition": f'inline; filename="{stem}.pdf"', "Content-Language": language},
+        )
 
-    @router.post("/reviews/{period}:approve", status_code=status.HTTP_201_CREATED,
-                 summary="Approve a period's review: freeze it with who, when, a comment and its hash")
-    async def approve(tenant: ConfigTenant, period: str, body: Annotated[ApprovalRequest, Body()],
-                      customer: str | None = None) -> dict[str, Any]:
+    @router.post(
+        "/reviews/{period}:approve",
+        status_code=status.HTTP_201_CREATED,
+        summary="Approve a period's review: freeze it with who, when, a comment and its hash",
+    )
+    async def approve(
+        tenant: ConfigTenant, period: str, body: Annotated[ApprovalRequest, Body()], customer: str | None = None
+    ) -> dict[str, Any]:
         at = now()
         async with sessions() as session, session.begin():
             found, digest = await approve_review(session, tenant, period, customer, body.approved_by, body.comment, at)
-        return {"period": found.label, "customer": customer, "approved_by": body.approved_by,
-                "approved_at": at.isoformat(), "comment": body.comment, "content_sha256": digest}
+        return {
+            "period": found.label,
+            "customer": customer,
+            "approved_by": body.approved_by,
+            "approved_at": at.isoformat(),
+            "comment": body.comment,
+            "content_sha256": digest,
+        }
 
     @router.patch("/complaints/{ticket_id}", summary="Mark a survey answer a complaint, or record its handling")
-    async def handle_complaint(tenant: ConfigTenant, ticket_id: Annotated[str, Path(max_length=512)],
-                               change: Annotated[ComplaintChange, Body()]) -> dict[str, Any]:
+    async def handle_complaint(
+        tenant: ConfigTenant,
+        ticket_id: Annotated[str, Path(max_length=512)],
+        change: Annotated[ComplaintChange, Body()],
+    ) -> dict[str, Any]:
         values = {k: v for k, v in change.model_dump().items() if v is not None}
         async with sessions() as session, session.begin():
             row = await record_complaint_handling(session, tenant, ticket_id, values, now())

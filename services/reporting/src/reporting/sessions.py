@@ -68,23 +68,43 @@ class SqlDashboardSessions:
     async def open(self, key_id: str, tenant_id: str, now: datetime, policy: SessionPolicy) -> str:
         """A new session for a key that was just checked; returns the id the browser keeps (never stored)."""
         session_id = new_session_id()
-        await self._session.execute(sa.insert(tables.dashboard_sessions).values(
-            session_hash=session_hash(session_id), key_id=key_id, tenant_id=tenant_id, created_at=now,
-            last_seen_at=now, expires_at=policy.expires_at(now)))
+        await self._session.execute(
+            sa.insert(tables.dashboard_sessions).values(
+                session_hash=session_hash(session_id),
+                key_id=key_id,
+                tenant_id=tenant_id,
+                created_at=now,
+                last_seen_at=now,
+                expires_at=policy.expires_at(now),
+            )
+        )
         return session_id
 
     async def resolve(self, session_id: str, now: datetime, policy: SessionPolicy) -> DashboardSession | None:
         """The live session of this id, or None (unknown, expired, idle too long, or its key revoked)."""
         t, k = tables.dashboard_sessions, tables.api_keys
         hashed = session_hash(session_id)
-        row = (await self._session.execute(
-            sa.select(t.c.key_id, t.c.tenant_id, t.c.last_seen_at, t.c.expires_at, k.c.status, k.c.tenant_id.label(
-                "key_tenant")).select_from(t.outerjoin(k, k.c.key_id == t.c.key_id)).where(t.c.session_hash == hashed)
-        )).first()
+        row = (
+            await self._session.execute(
+                sa.select(
+                    t.c.key_id,
+                    t.c.tenant_id,
+                    t.c.last_seen_at,
+                    t.c.expires_at,
+                    k.c.status,
+                    k.c.tenant_id.label("key_tenant"),
+                )
+                .select_from(t.outerjoin(k, k.c.key_id == t.c.key_id))
+                .where(t.c.session_hash == hashed)
+            )
+        ).first()
         if row is None:
             return None
-        if (row.status != "active" or row.key_tenant != row.tenant_id
-                or not policy.alive(row.expires_at, row.last_seen_at, now)):
+        if (
+            row.status != "active"
+            or row.key_tenant != row.tenant_id
+            or not policy.alive(row.expires_at, row.last_seen_at, now)
+        ):
             await self._session.execute(sa.delete(t).where(t.c.session_hash == hashed))
             return None
         if policy.touch_due(row.last_seen_at, now):
@@ -99,6 +119,7 @@ class SqlDashboardSessions:
         """Delete the sessions that can no longer be used (they are refused anyway; this keeps the table small)."""
         t, k = tables.dashboard_sessions, tables.api_keys
         active_key = sa.exists().where(k.c.key_id == t.c.key_id, k.c.status == "active", k.c.tenant_id == t.c.tenant_id)
-        result = await self._session.execute(sa.delete(t).where(sa.or_(
-            t.c.expires_at <= now, t.c.last_seen_at <= now - policy.idle, ~active_key)))
+        result = await self._session.execute(
+            sa.delete(t).where(sa.or_(t.c.expires_at <= now, t.c.last_seen_at <= now - policy.idle, ~active_key))
+        )
         return int(result.rowcount or 0)  # type: ignore[attr-defined]

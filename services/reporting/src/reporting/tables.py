@@ -49,20 +49,45 @@ clock_outcomes = sa.Table(
     sa.Column("recalculations", sa.Integer, nullable=False, server_default="0"),
     sa.Column("updated_at", TZ, nullable=False, server_default=sa.func.now()),
     # Covering index: counted cycles of a period and their times without touching the heap.
-    sa.Index("clock_outcomes_by_stop", "tenant_id", "stopped_at",
-             postgresql_include=["state", "agreement", "metric", "priority", "service", "customer",
-                                 "elapsed_seconds", "target_seconds"]),
+    sa.Index(
+        "clock_outcomes_by_stop",
+        "tenant_id",
+        "stopped_at",
+        postgresql_include=[
+            "state",
+            "agreement",
+            "metric",
+            "priority",
+            "service",
+            "customer",
+            "elapsed_seconds",
+            "target_seconds",
+        ],
+    ),
     # The breach list of a period as an index-only scan: breached cycles are few, their row is copied here.
-    sa.Index("clock_outcomes_breached_by_stop", "tenant_id", "stopped_at",
-             postgresql_include=["ticket_id", "policy_id", "policy_version", "agreement", "metric", "cycle",
-                                 "priority", "service", "customer", "target_seconds", "elapsed_seconds",
-                                 "breached_at"],
-             postgresql_where=sa.text("state = 'breached'")),
+    sa.Index(
+        "clock_outcomes_breached_by_stop",
+        "tenant_id",
+        "stopped_at",
+        postgresql_include=[
+            "ticket_id",
+            "policy_id",
+            "policy_version",
+            "agreement",
+            "metric",
+            "cycle",
+            "priority",
+            "service",
+            "customer",
+            "target_seconds",
+            "elapsed_seconds",
+            "breached_at",
+        ],
+        postgresql_where=sa.text("state = 'breached'"),
+    ),
     sa.Index("clock_outcomes_recalculated", "tenant_id", "stopped_at", postgresql_where=sa.text("recalculations > 0")),
-    sa.Index("clock_outcomes_open", "tenant_id", "due_at",
-             postgresql_where=sa.text("state IN ('running', 'paused')")),
-    sa.Index("clock_outcomes_by_ticket_breached", "tenant_id", "ticket_id",
-             postgresql_where=sa.text("breached")),
+    sa.Index("clock_outcomes_open", "tenant_id", "due_at", postgresql_where=sa.text("state IN ('running', 'paused')")),
+    sa.Index("clock_outcomes_by_ticket_breached", "tenant_id", "ticket_id", postgresql_where=sa.text("breached")),
 )
 
 # Met/breached cycles per UTC day of stopped_at and every dimension the report groups or filters by.
@@ -89,8 +114,11 @@ clock_daily = sa.Table(
 clock_daily_service = sa.Table(
     "clock_daily_service",
     metadata,
-    *(sa.Column(c.name, c.type, primary_key=c.primary_key, nullable=c.nullable)
-      for c in clock_daily.columns if c.name != "customer"),
+    *(
+        sa.Column(c.name, c.type, primary_key=c.primary_key, nullable=c.nullable)
+        for c in clock_daily.columns
+        if c.name != "customer"
+    ),
 )
 
 # Every ticket snapshot (the timeline), so volumes are a pure function of it whatever the arrival order.

@@ -7,32 +7,34 @@ Revises: 0006
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0007'
-down_revision = '0006'
+revision = "0007"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 
 
 def upgrade() -> None:
-    op.create_table('slo_ratio_days',
-    sa.Column('tenant_id', sa.Text(), nullable=False),
-    sa.Column('service', sa.Text(), nullable=False),
-    sa.Column('sli', sa.Text(), nullable=False),
-    sa.Column('day', sa.DateTime(timezone=True), nullable=False),
-    sa.Column('good', sa.BigInteger(), nullable=False),
-    sa.Column('total', sa.BigInteger(), nullable=False),
-    sa.Column('last_data', sa.DateTime(timezone=True), nullable=True),
-    sa.PrimaryKeyConstraint('tenant_id', 'service', 'sli', 'day')
+    op.create_table(
+        "slo_ratio_days",
+        sa.Column("tenant_id", sa.Text(), nullable=False),
+        sa.Column("service", sa.Text(), nullable=False),
+        sa.Column("sli", sa.Text(), nullable=False),
+        sa.Column("day", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("good", sa.BigInteger(), nullable=False),
+        sa.Column("total", sa.BigInteger(), nullable=False),
+        sa.Column("last_data", sa.DateTime(timezone=True), nullable=True),
+        sa.PrimaryKeyConstraint("tenant_id", "service", "sli", "day"),
     )
-    op.create_table('slo_availability_days',
-    sa.Column('tenant_id', sa.Text(), nullable=False),
-    sa.Column('service', sa.Text(), nullable=False),
-    sa.Column('day', sa.DateTime(timezone=True), nullable=False),
-    sa.Column('up_seconds', sa.BigInteger(), nullable=False),
-    sa.Column('degraded_seconds', sa.BigInteger(), nullable=False),
-    sa.Column('down_seconds', sa.BigInteger(), nullable=False),
-    sa.Column('last_data', sa.DateTime(timezone=True), nullable=True),
-    sa.PrimaryKeyConstraint('tenant_id', 'service', 'day')
+    op.create_table(
+        "slo_availability_days",
+        sa.Column("tenant_id", sa.Text(), nullable=False),
+        sa.Column("service", sa.Text(), nullable=False),
+        sa.Column("day", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("up_seconds", sa.BigInteger(), nullable=False),
+        sa.Column("degraded_seconds", sa.BigInteger(), nullable=False),
+        sa.Column("down_seconds", sa.BigInteger(), nullable=False),
+        sa.Column("last_data", sa.DateTime(timezone=True), nullable=True),
+        sa.PrimaryKeyConstraint("tenant_id", "service", "day"),
     )
     # The days of the minutes already stored.
     op.execute("""
@@ -49,5 +51,5 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    op.drop_table('slo_availability_days')
-    op.drop_table('slo_ratio_days')
+    op.drop_table("slo_availability_days")
+    op.drop_table("slo_ratio_days")

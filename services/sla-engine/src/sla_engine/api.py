@@ -36,8 +36,14 @@ RecalculationMode = Annotated[Recalculation, Query()]
 def body_limits(default: int) -> BodyLimits:
     """Bundles up to 1 MiB; `/v1/simulate` carries one as a JSON string, which at worst doubles its newlines
     and quotes (`\\n`, `\\"`)."""
-    return BodyLimits(default, {"/v1/config:apply": MAX_BUNDLE_BYTES, "/v1/config:import-openslo": MAX_BUNDLE_BYTES,
-                                "/v1/simulate": 2 * MAX_BUNDLE_BYTES + 4096})
+    return BodyLimits(
+        default,
+        {
+            "/v1/config:apply": MAX_BUNDLE_BYTES,
+            "/v1/config:import-openslo": MAX_BUNDLE_BYTES,
+            "/v1/simulate": 2 * MAX_BUNDLE_BYTES + 4096,
+        },
+    )
 
 
 def plain(value: Any) -> Any:
@@ -57,7 +63,9 @@ def plain(value: Any) -> Any:
 
 def report_body(report: RecalculationReport) -> dict[str, Any]:
     return {
-        "mode": report.mode, "from_version": report.from_version, "version": report.to_version,
+        "mode": report.mode,
+        "from_version": report.from_version,
+        "version": report.to_version,
         "tickets_considered": report.tickets_considered,
         "clocks_changed": [plain(change) for change in report.clocks_changed],
     }
@@ -93,8 +101,7 @@ async def _bundle_text(request: Request) -> tuple[str, Literal["yaml", "json"]]:
     return text, "json" if "json" in content_type else "yaml"
 
 
-def sla_router(units: EngineUnits, bundles: BundleCache, config: ConfigService, slos: SloKeeper,
-               now: Now) -> APIRouter:
+def sla_router(units: EngineUnits, bundles: BundleCache, config: ConfigService, slos: SloKeeper, now: Now) -> APIRouter:
     router = APIRouter(prefix="/v1", tags=["sla"])
 
     @router.post("/config:apply", response_model=None)
@@ -118,8 +125,12 @@ def sla_router(units: EngineUnits, bundles: BundleCache, config: ConfigService, 
             latest = await uow.bundles.latest_config(tenant)
         if latest is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, "no configuration applied yet")
-        return {"version": latest.version, "created_at": latest.created_at.isoformat(), "bundle": latest.bundle,
-                "source": latest.source_text}
+        return {
+            "version": latest.version,
+            "created_at": latest.created_at.isoformat(),
+            "bundle": latest.bundle,
+            "source": latest.source_text,
+        }
 
     @router.post("/recalculate")
     async def recalculate(body: RecalculateRequest, tenant: ConfigTenant) -> dict[str, Any]:
@@ -150,6 +161,7 @@ def sla_router(units: EngineUnits, bundles: BundleCache, config: ConfigService, 
             pinned = await uow.bundles.config_for_ticket(tenant, ticket_id, timeline[0].time)
         if pinned is None:
             return {"ticket_id": ticket_id, "at": instant.isoformat(), "clocks": []}
+
         def evaluate() -> list[Clock]:  # CPU: off the event loop, so heartbeats and other requests go on
             return evaluate_ticket(timeline, bundles.get(pinned), policy_version=pinned.version, at=instant)
 
@@ -157,8 +169,12 @@ def sla_router(units: EngineUnits, bundles: BundleCache, config: ConfigService, 
             clocks = await asyncio.to_thread(evaluate)
         except ValueError as error:  # an instant outside the calendars' supported years
             raise HTTPException(status.HTTP_400_BAD_REQUEST, f"at: {error}") from error
-        return {"ticket_id": ticket_id, "at": instant.isoformat(), "config_version": pinned.version,
-                "clocks": [plain(clock) for clock in clocks]}
+        return {
+            "ticket_id": ticket_id,
+            "at": instant.isoformat(),
+            "config_version": pinned.version,
+            "clocks": [plain(clock) for clock in clocks],
+        }
 
     @router.get("/slos")
     async def list_slos(tenant: ReadTenant) -> dict[str, Any]:
@@ -183,11 +199,19 @@ def sla_router(units: EngineUnits, bundles: BundleCache, config: ConfigService, 
         text, _ = await _bundle_text(request)
         imported = await asyncio.to_thread(import_openslo, text)
         if imported.errors:
-            return JSONResponse(status_code=status.HTTP_422_UNPROCESSABLE_CONTENT, content={
-                "detail": "the OpenSLO documents cannot be represented; nothing was converted",
-                "errors": imported.errors, "notes": imported.unsupported})
-        return {"slos": imported.entries, "yaml": yaml.safe_dump({"slos": imported.entries}, sort_keys=False),
-                "notes": imported.unsupported}
+            return JSONResponse(
+                status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
+                content={
+                    "detail": "the OpenSLO documents cannot be represented; nothing was converted",
+                    "errors": imported.errors,
+                    "notes": imported.unsupported,
+                },
+            )
+        return {
+            "slos": imported.entries,
+            "yaml": yaml.safe_dump({"slos": imported.entries}, sort_keys=False),
+            "notes": imported.unsupported,
+        }
 
     return router
 
@@ -197,17 +221,31 @@ def slo_body(reading: SloReading) -> dict[str, Any]:
     availability, events, or slices), burn rates per lookback, and the alerts firing now."""
     status_now = reading.status
     return {
-        "slo_id": reading.slo.id, "service": reading.slo.service, "sli": plain(reading.entry.get("sli")),
-        "objective": float(status_now.objective), "window": plain(reading.entry.get("window")),
-        "budgeting": reading.slo.budgeting, "at": status_now.at.isoformat(),
-        "window_start": status_now.window_start.isoformat(), "window_end": status_now.window_end.isoformat(),
+        "slo_id": reading.slo.id,
+        "service": reading.slo.service,
+        "sli": plain(reading.entry.get("sli")),
+        "objective": float(status_now.objective),
+        "window": plain(reading.entry.get("window")),
+        "budgeting": reading.slo.budgeting,
+        "at": status_now.at.isoformat(),
+        "window_start": status_now.window_start.isoformat(),
+        "window_end": status_now.window_end.isoformat(),
         "sli_value": None if status_now.sli_value is None else float(status_now.sli_value * 100),
-        "good": float(status_now.good), "total": float(status_now.total),
-        "error_budget": {"total": float(status_now.error_budget_total),
-                         "consumed": float(status_now.error_budget_consumed),
-                         "remaining": float(status_now.error_budget_remaining)},
+        "good": float(status_now.good),
+        "total": float(status_now.total),
+        "error_budget": {
+            "total": float(status_now.error_budget_total),
+            "consumed": float(status_now.error_budget_consumed),
+            "remaining": float(status_now.error_budget_remaining),
+        },
         "burn_rates": {name: None if rate is None else float(rate) for name, rate in status_now.burn_rates().items()},
         "exhaustion_at": status_now.exhaustion_at.isoformat() if status_now.exhaustion_at else None,
-        "alerts": [{"alert": alert.alert, "burn_rate": None if alert.burn_rate is None else float(alert.burn_rate),
-                    "windows": plain(dict(alert.windows))} for alert in reading.alerts.values()],
+        "alerts": [
+            {
+                "alert": alert.alert,
+                "burn_rate": None if alert.burn_rate is None else float(alert.burn_rate),
+                "windows": plain(dict(alert.windows)),
+            }
+            for alert in reading.alerts.values()
+        ],
     }

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
 # -- the values that cross the ports -----------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class ConfigVersion:
     tenant_id: str
@@ -82,11 +83,13 @@ class StoredEvaluation:
 
 # -- the ports ---------------------------------------------------------------------------------------------
 
+
 class TicketEvents(Protocol):
     """Stored ticket snapshots (clocks/tickets.py)."""
 
-    async def store_snapshots(self, consumer: str, snapshots: Sequence[StoredSnapshot],
-                              now: datetime) -> tuple[set[tuple[str, str, str]], int]: ...
+    async def store_snapshots(
+        self, consumer: str, snapshots: Sequence[StoredSnapshot], now: datetime
+    ) -> tuple[set[tuple[str, str, str]], int]: ...
 
     async def lock_ticket(self, tenant_id: str, ticket_id: str) -> None: ...
 
@@ -110,8 +113,14 @@ class ClockStates(Protocol):
 class DueQueue(Protocol):
     """The tickets' timers (clocks/due_queue.py)."""
 
-    async def due_tickets(self, now: datetime, limit: int, per_tenant: int, caps: Mapping[str, int] | None = None,
-                          part: tuple[int, int] = (0, 1)) -> list[DueTimer]: ...
+    async def due_tickets(
+        self,
+        now: datetime,
+        limit: int,
+        per_tenant: int,
+        caps: Mapping[str, int] | None = None,
+        part: tuple[int, int] = (0, 1),
+    ) -> list[DueTimer]: ...
 
     async def next_timer_due(self) -> datetime | None: ...
 
@@ -131,8 +140,9 @@ class BundleVersions(Protocol):
 
     async def config(self, tenant_id: str, version: int) -> BundleSource | None: ...
 
-    async def config_for_ticket(self, tenant_id: str, ticket_id: str,
-                                first_event_at: datetime) -> BundleSource | None: ...
+    async def config_for_ticket(
+        self, tenant_id: str, ticket_id: str, first_event_at: datetime
+    ) -> BundleSource | None: ...
 
     async def pin_version(self, tenant_id: str, ticket_ids: Sequence[str], version: int) -> None: ...
 
@@ -148,8 +158,7 @@ class SloSeries(Protocol):
 
     async def add_samples(self, rows: Sequence[dict[str, Any]]) -> None: ...
 
-    async def add_ratio_minutes(self, tenant_id: str, service: str, sli: str,
-                                rows: Sequence[RatioMinute]) -> None: ...
+    async def add_ratio_minutes(self, tenant_id: str, service: str, sli: str, rows: Sequence[RatioMinute]) -> None: ...
 
     async def lock_samples_shared(self, tenant_ids: Sequence[str]) -> None: ...
 
@@ -163,29 +172,53 @@ class SloSeries(Protocol):
 
     async def state_changes_since(self, tenant_id: str, service: str, since: datetime) -> list[StateChange]: ...
 
-    async def maintenance_between(self, tenant_id: str, service: str, start: datetime,
-                                  end: datetime) -> list[MaintenanceWindow]: ...
+    async def maintenance_between(
+        self, tenant_id: str, service: str, start: datetime, end: datetime
+    ) -> list[MaintenanceWindow]: ...
 
-    async def replace_availability_minutes(self, tenant_id: str, service: str, since: datetime,
-                                           rows: Sequence[AvailabilityMinute]) -> None: ...
+    async def replace_availability_minutes(
+        self, tenant_id: str, service: str, since: datetime, rows: Sequence[AvailabilityMinute]
+    ) -> None: ...
 
     async def last_availability_minute(self, tenant_id: str, service: str) -> datetime | None: ...
 
     async def first_state_change(self, tenant_id: str, service: str) -> datetime | None: ...
 
-    async def availability_series(self, tenant_id: str, service: str, start: datetime, end: datetime,
-                                  degraded_weight: Decimal, split: datetime | None = None) -> MinuteSeries: ...
+    async def availability_series(
+        self,
+        tenant_id: str,
+        service: str,
+        start: datetime,
+        end: datetime,
+        degraded_weight: Decimal,
+        split: datetime | None = None,
+    ) -> MinuteSeries: ...
 
-    async def ratio_series(self, tenant_id: str, service: str, sli: str, start: datetime, end: datetime,
-                           split: datetime | None = None) -> MinuteSeries: ...
+    async def ratio_series(
+        self, tenant_id: str, service: str, sli: str, start: datetime, end: datetime, split: datetime | None = None
+    ) -> MinuteSeries: ...
 
-    async def ticket_sla_minutes(self, tenant_id: str, service: str, policy: str, metric: str,
-                                 priorities: Sequence[str], start: datetime, end: datetime) -> list[RatioMinute]: ...
+    async def ticket_sla_minutes(
+        self,
+        tenant_id: str,
+        service: str,
+        policy: str,
+        metric: str,
+        priorities: Sequence[str],
+        start: datetime,
+        end: datetime,
+    ) -> list[RatioMinute]: ...
 
     async def lock_evaluation(self, tenant_id: str, slo_id: str) -> StoredEvaluation: ...
 
-    async def save_evaluation(self, tenant_id: str, slo_id: str, firing: frozenset[str],
-                              status: dict[str, Any] | None, published_at: datetime | None) -> None: ...
+    async def save_evaluation(
+        self,
+        tenant_id: str,
+        slo_id: str,
+        firing: frozenset[str],
+        status: dict[str, Any] | None,
+        published_at: datetime | None,
+    ) -> None: ...
 
     async def tenants_with_config(self) -> list[str]: ...
 

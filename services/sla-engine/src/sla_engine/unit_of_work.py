@@ -59,8 +59,9 @@ _OUTBOX = Outbox(tables.outbox)
 _SIGNALS = Inbox(tables.inbox, SIGNALS_INBOX)
 
 
-def engine_units(sessions: async_sessionmaker[AsyncSession],
-                 timelines: TimelineCache | None = None) -> Callable[[], EngineUnitOfWork]:
+def engine_units(
+    sessions: async_sessionmaker[AsyncSession], timelines: TimelineCache | None = None
+) -> Callable[[], EngineUnitOfWork]:
     """The factory `create_app` injects: one unit per transaction, all sharing one database's `timelines` cache
     (decoded timeline rows stay right across transactions: clocks/timeline_cache.py says why)."""
     shared = timelines if timelines is not None else TimelineCache()

@@ -96,8 +96,7 @@ def test_the_v1alpha_form_sloth_reads_is_imported() -> None:
 def test_unsupported_indicators_and_windows_are_errors_not_silent_drops() -> None:
     raw = V1.replace("  ratioMetric:\n", "  rawMetric:\n").replace("duration: 28d", "duration: 1Y")
     imported = import_openslo(raw)
-    assert any("only ratioMetric and thresholdMetric indicators are supported" in error
-               for error in imported.errors)
+    assert any("only ratioMetric and thresholdMetric indicators are supported" in error for error in imported.errors)
     assert any("rolling '1Y' is not supported" in error for error in imported.errors)
     assert imported.definitions == []
     assert import_openslo("kind: [").errors[0].startswith("<document>: not valid YAML")
@@ -139,11 +138,18 @@ spec:
 def test_a_threshold_metric_becomes_a_threshold_sli_with_the_objectives_comparison() -> None:
     imported = import_openslo(THRESHOLD)
     assert imported.errors == []
-    assert imported.entries == [{
-        "id": "api-latency", "service": "api", "sli": {"type": "threshold", "sli": "latency_ms", "op": "<=",
-                                                       "value": 300},
-        "objective": "99", "window": {"rolling": "7d"}, "budgeting": "timeslices", "timeslice": "5m",
-        "timeslice_target": "95"}]
+    assert imported.entries == [
+        {
+            "id": "api-latency",
+            "service": "api",
+            "sli": {"type": "threshold", "sli": "latency_ms", "op": "<=", "value": 300},
+            "objective": "99",
+            "window": {"rolling": "7d"},
+            "budgeting": "timeslices",
+            "timeslice": "5m",
+            "timeslice_target": "95",
+        }
+    ]
     (latency,) = imported.definitions
     assert latency.sli == ThresholdSli("latency_ms", "<=", Decimal(300))
     assert latency.timeslice_seconds == 300
@@ -161,27 +167,35 @@ def test_a_threshold_objective_without_a_comparison_is_an_error() -> None:
     assert imported.definitions == []
     assert imported.errors == [
         "documents[1].spec.objectives[0].op: 'eq' is not one of: lt, lte, gt, gte",
-        "documents[1].spec.objectives[0].value: a threshold objective needs a number, not None"]
+        "documents[1].spec.objectives[0].value: a threshold objective needs a number, not None",
+    ]
 
 
 def test_ratio_timeslices_and_longer_slices_are_mapped() -> None:
-    imported = import_openslo(V1.replace("budgetingMethod: Timeslices", "budgetingMethod: RatioTimeslices")
-                              .replace("timeSliceWindow: 1m", "timeSliceWindow: 1h"))
+    imported = import_openslo(
+        V1.replace("budgetingMethod: Timeslices", "budgetingMethod: RatioTimeslices").replace(
+            "timeSliceWindow: 1m", "timeSliceWindow: 1h"
+        )
+    )
     assert imported.errors == []
     slices = imported.definitions[1]
     assert (slices.budgeting, slices.timeslice_seconds) == ("ratio_timeslices", 3_600)
     # Ratio timeslices score each slice by its ratio: a slice target has no use and is reported.
-    assert "documents[2].spec.objectives[0].timeSliceTarget: used by Timeslices only, not carried over" \
+    assert (
+        "documents[2].spec.objectives[0].timeSliceTarget: used by Timeslices only, not carried over"
         in imported.unsupported
+    )
     assert "timeslice_target" not in imported.entries[1]
 
 
 def test_a_slice_length_the_bundle_cannot_tile_is_an_error_with_its_path() -> None:
     imported = import_openslo(V1.replace("timeSliceWindow: 1m", "timeSliceWindow: 7m"))
-    assert imported.errors == ["slos[1] (api-slices).timeslice: '7m' is not whole minutes dividing a day "
-                               "(e.g. 1m, 5m, 1h, 1d)"]
+    assert imported.errors == [
+        "slos[1] (api-slices).timeslice: '7m' is not whole minutes dividing a day (e.g. 1m, 5m, 1h, 1d)"
+    ]
     assert import_openslo(V1.replace("timeSliceWindow: 1m", "timeSliceWindow: soon")).errors == [
-        "documents[2].spec.objectives[0].timeSliceWindow: 'soon' is not a slice length such as 1m, 5m or 1h"]
+        "documents[2].spec.objectives[0].timeSliceWindow: 'soon' is not a slice length such as 1m, 5m or 1h"
+    ]
 
 
 def test_target_percent_is_read_like_target() -> None:
@@ -190,8 +204,10 @@ def test_target_percent_is_read_like_target() -> None:
 
 
 def test_a_composite_objective_with_its_own_indicator_is_an_error() -> None:
-    composite = V1.replace("objectives: [{displayName: good, target: 0.995}]",
-                           "objectives: [{displayName: good, target: 0.995, indicatorRef: requests}]")
+    composite = V1.replace(
+        "objectives: [{displayName: good, target: 0.995}]",
+        "objectives: [{displayName: good, target: 0.995, indicatorRef: requests}]",
+    )
     assert import_openslo(composite).errors == [
-        "documents[1].spec.objectives[0]: objectives with an indicator of their own (composite SLOs) are not "
-        "supported"]
+        "documents[1].spec.objectives[0]: objectives with an indicator of their own (composite SLOs) are not supported"
+    ]

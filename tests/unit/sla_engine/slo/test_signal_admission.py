@@ -15,8 +15,17 @@ RETENTION = timedelta(days=100)
 
 
 def signal(kind: str, data: dict[str, Any], time: str = "2026-12-06T11:00:00Z") -> CloudEvent:
-    return parse_cloudevent({"specversion": "1.0", "id": "sig-1", "source": "probe://edge", "type": kind,
-                             "time": time, "tenantid": "acme", "data": data})
+    return parse_cloudevent(
+        {
+            "specversion": "1.0",
+            "id": "sig-1",
+            "source": "probe://edge",
+            "type": kind,
+            "time": time,
+            "tenantid": "acme",
+            "data": data,
+        }
+    )
 
 
 def availability(time: str, service: str = "email") -> CloudEvent:
@@ -24,8 +33,9 @@ def availability(time: str, service: str = "email") -> CloudEvent:
 
 
 def maintenance(start: str, end: str) -> CloudEvent:
-    return signal(MAINTENANCE_EVENT, {"service": "email", "window_id": "mw-1", "start": start,
-                                                 "end": end, "status": "scheduled"})
+    return signal(
+        MAINTENANCE_EVENT, {"service": "email", "window_id": "mw-1", "start": start, "end": end, "status": "scheduled"}
+    )
 
 
 def test_a_recent_signal_with_ordinary_names_is_taken() -> None:
@@ -45,10 +55,13 @@ def test_a_maintenance_window_starting_in_1900_is_refused() -> None:
     assert reason.startswith("start: 1900-01-01")
 
 
-@pytest.mark.parametrize(("start", "end", "field"), [
-    ("0001-01-01T00:30:00+01:00", "2026-12-07T00:00:00Z", "start"),
-    ("2026-12-07T00:00:00Z", "9999-12-31T23:30:00-01:00", "end"),
-])
+@pytest.mark.parametrize(
+    ("start", "end", "field"),
+    [
+        ("0001-01-01T00:30:00+01:00", "2026-12-07T00:00:00Z", "start"),
+        ("2026-12-07T00:00:00Z", "9999-12-31T23:30:00-01:00", "end"),
+    ],
+)
 def test_a_maintenance_window_whose_instant_overflows_in_utc_is_refused(start: str, end: str, field: str) -> None:
     reason = signal_refusal(maintenance(start, end), NOW, RETENTION)
     assert reason is not None

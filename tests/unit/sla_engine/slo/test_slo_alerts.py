@@ -18,11 +18,14 @@ from .builders import slo_from_yaml, utc
 DAY = 86_400
 
 
-@pytest.mark.parametrize(("days", "factors"), [
-    (30, [Fraction("14.4"), Fraction(6), Fraction(3), Fraction(1)]),
-    (28, [Fraction("13.44"), Fraction("5.6"), Fraction("2.8"), Fraction(14, 15)]),  # 0.9333...
-    (7, [Fraction("3.36"), Fraction("1.4"), Fraction("0.7"), Fraction(7, 30)]),
-])
+@pytest.mark.parametrize(
+    ("days", "factors"),
+    [
+        (30, [Fraction("14.4"), Fraction(6), Fraction(3), Fraction(1)]),
+        (28, [Fraction("13.44"), Fraction("5.6"), Fraction("2.8"), Fraction(14, 15)]),  # 0.9333...
+        (7, [Fraction("3.36"), Fraction("1.4"), Fraction("0.7"), Fraction(7, 30)]),
+    ],
+)
 def test_burn_rate_factors_are_the_workbook_factors_scaled_exactly(days: int, factors: list[Fraction]) -> None:
     assert [burn_factor(rule, days * DAY) for rule in BURN_RULES] == factors
 
@@ -37,8 +40,9 @@ def api_slo(extra: str = "") -> SloDefinition:
 {extra}""")
 
 
-def run(slo: SloDefinition, rows: list[RatioMinute], start: datetime, minutes: int
-        ) -> list[tuple[datetime, AlertTransition]]:
+def run(
+    slo: SloDefinition, rows: list[RatioMinute], start: datetime, minutes: int
+) -> list[tuple[datetime, AlertTransition]]:
     """Evaluate once a minute, as the periodic loop does, carrying the firing set between evaluations."""
     counts = ratio_counts(rows)
     firing: frozenset[AlertName] = frozenset()
@@ -58,8 +62,11 @@ def traffic(start: datetime, minutes: int, bad: int = 0) -> list[RatioMinute]:
 def test_a_page_fires_once_on_a_fast_burn_and_resolves_once_when_it_stops() -> None:
     incident = utc("2026-03-04T00:00:00")
     # Three quiet days, then 90 minutes at 2 % errors (a 20x burn on a 0.1 % budget), then quiet again.
-    rows = traffic(incident - timedelta(days=3), 3 * 1_440) + traffic(incident, 90, bad=20) \
+    rows = (
+        traffic(incident - timedelta(days=3), 3 * 1_440)
+        + traffic(incident, 90, bad=20)
         + traffic(incident + timedelta(minutes=90), 120)
+    )
     seen = run(api_slo(), rows, incident - timedelta(minutes=5), 215)
     assert [(t.alert, t.state) for _, t in seen] == [("page", "firing"), ("page", "resolved")]
     (fired_at, fired), (resolved_at, _) = seen

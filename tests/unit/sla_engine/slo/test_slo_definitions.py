@@ -56,24 +56,28 @@ def test_a_dumped_bundle_gives_the_same_definitions() -> None:
     assert [slo_definition(c) for c in again.slos] == [slo_definition(c) for c in bundle.slos]
 
 
-@pytest.mark.parametrize(("old", "new", "path", "line", "words"), [
-    ("objective: 99.9", "objective: 100", "slos[0].objective", 5, "strictly between 0 and 100"),
-    ("objective: 99.5", "objective: high", "slos[1].objective", 10, "not a number"),
-    ("type: availability", "type: latency", "slos[0].sli.type", 4, "not an SLI type"),
-    ("degraded_weight: 0.5", "degraded_weight: 2", "slos[0].sli.degraded_weight", 4, "between 0 and 1"),
-    ("calendar: month", "calendar: year", "slos[0].window.calendar", 6, "not one of"),
-    ("timezone: Asia/Shanghai", "timezone: Mars/Base", "slos[0].window.timezone", 6, "IANA"),
-    ("rolling: 28d", "rolling: 28", "slos[1].window.rolling", 11, "not a duration"),
-    ("budgeting: timeslices", "budgeting: weekly", "slos[1].budgeting", 12, "not one of"),
-    ("    timeslice_target: 95\n", "", "slos[1].timeslice_target", 7, "required with budgeting: timeslices"),
-    ("no_data_after: 30m", "no_data_after: soon", "slos[1].no_data_after", 15, "not a duration"),
-    ("    objective: 99.5\n", "    objectiv: 99.5\n", "slos[1].objectiv", 10, "unknown key"),
-    ("rolling: 28d", "rolling: 500d", "slos[1].window.rolling", 11, "longer than the longest allowed, 400d"),
-    ("rolling: 28d", "rolling: 3000000d", "slos[1].window.rolling", 11, "longer than 3660d"),
-    ("no_data_after: 30m", "no_data_after: 401d", "slos[1].no_data_after", 15, "longest allowed"),
-])
-def test_an_invalid_slo_is_reported_with_its_path_and_line(old: str, new: str, path: str, line: int,
-                                                           words: str) -> None:
+@pytest.mark.parametrize(
+    ("old", "new", "path", "line", "words"),
+    [
+        ("objective: 99.9", "objective: 100", "slos[0].objective", 5, "strictly between 0 and 100"),
+        ("objective: 99.5", "objective: high", "slos[1].objective", 10, "not a number"),
+        ("type: availability", "type: latency", "slos[0].sli.type", 4, "not an SLI type"),
+        ("degraded_weight: 0.5", "degraded_weight: 2", "slos[0].sli.degraded_weight", 4, "between 0 and 1"),
+        ("calendar: month", "calendar: year", "slos[0].window.calendar", 6, "not one of"),
+        ("timezone: Asia/Shanghai", "timezone: Mars/Base", "slos[0].window.timezone", 6, "IANA"),
+        ("rolling: 28d", "rolling: 28", "slos[1].window.rolling", 11, "not a duration"),
+        ("budgeting: timeslices", "budgeting: weekly", "slos[1].budgeting", 12, "not one of"),
+        ("    timeslice_target: 95\n", "", "slos[1].timeslice_target", 7, "required with budgeting: timeslices"),
+        ("no_data_after: 30m", "no_data_after: soon", "slos[1].no_data_after", 15, "not a duration"),
+        ("    objective: 99.5\n", "    objectiv: 99.5\n", "slos[1].objectiv", 10, "unknown key"),
+        ("rolling: 28d", "rolling: 500d", "slos[1].window.rolling", 11, "longer than the longest allowed, 400d"),
+        ("rolling: 28d", "rolling: 3000000d", "slos[1].window.rolling", 11, "longer than 3660d"),
+        ("no_data_after: 30m", "no_data_after: 401d", "slos[1].no_data_after", 15, "longest allowed"),
+    ],
+)
+def test_an_invalid_slo_is_reported_with_its_path_and_line(
+    old: str, new: str, path: str, line: int, words: str
+) -> None:
     assert BUNDLE.count(old) == 1
     with pytest.raises(BundleError) as caught:
         parse_bundle(BUNDLE.replace(old, new))
@@ -98,8 +102,9 @@ slos:
     assert sli.meets(Decimal("300.0"))
     assert not sli.meets(Decimal("300.01"))
     with pytest.raises(BundleError) as caught:
-        parse_bundle(BUNDLE.replace("{type: ratio, sli: requests}", "{type: threshold, sli: latency_ms, op: '=<', "
-                                                                   "value: 300}"))
+        parse_bundle(
+            BUNDLE.replace("{type: ratio, sli: requests}", "{type: threshold, sli: latency_ms, op: '=<', value: 300}")
+        )
     assert [(issue.path, issue.line) for issue in caught.value.errors] == [("slos[1].sli.op", 9)]
 
 
@@ -130,16 +135,28 @@ slos:
 """
 
 
-@pytest.mark.parametrize(("old", "new", "path", "words"), [
-    # Never occurs (no 30 February): the RRULE library would walk to the year 9999 at every evaluation.
-    ("FREQ=WEEKLY;BYDAY=SU;BYHOUR=2", "FREQ=DAILY;BYMONTH=2;BYMONTHDAY=30", "rrule", "does not occur in the 5 years"),
-    ("FREQ=WEEKLY;BYDAY=SU;BYHOUR=2", "FREQ=YEARLY;INTERVAL=4;BYMONTH=2;BYMONTHDAY=29", "rrule",
-     "does not occur in the 5 years"),  # 2026, 2030, ...: never a leap year
-    ("BYHOUR=2", "BYHOUR=2;UNTIL=20250101T000000Z", "rrule", "ends (UNTIL) before its first occurrence"),
-    # Every minute over a 7-day window and 3 days of lookbacks: 1,440 a day, 14,400 per evaluation.
-    ("FREQ=WEEKLY;BYDAY=SU;BYHOUR=2", "FREQ=MINUTELY", "rrule", "more than 10,000 times"),
-    ("duration: 2h", "duration: 500d", "duration", "longest allowed"),
-])
+@pytest.mark.parametrize(
+    ("old", "new", "path", "words"),
+    [
+        # Never occurs (no 30 February): the RRULE library would walk to the year 9999 at every evaluation.
+        (
+            "FREQ=WEEKLY;BYDAY=SU;BYHOUR=2",
+            "FREQ=DAILY;BYMONTH=2;BYMONTHDAY=30",
+            "rrule",
+            "does not occur in the 5 years",
+        ),
+        (
+            "FREQ=WEEKLY;BYDAY=SU;BYHOUR=2",
+            "FREQ=YEARLY;INTERVAL=4;BYMONTH=2;BYMONTHDAY=29",
+            "rrule",
+            "does not occur in the 5 years",
+        ),  # 2026, 2030, ...: never a leap year
+        ("BYHOUR=2", "BYHOUR=2;UNTIL=20250101T000000Z", "rrule", "ends (UNTIL) before its first occurrence"),
+        # Every minute over a 7-day window and 3 days of lookbacks: 1,440 a day, 14,400 per evaluation.
+        ("FREQ=WEEKLY;BYDAY=SU;BYHOUR=2", "FREQ=MINUTELY", "rrule", "more than 10,000 times"),
+        ("duration: 2h", "duration: 500d", "duration", "longest allowed"),
+    ],
+)
 def test_a_recurring_window_is_bounded_at_apply(old: str, new: str, path: str, words: str) -> None:
     with pytest.raises(BundleError) as caught:
         parse_bundle(MAINTAINED.replace(old, new))

@@ -39,15 +39,21 @@ EMAIL_MONTH = slo_from_yaml("""\
 def test_a_month_with_a_40_minute_outage_and_a_2_hour_maintenance_window() -> None:
     # November 2026 has 30 days = 2,592,000 s; 2 h of maintenance leave 2,584,800 agreed seconds. The outage
     # inside the maintenance window (03:00-03:30) is excluded; only the 40 minutes on the 10th count.
-    changes = [StateChange("smtp", utc("2026-11-01T00:00:00"), "up"),
-               StateChange("smtp", utc("2026-11-10T10:00:00"), "down"),
-               StateChange("smtp", utc("2026-11-10T10:40:00"), "up"),
-               StateChange("smtp", utc("2026-11-20T03:00:00"), "down"),
-               StateChange("smtp", utc("2026-11-20T03:30:00"), "up")]
+    changes = [
+        StateChange("smtp", utc("2026-11-01T00:00:00"), "up"),
+        StateChange("smtp", utc("2026-11-10T10:00:00"), "down"),
+        StateChange("smtp", utc("2026-11-10T10:40:00"), "up"),
+        StateChange("smtp", utc("2026-11-20T03:00:00"), "down"),
+        StateChange("smtp", utc("2026-11-20T03:30:00"), "up"),
+    ]
     maintenance = [MaintenanceWindow("chg-77", utc("2026-11-20T02:00:00"), utc("2026-11-20T04:00:00"))]
     rows = availability_minutes(changes, maintenance, utc("2026-11-01T00:00:00"), utc("2026-12-01T00:00:00"))
-    status = evaluate(EMAIL_MONTH, availability_counts(rows, Decimal(0)), utc("2026-11-30T23:59:59"),
-                      maintenance=[(window.start, window.end) for window in maintenance])
+    status = evaluate(
+        EMAIL_MONTH,
+        availability_counts(rows, Decimal(0)),
+        utc("2026-11-30T23:59:59"),
+        maintenance=[(window.start, window.end) for window in maintenance],
+    )
 
     assert (status.window_start, status.window_end) == (utc("2026-11-01T00:00:00"), utc("2026-12-01T00:00:00"))
     assert status.total == 2_584_800
@@ -78,26 +84,38 @@ def test_budget_follows_the_real_month_length_in_the_window_time_zone() -> None:
 
 
 def test_calendar_weeks_and_quarters_are_aligned_in_their_time_zone() -> None:
-    week = slo_from_yaml("  - {id: w, service: s, sli: {type: availability}, objective: 99, "
-                         "window: {calendar: week, timezone: Europe/Berlin}}\n")
-    quarter = slo_from_yaml("  - {id: q, service: s, sli: {type: availability}, objective: 99, "
-                            "window: {calendar: quarter, timezone: UTC}}\n")
+    week = slo_from_yaml(
+        "  - {id: w, service: s, sli: {type: availability}, objective: 99, "
+        "window: {calendar: week, timezone: Europe/Berlin}}\n"
+    )
+    quarter = slo_from_yaml(
+        "  - {id: q, service: s, sli: {type: availability}, objective: 99, "
+        "window: {calendar: quarter, timezone: UTC}}\n"
+    )
     # Thursday 2026-10-29; the week starts Monday 26 October, 00:00 CET (DST ended on the 25th).
-    assert window_bounds(week.window, utc("2026-10-29T12:00:00")) == (utc("2026-10-25T23:00:00"),
-                                                                    utc("2026-11-01T23:00:00"))
-    assert window_bounds(quarter.window, utc("2026-11-15T00:00:00")) == (utc("2026-10-01T00:00:00"),
-                                                                       utc("2027-01-01T00:00:00"))
+    assert window_bounds(week.window, utc("2026-10-29T12:00:00")) == (
+        utc("2026-10-25T23:00:00"),
+        utc("2026-11-01T23:00:00"),
+    )
+    assert window_bounds(quarter.window, utc("2026-11-15T00:00:00")) == (
+        utc("2026-10-01T00:00:00"),
+        utc("2027-01-01T00:00:00"),
+    )
 
 
 def test_degraded_time_counts_as_downtime_by_its_weight_and_the_worst_component_wins() -> None:
-    slo = slo_from_yaml("  - {id: a, service: email, sli: {type: availability, degraded_weight: 0.25}, "
-                        "objective: 99, window: {rolling: 1d}}\n")
-    changes = [StateChange("smtp", utc("2026-11-02T00:00:00"), "up"),
-               StateChange("imap", utc("2026-11-02T00:00:00"), "up"),
-               StateChange("smtp", utc("2026-11-02T01:00:00"), "degraded"),  # 20 min degraded
-               StateChange("imap", utc("2026-11-02T01:10:00"), "down"),  # 5 min of it also down
-               StateChange("imap", utc("2026-11-02T01:15:00"), "up"),
-               StateChange("smtp", utc("2026-11-02T01:20:00"), "up")]
+    slo = slo_from_yaml(
+        "  - {id: a, service: email, sli: {type: availability, degraded_weight: 0.25}, "
+        "objective: 99, window: {rolling: 1d}}\n"
+    )
+    changes = [
+        StateChange("smtp", utc("2026-11-02T00:00:00"), "up"),
+        StateChange("imap", utc("2026-11-02T00:00:00"), "up"),
+        StateChange("smtp", utc("2026-11-02T01:00:00"), "degraded"),  # 20 min degraded
+        StateChange("imap", utc("2026-11-02T01:10:00"), "down"),  # 5 min of it also down
+        StateChange("imap", utc("2026-11-02T01:15:00"), "up"),
+        StateChange("smtp", utc("2026-11-02T01:20:00"), "up"),
+    ]
     at = utc("2026-11-02T02:00:00")
     rows = availability_minutes(changes, [], utc("2026-11-01T00:00:00"), at)
     status = evaluate(slo, availability_counts(rows, Decimal("0.25")), at)
@@ -109,9 +127,11 @@ def test_degraded_time_counts_as_downtime_by_its_weight_and_the_worst_component_
 
 def test_a_late_or_reordered_state_change_gives_the_in_order_result() -> None:
     start, end = utc("2026-11-02T00:00:00"), utc("2026-11-02T01:00:00")
-    changes = [StateChange("smtp", start, "up"),
-               StateChange("smtp", utc("2026-11-02T00:10:30"), "down"),
-               StateChange("smtp", utc("2026-11-02T00:20:00"), "up")]
+    changes = [
+        StateChange("smtp", start, "up"),
+        StateChange("smtp", utc("2026-11-02T00:10:30"), "down"),
+        StateChange("smtp", utc("2026-11-02T00:20:00"), "up"),
+    ]
     before = availability_minutes(changes, [], start, end)
     assert sum(row.down for row in before) == 570
     late = StateChange("smtp", utc("2026-11-02T00:15:00"), "up")
@@ -123,16 +143,22 @@ def test_a_late_or_reordered_state_change_gives_the_in_order_result() -> None:
     # Only the minutes between the late event and the next change differ.
     before_by_minute = {row.minute: row for row in before}
     after_by_minute = {row.minute: row for row in after}
-    changed = {minute for minute in before_by_minute.keys() | after_by_minute.keys()
-               if before_by_minute.get(minute) != after_by_minute.get(minute)}
+    changed = {
+        minute
+        for minute in before_by_minute.keys() | after_by_minute.keys()
+        if before_by_minute.get(minute) != after_by_minute.get(minute)
+    }
     assert min(changed) == utc("2026-11-02T00:15:00")
     assert max(changed) == utc("2026-11-02T00:19:00")
 
 
 def test_a_minute_split_by_a_state_change_keeps_both_parts() -> None:
-    rows = availability_minutes([StateChange("c", utc("2026-11-02T00:00:00"), "up"),
-                                 StateChange("c", utc("2026-11-02T00:00:45"), "down")],
-                                [], utc("2026-11-02T00:00:00"), utc("2026-11-02T00:01:00"))
+    rows = availability_minutes(
+        [StateChange("c", utc("2026-11-02T00:00:00"), "up"), StateChange("c", utc("2026-11-02T00:00:45"), "down")],
+        [],
+        utc("2026-11-02T00:00:00"),
+        utc("2026-11-02T00:01:00"),
+    )
     assert rows == [AvailabilityMinute(utc("2026-11-02T00:00:00"), up=45, down=15)]
 
 
@@ -145,9 +171,11 @@ def test_a_28_day_rolling_ratio_slo() -> None:
     window: {rolling: 28d}
 """)
     at = utc("2026-03-01T00:00:00")
-    rows = [RatioMinute(at - timedelta(days=27), 598_000, 600_000),
-            RatioMinute(at - timedelta(minutes=30), 398_000, 400_000),
-            RatioMinute(at - timedelta(days=29), 0, 1_000)]  # outside the window
+    rows = [
+        RatioMinute(at - timedelta(days=27), 598_000, 600_000),
+        RatioMinute(at - timedelta(minutes=30), 398_000, 400_000),
+        RatioMinute(at - timedelta(days=29), 0, 1_000),
+    ]  # outside the window
     status = evaluate(slo, ratio_counts(rows), at)
     assert (status.good, status.total) == (Decimal(996_000), Decimal(1_000_000))
     assert status.sli_value == Decimal("0.996")
@@ -164,15 +192,20 @@ def test_a_28_day_rolling_ratio_slo() -> None:
 def test_measurement_windows_land_in_the_minute_they_end_in_and_sum() -> None:
     assert ratio_minute(utc("2026-03-01T10:05:00")) == utc("2026-03-01T10:04:00")
     assert ratio_minute(utc("2026-03-01T10:05:30")) == utc("2026-03-01T10:05:00")
-    merged = merge_ratio([RatioMinute(utc("2026-03-01T10:05:00"), 9, 10),
-                          RatioMinute(utc("2026-03-01T10:04:00"), 1, 1),
-                          RatioMinute(utc("2026-03-01T10:05:00"), 80, 90)])
+    merged = merge_ratio(
+        [
+            RatioMinute(utc("2026-03-01T10:05:00"), 9, 10),
+            RatioMinute(utc("2026-03-01T10:04:00"), 1, 1),
+            RatioMinute(utc("2026-03-01T10:05:00"), 80, 90),
+        ]
+    )
     assert merged == [RatioMinute(utc("2026-03-01T10:04:00"), 1, 1), RatioMinute(utc("2026-03-01T10:05:00"), 89, 100)]
 
 
 def test_a_tier_edge_is_compared_exactly() -> None:
-    slo = slo_from_yaml("  - {id: r, service: api, sli: {type: ratio, sli: requests}, objective: 99.9, "
-                        "window: {rolling: 1d}}\n")
+    slo = slo_from_yaml(
+        "  - {id: r, service: api, sli: {type: ratio, sli: requests}, objective: 99.9, window: {rolling: 1d}}\n"
+    )
     at = utc("2026-03-01T00:00:00")
     status = evaluate(slo, ratio_counts([RatioMinute(at - timedelta(minutes=1), 999, 1_000)]), at)
     assert status.sli_value == Decimal("0.999") == slo.target
@@ -191,9 +224,11 @@ def test_timeslices_judge_each_minute_and_skip_low_traffic() -> None:
     timeslice_min_events: 10
 """)
     at = utc("2026-03-01T00:00:00")
-    rows = [RatioMinute(at - timedelta(minutes=3), 96, 100),  # good slice
-            RatioMinute(at - timedelta(minutes=2), 90, 100),  # bad slice
-            RatioMinute(at - timedelta(minutes=1), 1, 5)]  # too few events: not judged
+    rows = [
+        RatioMinute(at - timedelta(minutes=3), 96, 100),  # good slice
+        RatioMinute(at - timedelta(minutes=2), 90, 100),  # bad slice
+        RatioMinute(at - timedelta(minutes=1), 1, 5),
+    ]  # too few events: not judged
     status = evaluate(slo, ratio_counts(rows), at)
     assert (status.good, status.total) == (Decimal(1), Decimal(2))
     assert status.error_budget_total == Decimal("14.40")  # 1 % of 1,440 minutes
@@ -215,14 +250,15 @@ slos:
     window: {calendar: month}
 """)
     slo = slo_definition(bundle.slos[0])
-    changes = [StateChange("smtp", utc("2026-11-01T00:00:00"), "up"),
-               StateChange("smtp", utc("2026-11-10T16:30:00"), "down"),  # Tuesday: 30 of its 90 minutes in hours
-               StateChange("smtp", utc("2026-11-10T18:00:00"), "up"),
-               StateChange("smtp", utc("2026-11-14T10:00:00"), "down"),  # Saturday: outside service hours
-               StateChange("smtp", utc("2026-11-14T11:00:00"), "up")]
+    changes = [
+        StateChange("smtp", utc("2026-11-01T00:00:00"), "up"),
+        StateChange("smtp", utc("2026-11-10T16:30:00"), "down"),  # Tuesday: 30 of its 90 minutes in hours
+        StateChange("smtp", utc("2026-11-10T18:00:00"), "up"),
+        StateChange("smtp", utc("2026-11-14T10:00:00"), "down"),  # Saturday: outside service hours
+        StateChange("smtp", utc("2026-11-14T11:00:00"), "up"),
+    ]
     rows = availability_minutes(changes, [], utc("2026-11-01T00:00:00"), utc("2026-12-01T00:00:00"))
-    status = evaluate(slo, availability_counts(rows, Decimal(0)), utc("2026-11-30T23:59:59"),
-                      bundle.calendar("office"))
+    status = evaluate(slo, availability_counts(rows, Decimal(0)), utc("2026-11-30T23:59:59"), bundle.calendar("office"))
     # November 2026 has 21 weekdays: 21 x 8 h = 604,800 agreed seconds, 604.8 s of budget at 99.9 %.
     assert status.total == 604_800
     assert status.error_budget_consumed == 1_800
@@ -239,7 +275,10 @@ slos:
   - {id: b, service: s, sli: {type: availability}, calendar: office, objective: 99, window: {rolling: 1d}}
 """)
     assert [(issue.path, issue.line) for issue in caught.value.errors] == [
-        ("slos[0].sli.calendar", 2), ("slos[1].sli.calendar", 3), ("slos[2].calendar", 4)]
+        ("slos[0].sli.calendar", 2),
+        ("slos[1].sli.calendar", 3),
+        ("slos[2].calendar", 4),
+    ]
     assert "unknown calendar 'office'" in caught.value.errors[0].message
 
 
@@ -277,14 +316,17 @@ slos:
     start, end = utc("2026-11-01T00:00:00"), utc("2026-12-01T00:00:00")
     windows = recurring_windows(slo.sli.maintenance, start, end)
     assert len(windows) == 4  # Wednesdays 4, 11, 18 and 25 November, 16:00-18:00 UTC
-    changes = [StateChange("smtp", start, "up"),
-               StateChange("smtp", utc("2026-11-11T16:30:00"), "down"),  # inside maintenance: not counted
-               StateChange("smtp", utc("2026-11-12T09:00:00"), "up"),  # 17:00-09:00 is outside hours
-               StateChange("smtp", utc("2026-11-13T09:00:00"), "down"),  # Friday, 10 minutes in hours
-               StateChange("smtp", utc("2026-11-13T09:10:00"), "up")]
+    changes = [
+        StateChange("smtp", start, "up"),
+        StateChange("smtp", utc("2026-11-11T16:30:00"), "down"),  # inside maintenance: not counted
+        StateChange("smtp", utc("2026-11-12T09:00:00"), "up"),  # 17:00-09:00 is outside hours
+        StateChange("smtp", utc("2026-11-13T09:00:00"), "down"),  # Friday, 10 minutes in hours
+        StateChange("smtp", utc("2026-11-13T09:10:00"), "up"),
+    ]
     rows = availability_minutes(changes, [], start, end)
-    status = evaluate(slo, availability_counts(rows, Decimal(0)), utc("2026-11-30T23:59:59"),
-                      bundle.calendar("office"), windows)
+    status = evaluate(
+        slo, availability_counts(rows, Decimal(0)), utc("2026-11-30T23:59:59"), bundle.calendar("office"), windows
+    )
     # 21 weekdays x 8 h = 604,800 working seconds; each Wednesday window has 16:00-17:00 inside working time:
     # 4 x 3,600 = 14,400 s out, 590,400 agreed. 17:00-18:00 is outside the hours anyway. The last second
     # (23:59:59 on Monday 30th) is outside the hours, so every working second so far is counted.

@@ -33,7 +33,8 @@ def rows() -> list[RatioMinute]:
         # 00:00-00:05: five minutes of 96/100 -> 480/500 = 96 %: a good slice.
         *(RatioMinute(start + timedelta(minutes=m), 96, 100) for m in range(5)),
         # 00:05-00:10: 50/100 and 100/100 -> 150/200 = 75 %: a bad slice.
-        RatioMinute(utc("2026-03-01T00:05:00"), 50, 100), RatioMinute(utc("2026-03-01T00:06:00"), 100, 100),
+        RatioMinute(utc("2026-03-01T00:05:00"), 50, 100),
+        RatioMinute(utc("2026-03-01T00:06:00"), 100, 100),
         # 00:10-00:15: 5 events, under timeslice_min_events: not judged.
         RatioMinute(utc("2026-03-01T00:12:00"), 5, 5),
     ]
@@ -51,8 +52,11 @@ def test_five_minute_slices_are_judged_on_their_summed_counts() -> None:
 
 
 def test_the_same_minutes_in_one_minute_slices_give_more_slices() -> None:
-    slo = slo_from_yaml(FIVE_MINUTE_SLICES.replace("    timeslice: 5m\n", "").replace(
-        "timeslice_min_events: 10", "timeslice_min_events: 10\n    timeslice: 1m"))
+    slo = slo_from_yaml(
+        FIVE_MINUTE_SLICES.replace("    timeslice: 5m\n", "").replace(
+            "timeslice_min_events: 10", "timeslice_min_events: 10\n    timeslice: 1m"
+        )
+    )
     status = evaluate(slo, ratio_counts(rows()), utc("2026-03-01T01:00:00"))
     # Minutes 00:00-00:04 good (96 %), 00:05 bad (50 %), 00:06 good, 00:12 not judged (5 events).
     assert (status.good, status.total) == (Decimal(6), Decimal(7))
@@ -109,15 +113,19 @@ def test_ratio_timeslices_average_the_slice_ratios() -> None:
     assert status.error_budget_remaining == Decimal("-0.17")
 
 
-@pytest.mark.parametrize(("timeslice", "budgeting", "window", "words"), [
-    ("7m", "timeslices", "rolling: 1d", "not whole minutes dividing a day"),
-    ("90s", "timeslices", "rolling: 1d", "not whole minutes dividing a day"),
-    ("2d", "timeslices", "rolling: 28d", "not whole minutes dividing a day"),
-    ("1h", "timeslices", "rolling: 90m", "not a whole number of 1h slices"),
-    ("5m", "occurrences", "rolling: 1d", "applies to budgeting: timeslices or ratio_timeslices only"),
-])
-def test_a_slice_length_that_cannot_tile_the_window_is_an_error(timeslice: str, budgeting: str, window: str,
-                                                                 words: str) -> None:
+@pytest.mark.parametrize(
+    ("timeslice", "budgeting", "window", "words"),
+    [
+        ("7m", "timeslices", "rolling: 1d", "not whole minutes dividing a day"),
+        ("90s", "timeslices", "rolling: 1d", "not whole minutes dividing a day"),
+        ("2d", "timeslices", "rolling: 28d", "not whole minutes dividing a day"),
+        ("1h", "timeslices", "rolling: 90m", "not a whole number of 1h slices"),
+        ("5m", "occurrences", "rolling: 1d", "applies to budgeting: timeslices or ratio_timeslices only"),
+    ],
+)
+def test_a_slice_length_that_cannot_tile_the_window_is_an_error(
+    timeslice: str, budgeting: str, window: str, words: str
+) -> None:
     with pytest.raises(BundleError) as caught:
         parse_bundle(f"""\
 slos:

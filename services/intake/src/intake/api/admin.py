@@ -62,10 +62,18 @@ class RejectionView(BaseModel):
 class WebhookSecretRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    secret: str | None = Field(default=None, min_length=16, max_length=512, description=(
-        "the system's own signing secret (Zendesk generates its own); omit to have one generated"))
-    grace_seconds: int | None = Field(default=None, ge=0, le=30 * 86400, description=(
-        "how long the secret being replaced stays valid (default: webhook_rotation_grace_hours)"))
+    secret: str | None = Field(
+        default=None,
+        min_length=16,
+        max_length=512,
+        description=("the system's own signing secret (Zendesk generates its own); omit to have one generated"),
+    )
+    grace_seconds: int | None = Field(
+        default=None,
+        ge=0,
+        le=30 * 86400,
+        description=("how long the secret being replaced stays valid (default: webhook_rotation_grace_hours)"),
+    )
 
 
 class IssuedWebhookSecret(BaseModel):
@@ -97,8 +105,9 @@ def admin_router(
         """The tenant's mapping of this system's statuses, priorities and kinds, and the defaults it overrides."""
         async with units() as uow:
             override = await uow.mappings.override(who.tenant_id, system)
-        return MappingView(system=system, override=override or MappingOverride(),
-                           effective=effective_mapping(system, override))
+        return MappingView(
+            system=system, override=override or MappingOverride(), effective=effective_mapping(system, override)
+        )
 
     @router.put("/mappings/{system}", response_model=MappingView, tags=["mappings"], responses=responses)
     async def put_mapping(system: System, override: MappingOverride, who: ConfigCaller) -> MappingView:
@@ -109,7 +118,10 @@ def admin_router(
         return MappingView(system=system, override=override, effective=effective_mapping(system, override))
 
     @router.post(
-        "/replay", response_model=ReplayResponse, status_code=status.HTTP_202_ACCEPTED, tags=["replay"],
+        "/replay",
+        response_model=ReplayResponse,
+        status_code=status.HTTP_202_ACCEPTED,
+        tags=["replay"],
         responses=error_responses(401, 403, 413, 429),
     )
     async def replay(request: ReplayRequest, who: AdminCaller) -> ReplayResponse:
@@ -136,15 +148,24 @@ def admin_router(
             rows = await uow.rejections.recent(who.tenant_id, limit)
         return [
             RejectionView(
-                id=row["id"], channel=row["channel"], code=row["code"], reason=row["reason"],
-                event_id=row["event_id"], received_at=row["received_at"],
+                id=row["id"],
+                channel=row["channel"],
+                code=row["code"],
+                reason=row["reason"],
+                event_id=row["event_id"],
+                received_at=row["received_at"],
                 raw_preview=row["raw"][:2048].decode("utf-8", "replace") if row["raw"] is not None else None,
             )
             for row in rows
         ]
 
-    @router.post("/webhook-secrets/{system}", response_model=IssuedWebhookSecret, tags=["webhooks"],
-                 status_code=status.HTTP_201_CREATED, responses=error_responses(401, 403, 429))
+    @router.post(
+        "/webhook-secrets/{system}",
+        response_model=IssuedWebhookSecret,
+        tags=["webhooks"],
+        status_code=status.HTTP_201_CREATED,
+        responses=error_responses(401, 403, 429),
+    )
     async def issue_webhook_secret(
         system: System, who: AdminCaller, body: WebhookSecretRequest | None = None
     ) -> IssuedWebhookSecret:
@@ -152,26 +173,36 @@ def admin_router(
         valid for the grace period beside the new one, so the system's configuration can be changed without
         losing deliveries."""
         request = body or WebhookSecretRequest()
-        grace = timedelta(seconds=request.grace_seconds if request.grace_seconds is not None
-                          else settings.webhook_rotation_grace_hours * 3600)
+        grace = timedelta(
+            seconds=request.grace_seconds
+            if request.grace_seconds is not None
+            else settings.webhook_rotation_grace_hours * 3600
+        )
         try:
             async with units() as uow:
                 issued = await uow.webhook_secrets.issue(who.tenant_id, system, now(), grace, request.secret)
                 await uow.commit()
         except SecretsNotConfigured as error:
             raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(error)) from error
-        return IssuedWebhookSecret(secret_id=issued.secret_id, system=system, secret=issued.secret,
-                                   url_path=f"/v1/webhooks/{system}/{who.tenant_id}",
-                                   previous_valid_until=issued.previous_valid_until)
+        return IssuedWebhookSecret(
+            secret_id=issued.secret_id,
+            system=system,
+            secret=issued.secret,
+            url_path=f"/v1/webhooks/{system}/{who.tenant_id}",
+            previous_valid_until=issued.previous_valid_until,
+        )
 
-    @router.get("/webhook-secrets", response_model=list[WebhookSecretView], tags=["webhooks"],
-                responses=responses)
+    @router.get("/webhook-secrets", response_model=list[WebhookSecretView], tags=["webhooks"], responses=responses)
     async def list_webhook_secrets(who: AdminCaller) -> list[WebhookSecretView]:
         """The tenant's webhook secrets (ids and validity, never the secrets)."""
         async with units() as uow:
             secrets = await uow.webhook_secrets.list(who.tenant_id)
-        return [WebhookSecretView(secret_id=info.secret_id, system=info.system, created_at=info.created_at,
-                                  valid_until=info.valid_until) for info in secrets]
+        return [
+            WebhookSecretView(
+                secret_id=info.secret_id, system=info.system, created_at=info.created_at, valid_until=info.valid_until
+            )
+            for info in secrets
+        ]
 
     @router.delete("/webhook-secrets/{system}", tags=["webhooks"], responses=responses)
     async def revoke_webhook_secrets(system: System, who: AdminCaller) -> dict[str, int]:

@@ -36,13 +36,12 @@ def caller_with(scope: ApiScope) -> Callable[..., Awaitable[Caller]]:
     once the key's bucket (or its client's failed-authentication bucket) is empty. The per-key rate limiter
     is the app's (`app.state.rate_limiter`, set by `create_app`), shared by every scope."""
 
-    async def caller(
-        request: Request, _: Annotated[HTTPAuthorizationCredentials | None, Security(bearer)]
-    ) -> Caller:
+    async def caller(request: Request, _: Annotated[HTTPAuthorizationCredentials | None, Security(bearer)]) -> Caller:
         authenticator: ApiKeyAuthenticator = request.app.state.authenticator
         limiter: RateLimiter = request.app.state.rate_limiter
-        principal = await authenticator.principal_for(request.headers.get("authorization"),
-                                                      client=client_address(request), scope=scope)
+        principal = await authenticator.principal_for(
+            request.headers.get("authorization"), client=client_address(request), scope=scope
+        )
         key_id = principal.key_id
         tenant_id = principal.tenant_id
         wait = limiter.take(key_id, time.monotonic())
@@ -72,8 +71,10 @@ def media_type(request: Request) -> str:
 def require_media_type(request: Request, allowed: tuple[str, ...]) -> str:
     found = media_type(request)
     if found and found not in allowed:
-        raise HTTPException(status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
-                            f"Content-Type {found!r} is not accepted here (one of {', '.join(allowed)})")
+        raise HTTPException(
+            status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
+            f"Content-Type {found!r} is not accepted here (one of {', '.join(allowed)})",
+        )
     return found
 
 
@@ -109,8 +110,9 @@ class EventsResponse(BaseModel):
             accepted=sum(r.outcome == "accepted" for r in results),
             duplicate=sum(r.outcome == "duplicate" for r in results),
             rejected=sum(r.outcome == "rejected" for r in results),
-            results=[EventResultBody(index=r.index, id=r.id, result=r.outcome, code=r.code, reason=r.reason)
-                     for r in results],
+            results=[
+                EventResultBody(index=r.index, id=r.id, result=r.outcome, code=r.code, reason=r.reason) for r in results
+            ],
         )
 
 

@@ -40,8 +40,16 @@ CLOUDEVENT_SCHEMA: dict[str, Any] = {
         "specversion": {"type": "string", "enum": ["1.0"]},
         "id": {"type": "string", "minLength": 1, "maxLength": 512},
         "source": {"type": "string", "minLength": 1, "maxLength": 512},
-        "type": {"type": "string", "enum": ["itsm.ticket.v1", "itsm.availability.v1", "itsm.measurement.v1",
-                                            "itsm.maintenance.v1", "itsm.feedback.v1"]},
+        "type": {
+            "type": "string",
+            "enum": [
+                "itsm.ticket.v1",
+                "itsm.availability.v1",
+                "itsm.measurement.v1",
+                "itsm.maintenance.v1",
+                "itsm.feedback.v1",
+            ],
+        },
         "time": _TIME,
         "tenantid": {"type": "string", "description": "optional; must be the API key's tenant"},
         "subject": {"type": "string"},
@@ -50,26 +58,50 @@ CLOUDEVENT_SCHEMA: dict[str, Any] = {
     },
 }
 TICKET_EXAMPLE = {
-    "specversion": "1.0", "id": "evt-1042-1", "source": "jira://acme.atlassian.net", "type": "itsm.ticket.v1",
-    "time": "2026-05-04T09:30:00+08:00", "tenantid": "acme", "subject": "INC-1042",
-    "data": {"ticket_id": "INC-1042", "action": "created", "kind": "incident", "service": "email",
-             "customer": "acme", "priority": "P2", "status": "new"},
+    "specversion": "1.0",
+    "id": "evt-1042-1",
+    "source": "jira://acme.atlassian.net",
+    "type": "itsm.ticket.v1",
+    "time": "2026-05-04T09:30:00+08:00",
+    "tenantid": "acme",
+    "subject": "INC-1042",
+    "data": {
+        "ticket_id": "INC-1042",
+        "action": "created",
+        "kind": "incident",
+        "service": "email",
+        "customer": "acme",
+        "priority": "P2",
+        "status": "new",
+    },
 }
 
 
 def _events_body(max_batch: int) -> dict[str, Any]:
     single = {"schema": CLOUDEVENT_SCHEMA, "example": TICKET_EXAMPLE}
-    return {"requestBody": {"required": True, "content": {
-        "application/cloudevents+json": single,
-        "application/json": single,
-        BATCH_CONTENT_TYPE: {"schema": {"type": "array", "items": CLOUDEVENT_SCHEMA, "maxItems": max_batch},
-                             "example": [TICKET_EXAMPLE]},
-    }}}
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/cloudevents+json": single,
+                "application/json": single,
+                BATCH_CONTENT_TYPE: {
+                    "schema": {"type": "array", "items": CLOUDEVENT_SCHEMA, "maxItems": max_batch},
+                    "example": [TICKET_EXAMPLE],
+                },
+            },
+        }
+    }
 
 
-WEBHOOK_BODY: dict[str, Any] = {"requestBody": {"required": True, "content": {
-    "application/json": {"schema": {"type": "object", "description": "the system's native webhook payload"}},
-}}}
+WEBHOOK_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {"schema": {"type": "object", "description": "the system's native webhook payload"}},
+        },
+    }
+}
 
 
 def _single_response(result: EventResult) -> JSONResponse:
@@ -84,8 +116,10 @@ def _webhook_response(results: list[EventResult]) -> JSONResponse:
     if len(results) == 1:
         return _single_response(results[0])
     rejected = all(result.outcome == "rejected" for result in results)
-    return JSONResponse(EventsResponse.of(results).model_dump(mode="json"),
-                        status_code=status.HTTP_400_BAD_REQUEST if rejected else status.HTTP_202_ACCEPTED)
+    return JSONResponse(
+        EventsResponse.of(results).model_dump(mode="json"),
+        status_code=status.HTTP_400_BAD_REQUEST if rejected else status.HTTP_202_ACCEPTED,
+    )
 
 
 SIGNATURE_REFUSALS = {
@@ -97,14 +131,21 @@ SIGNATURE_REFUSALS = {
 
 
 def events_router(
-    intake: EventIntake, units: IntakeUnitsOfWork, settings: IntakeSettings, now: Now,
+    intake: EventIntake,
+    units: IntakeUnitsOfWork,
+    settings: IntakeSettings,
+    now: Now,
 ) -> APIRouter:
     router = APIRouter(prefix="/v1", tags=["events"])
 
     @router.post(
-        "/events", status_code=status.HTTP_202_ACCEPTED, response_model=EventsResponse,
-        responses={400: {"model": EventsResponse, "description": "not JSON, or the single event is rejected"},
-                   **error_responses(401, 403, 413, 415, 429)},
+        "/events",
+        status_code=status.HTTP_202_ACCEPTED,
+        response_model=EventsResponse,
+        responses={
+            400: {"model": EventsResponse, "description": "not JSON, or the single event is rejected"},
+            **error_responses(401, 403, 413, 415, 429),
+        },
         openapi_extra=_events_body(settings.max_batch_events),
     )
     async def post_events(request: Request, who: IngestCaller) -> JSONResponse:
@@ -116,8 +157,9 @@ def events_router(
         """
         found = require_media_type(request, (BATCH_CONTENT_TYPE, *EVENT_CONTENT_TYPES))
         body = await read_limited(request, settings.max_body_bytes)
-        is_batch = found == BATCH_CONTENT_TYPE or (found != "application/cloudevents+json"
-                                                   and body.lstrip()[:1] == b"[")
+        is_batch = found == BATCH_CONTENT_TYPE or (
+            found != "application/cloudevents+json" and body.lstrip()[:1] == b"["
+        )
         try:
             if is_batch:
                 items: list[tuple[Any, bytes | None]] = list(split_json_array(body))
@@ -126,8 +168,10 @@ def events_router(
         except Rejected as error:
             raise HTTPException(status.HTTP_400_BAD_REQUEST, error.reason) from error
         if len(items) > settings.max_batch_events:
-            raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE,
-                                f"batch of {len(items)} events exceeds the limit of {settings.max_batch_events}")
+            raise HTTPException(
+                status.HTTP_413_CONTENT_TOO_LARGE,
+                f"batch of {len(items)} events exceeds the limit of {settings.max_batch_events}",
+            )
         results = await intake.accept_batch(who.tenant_id, items)
         if not is_batch:
             return _single_response(results[0])
@@ -140,14 +184,23 @@ def events_router(
             return _webhook_response(await intake.accept_webhook(who.tenant_id, system, body))
 
         router.add_api_route(
-            f"/webhooks/{system}", post_webhook, methods=["POST"], status_code=status.HTTP_202_ACCEPTED,
-            response_model=EventsResponse, tags=["webhooks"], name=f"post_{system}_webhook",
+            f"/webhooks/{system}",
+            post_webhook,
+            methods=["POST"],
+            status_code=status.HTTP_202_ACCEPTED,
+            response_model=EventsResponse,
+            tags=["webhooks"],
+            name=f"post_{system}_webhook",
             summary=f"Take a native {system} webhook",
-            description=(f"The {system} payload becomes `itsm.ticket.v1` (and CSAT `itsm.feedback.v1`) events, "
-                         f"mapped with the tenant's "
-                         f"mapping (`/v1/mappings/{system}`); a redelivered webhook is a duplicate."),
-            responses={400: {"model": EventsResponse, "description": "the payload cannot become a ticket event"},
-                       **error_responses(401, 413, 415, 429)},
+            description=(
+                f"The {system} payload becomes `itsm.ticket.v1` (and CSAT `itsm.feedback.v1`) events, "
+                f"mapped with the tenant's "
+                f"mapping (`/v1/mappings/{system}`); a redelivered webhook is a duplicate."
+            ),
+            responses={
+                400: {"model": EventsResponse, "description": "the payload cannot become a ticket event"},
+                **error_responses(401, 413, 415, 429),
+            },
             openapi_extra=WEBHOOK_BODY,
         )
 
@@ -187,15 +240,23 @@ def events_router(
 
         signed_by = f"`{signature_header}`" + (f" and `{timestamp_header}`" if timestamp_header else "")
         router.add_api_route(
-            f"/webhooks/{system}/{{tenant}}", post_signed_webhook, methods=["POST"],
-            status_code=status.HTTP_202_ACCEPTED, response_model=EventsResponse, tags=["webhooks"],
-            name=f"post_signed_{system}_webhook", summary=f"Take a native {system} webhook signed with the "
-            "tenant's webhook secret",
-            description=(f"No API key: the delivery is authenticated by {signed_by}, HMAC-SHA256 with the "
-                         f"tenant's {system} webhook secret (docs/security.md). A delivery already taken is "
-                         "refused (409); otherwise as the bearer route."),
-            responses={400: {"model": EventsResponse, "description": "the payload cannot become a ticket event"},
-                       **error_responses(401, 409, 413, 415, 429)},
+            f"/webhooks/{system}/{{tenant}}",
+            post_signed_webhook,
+            methods=["POST"],
+            status_code=status.HTTP_202_ACCEPTED,
+            response_model=EventsResponse,
+            tags=["webhooks"],
+            name=f"post_signed_{system}_webhook",
+            summary=f"Take a native {system} webhook signed with the tenant's webhook secret",
+            description=(
+                f"No API key: the delivery is authenticated by {signed_by}, HMAC-SHA256 with the "
+                f"tenant's {system} webhook secret (docs/security.md). A delivery already taken is "
+                "refused (409); otherwise as the bearer route."
+            ),
+            responses={
+                400: {"model": EventsResponse, "description": "the payload cannot become a ticket event"},
+                **error_responses(401, 409, 413, 415, 429),
+            },
             openapi_extra=WEBHOOK_BODY,
         )
 

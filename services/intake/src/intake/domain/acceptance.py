@@ -270,16 +270,21 @@ def utc_time_in_range(value: Any, field: str, now: datetime, limits: Limits) -> 
     try:
         instant = parsed.astimezone(UTC)
     except OverflowError as error:  # year 1 with a positive offset, year 9999 with a negative one
-        raise Rejected("time_out_of_range",
-                       f"{field}: {value[:64]!r} is outside the years datetimes can hold in UTC") from error
+        raise Rejected(
+            "time_out_of_range", f"{field}: {value[:64]!r} is outside the years datetimes can hold in UTC"
+        ) from error
     if not limits.earliest_time <= instant < limits.latest_time:
-        raise Rejected("time_out_of_range",
-                       f"{field}: {instant.isoformat()} is outside [{limits.earliest_time.isoformat()}, "
-                       f"{limits.latest_time.isoformat()}), the times intake accepts")
+        raise Rejected(
+            "time_out_of_range",
+            f"{field}: {instant.isoformat()} is outside [{limits.earliest_time.isoformat()}, "
+            f"{limits.latest_time.isoformat()}), the times intake accepts",
+        )
     if limits.max_age is not None and instant < now - limits.max_age:
-        raise Rejected("time_out_of_range",
-                       f"{field}: {instant.isoformat()} is more than {limits.max_age.days} days old; nothing counts "
-                       "events that old any more")
+        raise Rejected(
+            "time_out_of_range",
+            f"{field}: {instant.isoformat()} is more than {limits.max_age.days} days old; nothing counts "
+            "events that old any more",
+        )
     return instant
 
 
@@ -289,8 +294,10 @@ def _check_identifiers(event: CloudEvent) -> None:
     named += [(f"data.{name}", event.data.get(name)) for name in DATA_IDENTIFIERS]
     for name, value in named:
         if isinstance(value, str) and len(value.encode("utf-8")) > MAX_IDENTIFIER_BYTES:
-            raise Rejected("identifier_too_long",
-                           f"{name}: {len(value.encode('utf-8'))} bytes of UTF-8, over {MAX_IDENTIFIER_BYTES}")
+            raise Rejected(
+                "identifier_too_long",
+                f"{name}: {len(value.encode('utf-8'))} bytes of UTF-8, over {MAX_IDENTIFIER_BYTES}",
+            )
 
 
 def _check_extensions(document: dict[str, Any]) -> None:
@@ -300,8 +307,9 @@ def _check_extensions(document: dict[str, Any]) -> None:
         if name in CORE_ATTRIBUTES:
             continue
         if not EXTENSION_NAME.fullmatch(name):
-            raise Rejected("invalid_extension",
-                           f"{name[:40]}: extension attribute names are 1-20 lower-case letters or digits")
+            raise Rejected(
+                "invalid_extension", f"{name[:40]}: extension attribute names are 1-20 lower-case letters or digits"
+            )
         if value is not None and not isinstance(value, str | int | float | bool):
             raise Rejected("invalid_extension", f"{name}: an extension attribute must be a string, number or boolean")
 
@@ -385,18 +393,25 @@ def accept(document: Any, *, tenant_id: str | None, now: datetime, limits: Limit
     if event.type not in ROUTES:
         raise Rejected("unknown_type", f"type: {event.type[:64]!r} is not accepted by intake (one of {sorted(ROUTES)})")
     _check_identifiers(event)
-    data_times = {field: utc_time_in_range(event.data[field], f"data.{field}", now, limits)
-                  for field in DATA_TIMES.get(event.type, ()) if event.data.get(field) is not None}
+    data_times = {
+        field: utc_time_in_range(event.data[field], f"data.{field}", now, limits)
+        for field in DATA_TIMES.get(event.type, ())
+        if event.data.get(field) is not None
+    }
     try:
         data = parse_data(event)
     except InvalidEvent as error:
         raise Rejected("invalid_data", str(error)) from error
     _check_consistency(event.type, data)
     if event_time > now + limits.max_future_skew:
-        raise Rejected("time_in_future",
-                       f"time: {event_time.isoformat()} is more than {limits.max_future_skew} ahead of intake's clock")
+        raise Rejected(
+            "time_in_future",
+            f"time: {event_time.isoformat()} is more than {limits.max_future_skew} ahead of intake's clock",
+        )
     normalised: dict[str, Any] = {
-        "time": event_time, "data": {**event.data, **{field: _utc_text(at) for field, at in data_times.items()}}}
+        "time": event_time,
+        "data": {**event.data, **{field: _utc_text(at) for field, at in data_times.items()}},
+    }
     if event.subject is None:
         normalised["subject"] = event.data.get("ticket_id") or event.data.get("service")
     event = event.model_copy(update=normalised)

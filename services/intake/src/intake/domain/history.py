@@ -33,9 +33,15 @@ if TYPE_CHECKING:
     from intake.domain.mapping import System
 
 # Changelog field -> (issue field, how the value is written in `fields`).
-JIRA_FIELDS: dict[str, str] = {"status": "status", "priority": "priority", "issuetype": "issuetype",
-                               "assignee": "assignee", "summary": "summary", "component": "components",
-                               "reporter": "reporter"}
+JIRA_FIELDS: dict[str, str] = {
+    "status": "status",
+    "priority": "priority",
+    "issuetype": "issuetype",
+    "assignee": "assignee",
+    "summary": "summary",
+    "component": "components",
+    "reporter": "reporter",
+}
 JOURNAL_FIELDS = frozenset({"comments", "work_notes"})
 GLIDE = "%Y-%m-%d %H:%M:%S"
 
@@ -74,11 +80,20 @@ def jira_payloads(issue: Any) -> list[dict[str, Any]]:
     identity = {"id": issue.get("id"), "key": issue.get("key"), "self": issue.get("self")}
     created_at = _millis(fields.get("created"), "issue.fields.created")
     changes: list[tuple[int, int, str, dict[str, Any]]] = [(created_at, 0, "", {"kind": "created"})]
-    changes += [(_millis(h.get("created"), "changelog.histories.created"), 1, str(h.get("id")),
-                 {"kind": "history", "history": h}) for h in histories]
+    changes += [
+        (
+            _millis(h.get("created"), "changelog.histories.created"),
+            1,
+            str(h.get("id")),
+            {"kind": "history", "history": h},
+        )
+        for h in histories
+    ]
     comments = [c for c in as_object(fields.get("comment")).get("comments") or [] if isinstance(c, dict)]
-    changes += [(_millis(c.get("created"), "comment.created"), 2, str(c.get("id")), {"kind": "comment", "comment": c})
-                for c in comments]
+    changes += [
+        (_millis(c.get("created"), "comment.created"), 2, str(c.get("id")), {"kind": "comment", "comment": c})
+        for c in comments
+    ]
     payloads = []
     for at, _, _, change in sorted(changes, key=lambda c: (c[0], c[1], c[2])):
         if change["kind"] == "history":
@@ -87,15 +102,28 @@ def jira_payloads(issue: Any) -> list[dict[str, Any]]:
                 target = JIRA_FIELDS.get(str(as_object(item).get("field", "")).lower())
                 if target is not None:
                     state[target] = _jira_value(target, text_of(item.get("toString")), item.get("to"))
-            payloads.append({"webhookEvent": "jira:issue_updated", "timestamp": at, "user": history.get("author"),
-                             "issue": {**identity, "fields": dict(state)},
-                             "changelog": {"id": history.get("id"), "items": history.get("items") or []}})
+            payloads.append(
+                {
+                    "webhookEvent": "jira:issue_updated",
+                    "timestamp": at,
+                    "user": history.get("author"),
+                    "issue": {**identity, "fields": dict(state)},
+                    "changelog": {"id": history.get("id"), "items": history.get("items") or []},
+                }
+            )
         elif change["kind"] == "comment":
-            payloads.append({"webhookEvent": "comment_created", "timestamp": at, "comment": change["comment"],
-                             "issue": {**identity, "fields": dict(state)}})
+            payloads.append(
+                {
+                    "webhookEvent": "comment_created",
+                    "timestamp": at,
+                    "comment": change["comment"],
+                    "issue": {**identity, "fields": dict(state)},
+                }
+            )
         else:
-            payloads.append({"webhookEvent": "jira:issue_created", "timestamp": at,
-                             "issue": {**identity, "fields": dict(state)}})
+            payloads.append(
+                {"webhookEvent": "jira:issue_created", "timestamp": at, "issue": {**identity, "fields": dict(state)}}
+            )
     return payloads
 
 
@@ -145,8 +173,12 @@ def servicenow_payloads(record: Any, audit: list[Any], instance: str | None) -> 
                 state[str(row["fieldname"])] = row.get("newvalue")
         at = max(_glide(row.get("sys_created_on"), "sys_audit.sys_created_on") for row in group)
         state.update(sys_mod_count=str(checkpoint), sys_updated_on=at.strftime(GLIDE))
-        payload: dict[str, Any] = {"record": copy.deepcopy(state), "operation": "update", "instance": instance,
-                                   "previous": {"state": before}}
+        payload: dict[str, Any] = {
+            "record": copy.deepcopy(state),
+            "operation": "update",
+            "instance": instance,
+            "previous": {"state": before},
+        }
         journal = next((row for row in group if row["fieldname"] == "comments"), None)
         if journal is not None:
             payload["comment"] = {"is_caller": text_of(journal.get("user")) in caller, "visible_to_customer": True}
@@ -162,8 +194,16 @@ def zendesk_payloads(
     """One Zendesk ticket's audits, then its satisfaction ratings, as the shapes the adapter takes."""
     payloads: list[dict[str, Any]] = []
     if audits:
-        payloads.append({"account_id": account, "audits": [
-            {**audit, "ticket_id": audit.get("ticket_id", ticket_id)} for audit in audits if isinstance(audit, dict)]})
+        payloads.append(
+            {
+                "account_id": account,
+                "audits": [
+                    {**audit, "ticket_id": audit.get("ticket_id", ticket_id)}
+                    for audit in audits
+                    if isinstance(audit, dict)
+                ],
+            }
+        )
     if ratings:
         payloads.append({"account_id": account, "satisfaction_ratings": ratings})
     return payloads

@@ -77,8 +77,9 @@ def _digest(*parts: str) -> str:
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
 
-def verify(system: System, secrets: Sequence[bytes], headers: Mapping[str, str], body: bytes, now: datetime,
-           window: timedelta) -> Verdict:
+def verify(
+    system: System, secrets: Sequence[bytes], headers: Mapping[str, str], body: bytes, now: datetime, window: timedelta
+) -> Verdict:
     """Check a delivery's signature (`headers` with lower-case names) against the tenant's `secrets`."""
     signature_header, timestamp_header = SIGNATURE_HEADERS[system]
     signature = headers.get(signature_header, "").strip()

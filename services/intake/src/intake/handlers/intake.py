@@ -52,10 +52,13 @@ Record: TypeAlias = "ConsumerRecord[bytes, bytes]"
 
 
 def limits_of(settings: IntakeSettings) -> Limits:
-    return Limits(max_future_skew=timedelta(seconds=settings.max_future_skew_seconds),
-                  max_event_bytes=settings.max_event_bytes, earliest_time=settings.earliest_event_time.astimezone(UTC),
-                  latest_time=settings.latest_event_time.astimezone(UTC),
-                  max_age=timedelta(days=settings.max_event_age_days))
+    return Limits(
+        max_future_skew=timedelta(seconds=settings.max_future_skew_seconds),
+        max_event_bytes=settings.max_event_bytes,
+        earliest_time=settings.earliest_event_time.astimezone(UTC),
+        latest_time=settings.latest_event_time.astimezone(UTC),
+        max_age=timedelta(days=settings.max_event_age_days),
+    )
 
 
 def _storage_fault(error: sa.exc.DBAPIError) -> bool:
@@ -110,8 +113,11 @@ class EventIntake:
                 rejected[index] = (error, document, raw)
             except Exception as error:  # a bug in a rule must cost one event, never the batch
                 log.exception("validating event %s failed", index)
-                rejected[index] = (Rejected("internal_error", f"body: could not be validated ({type(error).__name__})"),
-                                   document, raw)
+                rejected[index] = (
+                    Rejected("internal_error", f"body: could not be validated ({type(error).__name__})"),
+                    document,
+                    raw,
+                )
         return _Validated(routed, rejected)
 
     async def accept_batch(
@@ -148,8 +154,9 @@ class EventIntake:
         for index, (document, raw) in enumerate(items):
             if isinstance(document, Rejected):
                 validated.rejected[index] = (document, None, raw)
-        validated = _Validated([entry for entry in validated.routed if entry[0] not in validated.rejected],
-                               validated.rejected)
+        validated = _Validated(
+            [entry for entry in validated.routed if entry[0] not in validated.rejected], validated.rejected
+        )
         outcomes = await self._store(channel, validated, tenant_id=tenant_id)
         results = [self._result(index, validated, outcomes) for index in range(len(items))]
         _count(channel, results)
@@ -188,8 +195,9 @@ class EventIntake:
         for entry in validated.routed:
             try:
                 async with self._units() as uow:
-                    outcomes.update(await self._write(
-                        uow, channel, _Validated([entry], {}), tenant_id, (), known_tenants_only))
+                    outcomes.update(
+                        await self._write(uow, channel, _Validated([entry], {}), tenant_id, (), known_tenants_only)
+                    )
                     await uow.commit()
             except sa.exc.DBAPIError as error:
                 if not _storage_fault(error):
@@ -217,7 +225,8 @@ class EventIntake:
             for index, item, _ in routed:
                 if item.event.tenantid not in known:
                     outcomes[index] = Rejected(
-                        "unknown_tenant", f"tenantid: {item.event.tenantid[:64]!r} has no active API key")
+                        "unknown_tenant", f"tenantid: {item.event.tenantid[:64]!r} has no active API key"
+                    )
             routed = [entry for entry in routed if entry[0] not in outcomes]
         outcomes.update(await self._record(uow, channel, routed))
         rejections = [
@@ -292,7 +301,10 @@ class EventIntake:
             validated.rejected[index] = (fault, None, documents[index][1])
         rejected = dict(validated.rejected)
         outcomes = await self._store(
-            "kafka", _Validated(validated.routed, {}), tenant_id=None, known_tenants_only=True,
+            "kafka",
+            _Validated(validated.routed, {}),
+            tenant_id=None,
+            known_tenants_only=True,
             dead_letters=[(records[index], fault) for index, (fault, _, _) in sorted(rejected.items())],
         )
         late_rejects = [(index, outcome) for index, outcome in outcomes.items() if isinstance(outcome, Rejected)]
@@ -323,15 +335,18 @@ def _adapted(system: System, payload: Any, mapping: TicketMapping, previous: Sna
     try:
         documents = ADAPTERS[system].events(payload, mapping, previous)
         if not documents:
-            raise Rejected("invalid_webhook", f"body: the {system} payload holds no change intake takes "
-                                              "(a rating only offered, say)")
+            raise Rejected(
+                "invalid_webhook",
+                f"body: the {system} payload holds no change intake takes (a rating only offered, say)",
+            )
         return documents
     except Rejected:
         raise
     except Exception as error:
         log.warning("the %s adapter could not map a webhook", system, exc_info=True)
-        raise Rejected("invalid_webhook",
-                       f"body: the {system} payload cannot become a ticket event ({type(error).__name__})") from error
+        raise Rejected(
+            "invalid_webhook", f"body: the {system} payload cannot become a ticket event ({type(error).__name__})"
+        ) from error
 
 
 def _id_of(document: Any) -> str | None:

@@ -40,7 +40,8 @@ class Purger:
                     tenant_id=tenant_id,
                 )
                 counts["rejections_dropped"] = await uow.rejections.purge(
-                    before=at - timedelta(days=settings.rejected_retention_days), tenant_id=tenant_id)
+                    before=at - timedelta(days=settings.rejected_retention_days), tenant_id=tenant_id
+                )
                 await uow.commit()
             for name, value in counts.items():
                 totals[name] += value
@@ -61,8 +62,12 @@ class Purger:
         async with self._units() as uow:
             tenants: list[str | None] = [*await uow.tenants.with_keys(), None]
         at = self._now()
-        passes = await for_each_isolated("retention purge", tenants, lambda tenant: self.purge(tenant, at),
-                                         describe=lambda tenant: tenant or "data of no tenant")
+        passes = await for_each_isolated(
+            "retention purge",
+            tenants,
+            lambda tenant: self.purge(tenant, at),
+            describe=lambda tenant: tenant or "data of no tenant",
+        )
         totals = {"archive_cleared": 0, "dedup_forgotten": 0, "rejections_dropped": 0}
         for counts in passes:
             for name, value in counts.items():
@@ -70,8 +75,10 @@ class Purger:
         return totals
 
     async def forget_webhook_deliveries(self) -> int:
-        keep = max(timedelta(days=self._settings.webhook_delivery_retention_days),
-                   2 * timedelta(seconds=self._settings.webhook_replay_window_seconds))
+        keep = max(
+            timedelta(days=self._settings.webhook_delivery_retention_days),
+            2 * timedelta(seconds=self._settings.webhook_replay_window_seconds),
+        )
         async with self._units() as uow:
             forgotten = await uow.webhook_secrets.forget_deliveries(self._now() - keep)
             await uow.commit()

@@ -67,8 +67,11 @@ class Replayer:
                     except (ValueError, KeyError):
                         skipped += 1
                         continue
-                    outgoing.append(OutgoingEvent(topic=self._topic_prefix + topic, key=key, event=event,
-                                                  headers={"slm-replay": replay_id}))
+                    outgoing.append(
+                        OutgoingEvent(
+                            topic=self._topic_prefix + topic, key=key, event=event, headers={"slm-replay": replay_id}
+                        )
+                    )
                 await uow.outbox.add(outgoing)
                 await uow.commit()
             published += len(outgoing)
@@ -77,6 +80,5 @@ class Replayer:
             if len(page) < self._page_size:
                 break
             after = page[-1]
-        log.info("replay %s of tenant %s: %d events re-published, %d skipped", replay_id, tenant_id, published,
-                 skipped)
+        log.info("replay %s of tenant %s: %d events re-published, %d skipped", replay_id, tenant_id, published, skipped)
         return ReplaySummary(replay_id, published, skipped)

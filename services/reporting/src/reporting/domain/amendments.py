@@ -26,8 +26,19 @@ def flatten(document: Any, prefix: str = "") -> dict[str, Scalar]:
     return found
 
 
-_IDENTITY = ("ticket_id", "agreement", "policy_id", "metric", "cycle", "priority", "service", "slo_id", "alert",
-             "label", "event_type")
+_IDENTITY = (
+    "ticket_id",
+    "agreement",
+    "policy_id",
+    "metric",
+    "cycle",
+    "priority",
+    "service",
+    "slo_id",
+    "alert",
+    "label",
+    "event_type",
+)
 
 
 def _row_key(item: Any, index: int) -> str:

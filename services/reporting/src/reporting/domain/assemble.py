@@ -123,11 +123,15 @@ def _header(inputs: ReportInputs, period: Period, config: ReportingConfig) -> He
         period=ReportPeriod(period.start, period.end, period.timezone, period.kind, period.label),
         generated_at=inputs.generated_at,
         config_version=inputs.config_version,
-        policies=[PolicyUsed(policy_id, agreement, sorted(v))
-                  for (policy_id, agreement), v in sorted(versions.items())],
+        policies=[
+            PolicyUsed(policy_id, agreement, sorted(v)) for (policy_id, agreement), v in sorted(versions.items())
+        ],
         calendars=[CalendarUsed(name, sorted(v)) for name, v in sorted(calendars.items())],
-        targets=TargetsUsed(config.default_target_percent, dict(sorted(config.metric_targets_percent.items())),
-                            config.amber_margin_percent),
+        targets=TargetsUsed(
+            config.default_target_percent,
+            dict(sorted(config.metric_targets_percent.items())),
+            config.amber_margin_percent,
+        ),
         counting_rules=list(COUNTING_RULES),
         published=list(inputs.published),
     )
@@ -137,10 +141,17 @@ def target_summaries(cells: Iterable[OutcomeCell], config: ReportingConfig) -> l
     """Customer SLA attainment per (metric, priority) against the metric's target."""
     sla = [c for c in cells if c.agreement == CUSTOMER_AGREEMENT]
     return [
-        TargetSummary(agreement, metric, priority, ratio(m, m + b), config.target_for(metric),
-                      rag(m, m + b, config.target_for(metric), config.amber_margin_percent))
+        TargetSummary(
+            agreement,
+            metric,
+            priority,
+            ratio(m, m + b),
+            config.target_for(metric),
+            rag(m, m + b, config.target_for(metric), config.amber_margin_percent),
+        )
         for (agreement, metric, priority), (m, b) in sorted(
-            _group(sla, "agreement", "metric", "priority").items(), key=lambda item: _sort_key(item[0]))
+            _group(sla, "agreement", "metric", "priority").items(), key=lambda item: _sort_key(item[0])
+        )
     ]
 
 
@@ -148,8 +159,10 @@ def overall_attainment(cells: Iterable[OutcomeCell], config: ReportingConfig) ->
     """All customer SLA cycles together; the status is the worst of the per-metric statuses."""
     sla = [c for c in cells if c.agreement == CUSTOMER_AGREEMENT]
     met, breached = _met_breached(sla)
-    status = worst(rag(m, m + b, config.target_for(metric), config.amber_margin_percent)
-                   for (metric,), (m, b) in _group(sla, "metric").items())
+    status = worst(
+        rag(m, m + b, config.target_for(metric), config.amber_margin_percent)
+        for (metric,), (m, b) in _group(sla, "metric").items()
+    )
     return ratio(met, met + breached), status
 
 
@@ -159,13 +172,19 @@ def _summary(inputs: ReportInputs, config: ReportingConfig) -> ExecutiveSummary:
     services: list[ServiceSummary] = []
     by_service_metric = _group(sla, "service", "metric")
     for (service,), (m, b) in sorted(_group(sla, "service").items()):
-        status = worst(rag(mm, mm + bb, config.target_for(metric), config.amber_margin_percent)
-                       for (s, metric), (mm, bb) in by_service_metric.items() if s == service)
+        status = worst(
+            rag(mm, mm + bb, config.target_for(metric), config.amber_margin_percent)
+            for (s, metric), (mm, bb) in by_service_metric.items()
+            if s == service
+        )
         services.append(ServiceSummary(service, ratio(m, m + b), status))
     return ExecutiveSummary(
-        overall=overall, overall_status=overall_status, breached_cycles=overall.denominator - overall.numerator,
+        overall=overall,
+        overall_status=overall_status,
+        breached_cycles=overall.denominator - overall.numerator,
         open_breaches=sum(1 for c in inputs.open_breaches if c.agreement == CUSTOMER_AGREEMENT),
-        services=services, targets=target_summaries(sla, config),
+        services=services,
+        targets=target_summaries(sla, config),
     )
 
 
@@ -178,12 +197,24 @@ def _attainment(inputs: ReportInputs, period: Period, config: ReportingConfig) -
     for key in sorted(keys, key=_sort_key):
         agreement, metric, priority = key
         met, breached = current[key]
-        trend = [TrendPoint(p.label, p.start, p.end, ratio(*_attained(grouped.get(key, (0, 0)))))
-                 for p, grouped in history]
+        trend = [
+            TrendPoint(p.label, p.start, p.end, ratio(*_attained(grouped.get(key, (0, 0))))) for p, grouped in history
+        ]
         trend.append(TrendPoint(period.label, period.start, period.end, ratio(met, met + breached)))
         target = config.target_for(metric)
-        rows.append(AttainmentRow(agreement, metric, priority, met, breached, ratio(met, met + breached), target,
-                                  rag(met, met + breached, target, config.amber_margin_percent), trend))
+        rows.append(
+            AttainmentRow(
+                agreement,
+                metric,
+                priority,
+                met,
+                breached,
+                ratio(met, met + breached),
+                target,
+                rag(met, met + breached, target, config.amber_margin_percent),
+                trend,
+            )
+        )
     return rows
 
 
@@ -200,22 +231,26 @@ def _breaches(inputs: ReportInputs, at: datetime) -> Breaches:
     by_priority = [
         BreachesByPriority(agreement, priority, b, m + b, ratio(b, m + b))
         for (agreement, priority), (m, b) in sorted(
-            _group(inputs.cells, "agreement", "priority").items(), key=lambda item: _sort_key(item[0]))
+            _group(inputs.cells, "agreement", "priority").items(), key=lambda item: _sort_key(item[0])
+        )
     ]
-    tickets = sorted(inputs.breached, key=lambda c: (-c.over_target_seconds, c.ticket_id, c.policy_id, c.metric,
-                                                     c.cycle))
-    open_breaches = sorted((live_breach(c, at, inputs.calendars) for c in inputs.open_breaches),
-                           key=lambda c: (-c.over_target_seconds, c.ticket_id, c.policy_id, c.metric, c.cycle))
+    tickets = sorted(
+        inputs.breached, key=lambda c: (-c.over_target_seconds, c.ticket_id, c.policy_id, c.metric, c.cycle)
+    )
+    open_breaches = sorted(
+        (live_breach(c, at, inputs.calendars) for c in inputs.open_breaches),
+        key=lambda c: (-c.over_target_seconds, c.ticket_id, c.policy_id, c.metric, c.cycle),
+    )
     return Breaches(by_priority, tickets, open_breaches)
 
 
 def _times(inputs: ReportInputs) -> ResponseResolutionTimes:
-    rows = sorted(inputs.times, key=lambda t: (t.agreement, t.metric, t.priority != "all",
-                                               priority_order(t.priority)))
+    rows = sorted(inputs.times, key=lambda t: (t.agreement, t.metric, t.priority != "all", priority_order(t.priority)))
 
     def overall(metric: str) -> TimeStats | None:
-        return next((t for t in rows if t.agreement == CUSTOMER_AGREEMENT and t.metric == metric
-                     and t.priority == "all"), None)
+        return next(
+            (t for t in rows if t.agreement == CUSTOMER_AGREEMENT and t.metric == metric and t.priority == "all"), None
+        )
 
     return ResponseResolutionTimes(mtta=overall("response"), mttr=overall("resolution"), rows=rows)
 
@@ -226,9 +261,16 @@ def _volumes(inputs: ReportInputs) -> Volumes:
     resolved = sum(v.resolved for v in rows)
     reopened = sum(v.reopened for v in rows)
     cancelled = sum(v.cancelled for v in rows)
-    return Volumes(created, resolved, reopened, cancelled, inputs.backlog_at_start, inputs.backlog_at_end,
-                   ratio(reopened, resolved),
-                   [VolumeRow(v.priority, v.created, v.resolved, v.reopened, v.cancelled) for v in rows])
+    return Volumes(
+        created,
+        resolved,
+        reopened,
+        cancelled,
+        inputs.backlog_at_start,
+        inputs.backlog_at_end,
+        ratio(reopened, resolved),
+        [VolumeRow(v.priority, v.created, v.resolved, v.reopened, v.cancelled) for v in rows],
+    )
 
 
 def slo_status(row: SloStatusRow) -> RagStatus:
@@ -237,8 +279,10 @@ def slo_status(row: SloStatusRow) -> RagStatus:
         return "no_data"
     if row.sli_value < row.objective or (row.error_budget_total > 0 and row.error_budget_remaining <= 0):
         return "red"
-    if row.error_budget_total > 0 and \
-            100 * row.error_budget_remaining / row.error_budget_total < SLO_AMBER_BUDGET_PERCENT:
+    if (
+        row.error_budget_total > 0
+        and 100 * row.error_budget_remaining / row.error_budget_total < SLO_AMBER_BUDGET_PERCENT
+    ):
         return "amber"
     return "green"
 
@@ -246,18 +290,32 @@ def slo_status(row: SloStatusRow) -> RagStatus:
 def slo_rows(statuses: Iterable[SloStatusRow], alert_rows: Iterable[AlertRow]) -> list[SloRow]:
     alerts: dict[str, list[AlertCount]] = defaultdict(list)
     for alert in sorted(alert_rows, key=lambda a: (a.slo_id, a.alert)):
-        alerts[alert.slo_id].append(AlertCount(alert.alert, alert.fired, alert.resolved, alert.first_fired_at,
-                                               alert.last_state))
+        alerts[alert.slo_id].append(
+            AlertCount(alert.alert, alert.fired, alert.resolved, alert.first_fired_at, alert.last_state)
+        )
     rows = []
     for status in sorted(statuses, key=lambda s: (s.service, s.slo_id)):
         remaining = None
         if status.error_budget_total > 0:
             remaining = round(100 * status.error_budget_remaining / status.error_budget_total, 2)
-        rows.append(SloRow(
-            status.slo_id, status.service, status.evaluated_at, status.window_start, status.window_end,
-            status.sli_value, status.objective, status.good, status.total, status.error_budget_total,
-            status.error_budget_remaining, remaining, slo_status(status), alerts.pop(status.slo_id, []),
-        ))
+        rows.append(
+            SloRow(
+                status.slo_id,
+                status.service,
+                status.evaluated_at,
+                status.window_start,
+                status.window_end,
+                status.sli_value,
+                status.objective,
+                status.good,
+                status.total,
+                status.error_budget_total,
+                status.error_budget_remaining,
+                remaining,
+                slo_status(status),
+                alerts.pop(status.slo_id, []),
+            )
+        )
     return rows
 
 
@@ -274,8 +332,9 @@ def _csat_score(cells: Iterable[CsatCell]) -> tuple[int, int, float]:
 def _csat(inputs: ReportInputs, period: Period, resolved: int) -> Csat:
     answers, satisfied, ratio_sum = _csat_score(inputs.csat)
     mean = round(100 * ratio_sum / answers, 2) if answers else None
-    by_service = [CsatService(c.service, ratio(c.satisfied, c.answers))
-                  for c in sorted(inputs.csat, key=lambda c: c.service)]
+    by_service = [
+        CsatService(c.service, ratio(c.satisfied, c.answers)) for c in sorted(inputs.csat, key=lambda c: c.service)
+    ]
     trend = []
     for past in inputs.trend:
         a, s, _ = _csat_score(past.csat)
@@ -287,7 +346,8 @@ def _csat(inputs: ReportInputs, period: Period, resolved: int) -> Csat:
 def _underpinning(inputs: ReportInputs, config: ReportingConfig) -> list[UnderpinningRow]:
     cells = [c for c in inputs.cells if c.agreement != CUSTOMER_AGREEMENT]
     links: dict[tuple[str, ...], int] = {
-        (link.agreement, link.policy_id, link.metric): link.tickets for link in inputs.underpinning_links}
+        (link.agreement, link.policy_id, link.metric): link.tickets for link in inputs.underpinning_links
+    }
     keys = set(_group(cells, "agreement", "policy_id", "metric")) | set(links)
     grouped = _group(cells, "agreement", "policy_id", "metric")
     rows = []
@@ -295,11 +355,19 @@ def _underpinning(inputs: ReportInputs, config: ReportingConfig) -> list[Underpi
         agreement, policy_id, metric = key
         met, breached = grouped.get(key, (0, 0))
         target = config.target_for(metric)
-        rows.append(UnderpinningRow(
-            agreement, policy_id, metric, met, breached, ratio(met, met + breached), target,
-            rag(met, met + breached, target, config.amber_margin_percent),
-            ratio(links.get(key, 0), inputs.sla_breached_tickets),
-        ))
+        rows.append(
+            UnderpinningRow(
+                agreement,
+                policy_id,
+                metric,
+                met,
+                breached,
+                ratio(met, met + breached),
+                target,
+                rag(met, met + breached, target, config.amber_margin_percent),
+                ratio(links.get(key, 0), inputs.sla_breached_tickets),
+            )
+        )
     return rows
 
 
@@ -310,20 +378,32 @@ def _data_notes(inputs: ReportInputs) -> DataNotes:
     if not inputs.event_ranges:
         notes.append("No events with an event time in this period were received.")
     if out_of_order:
-        notes.append(f"{out_of_order} events arrived out of order (older than one already applied); the counting "
-                     "rules make the result the same as in-order delivery.")
+        notes.append(
+            f"{out_of_order} events arrived out of order (older than one already applied); the counting "
+            "rules make the result the same as in-order delivery."
+        )
     if after_close:
-        notes.append(f"{after_close} events arrived after the period was closed; they are reported as amendments "
-                     "of the published snapshot, which itself never changes.")
+        notes.append(
+            f"{after_close} events arrived after the period was closed; they are reported as amendments "
+            "of the published snapshot, which itself never changes."
+        )
     if inputs.pending_late_events:
         notes.append(f"{inputs.pending_late_events} late events are waiting for the next amendment.")
     if inputs.recalculations:
-        notes.append(f"{inputs.recalculations} recalculations replaced the outcome of {inputs.recalculated_cycles} "
-                     "clock cycles in this period.")
+        notes.append(
+            f"{inputs.recalculations} recalculations replaced the outcome of {inputs.recalculated_cycles} "
+            "clock cycles in this period."
+        )
     if inputs.clocks_truncated:
         notes.append("The `clocks` list is truncated; use the CSV export or a narrower scope for every cycle.")
-    return DataNotes(sorted(inputs.event_ranges, key=lambda r: r.event_type), out_of_order, after_close,
-                     inputs.recalculations, inputs.recalculated_cycles, notes)
+    return DataNotes(
+        sorted(inputs.event_ranges, key=lambda r: r.event_type),
+        out_of_order,
+        after_close,
+        inputs.recalculations,
+        inputs.recalculated_cycles,
+        notes,
+    )
 
 
 def assemble(inputs: ReportInputs, period: Period, config: ReportingConfig) -> ServiceLevelReport:

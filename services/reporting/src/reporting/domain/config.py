@@ -34,12 +34,21 @@ class PublishScope(BaseModel):
         return f"service={self.service or '*'};customer={self.customer or '*'}"
 
 
-Kpi = Literal["csat_mean", "csat_satisfied", "reopen_rate", "first_contact_resolution", "backlog_age_p90",
-              "breach_rate", "sla_attainment", "slo_attainment"]
+Kpi = Literal[
+    "csat_mean",
+    "csat_satisfied",
+    "reopen_rate",
+    "first_contact_resolution",
+    "backlog_age_p90",
+    "breach_rate",
+    "sla_attainment",
+    "slo_attainment",
+]
 Comparison = Literal[">=", "<="]
 # The comparison a target gets when it names none: more is better for these, less for the rest.
 HIGHER_IS_BETTER: frozenset[str] = frozenset(
-    {"csat_mean", "csat_satisfied", "first_contact_resolution", "sla_attainment", "slo_attainment"})
+    {"csat_mean", "csat_satisfied", "first_contact_resolution", "sla_attainment", "slo_attainment"}
+)
 MAX_QUALITY_TARGETS = 100
 
 
@@ -91,33 +100,52 @@ class ReportingConfig(BaseModel):
     period: Literal["monthly", "weekly"] = "monthly"
     default_target_percent: float = Field(default=95.0, ge=0, le=100)
     metric_targets_percent: dict[Name, float] = Field(
-        default_factory=dict, max_length=50,
-        description="attainment target per metric, e.g. {response: 95, resolution: 90}")
-    amber_margin_percent: float = Field(default=5.0, ge=0, le=100,
-                                        description="points below target that are still amber")
-    close_delay_seconds: int = Field(default=3600, ge=0, le=31 * 86400,
-                                     description="wait after a period ends before freezing its snapshot")
-    publish_scopes: list[PublishScope] = Field(default_factory=lambda: [PublishScope()],
-                                               max_length=MAX_PUBLISH_SCOPES,
-                                               description="one snapshot per scope at each close")
-    dashboard_horizon_seconds: int = Field(default=4 * 3600, gt=0, le=MAX_DASHBOARD_HORIZON_SECONDS,
-                                           description="running clocks due within this long are 'about to breach'")
-    csat_satisfied_ratio: float = Field(default=0.8, gt=0, le=1,
-                                        description="an answer is satisfied when score/scale reaches this (4 of 5)")
-    quality_targets: list[QualityTarget] = Field(default_factory=list, max_length=MAX_QUALITY_TARGETS,
-                                                 description="service quality targets, evaluated per period")
+        default_factory=dict,
+        max_length=50,
+        description="attainment target per metric, e.g. {response: 95, resolution: 90}",
+    )
+    amber_margin_percent: float = Field(
+        default=5.0, ge=0, le=100, description="points below target that are still amber"
+    )
+    close_delay_seconds: int = Field(
+        default=3600, ge=0, le=31 * 86400, description="wait after a period ends before freezing its snapshot"
+    )
+    publish_scopes: list[PublishScope] = Field(
+        default_factory=lambda: [PublishScope()],
+        max_length=MAX_PUBLISH_SCOPES,
+        description="one snapshot per scope at each close",
+    )
+    dashboard_horizon_seconds: int = Field(
+        default=4 * 3600,
+        gt=0,
+        le=MAX_DASHBOARD_HORIZON_SECONDS,
+        description="running clocks due within this long are 'about to breach'",
+    )
+    csat_satisfied_ratio: float = Field(
+        default=0.8, gt=0, le=1, description="an answer is satisfied when score/scale reaches this (4 of 5)"
+    )
+    quality_targets: list[QualityTarget] = Field(
+        default_factory=list,
+        max_length=MAX_QUALITY_TARGETS,
+        description="service quality targets, evaluated per period",
+    )
     complaint_below_ratio: float = Field(
-        default=0.6, gt=0, le=1, description="an answer with score/scale under this is a complaint (1, 2 of 5)")
+        default=0.6, gt=0, le=1, description="an answer with score/scale under this is a complaint (1, 2 of 5)"
+    )
     csat_min_response_rate: float = Field(
-        default=0.1, ge=0, le=1, description="below this response rate CSAT is flagged as not representative")
+        default=0.1, ge=0, le=1, description="below this response rate CSAT is flagged as not representative"
+    )
     csat_min_answers: int = Field(default=10, ge=0, description="below this many answers CSAT is flagged too")
     language: Literal["en", "zh"] = Field(
-        default="en", description="language of rendered reviews when neither ?lang= nor Accept-Language decides")
+        default="en", description="language of rendered reviews when neither ?lang= nor Accept-Language decides"
+    )
     workload_limits: list[WorkloadLimit] = Field(default_factory=list, max_length=MAX_QUALITY_TARGETS)
     experience_min_satisfied_percent: float = Field(
-        default=80.0, ge=0, le=100, description="a green SLA with CSAT satisfied under this is flagged")
+        default=80.0, ge=0, le=100, description="a green SLA with CSAT satisfied under this is flagged"
+    )
     experience_max_reopen_percent: float = Field(
-        default=10.0, ge=0, le=100, description="a green SLA with a reopen rate over this is flagged")
+        default=10.0, ge=0, le=100, description="a green SLA with a reopen rate over this is flagged"
+    )
 
     @field_validator("timezone")
     @classmethod

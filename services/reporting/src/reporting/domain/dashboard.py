@@ -36,17 +36,36 @@ class DashboardView:
     quality: list[QualityResult] = field(default_factory=list)  # the targets on the period so far
 
 
-def dashboard(tenant: str, now: datetime, period: Period, config: ReportingConfig, cells: list[OutcomeCell],
-              breaches: list[BreachedCycle], about_to_breach: list[ClockRow],
-              statuses: list[SloStatusRow], quality: list[QualityResult] | None = None,
-              calendars: Calendars | None = None) -> DashboardView:
+def dashboard(
+    tenant: str,
+    now: datetime,
+    period: Period,
+    config: ReportingConfig,
+    cells: list[OutcomeCell],
+    breaches: list[BreachedCycle],
+    about_to_breach: list[ClockRow],
+    statuses: list[SloStatusRow],
+    quality: list[QualityResult] | None = None,
+    calendars: Calendars | None = None,
+) -> DashboardView:
     overall, status = overall_attainment(cells, config)
     return DashboardView(
-        tenant=tenant, now=now, timezone=config.timezone, period_label=period.label, period_start=period.start,
-        horizon_seconds=config.dashboard_horizon_seconds, default_target_percent=config.default_target_percent,
-        overall=overall, overall_status=status, attainment=target_summaries(cells, config),
-        breaches=sorted((live_breach(c, now, calendars or {}) for c in breaches),
-                        key=lambda c: (-c.over_target_seconds, c.ticket_id)),
-        about_to_breach=[live_clock(c, now, calendars or {}) for c in about_to_breach], slos=slo_rows(statuses, []),
-        language=config.language, quality=list(quality or []),
+        tenant=tenant,
+        now=now,
+        timezone=config.timezone,
+        period_label=period.label,
+        period_start=period.start,
+        horizon_seconds=config.dashboard_horizon_seconds,
+        default_target_percent=config.default_target_percent,
+        overall=overall,
+        overall_status=status,
+        attainment=target_summaries(cells, config),
+        breaches=sorted(
+            (live_breach(c, now, calendars or {}) for c in breaches),
+            key=lambda c: (-c.over_target_seconds, c.ticket_id),
+        ),
+        about_to_breach=[live_clock(c, now, calendars or {}) for c in about_to_breach],
+        slos=slo_rows(statuses, []),
+        language=config.language,
+        quality=list(quality or []),
     )

@@ -55,9 +55,18 @@ class Proposal:
 
 def proposals(results: Iterable[QualityResult], period_label: str) -> list[Proposal]:
     """One proposed entry per target the period missed (not for no or insufficient data)."""
-    return [Proposal(f"{r.target_id}@{period_label}", f"Missed in {period_label}: {r.standard}", r.target_id,
-                     r.value, r.threshold, r.comparison)
-            for r in results if r.status == "missed"]
+    return [
+        Proposal(
+            f"{r.target_id}@{period_label}",
+            f"Missed in {period_label}: {r.standard}",
+            r.target_id,
+            r.value,
+            r.threshold,
+            r.comparison,
+        )
+        for r in results
+        if r.status == "missed"
+    ]
 
 
 def completed_at(history: Sequence[dict[str, Any]]) -> datetime | None:
@@ -66,8 +75,9 @@ def completed_at(history: Sequence[dict[str, Any]]) -> datetime | None:
     return datetime.fromisoformat(done[-1]) if done else None
 
 
-def measures_after(status: str, history: Sequence[dict[str, Any]], after_period: dict[str, Any] | None,
-                   closing: Period) -> bool:
+def measures_after(
+    status: str, history: Sequence[dict[str, Any]], after_period: dict[str, Any] | None, closing: Period
+) -> bool:
     """Whether closing `closing` measures the entry's after-value: the entry is done, its after-value is not final
     yet, and `closing` is the first whole period after the completion (the period before it holds the completion).
     """

@@ -42,11 +42,17 @@ class LiveValues:
 
 def business_calendar(data: CalendarData) -> BusinessCalendar:
     """The calendar an `sla.calendar.v1` announces, as the engine builds it from its bundle."""
-    return BusinessCalendar(CalendarConfig(
-        name=data.calendar_id, timezone=data.timezone, hours=data.hours, holidays_country=data.holidays_country,
-        holidays_subdivision=data.holidays_subdivision, extra_holidays=frozenset(data.extra_holidays),
-        extra_workdays=data.extra_workdays,
-    ))
+    return BusinessCalendar(
+        CalendarConfig(
+            name=data.calendar_id,
+            timezone=data.timezone,
+            hours=data.hours,
+            holidays_country=data.holidays_country,
+            holidays_subdivision=data.holidays_subdivision,
+            extra_holidays=frozenset(data.extra_holidays),
+            extra_workdays=data.extra_workdays,
+        )
+    )
 
 
 def working_calendar(calendar: str, version: int, calendars: Calendars) -> BusinessCalendar | None:
@@ -56,8 +62,14 @@ def working_calendar(calendar: str, version: int, calendars: Calendars) -> Busin
     return calendars.get((calendar, version))
 
 
-def live_values(state: str, calendar: BusinessCalendar | None, elapsed_seconds: int, target_seconds: int,
-                as_of: datetime | None, at: datetime) -> LiveValues:
+def live_values(
+    state: str,
+    calendar: BusinessCalendar | None,
+    elapsed_seconds: int,
+    target_seconds: int,
+    as_of: datetime | None,
+    at: datetime,
+) -> LiveValues:
     """Elapsed, remaining (negative over target) and percent of a cycle at `at`, from its value at `as_of`.
 
     `calendar`: the clock's working time; None when it is not known, which leaves a running clock as of `as_of`.
@@ -69,8 +81,9 @@ def live_values(state: str, calendar: BusinessCalendar | None, elapsed_seconds: 
         elif state == "running" and calendar is not None:
             # DESIGN 4.10: elapsed counts whole seconds from whole-second boundaries, as the engine floors it, so
             # an `as_of` with a fraction (a `recalculated` stamped when the engine noticed) gains no extra second.
-            elapsed += calendar.business_seconds_between_epochs(math.floor(as_of.timestamp()),
-                                                                math.floor(at.timestamp()))
+            elapsed += calendar.business_seconds_between_epochs(
+                math.floor(as_of.timestamp()), math.floor(at.timestamp())
+            )
             live = True
     percent = round(100 * elapsed / target_seconds, 2) if target_seconds > 0 else None
     return LiveValues(elapsed, target_seconds - elapsed, percent, live)
@@ -79,8 +92,13 @@ def live_values(state: str, calendar: BusinessCalendar | None, elapsed_seconds: 
 def live_clock(row: ClockRow, at: datetime, calendars: Calendars) -> ClockRow:
     working = working_calendar(row.calendar, row.policy_version, calendars)
     values = live_values(row.state, working, row.elapsed_seconds, row.target_seconds, row.as_of, at)
-    return replace(row, elapsed_seconds=values.elapsed_seconds, remaining_seconds=values.remaining_seconds,
-                   percent=values.percent, live=values.live)
+    return replace(
+        row,
+        elapsed_seconds=values.elapsed_seconds,
+        remaining_seconds=values.remaining_seconds,
+        percent=values.percent,
+        live=values.live,
+    )
 
 
 def live_breach(row: BreachedCycle, at: datetime, calendars: Calendars) -> BreachedCycle:
@@ -89,5 +107,10 @@ def live_breach(row: BreachedCycle, at: datetime, calendars: Calendars) -> Breac
     values = live_values(row.state, working, row.elapsed_seconds, row.target_seconds, row.as_of, at)
     over = max(values.elapsed_seconds - row.target_seconds, 0)
     over_percent = round(100 * over / row.target_seconds, 2) if row.target_seconds > 0 else None
-    return replace(row, elapsed_seconds=values.elapsed_seconds, over_target_seconds=over,
-                   over_target_percent=over_percent, live=values.live)
+    return replace(
+        row,
+        elapsed_seconds=values.elapsed_seconds,
+        over_target_seconds=over,
+        over_target_percent=over_percent,
+        live=values.live,
+    )

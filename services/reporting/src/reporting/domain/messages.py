@@ -37,19 +37,60 @@ TITLES: dict[Language, dict[str, str]] = {
     },
 }
 LABELS: dict[Language, dict[str, str]] = {
-    "en": {"ticket": "Ticket", "metric": "Metric", "priority": "Priority", "service": "Service",
-           "customer": "Customer", "due": "Due", "remaining": "Remaining", "elapsed": "Elapsed",
-           "percent": "Used", "as_of": "as of", "level": "Escalation level", "link": "Explained clock",
-           "slo": "SLO", "burn_rate": "Burn rate", "ack": "Acknowledge", "period": "Period",
-           "revision": "Revision", "report": "Report", "corrects": "Corrects", "retracted": "Retracted",
-           "breached": "Breached", "state": "State", "yes": "yes", "no": "no",
-           "late": "Late by"},
-    "zh-CN": {"ticket": "工单", "metric": "指标", "priority": "优先级", "service": "服务", "customer": "客户",
-              "due": "截止时间", "remaining": "剩余", "elapsed": "已用", "percent": "已用比例", "as_of": "截至",
-              "level": "升级级别", "link": "时钟详情", "slo": "SLO", "burn_rate": "消耗速率", "ack": "确认",
-              "period": "周期", "revision": "修订", "report": "报告", "corrects": "更正", "retracted": "已撤回",
-              "breached": "违约", "state": "状态", "yes": "是", "no": "否",
-              "late": "延迟"},
+    "en": {
+        "ticket": "Ticket",
+        "metric": "Metric",
+        "priority": "Priority",
+        "service": "Service",
+        "customer": "Customer",
+        "due": "Due",
+        "remaining": "Remaining",
+        "elapsed": "Elapsed",
+        "percent": "Used",
+        "as_of": "as of",
+        "level": "Escalation level",
+        "link": "Explained clock",
+        "slo": "SLO",
+        "burn_rate": "Burn rate",
+        "ack": "Acknowledge",
+        "period": "Period",
+        "revision": "Revision",
+        "report": "Report",
+        "corrects": "Corrects",
+        "retracted": "Retracted",
+        "breached": "Breached",
+        "state": "State",
+        "yes": "yes",
+        "no": "no",
+        "late": "Late by",
+    },
+    "zh-CN": {
+        "ticket": "工单",
+        "metric": "指标",
+        "priority": "优先级",
+        "service": "服务",
+        "customer": "客户",
+        "due": "截止时间",
+        "remaining": "剩余",
+        "elapsed": "已用",
+        "percent": "已用比例",
+        "as_of": "截至",
+        "level": "升级级别",
+        "link": "时钟详情",
+        "slo": "SLO",
+        "burn_rate": "消耗速率",
+        "ack": "确认",
+        "period": "周期",
+        "revision": "修订",
+        "report": "报告",
+        "corrects": "更正",
+        "retracted": "已撤回",
+        "breached": "违约",
+        "state": "状态",
+        "yes": "是",
+        "no": "否",
+        "late": "延迟",
+    },
 }
 
 
@@ -83,8 +124,16 @@ def duration_text(seconds: int, language: Language) -> str:
     return f"{sign}{hours}h {minutes:02d}m" if hours else f"{sign}{minutes}m"
 
 
-def compose(values: dict[str, str], fields: list[tuple[str, str]], kind: str, language: Language,
-            override: Templates | None, link: str | None, severity: str, ack_link: str | None = None) -> Message:
+def compose(
+    values: dict[str, str],
+    fields: list[tuple[str, str]],
+    kind: str,
+    language: Language,
+    override: Templates | None,
+    link: str | None,
+    severity: str,
+    ack_link: str | None = None,
+) -> Message:
     """`values`: the placeholders; `fields`: (label key, value) pairs; `kind`: warning, breached,
     stopped_breached, resolve or slo."""
     labels = LABELS[language]
@@ -126,9 +175,17 @@ def _corrected(correction: dict[str, Any], language: Language, timezone_name: st
     return fields
 
 
-def notification_message(trigger: str, level: int, facts: dict[str, object], values: Values | None,
-                         language: Language, override: Templates | None, link: str | None,
-                         timezone_name: str, ack_link: str | None = None) -> Message:
+def notification_message(
+    trigger: str,
+    level: int,
+    facts: dict[str, object],
+    values: Values | None,
+    language: Language,
+    override: Templates | None,
+    link: str | None,
+    timezone_name: str,
+    ack_link: str | None = None,
+) -> Message:
     """The message of one notification: `facts` is the event's data as planned, `values` the clock's figures
     for the sending instant (None for an SLO alert or a clock no longer in the read model)."""
     kind = "slo" if trigger.startswith("slo:") else trigger.split(":")[0]
@@ -138,22 +195,35 @@ def notification_message(trigger: str, level: int, facts: dict[str, object], val
     text["level"] = str(level)
     fields: list[tuple[str, str]] = []
     if kind == REPORT_PUBLISHED:
-        fields += [("period", text.get("label", "")), ("revision", text.get("revision", "0")),
-                   ("service", text.get("service", "*")), ("customer", text.get("customer", "*")),
-                   ("report", text.get("report_id", ""))]
+        fields += [
+            ("period", text.get("label", "")),
+            ("revision", text.get("revision", "0")),
+            ("service", text.get("service", "*")),
+            ("customer", text.get("customer", "*")),
+            ("report", text.get("report_id", "")),
+        ]
         severity = "info"
     elif kind == "slo":
-        fields += [("slo", text.get("slo_id", "")), ("service", text.get("service", "")),
-                   ("burn_rate", text.get("burn_rate", "-"))]
+        fields += [
+            ("slo", text.get("slo_id", "")),
+            ("service", text.get("service", "")),
+            ("burn_rate", text.get("burn_rate", "-")),
+        ]
         severity = "critical" if facts.get("alert") == "page" else "warning"
     else:
-        fields += [("ticket", text.get("ticket_id", "")), ("metric", text.get("metric", "")),
-                   ("priority", text.get("priority", "")), ("service", text.get("service", "")),
-                   ("customer", text.get("customer", ""))]
+        fields += [
+            ("ticket", text.get("ticket_id", "")),
+            ("metric", text.get("metric", "")),
+            ("priority", text.get("priority", "")),
+            ("service", text.get("service", "")),
+            ("customer", text.get("customer", "")),
+        ]
         if values is not None:
-            text |= {"due_at": when(values.due_at, timezone_name),
-                     "remaining": duration_text(values.remaining_seconds, language),
-                     "percent": f"{values.percent:.1f}"}
+            text |= {
+                "due_at": when(values.due_at, timezone_name),
+                "remaining": duration_text(values.remaining_seconds, language),
+                "percent": f"{values.percent:.1f}",
+            }
             if values.due_at is not None:
                 fields.append(("due", text["due_at"]))
             as_of = "" if values.exact else f" ({LABELS[language]['as_of']} {when(values.as_of, timezone_name)})"
@@ -161,8 +231,9 @@ def notification_message(trigger: str, level: int, facts: dict[str, object], val
         correction = facts.get("correction")
         if kind == CORRECTION and isinstance(correction, dict):
             fields += _corrected(correction, language, timezone_name)
-        severity = {"warning": "warning", "before_due": "warning", "resolve": "info",
-                    CORRECTION: "info"}.get(kind, "critical")
+        severity = {"warning": "warning", "before_due": "warning", "resolve": "info", CORRECTION: "info"}.get(
+            kind, "critical"
+        )
     if isinstance(late := facts.get("late_seconds"), int):
         text["late"] = duration_text(late, language)
         fields.append(("late", text["late"]))

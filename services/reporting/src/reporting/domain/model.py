@@ -369,7 +369,19 @@ class ServiceLevelReport:
     clocks_truncated: bool
     schema: str = SCHEMA_ID
     amendment: Amendment | None = None
-    sections: list[str] = field(default_factory=lambda: [
-        "header", "summary", "attainment", "breaches", "times", "volumes", "slos", "csat", "ola_uc", "quality",
-        "data_notes"])
+    sections: list[str] = field(
+        default_factory=lambda: [
+            "header",
+            "summary",
+            "attainment",
+            "breaches",
+            "times",
+            "volumes",
+            "slos",
+            "csat",
+            "ola_uc",
+            "quality",
+            "data_notes",
+        ]
+    )
     quality: list[QualityResult] = field(default_factory=list)  # service quality targets (domain.quality)

@@ -39,10 +39,31 @@ MAX_LEAD = timedelta(days=7)  # a lead-time trigger's lead: "30m before due", at
 MAX_TEMPLATE_BYTES = 4096  # UTF-8 bytes of one template (a Chinese character is three)
 # The `$name`s a template may use (reporting.domain.messages fills every one of them, "-" when the notification
 # has no such value): anything else is refused when the policy is applied, never discovered while sending.
-TEMPLATE_NAMES = frozenset({
-    "ticket_id", "metric", "trigger", "priority", "service", "customer", "agreement", "policy_id", "cycle",
-    "threshold", "due_at", "remaining", "percent", "link", "level", "late", "slo_id", "alert", "label",
-    "revision", "report_id"})
+TEMPLATE_NAMES = frozenset(
+    {
+        "ticket_id",
+        "metric",
+        "trigger",
+        "priority",
+        "service",
+        "customer",
+        "agreement",
+        "policy_id",
+        "cycle",
+        "threshold",
+        "due_at",
+        "remaining",
+        "percent",
+        "link",
+        "level",
+        "late",
+        "slo_id",
+        "alert",
+        "label",
+        "revision",
+        "report_id",
+    }
+)
 
 ClockTrigger = Literal["warning", "breached", "stopped_breached"]
 SloTrigger = Literal["page", "ticket", "budget_exhausted"]
@@ -202,8 +223,11 @@ class Channel(BaseModel):
             raise ValueError(f"channel {self.name!r}: a {self.type} channel needs an http(s) `url`")
         if info.context and info.context.get(STORED):
             return self  # as stored: the secret lives apart, encrypted
-        if self.type == "webhook" and self.secret is not None and \
-                not self.secret.get_secret_value().startswith("whsec_"):
+        if (
+            self.type == "webhook"
+            and self.secret is not None
+            and not self.secret.get_secret_value().startswith("whsec_")
+        ):
             raise ValueError(f"channel {self.name!r}: a webhook secret is `whsec_` + base64 (Standard Webhooks)")
         if self.type == "pagerduty" and self.secret is None:
             raise ValueError(f"channel {self.name!r}: a pagerduty channel needs its routing key as `secret`")
@@ -253,7 +277,8 @@ class NotificationCalendar(BaseModel):
 
     timezone: Annotated[str, Field(max_length=64), AfterValidator(_storable)] = "UTC"
     hours: dict[Annotated[str, Field(max_length=32)], Annotated[list[str], Field(max_length=12)]] = Field(
-        min_length=1, max_length=7)
+        min_length=1, max_length=7
+    )
 
     @field_validator("timezone")
     @classmethod
@@ -291,8 +316,11 @@ class NotificationCalendar(BaseModel):
             day = local.date() + timedelta(days=offset)
             for start, end in self.intervals_on(day.weekday()):
                 begins = datetime.combine(day, start, zone)
-                ends = (datetime.combine(day + timedelta(days=1), time(0), zone) if end is None
-                        else datetime.combine(day, end, zone))
+                ends = (
+                    datetime.combine(day + timedelta(days=1), time(0), zone)
+                    if end is None
+                    else datetime.combine(day, end, zone)
+                )
                 if at < begins:
                     return begins.astimezone(at.tzinfo)
                 if at < ends:
@@ -343,8 +371,9 @@ def _template(value: str, info: ValidationInfo) -> str:
     return value
 
 
-TemplateText = Annotated[str, Field(max_length=MAX_TEMPLATE_BYTES), AfterValidator(_storable),
-                         AfterValidator(_template)]
+TemplateText = Annotated[
+    str, Field(max_length=MAX_TEMPLATE_BYTES), AfterValidator(_storable), AfterValidator(_template)
+]
 
 
 def _language(value: Any) -> Any:
@@ -383,8 +412,10 @@ class Rule(BaseModel):
     language: AnyLanguage | None = None
     templates: LanguageTemplates = Field(default_factory=dict)
     on_recalculation: Literal["ignore", "correct"] = Field(
-        default="ignore", description="`correct`: when a recalculation changes what a sent notification of this "
-        "rule said (breach retracted, due moved, state changed), send one correction with before and after")
+        default="ignore",
+        description="`correct`: when a recalculation changes what a sent notification of this "
+        "rule said (breach retracted, due moved, state changed), send one correction with before and after",
+    )
 
     @property
     def ladder(self) -> list[Level]:

@@ -83,9 +83,15 @@ class ClockFacts:
         return f"clock/{self.ticket_id}/{self.policy_id}/{self.metric}/{self.cycle}"
 
     def filter_values(self) -> dict[str, str | None]:
-        return {"agreement": self.agreement, "policy": self.policy_id, "metric": self.metric,
-                "priority": self.priority, "service": self.service, "customer": self.customer,
-                "assignment_group": self.assignment_group}
+        return {
+            "agreement": self.agreement,
+            "policy": self.policy_id,
+            "metric": self.metric,
+            "priority": self.priority,
+            "service": self.service,
+            "customer": self.customer,
+            "assignment_group": self.assignment_group,
+        }
 
 
 @dataclass(frozen=True)
@@ -156,14 +162,19 @@ def plan(facts: Facts, policy: NotificationPolicy, calendars: Calendars | None =
         trigger = _trigger_named(rule, facts)
         if trigger is not None:
             planned.extend(_ladder(rule, facts, trigger))
-        if isinstance(facts, ClockFacts) and facts.transition in STOPS and _pages(rule, policy) \
-                and any(t.event != "slo_alert" for t in rule.triggers):
+        if (
+            isinstance(facts, ClockFacts)
+            and facts.transition in STOPS
+            and _pages(rule, policy)
+            and any(t.event != "slo_alert" for t in rule.triggers)
+        ):
             planned.append(_one(rule, facts, RESOLVE, 0, facts.at, rule.channel, rule.recipients))
     return planned
 
 
-def lead_instant(calendar: BusinessCalendar, as_of: datetime, elapsed_seconds: int, target_seconds: int,
-                 lead: timedelta) -> datetime | None:
+def lead_instant(
+    calendar: BusinessCalendar, as_of: datetime, elapsed_seconds: int, target_seconds: int, lead: timedelta
+) -> datetime | None:
     """The instant a clock running since `as_of` (with `elapsed_seconds` then) has `lead` of business time left,
     or None when it has no more than that at `as_of`. Whole seconds from `as_of`'s whole second, as the engine
     counts (DESIGN 4.10); on 24x7 that is `due_at - lead`."""
@@ -210,18 +221,44 @@ def _ladder(rule: Rule, facts: Facts, trigger: str, at: datetime | None = None) 
     """`at`: the trigger instant when it is not the event's (a lead time's), from which the levels count."""
     levels = rule.ladder[:1] if trigger in FINAL else rule.ladder
     start = facts.at if at is None else at
-    return [_one(rule, facts, trigger, index, start + level.delay, level.channel or rule.channel,
-                 level.recipients if level.recipients is not None else rule.recipients, start)
-            for index, level in enumerate(levels)]
+    return [
+        _one(
+            rule,
+            facts,
+            trigger,
+            index,
+            start + level.delay,
+            level.channel or rule.channel,
+            level.recipients if level.recipients is not None else rule.recipients,
+            start,
+        )
+        for index, level in enumerate(levels)
+    ]
 
 
-def _one(rule: Rule, facts: Facts, trigger: str, level: int, at: datetime, channel: str,
-         recipients: list[str], event_at: datetime | None = None) -> Planned:
+def _one(
+    rule: Rule,
+    facts: Facts,
+    trigger: str,
+    level: int,
+    at: datetime,
+    channel: str,
+    recipients: list[str],
+    event_at: datetime | None = None,
+) -> Planned:
     ladder = f"{facts.cycle_key}/{trigger}/{rule.id}"
     due = rule.calendar.next_working_instant(at) if rule.calendar and trigger != RESOLVE else at
-    return Planned(key=f"{ladder}/{level}", ladder=ladder, rule_id=rule.id, trigger=trigger, level=level,
-                   event_at=facts.at if event_at is None else event_at, due_at=due, channel=channel,
-                   recipients=tuple(recipients))
+    return Planned(
+        key=f"{ladder}/{level}",
+        ladder=ladder,
+        rule_id=rule.id,
+        trigger=trigger,
+        level=level,
+        event_at=facts.at if event_at is None else event_at,
+        due_at=due,
+        channel=channel,
+        recipients=tuple(recipients),
+    )
 
 
 @dataclass(frozen=True)
@@ -245,8 +282,11 @@ class Retracted:
 def changes(before: Said, after: Said, retracted: Retracted | None) -> list[str]:
     """What a recalculation changed in what was said, in a fixed order; empty: nothing to correct."""
     changed = []
-    if retracted is not None and retracted.transition == before.trigger.split(":")[0] \
-            and retracted.threshold == before.threshold:
+    if (
+        retracted is not None
+        and retracted.transition == before.trigger.split(":")[0]
+        and retracted.threshold == before.threshold
+    ):
         changed.append("retracted")
     if before.breached != after.breached:
         changed.append("breached")
@@ -257,8 +297,14 @@ def changes(before: Said, after: Said, retracted: Retracted | None) -> list[str]
     return changed
 
 
-def corrections(facts: ClockFacts, recalculation: str, after: Said, retracted: Retracted | None,
-                sent: dict[str, Said], policy: NotificationPolicy) -> list[tuple[Planned, list[str]]]:
+def corrections(
+    facts: ClockFacts,
+    recalculation: str,
+    after: Said,
+    retracted: Retracted | None,
+    sent: dict[str, Said],
+    policy: NotificationPolicy,
+) -> list[tuple[Planned, list[str]]]:
     """One correction per rule with `on_recalculation: correct` whose latest sent notification of the cycle
     (`sent`, by rule id) the recalculation contradicts, with the fields that changed. `recalculation`
     identifies the recalculation within the cycle (the engine's sequence number)."""
@@ -271,9 +317,22 @@ def corrections(facts: ClockFacts, recalculation: str, after: Said, retracted: R
             continue
         ladder = f"{facts.cycle_key}/{CORRECTION}/{rule.id}"
         due = rule.calendar.next_working_instant(facts.at) if rule.calendar else facts.at
-        planned.append((Planned(key=f"{ladder}/{recalculation}", ladder=ladder, rule_id=rule.id, trigger=CORRECTION,
-                                level=0, event_at=facts.at, due_at=due, channel=rule.channel,
-                                recipients=tuple(rule.recipients)), changed))
+        planned.append(
+            (
+                Planned(
+                    key=f"{ladder}/{recalculation}",
+                    ladder=ladder,
+                    rule_id=rule.id,
+                    trigger=CORRECTION,
+                    level=0,
+                    event_at=facts.at,
+                    due_at=due,
+                    channel=rule.channel,
+                    recipients=tuple(rule.recipients),
+                ),
+                changed,
+            )
+        )
     return planned
 
 
@@ -291,10 +350,17 @@ def repeat_after(rule: Rule, sent: Planned) -> Planned | None:
     undeferred = sent.event_at + escalation.levels[-1].delay + every * (sent.level - last + 1)
     level: Level = escalation.levels[-1]
     due = rule.calendar.next_working_instant(undeferred) if rule.calendar else undeferred
-    return Planned(key=f"{sent.ladder}/{sent.level + 1}", ladder=sent.ladder, rule_id=rule.id,
-                   trigger=sent.trigger, level=sent.level + 1, event_at=sent.event_at, due_at=due,
-                   channel=level.channel or rule.channel,
-                   recipients=tuple(level.recipients if level.recipients is not None else rule.recipients))
+    return Planned(
+        key=f"{sent.ladder}/{sent.level + 1}",
+        ladder=sent.ladder,
+        rule_id=rule.id,
+        trigger=sent.trigger,
+        level=sent.level + 1,
+        event_at=sent.event_at,
+        due_at=due,
+        channel=level.channel or rule.channel,
+        recipients=tuple(level.recipients if level.recipients is not None else rule.recipients),
+    )
 
 
 @dataclass(frozen=True)
@@ -316,8 +382,13 @@ class ClockNow:
         return (self.calendar, self.policy_version)
 
 
-def still_holds(trigger: str, clock: ClockNow | None, planned_due: datetime | None = None,
-                resolved_at: datetime | None = None, fired_at: datetime | None = None) -> str | None:
+def still_holds(
+    trigger: str,
+    clock: ClockNow | None,
+    planned_due: datetime | None = None,
+    resolved_at: datetime | None = None,
+    fired_at: datetime | None = None,
+) -> str | None:
     """None when the notification should go out now, else why it is suppressed.
 
     A warning or a breach (and every escalation of them) is news only while the clock runs: an answered,
@@ -367,8 +438,9 @@ class Arrival:
     late: bool
 
 
-def on_arrival(due_at: datetime, event_at: datetime, received_at: datetime, lateness: Lateness,
-               newest: bool) -> Arrival:
+def on_arrival(
+    due_at: datetime, event_at: datetime, received_at: datetime, lateness: Lateness, newest: bool
+) -> Arrival:
     """A breach that happened while reporting was down is still told when it comes back, never a flood of
     old news after a replay:
 
@@ -409,18 +481,29 @@ def values_at(clock: ClockNow, now: datetime, calendars: Calendars) -> Values:
     """The figures at `now`, brought forward exactly as the live report brings them (domain.live): the same
     calendar lookup (`calendars`: the ones reporting holds, by calendar and bundle version) and arithmetic."""
     calendar = working_calendar(clock.calendar, clock.policy_version, calendars)
-    live = live_values(clock.state, calendar, clock.elapsed_seconds, clock.target_seconds, clock.last_event_time,
-                       now)
-    note = None if live.live or calendar is not None else (
-        f"calendar {clock.calendar!r} of bundle version {clock.policy_version} is not known to reporting: "
-        "figures as of the clock's last transition")
-    return Values(live.elapsed_seconds, live.remaining_seconds, live.percent if live.percent is not None else 0.0,
-                  clock.due_at if clock.state == "running" else None, now if live.live else clock.last_event_time,
-                  live.live, note)
+    live = live_values(clock.state, calendar, clock.elapsed_seconds, clock.target_seconds, clock.last_event_time, now)
+    note = (
+        None
+        if live.live or calendar is not None
+        else (
+            f"calendar {clock.calendar!r} of bundle version {clock.policy_version} is not known to reporting: "
+            "figures as of the clock's last transition"
+        )
+    )
+    return Values(
+        live.elapsed_seconds,
+        live.remaining_seconds,
+        live.percent if live.percent is not None else 0.0,
+        clock.due_at if clock.state == "running" else None,
+        now if live.live else clock.last_event_time,
+        live.live,
+        note,
+    )
 
 
-def retry_delay(attempts: int, jitter: float, first: timedelta = timedelta(seconds=10),
-                cap: timedelta = timedelta(hours=1)) -> timedelta:
+def retry_delay(
+    attempts: int, jitter: float, first: timedelta = timedelta(seconds=10), cap: timedelta = timedelta(hours=1)
+) -> timedelta:
     """The pause after the `attempts`-th failed try: exponential from `first`, capped, half of it fixed and half
     scaled by `jitter` in [0, 1), so receivers that failed together are not retried in lockstep (the same shape
     as the kit's `Backoff`, kept here because the attempt count lives in the database, not in a loop)."""

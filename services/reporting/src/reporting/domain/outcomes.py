@@ -17,8 +17,14 @@ class Contribution:
     over_target_seconds: int
 
 
-def wins(new_time: datetime, new_transition: str, current_time: datetime | None, *,
-         new_sequence: int | None = None, current_sequence: int | None = None) -> bool:
+def wins(
+    new_time: datetime,
+    new_transition: str,
+    current_time: datetime | None,
+    *,
+    new_sequence: int | None = None,
+    current_sequence: int | None = None,
+) -> bool:
     """Whether a cycle's new event replaces the one that won it so far.
 
     The engine numbers each cycle's events (`sequence`): the highest is the cycle's current state, whatever the
@@ -33,8 +39,13 @@ def wins(new_time: datetime, new_transition: str, current_time: datetime | None,
     return new_transition == "recalculated" or new_time >= current_time
 
 
-def arrived_out_of_order(new_time: datetime, current_time: datetime | None, *, new_sequence: int | None = None,
-                         current_sequence: int | None = None) -> bool:
+def arrived_out_of_order(
+    new_time: datetime,
+    current_time: datetime | None,
+    *,
+    new_sequence: int | None = None,
+    current_sequence: int | None = None,
+) -> bool:
     """An event that arrives after one published after it: by sequence when both have one, else by event time."""
     if current_time is None:
         return False
@@ -43,11 +54,17 @@ def arrived_out_of_order(new_time: datetime, current_time: datetime | None, *, n
     return new_time < current_time
 
 
-def contribution(state: str, stopped_at: datetime | None, elapsed_seconds: int,
-                 target_seconds: int) -> Contribution | None:
+def contribution(
+    state: str, stopped_at: datetime | None, elapsed_seconds: int, target_seconds: int
+) -> Contribution | None:
     """Met and breached cycles count where they stopped; running, paused and cancelled cycles count nowhere."""
     if stopped_at is None or state not in ("met", "breached"):
         return None
     breached = state == "breached"
-    return Contribution(stopped_at, 0 if breached else 1, 1 if breached else 0, elapsed_seconds,
-                        max(0, elapsed_seconds - target_seconds) if breached else 0)
+    return Contribution(
+        stopped_at,
+        0 if breached else 1,
+        1 if breached else 0,
+        elapsed_seconds,
+        max(0, elapsed_seconds - target_seconds) if breached else 0,
+    )

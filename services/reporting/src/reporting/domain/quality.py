@@ -161,8 +161,9 @@ def nearest_rank(values: Sequence[int], p: Fraction) -> int | None:
 
 
 def _in_scope(target: QualityTarget, service: str, customer: str | None) -> bool:
-    return (target.service is None or target.service == service) and \
-        (target.customer is None or target.customer == customer)
+    return (target.service is None or target.service == service) and (
+        target.customer is None or target.customer == customer
+    )
 
 
 def _percent(numerator: int, denominator: int) -> Fraction | None:
@@ -188,15 +189,21 @@ def measure(target: QualityTarget, facts: QualityFacts) -> Measure:
         first = sum(r.first_contact for r in mine)
         return Measure(_percent(first, resolved), first, resolved, resolved)
     if kpi == "backlog_age_p90":
-        ages = [int((facts.end - t.created_at).total_seconds()) for t in facts.open_at_end
-                if _in_scope(target, t.service, t.customer)]
+        ages = [
+            int((facts.end - t.created_at).total_seconds())
+            for t in facts.open_at_end
+            if _in_scope(target, t.service, t.customer)
+        ]
         p90 = nearest_rank(ages, Fraction(9, 10))
         return Measure(None if p90 is None else Fraction(p90), p90 or 0, len(ages), len(ages))
     if kpi in ("breach_rate", "sla_attainment"):
         met = breached = 0
         for cycle in facts.cycles:
-            if cycle.agreement == target.agreement and (target.metric is None or cycle.metric == target.metric) \
-                    and _in_scope(target, cycle.service, cycle.customer):
+            if (
+                cycle.agreement == target.agreement
+                and (target.metric is None or cycle.metric == target.metric)
+                and _in_scope(target, cycle.service, cycle.customer)
+            ):
                 met += cycle.met
                 breached += cycle.breached
         counted = met + breached
@@ -204,8 +211,13 @@ def measure(target: QualityTarget, facts: QualityFacts) -> Measure:
             return Measure(_percent(breached, counted), breached, counted, counted)
         return Measure(_percent(met, counted), met, counted, counted)
     # slo_attainment: SLOs are per service, so a customer does not narrow them (counting rule 9).
-    slos = [s for s in facts.slos if (target.slo_id is None or s.slo_id == target.slo_id)
-            and (target.service is None or s.service == target.service) and s.sli_value is not None]
+    slos = [
+        s
+        for s in facts.slos
+        if (target.slo_id is None or s.slo_id == target.slo_id)
+        and (target.service is None or s.service == target.service)
+        and s.sli_value is not None
+    ]
     if len(slos) == 1:
         return Measure(Fraction(str(slos[0].sli_value)), slos[0].good, slos[0].total, 1)
     good = sum((s.good for s in slos), 0.0)
@@ -226,8 +238,9 @@ def judge(target: QualityTarget, found: Measure) -> TargetStatus:
 
 def standard(target: QualityTarget) -> str:
     unit = " s" if target.kpi == "backlog_age_p90" else " %"
-    scope = ", ".join(f"{name} {value}" for name, value in (("service", target.service),
-                                                            ("customer", target.customer)) if value)
+    scope = ", ".join(
+        f"{name} {value}" for name, value in (("service", target.service), ("customer", target.customer)) if value
+    )
     what = KPI_NAMES[target.kpi]
     if target.kpi in ("breach_rate", "sla_attainment"):
         what += f" ({target.agreement}{' ' + target.metric if target.metric else ''})"
@@ -242,8 +255,12 @@ def _display(value: Fraction | None) -> float | None:
     return None if value is None else round(float(value), 2)
 
 
-def evaluate(targets: Iterable[QualityTarget], facts: QualityFacts, label: str = "",
-             history: Sequence[tuple[str, QualityFacts]] = ()) -> list[QualityResult]:
+def evaluate(
+    targets: Iterable[QualityTarget],
+    facts: QualityFacts,
+    label: str = "",
+    history: Sequence[tuple[str, QualityFacts]] = (),
+) -> list[QualityResult]:
     """Each target on this period's facts (`label`), with its value and status in the earlier periods
     (`history`, oldest first) and then this one as its trend."""
     results = []
@@ -253,12 +270,27 @@ def evaluate(targets: Iterable[QualityTarget], facts: QualityFacts, label: str =
         trend = []
         for past_label, past in history:
             earlier = measure(target, past)
-            trend.append(TargetTrendPoint(past_label, _display(earlier.value), judge(target, earlier), past.start,
-                                          past.end))
+            trend.append(
+                TargetTrendPoint(past_label, _display(earlier.value), judge(target, earlier), past.start, past.end)
+            )
         trend.append(TargetTrendPoint(label, _display(found.value), status, facts.start, facts.end))
-        results.append(QualityResult(
-            target.id, target.kpi, target.service, target.customer, standard(target),
-            target.effective_comparison, target.threshold, "s" if target.kpi == "backlog_age_p90" else "%",
-            _display(found.value), found.numerator, found.denominator, found.sample, target.min_sample, status,
-            trend))
+        results.append(
+            QualityResult(
+                target.id,
+                target.kpi,
+                target.service,
+                target.customer,
+                standard(target),
+                target.effective_comparison,
+                target.threshold,
+                "s" if target.kpi == "backlog_age_p90" else "%",
+                _display(found.value),
+                found.numerator,
+                found.denominator,
+                found.sample,
+                target.min_sample,
+                status,
+                trend,
+            )
+        )
     return results

@@ -169,10 +169,16 @@ def service_attainment(cells: Sequence[OutcomeCell], config: ReportingConfig) ->
     return {service: overall_attainment(mine, config) for service, mine in by_service.items()}
 
 
-def _sla(current: Sequence[OutcomeCell], history: Sequence[tuple[str, Sequence[OutcomeCell]]], label: str,
-         config: ReportingConfig) -> list[ServiceAttainment]:
-    periods = [*((lbl, service_attainment(cells, config)) for lbl, cells in history),
-               (label, service_attainment(current, config))]
+def _sla(
+    current: Sequence[OutcomeCell],
+    history: Sequence[tuple[str, Sequence[OutcomeCell]]],
+    label: str,
+    config: ReportingConfig,
+) -> list[ServiceAttainment]:
+    periods = [
+        *((lbl, service_attainment(cells, config)) for lbl, cells in history),
+        (label, service_attainment(current, config)),
+    ]
     services = sorted({s for _, found in periods for s in found})
     rows = []
     for service in services:
@@ -182,12 +188,18 @@ def _sla(current: Sequence[OutcomeCell], history: Sequence[tuple[str, Sequence[O
 
 
 def _matches(limit: WorkloadLimit, service: str | None, customer: str | None) -> bool:
-    return (limit.service is None or limit.service == service) and \
-        (limit.customer is None or limit.customer == customer)
+    return (limit.service is None or limit.service == service) and (
+        limit.customer is None or limit.customer == customer
+    )
 
 
-def _workload(limits: Sequence[WorkloadLimit], created: Mapping[tuple[str, str], int], sla: list[ServiceAttainment],
-              quality: Sequence[QualityResult], customer: str | None) -> list[WorkloadRow]:
+def _workload(
+    limits: Sequence[WorkloadLimit],
+    created: Mapping[tuple[str, str], int],
+    sla: list[ServiceAttainment],
+    quality: Sequence[QualityResult],
+    customer: str | None,
+) -> list[WorkloadRow]:
     rows = []
     for limit in limits:
         if customer is not None and limit.customer not in (None, customer):
@@ -195,38 +207,48 @@ def _workload(limits: Sequence[WorkloadLimit], created: Mapping[tuple[str, str],
         count = sum(n for (service, cust), n in created.items() if _matches(limit, service, cust))
         over = count > limit.tickets_per_period
         missed_sla = any(s.status in ("red", "amber") for s in sla if limit.service in (None, s.service))
-        missed_target = any(q.status == "missed" for q in quality
-                            if limit.service in (None, q.service) and limit.customer in (None, q.customer))
+        missed_target = any(
+            q.status == "missed"
+            for q in quality
+            if limit.service in (None, q.service) and limit.customer in (None, q.customer)
+        )
         exception = over and (missed_sla or missed_target)
         note = None
         if exception:
-            note = (f"{count} tickets against an agreed limit of {limit.tickets_per_period}: targets missed in "
-                    "this period are an exception under the agreement.")
+            note = (
+                f"{count} tickets against an agreed limit of {limit.tickets_per_period}: targets missed in "
+                "this period are an exception under the agreement."
+            )
         elif over:
             note = f"{count} tickets against an agreed limit of {limit.tickets_per_period}; every target held."
         rows.append(WorkloadRow(limit.service, limit.customer, count, limit.tickets_per_period, over, exception, note))
     return rows
 
 
-def _experience(report: ServiceLevelReport, facts: QualityFacts, config: ReportingConfig,
-                customer: str | None) -> list[ExperienceRow]:
+def _experience(
+    report: ServiceLevelReport, facts: QualityFacts, config: ReportingConfig, customer: str | None
+) -> list[ExperienceRow]:
     satisfied_at = Fraction(str(config.csat_satisfied_ratio))
     rows = []
     for line in report.summary.services:
         answers = [a for a in facts.answers if a.service == line.service and customer in (None, a.customer)]
-        resolved = sum(r.resolved for r in facts.resolutions
-                       if r.service == line.service and customer in (None, r.customer))
-        reopened = sum(r.reopened for r in facts.reopens
-                       if r.service == line.service and customer in (None, r.customer))
+        resolved = sum(
+            r.resolved for r in facts.resolutions if r.service == line.service and customer in (None, r.customer)
+        )
+        reopened = sum(
+            r.reopened for r in facts.reopens if r.service == line.service and customer in (None, r.customer)
+        )
         csat = ratio(sum(1 for a in answers if Fraction(a.score, a.scale) >= satisfied_at), len(answers))
         reopen = ratio(reopened, resolved)
         reasons = []
         if line.status == "green":
-            if csat.denominator and Fraction(100 * csat.numerator, csat.denominator) < \
-                    Fraction(str(config.experience_min_satisfied_percent)):
+            if csat.denominator and Fraction(100 * csat.numerator, csat.denominator) < Fraction(
+                str(config.experience_min_satisfied_percent)
+            ):
                 reasons.append(f"CSAT {csat.percent} % satisfied, under {config.experience_min_satisfied_percent:g} %")
-            if reopen.denominator and Fraction(100 * reopen.numerator, reopen.denominator) > \
-                    Fraction(str(config.experience_max_reopen_percent)):
+            if reopen.denominator and Fraction(100 * reopen.numerator, reopen.denominator) > Fraction(
+                str(config.experience_max_reopen_percent)
+            ):
                 reasons.append(f"reopen rate {reopen.percent} %, over {config.experience_max_reopen_percent:g} %")
         rows.append(ExperienceRow(line.service, line.attainment, line.status, csat, reopen, bool(reasons), reasons))
     return rows
@@ -238,8 +260,9 @@ def delivery_order(deliveries: Sequence[Delivered]) -> list[Delivered]:
 
 
 def _distributed(snapshot: PublishedSnapshot, deliveries: Sequence[Delivered]) -> DistributedReport:
-    return DistributedReport(snapshot.report_id, snapshot.revision, snapshot.kind, snapshot.created_at,
-                             delivery_order(deliveries))
+    return DistributedReport(
+        snapshot.report_id, snapshot.revision, snapshot.kind, snapshot.created_at, delivery_order(deliveries)
+    )
 
 
 def movement(record: ImprovementItem, start: datetime, end: datetime) -> str | None:
@@ -248,8 +271,11 @@ def movement(record: ImprovementItem, start: datetime, end: datetime) -> str | N
     if record.created_at >= end:
         return None
     after = record.after_period or {}
-    if (record.status == "done" and after.get("measured") == AT_CLOSE
-            and (datetime.fromisoformat(after["start"]), datetime.fromisoformat(after["end"])) == (start, end)):
+    if (
+        record.status == "done"
+        and after.get("measured") == AT_CLOSE
+        and (datetime.fromisoformat(after["start"]), datetime.fromisoformat(after["end"])) == (start, end)
+    ):
         return "measured"
     inside = [h for h in record.history if start <= datetime.fromisoformat(h["at"]) < end]
     if any(h["status"] in ("done", "cancelled") for h in inside):
@@ -261,12 +287,19 @@ def movement(record: ImprovementItem, start: datetime, end: datetime) -> str | N
     return "progressed" if inside else "carried"
 
 
-def assemble_review(report: ServiceLevelReport, history: Sequence[tuple[str, Sequence[OutcomeCell]]],
-                    current_cells: Sequence[OutcomeCell], created: Mapping[tuple[str, str], int],
-                    quality: list[QualityResult], facts: QualityFacts, satisfaction: Satisfaction,
-                    complaints_by_status: dict[str, int], improvements: Sequence[ImprovementItem],
-                    config: ReportingConfig,
-                    deliveries: Mapping[str, Sequence[Delivered]] | None = None) -> ServiceReview:
+def assemble_review(
+    report: ServiceLevelReport,
+    history: Sequence[tuple[str, Sequence[OutcomeCell]]],
+    current_cells: Sequence[OutcomeCell],
+    created: Mapping[tuple[str, str], int],
+    quality: list[QualityResult],
+    facts: QualityFacts,
+    satisfaction: Satisfaction,
+    complaints_by_status: dict[str, int],
+    improvements: Sequence[ImprovementItem],
+    config: ReportingConfig,
+    deliveries: Mapping[str, Sequence[Delivered]] | None = None,
+) -> ServiceReview:
     """`deliveries`: per published report id, its notifications (the distribution record)."""
     header = report.header
     customer = header.scope.customer
@@ -278,14 +311,25 @@ def assemble_review(report: ServiceLevelReport, history: Sequence[tuple[str, Seq
             items.append(replace(record, movement=moved))
     notes = [row.note for row in satisfaction.rows if row.note]
     return ServiceReview(
-        banner=Banner(header.tenant, customer, header.period, header.generated_at, header.config_version,
-                      header.policies, header.calendars, header.targets),
+        banner=Banner(
+            header.tenant,
+            customer,
+            header.period,
+            header.generated_at,
+            header.config_version,
+            header.policies,
+            header.calendars,
+            header.targets,
+        ),
         sla=sla,
         workload=_workload(config.workload_limits, created, sla, quality, customer),
-        ola_uc=report.ola_uc, slos=report.slos, quality=quality, satisfaction=satisfaction,
+        ola_uc=report.ola_uc,
+        slos=report.slos,
+        quality=quality,
+        satisfaction=satisfaction,
         complaints_by_status=complaints_by_status,
         experience=_experience(report, facts, config, customer),
-        improvements=items, distribution=[_distributed(p, (deliveries or {}).get(p.report_id, ()))
-                                          for p in header.published],
+        improvements=items,
+        distribution=[_distributed(p, (deliveries or {}).get(p.report_id, ())) for p in header.published],
         notes=sorted(set(notes)),
     )

@@ -21,8 +21,16 @@ if TYPE_CHECKING:
 
     from slm_shared.events import ClockTransitionData, CloudEvent, TicketSnapshotData
 
-OUTCOME_DIMENSIONS = ("service", "customer", "agreement", "policy_id", "policy_version", "calendar", "metric",
-                      "priority")
+OUTCOME_DIMENSIONS = (
+    "service",
+    "customer",
+    "agreement",
+    "policy_id",
+    "policy_version",
+    "calendar",
+    "metric",
+    "priority",
+)
 TICKET_MEASURES = ("created", "resolved", "reopened", "cancelled")
 CLOCK_MEASURES = ("met", "breached", "elapsed_sum", "over_target_sum")
 CYCLE_KEY = ("tenant_id", "ticket_id", "policy_id", "metric", "cycle")
@@ -67,8 +75,16 @@ class Deltas:
     def note_late_change(self, event: CloudEvent, periods: Iterable[datetime], received_at: datetime) -> None:
         """A late event that changed closed periods: one `late_changes` row per period."""
         self.late_changes.extend(
-            {"tenant_id": event.tenantid, "period_start": start, "event_type": event.type, "event_id": event.id,
-             "subject": event.subject, "received_at": received_at} for start in periods)
+            {
+                "tenant_id": event.tenantid,
+                "period_start": start,
+                "event_type": event.type,
+                "event_id": event.id,
+                "subject": event.subject,
+                "received_at": received_at,
+            }
+            for start in periods
+        )
 
     def add_clock(self, tenant: str, dims: Mapping[str, Any], part: Contribution, sign: int) -> None:
         key = (tenant, utc_day(part.stopped_at), *(dims[d] for d in OUTCOME_DIMENSIONS))
@@ -88,9 +104,15 @@ class Deltas:
         found = self.stats.get(key)
         if found is None:
             self.stats[key] = found = {
-                "events": 0, "first_event_time": event.time, "last_event_time": event.time,
-                "first_received_at": received_at, "last_received_at": received_at, "out_of_order": 0,
-                "after_close": 0, "recalculations": 0}
+                "events": 0,
+                "first_event_time": event.time,
+                "last_event_time": event.time,
+                "first_received_at": received_at,
+                "last_received_at": received_at,
+                "out_of_order": 0,
+                "after_close": 0,
+                "recalculations": 0,
+            }
         found["events"] += 1
         found["first_event_time"] = min(found["first_event_time"], event.time)
         found["last_event_time"] = max(found["last_event_time"], event.time)
@@ -102,8 +124,9 @@ class Deltas:
         seen = self.first_seen.get(event.tenantid)
         self.first_seen[event.tenantid] = event.time if seen is None else min(seen, event.time)
 
-    def note(self, closed: Sequence[tuple[datetime, datetime]], event: CloudEvent, effect: Effect,
-             received_at: datetime) -> None:
+    def note(
+        self, closed: Sequence[tuple[datetime, datetime]], event: CloudEvent, effect: Effect, received_at: datetime
+    ) -> None:
         """The event's counters, and a late-change note when it moved the counts of a period already closed."""
         late = periods_holding(closed, effect.changed_at)
         if late:
@@ -115,8 +138,11 @@ def cycle_key(event: CloudEvent, data: ClockTransitionData) -> CycleKey:
     return (event.tenantid, data.ticket_id, data.policy_id, data.metric, data.cycle)
 
 
-def judge_clocks(deltas: Deltas, items: Sequence[tuple[CloudEvent, ClockTransitionData]],
-                 stored: Mapping[CycleKey, Mapping[str, Any]]) -> tuple[list[Effect], dict[CycleKey, dict[str, Any]]]:
+def judge_clocks(
+    deltas: Deltas,
+    items: Sequence[tuple[CloudEvent, ClockTransitionData]],
+    stored: Mapping[CycleKey, Mapping[str, Any]],
+) -> tuple[list[Effect], dict[CycleKey, dict[str, Any]]]:
     """Each event judged, in order, against its cycle as the events before it left it (`outcomes.wins`), so the
     effects are those of one-at-a-time; returns the effects and the cycles' new rows (only those that changed)."""
     current: dict[CycleKey, Mapping[str, Any]] = dict(stored)
@@ -131,22 +157,42 @@ def judge_clocks(deltas: Deltas, items: Sequence[tuple[CloudEvent, ClockTransiti
     return effects, changed_rows
 
 
-def _clock_effect(deltas: Deltas, event: CloudEvent, data: ClockTransitionData, key: CycleKey,
-                  found: Mapping[str, Any] | None) -> tuple[Effect, dict[str, Any] | None]:
+def _clock_effect(
+    deltas: Deltas, event: CloudEvent, data: ClockTransitionData, key: CycleKey, found: Mapping[str, Any] | None
+) -> tuple[Effect, dict[str, Any] | None]:
     current_time, current_sequence = (found["last_event_time"], found["last_sequence"]) if found else (None, None)
-    out_of_order = arrived_out_of_order(event.time, current_time, new_sequence=data.sequence,
-                                        current_sequence=current_sequence)
-    if not wins(event.time, data.transition, current_time, new_sequence=data.sequence,
-                current_sequence=current_sequence):
+    out_of_order = arrived_out_of_order(
+        event.time, current_time, new_sequence=data.sequence, current_sequence=current_sequence
+    )
+    if not wins(
+        event.time, data.transition, current_time, new_sequence=data.sequence, current_sequence=current_sequence
+    ):
         return Effect(out_of_order=True), None
     values = {
-        "tenant_id": key[0], "ticket_id": key[1], "policy_id": key[2], "metric": key[3], "cycle": key[4],
-        "agreement": data.agreement, "policy_version": data.policy_version, "state": data.state,
-        "breached": data.breached, "service": data.service, "customer": data.customer, "priority": data.priority,
-        "kind": data.kind, "calendar": data.calendar, "target_seconds": data.target_seconds,
-        "elapsed_seconds": data.elapsed_seconds, "started_at": data.started_at, "due_at": data.due_at,
-        "breached_at": data.breached_at, "stopped_at": data.stopped_at, "last_transition": data.transition,
-        "last_event_time": event.time, "last_event_id": event.id, "last_sequence": data.sequence,
+        "tenant_id": key[0],
+        "ticket_id": key[1],
+        "policy_id": key[2],
+        "metric": key[3],
+        "cycle": key[4],
+        "agreement": data.agreement,
+        "policy_version": data.policy_version,
+        "state": data.state,
+        "breached": data.breached,
+        "service": data.service,
+        "customer": data.customer,
+        "priority": data.priority,
+        "kind": data.kind,
+        "calendar": data.calendar,
+        "target_seconds": data.target_seconds,
+        "elapsed_seconds": data.elapsed_seconds,
+        "started_at": data.started_at,
+        "due_at": data.due_at,
+        "breached_at": data.breached_at,
+        "stopped_at": data.stopped_at,
+        "last_transition": data.transition,
+        "last_event_time": event.time,
+        "last_event_id": event.id,
+        "last_sequence": data.sequence,
         "recalculations": (found["recalculations"] if found else 0) + (data.transition == "recalculated"),
     }
     old = _contribution_of(found) if found else None
@@ -179,10 +225,13 @@ def ticket_key(event: CloudEvent, data: TicketSnapshotData) -> TicketKey:
     return (event.tenantid, data.ticket_id)
 
 
-def judge_tickets(deltas: Deltas, items: Sequence[tuple[CloudEvent, TicketSnapshotData]], sequences: Sequence[int],
-                  timelines: Mapping[TicketKey, Sequence[tuple[int, Snapshot]]],
-                  stored: Mapping[TicketKey, list[VolumeTransition]],
-                  ) -> tuple[list[Effect], dict[TicketKey, list[VolumeTransition]]]:
+def judge_tickets(
+    deltas: Deltas,
+    items: Sequence[tuple[CloudEvent, TicketSnapshotData]],
+    sequences: Sequence[int],
+    timelines: Mapping[TicketKey, Sequence[tuple[int, Snapshot]]],
+    stored: Mapping[TicketKey, list[VolumeTransition]],
+) -> tuple[list[Effect], dict[TicketKey, list[VolumeTransition]]]:
     """The volume transitions of the batch's tickets re-derived from their timelines (which hold the batch's
     snapshots, numbered `sequences`), and the rollup moved; each event judged against its ticket's timeline up
     to its own row, so the effects are exactly those of applying the events one at a time, in order."""
@@ -199,13 +248,14 @@ def judge_tickets(deltas: Deltas, items: Sequence[tuple[CloudEvent, TicketSnapsh
         for transition, count in added.items():
             deltas.add_ticket(event.tenantid, transition, count)
         current[ticket] = new
-        effects.append(Effect(tuple(sorted({v.at for v in (*removed, *added)})),
-                              any(s.at > event.time for s in timeline)))
+        effects.append(
+            Effect(tuple(sorted({v.at for v in (*removed, *added)})), any(s.at > event.time for s in timeline))
+        )
     return effects, current
 
 
-def ticket_heads(timelines: Mapping[TicketKey, Sequence[tuple[int, Snapshot]]]
-                 ) -> dict[TicketKey, tuple[datetime, Snapshot]]:
+def ticket_heads(
+    timelines: Mapping[TicketKey, Sequence[tuple[int, Snapshot]]],
+) -> dict[TicketKey, tuple[datetime, Snapshot]]:
     """Each ticket's creation instant (its first snapshot) and the snapshot that is its current state."""
-    return {ticket: (snapshots[0][1].at, latest([s for _, s in snapshots]))
-            for ticket, snapshots in timelines.items()}
+    return {ticket: (snapshots[0][1].at, latest([s for _, s in snapshots])) for ticket, snapshots in timelines.items()}

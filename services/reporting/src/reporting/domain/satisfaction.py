@@ -103,8 +103,9 @@ def representativeness(answers: int, response_rate: Ratio, config: ReportingConf
     reasons = []
     if answers < config.csat_min_answers:
         reasons.append(f"{answers} answers (fewer than {config.csat_min_answers})")
-    if response_rate.denominator and Fraction(response_rate.numerator, response_rate.denominator) < \
-            Fraction(str(config.csat_min_response_rate)):
+    if response_rate.denominator and Fraction(response_rate.numerator, response_rate.denominator) < Fraction(
+        str(config.csat_min_response_rate)
+    ):
         minimum = f"{100 * config.csat_min_response_rate:g}"
         reasons.append(f"a response rate of {response_rate.percent} % (under {minimum} %)")
     if not reasons:
@@ -120,9 +121,14 @@ def is_complaint(answer: Answer, config: ReportingConfig, handling: Handling | N
     return None
 
 
-def satisfaction(answers: Sequence[Answer], resolutions: Mapping[tuple[str, str], int],
-                 history: Sequence[tuple[str, Sequence[Answer]]], handling: Mapping[str, Handling],
-                 config: ReportingConfig, label: str = "") -> Satisfaction:
+def satisfaction(
+    answers: Sequence[Answer],
+    resolutions: Mapping[tuple[str, str], int],
+    history: Sequence[tuple[str, Sequence[Answer]]],
+    handling: Mapping[str, Handling],
+    config: ReportingConfig,
+    label: str = "",
+) -> Satisfaction:
     grouped: dict[tuple[str, str], list[Answer]] = defaultdict(list)
     for answer in answers:
         grouped[_key(answer)].append(answer)
@@ -140,22 +146,40 @@ def satisfaction(answers: Sequence[Answer], resolutions: Mapping[tuple[str, str]
         if mine:
             mean = round(float(100 * sum((Fraction(a.score, a.scale) for a in mine), Fraction(0)) / len(mine)), 2)
         note = representativeness(len(mine), response_rate, config)
-        trend = [SatisfactionTrendPoint(lbl, ratio(_satisfied(g.get(key, []), config), len(g.get(key, []))))
-                 for lbl, g in past]
+        trend = [
+            SatisfactionTrendPoint(lbl, ratio(_satisfied(g.get(key, []), config), len(g.get(key, []))))
+            for lbl, g in past
+        ]
         trend.append(SatisfactionTrendPoint(label, ratio(_satisfied(mine, config), len(mine))))
-        rows.append(SatisfactionRow(key[0], key[1], len(mine), ratio(_satisfied(mine, config), len(mine)), mean,
-                                    response_rate, note is None, note, trend))
+        rows.append(
+            SatisfactionRow(
+                key[0],
+                key[1],
+                len(mine),
+                ratio(_satisfied(mine, config), len(mine)),
+                mean,
+                response_rate,
+                note is None,
+                note,
+                trend,
+            )
+        )
     commented = [a for a in answers if a.comment and a.comment.strip()]
 
     def verbatim(a: Answer) -> Verbatim:
-        return Verbatim(a.ticket_id, a.service, a.customer or "unknown", a.score, a.scale, a.comment or "",
-                        a.answered_at)
+        return Verbatim(
+            a.ticket_id, a.service, a.customer or "unknown", a.score, a.scale, a.comment or "", a.answered_at
+        )
 
     satisfied_at = Fraction(str(config.csat_satisfied_ratio))
-    unhappy = sorted((a for a in commented if Fraction(a.score, a.scale) < satisfied_at),
-                     key=lambda a: (Fraction(a.score, a.scale), a.answered_at, a.ticket_id))
-    happy = sorted((a for a in commented if Fraction(a.score, a.scale) >= satisfied_at),
-                   key=lambda a: (-Fraction(a.score, a.scale), a.answered_at, a.ticket_id))
+    unhappy = sorted(
+        (a for a in commented if Fraction(a.score, a.scale) < satisfied_at),
+        key=lambda a: (Fraction(a.score, a.scale), a.answered_at, a.ticket_id),
+    )
+    happy = sorted(
+        (a for a in commented if Fraction(a.score, a.scale) >= satisfied_at),
+        key=lambda a: (-Fraction(a.score, a.scale), a.answered_at, a.ticket_id),
+    )
     concerns = [verbatim(a) for a in unhappy[:VERBATIMS_EACH_WAY]]
     praise = [verbatim(a) for a in happy[:VERBATIMS_EACH_WAY]]
     complaints = []
@@ -164,11 +188,22 @@ def satisfaction(answers: Sequence[Answer], resolutions: Mapping[tuple[str, str]
         reason = is_complaint(answer, config, record)
         if reason is None:
             continue
-        complaints.append(Complaint(
-            answer.ticket_id, answer.service, answer.customer or "unknown", answer.score, answer.scale,
-            answer.comment, answer.answered_at, reason, record.status if record else "open",
-            record.owner if record else None, record.note if record else None,
-            record.improvement_id if record else None))
+        complaints.append(
+            Complaint(
+                answer.ticket_id,
+                answer.service,
+                answer.customer or "unknown",
+                answer.score,
+                answer.scale,
+                answer.comment,
+                answer.answered_at,
+                reason,
+                record.status if record else "open",
+                record.owner if record else None,
+                record.note if record else None,
+                record.improvement_id if record else None,
+            )
+        )
     return Satisfaction(rows, praise, concerns, complaints)
 
 

@@ -59,8 +59,11 @@ def volume_transitions(timeline: list[Snapshot]) -> list[VolumeTransition]:
         current = category(snapshot.status)
 
         def add(kind: TransitionKind, delta: int, snapshot: Snapshot = snapshot) -> None:
-            found.append(VolumeTransition(snapshot.at, kind, delta, snapshot.priority, snapshot.service,
-                                          snapshot.customer, snapshot.kind))
+            found.append(
+                VolumeTransition(
+                    snapshot.at, kind, delta, snapshot.priority, snapshot.service, snapshot.customer, snapshot.kind
+                )
+            )
 
         if previous is None:
             add("created", 1)

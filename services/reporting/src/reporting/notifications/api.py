@@ -47,12 +47,14 @@ def _iso(value: Any) -> Any:
 
 def _page(message: str, status_code: int = status.HTTP_200_OK) -> HTMLResponse:
     body = message if message.startswith("<form") else html.escape(message)
-    return HTMLResponse(f"<!doctype html><html><head><meta charset=utf-8><title>Notification</title></head>"
-                        f"<body>{body}</body></html>", status_code=status_code, headers={"Cache-Control": "no-store"})
+    return HTMLResponse(
+        f"<!doctype html><html><head><meta charset=utf-8><title>Notification</title></head><body>{body}</body></html>",
+        status_code=status_code,
+        headers={"Cache-Control": "no-store"},
+    )
 
 
-def notification_router(units: Units, store: PolicyStore, now: Now,
-                        links: AckLinks) -> APIRouter:
+def notification_router(units: Units, store: PolicyStore, now: Now, links: AckLinks) -> APIRouter:
     router = APIRouter(prefix="/v1", tags=["notifications"])
 
     @router.put("/notification-policies", summary="Apply a new version of the tenant's notification policy")
@@ -63,17 +65,20 @@ def notification_router(units: Units, store: PolicyStore, now: Now,
             text = body.decode()
             document = load_one(text) if "yaml" in content_type else json.loads(text)
         except (UnicodeDecodeError, ValueError, RecursionError, yaml.YAMLError) as error:
-            raise HTTPException(status.HTTP_400_BAD_REQUEST,
-                                f"not a {'YAML' if 'yaml' in content_type else 'JSON'} document: "
-                                f"{str(error)[:300]}") from error
+            raise HTTPException(
+                status.HTTP_400_BAD_REQUEST,
+                f"not a {'YAML' if 'yaml' in content_type else 'JSON'} document: {str(error)[:300]}",
+            ) from error
         try:
             policy = NotificationPolicy.model_validate(document if document is not None else {})
         except ValidationError as error:
             # The kit's 422 handler answers it, quoting back only short, valid UTF-8.
             raise RequestValidationError(error.errors(include_url=False, include_input=False)[:50]) from error
         if any(channel.secret is not None for channel in policy.channels) and not store.can_store_secrets:
-            raise HTTPException(status.HTTP_400_BAD_REQUEST, "this reporting service cannot store channel secrets: "
-                                "REPORTING_NOTIFICATION_SECRET_KEYS is not set")
+            raise HTTPException(
+                status.HTTP_400_BAD_REQUEST,
+                "this reporting service cannot store channel secrets: REPORTING_NOTIFICATION_SECRET_KEYS is not set",
+            )
         sealed = store.seal(policy)
         async with units() as uow:
             version = await uow.policies.save(tenant, sealed, now())
@@ -81,20 +86,25 @@ def notification_router(units: Units, store: PolicyStore, now: Now,
         return {"version": version, "policy": store.shown(sealed)}
 
     @router.get("/notification-policies", summary="The tenant's notification policy (latest or `version`)")
-    async def get_policy(tenant: ReadTenant,
-                         version: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None) -> dict[str, Any]:
+    async def get_policy(
+        tenant: ReadTenant, version: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None
+    ) -> dict[str, Any]:
         async with units() as uow:
             found = (await uow.policies.latest([tenant], version)).get(tenant)
         if found is None:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, "no such notification policy version" if version
-                                else "no notification policy applied yet")
+            raise HTTPException(
+                status.HTTP_404_NOT_FOUND,
+                "no such notification policy version" if version else "no notification policy applied yet",
+            )
         return {"version": found.version, "policy": store.shown(found.document)}
 
     @router.get("/notifications", summary="The delivery log, newest first")
-    async def delivery_log(tenant: ReadTenant,
-                           ticket: Annotated[str | None, Query(max_length=512)] = None,
-                           state: Annotated[Status | None, Query(alias="status")] = None,
-                           limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> dict[str, Any]:
+    async def delivery_log(
+        tenant: ReadTenant,
+        ticket: Annotated[str | None, Query(max_length=512)] = None,
+        state: Annotated[Status | None, Query(alias="status")] = None,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    ) -> dict[str, Any]:
         async with units() as uow:
             rows = await uow.deliveries.log(tenant, ticket, state, limit)
         return {"notifications": [{k: _iso(v) for k, v in row.items()} for row in rows]}
@@ -117,8 +127,11 @@ def notification_router(units: Units, store: PolicyStore, now: Now,
         action = html.escape(f"/v1{ACK_LINK_PREFIX}/{token}", quote=True)
         return _page(f'<form method="post" action="{action}"><button type="submit">Acknowledge</button></form>')
 
-    @router.post(f"{ACK_LINK_PREFIX}/{{token}}", response_class=HTMLResponse,
-                 summary="Acknowledge through a signed link (no API key): the ladder stops")
+    @router.post(
+        f"{ACK_LINK_PREFIX}/{{token}}",
+        response_class=HTMLResponse,
+        summary="Acknowledge through a signed link (no API key): the ladder stops",
+    )
     async def ack_by_link(token: str) -> HTMLResponse:
         at = now()
         notification_id = links.verify(token, at)

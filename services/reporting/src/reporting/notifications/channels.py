@@ -78,9 +78,11 @@ def webhook_request(delivery: Delivery, now: datetime) -> tuple[bytes, dict[str,
     headers = {"content-type": "application/json"}
     if delivery.secret is not None:
         timestamp = int(now.timestamp())
-        headers |= {"webhook-id": delivery.notification_id, "webhook-timestamp": str(timestamp),
-                    "webhook-signature": standard_webhook_signature(delivery.secret, delivery.notification_id,
-                                                                    timestamp, body)}
+        headers |= {
+            "webhook-id": delivery.notification_id,
+            "webhook-timestamp": str(timestamp),
+            "webhook-signature": standard_webhook_signature(delivery.secret, delivery.notification_id, timestamp, body),
+        }
     return body, headers
 
 
@@ -88,11 +90,19 @@ def slack_payload(delivery: Delivery) -> dict[str, Any]:
     message = delivery.message
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": message.title[:150]}},
-        {"type": "section", "fields": [{"type": "mrkdwn", "text": f"*{label}*\n{value}" if label else value}
-                                       for label, value in message.fields[:10]]},
+        {
+            "type": "section",
+            "fields": [
+                {"type": "mrkdwn", "text": f"*{label}*\n{value}" if label else value}
+                for label, value in message.fields[:10]
+            ],
+        },
     ]
-    links = [f"<{url}|{label}>" for url, label in ((message.link, message.link_label),
-                                                    (message.ack_link, message.ack_label)) if url]
+    links = [
+        f"<{url}|{label}>"
+        for url, label in ((message.link, message.link_label), (message.ack_link, message.ack_label))
+        if url
+    ]
     if links:
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": "  ·  ".join(links)}})
     if delivery.recipients:
@@ -106,14 +116,25 @@ def teams_payload(delivery: Delivery) -> dict[str, Any]:
         {"type": "TextBlock", "text": message.title, "weight": "Bolder", "size": "Medium", "wrap": True},
         {"type": "FactSet", "facts": [{"title": label, "value": value} for label, value in message.fields]},
     ]
-    card: dict[str, Any] = {"$schema": "http://adaptivecards.io/schemas/adaptive-card.json", "type": "AdaptiveCard",
-                            "version": "1.4", "body": body}
-    actions = [{"type": "Action.OpenUrl", "title": label, "url": url}
-               for url, label in ((message.link, message.link_label), (message.ack_link, message.ack_label)) if url]
+    card: dict[str, Any] = {
+        "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
+        "type": "AdaptiveCard",
+        "version": "1.4",
+        "body": body,
+    }
+    actions = [
+        {"type": "Action.OpenUrl", "title": label, "url": url}
+        for url, label in ((message.link, message.link_label), (message.ack_link, message.ack_label))
+        if url
+    ]
     if actions:
         card["actions"] = actions
-    return {"type": "message", "attachments": [
-        {"contentType": "application/vnd.microsoft.card.adaptive", "contentUrl": None, "content": card}]}
+    return {
+        "type": "message",
+        "attachments": [
+            {"contentType": "application/vnd.microsoft.card.adaptive", "contentUrl": None, "content": card}
+        ],
+    }
 
 
 def pagerduty_payload(delivery: Delivery) -> dict[str, Any]:
@@ -122,15 +143,25 @@ def pagerduty_payload(delivery: Delivery) -> dict[str, Any]:
         return {"routing_key": delivery.secret, "event_action": "resolve", "dedup_key": delivery.dedup_key}
     message = delivery.message
     payload: dict[str, Any] = {
-        "routing_key": delivery.secret, "event_action": "trigger", "dedup_key": delivery.dedup_key,
-        "payload": {"summary": message.title[:1024], "source": str(delivery.data.get("service") or "slm"),
-                    "severity": message.severity, "timestamp": delivery.event_at.isoformat(),
-                    "component": str(delivery.data.get("metric") or ""), "group": str(delivery.data.get("customer")
-                                                                                     or ""),
-                    "class": delivery.trigger, "custom_details": delivery.data},
+        "routing_key": delivery.secret,
+        "event_action": "trigger",
+        "dedup_key": delivery.dedup_key,
+        "payload": {
+            "summary": message.title[:1024],
+            "source": str(delivery.data.get("service") or "slm"),
+            "severity": message.severity,
+            "timestamp": delivery.event_at.isoformat(),
+            "component": str(delivery.data.get("metric") or ""),
+            "group": str(delivery.data.get("customer") or ""),
+            "class": delivery.trigger,
+            "custom_details": delivery.data,
+        },
     }
-    links = [{"href": url, "text": label} for url, label in ((message.link, message.link_label),
-                                                             (message.ack_link, message.ack_label)) if url]
+    links = [
+        {"href": url, "text": label}
+        for url, label in ((message.link, message.link_label), (message.ack_link, message.ack_label))
+        if url
+    ]
     if links:
         payload["links"] = links
     return payload
@@ -145,8 +176,12 @@ def alertmanager_payload(delivery: Delivery, now: datetime) -> list[dict[str, An
     for key in ("ticket_id", "policy_id", "metric", "slo_id"):
         if data.get(key) is not None:
             labels[key] = str(data[key])
-    annotations = {"summary": delivery.message.title, "description": delivery.message.text,
-                   "severity": delivery.message.severity, "trigger": delivery.trigger}
+    annotations = {
+        "summary": delivery.message.title,
+        "description": delivery.message.text,
+        "severity": delivery.message.severity,
+        "trigger": delivery.trigger,
+    }
     for key in ("priority", "service", "customer", "ack_link"):
         if data.get(key) is not None:
             annotations[key] = str(data[key])
@@ -168,13 +203,18 @@ def email_message(delivery: Delivery) -> EmailMessage:
     mail["To"] = ", ".join(delivery.recipients)
     mail["Message-ID"] = f"<{delivery.notification_id}@slm.notifications>"
     mail.set_content(message.text)
-    rows = "".join(f"<tr><th align=left>{html.escape(label)}</th><td>{html.escape(value)}</td></tr>"
-                   for label, value in message.fields)
-    link = "".join(f'<p><a href="{html.escape(url, quote=True)}">{html.escape(label)}</a></p>'
-                   for url, label in ((message.link, message.link_label), (message.ack_link, message.ack_label))
-                   if url)
-    mail.add_alternative(f"<html><body><h2>{html.escape(message.title)}</h2><table>{rows}</table>{link}"
-                         f"</body></html>", subtype="html")
+    rows = "".join(
+        f"<tr><th align=left>{html.escape(label)}</th><td>{html.escape(value)}</td></tr>"
+        for label, value in message.fields
+    )
+    link = "".join(
+        f'<p><a href="{html.escape(url, quote=True)}">{html.escape(label)}</a></p>'
+        for url, label in ((message.link, message.link_label), (message.ack_link, message.ack_label))
+        if url
+    )
+    mail.add_alternative(
+        f"<html><body><h2>{html.escape(message.title)}</h2><table>{rows}</table>{link}</body></html>", subtype="html"
+    )
     return mail
 
 
@@ -226,8 +266,9 @@ class Senders:
             raise DeliveryFailed(str(error)) from error
         if answer.status >= 300:
             permanent = 400 <= answer.status < 500 and answer.status not in (408, 425, 429)
-            raise DeliveryFailed(f"HTTP {answer.status}: {answer.body[:200].decode(errors='replace')}",
-                                 permanent=permanent)
+            raise DeliveryFailed(
+                f"HTTP {answer.status}: {answer.body[:200].decode(errors='replace')}", permanent=permanent
+            )
 
     def _send_mail(self, delivery: Delivery) -> None:
         smtp = delivery.channel.smtp

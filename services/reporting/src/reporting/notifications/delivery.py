@@ -57,18 +57,32 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-NOTIFICATIONS = Counter("slm_notifications_total", "Notifications by channel type and outcome "
-                        "(sent, failed: will be retried, dead, suppressed)", ["channel", "outcome"])
-LATENESS = Histogram("slm_notification_lateness_seconds", "Seconds from when a notification was due to when its "
-                     "channel took it", ["channel"], buckets=(0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300))
+NOTIFICATIONS = Counter(
+    "slm_notifications_total",
+    "Notifications by channel type and outcome (sent, failed: will be retried, dead, suppressed)",
+    ["channel", "outcome"],
+)
+LATENESS = Histogram(
+    "slm_notification_lateness_seconds",
+    "Seconds from when a notification was due to when its channel took it",
+    ["channel"],
+    buckets=(0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300),
+)
 TENANTS_IN_PARALLEL = 4
 BATCHES_PER_LANE = 20
 
 
 class NotificationDelivery:
-    def __init__(self, units: Units, store: PolicyStore, senders: Senders, now: Now,
-                 settings: ReportingSettings, jitter: Callable[[], float] = random.random,
-                 ack_links: AckLinks | None = None) -> None:
+    def __init__(
+        self,
+        units: Units,
+        store: PolicyStore,
+        senders: Senders,
+        now: Now,
+        settings: ReportingSettings,
+        jitter: Callable[[], float] = random.random,
+        ack_links: AckLinks | None = None,
+    ) -> None:
         self._units = units
         self._store = store
         self._senders = senders
@@ -77,8 +91,10 @@ class NotificationDelivery:
         self._jitter = jitter
         self._ack_links = ack_links
         self._lanes: dict[str, asyncio.Task[None]] = {}
-        self._rate = RateLimiter(settings.notification_channel_rate_per_second,
-                                 burst=max(1, int(settings.notification_channel_rate_per_second)))
+        self._rate = RateLimiter(
+            settings.notification_channel_rate_per_second,
+            burst=max(1, int(settings.notification_channel_rate_per_second)),
+        )
 
     async def run_pass(self) -> int:
         """Starts a lane for each tenant with due rows that has none running, most overdue first, up to
@@ -105,8 +121,9 @@ class NotificationDelivery:
     async def _lane(self, tenant: str) -> None:
         try:
             # The kit's isolation: a failure of this tenant's is logged and counted, never anyone else's.
-            await for_each_isolated("delivering notifications", [tenant], self.deliver_tenant,
-                                    describe=lambda tenant: f"tenant {tenant}")
+            await for_each_isolated(
+                "delivering notifications", [tenant], self.deliver_tenant, describe=lambda tenant: f"tenant {tenant}"
+            )
         except Exception as error:  # an outage: the next pass tries again
             BACKGROUND_FAILURES.labels("delivering notifications").inc()
             log.warning("delivering notifications of %s stopped: %r", tenant, error)
@@ -133,8 +150,9 @@ class NotificationDelivery:
                     break
             return total
 
-        return sum(await asyncio.gather(*(worker() for _ in range(
-            min(left, self._settings.notification_batches_in_flight)))))
+        return sum(
+            await asyncio.gather(*(worker() for _ in range(min(left, self._settings.notification_batches_in_flight))))
+        )
 
     async def _batch(self, tenant: str) -> int:
         async with self._units() as uow:
@@ -146,15 +164,19 @@ class NotificationDelivery:
             stored = (await uow.policies.latest([tenant])).get(tenant)
             clocks = await deliveries.clocks_now(tenant, rows)
             # The running clocks' calendars, for their figures at the sending instant (as the live report).
-            calendars = await deliveries.calendars(tenant, [clock.calendar_key for clock in clocks.values()
-                                                            if clock.state == "running"])
+            calendars = await deliveries.calendars(
+                tenant, [clock.calendar_key for clock in clocks.values() if clock.state == "running"]
+            )
             acked = await deliveries.acked_ladders(tenant, rows)
             resolved = await deliveries.alerts_resolved(tenant, rows)
             paged = await deliveries.paged_cycles(tenant, rows)
             semaphore = asyncio.Semaphore(self._settings.notification_concurrency)
             # Each channel's secret decrypted once per batch, not once per row (Fernet's HMAC and AES).
-            secrets = ({channel.name: self._store.secret(stored.document, channel.name)
-                        for channel in stored.policy.channels} if stored else {})
+            secrets = (
+                {channel.name: self._store.secret(stored.document, channel.name) for channel in stored.policy.channels}
+                if stored
+                else {}
+            )
 
             async def settle(row: dict[str, Any]) -> dict[str, Any]:
                 async with semaphore:
@@ -162,35 +184,63 @@ class NotificationDelivery:
 
             updates = await asyncio.gather(*(settle(row) for row in rows))
             await deliveries.record_outcomes(updates)
-            repeats = [repeat for row, update in zip(rows, updates, strict=True) if update["b_status"] == "sent"
-                       and stored is not None and row["ladder_key"] not in acked
-                       for repeat in [_repeat(stored, row, now)] if repeat is not None]
+            repeats = [
+                repeat
+                for row, update in zip(rows, updates, strict=True)
+                if update["b_status"] == "sent" and stored is not None and row["ladder_key"] not in acked
+                for repeat in [_repeat(stored, row, now)]
+                if repeat is not None
+            ]
             await deliveries.add_repeats(repeats)
             await uow.commit()
         return len(rows)
 
-    async def _settle(self, row: dict[str, Any], stored: StoredPolicy | None, clocks: dict[tuple[Any, ...], ClockNow],
-                      calendars: Calendars, acked: set[str], paged: set[tuple[Any, ...]],
-                      resolved: dict[tuple[str, str], datetime], now: datetime,
-                      secrets: dict[str, str | None]) -> dict[str, Any]:
+    async def _settle(
+        self,
+        row: dict[str, Any],
+        stored: StoredPolicy | None,
+        clocks: dict[tuple[Any, ...], ClockNow],
+        calendars: Calendars,
+        acked: set[str],
+        paged: set[tuple[Any, ...]],
+        resolved: dict[tuple[str, str], datetime],
+        now: datetime,
+        secrets: dict[str, str | None],
+    ) -> dict[str, Any]:
         """Sends one row (or decides not to); returns its update."""
-        update = {"b_id": row["id"], "b_status": "sent", "b_attempts": row["attempts"],
-                  "b_next": row["next_attempt_at"], "b_error": row["last_error"], "b_reason": None, "b_sent": None}
+        update = {
+            "b_id": row["id"],
+            "b_status": "sent",
+            "b_attempts": row["attempts"],
+            "b_next": row["next_attempt_at"],
+            "b_error": row["last_error"],
+            "b_reason": None,
+            "b_sent": None,
+        }
         with log_context(tenant=row["tenant_id"], ticket_id=row["ticket_id"]):
             clock = clocks.get(cycle_of(row))
             channel = stored.policy.channel(row["channel"]) if stored else None
             rule = stored.policy.rule(row["rule_id"]) if stored else None
-            reason = ("acknowledged" if row["ladder_key"] in acked and row["trigger"] != "resolve"
-                      else "the rule or its channel is no longer in the policy" if channel is None or rule is None
-                      else "nothing was paged for this cycle" if row["trigger"] == "resolve"
-                      and (*cycle_of(row), row["rule_id"]) not in paged
-                      else still_holds(row["trigger"], clock, _planned_due(row),
-                                       resolved.get((row["slo_id"], row["trigger"].removeprefix("slo:"))),
-                                       row["event_at"]))
+            reason = (
+                "acknowledged"
+                if row["ladder_key"] in acked and row["trigger"] != "resolve"
+                else "the rule or its channel is no longer in the policy"
+                if channel is None or rule is None
+                else "nothing was paged for this cycle"
+                if row["trigger"] == "resolve" and (*cycle_of(row), row["rule_id"]) not in paged
+                else still_holds(
+                    row["trigger"],
+                    clock,
+                    _planned_due(row),
+                    resolved.get((row["slo_id"], row["trigger"].removeprefix("slo:"))),
+                    row["event_at"],
+                )
+            )
             if reason is not None:
                 NOTIFICATIONS.labels(channel.type if channel else "unknown", "suppressed").inc()
-                log.info("notification %s (%s, level %d) suppressed: %s", row["id"], row["trigger"], row["level"],
-                         reason)
+                log.info(
+                    "notification %s (%s, level %d) suppressed: %s", row["id"], row["trigger"], row["level"], reason
+                )
                 return update | {"b_status": "suppressed", "b_reason": reason}
             assert stored is not None
             assert channel is not None
@@ -202,24 +252,42 @@ class NotificationDelivery:
             try:
                 if delivery.secret is None and channel.name in stored.document["secrets"]:
                     # Never send unsigned (or unauthenticated) what was configured with a secret.
-                    raise DeliveryFailed("the channel's secret cannot be decrypted with the configured keys",
-                                         permanent=True)
+                    raise DeliveryFailed(
+                        "the channel's secret cannot be decrypted with the configured keys", permanent=True
+                    )
                 await self._senders.send(delivery, now)
             except DeliveryFailed as error:
                 attempts = row["attempts"] + 1
                 dead = error.permanent or attempts >= self._settings.notification_max_attempts
                 NOTIFICATIONS.labels(channel.type, "dead" if dead else "failed").inc()
-                log.warning("notification %s to %s failed (attempt %d%s): %s", row["id"], channel.name, attempts,
-                            ", dead" if dead else "", error)
-                return update | {"b_status": "dead" if dead else "retrying", "b_attempts": attempts,
-                                 "b_error": str(error)[:1000],
-                                 "b_next": now + retry_delay(attempts, self._jitter())}
+                log.warning(
+                    "notification %s to %s failed (attempt %d%s): %s",
+                    row["id"],
+                    channel.name,
+                    attempts,
+                    ", dead" if dead else "",
+                    error,
+                )
+                return update | {
+                    "b_status": "dead" if dead else "retrying",
+                    "b_attempts": attempts,
+                    "b_error": str(error)[:1000],
+                    "b_next": now + retry_delay(attempts, self._jitter()),
+                }
             NOTIFICATIONS.labels(channel.type, "sent").inc()
             LATENESS.labels(channel.type).observe(max(0.0, (self._now() - row["due_at"]).total_seconds()))
             return update | {"b_attempts": row["attempts"] + 1, "b_sent": self._now()}
 
-    def _delivery(self, row: dict[str, Any], stored: StoredPolicy, channel_name: str, clock: ClockNow | None,
-                  calendars: Calendars, now: datetime, secret: str | None) -> Delivery:
+    def _delivery(
+        self,
+        row: dict[str, Any],
+        stored: StoredPolicy,
+        channel_name: str,
+        clock: ClockNow | None,
+        calendars: Calendars,
+        now: datetime,
+        secret: str | None,
+    ) -> Delivery:
         policy: NotificationPolicy = stored.policy
         rule = policy.rule(row["rule_id"])
         channel = policy.channel(channel_name)
@@ -228,28 +296,63 @@ class NotificationDelivery:
         language = rule.language or policy.language
         values = values_at(clock, now, calendars) if clock is not None and row["ticket_id"] else None
         link = self._clock_link(row) if row["trigger"] != REPORT_PUBLISHED else row["facts"]["links"].get("html")
-        ack_link = (self._ack_links.link(row["id"], now) if self._ack_links
-                    and row["trigger"] not in ("resolve", REPORT_PUBLISHED, CORRECTION) else None)
+        ack_link = (
+            self._ack_links.link(row["id"], now)
+            if self._ack_links and row["trigger"] not in ("resolve", REPORT_PUBLISHED, CORRECTION)
+            else None
+        )
         facts = dict(row["facts"])
         if isinstance(late := facts.get("late"), dict):
             # Received late (reporting was down or lagging): how long after it should have gone out it goes.
-            facts["late_seconds"] = max(0, int((now - datetime.fromisoformat(late["should_have_gone_at"]))
-                                               .total_seconds()))
-        message = notification_message(row["trigger"], row["level"], facts, values, language,
-                                       policy.templates_for(rule, language), link,
-                                       rule.calendar.timezone if rule.calendar else "UTC", ack_link)
-        data = {**facts, "notification_id": row["id"], "trigger": row["trigger"], "level": row["level"],
-                "rule": row["rule_id"], "recipients": row["recipients"], "due_at": row["due_at"].isoformat(),
-                "sent_at": now.isoformat(), "title": message.title, "link": link, "ack_link": ack_link}
+            facts["late_seconds"] = max(
+                0, int((now - datetime.fromisoformat(late["should_have_gone_at"])).total_seconds())
+            )
+        message = notification_message(
+            row["trigger"],
+            row["level"],
+            facts,
+            values,
+            language,
+            policy.templates_for(rule, language),
+            link,
+            rule.calendar.timezone if rule.calendar else "UTC",
+            ack_link,
+        )
+        data = {
+            **facts,
+            "notification_id": row["id"],
+            "trigger": row["trigger"],
+            "level": row["level"],
+            "rule": row["rule_id"],
+            "recipients": row["recipients"],
+            "due_at": row["due_at"].isoformat(),
+            "sent_at": now.isoformat(),
+            "title": message.title,
+            "link": link,
+            "ack_link": ack_link,
+        }
         if values is not None:
-            data |= {"elapsed_seconds_now": values.elapsed_seconds, "remaining_seconds_now": values.remaining_seconds,
-                     "percent_now": values.percent, "values_as_of": values.as_of.isoformat(),
-                     "values_exact": values.exact}
+            data |= {
+                "elapsed_seconds_now": values.elapsed_seconds,
+                "remaining_seconds_now": values.remaining_seconds,
+                "percent_now": values.percent,
+                "values_as_of": values.as_of.isoformat(),
+                "values_exact": values.exact,
+            }
             if values.note is not None:
                 data["values_note"] = values.note
-        return Delivery(notification_id=row["id"], dedup_key=_dedup_key(row), trigger=row["trigger"],
-                        level=row["level"], channel=channel, secret=secret,
-                        recipients=tuple(row["recipients"]), message=message, data=data, event_at=row["event_at"])
+        return Delivery(
+            notification_id=row["id"],
+            dedup_key=_dedup_key(row),
+            trigger=row["trigger"],
+            level=row["level"],
+            channel=channel,
+            secret=secret,
+            recipients=tuple(row["recipients"]),
+            message=message,
+            data=data,
+            event_at=row["event_at"],
+        )
 
     def _clock_link(self, row: dict[str, Any]) -> str | None:
         # Always there for a clock: without the sla-engine's public URL configured, its path on the sla-engine.
@@ -275,15 +378,46 @@ def _repeat(stored: StoredPolicy, row: dict[str, Any], now: datetime) -> dict[st
     rule = stored.policy.rule(row["rule_id"])
     if rule is None:
         return None
-    sent = Planned(key=row["idempotency_key"], ladder=row["ladder_key"], rule_id=row["rule_id"],
-                   trigger=row["trigger"], level=row["level"], event_at=row["event_at"], due_at=row["due_at"],
-                   channel=row["channel"], recipients=tuple(row["recipients"]))
+    sent = Planned(
+        key=row["idempotency_key"],
+        ladder=row["ladder_key"],
+        rule_id=row["rule_id"],
+        trigger=row["trigger"],
+        level=row["level"],
+        event_at=row["event_at"],
+        due_at=row["due_at"],
+        channel=row["channel"],
+        recipients=tuple(row["recipients"]),
+    )
     following = repeat_after(rule, sent)
     if following is None:
         return None
-    return {**{k: row[k] for k in ("tenant_id", "policy_version", "rule_id", "trigger", "ticket_id", "policy_id",
-                                   "metric", "cycle", "slo_id", "facts", "event_at")},
-            "id": new_id(), "idempotency_key": following.key, "ladder_key": following.ladder,
-            "level": following.level, "channel": following.channel, "recipients": list(following.recipients),
-            "due_at": following.due_at, "next_attempt_at": following.due_at, "status": "pending", "attempts": 0,
-            "created_at": now}
+    return {
+        **{
+            k: row[k]
+            for k in (
+                "tenant_id",
+                "policy_version",
+                "rule_id",
+                "trigger",
+                "ticket_id",
+                "policy_id",
+                "metric",
+                "cycle",
+                "slo_id",
+                "facts",
+                "event_at",
+            )
+        },
+        "id": new_id(),
+        "idempotency_key": following.key,
+        "ladder_key": following.ladder,
+        "level": following.level,
+        "channel": following.channel,
+        "recipients": list(following.recipients),
+        "due_at": following.due_at,
+        "next_attempt_at": following.due_at,
+        "status": "pending",
+        "attempts": 0,
+        "created_at": now,
+    }

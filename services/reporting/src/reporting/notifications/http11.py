@@ -63,8 +63,12 @@ class Http11Client:
         origin = (parts.scheme, parts.hostname, port)
         host = parts.hostname if parts.port is None else f"{parts.hostname}:{parts.port}"
         target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        request = [("host", host), ("user-agent", self._user_agent), ("content-length", str(len(body))),
-                   *((name, value) for name, value in headers.items() if name.lower() != "content-length")]
+        request = [
+            ("host", host),
+            ("user-agent", self._user_agent),
+            ("content-length", str(len(body))),
+            *((name, value) for name, value in headers.items() if name.lower() != "content-length"),
+        ]
         try:
             async with asyncio.timeout(self._timeout):
                 while True:
@@ -92,8 +96,11 @@ class Http11Client:
             return idle.pop(), True
         scheme, hostname, port = origin
         reader, writer = await asyncio.open_connection(
-            hostname, port, ssl=self._tls if scheme == "https" else None,
-            server_hostname=hostname if scheme == "https" else None)
+            hostname,
+            port,
+            ssl=self._tls if scheme == "https" else None,
+            server_hostname=hostname if scheme == "https" else None,
+        )
         return _Connection(reader, writer), False
 
     def _release(self, origin: tuple[str, str, int], connection: _Connection) -> None:
@@ -105,8 +112,7 @@ class Http11Client:
             connection.close()
 
     @staticmethod
-    async def _exchange(connection: _Connection, target: str, headers: list[tuple[str, str]],
-                        body: bytes) -> Answer:
+    async def _exchange(connection: _Connection, target: str, headers: list[tuple[str, str]], body: bytes) -> Answer:
         state = connection.h11
         data = state.send(h11.Request(method="POST", target=target, headers=headers)) or b""
         data += (state.send(h11.Data(data=body)) or b"") + (state.send(h11.EndOfMessage()) or b"")
@@ -123,7 +129,7 @@ class Http11Client:
             elif isinstance(event, h11.Response):
                 status = event.status_code
             elif isinstance(event, h11.Data):
-                kept += event.data[:max(0, MAX_KEPT_BODY - len(kept))]
+                kept += event.data[: max(0, MAX_KEPT_BODY - len(kept))]
             elif isinstance(event, h11.EndOfMessage):
                 return Answer(status, bytes(kept))
             elif isinstance(event, h11.ConnectionClosed):

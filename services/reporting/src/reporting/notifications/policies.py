@@ -29,6 +29,7 @@ class StoredPolicy:
     policy: NotificationPolicy  # channel secrets left out: `PolicyStore.secret` reads them
     document: dict[str, Any]
 
+
 class PolicyStore:
     """Seals a policy for storage (channel secrets encrypted, apart from the policy) and opens it again."""
 
@@ -55,9 +56,13 @@ class PolicyStore:
     @staticmethod
     def shown(document: dict[str, Any]) -> dict[str, Any]:
         """The policy as GET shows it: a channel with a secret says so, never what it is."""
-        body: dict[str, Any] = {**document["policy"], "channels": [
-            {**channel, **({"secret": "**********"} if channel["name"] in document["secrets"] else {})}
-            for channel in document["policy"].get("channels", [])]}
+        body: dict[str, Any] = {
+            **document["policy"],
+            "channels": [
+                {**channel, **({"secret": "**********"} if channel["name"] in document["secrets"] else {})}
+                for channel in document["policy"].get("channels", [])
+            ],
+        }
         return body
 
     def secret(self, document: dict[str, Any], channel: str) -> str | None:
@@ -77,22 +82,34 @@ class SqlPolicyRepository:
 
     async def save(self, tenant: str, document: dict[str, Any], now: datetime) -> int:
         """A new version of the tenant's policy; the earlier ones stay (what each notification was planned under)."""
-        await self._session.execute(sa.text("SELECT pg_advisory_xact_lock(:c, hashtext(:t))"),
-                              {"c": POLICY_LOCK_CLASS, "t": tenant})
+        await self._session.execute(
+            sa.text("SELECT pg_advisory_xact_lock(:c, hashtext(:t))"), {"c": POLICY_LOCK_CLASS, "t": tenant}
+        )
         t = tables.notification_policies
-        version = int((await self._session.execute(sa.select(sa.func.coalesce(sa.func.max(t.c.version), 0))
-                                             .where(t.c.tenant_id == tenant))).scalar_one()) + 1
-        await self._session.execute(sa.insert(t).values(tenant_id=tenant, version=version, document=document,
-                                                        created_at=now))
+        version = (
+            int(
+                (
+                    await self._session.execute(
+                        sa.select(sa.func.coalesce(sa.func.max(t.c.version), 0)).where(t.c.tenant_id == tenant)
+                    )
+                ).scalar_one()
+            )
+            + 1
+        )
+        await self._session.execute(
+            sa.insert(t).values(tenant_id=tenant, version=version, document=document, created_at=now)
+        )
         return version
 
-    async def latest(self, tenants: Sequence[str],
-                            version: int | None = None) -> dict[str, StoredPolicy]:
+    async def latest(self, tenants: Sequence[str], version: int | None = None) -> dict[str, StoredPolicy]:
         """Each tenant's latest policy (or `version` of it), in one statement."""
         t = tables.notification_policies
         statement = sa.select(t.c.tenant_id, t.c.version, t.c.document).where(t.c.tenant_id.in_(tenants))
         if version is not None:
             statement = statement.where(t.c.version == version)
-        rows = (await self._session.execute(statement.order_by(t.c.tenant_id, t.c.version.desc())
-                                      .ext(distinct_on(t.c.tenant_id)))).all()
+        rows = (
+            await self._session.execute(
+                statement.order_by(t.c.tenant_id, t.c.version.desc()).ext(distinct_on(t.c.tenant_id))
+            )
+        ).all()
         return {row.tenant_id: StoredPolicy(row.version, PolicyStore.open(row.document), row.document) for row in rows}

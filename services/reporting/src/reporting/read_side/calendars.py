@@ -33,9 +33,13 @@ async def calendars_of(session: AsyncSession, tenant: str, keys: Sequence[Calend
     if not wanted:
         return {}
     c = tables.calendars
-    rows = (await session.execute(
-        sa.select(c.c.definition).where(c.c.tenant_id == tenant,
-                                        sa.tuple_(c.c.calendar_id, c.c.bundle_version).in_(wanted)))).scalars()
+    rows = (
+        await session.execute(
+            sa.select(c.c.definition).where(
+                c.c.tenant_id == tenant, sa.tuple_(c.c.calendar_id, c.c.bundle_version).in_(wanted)
+            )
+        )
+    ).scalars()
     found: dict[CalendarKey, BusinessCalendar] = {}
     for definition in rows:
         data = CalendarData.model_validate(definition)

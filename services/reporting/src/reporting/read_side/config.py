@@ -18,8 +18,13 @@ if TYPE_CHECKING:
 
 async def load_config(session: AsyncSession, tenant: str) -> tuple[ReportingConfig, int]:
     """The tenant's configuration and its version (the defaults, version 0, before the first save)."""
-    row = (await session.execute(sa.select(tables.reporting_config.c.config, tables.reporting_config.c.version)
-                                 .where(tables.reporting_config.c.tenant_id == tenant))).first()
+    row = (
+        await session.execute(
+            sa.select(tables.reporting_config.c.config, tables.reporting_config.c.version).where(
+                tables.reporting_config.c.tenant_id == tenant
+            )
+        )
+    ).first()
     if row is None:
         return ReportingConfig(), 0
     return ReportingConfig.model_validate(row.config), int(row.version)

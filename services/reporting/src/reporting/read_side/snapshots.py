@@ -26,8 +26,9 @@ FORMATS = ("json", "csv", "html", "pdf")
 
 
 @asynccontextmanager
-async def read_only(sessions: async_sessionmaker[AsyncSession], snapshot: str | None = None
-                    ) -> AsyncIterator[AsyncSession]:
+async def read_only(
+    sessions: async_sessionmaker[AsyncSession], snapshot: str | None = None
+) -> AsyncIterator[AsyncSession]:
     """A session in one REPEATABLE READ, READ ONLY transaction; in the exported `snapshot` when given."""
     if snapshot is not None and not SNAPSHOT_ID.fullmatch(snapshot):
         raise ValueError(f"unexpected snapshot id {snapshot!r}")
@@ -52,18 +53,39 @@ def report_links(base_url: str, report_id: str) -> dict[str, str]:
 async def published_reports(session: AsyncSession, tenant: str, limit: int) -> list[dict[str, Any]]:
     """The tenant's published snapshots, newest period first, without their content."""
     t = tables.report_snapshots
-    rows = (await session.execute(
-        sa.select(t.c.report_id, t.c.period_start, t.c.period_end, t.c.scope, t.c.revision, t.c.kind,
-                  t.c.amends, t.c.created_at, t.c.content_sha256)
-        .where(t.c.tenant_id == tenant).order_by(t.c.period_start.desc(), t.c.scope_key, t.c.revision)
-        .limit(limit))).mappings().all()
+    rows = (
+        (
+            await session.execute(
+                sa.select(
+                    t.c.report_id,
+                    t.c.period_start,
+                    t.c.period_end,
+                    t.c.scope,
+                    t.c.revision,
+                    t.c.kind,
+                    t.c.amends,
+                    t.c.created_at,
+                    t.c.content_sha256,
+                )
+                .where(t.c.tenant_id == tenant)
+                .order_by(t.c.period_start.desc(), t.c.scope_key, t.c.revision)
+                .limit(limit)
+            )
+        )
+        .mappings()
+        .all()
+    )
     return [{k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in row.items()} for row in rows]
 
 
-async def published_report(session: AsyncSession, tenant: str, report_id: str
-                           ) -> tuple[dict[str, Any], dict[str, Any]] | None:
+async def published_report(
+    session: AsyncSession, tenant: str, report_id: str
+) -> tuple[dict[str, Any], dict[str, Any]] | None:
     """A published snapshot's content and lineage, exactly as frozen; None when the tenant has no such report."""
     t = tables.report_snapshots
-    row = (await session.execute(sa.select(t.c.content, t.c.lineage).where(
-        t.c.report_id == report_id, t.c.tenant_id == tenant))).first()
+    row = (
+        await session.execute(
+            sa.select(t.c.content, t.c.lineage).where(t.c.report_id == report_id, t.c.tenant_id == tenant)
+        )
+    ).first()
     return (row.content, row.lineage) if row is not None else None

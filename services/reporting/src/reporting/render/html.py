@@ -93,18 +93,24 @@ def fraction(ratio: dict[str, Any]) -> str:
 
 def status_badge(status: str, gettext: Callable[[str], str] = str) -> Markup:
     label = escape(gettext({"no_data": "no data"}.get(status, status)))
-    return Markup(f"<span class='rag rag-{status}' style='background:{STATUS_COLORS.get(status, '#9e9e9e')}'>"  # noqa: S704
-                  f"{label}</span>")
+    return Markup(  # noqa: S704
+        f"<span class='rag rag-{status}' style='background:{STATUS_COLORS.get(status, '#9e9e9e')}'>{label}</span>"
+    )
 
 
-TARGET_COLORS = {"met": STATUS_COLORS["green"], "missed": STATUS_COLORS["red"],
-                 "insufficient_data": STATUS_COLORS["amber"], "no_data": STATUS_COLORS["no_data"]}
+TARGET_COLORS = {
+    "met": STATUS_COLORS["green"],
+    "missed": STATUS_COLORS["red"],
+    "insufficient_data": STATUS_COLORS["amber"],
+    "no_data": STATUS_COLORS["no_data"],
+}
 
 
 def target_badge(status: str, gettext: Callable[[str], str] = str) -> Markup:
     label = escape(gettext(status.replace("_", " ")))
-    return Markup(f"<span class='rag target-{status}' style='background:{TARGET_COLORS.get(status, '#9e9e9e')}'>"  # noqa: S704
-                  f"{label}</span>")
+    return Markup(  # noqa: S704
+        f"<span class='rag target-{status}' style='background:{TARGET_COLORS.get(status, '#9e9e9e')}'>{label}</span>"
+    )
 
 
 def quality_value(value: float | None, unit: str, missing: str = "n/a") -> str:
@@ -116,8 +122,10 @@ def quality_value(value: float | None, unit: str, missing: str = "n/a") -> str:
 NUMBER = re.compile(r"\d+")
 # A quality target's standard in words (reporting.domain.quality.standard): what, comparison, threshold and unit,
 # then the optional scope and minimum sample.
-STANDARD = re.compile(r"^(?P<what>.+?) (?P<comparison>>=|<=) (?P<threshold>\S+?) ?(?P<unit>%|s)"
-                      r"(?: for (?P<scope>.+?))?(?:, at least (?P<sample>\d+) in the sample)?$")
+STANDARD = re.compile(
+    r"^(?P<what>.+?) (?P<comparison>>=|<=) (?P<threshold>\S+?) ?(?P<unit>%|s)"
+    r"(?: for (?P<scope>.+?))?(?:, at least (?P<sample>\d+) in the sample)?$"
+)
 
 
 def translated_text(text: str, gettext: Callable[[str], str] = str) -> str:
@@ -137,7 +145,7 @@ def standard_text(result: dict[str, Any], gettext: Callable[[str], str] | None =
     kpi_name = KPI_NAMES.get(result["kpi"], "")
     if gettext is None or match is None or not match["what"].startswith(kpi_name):
         return text
-    what = gettext(kpi_name) + match["what"][len(kpi_name):]  # the agreement, metric or SLO qualifier is data
+    what = gettext(kpi_name) + match["what"][len(kpi_name) :]  # the agreement, metric or SLO qualifier is data
     parts = [f"{what} {match['comparison']} {match['threshold']} {match['unit']}"]
     scope = [f"{gettext(name)} {value}" for name in ("service", "customer") if (value := result.get(name))]
     if scope:
@@ -147,10 +155,18 @@ def standard_text(result: dict[str, Any], gettext: Callable[[str], str] | None =
     return "；".join(parts)
 
 
-ENVIRONMENT.filters.update(target_badge=target_badge, quality_value=quality_value, translated=translated_text,
-                           standard=standard_text)
-ENVIRONMENT.filters.update(duration=duration, local_time=local_time, percent=percent, fraction=fraction,
-                           badge=status_badge, since=since, period_caption=period_caption)
+ENVIRONMENT.filters.update(
+    target_badge=target_badge, quality_value=quality_value, translated=translated_text, standard=standard_text
+)
+ENVIRONMENT.filters.update(
+    duration=duration,
+    local_time=local_time,
+    percent=percent,
+    fraction=fraction,
+    badge=status_badge,
+    since=since,
+    period_caption=period_caption,
+)
 
 
 def _metric_trend(document: dict[str, Any]) -> tuple[list[str], list[Series]]:
@@ -199,63 +215,133 @@ def report_charts(document: dict[str, Any], language: Language = "en") -> dict[s
     targets = document["summary"]["targets"]
     charts = {
         "attainment": bar_chart(
-            [Bar(f"{t['metric'][:4]} {t['priority']}", t["attainment"]["percent"], STATUS_COLORS[t["status"]],
-                 fraction(t["attainment"])) for t in targets],
-            title=_("SLA attainment by metric and priority (bars) against target"), max_value=100.0, unit="%",
-            missing=_("n/a"), target_label=_("target"),
+            [
+                Bar(
+                    f"{t['metric'][:4]} {t['priority']}",
+                    t["attainment"]["percent"],
+                    STATUS_COLORS[t["status"]],
+                    fraction(t["attainment"]),
+                )
+                for t in targets
+            ],
+            title=_("SLA attainment by metric and priority (bars) against target"),
+            max_value=100.0,
+            unit="%",
+            missing=_("n/a"),
+            target_label=_("target"),
             target=document["header"]["targets"]["default_percent"],
-            width=max(640, 70 * len(targets) + 60)),
+            width=max(640, 70 * len(targets) + 60),
+        ),
         "breaches": bar_chart(
-            [Bar(f"{b['agreement']} {b['priority']}", b["breached"], STATUS_COLORS["red"], fraction(b["breach_share"]))
-             for b in document["breaches"]["by_priority"]],
-            title=_("Breached cycles by priority")),
+            [
+                Bar(
+                    f"{b['agreement']} {b['priority']}",
+                    b["breached"],
+                    STATUS_COLORS["red"],
+                    fraction(b["breach_share"]),
+                )
+                for b in document["breaches"]["by_priority"]
+            ],
+            title=_("Breached cycles by priority"),
+        ),
         "volumes": bar_chart(
-            [bar for v in document["volumes"]["by_priority"] for bar in (
-                Bar(f"{v['priority']} {_('new')}", v["created"], "#1565c0"),
-                Bar(f"{v['priority']} {_('done')}", v["resolved"], "#2e7d32"))],
+            [
+                bar
+                for v in document["volumes"]["by_priority"]
+                for bar in (
+                    Bar(f"{v['priority']} {_('new')}", v["created"], "#1565c0"),
+                    Bar(f"{v['priority']} {_('done')}", v["resolved"], "#2e7d32"),
+                )
+            ],
             title=_("Tickets created and resolved by priority"),
-            width=max(640, 60 * 2 * len(document["volumes"]["by_priority"]) + 60)),
+            width=max(640, 60 * 2 * len(document["volumes"]["by_priority"]) + 60),
+        ),
         "csat": bar_chart(
-            [Bar(period_caption(p, document["header"]["period"]["timezone"]), p["score"]["percent"], "#00838f",
-                 fraction(p["score"]))
-             for p in document["csat"]["trend"]],
-            title=_("CSAT: satisfied answers per period"), max_value=100.0, unit="%", missing=_("n/a")),
+            [
+                Bar(
+                    period_caption(p, document["header"]["period"]["timezone"]),
+                    p["score"]["percent"],
+                    "#00838f",
+                    fraction(p["score"]),
+                )
+                for p in document["csat"]["trend"]
+            ],
+            title=_("CSAT: satisfied answers per period"),
+            max_value=100.0,
+            unit="%",
+            missing=_("n/a"),
+        ),
         "budgets": budget_bars(
             [(s["slo_id"], s["error_budget_remaining_percent"], s["status"]) for s in document["slos"]],
-            title=_("Error budget remaining"), missing=_("n/a")),
+            title=_("Error budget remaining"),
+            missing=_("n/a"),
+        ),
     }
     labels, series = _metric_trend(document)
-    charts["trend"] = line_chart(series, labels, title=_("SLA attainment trend per metric"),
-                                 target=document["header"]["targets"]["default_percent"])
+    charts["trend"] = line_chart(
+        series,
+        labels,
+        title=_("SLA attainment trend per metric"),
+        target=document["header"]["targets"]["default_percent"],
+    )
     return charts
 
 
-def render_report_html(document: dict[str, Any], *, links: dict[str, str] | None = None,
-                       language: Language = "en") -> str:
+def render_report_html(
+    document: dict[str, Any], *, links: dict[str, str] | None = None, language: Language = "en"
+) -> str:
     template = localized(language).get_template("report.html.j2")
-    return template.render(report=document, charts=report_charts(document, language),
-                           tz=document["header"]["period"]["timezone"], links=links or {}, lang=language)
+    return template.render(
+        report=document,
+        charts=report_charts(document, language),
+        tz=document["header"]["period"]["timezone"],
+        links=links or {},
+        lang=language,
+    )
 
 
-def render_dashboard(view: dict[str, Any], *, fragment: bool, refresh_seconds: int, nonce: str = "",
-                     language: Language = "en") -> str:
+def render_dashboard(
+    view: dict[str, Any], *, fragment: bool, refresh_seconds: int, nonce: str = "", language: Language = "en"
+) -> str:
     """`nonce`: the Content-Security-Policy nonce of the response, put on the page's inline script and style."""
     _ = translations(language).gettext
     template = localized(language).get_template("dashboard.html.j2")
     targets = view["attainment"]
     charts = {
         "attainment": bar_chart(
-            [Bar(f"{t['metric'][:4]} {t['priority']}", t["attainment"]["percent"], STATUS_COLORS[t["status"]],
-                 fraction(t["attainment"])) for t in targets],
-            title=_("Attainment this period"), max_value=100.0, unit="%", target=view["default_target_percent"],
-            missing=_("n/a"), target_label=_("target"),
-            width=max(560, 70 * len(targets) + 60)),
-        "budgets": budget_bars([(s["slo_id"], s["error_budget_remaining_percent"], s["status"])
-                                for s in view["slos"]], title=_("SLO error budget remaining"), width=560,
-                               missing=_("n/a")),
+            [
+                Bar(
+                    f"{t['metric'][:4]} {t['priority']}",
+                    t["attainment"]["percent"],
+                    STATUS_COLORS[t["status"]],
+                    fraction(t["attainment"]),
+                )
+                for t in targets
+            ],
+            title=_("Attainment this period"),
+            max_value=100.0,
+            unit="%",
+            target=view["default_target_percent"],
+            missing=_("n/a"),
+            target_label=_("target"),
+            width=max(560, 70 * len(targets) + 60),
+        ),
+        "budgets": budget_bars(
+            [(s["slo_id"], s["error_budget_remaining_percent"], s["status"]) for s in view["slos"]],
+            title=_("SLO error budget remaining"),
+            width=560,
+            missing=_("n/a"),
+        ),
     }
-    return template.render(view=view, charts=charts, fragment=fragment, refresh_seconds=refresh_seconds,
-                           tz=view["timezone"], nonce=nonce, lang=language)
+    return template.render(
+        view=view,
+        charts=charts,
+        fragment=fragment,
+        refresh_seconds=refresh_seconds,
+        tz=view["timezone"],
+        nonce=nonce,
+        lang=language,
+    )
 
 
 def render_login(*, error: str | None, nonce: str = "") -> str:

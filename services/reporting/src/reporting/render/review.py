@@ -13,8 +13,12 @@ from reporting.i18n import Language, instant, number, translations
 from reporting.render.charts import SERIES_COLORS, STATUS_COLORS, Series, budget_bars, line_chart
 from reporting.render.html import ENVIRONMENT, duration, standard_text, translated_text
 
-BADGE_COLORS = {**STATUS_COLORS, "met": STATUS_COLORS["green"], "missed": STATUS_COLORS["red"],
-                "insufficient_data": STATUS_COLORS["amber"]}
+BADGE_COLORS = {
+    **STATUS_COLORS,
+    "met": STATUS_COLORS["green"],
+    "missed": STATUS_COLORS["red"],
+    "insufficient_data": STATUS_COLORS["amber"],
+}
 
 
 @functools.cache
@@ -22,7 +26,10 @@ def environment(language: Language) -> Environment:
     env = Environment(
         loader=PackageLoader("reporting.render", "templates"),
         autoescape=select_autoescape(["html", "j2"], default_for_string=True),
-        undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True, extensions=["jinja2.ext.i18n"],
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        extensions=["jinja2.ext.i18n"],
     )
     env.filters.update(ENVIRONMENT.filters)
     env.install_gettext_translations(translations(language), newstyle=True)  # type: ignore[attr-defined]
@@ -31,8 +38,9 @@ def environment(language: Language) -> Environment:
     def badge(status: str) -> Markup:
         label = gettext(status.replace("_", " "))
         color = BADGE_COLORS.get(status, "#9e9e9e")
-        return Markup(f"<span class='rag rag-{status}' style='background:{color}'>"  # noqa: S704
-                      f"{Markup.escape(label)}</span>")
+        return Markup(  # noqa: S704
+            f"<span class='rag rag-{status}' style='background:{color}'>{Markup.escape(label)}</span>"
+        )
 
     def ratio(value: dict[str, Any] | None) -> str:
         if not value or value.get("percent") is None:
@@ -45,7 +53,10 @@ def environment(language: Language) -> Environment:
         return duration(value) if unit == "s" else f"{number(value, language)} %"
 
     env.filters.update(
-        badge=badge, ratio=ratio, kpi_value=kpi_value, translated=lambda text: translated_text(text, gettext),
+        badge=badge,
+        ratio=ratio,
+        kpi_value=kpi_value,
+        translated=lambda text: translated_text(text, gettext),
         standard=lambda result: standard_text(result, None if language == "en" else gettext),
         num=lambda value, decimals=2: number(value, language, decimals),
         when=lambda value, timezone: instant(value, timezone, language),
@@ -57,18 +68,32 @@ def review_charts(document: dict[str, Any], language: Language) -> dict[str, Mar
     gettext = translations(language).gettext
     sla = document["sla"]
     labels = [p["label"] for p in sla[0]["trend"]] if sla else []
-    series = [Series(row["service"], SERIES_COLORS[n % len(SERIES_COLORS)],
-                     [p["attainment"]["percent"] for p in row["trend"]]) for n, row in enumerate(sla)]
+    series = [
+        Series(
+            row["service"], SERIES_COLORS[n % len(SERIES_COLORS)], [p["attainment"]["percent"] for p in row["trend"]]
+        )
+        for n, row in enumerate(sla)
+    ]
     return {
-        "sla": line_chart(series, labels, title=gettext("SLA attainment per service, three periods"),
-                          target=document["banner"]["targets"]["default_percent"]),
-        "budgets": budget_bars([(s["slo_id"], s["error_budget_remaining_percent"], s["status"])
-                                for s in document["slos"]], title=gettext("Error budget remaining"),
-                               missing=gettext("n/a")),
+        "sla": line_chart(
+            series,
+            labels,
+            title=gettext("SLA attainment per service, three periods"),
+            target=document["banner"]["targets"]["default_percent"],
+        ),
+        "budgets": budget_bars(
+            [(s["slo_id"], s["error_budget_remaining_percent"], s["status"]) for s in document["slos"]],
+            title=gettext("Error budget remaining"),
+            missing=gettext("n/a"),
+        ),
     }
 
 
 def render_review_html(document: dict[str, Any], language: Language) -> str:
     template = environment(language).get_template("review.html.j2")
-    return template.render(review=document, charts=review_charts(document, language),
-                           tz=document["banner"]["period"]["timezone"], lang=language)
+    return template.render(
+        review=document,
+        charts=review_charts(document, language),
+        tz=document["banner"]["period"]["timezone"],
+        lang=language,
+    )

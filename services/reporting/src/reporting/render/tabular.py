@@ -19,8 +19,11 @@ Row = dict[str, Any]
 
 
 def _ratio(prefix: str, ratio: dict[str, Any]) -> Row:
-    return {f"{prefix}_numerator": ratio["numerator"], f"{prefix}_denominator": ratio["denominator"],
-            f"{prefix}_percent": ratio["percent"]}
+    return {
+        f"{prefix}_numerator": ratio["numerator"],
+        f"{prefix}_denominator": ratio["denominator"],
+        f"{prefix}_percent": ratio["percent"],
+    }
 
 
 def _summary_services(d: dict[str, Any]) -> Iterable[Row]:
@@ -30,23 +33,42 @@ def _summary_services(d: dict[str, Any]) -> Iterable[Row]:
 
 def _summary_targets(d: dict[str, Any]) -> Iterable[Row]:
     for t in d["summary"]["targets"]:
-        yield {"agreement": t["agreement"], "metric": t["metric"], "priority": t["priority"],
-               **_ratio("attainment", t["attainment"]), "target_percent": t["target_percent"], "status": t["status"]}
+        yield {
+            "agreement": t["agreement"],
+            "metric": t["metric"],
+            "priority": t["priority"],
+            **_ratio("attainment", t["attainment"]),
+            "target_percent": t["target_percent"],
+            "status": t["status"],
+        }
 
 
 def _attainment(d: dict[str, Any]) -> Iterable[Row]:
     for a in d["attainment"]:
-        yield {"agreement": a["agreement"], "metric": a["metric"], "priority": a["priority"], "met": a["met"],
-               "breached": a["breached"], **_ratio("attainment", a["attainment"]),
-               "target_percent": a["target_percent"], "status": a["status"]}
+        yield {
+            "agreement": a["agreement"],
+            "metric": a["metric"],
+            "priority": a["priority"],
+            "met": a["met"],
+            "breached": a["breached"],
+            **_ratio("attainment", a["attainment"]),
+            "target_percent": a["target_percent"],
+            "status": a["status"],
+        }
 
 
 def _attainment_trend(d: dict[str, Any]) -> Iterable[Row]:
     for a in d["attainment"]:
         for p in a["trend"]:
-            yield {"agreement": a["agreement"], "metric": a["metric"], "priority": a["priority"],
-                   "period": p["label"], "period_start": p["start"], "period_end": p["end"],
-                   **_ratio("attainment", p["attainment"])}
+            yield {
+                "agreement": a["agreement"],
+                "metric": a["metric"],
+                "priority": a["priority"],
+                "period": p["label"],
+                "period_start": p["start"],
+                "period_end": p["end"],
+                **_ratio("attainment", p["attainment"]),
+            }
 
 
 def _breaches_by_priority(d: dict[str, Any]) -> Iterable[Row]:
@@ -57,6 +79,7 @@ def _breaches_by_priority(d: dict[str, Any]) -> Iterable[Row]:
 def _cycles(key: str) -> Callable[[dict[str, Any]], Iterable[Row]]:
     def rows(d: dict[str, Any]) -> Iterable[Row]:
         yield from d["breaches"][key]
+
     return rows
 
 
@@ -67,14 +90,22 @@ def _times(d: dict[str, Any]) -> Iterable[Row]:
 def _volumes(d: dict[str, Any]) -> Iterable[Row]:
     v = d["volumes"]
     yield from v["by_priority"]
-    yield {"priority": "all", "created": v["created"], "resolved": v["resolved"], "reopened": v["reopened"],
-           "cancelled": v["cancelled"]}
+    yield {
+        "priority": "all",
+        "created": v["created"],
+        "resolved": v["resolved"],
+        "reopened": v["reopened"],
+        "cancelled": v["cancelled"],
+    }
 
 
 def _backlog(d: dict[str, Any]) -> Iterable[Row]:
     v = d["volumes"]
-    yield {"backlog_at_start": v["backlog_at_start"], "backlog_at_end": v["backlog_at_end"],
-           **_ratio("reopen_rate", v["reopen_rate"])}
+    yield {
+        "backlog_at_start": v["backlog_at_start"],
+        "backlog_at_end": v["backlog_at_end"],
+        **_ratio("reopen_rate", v["reopen_rate"]),
+    }
 
 
 def _slos(d: dict[str, Any]) -> Iterable[Row]:
@@ -90,8 +121,12 @@ def _slo_alerts(d: dict[str, Any]) -> Iterable[Row]:
 
 def _csat(d: dict[str, Any]) -> Iterable[Row]:
     c = d["csat"]
-    yield {"service": "all", **_ratio("score", c["score"]), "mean_score_percent": c["mean_score_percent"],
-           **_ratio("response_rate", c["response_rate"])}
+    yield {
+        "service": "all",
+        **_ratio("score", c["score"]),
+        "mean_score_percent": c["mean_score_percent"],
+        **_ratio("response_rate", c["response_rate"]),
+    }
     for s in c["by_service"]:
         yield {"service": s["service"], **_ratio("score", s["score"])}
 
@@ -103,10 +138,17 @@ def _csat_trend(d: dict[str, Any]) -> Iterable[Row]:
 
 def _ola_uc(d: dict[str, Any]) -> Iterable[Row]:
     for u in d["ola_uc"]:
-        yield {"agreement": u["agreement"], "policy_id": u["policy_id"], "metric": u["metric"], "met": u["met"],
-               "breached": u["breached"], **_ratio("attainment", u["attainment"]),
-               "target_percent": u["target_percent"], "status": u["status"],
-               **_ratio("sla_breaches_also_breached_here", u["sla_breaches_also_breached_here"])}
+        yield {
+            "agreement": u["agreement"],
+            "policy_id": u["policy_id"],
+            "metric": u["metric"],
+            "met": u["met"],
+            "breached": u["breached"],
+            **_ratio("attainment", u["attainment"]),
+            "target_percent": u["target_percent"],
+            "status": u["status"],
+            **_ratio("sla_breaches_also_breached_here", u["sla_breaches_also_breached_here"]),
+        }
 
 
 def _events(d: dict[str, Any]) -> Iterable[Row]:
@@ -119,10 +161,22 @@ def _clocks(d: dict[str, Any]) -> Iterable[Row]:
 
 def _quality(d: dict[str, Any]) -> Iterable[Row]:
     for q in d.get("quality", []):  # snapshots frozen before quality targets existed have none
-        yield {"target_id": q["target_id"], "kpi": q["kpi"], "service": q["service"], "customer": q["customer"],
-               "standard": q["standard"], "comparison": q["comparison"], "threshold": q["threshold"],
-               "unit": q["unit"], "value": q["value"], "numerator": q["numerator"], "denominator": q["denominator"],
-               "sample": q["sample"], "min_sample": q["min_sample"], "status": q["status"]}
+        yield {
+            "target_id": q["target_id"],
+            "kpi": q["kpi"],
+            "service": q["service"],
+            "customer": q["customer"],
+            "standard": q["standard"],
+            "comparison": q["comparison"],
+            "threshold": q["threshold"],
+            "unit": q["unit"],
+            "value": q["value"],
+            "numerator": q["numerator"],
+            "denominator": q["denominator"],
+            "sample": q["sample"],
+            "min_sample": q["min_sample"],
+            "status": q["status"],
+        }
 
 
 TABLES: dict[str, Callable[[dict[str, Any]], Iterable[Row]]] = {

@@ -40,9 +40,14 @@ SOURCE = "slm://sla-engine"
 def calendar_data(config: CalendarConfig, version: int) -> CalendarData:
     """A calendar of bundle `version` as the `sla.calendar.v1` contract carries it."""
     return CalendarData(
-        calendar_id=config.name, bundle_version=version, timezone=config.timezone, hours=config.hours,
-        holidays_country=config.holidays_country, holidays_subdivision=config.holidays_subdivision,
-        extra_holidays=tuple(sorted(config.extra_holidays)), extra_workdays=config.extra_workdays,
+        calendar_id=config.name,
+        bundle_version=version,
+        timezone=config.timezone,
+        hours=config.hours,
+        holidays_country=config.holidays_country,
+        holidays_subdivision=config.holidays_subdivision,
+        extra_holidays=tuple(sorted(config.extra_holidays)),
+        extra_workdays=config.extra_workdays,
     )
 
 
@@ -52,9 +57,17 @@ def calendar_events(tenant_id: str, version: int, bundle: Bundle, now: datetime)
     The event id names calendar and version, so an outbox row relayed twice is one event to its consumers."""
     return [
         OutgoingEvent(
-            topic=topics.CALENDARS, key=topics.calendar_key(tenant_id, config.name),
-            event=make_event(event_id=f"calendar:{config.name}@{version}", source=SOURCE, event_type=CALENDAR_EVENT,
-                             time=now, tenant_id=tenant_id, subject=config.name, data=calendar_data(config, version)),
+            topic=topics.CALENDARS,
+            key=topics.calendar_key(tenant_id, config.name),
+            event=make_event(
+                event_id=f"calendar:{config.name}@{version}",
+                source=SOURCE,
+                event_type=CALENDAR_EVENT,
+                time=now,
+                tenant_id=tenant_id,
+                subject=config.name,
+                data=calendar_data(config, version),
+            ),
         )
         for config in bundle.calendars
     ]
@@ -69,7 +82,11 @@ class ConfigService:
         self._reconciler = reconciler
 
     async def apply(
-        self, tenant_id: str, text: str, content_type: Literal["yaml", "json"], mode: Recalculation,
+        self,
+        tenant_id: str,
+        text: str,
+        content_type: Literal["yaml", "json"],
+        mode: Recalculation,
         now: datetime,
     ) -> RecalculationReport:
         """Validate (raises `BundleError`, changing nothing), store a new version, announce its calendars,
@@ -132,15 +149,21 @@ class ConfigService:
             pinned = await uow.bundles.config_for_ticket(tenant_id, ticket_id, timeline[0].time)
             before = (
                 evaluate_ticket(timeline, self._bundles.get(pinned), policy_version=pinned.version, at=now)
-                if pinned else []
+                if pinned
+                else []
             )
             await uow.bundles.pin_version(tenant_id, [ticket_id], version)
             after = await self._reconciler.reconcile(uow, tenant_id, ticket_id, now)
             report.clocks_changed.extend(compare(ticket_id, before, after))
 
     async def simulate(
-        self, tenant_id: str, draft_text: str, content_type: Literal["yaml", "json"], start: datetime,
-        end: datetime, now: datetime,
+        self,
+        tenant_id: str,
+        draft_text: str,
+        content_type: Literal["yaml", "json"],
+        start: datetime,
+        end: datetime,
+        now: datetime,
     ) -> dict[str, Any]:
         """Replay the tickets active in [start, end) under the draft; nothing is stored or emitted."""
         draft = await asyncio.to_thread(parse_bundle, draft_text, content_type=content_type)
@@ -156,7 +179,8 @@ class ConfigService:
                 pinned = await uow.bundles.config_for_ticket(tenant_id, ticket_id, timeline[0].time)
                 before = (
                     evaluate_ticket(timeline, self._bundles.get(pinned), policy_version=pinned.version, at=now)
-                    if pinned else []
+                    if pinned
+                    else []
                 )
                 after = evaluate_ticket(timeline, draft, policy_version=(latest.version + 1 if latest else 1), at=now)
                 before_clocks.extend(before)
@@ -168,4 +192,3 @@ class ConfigService:
             "after": {g: vars(a) | {"percent": a.percent} for g, a in attainment(after_clocks, start, end).items()},
             "clocks_changed": [vars(c) for c in changes],
         }
-

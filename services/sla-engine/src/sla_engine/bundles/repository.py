@@ -32,10 +32,11 @@ class SqlBundleRepository:
             return {}
         cv = tables.config_versions
         rows = await self._session.execute(
-            sa.select(cv.c.tenant_id, cv.c.version, cv.c.source_text)
-            .where(sa.tuple_(cv.c.tenant_id, cv.c.version).in_(sorted(set(versions)))))
+            sa.select(cv.c.tenant_id, cv.c.version, cv.c.source_text).where(
+                sa.tuple_(cv.c.tenant_id, cv.c.version).in_(sorted(set(versions)))
+            )
+        )
         return {(r.tenant_id, r.version): BundleSource(r.tenant_id, r.version, r.source_text) for r in rows}
-
 
     async def latest_config(self, tenant_id: str) -> ConfigVersion | None:
         c = tables.config_versions
@@ -55,9 +56,14 @@ class SqlBundleRepository:
         has_slos = sa.func.jsonb_array_length(sa.func.coalesce(c.c.bundle["slos"], sa.text("'[]'::jsonb"))) > 0
         # Without SLOs the text is not even read (a thousand policies: megabytes, every SLO pass).
         text = sa.case((has_slos, c.c.source_text), else_=None) if only_with_slos else c.c.source_text
-        row = (await self._session.execute(
-            sa.select(c.c.tenant_id, c.c.version, text.label("source_text"))
-            .where(c.c.tenant_id == tenant_id).order_by(c.c.version.desc()).limit(1))).first()
+        row = (
+            await self._session.execute(
+                sa.select(c.c.tenant_id, c.c.version, text.label("source_text"))
+                .where(c.c.tenant_id == tenant_id)
+                .order_by(c.c.version.desc())
+                .limit(1)
+            )
+        ).first()
         if row is None or row.source_text is None:
             return None
         return BundleSource(row.tenant_id, row.version, row.source_text)
@@ -66,9 +72,7 @@ class SqlBundleRepository:
         sources = await self.bundle_sources([(tenant_id, version)])
         return sources.get((tenant_id, version))
 
-    async def config_for_ticket(
-        self, tenant_id: str, ticket_id: str, first_event_at: datetime
-    ) -> BundleSource | None:
+    async def config_for_ticket(self, tenant_id: str, ticket_id: str, first_event_at: datetime) -> BundleSource | None:
         """The ticket's pinned version; a ticket seen for the first time is pinned to the latest."""
         v = tables.ticket_versions
         pinned = (
@@ -81,8 +85,14 @@ class SqlBundleRepository:
         latest = await self.latest_source(tenant_id)
         if latest is not None:
             await self._session.execute(
-                insert(v).values(tenant_id=tenant_id, ticket_id=ticket_id, config_version=latest.version,
-                                 first_event_at=first_event_at).on_conflict_do_nothing()
+                insert(v)
+                .values(
+                    tenant_id=tenant_id,
+                    ticket_id=ticket_id,
+                    config_version=latest.version,
+                    first_event_at=first_event_at,
+                )
+                .on_conflict_do_nothing()
             )
         return latest
 
@@ -90,11 +100,10 @@ class SqlBundleRepository:
         v = tables.ticket_versions
         if ticket_ids:
             await self._session.execute(
-                sa.update(v).where(v.c.tenant_id == tenant_id, v.c.ticket_id.in_(ticket_ids)).values(
-                    config_version=version
-                )
+                sa.update(v)
+                .where(v.c.tenant_id == tenant_id, v.c.ticket_id.in_(ticket_ids))
+                .values(config_version=version)
             )
-
 
     async def add_config(self, tenant_id: str, bundle: dict[str, Any], source_text: str) -> int:
         c = tables.config_versions
@@ -110,4 +119,3 @@ class SqlBundleRepository:
             sa.insert(c).values(tenant_id=tenant_id, version=version, bundle=bundle, source_text=source_text)
         )
         return version
-

@@ -15,8 +15,9 @@ from sla_engine.domain.results import ClockState
 if TYPE_CHECKING:
     from sla_engine.ports import EngineUnits
 
-CLOCKS = Gauge("slm_clocks", "Clocks by state, every tenant; breached=true on a running clock means overdue",
-               ["state", "breached"])
+CLOCKS = Gauge(
+    "slm_clocks", "Clocks by state, every tenant; breached=true on a running clock means overdue", ["state", "breached"]
+)
 
 
 class ClockCensus:

@@ -97,8 +97,9 @@ class SqlTimerRepository:
         if not pairs:
             return
         t = tables.timers
-        for timer in await self._session.execute(sa.select(t.c.tenant_id, t.c.ticket_id, t.c.mark).where(
-                in_pairs(t, pairs))):
+        for timer in await self._session.execute(
+            sa.select(t.c.tenant_id, t.c.ticket_id, t.c.mark).where(in_pairs(t, pairs))
+        ):
             self._marks[(timer.tenant_id, timer.ticket_id)] = timer.mark
 
     async def reschedule(self, timers: Sequence[tuple[str, str, tuple[datetime, str] | None]]) -> None:
@@ -106,15 +107,25 @@ class SqlTimerRepository:
         the consumer has made due again since is left due."""
         if not timers:
             return
-        await self._session.execute(_SAVE_TIMERS, {
-            "tenants": [tenant for tenant, _, _ in timers], "tickets": [ticket for _, ticket, _ in timers],
-            "marks": [self._marks.get((tenant, ticket)) for tenant, ticket, _ in timers],
-            "dues": [timer[0] if timer else None for _, _, timer in timers],
-            "transitions": [timer[1] if timer else None for _, _, timer in timers],
-        })
+        await self._session.execute(
+            _SAVE_TIMERS,
+            {
+                "tenants": [tenant for tenant, _, _ in timers],
+                "tickets": [ticket for _, ticket, _ in timers],
+                "marks": [self._marks.get((tenant, ticket)) for tenant, ticket, _ in timers],
+                "dues": [timer[0] if timer else None for _, _, timer in timers],
+                "transitions": [timer[1] if timer else None for _, _, timer in timers],
+            },
+        )
 
-    async def due_tickets(self, now: datetime, limit: int, per_tenant: int,
-                          caps: Mapping[str, int] | None = None, part: tuple[int, int] = (0, 1)) -> list[DueTimer]:
+    async def due_tickets(
+        self,
+        now: datetime,
+        limit: int,
+        per_tenant: int,
+        caps: Mapping[str, int] | None = None,
+        part: tuple[int, int] = (0, 1),
+    ) -> list[DueTimer]:
         """Up to `limit` due tickets, at most `per_tenant` of each tenant (fewer for a tenant `caps` names), in
         round-robin order across tenants; only those of slice `part` = (index, count) of a hash partition.
 
@@ -123,15 +134,22 @@ class SqlTimerRepository:
         flight in one process take disjoint slices, so one never finds its turn taken by the other.
         """
         cap_tenants = list(caps or {})
-        rows = await self._session.execute(DUE_TICKETS, {
-            "now": now, "limit": limit, "candidates": 3 * limit, "per_tenant": per_tenant,
-            "cap_tenants": cap_tenants, "cap_counts": [min((caps or {})[t], per_tenant) for t in cap_tenants],
-            "part": part[0], "parts": part[1],
-        })
+        rows = await self._session.execute(
+            DUE_TICKETS,
+            {
+                "now": now,
+                "limit": limit,
+                "candidates": 3 * limit,
+                "per_tenant": per_tenant,
+                "cap_tenants": cap_tenants,
+                "cap_counts": [min((caps or {})[t], per_tenant) for t in cap_tenants],
+                "part": part[0],
+                "parts": part[1],
+            },
+        )
         return [DueTimer(r.tenant_id, r.ticket_id, r.due_at, r.transition, r.traceparent) for r in rows]
 
     async def next_timer_due(self) -> datetime | None:
         t = tables.timers
         value: datetime | None = (await self._session.execute(sa.select(sa.func.min(t.c.due_at)))).scalar()
         return value
-

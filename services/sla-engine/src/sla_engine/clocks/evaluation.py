@@ -88,8 +88,9 @@ def _ready() -> None:
     """Nothing: the worker has imported what evaluating needs."""
 
 
-def _evaluate_chunk(jobs: list[Job], sources: dict[VersionKey, BundleSource], now: datetime,
-                    absent: frozenset[VersionKey] = frozenset()) -> tuple[list[Outcome], int]:
+def _evaluate_chunk(
+    jobs: list[Job], sources: dict[VersionKey, BundleSource], now: datetime, absent: frozenset[VersionKey] = frozenset()
+) -> tuple[list[Outcome], int]:
     """Reconcile each job; returns the outcomes and how many bundles were parsed for them. Jobs of an `absent`
     version (not stored) fail alone."""
     parses = 0
@@ -99,12 +100,21 @@ def _evaluate_chunk(jobs: list[Job], sources: dict[VersionKey, BundleSource], no
             parses += 1
             while len(_bundles) > WORKER_BUNDLES:
                 _bundles.popitem(last=False)
-    missing = sorted({job.version for job in jobs
-                      if job.version is not None and job.version not in _bundles and job.version not in absent})
+    missing = sorted(
+        {
+            job.version
+            for job in jobs
+            if job.version is not None and job.version not in _bundles and job.version not in absent
+        }
+    )
     if missing:
         raise _MissingBundles(missing)
-    return [Outcome(None, f"configuration version {job.version} not found", 0.0) if job.version in absent
-            else _evaluate_one(job, now) for job in jobs], parses
+    return [
+        Outcome(None, f"configuration version {job.version} not found", 0.0)
+        if job.version in absent
+        else _evaluate_one(job, now)
+        for job in jobs
+    ], parses
 
 
 def _evaluate_one(job: Job, now: datetime) -> Outcome:
@@ -136,8 +146,9 @@ class ProcessEvaluator:
     def _executor(self) -> ProcessPoolExecutor:
         if self._pool is None:
             # spawn: a fresh interpreter, none of the parent's threads, sockets or event loop.
-            self._pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"),
-                                             initializer=_quiet_worker)
+            self._pool = ProcessPoolExecutor(
+                max_workers=1, mp_context=multiprocessing.get_context("spawn"), initializer=_quiet_worker
+            )
             self._sent.clear()
         return self._pool
 
@@ -179,8 +190,7 @@ class ProcessEvaluator:
 class ThreadEvaluator:
     """Evaluates in one worker thread with the service's own `BundleCache` (parsing there, not on the loop)."""
 
-    def __init__(self, bundle: Callable[[BundleSource], Bundle],
-                 cached: Callable[[VersionKey], Bundle | None]) -> None:
+    def __init__(self, bundle: Callable[[BundleSource], Bundle], cached: Callable[[VersionKey], Bundle | None]) -> None:
         self._bundle = bundle
         self._cached = cached
         self._thread: Executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="clock-evaluation")
@@ -189,8 +199,11 @@ class ThreadEvaluator:
         """Nothing to start."""
 
     async def evaluate(self, jobs: Sequence[Job], now: datetime, sources: Sources) -> list[Outcome]:
-        held = {version: bundle for version in {job.version for job in jobs if job.version is not None}
-                if (bundle := self._cached(version)) is not None}
+        held = {
+            version: bundle
+            for version in {job.version for job in jobs if job.version is not None}
+            if (bundle := self._cached(version)) is not None
+        }
         texts = await sources(sorted({job.version for job in jobs if job.version is not None} - held.keys()))
 
         def run() -> list[Outcome]:

@@ -46,8 +46,9 @@ class FairShare:
         if not present:
             return
         self._rounds += 1
-        gone = [tenant for tenant in self.used
-                if self._rounds - self._seen.get(tenant, self._rounds) > FORGET_AFTER_ROUNDS]
+        gone = [
+            tenant for tenant in self.used if self._rounds - self._seen.get(tenant, self._rounds) > FORGET_AFTER_ROUNDS
+        ]
         for tenant in gone:
             del self.used[tenant]
             self._seen.pop(tenant, None)

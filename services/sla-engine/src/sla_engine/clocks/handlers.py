@@ -46,11 +46,13 @@ log = logging.getLogger(__name__)
 
 TRANSITIONS_EMITTED = Counter("slm_clock_transitions_total", "Clock transitions published", ["transition"])
 TIMER_LATENESS = Histogram(
-    "slm_timer_lateness_seconds", "Fired minus due for durable timers",
+    "slm_timer_lateness_seconds",
+    "Fired minus due for durable timers",
     buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30),
 )
 RECONCILE_DELAY = Histogram(
-    "slm_reconcile_delay_seconds", "Reconciled minus made due, for tickets made due by new snapshots",
+    "slm_reconcile_delay_seconds",
+    "Reconciled minus made due, for tickets made due by new snapshots",
     buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300),
 )
 
@@ -66,11 +68,19 @@ TICKETS_INBOX = "sla-engine.tickets"
 
 def stored_json(data: TicketSnapshotData) -> str:
     """The JSON a snapshot is stored as in `ticket_events.snapshot` (what `_snapshot_from_row` reads back)."""
-    return json.dumps({
-        "action": data.action, "kind": data.kind, "status": data.status, "priority": data.priority,
-        "service": data.service, "customer": data.customer, "assignment_group": data.assignment_group,
-        "assignee": data.assignee, "attributes": data.attributes,
-    })
+    return json.dumps(
+        {
+            "action": data.action,
+            "kind": data.kind,
+            "status": data.status,
+            "priority": data.priority,
+            "service": data.service,
+            "customer": data.customer,
+            "assignment_group": data.assignment_group,
+            "assignee": data.assignee,
+            "attributes": data.attributes,
+        }
+    )
 
 
 class ClockKeeper:
@@ -84,8 +94,8 @@ class ClockKeeper:
         self.tickets_due = asyncio.Event()
         # Evaluation is pure CPU: in a worker process by default (evaluation.py says why), or in a thread.
         self._evaluator: Evaluator = (
-            ProcessEvaluator(on_parse=BUNDLE_PARSES.inc) if processes
-            else ThreadEvaluator(bundles.get, bundles.cached))
+            ProcessEvaluator(on_parse=BUNDLE_PARSES.inc) if processes else ThreadEvaluator(bundles.get, bundles.cached)
+        )
         self._ticket_seconds: dict[str, float] = {}  # per tenant, a moving average of one ticket's evaluation
         self._share = FairShare()  # evaluation time per tenant, shared fairly by the reconcile loop
 
@@ -120,8 +130,15 @@ class ClockKeeper:
             if event.dedup_key not in unique:
                 assert isinstance(data, TicketSnapshotData)
                 # A ticket's reconciliation continues the trace of its newest event in the batch.
-                unique[event.dedup_key] = StoredSnapshot(event.tenantid, event.source, event.id, data.ticket_id,
-                                                         event.time, stored_json(data), batch.traceparent(index))
+                unique[event.dedup_key] = StoredSnapshot(
+                    event.tenantid,
+                    event.source,
+                    event.id,
+                    data.ticket_id,
+                    event.time,
+                    stored_json(data),
+                    batch.traceparent(index),
+                )
         async with self._units() as uow:
             fresh, due = await uow.tickets.store_snapshots(TICKETS_INBOX, list(unique.values()), self._now())
             await uow.commit()
@@ -129,8 +146,9 @@ class ClockKeeper:
             self.tickets_due.set()
         return batch.mark_duplicates([event for event in batch.events if event.dedup_key in fresh])
 
-    async def reconcile_due(self, limit: int, per_tenant: int, budget_seconds: float,
-                            part: tuple[int, int] = (0, 1)) -> int:
+    async def reconcile_due(
+        self, limit: int, per_tenant: int, budget_seconds: float, part: tuple[int, int] = (0, 1)
+    ) -> int:
         """One round of the reconcile loop: due tickets (new snapshots, warning and breach timers) reconciled
         in one transaction; returns how many.
 
@@ -148,12 +166,17 @@ class ClockKeeper:
         deadline = time.monotonic() + budget_seconds
         async with self._units() as uow:
             # A tenant takes no more tickets than the round's budget evaluates, by its recent CPU per ticket.
-            caps = {tenant: cap for tenant, seconds in self._ticket_seconds.items()
-                    if seconds > 0 and (cap := max(1, math.ceil(budget_seconds / seconds))) < per_tenant}
-            due = {(t.tenant_id, t.ticket_id): t
-                   for t in await uow.timers.due_tickets(now, limit, per_tenant, caps, part)}
-            trace_of = {pair: context_from_headers({"traceparent": t.traceparent})
-                        for pair, t in due.items() if t.traceparent}
+            caps = {
+                tenant: cap
+                for tenant, seconds in self._ticket_seconds.items()
+                if seconds > 0 and (cap := max(1, math.ceil(budget_seconds / seconds))) < per_tenant
+            }
+            due = {
+                (t.tenant_id, t.ticket_id): t for t in await uow.timers.due_tickets(now, limit, per_tenant, caps, part)
+            }
+            trace_of = {
+                pair: context_from_headers({"traceparent": t.traceparent}) for pair, t in due.items() if t.traceparent
+            }
             done = await self._reconcile_until(uow, list(due), now, trace_of, deadline, share=self._share)
             await uow.commit()
         reconciled_at = self._now()
@@ -168,7 +191,10 @@ class ClockKeeper:
         return results[0].clocks if results else []
 
     async def reconcile_many(
-        self, uow: EngineUnit, tickets: Sequence[tuple[str, str]], now: datetime,
+        self,
+        uow: EngineUnit,
+        tickets: Sequence[tuple[str, str]],
+        now: datetime,
         trace_of: Mapping[tuple[str, str], TraceContext] | None = None,
     ) -> list[ReconciledTicket]:
         """Publish what each ticket's timeline now implies and reschedule its timer; callers hold the locks."""
@@ -192,9 +218,16 @@ class ClockKeeper:
         return chunk
 
     async def _reconcile_until(
-        self, uow: EngineUnit, tickets: Sequence[tuple[str, str]], now: datetime,
-        trace_of: Mapping[tuple[str, str], TraceContext] | None, deadline: float,
-        results: list[ReconciledTicket] | None = None, share: FairShare | None = None, *, keep_clocks: bool = False,
+        self,
+        uow: EngineUnit,
+        tickets: Sequence[tuple[str, str]],
+        now: datetime,
+        trace_of: Mapping[tuple[str, str], TraceContext] | None,
+        deadline: float,
+        results: list[ReconciledTicket] | None = None,
+        share: FairShare | None = None,
+        *,
+        keep_clocks: bool = False,
     ) -> list[tuple[str, str]]:
         """`reconcile_many` until the monotonic `deadline`; returns the tickets dealt with (the others are left
         untouched). With a `share`, tickets are taken fairly across tenants and their time charged to it. The
@@ -214,8 +247,9 @@ class ClockKeeper:
         # ticket due; one stored before it is in the timeline read next.
         await uow.timers.read_marks(tickets)
         loaded = await uow.states.load_states(tickets)
-        queue = iter(share.schedule((state.tenant_id, Job(state, version, compact=not keep_clocks))
-                                    for state, version in loaded))
+        queue = iter(
+            share.schedule((state.tenant_id, Job(state, version, compact=not keep_clocks)) for state, version in loaded)
+        )
         while not done or time.monotonic() < deadline:
             chunk = self._chunk(queue, share)
             if not chunk:
@@ -226,25 +260,37 @@ class ClockKeeper:
                 done.append(ticket)
                 share.charge(tenant, outcome.seconds - expected)
                 average = self._ticket_seconds.get(tenant)
-                self._ticket_seconds[tenant] = outcome.seconds if average is None else (
-                    0.8 * average + 0.2 * outcome.seconds)
+                self._ticket_seconds[tenant] = (
+                    outcome.seconds if average is None else (0.8 * average + 0.2 * outcome.seconds)
+                )
                 if outcome.result is None:  # a bug in one ticket's evaluation must not block the others
-                    log.error("reconciling %s/%s failed; its events are kept and the next event retries\n%s",
-                              *ticket, outcome.error)
+                    log.error(
+                        "reconciling %s/%s failed; its events are kept and the next event retries\n%s",
+                        *ticket,
+                        outcome.error,
+                    )
                     failed.append(ticket)
                     continue
                 with tracer().start_as_current_span(
-                    "reconcile ticket", context=(trace_of or {}).get(ticket),
-                    attributes={"slm.tenant": ticket[0], "slm.ticket_id": ticket[1],
-                                "slm.evaluation_seconds": outcome.seconds},
+                    "reconcile ticket",
+                    context=(trace_of or {}).get(ticket),
+                    attributes={
+                        "slm.tenant": ticket[0],
+                        "slm.ticket_id": ticket[1],
+                        "slm.evaluation_seconds": outcome.seconds,
+                    },
                 ):
                     outbox.extend(traced(outcome.result.outbox_records()))  # they carry this span's trace
                 results.append(outcome.result)
         await uow.outbox.add(outbox)
         await uow.states.save_reconciliations(results, now)
         # A failing ticket's timer would come due again at once and spin the timer loop: drop it instead.
-        await uow.timers.reschedule([*((r.tenant_id, r.ticket_id, r.timer) for r in results),
-                                     *((tenant, ticket, None) for tenant, ticket in failed)])
+        await uow.timers.reschedule(
+            [
+                *((r.tenant_id, r.ticket_id, r.timer) for r in results),
+                *((tenant, ticket, None) for tenant, ticket in failed),
+            ]
+        )
         for result in results:
             for transition in result.new_transitions:
                 TRANSITIONS_EMITTED.labels(transition).inc()

@@ -40,9 +40,7 @@ class SqlClockStateRepository:
         self._session = session
         self._timelines = timelines
 
-    async def load_states(
-        self, pairs: Sequence[tuple[str, str]]
-    ) -> list[tuple[TicketState, VersionKey | None]]:
+    async def load_states(self, pairs: Sequence[tuple[str, str]]) -> list[tuple[TicketState, VersionKey | None]]:
         """Everything reconciling these tickets reads, in a fixed number of queries whatever their number, with
         the configuration version each is evaluated with (its text: `bundle_sources`, for versions not parsed yet).
 
@@ -56,31 +54,39 @@ class SqlClockStateRepository:
             states[pair].timeline = timeline
         for row in await self._session.execute(sa.select(c).where(in_pairs(c, pairs))):
             states[(row.tenant_id, row.ticket_id)].emitted.add(
-                TransitionKey(row.policy_id, row.metric, row.cycle, row.transition, row.at, row.threshold))
+                TransitionKey(row.policy_id, row.metric, row.cycle, row.transition, row.at, row.threshold)
+            )
         for row in await self._session.execute(
             sa.select(cl.c.tenant_id, cl.c.ticket_id, cl.c.policy_id, cl.c.metric, cl.c.cycle, cl.c.clock).where(
-                in_pairs(cl, pairs))
+                in_pairs(cl, pairs)
+            )
         ):
             states[(row.tenant_id, row.ticket_id)].saved[(row.policy_id, row.metric, row.cycle)] = dict(row.clock)
         sq = tables.cycle_sequences
         for row in await self._session.execute(sa.select(sq).where(in_pairs(sq, pairs))):
             states[(row.tenant_id, row.ticket_id)].sequences[(row.policy_id, row.metric, row.cycle)] = row.sequence
-        pins = {(r.tenant_id, r.ticket_id): r.config_version
-                for r in await self._session.execute(sa.select(v).where(in_pairs(v, pairs)))}
+        pins = {
+            (r.tenant_id, r.ticket_id): r.config_version
+            for r in await self._session.execute(sa.select(v).where(in_pairs(v, pairs)))
+        }
         unpinned = sorted({tenant for tenant, ticket in pairs if (tenant, ticket) not in pins})
         newest: dict[str, int] = {}
         if unpinned:
             cv = tables.config_versions
-            newest = {r.tenant_id: r.version for r in await self._session.execute(
-                sa.select(cv.c.tenant_id, sa.func.max(cv.c.version).label("version"))
-                .where(cv.c.tenant_id.in_(unpinned)).group_by(cv.c.tenant_id))}
+            newest = {
+                r.tenant_id: r.version
+                for r in await self._session.execute(
+                    sa.select(cv.c.tenant_id, sa.func.max(cv.c.version).label("version"))
+                    .where(cv.c.tenant_id.in_(unpinned))
+                    .group_by(cv.c.tenant_id)
+                )
+            }
         result: list[tuple[TicketState, VersionKey | None]] = []
         for pair, state in states.items():
             state.pinned = pair in pins
             version = pins.get(pair, newest.get(pair[0]))
             result.append((state, None if version is None else (pair[0], version)))
         return result
-
 
     async def _timelines_of(self, pairs: Sequence[tuple[str, str]]) -> dict[tuple[str, str], list[TicketSnapshot]]:
         """Each ticket's snapshots by (event time, arrival); with a cache, only rows not decoded yet are read whole."""
@@ -92,8 +98,11 @@ class SqlClockStateRepository:
                 timelines[(row.tenant_id, row.ticket_id)].append(snapshot_from_row(row))
             return timelines
         cache = self._timelines
-        listing = (await self._session.execute(
-            sa.select(e.c.tenant_id, e.c.ticket_id, e.c.arrival).where(in_pairs(e, pairs)).order_by(*order))).all()
+        listing = (
+            await self._session.execute(
+                sa.select(e.c.tenant_id, e.c.ticket_id, e.c.arrival).where(in_pairs(e, pairs)).order_by(*order)
+            )
+        ).all()
         cached = {pair: cache.rows(pair) for pair in pairs}
         missing = [row.arrival for row in listing if row.arrival not in cached[(row.tenant_id, row.ticket_id)]]
         fetched: dict[int, TicketSnapshot] = {}  # this load's own copy: the cache may evict during a large batch
@@ -105,7 +114,8 @@ class SqlClockStateRepository:
         for row in listing:
             known = cached[(row.tenant_id, row.ticket_id)]
             timelines[(row.tenant_id, row.ticket_id)].append(
-                known[row.arrival] if row.arrival in known else fetched[row.arrival])
+                known[row.arrival] if row.arrival in known else fetched[row.arrival]
+            )
         return timelines
 
     async def save_reconciliations(self, results: Sequence[ReconciledTicket], now: datetime) -> None:
@@ -114,41 +124,82 @@ class SqlClockStateRepository:
             return
         pairs = [(r.tenant_id, r.ticket_id) for r in results]
         published = [
-            {"tenant_id": r.tenant_id, "ticket_id": r.ticket_id, "policy_id": k.policy_id, "metric": k.metric,
-             "cycle": k.cycle, "transition": k.transition, "at": k.at, "threshold": k.threshold}
-            for r in results for k in r.published
+            {
+                "tenant_id": r.tenant_id,
+                "ticket_id": r.ticket_id,
+                "policy_id": k.policy_id,
+                "metric": k.metric,
+                "cycle": k.cycle,
+                "transition": k.transition,
+                "at": k.at,
+                "threshold": k.threshold,
+            }
+            for r in results
+            for k in r.published
         ]
         if published:
             await self._session.execute(insert(tables.emitted_transitions).on_conflict_do_nothing(), published)
         retracted = [(r.tenant_id, r.ticket_id, *transition_key(k)) for r in results for k in r.retracted]
         if retracted:
             e = tables.emitted_transitions
-            columns = (e.c.tenant_id, e.c.ticket_id, e.c.policy_id, e.c.metric, e.c.cycle, e.c.transition, e.c.at,
-                       e.c.threshold)
+            columns = (
+                e.c.tenant_id,
+                e.c.ticket_id,
+                e.c.policy_id,
+                e.c.metric,
+                e.c.cycle,
+                e.c.transition,
+                e.c.at,
+                e.c.threshold,
+            )
             await self._session.execute(sa.delete(e).where(sa.tuple_(*columns).in_(retracted)))
-        sequences = [{"tenant_id": r.tenant_id, "ticket_id": r.ticket_id, "policy_id": policy, "metric": metric,
-                      "cycle": cycle, "sequence": sequence}
-                     for r in results for (policy, metric, cycle), sequence in sorted(r.sequences.items())]
+        sequences = [
+            {
+                "tenant_id": r.tenant_id,
+                "ticket_id": r.ticket_id,
+                "policy_id": policy,
+                "metric": metric,
+                "cycle": cycle,
+                "sequence": sequence,
+            }
+            for r in results
+            for (policy, metric, cycle), sequence in sorted(r.sequences.items())
+        ]
         if sequences:
             statement = insert(tables.cycle_sequences)
-            await self._session.execute(statement.on_conflict_do_update(
-                index_elements=["tenant_id", "ticket_id", "policy_id", "metric", "cycle"],
-                set_={"sequence": statement.excluded.sequence}), sequences)
+            await self._session.execute(
+                statement.on_conflict_do_update(
+                    index_elements=["tenant_id", "ticket_id", "policy_id", "metric", "cycle"],
+                    set_={"sequence": statement.excluded.sequence},
+                ),
+                sequences,
+            )
         c = tables.clocks
         await self._session.execute(sa.delete(c).where(in_pairs(c, pairs)))
-        clock_rows = [{**row, "tenant_id": r.tenant_id, "ticket_id": r.ticket_id, "updated_at": now}
-                      for r in results for row in r.clock_rows()]
+        clock_rows = [
+            {**row, "tenant_id": r.tenant_id, "ticket_id": r.ticket_id, "updated_at": now}
+            for r in results
+            for row in r.clock_rows()
+        ]
         if clock_rows:
             await self._session.execute(sa.insert(c), clock_rows)
-        pins = [{"tenant_id": r.tenant_id, "ticket_id": r.ticket_id, "config_version": r.pin_version,
-                 "first_event_at": r.first_event_at} for r in results if r.pin_version is not None]
+        pins = [
+            {
+                "tenant_id": r.tenant_id,
+                "ticket_id": r.ticket_id,
+                "config_version": r.pin_version,
+                "first_event_at": r.first_event_at,
+            }
+            for r in results
+            if r.pin_version is not None
+        ]
         if pins:
             await self._session.execute(insert(tables.ticket_versions).on_conflict_do_nothing(), pins)
-
 
     async def count_clocks(self) -> dict[tuple[str, bool], int]:
         """Every tenant's current clocks by (state, breached): running and breached is an overdue clock."""
         c = tables.clocks
         rows = await self._session.execute(
-            sa.select(c.c.state, c.c.breached, sa.func.count()).group_by(c.c.state, c.c.breached))
+            sa.select(c.c.state, c.c.breached, sa.func.count()).group_by(c.c.state, c.c.breached)
+        )
         return {(state, breached): count for state, breached, count in rows.tuples()}

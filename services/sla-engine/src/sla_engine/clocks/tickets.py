@@ -72,11 +72,18 @@ SELECT f.tenant_id, f.source, f.event_id, (SELECT count(*) FROM due) AS due FROM
 # round holds every ticket it takes until it commits. The earlier join of timers with its own ranking was
 # planned, on statistics taken while the queue was empty, as a nested loop that ranked the whole queue again per
 
+
 def _snapshot_data(snapshot: TicketSnapshot) -> dict[str, Any]:
     return {
-        "action": snapshot.action, "kind": snapshot.kind, "status": snapshot.status, "priority": snapshot.priority,
-        "service": snapshot.service, "customer": snapshot.customer, "assignment_group": snapshot.assignment_group,
-        "assignee": snapshot.assignee, "attributes": dict(snapshot.attributes),
+        "action": snapshot.action,
+        "kind": snapshot.kind,
+        "status": snapshot.status,
+        "priority": snapshot.priority,
+        "service": snapshot.service,
+        "customer": snapshot.customer,
+        "assignment_group": snapshot.assignment_group,
+        "assignee": snapshot.assignee,
+        "attributes": dict(snapshot.attributes),
     }
 
 
@@ -99,8 +106,14 @@ class SqlTicketRepository:
         if not snapshots:
             return
         rows = [
-            {"tenant_id": tenant_id, "ticket_id": snapshot.ticket_id, "source": source,
-             "event_id": snapshot.event_id, "event_time": snapshot.time, "snapshot": _snapshot_data(snapshot)}
+            {
+                "tenant_id": tenant_id,
+                "ticket_id": snapshot.ticket_id,
+                "source": source,
+                "event_id": snapshot.event_id,
+                "event_time": snapshot.time,
+                "snapshot": _snapshot_data(snapshot),
+            }
             for tenant_id, source, snapshot in snapshots
         ]
         await self._session.execute(insert(tables.ticket_events).on_conflict_do_nothing(), rows)
@@ -115,32 +128,43 @@ class SqlTicketRepository:
         """
         if not snapshots:
             return set(), 0
-        rows = (await self._session.execute(_STORE_SNAPSHOTS, {
-            "tenants": [s.tenant_id for s in snapshots], "sources": [s.source for s in snapshots],
-            "ids": [s.event_id for s in snapshots], "tickets": [s.ticket_id for s in snapshots],
-            "times": [s.event_time for s in snapshots], "snapshots": [s.snapshot for s in snapshots],
-            "traceparents": [s.traceparent for s in snapshots], "consumer": consumer, "now": now,
-            "reason": EVENTS_DUE,
-        })).all()
+        rows = (
+            await self._session.execute(
+                _STORE_SNAPSHOTS,
+                {
+                    "tenants": [s.tenant_id for s in snapshots],
+                    "sources": [s.source for s in snapshots],
+                    "ids": [s.event_id for s in snapshots],
+                    "tickets": [s.ticket_id for s in snapshots],
+                    "times": [s.event_time for s in snapshots],
+                    "snapshots": [s.snapshot for s in snapshots],
+                    "traceparents": [s.traceparent for s in snapshots],
+                    "consumer": consumer,
+                    "now": now,
+                    "reason": EVENTS_DUE,
+                },
+            )
+        ).all()
         return {(row.tenant_id, row.source, row.event_id) for row in rows}, int(rows[0].due) if rows else 0
 
     async def timeline(self, tenant_id: str, ticket_id: str) -> list[TicketSnapshot]:
         t = tables.ticket_events
         rows = await self._session.execute(
-            sa.select(t).where(t.c.tenant_id == tenant_id, t.c.ticket_id == ticket_id).order_by(
-                t.c.event_time, t.c.arrival
-            )
+            sa.select(t)
+            .where(t.c.tenant_id == tenant_id, t.c.ticket_id == ticket_id)
+            .order_by(t.c.event_time, t.c.arrival)
         )
         return [snapshot_from_row(row) for row in rows]
-
 
     async def tickets(self, tenant_id: str, *, only_open: bool) -> list[str]:
         """Tickets with a pinned version; `only_open`: those with a clock still running or paused."""
         if only_open:
             c = tables.clocks
-            statement = sa.select(c.c.ticket_id).where(
-                c.c.tenant_id == tenant_id, c.c.state.in_(("running", "paused"))
-            ).distinct()
+            statement = (
+                sa.select(c.c.ticket_id)
+                .where(c.c.tenant_id == tenant_id, c.c.state.in_(("running", "paused")))
+                .distinct()
+            )
         else:
             v = tables.ticket_versions
             statement = sa.select(v.c.ticket_id).where(v.c.tenant_id == tenant_id)
@@ -148,8 +172,9 @@ class SqlTicketRepository:
 
     async def tickets_active_between(self, tenant_id: str, start: datetime, end: datetime) -> list[str]:
         t = tables.ticket_events
-        statement = sa.select(t.c.ticket_id).where(
-            t.c.tenant_id == tenant_id, t.c.event_time >= start, t.c.event_time < end
-        ).distinct()
+        statement = (
+            sa.select(t.c.ticket_id)
+            .where(t.c.tenant_id == tenant_id, t.c.event_time >= start, t.c.event_time < end)
+            .distinct()
+        )
         return sorted(str(row[0]) for row in await self._session.execute(statement))
-

@@ -35,8 +35,15 @@ IDLE_PAUSE_SECONDS = 0.05
 
 class TimerLoop:
     def __init__(
-        self, keeper: ClockKeeper, units: EngineUnits, now: Now, *,
-        batch_size: int, max_sleep_seconds: float, per_tenant: int | None = None, round_seconds: float = 0.2,
+        self,
+        keeper: ClockKeeper,
+        units: EngineUnits,
+        now: Now,
+        *,
+        batch_size: int,
+        max_sleep_seconds: float,
+        per_tenant: int | None = None,
+        round_seconds: float = 0.2,
         rounds_in_flight: int = 1,
     ) -> None:
         self._keeper = keeper
@@ -52,8 +59,9 @@ class TimerLoop:
     async def run(self) -> None:
         try:
             await self._keeper.start()
-            await asyncio.gather(*(self._rounds((index, self._rounds_in_flight))
-                                   for index in range(self._rounds_in_flight)))
+            await asyncio.gather(
+                *(self._rounds((index, self._rounds_in_flight)) for index in range(self._rounds_in_flight))
+            )
         finally:
             self._keeper.close()
 

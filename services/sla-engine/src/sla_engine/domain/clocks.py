@@ -38,9 +38,20 @@ if TYPE_CHECKING:
     from sla_engine.domain.bundle import Bundle
 
 __all__ = [
-    "Clock", "ClockState", "Evaluation", "Segment", "SegmentState", "Transition", "TransitionDiff",
-    "TransitionKey", "TransitionName", "diff_transitions", "evaluate_ticket", "evaluate_timeline",
-    "next_timer_at", "transition_key",
+    "Clock",
+    "ClockState",
+    "Evaluation",
+    "Segment",
+    "SegmentState",
+    "Transition",
+    "TransitionDiff",
+    "TransitionKey",
+    "TransitionName",
+    "diff_transitions",
+    "evaluate_ticket",
+    "evaluate_timeline",
+    "next_timer_at",
+    "transition_key",
 ]
 
 CycleAt = tuple[str, str, int, datetime]  # policy, metric, cycle, instant
@@ -58,14 +69,22 @@ class Evaluation:
         return self.stood[(transition.policy_id, transition.metric, transition.cycle, transition.at)]
 
 
-def evaluate_ticket(timeline: Sequence[TicketSnapshot], bundle: Bundle, *, policy_version: int,
-                    at: datetime) -> list[Clock]:
+def evaluate_ticket(
+    timeline: Sequence[TicketSnapshot], bundle: Bundle, *, policy_version: int, at: datetime
+) -> list[Clock]:
     """Every clock of the ticket at `at`, in bundle order (policy, metric) and by cycle."""
     return evaluate_timeline(timeline, bundle, policy_version=policy_version, at=at).clocks
 
 
-def evaluate_timeline(timeline: Sequence[TicketSnapshot], bundle: Bundle, *, policy_version: int, at: datetime,
-                      watch: Callable[[Transition], bool] | None = None, explain: bool = True) -> Evaluation:
+def evaluate_timeline(
+    timeline: Sequence[TicketSnapshot],
+    bundle: Bundle,
+    *,
+    policy_version: int,
+    at: datetime,
+    watch: Callable[[Transition], bool] | None = None,
+    explain: bool = True,
+) -> Evaluation:
     """`evaluate_ticket`, plus the clock as it stood at each transition `watch` accepts, in one pass.
 
     That clock equals the transition's cycle in `evaluate_ticket(..., at=transition.at)`, or the cycle's clock
@@ -85,8 +104,10 @@ def evaluate_timeline(timeline: Sequence[TicketSnapshot], bundle: Bundle, *, pol
         for position in bundle.policy_index.candidates(snapshot):
             if position not in runs:
                 policy = bundle.policies[position]
-                runs[position] = [MetricRun(policy, rule, bundle.calendar(rule.calendar), seen, watch,
-                                            explain=explain) for rule in policy.metrics]
+                runs[position] = [
+                    MetricRun(policy, rule, bundle.calendar(rule.calendar), seen, watch, explain=explain)
+                    for rule in policy.metrics
+                ]
                 live.extend(runs[position])
         instant = to_epoch(snapshot.time)
         for run in live:
@@ -94,10 +115,14 @@ def evaluate_timeline(timeline: Sequence[TicketSnapshot], bundle: Bundle, *, pol
     at_epoch = to_epoch(at)
     ticket_id = snapshots[0].ticket_id
     ordered = [run for position in sorted(runs) for run in runs[position]]
-    clocks = [clock for run in ordered for clock in run.finish(at_epoch, ticket_id=ticket_id,
-                                                               policy_version=policy_version)]
-    stood = {(run.policy.id, run.rule.metric, number, from_epoch(instant)): clock
-             for run in ordered for (number, instant), clock in run.stood.items()}
+    clocks = [
+        clock for run in ordered for clock in run.finish(at_epoch, ticket_id=ticket_id, policy_version=policy_version)
+    ]
+    stood = {
+        (run.policy.id, run.rule.metric, number, from_epoch(instant)): clock
+        for run in ordered
+        for (number, instant), clock in run.stood.items()
+    }
     return Evaluation(clocks, stood)
 
 
@@ -120,8 +145,9 @@ def transition_key(key: TransitionKey | tuple[str, str, int, str, datetime, int 
     return TransitionKey(*key[:5], key[5] or 0)
 
 
-def diff_transitions(previous: Iterable[TransitionKey | tuple[str, str, int, str, datetime, int | None]],
-                     current: Iterable[Transition]) -> TransitionDiff:
+def diff_transitions(
+    previous: Iterable[TransitionKey | tuple[str, str, int, str, datetime, int | None]], current: Iterable[Transition]
+) -> TransitionDiff:
     """Compare the keys already emitted with the transitions the timeline now implies.
 
     Keys compare by instant (aware datetimes in any offset) and a missing threshold equals 0.

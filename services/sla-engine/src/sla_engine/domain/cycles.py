@@ -80,8 +80,9 @@ class _Cycle:
     shadow: bool = False  # a copy that shows the cycle as it stood at an instant; its transitions are not watched
 
     def shadow_copy(self) -> _Cycle:
-        return replace(self, warned=set(self.warned), transitions=list(self.transitions),
-                       segments=list(self.segments), shadow=True)
+        return replace(
+            self, warned=set(self.warned), transitions=list(self.transitions), segments=list(self.segments), shadow=True
+        )
 
 
 class MetricRun:
@@ -94,8 +95,16 @@ class MetricRun:
     final clock where that evaluation has no such cycle yet (a retroactive start dated before its cause).
     """
 
-    def __init__(self, policy: Policy, rule: MetricRule, calendar: BusinessCalendar, seen: list[TicketSnapshot],
-                 watch: Callable[[Transition], bool] | None = None, *, explain: bool = True) -> None:
+    def __init__(
+        self,
+        policy: Policy,
+        rule: MetricRule,
+        calendar: BusinessCalendar,
+        seen: list[TicketSnapshot],
+        watch: Callable[[Transition], bool] | None = None,
+        *,
+        explain: bool = True,
+    ) -> None:
         self.policy = policy
         # Without `explain`, clocks carry no explanation and no deadline reason (empty): reconciling publishes
         # neither, and writing them was a third of an evaluation. Every other figure is the same.
@@ -133,13 +142,19 @@ class MetricRun:
         return None
 
     def _start_holds(self, snapshot: TicketSnapshot) -> bool:
-        return (self.policy.matches(snapshot) and snapshot.priority in self.rule.targets
-                and self._stop_reason(snapshot) is None and snapshot.status not in self.rule.cancel_statuses)
+        return (
+            self.policy.matches(snapshot)
+            and snapshot.priority in self.rule.targets
+            and self._stop_reason(snapshot) is None
+            and snapshot.status not in self.rule.cancel_statuses
+        )
 
     def _start(self, snapshot: TicketSnapshot, t: int) -> None:
         target = self.rule.targets[snapshot.priority]
-        why = (f"policy {self.policy.id} matches, {snapshot.priority} has a target of "
-               f"{business_duration(target)}, no stop or cancel condition")
+        why = (
+            f"policy {self.policy.id} matches, {snapshot.priority} has a target of "
+            f"{business_duration(target)}, no stop or cancel condition"
+        )
         position = self._created_before(t) if self.rule.retroactive and not self.cycles else None
         if position is None:
             self._begin(snapshot, t, target, snapshot, f"started: {why}")
@@ -147,13 +162,17 @@ class MetricRun:
             return
         created = self.seen[position]
         created_at = _epoch(created)
-        self._begin(created, created_at, self.rule.targets.get(created.priority, target), snapshot,
-                    f"started retroactively at the created event {created.event_id}: {why} at {snapshot.event_id}")
+        self._begin(
+            created,
+            created_at,
+            self.rule.targets.get(created.priority, target),
+            snapshot,
+            f"started retroactively at the created event {created.event_id}: {why} at {snapshot.event_id}",
+        )
         cycle = self.cycles[-1]
-        for replayed in self.seen[position + 1:-1]:
+        for replayed in self.seen[position + 1 : -1]:
             self._advance(cycle, _epoch(replayed), inclusive=False)
-            self._update(cycle, replayed, _epoch(replayed),
-                         self.rule.targets.get(replayed.priority, cycle.target))
+            self._update(cycle, replayed, _epoch(replayed), self.rule.targets.get(replayed.priority, cycle.target))
             self._post_check(cycle, replayed, _epoch(replayed))
         self._advance(cycle, t, inclusive=False)
         self._update(cycle, snapshot, t, target)
@@ -168,16 +187,25 @@ class MetricRun:
 
     def _begin(self, snapshot: TicketSnapshot, t: int, target: int, cause: TicketSnapshot, condition: str) -> None:
         running = snapshot.status not in self.rule.pause_statuses
-        cycle = _Cycle(number=len(self.cycles) + 1, started_at=t, priority=snapshot.priority, target=target,
-                       running=running, checkpoint=t, snapshot=cause, known_at=self._fed_at)
+        cycle = _Cycle(
+            number=len(self.cycles) + 1,
+            started_at=t,
+            priority=snapshot.priority,
+            target=target,
+            running=running,
+            checkpoint=t,
+            snapshot=cause,
+            known_at=self._fed_at,
+        )
         self.cycles.append(cycle)
         self.phase = "active"
         self._emit(cycle, "started", t, cause.event_id)
         if not running:
             self._emit(cycle, "paused", t, cause.event_id)
             condition += f"; status {snapshot.status} is in pause.statuses"
-        cycle.open = _OpenSegment(t, "running" if running else "paused", cause.event_id, condition,
-                                  cycle.priority, target, 0)
+        cycle.open = _OpenSegment(
+            t, "running" if running else "paused", cause.event_id, condition, cycle.priority, target, 0
+        )
 
     def _active(self, cycle: _Cycle, snapshot: TicketSnapshot, t: int) -> None:
         self._advance(cycle, t, inclusive=False)
@@ -215,15 +243,34 @@ class MetricRun:
             return
         assert cycle.stopped_at is not None
         if self.explain:
-            cycle.segments.append(self._segment(_OpenSegment(
-                cycle.stopped_at, "stopped", cycle.stop_event, cycle.stop_condition, cycle.priority, cycle.target,
-                cycle.elapsed), t, cycle.elapsed))
+            cycle.segments.append(
+                self._segment(
+                    _OpenSegment(
+                        cycle.stopped_at,
+                        "stopped",
+                        cycle.stop_event,
+                        cycle.stop_condition,
+                        cycle.priority,
+                        cycle.target,
+                        cycle.elapsed,
+                    ),
+                    t,
+                    cycle.elapsed,
+                )
+            )
         cycle.outcome, cycle.stopped_at, cycle.checkpoint, cycle.running = None, None, t, True
         cycle.snapshot = snapshot
         self.phase = "active"
         self._emit(cycle, "resumed", t, snapshot.event_id)
-        cycle.open = _OpenSegment(t, "running", snapshot.event_id, f"reopened ({trigger}): on_reopen resume",
-                                  cycle.priority, cycle.target, cycle.elapsed)
+        cycle.open = _OpenSegment(
+            t,
+            "running",
+            snapshot.event_id,
+            f"reopened ({trigger}): on_reopen resume",
+            cycle.priority,
+            cycle.target,
+            cycle.elapsed,
+        )
         self._update(cycle, snapshot, t, self.rule.targets[snapshot.priority])
         self._post_check(cycle, snapshot, t)
 
@@ -233,8 +280,10 @@ class MetricRun:
         """Apply the priority in force and the pause rule; a change closes the current segment."""
         changes: list[str] = []
         if snapshot.priority != cycle.priority or target != cycle.target:
-            changes.append(f"priority {cycle.priority} to {snapshot.priority}: target "
-                           f"{business_duration(cycle.target)} to {business_duration(target)}, elapsed kept")
+            changes.append(
+                f"priority {cycle.priority} to {snapshot.priority}: target "
+                f"{business_duration(cycle.target)} to {business_duration(target)}, elapsed kept"
+            )
             cycle.priority, cycle.target = snapshot.priority, target
         paused = snapshot.status in self.rule.pause_statuses
         if cycle.running and paused:
@@ -254,8 +303,15 @@ class MetricRun:
             event_id, condition = cycle.open.event_id, f"{cycle.open.condition}; {condition}"
             cycle.open = None
         self._close_segment(cycle, t)
-        cycle.open = _OpenSegment(t, "running" if cycle.running else "paused", event_id, condition,
-                                  cycle.priority, cycle.target, cycle.elapsed)
+        cycle.open = _OpenSegment(
+            t,
+            "running" if cycle.running else "paused",
+            event_id,
+            condition,
+            cycle.priority,
+            cycle.target,
+            cycle.elapsed,
+        )
 
     def _stop(self, cycle: _Cycle, snapshot: TicketSnapshot, t: int, reason: str) -> None:
         breached = cycle.breached_at is not None and cycle.breached_at < t
@@ -287,7 +343,8 @@ class MetricRun:
             return []
         ahead: list[tuple[TransitionName, int | None, int]] = [
             ("warning", percent, warning_seconds(cycle.target, percent))
-            for percent in self.rule.warn_at if percent not in cycle.warned
+            for percent in self.rule.warn_at
+            if percent not in cycle.warned
         ]
         ahead.append(("breached", None, cycle.target))
         return ahead
@@ -317,19 +374,46 @@ class MetricRun:
         ahead = []
         for name, threshold, needed in self._pending(cycle):
             instant = self.calendar.deadline_after_epoch(cycle.checkpoint, max(0, needed - cycle.elapsed))
-            ahead.append(Transition(name, from_epoch(instant), threshold, None, needed, cycle.target,
-                                    self.policy.id, self.rule.metric, cycle.number))
+            ahead.append(
+                Transition(
+                    name,
+                    from_epoch(instant),
+                    threshold,
+                    None,
+                    needed,
+                    cycle.target,
+                    self.policy.id,
+                    self.rule.metric,
+                    cycle.number,
+                )
+            )
         return ahead
 
-    def _emit(self, cycle: _Cycle, name: TransitionName, at: int, event_id: str | None, *,
-              threshold: int | None = None, elapsed: int | None = None) -> None:
+    def _emit(
+        self,
+        cycle: _Cycle,
+        name: TransitionName,
+        at: int,
+        event_id: str | None,
+        *,
+        threshold: int | None = None,
+        elapsed: int | None = None,
+    ) -> None:
         if name == "warning" and threshold is not None:
             cycle.warned.add(threshold)
         if name == "breached":
             cycle.breached_at = at
-        transition = Transition(name, from_epoch(at), threshold, event_id,
-                                cycle.elapsed if elapsed is None else elapsed, cycle.target, self.policy.id,
-                                self.rule.metric, cycle.number)
+        transition = Transition(
+            name,
+            from_epoch(at),
+            threshold,
+            event_id,
+            cycle.elapsed if elapsed is None else elapsed,
+            cycle.target,
+            self.policy.id,
+            self.rule.metric,
+            cycle.number,
+        )
         cycle.transitions.append(transition)
         if self._watch is not None and not cycle.shadow and self._watch(transition):
             self._capture(cycle, at, crossing=elapsed is not None)
@@ -367,8 +451,18 @@ class MetricRun:
         start, finish = from_epoch(open_segment.start), from_epoch(end)
         counted = elapsed_at_end - open_segment.elapsed_at_start
         skipped = tuple(self.calendar.non_working_spans(start, finish)) if open_segment.state == "running" else ()
-        return Segment(start, finish, open_segment.state, open_segment.event_id, open_segment.condition,
-                       open_segment.priority, open_segment.target, counted, elapsed_at_end, skipped)
+        return Segment(
+            start,
+            finish,
+            open_segment.state,
+            open_segment.event_id,
+            open_segment.condition,
+            open_segment.priority,
+            open_segment.target,
+            counted,
+            elapsed_at_end,
+            skipped,
+        )
 
     def _close_segment(self, cycle: _Cycle, t: int) -> None:
         if cycle.open is not None and not self.explain:
@@ -383,9 +477,12 @@ class MetricRun:
         if self.phase == "active":
             self._advance(self.cycles[-1], at, inclusive=True)
         clocks = [self._clock(cycle, at, ticket_id, policy_version) for cycle in self.cycles]
-        self.stood = {(number, instant): clocks[number - 1] if stood is None
-                      else self._clock(stood, instant, ticket_id, policy_version)
-                      for (number, instant), stood in self._stood_cycles.items()}
+        self.stood = {
+            (number, instant): clocks[number - 1]
+            if stood is None
+            else self._clock(stood, instant, ticket_id, policy_version)
+            for (number, instant), stood in self._stood_cycles.items()
+        }
         return clocks
 
     def _clock(self, cycle: _Cycle, at: int, ticket_id: str, policy_version: int) -> Clock:
@@ -395,8 +492,11 @@ class MetricRun:
         state: ClockState = cycle.outcome or ("running" if cycle.running else "paused")
         # A met cycle reports no breach: one crossed at the very instant it stopped (a pause exactly at the deadline,
         # then a stop at that instant) is not earlier than the stop, so it does not count (DESIGN 4.3).
-        breached_at = from_epoch(cycle.breached_at) if cycle.breached_at is not None and state not in (
-            "cancelled", "met") else None
+        breached_at = (
+            from_epoch(cycle.breached_at)
+            if cycle.breached_at is not None and state not in ("cancelled", "met")
+            else None
+        )
         upcoming = tuple(self.upcoming(cycle))
         due_at = next((u.at for u in upcoming if u.transition == "breached"), None)
         if state == "running" and cycle.breached_at is not None and cycle.elapsed < cycle.target:
@@ -406,20 +506,43 @@ class MetricRun:
         stop_reason = cycle.stop_condition if cycle.outcome is not None else None
         snapshot = cycle.snapshot
         return Clock(
-            ticket_id=ticket_id, policy_id=self.policy.id, policy_version=policy_version,
-            agreement=self.policy.agreement, metric=self.rule.metric, cycle=cycle.number, state=state,
-            breached=breached_at is not None, target_seconds=cycle.target, elapsed_seconds=cycle.elapsed,
+            ticket_id=ticket_id,
+            policy_id=self.policy.id,
+            policy_version=policy_version,
+            agreement=self.policy.agreement,
+            metric=self.rule.metric,
+            cycle=cycle.number,
+            state=state,
+            breached=breached_at is not None,
+            target_seconds=cycle.target,
+            elapsed_seconds=cycle.elapsed,
             remaining_seconds=cycle.target - cycle.elapsed,
             percent=round(100 * cycle.elapsed / cycle.target, 2) if cycle.target else 0.0,
-            started_at=from_epoch(cycle.started_at), stopped_at=stopped_at, breached_at=breached_at,
-            due_at=due_at, service=snapshot.service, customer=snapshot.customer, priority=cycle.priority,
-            kind=snapshot.kind, calendar=self.calendar.name,
+            started_at=from_epoch(cycle.started_at),
+            stopped_at=stopped_at,
+            breached_at=breached_at,
+            due_at=due_at,
+            service=snapshot.service,
+            customer=snapshot.customer,
+            priority=cycle.priority,
+            kind=snapshot.kind,
+            calendar=self.calendar.name,
             transitions=tuple(sorted(cycle.transitions, key=lambda transition: transition.at)),
             explanation=tuple(segments),
             deadline_reason=deadline_reason(
-                calendar=self.calendar, priority=cycle.priority, target_seconds=cycle.target,
-                elapsed_seconds=cycle.elapsed, state=state, breached_at=breached_at, stopped_at=stopped_at,
-                due_at=due_at, segments=segments, stop_reason=stop_reason) if self.explain else "",
+                calendar=self.calendar,
+                priority=cycle.priority,
+                target_seconds=cycle.target,
+                elapsed_seconds=cycle.elapsed,
+                state=state,
+                breached_at=breached_at,
+                stopped_at=stopped_at,
+                due_at=due_at,
+                segments=segments,
+                stop_reason=stop_reason,
+            )
+            if self.explain
+            else "",
             stop_reason=stop_reason,
             upcoming=upcoming,
         )

@@ -21,8 +21,11 @@ def business_duration(seconds: int) -> str:
     sign = "-" if seconds < 0 else ""
     hours, rest = divmod(abs(seconds), 3600)
     minutes, rest_seconds = divmod(rest, 60)
-    text = (f"{hours}h" if hours else "") + (f"{minutes}m" if minutes else "") + (f"{rest_seconds}s"
-                                                                                   if rest_seconds else "")
+    text = (
+        (f"{hours}h" if hours else "")
+        + (f"{minutes}m" if minutes else "")
+        + (f"{rest_seconds}s" if rest_seconds else "")
+    )
     return sign + (text or "0s")
 
 
@@ -37,8 +40,10 @@ def local_time(instant: datetime, calendar: BusinessCalendar) -> str:
     offset_hours, offset_minutes = divmod(abs(int(offset.total_seconds())) // 60, 60)
     seconds = f":{local.second:02d}" if local.second else ""
     # Formatted by hand: strftime was most of an evaluation's cost.
-    return (f"{_WEEKDAY_ABBREVIATIONS[local.weekday()]} {local.year:04d}-{local.month:02d}-{local.day:02d} "
-            f"{local.hour:02d}:{local.minute:02d}{seconds} {sign}{offset_hours:02d}:{offset_minutes:02d}")
+    return (
+        f"{_WEEKDAY_ABBREVIATIONS[local.weekday()]} {local.year:04d}-{local.month:02d}-{local.day:02d} "
+        f"{local.hour:02d}:{local.minute:02d}{seconds} {sign}{offset_hours:02d}:{offset_minutes:02d}"
+    )
 
 
 def local_span(start: datetime, end: datetime, calendar: BusinessCalendar) -> str:
@@ -87,8 +92,11 @@ def deadline_reason(
     stop_reason: str | None = None,
 ) -> str:
     """Why the clock stands where it does: target, what counted and what did not, and the deadline."""
-    where = ("around the clock (calendar 24x7)" if calendar.is_continuous
-             else f"of business time on calendar {calendar.name} ({calendar.timezone})")
+    where = (
+        "around the clock (calendar 24x7)"
+        if calendar.is_continuous
+        else f"of business time on calendar {calendar.name} ({calendar.timezone})"
+    )
     sentences = [f"Target for {priority}: {business_duration(target_seconds)} {where}."]
     if segments:
         sentences.append("Timeline: " + "; ".join(_segment_text(s, calendar) for s in segments) + ".")
@@ -96,22 +104,28 @@ def deadline_reason(
     because = f" ({stop_reason})" if stop_reason else ""
     left = business_duration(target_seconds - elapsed_seconds)
     if breached_at is not None and state != "cancelled":
-        sentences.append(f"Breached at {local_time(breached_at, calendar)}, "
-                         "when elapsed time reached the target in force.")
+        sentences.append(
+            f"Breached at {local_time(breached_at, calendar)}, when elapsed time reached the target in force."
+        )
     if state == "running" and due_at is not None:
         sentences.append(f"{used} used, {left} left: due {local_time(due_at, calendar)} if it keeps running.")
     elif state == "running":
-        sentences.append(f"{used} used, {business_duration(elapsed_seconds - target_seconds)} over the target "
-                         "and still running.")
+        sentences.append(
+            f"{used} used, {business_duration(elapsed_seconds - target_seconds)} over the target and still running."
+        )
     elif state == "paused":
         sentences.append(f"{used} used, {left} left; paused, so the deadline moves out until the clock resumes.")
     elif state == "met" and stopped_at is not None:
         sentences.append(f"Stopped {local_time(stopped_at, calendar)}{because} after {used}: met.")
     elif state == "breached" and stopped_at is not None:
-        over = (f"{business_duration(elapsed_seconds - target_seconds)} over" if elapsed_seconds > target_seconds
-                else "the breach under an earlier, tighter target stays")
+        over = (
+            f"{business_duration(elapsed_seconds - target_seconds)} over"
+            if elapsed_seconds > target_seconds
+            else "the breach under an earlier, tighter target stays"
+        )
         sentences.append(f"Stopped {local_time(stopped_at, calendar)}{because} after {used} ({over}): breached.")
     elif state == "cancelled" and stopped_at is not None:
-        sentences.append(f"Cancelled {local_time(stopped_at, calendar)}{because} after {used}: "
-                         "counts neither as met nor breached.")
+        sentences.append(
+            f"Cancelled {local_time(stopped_at, calendar)}{because} after {used}: counts neither as met nor breached."
+        )
     return " ".join(sentences)

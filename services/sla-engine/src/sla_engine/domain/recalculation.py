@@ -37,7 +37,9 @@ class RecalculationReport:
 def outcome(clock: Clock) -> dict[str, Any]:
     """The fields a customer would notice change: state, breach, target and deadline."""
     return {
-        "state": clock.state, "breached": clock.breached, "target_seconds": clock.target_seconds,
+        "state": clock.state,
+        "breached": clock.breached,
+        "target_seconds": clock.target_seconds,
         "due_at": clock.due_at.isoformat() if clock.due_at else None,
         "breached_at": clock.breached_at.isoformat() if clock.breached_at else None,
         "policy_version": clock.policy_version,

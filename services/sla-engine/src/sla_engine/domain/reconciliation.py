@@ -100,8 +100,14 @@ def reconcile_ticket(state: TicketState, now: datetime) -> Reconciliation:
     emitted = {transition_key(key) for key in state.emitted}
     # One evaluation also keeps, for each transition not published yet, its clock at its own instant. Published
     # payloads and clock rows carry no explanation, so none is written (the clocks API explains on request).
-    evaluation = evaluate_timeline(state.timeline, bundle, policy_version=version, at=now,
-                                   watch=lambda transition: transition.key not in emitted, explain=False)
+    evaluation = evaluate_timeline(
+        state.timeline,
+        bundle,
+        policy_version=version,
+        at=now,
+        watch=lambda transition: transition.key not in emitted,
+        explain=False,
+    )
     clocks = evaluation.clocks
     diff = diff_transitions(state.emitted, (t for c in clocks for t in c.transitions))
     by_cycle = {cycle_of(c): c for c in clocks}
@@ -112,26 +118,39 @@ def reconcile_ticket(state: TicketState, now: datetime) -> Reconciliation:
         # Published with the clock as it stood at the transition's instant (DESIGN 2.4: event time).
         cycle = cycle_of(transition)
         at_transition = evaluation.clock_when(transition)
-        publications.append(Publication(cycle, transition.transition, transition.at, sequences.next(cycle),
-                                        at_transition, transition.threshold))
+        publications.append(
+            Publication(
+                cycle, transition.transition, transition.at, sequences.next(cycle), at_transition, transition.threshold
+            )
+        )
         last_new[cycle] = (transition.key, at_transition)
     recalculated: set[CycleKey] = set()
     for key in sorted(diff.retracted, key=lambda k: (k.at, k.cycle)):
         cycle = cycle_of(key)
         if cycle in by_cycle:
-            publications.append(Publication(cycle, "recalculated", now, sequences.next(cycle), by_cycle[cycle],
-                                            retracts=key))
+            publications.append(
+                Publication(cycle, "recalculated", now, sequences.next(cycle), by_cycle[cycle], retracts=key)
+            )
             recalculated.add(cycle)
         elif cycle in state.saved:
-            publications.append(Publication(cycle, "recalculated", now, sequences.next(cycle), None, retracts=key,
-                                            voided=state.saved[cycle]))
+            publications.append(
+                Publication(
+                    cycle, "recalculated", now, sequences.next(cycle), None, retracts=key, voided=state.saved[cycle]
+                )
+            )
     for cycle, clock in by_cycle.items():
         if cycle not in recalculated and _published_state_is_stale(clock, last_new.get(cycle), state.saved.get(cycle)):
             publications.append(Publication(cycle, "recalculated", now, sequences.next(cycle), clock))
     return Reconciliation(
-        tenant_id=state.tenant_id, ticket_id=state.ticket_id, clocks=clocks, publications=publications,
-        published=[t.key for t in diff.new], retracted=list(diff.retracted), timer=_next_timer(clocks, now),
-        pin_version=None if state.pinned else version, first_event_at=state.timeline[0].time,
+        tenant_id=state.tenant_id,
+        ticket_id=state.ticket_id,
+        clocks=clocks,
+        publications=publications,
+        published=[t.key for t in diff.new],
+        retracted=list(diff.retracted),
+        timer=_next_timer(clocks, now),
+        pin_version=None if state.pinned else version,
+        first_event_at=state.timeline[0].time,
         sequences=sequences.advanced,
     )
 
@@ -148,8 +167,9 @@ class _Sequences:
         return self.advanced[cycle]
 
 
-def _published_state_is_stale(clock: Clock, last_new: tuple[TransitionKey, Clock] | None,
-                              saved: dict[str, Any] | None) -> bool:
+def _published_state_is_stale(
+    clock: Clock, last_new: tuple[TransitionKey, Clock] | None, saved: dict[str, Any] | None
+) -> bool:
     """Whether the cycle's highest sequence so far would not say where the clock stands (then a `recalculated`
     carrying the clock follows): a late transition published after later ones carries a past state, and a
     stopped cycle's frozen figures may change under a late event without any transition changing."""
@@ -167,8 +187,20 @@ def _published_state_is_stale(clock: Clock, last_new: tuple[TransitionKey, Clock
 
 # Where a stopped cycle stands, as its payload says it (clocks/publication.py `clock_payload`); compared without
 # building a payload, as this runs for every stopped cycle of every reconciled ticket.
-_FIGURES = ("policy_version", "agreement", "state", "breached", "target_seconds", "elapsed_seconds",
-            "remaining_seconds", "service", "customer", "priority", "kind", "calendar")
+_FIGURES = (
+    "policy_version",
+    "agreement",
+    "state",
+    "breached",
+    "target_seconds",
+    "elapsed_seconds",
+    "remaining_seconds",
+    "service",
+    "customer",
+    "priority",
+    "kind",
+    "calendar",
+)
 _INSTANTS = ("started_at", "due_at", "breached_at", "stopped_at")
 _STANDING = ("policy_version", "agreement", "state", "breached")
 _STANDING_INSTANTS = ("started_at", "breached_at", "stopped_at")
@@ -181,7 +213,8 @@ def _differs(published: Mapping[str, Any], clock: Clock) -> bool:
 def _clock_apart(published: Clock, clock: Clock) -> bool:
     """Whether a clock published earlier and the clock now differ in anything a payload of them says."""
     return float(published.percent) != float(clock.percent) or any(
-        getattr(published, name) != getattr(clock, name) for name in (*_FIGURES, *_INSTANTS))
+        getattr(published, name) != getattr(clock, name) for name in (*_FIGURES, *_INSTANTS)
+    )
 
 
 def _stands_elsewhere(published: Mapping[str, Any], clock: Clock) -> bool:

@@ -11,8 +11,7 @@ from typing import Literal, NamedTuple
 
 from slm_shared.business_time import NonWorkingSpan
 
-TransitionName = Literal["started", "paused", "resumed", "warning", "breached", "met", "stopped_breached",
-                         "cancelled"]
+TransitionName = Literal["started", "paused", "resumed", "warning", "breached", "met", "stopped_breached", "cancelled"]
 ClockState = Literal["running", "paused", "met", "breached", "cancelled"]
 SegmentState = Literal["running", "paused", "stopped"]
 

@@ -14,10 +14,25 @@ from typing import Any, Final
 
 # Canonical vocabulary of `itsm.ticket.v1` (DESIGN.md 2.1); adapters map upstream values onto these.
 TICKET_ACTIONS: Final = (
-    "created", "updated", "agent_replied", "customer_replied", "resolved", "reopened", "closed", "cancelled",
+    "created",
+    "updated",
+    "agent_replied",
+    "customer_replied",
+    "resolved",
+    "reopened",
+    "closed",
+    "cancelled",
 )
 TICKET_STATUSES: Final = (
-    "new", "open", "in_progress", "pending_customer", "pending_vendor", "on_hold", "resolved", "closed", "cancelled",
+    "new",
+    "open",
+    "in_progress",
+    "pending_customer",
+    "pending_vendor",
+    "on_hold",
+    "resolved",
+    "closed",
+    "cancelled",
 )
 TICKET_KINDS: Final = ("incident", "service_request", "problem", "change")
 

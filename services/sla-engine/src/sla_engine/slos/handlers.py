@@ -86,8 +86,15 @@ class SloReading:
 class SloKeeper:
     """Keeps rollups current and publishes each SLO's status and alert changes."""
 
-    def __init__(self, units: EngineUnits, bundles: BundleCache, now: Now = utc_now, *,
-                 status_interval_seconds: float = 10.0, sample_retention_days: int = 100) -> None:
+    def __init__(
+        self,
+        units: EngineUnits,
+        bundles: BundleCache,
+        now: Now = utc_now,
+        *,
+        status_interval_seconds: float = 10.0,
+        sample_retention_days: int = 100,
+    ) -> None:
         self._units = units
         self._bundles = bundles
         self._now = now
@@ -102,15 +109,20 @@ class SloKeeper:
         if not batch.events:
             return batch.outcomes
         now = self._now()
-        refused = {position: reason for event, position in zip(batch.events, batch.positions, strict=True)
-                   if (reason := signal_refusal(event, now, self._retention)) is not None}
+        refused = {
+            position: reason
+            for event, position in zip(batch.events, batch.positions, strict=True)
+            if (reason := signal_refusal(event, now, self._retention)) is not None
+        }
         if refused:  # before any effect: the pipeline sets them aside and hands back the others
             raise RecordsRefused(refused)
         async with self._units() as uow:
             fresh = await uow.inbox.first_deliveries(batch.events)
             await uow.slos.lock_samples_shared([event.tenantid for event in fresh])
-            thresholds = {tenant_id: await self._thresholds(uow, tenant_id)
-                          for tenant_id in sorted({event.tenantid for event in fresh})}
+            thresholds = {
+                tenant_id: await self._thresholds(uow, tenant_id)
+                for tenant_id in sorted({event.tenantid for event in fresh})
+            }
             affected = await self._store(uow.slos, fresh, thresholds)
             for (tenant_id, service), since in sorted(affected.items()):
                 if since is not None:
@@ -181,8 +193,7 @@ class SloKeeper:
                 readings.append(SloReading(entry.raw, slo, status, firing_alerts(slo, status)))
         return config.version, readings
 
-    async def _thresholds(self, uow: EngineUnit, tenant_id: str
-                          ) -> dict[tuple[str, str], dict[str, ThresholdSli]]:
+    async def _thresholds(self, uow: EngineUnit, tenant_id: str) -> dict[tuple[str, str], dict[str, ThresholdSli]]:
         """The tenant's threshold SLIs by (service, sli), by series: samples are rolled up for each on arrival.
         Keyed by series name, as `Decimal('300') == Decimal('300.0')` but they are two series."""
         found: dict[tuple[str, str], dict[str, ThresholdSli]] = defaultdict(dict)
@@ -191,9 +202,12 @@ class SloKeeper:
                 found[(slo.service, slo.sli.sli)][slo.sli.rollup_key] = slo.sli
         return found
 
-    async def _store(self, repository: SloSeries, events: Sequence[CloudEvent],
-                     thresholds: dict[str, dict[tuple[str, str], dict[str, ThresholdSli]]]
-                     ) -> dict[ServiceKey, datetime | None]:
+    async def _store(
+        self,
+        repository: SloSeries,
+        events: Sequence[CloudEvent],
+        thresholds: dict[str, dict[tuple[str, str], dict[str, ThresholdSli]]],
+    ) -> dict[ServiceKey, datetime | None]:
         """Store the signals; returns each touched service with the earliest instant its availability changed."""
         affected: dict[ServiceKey, datetime | None] = {}
         changes: list[dict[str, Any]] = []
@@ -208,15 +222,31 @@ class SloKeeper:
         for event in events:
             if event.type == AVAILABILITY_EVENT:
                 availability = AvailabilityData.model_validate(event.data)
-                changes.append({"tenant_id": event.tenantid, "source": event.source, "event_id": event.id,
-                                "service": availability.service, "component": availability.component,
-                                "at": event.time, "state": availability.state})
+                changes.append(
+                    {
+                        "tenant_id": event.tenantid,
+                        "source": event.source,
+                        "event_id": event.id,
+                        "service": availability.service,
+                        "component": availability.component,
+                        "at": event.time,
+                        "state": availability.state,
+                    }
+                )
                 touch((event.tenantid, availability.service), event.time)
             elif event.type == MAINTENANCE_EVENT:
                 maintenance = MaintenanceData.model_validate(event.data)
-                windows.append({"tenant_id": event.tenantid, "service": maintenance.service,
-                                "window_id": maintenance.window_id, "starts_at": maintenance.start,
-                                "ends_at": maintenance.end, "status": maintenance.status, "event_time": event.time})
+                windows.append(
+                    {
+                        "tenant_id": event.tenantid,
+                        "service": maintenance.service,
+                        "window_id": maintenance.window_id,
+                        "starts_at": maintenance.start,
+                        "ends_at": maintenance.end,
+                        "status": maintenance.status,
+                        "event_time": event.time,
+                    }
+                )
                 touch((event.tenantid, maintenance.service), maintenance.start)
             else:
                 measurement = MeasurementData.model_validate(event.data)
@@ -225,19 +255,29 @@ class SloKeeper:
                     sample = Decimal(repr(measurement.value))
                     if not sample.is_finite():
                         continue
-                    samples.append({"tenant_id": event.tenantid, "source": event.source, "event_id": event.id,
-                                    "service": measurement.service, "sli": measurement.sli, "time": event.time,
-                                    "value": sample})
+                    samples.append(
+                        {
+                            "tenant_id": event.tenantid,
+                            "source": event.source,
+                            "event_id": event.id,
+                            "service": measurement.service,
+                            "sli": measurement.sli,
+                            "time": event.time,
+                            "value": sample,
+                        }
+                    )
                     configured = thresholds[event.tenantid].get((measurement.service, measurement.sli), {})
                     for threshold in configured.values():
                         ratios[(event.tenantid, measurement.service, threshold.rollup_key)].append(
-                            RatioMinute(minute_of(event.time), int(threshold.meets(sample)), 1))
+                            RatioMinute(minute_of(event.time), int(threshold.meets(sample)), 1)
+                        )
                     touch((event.tenantid, measurement.service), None)
                     continue
                 if measurement.good is None or measurement.total is None or measurement.window_end is None:
                     continue
                 ratios[(event.tenantid, measurement.service, measurement.sli)].append(
-                    RatioMinute(ratio_minute(measurement.window_end), measurement.good, measurement.total))
+                    RatioMinute(ratio_minute(measurement.window_end), measurement.good, measurement.total)
+                )
                 touch((event.tenantid, measurement.service), None)
         await repository.add_state_changes(changes)
         await repository.upsert_maintenance(windows)
@@ -246,8 +286,9 @@ class SloKeeper:
             await repository.add_ratio_minutes(tenant_id, service, sli, merge_ratio(rows))
         return affected
 
-    async def _refresh_availability(self, repository: SloSeries, tenant_id: str, service: str,
-                                    since: datetime, now: datetime) -> None:
+    async def _refresh_availability(
+        self, repository: SloSeries, tenant_id: str, service: str, since: datetime, now: datetime
+    ) -> None:
         start = minute_of(since)
         if start >= now:
             return
@@ -286,8 +327,7 @@ class SloKeeper:
                 _skipped(error, "SLO %s of tenant %s", entry.id, tenant_id)
         return definitions
 
-    async def _evaluate(self, uow: EngineUnit, tenant_id: str, slos: Sequence[SloDefinition],
-                        now: datetime) -> int:
+    async def _evaluate(self, uow: EngineUnit, tenant_id: str, slos: Sequence[SloDefinition], now: datetime) -> int:
         if not slos:
             return 0
         bundle = await self._bundle(uow, tenant_id)
@@ -303,16 +343,18 @@ class SloKeeper:
         await uow.outbox.add(outgoing)
         return evaluated
 
-    async def _evaluate_slo(self, repository: SloSeries, tenant_id: str, slo: SloDefinition,
-                            bundle: Bundle | None, now: datetime) -> list[OutgoingEvent]:
+    async def _evaluate_slo(
+        self, repository: SloSeries, tenant_id: str, slo: SloDefinition, bundle: Bundle | None, now: datetime
+    ) -> list[OutgoingEvent]:
         status = await current_status(repository, tenant_id, slo, bundle, now)
         stored = await repository.lock_evaluation(tenant_id, slo.id)
         firing, transitions = alert_transitions(slo, status, alert_names(stored.firing))
         outgoing = [alert_event(tenant_id, slo, transition, now) for transition in transitions]
         payload = status_data(status).model_dump(mode="json")
         published_at = stored.published_at
-        if comparable_status(payload) != comparable_status(stored.status) and \
-                (published_at is None or now - published_at >= self._interval):
+        if comparable_status(payload) != comparable_status(stored.status) and (
+            published_at is None or now - published_at >= self._interval
+        ):
             outgoing.append(status_event(tenant_id, slo, payload, now))
             stored_status: dict[str, Any] | None = payload
             published_at = now

@@ -23,10 +23,14 @@ SOURCE = "slm://sla-engine"
 def status_data(status: SloStatus) -> SloStatusData:
     """`slo.status.v1`: `sli_value` and `objective` in percent; budgets in the SLI's unit (seconds or events)."""
     return SloStatusData(
-        slo_id=status.slo_id, service=status.service, window_start=status.window_start,
+        slo_id=status.slo_id,
+        service=status.service,
+        window_start=status.window_start,
         window_end=status.window_end,
         sli_value=None if status.sli_value is None else float(status.sli_value * 100),
-        objective=float(status.objective), good=float(status.good), total=float(status.total),
+        objective=float(status.objective),
+        good=float(status.good),
+        total=float(status.total),
         error_budget_total=float(status.error_budget_total),
         error_budget_remaining=float(status.error_budget_remaining),
         burn_rates={name: None if rate is None else float(rate) for name, rate in status.burn_rates().items()},
@@ -46,17 +50,35 @@ def alert_names(names: frozenset[str]) -> frozenset[AlertName]:
 
 
 def status_event(tenant_id: str, slo: SloDefinition, payload: dict[str, Any], now: datetime) -> OutgoingEvent:
-    event = make_event(event_id=f"{slo.id}:status@{now.isoformat()}", source=SOURCE, event_type=SLO_STATUS_EVENT,
-                       time=now, tenant_id=tenant_id, subject=slo.service, data=SloStatusData.model_validate(payload))
+    event = make_event(
+        event_id=f"{slo.id}:status@{now.isoformat()}",
+        source=SOURCE,
+        event_type=SLO_STATUS_EVENT,
+        time=now,
+        tenant_id=tenant_id,
+        subject=slo.service,
+        data=SloStatusData.model_validate(payload),
+    )
     return OutgoingEvent(topic=topics.SLO_STATUS, key=topics.service_key(tenant_id, slo.service), event=event)
 
 
 def alert_event(tenant_id: str, slo: SloDefinition, transition: AlertTransition, now: datetime) -> OutgoingEvent:
-    data = SloAlertData(slo_id=slo.id, alert=transition.alert, state=transition.state,
-                        burn_rate=None if transition.burn_rate is None else float(transition.burn_rate),
-                        windows={key: _json(value) for key, value in transition.windows.items()})
-    event = make_event(event_id=f"{slo.id}:{transition.alert}:{transition.state}@{now.isoformat()}", source=SOURCE,
-                       event_type=SLO_ALERT_EVENT, time=now, tenant_id=tenant_id, subject=slo.service, data=data)
+    data = SloAlertData(
+        slo_id=slo.id,
+        alert=transition.alert,
+        state=transition.state,
+        burn_rate=None if transition.burn_rate is None else float(transition.burn_rate),
+        windows={key: _json(value) for key, value in transition.windows.items()},
+    )
+    event = make_event(
+        event_id=f"{slo.id}:{transition.alert}:{transition.state}@{now.isoformat()}",
+        source=SOURCE,
+        event_type=SLO_ALERT_EVENT,
+        time=now,
+        tenant_id=tenant_id,
+        subject=slo.service,
+        data=data,
+    )
     return OutgoingEvent(topic=topics.SLO_ALERTS, key=topics.service_key(tenant_id, slo.service), event=event)
 
 

@@ -21,8 +21,9 @@ if TYPE_CHECKING:
 _LONGEST_LOOKBACK = timedelta(seconds=max(LOOKBACKS.values()))
 
 
-async def current_status(repository: SloSeries, tenant_id: str, slo: SloDefinition, bundle: Bundle | None,
-                         now: datetime) -> SloStatus:
+async def current_status(
+    repository: SloSeries, tenant_id: str, slo: SloDefinition, bundle: Bundle | None, now: datetime
+) -> SloStatus:
     """The SLO's status at `now` from the stored rollups, with its service hours and planned maintenance.
 
     Recurring maintenance (`sli.maintenance`) is expanded here, over the window and the lookbacks only, and
@@ -37,26 +38,43 @@ async def current_status(repository: SloSeries, tenant_id: str, slo: SloDefiniti
     summed_ahead = start < split and not slo.sliced and (hours is None or hours.is_continuous)
     scheduled: list[tuple[datetime, datetime]] = []
     if isinstance(slo.sli, AvailabilitySli):
-        scheduled = [(window.start, window.end)
-                     for window in await repository.maintenance_between(tenant_id, slo.service, since, end)]
-        summed_ahead = summed_ahead and not slo.sli.maintenance and \
-            not any(begin < split and finish > start for begin, finish in scheduled)
-        series = await repository.availability_series(tenant_id, slo.service, since, now, slo.sli.degraded_weight,
-                                                      split if summed_ahead else None)
+        scheduled = [
+            (window.start, window.end)
+            for window in await repository.maintenance_between(tenant_id, slo.service, since, end)
+        ]
+        summed_ahead = (
+            summed_ahead
+            and not slo.sli.maintenance
+            and not any(begin < split and finish > start for begin, finish in scheduled)
+        )
+        series = await repository.availability_series(
+            tenant_id, slo.service, since, now, slo.sli.degraded_weight, split if summed_ahead else None
+        )
     elif isinstance(slo.sli, TicketSlaSli):
-        series = ratio_counts(await repository.ticket_sla_minutes(
-            tenant_id, slo.service, slo.sli.policy, slo.sli.metric, slo.sli.priorities, since, now))
+        series = ratio_counts(
+            await repository.ticket_sla_minutes(
+                tenant_id, slo.service, slo.sli.policy, slo.sli.metric, slo.sli.priorities, since, now
+            )
+        )
     else:
         name = slo.sli.rollup_key if isinstance(slo.sli, ThresholdSli) else slo.sli.sli
-        series = await repository.ratio_series(tenant_id, slo.service, name, since, now,
-                                               split if summed_ahead else None)
+        series = await repository.ratio_series(
+            tenant_id, slo.service, name, since, now, split if summed_ahead else None
+        )
     # The sums, calendar checks and RRULE expansion are CPU work: a worker thread keeps the event loop (Kafka
     # heartbeats, HTTP) running while it lasts.
     return await asyncio.to_thread(_status, slo, series, now, hours, scheduled, since, end)
 
 
-def _status(slo: SloDefinition, series: MinuteSeries, now: datetime, hours: BusinessCalendar | None,
-            scheduled: list[tuple[datetime, datetime]], since: datetime, end: datetime) -> SloStatus:
+def _status(
+    slo: SloDefinition,
+    series: MinuteSeries,
+    now: datetime,
+    hours: BusinessCalendar | None,
+    scheduled: list[tuple[datetime, datetime]],
+    since: datetime,
+    end: datetime,
+) -> SloStatus:
     maintenance = list(scheduled)
     if isinstance(slo.sli, AvailabilitySli):
         maintenance += recurring_windows(slo.sli.maintenance, since, end)

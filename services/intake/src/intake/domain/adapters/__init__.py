@@ -31,6 +31,15 @@ ADAPTERS: Final[dict[System, Adapter]] = {
 }
 
 __all__ = [
-    "ADAPTERS", "Adapter", "Snapshot", "TicketRef", "jira_event", "jira_events", "servicenow_event",
-    "servicenow_events", "snapshot_of", "zendesk_event", "zendesk_events",
+    "ADAPTERS",
+    "Adapter",
+    "Snapshot",
+    "TicketRef",
+    "jira_event",
+    "jira_events",
+    "servicenow_event",
+    "servicenow_events",
+    "snapshot_of",
+    "zendesk_event",
+    "zendesk_events",
 ]

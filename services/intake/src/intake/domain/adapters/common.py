@@ -16,7 +16,9 @@ if TYPE_CHECKING:
 CLOSED_STATUSES = frozenset({"resolved", "closed", "cancelled"})
 # The statuses whose arrival is itself the action (DESIGN.md 2.1).
 STATUS_ACTIONS: dict[TicketStatus, TicketAction] = {
-    "resolved": "resolved", "closed": "closed", "cancelled": "cancelled",
+    "resolved": "resolved",
+    "closed": "closed",
+    "cancelled": "cancelled",
 }
 
 
@@ -131,8 +133,10 @@ def epoch_millis(value: Any, field: str) -> datetime:
 
 def require_status(status: TicketStatus | None, upstream: str | None, system: str) -> TicketStatus:
     if status is None:
-        raise Rejected("unmapped_value",
-                       f"status: upstream status {upstream!r} has no mapping; add it with PUT /v1/mappings/{system}")
+        raise Rejected(
+            "unmapped_value",
+            f"status: upstream status {upstream!r} has no mapping; add it with PUT /v1/mappings/{system}",
+        )
     return status
 
 
@@ -180,7 +184,14 @@ def ticket_document(
 
 
 def feedback_document(
-    *, event_id: str, source: str, time: datetime, ticket_id: str, service: str, score: int, scale: int,
+    *,
+    event_id: str,
+    source: str,
+    time: datetime,
+    ticket_id: str,
+    service: str,
+    score: int,
+    scale: int,
     comment: str | None,
 ) -> dict[str, Any]:
     """The canonical `itsm.feedback.v1` CloudEvent of one CSAT answer, linked to its ticket by `ticket_id`."""
@@ -192,6 +203,11 @@ def feedback_document(
         "time": time.isoformat(),
         "subject": ticket_id,
         "datacontenttype": "application/json",
-        "data": {"ticket_id": ticket_id, "service": service, "score": score, "scale": scale,
-                 "comment": comment[:4096] if comment else None},
+        "data": {
+            "ticket_id": ticket_id,
+            "service": service,
+            "score": score,
+            "scale": scale,
+            "comment": comment[:4096] if comment else None,
+        },
     }

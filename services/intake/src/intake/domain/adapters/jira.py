@@ -159,12 +159,19 @@ def _time(payload: dict[str, Any], fields: dict[str, Any]) -> tuple[datetime, st
     for name, value in (fallbacks + issue_times) if comment else issue_times:
         if value is not None:
             return upstream_time(value, name), name
-    raise Rejected("invalid_webhook", "timestamp: not milliseconds since the epoch, and the payload has no "
-                                      "comment or issue `updated` time to fall back on")
+    raise Rejected(
+        "invalid_webhook",
+        "timestamp: not milliseconds since the epoch, and the payload has no "
+        "comment or issue `updated` time to fall back on",
+    )
 
 
 def _resolved_status(
-    event: str, payload: dict[str, Any], fields: dict[str, Any], previous: Snapshot | None, mapping: TicketMapping,
+    event: str,
+    payload: dict[str, Any],
+    fields: dict[str, Any],
+    previous: Snapshot | None,
+    mapping: TicketMapping,
     filled: list[str],
 ) -> tuple[TicketStatus, str | None]:
     """The status: the payload's, else the changelog's new status, else the last snapshot's.
@@ -184,8 +191,10 @@ def _resolved_status(
     if event == "comment_created":
         filled.append("status:assumed_open")
         return "open", None
-    raise Rejected("invalid_webhook", "fields.status: absent from the payload, and intake archived no earlier "
-                                      "snapshot of this issue to take it from")
+    raise Rejected(
+        "invalid_webhook",
+        "fields.status: absent from the payload, and intake archived no earlier snapshot of this issue to take it from",
+    )
 
 
 def jira_event(payload: Any, mapping: TicketMapping, previous: Snapshot | None = None) -> dict[str, Any]:
@@ -213,7 +222,8 @@ def jira_event(payload: Any, mapping: TicketMapping, previous: Snapshot | None =
     if event == "jira:issue_deleted":
         status = "cancelled"
     reporter = _identity(fields.get("reporter")) or (
-        text_of(previous.attributes.get("upstream_reporter")) if previous is not None else None)
+        text_of(previous.attributes.get("upstream_reporter")) if previous is not None else None
+    )
     action, extra = _action(event, payload, reporter, status, mapping)
     host = _host(issue.get("self")) or _host(value_at(payload, "comment.self"))
 
@@ -273,11 +283,18 @@ def jira_feedback(payload: Any, ticket: dict[str, Any]) -> list[dict[str, Any]]:
         if rating is None or not rating.isdigit():
             continue  # a rating removed, or a value that is no rating
         data = ticket["data"]
-        answers.append(feedback_document(
-            event_id=f"{data['attributes']['upstream_id']}-csat-{text_of(value_at(payload, 'changelog.id'))}",
-            source=ticket["source"], time=datetime.fromisoformat(ticket["time"]), ticket_id=data["ticket_id"],
-            service=data["service"], score=min(int(rating), JSM_CSAT_SCALE), scale=JSM_CSAT_SCALE, comment=None,
-        ))
+        answers.append(
+            feedback_document(
+                event_id=f"{data['attributes']['upstream_id']}-csat-{text_of(value_at(payload, 'changelog.id'))}",
+                source=ticket["source"],
+                time=datetime.fromisoformat(ticket["time"]),
+                ticket_id=data["ticket_id"],
+                service=data["service"],
+                score=min(int(rating), JSM_CSAT_SCALE),
+                scale=JSM_CSAT_SCALE,
+                comment=None,
+            )
+        )
     return answers
 
 

@@ -75,8 +75,9 @@ def _status(record: dict[str, Any], mapping: TicketMapping) -> tuple[TicketStatu
     return found, display if display != state else state
 
 
-def _action(payload: dict[str, Any], record: dict[str, Any], status: TicketStatus,
-            mapping: TicketMapping) -> TicketAction:
+def _action(
+    payload: dict[str, Any], record: dict[str, Any], status: TicketStatus, mapping: TicketMapping
+) -> TicketAction:
     operation = (text_of(payload.get("operation")) or "").lower()
     if operation == "insert" or (not operation and _raw(record.get("sys_mod_count")) == "0"):
         return "created"
@@ -128,8 +129,9 @@ def _number(value: Any) -> float | None:
     return number if number == number and abs(number) < 1e9 else None  # NaN and absurd values are no score
 
 
-def servicenow_survey(payload: dict[str, Any], record: dict[str, Any], mapping: TicketMapping,
-                      previous: Snapshot | None) -> dict[str, Any]:
+def servicenow_survey(
+    payload: dict[str, Any], record: dict[str, Any], mapping: TicketMapping, previous: Snapshot | None
+) -> dict[str, Any]:
     """A completed survey instance -> one CSAT answer for its task.
 
     The score is the first numeric `actual_value` of the instance's `metric_results` (asmt_metric_result
@@ -148,8 +150,14 @@ def servicenow_survey(payload: dict[str, Any], record: dict[str, Any], mapping: 
     score = _number(scored.get("actual_value", scored.get("score")))
     if score is None or score < 0:
         raise Rejected("invalid_webhook", "metric_results: the survey instance carries no numeric answer")
-    scale = next((value for value in (_number(scored.get("scale_factor")), _number(scored.get("max")))
-                  if value is not None and value > 0), DEFAULT_SURVEY_SCALE)
+    scale = next(
+        (
+            value
+            for value in (_number(scored.get("scale_factor")), _number(scored.get("max")))
+            if value is not None and value > 0
+        ),
+        DEFAULT_SURVEY_SCALE,
+    )
     trigger = _display(record.get("trigger_id"))
     ticket_id = previous.ticket_id if previous is not None else trigger
     if ticket_id is None:
@@ -158,10 +166,14 @@ def servicenow_survey(payload: dict[str, Any], record: dict[str, Any], mapping: 
     instance = text_of(payload.get("instance"))
     service = previous.get("service") if previous is not None else None
     return feedback_document(
-        event_id=f"{sys_id}-survey", source=mapping.source or (f"servicenow://{instance}" if instance
-                                                                else "servicenow://unknown"),
-        time=time, ticket_id=ticket_id, service=service or mapping.default_service,
-        score=round(score), scale=round(scale) or 1, comment=_display(scored.get("string_value")),
+        event_id=f"{sys_id}-survey",
+        source=mapping.source or (f"servicenow://{instance}" if instance else "servicenow://unknown"),
+        time=time,
+        ticket_id=ticket_id,
+        service=service or mapping.default_service,
+        score=round(score),
+        scale=round(scale) or 1,
+        comment=_display(scored.get("string_value")),
     )
 
 

@@ -98,8 +98,9 @@ def zendesk_events(payload: Any, mapping: TicketMapping, previous: Snapshot | No
         if audits is not None:
             ids = {text_of(as_object(audit).get("ticket_id")) for audit in audits}
             if len(ids) > 1:
-                raise Rejected("invalid_webhook", "audits: one ticket's audits per request (slm-intake import "
-                                                  "takes many tickets)")
+                raise Rejected(
+                    "invalid_webhook", "audits: one ticket's audits per request (slm-intake import takes many tickets)"
+                )
             return audit_events(audits, mapping, previous, zendesk_source(payload, mapping))
         ratings = _ratings(payload)
         if ratings is not None:

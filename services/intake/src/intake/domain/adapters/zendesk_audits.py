@@ -45,9 +45,16 @@ if TYPE_CHECKING:
     from slm_shared.events import TicketAction, TicketStatus
 
 # Audit field names -> the upstream ticket field they set.
-AUDIT_FIELDS = {"status": "status", "priority": "priority", "type": "type", "subject": "subject",
-                "assignee_id": "assignee_id", "group_id": "group_id", "organization_id": "organization_id",
-                "requester_id": "requester_id"}
+AUDIT_FIELDS = {
+    "status": "status",
+    "priority": "priority",
+    "type": "type",
+    "subject": "subject",
+    "assignee_id": "assignee_id",
+    "group_id": "group_id",
+    "organization_id": "organization_id",
+    "requester_id": "requester_id",
+}
 RATING_SCORES = {"good": 1, "bad": 0}
 
 
@@ -62,28 +69,52 @@ def _state_of(previous: Snapshot | None) -> dict[str, Any]:
         return {}
     attributes = previous.attributes
     return {
-        "status": attributes.get("upstream_status"), "priority": attributes.get("upstream_priority"),
-        "type": attributes.get("upstream_kind"), "subject": previous.get("title"),
-        "assignee_id": previous.get("assignee"), "group_id": previous.get("assignment_group"),
+        "status": attributes.get("upstream_status"),
+        "priority": attributes.get("upstream_priority"),
+        "type": attributes.get("upstream_kind"),
+        "subject": previous.get("title"),
+        "assignee_id": previous.get("assignee"),
+        "group_id": previous.get("assignment_group"),
         "organization_id": None if previous.get("customer") == "unknown" else previous.get("customer"),
         "requester_id": attributes.get("upstream_requester"),
     }
 
 
 def _snapshot(
-    state: dict[str, Any], *, ticket_id: str, event_id: str, source: str, time: datetime, action: TicketAction,
-    status: TicketStatus, mapping: TicketMapping, audit: dict[str, Any],
+    state: dict[str, Any],
+    *,
+    ticket_id: str,
+    event_id: str,
+    source: str,
+    time: datetime,
+    action: TicketAction,
+    status: TicketStatus,
+    mapping: TicketMapping,
+    audit: dict[str, Any],
 ) -> dict[str, Any]:
     return ticket_document(
-        event_id=event_id, source=source, time=time, ticket_id=ticket_id, action=action, status=status,
-        mapping=mapping, kind=mapping.kind_for(text_of(state.get("type"))),
-        priority=mapping.priority_for(text_of(state.get("priority"))), service=None,
-        customer=_known(state.get("organization_id")), assignment_group=_known(state.get("group_id")),
-        assignee=_known(state.get("assignee_id")), title=text_of(state.get("subject")),
+        event_id=event_id,
+        source=source,
+        time=time,
+        ticket_id=ticket_id,
+        action=action,
+        status=status,
+        mapping=mapping,
+        kind=mapping.kind_for(text_of(state.get("type"))),
+        priority=mapping.priority_for(text_of(state.get("priority"))),
+        service=None,
+        customer=_known(state.get("organization_id")),
+        assignment_group=_known(state.get("group_id")),
+        assignee=_known(state.get("assignee_id")),
+        title=text_of(state.get("subject")),
         attributes={
-            "upstream_system": "zendesk", "upstream_status": text_of(state.get("status")),
-            "upstream_priority": text_of(state.get("priority")), "upstream_kind": text_of(state.get("type")),
-            "upstream_id": ticket_id, "upstream_event": "audit", "upstream_audit": text_of(audit.get("id")),
+            "upstream_system": "zendesk",
+            "upstream_status": text_of(state.get("status")),
+            "upstream_priority": text_of(state.get("priority")),
+            "upstream_kind": text_of(state.get("type")),
+            "upstream_id": ticket_id,
+            "upstream_event": "audit",
+            "upstream_audit": text_of(audit.get("id")),
             "upstream_requester": _known(state.get("requester_id")),
             "channel": text_of(as_object(audit.get("via")).get("channel")),
         },
@@ -109,8 +140,9 @@ def _ordered(audits: list[Any]) -> list[dict[str, Any]]:
         raise Rejected("invalid_webhook", "audits: every audit is a JSON object")
     for audit in found:
         parse_rfc3339(audit.get("created_at"), "audit.created_at")  # a readable reason before any sorting
-    return sorted(found, key=lambda audit: (parse_rfc3339(audit["created_at"], "audit.created_at"),
-                                            str(audit.get("id"))))
+    return sorted(
+        found, key=lambda audit: (parse_rfc3339(audit["created_at"], "audit.created_at"), str(audit.get("id")))
+    )
 
 
 def audit_events(
@@ -138,11 +170,19 @@ def audit_events(
                 changed = True
         after = _status(state, mapping)
         if after is None:
-            raise Rejected("invalid_webhook", f"audit {str(audit.get('id'))[:32]}: no status, and intake holds no "
-                                              "earlier snapshot of the ticket to take it from")
+            raise Rejected(
+                "invalid_webhook",
+                f"audit {str(audit.get('id'))[:32]}: no status, and intake holds no "
+                "earlier snapshot of the ticket to take it from",
+            )
         base_id = f"{ticket_id}-{time.isoformat()}"
-        common: dict[str, Any] = {"ticket_id": ticket_id, "source": source, "time": time, "mapping": mapping,
-                                  "audit": audit}
+        common: dict[str, Any] = {
+            "ticket_id": ticket_id,
+            "source": source,
+            "time": time,
+            "mapping": mapping,
+            "audit": audit,
+        }
         comments = [e for e in events if e.get("type") in ("Comment", "VoiceComment")]
         public = [e for e in comments if e.get("public") is not False]
         if created:
@@ -152,14 +192,19 @@ def audit_events(
                 author = text_of(comment.get("author_id")) or text_of(audit.get("author_id"))
                 by_requester = author is not None and author == _known(before_state.get("requester_id"))
                 last = index == len(public) - 1 and not changed
-                produced.append(_snapshot(
-                    before_state if changed else state,
-                    event_id=base_id if last else f"{base_id}-comment-{text_of(comment.get('id'))}",
-                    action="customer_replied" if by_requester else "agent_replied",
-                    status=(before or after) if changed else after, **common))
+                produced.append(
+                    _snapshot(
+                        before_state if changed else state,
+                        event_id=base_id if last else f"{base_id}-comment-{text_of(comment.get('id'))}",
+                        action="customer_replied" if by_requester else "agent_replied",
+                        status=(before or after) if changed else after,
+                        **common,
+                    )
+                )
             if changed or (comments and not public):  # an audit of notifications or a rating alone changes nothing
-                produced.append(_snapshot(state, event_id=base_id, action=_change_action(before, after),
-                                          status=after, **common))
+                produced.append(
+                    _snapshot(state, event_id=base_id, action=_change_action(before, after), status=after, **common)
+                )
         for event in events:
             if event.get("type") == "SatisfactionRating":
                 answer = _rating(event, ticket_id, time, source, service or mapping.default_service)
@@ -168,19 +213,25 @@ def audit_events(
     return produced
 
 
-def _rating(rating: dict[str, Any], ticket_id: str, time: datetime, source: str,
-            service: str) -> dict[str, Any] | None:
+def _rating(rating: dict[str, Any], ticket_id: str, time: datetime, source: str, service: str) -> dict[str, Any] | None:
     score = (text_of(rating.get("score")) or "").lower()
     if score not in RATING_SCORES:
         return None  # offered / unoffered: asked, not answered
     return feedback_document(
-        event_id=f"{ticket_id}-csat-{score}", source=source, time=time, ticket_id=ticket_id, service=service,
-        score=RATING_SCORES[score], scale=1, comment=text_of(rating.get("comment")) or text_of(rating.get("body")),
+        event_id=f"{ticket_id}-csat-{score}",
+        source=source,
+        time=time,
+        ticket_id=ticket_id,
+        service=service,
+        score=RATING_SCORES[score],
+        scale=1,
+        comment=text_of(rating.get("comment")) or text_of(rating.get("body")),
     )
 
 
-def rating_events(ratings: list[Any], mapping: TicketMapping, previous: Snapshot | None,
-                  source: str) -> list[dict[str, Any]]:
+def rating_events(
+    ratings: list[Any], mapping: TicketMapping, previous: Snapshot | None, source: str
+) -> list[dict[str, Any]]:
     """`satisfaction_ratings` (the ratings API) -> CSAT answers, each linked to its `ticket_id`."""
     answers = []
     for rating in ratings:

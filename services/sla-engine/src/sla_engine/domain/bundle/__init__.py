@@ -37,8 +37,20 @@ from sla_engine.domain.bundle.source import Checker, join_path, load
 from slm_shared.business_time import TWENTY_FOUR_SEVEN, CalendarConfig
 
 __all__ = [
-    "AGREEMENTS", "MATCH_FIELDS", "ON_REOPEN", "Bundle", "BundleError", "BundleIssue", "CalendarConfig",
-    "MetricRule", "OnReopen", "Policy", "SloConfig", "dump_bundle", "format_duration", "parse_bundle",
+    "AGREEMENTS",
+    "MATCH_FIELDS",
+    "ON_REOPEN",
+    "Bundle",
+    "BundleError",
+    "BundleIssue",
+    "CalendarConfig",
+    "MetricRule",
+    "OnReopen",
+    "Policy",
+    "SloConfig",
+    "dump_bundle",
+    "format_duration",
+    "parse_bundle",
     "parse_duration",
 ]
 

@@ -52,15 +52,22 @@ def parse_calendar(check: Checker, raw: Any, path: str) -> CalendarConfig | None
     hours = _parse_hours(check, value["hours"], join_path(path, "hours")) if value.get("hours") is not None else None
     country, subdivision = _parse_holidays(check, value.get("holidays"), join_path(path, "holidays"))
     extra_holidays = _parse_extra_holidays(check, value.get("extra_holidays"), join_path(path, "extra_holidays"))
-    extra_workdays = _parse_extra_workdays(check, value.get("extra_workdays"), join_path(path, "extra_workdays"),
-                                           hours, extra_holidays)
+    extra_workdays = _parse_extra_workdays(
+        check, value.get("extra_workdays"), join_path(path, "extra_workdays"), hours, extra_holidays
+    )
     if hours is not None and not any(hours) and not extra_workdays:
         check.error(join_path(path, "hours"), "the week has no working hours, so no deadline would ever come")
     if name is None or not isinstance(zone, str) or hours is None:
         return None
-    return CalendarConfig(name=name, timezone=zone, hours=hours, holidays_country=country,
-                          holidays_subdivision=subdivision, extra_holidays=extra_holidays,
-                          extra_workdays=extra_workdays)
+    return CalendarConfig(
+        name=name,
+        timezone=zone,
+        hours=hours,
+        holidays_country=country,
+        holidays_subdivision=subdivision,
+        extra_holidays=extra_holidays,
+        extra_workdays=extra_workdays,
+    )
 
 
 def _parse_hours(check: Checker, raw: Any, path: str) -> tuple[DayHours, ...] | None:
@@ -111,8 +118,11 @@ def _parse_intervals(check: Checker, raw: Any, path: str) -> DayHours | None:
         item_path = path if isinstance(raw, str) else join_path(path, position)
         interval = _interval(item)
         if interval is None:
-            check.error(item_path, f"{item!r} is not a wall-clock interval such as 09:00-12:00 (end may be 24:00, "
-                                   "and must be after the start)")
+            check.error(
+                item_path,
+                f"{item!r} is not a wall-clock interval such as 09:00-12:00 (end may be 24:00, "
+                "and must be after the start)",
+            )
             valid = False
             continue
         parsed.append((*interval, item_path))
@@ -155,8 +165,9 @@ def _parse_holidays(check: Checker, raw: Any, path: str) -> tuple[str | None, st
         return None, None
     if subdivision not in supported[country]:
         known = ", ".join(supported[country][:12]) or "none"
-        check.error(join_path(path, "subdivision"),
-                    f"unknown subdivision {subdivision!r} of {country} (known: {known})")
+        check.error(
+            join_path(path, "subdivision"), f"unknown subdivision {subdivision!r} of {country} (known: {known})"
+        )
         return None, None
     return country, subdivision
 
@@ -185,8 +196,9 @@ def _parse_extra_holidays(check: Checker, raw: Any, path: str) -> frozenset[date
     return frozenset(days)
 
 
-def _parse_extra_workdays(check: Checker, raw: Any, path: str, hours: tuple[DayHours, ...] | None,
-                          extra_holidays: frozenset[date]) -> tuple[tuple[date, int], ...]:
+def _parse_extra_workdays(
+    check: Checker, raw: Any, path: str, hours: tuple[DayHours, ...] | None, extra_holidays: frozenset[date]
+) -> tuple[tuple[date, int], ...]:
     if raw is None:
         return ()
     value = check.mapping(raw, path, (), extra=lambda key: True)

@@ -23,8 +23,12 @@ class PolicyIndex:
     """Positions (in bundle order) of the policies a snapshot may match."""
 
     def __init__(self, policies: Sequence[Policy]) -> None:
-        distinct = Counter(key for key, _ in {(key, value) for policy in policies
-                                               for key, wanted in policy.match.items() for value in wanted})
+        distinct = Counter(
+            key
+            for key, _ in {
+                (key, value) for policy in policies for key, wanted in policy.match.items() for value in wanted
+            }
+        )
         self._always: tuple[int, ...] = tuple(n for n, policy in enumerate(policies) if not policy.match)
         by_value: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
         for position, policy in enumerate(policies):
@@ -36,7 +40,8 @@ class PolicyIndex:
                 by_value[anchor][value].append(position)
         self._anchors: tuple[tuple[str, dict[str, tuple[int, ...]]], ...] = tuple(
             (key, {value: tuple(positions) for value, positions in values.items()})
-            for key, values in sorted(by_value.items()))
+            for key, values in sorted(by_value.items())
+        )
 
     def candidates(self, snapshot: TicketSnapshot) -> list[int]:
         """Every policy position whose anchor value the snapshot has, plus the match-all policies (unsorted)."""

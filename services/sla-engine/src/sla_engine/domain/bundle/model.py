@@ -64,8 +64,11 @@ class BundleError(ValueError):
 
     def __init__(self, errors: list[BundleIssue]) -> None:
         self.errors = sorted(errors, key=lambda issue: (issue.line or 0, issue.path))
-        super().__init__("\n".join(f"{issue.path or '<bundle>'} (line {issue.line or '?'}): {issue.message}"
-                                   for issue in self.errors))
+        super().__init__(
+            "\n".join(
+                f"{issue.path or '<bundle>'} (line {issue.line or '?'}): {issue.message}" for issue in self.errors
+            )
+        )
 
 
 @dataclass(frozen=True)

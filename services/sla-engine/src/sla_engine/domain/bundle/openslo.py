@@ -36,8 +36,16 @@ from sla_engine.domain.slo.definition import SloDefinition
 
 _UNITS = {"m": "m", "h": "h", "d": "d"}
 _V1ALPHA_UNITS = {"Second": "s", "Minute": "m", "Hour": "h", "Day": "d"}
-_CALENDAR = {("1", "w"): "week", ("1", "M"): "month", ("1", "Q"): "quarter", ("3", "M"): "quarter",
-             ("Week", 1): "week", ("Month", 1): "month", ("Quarter", 1): "quarter", ("Month", 3): "quarter"}
+_CALENDAR = {
+    ("1", "w"): "week",
+    ("1", "M"): "month",
+    ("1", "Q"): "quarter",
+    ("3", "M"): "quarter",
+    ("Week", 1): "week",
+    ("Month", 1): "month",
+    ("Quarter", 1): "quarter",
+    ("Month", 3): "quarter",
+}
 _IGNORED_METADATA = ("displayName", "labels", "annotations", "namespace")
 _BUDGETING = {"Occurrences": "occurrences", "Timeslices": "timeslices", "RatioTimeslices": "ratio_timeslices"}
 _OPERATORS = {"lt": "<", "lte": "<=", "gt": ">", "gte": ">="}
@@ -102,8 +110,9 @@ def _name(document: dict[str, Any]) -> str | None:
     return name if isinstance(name, str) and name else None
 
 
-def _import_slo(result: OpenSloImport, path: str, document: dict[str, Any],
-                indicators: dict[str, dict[str, Any]]) -> None:
+def _import_slo(
+    result: OpenSloImport, path: str, document: dict[str, Any], indicators: dict[str, dict[str, Any]]
+) -> None:
     name = _name(document)
     spec = document.get("spec")
     if name is None or not isinstance(spec, dict):
@@ -111,20 +120,31 @@ def _import_slo(result: OpenSloImport, path: str, document: dict[str, Any],
         return
     _report_extra(result, f"{path}.metadata", document.get("metadata", {}), ("name",), _IGNORED_METADATA)
     alpha = document.get("apiVersion") == "openslo/v1alpha"
-    known = ("service", "description", "budgetingMethod", "objectives",
-             *(("timeWindows", "indicator") if alpha else ("timeWindow", "indicator", "indicatorRef")))
+    known = (
+        "service",
+        "description",
+        "budgetingMethod",
+        "objectives",
+        *(("timeWindows", "indicator") if alpha else ("timeWindow", "indicator", "indicatorRef")),
+    )
     _report_extra(result, f"{path}.spec", spec, known, ("description", "alertPolicies"))
     if "alertPolicies" in spec:
-        result.unsupported.append(f"{path}.spec.alertPolicies: alerts are the fixed multi-window burn-rate set "
-                                  "(docs/slo.md)")
+        result.unsupported.append(
+            f"{path}.spec.alertPolicies: alerts are the fixed multi-window burn-rate set (docs/slo.md)"
+        )
     window = _window(result, f"{path}.spec", spec, alpha)
     budgeting = _BUDGETING.get(str(spec.get("budgetingMethod")))
     if budgeting is None:
-        result.errors.append(f"{path}.spec.budgetingMethod: {spec.get('budgetingMethod')!r} is not supported; "
-                             "use Occurrences, Timeslices or RatioTimeslices")
+        result.errors.append(
+            f"{path}.spec.budgetingMethod: {spec.get('budgetingMethod')!r} is not supported; "
+            "use Occurrences, Timeslices or RatioTimeslices"
+        )
         return
-    indicator = _alpha_threshold(result, f"{path}.spec", spec, name) if alpha \
+    indicator = (
+        _alpha_threshold(result, f"{path}.spec", spec, name)
+        if alpha
         else _indicator(result, f"{path}.spec", spec, indicators)
+    )
     objectives = spec.get("objectives")
     if not isinstance(objectives, list) or not objectives:
         result.errors.append(f"{path}.spec.objectives: at least one objective is required")
@@ -135,28 +155,45 @@ def _import_slo(result: OpenSloImport, path: str, document: dict[str, Any],
             result.errors.append(f"{objective_path}: must be a mapping")
             continue
         if "indicator" in objective or "indicatorRef" in objective:
-            result.errors.append(f"{objective_path}: objectives with an indicator of their own (composite SLOs) "
-                                 "are not supported")
+            result.errors.append(
+                f"{objective_path}: objectives with an indicator of their own (composite SLOs) are not supported"
+            )
             continue
         objective_indicator = indicator
         if alpha and "ratioMetrics" in objective:
             objective_indicator = _alpha_indicator(result, objective_path, objective, name)
         elif alpha and indicator is None:
-            result.errors.append(f"{objective_path}: only ratioMetrics objectives or a thresholdMetric indicator "
-                                 "are supported")
+            result.errors.append(
+                f"{objective_path}: only ratioMetrics objectives or a thresholdMetric indicator are supported"
+            )
         sli = _objective_sli(result, objective_path, objective, objective_indicator)
         target = _target(result, objective_path, objective)
         threshold = sli is not None and sli["type"] == "threshold"
-        _report_extra(result, objective_path, objective,
-                      ("target", "targetPercent", "timeSliceTarget", "timeSliceWindow", "ratioMetrics",
-                       *(("op", "value") if threshold else ())),
-                      ("displayName", *(() if threshold else ("value", "op"))))
+        _report_extra(
+            result,
+            objective_path,
+            objective,
+            (
+                "target",
+                "targetPercent",
+                "timeSliceTarget",
+                "timeSliceWindow",
+                "ratioMetrics",
+                *(("op", "value") if threshold else ()),
+            ),
+            ("displayName", *(() if threshold else ("value", "op"))),
+        )
         if sli is None or target is None or window is None:
             continue
         label = objective.get("displayName") or str(index + 1)
-        entry: dict[str, Any] = {"id": name if len(objectives) == 1 else f"{name}-{label}",
-                                 "service": spec.get("service"), "sli": sli, "objective": target,
-                                 "window": window, "budgeting": budgeting}
+        entry: dict[str, Any] = {
+            "id": name if len(objectives) == 1 else f"{name}-{label}",
+            "service": spec.get("service"),
+            "sli": sli,
+            "objective": target,
+            "window": window,
+            "budgeting": budgeting,
+        }
         if budgeting != "occurrences":
             if "timeSliceWindow" not in objective:
                 result.unsupported.append(f"{objective_path}.timeSliceWindow: missing; 1-minute slices are used")
@@ -174,8 +211,9 @@ def _import_slo(result: OpenSloImport, path: str, document: dict[str, Any],
         result.entries.append(entry)
 
 
-def _indicator(result: OpenSloImport, path: str, spec: dict[str, Any],
-               indicators: dict[str, dict[str, Any]]) -> tuple[str, str] | None:
+def _indicator(
+    result: OpenSloImport, path: str, spec: dict[str, Any], indicators: dict[str, dict[str, Any]]
+) -> tuple[str, str] | None:
     """The indicator's kind (`ratio` or `threshold`) and the `sli` name its measurements carry."""
     if "indicatorRef" in spec:
         document = indicators.get(str(spec["indicatorRef"]))
@@ -193,40 +231,49 @@ def _indicator(result: OpenSloImport, path: str, spec: dict[str, Any],
         result.errors.append(f"{path}.indicator: needs metadata.name and spec")
         return None
     if "ratioMetric" in indicator:
-        result.unsupported.append(f"{path}.indicator.spec.ratioMetric: metric sources are not queried; good/total "
-                                  f"come from itsm.measurement.v1 events with sli {name!r}")
+        result.unsupported.append(
+            f"{path}.indicator.spec.ratioMetric: metric sources are not queried; good/total "
+            f"come from itsm.measurement.v1 events with sli {name!r}"
+        )
         return "ratio", name
     if "thresholdMetric" in indicator:
-        result.unsupported.append(f"{path}.indicator.spec.thresholdMetric: metric sources are not queried; samples "
-                                  f"come from itsm.measurement.v1 events with sli {name!r}")
+        result.unsupported.append(
+            f"{path}.indicator.spec.thresholdMetric: metric sources are not queried; samples "
+            f"come from itsm.measurement.v1 events with sli {name!r}"
+        )
         return "threshold", name
-    result.errors.append(f"{path}.indicator.spec: only ratioMetric and thresholdMetric indicators are supported "
-                         f"(found {', '.join(map(str, indicator)) or 'nothing'})")
+    result.errors.append(
+        f"{path}.indicator.spec: only ratioMetric and thresholdMetric indicators are supported "
+        f"(found {', '.join(map(str, indicator)) or 'nothing'})"
+    )
     return None
 
 
-def _alpha_threshold(result: OpenSloImport, path: str, spec: dict[str, Any], slo_name: str
-                     ) -> tuple[str, str] | None:
+def _alpha_threshold(result: OpenSloImport, path: str, spec: dict[str, Any], slo_name: str) -> tuple[str, str] | None:
     """A v1alpha `spec.indicator.thresholdMetric` (ratio objectives carry their own `ratioMetrics`)."""
     indicator = spec.get("indicator")
     if isinstance(indicator, dict) and "thresholdMetric" in indicator:
-        result.unsupported.append(f"{path}.indicator.thresholdMetric: queries are not run; samples come from "
-                                  f"itsm.measurement.v1 events with sli {slo_name!r}")
+        result.unsupported.append(
+            f"{path}.indicator.thresholdMetric: queries are not run; samples come from "
+            f"itsm.measurement.v1 events with sli {slo_name!r}"
+        )
         return "threshold", slo_name
     if indicator is not None:
         result.errors.append(f"{path}.indicator: only thresholdMetric indicators are supported here")
     return None
 
 
-def _alpha_indicator(result: OpenSloImport, path: str, objective: dict[str, Any], slo_name: str
-                     ) -> tuple[str, str]:
-    result.unsupported.append(f"{path}.ratioMetrics: queries are not run; good/total come from "
-                              f"itsm.measurement.v1 events with sli {slo_name!r}")
+def _alpha_indicator(result: OpenSloImport, path: str, objective: dict[str, Any], slo_name: str) -> tuple[str, str]:
+    result.unsupported.append(
+        f"{path}.ratioMetrics: queries are not run; good/total come from "
+        f"itsm.measurement.v1 events with sli {slo_name!r}"
+    )
     return "ratio", slo_name
 
 
-def _objective_sli(result: OpenSloImport, path: str, objective: dict[str, Any],
-                   indicator: tuple[str, str] | None) -> dict[str, Any] | None:
+def _objective_sli(
+    result: OpenSloImport, path: str, objective: dict[str, Any], indicator: tuple[str, str] | None
+) -> dict[str, Any] | None:
     """The bundle SLI for one objective: a threshold takes the objective's `op` and `value`."""
     if indicator is None:
         return None
@@ -292,8 +339,9 @@ def _window(result: OpenSloImport, path: str, spec: dict[str, Any], alpha: bool)
             if unit_letter == "w" and amount.isdigit():
                 return {"rolling": f"{int(amount) * 7}d"}
             if unit_letter not in _UNITS or not amount.isdigit():
-                result.errors.append(f"{path}.{key}[0].duration: rolling {duration!r} is not supported; use m, h, d "
-                                     "or w")
+                result.errors.append(
+                    f"{path}.{key}[0].duration: rolling {duration!r} is not supported; use m, h, d or w"
+                )
                 return None
             return {"rolling": f"{amount}{unit_letter}"}
         calendar = _CALENDAR.get((amount, unit_letter))
@@ -303,8 +351,9 @@ def _window(result: OpenSloImport, path: str, spec: dict[str, Any], alpha: bool)
     raw_calendar = window.get("calendar")
     details: dict[str, Any] = raw_calendar if isinstance(raw_calendar, dict) else {}
     if "startTime" in details:
-        result.unsupported.append(f"{path}.{key}[0].calendar.startTime: calendar windows start at the week, "
-                                  "month or quarter boundary")
+        result.unsupported.append(
+            f"{path}.{key}[0].calendar.startTime: calendar windows start at the week, month or quarter boundary"
+        )
     return {"calendar": calendar, "timezone": details.get("timeZone", "UTC")}
 
 
@@ -326,8 +375,9 @@ def _percent(result: OpenSloImport, path: str, raw: Any) -> str | None:
     return format((ratio * 100).normalize(), "f")
 
 
-def _report_extra(result: OpenSloImport, path: str, value: Any, used: tuple[str, ...],
-                  ignored: tuple[str, ...]) -> None:
+def _report_extra(
+    result: OpenSloImport, path: str, value: Any, used: tuple[str, ...], ignored: tuple[str, ...]
+) -> None:
     if not isinstance(value, dict):
         return
     for key in value:

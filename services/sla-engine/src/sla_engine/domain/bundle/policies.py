@@ -23,8 +23,9 @@ if TYPE_CHECKING:
 
 
 def parse_policy(check: Checker, raw: Any, path: str, calendars: set[str]) -> Policy | None:
-    value = check.mapping(raw, path, ("id", "name", "agreement", "match", "metrics"),
-                          required=("id", "agreement", "metrics"))
+    value = check.mapping(
+        raw, path, ("id", "name", "agreement", "match", "metrics"), required=("id", "agreement", "metrics")
+    )
     if value is None:
         return None
     policy_id = check.text(value.get("id"), join_path(path, "id")) if value.get("id") is not None else None
@@ -50,8 +51,14 @@ def parse_policy(check: Checker, raw: Any, path: str, calendars: set[str]) -> Po
             continue
         names.add(rule.metric)
         metrics.append(rule)
-    if policy_id is None or name is None or agreement not in AGREEMENTS or match is None \
-            or len(metrics) != len(metric_list) or not metrics:
+    if (
+        policy_id is None
+        or name is None
+        or agreement not in AGREEMENTS
+        or match is None
+        or len(metrics) != len(metric_list)
+        or not metrics
+    ):
         return None
     return Policy(id=policy_id, name=name, agreement=agreement, match=match, metrics=tuple(metrics))
 
@@ -59,8 +66,9 @@ def parse_policy(check: Checker, raw: Any, path: str, calendars: set[str]) -> Po
 def _parse_match(check: Checker, raw: Any, path: str) -> dict[str, tuple[str, ...]] | None:
     if raw is None:
         return {}
-    value = check.mapping(raw, path, MATCH_FIELDS,
-                          extra=lambda key: key.startswith("attributes.") and len(key) > len("attributes."))
+    value = check.mapping(
+        raw, path, MATCH_FIELDS, extra=lambda key: key.startswith("attributes.") and len(key) > len("attributes.")
+    )
     if value is None:
         return None
     match: dict[str, tuple[str, ...]] = {}
@@ -97,8 +105,11 @@ def _parse_metric(check: Checker, raw: Any, path: str, calendars: set[str]) -> M
     issues_before = len(check.issues)
     metric = check.text(value["metric"], join_path(path, "metric")) if value.get("metric") is not None else None
     calendar = value.get("calendar")
-    if calendar is not None and check.text(calendar, join_path(path, "calendar")) is not None \
-            and calendar not in calendars:
+    if (
+        calendar is not None
+        and check.text(calendar, join_path(path, "calendar")) is not None
+        and calendar not in calendars
+    ):
         known = ", ".join(sorted(calendars))
         check.error(join_path(path, "calendar"), f"unknown calendar {calendar!r}; defined: {known}")
     targets = _parse_targets(check, value.get("targets"), join_path(path, "targets"))
@@ -116,8 +127,9 @@ def _parse_metric(check: Checker, raw: Any, path: str, calendars: set[str]) -> M
     pause_statuses = check.choices(pause.get("statuses"), join_path(path, "pause.statuses"), TICKET_STATUSES, "status")
     stop_actions = check.choices(stop.get("actions"), join_path(path, "stop.actions"), TICKET_ACTIONS, "action")
     stop_statuses = check.choices(stop.get("statuses"), join_path(path, "stop.statuses"), TICKET_STATUSES, "status")
-    cancel_statuses = check.choices(cancel.get("statuses"), join_path(path, "cancel.statuses"), TICKET_STATUSES,
-                                    "status")
+    cancel_statuses = check.choices(
+        cancel.get("statuses"), join_path(path, "cancel.statuses"), TICKET_STATUSES, "status"
+    )
     _no_overlap(check, path, pause_statuses, stop_statuses, cancel_statuses)
     on_reopen = value.get("on_reopen", "ignore")
     if on_reopen not in ON_REOPEN:
@@ -125,9 +137,18 @@ def _parse_metric(check: Checker, raw: Any, path: str, calendars: set[str]) -> M
     warn_at = _parse_warn_at(check, value.get("warn_at"), join_path(path, "warn_at"))
     if len(check.issues) > issues_before or metric is None or not isinstance(calendar, str) or targets is None:
         return None
-    return MetricRule(metric=metric, calendar=calendar, targets=targets, pause_statuses=pause_statuses,
-                      stop_actions=stop_actions, stop_statuses=stop_statuses, cancel_statuses=cancel_statuses,
-                      on_reopen=on_reopen, warn_at=warn_at, retroactive=retroactive)
+    return MetricRule(
+        metric=metric,
+        calendar=calendar,
+        targets=targets,
+        pause_statuses=pause_statuses,
+        stop_actions=stop_actions,
+        stop_statuses=stop_statuses,
+        cancel_statuses=cancel_statuses,
+        on_reopen=on_reopen,
+        warn_at=warn_at,
+        retroactive=retroactive,
+    )
 
 
 def _section(check: Checker, raw: Any, path: str, keys: Sequence[str]) -> dict[Any, Any]:
@@ -159,15 +180,18 @@ def _parse_targets(check: Checker, raw: Any, path: str) -> dict[str, int] | None
     return targets if len(targets) == len(value) else None
 
 
-def _no_overlap(check: Checker, path: str, pause: tuple[str, ...], stop: tuple[str, ...],
-                cancel: tuple[str, ...]) -> None:
+def _no_overlap(
+    check: Checker, path: str, pause: tuple[str, ...], stop: tuple[str, ...], cancel: tuple[str, ...]
+) -> None:
     sections = (("pause.statuses", pause), ("stop.statuses", stop), ("cancel.statuses", cancel))
     for later_index, (later_name, later) in enumerate(sections):
         for earlier_name, earlier in sections[:later_index]:
             for position, status in enumerate(later):
                 if status in earlier:
-                    check.error(join_path(join_path(path, later_name), position),
-                                f"{status!r} is already in {earlier_name}; a status can only do one thing")
+                    check.error(
+                        join_path(join_path(path, later_name), position),
+                        f"{status!r} is already in {earlier_name}; a status can only do one thing",
+                    )
 
 
 def _parse_warn_at(check: Checker, raw: Any, path: str) -> tuple[int, ...]:
@@ -183,8 +207,9 @@ def _parse_warn_at(check: Checker, raw: Any, path: str) -> tuple[int, ...]:
     return tuple(sorted(thresholds))
 
 
-def parse_slo(check: Checker, raw: Any, path: str, calendars: set[str] | None = None, *,
-              bounded: bool = True) -> SloConfig | None:
+def parse_slo(
+    check: Checker, raw: Any, path: str, calendars: set[str] | None = None, *, bounded: bool = True
+) -> SloConfig | None:
     if not isinstance(raw, dict):
         check.error(path, f"must be a mapping, not {kind_of(raw)}")
         return None

@@ -35,8 +35,9 @@ _LONGEST_LOOKBACK_SECONDS = 3 * DAY_SECONDS
 _LONGEST_CALENDAR_SECONDS = {"week": 7 * DAY_SECONDS, "month": 31 * DAY_SECONDS, "quarter": 92 * DAY_SECONDS}
 
 
-def parse_slo_definition(check: Checker, raw: Any, path: str, calendars: set[str] | None = None, *,
-                         bounded: bool = True) -> SloDefinition | None:
+def parse_slo_definition(
+    check: Checker, raw: Any, path: str, calendars: set[str] | None = None, *, bounded: bool = True
+) -> SloDefinition | None:
     """Validate one `slos:` entry, reporting every problem with its path; None when it is invalid.
 
     `bounded` (new bundles) also enforces the bounds: durations at most `MAX_DURATION_SECONDS` (400d), and each
@@ -49,18 +50,35 @@ def parse_slo_definition(check: Checker, raw: Any, path: str, calendars: set[str
     before = len(check.issues)
     slo_id = check.text(raw.get("id"), join_path(path, "id"))
     service = check.text(raw.get("service"), join_path(path, "service"))
-    value = check.mapping(raw, path, ("id", "service", "sli", "objective", "window", "budgeting",
-                                      "timeslice_target", "timeslice", "timeslice_min_events", "no_data_after",
-                                      "calendar"),
-                          required=("sli", "objective", "window"))
+    value = check.mapping(
+        raw,
+        path,
+        (
+            "id",
+            "service",
+            "sli",
+            "objective",
+            "window",
+            "budgeting",
+            "timeslice_target",
+            "timeslice",
+            "timeslice_min_events",
+            "no_data_after",
+            "calendar",
+        ),
+        required=("sli", "objective", "window"),
+    )
     if value is None:
         return None
-    sli = _parse_sli(check, value.get("sli"), join_path(path, "sli"), calendars, bounded) if "sli" in value \
+    sli = _parse_sli(check, value.get("sli"), join_path(path, "sli"), calendars, bounded) if "sli" in value else None
+    objective = (
+        _percent(check, value.get("objective"), join_path(path, "objective"))
+        if value.get("objective") is not None
         else None
-    objective = _percent(check, value.get("objective"), join_path(path, "objective")) \
-        if value.get("objective") is not None else None
-    window = _parse_window(check, value.get("window"), join_path(path, "window"), bounded) if "window" in value \
-        else None
+    )
+    window = (
+        _parse_window(check, value.get("window"), join_path(path, "window"), bounded) if "window" in value else None
+    )
     budgeting = value.get("budgeting", "occurrences")
     if budgeting not in BUDGETING:
         check.error(join_path(path, "budgeting"), f"{budgeting!r} is not one of: {', '.join(BUDGETING)}")
@@ -85,8 +103,16 @@ def parse_slo_definition(check: Checker, raw: Any, path: str, calendars: set[str
             check.error(join_path(path, "calendar"), "give service hours once, as sli.calendar")
         else:
             _calendar_name(check, calendar, join_path(path, "calendar"), calendars)
-    if len(check.issues) > before or slo_id is None or service is None or sli is None or objective is None \
-            or window is None or budgeting not in BUDGETING or slice_seconds is None:
+    if (
+        len(check.issues) > before
+        or slo_id is None
+        or service is None
+        or sli is None
+        or objective is None
+        or window is None
+        or budgeting not in BUDGETING
+        or slice_seconds is None
+    ):
         return None
     if bounded and isinstance(sli, AvailabilitySli) and window is not None:
         _check_recurrences(check, sli, window, join_path(join_path(path, "sli"), "maintenance"))
@@ -94,10 +120,18 @@ def parse_slo_definition(check: Checker, raw: Any, path: str, calendars: set[str
         return None
     if isinstance(sli, AvailabilitySli) and isinstance(calendar, str):
         sli = replace(sli, calendar=calendar)
-    return SloDefinition(id=slo_id, service=service, sli=sli, objective=objective, window=window,
-                         budgeting=budgeting, timeslice_target=timeslice_target,
-                         timeslice_min_events=min_events, no_data_after_seconds=no_data_after,
-                         timeslice_seconds=slice_seconds)
+    return SloDefinition(
+        id=slo_id,
+        service=service,
+        sli=sli,
+        objective=objective,
+        window=window,
+        budgeting=budgeting,
+        timeslice_target=timeslice_target,
+        timeslice_min_events=min_events,
+        no_data_after_seconds=no_data_after,
+        timeslice_seconds=slice_seconds,
+    )
 
 
 def _check_recurrences(check: Checker, sli: AvailabilitySli, window: Window, path: str) -> None:
@@ -119,8 +153,7 @@ def _calendar_name(check: Checker, raw: Any, path: str, calendars: set[str] | No
     return name
 
 
-def _timeslice(check: Checker, value: dict[Any, Any], path: str, budgeting: Any, window: Window | None
-               ) -> int | None:
+def _timeslice(check: Checker, value: dict[Any, Any], path: str, budgeting: Any, window: Window | None) -> int | None:
     """Seconds per slice: whole minutes dividing a day, and a rolling window must hold whole slices."""
     if "timeslice" not in value:
         return 60
@@ -135,8 +168,11 @@ def _timeslice(check: Checker, value: dict[Any, Any], path: str, budgeting: Any,
         check.error(slice_path, f"{value['timeslice']!r} is not whole minutes dividing a day (e.g. 1m, 5m, 1h, 1d)")
         return None
     if isinstance(window, RollingWindow) and window.seconds % seconds:
-        check.error(slice_path, f"the rolling window of {format_duration(window.seconds)} is not a whole number "
-                                f"of {value['timeslice']} slices")
+        check.error(
+            slice_path,
+            f"the rolling window of {format_duration(window.seconds)} is not a whole number "
+            f"of {value['timeslice']} slices",
+        )
         return None
     return seconds
 
@@ -163,19 +199,23 @@ def _parse_sli(check: Checker, raw: Any, path: str, calendars: set[str] | None, 
         weight = _decimal(check, value.get("degraded_weight", 0), join_path(path, "degraded_weight"))
         if weight is not None and not Decimal(0) <= weight <= Decimal(1):
             check.error(join_path(path, "degraded_weight"), f"{weight} is not between 0 and 1")
-        calendar = _calendar_name(check, value["calendar"], join_path(path, "calendar"), calendars) \
-            if value.get("calendar") is not None else None
-        schedules = [_recurring(check, item, join_path(join_path(path, "maintenance"), position), bounded)
-                     for position, item in enumerate(check.sequence(value.get("maintenance"),
-                                                                    join_path(path, "maintenance")))]
+        calendar = (
+            _calendar_name(check, value["calendar"], join_path(path, "calendar"), calendars)
+            if value.get("calendar") is not None
+            else None
+        )
+        schedules = [
+            _recurring(check, item, join_path(join_path(path, "maintenance"), position), bounded)
+            for position, item in enumerate(check.sequence(value.get("maintenance"), join_path(path, "maintenance")))
+        ]
         if weight is None or len(check.issues) > before:
             return None
-        return AvailabilitySli(degraded_weight=weight, calendar=calendar,
-                               maintenance=tuple(item for item in schedules if item is not None))
+        return AvailabilitySli(
+            degraded_weight=weight, calendar=calendar, maintenance=tuple(item for item in schedules if item is not None)
+        )
     if kind == "ratio":
         value = check.mapping(raw, path, ("type", "sli"), required=("sli",))
-        name = check.text(value.get("sli"), join_path(path, "sli")) if value and value.get("sli") is not None \
-            else None
+        name = check.text(value.get("sli"), join_path(path, "sli")) if value and value.get("sli") is not None else None
         return RatioSli(sli=name) if name is not None else None
     if kind == "threshold":
         value = check.mapping(raw, path, ("type", "sli", "op", "value"), required=("sli", "op", "value"))
@@ -185,8 +225,9 @@ def _parse_sli(check: Checker, raw: Any, path: str, calendars: set[str] | None, 
         operator = value.get("op")
         if operator is not None and operator not in THRESHOLD_OPERATORS:
             check.error(join_path(path, "op"), f"{operator!r} is not one of: {', '.join(THRESHOLD_OPERATORS)}")
-        threshold = _decimal(check, value["value"], join_path(path, "value")) if value.get("value") is not None \
-            else None
+        threshold = (
+            _decimal(check, value["value"], join_path(path, "value")) if value.get("value") is not None else None
+        )
         for op in THRESHOLD_OPERATORS:
             if name is not None and threshold is not None and operator == op:
                 return ThresholdSli(sli=name, operator=op, threshold=threshold)
@@ -195,18 +236,19 @@ def _parse_sli(check: Checker, raw: Any, path: str, calendars: set[str] | None, 
         value = check.mapping(raw, path, ("type", "policy", "metric", "priorities"), required=("policy", "metric"))
         if value is None:
             return None
-        policy = check.text(value.get("policy"), join_path(path, "policy")) if value.get("policy") is not None \
-            else None
-        metric = check.text(value.get("metric"), join_path(path, "metric")) if value.get("metric") is not None \
-            else None
-        priorities = [check.text(item, join_path(join_path(path, "priorities"), position))
-                      for position, item in enumerate(check.sequence(value.get("priorities"),
-                                                                     join_path(path, "priorities")))]
+        policy = check.text(value.get("policy"), join_path(path, "policy")) if value.get("policy") is not None else None
+        metric = check.text(value.get("metric"), join_path(path, "metric")) if value.get("metric") is not None else None
+        priorities = [
+            check.text(item, join_path(join_path(path, "priorities"), position))
+            for position, item in enumerate(check.sequence(value.get("priorities"), join_path(path, "priorities")))
+        ]
         if policy is None or metric is None or None in priorities:
             return None
         return TicketSlaSli(policy=policy, metric=metric, priorities=tuple(p for p in priorities if p is not None))
-    check.error(join_path(path, "type"),
-                f"{kind!r} is not an SLI type; expected one of: availability, ratio, threshold, ticket_sla")
+    check.error(
+        join_path(path, "type"),
+        f"{kind!r} is not an SLI type; expected one of: availability, ratio, threshold, ticket_sla",
+    )
     return None
 
 
@@ -243,19 +285,24 @@ def _parse_window(check: Checker, raw: Any, path: str, bounded: bool) -> Window 
 
 def _recurring(check: Checker, raw: Any, path: str, bounded: bool) -> RecurringMaintenance | None:
     """One recurring maintenance window: `{rrule, dtstart, duration, timezone}` (rules in domain.slo.maintenance)."""
-    value = check.mapping(raw, path, ("rrule", "dtstart", "duration", "timezone"),
-                          required=("rrule", "dtstart", "duration"))
+    value = check.mapping(
+        raw, path, ("rrule", "dtstart", "duration", "timezone"), required=("rrule", "dtstart", "duration")
+    )
     if value is None:
         return None
     before = len(check.issues)
     rule = check.text(value.get("rrule"), join_path(path, "rrule")) if value.get("rrule") is not None else None
-    duration = _duration(check, value["duration"], join_path(path, "duration"), bounded) \
-        if value.get("duration") is not None else None
+    duration = (
+        _duration(check, value["duration"], join_path(path, "duration"), bounded)
+        if value.get("duration") is not None
+        else None
+    )
     if duration is not None and duration % 60:
         check.error(join_path(path, "duration"), f"{value['duration']!r} is not whole minutes")
     zone = _zone(check, value.get("timezone", "UTC"), join_path(path, "timezone"))
-    start = _local_time(check, value["dtstart"], join_path(path, "dtstart")) \
-        if value.get("dtstart") is not None else None
+    start = (
+        _local_time(check, value["dtstart"], join_path(path, "dtstart")) if value.get("dtstart") is not None else None
+    )
     if len(check.issues) > before or rule is None or duration is None or zone is None or start is None:
         return None
     try:

@@ -40,7 +40,7 @@ def load_all(text: str) -> list[Any]:
 def shorten(text: str, limit: int = MAX_MESSAGE_CHARS) -> str:
     """At most `limit` characters of valid UTF-8 (a lone surrogate in a key or value becomes `?`)."""
     text = text.encode("utf-8", "replace").decode("utf-8")
-    return text if len(text) <= limit else f"{text[:limit - 1]}…"
+    return text if len(text) <= limit else f"{text[: limit - 1]}…"
 
 
 def join_path(path: str, key: object) -> str:
@@ -76,8 +76,11 @@ def load(text: str, content_type: Literal["yaml", "json"]) -> tuple[Any, dict[st
         data = loader.construct_document(node) if node is not None else None
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
-        return None, lines, [BundleIssue("", mark.line + 1 if mark else None,
-                                         shorten(f"invalid YAML: {error.problem}"))]
+        return (
+            None,
+            lines,
+            [BundleIssue("", mark.line + 1 if mark else None, shorten(f"invalid YAML: {error.problem}"))],
+        )
     except yaml.YAMLError as error:
         return None, lines, [BundleIssue("", None, shorten(f"invalid YAML: {error}"))]
     finally:
@@ -97,8 +100,9 @@ def unstorable_text(data: Any, lines: dict[str, int]) -> list[BundleIssue]:
         elif isinstance(value, list):
             stack.extend((item, join_path(path, position)) for position, item in enumerate(value))
         elif isinstance(value, str) and not _storable(value):
-            issues.append(BundleIssue(shorten(path, 200), lines.get(path),
-                                      "text must not contain U+0000 or a lone surrogate"))
+            issues.append(
+                BundleIssue(shorten(path, 200), lines.get(path), "text must not contain U+0000 or a lone surrogate")
+            )
     return issues
 
 
@@ -120,8 +124,9 @@ def _walk(node: yaml.Node, path: str, lines: dict[str, int], issues: list[Bundle
             key = str(key_node.value)
             child = join_path(path, key)
             if key in seen:
-                issues.append(BundleIssue(shorten(child, 200), key_node.start_mark.line + 1,
-                                          shorten(f"duplicate key {key!r}")))
+                issues.append(
+                    BundleIssue(shorten(child, 200), key_node.start_mark.line + 1, shorten(f"duplicate key {key!r}"))
+                )
             seen.add(key)
             lines.setdefault(child, key_node.start_mark.line + 1)
             _walk(value_node, child, lines, issues, depth + 1)
@@ -151,8 +156,14 @@ class Checker:
             cut = max(path.rfind("."), path.rfind("["))
             path = path[:cut] if cut > 0 else ""
 
-    def mapping(self, value: Any, path: str, allowed: Sequence[str], required: Sequence[str] = (),
-                extra: Callable[[str], bool] | None = None) -> dict[Any, Any] | None:
+    def mapping(
+        self,
+        value: Any,
+        path: str,
+        allowed: Sequence[str],
+        required: Sequence[str] = (),
+        extra: Callable[[str], bool] | None = None,
+    ) -> dict[Any, Any] | None:
         if not isinstance(value, dict):
             self.error(path, f"must be a mapping, not {kind_of(value)}")
             return None

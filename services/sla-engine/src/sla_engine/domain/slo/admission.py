@@ -74,6 +74,8 @@ def signal_refusal(event: CloudEvent, now: datetime, horizon: timedelta) -> str 
     earliest = now - horizon
     for name, at in since.items():
         if at is not None and at < earliest:
-            return (f"{name}: {at.isoformat()} is more than {horizon.days} days old (the sample retention): it can "
-                    "count in no window kept")
+            return (
+                f"{name}: {at.isoformat()} is more than {horizon.days} days old (the sample retention): it can "
+                "count in no window kept"
+            )
     return None

@@ -74,28 +74,47 @@ def firing_alerts(slo: SloDefinition, status: SloStatus) -> dict[AlertName, Aler
         short_rate = status.spans[rule.short].burn_rate(target)
         if long_rate is not None and short_rate is not None and long_rate >= factor and short_rate >= factor:
             firing[rule.alert] = AlertTransition(
-                slo.id, rule.alert, "firing", _decimal(long_rate),
-                {"long": rule.long, "short": rule.short, "factor": str(_decimal(factor)),
-                 "long_burn_rate": str(_decimal(long_rate)), "short_burn_rate": str(_decimal(short_rate))})
+                slo.id,
+                rule.alert,
+                "firing",
+                _decimal(long_rate),
+                {
+                    "long": rule.long,
+                    "short": rule.short,
+                    "factor": str(_decimal(factor)),
+                    "long_burn_rate": str(_decimal(long_rate)),
+                    "short_burn_rate": str(_decimal(short_rate)),
+                },
+            )
     if status.total > 0 and status.error_budget_remaining <= 0:
         firing["budget_exhausted"] = AlertTransition(
-            slo.id, "budget_exhausted", "firing", None,
-            {"window_start": status.window_start.isoformat(), "window_end": status.window_end.isoformat()})
+            slo.id,
+            "budget_exhausted",
+            "firing",
+            None,
+            {"window_start": status.window_start.isoformat(), "window_end": status.window_end.isoformat()},
+        )
     quiet_since = status.at - timedelta(seconds=slo.no_data_after_seconds)
     if slo.no_data_after_seconds > 0 and (
-            status.last_data_minute is None or status.last_data_minute < quiet_since - timedelta(minutes=1)):
-        firing["no_data"] = AlertTransition(slo.id, "no_data", "firing", None,
-                                            {"no_data_after_seconds": slo.no_data_after_seconds})
+        status.last_data_minute is None or status.last_data_minute < quiet_since - timedelta(minutes=1)
+    ):
+        firing["no_data"] = AlertTransition(
+            slo.id, "no_data", "firing", None, {"no_data_after_seconds": slo.no_data_after_seconds}
+        )
     return firing
 
 
-def alert_transitions(slo: SloDefinition, status: SloStatus, firing_before: frozenset[AlertName]
-                      ) -> tuple[frozenset[AlertName], list[AlertTransition]]:
+def alert_transitions(
+    slo: SloDefinition, status: SloStatus, firing_before: frozenset[AlertName]
+) -> tuple[frozenset[AlertName], list[AlertTransition]]:
     """The alerts firing now and the transitions since `firing_before` (each fire and resolve exactly once)."""
     now = firing_alerts(slo, status)
     transitions = [now[name] for name in ALERT_NAMES if name in now and name not in firing_before]
-    transitions += [AlertTransition(slo.id, name, "resolved", None, {})
-                    for name in ALERT_NAMES if name in firing_before and name not in now]
+    transitions += [
+        AlertTransition(slo.id, name, "resolved", None, {})
+        for name in ALERT_NAMES
+        if name in firing_before and name not in now
+    ]
     return frozenset(now), transitions
 
 

@@ -35,8 +35,15 @@ from sla_engine.domain.slo.windows import window_bounds
 if TYPE_CHECKING:
     from slm_shared.business_time import BusinessCalendar
 
-LOOKBACKS: Mapping[str, int] = {"5m": 300, "30m": 1_800, "1h": 3_600, "2h": 7_200, "6h": 21_600,
-                                "1d": 86_400, "3d": 259_200}
+LOOKBACKS: Mapping[str, int] = {
+    "5m": 300,
+    "30m": 1_800,
+    "1h": 3_600,
+    "2h": 7_200,
+    "6h": 21_600,
+    "1d": 86_400,
+    "3d": 259_200,
+}
 _LONGEST = max(LOOKBACKS.values())
 _RATE_PLACES = Decimal("0.0001")
 
@@ -78,13 +85,19 @@ class SloStatus:
         rates: dict[str, Decimal | None] = {}
         for name, span in self.spans.items():
             rate = span.burn_rate(target)
-            rates[name] = None if rate is None else \
-                (Decimal(rate.numerator) / Decimal(rate.denominator)).quantize(_RATE_PLACES)
+            rates[name] = (
+                None if rate is None else (Decimal(rate.numerator) / Decimal(rate.denominator)).quantize(_RATE_PLACES)
+            )
         return rates
 
 
-def evaluate(slo: SloDefinition, series: MinuteSeries, at: datetime, hours: BusinessCalendar | None = None,
-             maintenance: Iterable[Interval] = ()) -> SloStatus:
+def evaluate(
+    slo: SloDefinition,
+    series: MinuteSeries,
+    at: datetime,
+    hours: BusinessCalendar | None = None,
+    maintenance: Iterable[Interval] = (),
+) -> SloStatus:
     """The SLO's status at `at` from its per-minute counts (minutes outside the spans are ignored).
 
     With `hours` (the SLO's agreed service hours), only minutes inside them count, and the window's agreed
@@ -120,17 +133,36 @@ def evaluate(slo: SloDefinition, series: MinuteSeries, at: datetime, hours: Busi
         budget = (1 - target) * total
     remaining = budget - consumed
     return SloStatus(
-        slo_id=slo.id, service=slo.service, at=at, window_start=start, window_end=end, objective=slo.objective,
-        good=good, total=total, sli_value=good / total if total else None,
-        error_budget_total=budget, error_budget_consumed=consumed, error_budget_remaining=remaining,
-        spans=spans, exhaustion_at=_exhaustion(slo, start, end, at, consumed, remaining), last_data_minute=last_data)
+        slo_id=slo.id,
+        service=slo.service,
+        at=at,
+        window_start=start,
+        window_end=end,
+        objective=slo.objective,
+        good=good,
+        total=total,
+        sli_value=good / total if total else None,
+        error_budget_total=budget,
+        error_budget_consumed=consumed,
+        error_budget_remaining=remaining,
+        spans=spans,
+        exhaustion_at=_exhaustion(slo, start, end, at, consumed, remaining),
+        last_data_minute=last_data,
+    )
 
 
 Positions = tuple[int, int]
 
 
-def _check_head(slo: SloDefinition, head: Head, start: datetime, end: datetime, at: datetime,
-                hours: BusinessCalendar | None, windows: Sequence[Interval]) -> None:
+def _check_head(
+    slo: SloDefinition,
+    head: Head,
+    start: datetime,
+    end: datetime,
+    at: datetime,
+    hours: BusinessCalendar | None,
+    windows: Sequence[Interval],
+) -> None:
     """A head is summed as a whole: it must lie in the window before every lookback, with nothing to exclude."""
     if slo.sliced or hours is not None:
         raise ValueError("minutes summed ahead (a head) serve occurrences budgeting without service hours only")
@@ -140,8 +172,9 @@ def _check_head(slo: SloDefinition, head: Head, start: datetime, end: datetime, 
         raise ValueError("a maintenance window overlaps the minutes summed ahead")
 
 
-def _occurrences(series: MinuteSeries, window: Positions, ranges: Mapping[str, Positions]
-                 ) -> tuple[Decimal, Decimal, dict[str, Span]]:
+def _occurrences(
+    series: MinuteSeries, window: Positions, ranges: Mapping[str, Positions]
+) -> tuple[Decimal, Decimal, dict[str, Span]]:
     sums = series.sums(*window)
     if series.head is not None:
         sums = series.head.sums + sums
@@ -152,8 +185,9 @@ def _occurrences(series: MinuteSeries, window: Positions, ranges: Mapping[str, P
     return series.good_of(sums), Decimal(sums.total), spans
 
 
-def _sliced(slo: SloDefinition, series: MinuteSeries, window: Positions, ranges: Mapping[str, Positions],
-            start: datetime) -> tuple[Decimal, Decimal, dict[str, Span]]:
+def _sliced(
+    slo: SloDefinition, series: MinuteSeries, window: Positions, ranges: Mapping[str, Positions], start: datetime
+) -> tuple[Decimal, Decimal, dict[str, Span]]:
     """Slices of `timeslice_seconds` on a grid from the window start (calendar windows) or the Unix epoch
     (rolling ones); each span judges the slices formed by its own minutes."""
     length = slo.timeslice_seconds
@@ -213,9 +247,9 @@ class _SliceJudge:
         return good, Decimal(total)
 
 
-def _agreed_seconds(start: datetime, end: datetime, hours: BusinessCalendar | None,
-                    windows: Sequence[Interval]) -> int:
+def _agreed_seconds(start: datetime, end: datetime, hours: BusinessCalendar | None, windows: Sequence[Interval]) -> int:
     """The window's length (or working time) minus the planned maintenance in it (inside working time)."""
+
     def seconds(begin: datetime, finish: datetime) -> int:
         if hours is None:
             return int((finish - begin).total_seconds())
@@ -232,8 +266,9 @@ def _in_hours(hours: BusinessCalendar, minute: int) -> bool:
     return hours.business_seconds_between_epochs(minute, minute + 60) == 60
 
 
-def _exhaustion(slo: SloDefinition, start: datetime, end: datetime, at: datetime, consumed: Decimal,
-                remaining: Decimal) -> datetime | None:
+def _exhaustion(
+    slo: SloDefinition, start: datetime, end: datetime, at: datetime, consumed: Decimal, remaining: Decimal
+) -> datetime | None:
     elapsed = Decimal(int((min(at, end) - start).total_seconds()))
     if consumed <= 0 or remaining <= 0 or elapsed <= 0:
         return None

@@ -92,22 +92,24 @@ class RecurringMaintenance:
                 raise RecurrenceError(
                     f"{self.rrule!r} occurs more than {MAX_OCCURRENCES:,} times in the "
                     f"{evaluated_seconds // 86_400} days one evaluation covers (window and lookbacks); "
-                    "use a coarser rule or a longer duration")
+                    "use a coarser rule or a longer duration"
+                )
 
 
 def parse_rrule(text: str, dtstart: datetime, timezone: str) -> rfc5545.rrule:
     """The rule for `text` starting at the naive local `dtstart` in `timezone`; RecurrenceError if unusable."""
     body = text.strip()
     if body.upper().startswith("RRULE:"):
-        body = body[len("RRULE:"):]
+        body = body[len("RRULE:") :]
     upper = body.upper()
     if not body or "\n" in body or ":" in body:
-        raise RecurrenceError(f"{text!r} is not one RRULE; give only its parts, e.g. FREQ=WEEKLY;BYDAY=SU;BYHOUR=2 "
-                              "(dtstart is a key of its own)")
+        raise RecurrenceError(
+            f"{text!r} is not one RRULE; give only its parts, e.g. FREQ=WEEKLY;BYDAY=SU;BYHOUR=2 "
+            "(dtstart is a key of its own)"
+        )
     parts = {part.split("=", 1)[0].strip() for part in upper.split(";") if part.strip()}
     if "BYSECOND" in parts or "FREQ=SECONDLY" in upper.replace(" ", ""):
-        raise RecurrenceError(f"{text!r}: maintenance windows are whole minutes; BYSECOND and SECONDLY are not "
-                              "allowed")
+        raise RecurrenceError(f"{text!r}: maintenance windows are whole minutes; BYSECOND and SECONDLY are not allowed")
     if dtstart.tzinfo is not None:
         raise RecurrenceError("dtstart must be local wall time without an offset; the zone is `timezone`")
     if dtstart.second or dtstart.microsecond:

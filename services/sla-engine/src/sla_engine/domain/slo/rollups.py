@@ -69,8 +69,9 @@ def _instant(seconds: int) -> datetime:
     return datetime.fromtimestamp(seconds, UTC)
 
 
-def availability_minutes(changes: Iterable[StateChange], maintenance: Sequence[MaintenanceWindow],
-                         start: datetime, end: datetime) -> list[AvailabilityMinute]:
+def availability_minutes(
+    changes: Iterable[StateChange], maintenance: Sequence[MaintenanceWindow], start: datetime, end: datetime
+) -> list[AvailabilityMinute]:
     """Seconds up / degraded / down / in maintenance for every minute overlapping `[start, end)` that has any."""
     first, last = _seconds(start), _seconds(end)
     by_component: dict[str, list[tuple[int, State]]] = {}
@@ -97,9 +98,16 @@ def availability_minutes(changes: Iterable[StateChange], maintenance: Sequence[M
             bucket = totals.setdefault(minute, {})
             bucket[category] = bucket.get(category, 0) + step
             cursor += step
-    return [AvailabilityMinute(minute=_instant(minute), up=counts.get("up", 0), degraded=counts.get("degraded", 0),
-                               down=counts.get("down", 0), maintenance=counts.get("maintenance", 0))
-            for minute, counts in sorted(totals.items())]
+    return [
+        AvailabilityMinute(
+            minute=_instant(minute),
+            up=counts.get("up", 0),
+            degraded=counts.get("degraded", 0),
+            down=counts.get("down", 0),
+            maintenance=counts.get("maintenance", 0),
+        )
+        for minute, counts in sorted(totals.items())
+    ]
 
 
 def _worst_state(by_component: dict[str, list[tuple[int, State]]], at: int) -> State | None:

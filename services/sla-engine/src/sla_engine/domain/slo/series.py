@@ -52,7 +52,6 @@ class RangeSums:
     bad: int
     weighted: int
 
-
     def __add__(self, other: RangeSums) -> RangeSums:
         return RangeSums(self.total + other.total, self.bad + other.bad, self.weighted + other.weighted)
 
@@ -77,8 +76,15 @@ class MinuteSeries:
     head: Head | None = None
 
     @classmethod
-    def from_columns(cls, minutes: list[int], total: list[int], bad: list[int], weighted: list[int] | None = None,
-                     weight: Decimal = Decimal(0), head: Head | None = None) -> MinuteSeries:
+    def from_columns(
+        cls,
+        minutes: list[int],
+        total: list[int],
+        bad: list[int],
+        weighted: list[int] | None = None,
+        weight: Decimal = Decimal(0),
+        head: Head | None = None,
+    ) -> MinuteSeries:
         """Columns as read; put in minute order if they are not (a linear check when they are)."""
         columns = [minutes, total, bad, *([weighted] if weighted else [])]
         if minutes != sorted(minutes):  # linear, in C, on ordered input
@@ -137,21 +143,33 @@ class MinuteSeries:
     def _masked(self, mask: list[bool]) -> MinuteSeries:
         if all(mask):
             return self
-        return MinuteSeries(list(compress(self.minutes, mask)), list(compress(self.total, mask)),
-                            list(compress(self.bad, mask)),
-                            list(compress(self.weighted, mask)) if self.weighted else (), self.weight, self.head)
+        return MinuteSeries(
+            list(compress(self.minutes, mask)),
+            list(compress(self.total, mask)),
+            list(compress(self.bad, mask)),
+            list(compress(self.weighted, mask)) if self.weighted else (),
+            self.weight,
+            self.head,
+        )
 
 
 def availability_counts(rows: Iterable[AvailabilityMinute], degraded_weight: Decimal) -> MinuteSeries:
     """Seconds: total = up + degraded + down (maintenance excluded); down is bad, degraded bad by its weight."""
     ordered = sorted(rows, key=lambda row: row.minute)
-    return MinuteSeries([epoch_floor(row.minute) for row in ordered],
-                        [row.up + row.degraded + row.down for row in ordered], [row.down for row in ordered],
-                        [row.degraded for row in ordered], degraded_weight)
+    return MinuteSeries(
+        [epoch_floor(row.minute) for row in ordered],
+        [row.up + row.degraded + row.down for row in ordered],
+        [row.down for row in ordered],
+        [row.degraded for row in ordered],
+        degraded_weight,
+    )
 
 
 def ratio_counts(rows: Iterable[RatioMinute]) -> MinuteSeries:
     """Events: bad = total - good."""
     ordered = sorted(rows, key=lambda row: row.minute)
-    return MinuteSeries([epoch_floor(row.minute) for row in ordered], [row.total for row in ordered],
-                        [row.total - row.good for row in ordered])
+    return MinuteSeries(
+        [epoch_floor(row.minute) for row in ordered],
+        [row.total for row in ordered],
+        [row.total - row.good for row in ordered],
+    )

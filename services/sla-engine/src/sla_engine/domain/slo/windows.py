@@ -41,8 +41,9 @@ def _calendar_bounds(window: CalendarWindow, at: datetime) -> tuple[datetime, da
         following = first + timedelta(days=7)
     elif window.unit == "month":
         first = day.replace(day=1)
-        following = first.replace(year=first.year + 1, month=1) if first.month == 12 \
-            else first.replace(month=first.month + 1)
+        following = (
+            first.replace(year=first.year + 1, month=1) if first.month == 12 else first.replace(month=first.month + 1)
+        )
     else:
         month = 3 * ((day.month - 1) // 3) + 1
         first = day.replace(month=month, day=1)
