@@ -3,7 +3,8 @@ what changed since (reporting.review_api serves it over HTTP).
 
 `{period}` is a label of the tenant's configured period: `2026-10` (monthly) or `2026-W41` (weekly).
 
-Closing a period freezes its review (`freeze_reviews`, called by the period close in its transaction): the pack
+Closing a period freezes its review (`SqlReviewRepository.freeze`, the unit of work's `reviews`, called by the
+period close in its transaction): the pack
 of the whole tenant and of each customer the tenant publishes reports for, stored with the SHA-256 of its
 canonical JSON. A later read of the closed period serves that frozen pack (`frozen`: when, which hash); what
 changed after the close is shown beside it under `after_close`, never merged into it: the report amendments
@@ -41,12 +42,11 @@ from reporting.domain.satisfaction import Handling, complaint_counts, satisfacti
 from reporting.quality import QUALITY_TREND_PERIODS, FactsCache, quality_results
 from reporting.read_side import queries
 from reporting.read_side.config import load_config
-from reporting.read_side.snapshots import read_only
 from reporting.reports import build_report, canonical_bytes
 from reporting.review_tables import complaint_handling, improvements, review_approvals, review_freezes
 
 if TYPE_CHECKING:
-    from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+    from sqlalchemy.ext.asyncio import AsyncSession
 
     from reporting.domain.quality import Answer
     from reporting.i18n import Language
@@ -232,29 +232,6 @@ def frozen_customers(config: ReportingConfig) -> list[str | None]:
     return [None, *sorted({scope.customer for scope in config.publish_scopes if scope.customer})]
 
 
-async def freeze_reviews(
-    session: AsyncSession, tenant: str, period: Period, config: ReportingConfig, config_version: int, now: datetime
-) -> None:
-    """Freeze the period's reviews with their hashes, in the caller's (the close's) transaction. Idempotent: a
-    review frozen already is kept as it was."""
-    for customer in frozen_customers(config):
-        content = review_document(await build_review(session, tenant, period, config, config_version, customer, now))
-        await session.execute(
-            insert(review_freezes)
-            .values(
-                tenant_id=tenant,
-                period_start=period.start,
-                customer=customer or ALL_CUSTOMERS,
-                period_end=period.end,
-                label=period.label,
-                content=content,
-                content_sha256=hashlib.sha256(canonical_bytes(content)).hexdigest(),
-                frozen_at=now,
-            )
-            .on_conflict_do_nothing()
-        )
-
-
 async def after_close(
     session: AsyncSession,
     tenant: str,
@@ -316,12 +293,44 @@ async def after_close(
     }
 
 
-async def current_review(
-    sessions: async_sessionmaker[AsyncSession], tenant: str, label: str, customer: str | None, now: datetime
-) -> tuple[dict[str, Any], Language]:
-    """The pack of the period as served: approved, else frozen (with what changed since), else built now; and
-    the tenant's language."""
-    async with read_only(sessions) as session:
+class SqlReviewRepository:
+    """The review packs as served, frozen and approved, and the complaint log's handling, in the unit of work's
+    transaction (a read opens it read-only first: `ReportingUnitOfWork.read_only`); never commits."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def freeze(
+        self, tenant: str, period: Period, config: ReportingConfig, config_version: int, now: datetime
+    ) -> None:
+        """Freeze the period's reviews with their hashes (the close's transaction). Idempotent: a review frozen
+        already is kept as it was."""
+        session = self._session
+        for customer in frozen_customers(config):
+            content = review_document(
+                await build_review(session, tenant, period, config, config_version, customer, now)
+            )
+            await session.execute(
+                insert(review_freezes)
+                .values(
+                    tenant_id=tenant,
+                    period_start=period.start,
+                    customer=customer or ALL_CUSTOMERS,
+                    period_end=period.end,
+                    label=period.label,
+                    content=content,
+                    content_sha256=hashlib.sha256(canonical_bytes(content)).hexdigest(),
+                    frozen_at=now,
+                )
+                .on_conflict_do_nothing()
+            )
+
+    async def current(
+        self, tenant: str, label: str, customer: str | None, now: datetime
+    ) -> tuple[dict[str, Any], Language]:
+        """The pack of the period as served: approved, else frozen (with what changed since), else built now; and
+        the tenant's language."""
+        session = self._session
         config, version = await load_config(session, tenant)
         period = parse_period(label, config)
         approved = (
@@ -368,77 +377,77 @@ async def current_review(
         document = review_document(await build_review(session, tenant, period, config, version, customer, now))
         return document, config.language
 
-
-async def approve_review(
-    session: AsyncSession,
-    tenant: str,
-    label: str,
-    customer: str | None,
-    approved_by: str,
-    comment: str | None,
-    at: datetime,
-) -> tuple[Period, str]:
-    """Approve the period's pack (the frozen one, else as built now) in the caller's transaction; the period and
-    the approved content's hash. 409 when the period has not ended or was approved already."""
-    config, version = await load_config(session, tenant)
-    found = parse_period(label, config)
-    if found.end > at:
-        raise HTTPException(status.HTTP_409_CONFLICT, "a period is approved once it has ended")
-    frozen = (
-        await session.execute(
-            sa.select(review_freezes.c.content, review_freezes.c.content_sha256).where(
-                review_freezes.c.tenant_id == tenant,
-                review_freezes.c.period_start == found.start,
-                review_freezes.c.customer == (customer or ALL_CUSTOMERS),
+    async def approve(
+        self,
+        tenant: str,
+        label: str,
+        customer: str | None,
+        approved_by: str,
+        comment: str | None,
+        at: datetime,
+    ) -> tuple[Period, str]:
+        """Approve the period's pack (the frozen one, else as built now) in the unit's transaction; the period and
+        the approved content's hash. 409 when the period has not ended or was approved already."""
+        session = self._session
+        config, version = await load_config(session, tenant)
+        found = parse_period(label, config)
+        if found.end > at:
+            raise HTTPException(status.HTTP_409_CONFLICT, "a period is approved once it has ended")
+        frozen = (
+            await session.execute(
+                sa.select(review_freezes.c.content, review_freezes.c.content_sha256).where(
+                    review_freezes.c.tenant_id == tenant,
+                    review_freezes.c.period_start == found.start,
+                    review_freezes.c.customer == (customer or ALL_CUSTOMERS),
+                )
             )
+        ).first()
+        if frozen is not None:  # the pack the close froze, by its hash
+            content, digest = frozen.content, frozen.content_sha256
+        else:  # a period not closed yet (the close delay) or a customer the close does not freeze
+            content = review_document(await build_review(session, tenant, found, config, version, customer, at))
+            digest = hashlib.sha256(canonical_bytes(content)).hexdigest()
+        inserted = await session.execute(
+            insert(review_approvals)
+            .values(
+                tenant_id=tenant,
+                period_start=found.start,
+                customer=customer or ALL_CUSTOMERS,
+                period_end=found.end,
+                label=found.label,
+                approved_by=approved_by,
+                approved_at=at,
+                comment=comment,
+                content=content,
+                content_sha256=digest,
+            )
+            .on_conflict_do_nothing()
         )
-    ).first()
-    if frozen is not None:  # the pack the close froze, by its hash
-        content, digest = frozen.content, frozen.content_sha256
-    else:  # a period not closed yet (the close delay) or a customer the close does not freeze
-        content = review_document(await build_review(session, tenant, found, config, version, customer, at))
-        digest = hashlib.sha256(canonical_bytes(content)).hexdigest()
-    inserted = await session.execute(
-        insert(review_approvals)
-        .values(
+        if not inserted.rowcount:  # type: ignore[attr-defined]
+            raise HTTPException(status.HTTP_409_CONFLICT, "this review is approved already")
+        return found, digest
+
+    async def record_complaint_handling(
+        self, tenant: str, ticket_id: str, values: dict[str, Any], at: datetime
+    ) -> dict[str, Any]:
+        """Mark a survey answer a complaint or record its handling (only the `values` given change); the row."""
+        session = self._session
+        statement = insert(complaint_handling).values(
             tenant_id=tenant,
-            period_start=found.start,
-            customer=customer or ALL_CUSTOMERS,
-            period_end=found.end,
-            label=found.label,
-            approved_by=approved_by,
-            approved_at=at,
-            comment=comment,
-            content=content,
-            content_sha256=digest,
+            ticket_id=ticket_id,
+            marked=values.get("marked", False),
+            status=values.get("status", "open"),
+            owner=values.get("owner"),
+            note=values.get("note"),
+            improvement_id=values.get("improvement_id"),
+            updated_at=at,
         )
-        .on_conflict_do_nothing()
-    )
-    if not inserted.rowcount:  # type: ignore[attr-defined]
-        raise HTTPException(status.HTTP_409_CONFLICT, "this review is approved already")
-    return found, digest
-
-
-async def record_complaint_handling(
-    session: AsyncSession, tenant: str, ticket_id: str, values: dict[str, Any], at: datetime
-) -> dict[str, Any]:
-    """Mark a survey answer a complaint or record its handling (only the `values` given change); the row."""
-    statement = insert(complaint_handling).values(
-        tenant_id=tenant,
-        ticket_id=ticket_id,
-        marked=values.get("marked", False),
-        status=values.get("status", "open"),
-        owner=values.get("owner"),
-        note=values.get("note"),
-        improvement_id=values.get("improvement_id"),
-        updated_at=at,
-    )
-    row = (
-        await session.execute(
-            statement.on_conflict_do_update(
-                index_elements=["tenant_id", "ticket_id"], set_={**values, "updated_at": at}
-            ).returning(complaint_handling)
-        )
-    ).first()
-    assert row is not None
-    return dict(row._mapping)
+        row = (
+            await session.execute(
+                statement.on_conflict_do_update(
+                    index_elements=["tenant_id", "ticket_id"], set_={**values, "updated_at": at}
+                ).returning(complaint_handling)
+            )
+        ).first()
+        assert row is not None
+        return dict(row._mapping)
