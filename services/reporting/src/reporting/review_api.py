@@ -1,7 +1,7 @@
 """The service review pack over HTTP: `GET /v1/reviews/{period}` (json, html, pdf), its approval
 `POST /v1/reviews/{period}:approve` (who, when, comment; the pack frozen with the SHA-256 of its canonical JSON)
 and the complaint log's handling `PATCH /v1/complaints/{ticket_id}`
-(reporting.reviews builds and stores them: the unit of work's `reviews`).
+(reporting.reviews builds a pack, reporting.review_packs stores and serves them: the unit of work's `reviews`).
 
 Reads need the key scope `read`; approving and handling complaints need `config`.
 """

@@ -14,7 +14,7 @@ from reporting.period_closes import SqlPeriodCloseRepository
 from reporting.read_side.config import SqlConfigReader
 from reporting.read_side.snapshots import begin_read_only
 from reporting.repository import SqlReadModelRepository
-from reporting.reviews import SqlReviewRepository
+from reporting.review_packs import SqlReviewRepository
 from reporting.sessions import SqlDashboardSessions
 from slm_shared.inbox import Inbox
 from slm_shared.outbox import Outbox
