@@ -21,11 +21,13 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from intake.app import create_app
-from intake.keys import KeyAdmin
+from intake.handlers.keys import KeyAdmin
 from intake.settings import IntakeSettings
+from intake.unit_of_work import IntakeUnitOfWork
 from scripts.localstack import Stack
 from slm_shared.db import create_engine, session_factory
 from slm_shared.events import API_SCOPES, ApiScope
+from slm_shared.secret_cipher import SecretCipher
 from slm_shared.settings import KafkaSettings
 
 
@@ -85,7 +87,9 @@ class Keys:
     """Creates tenants with keys (as `slm-intake keys create` does) and revokes them."""
 
     def __init__(self, engine: AsyncEngine) -> None:
-        self.admin = KeyAdmin(session_factory(engine))
+        sessions = session_factory(engine)
+        no_webhook_keys = SecretCipher(None)  # the keys' admin never reads a webhook secret
+        self.admin = KeyAdmin(lambda: IntakeUnitOfWork(sessions, no_webhook_keys))
 
     async def tenant(self, prefix: str = "t", scopes: tuple[ApiScope, ...] = API_SCOPES) -> Tenant:
         issued = await self.admin.create(unique(prefix), scopes)

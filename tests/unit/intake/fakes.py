@@ -17,8 +17,10 @@ from typing import Any, Self
 from intake.domain import Routed
 from intake.domain.adapters import Snapshot, TicketRef
 from intake.domain.mapping import MappingOverride, System
+from intake.keys import UnknownKey
 from intake.repository import ArchivedEvent, DedupKey, Rejection
 from intake.webhook_secrets import IssuedSecret, SecretInfo
+from slm_shared.events import ApiKeyData
 from slm_shared.outbox import OutgoingEvent, OutgoingRecord
 
 
@@ -46,6 +48,7 @@ class State:
     active_tenants: set[str] = field(default_factory=set)
     webhook_deliveries: dict[tuple[str, System, str], datetime] = field(default_factory=dict)
     outbox: list[OutgoingEvent | OutgoingRecord] = field(default_factory=list)
+    api_keys: dict[str, ApiKeyData] = field(default_factory=dict)
 
 
 class FakeReceivedEvents:
@@ -189,6 +192,28 @@ class FakeWebhookSecrets:
         return len(old)
 
 
+class FakeApiKeys:
+    def __init__(self, state: State) -> None:
+        self._state = state
+
+    async def find(self, key_id: str) -> ApiKeyData:
+        if key_id not in self._state.api_keys:
+            raise UnknownKey(f"no API key with id {key_id}")
+        return self._state.api_keys[key_id]
+
+    async def store(self, key: ApiKeyData, now: datetime) -> None:
+        known = self._state.api_keys.get(key.key_id)
+        # As the SQL upsert: a known key changes only its status.
+        self._state.api_keys[key.key_id] = key if known is None else known.model_copy(update={"status": key.status})
+
+    async def every(self) -> list[ApiKeyData]:
+        return list(self._state.api_keys.values())
+
+    async def listed(self, tenant_id: str | None = None) -> list[ApiKeyData]:
+        keys = [k for k in self._state.api_keys.values() if tenant_id in (None, k.tenant_id)]
+        return sorted(keys, key=lambda k: (k.tenant_id, k.key_id))
+
+
 class FakeOutbox:
     def __init__(self, state: State, failure: Exception | None) -> None:
         self._state = state
@@ -235,6 +260,7 @@ class FakeUnitOfWork:
         self.mappings = FakeMappings(self._state)
         self.tenants = FakeTenants(self._state)
         self.webhook_secrets = FakeWebhookSecrets(self._state)
+        self.api_keys = FakeApiKeys(self._state)
         self.outbox = FakeOutbox(self._state, self._store.outbox_failure)
         return self
 

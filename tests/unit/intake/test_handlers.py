@@ -11,10 +11,13 @@ import pytest
 from aiokafka.structs import ConsumerRecord
 
 from intake.handlers.intake import EventIntake
+from intake.handlers.keys import KeyAdmin
 from intake.handlers.purge import Purger
 from intake.handlers.replay import Replayer
+from intake.keys import UnknownKey
 from intake.settings import IntakeSettings
 from slm_shared import topics
+from slm_shared.auth import hash_key
 from slm_shared.outbox import OutgoingEvent, OutgoingRecord
 from tests.support.events import ticket_event
 from tests.unit.intake.fakes import FakeStore, canonical_of
@@ -197,3 +200,99 @@ async def test_the_retention_pass_forgets_signed_deliveries_older_than_twice_the
 
     assert forgotten == 1
     assert set(store.state.webhook_deliveries) == {("t1", "jira", "younger")}
+
+
+def key_admin_of(store: FakeStore) -> KeyAdmin:
+    return KeyAdmin(store.unit, now=lambda: NOW)
+
+
+def announced(store: FakeStore) -> list[tuple[str, str, str, object]]:
+    """(topic, record key, event id, announced status) of each announcement in the outbox."""
+    return [(i.topic, i.key, i.event.id, i.event.data["status"]) for i in events_in(store.state.outbox)]
+
+
+async def test_a_new_key_is_stored_hashed_and_announced_in_one_transaction() -> None:
+    store = FakeStore()
+
+    issued = await key_admin_of(store).create("acme", ("ingest",))
+
+    assert store.committed == [True]
+    stored = store.state.api_keys[issued.key_id]
+    assert (stored.tenant_id, stored.status, stored.scopes) == ("acme", "active", ("ingest",))
+    assert stored.key_hash == hash_key(issued.plaintext) != issued.plaintext
+    key = f"acme/{issued.key_id}"
+    assert announced(store) == [(topics.TENANTS, key, f"{issued.key_id}-active", "active")]
+
+
+async def test_a_tenant_id_with_a_slash_is_refused_before_any_transaction() -> None:
+    store = FakeStore()
+
+    with pytest.raises(ValueError, match="tenant id"):
+        await key_admin_of(store).create("acme/eu")
+
+    assert store.units == []
+
+
+async def test_a_rotation_revokes_the_old_key_and_keeps_its_scopes_in_the_same_transaction() -> None:
+    store = FakeStore()
+    admin = key_admin_of(store)
+    old = await admin.create("acme", ("read", "config"))
+
+    new = await admin.rotate(old.key_id)
+
+    assert store.committed == [True, True]
+    keys = store.state.api_keys
+    assert (keys[old.key_id].status, keys[new.key_id].status) == ("revoked", "active")
+    assert keys[new.key_id].scopes == ("read", "config")
+    assert new.tenant_id == "acme"
+    assert [(event_id, status) for _, _, event_id, status in announced(store)] == [
+        (f"{old.key_id}-active", "active"),
+        (f"{new.key_id}-active", "active"),
+        (f"{old.key_id}-revoked", "revoked"),
+    ]
+
+
+async def test_rotating_or_revoking_an_unknown_key_commits_nothing() -> None:
+    store = FakeStore()
+    admin = key_admin_of(store)
+
+    with pytest.raises(UnknownKey):
+        await admin.rotate("0123456789ab")
+    with pytest.raises(UnknownKey):
+        await admin.revoke("0123456789ab")
+
+    assert store.committed == [False, False]
+    assert store.state.api_keys == {}
+    assert store.state.outbox == []
+
+
+async def test_a_reannouncement_gives_every_key_an_event_id_of_its_own() -> None:
+    store = FakeStore()
+    admin = key_admin_of(store)
+    kept = await admin.create("acme")
+    gone = await admin.create("globex")
+    await admin.revoke(gone.key_id)
+
+    assert await admin.reannounce() == 2
+
+    # NOW is 2026-12-01 12:00:00 UTC: the suffix keeps the other services' inboxes from dropping it.
+    again = announced(store)[3:]
+    assert sorted(again, key=lambda a: a[2]) == sorted(
+        [
+            (topics.TENANTS, f"acme/{kept.key_id}", f"{kept.key_id}-active-20261201T120000000000", "active"),
+            (topics.TENANTS, f"globex/{gone.key_id}", f"{gone.key_id}-revoked-20261201T120000000000", "revoked"),
+        ],
+        key=lambda a: a[2],
+    )
+
+
+async def test_the_key_list_is_one_tenants_by_key_id() -> None:
+    store = FakeStore()
+    admin = key_admin_of(store)
+    first, second = await admin.create("acme"), await admin.create("acme")
+    await admin.create("globex")
+
+    listed = await admin.list("acme")
+
+    assert [key.key_id for key in listed] == sorted([first.key_id, second.key_id])
+    assert {key.tenant_id for key in listed} == {"acme"}

@@ -15,10 +15,11 @@ from tqdm import tqdm
 from intake.app import create_app, webhook_cipher
 from intake.domain.mapping import SYSTEMS, System
 from intake.handlers.intake import EventIntake
+from intake.handlers.keys import KeyAdmin
 from intake.handlers.purge import Purger
 from intake.handlers.replay import Replayer
 from intake.importer import HistoryImport
-from intake.keys import KeyAdmin, UnknownKey
+from intake.keys import UnknownKey
 from intake.settings import IntakeSettings
 from intake.unit_of_work import IntakeUnitOfWork
 from intake.webhook_secrets import SqlWebhookSecrets, check_system
@@ -176,23 +177,23 @@ def _keys(settings: IntakeSettings, args: argparse.Namespace) -> None:
             file=sys.stderr,
         )
 
-    def admin(sessions: object) -> KeyAdmin:
-        return KeyAdmin(sessions, signer)  # type: ignore[arg-type]
+    def admin(units: Callable[[], IntakeUnitOfWork]) -> KeyAdmin:
+        return KeyAdmin(units, signer)
 
     try:
         if args.action == "create":
-            issued = _with_sessions(settings, lambda sessions: admin(sessions).create(args.tenant, args.scopes))
+            issued = _with_units(settings, lambda units: admin(units).create(args.tenant, args.scopes))
             print(issued.plaintext)
         elif args.action == "rotate":
-            issued = _with_sessions(settings, lambda sessions: admin(sessions).rotate(args.key_id))
+            issued = _with_units(settings, lambda units: admin(units).rotate(args.key_id))
             print(issued.plaintext)
         elif args.action == "revoke":
-            revoked = _with_sessions(settings, lambda sessions: admin(sessions).revoke(args.key_id))
+            revoked = _with_units(settings, lambda units: admin(units).revoke(args.key_id))
             print(f"revoked {revoked.key_id} of tenant {revoked.tenant_id}")
         elif args.action == "reannounce":
-            print(f"{_with_sessions(settings, lambda sessions: admin(sessions).reannounce())} keys announced")
+            print(f"{_with_units(settings, lambda units: admin(units).reannounce())} keys announced")
         elif args.action == "list":
-            for key in _with_sessions(settings, lambda sessions: admin(sessions).list(args.tenant)):
+            for key in _with_units(settings, lambda units: admin(units).list(args.tenant)):
                 print(f"{key.key_id}\t{key.tenant_id}\t{key.status}\t{','.join(key.scopes)}")
     except (UnknownKey, ValueError) as error:
         raise SystemExit(str(error)) from error

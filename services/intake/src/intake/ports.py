@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from intake.domain.mapping import MappingOverride, System
     from intake.repository import ArchivedEvent, DedupKey, Rejection
     from intake.webhook_secrets import IssuedSecret, SecretInfo
+    from slm_shared.events import ApiKeyData
 
 
 class ReceivedEvents(Protocol):
@@ -67,6 +68,18 @@ class Tenants(Protocol):
     async def known(self, tenants: set[str]) -> set[str]: ...
 
 
+class ApiKeys(Protocol):
+    """Tenants' API keys, stored hashed (intake.handlers.keys announces every change)."""
+
+    async def find(self, key_id: str) -> ApiKeyData: ...
+
+    async def store(self, key: ApiKeyData, now: datetime) -> None: ...
+
+    async def every(self) -> list[ApiKeyData]: ...
+
+    async def listed(self, tenant_id: str | None = None) -> list[ApiKeyData]: ...
+
+
 class WebhookSecrets(Protocol):
     """Tenants' webhook secrets and the signed deliveries already taken."""
 
@@ -104,6 +117,9 @@ class IntakeUnitOfWorkPort(UnitOfWork, Protocol):
 
     @property
     def webhook_secrets(self) -> WebhookSecrets: ...
+
+    @property
+    def api_keys(self) -> ApiKeys: ...
 
     @property
     def outbox(self) -> OutboxPort: ...

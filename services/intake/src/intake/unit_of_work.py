@@ -1,11 +1,12 @@
-"""Intake's unit of work: one transaction with the ledger, rejections, mappings, tenants, webhook secrets and
-the outbox."""
+"""Intake's unit of work: one transaction with the ledger, rejections, mappings, tenants, webhook secrets, API
+keys and the outbox."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
 from intake import tables
+from intake.keys import SqlApiKeys
 from intake.repository import SqlMappings, SqlReceivedEvents, SqlRejections, SqlTenants
 from intake.webhook_secrets import SqlWebhookSecrets
 from slm_shared.outbox import Outbox
@@ -27,6 +28,7 @@ class IntakeUnitOfWork(SqlUnitOfWork):
     mappings: SqlMappings
     tenants: SqlTenants
     webhook_secrets: SqlWebhookSecrets
+    api_keys: SqlApiKeys
     outbox: SessionOutbox
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession], cipher: SecretCipher) -> None:
@@ -39,4 +41,5 @@ class IntakeUnitOfWork(SqlUnitOfWork):
         self.mappings = SqlMappings(session)
         self.tenants = SqlTenants(session)
         self.webhook_secrets = SqlWebhookSecrets(session, self._cipher)
+        self.api_keys = SqlApiKeys(session)
         self.outbox = SessionOutbox(OUTBOX, session)

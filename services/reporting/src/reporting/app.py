@@ -148,8 +148,8 @@ def create_app(settings: ReportingSettings, now: Now = utc_now) -> FastAPI:
         title="reporting",
         routers=[
             report_router(reports, settings, now, closer),
-            improvements_router(runtime.sessions, now),
-            reviews_router(runtime.sessions, now),
+            improvements_router(units, now),
+            reviews_router(units, now),
             dashboard_router(reports, runtime.authenticator, settings, now, units, signin_policy),
             notification_router(units, policies, now, ack_links),
         ],

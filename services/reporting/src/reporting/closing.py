@@ -21,12 +21,9 @@ from typing import TYPE_CHECKING, Any
 from reporting.domain.amendments import changes
 from reporting.domain.config import PublishScope, ReportingConfig
 from reporting.domain.periods import Period, periods_between
-from reporting.improvements import measure_after_close, propose_missed
 from reporting.quality import quality_results
-from reporting.read_side.config import load_config
 from reporting.read_side.snapshots import report_links
 from reporting.reports import REPORT_SECONDS, build_report, canonical_bytes, report_document
-from reporting.reviews import freeze_reviews
 from slm_shared import topics
 from slm_shared.background import PeriodicTask, for_each_isolated
 from slm_shared.events import REPORT_PUBLISHED_EVENT, ReportPublishedData, make_event
@@ -95,11 +92,10 @@ class PeriodCloser:
     async def close_tenant(self, tenant: str, until: datetime) -> list[PublishedReport]:
         now = self._now()
         async with self._units() as uow:
-            session = uow.session
             first = await uow.closes.first_event_time(tenant)
             if first is None:
                 return []
-            config, config_version = await load_config(session, tenant)
+            config, config_version = await uow.configs.load(tenant)
             # Only the last MAX_BACKFILL_PERIODS are closed, so an older first event (even 0001-01-01, which
             # overflows in a time zone west of UTC) need not be walked from: start a little before them.
             closable_until = until - timedelta(seconds=config.close_delay_seconds)
@@ -132,12 +128,12 @@ class PeriodCloser:
                     published.append(frozen)
                 await uow.closes.record_close(tenant, period, now)
                 # ISO/IEC 20000-1 10.2: a missed quality target opens a proposed improvement.
-                missed = await quality_results(session, tenant, period, config)
-                await propose_missed(session, tenant, period, missed, now)
+                missed = await quality_results(uow.session, tenant, period, config)
+                await uow.improvements.propose_missed(tenant, period, missed, now)
                 # The first whole period after an entry's completion measures its after-value (ISO 20000-1 10.2).
-                await measure_after_close(session, tenant, period, config, now)
+                await uow.improvements.measure_after_close(tenant, period, config, now)
                 # Last: the frozen review lists the entries this close proposed and the reports it published.
-                await freeze_reviews(session, tenant, period, config, config_version, now)
+                await uow.reviews.freeze(tenant, period, config, config_version, now)
                 log.info("closed period %s of %s", period.label, tenant)
             await uow.commit()
             return published
@@ -162,7 +158,7 @@ class PeriodCloser:
             period = await uow.closes.closed_period(tenant, period_start)
             if not ids or period is None:
                 return []
-            config, config_version = await load_config(uow.session, tenant)
+            config, config_version = await uow.configs.load(tenant)
             latest = await uow.closes.latest_snapshots(tenant, period_start)
             published = []
             for previous in latest:

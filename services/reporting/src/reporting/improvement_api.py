@@ -1,5 +1,5 @@
 """The improvement register over HTTP (`/v1/improvements`): add, list, read and change entries (reporting.improvements
-holds them). Read routes need the key scope `read`, changes `config`."""
+holds them: the unit of work's `improvements`). Read routes need the key scope `read`, changes `config`."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, HTTPException, Query, status
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from reporting.domain.config import Comparison, Kpi, Name, Text
 from reporting.domain.improvements import (
@@ -20,18 +19,8 @@ from reporting.domain.improvements import (
     check_transition,
 )
 from reporting.domain.periods import classify, period_containing, previous_periods
-from reporting.improvements import (
-    add_entry,
-    entries,
-    entry_of,
-    measured,
-    period_json,
-    shown,
-    target_of,
-    update_entry,
-)
-from reporting.read_side.config import load_config
-from reporting.read_side.snapshots import read_only
+from reporting.improvements import period_json, shown, target_of
+from reporting.unit_of_work import Units
 from slm_shared.auth import ConfigTenant, ReadTenant
 from slm_shared.instants import utc_instant
 from slm_shared.time_source import Now
@@ -79,14 +68,14 @@ class ImprovementChange(BaseModel):
     note: Text | None = None
 
 
-def improvements_router(sessions: async_sessionmaker[AsyncSession], now: Now) -> APIRouter:
+def improvements_router(units: Units, now: Now) -> APIRouter:
     router = APIRouter(prefix="/v1/improvements", tags=["improvements"])
 
     @router.post("", status_code=status.HTTP_201_CREATED, summary="Add an entry to the improvement register")
     async def create(tenant: ConfigTenant, entry: Annotated[NewImprovement, Body()]) -> dict[str, Any]:
         current = now()
-        async with sessions() as session, session.begin():
-            config, _ = await load_config(session, tenant)
+        async with units() as uow:
+            config, _ = await uow.configs.load(tenant)
             if entry.baseline_period is not None:
                 start = utc_instant(entry.baseline_period.start, "from")
                 end = utc_instant(entry.baseline_period.end, "to")
@@ -96,10 +85,9 @@ def improvements_router(sessions: async_sessionmaker[AsyncSession], now: Now) ->
             else:
                 [baseline] = previous_periods(period_containing(current, config.timezone, config.period), 1)
             target = target_of(entry.kpi.model_dump(), entry.target_value, entry.comparison)
-            value = await measured(session, tenant, target, baseline.start, baseline.end, config)
+            value = await uow.improvements.measured(tenant, target, baseline.start, baseline.end, config)
             improvement_id = f"IMP-{uuid.uuid4().hex[:10].upper()}"
-            row = await add_entry(
-                session,
+            row = await uow.improvements.add(
                 {
                     "tenant_id": tenant,
                     "improvement_id": improvement_id,
@@ -119,6 +107,7 @@ def improvements_router(sessions: async_sessionmaker[AsyncSession], now: Now) ->
                     "updated_at": current,
                 },
             )
+            await uow.commit()
         if row is None:
             raise HTTPException(status.HTTP_409_CONFLICT, "an entry for this trigger exists already")
         return shown(row)
@@ -129,14 +118,16 @@ def improvements_router(sessions: async_sessionmaker[AsyncSession], now: Now) ->
         status_filter: Annotated[Status | None, Query(alias="status")] = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 200,
     ) -> dict[str, Any]:
-        async with read_only(sessions) as session:
-            rows = await entries(session, tenant, status_filter, limit)
+        async with units() as uow:
+            await uow.read_only()
+            rows = await uow.improvements.entries(tenant, status_filter, limit)
         return {"improvements": [shown(r) for r in rows]}
 
     @router.get("/{improvement_id}", summary="One entry of the register")
     async def one(tenant: ReadTenant, improvement_id: str) -> dict[str, Any]:
-        async with read_only(sessions) as session:
-            row = await entry_of(session, tenant, improvement_id)
+        async with units() as uow:
+            await uow.read_only()
+            row = await uow.improvements.entry_of(tenant, improvement_id)
         if row is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, "no such improvement")
         return shown(row)
@@ -147,8 +138,8 @@ def improvements_router(sessions: async_sessionmaker[AsyncSession], now: Now) ->
     ) -> dict[str, Any]:
         """Done measures the KPI again on the configured period holding the completion, up to that instant."""
         current = now()
-        async with sessions() as session, session.begin():
-            row = await entry_of(session, tenant, improvement_id, lock=True)
+        async with units() as uow:
+            row = await uow.improvements.entry_of(tenant, improvement_id, lock=True)
             if row is None:
                 raise HTTPException(status.HTTP_404_NOT_FOUND, "no such improvement")
             values: dict[str, Any] = {"updated_at": current}
@@ -168,12 +159,13 @@ def improvements_router(sessions: async_sessionmaker[AsyncSession], now: Now) ->
                     {"at": current.isoformat(), "status": new_status, "note": patch.note},
                 ]
             if new_status == "done" and row.status != "done":
-                config, _ = await load_config(session, tenant)
+                config, _ = await uow.configs.load(tenant)
                 after = period_containing(current, config.timezone, config.period)
                 target = target_of(row.kpi, row.target_value, row.comparison)
                 values["after_period"] = period_json(after, until=current, measured=AT_COMPLETION)
-                values["after_value"] = await measured(session, tenant, target, after.start, current, config)
-            updated = await update_entry(session, tenant, improvement_id, values)
+                values["after_value"] = await uow.improvements.measured(tenant, target, after.start, current, config)
+            updated = await uow.improvements.update(tenant, improvement_id, values)
+            await uow.commit()
         return shown(updated)
 
     return router

@@ -1,6 +1,7 @@
 """The service review pack over HTTP: `GET /v1/reviews/{period}` (json, html, pdf), its approval
 `POST /v1/reviews/{period}:approve` (who, when, comment; the pack frozen with the SHA-256 of its canonical JSON)
-and the complaint log's handling `PATCH /v1/complaints/{ticket_id}` (reporting.reviews builds and stores them).
+and the complaint log's handling `PATCH /v1/complaints/{ticket_id}`
+(reporting.reviews builds a pack, reporting.review_packs stores and serves them: the unit of work's `reviews`).
 
 Reads need the key scope `read`; approving and handling complaints need `config`.
 """
@@ -15,13 +16,12 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Body, Path, Request, status
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from reporting.domain.config import Name, Text
 from reporting.i18n import choose_language
 from reporting.render.pdf import html_to_pdf
 from reporting.render.review import render_review_html
-from reporting.reviews import approve_review, current_review, record_complaint_handling
+from reporting.unit_of_work import Units
 from slm_shared.auth import ConfigTenant, ReadTenant
 from slm_shared.time_source import Now
 
@@ -43,7 +43,7 @@ class ComplaintChange(BaseModel):
     improvement_id: Name | None = None
 
 
-def reviews_router(sessions: async_sessionmaker[AsyncSession], now: Now) -> APIRouter:
+def reviews_router(units: Units, now: Now) -> APIRouter:
     router = APIRouter(prefix="/v1", tags=["reviews"])
 
     @router.get("/reviews/{period}", summary="The service review pack of a period")
@@ -55,7 +55,9 @@ def reviews_router(sessions: async_sessionmaker[AsyncSession], now: Now) -> APIR
         format: ReviewFormat = "json",
         lang: str | None = None,
     ) -> Response:
-        document, default = await current_review(sessions, tenant, period, customer, now())
+        async with units() as uow:
+            await uow.read_only()
+            document, default = await uow.reviews.current(tenant, period, customer, now())
         if format == "json":
             return JSONResponse(document)
         language = choose_language(lang, request.headers.get("accept-language"), default)
@@ -79,8 +81,9 @@ def reviews_router(sessions: async_sessionmaker[AsyncSession], now: Now) -> APIR
         tenant: ConfigTenant, period: str, body: Annotated[ApprovalRequest, Body()], customer: str | None = None
     ) -> dict[str, Any]:
         at = now()
-        async with sessions() as session, session.begin():
-            found, digest = await approve_review(session, tenant, period, customer, body.approved_by, body.comment, at)
+        async with units() as uow:
+            found, digest = await uow.reviews.approve(tenant, period, customer, body.approved_by, body.comment, at)
+            await uow.commit()
         return {
             "period": found.label,
             "customer": customer,
@@ -97,8 +100,9 @@ def reviews_router(sessions: async_sessionmaker[AsyncSession], now: Now) -> APIR
         change: Annotated[ComplaintChange, Body()],
     ) -> dict[str, Any]:
         values = {k: v for k, v in change.model_dump().items() if v is not None}
-        async with sessions() as session, session.begin():
-            row = await record_complaint_handling(session, tenant, ticket_id, values, now())
+        async with units() as uow:
+            row = await uow.reviews.record_complaint_handling(tenant, ticket_id, values, now())
+            await uow.commit()
         return {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in row.items() if k != "tenant_id"}
 
     return router

@@ -30,6 +30,16 @@ async def load_config(session: AsyncSession, tenant: str) -> tuple[ReportingConf
     return ReportingConfig.model_validate(row.config), int(row.version)
 
 
+class SqlConfigReader:
+    """The tenants' configuration as the unit of work's `configs` reads it."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def load(self, tenant: str) -> tuple[ReportingConfig, int]:
+        return await load_config(self._session, tenant)
+
+
 async def save_config(session: AsyncSession, tenant: str, config: ReportingConfig, at: datetime) -> int:
     """Every change is a new version (the version a report was made with is in its header)."""
     t = tables.reporting_config

@@ -30,13 +30,19 @@ async def read_only(
     sessions: async_sessionmaker[AsyncSession], snapshot: str | None = None
 ) -> AsyncIterator[AsyncSession]:
     """A session in one REPEATABLE READ, READ ONLY transaction; in the exported `snapshot` when given."""
+    async with sessions() as session, session.begin():
+        await begin_read_only(session, snapshot)
+        yield session
+
+
+async def begin_read_only(session: AsyncSession, snapshot: str | None = None) -> None:
+    """Make the session's transaction, before its first statement, the snapshot `read_only` opens (a unit of
+    work's reads: `ReportingUnitOfWork.read_only`)."""
     if snapshot is not None and not SNAPSHOT_ID.fullmatch(snapshot):
         raise ValueError(f"unexpected snapshot id {snapshot!r}")
-    async with sessions() as session, session.begin():
-        await session.execute(sa.text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY"))
-        if snapshot is not None:
-            await session.execute(sa.text(f"SET TRANSACTION SNAPSHOT '{snapshot}'"))
-        yield session
+    await session.execute(sa.text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY"))
+    if snapshot is not None:
+        await session.execute(sa.text(f"SET TRANSACTION SNAPSHOT '{snapshot}'"))
 
 
 async def export_snapshot(session: AsyncSession) -> str:
