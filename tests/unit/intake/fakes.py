@@ -6,13 +6,11 @@ back on `commit`, so leaving without a commit loses the unit's work, as a rolled
 
 from __future__ import annotations
 
-import copy
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 from intake.domain import Routed
 from intake.domain.adapters import Snapshot, TicketRef
@@ -22,6 +20,7 @@ from intake.repository import ArchivedEvent, DedupKey, Rejection
 from intake.webhook_secrets import IssuedSecret, SecretInfo
 from slm_shared.events import ApiKeyData
 from slm_shared.outbox import OutgoingEvent, OutgoingRecord
+from tests.unit.in_memory_units import InMemoryDatabase, InMemoryUnitOfWork
 
 
 @dataclass
@@ -225,53 +224,33 @@ class FakeOutbox:
         self._state.outbox.extend(events)
 
 
-class FakeStore:
+class FakeStore(InMemoryDatabase[State]):
     """The committed state, the units handed out and the time rows are received at."""
 
     def __init__(self, received_at: datetime = datetime(2026, 12, 1, tzinfo=UTC)) -> None:
-        self.state = State()
-        self.units: list[FakeUnitOfWork] = []
+        super().__init__(State())
         self.received_at = received_at
         self.outbox_failure: Exception | None = None  # raised by every outbox add, once set
 
     def unit(self) -> FakeUnitOfWork:
         """The factory the handlers take (`intake.ports.IntakeUnitsOfWork`)."""
-        unit = FakeUnitOfWork(self)
-        self.units.append(unit)
-        return unit
-
-    @property
-    def committed(self) -> list[bool]:
-        return [unit.committed for unit in self.units]
+        return FakeUnitOfWork(self)
 
 
-class FakeUnitOfWork:
-    """Satisfies `intake.ports.IntakeUnitOfWorkPort`; `committed` says whether its work was kept."""
+class FakeUnitOfWork(InMemoryUnitOfWork[State]):
+    """Satisfies `intake.ports.IntakeUnitOfWorkPort`."""
 
-    def __init__(self, store: FakeStore) -> None:
-        self._store = store
-        self.committed = False
+    _database: FakeStore
 
-    async def __aenter__(self) -> Self:
-        self._state = copy.deepcopy(self._store.state)
-        received_at = self._store.received_at
-        self.received = FakeReceivedEvents(self._state, received_at)
-        self.rejections = FakeRejections(self._state, received_at)
-        self.mappings = FakeMappings(self._state)
-        self.tenants = FakeTenants(self._state)
-        self.webhook_secrets = FakeWebhookSecrets(self._state)
-        self.api_keys = FakeApiKeys(self._state)
-        self.outbox = FakeOutbox(self._state, self._store.outbox_failure)
-        return self
-
-    async def __aexit__(
-        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
-    ) -> None:
-        return None  # the copy is dropped: what was not committed is lost
-
-    async def commit(self) -> None:
-        self._store.state = copy.deepcopy(self._state)
-        self.committed = True
+    def _open(self, work: State) -> None:
+        received_at = self._database.received_at
+        self.received = FakeReceivedEvents(work, received_at)
+        self.rejections = FakeRejections(work, received_at)
+        self.mappings = FakeMappings(work)
+        self.tenants = FakeTenants(work)
+        self.webhook_secrets = FakeWebhookSecrets(work)
+        self.api_keys = FakeApiKeys(work)
+        self.outbox = FakeOutbox(work, self._database.outbox_failure)
 
 
 def canonical_of(item: OutgoingEvent | OutgoingRecord) -> dict[str, Any]:

@@ -3,12 +3,10 @@ and a unit of work that works on a copy and keeps it only when committed, as a t
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 from reporting.domain.notifications import Lateness
 from reporting.domain.rollups import CycleKey, Deltas, TicketKey
@@ -22,6 +20,7 @@ from slm_shared.events import (
     SloStatusData,
     TicketSnapshotData,
 )
+from tests.unit.in_memory_units import InMemoryDatabase, InMemoryUnitOfWork
 
 
 @dataclass
@@ -153,53 +152,31 @@ class FakeNotificationPlanner:
         return len(clocks) + len(alerts)
 
 
-class FakeDatabase:
+class FakeDatabase(InMemoryDatabase[Tables]):
     """What has been committed; each unit of work starts from it."""
 
     def __init__(self) -> None:
-        self.tables = Tables()
-        self.commits = 0
+        super().__init__(Tables())
         self.planning_fails_with: Exception | None = None
 
+    @property
+    def tables(self) -> Tables:
+        return self.state
 
-class FakeUnitOfWork:
-    """Works on a copy of the database's tables; `commit` makes the copy the database's, leaving without it
-    drops the copy (a rollback)."""
+    def unit(self) -> FakeUnitOfWork:
+        """The unit-of-work factory the handler takes (`reporting.ports.ReadModelUnits`)."""
+        return FakeUnitOfWork(self)
 
+
+class FakeUnitOfWork(InMemoryUnitOfWork[Tables]):
+    """Satisfies `reporting.ports.ReadModelUnitOfWork`."""
+
+    _database: FakeDatabase
     inbox: FakeInbox
     read_models: FakeReadModels
     notifications: FakeNotificationPlanner
 
-    def __init__(self, database: FakeDatabase) -> None:
-        self._database = database
-        self.committed = False
-
-    async def __aenter__(self) -> Self:
-        self._work = copy.deepcopy(self._database.tables)
-        self.inbox = FakeInbox(self._work)
-        self.read_models = FakeReadModels(self._work)
-        self.notifications = FakeNotificationPlanner(self._work, self._database.planning_fails_with)
-        return self
-
-    async def __aexit__(
-        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
-    ) -> None:
-        return None
-
-    async def commit(self) -> None:
-        self._database.tables = self._work
-        self._database.commits += 1
-        self.committed = True
-
-
-class FakeUnits:
-    """The unit-of-work factory the handler takes; remembers the units it made."""
-
-    def __init__(self, database: FakeDatabase) -> None:
-        self._database = database
-        self.made: list[FakeUnitOfWork] = []
-
-    def __call__(self) -> FakeUnitOfWork:
-        unit = FakeUnitOfWork(self._database)
-        self.made.append(unit)
-        return unit
+    def _open(self, work: Tables) -> None:
+        self.inbox = FakeInbox(work)
+        self.read_models = FakeReadModels(work)
+        self.notifications = FakeNotificationPlanner(work, self._database.planning_fails_with)

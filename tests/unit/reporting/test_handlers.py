@@ -11,7 +11,7 @@ import pytest
 from reporting.handlers import ReadModels
 from slm_shared.events import CloudEvent
 from tests.integration.reporting.events import clock_event, feedback_event, slo_alert_event, ticket_event
-from tests.unit.reporting.fakes import FakeDatabase, FakeUnits
+from tests.unit.reporting.fakes import FakeDatabase
 
 TENANT = "t1"
 RECEIVED = datetime(2026, 10, 6, 12, 0, tzinfo=UTC)
@@ -58,19 +58,18 @@ def met(sequence: int = 2) -> CloudEvent:
     )
 
 
-def handler(database: FakeDatabase) -> tuple[ReadModels, FakeUnits]:
-    units = FakeUnits(database)
-    return ReadModels(units, now=lambda: RECEIVED), units
+def handler(database: FakeDatabase) -> ReadModels:
+    return ReadModels(database.unit, now=lambda: RECEIVED)
 
 
 async def test_a_clock_batch_commits_the_winning_cycle_and_its_rollup_delta() -> None:
     database = FakeDatabase()
-    read_models, units = handler(database)
+    read_models = handler(database)
 
     outcomes = await read_models.apply_batch([started(), met()])
 
     assert outcomes == ["applied", "applied"]
-    assert [unit.committed for unit in units.made] == [True]
+    assert database.committed == [True]
     cycle = database.tables.cycles[CYCLE]
     assert (cycle["state"], cycle["last_sequence"], cycle["recalculations"]) == ("met", 2, 0)
     [deltas] = database.tables.flushed
@@ -83,7 +82,7 @@ async def test_a_clock_batch_commits_the_winning_cycle_and_its_rollup_delta() ->
 
 async def test_a_redelivered_batch_changes_nothing() -> None:
     database = FakeDatabase()
-    read_models, _ = handler(database)
+    read_models = handler(database)
     batch = [started(), met()]
     await read_models.apply_batch(batch)
     cycles_before = {key: dict(row) for key, row in database.tables.cycles.items()}
@@ -99,7 +98,7 @@ async def test_a_redelivered_batch_changes_nothing() -> None:
 
 async def test_an_event_twice_in_one_batch_applies_once() -> None:
     database = FakeDatabase()
-    read_models, _ = handler(database)
+    read_models = handler(database)
     event = met()
     redelivered = event.model_copy()  # as the consumer parses it again from the second record
 
@@ -109,7 +108,7 @@ async def test_an_event_twice_in_one_batch_applies_once() -> None:
 
 async def test_a_recalculation_moves_the_cycle_from_met_to_breached() -> None:
     database = FakeDatabase()
-    read_models, _ = handler(database)
+    read_models = handler(database)
     await read_models.apply_batch([started(), met()])
     # A late pause proved wrong: the cycle really took 1000 s, 100 over its 900 s target.
     recalculated = clock_event(
@@ -139,7 +138,7 @@ async def test_a_recalculation_moves_the_cycle_from_met_to_breached() -> None:
 
 async def test_an_overtaken_transition_is_counted_out_of_order_and_changes_nothing() -> None:
     database = FakeDatabase()
-    read_models, _ = handler(database)
+    read_models = handler(database)
     await read_models.apply_batch([met(sequence=2)])
 
     assert await read_models.apply_batch([started(sequence=1)]) == ["applied"]
@@ -152,7 +151,7 @@ async def test_an_overtaken_transition_is_counted_out_of_order_and_changes_nothi
 
 async def test_a_ticket_batch_derives_its_volume_deltas() -> None:
     database = FakeDatabase()
-    read_models, _ = handler(database)
+    read_models = handler(database)
     opened = ticket_event(TENANT, "T-9", at(5, 8), "created", "new", priority="P2", assignment_group="desk")
     resolved = ticket_event(TENANT, "T-9", at(6, 8), "updated", "resolved", priority="P2")
 
@@ -171,7 +170,7 @@ async def test_a_ticket_batch_derives_its_volume_deltas() -> None:
 async def test_a_feedback_batch_stores_the_answer_once_and_notes_a_closed_period() -> None:
     database = FakeDatabase()
     database.tables.closed[TENANT] = [(at(1, 0), at(6, 0))]
-    read_models, _ = handler(database)
+    read_models = handler(database)
     answer = feedback_event(TENANT, "T-1", at(5, 10), score=4)
 
     assert await read_models.apply_batch([answer]) == ["applied"]
@@ -187,7 +186,7 @@ async def test_a_feedback_batch_stores_the_answer_once_and_notes_a_closed_period
 
 async def test_notifications_are_planned_for_the_first_deliveries_only() -> None:
     database = FakeDatabase()
-    read_models, _ = handler(database)
+    read_models = handler(database)
     clock = met()
     alert = slo_alert_event(TENANT, at(5, 9, 5), "email", slo_id="availability", alert="page", state="firing")
     ticket = ticket_event(TENANT, "T-1", at(5, 9), "created", "new", priority="P1")
@@ -203,13 +202,13 @@ async def test_notifications_are_planned_for_the_first_deliveries_only() -> None
 async def test_a_failing_step_rolls_the_whole_batch_back_and_a_redelivery_applies_it() -> None:
     database = FakeDatabase()
     database.planning_fails_with = RuntimeError("planner down")
-    read_models, units = handler(database)
+    read_models = handler(database)
     batch = [started(), met()]
 
     with pytest.raises(RuntimeError, match="planner down"):
         await read_models.apply_batch(batch)
 
-    assert [unit.committed for unit in units.made] == [False]
+    assert database.committed == [False]
     assert (database.tables.inbox, database.tables.cycles, database.tables.flushed) == (set(), {}, [])
     database.planning_fails_with = None
     assert await read_models.apply_batch(batch) == ["applied", "applied"]

@@ -15,8 +15,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 from sla_engine.clocks.publication import ReconciledTicket
 from sla_engine.domain.reconciliation import TicketState
@@ -35,6 +34,7 @@ from sla_engine.ports import (
 )
 from slm_shared.events import CloudEvent
 from slm_shared.outbox import OutgoingEvent, OutgoingRecord
+from tests.unit.in_memory_units import InMemoryDatabase, InMemoryUnitOfWork
 
 Pair = tuple[str, str]
 
@@ -364,37 +364,20 @@ class FakeInbox:
         return fresh
 
 
-class FakeUnitOfWork:
-    """One 'transaction' on the store: kept by `commit`, undone when left without one."""
+class FakeUnitOfWork(InMemoryUnitOfWork[FakeStore]):
+    """Satisfies `sla_engine.ports.EngineUnit`: its repositories work on the unit's copy of the store."""
 
-    def __init__(self, store: FakeStore) -> None:
-        self.store = store
-        self.committed = False
-        self.tickets = FakeTicketEvents(store)
-        self.states = FakeClockStates(store)
-        self.timers = FakeDueQueue(store)
-        self.bundles = FakeBundleVersions(store)
-        self.slos = FakeSloSeries(store)
-        self.outbox = FakeOutbox(store)
-        self.inbox = FakeInbox(store)
-        self._before: FakeStore | None = None
-
-    async def __aenter__(self) -> Self:
-        self._before = copy.deepcopy(self.store)
-        return self
-
-    async def __aexit__(
-        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
-    ) -> None:
-        if self._before is not None:  # left without commit: as it was
-            vars(self.store).update(vars(self._before))
-
-    async def commit(self) -> None:
-        self.committed = True
-        self._before = copy.deepcopy(self.store)  # what a later rollback of this unit returns to
+    def _open(self, work: FakeStore) -> None:
+        self.tickets = FakeTicketEvents(work)
+        self.states = FakeClockStates(work)
+        self.timers = FakeDueQueue(work)
+        self.bundles = FakeBundleVersions(work)
+        self.slos = FakeSloSeries(work)
+        self.outbox = FakeOutbox(work)
+        self.inbox = FakeInbox(work)
 
     def savepoint(self) -> AbstractAsyncContextManager[object]:
-        return _savepoint(self.store)
+        return _savepoint(self._work)
 
 
 @asynccontextmanager
@@ -407,13 +390,19 @@ async def _savepoint(store: FakeStore) -> AsyncIterator[object]:
         raise
 
 
-class FakeUnits:
-    """The unit-of-work factory: every unit it made, in order, for the test to inspect."""
+class FakeUnits(InMemoryDatabase[FakeStore]):
+    """The unit-of-work factory: the committed store, and every unit it made, in order, for the test to inspect."""
 
     def __init__(self, store: FakeStore | None = None) -> None:
-        self.store = store or FakeStore()
-        self.made: list[FakeUnitOfWork] = []
+        super().__init__(store or FakeStore())
+
+    @property
+    def store(self) -> FakeStore:
+        return self.state
+
+    @property
+    def made(self) -> list[InMemoryUnitOfWork[FakeStore]]:
+        return self.units
 
     def __call__(self) -> FakeUnitOfWork:
-        self.made.append(FakeUnitOfWork(self.store))
-        return self.made[-1]
+        return FakeUnitOfWork(self)

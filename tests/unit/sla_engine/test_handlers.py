@@ -149,12 +149,12 @@ async def test_a_round_that_fails_keeps_nothing_and_leaves_the_ticket_due(
         async def reschedule(self, timers: Any) -> None:
             raise ConnectionError("the database went away")
 
-    def broken_unit() -> FakeUnitOfWork:
-        unit = FakeUnits.__call__(units)
-        unit.timers = BrokenDueQueue(units.store)
-        return unit
+    class BrokenUnit(FakeUnitOfWork):
+        def _open(self, work: FakeStore) -> None:
+            super()._open(work)
+            self.timers = BrokenDueQueue(work)
 
-    failing = ClockKeeper(broken_unit, BundleCache(), Now(T0 + timedelta(hours=5)))
+    failing = ClockKeeper(lambda: BrokenUnit(units), BundleCache(), Now(T0 + timedelta(hours=5)))
     try:
         with pytest.raises(ConnectionError):
             await failing.reconcile_due(limit=10, per_tenant=10, budget_seconds=60)
