@@ -8,7 +8,9 @@ One relay per database publishes at a time (a transaction-level advisory lock; t
 it taken and wait for the next wake-up): relays that shared the rows with `SKIP LOCKED` published a key's later
 rows while another relay still held its earlier ones, so a partition carried a ticket's events out of order
 (the fault suite saw a cycle's `sequence` 3, 4, 5 before 1, 2). The lock ends with the holder's transaction or
-connection, so a relay that dies or is cut off frees it for the next.
+connection, so a relay that dies or is cut off frees it for the next. One that stops without dying (a paused
+pod, a frozen event loop, a partition the TCP stack has not noticed) would hold it for hours: the relay's session
+therefore sets `idle_in_transaction_session_timeout`, and the server ends a pass that stalls past it.
 """
 
 from __future__ import annotations
@@ -149,8 +151,12 @@ class OutboxRelay:
         batch_size: int = 500,
         poll_seconds: float = 0.5,
         retention_seconds: float = 3600.0,
+        stalled_pass_seconds: float = 60.0,
     ) -> None:
         self._dsn = dsn
+        # Above the producer's own delivery timeout (aiokafka's request_timeout_ms, 40 s): a pass waiting for a
+        # slow broker is ended by the producer, not by the server.
+        self._session_settings = {"idle_in_transaction_session_timeout": str(round(stalled_pass_seconds * 1000))}
         self._producer_options = dict(producer_options)
         self._batch_size = batch_size
         self._poll_seconds = poll_seconds
@@ -189,7 +195,7 @@ class OutboxRelay:
     async def _connect(self) -> asyncpg.Connection:
         """The working connection, plus a LISTEN connection to wake up on commits (both fresh)."""
         await self._close_listener()
-        connection = await asyncpg.connect(self._dsn)
+        connection = await asyncpg.connect(self._dsn, server_settings=self._session_settings)
         try:
             self._listener = await asyncpg.connect(self._dsn)
             await self._listener.add_listener(NOTIFY_CHANNEL, self._on_notify)

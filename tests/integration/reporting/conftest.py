@@ -119,7 +119,8 @@ async def consuming_from_the_end(app: object, within: float = 60.0) -> None:
             await subscriber.consumer.position(partition)
 
 
-@pytest.fixture(scope="session")
+# Package-scoped: its outbox relay on the test loop must not outlive the package (see the intake conftest).
+@pytest.fixture(scope="package")
 async def reporting(stack: Stack) -> AsyncIterator[Reporting]:
     clock = MovableClock()
     settings = ReportingSettings(

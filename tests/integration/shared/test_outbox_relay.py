@@ -153,3 +153,43 @@ async def test_two_relays_publish_each_tickets_rows_in_the_order_they_were_commi
     for event in events:
         published.setdefault(event["subject"], []).append(event["id"])
     assert published == {f"T-{t}": [f"e-{t * per_ticket + n}" for n in range(per_ticket)] for t in range(tickets)}
+
+
+async def test_a_relay_frozen_in_the_middle_of_a_pass_does_not_hold_the_other_replicas_back(
+    stack: Stack, scratch_database: str
+) -> None:
+    """A replica that stops without dying (a paused pod, an event loop blocked by other work) while it holds the
+    publishing lock: the server ends its stalled transaction, so the other replica takes the lock and publishes.
+    Before the relay set `idle_in_transaction_session_timeout`, the lock stayed taken for as long as the frozen
+    replica's connection lived, and no row of the database was published meanwhile."""
+    tenant = f"outbox-{uuid.uuid4().hex[:8]}"
+    topic = f"test.outbox.{uuid.uuid4().hex[:8]}"
+    engine = create_engine(scratch_database)
+    async with session_factory(engine)() as session, session.begin():
+        await Outbox(define_outbox_table(sa.MetaData())).add(session, [snapshot_event(tenant, topic, 1)])
+    await engine.dispose()
+    producer_options = {"bootstrap_servers": stack.kafka_bootstrap}
+    frozen = OutboxRelay(
+        dsn=asyncpg_dsn(scratch_database), producer_options=producer_options, poll_seconds=0.05, stalled_pass_seconds=1
+    )
+    healthy = OutboxRelay(dsn=asyncpg_dsn(scratch_database), producer_options=producer_options, poll_seconds=0.05)
+    inside, release = asyncio.Event(), asyncio.Event()
+    await frozen.start()
+    assert frozen._producer is not None
+    send = frozen._producer.send
+
+    async def stall(*args: object, **kwargs: object) -> asyncio.Future[object]:
+        inside.set()  # the pass holds the lock and the row now
+        await release.wait()
+        return await send(*args, **kwargs)  # type: ignore[arg-type]
+
+    frozen._producer.send = stall  # type: ignore[method-assign]
+    try:
+        await asyncio.wait_for(inside.wait(), 30)
+        await healthy.start()
+        events = await collect(stack.kafka_bootstrap, topic, lambda got: len(got) >= 1, tenant=tenant, within=30)
+    finally:
+        release.set()
+        await frozen.stop()
+        await healthy.stop()
+    assert [event["id"] for event in events] == ["e-1"]
