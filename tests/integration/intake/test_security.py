@@ -22,7 +22,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from intake.tables import received_events, webhook_secrets
+from intake.tables import api_keys, received_events, webhook_secrets
 from scripts.localstack import REPO, Stack
 from tests.integration.intake.support import Keys, RunningIntake, Tenant, intake_settings, running_intake
 
@@ -227,6 +227,29 @@ async def test_secrets_are_stored_encrypted(intake: RunningIntake, keys: Keys, e
         ).scalar_one()
     assert issued["secret"].encode() not in stored
     assert base64.urlsafe_b64decode(stored)[:1] == b"\x80"  # a Fernet token (version byte 0x80)
+
+
+async def test_a_revocation_is_final_and_revoking_again_keeps_its_time(
+    intake: RunningIntake, keys: Keys, engine: AsyncEngine
+) -> None:
+    """Intake keeps its keys with the upsert every service keeps its copy with (`slm_shared.auth.store_key`)."""
+    tenant = await keys.tenant("revoke")
+
+    async def stored() -> tuple[str, datetime]:
+        async with engine.connect() as connection:
+            row = (
+                await connection.execute(
+                    sa.select(api_keys.c.status, api_keys.c.updated_at).where(api_keys.c.key_id == tenant.key_id)
+                )
+            ).one()
+        return row.status, row.updated_at
+
+    await keys.admin.revoke(tenant.key_id)
+    first = await stored()
+    await keys.admin.revoke(tenant.key_id)
+    assert first[0] == "revoked"
+    assert await stored() == first
+    assert (await intake.client.get("/v1/rejections", headers=tenant.headers)).status_code == 401
 
 
 async def test_each_key_reaches_only_the_routes_of_its_scopes(intake: RunningIntake, keys: Keys) -> None:

@@ -10,10 +10,9 @@ import re
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert
 
 from intake import tables
-from slm_shared.auth import parse_scopes, scopes_text
+from slm_shared.auth import parse_scopes, store_key
 from slm_shared.events import ApiKeyData
 
 if TYPE_CHECKING:
@@ -55,19 +54,9 @@ class SqlApiKeys:
         return _data(row)
 
     async def store(self, key: ApiKeyData, now: datetime) -> None:
-        """A new key, or a known key's new status (its hash, tenant and scopes never change)."""
-        await self._session.execute(
-            insert(tables.api_keys)
-            .values(
-                key_id=key.key_id,
-                tenant_id=key.tenant_id,
-                key_hash=key.key_hash,
-                status=key.status,
-                updated_at=now,
-                scopes=scopes_text(key.scopes),
-            )
-            .on_conflict_do_update(index_elements=["key_id"], set_={"status": key.status, "updated_at": now})
-        )
+        """A new key, or a known key's new status (its hash, tenant and scopes never change): the kit's upsert,
+        the one every service keeps its copy with, so a revocation is final here too."""
+        await store_key(self._session, tables.api_keys, key, now)
 
     async def every(self) -> list[ApiKeyData]:
         """Every key, whatever its status, in the table's order."""
