@@ -7,6 +7,7 @@ import random
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from typing import Any
 
 import asyncpg
 import pytest
@@ -178,12 +179,12 @@ async def test_a_relay_frozen_in_the_middle_of_a_pass_does_not_hold_the_other_re
     assert frozen._producer is not None
     send = frozen._producer.send
 
-    async def stall(*args: object, **kwargs: object) -> asyncio.Future[object]:
+    async def stall(*args: Any, **kwargs: Any) -> Any:
         inside.set()  # the pass holds the lock and the row now
         await release.wait()
-        return await send(*args, **kwargs)  # type: ignore[arg-type]
+        return await send(*args, **kwargs)
 
-    frozen._producer.send = stall  # type: ignore[method-assign]
+    frozen._producer.send = stall
     try:
         await asyncio.wait_for(inside.wait(), 30)
         await healthy.start()
