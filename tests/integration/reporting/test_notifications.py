@@ -490,24 +490,43 @@ async def _attempts(tenant: Tenant, ticket: str, attempts: int) -> bool:
     return any(row["attempts"] >= attempts for row in await delivery_log(tenant, ticket=ticket))
 
 
-async def test_a_channel_secret_no_key_decrypts_is_never_sent_unsigned(
+async def test_a_channel_secret_this_replica_cannot_decrypt_is_never_sent_unsigned_and_left_for_a_retry(
     reporting: Reporting, receivers: Receivers
 ) -> None:
+    """A replica without the key a secret was stored under (a rolling key change, a replica configured apart) fails
+    the attempt and leaves the row for a retry, which a replica holding the key sends: it is not killed at once."""
     tenant = await reporting.tenant("ntf")
     await apply(tenant, webhook_policy(receivers))
     t = tables.notification_policies
-    async with reporting.sessions() as session, session.begin():  # as if encrypted under a key since dropped
-        await session.execute(
-            sa.update(t)
-            .where(t.c.tenant_id == tenant.name)
-            .values(document=t.c.document.op("||")(sa.cast({"secrets": {"desk": "gAAAAA-not-ours"}}, JSONB)))
-        )
+
+    async def store_secret(token: object) -> None:
+        async with reporting.sessions() as session, session.begin():
+            await session.execute(
+                sa.update(t)
+                .where(t.c.tenant_id == tenant.name)
+                .values(document=t.c.document.op("||")(sa.cast({"secrets": {"desk": token}}, JSONB)))
+            )
+
+    async with reporting.sessions() as session:
+        readable = (
+            await session.execute(sa.select(t.c.document["secrets"]["desk"].astext).where(t.c.tenant_id == tenant.name))
+        ).scalar_one()
+    await store_secret("gAAAAA-not-ours")  # as if encrypted under a key this replica does not hold
     reporting.clock.pinned = BREACH
     await reporting.publish([breach(tenant, "INC-K1")])
-    await eventually(partial(_status, tenant, "INC-K1", "dead"), "the notification is dead")
+    await eventually(partial(_attempts, tenant, "INC-K1", 1), "the notification was tried")
     [row] = await delivery_log(tenant, ticket="INC-K1")
-    assert row["last_error"] == "the channel's secret cannot be decrypted with the configured keys"
+    assert (row["status"], row["attempts"]) == ("retrying", 1)
+    assert row["last_error"] == "the channel's secret cannot be decrypted with this replica's keys"
     assert receivers.at("/hook") == []
+
+    await store_secret(readable)  # what a replica holding the key reads
+    reporting.clock.pinned = BREACH + timedelta(minutes=1)  # past the first retry's pause (at most 10 s)
+    await eventually(lambda: _count(receivers, "/hook", 1), "the retry was sent")
+    [received] = receivers.at("/hook")
+    assert received.problems == []  # signed with the channel's secret
+    [row] = await delivery_log(tenant, ticket="INC-K1")
+    assert (row["status"], row["attempts"]) == ("sent", 2)
 
 
 async def test_an_event_received_long_after_its_instant_notifies_nobody_and_a_stop_with_nothing_paged_no_resolve(

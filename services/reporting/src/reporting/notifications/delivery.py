@@ -251,10 +251,9 @@ class NotificationDelivery:
             delivery = self._delivery(row, stored, channel.name, clock, calendars, now, secrets.get(channel.name))
             try:
                 if delivery.secret is None and channel.name in stored.document["secrets"]:
-                    # Never send unsigned (or unauthenticated) what was configured with a secret.
-                    raise DeliveryFailed(
-                        "the channel's secret cannot be decrypted with the configured keys", permanent=True
-                    )
+                    # Never send unsigned (or unauthenticated) what was configured with a secret. Not permanent:
+                    # during a rolling key change another replica holds the key, so the row is left for a retry.
+                    raise DeliveryFailed("the channel's secret cannot be decrypted with this replica's keys")
                 await self._senders.send(delivery, now)
             except DeliveryFailed as error:
                 attempts = row["attempts"] + 1
