@@ -9,11 +9,13 @@ from datetime import UTC, datetime
 import pytest
 
 from reporting.domain.assemble import assemble
-from reporting.domain.config import ReportingConfig
+from reporting.domain.config import QualityTarget, ReportingConfig
 from reporting.domain.inputs import OutcomeCell, ReportInputs
 from reporting.domain.model import BreachedCycle
 from reporting.domain.periods import period_containing
-from reporting.render.html import render_report_html
+from reporting.domain.quality import standard
+from reporting.i18n import translations
+from reporting.render.html import render_report_html, standard_text
 from reporting.render.tabular import render_csv, render_csv_zip
 from reporting.reports import report_document
 
@@ -220,3 +222,15 @@ def test_a_snapshot_frozen_before_live_clocks_and_quality_targets_still_renders(
     html = render_report_html(old)
     assert "INC-9" in html
     assert '<span class="note">as of' not in html  # nothing to say about a value frozen without its instant
+
+
+def test_a_standard_in_seconds_reads_as_a_duration_in_both_languages_and_a_percentage_as_before() -> None:
+    backlog = QualityTarget.model_validate(
+        {"id": "age", "kpi": "backlog_age_p90", "threshold": 8 * 86400 + 2 * 3600, "service": "email"}
+    )
+    row = {"kpi": "backlog_age_p90", "standard": standard(backlog), "service": "email"}
+    assert standard_text(row) == "backlog age p90 <= 8d 02h 00m for service email"
+    chinese = translations("zh-CN").gettext
+    assert standard_text(row, chinese) == "积压工单时长 p90 <= 8d 02h 00m；服务 email"
+    breaches = QualityTarget.model_validate({"id": "br", "kpi": "breach_rate", "threshold": 5})
+    assert standard_text({"kpi": "breach_rate", "standard": standard(breaches)}) == "breach rate (SLA) <= 5 %"

@@ -139,14 +139,18 @@ def translated_text(text: str, gettext: Callable[[str], str] = str) -> str:
 
 
 def standard_text(result: dict[str, Any], gettext: Callable[[str], str] | None = None) -> str:
-    """A quality target's standard in the page's language (English: as the domain wrote it)."""
+    """A quality target's standard in the page's language (English: as the domain wrote it), a threshold in
+    seconds as a duration (`8d 00h 00m`, as the values beside it), a percentage as `80 %`."""
     text: str = result["standard"]
     match = STANDARD.match(text)
     kpi_name = KPI_NAMES.get(result["kpi"], "")
-    if gettext is None or match is None or not match["what"].startswith(kpi_name):
+    if match is None or not match["what"].startswith(kpi_name):
         return text
+    threshold = duration(float(match["threshold"])) if match["unit"] == "s" else f"{match['threshold']} %"
+    if gettext is None:
+        return text[: match.start("threshold")] + threshold + text[match.end("unit") :]
     what = gettext(kpi_name) + match["what"][len(kpi_name) :]  # the agreement, metric or SLO qualifier is data
-    parts = [f"{what} {match['comparison']} {match['threshold']} {match['unit']}"]
+    parts = [f"{what} {match['comparison']} {threshold}"]
     scope = [f"{gettext(name)} {value}" for name in ("service", "customer") if (value := result.get(name))]
     if scope:
         parts.append("，".join(scope))
