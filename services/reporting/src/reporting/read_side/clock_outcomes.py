@@ -1,6 +1,8 @@
-"""Reads of the clock outcomes behind the report and the dashboard: attainment counts (daily rollups for the whole
-UTC days, raw rows for the partial edges), time percentiles, breached, open and imminent cycles, the clock list, and
-the OLA/UC breaches underpinning SLA breaches."""
+"""Reads of the clock outcomes: attainment, times, breached, open and imminent cycles, the clock list.
+
+Counts come from the daily rollups for the whole UTC days of a period and from the raw rows for its partial edges;
+lists and percentiles from the raw rows through partial and covering indexes; `underpinning` counts the OLA/UC
+breaches under the period's SLA-breached tickets."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""Reads behind the report's data notes: the events' ranges and lateness, recalculated cycles, the revisions
-published for the period, and late changes not handled yet."""
+"""Reads behind the report's data notes: event ranges, recalculations, published revisions, late changes."""
 
 from __future__ import annotations
 

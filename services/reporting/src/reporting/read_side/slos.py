@@ -1,4 +1,4 @@
-"""Reads of the SLOs behind the report and the dashboard: each SLO's last evaluation in a period, its alerts."""
+"""Reads of the SLOs behind the report and the dashboard: each SLO's last evaluation, its alerts."""
 
 from __future__ import annotations
 

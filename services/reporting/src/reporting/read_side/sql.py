@@ -1,5 +1,4 @@
-"""The read side's SQL building blocks: templates filled with fragments it writes itself, the report's scope, and a
-period cut into whole UTC days (for the rollups) and its partial edges (for the raw rows)."""
+"""The read side's SQL building blocks: templates, the report's scope, a period's whole UTC days and edges."""
 
 from __future__ import annotations
 

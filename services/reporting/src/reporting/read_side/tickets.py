@@ -1,5 +1,7 @@
-"""Reads of the tickets behind the report: volumes (daily rollups for the whole UTC days, raw transitions for the
-partial edges), the backlog at an instant, and satisfaction (each ticket's latest survey answer)."""
+"""Reads of the tickets behind the report: volumes, the backlog at an instant, satisfaction (CSAT).
+
+Volumes come from the daily rollups for the whole UTC days and the raw transitions for the partial edges; CSAT
+counts each ticket's latest survey answer."""
 
 from __future__ import annotations
 
