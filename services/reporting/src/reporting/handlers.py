@@ -52,7 +52,7 @@ from slm_shared.tracing import TraceContext, consuming
 if TYPE_CHECKING:
     from datetime import datetime
 
-    from reporting.domain.notifications import Lateness
+    from reporting.domain.notification_sending import Lateness
 
 log = logging.getLogger(__name__)
 

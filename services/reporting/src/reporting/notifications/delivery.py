@@ -29,15 +29,8 @@ from prometheus_client import Counter, Histogram
 
 from reporting.domain.messages import notification_message
 from reporting.domain.notification_policy import REPORT_PUBLISHED, NotificationPolicy
-from reporting.domain.notifications import (
-    CORRECTION,
-    ClockNow,
-    Planned,
-    repeat_after,
-    retry_delay,
-    still_holds,
-    values_at,
-)
+from reporting.domain.notification_sending import ClockNow, retry_delay, still_holds, values_at
+from reporting.domain.notifications import CORRECTION, Planned, repeat_after
 from reporting.notifications.channels import Delivery, DeliveryFailed, Senders
 from reporting.notifications.deliveries import cycle_of
 from reporting.notifications.planning import new_id

@@ -19,6 +19,8 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import distinct_on, insert
 
 from reporting import tables
+from reporting.domain.notification_corrections import Retracted, Said, corrections
+from reporting.domain.notification_sending import Lateness, on_arrival
 from reporting.domain.notifications import (
     BEFORE_DUE,
     LEAD_TRANSITIONS,
@@ -26,13 +28,8 @@ from reporting.domain.notifications import (
     AlertFacts,
     ClockFacts,
     Facts,
-    Lateness,
     Planned,
     ReportFacts,
-    Retracted,
-    Said,
-    corrections,
-    on_arrival,
     plan,
 )
 from reporting.notifications.policies import SqlPolicyRepository, StoredPolicy
@@ -161,7 +158,7 @@ class SqlNotificationPlanner:
         statement to read the policies, one to write the rows. Returns how many were planned (a replay's are then
         skipped).
 
-        An event received late is judged by `on_arrival` (reporting.domain.notifications): history beyond the
+        An event received late is judged by `on_arrival` (reporting.domain.notification_sending): history beyond the
         horizon and a late transition its cycle had already moved past are logged as `suppressed`, never sent;
         any other late one waits for the backlog behind it and carries when it should have gone out, so the
         message says how late it is. A PagerDuty `resolve` is planned only for a cycle and rule that has a trigger
