@@ -11,7 +11,8 @@ from string import Template
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from reporting.domain.notification_policy import REPORT_PUBLISHED, TEMPLATE_NAMES, Language, Templates
+from reporting.domain.notification_policy import REPORT_PUBLISHED
+from reporting.domain.notification_templates import TEMPLATE_NAMES, Language, Templates
 from reporting.domain.notifications import CORRECTION
 
 if TYPE_CHECKING:

@@ -32,13 +32,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from reporting.domain.live import Calendars, working_calendar
-from reporting.domain.notification_policy import (
-    REPORT_PUBLISHED,
-    Level,
-    NotificationPolicy,
-    Rule,
-    parse_duration,
-)
+from reporting.domain.notification_fields import parse_duration
+from reporting.domain.notification_policy import REPORT_PUBLISHED, Level, NotificationPolicy, Rule
 from slm_shared.business_time import BusinessCalendar, from_epoch
 
 STOPS = frozenset({"met", "stopped_breached", "cancelled"})
