@@ -28,7 +28,7 @@ from reporting.domain.rollups import (
     ticket_heads,
     ticket_key,
 )
-from reporting.notifications.planning import DEFAULT_LATENESS
+from reporting.notifications.planned_rows import DEFAULT_LATENESS
 from reporting.ports import ReadModelRepository, ReadModelUnits
 from slm_shared.consumer import Record, parse_batch
 from slm_shared.events import (
