@@ -8,10 +8,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from reporting.domain.notifications import Lateness
+from reporting.domain.notification_sending import Lateness
 from reporting.domain.rollups import CycleKey, Deltas, TicketKey
 from reporting.domain.tickets import Snapshot, VolumeTransition
-from reporting.notifications.planning import DEFAULT_LATENESS
+from reporting.notifications.planned_rows import DEFAULT_LATENESS
 from slm_shared.events import (
     ClockTransitionData,
     CloudEvent,

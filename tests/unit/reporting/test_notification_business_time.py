@@ -14,7 +14,8 @@ from pydantic import ValidationError
 
 from reporting.domain.live import business_calendar
 from reporting.domain.notification_policy import NotificationPolicy
-from reporting.domain.notifications import ClockFacts, ClockNow, plan, still_holds, values_at
+from reporting.domain.notification_sending import ClockNow, still_holds, values_at
+from reporting.domain.notifications import ClockFacts, plan
 from slm_shared.events import CalendarData
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")

@@ -11,24 +11,20 @@ import yaml
 from pydantic import ValidationError
 
 from reporting.domain.messages import duration_text, notification_message
-from reporting.domain.notification_policy import MAX_RULES, NotificationCalendar, NotificationPolicy, Templates
-from reporting.domain.notifications import (
-    AlertFacts,
+from reporting.domain.notification_calendar import NotificationCalendar
+from reporting.domain.notification_corrections import Retracted, Said, corrections
+from reporting.domain.notification_policy import MAX_RULES, NotificationPolicy
+from reporting.domain.notification_sending import (
     Arrival,
-    ClockFacts,
     ClockNow,
     Lateness,
-    ReportFacts,
-    Retracted,
-    Said,
-    corrections,
     on_arrival,
-    plan,
-    repeat_after,
     retry_delay,
     still_holds,
     values_at,
 )
+from reporting.domain.notification_templates import Templates
+from reporting.domain.notifications import AlertFacts, ClockFacts, ReportFacts, plan, repeat_after
 from reporting.notifications.channels import standard_webhook_signature
 
 SHANGHAI = timezone(timedelta(hours=8))

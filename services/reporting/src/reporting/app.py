@@ -13,7 +13,7 @@ from reporting.api import DASHBOARD_BODY_LIMITS, DASHBOARD_PUBLIC, dashboard_rou
 from reporting.browser import SecurityHeaders
 from reporting.calendars import subscribe_calendars
 from reporting.closing import PeriodCloser
-from reporting.domain.notifications import Lateness
+from reporting.domain.notification_sending import Lateness
 from reporting.handlers import ReadModels
 from reporting.improvement_api import improvements_router
 from reporting.notifications.ack_links import AckLinks

@@ -28,7 +28,7 @@ from reporting.domain.rollups import (
     ticket_heads,
     ticket_key,
 )
-from reporting.notifications.planning import DEFAULT_LATENESS
+from reporting.notifications.planned_rows import DEFAULT_LATENESS
 from reporting.ports import ReadModelRepository, ReadModelUnits
 from slm_shared.consumer import Record, parse_batch
 from slm_shared.events import (
@@ -52,7 +52,7 @@ from slm_shared.tracing import TraceContext, consuming
 if TYPE_CHECKING:
     from datetime import datetime
 
-    from reporting.domain.notifications import Lateness
+    from reporting.domain.notification_sending import Lateness
 
 log = logging.getLogger(__name__)
 

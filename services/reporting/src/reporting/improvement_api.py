@@ -13,10 +13,12 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from reporting.domain.config import Comparison, Kpi, Name, Text
 from reporting.domain.improvements import (
     AT_COMPLETION,
+    Entry,
+    RequestedChange,
     Status,
     TransitionRefused,
     TriggerKind,
-    check_transition,
+    change_entry,
 )
 from reporting.domain.periods import classify, period_containing, previous_periods
 from reporting.improvements import period_json, shown, target_of
@@ -142,23 +144,16 @@ def improvements_router(units: Units, now: Now) -> APIRouter:
             row = await uow.improvements.entry_of(tenant, improvement_id, lock=True)
             if row is None:
                 raise HTTPException(status.HTTP_404_NOT_FOUND, "no such improvement")
-            values: dict[str, Any] = {"updated_at": current}
-            if patch.owner is not None:
-                values["owner"] = patch.owner
-            if patch.due is not None:
-                values["due"] = patch.due
-            new_status = patch.status or row.status
             try:
-                check_transition(row.status, new_status)
+                changed = change_entry(
+                    Entry(row.status, row.owner, row.due, tuple(row.history)),
+                    RequestedChange(patch.status, patch.owner, patch.due, patch.note),
+                    current,
+                )
             except TransitionRefused as refused:
                 raise HTTPException(status.HTTP_409_CONFLICT, str(refused)) from refused
-            if new_status != row.status or patch.note:
-                values["status"] = new_status
-                values["history"] = [
-                    *row.history,
-                    {"at": current.isoformat(), "status": new_status, "note": patch.note},
-                ]
-            if new_status == "done" and row.status != "done":
+            values: dict[str, Any] = {"updated_at": current, **changed.fields}
+            if changed.completed:
                 config, _ = await uow.configs.load(tenant)
                 after = period_containing(current, config.timezone, config.period)
                 target = target_of(row.kpi, row.target_value, row.comparison)

@@ -12,7 +12,7 @@ from slm_shared.unit_of_work import InboxPort, UnitOfWork
 if TYPE_CHECKING:
     from datetime import datetime
 
-    from reporting.domain.notifications import Lateness
+    from reporting.domain.notification_sending import Lateness
     from reporting.domain.rollups import CycleKey, Deltas, TicketKey
     from reporting.domain.tickets import Snapshot, VolumeTransition
     from slm_shared.events import (

@@ -19,7 +19,8 @@ from reporting.domain.quality import (
     SloValue,
     evaluate,
 )
-from reporting.read_side import queries
+from reporting.read_side.slos import slo_statuses
+from reporting.read_side.sql import Scope, compose, period_edges
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -91,7 +92,7 @@ async def quality_facts(
         else (
             await session.execute(
                 sa.text(
-                    queries.compose(
+                    compose(
                         """
         SELECT tr.service, tr.customer, count(*) AS resolved, count(*) FILTER (WHERE $first_contact) AS first
         FROM ticket_transitions tr
@@ -133,14 +134,14 @@ async def quality_facts(
             )
         ).all()
     )
-    first_day, end_day, edges, edge_params = queries.period_edges(start, end, "stopped_at")
+    first_day, end_day, edges, edge_params = period_edges(start, end, "stopped_at")
     cycles = (
         empty
         if "cycles" not in needs
         else (
             await session.execute(
                 sa.text(
-                    queries.compose(
+                    compose(
                         """
         SELECT service, customer, agreement, metric, sum(met)::bigint AS met, sum(breached)::bigint AS breached
         FROM (SELECT service, customer, agreement, metric, met, breached FROM clock_daily
@@ -156,7 +157,7 @@ async def quality_facts(
             )
         ).all()
     )
-    slos = await queries.slo_statuses(session, queries.Scope(tenant), start, end) if "slos" in needs else []
+    slos = await slo_statuses(session, Scope(tenant), start, end) if "slos" in needs else []
     return QualityFacts(
         end=end,
         satisfied_ratio=satisfied_ratio,

@@ -19,10 +19,11 @@ from reporting.domain.model import ServiceLevelReport, TimeStats
 from reporting.domain.periods import Period, classify, period_containing, previous_periods
 from reporting.i18n import Language, choose_language
 from reporting.quality import FactsCache, quality_results
-from reporting.read_side import queries
+from reporting.read_side import clock_outcomes, data_notes, slos, tickets
 from reporting.read_side.calendars import calendars_of
 from reporting.read_side.config import load_config, save_config
 from reporting.read_side.snapshots import export_snapshot, published_report, published_reports, read_only
+from reporting.read_side.sql import Scope
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable
@@ -106,7 +107,7 @@ class ReportService:
             # The percentiles sort every stopped cycle of the period: the one scan a rollup cannot replace. They
             # run on a second connection, in the very same snapshot.
             snapshot = await export_snapshot(session)
-            times = asyncio.create_task(self._times_in(snapshot, queries.Scope(tenant, service, customer), period))
+            times = asyncio.create_task(self._times_in(snapshot, Scope(tenant, service, customer), period))
             try:
                 return await build_report(
                     session, tenant, period, config, version, service, customer, self._now(), clocks_limit, times=times
@@ -115,18 +116,18 @@ class ReportService:
                 if not times.done():
                     times.cancel()
 
-    async def _times_in(self, snapshot: str, scope: queries.Scope, period: Period) -> list[TimeStats]:
+    async def _times_in(self, snapshot: str, scope: Scope, period: Period) -> list[TimeStats]:
         async with read_only(self._sessions, snapshot) as session:
-            return await queries.time_stats(session, scope, period.start, period.end)
+            return await clock_outcomes.time_stats(session, scope, period.start, period.end)
 
     async def dashboard(self, tenant: str, at: datetime) -> DashboardView:
         """The live dashboard at `at`: the period so far, open and imminent breaches, SLOs, quality targets."""
         async with read_only(self._sessions) as session:
             config, _ = await load_config(session, tenant)
             period = period_containing(at, config.timezone, config.period)
-            scope = queries.Scope(tenant)
-            breaches = await queries.open_breaches(session, scope, at, DASHBOARD_LIST_LIMIT)
-            soon = await queries.about_to_breach(
+            scope = Scope(tenant)
+            breaches = await clock_outcomes.open_breaches(session, scope, at, DASHBOARD_LIST_LIMIT)
+            soon = await clock_outcomes.about_to_breach(
                 session, scope, at, timedelta(seconds=config.dashboard_horizon_seconds), DASHBOARD_LIST_LIMIT
             )
             running = [(c.calendar, c.policy_version) for c in breaches if c.state == "running"]
@@ -136,10 +137,10 @@ class ReportService:
                 at,
                 period,
                 config,
-                await queries.outcome_cells(session, scope, period.start, at),
+                await clock_outcomes.outcome_cells(session, scope, period.start, at),
                 breaches,
                 soon,
-                await queries.slo_statuses(session, scope, None, at + timedelta(seconds=1)),
+                await slos.slo_statuses(session, scope, None, at + timedelta(seconds=1)),
                 # The quality targets on the period so far, with the two whole periods before as their trend.
                 await quality_results(session, tenant, replace(period, end=max(at, period.start)), config),
                 await calendars_of(session, tenant, running),
@@ -159,7 +160,7 @@ async def build_report(
     times: Awaitable[list[TimeStats]] | None = None,
     quality_cache: FactsCache | None = None,
 ) -> ServiceLevelReport:
-    scope = queries.Scope(tenant, service, customer)
+    scope = Scope(tenant, service, customer)
     start, end = period.start, period.end
     trend = []
     for past in previous_periods(period, TREND_PERIODS):
@@ -168,15 +169,15 @@ async def build_report(
                 past.label,
                 past.start,
                 past.end,
-                await queries.outcome_cells(session, scope, past.start, past.end),
-                await queries.csat_cells(session, scope, past.start, past.end, config.csat_satisfied_ratio),
+                await clock_outcomes.outcome_cells(session, scope, past.start, past.end),
+                await tickets.csat_cells(session, scope, past.start, past.end, config.csat_satisfied_ratio),
             )
         )
-    csat = await queries.csat_cells(session, scope, start, end, config.csat_satisfied_ratio)
-    sla_breached, links = await queries.underpinning(session, scope, start, end)
-    ranges, recalculations = await queries.event_ranges(session, tenant, start, end)
-    clocks, truncated = await queries.clock_rows(session, scope, start, end, clocks_limit)
-    open_breaches = await queries.open_breaches(session, scope, end)
+    csat = await tickets.csat_cells(session, scope, start, end, config.csat_satisfied_ratio)
+    sla_breached, links = await clock_outcomes.underpinning(session, scope, start, end)
+    ranges, recalculations = await data_notes.event_ranges(session, tenant, start, end)
+    clocks, truncated = await clock_outcomes.clock_rows(session, scope, start, end, clocks_limit)
+    open_breaches = await clock_outcomes.open_breaches(session, scope, end)
     running = [(c.calendar, c.policy_version) for c in clocks if c.state == "running"]
     running += [(c.calendar, c.policy_version) for c in open_breaches if c.state == "running"]
     scope_key = PublishScope(service=service, customer=customer).key
@@ -186,27 +187,27 @@ async def build_report(
         customer=customer,
         generated_at=now,
         config_version=config_version,
-        cells=await queries.outcome_cells(session, scope, start, end),
+        cells=await clock_outcomes.outcome_cells(session, scope, start, end),
         trend=trend,
-        breached=await queries.breached_cycles(session, scope, start, end),
+        breached=await clock_outcomes.breached_cycles(session, scope, start, end),
         open_breaches=open_breaches,
-        times=await times if times is not None else await queries.time_stats(session, scope, start, end),
-        volumes=await queries.volume_cells(session, scope, start, end),
-        backlog_at_start=await queries.backlog_at(session, scope, start),
-        backlog_at_end=await queries.backlog_at(session, scope, end),
+        times=await times if times is not None else await clock_outcomes.time_stats(session, scope, start, end),
+        volumes=await tickets.volume_cells(session, scope, start, end),
+        backlog_at_start=await tickets.backlog_at(session, scope, start),
+        backlog_at_end=await tickets.backlog_at(session, scope, end),
         csat=csat,
         answered_tickets=sum(c.answers for c in csat),
-        slo_statuses=await queries.slo_statuses(session, scope, start, end),
-        alerts=await queries.alert_rows(session, scope, start, end),
+        slo_statuses=await slos.slo_statuses(session, scope, start, end),
+        alerts=await slos.alert_rows(session, scope, start, end),
         sla_breached_tickets=sla_breached,
         underpinning_links=links,
         event_ranges=ranges,
         recalculations=recalculations,
-        recalculated_cycles=await queries.recalculated_cycles(session, scope, start, end),
+        recalculated_cycles=await data_notes.recalculated_cycles(session, scope, start, end),
         clocks=clocks,
         clocks_truncated=truncated,
-        published=await queries.published_snapshots(session, tenant, start, end, scope_key),
-        pending_late_events=await queries.pending_late_changes(session, tenant, start),
+        published=await data_notes.published_snapshots(session, tenant, start, end, scope_key),
+        pending_late_events=await data_notes.pending_late_changes(session, tenant, start),
         quality=await quality_results(session, tenant, period, config, service, customer, quality_cache),
         calendars=await calendars_of(session, tenant, running),
     )

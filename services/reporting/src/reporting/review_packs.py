@@ -24,8 +24,8 @@ from sqlalchemy.dialects.postgresql import insert
 from reporting import tables
 from reporting.domain.config import PublishScope, ReportingConfig
 from reporting.domain.review import Delivered, delivery_order
-from reporting.read_side import queries
 from reporting.read_side.config import load_config
+from reporting.read_side.data_notes import pending_late_changes
 from reporting.reports import canonical_bytes
 from reporting.review_tables import complaint_handling, review_approvals, review_freezes
 from reporting.reviews import build_review, distribution, parse_period, review_document
@@ -110,7 +110,7 @@ async def after_close(
             }
             for row in amendments
         ],
-        "pending_late_events": await queries.pending_late_changes(session, tenant, period.start),
+        "pending_late_events": await pending_late_changes(session, tenant, period.start),
         # A complaint handled (or marked) since the close; `at_close` None: it was not in the frozen log.
         "complaint_handling": [
             {

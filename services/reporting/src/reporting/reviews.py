@@ -27,7 +27,8 @@ from reporting.domain.review import (
 )
 from reporting.domain.satisfaction import Handling, complaint_counts, satisfaction
 from reporting.quality import QUALITY_TREND_PERIODS, FactsCache, quality_results
-from reporting.read_side import queries
+from reporting.read_side.clock_outcomes import outcome_cells
+from reporting.read_side.sql import Scope
 from reporting.reports import build_report
 from reporting.review_tables import complaint_handling, improvements
 
@@ -116,14 +117,14 @@ async def build_review(
     customer: str | None,
     now: datetime,
 ) -> ServiceReview:
-    scope = queries.Scope(tenant, None, customer)
+    scope = Scope(tenant, None, customer)
     cache = FactsCache(session, tenant, config)
     report = await build_report(
         session, tenant, period, config, config_version, None, customer, now, 0, quality_cache=cache
     )
     earlier = previous_periods(period, QUALITY_TREND_PERIODS)
-    history = [(p.label, await queries.outcome_cells(session, scope, p.start, p.end)) for p in earlier]
-    current = await queries.outcome_cells(session, scope, period.start, period.end)
+    history = [(p.label, await outcome_cells(session, scope, p.start, p.end)) for p in earlier]
+    current = await outcome_cells(session, scope, period.start, period.end)
     facts = await cache.of(period)
     resolved: Counter[tuple[str, str]] = Counter()
     for r in facts.resolutions:

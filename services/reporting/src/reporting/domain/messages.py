@@ -8,11 +8,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from string import Template
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from reporting.domain.notification_policy import REPORT_PUBLISHED, TEMPLATE_NAMES, Language, Templates
-from reporting.domain.notifications import CORRECTION, Values
+from reporting.domain.notification_policy import REPORT_PUBLISHED
+from reporting.domain.notification_templates import TEMPLATE_NAMES, Language, Templates
+from reporting.domain.notifications import CORRECTION
+
+if TYPE_CHECKING:
+    from reporting.domain.notification_sending import Values
 
 TITLES: dict[Language, dict[str, str]] = {
     "en": {

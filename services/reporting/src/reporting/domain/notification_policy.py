@@ -1,31 +1,20 @@
-"""A tenant's notification policy: which clock and SLO events notify whom, over which channel, when, and how
-a ladder escalates. Pure configuration with its limits; applied as YAML or JSON (`PUT /v1/notification-policies`),
-every apply a new version.
+"""A tenant's notification policy: which events notify whom, over which channel, when, how a ladder escalates.
 
-The notification calendar is reporting's own, deliberately small: working intervals per weekday in one IANA
-time zone, no holidays. It decides only *when a message may go out* (a P4 warning at 02:00 waits for the next
-working minute); the SLA clock's business time stays the sla-engine's, which reporting never imports.
+Pure configuration with its limits; applied as YAML or JSON (`PUT /v1/notification-policies`), every apply a new
+version. Its field types are domain.notification_fields, the calendar of when messages may go out
+domain.notification_calendar, message templates and languages domain.notification_templates.
 """
 
 from __future__ import annotations
 
-import re
-from datetime import datetime, time, timedelta
-from string import Template
+from datetime import timedelta
 from typing import Annotated, Any, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    SecretStr,
-    ValidationInfo,
-    field_validator,
-    model_validator,
-)
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, model_validator
+
+from reporting.domain.notification_calendar import NotificationCalendar
+from reporting.domain.notification_fields import STORED, Duration, Name, Recipient, parse_duration, storable
+from reporting.domain.notification_templates import AnyLanguage, Language, LanguageTemplates, Templates
 
 # Limits at the door: a policy is read on every clock transition of the tenant, so it stays small.
 MAX_POLICY_BYTES = 256 * 1024
@@ -36,76 +25,10 @@ MAX_LEVELS = 10
 MAX_RECIPIENTS = 50
 MAX_REPEATS = 100
 MAX_LEAD = timedelta(days=7)  # a lead-time trigger's lead: "30m before due", at most a week of business time
-MAX_TEMPLATE_BYTES = 4096  # UTF-8 bytes of one template (a Chinese character is three)
-# The `$name`s a template may use (reporting.domain.messages fills every one of them, "-" when the notification
-# has no such value): anything else is refused when the policy is applied, never discovered while sending.
-TEMPLATE_NAMES = frozenset(
-    {
-        "ticket_id",
-        "metric",
-        "trigger",
-        "priority",
-        "service",
-        "customer",
-        "agreement",
-        "policy_id",
-        "cycle",
-        "threshold",
-        "due_at",
-        "remaining",
-        "percent",
-        "link",
-        "level",
-        "late",
-        "slo_id",
-        "alert",
-        "label",
-        "revision",
-        "report_id",
-    }
-)
 
-ClockTrigger = Literal["warning", "breached", "stopped_breached"]
 SloTrigger = Literal["page", "ticket", "budget_exhausted"]
 ChannelType = Literal["webhook", "slack", "teams", "pagerduty", "alertmanager", "email"]
-Language = Literal["en", "zh-CN"]  # zh-CN: Simplified Chinese (also accepted as `zh-Hans` or `zh`)
 REPORT_PUBLISHED = "report.published"
-STORED = "stored"  # validation context: a policy read back from the store, its secrets kept apart
-WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-_DURATION = re.compile(r"^(\d+)([smhd])$")
-_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-def _storable(value: str) -> str:
-    """Stored as PostgreSQL JSON, which holds neither U+0000 nor a lone surrogate (not UTF-8)."""
-    if "\x00" in value:
-        raise ValueError("must not contain U+0000")
-    try:
-        value.encode()
-    except UnicodeEncodeError as error:
-        raise ValueError("must be valid UTF-8 (no lone surrogates)") from error
-    return value
-
-
-Name = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_storable)]
-Recipient = Annotated[str, Field(min_length=1, max_length=320), AfterValidator(_storable)]
-
-
-def parse_duration(text: str) -> timedelta:
-    """`90s`, `30m`, `2h`, `1d`: wall-clock time (an escalation waits in real minutes, not business ones)."""
-    found = _DURATION.match(text.strip())
-    if not found:
-        raise ValueError(f"duration {text!r}: a whole number and one of s, m, h, d, e.g. 30m")
-    return timedelta(seconds=int(found.group(1)) * _UNIT_SECONDS[found.group(2)])
-
-
-def _duration(value: str) -> str:
-    if parse_duration(value) > timedelta(days=30):
-        raise ValueError("at most 30d")
-    return value
-
-
-Duration = Annotated[str, Field(max_length=16), AfterValidator(_duration)]
 
 
 class Trigger(BaseModel):
@@ -210,7 +133,7 @@ class Channel(BaseModel):
 
     name: Name
     type: ChannelType
-    url: Annotated[str, Field(max_length=2048), AfterValidator(_storable)] | None = None
+    url: Annotated[str, Field(max_length=2048), AfterValidator(storable)] | None = None
     secret: SecretStr | None = None
     smtp: SmtpServer | None = None
 
@@ -267,136 +190,6 @@ class Escalation(BaseModel):
         if self.repeat_every is not None and parse_duration(self.repeat_every) < timedelta(minutes=1):
             raise ValueError("repeat_every is at least 1m")
         return self
-
-
-class NotificationCalendar(BaseModel):
-    """When messages may go out: `hours` per weekday (`mon-fri`, `sat`, `mon,wed`) as `HH:MM-HH:MM` wall-clock
-    intervals [start, end) in `timezone`. Outside them a message is deferred to the next working minute."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    timezone: Annotated[str, Field(max_length=64), AfterValidator(_storable)] = "UTC"
-    hours: dict[Annotated[str, Field(max_length=32)], Annotated[list[str], Field(max_length=12)]] = Field(
-        min_length=1, max_length=7
-    )
-
-    @field_validator("timezone")
-    @classmethod
-    def _zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError) as error:
-            raise ValueError(f"unknown IANA time zone {value!r}") from error
-        return value
-
-    @field_validator("hours")
-    @classmethod
-    def _hours(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
-        for days, intervals in value.items():
-            _weekdays(days)
-            for interval in intervals:
-                _interval(interval)
-        return value
-
-    def intervals_on(self, weekday: int) -> list[tuple[time, time | None]]:
-        """The working intervals of a weekday (0 = Monday); an end of None is midnight (`24:00`)."""
-        found: list[tuple[time, time | None]] = []
-        for days, intervals in self.hours.items():
-            if weekday in _weekdays(days):
-                found.extend(_interval(text) for text in intervals)
-        return sorted(found, key=lambda pair: pair[0])
-
-    def next_working_instant(self, at: datetime) -> datetime:
-        """`at` itself when it falls in working time, else the start of the next working interval (the next
-        working minute: intervals start on whole minutes). Wall-clock times are converted with `zoneinfo`
-        (fold 0), as the sla-engine's calendars are."""
-        zone = ZoneInfo(self.timezone)
-        local = at.astimezone(zone)
-        for offset in range(8):  # a week and a day: every weekday seen at least once
-            day = local.date() + timedelta(days=offset)
-            for start, end in self.intervals_on(day.weekday()):
-                begins = datetime.combine(day, start, zone)
-                ends = (
-                    datetime.combine(day + timedelta(days=1), time(0), zone)
-                    if end is None
-                    else datetime.combine(day, end, zone)
-                )
-                if at < begins:
-                    return begins.astimezone(at.tzinfo)
-                if at < ends:
-                    return at
-        raise ValueError("the notification calendar has no working time")  # refused at validation already
-
-
-def _weekdays(text: str) -> set[int]:
-    days: set[int] = set()
-    for part in text.lower().split(","):
-        part = part.strip()
-        first, _, last = part.partition("-")
-        if first not in WEEKDAYS or (last and last not in WEEKDAYS):
-            raise ValueError(f"weekdays {text!r}: e.g. mon-fri, sat, mon,wed")
-        low, high = WEEKDAYS.index(first), WEEKDAYS.index(last or first)
-        if high < low:
-            raise ValueError(f"weekdays {text!r}: a range runs forward (mon-fri)")
-        days.update(range(low, high + 1))
-    return days
-
-
-def _interval(text: str) -> tuple[time, time | None]:
-    found = re.fullmatch(r"(\d\d):(\d\d)-(\d\d):(\d\d)", text.strip())
-    if not found:
-        raise ValueError(f"interval {text!r}: HH:MM-HH:MM")
-    h1, m1, h2, m2 = (int(g) for g in found.groups())
-    if h1 > 23 or m1 > 59 or m2 > 59 or h2 > 24 or (h2 == 24 and m2):
-        raise ValueError(f"interval {text!r}: not a time of day")
-    start, end = time(h1, m1), (None if h2 == 24 else time(h2, m2))
-    if end is not None and end <= start:
-        raise ValueError(f"interval {text!r}: ends after it starts (24:00 for midnight)")
-    return start, end
-
-
-def _template(value: str, info: ValidationInfo) -> str:
-    """A `string.Template` (no expressions, no attribute access: nothing to sandbox) of at most
-    `MAX_TEMPLATE_BYTES`, using only `TEMPLATE_NAMES`. A stored policy is read back as it was accepted."""
-    if info.context and info.context.get(STORED):
-        return value
-    if len(value.encode()) > MAX_TEMPLATE_BYTES:
-        raise ValueError(f"a template is at most {MAX_TEMPLATE_BYTES} bytes (UTF-8)")
-    template = Template(value)
-    if not template.is_valid():
-        raise ValueError("not a valid template: `$name` or `${name}`, `$$` for a dollar sign")
-    unknown = sorted(set(template.get_identifiers()) - TEMPLATE_NAMES)
-    if unknown:
-        raise ValueError(f"unknown template names {unknown}: use {sorted(TEMPLATE_NAMES)}")
-    return value
-
-
-TemplateText = Annotated[
-    str, Field(max_length=MAX_TEMPLATE_BYTES), AfterValidator(_storable), AfterValidator(_template)
-]
-
-
-def _language(value: Any) -> Any:
-    return "zh-CN" if value in ("zh-Hans", "zh") else value
-
-
-class Templates(BaseModel):
-    """Overrides of the default message, `$name` placeholders (`string.Template`, names from `TEMPLATE_NAMES`).
-    The title replaces the default title; the text goes before the default fields. The explained clock's link
-    is never left to a template: every message carries it."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    title: TemplateText | None = None
-    text: TemplateText | None = None
-
-
-def _languages(value: Any) -> Any:
-    return {_language(key): v for key, v in value.items()} if isinstance(value, dict) else value
-
-
-LanguageTemplates = Annotated[dict[Language, Templates], Field(max_length=2), BeforeValidator(_languages)]
-AnyLanguage = Annotated[Language, BeforeValidator(_language)]
 
 
 class Rule(BaseModel):

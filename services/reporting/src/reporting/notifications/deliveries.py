@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 
 from reporting import tables
-from reporting.domain.notifications import ClockNow
+from reporting.domain.notification_sending import ClockNow
 from reporting.read_side.calendars import calendars_of
 
 if TYPE_CHECKING:

@@ -29,18 +29,11 @@ from prometheus_client import Counter, Histogram
 
 from reporting.domain.messages import notification_message
 from reporting.domain.notification_policy import REPORT_PUBLISHED, NotificationPolicy
-from reporting.domain.notifications import (
-    CORRECTION,
-    ClockNow,
-    Planned,
-    repeat_after,
-    retry_delay,
-    still_holds,
-    values_at,
-)
+from reporting.domain.notification_sending import ClockNow, retry_delay, still_holds, values_at
+from reporting.domain.notifications import CORRECTION, Planned, repeat_after
 from reporting.notifications.channels import Delivery, DeliveryFailed, Senders
 from reporting.notifications.deliveries import cycle_of
-from reporting.notifications.planning import new_id
+from reporting.notifications.planned_rows import new_id
 from slm_shared.background import BACKGROUND_FAILURES, for_each_isolated
 from slm_shared.logging import log_context
 from slm_shared.ratelimit import RateLimiter

@@ -1,22 +1,20 @@
-"""Planning notifications: the rows a batch of events (or a report publication) makes due, in the transaction
-of the change that caused them.
+"""Planning notifications: the rows a batch of events or a report publication makes due, in its transaction.
 
 `plan_batch` runs inside the read-model handler's transaction: the notifications an event makes due commit
 together with the read-model change that caused them, or not at all. Each row carries its idempotency key
 (clock cycle or alert episode, trigger, rule, level), unique per tenant, and is inserted with ON CONFLICT DO
 NOTHING: a redelivered batch, a replay from the start of the topic, or two replicas racing on one event plan
-nothing new. Every method runs in the caller's transaction and never commits.
+nothing new. Every method runs in the caller's transaction and never commits. The rows themselves:
+notifications.planned_rows; the corrections a recalculation makes due: notifications.corrections.
 """
 
 from __future__ import annotations
 
-import secrets
 from dataclasses import replace
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import distinct_on, insert
+from sqlalchemy.dialects.postgresql import insert
 
 from reporting import tables
 from reporting.domain.notifications import (
@@ -25,122 +23,23 @@ from reporting.domain.notifications import (
     RESOLVE,
     AlertFacts,
     ClockFacts,
-    Facts,
-    Lateness,
-    Planned,
     ReportFacts,
-    Retracted,
-    Said,
-    corrections,
-    on_arrival,
     plan,
 )
+from reporting.notifications.corrections import SqlCorrectionPlanner
+from reporting.notifications.planned_rows import DEFAULT_LATENESS, alert_facts, arrived, clock_facts, planned_row
 from reporting.notifications.policies import SqlPolicyRepository, StoredPolicy
 from reporting.read_side.calendars import calendars_of
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
+    from datetime import datetime
 
     from sqlalchemy.ext.asyncio import AsyncSession
 
     from reporting.domain.live import Calendars
+    from reporting.domain.notification_sending import Lateness
     from slm_shared.events import ClockTransitionData, CloudEvent, ReportPublishedData, SloAlertData
-
-DEFAULT_LATENESS = Lateness()
-
-
-def clock_facts(event: CloudEvent, data: ClockTransitionData) -> ClockFacts:
-    return ClockFacts(
-        ticket_id=data.ticket_id,
-        policy_id=data.policy_id,
-        metric=data.metric,
-        cycle=data.cycle,
-        transition=data.transition,
-        at=event.time,
-        threshold=data.threshold,
-        agreement=data.agreement,
-        priority=data.priority,
-        service=data.service,
-        customer=data.customer,
-        state=data.state,
-        due_at=data.due_at,
-        elapsed_seconds=data.elapsed_seconds,
-        target_seconds=data.target_seconds,
-        calendar=data.calendar,
-        policy_version=data.policy_version,
-    )
-
-
-def alert_facts(event: CloudEvent, data: SloAlertData) -> AlertFacts:
-    return AlertFacts(
-        slo_id=data.slo_id, service=event.subject or "", alert=data.alert, state=data.state, at=event.time
-    )
-
-
-def new_id() -> str:
-    return f"ntf_{secrets.token_hex(10)}"
-
-
-def planned_row(
-    tenant: str, version: int, planned: Planned, facts: Facts, data: dict[str, Any], now: datetime
-) -> dict[str, Any]:
-    clock = facts if isinstance(facts, ClockFacts) else None
-    return {
-        "id": new_id(),
-        "tenant_id": tenant,
-        "idempotency_key": planned.key,
-        "ladder_key": planned.ladder,
-        "policy_version": version,
-        "rule_id": planned.rule_id,
-        "trigger": planned.trigger,
-        "level": planned.level,
-        "channel": planned.channel,
-        "recipients": list(planned.recipients),
-        "ticket_id": clock.ticket_id if clock else None,
-        "policy_id": clock.policy_id if clock else None,
-        "metric": clock.metric if clock else None,
-        "cycle": clock.cycle if clock else None,
-        "slo_id": facts.slo_id if isinstance(facts, AlertFacts) else None,
-        "facts": data,
-        "event_at": planned.event_at,
-        "due_at": planned.due_at,
-        "next_attempt_at": planned.due_at,
-        "status": "pending",
-        "reason": None,
-        "attempts": 0,
-        "created_at": now,
-    }
-
-
-def arrived(
-    row: dict[str, Any], event_at: datetime, received_at: datetime, lateness: Lateness, newest: bool = True
-) -> dict[str, Any]:
-    """The planned row as its event's arrival makes it: pending on time, suppressed, or late (due after the
-    backlog has settled, with the instant it should have gone out kept in its facts for the message)."""
-    arrival = on_arrival(row["due_at"], event_at, received_at, lateness, newest)
-    if arrival.suppressed is not None:
-        return row | {"status": "suppressed", "reason": arrival.suppressed}
-    if not arrival.late:
-        return row
-    late = {"received_at": received_at.isoformat(), "should_have_gone_at": row["due_at"].isoformat()}
-    return row | {"due_at": arrival.due_at, "next_attempt_at": arrival.due_at, "facts": row["facts"] | {"late": late}}
-
-
-def said(trigger: str, data: dict[str, Any]) -> Said:
-    due = data.get("due_at")
-    return Said(
-        trigger=trigger,
-        state=str(data.get("state")),
-        breached=bool(data.get("breached")),
-        due_at=datetime.fromisoformat(due) if isinstance(due, str) else None,
-        threshold=data.get("threshold"),
-    )
-
-
-def _figures(told: Said) -> dict[str, Any]:
-    # The instant as the events' JSON writes it (pydantic: `Z` for UTC).
-    due = told.due_at.isoformat().replace("+00:00", "Z") if told.due_at else None
-    return {"state": told.state, "breached": told.breached, "due_at": due}
 
 
 class SqlNotificationPlanner:
@@ -149,6 +48,7 @@ class SqlNotificationPlanner:
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
         self._policies = SqlPolicyRepository(session)
+        self._corrections = SqlCorrectionPlanner(session)
 
     async def plan_batch(
         self,
@@ -161,7 +61,7 @@ class SqlNotificationPlanner:
         statement to read the policies, one to write the rows. Returns how many were planned (a replay's are then
         skipped).
 
-        An event received late is judged by `on_arrival` (reporting.domain.notifications): history beyond the
+        An event received late is judged by `on_arrival` (reporting.domain.notification_sending): history beyond the
         horizon and a late transition its cycle had already moved past are logged as `suppressed`, never sent;
         any other late one waits for the backlog behind it and carries when it should have gone out, so the
         message says how late it is. A PagerDuty `resolve` is planned only for a cycle and rule that has a trigger
@@ -208,7 +108,7 @@ class SqlNotificationPlanner:
                 )
                 for planned in plan(facts, stored.policy, calendars.get(event.tenantid))
             )
-        rows.extend(await self._corrections(policies, clocks, now, lateness))
+        rows.extend(await self._corrections.planned(policies, clocks, now, lateness))
         rows = await self._with_something_to_resolve(rows)
         await self._insert_planned(rows)
         return len(rows)
@@ -328,88 +228,6 @@ class SqlNotificationPlanner:
             and d.sequence is not None
             and found > d.sequence
         }
-
-    async def _corrections(
-        self,
-        policies: dict[str, StoredPolicy],
-        clocks: Sequence[tuple[CloudEvent, ClockTransitionData]],
-        now: datetime,
-        lateness: Lateness,
-    ) -> list[dict[str, Any]]:
-        """The corrections the batch's recalculations make due: for tenants with a rule that asks for them, the
-        latest sent notification of each recalculated cycle and rule (one statement) against the recalculation."""
-        recalculated = [
-            (event, data)
-            for event, data in clocks
-            if data.transition == "recalculated"
-            and (stored := policies.get(event.tenantid)) is not None
-            and any(rule.on_recalculation == "correct" for rule in stored.policy.rules)
-        ]
-        if not recalculated:
-            return []
-        t = tables.notifications
-        cycles = sorted({(event.tenantid, d.ticket_id, d.policy_id, d.metric, d.cycle) for event, d in recalculated})
-        latest = (
-            await self._session.execute(
-                sa.select(
-                    t.c.tenant_id,
-                    t.c.ticket_id,
-                    t.c.policy_id,
-                    t.c.metric,
-                    t.c.cycle,
-                    t.c.rule_id,
-                    t.c.trigger,
-                    t.c.facts,
-                )
-                .where(
-                    t.c.status == "sent",
-                    t.c.trigger != RESOLVE,
-                    sa.tuple_(t.c.tenant_id, t.c.ticket_id, t.c.policy_id, t.c.metric, t.c.cycle).in_(cycles),
-                )
-                .order_by(
-                    t.c.tenant_id, t.c.ticket_id, t.c.policy_id, t.c.metric, t.c.cycle, t.c.rule_id, t.c.sent_at.desc()
-                )
-                .ext(distinct_on(t.c.tenant_id, t.c.ticket_id, t.c.policy_id, t.c.metric, t.c.cycle, t.c.rule_id))
-            )
-        ).all()
-        sent: dict[tuple[Any, ...], dict[str, Said]] = {}
-        for found in latest:
-            sent.setdefault(tuple(found)[:5], {})[found.rule_id] = said(found.trigger, found.facts)
-        rows: list[dict[str, Any]] = []
-        for event, data in recalculated:
-            stored = policies[event.tenantid]
-            before = sent.get((event.tenantid, data.ticket_id, data.policy_id, data.metric, data.cycle))
-            if not before:
-                continue
-            document = data.model_dump(mode="json")
-            after = said("recalculated", document)
-            retracted = (
-                Retracted(data.retracts.transition, data.retracts.at, data.retracts.threshold)
-                if data.retracts
-                else None
-            )
-            # The engine's publication number identifies the recalculation in its cycle; the event id otherwise.
-            recalculation = str(data.sequence) if data.sequence is not None else event.id
-            facts = clock_facts(event, data)
-            for planned, changed in corrections(facts, recalculation, after, retracted, before, stored.policy):
-                was = before[planned.rule_id]
-                correction = {
-                    "changed": changed,
-                    "corrects": was.trigger,
-                    "before": _figures(was),
-                    "after": _figures(after),
-                }
-                rows.append(
-                    arrived(
-                        planned_row(
-                            event.tenantid, stored.version, planned, facts, document | {"correction": correction}, now
-                        ),
-                        event.time,
-                        now,
-                        lateness,
-                    )
-                )
-        return rows
 
     async def _assignment_groups(
         self, policies: dict[str, StoredPolicy], clocks: Sequence[tuple[CloudEvent, ClockTransitionData]]

@@ -9,7 +9,8 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import distinct_on
 
 from reporting import tables
-from reporting.domain.notification_policy import STORED, NotificationPolicy
+from reporting.domain.notification_fields import STORED
+from reporting.domain.notification_policy import NotificationPolicy
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
