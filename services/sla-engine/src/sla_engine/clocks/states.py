@@ -202,4 +202,4 @@ class SqlClockStateRepository:
         rows = await self._session.execute(
             sa.select(c.c.state, c.c.breached, sa.func.count()).group_by(c.c.state, c.c.breached)
         )
-        return {(state, breached): count for state, breached, count in rows.tuples()}
+        return {(state, breached): count for state, breached, count in rows}
