@@ -36,7 +36,8 @@ from sla_engine.domain.slo.evaluation import evaluate
 from sla_engine.domain.slo.rollups import RatioMinute
 from sla_engine.domain.slo.series import MinuteSeries, ratio_counts
 from sla_engine.slos.handlers import SloKeeper
-from sla_engine.slos.repository import SqlSloRepository
+from sla_engine.slos.rollups import SqlRollupRepository
+from sla_engine.slos.series import SqlSeriesRepository
 from sla_engine.unit_of_work import engine_units
 from slm_shared import topics
 from slm_shared.db import create_engine, session_factory
@@ -161,7 +162,7 @@ def evaluation(slos: int) -> tuple[float, float]:
             good += minute.good
             total += minute.total
     baseline = time.perf_counter() - started
-    # The columns as `SqlSloRepository.ratio_series` returns them (integer arrays decoded by asyncpg); each SLO
+    # The columns as `SqlSeriesRepository.ratio_series` returns them (integer arrays decoded by asyncpg); each SLO
     # gets its own copy, as each evaluation reads its own, so nothing computed for one is reused by the next.
     columns = ratio_counts(rows)
     started = time.perf_counter()
@@ -205,14 +206,16 @@ async def stored_evaluation(slos: int) -> tuple[float, float]:
                 ),
             )
         )
-        await SqlSloRepository(session).refresh_ratio_days(tenant, "api", "requests")
+        await SqlRollupRepository(session).refresh_ratio_days(tenant, "api", "requests")
     try:
         timings = []
         for split in (at - timedelta(days=3), None):
             started = time.perf_counter()
             for _ in range(slos):
                 async with sessions() as session:
-                    series = await SqlSloRepository(session).ratio_series(tenant, "api", "requests", start, at, split)
+                    series = await SqlSeriesRepository(session).ratio_series(
+                        tenant, "api", "requests", start, at, split
+                    )
                     evaluate(definition, series, at)
             timings.append((time.perf_counter() - started) / slos)
     finally:

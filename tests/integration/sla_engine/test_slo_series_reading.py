@@ -16,7 +16,8 @@ from sla_engine.domain.bundle.slos import slo_definition
 from sla_engine.domain.slo.evaluation import evaluate
 from sla_engine.domain.slo.rollups import AvailabilityMinute, RatioMinute, merge_ratio
 from sla_engine.domain.slo.series import availability_counts, ratio_counts
-from sla_engine.slos.repository import SqlSloRepository
+from sla_engine.slos.rollups import SqlRollupRepository
+from sla_engine.slos.series import SqlSeriesRepository
 
 pytestmark = pytest.mark.integration
 
@@ -46,11 +47,11 @@ async def test_arrays_and_sums_read_back_the_same_status(sessions: async_session
     replaced_from = first + timedelta(days=5, hours=7, minutes=13)
     changed = [AvailabilityMinute(row.minute, 0, 0, 60, 0) for row in availability if row.minute >= replaced_from]
     async with sessions() as session, session.begin():
-        repository = SqlSloRepository(session)
-        await repository.add_ratio_minutes(tenant, "api", "requests", ratios)
-        await repository.add_ratio_minutes(tenant, "api", "requests", late)
-        await repository.replace_availability_minutes(tenant, "web", first, availability)
-        await repository.replace_availability_minutes(tenant, "web", replaced_from, changed[::2])
+        rollups = SqlRollupRepository(session)
+        await rollups.add_ratio_minutes(tenant, "api", "requests", ratios)
+        await rollups.add_ratio_minutes(tenant, "api", "requests", late)
+        await rollups.replace_availability_minutes(tenant, "web", first, availability)
+        await rollups.replace_availability_minutes(tenant, "web", replaced_from, changed[::2])
     ratios = merge_ratio([*ratios, *late])
     availability = [row for row in availability if row.minute < replaced_from] + changed[::2]
     ratio_slo = slo_definition(
@@ -67,11 +68,11 @@ async def test_arrays_and_sums_read_back_the_same_status(sessions: async_session
     )
     start, split = AT - timedelta(days=7), AT - timedelta(days=3)  # whole days in between, and edges
     async with sessions() as session:
-        repository = SqlSloRepository(session)
-        ratio_whole = await repository.ratio_series(tenant, "api", "requests", start, AT)
-        ratio_ahead = await repository.ratio_series(tenant, "api", "requests", start, AT, split)
-        web_whole = await repository.availability_series(tenant, "web", start, AT, Decimal("0.5"))
-        web_ahead = await repository.availability_series(tenant, "web", start, AT, Decimal("0.5"), split)
+        series = SqlSeriesRepository(session)
+        ratio_whole = await series.ratio_series(tenant, "api", "requests", start, AT)
+        ratio_ahead = await series.ratio_series(tenant, "api", "requests", start, AT, split)
+        web_whole = await series.availability_series(tenant, "web", start, AT, Decimal("0.5"))
+        web_ahead = await series.availability_series(tenant, "web", start, AT, Decimal("0.5"), split)
     expected = evaluate(ratio_slo, ratio_counts(ratios), AT)
     assert evaluate(ratio_slo, ratio_whole, AT) == expected
     assert evaluate(ratio_slo, ratio_ahead, AT) == expected

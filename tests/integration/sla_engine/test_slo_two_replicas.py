@@ -26,7 +26,8 @@ from sla_engine.bundles.repository import SqlBundleRepository
 from sla_engine.domain.bundle import dump_bundle, parse_bundle
 from sla_engine.domain.slo.rollups import availability_minutes, minute_of
 from sla_engine.slos.handlers import SloKeeper
-from sla_engine.slos.repository import SqlSloRepository
+from sla_engine.slos.rollups import SqlRollupRepository
+from sla_engine.slos.signals import SqlSignalRepository
 from sla_engine.unit_of_work import engine_units
 from slm_shared.db import create_engine, session_factory
 from tests.integration.sla_engine.conftest import Clock
@@ -103,12 +104,10 @@ async def test_a_replica_rewriting_the_minutes_another_has_not_committed_yet_wai
     # The first replica's pass, caught between its rewrite of the minutes and its commit: an hour from 11:00.
     start = datetime(2026, 11, 10, 11, tzinfo=UTC)
     async with sessions() as session, session.begin():
-        repository = SqlSloRepository(session)
-        await repository.lock_availability(tenant, "email")
-        changes = await repository.state_changes_since(tenant, "email", start)
-        await repository.replace_availability_minutes(
-            tenant, "email", start, availability_minutes(changes, [], start, AT)
-        )
+        rollups = SqlRollupRepository(session)
+        await rollups.lock_availability(tenant, "email")
+        changes = await SqlSignalRepository(session).state_changes_since(tenant, "email", start)
+        await rollups.replace_availability_minutes(tenant, "email", start, availability_minutes(changes, [], start, AT))
         passing = asyncio.create_task(second.evaluate_all([tenant]))
         await until_someone_waits_for_a_lock(sessions, passing)
 
@@ -149,7 +148,7 @@ async def test_every_replica_passing_at_once_over_and_over_never_collides(
     assert failures() == before
     # What one writer alone computes from every state change stored.
     async with sessions() as session:
-        changes = await SqlSloRepository(session).state_changes_since(tenant, "email", start)
+        changes = await SqlSignalRepository(session).state_changes_since(tenant, "email", start)
     expected = {row.minute: row.down for row in availability_minutes(changes, [], start, clock.at)}
     assert await stored_minutes(sessions, tenant) == expected
     assert len(expected) == 70  # 11:00 to 12:09

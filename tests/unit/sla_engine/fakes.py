@@ -232,9 +232,12 @@ class FakeBundleVersions:
         self._store.versions.setdefault(tenant_id, []).append(source_text)
         return len(self._store.versions[tenant_id])
 
+    async def tenants_with_config(self) -> list[str]:
+        return sorted(self._store.versions)
 
-class FakeSloSeries:
-    """Ratio SLIs only (good/total measurements): what the SLO handler test drives."""
+
+class FakeSloSignals:
+    """Nothing stored: the SLO handler test drives ratio SLIs (good/total measurements) only."""
 
     def __init__(self, store: FakeStore) -> None:
         self._store = store
@@ -248,34 +251,44 @@ class FakeSloSeries:
     async def add_samples(self, rows: Sequence[dict[str, Any]]) -> None:
         assert not rows, "threshold samples are not faked"
 
-    async def add_ratio_minutes(self, tenant_id: str, service: str, sli: str, rows: Sequence[RatioMinute]) -> None:
-        minutes = self._store.ratio_minutes.setdefault((tenant_id, service, sli), {})
-        for row in rows:
-            good, total = minutes.get(row.minute, (0, 0))
-            minutes[row.minute] = (good + row.good, total + row.total)
-
     async def lock_samples_shared(self, tenant_ids: Sequence[str]) -> None:
         """Nothing: one test, one task."""
 
     async def lock_samples_exclusive(self, tenant_id: str) -> None:
         """Nothing: one test, one task."""
 
-    async def rebuild_threshold_series(self, tenant_id: str, service: str, threshold: ThresholdSli) -> None:
-        raise NotImplementedError
-
     async def purge_samples(self, before: datetime) -> int:
         return 0
 
-    async def lock_availability(self, tenant_id: str, service: str) -> None:
-        """Nothing: one test, one task."""
-
     async def state_changes_since(self, tenant_id: str, service: str, since: datetime) -> list[StateChange]:
         return []
+
+    async def first_state_change(self, tenant_id: str, service: str) -> datetime | None:
+        return None
 
     async def maintenance_between(
         self, tenant_id: str, service: str, start: datetime, end: datetime
     ) -> list[MaintenanceWindow]:
         return []
+
+
+class FakeSloRollups:
+    """Ratio minutes only, added to as the SQL adds them."""
+
+    def __init__(self, store: FakeStore) -> None:
+        self._store = store
+
+    async def add_ratio_minutes(self, tenant_id: str, service: str, sli: str, rows: Sequence[RatioMinute]) -> None:
+        minutes = self._store.ratio_minutes.setdefault((tenant_id, service, sli), {})
+        for row in rows:
+            good, total = minutes.get(row.minute, (0, 0))
+            minutes[row.minute] = (good + row.good, total + row.total)
+
+    async def rebuild_threshold_series(self, tenant_id: str, service: str, threshold: ThresholdSli) -> None:
+        raise NotImplementedError
+
+    async def lock_availability(self, tenant_id: str, service: str) -> None:
+        """Nothing: one test, one task."""
 
     async def replace_availability_minutes(
         self, tenant_id: str, service: str, since: datetime, rows: Sequence[AvailabilityMinute]
@@ -285,8 +298,12 @@ class FakeSloSeries:
     async def last_availability_minute(self, tenant_id: str, service: str) -> datetime | None:
         return None
 
-    async def first_state_change(self, tenant_id: str, service: str) -> datetime | None:
-        return None
+
+class FakeSloSeries:
+    """Ratio series only, read from the ratio minutes."""
+
+    def __init__(self, store: FakeStore) -> None:
+        self._store = store
 
     async def availability_series(
         self,
@@ -323,6 +340,13 @@ class FakeSloSeries:
     ) -> list[RatioMinute]:
         return []
 
+
+class FakeSloEvaluations:
+    """Each SLO's stored evaluation."""
+
+    def __init__(self, store: FakeStore) -> None:
+        self._store = store
+
     async def lock_evaluation(self, tenant_id: str, slo_id: str) -> StoredEvaluation:
         return self._store.evaluations.get((tenant_id, slo_id), StoredEvaluation(frozenset(), None, None))
 
@@ -335,9 +359,6 @@ class FakeSloSeries:
         published_at: datetime | None,
     ) -> None:
         self._store.evaluations[(tenant_id, slo_id)] = StoredEvaluation(firing, status, published_at)
-
-    async def tenants_with_config(self) -> list[str]:
-        return sorted(self._store.versions)
 
 
 class FakeOutbox:
@@ -372,7 +393,10 @@ class FakeUnitOfWork(InMemoryUnitOfWork[FakeStore]):
         self.states = FakeClockStates(work)
         self.timers = FakeDueQueue(work)
         self.bundles = FakeBundleVersions(work)
-        self.slos = FakeSloSeries(work)
+        self.signals = FakeSloSignals(work)
+        self.rollups = FakeSloRollups(work)
+        self.series = FakeSloSeries(work)
+        self.evaluations = FakeSloEvaluations(work)
         self.outbox = FakeOutbox(work)
         self.inbox = FakeInbox(work)
 

@@ -148,9 +148,11 @@ class BundleVersions(Protocol):
 
     async def add_config(self, tenant_id: str, bundle: dict[str, Any], source_text: str) -> int: ...
 
+    async def tenants_with_config(self) -> list[str]: ...
 
-class SloSeries(Protocol):
-    """Signals, rollups and each SLO's last evaluation (slos/repository.py)."""
+
+class SloSignals(Protocol):
+    """The SLO signals as received: state changes, maintenance windows, threshold samples (slos/signals.py)."""
 
     async def add_state_changes(self, rows: Sequence[dict[str, Any]]) -> None: ...
 
@@ -158,23 +160,29 @@ class SloSeries(Protocol):
 
     async def add_samples(self, rows: Sequence[dict[str, Any]]) -> None: ...
 
-    async def add_ratio_minutes(self, tenant_id: str, service: str, sli: str, rows: Sequence[RatioMinute]) -> None: ...
-
     async def lock_samples_shared(self, tenant_ids: Sequence[str]) -> None: ...
 
     async def lock_samples_exclusive(self, tenant_id: str) -> None: ...
 
-    async def rebuild_threshold_series(self, tenant_id: str, service: str, threshold: ThresholdSli) -> None: ...
-
     async def purge_samples(self, before: datetime) -> int: ...
 
-    async def lock_availability(self, tenant_id: str, service: str) -> None: ...
-
     async def state_changes_since(self, tenant_id: str, service: str, since: datetime) -> list[StateChange]: ...
+
+    async def first_state_change(self, tenant_id: str, service: str) -> datetime | None: ...
 
     async def maintenance_between(
         self, tenant_id: str, service: str, start: datetime, end: datetime
     ) -> list[MaintenanceWindow]: ...
+
+
+class SloRollups(Protocol):
+    """The per-minute and per-day rollups as written (slos/rollups.py)."""
+
+    async def add_ratio_minutes(self, tenant_id: str, service: str, sli: str, rows: Sequence[RatioMinute]) -> None: ...
+
+    async def rebuild_threshold_series(self, tenant_id: str, service: str, threshold: ThresholdSli) -> None: ...
+
+    async def lock_availability(self, tenant_id: str, service: str) -> None: ...
 
     async def replace_availability_minutes(
         self, tenant_id: str, service: str, since: datetime, rows: Sequence[AvailabilityMinute]
@@ -182,7 +190,9 @@ class SloSeries(Protocol):
 
     async def last_availability_minute(self, tenant_id: str, service: str) -> datetime | None: ...
 
-    async def first_state_change(self, tenant_id: str, service: str) -> datetime | None: ...
+
+class SloSeries(Protocol):
+    """The rollups and the stopped clocks read back as series for evaluating an SLO (slos/series.py)."""
 
     async def availability_series(
         self,
@@ -209,6 +219,10 @@ class SloSeries(Protocol):
         end: datetime,
     ) -> list[RatioMinute]: ...
 
+
+class SloEvaluations(Protocol):
+    """Each SLO's last evaluation: status published, alerts firing (slos/evaluations.py)."""
+
     async def lock_evaluation(self, tenant_id: str, slo_id: str) -> StoredEvaluation: ...
 
     async def save_evaluation(
@@ -219,8 +233,6 @@ class SloSeries(Protocol):
         status: dict[str, Any] | None,
         published_at: datetime | None,
     ) -> None: ...
-
-    async def tenants_with_config(self) -> list[str]: ...
 
 
 class EngineUnit(UnitOfWork, Protocol):
@@ -239,7 +251,16 @@ class EngineUnit(UnitOfWork, Protocol):
     def bundles(self) -> BundleVersions: ...
 
     @property
-    def slos(self) -> SloSeries: ...
+    def signals(self) -> SloSignals: ...
+
+    @property
+    def rollups(self) -> SloRollups: ...
+
+    @property
+    def series(self) -> SloSeries: ...
+
+    @property
+    def evaluations(self) -> SloEvaluations: ...
 
     @property
     def outbox(self) -> OutboxPort: ...

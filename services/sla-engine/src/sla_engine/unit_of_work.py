@@ -10,7 +10,10 @@ from sla_engine.clocks.due_queue import SqlTimerRepository
 from sla_engine.clocks.states import SqlClockStateRepository
 from sla_engine.clocks.tickets import SqlTicketRepository
 from sla_engine.clocks.timeline_cache import TimelineCache
-from sla_engine.slos.repository import SqlSloRepository
+from sla_engine.slos.evaluations import SqlSloEvaluationRepository
+from sla_engine.slos.rollups import SqlRollupRepository
+from sla_engine.slos.series import SqlSeriesRepository
+from sla_engine.slos.signals import SqlSignalRepository
 from slm_shared.inbox import Inbox
 from slm_shared.outbox import Outbox
 from slm_shared.unit_of_work import SessionInbox, SessionOutbox, SqlUnitOfWork
@@ -33,7 +36,10 @@ class EngineUnitOfWork(SqlUnitOfWork):
     states: SqlClockStateRepository
     timers: SqlTimerRepository
     bundles: SqlBundleRepository
-    slos: SqlSloRepository
+    signals: SqlSignalRepository
+    rollups: SqlRollupRepository
+    series: SqlSeriesRepository
+    evaluations: SqlSloEvaluationRepository
     outbox: SessionOutbox
     inbox: SessionInbox
 
@@ -46,7 +52,10 @@ class EngineUnitOfWork(SqlUnitOfWork):
         self.states = SqlClockStateRepository(session, self._timelines)
         self.timers = SqlTimerRepository(session)
         self.bundles = SqlBundleRepository(session)
-        self.slos = SqlSloRepository(session)
+        self.signals = SqlSignalRepository(session)
+        self.rollups = SqlRollupRepository(session)
+        self.series = SqlSeriesRepository(session)
+        self.evaluations = SqlSloEvaluationRepository(session)
         self.outbox = SessionOutbox(_OUTBOX, session)
         self.inbox = SessionInbox(_SIGNALS, session)
 

@@ -122,9 +122,9 @@ class ConfigService:
         if not added:
             return
         # Last, so signal batches of the tenant wait only for the backfill and the commit, not a recalculation.
-        await uow.slos.lock_samples_exclusive(tenant_id)
+        await uow.signals.lock_samples_exclusive(tenant_id)
         for service, threshold in added:
-            await uow.slos.rebuild_threshold_series(tenant_id, service, threshold)
+            await uow.rollups.rebuild_threshold_series(tenant_id, service, threshold)
 
     async def recalculate(self, tenant_id: str, mode: Recalculation, now: datetime) -> RecalculationReport:
         """Move tickets to the latest version without applying a new bundle."""

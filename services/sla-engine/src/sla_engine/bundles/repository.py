@@ -68,6 +68,11 @@ class SqlBundleRepository:
             return None
         return BundleSource(row.tenant_id, row.version, row.source_text)
 
+    async def tenants_with_config(self) -> list[str]:
+        """Every tenant that applied a configuration (the tenants the periodic SLO pass visits)."""
+        c = tables.config_versions
+        return list((await self._session.execute(sa.select(c.c.tenant_id).distinct())).scalars())
+
     async def config(self, tenant_id: str, version: int) -> BundleSource | None:
         sources = await self.bundle_sources([(tenant_id, version)])
         return sources.get((tenant_id, version))

@@ -33,7 +33,8 @@ class SqlClockStateRepository:
     """The clock side's stored state, inside the caller's transaction.
 
     With a `TimelineCache` (one per database, kept by the caller across transactions), `load_states` decodes
-    only the timeline rows it has not decoded before.
+    only the timeline rows it has not decoded before. The cache is a second argument because it outlives the
+    session: `create_app` builds it once and `EngineUnitOfWork` hands it to each transaction's repository.
     """
 
     def __init__(self, session: AsyncSession, timelines: TimelineCache | None = None) -> None:
@@ -202,4 +203,4 @@ class SqlClockStateRepository:
         rows = await self._session.execute(
             sa.select(c.c.state, c.c.breached, sa.func.count()).group_by(c.c.state, c.c.breached)
         )
-        return {(state, breached): count for state, breached, count in rows.tuples()}
+        return {(state, breached): count for state, breached, count in rows}

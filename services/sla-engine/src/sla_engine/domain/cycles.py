@@ -26,63 +26,19 @@ Rules, in the order a snapshot at instant t is applied:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
-from sla_engine.domain.explain import business_duration, deadline_reason
-from sla_engine.domain.results import Clock, ClockState, Segment, SegmentState, Transition, TransitionName
-from sla_engine.domain.timeline import TicketSnapshot
-from slm_shared.business_time import BusinessCalendar, from_epoch, to_epoch
+from sla_engine.domain.cycle_state import Clockwork, Cycle, OpenSegment, StoodCycles
+from sla_engine.domain.explain import business_duration
+from slm_shared.business_time import to_epoch
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     from sla_engine.domain.bundle import MetricRule, Policy
-
-
-def warning_seconds(target: int, percent: int) -> int:
-    """Elapsed seconds at which `percent`% of `target` is reached, rounded up to the next whole second."""
-    return -(-target * percent // 100)
-
-
-@dataclass
-class _OpenSegment:
-    start: int
-    state: SegmentState
-    event_id: str | None
-    condition: str
-    priority: str
-    target: int
-    elapsed_at_start: int
-
-
-@dataclass
-class _Cycle:
-    number: int
-    started_at: int
-    priority: str
-    target: int
-    running: bool
-    checkpoint: int
-    snapshot: TicketSnapshot
-    known_at: int  # the instant of the snapshot that started it: an evaluation up to earlier has no such cycle
-    elapsed: int = 0
-    breached_at: int | None = None
-    warned: set[int] = field(default_factory=set)
-    stopped_at: int | None = None
-    stopped_by_status: bool = False
-    stop_event: str | None = None
-    stop_condition: str = ""
-    outcome: ClockState | None = None
-    transitions: list[Transition] = field(default_factory=list)
-    segments: list[Segment] = field(default_factory=list)
-    open: _OpenSegment | None = None
-    shadow: bool = False  # a copy that shows the cycle as it stood at an instant; its transitions are not watched
-
-    def shadow_copy(self) -> _Cycle:
-        return replace(
-            self, warned=set(self.warned), transitions=list(self.transitions), segments=list(self.segments), shadow=True
-        )
+    from sla_engine.domain.results import Clock, Transition, TransitionName
+    from sla_engine.domain.timeline import TicketSnapshot
+    from slm_shared.business_time import BusinessCalendar
 
 
 class MetricRun:
@@ -106,25 +62,22 @@ class MetricRun:
         explain: bool = True,
     ) -> None:
         self.policy = policy
-        # Without `explain`, clocks carry no explanation and no deadline reason (empty): reconciling publishes
-        # neither, and writing them was a third of an evaluation. Every other figure is the same.
-        self.explain = explain
         self.rule = rule
         self.calendar = calendar
+        self._clockwork = Clockwork(policy, rule, calendar, explain=explain)
         self.phase: str = "idle"  # idle | active | stopped
-        self.cycles: list[_Cycle] = []
+        self.cycles: list[Cycle] = []
         self.seen = seen
         self.stood: dict[tuple[int, int], Clock] = {}  # (cycle, instant) -> the clock then; filled by finish
         self._watch = watch
         self._fed_at = 0
-        self._stood_cycles: dict[tuple[int, int], _Cycle | None] = {}  # None: the final clock
-        self._deferred: list[tuple[int, int]] = []  # (cycle, instant) of transitions caused by a snapshot
+        self._stood_cycles = StoodCycles()
 
     # -- feeding ---------------------------------------------------------------------------------------
 
     def feed(self, snapshot: TicketSnapshot, t: int) -> None:
         if t > self._fed_at:
-            self._capture_deferred()
+            self._stood_cycles.settle(self.cycles, self._stood_at)
         self._fed_at = t
         if self.phase == "idle":
             if self._start_holds(snapshot):
@@ -187,7 +140,7 @@ class MetricRun:
 
     def _begin(self, snapshot: TicketSnapshot, t: int, target: int, cause: TicketSnapshot, condition: str) -> None:
         running = snapshot.status not in self.rule.pause_statuses
-        cycle = _Cycle(
+        cycle = Cycle(
             number=len(self.cycles) + 1,
             started_at=t,
             priority=snapshot.priority,
@@ -203,11 +156,11 @@ class MetricRun:
         if not running:
             self._emit(cycle, "paused", t, cause.event_id)
             condition += f"; status {snapshot.status} is in pause.statuses"
-        cycle.open = _OpenSegment(
+        cycle.open = OpenSegment(
             t, "running" if running else "paused", cause.event_id, condition, cycle.priority, target, 0
         )
 
-    def _active(self, cycle: _Cycle, snapshot: TicketSnapshot, t: int) -> None:
+    def _active(self, cycle: Cycle, snapshot: TicketSnapshot, t: int) -> None:
         self._advance(cycle, t, inclusive=False)
         cycle.snapshot = snapshot
         if snapshot.status in self.rule.cancel_statuses:
@@ -227,7 +180,7 @@ class MetricRun:
         self._update(cycle, snapshot, t, target)
         self._post_check(cycle, snapshot, t)
 
-    def _stopped(self, cycle: _Cycle, snapshot: TicketSnapshot, t: int) -> None:
+    def _stopped(self, cycle: Cycle, snapshot: TicketSnapshot, t: int) -> None:
         if self.rule.on_reopen == "ignore":
             return
         if snapshot.action == "reopened":
@@ -242,27 +195,12 @@ class MetricRun:
             self._start(snapshot, t)
             return
         assert cycle.stopped_at is not None
-        if self.explain:
-            cycle.segments.append(
-                self._segment(
-                    _OpenSegment(
-                        cycle.stopped_at,
-                        "stopped",
-                        cycle.stop_event,
-                        cycle.stop_condition,
-                        cycle.priority,
-                        cycle.target,
-                        cycle.elapsed,
-                    ),
-                    t,
-                    cycle.elapsed,
-                )
-            )
+        self._clockwork.close_stop(cycle, cycle.stopped_at, t)
         cycle.outcome, cycle.stopped_at, cycle.checkpoint, cycle.running = None, None, t, True
         cycle.snapshot = snapshot
         self.phase = "active"
         self._emit(cycle, "resumed", t, snapshot.event_id)
-        cycle.open = _OpenSegment(
+        cycle.open = OpenSegment(
             t,
             "running",
             snapshot.event_id,
@@ -276,7 +214,7 @@ class MetricRun:
 
     # -- effects ---------------------------------------------------------------------------------------
 
-    def _update(self, cycle: _Cycle, snapshot: TicketSnapshot, t: int, target: int) -> None:
+    def _update(self, cycle: Cycle, snapshot: TicketSnapshot, t: int, target: int) -> None:
         """Apply the priority in force and the pause rule; a change closes the current segment."""
         changes: list[str] = []
         if snapshot.priority != cycle.priority or target != cycle.target:
@@ -302,8 +240,8 @@ class MetricRun:
             # Several changes at one instant make one segment, not empty ones.
             event_id, condition = cycle.open.event_id, f"{cycle.open.condition}; {condition}"
             cycle.open = None
-        self._close_segment(cycle, t)
-        cycle.open = _OpenSegment(
+        self._clockwork.close_segment(cycle, t)
+        cycle.open = OpenSegment(
             t,
             "running" if cycle.running else "paused",
             event_id,
@@ -313,20 +251,20 @@ class MetricRun:
             cycle.elapsed,
         )
 
-    def _stop(self, cycle: _Cycle, snapshot: TicketSnapshot, t: int, reason: str) -> None:
+    def _stop(self, cycle: Cycle, snapshot: TicketSnapshot, t: int, reason: str) -> None:
         breached = cycle.breached_at is not None and cycle.breached_at < t
         cycle.outcome = "breached" if breached else "met"
         cycle.stopped_at, cycle.stop_event, cycle.stop_condition = t, snapshot.event_id, reason
         cycle.stopped_by_status = snapshot.status in self.rule.stop_statuses
         self._emit(cycle, "stopped_breached" if breached else "met", t, snapshot.event_id)
-        self._close_segment(cycle, t)
+        self._clockwork.close_segment(cycle, t)
         self.phase = "stopped"
 
-    def _cancel(self, cycle: _Cycle, snapshot: TicketSnapshot, t: int, reason: str) -> None:
+    def _cancel(self, cycle: Cycle, snapshot: TicketSnapshot, t: int, reason: str) -> None:
         cycle.outcome = "cancelled"
         cycle.stopped_at, cycle.stop_event, cycle.stop_condition = t, snapshot.event_id, reason
         self._emit(cycle, "cancelled", t, snapshot.event_id)
-        self._close_segment(cycle, t)
+        self._clockwork.close_segment(cycle, t)
         self.phase = "idle"  # a cancelled cycle is final; the start rule may begin the next one later
 
     def _mismatch(self, snapshot: TicketSnapshot) -> str:
@@ -337,61 +275,22 @@ class MetricRun:
 
     # -- time ------------------------------------------------------------------------------------------
 
-    def _pending(self, cycle: _Cycle) -> list[tuple[TransitionName, int | None, int]]:
-        """Crossings still ahead, by the elapsed seconds they need: warnings first, the breach last."""
-        if cycle.breached_at is not None:
-            return []
-        ahead: list[tuple[TransitionName, int | None, int]] = [
-            ("warning", percent, warning_seconds(cycle.target, percent))
-            for percent in self.rule.warn_at
-            if percent not in cycle.warned
-        ]
-        ahead.append(("breached", None, cycle.target))
-        return ahead
-
-    def _advance(self, cycle: _Cycle, to: int, *, inclusive: bool) -> None:
+    def _advance(self, cycle: Cycle, to: int, *, inclusive: bool) -> None:
         """Let time run to `to`: fire the crossings before it (or at it, if inclusive), then count."""
         if cycle.running and to > cycle.checkpoint:
-            for name, threshold, needed in self._pending(cycle):
-                if needed <= cycle.elapsed:
-                    continue
-                instant = self.calendar.deadline_after_epoch(cycle.checkpoint, needed - cycle.elapsed)
-                if instant > to or (instant == to and not inclusive):
-                    break
+            for name, threshold, needed, instant in self._clockwork.reached(cycle, to, inclusive=inclusive):
                 self._emit(cycle, name, instant, None, threshold=threshold, elapsed=needed)
             cycle.elapsed += self.calendar.business_seconds_between_epochs(cycle.checkpoint, to)
         cycle.checkpoint = max(cycle.checkpoint, to)
 
-    def _post_check(self, cycle: _Cycle, snapshot: TicketSnapshot, t: int) -> None:
-        for name, threshold, needed in self._pending(cycle):
+    def _post_check(self, cycle: Cycle, snapshot: TicketSnapshot, t: int) -> None:
+        for name, threshold, needed in self._clockwork.pending(cycle):
             if cycle.elapsed >= needed:
                 self._emit(cycle, name, t, snapshot.event_id, threshold=threshold)
 
-    def upcoming(self, cycle: _Cycle) -> list[Transition]:
-        """The crossings a still-running cycle will reach if nothing changes, from its checkpoint on."""
-        if not cycle.running or cycle.outcome is not None:
-            return []
-        ahead = []
-        for name, threshold, needed in self._pending(cycle):
-            instant = self.calendar.deadline_after_epoch(cycle.checkpoint, max(0, needed - cycle.elapsed))
-            ahead.append(
-                Transition(
-                    name,
-                    from_epoch(instant),
-                    threshold,
-                    None,
-                    needed,
-                    cycle.target,
-                    self.policy.id,
-                    self.rule.metric,
-                    cycle.number,
-                )
-            )
-        return ahead
-
     def _emit(
         self,
-        cycle: _Cycle,
+        cycle: Cycle,
         name: TransitionName,
         at: int,
         event_id: str | None,
@@ -403,149 +302,35 @@ class MetricRun:
             cycle.warned.add(threshold)
         if name == "breached":
             cycle.breached_at = at
-        transition = Transition(
-            name,
-            from_epoch(at),
-            threshold,
-            event_id,
-            cycle.elapsed if elapsed is None else elapsed,
-            cycle.target,
-            self.policy.id,
-            self.rule.metric,
-            cycle.number,
+        transition = self._clockwork.transition(
+            cycle, name, at, threshold, event_id, cycle.elapsed if elapsed is None else elapsed
         )
         cycle.transitions.append(transition)
         if self._watch is not None and not cycle.shadow and self._watch(transition):
-            self._capture(cycle, at, crossing=elapsed is not None)
+            self._stood_cycles.capture(cycle, at, crossing=elapsed is not None, stood_at=self._stood_at)
 
-    # -- the clock as it stood at a transition's instant ---------------------------------------------
+    # -- the clock as it stood at a transition's instant, and the results -----------------------------------
 
-    def _capture(self, cycle: _Cycle, at: int, *, crossing: bool) -> None:
-        key = (cycle.number, at)
-        if key in self._stood_cycles or key in self._deferred:
-            return
-        if at < cycle.known_at:
-            self._stood_cycles[key] = None
-        elif crossing:
-            # Emitted while time runs towards a later instant: the cycle stands exactly at `at` now.
-            self._stood_cycles[key] = self._stood_at(cycle, at)
-        else:
-            # Caused by a snapshot: other snapshots at the same instant still count, so wait until they are fed.
-            self._deferred.append(key)
-
-    def _capture_deferred(self) -> None:
-        for number, at in self._deferred:
-            self._stood_cycles[(number, at)] = self._stood_at(self.cycles[number - 1], at)
-        self._deferred.clear()
-
-    def _stood_at(self, cycle: _Cycle, at: int) -> _Cycle:
+    def _stood_at(self, cycle: Cycle, at: int) -> Cycle:
         """A copy of the cycle run up to `at` (crossings at `at` included), as `finish(at)` would."""
         copy = cycle.shadow_copy()
         if self.phase == "active" and cycle is self.cycles[-1]:
             self._advance(copy, at, inclusive=True)
         return copy
 
-    # -- segments and results --------------------------------------------------------------------------
-
-    def _segment(self, open_segment: _OpenSegment, end: int, elapsed_at_end: int) -> Segment:
-        start, finish = from_epoch(open_segment.start), from_epoch(end)
-        counted = elapsed_at_end - open_segment.elapsed_at_start
-        skipped = tuple(self.calendar.non_working_spans(start, finish)) if open_segment.state == "running" else ()
-        return Segment(
-            start,
-            finish,
-            open_segment.state,
-            open_segment.event_id,
-            open_segment.condition,
-            open_segment.priority,
-            open_segment.target,
-            counted,
-            elapsed_at_end,
-            skipped,
-        )
-
-    def _close_segment(self, cycle: _Cycle, t: int) -> None:
-        if cycle.open is not None and not self.explain:
-            cycle.open = None
-        if cycle.open is not None:
-            cycle.segments.append(self._segment(cycle.open, t, cycle.elapsed))
-            cycle.open = None
-
     def finish(self, at: int, *, ticket_id: str, policy_version: int) -> list[Clock]:
         """Run the active cycle up to `at` (crossings at `at` included) and report every cycle."""
-        self._capture_deferred()
+        self._stood_cycles.settle(self.cycles, self._stood_at)
         if self.phase == "active":
             self._advance(self.cycles[-1], at, inclusive=True)
-        clocks = [self._clock(cycle, at, ticket_id, policy_version) for cycle in self.cycles]
+        clocks = [self._clockwork.clock(cycle, at, ticket_id, policy_version) for cycle in self.cycles]
         self.stood = {
             (number, instant): clocks[number - 1]
             if stood is None
-            else self._clock(stood, instant, ticket_id, policy_version)
-            for (number, instant), stood in self._stood_cycles.items()
+            else self._clockwork.clock(stood, instant, ticket_id, policy_version)
+            for (number, instant), stood in self._stood_cycles.cycles.items()
         }
         return clocks
-
-    def _clock(self, cycle: _Cycle, at: int, ticket_id: str, policy_version: int) -> Clock:
-        segments = list(cycle.segments)
-        if cycle.open is not None and self.explain:
-            segments.append(self._segment(cycle.open, max(at, cycle.open.start), cycle.elapsed))
-        state: ClockState = cycle.outcome or ("running" if cycle.running else "paused")
-        # A met cycle reports no breach: one crossed at the very instant it stopped (a pause exactly at the deadline,
-        # then a stop at that instant) is not earlier than the stop, so it does not count (DESIGN 4.3).
-        breached_at = (
-            from_epoch(cycle.breached_at)
-            if cycle.breached_at is not None and state not in ("cancelled", "met")
-            else None
-        )
-        upcoming = tuple(self.upcoming(cycle))
-        due_at = next((u.at for u in upcoming if u.transition == "breached"), None)
-        if state == "running" and cycle.breached_at is not None and cycle.elapsed < cycle.target:
-            # Breached under a tighter target, now below a looser one: still due when elapsed reaches it (4.9).
-            due_at = from_epoch(self.calendar.deadline_after_epoch(cycle.checkpoint, cycle.target - cycle.elapsed))
-        stopped_at = from_epoch(cycle.stopped_at) if cycle.stopped_at is not None else None
-        stop_reason = cycle.stop_condition if cycle.outcome is not None else None
-        snapshot = cycle.snapshot
-        return Clock(
-            ticket_id=ticket_id,
-            policy_id=self.policy.id,
-            policy_version=policy_version,
-            agreement=self.policy.agreement,
-            metric=self.rule.metric,
-            cycle=cycle.number,
-            state=state,
-            breached=breached_at is not None,
-            target_seconds=cycle.target,
-            elapsed_seconds=cycle.elapsed,
-            remaining_seconds=cycle.target - cycle.elapsed,
-            percent=round(100 * cycle.elapsed / cycle.target, 2) if cycle.target else 0.0,
-            started_at=from_epoch(cycle.started_at),
-            stopped_at=stopped_at,
-            breached_at=breached_at,
-            due_at=due_at,
-            service=snapshot.service,
-            customer=snapshot.customer,
-            priority=cycle.priority,
-            kind=snapshot.kind,
-            calendar=self.calendar.name,
-            transitions=tuple(sorted(cycle.transitions, key=lambda transition: transition.at)),
-            explanation=tuple(segments),
-            deadline_reason=deadline_reason(
-                calendar=self.calendar,
-                priority=cycle.priority,
-                target_seconds=cycle.target,
-                elapsed_seconds=cycle.elapsed,
-                state=state,
-                breached_at=breached_at,
-                stopped_at=stopped_at,
-                due_at=due_at,
-                segments=segments,
-                stop_reason=stop_reason,
-            )
-            if self.explain
-            else "",
-            stop_reason=stop_reason,
-            upcoming=upcoming,
-        )
 
 
 def _epoch(snapshot: TicketSnapshot) -> int:

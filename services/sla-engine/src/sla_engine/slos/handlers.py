@@ -63,7 +63,7 @@ if TYPE_CHECKING:
 
     from sla_engine.bundles.cache import BundleCache
     from sla_engine.domain.bundle import Bundle
-    from sla_engine.ports import EngineUnit, EngineUnits, SloSeries
+    from sla_engine.ports import EngineUnit, EngineUnits
     from slm_shared.outbox import OutgoingEvent
 
 log = logging.getLogger(__name__)
@@ -118,15 +118,15 @@ class SloKeeper:
             raise RecordsRefused(refused)
         async with self._units() as uow:
             fresh = await uow.inbox.first_deliveries(batch.events)
-            await uow.slos.lock_samples_shared([event.tenantid for event in fresh])
+            await uow.signals.lock_samples_shared([event.tenantid for event in fresh])
             thresholds = {
                 tenant_id: await self._thresholds(uow, tenant_id)
                 for tenant_id in sorted({event.tenantid for event in fresh})
             }
-            affected = await self._store(uow.slos, fresh, thresholds)
+            affected = await self._store(uow, fresh, thresholds)
             for (tenant_id, service), since in sorted(affected.items()):
                 if since is not None:
-                    await self._refresh_availability(uow.slos, tenant_id, service, since, now)
+                    await self._refresh_availability(uow, tenant_id, service, since, now)
             await self._evaluate_services(uow, set(affected), now)
             await uow.commit()
         return batch.mark_duplicates(fresh)
@@ -137,7 +137,7 @@ class SloKeeper:
         now = self._now()
         if tenant_ids is None:
             async with self._units() as uow:
-                tenants = await uow.slos.tenants_with_config()
+                tenants = await uow.bundles.tenants_with_config()
         else:
             tenants = list(tenant_ids)
         evaluated = 0
@@ -152,10 +152,10 @@ class SloKeeper:
         async with self._units() as uow:
             slos = await self._slos(uow, tenant_id)
             for service in sorted({slo.service for slo in slos if isinstance(slo.sli, AvailabilitySli)}):
-                last = await uow.slos.last_availability_minute(tenant_id, service)
-                since = last if last is not None else await uow.slos.first_state_change(tenant_id, service)
+                last = await uow.rollups.last_availability_minute(tenant_id, service)
+                since = last if last is not None else await uow.signals.first_state_change(tenant_id, service)
                 if since is not None:
-                    await self._refresh_availability(uow.slos, tenant_id, service, since, now)
+                    await self._refresh_availability(uow, tenant_id, service, since, now)
             evaluated = await self._evaluate(uow, tenant_id, slos, now)
             await uow.commit()
             return evaluated
@@ -171,7 +171,7 @@ class SloKeeper:
         """Delete the samples past retention, cut at a whole minute so every minute kept is complete (a backfill
         rebuilds from the first kept minute on). Returns how many were deleted."""
         async with self._units() as uow:
-            purged = await uow.slos.purge_samples(minute_of(self._now() - self._retention))
+            purged = await uow.signals.purge_samples(minute_of(self._now() - self._retention))
             await uow.commit()
             return purged
 
@@ -189,7 +189,7 @@ class SloKeeper:
                 if slo_id is not None and entry.id != slo_id:
                     continue
                 slo = slo_definition(entry)
-                status = await current_status(uow.slos, tenant_id, slo, bundle, now)
+                status = await current_status(uow.signals, uow.series, tenant_id, slo, bundle, now)
                 readings.append(SloReading(entry.raw, slo, status, firing_alerts(slo, status)))
         return config.version, readings
 
@@ -204,7 +204,7 @@ class SloKeeper:
 
     async def _store(
         self,
-        repository: SloSeries,
+        uow: EngineUnit,
         events: Sequence[CloudEvent],
         thresholds: dict[str, dict[tuple[str, str], dict[str, ThresholdSli]]],
     ) -> dict[ServiceKey, datetime | None]:
@@ -279,25 +279,25 @@ class SloKeeper:
                     RatioMinute(ratio_minute(measurement.window_end), measurement.good, measurement.total)
                 )
                 touch((event.tenantid, measurement.service), None)
-        await repository.add_state_changes(changes)
-        await repository.upsert_maintenance(windows)
-        await repository.add_samples(samples)
+        await uow.signals.add_state_changes(changes)
+        await uow.signals.upsert_maintenance(windows)
+        await uow.signals.add_samples(samples)
         for (tenant_id, service, sli), rows in sorted(ratios.items()):
-            await repository.add_ratio_minutes(tenant_id, service, sli, merge_ratio(rows))
+            await uow.rollups.add_ratio_minutes(tenant_id, service, sli, merge_ratio(rows))
         return affected
 
     async def _refresh_availability(
-        self, repository: SloSeries, tenant_id: str, service: str, since: datetime, now: datetime
+        self, uow: EngineUnit, tenant_id: str, service: str, since: datetime, now: datetime
     ) -> None:
         start = minute_of(since)
         if start >= now:
             return
         # Before reading: another replica's rewrite of these minutes commits first, and is read (not overwritten).
-        await repository.lock_availability(tenant_id, service)
-        changes = await repository.state_changes_since(tenant_id, service, start)
-        maintenance = await repository.maintenance_between(tenant_id, service, start, now)
+        await uow.rollups.lock_availability(tenant_id, service)
+        changes = await uow.signals.state_changes_since(tenant_id, service, start)
+        maintenance = await uow.signals.maintenance_between(tenant_id, service, start, now)
         rows = await asyncio.to_thread(availability_minutes, changes, maintenance, start, now)
-        await repository.replace_availability_minutes(tenant_id, service, start, rows)
+        await uow.rollups.replace_availability_minutes(tenant_id, service, start, rows)
 
     async def _evaluate_services(self, uow: EngineUnit, services: set[ServiceKey], now: datetime) -> None:
         by_tenant: dict[str, set[str]] = defaultdict(set)
@@ -336,7 +336,7 @@ class SloKeeper:
         for slo in sorted(slos, key=lambda item: item.id):
             try:
                 async with uow.savepoint():  # a failed SLO leaves the others' work intact
-                    outgoing += await self._evaluate_slo(uow.slos, tenant_id, slo, bundle, now)
+                    outgoing += await self._evaluate_slo(uow, tenant_id, slo, bundle, now)
                 evaluated += 1
             except Exception as error:
                 _skipped(error, "SLO %s of tenant %s", slo.id, tenant_id)
@@ -344,10 +344,10 @@ class SloKeeper:
         return evaluated
 
     async def _evaluate_slo(
-        self, repository: SloSeries, tenant_id: str, slo: SloDefinition, bundle: Bundle | None, now: datetime
+        self, uow: EngineUnit, tenant_id: str, slo: SloDefinition, bundle: Bundle | None, now: datetime
     ) -> list[OutgoingEvent]:
-        status = await current_status(repository, tenant_id, slo, bundle, now)
-        stored = await repository.lock_evaluation(tenant_id, slo.id)
+        status = await current_status(uow.signals, uow.series, tenant_id, slo, bundle, now)
+        stored = await uow.evaluations.lock_evaluation(tenant_id, slo.id)
         firing, transitions = alert_transitions(slo, status, alert_names(stored.firing))
         outgoing = [alert_event(tenant_id, slo, transition, now) for transition in transitions]
         payload = status_data(status).model_dump(mode="json")
@@ -360,7 +360,7 @@ class SloKeeper:
             published_at = now
         else:
             stored_status = stored.status
-        await repository.save_evaluation(tenant_id, slo.id, frozenset(firing), stored_status, published_at)
+        await uow.evaluations.save_evaluation(tenant_id, slo.id, frozenset(firing), stored_status, published_at)
         return outgoing
 
 

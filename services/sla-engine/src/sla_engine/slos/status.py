@@ -15,14 +15,19 @@ from sla_engine.domain.slo.windows import window_bounds
 
 if TYPE_CHECKING:
     from sla_engine.domain.bundle import Bundle
-    from sla_engine.ports import SloSeries
+    from sla_engine.ports import SloSeries, SloSignals
     from slm_shared.business_time import BusinessCalendar
 
 _LONGEST_LOOKBACK = timedelta(seconds=max(LOOKBACKS.values()))
 
 
 async def current_status(
-    repository: SloSeries, tenant_id: str, slo: SloDefinition, bundle: Bundle | None, now: datetime
+    signals: SloSignals,
+    series_store: SloSeries,
+    tenant_id: str,
+    slo: SloDefinition,
+    bundle: Bundle | None,
+    now: datetime,
 ) -> SloStatus:
     """The SLO's status at `now` from the stored rollups, with its service hours and planned maintenance.
 
@@ -40,25 +45,25 @@ async def current_status(
     if isinstance(slo.sli, AvailabilitySli):
         scheduled = [
             (window.start, window.end)
-            for window in await repository.maintenance_between(tenant_id, slo.service, since, end)
+            for window in await signals.maintenance_between(tenant_id, slo.service, since, end)
         ]
         summed_ahead = (
             summed_ahead
             and not slo.sli.maintenance
             and not any(begin < split and finish > start for begin, finish in scheduled)
         )
-        series = await repository.availability_series(
+        series = await series_store.availability_series(
             tenant_id, slo.service, since, now, slo.sli.degraded_weight, split if summed_ahead else None
         )
     elif isinstance(slo.sli, TicketSlaSli):
         series = ratio_counts(
-            await repository.ticket_sla_minutes(
+            await series_store.ticket_sla_minutes(
                 tenant_id, slo.service, slo.sli.policy, slo.sli.metric, slo.sli.priorities, since, now
             )
         )
     else:
         name = slo.sli.rollup_key if isinstance(slo.sli, ThresholdSli) else slo.sli.sli
-        series = await repository.ratio_series(
+        series = await series_store.ratio_series(
             tenant_id, slo.service, name, since, now, split if summed_ahead else None
         )
     # The sums, calendar checks and RRULE expansion are CPU work: a worker thread keeps the event loop (Kafka

@@ -61,6 +61,11 @@ def minute_of(at: datetime) -> datetime:
     return at.astimezone(UTC).replace(second=0, microsecond=0)
 
 
+def day_of(at: datetime) -> datetime:
+    """The start of the UTC day of `at` (`date_trunc('day', ..., 'UTC')`: the day sums' key)."""
+    return at.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+
+
 def _seconds(at: datetime) -> int:
     return int(at.astimezone(UTC).timestamp() // 1)
 
