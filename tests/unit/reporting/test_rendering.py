@@ -234,3 +234,33 @@ def test_a_standard_in_seconds_reads_as_a_duration_in_both_languages_and_a_perce
     assert standard_text(row, chinese) == "积压工单时长 p90 <= 8d 02h 00m；服务 email"
     breaches = QualityTarget.model_validate({"id": "br", "kpi": "breach_rate", "threshold": 5})
     assert standard_text({"kpi": "breach_rate", "standard": standard(breaches)}) == "breach rate (SLA) <= 5 %"
+
+
+def test_a_backlog_age_target_is_measured_on_its_open_tickets_not_on_seconds_over_a_count() -> None:
+    report = document()
+    report["quality"] = [
+        {
+            "target_id": "age",
+            "kpi": "backlog_age_p90",
+            "service": None,
+            "customer": None,
+            "standard": "backlog age p90 <= 691200 s",
+            "comparison": "<=",
+            "threshold": 691200,
+            "unit": "s",
+            "value": 777600.0,
+            "numerator": 777600,
+            "denominator": 10,
+            "sample": 10,
+            "min_sample": 1,
+            "status": "missed",
+            "trend": [],
+        }
+    ]
+    english = render_report_html(report)
+    assert (
+        '<td>backlog age p90 &lt;= 8d 00h 00m</td><td class="n">9d 00h 00m</td><td class="n">10 open tickets</td>'
+        in english
+    )
+    assert "777600" not in english
+    assert "10 张未结工单" in render_report_html(report, language="zh-CN")
