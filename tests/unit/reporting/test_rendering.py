@@ -16,6 +16,7 @@ from reporting.domain.periods import period_containing
 from reporting.domain.quality import standard
 from reporting.i18n import translations
 from reporting.render.html import render_report_html, standard_text
+from reporting.render.review import improvement_title, kpi_unit
 from reporting.render.tabular import render_csv, render_csv_zip
 from reporting.reports import report_document
 
@@ -264,3 +265,18 @@ def test_a_backlog_age_target_is_measured_on_its_open_tickets_not_on_seconds_ove
     )
     assert "777600" not in english
     assert "10 张未结工单" in render_report_html(report, language="zh-CN")
+
+
+def test_a_proposed_register_title_reads_as_its_standard_and_a_written_one_stays_as_written() -> None:
+    backlog = QualityTarget.model_validate({"id": "age", "kpi": "backlog_age_p90", "threshold": 3 * 86400})
+    proposed = {
+        "title": f"Missed in 2026-10: {standard(backlog)}",
+        "trigger_kind": "missed_target",
+        "kpi": {"kpi": "backlog_age_p90", "service": None, "customer": None},
+    }
+    assert improvement_title(proposed) == "Missed in 2026-10: backlog age p90 <= 3d 00h 00m"
+    chinese = translations("zh-CN").gettext
+    assert improvement_title(proposed, chinese) == "2026-10 未达成：积压工单时长 p90 <= 3d 00h 00m"
+    written = {"title": "Missed in 2026-10: our own words", "trigger_kind": "complaint", "kpi": {}}
+    assert improvement_title(written, chinese) == "Missed in 2026-10: our own words"
+    assert (kpi_unit(proposed), kpi_unit(written)) == ("s", "%")

@@ -4,7 +4,7 @@ the gettext catalog installed (reporting.i18n), the report's filters and charts,
 from __future__ import annotations
 
 import functools
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup
@@ -13,12 +13,35 @@ from reporting.i18n import Language, instant, number, translations
 from reporting.render.charts import SERIES_COLORS, STATUS_COLORS, Series, budget_bars, line_chart
 from reporting.render.html import ENVIRONMENT, duration, standard_text, translated_text
 
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
 BADGE_COLORS = {
     **STATUS_COLORS,
     "met": STATUS_COLORS["green"],
     "missed": STATUS_COLORS["red"],
     "insufficient_data": STATUS_COLORS["amber"],
 }
+
+
+PROPOSED_TITLE = "Missed in {}: "  # reporting.domain.improvements.proposals: the period label, then the standard
+
+
+def improvement_title(item: dict[str, Any], gettext: Callable[[str], str] | None = None) -> str:
+    """A register entry's title in the pack's language: one the period close proposed is its standard (read as
+    `standard_text` reads it); a title a person wrote stays as written."""
+    title: str = item["title"]
+    prefix, suffix = PROPOSED_TITLE.split("{}")
+    if item["trigger_kind"] != "missed_target" or not title.startswith(prefix) or suffix not in title:
+        return title
+    label, standard = title[len(prefix) :].split(suffix, 1)
+    words = standard_text({**item["kpi"], "standard": standard}, gettext)
+    return (gettext or str)(PROPOSED_TITLE).format(label) + words
+
+
+def kpi_unit(item: dict[str, Any]) -> str:
+    """The unit of a register entry's values: seconds for a backlog age, else percent."""
+    return "s" if item["kpi"].get("kpi") == "backlog_age_p90" else "%"
 
 
 @functools.cache
@@ -57,6 +80,8 @@ def environment(language: Language) -> Environment:
         ratio=ratio,
         kpi_value=kpi_value,
         translated=lambda text: translated_text(text, gettext),
+        improvement_title=lambda item: improvement_title(item, None if language == "en" else gettext),
+        register_value=lambda value, item: "–" if value is None else kpi_value(value, kpi_unit(item)),
         standard=lambda result: standard_text(result, None if language == "en" else gettext),
         num=lambda value, decimals=2: number(value, language, decimals),
         when=lambda value, timezone: instant(value, timezone, language),
