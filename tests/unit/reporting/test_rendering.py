@@ -231,7 +231,7 @@ def test_a_standard_in_seconds_reads_as_a_duration_in_both_languages_and_a_perce
     )
     row = {"kpi": "backlog_age_p90", "standard": standard(backlog), "service": "email"}
     assert standard_text(row) == "backlog age p90 <= 8d 02h 00m for service email"
-    chinese = translations("zh-CN").gettext
+    chinese = translations("zh").gettext
     assert standard_text(row, chinese) == "积压工单时长 p90 <= 8d 02h 00m；服务 email"
     breaches = QualityTarget.model_validate({"id": "br", "kpi": "breach_rate", "threshold": 5})
     assert standard_text({"kpi": "breach_rate", "standard": standard(breaches)}) == "breach rate (SLA) <= 5 %"
@@ -264,7 +264,7 @@ def test_a_backlog_age_target_is_measured_on_its_open_tickets_not_on_seconds_ove
         in english
     )
     assert "777600" not in english
-    assert "10 张未结工单" in render_report_html(report, language="zh-CN")
+    assert "10 张未结工单" in render_report_html(report, language="zh")
 
 
 def test_a_proposed_register_title_reads_as_its_standard_and_a_written_one_stays_as_written() -> None:
@@ -275,7 +275,7 @@ def test_a_proposed_register_title_reads_as_its_standard_and_a_written_one_stays
         "kpi": {"kpi": "backlog_age_p90", "service": None, "customer": None},
     }
     assert improvement_title(proposed) == "Missed in 2026-10: backlog age p90 <= 3d 00h 00m"
-    chinese = translations("zh-CN").gettext
+    chinese = translations("zh").gettext
     assert improvement_title(proposed, chinese) == "2026-10 未达成：积压工单时长 p90 <= 3d 00h 00m"
     written = {"title": "Missed in 2026-10: our own words", "trigger_kind": "complaint", "kpi": {}}
     assert improvement_title(written, chinese) == "Missed in 2026-10: our own words"
