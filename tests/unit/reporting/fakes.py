@@ -71,6 +71,9 @@ class FakeReadModels:
     async def lock_tenant_shared(self, tenant: str) -> None:
         self.locked.append(tenant)
 
+    async def lock_tickets(self, tickets: Sequence[TicketKey]) -> None:
+        self.locked.extend(f"{tenant}/{ticket}" for tenant, ticket in tickets)
+
     async def closed_periods(self, tenant: str) -> list[tuple[datetime, datetime]]:
         return list(self._tables.closed.get(tenant, []))
 

@@ -162,6 +162,18 @@ class ReadModels:
             for tenant in sorted({event.tenantid for event in applicable}):  # one lock order for every replica
                 await uow.read_models.lock_tenant_shared(tenant)
                 closed[tenant] = await uow.read_models.closed_periods(tenant)
+            # Feedback takes its customer from the ticket, and a snapshot writes the ticket's customer onto its
+            # feedback: on two replicas at once, each missed the other's uncommitted row and the answer kept no
+            # customer. Both hold the ticket's lock.
+            await uow.read_models.lock_tickets(
+                sorted(
+                    {
+                        (event.tenantid, model.ticket_id)
+                        for event in applicable
+                        if isinstance(model := data[event.dedup_key], TicketSnapshotData | FeedbackData)
+                    }
+                )
+            )
             fresh = {event.dedup_key for event in await uow.inbox.first_deliveries(applicable)}
             firsts: dict[tuple[str, str, str], CloudEvent] = {}  # a key repeated in the batch applies once
             for event in applicable:

@@ -40,6 +40,9 @@ if TYPE_CHECKING:
 
 # Advisory lock namespace of a tenant's read models: event handlers share it, period close takes it alone.
 TENANT_LOCK_CLASS = 7301
+# Advisory lock namespace of one ticket (`<tenant>/<ticket>`): its snapshots and its feedback, which arrive on
+# different topics and so may be applied by different replicas at once.
+TICKET_LOCK_CLASS = 7302
 
 
 class SqlReadModelRepository:
@@ -57,6 +60,20 @@ class SqlReadModelRepository:
     async def lock_tenant_exclusive(self, tenant: str) -> None:
         await self._session.execute(
             sa.text("SELECT pg_advisory_xact_lock(:c, hashtext(:t))"), {"c": TENANT_LOCK_CLASS, "t": tenant}
+        )
+
+    async def lock_tickets(self, tickets: Sequence[TicketKey]) -> None:
+        """Each ticket's lock until the transaction ends, taken in hash order (one order for every replica, so two
+        batches never wait on each other in a circle), in one statement."""
+        if not tickets:
+            return
+        # A volatile function in the select list runs after ORDER BY (PostgreSQL >= 9.6): the locks come in order.
+        await self._session.execute(
+            sa.text(
+                "SELECT pg_advisory_xact_lock(:c, h) FROM "
+                "(SELECT DISTINCT hashtext(k) AS h FROM unnest(CAST(:keys AS text[])) AS k) AS hashed ORDER BY h"
+            ),
+            {"c": TICKET_LOCK_CLASS, "keys": [f"{tenant}/{ticket}" for tenant, ticket in tickets]},
         )
 
     async def closed_periods(self, tenant: str) -> list[tuple[datetime, datetime]]:
