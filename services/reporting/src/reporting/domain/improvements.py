@@ -24,6 +24,8 @@ Status = Literal["proposed", "open", "in_progress", "done", "cancelled"]
 TriggerKind = Literal["missed_target", "breached_clock", "slo_alert", "complaint", "assessment"]
 AT_COMPLETION: Final = "at completion"
 AT_CLOSE: Final = "at close"
+# A proposed entry's title: this, with the period's label, then the missed target's standard.
+PROPOSED_TITLE: Final = "Missed in {}: "
 NEXT: dict[str, frozenset[str]] = {
     "proposed": frozenset({"open", "cancelled"}),
     "open": frozenset({"in_progress", "done", "cancelled"}),
@@ -121,7 +123,7 @@ def proposals(results: Iterable[QualityResult], period_label: str) -> list[Propo
     return [
         Proposal(
             f"{r.target_id}@{period_label}",
-            f"Missed in {period_label}: {r.standard}",
+            PROPOSED_TITLE.format(period_label) + r.standard,
             r.target_id,
             r.value,
             r.threshold,

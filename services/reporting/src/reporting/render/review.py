@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup
 
+from reporting.domain.improvements import PROPOSED_TITLE
 from reporting.i18n import Language, instant, number, translations
 from reporting.render.charts import SERIES_COLORS, STATUS_COLORS, Series, budget_bars, line_chart
 from reporting.render.html import ENVIRONMENT, duration, standard_text, translated_text
@@ -22,9 +23,6 @@ BADGE_COLORS = {
     "missed": STATUS_COLORS["red"],
     "insufficient_data": STATUS_COLORS["amber"],
 }
-
-
-PROPOSED_TITLE = "Missed in {}: "  # reporting.domain.improvements.proposals: the period label, then the standard
 
 
 def improvement_title(item: dict[str, Any], gettext: Callable[[str], str] | None = None) -> str:
