@@ -88,8 +88,9 @@ PR_SET_PDEATHSIG = 1  # linux/prctl.h
 def _quiet_worker(parent: int) -> None:
     # A Ctrl-C reaches the whole process group: the parent decides when the worker stops.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    # A parent that is SIGKILLed cannot stop its worker, which stayed behind, orphaned, holding ~100 MiB (one per
-    # crash in the fault suite): on Linux the kernel kills it with its parent.
+    # A parent that ends without shutting the pool down (SIGKILLed, or SIGTERMed: uvicorn re-raises the signal after
+    # its shutdown, so no exit handler runs) left the worker behind, orphaned, with ~100 MiB: on Linux the kernel
+    # kills it with its parent.
     if sys.platform == "linux":
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     if os.getppid() != parent:  # the parent died before the request took effect
