@@ -224,6 +224,45 @@ async def test_a_recalculation_that_retracts_a_sent_breach_sends_one_correction_
     ]
 
 
+async def test_a_recalculation_that_repeats_a_correction_still_on_its_way_plans_no_second_one(
+    reporting: Reporting, receivers: Receivers
+) -> None:
+    """Two recalculations in quick succession, the second saying what the first did: the first one's correction
+    is still being delivered (its receiver is slow) when the second is applied. What the rule is about to tell
+    counts as told: one correction, not two. (The planner compared with sent rows only, and sent a repeat.)"""
+    tenant = await reporting.tenant("ntf-fix")
+    await apply(tenant, correcting_policy(receivers))
+    reporting.clock.pinned = BREACH
+    await reporting.publish([breach(tenant, "INC-C2", due_at=BREACH, sequence=2)])
+    await eventually(lambda: _both(receivers, 1, 1), "the breach went to both rules")
+
+    receivers.path_delays["/hook"] = 3.0  # the correction stays pending meanwhile
+    at = BREACH + timedelta(minutes=20)
+    reporting.clock.pinned = at
+    retracts = RetractedTransition(transition="breached", at=BREACH)
+    await reporting.publish([recalculated(tenant, "INC-C2", at, 3, retracts=retracts)])
+    await reporting.wait_applied(tenant.name, 2)
+    later = BREACH + timedelta(minutes=25)
+    reporting.clock.pinned = later
+    await reporting.publish([recalculated(tenant, "INC-C2", later, 4)])
+    await reporting.wait_applied(tenant.name, 3)
+    await eventually(lambda: _both(receivers, 2, 1), "the correction went out")
+    await eventually(partial(_settled, tenant, "INC-C2"), "every notification of the ticket settled")
+    await passes(reporting)
+
+    assert (len(receivers.at("/hook")), len(receivers.at("/hook/other"))) == (2, 1)
+    log = await delivery_log(tenant, ticket="INC-C2")
+    assert sorted((row["trigger"], row["rule_id"], row["status"]) for row in log) == [
+        ("breached", "corrected", "sent"),
+        ("breached", "default", "sent"),
+        ("correction", "corrected", "sent"),
+    ]
+
+
+async def _settled(tenant: Tenant, ticket: str) -> bool:
+    return all(row["status"] not in ("pending", "retrying") for row in await delivery_log(tenant, ticket=ticket))
+
+
 async def _both(receivers: Receivers, hook: int, quiet: int) -> bool:
     return len(receivers.at("/hook")) >= hook and len(receivers.at("/hook/other")) >= quiet
 

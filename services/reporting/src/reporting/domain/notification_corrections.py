@@ -62,9 +62,9 @@ def corrections(
     sent: dict[str, Said],
     policy: NotificationPolicy,
 ) -> list[tuple[Planned, list[str]]]:
-    """One correction per rule with `on_recalculation: correct` whose latest sent notification of the cycle
-    (`sent`, by rule id) the recalculation contradicts, with the fields that changed. `recalculation`
-    identifies the recalculation within the cycle (the engine's sequence number)."""
+    """One correction per rule with `on_recalculation: correct` whose latest notification of the cycle (`sent`,
+    by rule id: sent, or a correction on its way) the recalculation contradicts, with the fields that changed.
+    `recalculation` identifies the recalculation within the cycle (the engine's sequence number)."""
     planned = []
     for rule in policy.rules:
         if rule.on_recalculation != "correct" or rule.id not in sent:

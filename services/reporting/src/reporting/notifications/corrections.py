@@ -1,4 +1,5 @@
-"""Planning corrections: the latest sent notification of each recalculated cycle against its recalculation."""
+"""Planning corrections: what each recalculated cycle's rule last told (or is about to tell: a correction still
+on its way) against its recalculation."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from sqlalchemy.dialects.postgresql import distinct_on
 
 from reporting import tables
 from reporting.domain.notification_corrections import Retracted, Said, corrections
-from reporting.domain.notifications import RESOLVE
+from reporting.domain.notifications import CORRECTION, RESOLVE
 from reporting.notifications.planned_rows import arrived, clock_facts, planned_row
 
 if TYPE_CHECKING:
@@ -54,7 +55,11 @@ class SqlCorrectionPlanner:
         lateness: Lateness,
     ) -> list[dict[str, Any]]:
         """The corrections the batch's recalculations make due: for tenants with a rule that asks for them, the
-        latest sent notification of each recalculated cycle and rule (one statement) against the recalculation."""
+        latest notification of each recalculated cycle and rule (one statement) against the recalculation.
+
+        The latest is the last sent, unless a correction is still on its way (pending or retrying): that is what
+        the rule is about to say. Compared with sent rows only, a second recalculation applied while the first
+        one's correction was being delivered repeated that correction."""
         recalculated = [
             (event, data)
             for event, data in clocks
@@ -79,12 +84,22 @@ class SqlCorrectionPlanner:
                     t.c.facts,
                 )
                 .where(
-                    t.c.status == "sent",
+                    sa.or_(
+                        t.c.status == "sent",
+                        sa.and_(t.c.trigger == CORRECTION, t.c.status.in_(("pending", "retrying"))),
+                    ),
                     t.c.trigger != RESOLVE,
                     sa.tuple_(t.c.tenant_id, t.c.ticket_id, t.c.policy_id, t.c.metric, t.c.cycle).in_(cycles),
                 )
                 .order_by(
-                    t.c.tenant_id, t.c.ticket_id, t.c.policy_id, t.c.metric, t.c.cycle, t.c.rule_id, t.c.sent_at.desc()
+                    t.c.tenant_id,
+                    t.c.ticket_id,
+                    t.c.policy_id,
+                    t.c.metric,
+                    t.c.cycle,
+                    t.c.rule_id,
+                    t.c.sent_at.desc().nulls_first(),  # a correction on its way comes after everything sent
+                    t.c.created_at.desc(),
                 )
                 .ext(distinct_on(t.c.tenant_id, t.c.ticket_id, t.c.policy_id, t.c.metric, t.c.cycle, t.c.rule_id))
             )
