@@ -71,37 +71,25 @@ class SqlCorrectionPlanner:
             return []
         t = tables.notifications
         cycles = sorted({(event.tenantid, d.ticket_id, d.policy_id, d.metric, d.cycle) for event, d in recalculated})
+        cycle = (t.c.tenant_id, t.c.ticket_id, t.c.policy_id, t.c.metric, t.c.cycle)
         latest = (
             await self._session.execute(
-                sa.select(
-                    t.c.tenant_id,
-                    t.c.ticket_id,
-                    t.c.policy_id,
-                    t.c.metric,
-                    t.c.cycle,
-                    t.c.rule_id,
-                    t.c.trigger,
-                    t.c.facts,
-                )
+                sa.select(*cycle, t.c.rule_id, t.c.trigger, t.c.facts)
                 .where(
                     sa.or_(
                         t.c.status == "sent",
                         sa.and_(t.c.trigger == CORRECTION, t.c.status.in_(("pending", "retrying"))),
                     ),
                     t.c.trigger != RESOLVE,
-                    sa.tuple_(t.c.tenant_id, t.c.ticket_id, t.c.policy_id, t.c.metric, t.c.cycle).in_(cycles),
+                    sa.tuple_(*cycle).in_(cycles),
                 )
                 .order_by(
-                    t.c.tenant_id,
-                    t.c.ticket_id,
-                    t.c.policy_id,
-                    t.c.metric,
-                    t.c.cycle,
+                    *cycle,
                     t.c.rule_id,
                     t.c.sent_at.desc().nulls_first(),  # a correction on its way comes after everything sent
                     t.c.created_at.desc(),
                 )
-                .ext(distinct_on(t.c.tenant_id, t.c.ticket_id, t.c.policy_id, t.c.metric, t.c.cycle, t.c.rule_id))
+                .ext(distinct_on(*cycle, t.c.rule_id))
             )
         ).all()
         sent: dict[tuple[Any, ...], dict[str, Said]] = {}
