@@ -6,11 +6,11 @@ their pipes, about 100 MiB each time: two or three per CI run on the machine tha
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
+from scripts import outages
 from scripts.localstack import Stack
 from scripts.processes import ServiceProcess
 
@@ -56,7 +56,9 @@ def test_the_evaluation_worker_ends_with_its_service(stack: Stack, ending: str) 
         else:
             engine.kill()
             engine.process.wait()
-    deadline = time.monotonic() + GIVE_UP_SECONDS
-    while any(running(pid) for pid in helpers) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert [pid for pid in helpers if running(pid)] == []
+    outages.wait_for(
+        lambda: not any(running(pid) for pid in helpers),
+        GIVE_UP_SECONDS,
+        f"processes of the {ending}ed service still running: {[pid for pid in helpers if running(pid)]}",
+        interval=0.2,
+    )
