@@ -140,6 +140,11 @@ class QualityResult:
     trend: list[TargetTrendPoint] = field(default_factory=list)  # earlier periods, oldest first, then this one
 
 
+def unit_of(kpi: str) -> Literal["%", "s"]:
+    """A KPI's unit: seconds for the backlog age, percent for every other."""
+    return "s" if kpi == "backlog_age_p90" else "%"
+
+
 def first_contact(actions: Sequence[str]) -> bool:
     """Resolved with no customer reply after the first agent reply (and never reopened before it): the rule
     the read (`reporting.quality.FIRST_CONTACT_SQL`) applies to every resolution's timeline in SQL."""
@@ -237,7 +242,7 @@ def judge(target: QualityTarget, found: Measure) -> TargetStatus:
 
 
 def standard(target: QualityTarget) -> str:
-    unit = " s" if target.kpi == "backlog_age_p90" else " %"
+    unit = f" {unit_of(target.kpi)}"
     scope = ", ".join(
         f"{name} {value}" for name, value in (("service", target.service), ("customer", target.customer)) if value
     )
@@ -283,7 +288,7 @@ def evaluate(
                 standard(target),
                 target.effective_comparison,
                 target.threshold,
-                "s" if target.kpi == "backlog_age_p90" else "%",
+                unit_of(target.kpi),
                 _display(found.value),
                 found.numerator,
                 found.denominator,

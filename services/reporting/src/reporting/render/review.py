@@ -10,6 +10,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 from markupsafe import Markup
 
 from reporting.domain.improvements import PROPOSED_TITLE
+from reporting.domain.quality import unit_of
 from reporting.i18n import Language, instant, number, translations
 from reporting.render.charts import SERIES_COLORS, STATUS_COLORS, Series, budget_bars, line_chart
 from reporting.render.html import ENVIRONMENT, duration, standard_text, translated_text
@@ -39,7 +40,7 @@ def improvement_title(item: dict[str, Any], gettext: Callable[[str], str] | None
 
 def kpi_unit(item: dict[str, Any]) -> str:
     """The unit of a register entry's values: seconds for a backlog age, else percent."""
-    return "s" if item["kpi"].get("kpi") == "backlog_age_p90" else "%"
+    return unit_of(str(item["kpi"].get("kpi")))
 
 
 @functools.cache
